@@ -1,0 +1,3 @@
+//! levee's config pipeline: file -> raw schema -> validated [`Config`].
+pub mod model;
+pub use model::*;

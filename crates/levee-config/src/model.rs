@@ -1,0 +1,166 @@
+//! The validated config model: what the rest of levee reads.
+//!
+//! Every value here has passed validation. Defaults are filled in, durations
+//! and sizes are parsed, and cross references (a route naming an upstream) are
+//! known to resolve. Nothing downstream re-validates.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// A complete, validated configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// The file this came from, if any (for reload and messages).
+    pub source: Option<PathBuf>,
+    /// Worker threads; the `workers` key, with `"auto"` resolved to the core count.
+    pub workers: usize,
+    /// Where `levee run` writes its pid and where `levee reload`/`stop` look for it.
+    pub pid_file: Option<PathBuf>,
+    pub log: LogConfig,
+    pub limits: Limits,
+    pub timeouts: Timeouts,
+    pub listeners: Vec<Listener>,
+    /// In file order. Selection is by specificity, see `levee-http`'s router.
+    pub routes: Vec<Route>,
+    pub upstreams: Vec<Upstream>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogConfig {
+    pub access: AccessLogTarget,
+    pub format: AccessLogFormat,
+    /// A `tracing` env-filter directive such as `"info"` or `"levee_http=debug"`.
+    pub level: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccessLogTarget {
+    Off,
+    Stdout,
+    Stderr,
+    File(PathBuf),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccessLogFormat {
+    Combined,
+    Json,
+}
+
+/// Limits on what a client may send. Exceeding one is a 4xx, never a panic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Longest request line in bytes (414 beyond it).
+    pub max_request_line: usize,
+    /// Largest request head (request line plus all header lines) in bytes (431 beyond it).
+    pub max_header_bytes: usize,
+    /// Most header fields in one request (431 beyond it).
+    pub max_headers: usize,
+    /// Largest request body in bytes (413 beyond it); 0 means unlimited.
+    pub max_body: u64,
+    /// Most requests served on one client connection before it is closed; 0 means unlimited.
+    pub max_requests_per_connection: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// Deadline for a whole request head, from its first byte (408 when passed).
+    pub request_head: Duration,
+    /// How long an idle keep-alive client connection is kept.
+    pub keepalive: Duration,
+    /// Longest wait for progress while reading a request body from the client.
+    pub client_body: Duration,
+    /// Longest wait for progress while writing to the client.
+    pub client_send: Duration,
+    pub upstream_connect: Duration,
+    /// Longest wait for the response head, and between body reads from the upstream.
+    pub upstream_read: Duration,
+    pub upstream_write: Duration,
+    /// On stop: how long in-flight requests get to finish.
+    pub grace: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listener {
+    /// Unique; defaults to the address text.
+    pub name: String,
+    pub address: SocketAddr,
+    pub backlog: u32,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Route {
+    /// Listener names this route applies to; empty means every listener.
+    pub listeners: Vec<String>,
+    /// Empty means any host.
+    pub hosts: Vec<HostMatch>,
+    /// Path prefix, always starting with `/`. Default `/`.
+    pub path: String,
+    pub action: Action,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostMatch {
+    /// Lower-case host without port.
+    Exact(String),
+    /// `*.example.com` is stored as the suffix `.example.com` (lower case).
+    Wildcard(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    Proxy(ProxyAction),
+    Static(StaticAction),
+    Redirect(RedirectAction),
+    Respond(RespondAction),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProxyAction {
+    /// Names an entry of `Config::upstreams` (validated).
+    pub upstream: String,
+    /// Send the client's Host upstream (default true); otherwise the server address.
+    pub preserve_host: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaticAction {
+    pub root: PathBuf,
+    /// Tried in order for a directory request. Default `["index.html"]`.
+    pub index: Vec<String>,
+    /// Serve files reached through symlinks that leave the root (default false).
+    pub follow_symlinks: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedirectAction {
+    /// Target; `{host}` and `{uri}` (path and query) are substituted.
+    pub to: String,
+    /// 301, 302, 303, 307 or 308. Default 302.
+    pub status: u16,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RespondAction {
+    pub status: u16,
+    pub body: String,
+    pub content_type: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Upstream {
+    pub name: String,
+    pub servers: Vec<Server>,
+    /// Idle connections kept per worker per server. Default 64.
+    pub keepalive: usize,
+    /// How long an idle pooled connection is kept. Default 60 s.
+    pub keepalive_timeout: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Server {
+    /// `host:port` as written; `host` may be an IP literal or a DNS name.
+    pub address: String,
+    pub weight: u32,
+}
