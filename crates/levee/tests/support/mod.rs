@@ -421,10 +421,15 @@ servers = [{servers}]
     /// Writes `config` and starts `levee run -c` on it; waits for the port.
     pub fn start(self, config: &str) -> Levee {
         fs::write(self.config_path(), config).expect("write levee config");
+        let config_path = self.config_path().display().to_string();
+        let port = self.port;
+        self.start_args(&["run", "-c", &config_path], port)
+    }
+
+    /// Starts levee with `args` in the setup's directory; waits for `port`.
+    pub fn start_args(self, args: &[&str], port: u16) -> Levee {
         let child = Command::new(env!("CARGO_BIN_EXE_levee"))
-            .arg("run")
-            .arg("-c")
-            .arg(self.config_path())
+            .args(args)
             .current_dir(self.dir.path())
             .stdin(Stdio::null())
             .stdout(fs::File::create(self.dir.join("stdout.log")).expect("create stdout"))
@@ -434,7 +439,7 @@ servers = [{servers}]
             .expect("spawn levee");
         let mut levee = Levee {
             child,
-            port: self.port,
+            port,
             setup: self,
         };
         levee.wait_port(levee.port);

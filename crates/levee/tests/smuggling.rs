@@ -1,0 +1,233 @@
+//! Request smuggling and malformed requests: each is refused with the right
+//! status and `Connection: close`, the connection is closed, and the upstream
+//! never sees the request.
+
+mod support;
+
+use std::time::Duration;
+
+use support::{Levee, Nginx, RawConn, curl_ok, parse_head, raw_eof};
+
+struct Fixture {
+    nginx: Nginx,
+    levee: Levee,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        let nginx = Nginx::start_default();
+        let levee = Levee::proxy(&nginx, "");
+        Fixture { nginx, levee }
+    }
+
+    /// Sends `request` on a fresh connection and checks that levee answers
+    /// `status` with `Connection: close`, then closes the connection.
+    fn rejects(&self, request: &[u8], status: u16) {
+        let shown = String::from_utf8_lossy(request);
+        let (bytes, closed) = raw_eof(self.levee.port, request);
+        let resp = parse_head(&bytes).unwrap_or_else(|| {
+            panic!(
+                "no HTTP response to {shown:?}; got {:?}",
+                String::from_utf8_lossy(&bytes)
+            )
+        });
+        assert_eq!(resp.status, status, "wrong status for {shown:?}");
+        assert!(
+            resp.closes(),
+            "no Connection: close for {shown:?}: {:?}",
+            resp.headers
+        );
+        assert!(closed, "connection left open after {shown:?}");
+    }
+
+    /// Proves the upstream received none of the rejected requests: a valid
+    /// sentinel request goes through and is the only line nginx logged.
+    fn assert_upstream_untouched(&self) {
+        let body = curl_ok(&[&self.levee.url("/sentinel")]);
+        assert!(body.starts_with("hello from"), "sentinel failed: {body}");
+        self.nginx.wait_entries("/sentinel", 1);
+        let log = self.nginx.access_log();
+        let lines: Vec<&str> = log.lines().collect();
+        assert_eq!(
+            lines.len(),
+            1,
+            "upstream received rejected requests:\n{log}"
+        );
+    }
+}
+
+fn check(cases: &[(&[u8], u16)]) {
+    let f = Fixture::new();
+    for (request, status) in cases {
+        f.rejects(request, *status);
+    }
+    f.assert_upstream_untouched();
+}
+
+#[test]
+fn content_length_with_transfer_encoding() {
+    check(&[(
+        b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        400,
+    )]);
+    check(&[(
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n",
+        400,
+    )]);
+}
+
+#[test]
+fn conflicting_content_lengths() {
+    check(&[
+        (
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!",
+            400,
+        ),
+        (
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 6\r\n\r\nhello!",
+            400,
+        ),
+    ]);
+}
+
+#[test]
+fn malformed_content_length() {
+    check(&[
+        (
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: +5\r\n\r\nhello",
+            400,
+        ),
+        (
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5x\r\n\r\nhello",
+            400,
+        ),
+        (
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\nhello",
+            400,
+        ),
+        (
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0x5\r\n\r\nhello",
+            400,
+        ),
+        (
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: \r\n\r\nhello",
+            400,
+        ),
+    ]);
+}
+
+#[test]
+fn chunked_not_final_is_bad_request() {
+    check(&[(
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n0\r\n\r\n",
+        400,
+    )]);
+}
+
+#[test]
+fn unsupported_transfer_codings_are_not_implemented() {
+    check(&[
+        (
+            b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
+            501,
+        ),
+        (
+            b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: identity\r\n\r\n",
+            501,
+        ),
+    ]);
+}
+
+#[test]
+fn invalid_chunk_sizes() {
+    check(&[
+        (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n", 400),
+        (
+            b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n10000000000000000\r\nhello\r\n0\r\n\r\n",
+            400,
+        ),
+    ]);
+}
+
+#[test]
+fn obs_fold_is_rejected() {
+    check(&[(
+        b"GET / HTTP/1.1\r\nHost: a\r\nX-A: one\r\n two\r\n\r\n",
+        400,
+    )]);
+}
+
+#[test]
+fn whitespace_before_colon_is_rejected() {
+    check(&[
+        (b"GET / HTTP/1.1\r\nHost : a\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: a\r\nX-A\t: b\r\n\r\n", 400),
+    ]);
+}
+
+#[test]
+fn control_characters_in_field_values() {
+    check(&[
+        (b"GET / HTTP/1.1\r\nHost: a\r\nX-A: a\0b\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: a\r\nX-A: a\rb\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: a\r\nX-A: a\nb\r\n\r\n", 400),
+    ]);
+}
+
+#[test]
+fn bad_request_lines() {
+    check(&[
+        (b"GET  / HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+        (b"GET / HTTP/1.1 x\r\nHost: a\r\n\r\n", 400),
+        (b"GET /\r\n", 400),
+    ]);
+}
+
+#[test]
+fn http2_version_in_http1_request_line() {
+    check(&[(b"GET / HTTP/2.0\r\nHost: a\r\n\r\n", 505)]);
+}
+
+#[test]
+fn host_header_rules() {
+    check(&[
+        (b"GET / HTTP/1.1\r\nUser-Agent: x\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400),
+    ]);
+}
+
+#[test]
+fn http10_without_host_is_fine() {
+    let f = Fixture::new();
+    let mut conn = RawConn::connect(f.levee.port);
+    conn.send(b"GET /ten HTTP/1.0\r\n\r\n");
+    let resp = conn.read_response("GET");
+    assert_eq!(resp.status, 200);
+    assert!(
+        resp.body_text().starts_with("hello from"),
+        "{}",
+        resp.body_text()
+    );
+    f.nginx.wait_entries("/ten", 1);
+    // HTTP/1.0 without keep-alive: levee closes after the response.
+    assert!(conn.closed_within(Duration::from_secs(3)));
+}
+
+#[test]
+fn valid_chunked_request_is_forwarded() {
+    // The positive control for the chunked cases above.
+    let f = Fixture::new();
+    let mut conn = RawConn::connect(f.levee.port);
+    conn.send(
+        b"PUT /dav/c.txt HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n\
+          5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nX-Trailer: t\r\n\r\n",
+    );
+    let resp = conn.read_response("PUT");
+    assert!(
+        resp.status == 201 || resp.status == 204,
+        "PUT got {}",
+        resp.status
+    );
+    let stored = std::fs::read(f.nginx.root().join("dav/c.txt")).expect("stored");
+    assert_eq!(stored, b"hello world");
+}
