@@ -104,9 +104,14 @@ fn reload_adds_and_removes_listeners() {
     assert_eq!(body_at(b, "/").as_deref(), Some("y"));
 }
 
-/// One request; `reused` says whether `conn` already served one.
+/// One GET on `conn`, opening a connection first if there is none.
 fn one_request(conn: &mut Option<RawConn>, port: u16, path: &str) -> Result<(), String> {
-    let c = conn.get_or_insert_with(|| RawConn::connect(port));
+    if conn.is_none() {
+        *conn = Some(RawConn::try_connect(port).map_err(|e| format!("connect: {e}"))?);
+    }
+    let Some(c) = conn.as_mut() else {
+        return Err("no connection".to_string());
+    };
     c.try_send(&get_req(path, "load.test"))
         .map_err(|e| e.to_string())?;
     let resp = c

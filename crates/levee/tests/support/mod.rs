@@ -711,15 +711,17 @@ pub struct RawConn {
 
 impl RawConn {
     pub fn connect(port: u16) -> RawConn {
-        let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to levee");
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .expect("set_read_timeout");
-        stream.set_nodelay(true).expect("nodelay");
-        RawConn {
+        RawConn::try_connect(port).expect("connect to levee")
+    }
+
+    pub fn try_connect(port: u16) -> std::io::Result<RawConn> {
+        let stream = TcpStream::connect(("127.0.0.1", port))?;
+        stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+        stream.set_nodelay(true)?;
+        Ok(RawConn {
             stream,
             buf: Vec::new(),
-        }
+        })
     }
 
     pub fn send(&mut self, bytes: &[u8]) {
