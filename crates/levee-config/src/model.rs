@@ -164,3 +164,58 @@ pub struct Server {
     pub address: String,
     pub weight: u32,
 }
+
+// Defaults, in one place so the parser, the built-in configs and
+// docs/config.md agree.
+
+/// `backlog` of a listener when not set.
+pub const DEFAULT_BACKLOG: u32 = 4096;
+/// `keepalive` of an upstream when not set.
+pub const DEFAULT_UPSTREAM_KEEPALIVE: usize = 64;
+/// `keepalive_timeout` of an upstream when not set.
+pub const DEFAULT_UPSTREAM_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(60);
+/// `index` of a static route when not set.
+pub const DEFAULT_INDEX: &[&str] = &["index.html"];
+/// `status` of a redirect route when not set.
+pub const DEFAULT_REDIRECT_STATUS: u16 = 302;
+/// `status` of a respond route when not set.
+pub const DEFAULT_RESPOND_STATUS: u16 = 200;
+/// `content_type` of a respond route when not set.
+pub const DEFAULT_CONTENT_TYPE: &str = "text/plain; charset=utf-8";
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            access: AccessLogTarget::Stdout,
+            format: AccessLogFormat::Combined,
+            level: "info".to_owned(),
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_request_line: 8 * 1024,
+            max_header_bytes: 32 * 1024,
+            max_headers: 100,
+            max_body: 100 * 1024 * 1024,
+            max_requests_per_connection: 10_000,
+        }
+    }
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            request_head: Duration::from_secs(10),
+            keepalive: Duration::from_secs(75),
+            client_body: Duration::from_secs(60),
+            client_send: Duration::from_secs(60),
+            upstream_connect: Duration::from_secs(5),
+            upstream_read: Duration::from_secs(60),
+            upstream_write: Duration::from_secs(60),
+            grace: Duration::from_secs(30),
+        }
+    }
+}

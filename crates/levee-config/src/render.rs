@@ -1,0 +1,180 @@
+//! Writes a [`Config`] back out as a config file: the inverse of
+//! [`crate::parse`], used by [`crate::validate`] and handy for showing the
+//! effective configuration.
+
+use std::path::Path;
+use std::time::Duration;
+
+use toml::{Table, Value};
+
+use crate::model::{AccessLogFormat, AccessLogTarget, Action, Config, HostMatch};
+
+/// The config as TOML text, with every key written out (defaults included).
+/// `parse(&to_toml(c), ..)` gives back `c` for any config that passes
+/// [`crate::validate`].
+pub fn to_toml(config: &Config) -> String {
+    let mut root = Table::new();
+    root.insert("workers".into(), int(config.workers as u64));
+    if let Some(pid) = &config.pid_file {
+        root.insert("pid_file".into(), path(pid));
+    }
+
+    let mut log = Table::new();
+    let access = match &config.log.access {
+        AccessLogTarget::Off => "off".into(),
+        AccessLogTarget::Stdout => "stdout".into(),
+        AccessLogTarget::Stderr => "stderr".into(),
+        AccessLogTarget::File(p) => p.to_string_lossy().into_owned(),
+    };
+    log.insert("access".into(), Value::String(access));
+    let format = match config.log.format {
+        AccessLogFormat::Combined => "combined",
+        AccessLogFormat::Json => "json",
+    };
+    log.insert("format".into(), format.into());
+    log.insert("level".into(), config.log.level.as_str().into());
+    root.insert("log".into(), Value::Table(log));
+
+    let l = &config.limits;
+    let mut limits = Table::new();
+    limits.insert("max_request_line".into(), size(l.max_request_line as u64));
+    limits.insert("max_header_bytes".into(), size(l.max_header_bytes as u64));
+    limits.insert("max_headers".into(), int(l.max_headers as u64));
+    limits.insert("max_body".into(), size(l.max_body));
+    limits.insert(
+        "max_requests_per_connection".into(),
+        int(l.max_requests_per_connection),
+    );
+    root.insert("limits".into(), Value::Table(limits));
+
+    let t = &config.timeouts;
+    let mut timeouts = Table::new();
+    for (name, d) in [
+        ("request_head", t.request_head),
+        ("keepalive", t.keepalive),
+        ("client_body", t.client_body),
+        ("client_send", t.client_send),
+        ("upstream_connect", t.upstream_connect),
+        ("upstream_read", t.upstream_read),
+        ("upstream_write", t.upstream_write),
+        ("grace", t.grace),
+    ] {
+        timeouts.insert(name.into(), duration(d));
+    }
+    root.insert("timeouts".into(), Value::Table(timeouts));
+
+    let listeners = config
+        .listeners
+        .iter()
+        .map(|l| {
+            let mut t = Table::new();
+            t.insert("name".into(), l.name.as_str().into());
+            t.insert("address".into(), l.address.to_string().into());
+            t.insert("backlog".into(), int(u64::from(l.backlog)));
+            Value::Table(t)
+        })
+        .collect();
+    root.insert("listener".into(), Value::Array(listeners));
+
+    let routes = config.routes.iter().map(route).collect();
+    root.insert("route".into(), Value::Array(routes));
+
+    let mut upstreams = Table::new();
+    for u in &config.upstreams {
+        let mut t = Table::new();
+        let servers = u
+            .servers
+            .iter()
+            .map(|s| {
+                let mut st = Table::new();
+                st.insert("address".into(), s.address.as_str().into());
+                st.insert("weight".into(), int(u64::from(s.weight)));
+                Value::Table(st)
+            })
+            .collect();
+        t.insert("servers".into(), Value::Array(servers));
+        t.insert("keepalive".into(), int(u.keepalive as u64));
+        t.insert("keepalive_timeout".into(), duration(u.keepalive_timeout));
+        upstreams.insert(u.name.clone(), Value::Table(t));
+    }
+    root.insert("upstream".into(), Value::Table(upstreams));
+
+    toml::to_string(&root).unwrap_or_default()
+}
+
+fn route(r: &crate::model::Route) -> Value {
+    let mut t = Table::new();
+    if !r.listeners.is_empty() {
+        let names = r.listeners.iter().map(|n| n.as_str().into()).collect();
+        t.insert("listener".into(), Value::Array(names));
+    }
+    if !r.hosts.is_empty() {
+        let hosts = r
+            .hosts
+            .iter()
+            .map(|h| match h {
+                HostMatch::Exact(host) => host.as_str().into(),
+                HostMatch::Wildcard(suffix) => format!("*{suffix}").into(),
+            })
+            .collect();
+        t.insert("host".into(), Value::Array(hosts));
+    }
+    t.insert("path".into(), r.path.as_str().into());
+    match &r.action {
+        Action::Proxy(p) => {
+            t.insert("proxy".into(), p.upstream.as_str().into());
+            t.insert("preserve_host".into(), p.preserve_host.into());
+        }
+        Action::Static(s) => {
+            t.insert("static".into(), path(&s.root));
+            let index = s.index.iter().map(|i| i.as_str().into()).collect();
+            t.insert("index".into(), Value::Array(index));
+            t.insert("follow_symlinks".into(), s.follow_symlinks.into());
+        }
+        Action::Redirect(r) => {
+            t.insert("redirect".into(), r.to.as_str().into());
+            t.insert("status".into(), int(u64::from(r.status)));
+        }
+        Action::Respond(r) => {
+            t.insert("respond".into(), r.body.as_str().into());
+            t.insert("status".into(), int(u64::from(r.status)));
+            t.insert("content_type".into(), r.content_type.as_str().into());
+        }
+    }
+    Value::Table(t)
+}
+
+/// An integer, saturating where TOML's i64 ends; [`crate::validate`] then
+/// sees the value change.
+fn int(n: u64) -> Value {
+    Value::Integer(i64::try_from(n).unwrap_or(i64::MAX))
+}
+
+/// Sizes beyond i64 are written as strings, which the size parser reads.
+fn size(n: u64) -> Value {
+    match i64::try_from(n) {
+        Ok(n) => Value::Integer(n),
+        Err(_) => Value::String(n.to_string()),
+    }
+}
+
+/// The largest whole unit: `"90s"`, `"5m"`, `"1500ms"`.
+fn duration(d: Duration) -> Value {
+    let ms = d.as_millis();
+    let text = if ms == 0 {
+        "0s".to_owned()
+    } else if ms.is_multiple_of(3_600_000) {
+        format!("{}h", ms / 3_600_000)
+    } else if ms.is_multiple_of(60_000) {
+        format!("{}m", ms / 60_000)
+    } else if ms.is_multiple_of(1_000) {
+        format!("{}s", ms / 1_000)
+    } else {
+        format!("{ms}ms")
+    };
+    Value::String(text)
+}
+
+fn path(p: &Path) -> Value {
+    Value::String(p.to_string_lossy().into_owned())
+}

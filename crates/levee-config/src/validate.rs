@@ -1,0 +1,271 @@
+//! Checks that span sections of the file (duplicate listeners, routes naming
+//! listeners and upstreams) and assembles the validated [`Config`].
+//!
+//! Also [`validate`], which holds a `Config` built in code to the same rules
+//! by writing it out as TOML and reading it back.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use crate::error::{ConfigError, ConfigErrors, LineIndex, Sink};
+use crate::model::{Config, Listener, Route, Upstream};
+use crate::walk::{Draft, Mention};
+
+/// The `file` of errors about a `Config` that did not come from a file.
+pub const BUILTIN_SOURCE: &str = "<built-in>";
+
+/// Runs the cross-checks and, when the whole file is valid, builds the model.
+/// Returns `None` only with at least one error in the sink.
+pub(crate) fn assemble(sink: &mut Sink<'_>, draft: Draft, source: &Path) -> Option<Config> {
+    check_listeners(sink, &draft);
+    check_routes(sink, &draft);
+    if sink.has_errors() {
+        return None;
+    }
+
+    let mut listeners = Vec::with_capacity(draft.listeners.len());
+    for (i, l) in draft.listeners.into_iter().enumerate() {
+        let (Some(name), Some((address, _))) = (l.name, l.address) else {
+            // The walker reports why a listener has no name or address.
+            sink.error(
+                draft.root_span.clone(),
+                &format!("listener[{i}]"),
+                "incomplete listener",
+            );
+            return None;
+        };
+        listeners.push(Listener {
+            name: name.text,
+            address,
+            backlog: l.backlog,
+        });
+    }
+    let mut routes = Vec::with_capacity(draft.routes.len());
+    for (i, r) in draft.routes.into_iter().enumerate() {
+        let Some(action) = r.action else {
+            sink.error(
+                draft.root_span.clone(),
+                &format!("route[{i}]"),
+                "incomplete route",
+            );
+            return None;
+        };
+        routes.push(Route {
+            listeners: r.listeners.into_iter().map(|m| m.text).collect(),
+            hosts: r.hosts,
+            path: r.path,
+            action,
+        });
+    }
+    let upstreams = draft
+        .upstreams
+        .into_iter()
+        .map(|u| Upstream {
+            name: u.name.text,
+            servers: u.servers,
+            keepalive: u.keepalive,
+            keepalive_timeout: u.keepalive_timeout,
+        })
+        .collect();
+    Some(Config {
+        source: Some(source.to_path_buf()),
+        workers: draft.workers,
+        pid_file: draft.pid_file,
+        log: draft.log,
+        limits: draft.limits,
+        timeouts: draft.timeouts,
+        listeners,
+        routes,
+        upstreams,
+    })
+}
+
+fn check_listeners(sink: &mut Sink<'_>, draft: &Draft) {
+    if draft.listeners.is_empty() {
+        sink.error(
+            draft.root_span.clone(),
+            "listener",
+            "at least one [[listener]] with an `address` is required",
+        );
+    }
+    let mut names: HashMap<&str, &Mention> = HashMap::new();
+    let mut addresses: HashMap<std::net::SocketAddr, &Mention> = HashMap::new();
+    for l in &draft.listeners {
+        let mut address_taken = false;
+        if let Some((address, at)) = &l.address {
+            if let Some(first) = addresses.get(address) {
+                address_taken = true;
+                sink.error(
+                    at.span.clone(),
+                    &at.key,
+                    format!(
+                        "duplicate listener address {address}: {} already listens there",
+                        first.key.trim_end_matches(".address"),
+                    ),
+                );
+            } else {
+                addresses.insert(*address, at);
+            }
+        }
+        if let Some(name) = &l.name {
+            match names.get(name.text.as_str()) {
+                // A defaulted name clashing because the address does is one
+                // mistake; report it once.
+                Some(_) if l.name_defaulted && address_taken => {}
+                Some(first) => {
+                    let key = if l.name_defaulted {
+                        format!("{}.name", name.key.trim_end_matches(".address"))
+                    } else {
+                        name.key.clone()
+                    };
+                    let defaulted = if l.name_defaulted {
+                        " (the default name is the address)"
+                    } else {
+                        ""
+                    };
+                    sink.error(
+                        name.span.clone(),
+                        &key,
+                        format!(
+                            "duplicate listener name `{}`{defaulted}: {} has it too",
+                            name.text,
+                            first
+                                .key
+                                .trim_end_matches(".address")
+                                .trim_end_matches(".name"),
+                        ),
+                    );
+                }
+                None => {
+                    names.insert(&name.text, name);
+                }
+            }
+        }
+    }
+}
+
+fn check_routes(sink: &mut Sink<'_>, draft: &Draft) {
+    let mut listener_names: Vec<&str> = Vec::new();
+    for name in draft.listeners.iter().filter_map(|l| l.name.as_ref()) {
+        if !listener_names.contains(&name.text.as_str()) {
+            listener_names.push(&name.text);
+        }
+    }
+    let upstream_names: Vec<&str> = draft
+        .upstreams
+        .iter()
+        .map(|u| u.name.text.as_str())
+        .collect();
+    for route in &draft.routes {
+        for m in &route.listeners {
+            if !listener_names.contains(&m.text.as_str()) {
+                sink.error(
+                    m.span.clone(),
+                    &m.key,
+                    format!(
+                        "unknown listener `{}`; {}",
+                        m.text,
+                        known("listeners", &listener_names)
+                    ),
+                );
+            }
+        }
+        if let Some(m) = &route.upstream
+            && !upstream_names.contains(&m.text.as_str())
+        {
+            sink.error(
+                m.span.clone(),
+                &m.key,
+                format!(
+                    "unknown upstream `{}`; {}",
+                    m.text,
+                    known("upstreams", &upstream_names)
+                ),
+            );
+        }
+    }
+}
+
+fn known(what: &str, names: &[&str]) -> String {
+    if names.is_empty() {
+        format!("no {what} are defined")
+    } else {
+        format!("defined {what}: {}", names.join(", "))
+    }
+}
+
+/// Holds a `Config` built in code (such as [`crate::builtin_proxy`]) to the
+/// rules a config file is held to.
+///
+/// The config is written out with [`crate::to_toml`] and parsed back; any
+/// error is reported with its key path and no position. A value the file
+/// format cannot express (an upper-case host, a sub-millisecond timeout) is an
+/// error too, since it would not survive being written to a file.
+pub fn validate(config: &Config) -> Result<(), ConfigErrors> {
+    let file = config
+        .source
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(BUILTIN_SOURCE));
+    let text = crate::to_toml(config);
+    let unplaced = |key: &str, message: String| ConfigError {
+        file: file.clone(),
+        line: 0,
+        column: 0,
+        key: key.to_owned(),
+        message,
+    };
+    let parsed = match crate::parse(&text, &file) {
+        Ok(parsed) => parsed,
+        Err(mut e) => {
+            for error in &mut e.errors {
+                error.line = 0;
+                error.column = 0;
+            }
+            return Err(e);
+        }
+    };
+    let changed = "cannot be written to a config file as it is (is a host upper-case, or a duration finer than a millisecond?)".to_owned();
+    let mut errors = Vec::new();
+    let mut check = |same: bool, key: &str| {
+        if !same {
+            errors.push(unplaced(key, changed.clone()));
+        }
+    };
+    check(parsed.workers == config.workers, "workers");
+    check(parsed.pid_file == config.pid_file, "pid_file");
+    check(parsed.log == config.log, "log");
+    check(parsed.limits == config.limits, "limits");
+    check(parsed.timeouts == config.timeouts, "timeouts");
+    check(parsed.listeners == config.listeners, "listener");
+    for (i, (a, b)) in parsed.routes.iter().zip(&config.routes).enumerate() {
+        check(a == b, &format!("route[{i}]"));
+    }
+    // The file keys upstreams by name, so only their set must survive.
+    for u in &config.upstreams {
+        let same = parsed.upstreams.iter().any(|p| p == u);
+        check(same, &crate::tree::child("upstream", &u.name));
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ConfigErrors { errors })
+    }
+}
+
+/// The position of a TOML syntax error, or none.
+pub(crate) fn syntax_error(text: &str, file: &Path, error: &toml::de::Error) -> ConfigError {
+    let (line, column) = match error.span() {
+        Some(span) => LineIndex::new(text).position(span.start),
+        None => (0, 0),
+    };
+    ConfigError {
+        file: file.to_path_buf(),
+        line,
+        column,
+        key: String::new(),
+        message: error.message().to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,165 @@
+//! Cross-section checks, and `validate` on configs built in code.
+
+use std::path::Path;
+
+use crate::tests::{errors_of, ok};
+use crate::{HostMatch, builtin_proxy, builtin_static, validate};
+
+#[test]
+fn duplicate_listener_names_and_addresses() {
+    let text = r#"[[listener]]
+name = "web"
+address = "0.0.0.0:80"
+
+[[listener]]
+name = "web"
+address = "0.0.0.0:81"
+
+[[listener]]
+name = "other"
+address = "0.0.0.0:80"
+"#;
+    assert_eq!(
+        errors_of(text),
+        [
+            "t.toml:6:8: listener[1].name: duplicate listener name `web`: listener[0] has it too",
+            "t.toml:11:11: listener[2].address: duplicate listener address 0.0.0.0:80: listener[0] already listens there",
+        ]
+    );
+}
+
+#[test]
+fn defaulted_name_clash_is_reported_once() {
+    // Same address twice: one error, about the address.
+    assert_eq!(
+        errors_of("[[listener]]\naddress = \"[::]:80\"\n[[listener]]\naddress = \"[::]:80\"\n"),
+        [
+            "t.toml:4:11: listener[1].address: duplicate listener address [::]:80: listener[0] already listens there"
+        ]
+    );
+    // A defaulted name equal to another listener's explicit name.
+    assert_eq!(
+        errors_of(
+            "[[listener]]\nname = \"0.0.0.0:80\"\naddress = \"127.0.0.1:80\"\n[[listener]]\naddress = \"0.0.0.0:80\"\n"
+        ),
+        [
+            "t.toml:5:11: listener[1].name: duplicate listener name `0.0.0.0:80` (the default name is the address): listener[0] has it too"
+        ]
+    );
+}
+
+#[test]
+fn at_least_one_listener() {
+    assert_eq!(
+        errors_of("workers = 1\n"),
+        ["t.toml:1:1: listener: at least one [[listener]] with an `address` is required"]
+    );
+    assert_eq!(
+        errors_of(""),
+        ["t.toml:1:1: listener: at least one [[listener]] with an `address` is required"]
+    );
+}
+
+#[test]
+fn routes_must_name_existing_listeners_and_upstreams() {
+    let text = r#"[[listener]]
+name = "web"
+address = "0.0.0.0:80"
+
+[[route]]
+listener = ["web", "admin"]
+proxy = "app"
+
+[[route]]
+proxy = "ghost"
+
+[upstream.app]
+servers = ["127.0.0.1:81"]
+"#;
+    assert_eq!(
+        errors_of(text),
+        [
+            "t.toml:6:20: route[0].listener[1]: unknown listener `admin`; defined listeners: web",
+            "t.toml:10:9: route[1].proxy: unknown upstream `ghost`; defined upstreams: app",
+        ]
+    );
+    assert_eq!(
+        errors_of("[[listener]]\naddress = \"0.0.0.0:80\"\n[[route]]\nproxy = \"app\"\n"),
+        ["t.toml:4:9: route[0].proxy: unknown upstream `app`; no upstreams are defined"]
+    );
+}
+
+#[test]
+fn invalid_listener_address_does_not_cascade() {
+    // The route names the listener by its (defaulted) name; only the
+    // address itself is reported.
+    assert_eq!(
+        errors_of(
+            "[[listener]]\naddress = \"nowhere:80\"\n[[route]]\nlistener = \"nowhere:80\"\nrespond = \"x\"\n"
+        ),
+        [
+            "t.toml:2:11: listener[0].address: invalid address `nowhere:80`: expected IP:port such as \"0.0.0.0:8080\" or \"[::]:8080\""
+        ]
+    );
+}
+
+#[test]
+fn builtins_pass_validation() {
+    let addr = "127.0.0.1:8080".parse().expect("literal");
+    assert_eq!(validate(&builtin_static("/srv/www".into(), addr)), Ok(()));
+    let servers = vec![
+        "127.0.0.1:9000".to_owned(),
+        "[::1]:9001".to_owned(),
+        "app:80".to_owned(),
+    ];
+    assert_eq!(validate(&builtin_proxy(addr, servers)), Ok(()));
+}
+
+#[test]
+fn validate_reports_key_paths_without_positions() {
+    let addr = "127.0.0.1:8080".parse().expect("literal");
+    let config = builtin_proxy(addr, vec!["ok:1".into(), "http://bad".into()]);
+    let errors = validate(&config).expect_err("bad server").errors;
+    let shown: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        shown,
+        [
+            "<built-in>: upstream.backend.servers[1].address: invalid server address `http://bad`: the port must be a number"
+        ]
+    );
+    let empty = builtin_proxy(addr, Vec::new());
+    let shown: Vec<String> = validate(&empty)
+        .expect_err("no servers")
+        .errors
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        shown,
+        ["<built-in>: upstream.backend.servers: an upstream needs at least one server"]
+    );
+}
+
+#[test]
+fn validate_catches_what_the_file_format_cannot_hold() {
+    let mut config = ok(
+        "[[listener]]\naddress = \"127.0.0.1:80\"\n[[route]]\nhost = \"a.com\"\nrespond = \"x\"\n",
+    );
+    assert_eq!(validate(&config), Ok(()));
+    config.routes[0].hosts = vec![HostMatch::Exact("A.com".into())];
+    let errors = validate(&config).expect_err("upper-case host").errors;
+    assert_eq!(errors.len(), 1);
+    assert_eq!(errors[0].key, "route[0]");
+    assert_eq!(errors[0].file, Path::new("t.toml"));
+    config.routes[0].hosts = vec![HostMatch::Wildcard("a.com".into())];
+    let errors = validate(&config).expect_err("wildcard without dot").errors;
+    assert_eq!(errors[0].key, "route[0].host[0]");
+    config.routes[0].hosts.clear();
+    config.timeouts.grace = std::time::Duration::from_micros(1500);
+    let errors = validate(&config).expect_err("sub-millisecond").errors;
+    assert_eq!(errors[0].key, "timeouts");
+    config.timeouts.grace = std::time::Duration::from_millis(1500);
+    config.workers = 0;
+    let errors = validate(&config).expect_err("no workers").errors;
+    assert_eq!(errors[0].key, "workers");
+}

@@ -1,0 +1,444 @@
+//! Walks the spanned TOML tree into a [`Draft`]: every key is checked
+//! against the schema and every value parsed, with all problems reported to
+//! the [`Sink`]. What needs more than one place in the file (duplicates,
+//! references between sections) is left to [`crate::validate`].
+//!
+//! A value that fails to parse is replaced by its default so the walk can go
+//! on; the draft is never turned into a `Config` when the sink holds errors.
+
+mod route;
+
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::path::PathBuf;
+
+use toml::de::{DeTable, DeValue};
+
+use crate::error::Sink;
+use crate::model::{AccessLogFormat, AccessLogTarget, Limits, LogConfig, Server, Timeouts};
+use crate::names;
+use crate::tree::{Fields, Item};
+
+pub(crate) use route::DraftRoute;
+
+/// Most worker threads `workers` accepts (and `"auto"` resolves to).
+pub const MAX_WORKERS: usize = 1024;
+
+/// A name or address as written, with where it was written.
+#[derive(Debug, Clone)]
+pub(crate) struct Mention {
+    pub text: String,
+    pub key: String,
+    pub span: Range<usize>,
+}
+
+impl Mention {
+    fn of(item: &Item<'_, '_>, text: &str) -> Self {
+        Mention {
+            text: text.to_owned(),
+            key: item.key.clone(),
+            span: item.span(),
+        }
+    }
+}
+
+/// The file's content after per-value checks, before cross-checks.
+pub(crate) struct Draft {
+    /// Where to report a section that is missing altogether.
+    pub root_span: Range<usize>,
+    pub workers: usize,
+    pub pid_file: Option<PathBuf>,
+    pub log: LogConfig,
+    pub limits: Limits,
+    pub timeouts: Timeouts,
+    pub listeners: Vec<DraftListener>,
+    pub routes: Vec<DraftRoute>,
+    pub upstreams: Vec<DraftUpstream>,
+}
+
+pub(crate) struct DraftListener {
+    /// `None` when the `name` key is invalid.
+    pub name: Option<Mention>,
+    /// The name was not written and comes from the address text.
+    pub name_defaulted: bool,
+    /// `None` when missing or invalid.
+    pub address: Option<(SocketAddr, Mention)>,
+    pub backlog: u32,
+}
+
+pub(crate) struct DraftUpstream {
+    pub name: Mention,
+    pub servers: Vec<Server>,
+    pub keepalive: usize,
+    pub keepalive_timeout: std::time::Duration,
+}
+
+// The schema's keys, table by table. docs/config.md documents each one (a
+// test checks).
+pub(crate) const ROOT_KEYS: &[&str] = &[
+    "workers", "pid_file", "log", "limits", "timeouts", "listener", "route", "upstream",
+];
+pub(crate) const LOG_KEYS: &[&str] = &["access", "format", "level"];
+pub(crate) const LIMIT_KEYS: &[&str] = &[
+    "max_request_line",
+    "max_header_bytes",
+    "max_headers",
+    "max_body",
+    "max_requests_per_connection",
+];
+pub(crate) const TIMEOUT_KEYS: &[&str] = &[
+    "request_head",
+    "keepalive",
+    "client_body",
+    "client_send",
+    "upstream_connect",
+    "upstream_read",
+    "upstream_write",
+    "grace",
+];
+pub(crate) const LISTENER_KEYS: &[&str] = &["name", "address", "backlog"];
+pub(crate) const UPSTREAM_KEYS: &[&str] = &["servers", "keepalive", "keepalive_timeout"];
+pub(crate) const SERVER_KEYS: &[&str] = &["address", "weight"];
+#[cfg(test)]
+pub(crate) use route::KEYS as ROUTE_KEYS;
+
+pub(crate) fn walk(sink: &mut Sink<'_>, root: &DeTable<'_>, root_span: Range<usize>) -> Draft {
+    let fields = Fields::new(sink, root, root_span.clone(), "", ROOT_KEYS);
+    let workers = fields.get("workers").and_then(|i| workers(sink, i));
+    let pid_file = fields
+        .get("pid_file")
+        .and_then(|i| i.text(sink))
+        .map(PathBuf::from);
+    let log = fields.get("log").map(|i| log(sink, i)).unwrap_or_default();
+    let limits = fields
+        .get("limits")
+        .map(|i| limits(sink, i))
+        .unwrap_or_default();
+    let timeouts = fields
+        .get("timeouts")
+        .map(|i| timeouts(sink, i))
+        .unwrap_or_default();
+    let listeners = tables(sink, fields.get("listener"))
+        .iter()
+        .filter_map(|item| listener(sink, item))
+        .collect();
+    let routes = tables(sink, fields.get("route"))
+        .iter()
+        .filter_map(|item| route::route(sink, item))
+        .collect();
+    let upstreams = fields
+        .get("upstream")
+        .map(|i| upstreams(sink, i))
+        .unwrap_or_default();
+    Draft {
+        root_span,
+        workers: workers.unwrap_or_else(auto_workers),
+        pid_file,
+        log,
+        limits,
+        timeouts,
+        listeners,
+        routes,
+        upstreams,
+    }
+}
+
+/// The elements of an array of tables such as `[[listener]]`.
+fn tables<'t, 'i>(sink: &mut Sink<'_>, item: Option<&Item<'t, 'i>>) -> Vec<Item<'t, 'i>> {
+    let Some(item) = item else {
+        return Vec::new();
+    };
+    if item.value.get_ref().is_table() {
+        let name = item.key.as_str();
+        item.error(
+            sink,
+            format!("expected an array of tables: write [[{name}]], not [{name}]"),
+        );
+        return Vec::new();
+    }
+    item.array(sink).unwrap_or_default()
+}
+
+/// The core count, within `1..=MAX_WORKERS`.
+pub(crate) fn auto_workers() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .min(MAX_WORKERS)
+}
+
+fn workers(sink: &mut Sink<'_>, item: &Item<'_, '_>) -> Option<usize> {
+    if let DeValue::String(s) = item.value.get_ref() {
+        if s == "auto" {
+            return Some(auto_workers());
+        }
+        item.error(
+            sink,
+            format!("expected \"auto\" or an integer, found \"{s}\""),
+        );
+        return None;
+    }
+    let n = item.int_in(sink, 1, MAX_WORKERS as u64)?;
+    usize::try_from(n).ok()
+}
+
+fn log(sink: &mut Sink<'_>, item: &Item<'_, '_>) -> LogConfig {
+    let mut log = LogConfig::default();
+    let Some(fields) = Fields::of(sink, item, LOG_KEYS) else {
+        return log;
+    };
+    if let Some(s) = fields.get("access").and_then(|i| i.text(sink)) {
+        log.access = match s {
+            "off" => AccessLogTarget::Off,
+            "stdout" => AccessLogTarget::Stdout,
+            "stderr" => AccessLogTarget::Stderr,
+            path => AccessLogTarget::File(PathBuf::from(path)),
+        };
+    }
+    if let Some(i) = fields.get("format") {
+        match i.str(sink) {
+            Some("combined") => log.format = AccessLogFormat::Combined,
+            Some("json") => log.format = AccessLogFormat::Json,
+            Some(other) => i.error(
+                sink,
+                format!("unknown log format `{other}`; expected \"combined\" or \"json\""),
+            ),
+            None => {}
+        }
+    }
+    if let Some(s) = fields.get("level").and_then(|i| i.text(sink)) {
+        log.level = s.to_owned();
+    }
+    log
+}
+
+fn limits(sink: &mut Sink<'_>, item: &Item<'_, '_>) -> Limits {
+    let mut limits = Limits::default();
+    let Some(fields) = Fields::of(sink, item, LIMIT_KEYS) else {
+        return limits;
+    };
+    // Head limits are held in memory per connection, so they must fit usize
+    // and be above zero (a zero limit would reject every request).
+    let head_size = |sink: &mut Sink<'_>, i: &Item<'_, '_>| {
+        let n = i.size(sink)?;
+        match usize::try_from(n) {
+            Ok(0) => i.error(sink, "must be greater than zero"),
+            Ok(n) => return Some(n),
+            Err(_) => i.error(sink, "is too large"),
+        }
+        None
+    };
+    if let Some(n) = fields
+        .get("max_request_line")
+        .and_then(|i| head_size(sink, i))
+    {
+        limits.max_request_line = n;
+    }
+    if let Some(n) = fields
+        .get("max_header_bytes")
+        .and_then(|i| head_size(sink, i))
+    {
+        limits.max_header_bytes = n;
+    }
+    if let Some(n) = fields
+        .get("max_headers")
+        .and_then(|i| i.int_in(sink, 1, 65_535))
+    {
+        limits.max_headers = n as usize;
+    }
+    if let Some(n) = fields.get("max_body").and_then(|i| i.size(sink)) {
+        limits.max_body = n;
+    }
+    if let Some(i) = fields.get("max_requests_per_connection")
+        && let Some(n) = i.int_in(sink, 0, u64::MAX)
+    {
+        limits.max_requests_per_connection = n;
+    }
+    limits
+}
+
+fn timeouts(sink: &mut Sink<'_>, item: &Item<'_, '_>) -> Timeouts {
+    let mut t = Timeouts::default();
+    let Some(fields) = Fields::of(sink, item, TIMEOUT_KEYS) else {
+        return t;
+    };
+    // A zero keepalive closes idle connections at once and a zero grace stops
+    // at once: both meaningful. Any other zero would fail every request.
+    for (name, slot, zero_ok) in [
+        ("request_head", &mut t.request_head, false),
+        ("keepalive", &mut t.keepalive, true),
+        ("client_body", &mut t.client_body, false),
+        ("client_send", &mut t.client_send, false),
+        ("upstream_connect", &mut t.upstream_connect, false),
+        ("upstream_read", &mut t.upstream_read, false),
+        ("upstream_write", &mut t.upstream_write, false),
+        ("grace", &mut t.grace, true),
+    ] {
+        let Some(i) = fields.get(name) else { continue };
+        let parsed = if zero_ok {
+            i.duration(sink)
+        } else {
+            i.positive_duration(sink)
+        };
+        if let Some(d) = parsed {
+            *slot = d;
+        }
+    }
+    t
+}
+
+fn listener(sink: &mut Sink<'_>, item: &Item<'_, '_>) -> Option<DraftListener> {
+    let fields = Fields::of(sink, item, LISTENER_KEYS)?;
+    let address = fields.require(sink, "address").and_then(|i| {
+        let text = i.text(sink)?;
+        match text.parse::<SocketAddr>() {
+            Ok(addr) => Some((addr, Mention::of(i, text))),
+            Err(_) => {
+                i.error(
+                    sink,
+                    format!("invalid address `{text}`: expected IP:port such as \"0.0.0.0:8080\" or \"[::]:8080\""),
+                );
+                None
+            }
+        }
+    });
+    let (name, name_defaulted) = match fields.get("name") {
+        Some(i) => (i.text(sink).map(|s| Mention::of(i, s)), false),
+        None => {
+            // Default to the address text, even an invalid one, so routes
+            // naming it do not report a second, misleading error.
+            let from_address = fields
+                .get("address")
+                .and_then(|i| i.value.get_ref().as_str().map(|s| Mention::of(i, s)));
+            (from_address, true)
+        }
+    };
+    let backlog = fields
+        .get("backlog")
+        .and_then(|i| i.int_in(sink, 1, i32::MAX as u64))
+        .map_or(crate::model::DEFAULT_BACKLOG, |n| n as u32);
+    Some(DraftListener {
+        name,
+        name_defaulted,
+        address,
+        backlog,
+    })
+}
+
+fn upstreams(sink: &mut Sink<'_>, item: &Item<'_, '_>) -> Vec<DraftUpstream> {
+    let Some(table) = item.table(sink) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (name, value) in table.iter() {
+        let entry = Item {
+            key: crate::tree::child(&item.key, name.get_ref()),
+            key_span: name.span(),
+            value,
+        };
+        if name.get_ref().is_empty() {
+            sink.error(
+                name.span(),
+                &entry.key,
+                "an upstream name must not be empty",
+            );
+        }
+        if let Some(u) = upstream(sink, &entry, name.get_ref()) {
+            out.push(u);
+        }
+    }
+    // The table is keyed by name; keep file order for the model.
+    out.sort_by_key(|u| u.name.span.start);
+    out
+}
+
+fn upstream(sink: &mut Sink<'_>, item: &Item<'_, '_>, name: &str) -> Option<DraftUpstream> {
+    let fields = Fields::of(sink, item, UPSTREAM_KEYS)?;
+    let mut servers = Vec::new();
+    if let Some(list) = fields.require(sink, "servers").and_then(|i| i.array(sink)) {
+        if list.is_empty()
+            && let Some(i) = fields.get("servers")
+        {
+            i.error(sink, "an upstream needs at least one server");
+        }
+        for entry in &list {
+            if let Some(s) = server(sink, entry) {
+                if let Some(first) = servers
+                    .iter()
+                    .position(|x: &Server| x.address.eq_ignore_ascii_case(&s.address))
+                {
+                    entry.error(
+                        sink,
+                        format!("duplicate server `{}` (also servers[{first}])", s.address),
+                    );
+                }
+                servers.push(s);
+            }
+        }
+    }
+    let keepalive = fields
+        .get("keepalive")
+        .and_then(|i| i.int_in(sink, 0, 1_000_000))
+        .map_or(crate::model::DEFAULT_UPSTREAM_KEEPALIVE, |n| n as usize);
+    let keepalive_timeout = fields
+        .get("keepalive_timeout")
+        .and_then(|i| i.duration(sink))
+        .unwrap_or(crate::model::DEFAULT_UPSTREAM_KEEPALIVE_TIMEOUT);
+    Some(DraftUpstream {
+        name: Mention {
+            text: name.to_owned(),
+            key: item.key.clone(),
+            span: item.key_span.clone(),
+        },
+        servers,
+        keepalive,
+        keepalive_timeout,
+    })
+}
+
+/// `"host:port"` or `{ address = "host:port", weight = 2 }`.
+fn server(sink: &mut Sink<'_>, item: &Item<'_, '_>) -> Option<Server> {
+    let (address, weight) = match item.value.get_ref() {
+        DeValue::String(s) => (Some((item, s.as_ref())), Some(1)),
+        DeValue::Table(_) => {
+            let fields = Fields::of(sink, item, SERVER_KEYS)?;
+            let weight = match fields.get("weight") {
+                Some(i) => i.int_in(sink, 1, 1000).map(|n| n as u32),
+                None => Some(1),
+            };
+            let address = fields
+                .require(sink, "address")
+                .and_then(|i| i.str(sink).map(|s| (i, s)));
+            return checked_server(sink, address, weight);
+        }
+        other => {
+            item.error(
+                sink,
+                format!(
+                    "expected \"host:port\" or {{ address = \"host:port\", weight = N }}, found {}",
+                    other.type_str()
+                ),
+            );
+            return None;
+        }
+    };
+    checked_server(sink, address, weight)
+}
+
+fn checked_server(
+    sink: &mut Sink<'_>,
+    address: Option<(&Item<'_, '_>, &str)>,
+    weight: Option<u32>,
+) -> Option<Server> {
+    let (at, address) = address?;
+    if let Err(message) = names::check_server_address(address) {
+        at.error(sink, message);
+        return None;
+    }
+    Some(Server {
+        address: address.to_owned(),
+        weight: weight?,
+    })
+}
+
+#[cfg(test)]
+mod tests;

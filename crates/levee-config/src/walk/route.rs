@@ -1,0 +1,253 @@
+//! One `[[route]]` table: where it applies (listener, host, path) and its
+//! single action with that action's options.
+
+use std::path::PathBuf;
+
+use super::Mention;
+use crate::error::Sink;
+use crate::model::{
+    Action, DEFAULT_CONTENT_TYPE, DEFAULT_INDEX, DEFAULT_REDIRECT_STATUS, DEFAULT_RESPOND_STATUS,
+    HostMatch, ProxyAction, RedirectAction, RespondAction, StaticAction,
+};
+use crate::names;
+use crate::tree::{Fields, Item};
+
+pub(crate) struct DraftRoute {
+    /// Listener names as written; empty means every listener.
+    pub listeners: Vec<Mention>,
+    pub hosts: Vec<HostMatch>,
+    pub path: String,
+    /// `None` when the action is missing, ambiguous or invalid.
+    pub action: Option<Action>,
+    /// The upstream a `proxy` action names, for the cross-check.
+    pub upstream: Option<Mention>,
+}
+
+const ACTIONS: [&str; 4] = ["proxy", "static", "redirect", "respond"];
+
+/// Each action option and the actions it belongs to.
+const OPTIONS: [(&str, &[&str]); 5] = [
+    ("preserve_host", &["proxy"]),
+    ("index", &["static"]),
+    ("follow_symlinks", &["static"]),
+    ("status", &["redirect", "respond"]),
+    ("content_type", &["respond"]),
+];
+
+pub(crate) const KEYS: &[&str] = &[
+    "listener",
+    "host",
+    "path",
+    "proxy",
+    "static",
+    "redirect",
+    "respond",
+    "preserve_host",
+    "index",
+    "follow_symlinks",
+    "status",
+    "content_type",
+];
+
+pub(crate) fn route(sink: &mut Sink<'_>, item: &Item<'_, '_>) -> Option<DraftRoute> {
+    let fields = Fields::of(sink, item, KEYS)?;
+    let listeners = fields
+        .get("listener")
+        .and_then(|i| i.one_or_many(sink))
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|(i, name)| {
+            if name.is_empty() {
+                i.error(sink, "a listener name must not be empty");
+                return None;
+            }
+            Some(Mention::of(&i, name))
+        })
+        .collect();
+    let hosts = fields
+        .get("host")
+        .and_then(|i| i.one_or_many(sink))
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|(i, pattern)| {
+            names::parse_host_pattern(pattern)
+                .map_err(|message| i.error(sink, message))
+                .ok()
+        })
+        .collect();
+    let path = match fields.get("path") {
+        None => "/".to_owned(),
+        Some(i) => match i.str(sink) {
+            Some(p) => {
+                if let Err(message) = names::check_route_path(p) {
+                    i.error(sink, message);
+                }
+                p.to_owned()
+            }
+            None => "/".to_owned(),
+        },
+    };
+
+    let (action, upstream) = action(sink, &fields).unwrap_or((None, None));
+    Some(DraftRoute {
+        listeners,
+        hosts,
+        path,
+        action,
+        upstream,
+    })
+}
+
+type Built = (Option<Action>, Option<Mention>);
+
+fn action(sink: &mut Sink<'_>, fields: &Fields<'_, '_>) -> Option<Built> {
+    let mut present: Vec<(&str, &Item<'_, '_>)> = ACTIONS
+        .iter()
+        .filter_map(|name| fields.get(name).map(|i| (*name, i)))
+        .collect();
+    present.sort_by_key(|(_, i)| i.key_span.start);
+    let (name, item) = match present.as_slice() {
+        [] => {
+            sink.error(
+                fields.span.clone(),
+                &fields.key,
+                "a route needs an action: set one of `proxy`, `static`, `redirect` or `respond`",
+            );
+            return None;
+        }
+        [(name, item)] => (*name, *item),
+        [(first, _), rest @ ..] => {
+            for (_, extra) in rest {
+                sink.error(
+                    extra.key_span.clone(),
+                    &extra.key,
+                    format!("a route has exactly one action, but `{first}` is set too; split it into two routes"),
+                );
+            }
+            return None;
+        }
+    };
+    let mut options_ok = true;
+    for (option, owners) in OPTIONS {
+        if let Some(i) = fields.get(option)
+            && !owners.contains(&name)
+        {
+            let owners = owners
+                .iter()
+                .map(|o| format!("`{o}`"))
+                .collect::<Vec<_>>()
+                .join(" or ");
+            sink.error(
+                i.key_span.clone(),
+                &i.key,
+                format!("`{option}` only applies to {owners} routes, not `{name}`"),
+            );
+            options_ok = false;
+        }
+    }
+    let built = match name {
+        "proxy" => proxy(sink, fields, item),
+        "static" => serve_static(sink, fields, item),
+        "redirect" => redirect(sink, fields, item),
+        _ => respond(sink, fields, item),
+    };
+    Some(if options_ok { built } else { (None, built.1) })
+}
+
+fn proxy(sink: &mut Sink<'_>, fields: &Fields<'_, '_>, item: &Item<'_, '_>) -> Built {
+    let preserve_host = fields.get("preserve_host").map(|i| i.bool(sink));
+    let Some(upstream) = item.text(sink) else {
+        return (None, None);
+    };
+    let mention = Mention::of(item, upstream);
+    let action = match preserve_host {
+        Some(None) => None,
+        Some(Some(b)) => Some(b),
+        None => Some(true),
+    }
+    .map(|preserve_host| {
+        Action::Proxy(ProxyAction {
+            upstream: upstream.to_owned(),
+            preserve_host,
+        })
+    });
+    (action, Some(mention))
+}
+
+fn serve_static(sink: &mut Sink<'_>, fields: &Fields<'_, '_>, item: &Item<'_, '_>) -> Built {
+    let root = item.text(sink);
+    let follow_symlinks = match fields.get("follow_symlinks") {
+        Some(i) => i.bool(sink),
+        None => Some(false),
+    };
+    let index = match fields.get("index") {
+        None => Some(DEFAULT_INDEX.iter().map(|s| (*s).to_owned()).collect()),
+        Some(i) => i.array(sink).and_then(|entries| {
+            let mut names = Vec::new();
+            for entry in &entries {
+                let name = entry.text(sink)?;
+                if name.contains('/') || name == "." || name == ".." {
+                    entry.error(
+                        sink,
+                        format!("index `{name}` must be a file name, not a path"),
+                    );
+                    return None;
+                }
+                names.push(name.to_owned());
+            }
+            Some(names)
+        }),
+    };
+    let action = match (root, index, follow_symlinks) {
+        (Some(root), Some(index), Some(follow_symlinks)) => Some(Action::Static(StaticAction {
+            root: PathBuf::from(root),
+            index,
+            follow_symlinks,
+        })),
+        _ => None,
+    };
+    (action, None)
+}
+
+fn redirect(sink: &mut Sink<'_>, fields: &Fields<'_, '_>, item: &Item<'_, '_>) -> Built {
+    let to = item.text(sink);
+    let status = match fields.get("status") {
+        None => Some(DEFAULT_REDIRECT_STATUS),
+        Some(i) => i.integer(sink).and_then(|n| match n {
+            301 | 302 | 303 | 307 | 308 => u16::try_from(n).ok(),
+            _ => {
+                i.error(sink, "a redirect status must be 301, 302, 303, 307 or 308");
+                None
+            }
+        }),
+    };
+    let action = match (to, status) {
+        (Some(to), Some(status)) => Some(Action::Redirect(RedirectAction {
+            to: to.to_owned(),
+            status,
+        })),
+        _ => None,
+    };
+    (action, None)
+}
+
+fn respond(sink: &mut Sink<'_>, fields: &Fields<'_, '_>, item: &Item<'_, '_>) -> Built {
+    let body = item.str(sink);
+    let status = match fields.get("status") {
+        None => Some(DEFAULT_RESPOND_STATUS),
+        Some(i) => i.int_in(sink, 200, 599).map(|n| n as u16),
+    };
+    let content_type = match fields.get("content_type") {
+        None => Some(DEFAULT_CONTENT_TYPE),
+        Some(i) => i.text(sink),
+    };
+    let action = match (body, status, content_type) {
+        (Some(body), Some(status), Some(content_type)) => Some(Action::Respond(RespondAction {
+            status,
+            body: body.to_owned(),
+            content_type: content_type.to_owned(),
+        })),
+        _ => None,
+    };
+    (action, None)
+}
