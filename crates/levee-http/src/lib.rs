@@ -1,1 +1,75 @@
-//! stub
+//! levee's HTTP front end.
+//!
+//! - [`message`]: request and response heads independent of the protocol;
+//! - [`h1`]: the HTTP/1 wire format (no I/O);
+//! - [`conn`]: the life of one HTTP/1 client connection;
+//! - [`proxy`]: forwarding one request to an upstream and relaying the answer;
+//! - [`route`] and [`site`]: choosing what serves a request;
+//! - [`access_log`]: one line per request;
+//! - [`static_files`]: files under a `static` route's root.
+
+pub mod access_log;
+pub mod body;
+pub mod conn;
+pub mod h1;
+pub mod message;
+pub mod proxy;
+pub mod respond;
+pub mod route;
+pub mod site;
+pub mod static_files;
+mod static_route;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use arc_swap::ArcSwap;
+
+pub use site::Site;
+
+/// Process-wide state every connection can see: the current site and whether
+/// levee is stopping.
+#[derive(Debug)]
+pub struct Shared {
+    pub site: ArcSwap<Site>,
+    draining: AtomicBool,
+    in_flight: AtomicUsize,
+}
+
+impl Shared {
+    pub fn new(site: Site) -> Arc<Shared> {
+        Arc::new(Shared {
+            site: ArcSwap::from_pointee(site),
+            draining: AtomicBool::new(false),
+            in_flight: AtomicUsize::new(0),
+        })
+    }
+
+    /// From now on connections close after their current request.
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::SeqCst);
+    }
+
+    pub fn draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
+    }
+
+    /// Requests between their first byte and their last log line.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::SeqCst)
+    }
+
+    fn begin(self: &Arc<Self>) -> InFlight {
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        InFlight(self.clone())
+    }
+}
+
+/// Counts a request as in flight while it lives.
+struct InFlight(Arc<Shared>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+}

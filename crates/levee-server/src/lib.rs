@@ -1,1 +1,228 @@
-//! stub
+//! levee's runtime: workers, listeners, reload and shutdown.
+//!
+//! ```text
+//! control thread                      worker threads (one per core)
+//! ──────────────                      ─────────────────────────────
+//! build site, bind listeners ──────▶  accept loop per listener ─▶ conn::serve per connection
+//! SIGHUP: load + validate config,
+//!   build site, swap it in,
+//!   bind new / drop old listeners ──▶ Listen / Unlisten
+//! SIGTERM: stop accepting ─────────▶  UnlistenAll; connections finish their request
+//!   wait for in-flight requests (up to the grace period), exit 0
+//! ```
+
+pub mod listeners;
+pub mod worker;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use levee_config::Config;
+use levee_http::conn::ListenerCtx;
+use levee_http::{Shared, Site};
+use tokio::signal::unix::{SignalKind, signal};
+
+use worker::{Command, Worker};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error(transparent)]
+    Site(#[from] levee_http::site::SiteError),
+    #[error("listener {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("pid file {path}: {source}")]
+    PidFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("starting workers: {0}")]
+    Workers(std::io::Error),
+}
+
+/// The running server as the control thread sees it.
+struct Server {
+    config: Config,
+    shared: Arc<Shared>,
+    workers: Vec<Worker>,
+    listening: HashMap<SocketAddr, ()>,
+}
+
+/// Runs levee with `config` until it is stopped. `config.source` is re-read on SIGHUP.
+pub fn run(config: Config) -> Result<(), ServerError> {
+    let site = Site::build(&config)?;
+    let shared = Shared::new(site);
+    let mut bound = Vec::new();
+    for l in &config.listeners {
+        let sockets = listeners::bind(l.address, l.backlog, config.workers).map_err(|source| {
+            ServerError::Bind {
+                addr: l.address,
+                source,
+            }
+        })?;
+        bound.push((l.address, sockets));
+    }
+    let workers = (0..config.workers)
+        .map(worker::spawn)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(ServerError::Workers)?;
+    let mut server = Server {
+        config,
+        shared,
+        workers,
+        listening: HashMap::new(),
+    };
+    for (addr, sockets) in bound {
+        server.listen(addr, sockets);
+    }
+    if let Some(path) = &server.config.pid_file {
+        std::fs::write(path, format!("{}\n", std::process::id())).map_err(|source| {
+            ServerError::PidFile {
+                path: path.clone(),
+                source,
+            }
+        })?;
+    }
+    let control = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(ServerError::Workers)?;
+    control.block_on(server.control())
+}
+
+impl Server {
+    fn listen(&mut self, addr: SocketAddr, sockets: Vec<std::net::TcpListener>) {
+        let ctx = Arc::new(ListenerCtx {
+            addr,
+            shared: self.shared.clone(),
+        });
+        let bound = sockets.first().and_then(|s| s.local_addr().ok());
+        for (socket, w) in sockets.into_iter().zip(&self.workers) {
+            let _ = w.tx.send(Command::Listen {
+                socket,
+                ctx: ctx.clone(),
+            });
+        }
+        tracing::info!(listener = %addr, bound = ?bound, "listening");
+        self.listening.insert(addr, ());
+    }
+
+    fn unlisten(&mut self, addr: SocketAddr) {
+        for w in &self.workers {
+            let _ = w.tx.send(Command::Unlisten(addr));
+        }
+        self.listening.remove(&addr);
+        tracing::info!(listener = %addr, "stopped listening");
+    }
+
+    /// Waits for signals: SIGHUP reloads, SIGTERM and SIGINT stop.
+    async fn control(mut self) -> Result<(), ServerError> {
+        let mut hup = signal(SignalKind::hangup()).map_err(ServerError::Workers)?;
+        let mut term = signal(SignalKind::terminate()).map_err(ServerError::Workers)?;
+        let mut int = signal(SignalKind::interrupt()).map_err(ServerError::Workers)?;
+        loop {
+            tokio::select! {
+                _ = hup.recv() => self.reload(),
+                _ = term.recv() => break,
+                _ = int.recv() => break,
+            }
+        }
+        self.stop().await;
+        Ok(())
+    }
+
+    /// Applies the config file anew; on any error the running config stays.
+    fn reload(&mut self) {
+        let Some(path) = self.config.source.clone() else {
+            tracing::warn!("reload: levee runs a built-in config; nothing to reload");
+            return;
+        };
+        let config = match levee_config::load(&path) {
+            Ok(config) => config,
+            Err(errors) => {
+                for e in &errors.errors {
+                    tracing::error!("{e}");
+                }
+                tracing::error!(
+                    errors = errors.errors.len(),
+                    "reload refused; the running config stays"
+                );
+                return;
+            }
+        };
+        let site = match Site::build(&config) {
+            Ok(site) => site,
+            Err(e) => {
+                tracing::error!(error = %e, "reload refused; the running config stays");
+                return;
+            }
+        };
+        if config.workers != self.config.workers {
+            tracing::warn!("reload: a change of `workers` takes effect at the next start");
+        }
+        let wanted: HashMap<SocketAddr, u32> = config
+            .listeners
+            .iter()
+            .map(|l| (l.address, l.backlog))
+            .collect();
+        let mut added = Vec::new();
+        for (&addr, &backlog) in &wanted {
+            if self.listening.contains_key(&addr) {
+                continue;
+            }
+            match listeners::bind(addr, backlog, self.workers.len()) {
+                Ok(sockets) => added.push((addr, sockets)),
+                Err(e) => {
+                    tracing::error!(listener = %addr, error = %e, "reload refused; the running config stays");
+                    return;
+                }
+            }
+        }
+        self.shared.site.store(Arc::new(site));
+        for (addr, sockets) in added {
+            self.listen(addr, sockets);
+        }
+        let gone: Vec<SocketAddr> = self
+            .listening
+            .keys()
+            .filter(|a| !wanted.contains_key(a))
+            .copied()
+            .collect();
+        for addr in gone {
+            self.unlisten(addr);
+        }
+        self.config = config;
+        tracing::info!(file = %path.display(), "reloaded");
+    }
+
+    /// Stops accepting and lets in-flight requests finish within the grace period.
+    async fn stop(self) {
+        tracing::info!("stopping: no new connections; finishing in-flight requests");
+        self.shared.start_draining();
+        for w in &self.workers {
+            let _ = w.tx.send(Command::UnlistenAll);
+        }
+        let deadline = Instant::now() + self.config.timeouts.grace;
+        while self.shared.in_flight() > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let left = self.shared.in_flight();
+        if left > 0 {
+            tracing::warn!(
+                requests = left,
+                "grace period over; closing unfinished requests"
+            );
+        }
+        if let Some(path) = &self.config.pid_file {
+            let _ = std::fs::remove_file(path);
+        }
+        tracing::info!("stopped");
+    }
+}

@@ -1,0 +1,212 @@
+//! Relaying a message body from one socket to another with backpressure.
+//!
+//! At most one buffer of `RELAY_CHUNK` bytes is in flight: levee reads again
+//! only after the last read has been written, so a slow receiver slows the
+//! sender down instead of growing a buffer. Chunked bodies are checked as
+//! they pass, so a malformed one is cut off and never reaches the other side
+//! as valid framing.
+
+use std::time::Duration;
+
+use bytes::{Buf, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::timeout;
+
+use crate::h1::{ChunkError, ChunkedDecoder};
+use crate::message::Framing;
+
+/// Read size while relaying a body.
+pub const RELAY_CHUNK: usize = 16 * 1024;
+
+/// How the body leaves levee.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    /// The coded bytes as they came (chunked stays chunked, trailers kept).
+    AsIs,
+    /// Chunk data only, for a receiver that cannot take chunked (HTTP/1.0).
+    Dechunked,
+}
+
+/// Why a relay stopped short. `Src*` faults are the sender's, `Dst*` the receiver's.
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    #[error("sender timed out")]
+    SrcTimeout,
+    #[error("sender closed before the end of the body")]
+    SrcClosed,
+    #[error("sender: {0}")]
+    SrcIo(std::io::Error),
+    #[error("sender: {0}")]
+    Chunk(#[from] ChunkError),
+    #[error("body larger than allowed")]
+    TooLarge,
+    #[error("receiver timed out")]
+    DstTimeout,
+    #[error("receiver: {0}")]
+    DstIo(std::io::Error),
+}
+
+/// Limits and deadlines of one relay.
+#[derive(Debug, Clone, Copy)]
+pub struct Relay {
+    pub framing: Framing,
+    pub output: Output,
+    pub read_timeout: Duration,
+    pub write_timeout: Duration,
+    /// Most body (data) bytes allowed; `None` for no limit.
+    pub limit: Option<u64>,
+}
+
+impl Relay {
+    /// Moves the body from `pending` (bytes already read) and `src` to `dst`,
+    /// after `head`, which goes out in the same write as the first body bytes
+    /// (one syscall for a small response). On success `pending` holds
+    /// whatever followed the body. Returns the number of body bytes written.
+    pub async fn run(
+        &self,
+        src: &mut TcpStream,
+        pending: &mut BytesMut,
+        dst: &mut TcpStream,
+        head: Vec<u8>,
+    ) -> Result<u64, RelayError> {
+        let mut out = Out { head, dst };
+        let sent = match self.framing {
+            Framing::None => 0,
+            Framing::Length(n) => self.length(src, pending, &mut out, n).await?,
+            Framing::Chunked => self.chunked(src, pending, &mut out).await?,
+            Framing::UntilClose => self.until_close(src, pending, &mut out).await?,
+        };
+        if !out.head.is_empty() {
+            self.write(&mut out, &[]).await?;
+        }
+        Ok(sent)
+    }
+
+    async fn fill(&self, src: &mut TcpStream, pending: &mut BytesMut) -> Result<usize, RelayError> {
+        pending.reserve(RELAY_CHUNK);
+        match timeout(self.read_timeout, src.read_buf(pending)).await {
+            Err(_) => Err(RelayError::SrcTimeout),
+            Ok(Err(e)) => Err(RelayError::SrcIo(e)),
+            Ok(Ok(n)) => Ok(n),
+        }
+    }
+
+    /// Reads more of the body, first sending a waiting head so the receiver
+    /// is not kept waiting on a slow sender.
+    async fn refill(
+        &self,
+        src: &mut TcpStream,
+        pending: &mut BytesMut,
+        out: &mut Out<'_>,
+    ) -> Result<usize, RelayError> {
+        if !out.head.is_empty() {
+            self.write(out, &[]).await?;
+        }
+        self.fill(src, pending).await
+    }
+
+    async fn write(&self, out: &mut Out<'_>, bytes: &[u8]) -> Result<(), RelayError> {
+        let result = if out.head.is_empty() {
+            timeout(self.write_timeout, out.dst.write_all(bytes)).await
+        } else {
+            out.head.extend_from_slice(bytes);
+            let r = timeout(self.write_timeout, out.dst.write_all(&out.head)).await;
+            out.head = Vec::new();
+            r
+        };
+        match result {
+            Err(_) => Err(RelayError::DstTimeout),
+            Ok(Err(e)) => Err(RelayError::DstIo(e)),
+            Ok(Ok(())) => Ok(()),
+        }
+    }
+
+    async fn length(
+        &self,
+        src: &mut TcpStream,
+        pending: &mut BytesMut,
+        out: &mut Out<'_>,
+        total: u64,
+    ) -> Result<u64, RelayError> {
+        if self.limit.is_some_and(|max| total > max) {
+            return Err(RelayError::TooLarge);
+        }
+        let mut left = total;
+        while left > 0 {
+            if pending.is_empty() && self.refill(src, pending, out).await? == 0 {
+                return Err(RelayError::SrcClosed);
+            }
+            let take = pending
+                .len()
+                .min(usize::try_from(left).unwrap_or(usize::MAX));
+            self.write(out, &pending[..take]).await?;
+            pending.advance(take);
+            left -= take as u64;
+        }
+        Ok(total)
+    }
+
+    async fn chunked(
+        &self,
+        src: &mut TcpStream,
+        pending: &mut BytesMut,
+        out: &mut Out<'_>,
+    ) -> Result<u64, RelayError> {
+        let mut decoder = ChunkedDecoder::default();
+        let mut sent = 0u64;
+        let mut plain = Vec::new();
+        loop {
+            if pending.is_empty() && self.refill(src, pending, out).await? == 0 {
+                return Err(RelayError::SrcClosed);
+            }
+            let fed = decoder.feed(pending)?;
+            if self.limit.is_some_and(|max| decoder.data_len > max) {
+                return Err(RelayError::TooLarge);
+            }
+            match self.output {
+                Output::AsIs => {
+                    self.write(out, &pending[..fed.consumed]).await?;
+                    sent += fed.consumed as u64;
+                }
+                Output::Dechunked => {
+                    plain.clear();
+                    for range in &fed.data {
+                        plain.extend_from_slice(&pending[range.clone()]);
+                    }
+                    if !plain.is_empty() {
+                        self.write(out, &plain).await?;
+                        sent += plain.len() as u64;
+                    }
+                }
+            }
+            pending.advance(fed.consumed);
+            if fed.done {
+                return Ok(sent);
+            }
+        }
+    }
+
+    async fn until_close(
+        &self,
+        src: &mut TcpStream,
+        pending: &mut BytesMut,
+        out: &mut Out<'_>,
+    ) -> Result<u64, RelayError> {
+        let mut sent = 0u64;
+        loop {
+            if pending.is_empty() && self.refill(src, pending, out).await? == 0 {
+                return Ok(sent);
+            }
+            self.write(out, pending).await?;
+            sent += pending.len() as u64;
+            pending.clear();
+        }
+    }
+}
+
+/// The receiving side of a relay, with a head still to go out first.
+struct Out<'a> {
+    head: Vec<u8>,
+    dst: &'a mut TcpStream,
+}

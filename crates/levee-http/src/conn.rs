@@ -1,0 +1,280 @@
+//! The life of one HTTP/1 client connection.
+//!
+//! ```text
+//! accept ─▶ idle ─▶ read head ─▶ route ─▶ act (proxy | static | redirect | respond) ─▶ log ─┐
+//!            ▲                                                                               │
+//!            └──────────────────────────── keep-alive ◀──────────────────────────────────────┘
+//! ```
+//!
+//! While idle a connection holds no buffer: it waits for readability with an
+//! empty `BytesMut`, and the request's work runs in a separately boxed future,
+//! so the task parked between requests stays small (docs/architecture.md).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::BytesMut;
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpStream;
+use tokio::time::{timeout, timeout_at};
+
+use crate::access_log::Entry;
+use crate::h1::{HeadError, Parsed, parse_request};
+use crate::message::{Framing, RequestHead};
+use crate::respond;
+use crate::site::{Site, Target};
+use crate::{Shared, proxy};
+
+/// Initial read size for a request head; grows up to `limits.max_header_bytes`.
+const HEAD_CHUNK: usize = 4096;
+
+/// What a listener gives each of its connections.
+#[derive(Debug)]
+pub struct ListenerCtx {
+    /// The address the listener is bound to, as configured (selects its routes).
+    pub addr: SocketAddr,
+    pub shared: Arc<Shared>,
+}
+
+/// The client side of a connection: its socket and the bytes read but not yet used.
+#[derive(Debug)]
+pub struct Client {
+    pub stream: TcpStream,
+    pub peer: SocketAddr,
+    pub buf: BytesMut,
+}
+
+/// What happens to the connection after an exchange.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    KeepAlive,
+    Close,
+    /// Close after draining what the client still sends (after an error).
+    Linger,
+}
+
+/// Serves one client connection until it closes.
+pub async fn serve(stream: TcpStream, peer: SocketAddr, listener: Arc<ListenerCtx>) {
+    let _ = stream.set_nodelay(true);
+    let mut client = Client {
+        stream,
+        peer,
+        buf: BytesMut::new(),
+    };
+    let mut served: u64 = 0;
+    loop {
+        if client.buf.is_empty() {
+            // Idle: hold no buffer while waiting for the next request.
+            client.buf = BytesMut::new();
+            let timeouts = listener.shared.site.load().timeouts;
+            let wait = if served == 0 {
+                timeouts.request_head
+            } else {
+                timeouts.keepalive
+            };
+            if !matches!(timeout(wait, client.stream.readable()).await, Ok(Ok(()))) {
+                return;
+            }
+        }
+        let next = Box::pin(exchange(&mut client, &listener, served)).await;
+        served += 1;
+        match next {
+            Next::KeepAlive if !listener.shared.draining() => {}
+            Next::KeepAlive | Next::Close => return,
+            Next::Linger => return respond::linger_close(client.stream).await,
+        }
+    }
+}
+
+/// Why no request head could be read.
+enum HeadRead {
+    /// The client closed or went quiet before sending anything.
+    Closed,
+    /// The head did not complete within `timeouts.request_head`.
+    Timeout,
+    Bad(HeadError),
+}
+
+/// One request and its response.
+async fn exchange(client: &mut Client, listener: &ListenerCtx, served: u64) -> Next {
+    let shared = &listener.shared;
+    let site = shared.site.load_full();
+    let started = Instant::now();
+    let head = match read_head(client, &site).await {
+        Ok(head) => head,
+        Err(HeadRead::Closed) => return Next::Close,
+        Err(HeadRead::Timeout) => return refuse(client, &site, started, 408).await,
+        Err(HeadRead::Bad(e)) => {
+            tracing::debug!(peer = %client.peer, error = %e, "bad request head");
+            return refuse(client, &site, started, e.status()).await;
+        }
+    };
+    let _in_flight = shared.begin();
+    let max = site.limits.max_requests_per_connection;
+    let keep_alive = head.keep_alive && !shared.draining() && (max == 0 || served + 1 < max);
+    let mut done = Done::new(keep_alive);
+
+    match site.route(listener.addr, head.host_name(), head.path()) {
+        None => {
+            done.reply(
+                client,
+                &site,
+                &head,
+                respond::error(404, &[], keep_alive, head.is_head()),
+            )
+            .await
+        }
+        Some(target) => match &**target {
+            Target::Proxy {
+                group,
+                preserve_host,
+            } => {
+                let out =
+                    proxy::forward(client, &site, &head, group, *preserve_host, keep_alive).await;
+                done.status = out.status;
+                done.bytes = out.bytes;
+                done.upstream_time = out.upstream_time;
+                done.upstream = out.upstream;
+                done.next = out.next;
+            }
+            Target::Respond {
+                status,
+                body,
+                content_type,
+            } => {
+                let bytes = crate::h1::write::simple_response(
+                    *status,
+                    &[],
+                    content_type,
+                    body,
+                    keep_alive,
+                    head.is_head(),
+                );
+                done.reply(client, &site, &head, bytes).await;
+            }
+            Target::Redirect(r) => {
+                done.reply(
+                    client,
+                    &site,
+                    &head,
+                    respond::redirect(r, &head, keep_alive),
+                )
+                .await;
+            }
+            Target::Static(root) => {
+                crate::static_route::serve(client, &site, &head, root, &mut done).await;
+            }
+        },
+    }
+
+    site.access_log.log(&Entry {
+        peer: client.peer,
+        request: Some(&head),
+        status: done.status,
+        bytes: done.bytes,
+        request_time: started.elapsed(),
+        upstream_time: done.upstream_time,
+        upstream: done.upstream,
+    });
+    done.next
+}
+
+/// The outcome of serving a request, as the log and the connection need it.
+#[derive(Debug)]
+pub struct Done {
+    pub status: u16,
+    pub bytes: u64,
+    pub upstream_time: Option<std::time::Duration>,
+    pub upstream: Option<SocketAddr>,
+    pub next: Next,
+}
+
+impl Done {
+    fn new(keep_alive: bool) -> Done {
+        Done {
+            status: 0,
+            bytes: 0,
+            upstream_time: None,
+            upstream: None,
+            next: if keep_alive {
+                Next::KeepAlive
+            } else {
+                Next::Close
+            },
+        }
+    }
+
+    /// Sends a complete response levee made itself. A request body that was
+    /// not read means the connection cannot carry another request.
+    pub async fn reply(
+        &mut self,
+        client: &mut Client,
+        site: &Site,
+        head: &RequestHead,
+        bytes: Vec<u8>,
+    ) {
+        self.status = status_of(&bytes);
+        self.bytes = body_len(&bytes);
+        if head.framing != Framing::None {
+            self.next = Next::Linger;
+        }
+        if !respond::send(&mut client.stream, &bytes, site.timeouts.client_send).await {
+            self.next = Next::Close;
+        }
+    }
+}
+
+fn status_of(response: &[u8]) -> u16 {
+    response
+        .get(9..12)
+        .and_then(|s| std::str::from_utf8(s).ok())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+fn body_len(response: &[u8]) -> u64 {
+    crate::h1::parse::head_end(response, 0)
+        .map(|end| (response.len() - end) as u64)
+        .unwrap_or(0)
+}
+
+/// Answers a request whose head could not be read, logs it, and closes.
+async fn refuse(client: &mut Client, site: &Site, started: Instant, status: u16) -> Next {
+    let bytes = respond::error(status, &[], false, false);
+    let _ = respond::send(&mut client.stream, &bytes, site.timeouts.client_send).await;
+    site.access_log.log(&Entry {
+        peer: client.peer,
+        request: None,
+        status,
+        bytes: body_len(&bytes),
+        request_time: started.elapsed(),
+        upstream_time: None,
+        upstream: None,
+    });
+    Next::Linger
+}
+
+/// Reads until a complete request head is buffered, within `timeouts.request_head`.
+async fn read_head(client: &mut Client, site: &Site) -> Result<RequestHead, HeadRead> {
+    let deadline = tokio::time::Instant::now() + site.timeouts.request_head;
+    let mut searched = 0;
+    loop {
+        if !client.buf.is_empty() {
+            match parse_request(&client.buf, searched, &site.head_limits) {
+                Ok(Parsed::Complete(parts, len)) => {
+                    return Ok(parts.into_head(client.buf.split_to(len).freeze()));
+                }
+                Ok(Parsed::Incomplete) => searched = client.buf.len(),
+                Err(e) => return Err(HeadRead::Bad(e)),
+            }
+        }
+        client.buf.reserve(HEAD_CHUNK);
+        match timeout_at(deadline, client.stream.read_buf(&mut client.buf)).await {
+            Err(_) if client.buf.is_empty() => return Err(HeadRead::Closed),
+            Err(_) => return Err(HeadRead::Timeout),
+            Ok(Ok(0)) | Ok(Err(_)) => return Err(HeadRead::Closed),
+            Ok(Ok(_)) => {}
+        }
+    }
+}

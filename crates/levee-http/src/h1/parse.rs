@@ -1,0 +1,494 @@
+//! Strict HTTP/1 head parsing.
+//!
+//! `httparse` does the tokenising (and already refuses obs-fold, whitespace
+//! before a colon and control bytes in fields). On top of it this module
+//! enforces levee's request-smuggling policy (docs/http1.md):
+//!
+//! - a bare LF anywhere in a head is refused (only CRLF ends a line);
+//! - Content-Length must be digits only; several values must all agree;
+//! - Content-Length together with Transfer-Encoding is refused;
+//! - Transfer-Encoding must end in `chunked`, and `chunked` is the only
+//!   coding levee decodes (others: 501); it is refused in HTTP/1.0;
+//! - HTTP/1.1 requests need exactly one Host, HTTP/1.0 at most one.
+
+use std::mem::MaybeUninit;
+
+use crate::message::{Field, Fields, Framing, RequestHead, ResponseHead, Span, Version};
+
+/// Bounds on a request head, from `[limits]`.
+#[derive(Debug, Clone, Copy)]
+pub struct HeadLimits {
+    pub max_request_line: usize,
+    pub max_header_bytes: usize,
+    pub max_headers: usize,
+}
+
+/// Why a head was refused, and so what the peer is told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum HeadError {
+    #[error("malformed request line")]
+    BadRequestLine,
+    #[error("unsupported HTTP version")]
+    BadVersion,
+    #[error("malformed header field")]
+    BadField,
+    #[error("bare LF in head")]
+    BareLf,
+    #[error("request line too long")]
+    RequestLineTooLong,
+    #[error("request head too large")]
+    HeadTooLarge,
+    #[error("too many header fields")]
+    TooManyFields,
+    #[error("invalid Content-Length")]
+    BadContentLength,
+    #[error("conflicting Content-Length values")]
+    ConflictingContentLength,
+    #[error("both Content-Length and Transfer-Encoding")]
+    LengthAndChunked,
+    #[error("Transfer-Encoding does not end in chunked")]
+    ChunkedNotFinal,
+    #[error("unsupported transfer coding")]
+    UnsupportedCoding,
+    #[error("Transfer-Encoding in an HTTP/1.0 message")]
+    ChunkedInHttp10,
+    #[error("missing Host")]
+    MissingHost,
+    #[error("more than one Host")]
+    DuplicateHost,
+    #[error("invalid Host")]
+    BadHost,
+}
+
+impl HeadError {
+    /// The status a client gets for a request head with this fault.
+    pub fn status(self) -> u16 {
+        match self {
+            HeadError::BadVersion => 505,
+            HeadError::RequestLineTooLong => 414,
+            HeadError::HeadTooLarge | HeadError::TooManyFields => 431,
+            HeadError::UnsupportedCoding => 501,
+            _ => 400,
+        }
+    }
+}
+
+/// The outcome of feeding bytes to a parser.
+#[derive(Debug)]
+pub enum Parsed<T> {
+    /// `T` and the length of the head in bytes.
+    Complete(T, usize),
+    Incomplete,
+}
+
+/// A parsed request head, as positions into the buffer it came from.
+#[derive(Debug, Clone)]
+pub struct RequestParts {
+    pub method: Span,
+    pub target: Span,
+    pub version: Version,
+    pub fields: Vec<Field>,
+    pub host: Option<Span>,
+    pub framing: Framing,
+    pub keep_alive: bool,
+    pub expect_continue: bool,
+    pub connection_tokens: Vec<Box<[u8]>>,
+}
+
+impl RequestParts {
+    /// The head, over `raw` (the bytes it was parsed from).
+    pub fn into_head(self, raw: bytes::Bytes) -> RequestHead {
+        RequestHead {
+            fields: Fields::new(raw, self.fields),
+            method: self.method,
+            target: self.target,
+            version: self.version,
+            host: self.host,
+            framing: self.framing,
+            keep_alive: self.keep_alive,
+            expect_continue: self.expect_continue,
+            connection_tokens: self.connection_tokens,
+        }
+    }
+}
+
+/// A parsed response head, as positions into the buffer it came from.
+#[derive(Debug, Clone)]
+pub struct ResponseParts {
+    pub status: u16,
+    pub reason: Span,
+    pub version: Version,
+    pub fields: Vec<Field>,
+    pub framing: Framing,
+    pub keep_alive: bool,
+    pub connection_tokens: Vec<Box<[u8]>>,
+}
+
+impl ResponseParts {
+    /// The head, over `raw` (the bytes it was parsed from).
+    pub fn into_head(self, raw: bytes::Bytes) -> ResponseHead {
+        ResponseHead {
+            fields: Fields::new(raw, self.fields),
+            status: self.status,
+            reason: self.reason,
+            version: self.version,
+            framing: self.framing,
+            keep_alive: self.keep_alive,
+            connection_tokens: self.connection_tokens,
+        }
+    }
+}
+
+/// Stack room for header fields; beyond it `max_headers` still applies via a heap array.
+const STACK_FIELDS: usize = 128;
+
+/// Where a head ends (just past its empty line), if it is complete.
+pub fn head_end(buf: &[u8], from: usize) -> Option<usize> {
+    let start = from.saturating_sub(3);
+    memchr::memmem::find(&buf[start..], b"\r\n\r\n").map(|i| start + i + 4)
+}
+
+/// Parses a request head. `buf` holds everything read so far; its first
+/// `searched` bytes are known not to hold the end of the head (so a client
+/// sending one byte at a time costs linear, not quadratic, work).
+pub fn parse_request(
+    buf: &[u8],
+    searched: usize,
+    limits: &HeadLimits,
+) -> Result<Parsed<RequestParts>, HeadError> {
+    let Some(end) = head_end(buf, searched) else {
+        return incomplete_or_error(buf, limits);
+    };
+    let head = &buf[..end];
+    check_line_endings(head)?;
+    let line_len = memchr::memchr(b'\n', head).unwrap_or(end);
+    if line_len > limits.max_request_line {
+        return Err(HeadError::RequestLineTooLong);
+    }
+    if end > limits.max_header_bytes {
+        return Err(HeadError::HeadTooLarge);
+    }
+
+    let mut stack = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; STACK_FIELDS];
+    let mut heap;
+    let slots: &mut [MaybeUninit<httparse::Header<'_>>] = if limits.max_headers < STACK_FIELDS {
+        &mut stack[..limits.max_headers + 1]
+    } else {
+        heap = Vec::with_capacity(limits.max_headers + 1);
+        heap.resize_with(limits.max_headers + 1, MaybeUninit::uninit);
+        &mut heap[..]
+    };
+    let mut req = httparse::Request::new(&mut []);
+    let status = req.parse_with_uninit_headers(head, slots);
+    match status {
+        Ok(httparse::Status::Complete(_)) => {}
+        Ok(httparse::Status::Partial) => return Err(HeadError::BadField),
+        Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooManyFields),
+        Err(httparse::Error::Version) => return Err(version_error(head)),
+        Err(httparse::Error::HeaderName | httparse::Error::HeaderValue) => {
+            return Err(HeadError::BadField);
+        }
+        Err(_) => return Err(HeadError::BadRequestLine),
+    }
+    if req.headers.len() > limits.max_headers {
+        return Err(HeadError::TooManyFields);
+    }
+    let version = match req.version {
+        Some(0) => Version::Http10,
+        _ => Version::Http11,
+    };
+    let method = span_in(head, req.method.unwrap_or_default().as_bytes());
+    let target_bytes = req.path.unwrap_or_default().as_bytes();
+    let target = span_in(head, target_bytes);
+    let fields = collect_fields(head, req.headers);
+    let semantics = Semantics::read(head, &fields)?;
+
+    let framing = semantics.request_framing(version)?;
+    let host = match (version, semantics.host_count) {
+        (_, n) if n > 1 => return Err(HeadError::DuplicateHost),
+        (Version::Http11, 0) => return Err(HeadError::MissingHost),
+        _ => semantics.host,
+    };
+    if let Some(h) = host
+        && !valid_host(h.of(head))
+    {
+        return Err(HeadError::BadHost);
+    }
+    let host = absolute_authority(head, target_bytes).or(host);
+    let keep_alive = match version {
+        Version::Http11 => !semantics.close,
+        _ => semantics.keep_alive && !semantics.close,
+    };
+    Ok(Parsed::Complete(
+        RequestParts {
+            method,
+            target,
+            version,
+            fields,
+            host,
+            framing,
+            keep_alive,
+            expect_continue: semantics.expect_continue,
+            connection_tokens: semantics.tokens,
+        },
+        end,
+    ))
+}
+
+/// Parses an upstream's response head. Faults here become 502s.
+pub fn parse_response(
+    buf: &[u8],
+    max_bytes: usize,
+    request_was_head: bool,
+) -> Result<Parsed<ResponseParts>, HeadError> {
+    let Some(end) = head_end(buf, 0) else {
+        if buf.len() > max_bytes {
+            return Err(HeadError::HeadTooLarge);
+        }
+        return Ok(Parsed::Incomplete);
+    };
+    let head = &buf[..end];
+    check_line_endings(head)?;
+    let mut slots = [httparse::EMPTY_HEADER; STACK_FIELDS];
+    let mut res = httparse::Response::new(&mut slots);
+    match res.parse(head) {
+        Ok(httparse::Status::Complete(_)) => {}
+        Ok(httparse::Status::Partial) => return Err(HeadError::BadField),
+        Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooManyFields),
+        Err(httparse::Error::Version) => return Err(HeadError::BadVersion),
+        Err(_) => return Err(HeadError::BadField),
+    }
+    let status = res.code.unwrap_or(0);
+    let version = match res.version {
+        Some(0) => Version::Http10,
+        _ => Version::Http11,
+    };
+    let reason = span_in(head, res.reason.unwrap_or_default().as_bytes());
+    let fields = collect_fields(head, res.headers);
+    let semantics = Semantics::read(head, &fields)?;
+    let framing = if request_was_head || crate::message::status_has_no_body(status) {
+        Framing::None
+    } else if semantics.chunked_final {
+        Framing::Chunked
+    } else if semantics.has_te {
+        Framing::UntilClose
+    } else if let Some(n) = semantics.length {
+        Framing::Length(n)
+    } else {
+        Framing::UntilClose
+    };
+    let keep_alive = framing != Framing::UntilClose
+        && match version {
+            Version::Http11 => !semantics.close,
+            _ => semantics.keep_alive && !semantics.close,
+        };
+    Ok(Parsed::Complete(
+        ResponseParts {
+            status,
+            reason,
+            version,
+            fields,
+            framing,
+            keep_alive,
+            connection_tokens: semantics.tokens,
+        },
+        end,
+    ))
+}
+
+fn incomplete_or_error<T>(buf: &[u8], limits: &HeadLimits) -> Result<Parsed<T>, HeadError> {
+    let line_done = memchr::memchr(b'\n', buf);
+    if line_done.is_none() && buf.len() > limits.max_request_line {
+        return Err(HeadError::RequestLineTooLong);
+    }
+    if buf.len() > limits.max_header_bytes {
+        return Err(HeadError::HeadTooLarge);
+    }
+    // A request line ended by a bare LF will never complete properly.
+    if let Some(i) = line_done
+        && (i == 0 || buf[i - 1] != b'\r')
+    {
+        return Err(HeadError::BareLf);
+    }
+    Ok(Parsed::Incomplete)
+}
+
+fn version_error(head: &[u8]) -> HeadError {
+    let line = &head[..memchr::memchr(b'\r', head).unwrap_or(head.len())];
+    let last = line.rsplit(|&b| b == b' ').next().unwrap_or_default();
+    let looks_versioned = last.len() == 8
+        && last.starts_with(b"HTTP/")
+        && last[5].is_ascii_digit()
+        && last[6] == b'.'
+        && last[7].is_ascii_digit();
+    if looks_versioned && line.iter().filter(|&&b| b == b' ').count() == 2 {
+        HeadError::BadVersion
+    } else {
+        HeadError::BadRequestLine
+    }
+}
+
+fn check_line_endings(head: &[u8]) -> Result<(), HeadError> {
+    for i in memchr::memchr_iter(b'\n', head) {
+        if i == 0 || head[i - 1] != b'\r' {
+            return Err(HeadError::BareLf);
+        }
+    }
+    for i in memchr::memchr_iter(b'\r', head) {
+        if head.get(i + 1) != Some(&b'\n') {
+            return Err(HeadError::BadField);
+        }
+    }
+    Ok(())
+}
+
+fn span_in(base: &[u8], part: &[u8]) -> Span {
+    let start = (part.as_ptr() as usize).saturating_sub(base.as_ptr() as usize);
+    Span::new(start, start + part.len())
+}
+
+fn collect_fields(head: &[u8], headers: &[httparse::Header<'_>]) -> Vec<Field> {
+    headers
+        .iter()
+        .map(|h| {
+            let value = trim(h.value);
+            Field {
+                name: span_in(head, h.name.as_bytes()),
+                value: span_in(head, value),
+            }
+        })
+        .collect()
+}
+
+fn trim(v: &[u8]) -> &[u8] {
+    let start = v.iter().position(|b| !matches!(b, b' ' | b'\t'));
+    let Some(start) = start else { return &v[..0] };
+    let end = v
+        .iter()
+        .rposition(|b| !matches!(b, b' ' | b'\t'))
+        .unwrap_or(start);
+    &v[start..=end]
+}
+
+/// What the framing- and connection-related fields of a head say.
+#[derive(Default)]
+struct Semantics {
+    length: Option<u64>,
+    has_te: bool,
+    chunked_final: bool,
+    te_fault: Option<HeadError>,
+    host: Option<Span>,
+    host_count: usize,
+    close: bool,
+    keep_alive: bool,
+    expect_continue: bool,
+    tokens: Vec<Box<[u8]>>,
+}
+
+impl Semantics {
+    fn read(head: &[u8], fields: &[Field]) -> Result<Semantics, HeadError> {
+        let mut s = Semantics::default();
+        for f in fields {
+            let name = f.name.of(head);
+            let value = f.value.of(head);
+            if name.eq_ignore_ascii_case(b"content-length") {
+                for part in value.split(|&b| b == b',') {
+                    let n = parse_length(trim(part))?;
+                    match s.length {
+                        Some(prev) if prev != n => return Err(HeadError::ConflictingContentLength),
+                        _ => s.length = Some(n),
+                    }
+                }
+            } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+                s.read_codings(value);
+            } else if name.eq_ignore_ascii_case(b"host") {
+                s.host_count += 1;
+                s.host = Some(f.value);
+            } else if name.eq_ignore_ascii_case(b"connection") {
+                for token in value.split(|&b| b == b',').map(trim) {
+                    if token.eq_ignore_ascii_case(b"close") {
+                        s.close = true;
+                    } else if token.eq_ignore_ascii_case(b"keep-alive") {
+                        s.keep_alive = true;
+                    } else if !token.is_empty() {
+                        s.tokens.push(token.to_ascii_lowercase().into_boxed_slice());
+                    }
+                }
+            } else if name.eq_ignore_ascii_case(b"expect") {
+                s.expect_continue = value.eq_ignore_ascii_case(b"100-continue");
+            }
+        }
+        Ok(s)
+    }
+
+    fn read_codings(&mut self, value: &[u8]) {
+        for coding in value.split(|&b| b == b',').map(trim) {
+            if coding.is_empty() {
+                continue;
+            }
+            if self.chunked_final {
+                // Something follows `chunked`: it is no longer the final coding.
+                self.te_fault = Some(HeadError::ChunkedNotFinal);
+            }
+            self.has_te = true;
+            if coding.eq_ignore_ascii_case(b"chunked") {
+                if self.chunked_final {
+                    self.te_fault = Some(HeadError::ChunkedNotFinal);
+                }
+                self.chunked_final = true;
+            } else {
+                self.chunked_final = false;
+                if self.te_fault.is_none() {
+                    self.te_fault = Some(HeadError::UnsupportedCoding);
+                }
+            }
+        }
+    }
+
+    fn request_framing(&self, version: Version) -> Result<Framing, HeadError> {
+        if self.has_te {
+            if self.length.is_some() {
+                return Err(HeadError::LengthAndChunked);
+            }
+            if version == Version::Http10 {
+                return Err(HeadError::ChunkedInHttp10);
+            }
+            if !self.chunked_final {
+                return Err(HeadError::ChunkedNotFinal);
+            }
+            if let Some(fault) = self.te_fault {
+                return Err(fault);
+            }
+            return Ok(Framing::Chunked);
+        }
+        Ok(match self.length {
+            Some(0) | None => Framing::None,
+            Some(n) => Framing::Length(n),
+        })
+    }
+}
+
+fn parse_length(v: &[u8]) -> Result<u64, HeadError> {
+    if v.is_empty() || v.len() > 18 || !v.iter().all(u8::is_ascii_digit) {
+        return Err(HeadError::BadContentLength);
+    }
+    Ok(v.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0')))
+}
+
+fn valid_host(h: &[u8]) -> bool {
+    !h.iter().any(|b| {
+        matches!(b, b' ' | b'\t' | b'/' | b'\\' | b'@' | b'?' | b'#') || b.is_ascii_control()
+    })
+}
+
+/// The authority of an absolute-form target (`http://host:port/path`).
+fn absolute_authority(head: &[u8], target: &[u8]) -> Option<Span> {
+    if target.first() == Some(&b'/') {
+        return None;
+    }
+    let i = memchr::memmem::find(target, b"://")?;
+    let rest = &target[i + 3..];
+    let end = memchr::memchr3(b'/', b'?', b'#', rest).unwrap_or(rest.len());
+    let authority = &rest[..end];
+    (!authority.is_empty()).then(|| span_in(head, authority))
+}

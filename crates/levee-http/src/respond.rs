@@ -1,0 +1,65 @@
+//! Responses levee makes itself: errors, redirects and `respond` routes.
+
+use std::time::Duration;
+
+use levee_config::RedirectAction;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio::time::timeout;
+
+use crate::h1::write::{error_body, simple_response};
+use crate::message::RequestHead;
+
+/// Writes `bytes` to the client within `limit`. False if the client is gone.
+pub async fn send(stream: &mut TcpStream, bytes: &[u8], limit: Duration) -> bool {
+    matches!(timeout(limit, stream.write_all(bytes)).await, Ok(Ok(())))
+}
+
+/// An error response: a one-line text body naming the status.
+pub fn error(status: u16, extra: &[(&str, &[u8])], keep_alive: bool, head_only: bool) -> Vec<u8> {
+    simple_response(
+        status,
+        extra,
+        "text/plain; charset=utf-8",
+        &error_body(status),
+        keep_alive,
+        head_only,
+    )
+}
+
+/// A redirect: `{host}` and `{uri}` in the target are replaced by the
+/// request's host and its path with query.
+pub fn redirect(r: &RedirectAction, req: &RequestHead, keep_alive: bool) -> Vec<u8> {
+    let host = req
+        .host
+        .map(|h| String::from_utf8_lossy(req.fields.span_of(h)).into_owned())
+        .unwrap_or_default();
+    let uri = String::from_utf8_lossy(req.uri());
+    let location = r.to.replace("{host}", &host).replace("{uri}", &uri);
+    simple_response(
+        r.status,
+        &[("Location", location.as_bytes())],
+        "text/plain; charset=utf-8",
+        &error_body(r.status),
+        keep_alive,
+        req.is_head(),
+    )
+}
+
+/// Stops writing, then reads and discards what the client still sends for a
+/// moment, so closing does not reset the connection before the client has
+/// read levee's last response (the "lingering close" nginx also does).
+pub async fn linger_close(mut stream: TcpStream) {
+    let _ = stream.shutdown().await;
+    let mut sink = [0u8; 4096];
+    let _ = timeout(Duration::from_secs(2), async {
+        let mut total = 0usize;
+        while total < 256 * 1024 {
+            match tokio::io::AsyncReadExt::read(&mut stream, &mut sink).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => total += n,
+            }
+        }
+    })
+    .await;
+}

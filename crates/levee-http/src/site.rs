@@ -1,0 +1,116 @@
+//! The site: everything a request needs from the config, built once per
+//! (re)load and shared by every worker through an `ArcSwap`. A request takes
+//! one snapshot when its head is read and keeps it to the end, so a reload
+//! never changes a request half way.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use levee_config::{Action, Config, Limits, RedirectAction, StaticAction, Timeouts};
+use levee_upstream::{Group, UpstreamError};
+
+use crate::access_log::AccessLog;
+use crate::h1::HeadLimits;
+use crate::route::Router;
+
+/// A route's action with its references resolved.
+#[derive(Debug)]
+pub enum Target {
+    Proxy {
+        group: Arc<Group>,
+        preserve_host: bool,
+    },
+    Static(StaticAction),
+    Redirect(RedirectAction),
+    Respond {
+        status: u16,
+        body: Vec<u8>,
+        content_type: String,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SiteError {
+    #[error(transparent)]
+    Upstream(#[from] UpstreamError),
+    #[error("access log {path}: {source}")]
+    AccessLog {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+#[derive(Debug)]
+pub struct Site {
+    pub limits: Limits,
+    pub timeouts: Timeouts,
+    pub head_limits: HeadLimits,
+    pub access_log: AccessLog,
+    pub upstreams: HashMap<String, Arc<Group>>,
+    /// By listener address: a reload that renames a listener keeps its socket.
+    routers: HashMap<SocketAddr, Router<Target>>,
+}
+
+impl Site {
+    /// Builds the site for `config`. Resolves upstream DNS names (blocking).
+    pub fn build(config: &Config) -> Result<Site, SiteError> {
+        let mut upstreams = HashMap::new();
+        for u in &config.upstreams {
+            upstreams.insert(u.name.clone(), Arc::new(Group::build(u)?));
+        }
+        let mut targets = Vec::with_capacity(config.routes.len());
+        for route in &config.routes {
+            let target = match &route.action {
+                Action::Proxy(p) => match upstreams.get(&p.upstream) {
+                    Some(group) => Target::Proxy {
+                        group: group.clone(),
+                        preserve_host: p.preserve_host,
+                    },
+                    // Validation guarantees the name resolves; skip defensively.
+                    None => continue,
+                },
+                Action::Static(s) => Target::Static(s.clone()),
+                Action::Redirect(r) => Target::Redirect(r.clone()),
+                Action::Respond(r) => Target::Respond {
+                    status: r.status,
+                    body: r.body.as_bytes().to_vec(),
+                    content_type: r.content_type.clone(),
+                },
+            };
+            targets.push((route, Arc::new(target)));
+        }
+        let routers = config
+            .listeners
+            .iter()
+            .map(|l| {
+                let mine = targets
+                    .iter()
+                    .filter(|(r, _)| r.listeners.is_empty() || r.listeners.contains(&l.name))
+                    .map(|(r, t)| (*r, t.clone()))
+                    .collect();
+                (l.address, Router::new(mine))
+            })
+            .collect();
+        let access_log = AccessLog::open(&config.log)
+            .map_err(|(path, source)| SiteError::AccessLog { path, source })?;
+        Ok(Site {
+            limits: config.limits,
+            timeouts: config.timeouts,
+            head_limits: HeadLimits {
+                max_request_line: config.limits.max_request_line,
+                max_header_bytes: config.limits.max_header_bytes,
+                max_headers: config.limits.max_headers,
+            },
+            access_log,
+            upstreams,
+            routers,
+        })
+    }
+
+    /// The target serving `host`/`path` on the listener bound to `listener`.
+    pub fn route(&self, listener: SocketAddr, host: &[u8], path: &[u8]) -> Option<&Arc<Target>> {
+        self.routers.get(&listener)?.find(host, path)
+    }
+}

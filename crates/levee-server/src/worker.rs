@@ -1,0 +1,122 @@
+//! Worker threads: one single-threaded event loop per core.
+//!
+//! A connection lives and dies on the worker that accepted it, with its
+//! upstream connections and pool on the same thread, so the hot path takes
+//! no lock and wakes no other thread. The control thread talks to workers
+//! only through their command channel.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use levee_http::conn::{self, ListenerCtx};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot};
+
+/// What the control thread asks of a worker.
+#[derive(Debug)]
+pub enum Command {
+    /// Start accepting on this worker's socket for a listener.
+    Listen {
+        socket: std::net::TcpListener,
+        ctx: Arc<ListenerCtx>,
+    },
+    /// Stop accepting on the listener bound to this address.
+    Unlisten(SocketAddr),
+    /// Stop accepting on every listener (levee is stopping).
+    UnlistenAll,
+}
+
+/// The control thread's handle on a worker.
+#[derive(Debug)]
+pub struct Worker {
+    pub tx: mpsc::UnboundedSender<Command>,
+}
+
+/// Starts worker `index`.
+pub fn spawn(index: usize) -> std::io::Result<Worker> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    std::thread::Builder::new()
+        .name(format!("levee-worker-{index}"))
+        .spawn(move || runtime.block_on(run(rx)))?;
+    Ok(Worker { tx })
+}
+
+async fn run(mut rx: mpsc::UnboundedReceiver<Command>) {
+    tokio::spawn(sweep_pool());
+    let mut accepting: HashMap<SocketAddr, oneshot::Sender<()>> = HashMap::new();
+    while let Some(cmd) = rx.recv().await {
+        match cmd {
+            Command::Listen { socket, ctx } => match TcpListener::from_std(socket) {
+                Ok(listener) => {
+                    let (stop_tx, stop_rx) = oneshot::channel();
+                    accepting.insert(ctx.addr, stop_tx);
+                    tokio::spawn(accept_loop(listener, ctx, stop_rx));
+                }
+                Err(e) => tracing::error!(error = %e, "cannot register listener"),
+            },
+            Command::Unlisten(addr) => {
+                if let Some(stop) = accepting.remove(&addr) {
+                    let _ = stop.send(());
+                }
+            }
+            Command::UnlistenAll => {
+                for (_, stop) in accepting.drain() {
+                    let _ = stop.send(());
+                }
+            }
+        }
+    }
+    // The control thread is gone; keep serving what is open until the process exits.
+    std::future::pending::<()>().await;
+}
+
+/// Accepts connections until told to stop; each gets its own task.
+async fn accept_loop(
+    listener: TcpListener,
+    ctx: Arc<ListenerCtx>,
+    mut stop: oneshot::Receiver<()>,
+) {
+    loop {
+        tokio::select! {
+            biased;
+            _ = &mut stop => return,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    tokio::spawn(conn::serve(stream, peer, ctx.clone()));
+                }
+                Err(e) => accept_error(e).await,
+            },
+        }
+    }
+}
+
+/// Out of descriptors or memory: pause instead of spinning on the error.
+async fn accept_error(e: std::io::Error) {
+    let pause = match e.raw_os_error() {
+        Some(code)
+            if code == libc::EMFILE
+                || code == libc::ENFILE
+                || code == libc::ENOBUFS
+                || code == libc::ENOMEM =>
+        {
+            Duration::from_millis(50)
+        }
+        _ => Duration::from_millis(1),
+    };
+    tracing::warn!(error = %e, "accept failed");
+    tokio::time::sleep(pause).await;
+}
+
+/// Closes stale pooled upstream connections once a second.
+async fn sweep_pool() {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        levee_upstream::pool::sweep(std::time::Instant::now());
+    }
+}

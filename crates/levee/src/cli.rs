@@ -1,0 +1,171 @@
+//! Command-line handling. Errors leave through `anyhow` and become exit code 1.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use levee_config::{AccessLogTarget, Config};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "levee",
+    version,
+    about = "An event-driven front end for HTTP and mail"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Cmd>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Run with a config file.
+    Run {
+        #[arg(short = 'c', long = "config")]
+        config: PathBuf,
+    },
+    /// Validate a config file (like `nginx -t`): every error, with file:line:column and key.
+    Check {
+        #[arg(short = 'c', long = "config")]
+        config: PathBuf,
+    },
+    /// A quick reverse proxy with no config file.
+    Proxy {
+        /// Address to listen on, e.g. 127.0.0.1:8080.
+        #[arg(long)]
+        listen: SocketAddr,
+        /// Upstream servers, comma separated: host:port[,host:port…].
+        #[arg(long, value_delimiter = ',', required = true)]
+        to: Vec<String>,
+        /// Worker threads (default: one per core).
+        #[arg(long)]
+        workers: Option<usize>,
+        /// Write an access log to stdout (off by default for this quick mode).
+        #[arg(long)]
+        access_log: bool,
+    },
+    /// Make a running levee reload its config (sends SIGHUP).
+    Reload(Target),
+    /// Make a running levee stop gracefully (sends SIGTERM).
+    Stop(Target),
+}
+
+/// Which running levee: the pid file named by a config, or a pid file directly.
+#[derive(clap::Args, Debug)]
+struct Target {
+    #[arg(short = 'c', long = "config", required_unless_present = "pid_file")]
+    config: Option<PathBuf>,
+    #[arg(long)]
+    pid_file: Option<PathBuf>,
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match dispatch(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("levee: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        None => {
+            let root = std::env::current_dir().context("current directory")?;
+            let addr: SocketAddr = ([127, 0, 0, 1], 8080).into();
+            let config = levee_config::builtin_static(root.clone(), addr);
+            eprintln!("levee: serving {} on http://{addr}/", root.display());
+            eprintln!(
+                "levee: for a reverse proxy: levee proxy --listen {addr} --to 127.0.0.1:3000"
+            );
+            eprintln!(
+                "levee: with a config file: levee run -c levee.toml (see docs/config.md; `levee check -c` validates it)"
+            );
+            serve(config)
+        }
+        Some(Cmd::Run { config }) => serve(load(&config)?),
+        Some(Cmd::Check { config }) => check(&config),
+        Some(Cmd::Proxy {
+            listen,
+            to,
+            workers,
+            access_log,
+        }) => {
+            let mut config = levee_config::builtin_proxy(listen, to);
+            if let Some(n) = workers {
+                config.workers = n.max(1);
+            }
+            config.log.access = if access_log {
+                AccessLogTarget::Stdout
+            } else {
+                AccessLogTarget::Off
+            };
+            if let Err(errors) = levee_config::validate(&config) {
+                eprint!("{errors}");
+                bail!("invalid --listen/--to");
+            }
+            eprintln!("levee: proxying http://{listen}/");
+            serve(config)
+        }
+        Some(Cmd::Reload(target)) => signal(&target, rustix::process::Signal::HUP),
+        Some(Cmd::Stop(target)) => signal(&target, rustix::process::Signal::TERM),
+    }
+}
+
+fn load(path: &Path) -> anyhow::Result<Config> {
+    match levee_config::load(path) {
+        Ok(config) => Ok(config),
+        Err(errors) => {
+            eprint!("{errors}");
+            bail!("{} error(s) in {}", errors.errors.len(), path.display())
+        }
+    }
+}
+
+fn check(path: &Path) -> anyhow::Result<ExitCode> {
+    let config = load(path)?;
+    levee_http::Site::build(&config).with_context(|| format!("{}", path.display()))?;
+    println!("levee: configuration file {} is ok", path.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn serve(config: Config) -> anyhow::Result<ExitCode> {
+    init_tracing(&config.log.level);
+    levee_server::run(config)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn init_tracing(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("LEVEE_LOG")
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+}
+
+fn signal(target: &Target, sig: rustix::process::Signal) -> anyhow::Result<ExitCode> {
+    let pid_file = match (&target.pid_file, &target.config) {
+        (Some(p), _) => p.clone(),
+        (None, Some(c)) => load(c)?
+            .pid_file
+            .with_context(|| format!("{} sets no pid_file", c.display()))?,
+        (None, None) => bail!("give -c CONFIG or --pid-file FILE"),
+    };
+    let text = std::fs::read_to_string(&pid_file)
+        .with_context(|| format!("pid file {}", pid_file.display()))?;
+    let raw: i32 = text
+        .trim()
+        .parse()
+        .with_context(|| format!("pid file {} holds no pid", pid_file.display()))?;
+    let pid = rustix::process::Pid::from_raw(raw).with_context(|| format!("invalid pid {raw}"))?;
+    rustix::process::kill_process(pid, sig).with_context(|| format!("signalling pid {raw}"))?;
+    Ok(ExitCode::SUCCESS)
+}
