@@ -98,7 +98,10 @@ fn upstream_connection_reused_within_one_client_connection() {
 #[test]
 fn upstream_connection_reused_across_client_connections() {
     let nginx = Nginx::start_default();
-    let levee = Levee::proxy(&nginx, "");
+    // Pools are per worker; with one worker every client connection shares it.
+    let setup = LeveeSetup::new();
+    let config = format!("workers = 1\n{}", setup.proxy_config(&[&nginx.addr()], ""));
+    let levee = setup.start(&config);
     for i in 0..4 {
         // Each curl run is a new client connection.
         curl_ok(&[&levee.url(&format!("/fresh/{i}"))]);

@@ -176,7 +176,7 @@ pub const DEFAULT_APP: &str = r#"
         location /files/ { }
         location /slow/ { limit_rate 20k; }
         location /chunked/ {
-            gzip on; gzip_min_length 0; gzip_types *;
+            gzip on; gzip_min_length 0; gzip_types *; gzip_proxied any;
             add_trailer X-Trailer "trailer-value" always;
         }
         location /dav/ {
