@@ -284,3 +284,30 @@ fn sigint_stops_gracefully() {
     assert!(status.success(), "levee exited with {status}");
     assert!(refuses(port));
 }
+
+#[test]
+fn signals_right_after_start_are_handled() {
+    // Once levee accepts connections (and has written its pid file), a
+    // SIGHUP or SIGTERM must be handled, never fatal through the default
+    // disposition. Repeat to make a start-up race visible.
+    for round in 0..5 {
+        let setup = LeveeSetup::new();
+        let pid = setup.pid_file().display().to_string();
+        let port = setup.port;
+        let mut levee = setup.spawn(&respond_config(&pid, &[port], "up"));
+        // Signal the moment the pid file appears (as `levee reload` would),
+        // without the usual poll interval.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::fs::read_to_string(&pid).map_or(true, |s| s.trim().is_empty()) {
+            assert!(Instant::now() < deadline, "levee never listened");
+            assert!(levee.is_running(), "levee exited: {}", levee.stderr());
+        }
+        levee.reload();
+        levee.stop();
+        let status = levee.wait_exit(Duration::from_secs(10));
+        assert!(
+            status.success(),
+            "round {round}: levee exited with {status} after SIGHUP+SIGTERM at start-up"
+        );
+    }
+}

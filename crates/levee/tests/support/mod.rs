@@ -428,6 +428,21 @@ servers = [{servers}]
 
     /// Starts levee with `args` in the setup's directory; waits for `port`.
     pub fn start_args(self, args: &[&str], port: u16) -> Levee {
+        let mut levee = self.spawn_args(args, port);
+        levee.wait_port(port);
+        levee
+    }
+
+    /// Writes `config` and starts `levee run -c` on it without waiting.
+    pub fn spawn(self, config: &str) -> Levee {
+        fs::write(self.config_path(), config).expect("write levee config");
+        let config_path = self.config_path().display().to_string();
+        let port = self.port;
+        self.spawn_args(&["run", "-c", &config_path], port)
+    }
+
+    /// Starts levee with `args` in the setup's directory without waiting.
+    pub fn spawn_args(self, args: &[&str], port: u16) -> Levee {
         let child = Command::new(env!("CARGO_BIN_EXE_levee"))
             .args(args)
             .current_dir(self.dir.path())
@@ -437,13 +452,11 @@ servers = [{servers}]
             .process_group(0)
             .spawn()
             .expect("spawn levee");
-        let mut levee = Levee {
+        Levee {
             child,
             port,
             setup: self,
-        };
-        levee.wait_port(levee.port);
-        levee
+        }
     }
 }
 
