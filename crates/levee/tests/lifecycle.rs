@@ -184,6 +184,10 @@ fn reload_under_load_fails_no_request() {
         w.join().expect("load worker panicked");
     }
     let failed = failures.load(Ordering::Relaxed);
+    eprintln!(
+        "reload under load: {failed} failed, {} keep-alive retries",
+        retries.load(Ordering::Relaxed)
+    );
     let errors = errors.lock().map(|v| v.clone()).unwrap_or_default();
     assert_eq!(
         failed,
