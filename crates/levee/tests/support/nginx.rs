@@ -1,0 +1,249 @@
+//! A real nginx upstream on a free port, logging what it received.
+
+use std::fs;
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use super::*;
+
+/// The log format every test nginx writes: `key="value"` pairs, so tests can
+/// look fields up by name. nginx escapes `"` in values, so parsing is trivial.
+const LOG_FORMAT: &str = concat!(
+    r#"conn="$connection" method="$request_method" uri="$request_uri" "#,
+    r#"status="$status" xff="$http_x_forwarded_for" via="$http_via" "#,
+    r#"host="$http_host" xfp="$http_x_forwarded_proto" xfh="$http_x_forwarded_host" "#,
+    r#"x_foo="$http_x_foo" x_bar="$http_x_bar" keep_alive="$http_keep_alive" "#,
+    r#"te="$http_transfer_encoding" cl="$http_content_length" "#,
+    r#"proto="$server_protocol" connection="$http_connection" upgrade="$http_upgrade""#
+);
+
+/// One line of the test nginx's access log.
+#[derive(Debug, Clone)]
+pub struct LogEntry {
+    pub line: String,
+}
+
+impl LogEntry {
+    /// The value of `key`, with nginx's `-` for "absent" kept as is.
+    pub fn get(&self, key: &str) -> String {
+        let needle = format!("{key}=\"");
+        let mut search = 0;
+        while let Some(i) = self.line[search..].find(&needle) {
+            let at = search + i;
+            if at == 0 || self.line.as_bytes()[at - 1] == b' ' {
+                let start = at + needle.len();
+                let end = self.line[start..]
+                    .find('"')
+                    .map(|e| start + e)
+                    .unwrap_or(self.line.len());
+                return self.line[start..end].to_string();
+            }
+            search = at + needle.len();
+        }
+        panic!("no {key} in nginx log line {:?}", self.line);
+    }
+}
+
+/// The default server body: a greeting, a slow download, static files and a
+/// WebDAV `PUT` location that stores request bodies so tests can read them back.
+pub const DEFAULT_APP: &str = r#"
+        location / { return 200 "hello from $server_port\n"; }
+        location = /nocontent { return 204; }
+        location /files/ { }
+        location /slow/ { limit_rate 20k; }
+        location /chunked/ {
+            gzip on; gzip_min_length 0; gzip_types *; gzip_proxied any;
+            add_trailer X-Trailer "trailer-value" always;
+        }
+        location /dav/ {
+            dav_methods PUT DELETE;
+            create_full_put_path on;
+            client_max_body_size 0;
+        }
+"#;
+
+/// A real nginx on a free loopback port, with its own prefix directory.
+pub struct Nginx {
+    child: Child,
+    port: u16,
+    dir: TempDir,
+}
+
+impl Nginx {
+    /// nginx with [`DEFAULT_APP`] as its server body.
+    pub fn start_default() -> Nginx {
+        Nginx::start(DEFAULT_APP)
+    }
+
+    /// nginx whose `server {}` holds `server_body` (locations and directives).
+    /// Files under `root()` are served at the same paths.
+    pub fn start(server_body: &str) -> Nginx {
+        let nginx_bin = find_in_path("nginx")
+            .unwrap_or_else(|| panic!("nginx not installed: run scripts/test"));
+        let dir = TempDir::new("nginx");
+        let port = free_port();
+        let root = dir.join("html");
+        for sub in [
+            "html/files",
+            "html/slow",
+            "html/chunked",
+            "html/dav",
+            "tmp",
+            "logs",
+        ] {
+            fs::create_dir_all(dir.join(sub)).expect("mkdir");
+        }
+        let d = dir.path().display();
+        // As root, nginx drops workers to `nobody`, who could not write dav
+        // files into our temp dir; keep workers as the current user instead.
+        let user = if is_root() { "user root;" } else { "" };
+        let conf = format!(
+            r#"
+{user}
+daemon off;
+master_process on;
+worker_processes 1;
+pid {d}/nginx.pid;
+error_log {d}/logs/error.log info;
+events {{ worker_connections 1024; }}
+http {{
+    types {{ text/html html; text/css css; text/plain txt; application/octet-stream bin; }}
+    default_type application/octet-stream;
+    log_format levee_test '{LOG_FORMAT}';
+    access_log {d}/logs/access.log levee_test;
+    client_body_temp_path {d}/tmp/body;
+    proxy_temp_path {d}/tmp/proxy;
+    fastcgi_temp_path {d}/tmp/fastcgi;
+    uwsgi_temp_path {d}/tmp/uwsgi;
+    scgi_temp_path {d}/tmp/scgi;
+    keepalive_timeout 75s;
+    keepalive_requests 100000;
+    server {{
+        listen 127.0.0.1:{port};
+        server_name _;
+        root {root};
+        {server_body}
+    }}
+}}
+"#,
+            root = root.display(),
+        );
+        let conf_path = dir.join("nginx.conf");
+        fs::write(&conf_path, conf).expect("write nginx.conf");
+        let mut child = Command::new(nginx_bin)
+            .arg("-p")
+            .arg(dir.path())
+            .arg("-e")
+            .arg(dir.join("logs/error.log"))
+            .arg("-c")
+            .arg(&conf_path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(dir.join("logs/stderr.log")).expect("create stderr log"))
+            .process_group(0)
+            .spawn()
+            .expect("spawn nginx");
+        let up = poll(START_TIMEOUT, || {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Some(Err(status));
+            }
+            port_open(port).then_some(Ok(()))
+        });
+        match up {
+            Some(Ok(())) => {}
+            other => {
+                let err = fs::read_to_string(dir.join("logs/error.log")).unwrap_or_default();
+                let stderr = fs::read_to_string(dir.join("logs/stderr.log")).unwrap_or_default();
+                kill_group(&mut child);
+                panic!("nginx did not start ({other:?}):\n{stderr}\n{err}");
+            }
+        }
+        Nginx { child, port, dir }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// The document root; `files/`, `slow/`, `chunked/` and `dav/` exist in it.
+    pub fn root(&self) -> PathBuf {
+        self.dir.join("html")
+    }
+
+    /// Writes `content` at `rel` under the document root.
+    pub fn put_file(&self, rel: &str, content: &[u8]) -> PathBuf {
+        let path = self.root().join(rel);
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent).expect("mkdir");
+        }
+        fs::write(&path, content).expect("write file");
+        path
+    }
+
+    pub fn access_log(&self) -> String {
+        fs::read_to_string(self.dir.join("logs/access.log")).unwrap_or_default()
+    }
+
+    pub fn error_log(&self) -> String {
+        fs::read_to_string(self.dir.join("logs/error.log")).unwrap_or_default()
+    }
+
+    pub fn entries(&self) -> Vec<LogEntry> {
+        self.access_log()
+            .lines()
+            .map(|l| LogEntry {
+                line: l.to_string(),
+            })
+            .collect()
+    }
+
+    /// The log entries whose `uri` starts with `prefix`, once at least `n`
+    /// exist (nginx writes a line when a request completes).
+    pub fn wait_entries(&self, prefix: &str, n: usize) -> Vec<LogEntry> {
+        let found = poll(Duration::from_secs(10), || {
+            let matching: Vec<LogEntry> = self
+                .entries()
+                .into_iter()
+                .filter(|e| e.get("uri").starts_with(prefix))
+                .collect();
+            (matching.len() >= n).then_some(matching)
+        });
+        found.unwrap_or_else(|| {
+            panic!(
+                "nginx never logged {n} requests for {prefix}; log:\n{}",
+                self.access_log()
+            )
+        })
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        kill_group(&mut self.child);
+    }
+}
+
+fn is_root() -> bool {
+    fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(2) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+fn find_in_path(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin".into(), "/sbin".into()])
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
