@@ -24,7 +24,7 @@ use crate::h1::{HeadError, Parsed, parse_request};
 use crate::message::{Framing, RequestHead};
 use crate::respond;
 use crate::site::{Site, Target};
-use crate::{Shared, proxy};
+use crate::{Shared, idle, proxy};
 
 /// Initial read size for a request head; grows up to `limits.max_header_bytes`.
 const HEAD_CHUNK: usize = 4096;
@@ -55,26 +55,48 @@ pub enum Next {
 }
 
 /// Serves one client connection until it closes.
-pub async fn serve(stream: TcpStream, peer: SocketAddr, listener: Arc<ListenerCtx>) {
+pub fn serve(
+    stream: TcpStream,
+    peer: SocketAddr,
+    listener: Arc<ListenerCtx>,
+) -> impl Future<Output = ()> + Send {
     let _ = stream.set_nodelay(true);
-    let mut client = Client {
+    let client = Client {
         stream,
         peer,
         buf: BytesMut::new(),
     };
-    let mut served: u64 = 0;
+    serve_from(client, listener, 0)
+}
+
+/// Serves a connection that has already served `served` requests.
+pub async fn serve_from(mut client: Client, listener: Arc<ListenerCtx>, mut served: u64) {
     loop {
         if client.buf.is_empty() {
             // Idle: hold no buffer while waiting for the next request.
             client.buf = BytesMut::new();
             let timeouts = listener.shared.site.load().timeouts;
-            let wait = if served == 0 {
-                timeouts.request_head
+            if served == 0 {
+                if !matches!(
+                    timeout(timeouts.request_head, client.stream.readable()).await,
+                    Ok(Ok(()))
+                ) {
+                    return;
+                }
             } else {
-                timeouts.keepalive
-            };
-            if !matches!(timeout(wait, client.stream.readable()).await, Ok(Ok(()))) {
-                return;
+                let grace = idle::PARK_AFTER.min(timeouts.keepalive);
+                match timeout(grace, client.stream.readable()).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(_)) => return,
+                    Err(_) if timeouts.keepalive <= grace => return,
+                    Err(_) => {
+                        let deadline = std::time::Instant::now() + (timeouts.keepalive - grace);
+                        match idle::park(client, listener.clone(), served, deadline) {
+                            Some(ready) => client = ready,
+                            None => return,
+                        }
+                    }
+                }
             }
         }
         let next = Box::pin(exchange(&mut client, &listener, served)).await;
@@ -82,7 +104,8 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, listener: Arc<ListenerCt
         match next {
             Next::KeepAlive if !listener.shared.draining() => {}
             Next::KeepAlive | Next::Close => return,
-            Next::Linger => return respond::linger_close(client.stream).await,
+            // Boxed: its discard buffer must not sit in every connection's task.
+            Next::Linger => return Box::pin(respond::linger_close(client.stream)).await,
         }
     }
 }
@@ -276,5 +299,26 @@ async fn read_head(client: &mut Client, site: &Site) -> Result<RequestHead, Head
             Ok(Ok(0)) | Ok(Err(_)) => return Err(HeadRead::Closed),
             Ok(Ok(_)) => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The task parked on an idle connection: keep it small (docs/architecture.md).
+    #[tokio::test]
+    async fn idle_connection_future_is_small() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let site = crate::Site::build(&levee_config::builtin_static(".".into(), addr)).unwrap();
+        let ctx = std::sync::Arc::new(super::ListenerCtx {
+            addr,
+            shared: crate::Shared::new(site),
+        });
+        let fut = super::serve(stream, addr, ctx);
+        let size = std::mem::size_of_val(&fut);
+        // A busy connection's task; idle ones park without it (idle.rs). The
+        // guard catches buffers or large futures creeping into it.
+        assert!(size <= 768, "serve() future is {size} bytes");
     }
 }

@@ -12,6 +12,7 @@ pub mod access_log;
 pub mod body;
 pub mod conn;
 pub mod h1;
+pub mod idle;
 pub mod message;
 pub mod proxy;
 pub mod respond;

@@ -6,6 +6,9 @@
 //!   ─▶ return the connection to the pool when the exchange ended cleanly
 //! ```
 //!
+//! Up to 16 KiB of a request body is read before a server is chosen
+//! ([`prebuffer`]); larger bodies stream after that.
+//!
 //! A pooled connection the server closed meanwhile fails before any response
 //! byte; such a request is sent once more on a new connection, but only if
 //! its body was not streamed (a streamed body cannot be replayed).
@@ -23,7 +26,7 @@ use tokio::time::timeout;
 
 use crate::body::{Output, Relay, RelayError};
 use crate::conn::{Client, Next};
-use crate::h1::{HeadError, Parsed, parse_response};
+use crate::h1::{ChunkedDecoder, HeadError, Parsed, parse_response};
 use crate::message::{Framing, RequestHead, ResponseHead};
 use crate::respond;
 use crate::site::Site;
@@ -107,6 +110,22 @@ pub async fn forward(
         return fail(client, site, bytes, 413, None, None).await;
     }
 
+    let complete_body = match prebuffer(client, req, site, limit).await {
+        Ok(complete) => complete,
+        Err(Some(status)) => {
+            let bytes = respond::error(status, &[], false, req.is_head());
+            return fail(client, site, bytes, status, None, None).await;
+        }
+        Err(None) => {
+            return Outcome {
+                status: 499,
+                bytes: 0,
+                upstream_time: None,
+                upstream: None,
+                next: Next::Close,
+            };
+        }
+    };
     let mut head = headers::upstream_request(
         req,
         &Forwarding {
@@ -116,15 +135,13 @@ pub async fn forward(
         },
     );
     // A body already read in full goes out with the head and can be resent.
-    let body_in_head = match req.framing {
-        Framing::None => true,
-        Framing::Length(n) if client.buf.len() as u64 >= n => {
-            let n = n as usize;
+    let body_in_head = match complete_body {
+        Some(n) => {
             head.extend_from_slice(&client.buf[..n]);
             client.buf.advance(n);
             true
         }
-        _ => false,
+        None => false,
     };
 
     let started = Instant::now();
@@ -281,15 +298,6 @@ async fn exchange_head(
         Ok(Ok(())) => {}
     }
     if !body_in_head {
-        if req.expect_continue && client.buf.is_empty() {
-            let go = b"HTTP/1.1 100 Continue\r\n\r\n";
-            if !respond::send(&mut client.stream, go, t.client_send).await {
-                return Err(Attempt::Client {
-                    status: None,
-                    error: RelayError::DstTimeout,
-                });
-            }
-        }
         let relay = Relay {
             framing: req.framing,
             output: Output::AsIs,
@@ -335,6 +343,67 @@ async fn exchange_head(
         if resp.status != 100 && req.version == crate::message::Version::Http11 {
             let bytes = headers::interim(&resp);
             let _ = respond::send(&mut client.stream, &bytes, t.client_send).await;
+        }
+    }
+}
+
+/// Body bytes read before a server is chosen.
+const PREBUFFER: usize = 16 * 1024;
+
+/// Reads the start of the request body before any upstream is contacted (as
+/// nginx's request buffering does, but bounded): malformed chunked framing
+/// and oversized chunked bodies are refused before a server sees the request,
+/// and a small body goes out with the head, so it can be sent again on a
+/// fresh connection. Answers `100 Continue` itself when the client waits for
+/// it. Returns the length of the body when all of it is buffered; `Err`
+/// carries the status for the client (`None`: the client is gone).
+async fn prebuffer(
+    client: &mut Client,
+    req: &RequestHead,
+    site: &Site,
+    limit: Option<u64>,
+) -> Result<Option<usize>, Option<u16>> {
+    let want = match req.framing {
+        Framing::None | Framing::UntilClose => return Ok(Some(0)),
+        Framing::Length(n) => usize::try_from(n).unwrap_or(usize::MAX).min(PREBUFFER),
+        Framing::Chunked => PREBUFFER,
+    };
+    let mut continued = false;
+    loop {
+        match req.framing {
+            Framing::Length(n) if client.buf.len() as u64 >= n => return Ok(Some(n as usize)),
+            Framing::Chunked => {
+                let mut decoder = ChunkedDecoder::default();
+                let fed = decoder.feed(&client.buf).map_err(|_| Some(400))?;
+                if limit.is_some_and(|max| decoder.data_len > max) {
+                    return Err(Some(413));
+                }
+                if fed.done {
+                    return Ok(Some(fed.consumed));
+                }
+            }
+            _ => {}
+        }
+        if client.buf.len() >= want {
+            return Ok(None);
+        }
+        if req.expect_continue && !continued && client.buf.is_empty() {
+            continued = true;
+            let go = b"HTTP/1.1 100 Continue\r\n\r\n";
+            if !respond::send(&mut client.stream, go, site.timeouts.client_send).await {
+                return Err(None);
+            }
+        }
+        client.buf.reserve(PREBUFFER);
+        match timeout(
+            site.timeouts.client_body,
+            client.stream.read_buf(&mut client.buf),
+        )
+        .await
+        {
+            Err(_) => return Err(Some(408)),
+            Ok(Ok(0)) | Ok(Err(_)) => return Err(None),
+            Ok(Ok(_)) => {}
         }
     }
 }

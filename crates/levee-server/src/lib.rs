@@ -57,6 +57,16 @@ struct Server {
 
 /// Runs levee with `config` until it is stopped. `config.source` is re-read on SIGHUP.
 pub fn run(config: Config) -> Result<(), ServerError> {
+    // Signal handlers first: a SIGHUP or SIGTERM that arrives while listeners
+    // are being bound must be handled, not kill the process.
+    let control = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(ServerError::Workers)?;
+    let signals = {
+        let _entered = control.enter();
+        Signals::install().map_err(ServerError::Workers)?
+    };
     let site = Site::build(&config)?;
     let shared = Shared::new(site);
     let mut bound = Vec::new();
@@ -90,11 +100,24 @@ pub fn run(config: Config) -> Result<(), ServerError> {
             }
         })?;
     }
-    let control = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(ServerError::Workers)?;
-    control.block_on(server.control())
+    control.block_on(server.control(signals))
+}
+
+/// The signals levee acts on.
+struct Signals {
+    hup: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> std::io::Result<Signals> {
+        Ok(Signals {
+            hup: signal(SignalKind::hangup())?,
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+        })
+    }
 }
 
 impl Server {
@@ -123,15 +146,12 @@ impl Server {
     }
 
     /// Waits for signals: SIGHUP reloads, SIGTERM and SIGINT stop.
-    async fn control(mut self) -> Result<(), ServerError> {
-        let mut hup = signal(SignalKind::hangup()).map_err(ServerError::Workers)?;
-        let mut term = signal(SignalKind::terminate()).map_err(ServerError::Workers)?;
-        let mut int = signal(SignalKind::interrupt()).map_err(ServerError::Workers)?;
+    async fn control(mut self, mut signals: Signals) -> Result<(), ServerError> {
         loop {
             tokio::select! {
-                _ = hup.recv() => self.reload(),
-                _ = term.recv() => break,
-                _ = int.recv() => break,
+                _ = signals.hup.recv() => self.reload(),
+                _ = signals.term.recv() => break,
+                _ = signals.int.recv() => break,
             }
         }
         self.stop().await;

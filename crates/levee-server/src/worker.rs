@@ -48,6 +48,7 @@ pub fn spawn(index: usize) -> std::io::Result<Worker> {
 
 async fn run(mut rx: mpsc::UnboundedReceiver<Command>) {
     tokio::spawn(sweep_pool());
+    tokio::spawn(levee_http::idle::dispatcher());
     let mut accepting: HashMap<SocketAddr, oneshot::Sender<()>> = HashMap::new();
     while let Some(cmd) = rx.recv().await {
         match cmd {

@@ -310,6 +310,20 @@ fn incomplete_or_error<T>(buf: &[u8], limits: &HeadLimits) -> Result<Parsed<T>, 
     {
         return Err(HeadError::BareLf);
     }
+    // A complete request line without a version (HTTP/0.9) is refused now,
+    // not after the head deadline. Empty lines before it are allowed.
+    let body = buf
+        .iter()
+        .position(|&b| b != b'\r' && b != b'\n')
+        .map_or(&buf[..0], |s| &buf[s..]);
+    if let Some(end) = memchr::memmem::find(body, b"\r\n") {
+        let line = &body[..end];
+        let spaces = line.iter().filter(|&&b| b == b' ').count();
+        let version = line.rsplit(|&b| b == b' ').next().unwrap_or_default();
+        if spaces != 2 || !version.starts_with(b"HTTP/") {
+            return Err(HeadError::BadRequestLine);
+        }
+    }
     Ok(Parsed::Incomplete)
 }
 

@@ -162,6 +162,19 @@ fn smuggling_policy() {
 }
 
 #[test]
+fn request_line_without_version_is_refused_before_the_head_ends() {
+    assert_eq!(refused("GET /\r\n"), HeadError::BadRequestLine);
+    assert_eq!(
+        refused("GET / HTTP/1.1 x\r\nHost"),
+        HeadError::BadRequestLine
+    );
+    assert!(matches!(
+        req("\r\nGET / HTTP/1.1\r\nHost: a\r\n"),
+        Ok(Parsed::Incomplete)
+    ));
+}
+
+#[test]
 fn http10_needs_no_host_and_closes_by_default() {
     let p = complete("GET / HTTP/1.0\r\n\r\n");
     assert!(!p.keep_alive);
