@@ -1,28 +1,38 @@
 //! Forwarding one request to an upstream server and relaying its response.
 //!
 //! ```text
-//! pick server ─▶ pooled connection or connect ─▶ send head (+ small body)
-//!   ─▶ stream request body ─▶ read response head (skip 1xx) ─▶ relay response
-//!   ─▶ return the connection to the pool when the exchange ended cleanly
+//! pick server ─▶ read small body ─▶ pooled connection or connect ─▶ send head (+ small body)
+//!   ─▶ stream request body ─▶ read response head (skip 1xx)
+//!   ─▶ failed before any response byte, or 502/503/504 to an idempotent request?
+//!        another server (within `retries` and the retry budget) ─▶ pooled connection …
+//!   ─▶ relay response ─▶ return the connection to the pool when the exchange ended cleanly
 //! ```
 //!
-//! Up to 16 KiB of a request body is read before a server is chosen
-//! ([`prebuffer`]); larger bodies stream after that.
+//! Up to 16 KiB of a request body is read before a server is contacted
+//! ([`prebuffer`]); larger bodies stream after that, and a streamed body is
+//! never sent twice. Whether a failure may move the request on:
 //!
-//! A pooled connection the server closed meanwhile fails before any response
-//! byte; such a request is sent once more on a new connection, but only if
-//! its body was not streamed (a streamed body cannot be replayed).
+//! - connect failed or timed out: always (nothing was sent);
+//! - reset or closed before any response byte: if the body was not
+//!   streamed, and the method is idempotent or the connection came from the
+//!   pool (a server closing an idle connection races with reuse);
+//! - 502/503/504 (`retry_on_status`): idempotent methods, body not streamed;
+//! - a timeout waiting for the response: never (the server may be working).
+//!
+//! Each outcome feeds the server's passive health and its metrics.
 
+mod choose;
 pub mod headers;
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use bytes::{Buf, BytesMut};
-use levee_upstream::{Group, pool};
+use bytes::BytesMut;
+use levee_upstream::stats::ErrorKind;
+use levee_upstream::{Group, Members, pool};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::time::timeout;
+use tokio::time::{Instant, timeout};
 
 use crate::body::{Output, Relay, RelayError};
 use crate::conn::{Client, Next};
@@ -36,6 +46,8 @@ use headers::Forwarding;
 const MAX_RESPONSE_HEAD: usize = 64 * 1024;
 /// Read size for the upstream response head (and the first body bytes).
 const RESPONSE_CHUNK: usize = 16 * 1024;
+/// Most servers one request tries (the config caps `retries` at 16).
+const MAX_TRIES: usize = 17;
 
 /// What happened, for the access log and the client connection.
 #[derive(Debug)]
@@ -85,6 +97,77 @@ impl UpstreamFault {
             UpstreamFault::Write(_) | UpstreamFault::Read(_) | UpstreamFault::Closed
         )
     }
+
+    fn kind(&self) -> ErrorKind {
+        match self {
+            UpstreamFault::Connect(_) => ErrorKind::Connect,
+            UpstreamFault::ConnectTimeout => ErrorKind::ConnectTimeout,
+            UpstreamFault::Write(_) | UpstreamFault::Read(_) | UpstreamFault::Closed => {
+                ErrorKind::Reset
+            }
+            UpstreamFault::WriteTimeout | UpstreamFault::ReadTimeout => ErrorKind::Timeout,
+            UpstreamFault::BadHead(_) => ErrorKind::Protocol,
+        }
+    }
+
+    /// Whether the request may go to another server after this fault.
+    fn may_move(&self, body_resendable: bool, idempotent: bool, reused: bool) -> bool {
+        match self {
+            UpstreamFault::Connect(_) | UpstreamFault::ConnectTimeout => true,
+            UpstreamFault::Write(_) | UpstreamFault::Read(_) | UpstreamFault::Closed => {
+                body_resendable && (idempotent || reused)
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Answers at once when no server can take the request.
+async fn no_server(client: &mut Client, site: &Site, req: &RequestHead) -> Outcome {
+    let bytes = respond::error(503, &[("Retry-After", b"1")], false, req.is_head());
+    fail(client, site, bytes, 503, None, None).await
+}
+
+/// The servers a request has tried, without allocating.
+struct Tried {
+    list: [usize; MAX_TRIES],
+    len: usize,
+}
+
+impl Tried {
+    fn new() -> Tried {
+        Tried {
+            list: [usize::MAX; MAX_TRIES],
+            len: 0,
+        }
+    }
+
+    fn push(&mut self, i: usize) {
+        if let Some(slot) = self.list.get_mut(self.len) {
+            *slot = i;
+            self.len += 1;
+        }
+    }
+
+    fn as_slice(&self) -> &[usize] {
+        self.list.get(..self.len).unwrap_or_default()
+    }
+}
+
+/// Another server for a request that failed on the servers in `tried`, if
+/// the per-request count and the upstream's retry budget allow one.
+fn next_server(
+    group: &Group,
+    members: &Members,
+    affinity: levee_upstream::Affinity,
+    tried: &Tried,
+) -> Option<usize> {
+    if tried.len > group.config.retry.retries as usize {
+        return None;
+    }
+    let now = Instant::now();
+    let next = group.pick(members, affinity, tried.as_slice(), now)?;
+    group.budget.try_retry(now).then_some(next)
 }
 
 /// Forwards `req` to a server of `group` and relays the response to `client`.
@@ -97,11 +180,12 @@ pub async fn forward(
     keep_alive: bool,
 ) -> Outcome {
     let t = &site.timeouts;
-    let Some(server) = group.pick() else {
-        let bytes = respond::error(503, &[("Retry-After", b"1")], false, req.is_head());
-        return fail(client, site, bytes, 503, None, None).await;
+    let members = group.members();
+    let affinity = choose::affinity(group, req, client.peer.ip());
+    let now = Instant::now();
+    let Some(mut index) = group.pick(&members, affinity, &[], now) else {
+        return no_server(client, site, req).await;
     };
-    let addr = server.addr;
     let limit = (site.limits.max_body > 0).then_some(site.limits.max_body);
     if let (Framing::Length(n), Some(max)) = (req.framing, limit)
         && n > max
@@ -126,44 +210,95 @@ pub async fn forward(
             };
         }
     };
-    let mut head = headers::upstream_request(
-        req,
-        &Forwarding {
-            client_ip: client.peer.ip(),
-            preserve_host,
-            server_authority: &server.configured,
-        },
-    );
-    // A body already read in full goes out with the head and can be resent.
-    let body_in_head = match complete_body {
-        Some(n) => {
-            head.extend_from_slice(&client.buf[..n]);
-            client.buf.advance(n);
-            true
-        }
-        None => false,
-    };
+    // A body read in full goes out with the head and can be resent.
+    let body = complete_body.map(|n| client.buf.split_to(n));
+    let body_in_head = body.is_some();
+    let idempotent = choose::idempotent(req.method());
+    group.budget.record_request(now);
 
     let started = Instant::now();
+    let mut tried = Tried::new();
     let mut fresh_only = false;
-    let (mut up, mut buf, resp) = loop {
-        let attempt = exchange_head(
-            client,
-            site,
-            req,
-            addr,
-            &head,
-            body_in_head,
-            fresh_only,
-            limit,
-        )
-        .await;
+    // The head for the server it was built for (only `Host` can differ).
+    let mut head: Option<(Vec<u8>, usize)> = None;
+    let (member, lease, mut up, mut buf, resp) = loop {
+        let Some(member) = members.get(index) else {
+            return no_server(client, site, req).await;
+        };
+        let authority_differs = head.as_ref().is_some_and(|(_, built_for)| {
+            members
+                .get(*built_for)
+                .is_none_or(|m| m.configured != member.configured)
+        });
+        if head.is_none() || (authority_differs && !(preserve_host && req.host.is_some())) {
+            let mut h = headers::upstream_request(
+                req,
+                &Forwarding {
+                    client_ip: client.peer.ip(),
+                    preserve_host,
+                    server_authority: &member.configured,
+                },
+            );
+            if let Some(b) = &body {
+                h.extend_from_slice(b);
+            }
+            head = Some((h, index));
+        }
+        let Some((bytes, _)) = head.as_ref() else {
+            return no_server(client, site, req).await;
+        };
+        let addr = member.addr;
+        let state = &member.state;
+        let lease = state.lease();
+        state
+            .stats
+            .requests
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let sent = Instant::now();
+        let attempt =
+            exchange_head(client, site, req, addr, bytes, body_in_head, fresh_only, limit).await;
+        let policy = &group.config.passive;
         match attempt {
-            Ok(ok) => break ok,
+            Ok((up, buf, resp)) => {
+                state.observe_latency(sent.elapsed());
+                state.stats.response(resp.status);
+                if resp.status >= 500 {
+                    if let Some(period) = state.record_failure(Instant::now(), policy) {
+                        tracing::warn!(upstream = %group.name, server = %addr, ?period, "server ejected after consecutive failures");
+                    }
+                } else {
+                    state.record_success();
+                }
+                let retry_status = group.config.retry.on_status.contains(&resp.status);
+                if retry_status && idempotent && body_in_head {
+                    tried.push(index);
+                    if let Some(next) = next_server(group, &members, affinity, &tried) {
+                        tracing::debug!(server = %addr, status = resp.status, "retrying on another server");
+                        index = next;
+                        fresh_only = false;
+                        continue;
+                    }
+                }
+                break (member, lease, up, buf, resp);
+            }
             Err(Attempt::Fault { fault, reused }) => {
                 if reused && body_in_head && fault.stale_connection() && !fresh_only {
                     fresh_only = true;
                     continue;
+                }
+                state.stats.error(fault.kind());
+                if let Some(period) = state.record_failure(Instant::now(), policy) {
+                    tracing::warn!(upstream = %group.name, server = %addr, ?period, "server ejected after consecutive failures");
+                }
+                drop(lease);
+                if fault.may_move(body_in_head, idempotent, reused) {
+                    tried.push(index);
+                    if let Some(next) = next_server(group, &members, affinity, &tried) {
+                        tracing::info!(server = %addr, error = %fault, "upstream failed; trying another server");
+                        index = next;
+                        fresh_only = false;
+                        continue;
+                    }
                 }
                 tracing::warn!(upstream = %addr, error = %fault, "upstream failed");
                 let status = fault.status();
@@ -203,8 +338,17 @@ pub async fn forward(
         }
     };
 
+    let addr = member.addr;
+    let sticky = match (&group.config.balance, affinity) {
+        (levee_config::Balance::Sticky { cookie }, a)
+            if a != levee_upstream::Affinity::Sticky(Some(member.cookie)) =>
+        {
+            choose::sticky_line(cookie, member.cookie)
+        }
+        _ => Vec::new(),
+    };
     let framing = headers::client_framing(&resp, req, keep_alive);
-    let out_head = headers::client_response(&resp, req, framing);
+    let out_head = headers::client_response(&resp, req, framing, &sticky);
     let relay = Relay {
         framing: resp.framing,
         output: if framing.chunked || resp.framing != Framing::Chunked {
@@ -224,13 +368,15 @@ pub async fn forward(
         Ok(bytes) => {
             if resp.keep_alive && buf.is_empty() {
                 pool::put(
+                    &member.state,
                     addr,
                     up,
                     group.keepalive,
                     group.keepalive_timeout,
-                    Instant::now(),
+                    std::time::Instant::now(),
                 );
             }
+            drop(lease);
             Outcome {
                 status: resp.status,
                 bytes,
@@ -246,6 +392,7 @@ pub async fn forward(
         Err(e) => {
             // The head is out: the client learns of the failure by the connection closing.
             tracing::debug!(upstream = %addr, error = %e, "response relay stopped");
+            drop(lease);
             Outcome {
                 status: resp.status,
                 bytes: 0,
@@ -284,7 +431,7 @@ async fn exchange_head(
     let pooled = if fresh_only {
         None
     } else {
-        pool::take(addr, Instant::now())
+        pool::take(addr, std::time::Instant::now())
     };
     let reused = pooled.is_some();
     let fault = |fault| Attempt::Fault { fault, reused };

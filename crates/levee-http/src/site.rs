@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use levee_config::{Action, Config, Limits, RedirectAction, StaticAction, Timeouts};
-use levee_upstream::{Group, UpstreamError};
+use levee_upstream::{Group, Registry, UpstreamError};
 
 use crate::access_log::AccessLog;
 use crate::h1::HeadLimits;
@@ -54,11 +54,18 @@ pub struct Site {
 }
 
 impl Site {
-    /// Builds the site for `config`. Resolves upstream DNS names (blocking).
+    /// Builds the site for `config` with fresh server state. Resolves
+    /// upstream DNS names (blocking).
     pub fn build(config: &Config) -> Result<Site, SiteError> {
+        Site::build_with(config, &Registry::new())
+    }
+
+    /// Builds the site for `config`, taking server state (drain, health,
+    /// weight overrides) from `registry` so it survives a reload.
+    pub fn build_with(config: &Config, registry: &Arc<Registry>) -> Result<Site, SiteError> {
         let mut upstreams = HashMap::new();
         for u in &config.upstreams {
-            upstreams.insert(u.name.clone(), Arc::new(Group::build(u)?));
+            upstreams.insert(u.name.clone(), Arc::new(Group::build(u, registry)?));
         }
         let mut targets = Vec::with_capacity(config.routes.len());
         for route in &config.routes {

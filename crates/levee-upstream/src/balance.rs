@@ -1,74 +1,240 @@
-//! Server selection.
+//! Server selection, per request, among the usable servers of a group.
 //!
-//! Smooth weighted round robin (as nginx does it): every pick adds each
-//! server's weight to its running score, takes the highest score, and
-//! subtracts the total weight from the winner. Over one cycle of
-//! `sum(weights)` picks each server is chosen exactly `weight` times, and
-//! heavy servers are interleaved rather than picked in a burst.
+//! - smooth weighted round robin (as nginx does it): every pick adds each
+//!   server's weight to its running score, takes the highest score, and
+//!   subtracts the total weight from the winner. Over one cycle of
+//!   `sum(weights)` picks each server is chosen exactly `weight` times, and
+//!   heavy servers are interleaved rather than picked in a burst;
+//! - least connections, weighted: fewest requests in flight per weight;
+//! - latency: two servers at random, the one with the lower latency EWMA
+//!   times requests in flight wins ("power of two choices");
+//! - consistent hashing ([`hash`]) on a request key;
+//! - sticky: the server a cookie names, else round robin.
+//!
+//! Nothing here locks or allocates on the hot path: health and weights are
+//! atomic reads, and the round-robin scores and the random generator are
+//! per worker thread (each worker honours the weights exactly on its own),
+//! so workers never contend on a shared line to choose a server.
 
-use std::sync::Mutex;
+pub mod hash;
 
-#[derive(Debug)]
-pub struct SmoothWeighted {
-    weights: Vec<i64>,
-    total: i64,
-    current: Mutex<Vec<i64>>,
+use std::cell::{Cell, RefCell};
+
+use levee_config::Balance;
+use tokio::time::Instant;
+
+use crate::{Group, Member, Members};
+
+/// What ties a request to a server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Affinity {
+    None,
+    /// The hash of a `hash` upstream's key ([`hash::key`]).
+    Key(u64),
+    /// The server id a sticky cookie carried, if any.
+    Sticky(Option<u64>),
 }
 
-impl SmoothWeighted {
-    pub fn new(weights: &[u32]) -> SmoothWeighted {
-        let weights: Vec<i64> = weights.iter().map(|&w| i64::from(w.max(1))).collect();
-        SmoothWeighted {
-            total: weights.iter().sum(),
-            current: Mutex::new(vec![0; weights.len()]),
-            weights,
+/// Per-worker scores of the smooth round robin, by [`Members`] id, most
+/// recently used first. Bounded: an evicted entry just restarts its cycle.
+const WRR_CACHE: usize = 32;
+
+thread_local! {
+    static WRR: RefCell<Vec<(u64, Vec<i64>)>> = const { RefCell::new(Vec::new()) };
+    static RNG: Cell<u64> = Cell::new(seed());
+    static ROTATE: Cell<usize> = const { Cell::new(0) };
+}
+
+fn seed() -> u64 {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    let local = 0u8;
+    hash::mix(t ^ (&local as *const u8 as u64)) | 1
+}
+
+fn random() -> u64 {
+    RNG.with(|r| {
+        let mut x = r.get();
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        r.set(x);
+        x
+    })
+}
+
+pub(crate) fn pick(
+    group: &Group,
+    members: &Members,
+    affinity: Affinity,
+    tried: &[usize],
+    now: Instant,
+) -> Option<usize> {
+    let slow_start = group.config.slow_start;
+    for backup in [false, true] {
+        if backup && !members.has_backups {
+            break;
+        }
+        let ok = |i: usize, m: &Member| {
+            m.backup == backup && !tried.contains(&i) && m.state.usable(now)
+        };
+        let weight = |m: &Member| m.state.effective_weight(m.weight, now, slow_start);
+        let chosen = match (&group.config.balance, affinity) {
+            (Balance::Hash(_), Affinity::Key(h)) => members
+                .ring
+                .find(h, |i| members.list.get(i).is_some_and(|m| ok(i, m))),
+            (Balance::Sticky { .. }, Affinity::Sticky(Some(id))) => members
+                .list
+                .iter()
+                .enumerate()
+                .position(|(i, m)| m.cookie == id && ok(i, m))
+                .or_else(|| smooth_wrr(members, ok, weight)),
+            (Balance::LeastConn, _) => least_conn(members, ok, weight),
+            (Balance::Latency, _) => two_choices(members, ok, weight),
+            _ => smooth_wrr(members, ok, weight),
+        };
+        if chosen.is_some() {
+            return chosen;
         }
     }
+    None
+}
 
-    /// The index of the next server. The lock is held for a few additions.
-    pub fn next(&self) -> usize {
-        let mut current = match self.current.lock() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        let mut best = 0;
-        for (c, w) in current.iter_mut().zip(&self.weights) {
-            *c += w;
-        }
-        for i in 1..current.len() {
-            if current[i] > current[best] {
-                best = i;
+/// Smooth weighted round robin over the servers `ok` accepts.
+pub(crate) fn smooth_wrr(
+    members: &Members,
+    ok: impl Fn(usize, &Member) -> bool,
+    weight: impl Fn(&Member) -> u64,
+) -> Option<usize> {
+    let n = members.list.len();
+    if n == 1 {
+        return members.list.first().filter(|m| ok(0, m)).map(|_| 0);
+    }
+    WRR.with(|cell| {
+        let mut cache = cell.borrow_mut();
+        match cache.iter().position(|(id, _)| *id == members.id) {
+            Some(0) => {}
+            Some(p) => {
+                let entry = cache.remove(p);
+                cache.insert(0, entry);
+            }
+            None => {
+                cache.truncate(WRR_CACHE - 1);
+                cache.insert(0, (members.id, vec![0; n]));
             }
         }
-        if let Some(c) = current.get_mut(best) {
-            *c -= self.total;
+        let current = &mut cache.first_mut()?.1;
+        let mut total = 0i64;
+        let mut best: Option<usize> = None;
+        for (i, m) in members.list.iter().enumerate() {
+            if !ok(i, m) {
+                continue;
+            }
+            let w = i64::try_from(weight(m)).unwrap_or(i64::MAX / 64);
+            let c = current.get_mut(i)?;
+            *c += w;
+            total += w;
+            if best.is_none_or(|b| current.get(b) < current.get(i)) {
+                best = Some(i);
+            }
+        }
+        if let Some(c) = best.and_then(|b| current.get_mut(b)) {
+            *c -= total;
         }
         best
+    })
+}
+
+/// Fewest requests in flight relative to weight; ties rotate.
+fn least_conn(
+    members: &Members,
+    ok: impl Fn(usize, &Member) -> bool,
+    weight: impl Fn(&Member) -> u64,
+) -> Option<usize> {
+    let n = members.list.len();
+    let start = ROTATE.with(|r| {
+        let v = r.get().wrapping_add(1);
+        r.set(v);
+        v
+    });
+    let mut best: Option<(usize, u64, u64)> = None;
+    for k in 0..n {
+        let i = (start + k) % n;
+        let Some(m) = members.list.get(i) else {
+            continue;
+        };
+        if !ok(i, m) {
+            continue;
+        }
+        let (load, w) = (u64::from(m.state.active()) + 1, weight(m));
+        let better = match best {
+            None => true,
+            // load / w < best_load / best_w
+            Some((_, bl, bw)) => u128::from(load) * u128::from(bw) < u128::from(bl) * u128::from(w),
+        };
+        if better {
+            best = Some((i, load, w));
+        }
     }
+    best.map(|(i, _, _)| i)
+}
+
+/// Power of two choices on latency EWMA × requests in flight ÷ weight.
+fn two_choices(
+    members: &Members,
+    ok: impl Fn(usize, &Member) -> bool,
+    weight: impl Fn(&Member) -> u64,
+) -> Option<usize> {
+    let candidates = members
+        .list
+        .iter()
+        .enumerate()
+        .filter(|(i, m)| ok(*i, m))
+        .count();
+    if candidates == 0 {
+        return None;
+    }
+    let r = random();
+    let first = (r % candidates as u64) as usize;
+    let mut second = first;
+    if candidates > 1 {
+        second = ((r >> 32) % (candidates as u64 - 1)) as usize;
+        if second >= first {
+            second += 1;
+        }
+    }
+    let mut a = None;
+    let mut b = None;
+    for (k, (i, _)) in members
+        .list
+        .iter()
+        .enumerate()
+        .filter(|(i, m)| ok(*i, m))
+        .enumerate()
+    {
+        if k == first {
+            a = Some(i);
+        }
+        if k == second {
+            b = Some(i);
+        }
+    }
+    let (a, b) = (a?, b?);
+    let cost = |i: usize| -> (u128, u128) {
+        members.list.get(i).map_or((u128::MAX, 1), |m| {
+            let load = u128::from(m.state.ewma_us() + 1) * u128::from(m.state.active() + 1);
+            (load, u128::from(weight(m)))
+        })
+    };
+    let ((ca, wa), (cb, wb)) = (cost(a), cost(b));
+    Some(if ca.saturating_mul(wb) <= cb.saturating_mul(wa) {
+        a
+    } else {
+        b
+    })
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
-
-    #[test]
-    fn interleaves_heavy_servers() {
-        let b = SmoothWeighted::new(&[5, 1, 1]);
-        let picks: Vec<usize> = (0..7).map(|_| b.next()).collect();
-        assert_eq!(picks, vec![0, 0, 1, 0, 2, 0, 0]);
-    }
-
-    proptest! {
-        #[test]
-        fn honours_weights_exactly_over_a_cycle(weights in proptest::collection::vec(1u32..20, 1..8)) {
-            let b = SmoothWeighted::new(&weights);
-            let total: u32 = weights.iter().sum();
-            let mut counts = vec![0u32; weights.len()];
-            for _ in 0..total {
-                counts[b.next()] += 1;
-            }
-            prop_assert_eq!(counts, weights);
-        }
-    }
-}
+mod tests;

@@ -1,13 +1,37 @@
 //! Upstreams: named groups of servers, the choice of a server for each
-//! request, and the per-worker pool of idle upstream connections.
+//! request, their health, retry budget, and the per-worker pool of idle
+//! upstream connections.
+//!
+//! ```text
+//! config ─▶ Group::build (resolve names, states from the Registry)
+//!   request ─▶ Group::pick (balance over usable servers; backups last)
+//!           ─▶ Lease (in flight) ─▶ record success / failure (passive health)
+//!   control thread ─▶ health::check_group (active checks)
+//!                  ─▶ dns::resolve_loop (records become servers, no reload)
+//! ```
 
 pub mod balance;
+pub mod budget;
+pub mod dns;
+pub mod health;
 pub mod pool;
+pub mod registry;
+pub mod state;
+pub mod stats;
 
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use balance::SmoothWeighted;
+use arc_swap::ArcSwap;
+use levee_config::Upstream;
+use tokio::time::Instant;
+
+pub use balance::Affinity;
+pub use budget::RetryBudget;
+pub use registry::Registry;
+pub use state::{AdminState, Lease, ServerState, Status};
 
 /// Why an upstream could not be built from its config.
 #[derive(Debug, thiserror::Error)]
@@ -26,78 +50,174 @@ pub enum UpstreamError {
 /// One server of a group: one address (a DNS name with several records
 /// becomes several servers).
 #[derive(Debug, Clone)]
-pub struct Server {
+pub struct Member {
     pub addr: SocketAddr,
-    pub weight: u32,
     /// The address as the config wrote it.
     pub configured: String,
+    /// The configured weight (an operator's override is in `state`).
+    pub weight: u32,
+    pub backup: bool,
+    /// What a sticky cookie holds to name this server.
+    pub cookie: u64,
+    pub state: Arc<ServerState>,
+}
+
+/// The servers of a group at one moment. Replaced whole when DNS records
+/// change; a request keeps the snapshot it picked from.
+#[derive(Debug)]
+pub struct Members {
+    /// Unique per snapshot: keys per-worker balancing state.
+    id: u64,
+    pub list: Vec<Member>,
+    ring: balance::hash::Ring,
+    has_backups: bool,
+}
+
+impl Members {
+    fn new(list: Vec<Member>) -> Members {
+        static IDS: AtomicU64 = AtomicU64::new(1);
+        Members {
+            id: IDS.fetch_add(1, Ordering::Relaxed),
+            ring: balance::hash::Ring::build(&list),
+            has_backups: list.iter().any(|m| m.backup),
+            list,
+        }
+    }
+
+    pub fn get(&self, i: usize) -> Option<&Member> {
+        self.list.get(i)
+    }
 }
 
 /// A named group of servers, shared by every worker.
 #[derive(Debug)]
 pub struct Group {
     pub name: String,
-    pub servers: Vec<Server>,
+    pub config: Upstream,
     /// Idle connections kept per worker per server.
     pub keepalive: usize,
     pub keepalive_timeout: Duration,
-    balance: SmoothWeighted,
+    members: ArcSwap<Members>,
+    pub budget: RetryBudget,
+    registry: Arc<Registry>,
+}
+
+/// The address when `host` is an IP literal (no DNS needed).
+fn literal(address: &str) -> Option<SocketAddr> {
+    address.parse().ok()
+}
+
+/// Whether any server is named by DNS (and so is resolved again over time).
+pub fn has_names(cfg: &Upstream) -> bool {
+    cfg.servers.iter().any(|s| literal(&s.address).is_none())
 }
 
 impl Group {
     /// Builds a group, resolving DNS names (blocking; done off the data path).
-    pub fn build(cfg: &levee_config::Upstream) -> Result<Group, UpstreamError> {
-        let mut servers = Vec::new();
-        for s in &cfg.servers {
-            let addrs = s
-                .address
-                .to_socket_addrs()
-                .map_err(|source| UpstreamError::Resolve {
-                    upstream: cfg.name.clone(),
-                    server: s.address.clone(),
-                    source,
-                })?;
-            let before = servers.len();
-            for addr in addrs {
-                servers.push(Server {
-                    addr,
-                    weight: s.weight,
-                    configured: s.address.clone(),
-                });
-            }
-            if servers.len() == before {
+    pub fn build(cfg: &Upstream, registry: &Arc<Registry>) -> Result<Group, UpstreamError> {
+        let mut resolved = Vec::new();
+        for (i, s) in cfg.servers.iter().enumerate() {
+            let addrs: Vec<SocketAddr> = match literal(&s.address) {
+                Some(a) => vec![a],
+                None => s
+                    .address
+                    .to_socket_addrs()
+                    .map_err(|source| UpstreamError::Resolve {
+                        upstream: cfg.name.clone(),
+                        server: s.address.clone(),
+                        source,
+                    })?
+                    .collect(),
+            };
+            if addrs.is_empty() {
                 return Err(UpstreamError::NoAddress {
                     upstream: cfg.name.clone(),
                     server: s.address.clone(),
                 });
             }
+            resolved.extend(addrs.into_iter().map(|a| (i, a)));
         }
-        let weights: Vec<u32> = servers.iter().map(|s| s.weight).collect();
+        let now = Instant::now();
+        let members = members_of(cfg, registry, &resolved, now);
         Ok(Group {
             name: cfg.name.clone(),
-            servers,
             keepalive: cfg.keepalive,
             keepalive_timeout: cfg.keepalive_timeout,
-            balance: SmoothWeighted::new(&weights),
+            members: ArcSwap::from_pointee(members),
+            budget: RetryBudget::new(cfg.retry.budget_percent, now),
+            config: cfg.clone(),
+            registry: registry.clone(),
         })
     }
 
-    /// The server for the next request.
-    pub fn pick(&self) -> Option<&Server> {
-        match self.servers.len() {
-            0 => None,
-            1 => self.servers.first(),
-            _ => self.servers.get(self.balance.next()),
-        }
+    /// The current servers.
+    pub fn members(&self) -> Arc<Members> {
+        self.members.load_full()
     }
 
-    /// The server after `addr` in order, for moving a failed request along.
-    pub fn next_after(&self, addr: SocketAddr) -> Option<&Server> {
-        let n = self.servers.len();
-        if n < 2 {
-            return None;
+    /// Replaces the servers with `resolved` (index of the configured server,
+    /// address) after a DNS change. Servers no longer present are retired:
+    /// they take no new requests and their idle connections close.
+    pub fn set_addresses(&self, resolved: &[(usize, SocketAddr)]) {
+        let members = members_of(&self.config, &self.registry, resolved, Instant::now());
+        let old = self.members.load();
+        for m in &old.list {
+            if !members.list.iter().any(|n| Arc::ptr_eq(&n.state, &m.state)) {
+                m.state.set_retired(true);
+            }
         }
-        let i = self.servers.iter().position(|s| s.addr == addr)?;
-        self.servers.get((i + 1) % n)
+        self.members.store(Arc::new(members));
     }
+
+    /// The server for the next request among `members`, skipping the
+    /// indices in `tried`. Backups are considered only when no primary is
+    /// usable. `None`: no server can take it.
+    #[inline]
+    pub fn pick(
+        &self,
+        members: &Members,
+        affinity: Affinity,
+        tried: &[usize],
+        now: Instant,
+    ) -> Option<usize> {
+        balance::pick(self, members, affinity, tried, now)
+    }
+
+    /// Finds servers by address text: a configured `host:port` (every
+    /// record of it) or one resolved `ip:port`.
+    pub fn find(&self, address: &str) -> Vec<Member> {
+        let members = self.members();
+        let by_addr: Option<SocketAddr> = address.parse().ok();
+        members
+            .list
+            .iter()
+            .filter(|m| {
+                m.configured.eq_ignore_ascii_case(address) || Some(m.addr) == by_addr
+            })
+            .cloned()
+            .collect()
+    }
+}
+
+fn members_of(
+    cfg: &Upstream,
+    registry: &Registry,
+    resolved: &[(usize, SocketAddr)],
+    now: Instant,
+) -> Members {
+    let list = resolved
+        .iter()
+        .filter_map(|&(i, addr)| {
+            let s = cfg.servers.get(i)?;
+            Some(Member {
+                addr,
+                configured: s.address.clone(),
+                weight: s.weight,
+                backup: s.backup,
+                cookie: balance::hash::cookie_id(addr),
+                state: registry.state(&cfg.name, s, addr, now),
+            })
+        })
+        .collect();
+    Members::new(list)
 }

@@ -6,18 +6,41 @@
 //! has no task and no buffer; whether its server closed it is read from the
 //! readiness the event loop already recorded (any readable event on an idle
 //! HTTP/1 connection means EOF or garbage), so checking costs no syscall either.
+//!
+//! Each idle connection counts in its server's idle gauge while it lives,
+//! and a server that is draining, disabled or gone from DNS keeps none.
 
 use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use tokio::net::TcpStream;
 
+use crate::state::ServerState;
+
 struct Idle {
-    stream: TcpStream,
+    /// `None` once taken out for reuse.
+    stream: Option<TcpStream>,
     expires: Instant,
+    server: Arc<ServerState>,
+}
+
+impl Drop for Idle {
+    fn drop(&mut self) {
+        self.server.stats.idle.fetch_sub(1, Relaxed);
+    }
+}
+
+impl Idle {
+    fn live(&self, now: Instant) -> bool {
+        self.expires > now
+            && self.server.keeps_connections()
+            && self.stream.as_ref().is_some_and(|s| !peer_stirred(s))
+    }
 }
 
 thread_local! {
@@ -35,18 +58,26 @@ pub fn take(addr: SocketAddr, now: Instant) -> Option<TcpStream> {
     POOL.with(|pool| {
         let mut pool = pool.borrow_mut();
         let idle = pool.get_mut(&addr)?;
-        while let Some(conn) = idle.pop_back() {
-            if conn.expires > now && !peer_stirred(&conn.stream) {
-                return Some(conn.stream);
+        while let Some(mut conn) = idle.pop_back() {
+            if conn.live(now) {
+                return conn.stream.take();
             }
         }
         None
     })
 }
 
-/// Returns a connection for reuse; the oldest is closed when `max_idle` are kept.
-pub fn put(addr: SocketAddr, stream: TcpStream, max_idle: usize, timeout: Duration, now: Instant) {
-    if max_idle == 0 {
+/// Returns a connection for reuse; the oldest is closed when `max_idle` are
+/// kept. A server that is draining, disabled or gone keeps none.
+pub fn put(
+    server: &Arc<ServerState>,
+    addr: SocketAddr,
+    stream: TcpStream,
+    max_idle: usize,
+    timeout: Duration,
+    now: Instant,
+) {
+    if max_idle == 0 || !server.keeps_connections() {
         return;
     }
     POOL.with(|pool| {
@@ -55,19 +86,23 @@ pub fn put(addr: SocketAddr, stream: TcpStream, max_idle: usize, timeout: Durati
         while idle.len() >= max_idle {
             idle.pop_front();
         }
+        server.stats.idle.fetch_add(1, Relaxed);
         idle.push_back(Idle {
-            stream,
+            stream: Some(stream),
             expires: now + timeout,
+            server: server.clone(),
         });
     });
 }
 
-/// Closes expired connections and those their server closed. Run periodically by each worker.
+/// Closes expired connections, those their server closed, and those to
+/// servers that are draining, disabled or gone. Run once a second by each
+/// worker, so a drain closes idle connections within a second.
 pub fn sweep(now: Instant) {
     POOL.with(|pool| {
         let mut pool = pool.borrow_mut();
         for idle in pool.values_mut() {
-            idle.retain(|c| c.expires > now && !peer_stirred(&c.stream));
+            idle.retain(|c| c.live(now));
         }
         pool.retain(|_, idle| !idle.is_empty());
     });

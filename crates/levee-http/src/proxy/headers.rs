@@ -140,8 +140,14 @@ pub fn client_framing(resp: &ResponseHead, req: &RequestHead, keep_alive: bool) 
     }
 }
 
-/// The response head levee sends the client.
-pub fn client_response(resp: &ResponseHead, req: &RequestHead, framing: ClientFraming) -> Vec<u8> {
+/// The response head levee sends the client; `extra` holds whole header
+/// lines levee adds (a sticky `Set-Cookie`), usually none.
+pub fn client_response(
+    resp: &ResponseHead,
+    req: &RequestHead,
+    framing: ClientFraming,
+    extra: &[u8],
+) -> Vec<u8> {
     let raw = resp.fields.raw();
     let mut out = Vec::with_capacity(raw.len() + 64);
     out.extend_from_slice(b"HTTP/1.1 ");
@@ -164,6 +170,7 @@ pub fn client_response(resp: &ResponseHead, req: &RequestHead, framing: ClientFr
         }
         field(&mut out, name, value);
     }
+    out.extend_from_slice(extra);
     if framing.chunked {
         out.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
     }

@@ -1,0 +1,154 @@
+//! How an upstream spreads, checks and retries requests, and the admin
+//! listener that controls it at run time. Defaults are documented in
+//! `docs/config.md` and live here as constants.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// How a server is chosen for each request.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Balance {
+    /// Smooth weighted round robin (`"round_robin"`, the default).
+    #[default]
+    RoundRobin,
+    /// Fewest requests in flight relative to weight (`"least_conn"`).
+    LeastConn,
+    /// Power of two random choices on a latency EWMA (`"latency"`).
+    Latency,
+    /// Consistent hashing on a request key (`"hash"` with `hash_key`).
+    Hash(HashKey),
+    /// A cookie names the server that served the client before (`"sticky"`).
+    Sticky { cookie: String },
+}
+
+/// What a `hash` upstream hashes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HashKey {
+    ClientIp,
+    /// Path and query.
+    Uri,
+    /// A request header, name in lower case.
+    Header(String),
+    /// A cookie by name.
+    Cookie(String),
+}
+
+/// Passive health: ejection after consecutive failures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PassiveHealth {
+    /// Consecutive connect failures or 5xx responses that eject a server; 0 disables.
+    pub max_fails: u32,
+    /// The first ejection; each further one in a row doubles it.
+    pub fail_timeout: Duration,
+    /// The longest ejection.
+    pub max_ejection: Duration,
+}
+
+/// Active health checks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthCheck {
+    pub kind: CheckKind,
+    pub interval: Duration,
+    pub timeout: Duration,
+    /// Consecutive passes that bring a down server up.
+    pub rise: u32,
+    /// Consecutive failures that take an up server down.
+    pub fall: u32,
+    /// Each wait is the interval plus up to this percentage of it, at random.
+    pub jitter_percent: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CheckKind {
+    /// The server accepts a TCP connection.
+    Tcp,
+    Http(HttpCheck),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpCheck {
+    pub method: String,
+    /// Path and query sent, starting with `/`.
+    pub path: String,
+    /// Inclusive range of passing statuses.
+    pub status: (u16, u16),
+    /// A substring the body must contain (read up to 64 KiB).
+    pub body: Option<String>,
+}
+
+/// When a failed request moves to another server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Further servers tried after the first, per request.
+    pub retries: u32,
+    /// Upstream statuses on which an idempotent request is retried.
+    pub on_status: Vec<u16>,
+    /// Retries allowed as a percentage of requests over the last 10 s.
+    pub budget_percent: u32,
+}
+
+/// The loopback listener of the control API and `/metrics`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Admin {
+    pub address: SocketAddr,
+}
+
+pub const DEFAULT_STICKY_COOKIE: &str = "levee_server";
+pub const DEFAULT_MAX_FAILS: u32 = 3;
+pub const DEFAULT_FAIL_TIMEOUT: Duration = Duration::from_secs(10);
+pub const DEFAULT_MAX_EJECTION: Duration = Duration::from_secs(300);
+pub const DEFAULT_SLOW_START: Duration = Duration::from_secs(10);
+pub const DEFAULT_RESOLVE_INTERVAL: Duration = Duration::from_secs(30);
+pub const DEFAULT_RETRIES: u32 = 2;
+pub const DEFAULT_RETRY_ON_STATUS: &[u16] = &[502, 503, 504];
+pub const DEFAULT_RETRY_BUDGET_PERCENT: u32 = 20;
+pub const DEFAULT_CHECK_INTERVAL: Duration = Duration::from_secs(5);
+pub const DEFAULT_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+pub const DEFAULT_CHECK_RISE: u32 = 2;
+pub const DEFAULT_CHECK_FALL: u32 = 3;
+pub const DEFAULT_CHECK_JITTER_PERCENT: u32 = 10;
+pub const DEFAULT_CHECK_STATUS: (u16, u16) = (200, 399);
+
+impl Default for PassiveHealth {
+    fn default() -> Self {
+        PassiveHealth {
+            max_fails: DEFAULT_MAX_FAILS,
+            fail_timeout: DEFAULT_FAIL_TIMEOUT,
+            max_ejection: DEFAULT_MAX_EJECTION,
+        }
+    }
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            retries: DEFAULT_RETRIES,
+            on_status: DEFAULT_RETRY_ON_STATUS.to_vec(),
+            budget_percent: DEFAULT_RETRY_BUDGET_PERCENT,
+        }
+    }
+}
+
+impl Default for HttpCheck {
+    fn default() -> Self {
+        HttpCheck {
+            method: "GET".to_owned(),
+            path: "/".to_owned(),
+            status: DEFAULT_CHECK_STATUS,
+            body: None,
+        }
+    }
+}
+
+impl Default for HealthCheck {
+    fn default() -> Self {
+        HealthCheck {
+            kind: CheckKind::Http(HttpCheck::default()),
+            interval: DEFAULT_CHECK_INTERVAL,
+            timeout: DEFAULT_CHECK_TIMEOUT,
+            rise: DEFAULT_CHECK_RISE,
+            fall: DEFAULT_CHECK_FALL,
+            jitter_percent: DEFAULT_CHECK_JITTER_PERCENT,
+        }
+    }
+}

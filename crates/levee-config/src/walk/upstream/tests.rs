@@ -1,0 +1,170 @@
+//! Balancing, health, retry and admin keys: parsed values and errors.
+
+use std::time::Duration;
+
+use crate::model::*;
+use crate::tests::{errors_of, ok};
+use crate::{to_toml, validate};
+
+const L: &str = "[[listener]]\naddress = \"127.0.0.1:80\"\n";
+
+fn upstream(rest: &str) -> Upstream {
+    let config = ok(&format!("{L}[upstream.app]\nservers = [\"a:1\"]\n{rest}"));
+    config.upstreams.into_iter().next().expect("one upstream")
+}
+
+fn errors(rest: &str) -> Vec<String> {
+    errors_of(&format!("{L}[upstream.app]\nservers = [\"a:1\"]\n{rest}"))
+}
+
+#[test]
+fn defaults() {
+    let u = upstream("");
+    assert_eq!(u.balance, Balance::RoundRobin);
+    assert_eq!(u.passive, PassiveHealth::default());
+    assert_eq!(u.health_check, None);
+    assert_eq!(u.retry.on_status, [502, 503, 504]);
+    assert_eq!(u.retry.retries, 2);
+    assert_eq!(u.slow_start, Duration::from_secs(10));
+}
+
+#[test]
+fn every_key_parses_and_round_trips() {
+    let text = format!(
+        r#"{L}[admin]
+address = "127.0.0.1:9090"
+
+[upstream.app]
+servers = ["a:1", {{ address = "b:2", weight = 3, backup = true }}]
+balance = "hash"
+hash_key = "header:X-User"
+max_fails = 5
+fail_timeout = "2s"
+max_ejection = "1m"
+slow_start = "30s"
+retries = 1
+retry_on_status = [503]
+retry_budget = 50
+resolve_interval = "5s"
+
+[upstream.app.health_check]
+interval = "1s"
+timeout = "500ms"
+rise = 1
+fall = 2
+jitter = 0
+method = "HEAD"
+path = "/health?x=1"
+status = "200-204"
+body = "ok"
+
+[upstream.db]
+servers = ["c:3"]
+balance = "sticky"
+sticky_cookie = "srv"
+health_check = {{ type = "tcp" }}
+"#
+    );
+    let config = ok(&text);
+    let u = &config.upstreams[0];
+    assert_eq!(u.balance, Balance::Hash(HashKey::Header("x-user".into())));
+    assert!(u.servers[1].backup);
+    assert_eq!(u.passive.max_fails, 5);
+    assert_eq!(u.retry.on_status, [503]);
+    assert_eq!(u.retry.budget_percent, 50);
+    let hc = u.health_check.as_ref().expect("a check");
+    assert_eq!(hc.timeout, Duration::from_millis(500));
+    assert_eq!(
+        hc.kind,
+        CheckKind::Http(HttpCheck {
+            method: "HEAD".into(),
+            path: "/health?x=1".into(),
+            status: (200, 204),
+            body: Some("ok".into()),
+        })
+    );
+    let db = &config.upstreams[1];
+    assert_eq!(
+        db.balance,
+        Balance::Sticky {
+            cookie: "srv".into()
+        }
+    );
+    assert_eq!(db.health_check.as_ref().map(|h| &h.kind), Some(&CheckKind::Tcp));
+    assert_eq!(
+        config.admin.map(|a| a.address),
+        Some("127.0.0.1:9090".parse().expect("literal"))
+    );
+    let again = ok(&to_toml(&config));
+    let mut upstreams = config.upstreams.clone();
+    upstreams.sort_by(|a, b| a.name.cmp(&b.name));
+    assert_eq!(again.upstreams, upstreams);
+    assert_eq!(again.admin, config.admin);
+    assert_eq!(validate(&config), Ok(()));
+}
+
+#[test]
+fn errors_name_the_key() {
+    assert_eq!(
+        errors("balance = \"random\"\n"),
+        [
+            "t.toml:5:11: upstream.app.balance: unknown balance `random`; expected \"round_robin\", \"least_conn\", \"latency\", \"hash\" or \"sticky\""
+        ]
+    );
+    assert_eq!(
+        errors("balance = \"hash\"\n"),
+        ["t.toml:3:1: upstream.app.hash_key: missing required key `hash_key`"]
+    );
+    assert_eq!(
+        errors("hash_key = \"uri\"\n"),
+        [
+            "t.toml:5:12: upstream.app.hash_key: `hash_key` is only allowed with balance = \"hash\""
+        ]
+    );
+    assert_eq!(
+        errors("balance = \"hash\"\nhash_key = \"body\"\n"),
+        [
+            "t.toml:6:12: upstream.app.hash_key: unknown hash_key `body`; expected \"client_ip\", \"uri\", \"header:NAME\" or \"cookie:NAME\""
+        ]
+    );
+    assert_eq!(
+        errors("retry_on_status = [404]\n"),
+        ["t.toml:5:20: upstream.app.retry_on_status[0]: must be between 500 and 599"]
+    );
+    assert_eq!(
+        errors("[upstream.app.health_check]\ntype = \"tcp\"\npath = \"/\"\n"),
+        [
+            "t.toml:7:8: upstream.app.health_check.path: `path` is only allowed with type = \"http\""
+        ]
+    );
+    assert_eq!(
+        errors("[upstream.app.health_check]\nstatus = \"300-200\"\n"),
+        [
+            "t.toml:6:10: upstream.app.health_check.status: invalid status range `300-200`; expected \"LOW-HIGH\" within 100-599"
+        ]
+    );
+}
+
+#[test]
+fn all_backup_servers_is_an_error() {
+    assert_eq!(
+        errors_of(&format!(
+            "{L}[upstream.app]\nservers = [{{ address = \"a:1\", backup = true }}]\n"
+        )),
+        [
+            "t.toml:4:11: upstream.app.servers: every server is a backup; at least one must be a primary"
+        ]
+    );
+}
+
+#[test]
+fn admin_is_loopback_only() {
+    assert_eq!(
+        errors_of(&format!("{L}[admin]\naddress = \"0.0.0.0:9090\"\n")),
+        [
+            "t.toml:4:11: admin.address: the admin listener must be on a loopback address such as \"127.0.0.1:9090\", not `0.0.0.0:9090`"
+        ]
+    );
+    let config = ok(&format!("{L}[admin]\naddress = \"[::1]:9090\"\n"));
+    assert!(config.admin.is_some());
+}

@@ -1,0 +1,252 @@
+//! Each algorithm over real groups: exact weights, ejection and backups,
+//! least connections, latency, consistent-hash movement, sticky cookies.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use levee_config::{Balance, HashKey, Server, Upstream};
+use proptest::prelude::*;
+use tokio::time::Instant;
+
+use super::*;
+use crate::{Group, Registry};
+
+fn server(i: usize, weight: u32, backup: bool) -> Server {
+    Server {
+        address: format!("127.0.0.{}:80", i + 1),
+        weight,
+        backup,
+    }
+}
+
+fn group(balance: Balance, servers: Vec<Server>) -> Group {
+    let cfg = Upstream {
+        balance,
+        ..Upstream::new("app", servers)
+    };
+    Group::build(&cfg, &Registry::new()).expect("IP literals need no DNS")
+}
+
+fn weighted(weights: &[u32]) -> Group {
+    let servers = weights
+        .iter()
+        .enumerate()
+        .map(|(i, &w)| server(i, w, false))
+        .collect();
+    group(Balance::RoundRobin, servers)
+}
+
+fn picks(g: &Group, n: usize) -> Vec<usize> {
+    let members = g.members();
+    let now = Instant::now();
+    (0..n)
+        .map(|_| g.pick(&members, Affinity::None, &[], now).expect("a server"))
+        .collect()
+}
+
+#[test]
+fn interleaves_heavy_servers() {
+    let g = weighted(&[5, 1, 1]);
+    assert_eq!(picks(&g, 7), vec![0, 0, 1, 0, 2, 0, 0]);
+}
+
+proptest! {
+    #[test]
+    fn honours_weights_exactly_over_a_cycle(weights in proptest::collection::vec(1u32..20, 1..8)) {
+        let g = weighted(&weights);
+        let total: u32 = weights.iter().sum();
+        let mut counts = vec![0u32; weights.len()];
+        for i in picks(&g, total as usize) {
+            counts[i] += 1;
+        }
+        prop_assert_eq!(counts, weights);
+    }
+}
+
+#[test]
+fn unusable_and_tried_servers_are_skipped() {
+    let g = weighted(&[1, 1, 1]);
+    let members = g.members();
+    let now = Instant::now();
+    members.list[1].state.set_admin(crate::AdminState::Draining);
+    for _ in 0..10 {
+        let i = g.pick(&members, Affinity::None, &[0], now);
+        assert_eq!(i, Some(2));
+    }
+    members.list[2].state.set_check_up(false, now);
+    assert_eq!(g.pick(&members, Affinity::None, &[0], now), None);
+    assert_eq!(g.pick(&members, Affinity::None, &[], now), Some(0));
+}
+
+#[test]
+fn backups_only_when_no_primary_is_usable() {
+    let g = group(
+        Balance::RoundRobin,
+        vec![server(0, 1, false), server(1, 1, false), server(2, 1, true)],
+    );
+    let members = g.members();
+    let now = Instant::now();
+    assert!(picks(&g, 20).iter().all(|&i| i != 2));
+    members.list[0].state.set_check_up(false, now);
+    assert!(picks(&g, 20).iter().all(|&i| i == 1));
+    members.list[1].state.set_admin(crate::AdminState::Disabled);
+    assert!(picks(&g, 5).iter().all(|&i| i == 2));
+    members.list[2].state.set_admin(crate::AdminState::Disabled);
+    assert_eq!(g.pick(&members, Affinity::None, &[], now), None);
+}
+
+#[test]
+fn slow_start_gives_a_returning_server_a_small_share() {
+    let g = Group::build(
+        &Upstream {
+            slow_start: std::time::Duration::from_secs(100),
+            ..Upstream::new("app", vec![server(0, 1, false), server(1, 1, false)])
+        },
+        &Registry::new(),
+    )
+    .expect("group");
+    let members = g.members();
+    let now = Instant::now();
+    members.list[1].state.set_check_up(false, now);
+    members.list[1].state.set_check_up(true, now);
+    let to_new = picks(&g, 110).iter().filter(|&&i| i == 1).count();
+    assert_eq!(to_new, 10, "10% of its weight at the start of slow start");
+}
+
+#[test]
+fn least_conn_prefers_the_idlest_per_weight() {
+    let g = group(
+        Balance::LeastConn,
+        vec![server(0, 1, false), server(1, 2, false), server(2, 1, false)],
+    );
+    let members = g.members();
+    let now = Instant::now();
+    let _busy: Vec<_> = (0..3).map(|_| members.list[0].state.lease()).collect();
+    let _also: Vec<_> = (0..3).map(|_| members.list[1].state.lease()).collect();
+    // Loads (active+1)/weight: 4, 2, 1.
+    assert_eq!(g.pick(&members, Affinity::None, &[], now), Some(2));
+    let _more: Vec<_> = (0..2).map(|_| members.list[2].state.lease()).collect();
+    // Now 4, 2, 3.
+    assert_eq!(g.pick(&members, Affinity::None, &[], now), Some(1));
+}
+
+#[test]
+fn latency_avoids_the_slow_server() {
+    let g = group(
+        Balance::Latency,
+        vec![server(0, 1, false), server(1, 1, false)],
+    );
+    let members = g.members();
+    members.list[0]
+        .state
+        .observe_latency(std::time::Duration::from_millis(200));
+    members.list[1]
+        .state
+        .observe_latency(std::time::Duration::from_millis(2));
+    assert!(picks(&g, 50).iter().all(|&i| i == 1));
+}
+
+fn hash_group(n: usize) -> Group {
+    group(
+        Balance::Hash(HashKey::Uri),
+        (0..n).map(|i| server(i, 1, false)).collect(),
+    )
+}
+
+fn owners(g: &Group, keys: usize) -> Vec<SocketAddr> {
+    let members = g.members();
+    let now = Instant::now();
+    (0..keys)
+        .map(|k| {
+            let h = hash::key(format!("/object/{k}").as_bytes());
+            let i = g
+                .pick(&members, Affinity::Key(h), &[], now)
+                .expect("a server");
+            members.list[i].addr
+        })
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(12))]
+    /// Removing one of N servers moves only the keys it owned, which are
+    /// about 1/N of all keys.
+    #[test]
+    fn consistent_hashing_moves_about_one_nth(n in 3usize..12, removed in 0usize..12) {
+        let removed = removed % n;
+        let before = owners(&hash_group(n), 4000);
+        let survivors: Vec<Server> = (0..n).filter(|&i| i != removed).map(|i| server(i, 1, false)).collect();
+        let after = owners(&group(Balance::Hash(HashKey::Uri), survivors), 4000);
+        let gone: SocketAddr = server(removed, 1, false).address.parse().expect("literal");
+        let mut moved = 0;
+        for (b, a) in before.iter().zip(&after) {
+            if b != a {
+                prop_assert_eq!(*b, gone, "a key moved between two surviving servers");
+                moved += 1;
+            }
+        }
+        let share = moved as f64 / 4000.0;
+        let ideal = 1.0 / n as f64;
+        prop_assert!(share > ideal * 0.5 && share < ideal * 1.6, "moved {share:.3}, ideal {ideal:.3}");
+    }
+}
+
+#[test]
+fn a_down_server_lends_its_keys_and_gets_them_back() {
+    let g = hash_group(4);
+    let before = owners(&g, 2000);
+    let members = g.members();
+    members.list[2]
+        .state
+        .set_check_up(false, Instant::now());
+    let during = owners(&g, 2000);
+    for (b, d) in before.iter().zip(&during) {
+        if *b != members.list[2].addr {
+            assert_eq!(b, d);
+        } else {
+            assert_ne!(*d, members.list[2].addr);
+        }
+    }
+    members.list[2].state.set_check_up(true, Instant::now());
+    assert_eq!(owners(&g, 2000), before);
+}
+
+#[test]
+fn sticky_follows_the_cookie_while_its_server_is_usable() {
+    let g = group(
+        Balance::Sticky {
+            cookie: "s".into(),
+        },
+        (0..3).map(|i| server(i, 1, false)).collect(),
+    );
+    let members = g.members();
+    let now = Instant::now();
+    let id = members.list[2].cookie;
+    for _ in 0..10 {
+        assert_eq!(g.pick(&members, Affinity::Sticky(Some(id)), &[], now), Some(2));
+    }
+    members.list[2].state.set_admin(crate::AdminState::Disabled);
+    let other = g.pick(&members, Affinity::Sticky(Some(id)), &[], now);
+    assert!(matches!(other, Some(0 | 1)));
+    // An unknown id falls back to round robin.
+    assert!(g.pick(&members, Affinity::Sticky(Some(42)), &[], now).is_some());
+}
+
+#[test]
+fn states_survive_a_rebuild_until_the_server_changes() {
+    let registry = Registry::new();
+    let cfg = Upstream::new("app", vec![server(0, 1, false), server(1, 1, false)]);
+    let g1 = Group::build(&cfg, &registry).expect("group");
+    g1.members().list[0]
+        .state
+        .set_admin(crate::AdminState::Draining);
+    g1.members().list[1].state.set_weight_override(Some(9));
+    let mut changed = cfg.clone();
+    changed.servers[1].weight = 3;
+    let g2 = Group::build(&changed, &registry).expect("group");
+    let m2 = g2.members();
+    assert!(Arc::ptr_eq(&m2.list[0].state, &g1.members().list[0].state));
+    assert_eq!(m2.list[0].state.admin(), crate::AdminState::Draining);
+    // The config changed server 1: its override is gone.
+    assert_eq!(m2.list[1].state.weight_override(), None);
+}

@@ -1,0 +1,160 @@
+//! Counters behind `/metrics`: per server (requests, responses by class,
+//! errors by kind, a latency histogram, idle connections) and per listener
+//! (connections, requests). Names and rendering live in `levee-admin`'s
+//! metrics module; this is only storage, all relaxed atomics.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+/// Upper bounds of the latency histogram's buckets, in seconds.
+pub const LATENCY_BUCKETS: [f64; 12] = [
+    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// Why an exchange with a server failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The connection was refused or failed.
+    Connect,
+    /// Connecting took longer than `upstream_connect`.
+    ConnectTimeout,
+    /// The server reset or closed the connection before a whole response head.
+    Reset,
+    /// No response head within `upstream_read` (or a write stalled).
+    Timeout,
+    /// The response head was malformed.
+    Protocol,
+}
+
+impl ErrorKind {
+    pub const ALL: [ErrorKind; 5] = [
+        ErrorKind::Connect,
+        ErrorKind::ConnectTimeout,
+        ErrorKind::Reset,
+        ErrorKind::Timeout,
+        ErrorKind::Protocol,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Connect => "connect",
+            ErrorKind::ConnectTimeout => "connect_timeout",
+            ErrorKind::Reset => "reset",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Protocol => "protocol",
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct ServerStats {
+    /// Attempts sent to the server (a retried request counts on each server).
+    pub requests: AtomicU64,
+    /// Responses by class: index 0 is 1xx … index 4 is 5xx.
+    responses: [AtomicU64; 5],
+    errors: [AtomicU64; 5],
+    /// Cumulative counts per bucket of [`LATENCY_BUCKETS`], then `+Inf`.
+    buckets: [AtomicU64; 13],
+    latency_sum_us: AtomicU64,
+    /// Idle pooled connections over all workers.
+    pub idle: AtomicI64,
+}
+
+impl ServerStats {
+    pub fn response(&self, status: u16) {
+        let class = usize::from(status / 100).clamp(1, 5) - 1;
+        self.responses[class].fetch_add(1, Relaxed);
+    }
+
+    pub fn responses(&self, class: usize) -> u64 {
+        self.responses.get(class).map_or(0, |c| c.load(Relaxed))
+    }
+
+    pub fn error(&self, kind: ErrorKind) {
+        self.errors[kind as usize].fetch_add(1, Relaxed);
+    }
+
+    pub fn errors(&self, kind: ErrorKind) -> u64 {
+        self.errors[kind as usize].load(Relaxed)
+    }
+
+    /// One response head's latency. Only the first bucket that fits is
+    /// incremented; [`ServerStats::latency`] accumulates on reading.
+    pub fn observe(&self, took: Duration) {
+        let secs = took.as_secs_f64();
+        let i = LATENCY_BUCKETS
+            .iter()
+            .position(|&b| secs <= b)
+            .unwrap_or(LATENCY_BUCKETS.len());
+        self.buckets[i].fetch_add(1, Relaxed);
+        let us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        self.latency_sum_us.fetch_add(us, Relaxed);
+    }
+
+    /// Cumulative bucket counts (last is `+Inf`, the total) and the sum in seconds.
+    pub fn latency(&self) -> ([u64; 13], f64) {
+        let mut out = [0u64; 13];
+        let mut running = 0;
+        for (o, b) in out.iter_mut().zip(&self.buckets) {
+            running += b.load(Relaxed);
+            *o = running;
+        }
+        (out, self.latency_sum_us.load(Relaxed) as f64 / 1e6)
+    }
+}
+
+/// Per listener counters.
+#[derive(Debug, Default)]
+pub struct ListenerStats {
+    pub connections: AtomicU64,
+    pub requests: AtomicU64,
+}
+
+fn listeners() -> &'static Mutex<HashMap<SocketAddr, Arc<ListenerStats>>> {
+    static LISTENERS: OnceLock<Mutex<HashMap<SocketAddr, Arc<ListenerStats>>>> = OnceLock::new();
+    LISTENERS.get_or_init(Default::default)
+}
+
+/// The counters of the listener bound to `addr` (as configured), kept for
+/// the life of the process so a reload does not reset them.
+pub fn listener(addr: SocketAddr) -> Arc<ListenerStats> {
+    let mut map = match listeners().lock() {
+        Ok(map) => map,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    map.entry(addr).or_default().clone()
+}
+
+/// Every listener seen so far, for `/metrics`.
+pub fn all_listeners() -> Vec<(SocketAddr, Arc<ListenerStats>)> {
+    let map = match listeners().lock() {
+        Ok(map) => map,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    let mut out: Vec<_> = map.iter().map(|(a, s)| (*a, s.clone())).collect();
+    out.sort_by_key(|(a, _)| *a);
+    out
+}
+
+thread_local! {
+    static LISTENER_CACHE: std::cell::RefCell<Vec<(SocketAddr, Arc<ListenerStats>)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Counts a request on the listener bound to `addr`. A per-thread cache
+/// avoids the process-wide lock after the first request.
+pub fn count_request(addr: SocketAddr) {
+    LISTENER_CACHE.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        if let Some((_, s)) = cache.iter().find(|(a, _)| *a == addr) {
+            s.requests.fetch_add(1, Relaxed);
+            return;
+        }
+        let s = listener(addr);
+        s.requests.fetch_add(1, Relaxed);
+        cache.push((addr, s));
+    });
+}
