@@ -12,6 +12,7 @@
 //! ```
 
 pub mod listeners;
+pub mod upkeep;
 pub mod worker;
 
 use std::collections::HashMap;
@@ -23,7 +24,10 @@ use std::time::{Duration, Instant};
 use levee_config::Config;
 use levee_http::conn::ListenerCtx;
 use levee_http::{Shared, Site};
+use levee_upstream::Registry;
 use tokio::signal::unix::{SignalKind, signal};
+
+use upkeep::{AdminListener, Upkeep};
 
 use worker::{Command, Worker};
 
@@ -53,6 +57,12 @@ struct Server {
     shared: Arc<Shared>,
     workers: Vec<Worker>,
     listening: HashMap<SocketAddr, ()>,
+    /// Server state kept across reloads (drain, health, weight overrides).
+    registry: Arc<Registry>,
+    upkeep: Upkeep,
+    /// Bound at start, served once the control runtime runs.
+    admin_socket: Option<std::net::TcpListener>,
+    admin: Option<AdminListener>,
 }
 
 /// Runs levee with `config` until it is stopped. `config.source` is re-read on SIGHUP.
@@ -67,8 +77,18 @@ pub fn run(config: Config) -> Result<(), ServerError> {
         let _entered = control.enter();
         Signals::install().map_err(ServerError::Workers)?
     };
-    let site = Site::build(&config)?;
+    let registry = Registry::new();
+    let site = Site::build_with(&config, &registry)?;
     let shared = Shared::new(site);
+    let admin_socket = match config.admin {
+        Some(admin) => Some(AdminListener::bind(admin.address).map_err(|source| {
+            ServerError::Bind {
+                addr: admin.address,
+                source,
+            }
+        })?),
+        None => None,
+    };
     let mut bound = Vec::new();
     for l in &config.listeners {
         let sockets = listeners::bind(l.address, l.backlog, config.workers).map_err(|source| {
@@ -88,6 +108,10 @@ pub fn run(config: Config) -> Result<(), ServerError> {
         shared,
         workers,
         listening: HashMap::new(),
+        registry,
+        upkeep: Upkeep::default(),
+        admin_socket,
+        admin: None,
     };
     for (addr, sockets) in bound {
         server.listen(addr, sockets);
@@ -147,6 +171,13 @@ impl Server {
 
     /// Waits for signals: SIGHUP reloads, SIGTERM and SIGINT stop.
     async fn control(mut self, mut signals: Signals) -> Result<(), ServerError> {
+        self.upkeep = Upkeep::start(&self.shared.site.load());
+        if let (Some(socket), Some(admin)) = (self.admin_socket.take(), self.config.admin) {
+            match AdminListener::start(admin.address, socket, self.shared.clone()) {
+                Ok(listener) => self.admin = Some(listener),
+                Err(e) => tracing::error!(admin = %admin.address, error = %e, "admin listener failed"),
+            }
+        }
         loop {
             tokio::select! {
                 _ = signals.hup.recv() => self.reload(),
@@ -177,7 +208,7 @@ impl Server {
                 return;
             }
         };
-        let site = match Site::build(&config) {
+        let site = match Site::build_with(&config, &self.registry) {
             Ok(site) => site,
             Err(e) => {
                 tracing::error!(error = %e, "reload refused; the running config stays");
@@ -206,6 +237,8 @@ impl Server {
             }
         }
         self.shared.site.store(Arc::new(site));
+        self.upkeep = Upkeep::start(&self.shared.site.load());
+        self.reload_admin(&config);
         for (addr, sockets) in added {
             self.listen(addr, sockets);
         }
@@ -220,6 +253,24 @@ impl Server {
         }
         self.config = config;
         tracing::info!(file = %path.display(), "reloaded");
+    }
+
+    /// Moves, starts or stops the admin listener when `[admin]` changed.
+    fn reload_admin(&mut self, config: &Config) {
+        let wanted = config.admin.map(|a| a.address);
+        if wanted == self.admin.as_ref().map(|a| a.addr) {
+            return;
+        }
+        self.admin = None;
+        let Some(addr) = wanted else {
+            return;
+        };
+        let started = AdminListener::bind(addr)
+            .and_then(|socket| AdminListener::start(addr, socket, self.shared.clone()));
+        match started {
+            Ok(listener) => self.admin = Some(listener),
+            Err(e) => tracing::error!(admin = %addr, error = %e, "admin listener failed"),
+        }
     }
 
     /// Stops accepting and lets in-flight requests finish within the grace period.

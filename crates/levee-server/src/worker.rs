@@ -82,12 +82,14 @@ async fn accept_loop(
     ctx: Arc<ListenerCtx>,
     mut stop: oneshot::Receiver<()>,
 ) {
+    let stats = levee_upstream::stats::listener(ctx.addr);
     loop {
         tokio::select! {
             biased;
             _ = &mut stop => return,
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
+                    stats.connections.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     tokio::spawn(conn::serve(stream, peer, ctx.clone()));
                 }
                 Err(e) => accept_error(e).await,

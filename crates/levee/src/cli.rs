@@ -50,6 +50,43 @@ enum Cmd {
     Reload(Target),
     /// Make a running levee stop gracefully (sends SIGTERM).
     Stop(Target),
+    /// Control a running levee through its admin API (docs/api.md).
+    Ctl(CtlArgs),
+}
+
+/// Which admin listener, and what to ask it.
+#[derive(clap::Args, Debug)]
+struct CtlArgs {
+    /// The config whose `[admin] address` to use.
+    #[arg(short = 'c', long = "config", required_unless_present = "admin")]
+    config: Option<PathBuf>,
+    /// The admin address directly, e.g. 127.0.0.1:9090.
+    #[arg(long)]
+    admin: Option<SocketAddr>,
+    #[command(subcommand)]
+    command: CtlCmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum CtlCmd {
+    /// Every upstream's servers and their state.
+    Upstreams,
+    /// One upstream as JSON.
+    Upstream { name: String },
+    /// No new requests to SERVER; in-flight ones finish; idle connections close.
+    Drain { upstream: String, server: String },
+    /// No requests at all to SERVER.
+    Disable { upstream: String, server: String },
+    /// SERVER takes requests again.
+    Enable { upstream: String, server: String },
+    /// Set SERVER's weight (1-1000), or `default` for the configured one.
+    Weight {
+        upstream: String,
+        server: String,
+        weight: String,
+    },
+    /// The Prometheus metrics.
+    Metrics,
 }
 
 /// Which running levee: the pid file named by a config, or a pid file directly.
@@ -113,7 +150,53 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Some(Cmd::Reload(target)) => signal(&target, rustix::process::Signal::HUP),
         Some(Cmd::Stop(target)) => signal(&target, rustix::process::Signal::TERM),
+        Some(Cmd::Ctl(args)) => ctl(args),
     }
+}
+
+fn ctl(args: CtlArgs) -> anyhow::Result<ExitCode> {
+    use levee_admin::ctl::Command;
+    let addr = match (args.admin, &args.config) {
+        (Some(a), _) => a,
+        (None, Some(c)) => {
+            load(c)?
+                .admin
+                .with_context(|| format!("{} has no [admin] section", c.display()))?
+                .address
+        }
+        (None, None) => bail!("give -c CONFIG or --admin ADDRESS"),
+    };
+    let command = match args.command {
+        CtlCmd::Upstreams => Command::Upstreams,
+        CtlCmd::Upstream { name } => Command::Upstream(name),
+        CtlCmd::Drain { upstream, server } => Command::Drain { upstream, server },
+        CtlCmd::Disable { upstream, server } => Command::Disable { upstream, server },
+        CtlCmd::Enable { upstream, server } => Command::Enable { upstream, server },
+        CtlCmd::Weight {
+            upstream,
+            server,
+            weight,
+        } => {
+            let weight = match weight.as_str() {
+                "default" => None,
+                n => Some(
+                    n.parse::<u32>()
+                        .ok()
+                        .filter(|w| (1..=1000).contains(w))
+                        .with_context(|| format!("weight `{n}`: expected 1-1000 or `default`"))?,
+                ),
+            };
+            Command::Weight {
+                upstream,
+                server,
+                weight,
+            }
+        }
+        CtlCmd::Metrics => Command::Metrics,
+    };
+    let out = levee_admin::ctl::run(addr, &command)?;
+    print!("{out}");
+    Ok(ExitCode::SUCCESS)
 }
 
 fn load(path: &Path) -> anyhow::Result<Config> {

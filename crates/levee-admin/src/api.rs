@@ -1,0 +1,209 @@
+//! The JSON control API (`docs/api.md`):
+//!
+//! ```text
+//! GET  /upstreams                                   every upstream and its servers
+//! GET  /upstreams/NAME                              one upstream
+//! POST /upstreams/NAME/servers/SERVER/drain         no new requests; in-flight ones finish
+//! POST /upstreams/NAME/servers/SERVER/disable       no requests
+//! POST /upstreams/NAME/servers/SERVER/enable        back to normal
+//! POST /upstreams/NAME/servers/SERVER/weight        body {"weight": N} (1-1000) or {"weight": null}
+//! GET  /metrics                                     Prometheus text format
+//! ```
+//!
+//! `SERVER` is a server's address as configured (`app1.internal:8080`,
+//! every record of the name) or one resolved address (`10.0.0.5:8080`).
+//! Changes act at once on every worker (they are atomics in the server's
+//! state) and survive reloads until the config changes that server.
+
+use std::sync::Arc;
+
+use levee_http::Shared;
+use levee_upstream::{AdminState, Group, Member};
+use serde_json::{Value, json};
+use tokio::time::Instant;
+
+use crate::server::Reply;
+
+/// Answers one admin request.
+pub fn handle(shared: &Shared, method: &str, target: &str, body: &[u8]) -> Reply {
+    let path = target.split('?').next().unwrap_or_default();
+    let segments: Vec<String> = path
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(percent_decode)
+        .collect();
+    let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+    let site = shared.site.load_full();
+    let group = |name: &str| site.upstreams.get(name).cloned();
+    match (method, segments.as_slice()) {
+        ("GET" | "HEAD", ["metrics"]) => Reply {
+            status: 200,
+            content_type: crate::metrics::CONTENT_TYPE,
+            body: crate::metrics::render(&site).into_bytes(),
+        },
+        ("GET" | "HEAD", ["upstreams"]) => {
+            let mut names: Vec<&String> = site.upstreams.keys().collect();
+            names.sort();
+            let list: Vec<Value> = names
+                .into_iter()
+                .filter_map(|n| site.upstreams.get(n))
+                .map(|g| upstream_json(g))
+                .collect();
+            Reply::json(200, &json!({ "upstreams": list }))
+        }
+        ("GET" | "HEAD", ["upstreams", name]) => match group(name) {
+            Some(g) => Reply::json(200, &upstream_json(&g)),
+            None => unknown_upstream(name),
+        },
+        ("POST" | "PUT", ["upstreams", name, "servers", server, action]) => {
+            let Some(g) = group(name) else {
+                return unknown_upstream(name);
+            };
+            act(&g, server, action, body)
+        }
+        (_, ["metrics"] | ["upstreams"] | ["upstreams", _]) => {
+            Reply::error(405, format!("{method} is not allowed here; use GET"))
+        }
+        (_, ["upstreams", _, "servers", _, _]) => {
+            Reply::error(405, format!("{method} is not allowed here; use POST"))
+        }
+        _ => Reply::error(404, format!("no such endpoint: {path}")),
+    }
+}
+
+fn unknown_upstream(name: &str) -> Reply {
+    Reply::error(404, format!("unknown upstream `{name}`"))
+}
+
+/// Applies `action` to the servers `server` names in `group`.
+fn act(group: &Arc<Group>, server: &str, action: &str, body: &[u8]) -> Reply {
+    let targets = group.find(server);
+    if targets.is_empty() {
+        return Reply::error(
+            404,
+            format!("upstream `{}` has no server `{server}`", group.name),
+        );
+    }
+    match action {
+        "drain" => set_admin(&targets, AdminState::Draining),
+        "disable" => set_admin(&targets, AdminState::Disabled),
+        "enable" => set_admin(&targets, AdminState::Enabled),
+        "weight" => match parse_weight(body) {
+            Ok(w) => {
+                for m in &targets {
+                    m.state.set_weight_override(w);
+                }
+            }
+            Err(message) => return Reply::error(400, message),
+        },
+        other => {
+            return Reply::error(
+                404,
+                format!("unknown action `{other}`; expected drain, disable, enable or weight"),
+            );
+        }
+    }
+    tracing::info!(upstream = %group.name, server, action, "control API");
+    let now = Instant::now();
+    let servers: Vec<Value> = targets
+        .iter()
+        .map(|m| server_json(group, m, now))
+        .collect();
+    Reply::json(200, &json!({ "upstream": group.name, "servers": servers }))
+}
+
+fn set_admin(targets: &[Member], state: AdminState) {
+    for m in targets {
+        m.state.set_admin(state);
+    }
+}
+
+/// `{"weight": N}` with N in 1..=1000, or `{"weight": null}` for the configured one.
+fn parse_weight(body: &[u8]) -> Result<Option<u32>, String> {
+    let bad = || "expected a JSON body {\"weight\": N} with N from 1 to 1000, or {\"weight\": null}".to_owned();
+    let v: Value = serde_json::from_slice(body).map_err(|_| bad())?;
+    match v.get("weight") {
+        Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => match n.as_u64() {
+            Some(w @ 1..=1000) => Ok(Some(w as u32)),
+            _ => Err(bad()),
+        },
+        _ => Err(bad()),
+    }
+}
+
+fn upstream_json(group: &Group) -> Value {
+    let now = Instant::now();
+    let members = group.members();
+    let servers: Vec<Value> = members
+        .list
+        .iter()
+        .map(|m| server_json(group, m, now))
+        .collect();
+    json!({
+        "name": group.name,
+        "balance": balance_name(&group.config.balance),
+        "health_check": group.config.health_check.is_some(),
+        "servers": servers,
+    })
+}
+
+fn balance_name(b: &levee_config::Balance) -> &'static str {
+    use levee_config::Balance::*;
+    match b {
+        RoundRobin => "round_robin",
+        LeastConn => "least_conn",
+        Latency => "latency",
+        Hash(_) => "hash",
+        Sticky { .. } => "sticky",
+    }
+}
+
+fn server_json(group: &Group, m: &Member, now: Instant) -> Value {
+    let s = &m.state;
+    let slow_start = group.config.slow_start;
+    let effective = s.effective_weight(m.weight, now, slow_start) as f64
+        / levee_upstream::state::WEIGHT_SCALE as f64;
+    json!({
+        "address": m.addr.to_string(),
+        "configured": m.configured,
+        "backup": m.backup,
+        "state": s.status(now, slow_start).as_str(),
+        "admin": s.admin().as_str(),
+        "healthy": s.check_up(),
+        "ejected_ms": s.ejected_for(now).map(|d| d.as_millis() as u64),
+        "weight": m.weight,
+        "weight_override": s.weight_override(),
+        "effective_weight": effective,
+        "active": s.active(),
+        "idle": s.stats.idle.load(std::sync::atomic::Ordering::Relaxed).max(0),
+        "requests": s.stats.requests.load(std::sync::atomic::Ordering::Relaxed),
+    })
+}
+
+/// Decodes `%XX` escapes (an IPv6 server is `[::1]:80`, often escaped).
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,186 @@
+//! The client behind `levee ctl`: one blocking HTTP/1.1 request to the admin
+//! listener per command, the answer printed for a shell.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+use serde_json::Value;
+
+/// What `levee ctl` can ask.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// A table of every upstream's servers.
+    Upstreams,
+    /// The JSON of one upstream.
+    Upstream(String),
+    Drain { upstream: String, server: String },
+    Disable { upstream: String, server: String },
+    Enable { upstream: String, server: String },
+    /// `None` returns to the configured weight.
+    Weight {
+        upstream: String,
+        server: String,
+        weight: Option<u32>,
+    },
+    Metrics,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CtlError {
+    #[error("cannot reach the admin listener at {addr}: {source} (is levee running with [admin] set?)")]
+    Connect {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("admin API: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("admin API answered {status}: {message}")]
+    Api { status: u16, message: String },
+    #[error("admin API sent a malformed response")]
+    BadResponse,
+}
+
+/// Runs `command` against the admin listener at `addr`; returns what to print.
+pub fn run(addr: SocketAddr, command: &Command) -> Result<String, CtlError> {
+    let action = |upstream: &str, server: &str, what: &str| {
+        format!(
+            "/upstreams/{}/servers/{}/{what}",
+            encode(upstream),
+            encode(server)
+        )
+    };
+    let (method, path, body) = match command {
+        Command::Upstreams => ("GET", "/upstreams".to_owned(), String::new()),
+        Command::Upstream(name) => ("GET", format!("/upstreams/{}", encode(name)), String::new()),
+        Command::Metrics => ("GET", "/metrics".to_owned(), String::new()),
+        Command::Drain { upstream, server } => {
+            ("POST", action(upstream, server, "drain"), String::new())
+        }
+        Command::Disable { upstream, server } => {
+            ("POST", action(upstream, server, "disable"), String::new())
+        }
+        Command::Enable { upstream, server } => {
+            ("POST", action(upstream, server, "enable"), String::new())
+        }
+        Command::Weight {
+            upstream,
+            server,
+            weight,
+        } => {
+            let w = weight.map_or("null".to_owned(), |w| w.to_string());
+            (
+                "POST",
+                action(upstream, server, "weight"),
+                format!("{{\"weight\": {w}}}"),
+            )
+        }
+    };
+    let (status, text) = request(addr, method, &path, &body)?;
+    if status != 200 {
+        let message = serde_json::from_str::<Value>(&text)
+            .ok()
+            .and_then(|v| v.get("error").and_then(Value::as_str).map(str::to_owned))
+            .unwrap_or(text);
+        return Err(CtlError::Api { status, message });
+    }
+    Ok(match command {
+        Command::Upstreams => table(&text).unwrap_or(text),
+        Command::Drain { .. }
+        | Command::Disable { .. }
+        | Command::Enable { .. }
+        | Command::Weight { .. } => table(&format!("{{\"upstreams\": [{text}]}}")).unwrap_or(text),
+        _ => text,
+    })
+}
+
+/// One request; returns the status and the body as text.
+pub fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> Result<(u16, String), CtlError> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+        .map_err(|source| CtlError::Connect { addr, source })?;
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: levee-ctl\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(req.as_bytes())?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw)?;
+    let text = String::from_utf8_lossy(&raw);
+    let (head, body) = text.split_once("\r\n\r\n").ok_or(CtlError::BadResponse)?;
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or(CtlError::BadResponse)?;
+    Ok((status, body.to_owned()))
+}
+
+/// `{"upstreams": [...]}` (or one upstream's action reply) as an aligned table.
+fn table(json: &str) -> Option<String> {
+    let v: Value = serde_json::from_str(json).ok()?;
+    let mut rows = vec![[
+        "UPSTREAM", "SERVER", "STATE", "WEIGHT", "ACTIVE", "IDLE", "REQUESTS",
+    ]
+    .map(str::to_owned)];
+    for u in v.get("upstreams")?.as_array()? {
+        let name = u
+            .get("name")
+            .or_else(|| u.get("upstream"))
+            .and_then(Value::as_str)
+            .unwrap_or("?");
+        for s in u.get("servers")?.as_array()? {
+            let text = |k: &str| match s.get(k) {
+                Some(Value::String(t)) => t.clone(),
+                Some(Value::Null) | None => "-".to_owned(),
+                Some(other) => other.to_string(),
+            };
+            let mut weight = text("effective_weight");
+            if s.get("backup").and_then(Value::as_bool) == Some(true) {
+                weight.push_str(" (backup)");
+            }
+            rows.push([
+                name.to_owned(),
+                text("address"),
+                text("state"),
+                weight,
+                text("active"),
+                text("idle"),
+                text("requests"),
+            ]);
+        }
+    }
+    let widths: Vec<usize> = (0..7)
+        .map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for r in &rows {
+        let line: Vec<String> = r
+            .iter()
+            .zip(&widths)
+            .map(|(cell, w)| format!("{cell:<w$}"))
+            .collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+    }
+    Some(out)
+}
+
+/// Escapes what may not stand in a path segment (`[`, `]`, `/`, `%`, space).
+fn encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~:".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}

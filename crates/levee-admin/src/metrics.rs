@@ -1,0 +1,208 @@
+//! `/metrics` in the Prometheus text format (version 0.0.4). Every metric
+//! levee exports is defined here, once: its name, type and help, so names
+//! follow one convention (`levee_` prefix, base units, `_total` counters).
+
+use std::fmt::Write;
+use std::sync::atomic::Ordering::Relaxed;
+
+use levee_http::Site;
+use levee_upstream::stats::{ErrorKind, LATENCY_BUCKETS};
+use levee_upstream::{Group, Status};
+use tokio::time::Instant;
+
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// One metric family.
+struct Def {
+    name: &'static str,
+    kind: &'static str,
+    help: &'static str,
+}
+
+pub const UPSTREAM_REQUESTS: &str = "levee_upstream_requests_total";
+pub const UPSTREAM_RESPONSES: &str = "levee_upstream_responses_total";
+pub const UPSTREAM_ERRORS: &str = "levee_upstream_errors_total";
+pub const UPSTREAM_LATENCY: &str = "levee_upstream_response_seconds";
+pub const UPSTREAM_UP: &str = "levee_upstream_server_up";
+pub const UPSTREAM_STATE: &str = "levee_upstream_server_state";
+pub const UPSTREAM_ACTIVE: &str = "levee_upstream_active_requests";
+pub const UPSTREAM_IDLE: &str = "levee_upstream_idle_connections";
+pub const LISTENER_CONNECTIONS: &str = "levee_listener_connections_total";
+pub const LISTENER_REQUESTS: &str = "levee_listener_requests_total";
+
+const DEFS: &[Def] = &[
+    Def {
+        name: UPSTREAM_REQUESTS,
+        kind: "counter",
+        help: "Requests sent to an upstream server (each attempt of a retried request counts on its server).",
+    },
+    Def {
+        name: UPSTREAM_RESPONSES,
+        kind: "counter",
+        help: "Responses from an upstream server by status class.",
+    },
+    Def {
+        name: UPSTREAM_ERRORS,
+        kind: "counter",
+        help: "Failed exchanges with an upstream server by kind: connect, connect_timeout, reset, timeout, protocol.",
+    },
+    Def {
+        name: UPSTREAM_LATENCY,
+        kind: "histogram",
+        help: "Time from sending a request to an upstream server to its response head.",
+    },
+    Def {
+        name: UPSTREAM_UP,
+        kind: "gauge",
+        help: "1 if the server takes new requests now, else 0.",
+    },
+    Def {
+        name: UPSTREAM_STATE,
+        kind: "gauge",
+        help: "1 for the server's current state: up, slow_start, draining, disabled, down, ejected, removed.",
+    },
+    Def {
+        name: UPSTREAM_ACTIVE,
+        kind: "gauge",
+        help: "Requests in flight to the server.",
+    },
+    Def {
+        name: UPSTREAM_IDLE,
+        kind: "gauge",
+        help: "Idle pooled connections to the server, over all workers.",
+    },
+    Def {
+        name: LISTENER_CONNECTIONS,
+        kind: "counter",
+        help: "Client connections accepted by a listener.",
+    },
+    Def {
+        name: LISTENER_REQUESTS,
+        kind: "counter",
+        help: "Requests received on a listener.",
+    },
+];
+
+const STATES: [Status; 7] = [
+    Status::Up,
+    Status::SlowStart,
+    Status::Draining,
+    Status::Disabled,
+    Status::Down,
+    Status::Ejected,
+    Status::Removed,
+];
+
+/// Renders every metric for the current site.
+pub fn render(site: &Site) -> String {
+    let mut out = String::with_capacity(16 * 1024);
+    let mut groups: Vec<&std::sync::Arc<Group>> = site.upstreams.values().collect();
+    groups.sort_by(|a, b| a.name.cmp(&b.name));
+    let now = Instant::now();
+    for def in DEFS {
+        let _ = writeln!(out, "# HELP {} {}", def.name, def.help);
+        let _ = writeln!(out, "# TYPE {} {}", def.name, def.kind);
+        if def.name.starts_with("levee_listener_") {
+            listener_series(&mut out, def.name);
+            continue;
+        }
+        for g in &groups {
+            let members = g.members();
+            for m in &members.list {
+                let labels = format!(
+                    "upstream=\"{}\",server=\"{}\"",
+                    escape(&g.name),
+                    m.addr
+                );
+                server_series(&mut out, def.name, &labels, g, m, now);
+            }
+        }
+    }
+    out
+}
+
+fn server_series(
+    out: &mut String,
+    name: &str,
+    labels: &str,
+    g: &Group,
+    m: &levee_upstream::Member,
+    now: Instant,
+) {
+    let s = &m.state;
+    match name {
+        UPSTREAM_REQUESTS => {
+            let _ = writeln!(out, "{name}{{{labels}}} {}", s.stats.requests.load(Relaxed));
+        }
+        UPSTREAM_RESPONSES => {
+            for class in 0..5 {
+                let _ = writeln!(
+                    out,
+                    "{name}{{{labels},class=\"{}xx\"}} {}",
+                    class + 1,
+                    s.stats.responses(class)
+                );
+            }
+        }
+        UPSTREAM_ERRORS => {
+            for kind in ErrorKind::ALL {
+                let _ = writeln!(
+                    out,
+                    "{name}{{{labels},kind=\"{}\"}} {}",
+                    kind.as_str(),
+                    s.stats.errors(kind)
+                );
+            }
+        }
+        UPSTREAM_LATENCY => {
+            let (buckets, sum) = s.stats.latency();
+            for (le, count) in LATENCY_BUCKETS.iter().zip(&buckets) {
+                let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{le}\"}} {count}");
+            }
+            let total = buckets.last().copied().unwrap_or(0);
+            let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {total}");
+            let _ = writeln!(out, "{name}_sum{{{labels}}} {sum}");
+            let _ = writeln!(out, "{name}_count{{{labels}}} {total}");
+        }
+        UPSTREAM_UP => {
+            let _ = writeln!(out, "{name}{{{labels}}} {}", u8::from(s.usable(now)));
+        }
+        UPSTREAM_STATE => {
+            let current = s.status(now, g.config.slow_start);
+            for st in STATES {
+                let _ = writeln!(
+                    out,
+                    "{name}{{{labels},state=\"{}\"}} {}",
+                    st.as_str(),
+                    u8::from(st == current)
+                );
+            }
+        }
+        UPSTREAM_ACTIVE => {
+            let _ = writeln!(out, "{name}{{{labels}}} {}", s.active());
+        }
+        UPSTREAM_IDLE => {
+            let idle = s.stats.idle.load(Relaxed).max(0);
+            let _ = writeln!(out, "{name}{{{labels}}} {idle}");
+        }
+        _ => {}
+    }
+}
+
+fn listener_series(out: &mut String, name: &str) {
+    for (addr, stats) in levee_upstream::stats::all_listeners() {
+        let value = if name == LISTENER_CONNECTIONS {
+            stats.connections.load(Relaxed)
+        } else {
+            stats.requests.load(Relaxed)
+        };
+        let _ = writeln!(out, "{name}{{listener=\"{addr}\"}} {value}");
+    }
+}
+
+/// A label value with `\`, `"` and newlines escaped.
+fn escape(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
