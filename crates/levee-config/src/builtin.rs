@@ -6,9 +6,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use crate::model::{
-    Action, Config, DEFAULT_BACKLOG, DEFAULT_INDEX, DEFAULT_UPSTREAM_KEEPALIVE,
-    DEFAULT_UPSTREAM_KEEPALIVE_TIMEOUT, Listener, LogConfig, ProxyAction, Route, Server,
-    StaticAction, Upstream,
+    Action, Config, DEFAULT_BACKLOG, DEFAULT_INDEX, Listener, LogConfig, ProxyAction, Route,
+    Server, StaticAction, Upstream,
 };
 
 /// The upstream name [`builtin_proxy`] uses.
@@ -30,15 +29,10 @@ pub fn builtin_static(root: PathBuf, address: SocketAddr) -> Config {
 /// The servers are not checked here; pass the result to [`crate::validate`]
 /// to report a bad `host:port` or an empty list.
 pub fn builtin_proxy(listen: SocketAddr, servers: Vec<String>) -> Config {
-    let upstream = Upstream {
-        name: BUILTIN_UPSTREAM.to_owned(),
-        servers: servers
-            .into_iter()
-            .map(|address| Server { address, weight: 1 })
-            .collect(),
-        keepalive: DEFAULT_UPSTREAM_KEEPALIVE,
-        keepalive_timeout: DEFAULT_UPSTREAM_KEEPALIVE_TIMEOUT,
-    };
+    let upstream = Upstream::new(
+        BUILTIN_UPSTREAM,
+        servers.into_iter().map(Server::new).collect(),
+    );
     let action = Action::Proxy(ProxyAction {
         upstream: BUILTIN_UPSTREAM.to_owned(),
         preserve_host: true,
@@ -58,14 +52,18 @@ fn single_route(address: SocketAddr, action: Action, upstreams: Vec<Upstream>) -
             name: address.to_string(),
             address,
             backlog: DEFAULT_BACKLOG,
+            protect: Default::default(),
         }],
         routes: vec![Route {
             listeners: Vec::new(),
             hosts: Vec::new(),
             path: "/".to_owned(),
             action,
+            protect: Default::default(),
         }],
         upstreams,
+        admin: None,
+        protect: Default::default(),
     }
 }
 

@@ -8,6 +8,11 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+mod protect;
+mod upstream;
+pub use protect::*;
+pub use upstream::*;
+
 /// A complete, validated configuration.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -24,6 +29,10 @@ pub struct Config {
     /// In file order. Selection is by specificity, see `levee-http`'s router.
     pub routes: Vec<Route>,
     pub upstreams: Vec<Upstream>,
+    /// The control API and metrics listener; none when `[admin]` is absent.
+    pub admin: Option<Admin>,
+    /// `[protect]` and the `[rate_limit.NAME]` rules.
+    pub protect: Protect,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -87,6 +96,7 @@ pub struct Listener {
     pub name: String,
     pub address: SocketAddr,
     pub backlog: u32,
+    pub protect: ListenerProtect,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -98,6 +108,7 @@ pub struct Route {
     /// Path prefix, always starting with `/`. Default `/`.
     pub path: String,
     pub action: Action,
+    pub protect: RouteProtect,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -156,6 +167,33 @@ pub struct Upstream {
     pub keepalive: usize,
     /// How long an idle pooled connection is kept. Default 60 s.
     pub keepalive_timeout: Duration,
+    pub balance: Balance,
+    pub passive: PassiveHealth,
+    /// Active checks; none when `health_check` is absent.
+    pub health_check: Option<HealthCheck>,
+    /// A server back from being down ramps its weight up over this window.
+    pub slow_start: Duration,
+    pub retry: RetryPolicy,
+    /// How often DNS names among the servers are resolved again.
+    pub resolve_interval: Duration,
+}
+
+impl Upstream {
+    /// An upstream with `servers` and every default.
+    pub fn new(name: impl Into<String>, servers: Vec<Server>) -> Upstream {
+        Upstream {
+            name: name.into(),
+            servers,
+            keepalive: DEFAULT_UPSTREAM_KEEPALIVE,
+            keepalive_timeout: DEFAULT_UPSTREAM_KEEPALIVE_TIMEOUT,
+            balance: Balance::default(),
+            passive: PassiveHealth::default(),
+            health_check: None,
+            slow_start: DEFAULT_SLOW_START,
+            retry: RetryPolicy::default(),
+            resolve_interval: DEFAULT_RESOLVE_INTERVAL,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -163,6 +201,19 @@ pub struct Server {
     /// `host:port` as written; `host` may be an IP literal or a DNS name.
     pub address: String,
     pub weight: u32,
+    /// Used only when no primary server is usable.
+    pub backup: bool,
+}
+
+impl Server {
+    /// A primary server of weight 1.
+    pub fn new(address: impl Into<String>) -> Server {
+        Server {
+            address: address.into(),
+            weight: 1,
+            backup: false,
+        }
+    }
 }
 
 // Defaults, in one place so the parser, the built-in configs and

@@ -7,7 +7,11 @@ use std::time::Duration;
 
 use toml::{Table, Value};
 
-use crate::model::{AccessLogFormat, AccessLogTarget, Action, Config, HostMatch};
+mod protect;
+
+use crate::model::{
+    AccessLogFormat, AccessLogTarget, Action, Balance, CheckKind, Config, HashKey, HostMatch,
+};
 
 /// The config as TOML text, with every key written out (defaults included).
 /// `parse(&to_toml(c), ..)` gives back `c` for any config that passes
@@ -71,6 +75,7 @@ pub fn to_toml(config: &Config) -> String {
             t.insert("name".into(), l.name.as_str().into());
             t.insert("address".into(), l.address.to_string().into());
             t.insert("backlog".into(), int(u64::from(l.backlog)));
+            protect::listener(&mut t, &l.protect);
             Value::Table(t)
         })
         .collect();
@@ -89,17 +94,95 @@ pub fn to_toml(config: &Config) -> String {
                 let mut st = Table::new();
                 st.insert("address".into(), s.address.as_str().into());
                 st.insert("weight".into(), int(u64::from(s.weight)));
+                if s.backup {
+                    st.insert("backup".into(), true.into());
+                }
                 Value::Table(st)
             })
             .collect();
         t.insert("servers".into(), Value::Array(servers));
         t.insert("keepalive".into(), int(u.keepalive as u64));
         t.insert("keepalive_timeout".into(), duration(u.keepalive_timeout));
+        upstream_policy(&mut t, u);
         upstreams.insert(u.name.clone(), Value::Table(t));
     }
     root.insert("upstream".into(), Value::Table(upstreams));
+    if let Some(admin) = &config.admin {
+        let mut t = Table::new();
+        t.insert("address".into(), admin.address.to_string().into());
+        root.insert("admin".into(), Value::Table(t));
+    }
+
+    protect::root(&mut root, &config.protect);
 
     toml::to_string(&root).unwrap_or_default()
+}
+
+/// Balancing, health and retry keys of an upstream.
+fn upstream_policy(t: &mut Table, u: &crate::model::Upstream) {
+    let balance = match &u.balance {
+        Balance::RoundRobin => "round_robin",
+        Balance::LeastConn => "least_conn",
+        Balance::Latency => "latency",
+        Balance::Hash(key) => {
+            let key = match key {
+                HashKey::ClientIp => "client_ip".to_owned(),
+                HashKey::Uri => "uri".to_owned(),
+                HashKey::Header(h) => format!("header:{h}"),
+                HashKey::Cookie(c) => format!("cookie:{c}"),
+            };
+            t.insert("hash_key".into(), key.into());
+            "hash"
+        }
+        Balance::Sticky { cookie } => {
+            t.insert("sticky_cookie".into(), cookie.as_str().into());
+            "sticky"
+        }
+    };
+    t.insert("balance".into(), balance.into());
+    t.insert("max_fails".into(), int(u64::from(u.passive.max_fails)));
+    t.insert("fail_timeout".into(), duration(u.passive.fail_timeout));
+    t.insert("max_ejection".into(), duration(u.passive.max_ejection));
+    t.insert("slow_start".into(), duration(u.slow_start));
+    t.insert("retries".into(), int(u64::from(u.retry.retries)));
+    let statuses = u
+        .retry
+        .on_status
+        .iter()
+        .map(|s| int(u64::from(*s)))
+        .collect();
+    t.insert("retry_on_status".into(), Value::Array(statuses));
+    t.insert(
+        "retry_budget".into(),
+        int(u64::from(u.retry.budget_percent)),
+    );
+    t.insert("resolve_interval".into(), duration(u.resolve_interval));
+    if let Some(hc) = &u.health_check {
+        let mut c = Table::new();
+        c.insert("interval".into(), duration(hc.interval));
+        c.insert("timeout".into(), duration(hc.timeout));
+        c.insert("rise".into(), int(u64::from(hc.rise)));
+        c.insert("fall".into(), int(u64::from(hc.fall)));
+        c.insert("jitter".into(), int(u64::from(hc.jitter_percent)));
+        match &hc.kind {
+            CheckKind::Tcp => {
+                c.insert("type".into(), "tcp".into());
+            }
+            CheckKind::Http(h) => {
+                c.insert("type".into(), "http".into());
+                c.insert("method".into(), h.method.as_str().into());
+                c.insert("path".into(), h.path.as_str().into());
+                c.insert(
+                    "status".into(),
+                    format!("{}-{}", h.status.0, h.status.1).into(),
+                );
+                if let Some(body) = &h.body {
+                    c.insert("body".into(), body.as_str().into());
+                }
+            }
+        }
+        t.insert("health_check".into(), Value::Table(c));
+    }
 }
 
 fn route(r: &crate::model::Route) -> Value {
@@ -120,6 +203,7 @@ fn route(r: &crate::model::Route) -> Value {
         t.insert("host".into(), Value::Array(hosts));
     }
     t.insert("path".into(), r.path.as_str().into());
+    protect::route(&mut t, &r.protect);
     match &r.action {
         Action::Proxy(p) => {
             t.insert("proxy".into(), p.upstream.as_str().into());

@@ -124,11 +124,13 @@ fn full_config_becomes_the_expected_model() {
                 name: "web".into(),
                 address: "0.0.0.0:8080".parse().expect("literal"),
                 backlog: 128,
+                protect: Default::default(),
             },
             Listener {
                 name: "[::1]:8443".into(),
                 address: "[::1]:8443".parse().expect("literal"),
                 backlog: 4096,
+                protect: Default::default(),
             },
         ],
         routes: vec![
@@ -143,6 +145,7 @@ fn full_config_becomes_the_expected_model() {
                     upstream: "app".into(),
                     preserve_host: false,
                 }),
+                protect: Default::default(),
             },
             Route {
                 listeners: vec!["web".into(), "[::1]:8443".into()],
@@ -153,6 +156,7 @@ fn full_config_becomes_the_expected_model() {
                     index: vec!["index.html".into(), "index.htm".into()],
                     follow_symlinks: true,
                 }),
+                protect: Default::default(),
             },
             Route {
                 listeners: vec![],
@@ -162,6 +166,7 @@ fn full_config_becomes_the_expected_model() {
                     to: "https://example.com{uri}".into(),
                     status: 301,
                 }),
+                protect: Default::default(),
             },
             Route {
                 listeners: vec![],
@@ -172,35 +177,30 @@ fn full_config_becomes_the_expected_model() {
                     body: "ok\n".into(),
                     content_type: "text/plain".into(),
                 }),
+                protect: Default::default(),
             },
         ],
         // File order, not name order.
         upstreams: vec![
             Upstream {
-                name: "app".into(),
-                servers: vec![
-                    Server {
-                        address: "127.0.0.1:8081".into(),
-                        weight: 1,
-                    },
-                    Server {
-                        address: "app2.internal:8081".into(),
-                        weight: 2,
-                    },
-                ],
                 keepalive: 16,
                 keepalive_timeout: Duration::from_secs(30),
+                ..Upstream::new(
+                    "app",
+                    vec![
+                        Server::new("127.0.0.1:8081"),
+                        Server {
+                            address: "app2.internal:8081".into(),
+                            weight: 2,
+                            backup: false,
+                        },
+                    ],
+                )
             },
-            Upstream {
-                name: "api2".into(),
-                servers: vec![Server {
-                    address: "[::1]:9000".into(),
-                    weight: 1,
-                }],
-                keepalive: 64,
-                keepalive_timeout: Duration::from_secs(60),
-            },
+            Upstream::new("api2", vec![Server::new("[::1]:9000")]),
         ],
+        admin: None,
+        protect: Default::default(),
     };
     assert_eq!(config, expected);
 }
@@ -265,6 +265,7 @@ fn defaults_fill_everything_left_out() {
             name: "127.0.0.1:80".into(),
             address: "127.0.0.1:80".parse().expect("literal"),
             backlog: 4096,
+            protect: Default::default(),
         }]
     );
     assert_eq!(
@@ -278,6 +279,7 @@ fn defaults_fill_everything_left_out() {
                 index: vec!["index.html".into()],
                 follow_symlinks: false,
             }),
+            protect: Default::default(),
         }]
     );
     assert!(config.upstreams.is_empty());
@@ -364,6 +366,10 @@ fn docs_cover_every_key() {
         ROUTE_KEYS,
         UPSTREAM_KEYS,
         SERVER_KEYS,
+        HEALTH_CHECK_KEYS,
+        ADMIN_KEYS,
+        PROTECT_KEYS,
+        RATE_LIMIT_KEYS,
     ];
     for key in tables.iter().flat_map(|t| t.iter()) {
         assert!(
@@ -407,7 +413,7 @@ keepalive_timeout = "soon"
         errors_of(text),
         [
             "t.toml:1:11: workers: must be between 1 and 1024",
-            "t.toml:2:1: colour: unknown key `colour`; expected one of: workers, pid_file, log, limits, timeouts, listener, route, upstream",
+            "t.toml:2:1: colour: unknown key `colour`; expected one of: workers, pid_file, log, limits, timeouts, listener, route, upstream, admin, protect, rate_limit",
             "t.toml:8:11: listener[1].address: duplicate listener address 0.0.0.0:80: listener[0] already listens there",
             "t.toml:11:8: route[0].host: invalid host pattern `a*.com`: `*` is only allowed as a whole first label, as in \"*.example.com\"",
             "t.toml:13:1: route[0].static: a route has exactly one action, but `proxy` is set too; split it into two routes",

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use crate::error::{ConfigError, ConfigErrors, LineIndex, Sink};
-use crate::model::{Config, Listener, Route, Upstream};
+use crate::model::{Config, Listener, Route};
 use crate::walk::{Draft, Mention};
 
 /// The `file` of errors about a `Config` that did not come from a file.
@@ -19,6 +19,9 @@ pub const BUILTIN_SOURCE: &str = "<built-in>";
 pub(crate) fn assemble(sink: &mut Sink<'_>, draft: Draft, source: &Path) -> Option<Config> {
     check_listeners(sink, &draft);
     check_routes(sink, &draft);
+    for r in &draft.routes {
+        crate::walk::check_rate_limit_refs(sink, &draft.rate_limits, &r.rate_limits);
+    }
     if sink.has_errors() {
         return None;
     }
@@ -38,6 +41,7 @@ pub(crate) fn assemble(sink: &mut Sink<'_>, draft: Draft, source: &Path) -> Opti
             name: name.text,
             address,
             backlog: l.backlog,
+            protect: l.protect,
         });
     }
     let mut routes = Vec::with_capacity(draft.routes.len());
@@ -55,18 +59,12 @@ pub(crate) fn assemble(sink: &mut Sink<'_>, draft: Draft, source: &Path) -> Opti
             hosts: r.hosts,
             path: r.path,
             action,
+            protect: r.protect,
         });
     }
-    let upstreams = draft
-        .upstreams
-        .into_iter()
-        .map(|u| Upstream {
-            name: u.name.text,
-            servers: u.servers,
-            keepalive: u.keepalive,
-            keepalive_timeout: u.keepalive_timeout,
-        })
-        .collect();
+    let upstreams = draft.upstreams.into_iter().map(|u| u.upstream).collect();
+    let mut protect = draft.protect;
+    protect.rate_limits = draft.rate_limits.into_iter().map(|r| r.rule).collect();
     Some(Config {
         source: Some(source.to_path_buf()),
         workers: draft.workers,
@@ -77,6 +75,8 @@ pub(crate) fn assemble(sink: &mut Sink<'_>, draft: Draft, source: &Path) -> Opti
         listeners,
         routes,
         upstreams,
+        admin: draft.admin,
+        protect,
     })
 }
 
@@ -237,6 +237,17 @@ pub fn validate(config: &Config) -> Result<(), ConfigErrors> {
     check(parsed.limits == config.limits, "limits");
     check(parsed.timeouts == config.timeouts, "timeouts");
     check(parsed.listeners == config.listeners, "listener");
+    check(parsed.admin == config.admin, "admin");
+    // Rate limits are keyed by name in the file, so only their set must survive.
+    let by_name = |p: &crate::model::Protect| {
+        let mut p = p.clone();
+        p.rate_limits.sort_by(|a, b| a.name.cmp(&b.name));
+        p
+    };
+    check(
+        by_name(&parsed.protect) == by_name(&config.protect),
+        "protect",
+    );
     for (i, (a, b)) in parsed.routes.iter().zip(&config.routes).enumerate() {
         check(a == b, &format!("route[{i}]"));
     }

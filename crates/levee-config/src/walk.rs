@@ -6,7 +6,9 @@
 //! A value that fails to parse is replaced by its default so the walk can go
 //! on; the draft is never turned into a `Config` when the sink holds errors.
 
+mod protect;
 mod route;
+mod upstream;
 
 use std::net::SocketAddr;
 use std::ops::Range;
@@ -15,11 +17,12 @@ use std::path::PathBuf;
 use toml::de::{DeTable, DeValue};
 
 use crate::error::Sink;
-use crate::model::{AccessLogFormat, AccessLogTarget, Limits, LogConfig, Server, Timeouts};
-use crate::names;
+use crate::model::{AccessLogFormat, AccessLogTarget, Limits, LogConfig, Timeouts};
 use crate::tree::{Fields, Item};
 
+pub(crate) use protect::{DraftRateLimit, check_rate_limit_refs};
 pub(crate) use route::DraftRoute;
+pub(crate) use upstream::DraftUpstream;
 
 /// Most worker threads `workers` accepts (and `"auto"` resolves to).
 pub const MAX_WORKERS: usize = 1024;
@@ -54,6 +57,10 @@ pub(crate) struct Draft {
     pub listeners: Vec<DraftListener>,
     pub routes: Vec<DraftRoute>,
     pub upstreams: Vec<DraftUpstream>,
+    pub admin: Option<crate::model::Admin>,
+    /// `[protect]`; its `rate_limits` stay empty until assembly.
+    pub protect: crate::model::Protect,
+    pub rate_limits: Vec<DraftRateLimit>,
 }
 
 pub(crate) struct DraftListener {
@@ -64,19 +71,23 @@ pub(crate) struct DraftListener {
     /// `None` when missing or invalid.
     pub address: Option<(SocketAddr, Mention)>,
     pub backlog: u32,
-}
-
-pub(crate) struct DraftUpstream {
-    pub name: Mention,
-    pub servers: Vec<Server>,
-    pub keepalive: usize,
-    pub keepalive_timeout: std::time::Duration,
+    pub protect: crate::model::ListenerProtect,
 }
 
 // The schema's keys, table by table. docs/config.md documents each one (a
 // test checks).
 pub(crate) const ROOT_KEYS: &[&str] = &[
-    "workers", "pid_file", "log", "limits", "timeouts", "listener", "route", "upstream",
+    "workers",
+    "pid_file",
+    "log",
+    "limits",
+    "timeouts",
+    "listener",
+    "route",
+    "upstream",
+    "admin",
+    "protect",
+    "rate_limit",
 ];
 pub(crate) const LOG_KEYS: &[&str] = &["access", "format", "level"];
 pub(crate) const LIMIT_KEYS: &[&str] = &[
@@ -96,11 +107,25 @@ pub(crate) const TIMEOUT_KEYS: &[&str] = &[
     "upstream_write",
     "grace",
 ];
-pub(crate) const LISTENER_KEYS: &[&str] = &["name", "address", "backlog"];
-pub(crate) const UPSTREAM_KEYS: &[&str] = &["servers", "keepalive", "keepalive_timeout"];
-pub(crate) const SERVER_KEYS: &[&str] = &["address", "weight"];
+pub(crate) const LISTENER_KEYS: &[&str] = &[
+    "name",
+    "address",
+    "backlog",
+    // Protection (walk/protect.rs).
+    "allow",
+    "deny",
+    "max_connections",
+    "max_connections_per_ip",
+    "max_connections_per_prefix",
+    "client_prefix_v4",
+    "client_prefix_v6",
+];
+#[cfg(test)]
+pub(crate) use protect::{PROTECT_KEYS, RATE_LIMIT_KEYS};
 #[cfg(test)]
 pub(crate) use route::KEYS as ROUTE_KEYS;
+#[cfg(test)]
+pub(crate) use upstream::{ADMIN_KEYS, HEALTH_CHECK_KEYS, SERVER_KEYS, UPSTREAM_KEYS};
 
 pub(crate) fn walk(sink: &mut Sink<'_>, root: &DeTable<'_>, root_span: Range<usize>) -> Draft {
     let fields = Fields::new(sink, root, root_span.clone(), "", ROOT_KEYS);
@@ -128,7 +153,16 @@ pub(crate) fn walk(sink: &mut Sink<'_>, root: &DeTable<'_>, root_span: Range<usi
         .collect();
     let upstreams = fields
         .get("upstream")
-        .map(|i| upstreams(sink, i))
+        .map(|i| upstream::upstreams(sink, i))
+        .unwrap_or_default();
+    let admin = fields.get("admin").and_then(|i| upstream::admin(sink, i));
+    let protect = fields
+        .get("protect")
+        .map(|i| protect::protect(sink, i))
+        .unwrap_or_default();
+    let rate_limits = fields
+        .get("rate_limit")
+        .map(|i| protect::rate_limits(sink, i))
         .unwrap_or_default();
     Draft {
         root_span,
@@ -140,6 +174,9 @@ pub(crate) fn walk(sink: &mut Sink<'_>, root: &DeTable<'_>, root_span: Range<usi
         listeners,
         routes,
         upstreams,
+        admin,
+        protect,
+        rate_limits,
     }
 }
 
@@ -316,127 +353,13 @@ fn listener(sink: &mut Sink<'_>, item: &Item<'_, '_>) -> Option<DraftListener> {
         .get("backlog")
         .and_then(|i| i.int_in(sink, 1, i32::MAX as u64))
         .map_or(crate::model::DEFAULT_BACKLOG, |n| n as u32);
+    let protect = protect::listener_protect(sink, &fields);
     Some(DraftListener {
         name,
         name_defaulted,
         address,
         backlog,
-    })
-}
-
-fn upstreams(sink: &mut Sink<'_>, item: &Item<'_, '_>) -> Vec<DraftUpstream> {
-    let Some(table) = item.table(sink) else {
-        return Vec::new();
-    };
-    let mut out = Vec::new();
-    for (name, value) in table.iter() {
-        let entry = Item {
-            key: crate::tree::child(&item.key, name.get_ref()),
-            key_span: name.span(),
-            value,
-        };
-        if name.get_ref().is_empty() {
-            sink.error(
-                name.span(),
-                &entry.key,
-                "an upstream name must not be empty",
-            );
-        }
-        if let Some(u) = upstream(sink, &entry, name.get_ref()) {
-            out.push(u);
-        }
-    }
-    // The table is keyed by name; keep file order for the model.
-    out.sort_by_key(|u| u.name.span.start);
-    out
-}
-
-fn upstream(sink: &mut Sink<'_>, item: &Item<'_, '_>, name: &str) -> Option<DraftUpstream> {
-    let fields = Fields::of(sink, item, UPSTREAM_KEYS)?;
-    let mut servers = Vec::new();
-    if let Some(list) = fields.require(sink, "servers").and_then(|i| i.array(sink)) {
-        if list.is_empty()
-            && let Some(i) = fields.get("servers")
-        {
-            i.error(sink, "an upstream needs at least one server");
-        }
-        for entry in &list {
-            if let Some(s) = server(sink, entry) {
-                if let Some(first) = servers
-                    .iter()
-                    .position(|x: &Server| x.address.eq_ignore_ascii_case(&s.address))
-                {
-                    entry.error(
-                        sink,
-                        format!("duplicate server `{}` (also servers[{first}])", s.address),
-                    );
-                }
-                servers.push(s);
-            }
-        }
-    }
-    let keepalive = fields
-        .get("keepalive")
-        .and_then(|i| i.int_in(sink, 0, 1_000_000))
-        .map_or(crate::model::DEFAULT_UPSTREAM_KEEPALIVE, |n| n as usize);
-    let keepalive_timeout = fields
-        .get("keepalive_timeout")
-        .and_then(|i| i.duration(sink))
-        .unwrap_or(crate::model::DEFAULT_UPSTREAM_KEEPALIVE_TIMEOUT);
-    Some(DraftUpstream {
-        name: Mention {
-            text: name.to_owned(),
-            key: item.key.clone(),
-            span: item.key_span.clone(),
-        },
-        servers,
-        keepalive,
-        keepalive_timeout,
-    })
-}
-
-/// `"host:port"` or `{ address = "host:port", weight = 2 }`.
-fn server(sink: &mut Sink<'_>, item: &Item<'_, '_>) -> Option<Server> {
-    let (address, weight) = match item.value.get_ref() {
-        DeValue::String(s) => (Some((item, s.as_ref())), Some(1)),
-        DeValue::Table(_) => {
-            let fields = Fields::of(sink, item, SERVER_KEYS)?;
-            let weight = match fields.get("weight") {
-                Some(i) => i.int_in(sink, 1, 1000).map(|n| n as u32),
-                None => Some(1),
-            };
-            let address = fields
-                .require(sink, "address")
-                .and_then(|i| i.str(sink).map(|s| (i, s)));
-            return checked_server(sink, address, weight);
-        }
-        other => {
-            item.error(
-                sink,
-                format!(
-                    "expected \"host:port\" or {{ address = \"host:port\", weight = N }}, found {}",
-                    other.type_str()
-                ),
-            );
-            return None;
-        }
-    };
-    checked_server(sink, address, weight)
-}
-
-fn checked_server(
-    sink: &mut Sink<'_>,
-    address: Option<(&Item<'_, '_>, &str)>,
-    weight: Option<u32>,
-) -> Option<Server> {
-    let (at, address) = address?;
-    if let Err(message) = names::check_server_address(address) {
-        at.error(sink, message);
-        return None;
-    }
-    Some(Server {
-        address: address.to_owned(),
-        weight: weight?,
+        protect,
     })
 }
 

@@ -18,6 +18,7 @@ fn static_is_one_listener_and_one_route() {
             name: "0.0.0.0:8080".into(),
             address: addr("0.0.0.0:8080"),
             backlog: 4096,
+            protect: Default::default(),
         }]
     );
     assert_eq!(config.routes.len(), 1);
@@ -40,21 +41,10 @@ fn proxy_is_one_upstream_named_backend() {
     assert_eq!(config.listeners[0].name, "[::]:80");
     assert_eq!(
         config.upstreams,
-        [Upstream {
-            name: "backend".into(),
-            servers: vec![
-                Server {
-                    address: "a:1".into(),
-                    weight: 1
-                },
-                Server {
-                    address: "b:2".into(),
-                    weight: 1
-                },
-            ],
-            keepalive: 64,
-            keepalive_timeout: std::time::Duration::from_secs(60),
-        }]
+        [Upstream::new(
+            "backend",
+            vec![Server::new("a:1"), Server::new("b:2")]
+        )]
     );
     assert_eq!(
         config.routes[0].action,

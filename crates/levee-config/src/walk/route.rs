@@ -21,6 +21,9 @@ pub(crate) struct DraftRoute {
     pub action: Option<Action>,
     /// The upstream a `proxy` action names, for the cross-check.
     pub upstream: Option<Mention>,
+    pub protect: crate::model::RouteProtect,
+    /// The rate limits named, for the cross-check.
+    pub rate_limits: Vec<Mention>,
 }
 
 const ACTIONS: [&str; 4] = ["proxy", "static", "redirect", "respond"];
@@ -47,6 +50,12 @@ pub(crate) const KEYS: &[&str] = &[
     "follow_symlinks",
     "status",
     "content_type",
+    // Protection (walk/protect.rs).
+    "allow",
+    "deny",
+    "auth_basic_file",
+    "auth_realm",
+    "rate_limit",
 ];
 
 pub(crate) fn route(sink: &mut Sink<'_>, item: &Item<'_, '_>) -> Option<DraftRoute> {
@@ -89,12 +98,15 @@ pub(crate) fn route(sink: &mut Sink<'_>, item: &Item<'_, '_>) -> Option<DraftRou
     };
 
     let (action, upstream) = action(sink, &fields).unwrap_or((None, None));
+    let (protect, rate_limits) = super::protect::route_protect(sink, &fields);
     Some(DraftRoute {
         listeners,
         hosts,
         path,
         action,
         upstream,
+        protect,
+        rate_limits,
     })
 }
 

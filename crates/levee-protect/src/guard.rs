@@ -1,0 +1,121 @@
+//! A route's protections, applied once the route is chosen and before its
+//! action runs, in this order: allow/deny list (403), Basic auth (401),
+//! rate limits (429 with `Retry-After`, or a delay). The cheap checks come
+//! first, so a denied or unauthenticated request costs no rate-limit state.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use levee_config::RouteProtect;
+
+use crate::access::Acl;
+use crate::auth::BasicAuth;
+use crate::key::Request;
+use crate::metrics;
+use crate::rate::{Decision, RateLimiter};
+
+#[derive(Debug)]
+pub struct RouteGuard {
+    acl: Acl,
+    auth: Option<Arc<BasicAuth>>,
+    limits: Vec<Arc<RateLimiter>>,
+}
+
+/// What the route's protections say about a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Pass,
+    /// Pass after waiting this long (a smoothing rate limit).
+    Delay(Duration),
+    /// 403: the route's allow/deny list.
+    Denied,
+    /// 401 with this `WWW-Authenticate` value.
+    Unauthorized {
+        challenge: String,
+    },
+    /// Refused by rate limit `rule` with `status`; retry after whole seconds.
+    Limited {
+        rule: String,
+        status: u16,
+        retry_after: u64,
+    },
+}
+
+impl RouteGuard {
+    /// The guard for a route, or `None` when it has no protection.
+    /// `limiters` holds every rule by name (validation made sure the names resolve).
+    pub fn new(
+        protect: &RouteProtect,
+        limiters: &HashMap<String, Arc<RateLimiter>>,
+        auth: Option<Arc<BasicAuth>>,
+    ) -> Option<RouteGuard> {
+        let limits: Vec<_> = protect
+            .rate_limits
+            .iter()
+            .filter_map(|name| limiters.get(name).cloned())
+            .collect();
+        if protect.access.is_empty() && auth.is_none() && limits.is_empty() {
+            return None;
+        }
+        Some(RouteGuard {
+            acl: Acl::new(&protect.access),
+            auth,
+            limits,
+        })
+    }
+
+    /// Checks `req` arriving at `now`; `authorization` is its `Authorization` header.
+    pub async fn check(
+        &self,
+        req: &impl Request,
+        authorization: Option<&[u8]>,
+        now: Instant,
+    ) -> Verdict {
+        let counters = metrics::counters();
+        if !self.acl.is_empty() && !self.acl.permits(req.peer()) {
+            counters.route_denied.fetch_add(1, Ordering::Relaxed);
+            return Verdict::Denied;
+        }
+        if let Some(auth) = &self.auth
+            && !auth.check(authorization).await
+        {
+            counters.auth_failed.fetch_add(1, Ordering::Relaxed);
+            return Verdict::Unauthorized {
+                challenge: auth.challenge.clone(),
+            };
+        }
+        let mut wait = Duration::ZERO;
+        for limiter in &self.limits {
+            let Some(key) = limiter.key.key(req) else {
+                continue;
+            };
+            match limiter.check(key, now) {
+                Decision::Admit => {}
+                Decision::Delay(_) if limiter.rule.dry_run => {}
+                Decision::Delay(d) => wait = wait.max(d),
+                Decision::Refuse { retry_after } => {
+                    let rule = &limiter.rule;
+                    let retry_after =
+                        retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+                    if rule.dry_run {
+                        tracing::info!(rule = %rule.name, peer = %req.peer(), retry_after, "rate limit (dry run): would refuse");
+                        continue;
+                    }
+                    tracing::debug!(rule = %rule.name, peer = %req.peer(), retry_after, "rate limited");
+                    return Verdict::Limited {
+                        rule: rule.name.clone(),
+                        status: rule.status,
+                        retry_after: retry_after.max(1),
+                    };
+                }
+            }
+        }
+        if wait.is_zero() {
+            Verdict::Pass
+        } else {
+            Verdict::Delay(wait)
+        }
+    }
+}

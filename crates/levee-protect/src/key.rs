@@ -1,0 +1,147 @@
+//! What a rate limit counts by. A key is a SipHash (random per process, so
+//! clients cannot aim at collisions) of the request parts a rule names. A
+//! request without one of those parts (no such header, cookie or query
+//! parameter) is not counted by the rule, as nginx does with an empty key.
+
+use std::hash::{BuildHasher, Hasher, RandomState};
+use std::net::IpAddr;
+
+use levee_config::KeyPart;
+
+use crate::access::{bits, mask};
+
+/// The parts of a request a key can be made of.
+pub trait Request {
+    fn peer(&self) -> IpAddr;
+    /// The path without the query.
+    fn path(&self) -> &[u8];
+    /// The query without `?`; empty when there is none.
+    fn query(&self) -> &[u8];
+    /// Calls `f` with each value of the header `name` (lower case), in
+    /// order, until `f` returns true.
+    fn header(&self, name: &str, f: &mut dyn FnMut(&[u8]) -> bool);
+}
+
+/// A rule's key, ready to hash requests.
+#[derive(Debug, Clone)]
+pub struct KeySpec {
+    parts: Vec<KeyPart>,
+    hasher: RandomState,
+}
+
+impl KeySpec {
+    pub fn new(parts: &[KeyPart]) -> KeySpec {
+        KeySpec {
+            parts: parts.to_vec(),
+            hasher: RandomState::new(),
+        }
+    }
+
+    /// The request's key, or `None` when a part is missing.
+    pub fn key(&self, req: &impl Request) -> Option<u64> {
+        let mut h = self.hasher.build_hasher();
+        for part in &self.parts {
+            match part {
+                KeyPart::ClientIp { v4, v6 } => {
+                    let ip = req.peer().to_canonical();
+                    let prefix = if ip.is_ipv4() { *v4 } else { *v6 };
+                    h.write_u8(1);
+                    h.write_u128(bits(ip) & mask(ip, prefix));
+                }
+                KeyPart::Path => {
+                    h.write_u8(2);
+                    h.write(req.path());
+                    h.write_usize(req.path().len());
+                }
+                KeyPart::Header(name) => {
+                    let mut found = false;
+                    req.header(name, &mut |v| {
+                        h.write_u8(3);
+                        h.write(v);
+                        h.write_usize(v.len());
+                        found = true;
+                        true
+                    });
+                    if !found {
+                        return None;
+                    }
+                }
+                KeyPart::Cookie(name) => {
+                    let mut found = false;
+                    req.header("cookie", &mut |v| match cookie(v, name.as_bytes()) {
+                        Some(value) => {
+                            h.write_u8(4);
+                            h.write(value);
+                            h.write_usize(value.len());
+                            found = true;
+                            true
+                        }
+                        None => false,
+                    });
+                    if !found {
+                        return None;
+                    }
+                }
+                KeyPart::Query(name) => {
+                    let value = query_param(req.query(), name.as_bytes())?;
+                    h.write_u8(5);
+                    let mut len = 0usize;
+                    percent_decode(value, |b| {
+                        h.write_u8(b);
+                        len += 1;
+                    });
+                    h.write_usize(len);
+                }
+            }
+        }
+        Some(h.finish())
+    }
+}
+
+/// The value of cookie `name` in one `Cookie` header value.
+fn cookie<'a>(header: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
+    header.split(|&b| b == b';').find_map(|pair| {
+        let pair = pair.trim_ascii();
+        let eq = pair.iter().position(|&b| b == b'=')?;
+        (pair[..eq].trim_ascii() == name).then(|| pair[eq + 1..].trim_ascii())
+    })
+}
+
+/// The raw value of the first parameter whose decoded name is `name`.
+/// Later repeats are ignored (docs/protection.md says which one counts).
+fn query_param<'a>(query: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
+    query.split(|&b| b == b'&').find_map(|pair| {
+        let (n, v) = match pair.iter().position(|&b| b == b'=') {
+            Some(eq) => (&pair[..eq], &pair[eq + 1..]),
+            None => (pair, &pair[pair.len()..]),
+        };
+        let mut decoded = Vec::with_capacity(n.len());
+        percent_decode(n, |b| decoded.push(b));
+        (decoded == name).then_some(v)
+    })
+}
+
+/// Percent-decodes `%XX` and `+` (form encoding), so `code=AB%43` and
+/// `code=ABC` are the same key; a malformed escape stays as written.
+fn percent_decode(input: &[u8], mut out: impl FnMut(u8)) {
+    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+    let mut i = 0;
+    while i < input.len() {
+        match input[i] {
+            b'+' => out(b' '),
+            b'%' if i + 2 < input.len() => match (hex(input[i + 1]), hex(input[i + 2])) {
+                (Some(hi), Some(lo)) => {
+                    out(hi << 4 | lo);
+                    i += 3;
+                    continue;
+                }
+                _ => out(b'%'),
+            },
+            b => out(b),
+        }
+        i += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,180 @@
+//! Counters of every protection, and their Prometheus text. The names are
+//! defined here and nowhere else.
+//!
+//! Rule counters are kept by rule name for the life of the process, so a
+//! reload that rebuilds a rule keeps counting where it was.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+
+use crate::conns::ConnTable;
+use crate::shard::lock;
+
+/// What one rate-limit rule did.
+#[derive(Debug, Default)]
+pub struct RuleCounters {
+    pub admitted: AtomicU64,
+    pub delayed: AtomicU64,
+    pub refused: AtomicU64,
+    /// Would have been refused, but the rule is a dry run.
+    pub dry_run: AtomicU64,
+    /// Active keys forgotten because the table was full.
+    pub evicted: AtomicU64,
+}
+
+/// Process-wide counters that belong to no single rule or listener.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Requests refused by a route's allow/deny list.
+    pub route_denied: AtomicU64,
+    /// Requests refused for missing or wrong Basic credentials.
+    pub auth_failed: AtomicU64,
+    /// Idle keep-alive connections closed to make room near the descriptor limit.
+    pub shed_idle: AtomicU64,
+    /// Clients cut off for sending a request body too slowly.
+    pub slow_body: AtomicU64,
+    /// Clients cut off for taking a response too slowly.
+    pub slow_read: AtomicU64,
+    /// `accept` failures for lack of descriptors or memory.
+    pub accept_exhausted: AtomicU64,
+}
+
+#[derive(Default)]
+struct Registry {
+    rules: BTreeMap<String, Arc<RuleCounters>>,
+    tables: Vec<Weak<ConnTable>>,
+}
+
+fn registry() -> &'static Mutex<Registry> {
+    static REGISTRY: OnceLock<Mutex<Registry>> = OnceLock::new();
+    REGISTRY.get_or_init(Mutex::default)
+}
+
+/// The process-wide counters.
+pub fn counters() -> &'static Counters {
+    static COUNTERS: OnceLock<Counters> = OnceLock::new();
+    COUNTERS.get_or_init(Counters::default)
+}
+
+/// The counters of the rule called `name`, created on first use.
+pub(crate) fn rule_counters(name: &str) -> Arc<RuleCounters> {
+    lock(registry())
+        .rules
+        .entry(name.to_owned())
+        .or_default()
+        .clone()
+}
+
+pub(crate) fn register_table(table: &Arc<ConnTable>) {
+    let mut r = lock(registry());
+    r.tables.retain(|t| t.strong_count() > 0);
+    r.tables.push(Arc::downgrade(table));
+}
+
+/// Escapes a label value for the Prometheus text format.
+fn label(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+/// Appends every protection metric in the Prometheus text format.
+pub fn render_prometheus(out: &mut String) {
+    let r = lock(registry());
+    let name = "levee_rate_limit_requests_total";
+    header(
+        out,
+        name,
+        "counter",
+        "Requests seen by a rate-limit rule, by outcome.",
+    );
+    for (rule, c) in &r.rules {
+        let rule = label(rule);
+        for (outcome, n) in [
+            ("admitted", &c.admitted),
+            ("delayed", &c.delayed),
+            ("refused", &c.refused),
+            ("dry_run_refused", &c.dry_run),
+        ] {
+            let n = n.load(Ordering::Relaxed);
+            let _ = writeln!(out, "{name}{{rule=\"{rule}\",outcome=\"{outcome}\"}} {n}");
+        }
+    }
+    let name = "levee_rate_limit_evicted_keys_total";
+    header(
+        out,
+        name,
+        "counter",
+        "Active keys forgotten because a rule's table was full.",
+    );
+    for (rule, c) in &r.rules {
+        let n = c.evicted.load(Ordering::Relaxed);
+        let _ = writeln!(out, "{name}{{rule=\"{}\"}} {n}", label(rule));
+    }
+    let name = "levee_connections_refused_total";
+    header(
+        out,
+        name,
+        "counter",
+        "Connections refused right after accept, by listener and reason.",
+    );
+    let name_open = "levee_listener_connections";
+    let mut open = String::new();
+    for table in r.tables.iter().filter_map(Weak::upgrade) {
+        let l = label(&table.listener);
+        for (reason, n) in table.refused() {
+            let _ = writeln!(out, "{name}{{listener=\"{l}\",reason=\"{reason}\"}} {n}");
+        }
+        let _ = writeln!(open, "{name_open}{{listener=\"{l}\"}} {}", table.open());
+    }
+    header(
+        out,
+        name_open,
+        "gauge",
+        "Open client connections per listener.",
+    );
+    out.push_str(&open);
+    let c = counters();
+    for (name, help, n) in [
+        (
+            "levee_route_denied_total",
+            "Requests refused by a route's allow/deny list.",
+            &c.route_denied,
+        ),
+        (
+            "levee_auth_failed_total",
+            "Requests refused for missing or wrong Basic credentials.",
+            &c.auth_failed,
+        ),
+        (
+            "levee_idle_shed_total",
+            "Idle keep-alive connections closed near the descriptor limit.",
+            &c.shed_idle,
+        ),
+        (
+            "levee_slow_body_cut_total",
+            "Clients cut off for sending a request body too slowly.",
+            &c.slow_body,
+        ),
+        (
+            "levee_slow_read_cut_total",
+            "Clients cut off for taking a response too slowly.",
+            &c.slow_read,
+        ),
+        (
+            "levee_accept_exhausted_total",
+            "accept() failures for lack of descriptors or memory.",
+            &c.accept_exhausted,
+        ),
+    ] {
+        header(out, name, "counter", help);
+        let _ = writeln!(out, "{name} {}", n.load(Ordering::Relaxed));
+    }
+}
