@@ -5,10 +5,12 @@
 //! its process group on drop, so test files run in parallel safely.
 #![allow(dead_code)]
 
+mod admin;
 mod client;
 mod levee;
 mod nginx;
 
+pub use admin::*;
 pub use client::*;
 pub use levee::*;
 pub use nginx::*;

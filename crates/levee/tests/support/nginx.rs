@@ -80,10 +80,14 @@ impl Nginx {
     /// nginx whose `server {}` holds `server_body` (locations and directives).
     /// Files under `root()` are served at the same paths.
     pub fn start(server_body: &str) -> Nginx {
+        Nginx::start_on(free_port(), server_body)
+    }
+
+    /// Like [`Nginx::start`] on a given port (to bring a killed server back).
+    pub fn start_on(port: u16, server_body: &str) -> Nginx {
         let nginx_bin = find_in_path("nginx")
             .unwrap_or_else(|| panic!("nginx not installed: run scripts/test"));
         let dir = TempDir::new("nginx");
-        let port = free_port();
         let root = dir.join("html");
         for sub in [
             "html/files",
