@@ -1,0 +1,32 @@
+//! levee's HTTP cache: the RFC 9111 rules, without I/O.
+//!
+//! - [`directives`]: `Cache-Control` of requests and responses;
+//! - [`freshness`]: freshness lifetime, age, and whether a stored response
+//!   may be served, must be revalidated, or may be served stale;
+//! - [`policy`]: whether a response may be stored at all;
+//! - [`key`]: the cache key and the Vary secondary key.
+//!
+//! Time is always a parameter (seconds since the epoch), so the rules are
+//! tested without clocks. Storage, coalescing and the proxy hook build on
+//! these and live beside them.
+
+pub mod directives;
+pub mod freshness;
+pub mod key;
+pub mod policy;
+
+/// A header field as the cache sees it: name (any case) and value.
+pub type Field<'a> = (&'a [u8], &'a [u8]);
+
+/// All values of the field `name`, in order.
+pub fn values<'a>(fields: &'a [Field<'a>], name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
+    fields
+        .iter()
+        .filter(move |(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
+        .map(|(_, v)| *v)
+}
+
+/// The first value of `name`.
+pub fn first<'a>(fields: &'a [Field<'a>], name: &'a str) -> Option<&'a [u8]> {
+    values(fields, name).next()
+}
