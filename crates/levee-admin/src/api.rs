@@ -105,10 +105,7 @@ fn act(group: &Arc<Group>, server: &str, action: &str, body: &[u8]) -> Reply {
     }
     tracing::info!(upstream = %group.name, server, action, "control API");
     let now = Instant::now();
-    let servers: Vec<Value> = targets
-        .iter()
-        .map(|m| server_json(group, m, now))
-        .collect();
+    let servers: Vec<Value> = targets.iter().map(|m| server_json(group, m, now)).collect();
     Reply::json(200, &json!({ "upstream": group.name, "servers": servers }))
 }
 
@@ -120,7 +117,10 @@ fn set_admin(targets: &[Member], state: AdminState) {
 
 /// `{"weight": N}` with N in 1..=1000, or `{"weight": null}` for the configured one.
 fn parse_weight(body: &[u8]) -> Result<Option<u32>, String> {
-    let bad = || "expected a JSON body {\"weight\": N} with N from 1 to 1000, or {\"weight\": null}".to_owned();
+    let bad = || {
+        "expected a JSON body {\"weight\": N} with N from 1 to 1000, or {\"weight\": null}"
+            .to_owned()
+    };
     let v: Value = serde_json::from_slice(body).map_err(|_| bad())?;
     match v.get("weight") {
         Some(Value::Null) => Ok(None),

@@ -14,9 +14,18 @@ pub enum Command {
     Upstreams,
     /// The JSON of one upstream.
     Upstream(String),
-    Drain { upstream: String, server: String },
-    Disable { upstream: String, server: String },
-    Enable { upstream: String, server: String },
+    Drain {
+        upstream: String,
+        server: String,
+    },
+    Disable {
+        upstream: String,
+        server: String,
+    },
+    Enable {
+        upstream: String,
+        server: String,
+    },
     /// `None` returns to the configured weight.
     Weight {
         upstream: String,
@@ -28,7 +37,9 @@ pub enum Command {
 
 #[derive(Debug, thiserror::Error)]
 pub enum CtlError {
-    #[error("cannot reach the admin listener at {addr}: {source} (is levee running with [admin] set?)")]
+    #[error(
+        "cannot reach the admin listener at {addr}: {source} (is levee running with [admin] set?)"
+    )]
     Connect {
         addr: SocketAddr,
         #[source]
@@ -125,10 +136,12 @@ pub fn request(
 /// `{"upstreams": [...]}` (or one upstream's action reply) as an aligned table.
 fn table(json: &str) -> Option<String> {
     let v: Value = serde_json::from_str(json).ok()?;
-    let mut rows = vec![[
-        "UPSTREAM", "SERVER", "STATE", "WEIGHT", "ACTIVE", "IDLE", "REQUESTS",
-    ]
-    .map(str::to_owned)];
+    let mut rows = vec![
+        [
+            "UPSTREAM", "SERVER", "STATE", "WEIGHT", "ACTIVE", "IDLE", "REQUESTS",
+        ]
+        .map(str::to_owned),
+    ];
     for u in v.get("upstreams")?.as_array()? {
         let name = u
             .get("name")

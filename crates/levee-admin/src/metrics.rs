@@ -109,11 +109,7 @@ pub fn render(site: &Site) -> String {
         for g in &groups {
             let members = g.members();
             for m in &members.list {
-                let labels = format!(
-                    "upstream=\"{}\",server=\"{}\"",
-                    escape(&g.name),
-                    m.addr
-                );
+                let labels = format!("upstream=\"{}\",server=\"{}\"", escape(&g.name), m.addr);
                 server_series(&mut out, def.name, &labels, g, m, now);
             }
         }

@@ -255,8 +255,17 @@ pub async fn forward(
             .requests
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let sent = Instant::now();
-        let attempt =
-            exchange_head(client, site, req, addr, bytes, body_in_head, fresh_only, limit).await;
+        let attempt = exchange_head(
+            client,
+            site,
+            req,
+            addr,
+            bytes,
+            body_in_head,
+            fresh_only,
+            limit,
+        )
+        .await;
         let policy = &group.config.passive;
         match attempt {
             Ok((up, buf, resp)) => {

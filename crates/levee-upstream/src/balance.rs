@@ -77,9 +77,8 @@ pub(crate) fn pick(
         if backup && !members.has_backups {
             break;
         }
-        let ok = |i: usize, m: &Member| {
-            m.backup == backup && !tried.contains(&i) && m.state.usable(now)
-        };
+        let ok =
+            |i: usize, m: &Member| m.backup == backup && !tried.contains(&i) && m.state.usable(now);
         let weight = |m: &Member| m.state.effective_weight(m.weight, now, slow_start);
         let chosen = match (&group.config.balance, affinity) {
             (Balance::Hash(_), Affinity::Key(h)) => members

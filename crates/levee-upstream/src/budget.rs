@@ -49,8 +49,7 @@ impl RetryBudget {
         let b = &self.buckets[(second % WINDOW_SECS) as usize];
         let seen = b.second.load(Relaxed);
         if seen != second
-            && b
-                .second
+            && b.second
                 .compare_exchange(seen, second, Relaxed, Relaxed)
                 .is_ok()
         {

@@ -191,9 +191,7 @@ impl Group {
         members
             .list
             .iter()
-            .filter(|m| {
-                m.configured.eq_ignore_ascii_case(address) || Some(m.addr) == by_addr
-            })
+            .filter(|m| m.configured.eq_ignore_ascii_case(address) || Some(m.addr) == by_addr)
             .cloned()
             .collect()
     }

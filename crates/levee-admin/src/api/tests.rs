@@ -85,11 +85,23 @@ fn unknown_things_are_404_and_wrong_methods_405() {
     let shared = shared();
     assert_eq!(handle(&shared, "GET", "/upstreams/nope", b"").status, 404);
     assert_eq!(
-        handle(&shared, "POST", "/upstreams/backend/servers/1.2.3.4:5/drain", b"").status,
+        handle(
+            &shared,
+            "POST",
+            "/upstreams/backend/servers/1.2.3.4:5/drain",
+            b""
+        )
+        .status,
         404
     );
     assert_eq!(
-        handle(&shared, "POST", "/upstreams/backend/servers/127.0.0.1:9001/explode", b"").status,
+        handle(
+            &shared,
+            "POST",
+            "/upstreams/backend/servers/127.0.0.1:9001/explode",
+            b""
+        )
+        .status,
         404
     );
     assert_eq!(handle(&shared, "DELETE", "/upstreams", b"").status, 405);
@@ -115,9 +127,9 @@ fn metrics_have_help_type_and_series() {
     ] {
         assert!(text.contains(&format!("# TYPE {name} ")), "no {name}");
     }
-    assert!(text.contains(
-        "levee_upstream_server_up{upstream=\"backend\",server=\"127.0.0.1:9001\"} 1"
-    ));
+    assert!(
+        text.contains("levee_upstream_server_up{upstream=\"backend\",server=\"127.0.0.1:9001\"} 1")
+    );
     assert!(text.contains("levee_upstream_response_seconds_bucket{upstream=\"backend\",server=\"127.0.0.1:9002\",le=\"+Inf\"} 0"));
     assert!(text.contains("levee_listener_requests_total{listener=\"127.0.0.1:8080\"} "));
     // Every sample line is `name{labels} value` with a numeric value.

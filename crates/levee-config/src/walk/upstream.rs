@@ -96,7 +96,10 @@ fn upstream(sink: &mut Sink<'_>, item: &Item<'_, '_>, name: &str) -> Option<Draf
             && servers.iter().all(|s| s.backup)
             && let Some(i) = fields.get("servers")
         {
-            i.error(sink, "every server is a backup; at least one must be a primary");
+            i.error(
+                sink,
+                "every server is a backup; at least one must be a primary",
+            );
         }
     }
     let mut u = Upstream::new(name, servers);
@@ -109,7 +112,10 @@ fn upstream(sink: &mut Sink<'_>, item: &Item<'_, '_>, name: &str) -> Option<Draf
         .and_then(|i| i.duration(sink))
         .unwrap_or(DEFAULT_UPSTREAM_KEEPALIVE_TIMEOUT);
     u.balance = balance(sink, &fields);
-    if let Some(n) = fields.get("max_fails").and_then(|i| i.int_in(sink, 0, 1000)) {
+    if let Some(n) = fields
+        .get("max_fails")
+        .and_then(|i| i.int_in(sink, 0, 1000))
+    {
         u.passive.max_fails = n as u32;
     }
     if let Some(d) = fields
@@ -143,7 +149,10 @@ fn upstream(sink: &mut Sink<'_>, item: &Item<'_, '_>, name: &str) -> Option<Draf
             .filter_map(|s| s.int_in(sink, 500, 599).map(|n| n as u16))
             .collect();
     }
-    if let Some(n) = fields.get("retry_budget").and_then(|i| i.int_in(sink, 0, 100)) {
+    if let Some(n) = fields
+        .get("retry_budget")
+        .and_then(|i| i.int_in(sink, 0, 100))
+    {
         u.retry.budget_percent = n as u32;
     }
     if let Some(d) = fields
@@ -152,7 +161,9 @@ fn upstream(sink: &mut Sink<'_>, item: &Item<'_, '_>, name: &str) -> Option<Draf
     {
         u.resolve_interval = d;
     }
-    u.health_check = fields.get("health_check").and_then(|i| health_check(sink, i));
+    u.health_check = fields
+        .get("health_check")
+        .and_then(|i| health_check(sink, i));
     Some(DraftUpstream {
         name: Mention {
             text: name.to_owned(),
@@ -203,7 +214,10 @@ fn balance(sink: &mut Sink<'_>, fields: &Fields<'_, '_>) -> Balance {
                 }
             });
             if let Some(i) = sticky_cookie {
-                i.error(sink, "`sticky_cookie` is only allowed with balance = \"sticky\"");
+                i.error(
+                    sink,
+                    "`sticky_cookie` is only allowed with balance = \"sticky\"",
+                );
             }
             Balance::Hash(key.unwrap_or(HashKey::ClientIp))
         }
@@ -231,7 +245,10 @@ fn balance(sink: &mut Sink<'_>, fields: &Fields<'_, '_>) -> Balance {
                 i.error(sink, "`hash_key` is only allowed with balance = \"hash\"");
             }
             if let Some(i) = sticky_cookie {
-                i.error(sink, "`sticky_cookie` is only allowed with balance = \"sticky\"");
+                i.error(
+                    sink,
+                    "`sticky_cookie` is only allowed with balance = \"sticky\"",
+                );
             }
             other
         }
@@ -316,7 +333,10 @@ fn health_check(sink: &mut Sink<'_>, item: &Item<'_, '_>) -> Option<HealthCheck>
     if tcp {
         for key in http_only {
             if let Some(i) = fields.get(key) {
-                i.error(sink, format!("`{key}` is only allowed with type = \"http\""));
+                i.error(
+                    sink,
+                    format!("`{key}` is only allowed with type = \"http\""),
+                );
             }
         }
         hc.kind = CheckKind::Tcp;

@@ -40,7 +40,10 @@ fn picks(g: &Group, n: usize) -> Vec<usize> {
     let members = g.members();
     let now = Instant::now();
     (0..n)
-        .map(|_| g.pick(&members, Affinity::None, &[], now).expect("a server"))
+        .map(|_| {
+            g.pick(&members, Affinity::None, &[], now)
+                .expect("a server")
+        })
         .collect()
 }
 
@@ -117,7 +120,11 @@ fn slow_start_gives_a_returning_server_a_small_share() {
 fn least_conn_prefers_the_idlest_per_weight() {
     let g = group(
         Balance::LeastConn,
-        vec![server(0, 1, false), server(1, 2, false), server(2, 1, false)],
+        vec![
+            server(0, 1, false),
+            server(1, 2, false),
+            server(2, 1, false),
+        ],
     );
     let members = g.members();
     let now = Instant::now();
@@ -196,9 +203,7 @@ fn a_down_server_lends_its_keys_and_gets_them_back() {
     let g = hash_group(4);
     let before = owners(&g, 2000);
     let members = g.members();
-    members.list[2]
-        .state
-        .set_check_up(false, Instant::now());
+    members.list[2].state.set_check_up(false, Instant::now());
     let during = owners(&g, 2000);
     for (b, d) in before.iter().zip(&during) {
         if *b != members.list[2].addr {
@@ -214,22 +219,26 @@ fn a_down_server_lends_its_keys_and_gets_them_back() {
 #[test]
 fn sticky_follows_the_cookie_while_its_server_is_usable() {
     let g = group(
-        Balance::Sticky {
-            cookie: "s".into(),
-        },
+        Balance::Sticky { cookie: "s".into() },
         (0..3).map(|i| server(i, 1, false)).collect(),
     );
     let members = g.members();
     let now = Instant::now();
     let id = members.list[2].cookie;
     for _ in 0..10 {
-        assert_eq!(g.pick(&members, Affinity::Sticky(Some(id)), &[], now), Some(2));
+        assert_eq!(
+            g.pick(&members, Affinity::Sticky(Some(id)), &[], now),
+            Some(2)
+        );
     }
     members.list[2].state.set_admin(crate::AdminState::Disabled);
     let other = g.pick(&members, Affinity::Sticky(Some(id)), &[], now);
     assert!(matches!(other, Some(0 | 1)));
     // An unknown id falls back to round robin.
-    assert!(g.pick(&members, Affinity::Sticky(Some(42)), &[], now).is_some());
+    assert!(
+        g.pick(&members, Affinity::Sticky(Some(42)), &[], now)
+            .is_some()
+    );
 }
 
 #[test]

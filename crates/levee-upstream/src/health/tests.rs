@@ -36,7 +36,10 @@ fn jitter_stays_within_its_share_of_the_interval() {
     };
     for r in [0u64, 1, 999, 1000, 1001, u64::MAX] {
         let w = next_wait(&check, r);
-        assert!(w >= Duration::from_secs(10) && w <= Duration::from_secs(11), "{w:?}");
+        assert!(
+            w >= Duration::from_secs(10) && w <= Duration::from_secs(11),
+            "{w:?}"
+        );
     }
     let spread: std::collections::HashSet<_> = (0..50u64)
         .map(|r| next_wait(&check, r.wrapping_mul(0x9e37_79b9_7f4a_7c15)))

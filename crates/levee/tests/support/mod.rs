@@ -10,6 +10,7 @@ mod client;
 mod levee;
 mod nginx;
 
+#[allow(unused_imports)]
 pub use admin::*;
 pub use client::*;
 pub use levee::*;

@@ -90,7 +90,10 @@ health_check = {{ type = "tcp" }}
             cookie: "srv".into()
         }
     );
-    assert_eq!(db.health_check.as_ref().map(|h| &h.kind), Some(&CheckKind::Tcp));
+    assert_eq!(
+        db.health_check.as_ref().map(|h| &h.kind),
+        Some(&CheckKind::Tcp)
+    );
     assert_eq!(
         config.admin.map(|a| a.address),
         Some("127.0.0.1:9090".parse().expect("literal"))
@@ -117,9 +120,7 @@ fn errors_name_the_key() {
     );
     assert_eq!(
         errors("hash_key = \"uri\"\n"),
-        [
-            "t.toml:5:12: upstream.app.hash_key: `hash_key` is only allowed with balance = \"hash\""
-        ]
+        ["t.toml:5:12: upstream.app.hash_key: `hash_key` is only allowed with balance = \"hash\""]
     );
     assert_eq!(
         errors("balance = \"hash\"\nhash_key = \"body\"\n"),
@@ -133,9 +134,7 @@ fn errors_name_the_key() {
     );
     assert_eq!(
         errors("[upstream.app.health_check]\ntype = \"tcp\"\npath = \"/\"\n"),
-        [
-            "t.toml:7:8: upstream.app.health_check.path: `path` is only allowed with type = \"http\""
-        ]
+        ["t.toml:7:8: upstream.app.health_check.path: `path` is only allowed with type = \"http\""]
     );
     assert_eq!(
         errors("[upstream.app.health_check]\nstatus = \"300-200\"\n"),
