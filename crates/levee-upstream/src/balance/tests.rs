@@ -259,3 +259,30 @@ fn states_survive_a_rebuild_until_the_server_changes() {
     // The config changed server 1: its override is gone.
     assert_eq!(m2.list[1].state.weight_override(), None);
 }
+
+/// The cost of choosing a server, 1 vs 3 servers (run with
+/// `cargo test --release -p levee-upstream pick_cost -- --ignored --nocapture`).
+#[test]
+#[ignore = "a measurement, not a check"]
+fn pick_cost() {
+    for n in [1usize, 3] {
+        for balance in [Balance::RoundRobin, Balance::LeastConn, Balance::Latency] {
+            let g = group(
+                balance.clone(),
+                (0..n).map(|i| server(i, 1, false)).collect(),
+            );
+            let members = g.members();
+            let rounds = 5_000_000u32;
+            let started = std::time::Instant::now();
+            let mut sum = 0usize;
+            for _ in 0..rounds {
+                let now = Instant::now();
+                sum += g
+                    .pick(&members, Affinity::None, &[], now)
+                    .unwrap_or_default();
+            }
+            let ns = started.elapsed().as_nanos() as f64 / f64::from(rounds);
+            println!("{n} server(s), {balance:?}: {ns:.1} ns per pick (checksum {sum})");
+        }
+    }
+}
