@@ -5,16 +5,20 @@
 //! sender down instead of growing a buffer. Chunked bodies are checked as
 //! they pass, so a malformed one is cut off and never reaches the other side
 //! as valid framing.
+//!
+//! Reads and writes on the client's socket also obey the exchange's minimum
+//! progress (`pace.rs`), so a client that trickles a body or takes a
+//! response a few bytes at a time is cut off, holding at most this one
+//! buffer meanwhile.
 
 use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::time::timeout;
 
 use crate::h1::{ChunkError, ChunkedDecoder};
 use crate::message::Framing;
+use crate::pace::{self, PaceError};
 
 /// Read size while relaying a body.
 pub const RELAY_CHUNK: usize = 16 * 1024;
@@ -85,11 +89,12 @@ impl Relay {
 
     async fn fill(&self, src: &mut TcpStream, pending: &mut BytesMut) -> Result<usize, RelayError> {
         pending.reserve(RELAY_CHUNK);
-        match timeout(self.read_timeout, src.read_buf(pending)).await {
-            Err(_) => Err(RelayError::SrcTimeout),
-            Ok(Err(e)) => Err(RelayError::SrcIo(e)),
-            Ok(Ok(n)) => Ok(n),
-        }
+        pace::read_buf(src, pending, self.read_timeout)
+            .await
+            .map_err(|e| match e {
+                PaceError::TimedOut => RelayError::SrcTimeout,
+                PaceError::Io(e) => RelayError::SrcIo(e),
+            })
     }
 
     /// Reads more of the body, first sending a waiting head so the receiver
@@ -108,18 +113,17 @@ impl Relay {
 
     async fn write(&self, out: &mut Out<'_>, bytes: &[u8]) -> Result<(), RelayError> {
         let result = if out.head.is_empty() {
-            timeout(self.write_timeout, out.dst.write_all(bytes)).await
+            pace::write_all(out.dst, bytes, self.write_timeout).await
         } else {
             out.head.extend_from_slice(bytes);
-            let r = timeout(self.write_timeout, out.dst.write_all(&out.head)).await;
+            let r = pace::write_all(out.dst, &out.head, self.write_timeout).await;
             out.head = Vec::new();
             r
         };
-        match result {
-            Err(_) => Err(RelayError::DstTimeout),
-            Ok(Err(e)) => Err(RelayError::DstIo(e)),
-            Ok(Ok(())) => Ok(()),
-        }
+        result.map_err(|e| match e {
+            PaceError::TimedOut => RelayError::DstTimeout,
+            PaceError::Io(e) => RelayError::DstIo(e),
+        })
     }
 
     async fn length(

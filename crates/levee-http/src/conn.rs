@@ -11,10 +11,12 @@
 //! so the task parked between requests stays small (docs/architecture.md).
 
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::BytesMut;
+use levee_protect::{ConnPermit, ConnTable};
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tokio::time::{timeout, timeout_at};
@@ -23,8 +25,9 @@ use crate::access_log::Entry;
 use crate::h1::{HeadError, Parsed, parse_request};
 use crate::message::{Framing, RequestHead};
 use crate::respond;
+use crate::screen::{self, Screened};
 use crate::site::{Site, Target};
-use crate::{Shared, idle, proxy};
+use crate::{Shared, idle, pace, proxy};
 
 /// Initial read size for a request head; grows up to `limits.max_header_bytes`.
 const HEAD_CHUNK: usize = 4096;
@@ -35,6 +38,19 @@ pub struct ListenerCtx {
     /// The address the listener is bound to, as configured (selects its routes).
     pub addr: SocketAddr,
     pub shared: Arc<Shared>,
+    /// Its open connections, counted for the connection limits; lives as
+    /// long as the listener, across reloads.
+    pub conns: Arc<ConnTable>,
+}
+
+impl ListenerCtx {
+    pub fn new(addr: SocketAddr, shared: Arc<Shared>) -> ListenerCtx {
+        ListenerCtx {
+            addr,
+            shared,
+            conns: ConnTable::new(addr.to_string()),
+        }
+    }
 }
 
 /// The client side of a connection: its socket and the bytes read but not yet used.
@@ -43,6 +59,8 @@ pub struct Client {
     pub stream: TcpStream,
     pub peer: SocketAddr,
     pub buf: BytesMut,
+    /// Its place in the listener's connection counts, given back on close.
+    pub permit: Option<ConnPermit>,
 }
 
 /// What happens to the connection after an exchange.
@@ -54,23 +72,27 @@ pub enum Next {
     Linger,
 }
 
-/// Serves one client connection until it closes.
+/// Serves one client connection until it closes. `permit` is its place in
+/// the listener's connection counts (see `levee_protect::conns`).
 pub fn serve(
     stream: TcpStream,
     peer: SocketAddr,
     listener: Arc<ListenerCtx>,
+    permit: Option<ConnPermit>,
 ) -> impl Future<Output = ()> + Send {
     let _ = stream.set_nodelay(true);
     let client = Client {
         stream,
         peer,
         buf: BytesMut::new(),
+        permit,
     };
     serve_from(client, listener, 0)
 }
 
 /// Serves a connection that has already served `served` requests.
 pub async fn serve_from(mut client: Client, listener: Arc<ListenerCtx>, mut served: u64) {
+    let fd = client.stream.as_raw_fd();
     loop {
         if client.buf.is_empty() {
             // Idle: hold no buffer while waiting for the next request.
@@ -99,7 +121,9 @@ pub async fn serve_from(mut client: Client, listener: Arc<ListenerCtx>, mut serv
                 }
             }
         }
-        let next = Box::pin(exchange(&mut client, &listener, served)).await;
+        let pace = listener.shared.site.load().pace;
+        let exchange = exchange(&mut client, &listener, served);
+        let next = Box::pin(pace::scope(fd, pace, exchange)).await;
         served += 1;
         match next {
             Next::KeepAlive if !listener.shared.draining() => {}
@@ -134,6 +158,7 @@ async fn exchange(client: &mut Client, listener: &ListenerCtx, served: u64) -> N
         }
     };
     let _in_flight = shared.begin();
+    levee_upstream::stats::count_request(listener.addr);
     let max = site.limits.max_requests_per_connection;
     let keep_alive = head.keep_alive && !shared.draining() && (max == 0 || served + 1 < max);
     let mut done = Done::new(keep_alive);
@@ -148,46 +173,11 @@ async fn exchange(client: &mut Client, listener: &ListenerCtx, served: u64) -> N
             )
             .await
         }
-        Some(target) => match &**target {
-            Target::Proxy {
-                group,
-                preserve_host,
-            } => {
-                let out =
-                    proxy::forward(client, &site, &head, group, *preserve_host, keep_alive).await;
-                done.status = out.status;
-                done.bytes = out.bytes;
-                done.upstream_time = out.upstream_time;
-                done.upstream = out.upstream;
-                done.next = out.next;
+        Some(routed) => match screen::screen(client, &site, &head, routed, keep_alive).await {
+            Screened::Pass => {
+                act(client, &site, &head, &routed.target, keep_alive, &mut done).await
             }
-            Target::Respond {
-                status,
-                body,
-                content_type,
-            } => {
-                let bytes = crate::h1::write::simple_response(
-                    *status,
-                    &[],
-                    content_type,
-                    body,
-                    keep_alive,
-                    head.is_head(),
-                );
-                done.reply(client, &site, &head, bytes).await;
-            }
-            Target::Redirect(r) => {
-                done.reply(
-                    client,
-                    &site,
-                    &head,
-                    respond::redirect(r, &head, keep_alive),
-                )
-                .await;
-            }
-            Target::Static(root) => {
-                crate::static_route::serve(client, &site, &head, root, &mut done).await;
-            }
+            Screened::Reply(bytes) => done.reply(client, &site, &head, bytes).await,
         },
     }
 
@@ -201,6 +191,52 @@ async fn exchange(client: &mut Client, listener: &ListenerCtx, served: u64) -> N
         upstream: done.upstream,
     });
     done.next
+}
+
+/// Runs a route's action (step 4 of a request's life, docs/architecture.md).
+async fn act(
+    client: &mut Client,
+    site: &Site,
+    head: &RequestHead,
+    target: &Target,
+    keep_alive: bool,
+    done: &mut Done,
+) {
+    match target {
+        Target::Proxy {
+            group,
+            preserve_host,
+        } => {
+            let out = proxy::forward(client, site, head, group, *preserve_host, keep_alive).await;
+            done.status = out.status;
+            done.bytes = out.bytes;
+            done.upstream_time = out.upstream_time;
+            done.upstream = out.upstream;
+            done.next = out.next;
+        }
+        Target::Respond {
+            status,
+            body,
+            content_type,
+        } => {
+            let bytes = crate::h1::write::simple_response(
+                *status,
+                &[],
+                content_type,
+                body,
+                keep_alive,
+                head.is_head(),
+            );
+            done.reply(client, site, head, bytes).await;
+        }
+        Target::Redirect(r) => {
+            done.reply(client, site, head, respond::redirect(r, head, keep_alive))
+                .await;
+        }
+        Target::Static(root) => {
+            crate::static_route::serve(client, site, head, root, done).await;
+        }
+    }
 }
 
 /// The outcome of serving a request, as the log and the connection need it.
@@ -311,11 +347,9 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
         let site = crate::Site::build(&levee_config::builtin_static(".".into(), addr)).unwrap();
-        let ctx = std::sync::Arc::new(super::ListenerCtx {
-            addr,
-            shared: crate::Shared::new(site),
-        });
-        let fut = super::serve(stream, addr, ctx);
+        let ctx = std::sync::Arc::new(super::ListenerCtx::new(addr, crate::Shared::new(site)));
+        let permit = ctx.conns.admit(addr.ip(), &Default::default()).ok();
+        let fut = super::serve(stream, addr, ctx, permit);
         let size = std::mem::size_of_val(&fut);
         // A busy connection's task; idle ones park without it (idle.rs). The
         // guard catches buffers or large futures creeping into it.

@@ -13,6 +13,7 @@
 //! nothing for this.
 
 use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Wake, Waker};
@@ -36,6 +37,7 @@ struct Parked {
     served: u64,
     deadline: Instant,
     generation: u32,
+    permit: Option<levee_protect::ConnPermit>,
 }
 
 /// Slots whose sockets became readable, and the dispatcher to wake.
@@ -71,6 +73,10 @@ struct Parking {
     slab: Slab<Parked>,
     ready: Arc<Ready>,
     generation: u32,
+    /// Slots in the order they were parked, oldest first, for shedding.
+    /// Entries of connections that left are skipped when met and dropped
+    /// by the sweep.
+    order: VecDeque<(u32, u32)>,
 }
 
 thread_local! {
@@ -78,6 +84,7 @@ thread_local! {
         slab: Slab::new(),
         ready: Arc::new(Ready::default()),
         generation: 0,
+        order: VecDeque::new(),
     });
 }
 
@@ -95,8 +102,9 @@ pub fn park(
         let generation = p.generation;
         let ready = p.ready.clone();
         let entry = p.slab.vacant_entry();
+        let slot = u32::try_from(entry.key()).unwrap_or(u32::MAX);
         let waker = Waker::from(Arc::new(SlotWaker {
-            slot: u32::try_from(entry.key()).unwrap_or(u32::MAX),
+            slot,
             generation,
             ready,
         }));
@@ -111,7 +119,9 @@ pub fn park(
             served,
             deadline,
             generation,
+            permit: client.permit,
         });
+        p.order.push_back((slot, generation));
         None
     })
 }
@@ -136,7 +146,12 @@ pub async fn dispatcher() {
                 });
                 for (slot, generation) in woken.drain(..) {
                     if let Some(p) = take(slot as usize, generation) {
-                        let client = Client { stream: p.stream, peer: p.peer, buf: bytes::BytesMut::new() };
+                        let client = Client {
+                            stream: p.stream,
+                            peer: p.peer,
+                            buf: bytes::BytesMut::new(),
+                            permit: p.permit,
+                        };
                         tokio::spawn(conn::serve_from(client, p.listener, p.served));
                     }
                 }
@@ -158,8 +173,61 @@ fn take(slot: usize, generation: u32) -> Option<Parked> {
 
 fn expire(now: Instant) {
     PARKING.with(|p| {
-        p.borrow_mut()
-            .slab
+        let p = &mut *p.borrow_mut();
+        p.slab
             .retain(|_, entry| entry.deadline > now && !entry.listener.shared.draining());
+        let slab = &p.slab;
+        p.order.retain(|&(slot, generation)| {
+            slab.get(slot as usize)
+                .is_some_and(|e| e.generation == generation)
+        });
     });
+}
+
+/// The process's descriptor limit (`RLIMIT_NOFILE`, soft), read once.
+pub fn descriptor_limit() -> u64 {
+    static LIMIT: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *LIMIT.get_or_init(|| {
+        rustix::process::getrlimit(rustix::process::Resource::Nofile)
+            .current
+            .unwrap_or(u64::MAX)
+    })
+}
+
+/// Sheds one idle connection of this worker when `open` client connections
+/// reach `percent` of the descriptor limit, so that accepting goes on and
+/// the oldest idle connections make room instead of `accept` failing.
+pub fn shed_near_limit(open: usize, percent: u8) {
+    let limit = descriptor_limit().saturating_mul(u64::from(percent)) / 100;
+    if open as u64 >= limit {
+        shed_oldest(1);
+    }
+}
+
+/// Closes up to `n` of this worker's parked connections, those parked
+/// longest first, to free descriptors near the limit. Returns how many it
+/// closed. An idle keep-alive connection can be closed at any time
+/// (RFC 9112 §9.6): the client opens a new one for its next request.
+pub fn shed_oldest(n: usize) -> usize {
+    let shed = PARKING.with(|p| {
+        let p = &mut *p.borrow_mut();
+        let mut shed = 0;
+        while shed < n {
+            let Some((slot, generation)) = p.order.pop_front() else {
+                break;
+            };
+            if p.slab
+                .get(slot as usize)
+                .is_some_and(|e| e.generation == generation)
+            {
+                drop(p.slab.remove(slot as usize));
+                shed += 1;
+            }
+        }
+        shed
+    });
+    levee_protect::metrics::counters()
+        .shed_idle
+        .fetch_add(shed as u64, std::sync::atomic::Ordering::Relaxed);
+    shed
 }

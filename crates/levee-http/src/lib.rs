@@ -6,7 +6,8 @@
 //! - [`proxy`]: forwarding one request to an upstream and relaying the answer;
 //! - [`route`] and [`site`]: choosing what serves a request;
 //! - [`access_log`]: one line per request;
-//! - [`static_files`]: files under a `static` route's root.
+//! - [`static_files`]: files under a `static` route's root;
+//! - [`pace`]: the least progress demanded of a client.
 
 pub mod access_log;
 pub mod body;
@@ -14,9 +15,11 @@ pub mod conn;
 pub mod h1;
 pub mod idle;
 pub mod message;
+pub mod pace;
 pub mod proxy;
 pub mod respond;
 pub mod route;
+mod screen;
 pub mod site;
 pub mod static_files;
 mod static_route;

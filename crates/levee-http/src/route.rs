@@ -136,6 +136,7 @@ mod tests {
                 body: String::new(),
                 content_type: String::new(),
             }),
+            protect: Default::default(),
         }
     }
 

@@ -10,9 +10,21 @@ use std::sync::Arc;
 use levee_config::{Action, Config, Limits, RedirectAction, StaticAction, Timeouts};
 use levee_upstream::{Group, Registry, UpstreamError};
 
+use levee_protect::conns::ConnLimits;
+use levee_protect::{BasicAuth, ProtectError, RouteGuard};
+
 use crate::access_log::AccessLog;
 use crate::h1::HeadLimits;
+use crate::pace::Pace;
 use crate::route::Router;
+
+/// A route as a request meets it: its protections, then its action.
+#[derive(Debug)]
+pub struct Routed {
+    /// `None` when the route has no protection (the common case costs nothing).
+    pub guard: Option<RouteGuard>,
+    pub target: Target,
+}
 
 /// A route's action with its references resolved.
 #[derive(Debug)]
@@ -34,6 +46,8 @@ pub enum Target {
 pub enum SiteError {
     #[error(transparent)]
     Upstream(#[from] UpstreamError),
+    #[error(transparent)]
+    Protect(#[from] ProtectError),
     #[error("access log {path}: {source}")]
     AccessLog {
         path: String,
@@ -50,7 +64,13 @@ pub struct Site {
     pub access_log: AccessLog,
     pub upstreams: HashMap<String, Arc<Group>>,
     /// By listener address: a reload that renames a listener keeps its socket.
-    routers: HashMap<SocketAddr, Router<Target>>,
+    routers: HashMap<SocketAddr, Router<Routed>>,
+    /// Connection limits and allow/deny lists by listener address.
+    conn_limits: HashMap<SocketAddr, ConnLimits>,
+    /// The least progress demanded of clients; `None` when `min_progress` is 0.
+    pub pace: Option<Pace>,
+    /// `[protect] shed_idle_at`: percent of the descriptor limit.
+    pub shed_idle_at: u8,
 }
 
 impl Site {
@@ -67,8 +87,14 @@ impl Site {
         for u in &config.upstreams {
             upstreams.insert(u.name.clone(), Arc::new(Group::build(u, registry)?));
         }
+        let limiters = levee_protect::rate::limiters(&config.protect.rate_limits);
         let mut targets = Vec::with_capacity(config.routes.len());
         for route in &config.routes {
+            let auth = match &route.protect.auth {
+                Some(a) => Some(Arc::new(BasicAuth::load(&a.file, &a.realm)?)),
+                None => None,
+            };
+            let guard = RouteGuard::new(&route.protect, &limiters, auth);
             let target = match &route.action {
                 Action::Proxy(p) => match upstreams.get(&p.upstream) {
                     Some(group) => Target::Proxy {
@@ -86,7 +112,7 @@ impl Site {
                     content_type: r.content_type.clone(),
                 },
             };
-            targets.push((route, Arc::new(target)));
+            targets.push((route, Arc::new(Routed { guard, target })));
         }
         let routers = config
             .listeners
@@ -100,6 +126,16 @@ impl Site {
                 (l.address, Router::new(mine))
             })
             .collect();
+        let conn_limits = config
+            .listeners
+            .iter()
+            .map(|l| (l.address, ConnLimits::new(&l.protect)))
+            .collect();
+        let p = &config.protect;
+        let pace = (p.min_progress > 0).then_some(Pace {
+            min_bytes: p.min_progress,
+            window: p.progress_window,
+        });
         let access_log = AccessLog::open(&config.log)
             .map_err(|(path, source)| SiteError::AccessLog { path, source })?;
         Ok(Site {
@@ -113,11 +149,23 @@ impl Site {
             access_log,
             upstreams,
             routers,
+            conn_limits,
+            pace,
+            shed_idle_at: p.shed_idle_at,
         })
     }
 
-    /// The target serving `host`/`path` on the listener bound to `listener`.
-    pub fn route(&self, listener: SocketAddr, host: &[u8], path: &[u8]) -> Option<&Arc<Target>> {
+    /// The route serving `host`/`path` on the listener bound to `listener`.
+    pub fn route(&self, listener: SocketAddr, host: &[u8], path: &[u8]) -> Option<&Arc<Routed>> {
         self.routers.get(&listener)?.find(host, path)
+    }
+
+    /// The connection limits of the listener bound to `listener` (none if unknown).
+    pub fn conn_limits(&self, listener: SocketAddr) -> &ConnLimits {
+        static NONE: std::sync::OnceLock<ConnLimits> = std::sync::OnceLock::new();
+        match self.conn_limits.get(&listener) {
+            Some(l) => l,
+            None => NONE.get_or_init(ConnLimits::default),
+        }
     }
 }

@@ -20,6 +20,14 @@ use crate::shard::{U64Map, lock};
 
 const SHARDS: usize = 16;
 
+/// Open connections of every listener together (for overload shedding).
+static OPEN_ALL: AtomicUsize = AtomicUsize::new(0);
+
+/// Client connections open now on all listeners.
+pub fn open_all() -> usize {
+    OPEN_ALL.load(Ordering::Relaxed)
+}
+
 /// Why a connection was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
@@ -131,6 +139,7 @@ impl ConnTable {
         }
         let p = &limits.protect;
         let open = self.open.fetch_add(1, Ordering::Relaxed);
+        OPEN_ALL.fetch_add(1, Ordering::Relaxed);
         let mut permit = ConnPermit {
             table: self.clone(),
             ip: 0,
@@ -204,6 +213,7 @@ impl Drop for ConnPermit {
             }
         }
         self.table.open.fetch_sub(1, Ordering::Relaxed);
+        OPEN_ALL.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

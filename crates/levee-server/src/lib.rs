@@ -81,12 +81,14 @@ pub fn run(config: Config) -> Result<(), ServerError> {
     let site = Site::build_with(&config, &registry)?;
     let shared = Shared::new(site);
     let admin_socket = match config.admin {
-        Some(admin) => Some(AdminListener::bind(admin.address).map_err(|source| {
-            ServerError::Bind {
-                addr: admin.address,
-                source,
-            }
-        })?),
+        Some(admin) => {
+            Some(
+                AdminListener::bind(admin.address).map_err(|source| ServerError::Bind {
+                    addr: admin.address,
+                    source,
+                })?,
+            )
+        }
         None => None,
     };
     let mut bound = Vec::new();
@@ -146,10 +148,7 @@ impl Signals {
 
 impl Server {
     fn listen(&mut self, addr: SocketAddr, sockets: Vec<std::net::TcpListener>) {
-        let ctx = Arc::new(ListenerCtx {
-            addr,
-            shared: self.shared.clone(),
-        });
+        let ctx = Arc::new(ListenerCtx::new(addr, self.shared.clone()));
         let bound = sockets.first().and_then(|s| s.local_addr().ok());
         for (socket, w) in sockets.into_iter().zip(&self.workers) {
             let _ = w.tx.send(Command::Listen {
@@ -175,7 +174,9 @@ impl Server {
         if let (Some(socket), Some(admin)) = (self.admin_socket.take(), self.config.admin) {
             match AdminListener::start(admin.address, socket, self.shared.clone()) {
                 Ok(listener) => self.admin = Some(listener),
-                Err(e) => tracing::error!(admin = %admin.address, error = %e, "admin listener failed"),
+                Err(e) => {
+                    tracing::error!(admin = %admin.address, error = %e, "admin listener failed")
+                }
             }
         }
         loop {

@@ -11,7 +11,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use levee_http::conn::{self, ListenerCtx};
-use tokio::net::TcpListener;
+use levee_protect::Refusal;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 
 /// What the control thread asks of a worker.
@@ -90,7 +91,7 @@ async fn accept_loop(
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     stats.connections.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    tokio::spawn(conn::serve(stream, peer, ctx.clone()));
+                    admit(stream, peer, &ctx);
                 }
                 Err(e) => accept_error(e).await,
             },
@@ -98,21 +99,58 @@ async fn accept_loop(
     }
 }
 
-/// Out of descriptors or memory: pause instead of spinning on the error.
-async fn accept_error(e: std::io::Error) {
-    let pause = match e.raw_os_error() {
-        Some(code)
-            if code == libc::EMFILE
-                || code == libc::ENFILE
-                || code == libc::ENOBUFS
-                || code == libc::ENOMEM =>
-        {
-            Duration::from_millis(50)
+/// What a refused connection gets when it can be written without waiting.
+const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nRetry-After: 1\r\nConnection: close\r\n\r\n";
+
+/// Right after accept, before any byte is read: the listener's allow/deny
+/// list and connection limits. A denied client is closed at once; one over
+/// a limit gets a 503 if the socket takes it at once, then is closed.
+/// Connections already accepted are not touched.
+fn admit(stream: TcpStream, peer: SocketAddr, ctx: &Arc<ListenerCtx>) {
+    let site = ctx.shared.site.load();
+    match ctx.conns.admit(peer.ip(), site.conn_limits(ctx.addr)) {
+        Ok(permit) => {
+            levee_http::idle::shed_near_limit(levee_protect::conns::open_all(), site.shed_idle_at);
+            tokio::spawn(conn::serve(stream, peer, ctx.clone(), Some(permit)));
         }
-        _ => Duration::from_millis(1),
-    };
-    tracing::warn!(error = %e, "accept failed");
-    tokio::time::sleep(pause).await;
+        Err(Refusal::Denied) => {}
+        Err(why) => {
+            tracing::debug!(peer = %peer, reason = why.as_str(), "connection refused");
+            let _ = stream.try_write(BUSY);
+        }
+    }
+}
+
+/// How many idle connections one `EMFILE` sheds.
+const SHED_ON_EMFILE: usize = 16;
+
+/// Out of descriptors: close the oldest idle keep-alive connections and
+/// accept again at once; with none to close (or out of memory), pause
+/// instead of spinning on the error.
+async fn accept_error(e: std::io::Error) {
+    let exhausted = matches!(
+        e.raw_os_error(),
+        Some(code) if code == libc::EMFILE
+            || code == libc::ENFILE
+            || code == libc::ENOBUFS
+            || code == libc::ENOMEM
+    );
+    if !exhausted {
+        tracing::warn!(error = %e, "accept failed");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        return;
+    }
+    levee_protect::metrics::counters()
+        .accept_exhausted
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let descriptors = matches!(e.raw_os_error(), Some(c) if c == libc::EMFILE || c == libc::ENFILE);
+    if descriptors && levee_http::idle::shed_oldest(SHED_ON_EMFILE) > 0 {
+        tracing::debug!(error = %e, "accept failed; shed idle connections");
+        tokio::task::yield_now().await;
+        return;
+    }
+    tracing::warn!(error = %e, "accept failed; pausing 50 ms");
+    tokio::time::sleep(Duration::from_millis(50)).await;
 }
 
 /// Closes stale pooled upstream connections once a second.

@@ -7,6 +7,7 @@
 //! cache miss stalls this worker for one disk read, as nginx without `aio`.
 //! Where `sendfile` does not apply (another OS, or a file system that refuses
 //! it with `EINVAL`/`ENOSYS`) the range is copied with `pread` + `write`.
+//! Waits for the client obey the exchange's minimum progress (`pace.rs`).
 
 use std::fs::File;
 use std::io;
@@ -59,18 +60,20 @@ async fn sendfile_range(
 ) -> io::Result<Sendfile> {
     let mut offset = start;
     let end = start.saturating_add(len);
+    let mut last = 0;
     while offset < end {
         let chunk = usize::try_from((end - offset).min(SENDFILE_CHUNK)).unwrap_or(usize::MAX);
-        stream.writable().await?;
+        crate::pace::writable(stream, last).await?;
+        let before = offset;
         // `sendfile` advances `offset` by what it sent.
         let attempt = stream.try_io(tokio::io::Interest::WRITABLE, || {
             rustix::fs::sendfile(stream, file, Some(&mut offset), chunk).map_err(io::Error::from)
         });
         match attempt {
             Ok(0) => return Err(truncated()),
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Ok(_) => last = usize::try_from(offset - before).unwrap_or(usize::MAX),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => last = 0,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => last = 0,
             Err(e) if is_unsupported(&e) => {
                 return Ok(Sendfile::Unsupported {
                     sent: offset - start,
@@ -102,12 +105,16 @@ async fn copy_range(stream: &TcpStream, file: &File, start: u64, len: u64) -> io
             return Err(truncated());
         }
         let mut pending = window.get(..read).unwrap_or_default();
+        let mut last = 0;
         while !pending.is_empty() {
-            stream.writable().await?;
+            crate::pace::writable(stream, last).await?;
             match stream.try_write(pending) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => pending = pending.get(n..).unwrap_or_default(),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Ok(n) => {
+                    last = n;
+                    pending = pending.get(n..).unwrap_or_default();
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => last = 0,
                 Err(e) => return Err(e),
             }
         }

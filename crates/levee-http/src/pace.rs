@@ -1,0 +1,212 @@
+//! The least progress levee demands of a client: at least `min_bytes` sent
+//! (request body) or taken (response) within each `window` of time that
+//! levee spends waiting on that client. Per-read and per-write timeouts
+//! alone let a client that moves one byte every few seconds hold a
+//! connection, a buffer and an upstream connection for hours; this cuts it
+//! off after one window.
+//!
+//! Only time spent blocked on the client counts, so a slow upstream (a long
+//! poll, a stream of events) never gets the client cut off.
+//!
+//! The rule is set once per exchange by `conn.rs` for the client's socket
+//! ([`scope`]); the relays in `body.rs` and the file sender check any socket
+//! they touch against it. That keeps the proxy unaware of the policy: a
+//! relay whose source or destination is the client obeys it.
+
+use std::cell::Cell;
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::{Instant, timeout};
+
+/// The least progress demanded of a client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pace {
+    pub min_bytes: u64,
+    pub window: Duration,
+}
+
+/// Which way bytes move between levee and the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dir {
+    /// The client sends (a request body).
+    Recv,
+    /// The client takes (a response).
+    Send,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Meter {
+    waited: Duration,
+    bytes: u64,
+}
+
+struct ClientPace {
+    fd: RawFd,
+    pace: Pace,
+    recv: Cell<Meter>,
+    send: Cell<Meter>,
+}
+
+tokio::task_local! {
+    static CLIENT: Option<ClientPace>;
+}
+
+/// Runs `f` with `pace` demanded of the client socket `client`.
+pub fn scope<F: Future>(
+    client: RawFd,
+    pace: Option<Pace>,
+    f: F,
+) -> impl Future<Output = F::Output> {
+    let state = pace.map(|pace| ClientPace {
+        fd: client,
+        pace,
+        recv: Cell::default(),
+        send: Cell::default(),
+    });
+    CLIENT.scope(state, f)
+}
+
+/// Reads what is left of the client's window for `dir` on `stream`, or
+/// `None` when `stream` is not the paced client.
+fn budget(stream: &TcpStream, dir: Dir) -> Option<Duration> {
+    CLIENT
+        .try_with(|c| {
+            let c = c.as_ref().filter(|c| c.fd == stream.as_raw_fd())?;
+            let meter = match dir {
+                Dir::Recv => c.recv.get(),
+                Dir::Send => c.send.get(),
+            };
+            Some(c.pace.window.saturating_sub(meter.waited))
+        })
+        .ok()
+        .flatten()
+}
+
+/// Adds `bytes` moved after waiting `waited`; a window that saw enough bytes
+/// starts over.
+fn record(stream: &TcpStream, dir: Dir, waited: Duration, bytes: usize) {
+    let _ = CLIENT.try_with(|c| {
+        let Some(c) = c.as_ref().filter(|c| c.fd == stream.as_raw_fd()) else {
+            return;
+        };
+        let cell = match dir {
+            Dir::Recv => &c.recv,
+            Dir::Send => &c.send,
+        };
+        let mut m = cell.get();
+        m.waited += waited;
+        m.bytes += bytes as u64;
+        if m.bytes >= c.pace.min_bytes {
+            m = Meter::default();
+        }
+        cell.set(m);
+    });
+}
+
+fn cut(dir: Dir) {
+    let c = levee_protect::metrics::counters();
+    match dir {
+        Dir::Recv => c.slow_body.fetch_add(1, Ordering::Relaxed),
+        Dir::Send => c.slow_read.fetch_add(1, Ordering::Relaxed),
+    };
+}
+
+/// Why a paced operation stopped.
+#[derive(Debug)]
+pub enum PaceError {
+    /// No progress within `limit`, or too little within the client's window.
+    TimedOut,
+    Io(std::io::Error),
+}
+
+/// `read_buf` within `limit`, and within the client's window when `stream`
+/// is the paced client.
+pub async fn read_buf(
+    stream: &mut TcpStream,
+    buf: &mut BytesMut,
+    limit: Duration,
+) -> Result<usize, PaceError> {
+    let budget = budget(stream, Dir::Recv);
+    if budget.is_some_and(|b| b.is_zero()) {
+        cut(Dir::Recv);
+        return Err(PaceError::TimedOut);
+    }
+    let started = Instant::now();
+    let result = timeout(limit.min(budget.unwrap_or(limit)), stream.read_buf(buf)).await;
+    match result {
+        Err(_) => {
+            if budget.is_some_and(|b| b < limit) {
+                cut(Dir::Recv);
+            }
+            Err(PaceError::TimedOut)
+        }
+        Ok(Err(e)) => Err(PaceError::Io(e)),
+        Ok(Ok(n)) => {
+            record(stream, Dir::Recv, started.elapsed(), n);
+            Ok(n)
+        }
+    }
+}
+
+/// `write_all` with each write within `limit`, and the whole within the
+/// client's window when `stream` is the paced client.
+pub async fn write_all(
+    stream: &mut TcpStream,
+    mut bytes: &[u8],
+    limit: Duration,
+) -> Result<(), PaceError> {
+    while !bytes.is_empty() {
+        let budget = budget(stream, Dir::Send);
+        if budget.is_some_and(|b| b.is_zero()) {
+            cut(Dir::Send);
+            return Err(PaceError::TimedOut);
+        }
+        let started = Instant::now();
+        match timeout(limit.min(budget.unwrap_or(limit)), stream.write(bytes)).await {
+            Err(_) => {
+                if budget.is_some_and(|b| b < limit) {
+                    cut(Dir::Send);
+                }
+                return Err(PaceError::TimedOut);
+            }
+            Ok(Err(e)) => return Err(PaceError::Io(e)),
+            Ok(Ok(0)) => return Err(PaceError::Io(std::io::ErrorKind::WriteZero.into())),
+            Ok(Ok(n)) => {
+                record(stream, Dir::Send, started.elapsed(), n);
+                bytes = bytes.get(n..).unwrap_or_default();
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Waits until `stream` is writable, within the client's window when it is
+/// the paced client; `sent` is what the last write moved.
+pub async fn writable(stream: &TcpStream, sent: usize) -> std::io::Result<()> {
+    let budget = budget(stream, Dir::Send);
+    let started = Instant::now();
+    let ready = match budget {
+        Some(b) if b.is_zero() => {
+            cut(Dir::Send);
+            return Err(std::io::ErrorKind::TimedOut.into());
+        }
+        Some(b) => match timeout(b, stream.writable()).await {
+            Ok(r) => r,
+            Err(_) => {
+                cut(Dir::Send);
+                return Err(std::io::ErrorKind::TimedOut.into());
+            }
+        },
+        None => stream.writable().await,
+    };
+    record(stream, Dir::Send, started.elapsed(), sent);
+    ready
+}
+
+#[cfg(test)]
+mod tests;
