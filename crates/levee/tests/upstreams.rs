@@ -460,7 +460,9 @@ fn ctl_and_metrics() {
     let (a, b) = (Nginx::start_default(), Nginx::start_default());
     let setup = LeveeSetup::new();
     let admin = free_port();
-    let cfg = config(&setup, admin, &[quoted(&a), quoted(&b)], "", "");
+    // One worker: each worker balances on its own, so exact shares are per worker.
+    let cfg = config(&setup, admin, &[quoted(&a), quoted(&b)], "", "")
+        .replace("workers = 2", "workers = 1");
     let path = setup.config_path().display().to_string();
     let levee = setup.start(&cfg);
     for _ in 0..6 {
@@ -490,12 +492,13 @@ fn ctl_and_metrics() {
         3.0
     );
     let mut to_a = 0;
-    for _ in 0..8 {
+    for _ in 0..40 {
         if served_by(&get(levee.port, "/")) == a.port().to_string() {
             to_a += 1;
         }
     }
-    assert_eq!(to_a, 6, "weight 3:1 over 8 requests");
+    // 30 of 40 at 3:1; the scores carried over from before the change shift it by at most one or two.
+    assert!((28..=32).contains(&to_a), "{to_a} of 40 at weight 3:1");
     let (ok, _, err) = ctl(&["weight", "app", &a.addr(), "default"]);
     assert!(ok, "{err}");
     let (ok, _, err) = ctl(&["drain", "app", "10.9.9.9:1"]);
