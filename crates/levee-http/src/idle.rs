@@ -11,6 +11,10 @@
 //! Busy connections never park: a request that follows its predecessor
 //! within `PARK_AFTER` is served by the same task, so the hot path pays
 //! nothing for this.
+//!
+//! Parked connections are also what levee gives up first under overload:
+//! [`shed_oldest`] closes those parked longest ago, when descriptors run
+//! short (docs/protection.md).
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
