@@ -1,0 +1,350 @@
+#!/usr/bin/env python3
+"""Load records for levee's protections (docs/protection.md), loopback only,
+every phase bounded in time.
+
+    bench/protect/run.py cpu      # CPU per request, with and without one rate-limit rule (wrk)
+    bench/protect/run.py slow     # slowhttptest -H, -B, -X: 1,000 connections, 30 s each,
+                                  # with a normal client alongside
+    bench/protect/run.py surge    # 15,000 connections in a few seconds, listener limit 5,000
+    bench/protect/run.py all
+
+Needs target/release/levee, nginx, wrk, slowhttptest (Debian packages).
+Prints one JSON object per phase; README.md in this folder records them."""
+import asyncio, json, os, re, resource, shutil, socket, subprocess, sys, tempfile, threading, time
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+LEVEE = os.path.join(ROOT, "target", "release", "levee")
+BACKEND, PORT = 18280, 18283
+TMP = tempfile.mkdtemp(prefix="levee-protect-bench-")
+
+
+def write(path, text):
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
+def backend():
+    """nginx: `/` answers 12 bytes, `/big.bin` is a 1 MiB file."""
+    d = os.path.join(TMP, "backend")
+    os.makedirs(os.path.join(d, "html"), exist_ok=True)
+    with open(os.path.join(d, "html", "big.bin"), "wb") as f:
+        f.write(b"b" * (1 << 20))
+    conf = write(os.path.join(d, "nginx.conf"), f"""
+worker_processes 1; pid {d}/nginx.pid; error_log {d}/error.log warn; daemon off;
+worker_rlimit_nofile 20000; events {{ worker_connections 18000; }}
+http {{ access_log off; keepalive_timeout 600s; keepalive_requests 1000000;
+  server {{ listen 127.0.0.1:{BACKEND} backlog=4096; root {d}/html;
+    location = / {{ return 200 "hello world\\n"; }} location / {{ }} }} }}""")
+    return subprocess.Popen(["nginx", "-p", d, "-c", conf], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+
+
+def levee(name, listener_keys="", route_keys="", tables="", nofile=20000):
+    conf = write(os.path.join(TMP, f"{name}.toml"), f"""
+[log]
+access = "off"
+level = "warn"
+[[listener]]
+address = "127.0.0.1:{PORT}"
+{listener_keys}
+[[route]]
+proxy = "app"
+{route_keys}
+[upstream.app]
+servers = ["127.0.0.1:{BACKEND}"]
+{tables}
+""")
+    nofile = min(nofile, resource.getrlimit(resource.RLIMIT_NOFILE)[1])
+    cmd = f"ulimit -n {nofile} && exec {LEVEE} run -c {conf}"
+    return subprocess.Popen(["sh", "-c", cmd], stdout=subprocess.DEVNULL,
+                            stderr=open(os.path.join(TMP, f"{name}.err"), "w"),
+                            start_new_session=True)
+
+
+def wait_port(port, timeout=15):
+    end = time.time() + timeout
+    while time.time() < end:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
+def stop(p):
+    try:
+        os.killpg(p.pid, 15)
+        p.wait(10)
+    except Exception:
+        pass
+
+
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_kb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def fds(pid):
+    try:
+        return len(os.listdir(f"/proc/{pid}/fd"))
+    except OSError:
+        return -1
+
+
+class NormalClient(threading.Thread):
+    """A well-behaved client from 127.0.0.2: one keep-alive connection, a
+    request every `every` seconds, reconnecting when closed. Records every
+    outcome and latency."""
+
+    def __init__(self, path="/", every=0.05, fresh=False):
+        super().__init__(daemon=True)
+        self.path, self.every, self.fresh = path, every, fresh
+        self.stop_at = None
+        self.ok, self.failed, self.latencies, self.statuses = 0, 0, [], {}
+        self.running = True
+
+    def connect(self):
+        s = socket.socket()
+        s.bind(("127.0.0.2", 0))
+        s.settimeout(5)
+        s.connect(("127.0.0.1", PORT))
+        return s
+
+    def run(self):
+        conn, buf = None, b""
+        while self.running:
+            t0 = time.time()
+            try:
+                if conn is None or self.fresh:
+                    if conn:
+                        conn.close()
+                    conn, buf = self.connect(), b""
+                conn.sendall(f"GET {self.path} HTTP/1.1\r\nHost: bench\r\n\r\n".encode())
+                while b"\r\n\r\n" not in buf:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        raise OSError("closed")
+                    buf += chunk
+                head, buf = buf.split(b"\r\n\r\n", 1)
+                status = int(head.split()[1])
+                length = int(re.search(rb"(?i)content-length:\s*(\d+)", head).group(1)) if re.search(rb"(?i)content-length", head) else 0
+                while len(buf) < length:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        raise OSError("closed mid-body")
+                    buf += chunk
+                buf = buf[length:]
+                self.statuses[status] = self.statuses.get(status, 0) + 1
+                if status == 200:
+                    self.ok += 1
+                    self.latencies.append((time.time() - t0) * 1000)
+                else:
+                    self.failed += 1
+                if b"close" in head.lower():
+                    conn.close()
+                    conn = None
+            except (OSError, ValueError, AttributeError):
+                self.failed += 1
+                self.statuses["error"] = self.statuses.get("error", 0) + 1
+                if conn:
+                    conn.close()
+                conn = None
+            time.sleep(max(0, self.every - (time.time() - t0)))
+        if conn:
+            conn.close()
+
+    def report(self):
+        lat = sorted(self.latencies) or [0]
+        pct = lambda p: round(lat[min(len(lat) - 1, int(len(lat) * p))], 2)
+        total = self.ok + self.failed
+        return dict(requests=total, ok=self.ok, success_pct=round(100 * self.ok / max(total, 1), 2),
+                    p50_ms=pct(0.5), p99_ms=pct(0.99), max_ms=round(lat[-1], 2), statuses=self.statuses)
+
+
+def wrk(seconds, conns=64):
+    out = subprocess.run(["wrk", "-t1", f"-c{conns}", f"-d{seconds}s", f"http://127.0.0.1:{PORT}/"],
+                         capture_output=True, text=True).stdout
+    return int(re.search(r"(\d+) requests in", out).group(1)), out
+
+
+def phase_cpu(rounds=5, seconds=8):
+    """CPU µs per request of levee without and with one rate-limit rule
+    (client_ip, never refusing), in alternating rounds of wrk."""
+    rule = '[rate_limit.api]\nkey = "client_ip"\nrate = "1000000/s"\nburst = 1000000\n'
+    configs = {"no_rule": ("", ""), "one_rule": ('rate_limit = "api"', rule)}
+    res = {k: [] for k in configs}
+    for _ in range(rounds):
+        for name, (route, tables) in configs.items():
+            p = levee(name, "", route, tables)
+            assert wait_port(PORT), name
+            wrk(1)
+            c0 = cpu_seconds(p.pid)
+            n, _ = wrk(seconds)
+            res[name].append((cpu_seconds(p.pid) - c0) * 1e6 / max(n, 1))
+            stop(p)
+    med = {k: round(sorted(v)[len(v) // 2], 2) for k, v in res.items()}
+    return dict(phase="cpu", rounds={k: [round(x, 2) for x in v] for k, v in res.items()},
+                median_cpu_us_per_req=med,
+                overhead_pct=round(100 * (med["one_rule"] - med["no_rule"]) / med["no_rule"], 2))
+
+
+def slowhttptest(mode_args, seconds):
+    cmd = ["slowhttptest", "-c", "1000", "-r", "200", "-l", str(seconds), "-p", "3"] + mode_args
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60).stdout
+    last = [l for l in out.splitlines() if "service available" in l]
+    closed = re.findall(r"closed:\s+(\d+)", out)
+    connected = re.findall(r"connected:\s+(\d+)", out)
+    return " ".join(cmd), (last[-1].strip() if last else ""), out
+
+
+def phase_slow(seconds=30):
+    out = []
+    modes = {
+        "H (slowloris)": ["-H", "-i", "10", "-u", f"http://127.0.0.1:{PORT}/"],
+        "B (slow body)": ["-B", "-i", "10", "-s", "8192", "-u", f"http://127.0.0.1:{PORT}/"],
+        "X (slow read)": ["-X", "-k", "3", "-n", "1", "-w", "512", "-y", "1024", "-z", "32",
+                          "-u", f"http://127.0.0.1:{PORT}/big.bin"],
+    }
+    for mode, args in modes.items():
+        p = levee("slow")
+        assert wait_port(PORT)
+        client = NormalClient()
+        client.start()
+        peak = [0, 0]
+        sampling = [True]
+        fd_trace = []
+
+        def sample():
+            while sampling[0]:
+                peak[0] = max(peak[0], rss_kb(p.pid))
+                n = fds(p.pid)
+                peak[1] = max(peak[1], n)
+                fd_trace.append(n)
+                time.sleep(0.5)
+        threading.Thread(target=sample, daemon=True).start()
+        t0 = time.time()
+        cmd, status, text = slowhttptest(args, seconds)
+        ran = round(time.time() - t0, 1)
+        fds_at_end = fds(p.pid)
+        client.running = False
+        client.join()
+        sampling[0] = False
+        summary = [l.strip() for l in text.splitlines() if re.search(r"(closed|pending|connected|service available):", l)][-4:]
+        summary = [re.sub(r"\x1b\[[0-9;]*m", "", l).replace("  ", " ") for l in summary]
+        out.append(dict(phase="slow", mode=mode, command=cmd, slowhttptest_ran_s=ran,
+                        slowhttptest_final=summary, normal_client=client.report(),
+                        levee_peak_rss_mb=round(peak[0] / 1024, 1), levee_peak_fds=peak[1],
+                        levee_fds_at_end=fds_at_end, levee_fds_every_5s=fd_trace[::10],
+                        levee_alive=p.poll() is None))
+        stop(p)
+    return out
+
+
+async def surge_open(n, seconds_to_open, hold):
+    """Opens `n` connections within about `seconds_to_open`, sends a request
+    on each, holds them `hold` seconds; counts what each got."""
+    got = {"200": 0, "503": 0, "closed": 0, "connect_error": 0, "no_answer": 0}
+    sem = asyncio.Semaphore(2000)
+
+    async def one(i):
+        await asyncio.sleep(seconds_to_open * i / n)
+        try:
+            async with sem:
+                r, w = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", PORT), 5)
+        except Exception:
+            got["connect_error"] += 1
+            return
+        try:
+            w.write(b"GET / HTTP/1.1\r\nHost: surge\r\n\r\n")
+            await w.drain()
+            line = await asyncio.wait_for(r.readline(), 10)
+            if not line:
+                got["closed"] += 1
+            elif b" 200 " in line:
+                got["200"] += 1
+                await asyncio.sleep(hold)
+            elif b" 503 " in line:
+                got["503"] += 1
+            else:
+                got["no_answer"] += 1
+        except Exception:
+            got["closed"] += 1
+        finally:
+            w.close()
+
+    await asyncio.gather(*(one(i) for i in range(n)))
+    return got
+
+
+def phase_surge(n=15000, limit=5000):
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    p = levee("surge", f"max_connections = {limit}")
+    assert wait_port(PORT)
+    client = NormalClient(every=0.05)
+    client.start()
+    time.sleep(1)
+    rss_before = rss_kb(p.pid)
+    peak = [0, 0]
+    sampling = [True]
+
+    def sample():
+        while sampling[0]:
+            peak[0] = max(peak[0], rss_kb(p.pid))
+            peak[1] = max(peak[1], fds(p.pid))
+            time.sleep(0.2)
+    threading.Thread(target=sample, daemon=True).start()
+    t0 = time.time()
+    got = asyncio.run(surge_open(n, 3.0, hold=5))
+    took = round(time.time() - t0, 1)
+    time.sleep(2)
+    sampling[0] = False
+    client.running = False
+    client.join()
+    # After the surge: fresh connections are all served.
+    after = NormalClient(every=0.01, fresh=True)
+    after.start()
+    time.sleep(3)
+    after.running = False
+    after.join()
+    res = dict(phase="surge", connections=n, listener_limit=limit, opened_over_s=3.0, surge_took_s=took,
+               surge_outcomes=got, steady_client_during=client.report(), fresh_clients_after=after.report(),
+               levee_rss_mb=dict(before=round(rss_before / 1024, 1), peak=round(peak[0] / 1024, 1),
+                                 after=round(rss_kb(p.pid) / 1024, 1)),
+               levee_peak_fds=peak[1], levee_fds_after=fds(p.pid), levee_alive=p.poll() is None)
+    stop(p)
+    return res
+
+
+def main():
+    which = sys.argv[1] if len(sys.argv) > 1 else "all"
+    if not os.path.exists(LEVEE):
+        sys.exit("build first: cargo build --release -p levee")
+    b = backend()
+    try:
+        assert wait_port(BACKEND)
+        if which in ("cpu", "all"):
+            print(json.dumps(phase_cpu()), flush=True)
+        if which in ("slow", "all"):
+            for r in phase_slow():
+                print(json.dumps(r), flush=True)
+        if which in ("surge", "all"):
+            print(json.dumps(phase_surge()), flush=True)
+    finally:
+        stop(b)
+        shutil.rmtree(TMP, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
