@@ -108,11 +108,18 @@ fn record(stream: &TcpStream, dir: Dir, waited: Duration, bytes: usize) {
     });
 }
 
-fn cut(dir: Dir) {
+/// Counts a cut-off client. A reader's socket is set to reset on close: a
+/// graceful close would leave the kernel holding the unsent response (its
+/// send buffer, megabytes once autotuned) for as long as the slow reader
+/// keeps taking it.
+fn cut(stream: &TcpStream, dir: Dir) {
     let c = levee_protect::metrics::counters();
     match dir {
         Dir::Recv => c.slow_body.fetch_add(1, Ordering::Relaxed),
-        Dir::Send => c.slow_read.fetch_add(1, Ordering::Relaxed),
+        Dir::Send => {
+            let _ = stream.set_zero_linger();
+            c.slow_read.fetch_add(1, Ordering::Relaxed)
+        }
     };
 }
 
@@ -133,7 +140,7 @@ pub async fn read_buf(
 ) -> Result<usize, PaceError> {
     let budget = budget(stream, Dir::Recv);
     if budget.is_some_and(|b| b.is_zero()) {
-        cut(Dir::Recv);
+        cut(stream, Dir::Recv);
         return Err(PaceError::TimedOut);
     }
     let started = Instant::now();
@@ -141,7 +148,7 @@ pub async fn read_buf(
     match result {
         Err(_) => {
             if budget.is_some_and(|b| b < limit) {
-                cut(Dir::Recv);
+                cut(stream, Dir::Recv);
             }
             Err(PaceError::TimedOut)
         }
@@ -163,14 +170,14 @@ pub async fn write_all(
     while !bytes.is_empty() {
         let budget = budget(stream, Dir::Send);
         if budget.is_some_and(|b| b.is_zero()) {
-            cut(Dir::Send);
+            cut(stream, Dir::Send);
             return Err(PaceError::TimedOut);
         }
         let started = Instant::now();
         match timeout(limit.min(budget.unwrap_or(limit)), stream.write(bytes)).await {
             Err(_) => {
                 if budget.is_some_and(|b| b < limit) {
-                    cut(Dir::Send);
+                    cut(stream, Dir::Send);
                 }
                 return Err(PaceError::TimedOut);
             }
@@ -192,13 +199,13 @@ pub async fn writable(stream: &TcpStream, sent: usize) -> std::io::Result<()> {
     let started = Instant::now();
     let ready = match budget {
         Some(b) if b.is_zero() => {
-            cut(Dir::Send);
+            cut(stream, Dir::Send);
             return Err(std::io::ErrorKind::TimedOut.into());
         }
         Some(b) => match timeout(b, stream.writable()).await {
             Ok(r) => r,
             Err(_) => {
-                cut(Dir::Send);
+                cut(stream, Dir::Send);
                 return Err(std::io::ErrorKind::TimedOut.into());
             }
         },
