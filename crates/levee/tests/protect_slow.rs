@@ -81,18 +81,20 @@ fn a_slow_reader_of_a_large_response_is_cut_off() {
         match s.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => total += n,
+            // levee resets a reader it cuts off, dropping what was queued.
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
             Err(e) => panic!("no close: {e} after {total} bytes"),
         }
     }
     assert!(total < 32 << 20, "the whole body arrived ({total} bytes)");
-    // What was still buffered drains quickly; no waiting for levee.
+    // Closed (or reset) without waiting for levee.
     assert!(started.elapsed() < Duration::from_secs(10));
 }
 
 #[test]
 fn oldest_idle_connections_are_shed_near_the_descriptor_limit() {
     let nginx = Nginx::start_default();
-    
+
     let setup = LeveeSetup::new();
     let cfg = format!(
         r#"workers = 1
