@@ -1,6 +1,8 @@
-//! `/metrics` in the Prometheus text format (version 0.0.4). Every metric
-//! levee exports is defined here, once: its name, type and help, so names
-//! follow one convention (`levee_` prefix, base units, `_total` counters).
+//! `/metrics` in the Prometheus text format (version 0.0.4). Every upstream
+//! and listener metric is defined here, once: its name, type and help, so
+//! names follow one convention (`levee_` prefix, base units, `_total`
+//! counters). Protection metrics follow the same convention and are defined
+//! beside their counters in `levee_protect::metrics`, which `render` appends.
 
 use std::fmt::Write;
 use std::sync::atomic::Ordering::Relaxed;
@@ -114,6 +116,7 @@ pub fn render(site: &Site) -> String {
             }
         }
     }
+    levee_protect::metrics::render_prometheus(&mut out);
     out
 }
 

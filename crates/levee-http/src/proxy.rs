@@ -38,8 +38,8 @@ use crate::body::{Output, Relay, RelayError};
 use crate::conn::{Client, Next};
 use crate::h1::{ChunkedDecoder, HeadError, Parsed, parse_response};
 use crate::message::{Framing, RequestHead, ResponseHead};
-use crate::respond;
 use crate::site::Site;
+use crate::{pace, respond};
 use headers::Forwarding;
 
 /// Largest upstream response head accepted.
@@ -551,15 +551,16 @@ async fn prebuffer(
             }
         }
         client.buf.reserve(PREBUFFER);
-        match timeout(
+        match pace::read_buf(
+            &mut client.stream,
+            &mut client.buf,
             site.timeouts.client_body,
-            client.stream.read_buf(&mut client.buf),
         )
         .await
         {
-            Err(_) => return Err(Some(408)),
-            Ok(Ok(0)) | Ok(Err(_)) => return Err(None),
-            Ok(Ok(_)) => {}
+            Err(pace::PaceError::TimedOut) => return Err(Some(408)),
+            Ok(0) | Err(_) => return Err(None),
+            Ok(_) => {}
         }
     }
 }

@@ -6,7 +6,9 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use support::{LeveeSetup, Nginx, RawConn, curl, get_req, parse_head, poll, raw_eof};
+use support::{
+    LeveeSetup, Nginx, RawConn, curl, free_port, get_req, metric, parse_head, poll, raw_eof,
+};
 
 /// A config with one listener (carrying `listener_keys`) and two routes in
 /// front of `nginx`: `/redeem` with `route_keys`, and `/` without protection.
@@ -57,6 +59,7 @@ fn status(port: u16, path: &str) -> (u16, Option<String>) {
 
 #[test]
 fn promotion_code_limit_allows_exactly_n_per_code() {
+    let admin = free_port();
     let nginx = Nginx::start_default();
     nginx.put_file("redeem", b"redeemed\n");
     let setup = LeveeSetup::new();
@@ -65,7 +68,10 @@ fn promotion_code_limit_allows_exactly_n_per_code() {
         &nginx,
         "",
         r#"rate_limit = "promo""#,
-        "[rate_limit.promo]\nkey = \"query:code\"\nrate = \"3/h\"\nburst = 3\n",
+        &format!(
+            "[rate_limit.promo]\nkey = \"query:code\"\nrate = \"3/h\"\nburst = 3\n\n\
+             [admin]\naddress = \"127.0.0.1:{admin}\"\n"
+        ),
     );
     let levee = setup.start(&cfg);
     let port = levee.port;
@@ -99,6 +105,16 @@ fn promotion_code_limit_allows_exactly_n_per_code() {
     // nginx saw exactly the admitted redemptions.
     let log = nginx.wait_entries("/redeem?code=", 6);
     assert_eq!(log.len(), 6, "{log:?}");
+    // And the rule's counters in /metrics say the same.
+    let series = |outcome: &str| {
+        metric(
+            admin,
+            &format!("levee_rate_limit_requests_total{{rule=\"promo\",outcome=\"{outcome}\"}}"),
+        )
+    };
+    assert_eq!(series("refused"), Some(4.0));
+    // Requests without a code have no key, so the rule does not count them.
+    assert_eq!(series("admitted"), Some(6.0));
 }
 
 #[test]
