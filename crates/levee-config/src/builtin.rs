@@ -64,6 +64,7 @@ fn single_route(address: SocketAddr, action: Action, upstreams: Vec<Upstream>) -
         upstreams,
         admin: None,
         protect: Default::default(),
+        resolver: None,
     }
 }
 

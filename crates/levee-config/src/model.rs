@@ -33,6 +33,8 @@ pub struct Config {
     pub admin: Option<Admin>,
     /// `[protect]` and the `[rate_limit.NAME]` rules.
     pub protect: Protect,
+    /// `[resolver]`; `None` means the system resolver.
+    pub resolver: Option<Resolver>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -114,6 +114,16 @@ pub fn to_toml(config: &Config) -> String {
     }
 
     protect::root(&mut root, &config.protect);
+    if let Some(r) = &config.resolver {
+        let mut t = Table::new();
+        let servers = r.servers.iter().map(|a| a.to_string().into()).collect();
+        t.insert("servers".into(), Value::Array(servers));
+        if let Some(valid) = r.valid {
+            t.insert("valid".into(), duration(valid));
+        }
+        t.insert("timeout".into(), duration(r.timeout));
+        root.insert("resolver".into(), Value::Table(t));
+    }
 
     toml::to_string(&root).unwrap_or_default()
 }

@@ -88,6 +88,10 @@ keepalive_timeout = "30s"
 
 [upstream.api2]
 servers = [{ address = "[::1]:9000" }]
+
+[resolver]
+servers = ["127.0.0.1:5353", "::1"]
+valid = "10s"
 "#;
 
 #[test]
@@ -201,8 +205,44 @@ fn full_config_becomes_the_expected_model() {
         ],
         admin: None,
         protect: Default::default(),
+        resolver: Some(Resolver {
+            servers: vec![
+                "127.0.0.1:5353".parse().expect("addr"),
+                "[::1]:53".parse().expect("addr"),
+            ],
+            valid: Some(Duration::from_secs(10)),
+            timeout: Duration::from_secs(5),
+        }),
     };
     assert_eq!(config, expected);
+}
+
+#[test]
+fn resolver_errors_name_the_key() {
+    let errors = errors_of(&format!(
+        "{BASE}[resolver]\nservers = [\"dns.example\", 5]\ntimeout = \"0s\"\n"
+    ));
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("resolver.servers[0]: invalid resolver address `dns.example`")),
+        "{errors:?}"
+    );
+    assert!(
+        errors.iter().any(|e| e.contains("resolver.servers[1]")),
+        "{errors:?}"
+    );
+    assert!(
+        errors.iter().any(|e| e.contains("resolver.timeout")),
+        "{errors:?}"
+    );
+    let errors = errors_of(&format!("{BASE}[resolver]\nservers = []\n"));
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("resolver.servers: at least one resolver address")),
+        "{errors:?}"
+    );
 }
 
 #[test]
@@ -370,6 +410,7 @@ fn docs_cover_every_key() {
         ADMIN_KEYS,
         PROTECT_KEYS,
         RATE_LIMIT_KEYS,
+        RESOLVER_KEYS,
     ];
     for key in tables.iter().flat_map(|t| t.iter()) {
         assert!(
@@ -413,7 +454,7 @@ keepalive_timeout = "soon"
         errors_of(text),
         [
             "t.toml:1:11: workers: must be between 1 and 1024",
-            "t.toml:2:1: colour: unknown key `colour`; expected one of: workers, pid_file, log, limits, timeouts, listener, route, upstream, admin, protect, rate_limit",
+            "t.toml:2:1: colour: unknown key `colour`; expected one of: workers, pid_file, log, limits, timeouts, listener, route, upstream, admin, protect, rate_limit, resolver",
             "t.toml:8:11: listener[1].address: duplicate listener address 0.0.0.0:80: listener[0] already listens there",
             "t.toml:11:8: route[0].host: invalid host pattern `a*.com`: `*` is only allowed as a whole first label, as in \"*.example.com\"",
             "t.toml:13:1: route[0].static: a route has exactly one action, but `proxy` is set too; split it into two routes",

@@ -7,6 +7,7 @@
 //! on; the draft is never turned into a `Config` when the sink holds errors.
 
 mod protect;
+mod resolver;
 mod route;
 mod upstream;
 
@@ -61,6 +62,7 @@ pub(crate) struct Draft {
     /// `[protect]`; its `rate_limits` stay empty until assembly.
     pub protect: crate::model::Protect,
     pub rate_limits: Vec<DraftRateLimit>,
+    pub resolver: Option<crate::model::Resolver>,
 }
 
 pub(crate) struct DraftListener {
@@ -88,6 +90,7 @@ pub(crate) const ROOT_KEYS: &[&str] = &[
     "admin",
     "protect",
     "rate_limit",
+    "resolver",
 ];
 pub(crate) const LOG_KEYS: &[&str] = &["access", "format", "level"];
 pub(crate) const LIMIT_KEYS: &[&str] = &[
@@ -122,6 +125,8 @@ pub(crate) const LISTENER_KEYS: &[&str] = &[
 ];
 #[cfg(test)]
 pub(crate) use protect::{PROTECT_KEYS, RATE_LIMIT_KEYS};
+#[cfg(test)]
+pub(crate) use resolver::RESOLVER_KEYS;
 #[cfg(test)]
 pub(crate) use route::KEYS as ROUTE_KEYS;
 #[cfg(test)]
@@ -164,6 +169,9 @@ pub(crate) fn walk(sink: &mut Sink<'_>, root: &DeTable<'_>, root_span: Range<usi
         .get("rate_limit")
         .map(|i| protect::rate_limits(sink, i))
         .unwrap_or_default();
+    let resolver = fields
+        .get("resolver")
+        .and_then(|i| resolver::resolver(sink, i));
     Draft {
         root_span,
         workers: workers.unwrap_or_else(auto_workers),
@@ -177,6 +185,7 @@ pub(crate) fn walk(sink: &mut Sink<'_>, root: &DeTable<'_>, root_span: Range<usi
         admin,
         protect,
         rate_limits,
+        resolver,
     }
 }
 

@@ -85,7 +85,10 @@ impl Site {
     pub fn build_with(config: &Config, registry: &Arc<Registry>) -> Result<Site, SiteError> {
         let mut upstreams = HashMap::new();
         for u in &config.upstreams {
-            upstreams.insert(u.name.clone(), Arc::new(Group::build(u, registry)?));
+            upstreams.insert(
+                u.name.clone(),
+                Arc::new(Group::build_with(u, config.resolver.as_ref(), registry)?),
+            );
         }
         let limiters = levee_protect::rate::limiters(&config.protect.rate_limits);
         let mut targets = Vec::with_capacity(config.routes.len());

@@ -19,13 +19,13 @@ pub mod registry;
 pub mod state;
 pub mod stats;
 
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use levee_config::Upstream;
+use levee_config::{Resolver, Upstream};
 use tokio::time::Instant;
 
 pub use balance::Affinity;
@@ -99,6 +99,8 @@ pub struct Group {
     pub keepalive_timeout: Duration,
     members: ArcSwap<Members>,
     pub budget: RetryBudget,
+    /// The `[resolver]` names are followed with; `None`: the system resolver.
+    pub resolver: Option<Resolver>,
     registry: Arc<Registry>,
 }
 
@@ -113,21 +115,30 @@ pub fn has_names(cfg: &Upstream) -> bool {
 }
 
 impl Group {
-    /// Builds a group, resolving DNS names (blocking; done off the data path).
+    /// Builds a group, resolving DNS names with the system resolver.
     pub fn build(cfg: &Upstream, registry: &Arc<Registry>) -> Result<Group, UpstreamError> {
+        Group::build_with(cfg, None, registry)
+    }
+
+    /// Builds a group, resolving DNS names with `resolver` (the system
+    /// resolver when `None`). Blocking: done at start and reload, off the
+    /// data path.
+    pub fn build_with(
+        cfg: &Upstream,
+        resolver: Option<&Resolver>,
+        registry: &Arc<Registry>,
+    ) -> Result<Group, UpstreamError> {
         let mut resolved = Vec::new();
         for (i, s) in cfg.servers.iter().enumerate() {
             let addrs: Vec<SocketAddr> = match literal(&s.address) {
                 Some(a) => vec![a],
-                None => s
-                    .address
-                    .to_socket_addrs()
-                    .map_err(|source| UpstreamError::Resolve {
+                None => dns::resolve_blocking(resolver, &s.address).map_err(|source| {
+                    UpstreamError::Resolve {
                         upstream: cfg.name.clone(),
                         server: s.address.clone(),
                         source,
-                    })?
-                    .collect(),
+                    }
+                })?,
             };
             if addrs.is_empty() {
                 return Err(UpstreamError::NoAddress {
@@ -146,6 +157,7 @@ impl Group {
             members: ArcSwap::from_pointee(members),
             budget: RetryBudget::new(cfg.retry.budget_percent, now),
             config: cfg.clone(),
+            resolver: resolver.cloned(),
             registry: registry.clone(),
         })
     }

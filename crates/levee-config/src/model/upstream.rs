@@ -99,6 +99,19 @@ pub const DEFAULT_FAIL_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_MAX_EJECTION: Duration = Duration::from_secs(300);
 pub const DEFAULT_SLOW_START: Duration = Duration::from_secs(10);
 pub const DEFAULT_RESOLVE_INTERVAL: Duration = Duration::from_secs(30);
+pub const DEFAULT_RESOLVER_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// `[resolver]`: DNS servers asked directly, so upstream names follow their
+/// records' TTL. Without it the system resolver is used every
+/// `resolve_interval`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolver {
+    pub servers: Vec<std::net::SocketAddr>,
+    /// Re-resolve this often instead of on the records' TTL (nginx's `valid=`).
+    pub valid: Option<Duration>,
+    /// How long one lookup may take before it counts as failed.
+    pub timeout: Duration,
+}
 pub const DEFAULT_RETRIES: u32 = 2;
 pub const DEFAULT_RETRY_ON_STATUS: &[u16] = &[502, 503, 504];
 pub const DEFAULT_RETRY_BUDGET_PERCENT: u32 = 20;

@@ -7,12 +7,15 @@
 
 mod admin;
 mod client;
+mod dnsmasq;
 mod levee;
 mod nginx;
 
 #[allow(unused_imports)]
 pub use admin::*;
 pub use client::*;
+#[allow(unused_imports)]
+pub use dnsmasq::*;
 pub use levee::*;
 pub use nginx::*;
 
@@ -48,7 +51,11 @@ pub fn poll<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T>
 }
 
 fn port_open(port: u16) -> bool {
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    port_open_at([127, 0, 0, 1], port)
+}
+
+fn port_open_at(ip: [u8; 4], port: u16) -> bool {
+    let addr = SocketAddr::from((ip, port));
     TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
 }
 
@@ -115,6 +122,25 @@ fn signal_pid(pid: u32, sig: &str) {
         .status()
         .expect("run kill");
     assert!(status.success(), "kill {sig} {pid} failed");
+}
+
+/// Waits until `child` listens on `ip:port`; on failure kills it and panics
+/// with `what` and the log files' contents.
+fn wait_listening(child: &mut Child, ip: [u8; 4], port: u16, what: &str, logs: &[PathBuf]) {
+    let up = poll(START_TIMEOUT, || {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(Err(status));
+        }
+        port_open_at(ip, port).then_some(Ok(()))
+    });
+    if !matches!(up, Some(Ok(()))) {
+        let text: Vec<String> = logs
+            .iter()
+            .map(|p| fs::read_to_string(p).unwrap_or_default())
+            .collect();
+        kill_group(child);
+        panic!("{what} did not start ({up:?}):\n{}", text.join("\n"));
+    }
 }
 
 /// Waits for `child` to exit, up to `timeout`.

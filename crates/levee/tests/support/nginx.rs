@@ -67,6 +67,7 @@ pub const DEFAULT_APP: &str = r#"
 /// A real nginx on a free loopback port, with its own prefix directory.
 pub struct Nginx {
     child: Child,
+    ip: [u8; 4],
     port: u16,
     dir: TempDir,
 }
@@ -85,6 +86,14 @@ impl Nginx {
 
     /// Like [`Nginx::start`] on a given port (to bring a killed server back).
     pub fn start_on(port: u16, server_body: &str) -> Nginx {
+        Nginx::start_at([127, 0, 0, 1], port, server_body)
+    }
+
+    /// Like [`Nginx::start_on`] on another loopback address (127.0.0.0/8),
+    /// so two servers can share a port, as the records of one name do.
+    pub fn start_at(ip: [u8; 4], port: u16, server_body: &str) -> Nginx {
+        let [a, b, c, e] = ip;
+        let listen = format!("{a}.{b}.{c}.{e}:{port}");
         let nginx_bin = find_in_path("nginx")
             .unwrap_or_else(|| panic!("nginx not installed: run scripts/test"));
         let dir = TempDir::new("nginx");
@@ -125,7 +134,7 @@ http {{
     keepalive_timeout 75s;
     keepalive_requests 100000;
     server {{
-        listen 127.0.0.1:{port};
+        listen {listen};
         server_name _;
         root {root};
         {server_body}
@@ -149,22 +158,14 @@ http {{
             .process_group(0)
             .spawn()
             .expect("spawn nginx");
-        let up = poll(START_TIMEOUT, || {
-            if let Ok(Some(status)) = child.try_wait() {
-                return Some(Err(status));
-            }
-            port_open(port).then_some(Ok(()))
-        });
-        match up {
-            Some(Ok(())) => {}
-            other => {
-                let err = fs::read_to_string(dir.join("logs/error.log")).unwrap_or_default();
-                let stderr = fs::read_to_string(dir.join("logs/stderr.log")).unwrap_or_default();
-                kill_group(&mut child);
-                panic!("nginx did not start ({other:?}):\n{stderr}\n{err}");
-            }
+        let logs = [dir.join("logs/stderr.log"), dir.join("logs/error.log")];
+        wait_listening(&mut child, ip, port, "nginx", &logs);
+        Nginx {
+            child,
+            ip,
+            port,
+            dir,
         }
-        Nginx { child, port, dir }
     }
 
     pub fn port(&self) -> u16 {
@@ -172,7 +173,8 @@ http {{
     }
 
     pub fn addr(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        let [a, b, c, d] = self.ip;
+        format!("{a}.{b}.{c}.{d}:{}", self.port)
     }
 
     /// The document root; `files/`, `slow/`, `chunked/` and `dav/` exist in it.
@@ -233,7 +235,7 @@ impl Drop for Nginx {
     }
 }
 
-fn is_root() -> bool {
+pub(super) fn is_root() -> bool {
     fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
@@ -244,7 +246,7 @@ fn is_root() -> bool {
         .unwrap_or(false)
 }
 
-fn find_in_path(name: &str) -> Option<PathBuf> {
+pub(super) fn find_in_path(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
         .chain(["/usr/sbin".into(), "/sbin".into()])
