@@ -23,12 +23,15 @@ use quick_cache::{Lifecycle, Weighter};
 
 use crate::freshness::Stored;
 
+/// A stored header field: name and value.
+pub type StoredField = (Box<[u8]>, Box<[u8]>);
+
 /// A stored response.
 #[derive(Debug, Clone)]
 pub struct Object {
     pub status: u16,
     /// Header fields as stored (hop-by-hop, `Age` and stripped ones removed).
-    pub fields: Vec<(Box<[u8]>, Box<[u8]>)>,
+    pub fields: Vec<StoredField>,
     pub body: Bytes,
     /// Times and directives for freshness and `Age`.
     pub meta: Stored,
