@@ -8,8 +8,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+mod cache;
 mod protect;
 mod upstream;
+pub use cache::*;
 pub use protect::*;
 pub use upstream::*;
 
@@ -33,6 +35,8 @@ pub struct Config {
     pub admin: Option<Admin>,
     /// `[protect]` and the `[rate_limit.NAME]` rules.
     pub protect: Protect,
+    /// `[cache]`: used by routes with `cache = true`.
+    pub cache: CacheConfig,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -133,6 +137,8 @@ pub struct ProxyAction {
     pub upstream: String,
     /// Send the client's Host upstream (default true); otherwise the server address.
     pub preserve_host: bool,
+    /// The route's cache settings; `None` when it does not cache.
+    pub cache: Option<RouteCache>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -144,6 +144,7 @@ fn full_config_becomes_the_expected_model() {
                 action: Action::Proxy(ProxyAction {
                     upstream: "app".into(),
                     preserve_host: false,
+                    cache: None,
                 }),
                 protect: Default::default(),
             },
@@ -201,6 +202,7 @@ fn full_config_becomes_the_expected_model() {
         ],
         admin: None,
         protect: Default::default(),
+        cache: Default::default(),
     };
     assert_eq!(config, expected);
 }
@@ -305,7 +307,8 @@ servers = ["127.0.0.1:81"]
         [
             &Action::Proxy(ProxyAction {
                 upstream: "app".into(),
-                preserve_host: true
+                preserve_host: true,
+                cache: None
             }),
             &Action::Redirect(RedirectAction {
                 to: "https://{host}{uri}".into(),
@@ -370,6 +373,8 @@ fn docs_cover_every_key() {
         ADMIN_KEYS,
         PROTECT_KEYS,
         RATE_LIMIT_KEYS,
+        CACHE_KEYS,
+        ROUTE_CACHE_KEYS,
     ];
     for key in tables.iter().flat_map(|t| t.iter()) {
         assert!(
@@ -413,7 +418,7 @@ keepalive_timeout = "soon"
         errors_of(text),
         [
             "t.toml:1:11: workers: must be between 1 and 1024",
-            "t.toml:2:1: colour: unknown key `colour`; expected one of: workers, pid_file, log, limits, timeouts, listener, route, upstream, admin, protect, rate_limit",
+            "t.toml:2:1: colour: unknown key `colour`; expected one of: workers, pid_file, log, limits, timeouts, listener, route, upstream, admin, protect, rate_limit, cache",
             "t.toml:8:11: listener[1].address: duplicate listener address 0.0.0.0:80: listener[0] already listens there",
             "t.toml:11:8: route[0].host: invalid host pattern `a*.com`: `*` is only allowed as a whole first label, as in \"*.example.com\"",
             "t.toml:13:1: route[0].static: a route has exactly one action, but `proxy` is set too; split it into two routes",

@@ -77,6 +77,7 @@ pub(crate) fn assemble(sink: &mut Sink<'_>, draft: Draft, source: &Path) -> Opti
         upstreams,
         admin: draft.admin,
         protect,
+        cache: draft.cache,
     })
 }
 
@@ -238,6 +239,7 @@ pub fn validate(config: &Config) -> Result<(), ConfigErrors> {
     check(parsed.timeouts == config.timeouts, "timeouts");
     check(parsed.listeners == config.listeners, "listener");
     check(parsed.admin == config.admin, "admin");
+    check(parsed.cache == config.cache, "cache");
     // Rate limits are keyed by name in the file, so only their set must survive.
     let by_name = |p: &crate::model::Protect| {
         let mut p = p.clone();

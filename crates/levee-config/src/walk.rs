@@ -6,6 +6,7 @@
 //! A value that fails to parse is replaced by its default so the walk can go
 //! on; the draft is never turned into a `Config` when the sink holds errors.
 
+mod cache;
 mod protect;
 mod route;
 mod upstream;
@@ -61,6 +62,7 @@ pub(crate) struct Draft {
     /// `[protect]`; its `rate_limits` stay empty until assembly.
     pub protect: crate::model::Protect,
     pub rate_limits: Vec<DraftRateLimit>,
+    pub cache: crate::model::CacheConfig,
 }
 
 pub(crate) struct DraftListener {
@@ -88,6 +90,7 @@ pub(crate) const ROOT_KEYS: &[&str] = &[
     "admin",
     "protect",
     "rate_limit",
+    "cache",
 ];
 pub(crate) const LOG_KEYS: &[&str] = &["access", "format", "level"];
 pub(crate) const LIMIT_KEYS: &[&str] = &[
@@ -120,6 +123,8 @@ pub(crate) const LISTENER_KEYS: &[&str] = &[
     "client_prefix_v4",
     "client_prefix_v6",
 ];
+#[cfg(test)]
+pub(crate) use cache::{CACHE_KEYS, ROUTE_KEYS as ROUTE_CACHE_KEYS};
 #[cfg(test)]
 pub(crate) use protect::{PROTECT_KEYS, RATE_LIMIT_KEYS};
 #[cfg(test)]
@@ -164,6 +169,10 @@ pub(crate) fn walk(sink: &mut Sink<'_>, root: &DeTable<'_>, root_span: Range<usi
         .get("rate_limit")
         .map(|i| protect::rate_limits(sink, i))
         .unwrap_or_default();
+    let cache = fields
+        .get("cache")
+        .map(|i| cache::cache(sink, i))
+        .unwrap_or_default();
     Draft {
         root_span,
         workers: workers.unwrap_or_else(auto_workers),
@@ -177,6 +186,7 @@ pub(crate) fn walk(sink: &mut Sink<'_>, root: &DeTable<'_>, root_span: Range<usi
         admin,
         protect,
         rate_limits,
+        cache,
     }
 }
 

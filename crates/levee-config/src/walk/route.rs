@@ -29,8 +29,18 @@ pub(crate) struct DraftRoute {
 const ACTIONS: [&str; 4] = ["proxy", "static", "redirect", "respond"];
 
 /// Each action option and the actions it belongs to.
-const OPTIONS: [(&str, &[&str]); 5] = [
+const OPTIONS: &[(&str, &[&str])] = &[
     ("preserve_host", &["proxy"]),
+    ("cache", &["proxy"]),
+    ("cache_key_drop_params", &["proxy"]),
+    ("cache_key_sort_params", &["proxy"]),
+    ("cache_key_headers", &["proxy"]),
+    ("cache_key_cookies", &["proxy"]),
+    ("cache_bypass_cookies", &["proxy"]),
+    ("cache_bypass_headers", &["proxy"]),
+    ("cache_methods", &["proxy"]),
+    ("cache_status", &["proxy"]),
+    ("cache_stale_if_down", &["proxy"]),
     ("index", &["static"]),
     ("follow_symlinks", &["static"]),
     ("status", &["redirect", "respond"]),
@@ -56,6 +66,17 @@ pub(crate) const KEYS: &[&str] = &[
     "auth_basic_file",
     "auth_realm",
     "rate_limit",
+    // Cache (walk/cache.rs).
+    "cache",
+    "cache_key_drop_params",
+    "cache_key_sort_params",
+    "cache_key_headers",
+    "cache_key_cookies",
+    "cache_bypass_cookies",
+    "cache_bypass_headers",
+    "cache_methods",
+    "cache_status",
+    "cache_stale_if_down",
 ];
 
 pub(crate) fn route(sink: &mut Sink<'_>, item: &Item<'_, '_>) -> Option<DraftRoute> {
@@ -140,7 +161,7 @@ fn action(sink: &mut Sink<'_>, fields: &Fields<'_, '_>) -> Option<Built> {
         }
     };
     let mut options_ok = true;
-    for (option, owners) in OPTIONS {
+    for &(option, owners) in OPTIONS {
         if let Some(i) = fields.get(option)
             && !owners.contains(&name)
         {
@@ -168,6 +189,7 @@ fn action(sink: &mut Sink<'_>, fields: &Fields<'_, '_>) -> Option<Built> {
 
 fn proxy(sink: &mut Sink<'_>, fields: &Fields<'_, '_>, item: &Item<'_, '_>) -> Built {
     let preserve_host = fields.get("preserve_host").map(|i| i.bool(sink));
+    let cache = super::cache::route_cache(sink, fields);
     let Some(upstream) = item.text(sink) else {
         return (None, None);
     };
@@ -181,6 +203,7 @@ fn proxy(sink: &mut Sink<'_>, fields: &Fields<'_, '_>, item: &Item<'_, '_>) -> B
         Action::Proxy(ProxyAction {
             upstream: upstream.to_owned(),
             preserve_host,
+            cache,
         })
     });
     (action, Some(mention))
