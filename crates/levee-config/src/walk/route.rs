@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use super::Mention;
+use super::cache::ROUTE_KEYS as CACHE_KEYS;
 use crate::error::Sink;
 use crate::model::{
     Action, DEFAULT_CONTENT_TYPE, DEFAULT_INDEX, DEFAULT_REDIRECT_STATUS, DEFAULT_RESPOND_STATUS,
@@ -31,16 +32,6 @@ const ACTIONS: [&str; 4] = ["proxy", "static", "redirect", "respond"];
 /// Each action option and the actions it belongs to.
 const OPTIONS: &[(&str, &[&str])] = &[
     ("preserve_host", &["proxy"]),
-    ("cache", &["proxy"]),
-    ("cache_key_drop_params", &["proxy"]),
-    ("cache_key_sort_params", &["proxy"]),
-    ("cache_key_headers", &["proxy"]),
-    ("cache_key_cookies", &["proxy"]),
-    ("cache_bypass_cookies", &["proxy"]),
-    ("cache_bypass_headers", &["proxy"]),
-    ("cache_methods", &["proxy"]),
-    ("cache_status", &["proxy"]),
-    ("cache_stale_if_down", &["proxy"]),
     ("index", &["static"]),
     ("follow_symlinks", &["static"]),
     ("status", &["redirect", "respond"]),
@@ -66,21 +57,12 @@ pub(crate) const KEYS: &[&str] = &[
     "auth_basic_file",
     "auth_realm",
     "rate_limit",
-    // Cache (walk/cache.rs).
-    "cache",
-    "cache_key_drop_params",
-    "cache_key_sort_params",
-    "cache_key_headers",
-    "cache_key_cookies",
-    "cache_bypass_cookies",
-    "cache_bypass_headers",
-    "cache_methods",
-    "cache_status",
-    "cache_stale_if_down",
+    // The cache keys (walk/cache.rs) are added to these.
 ];
 
 pub(crate) fn route(sink: &mut Sink<'_>, item: &Item<'_, '_>) -> Option<DraftRoute> {
-    let fields = Fields::of(sink, item, KEYS)?;
+    let known = [KEYS, CACHE_KEYS].concat();
+    let fields = Fields::of(sink, item, &known)?;
     let listeners = fields
         .get("listener")
         .and_then(|i| i.one_or_many(sink))
@@ -161,7 +143,8 @@ fn action(sink: &mut Sink<'_>, fields: &Fields<'_, '_>) -> Option<Built> {
         }
     };
     let mut options_ok = true;
-    for &(option, owners) in OPTIONS {
+    let cache_options = CACHE_KEYS.iter().map(|k| (*k, &["proxy"][..]));
+    for (option, owners) in OPTIONS.iter().copied().chain(cache_options) {
         if let Some(i) = fields.get(option)
             && !owners.contains(&name)
         {
