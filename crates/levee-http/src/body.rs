@@ -51,6 +51,50 @@ pub enum RelayError {
     DstIo(std::io::Error),
 }
 
+/// A copy of the body data taken while it is relayed (for the cache), up to
+/// a cap: past it the copy is dropped and the relay goes on. Chunked coding
+/// is removed from the copy, so it holds the representation's bytes.
+#[derive(Debug)]
+pub struct Tee {
+    data: Vec<u8>,
+    cap: usize,
+    overflow: bool,
+}
+
+impl Tee {
+    pub fn new(cap: usize, expected: Option<u64>) -> Tee {
+        let start = expected.map_or(0, |n| usize::try_from(n).unwrap_or(0).min(cap));
+        Tee {
+            data: Vec::with_capacity(start),
+            cap,
+            overflow: false,
+        }
+    }
+
+    fn take(&mut self, bytes: &[u8]) {
+        if self.overflow {
+            return;
+        }
+        if self.data.len() + bytes.len() > self.cap {
+            self.overflow = true;
+            self.data = Vec::new();
+        } else {
+            self.data.extend_from_slice(bytes);
+        }
+    }
+
+    /// The whole body, unless it went past the cap.
+    pub fn into_body(self) -> Option<Vec<u8>> {
+        (!self.overflow).then_some(self.data)
+    }
+}
+
+fn tee(tee: &mut Option<&mut Tee>, bytes: &[u8]) {
+    if let Some(t) = tee {
+        t.take(bytes);
+    }
+}
+
 /// Limits and deadlines of one relay.
 #[derive(Debug, Clone, Copy)]
 pub struct Relay {
@@ -67,14 +111,16 @@ impl Relay {
     /// after `head`, which goes out in the same write as the first body bytes
     /// (one syscall for a small response). On success `pending` holds
     /// whatever followed the body. Returns the number of body bytes written.
+    /// `tee`, if any, gets a copy of the body data.
     pub async fn run(
         &self,
         src: &mut TcpStream,
         pending: &mut BytesMut,
         dst: &mut TcpStream,
         head: Vec<u8>,
+        tee: Option<&mut Tee>,
     ) -> Result<u64, RelayError> {
-        let mut out = Out { head, dst };
+        let mut out = Out { head, dst, tee };
         let sent = match self.framing {
             Framing::None => 0,
             Framing::Length(n) => self.length(src, pending, &mut out, n).await?,
@@ -145,6 +191,7 @@ impl Relay {
                 .len()
                 .min(usize::try_from(left).unwrap_or(usize::MAX));
             self.write(out, &pending[..take]).await?;
+            tee(&mut out.tee, &pending[..take]);
             pending.advance(take);
             left -= take as u64;
         }
@@ -167,6 +214,9 @@ impl Relay {
             let fed = decoder.feed(pending)?;
             if self.limit.is_some_and(|max| decoder.data_len > max) {
                 return Err(RelayError::TooLarge);
+            }
+            for range in &fed.data {
+                tee(&mut out.tee, &pending[range.clone()]);
             }
             match self.output {
                 Output::AsIs => {
@@ -203,6 +253,7 @@ impl Relay {
                 return Ok(sent);
             }
             self.write(out, pending).await?;
+            tee(&mut out.tee, pending);
             sent += pending.len() as u64;
             pending.clear();
         }
@@ -213,4 +264,5 @@ impl Relay {
 struct Out<'a> {
     head: Vec<u8>,
     dst: &'a mut TcpStream,
+    tee: Option<&'a mut Tee>,
 }

@@ -35,6 +35,7 @@ use tokio::net::TcpStream;
 use tokio::time::{Instant, timeout};
 
 use crate::body::{Output, Relay, RelayError};
+use crate::cache::fill::{Admit, Fill};
 use crate::conn::{Client, Next};
 use crate::h1::{ChunkedDecoder, HeadError, Parsed, parse_response};
 use crate::message::{Framing, RequestHead, ResponseHead};
@@ -179,11 +180,47 @@ pub async fn forward(
     preserve_host: bool,
     keep_alive: bool,
 ) -> Outcome {
+    forward_with(client, site, req, group, preserve_host, keep_alive, None).await
+}
+
+/// Leaves a failure to the cache when it has a stale response that may
+/// stand in for it (stale-if-error, every server down); the returned
+/// outcome is then replaced by the cache's.
+fn fall_back(
+    fill: &mut Option<&mut Fill<'_>>,
+    status: u16,
+    upstream_time: Option<Duration>,
+    upstream: Option<SocketAddr>,
+) -> Option<Outcome> {
+    let f = fill.as_deref_mut()?;
+    f.fall_back(status).then_some(Outcome {
+        status,
+        bytes: 0,
+        upstream_time,
+        upstream,
+        next: Next::KeepAlive,
+    })
+}
+
+/// [`forward`], with the cache's `fill` (when the route caches) seeing the
+/// response head, a copy of the body, and failures it may answer itself.
+pub async fn forward_with(
+    client: &mut Client,
+    site: &Site,
+    req: &RequestHead,
+    group: &Group,
+    preserve_host: bool,
+    keep_alive: bool,
+    mut fill: Option<&mut Fill<'_>>,
+) -> Outcome {
     let t = &site.timeouts;
     let members = group.members();
     let affinity = choose::affinity(group, req, client.peer.ip());
     let now = Instant::now();
     let Some(mut index) = group.pick(&members, affinity, &[], now) else {
+        if let Some(out) = fall_back(&mut fill, 503, None, None) {
+            return out;
+        }
         return no_server(client, site, req).await;
     };
     let limit = (site.limits.max_body > 0).then_some(site.limits.max_body);
@@ -311,6 +348,10 @@ pub async fn forward(
                 }
                 tracing::warn!(upstream = %addr, error = %fault, "upstream failed");
                 let status = fault.status();
+                if let Some(out) = fall_back(&mut fill, status, Some(started.elapsed()), Some(addr))
+                {
+                    return out;
+                }
                 let bytes = respond::error(status, &[], false, req.is_head());
                 return fail(
                     client,
@@ -356,8 +397,31 @@ pub async fn forward(
         }
         _ => Vec::new(),
     };
+    let mut extra = sticky;
+    let mut tee = None;
+    if let Some(f) = fill.as_deref_mut() {
+        match f.admit(req, &resp) {
+            Admit::FallBack => {
+                drop(lease);
+                return Outcome {
+                    status: resp.status,
+                    bytes: 0,
+                    upstream_time: Some(started.elapsed()),
+                    upstream: Some(addr),
+                    next: Next::KeepAlive,
+                };
+            }
+            Admit::Relay {
+                tee: t,
+                status_line,
+            } => {
+                tee = t;
+                extra.extend_from_slice(&status_line);
+            }
+        }
+    }
     let framing = headers::client_framing(&resp, req, keep_alive);
-    let out_head = headers::client_response(&resp, req, framing, &sticky);
+    let out_head = headers::client_response(&resp, req, framing, &extra);
     let relay = Relay {
         framing: resp.framing,
         output: if framing.chunked || resp.framing != Framing::Chunked {
@@ -370,8 +434,17 @@ pub async fn forward(
         limit: None,
     };
     let result = relay
-        .run(&mut up, &mut buf, &mut client.stream, out_head)
+        .run(
+            &mut up,
+            &mut buf,
+            &mut client.stream,
+            out_head,
+            tee.as_mut(),
+        )
         .await;
+    if let (Some(f), Some(t), true) = (fill, tee, result.is_ok()) {
+        f.relayed(t);
+    }
     let upstream_time = Some(started.elapsed());
     match result {
         Ok(bytes) => {
@@ -462,7 +535,13 @@ async fn exchange_head(
             limit,
         };
         if let Err(error) = relay
-            .run(&mut client.stream, &mut client.buf, &mut up, Vec::new())
+            .run(
+                &mut client.stream,
+                &mut client.buf,
+                &mut up,
+                Vec::new(),
+                None,
+            )
             .await
         {
             return Err(match error {

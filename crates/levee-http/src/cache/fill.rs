@@ -1,0 +1,238 @@
+//! The cache's side of a miss: [`Fill`] sees the response head, decides
+//! whether to store it, takes a copy of the body while it streams to the
+//! client, and stores it once complete. It also knows whether a stale
+//! response may stand in when the upstream fails.
+//!
+//! The body is never held back: the client gets each chunk as it arrives,
+//! and the copy stops (and the object is not stored) past
+//! `[cache] max_object_size`.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use levee_cache::flight::Landing;
+use levee_cache::freshness::{Expires, Heuristic, Stored, http_date, usable_on_error};
+use levee_cache::stats::{Counters, STATS};
+use levee_cache::store::{Entry, Object, Storage, StoredField, variant_key};
+use levee_cache::{Field, key, policy};
+
+use super::setup::SiteCache;
+use super::unix_now;
+use crate::body::Tee;
+use crate::message::{Framing, RequestHead, ResponseHead, is_hop_by_hop};
+
+/// What the proxy does with a response head.
+#[derive(Debug)]
+pub enum Admit {
+    /// Do not relay it: a stale response answers instead.
+    FallBack,
+    /// Relay it, copying the body into `tee` if given; `status_line` goes
+    /// into the client's head.
+    Relay {
+        tee: Option<Tee>,
+        status_line: Vec<u8>,
+    },
+}
+
+/// An object waiting for its body.
+#[derive(Debug)]
+struct Pending {
+    object: Object,
+    /// `Some` when the response varies: the names and this request's secondary key.
+    vary: Option<(Arc<[String]>, Vec<u8>)>,
+}
+
+/// One miss's dealings with the cache.
+#[derive(Debug)]
+pub struct Fill<'a> {
+    cache: &'a SiteCache,
+    key: Vec<u8>,
+    /// Also serve stale when the upstream is down (the route allows it).
+    stale_if_down: bool,
+    status_header: bool,
+    /// RFC 9211 `fwd` reason: `miss`, `stale` or `request`.
+    fwd: &'static str,
+    request_time: u64,
+    /// The stored response this miss would replace, if any.
+    stale: Option<Arc<Object>>,
+    pending: Option<Pending>,
+    landing: Landing,
+    /// The upstream status that the stale response stands in for.
+    fell_back: Option<u16>,
+    /// The response's `Location` and `Content-Location` (for invalidation).
+    locations: Vec<Vec<u8>>,
+}
+
+impl<'a> Fill<'a> {
+    pub fn new(
+        cache: &'a SiteCache,
+        key: Vec<u8>,
+        route: &super::RouteCache,
+        fwd: &'static str,
+        stale: Option<Arc<Object>>,
+    ) -> Fill<'a> {
+        Fill {
+            cache,
+            key,
+            stale_if_down: route.stale_if_down,
+            status_header: route.status_header,
+            fwd,
+            request_time: unix_now(),
+            stale,
+            pending: None,
+            landing: Landing::Failed,
+            fell_back: None,
+            locations: Vec::new(),
+        }
+    }
+
+    /// The response's `Location` and `Content-Location` values.
+    pub fn locations(&self) -> &[Vec<u8>] {
+        &self.locations
+    }
+
+    /// How the fetch ended, for the requests waiting on it.
+    pub fn landing(&self) -> Landing {
+        self.landing
+    }
+
+    /// The stale response to serve instead of the upstream's failure, and that status.
+    pub fn fallback(&self) -> Option<(&Arc<Object>, u16)> {
+        Some((self.stale.as_ref()?, self.fell_back?))
+    }
+
+    /// Whether the stale response may answer for a failure with `status`:
+    /// within `stale-if-error`, or, when the upstream could not be reached
+    /// (`down`), within `[cache] stale_if_down` where the route allows it.
+    pub fn fall_back(&mut self, status: u16) -> bool {
+        self.try_fall_back(status, true)
+    }
+
+    fn try_fall_back(&mut self, status: u16, down: bool) -> bool {
+        let Some(stale) = &self.stale else {
+            return false;
+        };
+        let route_max = if down && self.stale_if_down {
+            self.cache.config.stale_if_down.as_secs()
+        } else {
+            0
+        };
+        if !usable_on_error(&stale.meta, unix_now(), Heuristic::default(), route_max) {
+            return false;
+        }
+        self.fell_back = Some(status);
+        Counters::add(&STATS.stale, 1);
+        true
+    }
+
+    /// Decides, from the response head, whether to store the response.
+    pub fn admit(&mut self, req: &RequestHead, resp: &ResponseHead) -> Admit {
+        if matches!(resp.status, 500 | 502 | 503 | 504) && self.try_fall_back(resp.status, false) {
+            return Admit::FallBack;
+        }
+        self.locations = resp
+            .fields
+            .iter()
+            .filter(|(n, _)| {
+                n.eq_ignore_ascii_case(b"location") || n.eq_ignore_ascii_case(b"content-location")
+            })
+            .map(|(_, v)| v.to_vec())
+            .collect();
+        self.landing = Landing::Uncacheable;
+        let tee = self.prepare(req, resp).map(|(pending, expected)| {
+            self.landing = Landing::Failed;
+            self.pending = Some(pending);
+            Tee::new(self.cache.config.max_object_size as usize, expected)
+        });
+        let mut status_line = Vec::new();
+        if self.status_header && !self.key.is_empty() {
+            status_line.extend_from_slice(b"Cache-Status: levee; fwd=");
+            status_line.extend_from_slice(self.fwd.as_bytes());
+            if tee.is_some() {
+                status_line.extend_from_slice(b"; stored");
+            }
+            status_line.extend_from_slice(b"\r\n");
+        }
+        Admit::Relay { tee, status_line }
+    }
+
+    /// The object to store (without its body) and the body length expected.
+    fn prepare(&self, req: &RequestHead, resp: &ResponseHead) -> Option<(Pending, Option<u64>)> {
+        let req_fields: Vec<Field<'_>> = req.fields.iter().collect();
+        let resp_fields: Vec<Field<'_>> = resp.fields.iter().collect();
+        let cc = policy::storable(req.method(), &req_fields, resp.status, &resp_fields).ok()?;
+        let expected = match resp.framing {
+            Framing::Length(n) if n > self.cache.config.max_object_size => return None,
+            Framing::Length(n) => Some(n),
+            _ => None,
+        };
+        let names = key::vary_names(&resp_fields)?;
+        let vary = (!names.is_empty()).then(|| {
+            let secondary = key::secondary(&names, &req_fields);
+            (Arc::from(names), secondary)
+        });
+        let first = |name: &'static str| levee_cache::first(&resp_fields, name);
+        let meta = Stored {
+            status: resp.status,
+            request_time: self.request_time,
+            response_time: unix_now(),
+            date: http_date(first("date")).flatten(),
+            age: first("age")
+                .and_then(|v| std::str::from_utf8(v).ok())
+                .and_then(|v| v.trim().parse().ok()),
+            expires: http_date(first("expires")).map(|d| d.map_or(Expires::Invalid, Expires::At)),
+            last_modified: http_date(first("last-modified")).flatten(),
+            directives: cc,
+        };
+        let fields: Vec<StoredField> = resp
+            .fields
+            .iter()
+            .filter(|(name, _)| {
+                !is_hop_by_hop(name)
+                    && !name.eq_ignore_ascii_case(b"content-length")
+                    && !policy::drop_when_storing(name, &meta.directives)
+            })
+            .map(|(n, v)| (Box::from(n), Box::from(v)))
+            .collect();
+        let tags = levee_cache::values(&resp_fields, &self.cache.config.tag_header)
+            .flat_map(|v| v.split(|&b| b == b' ' || b == b','))
+            .filter(|t| !t.is_empty())
+            .map(|t| Box::from(String::from_utf8_lossy(t).as_ref()))
+            .collect();
+        let object = Object {
+            status: resp.status,
+            fields,
+            body: Bytes::new(),
+            meta,
+            tags,
+        };
+        Some((Pending { object, vary }, expected))
+    }
+
+    /// The body was relayed in full: store the object with it.
+    pub fn relayed(&mut self, tee: Tee) {
+        let Some(Pending { mut object, vary }) = self.pending.take() else {
+            return;
+        };
+        let Some(body) = tee.into_body() else {
+            self.landing = Landing::Uncacheable;
+            return;
+        };
+        object.body = Bytes::from(body);
+        let store = &self.cache.tier.store;
+        let entry = Entry::Object(Arc::new(object));
+        let stored = match vary {
+            None => store.put(self.key.clone(), entry),
+            Some((names, secondary)) => {
+                store.put(variant_key(&self.key, &secondary), entry)
+                    && store.put(self.key.clone(), Entry::Vary(names))
+            }
+        };
+        self.landing = if stored {
+            Counters::add(&STATS.stored, 1);
+            Landing::Stored
+        } else {
+            Landing::Uncacheable
+        };
+    }
+}
