@@ -14,6 +14,7 @@
 //! levee's requests and sockets.
 
 pub mod fill;
+mod purge;
 mod reply;
 pub mod setup;
 
@@ -33,6 +34,7 @@ use crate::proxy::{self, Outcome};
 use crate::respond;
 use crate::site::Site;
 use fill::Fill;
+pub use purge::{Purge, purge};
 pub use setup::{RouteCache, SiteCache, Tier};
 
 /// Seconds since the epoch: the cache's clock.
@@ -57,7 +59,7 @@ pub async fn serve(
     };
     let fields: Vec<Field<'_>> = req.fields.iter().collect();
     if req.method() == b"PURGE" {
-        return purge(client, site, cache, req, route, keep_alive).await;
+        return purge::serve(client, site, cache, req, route, keep_alive).await;
     }
     if !cacheable_request(route, req, &fields) {
         // Unsafe methods get a Fill only to see the response's locations.
@@ -240,7 +242,7 @@ async fn hit(
     }
 }
 
-async fn reply_bytes(
+pub(crate) async fn reply_bytes(
     client: &mut Client,
     site: &Site,
     bytes: Vec<u8>,
@@ -296,36 +298,4 @@ fn same_host_path<'a>(location: &'a [u8], host: &[u8]) -> Option<&'a [u8]> {
     authority
         .eq_ignore_ascii_case(host)
         .then(|| rest.get(end..).filter(|p| !p.is_empty()).unwrap_or(b"/"))
-}
-
-/// `PURGE /path`: removes the URL (all its variants) from the store.
-async fn purge(
-    client: &mut Client,
-    site: &Site,
-    cache: &SiteCache,
-    req: &RequestHead,
-    route: &RouteCache,
-    keep_alive: bool,
-) -> Outcome {
-    if !cache.may_purge(client.peer.ip()) {
-        let bytes = respond::error(405, &[], keep_alive, false);
-        return reply_bytes(client, site, bytes, 405, keep_alive).await;
-    }
-    // Every entry of the URL: variants and route-added key parts included.
-    let url = key::primary(&route.spec, "http", req.host_name(), req.uri(), &[]);
-    let url = url.split(|&b| b == 0).next().unwrap_or_default();
-    let store = &cache.tier.store;
-    let removed = store.purge(&|k, _| levee_cache::store::key_is_url(k, url));
-    Counters::add(&STATS.purged, removed as u64);
-    let status = if removed > 0 { 200 } else { 404 };
-    let body = format!("{{\"purged\": {removed}}}\n");
-    let bytes = crate::h1::write::simple_response(
-        status,
-        &[],
-        "application/json",
-        body.as_bytes(),
-        keep_alive,
-        false,
-    );
-    reply_bytes(client, site, bytes, status, keep_alive).await
 }

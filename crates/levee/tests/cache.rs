@@ -294,3 +294,33 @@ fn stale_is_served_while_the_origin_is_down_within_the_limit() {
     assert_eq!(b.get("/short/a.txt").status, 502, "past stale_if_down");
     let _ = &b.admin;
 }
+
+#[test]
+fn admin_purges_by_tag_prefix_and_url_and_metrics_count() {
+    let b = start("", "");
+    for p in ["/tag/a.txt", "/tag/b.txt", "/c/a.txt", "/c/a.txt"] {
+        b.get(p);
+    }
+    assert_eq!(metric(b.admin, "levee_cache_stored_total"), Some(3.0));
+    assert_eq!(metric(b.admin, "levee_cache_hits_total"), Some(1.0));
+    assert_eq!(metric(b.admin, "levee_cache_misses_total"), Some(3.0));
+    assert_eq!(metric(b.admin, "levee_cache_entries"), Some(3.0));
+    assert!(metric(b.admin, "levee_cache_bytes").is_some_and(|n| n > 48.0));
+    let purge = |body: &str| {
+        let (status, text) = admin_request(b.admin, "POST", "/cache/purge", body);
+        let v: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+        (status, v["purged"].as_u64())
+    };
+    assert_eq!(purge(r#"{"tag": "blue"}"#), (200, Some(2)));
+    assert_eq!(purge(r#"{"prefix": "http://site/c/"}"#), (200, Some(1)));
+    assert_eq!(purge(r#"{"url": "http://site/c/a.txt"}"#), (200, Some(0)));
+    assert_eq!(purge(r#"{"colour": "red"}"#).0, 400);
+    assert_eq!(metric(b.admin, "levee_cache_entries"), Some(0.0));
+    assert_eq!(
+        b.get("/tag/a.txt").header("cache-status"),
+        Some("levee; fwd=miss; stored")
+    );
+    assert_eq!(b.origin_count("/tag/a.txt"), 2);
+    b.get("/c/a.txt");
+    assert_eq!(purge(r#"{"url": "http://site/c/a.txt"}"#), (200, Some(1)));
+}
