@@ -84,9 +84,9 @@ pub async fn serve(
     let cc: Vec<&[u8]> = levee_cache::values(&fields, "cache-control").collect();
     let directives = RequestDirectives::parse(&cc);
     let key = key::primary(&route.spec, "http", req.host_name(), req.uri(), &fields);
-    let found = lookup(cache, &key, &fields);
+    let found = lookup_keyed(cache, &key, &fields);
     let mut fwd = "miss";
-    if let Some(obj) = &found {
+    if let Some((obj, _)) = &found {
         let now = unix_now();
         match decide(&obj.meta, &directives, now, Heuristic::default()) {
             Use::Fresh => return hit(client, site, req, route, obj, "hit", keep_alive).await,
@@ -134,6 +134,9 @@ pub async fn serve(
     };
     Counters::add(&STATS.misses, 1);
     let mut fill = Fill::new(cache, key, route, fwd, found);
+    if plain {
+        fill.validate();
+    }
     let fill_ref = if plain { Some(&mut fill) } else { None };
     let out = proxy::forward_with(
         client,
@@ -149,11 +152,10 @@ pub async fn serve(
         let pass_for = cache.config.hit_for_miss.as_secs();
         lead.land(fill.landing(), unix_now(), pass_for);
     }
-    match fill.fallback() {
-        Some((stale, status)) => {
-            let line = format!("hit; fwd=stale; fwd-status={status}; detail=stale-if-error");
-            let stale = stale.clone();
-            hit(client, site, req, route, &stale, &line, keep_alive).await
+    match fill.answer() {
+        Some((obj, detail)) => {
+            let (obj, detail) = (obj.clone(), detail.clone());
+            hit(client, site, req, route, &obj, &detail, keep_alive).await
         }
         None => out,
     }
@@ -180,13 +182,22 @@ fn cacheable_request(route: &RouteCache, req: &RequestHead, fields: &[Field<'_>]
 
 /// The stored response for the request, following a Vary marker.
 fn lookup(cache: &SiteCache, key: &[u8], fields: &[Field<'_>]) -> Option<Arc<Object>> {
+    lookup_keyed(cache, key, fields).map(|(obj, _)| obj)
+}
+
+/// [`lookup`], with the key the object is stored under (its variant's).
+fn lookup_keyed(
+    cache: &SiteCache,
+    key: &[u8],
+    fields: &[Field<'_>],
+) -> Option<(Arc<Object>, Vec<u8>)> {
     let store = &cache.tier.store;
     match store.get(key)? {
-        Entry::Object(obj) => Some(obj),
+        Entry::Object(obj) => Some((obj, key.to_vec())),
         Entry::Vary(names) => {
-            let secondary = key::secondary(&names, fields);
-            match store.get(&variant_key(key, &secondary))? {
-                Entry::Object(obj) => Some(obj),
+            let variant = variant_key(key, &key::secondary(&names, fields));
+            match store.get(&variant)? {
+                Entry::Object(obj) => Some((obj, variant)),
                 Entry::Vary(_) => None,
             }
         }

@@ -185,7 +185,7 @@ pub async fn forward(
 
 /// Leaves a failure to the cache when it has a stale response that may
 /// stand in for it (stale-if-error, every server down); the returned
-/// outcome is then replaced by the cache's.
+/// outcome is then replaced by the cache's answer.
 fn fall_back(
     fill: &mut Option<&mut Fill<'_>>,
     status: u16,
@@ -276,6 +276,9 @@ pub async fn forward_with(
                     server_authority: &member.configured,
                 },
             );
+            if let Some(f) = fill.as_deref() {
+                f.add_validators(&mut h);
+            }
             if let Some(b) = &body {
                 h.extend_from_slice(b);
             }
@@ -401,7 +404,7 @@ pub async fn forward_with(
     let mut tee = None;
     if let Some(f) = fill.as_deref_mut() {
         match f.admit(req, &resp) {
-            Admit::FallBack => {
+            Admit::Answer => {
                 drop(lease);
                 return Outcome {
                     status: resp.status,

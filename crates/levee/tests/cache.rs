@@ -324,3 +324,28 @@ fn admin_purges_by_tag_prefix_and_url_and_metrics_count() {
     b.get("/c/a.txt");
     assert_eq!(purge(r#"{"url": "http://site/c/a.txt"}"#), (200, Some(1)));
 }
+
+#[test]
+fn a_stale_response_is_revalidated_with_its_etag_and_a_304_refreshes_it() {
+    let b = start("", "");
+    assert_eq!(b.get("/short/a.txt").status, 200);
+    thread::sleep(Duration::from_millis(2100));
+    let r = b.get("/short/a.txt");
+    assert_eq!(r.status, 200, "the client asked unconditionally");
+    assert_eq!(r.body, b"0123456789abcdef");
+    assert_eq!(
+        r.header("cache-status"),
+        Some("levee; hit; fwd=stale; fwd-status=304")
+    );
+    let statuses: Vec<String> = b
+        .nginx
+        .wait_entries("/short/a.txt", 2)
+        .iter()
+        .map(|e| e.get("status"))
+        .collect();
+    assert_eq!(statuses, ["200", "304"]);
+    assert_eq!(
+        b.get("/short/a.txt").header("cache-status"),
+        Some("levee; hit")
+    );
+}

@@ -24,8 +24,9 @@ use crate::message::{Framing, RequestHead, ResponseHead, is_hop_by_hop};
 /// What the proxy does with a response head.
 #[derive(Debug)]
 pub enum Admit {
-    /// Do not relay it: a stale response answers instead.
-    FallBack,
+    /// Do not relay it: the cache answers (stale instead of an error, or
+    /// the stored response the upstream's 304 just refreshed).
+    Answer,
     /// Relay it, copying the body into `tee` if given; `status_line` goes
     /// into the client's head.
     Relay {
@@ -53,12 +54,15 @@ pub struct Fill<'a> {
     /// RFC 9211 `fwd` reason: `miss`, `stale` or `request`.
     fwd: &'static str,
     request_time: u64,
-    /// The stored response this miss would replace, if any.
-    stale: Option<Arc<Object>>,
+    /// The stored response this miss would replace, if any, and its key.
+    stale: Option<(Arc<Object>, Vec<u8>)>,
+    /// Validators were sent: a 304 refreshes `stale`.
+    validating: bool,
+    /// The stored response that answers instead of the upstream's, and the
+    /// `Cache-Status` detail saying why.
+    answer: Option<(Arc<Object>, String)>,
     pending: Option<Pending>,
     landing: Landing,
-    /// The upstream status that the stale response stands in for.
-    fell_back: Option<u16>,
     /// The response's `Location` and `Content-Location` (for invalidation).
     locations: Vec<Vec<u8>>,
 }
@@ -69,7 +73,7 @@ impl<'a> Fill<'a> {
         key: Vec<u8>,
         route: &super::RouteCache,
         fwd: &'static str,
-        stale: Option<Arc<Object>>,
+        stale: Option<(Arc<Object>, Vec<u8>)>,
     ) -> Fill<'a> {
         Fill {
             cache,
@@ -79,9 +83,10 @@ impl<'a> Fill<'a> {
             fwd,
             request_time: unix_now(),
             stale,
+            validating: false,
+            answer: None,
             pending: None,
             landing: Landing::Failed,
-            fell_back: None,
             locations: Vec::new(),
         }
     }
@@ -96,9 +101,37 @@ impl<'a> Fill<'a> {
         self.landing
     }
 
-    /// The stale response to serve instead of the upstream's failure, and that status.
-    pub fn fallback(&self) -> Option<(&Arc<Object>, u16)> {
-        Some((self.stale.as_ref()?, self.fell_back?))
+    /// The stored response that answers instead of the upstream's, and
+    /// the `Cache-Status` detail.
+    pub fn answer(&self) -> Option<&(Arc<Object>, String)> {
+        self.answer.as_ref()
+    }
+
+    /// Adds the stored response's validators to the upstream request head
+    /// (which ends with its blank line), so an unchanged response costs a 304.
+    pub fn add_validators(&self, head: &mut Vec<u8>) {
+        let Some((stale, _)) = &self.stale else {
+            return;
+        };
+        if !self.validating || !head.ends_with(b"\r\n\r\n") {
+            return;
+        }
+        head.truncate(head.len() - 2);
+        if let Some(etag) = stale.field("etag") {
+            crate::h1::write::field(head, b"If-None-Match", etag);
+        }
+        if let Some(lm) = stale.field("last-modified") {
+            crate::h1::write::field(head, b"If-Modified-Since", lm);
+        }
+        head.extend_from_slice(b"\r\n");
+    }
+
+    /// Asks the upstream to validate the stored response (when it has validators).
+    pub fn validate(&mut self) {
+        self.validating = self
+            .stale
+            .as_ref()
+            .is_some_and(|(s, _)| s.field("etag").is_some() || s.field("last-modified").is_some());
     }
 
     /// Whether the stale response may answer for a failure with `status`:
@@ -109,7 +142,7 @@ impl<'a> Fill<'a> {
     }
 
     fn try_fall_back(&mut self, status: u16, down: bool) -> bool {
-        let Some(stale) = &self.stale else {
+        let Some((stale, _)) = &self.stale else {
             return false;
         };
         let route_max = if down && self.stale_if_down {
@@ -120,7 +153,8 @@ impl<'a> Fill<'a> {
         if !usable_on_error(&stale.meta, unix_now(), Heuristic::default(), route_max) {
             return false;
         }
-        self.fell_back = Some(status);
+        let detail = format!("hit; fwd=stale; fwd-status={status}; detail=stale-if-error");
+        self.answer = Some((stale.clone(), detail));
         Counters::add(&STATS.stale, 1);
         true
     }
@@ -128,7 +162,10 @@ impl<'a> Fill<'a> {
     /// Decides, from the response head, whether to store the response.
     pub fn admit(&mut self, req: &RequestHead, resp: &ResponseHead) -> Admit {
         if matches!(resp.status, 500 | 502 | 503 | 504) && self.try_fall_back(resp.status, false) {
-            return Admit::FallBack;
+            return Admit::Answer;
+        }
+        if resp.status == 304 && self.validating && self.refresh(resp) {
+            return Admit::Answer;
         }
         self.locations = resp
             .fields
@@ -171,19 +208,7 @@ impl<'a> Fill<'a> {
             let secondary = key::secondary(&names, &req_fields);
             (Arc::from(names), secondary)
         });
-        let first = |name: &'static str| levee_cache::first(&resp_fields, name);
-        let meta = Stored {
-            status: resp.status,
-            request_time: self.request_time,
-            response_time: unix_now(),
-            date: http_date(first("date")).flatten(),
-            age: first("age")
-                .and_then(|v| std::str::from_utf8(v).ok())
-                .and_then(|v| v.trim().parse().ok()),
-            expires: http_date(first("expires")).map(|d| d.map_or(Expires::Invalid, Expires::At)),
-            last_modified: http_date(first("last-modified")).flatten(),
-            directives: cc,
-        };
+        let meta = meta(resp.status, self.request_time, &resp_fields, cc);
         let fields: Vec<StoredField> = resp
             .fields
             .iter()
@@ -207,6 +232,52 @@ impl<'a> Fill<'a> {
             tags,
         };
         Some((Pending { object, vary }, expected))
+    }
+
+    /// The upstream's 304 confirms the stored response: its fields replace
+    /// the stored ones of the same name (RFC 9111 §4.3.4), its times and
+    /// directives the stored ones, and the result is stored and answers.
+    fn refresh(&mut self, resp: &ResponseHead) -> bool {
+        let Some((stale, key)) = &self.stale else {
+            return false;
+        };
+        let mut object = Object::clone(stale);
+        let updated: Vec<(&[u8], &[u8])> = resp
+            .fields
+            .iter()
+            .filter(|(n, _)| {
+                !is_hop_by_hop(n)
+                    && !n.eq_ignore_ascii_case(b"content-length")
+                    && !n.eq_ignore_ascii_case(b"age")
+            })
+            .collect();
+        object
+            .fields
+            .retain(|(n, _)| !updated.iter().any(|(u, _)| u.eq_ignore_ascii_case(n)));
+        object
+            .fields
+            .extend(updated.iter().map(|(n, v)| (Box::from(*n), Box::from(*v))));
+        let fields: Vec<Field<'_>> = object
+            .fields
+            .iter()
+            .map(|(n, v)| (&n[..], &v[..]))
+            .collect();
+        let cc: Vec<&[u8]> = levee_cache::values(&fields, "cache-control").collect();
+        let meta = meta(
+            object.status,
+            self.request_time,
+            &fields,
+            levee_cache::directives::Response::parse(&cc),
+        );
+        object.meta = meta;
+        let object = Arc::new(object);
+        self.cache
+            .tier
+            .store
+            .put(key.clone(), Entry::Object(object.clone()));
+        self.landing = Landing::Stored;
+        self.answer = Some((object, "hit; fwd=stale; fwd-status=304".to_owned()));
+        true
     }
 
     /// The body was relayed in full: store the object with it.
@@ -234,5 +305,27 @@ impl<'a> Fill<'a> {
         } else {
             Landing::Uncacheable
         };
+    }
+}
+
+/// What is recorded for freshness and `Age` about a response with `fields`.
+fn meta(
+    status: u16,
+    request_time: u64,
+    fields: &[Field<'_>],
+    directives: levee_cache::directives::Response,
+) -> Stored {
+    let first = |name: &'static str| levee_cache::first(fields, name);
+    Stored {
+        status,
+        request_time,
+        response_time: unix_now(),
+        date: http_date(first("date")).flatten(),
+        age: first("age")
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .and_then(|v| v.trim().parse().ok()),
+        expires: http_date(first("expires")).map(|d| d.map_or(Expires::Invalid, Expires::At)),
+        last_modified: http_date(first("last-modified")).flatten(),
+        directives,
     }
 }
