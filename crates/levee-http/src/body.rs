@@ -71,7 +71,8 @@ impl Tee {
         }
     }
 
-    fn take(&mut self, bytes: &[u8]) {
+    /// Copies `bytes`, or drops the copy once past the cap.
+    pub fn push(&mut self, bytes: &[u8]) {
         if self.overflow {
             return;
         }
@@ -83,6 +84,10 @@ impl Tee {
         }
     }
 
+    pub fn overflowed(&self) -> bool {
+        self.overflow
+    }
+
     /// The whole body, unless it went past the cap.
     pub fn into_body(self) -> Option<Vec<u8>> {
         (!self.overflow).then_some(self.data)
@@ -91,7 +96,7 @@ impl Tee {
 
 fn tee(tee: &mut Option<&mut Tee>, bytes: &[u8]) {
     if let Some(t) = tee {
-        t.take(bytes);
+        t.push(bytes);
     }
 }
 

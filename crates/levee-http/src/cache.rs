@@ -15,6 +15,7 @@
 
 pub mod fill;
 mod purge;
+mod refresh;
 mod reply;
 pub mod setup;
 
@@ -49,7 +50,7 @@ pub async fn serve(
     client: &mut Client,
     site: &Site,
     req: &RequestHead,
-    group: &Group,
+    group: &Arc<Group>,
     preserve_host: bool,
     route: &RouteCache,
     keep_alive: bool,
@@ -90,9 +91,27 @@ pub async fn serve(
         let now = unix_now();
         match decide(&obj.meta, &directives, now, Heuristic::default()) {
             Use::Fresh => return hit(client, site, req, route, obj, "hit", keep_alive).await,
-            Use::StaleAllowed | Use::StaleWhileRevalidate => {
+            Use::StaleAllowed => {
                 Counters::add(&STATS.stale, 1);
                 let status = "hit; detail=stale";
+                return hit(client, site, req, route, obj, status, keep_alive).await;
+            }
+            Use::StaleWhileRevalidate => {
+                Counters::add(&STATS.stale, 1);
+                if let Some(stale) = found.clone() {
+                    refresh::spawn(refresh::Refresh {
+                        cache: cache.clone(),
+                        route: route.clone(),
+                        group: group.clone(),
+                        req: req.clone(),
+                        client_ip: client.peer.ip(),
+                        preserve_host,
+                        timeouts: site.timeouts,
+                        key: key.clone(),
+                        stale,
+                    });
+                }
+                let status = "hit; detail=stale-while-revalidate";
                 return hit(client, site, req, route, obj, status, keep_alive).await;
             }
             Use::Revalidate => {

@@ -62,7 +62,7 @@ pub struct Outcome {
 
 /// Why an exchange with the upstream failed, and what the client gets.
 #[derive(Debug, thiserror::Error)]
-enum UpstreamFault {
+pub(crate) enum UpstreamFault {
     #[error("connect: {0}")]
     Connect(std::io::Error),
     #[error("connect timed out")]
@@ -657,7 +657,7 @@ async fn connect(addr: SocketAddr, limit: Duration) -> Result<TcpStream, Upstrea
     }
 }
 
-async fn read_response_head(
+pub(crate) async fn read_response_head(
     up: &mut TcpStream,
     buf: &mut BytesMut,
     limit: Duration,

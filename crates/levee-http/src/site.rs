@@ -75,7 +75,7 @@ pub struct Site {
     /// `[protect] shed_idle_at`: percent of the descriptor limit.
     pub shed_idle_at: u8,
     /// The HTTP cache; `None` when no route caches.
-    pub cache: Option<SiteCache>,
+    pub cache: Option<Arc<SiteCache>>,
 }
 
 impl Site {
@@ -162,7 +162,7 @@ impl Site {
             conn_limits,
             pace,
             shed_idle_at: p.shed_idle_at,
-            cache: caches.then(|| SiteCache::build(&config.cache)),
+            cache: caches.then(|| Arc::new(SiteCache::build(&config.cache))),
         })
     }
 

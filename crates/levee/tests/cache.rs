@@ -14,6 +14,7 @@ const ORIGIN: &str = r#"
         location /c/ { add_header Cache-Control "max-age=60"; }
         location /ns/ { add_header Cache-Control "no-store"; }
         location /short/ { add_header Cache-Control "max-age=1"; }
+        location /swr/ { add_header Cache-Control "max-age=1, stale-while-revalidate=30"; }
         location /mr/ { add_header Cache-Control "max-age=1, must-revalidate"; }
         location /vary/ { add_header Cache-Control "max-age=60"; add_header Vary "Accept-Encoding"; }
         location /tag/ { add_header Cache-Control "max-age=60"; add_header Surrogate-Key "red blue"; }
@@ -347,5 +348,31 @@ fn a_stale_response_is_revalidated_with_its_etag_and_a_304_refreshes_it() {
     assert_eq!(
         b.get("/short/a.txt").header("cache-status"),
         Some("levee; hit")
+    );
+}
+
+#[test]
+fn stale_while_revalidate_answers_at_once_and_refreshes_in_the_background() {
+    let b = start("", "");
+    b.nginx.put_file("swr/a.txt", b"v1");
+    assert_eq!(b.get("/swr/a.txt").body, b"v1");
+    thread::sleep(Duration::from_millis(2100));
+    b.nginx.put_file("swr/a.txt", b"v2-new");
+    let stale = b.get("/swr/a.txt");
+    assert_eq!(stale.body, b"v1", "the stale response answers at once");
+    assert_eq!(
+        stale.header("cache-status"),
+        Some("levee; hit; detail=stale-while-revalidate")
+    );
+    let fresh = poll(Duration::from_secs(5), || {
+        let r = b.get("/swr/a.txt");
+        (r.body == b"v2-new").then_some(r)
+    })
+    .expect("the background refresh stored the new response");
+    assert_eq!(fresh.header("cache-status"), Some("levee; hit"));
+    assert_eq!(
+        b.origin_count("/swr/a.txt"),
+        2,
+        "first fetch and one refresh"
     );
 }

@@ -30,7 +30,7 @@ pub struct SiteCache {
 }
 
 /// A caching route's settings, ready for the hot path.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct RouteCache {
     pub spec: KeySpec,
     pub bypass_cookies: Vec<String>,
