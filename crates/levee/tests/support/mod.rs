@@ -6,12 +6,15 @@
 #![allow(dead_code)]
 
 mod admin;
+mod cache;
 mod client;
 mod levee;
 mod nginx;
 
 #[allow(unused_imports)]
 pub use admin::*;
+#[allow(unused_imports)]
+pub use cache::*;
 pub use client::*;
 pub use levee::*;
 pub use nginx::*;
