@@ -329,3 +329,21 @@ fn same_host_path<'a>(location: &'a [u8], host: &[u8]) -> Option<&'a [u8]> {
         .eq_ignore_ascii_case(host)
         .then(|| rest.get(end..).filter(|p| !p.is_empty()).unwrap_or(b"/"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::same_host_path;
+
+    #[test]
+    fn locations_on_the_same_host() {
+        assert_eq!(same_host_path(b"/a?b", b"site"), Some(&b"/a?b"[..]));
+        assert_eq!(
+            same_host_path(b"http://SITE:8080/x", b"site"),
+            Some(&b"/x"[..])
+        );
+        assert_eq!(same_host_path(b"https://site", b"site"), Some(&b"/"[..]));
+        assert_eq!(same_host_path(b"http://other/x", b"site"), None);
+        assert_eq!(same_host_path(b"//site/x", b"site"), None);
+        assert_eq!(same_host_path(b"relative", b"site"), None);
+    }
+}

@@ -176,6 +176,26 @@ fn a_successful_put_invalidates_the_stored_response() {
 }
 
 #[test]
+fn a_successful_post_invalidates_its_same_host_location_only() {
+    let b = start("", "");
+    b.get("/c/a.txt");
+    let other = b.request("POST", "/elsewhere", "Content-Length: 2\r\n\r\nhi");
+    assert_eq!(other.status, 201);
+    assert!(
+        is_hit(&b.get("/c/a.txt")),
+        "another host's Location is left alone"
+    );
+    let made = b.request("POST", "/make", "Content-Length: 2\r\n\r\nhi");
+    assert_eq!(made.status, 201);
+    let after = b.get("/c/a.txt");
+    assert_eq!(
+        after.header("cache-status"),
+        Some("levee; fwd=miss; stored")
+    );
+    assert_eq!(b.origin_count("/c/a.txt"), 2);
+}
+
+#[test]
 fn purge_method_from_an_allowed_network() {
     let b = start("", "");
     b.get("/c/a.txt");

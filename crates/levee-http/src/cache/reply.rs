@@ -61,7 +61,8 @@ pub fn answer(
     push_u64(&mut head, age);
     head.extend_from_slice(b"\r\n");
     head.extend_from_slice(cache_status);
-    if status != 304 {
+    // RFC 9110 §8.6: no Content-Length on 204, and a 304 would announce the full body's.
+    if status != 304 && status != 204 {
         head.extend_from_slice(b"Content-Length: ");
         push_u64(&mut head, body.iter().map(|b| b.len() as u64).sum());
         head.extend_from_slice(b"\r\n");

@@ -18,6 +18,8 @@ pub const ORIGIN: &str = r#"
         location /tag/ { add_header Cache-Control "max-age=60"; add_header Surrogate-Key "red blue"; }
         location /slowc/ { limit_rate 20k; add_header Cache-Control "max-age=60"; }
         location /slowns/ { limit_rate 20k; add_header Cache-Control "no-store"; }
+        location = /make { add_header Location "http://site/c/a.txt" always; return 201 "made"; }
+        location = /elsewhere { add_header Location "http://other/c/a.txt" always; return 201 "made"; }
         location /dav/ {
             dav_methods PUT DELETE;
             create_full_put_path on;
