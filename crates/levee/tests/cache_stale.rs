@@ -36,6 +36,11 @@ fn a_stale_response_is_revalidated_with_its_etag_and_a_304_refreshes_it() {
     let b = start("", "");
     assert_eq!(b.get("/short/a.txt").status, 200);
     thread::sleep(Duration::from_millis(2100));
+    let lenient = b.request("GET", "/short/a.txt", "Cache-Control: max-stale=60\r\n");
+    assert_eq!(
+        lenient.header("cache-status"),
+        Some("levee; hit; detail=stale")
+    );
     let r = b.get("/short/a.txt");
     assert_eq!(r.status, 200, "the client asked unconditionally");
     assert_eq!(r.body, b"0123456789abcdef");

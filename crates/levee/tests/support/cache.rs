@@ -20,6 +20,13 @@ pub const ORIGIN: &str = r#"
         location /slowns/ { limit_rate 20k; add_header Cache-Control "no-store"; }
         location = /make { add_header Location "http://site/c/a.txt" always; return 201 "made"; }
         location = /elsewhere { add_header Location "http://other/c/a.txt" always; return 201 "made"; }
+        location /priv/ { add_header Cache-Control "private, max-age=60"; }
+        location /nocache/ { add_header Cache-Control "no-cache"; }
+        location /smax/ { add_header Cache-Control "max-age=0, s-maxage=60"; }
+        location /badexp/ { add_header Expires "soon"; }
+        location /heur/ { }
+        location /cookie/ { add_header Cache-Control "max-age=60"; add_header Set-Cookie "a=b"; }
+        location /aged/ { add_header Cache-Control "max-age=60"; add_header Age "30"; }
         location /dav/ {
             dav_methods PUT DELETE;
             create_full_put_path on;
@@ -69,6 +76,13 @@ pub struct Bench {
 pub fn start(route: &str, tail: &str) -> Bench {
     let nginx = Nginx::start(ORIGIN);
     for f in [
+        "priv/a.txt",
+        "nocache/a.txt",
+        "smax/a.txt",
+        "badexp/a.txt",
+        "heur/a.txt",
+        "cookie/a.txt",
+        "aged/a.txt",
         "c/a.txt",
         "ns/a.txt",
         "short/a.txt",
