@@ -81,6 +81,14 @@ impl Flights {
         })
     }
 
+    /// A waiter for the flight of `key`, if one is in the air; never leads.
+    /// For requests that cannot fetch for others (HEAD, ranges, conditionals)
+    /// but can be answered from what the lead stores.
+    pub fn wait_for(&self, key: &[u8]) -> Option<Waiter> {
+        let flying = self.flying.lock().ok()?;
+        flying.get(key).map(|rx| Waiter(rx.clone()))
+    }
+
     /// Requests now in flight (for tests and metrics).
     pub fn in_flight(&self) -> usize {
         self.flying.lock().map_or(0, |f| f.len())

@@ -23,15 +23,14 @@ use quick_cache::{Lifecycle, Weighter};
 
 use crate::freshness::Stored;
 
-/// A stored header field: name and value.
-pub type StoredField = (Box<[u8]>, Box<[u8]>);
-
 /// A stored response.
 #[derive(Debug, Clone)]
 pub struct Object {
     pub status: u16,
-    /// Header fields as stored (hop-by-hop, `Age` and stripped ones removed).
-    pub fields: Vec<StoredField>,
+    /// Header fields as stored (hop-by-hop, `Age` and stripped ones
+    /// removed), as HTTP/1 lines `Name: value\r\n`: one allocation per
+    /// object, and a hit sends it with one copy.
+    pub head: Bytes,
     pub body: Bytes,
     /// Times and directives for freshness and `Age`.
     pub meta: Stored,
@@ -40,23 +39,38 @@ pub struct Object {
 }
 
 impl Object {
-    /// The first value of a stored field (`name` in lower case or any case).
+    /// Renders fields as the lines of [`Object::head`].
+    pub fn render<'a>(fields: impl Iterator<Item = (&'a [u8], &'a [u8])>) -> Bytes {
+        let mut head = Vec::new();
+        for (name, value) in fields {
+            head.extend_from_slice(name);
+            head.extend_from_slice(b": ");
+            head.extend_from_slice(value);
+            head.extend_from_slice(b"\r\n");
+        }
+        Bytes::from(head)
+    }
+
+    /// The stored fields, in order.
+    pub fn fields(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        self.head.split(|&b| b == b'\n').filter_map(|line| {
+            let line = line.strip_suffix(b"\r")?;
+            let colon = line.iter().position(|&b| b == b':')?;
+            Some((&line[..colon], line[colon + 1..].trim_ascii()))
+        })
+    }
+
+    /// The first value of a stored field, matched case-insensitively.
     pub fn field(&self, name: &str) -> Option<&[u8]> {
-        self.fields
-            .iter()
+        self.fields()
             .find(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
-            .map(|(_, v)| &v[..])
+            .map(|(_, v)| v)
     }
 
     /// Bytes it takes in memory, roughly: what the store bounds.
     pub fn weight(&self) -> u64 {
-        let fields: usize = self
-            .fields
-            .iter()
-            .map(|(n, v)| n.len() + v.len() + 32)
-            .sum();
         let tags: usize = self.tags.iter().map(|t| t.len() + 16).sum();
-        (self.body.len() + fields + tags + OBJECT_OVERHEAD) as u64
+        (self.body.len() + self.head.len() + tags + OBJECT_OVERHEAD) as u64
     }
 }
 

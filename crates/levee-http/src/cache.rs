@@ -63,11 +63,12 @@ pub async fn serve(
         return purge::serve(client, site, cache, req, route, keep_alive).await;
     }
     if !cacheable_request(route, req, &fields) {
-        // Unsafe methods get a Fill only to see the response's locations.
+        // Unsafe methods get a Fill only to invalidate when the response
+        // head shows success, before the client can send its next request.
         let mut fill = Fill::new(cache, Vec::new(), route, "bypass", None);
         let unsafe_method = policy::invalidates(req.method(), 200);
         let fill_ref = unsafe_method.then_some(&mut fill);
-        let out = proxy::forward_with(
+        return proxy::forward_with(
             client,
             site,
             req,
@@ -77,10 +78,6 @@ pub async fn serve(
             fill_ref,
         )
         .await;
-        if policy::invalidates(req.method(), out.status) {
-            invalidate(cache, route, req, &fields, fill.locations());
-        }
-        return out;
     }
     let cc: Vec<&[u8]> = levee_cache::values(&fields, "cache-control").collect();
     let directives = RequestDirectives::parse(&cc);
@@ -133,23 +130,26 @@ pub async fn serve(
         && ["range", "if-none-match", "if-modified-since", "if-range"]
             .iter()
             .all(|f| levee_cache::first(&fields, f).is_none());
-    let lead = if plain {
-        match cache.tier.flights.join(&key, unix_now()) {
-            Join::Lead(lead) => Some(lead),
-            Join::Wait(waiter) => {
-                Counters::add(&STATS.coalesced, 1);
-                if waiter.wait(cache.config.lock_timeout).await == Landing::Stored
-                    && let Some(obj) = lookup(cache, &key, &fields)
-                {
-                    Counters::add(&STATS.hits, 1);
-                    return hit(client, site, req, route, &obj, "hit; collapsed", keep_alive).await;
-                }
-                None
-            }
-            Join::Pass => None,
-        }
+    // Others wait for a fetch in flight but never lead one.
+    let flights = &cache.tier.flights;
+    let join = if plain {
+        flights.join(&key, unix_now())
     } else {
-        None
+        flights.wait_for(&key).map_or(Join::Pass, Join::Wait)
+    };
+    let lead = match join {
+        Join::Lead(lead) => Some(lead),
+        Join::Wait(waiter) => {
+            Counters::add(&STATS.coalesced, 1);
+            if waiter.wait(cache.config.lock_timeout).await == Landing::Stored
+                && let Some(obj) = lookup(cache, &key, &fields)
+            {
+                Counters::add(&STATS.hits, 1);
+                return hit(client, site, req, route, &obj, "hit; collapsed", keep_alive).await;
+            }
+            None
+        }
+        Join::Pass => None,
     };
     Counters::add(&STATS.misses, 1);
     let mut fill = Fill::new(cache, key, route, fwd, found);
@@ -244,21 +244,26 @@ async fn hit(
     let age = obj.meta.current_age(unix_now());
     let answer = reply::answer(obj, req, age, &status_line, keep_alive);
     let bytes = answer.body_len();
-    let mut ok = true;
     let limit = site.timeouts.client_send;
-    // A small response goes out in one write.
-    if bytes <= 16 * 1024 {
+    // A small response goes out in one write; a large one piece by piece
+    // under the client's minimum progress (pace.rs), as a relayed body does.
+    let ok = if bytes <= 16 * 1024 {
         let mut all = answer.head;
         for piece in &answer.body {
             all.extend_from_slice(piece);
         }
-        ok = respond::send(&mut client.stream, &all, limit).await;
+        crate::pace::write_all(&mut client.stream, &all, limit)
+            .await
+            .is_ok()
     } else {
-        ok &= respond::send(&mut client.stream, &answer.head, limit).await;
+        let mut result = crate::pace::write_all(&mut client.stream, &answer.head, limit).await;
         for piece in &answer.body {
-            ok = ok && respond::send(&mut client.stream, piece, limit).await;
+            if result.is_ok() {
+                result = crate::pace::write_all(&mut client.stream, piece, limit).await;
+            }
         }
-    }
+        result.is_ok()
+    };
     Outcome {
         status: answer.status,
         bytes,
@@ -297,18 +302,18 @@ pub(crate) async fn reply_bytes(
 /// same-host `Location`/`Content-Location` are no longer served from the
 /// cache. Keys are built with the request's own fields, so route-added key
 /// parts (tenant header, cookie) match the entries this client would hit.
-fn invalidate(
+pub(crate) fn invalidate(
     cache: &SiteCache,
-    route: &RouteCache,
+    spec: &key::KeySpec,
     req: &RequestHead,
-    fields: &[Field<'_>],
-    locations: &[Vec<u8>],
+    locations: &[&[u8]],
 ) {
+    let fields: Vec<Field<'_>> = req.fields.iter().collect();
     let host = req.host_name();
     let same_host = locations.iter().filter_map(|l| same_host_path(l, host));
     let store = &cache.tier.store;
     for target in std::iter::once(req.uri()).chain(same_host) {
-        let key = key::primary(&route.spec, "http", host, target, fields);
+        let key = key::primary(spec, "http", host, target, &fields);
         store.remove(&key);
         Counters::add(&STATS.purged, 1);
     }

@@ -65,3 +65,16 @@ async fn dropped_lead_releases_waiters() {
     drop(lead);
     assert_eq!(w.wait(Duration::from_secs(5)).await, Landing::Failed);
 }
+
+#[tokio::test(start_paused = true)]
+async fn wait_for_never_leads() {
+    let flights = Flights::new();
+    assert!(flights.wait_for(b"k").is_none());
+    let Join::Lead(lead) = flights.join(b"k", 0) else {
+        panic!()
+    };
+    let waiter = flights.wait_for(b"k").expect("a flight to wait for");
+    lead.land(Landing::Stored, 0, 0);
+    assert_eq!(waiter.wait(Duration::from_secs(1)).await, Landing::Stored);
+    assert!(flights.wait_for(b"k").is_none());
+}

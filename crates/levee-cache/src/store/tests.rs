@@ -4,7 +4,7 @@ use crate::directives::Response;
 fn object(body: usize, tags: &[&str]) -> Entry {
     Entry::Object(Arc::new(Object {
         status: 200,
-        fields: vec![(b"content-type"[..].into(), b"text/plain"[..].into())],
+        head: Object::render([(&b"Content-Type"[..], &b"text/plain"[..])].into_iter()),
         body: Bytes::from(vec![b'x'; body]),
         meta: Stored {
             status: 200,
@@ -85,4 +85,19 @@ fn purges() {
     assert_eq!(store.purge(&tagged), 1);
     assert_eq!(store.purge(&|k, _| k.starts_with(b"http://h/")), 1);
     assert!(store.is_empty());
+}
+
+#[test]
+fn fields_round_trip_through_the_head() {
+    let fields: [(&[u8], &[u8]); 2] = [(b"ETag", b"\"x\""), (b"Cache-Control", b"max-age=5")];
+    let Entry::Object(base) = object(1, &[]) else {
+        panic!()
+    };
+    let o = Object {
+        head: Object::render(fields.into_iter()),
+        ..Object::clone(&base)
+    };
+    assert_eq!(o.fields().collect::<Vec<_>>(), fields);
+    assert_eq!(o.field("etag"), Some(&b"\"x\""[..]));
+    assert_eq!(o.field("vary"), None);
 }

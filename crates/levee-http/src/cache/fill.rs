@@ -12,8 +12,9 @@ use std::sync::Arc;
 use bytes::Bytes;
 use levee_cache::flight::Landing;
 use levee_cache::freshness::{Expires, Heuristic, Stored, http_date, usable_on_error};
+use levee_cache::key::KeySpec;
 use levee_cache::stats::{Counters, STATS};
-use levee_cache::store::{Entry, Object, Storage, StoredField, variant_key};
+use levee_cache::store::{Entry, Object, Storage, variant_key};
 use levee_cache::{Field, key, policy};
 
 use super::setup::SiteCache;
@@ -63,15 +64,15 @@ pub struct Fill<'a> {
     answer: Option<(Arc<Object>, String)>,
     pending: Option<Pending>,
     landing: Landing,
-    /// The response's `Location` and `Content-Location` (for invalidation).
-    locations: Vec<Vec<u8>>,
+    /// How the route builds keys (for invalidation).
+    spec: &'a KeySpec,
 }
 
 impl<'a> Fill<'a> {
     pub fn new(
         cache: &'a SiteCache,
         key: Vec<u8>,
-        route: &super::RouteCache,
+        route: &'a super::RouteCache,
         fwd: &'static str,
         stale: Option<(Arc<Object>, Vec<u8>)>,
     ) -> Fill<'a> {
@@ -87,13 +88,8 @@ impl<'a> Fill<'a> {
             answer: None,
             pending: None,
             landing: Landing::Failed,
-            locations: Vec::new(),
+            spec: &route.spec,
         }
-    }
-
-    /// The response's `Location` and `Content-Location` values.
-    pub fn locations(&self) -> &[Vec<u8>] {
-        &self.locations
     }
 
     /// How the fetch ended, for the requests waiting on it.
@@ -167,14 +163,18 @@ impl<'a> Fill<'a> {
         if resp.status == 304 && self.validating && self.refresh(resp) {
             return Admit::Answer;
         }
-        self.locations = resp
-            .fields
-            .iter()
-            .filter(|(n, _)| {
-                n.eq_ignore_ascii_case(b"location") || n.eq_ignore_ascii_case(b"content-location")
-            })
-            .map(|(_, v)| v.to_vec())
-            .collect();
+        if policy::invalidates(req.method(), resp.status) {
+            let locations: Vec<&[u8]> = resp
+                .fields
+                .iter()
+                .filter(|(n, _)| {
+                    n.eq_ignore_ascii_case(b"location")
+                        || n.eq_ignore_ascii_case(b"content-location")
+                })
+                .map(|(_, v)| v)
+                .collect();
+            super::invalidate(self.cache, self.spec, req, &locations);
+        }
         self.landing = Landing::Uncacheable;
         let tee = self.prepare(req, resp).map(|(pending, expected)| {
             self.landing = Landing::Failed;
@@ -209,16 +209,11 @@ impl<'a> Fill<'a> {
             (Arc::from(names), secondary)
         });
         let meta = meta(resp.status, self.request_time, &resp_fields, cc);
-        let fields: Vec<StoredField> = resp
-            .fields
-            .iter()
-            .filter(|(name, _)| {
-                !is_hop_by_hop(name)
-                    && !name.eq_ignore_ascii_case(b"content-length")
-                    && !policy::drop_when_storing(name, &meta.directives)
-            })
-            .map(|(n, v)| (Box::from(n), Box::from(v)))
-            .collect();
+        let head = Object::render(resp.fields.iter().filter(|(name, _)| {
+            !is_hop_by_hop(name)
+                && !name.eq_ignore_ascii_case(b"content-length")
+                && !policy::drop_when_storing(name, &meta.directives)
+        }));
         let tags = levee_cache::values(&resp_fields, &self.cache.config.tag_header)
             .flat_map(|v| v.split(|&b| b == b' ' || b == b','))
             .filter(|t| !t.is_empty())
@@ -226,7 +221,7 @@ impl<'a> Fill<'a> {
             .collect();
         let object = Object {
             status: resp.status,
-            fields,
+            head,
             body: Bytes::new(),
             meta,
             tags,
@@ -251,17 +246,11 @@ impl<'a> Fill<'a> {
                     && !n.eq_ignore_ascii_case(b"age")
             })
             .collect();
-        object
-            .fields
-            .retain(|(n, _)| !updated.iter().any(|(u, _)| u.eq_ignore_ascii_case(n)));
-        object
-            .fields
-            .extend(updated.iter().map(|(n, v)| (Box::from(*n), Box::from(*v))));
-        let fields: Vec<Field<'_>> = object
-            .fields
-            .iter()
-            .map(|(n, v)| (&n[..], &v[..]))
-            .collect();
+        let kept = stale
+            .fields()
+            .filter(|(n, _)| !updated.iter().any(|(u, _)| u.eq_ignore_ascii_case(n)));
+        object.head = Object::render(kept.chain(updated.iter().copied()));
+        let fields: Vec<Field<'_>> = object.fields().collect();
         let cc: Vec<&[u8]> = levee_cache::values(&fields, "cache-control").collect();
         let meta = meta(
             object.status,

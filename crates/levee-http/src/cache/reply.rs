@@ -49,9 +49,14 @@ pub fn answer(
     head.push(b' ');
     head.extend_from_slice(reason(status).as_bytes());
     head.extend_from_slice(b"\r\n");
-    for (name, value) in &obj.fields {
-        if !replaced(name) {
-            field(&mut head, name, value);
+    if status == obj.status {
+        // Nothing to replace (Content-Length is never stored): one copy.
+        head.extend_from_slice(&obj.head);
+    } else {
+        for (name, value) in obj.fields() {
+            if !replaced(name) {
+                field(&mut head, name, value);
+            }
         }
     }
     for (name, value) in &extra {
