@@ -154,9 +154,9 @@ pub async fn serve(
     Counters::add(&STATS.misses, 1);
     let mut fill = Fill::new(cache, key, route, fwd, found);
     if plain {
+        // The client's own validators go upstream as they are otherwise.
         fill.validate();
     }
-    let fill_ref = if plain { Some(&mut fill) } else { None };
     let out = proxy::forward_with(
         client,
         site,
@@ -164,7 +164,7 @@ pub async fn serve(
         group,
         preserve_host,
         keep_alive,
-        fill_ref,
+        Some(&mut fill),
     )
     .await;
     if let Some(lead) = lead {
