@@ -64,6 +64,17 @@ fn head_ranges_and_conditionals_are_answered_from_a_stored_get() {
         text.contains("01") && text.contains("ab") && text.contains("bytes 10-11/16"),
         "{text}"
     );
+    let changed = b.request(
+        "GET",
+        "/c/a.txt",
+        "Range: bytes=2-5\r\nIf-Range: \"old\"\r\n",
+    );
+    assert_eq!(
+        changed.status, 200,
+        "If-Range no longer holds: the whole body"
+    );
+    let same = format!("Range: bytes=2-5\r\nIf-Range: {etag}\r\n");
+    assert_eq!(b.request("GET", "/c/a.txt", &same).status, 206);
     let bad = b.request("GET", "/c/a.txt", "Range: bytes=100-200\r\n");
     assert_eq!(bad.status, 416);
     let cond = b.request("GET", "/c/a.txt", &format!("If-None-Match: {etag}\r\n"));
