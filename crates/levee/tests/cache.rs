@@ -4,6 +4,8 @@
 
 mod support;
 
+use std::time::Duration;
+
 use support::*;
 
 #[test]
@@ -248,4 +250,31 @@ fn admin_purges_by_tag_prefix_and_url_and_metrics_count() {
     assert_eq!(b.origin_count("/tag/a.txt"), 2);
     b.get("/c/a.txt");
     assert_eq!(purge(r#"{"url": "http://site/c/a.txt"}"#), (200, Some(1)));
+}
+
+#[test]
+fn stored_responses_survive_a_reload_that_keeps_the_store_size() {
+    let b = start("", "");
+    b.get("/c/a.txt");
+    let quiet = b
+        .config
+        .replace("cache = true\n", "cache = true\ncache_status = false\n");
+    b.levee.write_config(&quiet);
+    b.levee.reload();
+    let applied = poll(Duration::from_secs(5), || {
+        let r = b.get("/c/a.txt");
+        r.header("cache-status").is_none().then_some(r)
+    })
+    .expect("the reload applied");
+    assert!(applied.header("age").is_some(), "answered from the store");
+    assert_eq!(b.origin_count("/c/a.txt"), 1);
+    let resized = format!("{quiet}max_size = \"64m\"\n");
+    b.levee.write_config(&resized);
+    b.levee.reload();
+    poll(Duration::from_secs(5), || {
+        (metric(b.admin, "levee_cache_entries") == Some(0.0)).then_some(())
+    })
+    .expect("a new size starts an empty store");
+    b.get("/c/a.txt");
+    assert_eq!(b.origin_count("/c/a.txt"), 2);
 }

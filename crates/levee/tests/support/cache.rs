@@ -71,6 +71,8 @@ pub struct Bench {
     pub nginx: Nginx,
     pub levee: Levee,
     pub admin: u16,
+    /// The config levee started with.
+    pub config: String,
 }
 
 pub fn start(route: &str, tail: &str) -> Bench {
@@ -101,6 +103,7 @@ pub fn start(route: &str, tail: &str) -> Bench {
         nginx,
         levee,
         admin,
+        config: text,
     }
 }
 
