@@ -94,9 +94,25 @@ impl Tee {
     }
 }
 
-fn tee(tee: &mut Option<&mut Tee>, bytes: &[u8]) {
-    if let Some(t) = tee {
-        t.push(bytes);
+/// Where a relay copies the body data it passes on (the cache's fill).
+pub trait BodySink: Send {
+    /// Body data, before it is written to the receiver.
+    fn push(&mut self, data: &[u8]);
+    /// The whole body has been pushed. Called before its last bytes are
+    /// written, so a client that has the whole response never finds the
+    /// copy unfinished.
+    fn complete(&mut self);
+}
+
+fn tee(sink: &mut Option<&mut dyn BodySink>, bytes: &[u8]) {
+    if let Some(s) = sink {
+        s.push(bytes);
+    }
+}
+
+fn done(sink: &mut Option<&mut dyn BodySink>) {
+    if let Some(s) = sink {
+        s.complete();
     }
 }
 
@@ -117,17 +133,20 @@ impl Relay {
     /// (one syscall for a small response). On success `pending` holds
     /// whatever followed the body. Returns the number of body bytes written.
     /// `tee`, if any, gets a copy of the body data.
-    pub async fn run(
+    pub async fn run<'a>(
         &self,
         src: &mut TcpStream,
         pending: &mut BytesMut,
-        dst: &mut TcpStream,
+        dst: &'a mut TcpStream,
         head: Vec<u8>,
-        tee: Option<&mut Tee>,
+        tee: Option<&'a mut dyn BodySink>,
     ) -> Result<u64, RelayError> {
         let mut out = Out { head, dst, tee };
         let sent = match self.framing {
-            Framing::None => 0,
+            Framing::None => {
+                done(&mut out.tee);
+                0
+            }
             Framing::Length(n) => self.length(src, pending, &mut out, n).await?,
             Framing::Chunked => self.chunked(src, pending, &mut out).await?,
             Framing::UntilClose => self.until_close(src, pending, &mut out).await?,
@@ -188,6 +207,9 @@ impl Relay {
             return Err(RelayError::TooLarge);
         }
         let mut left = total;
+        if total == 0 {
+            done(&mut out.tee);
+        }
         while left > 0 {
             if pending.is_empty() && self.refill(src, pending, out).await? == 0 {
                 return Err(RelayError::SrcClosed);
@@ -195,8 +217,11 @@ impl Relay {
             let take = pending
                 .len()
                 .min(usize::try_from(left).unwrap_or(usize::MAX));
-            self.write(out, &pending[..take]).await?;
             tee(&mut out.tee, &pending[..take]);
+            if take as u64 == left {
+                done(&mut out.tee);
+            }
+            self.write(out, &pending[..take]).await?;
             pending.advance(take);
             left -= take as u64;
         }
@@ -222,6 +247,9 @@ impl Relay {
             }
             for range in &fed.data {
                 tee(&mut out.tee, &pending[range.clone()]);
+            }
+            if fed.done {
+                done(&mut out.tee);
             }
             match self.output {
                 Output::AsIs => {
@@ -255,10 +283,11 @@ impl Relay {
         let mut sent = 0u64;
         loop {
             if pending.is_empty() && self.refill(src, pending, out).await? == 0 {
+                done(&mut out.tee);
                 return Ok(sent);
             }
-            self.write(out, pending).await?;
             tee(&mut out.tee, pending);
+            self.write(out, pending).await?;
             sent += pending.len() as u64;
             pending.clear();
         }
@@ -269,5 +298,5 @@ impl Relay {
 struct Out<'a> {
     head: Vec<u8>,
     dst: &'a mut TcpStream,
-    tee: Option<&'a mut Tee>,
+    tee: Option<&'a mut dyn BodySink>,
 }

@@ -153,6 +153,9 @@ pub async fn serve(
     };
     Counters::add(&STATS.misses, 1);
     let mut fill = Fill::new(cache, key, route, fwd, found);
+    if let Some(lead) = lead {
+        fill.lead(lead);
+    }
     if plain {
         // The client's own validators go upstream as they are otherwise.
         fill.validate();
@@ -167,10 +170,7 @@ pub async fn serve(
         Some(&mut fill),
     )
     .await;
-    if let Some(lead) = lead {
-        let pass_for = cache.config.hit_for_miss.as_secs();
-        lead.land(fill.landing(), unix_now(), pass_for);
-    }
+    fill.land();
     match fill.answer() {
         Some((obj, detail)) => {
             let (obj, detail) = (obj.clone(), detail.clone());

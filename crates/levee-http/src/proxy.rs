@@ -34,7 +34,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, timeout};
 
-use crate::body::{Output, Relay, RelayError};
+use crate::body::{BodySink, Output, Relay, RelayError};
 use crate::cache::fill::{Admit, Fill};
 use crate::conn::{Client, Next};
 use crate::h1::{ChunkedDecoder, HeadError, Parsed, parse_response};
@@ -401,7 +401,7 @@ pub async fn forward_with(
         _ => Vec::new(),
     };
     let mut extra = sticky;
-    let mut tee = None;
+    let mut copy = false;
     if let Some(f) = fill.as_deref_mut() {
         match f.admit(req, &resp) {
             Admit::Answer => {
@@ -415,10 +415,10 @@ pub async fn forward_with(
                 };
             }
             Admit::Relay {
-                tee: t,
+                copy: c,
                 status_line,
             } => {
-                tee = t;
+                copy = c;
                 extra.extend_from_slice(&status_line);
             }
         }
@@ -442,12 +442,12 @@ pub async fn forward_with(
             &mut buf,
             &mut client.stream,
             out_head,
-            tee.as_mut(),
+            match fill {
+                Some(f) if copy => Some(f as &mut dyn BodySink),
+                _ => None,
+            },
         )
         .await;
-    if let (Some(f), Some(t), true) = (fill, tee, result.is_ok()) {
-        f.relayed(t);
-    }
     let upstream_time = Some(started.elapsed());
     match result {
         Ok(bytes) => {

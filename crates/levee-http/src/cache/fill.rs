@@ -10,7 +10,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use levee_cache::flight::Landing;
+use levee_cache::flight::{Landing, Lead};
 use levee_cache::freshness::{Expires, Heuristic, Stored, http_date, usable_on_error};
 use levee_cache::key::KeySpec;
 use levee_cache::stats::{Counters, STATS};
@@ -19,7 +19,7 @@ use levee_cache::{Field, key, policy};
 
 use super::setup::SiteCache;
 use super::unix_now;
-use crate::body::Tee;
+use crate::body::{BodySink, Tee};
 use crate::message::{Framing, RequestHead, ResponseHead, is_hop_by_hop};
 
 /// What the proxy does with a response head.
@@ -28,12 +28,9 @@ pub enum Admit {
     /// Do not relay it: the cache answers (stale instead of an error, or
     /// the stored response the upstream's 304 just refreshed).
     Answer,
-    /// Relay it, copying the body into `tee` if given; `status_line` goes
-    /// into the client's head.
-    Relay {
-        tee: Option<Tee>,
-        status_line: Vec<u8>,
-    },
+    /// Relay it, copying the body into the fill (a [`BodySink`]) when
+    /// `copy`; `status_line` goes into the client's head.
+    Relay { copy: bool, status_line: Vec<u8> },
 }
 
 /// An object waiting for its body.
@@ -63,7 +60,13 @@ pub struct Fill<'a> {
     /// `Cache-Status` detail saying why.
     answer: Option<(Arc<Object>, String)>,
     pending: Option<Pending>,
+    /// The copy of the body being relayed.
+    tee: Option<Tee>,
     landing: Landing,
+    /// The flight this fill fetches for, landed as soon as the outcome is
+    /// known: at the head for an uncacheable response, when stored for one
+    /// that is stored (before the client has its last byte).
+    lead: Option<Lead<'a>>,
     /// How the route builds keys (for invalidation).
     spec: &'a KeySpec,
 }
@@ -87,14 +90,25 @@ impl<'a> Fill<'a> {
             validating: false,
             answer: None,
             pending: None,
+            tee: None,
             landing: Landing::Failed,
+            lead: None,
             spec: &route.spec,
         }
     }
 
-    /// How the fetch ended, for the requests waiting on it.
-    pub fn landing(&self) -> Landing {
-        self.landing
+    /// Makes this fill land `lead` (the key's flight).
+    pub fn lead(&mut self, lead: Lead<'a>) {
+        self.lead = Some(lead);
+    }
+
+    /// Releases the requests waiting on the flight with the outcome so far
+    /// (`Failed` while the response is not stored yet).
+    pub fn land(&mut self) {
+        if let Some(lead) = self.lead.take() {
+            let pass_for = self.cache.config.hit_for_miss.as_secs();
+            lead.land(self.landing, unix_now(), pass_for);
+        }
     }
 
     /// The stored response that answers instead of the upstream's, and
@@ -176,21 +190,26 @@ impl<'a> Fill<'a> {
             super::invalidate(self.cache, self.spec, req, &locations);
         }
         self.landing = Landing::Uncacheable;
-        let tee = self.prepare(req, resp).map(|(pending, expected)| {
+        self.tee = self.prepare(req, resp).map(|(pending, expected)| {
             self.landing = Landing::Failed;
             self.pending = Some(pending);
             Tee::new(self.cache.config.max_object_size as usize, expected)
         });
+        let copy = self.tee.is_some();
+        if !copy {
+            // Waiters go to the upstream now, not after this body.
+            self.land();
+        }
         let mut status_line = Vec::new();
         if self.status_header && !self.key.is_empty() {
             status_line.extend_from_slice(b"Cache-Status: levee; fwd=");
             status_line.extend_from_slice(self.fwd.as_bytes());
-            if tee.is_some() {
+            if copy {
                 status_line.extend_from_slice(b"; stored");
             }
             status_line.extend_from_slice(b"\r\n");
         }
-        Admit::Relay { tee, status_line }
+        Admit::Relay { copy, status_line }
     }
 
     /// The object to store (without its body) and the body length expected.
@@ -265,17 +284,24 @@ impl<'a> Fill<'a> {
             .store
             .put(key.clone(), Entry::Object(object.clone()));
         self.landing = Landing::Stored;
+        self.land();
         self.answer = Some((object, "hit; fwd=stale; fwd-status=304".to_owned()));
         true
     }
 
-    /// The body was relayed in full: store the object with it.
-    pub fn relayed(&mut self, tee: Tee) {
+    /// Whether the body is still being copied (not past the object cap).
+    pub fn copying(&self) -> bool {
+        self.tee.as_ref().is_some_and(|t| !t.overflowed())
+    }
+
+    /// The body is complete: store the object with it.
+    fn store(&mut self, tee: Tee) {
         let Some(Pending { mut object, vary }) = self.pending.take() else {
             return;
         };
         let Some(body) = tee.into_body() else {
             self.landing = Landing::Uncacheable;
+            self.land();
             return;
         };
         object.body = Bytes::from(body);
@@ -294,6 +320,21 @@ impl<'a> Fill<'a> {
         } else {
             Landing::Uncacheable
         };
+        self.land();
+    }
+}
+
+impl BodySink for Fill<'_> {
+    fn push(&mut self, data: &[u8]) {
+        if let Some(t) = &mut self.tee {
+            t.push(data);
+        }
+    }
+
+    fn complete(&mut self) {
+        if let Some(t) = self.tee.take() {
+            self.store(t);
+        }
     }
 }
 

@@ -23,7 +23,7 @@ use tokio::time::{Instant, timeout};
 
 use super::fill::{Admit, Fill};
 use super::{RouteCache, SiteCache, unix_now};
-use crate::body::Tee;
+use crate::body::BodySink;
 use crate::h1::ChunkedDecoder;
 use crate::message::{Framing, RequestHead};
 use crate::proxy::headers::{self, Forwarding};
@@ -56,11 +56,11 @@ pub fn spawn(r: Refresh) {
             Some(r.stale.clone()),
         );
         fill.validate();
+        fill.lead(lead);
         if let Err(e) = fetch(&r, &mut fill).await {
             tracing::debug!(error = %e, "background refresh failed");
         }
-        let pass_for = r.cache.config.hit_for_miss.as_secs();
-        lead.land(fill.landing(), unix_now(), pass_for);
+        fill.land();
     });
 }
 
@@ -110,23 +110,20 @@ async fn fetch(r: &Refresh, fill: &mut Fill<'_>) -> Result<(), RefreshError> {
             break resp;
         }
     };
-    let Admit::Relay {
-        tee: Some(mut tee), ..
-    } = fill.admit(&r.req, &resp)
-    else {
+    let Admit::Relay { copy: true, .. } = fill.admit(&r.req, &resp) else {
         return Ok(());
     };
-    read_body(&mut up, &mut buf, resp.framing, &mut tee, t.upstream_read).await?;
-    fill.relayed(tee);
+    read_body(&mut up, &mut buf, resp.framing, fill, t.upstream_read).await?;
+    fill.complete();
     Ok(())
 }
 
-/// Reads a whole response body into `tee`, removing chunked coding.
+/// Reads a whole response body into the fill, removing chunked coding.
 async fn read_body(
     up: &mut TcpStream,
     buf: &mut BytesMut,
     framing: Framing,
-    tee: &mut Tee,
+    tee: &mut Fill<'_>,
     limit: std::time::Duration,
 ) -> Result<(), RefreshError> {
     let mut decoder = ChunkedDecoder::default();
@@ -159,7 +156,7 @@ async fn read_body(
                 }
             }
         }
-        if tee.overflowed() {
+        if !tee.copying() {
             return Ok(());
         }
         buf.reserve(16 * 1024);
