@@ -250,6 +250,21 @@ fn admin_purges_by_tag_prefix_and_url_and_metrics_count() {
     assert_eq!(b.origin_count("/tag/a.txt"), 2);
     b.get("/c/a.txt");
     assert_eq!(purge(r#"{"url": "http://site/c/a.txt"}"#), (200, Some(1)));
+    b.get("/tag/b.txt");
+    let admin = format!("127.0.0.1:{}", b.admin);
+    let out = levee_cmd(&["ctl", "--admin", &admin, "purge", "tag", "red"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(
+        v["purged"], 2,
+        "/tag/a.txt (stored again above) and /tag/b.txt"
+    );
+    let bad = levee_cmd(&["ctl", "--admin", &admin, "purge", "colour", "red"]);
+    assert!(!bad.status.success());
 }
 
 #[test]
