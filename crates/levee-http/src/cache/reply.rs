@@ -196,3 +196,6 @@ fn ranges(obj: &Object, req: &RequestHead) -> RangeDecision {
     }
     range::decide(field, obj.body.len() as u64)
 }
+
+#[cfg(test)]
+mod tests;
