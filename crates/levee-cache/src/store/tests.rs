@@ -1,5 +1,4 @@
 use super::*;
-use crate::directives::Response;
 
 fn object(body: usize, tags: &[&str]) -> Entry {
     Entry::Object(Arc::new(Object {
@@ -8,13 +7,7 @@ fn object(body: usize, tags: &[&str]) -> Entry {
         body: Bytes::from(vec![b'x'; body]),
         meta: Stored {
             status: 200,
-            request_time: 0,
-            response_time: 0,
-            date: None,
-            age: None,
-            expires: None,
-            last_modified: None,
-            directives: Response::default(),
+            ..Stored::default()
         },
         tags: tags.iter().map(|t| Box::from(*t)).collect(),
     }))

@@ -1,5 +1,4 @@
 use bytes::Bytes;
-use levee_cache::directives::Response;
 use levee_cache::freshness::Stored;
 use levee_cache::store::Object;
 
@@ -33,13 +32,7 @@ fn object() -> Object {
         body: Bytes::from_static(b"0123456789"),
         meta: Stored {
             status: 200,
-            request_time: 0,
-            response_time: 0,
-            date: None,
-            age: None,
-            expires: None,
-            last_modified: None,
-            directives: Response::default(),
+            ..Stored::default()
         },
         tags: Vec::new(),
     }
