@@ -20,6 +20,12 @@
 //! - a timeout waiting for the response: never (the server may be working).
 //!
 //! Each outcome feeds the server's passive health and its metrics.
+//!
+//! On a caching route the exchange carries the cache's [`Fill`]
+//! (`cache/fill.rs`): it adds the stored validators to the head, decides
+//! from the response head whether to store (or to answer from the store
+//! instead: a 304, or a stale response standing in for a failure), and takes
+//! a copy of the body as the relay passes it on.
 
 mod choose;
 pub mod headers;
@@ -405,6 +411,12 @@ pub async fn forward_with(
     if let Some(f) = fill.as_deref_mut() {
         match f.admit(req, &resp) {
             Admit::Answer => {
+                // A 304 (or bodiless error) leaves the connection reusable.
+                if resp.framing == Framing::None && resp.keep_alive && buf.is_empty() {
+                    let now = std::time::Instant::now();
+                    let (n, idle) = (group.keepalive, group.keepalive_timeout);
+                    pool::put(&member.state, addr, up, n, idle, now);
+                }
                 drop(lease);
                 return Outcome {
                     status: resp.status,
