@@ -8,6 +8,8 @@
 //! POST /upstreams/NAME/servers/SERVER/enable        back to normal
 //! POST /upstreams/NAME/servers/SERVER/weight        body {"weight": N} (1-1000) or {"weight": null}
 //! GET  /metrics                                     Prometheus text format
+//! GET  /cache                                       store size and entries
+//! POST /cache/purge                                 body {"url": U} | {"prefix": P} | {"tag": T}
 //! ```
 //!
 //! `SERVER` is a server's address as configured (`app1.internal:8080`,
@@ -60,6 +62,12 @@ pub fn handle(shared: &Shared, method: &str, target: &str, body: &[u8]) -> Reply
                 return unknown_upstream(name);
             };
             act(&g, server, action, body)
+        }
+        ("GET" | "HEAD", ["cache"]) => cache::status(&site),
+        ("POST", ["cache", "purge"]) => cache::purge(&site, body),
+        (_, ["cache"]) => Reply::error(405, format!("{method} is not allowed here; use GET")),
+        (_, ["cache", "purge"]) => {
+            Reply::error(405, format!("{method} is not allowed here; use POST"))
         }
         (_, ["metrics"] | ["upstreams"] | ["upstreams", _]) => {
             Reply::error(405, format!("{method} is not allowed here; use GET"))
@@ -205,5 +213,6 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+mod cache;
 #[cfg(test)]
 mod tests;

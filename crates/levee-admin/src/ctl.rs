@@ -33,6 +33,40 @@ pub enum Command {
         weight: Option<u32>,
     },
     Metrics,
+    /// The cache store's size and entries.
+    Cache,
+    /// Removes cached responses: `by` is `url`, `prefix` or `tag`.
+    Purge {
+        by: PurgeBy,
+        value: String,
+    },
+}
+
+/// What a purge matches (docs/api.md, `POST /cache/purge`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PurgeBy {
+    Url,
+    Prefix,
+    Tag,
+}
+
+impl PurgeBy {
+    pub fn parse(text: &str) -> Option<PurgeBy> {
+        match text {
+            "url" => Some(PurgeBy::Url),
+            "prefix" => Some(PurgeBy::Prefix),
+            "tag" => Some(PurgeBy::Tag),
+            _ => None,
+        }
+    }
+
+    fn key(self) -> &'static str {
+        match self {
+            PurgeBy::Url => "url",
+            PurgeBy::Prefix => "prefix",
+            PurgeBy::Tag => "tag",
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +100,12 @@ pub fn run(addr: SocketAddr, command: &Command) -> Result<String, CtlError> {
         Command::Upstreams => ("GET", "/upstreams".to_owned(), String::new()),
         Command::Upstream(name) => ("GET", format!("/upstreams/{}", encode(name)), String::new()),
         Command::Metrics => ("GET", "/metrics".to_owned(), String::new()),
+        Command::Cache => ("GET", "/cache".to_owned(), String::new()),
+        Command::Purge { by, value } => (
+            "POST",
+            "/cache/purge".to_owned(),
+            serde_json::json!({ by.key(): value }).to_string(),
+        ),
         Command::Drain { upstream, server } => {
             ("POST", action(upstream, server, "drain"), String::new())
         }

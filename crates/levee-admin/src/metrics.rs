@@ -31,6 +31,15 @@ pub const UPSTREAM_ACTIVE: &str = "levee_upstream_active_requests";
 pub const UPSTREAM_IDLE: &str = "levee_upstream_idle_connections";
 pub const LISTENER_CONNECTIONS: &str = "levee_listener_connections_total";
 pub const LISTENER_REQUESTS: &str = "levee_listener_requests_total";
+pub const CACHE_HITS: &str = "levee_cache_hits_total";
+pub const CACHE_MISSES: &str = "levee_cache_misses_total";
+pub const CACHE_STALE: &str = "levee_cache_stale_total";
+pub const CACHE_COALESCED: &str = "levee_cache_coalesced_total";
+pub const CACHE_STORED: &str = "levee_cache_stored_total";
+pub const CACHE_PURGED: &str = "levee_cache_purged_total";
+pub const CACHE_EVICTIONS: &str = "levee_cache_evictions_total";
+pub const CACHE_BYTES: &str = "levee_cache_bytes";
+pub const CACHE_OBJECTS: &str = "levee_cache_entries";
 
 const DEFS: &[Def] = &[
     Def {
@@ -83,6 +92,51 @@ const DEFS: &[Def] = &[
         kind: "counter",
         help: "Requests received on a listener.",
     },
+    Def {
+        name: CACHE_HITS,
+        kind: "counter",
+        help: "Requests answered from a fresh stored response (coalesced waiters included).",
+    },
+    Def {
+        name: CACHE_MISSES,
+        kind: "counter",
+        help: "Cacheable requests that went to the upstream (including revalidations).",
+    },
+    Def {
+        name: CACHE_STALE,
+        kind: "counter",
+        help: "Stale responses served: allowed by the client, while revalidating, or standing in for a failed upstream.",
+    },
+    Def {
+        name: CACHE_COALESCED,
+        kind: "counter",
+        help: "Misses that waited for another request's fetch of the same key.",
+    },
+    Def {
+        name: CACHE_STORED,
+        kind: "counter",
+        help: "Responses stored.",
+    },
+    Def {
+        name: CACHE_PURGED,
+        kind: "counter",
+        help: "Entries removed by purges and by invalidation after unsafe methods.",
+    },
+    Def {
+        name: CACHE_EVICTIONS,
+        kind: "counter",
+        help: "Entries evicted to stay within [cache] max_size.",
+    },
+    Def {
+        name: CACHE_BYTES,
+        kind: "gauge",
+        help: "Bytes held by the cache store (objects, heads and keys).",
+    },
+    Def {
+        name: CACHE_OBJECTS,
+        kind: "gauge",
+        help: "Entries in the cache store (objects and Vary markers).",
+    },
 ];
 
 const STATES: [Status; 7] = [
@@ -108,6 +162,10 @@ pub fn render(site: &Site) -> String {
             listener_series(&mut out, def.name);
             continue;
         }
+        if def.name.starts_with("levee_cache_") {
+            cache_series(&mut out, def.name, site);
+            continue;
+        }
         for g in &groups {
             let members = g.members();
             for m in &members.list {
@@ -118,6 +176,26 @@ pub fn render(site: &Site) -> String {
     }
     levee_protect::metrics::render_prometheus(&mut out);
     out
+}
+
+/// The cache's counters (process-wide) and its store's size (none without a caching route).
+fn cache_series(out: &mut String, name: &str, site: &Site) {
+    use levee_cache::stats::{Counters, STATS};
+    use levee_cache::store::Storage;
+    let store = site.cache.as_ref().map(|c| &c.tier.store);
+    let value = match name {
+        CACHE_HITS => Counters::get(&STATS.hits),
+        CACHE_MISSES => Counters::get(&STATS.misses),
+        CACHE_STALE => Counters::get(&STATS.stale),
+        CACHE_COALESCED => Counters::get(&STATS.coalesced),
+        CACHE_STORED => Counters::get(&STATS.stored),
+        CACHE_PURGED => Counters::get(&STATS.purged),
+        CACHE_EVICTIONS => store.map_or(0, |s| s.evictions()),
+        CACHE_BYTES => store.map_or(0, |s| s.bytes()),
+        CACHE_OBJECTS => store.map_or(0, |s| s.len() as u64),
+        _ => return,
+    };
+    let _ = writeln!(out, "{name} {value}");
 }
 
 fn server_series(

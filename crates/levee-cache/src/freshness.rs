@@ -35,7 +35,7 @@ pub enum Expires {
 }
 
 /// What is recorded about a response when it is stored.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Stored {
     pub status: u16,
     /// When the request that produced it was sent, and when the response arrived.

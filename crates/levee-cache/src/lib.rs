@@ -4,16 +4,22 @@
 //! - [`freshness`]: freshness lifetime, age, and whether a stored response
 //!   may be served, must be revalidated, or may be served stale;
 //! - [`policy`]: whether a response may be stored at all;
-//! - [`key`]: the cache key and the Vary secondary key.
+//! - [`key`]: the cache key and the Vary secondary key;
+//! - [`store`]: where stored responses live (memory, bounded in bytes);
+//! - [`flight`]: request coalescing and hit-for-miss;
+//! - [`stats`]: counters for the admin metrics.
 //!
 //! Time is always a parameter (seconds since the epoch), so the rules are
-//! tested without clocks. Storage, coalescing and the proxy hook build on
-//! these and live beside them.
+//! tested without clocks. The proxy hook that uses all this lives in
+//! levee-http (`cache.rs`).
 
 pub mod directives;
+pub mod flight;
 pub mod freshness;
 pub mod key;
 pub mod policy;
+pub mod stats;
+pub mod store;
 
 /// A header field as the cache sees it: name (any case) and value.
 pub type Field<'a> = (&'a [u8], &'a [u8]);

@@ -36,6 +36,7 @@ pub fn builtin_proxy(listen: SocketAddr, servers: Vec<String>) -> Config {
     let action = Action::Proxy(ProxyAction {
         upstream: BUILTIN_UPSTREAM.to_owned(),
         preserve_host: true,
+        cache: None,
     });
     single_route(listen, action, vec![upstream])
 }
@@ -65,6 +66,7 @@ fn single_route(address: SocketAddr, action: Action, upstreams: Vec<Upstream>) -
         admin: None,
         protect: Default::default(),
         resolver: None,
+        cache: Default::default(),
     }
 }
 

@@ -8,8 +8,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+mod cache;
 mod protect;
 mod upstream;
+pub use cache::*;
 pub use protect::*;
 pub use upstream::*;
 
@@ -35,6 +37,8 @@ pub struct Config {
     pub protect: Protect,
     /// `[resolver]`; `None` means the system resolver.
     pub resolver: Option<Resolver>,
+    /// `[cache]`: used by routes with `cache = true`.
+    pub cache: CacheConfig,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -135,6 +139,8 @@ pub struct ProxyAction {
     pub upstream: String,
     /// Send the client's Host upstream (default true); otherwise the server address.
     pub preserve_host: bool,
+    /// The route's cache settings; `None` when it does not cache.
+    pub cache: Option<RouteCache>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use toml::{Table, Value};
 
+mod cache;
 mod protect;
 
 use crate::model::{
@@ -124,6 +125,7 @@ pub fn to_toml(config: &Config) -> String {
         t.insert("timeout".into(), duration(r.timeout));
         root.insert("resolver".into(), Value::Table(t));
     }
+    cache::root(&mut root, &config.cache);
 
     toml::to_string(&root).unwrap_or_default()
 }
@@ -218,6 +220,7 @@ fn route(r: &crate::model::Route) -> Value {
         Action::Proxy(p) => {
             t.insert("proxy".into(), p.upstream.as_str().into());
             t.insert("preserve_host".into(), p.preserve_host.into());
+            cache::route(&mut t, p.cache.as_ref());
         }
         Action::Static(s) => {
             t.insert("static".into(), path(&s.root));

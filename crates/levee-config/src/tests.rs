@@ -148,6 +148,7 @@ fn full_config_becomes_the_expected_model() {
                 action: Action::Proxy(ProxyAction {
                     upstream: "app".into(),
                     preserve_host: false,
+                    cache: None,
                 }),
                 protect: Default::default(),
             },
@@ -213,6 +214,7 @@ fn full_config_becomes_the_expected_model() {
             valid: Some(Duration::from_secs(10)),
             timeout: Duration::from_secs(5),
         }),
+        cache: Default::default(),
     };
     assert_eq!(config, expected);
 }
@@ -345,7 +347,8 @@ servers = ["127.0.0.1:81"]
         [
             &Action::Proxy(ProxyAction {
                 upstream: "app".into(),
-                preserve_host: true
+                preserve_host: true,
+                cache: None
             }),
             &Action::Redirect(RedirectAction {
                 to: "https://{host}{uri}".into(),
@@ -411,6 +414,8 @@ fn docs_cover_every_key() {
         PROTECT_KEYS,
         RATE_LIMIT_KEYS,
         RESOLVER_KEYS,
+        CACHE_KEYS,
+        ROUTE_CACHE_KEYS,
     ];
     for key in tables.iter().flat_map(|t| t.iter()) {
         assert!(
@@ -454,7 +459,7 @@ keepalive_timeout = "soon"
         errors_of(text),
         [
             "t.toml:1:11: workers: must be between 1 and 1024",
-            "t.toml:2:1: colour: unknown key `colour`; expected one of: workers, pid_file, log, limits, timeouts, listener, route, upstream, admin, protect, rate_limit, resolver",
+            "t.toml:2:1: colour: unknown key `colour`; expected one of: workers, pid_file, log, limits, timeouts, listener, route, upstream, admin, protect, rate_limit, resolver, cache",
             "t.toml:8:11: listener[1].address: duplicate listener address 0.0.0.0:80: listener[0] already listens there",
             "t.toml:11:8: route[0].host: invalid host pattern `a*.com`: `*` is only allowed as a whole first label, as in \"*.example.com\"",
             "t.toml:13:1: route[0].static: a route has exactly one action, but `proxy` is set too; split it into two routes",

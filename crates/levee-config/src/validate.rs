@@ -78,6 +78,7 @@ pub(crate) fn assemble(sink: &mut Sink<'_>, draft: Draft, source: &Path) -> Opti
         admin: draft.admin,
         protect,
         resolver: draft.resolver,
+        cache: draft.cache,
     })
 }
 
@@ -240,6 +241,7 @@ pub fn validate(config: &Config) -> Result<(), ConfigErrors> {
     check(parsed.listeners == config.listeners, "listener");
     check(parsed.admin == config.admin, "admin");
     check(parsed.resolver == config.resolver, "resolver");
+    check(parsed.cache == config.cache, "cache");
     // Rate limits are keyed by name in the file, so only their set must survive.
     let by_name = |p: &crate::model::Protect| {
         let mut p = p.clone();

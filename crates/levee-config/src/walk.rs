@@ -6,6 +6,7 @@
 //! A value that fails to parse is replaced by its default so the walk can go
 //! on; the draft is never turned into a `Config` when the sink holds errors.
 
+mod cache;
 mod protect;
 mod resolver;
 mod route;
@@ -63,6 +64,7 @@ pub(crate) struct Draft {
     pub protect: crate::model::Protect,
     pub rate_limits: Vec<DraftRateLimit>,
     pub resolver: Option<crate::model::Resolver>,
+    pub cache: crate::model::CacheConfig,
 }
 
 pub(crate) struct DraftListener {
@@ -91,6 +93,7 @@ pub(crate) const ROOT_KEYS: &[&str] = &[
     "protect",
     "rate_limit",
     "resolver",
+    "cache",
 ];
 pub(crate) const LOG_KEYS: &[&str] = &["access", "format", "level"];
 pub(crate) const LIMIT_KEYS: &[&str] = &[
@@ -123,6 +126,8 @@ pub(crate) const LISTENER_KEYS: &[&str] = &[
     "client_prefix_v4",
     "client_prefix_v6",
 ];
+#[cfg(test)]
+pub(crate) use cache::{CACHE_KEYS, ROUTE_KEYS as ROUTE_CACHE_KEYS};
 #[cfg(test)]
 pub(crate) use protect::{PROTECT_KEYS, RATE_LIMIT_KEYS};
 #[cfg(test)]
@@ -172,6 +177,10 @@ pub(crate) fn walk(sink: &mut Sink<'_>, root: &DeTable<'_>, root_span: Range<usi
     let resolver = fields
         .get("resolver")
         .and_then(|i| resolver::resolver(sink, i));
+    let cache = fields
+        .get("cache")
+        .map(|i| cache::cache(sink, i))
+        .unwrap_or_default();
     Draft {
         root_span,
         workers: workers.unwrap_or_else(auto_workers),
@@ -186,6 +195,7 @@ pub(crate) fn walk(sink: &mut Sink<'_>, root: &DeTable<'_>, root_span: Range<usi
         protect,
         rate_limits,
         resolver,
+        cache,
     }
 }
 

@@ -51,6 +51,71 @@ pub enum RelayError {
     DstIo(std::io::Error),
 }
 
+/// A copy of the body data taken while it is relayed (for the cache), up to
+/// a cap: past it the copy is dropped and the relay goes on. Chunked coding
+/// is removed from the copy, so it holds the representation's bytes.
+#[derive(Debug)]
+pub struct Tee {
+    data: Vec<u8>,
+    cap: usize,
+    overflow: bool,
+}
+
+impl Tee {
+    pub fn new(cap: usize, expected: Option<u64>) -> Tee {
+        let start = expected.map_or(0, |n| usize::try_from(n).unwrap_or(0).min(cap));
+        Tee {
+            data: Vec::with_capacity(start),
+            cap,
+            overflow: false,
+        }
+    }
+
+    /// Copies `bytes`, or drops the copy once past the cap.
+    pub fn push(&mut self, bytes: &[u8]) {
+        if self.overflow {
+            return;
+        }
+        if self.data.len() + bytes.len() > self.cap {
+            self.overflow = true;
+            self.data = Vec::new();
+        } else {
+            self.data.extend_from_slice(bytes);
+        }
+    }
+
+    pub fn overflowed(&self) -> bool {
+        self.overflow
+    }
+
+    /// The whole body, unless it went past the cap.
+    pub fn into_body(self) -> Option<Vec<u8>> {
+        (!self.overflow).then_some(self.data)
+    }
+}
+
+/// Where a relay copies the body data it passes on (the cache's fill).
+pub trait BodySink: Send {
+    /// Body data, before it is written to the receiver.
+    fn push(&mut self, data: &[u8]);
+    /// The whole body has been pushed. Called before its last bytes are
+    /// written, so a client that has the whole response never finds the
+    /// copy unfinished.
+    fn complete(&mut self);
+}
+
+fn tee(sink: &mut Option<&mut dyn BodySink>, bytes: &[u8]) {
+    if let Some(s) = sink {
+        s.push(bytes);
+    }
+}
+
+fn done(sink: &mut Option<&mut dyn BodySink>) {
+    if let Some(s) = sink {
+        s.complete();
+    }
+}
+
 /// Limits and deadlines of one relay.
 #[derive(Debug, Clone, Copy)]
 pub struct Relay {
@@ -67,16 +132,21 @@ impl Relay {
     /// after `head`, which goes out in the same write as the first body bytes
     /// (one syscall for a small response). On success `pending` holds
     /// whatever followed the body. Returns the number of body bytes written.
-    pub async fn run(
+    /// `tee`, if any, gets a copy of the body data.
+    pub async fn run<'a>(
         &self,
         src: &mut TcpStream,
         pending: &mut BytesMut,
-        dst: &mut TcpStream,
+        dst: &'a mut TcpStream,
         head: Vec<u8>,
+        tee: Option<&'a mut dyn BodySink>,
     ) -> Result<u64, RelayError> {
-        let mut out = Out { head, dst };
+        let mut out = Out { head, dst, tee };
         let sent = match self.framing {
-            Framing::None => 0,
+            Framing::None => {
+                done(&mut out.tee);
+                0
+            }
             Framing::Length(n) => self.length(src, pending, &mut out, n).await?,
             Framing::Chunked => self.chunked(src, pending, &mut out).await?,
             Framing::UntilClose => self.until_close(src, pending, &mut out).await?,
@@ -137,6 +207,9 @@ impl Relay {
             return Err(RelayError::TooLarge);
         }
         let mut left = total;
+        if total == 0 {
+            done(&mut out.tee);
+        }
         while left > 0 {
             if pending.is_empty() && self.refill(src, pending, out).await? == 0 {
                 return Err(RelayError::SrcClosed);
@@ -144,6 +217,10 @@ impl Relay {
             let take = pending
                 .len()
                 .min(usize::try_from(left).unwrap_or(usize::MAX));
+            tee(&mut out.tee, &pending[..take]);
+            if take as u64 == left {
+                done(&mut out.tee);
+            }
             self.write(out, &pending[..take]).await?;
             pending.advance(take);
             left -= take as u64;
@@ -167,6 +244,12 @@ impl Relay {
             let fed = decoder.feed(pending)?;
             if self.limit.is_some_and(|max| decoder.data_len > max) {
                 return Err(RelayError::TooLarge);
+            }
+            for range in &fed.data {
+                tee(&mut out.tee, &pending[range.clone()]);
+            }
+            if fed.done {
+                done(&mut out.tee);
             }
             match self.output {
                 Output::AsIs => {
@@ -200,8 +283,10 @@ impl Relay {
         let mut sent = 0u64;
         loop {
             if pending.is_empty() && self.refill(src, pending, out).await? == 0 {
+                done(&mut out.tee);
                 return Ok(sent);
             }
+            tee(&mut out.tee, pending);
             self.write(out, pending).await?;
             sent += pending.len() as u64;
             pending.clear();
@@ -213,4 +298,5 @@ impl Relay {
 struct Out<'a> {
     head: Vec<u8>,
     dst: &'a mut TcpStream,
+    tee: Option<&'a mut dyn BodySink>,
 }

@@ -206,8 +206,15 @@ async fn act(
         Target::Proxy {
             group,
             preserve_host,
+            cache,
         } => {
-            let out = proxy::forward(client, site, head, group, *preserve_host, keep_alive).await;
+            let out = match cache {
+                Some(c) => {
+                    crate::cache::serve(client, site, head, group, *preserve_host, c, keep_alive)
+                        .await
+                }
+                None => proxy::forward(client, site, head, group, *preserve_host, keep_alive).await,
+            };
             done.status = out.status;
             done.bytes = out.bytes;
             done.upstream_time = out.upstream_time;

@@ -4,6 +4,7 @@
 //! - [`h1`]: the HTTP/1 wire format (no I/O);
 //! - [`conn`]: the life of one HTTP/1 client connection;
 //! - [`proxy`]: forwarding one request to an upstream and relaying the answer;
+//! - [`cache`]: the HTTP cache in front of a proxy route;
 //! - [`route`] and [`site`]: choosing what serves a request;
 //! - [`access_log`]: one line per request;
 //! - [`static_files`]: files under a `static` route's root;
@@ -11,6 +12,7 @@
 
 pub mod access_log;
 pub mod body;
+pub mod cache;
 pub mod conn;
 pub mod h1;
 pub mod idle;

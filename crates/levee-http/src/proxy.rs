@@ -20,6 +20,12 @@
 //! - a timeout waiting for the response: never (the server may be working).
 //!
 //! Each outcome feeds the server's passive health and its metrics.
+//!
+//! On a caching route the exchange carries the cache's [`Fill`]
+//! (`cache/fill.rs`): it adds the stored validators to the head, decides
+//! from the response head whether to store (or to answer from the store
+//! instead: a 304, or a stale response standing in for a failure), and takes
+//! a copy of the body as the relay passes it on.
 
 mod choose;
 pub mod headers;
@@ -34,7 +40,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, timeout};
 
-use crate::body::{Output, Relay, RelayError};
+use crate::body::{BodySink, Output, Relay, RelayError};
+use crate::cache::fill::{Admit, Fill};
 use crate::conn::{Client, Next};
 use crate::h1::{ChunkedDecoder, HeadError, Parsed, parse_response};
 use crate::message::{Framing, RequestHead, ResponseHead};
@@ -61,7 +68,7 @@ pub struct Outcome {
 
 /// Why an exchange with the upstream failed, and what the client gets.
 #[derive(Debug, thiserror::Error)]
-enum UpstreamFault {
+pub(crate) enum UpstreamFault {
     #[error("connect: {0}")]
     Connect(std::io::Error),
     #[error("connect timed out")]
@@ -179,11 +186,47 @@ pub async fn forward(
     preserve_host: bool,
     keep_alive: bool,
 ) -> Outcome {
+    forward_with(client, site, req, group, preserve_host, keep_alive, None).await
+}
+
+/// Leaves a failure to the cache when it has a stale response that may
+/// stand in for it (stale-if-error, every server down); the returned
+/// outcome is then replaced by the cache's answer.
+fn fall_back(
+    fill: &mut Option<&mut Fill<'_>>,
+    status: u16,
+    upstream_time: Option<Duration>,
+    upstream: Option<SocketAddr>,
+) -> Option<Outcome> {
+    let f = fill.as_deref_mut()?;
+    f.fall_back(status).then_some(Outcome {
+        status,
+        bytes: 0,
+        upstream_time,
+        upstream,
+        next: Next::KeepAlive,
+    })
+}
+
+/// [`forward`], with the cache's `fill` (when the route caches) seeing the
+/// response head, a copy of the body, and failures it may answer itself.
+pub async fn forward_with(
+    client: &mut Client,
+    site: &Site,
+    req: &RequestHead,
+    group: &Group,
+    preserve_host: bool,
+    keep_alive: bool,
+    mut fill: Option<&mut Fill<'_>>,
+) -> Outcome {
     let t = &site.timeouts;
     let members = group.members();
     let affinity = choose::affinity(group, req, client.peer.ip());
     let now = Instant::now();
     let Some(mut index) = group.pick(&members, affinity, &[], now) else {
+        if let Some(out) = fall_back(&mut fill, 503, None, None) {
+            return out;
+        }
         return no_server(client, site, req).await;
     };
     let limit = (site.limits.max_body > 0).then_some(site.limits.max_body);
@@ -239,6 +282,9 @@ pub async fn forward(
                     server_authority: &member.configured,
                 },
             );
+            if let Some(f) = fill.as_deref() {
+                f.add_validators(&mut h);
+            }
             if let Some(b) = &body {
                 h.extend_from_slice(b);
             }
@@ -311,6 +357,10 @@ pub async fn forward(
                 }
                 tracing::warn!(upstream = %addr, error = %fault, "upstream failed");
                 let status = fault.status();
+                if let Some(out) = fall_back(&mut fill, status, Some(started.elapsed()), Some(addr))
+                {
+                    return out;
+                }
                 let bytes = respond::error(status, &[], false, req.is_head());
                 return fail(
                     client,
@@ -356,8 +406,37 @@ pub async fn forward(
         }
         _ => Vec::new(),
     };
+    let mut extra = sticky;
+    let mut copy = false;
+    if let Some(f) = fill.as_deref_mut() {
+        match f.admit(req, &resp) {
+            Admit::Answer => {
+                // A 304 (or bodiless error) leaves the connection reusable.
+                if resp.framing == Framing::None && resp.keep_alive && buf.is_empty() {
+                    let now = std::time::Instant::now();
+                    let (n, idle) = (group.keepalive, group.keepalive_timeout);
+                    pool::put(&member.state, addr, up, n, idle, now);
+                }
+                drop(lease);
+                return Outcome {
+                    status: resp.status,
+                    bytes: 0,
+                    upstream_time: Some(started.elapsed()),
+                    upstream: Some(addr),
+                    next: Next::KeepAlive,
+                };
+            }
+            Admit::Relay {
+                copy: c,
+                status_line,
+            } => {
+                copy = c;
+                extra.extend_from_slice(&status_line);
+            }
+        }
+    }
     let framing = headers::client_framing(&resp, req, keep_alive);
-    let out_head = headers::client_response(&resp, req, framing, &sticky);
+    let out_head = headers::client_response(&resp, req, framing, &extra);
     let relay = Relay {
         framing: resp.framing,
         output: if framing.chunked || resp.framing != Framing::Chunked {
@@ -370,7 +449,16 @@ pub async fn forward(
         limit: None,
     };
     let result = relay
-        .run(&mut up, &mut buf, &mut client.stream, out_head)
+        .run(
+            &mut up,
+            &mut buf,
+            &mut client.stream,
+            out_head,
+            match fill {
+                Some(f) if copy => Some(f as &mut dyn BodySink),
+                _ => None,
+            },
+        )
         .await;
     let upstream_time = Some(started.elapsed());
     match result {
@@ -462,7 +550,13 @@ async fn exchange_head(
             limit,
         };
         if let Err(error) = relay
-            .run(&mut client.stream, &mut client.buf, &mut up, Vec::new())
+            .run(
+                &mut client.stream,
+                &mut client.buf,
+                &mut up,
+                Vec::new(),
+                None,
+            )
             .await
         {
             return Err(match error {
@@ -576,7 +670,7 @@ async fn connect(addr: SocketAddr, limit: Duration) -> Result<TcpStream, Upstrea
     }
 }
 
-async fn read_response_head(
+pub(crate) async fn read_response_head(
     up: &mut TcpStream,
     buf: &mut BytesMut,
     limit: Duration,

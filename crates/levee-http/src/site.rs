@@ -14,6 +14,7 @@ use levee_protect::conns::ConnLimits;
 use levee_protect::{BasicAuth, ProtectError, RouteGuard};
 
 use crate::access_log::AccessLog;
+use crate::cache::{RouteCache, SiteCache};
 use crate::h1::HeadLimits;
 use crate::pace::Pace;
 use crate::route::Router;
@@ -32,6 +33,8 @@ pub enum Target {
     Proxy {
         group: Arc<Group>,
         preserve_host: bool,
+        /// `Some` when the route caches.
+        cache: Option<Box<RouteCache>>,
     },
     Static(StaticAction),
     Redirect(RedirectAction),
@@ -71,6 +74,8 @@ pub struct Site {
     pub pace: Option<Pace>,
     /// `[protect] shed_idle_at`: percent of the descriptor limit.
     pub shed_idle_at: u8,
+    /// The HTTP cache; `None` when no route caches.
+    pub cache: Option<Arc<SiteCache>>,
 }
 
 impl Site {
@@ -103,6 +108,7 @@ impl Site {
                     Some(group) => Target::Proxy {
                         group: group.clone(),
                         preserve_host: p.preserve_host,
+                        cache: p.cache.as_ref().map(|c| Box::new(RouteCache::new(c))),
                     },
                     // Validation guarantees the name resolves; skip defensively.
                     None => continue,
@@ -139,6 +145,10 @@ impl Site {
             min_bytes: p.min_progress,
             window: p.progress_window,
         });
+        let caches = config
+            .routes
+            .iter()
+            .any(|r| matches!(&r.action, Action::Proxy(p) if p.cache.is_some()));
         let access_log = AccessLog::open(&config.log)
             .map_err(|(path, source)| SiteError::AccessLog { path, source })?;
         Ok(Site {
@@ -155,6 +165,7 @@ impl Site {
             conn_limits,
             pace,
             shed_idle_at: p.shed_idle_at,
+            cache: caches.then(|| Arc::new(SiteCache::build(&config.cache))),
         })
     }
 

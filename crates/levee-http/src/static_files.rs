@@ -22,7 +22,7 @@
 mod conditional;
 mod mime;
 mod path;
-mod range;
+pub(crate) mod range;
 mod send;
 
 use std::fs::{File, Metadata, OpenOptions};
@@ -367,7 +367,7 @@ fn open_index(
 }
 
 /// Builds a multipart/byteranges body (RFC 9110 §14.6) and its total length.
-fn multipart(
+pub(crate) fn multipart(
     ranges: &[ByteRange],
     content_type: &str,
     size: u64,
@@ -397,7 +397,7 @@ fn multipart(
 /// A boundary no file is likely to contain: 128 bits from the process's
 /// random hash keys mixed with a counter and the clock. Not a secret, so no
 /// CSPRNG is needed.
-fn new_boundary() -> String {
+pub(crate) fn new_boundary() -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let count = COUNTER.fetch_add(1, Ordering::Relaxed);
     let nanos = std::time::SystemTime::now()

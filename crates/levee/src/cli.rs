@@ -87,6 +87,11 @@ enum CtlCmd {
     },
     /// The Prometheus metrics.
     Metrics,
+    /// The cache store's size and entries.
+    Cache,
+    /// Remove cached responses: `purge url http://host/path`, `purge prefix
+    /// http://host/img/` or `purge tag NAME`.
+    Purge { by: String, value: String },
 }
 
 /// Which running levee: the pid file named by a config, or a pid file directly.
@@ -168,6 +173,12 @@ fn ctl(args: CtlArgs) -> anyhow::Result<ExitCode> {
     };
     let command = match args.command {
         CtlCmd::Upstreams => Command::Upstreams,
+        CtlCmd::Cache => Command::Cache,
+        CtlCmd::Purge { by, value } => Command::Purge {
+            by: levee_admin::ctl::PurgeBy::parse(&by)
+                .with_context(|| format!("purge by `{by}`: expected url, prefix or tag"))?,
+            value,
+        },
         CtlCmd::Upstream { name } => Command::Upstream(name),
         CtlCmd::Drain { upstream, server } => Command::Drain { upstream, server },
         CtlCmd::Disable { upstream, server } => Command::Disable { upstream, server },

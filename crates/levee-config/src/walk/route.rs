@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use super::Mention;
+use super::cache::ROUTE_KEYS as CACHE_KEYS;
 use crate::error::Sink;
 use crate::model::{
     Action, DEFAULT_CONTENT_TYPE, DEFAULT_INDEX, DEFAULT_REDIRECT_STATUS, DEFAULT_RESPOND_STATUS,
@@ -29,7 +30,7 @@ pub(crate) struct DraftRoute {
 const ACTIONS: [&str; 4] = ["proxy", "static", "redirect", "respond"];
 
 /// Each action option and the actions it belongs to.
-const OPTIONS: [(&str, &[&str]); 5] = [
+const OPTIONS: &[(&str, &[&str])] = &[
     ("preserve_host", &["proxy"]),
     ("index", &["static"]),
     ("follow_symlinks", &["static"]),
@@ -56,10 +57,12 @@ pub(crate) const KEYS: &[&str] = &[
     "auth_basic_file",
     "auth_realm",
     "rate_limit",
+    // The cache keys (walk/cache.rs) are added to these.
 ];
 
 pub(crate) fn route(sink: &mut Sink<'_>, item: &Item<'_, '_>) -> Option<DraftRoute> {
-    let fields = Fields::of(sink, item, KEYS)?;
+    let known = [KEYS, CACHE_KEYS].concat();
+    let fields = Fields::of(sink, item, &known)?;
     let listeners = fields
         .get("listener")
         .and_then(|i| i.one_or_many(sink))
@@ -140,7 +143,8 @@ fn action(sink: &mut Sink<'_>, fields: &Fields<'_, '_>) -> Option<Built> {
         }
     };
     let mut options_ok = true;
-    for (option, owners) in OPTIONS {
+    let cache_options = CACHE_KEYS.iter().map(|k| (*k, &["proxy"][..]));
+    for (option, owners) in OPTIONS.iter().copied().chain(cache_options) {
         if let Some(i) = fields.get(option)
             && !owners.contains(&name)
         {
@@ -168,6 +172,7 @@ fn action(sink: &mut Sink<'_>, fields: &Fields<'_, '_>) -> Option<Built> {
 
 fn proxy(sink: &mut Sink<'_>, fields: &Fields<'_, '_>, item: &Item<'_, '_>) -> Built {
     let preserve_host = fields.get("preserve_host").map(|i| i.bool(sink));
+    let cache = super::cache::route_cache(sink, fields);
     let Some(upstream) = item.text(sink) else {
         return (None, None);
     };
@@ -181,6 +186,7 @@ fn proxy(sink: &mut Sink<'_>, fields: &Fields<'_, '_>, item: &Item<'_, '_>) -> B
         Action::Proxy(ProxyAction {
             upstream: upstream.to_owned(),
             preserve_host,
+            cache,
         })
     });
     (action, Some(mention))

@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 mod admin;
+mod cache;
 mod client;
 mod dnsmasq;
 mod levee;
@@ -13,6 +14,8 @@ mod nginx;
 
 #[allow(unused_imports)]
 pub use admin::*;
+#[allow(unused_imports)]
+pub use cache::*;
 pub use client::*;
 #[allow(unused_imports)]
 pub use dnsmasq::*;

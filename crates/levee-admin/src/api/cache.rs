@@ -1,0 +1,56 @@
+//! `/cache` endpoints: the store's size, and purges by URL, prefix or tag.
+
+use levee_cache::store::Storage;
+use levee_http::Site;
+use levee_http::cache::{Purge, purge as purge_store};
+use serde_json::{Value, json};
+
+use crate::server::Reply;
+
+fn no_cache() -> Reply {
+    Reply::error(404, "no route caches: the cache is off".to_owned())
+}
+
+/// `GET /cache`.
+pub fn status(site: &Site) -> Reply {
+    let Some(cache) = &site.cache else {
+        return no_cache();
+    };
+    let store = &cache.tier.store;
+    Reply::json(
+        200,
+        &json!({
+            "entries": store.len(),
+            "bytes": store.bytes(),
+            "max_size": store.capacity(),
+            "max_object_size": store.max_object(),
+            "evictions": store.evictions(),
+        }),
+    )
+}
+
+/// `POST /cache/purge` with one of `{"url": …}`, `{"prefix": …}`, `{"tag": …}`.
+pub fn purge(site: &Site, body: &[u8]) -> Reply {
+    let Some(cache) = &site.cache else {
+        return no_cache();
+    };
+    let bad = || {
+        Reply::error(
+            400,
+            "expected a JSON body with one of {\"url\": \"http://host/path\"}, {\"prefix\": \"http://host/path\"} or {\"tag\": \"name\"}"
+                .to_owned(),
+        )
+    };
+    let Ok(v) = serde_json::from_slice::<Value>(body) else {
+        return bad();
+    };
+    let text = |k: &str| v.get(k).and_then(Value::as_str);
+    let removed = match (text("url"), text("prefix"), text("tag")) {
+        (Some(url), None, None) => purge_store(cache, Purge::Url(url.as_bytes())),
+        (None, Some(prefix), None) => purge_store(cache, Purge::Prefix(prefix.as_bytes())),
+        (None, None, Some(tag)) => purge_store(cache, Purge::Tag(tag)),
+        _ => return bad(),
+    };
+    tracing::info!(%v, removed, "cache purge");
+    Reply::json(200, &json!({ "purged": removed }))
+}

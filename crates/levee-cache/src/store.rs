@@ -1,0 +1,250 @@
+//! Where stored responses live: in memory, bounded in bytes.
+//!
+//! [`Storage`] is the interface the proxy needs (get, put, remove, and a
+//! scan for purges); [`Memory`] implements it over `quick_cache`, whose
+//! S3-FIFO eviction admits a new object to a small probationary queue first,
+//! so a scan of one-off URLs evicts other one-off URLs, not the hot set. A
+//! disk tier would implement the same trait behind the memory one.
+//!
+//! Responses with `Vary` are stored in two parts: under the primary key a
+//! [`Entry::Vary`] marker naming the fields, and each variant under
+//! [`variant_key`] (primary key, a separator byte, secondary key).
+//!
+//! One `Memory` is shared by every worker thread: quick_cache shards its
+//! map behind short locks, and objects are `Arc`s, so a hit clones a
+//! pointer and never holds a lock while the body is written.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytes::Bytes;
+use quick_cache::sync::Cache;
+use quick_cache::{Lifecycle, Weighter};
+
+use crate::freshness::Stored;
+
+/// A stored response.
+#[derive(Debug, Clone)]
+pub struct Object {
+    pub status: u16,
+    /// Header fields as stored (hop-by-hop, `Age` and stripped ones
+    /// removed), as HTTP/1 lines `Name: value\r\n`: one allocation per
+    /// object, and a hit sends it with one copy.
+    pub head: Bytes,
+    pub body: Bytes,
+    /// Times and directives for freshness and `Age`.
+    pub meta: Stored,
+    /// Surrogate keys (tags) the app set, for purges.
+    pub tags: Vec<Box<str>>,
+}
+
+impl Object {
+    /// Renders fields as the lines of [`Object::head`].
+    pub fn render<'a>(fields: impl Iterator<Item = (&'a [u8], &'a [u8])>) -> Bytes {
+        let mut head = Vec::new();
+        for (name, value) in fields {
+            head.extend_from_slice(name);
+            head.extend_from_slice(b": ");
+            head.extend_from_slice(value);
+            head.extend_from_slice(b"\r\n");
+        }
+        Bytes::from(head)
+    }
+
+    /// The stored fields, in order.
+    pub fn fields(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        self.head.split(|&b| b == b'\n').filter_map(|line| {
+            let line = line.strip_suffix(b"\r")?;
+            let colon = line.iter().position(|&b| b == b':')?;
+            Some((&line[..colon], line[colon + 1..].trim_ascii()))
+        })
+    }
+
+    /// The first value of a stored field, matched case-insensitively.
+    pub fn field(&self, name: &str) -> Option<&[u8]> {
+        self.fields()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
+            .map(|(_, v)| v)
+    }
+
+    /// Bytes it takes in memory, roughly: what the store bounds.
+    pub fn weight(&self) -> u64 {
+        let tags: usize = self.tags.iter().map(|t| t.len() + 16).sum();
+        (self.body.len() + self.head.len() + tags + OBJECT_OVERHEAD) as u64
+    }
+}
+
+/// What the store keeps per key beyond the object (the struct, the Arc, the map slot).
+const OBJECT_OVERHEAD: usize = 256;
+
+/// What lives under a key.
+#[derive(Debug, Clone)]
+pub enum Entry {
+    Object(Arc<Object>),
+    /// The response varies on these (lower-case, sorted) request fields:
+    /// look up [`variant_key`] for the object.
+    Vary(Arc<[String]>),
+}
+
+impl Entry {
+    fn weight(&self, key: &[u8]) -> u64 {
+        key.len() as u64
+            + match self {
+                Entry::Object(o) => o.weight(),
+                Entry::Vary(names) => names.iter().map(|n| n.len() as u64 + 24).sum::<u64>() + 64,
+            }
+    }
+}
+
+/// The key of one variant of a response that varies.
+pub fn variant_key(primary: &[u8], secondary: &[u8]) -> Vec<u8> {
+    let mut key = Vec::with_capacity(primary.len() + secondary.len() + 1);
+    key.extend_from_slice(primary);
+    key.push(VARIANT);
+    key.extend_from_slice(secondary);
+    key
+}
+
+/// Separates the primary and the secondary key in a variant's key; never in a URL.
+const VARIANT: u8 = 1;
+
+/// Whether `key` belongs to the URL `url`: the URL itself, a variant of it,
+/// or it with route-added key parts (which start with a NUL byte).
+pub fn key_is_url(key: &[u8], url: &[u8]) -> bool {
+    key.strip_prefix(url)
+        .is_some_and(|rest| rest.first().is_none_or(|&b| b == VARIANT || b == 0))
+}
+
+/// What the proxy needs from a storage tier.
+pub trait Storage: Send + Sync {
+    fn get(&self, key: &[u8]) -> Option<Entry>;
+    /// Stores `entry`; false when it is larger than an object may be.
+    fn put(&self, key: Vec<u8>, entry: Entry) -> bool;
+    fn remove(&self, key: &[u8]);
+    /// Removes every entry for which `purge` is true; returns how many.
+    fn purge(&self, purge: &dyn Fn(&[u8], &Entry) -> bool) -> usize;
+    /// Bytes held now.
+    fn bytes(&self) -> u64;
+    fn len(&self) -> usize;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct ByWeight;
+
+impl Weighter<Vec<u8>, Entry> for ByWeight {
+    fn weight(&self, key: &Vec<u8>, entry: &Entry) -> u64 {
+        entry.weight(key)
+    }
+}
+
+/// Counts evictions (never removals or replacements).
+#[derive(Debug, Clone, Default)]
+struct Evictions(Arc<AtomicU64>);
+
+impl Lifecycle<Vec<u8>, Entry> for Evictions {
+    type RequestState = ();
+
+    fn on_evict(&self, _: &mut (), _key: Vec<u8>, _entry: Entry) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+type Map = Cache<Vec<u8>, Entry, ByWeight, quick_cache::DefaultHashBuilder, Evictions>;
+
+/// The in-memory tier.
+pub struct Memory {
+    map: Map,
+    max_object: u64,
+    evictions: Arc<AtomicU64>,
+    capacity: u64,
+}
+
+impl std::fmt::Debug for Memory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Memory")
+            .field("capacity", &self.capacity)
+            .field("bytes", &self.map.weight())
+            .field("len", &self.map.len())
+            .finish()
+    }
+}
+
+/// A guess at the average object size, only to size the map's tables.
+const TYPICAL_OBJECT: u64 = 16 * 1024;
+
+impl Memory {
+    /// A store of at most `capacity` bytes whose objects are at most `max_object` bytes.
+    pub fn new(capacity: u64, max_object: u64) -> Memory {
+        let evictions = Evictions::default();
+        let counter = evictions.0.clone();
+        let items = usize::try_from((capacity / TYPICAL_OBJECT).clamp(16, 1 << 20)).unwrap_or(16);
+        let map = Map::with(
+            items,
+            capacity.max(1),
+            ByWeight,
+            quick_cache::DefaultHashBuilder::default(),
+            evictions,
+        );
+        Memory {
+            map,
+            max_object,
+            evictions: counter,
+            capacity,
+        }
+    }
+
+    pub fn capacity(&self) -> u64 {
+        self.capacity
+    }
+
+    pub fn max_object(&self) -> u64 {
+        self.max_object
+    }
+
+    /// Objects evicted to make room since the store was made.
+    pub fn evictions(&self) -> u64 {
+        self.evictions.load(Ordering::Relaxed)
+    }
+}
+
+impl Storage for Memory {
+    fn get(&self, key: &[u8]) -> Option<Entry> {
+        self.map.get(key)
+    }
+
+    fn put(&self, key: Vec<u8>, entry: Entry) -> bool {
+        if entry.weight(&key) > self.max_object {
+            return false;
+        }
+        self.map.insert(key, entry);
+        true
+    }
+
+    fn remove(&self, key: &[u8]) {
+        self.map.remove(key);
+    }
+
+    fn purge(&self, purge: &dyn Fn(&[u8], &Entry) -> bool) -> usize {
+        let removed = std::cell::Cell::new(0);
+        self.map.retain(|k, e| {
+            let gone = purge(k, e);
+            removed.set(removed.get() + usize::from(gone));
+            !gone
+        });
+        removed.get()
+    }
+
+    fn bytes(&self) -> u64 {
+        self.map.weight()
+    }
+
+    fn len(&self) -> usize {
+        self.map.len()
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,96 @@
+use super::*;
+
+fn object(body: usize, tags: &[&str]) -> Entry {
+    Entry::Object(Arc::new(Object {
+        status: 200,
+        head: Object::render([(&b"Content-Type"[..], &b"text/plain"[..])].into_iter()),
+        body: Bytes::from(vec![b'x'; body]),
+        meta: Stored {
+            status: 200,
+            ..Stored::default()
+        },
+        tags: tags.iter().map(|t| Box::from(*t)).collect(),
+    }))
+}
+
+#[test]
+fn bounded_in_bytes() {
+    let store = Memory::new(256 * 1024, 64 * 1024);
+    for i in 0..200 {
+        assert!(store.put(format!("http://h/{i}").into_bytes(), object(4096, &[])));
+    }
+    assert!(store.bytes() <= 256 * 1024, "{} bytes", store.bytes());
+    assert!(store.len() < 200);
+    assert!(store.evictions() > 0);
+}
+
+#[test]
+fn object_cap() {
+    let store = Memory::new(1 << 20, 8 * 1024);
+    assert!(!store.put(b"http://h/big".to_vec(), object(8 * 1024, &[])));
+    assert!(store.get(b"http://h/big").is_none());
+    assert!(store.put(b"http://h/small".to_vec(), object(1024, &[])));
+    assert!(store.get(b"http://h/small").is_some());
+}
+
+/// A scan of one-off URLs must not flush objects that are being used.
+#[test]
+fn scan_resistant() {
+    let store = Memory::new(512 * 1024, 64 * 1024);
+    let hot: Vec<Vec<u8>> = (0..20)
+        .map(|i| format!("http://h/hot{i}").into_bytes())
+        .collect();
+    for k in &hot {
+        store.put(k.clone(), object(4096, &[]));
+    }
+    for round in 0..50 {
+        for k in &hot {
+            let _ = store.get(k);
+        }
+        for j in 0..20 {
+            store.put(
+                format!("http://h/scan{round}-{j}").into_bytes(),
+                object(4096, &[]),
+            );
+        }
+    }
+    let kept = hot.iter().filter(|k| store.get(k).is_some()).count();
+    assert!(
+        kept >= 18,
+        "only {kept} of 20 hot objects survived the scan"
+    );
+}
+
+#[test]
+fn purges() {
+    let store = Memory::new(1 << 20, 1 << 20);
+    store.put(b"http://h/a".to_vec(), object(10, &["t1"]));
+    store.put(
+        variant_key(b"http://h/a", b"accept-encoding=gzip\0"),
+        object(10, &[]),
+    );
+    store.put(b"http://h/ab".to_vec(), object(10, &["t2"]));
+    store.put(b"http://h/b\0h:x=1".to_vec(), object(10, &["t1"]));
+    assert_eq!(store.purge(&|k, _| key_is_url(k, b"http://h/a")), 2);
+    assert!(store.get(b"http://h/ab").is_some());
+    let tagged =
+        |_: &[u8], e: &Entry| matches!(e, Entry::Object(o) if o.tags.iter().any(|t| &**t == "t1"));
+    assert_eq!(store.purge(&tagged), 1);
+    assert_eq!(store.purge(&|k, _| k.starts_with(b"http://h/")), 1);
+    assert!(store.is_empty());
+}
+
+#[test]
+fn fields_round_trip_through_the_head() {
+    let fields: [(&[u8], &[u8]); 2] = [(b"ETag", b"\"x\""), (b"Cache-Control", b"max-age=5")];
+    let Entry::Object(base) = object(1, &[]) else {
+        panic!()
+    };
+    let o = Object {
+        head: Object::render(fields.into_iter()),
+        ..Object::clone(&base)
+    };
+    assert_eq!(o.fields().collect::<Vec<_>>(), fields);
+    assert_eq!(o.field("etag"), Some(&b"\"x\""[..]));
+    assert_eq!(o.field("vary"), None);
+}

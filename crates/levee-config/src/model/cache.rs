@@ -1,0 +1,80 @@
+//! The HTTP cache: the process-wide `[cache]` table and a proxy route's
+//! `cache_*` keys.
+
+use std::time::Duration;
+
+use super::IpNet;
+
+/// `[cache]`: the store every caching route shares.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CacheConfig {
+    /// Bytes kept in memory, objects and their keys together.
+    pub max_size: u64,
+    /// A response larger than this is relayed but not stored.
+    pub max_object_size: u64,
+    /// How stale a response may be and still be served when every server of
+    /// the upstream is down (for routes with `cache_stale_if_down`).
+    pub stale_if_down: Duration,
+    /// How long a miss waits for a concurrent fetch of the same key before
+    /// going to the upstream itself.
+    pub lock_timeout: Duration,
+    /// How long a key whose response was not storable skips coalescing.
+    pub hit_for_miss: Duration,
+    /// Response field whose space-separated values tag the object for purges.
+    pub tag_header: String,
+    /// Who may send `PURGE`; empty: nobody.
+    pub purge_allow: Vec<IpNet>,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig {
+            max_size: 256 * 1024 * 1024,
+            max_object_size: 8 * 1024 * 1024,
+            stale_if_down: Duration::from_secs(3600),
+            lock_timeout: Duration::from_secs(5),
+            hit_for_miss: Duration::from_secs(120),
+            tag_header: "Surrogate-Key".to_owned(),
+            purge_allow: Vec::new(),
+        }
+    }
+}
+
+/// A proxy route's cache settings (`cache = true` and the `cache_*` keys).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteCache {
+    /// Query parameters left out of the key.
+    pub key_drop_params: Vec<String>,
+    /// Sort query parameters in the key.
+    pub key_sort_params: bool,
+    /// Request fields added to the key (lower case).
+    pub key_headers: Vec<String>,
+    /// Cookies added to the key.
+    pub key_cookies: Vec<String>,
+    /// A request carrying any of these cookies skips the cache.
+    pub bypass_cookies: Vec<String>,
+    /// A request carrying any of these fields skips the cache (lower case).
+    pub bypass_headers: Vec<String>,
+    /// Methods served from the cache (upper case); others skip it.
+    pub methods: Vec<String>,
+    /// Send the RFC 9211 `Cache-Status` field.
+    pub status_header: bool,
+    /// Serve stale (within `[cache] stale_if_down`) when every server is down.
+    pub stale_if_down: bool,
+}
+
+impl Default for RouteCache {
+    fn default() -> Self {
+        RouteCache {
+            key_drop_params: Vec::new(),
+            key_sort_params: false,
+            key_headers: Vec::new(),
+            key_cookies: Vec::new(),
+            bypass_cookies: Vec::new(),
+            bypass_headers: Vec::new(),
+            methods: vec!["GET".to_owned(), "HEAD".to_owned()],
+            status_header: true,
+            stale_if_down: true,
+        }
+    }
+}

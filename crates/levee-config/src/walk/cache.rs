@@ -1,0 +1,146 @@
+//! The `[cache]` table and the `cache_*` keys of a proxy route.
+
+use crate::error::Sink;
+use crate::model::{CacheConfig, IpNet, RouteCache};
+use crate::tree::{Fields, Item};
+
+pub(crate) const CACHE_KEYS: &[&str] = &[
+    "max_size",
+    "max_object_size",
+    "stale_if_down",
+    "lock_timeout",
+    "hit_for_miss",
+    "tag_header",
+    "purge_allow",
+];
+
+/// The cache keys of a route; all but `cache` need `cache = true`.
+pub(crate) const ROUTE_KEYS: &[&str] = &[
+    "cache",
+    "cache_key_drop_params",
+    "cache_key_sort_params",
+    "cache_key_headers",
+    "cache_key_cookies",
+    "cache_bypass_cookies",
+    "cache_bypass_headers",
+    "cache_methods",
+    "cache_status",
+    "cache_stale_if_down",
+];
+
+pub(crate) fn cache(sink: &mut Sink<'_>, item: &Item<'_, '_>) -> CacheConfig {
+    let mut c = CacheConfig::default();
+    let Some(fields) = Fields::of(sink, item, CACHE_KEYS) else {
+        return c;
+    };
+    if let Some(i) = fields.get("max_size")
+        && let Some(n) = i.size(sink)
+    {
+        if n == 0 {
+            i.error(sink, "must be greater than zero");
+        } else {
+            c.max_size = n;
+        }
+    }
+    if let Some(i) = fields.get("max_object_size")
+        && let Some(n) = i.size(sink)
+    {
+        if n == 0 || n > c.max_size {
+            i.error(sink, "must be greater than zero and at most `max_size`");
+        } else {
+            c.max_object_size = n;
+        }
+    }
+    if let Some(d) = fields.get("stale_if_down").and_then(|i| i.duration(sink)) {
+        c.stale_if_down = d;
+    }
+    if let Some(d) = fields.get("lock_timeout").and_then(|i| i.duration(sink)) {
+        c.lock_timeout = d;
+    }
+    if let Some(d) = fields.get("hit_for_miss").and_then(|i| i.duration(sink)) {
+        c.hit_for_miss = d;
+    }
+    if let Some(s) = fields.get("tag_header").and_then(|i| i.text(sink)) {
+        c.tag_header = s.to_owned();
+    }
+    if let Some(items) = fields.get("purge_allow").and_then(|i| i.one_or_many(sink)) {
+        for (i, text) in items {
+            match text.parse::<IpNet>() {
+                Ok(net) => c.purge_allow.push(net),
+                Err(message) => i.error(sink, message),
+            }
+        }
+    }
+    c
+}
+
+/// A proxy route's cache settings; `None` unless `cache = true`.
+pub(crate) fn route_cache(sink: &mut Sink<'_>, fields: &Fields<'_, '_>) -> Option<RouteCache> {
+    let enabled = fields
+        .get("cache")
+        .and_then(|i| i.bool(sink))
+        .unwrap_or(false);
+    if !enabled {
+        for key in &ROUTE_KEYS[1..] {
+            if let Some(i) = fields.get(key) {
+                i.error(sink, "only applies with `cache = true`");
+            }
+        }
+        return None;
+    }
+    let mut c = RouteCache::default();
+    let list = |sink: &mut Sink<'_>, key: &str, lower: bool| -> Option<Vec<String>> {
+        let items = fields.get(key)?.one_or_many(sink)?;
+        Some(
+            items
+                .into_iter()
+                .map(|(_, s)| {
+                    if lower {
+                        s.to_ascii_lowercase()
+                    } else {
+                        s.to_owned()
+                    }
+                })
+                .collect(),
+        )
+    };
+    if let Some(v) = list(sink, "cache_key_drop_params", false) {
+        c.key_drop_params = v;
+    }
+    if let Some(v) = list(sink, "cache_key_headers", true) {
+        c.key_headers = v;
+    }
+    if let Some(v) = list(sink, "cache_key_cookies", false) {
+        c.key_cookies = v;
+    }
+    if let Some(v) = list(sink, "cache_bypass_cookies", false) {
+        c.bypass_cookies = v;
+    }
+    if let Some(v) = list(sink, "cache_bypass_headers", true) {
+        c.bypass_headers = v;
+    }
+    if let Some(i) = fields.get("cache_methods")
+        && let Some(items) = i.one_or_many(sink)
+    {
+        c.methods = items.iter().map(|(_, m)| m.to_ascii_uppercase()).collect();
+        if let Some(bad) = c.methods.iter().find(|m| *m != "GET" && *m != "HEAD") {
+            i.error(
+                sink,
+                format!("`{bad}` cannot be served from the cache: only GET and HEAD"),
+            );
+        }
+    }
+    for (key, slot) in [
+        ("cache_key_sort_params", &mut c.key_sort_params),
+        ("cache_status", &mut c.status_header),
+        ("cache_stale_if_down", &mut c.stale_if_down),
+    ] {
+        if let Some(b) = fields.get(key).and_then(|i| i.bool(sink)) {
+            *slot = b;
+        }
+    }
+    Some(c)
+}
+
+#[cfg(test)]
+mod tests;

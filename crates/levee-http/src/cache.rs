@@ -1,0 +1,354 @@
+//! A caching proxy route: the request's life when its route has `cache = true`.
+//!
+//! ```text
+//! PURGE? ─▶ purge (allowed networks)
+//! cacheable request? (method, bypass rules, no body) ── no ─▶ proxy (then invalidate after a successful unsafe method)
+//!   ─▶ key ─▶ look up (Vary: marker, then variant)
+//!   ─▶ fresh, or stale the client or stale-while-revalidate allows ─▶ answer from the store
+//!   ─▶ only-if-cached ─▶ 504
+//!   ─▶ coalesce: lead, or wait (bounded) for the lead and answer from its stored response
+//!   ─▶ proxy with a Fill: store while streaming; on upstream failure answer stale if allowed
+//! ```
+//!
+//! The RFC 9111 rules live in `levee-cache`; this module applies them to
+//! levee's requests and sockets.
+
+pub mod fill;
+mod purge;
+mod refresh;
+mod reply;
+pub mod setup;
+
+use std::sync::Arc;
+
+use levee_cache::directives::Request as RequestDirectives;
+use levee_cache::flight::{Join, Landing};
+use levee_cache::freshness::{Heuristic, Use, decide};
+use levee_cache::stats::{Counters, STATS};
+use levee_cache::store::{Entry, Object, Storage, variant_key};
+use levee_cache::{Field, key, policy};
+use levee_upstream::Group;
+
+use crate::conn::{Client, Next};
+use crate::message::{Framing, RequestHead};
+use crate::proxy::{self, Outcome};
+use crate::respond;
+use crate::site::Site;
+use fill::Fill;
+pub use purge::{Purge, purge};
+pub use setup::{RouteCache, SiteCache, Tier};
+
+/// Seconds since the epoch: the cache's clock.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Serves `req` on a caching route.
+pub async fn serve(
+    client: &mut Client,
+    site: &Site,
+    req: &RequestHead,
+    group: &Arc<Group>,
+    preserve_host: bool,
+    route: &RouteCache,
+    keep_alive: bool,
+) -> Outcome {
+    let Some(cache) = site.cache.as_ref() else {
+        return proxy::forward(client, site, req, group, preserve_host, keep_alive).await;
+    };
+    let fields: Vec<Field<'_>> = req.fields.iter().collect();
+    if req.method() == b"PURGE" {
+        return purge::serve(client, site, cache, req, route, keep_alive).await;
+    }
+    if !cacheable_request(route, req, &fields) {
+        // Unsafe methods get a Fill only to invalidate when the response
+        // head shows success, before the client can send its next request.
+        let mut fill = Fill::new(cache, Vec::new(), route, "bypass", None);
+        let unsafe_method = policy::invalidates(req.method(), 200);
+        let fill_ref = unsafe_method.then_some(&mut fill);
+        return proxy::forward_with(
+            client,
+            site,
+            req,
+            group,
+            preserve_host,
+            keep_alive,
+            fill_ref,
+        )
+        .await;
+    }
+    let cc: Vec<&[u8]> = levee_cache::values(&fields, "cache-control").collect();
+    let directives = RequestDirectives::parse(&cc);
+    let key = key::primary(&route.spec, "http", req.host_name(), req.uri(), &fields);
+    let found = lookup_keyed(cache, &key, &fields);
+    let mut fwd = "miss";
+    if let Some((obj, _)) = &found {
+        let now = unix_now();
+        match decide(&obj.meta, &directives, now, Heuristic::default()) {
+            Use::Fresh => return hit(client, site, req, route, obj, "hit", keep_alive).await,
+            Use::StaleAllowed => {
+                Counters::add(&STATS.stale, 1);
+                let status = "hit; detail=stale";
+                return hit(client, site, req, route, obj, status, keep_alive).await;
+            }
+            Use::StaleWhileRevalidate => {
+                Counters::add(&STATS.stale, 1);
+                if let Some(stale) = found.clone() {
+                    refresh::spawn(refresh::Refresh {
+                        cache: cache.clone(),
+                        route: route.clone(),
+                        group: group.clone(),
+                        req: req.clone(),
+                        client_ip: client.peer.ip(),
+                        preserve_host,
+                        timeouts: site.timeouts,
+                        key: key.clone(),
+                        stale,
+                    });
+                }
+                let status = "hit; detail=stale-while-revalidate";
+                return hit(client, site, req, route, obj, status, keep_alive).await;
+            }
+            Use::Revalidate => {
+                fwd = if directives.no_cache {
+                    "request"
+                } else {
+                    "stale"
+                }
+            }
+        }
+    }
+    if directives.only_if_cached {
+        let bytes = respond::error(504, &[], keep_alive, req.is_head());
+        return reply_bytes(client, site, bytes, 504, keep_alive).await;
+    }
+    // Only a plain GET fetches for others: a HEAD, a conditional or a range
+    // request gets an answer that is not the complete representation.
+    let plain = req.method() == b"GET"
+        && ["range", "if-none-match", "if-modified-since", "if-range"]
+            .iter()
+            .all(|f| levee_cache::first(&fields, f).is_none());
+    // Others wait for a fetch in flight but never lead one.
+    let flights = &cache.tier.flights;
+    let join = if plain {
+        flights.join(&key, unix_now())
+    } else {
+        flights.wait_for(&key).map_or(Join::Pass, Join::Wait)
+    };
+    let lead = match join {
+        Join::Lead(lead) => Some(lead),
+        Join::Wait(waiter) => {
+            Counters::add(&STATS.coalesced, 1);
+            if waiter.wait(cache.config.lock_timeout).await == Landing::Stored
+                && let Some(obj) = lookup(cache, &key, &fields)
+            {
+                Counters::add(&STATS.hits, 1);
+                return hit(client, site, req, route, &obj, "hit; collapsed", keep_alive).await;
+            }
+            None
+        }
+        Join::Pass => None,
+    };
+    Counters::add(&STATS.misses, 1);
+    let mut fill = Fill::new(cache, key, route, fwd, found);
+    if let Some(lead) = lead {
+        fill.lead(lead);
+    }
+    if plain {
+        // The client's own validators go upstream as they are otherwise.
+        fill.validate();
+    }
+    let out = proxy::forward_with(
+        client,
+        site,
+        req,
+        group,
+        preserve_host,
+        keep_alive,
+        Some(&mut fill),
+    )
+    .await;
+    fill.land();
+    match fill.answer() {
+        Some((obj, detail)) => {
+            let (obj, detail) = (obj.clone(), detail.clone());
+            hit(client, site, req, route, &obj, &detail, keep_alive).await
+        }
+        None => out,
+    }
+}
+
+/// Whether the request may be answered from, and stored in, the cache.
+fn cacheable_request(route: &RouteCache, req: &RequestHead, fields: &[Field<'_>]) -> bool {
+    let method_ok = match req.method() {
+        b"GET" => route.get,
+        b"HEAD" => route.head,
+        _ => false,
+    };
+    method_ok
+        && req.framing == Framing::None
+        && !route
+            .bypass_headers
+            .iter()
+            .any(|h| levee_cache::first(fields, h).is_some())
+        && !route
+            .bypass_cookies
+            .iter()
+            .any(|c| key::cookie(fields, c).is_some())
+}
+
+/// The stored response for the request, following a Vary marker.
+fn lookup(cache: &SiteCache, key: &[u8], fields: &[Field<'_>]) -> Option<Arc<Object>> {
+    lookup_keyed(cache, key, fields).map(|(obj, _)| obj)
+}
+
+/// [`lookup`], with the key the object is stored under (its variant's).
+fn lookup_keyed(
+    cache: &SiteCache,
+    key: &[u8],
+    fields: &[Field<'_>],
+) -> Option<(Arc<Object>, Vec<u8>)> {
+    let store = &cache.tier.store;
+    match store.get(key)? {
+        Entry::Object(obj) => Some((obj, key.to_vec())),
+        Entry::Vary(names) => {
+            let variant = variant_key(key, &key::secondary(&names, fields));
+            match store.get(&variant)? {
+                Entry::Object(obj) => Some((obj, variant)),
+                Entry::Vary(_) => None,
+            }
+        }
+    }
+}
+
+/// Answers from a stored response.
+async fn hit(
+    client: &mut Client,
+    site: &Site,
+    req: &RequestHead,
+    route: &RouteCache,
+    obj: &Object,
+    detail: &str,
+    keep_alive: bool,
+) -> Outcome {
+    if detail == "hit" {
+        Counters::add(&STATS.hits, 1);
+    }
+    let status_line = if route.status_header {
+        format!("Cache-Status: levee; {detail}\r\n").into_bytes()
+    } else {
+        Vec::new()
+    };
+    let age = obj.meta.current_age(unix_now());
+    let answer = reply::answer(obj, req, age, &status_line, keep_alive);
+    let bytes = answer.body_len();
+    let limit = site.timeouts.client_send;
+    // A small response goes out in one write; a large one piece by piece
+    // under the client's minimum progress (pace.rs), as a relayed body does.
+    let ok = if bytes <= 16 * 1024 {
+        let mut all = answer.head;
+        for piece in &answer.body {
+            all.extend_from_slice(piece);
+        }
+        crate::pace::write_all(&mut client.stream, &all, limit)
+            .await
+            .is_ok()
+    } else {
+        let mut result = crate::pace::write_all(&mut client.stream, &answer.head, limit).await;
+        for piece in &answer.body {
+            if result.is_ok() {
+                result = crate::pace::write_all(&mut client.stream, piece, limit).await;
+            }
+        }
+        result.is_ok()
+    };
+    Outcome {
+        status: answer.status,
+        bytes,
+        upstream_time: None,
+        upstream: None,
+        next: if ok && keep_alive {
+            Next::KeepAlive
+        } else {
+            Next::Close
+        },
+    }
+}
+
+pub(crate) async fn reply_bytes(
+    client: &mut Client,
+    site: &Site,
+    bytes: Vec<u8>,
+    status: u16,
+    keep_alive: bool,
+) -> Outcome {
+    let ok = respond::send(&mut client.stream, &bytes, site.timeouts.client_send).await;
+    Outcome {
+        status,
+        bytes: 0,
+        upstream_time: None,
+        upstream: None,
+        next: if ok && keep_alive {
+            Next::KeepAlive
+        } else {
+            Next::Close
+        },
+    }
+}
+
+/// After a successful unsafe request (RFC 9111 §4.4): the target and the
+/// same-host `Location`/`Content-Location` are no longer served from the
+/// cache. Keys are built with the request's own fields, so route-added key
+/// parts (tenant header, cookie) match the entries this client would hit.
+pub(crate) fn invalidate(
+    cache: &SiteCache,
+    spec: &key::KeySpec,
+    req: &RequestHead,
+    locations: &[&[u8]],
+) {
+    let fields: Vec<Field<'_>> = req.fields.iter().collect();
+    let host = req.host_name();
+    let same_host = locations.iter().filter_map(|l| same_host_path(l, host));
+    let store = &cache.tier.store;
+    for target in std::iter::once(req.uri()).chain(same_host) {
+        let key = key::primary(spec, "http", host, target, &fields);
+        store.remove(&key);
+        Counters::add(&STATS.purged, 1);
+    }
+}
+
+/// The path and query of a `Location` on `host`: a path as it is, an
+/// absolute URI only when its host is `host`.
+fn same_host_path<'a>(location: &'a [u8], host: &[u8]) -> Option<&'a [u8]> {
+    if location.starts_with(b"/") && !location.starts_with(b"//") {
+        return Some(location);
+    }
+    let rest = location
+        .strip_prefix(b"http://")
+        .or_else(|| location.strip_prefix(b"https://"))?;
+    let end = rest.iter().position(|&b| b == b'/').unwrap_or(rest.len());
+    let authority = crate::message::strip_port(&rest[..end]);
+    authority
+        .eq_ignore_ascii_case(host)
+        .then(|| rest.get(end..).filter(|p| !p.is_empty()).unwrap_or(b"/"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_host_path;
+
+    #[test]
+    fn locations_on_the_same_host() {
+        assert_eq!(same_host_path(b"/a?b", b"site"), Some(&b"/a?b"[..]));
+        assert_eq!(
+            same_host_path(b"http://SITE:8080/x", b"site"),
+            Some(&b"/x"[..])
+        );
+        assert_eq!(same_host_path(b"https://site", b"site"), Some(&b"/"[..]));
+        assert_eq!(same_host_path(b"http://other/x", b"site"), None);
+        assert_eq!(same_host_path(b"//site/x", b"site"), None);
+        assert_eq!(same_host_path(b"relative", b"site"), None);
+    }
+}

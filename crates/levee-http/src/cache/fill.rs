@@ -1,0 +1,361 @@
+//! The cache's side of a miss: [`Fill`] sees the response head, decides
+//! whether to store it, takes a copy of the body while it streams to the
+//! client, and stores it once complete. It also knows whether a stale
+//! response may stand in when the upstream fails.
+//!
+//! The body is never held back: the client gets each chunk as it arrives,
+//! and the copy stops (and the object is not stored) past
+//! `[cache] max_object_size`.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use levee_cache::flight::{Landing, Lead};
+use levee_cache::freshness::{Expires, Heuristic, Stored, http_date, usable_on_error};
+use levee_cache::key::KeySpec;
+use levee_cache::stats::{Counters, STATS};
+use levee_cache::store::{Entry, Object, Storage, variant_key};
+use levee_cache::{Field, key, policy};
+
+use super::setup::SiteCache;
+use super::unix_now;
+use crate::body::{BodySink, Tee};
+use crate::message::{Framing, RequestHead, ResponseHead, is_hop_by_hop};
+
+/// What the proxy does with a response head.
+#[derive(Debug)]
+pub enum Admit {
+    /// Do not relay it: the cache answers (stale instead of an error, or
+    /// the stored response the upstream's 304 just refreshed).
+    Answer,
+    /// Relay it, copying the body into the fill (a [`BodySink`]) when
+    /// `copy`; `status_line` goes into the client's head.
+    Relay { copy: bool, status_line: Vec<u8> },
+}
+
+/// An object waiting for its body.
+#[derive(Debug)]
+struct Pending {
+    object: Object,
+    /// `Some` when the response varies: the names and this request's secondary key.
+    vary: Option<(Arc<[String]>, Vec<u8>)>,
+}
+
+/// One miss's dealings with the cache.
+#[derive(Debug)]
+pub struct Fill<'a> {
+    cache: &'a SiteCache,
+    key: Vec<u8>,
+    /// Also serve stale when the upstream is down (the route allows it).
+    stale_if_down: bool,
+    status_header: bool,
+    /// RFC 9211 `fwd` reason: `miss`, `stale` or `request`.
+    fwd: &'static str,
+    request_time: u64,
+    /// The stored response this miss would replace, if any, and its key.
+    stale: Option<(Arc<Object>, Vec<u8>)>,
+    /// Validators were sent: a 304 refreshes `stale`.
+    validating: bool,
+    /// The stored response that answers instead of the upstream's, and the
+    /// `Cache-Status` detail saying why.
+    answer: Option<(Arc<Object>, String)>,
+    pending: Option<Pending>,
+    /// The copy of the body being relayed.
+    tee: Option<Tee>,
+    landing: Landing,
+    /// The flight this fill fetches for, landed as soon as the outcome is
+    /// known: at the head for an uncacheable response, when stored for one
+    /// that is stored (before the client has its last byte).
+    lead: Option<Lead<'a>>,
+    /// How the route builds keys (for invalidation).
+    spec: &'a KeySpec,
+}
+
+impl<'a> Fill<'a> {
+    pub fn new(
+        cache: &'a SiteCache,
+        key: Vec<u8>,
+        route: &'a super::RouteCache,
+        fwd: &'static str,
+        stale: Option<(Arc<Object>, Vec<u8>)>,
+    ) -> Fill<'a> {
+        Fill {
+            cache,
+            key,
+            stale_if_down: route.stale_if_down,
+            status_header: route.status_header,
+            fwd,
+            request_time: unix_now(),
+            stale,
+            validating: false,
+            answer: None,
+            pending: None,
+            tee: None,
+            landing: Landing::Failed,
+            lead: None,
+            spec: &route.spec,
+        }
+    }
+
+    /// Makes this fill land `lead` (the key's flight).
+    pub fn lead(&mut self, lead: Lead<'a>) {
+        self.lead = Some(lead);
+    }
+
+    /// Releases the requests waiting on the flight with the outcome so far
+    /// (`Failed` while the response is not stored yet).
+    pub fn land(&mut self) {
+        if let Some(lead) = self.lead.take() {
+            let pass_for = self.cache.config.hit_for_miss.as_secs();
+            lead.land(self.landing, unix_now(), pass_for);
+        }
+    }
+
+    /// The stored response that answers instead of the upstream's, and
+    /// the `Cache-Status` detail.
+    pub fn answer(&self) -> Option<&(Arc<Object>, String)> {
+        self.answer.as_ref()
+    }
+
+    /// Adds the stored response's validators to the upstream request head
+    /// (which ends with its blank line), so an unchanged response costs a 304.
+    pub fn add_validators(&self, head: &mut Vec<u8>) {
+        let Some((stale, _)) = &self.stale else {
+            return;
+        };
+        if !self.validating || !head.ends_with(b"\r\n\r\n") {
+            return;
+        }
+        head.truncate(head.len() - 2);
+        if let Some(etag) = stale.field("etag") {
+            crate::h1::write::field(head, b"If-None-Match", etag);
+        }
+        if let Some(lm) = stale.field("last-modified") {
+            crate::h1::write::field(head, b"If-Modified-Since", lm);
+        }
+        head.extend_from_slice(b"\r\n");
+    }
+
+    /// Asks the upstream to validate the stored response (when it has validators).
+    pub fn validate(&mut self) {
+        self.validating = self
+            .stale
+            .as_ref()
+            .is_some_and(|(s, _)| s.field("etag").is_some() || s.field("last-modified").is_some());
+    }
+
+    /// Whether the stale response may answer for a failure with `status`:
+    /// within `stale-if-error`, or, when the upstream could not be reached
+    /// (`down`), within `[cache] stale_if_down` where the route allows it.
+    pub fn fall_back(&mut self, status: u16) -> bool {
+        self.try_fall_back(status, true)
+    }
+
+    fn try_fall_back(&mut self, status: u16, down: bool) -> bool {
+        let Some((stale, _)) = &self.stale else {
+            return false;
+        };
+        let route_max = if down && self.stale_if_down {
+            self.cache.config.stale_if_down.as_secs()
+        } else {
+            0
+        };
+        if !usable_on_error(&stale.meta, unix_now(), Heuristic::default(), route_max) {
+            return false;
+        }
+        let detail = format!("hit; fwd=stale; fwd-status={status}; detail=stale-if-error");
+        self.answer = Some((stale.clone(), detail));
+        Counters::add(&STATS.stale, 1);
+        true
+    }
+
+    /// Decides, from the response head, whether to store the response.
+    pub fn admit(&mut self, req: &RequestHead, resp: &ResponseHead) -> Admit {
+        if matches!(resp.status, 500 | 502 | 503 | 504) && self.try_fall_back(resp.status, false) {
+            return Admit::Answer;
+        }
+        if resp.status == 304 && self.validating && self.refresh(resp) {
+            return Admit::Answer;
+        }
+        if policy::invalidates(req.method(), resp.status) {
+            let locations: Vec<&[u8]> = resp
+                .fields
+                .iter()
+                .filter(|(n, _)| {
+                    n.eq_ignore_ascii_case(b"location")
+                        || n.eq_ignore_ascii_case(b"content-location")
+                })
+                .map(|(_, v)| v)
+                .collect();
+            super::invalidate(self.cache, self.spec, req, &locations);
+        }
+        self.landing = Landing::Uncacheable;
+        self.tee = self.prepare(req, resp).map(|(pending, expected)| {
+            self.landing = Landing::Failed;
+            self.pending = Some(pending);
+            Tee::new(self.cache.config.max_object_size as usize, expected)
+        });
+        let copy = self.tee.is_some();
+        if !copy {
+            // Waiters go to the upstream now, not after this body.
+            self.land();
+        }
+        let mut status_line = Vec::new();
+        if self.status_header && !self.key.is_empty() {
+            status_line.extend_from_slice(b"Cache-Status: levee; fwd=");
+            status_line.extend_from_slice(self.fwd.as_bytes());
+            if copy {
+                status_line.extend_from_slice(b"; stored");
+            }
+            status_line.extend_from_slice(b"\r\n");
+        }
+        Admit::Relay { copy, status_line }
+    }
+
+    /// The object to store (without its body) and the body length expected.
+    fn prepare(&self, req: &RequestHead, resp: &ResponseHead) -> Option<(Pending, Option<u64>)> {
+        let req_fields: Vec<Field<'_>> = req.fields.iter().collect();
+        let resp_fields: Vec<Field<'_>> = resp.fields.iter().collect();
+        let cc = policy::storable(req.method(), &req_fields, resp.status, &resp_fields).ok()?;
+        let expected = match resp.framing {
+            Framing::Length(n) if n > self.cache.config.max_object_size => return None,
+            Framing::Length(n) => Some(n),
+            _ => None,
+        };
+        let names = key::vary_names(&resp_fields)?;
+        let vary = (!names.is_empty()).then(|| {
+            let secondary = key::secondary(&names, &req_fields);
+            (Arc::from(names), secondary)
+        });
+        let meta = meta(resp.status, self.request_time, &resp_fields, cc);
+        let head = Object::render(resp.fields.iter().filter(|(name, _)| {
+            !is_hop_by_hop(name)
+                && !name.eq_ignore_ascii_case(b"content-length")
+                && !policy::drop_when_storing(name, &meta.directives)
+        }));
+        let tags = levee_cache::values(&resp_fields, &self.cache.config.tag_header)
+            .flat_map(|v| v.split(|&b| b == b' ' || b == b','))
+            .filter(|t| !t.is_empty())
+            .map(|t| Box::from(String::from_utf8_lossy(t).as_ref()))
+            .collect();
+        let object = Object {
+            status: resp.status,
+            head,
+            body: Bytes::new(),
+            meta,
+            tags,
+        };
+        Some((Pending { object, vary }, expected))
+    }
+
+    /// The upstream's 304 confirms the stored response: its fields replace
+    /// the stored ones of the same name (RFC 9111 §4.3.4), its times and
+    /// directives the stored ones, and the result is stored and answers.
+    fn refresh(&mut self, resp: &ResponseHead) -> bool {
+        let Some((stale, key)) = &self.stale else {
+            return false;
+        };
+        let mut object = Object::clone(stale);
+        let updated: Vec<(&[u8], &[u8])> = resp
+            .fields
+            .iter()
+            .filter(|(n, _)| {
+                !is_hop_by_hop(n)
+                    && !n.eq_ignore_ascii_case(b"content-length")
+                    && !n.eq_ignore_ascii_case(b"age")
+            })
+            .collect();
+        let kept = stale
+            .fields()
+            .filter(|(n, _)| !updated.iter().any(|(u, _)| u.eq_ignore_ascii_case(n)));
+        object.head = Object::render(kept.chain(updated.iter().copied()));
+        let fields: Vec<Field<'_>> = object.fields().collect();
+        let cc: Vec<&[u8]> = levee_cache::values(&fields, "cache-control").collect();
+        let meta = meta(
+            object.status,
+            self.request_time,
+            &fields,
+            levee_cache::directives::Response::parse(&cc),
+        );
+        object.meta = meta;
+        let object = Arc::new(object);
+        self.cache
+            .tier
+            .store
+            .put(key.clone(), Entry::Object(object.clone()));
+        self.landing = Landing::Stored;
+        self.land();
+        self.answer = Some((object, "hit; fwd=stale; fwd-status=304".to_owned()));
+        true
+    }
+
+    /// Whether the body is still being copied (not past the object cap).
+    pub fn copying(&self) -> bool {
+        self.tee.as_ref().is_some_and(|t| !t.overflowed())
+    }
+
+    /// The body is complete: store the object with it.
+    fn store(&mut self, tee: Tee) {
+        let Some(Pending { mut object, vary }) = self.pending.take() else {
+            return;
+        };
+        let Some(body) = tee.into_body() else {
+            self.landing = Landing::Uncacheable;
+            self.land();
+            return;
+        };
+        object.body = Bytes::from(body);
+        let store = &self.cache.tier.store;
+        let entry = Entry::Object(Arc::new(object));
+        let stored = match vary {
+            None => store.put(self.key.clone(), entry),
+            Some((names, secondary)) => {
+                store.put(variant_key(&self.key, &secondary), entry)
+                    && store.put(self.key.clone(), Entry::Vary(names))
+            }
+        };
+        self.landing = if stored {
+            Counters::add(&STATS.stored, 1);
+            Landing::Stored
+        } else {
+            Landing::Uncacheable
+        };
+        self.land();
+    }
+}
+
+impl BodySink for Fill<'_> {
+    fn push(&mut self, data: &[u8]) {
+        if let Some(t) = &mut self.tee {
+            t.push(data);
+        }
+    }
+
+    fn complete(&mut self) {
+        if let Some(t) = self.tee.take() {
+            self.store(t);
+        }
+    }
+}
+
+/// What is recorded for freshness and `Age` about a response with `fields`.
+fn meta(
+    status: u16,
+    request_time: u64,
+    fields: &[Field<'_>],
+    directives: levee_cache::directives::Response,
+) -> Stored {
+    let first = |name: &'static str| levee_cache::first(fields, name);
+    Stored {
+        status,
+        request_time,
+        response_time: unix_now(),
+        date: http_date(first("date")).flatten(),
+        age: first("age")
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .and_then(|v| v.trim().parse().ok()),
+        expires: http_date(first("expires")).map(|d| d.map_or(Expires::Invalid, Expires::At)),
+        last_modified: http_date(first("last-modified")).flatten(),
+        directives,
+    }
+}

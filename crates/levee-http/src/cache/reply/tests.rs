@@ -1,0 +1,133 @@
+use bytes::Bytes;
+use levee_cache::freshness::Stored;
+use levee_cache::store::Object;
+
+use super::answer;
+use crate::h1::{HeadLimits, Parsed, parse_request};
+use crate::message::RequestHead;
+
+fn request(text: &str) -> RequestHead {
+    let limits = HeadLimits {
+        max_request_line: 8192,
+        max_header_bytes: 32768,
+        max_headers: 100,
+    };
+    match parse_request(text.as_bytes(), 0, &limits) {
+        Ok(Parsed::Complete(parts, len)) => {
+            parts.into_head(Bytes::copy_from_slice(&text.as_bytes()[..len]))
+        }
+        other => panic!("not a request head: {other:?}"),
+    }
+}
+
+fn object() -> Object {
+    let fields: [(&[u8], &[u8]); 3] = [
+        (b"Content-Type", b"text/plain"),
+        (b"ETag", b"\"v1\""),
+        (b"Last-Modified", b"Tue, 01 Dec 2026 00:00:00 GMT"),
+    ];
+    Object {
+        status: 200,
+        head: Object::render(fields.into_iter()),
+        body: Bytes::from_static(b"0123456789"),
+        meta: Stored {
+            status: 200,
+            ..Stored::default()
+        },
+        tags: Vec::new(),
+    }
+}
+
+fn get(extra: &str) -> RequestHead {
+    request(&format!("GET /a HTTP/1.1\r\nHost: h\r\n{extra}\r\n"))
+}
+
+fn text(a: &super::Answer) -> String {
+    String::from_utf8_lossy(&a.head).into_owned()
+}
+
+#[test]
+fn a_plain_hit_carries_age_status_and_length() {
+    let a = answer(
+        &object(),
+        &get(""),
+        42,
+        b"Cache-Status: levee; hit\r\n",
+        true,
+    );
+    assert_eq!(a.status, 200);
+    let head = text(&a);
+    assert!(
+        head.starts_with("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"),
+        "{head}"
+    );
+    assert!(head.contains("Age: 42\r\nCache-Status: levee; hit\r\nContent-Length: 10\r\n\r\n"));
+    assert_eq!(a.body_len(), 10);
+}
+
+#[test]
+fn conditionals_prefer_if_none_match() {
+    let o = object();
+    assert_eq!(
+        answer(&o, &get("If-None-Match: W/\"v1\"\r\n"), 0, b"", true).status,
+        304
+    );
+    assert_eq!(
+        answer(&o, &get("If-None-Match: \"x\", \"v1\"\r\n"), 0, b"", true).status,
+        304
+    );
+    // A non-matching ETag wins over a matching date.
+    let both = "If-None-Match: \"x\"\r\nIf-Modified-Since: Wed, 02 Dec 2026 00:00:00 GMT\r\n";
+    assert_eq!(answer(&o, &get(both), 0, b"", true).status, 200);
+    let since = "If-Modified-Since: Wed, 02 Dec 2026 00:00:00 GMT\r\n";
+    let a = answer(&o, &get(since), 0, b"", true);
+    assert_eq!(a.status, 304);
+    assert!(
+        !text(&a).contains("Content-Length"),
+        "a 304 announces no length"
+    );
+    let before = "If-Modified-Since: Mon, 30 Nov 2026 00:00:00 GMT\r\n";
+    assert_eq!(answer(&o, &get(before), 0, b"", true).status, 200);
+}
+
+#[test]
+fn ranges_and_if_range() {
+    let o = object();
+    let a = answer(&o, &get("Range: bytes=-3\r\n"), 0, b"", true);
+    assert_eq!((a.status, a.body.concat()), (206, b"789".to_vec()));
+    assert!(text(&a).contains("Content-Range: bytes 7-9/10\r\n"));
+    let stale = answer(
+        &o,
+        &get("Range: bytes=0-1\r\nIf-Range: \"v0\"\r\n"),
+        0,
+        b"",
+        true,
+    );
+    assert_eq!(stale.status, 200);
+    let weak = answer(
+        &o,
+        &get("Range: bytes=0-1\r\nIf-Range: W/\"v1\"\r\n"),
+        0,
+        b"",
+        true,
+    );
+    assert_eq!(weak.status, 200, "If-Range needs a strong validator");
+    let date = "Range: bytes=0-1\r\nIf-Range: Tue, 01 Dec 2026 00:00:00 GMT\r\n";
+    assert_eq!(answer(&o, &get(date), 0, b"", true).status, 206);
+    assert_eq!(
+        answer(&o, &get("Range: bytes=20-\r\n"), 0, b"", true).status,
+        416
+    );
+}
+
+#[test]
+fn head_and_http10() {
+    let o = object();
+    let head = request("HEAD /a HTTP/1.1\r\nHost: h\r\n\r\n");
+    let a = answer(&o, &head, 0, b"", true);
+    assert!(a.body.is_empty());
+    assert!(text(&a).contains("Content-Length: 10\r\n"));
+    let old = request("GET /a HTTP/1.0\r\nHost: h\r\n\r\n");
+    assert!(text(&answer(&o, &old, 0, b"", true)).contains("Connection: keep-alive\r\n"));
+    assert!(text(&answer(&o, &old, 0, b"", false)).contains("Connection: close\r\n"));
+}

@@ -1,0 +1,89 @@
+//! The HTTP cache with stale responses: revalidation (304),
+//! stale-while-revalidate, and serving stale while the origin is down.
+
+mod support;
+
+use std::thread;
+use std::time::Duration;
+
+use support::*;
+
+#[test]
+fn stale_is_served_while_the_origin_is_down_within_the_limit() {
+    let mut b = start("", "stale_if_down = \"3s\"");
+    b.get("/short/a.txt");
+    b.get("/mr/a.txt");
+    drop(std::mem::replace(&mut b.nginx, Nginx::start("")));
+    thread::sleep(Duration::from_millis(1500));
+    let stale = b.get("/short/a.txt");
+    assert_eq!(stale.status, 200);
+    assert_eq!(stale.body, b"0123456789abcdef");
+    let status = stale.header("cache-status").unwrap_or_default();
+    assert!(status.contains("fwd=stale"), "{status}");
+    let head = b.request("HEAD", "/short/a.txt", "");
+    assert_eq!(
+        (head.status, head.header("content-length")),
+        (200, Some("16"))
+    );
+    // 502 (connect refused) or 503 (passive health has ejected the server).
+    let down = |status: u16| matches!(status, 502 | 503);
+    let mr = b.get("/mr/a.txt").status;
+    assert!(down(mr), "must-revalidate forbids stale: {mr}");
+    // Whole seconds: staleness 4 or more is past the 3 s allowance.
+    thread::sleep(Duration::from_millis(4000));
+    let past = b.get("/short/a.txt").status;
+    assert!(down(past), "past stale_if_down: {past}");
+}
+
+#[test]
+fn a_stale_response_is_revalidated_with_its_etag_and_a_304_refreshes_it() {
+    let b = start("", "");
+    assert_eq!(b.get("/short/a.txt").status, 200);
+    thread::sleep(Duration::from_millis(2100));
+    let lenient = b.request("GET", "/short/a.txt", "Cache-Control: max-stale=60\r\n");
+    assert_eq!(
+        lenient.header("cache-status"),
+        Some("levee; hit; detail=stale")
+    );
+    let r = b.get("/short/a.txt");
+    assert_eq!(r.status, 200, "the client asked unconditionally");
+    assert_eq!(r.body, b"0123456789abcdef");
+    assert_eq!(
+        r.header("cache-status"),
+        Some("levee; hit; fwd=stale; fwd-status=304")
+    );
+    let statuses: Vec<String> = b
+        .nginx
+        .wait_entries("/short/a.txt", 2)
+        .iter()
+        .map(|e| e.get("status"))
+        .collect();
+    assert_eq!(statuses, ["200", "304"]);
+    assert!(is_hit(&b.get("/short/a.txt")));
+}
+
+#[test]
+fn stale_while_revalidate_answers_at_once_and_refreshes_in_the_background() {
+    let b = start("", "");
+    b.nginx.put_file("swr/a.txt", b"v1");
+    assert_eq!(b.get("/swr/a.txt").body, b"v1");
+    thread::sleep(Duration::from_millis(2100));
+    b.nginx.put_file("swr/a.txt", b"v2-new");
+    let stale = b.get("/swr/a.txt");
+    assert_eq!(stale.body, b"v1", "the stale response answers at once");
+    assert_eq!(
+        stale.header("cache-status"),
+        Some("levee; hit; detail=stale-while-revalidate")
+    );
+    let fresh = poll(Duration::from_secs(5), || {
+        let r = b.get("/swr/a.txt");
+        (r.body == b"v2-new").then_some(r)
+    })
+    .expect("the background refresh stored the new response");
+    assert!(is_hit(&fresh));
+    assert_eq!(
+        b.origin_count("/swr/a.txt"),
+        2,
+        "first fetch and one refresh"
+    );
+}
