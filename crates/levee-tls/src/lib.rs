@@ -1,0 +1,24 @@
+//! TLS termination shared by levee's front ends (HTTP, and the mail proxy's
+//! implicit TLS and STARTTLS).
+//!
+//! ```text
+//! Settings (paths) ──load──▶ Certs by name ──build──▶ rustls ServerConfig ──▶ Acceptor::accept(tcp)
+//!                    └── files re-read on reload or when their mtime changes; a bad file keeps the old config
+//! ```
+//!
+//! Only TLS 1.2 and 1.3 with rustls' `ring` provider. The certificate for a
+//! handshake is chosen by SNI ([`sni`]); session tickets are sealed with
+//! rotating keys that outlive reloads, so a client can resume across them.
+
+mod acceptor;
+mod error;
+mod load;
+mod settings;
+pub mod sni;
+
+pub use acceptor::{Acceptor, TlsStream};
+pub use error::TlsError;
+pub use settings::{CertSettings, Settings};
+
+#[cfg(test)]
+mod tests;
