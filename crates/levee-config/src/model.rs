@@ -9,8 +9,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 mod protect;
+mod tls;
 mod upstream;
 pub use protect::*;
+pub use tls::*;
 pub use upstream::*;
 
 /// A complete, validated configuration.
@@ -97,6 +99,8 @@ pub struct Listener {
     pub address: SocketAddr,
     pub backlog: u32,
     pub protect: ListenerProtect,
+    /// `[listener.tls]`: TLS termination; `None` for plain TCP.
+    pub tls: Option<ListenerTls>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -8,6 +8,7 @@ use std::time::Duration;
 use toml::{Table, Value};
 
 mod protect;
+mod tls;
 
 use crate::model::{
     AccessLogFormat, AccessLogTarget, Action, Balance, CheckKind, Config, HashKey, HostMatch,
@@ -76,6 +77,7 @@ pub fn to_toml(config: &Config) -> String {
             t.insert("address".into(), l.address.to_string().into());
             t.insert("backlog".into(), int(u64::from(l.backlog)));
             protect::listener(&mut t, &l.protect);
+            tls::listener(&mut t, &l.tls);
             Value::Table(t)
         })
         .collect();

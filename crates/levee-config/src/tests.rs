@@ -125,12 +125,14 @@ fn full_config_becomes_the_expected_model() {
                 address: "0.0.0.0:8080".parse().expect("literal"),
                 backlog: 128,
                 protect: Default::default(),
+                tls: None,
             },
             Listener {
                 name: "[::1]:8443".into(),
                 address: "[::1]:8443".parse().expect("literal"),
                 backlog: 4096,
                 protect: Default::default(),
+                tls: None,
             },
         ],
         routes: vec![
@@ -266,6 +268,7 @@ fn defaults_fill_everything_left_out() {
             address: "127.0.0.1:80".parse().expect("literal"),
             backlog: 4096,
             protect: Default::default(),
+            tls: None,
         }]
     );
     assert_eq!(
@@ -363,6 +366,8 @@ fn docs_cover_every_key() {
         LIMIT_KEYS,
         TIMEOUT_KEYS,
         LISTENER_KEYS,
+        TLS_KEYS,
+        CERT_KEYS,
         ROUTE_KEYS,
         UPSTREAM_KEYS,
         SERVER_KEYS,

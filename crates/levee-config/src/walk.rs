@@ -8,6 +8,7 @@
 
 mod protect;
 mod route;
+mod tls;
 mod upstream;
 
 use std::net::SocketAddr;
@@ -72,6 +73,7 @@ pub(crate) struct DraftListener {
     pub address: Option<(SocketAddr, Mention)>,
     pub backlog: u32,
     pub protect: crate::model::ListenerProtect,
+    pub tls: Option<crate::model::ListenerTls>,
 }
 
 // The schema's keys, table by table. docs/config.md documents each one (a
@@ -119,11 +121,15 @@ pub(crate) const LISTENER_KEYS: &[&str] = &[
     "max_connections_per_prefix",
     "client_prefix_v4",
     "client_prefix_v6",
+    // TLS (walk/tls.rs).
+    "tls",
 ];
 #[cfg(test)]
 pub(crate) use protect::{PROTECT_KEYS, RATE_LIMIT_KEYS};
 #[cfg(test)]
 pub(crate) use route::KEYS as ROUTE_KEYS;
+#[cfg(test)]
+pub(crate) use tls::{CERT_KEYS, TLS_KEYS};
 #[cfg(test)]
 pub(crate) use upstream::{ADMIN_KEYS, HEALTH_CHECK_KEYS, SERVER_KEYS, UPSTREAM_KEYS};
 
@@ -354,12 +360,14 @@ fn listener(sink: &mut Sink<'_>, item: &Item<'_, '_>) -> Option<DraftListener> {
         .and_then(|i| i.int_in(sink, 1, i32::MAX as u64))
         .map_or(crate::model::DEFAULT_BACKLOG, |n| n as u32);
     let protect = protect::listener_protect(sink, &fields);
+    let tls = fields.get("tls").and_then(|i| tls::listener_tls(sink, i));
     Some(DraftListener {
         name,
         name_defaulted,
         address,
         backlog,
         protect,
+        tls,
     })
 }
 
