@@ -13,8 +13,8 @@
 
 use std::time::Duration;
 
+use crate::stream::Socket;
 use bytes::{Buf, BytesMut};
-use tokio::net::TcpStream;
 
 use crate::h1::{ChunkError, ChunkedDecoder};
 use crate::message::Framing;
@@ -69,9 +69,9 @@ impl Relay {
     /// whatever followed the body. Returns the number of body bytes written.
     pub async fn run(
         &self,
-        src: &mut TcpStream,
+        src: &mut impl Socket,
         pending: &mut BytesMut,
-        dst: &mut TcpStream,
+        dst: &mut impl Socket,
         head: Vec<u8>,
     ) -> Result<u64, RelayError> {
         let mut out = Out { head, dst };
@@ -87,7 +87,11 @@ impl Relay {
         Ok(sent)
     }
 
-    async fn fill(&self, src: &mut TcpStream, pending: &mut BytesMut) -> Result<usize, RelayError> {
+    async fn fill(
+        &self,
+        src: &mut impl Socket,
+        pending: &mut BytesMut,
+    ) -> Result<usize, RelayError> {
         pending.reserve(RELAY_CHUNK);
         pace::read_buf(src, pending, self.read_timeout)
             .await
@@ -101,9 +105,9 @@ impl Relay {
     /// is not kept waiting on a slow sender.
     async fn refill(
         &self,
-        src: &mut TcpStream,
+        src: &mut impl Socket,
         pending: &mut BytesMut,
-        out: &mut Out<'_>,
+        out: &mut Out<'_, impl Socket>,
     ) -> Result<usize, RelayError> {
         if !out.head.is_empty() {
             self.write(out, &[]).await?;
@@ -111,7 +115,7 @@ impl Relay {
         self.fill(src, pending).await
     }
 
-    async fn write(&self, out: &mut Out<'_>, bytes: &[u8]) -> Result<(), RelayError> {
+    async fn write(&self, out: &mut Out<'_, impl Socket>, bytes: &[u8]) -> Result<(), RelayError> {
         let result = if out.head.is_empty() {
             pace::write_all(out.dst, bytes, self.write_timeout).await
         } else {
@@ -128,9 +132,9 @@ impl Relay {
 
     async fn length(
         &self,
-        src: &mut TcpStream,
+        src: &mut impl Socket,
         pending: &mut BytesMut,
-        out: &mut Out<'_>,
+        out: &mut Out<'_, impl Socket>,
         total: u64,
     ) -> Result<u64, RelayError> {
         if self.limit.is_some_and(|max| total > max) {
@@ -153,9 +157,9 @@ impl Relay {
 
     async fn chunked(
         &self,
-        src: &mut TcpStream,
+        src: &mut impl Socket,
         pending: &mut BytesMut,
-        out: &mut Out<'_>,
+        out: &mut Out<'_, impl Socket>,
     ) -> Result<u64, RelayError> {
         let mut decoder = ChunkedDecoder::default();
         let mut sent = 0u64;
@@ -193,9 +197,9 @@ impl Relay {
 
     async fn until_close(
         &self,
-        src: &mut TcpStream,
+        src: &mut impl Socket,
         pending: &mut BytesMut,
-        out: &mut Out<'_>,
+        out: &mut Out<'_, impl Socket>,
     ) -> Result<u64, RelayError> {
         let mut sent = 0u64;
         loop {
@@ -210,7 +214,7 @@ impl Relay {
 }
 
 /// The receiving side of a relay, with a head still to go out first.
-struct Out<'a> {
+struct Out<'a, D> {
     head: Vec<u8>,
-    dst: &'a mut TcpStream,
+    dst: &'a mut D,
 }

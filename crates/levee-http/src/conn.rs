@@ -27,6 +27,7 @@ use crate::message::{Framing, RequestHead};
 use crate::respond;
 use crate::screen::{self, Screened};
 use crate::site::{Site, Target};
+use crate::stream::ClientStream;
 use crate::{Shared, idle, pace, proxy};
 
 /// Initial read size for a request head; grows up to `limits.max_header_bytes`.
@@ -41,6 +42,15 @@ pub struct ListenerCtx {
     /// Its open connections, counted for the connection limits; lives as
     /// long as the listener, across reloads.
     pub conns: Arc<ConnTable>,
+    /// Set on a TLS listener: every connection starts with a handshake.
+    pub tls: Option<ListenerTls>,
+}
+
+/// A TLS listener's acceptor; it swaps its certificates itself on reload.
+#[derive(Debug, Clone)]
+pub struct ListenerTls {
+    pub acceptor: Arc<levee_tls::Acceptor>,
+    pub handshake_timeout: std::time::Duration,
 }
 
 impl ListenerCtx {
@@ -49,6 +59,7 @@ impl ListenerCtx {
             addr,
             shared,
             conns: ConnTable::new(addr.to_string()),
+            tls: None,
         }
     }
 }
@@ -56,7 +67,7 @@ impl ListenerCtx {
 /// The client side of a connection: its socket and the bytes read but not yet used.
 #[derive(Debug)]
 pub struct Client {
-    pub stream: TcpStream,
+    pub stream: ClientStream,
     pub peer: SocketAddr,
     pub buf: BytesMut,
     /// Its place in the listener's connection counts, given back on close.
@@ -72,8 +83,9 @@ pub enum Next {
     Linger,
 }
 
-/// Serves one client connection until it closes. `permit` is its place in
-/// the listener's connection counts (see `levee_protect::conns`).
+/// Serves one client connection until it closes, after the TLS handshake
+/// on a TLS listener. `permit` is its place in the listener's connection
+/// counts (see `levee_protect::conns`).
 pub fn serve(
     stream: TcpStream,
     peer: SocketAddr,
@@ -82,7 +94,7 @@ pub fn serve(
 ) -> impl Future<Output = ()> + Send {
     let _ = stream.set_nodelay(true);
     let client = Client {
-        stream,
+        stream: ClientStream::Plain(stream),
         peer,
         buf: BytesMut::new(),
         permit,
@@ -92,6 +104,15 @@ pub fn serve(
 
 /// Serves a connection that has already served `served` requests.
 pub async fn serve_from(mut client: Client, listener: Arc<ListenerCtx>, mut served: u64) {
+    if served == 0
+        && let Some(tls) = &listener.tls
+    {
+        // Boxed: the handshake's state must not widen every connection's task.
+        match Box::pin(handshake(client, tls)).await {
+            Some(c) => client = c,
+            None => return,
+        }
+    }
     let fd = client.stream.as_raw_fd();
     loop {
         if client.buf.is_empty() {
@@ -100,14 +121,14 @@ pub async fn serve_from(mut client: Client, listener: Arc<ListenerCtx>, mut serv
             let timeouts = listener.shared.site.load().timeouts;
             if served == 0 {
                 if !matches!(
-                    timeout(timeouts.request_head, client.stream.readable()).await,
+                    timeout(timeouts.request_head, client.stream.ready(&mut client.buf)).await,
                     Ok(Ok(()))
                 ) {
                     return;
                 }
             } else {
                 let grace = idle::PARK_AFTER.min(timeouts.keepalive);
-                match timeout(grace, client.stream.readable()).await {
+                match timeout(grace, client.stream.ready(&mut client.buf)).await {
                     Ok(Ok(())) => {}
                     Ok(Err(_)) => return,
                     Err(_) if timeouts.keepalive <= grace => return,
@@ -130,6 +151,41 @@ pub async fn serve_from(mut client: Client, listener: Arc<ListenerCtx>, mut serv
             Next::KeepAlive | Next::Close => return,
             // Boxed: its discard buffer must not sit in every connection's task.
             Next::Linger => return Box::pin(respond::linger_close(client.stream)).await,
+        }
+    }
+}
+
+/// The TLS handshake on a new plain client, within the listener's
+/// `handshake_timeout`. `None` when it failed or timed out.
+async fn handshake(client: Client, tls: &ListenerTls) -> Option<Client> {
+    let Client {
+        stream,
+        peer,
+        buf,
+        permit,
+    } = client;
+    let ClientStream::Plain(tcp) = stream else {
+        return Some(Client {
+            stream,
+            peer,
+            buf,
+            permit,
+        });
+    };
+    match timeout(tls.handshake_timeout, tls.acceptor.accept(tcp)).await {
+        Ok(Ok(s)) => Some(Client {
+            stream: ClientStream::Tls(Box::new(s)),
+            peer,
+            buf,
+            permit,
+        }),
+        Ok(Err(e)) => {
+            tracing::debug!(peer = %peer, error = %e, "TLS handshake failed");
+            None
+        }
+        Err(_) => {
+            tracing::debug!(peer = %peer, "TLS handshake timed out");
+            None
         }
     }
 }

@@ -24,10 +24,10 @@ use std::task::{Context, Wake, Waker};
 use std::time::{Duration, Instant};
 
 use slab::Slab;
-use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
 use crate::conn::{self, Client, ListenerCtx};
+use crate::stream::ClientStream;
 
 /// How long a keep-alive connection waits in its task before parking.
 pub const PARK_AFTER: Duration = Duration::from_millis(100);
@@ -35,7 +35,7 @@ pub const PARK_AFTER: Duration = Duration::from_millis(100);
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
 struct Parked {
-    stream: TcpStream,
+    stream: ClientStream,
     peer: SocketAddr,
     listener: Arc<ListenerCtx>,
     served: u64,

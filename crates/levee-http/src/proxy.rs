@@ -237,6 +237,7 @@ pub async fn forward(
                     client_ip: client.peer.ip(),
                     preserve_host,
                     server_authority: &member.configured,
+                    tls: client.stream.is_tls(),
                 },
             );
             if let Some(b) = &body {

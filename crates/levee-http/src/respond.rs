@@ -4,15 +4,20 @@ use std::time::Duration;
 
 use levee_config::RedirectAction;
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
 use tokio::time::timeout;
 
 use crate::h1::write::{error_body, simple_response};
 use crate::message::RequestHead;
+use crate::stream::ClientStream;
 
 /// Writes `bytes` to the client within `limit`. False if the client is gone.
-pub async fn send(stream: &mut TcpStream, bytes: &[u8], limit: Duration) -> bool {
-    matches!(timeout(limit, stream.write_all(bytes)).await, Ok(Ok(())))
+pub async fn send(stream: &mut ClientStream, bytes: &[u8], limit: Duration) -> bool {
+    // Flushed: TLS keeps records it could not send yet until asked.
+    let write = async {
+        stream.write_all(bytes).await?;
+        stream.flush().await
+    };
+    matches!(timeout(limit, write).await, Ok(Ok(())))
 }
 
 /// An error response: a one-line text body naming the status.
@@ -49,8 +54,9 @@ pub fn redirect(r: &RedirectAction, req: &RequestHead, keep_alive: bool) -> Vec<
 /// Stops writing, then reads and discards what the client still sends for a
 /// moment, so closing does not reset the connection before the client has
 /// read levee's last response (the "lingering close" nginx also does).
-pub async fn linger_close(mut stream: TcpStream) {
-    let _ = stream.shutdown().await;
+pub async fn linger_close(mut stream: ClientStream) {
+    // Bounded: a TLS close_notify waits for a client that may not read.
+    let _ = timeout(Duration::from_secs(2), stream.shutdown()).await;
     let mut sink = [0u8; 4096];
     let _ = timeout(Duration::from_secs(2), async {
         let mut total = 0usize;

@@ -12,6 +12,7 @@
 //! ```
 
 pub mod listeners;
+pub mod tls;
 pub mod upkeep;
 pub mod worker;
 
@@ -22,7 +23,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use levee_config::Config;
-use levee_http::conn::ListenerCtx;
+use levee_http::conn::{ListenerCtx, ListenerTls};
 use levee_http::{Shared, Site};
 use levee_upstream::Registry;
 use tokio::signal::unix::{SignalKind, signal};
@@ -47,6 +48,15 @@ pub enum ServerError {
         #[source]
         source: std::io::Error,
     },
+    /// TLS files that do not load, each at the key naming it.
+    #[error("{0}")]
+    TlsFiles(levee_config::ConfigErrors),
+    #[error("listener {addr}: {source}")]
+    Tls {
+        addr: SocketAddr,
+        #[source]
+        source: levee_tls::TlsError,
+    },
     #[error("starting workers: {0}")]
     Workers(std::io::Error),
 }
@@ -63,6 +73,7 @@ struct Server {
     /// Bound at start, served once the control runtime runs.
     admin_socket: Option<std::net::TcpListener>,
     admin: Option<AdminListener>,
+    tls: tls::TlsListeners,
 }
 
 /// Runs levee with `config` until it is stopped. `config.source` is re-read on SIGHUP.
@@ -79,6 +90,10 @@ pub fn run(config: Config) -> Result<(), ServerError> {
     };
     let registry = Registry::new();
     let site = Site::build_with(&config, &registry)?;
+    let errors = tls::check(&config);
+    if !errors.is_empty() {
+        return Err(ServerError::TlsFiles(levee_config::ConfigErrors { errors }));
+    }
     let shared = Shared::new(site);
     let admin_socket = match config.admin {
         Some(admin) => {
@@ -114,9 +129,18 @@ pub fn run(config: Config) -> Result<(), ServerError> {
         upkeep: Upkeep::default(),
         admin_socket,
         admin: None,
+        tls: tls::TlsListeners::default(),
     };
-    for (addr, sockets) in bound {
-        server.listen(addr, sockets);
+    let mut opened = Vec::with_capacity(bound.len());
+    for (l, (addr, sockets)) in server.config.listeners.iter().zip(bound) {
+        let tls = server
+            .tls
+            .open(l)
+            .map_err(|source| ServerError::Tls { addr, source })?;
+        opened.push((addr, tls, sockets));
+    }
+    for (addr, tls, sockets) in opened {
+        server.listen(addr, tls, sockets);
     }
     if let Some(path) = &server.config.pid_file {
         std::fs::write(path, format!("{}\n", std::process::id())).map_err(|source| {
@@ -147,8 +171,16 @@ impl Signals {
 }
 
 impl Server {
-    fn listen(&mut self, addr: SocketAddr, sockets: Vec<std::net::TcpListener>) {
-        let ctx = Arc::new(ListenerCtx::new(addr, self.shared.clone()));
+    fn listen(
+        &mut self,
+        addr: SocketAddr,
+        tls: Option<ListenerTls>,
+        sockets: Vec<std::net::TcpListener>,
+    ) {
+        let ctx = Arc::new(ListenerCtx {
+            tls,
+            ..ListenerCtx::new(addr, self.shared.clone())
+        });
         let bound = sockets.first().and_then(|s| s.local_addr().ok());
         for (socket, w) in sockets.into_iter().zip(&self.workers) {
             let _ = w.tx.send(Command::Listen {
@@ -165,6 +197,7 @@ impl Server {
             let _ = w.tx.send(Command::Unlisten(addr));
         }
         self.listening.remove(&addr);
+        self.tls.close(addr);
         tracing::info!(listener = %addr, "stopped listening");
     }
 
@@ -179,8 +212,10 @@ impl Server {
                 }
             }
         }
+        let mut watch = tokio::time::interval(tls::WATCH_EVERY);
         loop {
             tokio::select! {
+                _ = watch.tick() => self.tls.refresh(),
                 _ = signals.hup.recv() => self.reload(),
                 _ = signals.term.recv() => break,
                 _ = signals.int.recv() => break,
@@ -237,11 +272,28 @@ impl Server {
                 }
             }
         }
+        let mut opened = Vec::with_capacity(added.len());
+        for (addr, sockets) in added {
+            let Some(l) = config.listeners.iter().find(|l| l.address == addr) else {
+                continue;
+            };
+            match self.tls.open(l) {
+                Ok(tls) => opened.push((addr, tls, sockets)),
+                Err(e) => {
+                    for (addr, _, _) in &opened {
+                        self.tls.close(*addr);
+                    }
+                    tracing::error!(listener = %addr, error = %e, "reload refused; the running config stays");
+                    return;
+                }
+            }
+        }
+        self.tls.reload(&config);
         self.shared.site.store(Arc::new(site));
         self.upkeep = Upkeep::start(&self.shared.site.load());
         self.reload_admin(&config);
-        for (addr, sockets) in added {
-            self.listen(addr, sockets);
+        for (addr, tls, sockets) in opened {
+            self.listen(addr, tls, sockets);
         }
         let gone: Vec<SocketAddr> = self
             .listening

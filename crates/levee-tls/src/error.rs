@@ -32,3 +32,19 @@ pub enum TlsError {
     #[error("TLS setup: {0}")]
     Rustls(#[from] rustls::Error),
 }
+
+impl TlsError {
+    /// The file at fault, when one is (the key's, for a mismatch).
+    pub fn path(&self) -> Option<&std::path::Path> {
+        match self {
+            TlsError::Read { path, .. }
+            | TlsError::Pem { path, .. }
+            | TlsError::NoCertificate { path }
+            | TlsError::NoKey { path }
+            | TlsError::Key { path, .. }
+            | TlsError::ClientCa { path, .. } => Some(path),
+            TlsError::Mismatch { key, .. } => Some(key),
+            TlsError::NoCertificates | TlsError::Rustls(_) => None,
+        }
+    }
+}
