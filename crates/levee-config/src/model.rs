@@ -101,6 +101,8 @@ pub struct Listener {
     pub protect: ListenerProtect,
     /// `[listener.tls]`: TLS termination; `None` for plain TCP.
     pub tls: Option<ListenerTls>,
+    /// Sources that must send a PROXY protocol header; empty for none.
+    pub proxy_protocol: Vec<IpNet>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

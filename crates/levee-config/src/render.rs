@@ -78,6 +78,10 @@ pub fn to_toml(config: &Config) -> String {
             t.insert("backlog".into(), int(u64::from(l.backlog)));
             protect::listener(&mut t, &l.protect);
             tls::listener(&mut t, &l.tls);
+            if !l.proxy_protocol.is_empty() {
+                let nets = l.proxy_protocol.iter().map(|n| n.to_string().into());
+                t.insert("proxy_protocol".into(), Value::Array(nets.collect()));
+            }
             Value::Table(t)
         })
         .collect();

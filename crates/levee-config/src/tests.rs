@@ -126,6 +126,7 @@ fn full_config_becomes_the_expected_model() {
                 backlog: 128,
                 protect: Default::default(),
                 tls: None,
+                proxy_protocol: Vec::new(),
             },
             Listener {
                 name: "[::1]:8443".into(),
@@ -133,6 +134,7 @@ fn full_config_becomes_the_expected_model() {
                 backlog: 4096,
                 protect: Default::default(),
                 tls: None,
+                proxy_protocol: Vec::new(),
             },
         ],
         routes: vec![
@@ -269,6 +271,7 @@ fn defaults_fill_everything_left_out() {
             backlog: 4096,
             protect: Default::default(),
             tls: None,
+            proxy_protocol: Vec::new(),
         }]
     );
     assert_eq!(

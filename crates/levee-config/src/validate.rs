@@ -43,6 +43,7 @@ pub(crate) fn assemble(sink: &mut Sink<'_>, draft: Draft, source: &Path) -> Opti
             backlog: l.backlog,
             protect: l.protect,
             tls: l.tls,
+            proxy_protocol: l.proxy_protocol,
         });
     }
     let mut routes = Vec::with_capacity(draft.routes.len());

@@ -74,6 +74,7 @@ pub(crate) struct DraftListener {
     pub backlog: u32,
     pub protect: crate::model::ListenerProtect,
     pub tls: Option<crate::model::ListenerTls>,
+    pub proxy_protocol: Vec<crate::model::IpNet>,
 }
 
 // The schema's keys, table by table. docs/config.md documents each one (a
@@ -121,8 +122,9 @@ pub(crate) const LISTENER_KEYS: &[&str] = &[
     "max_connections_per_prefix",
     "client_prefix_v4",
     "client_prefix_v6",
-    // TLS (walk/tls.rs).
+    // TLS (walk/tls.rs) and the PROXY protocol.
     "tls",
+    "proxy_protocol",
 ];
 #[cfg(test)]
 pub(crate) use protect::{PROTECT_KEYS, RATE_LIMIT_KEYS};
@@ -361,6 +363,10 @@ fn listener(sink: &mut Sink<'_>, item: &Item<'_, '_>) -> Option<DraftListener> {
         .map_or(crate::model::DEFAULT_BACKLOG, |n| n as u32);
     let protect = protect::listener_protect(sink, &fields);
     let tls = fields.get("tls").and_then(|i| tls::listener_tls(sink, i));
+    let proxy_protocol = fields
+        .get("proxy_protocol")
+        .map(|i| tls::networks(sink, i))
+        .unwrap_or_default();
     Some(DraftListener {
         name,
         name_defaulted,
@@ -368,6 +374,7 @@ fn listener(sink: &mut Sink<'_>, item: &Item<'_, '_>) -> Option<DraftListener> {
         backlog,
         protect,
         tls,
+        proxy_protocol,
     })
 }
 

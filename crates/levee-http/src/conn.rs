@@ -1,10 +1,12 @@
 //! The life of one HTTP/1 client connection.
 //!
 //! ```text
-//! accept ─▶ idle ─▶ read head ─▶ route ─▶ act (proxy | static | redirect | respond) ─▶ log ─┐
-//!            ▲                                                                               │
-//!            └──────────────────────────── keep-alive ◀──────────────────────────────────────┘
+//! accept ─▶ [PROXY header] ─▶ [TLS handshake] ─▶ idle ─▶ read head ─▶ route ─▶ act ─▶ log ─┐
+//!             (conn/start.rs, when the listener asks)     ▲                                 │
+//!                                                         └─────────── keep-alive ◀─────────┘
 //! ```
+//!
+//! `act` is one of proxy, static, redirect, respond.
 //!
 //! While idle a connection holds no buffer: it waits for readability with an
 //! empty `BytesMut`, and the request's work runs in a separately boxed future,
@@ -30,6 +32,8 @@ use crate::site::{Site, Target};
 use crate::stream::ClientStream;
 use crate::{Shared, idle, pace, proxy};
 
+mod start;
+
 /// Initial read size for a request head; grows up to `limits.max_header_bytes`.
 const HEAD_CHUNK: usize = 4096;
 
@@ -44,6 +48,9 @@ pub struct ListenerCtx {
     pub conns: Arc<ConnTable>,
     /// Set on a TLS listener: every connection starts with a handshake.
     pub tls: Option<ListenerTls>,
+    /// The sources that must start with a PROXY protocol header; `None`
+    /// when the listener takes it from no one.
+    pub proxy_protocol: Option<levee_protect::Acl>,
 }
 
 /// A TLS listener's acceptor; it swaps its certificates itself on reload.
@@ -60,6 +67,7 @@ impl ListenerCtx {
             shared,
             conns: ConnTable::new(addr.to_string()),
             tls: None,
+            proxy_protocol: None,
         }
     }
 }
@@ -104,11 +112,9 @@ pub fn serve(
 
 /// Serves a connection that has already served `served` requests.
 pub async fn serve_from(mut client: Client, listener: Arc<ListenerCtx>, mut served: u64) {
-    if served == 0
-        && let Some(tls) = &listener.tls
-    {
-        // Boxed: the handshake's state must not widen every connection's task.
-        match Box::pin(handshake(client, tls)).await {
+    if served == 0 && (listener.tls.is_some() || listener.proxy_protocol.is_some()) {
+        // Boxed: these steps' state must not widen every connection's task.
+        match Box::pin(start::begin(client, &listener)).await {
             Some(c) => client = c,
             None => return,
         }
@@ -151,41 +157,6 @@ pub async fn serve_from(mut client: Client, listener: Arc<ListenerCtx>, mut serv
             Next::KeepAlive | Next::Close => return,
             // Boxed: its discard buffer must not sit in every connection's task.
             Next::Linger => return Box::pin(respond::linger_close(client.stream)).await,
-        }
-    }
-}
-
-/// The TLS handshake on a new plain client, within the listener's
-/// `handshake_timeout`. `None` when it failed or timed out.
-async fn handshake(client: Client, tls: &ListenerTls) -> Option<Client> {
-    let Client {
-        stream,
-        peer,
-        buf,
-        permit,
-    } = client;
-    let ClientStream::Plain(tcp) = stream else {
-        return Some(Client {
-            stream,
-            peer,
-            buf,
-            permit,
-        });
-    };
-    match timeout(tls.handshake_timeout, tls.acceptor.accept(tcp)).await {
-        Ok(Ok(s)) => Some(Client {
-            stream: ClientStream::Tls(Box::new(s)),
-            peer,
-            buf,
-            permit,
-        }),
-        Ok(Err(e)) => {
-            tracing::debug!(peer = %peer, error = %e, "TLS handshake failed");
-            None
-        }
-        Err(_) => {
-            tracing::debug!(peer = %peer, "TLS handshake timed out");
-            None
         }
     }
 }

@@ -18,6 +18,7 @@ pub mod idle;
 pub mod message;
 pub mod pace;
 pub mod proxy;
+pub mod proxy_protocol;
 pub mod respond;
 pub mod route;
 mod screen;

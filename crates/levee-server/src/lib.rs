@@ -137,10 +137,10 @@ pub fn run(config: Config) -> Result<(), ServerError> {
             .tls
             .open(l)
             .map_err(|source| ServerError::Tls { addr, source })?;
-        opened.push((addr, tls, sockets));
+        opened.push((addr, (tls, proxy_protocol(l)), sockets));
     }
-    for (addr, tls, sockets) in opened {
-        server.listen(addr, tls, sockets);
+    for (addr, first, sockets) in opened {
+        server.listen(addr, first, sockets);
     }
     if let Some(path) = &server.config.pid_file {
         std::fs::write(path, format!("{}\n", std::process::id())).map_err(|source| {
@@ -151,6 +151,19 @@ pub fn run(config: Config) -> Result<(), ServerError> {
         })?;
     }
     control.block_on(server.control(signals))
+}
+
+/// What a listener's connections do before HTTP: TLS, and which sources
+/// must send a PROXY protocol header.
+type FirstSteps = (Option<ListenerTls>, Option<levee_protect::Acl>);
+
+fn proxy_protocol(l: &levee_config::Listener) -> Option<levee_protect::Acl> {
+    (!l.proxy_protocol.is_empty()).then(|| {
+        levee_protect::Acl::new(&levee_config::AccessList {
+            allow: l.proxy_protocol.clone(),
+            deny: Vec::new(),
+        })
+    })
 }
 
 /// The signals levee acts on.
@@ -174,11 +187,12 @@ impl Server {
     fn listen(
         &mut self,
         addr: SocketAddr,
-        tls: Option<ListenerTls>,
+        (tls, proxy_protocol): FirstSteps,
         sockets: Vec<std::net::TcpListener>,
     ) {
         let ctx = Arc::new(ListenerCtx {
             tls,
+            proxy_protocol,
             ..ListenerCtx::new(addr, self.shared.clone())
         });
         let bound = sockets.first().and_then(|s| s.local_addr().ok());
@@ -278,7 +292,7 @@ impl Server {
                 continue;
             };
             match self.tls.open(l) {
-                Ok(tls) => opened.push((addr, tls, sockets)),
+                Ok(tls) => opened.push((addr, (tls, proxy_protocol(l)), sockets)),
                 Err(e) => {
                     for (addr, _, _) in &opened {
                         self.tls.close(*addr);
@@ -292,8 +306,8 @@ impl Server {
         self.shared.site.store(Arc::new(site));
         self.upkeep = Upkeep::start(&self.shared.site.load());
         self.reload_admin(&config);
-        for (addr, tls, sockets) in opened {
-            self.listen(addr, tls, sockets);
+        for (addr, first, sockets) in opened {
+            self.listen(addr, first, sockets);
         }
         let gone: Vec<SocketAddr> = self
             .listening

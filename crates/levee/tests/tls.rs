@@ -351,3 +351,24 @@ fn a_silent_client_is_dropped_at_the_handshake_timeout() {
     let mut conn = support::RawConn::connect(levee.port);
     assert!(conn.closed_within(Duration::from_secs(3)), "still open");
 }
+
+#[test]
+fn proxy_protocol_header_before_the_tls_handshake() {
+    let nginx = Nginx::start_default();
+    let setup = setup();
+    let cfg = config(&setup, &nginx.addr(), "", "").replacen(
+        "[listener.tls]",
+        "proxy_protocol = \"127.0.0.1\"\n[listener.tls]",
+        1,
+    );
+    let levee = setup.start(&cfg);
+    let out = https(&levee, "a.test", "/pp-tls", &["--haproxy-protocol"]);
+    assert!(ok_body(&out).starts_with("hello from"));
+    let e = nginx.wait_entries("/pp-tls", 1);
+    assert_eq!(
+        (e[0].get("xff").as_str(), e[0].get("xfp").as_str()),
+        ("127.0.0.1", "https")
+    );
+    // The same client without the header is dropped before the handshake.
+    assert!(!https(&levee, "a.test", "/no-pp", &[]).status.success());
+}

@@ -20,6 +20,7 @@ fn static_is_one_listener_and_one_route() {
             backlog: 4096,
             protect: Default::default(),
             tls: None,
+            proxy_protocol: Vec::new(),
         }]
     );
     assert_eq!(config.routes.len(), 1);

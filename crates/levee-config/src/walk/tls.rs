@@ -51,6 +51,18 @@ pub(crate) fn listener_tls(sink: &mut Sink<'_>, item: &Item<'_, '_>) -> Option<L
     })
 }
 
+/// `proxy_protocol`: the networks trusted to send a PROXY header.
+pub(crate) fn networks(sink: &mut Sink<'_>, item: &Item<'_, '_>) -> Vec<crate::model::IpNet> {
+    let mut nets = Vec::new();
+    for (i, text) in item.one_or_many(sink).unwrap_or_default() {
+        match text.parse() {
+            Ok(net) => nets.push(net),
+            Err(message) => i.error(sink, message),
+        }
+    }
+    nets
+}
+
 fn cert(sink: &mut Sink<'_>, item: &Item<'_, '_>) -> Option<TlsCert> {
     let fields = Fields::of(sink, item, CERT_KEYS)?;
     let cert = fields.require(sink, "cert").and_then(|i| file(sink, i));
@@ -141,6 +153,32 @@ mod tests {
         assert_eq!(back.certs[0].cert.path, c.cert.path);
         assert_eq!(back.certs[0].names, c.names);
         assert_eq!(back.hsts, tls.hsts);
+    }
+
+    #[test]
+    fn proxy_protocol_takes_networks() {
+        let text = "[[listener]]\naddress = \"127.0.0.1:80\"\nproxy_protocol = [\"10.0.0.0/8\", \"::1\"]\n\
+                    [[route]]\nrespond = \"hi\"\n";
+        let config = crate::parse(text, Path::new("t.toml")).unwrap();
+        let nets: Vec<String> = config.listeners[0]
+            .proxy_protocol
+            .iter()
+            .map(|n| n.to_string())
+            .collect();
+        assert_eq!(nets, ["10.0.0.0/8", "::1/128"]);
+        let again = crate::parse(&crate::to_toml(&config), Path::new("t.toml")).unwrap();
+        assert_eq!(
+            again.listeners[0].proxy_protocol,
+            config.listeners[0].proxy_protocol
+        );
+        let bad = text.replace("10.0.0.0/8", "10.0.0.0/33");
+        let e = crate::parse(&bad, Path::new("t.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("listener[0].proxy_protocol[0]: invalid network"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -1,0 +1,105 @@
+//! The PROXY protocol on a listener: taken from trusted sources only, its
+//! client address used for X-Forwarded-For and the access log.
+
+mod support;
+
+use support::{LeveeSetup, Nginx, curl, raw};
+
+/// levee in front of `nginx`, trusting `trusted` to send PROXY headers.
+fn start(nginx: &Nginx, trusted: &str) -> support::Levee {
+    let setup = LeveeSetup::new();
+    let cfg = setup.proxy_config(&[&nginx.addr()], "").replacen(
+        "\n\n[[route]]",
+        &format!("\nproxy_protocol = {trusted}\n\n[[route]]"),
+        1,
+    );
+    setup.start(&cfg)
+}
+
+fn v2_inet(src: [u8; 4], port: u16) -> Vec<u8> {
+    let mut h = b"\r\n\r\n\0\r\nQUIT\n".to_vec();
+    h.extend_from_slice(&[0x21, 0x11, 0, 12]);
+    h.extend_from_slice(&src);
+    h.extend_from_slice(&[127, 0, 0, 1]);
+    h.extend_from_slice(&port.to_be_bytes());
+    h.extend_from_slice(&80u16.to_be_bytes());
+    h
+}
+
+#[test]
+fn curl_haproxy_protocol_from_a_trusted_source() {
+    let nginx = Nginx::start_default();
+    let levee = start(&nginx, "[\"127.0.0.1\", \"10.0.0.0/8\"]");
+    let out = curl(&["--haproxy-protocol", &levee.url("/pp-curl")]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("hello from"));
+    let e = nginx.wait_entries("/pp-curl", 1);
+    assert_eq!(e[0].get("xff"), "127.0.0.1");
+}
+
+#[test]
+fn the_client_address_comes_from_the_header_v1_and_v2() {
+    let nginx = Nginx::start_default();
+    let levee = start(&nginx, "\"127.0.0.0/8\"");
+    let mut v1 = b"PROXY TCP4 203.0.113.7 127.0.0.1 40000 80\r\n".to_vec();
+    v1.extend_from_slice(b"GET /pp-v1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let got = raw(levee.port, &v1);
+    assert!(
+        got.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&got)
+    );
+
+    let mut v2 = v2_inet([198, 51, 100, 9], 40001);
+    v2.extend_from_slice(b"GET /pp-v2 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let got = raw(levee.port, &v2);
+    assert!(
+        got.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&got)
+    );
+
+    assert_eq!(nginx.wait_entries("/pp-v1", 1)[0].get("xff"), "203.0.113.7");
+    assert_eq!(
+        nginx.wait_entries("/pp-v2", 1)[0].get("xff"),
+        "198.51.100.9"
+    );
+    let line = levee.wait_stdout_line(&["/pp-v1"]);
+    assert!(line.starts_with("203.0.113.7 "), "{line}");
+}
+
+#[test]
+fn a_header_from_an_untrusted_source_is_refused() {
+    let nginx = Nginx::start_default();
+    let levee = start(&nginx, "\"10.0.0.0/8\"");
+    let status = |args: &[&str]| {
+        let mut all = vec!["-o", "/dev/null", "-w", "%{http_code}"];
+        all.extend_from_slice(args);
+        String::from_utf8_lossy(&curl(&all).stdout).into_owned()
+    };
+    assert_eq!(
+        status(&["--haproxy-protocol", &levee.url("/pp-untrusted")]),
+        "400"
+    );
+    // Without the header the same client is served as usual.
+    assert_eq!(status(&[&levee.url("/plain")]), "200");
+    assert!(!nginx.access_log().contains("/pp-untrusted"));
+}
+
+#[test]
+fn a_trusted_source_must_send_a_valid_header() {
+    let nginx = Nginx::start_default();
+    let levee = start(&nginx, "\"127.0.0.1\"");
+    for bytes in [
+        &b"GET /no-header HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"[..],
+        b"PROXY TCP4 1.2.3.4 5.6.7.8 99999 80\r\nGET / HTTP/1.1\r\n\r\n",
+    ] {
+        let got = raw(levee.port, bytes);
+        assert!(got.is_empty(), "{}", String::from_utf8_lossy(&got));
+    }
+    assert!(!nginx.access_log().contains("/no-header"));
+}
