@@ -58,6 +58,8 @@ pub struct ListenerCtx {
 pub struct ListenerTls {
     pub acceptor: Arc<levee_tls::Acceptor>,
     pub handshake_timeout: std::time::Duration,
+    /// `Strict-Transport-Security: max-age` in seconds, when configured.
+    pub hsts: Option<u64>,
 }
 
 impl ListenerCtx {
@@ -80,6 +82,8 @@ pub struct Client {
     pub buf: BytesMut,
     /// Its place in the listener's connection counts, given back on close.
     pub permit: Option<ConnPermit>,
+    /// HSTS max-age for every response, on a TLS listener that sets one.
+    pub hsts: Option<u64>,
 }
 
 /// What happens to the connection after an exchange.
@@ -106,6 +110,7 @@ pub fn serve(
         peer,
         buf: BytesMut::new(),
         permit,
+        hsts: None,
     };
     serve_from(client, listener, 0)
 }
@@ -300,6 +305,8 @@ impl Done {
         head: &RequestHead,
         bytes: Vec<u8>,
     ) {
+        let mut bytes = bytes;
+        respond::add_hsts(&mut bytes, client.hsts);
         self.status = status_of(&bytes);
         self.bytes = body_len(&bytes);
         if head.framing != Framing::None {

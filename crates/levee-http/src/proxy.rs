@@ -358,7 +358,8 @@ pub async fn forward(
         _ => Vec::new(),
     };
     let framing = headers::client_framing(&resp, req, keep_alive);
-    let out_head = headers::client_response(&resp, req, framing, &sticky);
+    let mut out_head = headers::client_response(&resp, req, framing, &sticky);
+    respond::add_hsts(&mut out_head, client.hsts);
     let relay = Relay {
         framing: resp.framing,
         output: if framing.chunked || resp.framing != Framing::Chunked {

@@ -20,6 +20,18 @@ pub async fn send(stream: &mut ClientStream, bytes: &[u8], limit: Duration) -> b
     matches!(timeout(limit, write).await, Ok(Ok(())))
 }
 
+/// Adds `Strict-Transport-Security` after the status line of `response`
+/// (a head, or a head with its body) when `max_age` is set.
+pub fn add_hsts(response: &mut Vec<u8>, max_age: Option<u64>) {
+    let Some(max_age) = max_age else { return };
+    let Some(line_end) = memchr::memmem::find(response, b"\r\n") else {
+        return;
+    };
+    let field = format!("Strict-Transport-Security: max-age={max_age}\r\n");
+    let at = line_end + 2;
+    response.splice(at..at, field.into_bytes());
+}
+
 /// An error response: a one-line text body naming the status.
 pub fn error(status: u16, extra: &[(&str, &[u8])], keep_alive: bool, head_only: bool) -> Vec<u8> {
     simple_response(

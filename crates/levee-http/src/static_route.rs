@@ -49,7 +49,8 @@ pub async fn serve(
             done.reply(client, site, head, bytes).await;
         }
         StaticOutcome::NotModified { fields } => {
-            let out = file_head(304, &fields, keep_alive);
+            let mut out = file_head(304, &fields, keep_alive);
+            respond::add_hsts(&mut out, client.hsts);
             done.reply(client, site, head, out).await;
         }
         StaticOutcome::Send {
@@ -58,7 +59,8 @@ pub async fn serve(
             file,
             body,
         } => {
-            let out = file_head(status, &fields, keep_alive);
+            let mut out = file_head(status, &fields, keep_alive);
+            respond::add_hsts(&mut out, client.hsts);
             done.status = status;
             if head.framing != Framing::None {
                 done.next = Next::Linger;

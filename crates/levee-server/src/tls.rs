@@ -96,6 +96,7 @@ impl TlsListeners {
         Ok(Some(ListenerTls {
             acceptor,
             handshake_timeout: tls.handshake_timeout,
+            hsts: tls.hsts.map(|d| d.as_secs()),
         }))
     }
 

@@ -98,10 +98,16 @@ fn ok_body(out: &Output) -> String {
 
 #[test]
 fn sni_selects_the_certificate_per_name_and_upstream_sees_https() {
-    let (nginx, levee) = start("", |_| {});
+    let (nginx, levee) = start("hsts = \"2h\"", |_| {});
 
     let a = https(&levee, "a.test", "/one", &[]);
     assert!(ok_body(&a).starts_with("hello from"), "{a:?}");
+    // HSTS on a proxied response.
+    let verbose = String::from_utf8_lossy(&a.stderr);
+    assert!(
+        verbose.contains("< Strict-Transport-Security: max-age=7200"),
+        "{verbose}"
+    );
     assert!(subject(&a).contains("CN=a.test"), "{}", subject(&a));
 
     let b = https(&levee, "x.b.test", "/two", &[]);
@@ -325,6 +331,11 @@ status = 308
     );
     let levee = setup.start(&cfg);
     let got = https(&levee, "a.test", "/big.bin", &[]);
+    let verbose = String::from_utf8_lossy(&got.stderr);
+    assert!(
+        verbose.contains("< Strict-Transport-Security: max-age=3600"),
+        "{verbose}"
+    );
     assert!(
         got.status.success(),
         "{}",
@@ -338,6 +349,8 @@ status = 308
     let out = curl(&["-si", &format!("http://127.0.0.1:{plain}/x?y=1")]);
     let head = String::from_utf8_lossy(&out.stdout);
     assert!(head.starts_with("HTTP/1.1 308"), "{head}");
+    // Never over plain HTTP (RFC 6797 §7.2).
+    assert!(!head.contains("Strict-Transport-Security"), "{head}");
     assert!(
         head.to_ascii_lowercase()
             .contains(&format!("location: https://127.0.0.1:{plain}/x?y=1")),

@@ -95,6 +95,7 @@ async fn handshake(client: Client, tls: &ListenerTls) -> Option<Client> {
         peer,
         buf,
         permit,
+        hsts,
     } = client;
     let ClientStream::Plain(tcp) = stream else {
         return Some(Client {
@@ -102,6 +103,7 @@ async fn handshake(client: Client, tls: &ListenerTls) -> Option<Client> {
             peer,
             buf,
             permit,
+            hsts,
         });
     };
     match timeout(tls.handshake_timeout, tls.acceptor.accept(tcp)).await {
@@ -110,6 +112,7 @@ async fn handshake(client: Client, tls: &ListenerTls) -> Option<Client> {
             peer,
             buf,
             permit,
+            hsts: tls.hsts,
         }),
         Ok(Err(e)) => {
             tracing::debug!(peer = %peer, error = %e, "TLS handshake failed");
