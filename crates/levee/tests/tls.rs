@@ -385,3 +385,25 @@ fn proxy_protocol_header_before_the_tls_handshake() {
     // The same client without the header is dropped before the handshake.
     assert!(!https(&levee, "a.test", "/no-pp", &[]).status.success());
 }
+
+#[test]
+fn ocsp_response_is_stapled_when_a_file_is_given() {
+    let nginx = Nginx::start_default();
+    let setup = setup();
+    certs::ocsp(setup.dir.path(), "ca", "a");
+    let cfg = config(&setup, &nginx.addr(), "", "").replacen(
+        "names = [\"a.test\"]",
+        "names = [\"a.test\"]\nocsp = \"a.ocsp\"",
+        1,
+    );
+    let levee = setup.start(&cfg);
+    let stapled = s_client(&levee, &["-status"]);
+    assert!(
+        stapled.contains("OCSP Response Status: successful"),
+        "{stapled}"
+    );
+    assert!(stapled.contains("Cert Status: good"), "{stapled}");
+    // The other certificate has no response to staple.
+    let none = s_client(&levee, &["-status", "-servername", "x.b.test"]);
+    assert!(none.contains("OCSP response: no response sent"), "{none}");
+}

@@ -70,3 +70,59 @@ pub fn leaf(dir: &Path, ca: &str, stem: &str, cn: &str, names: &[&str]) -> (Path
     );
     (dir.join(pem), dir.join(key))
 }
+
+/// A signed "good" OCSP response for `{stem}.pem` from the CA `ca`, as
+/// `openssl ocsp` answers it from an index file: writes `{stem}.ocsp`.
+pub fn ocsp(dir: &Path, ca: &str, stem: &str) -> PathBuf {
+    let out = Command::new("openssl")
+        .args([
+            "x509", "-noout", "-serial", "-subject", "-nameopt", "compat", "-in",
+        ])
+        .arg(format!("{stem}.pem"))
+        .current_dir(dir)
+        .output()
+        .expect("openssl x509");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(str::trim)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let (serial, subject) = (field("serial="), field("subject="));
+    let index = format!("V\t301231235959Z\t\t{serial}\tunknown\t{subject}\n");
+    std::fs::write(dir.join(format!("{stem}.index")), index).expect("write index");
+    let (pem, req, resp, index) = (
+        format!("{stem}.pem"),
+        format!("{stem}.ocspreq"),
+        format!("{stem}.ocsp"),
+        format!("{stem}.index"),
+    );
+    let ca_pem = format!("{ca}.pem");
+    openssl(
+        dir,
+        &["ocsp", "-issuer", &ca_pem, "-cert", &pem, "-reqout", &req],
+    );
+    openssl(
+        dir,
+        &[
+            "ocsp",
+            "-index",
+            &index,
+            "-rsigner",
+            &ca_pem,
+            "-rkey",
+            &format!("{ca}.key"),
+            "-CA",
+            &ca_pem,
+            "-reqin",
+            &req,
+            "-respout",
+            &resp,
+            "-ndays",
+            "1",
+        ],
+    );
+    dir.join(resp)
+}
