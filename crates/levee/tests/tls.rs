@@ -407,3 +407,71 @@ fn ocsp_response_is_stapled_when_a_file_is_given() {
     let none = s_client(&levee, &["-status", "-servername", "x.b.test"]);
     assert!(none.contains("OCSP response: no response sent"), "{none}");
 }
+
+/// Sends a GET on an open `s_client -quiet` session and waits for the
+/// answer's body line on `lines`.
+fn get_over(
+    stdin: &mut std::process::ChildStdin,
+    lines: &std::sync::mpsc::Receiver<String>,
+    path: &str,
+) -> Option<String> {
+    use std::io::Write;
+    let req = format!("GET {path} HTTP/1.1\r\nHost: a.test\r\n\r\n");
+    stdin.write_all(req.as_bytes()).ok()?;
+    stdin.flush().ok()?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+        let line = lines.recv_timeout(left).ok()?;
+        if line.starts_with("hello from") {
+            return Some(line);
+        }
+    }
+    None
+}
+
+#[test]
+fn an_open_connection_survives_a_certificate_reload() {
+    let (_nginx, levee) = start("", |_| {});
+    let connect = format!("127.0.0.1:{}", levee.port);
+    let mut child = Command::new("openssl")
+        .args([
+            "s_client",
+            "-quiet",
+            "-connect",
+            &connect,
+            "-servername",
+            "a.test",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("openssl s_client");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    assert!(get_over(&mut stdin, &lines, "/before").is_some());
+
+    renew_a(levee.dir(), "a-reloaded.test");
+    levee.reload();
+    assert!(wait_subject(
+        &levee,
+        "a-reloaded.test",
+        Duration::from_secs(5)
+    ));
+    // The same TLS session still carries requests.
+    assert!(get_over(&mut stdin, &lines, "/after").is_some());
+    let _ = child.kill();
+    let _ = child.wait();
+}
