@@ -29,6 +29,8 @@ pub enum TlsError {
     ClientCa { path: PathBuf, reason: String },
     #[error("no certificate configured")]
     NoCertificates,
+    #[error("no trusted root certificates found on this system; configure a CA bundle")]
+    NoSystemRoots,
     #[error("TLS setup: {0}")]
     Rustls(#[from] rustls::Error),
 }
@@ -44,7 +46,7 @@ impl TlsError {
             | TlsError::Key { path, .. }
             | TlsError::ClientCa { path, .. } => Some(path),
             TlsError::Mismatch { key, .. } => Some(key),
-            TlsError::NoCertificates | TlsError::Rustls(_) => None,
+            TlsError::NoCertificates | TlsError::NoSystemRoots | TlsError::Rustls(_) => None,
         }
     }
 }

@@ -6,17 +6,21 @@
 //!                    └── files re-read on reload or when their mtime changes; a bad file keeps the old config
 //! ```
 //!
+//! [`Connector`] is the client side, for servers levee connects to.
+//!
 //! Only TLS 1.2 and 1.3 with rustls' `ring` provider. The certificate for a
 //! handshake is chosen by SNI ([`sni`]); session tickets are sealed with
 //! rotating keys that outlive reloads, so a client can resume across them.
 
 mod acceptor;
+mod connector;
 mod error;
 mod load;
 mod settings;
 pub mod sni;
 
 pub use acceptor::{Acceptor, TlsStream};
+pub use connector::{ClientSettings, ClientTlsStream, Connector};
 pub use error::TlsError;
 pub use settings::{CertSettings, Settings};
 

@@ -9,6 +9,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use crate::sni::ByName;
 use crate::{Acceptor, CertSettings, Settings, TlsError};
 
+mod connector;
+
 struct Ca {
     cert: rcgen::Certificate,
     key: rcgen::KeyPair,
