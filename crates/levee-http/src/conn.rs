@@ -46,6 +46,13 @@ pub struct ListenerCtx {
     /// Its open connections, counted for the connection limits; lives as
     /// long as the listener, across reloads.
     pub conns: Arc<ConnTable>,
+    /// What its new connections do before HTTP; swapped whole on reload.
+    pub steps: arc_swap::ArcSwap<FirstSteps>,
+}
+
+/// A listener's steps before HTTP (conn/start.rs).
+#[derive(Debug, Default)]
+pub struct FirstSteps {
     /// Set on a TLS listener: every connection starts with a handshake.
     pub tls: Option<ListenerTls>,
     /// The sources that must start with a PROXY protocol header; `None`
@@ -68,8 +75,7 @@ impl ListenerCtx {
             addr,
             shared,
             conns: ConnTable::new(addr.to_string()),
-            tls: None,
-            proxy_protocol: None,
+            steps: Default::default(),
         }
     }
 }
@@ -117,11 +123,17 @@ pub fn serve(
 
 /// Serves a connection that has already served `served` requests.
 pub async fn serve_from(mut client: Client, listener: Arc<ListenerCtx>, mut served: u64) {
-    if served == 0 && (listener.tls.is_some() || listener.proxy_protocol.is_some()) {
-        // Boxed: these steps' state must not widen every connection's task.
-        match Box::pin(start::begin(client, &listener)).await {
-            Some(c) => client = c,
-            None => return,
+    if served == 0 {
+        let steps = {
+            let s = listener.steps.load();
+            (s.tls.is_some() || s.proxy_protocol.is_some()).then(|| Arc::clone(&s))
+        };
+        if let Some(steps) = steps {
+            // Boxed: these steps' state must not widen every connection's task.
+            match Box::pin(start::begin(client, &listener, &steps)).await {
+                Some(c) => client = c,
+                None => return,
+            }
         }
     }
     let fd = client.stream.as_raw_fd();

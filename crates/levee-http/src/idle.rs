@@ -155,7 +155,7 @@ pub async fn dispatcher() {
                             peer: p.peer,
                             buf: bytes::BytesMut::new(),
                             permit: p.permit,
-                            hsts: p.listener.tls.as_ref().and_then(|t| t.hsts),
+                            hsts: p.listener.steps.load().tls.as_ref().and_then(|t| t.hsts),
                         };
                         tokio::spawn(conn::serve_from(client, p.listener, p.served));
                     }

@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use levee_config::Config;
-use levee_http::conn::{ListenerCtx, ListenerTls};
+use levee_http::conn::{FirstSteps, ListenerCtx};
 use levee_http::{Shared, Site};
 use levee_upstream::Registry;
 use tokio::signal::unix::{SignalKind, signal};
@@ -66,7 +66,8 @@ struct Server {
     config: Config,
     shared: Arc<Shared>,
     workers: Vec<Worker>,
-    listening: HashMap<SocketAddr, ()>,
+    /// Open listeners, to update their first steps on reload.
+    listening: HashMap<SocketAddr, Arc<ListenerCtx>>,
     /// Server state kept across reloads (drain, health, weight overrides).
     registry: Arc<Registry>,
     upkeep: Upkeep,
@@ -133,11 +134,9 @@ pub fn run(config: Config) -> Result<(), ServerError> {
     };
     let mut opened = Vec::with_capacity(bound.len());
     for (l, (addr, sockets)) in server.config.listeners.iter().zip(bound) {
-        let tls = server
-            .tls
-            .open(l)
-            .map_err(|source| ServerError::Tls { addr, source })?;
-        opened.push((addr, (tls, proxy_protocol(l)), sockets));
+        let steps =
+            first_steps(&mut server.tls, l).map_err(|source| ServerError::Tls { addr, source })?;
+        opened.push((addr, steps, sockets));
     }
     for (addr, first, sockets) in opened {
         server.listen(addr, first, sockets);
@@ -153,9 +152,16 @@ pub fn run(config: Config) -> Result<(), ServerError> {
     control.block_on(server.control(signals))
 }
 
-/// What a listener's connections do before HTTP: TLS, and which sources
-/// must send a PROXY protocol header.
-type FirstSteps = (Option<ListenerTls>, Option<levee_protect::Acl>);
+/// What `l`'s new connections do before HTTP (TLS, PROXY header).
+fn first_steps(
+    tls: &mut tls::TlsListeners,
+    l: &levee_config::Listener,
+) -> Result<FirstSteps, levee_tls::TlsError> {
+    Ok(FirstSteps {
+        tls: tls.update(l)?,
+        proxy_protocol: proxy_protocol(l),
+    })
+}
 
 fn proxy_protocol(l: &levee_config::Listener) -> Option<levee_protect::Acl> {
     (!l.proxy_protocol.is_empty()).then(|| {
@@ -184,15 +190,9 @@ impl Signals {
 }
 
 impl Server {
-    fn listen(
-        &mut self,
-        addr: SocketAddr,
-        (tls, proxy_protocol): FirstSteps,
-        sockets: Vec<std::net::TcpListener>,
-    ) {
+    fn listen(&mut self, addr: SocketAddr, steps: FirstSteps, sockets: Vec<std::net::TcpListener>) {
         let ctx = Arc::new(ListenerCtx {
-            tls,
-            proxy_protocol,
+            steps: arc_swap::ArcSwap::from_pointee(steps),
             ..ListenerCtx::new(addr, self.shared.clone())
         });
         let bound = sockets.first().and_then(|s| s.local_addr().ok());
@@ -203,7 +203,7 @@ impl Server {
             });
         }
         tracing::info!(listener = %addr, bound = ?bound, "listening");
-        self.listening.insert(addr, ());
+        self.listening.insert(addr, ctx);
     }
 
     fn unlisten(&mut self, addr: SocketAddr) {
@@ -291,8 +291,8 @@ impl Server {
             let Some(l) = config.listeners.iter().find(|l| l.address == addr) else {
                 continue;
             };
-            match self.tls.open(l) {
-                Ok(tls) => opened.push((addr, (tls, proxy_protocol(l)), sockets)),
+            match first_steps(&mut self.tls, l) {
+                Ok(steps) => opened.push((addr, steps, sockets)),
                 Err(e) => {
                     for (addr, _, _) in &opened {
                         self.tls.close(*addr);
@@ -302,8 +302,8 @@ impl Server {
                 }
             }
         }
-        self.tls.reload(&config);
         self.shared.site.store(Arc::new(site));
+        self.update_first_steps(&config);
         self.upkeep = Upkeep::start(&self.shared.site.load());
         self.reload_admin(&config);
         for (addr, first, sockets) in opened {
@@ -320,6 +320,25 @@ impl Server {
         }
         self.config = config;
         tracing::info!(file = %path.display(), "reloaded");
+    }
+
+    /// On reload, open listeners take their new TLS and PROXY protocol
+    /// settings for connections accepted from now on. A listener whose TLS
+    /// cannot start keeps its old steps.
+    fn update_first_steps(&mut self, config: &Config) {
+        for l in &config.listeners {
+            let Some(ctx) = self.listening.get(&l.address).cloned() else {
+                continue;
+            };
+            match first_steps(&mut self.tls, l) {
+                Ok(steps) => ctx.steps.store(Arc::new(steps)),
+                Err(e) => tracing::error!(
+                    listener = %l.address,
+                    error = %e,
+                    "TLS cannot start; the listener keeps its previous settings"
+                ),
+            }
+        }
     }
 
     /// Moves, starts or stops the admin listener when `[admin]` changed.

@@ -86,13 +86,33 @@ pub struct TlsListeners {
 }
 
 impl TlsListeners {
-    /// The acceptor for a listener about to open; `Ok(None)` for plain TCP.
-    pub fn open(&mut self, l: &Listener) -> Result<Option<ListenerTls>, TlsError> {
+    /// The TLS step for listener `l`, opening or reloading (`levee reload`)
+    /// its acceptor; `Ok(None)` for plain TCP. An acceptor that already
+    /// exists and fails to reload keeps its old certificates and is still
+    /// returned; only a new one that cannot load is an error.
+    pub fn update(&mut self, l: &Listener) -> Result<Option<ListenerTls>, TlsError> {
         let Some(tls) = &l.tls else {
+            self.acceptors.remove(&l.address);
             return Ok(None);
         };
-        let acceptor = Arc::new(Acceptor::new(settings(tls))?);
-        self.acceptors.insert(l.address, acceptor.clone());
+        let acceptor = match self.acceptors.get(&l.address) {
+            Some(acceptor) => {
+                match acceptor.replace(settings(tls)) {
+                    Ok(()) => tracing::info!(listener = %l.address, "TLS certificates reloaded"),
+                    Err(e) => tracing::error!(
+                        listener = %l.address,
+                        error = %e,
+                        "TLS reload failed; the old certificates stay in use"
+                    ),
+                }
+                acceptor.clone()
+            }
+            None => {
+                let acceptor = Arc::new(Acceptor::new(settings(tls))?);
+                self.acceptors.insert(l.address, acceptor.clone());
+                acceptor
+            }
+        };
         Ok(Some(ListenerTls {
             acceptor,
             handshake_timeout: tls.handshake_timeout,
@@ -102,28 +122,6 @@ impl TlsListeners {
 
     pub fn close(&mut self, addr: SocketAddr) {
         self.acceptors.remove(&addr);
-    }
-
-    /// On `levee reload`: every open TLS listener re-reads its files, with
-    /// its new settings. One that fails keeps serving its old certificates.
-    pub fn reload(&self, config: &Config) {
-        for l in &config.listeners {
-            match (self.acceptors.get(&l.address), &l.tls) {
-                (Some(acceptor), Some(tls)) => match acceptor.replace(settings(tls)) {
-                    Ok(()) => tracing::info!(listener = %l.address, "TLS certificates reloaded"),
-                    Err(e) => tracing::error!(
-                        listener = %l.address,
-                        error = %e,
-                        "TLS reload failed; the old certificates stay in use"
-                    ),
-                },
-                (Some(_), None) | (None, Some(_)) => tracing::warn!(
-                    listener = %l.address,
-                    "reload: turning TLS on or off for an open listener takes effect at the next start"
-                ),
-                (None, None) => {}
-            }
-        }
     }
 
     /// Reloads the listeners whose files changed since they were loaded.

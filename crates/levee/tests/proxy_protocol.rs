@@ -103,3 +103,28 @@ fn a_trusted_source_must_send_a_valid_header() {
     }
     assert!(!nginx.access_log().contains("/no-header"));
 }
+
+#[test]
+fn reload_changes_the_trusted_sources_of_an_open_listener() {
+    let nginx = Nginx::start_default();
+    let levee = start(&nginx, "\"10.0.0.0/8\"");
+    let status = || {
+        let out = curl(&[
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--haproxy-protocol",
+            &levee.url("/pp-reload"),
+        ]);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(status(), "400");
+    let config = std::fs::read_to_string(levee.config_path()).expect("config");
+    levee.write_config(&config.replace("\"10.0.0.0/8\"", "\"127.0.0.1\""));
+    levee.reload();
+    let trusted = support::poll(std::time::Duration::from_secs(5), || {
+        (status() == "200").then_some(())
+    });
+    assert!(trusted.is_some(), "{}", levee.stderr());
+}

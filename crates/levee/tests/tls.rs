@@ -475,3 +475,30 @@ fn an_open_connection_survives_a_certificate_reload() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+#[test]
+fn reload_turns_tls_on_for_an_open_listener() {
+    let nginx = Nginx::start_default();
+    let setup = setup();
+    let tls_config = config(&setup, &nginx.addr(), "", "");
+    let plain = tls_config
+        .split("[listener.tls]")
+        .next()
+        .expect("head")
+        .to_owned()
+        + &format!(
+            "\n[[route]]\nproxy = \"app\"\n\n[upstream.app]\nservers = [\"{}\"]\n",
+            nginx.addr()
+        );
+    let levee = setup.start(&plain);
+    assert!(!https(&levee, "a.test", "/", &[]).status.success());
+    levee.write_config(&tls_config);
+    levee.reload();
+    let on = poll(Duration::from_secs(5), || {
+        https(&levee, "a.test", "/", &[])
+            .status
+            .success()
+            .then_some(())
+    });
+    assert!(on.is_some(), "{}", levee.stderr());
+}

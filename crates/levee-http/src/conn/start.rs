@@ -9,18 +9,22 @@ use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 
-use super::{Client, ListenerCtx, ListenerTls};
+use super::{Client, FirstSteps, ListenerCtx, ListenerTls};
 use crate::proxy_protocol::{self, Header, Parsed};
 use crate::stream::ClientStream;
 
 /// Runs the steps the listener asks for; `None` when the client is dropped.
-pub(super) async fn begin(mut client: Client, listener: &ListenerCtx) -> Option<Client> {
-    if let Some(trusted) = &listener.proxy_protocol
+pub(super) async fn begin(
+    mut client: Client,
+    listener: &ListenerCtx,
+    steps: &FirstSteps,
+) -> Option<Client> {
+    if let Some(trusted) = &steps.proxy_protocol
         && trusted.permits(client.peer.ip())
     {
         client = proxy_header(client, listener).await?;
     }
-    if let Some(tls) = &listener.tls {
+    if let Some(tls) = &steps.tls {
         client = handshake(client, tls).await?;
     }
     Some(client)
