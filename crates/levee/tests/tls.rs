@@ -1,100 +1,18 @@
-//! TLS termination with real clients: curl for SNI, mTLS and reload,
-//! `openssl s_client` for ALPN and resumption, `levee check` for bad files.
+//! TLS termination with real clients: curl for SNI, mTLS, static files and
+//! HSTS, `openssl s_client` for ALPN, resumption and OCSP stapling.
+//! Reloading certificates is in tls_reload.rs.
 
 mod support;
 
 #[path = "tls/certs.rs"]
 mod certs;
+#[path = "tls/common.rs"]
+mod common;
 
-use std::path::Path;
-use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use support::{Levee, LeveeSetup, Nginx, curl, poll};
-
-/// A setup whose directory holds a CA `ca`, `a.pem` for `a.test` and
-/// `b.pem` for `*.b.test`.
-fn setup() -> LeveeSetup {
-    let setup = LeveeSetup::new();
-    let dir = setup.dir.path();
-    certs::ca(dir, "ca");
-    certs::leaf(dir, "ca", "a", "a.test", &["a.test"]);
-    certs::leaf(dir, "ca", "b", "wild.b.test", &["*.b.test"]);
-    setup
-}
-
-/// A TLS listener with both certificates (`a` the default), proxying to
-/// `upstream`; `tls` goes into `[listener.tls]`, `extra` at the end.
-fn config(setup: &LeveeSetup, upstream: &str, tls: &str, extra: &str) -> String {
-    format!(
-        r#"pid_file = "{pid}"
-
-[[listener]]
-address = "127.0.0.1:{port}"
-[listener.tls]
-{tls}
-[[listener.tls.certs]]
-cert = "a.pem"
-key = "a.key"
-names = ["a.test"]
-[[listener.tls.certs]]
-cert = "b.pem"
-key = "b.key"
-names = ["*.b.test"]
-
-[[route]]
-proxy = "app"
-
-[upstream.app]
-servers = ["{upstream}"]
-
-{extra}
-"#,
-        pid = setup.pid_file().display(),
-        port = setup.port,
-    )
-}
-
-/// Starts an nginx upstream and levee with [`config`]; `prepare` runs on
-/// the setup directory first (to make more certificates).
-fn start(tls: &str, prepare: impl FnOnce(&Path)) -> (Nginx, Levee) {
-    let nginx = Nginx::start_default();
-    let setup = setup();
-    prepare(setup.dir.path());
-    let cfg = config(&setup, &nginx.addr(), tls, "");
-    let levee = setup.start(&cfg);
-    (nginx, levee)
-}
-
-/// `curl -v` over HTTPS to `name` (resolved to levee), trusting the test CA.
-fn https(levee: &Levee, name: &str, path: &str, args: &[&str]) -> Output {
-    let ca = levee.dir().join("ca.pem").display().to_string();
-    let resolve = format!("{name}:{}:127.0.0.1", levee.port);
-    let url = format!("https://{name}:{}{path}", levee.port);
-    let mut all = vec!["-v", "--http1.1", "--cacert", &ca, "--resolve", &resolve];
-    all.extend_from_slice(args);
-    all.push(&url);
-    curl(&all)
-}
-
-/// The subject line curl prints for the server's certificate.
-fn subject(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr)
-        .lines()
-        .find(|l| l.contains("subject:"))
-        .unwrap_or_default()
-        .trim()
-        .to_owned()
-}
-
-fn ok_body(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "curl failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+use common::*;
+use support::{Nginx, curl};
 
 #[test]
 fn sni_selects_the_certificate_per_name_and_upstream_sees_https() {
@@ -121,25 +39,6 @@ fn sni_selects_the_certificate_per_name_and_upstream_sees_https() {
 
     let entries = nginx.wait_entries("/two", 1);
     assert_eq!(entries[0].get("xfp"), "https");
-}
-
-/// Runs `openssl s_client` against levee, keeping stdin open a moment so
-/// TLS 1.3 session tickets arrive before it quits.
-fn s_client(levee: &Levee, args: &[&str]) -> String {
-    let connect = format!("127.0.0.1:{}", levee.port);
-    let mut child = Command::new("openssl")
-        .args(["s_client", "-connect", &connect, "-servername", "a.test"])
-        .args(args)
-        .current_dir(levee.dir())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("openssl s_client");
-    std::thread::sleep(Duration::from_millis(500));
-    drop(child.stdin.take());
-    let out = child.wait_with_output().expect("s_client output");
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 #[test]
@@ -206,94 +105,6 @@ fn client_certificates_are_required_when_client_ca_is_set() {
         "served a certificate of another CA"
     );
     assert_eq!(nginx.wait_entries("/mtls", 1).len(), 1);
-}
-
-/// Replaces `a.pem`/`a.key` with a new certificate whose CN is `cn`.
-fn renew_a(dir: &Path, cn: &str) {
-    let tmp = format!("new-{cn}");
-    certs::leaf(dir, "ca", &tmp, cn, &["a.test"]);
-    std::fs::rename(dir.join(format!("{tmp}.key")), dir.join("a.key")).expect("key");
-    std::fs::rename(dir.join(format!("{tmp}.pem")), dir.join("a.pem")).expect("cert");
-}
-
-fn wait_subject(levee: &Levee, cn: &str, within: Duration) -> bool {
-    poll(within, || {
-        subject(&https(levee, "a.test", "/", &[]))
-            .contains(&format!("CN={cn}"))
-            .then_some(())
-    })
-    .is_some()
-}
-
-#[test]
-fn reload_serves_the_new_certificate_and_keeps_the_old_on_a_bad_file() {
-    let (_nginx, levee) = start("", |_| {});
-    let dir = levee.dir().to_owned();
-    assert!(wait_subject(&levee, "a.test", Duration::from_secs(1)));
-
-    renew_a(&dir, "a-renewed.test");
-    levee.reload();
-    assert!(
-        wait_subject(&levee, "a-renewed.test", Duration::from_secs(5)),
-        "{}",
-        levee.stderr()
-    );
-
-    // A broken certificate: logged, and the renewed one stays in use.
-    std::fs::write(dir.join("a.pem"), "-----BEGIN CERTIFICATE-----\nbroken\n").expect("write");
-    levee.reload();
-    let logged = poll(Duration::from_secs(5), || {
-        levee
-            .stderr()
-            .contains("old certificates stay in use")
-            .then_some(())
-    });
-    assert!(logged.is_some(), "{}", levee.stderr());
-    assert!(levee.stderr().contains("a.pem"), "{}", levee.stderr());
-    let out = https(&levee, "a.test", "/", &[]);
-    ok_body(&out);
-    assert!(
-        subject(&out).contains("CN=a-renewed.test"),
-        "{}",
-        subject(&out)
-    );
-}
-
-#[test]
-fn changed_certificate_files_are_picked_up_without_reload() {
-    let (_nginx, levee) = start("", |_| {});
-    let dir = levee.dir().to_owned();
-    assert!(wait_subject(&levee, "a.test", Duration::from_secs(1)));
-    renew_a(&dir, "a-watched.test");
-    assert!(
-        wait_subject(&levee, "a-watched.test", Duration::from_secs(10)),
-        "{}",
-        levee.stderr()
-    );
-}
-
-#[test]
-fn levee_check_names_the_key_and_the_bad_file() {
-    let setup = setup();
-    std::fs::write(setup.dir.join("junk.pem"), "not pem\n").expect("write");
-    let cfg =
-        config(&setup, "127.0.0.1:9", "", "").replace("cert = \"b.pem\"", "cert = \"junk.pem\"");
-    std::fs::write(setup.config_path(), &cfg).expect("config");
-    let out = Command::new(env!("CARGO_BIN_EXE_levee"))
-        .args(["check", "-c"])
-        .arg(setup.config_path())
-        .current_dir(setup.dir.path())
-        .output()
-        .expect("levee check");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{stderr}");
-    // `cert = "junk.pem"` is on line 12, its value at column 8.
-    assert!(
-        stderr.contains(
-            "levee.toml:12:8: listener[0].tls.certs[1].cert: `junk.pem`: no certificate in it"
-        ),
-        "{stderr}"
-    );
 }
 
 #[test]
@@ -406,99 +217,4 @@ fn ocsp_response_is_stapled_when_a_file_is_given() {
     // The other certificate has no response to staple.
     let none = s_client(&levee, &["-status", "-servername", "x.b.test"]);
     assert!(none.contains("OCSP response: no response sent"), "{none}");
-}
-
-/// Sends a GET on an open `s_client -quiet` session and waits for the
-/// answer's body line on `lines`.
-fn get_over(
-    stdin: &mut std::process::ChildStdin,
-    lines: &std::sync::mpsc::Receiver<String>,
-    path: &str,
-) -> Option<String> {
-    use std::io::Write;
-    let req = format!("GET {path} HTTP/1.1\r\nHost: a.test\r\n\r\n");
-    stdin.write_all(req.as_bytes()).ok()?;
-    stdin.flush().ok()?;
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
-        let line = lines.recv_timeout(left).ok()?;
-        if line.starts_with("hello from") {
-            return Some(line);
-        }
-    }
-    None
-}
-
-#[test]
-fn an_open_connection_survives_a_certificate_reload() {
-    let (_nginx, levee) = start("", |_| {});
-    let connect = format!("127.0.0.1:{}", levee.port);
-    let mut child = Command::new("openssl")
-        .args([
-            "s_client",
-            "-quiet",
-            "-connect",
-            &connect,
-            "-servername",
-            "a.test",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("openssl s_client");
-    let mut stdin = child.stdin.take().expect("stdin");
-    let stdout = child.stdout.take().expect("stdout");
-    let (tx, lines) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        for line in std::io::BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-        {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    assert!(get_over(&mut stdin, &lines, "/before").is_some());
-
-    renew_a(levee.dir(), "a-reloaded.test");
-    levee.reload();
-    assert!(wait_subject(
-        &levee,
-        "a-reloaded.test",
-        Duration::from_secs(5)
-    ));
-    // The same TLS session still carries requests.
-    assert!(get_over(&mut stdin, &lines, "/after").is_some());
-    let _ = child.kill();
-    let _ = child.wait();
-}
-
-#[test]
-fn reload_turns_tls_on_for_an_open_listener() {
-    let nginx = Nginx::start_default();
-    let setup = setup();
-    let tls_config = config(&setup, &nginx.addr(), "", "");
-    let plain = tls_config
-        .split("[listener.tls]")
-        .next()
-        .expect("head")
-        .to_owned()
-        + &format!(
-            "\n[[route]]\nproxy = \"app\"\n\n[upstream.app]\nservers = [\"{}\"]\n",
-            nginx.addr()
-        );
-    let levee = setup.start(&plain);
-    assert!(!https(&levee, "a.test", "/", &[]).status.success());
-    levee.write_config(&tls_config);
-    levee.reload();
-    let on = poll(Duration::from_secs(5), || {
-        https(&levee, "a.test", "/", &[])
-            .status
-            .success()
-            .then_some(())
-    });
-    assert!(on.is_some(), "{}", levee.stderr());
 }

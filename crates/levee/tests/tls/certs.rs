@@ -1,5 +1,6 @@
 //! Test certificates made with the `openssl` CLI at test time: a CA and
 //! leaves it signs (ECDSA P-256). Nothing here is committed key material.
+#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
