@@ -191,7 +191,11 @@ pub async fn write_all(
             }
         }
     }
-    // TLS may keep records it could not send yet; plain TCP has nothing to flush.
+    // TLS may keep records it could not send yet; plain TCP has nothing
+    // to flush and skips even the timer.
+    if !stream.buffers_writes() {
+        return Ok(());
+    }
     match timeout(limit, stream.flush()).await {
         Ok(r) => r.map_err(PaceError::Io),
         Err(_) => Err(PaceError::TimedOut),

@@ -62,6 +62,11 @@ impl ClientStream {
 pub trait Socket: AsyncRead + AsyncWrite + Unpin + AsRawFd {
     /// Makes close send a reset (see `pace::cut`).
     fn set_zero_linger(&self) -> io::Result<()>;
+
+    /// Written bytes may wait in user space until flushed (TLS records).
+    fn buffers_writes(&self) -> bool {
+        false
+    }
 }
 
 impl Socket for TcpStream {
@@ -73,6 +78,10 @@ impl Socket for TcpStream {
 impl Socket for ClientStream {
     fn set_zero_linger(&self) -> io::Result<()> {
         self.tcp().set_zero_linger()
+    }
+
+    fn buffers_writes(&self) -> bool {
+        self.is_tls()
     }
 }
 
