@@ -6,6 +6,27 @@
 //!                    └── files re-read on reload or when their mtime changes; a bad file keeps the old config
 //! ```
 //!
+//! A front end makes one [`Acceptor`] per listener and hands it each
+//! accepted socket (or, for STARTTLS, the socket once the client asked):
+//!
+//! ```no_run
+//! # async fn demo(tcp: tokio::net::TcpStream) -> Result<(), Box<dyn std::error::Error>> {
+//! use levee_tls::{Acceptor, CertSettings, Settings};
+//! let acceptor = Acceptor::new(Settings {
+//!     certs: vec![CertSettings {
+//!         cert: "mail.pem".into(),
+//!         key: "mail.key".into(),
+//!         names: vec!["mail.example.com".into()],
+//!         ocsp: None,
+//!     }],
+//!     client_ca: None,
+//!     alpn: vec![],
+//! })?;
+//! let tls = acceptor.accept(tcp).await?; // AsyncRead + AsyncWrite
+//! # drop(tls); Ok(()) }
+//! ```
+//!
+//! [`Acceptor::replace`] and [`Acceptor::refresh`] reload it in place.
 //! [`Connector`] is the client side, for servers levee connects to.
 //!
 //! Only TLS 1.2 and 1.3 with rustls' `ring` provider. The certificate for a
