@@ -128,3 +128,28 @@ fn reload_changes_the_trusted_sources_of_an_open_listener() {
     });
     assert!(trusted.is_some(), "{}", levee.stderr());
 }
+
+#[test]
+fn connection_limits_count_the_clients_behind_the_load_balancer() {
+    let nginx = Nginx::start_default();
+    let levee = start(&nginx, "\"127.0.0.1\"\nmax_connections_per_ip = 1");
+    let request = |client: &str| {
+        let mut bytes = format!("PROXY TCP4 {client} 127.0.0.1 40000 80\r\n").into_bytes();
+        bytes.extend_from_slice(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+        bytes
+    };
+    // Two clients through one load balancer address: one connection each.
+    let mut first = support::RawConn::connect(levee.port);
+    first.send(&request("203.0.113.1"));
+    assert_eq!(first.read_response("GET").status, 200);
+    let mut second = support::RawConn::connect(levee.port);
+    second.send(&request("203.0.113.2"));
+    assert_eq!(second.read_response("GET").status, 200);
+    // A second connection of the first client is over its limit.
+    let mut again = support::RawConn::connect(levee.port);
+    again.send(&request("203.0.113.1"));
+    assert!(again.closed_within(std::time::Duration::from_secs(3)));
+    // The first client's own connection is still served.
+    first.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(first.read_response("GET").status, 200);
+}

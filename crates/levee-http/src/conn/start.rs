@@ -31,8 +31,10 @@ pub(super) async fn begin(
 }
 
 /// Takes the client's address from the PROXY header a trusted source must
-/// send, and counts the connection against the client's limits instead of
-/// the load balancer's.
+/// send, and admits the connection for that client: its allow/deny list
+/// and limits apply to the client, not to the load balancer (the accept
+/// loop left the connection unadmitted). A header without an address
+/// (`LOCAL`, `UNKNOWN`) is admitted for the load balancer itself.
 async fn proxy_header(mut client: Client, listener: &ListenerCtx) -> Option<Client> {
     let ClientStream::Plain(tcp) = &mut client.stream else {
         return Some(client);
@@ -49,9 +51,7 @@ async fn proxy_header(mut client: Client, listener: &ListenerCtx) -> Option<Clie
             return None;
         }
     };
-    let Some(source) = header.source else {
-        return Some(client);
-    };
+    let source = header.source.unwrap_or(client.peer);
     drop(client.permit.take());
     let site = listener.shared.site.load();
     match listener
