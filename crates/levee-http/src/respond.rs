@@ -81,3 +81,21 @@ pub async fn linger_close(mut stream: ClientStream) {
     })
     .await;
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn hsts_goes_after_the_status_line_only_when_set() {
+        let original = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".to_vec();
+        let mut unchanged = original.clone();
+        super::add_hsts(&mut unchanged, None);
+        assert_eq!(unchanged, original);
+        let mut with = original.clone();
+        super::add_hsts(&mut with, Some(31536000));
+        assert_eq!(
+            with,
+            b"HTTP/1.1 200 OK\r\nStrict-Transport-Security: max-age=31536000\r\n\
+              Content-Length: 2\r\n\r\nok"
+        );
+    }
+}
