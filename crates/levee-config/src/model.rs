@@ -182,6 +182,8 @@ pub struct Upstream {
     pub retry: RetryPolicy,
     /// How often DNS names among the servers are resolved again.
     pub resolve_interval: Duration,
+    /// `[upstream.NAME.tls]`: TLS to every server; `None` for plain TCP.
+    pub tls: Option<UpstreamTls>,
 }
 
 impl Upstream {
@@ -198,6 +200,7 @@ impl Upstream {
             slow_start: DEFAULT_SLOW_START,
             retry: RetryPolicy::default(),
             resolve_interval: DEFAULT_RESOLVE_INTERVAL,
+            tls: None,
         }
     }
 }

@@ -110,6 +110,7 @@ pub fn to_toml(config: &Config) -> String {
         t.insert("keepalive".into(), int(u.keepalive as u64));
         t.insert("keepalive_timeout".into(), duration(u.keepalive_timeout));
         upstream_policy(&mut t, u);
+        tls::upstream(&mut t, &u.tls);
         upstreams.insert(u.name.clone(), Value::Table(t));
     }
     root.insert("upstream".into(), Value::Table(upstreams));

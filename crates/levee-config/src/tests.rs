@@ -371,6 +371,7 @@ fn docs_cover_every_key() {
         LISTENER_KEYS,
         TLS_KEYS,
         CERT_KEYS,
+        UPSTREAM_TLS_KEYS,
         ROUTE_KEYS,
         UPSTREAM_KEYS,
         SERVER_KEYS,

@@ -131,7 +131,7 @@ pub(crate) use protect::{PROTECT_KEYS, RATE_LIMIT_KEYS};
 #[cfg(test)]
 pub(crate) use route::KEYS as ROUTE_KEYS;
 #[cfg(test)]
-pub(crate) use tls::{CERT_KEYS, TLS_KEYS};
+pub(crate) use tls::{CERT_KEYS, TLS_KEYS, UPSTREAM_TLS_KEYS};
 #[cfg(test)]
 pub(crate) use upstream::{ADMIN_KEYS, HEALTH_CHECK_KEYS, SERVER_KEYS, UPSTREAM_KEYS};
 

@@ -144,14 +144,23 @@ pub async fn serve_from(mut client: Client, listener: Arc<ListenerCtx>, mut serv
             let timeouts = listener.shared.site.load().timeouts;
             if served == 0 {
                 if !matches!(
-                    timeout(timeouts.request_head, client.stream.ready(&mut client.buf)).await,
+                    timeout(
+                        timeouts.request_head,
+                        crate::stream::ready(&mut client.stream, &mut client.buf)
+                    )
+                    .await,
                     Ok(Ok(()))
                 ) {
                     return;
                 }
             } else {
                 let grace = idle::PARK_AFTER.min(timeouts.keepalive);
-                match timeout(grace, client.stream.ready(&mut client.buf)).await {
+                match timeout(
+                    grace,
+                    crate::stream::ready(&mut client.stream, &mut client.buf),
+                )
+                .await
+                {
                     Ok(Ok(())) => {}
                     Ok(Err(_)) => return,
                     Err(_) if timeouts.keepalive <= grace => return,

@@ -113,7 +113,7 @@ pub fn park(
             ready,
         }));
         let mut cx = Context::from_waker(&waker);
-        if client.stream.poll_read_ready(&mut cx).is_ready() {
+        if client.stream.tcp().poll_read_ready(&mut cx).is_ready() {
             return Some(client);
         }
         entry.insert(Parked {

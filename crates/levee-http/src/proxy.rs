@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use levee_upstream::stats::ErrorKind;
-use levee_upstream::{Group, Members, pool};
+use levee_upstream::{Group, GroupTls, Members, UpstreamStream, pool};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, timeout};
@@ -261,6 +261,7 @@ pub async fn forward(
             site,
             req,
             addr,
+            group.tls.as_ref().map(|t| (t, member.configured.as_str())),
             bytes,
             body_in_head,
             fresh_only,
@@ -433,11 +434,12 @@ async fn exchange_head(
     site: &Site,
     req: &RequestHead,
     addr: SocketAddr,
+    tls: Option<(&GroupTls, &str)>,
     head: &[u8],
     body_in_head: bool,
     fresh_only: bool,
     limit: Option<u64>,
-) -> Result<(TcpStream, BytesMut, ResponseHead), Attempt> {
+) -> Result<(UpstreamStream, BytesMut, ResponseHead), Attempt> {
     let t = &site.timeouts;
     let pooled = if fresh_only {
         None
@@ -448,9 +450,16 @@ async fn exchange_head(
     let fault = |fault| Attempt::Fault { fault, reused };
     let mut up = match pooled {
         Some(up) => up,
-        None => connect(addr, t.upstream_connect).await.map_err(fault)?,
+        None => connect(addr, tls, t.upstream_connect)
+            .await
+            .map_err(fault)?,
     };
-    match timeout(t.upstream_write, up.write_all(head)).await {
+    // Flushed: over TLS the sealed records may wait in rustls otherwise.
+    let write = async {
+        up.write_all(head).await?;
+        up.flush().await
+    };
+    match timeout(t.upstream_write, write).await {
         Err(_) => return Err(fault(UpstreamFault::WriteTimeout)),
         Ok(Err(e)) => return Err(fault(UpstreamFault::Write(e))),
         Ok(Ok(())) => {}
@@ -566,19 +575,36 @@ async fn prebuffer(
     }
 }
 
-async fn connect(addr: SocketAddr, limit: Duration) -> Result<TcpStream, UpstreamFault> {
-    match timeout(limit, TcpStream::connect(addr)).await {
+/// Connects to `addr`, then runs the TLS handshake for a TLS upstream
+/// (the server's name from `tls`), all within `limit`.
+async fn connect(
+    addr: SocketAddr,
+    tls: Option<(&GroupTls, &str)>,
+    limit: Duration,
+) -> Result<UpstreamStream, UpstreamFault> {
+    let connected = async {
+        let stream = TcpStream::connect(addr).await?;
+        let _ = stream.set_nodelay(true);
+        match tls {
+            None => Ok(UpstreamStream::Plain(stream)),
+            Some((tls, configured)) => {
+                let s = tls
+                    .connector
+                    .connect(tls.name_for(configured), stream)
+                    .await?;
+                Ok(UpstreamStream::Tls(Box::new(s)))
+            }
+        }
+    };
+    match timeout(limit, connected).await {
         Err(_) => Err(UpstreamFault::ConnectTimeout),
         Ok(Err(e)) => Err(UpstreamFault::Connect(e)),
-        Ok(Ok(stream)) => {
-            let _ = stream.set_nodelay(true);
-            Ok(stream)
-        }
+        Ok(Ok(stream)) => Ok(stream),
     }
 }
 
 async fn read_response_head(
-    up: &mut TcpStream,
+    up: &mut UpstreamStream,
     buf: &mut BytesMut,
     limit: Duration,
     request_was_head: bool,

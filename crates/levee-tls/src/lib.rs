@@ -27,7 +27,8 @@
 //! ```
 //!
 //! [`Acceptor::replace`] and [`Acceptor::refresh`] reload it in place.
-//! [`Connector`] is the client side, for servers levee connects to.
+//! [`Connector`] is the client side, for servers levee connects to, and
+//! [`MaybeTls`] a TCP stream with or without TLS, for either side.
 //!
 //! Only TLS 1.2 and 1.3 with rustls' `ring` provider. The certificate for a
 //! handshake is chosen by SNI ([`sni`]); session tickets are sealed with
@@ -39,11 +40,13 @@ mod error;
 mod load;
 mod settings;
 pub mod sni;
+mod stream;
 
 pub use acceptor::{Acceptor, TlsStream};
 pub use connector::{ClientSettings, ClientTlsStream, Connector};
 pub use error::TlsError;
 pub use settings::{CertSettings, Settings};
+pub use stream::{MaybeTls, OverTcp};
 
 #[cfg(test)]
 mod tests;

@@ -41,3 +41,16 @@ pub struct FileRef {
     pub line: usize,
     pub column: usize,
 }
+
+/// TLS to an upstream's servers (`[upstream.NAME.tls]`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct UpstreamTls {
+    /// PEM CA certificates to verify servers with; the system's roots when `None`.
+    pub ca: Option<FileRef>,
+    /// The name sent as SNI and checked in the certificate; each server's
+    /// configured host when `None`.
+    pub server_name: Option<String>,
+    /// A client certificate chain and its key, both or neither.
+    pub client_cert: Option<FileRef>,
+    pub client_key: Option<FileRef>,
+}

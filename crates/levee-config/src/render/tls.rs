@@ -3,7 +3,7 @@
 use toml::{Table, Value};
 
 use super::{duration, path};
-use crate::model::ListenerTls;
+use crate::model::{ListenerTls, UpstreamTls};
 
 pub(super) fn listener(t: &mut Table, tls: &Option<ListenerTls>) {
     let Some(tls) = tls else { return };
@@ -36,6 +36,24 @@ pub(super) fn listener(t: &mut Table, tls: &Option<ListenerTls>) {
     out.insert("handshake_timeout".into(), duration(tls.handshake_timeout));
     if let Some(h) = tls.hsts {
         out.insert("hsts".into(), duration(h));
+    }
+    t.insert("tls".into(), Value::Table(out));
+}
+
+pub(super) fn upstream(t: &mut Table, tls: &Option<UpstreamTls>) {
+    let Some(tls) = tls else { return };
+    let mut out = Table::new();
+    for (key, file) in [
+        ("ca", &tls.ca),
+        ("client_cert", &tls.client_cert),
+        ("client_key", &tls.client_key),
+    ] {
+        if let Some(f) = file {
+            out.insert(key.into(), path(&f.path));
+        }
+    }
+    if let Some(name) = &tls.server_name {
+        out.insert("server_name".into(), name.as_str().into());
     }
     t.insert("tls".into(), Value::Table(out));
 }

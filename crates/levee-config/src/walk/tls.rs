@@ -3,11 +3,12 @@
 use std::path::PathBuf;
 
 use crate::error::Sink;
-use crate::model::{DEFAULT_HANDSHAKE_TIMEOUT, FileRef, ListenerTls, TlsCert};
+use crate::model::{DEFAULT_HANDSHAKE_TIMEOUT, FileRef, ListenerTls, TlsCert, UpstreamTls};
 use crate::tree::{Fields, Item};
 
 pub(crate) const TLS_KEYS: &[&str] = &["certs", "client_ca", "alpn", "handshake_timeout", "hsts"];
 pub(crate) const CERT_KEYS: &[&str] = &["cert", "key", "names", "ocsp"];
+pub(crate) const UPSTREAM_TLS_KEYS: &[&str] = &["ca", "server_name", "client_cert", "client_key"];
 
 /// ALPN names levee can speak on a TLS listener.
 const ALPN: &[&str] = &["http/1.1"];
@@ -49,6 +50,33 @@ pub(crate) fn listener_tls(sink: &mut Sink<'_>, item: &Item<'_, '_>) -> Option<L
             .unwrap_or(DEFAULT_HANDSHAKE_TIMEOUT),
         hsts: fields.get("hsts").and_then(|i| i.duration(sink)),
     })
+}
+
+/// `[upstream.NAME.tls]`.
+pub(crate) fn upstream_tls(sink: &mut Sink<'_>, item: &Item<'_, '_>) -> Option<UpstreamTls> {
+    let fields = Fields::of(sink, item, UPSTREAM_TLS_KEYS)?;
+    let server_name = fields.get("server_name").and_then(|i| {
+        let name = i.str(sink)?;
+        let ip = name.parse::<std::net::IpAddr>().is_ok();
+        match server_name(name) {
+            Some(n) if !n.starts_with("*.") => Some(n),
+            _ if ip => Some(name.to_owned()),
+            _ => {
+                i.error(sink, format!("`{name}` is not a server name or IP address"));
+                None
+            }
+        }
+    });
+    let tls = UpstreamTls {
+        ca: fields.get("ca").and_then(|i| file(sink, i)),
+        server_name,
+        client_cert: fields.get("client_cert").and_then(|i| file(sink, i)),
+        client_key: fields.get("client_key").and_then(|i| file(sink, i)),
+    };
+    if tls.client_cert.is_some() != tls.client_key.is_some() {
+        item.error(sink, "set both `client_cert` and `client_key`, or neither");
+    }
+    Some(tls)
 }
 
 /// `proxy_protocol`: the networks trusted to send a PROXY header.
@@ -177,6 +205,38 @@ mod tests {
             .to_string();
         assert!(
             e.contains("listener[0].proxy_protocol[0]: invalid network"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn upstream_tls_table() {
+        let base = "[[listener]]\naddress = \"127.0.0.1:80\"\n[[route]]\nproxy = \"app\"\n\
+                    [upstream.app]\nservers = [\"127.0.0.1:8443\"]\n";
+        let ok = format!("{base}[upstream.app.tls]\nca = \"ca.pem\"\nserver_name = \"App.Test\"\n");
+        let config = crate::parse(&ok, Path::new("t.toml")).unwrap();
+        let tls = config.upstreams[0].tls.as_ref().unwrap();
+        assert_eq!(tls.ca.as_ref().unwrap().key, "upstream.app.tls.ca");
+        assert_eq!(tls.server_name.as_deref(), Some("app.test"));
+        let again = crate::parse(&crate::to_toml(&config), Path::new("t.toml")).unwrap();
+        assert_eq!(
+            again.upstreams[0].tls.as_ref().unwrap().server_name,
+            tls.server_name
+        );
+
+        let half = format!("{base}[upstream.app.tls]\nclient_cert = \"c.pem\"\n");
+        let e = crate::parse(&half, Path::new("t.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("set both `client_cert` and `client_key`"), "{e}");
+        let http_check = format!(
+            "{base}health_check = {{ type = \"http\", path = \"/\" }}\n[upstream.app.tls]\n"
+        );
+        let e = crate::parse(&http_check, Path::new("t.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("upstream.app.health_check: an upstream with `tls`"),
             "{e}"
         );
     }

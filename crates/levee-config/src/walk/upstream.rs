@@ -35,6 +35,8 @@ pub(crate) const UPSTREAM_KEYS: &[&str] = &[
     "retry_budget",
     "resolve_interval",
     "health_check",
+    // TLS to the servers (walk/tls.rs).
+    "tls",
 ];
 pub(crate) const SERVER_KEYS: &[&str] = &["address", "weight", "backup"];
 pub(crate) const HEALTH_CHECK_KEYS: &[&str] = &[
@@ -103,6 +105,9 @@ fn upstream(sink: &mut Sink<'_>, item: &Item<'_, '_>, name: &str) -> Option<Draf
         }
     }
     let mut u = Upstream::new(name, servers);
+    u.tls = fields
+        .get("tls")
+        .and_then(|i| super::tls::upstream_tls(sink, i));
     u.keepalive = fields
         .get("keepalive")
         .and_then(|i| i.int_in(sink, 0, 1_000_000))
@@ -164,6 +169,19 @@ fn upstream(sink: &mut Sink<'_>, item: &Item<'_, '_>, name: &str) -> Option<Draf
     u.health_check = fields
         .get("health_check")
         .and_then(|i| health_check(sink, i));
+    if u.tls.is_some()
+        && let Some(HealthCheck {
+            kind: CheckKind::Http(_),
+            ..
+        }) = &u.health_check
+        && let Some(i) = fields.get("health_check")
+    {
+        // The probe speaks plain HTTP; it would mark every TLS server down.
+        i.error(
+            sink,
+            "an upstream with `tls` supports only `type = \"tcp\"` health checks",
+        );
+    }
     Some(DraftUpstream {
         name: Mention {
             text: name.to_owned(),
