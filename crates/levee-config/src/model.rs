@@ -90,6 +90,8 @@ pub struct Timeouts {
     pub upstream_write: Duration,
     /// On stop: how long in-flight requests get to finish.
     pub grace: Duration,
+    /// An upgraded connection (WebSocket) with no bytes either way for this long is closed.
+    pub tunnel_idle: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -276,6 +278,7 @@ impl Default for Timeouts {
             upstream_read: Duration::from_secs(60),
             upstream_write: Duration::from_secs(60),
             grace: Duration::from_secs(30),
+            tunnel_idle: Duration::from_secs(600),
         }
     }
 }

@@ -63,6 +63,7 @@ pub fn to_toml(config: &Config) -> String {
         ("upstream_read", t.upstream_read),
         ("upstream_write", t.upstream_write),
         ("grace", t.grace),
+        ("tunnel_idle", t.tunnel_idle),
     ] {
         timeouts.insert(name.into(), duration(d));
     }

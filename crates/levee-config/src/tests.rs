@@ -118,6 +118,7 @@ fn full_config_becomes_the_expected_model() {
             upstream_read: Duration::from_secs(30),
             upstream_write: Duration::from_secs(3600),
             grace: Duration::from_secs(10),
+            tunnel_idle: Duration::from_secs(600),
         },
         listeners: vec![
             Listener {
@@ -261,6 +262,7 @@ fn defaults_fill_everything_left_out() {
             upstream_read: s(60),
             upstream_write: s(60),
             grace: s(30),
+            tunnel_idle: s(600),
         }
     );
     assert_eq!(

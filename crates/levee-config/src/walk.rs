@@ -109,6 +109,7 @@ pub(crate) const TIMEOUT_KEYS: &[&str] = &[
     "upstream_read",
     "upstream_write",
     "grace",
+    "tunnel_idle",
 ];
 pub(crate) const LISTENER_KEYS: &[&str] = &[
     "name",
@@ -317,6 +318,7 @@ fn timeouts(sink: &mut Sink<'_>, item: &Item<'_, '_>) -> Timeouts {
         ("upstream_read", &mut t.upstream_read, false),
         ("upstream_write", &mut t.upstream_write, false),
         ("grace", &mut t.grace, true),
+        ("tunnel_idle", &mut t.tunnel_idle, false),
     ] {
         let Some(i) = fields.get(name) else { continue };
         let parsed = if zero_ok {

@@ -141,11 +141,15 @@ pub async fn serve_from(mut client: Client, listener: Arc<ListenerCtx>, mut serv
         if client.buf.is_empty() {
             // Idle: hold no buffer while waiting for the next request.
             client.buf = BytesMut::new();
-            let timeouts = listener.shared.site.load().timeouts;
+            // Only the two it needs: the whole `Timeouts` would sit in the task.
+            let (request_head, keepalive) = {
+                let t = &listener.shared.site.load().timeouts;
+                (t.request_head, t.keepalive)
+            };
             if served == 0 {
                 if !matches!(
                     timeout(
-                        timeouts.request_head,
+                        request_head,
                         crate::stream::ready(&mut client.stream, &mut client.buf)
                     )
                     .await,
@@ -154,7 +158,7 @@ pub async fn serve_from(mut client: Client, listener: Arc<ListenerCtx>, mut serv
                     return;
                 }
             } else {
-                let grace = idle::PARK_AFTER.min(timeouts.keepalive);
+                let grace = idle::PARK_AFTER.min(keepalive);
                 match timeout(
                     grace,
                     crate::stream::ready(&mut client.stream, &mut client.buf),
@@ -163,9 +167,9 @@ pub async fn serve_from(mut client: Client, listener: Arc<ListenerCtx>, mut serv
                 {
                     Ok(Ok(())) => {}
                     Ok(Err(_)) => return,
-                    Err(_) if timeouts.keepalive <= grace => return,
+                    Err(_) if keepalive <= grace => return,
                     Err(_) => {
-                        let deadline = std::time::Instant::now() + (timeouts.keepalive - grace);
+                        let deadline = std::time::Instant::now() + (keepalive - grace);
                         match idle::park(client, listener.clone(), served, deadline) {
                             Some(ready) => client = ready,
                             None => return,

@@ -23,6 +23,7 @@
 
 mod choose;
 pub mod headers;
+pub mod upgrade;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -238,6 +239,7 @@ pub async fn forward(
                     preserve_host,
                     server_authority: &member.configured,
                     tls: client.stream.is_tls(),
+                    upgrade: upgrade::requested(req),
                 },
             );
             if let Some(b) = &body {
@@ -350,6 +352,10 @@ pub async fn forward(
     };
 
     let addr = member.addr;
+    if resp.status == 101 {
+        drop(lease);
+        return upgrade::tunnel(client, site, req, &resp, up, buf, addr, started).await;
+    }
     let sticky = match (&group.config.balance, affinity) {
         (levee_config::Balance::Sticky { cookie }, a)
             if a != levee_upstream::Affinity::Sticky(Some(member.cookie)) =>

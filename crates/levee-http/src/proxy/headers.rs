@@ -25,6 +25,8 @@ pub struct Forwarding<'a> {
     pub server_authority: &'a str,
     /// The client came over TLS: `X-Forwarded-Proto: https`.
     pub tls: bool,
+    /// The protocol a WebSocket handshake asks for (proxy/upgrade.rs).
+    pub upgrade: Option<&'a [u8]>,
 }
 
 /// The request head levee sends upstream (always HTTP/1.1, keep-alive).
@@ -105,6 +107,9 @@ pub fn upstream_request(req: &RequestHead, fwd: &Forwarding<'_>) -> Vec<u8> {
                 out.extend_from_slice(b"Content-Length: 0\r\n");
             }
         }
+    }
+    if let Some(protocol) = fwd.upgrade {
+        super::upgrade::request_fields(&mut out, protocol);
     }
     out.extend_from_slice(b"\r\n");
     out
