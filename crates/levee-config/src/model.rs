@@ -186,6 +186,9 @@ pub struct Upstream {
     pub resolve_interval: Duration,
     /// `[upstream.NAME.tls]`: TLS to every server; `None` for plain TCP.
     pub tls: Option<UpstreamTls>,
+    /// PROXY protocol version (1 or 2) sent at the start of each connection
+    /// to a server; `None` sends none.
+    pub proxy_protocol: Option<u8>,
 }
 
 impl Upstream {
@@ -203,6 +206,7 @@ impl Upstream {
             retry: RetryPolicy::default(),
             resolve_interval: DEFAULT_RESOLVE_INTERVAL,
             tls: None,
+            proxy_protocol: None,
         }
     }
 }

@@ -112,6 +112,9 @@ pub fn to_toml(config: &Config) -> String {
         t.insert("keepalive_timeout".into(), duration(u.keepalive_timeout));
         upstream_policy(&mut t, u);
         tls::upstream(&mut t, &u.tls);
+        if let Some(v) = u.proxy_protocol {
+            t.insert("proxy_protocol".into(), format!("v{v}").into());
+        }
         upstreams.insert(u.name.clone(), Value::Table(t));
     }
     root.insert("upstream".into(), Value::Table(upstreams));

@@ -258,12 +258,19 @@ pub async fn forward(
             .requests
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let sent = Instant::now();
+        let dest = Dest {
+            addr,
+            tls: group.tls.as_ref().map(|t| (t, member.configured.as_str())),
+            proxy_header: group.config.proxy_protocol.map(|v| {
+                let local = client.stream.tcp().local_addr().unwrap_or(addr);
+                crate::proxy_protocol::encode(v, client.peer, local)
+            }),
+        };
         let attempt = exchange_head(
             client,
             site,
             req,
-            addr,
-            group.tls.as_ref().map(|t| (t, member.configured.as_str())),
+            &dest,
             bytes,
             body_in_head,
             fresh_only,
@@ -384,7 +391,7 @@ pub async fn forward(
     let upstream_time = Some(started.elapsed());
     match result {
         Ok(bytes) => {
-            if resp.keep_alive && buf.is_empty() {
+            if resp.keep_alive && buf.is_empty() && group.config.proxy_protocol.is_none() {
                 pool::put(
                     &member.state,
                     addr,
@@ -433,21 +440,31 @@ enum Attempt {
     },
 }
 
+/// Where one attempt goes: the server's address and how to speak to it.
+struct Dest<'a> {
+    addr: SocketAddr,
+    /// The group's TLS and the server as configured (for its name).
+    tls: Option<(&'a GroupTls, &'a str)>,
+    /// Written first on a new connection (`upstream.NAME.proxy_protocol`).
+    proxy_header: Option<Vec<u8>>,
+}
+
 /// Sends the request and reads the final response head.
 #[allow(clippy::too_many_arguments)]
 async fn exchange_head(
     client: &mut Client,
     site: &Site,
     req: &RequestHead,
-    addr: SocketAddr,
-    tls: Option<(&GroupTls, &str)>,
+    dest: &Dest<'_>,
     head: &[u8],
     body_in_head: bool,
     fresh_only: bool,
     limit: Option<u64>,
 ) -> Result<(UpstreamStream, BytesMut, ResponseHead), Attempt> {
     let t = &site.timeouts;
-    let pooled = if fresh_only {
+    let addr = dest.addr;
+    // A connection that began with a PROXY header speaks for one client.
+    let pooled = if fresh_only || dest.proxy_header.is_some() {
         None
     } else {
         pool::take(addr, std::time::Instant::now())
@@ -456,12 +473,15 @@ async fn exchange_head(
     let fault = |fault| Attempt::Fault { fault, reused };
     let mut up = match pooled {
         Some(up) => up,
-        None => connect(addr, tls, t.upstream_connect)
+        None => connect(addr, dest.tls, t.upstream_connect)
             .await
             .map_err(fault)?,
     };
     // Flushed: over TLS the sealed records may wait in rustls otherwise.
     let write = async {
+        if let (Some(h), false) = (&dest.proxy_header, reused) {
+            up.write_all(h).await?;
+        }
         up.write_all(head).await?;
         up.flush().await
     };

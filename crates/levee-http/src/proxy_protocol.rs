@@ -1,7 +1,9 @@
 //! The PROXY protocol header (v1 text and v2 binary), as a load balancer in
-//! front of levee sends it to pass on the client's address. No I/O: the
-//! caller feeds the bytes it has peeked and reads the header's length
-//! once it is complete (conn/start.rs).
+//! front of levee sends it to pass on the client's address, and as levee
+//! sends it to servers that ask for it (`upstream.NAME.proxy_protocol`).
+//! No I/O: the caller feeds the bytes it has peeked and reads the header's
+//! length once it is complete (conn/start.rs), or writes what [`encode`]
+//! returns.
 //!
 //! Only a listener's trusted sources may send one; from anyone else the
 //! bytes are HTTP and a `PROXY` line is a bad request.
@@ -161,6 +163,47 @@ fn bytes<const N: usize>(body: &[u8], at: usize) -> Result<[u8; N], ProxyHeaderE
     body.get(at..at + N)
         .and_then(|s| s.try_into().ok())
         .ok_or(ProxyHeaderError::BadV2)
+}
+
+/// The header for a connection from `src` to `dst`, version 1 or 2. A
+/// mixed IPv4/IPv6 pair is sent as IPv6, IPv4 addresses mapped.
+pub fn encode(version: u8, src: SocketAddr, dst: SocketAddr) -> Vec<u8> {
+    let (src_ip, dst_ip) = match (src.ip(), dst.ip()) {
+        (IpAddr::V4(a), IpAddr::V4(b)) => (IpAddr::V4(a), IpAddr::V4(b)),
+        (a, b) => (IpAddr::V6(v6(a)), IpAddr::V6(v6(b))),
+    };
+    if version == 1 {
+        let family = if src_ip.is_ipv4() { "TCP4" } else { "TCP6" };
+        let line = format!(
+            "PROXY {family} {src_ip} {dst_ip} {} {}\r\n",
+            src.port(),
+            dst.port()
+        );
+        return line.into_bytes();
+    }
+    let mut out = V2_SIGNATURE.to_vec();
+    match (src_ip, dst_ip) {
+        (IpAddr::V4(a), IpAddr::V4(b)) => {
+            out.extend_from_slice(&[0x21, 0x11, 0, 12]);
+            out.extend_from_slice(&a.octets());
+            out.extend_from_slice(&b.octets());
+        }
+        (a, b) => {
+            out.extend_from_slice(&[0x21, 0x21, 0, 36]);
+            out.extend_from_slice(&v6(a).octets());
+            out.extend_from_slice(&v6(b).octets());
+        }
+    }
+    out.extend_from_slice(&src.port().to_be_bytes());
+    out.extend_from_slice(&dst.port().to_be_bytes());
+    out
+}
+
+fn v6(ip: IpAddr) -> Ipv6Addr {
+    match ip {
+        IpAddr::V4(a) => a.to_ipv6_mapped(),
+        IpAddr::V6(a) => a,
+    }
 }
 
 #[cfg(test)]

@@ -153,3 +153,50 @@ fn connection_limits_count_the_clients_behind_the_load_balancer() {
     first.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
     assert_eq!(first.read_response("GET").status, 200);
 }
+
+/// An nginx whose second server takes a PROXY header on the returned port
+/// and answers with the client address it carried.
+fn nginx_taking_proxy_protocol() -> (Nginx, u16) {
+    let port = support::free_port();
+    // The fixture's server block is closed early to open one more.
+    let body = format!(
+        "location / {{ return 200 \"plain\\n\"; }} }}\n\
+         server {{ listen 127.0.0.1:{port} proxy_protocol;\n\
+         location / {{ return 200 \"pp $proxy_protocol_addr\\n\"; }}"
+    );
+    let nginx = Nginx::start(&body);
+    let open = support::poll(std::time::Duration::from_secs(5), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+    });
+    assert!(open.is_some(), "nginx proxy_protocol port");
+    (nginx, port)
+}
+
+#[test]
+fn proxy_protocol_sent_to_upstream_carries_the_client_address() {
+    for version in ["v1", "v2"] {
+        let (_nginx, port) = nginx_taking_proxy_protocol();
+        let setup = LeveeSetup::new();
+        let cfg = setup
+            .proxy_config(&[&format!("127.0.0.1:{port}")], "")
+            .replacen(
+                "\n\n[[route]]",
+                "\nproxy_protocol = \"127.0.0.1\"\n\n[[route]]",
+                1,
+            )
+            .replacen(
+                "servers = [",
+                &format!("proxy_protocol = \"{version}\"\nservers = ["),
+                1,
+            );
+        let levee = setup.start(&cfg);
+        // The client address comes in on a PROXY header and goes out on one.
+        for client in ["203.0.113.9", "198.51.100.4"] {
+            let mut req = format!("PROXY TCP4 {client} 127.0.0.1 4000 80\r\n").into_bytes();
+            req.extend_from_slice(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+            let got = String::from_utf8_lossy(&raw(levee.port, &req)).into_owned();
+            assert!(got.starts_with("HTTP/1.1 200"), "{version}: {got}");
+            assert!(got.ends_with(&format!("pp {client}\n")), "{version}: {got}");
+        }
+    }
+}

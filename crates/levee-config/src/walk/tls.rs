@@ -239,6 +239,19 @@ mod tests {
             e.contains("upstream.app.health_check: an upstream with `tls`"),
             "{e}"
         );
+        let v2 = base.replace("servers", "proxy_protocol = \"v2\"\nservers");
+        let config = crate::parse(&v2, Path::new("t.toml")).unwrap();
+        assert_eq!(config.upstreams[0].proxy_protocol, Some(2));
+        let again = crate::parse(&crate::to_toml(&config), Path::new("t.toml")).unwrap();
+        assert_eq!(again.upstreams[0].proxy_protocol, Some(2));
+        let v3 = base.replace("servers", "proxy_protocol = \"v3\"\nservers");
+        let e = crate::parse(&v3, Path::new("t.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("upstream.app.proxy_protocol: `v3`: expected"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -145,3 +145,33 @@ fn anything_else_is_missing() {
     assert_eq!(parse(b"PROX\n"), Err(ProxyHeaderError::Missing));
     assert_eq!(parse(b""), Ok(Parsed::Incomplete));
 }
+
+#[test]
+fn encoded_headers_parse_back() {
+    let pairs = [
+        ("203.0.113.7:51234", "192.0.2.1:443"),
+        ("[2001:db8::7]:8080", "[2001:db8::1]:80"),
+        ("203.0.113.7:1", "[2001:db8::1]:80"),
+    ];
+    for (src, dst) in pairs {
+        let (src, dst): (SocketAddr, SocketAddr) = (src.parse().unwrap(), dst.parse().unwrap());
+        for version in [1, 2] {
+            let header = encode(version, src, dst);
+            let Ok(Parsed::Complete(h)) = parse(&header) else {
+                panic!("v{version} {src} -> {dst}: {:?}", parse(&header));
+            };
+            assert_eq!(h.len, header.len());
+            let got = h.source.unwrap();
+            assert_eq!(got.port(), src.port());
+            assert_eq!(got.ip().to_canonical(), src.ip());
+        }
+    }
+    assert_eq!(
+        encode(
+            1,
+            "10.0.0.1:5".parse().unwrap(),
+            "10.0.0.2:80".parse().unwrap()
+        ),
+        b"PROXY TCP4 10.0.0.1 10.0.0.2 5 80\r\n"
+    );
+}
