@@ -3,6 +3,9 @@
 
 mod support;
 
+#[path = "tls/certs.rs"]
+mod certs;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -23,9 +26,13 @@ asyncio.run(main())
 /// Sends each argument after the first (the URL) in turn, printing each
 /// reply; a `sleep:N` argument waits N seconds instead. Exits 0 when done.
 const CLIENT: &str = r#"
-import asyncio, sys, websockets
+import asyncio, os, ssl, sys, websockets
 async def main():
-    async with websockets.connect(sys.argv[1]) as ws:
+    tls = {}
+    if os.environ.get("WS_CA"):
+        ctx = ssl.create_default_context(cafile=os.environ["WS_CA"])
+        tls = {"ssl": ctx, "server_hostname": os.environ["WS_NAME"]}
+    async with websockets.connect(sys.argv[1], **tls) as ws:
         for arg in sys.argv[2:]:
             if arg.startswith("sleep:"):
                 await asyncio.sleep(float(arg[6:]))
@@ -163,4 +170,39 @@ fn an_idle_tunnel_is_closed_after_tunnel_idle() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(stdout, "echo first\n");
     assert!(!out.status.success(), "the tunnel should have been closed");
+}
+
+#[test]
+fn websocket_over_a_tls_listener() {
+    let echo = echo_server();
+    let setup = LeveeSetup::new();
+    let dir = setup.dir.path().to_owned();
+    certs::ca(&dir, "ca");
+    certs::leaf(&dir, "ca", "a", "a.test", &["a.test"]);
+    let cfg = setup
+        .proxy_config(&[&format!("127.0.0.1:{}", echo.port)], "")
+        .replacen(
+            "\n\n[[route]]",
+            "\n[listener.tls]\n[[listener.tls.certs]]\ncert = \"a.pem\"\nkey = \"a.key\"\n\n[[route]]",
+            1,
+        );
+    let levee = setup.start(&cfg);
+    let url = format!("wss://127.0.0.1:{}/secure", levee.port);
+    let script = levee.dir().join("client.py");
+    std::fs::write(&script, CLIENT).expect("write client.py");
+    let out = Command::new(python())
+        .arg(&script)
+        .arg(&url)
+        .arg("sealed")
+        .env("WS_CA", levee.dir().join("ca.pem"))
+        .env("WS_NAME", "a.test")
+        .output()
+        .expect("python3");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        stdout,
+        "echo sealed\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
