@@ -61,10 +61,13 @@ def syscalls(name, proc, seconds=3):
     return int(total.group(1)) / max(r["requests"], 1) if total else float("nan")
 
 
-async def hold(port, n):
+async def hold(port, n, tls=None):
+    """Opens `n` connections (over TLS with the `ssl.SSLContext` `tls`), one
+    request on each, and returns them held open with the failure count."""
     async def one(held, gate):
         async with gate:
-            r, w = await asyncio.open_connection("127.0.0.1", port)
+            r, w = await asyncio.open_connection("127.0.0.1", port, ssl=tls,
+                                                 server_hostname="localhost" if tls else None)
             w.write(b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n")
             await w.drain()
             head = b""

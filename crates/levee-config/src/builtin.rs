@@ -54,6 +54,8 @@ fn single_route(address: SocketAddr, action: Action, upstreams: Vec<Upstream>) -
             address,
             backlog: DEFAULT_BACKLOG,
             protect: Default::default(),
+            tls: None,
+            proxy_protocol: Vec::new(),
         }],
         routes: vec![Route {
             listeners: Vec::new(),

@@ -100,6 +100,12 @@ impl<'a> Sink<'a> {
         });
     }
 
+    /// The 1-based line and column of a byte offset, for values that are
+    /// checked later, away from the file (TLS files, see model/tls.rs).
+    pub(crate) fn position(&self, offset: usize) -> (usize, usize) {
+        self.lines.position(offset)
+    }
+
     pub(crate) fn has_errors(&self) -> bool {
         !self.errors.is_empty()
     }

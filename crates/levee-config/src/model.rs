@@ -10,9 +10,11 @@ use std::time::Duration;
 
 mod cache;
 mod protect;
+mod tls;
 mod upstream;
 pub use cache::*;
 pub use protect::*;
+pub use tls::*;
 pub use upstream::*;
 
 /// A complete, validated configuration.
@@ -94,6 +96,8 @@ pub struct Timeouts {
     pub upstream_write: Duration,
     /// On stop: how long in-flight requests get to finish.
     pub grace: Duration,
+    /// An upgraded connection (WebSocket) with no bytes either way for this long is closed.
+    pub tunnel_idle: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,6 +107,10 @@ pub struct Listener {
     pub address: SocketAddr,
     pub backlog: u32,
     pub protect: ListenerProtect,
+    /// `[listener.tls]`: TLS termination; `None` for plain TCP.
+    pub tls: Option<ListenerTls>,
+    /// Sources that must send a PROXY protocol header; empty for none.
+    pub proxy_protocol: Vec<IpNet>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -184,6 +192,11 @@ pub struct Upstream {
     pub retry: RetryPolicy,
     /// How often DNS names among the servers are resolved again.
     pub resolve_interval: Duration,
+    /// `[upstream.NAME.tls]`: TLS to every server; `None` for plain TCP.
+    pub tls: Option<UpstreamTls>,
+    /// PROXY protocol version (1 or 2) sent at the start of each connection
+    /// to a server; `None` sends none.
+    pub proxy_protocol: Option<u8>,
 }
 
 impl Upstream {
@@ -200,6 +213,8 @@ impl Upstream {
             slow_start: DEFAULT_SLOW_START,
             retry: RetryPolicy::default(),
             resolve_interval: DEFAULT_RESOLVE_INTERVAL,
+            tls: None,
+            proxy_protocol: None,
         }
     }
 }
@@ -275,6 +290,7 @@ impl Default for Timeouts {
             upstream_read: Duration::from_secs(60),
             upstream_write: Duration::from_secs(60),
             grace: Duration::from_secs(30),
+            tunnel_idle: Duration::from_secs(600),
         }
     }
 }

@@ -9,6 +9,7 @@ use toml::{Table, Value};
 
 mod cache;
 mod protect;
+mod tls;
 
 use crate::model::{
     AccessLogFormat, AccessLogTarget, Action, Balance, CheckKind, Config, HashKey, HostMatch,
@@ -63,6 +64,7 @@ pub fn to_toml(config: &Config) -> String {
         ("upstream_read", t.upstream_read),
         ("upstream_write", t.upstream_write),
         ("grace", t.grace),
+        ("tunnel_idle", t.tunnel_idle),
     ] {
         timeouts.insert(name.into(), duration(d));
     }
@@ -77,6 +79,11 @@ pub fn to_toml(config: &Config) -> String {
             t.insert("address".into(), l.address.to_string().into());
             t.insert("backlog".into(), int(u64::from(l.backlog)));
             protect::listener(&mut t, &l.protect);
+            tls::listener(&mut t, &l.tls);
+            if !l.proxy_protocol.is_empty() {
+                let nets = l.proxy_protocol.iter().map(|n| n.to_string().into());
+                t.insert("proxy_protocol".into(), Value::Array(nets.collect()));
+            }
             Value::Table(t)
         })
         .collect();
@@ -105,6 +112,10 @@ pub fn to_toml(config: &Config) -> String {
         t.insert("keepalive".into(), int(u.keepalive as u64));
         t.insert("keepalive_timeout".into(), duration(u.keepalive_timeout));
         upstream_policy(&mut t, u);
+        tls::upstream(&mut t, &u.tls);
+        if let Some(v) = u.proxy_protocol {
+            t.insert("proxy_protocol".into(), format!("v{v}").into());
+        }
         upstreams.insert(u.name.clone(), Value::Table(t));
     }
     root.insert("upstream".into(), Value::Table(upstreams));

@@ -122,6 +122,7 @@ fn full_config_becomes_the_expected_model() {
             upstream_read: Duration::from_secs(30),
             upstream_write: Duration::from_secs(3600),
             grace: Duration::from_secs(10),
+            tunnel_idle: Duration::from_secs(600),
         },
         listeners: vec![
             Listener {
@@ -129,12 +130,16 @@ fn full_config_becomes_the_expected_model() {
                 address: "0.0.0.0:8080".parse().expect("literal"),
                 backlog: 128,
                 protect: Default::default(),
+                tls: None,
+                proxy_protocol: Vec::new(),
             },
             Listener {
                 name: "[::1]:8443".into(),
                 address: "[::1]:8443".parse().expect("literal"),
                 backlog: 4096,
                 protect: Default::default(),
+                tls: None,
+                proxy_protocol: Vec::new(),
             },
         ],
         routes: vec![
@@ -299,6 +304,7 @@ fn defaults_fill_everything_left_out() {
             upstream_read: s(60),
             upstream_write: s(60),
             grace: s(30),
+            tunnel_idle: s(600),
         }
     );
     assert_eq!(
@@ -308,6 +314,8 @@ fn defaults_fill_everything_left_out() {
             address: "127.0.0.1:80".parse().expect("literal"),
             backlog: 4096,
             protect: Default::default(),
+            tls: None,
+            proxy_protocol: Vec::new(),
         }]
     );
     assert_eq!(
@@ -406,6 +414,9 @@ fn docs_cover_every_key() {
         LIMIT_KEYS,
         TIMEOUT_KEYS,
         LISTENER_KEYS,
+        TLS_KEYS,
+        CERT_KEYS,
+        UPSTREAM_TLS_KEYS,
         ROUTE_KEYS,
         UPSTREAM_KEYS,
         SERVER_KEYS,

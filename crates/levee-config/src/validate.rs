@@ -42,6 +42,8 @@ pub(crate) fn assemble(sink: &mut Sink<'_>, draft: Draft, source: &Path) -> Opti
             address,
             backlog: l.backlog,
             protect: l.protect,
+            tls: l.tls,
+            proxy_protocol: l.proxy_protocol,
         });
     }
     let mut routes = Vec::with_capacity(draft.routes.len());

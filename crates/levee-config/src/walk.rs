@@ -10,6 +10,7 @@ mod cache;
 mod protect;
 mod resolver;
 mod route;
+mod tls;
 mod upstream;
 
 use std::net::SocketAddr;
@@ -76,6 +77,8 @@ pub(crate) struct DraftListener {
     pub address: Option<(SocketAddr, Mention)>,
     pub backlog: u32,
     pub protect: crate::model::ListenerProtect,
+    pub tls: Option<crate::model::ListenerTls>,
+    pub proxy_protocol: Vec<crate::model::IpNet>,
 }
 
 // The schema's keys, table by table. docs/config.md documents each one (a
@@ -112,6 +115,7 @@ pub(crate) const TIMEOUT_KEYS: &[&str] = &[
     "upstream_read",
     "upstream_write",
     "grace",
+    "tunnel_idle",
 ];
 pub(crate) const LISTENER_KEYS: &[&str] = &[
     "name",
@@ -125,6 +129,9 @@ pub(crate) const LISTENER_KEYS: &[&str] = &[
     "max_connections_per_prefix",
     "client_prefix_v4",
     "client_prefix_v6",
+    // TLS (walk/tls.rs) and the PROXY protocol.
+    "tls",
+    "proxy_protocol",
 ];
 #[cfg(test)]
 pub(crate) use cache::{CACHE_KEYS, ROUTE_KEYS as ROUTE_CACHE_KEYS};
@@ -134,6 +141,8 @@ pub(crate) use protect::{PROTECT_KEYS, RATE_LIMIT_KEYS};
 pub(crate) use resolver::RESOLVER_KEYS;
 #[cfg(test)]
 pub(crate) use route::KEYS as ROUTE_KEYS;
+#[cfg(test)]
+pub(crate) use tls::{CERT_KEYS, TLS_KEYS, UPSTREAM_TLS_KEYS};
 #[cfg(test)]
 pub(crate) use upstream::{ADMIN_KEYS, HEALTH_CHECK_KEYS, SERVER_KEYS, UPSTREAM_KEYS};
 
@@ -328,6 +337,7 @@ fn timeouts(sink: &mut Sink<'_>, item: &Item<'_, '_>) -> Timeouts {
         ("upstream_read", &mut t.upstream_read, false),
         ("upstream_write", &mut t.upstream_write, false),
         ("grace", &mut t.grace, true),
+        ("tunnel_idle", &mut t.tunnel_idle, false),
     ] {
         let Some(i) = fields.get(name) else { continue };
         let parsed = if zero_ok {
@@ -373,12 +383,19 @@ fn listener(sink: &mut Sink<'_>, item: &Item<'_, '_>) -> Option<DraftListener> {
         .and_then(|i| i.int_in(sink, 1, i32::MAX as u64))
         .map_or(crate::model::DEFAULT_BACKLOG, |n| n as u32);
     let protect = protect::listener_protect(sink, &fields);
+    let tls = fields.get("tls").and_then(|i| tls::listener_tls(sink, i));
+    let proxy_protocol = fields
+        .get("proxy_protocol")
+        .map(|i| tls::networks(sink, i))
+        .unwrap_or_default();
     Some(DraftListener {
         name,
         name_defaulted,
         address,
         backlog,
         protect,
+        tls,
+        proxy_protocol,
     })
 }
 

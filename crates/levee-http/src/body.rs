@@ -13,8 +13,8 @@
 
 use std::time::Duration;
 
+use crate::stream::Socket;
 use bytes::{Buf, BytesMut};
-use tokio::net::TcpStream;
 
 use crate::h1::{ChunkError, ChunkedDecoder};
 use crate::message::Framing;
@@ -135,9 +135,9 @@ impl Relay {
     /// `tee`, if any, gets a copy of the body data.
     pub async fn run<'a>(
         &self,
-        src: &mut TcpStream,
+        src: &mut impl Socket,
         pending: &mut BytesMut,
-        dst: &'a mut TcpStream,
+        dst: &'a mut impl Socket,
         head: Vec<u8>,
         tee: Option<&'a mut dyn BodySink>,
     ) -> Result<u64, RelayError> {
@@ -157,7 +157,11 @@ impl Relay {
         Ok(sent)
     }
 
-    async fn fill(&self, src: &mut TcpStream, pending: &mut BytesMut) -> Result<usize, RelayError> {
+    async fn fill(
+        &self,
+        src: &mut impl Socket,
+        pending: &mut BytesMut,
+    ) -> Result<usize, RelayError> {
         pending.reserve(RELAY_CHUNK);
         pace::read_buf(src, pending, self.read_timeout)
             .await
@@ -171,9 +175,9 @@ impl Relay {
     /// is not kept waiting on a slow sender.
     async fn refill(
         &self,
-        src: &mut TcpStream,
+        src: &mut impl Socket,
         pending: &mut BytesMut,
-        out: &mut Out<'_>,
+        out: &mut Out<'_, impl Socket>,
     ) -> Result<usize, RelayError> {
         if !out.head.is_empty() {
             self.write(out, &[]).await?;
@@ -181,7 +185,7 @@ impl Relay {
         self.fill(src, pending).await
     }
 
-    async fn write(&self, out: &mut Out<'_>, bytes: &[u8]) -> Result<(), RelayError> {
+    async fn write(&self, out: &mut Out<'_, impl Socket>, bytes: &[u8]) -> Result<(), RelayError> {
         let result = if out.head.is_empty() {
             pace::write_all(out.dst, bytes, self.write_timeout).await
         } else {
@@ -198,9 +202,9 @@ impl Relay {
 
     async fn length(
         &self,
-        src: &mut TcpStream,
+        src: &mut impl Socket,
         pending: &mut BytesMut,
-        out: &mut Out<'_>,
+        out: &mut Out<'_, impl Socket>,
         total: u64,
     ) -> Result<u64, RelayError> {
         if self.limit.is_some_and(|max| total > max) {
@@ -230,9 +234,9 @@ impl Relay {
 
     async fn chunked(
         &self,
-        src: &mut TcpStream,
+        src: &mut impl Socket,
         pending: &mut BytesMut,
-        out: &mut Out<'_>,
+        out: &mut Out<'_, impl Socket>,
     ) -> Result<u64, RelayError> {
         let mut decoder = ChunkedDecoder::default();
         let mut sent = 0u64;
@@ -276,9 +280,9 @@ impl Relay {
 
     async fn until_close(
         &self,
-        src: &mut TcpStream,
+        src: &mut impl Socket,
         pending: &mut BytesMut,
-        out: &mut Out<'_>,
+        out: &mut Out<'_, impl Socket>,
     ) -> Result<u64, RelayError> {
         let mut sent = 0u64;
         loop {
@@ -295,8 +299,8 @@ impl Relay {
 }
 
 /// The receiving side of a relay, with a head still to go out first.
-struct Out<'a> {
+struct Out<'a, D> {
     head: Vec<u8>,
-    dst: &'a mut TcpStream,
+    dst: &'a mut D,
     tee: Option<&'a mut dyn BodySink>,
 }

@@ -102,6 +102,8 @@ pub async fn serve(
                         group: group.clone(),
                         req: req.clone(),
                         client_ip: client.peer.ip(),
+                        tls: client.stream.is_tls(),
+                        proxy_header: crate::proxy::proxy_header(group, client),
                         preserve_host,
                         timeouts: site.timeouts,
                         key: key.clone(),

@@ -1,10 +1,12 @@
 //! The life of one HTTP/1 client connection.
 //!
 //! ```text
-//! accept ─▶ idle ─▶ read head ─▶ route ─▶ act (proxy | static | redirect | respond) ─▶ log ─┐
-//!            ▲                                                                               │
-//!            └──────────────────────────── keep-alive ◀──────────────────────────────────────┘
+//! accept ─▶ [PROXY header] ─▶ [TLS handshake] ─▶ idle ─▶ read head ─▶ route ─▶ act ─▶ log ─┐
+//!             (conn/start.rs, when the listener asks)     ▲                                 │
+//!                                                         └─────────── keep-alive ◀─────────┘
 //! ```
+//!
+//! `act` is one of proxy, static, redirect, respond.
 //!
 //! While idle a connection holds no buffer: it waits for readability with an
 //! empty `BytesMut`, and the request's work runs in a separately boxed future,
@@ -27,7 +29,10 @@ use crate::message::{Framing, RequestHead};
 use crate::respond;
 use crate::screen::{self, Screened};
 use crate::site::{Site, Target};
+use crate::stream::ClientStream;
 use crate::{Shared, idle, pace, proxy};
+
+mod start;
 
 /// Initial read size for a request head; grows up to `limits.max_header_bytes`.
 const HEAD_CHUNK: usize = 4096;
@@ -41,6 +46,27 @@ pub struct ListenerCtx {
     /// Its open connections, counted for the connection limits; lives as
     /// long as the listener, across reloads.
     pub conns: Arc<ConnTable>,
+    /// What its new connections do before HTTP; swapped whole on reload.
+    pub steps: arc_swap::ArcSwap<FirstSteps>,
+}
+
+/// A listener's steps before HTTP (conn/start.rs).
+#[derive(Debug, Default)]
+pub struct FirstSteps {
+    /// Set on a TLS listener: every connection starts with a handshake.
+    pub tls: Option<ListenerTls>,
+    /// The sources that must start with a PROXY protocol header; `None`
+    /// when the listener takes it from no one.
+    pub proxy_protocol: Option<levee_protect::Acl>,
+}
+
+/// A TLS listener's acceptor; it swaps its certificates itself on reload.
+#[derive(Debug, Clone)]
+pub struct ListenerTls {
+    pub acceptor: Arc<levee_tls::Acceptor>,
+    pub handshake_timeout: std::time::Duration,
+    /// `Strict-Transport-Security: max-age` in seconds, when configured.
+    pub hsts: Option<u64>,
 }
 
 impl ListenerCtx {
@@ -49,6 +75,7 @@ impl ListenerCtx {
             addr,
             shared,
             conns: ConnTable::new(addr.to_string()),
+            steps: Default::default(),
         }
     }
 }
@@ -56,11 +83,13 @@ impl ListenerCtx {
 /// The client side of a connection: its socket and the bytes read but not yet used.
 #[derive(Debug)]
 pub struct Client {
-    pub stream: TcpStream,
+    pub stream: ClientStream,
     pub peer: SocketAddr,
     pub buf: BytesMut,
     /// Its place in the listener's connection counts, given back on close.
     pub permit: Option<ConnPermit>,
+    /// HSTS max-age for every response, on a TLS listener that sets one.
+    pub hsts: Option<u64>,
 }
 
 /// What happens to the connection after an exchange.
@@ -72,8 +101,9 @@ pub enum Next {
     Linger,
 }
 
-/// Serves one client connection until it closes. `permit` is its place in
-/// the listener's connection counts (see `levee_protect::conns`).
+/// Serves one client connection until it closes, after the TLS handshake
+/// on a TLS listener. `permit` is its place in the listener's connection
+/// counts (see `levee_protect::conns`).
 pub fn serve(
     stream: TcpStream,
     peer: SocketAddr,
@@ -82,37 +112,64 @@ pub fn serve(
 ) -> impl Future<Output = ()> + Send {
     let _ = stream.set_nodelay(true);
     let client = Client {
-        stream,
+        stream: ClientStream::Plain(stream),
         peer,
         buf: BytesMut::new(),
         permit,
+        hsts: None,
     };
     serve_from(client, listener, 0)
 }
 
 /// Serves a connection that has already served `served` requests.
 pub async fn serve_from(mut client: Client, listener: Arc<ListenerCtx>, mut served: u64) {
+    if served == 0 {
+        let steps = {
+            let s = listener.steps.load();
+            (s.tls.is_some() || s.proxy_protocol.is_some()).then(|| Arc::clone(&s))
+        };
+        if let Some(steps) = steps {
+            // Boxed: these steps' state must not widen every connection's task.
+            match Box::pin(start::begin(client, &listener, &steps)).await {
+                Some(c) => client = c,
+                None => return,
+            }
+        }
+    }
     let fd = client.stream.as_raw_fd();
     loop {
         if client.buf.is_empty() {
             // Idle: hold no buffer while waiting for the next request.
             client.buf = BytesMut::new();
-            let timeouts = listener.shared.site.load().timeouts;
+            // Only the two it needs: the whole `Timeouts` would sit in the task.
+            let (request_head, keepalive) = {
+                let t = &listener.shared.site.load().timeouts;
+                (t.request_head, t.keepalive)
+            };
             if served == 0 {
                 if !matches!(
-                    timeout(timeouts.request_head, client.stream.readable()).await,
+                    timeout(
+                        request_head,
+                        crate::stream::ready(&mut client.stream, &mut client.buf)
+                    )
+                    .await,
                     Ok(Ok(()))
                 ) {
                     return;
                 }
             } else {
-                let grace = idle::PARK_AFTER.min(timeouts.keepalive);
-                match timeout(grace, client.stream.readable()).await {
+                let grace = idle::PARK_AFTER.min(keepalive);
+                match timeout(
+                    grace,
+                    crate::stream::ready(&mut client.stream, &mut client.buf),
+                )
+                .await
+                {
                     Ok(Ok(())) => {}
                     Ok(Err(_)) => return,
-                    Err(_) if timeouts.keepalive <= grace => return,
+                    Err(_) if keepalive <= grace => return,
                     Err(_) => {
-                        let deadline = std::time::Instant::now() + (timeouts.keepalive - grace);
+                        let deadline = std::time::Instant::now() + (keepalive - grace);
                         match idle::park(client, listener.clone(), served, deadline) {
                             Some(ready) => client = ready,
                             None => return,
@@ -280,6 +337,8 @@ impl Done {
         head: &RequestHead,
         bytes: Vec<u8>,
     ) {
+        let mut bytes = bytes;
+        respond::add_hsts(&mut bytes, client.hsts);
         self.status = status_of(&bytes);
         self.bytes = body_len(&bytes);
         if head.framing != Framing::None {

@@ -24,10 +24,10 @@ use std::task::{Context, Wake, Waker};
 use std::time::{Duration, Instant};
 
 use slab::Slab;
-use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
 use crate::conn::{self, Client, ListenerCtx};
+use crate::stream::ClientStream;
 
 /// How long a keep-alive connection waits in its task before parking.
 pub const PARK_AFTER: Duration = Duration::from_millis(100);
@@ -35,7 +35,7 @@ pub const PARK_AFTER: Duration = Duration::from_millis(100);
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
 struct Parked {
-    stream: TcpStream,
+    stream: ClientStream,
     peer: SocketAddr,
     listener: Arc<ListenerCtx>,
     served: u64,
@@ -113,7 +113,7 @@ pub fn park(
             ready,
         }));
         let mut cx = Context::from_waker(&waker);
-        if client.stream.poll_read_ready(&mut cx).is_ready() {
+        if client.stream.tcp().poll_read_ready(&mut cx).is_ready() {
             return Some(client);
         }
         entry.insert(Parked {
@@ -155,6 +155,7 @@ pub async fn dispatcher() {
                             peer: p.peer,
                             buf: bytes::BytesMut::new(),
                             permit: p.permit,
+                            hsts: p.listener.steps.load().tls.as_ref().and_then(|t| t.hsts),
                         };
                         tokio::spawn(conn::serve_from(client, p.listener, p.served));
                     }

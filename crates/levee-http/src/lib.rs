@@ -8,7 +8,8 @@
 //! - [`route`] and [`site`]: choosing what serves a request;
 //! - [`access_log`]: one line per request;
 //! - [`static_files`]: files under a `static` route's root;
-//! - [`pace`]: the least progress demanded of a client.
+//! - [`pace`]: the least progress demanded of a client;
+//! - [`stream`]: the client's socket, plain TCP or TLS.
 
 pub mod access_log;
 pub mod body;
@@ -19,12 +20,14 @@ pub mod idle;
 pub mod message;
 pub mod pace;
 pub mod proxy;
+pub mod proxy_protocol;
 pub mod respond;
 pub mod route;
 mod screen;
 pub mod site;
 pub mod static_files;
 mod static_route;
+pub mod stream;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

@@ -14,13 +14,15 @@
 //! relay whose source or destination is the client obeys it.
 
 use std::cell::Cell;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::RawFd;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+use crate::stream::Socket;
 use tokio::time::{Instant, timeout};
 
 /// The least progress demanded of a client.
@@ -73,7 +75,7 @@ pub fn scope<F: Future>(
 
 /// Reads what is left of the client's window for `dir` on `stream`, or
 /// `None` when `stream` is not the paced client.
-fn budget(stream: &TcpStream, dir: Dir) -> Option<Duration> {
+fn budget(stream: &impl Socket, dir: Dir) -> Option<Duration> {
     CLIENT
         .try_with(|c| {
             let c = c.as_ref().filter(|c| c.fd == stream.as_raw_fd())?;
@@ -89,7 +91,7 @@ fn budget(stream: &TcpStream, dir: Dir) -> Option<Duration> {
 
 /// Adds `bytes` moved after waiting `waited`; a window that saw enough bytes
 /// starts over.
-fn record(stream: &TcpStream, dir: Dir, waited: Duration, bytes: usize) {
+fn record(stream: &impl Socket, dir: Dir, waited: Duration, bytes: usize) {
     let _ = CLIENT.try_with(|c| {
         let Some(c) = c.as_ref().filter(|c| c.fd == stream.as_raw_fd()) else {
             return;
@@ -112,7 +114,7 @@ fn record(stream: &TcpStream, dir: Dir, waited: Duration, bytes: usize) {
 /// graceful close would leave the kernel holding the unsent response (its
 /// send buffer, megabytes once autotuned) for as long as the slow reader
 /// keeps taking it.
-fn cut(stream: &TcpStream, dir: Dir) {
+fn cut(stream: &impl Socket, dir: Dir) {
     let c = levee_protect::metrics::counters();
     match dir {
         Dir::Recv => c.slow_body.fetch_add(1, Ordering::Relaxed),
@@ -134,7 +136,7 @@ pub enum PaceError {
 /// `read_buf` within `limit`, and within the client's window when `stream`
 /// is the paced client.
 pub async fn read_buf(
-    stream: &mut TcpStream,
+    stream: &mut impl Socket,
     buf: &mut BytesMut,
     limit: Duration,
 ) -> Result<usize, PaceError> {
@@ -163,7 +165,7 @@ pub async fn read_buf(
 /// `write_all` with each write within `limit`, and the whole within the
 /// client's window when `stream` is the paced client.
 pub async fn write_all(
-    stream: &mut TcpStream,
+    stream: &mut impl Socket,
     mut bytes: &[u8],
     limit: Duration,
 ) -> Result<(), PaceError> {
@@ -189,7 +191,15 @@ pub async fn write_all(
             }
         }
     }
-    Ok(())
+    // TLS may keep records it could not send yet; plain TCP has nothing
+    // to flush and skips even the timer.
+    if !stream.buffers_writes() {
+        return Ok(());
+    }
+    match timeout(limit, stream.flush()).await {
+        Ok(r) => r.map_err(PaceError::Io),
+        Err(_) => Err(PaceError::TimedOut),
+    }
 }
 
 /// Waits until `stream` is writable, within the client's window when it is

@@ -29,13 +29,14 @@
 
 mod choose;
 pub mod headers;
+pub mod upgrade;
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::BytesMut;
 use levee_upstream::stats::ErrorKind;
-use levee_upstream::{Group, Members, pool};
+use levee_upstream::{Group, GroupTls, Members, UpstreamStream, pool};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, timeout};
@@ -280,6 +281,8 @@ pub async fn forward_with(
                     client_ip: client.peer.ip(),
                     preserve_host,
                     server_authority: &member.configured,
+                    tls: client.stream.is_tls(),
+                    upgrade: upgrade::requested(req),
                 },
             );
             if let Some(f) = fill.as_deref() {
@@ -301,11 +304,16 @@ pub async fn forward_with(
             .requests
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let sent = Instant::now();
+        let dest = Dest {
+            addr,
+            tls: group.tls.as_ref().map(|t| (t, member.configured.as_str())),
+            proxy_header: proxy_header(group, client),
+        };
         let attempt = exchange_head(
             client,
             site,
             req,
-            addr,
+            &dest,
             bytes,
             body_in_head,
             fresh_only,
@@ -398,6 +406,10 @@ pub async fn forward_with(
     };
 
     let addr = member.addr;
+    if resp.status == 101 {
+        drop(lease);
+        return upgrade::tunnel(client, site, req, &resp, up, buf, addr, started).await;
+    }
     let sticky = match (&group.config.balance, affinity) {
         (levee_config::Balance::Sticky { cookie }, a)
             if a != levee_upstream::Affinity::Sticky(Some(member.cookie)) =>
@@ -436,7 +448,8 @@ pub async fn forward_with(
         }
     }
     let framing = headers::client_framing(&resp, req, keep_alive);
-    let out_head = headers::client_response(&resp, req, framing, &extra);
+    let mut out_head = headers::client_response(&resp, req, framing, &extra);
+    respond::add_hsts(&mut out_head, client.hsts);
     let relay = Relay {
         framing: resp.framing,
         output: if framing.chunked || resp.framing != Framing::Chunked {
@@ -463,7 +476,7 @@ pub async fn forward_with(
     let upstream_time = Some(started.elapsed());
     match result {
         Ok(bytes) => {
-            if resp.keep_alive && buf.is_empty() {
+            if resp.keep_alive && buf.is_empty() && group.config.proxy_protocol.is_none() {
                 pool::put(
                     &member.state,
                     addr,
@@ -512,20 +525,31 @@ enum Attempt {
     },
 }
 
+/// Where one attempt goes: the server's address and how to speak to it.
+struct Dest<'a> {
+    addr: SocketAddr,
+    /// The group's TLS and the server as configured (for its name).
+    tls: Option<(&'a GroupTls, &'a str)>,
+    /// Written first on a new connection (`upstream.NAME.proxy_protocol`).
+    proxy_header: Option<Vec<u8>>,
+}
+
 /// Sends the request and reads the final response head.
 #[allow(clippy::too_many_arguments)]
 async fn exchange_head(
     client: &mut Client,
     site: &Site,
     req: &RequestHead,
-    addr: SocketAddr,
+    dest: &Dest<'_>,
     head: &[u8],
     body_in_head: bool,
     fresh_only: bool,
     limit: Option<u64>,
-) -> Result<(TcpStream, BytesMut, ResponseHead), Attempt> {
+) -> Result<(UpstreamStream, BytesMut, ResponseHead), Attempt> {
     let t = &site.timeouts;
-    let pooled = if fresh_only {
+    let addr = dest.addr;
+    // A connection that began with a PROXY header speaks for one client.
+    let pooled = if fresh_only || dest.proxy_header.is_some() {
         None
     } else {
         pool::take(addr, std::time::Instant::now())
@@ -534,9 +558,19 @@ async fn exchange_head(
     let fault = |fault| Attempt::Fault { fault, reused };
     let mut up = match pooled {
         Some(up) => up,
-        None => connect(addr, t.upstream_connect).await.map_err(fault)?,
+        None => connect(addr, dest.tls, t.upstream_connect)
+            .await
+            .map_err(fault)?,
     };
-    match timeout(t.upstream_write, up.write_all(head)).await {
+    // Flushed: over TLS the sealed records may wait in rustls otherwise.
+    let write = async {
+        if let (Some(h), false) = (&dest.proxy_header, reused) {
+            up.write_all(h).await?;
+        }
+        up.write_all(head).await?;
+        up.flush().await
+    };
+    match timeout(t.upstream_write, write).await {
         Err(_) => return Err(fault(UpstreamFault::WriteTimeout)),
         Ok(Err(e)) => return Err(fault(UpstreamFault::Write(e))),
         Ok(Ok(())) => {}
@@ -659,19 +693,44 @@ async fn prebuffer(
     }
 }
 
-async fn connect(addr: SocketAddr, limit: Duration) -> Result<TcpStream, UpstreamFault> {
-    match timeout(limit, TcpStream::connect(addr)).await {
+/// The PROXY protocol header for `client`, when `group` sends one.
+pub(crate) fn proxy_header(group: &Group, client: &Client) -> Option<Vec<u8>> {
+    group.config.proxy_protocol.map(|v| {
+        let local = client.stream.tcp().local_addr().unwrap_or(client.peer);
+        crate::proxy_protocol::encode(v, client.peer, local)
+    })
+}
+
+/// Connects to `addr`, then runs the TLS handshake for a TLS upstream
+/// (the server's name from `tls`), all within `limit`.
+pub(crate) async fn connect(
+    addr: SocketAddr,
+    tls: Option<(&GroupTls, &str)>,
+    limit: Duration,
+) -> Result<UpstreamStream, UpstreamFault> {
+    let connected = async {
+        let stream = TcpStream::connect(addr).await?;
+        let _ = stream.set_nodelay(true);
+        match tls {
+            None => Ok(UpstreamStream::Plain(stream)),
+            Some((tls, configured)) => {
+                let s = tls
+                    .connector
+                    .connect(tls.name_for(configured), stream)
+                    .await?;
+                Ok(UpstreamStream::Tls(Box::new(s)))
+            }
+        }
+    };
+    match timeout(limit, connected).await {
         Err(_) => Err(UpstreamFault::ConnectTimeout),
         Ok(Err(e)) => Err(UpstreamFault::Connect(e)),
-        Ok(Ok(stream)) => {
-            let _ = stream.set_nodelay(true);
-            Ok(stream)
-        }
+        Ok(Ok(stream)) => Ok(stream),
     }
 }
 
 pub(crate) async fn read_response_head(
-    up: &mut TcpStream,
+    up: &mut UpstreamStream,
     buf: &mut BytesMut,
     limit: Duration,
     request_was_head: bool,

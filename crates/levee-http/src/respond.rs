@@ -4,15 +4,32 @@ use std::time::Duration;
 
 use levee_config::RedirectAction;
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
 use tokio::time::timeout;
 
 use crate::h1::write::{error_body, simple_response};
 use crate::message::RequestHead;
+use crate::stream::ClientStream;
 
 /// Writes `bytes` to the client within `limit`. False if the client is gone.
-pub async fn send(stream: &mut TcpStream, bytes: &[u8], limit: Duration) -> bool {
-    matches!(timeout(limit, stream.write_all(bytes)).await, Ok(Ok(())))
+pub async fn send(stream: &mut ClientStream, bytes: &[u8], limit: Duration) -> bool {
+    // Flushed: TLS keeps records it could not send yet until asked.
+    let write = async {
+        stream.write_all(bytes).await?;
+        stream.flush().await
+    };
+    matches!(timeout(limit, write).await, Ok(Ok(())))
+}
+
+/// Adds `Strict-Transport-Security` after the status line of `response`
+/// (a head, or a head with its body) when `max_age` is set.
+pub fn add_hsts(response: &mut Vec<u8>, max_age: Option<u64>) {
+    let Some(max_age) = max_age else { return };
+    let Some(line_end) = memchr::memmem::find(response, b"\r\n") else {
+        return;
+    };
+    let field = format!("Strict-Transport-Security: max-age={max_age}\r\n");
+    let at = line_end + 2;
+    response.splice(at..at, field.into_bytes());
 }
 
 /// An error response: a one-line text body naming the status.
@@ -49,8 +66,9 @@ pub fn redirect(r: &RedirectAction, req: &RequestHead, keep_alive: bool) -> Vec<
 /// Stops writing, then reads and discards what the client still sends for a
 /// moment, so closing does not reset the connection before the client has
 /// read levee's last response (the "lingering close" nginx also does).
-pub async fn linger_close(mut stream: TcpStream) {
-    let _ = stream.shutdown().await;
+pub async fn linger_close(mut stream: ClientStream) {
+    // Bounded: a TLS close_notify waits for a client that may not read.
+    let _ = timeout(Duration::from_secs(2), stream.shutdown()).await;
     let mut sink = [0u8; 4096];
     let _ = timeout(Duration::from_secs(2), async {
         let mut total = 0usize;
@@ -62,4 +80,22 @@ pub async fn linger_close(mut stream: TcpStream) {
         }
     })
     .await;
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn hsts_goes_after_the_status_line_only_when_set() {
+        let original = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".to_vec();
+        let mut unchanged = original.clone();
+        super::add_hsts(&mut unchanged, None);
+        assert_eq!(unchanged, original);
+        let mut with = original.clone();
+        super::add_hsts(&mut with, Some(31536000));
+        assert_eq!(
+            with,
+            b"HTTP/1.1 200 OK\r\nStrict-Transport-Security: max-age=31536000\r\n\
+              Content-Length: 2\r\n\r\nok"
+        );
+    }
 }

@@ -39,7 +39,7 @@ use self::conditional::Validators;
 use self::path::CleanPath;
 pub use self::path::PathError;
 use self::range::{ByteRange, RangeDecision};
-pub use self::send::send_range;
+pub use self::send::{send_range, write_range};
 
 /// The request facts a static route needs, borrowed from the parsed request.
 #[derive(Debug, Clone, Copy, Default)]

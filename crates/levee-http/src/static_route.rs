@@ -1,5 +1,5 @@
 //! Serving a `static` route: resolve the file (static_files), then write the
-//! head and send the bytes with `sendfile`.
+//! head and send the bytes with `sendfile` (read and write over TLS).
 
 use levee_config::StaticAction;
 
@@ -9,6 +9,7 @@ use crate::message::{Framing, RequestHead};
 use crate::respond;
 use crate::site::Site;
 use crate::static_files::{self, BodyPlan, StaticOutcome, StaticRequest};
+use crate::stream::ClientStream;
 
 pub async fn serve(
     client: &mut Client,
@@ -48,7 +49,8 @@ pub async fn serve(
             done.reply(client, site, head, bytes).await;
         }
         StaticOutcome::NotModified { fields } => {
-            let out = file_head(304, &fields, keep_alive);
+            let mut out = file_head(304, &fields, keep_alive);
+            respond::add_hsts(&mut out, client.hsts);
             done.reply(client, site, head, out).await;
         }
         StaticOutcome::Send {
@@ -57,7 +59,8 @@ pub async fn serve(
             file,
             body,
         } => {
-            let out = file_head(status, &fields, keep_alive);
+            let mut out = file_head(status, &fields, keep_alive);
+            respond::add_hsts(&mut out, client.hsts);
             done.status = status;
             if head.framing != Framing::None {
                 done.next = Next::Linger;
@@ -69,7 +72,7 @@ pub async fn serve(
             let sent = match body {
                 BodyPlan::None => Ok(0),
                 BodyPlan::Range { start, len } => {
-                    static_files::send_range(&client.stream, &file, start, len).await
+                    send_range(&mut client.stream, &file, start, len, site).await
                 }
                 BodyPlan::Multipart { parts, closing } => {
                     send_parts(client, site, &file, &parts, &closing).await
@@ -105,7 +108,7 @@ async fn send_parts(
             return Err(std::io::ErrorKind::TimedOut.into());
         }
         total += part.preamble.len() as u64;
-        total += static_files::send_range(&client.stream, file, part.start, part.len).await?;
+        total += send_range(&mut client.stream, file, part.start, part.len, site).await?;
     }
     if !respond::send(&mut client.stream, closing, site.timeouts.client_send).await {
         return Err(std::io::ErrorKind::TimedOut.into());
@@ -127,4 +130,18 @@ fn file_head(status: u16, fields: &[(&'static str, String)], keep_alive: bool) -
     }
     out.extend_from_slice(b"\r\n");
     out
+}
+
+/// `sendfile` on plain TCP; over TLS the bytes pass through rustls.
+async fn send_range(
+    stream: &mut ClientStream,
+    file: &std::fs::File,
+    start: u64,
+    len: u64,
+    site: &Site,
+) -> std::io::Result<u64> {
+    match stream {
+        ClientStream::Plain(s) => static_files::send_range(s, file, start, len).await,
+        tls => static_files::write_range(tls, file, start, len, site.timeouts.client_send).await,
+    }
 }

@@ -12,6 +12,7 @@
 //! ```
 
 pub mod listeners;
+pub mod tls;
 pub mod upkeep;
 pub mod worker;
 
@@ -22,7 +23,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use levee_config::Config;
-use levee_http::conn::ListenerCtx;
+use levee_http::conn::{FirstSteps, ListenerCtx};
 use levee_http::{Shared, Site};
 use levee_upstream::Registry;
 use tokio::signal::unix::{SignalKind, signal};
@@ -47,6 +48,15 @@ pub enum ServerError {
         #[source]
         source: std::io::Error,
     },
+    /// TLS files that do not load, each at the key naming it.
+    #[error("{0}")]
+    TlsFiles(levee_config::ConfigErrors),
+    #[error("listener {addr}: {source}")]
+    Tls {
+        addr: SocketAddr,
+        #[source]
+        source: levee_tls::TlsError,
+    },
     #[error("starting workers: {0}")]
     Workers(std::io::Error),
 }
@@ -56,13 +66,15 @@ struct Server {
     config: Config,
     shared: Arc<Shared>,
     workers: Vec<Worker>,
-    listening: HashMap<SocketAddr, ()>,
+    /// Open listeners, to update their first steps on reload.
+    listening: HashMap<SocketAddr, Arc<ListenerCtx>>,
     /// Server state kept across reloads (drain, health, weight overrides).
     registry: Arc<Registry>,
     upkeep: Upkeep,
     /// Bound at start, served once the control runtime runs.
     admin_socket: Option<std::net::TcpListener>,
     admin: Option<AdminListener>,
+    tls: tls::TlsListeners,
 }
 
 /// Runs levee with `config` until it is stopped. `config.source` is re-read on SIGHUP.
@@ -79,6 +91,10 @@ pub fn run(config: Config) -> Result<(), ServerError> {
     };
     let registry = Registry::new();
     let site = Site::build_with(&config, &registry)?;
+    let errors = tls::check(&config);
+    if !errors.is_empty() {
+        return Err(ServerError::TlsFiles(levee_config::ConfigErrors { errors }));
+    }
     let shared = Shared::new(site);
     let admin_socket = match config.admin {
         Some(admin) => {
@@ -114,9 +130,16 @@ pub fn run(config: Config) -> Result<(), ServerError> {
         upkeep: Upkeep::default(),
         admin_socket,
         admin: None,
+        tls: tls::TlsListeners::default(),
     };
-    for (addr, sockets) in bound {
-        server.listen(addr, sockets);
+    let mut opened = Vec::with_capacity(bound.len());
+    for (l, (addr, sockets)) in server.config.listeners.iter().zip(bound) {
+        let steps =
+            first_steps(&mut server.tls, l).map_err(|source| ServerError::Tls { addr, source })?;
+        opened.push((addr, steps, sockets));
+    }
+    for (addr, first, sockets) in opened {
+        server.listen(addr, first, sockets);
     }
     if let Some(path) = &server.config.pid_file {
         std::fs::write(path, format!("{}\n", std::process::id())).map_err(|source| {
@@ -127,6 +150,26 @@ pub fn run(config: Config) -> Result<(), ServerError> {
         })?;
     }
     control.block_on(server.control(signals))
+}
+
+/// What `l`'s new connections do before HTTP (TLS, PROXY header).
+fn first_steps(
+    tls: &mut tls::TlsListeners,
+    l: &levee_config::Listener,
+) -> Result<FirstSteps, levee_tls::TlsError> {
+    Ok(FirstSteps {
+        tls: tls.update(l)?,
+        proxy_protocol: proxy_protocol(l),
+    })
+}
+
+fn proxy_protocol(l: &levee_config::Listener) -> Option<levee_protect::Acl> {
+    (!l.proxy_protocol.is_empty()).then(|| {
+        levee_protect::Acl::new(&levee_config::AccessList {
+            allow: l.proxy_protocol.clone(),
+            deny: Vec::new(),
+        })
+    })
 }
 
 /// The signals levee acts on.
@@ -147,8 +190,11 @@ impl Signals {
 }
 
 impl Server {
-    fn listen(&mut self, addr: SocketAddr, sockets: Vec<std::net::TcpListener>) {
-        let ctx = Arc::new(ListenerCtx::new(addr, self.shared.clone()));
+    fn listen(&mut self, addr: SocketAddr, steps: FirstSteps, sockets: Vec<std::net::TcpListener>) {
+        let ctx = Arc::new(ListenerCtx {
+            steps: arc_swap::ArcSwap::from_pointee(steps),
+            ..ListenerCtx::new(addr, self.shared.clone())
+        });
         let bound = sockets.first().and_then(|s| s.local_addr().ok());
         for (socket, w) in sockets.into_iter().zip(&self.workers) {
             let _ = w.tx.send(Command::Listen {
@@ -157,7 +203,7 @@ impl Server {
             });
         }
         tracing::info!(listener = %addr, bound = ?bound, "listening");
-        self.listening.insert(addr, ());
+        self.listening.insert(addr, ctx);
     }
 
     fn unlisten(&mut self, addr: SocketAddr) {
@@ -165,6 +211,7 @@ impl Server {
             let _ = w.tx.send(Command::Unlisten(addr));
         }
         self.listening.remove(&addr);
+        self.tls.close(addr);
         tracing::info!(listener = %addr, "stopped listening");
     }
 
@@ -179,8 +226,10 @@ impl Server {
                 }
             }
         }
+        let mut watch = tokio::time::interval(tls::WATCH_EVERY);
         loop {
             tokio::select! {
+                _ = watch.tick() => self.tls.refresh(),
                 _ = signals.hup.recv() => self.reload(),
                 _ = signals.term.recv() => break,
                 _ = signals.int.recv() => break,
@@ -237,11 +286,28 @@ impl Server {
                 }
             }
         }
+        let mut opened = Vec::with_capacity(added.len());
+        for (addr, sockets) in added {
+            let Some(l) = config.listeners.iter().find(|l| l.address == addr) else {
+                continue;
+            };
+            match first_steps(&mut self.tls, l) {
+                Ok(steps) => opened.push((addr, steps, sockets)),
+                Err(e) => {
+                    for (addr, _, _) in &opened {
+                        self.tls.close(*addr);
+                    }
+                    tracing::error!(listener = %addr, error = %e, "reload refused; the running config stays");
+                    return;
+                }
+            }
+        }
         self.shared.site.store(Arc::new(site));
+        self.update_first_steps(&config);
         self.upkeep = Upkeep::start(&self.shared.site.load());
         self.reload_admin(&config);
-        for (addr, sockets) in added {
-            self.listen(addr, sockets);
+        for (addr, first, sockets) in opened {
+            self.listen(addr, first, sockets);
         }
         let gone: Vec<SocketAddr> = self
             .listening
@@ -254,6 +320,25 @@ impl Server {
         }
         self.config = config;
         tracing::info!(file = %path.display(), "reloaded");
+    }
+
+    /// On reload, open listeners take their new TLS and PROXY protocol
+    /// settings for connections accepted from now on. A listener whose TLS
+    /// cannot start keeps its old steps.
+    fn update_first_steps(&mut self, config: &Config) {
+        for l in &config.listeners {
+            let Some(ctx) = self.listening.get(&l.address).cloned() else {
+                continue;
+            };
+            match first_steps(&mut self.tls, l) {
+                Ok(steps) => ctx.steps.store(Arc::new(steps)),
+                Err(e) => tracing::error!(
+                    listener = %l.address,
+                    error = %e,
+                    "TLS cannot start; the listener keeps its previous settings"
+                ),
+            }
+        }
     }
 
     /// Moves, starts or stops the admin listener when `[admin]` changed.

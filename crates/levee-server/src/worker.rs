@@ -108,6 +108,19 @@ const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nR
 /// Connections already accepted are not touched.
 fn admit(stream: TcpStream, peer: SocketAddr, ctx: &Arc<ListenerCtx>) {
     let site = ctx.shared.site.load();
+    let behind_proxy = ctx
+        .steps
+        .load()
+        .proxy_protocol
+        .as_ref()
+        .is_some_and(|trusted| trusted.permits(peer.ip()));
+    if behind_proxy {
+        // A load balancer speaks for many clients: each connection is
+        // admitted once its PROXY header names the client (conn/start.rs).
+        levee_http::idle::shed_near_limit(levee_protect::conns::open_all(), site.shed_idle_at);
+        tokio::spawn(conn::serve(stream, peer, ctx.clone(), None));
+        return;
+    }
     match ctx.conns.admit(peer.ip(), site.conn_limits(ctx.addr)) {
         Ok(permit) => {
             levee_http::idle::shed_near_limit(levee_protect::conns::open_all(), site.shed_idle_at);

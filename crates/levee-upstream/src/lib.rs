@@ -18,6 +18,7 @@ pub mod pool;
 pub mod registry;
 pub mod state;
 pub mod stats;
+pub mod stream;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -32,6 +33,7 @@ pub use balance::Affinity;
 pub use budget::RetryBudget;
 pub use registry::Registry;
 pub use state::{AdminState, Lease, ServerState, Status};
+pub use stream::UpstreamStream;
 
 /// Why an upstream could not be built from its config.
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +47,50 @@ pub enum UpstreamError {
     },
     #[error("upstream {upstream}: server {server} resolves to no address")]
     NoAddress { upstream: String, server: String },
+    #[error("upstream {upstream}: TLS: {source}")]
+    Tls {
+        upstream: String,
+        #[source]
+        source: levee_tls::TlsError,
+    },
+}
+
+/// How a group talks TLS to its servers (`[upstream.NAME.tls]`).
+#[derive(Debug)]
+pub struct GroupTls {
+    pub connector: levee_tls::Connector,
+    /// The configured `server_name`; each server's host when `None`.
+    pub server_name: Option<String>,
+}
+
+impl GroupTls {
+    fn build(cfg: &levee_config::UpstreamTls) -> Result<GroupTls, levee_tls::TlsError> {
+        let client_cert = match (&cfg.client_cert, &cfg.client_key) {
+            (Some(c), Some(k)) => Some((c.path.clone(), k.path.clone())),
+            _ => None,
+        };
+        let connector = levee_tls::Connector::new(&levee_tls::ClientSettings {
+            ca: cfg.ca.as_ref().map(|f| f.path.clone()),
+            client_cert,
+            alpn: vec!["http/1.1".into()],
+        })?;
+        Ok(GroupTls {
+            connector,
+            server_name: cfg.server_name.clone(),
+        })
+    }
+
+    /// The name to send and verify for a server written as `configured`
+    /// (`host:port`, `[v6]:port`).
+    pub fn name_for<'a>(&'a self, configured: &'a str) -> &'a str {
+        if let Some(name) = &self.server_name {
+            return name;
+        }
+        let host = configured
+            .rsplit_once(':')
+            .map_or(configured, |(host, _port)| host);
+        host.trim_start_matches('[').trim_end_matches(']')
+    }
 }
 
 /// One server of a group: one address (a DNS name with several records
@@ -101,6 +147,8 @@ pub struct Group {
     pub budget: RetryBudget,
     /// The `[resolver]` names are followed with; `None`: the system resolver.
     pub resolver: Option<Resolver>,
+    /// Set when the servers speak TLS.
+    pub tls: Option<GroupTls>,
     registry: Arc<Registry>,
 }
 
@@ -148,9 +196,17 @@ impl Group {
             }
             resolved.extend(addrs.into_iter().map(|a| (i, a)));
         }
+        let tls = match &cfg.tls {
+            Some(t) => Some(GroupTls::build(t).map_err(|source| UpstreamError::Tls {
+                upstream: cfg.name.clone(),
+                source,
+            })?),
+            None => None,
+        };
         let now = Instant::now();
         let members = members_of(cfg, registry, &resolved, now);
         Ok(Group {
+            tls,
             name: cfg.name.clone(),
             keepalive: cfg.keepalive,
             keepalive_timeout: cfg.keepalive_timeout,

@@ -18,13 +18,12 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use tokio::net::TcpStream;
-
 use crate::state::ServerState;
+use crate::stream::UpstreamStream;
 
 struct Idle {
     /// `None` once taken out for reuse.
-    stream: Option<TcpStream>,
+    stream: Option<UpstreamStream>,
     expires: Instant,
     server: Arc<ServerState>,
 }
@@ -48,13 +47,13 @@ thread_local! {
 }
 
 /// Whether the event loop has seen the peer close or send on an idle connection.
-fn peer_stirred(stream: &TcpStream) -> bool {
+fn peer_stirred(stream: &UpstreamStream) -> bool {
     let mut cx = Context::from_waker(Waker::noop());
-    matches!(stream.poll_read_ready(&mut cx), Poll::Ready(_))
+    matches!(stream.tcp().poll_read_ready(&mut cx), Poll::Ready(_))
 }
 
 /// The most recently returned live connection to `addr`, if any.
-pub fn take(addr: SocketAddr, now: Instant) -> Option<TcpStream> {
+pub fn take(addr: SocketAddr, now: Instant) -> Option<UpstreamStream> {
     POOL.with(|pool| {
         let mut pool = pool.borrow_mut();
         let idle = pool.get_mut(&addr)?;
@@ -72,7 +71,7 @@ pub fn take(addr: SocketAddr, now: Instant) -> Option<TcpStream> {
 pub fn put(
     server: &Arc<ServerState>,
     addr: SocketAddr,
-    stream: TcpStream,
+    stream: UpstreamStream,
     max_idle: usize,
     timeout: Duration,
     now: Instant,

@@ -220,14 +220,22 @@ fn load(path: &Path) -> anyhow::Result<Config> {
     }
 }
 
-/// Validates without side effects: no DNS lookups, no files opened, so a
-/// config can be checked on a machine other than the one that runs it.
-/// What the local filesystem lacks (a static root, a log directory) is
-/// printed as a warning.
+/// Validates without side effects: no DNS lookups, so a config can be
+/// checked on a machine other than the one that runs it. What the local
+/// filesystem lacks (a static root, a log directory) is printed as a
+/// warning. TLS certificates and keys are read and must load: levee could
+/// not start without them.
 fn check(path: &Path) -> anyhow::Result<ExitCode> {
     let config = load(path)?;
     for warning in levee_config::check_filesystem(&config) {
         eprintln!("warning: {warning}");
+    }
+    let tls = levee_server::tls::check(&config);
+    for e in &tls {
+        eprintln!("{e}");
+    }
+    if !tls.is_empty() {
+        bail!("{} error(s) in {}", tls.len(), path.display());
     }
     println!("levee: configuration file {} is ok", path.display());
     Ok(ExitCode::SUCCESS)

@@ -37,7 +37,7 @@ fn unknown_keys_point_at_the_key_and_suggest() {
     assert_eq!(
         with_listener("[timeouts]\nidle = \"5s\"\n"),
         [
-            "t.toml:4:1: timeouts.idle: unknown key `idle`; expected one of: request_head, keepalive, client_body, client_send, upstream_connect, upstream_read, upstream_write, grace"
+            "t.toml:4:1: timeouts.idle: unknown key `idle`; expected one of: request_head, keepalive, client_body, client_send, upstream_connect, upstream_read, upstream_write, grace, tunnel_idle"
         ]
     );
 }

@@ -35,6 +35,9 @@ pub(crate) const UPSTREAM_KEYS: &[&str] = &[
     "retry_budget",
     "resolve_interval",
     "health_check",
+    // TLS to the servers (walk/tls.rs), the PROXY protocol header.
+    "tls",
+    "proxy_protocol",
 ];
 pub(crate) const SERVER_KEYS: &[&str] = &["address", "weight", "backup"];
 pub(crate) const HEALTH_CHECK_KEYS: &[&str] = &[
@@ -103,6 +106,19 @@ fn upstream(sink: &mut Sink<'_>, item: &Item<'_, '_>, name: &str) -> Option<Draf
         }
     }
     let mut u = Upstream::new(name, servers);
+    u.tls = fields
+        .get("tls")
+        .and_then(|i| super::tls::upstream_tls(sink, i));
+    u.proxy_protocol = fields
+        .get("proxy_protocol")
+        .and_then(|i| match i.str(sink)? {
+            "v1" => Some(1),
+            "v2" => Some(2),
+            other => {
+                i.error(sink, format!("`{other}`: expected \"v1\" or \"v2\""));
+                None
+            }
+        });
     u.keepalive = fields
         .get("keepalive")
         .and_then(|i| i.int_in(sink, 0, 1_000_000))
@@ -164,6 +180,19 @@ fn upstream(sink: &mut Sink<'_>, item: &Item<'_, '_>, name: &str) -> Option<Draf
     u.health_check = fields
         .get("health_check")
         .and_then(|i| health_check(sink, i));
+    if u.tls.is_some()
+        && let Some(HealthCheck {
+            kind: CheckKind::Http(_),
+            ..
+        }) = &u.health_check
+        && let Some(i) = fields.get("health_check")
+    {
+        // The probe speaks plain HTTP; it would mark every TLS server down.
+        i.error(
+            sink,
+            "an upstream with `tls` supports only `type = \"tcp\"` health checks",
+        );
+    }
     Some(DraftUpstream {
         name: Mention {
             text: name.to_owned(),

@@ -16,9 +16,9 @@ use bytes::{Buf, BytesMut};
 use levee_cache::flight::Join;
 use levee_cache::store::Object;
 use levee_config::Timeouts;
+use levee_upstream::stream::UpstreamStream;
 use levee_upstream::{Affinity, Group};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::time::{Instant, timeout};
 
 use super::fill::{Admit, Fill};
@@ -36,6 +36,10 @@ pub struct Refresh {
     pub group: Arc<Group>,
     pub req: RequestHead,
     pub client_ip: IpAddr,
+    /// The client came over TLS (`X-Forwarded-Proto`).
+    pub tls: bool,
+    /// The PROXY header to send first, when the upstream takes one.
+    pub proxy_header: Option<Vec<u8>>,
     pub preserve_host: bool,
     pub timeouts: Timeouts,
     pub key: Vec<u8>,
@@ -96,11 +100,27 @@ async fn fetch(r: &Refresh, fill: &mut Fill<'_>) -> Result<(), RefreshError> {
             client_ip: r.client_ip,
             preserve_host: r.preserve_host,
             server_authority: &member.configured,
+            tls: r.tls,
+            upgrade: None,
         },
     );
     fill.add_validators(&mut head);
-    let mut up = timeout(t.upstream_connect, TcpStream::connect(member.addr)).await??;
-    timeout(t.upstream_write, up.write_all(&head)).await??;
+    let tls = r
+        .group
+        .tls
+        .as_ref()
+        .map(|t| (t, member.configured.as_str()));
+    let mut up = crate::proxy::connect(member.addr, tls, t.upstream_connect)
+        .await
+        .map_err(|e| RefreshError::Upstream(e.to_string()))?;
+    let write = async {
+        if let Some(h) = &r.proxy_header {
+            up.write_all(h).await?;
+        }
+        up.write_all(&head).await?;
+        up.flush().await
+    };
+    timeout(t.upstream_write, write).await??;
     let mut buf = BytesMut::with_capacity(16 * 1024);
     let resp = loop {
         let resp = crate::proxy::read_response_head(&mut up, &mut buf, t.upstream_read, false)
@@ -120,7 +140,7 @@ async fn fetch(r: &Refresh, fill: &mut Fill<'_>) -> Result<(), RefreshError> {
 
 /// Reads a whole response body into the fill, removing chunked coding.
 async fn read_body(
-    up: &mut TcpStream,
+    up: &mut UpstreamStream,
     buf: &mut BytesMut,
     framing: Framing,
     tee: &mut Fill<'_>,

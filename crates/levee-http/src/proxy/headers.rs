@@ -23,6 +23,10 @@ pub struct Forwarding<'a> {
     pub preserve_host: bool,
     /// `host:port` of the server as configured, for `Host` when not preserved.
     pub server_authority: &'a str,
+    /// The client came over TLS: `X-Forwarded-Proto: https`.
+    pub tls: bool,
+    /// The protocol a WebSocket handshake asks for (proxy/upgrade.rs).
+    pub upgrade: Option<&'a [u8]>,
 }
 
 /// The request head levee sends upstream (always HTTP/1.1, keep-alive).
@@ -74,7 +78,11 @@ pub fn upstream_request(req: &RequestHead, fwd: &Forwarding<'_>) -> Vec<u8> {
         out.extend_from_slice(b", ");
     }
     push_ip(&mut out, fwd.client_ip);
-    out.extend_from_slice(b"\r\nX-Forwarded-Proto: http\r\n");
+    out.extend_from_slice(if fwd.tls {
+        b"\r\nX-Forwarded-Proto: https\r\n"
+    } else {
+        b"\r\nX-Forwarded-Proto: http\r\n"
+    });
     if let Some(h) = host {
         field(&mut out, b"X-Forwarded-Host", h);
     }
@@ -99,6 +107,9 @@ pub fn upstream_request(req: &RequestHead, fwd: &Forwarding<'_>) -> Vec<u8> {
                 out.extend_from_slice(b"Content-Length: 0\r\n");
             }
         }
+    }
+    if let Some(protocol) = fwd.upgrade {
+        super::upgrade::request_fields(&mut out, protocol);
     }
     out.extend_from_slice(b"\r\n");
     out

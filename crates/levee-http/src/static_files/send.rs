@@ -8,6 +8,8 @@
 //! Where `sendfile` does not apply (another OS, or a file system that refuses
 //! it with `EINVAL`/`ENOSYS`) the range is copied with `pread` + `write`.
 //! Waits for the client obey the exchange's minimum progress (`pace.rs`).
+//! Over TLS the bytes must be encrypted in user space, so [`write_range`]
+//! reads and writes through the TLS stream instead.
 
 use std::fs::File;
 use std::io;
@@ -96,15 +98,8 @@ async fn copy_range(stream: &TcpStream, file: &File, start: u64, len: u64) -> io
     let mut buf = vec![0u8; COPY_BUFFER.min(usize::try_from(len).unwrap_or(usize::MAX))];
     let mut sent = 0u64;
     while sent < len {
-        let want = usize::try_from(len - sent).map_or(buf.len(), |rest| rest.min(buf.len()));
-        let Some(window) = buf.get_mut(..want) else {
-            break;
-        };
-        let read = file.read_at(window, start.saturating_add(sent))?;
-        if read == 0 {
-            return Err(truncated());
-        }
-        let mut pending = window.get(..read).unwrap_or_default();
+        let mut pending = next_piece(file, &mut buf, start, sent, len)?;
+        let read = pending.len();
         let mut last = 0;
         while !pending.is_empty() {
             crate::pace::writable(stream, last).await?;
@@ -121,6 +116,51 @@ async fn copy_range(stream: &TcpStream, file: &File, start: u64, len: u64) -> io
         sent += read as u64;
     }
     Ok(sent)
+}
+
+/// Sends `len` bytes of `file` from `start` through `stream` (a TLS
+/// client, where `sendfile` cannot apply), each write within `limit`.
+pub async fn write_range(
+    stream: &mut impl crate::stream::Socket,
+    file: &File,
+    start: u64,
+    len: u64,
+    limit: std::time::Duration,
+) -> io::Result<u64> {
+    // Below TLS's 16 KB record size times a few: rustls seals what it is
+    // given in records of its own.
+    let mut buf = vec![0u8; COPY_BUFFER.min(usize::try_from(len).unwrap_or(usize::MAX))];
+    let mut sent = 0u64;
+    while sent < len {
+        let chunk = next_piece(file, &mut buf, start, sent, len)?;
+        let read = chunk.len();
+        crate::pace::write_all(stream, chunk, limit)
+            .await
+            .map_err(|e| match e {
+                crate::pace::PaceError::TimedOut => io::Error::from(io::ErrorKind::TimedOut),
+                crate::pace::PaceError::Io(e) => e,
+            })?;
+        sent += read as u64;
+    }
+    Ok(sent)
+}
+
+/// Reads the part of the range that follows the `sent` bytes, as much as
+/// `buf` holds. A file that ends early is an error.
+fn next_piece<'b>(
+    file: &File,
+    buf: &'b mut [u8],
+    start: u64,
+    sent: u64,
+    len: u64,
+) -> io::Result<&'b [u8]> {
+    let want = usize::try_from(len - sent).map_or(buf.len(), |rest| rest.min(buf.len()));
+    let window = buf.get_mut(..want).unwrap_or_default();
+    let read = file.read_at(window, start.saturating_add(sent))?;
+    if read == 0 {
+        return Err(truncated());
+    }
+    Ok(window.get(..read).unwrap_or_default())
 }
 
 fn truncated() -> io::Error {

@@ -1,0 +1,60 @@
+//! The client's side of a connection: plain TCP or TLS over TCP
+//! (`levee_tls::MaybeTls`), and what the relay needs of any socket.
+
+use std::io;
+use std::os::fd::AsRawFd;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+use tokio::net::TcpStream;
+
+/// A connected client socket.
+pub type ClientStream = levee_tls::MaybeTls<levee_tls::TlsStream<TcpStream>>;
+
+/// Waits for the next request's first bytes. Plain TCP waits for
+/// readiness only, so an idle connection holds no buffer. TLS reads into
+/// `buf`: rustls may already hold decrypted bytes that the socket will
+/// never signal again. An end of stream is an error.
+pub async fn ready(stream: &mut ClientStream, buf: &mut BytesMut) -> io::Result<()> {
+    match stream {
+        ClientStream::Plain(s) => s.readable().await,
+        ClientStream::Tls(s) => {
+            buf.reserve(4096);
+            match s.read_buf(buf).await? {
+                0 => Err(io::ErrorKind::UnexpectedEof.into()),
+                _ => Ok(()),
+            }
+        }
+    }
+}
+
+/// What `pace` and `body` need of a socket: async bytes, the descriptor that
+/// identifies the paced client, and an abortive close.
+pub trait Socket: AsyncRead + AsyncWrite + Unpin + AsRawFd {
+    /// Makes close send a reset (see `pace::cut`).
+    fn set_zero_linger(&self) -> io::Result<()>;
+
+    /// Written bytes may wait in user space until flushed (TLS records).
+    fn buffers_writes(&self) -> bool {
+        false
+    }
+}
+
+impl Socket for TcpStream {
+    fn set_zero_linger(&self) -> io::Result<()> {
+        TcpStream::set_zero_linger(self)
+    }
+}
+
+impl<T> Socket for levee_tls::MaybeTls<T>
+where
+    T: levee_tls::OverTcp + AsyncRead + AsyncWrite + Unpin,
+{
+    fn set_zero_linger(&self) -> io::Result<()> {
+        self.tcp().set_zero_linger()
+    }
+
+    fn buffers_writes(&self) -> bool {
+        self.is_tls()
+    }
+}

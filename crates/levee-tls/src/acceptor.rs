@@ -1,0 +1,115 @@
+//! A listener's TLS acceptor: the current server config, swapped whole on
+//! reload so handshakes in progress and open connections keep the one they
+//! started with.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use arc_swap::ArcSwap;
+use rustls::ServerConfig;
+use rustls::server::ProducesTickets;
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use crate::{Settings, TlsError, load};
+
+pub use tokio_rustls::server::TlsStream;
+
+/// What the current config was built from, to tell when it is stale.
+#[derive(Debug)]
+struct Source {
+    settings: Settings,
+    /// Each file's modification time when last loaded.
+    stamps: Vec<(PathBuf, Option<SystemTime>)>,
+}
+
+fn stamps(settings: &Settings) -> Vec<(PathBuf, Option<SystemTime>)> {
+    settings
+        .files()
+        .into_iter()
+        .map(|p| (p.to_owned(), modified(p)))
+        .collect()
+}
+
+fn modified(path: &std::path::Path) -> Option<SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+/// Accepts TLS connections with a config that can be replaced while running.
+pub struct Acceptor {
+    config: ArcSwap<ServerConfig>,
+    /// Rotates its keys itself (every few hours); kept across reloads.
+    ticketer: Arc<dyn ProducesTickets>,
+    source: Mutex<Source>,
+}
+
+impl std::fmt::Debug for Acceptor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Acceptor").finish_non_exhaustive()
+    }
+}
+
+impl Acceptor {
+    /// Loads every file in `settings`; fails naming the first bad one.
+    pub fn new(settings: Settings) -> Result<Acceptor, TlsError> {
+        let ticketer = rustls::crypto::ring::Ticketer::new()?;
+        let config = load::server_config(&settings, &ticketer)?;
+        Ok(Acceptor {
+            config: ArcSwap::new(config),
+            ticketer,
+            source: Mutex::new(Source {
+                stamps: stamps(&settings),
+                settings,
+            }),
+        })
+    }
+
+    /// Checks `settings` the way [`Acceptor::new`] would, without keeping
+    /// anything: for `levee check`.
+    pub fn check(settings: &Settings) -> Result<(), TlsError> {
+        let ticketer = rustls::crypto::ring::Ticketer::new()?;
+        load::server_config(settings, &ticketer).map(drop)
+    }
+
+    /// Runs the TLS handshake on `io`. The caller bounds it with a timeout.
+    pub async fn accept<IO>(&self, io: IO) -> std::io::Result<TlsStream<IO>>
+    where
+        IO: AsyncRead + AsyncWrite + Unpin,
+    {
+        tokio_rustls::TlsAcceptor::from(self.config.load_full())
+            .accept(io)
+            .await
+    }
+
+    /// Replaces the settings (on `levee reload`) and reloads every file.
+    /// On error the old config stays in use and the new settings are not kept.
+    pub fn replace(&self, settings: Settings) -> Result<(), TlsError> {
+        let config = load::server_config(&settings, &self.ticketer)?;
+        self.config.store(config);
+        *self.source() = Source {
+            stamps: stamps(&settings),
+            settings,
+        };
+        Ok(())
+    }
+
+    /// Reloads when a file changed since it was last loaded. `Ok(true)` when
+    /// it reloaded. A failed reload keeps the old config and is retried on
+    /// the next call only if a file changes again.
+    pub fn refresh(&self) -> Result<bool, TlsError> {
+        let mut source = self.source();
+        let now = stamps(&source.settings);
+        if now == source.stamps {
+            return Ok(false);
+        }
+        source.stamps = now;
+        let config = load::server_config(&source.settings, &self.ticketer)?;
+        self.config.store(config);
+        Ok(true)
+    }
+
+    fn source(&self) -> std::sync::MutexGuard<'_, Source> {
+        // A panic elsewhere while holding it left valid data: use it.
+        self.source.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
