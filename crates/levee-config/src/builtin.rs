@@ -53,6 +53,7 @@ fn single_route(address: SocketAddr, action: Action, upstreams: Vec<Upstream>) -
             address,
             backlog: DEFAULT_BACKLOG,
             protect: Default::default(),
+            mail: None,
         }],
         routes: vec![Route {
             listeners: Vec::new(),

@@ -8,8 +8,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+mod mail;
 mod protect;
 mod upstream;
+pub use mail::*;
 pub use protect::*;
 pub use upstream::*;
 
@@ -97,6 +99,8 @@ pub struct Listener {
     pub address: SocketAddr,
     pub backlog: u32,
     pub protect: ListenerProtect,
+    /// The mail front end; `None` for an HTTP listener.
+    pub mail: Option<Box<MailListener>>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use toml::{Table, Value};
 
+mod mail;
 mod protect;
 
 use crate::model::{
@@ -76,6 +77,9 @@ pub fn to_toml(config: &Config) -> String {
             t.insert("address".into(), l.address.to_string().into());
             t.insert("backlog".into(), int(u64::from(l.backlog)));
             protect::listener(&mut t, &l.protect);
+            if let Some(m) = &l.mail {
+                mail::listener(&mut t, m);
+            }
             Value::Table(t)
         })
         .collect();

@@ -125,12 +125,14 @@ fn full_config_becomes_the_expected_model() {
                 address: "0.0.0.0:8080".parse().expect("literal"),
                 backlog: 128,
                 protect: Default::default(),
+                mail: None,
             },
             Listener {
                 name: "[::1]:8443".into(),
                 address: "[::1]:8443".parse().expect("literal"),
                 backlog: 4096,
                 protect: Default::default(),
+                mail: None,
             },
         ],
         routes: vec![
@@ -266,6 +268,7 @@ fn defaults_fill_everything_left_out() {
             address: "127.0.0.1:80".parse().expect("literal"),
             backlog: 4096,
             protect: Default::default(),
+            mail: None,
         }]
     );
     assert_eq!(
@@ -370,6 +373,7 @@ fn docs_cover_every_key() {
         ADMIN_KEYS,
         PROTECT_KEYS,
         RATE_LIMIT_KEYS,
+        MAIL_KEYS,
     ];
     for key in tables.iter().flat_map(|t| t.iter()) {
         assert!(

@@ -42,6 +42,7 @@ pub(crate) fn assemble(sink: &mut Sink<'_>, draft: Draft, source: &Path) -> Opti
             address,
             backlog: l.backlog,
             protect: l.protect,
+            mail: l.mail,
         });
     }
     let mut routes = Vec::with_capacity(draft.routes.len());

@@ -6,6 +6,7 @@
 //! A value that fails to parse is replaced by its default so the walk can go
 //! on; the draft is never turned into a `Config` when the sink holds errors.
 
+mod mail;
 mod protect;
 mod route;
 mod upstream;
@@ -72,6 +73,7 @@ pub(crate) struct DraftListener {
     pub address: Option<(SocketAddr, Mention)>,
     pub backlog: u32,
     pub protect: crate::model::ListenerProtect,
+    pub mail: Option<Box<crate::model::MailListener>>,
 }
 
 // The schema's keys, table by table. docs/config.md documents each one (a
@@ -119,7 +121,12 @@ pub(crate) const LISTENER_KEYS: &[&str] = &[
     "max_connections_per_prefix",
     "client_prefix_v4",
     "client_prefix_v6",
+    // The front end (walk/mail.rs).
+    "protocol",
+    "mail",
 ];
+#[cfg(test)]
+pub(crate) use mail::MAIL_KEYS;
 #[cfg(test)]
 pub(crate) use protect::{PROTECT_KEYS, RATE_LIMIT_KEYS};
 #[cfg(test)]
@@ -354,12 +361,14 @@ fn listener(sink: &mut Sink<'_>, item: &Item<'_, '_>) -> Option<DraftListener> {
         .and_then(|i| i.int_in(sink, 1, i32::MAX as u64))
         .map_or(crate::model::DEFAULT_BACKLOG, |n| n as u32);
     let protect = protect::listener_protect(sink, &fields);
+    let mail = mail::front_end(sink, &fields);
     Some(DraftListener {
         name,
         name_defaulted,
         address,
         backlog,
         protect,
+        mail,
     })
 }
 

@@ -19,6 +19,7 @@ fn static_is_one_listener_and_one_route() {
             address: addr("0.0.0.0:8080"),
             backlog: 4096,
             protect: Default::default(),
+            mail: None,
         }]
     );
     assert_eq!(config.routes.len(), 1);
