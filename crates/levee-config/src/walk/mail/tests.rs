@@ -84,7 +84,7 @@ fn mail_errors_name_the_key() {
     assert_eq!(
         errors_of("[[listener]]\naddress = \"127.0.0.1:1\"\n[listener.mail]\nuser_map = \"/u\"\n"),
         [
-            "t.toml:4:1: listener[0].mail: a [listener.mail] table needs protocol = \"imap\", \"pop3\" or \"submission\""
+            "t.toml:3:1: listener[0].mail: a [listener.mail] table needs protocol = \"imap\", \"pop3\" or \"submission\""
         ]
     );
 }
