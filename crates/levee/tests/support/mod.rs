@@ -7,12 +7,16 @@
 
 mod admin;
 mod client;
+mod dovecot;
 mod levee;
 mod nginx;
 
 #[allow(unused_imports)]
 pub use admin::*;
+#[allow(unused_imports)]
 pub use client::*;
+#[allow(unused_imports)]
+pub use dovecot::*;
 pub use levee::*;
 pub use nginx::*;
 

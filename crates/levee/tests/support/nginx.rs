@@ -85,6 +85,16 @@ impl Nginx {
 
     /// Like [`Nginx::start`] on a given port (to bring a killed server back).
     pub fn start_on(port: u16, server_body: &str) -> Nginx {
+        Nginx::start_full(port, "", server_body)
+    }
+
+    /// nginx with `http_extra` in its `http {}` block (such as `map`s) and
+    /// `server_body` in its one server.
+    pub fn start_http(http_extra: &str, server_body: &str) -> Nginx {
+        Nginx::start_full(free_port(), http_extra, server_body)
+    }
+
+    fn start_full(port: u16, http_extra: &str, server_body: &str) -> Nginx {
         let nginx_bin = find_in_path("nginx")
             .unwrap_or_else(|| panic!("nginx not installed: run scripts/test"));
         let dir = TempDir::new("nginx");
@@ -124,6 +134,7 @@ http {{
     scgi_temp_path {d}/tmp/scgi;
     keepalive_timeout 75s;
     keepalive_requests 100000;
+    {http_extra}
     server {{
         listen 127.0.0.1:{port};
         server_name _;
@@ -233,7 +244,7 @@ impl Drop for Nginx {
     }
 }
 
-fn is_root() -> bool {
+pub(crate) fn is_root() -> bool {
     fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
@@ -244,7 +255,7 @@ fn is_root() -> bool {
         .unwrap_or(false)
 }
 
-fn find_in_path(name: &str) -> Option<PathBuf> {
+pub(crate) fn find_in_path(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
         .chain(["/usr/sbin".into(), "/sbin".into()])

@@ -1,0 +1,175 @@
+//! The local user map: `USER HOST:PORT [HASH]` a line, `#` comments.
+//!
+//! Without a hash the backend checks the password (pass-through); with one
+//! levee checks it first, on the blocking pool since a good hash is slow by
+//! design. Read at start and on each reload.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::{Decision, Route};
+use crate::sasl::Credentials;
+
+#[derive(Debug, thiserror::Error)]
+pub enum UserMapError {
+    #[error("user map {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("user map {path}:{line}: {message}")]
+    Line {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    backend: String,
+    hash: Option<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct UserMap {
+    users: HashMap<Vec<u8>, Entry>,
+}
+
+/// The password hashes levee checks.
+fn supported(hash: &str) -> bool {
+    ["$2a$", "$2b$", "$2y$"].iter().any(|p| hash.starts_with(p))
+}
+
+impl UserMap {
+    pub fn load(path: &Path) -> Result<UserMap, UserMapError> {
+        let text = std::fs::read_to_string(path).map_err(|source| UserMapError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        UserMap::parse(&text).map_err(|(line, message)| UserMapError::Line {
+            path: path.to_path_buf(),
+            line,
+            message,
+        })
+    }
+
+    /// On error: (1-based line, message).
+    pub fn parse(text: &str) -> Result<UserMap, (usize, String)> {
+        let mut users = HashMap::new();
+        for (i, line) in text.lines().enumerate() {
+            let line = line.split('#').next().unwrap_or("").trim();
+            if line.is_empty() {
+                continue;
+            }
+            let mut words = line.split_whitespace();
+            let (Some(user), Some(backend)) = (words.next(), words.next()) else {
+                return Err((i + 1, "expected `USER HOST:PORT [HASH]`".to_owned()));
+            };
+            let valid_backend = backend
+                .rsplit_once(':')
+                .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p != 0));
+            if !valid_backend {
+                return Err((
+                    i + 1,
+                    format!("invalid backend `{backend}`: expected HOST:PORT"),
+                ));
+            }
+            let hash = words.next().map(str::to_owned);
+            if let Some(h) = &hash
+                && !supported(h)
+            {
+                return Err((
+                    i + 1,
+                    "unsupported password hash (bcrypt $2b$ expected)".to_owned(),
+                ));
+            }
+            if words.next().is_some() {
+                return Err((i + 1, "too many fields".to_owned()));
+            }
+            let entry = Entry {
+                backend: backend.to_owned(),
+                hash,
+            };
+            if users.insert(user.as_bytes().to_vec(), entry).is_some() {
+                return Err((i + 1, format!("user `{user}` appears twice")));
+            }
+        }
+        Ok(UserMap { users })
+    }
+
+    pub async fn decide(&self, c: &Credentials, fail_delay: Duration) -> Decision {
+        let refuse = Decision::Refuse {
+            message: None,
+            wait: fail_delay,
+            smtp_code: None,
+        };
+        let Some(entry) = self.users.get(&c.user) else {
+            return refuse;
+        };
+        if let Some(hash) = entry.hash.clone() {
+            let pass = c.pass.clone();
+            let checked = tokio::task::spawn_blocking(move || bcrypt::verify(&pass, &hash)).await;
+            match checked {
+                Ok(Ok(true)) => {}
+                Ok(Ok(false)) => return refuse,
+                Ok(Err(_)) | Err(_) => {
+                    return Decision::Unavailable("password check failed".to_owned());
+                }
+            }
+        }
+        Decision::Accept(Route {
+            backend: entry.backend.clone(),
+            user: c.user.clone(),
+            pass: c.pass.clone(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn creds(user: &str, pass: &str) -> Credentials {
+        Credentials {
+            authzid: Vec::new(),
+            user: user.as_bytes().to_vec(),
+            pass: pass.as_bytes().to_vec(),
+        }
+    }
+
+    #[tokio::test]
+    async fn routes_and_checks_hashes() {
+        let hash = bcrypt::hash("pw", 4).expect("hash");
+        let map = UserMap::parse(&format!(
+            "# comment\nalice 127.0.0.1:143\nbob 10.0.0.2:993 {hash}  # with hash\n"
+        ))
+        .expect("valid");
+        let Decision::Accept(r) = map.decide(&creds("alice", "x"), Duration::ZERO).await else {
+            panic!("alice passes through")
+        };
+        assert_eq!(r.backend, "127.0.0.1:143");
+        assert!(matches!(
+            map.decide(&creds("bob", "pw"), Duration::ZERO).await,
+            Decision::Accept(_)
+        ));
+        assert!(matches!(
+            map.decide(&creds("bob", "bad"), Duration::ZERO).await,
+            Decision::Refuse { .. }
+        ));
+        assert!(matches!(
+            map.decide(&creds("carol", "pw"), Duration::ZERO).await,
+            Decision::Refuse { .. }
+        ));
+    }
+
+    #[test]
+    fn errors_name_the_line() {
+        assert_eq!(UserMap::parse("a\n").err().map(|e| e.0), Some(1));
+        assert_eq!(UserMap::parse("\na host\n").err().map(|e| e.0), Some(2));
+        assert_eq!(UserMap::parse("a h:1 $1$md5\n").err().map(|e| e.0), Some(1));
+        assert_eq!(UserMap::parse("a h:1\na h:2\n").err().map(|e| e.0), Some(2));
+    }
+}

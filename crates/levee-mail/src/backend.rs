@@ -1,0 +1,241 @@
+//! Logging in to the backend the auth step chose, with the credentials it
+//! gave (pass-through, possibly rewritten by the auth service): IMAP LOGIN
+//! under the client's own tag, so the backend's tagged reply (with its
+//! `[CAPABILITY …]`) goes to the client unchanged; POP3 USER/PASS; SMTP EHLO
+//! and AUTH PLAIN. Connect and login share one timeout.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::auth::Route;
+use crate::line::next_line;
+
+/// Longest backend line read during login (capability lists can be long).
+const MAX_BACKEND_LINE: usize = 64 * 1024;
+
+/// How to log in, by protocol.
+#[derive(Debug, Clone, Copy)]
+pub enum Greet<'a> {
+    /// `tag` is the client's LOGIN/AUTHENTICATE tag.
+    Imap {
+        tag: &'a [u8],
+    },
+    Pop3,
+    Smtp {
+        helo: &'a [u8],
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    #[error("connect: {0}")]
+    Connect(std::io::Error),
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("timed out")]
+    Timeout,
+    #[error("unexpected reply: {0}")]
+    Protocol(String),
+    /// The backend said no to the credentials; its text.
+    #[error("login refused: {0}")]
+    Refused(String),
+}
+
+/// A logged-in backend connection.
+#[derive(Debug)]
+pub struct Backend {
+    pub stream: TcpStream,
+    pub addr: SocketAddr,
+    /// What the client is sent next: the login reply and anything the
+    /// backend sent after it.
+    pub to_client: Vec<u8>,
+}
+
+pub async fn login(
+    route: &Route,
+    greet: Greet<'_>,
+    timeout: Duration,
+) -> Result<Backend, BackendError> {
+    tokio::time::timeout(timeout, login_inner(route, greet))
+        .await
+        .map_err(|_| BackendError::Timeout)?
+}
+
+async fn login_inner(route: &Route, greet: Greet<'_>) -> Result<Backend, BackendError> {
+    let stream = TcpStream::connect(&route.backend)
+        .await
+        .map_err(BackendError::Connect)?;
+    let _ = stream.set_nodelay(true);
+    let addr = stream.peer_addr().map_err(BackendError::Connect)?;
+    let mut b = Lines {
+        stream,
+        buf: Vec::with_capacity(512),
+    };
+    let to_client = match greet {
+        Greet::Imap { tag } => imap(&mut b, route, tag).await?,
+        Greet::Pop3 => pop3(&mut b, route).await?,
+        Greet::Smtp { helo } => smtp(&mut b, route, helo).await?,
+    };
+    let mut to_client = to_client;
+    to_client.extend_from_slice(&b.buf);
+    Ok(Backend {
+        stream: b.stream,
+        addr,
+        to_client,
+    })
+}
+
+struct Lines {
+    stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Lines {
+    /// The next line, CRLF included.
+    async fn line(&mut self) -> Result<Vec<u8>, BackendError> {
+        loop {
+            match next_line(&self.buf, MAX_BACKEND_LINE) {
+                Ok(Some((_, used))) => return Ok(self.buf.drain(..used).collect()),
+                Ok(None) => {}
+                Err(e) => return Err(BackendError::Protocol(e.to_string())),
+            }
+            if self.stream.read_buf(&mut self.buf).await? == 0 {
+                return Err(BackendError::Protocol("connection closed".to_owned()));
+            }
+        }
+    }
+
+    async fn send(&mut self, bytes: &[u8]) -> Result<(), BackendError> {
+        self.stream.write_all(bytes).await?;
+        Ok(())
+    }
+}
+
+fn text(line: &[u8]) -> String {
+    String::from_utf8_lossy(line.trim_ascii_end()).into_owned()
+}
+
+/// An IMAP astring for `value`: quoted when it can be, else a LITERAL+.
+fn imap_string(out: &mut Vec<u8>, value: &[u8], literal_plus: bool) -> Result<(), BackendError> {
+    if value.iter().all(|&b| (0x20..0x7f).contains(&b)) {
+        out.push(b'"');
+        for &b in value {
+            if b == b'"' || b == b'\\' {
+                out.push(b'\\');
+            }
+            out.push(b);
+        }
+        out.push(b'"');
+        return Ok(());
+    }
+    if !literal_plus {
+        return Err(BackendError::Protocol(
+            "credentials need a literal and the backend has no LITERAL+".to_owned(),
+        ));
+    }
+    out.extend_from_slice(format!("{{{}+}}\r\n", value.len()).as_bytes());
+    out.extend_from_slice(value);
+    Ok(())
+}
+
+async fn imap(b: &mut Lines, route: &Route, tag: &[u8]) -> Result<Vec<u8>, BackendError> {
+    let greeting = b.line().await?;
+    if !greeting.starts_with(b"* OK") {
+        return Err(BackendError::Protocol(text(&greeting)));
+    }
+    let literal_plus = greeting
+        .to_ascii_uppercase()
+        .windows(8)
+        .any(|w| w == b"LITERAL+");
+    let mut cmd = tag.to_vec();
+    cmd.extend_from_slice(b" LOGIN ");
+    imap_string(&mut cmd, &route.user, literal_plus)?;
+    cmd.push(b' ');
+    imap_string(&mut cmd, &route.pass, literal_plus)?;
+    cmd.extend_from_slice(b"\r\n");
+    b.send(&cmd).await?;
+    let mut untagged = Vec::new();
+    loop {
+        let line = b.line().await?;
+        let Some(rest) = line.strip_prefix(tag).and_then(|r| r.strip_prefix(b" ")) else {
+            untagged.extend_from_slice(&line);
+            continue;
+        };
+        if rest.len() >= 2 && rest[..2].eq_ignore_ascii_case(b"OK") {
+            untagged.extend_from_slice(&line);
+            return Ok(untagged);
+        }
+        return Err(BackendError::Refused(text(rest.get(3..).unwrap_or(b""))));
+    }
+}
+
+async fn pop3(b: &mut Lines, route: &Route) -> Result<Vec<u8>, BackendError> {
+    let greeting = b.line().await?;
+    if !greeting.starts_with(b"+OK") {
+        return Err(BackendError::Protocol(text(&greeting)));
+    }
+    for (verb, value) in [(&b"USER "[..], &route.user), (&b"PASS "[..], &route.pass)] {
+        if value.iter().any(|&b| b == b'\r' || b == b'\n') {
+            return Err(BackendError::Refused("invalid credentials".to_owned()));
+        }
+        let mut cmd = verb.to_vec();
+        cmd.extend_from_slice(value);
+        cmd.extend_from_slice(b"\r\n");
+        b.send(&cmd).await?;
+        let reply = b.line().await?;
+        if !reply.starts_with(b"+OK") {
+            return Err(BackendError::Refused(text(reply.get(5..).unwrap_or(b""))));
+        }
+        if verb == b"PASS " {
+            return Ok(reply);
+        }
+    }
+    Err(BackendError::Protocol("unreachable".to_owned()))
+}
+
+/// A whole (possibly multi-line) SMTP reply: its code and text.
+async fn smtp_reply(b: &mut Lines) -> Result<(u16, Vec<u8>), BackendError> {
+    let mut all = Vec::new();
+    loop {
+        let line = b.line().await?;
+        let code = line
+            .get(..3)
+            .and_then(|c| std::str::from_utf8(c).ok())
+            .and_then(|c| c.parse::<u16>().ok())
+            .ok_or_else(|| BackendError::Protocol(text(&line)))?;
+        let last = line.get(3) != Some(&b'-');
+        all.extend_from_slice(&line);
+        if last {
+            return Ok((code, all));
+        }
+    }
+}
+
+async fn smtp(b: &mut Lines, route: &Route, helo: &[u8]) -> Result<Vec<u8>, BackendError> {
+    let (code, reply) = smtp_reply(b).await?;
+    if code != 220 {
+        return Err(BackendError::Protocol(text(&reply)));
+    }
+    let mut ehlo = b"EHLO ".to_vec();
+    ehlo.extend_from_slice(if helo.is_empty() { b"levee" } else { helo });
+    ehlo.extend_from_slice(b"\r\n");
+    b.send(&ehlo).await?;
+    let (code, reply) = smtp_reply(b).await?;
+    if code != 250 {
+        return Err(BackendError::Protocol(text(&reply)));
+    }
+    let auth = format!(
+        "AUTH PLAIN {}\r\n",
+        crate::sasl::encode_plain(b"", &route.user, &route.pass)
+    );
+    b.send(auth.as_bytes()).await?;
+    let (code, reply) = smtp_reply(b).await?;
+    match code {
+        235 => Ok(b"235 2.7.0 Authentication successful\r\n".to_vec()),
+        400..=499 => Err(BackendError::Protocol(text(&reply))),
+        _ => Err(BackendError::Refused(text(&reply))),
+    }
+}

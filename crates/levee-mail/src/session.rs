@@ -1,0 +1,311 @@
+//! A mail session's life, the same for IMAP, POP3 and submission:
+//!
+//! 1. **greet** and read commands until the client logs in, under the
+//!    listener's pre-auth deadline and error/command limits (`session/imap.rs`,
+//!    `session/pop3.rs`, `session/smtp.rs`, which drive the parsers);
+//! 2. **decide** the login: `auth_http` or the user map ([`crate::auth`]);
+//! 3. **log in to the backend** it names ([`crate::backend`]); a backend
+//!    that refuses or does not answer gets the client an immediate
+//!    "unavailable";
+//! 4. **relay** bytes both ways until either side closes or the session
+//!    idles out ([`crate::splice`]).
+//!
+//! The pre-auth part is boxed and freed before the relay starts, so a
+//! logged-in session costs only the relay's state. Sessions are generic over
+//! the client stream so a TLS stream can be dropped in (STARTTLS is refused
+//! until levee-tls provides one).
+
+pub mod imap;
+pub mod pop3;
+pub mod smtp;
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use levee_config::model::MailProtocol;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+use crate::auth::{Attempt, Decision};
+use crate::backend::{self, Backend, Greet};
+use crate::front::{FrontState, Frontend};
+use crate::line::{LineError, next_line};
+use crate::sasl::{self, Credentials, Mechanism, Response};
+use crate::splice::Splice;
+
+/// Why reading from the client stopped.
+#[derive(Debug)]
+pub(crate) enum Stop {
+    /// The pre-auth deadline passed.
+    Timeout,
+    /// The client closed or the socket failed.
+    Closed,
+}
+
+/// The client connection during pre-auth: its stream, bytes read but not
+/// yet used, and the deadline to be logged in by.
+pub(crate) struct Io<S> {
+    pub stream: S,
+    pub buf: Vec<u8>,
+    pub deadline: Instant,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
+    /// Reads more into `buf`.
+    pub async fn fill(&mut self) -> Result<(), Stop> {
+        self.buf.reserve(2048);
+        match tokio::time::timeout_at(self.deadline, self.stream.read_buf(&mut self.buf)).await {
+            Err(_) => Err(Stop::Timeout),
+            Ok(Ok(0)) | Ok(Err(_)) => Err(Stop::Closed),
+            Ok(Ok(_)) => Ok(()),
+        }
+    }
+
+    pub async fn send(&mut self, bytes: &[u8]) -> Result<(), Stop> {
+        let write = async {
+            self.stream.write_all(bytes).await?;
+            self.stream.flush().await
+        };
+        match tokio::time::timeout_at(self.deadline, write).await {
+            Err(_) => Err(Stop::Timeout),
+            Ok(Err(_)) => Err(Stop::Closed),
+            Ok(Ok(())) => Ok(()),
+        }
+    }
+
+    pub fn consume(&mut self, n: usize) {
+        self.buf.drain(..n.min(self.buf.len()));
+    }
+
+    /// The next CRLF line (a SASL response), at most `max` bytes.
+    pub async fn line(&mut self, max: usize) -> Result<Result<Vec<u8>, LineError>, Stop> {
+        loop {
+            match next_line(&self.buf, max) {
+                Ok(Some((line, used))) => {
+                    let line = line.to_vec();
+                    self.consume(used);
+                    return Ok(Ok(line));
+                }
+                Ok(None) => self.fill().await?,
+                Err(e) => return Ok(Err(e)),
+            }
+        }
+    }
+}
+
+/// The outcome of a login attempt, for the protocol to answer.
+pub(crate) enum Outcome {
+    Proxy(Backend),
+    /// Bad credentials (after the delay): the auth service's text, if any.
+    Refused {
+        message: Option<String>,
+        smtp_code: Option<String>,
+    },
+    /// The auth service or the backend is unavailable.
+    Unavailable,
+}
+
+/// The text a refusal shows the client: the auth service's or `default`,
+/// limited to printable ASCII so it cannot break the reply line.
+pub(crate) fn refusal_text(message: &Option<String>, default: &str) -> String {
+    match message {
+        Some(m)
+            if !m.is_empty() && m.len() <= 200 && m.bytes().all(|b| (0x20..0x7f).contains(&b)) =>
+        {
+            m.clone()
+        }
+        _ => default.to_owned(),
+    }
+}
+
+/// What a protocol's pre-auth stage ends with.
+pub(crate) enum PreAuth {
+    /// Logged in: relay from here. `user` is for the session log.
+    Proxy { backend: Backend, user: String },
+    /// The session ended before login (logout, limits, timeout, close).
+    Ended(&'static str),
+}
+
+/// Per-session facts the login step needs.
+pub(crate) struct Ctx {
+    pub front: Arc<Frontend>,
+    pub state: Arc<FrontState>,
+    pub peer: SocketAddr,
+    pub attempts: u32,
+}
+
+impl Ctx {
+    /// Decides `credentials` and, if accepted, logs in to the backend.
+    pub async fn login(&mut self, credentials: &Credentials, greet: Greet<'_>) -> Outcome {
+        self.attempts += 1;
+        let smtp_helo = match &greet {
+            Greet::Smtp { helo } => Some(*helo),
+            _ => None,
+        };
+        let attempt = Attempt {
+            protocol: self.state.config.protocol,
+            credentials,
+            number: self.attempts,
+            peer: self.peer,
+            smtp_helo,
+        };
+        let route = match crate::auth::decide(&self.front, &self.state, &attempt).await {
+            Decision::Accept(route) => route,
+            Decision::Refuse {
+                message,
+                wait,
+                smtp_code,
+            } => {
+                tokio::time::sleep(wait).await;
+                return Outcome::Refused { message, smtp_code };
+            }
+            Decision::Unavailable(why) => {
+                tracing::warn!(peer = %self.peer, reason = %why, "mail auth unavailable");
+                return Outcome::Unavailable;
+            }
+        };
+        let timeout = self.state.config.backend_connect_timeout;
+        match backend::login(&route, greet, timeout).await {
+            Ok(b) => Outcome::Proxy(b),
+            Err(backend::BackendError::Refused(text)) => {
+                tracing::info!(peer = %self.peer, backend = %route.backend, "backend refused the login");
+                tokio::time::sleep(self.state.config.auth_fail_delay).await;
+                Outcome::Refused {
+                    message: Some(text),
+                    smtp_code: None,
+                }
+            }
+            Err(e) => {
+                tracing::warn!(peer = %self.peer, backend = %route.backend, error = %e, "mail backend unavailable");
+                Outcome::Unavailable
+            }
+        }
+    }
+}
+
+/// Serves one client connection from greeting to close.
+pub(crate) async fn run(front: Arc<Frontend>, stream: TcpStream, peer: SocketAddr) {
+    let state = front.state();
+    let protocol = state.config.protocol;
+    let idle = state.config.idle_timeout;
+    let mut io = Io {
+        stream,
+        buf: Vec::new(),
+        deadline: Instant::now() + state.config.preauth_timeout,
+    };
+    let mut ctx = Ctx {
+        front,
+        state,
+        peer,
+        attempts: 0,
+    };
+    // Boxed so its buffers and state are freed before the relay starts.
+    let preauth = match protocol {
+        MailProtocol::Imap => Box::pin(imap::preauth(&mut io, &mut ctx)).await,
+        MailProtocol::Pop3 => Box::pin(pop3::preauth(&mut io, &mut ctx)).await,
+        MailProtocol::Submission => Box::pin(smtp::preauth(&mut io, &mut ctx)).await,
+    };
+    let (backend, user) = match preauth {
+        PreAuth::Proxy { backend, user } => (backend, user),
+        PreAuth::Ended(why) => {
+            tracing::info!(peer = %peer, protocol = protocol.as_str(), attempts = ctx.attempts, end = why, "mail session");
+            return;
+        }
+    };
+    drop(ctx);
+    let backend_addr = backend.addr;
+    let pipelined = std::mem::take(&mut io.buf);
+    let mut splice = Splice::new(
+        io.stream,
+        backend.stream,
+        pipelined,
+        backend.to_client,
+        idle,
+    );
+    let end = (&mut splice).await;
+    let end: &str = match &end {
+        Ok(crate::splice::End::Closed) => "closed",
+        Ok(crate::splice::End::Idle) => "idle timeout",
+        Err(e) if e.kind() == io::ErrorKind::ConnectionReset => "reset",
+        Err(_) => "error",
+    };
+    tracing::info!(
+        peer = %peer,
+        protocol = protocol.as_str(),
+        user = %user,
+        backend = %backend_addr,
+        up = splice.counts.0,
+        down = splice.counts.1,
+        end,
+        "mail session"
+    );
+}
+
+/// The replies a SASL exchange can end with, in a protocol's words.
+pub(crate) struct SaslReplies {
+    /// Before each challenge: `+ ` (IMAP, POP3) or `334 ` (SMTP).
+    pub prompt: &'static str,
+    pub unsupported: &'static str,
+    pub cancelled: &'static str,
+    pub invalid: &'static str,
+}
+
+/// PLAIN or LOGIN, with or without an initial response; `*` cancels.
+pub(crate) async fn sasl_exchange<S: AsyncRead + AsyncWrite + Unpin>(
+    io: &mut Io<S>,
+    mechanism: &[u8],
+    initial: Option<Vec<u8>>,
+    max_line: usize,
+    replies: &SaslReplies,
+) -> Result<Result<Credentials, &'static str>, Stop> {
+    let Some(mechanism) = Mechanism::from_name(mechanism) else {
+        return Ok(Err(replies.unsupported));
+    };
+    let respond = async |io: &mut Io<S>, challenge: &str, given: Option<Vec<u8>>| {
+        let line = match given {
+            Some(l) => l,
+            None => {
+                io.send(format!("{}{challenge}\r\n", replies.prompt).as_bytes())
+                    .await?;
+                match io.line(max_line).await? {
+                    Ok(l) => l,
+                    Err(_) => return Ok(Err(replies.invalid)),
+                }
+            }
+        };
+        Ok(match sasl::response(&line) {
+            Ok(Response::Data(d)) => Ok(d),
+            Ok(Response::Cancel) => Err(replies.cancelled),
+            Err(_) => Err(replies.invalid),
+        })
+    };
+    match mechanism {
+        Mechanism::Plain => {
+            let message = match respond(io, "", initial).await? {
+                Ok(m) => m,
+                Err(e) => return Ok(Err(e)),
+            };
+            Ok(sasl::plain(&message).map_err(|_| replies.invalid))
+        }
+        Mechanism::Login => {
+            let user = match respond(io, sasl::LOGIN_USERNAME, initial).await? {
+                Ok(u) => u,
+                Err(e) => return Ok(Err(e)),
+            };
+            let pass = match respond(io, sasl::LOGIN_PASSWORD, None).await? {
+                Ok(p) => p,
+                Err(e) => return Ok(Err(e)),
+            };
+            if user.is_empty() {
+                return Ok(Err(replies.invalid));
+            }
+            Ok(Ok(Credentials {
+                authzid: Vec::new(),
+                user,
+                pass,
+            }))
+        }
+    }
+}

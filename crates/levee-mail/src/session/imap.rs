@@ -1,0 +1,212 @@
+//! IMAP before login: greeting, CAPABILITY, NOOP, ID, LOGOUT, LOGIN and
+//! AUTHENTICATE PLAIN/LOGIN (with SASL-IR and `*` to cancel). Literals are
+//! handled by the parser's rules: `{n}` gets a continuation, a refused
+//! command's literal is discarded or the session closed, never read as a
+//! command.
+
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use super::{Ctx, Io, Outcome, PreAuth, SaslReplies, Stop, refusal_text, sasl_exchange};
+use crate::backend::Greet;
+use crate::imap::{Command, Discard, Limits, Next, parse};
+use crate::sasl::Credentials;
+
+/// What levee offers before login. STARTTLS joins when a TLS stream is
+/// available (the seam is `Command::StartTls` below).
+const CAPABILITIES: &str = "IMAP4rev1 SASL-IR LITERAL+ ID AUTH=PLAIN AUTH=LOGIN";
+
+fn ended(stop: Stop) -> PreAuth {
+    match stop {
+        Stop::Timeout => PreAuth::Ended("pre-auth timeout"),
+        Stop::Closed => PreAuth::Ended("client closed"),
+    }
+}
+
+pub(crate) async fn preauth<S: AsyncRead + AsyncWrite + Unpin>(
+    io: &mut Io<S>,
+    ctx: &mut Ctx,
+) -> PreAuth {
+    match run(io, ctx).await {
+        Ok(p) => p,
+        Err(Stop::Timeout) => {
+            // Best effort: the deadline has passed, so give the BYE a moment of its own.
+            io.deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(1);
+            let _ = io.send(b"* BYE Autologout; idle for too long\r\n").await;
+            PreAuth::Ended("pre-auth timeout")
+        }
+        Err(stop) => ended(stop),
+    }
+}
+
+async fn run<S: AsyncRead + AsyncWrite + Unpin>(
+    io: &mut Io<S>,
+    ctx: &mut Ctx,
+) -> Result<PreAuth, Stop> {
+    let config = ctx.state.config.clone();
+    let greeting = config.greeting.as_deref().unwrap_or("levee ready");
+    io.send(format!("* OK [CAPABILITY {CAPABILITIES}] {greeting}\r\n").as_bytes())
+        .await?;
+    let limits = Limits {
+        max_literal: config.max_literal,
+        max_command: config.max_line,
+    };
+    let (mut acked, mut errors, mut commands) = (0usize, 0u32, 0u32);
+    loop {
+        let tagged = match parse(&io.buf, acked, &limits) {
+            Ok(Next::Incomplete) => {
+                io.fill().await?;
+                continue;
+            }
+            Ok(Next::Continue { at }) => {
+                acked = at;
+                io.send(b"+ Ready for literal data\r\n").await?;
+                continue;
+            }
+            Ok(Next::Command(tagged, used)) => {
+                io.consume(used);
+                acked = 0;
+                tagged
+            }
+            Err(refusal) => {
+                if refusal.discard == Discard::NeedMore {
+                    // Answer once the whole refused command has arrived.
+                    io.fill().await?;
+                    continue;
+                }
+                let tag = refusal.tag.as_deref().unwrap_or(b"*");
+                let mut reply = tag.to_vec();
+                reply.extend_from_slice(
+                    format!(" BAD [CLIENTBUG] {}\r\n", refusal.error).as_bytes(),
+                );
+                io.send(&reply).await?;
+                errors += 1;
+                match refusal.discard {
+                    Discard::Bytes(n) => {
+                        io.consume(n);
+                        acked = 0;
+                    }
+                    Discard::NeedMore | Discard::Close => {
+                        io.send(b"* BYE Cannot tell where that command ends\r\n")
+                            .await?;
+                        return Ok(PreAuth::Ended("unparsable command"));
+                    }
+                }
+                if errors >= config.max_errors {
+                    io.send(b"* BYE Too many invalid commands\r\n").await?;
+                    return Ok(PreAuth::Ended("too many errors"));
+                }
+                continue;
+            }
+        };
+        commands += 1;
+        if commands > config.max_commands {
+            io.send(b"* BYE Too many commands before login\r\n").await?;
+            return Ok(PreAuth::Ended("too many commands"));
+        }
+        let tag = tagged.tag;
+        let reply = |text: &str| {
+            let mut r = tag.clone();
+            r.push(b' ');
+            r.extend_from_slice(text.as_bytes());
+            r.extend_from_slice(b"\r\n");
+            r
+        };
+        let credentials = match tagged.command {
+            Command::Capability => {
+                let mut r = format!("* CAPABILITY {CAPABILITIES}\r\n").into_bytes();
+                r.extend(reply("OK Capability completed."));
+                io.send(&r).await?;
+                continue;
+            }
+            Command::Noop => {
+                io.send(&reply("OK NOOP completed.")).await?;
+                continue;
+            }
+            Command::Logout => {
+                let mut r = b"* BYE Logging out\r\n".to_vec();
+                r.extend(reply("OK Logout completed."));
+                io.send(&r).await?;
+                return Ok(PreAuth::Ended("logout"));
+            }
+            Command::Id(params) => {
+                // What the client says it is goes to the session's log.
+                let name = params
+                    .iter()
+                    .find(|(f, _)| f.eq_ignore_ascii_case(b"name"))
+                    .and_then(|(_, v)| v.as_deref())
+                    .map(String::from_utf8_lossy);
+                tracing::debug!(peer = %ctx.peer, client = ?name, "IMAP ID");
+                let mut r = b"* ID (\"name\" \"levee\")\r\n".to_vec();
+                r.extend(reply("OK ID completed."));
+                io.send(&r).await?;
+                continue;
+            }
+            Command::StartTls => {
+                // TLS seam: with a TLS stream this upgrades `io.stream` and
+                // drops `io.buf` (plaintext pipelined behind STARTTLS).
+                io.send(&reply("BAD STARTTLS is not available")).await?;
+                errors += 1;
+                if errors >= config.max_errors {
+                    io.send(b"* BYE Too many invalid commands\r\n").await?;
+                    return Ok(PreAuth::Ended("too many errors"));
+                }
+                continue;
+            }
+            Command::Login { user, pass } => Credentials {
+                authzid: Vec::new(),
+                user,
+                pass,
+            },
+            Command::Authenticate { mechanism, initial } => {
+                match authenticate(io, &mechanism, initial, config.max_line).await? {
+                    Ok(c) => c,
+                    Err(text) => {
+                        io.send(&reply(text)).await?;
+                        errors += 1;
+                        if errors >= config.max_errors {
+                            io.send(b"* BYE Too many invalid commands\r\n").await?;
+                            return Ok(PreAuth::Ended("too many errors"));
+                        }
+                        continue;
+                    }
+                }
+            }
+        };
+        let user = String::from_utf8_lossy(&credentials.user).into_owned();
+        match ctx.login(&credentials, Greet::Imap { tag: &tag }).await {
+            Outcome::Proxy(backend) => return Ok(PreAuth::Proxy { backend, user }),
+            Outcome::Refused { message, .. } => {
+                let text = refusal_text(&message, "Authentication failed.");
+                io.send(&reply(&format!("NO [AUTHENTICATIONFAILED] {text}")))
+                    .await?;
+            }
+            Outcome::Unavailable => {
+                io.send(&reply(
+                    "NO [UNAVAILABLE] Server temporarily unavailable, try again later.",
+                ))
+                .await?;
+            }
+        }
+        errors += 1;
+        if errors >= config.max_errors {
+            io.send(b"* BYE Too many failed logins\r\n").await?;
+            return Ok(PreAuth::Ended("too many errors"));
+        }
+    }
+}
+
+/// Runs the SASL exchange; `Err` holds the tagged reply text for a refusal.
+async fn authenticate<S: AsyncRead + AsyncWrite + Unpin>(
+    io: &mut Io<S>,
+    mechanism: &[u8],
+    initial: Option<Vec<u8>>,
+    max_line: usize,
+) -> Result<Result<Credentials, &'static str>, Stop> {
+    let replies = SaslReplies {
+        prompt: "+ ",
+        unsupported: "NO [CANNOT] Unsupported authentication mechanism.",
+        cancelled: "BAD Authentication cancelled.",
+        invalid: "BAD [CLIENTBUG] Invalid SASL response.",
+    };
+    sasl_exchange(io, mechanism, initial, max_line, &replies).await
+}

@@ -1,0 +1,204 @@
+//! The mail front end against real peers: two Dovecot instances as IMAP and
+//! POP3 backends (one user each, to prove routing), nginx as the
+//! `auth_http` service, and Python's imaplib/poplib/smtplib as clients
+//! (`mail/clients.py`).
+
+mod support;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::Command;
+
+use support::*;
+
+/// nginx as an `auth_http` service: alice lives on the first Dovecot, bob
+/// on the second, ghost on a port nothing listens on; a wrong password is
+/// refused with nginx's usual text.
+fn auth_service(alice: u16, bob: u16, down: u16) -> Nginx {
+    let maps = format!(
+        r#"
+    map $http_auth_user $mail_port {{
+        alice {alice};
+        bob {bob};
+        default {down};
+    }}
+    map "$http_auth_user:$http_auth_pass" $mail_status {{
+        "alice:secret" OK;
+        "bob:hunter2" OK;
+        "ghost:x" OK;
+        default "Invalid login or password";
+    }}
+"#
+    );
+    let location = r#"
+        location = /auth {
+            add_header Auth-Status $mail_status;
+            add_header Auth-Server 127.0.0.1;
+            add_header Auth-Port $mail_port;
+            add_header Auth-Wait 0;
+            return 200 "";
+        }
+"#;
+    Nginx::start_http(&maps, location)
+}
+
+struct Env {
+    _alice: Dovecot,
+    _bob: Dovecot,
+    _auth: [Nginx; 2],
+    levee: Levee,
+    imap: u16,
+    pop3: u16,
+    submission: u16,
+}
+
+fn start() -> Env {
+    let alice = Dovecot::start(&[("alice", "secret")]);
+    let bob = Dovecot::start(&[("bob", "hunter2")]);
+    let down = free_port();
+    let imap_auth = auth_service(alice.imap_port, bob.imap_port, down);
+    let setup = LeveeSetup::new();
+    let imap = setup.port;
+    let (pop3, submission) = (free_port(), free_port());
+    // POP3 and submission ask the same service with the POP3 ports.
+    let pop3_auth = auth_service(alice.pop3_port, bob.pop3_port, down);
+    let mail = |auth: &Nginx| {
+        format!(
+            "auth_http = \"http://127.0.0.1:{}/auth\"\nauth_fail_delay = \"0s\"\npreauth_timeout = \"2s\"\n",
+            auth.port()
+        )
+    };
+    let config = format!(
+        r#"pid_file = "{pid}"
+
+[[listener]]
+address = "127.0.0.1:{imap}"
+protocol = "imap"
+[listener.mail]
+{imap_mail}
+[[listener]]
+address = "127.0.0.1:{pop3}"
+protocol = "pop3"
+[listener.mail]
+{pop3_mail}
+[[listener]]
+address = "127.0.0.1:{submission}"
+protocol = "submission"
+[listener.mail]
+{pop3_mail}
+"#,
+        pid = setup.pid_file().display(),
+        imap_mail = mail(&imap_auth),
+        pop3_mail = mail(&pop3_auth),
+    );
+    let levee = setup.start(&config);
+    Env {
+        _alice: alice,
+        _bob: bob,
+        _auth: [imap_auth, pop3_auth],
+        levee,
+        imap,
+        pop3,
+        submission,
+    }
+}
+
+/// Runs a case of `mail/clients.py` against `port`; its `key=value` lines.
+fn client(case: &str, port: u16) -> HashMap<String, String> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/mail/clients.py");
+    let output = Command::new("python3")
+        .arg(script)
+        .arg(case)
+        .arg(port.to_string())
+        .output()
+        .expect("run python3");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "clients.py {case} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
+fn ms(v: &str) -> u64 {
+    v.parse().expect("milliseconds")
+}
+
+#[test]
+fn imap_logins_route_and_refuse() {
+    let env = start();
+    let r = client("imap_logins", env.imap);
+    assert!(
+        r["greeting"].starts_with("* OK [CAPABILITY IMAP4rev1"),
+        "{r:?}"
+    );
+    assert!(
+        !r["greeting"].contains("STARTTLS"),
+        "no STARTTLS without TLS"
+    );
+    // The backend's tagged OK (with its post-login capabilities) is relayed.
+    assert!(r["quoted"].starts_with("OK [CAPABILITY"), "{r:?}");
+    assert_eq!(r["quoted_subject"], "Subject: hello alice");
+    assert_eq!(r["literal"], "OK");
+    // bob lives on the other Dovecot.
+    assert_eq!(r["literal_subject"], "Subject: hello bob");
+    assert_eq!(r["authenticate"], "OK");
+    assert_eq!(r["authenticate_subject"], "Subject: hello alice");
+    assert_eq!(r["sasl_ir"], "True");
+    assert!(
+        r["bad_password"].contains("[AUTHENTICATIONFAILED] Invalid login or password"),
+        "{r:?}"
+    );
+    assert!(r["down"].contains("[UNAVAILABLE]"), "{r:?}");
+    // Refused connect: answered at once, not after the 3 s connect timeout.
+    assert!(ms(&r["down_ms"]) < 2000, "{r:?}");
+    let log = env.levee.stdout() + &env.levee.stderr();
+    assert!(
+        !log.contains("secret") && !log.contains("hunter2"),
+        "a password was logged"
+    );
+}
+
+#[test]
+fn imap_pipelining_literals_and_limits() {
+    let env = start();
+    let r = client("imap_raw", env.imap);
+    assert_eq!(r["pipelined"], "True", "{r:?}");
+    assert_eq!(r["split"], "True", "{r:?}");
+    assert_eq!(r["injection"], "True", "{r:?}");
+    assert_eq!(r["errors"], "True", "{r:?}");
+    assert_eq!(r["timeout"], "True", "{r:?}");
+    assert!(
+        ms(&r["timeout_ms"]) >= 1500,
+        "closed before the pre-auth timeout: {r:?}"
+    );
+}
+
+#[test]
+fn pop3_and_submission() {
+    let env = start();
+    let r = client("pop3", env.pop3);
+    assert!(
+        r["capa"].contains("RESP-CODES") && r["capa"].contains("AUTH-RESP-CODE"),
+        "{r:?}"
+    );
+    assert!(r["pass"].starts_with("+OK"), "{r:?}");
+    assert!(r["retr"].contains("Subject: hello alice"), "{r:?}");
+    assert!(r["bad_password"].contains("-ERR [AUTH]"), "{r:?}");
+    assert!(r["down"].contains("-ERR [SYS/TEMP]"), "{r:?}");
+    assert_eq!(r["long_line"], "True", "{r:?}");
+
+    let r = client("submission", env.submission);
+    assert!(
+        r["ehlo"].starts_with("250") && r["ehlo"].contains("auth"),
+        "{r:?}"
+    );
+    assert!(r["mail"].starts_with("530 5.7.0"), "{r:?}");
+    assert_eq!(r["bad_password"], "535", "{r:?}");
+    assert_eq!(r["down"], "454", "{r:?}");
+}
