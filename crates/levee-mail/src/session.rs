@@ -128,6 +128,55 @@ pub(crate) enum PreAuth {
     Ended(&'static str),
 }
 
+/// Refused commands and commands before login, counted against the listener's limits.
+pub(crate) struct Budget {
+    errors: u32,
+    commands: u32,
+    max_errors: u32,
+    max_commands: u32,
+}
+
+impl Budget {
+    pub fn new(config: &levee_config::model::MailListener) -> Budget {
+        Budget {
+            errors: 0,
+            commands: 0,
+            max_errors: config.max_errors,
+            max_commands: config.max_commands,
+        }
+    }
+
+    /// Counts a refused command or failed login; true when that was one too many.
+    pub fn error(&mut self) -> bool {
+        self.errors += 1;
+        self.errors >= self.max_errors
+    }
+
+    /// Counts a command; true when it is over the limit.
+    pub fn command(&mut self) -> bool {
+        self.commands += 1;
+        self.commands > self.max_commands
+    }
+}
+
+/// Ends a protocol's pre-auth stage: on a timeout the client is told
+/// `timeout_reply` (with a moment of its own, the deadline having passed).
+pub(crate) async fn finish<S: AsyncRead + AsyncWrite + Unpin>(
+    io: &mut Io<S>,
+    result: Result<PreAuth, Stop>,
+    timeout_reply: &[u8],
+) -> PreAuth {
+    match result {
+        Ok(p) => p,
+        Err(Stop::Timeout) => {
+            io.deadline = Instant::now() + std::time::Duration::from_secs(1);
+            let _ = io.send(timeout_reply).await;
+            PreAuth::Ended("pre-auth timeout")
+        }
+        Err(Stop::Closed) => PreAuth::Ended("client closed"),
+    }
+}
+
 /// Per-session facts the login step needs.
 pub(crate) struct Ctx {
     pub front: Arc<Frontend>,

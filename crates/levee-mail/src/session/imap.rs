@@ -6,7 +6,9 @@
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::{Ctx, Io, Outcome, PreAuth, SaslReplies, Stop, refusal_text, sasl_exchange};
+use super::{
+    Budget, Ctx, Io, Outcome, PreAuth, SaslReplies, Stop, finish, refusal_text, sasl_exchange,
+};
 use crate::backend::Greet;
 use crate::imap::{Command, Discard, Limits, Next, parse};
 use crate::sasl::Credentials;
@@ -15,27 +17,12 @@ use crate::sasl::Credentials;
 /// available (the seam is `Command::StartTls` below).
 const CAPABILITIES: &str = "IMAP4rev1 SASL-IR LITERAL+ ID AUTH=PLAIN AUTH=LOGIN";
 
-fn ended(stop: Stop) -> PreAuth {
-    match stop {
-        Stop::Timeout => PreAuth::Ended("pre-auth timeout"),
-        Stop::Closed => PreAuth::Ended("client closed"),
-    }
-}
-
 pub(crate) async fn preauth<S: AsyncRead + AsyncWrite + Unpin>(
     io: &mut Io<S>,
     ctx: &mut Ctx,
 ) -> PreAuth {
-    match run(io, ctx).await {
-        Ok(p) => p,
-        Err(Stop::Timeout) => {
-            // Best effort: the deadline has passed, so give the BYE a moment of its own.
-            io.deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(1);
-            let _ = io.send(b"* BYE Autologout; idle for too long\r\n").await;
-            PreAuth::Ended("pre-auth timeout")
-        }
-        Err(stop) => ended(stop),
-    }
+    let result = run(io, ctx).await;
+    finish(io, result, b"* BYE Autologout; idle for too long\r\n").await
 }
 
 async fn run<S: AsyncRead + AsyncWrite + Unpin>(
@@ -50,7 +37,8 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
         max_literal: config.max_literal,
         max_command: config.max_line,
     };
-    let (mut acked, mut errors, mut commands) = (0usize, 0u32, 0u32);
+    let mut acked = 0usize;
+    let mut budget = Budget::new(&config);
     loop {
         let tagged = match parse(&io.buf, acked, &limits) {
             Ok(Next::Incomplete) => {
@@ -79,7 +67,7 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
                     format!(" BAD [CLIENTBUG] {}\r\n", refusal.error).as_bytes(),
                 );
                 io.send(&reply).await?;
-                errors += 1;
+                let over = budget.error();
                 match refusal.discard {
                     Discard::Bytes(n) => {
                         io.consume(n);
@@ -91,15 +79,14 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
                         return Ok(PreAuth::Ended("unparsable command"));
                     }
                 }
-                if errors >= config.max_errors {
+                if over {
                     io.send(b"* BYE Too many invalid commands\r\n").await?;
                     return Ok(PreAuth::Ended("too many errors"));
                 }
                 continue;
             }
         };
-        commands += 1;
-        if commands > config.max_commands {
+        if budget.command() {
             io.send(b"* BYE Too many commands before login\r\n").await?;
             return Ok(PreAuth::Ended("too many commands"));
         }
@@ -145,8 +132,7 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
                 // TLS seam: with a TLS stream this upgrades `io.stream` and
                 // drops `io.buf` (plaintext pipelined behind STARTTLS).
                 io.send(&reply("BAD STARTTLS is not available")).await?;
-                errors += 1;
-                if errors >= config.max_errors {
+                if budget.error() {
                     io.send(b"* BYE Too many invalid commands\r\n").await?;
                     return Ok(PreAuth::Ended("too many errors"));
                 }
@@ -158,12 +144,11 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
                 pass,
             },
             Command::Authenticate { mechanism, initial } => {
-                match authenticate(io, &mechanism, initial, config.max_line).await? {
+                match sasl_exchange(io, &mechanism, initial, config.max_line, &SASL).await? {
                     Ok(c) => c,
                     Err(text) => {
                         io.send(&reply(text)).await?;
-                        errors += 1;
-                        if errors >= config.max_errors {
+                        if budget.error() {
                             io.send(b"* BYE Too many invalid commands\r\n").await?;
                             return Ok(PreAuth::Ended("too many errors"));
                         }
@@ -187,26 +172,16 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
                 .await?;
             }
         }
-        errors += 1;
-        if errors >= config.max_errors {
+        if budget.error() {
             io.send(b"* BYE Too many failed logins\r\n").await?;
             return Ok(PreAuth::Ended("too many errors"));
         }
     }
 }
 
-/// Runs the SASL exchange; `Err` holds the tagged reply text for a refusal.
-async fn authenticate<S: AsyncRead + AsyncWrite + Unpin>(
-    io: &mut Io<S>,
-    mechanism: &[u8],
-    initial: Option<Vec<u8>>,
-    max_line: usize,
-) -> Result<Result<Credentials, &'static str>, Stop> {
-    let replies = SaslReplies {
-        prompt: "+ ",
-        unsupported: "NO [CANNOT] Unsupported authentication mechanism.",
-        cancelled: "BAD Authentication cancelled.",
-        invalid: "BAD [CLIENTBUG] Invalid SASL response.",
-    };
-    sasl_exchange(io, mechanism, initial, max_line, &replies).await
-}
+const SASL: SaslReplies = SaslReplies {
+    prompt: "+ ",
+    unsupported: "NO [CANNOT] Unsupported authentication mechanism.",
+    cancelled: "BAD Authentication cancelled.",
+    invalid: "BAD [CLIENTBUG] Invalid SASL response.",
+};

@@ -3,7 +3,9 @@
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::{Ctx, Io, Outcome, PreAuth, SaslReplies, Stop, refusal_text, sasl_exchange};
+use super::{
+    Budget, Ctx, Io, Outcome, PreAuth, SaslReplies, Stop, finish, refusal_text, sasl_exchange,
+};
 use crate::Parsed;
 use crate::backend::Greet;
 use crate::pop3::{Command, parse};
@@ -16,15 +18,8 @@ pub(crate) async fn preauth<S: AsyncRead + AsyncWrite + Unpin>(
     io: &mut Io<S>,
     ctx: &mut Ctx,
 ) -> PreAuth {
-    match run(io, ctx).await {
-        Ok(p) => p,
-        Err(Stop::Timeout) => {
-            io.deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(1);
-            let _ = io.send(b"-ERR [SYS/TEMP] Timeout, closing\r\n").await;
-            PreAuth::Ended("pre-auth timeout")
-        }
-        Err(Stop::Closed) => PreAuth::Ended("client closed"),
-    }
+    let result = run(io, ctx).await;
+    finish(io, result, b"-ERR [SYS/TEMP] Timeout, closing\r\n").await
 }
 
 async fn run<S: AsyncRead + AsyncWrite + Unpin>(
@@ -34,7 +29,7 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
     let config = ctx.state.config.clone();
     let greeting = config.greeting.as_deref().unwrap_or("levee ready");
     io.send(format!("+OK {greeting}\r\n").as_bytes()).await?;
-    let (mut errors, mut commands) = (0u32, 0u32);
+    let mut budget = Budget::new(&config);
     let mut user: Option<Vec<u8>> = None;
     loop {
         let command = match parse(&io.buf, config.max_line) {
@@ -52,15 +47,13 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
                     return Ok(PreAuth::Ended("bad line"));
                 };
                 io.consume(used);
-                errors += 1;
-                if errors >= config.max_errors {
+                if budget.error() {
                     return Ok(PreAuth::Ended("too many errors"));
                 }
                 continue;
             }
         };
-        commands += 1;
-        if commands > config.max_commands {
+        if budget.command() {
             io.send(b"-ERR Too many commands\r\n").await?;
             return Ok(PreAuth::Ended("too many commands"));
         }
@@ -90,7 +83,9 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
                 },
                 None => {
                     io.send(b"-ERR USER first\r\n").await?;
-                    errors += 1;
+                    if budget.error() {
+                        return Ok(PreAuth::Ended("too many errors"));
+                    }
                     continue;
                 }
             },
@@ -103,12 +98,11 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
             Command::Auth {
                 mechanism: Some(m),
                 initial,
-            } => match authenticate(io, &m, initial, config.max_line).await? {
+            } => match sasl_exchange(io, &m, initial, config.max_line, &SASL).await? {
                 Ok(c) => c,
                 Err(text) => {
                     io.send(text.as_bytes()).await?;
-                    errors += 1;
-                    if errors >= config.max_errors {
+                    if budget.error() {
                         return Ok(PreAuth::Ended("too many errors"));
                     }
                     continue;
@@ -117,14 +111,15 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
             Command::Stls => {
                 // TLS seam: upgrade here and drop `io.buf`.
                 io.send(b"-ERR STLS is not available\r\n").await?;
-                errors += 1;
+                if budget.error() {
+                    return Ok(PreAuth::Ended("too many errors"));
+                }
                 continue;
             }
             Command::Other(_) => {
                 io.send(b"-ERR Unknown command or not logged in\r\n")
                     .await?;
-                errors += 1;
-                if errors >= config.max_errors {
+                if budget.error() {
                     return Ok(PreAuth::Ended("too many errors"));
                 }
                 continue;
@@ -148,25 +143,16 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
                     .await?;
             }
         }
-        errors += 1;
-        if errors >= config.max_errors {
+        if budget.error() {
             return Ok(PreAuth::Ended("too many errors"));
         }
     }
 }
 
-/// SASL over POP3 (`+ ` prompts, RFC 5034); `Err` is the full reply line.
-async fn authenticate<S: AsyncRead + AsyncWrite + Unpin>(
-    io: &mut Io<S>,
-    mechanism: &[u8],
-    initial: Option<Vec<u8>>,
-    max_line: usize,
-) -> Result<Result<Credentials, &'static str>, Stop> {
-    let replies = SaslReplies {
-        prompt: "+ ",
-        unsupported: "-ERR Unsupported mechanism\r\n",
-        cancelled: "-ERR Authentication cancelled\r\n",
-        invalid: "-ERR Invalid SASL response\r\n",
-    };
-    sasl_exchange(io, mechanism, initial, max_line, &replies).await
-}
+/// SASL over POP3 (`+ ` prompts, RFC 5034).
+const SASL: SaslReplies = SaslReplies {
+    prompt: "+ ",
+    unsupported: "-ERR Unsupported mechanism\r\n",
+    cancelled: "-ERR Authentication cancelled\r\n",
+    invalid: "-ERR Invalid SASL response\r\n",
+};

@@ -5,7 +5,9 @@
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::{Ctx, Io, Outcome, PreAuth, SaslReplies, Stop, refusal_text, sasl_exchange};
+use super::{
+    Budget, Ctx, Io, Outcome, PreAuth, SaslReplies, Stop, finish, refusal_text, sasl_exchange,
+};
 use crate::Parsed;
 use crate::backend::Greet;
 use crate::sasl::Credentials;
@@ -15,17 +17,13 @@ pub(crate) async fn preauth<S: AsyncRead + AsyncWrite + Unpin>(
     io: &mut Io<S>,
     ctx: &mut Ctx,
 ) -> PreAuth {
-    match run(io, ctx).await {
-        Ok(p) => p,
-        Err(Stop::Timeout) => {
-            io.deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(1);
-            let _ = io
-                .send(b"421 4.4.2 Timeout exceeded, closing connection\r\n")
-                .await;
-            PreAuth::Ended("pre-auth timeout")
-        }
-        Err(Stop::Closed) => PreAuth::Ended("client closed"),
-    }
+    let result = run(io, ctx).await;
+    finish(
+        io,
+        result,
+        b"421 4.4.2 Timeout exceeded, closing connection\r\n",
+    )
+    .await
 }
 
 async fn run<S: AsyncRead + AsyncWrite + Unpin>(
@@ -36,7 +34,7 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
     let greeting = config.greeting.as_deref().unwrap_or("levee ready");
     io.send(format!("220 {greeting} ESMTP\r\n").as_bytes())
         .await?;
-    let (mut errors, mut commands) = (0u32, 0u32);
+    let mut budget = Budget::new(&config);
     let mut helo: Vec<u8> = Vec::new();
     loop {
         let command = match parse(&io.buf) {
@@ -55,16 +53,14 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
                     return Ok(PreAuth::Ended("bad line"));
                 };
                 io.consume(used);
-                errors += 1;
-                if errors >= config.max_errors {
+                if budget.error() {
                     io.send(b"421 4.7.0 Too many errors\r\n").await?;
                     return Ok(PreAuth::Ended("too many errors"));
                 }
                 continue;
             }
         };
-        commands += 1;
-        if commands > config.max_commands {
+        if budget.command() {
             io.send(b"421 4.7.0 Too many commands\r\n").await?;
             return Ok(PreAuth::Ended("too many commands"));
         }
@@ -120,8 +116,7 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
         };
         if let Some(text) = refuse {
             io.send(text).await?;
-            errors += 1;
-            if errors >= config.max_errors {
+            if budget.error() {
                 io.send(b"421 4.7.0 Too many errors\r\n").await?;
                 return Ok(PreAuth::Ended("too many errors"));
             }
@@ -148,8 +143,7 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
                     .await?;
             }
         }
-        errors += 1;
-        if errors >= config.max_errors {
+        if budget.error() {
             io.send(b"421 4.7.0 Too many errors\r\n").await?;
             return Ok(PreAuth::Ended("too many errors"));
         }
