@@ -6,8 +6,11 @@
 mod support;
 
 use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::path::Path;
 use std::process::Command;
+use std::time::Duration;
 
 use support::*;
 
@@ -201,4 +204,122 @@ fn pop3_and_submission() {
     assert!(r["mail"].starts_with("530 5.7.0"), "{r:?}");
     assert_eq!(r["bad_password"], "535", "{r:?}");
     assert_eq!(r["down"], "454", "{r:?}");
+}
+
+/// Sends `commands` on a new IMAP connection to `port` (after the greeting)
+/// and reads until the last command's tagged reply or the connection closes.
+fn imap(port: u16, commands: &[&str]) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !got.ends_with(b"\r\n") {
+        let n = s.read(&mut buf).expect("greeting");
+        assert!(n > 0, "closed before greeting");
+        got.extend_from_slice(&buf[..n]);
+    }
+    let last_tag = commands
+        .last()
+        .and_then(|c| c.split(' ').next())
+        .map(|t| format!("\n{t} "));
+    for c in commands {
+        s.write_all(format!("{c}\r\n").as_bytes()).expect("send");
+    }
+    let text = |got: &[u8]| String::from_utf8_lossy(got).into_owned();
+    loop {
+        let t = text(&got);
+        // Done once the last tag's reply line is complete.
+        if let Some(tag) = &last_tag
+            && let Some(at) = t.find(tag.as_str())
+            && t[at + 1..].contains("\r\n")
+        {
+            return t;
+        }
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => return t,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+/// bcrypt of "hunter2".
+const HUNTER2: &str = "$2b$04$WDCfrgBv9Slipl8I8p8zEu2P.wN38MQ7EpFQ.u8vA0txdYznjk5d.";
+
+#[test]
+fn user_map_routes_checks_hashes_and_reloads() {
+    let one = Dovecot::start(&[("alice", "secret"), ("bob", "hunter2")]);
+    let two = Dovecot::start(&[("alice", "secret"), ("bob", "hunter2")]);
+    let setup = LeveeSetup::new();
+    let port = setup.port;
+    let users = setup.dir.join("users");
+    std::fs::write(
+        &users,
+        format!(
+            "alice 127.0.0.1:{}\nbob 127.0.0.1:{} {HUNTER2}\n",
+            one.imap_port, one.imap_port
+        ),
+    )
+    .expect("write user map");
+    let config = format!(
+        r#"pid_file = "{pid}"
+[[listener]]
+address = "127.0.0.1:{port}"
+protocol = "imap"
+max_connections_per_ip = 2
+[listener.mail]
+user_map = "{users}"
+auth_fail_delay = "0s"
+"#,
+        pid = setup.pid_file().display(),
+        users = users.display(),
+    );
+    let levee = setup.start(&config);
+    let fetch = "f FETCH 1 (BODY.PEEK[HEADER.FIELDS (X-INSTANCE)])";
+    let got = imap(port, &["a LOGIN alice secret", "s SELECT INBOX", fetch]);
+    assert!(
+        got.contains(&format!("X-Instance: {}", one.imap_port)),
+        "{got}"
+    );
+    // The hash is checked by levee: a wrong password never reaches Dovecot.
+    let got = imap(port, &["a LOGIN bob wrong"]);
+    assert!(got.contains("a NO [AUTHENTICATIONFAILED]"), "{got}");
+    assert!(!one.log().contains("bob"), "levee refused bob itself");
+    let got = imap(port, &["a LOGIN bob hunter2"]);
+    assert!(got.contains("a OK"), "{got}");
+    let got = imap(port, &["a LOGIN carol x"]);
+    assert!(got.contains("a NO [AUTHENTICATIONFAILED]"), "{got}");
+
+    // alice moves to the second Dovecot; reload reads the map again.
+    std::fs::write(&users, format!("alice 127.0.0.1:{}\n", two.imap_port)).expect("rewrite");
+    levee.reload();
+    let moved = poll(Duration::from_secs(10), || {
+        let got = imap(port, &["a LOGIN alice secret", "s SELECT INBOX", fetch]);
+        got.contains(&format!("X-Instance: {}", two.imap_port))
+            .then_some(())
+    });
+    assert!(moved.is_some(), "alice was not routed to the new backend");
+
+    // A broken map refuses the reload; the running one stays.
+    std::fs::write(&users, "alice\n").expect("break");
+    levee.reload();
+    assert!(
+        levee.wait_stderr("reload refused", Duration::from_secs(10))
+            || levee.stdout().contains("reload refused")
+    );
+    let got = imap(port, &["a LOGIN alice secret"]);
+    assert!(got.contains("a OK"), "{got}");
+
+    // The listener's connection limit applies, answered in IMAP.
+    let mut held: Vec<TcpStream> = (0..2)
+        .map(|_| TcpStream::connect(("127.0.0.1", port)).expect("connect"))
+        .collect();
+    for s in &mut held {
+        let mut b = [0u8; 64];
+        s.set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        assert!(s.read(&mut b).expect("greeting") > 0);
+    }
+    let got = imap(port, &[]);
+    assert!(got.starts_with("* BYE [UNAVAILABLE]"), "{got}");
 }

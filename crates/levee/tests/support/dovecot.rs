@@ -22,7 +22,8 @@ pub struct Dovecot {
 
 impl Dovecot {
     /// Dovecot serving `users` (name, password); each gets one message in INBOX
-    /// whose subject is `hello NAME`.
+    /// whose subject is `hello NAME`, with an `X-Instance` header holding
+    /// this Dovecot's IMAP port.
     pub fn start(users: &[(&str, &str)]) -> Dovecot {
         let bin = nginx::find_in_path("dovecot")
             .unwrap_or_else(|| panic!("dovecot not installed: run scripts/test"));
@@ -41,7 +42,7 @@ impl Dovecot {
             }
             fs::write(
                 new.join("1000000000.M1P1.levee"),
-                format!("From: test@example.org\r\nTo: {user}@example.org\r\nSubject: hello {user}\r\n\r\nBody for {user}.\r\n"),
+                format!("From: test@example.org\r\nTo: {user}@example.org\r\nSubject: hello {user}\r\nX-Instance: {imap_port}\r\n\r\nBody for {user}.\r\n"),
             )
             .expect("write message");
             fs::create_dir_all(dir.join(&format!("home/{user}"))).expect("mkdir home");
