@@ -65,9 +65,11 @@ fn start() -> Env {
     let (pop3, submission) = (free_port(), free_port());
     // POP3 and submission ask the same service with the POP3 ports.
     let pop3_auth = auth_service(alice.pop3_port, bob.pop3_port, down);
-    let mail = |auth: &Nginx| {
+    // The IMAP listener pools its auth connections; POP3 and submission
+    // send nginx's exact one-request-per-connection form.
+    let mail = |auth: &Nginx, keepalive: u32| {
         format!(
-            "auth_http = \"http://127.0.0.1:{}/auth\"\nauth_fail_delay = \"0s\"\npreauth_timeout = \"2s\"\n",
+            "auth_http = \"http://127.0.0.1:{}/auth\"\nauth_http_keepalive = {keepalive}\nauth_fail_delay = \"0s\"\npreauth_timeout = \"2s\"\n",
             auth.port()
         )
     };
@@ -91,8 +93,8 @@ protocol = "submission"
 {pop3_mail}
 "#,
         pid = setup.pid_file().display(),
-        imap_mail = mail(&imap_auth),
-        pop3_mail = mail(&pop3_auth),
+        imap_mail = mail(&imap_auth, 4),
+        pop3_mail = mail(&pop3_auth, 0),
     );
     let levee = setup.start(&config);
     Env {
@@ -160,6 +162,13 @@ fn imap_logins_route_and_refuse() {
     assert!(r["down"].contains("[UNAVAILABLE]"), "{r:?}");
     // Refused connect: answered at once, not after the 3 s connect timeout.
     assert!(ms(&r["down_ms"]) < 2000, "{r:?}");
+    // Pooled: the auth requests shared connections, which nginx kept open.
+    let asked = env._auth[0].wait_entries("/auth", 6);
+    let mut conns: Vec<String> = asked.iter().map(|e| e.get("conn")).collect();
+    conns.sort();
+    conns.dedup();
+    assert!(conns.len() < asked.len(), "no auth connection was reused");
+    assert!(asked.iter().all(|e| e.get("connection") == "keep-alive"));
     let log = env.levee.stdout() + &env.levee.stderr();
     assert!(
         !log.contains("secret") && !log.contains("hunter2"),
