@@ -75,6 +75,9 @@ where
         idle: Duration,
     ) -> Self {
         let now = Instant::now();
+        // An empty leftover may still hold the login stage's read buffer.
+        let owned = |v: Vec<u8>| if v.is_empty() { Vec::new() } else { v };
+        let (to_backend, to_client) = (owned(to_backend), owned(to_client));
         Splice {
             client,
             backend,

@@ -38,9 +38,43 @@ pub struct UserMap {
     users: HashMap<Vec<u8>, Entry>,
 }
 
-/// The password hashes levee checks.
-fn supported(hash: &str) -> bool {
-    ["$2a$", "$2b$", "$2y$"].iter().any(|p| hash.starts_with(p))
+/// The password hashes levee checks, by their prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scheme {
+    Bcrypt,
+    Sha512Crypt,
+    Argon2,
+}
+
+fn scheme(hash: &str) -> Option<Scheme> {
+    if ["$2a$", "$2b$", "$2y$"].iter().any(|p| hash.starts_with(p)) {
+        Some(Scheme::Bcrypt)
+    } else if hash.starts_with("$6$") {
+        Some(Scheme::Sha512Crypt)
+    } else if hash.starts_with("$argon2id$")
+        || hash.starts_with("$argon2i$")
+        || hash.starts_with("$argon2d$")
+    {
+        Some(Scheme::Argon2)
+    } else {
+        None
+    }
+}
+
+/// Whether `pass` matches `hash`; slow by design, so run on the blocking pool.
+fn verify(pass: &[u8], hash: &str) -> bool {
+    match scheme(hash) {
+        Some(Scheme::Bcrypt) => bcrypt::verify(pass, hash).unwrap_or(false),
+        Some(Scheme::Sha512Crypt) => {
+            std::str::from_utf8(pass).is_ok_and(|p| sha_crypt::sha512_check(p, hash).is_ok())
+        }
+        Some(Scheme::Argon2) => {
+            use argon2::{Argon2, PasswordHash, PasswordVerifier};
+            PasswordHash::new(hash)
+                .is_ok_and(|parsed| Argon2::default().verify_password(pass, &parsed).is_ok())
+        }
+        None => false,
+    }
 }
 
 impl UserMap {
@@ -79,11 +113,11 @@ impl UserMap {
             }
             let hash = words.next().map(str::to_owned);
             if let Some(h) = &hash
-                && !supported(h)
+                && scheme(h).is_none()
             {
                 return Err((
                     i + 1,
-                    "unsupported password hash (bcrypt $2b$ expected)".to_owned(),
+                    "unsupported password hash: expected bcrypt ($2b$), SHA-512-crypt ($6$) or argon2 ($argon2id$)".to_owned(),
                 ));
             }
             if words.next().is_some() {
@@ -111,13 +145,10 @@ impl UserMap {
         };
         if let Some(hash) = entry.hash.clone() {
             let pass = c.pass.clone();
-            let checked = tokio::task::spawn_blocking(move || bcrypt::verify(&pass, &hash)).await;
-            match checked {
-                Ok(Ok(true)) => {}
-                Ok(Ok(false)) => return refuse,
-                Ok(Err(_)) | Err(_) => {
-                    return Decision::Unavailable("password check failed".to_owned());
-                }
+            match tokio::task::spawn_blocking(move || verify(&pass, &hash)).await {
+                Ok(true) => {}
+                Ok(false) => return refuse,
+                Err(_) => return Decision::Unavailable("password check failed".to_owned()),
             }
         }
         Decision::Accept(Route {
@@ -163,6 +194,23 @@ mod tests {
             map.decide(&creds("carol", "pw"), Duration::ZERO).await,
             Decision::Refuse { .. }
         ));
+    }
+
+    #[test]
+    fn every_scheme_verifies() {
+        use argon2::PasswordHasher;
+        // SHA-512-crypt of "pw" as glibc's crypt(3) makes it (an independent implementation).
+        let sha = "$6$saltsalt$pauPrmdmG4BTE9h2HPmywiw152IFch6BJCEsaY6D.PLTfpV8sqvXwWdyfsgVgozkYH9B80bAip/08R2BPH2xk/";
+        let salt = argon2::password_hash::SaltString::encode_b64(b"saltsaltsalt").expect("salt");
+        let argon = argon2::Argon2::default()
+            .hash_password(b"pw", &salt)
+            .expect("argon2")
+            .to_string();
+        let bcrypt = bcrypt::hash("pw", 4).expect("hash");
+        for hash in [sha, argon.as_str(), bcrypt.as_str()] {
+            assert!(verify(b"pw", hash), "{hash}");
+            assert!(!verify(b"pW", hash), "{hash}");
+        }
     }
 
     #[test]
