@@ -31,6 +31,15 @@ async def backend_session(r, w):
             line = await r.readline()
             if not line:
                 break
+            # nginx logs in with literals: `{n}` wants a continuation, `{n+}` not.
+            tail = line.rstrip()
+            while tail.endswith(b"}") and b"{" in tail:
+                spec = tail[tail.rindex(b"{") + 1:-1]
+                if not spec.endswith(b"+"):
+                    w.write(b"+ go\r\n")
+                    await w.drain()
+                await r.readexactly(int(spec.rstrip(b"+")))
+                tail = (await r.readline()).rstrip()
             parts = line.split(b" ", 2)
             tag, cmd = parts[0], (parts[1].strip().upper() if len(parts) > 1 else b"")
             if cmd == b"LOGIN":
