@@ -54,17 +54,25 @@ pub struct Backend {
     pub to_client: Vec<u8>,
 }
 
+/// The client's address and the address it reached, to tell the backend.
+pub type Forward = Option<(SocketAddr, SocketAddr)>;
+
 pub async fn login(
     route: &Route,
     greet: Greet<'_>,
+    forward: Forward,
     timeout: Duration,
 ) -> Result<Backend, BackendError> {
-    tokio::time::timeout(timeout, login_inner(route, greet))
+    tokio::time::timeout(timeout, login_inner(route, greet, forward))
         .await
         .map_err(|_| BackendError::Timeout)?
 }
 
-async fn login_inner(route: &Route, greet: Greet<'_>) -> Result<Backend, BackendError> {
+async fn login_inner(
+    route: &Route,
+    greet: Greet<'_>,
+    forward: Forward,
+) -> Result<Backend, BackendError> {
     let stream = TcpStream::connect(&route.backend)
         .await
         .map_err(BackendError::Connect)?;
@@ -75,8 +83,8 @@ async fn login_inner(route: &Route, greet: Greet<'_>) -> Result<Backend, Backend
         buf: Vec::with_capacity(512),
     };
     let to_client = match greet {
-        Greet::Imap { tag } => imap(&mut b, route, tag).await?,
-        Greet::Pop3 => pop3(&mut b, route).await?,
+        Greet::Imap { tag } => imap(&mut b, route, tag, forward).await?,
+        Greet::Pop3 => pop3(&mut b, route, forward).await?,
         Greet::Smtp { helo } => smtp(&mut b, route, helo).await?,
     };
     let mut to_client = to_client;
@@ -141,10 +149,32 @@ fn imap_string(out: &mut Vec<u8>, value: &[u8], literal_plus: bool) -> Result<()
     Ok(())
 }
 
-async fn imap(b: &mut Lines, route: &Route, tag: &[u8]) -> Result<Vec<u8>, BackendError> {
+async fn imap(
+    b: &mut Lines,
+    route: &Route,
+    tag: &[u8],
+    forward: Forward,
+) -> Result<Vec<u8>, BackendError> {
     let greeting = b.line().await?;
     if !greeting.starts_with(b"* OK") {
         return Err(BackendError::Protocol(text(&greeting)));
+    }
+    if let Some((peer, local)) = forward {
+        // RFC 2971 ID with the fields Dovecot reads from trusted proxies.
+        let id = format!(
+            "levee-id ID (\"x-originating-ip\" \"{}\" \"x-originating-port\" \"{}\" \"x-connected-ip\" \"{}\" \"x-connected-port\" \"{}\")\r\n",
+            peer.ip(),
+            peer.port(),
+            local.ip(),
+            local.port()
+        );
+        b.send(id.as_bytes()).await?;
+        loop {
+            let line = b.line().await?;
+            if line.starts_with(b"levee-id ") {
+                break;
+            }
+        }
     }
     let literal_plus = greeting
         .to_ascii_uppercase()
@@ -172,10 +202,18 @@ async fn imap(b: &mut Lines, route: &Route, tag: &[u8]) -> Result<Vec<u8>, Backe
     }
 }
 
-async fn pop3(b: &mut Lines, route: &Route) -> Result<Vec<u8>, BackendError> {
+async fn pop3(b: &mut Lines, route: &Route, forward: Forward) -> Result<Vec<u8>, BackendError> {
     let greeting = b.line().await?;
     if !greeting.starts_with(b"+OK") {
         return Err(BackendError::Protocol(text(&greeting)));
+    }
+    if let Some((peer, _)) = forward {
+        b.send(format!("XCLIENT ADDR={} PORT={}\r\n", peer.ip(), peer.port()).as_bytes())
+            .await?;
+        let reply = b.line().await?;
+        if !reply.starts_with(b"+OK") {
+            return Err(BackendError::Protocol(text(&reply)));
+        }
     }
     for (verb, value) in [(&b"USER "[..], &route.user), (&b"PASS "[..], &route.pass)] {
         if value.iter().any(|&b| b == b'\r' || b == b'\n') {

@@ -39,7 +39,14 @@ pub struct Frontend {
 impl FrontState {
     pub fn load(config: &MailListener) -> Result<FrontState, UserMapError> {
         let users = match &config.auth {
-            MailAuth::UserMap(path) => Some(UserMap::load(path)?),
+            MailAuth::UserMap(path) => {
+                let users = UserMap::load(path)?;
+                // With a master user the backend no longer checks passwords.
+                if config.master.is_some() && !users.all_hashed() {
+                    return Err(UserMapError::Unhashed(path.clone()));
+                }
+                Some(users)
+            }
             MailAuth::Http(_) => None,
         };
         Ok(FrontState {

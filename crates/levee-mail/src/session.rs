@@ -182,6 +182,8 @@ pub(crate) struct Ctx {
     pub front: Arc<Frontend>,
     pub state: Arc<FrontState>,
     pub peer: SocketAddr,
+    /// The listener address the client reached.
+    pub local: SocketAddr,
     pub attempts: u32,
 }
 
@@ -200,7 +202,7 @@ impl Ctx {
             peer: self.peer,
             smtp_helo,
         };
-        let route = match crate::auth::decide(&self.front, &self.state, &attempt).await {
+        let mut route = match crate::auth::decide(&self.front, &self.state, &attempt).await {
             Decision::Accept(route) => route,
             Decision::Refuse {
                 message,
@@ -215,8 +217,18 @@ impl Ctx {
                 return Outcome::Unavailable;
             }
         };
+        if let Some(master) = &self.state.config.master {
+            route.user.extend_from_slice(master.separator.as_bytes());
+            route.user.extend_from_slice(master.user.as_bytes());
+            route.pass = master.password.as_bytes().to_vec();
+        }
         let timeout = self.state.config.backend_connect_timeout;
-        match backend::login(&route, greet, timeout).await {
+        let forward = self
+            .state
+            .config
+            .forward_client_address
+            .then_some((self.peer, self.local));
+        match backend::login(&route, greet, forward, timeout).await {
             Ok(b) => Outcome::Proxy(b),
             Err(backend::BackendError::Refused(text)) => {
                 tracing::info!(peer = %self.peer, backend = %route.backend, "backend refused the login");
@@ -244,10 +256,12 @@ pub(crate) async fn run(front: Arc<Frontend>, stream: TcpStream, peer: SocketAdd
         buf: Vec::new(),
         deadline: Instant::now() + state.config.preauth_timeout,
     };
+    let local = io.stream.local_addr().unwrap_or(front.addr);
     let mut ctx = Ctx {
         front,
         state,
         peer,
+        local,
         attempts: 0,
     };
     // Boxed so its buffers and state are freed before the relay starts.

@@ -218,7 +218,13 @@ fn pop3_and_submission() {
 /// Sends `commands` on a new IMAP connection to `port` (after the greeting)
 /// and reads until the last command's tagged reply or the connection closes.
 fn imap(port: u16, commands: &[&str]) -> String {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    imap_on(
+        TcpStream::connect(("127.0.0.1", port)).expect("connect"),
+        commands,
+    )
+}
+
+fn imap_on(mut s: TcpStream, commands: &[&str]) -> String {
     s.set_read_timeout(Some(Duration::from_secs(10)))
         .expect("timeout");
     let mut got = Vec::new();
@@ -319,16 +325,81 @@ auth_fail_delay = "0s"
     let got = imap(port, &["a LOGIN alice secret"]);
     assert!(got.contains("a OK"), "{got}");
 
-    // The listener's connection limit applies, answered in IMAP.
-    let mut held: Vec<TcpStream> = (0..2)
-        .map(|_| TcpStream::connect(("127.0.0.1", port)).expect("connect"))
-        .collect();
-    for s in &mut held {
+    // The listener's connection limit applies, answered in IMAP. Earlier
+    // sessions may still be closing, so wait until two are greeted.
+    let greeted = |s: &mut TcpStream| {
         let mut b = [0u8; 64];
         s.set_read_timeout(Some(Duration::from_secs(5)))
             .expect("timeout");
-        assert!(s.read(&mut b).expect("greeting") > 0);
-    }
+        matches!(s.read(&mut b), Ok(n) if b[..n].starts_with(b"* OK"))
+    };
+    let _held = poll(Duration::from_secs(10), || {
+        let mut two: Vec<TcpStream> = (0..2)
+            .map(|_| TcpStream::connect(("127.0.0.1", port)).expect("connect"))
+            .collect();
+        two.iter_mut().all(greeted).then_some(two)
+    })
+    .expect("two sessions admitted");
     let got = imap(port, &[]);
     assert!(got.starts_with("* BYE [UNAVAILABLE]"), "{got}");
+}
+
+#[test]
+fn master_user_and_client_address_reach_dovecot() {
+    let dir = TempDir::new("master");
+    let master = dir.join("master");
+    std::fs::write(&master, "levee:{PLAIN}m4ster\n").expect("write master passdb");
+    // bob's Dovecot password is not the one he gives levee: only the master login works.
+    let dovecot = Dovecot::start_with(
+        &[("bob", "not-hunter2")],
+        &format!(
+            r#"
+auth_master_user_separator = *
+passdb {{
+  driver = passwd-file
+  args = {}
+  master = yes
+}}
+login_trusted_networks = 127.0.0.0/8
+login_log_format_elements = user=<%u> rip=%r rport=%b
+"#,
+            master.display()
+        ),
+    );
+    let setup = LeveeSetup::new();
+    let port = setup.port;
+    let users = setup.dir.join("users");
+    std::fs::write(
+        &users,
+        format!("bob 127.0.0.1:{} {HUNTER2}\n", dovecot.imap_port),
+    )
+    .expect("write user map");
+    let config = format!(
+        r#"[[listener]]
+address = "127.0.0.1:{port}"
+protocol = "imap"
+[listener.mail]
+user_map = "{users}"
+auth_fail_delay = "0s"
+forward_client_address = true
+master_user = "levee"
+master_password = "m4ster"
+"#,
+        users = users.display(),
+    );
+    let _levee = setup.start(&config);
+    let client = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    let client_port = client.local_addr().expect("local addr").port();
+    let got = imap_on(client, &["a LOGIN bob hunter2", "s SELECT INBOX"]);
+    assert!(got.contains("a OK") && got.contains("s OK"), "{got}");
+    let logged = poll(Duration::from_secs(5), || {
+        let log = dovecot.log();
+        log.contains("user=<bob>").then_some(log)
+    })
+    .expect("Dovecot logged the login");
+    // Dovecot saw the client's own port (from ID), not levee's.
+    assert!(
+        logged.contains(&format!("rport={client_port}")),
+        "client port {client_port} not forwarded:\n{logged}"
+    );
 }

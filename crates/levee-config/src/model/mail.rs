@@ -47,6 +47,29 @@ pub struct MailListener {
     pub max_line: usize,
     /// Largest IMAP literal before login.
     pub max_literal: u64,
+    /// Tell the backend the client's address: IMAP `ID` with
+    /// `x-originating-ip`/`x-originating-port`, POP3 `XCLIENT`.
+    pub forward_client_address: bool,
+    /// Log in to the backend as `USER<separator>MASTER` with the master
+    /// password, so the user's password never travels on (Dovecot's master users).
+    pub master: Option<MasterUser>,
+}
+
+/// Dovecot-style master user credentials for backend logins.
+#[derive(Clone, PartialEq, Eq)]
+pub struct MasterUser {
+    pub user: String,
+    pub password: String,
+    pub separator: String,
+}
+
+impl std::fmt::Debug for MasterUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MasterUser")
+            .field("user", &self.user)
+            .field("separator", &self.separator)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Who says yes to a login, and where the user's mailbox is.
@@ -104,6 +127,8 @@ impl MailListener {
             max_commands: DEFAULT_MAIL_MAX_COMMANDS,
             max_line: DEFAULT_MAIL_MAX_LINE,
             max_literal: DEFAULT_MAIL_MAX_LITERAL,
+            forward_client_address: false,
+            master: None,
         }
     }
 }

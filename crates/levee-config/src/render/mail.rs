@@ -40,5 +40,14 @@ pub(super) fn listener(t: &mut Table, m: &MailListener) {
     mail.insert("max_commands".into(), int(u64::from(m.max_commands)));
     mail.insert("max_line".into(), int(m.max_line as u64));
     mail.insert("max_literal".into(), int(m.max_literal));
+    mail.insert(
+        "forward_client_address".into(),
+        Value::Boolean(m.forward_client_address),
+    );
+    if let Some(master) = &m.master {
+        mail.insert("master_user".into(), master.user.as_str().into());
+        mail.insert("master_password".into(), master.password.as_str().into());
+        mail.insert("master_separator".into(), master.separator.as_str().into());
+    }
     t.insert("mail".into(), Value::Table(mail));
 }

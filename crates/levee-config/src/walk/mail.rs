@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use crate::error::Sink;
-use crate::model::{AuthHttp, MailAuth, MailListener, MailProtocol};
+use crate::model::{AuthHttp, MailAuth, MailListener, MailProtocol, MasterUser};
 use crate::tree::{Fields, Item};
 
 pub(crate) const MAIL_KEYS: &[&str] = &[
@@ -22,6 +22,10 @@ pub(crate) const MAIL_KEYS: &[&str] = &[
     "max_commands",
     "max_line",
     "max_literal",
+    "forward_client_address",
+    "master_user",
+    "master_password",
+    "master_separator",
 ];
 
 /// The listener's front end: `None` for HTTP, else its mail settings.
@@ -130,8 +134,41 @@ fn mail(sink: &mut Sink<'_>, item: &Item<'_, '_>, protocol: MailProtocol) -> Opt
     {
         m.max_literal = n;
     }
+    if let Some(b) = fields
+        .get("forward_client_address")
+        .and_then(|i| i.bool(sink))
+    {
+        m.forward_client_address = b;
+    }
+    m.master = master(sink, &fields, item);
     m.auth = auth?;
     Some(m)
+}
+
+/// `master_user` and `master_password` come together; `master_separator` defaults to `*`.
+fn master(
+    sink: &mut Sink<'_>,
+    fields: &Fields<'_, '_>,
+    table: &Item<'_, '_>,
+) -> Option<MasterUser> {
+    let user = fields.get("master_user").and_then(|i| i.text(sink));
+    let password = fields.get("master_password").and_then(|i| i.text(sink));
+    let separator = match fields.get("master_separator") {
+        Some(i) => i.text(sink)?,
+        None => "*",
+    };
+    match (user, password) {
+        (Some(user), Some(password)) => Some(MasterUser {
+            user: user.to_owned(),
+            password: password.to_owned(),
+            separator: separator.to_owned(),
+        }),
+        (None, None) => None,
+        _ => {
+            table.error(sink, "`master_user` and `master_password` go together");
+            None
+        }
+    }
 }
 
 fn auth_http(sink: &mut Sink<'_>, fields: &Fields<'_, '_>, url: &Item<'_, '_>) -> Option<AuthHttp> {

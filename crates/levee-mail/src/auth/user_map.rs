@@ -19,6 +19,8 @@ pub enum UserMapError {
         #[source]
         source: std::io::Error,
     },
+    #[error("user map {0}: with `master_user` every user needs a password hash")]
+    Unhashed(PathBuf),
     #[error("user map {path}:{line}: {message}")]
     Line {
         path: PathBuf,
@@ -132,6 +134,11 @@ impl UserMap {
             }
         }
         Ok(UserMap { users })
+    }
+
+    /// Whether levee checks every user's password itself.
+    pub fn all_hashed(&self) -> bool {
+        self.users.values().all(|e| e.hash.is_some())
     }
 
     pub async fn decide(&self, c: &Credentials, fail_delay: Duration) -> Decision {

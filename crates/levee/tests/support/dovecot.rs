@@ -25,6 +25,11 @@ impl Dovecot {
     /// whose subject is `hello NAME`, with an `X-Instance` header holding
     /// this Dovecot's IMAP port.
     pub fn start(users: &[(&str, &str)]) -> Dovecot {
+        Dovecot::start_with(users, "")
+    }
+
+    /// Like [`Dovecot::start`], with `extra` appended to the config.
+    pub fn start_with(users: &[(&str, &str)], extra: &str) -> Dovecot {
         let bin = nginx::find_in_path("dovecot")
             .unwrap_or_else(|| panic!("dovecot not installed: run scripts/test"));
         let dir = TempDir::new("dovecot");
@@ -98,6 +103,7 @@ service lmtp {{
     mode = 0666
   }}
 }}
+{extra}
 "#
         );
         let conf_path = dir.join("dovecot.conf");

@@ -18,6 +18,9 @@ auth_http_timeout = "2s"
 auth_http_header = { X-Secret = "s3" }
 preauth_timeout = "30s"
 max_errors = 3
+forward_client_address = true
+master_user = "levee"
+master_password = "m4ster"
 "#);
     let l = &config.listeners[0];
     assert_eq!(l.protect.max_connections_per_ip, 10);
@@ -25,6 +28,16 @@ max_errors = 3
     assert_eq!(m.protocol, MailProtocol::Imap);
     assert_eq!(m.preauth_timeout, Duration::from_secs(30));
     assert_eq!(m.max_errors, 3);
+    assert!(m.forward_client_address);
+    let master = m.master.as_ref().expect("master user");
+    assert_eq!(
+        (master.user.as_str(), master.separator.as_str()),
+        ("levee", "*")
+    );
+    assert!(
+        !format!("{master:?}").contains("m4ster"),
+        "the password is not in Debug"
+    );
     let MailAuth::Http(a) = &m.auth else {
         panic!("auth_http expected")
     };
@@ -80,6 +93,12 @@ fn mail_errors_name_the_key() {
             "[[listener]]\naddress = \"127.0.0.1:1\"\nprotocol = \"imap\"\n[listener.mail]\nuser_map = \"/u\"\nauth_http = \"http://a/\"\n"
         ),
         ["t.toml:5:12: listener[0].mail.user_map: set either `auth_http` or `user_map`, not both"]
+    );
+    assert_eq!(
+        errors_of(
+            "[[listener]]\naddress = \"127.0.0.1:1\"\nprotocol = \"imap\"\n[listener.mail]\nuser_map = \"/u\"\nmaster_user = \"m\"\n"
+        ),
+        ["t.toml:4:1: listener[0].mail: `master_user` and `master_password` go together"]
     );
     assert_eq!(
         errors_of("[[listener]]\naddress = \"127.0.0.1:1\"\n[listener.mail]\nuser_map = \"/u\"\n"),
