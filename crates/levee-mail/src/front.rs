@@ -15,6 +15,7 @@ use tokio::net::TcpStream;
 
 use crate::auth::user_map::UserMap;
 pub use crate::auth::user_map::UserMapError;
+use crate::guard::Guard;
 
 /// Most refusals remembered at once; past it expired ones are dropped, then all.
 const NEGATIVE_CACHE_MAX: usize = 10_000;
@@ -34,6 +35,8 @@ pub struct Frontend {
     /// Hashes of refused (protocol, user, password), with when they expire.
     negative: Mutex<HashMap<u64, Instant>>,
     hasher: RandomState,
+    /// Failure counters and per-user session counts.
+    pub guard: Guard,
 }
 
 impl FrontState {
@@ -64,6 +67,7 @@ impl Frontend {
             state: ArcSwap::from_pointee(FrontState::load(config)?),
             negative: Mutex::new(HashMap::new()),
             hasher: RandomState::new(),
+            guard: Guard::default(),
         }))
     }
 

@@ -17,6 +17,7 @@ pub mod auth;
 pub mod auth_http;
 pub mod backend;
 pub mod front;
+pub mod guard;
 pub mod imap;
 pub mod line;
 pub mod pop3;

@@ -31,6 +31,7 @@ use tokio::time::Instant;
 use crate::auth::{Attempt, Decision};
 use crate::backend::{self, Backend, Greet};
 use crate::front::{FrontState, Frontend};
+use crate::guard::SessionSlot;
 use crate::line::{LineError, next_line};
 use crate::sasl::{self, Credentials, Mechanism, Response};
 use crate::splice::Splice;
@@ -97,7 +98,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
 
 /// The outcome of a login attempt, for the protocol to answer.
 pub(crate) enum Outcome {
-    Proxy(Backend),
+    /// Logged in; `slot` holds the user's place in `max_sessions_per_user`.
+    Proxy(Backend, SessionSlot),
+    /// The user has `max_sessions_per_user` sessions already.
+    TooMany,
     /// Bad credentials (after the delay): the auth service's text, if any.
     Refused {
         message: Option<String>,
@@ -123,7 +127,11 @@ pub(crate) fn refusal_text(message: &Option<String>, default: &str) -> String {
 /// What a protocol's pre-auth stage ends with.
 pub(crate) enum PreAuth {
     /// Logged in: relay from here. `user` is for the session log.
-    Proxy { backend: Backend, user: String },
+    Proxy {
+        backend: Backend,
+        user: String,
+        slot: SessionSlot,
+    },
     /// The session ended before login (logout, limits, timeout, close).
     Ended(&'static str),
 }
@@ -202,20 +210,34 @@ impl Ctx {
             peer: self.peer,
             smtp_helo,
         };
+        let config = &self.state.config;
+        let guard = &self.front.guard;
+        let ip = self.peer.ip();
+        let now = std::time::Instant::now();
+        let (limit, window) = (config.max_auth_failures, config.auth_failure_window);
+        let refused = |wait: std::time::Duration, message, smtp_code| async move {
+            let grown = guard.fail(ip, &credentials.user, config.auth_fail_delay, window, now);
+            tokio::time::sleep(wait.max(grown)).await;
+            Outcome::Refused { message, smtp_code }
+        };
+        if guard.blocked(ip, &credentials.user, limit, window, now) {
+            tracing::info!(peer = %self.peer, "mail login refused: too many failures");
+            return refused(config.auth_fail_delay, None, None).await;
+        }
         let mut route = match crate::auth::decide(&self.front, &self.state, &attempt).await {
             Decision::Accept(route) => route,
             Decision::Refuse {
                 message,
                 wait,
                 smtp_code,
-            } => {
-                tokio::time::sleep(wait).await;
-                return Outcome::Refused { message, smtp_code };
-            }
+            } => return refused(wait, message, smtp_code).await,
             Decision::Unavailable(why) => {
                 tracing::warn!(peer = %self.peer, reason = %why, "mail auth unavailable");
                 return Outcome::Unavailable;
             }
+        };
+        let Some(slot) = guard.open_session(&credentials.user, config.max_sessions_per_user) else {
+            return Outcome::TooMany;
         };
         if let Some(master) = &self.state.config.master {
             route.user.extend_from_slice(master.separator.as_bytes());
@@ -229,14 +251,10 @@ impl Ctx {
             .forward_client_address
             .then_some((self.peer, self.local));
         match backend::login(&route, greet, forward, timeout).await {
-            Ok(b) => Outcome::Proxy(b),
+            Ok(b) => Outcome::Proxy(b, slot),
             Err(backend::BackendError::Refused(text)) => {
                 tracing::info!(peer = %self.peer, backend = %route.backend, "backend refused the login");
-                tokio::time::sleep(self.state.config.auth_fail_delay).await;
-                Outcome::Refused {
-                    message: Some(text),
-                    smtp_code: None,
-                }
+                refused(config.auth_fail_delay, Some(text), None).await
             }
             Err(e) => {
                 tracing::warn!(peer = %self.peer, backend = %route.backend, error = %e, "mail backend unavailable");
@@ -270,8 +288,12 @@ pub(crate) async fn run(front: Arc<Frontend>, stream: TcpStream, peer: SocketAdd
         MailProtocol::Pop3 => Box::pin(pop3::preauth(&mut io, &mut ctx)).await,
         MailProtocol::Submission => Box::pin(smtp::preauth(&mut io, &mut ctx)).await,
     };
-    let (backend, user) = match preauth {
-        PreAuth::Proxy { backend, user } => (backend, user),
+    let (backend, user, _slot) = match preauth {
+        PreAuth::Proxy {
+            backend,
+            user,
+            slot,
+        } => (backend, user, slot),
         PreAuth::Ended(why) => {
             tracing::info!(peer = %peer, protocol = protocol.as_str(), attempts = ctx.attempts, end = why, "mail session");
             return;

@@ -217,11 +217,18 @@ fn pop3_and_submission() {
 
 /// Sends `commands` on a new IMAP connection to `port` (after the greeting)
 /// and reads until the last command's tagged reply or the connection closes.
+/// A refusal under `max_connections_per_ip` while earlier sessions are
+/// still closing is retried (with no commands, it is what the caller wants).
 fn imap(port: u16, commands: &[&str]) -> String {
-    imap_on(
-        TcpStream::connect(("127.0.0.1", port)).expect("connect"),
-        commands,
-    )
+    let connect = || TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    if commands.is_empty() {
+        return imap_on(connect(), commands);
+    }
+    poll(Duration::from_secs(10), || {
+        let got = imap_on(connect(), commands);
+        (!got.starts_with("* BYE [UNAVAILABLE] Too many connections")).then_some(got)
+    })
+    .expect("admitted within 10 s")
 }
 
 fn imap_on(mut s: TcpStream, commands: &[&str]) -> String {
@@ -285,6 +292,8 @@ max_connections_per_ip = 2
 [listener.mail]
 user_map = "{users}"
 auth_fail_delay = "0s"
+max_sessions_per_user = 1
+max_auth_failures = 4
 "#,
         pid = setup.pid_file().display(),
         users = users.display(),
@@ -324,6 +333,47 @@ auth_fail_delay = "0s"
     );
     let got = imap(port, &["a LOGIN alice secret"]);
     assert!(got.contains("a OK"), "{got}");
+
+    // One session per user: a second login of alice is refused while the
+    // first lasts. Her earlier sessions may still be closing: retry until in.
+    let first = poll(Duration::from_secs(10), || {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        s.write_all(b"a LOGIN alice secret\r\n").expect("login");
+        s.set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        let mut seen = Vec::new();
+        let mut b = [0u8; 512];
+        loop {
+            let text = String::from_utf8_lossy(&seen).into_owned();
+            if text.contains("a OK") {
+                return Some(s);
+            }
+            if text.contains("a NO") {
+                return None;
+            }
+            match s.read(&mut b) {
+                Ok(n) if n > 0 => seen.extend_from_slice(&b[..n]),
+                _ => return None,
+            }
+        }
+    })
+    .expect("alice logs in once her old sessions are gone");
+    let got = imap(port, &["b LOGIN alice secret"]);
+    assert!(got.contains("b NO [LIMIT]"), "{got}");
+    drop(first);
+
+    // Two failures so far from this IP; two more reach max_auth_failures,
+    // after which even a right password is refused without asking.
+    for _ in 0..2 {
+        let got = imap(port, &["a LOGIN mallory guess"]);
+        assert!(got.contains("a NO [AUTHENTICATIONFAILED]"), "{got}");
+    }
+    let got = imap(port, &["a LOGIN alice secret"]);
+    assert!(got.contains("a NO [AUTHENTICATIONFAILED]"), "{got}");
+    assert!(
+        levee.wait_stderr("too many failures", Duration::from_secs(5))
+            || levee.stdout().contains("too many failures")
+    );
 
     // The listener's connection limit applies, answered in IMAP. Earlier
     // sessions may still be closing, so wait until two are greeted.

@@ -53,6 +53,12 @@ pub struct MailListener {
     /// Log in to the backend as `USER<separator>MASTER` with the master
     /// password, so the user's password never travels on (Dovecot's master users).
     pub master: Option<MasterUser>,
+    /// Failed logins from one IP, or for one user, within `auth_failure_window`
+    /// after which that IP or user is refused without asking; 0 turns it off.
+    pub max_auth_failures: u32,
+    pub auth_failure_window: Duration,
+    /// Logged-in sessions of one user on this listener; 0 means no limit.
+    pub max_sessions_per_user: u32,
 }
 
 /// Dovecot-style master user credentials for backend logins.
@@ -109,6 +115,8 @@ pub const DEFAULT_MAIL_MAX_ERRORS: u32 = 5;
 pub const DEFAULT_MAIL_MAX_COMMANDS: u32 = 50;
 pub const DEFAULT_MAIL_MAX_LINE: usize = 8 * 1024;
 pub const DEFAULT_MAIL_MAX_LITERAL: u64 = 8 * 1024;
+pub const DEFAULT_MAIL_MAX_AUTH_FAILURES: u32 = 10;
+pub const DEFAULT_MAIL_AUTH_FAILURE_WINDOW: Duration = Duration::from_secs(5 * 60);
 pub const DEFAULT_AUTH_HTTP_TIMEOUT: Duration = Duration::from_secs(5);
 pub const DEFAULT_AUTH_NEGATIVE_TTL: Duration = Duration::from_secs(2);
 
@@ -129,6 +137,9 @@ impl MailListener {
             max_literal: DEFAULT_MAIL_MAX_LITERAL,
             forward_client_address: false,
             master: None,
+            max_auth_failures: DEFAULT_MAIL_MAX_AUTH_FAILURES,
+            auth_failure_window: DEFAULT_MAIL_AUTH_FAILURE_WINDOW,
+            max_sessions_per_user: 0,
         }
     }
 }

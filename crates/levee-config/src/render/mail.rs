@@ -33,6 +33,7 @@ pub(super) fn listener(t: &mut Table, m: &MailListener) {
         ("preauth_timeout", m.preauth_timeout),
         ("idle_timeout", m.idle_timeout),
         ("backend_connect_timeout", m.backend_connect_timeout),
+        ("auth_failure_window", m.auth_failure_window),
     ] {
         mail.insert(name.into(), duration(d));
     }
@@ -40,6 +41,14 @@ pub(super) fn listener(t: &mut Table, m: &MailListener) {
     mail.insert("max_commands".into(), int(u64::from(m.max_commands)));
     mail.insert("max_line".into(), int(m.max_line as u64));
     mail.insert("max_literal".into(), int(m.max_literal));
+    mail.insert(
+        "max_auth_failures".into(),
+        int(u64::from(m.max_auth_failures)),
+    );
+    mail.insert(
+        "max_sessions_per_user".into(),
+        int(u64::from(m.max_sessions_per_user)),
+    );
     mail.insert(
         "forward_client_address".into(),
         Value::Boolean(m.forward_client_address),

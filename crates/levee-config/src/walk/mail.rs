@@ -26,6 +26,9 @@ pub(crate) const MAIL_KEYS: &[&str] = &[
     "master_user",
     "master_password",
     "master_separator",
+    "max_auth_failures",
+    "auth_failure_window",
+    "max_sessions_per_user",
 ];
 
 /// The listener's front end: `None` for HTTP, else its mail settings.
@@ -110,13 +113,15 @@ fn mail(sink: &mut Sink<'_>, item: &Item<'_, '_>, protocol: MailProtocol) -> Opt
             *slot = d;
         }
     }
-    for (name, slot) in [
-        ("max_errors", &mut m.max_errors),
-        ("max_commands", &mut m.max_commands),
+    for (name, slot, min) in [
+        ("max_errors", &mut m.max_errors, 1),
+        ("max_commands", &mut m.max_commands, 1),
+        ("max_auth_failures", &mut m.max_auth_failures, 0),
+        ("max_sessions_per_user", &mut m.max_sessions_per_user, 0),
     ] {
         if let Some(n) = fields
             .get(name)
-            .and_then(|i| i.int_in(sink, 1, u64::from(u32::MAX)))
+            .and_then(|i| i.int_in(sink, min, u64::from(u32::MAX)))
         {
             *slot = n as u32;
         }

@@ -159,7 +159,17 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
         };
         let user = String::from_utf8_lossy(&credentials.user).into_owned();
         match ctx.login(&credentials, Greet::Imap { tag: &tag }).await {
-            Outcome::Proxy(backend) => return Ok(PreAuth::Proxy { backend, user }),
+            Outcome::Proxy(backend, slot) => {
+                return Ok(PreAuth::Proxy {
+                    backend,
+                    user,
+                    slot,
+                });
+            }
+            Outcome::TooMany => {
+                io.send(&reply("NO [LIMIT] Too many sessions for this user."))
+                    .await?;
+            }
             Outcome::Refused { message, .. } => {
                 let text = refusal_text(&message, "Authentication failed.");
                 io.send(&reply(&format!("NO [AUTHENTICATIONFAILED] {text}")))

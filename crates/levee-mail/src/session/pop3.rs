@@ -127,11 +127,16 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
         };
         let name = String::from_utf8_lossy(&credentials.user).into_owned();
         match ctx.login(&credentials, Greet::Pop3).await {
-            Outcome::Proxy(backend) => {
+            Outcome::Proxy(backend, slot) => {
                 return Ok(PreAuth::Proxy {
                     backend,
                     user: name,
+                    slot,
                 });
+            }
+            Outcome::TooMany => {
+                io.send(b"-ERR [IN-USE] Too many sessions for this user.\r\n")
+                    .await?;
             }
             Outcome::Refused { message, .. } => {
                 let text = refusal_text(&message, "Authentication failed.");

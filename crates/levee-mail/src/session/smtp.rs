@@ -124,11 +124,16 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
         }
         let name = String::from_utf8_lossy(&credentials.user).into_owned();
         match ctx.login(&credentials, Greet::Smtp { helo: &helo }).await {
-            Outcome::Proxy(backend) => {
+            Outcome::Proxy(backend, slot) => {
                 return Ok(PreAuth::Proxy {
                     backend,
                     user: name,
+                    slot,
                 });
+            }
+            Outcome::TooMany => {
+                io.send(b"454 4.7.0 Too many sessions for this user\r\n")
+                    .await?;
             }
             Outcome::Refused { message, smtp_code } => {
                 let text = refusal_text(&message, "Authentication credentials invalid");
