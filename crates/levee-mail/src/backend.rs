@@ -85,7 +85,7 @@ async fn login_inner(
     let to_client = match greet {
         Greet::Imap { tag } => imap(&mut b, route, tag, forward).await?,
         Greet::Pop3 => pop3(&mut b, route, forward).await?,
-        Greet::Smtp { helo } => smtp(&mut b, route, helo).await?,
+        Greet::Smtp { helo } => smtp(&mut b, route, helo, forward).await?,
     };
     let mut to_client = to_client;
     to_client.extend_from_slice(&b.buf);
@@ -252,7 +252,12 @@ async fn smtp_reply(b: &mut Lines) -> Result<(u16, Vec<u8>), BackendError> {
     }
 }
 
-async fn smtp(b: &mut Lines, route: &Route, helo: &[u8]) -> Result<Vec<u8>, BackendError> {
+async fn smtp(
+    b: &mut Lines,
+    route: &Route,
+    helo: &[u8],
+    forward: Forward,
+) -> Result<Vec<u8>, BackendError> {
     let (code, reply) = smtp_reply(b).await?;
     if code != 220 {
         return Err(BackendError::Protocol(text(&reply)));
@@ -264,6 +269,24 @@ async fn smtp(b: &mut Lines, route: &Route, helo: &[u8]) -> Result<Vec<u8>, Back
     let (code, reply) = smtp_reply(b).await?;
     if code != 250 {
         return Err(BackendError::Protocol(text(&reply)));
+    }
+    let offers_xclient = reply.split(|&c| c == b'\n').any(|l| {
+        l.get(4..11)
+            .is_some_and(|w| w.eq_ignore_ascii_case(b"XCLIENT"))
+    });
+    if let (Some((peer, _)), true) = (forward, offers_xclient) {
+        // Postfix/Dovecot XCLIENT: the session restarts with a new greeting.
+        b.send(format!("XCLIENT ADDR={} PORT={}\r\n", peer.ip(), peer.port()).as_bytes())
+            .await?;
+        let (code, reply) = smtp_reply(b).await?;
+        if code != 220 {
+            return Err(BackendError::Protocol(text(&reply)));
+        }
+        b.send(&ehlo).await?;
+        let (code, reply) = smtp_reply(b).await?;
+        if code != 250 {
+            return Err(BackendError::Protocol(text(&reply)));
+        }
     }
     let auth = format!(
         "AUTH PLAIN {}\r\n",

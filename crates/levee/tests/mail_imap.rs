@@ -1,7 +1,7 @@
-//! The mail front end against real peers: two Dovecot instances as IMAP and
-//! POP3 backends (one user each, to prove routing), nginx as the
-//! `auth_http` service, and Python's imaplib/poplib/smtplib as clients
-//! (`mail/clients.py`).
+//! The mail front end against real peers: Dovecot instances as IMAP, POP3
+//! and submission backends (two of them, holding different users, to prove
+//! routing), nginx as the `auth_http` service, and Python's
+//! imaplib/poplib/smtplib as clients (`mail/clients.py`).
 
 mod support;
 
@@ -451,5 +451,113 @@ master_password = "m4ster"
     assert!(
         logged.contains(&format!("rport={client_port}")),
         "client port {client_port} not forwarded:\n{logged}"
+    );
+}
+
+/// Where Dovecot's submission service relays mail: an in-test SMTP sink,
+/// since the test only needs to see the message arrive (the proxy under
+/// test talks to Dovecot, a real server). Sends each message's data.
+fn smtp_sink() -> (u16, std::sync::mpsc::Receiver<String>) {
+    use std::io::BufRead;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind sink");
+    let port = listener.local_addr().expect("addr").port();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                let mut w = stream.try_clone().expect("clone");
+                let mut r = std::io::BufReader::new(stream);
+                let _ = w.write_all(b"220 sink ESMTP\r\n");
+                let mut line = String::new();
+                while r.read_line(&mut line).unwrap_or(0) > 0 {
+                    let verb = line.get(..4).unwrap_or("").to_ascii_uppercase();
+                    let reply: &[u8] = match verb.as_str() {
+                        "DATA" => {
+                            let _ = w.write_all(b"354 go\r\n");
+                            let mut data = String::new();
+                            let mut l = String::new();
+                            while r.read_line(&mut l).unwrap_or(0) > 0 && l != ".\r\n" {
+                                data.push_str(&l);
+                                l.clear();
+                            }
+                            let _ = tx.send(data);
+                            b"250 2.0.0 queued\r\n"
+                        }
+                        "QUIT" => {
+                            let _ = w.write_all(b"221 bye\r\n");
+                            return;
+                        }
+                        _ => b"250 ok\r\n",
+                    };
+                    let _ = w.write_all(reply);
+                    line.clear();
+                }
+            });
+        }
+    });
+    (port, rx)
+}
+
+#[test]
+fn submission_relays_a_message_through_dovecot() {
+    let (sink, delivered) = smtp_sink();
+    let submission = free_port();
+    let dovecot = Dovecot::start_with(
+        &[("alice", "secret")],
+        &format!(
+            r#"
+protocols = imap pop3 submission
+hostname = levee-test.example
+submission_relay_host = 127.0.0.1
+submission_relay_port = {sink}
+submission_relay_trusted = yes
+login_trusted_networks = 127.0.0.0/8
+login_log_format_elements = user=<%u> rip=%r rport=%b
+service submission-login {{
+  inet_listener submission {{
+    port = {submission}
+  }}
+}}
+"#
+        ),
+    );
+    let up = poll(Duration::from_secs(10), || {
+        TcpStream::connect(("127.0.0.1", submission)).ok()
+    });
+    assert!(
+        up.is_some(),
+        "Dovecot submission did not start:\n{}",
+        dovecot.log()
+    );
+    let setup = LeveeSetup::new();
+    let port = setup.port;
+    let users = setup.dir.join("users");
+    std::fs::write(&users, format!("alice 127.0.0.1:{submission}\n")).expect("write user map");
+    let config = format!(
+        r#"[[listener]]
+address = "127.0.0.1:{port}"
+protocol = "submission"
+[listener.mail]
+user_map = "{users}"
+forward_client_address = true
+"#,
+        users = users.display(),
+    );
+    let _levee = setup.start(&config);
+    let r = client("submission_send", port);
+    assert_eq!(r["refused"], "0", "{r:?}");
+    let message = delivered
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the message reached the relay host");
+    assert!(
+        message.contains("Subject: relayed through levee"),
+        "{message}"
+    );
+    // Dovecot saw the client's port through XCLIENT, not levee's.
+    let log = dovecot.log();
+    assert!(
+        log.contains(&format!("rport={}", r["client_port"])),
+        "client port not forwarded:\n{log}"
     );
 }

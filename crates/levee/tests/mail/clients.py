@@ -160,5 +160,19 @@ def submission(port):
     c.close()
 
 
+def submission_send(port):
+    c = smtplib.SMTP("127.0.0.1", port)
+    out("client_port", c.sock.getsockname()[1])
+    c.ehlo("client.example")
+    c.login("alice", "secret")
+    refused = c.sendmail("alice@example.org", ["bob@example.org"],
+                         "From: alice@example.org\r\nTo: bob@example.org\r\n"
+                         "Subject: relayed through levee\r\n\r\nHello Bob.\r\n")
+    out("refused", len(refused))
+    c.quit()
+
+
 if __name__ == "__main__":
-    {"imap_logins": imap_logins, "imap_raw": imap_raw, "pop3": pop3, "submission": submission}[sys.argv[1]](int(sys.argv[2]))
+    cases = {"imap_logins": imap_logins, "imap_raw": imap_raw, "pop3": pop3,
+             "submission": submission, "submission_send": submission_send}
+    cases[sys.argv[1]](int(sys.argv[2]))
