@@ -114,6 +114,7 @@ pub fn render(site: &Site) -> String {
             }
         }
     }
+    levee_mail::metrics::render_prometheus(&mut out);
     out
 }
 

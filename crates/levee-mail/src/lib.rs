@@ -20,6 +20,7 @@ pub mod front;
 pub mod guard;
 pub mod imap;
 pub mod line;
+pub mod metrics;
 pub mod pop3;
 pub mod sasl;
 pub mod session;

@@ -33,6 +33,7 @@ use crate::backend::{self, Backend, Greet};
 use crate::front::{FrontState, Frontend};
 use crate::guard::SessionSlot;
 use crate::line::{LineError, next_line};
+use crate::metrics::{self, Login, Stage, StageGuard};
 use crate::sasl::{self, Credentials, Mechanism, Response};
 use crate::splice::Splice;
 
@@ -220,8 +221,10 @@ impl Ctx {
             tokio::time::sleep(wait.max(grown)).await;
             Outcome::Refused { message, smtp_code }
         };
+        let protocol = config.protocol;
         if guard.blocked(ip, &credentials.user, limit, window, now) {
             tracing::info!(peer = %self.peer, "mail login refused: too many failures");
+            metrics::login(protocol, Login::Blocked);
             return refused(config.auth_fail_delay, None, None).await;
         }
         let mut route = match crate::auth::decide(&self.front, &self.state, &attempt).await {
@@ -230,13 +233,18 @@ impl Ctx {
                 message,
                 wait,
                 smtp_code,
-            } => return refused(wait, message, smtp_code).await,
+            } => {
+                metrics::login(protocol, Login::Refused);
+                return refused(wait, message, smtp_code).await;
+            }
             Decision::Unavailable(why) => {
                 tracing::warn!(peer = %self.peer, reason = %why, "mail auth unavailable");
+                metrics::login(protocol, Login::Unavailable);
                 return Outcome::Unavailable;
             }
         };
         let Some(slot) = guard.open_session(&credentials.user, config.max_sessions_per_user) else {
+            metrics::login(protocol, Login::TooMany);
             return Outcome::TooMany;
         };
         if let Some(master) = &self.state.config.master {
@@ -251,13 +259,24 @@ impl Ctx {
             .forward_client_address
             .then_some((self.peer, self.local));
         match backend::login(&route, greet, forward, timeout).await {
-            Ok(b) => Outcome::Proxy(b, slot),
+            Ok(b) => {
+                metrics::login(protocol, Login::Ok);
+                Outcome::Proxy(b, slot)
+            }
             Err(backend::BackendError::Refused(text)) => {
                 tracing::info!(peer = %self.peer, backend = %route.backend, "backend refused the login");
+                metrics::login(protocol, Login::Refused);
                 refused(config.auth_fail_delay, Some(text), None).await
             }
             Err(e) => {
                 tracing::warn!(peer = %self.peer, backend = %route.backend, error = %e, "mail backend unavailable");
+                let kind = match e {
+                    backend::BackendError::Connect(_) => metrics::BackendError::Connect,
+                    backend::BackendError::Timeout => metrics::BackendError::Timeout,
+                    _ => metrics::BackendError::Protocol,
+                };
+                metrics::backend_error(protocol, kind);
+                metrics::login(protocol, Login::Unavailable);
                 Outcome::Unavailable
             }
         }
@@ -269,6 +288,7 @@ pub(crate) async fn run(front: Arc<Frontend>, stream: TcpStream, peer: SocketAdd
     let state = front.state();
     let protocol = state.config.protocol;
     let idle = state.config.idle_timeout;
+    let mut stage = StageGuard::enter(protocol, Stage::PreAuth);
     let mut io = Io {
         stream,
         buf: Vec::new(),
@@ -300,6 +320,7 @@ pub(crate) async fn run(front: Arc<Frontend>, stream: TcpStream, peer: SocketAdd
         }
     };
     drop(ctx);
+    stage.advance(Stage::Proxying);
     let backend_addr = backend.addr;
     let pipelined = std::mem::take(&mut io.buf);
     let mut splice = Splice::new(

@@ -274,6 +274,7 @@ fn user_map_routes_checks_hashes_and_reloads() {
     let two = Dovecot::start(&[("alice", "secret"), ("bob", "hunter2")]);
     let setup = LeveeSetup::new();
     let port = setup.port;
+    let admin = free_port();
     let users = setup.dir.join("users");
     std::fs::write(
         &users,
@@ -294,6 +295,9 @@ user_map = "{users}"
 auth_fail_delay = "0s"
 max_sessions_per_user = 1
 max_auth_failures = 4
+
+[admin]
+address = "127.0.0.1:{admin}"
 "#,
         pid = setup.pid_file().display(),
         users = users.display(),
@@ -374,6 +378,24 @@ max_auth_failures = 4
         levee.wait_stderr("too many failures", Duration::from_secs(5))
             || levee.stdout().contains("too many failures")
     );
+    let logins = |result: &str| {
+        metric(
+            admin,
+            &format!("levee_mail_logins_total{{protocol=\"imap\",result=\"{result}\"}}"),
+        )
+        .unwrap_or(-1.0)
+    };
+    // bob, carol and mallory twice were refused; alice once blocked, and at
+    // least once over her cap (more if an old session was still closing).
+    assert_eq!(logins("refused"), 4.0);
+    assert_eq!(logins("blocked"), 1.0);
+    assert!(logins("too_many") >= 1.0);
+    assert!(logins("ok") >= 4.0);
+    let proxying = metric(
+        admin,
+        "levee_mail_sessions{protocol=\"imap\",stage=\"proxying\"}",
+    );
+    assert!(proxying.is_some_and(|n| n >= 0.0), "{proxying:?}");
 
     // The listener's connection limit applies, answered in IMAP. Earlier
     // sessions may still be closing, so wait until two are greeted.
