@@ -198,7 +198,14 @@ async fn imap(
             untagged.extend_from_slice(&line);
             return Ok(untagged);
         }
-        return Err(BackendError::Refused(text(rest.get(3..).unwrap_or(b""))));
+        // The client gets its own response code; drop the backend's.
+        let mut why = rest.get(3..).unwrap_or(b"");
+        if why.starts_with(b"[")
+            && let Some(end) = why.iter().position(|&b| b == b']')
+        {
+            why = why[end + 1..].trim_ascii_start();
+        }
+        return Err(BackendError::Refused(text(why)));
     }
 }
 

@@ -29,6 +29,7 @@ fn auth_service(alice: u16, bob: u16, down: u16) -> Nginx {
         "alice:secret" OK;
         "bob:hunter2" OK;
         "ghost:x" OK;
+        "alice:backend-says-no" OK;
         default "Invalid login or password";
     }}
 "#
@@ -160,10 +161,14 @@ fn imap_logins_route_and_refuse() {
         "{r:?}"
     );
     assert!(r["down"].contains("[UNAVAILABLE]"), "{r:?}");
+    // Accepted by the auth service, refused by Dovecot: one response code, Dovecot's text.
+    let backend_no = &r["backend_no"];
+    assert_eq!(backend_no.matches("[AUTHENTICATIONFAILED]").count(), 1, "{r:?}");
+    assert!(backend_no.contains("Authentication failed"), "{r:?}");
     // Refused connect: answered at once, not after the 3 s connect timeout.
     assert!(ms(&r["down_ms"]) < 2000, "{r:?}");
     // Pooled: the auth requests shared connections, which nginx kept open.
-    let asked = env._auth[0].wait_entries("/auth", 6);
+    let asked = env._auth[0].wait_entries("/auth", 7);
     let mut conns: Vec<String> = asked.iter().map(|e| e.get("conn")).collect();
     conns.sort();
     conns.dedup();

@@ -82,6 +82,13 @@ def imap_logins(port):
         out("bad_password", e)
 
     c = imaplib.IMAP4("127.0.0.1", port)
+    try:
+        c.login("alice", "backend-says-no")
+        out("backend_no", "accepted")
+    except imaplib.IMAP4.error as e:
+        out("backend_no", e)
+
+    c = imaplib.IMAP4("127.0.0.1", port)
     started = time.monotonic()
     try:
         c.login("ghost", "x")
