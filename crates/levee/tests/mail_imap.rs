@@ -163,7 +163,11 @@ fn imap_logins_route_and_refuse() {
     assert!(r["down"].contains("[UNAVAILABLE]"), "{r:?}");
     // Accepted by the auth service, refused by Dovecot: one response code, Dovecot's text.
     let backend_no = &r["backend_no"];
-    assert_eq!(backend_no.matches("[AUTHENTICATIONFAILED]").count(), 1, "{r:?}");
+    assert_eq!(
+        backend_no.matches("[AUTHENTICATIONFAILED]").count(),
+        1,
+        "{r:?}"
+    );
     assert!(backend_no.contains("Authentication failed"), "{r:?}");
     // Refused connect: answered at once, not after the 3 s connect timeout.
     assert!(ms(&r["down_ms"]) < 2000, "{r:?}");
