@@ -592,3 +592,35 @@ forward_client_address = true
         "client port not forwarded:\n{log}"
     );
 }
+
+#[test]
+fn curl_fetches_over_imap_and_pop3() {
+    let env = start();
+    // curl logs in with AUTHENTICATE PLAIN and SASL-IR (both offered).
+    let imap = curl(&[
+        "-s",
+        "-u",
+        "bob:hunter2",
+        &format!("imap://127.0.0.1:{}/INBOX;MAILINDEX=1", env.imap),
+    ]);
+    let text = String::from_utf8_lossy(&imap.stdout);
+    assert!(imap.status.success(), "curl imap: {imap:?}");
+    assert!(text.contains("Subject: hello bob"), "{text}");
+    let pop3 = curl(&[
+        "-s",
+        "-u",
+        "alice:secret",
+        &format!("pop3://127.0.0.1:{}/1", env.pop3),
+    ]);
+    let text = String::from_utf8_lossy(&pop3.stdout);
+    assert!(pop3.status.success(), "curl pop3: {pop3:?}");
+    assert!(text.contains("Subject: hello alice"), "{text}");
+    let refused = curl(&[
+        "-s",
+        "-u",
+        "alice:nope",
+        &format!("imap://127.0.0.1:{}/INBOX;MAILINDEX=1", env.imap),
+    ]);
+    // 67: "the user name, password, or similar was not accepted".
+    assert_eq!(refused.status.code(), Some(67), "{refused:?}");
+}
