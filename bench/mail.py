@@ -1,12 +1,15 @@
 #!/usr/bin/env python3
-"""IMAP front ends side by side: logins/s and memory per logged-in idle session.
+"""IMAP front ends side by side: logins/s, memory per logged-in idle session,
+and CPU per FETCH.
 
 nginx's mail proxy (Debian libnginx-mod-mail, 2 workers) and levee (2 workers,
 `cargo build --release` first) each stand in front of one minimal IMAP
 backend, asking one auth_http service that accepts every login. For each
 proxy: N clients connect and LOGIN (200 at a time), then all N sessions are
 held idle; the figures are logins per second and the growth of the proxy's
-process-tree PSS (/proc/PID/smaps_rollup) per held session.
+process-tree PSS (/proc/PID/smaps_rollup) per held session. Then 32
+logged-in clients FETCH a 4 KB message in a loop for --seconds; the figure
+is the proxy's user+system CPU time per FETCH.
 
     python3 bench/mail.py -n 9000
 
@@ -17,11 +20,13 @@ PORT BACKEND`); the proxies get a 20,000-descriptor limit."""
 import argparse, asyncio, os, subprocess, sys, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from peers import TMP, _write, spawn, wait_port, pss_kb, stop
+from peers import TMP, _write, spawn, wait_port, pss_kb, cpu_seconds, stop
 
 AUTH, BACKEND = 19390, 19392
 PORTS = {"nginx": 19391, "levee": 19394}
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# What every FETCH returns: a 4 KB message, the size of a typical small mail.
+MESSAGE = b"x" * 4094 + b"\r\n"
 
 
 async def backend_session(r, w):
@@ -44,6 +49,8 @@ async def backend_session(r, w):
             tag, cmd = parts[0], (parts[1].strip().upper() if len(parts) > 1 else b"")
             if cmd == b"LOGIN":
                 w.write(tag + b" OK [CAPABILITY IMAP4rev1 IDLE] Logged in\r\n")
+            elif cmd == b"FETCH":
+                w.write(b"* 1 FETCH (BODY[] {%d}\r\n" % len(MESSAGE) + MESSAGE + b")\r\n" + tag + b" OK done\r\n")
             elif cmd == b"LOGOUT":
                 w.write(b"* BYE\r\n" + tag + b" OK bye\r\n")
                 await w.drain()
@@ -116,6 +123,36 @@ async def idle(pid, port, n):
     return result
 
 
+async def fetch_loop(port, i, seconds, counts):
+    r, w = await asyncio.open_connection("127.0.0.1", port)
+    await r.readline()
+    w.write(b"a1 LOGIN user%d secret\r\n" % i)
+    await w.drain()
+    while not (await r.readline()).startswith(b"a1 "):
+        pass
+    end = time.time() + seconds
+    while time.time() < end:
+        w.write(b"f FETCH 1 BODY[]\r\n")
+        await w.drain()
+        while not (await r.readline()).startswith(b"f OK"):
+            pass
+        counts[0] += 1
+    w.close()
+
+
+async def fetches(pid, port, sessions, seconds):
+    """`sessions` logged-in clients FETCH a 4 KB message in a loop; the
+    proxy's CPU time over the run per FETCH."""
+    counts = [0]
+    cpu0 = cpu_seconds(pid)
+    t0 = time.time()
+    await asyncio.gather(*(fetch_loop(port, i, seconds, counts) for i in range(sessions)))
+    elapsed = time.time() - t0
+    cpu = cpu_seconds(pid) - cpu0
+    return (f"fetches={counts[0]} fetches_per_s={counts[0] / elapsed:.0f} "
+            f"cpu_us_per_fetch={cpu * 1e6 / max(counts[0], 1):.1f}")
+
+
 def nginx_mail():
     d = os.path.join(TMP, "nginx-mail")
     os.makedirs(d, exist_ok=True)
@@ -157,6 +194,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("-n", type=int, default=9000)
     ap.add_argument("--levee", default=os.path.join(ROOT, "target/release/levee"))
+    ap.add_argument("--seconds", type=int, default=10, help="length of the FETCH phase")
     a = ap.parse_args()
     me = os.path.abspath(__file__)
     helpers = [spawn(["sh", "-c", f"ulimit -n 20000 && exec {sys.executable} {me} backend {BACKEND}"]),
@@ -171,6 +209,8 @@ def main():
                 stop([p])
                 continue
             print(f"{name:6} {asyncio.run(idle(p.pid, PORTS[name], a.n))}", flush=True)
+            time.sleep(1)
+            print(f"{name:6} {asyncio.run(fetches(p.pid, PORTS[name], 32, a.seconds))}", flush=True)
             stop([p])
             time.sleep(1)
     finally:
