@@ -49,11 +49,12 @@ pub enum ServerError {
     },
     #[error("starting workers: {0}")]
     Workers(std::io::Error),
-    #[error("mail listener {addr}: {source}")]
+    /// The user map's error is in the message (and not a `source`, so a
+    /// chain printer does not repeat it).
+    #[error("mail listener {addr}: {error}")]
     Mail {
         addr: SocketAddr,
-        #[source]
-        source: levee_mail::front::UserMapError,
+        error: levee_mail::front::UserMapError,
     },
 }
 
@@ -91,9 +92,9 @@ fn plan_mail(
     };
     for l in &config.listeners {
         let Some(mail) = &l.mail else { continue };
-        let err = |source| ServerError::Mail {
+        let err = |error| ServerError::Mail {
             addr: l.address,
-            source,
+            error,
         };
         match running.get(&l.address) {
             Some(front) => plan.swap.push((

@@ -13,11 +13,11 @@ use crate::sasl::Credentials;
 
 #[derive(Debug, thiserror::Error)]
 pub enum UserMapError {
-    #[error("user map {path}: {source}")]
+    /// The I/O error is in the message, not a `source`, so it is not repeated.
+    #[error("user map {path}: {error}")]
     Read {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("user map {0}: with `master_user` every user needs a password hash")]
     Unhashed(PathBuf),
@@ -81,9 +81,9 @@ fn verify(pass: &[u8], hash: &str) -> bool {
 
 impl UserMap {
     pub fn load(path: &Path) -> Result<UserMap, UserMapError> {
-        let text = std::fs::read_to_string(path).map_err(|source| UserMapError::Read {
+        let text = std::fs::read_to_string(path).map_err(|error| UserMapError::Read {
             path: path.to_path_buf(),
-            source,
+            error,
         })?;
         UserMap::parse(&text).map_err(|(line, message)| UserMapError::Line {
             path: path.to_path_buf(),
