@@ -216,3 +216,27 @@ master_password = "m4ster"
         "client port {client_port} not forwarded:\n{logged}"
     );
 }
+
+#[test]
+fn a_broken_user_map_stops_the_start_with_its_line() {
+    let dir = TempDir::new("bad-map");
+    let users = dir.join("users");
+    std::fs::write(&users, "alice 127.0.0.1:143\nbob\n").expect("write user map");
+    let config = dir.join("levee.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[listener]]\naddress = \"127.0.0.1:{}\"\nprotocol = \"imap\"\n[listener.mail]\nuser_map = \"{}\"\n",
+            free_port(),
+            users.display()
+        ),
+    )
+    .expect("write config");
+    let out = levee_cmd(&["run", "-c", &config.display().to_string()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains(&format!("user map {}:2: expected", users.display())),
+        "{stderr}"
+    );
+}
