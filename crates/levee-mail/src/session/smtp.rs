@@ -137,11 +137,8 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
             }
             Outcome::Refused { message, smtp_code } => {
                 let text = refusal_text(&message, "Authentication credentials invalid");
-                let code = smtp_code
-                    .filter(|c| c.len() == 3 && c.bytes().all(|b| b.is_ascii_digit()))
-                    .unwrap_or_else(|| "535".to_owned());
-                io.send(format!("{code} 5.7.8 {text}\r\n").as_bytes())
-                    .await?;
+                let code = reply_code(smtp_code.as_deref());
+                io.send(format!("{code} {text}\r\n").as_bytes()).await?;
             }
             Outcome::Unavailable => {
                 io.send(b"454 4.7.0 Temporary authentication failure\r\n")
@@ -152,5 +149,42 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
             io.send(b"421 4.7.0 Too many errors\r\n").await?;
             return Ok(PreAuth::Ended("too many errors"));
         }
+    }
+}
+
+/// The reply code for a refused AUTH: the auth service's `Auth-Error-Code`
+/// (`535` or `535 5.7.0`, as nginx takes it) when well formed, else `535 5.7.8`.
+fn reply_code(given: Option<&str>) -> String {
+    let Some(code) = given else {
+        return "535 5.7.8".to_owned();
+    };
+    let (basic, enhanced) = code.split_once(' ').unwrap_or((code, ""));
+    let basic_ok = basic.len() == 3
+        && basic.starts_with(['4', '5'])
+        && basic.bytes().all(|b| b.is_ascii_digit());
+    let enhanced_ok = enhanced.is_empty()
+        || (enhanced.len() <= 9
+            && enhanced.split('.').count() == 3
+            && enhanced
+                .split('.')
+                .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())));
+    match (basic_ok, enhanced_ok, enhanced.is_empty()) {
+        (true, true, true) => format!("{basic} 5.7.8"),
+        (true, true, false) => code.to_owned(),
+        _ => "535 5.7.8".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::reply_code;
+
+    #[test]
+    fn auth_error_codes() {
+        assert_eq!(reply_code(None), "535 5.7.8");
+        assert_eq!(reply_code(Some("535")), "535 5.7.8");
+        assert_eq!(reply_code(Some("454 4.7.0")), "454 4.7.0");
+        assert_eq!(reply_code(Some("250 2.0.0")), "535 5.7.8");
+        assert_eq!(reply_code(Some("535 x\r\n250")), "535 5.7.8");
     }
 }
