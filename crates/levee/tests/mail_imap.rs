@@ -68,6 +68,10 @@ fn imap_logins_route_and_refuse() {
 #[test]
 fn imap_pipelining_literals_and_limits() {
     let env = start();
+    let r = client_on("no_tls_yet", &[env.imap, env.pop3, env.submission]);
+    assert_eq!(r["imap"], "True", "STARTTLS offered or accepted: {r:?}");
+    assert_eq!(r["pop3"], "True", "STLS offered or accepted: {r:?}");
+    assert_eq!(r["smtp"], "True", "STARTTLS offered or accepted: {r:?}");
     let r = client("imap_raw", env.imap);
     assert_eq!(r["pipelined"], "True", "{r:?}");
     assert_eq!(r["split"], "True", "{r:?}");

@@ -179,7 +179,20 @@ def submission_send(port):
     c.quit()
 
 
+def no_tls_yet(port_imap, port_pop3, port_smtp):
+    """STARTTLS/STLS is neither offered nor accepted until levee has TLS."""
+    got = raw(port_imap, [b"a CAPABILITY\r\nb STARTTLS\r\n"], b"b ")
+    out("imap", "STARTTLS" not in got.split("a OK")[0] and "b BAD" in got)
+    got = raw(port_pop3, [b"CAPA\r\nSTLS\r\n"], b"-ERR")
+    out("pop3", "STLS\r\n" not in got.split(".\r\n")[0] and "-ERR" in got)
+    got = raw(port_smtp, [b"EHLO x\r\nSTARTTLS\r\n"], b"502")
+    out("smtp", "STARTTLS" not in got.split("250 AUTH")[0] and "502 5.5.1" in got)
+
+
 if __name__ == "__main__":
+    if sys.argv[1] == "no_tls_yet":
+        no_tls_yet(*map(int, sys.argv[2:5]))
+        sys.exit(0)
     cases = {"imap_logins": imap_logins, "imap_raw": imap_raw, "pop3": pop3,
              "submission": submission, "submission_send": submission_send}
     cases[sys.argv[1]](int(sys.argv[2]))

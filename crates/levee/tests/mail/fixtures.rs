@@ -108,11 +108,16 @@ protocol = "submission"
 
 /// Runs a case of `mail/clients.py` against `port`; its `key=value` lines.
 pub fn client(case: &str, port: u16) -> HashMap<String, String> {
+    client_on(case, &[port])
+}
+
+/// Like [`client`], for a case that takes several ports.
+pub fn client_on(case: &str, ports: &[u16]) -> HashMap<String, String> {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/mail/clients.py");
     let output = Command::new("python3")
         .arg(script)
         .arg(case)
-        .arg(port.to_string())
+        .args(ports.iter().map(u16::to_string))
         .output()
         .expect("run python3");
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
