@@ -57,13 +57,15 @@ pub struct Backend {
 /// The client's address and the address it reached, to tell the backend.
 pub type Forward = Option<(SocketAddr, SocketAddr)>;
 
+/// `proxy_header`: sent before anything else (PROXY protocol), if any.
 pub async fn login(
     route: &Route,
     greet: Greet<'_>,
     forward: Forward,
+    proxy_header: Option<Vec<u8>>,
     timeout: Duration,
 ) -> Result<Backend, BackendError> {
-    tokio::time::timeout(timeout, login_inner(route, greet, forward))
+    tokio::time::timeout(timeout, login_inner(route, greet, forward, proxy_header))
         .await
         .map_err(|_| BackendError::Timeout)?
 }
@@ -72,10 +74,14 @@ async fn login_inner(
     route: &Route,
     greet: Greet<'_>,
     forward: Forward,
+    proxy_header: Option<Vec<u8>>,
 ) -> Result<Backend, BackendError> {
-    let stream = TcpStream::connect(&route.backend)
+    let mut stream = TcpStream::connect(&route.backend)
         .await
         .map_err(BackendError::Connect)?;
+    if let Some(header) = proxy_header {
+        stream.write_all(&header).await?;
+    }
     let _ = stream.set_nodelay(true);
     let addr = stream.peer_addr().map_err(BackendError::Connect)?;
     let mut b = Lines {

@@ -22,6 +22,7 @@ pub mod imap;
 pub mod line;
 pub mod metrics;
 pub mod pop3;
+pub mod proxy_protocol;
 pub mod sasl;
 pub mod session;
 pub mod smtp;

@@ -261,7 +261,10 @@ impl Ctx {
             .config
             .forward_client_address
             .then_some((self.peer, self.local));
-        match backend::login(&route, greet, forward, timeout).await {
+        let proxy_header = config
+            .backend_proxy_protocol
+            .then(|| crate::proxy_protocol::v2(self.peer, self.local));
+        match backend::login(&route, greet, forward, proxy_header, timeout).await {
             Ok(b) => {
                 metrics::login(protocol, Login::Ok);
                 Outcome::Proxy(b, slot)

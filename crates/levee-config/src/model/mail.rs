@@ -50,6 +50,8 @@ pub struct MailListener {
     /// Tell the backend the client's address: IMAP `ID` with
     /// `x-originating-ip`/`x-originating-port`, POP3 `XCLIENT`.
     pub forward_client_address: bool,
+    /// Start each backend connection with a PROXY protocol v2 header.
+    pub backend_proxy_protocol: bool,
     /// Log in to the backend as `USER<separator>MASTER` with the master
     /// password, so the user's password never travels on (Dovecot's master users).
     pub master: Option<MasterUser>,
@@ -136,6 +138,7 @@ impl MailListener {
             max_line: DEFAULT_MAIL_MAX_LINE,
             max_literal: DEFAULT_MAIL_MAX_LITERAL,
             forward_client_address: false,
+            backend_proxy_protocol: false,
             master: None,
             max_auth_failures: DEFAULT_MAIL_MAX_AUTH_FAILURES,
             auth_failure_window: DEFAULT_MAIL_AUTH_FAILURE_WINDOW,

@@ -49,10 +49,12 @@ pub(super) fn listener(t: &mut Table, m: &MailListener) {
         "max_sessions_per_user".into(),
         int(u64::from(m.max_sessions_per_user)),
     );
-    mail.insert(
-        "forward_client_address".into(),
-        Value::Boolean(m.forward_client_address),
-    );
+    for (name, b) in [
+        ("forward_client_address", m.forward_client_address),
+        ("backend_proxy_protocol", m.backend_proxy_protocol),
+    ] {
+        mail.insert(name.into(), Value::Boolean(b));
+    }
     if let Some(master) = &m.master {
         mail.insert("master_user".into(), master.user.as_str().into());
         mail.insert("master_password".into(), master.password.as_str().into());

@@ -23,6 +23,7 @@ pub(crate) const MAIL_KEYS: &[&str] = &[
     "max_line",
     "max_literal",
     "forward_client_address",
+    "backend_proxy_protocol",
     "master_user",
     "master_password",
     "master_separator",
@@ -139,11 +140,13 @@ fn mail(sink: &mut Sink<'_>, item: &Item<'_, '_>, protocol: MailProtocol) -> Opt
     {
         m.max_literal = n;
     }
-    if let Some(b) = fields
-        .get("forward_client_address")
-        .and_then(|i| i.bool(sink))
-    {
-        m.forward_client_address = b;
+    for (name, slot) in [
+        ("forward_client_address", &mut m.forward_client_address),
+        ("backend_proxy_protocol", &mut m.backend_proxy_protocol),
+    ] {
+        if let Some(b) = fields.get(name).and_then(|i| i.bool(sink)) {
+            *slot = b;
+        }
     }
     m.master = master(sink, &fields, item);
     m.auth = auth?;

@@ -240,3 +240,40 @@ fn a_broken_user_map_stops_the_start_with_its_line() {
         "{stderr}"
     );
 }
+
+#[test]
+fn proxy_protocol_tells_dovecot_the_client_address() {
+    let dovecot = Dovecot::start_with(
+        &[("alice", "secret")],
+        r#"
+haproxy_trusted_networks = 127.0.0.0/8
+login_log_format_elements = user=<%u> rip=%r rport=%b
+service imap-login {
+  inet_listener imap {
+    haproxy = yes
+  }
+}
+"#,
+    );
+    let setup = LeveeSetup::new();
+    let port = setup.port;
+    let users = setup.dir.join("users");
+    std::fs::write(&users, format!("alice 127.0.0.1:{}\n", dovecot.imap_port))
+        .expect("write user map");
+    let config = format!(
+        "[[listener]]\naddress = \"127.0.0.1:{port}\"\nprotocol = \"imap\"\n[listener.mail]\nuser_map = \"{}\"\nbackend_proxy_protocol = true\n",
+        users.display(),
+    );
+    let _levee = setup.start(&config);
+    let client = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    let client_port = client.local_addr().expect("local addr").port();
+    // Dovecot's listener now requires the header: a login proves it was sent.
+    let got = imap_on(client, &["a LOGIN alice secret"]);
+    assert!(got.contains("a OK"), "{got}\n{}", dovecot.log());
+    let logged = poll(Duration::from_secs(5), || {
+        let log = dovecot.log();
+        log.contains("user=<alice>").then_some(log)
+    })
+    .expect("Dovecot logged the login");
+    assert!(logged.contains(&format!("rport={client_port}")), "{logged}");
+}
