@@ -19,9 +19,11 @@ const MAX_BACKEND_LINE: usize = 64 * 1024;
 /// How to log in, by protocol.
 #[derive(Debug, Clone, Copy)]
 pub enum Greet<'a> {
-    /// `tag` is the client's LOGIN/AUTHENTICATE tag.
+    /// `tag` is the client's LOGIN/AUTHENTICATE tag; `id` what the client
+    /// sent in `ID`, passed on to the backend.
     Imap {
         tag: &'a [u8],
+        id: &'a crate::imap::command::IdParams,
     },
     Pop3,
     Smtp {
@@ -89,7 +91,7 @@ async fn login_inner(
         buf: Vec::with_capacity(512),
     };
     let to_client = match greet {
-        Greet::Imap { tag } => imap(&mut b, route, tag, forward).await?,
+        Greet::Imap { tag, id } => imap(&mut b, route, tag, id, forward).await?,
         Greet::Pop3 => pop3(&mut b, route, forward).await?,
         Greet::Smtp { helo } => smtp(&mut b, route, helo, forward).await?,
     };
@@ -155,26 +157,73 @@ fn imap_string(out: &mut Vec<u8>, value: &[u8], literal_plus: bool) -> Result<()
     Ok(())
 }
 
+/// RFC 2971 `ID` for the backend: the client's own fields (except `x-`
+/// ones, and those that would need a literal the backend may not take), then, when
+/// forwarding, the fields Dovecot reads from trusted proxies. `None` when
+/// there is nothing to say.
+fn id_command(
+    client_id: &crate::imap::command::IdParams,
+    forward: Forward,
+    literal_plus: bool,
+) -> Option<Vec<u8>> {
+    let mut fields: Vec<(Vec<u8>, Vec<u8>)> = client_id
+        .iter()
+        .filter_map(|(f, v)| Some((f.clone(), v.clone()?)))
+        // The backend trusts levee's `x-` fields (originating address,
+        // session, forward fields): a client must not set them.
+        .filter(|(f, _)| !f.to_ascii_lowercase().starts_with(b"x-"))
+        .collect();
+    if let Some((peer, local)) = forward {
+        for (f, v) in [
+            ("x-originating-ip", peer.ip().to_string()),
+            ("x-originating-port", peer.port().to_string()),
+            ("x-connected-ip", local.ip().to_string()),
+            ("x-connected-port", local.port().to_string()),
+        ] {
+            fields.push((f.as_bytes().to_vec(), v.into_bytes()));
+        }
+    }
+    if fields.is_empty() {
+        return None;
+    }
+    let mut cmd = b"levee-id ID (".to_vec();
+    let mut first = true;
+    for (f, v) in &fields {
+        let mut pair = Vec::new();
+        if imap_string(&mut pair, f, literal_plus).is_err() {
+            continue;
+        }
+        pair.push(b' ');
+        if imap_string(&mut pair, v, literal_plus).is_err() {
+            continue;
+        }
+        if !first {
+            cmd.push(b' ');
+        }
+        cmd.extend_from_slice(&pair);
+        first = false;
+    }
+    cmd.extend_from_slice(b")\r\n");
+    Some(cmd)
+}
+
 async fn imap(
     b: &mut Lines,
     route: &Route,
     tag: &[u8],
+    client_id: &crate::imap::command::IdParams,
     forward: Forward,
 ) -> Result<Vec<u8>, BackendError> {
     let greeting = b.line().await?;
     if !greeting.starts_with(b"* OK") {
         return Err(BackendError::Protocol(text(&greeting)));
     }
-    if let Some((peer, local)) = forward {
-        // RFC 2971 ID with the fields Dovecot reads from trusted proxies.
-        let id = format!(
-            "levee-id ID (\"x-originating-ip\" \"{}\" \"x-originating-port\" \"{}\" \"x-connected-ip\" \"{}\" \"x-connected-port\" \"{}\")\r\n",
-            peer.ip(),
-            peer.port(),
-            local.ip(),
-            local.port()
-        );
-        b.send(id.as_bytes()).await?;
+    let literal_plus = greeting
+        .to_ascii_uppercase()
+        .windows(8)
+        .any(|w| w == b"LITERAL+");
+    if let Some(cmd) = id_command(client_id, forward, literal_plus) {
+        b.send(&cmd).await?;
         loop {
             let line = b.line().await?;
             if line.starts_with(b"levee-id ") {
@@ -182,10 +231,6 @@ async fn imap(
             }
         }
     }
-    let literal_plus = greeting
-        .to_ascii_uppercase()
-        .windows(8)
-        .any(|w| w == b"LITERAL+");
     let mut cmd = tag.to_vec();
     cmd.extend_from_slice(b" LOGIN ");
     imap_string(&mut cmd, &route.user, literal_plus)?;
@@ -311,5 +356,31 @@ async fn smtp(
         235 => Ok(b"235 2.7.0 Authentication successful\r\n".to_vec()),
         400..=499 => Err(BackendError::Protocol(text(&reply))),
         _ => Err(BackendError::Refused(text(&reply))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::id_command;
+
+    #[test]
+    fn id_passes_the_clients_fields_but_not_its_x_fields() {
+        let client = vec![
+            (b"name".to_vec(), Some(b"Mail \"app\"".to_vec())),
+            (b"version".to_vec(), None),
+            (b"X-Originating-IP".to_vec(), Some(b"6.6.6.6".to_vec())),
+            (b"os".to_vec(), Some(b"caf\xc3\xa9".to_vec())),
+        ];
+        let peer = "192.0.2.7:4242".parse().expect("addr");
+        let local = "198.51.100.1:143".parse().expect("addr");
+        let cmd = id_command(&client, Some((peer, local)), false).expect("an ID");
+        assert_eq!(
+            String::from_utf8_lossy(&cmd),
+            "levee-id ID (\"name\" \"Mail \\\"app\\\"\" \"x-originating-ip\" \"192.0.2.7\" \"x-originating-port\" \"4242\" \"x-connected-ip\" \"198.51.100.1\" \"x-connected-port\" \"143\")\r\n"
+        );
+        // With LITERAL+, a non-ASCII value goes as a literal.
+        let cmd = id_command(&client, None, true).expect("an ID");
+        assert!(cmd.ends_with(b"\"os\" {5+}\r\ncaf\xc3\xa9)\r\n"));
+        assert_eq!(id_command(&Vec::new(), None, true), None);
     }
 }

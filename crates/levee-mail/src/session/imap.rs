@@ -38,6 +38,8 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
         max_command: config.max_line,
     };
     let mut acked = 0usize;
+    // What the client said in its last ID, passed on to the backend.
+    let mut client_id = Vec::new();
     let mut budget = Budget::new(&config);
     loop {
         let tagged = match parse(&io.buf, acked, &limits) {
@@ -123,6 +125,7 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
                     .and_then(|(_, v)| v.as_deref())
                     .map(String::from_utf8_lossy);
                 tracing::debug!(peer = %ctx.peer, client = ?name, "IMAP ID");
+                client_id = params;
                 let mut r = b"* ID (\"name\" \"levee\")\r\n".to_vec();
                 r.extend(reply("OK ID completed."));
                 io.send(&r).await?;
@@ -158,7 +161,11 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
             }
         };
         let user = String::from_utf8_lossy(&credentials.user).into_owned();
-        match ctx.login(&credentials, Greet::Imap { tag: &tag }).await {
+        let greet = Greet::Imap {
+            tag: &tag,
+            id: &client_id,
+        };
+        match ctx.login(&credentials, greet).await {
             Outcome::Proxy(backend, slot) => {
                 return Ok(PreAuth::Proxy {
                     backend,

@@ -175,6 +175,7 @@ passdb {{
 }}
 login_trusted_networks = 127.0.0.0/8
 login_log_format_elements = user=<%u> rip=%r rport=%b
+imap_id_log = *
 "#,
             master.display()
         ),
@@ -203,7 +204,15 @@ master_password = "m4ster"
     let _levee = setup.start(&config);
     let client = TcpStream::connect(("127.0.0.1", port)).expect("connect");
     let client_port = client.local_addr().expect("local addr").port();
-    let got = imap_on(client, &["a LOGIN bob hunter2", "s SELECT INBOX"]);
+    // The client's ID reaches Dovecot, but not the address it claims.
+    let got = imap_on(
+        client,
+        &[
+            "i ID (\"name\" \"levee-test\" \"x-originating-ip\" \"203.0.113.9\")",
+            "a LOGIN bob hunter2",
+            "s SELECT INBOX",
+        ],
+    );
     assert!(got.contains("a OK") && got.contains("s OK"), "{got}");
     let logged = poll(Duration::from_secs(5), || {
         let log = dovecot.log();
@@ -214,6 +223,11 @@ master_password = "m4ster"
     assert!(
         logged.contains(&format!("rport={client_port}")),
         "client port {client_port} not forwarded:\n{logged}"
+    );
+    assert!(logged.contains("name=levee-test"), "{logged}");
+    assert!(
+        !logged.contains("203.0.113.9"),
+        "a client-set x- field was passed on"
     );
 }
 
