@@ -25,6 +25,7 @@ pub mod pop3;
 pub mod proxy_protocol;
 pub mod sasl;
 pub mod session;
+pub mod shutdown;
 pub mod smtp;
 pub mod splice;
 

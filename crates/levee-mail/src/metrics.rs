@@ -92,6 +92,15 @@ impl Drop for StageGuard {
     }
 }
 
+/// Sessions still before login, all protocols (levee waits for them to be
+/// told it is stopping).
+pub fn open_preauth() -> i64 {
+    SESSION_GAUGE
+        .iter()
+        .map(|p| p[Stage::PreAuth as usize].load(Relaxed))
+        .sum()
+}
+
 /// One metric family: a sample per protocol and per value of `label`.
 fn family(
     out: &mut String,

@@ -47,6 +47,8 @@ pub(crate) enum Stop {
     Timeout,
     /// The client closed or the socket failed.
     Closed,
+    /// levee is stopping.
+    Shutdown,
 }
 
 /// The client connection during pre-auth: its stream, bytes read but not
@@ -61,10 +63,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
     /// Reads more into `buf`.
     pub async fn fill(&mut self) -> Result<(), Stop> {
         self.buf.reserve(2048);
-        match tokio::time::timeout_at(self.deadline, self.stream.read_buf(&mut self.buf)).await {
-            Err(_) => Err(Stop::Timeout),
-            Ok(Ok(0)) | Ok(Err(_)) => Err(Stop::Closed),
-            Ok(Ok(_)) => Ok(()),
+        let read = tokio::time::timeout_at(self.deadline, self.stream.read_buf(&mut self.buf));
+        tokio::select! {
+            read = read => match read {
+                Err(_) => Err(Stop::Timeout),
+                Ok(Ok(0)) | Ok(Err(_)) => Err(Stop::Closed),
+                Ok(Ok(_)) => Ok(()),
+            },
+            () = crate::shutdown::stopping() => Err(Stop::Shutdown),
         }
     }
 
@@ -171,22 +177,28 @@ impl Budget {
     }
 }
 
-/// Ends a protocol's pre-auth stage: on a timeout the client is told
-/// `timeout_reply` (with a moment of its own, the deadline having passed).
+/// What a protocol tells a client it stops talking to before login.
+pub(crate) struct Closing {
+    pub timeout: &'static [u8],
+    pub shutdown: &'static [u8],
+}
+
+/// Ends a protocol's pre-auth stage: on a timeout or a stop the client is
+/// told so (with a moment of its own, the deadline having passed).
 pub(crate) async fn finish<S: AsyncRead + AsyncWrite + Unpin>(
     io: &mut Io<S>,
     result: Result<PreAuth, Stop>,
-    timeout_reply: &[u8],
+    closing: &Closing,
 ) -> PreAuth {
-    match result {
-        Ok(p) => p,
-        Err(Stop::Timeout) => {
-            io.deadline = Instant::now() + std::time::Duration::from_secs(1);
-            let _ = io.send(timeout_reply).await;
-            PreAuth::Ended("pre-auth timeout")
-        }
-        Err(Stop::Closed) => PreAuth::Ended("client closed"),
-    }
+    let (reply, why) = match result {
+        Ok(p) => return p,
+        Err(Stop::Closed) => return PreAuth::Ended("client closed"),
+        Err(Stop::Timeout) => (closing.timeout, "pre-auth timeout"),
+        Err(Stop::Shutdown) => (closing.shutdown, "levee stopping"),
+    };
+    io.deadline = Instant::now() + std::time::Duration::from_secs(1);
+    let _ = io.send(reply).await;
+    PreAuth::Ended(why)
 }
 
 /// Per-session facts the login step needs.

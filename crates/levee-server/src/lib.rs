@@ -355,8 +355,13 @@ impl Server {
         for w in &self.workers {
             let _ = w.tx.send(Command::UnlistenAll);
         }
+        // Mail sessions before login are told so and closed; logged-in ones
+        // relay until the process exits.
+        levee_mail::shutdown::begin();
         let deadline = Instant::now() + self.config.timeouts.grace;
-        while self.shared.in_flight() > 0 && Instant::now() < deadline {
+        while (self.shared.in_flight() > 0 || levee_mail::metrics::open_preauth() > 0)
+            && Instant::now() < deadline
+        {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let left = self.shared.in_flight();

@@ -12,6 +12,10 @@ mod pop3_smtp;
 #[path = "mail/routing.rs"]
 mod routing;
 
+use std::io::Read;
+use std::net::TcpStream;
+use std::time::Duration;
+
 use fixtures::*;
 use support::*;
 
@@ -114,4 +118,33 @@ fn curl_fetches_over_imap_and_pop3() {
     ]);
     // 67: "the user name, password, or similar was not accepted".
     assert_eq!(refused.status.code(), Some(67), "{refused:?}");
+}
+
+#[test]
+fn stop_says_bye_to_sessions_before_login() {
+    let setup = LeveeSetup::new();
+    let port = setup.port;
+    let users = setup.dir.join("users");
+    std::fs::write(&users, "alice 127.0.0.1:1\n").expect("write user map");
+    let config = format!(
+        "[[listener]]\naddress = \"127.0.0.1:{port}\"\nprotocol = \"imap\"\n[listener.mail]\nuser_map = \"{}\"\n",
+        users.display()
+    );
+    let mut levee = setup.start(&config);
+    let mut client = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    read_greeting(&mut client);
+    levee.stop();
+    let mut got = Vec::new();
+    let mut b = [0u8; 512];
+    while let Ok(n) = client.read(&mut b) {
+        if n == 0 {
+            break;
+        }
+        got.extend_from_slice(&b[..n]);
+    }
+    assert_eq!(
+        String::from_utf8_lossy(&got),
+        "* BYE Server shutting down\r\n"
+    );
+    assert!(levee.wait_exit(Duration::from_secs(10)).success());
 }

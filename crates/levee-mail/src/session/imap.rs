@@ -7,7 +7,8 @@
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::{
-    Budget, Ctx, Io, Outcome, PreAuth, SaslReplies, Stop, finish, refusal_text, sasl_exchange,
+    Budget, Closing, Ctx, Io, Outcome, PreAuth, SaslReplies, Stop, finish, refusal_text,
+    sasl_exchange,
 };
 use crate::backend::Greet;
 use crate::imap::{Command, Discard, Limits, Next, parse};
@@ -17,12 +18,17 @@ use crate::sasl::Credentials;
 /// available (the seam is `Command::StartTls` below).
 const CAPABILITIES: &str = "IMAP4rev1 SASL-IR LITERAL+ ID AUTH=PLAIN AUTH=LOGIN";
 
+const CLOSING: Closing = Closing {
+    timeout: b"* BYE Autologout; idle for too long\r\n",
+    shutdown: b"* BYE Server shutting down\r\n",
+};
+
 pub(crate) async fn preauth<S: AsyncRead + AsyncWrite + Unpin>(
     io: &mut Io<S>,
     ctx: &mut Ctx,
 ) -> PreAuth {
     let result = run(io, ctx).await;
-    finish(io, result, b"* BYE Autologout; idle for too long\r\n").await
+    finish(io, result, &CLOSING).await
 }
 
 async fn run<S: AsyncRead + AsyncWrite + Unpin>(

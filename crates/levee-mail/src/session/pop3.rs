@@ -4,7 +4,8 @@
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::{
-    Budget, Ctx, Io, Outcome, PreAuth, SaslReplies, Stop, finish, refusal_text, sasl_exchange,
+    Budget, Closing, Ctx, Io, Outcome, PreAuth, SaslReplies, Stop, finish, refusal_text,
+    sasl_exchange,
 };
 use crate::Parsed;
 use crate::backend::Greet;
@@ -14,12 +15,17 @@ use crate::sasl::Credentials;
 const CAPA: &[u8] =
     b"+OK Capability list follows\r\nUSER\r\nSASL PLAIN LOGIN\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\n.\r\n";
 
+const CLOSING: Closing = Closing {
+    timeout: b"-ERR [SYS/TEMP] Timeout, closing\r\n",
+    shutdown: b"-ERR [SYS/TEMP] Server shutting down\r\n",
+};
+
 pub(crate) async fn preauth<S: AsyncRead + AsyncWrite + Unpin>(
     io: &mut Io<S>,
     ctx: &mut Ctx,
 ) -> PreAuth {
     let result = run(io, ctx).await;
-    finish(io, result, b"-ERR [SYS/TEMP] Timeout, closing\r\n").await
+    finish(io, result, &CLOSING).await
 }
 
 async fn run<S: AsyncRead + AsyncWrite + Unpin>(

@@ -6,24 +6,25 @@
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::{
-    Budget, Ctx, Io, Outcome, PreAuth, SaslReplies, Stop, finish, refusal_text, sasl_exchange,
+    Budget, Closing, Ctx, Io, Outcome, PreAuth, SaslReplies, Stop, finish, refusal_text,
+    sasl_exchange,
 };
 use crate::Parsed;
 use crate::backend::Greet;
 use crate::sasl::Credentials;
 use crate::smtp::{Command, parse};
 
+const CLOSING: Closing = Closing {
+    timeout: b"421 4.4.2 Timeout exceeded, closing connection\r\n",
+    shutdown: b"421 4.3.2 Service shutting down\r\n",
+};
+
 pub(crate) async fn preauth<S: AsyncRead + AsyncWrite + Unpin>(
     io: &mut Io<S>,
     ctx: &mut Ctx,
 ) -> PreAuth {
     let result = run(io, ctx).await;
-    finish(
-        io,
-        result,
-        b"421 4.4.2 Timeout exceeded, closing connection\r\n",
-    )
-    .await
+    finish(io, result, &CLOSING).await
 }
 
 async fn run<S: AsyncRead + AsyncWrite + Unpin>(

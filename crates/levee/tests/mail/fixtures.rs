@@ -153,7 +153,8 @@ pub fn imap(port: u16, commands: &[&str]) -> String {
     .expect("admitted within 10 s")
 }
 
-pub fn imap_on(mut s: TcpStream, commands: &[&str]) -> String {
+/// Sets a 10 s read timeout on `s` and reads the server's greeting line.
+pub fn read_greeting(s: &mut TcpStream) -> Vec<u8> {
     s.set_read_timeout(Some(Duration::from_secs(10)))
         .expect("timeout");
     let mut got = Vec::new();
@@ -163,6 +164,12 @@ pub fn imap_on(mut s: TcpStream, commands: &[&str]) -> String {
         assert!(n > 0, "closed before greeting");
         got.extend_from_slice(&buf[..n]);
     }
+    got
+}
+
+pub fn imap_on(mut s: TcpStream, commands: &[&str]) -> String {
+    let mut got = read_greeting(&mut s);
+    let mut buf = [0u8; 4096];
     let last_tag = commands
         .last()
         .and_then(|c| c.split(' ').next())
