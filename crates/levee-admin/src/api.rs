@@ -8,6 +8,7 @@
 //! POST /upstreams/NAME/servers/SERVER/enable        back to normal
 //! POST /upstreams/NAME/servers/SERVER/weight        body {"weight": N} (1-1000) or {"weight": null}
 //! GET  /metrics                                     Prometheus text format
+//! POST /mail/users/NAME/close                       close NAME's logged-in mail sessions
 //! ```
 //!
 //! `SERVER` is a server's address as configured (`app1.internal:8080`,
@@ -60,6 +61,13 @@ pub fn handle(shared: &Shared, method: &str, target: &str, body: &[u8]) -> Reply
                 return unknown_upstream(name);
             };
             act(&g, server, action, body)
+        }
+        ("POST", ["mail", "users", user, "close"]) => {
+            let closing = levee_mail::kick::close_user(user.as_bytes());
+            Reply::json(200, &json!({ "user": user, "closing": closing }))
+        }
+        (_, ["mail", "users", _, "close"]) => {
+            Reply::error(405, format!("{method} is not allowed here; use POST"))
         }
         (_, ["metrics"] | ["upstreams"] | ["upstreams", _]) => {
             Reply::error(405, format!("{method} is not allowed here; use GET"))

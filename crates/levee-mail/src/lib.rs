@@ -19,6 +19,7 @@ pub mod backend;
 pub mod front;
 pub mod guard;
 pub mod imap;
+pub mod kick;
 pub mod line;
 pub mod metrics;
 pub mod pop3;

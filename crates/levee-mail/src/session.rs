@@ -38,7 +38,7 @@ use crate::guard::SessionSlot;
 use crate::line::{LineError, next_line};
 use crate::metrics::{self, Login, Stage, StageGuard};
 use crate::sasl::Credentials;
-use crate::splice::Splice;
+use crate::splice::{Farewell, Splice};
 
 /// Why reading from the client stopped.
 #[derive(Debug)]
@@ -341,17 +341,31 @@ pub(crate) async fn run(front: Arc<Frontend>, stream: TcpStream, peer: SocketAdd
     stage.advance(Stage::Proxying);
     let backend_addr = backend.addr;
     let pipelined = std::mem::take(&mut io.buf);
+    let farewell = Farewell {
+        kick: crate::kick::register(user.as_bytes()),
+        line: match protocol {
+            MailProtocol::Imap => b"* BYE Your mailbox has moved; please log in again\r\n",
+            MailProtocol::Pop3 => {
+                b"-ERR [SYS/TEMP] Your mailbox has moved; please log in again\r\n"
+            }
+            MailProtocol::Submission => {
+                b"421 4.3.0 Your mailbox has moved; please log in again\r\n"
+            }
+        },
+    };
     let mut splice = Splice::new(
         io.stream,
         backend.stream,
         pipelined,
         backend.to_client,
         idle,
-    );
+    )
+    .with_farewell(farewell);
     let end = (&mut splice).await;
     let end: &str = match &end {
         Ok(crate::splice::End::Closed) => "closed",
         Ok(crate::splice::End::Idle) => "idle timeout",
+        Ok(crate::splice::End::Kicked) => "closed on request",
         Err(e) if e.kind() == io::ErrorKind::ConnectionReset => "reset",
         Err(_) => "error",
     };

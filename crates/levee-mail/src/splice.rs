@@ -45,6 +45,16 @@ pub enum End {
     Closed,
     /// No byte moved for the idle timeout.
     Idle,
+    /// Closed on request (`kick`), after the farewell.
+    Kicked,
+}
+
+/// A close request and what the client is told then.
+#[derive(Debug)]
+pub struct Farewell {
+    pub kick: crate::kick::Handle,
+    /// The protocol's closing line (`* BYE …`, `-ERR …`, `421 …`).
+    pub line: &'static [u8],
 }
 
 pub struct Splice<C, B> {
@@ -57,6 +67,7 @@ pub struct Splice<C, B> {
     idle: Duration,
     last_activity: Instant,
     timer: Pin<Box<Sleep>>,
+    farewell: Option<Farewell>,
     /// Bytes relayed (client → backend, backend → client), for the session log.
     pub counts: (u64, u64),
 }
@@ -92,8 +103,24 @@ where
             idle,
             last_activity: now,
             timer: Box::pin(tokio::time::sleep_until(now + idle)),
+            farewell: None,
             counts: (0, 0),
         }
+    }
+
+    /// Lets the session be closed on request, telling the client `farewell.line`.
+    pub fn with_farewell(mut self, farewell: Farewell) -> Self {
+        self.farewell = Some(farewell);
+        self
+    }
+
+    /// When a close was requested and the session is quiet: nothing unsent,
+    /// nothing moved for [`crate::kick::QUIET`].
+    fn quiet_for_farewell(&self, now: Instant) -> bool {
+        self.farewell.as_ref().is_some_and(|f| f.kick.requested())
+            && self.up.unsent.is_empty()
+            && self.down.unsent.is_empty()
+            && now >= self.last_activity + crate::kick::QUIET
     }
 }
 
@@ -161,6 +188,15 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<End>> {
         let this = self.get_mut();
+        if let Some(f) = &this.farewell {
+            f.kick.watch(cx.waker());
+            if this.quiet_for_farewell(Instant::now()) {
+                // Best effort: a client that cannot take one line now is closed anyway.
+                let _ = Pin::new(&mut this.client).poll_write(cx, f.line);
+                let _ = Pin::new(&mut this.client).poll_flush(cx);
+                return Poll::Ready(Ok(End::Kicked));
+            }
+        }
         let mut budget_spent = true;
         for _ in 0..BUDGET {
             let up = pump(
@@ -191,13 +227,33 @@ where
             return Poll::Pending;
         }
         // The timer is re-armed lazily: activity only moves `last_activity`.
+        // A pending close request wants to look again once the session is quiet.
+        let kicked = this.farewell.as_ref().is_some_and(|f| f.kick.requested());
+        if kicked {
+            let quiet_at = this.last_activity + crate::kick::QUIET;
+            if quiet_at < this.timer.deadline() {
+                this.timer.as_mut().reset(quiet_at);
+            }
+        }
         loop {
             ready!(this.timer.as_mut().poll(cx));
+            let now = Instant::now();
+            if this.quiet_for_farewell(now) {
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
             let deadline = this.last_activity + this.idle;
-            if Instant::now() >= deadline {
+            if now >= deadline {
                 return Poll::Ready(Ok(End::Idle));
             }
-            this.timer.as_mut().reset(deadline);
+            let next = if kicked {
+                deadline
+                    .min(this.last_activity + crate::kick::QUIET)
+                    .max(now + crate::kick::QUIET / 4)
+            } else {
+                deadline
+            };
+            this.timer.as_mut().reset(next);
         }
     }
 }

@@ -12,7 +12,6 @@ mod pop3_smtp;
 #[path = "mail/routing.rs"]
 mod routing;
 
-use std::io::Read;
 use std::net::TcpStream;
 use std::time::Duration;
 
@@ -134,17 +133,6 @@ fn stop_says_bye_to_sessions_before_login() {
     let mut client = TcpStream::connect(("127.0.0.1", port)).expect("connect");
     read_greeting(&mut client);
     levee.stop();
-    let mut got = Vec::new();
-    let mut b = [0u8; 512];
-    while let Ok(n) = client.read(&mut b) {
-        if n == 0 {
-            break;
-        }
-        got.extend_from_slice(&b[..n]);
-    }
-    assert_eq!(
-        String::from_utf8_lossy(&got),
-        "* BYE Server shutting down\r\n"
-    );
+    assert_eq!(read_to_close(&mut client), "* BYE Server shutting down\r\n");
     assert!(levee.wait_exit(Duration::from_secs(10)).success());
 }

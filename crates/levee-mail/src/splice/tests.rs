@@ -61,3 +61,39 @@ async fn idle_session_times_out_and_traffic_defers_it() {
     let end = task.await.expect("join").expect("relay");
     assert_eq!(end, End::Idle);
 }
+
+#[tokio::test]
+async fn a_close_request_waits_for_a_quiet_moment_then_says_farewell() {
+    let (mut client, client_side) = duplex(256);
+    let (mut backend, backend_side) = duplex(256);
+    let farewell = super::Farewell {
+        kick: crate::kick::register(b"splice-test-user"),
+        line: b"* BYE moved\r\n",
+    };
+    let task = tokio::spawn(
+        Splice::new(
+            client_side,
+            backend_side,
+            Vec::new(),
+            Vec::new(),
+            Duration::from_secs(60),
+        )
+        .with_farewell(farewell),
+    );
+    backend.write_all(b"* 1 EXISTS\r\n").await.expect("write");
+    let mut got = vec![0; 12];
+    client.read_exact(&mut got).await.expect("relayed");
+    assert_eq!(crate::kick::close_user(b"splice-test-user"), 1);
+    // Just active: the farewell waits for the session to be quiet.
+    tokio::time::sleep(crate::kick::QUIET / 3).await;
+    assert!(!task.is_finished());
+    let end = tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .expect("closed once quiet")
+        .expect("join")
+        .expect("relay");
+    assert_eq!(end, End::Kicked);
+    let mut rest = Vec::new();
+    client.read_to_end(&mut rest).await.expect("read");
+    assert_eq!(rest, b"* BYE moved\r\n");
+}

@@ -167,6 +167,19 @@ pub fn read_greeting(s: &mut TcpStream) -> Vec<u8> {
     got
 }
 
+/// Everything `s` sends until it closes (or its read timeout passes).
+pub fn read_to_close(s: &mut TcpStream) -> String {
+    let mut got = Vec::new();
+    let mut b = [0u8; 4096];
+    while let Ok(n) = s.read(&mut b) {
+        if n == 0 {
+            break;
+        }
+        got.extend_from_slice(&b[..n]);
+    }
+    String::from_utf8_lossy(&got).into_owned()
+}
+
 pub fn imap_on(mut s: TcpStream, commands: &[&str]) -> String {
     let mut got = read_greeting(&mut s);
     let mut buf = [0u8; 4096];

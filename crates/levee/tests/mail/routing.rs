@@ -291,3 +291,52 @@ service imap-login {
     .expect("Dovecot logged the login");
     assert!(logged.contains(&format!("rport={client_port}")), "{logged}");
 }
+
+#[test]
+fn a_moved_user_is_routed_anew_and_old_sessions_are_closed() {
+    let one = Dovecot::start(&[("alice", "secret")]);
+    let two = Dovecot::start(&[("alice", "secret")]);
+    let setup = LeveeSetup::new();
+    let port = setup.port;
+    let admin = free_port();
+    let users = setup.dir.join("users");
+    std::fs::write(&users, format!("alice 127.0.0.1:{}\n", one.imap_port)).expect("write map");
+    let config = format!(
+        "pid_file = \"{}\"\n[[listener]]\naddress = \"127.0.0.1:{port}\"\nprotocol = \"imap\"\n[listener.mail]\nuser_map = \"{}\"\n\n[admin]\naddress = \"127.0.0.1:{admin}\"\n",
+        setup.pid_file().display(),
+        users.display()
+    );
+    let levee = setup.start(&config);
+    let mut old = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    read_greeting(&mut old);
+    old.write_all(b"a LOGIN alice secret\r\ns SELECT INBOX\r\n")
+        .expect("login");
+    let mut seen = Vec::new();
+    let mut b = [0u8; 4096];
+    while !String::from_utf8_lossy(&seen).contains("s OK") {
+        let n = old.read(&mut b).expect("read");
+        assert!(n > 0, "closed: {}", String::from_utf8_lossy(&seen));
+        seen.extend_from_slice(&b[..n]);
+    }
+
+    // The mailbox moves: new logins go to the second Dovecot...
+    std::fs::write(&users, format!("alice 127.0.0.1:{}\n", two.imap_port)).expect("rewrite");
+    levee.reload();
+    let fetch = "f FETCH 1 (BODY.PEEK[HEADER.FIELDS (X-INSTANCE)])";
+    let moved = poll(Duration::from_secs(10), || {
+        let got = imap(port, &["a LOGIN alice secret", "s SELECT INBOX", fetch]);
+        got.contains(&format!("X-Instance: {}", two.imap_port))
+            .then_some(())
+    });
+    assert!(moved.is_some(), "new logins still go to the old backend");
+
+    // ...and the session still open on the first is closed, with a BYE.
+    let (status, body) = admin_request(admin, "POST", "/mail/users/alice/close", "");
+    assert_eq!(status, 200, "{body}");
+    // At least the old session (the probes above may still be closing too).
+    assert!(!body.contains("\"closing\": 0"), "{body}");
+    assert_eq!(
+        read_to_close(&mut old),
+        "* BYE Your mailbox has moved; please log in again\r\n"
+    );
+}
