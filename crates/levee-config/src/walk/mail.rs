@@ -180,26 +180,13 @@ fn master(
 }
 
 fn auth_http(sink: &mut Sink<'_>, fields: &Fields<'_, '_>, url: &Item<'_, '_>) -> Option<AuthHttp> {
-    let text = url.text(sink)?;
-    let Some((host, uri, has_port)) = split_url(text) else {
-        url.error(
-            sink,
-            format!(
-                "invalid URL `{text}`: expected http://host:port/path (https is not supported)"
-            ),
-        );
-        return None;
-    };
-    let address = if has_port {
-        host.to_owned()
-    } else {
-        format!("{host}:80")
-    };
+    // A bad URL does not stop the other keys from being checked: every
+    // error is reported at once; the URL's is reported at the end.
     let mut a = AuthHttp {
-        url: text.to_owned(),
-        address,
-        host: host.to_owned(),
-        uri: uri.to_owned(),
+        url: String::new(),
+        address: String::new(),
+        host: String::new(),
+        uri: String::new(),
         timeout: crate::model::DEFAULT_AUTH_HTTP_TIMEOUT,
         headers: Vec::new(),
         keepalive: 0,
@@ -246,6 +233,24 @@ fn auth_http(sink: &mut Sink<'_>, fields: &Fields<'_, '_>, url: &Item<'_, '_>) -
             }
         }
     }
+    let text = url.text(sink)?;
+    let Some((host, uri, has_port)) = split_url(text) else {
+        url.error(
+            sink,
+            format!(
+                "invalid URL `{text}`: expected http://host:port/path (https is not supported)"
+            ),
+        );
+        return None;
+    };
+    a.address = if has_port {
+        host.to_owned()
+    } else {
+        format!("{host}:80")
+    };
+    a.url = text.to_owned();
+    a.host = host.to_owned();
+    a.uri = uri.to_owned();
     Some(a)
 }
 

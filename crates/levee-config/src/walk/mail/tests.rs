@@ -81,11 +81,12 @@ fn mail_errors_name_the_key() {
     );
     assert_eq!(
         errors_of(
-            "[[listener]]\naddress = \"127.0.0.1:1\"\nprotocol = \"imap\"\n[listener.mail]\nauth_http = \"https://a/\"\nmax_line = 100\n"
+            "[[listener]]\naddress = \"127.0.0.1:1\"\nprotocol = \"imap\"\n[listener.mail]\nauth_http = \"https://a/\"\nmax_line = 100\nauth_http_timeout = \"0s\"\n"
         ),
         [
             "t.toml:5:13: listener[0].mail.auth_http: invalid URL `https://a/`: expected http://host:port/path (https is not supported)",
             "t.toml:6:12: listener[0].mail.max_line: must be between 512 and 1048576",
+            "t.toml:7:21: listener[0].mail.auth_http_timeout: must be greater than zero",
         ]
     );
     assert_eq!(
