@@ -10,6 +10,7 @@
 //! GET  /metrics                                     Prometheus text format
 //! GET  /cache                                       store size and entries
 //! POST /cache/purge                                 body {"url": U} | {"prefix": P} | {"tag": T}
+//! POST /mail/users/NAME/close                       close NAME's logged-in mail sessions
 //! ```
 //!
 //! `SERVER` is a server's address as configured (`app1.internal:8080`,
@@ -66,7 +67,11 @@ pub fn handle(shared: &Shared, method: &str, target: &str, body: &[u8]) -> Reply
         ("GET" | "HEAD", ["cache"]) => cache::status(&site),
         ("POST", ["cache", "purge"]) => cache::purge(&site, body),
         (_, ["cache"]) => Reply::error(405, format!("{method} is not allowed here; use GET")),
-        (_, ["cache", "purge"]) => {
+        ("POST", ["mail", "users", user, "close"]) => {
+            let closing = levee_mail::kick::close_user(user.as_bytes());
+            Reply::json(200, &json!({ "user": user, "closing": closing }))
+        }
+        (_, ["cache", "purge"] | ["mail", "users", _, "close"]) => {
             Reply::error(405, format!("{method} is not allowed here; use POST"))
         }
         (_, ["metrics"] | ["upstreams"] | ["upstreams", _]) => {

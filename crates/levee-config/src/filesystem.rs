@@ -4,11 +4,11 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::ConfigError;
-use crate::model::{AccessLogTarget, Action, Config};
+use crate::model::{AccessLogTarget, Action, Config, MailAuth};
 use crate::validate::BUILTIN_SOURCE;
 
-/// Reports static roots that are not directories, and an access log or pid
-/// file whose directory does not exist. Errors carry the key path and no
+/// Reports static roots that are not directories, mail user maps that are
+/// not files, and an access log or pid file whose directory does not exist. Errors carry the key path and no
 /// position. `levee` runs this at start-up and on reload, after parsing.
 pub fn check_filesystem(config: &Config) -> Vec<ConfigError> {
     let file = config
@@ -32,6 +32,16 @@ pub fn check_filesystem(config: &Config) -> Vec<ConfigError> {
             report(
                 format!("route[{i}].static"),
                 format!("`{}` is not a directory", s.root.display()),
+            );
+        }
+    }
+    for (i, listener) in config.listeners.iter().enumerate() {
+        if let Some(MailAuth::UserMap(path)) = listener.mail.as_ref().map(|m| &m.auth)
+            && !path.is_file()
+        {
+            report(
+                format!("listener[{i}].mail.user_map"),
+                format!("`{}` is not a file", path.display()),
             );
         }
     }
@@ -66,9 +76,16 @@ mod tests {
         );
         config.log.access = AccessLogTarget::File("/nonexistent/dir/access.log".into());
         config.pid_file = Some(std::env::temp_dir().join("levee.pid"));
+        config.listeners[0].mail = Some(Box::new(crate::model::MailListener::new(
+            crate::model::MailProtocol::Imap,
+            MailAuth::UserMap("/nonexistent/users".into()),
+        )));
         let errors = check_filesystem(&config);
         let keys: Vec<&str> = errors.iter().map(|e| e.key.as_str()).collect();
-        assert_eq!(keys, ["route[0].static", "log.access"]);
+        assert_eq!(
+            keys,
+            ["route[0].static", "listener[0].mail.user_map", "log.access"]
+        );
         assert_eq!(errors[0].file, PathBuf::from(BUILTIN_SOURCE));
         assert_eq!(
             errors[0].to_string(),

@@ -9,10 +9,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 mod cache;
+mod mail;
 mod protect;
 mod tls;
 mod upstream;
 pub use cache::*;
+pub use mail::*;
 pub use protect::*;
 pub use tls::*;
 pub use upstream::*;
@@ -111,6 +113,8 @@ pub struct Listener {
     pub tls: Option<ListenerTls>,
     /// Sources that must send a PROXY protocol header; empty for none.
     pub proxy_protocol: Vec<IpNet>,
+    /// The mail front end; `None` for an HTTP listener.
+    pub mail: Option<Box<MailListener>>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -8,6 +8,7 @@ use std::time::Duration;
 use toml::{Table, Value};
 
 mod cache;
+mod mail;
 mod protect;
 mod tls;
 
@@ -83,6 +84,9 @@ pub fn to_toml(config: &Config) -> String {
             if !l.proxy_protocol.is_empty() {
                 let nets = l.proxy_protocol.iter().map(|n| n.to_string().into());
                 t.insert("proxy_protocol".into(), Value::Array(nets.collect()));
+            }
+            if let Some(m) = &l.mail {
+                mail::listener(&mut t, m);
             }
             Value::Table(t)
         })

@@ -132,6 +132,7 @@ fn full_config_becomes_the_expected_model() {
                 protect: Default::default(),
                 tls: None,
                 proxy_protocol: Vec::new(),
+                mail: None,
             },
             Listener {
                 name: "[::1]:8443".into(),
@@ -140,6 +141,7 @@ fn full_config_becomes_the_expected_model() {
                 protect: Default::default(),
                 tls: None,
                 proxy_protocol: Vec::new(),
+                mail: None,
             },
         ],
         routes: vec![
@@ -316,6 +318,7 @@ fn defaults_fill_everything_left_out() {
             protect: Default::default(),
             tls: None,
             proxy_protocol: Vec::new(),
+            mail: None,
         }]
     );
     assert_eq!(
@@ -427,6 +430,7 @@ fn docs_cover_every_key() {
         RESOLVER_KEYS,
         CACHE_KEYS,
         ROUTE_CACHE_KEYS,
+        MAIL_KEYS,
     ];
     for key in tables.iter().flat_map(|t| t.iter()) {
         assert!(

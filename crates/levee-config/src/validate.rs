@@ -44,6 +44,7 @@ pub(crate) fn assemble(sink: &mut Sink<'_>, draft: Draft, source: &Path) -> Opti
             protect: l.protect,
             tls: l.tls,
             proxy_protocol: l.proxy_protocol,
+            mail: l.mail,
         });
     }
     let mut routes = Vec::with_capacity(draft.routes.len());

@@ -7,6 +7,7 @@
 //! on; the draft is never turned into a `Config` when the sink holds errors.
 
 mod cache;
+mod mail;
 mod protect;
 mod resolver;
 mod route;
@@ -79,6 +80,7 @@ pub(crate) struct DraftListener {
     pub protect: crate::model::ListenerProtect,
     pub tls: Option<crate::model::ListenerTls>,
     pub proxy_protocol: Vec<crate::model::IpNet>,
+    pub mail: Option<Box<crate::model::MailListener>>,
 }
 
 // The schema's keys, table by table. docs/config.md documents each one (a
@@ -132,9 +134,14 @@ pub(crate) const LISTENER_KEYS: &[&str] = &[
     // TLS (walk/tls.rs) and the PROXY protocol.
     "tls",
     "proxy_protocol",
+    // The front end (walk/mail.rs).
+    "protocol",
+    "mail",
 ];
 #[cfg(test)]
 pub(crate) use cache::{CACHE_KEYS, ROUTE_KEYS as ROUTE_CACHE_KEYS};
+#[cfg(test)]
+pub(crate) use mail::MAIL_KEYS;
 #[cfg(test)]
 pub(crate) use protect::{PROTECT_KEYS, RATE_LIMIT_KEYS};
 #[cfg(test)]
@@ -388,6 +395,7 @@ fn listener(sink: &mut Sink<'_>, item: &Item<'_, '_>) -> Option<DraftListener> {
         .get("proxy_protocol")
         .map(|i| tls::networks(sink, i))
         .unwrap_or_default();
+    let mail = mail::front_end(sink, &fields);
     Some(DraftListener {
         name,
         name_defaulted,
@@ -396,6 +404,7 @@ fn listener(sink: &mut Sink<'_>, item: &Item<'_, '_>) -> Option<DraftListener> {
         protect,
         tls,
         proxy_protocol,
+        mail,
     })
 }
 

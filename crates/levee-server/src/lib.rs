@@ -30,7 +30,7 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use upkeep::{AdminListener, Upkeep};
 
-use worker::{Command, Worker};
+use worker::{Command, Front, Worker};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -59,6 +59,13 @@ pub enum ServerError {
     },
     #[error("starting workers: {0}")]
     Workers(std::io::Error),
+    /// The user map's error is in the message (and not a `source`, so a
+    /// chain printer does not repeat it).
+    #[error("mail listener {addr}: {error}")]
+    Mail {
+        addr: SocketAddr,
+        error: levee_mail::front::UserMapError,
+    },
 }
 
 /// The running server as the control thread sees it.
@@ -75,6 +82,44 @@ struct Server {
     admin_socket: Option<std::net::TcpListener>,
     admin: Option<AdminListener>,
     tls: tls::TlsListeners,
+    /// Mail listeners' state by address; kept across reloads like the listener.
+    mail: HashMap<SocketAddr, Arc<levee_mail::Frontend>>,
+}
+
+/// Each mail listener's state, loaded (user maps read) before anything
+/// changes: new listeners get a new [`levee_mail::Frontend`], existing ones
+/// a new state to swap in.
+struct MailPlan {
+    new: Vec<(SocketAddr, Arc<levee_mail::Frontend>)>,
+    swap: Vec<(Arc<levee_mail::Frontend>, levee_mail::front::FrontState)>,
+}
+
+fn plan_mail(
+    config: &Config,
+    running: &HashMap<SocketAddr, Arc<levee_mail::Frontend>>,
+) -> Result<MailPlan, ServerError> {
+    let mut plan = MailPlan {
+        new: Vec::new(),
+        swap: Vec::new(),
+    };
+    for l in &config.listeners {
+        let Some(mail) = &l.mail else { continue };
+        let err = |error| ServerError::Mail {
+            addr: l.address,
+            error,
+        };
+        match running.get(&l.address) {
+            Some(front) => plan.swap.push((
+                front.clone(),
+                levee_mail::front::FrontState::load(mail).map_err(err)?,
+            )),
+            None => plan.new.push((
+                l.address,
+                levee_mail::Frontend::new(l.address, mail).map_err(err)?,
+            )),
+        }
+    }
+    Ok(plan)
 }
 
 /// Runs levee with `config` until it is stopped. `config.source` is re-read on SIGHUP.
@@ -107,6 +152,7 @@ pub fn run(config: Config) -> Result<(), ServerError> {
         }
         None => None,
     };
+    let mail_plan = plan_mail(&config, &HashMap::new())?;
     let mut bound = Vec::new();
     for l in &config.listeners {
         let sockets = listeners::bind(l.address, l.backlog, config.workers).map_err(|source| {
@@ -131,6 +177,7 @@ pub fn run(config: Config) -> Result<(), ServerError> {
         admin_socket,
         admin: None,
         tls: tls::TlsListeners::default(),
+        mail: mail_plan.new.into_iter().collect(),
     };
     let mut opened = Vec::with_capacity(bound.len());
     for (l, (addr, sockets)) in server.config.listeners.iter().zip(bound) {
@@ -196,10 +243,15 @@ impl Server {
             ..ListenerCtx::new(addr, self.shared.clone())
         });
         let bound = sockets.first().and_then(|s| s.local_addr().ok());
+        let front = match self.mail.get(&addr) {
+            Some(mail) => Front::Mail(mail.clone()),
+            None => Front::Http,
+        };
         for (socket, w) in sockets.into_iter().zip(&self.workers) {
             let _ = w.tx.send(Command::Listen {
                 socket,
                 ctx: ctx.clone(),
+                front: front.clone(),
             });
         }
         tracing::info!(listener = %addr, bound = ?bound, "listening");
@@ -212,6 +264,7 @@ impl Server {
         }
         self.listening.remove(&addr);
         self.tls.close(addr);
+        self.mail.remove(&addr);
         tracing::info!(listener = %addr, "stopped listening");
     }
 
@@ -268,6 +321,19 @@ impl Server {
         if config.workers != self.config.workers {
             tracing::warn!("reload: a change of `workers` takes effect at the next start");
         }
+        let mail_plan = match plan_mail(&config, &self.mail) {
+            Ok(plan) => plan,
+            Err(e) => {
+                tracing::error!(error = %e, "reload refused; the running config stays");
+                return;
+            }
+        };
+        for l in &config.listeners {
+            let was_mail = self.mail.contains_key(&l.address);
+            if self.listening.contains_key(&l.address) && was_mail != l.mail.is_some() {
+                tracing::warn!(listener = %l.address, "reload: a change of `protocol` takes effect at the next start");
+            }
+        }
         let wanted: HashMap<SocketAddr, u32> = config
             .listeners
             .iter()
@@ -304,6 +370,14 @@ impl Server {
         }
         self.shared.site.store(Arc::new(site));
         self.update_first_steps(&config);
+        for (front, state) in mail_plan.swap {
+            front.swap(state);
+        }
+        for (addr, front) in mail_plan.new {
+            if !self.listening.contains_key(&addr) {
+                self.mail.insert(addr, front);
+            }
+        }
         self.upkeep = Upkeep::start(&self.shared.site.load());
         self.reload_admin(&config);
         for (addr, first, sockets) in opened {
@@ -366,8 +440,13 @@ impl Server {
         for w in &self.workers {
             let _ = w.tx.send(Command::UnlistenAll);
         }
+        // Mail sessions before login are told so and closed; logged-in ones
+        // relay until the process exits.
+        levee_mail::shutdown::begin();
         let deadline = Instant::now() + self.config.timeouts.grace;
-        while self.shared.in_flight() > 0 && Instant::now() < deadline {
+        while (self.shared.in_flight() > 0 || levee_mail::metrics::open_preauth() > 0)
+            && Instant::now() < deadline
+        {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let left = self.shared.in_flight();

@@ -22,11 +22,20 @@ pub enum Command {
     Listen {
         socket: std::net::TcpListener,
         ctx: Arc<ListenerCtx>,
+        front: Front,
     },
     /// Stop accepting on the listener bound to this address.
     Unlisten(SocketAddr),
     /// Stop accepting on every listener (levee is stopping).
     UnlistenAll,
+}
+
+/// What serves a listener's connections once admitted.
+#[derive(Debug, Clone)]
+pub enum Front {
+    Http,
+    /// IMAP, POP3 or submission (levee-mail).
+    Mail(Arc<levee_mail::Frontend>),
 }
 
 /// The control thread's handle on a worker.
@@ -53,11 +62,11 @@ async fn run(mut rx: mpsc::UnboundedReceiver<Command>) {
     let mut accepting: HashMap<SocketAddr, oneshot::Sender<()>> = HashMap::new();
     while let Some(cmd) = rx.recv().await {
         match cmd {
-            Command::Listen { socket, ctx } => match TcpListener::from_std(socket) {
+            Command::Listen { socket, ctx, front } => match TcpListener::from_std(socket) {
                 Ok(listener) => {
                     let (stop_tx, stop_rx) = oneshot::channel();
                     accepting.insert(ctx.addr, stop_tx);
-                    tokio::spawn(accept_loop(listener, ctx, stop_rx));
+                    tokio::spawn(accept_loop(listener, ctx, front, stop_rx));
                 }
                 Err(e) => tracing::error!(error = %e, "cannot register listener"),
             },
@@ -81,6 +90,7 @@ async fn run(mut rx: mpsc::UnboundedReceiver<Command>) {
 async fn accept_loop(
     listener: TcpListener,
     ctx: Arc<ListenerCtx>,
+    front: Front,
     mut stop: oneshot::Receiver<()>,
 ) {
     let stats = levee_upstream::stats::listener(ctx.addr);
@@ -91,7 +101,7 @@ async fn accept_loop(
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     stats.connections.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    admit(stream, peer, &ctx);
+                    admit(stream, peer, &ctx, &front);
                 }
                 Err(e) => accept_error(e).await,
             },
@@ -104,9 +114,9 @@ const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nR
 
 /// Right after accept, before any byte is read: the listener's allow/deny
 /// list and connection limits. A denied client is closed at once; one over
-/// a limit gets a 503 if the socket takes it at once, then is closed.
-/// Connections already accepted are not touched.
-fn admit(stream: TcpStream, peer: SocketAddr, ctx: &Arc<ListenerCtx>) {
+/// a limit gets a 503 (or its mail protocol's refusal) if the socket takes
+/// it at once, then is closed. Connections already accepted are not touched.
+fn admit(stream: TcpStream, peer: SocketAddr, ctx: &Arc<ListenerCtx>, front: &Front) {
     let site = ctx.shared.site.load();
     let behind_proxy = ctx
         .steps
@@ -124,12 +134,23 @@ fn admit(stream: TcpStream, peer: SocketAddr, ctx: &Arc<ListenerCtx>) {
     match ctx.conns.admit(peer.ip(), site.conn_limits(ctx.addr)) {
         Ok(permit) => {
             levee_http::idle::shed_near_limit(levee_protect::conns::open_all(), site.shed_idle_at);
-            tokio::spawn(conn::serve(stream, peer, ctx.clone(), Some(permit)));
+            match front {
+                Front::Http => {
+                    tokio::spawn(conn::serve(stream, peer, ctx.clone(), Some(permit)));
+                }
+                Front::Mail(mail) => {
+                    tokio::spawn(mail.clone().serve(stream, peer, permit));
+                }
+            }
         }
         Err(Refusal::Denied) => {}
         Err(why) => {
             tracing::debug!(peer = %peer, reason = why.as_str(), "connection refused");
-            let _ = stream.try_write(BUSY);
+            let busy = match front {
+                Front::Http => BUSY,
+                Front::Mail(mail) => mail.busy_reply(),
+            };
+            let _ = stream.try_write(busy);
         }
     }
 }

@@ -138,3 +138,15 @@ fn metrics_have_help_type_and_series() {
         assert!(value.parse::<f64>().is_ok(), "bad sample: {line}");
     }
 }
+
+#[test]
+fn mail_close_asks_the_users_sessions_and_wants_post() {
+    let shared = shared();
+    let session = levee_mail::kick::register(b"api-test-user");
+    let r = handle(&shared, "POST", "/mail/users/api-test-user/close", b"");
+    assert_eq!(r.status, 200);
+    assert_eq!(json(&r)["closing"], 1);
+    assert!(session.requested());
+    let r = handle(&shared, "GET", "/mail/users/api-test-user/close", b"");
+    assert_eq!(r.status, 405);
+}

@@ -21,6 +21,7 @@ fn static_is_one_listener_and_one_route() {
             protect: Default::default(),
             tls: None,
             proxy_protocol: Vec::new(),
+            mail: None,
         }]
     );
     assert_eq!(config.routes.len(), 1);

@@ -9,6 +9,7 @@ mod admin;
 mod cache;
 mod client;
 mod dnsmasq;
+mod dovecot;
 mod levee;
 mod nginx;
 
@@ -19,6 +20,8 @@ pub use cache::*;
 pub use client::*;
 #[allow(unused_imports)]
 pub use dnsmasq::*;
+#[allow(unused_imports)]
+pub use dovecot::*;
 pub use levee::*;
 pub use nginx::*;
 

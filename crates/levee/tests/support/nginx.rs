@@ -86,12 +86,22 @@ impl Nginx {
 
     /// Like [`Nginx::start`] on a given port (to bring a killed server back).
     pub fn start_on(port: u16, server_body: &str) -> Nginx {
-        Nginx::start_at([127, 0, 0, 1], port, server_body)
+        Nginx::start_full([127, 0, 0, 1], port, "", server_body)
     }
 
     /// Like [`Nginx::start_on`] on another loopback address (127.0.0.0/8),
     /// so two servers can share a port, as the records of one name do.
     pub fn start_at(ip: [u8; 4], port: u16, server_body: &str) -> Nginx {
+        Nginx::start_full(ip, port, "", server_body)
+    }
+
+    /// nginx with `http_extra` in its `http {}` block (such as `map`s) and
+    /// `server_body` in its one server.
+    pub fn start_http(http_extra: &str, server_body: &str) -> Nginx {
+        Nginx::start_full([127, 0, 0, 1], free_port(), http_extra, server_body)
+    }
+
+    fn start_full(ip: [u8; 4], port: u16, http_extra: &str, server_body: &str) -> Nginx {
         let [a, b, c, e] = ip;
         let listen = format!("{a}.{b}.{c}.{e}:{port}");
         let nginx_bin = find_in_path("nginx")
@@ -133,6 +143,7 @@ http {{
     scgi_temp_path {d}/tmp/scgi;
     keepalive_timeout 75s;
     keepalive_requests 100000;
+    {http_extra}
     server {{
         listen {listen};
         server_name _;
@@ -235,7 +246,7 @@ impl Drop for Nginx {
     }
 }
 
-pub(super) fn is_root() -> bool {
+pub(crate) fn is_root() -> bool {
     fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
@@ -246,7 +257,7 @@ pub(super) fn is_root() -> bool {
         .unwrap_or(false)
 }
 
-pub(super) fn find_in_path(name: &str) -> Option<PathBuf> {
+pub(crate) fn find_in_path(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
         .chain(["/usr/sbin".into(), "/sbin".into()])

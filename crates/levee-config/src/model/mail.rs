@@ -1,0 +1,148 @@
+//! The mail front end of a listener: `protocol = "imap" | "pop3" |
+//! "submission"` and its `[listener.mail]` table.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Which mail protocol a listener speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MailProtocol {
+    Imap,
+    Pop3,
+    /// SMTP submission (RFC 6409): AUTH before MAIL.
+    Submission,
+}
+
+impl MailProtocol {
+    /// The name used in the config file and in `Auth-Protocol` (`smtp` there).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MailProtocol::Imap => "imap",
+            MailProtocol::Pop3 => "pop3",
+            MailProtocol::Submission => "submission",
+        }
+    }
+}
+
+/// A mail listener's settings (validated).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailListener {
+    pub protocol: MailProtocol,
+    /// Text of the greeting after the status (`* OK <text>`); a default when `None`.
+    pub greeting: Option<String>,
+    pub auth: MailAuth,
+    /// How long a failed login waits before it is answered (unless the auth
+    /// service says `Auth-Wait`).
+    pub auth_fail_delay: Duration,
+    /// From accept to a logged-in session.
+    pub preauth_timeout: Duration,
+    /// A logged-in session with no traffic either way is closed after this.
+    pub idle_timeout: Duration,
+    pub backend_connect_timeout: Duration,
+    /// Refused commands before the session is closed.
+    pub max_errors: u32,
+    /// Commands before login before the session is closed.
+    pub max_commands: u32,
+    /// Longest command line, CRLF included (IMAP: the whole command with literals).
+    pub max_line: usize,
+    /// Largest IMAP literal before login.
+    pub max_literal: u64,
+    /// Tell the backend the client's address: IMAP `ID` with
+    /// `x-originating-ip`/`x-originating-port`, POP3 `XCLIENT`.
+    pub forward_client_address: bool,
+    /// Start each backend connection with a PROXY protocol v2 header.
+    pub backend_proxy_protocol: bool,
+    /// Log in to the backend as `USER<separator>MASTER` with the master
+    /// password, so the user's password never travels on (Dovecot's master users).
+    pub master: Option<MasterUser>,
+    /// Failed logins from one IP, or for one user, within `auth_failure_window`
+    /// after which that IP or user is refused without asking; 0 turns it off.
+    pub max_auth_failures: u32,
+    pub auth_failure_window: Duration,
+    /// Logged-in sessions of one user on this listener; 0 means no limit.
+    pub max_sessions_per_user: u32,
+}
+
+/// Dovecot-style master user credentials for backend logins.
+#[derive(Clone, PartialEq, Eq)]
+pub struct MasterUser {
+    pub user: String,
+    pub password: String,
+    pub separator: String,
+}
+
+impl std::fmt::Debug for MasterUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MasterUser")
+            .field("user", &self.user)
+            .field("separator", &self.separator)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Who says yes to a login, and where the user's mailbox is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MailAuth {
+    Http(AuthHttp),
+    /// A file of `user backend [password-hash]` lines.
+    UserMap(PathBuf),
+}
+
+/// An nginx `auth_http` service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthHttp {
+    /// The URL as written: `http://host:port/path`.
+    pub url: String,
+    /// `host:port` to connect to.
+    pub address: String,
+    /// The `Host` header (host and port as written in the URL).
+    pub host: String,
+    /// Path and query; at least `/`.
+    pub uri: String,
+    pub timeout: Duration,
+    /// Sent after the standard fields, in the order written.
+    pub headers: Vec<(String, String)>,
+    /// Idle connections kept per worker; 0 sends nginx's exact request and
+    /// closes each connection.
+    pub keepalive: usize,
+    /// How long a refusal is remembered for the same user and password.
+    pub negative_ttl: Duration,
+}
+
+pub const DEFAULT_MAIL_AUTH_FAIL_DELAY: Duration = Duration::from_secs(1);
+pub const DEFAULT_MAIL_PREAUTH_TIMEOUT: Duration = Duration::from_secs(60);
+pub const DEFAULT_MAIL_IDLE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+pub const DEFAULT_MAIL_BACKEND_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+pub const DEFAULT_MAIL_MAX_ERRORS: u32 = 5;
+pub const DEFAULT_MAIL_MAX_COMMANDS: u32 = 50;
+pub const DEFAULT_MAIL_MAX_LINE: usize = 8 * 1024;
+pub const DEFAULT_MAIL_MAX_LITERAL: u64 = 8 * 1024;
+pub const DEFAULT_MAIL_MAX_AUTH_FAILURES: u32 = 10;
+pub const DEFAULT_MAIL_AUTH_FAILURE_WINDOW: Duration = Duration::from_secs(5 * 60);
+pub const DEFAULT_AUTH_HTTP_TIMEOUT: Duration = Duration::from_secs(5);
+pub const DEFAULT_AUTH_NEGATIVE_TTL: Duration = Duration::from_secs(2);
+
+impl MailListener {
+    /// A listener of `protocol` authenticating with `auth`, every other setting at its default.
+    pub fn new(protocol: MailProtocol, auth: MailAuth) -> MailListener {
+        MailListener {
+            protocol,
+            greeting: None,
+            auth,
+            auth_fail_delay: DEFAULT_MAIL_AUTH_FAIL_DELAY,
+            preauth_timeout: DEFAULT_MAIL_PREAUTH_TIMEOUT,
+            idle_timeout: DEFAULT_MAIL_IDLE_TIMEOUT,
+            backend_connect_timeout: DEFAULT_MAIL_BACKEND_CONNECT_TIMEOUT,
+            max_errors: DEFAULT_MAIL_MAX_ERRORS,
+            max_commands: DEFAULT_MAIL_MAX_COMMANDS,
+            max_line: DEFAULT_MAIL_MAX_LINE,
+            max_literal: DEFAULT_MAIL_MAX_LITERAL,
+            forward_client_address: false,
+            backend_proxy_protocol: false,
+            master: None,
+            max_auth_failures: DEFAULT_MAIL_MAX_AUTH_FAILURES,
+            auth_failure_window: DEFAULT_MAIL_AUTH_FAILURE_WINDOW,
+            max_sessions_per_user: 0,
+        }
+    }
+}

@@ -1,0 +1,110 @@
+//! Mail listeners: the model they become and the errors they give.
+
+use std::time::Duration;
+
+use crate::model::{MailAuth, MailProtocol};
+use crate::tests::{errors_of, ok};
+
+#[test]
+fn imap_listener_with_auth_http() {
+    let config = ok(r#"
+[[listener]]
+address = "127.0.0.1:143"
+protocol = "imap"
+max_connections_per_ip = 10
+[listener.mail]
+auth_http = "http://127.0.0.1:9000/auth?x=1"
+auth_http_timeout = "2s"
+auth_http_header = { X-Secret = "s3" }
+preauth_timeout = "30s"
+max_errors = 3
+forward_client_address = true
+master_user = "levee"
+master_password = "m4ster"
+"#);
+    let l = &config.listeners[0];
+    assert_eq!(l.protect.max_connections_per_ip, 10);
+    let m = l.mail.as_ref().expect("a mail listener");
+    assert_eq!(m.protocol, MailProtocol::Imap);
+    assert_eq!(m.preauth_timeout, Duration::from_secs(30));
+    assert_eq!(m.max_errors, 3);
+    assert!(m.forward_client_address);
+    let master = m.master.as_ref().expect("master user");
+    assert_eq!(
+        (master.user.as_str(), master.separator.as_str()),
+        ("levee", "*")
+    );
+    assert!(
+        !format!("{master:?}").contains("m4ster"),
+        "the password is not in Debug"
+    );
+    let MailAuth::Http(a) = &m.auth else {
+        panic!("auth_http expected")
+    };
+    assert_eq!(a.address, "127.0.0.1:9000");
+    assert_eq!(a.host, "127.0.0.1:9000");
+    assert_eq!(a.uri, "/auth?x=1");
+    assert_eq!(a.timeout, Duration::from_secs(2));
+    assert_eq!(a.headers, [("X-Secret".to_owned(), "s3".to_owned())]);
+    // It survives being written out and read back.
+    assert_eq!(crate::validate(&config), Ok(()));
+}
+
+#[test]
+fn pop3_with_user_map_and_default_port() {
+    let config = ok(r#"
+[[listener]]
+address = "127.0.0.1:110"
+protocol = "pop3"
+[listener.mail]
+user_map = "/etc/levee/users"
+"#);
+    let m = config.listeners[0].mail.as_ref().expect("mail");
+    assert_eq!(m.protocol, MailProtocol::Pop3);
+    assert_eq!(m.auth, MailAuth::UserMap("/etc/levee/users".into()));
+    assert!(config.listeners.iter().all(|l| l.address.port() == 110));
+}
+
+#[test]
+fn mail_errors_name_the_key() {
+    assert_eq!(
+        errors_of("[[listener]]\naddress = \"127.0.0.1:1\"\nprotocol = \"imap\"\n"),
+        [
+            "t.toml:3:12: listener[0].protocol: a mail listener needs a [listener.mail] table with `auth_http` or `user_map`"
+        ]
+    );
+    assert_eq!(
+        errors_of("[[listener]]\naddress = \"127.0.0.1:1\"\nprotocol = \"smtp\"\n"),
+        [
+            "t.toml:3:12: listener[0].protocol: unknown protocol `smtp`; expected \"http\", \"imap\", \"pop3\" or \"submission\""
+        ]
+    );
+    assert_eq!(
+        errors_of(
+            "[[listener]]\naddress = \"127.0.0.1:1\"\nprotocol = \"imap\"\n[listener.mail]\nauth_http = \"https://a/\"\nmax_line = 100\nauth_http_timeout = \"0s\"\n"
+        ),
+        [
+            "t.toml:5:13: listener[0].mail.auth_http: invalid URL `https://a/`: expected http://host:port/path (https is not supported)",
+            "t.toml:6:12: listener[0].mail.max_line: must be between 512 and 1048576",
+            "t.toml:7:21: listener[0].mail.auth_http_timeout: must be greater than zero",
+        ]
+    );
+    assert_eq!(
+        errors_of(
+            "[[listener]]\naddress = \"127.0.0.1:1\"\nprotocol = \"imap\"\n[listener.mail]\nuser_map = \"/u\"\nauth_http = \"http://a/\"\n"
+        ),
+        ["t.toml:5:12: listener[0].mail.user_map: set either `auth_http` or `user_map`, not both"]
+    );
+    assert_eq!(
+        errors_of(
+            "[[listener]]\naddress = \"127.0.0.1:1\"\nprotocol = \"imap\"\n[listener.mail]\nuser_map = \"/u\"\nmaster_user = \"m\"\n"
+        ),
+        ["t.toml:4:1: listener[0].mail: `master_user` and `master_password` go together"]
+    );
+    assert_eq!(
+        errors_of("[[listener]]\naddress = \"127.0.0.1:1\"\n[listener.mail]\nuser_map = \"/u\"\n"),
+        [
+            "t.toml:3:1: listener[0].mail: a [listener.mail] table needs protocol = \"imap\", \"pop3\" or \"submission\""
+        ]
+    );
+}

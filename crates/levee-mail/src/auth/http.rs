@@ -1,0 +1,164 @@
+//! The `auth_http` client: nginx's request, sent over a connection from a
+//! per-worker pool (tokio sockets belong to the runtime that made them, so
+//! the pool is thread-local), with one timeout over connect and reply.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::time::Duration;
+
+use levee_config::model::{AuthHttp, MailProtocol};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::{Attempt, Decision, Route};
+use crate::Parsed;
+use crate::auth_http::{AuthRequest, Verdict, reply, request};
+
+/// Largest reply accepted, head and body.
+const MAX_REPLY: usize = 16 * 1024;
+
+thread_local! {
+    static POOL: RefCell<HashMap<String, Vec<TcpStream>>> = RefCell::new(HashMap::new());
+}
+
+fn pooled(address: &str) -> Option<TcpStream> {
+    POOL.with(|p| p.borrow_mut().get_mut(address).and_then(Vec::pop))
+}
+
+fn give_back(address: &str, stream: TcpStream, keep: usize) {
+    POOL.with(|p| {
+        let mut p = p.borrow_mut();
+        let idle = p.entry(address.to_owned()).or_default();
+        if idle.len() < keep {
+            idle.push(stream);
+        }
+    });
+}
+
+/// `Auth-Protocol` as nginx names it.
+fn protocol_name(p: MailProtocol) -> &'static str {
+    match p {
+        MailProtocol::Imap => "imap",
+        MailProtocol::Pop3 => "pop3",
+        MailProtocol::Submission => "smtp",
+    }
+}
+
+pub async fn ask(service: &AuthHttp, attempt: &Attempt<'_>, fail_delay: Duration) -> Decision {
+    let c = attempt.credentials;
+    let mut bytes = request(&AuthRequest {
+        host: &service.host,
+        uri: &service.uri,
+        method: "plain",
+        user: &c.user,
+        pass: &c.pass,
+        protocol: protocol_name(attempt.protocol),
+        attempt: attempt.number,
+        client_ip: attempt.peer.ip(),
+        client_host: "[UNAVAILABLE]",
+        smtp_helo: attempt.smtp_helo,
+        ssl: None,
+        extra: &service.headers,
+    });
+    if service.keepalive > 0 {
+        // Before the blank line that ends the head.
+        bytes.truncate(bytes.len() - 2);
+        bytes.extend_from_slice(b"Connection: keep-alive\r\n\r\n");
+    }
+    let verdict = match tokio::time::timeout(service.timeout, exchange(service, &bytes)).await {
+        Ok(Ok(v)) => v,
+        Ok(Err(why)) => return Decision::Unavailable(why),
+        Err(_) => return Decision::Unavailable("auth service timed out".to_owned()),
+    };
+    match verdict {
+        Verdict::Ok {
+            server,
+            port,
+            user,
+            pass,
+        } => Decision::Accept(Route {
+            backend: if server.contains(':') {
+                format!("[{server}]:{port}")
+            } else {
+                format!("{server}:{port}")
+            },
+            user: user.unwrap_or_else(|| c.user.clone()),
+            pass: pass.unwrap_or_else(|| c.pass.clone()),
+        }),
+        Verdict::Fail {
+            message,
+            wait,
+            error_code,
+        } => Decision::Refuse {
+            message: Some(message),
+            wait: wait.map_or(fail_delay, |s| Duration::from_secs(u64::from(s))),
+            smtp_code: error_code,
+        },
+    }
+}
+
+/// One request and reply; a pooled connection that turns out closed is
+/// replaced by a new one once.
+async fn exchange(service: &AuthHttp, bytes: &[u8]) -> Result<Verdict, String> {
+    if let Some(stream) = pooled(&service.address)
+        && let Ok(v) = on(service, stream, bytes).await
+    {
+        return Ok(v);
+    }
+    let stream = TcpStream::connect(&service.address)
+        .await
+        .map_err(|e| format!("auth service {}: {e}", service.address))?;
+    on(service, stream, bytes).await
+}
+
+async fn on(service: &AuthHttp, mut stream: TcpStream, bytes: &[u8]) -> Result<Verdict, String> {
+    let io = |e: std::io::Error| format!("auth service {}: {e}", service.address);
+    stream.write_all(bytes).await.map_err(io)?;
+    let mut buf = Vec::with_capacity(1024);
+    let (verdict, head_len) = loop {
+        if buf.len() > MAX_REPLY {
+            return Err("auth service reply too large".to_owned());
+        }
+        if stream.read_buf(&mut buf).await.map_err(io)? == 0 {
+            return Err("auth service closed the connection".to_owned());
+        }
+        match reply(&buf) {
+            Ok(Parsed::Complete(v, n)) => break (v, n),
+            Ok(Parsed::Incomplete) => {}
+            Err(e) => return Err(format!("auth service: {e}")),
+        }
+    };
+    if service.keepalive > 0
+        && let Some(body) = reusable_body_len(&buf[..head_len])
+        && body <= MAX_REPLY
+    {
+        while buf.len() < head_len + body {
+            if stream.read_buf(&mut buf).await.map_err(io)? == 0 {
+                return Ok(verdict);
+            }
+        }
+        if buf.len() == head_len + body {
+            give_back(&service.address, stream, service.keepalive);
+        }
+    }
+    Ok(verdict)
+}
+
+/// The body length when the service keeps the connection open.
+fn reusable_body_len(head: &[u8]) -> Option<usize> {
+    let head = std::str::from_utf8(head).ok()?;
+    let mut keep = head.starts_with("HTTP/1.1");
+    let mut length = None;
+    for line in head.split("\r\n").skip(1) {
+        let Some((name, value)) = line.split_once(':') else {
+            continue;
+        };
+        let value = value.trim();
+        if name.eq_ignore_ascii_case("connection") {
+            keep = value.eq_ignore_ascii_case("keep-alive");
+        } else if name.eq_ignore_ascii_case("content-length") {
+            length = value.parse().ok();
+        }
+    }
+    if keep { length } else { None }
+}

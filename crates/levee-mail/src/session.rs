@@ -1,0 +1,382 @@
+//! A mail session's life, the same for IMAP, POP3 and submission:
+//!
+//! 1. **greet** and read commands until the client logs in, under the
+//!    listener's pre-auth deadline and error/command limits (`session/imap.rs`,
+//!    `session/pop3.rs`, `session/smtp.rs`, which drive the parsers);
+//! 2. **decide** the login: `auth_http` or the user map ([`crate::auth`]);
+//! 3. **log in to the backend** it names ([`crate::backend`]); a backend
+//!    that refuses or does not answer gets the client an immediate
+//!    "unavailable";
+//! 4. **relay** bytes both ways until either side closes or the session
+//!    idles out ([`crate::splice`]).
+//!
+//! The pre-auth part is boxed and freed before the relay starts, so a
+//! logged-in session costs only the relay's state. Sessions are generic over
+//! the client stream so a TLS stream can be dropped in (STARTTLS is refused
+//! until levee-tls provides one).
+
+mod challenge;
+pub mod imap;
+pub mod pop3;
+pub mod smtp;
+
+pub(crate) use challenge::{SaslReplies, sasl_exchange};
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use levee_config::model::MailProtocol;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+use crate::auth::{Attempt, Decision};
+use crate::backend::{self, Backend, Greet};
+use crate::front::{FrontState, Frontend};
+use crate::guard::SessionSlot;
+use crate::line::{LineError, next_line};
+use crate::metrics::{self, Login, Stage, StageGuard};
+use crate::sasl::Credentials;
+use crate::splice::{Farewell, Splice};
+
+/// Why reading from the client stopped.
+#[derive(Debug)]
+pub(crate) enum Stop {
+    /// The pre-auth deadline passed.
+    Timeout,
+    /// The client closed or the socket failed.
+    Closed,
+    /// levee is stopping.
+    Shutdown,
+}
+
+/// The client connection during pre-auth: its stream, bytes read but not
+/// yet used, and the deadline to be logged in by.
+pub(crate) struct Io<S> {
+    pub stream: S,
+    pub buf: Vec<u8>,
+    pub deadline: Instant,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
+    /// Reads more into `buf`.
+    pub async fn fill(&mut self) -> Result<(), Stop> {
+        self.buf.reserve(2048);
+        let read = tokio::time::timeout_at(self.deadline, self.stream.read_buf(&mut self.buf));
+        tokio::select! {
+            read = read => match read {
+                Err(_) => Err(Stop::Timeout),
+                Ok(Ok(0)) | Ok(Err(_)) => Err(Stop::Closed),
+                Ok(Ok(_)) => Ok(()),
+            },
+            () = crate::shutdown::stopping() => Err(Stop::Shutdown),
+        }
+    }
+
+    pub async fn send(&mut self, bytes: &[u8]) -> Result<(), Stop> {
+        let write = async {
+            self.stream.write_all(bytes).await?;
+            self.stream.flush().await
+        };
+        match tokio::time::timeout_at(self.deadline, write).await {
+            Err(_) => Err(Stop::Timeout),
+            Ok(Err(_)) => Err(Stop::Closed),
+            Ok(Ok(())) => Ok(()),
+        }
+    }
+
+    pub fn consume(&mut self, n: usize) {
+        self.buf.drain(..n.min(self.buf.len()));
+    }
+
+    /// The next CRLF line (a SASL response), at most `max` bytes.
+    pub async fn line(&mut self, max: usize) -> Result<Result<Vec<u8>, LineError>, Stop> {
+        loop {
+            match next_line(&self.buf, max) {
+                Ok(Some((line, used))) => {
+                    let line = line.to_vec();
+                    self.consume(used);
+                    return Ok(Ok(line));
+                }
+                Ok(None) => self.fill().await?,
+                Err(e) => return Ok(Err(e)),
+            }
+        }
+    }
+}
+
+/// The outcome of a login attempt, for the protocol to answer.
+pub(crate) enum Outcome {
+    /// Logged in; `slot` holds the user's place in `max_sessions_per_user`.
+    Proxy(Backend, SessionSlot),
+    /// The user has `max_sessions_per_user` sessions already.
+    TooMany,
+    /// Bad credentials (after the delay): the auth service's text, if any.
+    Refused {
+        message: Option<String>,
+        smtp_code: Option<String>,
+    },
+    /// The auth service or the backend is unavailable.
+    Unavailable,
+}
+
+/// The text a refusal shows the client: the auth service's or `default`,
+/// limited to printable ASCII so it cannot break the reply line.
+pub(crate) fn refusal_text(message: &Option<String>, default: &str) -> String {
+    match message {
+        Some(m)
+            if !m.is_empty() && m.len() <= 200 && m.bytes().all(|b| (0x20..0x7f).contains(&b)) =>
+        {
+            m.clone()
+        }
+        _ => default.to_owned(),
+    }
+}
+
+/// What a protocol's pre-auth stage ends with.
+pub(crate) enum PreAuth {
+    /// Logged in: relay from here. `user` is for the session log.
+    Proxy {
+        backend: Backend,
+        user: String,
+        slot: SessionSlot,
+    },
+    /// The session ended before login (logout, limits, timeout, close).
+    Ended(&'static str),
+}
+
+/// Refused commands and commands before login, counted against the listener's limits.
+pub(crate) struct Budget {
+    errors: u32,
+    commands: u32,
+    max_errors: u32,
+    max_commands: u32,
+}
+
+impl Budget {
+    pub fn new(config: &levee_config::model::MailListener) -> Budget {
+        Budget {
+            errors: 0,
+            commands: 0,
+            max_errors: config.max_errors,
+            max_commands: config.max_commands,
+        }
+    }
+
+    /// Counts a refused command or failed login; true when that was one too many.
+    pub fn error(&mut self) -> bool {
+        self.errors += 1;
+        self.errors >= self.max_errors
+    }
+
+    /// Counts a command; true when it is over the limit.
+    pub fn command(&mut self) -> bool {
+        self.commands += 1;
+        self.commands > self.max_commands
+    }
+}
+
+/// What a protocol tells a client it stops talking to before login.
+pub(crate) struct Closing {
+    pub timeout: &'static [u8],
+    pub shutdown: &'static [u8],
+}
+
+/// Ends a protocol's pre-auth stage: on a timeout or a stop the client is
+/// told so (with a moment of its own, the deadline having passed).
+pub(crate) async fn finish<S: AsyncRead + AsyncWrite + Unpin>(
+    io: &mut Io<S>,
+    result: Result<PreAuth, Stop>,
+    closing: &Closing,
+) -> PreAuth {
+    let (reply, why) = match result {
+        Ok(p) => return p,
+        Err(Stop::Closed) => return PreAuth::Ended("client closed"),
+        Err(Stop::Timeout) => (closing.timeout, "pre-auth timeout"),
+        Err(Stop::Shutdown) => (closing.shutdown, "levee stopping"),
+    };
+    io.deadline = Instant::now() + std::time::Duration::from_secs(1);
+    let _ = io.send(reply).await;
+    PreAuth::Ended(why)
+}
+
+/// Per-session facts the login step needs.
+pub(crate) struct Ctx {
+    pub front: Arc<Frontend>,
+    pub state: Arc<FrontState>,
+    pub peer: SocketAddr,
+    /// The listener address the client reached.
+    pub local: SocketAddr,
+    pub attempts: u32,
+}
+
+impl Ctx {
+    /// Decides `credentials` and, if accepted, logs in to the backend.
+    pub async fn login(&mut self, credentials: &Credentials, greet: Greet<'_>) -> Outcome {
+        self.attempts += 1;
+        let smtp_helo = match &greet {
+            Greet::Smtp { helo } => Some(*helo),
+            _ => None,
+        };
+        let attempt = Attempt {
+            protocol: self.state.config.protocol,
+            credentials,
+            number: self.attempts,
+            peer: self.peer,
+            smtp_helo,
+        };
+        let config = &self.state.config;
+        let guard = &self.front.guard;
+        let ip = self.peer.ip();
+        let now = std::time::Instant::now();
+        let (limit, window) = (config.max_auth_failures, config.auth_failure_window);
+        let refused = |wait: std::time::Duration, message, smtp_code| async move {
+            let grown = guard.fail(ip, &credentials.user, config.auth_fail_delay, window, now);
+            tokio::time::sleep(wait.max(grown)).await;
+            Outcome::Refused { message, smtp_code }
+        };
+        let protocol = config.protocol;
+        if guard.blocked(ip, &credentials.user, limit, window, now) {
+            tracing::info!(peer = %self.peer, "mail login refused: too many failures");
+            metrics::login(protocol, Login::Blocked);
+            return refused(config.auth_fail_delay, None, None).await;
+        }
+        let mut route = match crate::auth::decide(&self.front, &self.state, &attempt).await {
+            Decision::Accept(route) => route,
+            Decision::Refuse {
+                message,
+                wait,
+                smtp_code,
+            } => {
+                metrics::login(protocol, Login::Refused);
+                return refused(wait, message, smtp_code).await;
+            }
+            Decision::Unavailable(why) => {
+                tracing::warn!(peer = %self.peer, reason = %why, "mail auth unavailable");
+                metrics::login(protocol, Login::Unavailable);
+                return Outcome::Unavailable;
+            }
+        };
+        let Some(slot) = guard.open_session(&credentials.user, config.max_sessions_per_user) else {
+            metrics::login(protocol, Login::TooMany);
+            return Outcome::TooMany;
+        };
+        if let Some(master) = &self.state.config.master {
+            route.user.extend_from_slice(master.separator.as_bytes());
+            route.user.extend_from_slice(master.user.as_bytes());
+            route.pass = master.password.as_bytes().to_vec();
+        }
+        let timeout = self.state.config.backend_connect_timeout;
+        let forward = self
+            .state
+            .config
+            .forward_client_address
+            .then_some((self.peer, self.local));
+        let proxy_header = config
+            .backend_proxy_protocol
+            .then(|| crate::proxy_protocol::v2(self.peer, self.local));
+        match backend::login(&route, greet, forward, proxy_header, timeout).await {
+            Ok(b) => {
+                metrics::login(protocol, Login::Ok);
+                Outcome::Proxy(b, slot)
+            }
+            Err(backend::BackendError::Refused(text)) => {
+                tracing::info!(peer = %self.peer, backend = %route.backend, "backend refused the login");
+                metrics::login(protocol, Login::Refused);
+                refused(config.auth_fail_delay, Some(text), None).await
+            }
+            Err(e) => {
+                tracing::warn!(peer = %self.peer, backend = %route.backend, error = %e, "mail backend unavailable");
+                let kind = match e {
+                    backend::BackendError::Connect(_) => metrics::BackendError::Connect,
+                    backend::BackendError::Timeout => metrics::BackendError::Timeout,
+                    _ => metrics::BackendError::Protocol,
+                };
+                metrics::backend_error(protocol, kind);
+                metrics::login(protocol, Login::Unavailable);
+                Outcome::Unavailable
+            }
+        }
+    }
+}
+
+/// Serves one client connection from greeting to close.
+pub(crate) async fn run(front: Arc<Frontend>, stream: TcpStream, peer: SocketAddr) {
+    let state = front.state();
+    let protocol = state.config.protocol;
+    let idle = state.config.idle_timeout;
+    let mut stage = StageGuard::enter(protocol, Stage::PreAuth);
+    let mut io = Io {
+        stream,
+        buf: Vec::new(),
+        deadline: Instant::now() + state.config.preauth_timeout,
+    };
+    let local = io.stream.local_addr().unwrap_or(front.addr);
+    let mut ctx = Ctx {
+        front,
+        state,
+        peer,
+        local,
+        attempts: 0,
+    };
+    // Boxed so its buffers and state are freed before the relay starts.
+    let preauth = match protocol {
+        MailProtocol::Imap => Box::pin(imap::preauth(&mut io, &mut ctx)).await,
+        MailProtocol::Pop3 => Box::pin(pop3::preauth(&mut io, &mut ctx)).await,
+        MailProtocol::Submission => Box::pin(smtp::preauth(&mut io, &mut ctx)).await,
+    };
+    let (backend, user, _slot) = match preauth {
+        PreAuth::Proxy {
+            backend,
+            user,
+            slot,
+        } => (backend, user, slot),
+        PreAuth::Ended(why) => {
+            tracing::info!(peer = %peer, protocol = protocol.as_str(), attempts = ctx.attempts, end = why, "mail session");
+            return;
+        }
+    };
+    drop(ctx);
+    stage.advance(Stage::Proxying);
+    let backend_addr = backend.addr;
+    let pipelined = std::mem::take(&mut io.buf);
+    let farewell = Farewell {
+        kick: crate::kick::register(user.as_bytes()),
+        line: match protocol {
+            MailProtocol::Imap => b"* BYE Your mailbox has moved; please log in again\r\n",
+            MailProtocol::Pop3 => {
+                b"-ERR [SYS/TEMP] Your mailbox has moved; please log in again\r\n"
+            }
+            MailProtocol::Submission => {
+                b"421 4.3.0 Your mailbox has moved; please log in again\r\n"
+            }
+        },
+    };
+    let mut splice = Splice::new(
+        io.stream,
+        backend.stream,
+        pipelined,
+        backend.to_client,
+        idle,
+    )
+    .with_farewell(farewell);
+    let end = (&mut splice).await;
+    let end: &str = match &end {
+        Ok(crate::splice::End::Closed) => "closed",
+        Ok(crate::splice::End::Idle) => "idle timeout",
+        Ok(crate::splice::End::Kicked) => "closed on request",
+        Err(e) if e.kind() == io::ErrorKind::ConnectionReset => "reset",
+        Err(_) => "error",
+    };
+    tracing::info!(
+        peer = %peer,
+        protocol = protocol.as_str(),
+        user = %user,
+        backend = %backend_addr,
+        up = splice.counts.0,
+        down = splice.counts.1,
+        end,
+        "mail session"
+    );
+}

@@ -1,0 +1,198 @@
+"""Real mail clients (Python's imaplib, poplib, smtplib, and raw sockets
+where a library cannot express the case) driving levee in the mail tests.
+
+Usage: clients.py CASE PORT. Each case prints `key=value` lines that the
+Rust test asserts on; a library error is printed, not raised, so the test
+sees what the client saw.
+"""
+
+import base64
+import imaplib
+import poplib
+import smtplib
+import socket
+import sys
+import time
+
+
+def out(key, value):
+    print(f"{key}={value}", flush=True)
+
+
+def subject(c):
+    c.select("INBOX")
+    _, data = c.fetch("1", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+    return data[0][1].decode().strip()
+
+
+def raw(port, send, until, timeout=5.0):
+    """Sends `send` (a list of byte strings, each written separately with a
+    pause between) and reads until `until` appears or the peer closes."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    got = b""
+    while b"\r\n" not in got:
+        got += s.recv(4096)
+    for chunk in send:
+        s.sendall(chunk)
+        time.sleep(0.05)
+    deadline = time.time() + timeout
+    while until not in got and time.time() < deadline:
+        try:
+            data = s.recv(65536)
+        except socket.timeout:
+            break
+        if not data:
+            break
+        got += data
+    s.close()
+    return got.decode(errors="replace")
+
+
+def imap_logins(port):
+    c = imaplib.IMAP4("127.0.0.1", port)
+    out("greeting", c.welcome.decode())
+    typ, data = c.login("alice", "secret")
+    out("quoted", f"{typ} {data[0].decode()}")
+    out("quoted_subject", subject(c))
+    c.logout()
+
+    c = imaplib.IMAP4("127.0.0.1", port)
+    c.literal = b"hunter2"
+    typ, data = c._simple_command("LOGIN", "bob")
+    c.state = "AUTH"
+    out("literal", typ)
+    out("literal_subject", subject(c))
+    c.logout()
+
+    c = imaplib.IMAP4("127.0.0.1", port)
+    typ, _ = c.authenticate("PLAIN", lambda _: b"\0alice\0secret")
+    out("authenticate", typ)
+    out("authenticate_subject", subject(c))
+    c.logout()
+
+    ir = base64.b64encode(b"\0bob\0hunter2")
+    got = raw(port, [b"a1 AUTHENTICATE PLAIN " + ir + b"\r\na2 SELECT INBOX\r\n"], b"a2 ")
+    out("sasl_ir", "a1 OK" in got and "a2 OK" in got)
+
+    c = imaplib.IMAP4("127.0.0.1", port)
+    try:
+        c.login("alice", "wrong")
+        out("bad_password", "accepted")
+    except imaplib.IMAP4.error as e:
+        out("bad_password", e)
+
+    c = imaplib.IMAP4("127.0.0.1", port)
+    try:
+        c.login("alice", "backend-says-no")
+        out("backend_no", "accepted")
+    except imaplib.IMAP4.error as e:
+        out("backend_no", e)
+
+    c = imaplib.IMAP4("127.0.0.1", port)
+    started = time.monotonic()
+    try:
+        c.login("ghost", "x")
+        out("down", "accepted")
+    except imaplib.IMAP4.error as e:
+        out("down", e)
+    out("down_ms", int((time.monotonic() - started) * 1000))
+
+
+def imap_raw(port):
+    # Pipelined: everything in one write; what follows LOGIN goes to the backend.
+    got = raw(port, [b"a1 CAPABILITY\r\na2 LOGIN alice secret\r\na3 SELECT INBOX\r\na4 LOGOUT\r\n"], b"a4 OK")
+    out("pipelined", "a1 OK" in got and "a2 OK" in got and "a3 OK" in got and "a4 OK" in got)
+    # Split reads, with a synchronizing literal that needs a continuation.
+    got = raw(port, [b"a1 LOG", b"IN al", b"ice {6}\r\n", b"sec", b"ret\r\n", b"a2 NOOP\r\n"], b"a2 OK")
+    out("split", "+ " in got and "a1 OK" in got and "a2 OK" in got)
+    # A refused command's literal+ holds a command; it must not run.
+    got = raw(port, [b"a1 FOO {11+}\r\na2 LOGOUT\r\n\r\na3 NOOP\r\n"], b"a3 ")
+    out("injection", "a1 BAD" in got and "a2 " not in got and "a3 OK" in got and "BYE" not in got)
+    # Too many errors closes.
+    got = raw(port, [b"x BAD1\r\n" * 6], b"BYE")
+    out("errors", "BYE" in got)
+    # Pre-auth timeout: say nothing.
+    started = time.monotonic()
+    got = raw(port, [], b"BYE", timeout=10)
+    out("timeout", "BYE" in got)
+    out("timeout_ms", int((time.monotonic() - started) * 1000))
+
+
+def pop3(port):
+    c = poplib.POP3("127.0.0.1", port)
+    out("capa", " ".join(sorted(c.capa().keys())))
+    c.user("alice")
+    out("pass", c.pass_("secret").decode())
+    _, lines, _ = c.retr(1)
+    out("retr", b"|".join(lines).decode())
+    c.quit()
+    c = poplib.POP3("127.0.0.1", port)
+    try:
+        c.user("bob")
+        c.pass_("nope")
+        out("bad_password", "accepted")
+    except poplib.error_proto as e:
+        out("bad_password", e)
+    c = poplib.POP3("127.0.0.1", port)
+    try:
+        c.user("ghost")
+        c.pass_("x")
+        out("down", "accepted")
+    except poplib.error_proto as e:
+        out("down", e)
+    token = "A" * 300
+    got = raw(port, [f"USER {token}\r\nQUIT\r\n".encode()], b"Bye")
+    out("long_line", got.count("+OK") >= 3)
+
+
+def submission(port):
+    c = smtplib.SMTP("127.0.0.1", port)
+    code, _ = c.ehlo("client.example")
+    out("ehlo", f"{code} {' '.join(sorted(c.esmtp_features))}")
+    code, msg = c.mail("a@example.org")
+    out("mail", f"{code} {msg.decode()}")
+    try:
+        c.login("alice", "wrong")
+        out("bad_password", "accepted")
+    except smtplib.SMTPAuthenticationError as e:
+        out("bad_password", e.smtp_code)
+    c.close()
+    c = smtplib.SMTP("127.0.0.1", port)
+    c.ehlo("client.example")
+    try:
+        c.login("ghost", "x")
+        out("down", "accepted")
+    except smtplib.SMTPException as e:
+        out("down", getattr(e, "smtp_code", e))
+    c.close()
+
+
+def submission_send(port):
+    c = smtplib.SMTP("127.0.0.1", port)
+    out("client_port", c.sock.getsockname()[1])
+    c.ehlo("client.example")
+    c.login("alice", "secret")
+    refused = c.sendmail("alice@example.org", ["bob@example.org"],
+                         "From: alice@example.org\r\nTo: bob@example.org\r\n"
+                         "Subject: relayed through levee\r\n\r\nHello Bob.\r\n")
+    out("refused", len(refused))
+    c.quit()
+
+
+def no_tls_yet(port_imap, port_pop3, port_smtp):
+    """STARTTLS/STLS is neither offered nor accepted until levee has TLS."""
+    got = raw(port_imap, [b"a CAPABILITY\r\nb STARTTLS\r\n"], b"b ")
+    out("imap", "STARTTLS" not in got.split("a OK")[0] and "b BAD" in got)
+    got = raw(port_pop3, [b"CAPA\r\nSTLS\r\n"], b"-ERR")
+    out("pop3", "STLS\r\n" not in got.split(".\r\n")[0] and "-ERR" in got)
+    got = raw(port_smtp, [b"EHLO x\r\nSTARTTLS\r\n"], b"502")
+    out("smtp", "STARTTLS" not in got.split("250 AUTH")[0] and "502 5.5.1" in got)
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "no_tls_yet":
+        no_tls_yet(*map(int, sys.argv[2:5]))
+        sys.exit(0)
+    cases = {"imap_logins": imap_logins, "imap_raw": imap_raw, "pop3": pop3,
+             "submission": submission, "submission_send": submission_send}
+    cases[sys.argv[1]](int(sys.argv[2]))
