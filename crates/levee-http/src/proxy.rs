@@ -50,7 +50,7 @@ use crate::h1::{ChunkedDecoder, HeadError, Parsed, parse_response};
 use crate::message::{Framing, RequestHead, ResponseHead};
 use crate::site::Site;
 use crate::{pace, respond};
-pub(crate) use fetch::fetch;
+pub(crate) use fetch::{Fetched, fetch};
 use headers::Forwarding;
 
 /// Largest upstream response head accepted.
