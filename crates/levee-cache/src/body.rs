@@ -155,6 +155,9 @@ pub struct BodyCopy<'a> {
     budget: &'a InFlight,
     reserved: u64,
     overflow: bool,
+    /// The copy stopped for want of budget, not for the body's size: a
+    /// passing condition, not a property of the response.
+    starved: bool,
 }
 
 impl<'a> BodyCopy<'a> {
@@ -169,6 +172,7 @@ impl<'a> BodyCopy<'a> {
             budget,
             reserved: 0,
             overflow: false,
+            starved: false,
         }
     }
 
@@ -182,6 +186,7 @@ impl<'a> BodyCopy<'a> {
         }
         while !data.is_empty() {
             if self.current.len() == self.current.capacity() && !self.next_piece() {
+                self.starved = true;
                 return self.give_up();
             }
             let n = data.len().min(self.current.capacity() - self.current.len());
@@ -217,6 +222,11 @@ impl<'a> BodyCopy<'a> {
 
     pub fn overflowed(&self) -> bool {
         self.overflow
+    }
+
+    /// Whether the copy was dropped because the in-flight budget was spent.
+    pub fn starved(&self) -> bool {
+        self.starved
     }
 
     /// The whole body, unless the copy was dropped.

@@ -60,6 +60,7 @@ fn past_the_cap_the_copy_is_dropped() {
     copy.push(&[1; 60]);
     copy.push(&[1; 60]);
     assert!(copy.overflowed());
+    assert!(!copy.starved(), "too large, not short of budget");
     assert_eq!(budget.used(), 0);
     assert!(copy.finish().is_none());
 }
@@ -73,6 +74,7 @@ fn copies_in_flight_stay_within_the_budget() {
     assert_eq!(budget.used(), 2 * SEGMENT as u64);
     b.push(&vec![0; 2 * SEGMENT]);
     assert!(b.overflowed(), "the second copy does not fit");
+    assert!(b.starved());
     assert!(!a.overflowed());
     assert_eq!(budget.used(), 2 * SEGMENT as u64, "b gave its part back");
     drop(a);

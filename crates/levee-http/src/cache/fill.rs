@@ -301,8 +301,15 @@ impl<'a> Fill<'a> {
         let Some(Pending { mut object, vary }) = self.pending.take() else {
             return;
         };
+        // Over the object cap the response is uncacheable (hit-for-miss);
+        // short of in-flight budget it is only this fetch that failed.
+        let starved = tee.starved();
         let Some(body) = tee.finish() else {
-            self.landing = Landing::Uncacheable;
+            self.landing = if starved {
+                Landing::Failed
+            } else {
+                Landing::Uncacheable
+            };
             self.land();
             return;
         };
