@@ -4,10 +4,11 @@
 //! HEAD from the store. The client gets its head once the body is stored;
 //! the next GET (or HEAD) is a hit.
 //!
-//! When the response is not stored (uncacheable, too large, the upstream
-//! failed without a stale response to stand in) the HEAD goes to the
-//! upstream as it came; an uncacheable key is then remembered
-//! (hit-for-miss), so its later HEADs skip the GET.
+//! An uncacheable response answers the HEAD with its head (its body is not
+//! read), and the key is remembered (hit-for-miss), so its later HEADs go
+//! upstream as HEADs. When the fetch fails without a stale response to
+//! stand in, or the body turns out too large to store, the HEAD goes to
+//! the upstream as it came.
 
 use std::sync::Arc;
 
@@ -18,11 +19,11 @@ use levee_cache::store::Object;
 use levee_upstream::Group;
 
 use super::fill::Fill;
-use super::{RouteCache, SiteCache, hit, lookup};
+use super::{RouteCache, SiteCache, hit, lookup, reply_bytes};
 use crate::conn::Client;
 use crate::h1::{HeadLimits, Parsed, parse_request};
 use crate::message::RequestHead;
-use crate::proxy::{self, Fetched, Outcome};
+use crate::proxy::{self, Fetched, Outcome, headers};
 use crate::site::Site;
 
 /// What a HEAD miss needs besides the request.
@@ -57,7 +58,13 @@ pub(super) async fn fetch_as_get(
     let detail = match fetched {
         Ok(Fetched::Stored) => format!("fwd={}; stored", m.fwd),
         Ok(Fetched::Answer) => String::new(),
-        Ok(Fetched::Uncacheable(_)) => return None,
+        Ok(Fetched::Uncacheable { head, status_line }) => {
+            fill.land();
+            Counters::add(&STATS.misses, 1);
+            let framing = headers::client_framing(&head, req, m.keep_alive);
+            let bytes = headers::client_response(&head, req, framing, &status_line);
+            return Some(reply_bytes(client, site, bytes, head.status, framing.keep_alive).await);
+        }
         Err(e) => {
             tracing::debug!(error = %e, "HEAD miss fetched as GET failed");
             // Unreachable upstream: a stale response may stand in, else

@@ -39,14 +39,18 @@ pub(crate) enum FetchError {
 }
 
 /// How the exchange ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug)]
 pub(crate) enum Fetched {
     /// The fill answers from the store (a 304 refreshed it).
     Answer,
     /// The whole body went into the fill.
     Stored,
-    /// The response is not for the cache; its head was read, its body not.
-    Uncacheable(u16),
+    /// The response is not for the cache: its head (with the fill's
+    /// `Cache-Status` line) was read, its body not.
+    Uncacheable {
+        head: ResponseHead,
+        status_line: Vec<u8>,
+    },
 }
 
 /// Sends `req` (with the fill's validators) to a server of `group` on
@@ -85,17 +89,25 @@ pub(crate) async fn fetch(
     };
     observe_response(group, state, addr, resp.status, sent.elapsed());
     let reusable = resp.keep_alive;
-    let fetched = match fill.admit(req, &resp) {
-        Admit::Answer => Fetched::Answer,
+    let stored = match fill.admit(req, &resp) {
+        Admit::Answer => false,
         Admit::Relay { copy: true, .. } => {
             read_body(&mut up, &mut buf, resp.framing, fill, t.upstream_read).await?;
             fill.complete();
-            Fetched::Stored
+            true
         }
         // The body is not read: the connection cannot be reused.
-        Admit::Relay { copy: false, .. } => return Ok(Fetched::Uncacheable(resp.status)),
+        Admit::Relay {
+            copy: false,
+            status_line,
+        } => {
+            return Ok(Fetched::Uncacheable {
+                head: resp,
+                status_line,
+            });
+        }
     };
-    if reusable && buf.is_empty() && (fetched == Fetched::Stored || resp.framing == Framing::None) {
+    if reusable && buf.is_empty() && (stored || resp.framing == Framing::None) {
         let now = std::time::Instant::now();
         pool::put(
             state,
@@ -107,7 +119,11 @@ pub(crate) async fn fetch(
         );
     }
     drop(lease);
-    Ok(fetched)
+    Ok(if stored {
+        Fetched::Stored
+    } else {
+        Fetched::Answer
+    })
 }
 
 /// Sends the head and reads the final response head, on a pooled
