@@ -108,7 +108,7 @@ fn a_head_miss_is_fetched_as_get_and_stored() {
 /// A HEAD for a response that may not be stored is answered with the
 /// GET's head; later ones go to the upstream as HEADs (hit-for-miss).
 #[test]
-fn a_head_miss_for_an_uncacheable_response_is_forwarded() {
+fn a_head_miss_for_an_uncacheable_response_gets_the_get_head() {
     let b = start("", "");
     for _ in 0..2 {
         let head = b.request("HEAD", "/ns/a.txt", "");
