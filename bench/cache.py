@@ -89,7 +89,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--levee", default="target/release/levee")
     ap.add_argument("--seconds", type=int, default=6)
-    ap.add_argument("--objects", type=int, default=5000)
+    ap.add_argument("--objects", type=int, default=3000)
     a = ap.parse_args()
     procs = [origin()]
     try:

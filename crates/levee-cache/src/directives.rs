@@ -13,11 +13,11 @@ pub struct Response {
     /// `no-cache` without fields: store, but revalidate before every use.
     pub no_cache: bool,
     /// `no-cache="a, b"`: these fields must not be sent from a stored response without revalidation.
-    pub no_cache_fields: Vec<String>,
+    pub no_cache_fields: Box<[String]>,
     /// `private` without fields: a shared cache must not store it.
     pub private: bool,
     /// `private="a, b"`: store, but without these fields.
-    pub private_fields: Vec<String>,
+    pub private_fields: Box<[String]>,
     pub must_revalidate: bool,
     pub proxy_revalidate: bool,
     pub public: bool,
@@ -106,16 +106,19 @@ fn field_list(arg: Option<&str>) -> Vec<String> {
 impl Response {
     pub fn parse(values: &[&[u8]]) -> Response {
         let mut r = Response::default();
+        // Boxed when done: stored with every object, a slice is a word
+        // smaller than a Vec.
+        let (mut no_cache_fields, mut private_fields) = (Vec::new(), Vec::new());
         each(values, |name, arg| match name {
             "max-age" => r.max_age = seconds(arg),
             "s-maxage" => r.s_maxage = seconds(arg),
             "no-store" => r.no_store = true,
             "no-cache" => match arg {
-                Some(_) => r.no_cache_fields.extend(field_list(arg)),
+                Some(_) => no_cache_fields.extend(field_list(arg)),
                 None => r.no_cache = true,
             },
             "private" => match arg {
-                Some(_) => r.private_fields.extend(field_list(arg)),
+                Some(_) => private_fields.extend(field_list(arg)),
                 None => r.private = true,
             },
             "must-revalidate" => r.must_revalidate = true,
@@ -127,6 +130,8 @@ impl Response {
             "no-transform" => r.no_transform = true,
             _ => {}
         });
+        r.no_cache_fields = no_cache_fields.into_boxed_slice();
+        r.private_fields = private_fields.into_boxed_slice();
         r
     }
 }
@@ -166,7 +171,7 @@ mod tests {
         assert_eq!(r.max_age, Some(60));
         assert_eq!(r.s_maxage, Some(120));
         assert!(r.public && r.no_cache && !r.private);
-        assert_eq!(r.private_fields, vec!["set-cookie", "x-a"]);
+        assert_eq!(&r.private_fields[..], ["set-cookie", "x-a"]);
         let r = Response::parse(&[b"max-age=abc, stale-while-revalidate=30, MUST-REVALIDATE"]);
         assert_eq!(r.max_age, Some(0));
         assert_eq!(r.stale_while_revalidate, Some(30));

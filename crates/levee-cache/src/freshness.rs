@@ -42,8 +42,8 @@ pub struct Stored {
     pub request_time: u64,
     pub response_time: u64,
     pub date: Option<u64>,
-    /// The `Age` field the upstream sent.
-    pub age: Option<u64>,
+    /// The `Age` field the upstream sent (0 without one, RFC 9111 §4.2.3).
+    pub age: u64,
     pub expires: Option<Expires>,
     pub last_modified: Option<u64>,
     pub directives: Response,
@@ -99,7 +99,7 @@ impl Stored {
             .date
             .map_or(0, |date| self.response_time.saturating_sub(date));
         let delay = self.response_time.saturating_sub(self.request_time);
-        let corrected = self.age.unwrap_or(0).saturating_add(delay);
+        let corrected = self.age.saturating_add(delay);
         apparent.max(corrected)
     }
 

@@ -1,5 +1,7 @@
 //! levee's HTTP cache: the RFC 9111 rules, without I/O.
 //!
+//! - [`body`]: stored bodies, in allocator-friendly pieces, and the copy
+//!   taken while one is relayed (bounded by the in-flight budget);
 //! - [`directives`]: `Cache-Control` of requests and responses;
 //! - [`freshness`]: freshness lifetime, age, and whether a stored response
 //!   may be served, must be revalidated, or may be served stale;
@@ -13,6 +15,7 @@
 //! tested without clocks. The proxy hook that uses all this lives in
 //! levee-http (`cache.rs`).
 
+pub mod body;
 pub mod directives;
 pub mod flight;
 pub mod freshness;

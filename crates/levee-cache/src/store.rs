@@ -17,10 +17,10 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use bytes::Bytes;
 use quick_cache::sync::Cache;
 use quick_cache::{Lifecycle, Weighter};
 
+use crate::body::{Body, InFlight};
 use crate::freshness::Stored;
 
 /// A stored response.
@@ -30,25 +30,26 @@ pub struct Object {
     /// Header fields as stored (hop-by-hop, `Age` and stripped ones
     /// removed), as HTTP/1 lines `Name: value\r\n`: one allocation per
     /// object, and a hit sends it with one copy.
-    pub head: Bytes,
-    pub body: Bytes,
+    pub head: Box<[u8]>,
+    pub body: Body,
     /// Times and directives for freshness and `Age`.
     pub meta: Stored,
     /// Surrogate keys (tags) the app set, for purges.
-    pub tags: Vec<Box<str>>,
+    pub tags: Box<[Box<str>]>,
 }
 
 impl Object {
     /// Renders fields as the lines of [`Object::head`].
-    pub fn render<'a>(fields: impl Iterator<Item = (&'a [u8], &'a [u8])>) -> Bytes {
-        let mut head = Vec::new();
+    pub fn render<'a>(fields: impl Iterator<Item = (&'a [u8], &'a [u8])>) -> Box<[u8]> {
+        let mut head = Vec::with_capacity(256);
         for (name, value) in fields {
             head.extend_from_slice(name);
             head.extend_from_slice(b": ");
             head.extend_from_slice(value);
             head.extend_from_slice(b"\r\n");
         }
-        Bytes::from(head)
+        // Exact size: the grown Vec's spare capacity would stay allocated.
+        head.into_boxed_slice()
     }
 
     /// The stored fields, in order.
@@ -67,15 +68,30 @@ impl Object {
             .map(|(_, v)| v)
     }
 
-    /// Bytes it takes in memory, roughly: what the store bounds.
+    /// Bytes it takes in memory: what the store bounds.
     pub fn weight(&self) -> u64 {
         let tags: usize = self.tags.iter().map(|t| t.len() + 16).sum();
-        (self.body.len() + self.head.len() + tags + OBJECT_OVERHEAD) as u64
+        self.body.weight() + (self.head.len() + tags + OBJECT_OVERHEAD) as u64
     }
 }
 
-/// What the store keeps per key beyond the object (the struct, the Arc, the map slot).
-const OBJECT_OVERHEAD: usize = 256;
+/// What the store keeps per object beyond its head, body and tags: the
+/// struct in its `Arc`, rounded up to the allocator's size class, the
+/// map's slot (key handle, entry, links, table) at twice its size because
+/// the map grows by doubling, and the allocator's slack on the struct, the
+/// head, the key and the list of pieces. Measured with 20,000 objects of
+/// 10 KiB (and a 225-byte head): 666–876 bytes each beyond the body; the
+/// weight counts about 1,010 (with the body's pieces).
+const OBJECT_OVERHEAD: usize =
+    (std::mem::size_of::<Object>() + 16).next_multiple_of(64) + 2 * MAP_SLOT + 4 * ALLOC_SLACK;
+
+/// An allocation's average cost beyond its size: the rounding up to its
+/// size class and its share of the page.
+const ALLOC_SLACK: usize = 48;
+
+/// One entry of the map: the key and entry handles, quick_cache's links
+/// and state, and its table's index.
+const MAP_SLOT: usize = std::mem::size_of::<(Box<[u8]>, Entry)>() + 24;
 
 /// What lives under a key.
 #[derive(Debug, Clone)]
@@ -91,7 +107,10 @@ impl Entry {
         key.len() as u64
             + match self {
                 Entry::Object(o) => o.weight(),
-                Entry::Vary(names) => names.iter().map(|n| n.len() as u64 + 24).sum::<u64>() + 64,
+                Entry::Vary(names) => {
+                    let names: usize = names.iter().map(|n| n.len() + 24).sum();
+                    (names + 16 + 2 * MAP_SLOT) as u64
+                }
             }
     }
 }
@@ -123,7 +142,7 @@ pub trait Storage: Send + Sync {
     fn remove(&self, key: &[u8]);
     /// Removes every entry for which `purge` is true; returns how many.
     fn purge(&self, purge: &dyn Fn(&[u8], &Entry) -> bool) -> usize;
-    /// Bytes held now.
+    /// Bytes held now, stored and being copied.
     fn bytes(&self) -> u64;
     fn len(&self) -> usize;
     fn is_empty(&self) -> bool {
@@ -134,8 +153,8 @@ pub trait Storage: Send + Sync {
 #[derive(Debug, Clone, Copy)]
 struct ByWeight;
 
-impl Weighter<Vec<u8>, Entry> for ByWeight {
-    fn weight(&self, key: &Vec<u8>, entry: &Entry) -> u64 {
+impl Weighter<Box<[u8]>, Entry> for ByWeight {
+    fn weight(&self, key: &Box<[u8]>, entry: &Entry) -> u64 {
         entry.weight(key)
     }
 }
@@ -144,19 +163,22 @@ impl Weighter<Vec<u8>, Entry> for ByWeight {
 #[derive(Debug, Clone, Default)]
 struct Evictions(Arc<AtomicU64>);
 
-impl Lifecycle<Vec<u8>, Entry> for Evictions {
+impl Lifecycle<Box<[u8]>, Entry> for Evictions {
     type RequestState = ();
 
-    fn on_evict(&self, _: &mut (), _key: Vec<u8>, _entry: Entry) {
+    fn on_evict(&self, _: &mut (), _key: Box<[u8]>, _entry: Entry) {
         self.0.fetch_add(1, Ordering::Relaxed);
     }
 }
 
-type Map = Cache<Vec<u8>, Entry, ByWeight, quick_cache::DefaultHashBuilder, Evictions>;
+/// Keys are boxed slices: one word less per entry than a `Vec`.
+type Map = Cache<Box<[u8]>, Entry, ByWeight, quick_cache::DefaultHashBuilder, Evictions>;
 
 /// The in-memory tier.
 pub struct Memory {
     map: Map,
+    /// Bodies being copied by misses: their part of the capacity.
+    in_flight: InFlight,
     max_object: u64,
     evictions: Arc<AtomicU64>,
     capacity: u64,
@@ -176,20 +198,25 @@ impl std::fmt::Debug for Memory {
 const TYPICAL_OBJECT: u64 = 16 * 1024;
 
 impl Memory {
-    /// A store of at most `capacity` bytes whose objects are at most `max_object` bytes.
+    /// A store of at most `capacity` bytes, counting the copies of misses
+    /// in flight, whose objects are at most `max_object` bytes. An eighth of
+    /// the capacity (at least one object, at most half) is for the copies.
     pub fn new(capacity: u64, max_object: u64) -> Memory {
         let evictions = Evictions::default();
         let counter = evictions.0.clone();
-        let items = usize::try_from((capacity / TYPICAL_OBJECT).clamp(16, 1 << 20)).unwrap_or(16);
+        let in_flight = (capacity / 8).max(max_object).min(capacity / 2);
+        let stored = capacity - in_flight;
+        let items = usize::try_from((stored / TYPICAL_OBJECT).clamp(16, 1 << 20)).unwrap_or(16);
         let map = Map::with(
             items,
-            capacity.max(1),
+            stored.max(1),
             ByWeight,
             quick_cache::DefaultHashBuilder::default(),
             evictions,
         );
         Memory {
             map,
+            in_flight: InFlight::new(in_flight),
             max_object,
             evictions: counter,
             capacity,
@@ -202,6 +229,11 @@ impl Memory {
 
     pub fn max_object(&self) -> u64 {
         self.max_object
+    }
+
+    /// The budget of the copies of misses in flight.
+    pub fn in_flight(&self) -> &InFlight {
+        &self.in_flight
     }
 
     /// Objects evicted to make room since the store was made.
@@ -219,7 +251,7 @@ impl Storage for Memory {
         if entry.weight(&key) > self.max_object {
             return false;
         }
-        self.map.insert(key, entry);
+        self.map.insert(key.into_boxed_slice(), entry);
         true
     }
 
@@ -238,7 +270,7 @@ impl Storage for Memory {
     }
 
     fn bytes(&self) -> u64 {
-        self.map.weight()
+        self.map.weight() + self.in_flight.used()
     }
 
     fn len(&self) -> usize {

@@ -51,49 +51,6 @@ pub enum RelayError {
     DstIo(std::io::Error),
 }
 
-/// A copy of the body data taken while it is relayed (for the cache), up to
-/// a cap: past it the copy is dropped and the relay goes on. Chunked coding
-/// is removed from the copy, so it holds the representation's bytes.
-#[derive(Debug)]
-pub struct Tee {
-    data: Vec<u8>,
-    cap: usize,
-    overflow: bool,
-}
-
-impl Tee {
-    pub fn new(cap: usize, expected: Option<u64>) -> Tee {
-        let start = expected.map_or(0, |n| usize::try_from(n).unwrap_or(0).min(cap));
-        Tee {
-            data: Vec::with_capacity(start),
-            cap,
-            overflow: false,
-        }
-    }
-
-    /// Copies `bytes`, or drops the copy once past the cap.
-    pub fn push(&mut self, bytes: &[u8]) {
-        if self.overflow {
-            return;
-        }
-        if self.data.len() + bytes.len() > self.cap {
-            self.overflow = true;
-            self.data = Vec::new();
-        } else {
-            self.data.extend_from_slice(bytes);
-        }
-    }
-
-    pub fn overflowed(&self) -> bool {
-        self.overflow
-    }
-
-    /// The whole body, unless it went past the cap.
-    pub fn into_body(self) -> Option<Vec<u8>> {
-        (!self.overflow).then_some(self.data)
-    }
-}
-
 /// Where a relay copies the body data it passes on (the cache's fill).
 pub trait BodySink: Send {
     /// Body data, before it is written to the receiver.

@@ -14,6 +14,7 @@
 //! levee's requests and sockets.
 
 pub mod fill;
+mod head;
 mod purge;
 mod refresh;
 mod reply;
@@ -81,7 +82,13 @@ pub async fn serve(
     }
     let cc: Vec<&[u8]> = levee_cache::values(&fields, "cache-control").collect();
     let directives = RequestDirectives::parse(&cc);
-    let key = key::primary(&route.spec, "http", req.host_name(), req.uri(), &fields);
+    let key = key::primary(
+        &route.spec,
+        scheme(client),
+        req.host_name(),
+        req.uri(),
+        &fields,
+    );
     let found = lookup_keyed(cache, &key, &fields);
     let mut fwd = "miss";
     if let Some((obj, _)) = &found {
@@ -126,20 +133,38 @@ pub async fn serve(
         let bytes = respond::error(504, &[], keep_alive, req.is_head());
         return reply_bytes(client, site, bytes, 504, keep_alive).await;
     }
-    // Only a plain GET fetches for others: a HEAD, a conditional or a range
-    // request gets an answer that is not the complete representation.
-    let plain = req.method() == b"GET"
-        && ["range", "if-none-match", "if-modified-since", "if-range"]
-            .iter()
-            .all(|f| levee_cache::first(&fields, f).is_none());
+    // Only a plain GET fetches for others: a conditional or a range request
+    // gets an answer that is not the complete representation. A plain HEAD
+    // leads too, fetching with GET (head.rs).
+    let unconditional = ["range", "if-none-match", "if-modified-since", "if-range"]
+        .iter()
+        .all(|f| levee_cache::first(&fields, f).is_none());
+    let plain = req.method() == b"GET" && unconditional;
+    let head_miss = req.is_head() && unconditional;
     // Others wait for a fetch in flight but never lead one.
     let flights = &cache.tier.flights;
-    let join = if plain {
+    let join = if plain || head_miss {
         flights.join(&key, unix_now())
     } else {
         flights.wait_for(&key).map_or(Join::Pass, Join::Wait)
     };
     let lead = match join {
+        Join::Lead(lead) if head_miss => {
+            let miss = head::Miss {
+                cache,
+                route,
+                group,
+                preserve_host,
+                keep_alive,
+                key: key.clone(),
+                fwd,
+                stale: found.clone(),
+            };
+            if let Some(out) = head::fetch_as_get(client, site, req, miss, lead).await {
+                return out;
+            }
+            None
+        }
         Join::Lead(lead) => Some(lead),
         Join::Wait(waiter) => {
             Counters::add(&STATS.coalesced, 1);
@@ -314,10 +339,26 @@ pub(crate) fn invalidate(
     let host = req.host_name();
     let same_host = locations.iter().filter_map(|l| same_host_path(l, host));
     let store = &cache.tier.store;
+    // Both schemes: an http and an https listener in front of one origin
+    // serve the same resource.
     for target in std::iter::once(req.uri()).chain(same_host) {
-        let key = key::primary(spec, "http", host, target, &fields);
-        store.remove(&key);
-        Counters::add(&STATS.purged, 1);
+        for scheme in SCHEMES {
+            let key = key::primary(spec, scheme, host, target, &fields);
+            store.remove(&key);
+            Counters::add(&STATS.purged, 1);
+        }
+    }
+}
+
+/// The schemes a key may start with.
+pub(crate) const SCHEMES: [&str; 2] = ["http", "https"];
+
+/// The scheme of the client's connection, the first part of its keys.
+pub(crate) fn scheme(client: &Client) -> &'static str {
+    if client.stream.is_tls() {
+        "https"
+    } else {
+        "http"
     }
 }
 

@@ -28,13 +28,16 @@
 //! a copy of the body as the relay passes it on.
 
 mod choose;
+mod fetch;
 pub mod headers;
 pub mod upgrade;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
+use levee_upstream::state::{Lease, ServerState};
 use levee_upstream::stats::ErrorKind;
 use levee_upstream::{Group, GroupTls, Members, UpstreamStream, pool};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -48,6 +51,7 @@ use crate::h1::{ChunkedDecoder, HeadError, Parsed, parse_response};
 use crate::message::{Framing, RequestHead, ResponseHead};
 use crate::site::Site;
 use crate::{pace, respond};
+pub(crate) use fetch::{Behalf, Fetched, fetch};
 use headers::Forwarding;
 
 /// Largest upstream response head accepted.
@@ -298,11 +302,7 @@ pub async fn forward_with(
         };
         let addr = member.addr;
         let state = &member.state;
-        let lease = state.lease();
-        state
-            .stats
-            .requests
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let lease = begin(state);
         let sent = Instant::now();
         let dest = Dest {
             addr,
@@ -320,18 +320,9 @@ pub async fn forward_with(
             limit,
         )
         .await;
-        let policy = &group.config.passive;
         match attempt {
             Ok((up, buf, resp)) => {
-                state.observe_latency(sent.elapsed());
-                state.stats.response(resp.status);
-                if resp.status >= 500 {
-                    if let Some(period) = state.record_failure(Instant::now(), policy) {
-                        tracing::warn!(upstream = %group.name, server = %addr, ?period, "server ejected after consecutive failures");
-                    }
-                } else {
-                    state.record_success();
-                }
+                observe_response(group, state, addr, resp.status, sent.elapsed());
                 let retry_status = group.config.retry.on_status.contains(&resp.status);
                 if retry_status && idempotent && body_in_head {
                     tried.push(index);
@@ -349,10 +340,7 @@ pub async fn forward_with(
                     fresh_only = true;
                     continue;
                 }
-                state.stats.error(fault.kind());
-                if let Some(period) = state.record_failure(Instant::now(), policy) {
-                    tracing::warn!(upstream = %group.name, server = %addr, ?period, "server ejected after consecutive failures");
-                }
+                observe_fault(group, state, addr, &fault);
                 drop(lease);
                 if fault.may_move(body_in_head, idempotent, reused) {
                     tried.push(index);
@@ -511,6 +499,46 @@ pub async fn forward_with(
                 next: Next::Close,
             }
         }
+    }
+}
+
+/// A request to the server starts: it is in flight while the lease lives,
+/// and counts in the server's requests.
+fn begin(state: &Arc<ServerState>) -> Lease {
+    state
+        .stats
+        .requests
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    state.lease()
+}
+
+/// Feeds a response head to the server's metrics and passive health (a
+/// 5xx counts as a failure).
+fn observe_response(
+    group: &Group,
+    state: &ServerState,
+    addr: SocketAddr,
+    status: u16,
+    latency: Duration,
+) {
+    state.observe_latency(latency);
+    state.stats.response(status);
+    if status >= 500 {
+        eject_on_failure(group, state, addr);
+    } else {
+        state.record_success();
+    }
+}
+
+/// Feeds a failed exchange to the server's metrics and passive health.
+fn observe_fault(group: &Group, state: &ServerState, addr: SocketAddr, fault: &UpstreamFault) {
+    state.stats.error(fault.kind());
+    eject_on_failure(group, state, addr);
+}
+
+fn eject_on_failure(group: &Group, state: &ServerState, addr: SocketAddr) {
+    if let Some(period) = state.record_failure(Instant::now(), &group.config.passive) {
+        tracing::warn!(upstream = %group.name, server = %addr, ?period, "server ejected after consecutive failures");
     }
 }
 

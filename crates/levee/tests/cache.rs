@@ -86,6 +86,50 @@ fn head_ranges_and_conditionals_are_answered_from_a_stored_get() {
     assert_eq!(b.origin_count("/c/a.txt"), 1, "all from one stored GET");
 }
 
+/// A HEAD miss fetches with GET, stores, and answers with the head only
+/// (nginx's `proxy_cache_convert_head`); the GET after it is a hit.
+#[test]
+fn a_head_miss_is_fetched_as_get_and_stored() {
+    let b = start("", "");
+    b.nginx.put_file("c/head.txt", b"0123456789abcdef");
+    let head = b.request("HEAD", "/c/head.txt", "");
+    assert_eq!(head.status, 200);
+    assert!(head.body.is_empty());
+    assert_eq!(head.header("content-length"), Some("16"));
+    assert_eq!(head.header("cache-status"), Some("levee; fwd=miss; stored"));
+    let get = b.get("/c/head.txt");
+    assert!(is_hit(&get));
+    assert_eq!(get.body, b"0123456789abcdef");
+    assert!(is_hit(&b.request("HEAD", "/c/head.txt", "")));
+    let seen = origin_methods(&b, "/c/head.txt");
+    assert_eq!(seen, ["GET"], "one origin request, a GET");
+}
+
+/// A HEAD for a response that may not be stored is answered with the
+/// GET's head; later ones go to the upstream as HEADs (hit-for-miss).
+#[test]
+fn a_head_miss_for_an_uncacheable_response_gets_the_get_head() {
+    let b = start("", "");
+    for _ in 0..2 {
+        let head = b.request("HEAD", "/ns/a.txt", "");
+        assert_eq!(head.status, 200);
+        assert!(head.body.is_empty());
+        assert_eq!(head.header("content-length"), Some("16"));
+    }
+    let seen = origin_methods(&b, "/ns/a.txt");
+    assert_eq!(seen, ["GET", "HEAD"], "one GET finds it uncacheable");
+}
+
+/// The methods of the origin's requests for `path`, in order.
+fn origin_methods(b: &Bench, path: &str) -> Vec<String> {
+    b.nginx
+        .entries()
+        .iter()
+        .filter(|e| e.get("uri") == path)
+        .map(|e| e.get("method").to_string())
+        .collect()
+}
+
 #[test]
 fn variants_are_stored_per_normalised_accept_encoding() {
     let b = start("", "");

@@ -86,4 +86,11 @@ fn stale_while_revalidate_answers_at_once_and_refreshes_in_the_background() {
         2,
         "first fetch and one refresh"
     );
+    // The refresh is a request like any other: it counts in the server's
+    // metrics (and passive health).
+    let series = format!(
+        "levee_upstream_requests_total{{upstream=\"app\",server=\"{}\"}}",
+        b.nginx.addr()
+    );
+    assert_eq!(metric(b.admin, &series), Some(2.0));
 }

@@ -218,3 +218,43 @@ fn ocsp_response_is_stapled_when_a_file_is_given() {
     let none = s_client(&levee, &["-status", "-servername", "x.b.test"]);
     assert!(none.contains("OCSP response: no response sent"), "{none}");
 }
+
+/// Cached responses are keyed by scheme: what an https listener stored is
+/// not served to http clients (and the reverse), as nginx's default key
+/// `$scheme$proxy_host$request_uri` does.
+#[test]
+fn the_cache_keys_responses_by_scheme() {
+    let nginx = Nginx::start(r#"location / { add_header Cache-Control "max-age=600"; }"#);
+    nginx.put_file("obj", b"cached body\n");
+    let setup = setup();
+    let plain = support::free_port();
+    let cfg = config(
+        &setup,
+        &nginx.addr(),
+        "",
+        &format!("[[listener]]\naddress = \"127.0.0.1:{plain}\"\n"),
+    )
+    .replace("proxy = \"app\"\n", "proxy = \"app\"\ncache = true\n");
+    let levee = setup.start(&cfg);
+    let origin = || {
+        nginx
+            .entries()
+            .iter()
+            .filter(|e| e.get("uri") == "/obj")
+            .count()
+    };
+
+    for _ in 0..2 {
+        assert_eq!(
+            ok_body(&https(&levee, "a.test", "/obj", &[])),
+            "cached body\n"
+        );
+    }
+    assert_eq!(origin(), 1, "the second https request is a hit");
+    let http = format!("http://127.0.0.1:{plain}/obj");
+    for _ in 0..2 {
+        let out = curl(&["-s", "-H", "Host: a.test", &http]);
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "cached body\n");
+    }
+    assert_eq!(origin(), 2, "http has its own entry, then hits it");
+}

@@ -6,7 +6,7 @@ fn stored(cc: &str) -> Stored {
         request_time: 1000,
         response_time: 1000,
         date: Some(1000),
-        age: None,
+        age: 0,
         expires: None,
         last_modified: None,
         directives: Response::parse(&[cc.as_bytes()]),
@@ -51,7 +51,7 @@ fn age_honours_upstream_age_and_delays() {
     let mut s = stored("max-age=60");
     s.request_time = 995;
     s.response_time = 1000;
-    s.age = Some(30);
+    s.age = 30;
     s.date = Some(990);
     assert_eq!(
         s.initial_age(),

@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
+use levee_cache::body::BodyCopy;
 use levee_cache::flight::{Landing, Lead};
 use levee_cache::freshness::{Expires, Heuristic, Stored, http_date, usable_on_error};
 use levee_cache::key::KeySpec;
@@ -19,7 +19,7 @@ use levee_cache::{Field, key, policy};
 
 use super::setup::SiteCache;
 use super::unix_now;
-use crate::body::{BodySink, Tee};
+use crate::body::BodySink;
 use crate::message::{Framing, RequestHead, ResponseHead, is_hop_by_hop};
 
 /// What the proxy does with a response head.
@@ -61,7 +61,7 @@ pub struct Fill<'a> {
     answer: Option<(Arc<Object>, String)>,
     pending: Option<Pending>,
     /// The copy of the body being relayed.
-    tee: Option<Tee>,
+    tee: Option<BodyCopy<'a>>,
     landing: Landing,
     /// The flight this fill fetches for, landed as soon as the outcome is
     /// known: at the head for an uncacheable response, when stored for one
@@ -190,10 +190,12 @@ impl<'a> Fill<'a> {
             super::invalidate(self.cache, self.spec, req, &locations);
         }
         self.landing = Landing::Uncacheable;
+        let cache = self.cache;
         self.tee = self.prepare(req, resp).map(|(pending, expected)| {
             self.landing = Landing::Failed;
             self.pending = Some(pending);
-            Tee::new(self.cache.config.max_object_size as usize, expected)
+            let budget = cache.tier.store.in_flight();
+            BodyCopy::new(cache.config.max_object_size, expected, budget)
         });
         let copy = self.tee.is_some();
         if !copy {
@@ -241,7 +243,7 @@ impl<'a> Fill<'a> {
         let object = Object {
             status: resp.status,
             head,
-            body: Bytes::new(),
+            body: Default::default(),
             meta,
             tags,
         };
@@ -295,16 +297,23 @@ impl<'a> Fill<'a> {
     }
 
     /// The body is complete: store the object with it.
-    fn store(&mut self, tee: Tee) {
+    fn store(&mut self, tee: BodyCopy<'_>) {
         let Some(Pending { mut object, vary }) = self.pending.take() else {
             return;
         };
-        let Some(body) = tee.into_body() else {
-            self.landing = Landing::Uncacheable;
+        // Over the object cap the response is uncacheable (hit-for-miss);
+        // short of in-flight budget it is only this fetch that failed.
+        let starved = tee.starved();
+        let Some(body) = tee.finish() else {
+            self.landing = if starved {
+                Landing::Failed
+            } else {
+                Landing::Uncacheable
+            };
             self.land();
             return;
         };
-        object.body = Bytes::from(body);
+        object.body = body;
         let store = &self.cache.tier.store;
         let entry = Entry::Object(Arc::new(object));
         let stored = match vary {
@@ -353,7 +362,8 @@ fn meta(
         date: http_date(first("date")).flatten(),
         age: first("age")
             .and_then(|v| std::str::from_utf8(v).ok())
-            .and_then(|v| v.trim().parse().ok()),
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0),
         expires: http_date(first("expires")).map(|d| d.map_or(Expires::Invalid, Expires::At)),
         last_modified: http_date(first("last-modified")).flatten(),
         directives,

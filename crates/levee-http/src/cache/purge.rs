@@ -54,9 +54,13 @@ pub(super) async fn serve(
         return super::reply_bytes(client, site, bytes, 405, keep_alive).await;
     }
     // Every entry of the URL: variants and route-added key parts included.
-    let url = key::primary(&route.spec, "http", req.host_name(), req.uri(), &[]);
-    let url = url.split(|&b| b == 0).next().unwrap_or_default();
-    let removed = purge(cache, Purge::Url(url));
+    // Every scheme: `PURGE` over either listener removes what both stored.
+    let mut removed = 0;
+    for scheme in super::SCHEMES {
+        let url = key::primary(&route.spec, scheme, req.host_name(), req.uri(), &[]);
+        let url = url.split(|&b| b == 0).next().unwrap_or_default();
+        removed += purge(cache, Purge::Url(url));
+    }
     let status = if removed > 0 { 200 } else { 404 };
     let body = format!("{{\"purged\": {removed}}}\n");
     let bytes = crate::h1::write::simple_response(

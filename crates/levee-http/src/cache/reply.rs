@@ -90,12 +90,12 @@ struct Shape {
 }
 
 fn shape(obj: &Object, req: &RequestHead) -> Shape {
-    let size = obj.body.len() as u64;
+    let size = obj.body.len();
     let (status, body, extra) = if not_modified(obj, req) {
         (304, Vec::new(), Vec::new())
     } else {
         match ranges(obj, req) {
-            RangeDecision::Full => (obj.status, vec![obj.body.clone()], Vec::new()),
+            RangeDecision::Full => (obj.status, obj.body.pieces().to_vec(), Vec::new()),
             RangeDecision::Unsatisfiable => (
                 416,
                 Vec::new(),
@@ -107,7 +107,7 @@ fn shape(obj: &Object, req: &RequestHead) -> Shape {
             RangeDecision::Partial(parts) => match parts.as_slice() {
                 [one] => (
                     206,
-                    vec![slice(&obj.body, one.start, one.len)],
+                    obj.body.range(one.start, one.len),
                     vec![(&b"Content-Range"[..], one.content_range(size).into_bytes())],
                 ),
                 many => {
@@ -121,7 +121,7 @@ fn shape(obj: &Object, req: &RequestHead) -> Shape {
                     if let BodyPlan::Multipart { parts, closing } = plan {
                         for p in parts {
                             body.push(Bytes::from(p.preamble));
-                            body.push(slice(&obj.body, p.start, p.len));
+                            body.extend(obj.body.range(p.start, p.len));
                         }
                         body.push(Bytes::from(closing));
                     }
@@ -136,14 +136,6 @@ fn shape(obj: &Object, req: &RequestHead) -> Shape {
         body,
         extra,
     }
-}
-
-fn slice(body: &Bytes, start: u64, len: u64) -> Bytes {
-    let start = usize::try_from(start).unwrap_or(usize::MAX).min(body.len());
-    let end = start
-        .saturating_add(usize::try_from(len).unwrap_or(usize::MAX))
-        .min(body.len());
-    body.slice(start..end)
 }
 
 /// The client's `If-None-Match` (preferred) or `If-Modified-Since` holds:
@@ -194,7 +186,7 @@ fn ranges(obj: &Object, req: &RequestHead) -> RangeDecision {
             return RangeDecision::Full;
         }
     }
-    range::decide(field, obj.body.len() as u64)
+    range::decide(field, obj.body.len())
 }
 
 #[cfg(test)]

@@ -1,4 +1,5 @@
 use bytes::Bytes;
+use levee_cache::body::Body;
 use levee_cache::freshness::Stored;
 use levee_cache::store::Object;
 
@@ -29,12 +30,12 @@ fn object() -> Object {
     Object {
         status: 200,
         head: Object::render(fields.into_iter()),
-        body: Bytes::from_static(b"0123456789"),
+        body: Body::from(&b"0123456789"[..]),
         meta: Stored {
             status: 200,
             ..Stored::default()
         },
-        tags: Vec::new(),
+        tags: Box::default(),
     }
 }
 

@@ -1,0 +1,139 @@
+//! A HEAD miss fills the cache, as nginx's `proxy_cache_convert_head`:
+//! levee leads the key's flight and fetches the response with GET (a
+//! clientless exchange, `proxy/fetch.rs`), stores it, and answers the
+//! HEAD from the store. The client gets its head once the body is stored;
+//! the next GET (or HEAD) is a hit.
+//!
+//! An uncacheable response answers the HEAD with its head (its body is not
+//! read), and the key is remembered (hit-for-miss), so its later HEADs go
+//! upstream as HEADs. When the fetch fails without a stale response to
+//! stand in, or the body turns out too large to store, the HEAD goes to
+//! the upstream as it came.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use levee_cache::flight::Lead;
+use levee_cache::stats::{Counters, STATS};
+use levee_cache::store::Object;
+use levee_upstream::Group;
+
+use super::fill::Fill;
+use super::{RouteCache, SiteCache, hit, lookup, reply_bytes};
+use crate::conn::Client;
+use crate::h1::{HeadLimits, Parsed, parse_request};
+use crate::message::RequestHead;
+use crate::proxy::{self, Fetched, Outcome, headers};
+use crate::site::Site;
+
+/// What a HEAD miss needs besides the request.
+pub(super) struct Miss<'a> {
+    pub cache: &'a SiteCache,
+    pub route: &'a RouteCache,
+    pub group: &'a Arc<Group>,
+    pub preserve_host: bool,
+    pub keep_alive: bool,
+    pub key: Vec<u8>,
+    pub fwd: &'static str,
+    pub stale: Option<(Arc<Object>, Vec<u8>)>,
+}
+
+/// Fetches for `req` (a HEAD) with GET, as the lead of its key's flight,
+/// and answers from what was stored; `None` when the HEAD must go to the
+/// upstream itself.
+pub(super) async fn fetch_as_get(
+    client: &mut Client,
+    site: &Site,
+    req: &RequestHead,
+    m: Miss<'_>,
+    lead: Lead<'_>,
+) -> Option<Outcome> {
+    let get = as_get(req)?;
+    let mut fill = Fill::new(m.cache, m.key.clone(), m.route, m.fwd, m.stale);
+    fill.lead(lead);
+    fill.validate();
+    let behalf = proxy::Behalf {
+        client_ip: client.peer.ip(),
+        preserve_host: m.preserve_host,
+        tls: client.stream.is_tls(),
+        proxy_header: proxy::proxy_header(m.group, client),
+    };
+    let fetched = proxy::fetch(m.group, &get, &behalf, &site.timeouts, &mut fill).await;
+    let detail = match fetched {
+        Ok(Fetched::Stored) => format!("fwd={}; stored", m.fwd),
+        Ok(Fetched::Answer) => String::new(),
+        Ok(Fetched::Uncacheable { head, status_line }) => {
+            fill.land();
+            Counters::add(&STATS.misses, 1);
+            let framing = headers::client_framing(&head, req, m.keep_alive);
+            let bytes = headers::client_response(&head, req, framing, &status_line);
+            return Some(reply_bytes(client, site, bytes, head.status, framing.keep_alive).await);
+        }
+        Err(e) => {
+            tracing::debug!(error = %e, "HEAD miss fetched as GET failed");
+            // Unreachable upstream: a stale response may stand in, else
+            // the HEAD tries the upstream itself.
+            if !fill.fall_back(502) {
+                return None;
+            }
+            String::new()
+        }
+    };
+    fill.land();
+    let (obj, detail) = match fill.answer() {
+        Some((obj, detail)) => (obj.clone(), detail.clone()),
+        None => {
+            let fields: Vec<levee_cache::Field<'_>> = req.fields.iter().collect();
+            (lookup(m.cache, &m.key, &fields)?, detail)
+        }
+    };
+    Counters::add(&STATS.misses, 1);
+    Some(hit(client, site, req, m.route, &obj, &detail, m.keep_alive).await)
+}
+
+/// The GET that fetches for a HEAD: the same head with the method replaced.
+fn as_get(req: &RequestHead) -> Option<RequestHead> {
+    let raw = req.fields.raw();
+    let method = req.method;
+    let mut text = Vec::with_capacity(raw.len());
+    text.extend_from_slice(raw.get(..method.start as usize)?);
+    text.extend_from_slice(b"GET");
+    text.extend_from_slice(raw.get(method.end as usize..)?);
+    // The head was accepted already; a shorter method keeps it within any limit.
+    let limits = HeadLimits {
+        max_request_line: text.len(),
+        max_header_bytes: text.len(),
+        max_headers: req.fields.len() + 1,
+    };
+    match parse_request(&text, 0, &limits) {
+        Ok(Parsed::Complete(parts, len)) => {
+            let text = Bytes::from(text);
+            Some(parts.into_head(text.slice(..len)))
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_head_becomes_the_same_get() {
+        let text = b"HEAD /a?b=1 HTTP/1.1\r\nHost: site\r\nAccept-Encoding: gzip\r\n\r\n";
+        let limits = HeadLimits {
+            max_request_line: 8192,
+            max_header_bytes: 8192,
+            max_headers: 10,
+        };
+        let Ok(Parsed::Complete(parts, len)) = parse_request(text, 0, &limits) else {
+            panic!("a request head");
+        };
+        let head = parts.into_head(Bytes::copy_from_slice(&text[..len]));
+        let get = as_get(&head).expect("converts");
+        assert_eq!(get.method(), b"GET");
+        assert_eq!(get.uri(), b"/a?b=1");
+        assert_eq!(get.host_name(), head.host_name());
+        assert_eq!(get.fields.get("accept-encoding"), Some(&b"gzip"[..]));
+    }
+}
