@@ -31,6 +31,7 @@ pub mod smtp;
 pub mod splice;
 
 pub use front::Frontend;
+pub use session::MailTls;
 
 /// The outcome of feeding bytes to a parser.
 #[derive(Debug, Clone, PartialEq, Eq)]

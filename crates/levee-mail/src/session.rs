@@ -10,28 +10,34 @@
 //! 4. **relay** bytes both ways until either side closes or the session
 //!    idles out ([`crate::splice`]).
 //!
+//! On a TLS listener the handshake comes before the greeting (implicit
+//! TLS); on a STARTTLS listener it comes when the client asks, and what the
+//! client pipelined behind its STARTTLS in the clear is thrown away first
+//! ([`start_tls`]).
+//!
 //! The pre-auth part is boxed and freed before the relay starts, so a
-//! logged-in session costs only the relay's state. Sessions are generic over
-//! the client stream so a TLS stream can be dropped in (STARTTLS is refused
-//! until levee-tls provides one).
+//! logged-in session costs only the relay's state.
 
 mod challenge;
 pub mod imap;
 pub mod pop3;
 pub mod smtp;
+mod stream;
 
 pub(crate) use challenge::{SaslReplies, sasl_exchange};
+pub use stream::{ClientStream, MailTls};
 
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use levee_config::model::MailProtocol;
+use levee_config::model::{MailProtocol, StartTls};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use crate::auth::{Attempt, Decision};
+use crate::auth_http::SslInfo;
 use crate::backend::{self, Backend, Greet};
 use crate::front::{FrontState, Frontend};
 use crate::guard::SessionSlot;
@@ -49,6 +55,8 @@ pub(crate) enum Stop {
     Closed,
     /// levee is stopping.
     Shutdown,
+    /// The STARTTLS handshake failed or timed out.
+    Handshake,
 }
 
 /// The client connection during pre-auth: its stream, bytes read but not
@@ -193,6 +201,7 @@ pub(crate) async fn finish<S: AsyncRead + AsyncWrite + Unpin>(
     let (reply, why) = match result {
         Ok(p) => return p,
         Err(Stop::Closed) => return PreAuth::Ended("client closed"),
+        Err(Stop::Handshake) => return PreAuth::Ended("TLS handshake failed"),
         Err(Stop::Timeout) => (closing.timeout, "pre-auth timeout"),
         Err(Stop::Shutdown) => (closing.shutdown, "levee stopping"),
     };
@@ -209,6 +218,66 @@ pub(crate) struct Ctx {
     /// The listener address the client reached.
     pub local: SocketAddr,
     pub attempts: u32,
+    pub tls: TlsState,
+}
+
+/// Where a session stands with TLS.
+#[derive(Debug, Default)]
+pub(crate) struct TlsState {
+    /// STARTTLS may still be asked for: a STARTTLS listener, before TLS.
+    pub offer: Option<MailTls>,
+    /// No login before TLS (`starttls = "required"`).
+    pub required: bool,
+    /// Set once TLS is up: what `auth_http` is told (`Auth-SSL*`).
+    pub info: Option<SslInfo>,
+}
+
+impl TlsState {
+    /// Logins are refused until STARTTLS.
+    pub fn login_refused(&self) -> bool {
+        self.required && self.info.is_none()
+    }
+
+    pub fn offered(&self) -> bool {
+        self.offer.is_some()
+    }
+}
+
+/// STARTTLS, once its positive reply is sent: drops the plaintext the client
+/// pipelined behind the command (so it can never run as if sent over TLS),
+/// then runs the handshake within the pre-auth deadline.
+pub(crate) async fn start_tls(io: &mut Io<ClientStream>, tls: &mut TlsState) -> Result<(), Stop> {
+    let Some(offer) = tls.offer.take() else {
+        return Err(Stop::Handshake);
+    };
+    io.buf = Vec::new();
+    let handshake = io.stream.handshake(&offer);
+    match tokio::time::timeout_at(io.deadline, handshake).await {
+        Ok(Ok(())) => {
+            tls.info = Some(ssl_info(&io.stream));
+            Ok(())
+        }
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, "STARTTLS handshake failed");
+            Err(Stop::Handshake)
+        }
+        Err(_) => Err(Stop::Timeout),
+    }
+}
+
+/// What `auth_http` learns of a TLS session, as nginx reports it.
+fn ssl_info(stream: &ClientStream) -> SslInfo {
+    let Some(tls) = stream.tls() else {
+        return SslInfo::default();
+    };
+    match tls.get_ref().1.peer_certificates().and_then(|c| c.first()) {
+        // rustls only finishes a handshake with a client certificate it verified.
+        Some(cert) => crate::auth_http::client_cert_info(cert.as_ref()),
+        None => SslInfo {
+            verify: "NONE".to_owned(),
+            ..SslInfo::default()
+        },
+    }
 }
 
 impl Ctx {
@@ -225,6 +294,7 @@ impl Ctx {
             number: self.attempts,
             peer: self.peer,
             smtp_helo,
+            ssl: self.tls.info.as_ref(),
         };
         let config = &self.state.config;
         let guard = &self.front.guard;
@@ -302,24 +372,55 @@ impl Ctx {
 }
 
 /// Serves one client connection from greeting to close.
-pub(crate) async fn run(front: Arc<Frontend>, stream: TcpStream, peer: SocketAddr) {
+pub(crate) async fn run(
+    front: Arc<Frontend>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    tls: Option<MailTls>,
+) {
     let state = front.state();
     let protocol = state.config.protocol;
     let idle = state.config.idle_timeout;
     let mut stage = StageGuard::enter(protocol, Stage::PreAuth);
+    let local = stream.local_addr().unwrap_or(front.addr);
     let mut io = Io {
-        stream,
+        stream: ClientStream::plain(stream),
         buf: Vec::new(),
         deadline: Instant::now() + state.config.preauth_timeout,
     };
-    let local = io.stream.local_addr().unwrap_or(front.addr);
+    let starttls = state.config.starttls;
     let mut ctx = Ctx {
         front,
         state,
         peer,
         local,
         attempts: 0,
+        tls: TlsState::default(),
     };
+    match (tls, starttls) {
+        (Some(tls), StartTls::Off) => {
+            // Implicit TLS: the handshake before anything else.
+            let handshake = io.stream.handshake(&tls);
+            match tokio::time::timeout_at(io.deadline, handshake).await {
+                Ok(Ok(())) => ctx.tls.info = Some(ssl_info(&io.stream)),
+                Ok(Err(e)) => {
+                    tracing::debug!(peer = %peer, error = %e, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(peer = %peer, "TLS handshake timed out");
+                    return;
+                }
+            }
+        }
+        (Some(tls), on) => {
+            ctx.tls.offer = Some(tls);
+            ctx.tls.required = on == StartTls::Required;
+        }
+        // A listener without certificates offers no STARTTLS (config
+        // validation makes sure `starttls` is off there).
+        (None, _) => {}
+    }
     // Boxed so its buffers and state are freed before the relay starts.
     let preauth = match protocol {
         MailProtocol::Imap => Box::pin(imap::preauth(&mut io, &mut ctx)).await,
@@ -341,6 +442,7 @@ pub(crate) async fn run(front: Arc<Frontend>, stream: TcpStream, peer: SocketAdd
     stage.advance(Stage::Proxying);
     let backend_addr = backend.addr;
     let pipelined = std::mem::take(&mut io.buf);
+    let tls = io.stream.is_tls();
     let farewell = Farewell {
         kick: crate::kick::register(user.as_bytes()),
         line: match protocol {
@@ -376,6 +478,7 @@ pub(crate) async fn run(front: Arc<Frontend>, stream: TcpStream, peer: SocketAdd
         backend = %backend_addr,
         up = splice.counts.0,
         down = splice.counts.1,
+        tls,
         end,
         "mail session"
     );
