@@ -29,6 +29,7 @@ pub mod session;
 pub mod shutdown;
 pub mod smtp;
 pub mod splice;
+pub mod x509;
 
 pub use front::Frontend;
 pub use session::MailTls;

@@ -15,6 +15,8 @@ mod common;
 #[path = "mail/fixtures.rs"]
 #[allow(dead_code)]
 mod fixtures;
+#[path = "mail/tls_certs.rs"]
+mod tls_certs;
 
 use std::collections::HashMap;
 use std::process::Command;
@@ -45,7 +47,7 @@ fn auth_service(ports: &[(&str, u16)], down: u16) -> Nginx {
 }
 
 /// Both test certificates: `a.test` (the default) and `*.b.test`.
-const CERTS: &str = r#"[[listener.tls.certs]]
+pub const CERTS: &str = r#"[[listener.tls.certs]]
 cert = "a.pem"
 key = "a.key"
 names = ["a.test"]
@@ -81,7 +83,7 @@ impl Env {
     }
 }
 
-fn tls_client(ca: &str, case: &str, args: &[String]) -> HashMap<String, String> {
+pub fn tls_client(ca: &str, case: &str, args: &[String]) -> HashMap<String, String> {
     let mut all = vec![ca.to_owned()];
     all.extend_from_slice(args);
     fixtures::run_script("tls_clients.py", case, &all)
@@ -311,34 +313,4 @@ fn pop3_and_submission_over_tls() {
         subjects,
         ["Subject: after STARTTLS", "Subject: over implicit TLS"]
     );
-}
-
-#[test]
-fn mail_certificates_reload_when_their_files_change() {
-    let setup = common::setup();
-    let users = setup.dir.join("users");
-    std::fs::write(&users, "alice 127.0.0.1:1\n").expect("write user map");
-    let config = format!(
-        r#"[[listener]]
-address = "127.0.0.1:{port}"
-protocol = "imap"
-{CERTS}[listener.mail]
-user_map = "{users}"
-"#,
-        port = setup.port,
-        users = users.display(),
-    );
-    let levee = setup.start(&config);
-    let ca = levee.dir().join("ca.pem").display().to_string();
-    let port = levee.port.to_string();
-    let cn = || tls_client(&ca, "peer_cn", &[port.clone(), "a.test".to_owned()])["cn"].clone();
-    assert_eq!(cn(), "a.test");
-    let dir = levee.dir();
-    certs::leaf(dir, "ca", "renewed", "renewed.a.test", &["a.test"]);
-    std::fs::rename(dir.join("renewed.key"), dir.join("a.key")).expect("key");
-    std::fs::rename(dir.join("renewed.pem"), dir.join("a.pem")).expect("cert");
-    let seen = poll(Duration::from_secs(10), || {
-        (cn() == "renewed.a.test").then_some(())
-    });
-    assert!(seen.is_some(), "the renewed certificate was not served");
 }

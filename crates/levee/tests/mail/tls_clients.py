@@ -193,6 +193,19 @@ def submission(ca, port_tls, port_required):
     c.quit()
 
 
+def client_cert(ca, port, cert, key):
+    ctx = context(ca)
+    ctx.load_cert_chain(cert, key)
+    c = imaplib.IMAP4_SSL("127.0.0.1", port, ssl_context=ctx)
+    try:
+        typ, _ = c.login("alice", "secret")
+        out("login", typ)
+        out("subject", subject(c))
+    except imaplib.IMAP4.error as e:
+        out("login", e)
+    c.logout()
+
+
 def peer_cn(ca, port, sni):
     c = imaplib.IMAP4_SSL("127.0.0.1", port, ssl_context=context(ca, sni))
     out("cn", cn(c.sock))
@@ -203,6 +216,8 @@ if __name__ == "__main__":
     case, ca, rest = sys.argv[1], sys.argv[2], sys.argv[3:]
     if case == "injection":
         injection(ca, int(rest[0]), rest[1])
+    elif case == "client_cert":
+        client_cert(ca, int(rest[0]), rest[1], rest[2])
     elif case == "peer_cn":
         peer_cn(ca, int(rest[0]), rest[1])
     else:
