@@ -90,6 +90,13 @@ pub(crate) fn front_end(
                     }
                 }
             }
+            if let Some(i) = listener.get("proxy_protocol") {
+                // The accept loop hands such connections to the HTTP front end.
+                i.error(
+                    sink,
+                    "`proxy_protocol` is not supported on mail listeners yet",
+                );
+            }
             Some(Box::new(m))
         }
     }

@@ -155,3 +155,15 @@ starttls = "required"
         ]
     );
 }
+
+#[test]
+fn mail_listeners_take_no_proxy_protocol_header() {
+    assert_eq!(
+        errors_of(
+            "[[listener]]\naddress = \"127.0.0.1:1\"\nprotocol = \"imap\"\nproxy_protocol = \"10.0.0.0/8\"\n[listener.mail]\nuser_map = \"/u\"\n"
+        ),
+        [
+            "t.toml:4:18: listener[0].proxy_protocol: `proxy_protocol` is not supported on mail listeners yet"
+        ]
+    );
+}
