@@ -23,21 +23,22 @@ pub mod imap;
 pub mod pop3;
 pub mod smtp;
 mod stream;
+mod tls;
 
 pub(crate) use challenge::{SaslReplies, sasl_exchange};
 pub use stream::{ClientStream, MailTls};
+pub(crate) use tls::{TlsState, start_tls};
 
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use levee_config::model::{MailProtocol, StartTls};
+use levee_config::model::MailProtocol;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use crate::auth::{Attempt, Decision};
-use crate::auth_http::SslInfo;
 use crate::backend::{self, Backend, Greet};
 use crate::front::{FrontState, Frontend};
 use crate::guard::SessionSlot;
@@ -221,65 +222,6 @@ pub(crate) struct Ctx {
     pub tls: TlsState,
 }
 
-/// Where a session stands with TLS.
-#[derive(Debug, Default)]
-pub(crate) struct TlsState {
-    /// STARTTLS may still be asked for: a STARTTLS listener, before TLS.
-    pub offer: Option<MailTls>,
-    /// No login before TLS (`starttls = "required"`).
-    pub required: bool,
-    /// Set once TLS is up: what `auth_http` is told (`Auth-SSL*`).
-    pub info: Option<SslInfo>,
-}
-
-impl TlsState {
-    /// Logins are refused until STARTTLS.
-    pub fn login_refused(&self) -> bool {
-        self.required && self.info.is_none()
-    }
-
-    pub fn offered(&self) -> bool {
-        self.offer.is_some()
-    }
-}
-
-/// STARTTLS, once its positive reply is sent: drops the plaintext the client
-/// pipelined behind the command (so it can never run as if sent over TLS),
-/// then runs the handshake within the pre-auth deadline.
-pub(crate) async fn start_tls(io: &mut Io<ClientStream>, tls: &mut TlsState) -> Result<(), Stop> {
-    let Some(offer) = tls.offer.take() else {
-        return Err(Stop::Handshake);
-    };
-    io.buf = Vec::new();
-    let handshake = io.stream.handshake(&offer);
-    match tokio::time::timeout_at(io.deadline, handshake).await {
-        Ok(Ok(())) => {
-            tls.info = Some(ssl_info(&io.stream));
-            Ok(())
-        }
-        Ok(Err(e)) => {
-            tracing::debug!(error = %e, "STARTTLS handshake failed");
-            Err(Stop::Handshake)
-        }
-        Err(_) => Err(Stop::Timeout),
-    }
-}
-
-/// What `auth_http` learns of a TLS session, as nginx reports it.
-fn ssl_info(stream: &ClientStream) -> SslInfo {
-    let Some(tls) = stream.tls() else {
-        return SslInfo::default();
-    };
-    match tls.get_ref().1.peer_certificates().and_then(|c| c.first()) {
-        // rustls only finishes a handshake with a client certificate it verified.
-        Some(cert) => crate::auth_http::client_cert_info(cert.as_ref()),
-        None => SslInfo {
-            verify: "NONE".to_owned(),
-            ..SslInfo::default()
-        },
-    }
-}
-
 impl Ctx {
     /// Decides `credentials` and, if accepted, logs in to the backend.
     pub async fn login(&mut self, credentials: &Credentials, greet: Greet<'_>) -> Outcome {
@@ -397,29 +339,14 @@ pub(crate) async fn run(
         attempts: 0,
         tls: TlsState::default(),
     };
-    match (tls, starttls) {
-        (Some(tls), StartTls::Off) => {
-            // Implicit TLS: the handshake before anything else.
-            let handshake = io.stream.handshake(&tls);
-            match tokio::time::timeout_at(io.deadline, handshake).await {
-                Ok(Ok(())) => ctx.tls.info = Some(ssl_info(&io.stream)),
-                Ok(Err(e)) => {
-                    tracing::debug!(peer = %peer, error = %e, "TLS handshake failed");
-                    return;
-                }
-                Err(_) => {
-                    tracing::debug!(peer = %peer, "TLS handshake timed out");
-                    return;
-                }
-            }
+    // Boxed: a handshake's state (a whole rustls connection) would
+    // otherwise size the session's task for its whole life.
+    match Box::pin(tls::begin(&mut io, tls, starttls)).await {
+        Ok(state) => ctx.tls = state,
+        Err(why) => {
+            tracing::debug!(peer = %peer, error = %why, "TLS handshake failed");
+            return;
         }
-        (Some(tls), on) => {
-            ctx.tls.offer = Some(tls);
-            ctx.tls.required = on == StartTls::Required;
-        }
-        // A listener without certificates offers no STARTTLS (config
-        // validation makes sure `starttls` is off there).
-        (None, _) => {}
     }
     // Boxed so its buffers and state are freed before the relay starts.
     let preauth = match protocol {
@@ -483,3 +410,6 @@ pub(crate) async fn run(
         "mail session"
     );
 }
+
+#[cfg(test)]
+mod tests;
