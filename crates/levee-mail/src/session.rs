@@ -236,7 +236,7 @@ impl Ctx {
             number: self.attempts,
             peer: self.peer,
             smtp_helo,
-            ssl: self.tls.info.as_ref(),
+            ssl: self.tls.info.as_deref(),
         };
         let config = &self.state.config;
         let guard = &self.front.guard;

@@ -22,7 +22,7 @@ pub(crate) async fn begin(
         (Some(tls), StartTls::Off) => {
             let handshake = io.stream.handshake(&tls);
             match tokio::time::timeout_at(io.deadline, handshake).await {
-                Ok(Ok(())) => state.info = Some(ssl_info(&io.stream)),
+                Ok(Ok(())) => state.info = Some(Box::new(ssl_info(&io.stream))),
                 Ok(Err(e)) => return Err(e),
                 Err(_) => return Err(io::ErrorKind::TimedOut.into()),
             }
@@ -46,7 +46,8 @@ pub(crate) struct TlsState {
     /// No login before TLS (`starttls = "required"`).
     pub required: bool,
     /// Set once TLS is up: what `auth_http` is told (`Auth-SSL*`).
-    pub info: Option<SslInfo>,
+    /// Boxed: the session keeps it (in its task) until it logs in.
+    pub info: Option<Box<SslInfo>>,
 }
 
 impl TlsState {
@@ -71,7 +72,7 @@ pub(crate) async fn start_tls(io: &mut Io<ClientStream>, tls: &mut TlsState) -> 
     let handshake = io.stream.handshake(&offer);
     match tokio::time::timeout_at(io.deadline, handshake).await {
         Ok(Ok(())) => {
-            tls.info = Some(ssl_info(&io.stream));
+            tls.info = Some(Box::new(ssl_info(&io.stream)));
             Ok(())
         }
         Ok(Err(e)) => {
