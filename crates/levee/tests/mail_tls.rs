@@ -215,6 +215,22 @@ fn imap_implicit_tls_and_starttls_choose_certificates_by_sni() {
     );
     let a = s_client_starttls(&env, required, "imap", "a.test");
     assert!(a.contains("CN=a.test") || a.contains("CN = a.test"), "{a}");
+    // curl: IMAPS, and IMAP with STARTTLS demanded (`--ssl-reqd`), each
+    // verifying the certificate for the name it asked for.
+    let ca = env.ca();
+    for (listener, name, scheme, extra) in [
+        ("imaps", "a.test", "imaps", None),
+        ("imap_required", "mail.b.test", "imap", Some("--ssl-reqd")),
+    ] {
+        let port = env.port(listener);
+        let resolve = format!("{name}:{port}:127.0.0.1");
+        let url = format!("{scheme}://{name}:{port}/INBOX;UID=1");
+        let mut args = vec!["--cacert", &ca, "--resolve", &resolve, "-u", "alice:secret"];
+        args.extend(extra);
+        args.push(&url);
+        let body = curl_ok(&args);
+        assert!(body.contains("Subject: hello alice"), "{scheme}: {body}");
+    }
     let log = env.levee.stdout() + &env.levee.stderr();
     assert!(
         !log.contains("secret") && !log.contains("hunter2"),
