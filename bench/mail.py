@@ -12,12 +12,13 @@ logged-in clients FETCH a 4 KB message in a loop for --seconds; the figure
 is the proxy's user+system CPU time per FETCH.
 
     python3 bench/mail.py -n 9000
+    python3 bench/mail.py -n 9000 --tls --proxies levee   # IMAPS (implicit TLS)
 
 Adapted from the reference benchmark in shared/bench/mail (peers_mail.py,
 fake_imap.py, auth_ok.py, idle_imap.py). The backend and auth service run
 here as subprocesses of this script (`mail.py backend PORT`, `mail.py auth
 PORT BACKEND`); the proxies get a 20,000-descriptor limit."""
-import argparse, asyncio, os, subprocess, sys, time
+import argparse, asyncio, os, ssl, subprocess, sys, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from peers import TMP, _write, spawn, wait_port, pss_kb, cpu_seconds, stop
@@ -27,6 +28,26 @@ PORTS = {"nginx": 19391, "levee": 19394}
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # What every FETCH returns: a 4 KB message, the size of a typical small mail.
 MESSAGE = b"x" * 4094 + b"\r\n"
+# With --tls: the clients' context (the bench certificate is self-signed).
+CLIENT_TLS = None
+
+
+def bench_cert():
+    """A self-signed P-256 certificate for --tls: (cert, key) paths."""
+    d = os.path.join(TMP, "mail-tls")
+    os.makedirs(d, exist_ok=True)
+    cert, key = os.path.join(d, "cert.pem"), os.path.join(d, "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-nodes", "-days", "2", "-subj", "/CN=bench",
+                    "-keyout", key, "-out", cert], check=True, capture_output=True)
+    return cert, key
+
+
+def client_tls():
+    c = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    c.check_hostname = False
+    c.verify_mode = ssl.CERT_NONE
+    return c
 
 
 async def backend_session(r, w):
@@ -85,7 +106,7 @@ async def serve(port, handler):
 async def login(port, i, held, gate, errors):
     async with gate:
         try:
-            r, w = await asyncio.open_connection("127.0.0.1", port)
+            r, w = await asyncio.open_connection("127.0.0.1", port, ssl=CLIENT_TLS)
             await asyncio.wait_for(r.readline(), 10)
             w.write(b"a1 LOGIN user%d secret\r\n" % i)
             await w.drain()
@@ -124,7 +145,7 @@ async def idle(pid, port, n):
 
 
 async def fetch_loop(port, i, seconds, counts):
-    r, w = await asyncio.open_connection("127.0.0.1", port)
+    r, w = await asyncio.open_connection("127.0.0.1", port, ssl=CLIENT_TLS)
     await r.readline()
     w.write(b"a1 LOGIN user%d secret\r\n" % i)
     await w.drain()
@@ -153,7 +174,7 @@ async def fetches(pid, port, sessions, seconds):
             f"cpu_us_per_fetch={cpu * 1e6 / max(counts[0], 1):.1f}")
 
 
-def nginx_mail():
+def nginx_mail(tls):
     d = os.path.join(TMP, "nginx-mail")
     os.makedirs(d, exist_ok=True)
     conf = _write(os.path.join(d, "nginx.conf"), f"""
@@ -161,12 +182,13 @@ load_module /usr/lib/nginx/modules/ngx_mail_module.so;
 worker_processes 2; pid {d}/nginx.pid; error_log {d}/error.log warn; daemon off; worker_rlimit_nofile 20000;
 events {{ worker_connections 19000; }}
 mail {{ auth_http 127.0.0.1:{AUTH}/auth; imap_auth login plain;
-  server {{ listen 127.0.0.1:{PORTS['nginx']}; protocol imap; }} }}
+  server {{ listen 127.0.0.1:{PORTS['nginx']}{' ssl' if tls else ''}; protocol imap;
+{f'ssl_certificate {tls[0]}; ssl_certificate_key {tls[1]};' if tls else ''} }} }}
 """)
     return spawn(["nginx", "-c", conf])
 
 
-def levee_mail(binary):
+def levee_mail(binary, tls):
     d = os.path.join(TMP, "levee-mail")
     os.makedirs(d, exist_ok=True)
     conf = _write(os.path.join(d, "levee.toml"), f"""
@@ -177,6 +199,7 @@ level = "warn"
 [[listener]]
 address = "127.0.0.1:{PORTS['levee']}"
 protocol = "imap"
+{f'[[listener.tls.certs]]{chr(10)}cert = "{tls[0]}"{chr(10)}key = "{tls[1]}"' if tls else ''}
 [listener.mail]
 auth_http = "http://127.0.0.1:{AUTH}/auth"
 """)
@@ -195,14 +218,22 @@ def main():
     ap.add_argument("-n", type=int, default=9000)
     ap.add_argument("--levee", default=os.path.join(ROOT, "target/release/levee"))
     ap.add_argument("--seconds", type=int, default=10, help="length of the FETCH phase")
+    ap.add_argument("--tls", action="store_true", help="clients speak implicit TLS (IMAPS) to the proxies")
+    ap.add_argument("--proxies", default="nginx,levee", help="which proxies to run, comma-separated")
     a = ap.parse_args()
+    global CLIENT_TLS
+    tls = bench_cert() if a.tls else None
+    CLIENT_TLS = client_tls() if a.tls else None
     me = os.path.abspath(__file__)
     helpers = [spawn(["sh", "-c", f"ulimit -n 20000 && exec {sys.executable} {me} backend {BACKEND}"]),
                spawn([sys.executable, me, "auth", str(AUTH), str(BACKEND)])]
     try:
         wait_port(BACKEND)
         wait_port(AUTH)
-        for name, starter in (("nginx", nginx_mail), ("levee", lambda: levee_mail(a.levee))):
+        starters = (("nginx", lambda: nginx_mail(tls)), ("levee", lambda: levee_mail(a.levee, tls)))
+        for name, starter in starters:
+            if name not in a.proxies.split(","):
+                continue
             p = starter()
             if not wait_port(PORTS[name]):
                 print(f"{name:6} not listening on {PORTS[name]}")

@@ -396,6 +396,11 @@ fn listener(sink: &mut Sink<'_>, item: &Item<'_, '_>) -> Option<DraftListener> {
         .map(|i| tls::networks(sink, i))
         .unwrap_or_default();
     let mail = mail::front_end(sink, &fields);
+    let mut tls = tls;
+    if let (Some(t), Some(_)) = (&mut tls, &mail) {
+        // Mail protocols negotiate no ALPN name.
+        t.alpn.clear();
+    }
     Some(DraftListener {
         name,
         name_defaulted,

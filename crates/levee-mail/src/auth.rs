@@ -54,13 +54,15 @@ pub struct Attempt<'a> {
     pub number: u32,
     pub peer: SocketAddr,
     pub smtp_helo: Option<&'a [u8]>,
+    /// Set on a TLS session (`Auth-SSL*` fields).
+    pub ssl: Option<&'a crate::auth_http::SslInfo>,
 }
 
 pub async fn decide(front: &Frontend, state: &FrontState, attempt: &Attempt<'_>) -> Decision {
     let c = attempt.credentials;
     let config = &state.config;
     let now = Instant::now();
-    if front.recently_refused(attempt.protocol, &c.user, &c.pass, now) {
+    if front.recently_refused(attempt, now) {
         return Decision::Refuse {
             message: None,
             wait: config.auth_fail_delay,
@@ -82,7 +84,7 @@ pub async fn decide(front: &Frontend, state: &FrontState, attempt: &Attempt<'_>)
         ),
     };
     if matches!(decision, Decision::Refuse { .. }) && !negative_ttl.is_zero() {
-        front.remember_refusal(attempt.protocol, &c.user, &c.pass, now + negative_ttl);
+        front.remember_refusal(attempt, now + negative_ttl);
     }
     decision
 }

@@ -24,6 +24,21 @@ pub struct SslInfo {
     pub fingerprint: Option<String>,
 }
 
+/// The `Auth-SSL*` facts of a client certificate (DER) rustls verified.
+/// A certificate levee cannot read still says `SUCCESS`, with its fingerprint.
+pub fn client_cert_info(der: &[u8]) -> SslInfo {
+    let sha1 = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, der);
+    let fingerprint = sha1.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    let names = crate::x509::read(der);
+    SslInfo {
+        verify: "SUCCESS".to_owned(),
+        subject: names.as_ref().map(|n| n.subject.clone()),
+        issuer: names.as_ref().map(|n| n.issuer.clone()),
+        serial: names.map(|n| n.serial),
+        fingerprint: Some(fingerprint),
+    }
+}
+
 /// What the auth service is asked.
 #[derive(Debug, Clone)]
 pub struct AuthRequest<'a> {
@@ -102,9 +117,11 @@ pub fn request(r: &AuthRequest<'_>) -> Vec<u8> {
             ("Auth-SSL-Serial", &ssl.serial),
             ("Auth-SSL-Fingerprint", &ssl.fingerprint),
         ] {
+            // Sent as nginx sends them, unescaped: x509.rs already wrote
+            // control bytes as `\XX`; anything else left is dropped.
             if let Some(v) = value {
                 escaped.clear();
-                escape(&mut escaped, v.as_bytes());
+                escaped.extend(v.bytes().filter(|b| (0x20..0x7f).contains(b)));
                 field(&mut out, name, &escaped);
             }
         }
@@ -290,6 +307,39 @@ mod tests {
              Auth-Pass: p%20w%25\r\nAuth-Protocol: imap\r\nAuth-Login-Attempt: 1\r\nClient-IP: 192.0.2.7\r\n\
              Client-Host: [UNAVAILABLE]\r\nX-Auth-Key: k\r\n\r\n"
         );
+    }
+
+    #[test]
+    fn ssl_fields_as_nginx_sends_them() {
+        let ssl = SslInfo {
+            verify: "SUCCESS".to_owned(),
+            subject: Some("CN=Alice Smith,O=Example".to_owned()),
+            issuer: Some("CN=ca\r\nX-Evil: 1".to_owned()),
+            serial: Some("019A".to_owned()),
+            fingerprint: Some("ab".repeat(20)),
+        };
+        let r = AuthRequest {
+            host: "a",
+            uri: "/",
+            method: "plain",
+            user: b"u",
+            pass: b"p",
+            protocol: "imap",
+            attempt: 1,
+            client_ip: "192.0.2.7".parse().expect("ip"),
+            client_host: "[UNAVAILABLE]",
+            smtp_helo: None,
+            ssl: Some(&ssl),
+            extra: &[],
+        };
+        let text = String::from_utf8(request(&r)).expect("ascii");
+        let fp = "ab".repeat(20);
+        let want = format!(
+            "Client-Host: [UNAVAILABLE]\r\nAuth-SSL: on\r\nAuth-SSL-Verify: SUCCESS\r\n\
+             Auth-SSL-Subject: CN=Alice Smith,O=Example\r\nAuth-SSL-Issuer: CN=caX-Evil: 1\r\n\
+             Auth-SSL-Serial: 019A\r\nAuth-SSL-Fingerprint: {fp}\r\n\r\n"
+        );
+        assert!(text.ends_with(&want), "{text}");
     }
 
     #[test]

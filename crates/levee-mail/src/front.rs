@@ -13,6 +13,7 @@ use arc_swap::ArcSwap;
 use levee_config::model::{MailAuth, MailListener, MailProtocol};
 use tokio::net::TcpStream;
 
+use crate::auth::Attempt;
 use crate::auth::user_map::UserMap;
 pub use crate::auth::user_map::UserMapError;
 use crate::guard::Guard;
@@ -97,44 +98,42 @@ impl Frontend {
 
     /// Serves one accepted connection until it closes; `permit` (its place in
     /// the connection counts) is held as long.
+    /// `tls` is the listener's TLS, if it has `[listener.tls]`: implicit
+    /// TLS, or what STARTTLS uses (`starttls`).
     pub async fn serve<P: Send + 'static>(
         self: Arc<Self>,
         stream: TcpStream,
         peer: SocketAddr,
         permit: P,
+        tls: Option<crate::session::MailTls>,
     ) {
         let _ = stream.set_nodelay(true);
-        crate::session::run(self, stream, peer).await;
+        crate::session::run(self, stream, peer, tls).await;
         drop(permit);
     }
 
-    fn key(&self, protocol: MailProtocol, user: &[u8], pass: &[u8]) -> u64 {
-        self.hasher.hash_one((protocol.as_str(), user, pass))
+    /// The auth service may answer on TLS facts (`Auth-SSL*`), so a login
+    /// refused in the clear or with another client certificate is another key.
+    fn key(&self, attempt: &Attempt<'_>) -> u64 {
+        let c = attempt.credentials;
+        let tls = attempt
+            .ssl
+            .map(|s| (s.verify.as_str(), s.fingerprint.as_deref()));
+        self.hasher
+            .hash_one((attempt.protocol.as_str(), &c.user, &c.pass, tls))
     }
 
     /// Whether this login was refused within the negative TTL.
-    pub(crate) fn recently_refused(
-        &self,
-        protocol: MailProtocol,
-        user: &[u8],
-        pass: &[u8],
-        now: Instant,
-    ) -> bool {
-        let key = self.key(protocol, user, pass);
+    pub(crate) fn recently_refused(&self, attempt: &Attempt<'_>, now: Instant) -> bool {
+        let key = self.key(attempt);
         let Ok(cache) = self.negative.lock() else {
             return false;
         };
         cache.get(&key).is_some_and(|&until| until > now)
     }
 
-    pub(crate) fn remember_refusal(
-        &self,
-        protocol: MailProtocol,
-        user: &[u8],
-        pass: &[u8],
-        until: Instant,
-    ) {
-        let key = self.key(protocol, user, pass);
+    pub(crate) fn remember_refusal(&self, attempt: &Attempt<'_>, until: Instant) {
+        let key = self.key(attempt);
         let Ok(mut cache) = self.negative.lock() else {
             return;
         };

@@ -29,8 +29,10 @@ pub mod session;
 pub mod shutdown;
 pub mod smtp;
 pub mod splice;
+pub mod x509;
 
 pub use front::Frontend;
+pub use session::MailTls;
 
 /// The outcome of feeding bytes to a parser.
 #[derive(Debug, Clone, PartialEq, Eq)]

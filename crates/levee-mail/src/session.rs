@@ -10,17 +10,24 @@
 //! 4. **relay** bytes both ways until either side closes or the session
 //!    idles out ([`crate::splice`]).
 //!
+//! On a TLS listener the handshake comes before the greeting (implicit
+//! TLS); on a STARTTLS listener it comes when the client asks, and what the
+//! client pipelined behind its STARTTLS in the clear is thrown away first
+//! ([`start_tls`]).
+//!
 //! The pre-auth part is boxed and freed before the relay starts, so a
-//! logged-in session costs only the relay's state. Sessions are generic over
-//! the client stream so a TLS stream can be dropped in (STARTTLS is refused
-//! until levee-tls provides one).
+//! logged-in session costs only the relay's state.
 
 mod challenge;
 pub mod imap;
 pub mod pop3;
 pub mod smtp;
+mod stream;
+mod tls;
 
 pub(crate) use challenge::{SaslReplies, sasl_exchange};
+pub use stream::{ClientStream, MailTls};
+pub(crate) use tls::{TlsState, start_tls};
 
 use std::io;
 use std::net::SocketAddr;
@@ -49,6 +56,8 @@ pub(crate) enum Stop {
     Closed,
     /// levee is stopping.
     Shutdown,
+    /// The STARTTLS handshake failed or timed out.
+    Handshake,
 }
 
 /// The client connection during pre-auth: its stream, bytes read but not
@@ -193,6 +202,7 @@ pub(crate) async fn finish<S: AsyncRead + AsyncWrite + Unpin>(
     let (reply, why) = match result {
         Ok(p) => return p,
         Err(Stop::Closed) => return PreAuth::Ended("client closed"),
+        Err(Stop::Handshake) => return PreAuth::Ended("TLS handshake failed"),
         Err(Stop::Timeout) => (closing.timeout, "pre-auth timeout"),
         Err(Stop::Shutdown) => (closing.shutdown, "levee stopping"),
     };
@@ -209,6 +219,7 @@ pub(crate) struct Ctx {
     /// The listener address the client reached.
     pub local: SocketAddr,
     pub attempts: u32,
+    pub tls: TlsState,
 }
 
 impl Ctx {
@@ -225,6 +236,7 @@ impl Ctx {
             number: self.attempts,
             peer: self.peer,
             smtp_helo,
+            ssl: self.tls.info.as_deref(),
         };
         let config = &self.state.config;
         let guard = &self.front.guard;
@@ -302,24 +314,40 @@ impl Ctx {
 }
 
 /// Serves one client connection from greeting to close.
-pub(crate) async fn run(front: Arc<Frontend>, stream: TcpStream, peer: SocketAddr) {
+pub(crate) async fn run(
+    front: Arc<Frontend>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    tls: Option<MailTls>,
+) {
     let state = front.state();
     let protocol = state.config.protocol;
     let idle = state.config.idle_timeout;
     let mut stage = StageGuard::enter(protocol, Stage::PreAuth);
+    let local = stream.local_addr().unwrap_or(front.addr);
     let mut io = Io {
-        stream,
+        stream: ClientStream::plain(stream),
         buf: Vec::new(),
         deadline: Instant::now() + state.config.preauth_timeout,
     };
-    let local = io.stream.local_addr().unwrap_or(front.addr);
+    let starttls = state.config.starttls;
     let mut ctx = Ctx {
         front,
         state,
         peer,
         local,
         attempts: 0,
+        tls: TlsState::default(),
     };
+    // Boxed: a handshake's state (a whole rustls connection) would
+    // otherwise size the session's task for its whole life.
+    match Box::pin(tls::begin(&mut io, tls, starttls)).await {
+        Ok(state) => ctx.tls = state,
+        Err(why) => {
+            tracing::debug!(peer = %peer, error = %why, "TLS handshake failed");
+            return;
+        }
+    }
     // Boxed so its buffers and state are freed before the relay starts.
     let preauth = match protocol {
         MailProtocol::Imap => Box::pin(imap::preauth(&mut io, &mut ctx)).await,
@@ -341,6 +369,7 @@ pub(crate) async fn run(front: Arc<Frontend>, stream: TcpStream, peer: SocketAdd
     stage.advance(Stage::Proxying);
     let backend_addr = backend.addr;
     let pipelined = std::mem::take(&mut io.buf);
+    let tls = io.stream.is_tls();
     let farewell = Farewell {
         kick: crate::kick::register(user.as_bytes()),
         line: match protocol {
@@ -376,7 +405,11 @@ pub(crate) async fn run(front: Arc<Frontend>, stream: TcpStream, peer: SocketAdd
         backend = %backend_addr,
         up = splice.counts.0,
         down = splice.counts.1,
+        tls,
         end,
         "mail session"
     );
 }
+
+#[cfg(test)]
+mod tests;

@@ -8,7 +8,8 @@
 //! copied into a per-direction `Vec`, freed as soon as it drains. An idle
 //! session therefore holds its two sockets and a few words of state.
 //!
-//! It is generic over the streams so a TLS stream can be relayed the same way.
+//! It is generic over the streams so a TLS client stream is relayed the same
+//! way (rustls keeps its own record buffers, so a TLS session costs more).
 
 use std::cell::RefCell;
 use std::future::Future;
@@ -157,6 +158,10 @@ where
         half.done = true;
         return Poll::Ready(Ok(true));
     }
+    // A TLS writer may hold records its socket would not take yet: push
+    // them out before reading more, or they could wait for the next write
+    // forever (a no-op on TCP). Pending here is backpressure.
+    ready!(Pin::new(&mut *to).poll_flush(cx))?;
     SCRATCH_BUF.with(|scratch| {
         let mut scratch = scratch.borrow_mut();
         let mut buf = ReadBuf::new(&mut scratch[..]);

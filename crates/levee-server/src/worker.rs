@@ -139,7 +139,12 @@ fn admit(stream: TcpStream, peer: SocketAddr, ctx: &Arc<ListenerCtx>, front: &Fr
                     tokio::spawn(conn::serve(stream, peer, ctx.clone(), Some(permit)));
                 }
                 Front::Mail(mail) => {
-                    tokio::spawn(mail.clone().serve(stream, peer, permit));
+                    // The listener's TLS as it is now: implicit TLS or STARTTLS.
+                    let tls = ctx.steps.load().tls.as_ref().map(|t| levee_mail::MailTls {
+                        acceptor: t.acceptor.clone(),
+                        handshake_timeout: t.handshake_timeout,
+                    });
+                    tokio::spawn(mail.clone().serve(stream, peer, permit, tls));
                 }
             }
         }

@@ -61,6 +61,32 @@ pub struct MailListener {
     pub auth_failure_window: Duration,
     /// Logged-in sessions of one user on this listener; 0 means no limit.
     pub max_sessions_per_user: u32,
+    /// STARTTLS on a plain listener with `[listener.tls]`; `Off` there means
+    /// implicit TLS (the handshake comes first).
+    pub starttls: StartTls,
+}
+
+/// Whether a mail listener with TLS settings upgrades with STARTTLS (IMAP
+/// `STARTTLS`, POP3 `STLS`, SMTP `STARTTLS`) instead of starting with TLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StartTls {
+    /// No STARTTLS: with `[listener.tls]` the listener is implicit TLS.
+    #[default]
+    Off,
+    /// Offered; logins are allowed without it.
+    On,
+    /// Offered, and no login before it (IMAP `LOGINDISABLED`).
+    Required,
+}
+
+impl StartTls {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StartTls::Off => "off",
+            StartTls::On => "on",
+            StartTls::Required => "required",
+        }
+    }
 }
 
 /// Dovecot-style master user credentials for backend logins.
@@ -143,6 +169,7 @@ impl MailListener {
             max_auth_failures: DEFAULT_MAIL_MAX_AUTH_FAILURES,
             auth_failure_window: DEFAULT_MAIL_AUTH_FAILURE_WINDOW,
             max_sessions_per_user: 0,
+            starttls: StartTls::Off,
         }
     }
 }

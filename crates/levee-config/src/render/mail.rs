@@ -55,6 +55,7 @@ pub(super) fn listener(t: &mut Table, m: &MailListener) {
     ] {
         mail.insert(name.into(), Value::Boolean(b));
     }
+    mail.insert("starttls".into(), m.starttls.as_str().into());
     if let Some(master) = &m.master {
         mail.insert("master_user".into(), master.user.as_str().into());
         mail.insert("master_password".into(), master.password.as_str().into());

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use crate::error::Sink;
-use crate::model::{AuthHttp, MailAuth, MailListener, MailProtocol, MasterUser};
+use crate::model::{AuthHttp, MailAuth, MailListener, MailProtocol, MasterUser, StartTls};
 use crate::tree::{Fields, Item};
 
 pub(crate) const MAIL_KEYS: &[&str] = &[
@@ -30,6 +30,7 @@ pub(crate) const MAIL_KEYS: &[&str] = &[
     "max_auth_failures",
     "auth_failure_window",
     "max_sessions_per_user",
+    "starttls",
 ];
 
 /// The listener's front end: `None` for HTTP, else its mail settings.
@@ -71,11 +72,42 @@ pub(crate) fn front_end(
             }
             None
         }
-        (Some(p), Some(t)) => mail(sink, t, p).map(Box::new),
+        (Some(p), Some(t)) => {
+            let m = mail(sink, t, p, listener.get("tls").is_some())?;
+            if let Some(tls) = listener.get("tls")
+                && let Some(tls) = tls.value.get_ref().as_table()
+            {
+                // ALPN names and HSTS are HTTP's; a mail client offering
+                // ALPN must not be refused for lacking `http/1.1`.
+                for key in ["alpn", "hsts"] {
+                    if tls.contains_key(key)
+                        && let Some(i) = listener.get("tls")
+                    {
+                        i.error(
+                            sink,
+                            format!("`{key}` does not apply to a mail listener's TLS"),
+                        );
+                    }
+                }
+            }
+            if let Some(i) = listener.get("proxy_protocol") {
+                // The accept loop hands such connections to the HTTP front end.
+                i.error(
+                    sink,
+                    "`proxy_protocol` is not supported on mail listeners yet",
+                );
+            }
+            Some(Box::new(m))
+        }
     }
 }
 
-fn mail(sink: &mut Sink<'_>, item: &Item<'_, '_>, protocol: MailProtocol) -> Option<MailListener> {
+fn mail(
+    sink: &mut Sink<'_>,
+    item: &Item<'_, '_>,
+    protocol: MailProtocol,
+    has_tls: bool,
+) -> Option<MailListener> {
     let fields = Fields::of(sink, item, MAIL_KEYS)?;
     // The rest is walked even when `auth` is wrong, so every error is reported.
     let auth = match (fields.get("auth_http"), fields.get("user_map")) {
@@ -146,6 +178,27 @@ fn mail(sink: &mut Sink<'_>, item: &Item<'_, '_>, protocol: MailProtocol) -> Opt
     ] {
         if let Some(b) = fields.get(name).and_then(|i| i.bool(sink)) {
             *slot = b;
+        }
+    }
+    if let Some(i) = fields.get("starttls") {
+        m.starttls = match i.str(sink) {
+            Some("off") => StartTls::Off,
+            Some("on") => StartTls::On,
+            Some("required") => StartTls::Required,
+            Some(other) => {
+                i.error(
+                    sink,
+                    format!("unknown starttls `{other}`; expected \"off\", \"on\" or \"required\""),
+                );
+                StartTls::Off
+            }
+            None => StartTls::Off,
+        };
+        if m.starttls != StartTls::Off && !has_tls {
+            i.error(
+                sink,
+                "STARTTLS needs the listener's certificates: add a [listener.tls] table",
+            );
         }
     }
     m.master = master(sink, &fields, item);

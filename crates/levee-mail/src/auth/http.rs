@@ -57,7 +57,7 @@ pub async fn ask(service: &AuthHttp, attempt: &Attempt<'_>, fail_delay: Duration
         client_ip: attempt.peer.ip(),
         client_host: "[UNAVAILABLE]",
         smtp_helo: attempt.smtp_helo,
-        ssl: None,
+        ssl: attempt.ssl,
         extra: &service.headers,
     });
     if service.keepalive > 0 {

@@ -2,42 +2,48 @@
 //! AUTHENTICATE PLAIN/LOGIN (with SASL-IR and `*` to cancel). Literals are
 //! handled by the parser's rules: `{n}` gets a continuation, a refused
 //! command's literal is discarded or the session closed, never read as a
-//! command.
-
-use tokio::io::{AsyncRead, AsyncWrite};
+//! command. STARTTLS (on a STARTTLS listener, before TLS) upgrades the
+//! connection; with `starttls = "required"` the capabilities say
+//! `LOGINDISABLED` and logins get `NO [PRIVACYREQUIRED]` until then.
 
 use super::{
-    Budget, Closing, Ctx, Io, Outcome, PreAuth, SaslReplies, Stop, finish, refusal_text,
-    sasl_exchange,
+    Budget, ClientStream, Closing, Ctx, Io, Outcome, PreAuth, SaslReplies, Stop, TlsState, finish,
+    refusal_text, sasl_exchange, start_tls,
 };
 use crate::backend::Greet;
 use crate::imap::{Command, Discard, Limits, Next, parse};
 use crate::sasl::Credentials;
 
-/// What levee offers before login. STARTTLS joins when a TLS stream is
-/// available (the seam is `Command::StartTls` below).
-const CAPABILITIES: &str = "IMAP4rev1 SASL-IR LITERAL+ ID AUTH=PLAIN AUTH=LOGIN";
+/// What levee offers before login: STARTTLS only before TLS, and no
+/// mechanism while logins wait for TLS (RFC 9051 §6.2.1).
+fn capabilities(tls: &TlsState) -> String {
+    let mut c = String::from("IMAP4rev1 SASL-IR LITERAL+ ID");
+    if tls.offered() {
+        c.push_str(" STARTTLS");
+    }
+    if tls.login_refused() {
+        c.push_str(" LOGINDISABLED");
+    } else {
+        c.push_str(" AUTH=PLAIN AUTH=LOGIN");
+    }
+    c
+}
 
 const CLOSING: Closing = Closing {
     timeout: b"* BYE Autologout; idle for too long\r\n",
     shutdown: b"* BYE Server shutting down\r\n",
 };
 
-pub(crate) async fn preauth<S: AsyncRead + AsyncWrite + Unpin>(
-    io: &mut Io<S>,
-    ctx: &mut Ctx,
-) -> PreAuth {
+pub(crate) async fn preauth(io: &mut Io<ClientStream>, ctx: &mut Ctx) -> PreAuth {
     let result = run(io, ctx).await;
     finish(io, result, &CLOSING).await
 }
 
-async fn run<S: AsyncRead + AsyncWrite + Unpin>(
-    io: &mut Io<S>,
-    ctx: &mut Ctx,
-) -> Result<PreAuth, Stop> {
+async fn run(io: &mut Io<ClientStream>, ctx: &mut Ctx) -> Result<PreAuth, Stop> {
     let config = ctx.state.config.clone();
     let greeting = config.greeting.as_deref().unwrap_or("levee ready");
-    io.send(format!("* OK [CAPABILITY {CAPABILITIES}] {greeting}\r\n").as_bytes())
+    let caps = capabilities(&ctx.tls);
+    io.send(format!("* OK [CAPABILITY {caps}] {greeting}\r\n").as_bytes())
         .await?;
     let limits = Limits {
         max_literal: config.max_literal,
@@ -108,7 +114,8 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
         };
         let credentials = match tagged.command {
             Command::Capability => {
-                let mut r = format!("* CAPABILITY {CAPABILITIES}\r\n").into_bytes();
+                let caps = capabilities(&ctx.tls);
+                let mut r = format!("* CAPABILITY {caps}\r\n").into_bytes();
                 r.extend(reply("OK Capability completed."));
                 io.send(&r).await?;
                 continue;
@@ -137,9 +144,23 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
                 io.send(&r).await?;
                 continue;
             }
+            Command::StartTls if ctx.tls.offered() => {
+                io.send(&reply("OK Begin TLS negotiation now.")).await?;
+                start_tls(io, &mut ctx.tls).await?;
+                continue;
+            }
+            Command::Login { .. } | Command::Authenticate { .. } if ctx.tls.login_refused() => {
+                io.send(&reply(
+                    "NO [PRIVACYREQUIRED] TLS is required to log in: use STARTTLS.",
+                ))
+                .await?;
+                if budget.error() {
+                    io.send(b"* BYE Too many invalid commands\r\n").await?;
+                    return Ok(PreAuth::Ended("too many errors"));
+                }
+                continue;
+            }
             Command::StartTls => {
-                // TLS seam: with a TLS stream this upgrades `io.stream` and
-                // drops `io.buf` (plaintext pipelined behind STARTTLS).
                 io.send(&reply("BAD STARTTLS is not available")).await?;
                 if budget.error() {
                     io.send(b"* BYE Too many invalid commands\r\n").await?;

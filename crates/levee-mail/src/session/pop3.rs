@@ -1,37 +1,44 @@
 //! POP3 before login (RFC 1939, 2449, 5034): CAPA, USER/PASS, AUTH
-//! PLAIN/LOGIN, NOOP, QUIT. STLS is refused until a TLS stream exists.
-
-use tokio::io::{AsyncRead, AsyncWrite};
+//! PLAIN/LOGIN, NOOP, QUIT, and STLS (RFC 2595) on a STARTTLS listener
+//! before TLS. With `starttls = "required"`, CAPA offers neither USER nor
+//! SASL and logins are refused until STLS.
 
 use super::{
-    Budget, Closing, Ctx, Io, Outcome, PreAuth, SaslReplies, Stop, finish, refusal_text,
-    sasl_exchange,
+    Budget, ClientStream, Closing, Ctx, Io, Outcome, PreAuth, SaslReplies, Stop, TlsState, finish,
+    refusal_text, sasl_exchange, start_tls,
 };
 use crate::Parsed;
 use crate::backend::Greet;
 use crate::pop3::{Command, parse};
 use crate::sasl::Credentials;
 
-const CAPA: &[u8] =
-    b"+OK Capability list follows\r\nUSER\r\nSASL PLAIN LOGIN\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\n.\r\n";
+/// The CAPA reply: STLS only before TLS, no login methods while logins wait for it.
+fn capa(tls: &TlsState) -> Vec<u8> {
+    let mut c = b"+OK Capability list follows\r\n".to_vec();
+    if !tls.login_refused() {
+        c.extend_from_slice(b"USER\r\nSASL PLAIN LOGIN\r\n");
+    }
+    if tls.offered() {
+        c.extend_from_slice(b"STLS\r\n");
+    }
+    c.extend_from_slice(b"RESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\n.\r\n");
+    c
+}
+
+/// A login before TLS on a listener that requires it.
+const TLS_REQUIRED: &[u8] = b"-ERR [AUTH] TLS required before authentication: use STLS\r\n";
 
 const CLOSING: Closing = Closing {
     timeout: b"-ERR [SYS/TEMP] Timeout, closing\r\n",
     shutdown: b"-ERR [SYS/TEMP] Server shutting down\r\n",
 };
 
-pub(crate) async fn preauth<S: AsyncRead + AsyncWrite + Unpin>(
-    io: &mut Io<S>,
-    ctx: &mut Ctx,
-) -> PreAuth {
+pub(crate) async fn preauth(io: &mut Io<ClientStream>, ctx: &mut Ctx) -> PreAuth {
     let result = run(io, ctx).await;
     finish(io, result, &CLOSING).await
 }
 
-async fn run<S: AsyncRead + AsyncWrite + Unpin>(
-    io: &mut Io<S>,
-    ctx: &mut Ctx,
-) -> Result<PreAuth, Stop> {
+async fn run(io: &mut Io<ClientStream>, ctx: &mut Ctx) -> Result<PreAuth, Stop> {
     let config = ctx.state.config.clone();
     let greeting = config.greeting.as_deref().unwrap_or("levee ready");
     io.send(format!("+OK {greeting}\r\n").as_bytes()).await?;
@@ -65,7 +72,23 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
         }
         let credentials = match command {
             Command::Capa => {
-                io.send(CAPA).await?;
+                io.send(&capa(&ctx.tls)).await?;
+                continue;
+            }
+            Command::Stls if ctx.tls.offered() => {
+                io.send(b"+OK Begin TLS negotiation\r\n").await?;
+                start_tls(io, &mut ctx.tls).await?;
+                // RFC 2595 §4: the client starts over, USER included.
+                user = None;
+                continue;
+            }
+            Command::User(_) | Command::Pass(_) | Command::Auth { .. }
+                if ctx.tls.login_refused() =>
+            {
+                io.send(TLS_REQUIRED).await?;
+                if budget.error() {
+                    return Ok(PreAuth::Ended("too many errors"));
+                }
                 continue;
             }
             Command::Noop => {
@@ -115,7 +138,6 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
                 }
             },
             Command::Stls => {
-                // TLS seam: upgrade here and drop `io.buf`.
                 io.send(b"-ERR STLS is not available\r\n").await?;
                 if budget.error() {
                     return Ok(PreAuth::Ended("too many errors"));

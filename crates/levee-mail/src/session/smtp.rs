@@ -1,13 +1,13 @@
 //! SMTP submission before AUTH (RFC 6409, 4954): EHLO/HELO, AUTH
 //! PLAIN/LOGIN, RSET, NOOP, QUIT; MAIL (and any other mail transaction
-//! command) gets `530 5.7.0` until the client is authenticated. STARTTLS is
-//! not offered until a TLS stream exists.
-
-use tokio::io::{AsyncRead, AsyncWrite};
+//! command) gets `530 5.7.0` until the client is authenticated. STARTTLS
+//! (RFC 3207) is offered on a STARTTLS listener before TLS; with
+//! `starttls = "required"` EHLO offers no AUTH and AUTH gets `538 5.7.11`
+//! until then.
 
 use super::{
-    Budget, Closing, Ctx, Io, Outcome, PreAuth, SaslReplies, Stop, finish, refusal_text,
-    sasl_exchange,
+    Budget, ClientStream, Closing, Ctx, Io, Outcome, PreAuth, SaslReplies, Stop, TlsState, finish,
+    refusal_text, sasl_exchange, start_tls,
 };
 use crate::Parsed;
 use crate::backend::Greet;
@@ -19,18 +19,26 @@ const CLOSING: Closing = Closing {
     shutdown: b"421 4.3.2 Service shutting down\r\n",
 };
 
-pub(crate) async fn preauth<S: AsyncRead + AsyncWrite + Unpin>(
-    io: &mut Io<S>,
-    ctx: &mut Ctx,
-) -> PreAuth {
+/// The EHLO reply: STARTTLS only before TLS, AUTH only once logins are allowed.
+fn ehlo(tls: &TlsState) -> Vec<u8> {
+    let mut r = b"250-levee\r\n250-PIPELINING\r\n250-8BITMIME\r\n".to_vec();
+    if tls.offered() {
+        r.extend_from_slice(b"250-STARTTLS\r\n");
+    }
+    if tls.login_refused() {
+        r.extend_from_slice(b"250 ENHANCEDSTATUSCODES\r\n");
+    } else {
+        r.extend_from_slice(b"250-ENHANCEDSTATUSCODES\r\n250 AUTH PLAIN LOGIN\r\n");
+    }
+    r
+}
+
+pub(crate) async fn preauth(io: &mut Io<ClientStream>, ctx: &mut Ctx) -> PreAuth {
     let result = run(io, ctx).await;
     finish(io, result, &CLOSING).await
 }
 
-async fn run<S: AsyncRead + AsyncWrite + Unpin>(
-    io: &mut Io<S>,
-    ctx: &mut Ctx,
-) -> Result<PreAuth, Stop> {
+async fn run(io: &mut Io<ClientStream>, ctx: &mut Ctx) -> Result<PreAuth, Stop> {
     let config = ctx.state.config.clone();
     let greeting = config.greeting.as_deref().unwrap_or("levee ready");
     io.send(format!("220 {greeting} ESMTP\r\n").as_bytes())
@@ -69,8 +77,7 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
         let credentials = match command {
             Command::Ehlo(domain) => {
                 helo = domain;
-                io.send(b"250-levee\r\n250-PIPELINING\r\n250-8BITMIME\r\n250-ENHANCEDSTATUSCODES\r\n250 AUTH PLAIN LOGIN\r\n")
-                    .await?;
+                io.send(&ehlo(&ctx.tls)).await?;
                 continue;
             }
             Command::Helo(domain) => {
@@ -85,6 +92,19 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
             Command::Quit => {
                 io.send(b"221 2.0.0 Bye\r\n").await?;
                 return Ok(PreAuth::Ended("quit"));
+            }
+            Command::StartTls if ctx.tls.offered() => {
+                io.send(b"220 2.0.0 Ready to start TLS\r\n").await?;
+                start_tls(io, &mut ctx.tls).await?;
+                // RFC 3207 §4.2: forget what the client said before; it says EHLO again.
+                helo.clear();
+                continue;
+            }
+            Command::Auth { .. } if ctx.tls.login_refused() => {
+                refuse = Some(
+                    b"538 5.7.11 Encryption required for requested authentication mechanism\r\n",
+                );
+                Credentials::empty()
             }
             Command::Auth { mechanism, initial } => {
                 let replies = SaslReplies {
@@ -102,7 +122,6 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
                 }
             }
             Command::StartTls => {
-                // TLS seam: upgrade here and drop `io.buf`.
                 refuse = Some(b"502 5.5.1 STARTTLS is not available\r\n");
                 Credentials::empty()
             }

@@ -31,7 +31,11 @@ pub fn auth_service(alice: u16, bob: u16, down: u16) -> Nginx {
     }}
 "#
     );
-    let location = r#"
+    Nginx::start_http(&maps, AUTH_LOCATION)
+}
+
+/// The `auth_http` answer, from the `$mail_status` and `$mail_port` maps.
+pub const AUTH_LOCATION: &str = r#"
         location = /auth {
             add_header Auth-Status $mail_status;
             add_header Auth-Server 127.0.0.1;
@@ -40,7 +44,38 @@ pub fn auth_service(alice: u16, bob: u16, down: u16) -> Nginx {
             return 200 "";
         }
 "#;
-    Nginx::start_http(&maps, location)
+
+/// Dovecot serving `users` over IMAP and POP3, and submission on
+/// `submission`, relaying what it accepts to the SMTP sink on port `sink`.
+pub fn dovecot_with_submission(users: &[(&str, &str)], submission: u16, sink: u16) -> Dovecot {
+    let dovecot = Dovecot::start_with(
+        users,
+        &format!(
+            r#"
+protocols = imap pop3 submission
+hostname = levee-test.example
+submission_relay_host = 127.0.0.1
+submission_relay_port = {sink}
+submission_relay_trusted = yes
+login_trusted_networks = 127.0.0.0/8
+login_log_format_elements = user=<%u> rip=%r rport=%b
+service submission-login {{
+  inet_listener submission {{
+    port = {submission}
+  }}
+}}
+"#
+        ),
+    );
+    let up = poll(Duration::from_secs(10), || {
+        TcpStream::connect(("127.0.0.1", submission)).ok()
+    });
+    assert!(
+        up.is_some(),
+        "Dovecot submission did not start:\n{}",
+        dovecot.log()
+    );
+    dovecot
 }
 
 pub struct Env {
@@ -113,17 +148,25 @@ pub fn client(case: &str, port: u16) -> HashMap<String, String> {
 
 /// Like [`client`], for a case that takes several ports.
 pub fn client_on(case: &str, ports: &[u16]) -> HashMap<String, String> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/mail/clients.py");
+    let args: Vec<String> = ports.iter().map(u16::to_string).collect();
+    run_script("clients.py", case, &args)
+}
+
+/// Runs `tests/mail/SCRIPT CASE ARGS…`; its `key=value` output lines.
+pub fn run_script(script: &str, case: &str, args: &[String]) -> HashMap<String, String> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/mail")
+        .join(script);
     let output = Command::new("python3")
-        .arg(script)
+        .arg(path)
         .arg(case)
-        .args(ports.iter().map(u16::to_string))
+        .args(args)
         .output()
         .expect("run python3");
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     assert!(
         output.status.success(),
-        "clients.py {case} failed:\n{stdout}\n{}",
+        "{script} {case} failed:\n{stdout}\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
     stdout

@@ -1,7 +1,6 @@
 //! POP3 and SMTP submission through levee: logins, refusals, and a message
 //! sent through Dovecot's submission service.
 
-use std::net::TcpStream;
 use std::time::Duration;
 
 use super::fixtures::*;
@@ -35,33 +34,7 @@ fn pop3_and_submission() {
 fn submission_relays_a_message_through_dovecot() {
     let (sink, delivered) = smtp_sink();
     let submission = free_port();
-    let dovecot = Dovecot::start_with(
-        &[("alice", "secret")],
-        &format!(
-            r#"
-protocols = imap pop3 submission
-hostname = levee-test.example
-submission_relay_host = 127.0.0.1
-submission_relay_port = {sink}
-submission_relay_trusted = yes
-login_trusted_networks = 127.0.0.0/8
-login_log_format_elements = user=<%u> rip=%r rport=%b
-service submission-login {{
-  inet_listener submission {{
-    port = {submission}
-  }}
-}}
-"#
-        ),
-    );
-    let up = poll(Duration::from_secs(10), || {
-        TcpStream::connect(("127.0.0.1", submission)).ok()
-    });
-    assert!(
-        up.is_some(),
-        "Dovecot submission did not start:\n{}",
-        dovecot.log()
-    );
+    let dovecot = dovecot_with_submission(&[("alice", "secret")], submission, sink);
     let setup = LeveeSetup::new();
     let port = setup.port;
     let users = setup.dir.join("users");

@@ -108,3 +108,62 @@ fn mail_errors_name_the_key() {
         ]
     );
 }
+
+#[test]
+fn starttls_needs_certificates_and_mail_tls_has_no_alpn() {
+    let config = ok(r#"
+[[listener]]
+address = "127.0.0.1:143"
+protocol = "imap"
+[listener.tls]
+[[listener.tls.certs]]
+cert = "/c.pem"
+key = "/c.key"
+[listener.mail]
+user_map = "/u"
+starttls = "required"
+"#);
+    let l = &config.listeners[0];
+    let m = l.mail.as_ref().expect("mail");
+    assert_eq!(m.starttls, crate::model::StartTls::Required);
+    assert!(l.tls.as_ref().expect("tls").alpn.is_empty());
+    let text = crate::to_toml(&config);
+    let back = crate::parse(&text, std::path::Path::new("t.toml")).expect("parse");
+    // Written out and read back (the TLS file positions move, so only these).
+    assert_eq!(back.listeners[0].mail, config.listeners[0].mail);
+    assert!(
+        back.listeners[0]
+            .tls
+            .as_ref()
+            .is_some_and(|t| t.alpn.is_empty())
+    );
+    assert_eq!(
+        errors_of(
+            "[[listener]]\naddress = \"127.0.0.1:1\"\nprotocol = \"imap\"\n[listener.mail]\nuser_map = \"/u\"\nstarttls = \"on\"\n"
+        ),
+        [
+            "t.toml:6:12: listener[0].mail.starttls: STARTTLS needs the listener's certificates: add a [listener.tls] table"
+        ]
+    );
+    assert_eq!(
+        errors_of(
+            "[[listener]]\naddress = \"127.0.0.1:1\"\nprotocol = \"pop3\"\n[listener.tls]\nhsts = \"1h\"\ncerts = [{ cert = \"/c\", key = \"/k\" }]\n[listener.mail]\nuser_map = \"/u\"\nstarttls = \"maybe\"\n"
+        ),
+        [
+            "t.toml:4:1: listener[0].tls: `hsts` does not apply to a mail listener's TLS",
+            "t.toml:9:12: listener[0].mail.starttls: unknown starttls `maybe`; expected \"off\", \"on\" or \"required\"",
+        ]
+    );
+}
+
+#[test]
+fn mail_listeners_take_no_proxy_protocol_header() {
+    assert_eq!(
+        errors_of(
+            "[[listener]]\naddress = \"127.0.0.1:1\"\nprotocol = \"imap\"\nproxy_protocol = \"10.0.0.0/8\"\n[listener.mail]\nuser_map = \"/u\"\n"
+        ),
+        [
+            "t.toml:4:18: listener[0].proxy_protocol: `proxy_protocol` is not supported on mail listeners yet"
+        ]
+    );
+}
