@@ -625,3 +625,14 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_tls_config_survives_being_written_out() {
+    let config = ok(&format!(
+        "{BASE}[listener.tls]\n[[listener.tls.certs]]\ncert = \"a.pem\"\nkey = \"a.key\"\nnames = [\"a.test\"]\n"
+    ));
+    assert!(config.listeners[0].tls.is_some());
+    if let Err(e) = validate(&config) {
+        panic!("{e}");
+    }
+}

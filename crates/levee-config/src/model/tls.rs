@@ -31,8 +31,10 @@ pub struct TlsCert {
     pub ocsp: Option<FileRef>,
 }
 
-/// A file named in the config, with where it was named.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A file named in the config, with where it was named. Two references
+/// are equal when they name the same file: where they were written is only
+/// for messages (so a config written out and read back stays equal).
+#[derive(Debug, Clone, Eq)]
 pub struct FileRef {
     pub path: PathBuf,
     /// The key path, such as `listener[0].tls.certs[1].key`.
@@ -40,6 +42,12 @@ pub struct FileRef {
     /// 1-based; 0 when the config was built in code.
     pub line: usize,
     pub column: usize,
+}
+
+impl PartialEq for FileRef {
+    fn eq(&self, other: &FileRef) -> bool {
+        self.path == other.path
+    }
 }
 
 /// TLS to an upstream's servers (`[upstream.NAME.tls]`).
