@@ -6,7 +6,8 @@ nginx's mail proxy (Debian libnginx-mod-mail, 2 workers) and levee (2 workers,
 `cargo build --release` first) each stand in front of one minimal IMAP
 backend, asking one auth_http service that accepts every login. For each
 proxy: N clients connect and LOGIN (200 at a time), then all N sessions are
-held idle; the figures are logins per second and the growth of the proxy's
+held idle; the figures are logins per second (bound by this client), the
+proxy's CPU time per login, and the growth of the proxy's
 process-tree PSS (/proc/PID/smaps_rollup) per held session. Then 32
 logged-in clients FETCH a 4 KB message in a loop for --seconds; the figure
 is the proxy's user+system CPU time per FETCH.
@@ -131,12 +132,15 @@ async def idle(pid, port, n):
     await asyncio.sleep(1.5)
     before = pss_kb(pid)
     held, gate = [], asyncio.Semaphore(200)
-    t0 = time.time()
+    t0, cpu0 = time.time(), cpu_seconds(pid)
     await asyncio.gather(*(login(port, i, held, gate, errors) for i in range(n)))
-    elapsed = time.time() - t0
+    elapsed, cpu = time.time() - t0, cpu_seconds(pid) - cpu0
     await asyncio.sleep(1.5)
     after = pss_kb(pid)
+    # logins/s is bound by this one-process client for both proxies; the
+    # proxy's CPU per login is what tells them apart.
     result = (f"sessions={len(held)} failed={len(errors)} logins_per_s={len(held) / elapsed:.0f} "
+              f"cpu_us_per_login={cpu * 1e6 / max(len(held), 1):.1f} "
               f"pss_before_mb={before / 1024:.1f} pss_after_mb={after / 1024:.1f} "
               f"kb_per_session={(after - before) / max(len(held), 1):.2f} {errors[:2]}")
     for _, w in held:
