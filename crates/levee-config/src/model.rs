@@ -113,6 +113,9 @@ pub struct Listener {
     pub tls: Option<ListenerTls>,
     /// Sources that must send a PROXY protocol header; empty for none.
     pub proxy_protocol: Vec<IpNet>,
+    /// `http2 = "prior-knowledge"`: cleartext clients may open with the
+    /// HTTP/2 preface (h2c); others still speak HTTP/1.
+    pub h2c: bool,
     /// The mail front end; `None` for an HTTP listener.
     pub mail: Option<Box<MailListener>>,
 }

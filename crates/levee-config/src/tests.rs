@@ -132,6 +132,7 @@ fn full_config_becomes_the_expected_model() {
                 protect: Default::default(),
                 tls: None,
                 proxy_protocol: Vec::new(),
+                h2c: false,
                 mail: None,
             },
             Listener {
@@ -141,6 +142,7 @@ fn full_config_becomes_the_expected_model() {
                 protect: Default::default(),
                 tls: None,
                 proxy_protocol: Vec::new(),
+                h2c: false,
                 mail: None,
             },
         ],
@@ -318,6 +320,7 @@ fn defaults_fill_everything_left_out() {
             protect: Default::default(),
             tls: None,
             proxy_protocol: Vec::new(),
+            h2c: false,
             mail: None,
         }]
     );

@@ -80,6 +80,7 @@ pub(crate) struct DraftListener {
     pub protect: crate::model::ListenerProtect,
     pub tls: Option<crate::model::ListenerTls>,
     pub proxy_protocol: Vec<crate::model::IpNet>,
+    pub h2c: bool,
     pub mail: Option<Box<crate::model::MailListener>>,
 }
 
@@ -134,6 +135,7 @@ pub(crate) const LISTENER_KEYS: &[&str] = &[
     // TLS (walk/tls.rs) and the PROXY protocol.
     "tls",
     "proxy_protocol",
+    "http2",
     // The front end (walk/mail.rs).
     "protocol",
     "mail",
@@ -395,6 +397,18 @@ fn listener(sink: &mut Sink<'_>, item: &Item<'_, '_>) -> Option<DraftListener> {
         .get("proxy_protocol")
         .map(|i| tls::networks(sink, i))
         .unwrap_or_default();
+    let h2c = fields.get("http2").is_some_and(|i| match i.str(sink) {
+        Some("prior-knowledge") => true,
+        Some("off") => false,
+        Some(other) => {
+            i.error(
+                sink,
+                format!("`{other}`: expected \"prior-knowledge\" (h2c) or \"off\""),
+            );
+            false
+        }
+        None => false,
+    });
     let mail = mail::front_end(sink, &fields);
     Some(DraftListener {
         name,
@@ -404,6 +418,7 @@ fn listener(sink: &mut Sink<'_>, item: &Item<'_, '_>) -> Option<DraftListener> {
         protect,
         tls,
         proxy_protocol,
+        h2c,
         mail,
     })
 }

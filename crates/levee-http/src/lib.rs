@@ -3,6 +3,7 @@
 //! - [`message`]: request and response heads independent of the protocol;
 //! - [`h1`]: the HTTP/1 wire format (no I/O);
 //! - [`conn`]: the life of one HTTP/1 client connection;
+//! - [`http2`]: HTTP/2 connections, each stream served through the HTTP/1 request path;
 //! - [`proxy`]: forwarding one request to an upstream and relaying the answer;
 //! - [`cache`]: the HTTP cache in front of a proxy route;
 //! - [`route`] and [`site`]: choosing what serves a request;
@@ -16,6 +17,7 @@ pub mod body;
 pub mod cache;
 pub mod conn;
 pub mod h1;
+pub mod http2;
 pub mod idle;
 pub mod message;
 pub mod pace;

@@ -207,6 +207,7 @@ fn first_steps(
     Ok(FirstSteps {
         tls: tls.update(l)?,
         proxy_protocol: proxy_protocol(l),
+        h2c: l.h2c,
     })
 }
 

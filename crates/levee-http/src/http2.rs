@@ -1,0 +1,190 @@
+//! HTTP/2 to clients (RFC 9113), over TLS after ALPN `h2` or in cleartext
+//! with prior knowledge (h2c). The `h2` crate owns the framing, HPACK, flow
+//! control and stream states; levee adds limits and floods defences
+//! (`Limits`), and serves each stream through the HTTP/1 request path.
+//!
+//! ```text
+//! handshake (SETTINGS) ─▶ accept stream ─▶ spawn exchange ─┐   (exchange.rs)
+//!          ▲                                              │
+//!          └──────────────────────────────────────────────┘
+//!  no open stream for `keepalive`, or levee stopping ─▶ GOAWAY ─▶ close
+//! ```
+//!
+//! A stream is served as one HTTP/1 exchange over an in-memory pipe
+//! (`Pipe`): the request becomes an HTTP/1.1 head (request.rs) that the
+//! same route → screen → act → log code reads, and what that code writes
+//! is turned back into HTTP/2 (response.rs). Proxying, static files,
+//! the cache, redirects and the access log are thus not written twice;
+//! the price is a copy of each body byte through the pipe.
+
+use std::os::fd::AsFd;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::net::TcpStream;
+
+use crate::conn::{Client, ListenerCtx};
+
+mod exchange;
+mod request;
+mod response;
+
+/// Limits every HTTP/2 connection announces and enforces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// SETTINGS_MAX_CONCURRENT_STREAMS (nginx: 128).
+    pub max_concurrent_streams: u32,
+    /// SETTINGS_MAX_HEADER_LIST_SIZE; also bounds CONTINUATION frames.
+    pub max_header_list_size: u32,
+    /// SETTINGS_INITIAL_WINDOW_SIZE: what a client may send on one stream unread.
+    pub initial_stream_window: u32,
+    /// The connection's receive window.
+    pub initial_connection_window: u32,
+    /// SETTINGS_MAX_FRAME_SIZE.
+    pub max_frame_size: u32,
+    /// Streams the client may reset before levee has accepted them (rapid
+    /// reset, CVE-2023-44487); past it, GOAWAY ENHANCE_YOUR_CALM.
+    pub max_pending_accept_reset_streams: usize,
+    /// Streams levee may reset for the client's errors; past it, GOAWAY.
+    pub max_local_error_reset_streams: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_concurrent_streams: 128,
+            max_header_list_size: 32 * 1024,
+            initial_stream_window: 64 * 1024,
+            initial_connection_window: 1024 * 1024,
+            max_frame_size: 16 * 1024,
+            max_pending_accept_reset_streams: 20,
+            max_local_error_reset_streams: 1024,
+        }
+    }
+}
+
+impl Limits {
+    fn builder(&self) -> h2::server::Builder {
+        let mut b = h2::server::Builder::new();
+        b.max_concurrent_streams(self.max_concurrent_streams)
+            .max_header_list_size(self.max_header_list_size)
+            .initial_window_size(self.initial_stream_window)
+            .initial_connection_window_size(self.initial_connection_window)
+            .max_frame_size(self.max_frame_size)
+            .max_pending_accept_reset_streams(self.max_pending_accept_reset_streams)
+            .max_local_error_reset_streams(Some(self.max_local_error_reset_streams))
+            // Bounds what one stream's response may queue beyond the window.
+            .max_send_buffer_size(64 * 1024);
+        b
+    }
+}
+
+/// One HTTP/2 stream's end of its HTTP/1 exchange: the exchange reads the
+/// request and writes the response through it as through a socket.
+#[derive(Debug)]
+pub struct Pipe {
+    pub(crate) io: tokio::io::DuplexStream,
+    /// The connection's socket (a duplicate): the descriptor identifies the
+    /// client, and its addresses feed PROXY headers.
+    pub(crate) tcp: Arc<TcpStream>,
+    /// The client came over TLS.
+    pub(crate) https: bool,
+}
+
+/// What every stream of one connection shares.
+struct Conn {
+    listener: Arc<ListenerCtx>,
+    peer: std::net::SocketAddr,
+    hsts: Option<u64>,
+    https: bool,
+    tcp: Arc<TcpStream>,
+    /// Streams being served, to know when the connection is idle.
+    open: AtomicUsize,
+}
+
+/// How often an HTTP/2 connection looks at whether it is idle or levee is stopping.
+const TICK: Duration = Duration::from_secs(1);
+
+/// Serves an HTTP/2 connection until it closes.
+pub(crate) async fn serve(client: Client, listener: Arc<ListenerCtx>) {
+    let Client {
+        stream,
+        peer,
+        permit,
+        hsts,
+        ..
+    } = client;
+    // The permit counts the connection until it closes.
+    let _permit = permit;
+    let https = crate::stream::is_https(&stream);
+    let tcp = match duplicate(stream.tcp()) {
+        Ok(t) => Arc::new(t),
+        Err(e) => {
+            tracing::debug!(%peer, error = %e, "HTTP/2: cannot duplicate the socket");
+            return;
+        }
+    };
+    let (limits, request_head, keepalive) = {
+        let site = listener.shared.site.load();
+        (
+            site.http2,
+            site.timeouts.request_head,
+            site.timeouts.keepalive,
+        )
+    };
+    let mut h2 =
+        match tokio::time::timeout(request_head, limits.builder().handshake::<_, Bytes>(stream))
+            .await
+        {
+            Ok(Ok(h2)) => h2,
+            Ok(Err(e)) => {
+                tracing::debug!(%peer, error = %e, "HTTP/2 handshake failed");
+                return;
+            }
+            Err(_) => return,
+        };
+    let conn = Arc::new(Conn {
+        listener,
+        peer,
+        hsts,
+        https,
+        tcp,
+        open: AtomicUsize::new(0),
+    });
+    let mut idle_for = Duration::ZERO;
+    let mut closing = false;
+    loop {
+        match tokio::time::timeout(TICK, h2.accept()).await {
+            Ok(Some(Ok((req, respond)))) => {
+                idle_for = Duration::ZERO;
+                conn.open.fetch_add(1, Ordering::Relaxed);
+                let conn = conn.clone();
+                tokio::spawn(async move {
+                    exchange::serve(req, respond, &conn).await;
+                    conn.open.fetch_sub(1, Ordering::Relaxed);
+                });
+            }
+            Ok(Some(Err(e))) => {
+                tracing::debug!(%peer, error = %e, "HTTP/2 connection error");
+                return;
+            }
+            Ok(None) => return,
+            Err(_) if conn.open.load(Ordering::Relaxed) == 0 => idle_for += TICK,
+            Err(_) => idle_for = Duration::ZERO,
+        }
+        if !closing && (idle_for >= keepalive || conn.listener.shared.draining()) {
+            // GOAWAY; streams in flight finish, then `accept` ends.
+            h2.graceful_shutdown();
+            closing = true;
+        }
+    }
+}
+
+/// A second descriptor for the connection's socket, for what the request
+/// path asks of a client socket while `h2` owns the stream.
+fn duplicate(tcp: &TcpStream) -> std::io::Result<TcpStream> {
+    let fd = rustix::io::dup(tcp.as_fd())?;
+    TcpStream::from_std(std::net::TcpStream::from(fd))
+}
