@@ -70,6 +70,7 @@ fn single_route(address: SocketAddr, action: Action, upstreams: Vec<Upstream>) -
         admin: None,
         protect: Default::default(),
         resolver: None,
+        http2: Default::default(),
         cache: Default::default(),
     }
 }

@@ -9,11 +9,13 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 mod cache;
+mod http2;
 mod mail;
 mod protect;
 mod tls;
 mod upstream;
 pub use cache::*;
+pub use http2::*;
 pub use mail::*;
 pub use protect::*;
 pub use tls::*;
@@ -43,6 +45,8 @@ pub struct Config {
     pub resolver: Option<Resolver>,
     /// `[cache]`: used by routes with `cache = true`.
     pub cache: CacheConfig,
+    /// `[http2]`: limits of HTTP/2 connections.
+    pub http2: Http2,
 }
 
 #[derive(Debug, Clone, PartialEq)]

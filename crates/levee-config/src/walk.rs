@@ -7,6 +7,7 @@
 //! on; the draft is never turned into a `Config` when the sink holds errors.
 
 mod cache;
+mod http2;
 mod mail;
 mod protect;
 mod resolver;
@@ -67,6 +68,7 @@ pub(crate) struct Draft {
     pub rate_limits: Vec<DraftRateLimit>,
     pub resolver: Option<crate::model::Resolver>,
     pub cache: crate::model::CacheConfig,
+    pub http2: crate::model::Http2,
 }
 
 pub(crate) struct DraftListener {
@@ -100,6 +102,7 @@ pub(crate) const ROOT_KEYS: &[&str] = &[
     "rate_limit",
     "resolver",
     "cache",
+    "http2",
 ];
 pub(crate) const LOG_KEYS: &[&str] = &["access", "format", "level"];
 pub(crate) const LIMIT_KEYS: &[&str] = &[
@@ -142,6 +145,8 @@ pub(crate) const LISTENER_KEYS: &[&str] = &[
 ];
 #[cfg(test)]
 pub(crate) use cache::{CACHE_KEYS, ROUTE_KEYS as ROUTE_CACHE_KEYS};
+#[cfg(test)]
+pub(crate) use http2::HTTP2_KEYS;
 #[cfg(test)]
 pub(crate) use mail::MAIL_KEYS;
 #[cfg(test)]
@@ -199,8 +204,13 @@ pub(crate) fn walk(sink: &mut Sink<'_>, root: &DeTable<'_>, root_span: Range<usi
         .get("cache")
         .map(|i| cache::cache(sink, i))
         .unwrap_or_default();
+    let http2 = fields
+        .get("http2")
+        .map(|i| http2::http2(sink, i))
+        .unwrap_or_default();
     Draft {
         root_span,
+        http2,
         workers: workers.unwrap_or_else(auto_workers),
         pid_file,
         log,

@@ -1,7 +1,7 @@
 //! HTTP/2 to clients (RFC 9113), over TLS after ALPN `h2` or in cleartext
 //! with prior knowledge (h2c). The `h2` crate owns the framing, HPACK, flow
 //! control and stream states; levee adds limits and floods defences
-//! (`Limits`), and serves each stream through the HTTP/1 request path.
+//! (`[http2]`, `builder`), and serves each stream through the HTTP/1 request path.
 //!
 //! ```text
 //! handshake (SETTINGS) ─▶ accept stream ─▶ spawn exchange ─┐   (exchange.rs)
@@ -25,60 +25,30 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::net::TcpStream;
 
+use levee_config::Http2;
+
 use crate::conn::{Client, ListenerCtx};
 
 mod exchange;
 mod request;
 mod response;
 
-/// Limits every HTTP/2 connection announces and enforces.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
-    /// SETTINGS_MAX_CONCURRENT_STREAMS (nginx: 128).
-    pub max_concurrent_streams: u32,
-    /// SETTINGS_MAX_HEADER_LIST_SIZE; also bounds CONTINUATION frames.
-    pub max_header_list_size: u32,
-    /// SETTINGS_INITIAL_WINDOW_SIZE: what a client may send on one stream unread.
-    pub initial_stream_window: u32,
-    /// The connection's receive window.
-    pub initial_connection_window: u32,
-    /// SETTINGS_MAX_FRAME_SIZE.
-    pub max_frame_size: u32,
-    /// Streams the client may reset before levee has accepted them (rapid
-    /// reset, CVE-2023-44487); past it, GOAWAY ENHANCE_YOUR_CALM.
-    pub max_pending_accept_reset_streams: usize,
-    /// Streams levee may reset for the client's errors; past it, GOAWAY.
-    pub max_local_error_reset_streams: usize,
-}
-
-impl Default for Limits {
-    fn default() -> Limits {
-        Limits {
-            max_concurrent_streams: 128,
-            max_header_list_size: 32 * 1024,
-            initial_stream_window: 64 * 1024,
-            initial_connection_window: 1024 * 1024,
-            max_frame_size: 16 * 1024,
-            max_pending_accept_reset_streams: 20,
-            max_local_error_reset_streams: 1024,
-        }
-    }
-}
-
-impl Limits {
-    fn builder(&self) -> h2::server::Builder {
-        let mut b = h2::server::Builder::new();
-        b.max_concurrent_streams(self.max_concurrent_streams)
-            .max_header_list_size(self.max_header_list_size)
-            .initial_window_size(self.initial_stream_window)
-            .initial_connection_window_size(self.initial_connection_window)
-            .max_frame_size(self.max_frame_size)
-            .max_pending_accept_reset_streams(self.max_pending_accept_reset_streams)
-            .max_local_error_reset_streams(Some(self.max_local_error_reset_streams))
-            // Bounds what one stream's response may queue beyond the window.
-            .max_send_buffer_size(64 * 1024);
-        b
-    }
+/// The `h2` server with the `[http2]` limits. Past them the crate answers
+/// as RFC 9113 requires: a header list over the size (or a CONTINUATION
+/// flood) is refused, too many early resets (rapid reset, CVE-2023-44487)
+/// or error resets end the connection with GOAWAY ENHANCE_YOUR_CALM.
+fn builder(limits: &Http2) -> h2::server::Builder {
+    let mut b = h2::server::Builder::new();
+    b.max_concurrent_streams(limits.max_concurrent_streams)
+        .max_header_list_size(limits.max_header_list_size)
+        .initial_window_size(limits.initial_stream_window)
+        .initial_connection_window_size(limits.initial_connection_window)
+        .max_frame_size(limits.max_frame_size)
+        .max_pending_accept_reset_streams(limits.max_pending_resets as usize)
+        .max_local_error_reset_streams(Some(limits.max_error_resets as usize))
+        // Bounds what one stream's response may queue beyond the window.
+        .max_send_buffer_size(64 * 1024);
+    b
 }
 
 /// One HTTP/2 stream's end of its HTTP/1 exchange: the exchange reads the
@@ -135,7 +105,7 @@ pub(crate) async fn serve(client: Client, listener: Arc<ListenerCtx>) {
         )
     };
     let mut h2 =
-        match tokio::time::timeout(request_head, limits.builder().handshake::<_, Bytes>(stream))
+        match tokio::time::timeout(request_head, builder(&limits).handshake::<_, Bytes>(stream))
             .await
         {
             Ok(Ok(h2)) => h2,

@@ -77,7 +77,7 @@ pub struct Site {
     /// The HTTP cache; `None` when no route caches.
     pub cache: Option<Arc<SiteCache>>,
     /// What HTTP/2 connections announce and enforce.
-    pub http2: crate::http2::Limits,
+    pub http2: levee_config::Http2,
 }
 
 impl Site {
@@ -168,7 +168,7 @@ impl Site {
             pace,
             shed_idle_at: p.shed_idle_at,
             cache: caches.then(|| Arc::new(SiteCache::build(&config.cache))),
-            http2: crate::http2::Limits::default(),
+            http2: config.http2,
         })
     }
 
