@@ -5,29 +5,16 @@
 
 mod support;
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use support::{Levee, LeveeSetup, Nginx};
 
 const FRAMES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/http2/frames.py");
 
-/// A Python with the `h2` package (hyperframe, hpack): the one on PATH, or
-/// the system's, where Debian's python3-h2 goes (scripts/test installs it).
+/// A Python with the `h2` package (hyperframe, hpack).
 fn python() -> &'static str {
     static FOUND: std::sync::OnceLock<&'static str> = std::sync::OnceLock::new();
-    FOUND.get_or_init(|| {
-        let has = |py: &str| {
-            Command::new(py)
-                .args(["-c", "import h2, hyperframe, hpack"])
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success())
-        };
-        ["python3", "/usr/bin/python3"]
-            .into_iter()
-            .find(|py| has(py))
-            .expect("no python3 with h2: run scripts/test")
-    })
+    FOUND.get_or_init(|| support::python_with("h2, hyperframe, hpack"))
 }
 
 /// nginx with a 1 MB file, and levee in front of it on an h2c listener.

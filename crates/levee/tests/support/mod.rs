@@ -12,6 +12,7 @@ mod dnsmasq;
 mod dovecot;
 mod levee;
 mod nginx;
+mod python;
 
 #[allow(unused_imports)]
 pub use admin::*;
@@ -24,6 +25,8 @@ pub use dnsmasq::*;
 pub use dovecot::*;
 pub use levee::*;
 pub use nginx::*;
+#[allow(unused_imports)]
+pub use python::*;
 
 use std::fs;
 use std::net::{SocketAddr, TcpListener, TcpStream};
