@@ -71,6 +71,30 @@ fn curl_http2_over_tls_get_head_post_and_large_bodies() {
     assert!(put.status.success(), "{}", verbose(&put));
     let stored = std::fs::read(nginx.root().join("dav/up.txt")).expect("stored body");
     assert_eq!(stored.len(), 200_000);
+    // A client that waits for 100 Continue gets it from levee.
+    let expect = h2(
+        &levee,
+        "a.test",
+        "/dav/expect.txt",
+        &[
+            "-X",
+            "PUT",
+            "-H",
+            "Expect: 100-continue",
+            "--data-binary",
+            &at,
+        ],
+    );
+    assert!(
+        verbose(&expect).contains("< HTTP/2 100"),
+        "{}",
+        verbose(&expect)
+    );
+    assert!(
+        verbose(&expect).contains("< HTTP/2 201"),
+        "{}",
+        verbose(&expect)
+    );
     let post = h2(&levee, "a.test", "/echo", &["--data-binary", "abc"]);
     assert!(ok_body(&post).starts_with("hello from"));
     let e = nginx.wait_entries("/echo", 1);
@@ -89,7 +113,9 @@ fn http1_stays_the_default_without_h2_in_alpn() {
 fn h2c_with_prior_knowledge_and_http1_on_the_same_listener() {
     let nginx = Nginx::start_default();
     let setup = support::LeveeSetup::new();
-    let cfg = setup.proxy_config(&[&nginx.addr()], "").replacen(
+    let log = setup.dir.path().join("access.log");
+    let extra = format!("[log]\naccess = \"{}\"\n", log.display());
+    let cfg = setup.proxy_config(&[&nginx.addr()], &extra).replacen(
         "[[listener]]\n",
         "[[listener]]\nhttp2 = \"prior-knowledge\"\n",
         1,
@@ -102,6 +128,14 @@ fn h2c_with_prior_knowledge_and_http1_on_the_same_listener() {
     assert!(verbose(&out).contains("< HTTP/2 200"), "{}", verbose(&out));
     let e = nginx.wait_entries("/h2c", 1);
     assert_eq!(e[0].get("xfp"), "http");
+    // One access log line per stream, with the protocol the client spoke.
+    let logged = support::poll(std::time::Duration::from_secs(5), || {
+        let text = std::fs::read_to_string(&log).ok()?;
+        text.lines()
+            .find(|l| l.contains("\"GET /h2c HTTP/2.0\" 200"))
+            .map(str::to_owned)
+    });
+    assert!(logged.is_some(), "{:?}", std::fs::read_to_string(&log));
     let one = curl(&["-sv", "--http1.1", &url]);
     assert!(
         verbose(&one).contains("< HTTP/1.1 200"),

@@ -37,9 +37,16 @@ pub(super) async fn relay(
     let mut buf = BytesMut::with_capacity(4096);
     let head = loop {
         match parse_response(&buf, MAX_HEAD, is_head) {
-            // Interim answers stay between levee and the upstream.
+            // Only levee's own 100 Continue reaches here (proxy.rs relays
+            // no other interim answer to HTTP/2): pass it on, the client
+            // may be waiting for it before sending its body.
             Ok(Parsed::Complete(parts, len)) if (100..200).contains(&parts.status) => {
                 let _ = buf.split_to(len);
+                if parts.status == 100 {
+                    let mut go = http::Response::new(());
+                    *go.status_mut() = StatusCode::CONTINUE;
+                    respond.send_informational(go)?;
+                }
                 continue;
             }
             Ok(Parsed::Complete(parts, len)) => break parts.into_head(buf.split_to(len).freeze()),
