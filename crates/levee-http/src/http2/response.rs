@@ -184,3 +184,29 @@ async fn data(send: &mut SendStream<Bytes>, mut bytes: Bytes, end: bool) -> Resu
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head(raw: &[u8]) -> ResponseHead {
+        match parse_response(raw, MAX_HEAD, false) {
+            Ok(Parsed::Complete(p, n)) => p.into_head(Bytes::copy_from_slice(&raw[..n])),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn connection_specific_fields_do_not_reach_http2() {
+        let h = head(
+            b"HTTP/1.1 200 OK\r\nConnection: close, X-Hop\r\nX-Hop: 1\r\nKeep-Alive: 5\r\n\
+              Transfer-Encoding: chunked\r\nContent-Length: 5\r\nSet-Cookie: a=1\r\n\
+              Set-Cookie: b=2\r\n\r\n",
+        );
+        let r = to_h2(&h).unwrap();
+        assert_eq!(r.status(), 200);
+        let names: Vec<&str> = r.headers().keys().map(|n| n.as_str()).collect();
+        assert_eq!(names, ["set-cookie"]);
+        assert_eq!(r.headers().get_all("set-cookie").iter().count(), 2);
+    }
+}
