@@ -2,14 +2,17 @@
 """TLS side by side with nginx on the same ECDSA P-256 certificate:
 
     python3 bench/tls.py [--binary target/release/levee] [--idle 10000] [--seconds 5]
+                         [--parts handshake,h1,h2,idle]
 
   - CPU per full TLS 1.3 handshake (`openssl s_time -new`, one connection at a time);
   - CPU per request over HTTP/1.1 + TLS with keep-alive (`wrk`, 16 connections);
+  - CPU per request over HTTP/2 (`h2load -c 16 -m 8`: 16 connections, 8 streams each);
   - PSS growth per idle TLS keep-alive connection with N held (one request each).
 
 Both serve a 12-byte answer themselves (nginx `return 200`, a levee `respond`
 route), with 2 workers and the access log off. CPU is the server's user+system
-time from /proc divided by the work done. Needs nginx, openssl, wrk."""
+time from /proc divided by the work done. Needs nginx, openssl, wrk, h2load
+(nghttp2-client)."""
 import argparse, asyncio, os, re, resource, ssl, subprocess, sys, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -28,7 +31,7 @@ def cert():
 
 
 def start_nginx(c, k):
-    return peers.nginx("tls-nginx", f"""server {{ listen 127.0.0.1:{PORTS['nginx']} ssl backlog=4096;
+    return peers.nginx("tls-nginx", f"""server {{ listen 127.0.0.1:{PORTS['nginx']} ssl http2 backlog=4096;
     ssl_certificate {c}; ssl_certificate_key {k}; ssl_protocols TLSv1.2 TLSv1.3;
     ssl_session_cache shared:SSL:10m;
     location / {{ return 200 "hello world\\n"; }} }}""", 2)
@@ -47,6 +50,7 @@ max_requests_per_connection = 0
 [[listener]]
 address = "127.0.0.1:{PORTS['levee']}"
 [listener.tls]
+alpn = ["h2", "http/1.1"]
 [[listener.tls.certs]]
 cert = "{c}"
 key = "{k}"
@@ -73,6 +77,15 @@ def requests(proc, port, seconds):
     return n / seconds, (peers.cpu_seconds(proc.pid) - c0) * 1e6 / max(n, 1)
 
 
+def h2(proc, port, seconds):
+    c0 = peers.cpu_seconds(proc.pid)
+    out = subprocess.run(["h2load", "-c", "16", "-m", "8", "-D", str(seconds), f"https://127.0.0.1:{port}/"],
+                         capture_output=True, text=True).stdout
+    m = re.search(r"requests: \d+ total, \d+ started, (\d+) done, (\d+) succeeded", out)
+    done = int(m.group(2)) if m else 0
+    return done / seconds, (peers.cpu_seconds(proc.pid) - c0) * 1e6 / max(done, 1)
+
+
 async def idle(proc, port, n):
     ctx = ssl.create_default_context()
     ctx.check_hostname = False
@@ -97,6 +110,7 @@ def main():
     ap.add_argument("--binary", default="target/release/levee")
     ap.add_argument("--seconds", type=int, default=5)
     ap.add_argument("--idle", type=int, default=10000)
+    ap.add_argument("--parts", default="handshake,h1,h2,idle")
     a = ap.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
@@ -108,16 +122,18 @@ def main():
             if not peers.wait_port(PORTS[name]):
                 sys.exit(f"{name} is not listening")
             time.sleep(0.5)
-            hs = handshakes(proc, PORTS[name], a.seconds)
-            rq = requests(proc, PORTS[name], a.seconds)
-            idl = asyncio.run(idle(proc, PORTS[name], a.idle)) if a.idle else {}
-            results[name] = (hs, rq, idl)
+            parts, none = a.parts.split(","), (float("nan"), float("nan"))
+            hs = handshakes(proc, PORTS[name], a.seconds) if "handshake" in parts else none
+            rq = requests(proc, PORTS[name], a.seconds) if "h1" in parts else none
+            r2 = h2(proc, PORTS[name], a.seconds) if "h2" in parts else none
+            idl = asyncio.run(idle(proc, PORTS[name], a.idle)) if a.idle and "idle" in parts else {}
+            results[name] = (hs, rq, r2, idl)
         finally:
             peers.stop([proc])
     print(f"{'':6} {'handshakes/s':>12} {'us/handshake':>12} {'h1+TLS req/s':>12} {'us/req':>7}"
-          f" {'idle KB/conn':>12} {'held':>6} {'alive':>6}")
-    for name, ((hps, hcpu), (rps, rcpu), i) in results.items():
-        print(f"{name:6} {hps:12.0f} {hcpu:12.1f} {rps:12.0f} {rcpu:7.2f}"
+          f" {'h2 req/s':>9} {'us/req':>7} {'idle KB/conn':>12} {'held':>6} {'alive':>6}")
+    for name, ((hps, hcpu), (rps, rcpu), (r2, c2), i) in results.items():
+        print(f"{name:6} {hps:12.0f} {hcpu:12.1f} {rps:12.0f} {rcpu:7.2f} {r2:9.0f} {c2:7.2f}"
               f" {i.get('kb', float('nan')):12.2f} {i.get('held', 0):6} {i.get('alive', 0):6}")
     peers.cleanup()
 
