@@ -120,6 +120,27 @@ fn malformed_requests_are_reset_with_protocol_error() {
 }
 
 #[test]
+fn streams_over_the_limit_are_refused() {
+    let (_nginx, levee) = start("[http2]\nmax_concurrent_streams = 4\n");
+    assert_eq!(run(&levee, "too_many_streams"), "RST 9 REFUSED_STREAM");
+}
+
+#[test]
+fn a_header_list_over_the_limit_is_refused() {
+    let (nginx, levee) = start("[http2]\nmax_header_list_size = \"4k\"\n");
+    let got = run(&levee, "header_list_too_large");
+    // The h2 crate answers 431 itself (RFC 6585) and the request goes no further.
+    assert!(got.starts_with("431 "), "{got}");
+    still_serves(&levee);
+    nginx.wait_entries("/alive", 1);
+    let entries = nginx.entries();
+    assert!(
+        entries.iter().all(|e| e.get("uri") == "/alive"),
+        "{entries:?}"
+    );
+}
+
+#[test]
 fn rapid_reset_flood_ends_with_goaway() {
     let (_nginx, levee) = start("[http2]\nmax_pending_resets = 20\n");
     assert_eq!(run(&levee, "rapid_reset"), "GOAWAY ENHANCE_YOUR_CALM");

@@ -161,6 +161,16 @@ def case(port, name):
         # A stream error: the connection still serves the next stream.
         c.send(c.get(3))
         return f"{bad}; then {c.response(3)}"
+    if name == "too_many_streams":
+        # Five requests whose bodies never come: the fifth is over the limit of 4.
+        for sid in (1, 3, 5, 7, 9):
+            c.send(c.headers(sid, [(":method", "POST"), (":scheme", "http"),
+                                   (":authority", "h2.test"), (":path", "/"),
+                                   ("content-length", "10")], end=False))
+        return c.outcome(stream=9)
+    if name == "header_list_too_large":
+        c.send(c.get(1, extra=[("x-big", "z" * 8000)]))
+        return c.response(1)
     if name == "rapid_reset":
         frames = []
         for i in range(1000):
