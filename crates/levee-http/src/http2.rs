@@ -125,8 +125,21 @@ pub(crate) async fn serve(client: Client, listener: Arc<ListenerCtx>) {
     });
     let mut idle_for = Duration::ZERO;
     let mut closing = false;
+    // Held from a stop's GOAWAY until the connection ends, so that levee
+    // waits for it (within `timeouts.grace`) as for a request.
+    let mut stopping = None;
     loop {
-        match tokio::time::timeout(TICK, h2.accept()).await {
+        let shared = &conn.listener.shared;
+        let next = tokio::select! {
+            next = tokio::time::timeout(TICK, h2.accept()) => next,
+            () = shared.drained(), if !closing => {
+                stopping = Some(shared.begin());
+                h2.graceful_shutdown();
+                closing = true;
+                continue;
+            }
+        };
+        match next {
             Ok(Some(Ok((req, respond)))) => {
                 idle_for = Duration::ZERO;
                 conn.open.fetch_add(1, Ordering::Relaxed);
@@ -140,11 +153,14 @@ pub(crate) async fn serve(client: Client, listener: Arc<ListenerCtx>) {
                 tracing::debug!(%peer, error = %e, "HTTP/2 connection error");
                 return;
             }
-            Ok(None) => return,
+            Ok(None) => {
+                drop(stopping);
+                return;
+            }
             Err(_) if conn.open.load(Ordering::Relaxed) == 0 => idle_for += TICK,
             Err(_) => idle_for = Duration::ZERO,
         }
-        if !closing && (idle_for >= keepalive || conn.listener.shared.draining()) {
+        if !closing && idle_for >= keepalive {
             // GOAWAY; streams in flight finish, then `accept` ends.
             h2.graceful_shutdown();
             closing = true;

@@ -44,6 +44,8 @@ pub use site::Site;
 pub struct Shared {
     pub site: ArcSwap<Site>,
     draining: AtomicBool,
+    /// Wakes what waits for the stop (HTTP/2 connections, to send GOAWAY).
+    drain: tokio::sync::Notify,
     in_flight: AtomicUsize,
 }
 
@@ -52,6 +54,7 @@ impl Shared {
         Arc::new(Shared {
             site: ArcSwap::from_pointee(site),
             draining: AtomicBool::new(false),
+            drain: tokio::sync::Notify::new(),
             in_flight: AtomicUsize::new(0),
         })
     }
@@ -59,10 +62,20 @@ impl Shared {
     /// From now on connections close after their current request.
     pub fn start_draining(&self) {
         self.draining.store(true, Ordering::SeqCst);
+        self.drain.notify_waiters();
     }
 
     pub fn draining(&self) -> bool {
         self.draining.load(Ordering::Relaxed)
+    }
+
+    /// Resolves once levee is stopping.
+    pub async fn drained(&self) {
+        let woken = self.drain.notified();
+        if self.draining() {
+            return;
+        }
+        woken.await;
     }
 
     /// Requests between their first byte and their last log line.

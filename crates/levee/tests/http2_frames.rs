@@ -120,6 +120,25 @@ fn malformed_requests_are_reset_with_protocol_error() {
 }
 
 #[test]
+fn stopping_levee_sends_goaway() {
+    use std::io::{BufRead, BufReader};
+    let (_nginx, levee) = start("");
+    let mut child = Command::new(python())
+        .arg(FRAMES)
+        .arg(levee.port.to_string())
+        .arg("goaway_on_stop")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    assert_eq!(lines.next().and_then(Result::ok).as_deref(), Some("served"));
+    levee.stop();
+    let got = lines.next().and_then(Result::ok).unwrap_or_default();
+    let _ = child.wait();
+    assert!(got.ends_with("; GOAWAY NO_ERROR"), "{got}");
+}
+
+#[test]
 fn streams_over_the_limit_are_refused() {
     let (_nginx, levee) = start("[http2]\nmax_concurrent_streams = 4\n");
     assert_eq!(run(&levee, "too_many_streams"), "RST 9 REFUSED_STREAM");

@@ -59,9 +59,14 @@ class Conn:
                     if isinstance(f, HeadersFrame):
                         # Every block, in order: HPACK state is per connection.
                         f.fields = dict(self.dec.decode(f.data))
+                    ack = None
                     if isinstance(f, SettingsFrame) and "ACK" not in f.flags:
                         ack = SettingsFrame(0)
                         ack.flags.add("ACK")
+                    if isinstance(f, PingFrame) and "ACK" not in f.flags:
+                        ack = PingFrame(0, opaque_data=f.opaque_data)
+                        ack.flags.add("ACK")
+                    if ack is not None:
                         try:
                             self.send(ack)
                         except OSError:
@@ -161,6 +166,12 @@ def case(port, name):
         # A stream error: the connection still serves the next stream.
         c.send(c.get(3))
         return f"{bad}; then {c.response(3)}"
+    if name == "goaway_on_stop":
+        # One request, then wait for levee to say it is going.
+        c.send(c.get(1))
+        first = c.response(1)
+        print("served", flush=True)
+        return f"{first}; {c.outcome(8)}"
     if name == "too_many_streams":
         # Five requests whose bodies never come: the fifth is over the limit of 4.
         for sid in (1, 3, 5, 7, 9):
