@@ -7,7 +7,8 @@
   - CPU per full TLS 1.3 handshake (`openssl s_time -new`, one connection at a time);
   - CPU per request over HTTP/1.1 + TLS with keep-alive (`wrk`, 16 connections);
   - CPU per request over HTTP/2 (`h2load -c 16 -m 8`: 16 connections, 8 streams each);
-  - PSS growth per idle TLS keep-alive connection with N held (one request each).
+  - PSS growth per idle TLS keep-alive connection with N held (one request each),
+    over HTTP/1.1 (`idle`) and over HTTP/2 (`idle-h2`: ALPN h2, one stream each).
 
 Both serve a 12-byte answer themselves (nginx `return 200`, a levee `respond`
 route), with 2 workers and the access log off. CPU is the server's user+system
@@ -86,16 +87,19 @@ def h2(proc, port, seconds):
     return done / seconds, (peers.cpu_seconds(proc.pid) - c0) * 1e6 / max(done, 1)
 
 
-async def idle(proc, port, n):
+async def idle(proc, port, n, h2=False):
     ctx = ssl.create_default_context()
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
-    warm, _ = await hold(port, 4, ctx)
+    if h2:
+        ctx.set_alpn_protocols(["h2"])
+    hold_n = (lambda p, k, c: hold_h2(p, k, c)) if h2 else hold
+    warm, _ = await hold_n(port, 4, ctx)
     for _, w in warm:
         w.close()
     await asyncio.sleep(1.5)
     before = peers.pss_kb(proc.pid)
-    held, failed = await hold(port, n, ctx)
+    held, failed = await hold_n(port, n, ctx)
     await asyncio.sleep(1.0)
     after = peers.pss_kb(proc.pid)
     await asyncio.sleep(2.0)
@@ -103,6 +107,37 @@ async def idle(proc, port, n):
     for _, w in held:
         w.transport.abort()
     return dict(held=len(held), failed=failed, alive=alive, kb=(after - before) / max(len(held), 1))
+
+
+# One HTTP/2 GET: the preface, empty SETTINGS, and HEADERS (END_STREAM |
+# END_HEADERS) on stream 1 with :method GET, :scheme https, :path / (static
+# table 2, 7, 4) and :authority "localhost" (name from static entry 1).
+H2_GET = (b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+          + b"\x00\x00\x0e\x01\x05\x00\x00\x00\x01" + b"\x82\x87\x84\x41\x09localhost")
+
+
+async def hold_h2(port, n, ctx):
+    """Like bench.hold over HTTP/2: `n` connections, one answered stream each."""
+    async def one(held, gate):
+        async with gate:
+            r, w = await asyncio.open_connection("127.0.0.1", port, ssl=ctx, server_hostname="localhost")
+            w.write(H2_GET)
+            await w.drain()
+            buf = b""
+            while True:  # until a frame on stream 1 with END_STREAM
+                while len(buf) >= 9 and len(buf) >= 9 + int.from_bytes(buf[:3], "big"):
+                    size, flags, sid = int.from_bytes(buf[:3], "big"), buf[4], int.from_bytes(buf[5:9], "big")
+                    if sid == 1 and flags & 1:
+                        held.append((r, w))
+                        return
+                    buf = buf[9 + size:]
+                chunk = await r.read(16384)
+                if not chunk:
+                    raise ConnectionError("closed before the response")
+                buf += chunk
+    held, gate = [], asyncio.Semaphore(500)
+    results = await asyncio.gather(*(one(held, gate) for _ in range(n)), return_exceptions=True)
+    return held, sum(isinstance(x, Exception) for x in results)
 
 
 def main():
@@ -127,6 +162,8 @@ def main():
             rq = requests(proc, PORTS[name], a.seconds) if "h1" in parts else none
             r2 = h2(proc, PORTS[name], a.seconds) if "h2" in parts else none
             idl = asyncio.run(idle(proc, PORTS[name], a.idle)) if a.idle and "idle" in parts else {}
+            if a.idle and "idle-h2" in parts:
+                idl = asyncio.run(idle(proc, PORTS[name], a.idle, h2=True))
             results[name] = (hs, rq, r2, idl)
         finally:
             peers.stop([proc])
