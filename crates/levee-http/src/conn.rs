@@ -127,9 +127,10 @@ pub fn serve(
 /// Serves a connection that has already served `served` requests.
 pub async fn serve_from(mut client: Client, listener: Arc<ListenerCtx>, mut served: u64) {
     if served == 0 {
-        let steps = {
+        let (steps, h2c) = {
             let s = listener.steps.load();
-            (s.tls.is_some() || s.proxy_protocol.is_some()).then(|| Arc::clone(&s))
+            let before_http = s.tls.is_some() || s.proxy_protocol.is_some();
+            (before_http.then(|| Arc::clone(&s)), s.h2c)
         };
         if let Some(steps) = steps {
             // Boxed: these steps' state must not widen every connection's task.
@@ -138,10 +139,13 @@ pub async fn serve_from(mut client: Client, listener: Arc<ListenerCtx>, mut serv
                 None => return,
             }
         }
-        let h2c = listener.steps.load().h2c;
-        if crate::stream::negotiated_h2(&client.stream)
-            || (h2c && Box::pin(start::h2c_preface(&mut client, &listener)).await)
-        {
+        let h2 = crate::stream::negotiated_h2(&client.stream)
+            || (h2c
+                && match Box::pin(start::h2c_preface(&mut client, &listener)).await {
+                    Some(preface) => preface,
+                    None => return,
+                });
+        if h2 {
             // Boxed: an HTTP/2 connection's state is not an HTTP/1 task's.
             return Box::pin(crate::http2::serve(client, listener)).await;
         }

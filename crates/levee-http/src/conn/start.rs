@@ -134,11 +134,11 @@ const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 /// On a cleartext listener that accepts h2c, whether the client opened
 /// with the HTTP/2 preface. It only peeks, so an HTTP/1 request stays in
-/// the socket for the HTTP/1 loop; a client that sends nothing in time is
-/// left to that loop's own timeout.
-pub(super) async fn h2c_preface(client: &mut Client, listener: &ListenerCtx) -> bool {
+/// the socket for the HTTP/1 loop. `None`: the client sent nothing within
+/// `timeouts.request_head`, or closed; it is dropped.
+pub(super) async fn h2c_preface(client: &mut Client, listener: &ListenerCtx) -> Option<bool> {
     let ClientStream::Plain(tcp) = &mut client.stream else {
-        return false;
+        return Some(false);
     };
     let limit = listener.shared.site.load().timeouts.request_head;
     let deadline = tokio::time::Instant::now() + limit;
@@ -146,14 +146,14 @@ pub(super) async fn h2c_preface(client: &mut Client, listener: &ListenerCtx) -> 
     loop {
         let n = match tokio::time::timeout_at(deadline, tcp.peek(&mut buf)).await {
             Ok(Ok(n)) if n > 0 => n,
-            _ => return false,
+            _ => return None,
         };
         let seen = buf.get(..n).unwrap_or_default();
         if !H2_PREFACE.starts_with(seen) {
-            return false;
+            return Some(false);
         }
         if n == H2_PREFACE.len() {
-            return true;
+            return Some(true);
         }
         // Peeking again at once would see the same bytes.
         tokio::time::sleep(Duration::from_millis(5)).await;
