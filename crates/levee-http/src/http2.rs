@@ -20,7 +20,6 @@
 use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::net::TcpStream;
@@ -72,10 +71,9 @@ struct Conn {
     tcp: Arc<TcpStream>,
     /// Streams being served, to know when the connection is idle.
     open: AtomicUsize,
+    /// Signalled when `open` falls to zero.
+    quiet: tokio::sync::Notify,
 }
-
-/// How often an HTTP/2 connection looks at whether it is idle or levee is stopping.
-const TICK: Duration = Duration::from_secs(1);
 
 /// Serves an HTTP/2 connection until it closes.
 pub(crate) async fn serve(client: Client, listener: Arc<ListenerCtx>) {
@@ -122,16 +120,28 @@ pub(crate) async fn serve(client: Client, listener: Arc<ListenerCtx>) {
         https,
         tcp,
         open: AtomicUsize::new(0),
+        quiet: tokio::sync::Notify::new(),
     });
-    let mut idle_for = Duration::ZERO;
     let mut closing = false;
     // Held from a stop's GOAWAY until the connection ends, so that levee
     // waits for it (within `timeouts.grace`) as for a request.
     let mut stopping = None;
+    // Before its first stream a connection gets `request_head`, as an
+    // HTTP/1 one does for its first request; after, `keepalive`.
+    let mut idle_limit = request_head;
     loop {
         let shared = &conn.listener.shared;
+        let idle = conn.open.load(Ordering::Acquire) == 0;
         let next = tokio::select! {
-            next = tokio::time::timeout(TICK, h2.accept()) => next,
+            next = h2.accept() => next,
+            () = tokio::time::sleep(idle_limit), if idle && !closing => {
+                // GOAWAY; `accept` ends once the client has seen it.
+                h2.graceful_shutdown();
+                closing = true;
+                continue;
+            }
+            // The last open stream ended: start the idle clock.
+            () = conn.quiet.notified(), if !idle => continue,
             () = shared.drained(), if !closing => {
                 stopping = Some(shared.begin());
                 h2.graceful_shutdown();
@@ -140,30 +150,26 @@ pub(crate) async fn serve(client: Client, listener: Arc<ListenerCtx>) {
             }
         };
         match next {
-            Ok(Some(Ok((req, respond)))) => {
-                idle_for = Duration::ZERO;
-                conn.open.fetch_add(1, Ordering::Relaxed);
+            Some(Ok((req, respond))) => {
+                idle_limit = keepalive;
+                conn.open.fetch_add(1, Ordering::AcqRel);
                 let conn = conn.clone();
                 tokio::spawn(async move {
                     exchange::serve(req, respond, &conn).await;
-                    conn.open.fetch_sub(1, Ordering::Relaxed);
+                    if conn.open.fetch_sub(1, Ordering::AcqRel) == 1 {
+                        // A permit, should the connection not be waiting yet.
+                        conn.quiet.notify_one();
+                    }
                 });
             }
-            Ok(Some(Err(e))) => {
+            Some(Err(e)) => {
                 tracing::debug!(%peer, error = %e, "HTTP/2 connection error");
                 return;
             }
-            Ok(None) => {
+            None => {
                 drop(stopping);
                 return;
             }
-            Err(_) if conn.open.load(Ordering::Relaxed) == 0 => idle_for += TICK,
-            Err(_) => idle_for = Duration::ZERO,
-        }
-        if !closing && idle_for >= keepalive {
-            // GOAWAY; streams in flight finish, then `accept` ends.
-            h2.graceful_shutdown();
-            closing = true;
         }
     }
 }

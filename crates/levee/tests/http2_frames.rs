@@ -120,6 +120,18 @@ fn malformed_requests_are_reset_with_protocol_error() {
 }
 
 #[test]
+fn an_idle_connection_gets_goaway_after_keepalive() {
+    let (_nginx, levee) = start("[timeouts]\nkeepalive = \"2s\"\n");
+    let got = run(&levee, "idle_goaway");
+    assert!(got.starts_with("200 "), "{got}");
+    let after = got
+        .split_once("; GOAWAY NO_ERROR after ")
+        .and_then(|(_, t)| t.trim_end_matches('s').parse::<u64>().ok());
+    // Not before keepalive, and not much later (a busy machine may add a second).
+    assert!(matches!(after, Some(2..=3)), "{got}");
+}
+
+#[test]
 fn stopping_levee_sends_goaway() {
     use std::io::{BufRead, BufReader};
     let (_nginx, levee) = start("");

@@ -166,6 +166,12 @@ def case(port, name):
         # A stream error: the connection still serves the next stream.
         c.send(c.get(3))
         return f"{bad}; then {c.response(3)}"
+    if name == "idle_goaway":
+        c.send(c.get(1))
+        first = c.response(1)
+        start = time.time()
+        got = c.outcome(6)
+        return f"{first}; {got} after {round(time.time() - start)}s"
     if name == "goaway_on_stop":
         # One request, then wait for levee to say it is going.
         c.send(c.get(1))
