@@ -79,6 +79,17 @@ fn data_on_a_closed_stream_is_a_stream_closed_error() {
 }
 
 #[test]
+fn a_body_without_length_is_relayed_chunked() {
+    let (nginx, levee) = start("");
+    let got = run(&levee, "upload_without_length");
+    assert!(got.starts_with("201 "), "{got}");
+    let stored = std::fs::read(nginx.root().join("dav/nolength.bin")).expect("stored");
+    assert_eq!(stored.len(), 200_000);
+    let e = nginx.wait_entries("/dav/nolength.bin", 1);
+    assert_eq!(e[0].get("te"), "chunked");
+}
+
+#[test]
 fn flow_control_levee_waits_for_the_window() {
     let (_nginx, levee) = start("");
     // The client's stream window is 1000 bytes: levee sends that much,

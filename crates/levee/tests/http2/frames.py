@@ -166,6 +166,21 @@ def case(port, name):
         # A stream error: the connection still serves the next stream.
         c.send(c.get(3))
         return f"{bad}; then {c.response(3)}"
+    if name == "upload_without_length":
+        # 200 KB in DATA frames with no content-length: more than the
+        # stream's 64 KiB window, so levee must pass it on to open the window.
+        c.send(c.headers(1, [(":method", "PUT"), (":scheme", "http"), (":authority", "h2.test"),
+                             (":path", "/dav/nolength.bin")], end=False))
+        sent, chunk = 0, b"u" * 10_000
+        while sent < 200_000:
+            last = sent + len(chunk) >= 200_000
+            c.send(DataFrame(1, chunk, flags=["END_STREAM"] if last else []))
+            sent += len(chunk)
+            while True:  # wait for window: read WINDOW_UPDATEs as they come
+                f = c.read(0.01)
+                if f in (None, "idle"):
+                    break
+        return c.response(1)
     if name == "idle_goaway":
         c.send(c.get(1))
         first = c.response(1)
