@@ -56,6 +56,7 @@ fn single_route(address: SocketAddr, action: Action, upstreams: Vec<Upstream>) -
             protect: Default::default(),
             tls: None,
             proxy_protocol: Vec::new(),
+            h2c: false,
             mail: None,
         }],
         routes: vec![Route {
@@ -69,6 +70,7 @@ fn single_route(address: SocketAddr, action: Action, upstreams: Vec<Upstream>) -
         admin: None,
         protect: Default::default(),
         resolver: None,
+        http2: Default::default(),
         cache: Default::default(),
     }
 }

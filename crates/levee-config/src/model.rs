@@ -9,11 +9,13 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 mod cache;
+mod http2;
 mod mail;
 mod protect;
 mod tls;
 mod upstream;
 pub use cache::*;
+pub use http2::*;
 pub use mail::*;
 pub use protect::*;
 pub use tls::*;
@@ -43,6 +45,8 @@ pub struct Config {
     pub resolver: Option<Resolver>,
     /// `[cache]`: used by routes with `cache = true`.
     pub cache: CacheConfig,
+    /// `[http2]`: limits of HTTP/2 connections.
+    pub http2: Http2,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -113,6 +117,9 @@ pub struct Listener {
     pub tls: Option<ListenerTls>,
     /// Sources that must send a PROXY protocol header; empty for none.
     pub proxy_protocol: Vec<IpNet>,
+    /// `http2 = "prior-knowledge"`: cleartext clients may open with the
+    /// HTTP/2 preface (h2c); others still speak HTTP/1.
+    pub h2c: bool,
     /// The mail front end; `None` for an HTTP listener.
     pub mail: Option<Box<MailListener>>,
 }

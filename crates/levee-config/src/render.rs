@@ -54,6 +54,25 @@ pub fn to_toml(config: &Config) -> String {
     );
     root.insert("limits".into(), Value::Table(limits));
 
+    let h = &config.http2;
+    let mut http2 = Table::new();
+    for (name, n) in [
+        ("max_concurrent_streams", h.max_concurrent_streams),
+        ("max_pending_resets", h.max_pending_resets),
+        ("max_error_resets", h.max_error_resets),
+    ] {
+        http2.insert(name.into(), int(u64::from(n)));
+    }
+    for (name, n) in [
+        ("max_header_list_size", h.max_header_list_size),
+        ("initial_stream_window", h.initial_stream_window),
+        ("initial_connection_window", h.initial_connection_window),
+        ("max_frame_size", h.max_frame_size),
+    ] {
+        http2.insert(name.into(), size(u64::from(n)));
+    }
+    root.insert("http2".into(), Value::Table(http2));
+
     let t = &config.timeouts;
     let mut timeouts = Table::new();
     for (name, d) in [
@@ -81,6 +100,9 @@ pub fn to_toml(config: &Config) -> String {
             t.insert("backlog".into(), int(u64::from(l.backlog)));
             protect::listener(&mut t, &l.protect);
             tls::listener(&mut t, &l.tls);
+            if l.h2c {
+                t.insert("http2".into(), "prior-knowledge".into());
+            }
             if !l.proxy_protocol.is_empty() {
                 let nets = l.proxy_protocol.iter().map(|n| n.to_string().into());
                 t.insert("proxy_protocol".into(), Value::Array(nets.collect()));

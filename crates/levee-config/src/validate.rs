@@ -44,6 +44,7 @@ pub(crate) fn assemble(sink: &mut Sink<'_>, draft: Draft, source: &Path) -> Opti
             protect: l.protect,
             tls: l.tls,
             proxy_protocol: l.proxy_protocol,
+            h2c: l.h2c,
             mail: l.mail,
         });
     }
@@ -82,6 +83,7 @@ pub(crate) fn assemble(sink: &mut Sink<'_>, draft: Draft, source: &Path) -> Opti
         protect,
         resolver: draft.resolver,
         cache: draft.cache,
+        http2: draft.http2,
     })
 }
 
@@ -245,6 +247,7 @@ pub fn validate(config: &Config) -> Result<(), ConfigErrors> {
     check(parsed.admin == config.admin, "admin");
     check(parsed.resolver == config.resolver, "resolver");
     check(parsed.cache == config.cache, "cache");
+    check(parsed.http2 == config.http2, "http2");
     // Rate limits are keyed by name in the file, so only their set must survive.
     let by_name = |p: &crate::model::Protect| {
         let mut p = p.clone();

@@ -7,6 +7,7 @@
 //! on; the draft is never turned into a `Config` when the sink holds errors.
 
 mod cache;
+mod http2;
 mod mail;
 mod protect;
 mod resolver;
@@ -67,6 +68,7 @@ pub(crate) struct Draft {
     pub rate_limits: Vec<DraftRateLimit>,
     pub resolver: Option<crate::model::Resolver>,
     pub cache: crate::model::CacheConfig,
+    pub http2: crate::model::Http2,
 }
 
 pub(crate) struct DraftListener {
@@ -80,6 +82,7 @@ pub(crate) struct DraftListener {
     pub protect: crate::model::ListenerProtect,
     pub tls: Option<crate::model::ListenerTls>,
     pub proxy_protocol: Vec<crate::model::IpNet>,
+    pub h2c: bool,
     pub mail: Option<Box<crate::model::MailListener>>,
 }
 
@@ -99,6 +102,7 @@ pub(crate) const ROOT_KEYS: &[&str] = &[
     "rate_limit",
     "resolver",
     "cache",
+    "http2",
 ];
 pub(crate) const LOG_KEYS: &[&str] = &["access", "format", "level"];
 pub(crate) const LIMIT_KEYS: &[&str] = &[
@@ -134,12 +138,15 @@ pub(crate) const LISTENER_KEYS: &[&str] = &[
     // TLS (walk/tls.rs) and the PROXY protocol.
     "tls",
     "proxy_protocol",
+    "http2",
     // The front end (walk/mail.rs).
     "protocol",
     "mail",
 ];
 #[cfg(test)]
 pub(crate) use cache::{CACHE_KEYS, ROUTE_KEYS as ROUTE_CACHE_KEYS};
+#[cfg(test)]
+pub(crate) use http2::HTTP2_KEYS;
 #[cfg(test)]
 pub(crate) use mail::MAIL_KEYS;
 #[cfg(test)]
@@ -197,8 +204,13 @@ pub(crate) fn walk(sink: &mut Sink<'_>, root: &DeTable<'_>, root_span: Range<usi
         .get("cache")
         .map(|i| cache::cache(sink, i))
         .unwrap_or_default();
+    let http2 = fields
+        .get("http2")
+        .map(|i| http2::http2(sink, i))
+        .unwrap_or_default();
     Draft {
         root_span,
+        http2,
         workers: workers.unwrap_or_else(auto_workers),
         pid_file,
         log,
@@ -395,6 +407,18 @@ fn listener(sink: &mut Sink<'_>, item: &Item<'_, '_>) -> Option<DraftListener> {
         .get("proxy_protocol")
         .map(|i| tls::networks(sink, i))
         .unwrap_or_default();
+    let h2c = fields.get("http2").is_some_and(|i| match i.str(sink) {
+        Some("prior-knowledge") => true,
+        Some("off") => false,
+        Some(other) => {
+            i.error(
+                sink,
+                format!("`{other}`: expected \"prior-knowledge\" (h2c) or \"off\""),
+            );
+            false
+        }
+        None => false,
+    });
     let mail = mail::front_end(sink, &fields);
     let mut tls = tls;
     if let (Some(t), Some(_)) = (&mut tls, &mail) {
@@ -409,6 +433,7 @@ fn listener(sink: &mut Sink<'_>, item: &Item<'_, '_>) -> Option<DraftListener> {
         protect,
         tls,
         proxy_protocol,
+        h2c,
         mail,
     })
 }

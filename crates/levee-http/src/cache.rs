@@ -109,7 +109,7 @@ pub async fn serve(
                         group: group.clone(),
                         req: req.clone(),
                         client_ip: client.peer.ip(),
-                        tls: client.stream.is_tls(),
+                        tls: crate::stream::is_https(&client.stream),
                         proxy_header: crate::proxy::proxy_header(group, client),
                         preserve_host,
                         timeouts: site.timeouts,

@@ -58,6 +58,9 @@ pub struct FirstSteps {
     /// The sources that must start with a PROXY protocol header; `None`
     /// when the listener takes it from no one.
     pub proxy_protocol: Option<levee_protect::Acl>,
+    /// Cleartext connections that open with the HTTP/2 preface speak
+    /// HTTP/2 (h2c with prior knowledge, `http2 = "prior-knowledge"`).
+    pub h2c: bool,
 }
 
 /// A TLS listener's acceptor; it swaps its certificates itself on reload.
@@ -124,9 +127,10 @@ pub fn serve(
 /// Serves a connection that has already served `served` requests.
 pub async fn serve_from(mut client: Client, listener: Arc<ListenerCtx>, mut served: u64) {
     if served == 0 {
-        let steps = {
+        let (steps, h2c) = {
             let s = listener.steps.load();
-            (s.tls.is_some() || s.proxy_protocol.is_some()).then(|| Arc::clone(&s))
+            let before_http = s.tls.is_some() || s.proxy_protocol.is_some();
+            (before_http.then(|| Arc::clone(&s)), s.h2c)
         };
         if let Some(steps) = steps {
             // Boxed: these steps' state must not widen every connection's task.
@@ -134,6 +138,16 @@ pub async fn serve_from(mut client: Client, listener: Arc<ListenerCtx>, mut serv
                 Some(c) => client = c,
                 None => return,
             }
+        }
+        let h2 = crate::stream::negotiated_h2(&client.stream)
+            || (h2c
+                && match Box::pin(start::h2c_preface(&mut client, &listener)).await {
+                    Some(preface) => preface,
+                    None => return,
+                });
+        if h2 {
+            // Boxed: an HTTP/2 connection's state is not an HTTP/1 task's.
+            return Box::pin(crate::http2::serve(client, listener)).await;
         }
     }
     let fd = client.stream.as_raw_fd();
@@ -214,6 +228,20 @@ async fn exchange(client: &mut Client, listener: &ListenerCtx, served: u64) -> N
             return refuse(client, &site, started, e.status()).await;
         }
     };
+    serve_request(client, listener, &site, head, started, served).await
+}
+
+/// Routes, screens and acts on one request whose head was read, and logs
+/// it: the part of an exchange HTTP/2 streams share (http2/exchange.rs).
+pub(crate) async fn serve_request(
+    client: &mut Client,
+    listener: &ListenerCtx,
+    site: &Site,
+    head: RequestHead,
+    started: Instant,
+    served: u64,
+) -> Next {
+    let shared = &listener.shared;
     let _in_flight = shared.begin();
     levee_upstream::stats::count_request(listener.addr);
     let max = site.limits.max_requests_per_connection;
@@ -224,17 +252,15 @@ async fn exchange(client: &mut Client, listener: &ListenerCtx, served: u64) -> N
         None => {
             done.reply(
                 client,
-                &site,
+                site,
                 &head,
                 respond::error(404, &[], keep_alive, head.is_head()),
             )
             .await
         }
-        Some(routed) => match screen::screen(client, &site, &head, routed, keep_alive).await {
-            Screened::Pass => {
-                act(client, &site, &head, &routed.target, keep_alive, &mut done).await
-            }
-            Screened::Reply(bytes) => done.reply(client, &site, &head, bytes).await,
+        Some(routed) => match screen::screen(client, site, &head, routed, keep_alive).await {
+            Screened::Pass => act(client, site, &head, &routed.target, keep_alive, &mut done).await,
+            Screened::Reply(bytes) => done.reply(client, site, &head, bytes).await,
         },
     }
 

@@ -3,6 +3,7 @@
 //! - [`message`]: request and response heads independent of the protocol;
 //! - [`h1`]: the HTTP/1 wire format (no I/O);
 //! - [`conn`]: the life of one HTTP/1 client connection;
+//! - [`http2`]: HTTP/2 connections, each stream served through the HTTP/1 request path;
 //! - [`proxy`]: forwarding one request to an upstream and relaying the answer;
 //! - [`cache`]: the HTTP cache in front of a proxy route;
 //! - [`route`] and [`site`]: choosing what serves a request;
@@ -16,6 +17,7 @@ pub mod body;
 pub mod cache;
 pub mod conn;
 pub mod h1;
+pub mod http2;
 pub mod idle;
 pub mod message;
 pub mod pace;
@@ -42,6 +44,8 @@ pub use site::Site;
 pub struct Shared {
     pub site: ArcSwap<Site>,
     draining: AtomicBool,
+    /// Wakes what waits for the stop (HTTP/2 connections, to send GOAWAY).
+    drain: tokio::sync::Notify,
     in_flight: AtomicUsize,
 }
 
@@ -50,6 +54,7 @@ impl Shared {
         Arc::new(Shared {
             site: ArcSwap::from_pointee(site),
             draining: AtomicBool::new(false),
+            drain: tokio::sync::Notify::new(),
             in_flight: AtomicUsize::new(0),
         })
     }
@@ -57,10 +62,20 @@ impl Shared {
     /// From now on connections close after their current request.
     pub fn start_draining(&self) {
         self.draining.store(true, Ordering::SeqCst);
+        self.drain.notify_waiters();
     }
 
     pub fn draining(&self) -> bool {
         self.draining.load(Ordering::Relaxed)
+    }
+
+    /// Resolves once levee is stopping.
+    pub async fn drained(&self) {
+        let woken = self.drain.notified();
+        if self.draining() {
+            return;
+        }
+        woken.await;
     }
 
     /// Requests between their first byte and their last log line.

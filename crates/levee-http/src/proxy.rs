@@ -285,7 +285,7 @@ pub async fn forward_with(
                     client_ip: client.peer.ip(),
                     preserve_host,
                     server_authority: &member.configured,
-                    tls: client.stream.is_tls(),
+                    tls: crate::stream::is_https(&client.stream),
                     upgrade: upgrade::requested(req),
                 },
             );

@@ -76,6 +76,8 @@ pub struct Site {
     pub shed_idle_at: u8,
     /// The HTTP cache; `None` when no route caches.
     pub cache: Option<Arc<SiteCache>>,
+    /// What HTTP/2 connections announce and enforce.
+    pub http2: levee_config::Http2,
 }
 
 impl Site {
@@ -166,6 +168,7 @@ impl Site {
             pace,
             shed_idle_at: p.shed_idle_at,
             cache: caches.then(|| Arc::new(SiteCache::build(&config.cache))),
+            http2: config.http2,
         })
     }
 

@@ -207,6 +207,7 @@ fn first_steps(
     Ok(FirstSteps {
         tls: tls.update(l)?,
         proxy_protocol: proxy_protocol(l),
+        h2c: l.h2c,
     })
 }
 
@@ -444,6 +445,9 @@ impl Server {
         // relay until the process exits.
         levee_mail::shutdown::begin();
         let deadline = Instant::now() + self.config.timeouts.grace;
+        // One wait first: workers woken by the drain (HTTP/2 connections
+        // sending GOAWAY) count themselves in flight when they run.
+        tokio::time::sleep(Duration::from_millis(20)).await;
         while (self.shared.in_flight() > 0 || levee_mail::metrics::open_preauth() > 0)
             && Instant::now() < deadline
         {

@@ -42,23 +42,10 @@ async def main():
 asyncio.run(main())
 "#;
 
-/// A Python that has `websockets`: the one on PATH, or the system's, where
-/// Debian's python3-websockets goes (scripts/test installs it).
+/// A Python that has `websockets`.
 fn python() -> &'static str {
     static FOUND: std::sync::OnceLock<&'static str> = std::sync::OnceLock::new();
-    FOUND.get_or_init(|| {
-        let has = |py: &str| {
-            Command::new(py)
-                .args(["-c", "import websockets"])
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success())
-        };
-        ["python3", "/usr/bin/python3"]
-            .into_iter()
-            .find(|py| has(py))
-            .expect("no python3 with websockets: run scripts/test")
-    })
+    FOUND.get_or_init(|| support::python_with("websockets"))
 }
 
 struct Echo {

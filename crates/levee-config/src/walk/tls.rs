@@ -11,7 +11,10 @@ pub(crate) const CERT_KEYS: &[&str] = &["cert", "key", "names", "ocsp"];
 pub(crate) const UPSTREAM_TLS_KEYS: &[&str] = &["ca", "server_name", "client_cert", "client_key"];
 
 /// ALPN names levee can speak on a TLS listener.
-const ALPN: &[&str] = &["http/1.1"];
+const ALPN: &[&str] = &["h2", "http/1.1"];
+/// What a listener offers when `alpn` is not set: HTTP/2 is opted into,
+/// as with nginx's `http2 on`.
+const DEFAULT_ALPN: &[&str] = &["http/1.1"];
 
 pub(crate) fn listener_tls(sink: &mut Sink<'_>, item: &Item<'_, '_>) -> Option<ListenerTls> {
     let fields = Fields::of(sink, item, TLS_KEYS)?;
@@ -24,7 +27,7 @@ pub(crate) fn listener_tls(sink: &mut Sink<'_>, item: &Item<'_, '_>) -> Option<L
         certs = elements.iter().filter_map(|e| cert(sink, e)).collect();
     }
     let alpn = match fields.get("alpn") {
-        None => ALPN.iter().map(|s| s.to_string()).collect(),
+        None => DEFAULT_ALPN.iter().map(|s| s.to_string()).collect(),
         Some(i) => {
             let mut out = Vec::new();
             for (item, name) in i.one_or_many(sink).unwrap_or_default() {

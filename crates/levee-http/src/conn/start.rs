@@ -11,7 +11,7 @@ use tokio::time::timeout;
 
 use super::{Client, FirstSteps, ListenerCtx, ListenerTls};
 use crate::proxy_protocol::{self, Header, Parsed};
-use crate::stream::ClientStream;
+use crate::stream::{ClientStream, Secure};
 
 /// Runs the steps the listener asks for; `None` when the client is dropped.
 pub(super) async fn begin(
@@ -112,7 +112,7 @@ async fn handshake(client: Client, tls: &ListenerTls) -> Option<Client> {
     };
     match timeout(tls.handshake_timeout, tls.acceptor.accept(tcp)).await {
         Ok(Ok(s)) => Some(Client {
-            stream: ClientStream::Tls(Box::new(s)),
+            stream: ClientStream::Tls(Box::new(Secure::Tls(s))),
             peer,
             buf,
             permit,
@@ -126,5 +126,36 @@ async fn handshake(client: Client, tls: &ListenerTls) -> Option<Client> {
             tracing::debug!(peer = %peer, "TLS handshake timed out");
             None
         }
+    }
+}
+
+/// The connection preface an h2c client with prior knowledge opens with.
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// On a cleartext listener that accepts h2c, whether the client opened
+/// with the HTTP/2 preface. It only peeks, so an HTTP/1 request stays in
+/// the socket for the HTTP/1 loop. `None`: the client sent nothing within
+/// `timeouts.request_head`, or closed; it is dropped.
+pub(super) async fn h2c_preface(client: &mut Client, listener: &ListenerCtx) -> Option<bool> {
+    let ClientStream::Plain(tcp) = &mut client.stream else {
+        return Some(false);
+    };
+    let limit = listener.shared.site.load().timeouts.request_head;
+    let deadline = tokio::time::Instant::now() + limit;
+    let mut buf = [0u8; 24];
+    loop {
+        let n = match tokio::time::timeout_at(deadline, tcp.peek(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => n,
+            _ => return None,
+        };
+        let seen = buf.get(..n).unwrap_or_default();
+        if !H2_PREFACE.starts_with(seen) {
+            return Some(false);
+        }
+        if n == H2_PREFACE.len() {
+            return Some(true);
+        }
+        // Peeking again at once would see the same bytes.
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }

@@ -13,6 +13,7 @@ mod dovecot;
 mod levee;
 mod nginx;
 mod postfix;
+mod python;
 
 #[allow(unused_imports)]
 pub use admin::*;
@@ -27,6 +28,8 @@ pub use levee::*;
 pub use nginx::*;
 #[allow(unused_imports)]
 pub use postfix::*;
+#[allow(unused_imports)]
+pub use python::*;
 
 use std::fs;
 use std::net::{SocketAddr, TcpListener, TcpStream};

@@ -1,0 +1,182 @@
+//! HTTP/2 to clients (RFC 9113), over TLS after ALPN `h2` or in cleartext
+//! with prior knowledge (h2c). The `h2` crate owns the framing, HPACK, flow
+//! control and stream states; levee adds limits and floods defences
+//! (`[http2]`, `builder`), and serves each stream through the HTTP/1 request path.
+//!
+//! ```text
+//! handshake (SETTINGS) ─▶ accept stream ─▶ spawn exchange ─┐   (exchange.rs)
+//!          ▲                                              │
+//!          └──────────────────────────────────────────────┘
+//!  no open stream for `keepalive`, or levee stopping ─▶ GOAWAY ─▶ close
+//! ```
+//!
+//! A stream is served as one HTTP/1 exchange over an in-memory pipe
+//! (`Pipe`): the request becomes an HTTP/1.1 head (request.rs) that the
+//! same route → screen → act → log code reads, and what that code writes
+//! is turned back into HTTP/2 (response.rs). Proxying, static files,
+//! the cache, redirects and the access log are thus not written twice;
+//! the price is a copy of each body byte through the pipe.
+
+use std::os::fd::AsFd;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use bytes::Bytes;
+use tokio::net::TcpStream;
+
+use levee_config::Http2;
+
+use crate::conn::{Client, ListenerCtx};
+
+mod exchange;
+mod request;
+mod response;
+
+/// The `h2` server with the `[http2]` limits. Past them the crate answers
+/// as RFC 9113 requires: a header list over the size (or a CONTINUATION
+/// flood) is refused, too many early resets (rapid reset, CVE-2023-44487)
+/// or error resets end the connection with GOAWAY ENHANCE_YOUR_CALM.
+fn builder(limits: &Http2) -> h2::server::Builder {
+    let mut b = h2::server::Builder::new();
+    b.max_concurrent_streams(limits.max_concurrent_streams)
+        .max_header_list_size(limits.max_header_list_size)
+        .initial_window_size(limits.initial_stream_window)
+        .initial_connection_window_size(limits.initial_connection_window)
+        .max_frame_size(limits.max_frame_size)
+        .max_pending_accept_reset_streams(limits.max_pending_resets as usize)
+        .max_local_error_reset_streams(Some(limits.max_error_resets as usize))
+        // Bounds what one stream's response may queue beyond the window.
+        .max_send_buffer_size(64 * 1024);
+    b
+}
+
+/// One HTTP/2 stream's end of its HTTP/1 exchange: the exchange reads the
+/// request and writes the response through it as through a socket.
+#[derive(Debug)]
+pub struct Pipe {
+    pub(crate) io: tokio::io::DuplexStream,
+    /// The connection's socket (a duplicate): the descriptor identifies the
+    /// client, and its addresses feed PROXY headers.
+    pub(crate) tcp: Arc<TcpStream>,
+    /// The client came over TLS.
+    pub(crate) https: bool,
+}
+
+/// What every stream of one connection shares.
+struct Conn {
+    listener: Arc<ListenerCtx>,
+    peer: std::net::SocketAddr,
+    hsts: Option<u64>,
+    https: bool,
+    tcp: Arc<TcpStream>,
+    /// Streams being served, to know when the connection is idle.
+    open: AtomicUsize,
+    /// Signalled when `open` falls to zero.
+    quiet: tokio::sync::Notify,
+}
+
+/// Serves an HTTP/2 connection until it closes.
+pub(crate) async fn serve(client: Client, listener: Arc<ListenerCtx>) {
+    let Client {
+        stream,
+        peer,
+        permit,
+        hsts,
+        ..
+    } = client;
+    // The permit counts the connection until it closes.
+    let _permit = permit;
+    let https = crate::stream::is_https(&stream);
+    let tcp = match duplicate(stream.tcp()) {
+        Ok(t) => Arc::new(t),
+        Err(e) => {
+            tracing::debug!(%peer, error = %e, "HTTP/2: cannot duplicate the socket");
+            return;
+        }
+    };
+    let (limits, request_head, keepalive) = {
+        let site = listener.shared.site.load();
+        (
+            site.http2,
+            site.timeouts.request_head,
+            site.timeouts.keepalive,
+        )
+    };
+    let mut h2 =
+        match tokio::time::timeout(request_head, builder(&limits).handshake::<_, Bytes>(stream))
+            .await
+        {
+            Ok(Ok(h2)) => h2,
+            Ok(Err(e)) => {
+                tracing::debug!(%peer, error = %e, "HTTP/2 handshake failed");
+                return;
+            }
+            Err(_) => return,
+        };
+    let conn = Arc::new(Conn {
+        listener,
+        peer,
+        hsts,
+        https,
+        tcp,
+        open: AtomicUsize::new(0),
+        quiet: tokio::sync::Notify::new(),
+    });
+    let mut closing = false;
+    // Held from a stop's GOAWAY until the connection ends, so that levee
+    // waits for it (within `timeouts.grace`) as for a request.
+    let mut stopping = None;
+    // Before its first stream a connection gets `request_head`, as an
+    // HTTP/1 one does for its first request; after, `keepalive`.
+    let mut idle_limit = request_head;
+    loop {
+        let shared = &conn.listener.shared;
+        let idle = conn.open.load(Ordering::Acquire) == 0;
+        let next = tokio::select! {
+            next = h2.accept() => next,
+            () = tokio::time::sleep(idle_limit), if idle && !closing => {
+                // GOAWAY; `accept` ends once the client has seen it.
+                h2.graceful_shutdown();
+                closing = true;
+                continue;
+            }
+            // The last open stream ended: start the idle clock.
+            () = conn.quiet.notified(), if !idle => continue,
+            () = shared.drained(), if !closing => {
+                stopping = Some(shared.begin());
+                h2.graceful_shutdown();
+                closing = true;
+                continue;
+            }
+        };
+        match next {
+            Some(Ok((req, respond))) => {
+                idle_limit = keepalive;
+                conn.open.fetch_add(1, Ordering::AcqRel);
+                let conn = conn.clone();
+                tokio::spawn(async move {
+                    exchange::serve(req, respond, &conn).await;
+                    if conn.open.fetch_sub(1, Ordering::AcqRel) == 1 {
+                        // A permit, should the connection not be waiting yet.
+                        conn.quiet.notify_one();
+                    }
+                });
+            }
+            Some(Err(e)) => {
+                tracing::debug!(%peer, error = %e, "HTTP/2 connection error");
+                return;
+            }
+            None => {
+                drop(stopping);
+                return;
+            }
+        }
+    }
+}
+
+/// A second descriptor for the connection's socket, for what the request
+/// path asks of a client socket while `h2` owns the stream.
+fn duplicate(tcp: &TcpStream) -> std::io::Result<TcpStream> {
+    let fd = rustix::io::dup(tcp.as_fd())?;
+    TcpStream::from_std(std::net::TcpStream::from(fd))
+}
