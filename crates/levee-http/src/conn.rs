@@ -361,9 +361,8 @@ impl Done {
         client: &mut Client,
         site: &Site,
         head: &RequestHead,
-        bytes: Vec<u8>,
+        mut bytes: Vec<u8>,
     ) {
-        let mut bytes = bytes;
         respond::add_hsts(&mut bytes, client.hsts);
         self.status = status_of(&bytes);
         self.bytes = body_len(&bytes);

@@ -35,12 +35,19 @@ pub fn requested(req: &RequestHead) -> Option<&[u8]> {
     if req.version != Version::Http11 || req.method() != b"GET" || req.framing != Framing::None {
         return None;
     }
-    let upgrade = req.fields.get("upgrade")?;
+    // Every proxied GET asks this: the parsed `Connection` tokens first, so
+    // the fields are scanned only when the client asked for an upgrade.
     let asked = req
         .connection_tokens
         .iter()
         .any(|t| t.eq_ignore_ascii_case(b"upgrade"));
-    (asked && upgrade.eq_ignore_ascii_case(b"websocket")).then_some(upgrade)
+    if !asked {
+        return None;
+    }
+    let upgrade = req.fields.get("upgrade")?;
+    upgrade
+        .eq_ignore_ascii_case(b"websocket")
+        .then_some(upgrade)
 }
 
 /// The fields that ask the server to upgrade, for the upstream request head.
