@@ -95,6 +95,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
         }
     }
 
+    /// [`Io::send`], unless `bytes` is empty.
+    pub async fn send_some(&mut self, bytes: &[u8]) -> Result<(), Stop> {
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        self.send(bytes).await
+    }
+
     pub fn consume(&mut self, n: usize) {
         self.buf.drain(..n.min(self.buf.len()));
     }
@@ -184,6 +192,58 @@ impl Budget {
         self.commands += 1;
         self.commands > self.max_commands
     }
+}
+
+/// What a line-based protocol (POP3, SMTP) says when a client breaks its
+/// limits; an empty line says nothing more.
+pub(crate) struct LineLimits {
+    /// After the error reply to a line whose end cannot be found.
+    pub unframed: &'static [u8],
+    /// After the error reply that used up the error budget.
+    pub too_many_errors: &'static [u8],
+    /// To the command over the command budget.
+    pub too_many_commands: &'static [u8],
+}
+
+/// The client's next command, reading as needed. A line that does not
+/// parse is answered with `reply(error)` and counts against the error
+/// budget; `Ok(Err(_))` is how the session ends when a limit is passed.
+pub(crate) async fn next_command<S, C, E>(
+    io: &mut Io<S>,
+    budget: &mut Budget,
+    parse: impl Fn(&[u8]) -> Result<crate::Parsed<C>, (E, Option<usize>)>,
+    reply: impl Fn(&E) -> String,
+    limits: &LineLimits,
+) -> Result<Result<C, PreAuth>, Stop>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let command = loop {
+        match parse(&io.buf) {
+            Ok(crate::Parsed::Incomplete) => io.fill().await?,
+            Ok(crate::Parsed::Complete(c, used)) => {
+                io.consume(used);
+                break c;
+            }
+            Err((e, used)) => {
+                io.send(reply(&e).as_bytes()).await?;
+                let Some(used) = used else {
+                    io.send_some(limits.unframed).await?;
+                    return Ok(Err(PreAuth::Ended("bad line")));
+                };
+                io.consume(used);
+                if budget.error() {
+                    io.send_some(limits.too_many_errors).await?;
+                    return Ok(Err(PreAuth::Ended("too many errors")));
+                }
+            }
+        }
+    };
+    if budget.command() {
+        io.send_some(limits.too_many_commands).await?;
+        return Ok(Err(PreAuth::Ended("too many commands")));
+    }
+    Ok(Ok(command))
 }
 
 /// What a protocol tells a client it stops talking to before login.

@@ -4,10 +4,9 @@
 //! SASL and logins are refused until STLS.
 
 use super::{
-    Budget, ClientStream, Closing, Ctx, Io, Outcome, PreAuth, SaslReplies, Stop, TlsState, finish,
-    refusal_text, sasl_exchange, start_tls,
+    Budget, ClientStream, Closing, Ctx, Io, LineLimits, Outcome, PreAuth, SaslReplies, Stop,
+    TlsState, finish, next_command, refusal_text, sasl_exchange, start_tls,
 };
-use crate::Parsed;
 use crate::backend::Greet;
 use crate::pop3::{Command, parse};
 use crate::sasl::Credentials;
@@ -28,6 +27,12 @@ fn capa(tls: &TlsState) -> Vec<u8> {
 /// A login before TLS on a listener that requires it.
 const TLS_REQUIRED: &[u8] = b"-ERR [AUTH] TLS required before authentication: use STLS\r\n";
 
+const LIMITS: LineLimits = LineLimits {
+    unframed: b"",
+    too_many_errors: b"",
+    too_many_commands: b"-ERR Too many commands\r\n",
+};
+
 const CLOSING: Closing = Closing {
     timeout: b"-ERR [SYS/TEMP] Timeout, closing\r\n",
     shutdown: b"-ERR [SYS/TEMP] Server shutting down\r\n",
@@ -45,31 +50,12 @@ async fn run(io: &mut Io<ClientStream>, ctx: &mut Ctx) -> Result<PreAuth, Stop> 
     let mut budget = Budget::new(&config);
     let mut user: Option<Vec<u8>> = None;
     loop {
-        let command = match parse(&io.buf, config.max_line) {
-            Ok(Parsed::Incomplete) => {
-                io.fill().await?;
-                continue;
-            }
-            Ok(Parsed::Complete(c, used)) => {
-                io.consume(used);
-                c
-            }
-            Err((e, used)) => {
-                io.send(format!("-ERR {e}\r\n").as_bytes()).await?;
-                let Some(used) = used else {
-                    return Ok(PreAuth::Ended("bad line"));
-                };
-                io.consume(used);
-                if budget.error() {
-                    return Ok(PreAuth::Ended("too many errors"));
-                }
-                continue;
-            }
+        let parse = |buf: &[u8]| parse(buf, config.max_line);
+        let reply = |e: &crate::pop3::Pop3Error| format!("-ERR {e}\r\n");
+        let command = match next_command(io, &mut budget, parse, reply, &LIMITS).await? {
+            Ok(command) => command,
+            Err(ended) => return Ok(ended),
         };
-        if budget.command() {
-            io.send(b"-ERR Too many commands\r\n").await?;
-            return Ok(PreAuth::Ended("too many commands"));
-        }
         let credentials = match command {
             Command::Capa => {
                 io.send(&capa(&ctx.tls)).await?;

@@ -6,13 +6,18 @@
 //! until then.
 
 use super::{
-    Budget, ClientStream, Closing, Ctx, Io, Outcome, PreAuth, SaslReplies, Stop, TlsState, finish,
-    refusal_text, sasl_exchange, start_tls,
+    Budget, ClientStream, Closing, Ctx, Io, LineLimits, Outcome, PreAuth, SaslReplies, Stop,
+    TlsState, finish, next_command, refusal_text, sasl_exchange, start_tls,
 };
-use crate::Parsed;
 use crate::backend::Greet;
 use crate::sasl::Credentials;
 use crate::smtp::{Command, parse};
+
+const LIMITS: LineLimits = LineLimits {
+    unframed: b"421 4.7.0 Closing connection\r\n",
+    too_many_errors: b"421 4.7.0 Too many errors\r\n",
+    too_many_commands: b"421 4.7.0 Too many commands\r\n",
+};
 
 const CLOSING: Closing = Closing {
     timeout: b"421 4.4.2 Timeout exceeded, closing connection\r\n",
@@ -46,33 +51,11 @@ async fn run(io: &mut Io<ClientStream>, ctx: &mut Ctx) -> Result<PreAuth, Stop> 
     let mut budget = Budget::new(&config);
     let mut helo: Vec<u8> = Vec::new();
     loop {
-        let command = match parse(&io.buf) {
-            Ok(Parsed::Incomplete) => {
-                io.fill().await?;
-                continue;
-            }
-            Ok(Parsed::Complete(c, used)) => {
-                io.consume(used);
-                c
-            }
-            Err((e, used)) => {
-                io.send(format!("{}\r\n", e.reply()).as_bytes()).await?;
-                let Some(used) = used else {
-                    io.send(b"421 4.7.0 Closing connection\r\n").await?;
-                    return Ok(PreAuth::Ended("bad line"));
-                };
-                io.consume(used);
-                if budget.error() {
-                    io.send(b"421 4.7.0 Too many errors\r\n").await?;
-                    return Ok(PreAuth::Ended("too many errors"));
-                }
-                continue;
-            }
+        let reply = |e: &crate::smtp::SmtpError| format!("{}\r\n", e.reply());
+        let command = match next_command(io, &mut budget, parse, reply, &LIMITS).await? {
+            Ok(command) => command,
+            Err(ended) => return Ok(ended),
         };
-        if budget.command() {
-            io.send(b"421 4.7.0 Too many commands\r\n").await?;
-            return Ok(PreAuth::Ended("too many commands"));
-        }
         let mut refuse: Option<&[u8]> = None;
         let credentials = match command {
             Command::Ehlo(domain) => {
