@@ -304,10 +304,11 @@ pub async fn forward_with(
         let state = &member.state;
         let lease = begin(state);
         let sent = Instant::now();
+        let header = proxy_header(group, client);
         let dest = Dest {
             addr,
             tls: group.tls.as_ref().map(|t| (t, member.configured.as_str())),
-            proxy_header: proxy_header(group, client),
+            proxy_header: header.as_deref(),
         };
         let attempt = exchange_head(
             client,
@@ -554,12 +555,48 @@ enum Attempt {
 }
 
 /// Where one attempt goes: the server's address and how to speak to it.
-struct Dest<'a> {
-    addr: SocketAddr,
+pub(crate) struct Dest<'a> {
+    pub addr: SocketAddr,
     /// The group's TLS and the server as configured (for its name).
-    tls: Option<(&'a GroupTls, &'a str)>,
+    pub tls: Option<(&'a GroupTls, &'a str)>,
     /// Written first on a new connection (`upstream.NAME.proxy_protocol`).
-    proxy_header: Option<Vec<u8>>,
+    pub proxy_header: Option<&'a [u8]>,
+}
+
+/// A connection to `dest` with `head` written (and flushed: over TLS the
+/// sealed records may wait in rustls otherwise): a pooled one unless
+/// `fresh_only` or a PROXY header is due, since a connection that began
+/// with one speaks for one client; else a new one, the PROXY header first.
+/// The `bool` says whether the connection came from the pool.
+pub(crate) async fn open_and_send(
+    dest: &Dest<'_>,
+    head: &[u8],
+    fresh_only: bool,
+    t: &levee_config::Timeouts,
+) -> Result<(UpstreamStream, bool), (UpstreamFault, bool)> {
+    let pooled = match (fresh_only, dest.proxy_header) {
+        (false, None) => pool::take(dest.addr, std::time::Instant::now()),
+        _ => None,
+    };
+    let reused = pooled.is_some();
+    let mut up = match pooled {
+        Some(up) => up,
+        None => connect(dest.addr, dest.tls, t.upstream_connect)
+            .await
+            .map_err(|fault| (fault, false))?,
+    };
+    let write = async {
+        if let (Some(h), false) = (dest.proxy_header, reused) {
+            up.write_all(h).await?;
+        }
+        up.write_all(head).await?;
+        up.flush().await
+    };
+    match timeout(t.upstream_write, write).await {
+        Err(_) => Err((UpstreamFault::WriteTimeout, reused)),
+        Ok(Err(e)) => Err((UpstreamFault::Write(e), reused)),
+        Ok(Ok(())) => Ok((up, reused)),
+    }
 }
 
 /// Sends the request and reads the final response head.
@@ -575,34 +612,10 @@ async fn exchange_head(
     limit: Option<u64>,
 ) -> Result<(UpstreamStream, BytesMut, ResponseHead), Attempt> {
     let t = &site.timeouts;
-    let addr = dest.addr;
-    // A connection that began with a PROXY header speaks for one client.
-    let pooled = if fresh_only || dest.proxy_header.is_some() {
-        None
-    } else {
-        pool::take(addr, std::time::Instant::now())
-    };
-    let reused = pooled.is_some();
+    let (mut up, reused) = open_and_send(dest, head, fresh_only, t)
+        .await
+        .map_err(|(fault, reused)| Attempt::Fault { fault, reused })?;
     let fault = |fault| Attempt::Fault { fault, reused };
-    let mut up = match pooled {
-        Some(up) => up,
-        None => connect(addr, dest.tls, t.upstream_connect)
-            .await
-            .map_err(fault)?,
-    };
-    // Flushed: over TLS the sealed records may wait in rustls otherwise.
-    let write = async {
-        if let (Some(h), false) = (&dest.proxy_header, reused) {
-            up.write_all(h).await?;
-        }
-        up.write_all(head).await?;
-        up.flush().await
-    };
-    match timeout(t.upstream_write, write).await {
-        Err(_) => return Err(fault(UpstreamFault::WriteTimeout)),
-        Ok(Err(e)) => return Err(fault(UpstreamFault::Write(e))),
-        Ok(Ok(())) => {}
-    }
     if !body_in_head {
         let relay = Relay {
             framing: req.framing,

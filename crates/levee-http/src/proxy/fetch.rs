@@ -15,13 +15,15 @@
 
 use bytes::{Buf, BytesMut};
 use levee_config::Timeouts;
+use levee_upstream::UpstreamStream;
 use levee_upstream::{Affinity, Group, pool};
-use levee_upstream::{GroupTls, UpstreamStream};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tokio::time::{Instant, timeout};
 
 use super::headers::{self, Forwarding};
-use super::{RESPONSE_CHUNK, UpstreamFault, begin, connect, observe_fault, observe_response};
+use super::{
+    Dest, RESPONSE_CHUNK, UpstreamFault, begin, observe_fault, observe_response, open_and_send,
+};
 use crate::body::BodySink;
 use crate::cache::fill::{Admit, Fill};
 use crate::h1::ChunkedDecoder;
@@ -145,13 +147,6 @@ pub(crate) async fn fetch(
     })
 }
 
-/// Where a fetch goes.
-struct Dest<'a> {
-    addr: std::net::SocketAddr,
-    tls: Option<(&'a GroupTls, &'a str)>,
-    proxy_header: Option<&'a [u8]>,
-}
-
 /// Sends the head and reads the final response head, on a pooled
 /// connection or, if that one turns out stale, a fresh one.
 async fn exchange(
@@ -159,50 +154,27 @@ async fn exchange(
     head: &[u8],
     t: &Timeouts,
 ) -> Result<(UpstreamStream, BytesMut, ResponseHead), UpstreamFault> {
-    let mut pooled = match dest.proxy_header {
-        Some(_) => None,
-        None => pool::take(dest.addr, std::time::Instant::now()),
-    };
+    let mut fresh_only = false;
     loop {
-        let reused = pooled.is_some();
-        let mut up = match pooled.take() {
-            Some(up) => up,
-            None => {
-                let mut up = connect(dest.addr, dest.tls, t.upstream_connect).await?;
-                if let Some(h) = dest.proxy_header {
-                    write(&mut up, h, t).await?;
-                }
-                up
-            }
+        let failed = match open_and_send(dest, head, fresh_only, t).await {
+            Ok((mut up, reused)) => match final_head(&mut up, t).await {
+                Ok((buf, resp)) => return Ok((up, buf, resp)),
+                Err(fault) => (fault, reused),
+            },
+            Err(failed) => failed,
         };
-        match once(&mut up, head, t).await {
-            Ok((buf, resp)) => return Ok((up, buf, resp)),
-            Err(fault) if reused && fault.stale_connection() => continue,
-            Err(fault) => return Err(fault),
+        match failed {
+            (fault, true) if fault.stale_connection() => fresh_only = true,
+            (fault, _) => return Err(fault),
         }
     }
 }
 
-/// Writes `bytes` and flushes them (over TLS, sealed records may wait in
-/// rustls otherwise).
-async fn write(up: &mut UpstreamStream, bytes: &[u8], t: &Timeouts) -> Result<(), UpstreamFault> {
-    let write = async {
-        up.write_all(bytes).await?;
-        up.flush().await
-    };
-    match timeout(t.upstream_write, write).await {
-        Err(_) => Err(UpstreamFault::WriteTimeout),
-        Ok(Err(e)) => Err(UpstreamFault::Write(e)),
-        Ok(Ok(())) => Ok(()),
-    }
-}
-
-async fn once(
+/// The response head after any 1xx.
+async fn final_head(
     up: &mut UpstreamStream,
-    head: &[u8],
     t: &Timeouts,
 ) -> Result<(BytesMut, ResponseHead), UpstreamFault> {
-    write(up, head, t).await?;
     let mut buf = BytesMut::with_capacity(RESPONSE_CHUNK);
     loop {
         let resp = super::read_response_head(up, &mut buf, t.upstream_read, false).await?;
