@@ -47,6 +47,62 @@ struct Meter {
     bytes: u64,
 }
 
+impl Meter {
+    /// Adds `bytes` moved after waiting `waited`; a window that saw enough
+    /// bytes starts over.
+    fn add(self, pace: Pace, waited: Duration, bytes: usize) -> Meter {
+        let m = Meter {
+            waited: self.waited + waited,
+            bytes: self.bytes + bytes as u64,
+        };
+        if m.bytes >= pace.min_bytes {
+            Meter::default()
+        } else {
+            m
+        }
+    }
+
+    fn left(self, pace: Pace) -> Duration {
+        pace.window.saturating_sub(self.waited)
+    }
+}
+
+/// The same rule for a client with no socket of its own: an HTTP/2 stream
+/// waiting for its client to open the flow-control window.
+#[derive(Debug)]
+pub struct Progress {
+    pace: Option<Pace>,
+    meter: Meter,
+}
+
+impl Progress {
+    pub fn new(pace: Option<Pace>) -> Progress {
+        Progress {
+            pace,
+            meter: Meter::default(),
+        }
+    }
+
+    /// How long the next wait may last: `limit`, or less when the client's
+    /// window is running out; `None` when it has run out.
+    pub fn wait(&self, limit: Duration) -> Option<Duration> {
+        match self.pace {
+            None => Some(limit),
+            Some(pace) => {
+                let left = self.meter.left(pace);
+                (!left.is_zero()).then(|| limit.min(left))
+            }
+        }
+    }
+
+    /// `bytes` granted after waiting `waited`.
+    pub fn record(&mut self, waited: Duration, bytes: usize) {
+        if let Some(pace) = self.pace {
+            self.meter = self.meter.add(pace, waited, bytes);
+        }
+    }
+}
+
 struct ClientPace {
     fd: RawFd,
     pace: Pace,
@@ -83,7 +139,7 @@ fn budget(stream: &impl Socket, dir: Dir) -> Option<Duration> {
                 Dir::Recv => c.recv.get(),
                 Dir::Send => c.send.get(),
             };
-            Some(c.pace.window.saturating_sub(meter.waited))
+            Some(meter.left(c.pace))
         })
         .ok()
         .flatten()
@@ -100,13 +156,7 @@ fn record(stream: &impl Socket, dir: Dir, waited: Duration, bytes: usize) {
             Dir::Recv => &c.recv,
             Dir::Send => &c.send,
         };
-        let mut m = cell.get();
-        m.waited += waited;
-        m.bytes += bytes as u64;
-        if m.bytes >= c.pace.min_bytes {
-            m = Meter::default();
-        }
-        cell.set(m);
+        cell.set(cell.get().add(c.pace, waited, bytes));
     });
 }
 

@@ -98,6 +98,24 @@ fn flow_control_levee_waits_for_the_window() {
 }
 
 #[test]
+fn a_stream_whose_window_stays_shut_is_cancelled_and_the_connection_goes_on() {
+    // Minimum progress applies to each stream as to an HTTP/1 response: a
+    // client that never opens a stream's window loses that stream within
+    // about one progress window, not after hours.
+    let (_nginx, levee) = start("[protect]\nmin_progress = \"16k\"\nprogress_window = \"2s\"\n");
+    let got = run(&levee, "shut_window");
+    let (cut, then) = got.split_once("; then ").expect("two parts");
+    let secs: u64 = cut
+        .strip_prefix("RST 1 CANCEL after ")
+        .and_then(|s| s.strip_suffix('s'))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("not cancelled: {got}"));
+    assert!((1..=6).contains(&secs), "{got}");
+    assert!(then.starts_with("200 "), "{got}");
+    assert!(!then.ends_with("incomplete"), "{got}");
+}
+
+#[test]
 fn a_window_update_past_the_maximum_is_a_flow_control_error() {
     let (_nginx, levee) = start("");
     assert_eq!(run(&levee, "window_overflow"), "GOAWAY FLOW_CONTROL_ERROR");

@@ -2,6 +2,7 @@
 //! request head is handed over parsed, its body and the response flow
 //! through the pipe, and the three run side by side in the stream's task.
 
+use std::os::fd::AsRawFd;
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
@@ -13,6 +14,7 @@ use crate::access_log::Entry;
 use crate::conn::{Client, serve_request};
 use crate::h1::{Parsed, parse_request};
 use crate::message::Version;
+use crate::pace::{self, Progress};
 use crate::stream::{ClientStream, Secure};
 
 /// Pipe capacity each way: with the stream windows, what one stream may
@@ -63,15 +65,23 @@ pub(super) async fn serve(
         permit: None,
         hsts: conn.hsts,
     };
-    let work = async {
+    // Minimum progress as for HTTP/1: the relay drains the pipe only as
+    // the client's window allows, so time the request path spends blocked
+    // on the pipe is time spent waiting on the client.
+    let pipe_fd = conn.tcp.as_raw_fd();
+    let work = pace::scope(pipe_fd, site.pace, async {
         serve_request(&mut client, &conn.listener, &site, head, started, 0).await;
         // Closing the pipe ends a response delimited by its end.
         drop(client);
+    });
+    let window = response::Window {
+        limit: site.timeouts.client_send,
+        progress: Progress::new(site.pace),
     };
     let (rd, wr) = tokio::io::split(theirs);
     let relay = async {
         let up = request_body(body, wr, chunked);
-        let down = response::relay(rd, &mut respond, is_head);
+        let down = response::relay(rd, &mut respond, is_head, window);
         tokio::pin!(up, down);
         tokio::select! {
             biased;

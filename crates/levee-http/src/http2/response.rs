@@ -4,6 +4,9 @@
 //! window allows, so a slow client holds the upstream back instead of
 //! filling levee's memory.
 
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
 use bytes::{Bytes, BytesMut};
 use h2::{Reason, SendStream, server::SendResponse};
 use http::{HeaderName, HeaderValue, StatusCode};
@@ -12,6 +15,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use crate::h1::chunked::ChunkedDecoder;
 use crate::h1::{Parsed, parse::parse_response};
 use crate::message::{Framing, ResponseHead, is_hop_by_hop};
+use crate::pace::Progress;
 
 /// Read size from the pipe: one DATA frame's worth.
 const READ: usize = 16 * 1024;
@@ -28,11 +32,20 @@ impl From<h2::Error> for Gone {
     }
 }
 
+/// How long the client may keep its window shut: each wait within
+/// `limit` (`timeouts.client_send`), and within the minimum progress
+/// (`[protect] min_progress`) over the whole body, as for HTTP/1.
+pub(super) struct Window {
+    pub limit: Duration,
+    pub progress: Progress,
+}
+
 /// Relays the response read from `rd` to the client.
 pub(super) async fn relay(
     mut rd: impl AsyncRead + Unpin,
     respond: &mut SendResponse<Bytes>,
     is_head: bool,
+    mut window: Window,
 ) -> Result<(), Gone> {
     let mut buf = BytesMut::with_capacity(4096);
     let head = loop {
@@ -66,11 +79,18 @@ pub(super) async fn relay(
     if empty {
         return Ok(());
     }
-    match body(&mut rd, &mut send, buf, head.framing).await {
+    match body(&mut rd, &mut send, buf, head.framing, &mut window).await {
         Ok(()) => Ok(()),
         Err(Fault::Gone) => Err(Gone),
         Err(Fault::Broken) => {
             send.send_reset(Reason::INTERNAL_ERROR);
+            Ok(())
+        }
+        // The stream is given up, the connection's other streams go on.
+        Err(Fault::Slow) => {
+            let counters = levee_protect::metrics::counters();
+            counters.slow_read.fetch_add(1, Ordering::Relaxed);
+            send.send_reset(Reason::CANCEL);
             Ok(())
         }
     }
@@ -109,6 +129,8 @@ enum Fault {
     Gone,
     /// The request path's response broke off (an upstream failure mid-body).
     Broken,
+    /// The client kept its window shut for too long.
+    Slow,
 }
 
 impl From<Gone> for Fault {
@@ -123,6 +145,7 @@ async fn body(
     send: &mut SendStream<Bytes>,
     mut buf: BytesMut,
     framing: Framing,
+    window: &mut Window,
 ) -> Result<(), Fault> {
     let mut left = match framing {
         Framing::Length(n) => n,
@@ -135,15 +158,15 @@ async fn body(
                 let fed = decoder.feed(&buf).map_err(|_| Fault::Broken)?;
                 let taken = buf.split_to(fed.consumed).freeze();
                 for range in fed.data {
-                    data(send, taken.slice(range), false).await?;
+                    data(send, taken.slice(range), false, window).await?;
                 }
                 if fed.done {
-                    return Ok(data(send, Bytes::new(), true).await?);
+                    return data(send, Bytes::new(), true, window).await;
                 }
             } else {
                 let take = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
                 left -= take as u64;
-                data(send, buf.split_to(take).freeze(), left == 0).await?;
+                data(send, buf.split_to(take).freeze(), left == 0, window).await?;
                 if left == 0 {
                     return Ok(());
                 }
@@ -154,33 +177,44 @@ async fn body(
             Ok(1..) => {}
             // Only a body delimited by the end of the stream may end here.
             Ok(0) if framing == Framing::UntilClose => {
-                return Ok(data(send, Bytes::new(), true).await?);
+                return data(send, Bytes::new(), true, window).await;
             }
             _ => return Err(Fault::Broken),
         }
     }
 }
 
-/// Sends `bytes` as the client's window opens.
-async fn data(send: &mut SendStream<Bytes>, mut bytes: Bytes, end: bool) -> Result<(), Gone> {
+/// Sends `bytes` as the client's window opens, within `window`.
+async fn data(
+    send: &mut SendStream<Bytes>,
+    mut bytes: Bytes,
+    end: bool,
+    window: &mut Window,
+) -> Result<(), Fault> {
     if bytes.is_empty() {
         if end {
-            send.send_data(bytes, true)?;
+            send.send_data(bytes, true).map_err(Gone::from)?;
         }
         return Ok(());
     }
     while !bytes.is_empty() {
         send.reserve_capacity(bytes.len());
-        let granted = match std::future::poll_fn(|cx| send.poll_capacity(cx)).await {
-            Some(Ok(n)) => n,
-            Some(Err(e)) => return Err(e.into()),
-            None => return Err(Gone),
+        let wait = window.progress.wait(window.limit).ok_or(Fault::Slow)?;
+        let started = Instant::now();
+        let capacity = std::future::poll_fn(|cx| send.poll_capacity(cx));
+        let granted = match tokio::time::timeout(wait, capacity).await {
+            Err(_) => return Err(Fault::Slow),
+            Ok(Some(Ok(n))) => n,
+            Ok(Some(Err(e))) => return Err(Gone::from(e).into()),
+            Ok(None) => return Err(Fault::Gone),
         };
+        window.progress.record(started.elapsed(), granted);
         if granted == 0 {
             continue;
         }
         let part = bytes.split_to(granted.min(bytes.len()));
-        send.send_data(part, end && bytes.is_empty())?;
+        send.send_data(part, end && bytes.is_empty())
+            .map_err(Gone::from)?;
     }
     Ok(())
 }

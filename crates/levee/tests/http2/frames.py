@@ -129,7 +129,8 @@ def data_bytes(c, seconds):
 
 
 def case(port, name):
-    c = Conn(port, {0x4: 1000} if name == "window_exhaustion" else None)
+    settings = {"window_exhaustion": {0x4: 1000}, "shut_window": {0x4: 0}}.get(name)
+    c = Conn(port, settings)
     if name == "closed_stream_data":
         c.send(c.get(1))
         first = c.response(1)
@@ -141,6 +142,15 @@ def case(port, name):
         c.send(WindowUpdateFrame(1, window_increment=5000))
         after = data_bytes(c, 1.0)
         return f"{before} then {after}"
+    if name == "shut_window":
+        # A stream window of 0 that is never opened: the response waits for
+        # it. Then a second stream, given a window, on the same connection.
+        start = time.time()
+        c.send(c.get(1, "/files/big.bin"))
+        got = c.outcome(15, stream=1)
+        took = round(time.time() - start)
+        c.send(c.get(3, "/alive"), WindowUpdateFrame(3, window_increment=65_535))
+        return f"{got} after {took}s; then {c.response(3)}"
     if name == "window_overflow":
         c.send(WindowUpdateFrame(0, window_increment=2**31 - 1))
         return c.outcome()
