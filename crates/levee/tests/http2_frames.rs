@@ -116,6 +116,17 @@ fn a_stream_whose_window_stays_shut_is_cancelled_and_the_connection_goes_on() {
 }
 
 #[test]
+fn connect_is_answered_501_not_reset() {
+    // A CONNECT is well-formed HTTP/2 (§8.5), so a stream error would be
+    // wrong; levee tunnels nothing and says so, as over HTTP/1.1.
+    let (_nginx, levee) = start("");
+    let got = run(&levee, "connect");
+    let (first, then) = got.split_once("; then ").expect("two parts");
+    assert!(first.starts_with("501 "), "{got}");
+    assert!(then.starts_with("200 "), "{got}");
+}
+
+#[test]
 fn a_window_update_past_the_maximum_is_a_flow_control_error() {
     let (_nginx, levee) = start("");
     assert_eq!(run(&levee, "window_overflow"), "GOAWAY FLOW_CONTROL_ERROR");

@@ -139,6 +139,16 @@ fn unsupported_transfer_codings_are_not_implemented() {
 }
 
 #[test]
+fn connect_is_not_implemented_and_nothing_is_tunnelled() {
+    // A reverse proxy tunnels nothing: 501, and the bytes that would have
+    // been the tunnel never reach the upstream as a request.
+    check(&[(
+        b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\nGET /tunnelled HTTP/1.1\r\nHost: a\r\n\r\n",
+        501,
+    )]);
+}
+
+#[test]
 fn invalid_chunk_sizes() {
     check(&[
         (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n", 400),

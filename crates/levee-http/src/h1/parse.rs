@@ -9,7 +9,9 @@
 //! - Content-Length together with Transfer-Encoding is refused;
 //! - Transfer-Encoding must end in `chunked`, and `chunked` is the only
 //!   coding levee decodes (others: 501); it is refused in HTTP/1.0;
-//! - HTTP/1.1 requests need exactly one Host, HTTP/1.0 at most one.
+//! - HTTP/1.1 requests need exactly one Host, HTTP/1.0 at most one;
+//! - CONNECT is refused with 501: levee is a reverse proxy, not a tunnel
+//!   (what follows a CONNECT would be tunnel bytes, so the connection closes).
 
 use std::mem::MaybeUninit;
 
@@ -58,6 +60,8 @@ pub enum HeadError {
     DuplicateHost,
     #[error("invalid Host")]
     BadHost,
+    #[error("CONNECT (levee tunnels nothing)")]
+    Connect,
 }
 
 impl HeadError {
@@ -67,7 +71,7 @@ impl HeadError {
             HeadError::BadVersion => 505,
             HeadError::RequestLineTooLong => 414,
             HeadError::HeadTooLarge | HeadError::TooManyFields => 431,
-            HeadError::UnsupportedCoding => 501,
+            HeadError::UnsupportedCoding | HeadError::Connect => 501,
             _ => 400,
         }
     }
@@ -197,7 +201,11 @@ pub fn parse_request(
         Some(0) => Version::Http10,
         _ => Version::Http11,
     };
-    let method = span_in(head, req.method.unwrap_or_default().as_bytes());
+    let method_bytes = req.method.unwrap_or_default().as_bytes();
+    if method_bytes == b"CONNECT" {
+        return Err(HeadError::Connect);
+    }
+    let method = span_in(head, method_bytes);
     let target_bytes = req.path.unwrap_or_default().as_bytes();
     let target = span_in(head, target_bytes);
     let fields = collect_fields(head, req.headers);

@@ -121,6 +121,11 @@ fn smuggling_policy() {
             400,
         ),
         (
+            "CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n",
+            Connect,
+            501,
+        ),
+        (
             "GET / HTTP/1.1\r\nHost: a\r\nX: a\r\n b\r\n\r\n",
             BadField,
             400,

@@ -28,8 +28,11 @@ const CONNECTION_FIELDS: &[&str] = &[
 /// The request as HTTP/1.1 bytes, and whether its body must be sent
 /// chunked (it has one and no `content-length`).
 pub fn to_h1(parts: &Parts, has_body: bool) -> Result<(Vec<u8>, bool), Malformed> {
-    let path = match parts.uri.path_and_query() {
-        Some(p) if !p.as_str().is_empty() => p.as_str(),
+    let path = match (parts.uri.path_and_query(), parts.uri.authority()) {
+        (Some(p), _) if !p.as_str().is_empty() => p.as_str(),
+        // §8.5: a CONNECT has only `:authority`; the HTTP/1 rules answer
+        // it (501), as they do over HTTP/1.1.
+        (None, Some(a)) if parts.method == http::Method::CONNECT => a.as_str(),
         _ => return Err(Malformed::NoPath),
     };
     let mut out = Vec::with_capacity(256);

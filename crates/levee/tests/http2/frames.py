@@ -151,6 +151,12 @@ def case(port, name):
         took = round(time.time() - start)
         c.send(c.get(3, "/alive"), WindowUpdateFrame(3, window_increment=65_535))
         return f"{got} after {took}s; then {c.response(3)}"
+    if name == "connect":
+        # §8.5: a well-formed CONNECT carries only :method and :authority.
+        c.send(c.headers(1, [(":method", "CONNECT"), (":authority", "example.com:443")], end=False))
+        first = c.response(1)
+        c.send(c.get(3, "/alive"))
+        return f"{first}; then {c.response(3)}"
     if name == "window_overflow":
         c.send(WindowUpdateFrame(0, window_increment=2**31 - 1))
         return c.outcome()
