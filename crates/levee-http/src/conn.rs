@@ -171,23 +171,26 @@ pub async fn serve_from(mut client: Client, listener: Arc<ListenerCtx>, mut serv
                 ) {
                     return;
                 }
+            } else if keepalive <= idle::PARK_AFTER {
+                let ready = crate::stream::ready(&mut client.stream, &mut client.buf);
+                if !matches!(timeout(keepalive, ready).await, Ok(Ok(()))) {
+                    return;
+                }
             } else {
-                let grace = idle::PARK_AFTER.min(keepalive);
-                match timeout(
-                    grace,
-                    crate::stream::ready(&mut client.stream, &mut client.buf),
-                )
-                .await
-                {
-                    Ok(Ok(())) => {}
-                    Ok(Err(_)) => return,
-                    Err(_) if keepalive <= grace => return,
-                    Err(_) => {
-                        let deadline = std::time::Instant::now() + (keepalive - grace);
-                        match idle::park(client, listener.clone(), served, deadline) {
-                            Some(ready) => client = ready,
-                            None => return,
-                        }
+                let waited = std::time::Instant::now();
+                let quiet = tokio::select! {
+                    biased;
+                    r = crate::stream::ready(&mut client.stream, &mut client.buf) => match r {
+                        Ok(()) => false,
+                        Err(_) => return,
+                    },
+                    () = idle::quiet() => true,
+                };
+                if quiet {
+                    let deadline = waited + keepalive;
+                    match idle::park(client, listener.clone(), served, deadline) {
+                        Some(ready) => client = ready,
+                        None => return,
                     }
                 }
             }
