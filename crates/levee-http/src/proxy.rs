@@ -27,7 +27,7 @@
 //! instead: a 304, or a stale response standing in for a failure), and takes
 //! a copy of the body as the relay passes it on.
 
-mod choose;
+pub(crate) mod choose;
 mod fetch;
 pub mod headers;
 pub mod upgrade;
@@ -93,7 +93,7 @@ pub(crate) enum UpstreamFault {
 }
 
 impl UpstreamFault {
-    fn status(&self) -> u16 {
+    pub(crate) fn status(&self) -> u16 {
         match self {
             UpstreamFault::ConnectTimeout
             | UpstreamFault::WriteTimeout
@@ -141,20 +141,20 @@ async fn no_server(client: &mut Client, site: &Site, req: &RequestHead) -> Outco
 }
 
 /// The servers a request has tried, without allocating.
-struct Tried {
+pub(crate) struct Tried {
     list: [usize; MAX_TRIES],
     len: usize,
 }
 
 impl Tried {
-    fn new() -> Tried {
+    pub(crate) fn new() -> Tried {
         Tried {
             list: [usize::MAX; MAX_TRIES],
             len: 0,
         }
     }
 
-    fn push(&mut self, i: usize) {
+    pub(crate) fn push(&mut self, i: usize) {
         if let Some(slot) = self.list.get_mut(self.len) {
             *slot = i;
             self.len += 1;
@@ -168,7 +168,7 @@ impl Tried {
 
 /// Another server for a request that failed on the servers in `tried`, if
 /// the per-request count and the upstream's retry budget allow one.
-fn next_server(
+pub(crate) fn next_server(
     group: &Group,
     members: &Members,
     affinity: levee_upstream::Affinity,
@@ -224,6 +224,14 @@ pub async fn forward_with(
     keep_alive: bool,
     mut fill: Option<&mut Fill<'_>>,
 ) -> Outcome {
+    if group.config.protocol.is_http2() {
+        // Only HTTP/2 clients reach an HTTP/2 upstream (http2/upstream.rs);
+        // an HTTP/1.1 request is not translated (docs/config.md).
+        tracing::error!(upstream = %group.name, protocol = group.config.protocol.as_str(),
+            "an HTTP/1.1 request cannot go to an HTTP/2 upstream; answering 502");
+        let bytes = respond::error(502, &[], false, req.is_head());
+        return fail(client, site, bytes, 502, None, None).await;
+    }
     let t = &site.timeouts;
     let members = group.members();
     let affinity = choose::affinity(group, req, client.peer.ip());
@@ -505,7 +513,7 @@ pub async fn forward_with(
 
 /// A request to the server starts: it is in flight while the lease lives,
 /// and counts in the server's requests.
-fn begin(state: &Arc<ServerState>) -> Lease {
+pub(crate) fn begin(state: &Arc<ServerState>) -> Lease {
     state
         .stats
         .requests
@@ -515,7 +523,7 @@ fn begin(state: &Arc<ServerState>) -> Lease {
 
 /// Feeds a response head to the server's metrics and passive health (a
 /// 5xx counts as a failure).
-fn observe_response(
+pub(crate) fn observe_response(
     group: &Group,
     state: &ServerState,
     addr: SocketAddr,
@@ -532,7 +540,12 @@ fn observe_response(
 }
 
 /// Feeds a failed exchange to the server's metrics and passive health.
-fn observe_fault(group: &Group, state: &ServerState, addr: SocketAddr, fault: &UpstreamFault) {
+pub(crate) fn observe_fault(
+    group: &Group,
+    state: &ServerState,
+    addr: SocketAddr,
+    fault: &UpstreamFault,
+) {
     state.stats.error(fault.kind());
     eject_on_failure(group, state, addr);
 }

@@ -1,6 +1,7 @@
 //! One HTTP/2 stream, served as one HTTP/1 exchange over a pipe: the
 //! request head is handed over parsed, its body and the response flow
 //! through the pipe, and the three run side by side in the stream's task.
+//! A stream routed to an HTTP/2 upstream goes to `upstream.rs` instead.
 
 use std::time::Instant;
 
@@ -49,6 +50,11 @@ pub(super) async fn serve(
         }
     };
     head.version = Version::Http2;
+    // A route to an HTTP/2 upstream is relayed stream to stream.
+    if let Some(routed) = super::upstream::route(&site, conn, &head) {
+        let routed = routed.clone();
+        return super::upstream::serve(body, respond, conn, &site, head, &routed, started).await;
+    }
     let is_head = head.is_head();
 
     let (ours, theirs) = tokio::io::duplex(PIPE);

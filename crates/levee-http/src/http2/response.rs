@@ -162,7 +162,11 @@ async fn body(
 }
 
 /// Sends `bytes` as the client's window opens.
-async fn data(send: &mut SendStream<Bytes>, mut bytes: Bytes, end: bool) -> Result<(), Gone> {
+pub(super) async fn data(
+    send: &mut SendStream<Bytes>,
+    mut bytes: Bytes,
+    end: bool,
+) -> Result<(), Gone> {
     if bytes.is_empty() {
         if end {
             send.send_data(bytes, true)?;

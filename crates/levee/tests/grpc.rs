@@ -1,0 +1,219 @@
+//! gRPC through levee with real peers on both sides (tests/grpc/peer.py on
+//! Debian's python3-grpcio): HTTP/2 client streams relayed stream to
+//! stream to `protocol = "h2c"` and `"h2"` upstreams, with metadata,
+//! trailers, status messages, streaming both ways, cancellation and an
+//! unreachable server.
+
+mod support;
+
+#[path = "tls/certs.rs"]
+mod certs;
+#[path = "grpc/fixtures.rs"]
+mod fixtures;
+
+use std::time::Duration;
+
+use fixtures::*;
+use serde_json::Value;
+use support::{Levee, LeveeSetup};
+
+const H2C: &str = "http2 = \"prior-knowledge\"";
+
+/// levee on an h2c listener in front of `servers` (`protocol = "h2c"`).
+fn h2c_levee(servers: &[&str]) -> Levee {
+    let setup = LeveeSetup::new();
+    // One worker: one shared upstream connection to count.
+    let cfg = config(&setup, H2C, servers, "protocol = \"h2c\"", "");
+    setup.start(&format!("workers = 1\n{cfg}"))
+}
+
+fn plain(levee: &Levee) -> Target<'static> {
+    Target {
+        port: levee.port,
+        tls: None,
+    }
+}
+
+fn text<'v>(v: &'v Value, key: &str) -> &'v str {
+    v[key].as_str().unwrap_or_else(|| panic!("no {key} in {v}"))
+}
+
+#[test]
+fn unary_status_metadata_and_streaming_through_an_h2c_listener() {
+    let server = GrpcServer::start(None);
+    let levee = h2c_levee(&[&server.addr()]);
+    let t = plain(&levee);
+
+    // Unary: the reply, initial metadata and trailing metadata (trailers)
+    // all cross levee, and the server sees the request metadata with the
+    // forwarding fields levee adds.
+    let r = call(t, "unary", &["hello-levee"]);
+    assert_eq!(text(&r, "code"), "OK", "{r}");
+    assert_eq!(text(&r, "reply"), "hello-levee");
+    assert_eq!(r["initial"]["x-echo"], "hello-levee", "{r}");
+    assert_eq!(r["trailing"]["x-trail"], "done", "{r}");
+    let seen = server
+        .wait_line("HEADERS ", Duration::from_secs(5))
+        .expect("the server logged the request metadata");
+    let seen: Value = serde_json::from_str(seen.trim_start_matches("HEADERS ")).expect("json");
+    assert_eq!(seen["x-req"], "hello-levee", "{seen}");
+    assert_eq!(seen["x-forwarded-for"], "127.0.0.1", "{seen}");
+    assert_eq!(seen["x-forwarded-proto"], "http", "{seen}");
+    assert_eq!(seen["via"], "1.1 levee", "{seen}");
+
+    // A non-OK status with a message that needs percent-encoding, sent as a
+    // trailers-only response (HEADERS with END_STREAM).
+    let message = "bad thing: ünïcode ☂ 100%";
+    let r = call(t, "fail", &[message]);
+    assert_eq!(text(&r, "code"), "INVALID_ARGUMENT", "{r}");
+    assert_eq!(text(&r, "details"), message);
+    assert_eq!(r["trailing"]["x-why"], "asked", "{r}");
+
+    // Server streaming of 4 MB: more than every window on the way, so it
+    // only completes if levee hands window back as the client reads.
+    let r = call(t, "download", &["4000000"]);
+    assert_eq!(text(&r, "code"), "OK", "{r}");
+    assert_eq!(r["total"], 4_000_000, "{r}");
+    assert!(r["count"].as_u64().unwrap_or(0) > 1, "{r}");
+    let sent = server
+        .wait_line("SENT ", Duration::from_secs(5))
+        .expect("the server logged what it sent");
+    assert_eq!(sent.trim_start_matches("SENT "), text(&r, "sha"));
+
+    // Client streaming of 1.6 MB in eight messages.
+    let r = call(t, "upload", &["200000", "8"]);
+    assert_eq!(text(&r, "code"), "OK", "{r}");
+    assert_eq!(text(&r, "reply"), text(&r, "expected"));
+
+    // Bidirectional: each message is answered before the next is sent.
+    let r = call(t, "chat", &["abc", "levee", "grpc"]);
+    assert_eq!(text(&r, "code"), "OK", "{r}");
+    assert_eq!(r["replies"], serde_json::json!(["cba", "eevel", "cprg"]));
+
+    // One access log line per stream, with status, bytes and upstream time.
+    let dir = levee.dir();
+    let unary = logged(dir, "\"POST /test.Svc/Unary HTTP/2.0\" 200 ", 1);
+    assert!(unary[0].contains("urt=0."), "{unary:?}");
+    let download = logged(dir, "\"POST /test.Svc/Download HTTP/2.0\" 200 ", 1);
+    let bytes: u64 = download[0]
+        .split("HTTP/2.0\" 200 ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(bytes > 4_000_000, "{download:?}");
+
+    // Every call above went over one shared connection to the server.
+    assert_eq!(connections_to(server.port), 1);
+}
+
+#[test]
+fn cancellation_and_deadlines_reach_the_server() {
+    let server = GrpcServer::start(None);
+    let levee = h2c_levee(&[&server.addr()]);
+    let t = plain(&levee);
+
+    // The handler waits until its call ends: only levee resetting the
+    // upstream stream when the client cancels can end it.
+    let r = call(t, "cancel", &["call-1"]);
+    assert_eq!(text(&r, "code"), "CANCELLED", "{r}");
+    assert!(
+        server
+            .wait_line("CANCELLED call-1", Duration::from_secs(5))
+            .is_some(),
+        "the server never saw the cancellation"
+    );
+    let r = call(t, "deadline", &["call-2"]);
+    assert_eq!(text(&r, "code"), "DEADLINE_EXCEEDED", "{r}");
+    assert!(
+        server
+            .wait_line("CANCELLED call-2", Duration::from_secs(5))
+            .is_some()
+    );
+    // The client went away first: logged as 499.
+    logged(levee.dir(), "\"POST /test.Svc/Hang HTTP/2.0\" 499 ", 1);
+}
+
+#[test]
+fn an_unreachable_or_lost_server_fails_the_call_promptly() {
+    // Nothing listens on the port: UNAVAILABLE at once, from a 502.
+    let closed = support::free_port();
+    let levee = h2c_levee(&[&format!("127.0.0.1:{closed}")]);
+    let r = call(plain(&levee), "unary", &["x"]);
+    assert_eq!(text(&r, "code"), "UNAVAILABLE", "{r}");
+    assert!(text(&r, "details").contains("502"), "{r}");
+    assert!(r["elapsed"].as_f64().unwrap_or(99.0) < 2.0, "{r}");
+    logged(levee.dir(), "\"POST /test.Svc/Unary HTTP/2.0\" 502 ", 1);
+
+    // HTTP/1.1 requests are not translated to HTTP/2: a 502, and the error
+    // log says why.
+    let reply = support::raw(
+        levee.port,
+        b"GET /x HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+    );
+    let head = support::parse_head(&reply).expect("a response");
+    assert_eq!(head.status, 502);
+    assert!(levee.wait_stderr(
+        "an HTTP/1.1 request cannot go to an HTTP/2 upstream",
+        Duration::from_secs(5)
+    ));
+
+    // The server dies while a call is open: the client's stream is reset
+    // at once instead of waiting out its 20 s deadline.
+    let server = GrpcServer::start(None);
+    let levee = h2c_levee(&[&server.addr()]);
+    let t = plain(&levee);
+    let pending = std::thread::spawn(move || call(t, "hang", &["call-3", "20"]));
+    assert!(
+        server
+            .wait_line("STARTED call-3", Duration::from_secs(10))
+            .is_some()
+    );
+    drop(server);
+    let r = pending.join().expect("client thread");
+    let code = text(&r, "code");
+    assert!(
+        code != "OK" && code != "DEADLINE_EXCEEDED",
+        "the call should fail, not wait: {r}"
+    );
+    assert!(r["elapsed"].as_f64().unwrap_or(99.0) < 10.0, "{r}");
+}
+
+#[test]
+fn tls_listener_with_alpn_h2_to_an_h2_upstream_over_tls() {
+    let setup = LeveeSetup::new();
+    let dir = setup.dir.path().to_owned();
+    certs::ca(&dir, "ca");
+    certs::leaf(&dir, "ca", "a", "a.test", &["a.test"]);
+    certs::leaf(&dir, "ca", "up", "grpc.test", &["grpc.test"]);
+    let server = GrpcServer::start(Some((&dir.join("up.pem"), &dir.join("up.key"))));
+    let listener = "[listener.tls]\nalpn = [\"h2\", \"http/1.1\"]\n\
+                    [[listener.tls.certs]]\ncert = \"a.pem\"\nkey = \"a.key\"\nnames = [\"a.test\"]";
+    let upstream =
+        "protocol = \"h2\"\n[upstream.app.tls]\nca = \"ca.pem\"\nserver_name = \"grpc.test\"";
+    let cfg = config(&setup, listener, &[&server.addr()], upstream, "");
+    let levee = setup.start(&cfg);
+    let ca = dir.join("ca.pem");
+    let t = Target {
+        port: levee.port,
+        tls: Some((&ca, "a.test")),
+    };
+
+    let r = call(t, "unary", &["over-tls"]);
+    assert_eq!(text(&r, "code"), "OK", "{r}");
+    assert_eq!(text(&r, "reply"), "over-tls");
+    assert_eq!(r["trailing"]["x-trail"], "done", "{r}");
+    let seen = server
+        .wait_line("HEADERS ", Duration::from_secs(5))
+        .expect("request metadata");
+    assert!(seen.contains("\"x-forwarded-proto\": \"https\""), "{seen}");
+
+    let r = call(t, "fail", &["no such thing"]);
+    assert_eq!(text(&r, "code"), "INVALID_ARGUMENT", "{r}");
+    assert_eq!(text(&r, "details"), "no such thing");
+
+    let r = call(t, "download", &["3000000"]);
+    assert_eq!(r["total"], 3_000_000, "{r}");
+    let r = call(t, "chat", &["tls", "h2"]);
+    assert_eq!(r["replies"], serde_json::json!(["slt", "2h"]));
+}
