@@ -180,6 +180,46 @@ fn an_unreachable_or_lost_server_fails_the_call_promptly() {
 }
 
 #[test]
+fn a_second_connection_past_the_stream_limit_and_idle_ones_close() {
+    // The server takes one stream per connection.
+    let server = GrpcServer::start_with(None, Some(1));
+    let setup = LeveeSetup::new();
+    let upstream = "protocol = \"h2c\"\nkeepalive_timeout = \"1s\"";
+    let cfg = config(&setup, H2C, &[&server.addr()], upstream, "");
+    let levee = setup.start(&format!("workers = 1\n{cfg}"));
+    let t = plain(&levee);
+
+    // Two calls at once: the second cannot wait behind the first on the
+    // one connection, so it gets a connection of its own.
+    let first = std::thread::spawn(move || call(t, "hang", &["s1", "3"]));
+    let second = std::thread::spawn(move || call(t, "hang", &["s2", "3"]));
+    for id in ["STARTED s1", "STARTED s2"] {
+        assert!(
+            server.wait_line(id, Duration::from_millis(2500)).is_some(),
+            "{id}: both calls should run at once"
+        );
+    }
+    assert_eq!(connections_to(server.port), 2);
+    for pending in [first, second] {
+        let r = pending.join().expect("client thread");
+        assert_eq!(text(&r, "code"), "DEADLINE_EXCEEDED", "{r}");
+    }
+
+    // Unused for keepalive_timeout (1 s), both close.
+    let closed = support::poll(Duration::from_secs(5), || {
+        (connections_to(server.port) == 0).then_some(())
+    });
+    assert!(
+        closed.is_some(),
+        "{} still open",
+        connections_to(server.port)
+    );
+    // And a new call opens one again.
+    let r = call(t, "unary", &["again"]);
+    assert_eq!(text(&r, "reply"), "again", "{r}");
+}
+
+#[test]
 fn tls_listener_with_alpn_h2_to_an_h2_upstream_over_tls() {
     let setup = LeveeSetup::new();
     let dir = setup.dir.path().to_owned();

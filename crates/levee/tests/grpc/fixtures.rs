@@ -29,12 +29,21 @@ pub struct GrpcServer {
 
 impl GrpcServer {
     pub fn start(tls: Option<(&Path, &Path)>) -> GrpcServer {
+        GrpcServer::start_with(tls, None)
+    }
+
+    /// [`GrpcServer::start`], allowing at most `max_streams` concurrent
+    /// streams per connection when given.
+    pub fn start_with(tls: Option<(&Path, &Path)>, max_streams: Option<u32>) -> GrpcServer {
         let dir = TempDir::new("grpc");
         let out = dir.join("server.out");
         let mut cmd = Command::new(python());
         cmd.arg(PEER).arg("server");
         if let Some((cert, key)) = tls {
             cmd.arg(cert).arg(key);
+        }
+        if let Some(n) = max_streams {
+            cmd.env("GRPC_MAX_STREAMS", n.to_string());
         }
         let mut child = cmd
             .stdin(Stdio::null())

@@ -2,6 +2,7 @@
 bytes: no protoc, identity (de)serializers.
 
   peer.py server [CERT KEY]        serve test.Svc on a free port; prints "READY port"
+                                   (GRPC_MAX_STREAMS: its concurrent stream limit)
   peer.py client TARGET SCENARIO [ARG...]   one call through levee; prints a JSON line
 
 Over TLS the client reads GRPC_CA (CA file) and GRPC_NAME (the name to verify).
@@ -82,7 +83,10 @@ def hang(request, context):
 
 
 def serve(cert=None, key=None):
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=32))
+    # GRPC_MAX_STREAMS: the server's SETTINGS_MAX_CONCURRENT_STREAMS.
+    limit = os.environ.get("GRPC_MAX_STREAMS")
+    options = (("grpc.max_concurrent_streams", int(limit)),) if limit else ()
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=32), options=options)
     handlers = {
         "Unary": grpc.unary_unary_rpc_method_handler(unary),
         "Fail": grpc.unary_unary_rpc_method_handler(fail),
