@@ -21,6 +21,9 @@
 //!
 //! Each outcome feeds the server's passive health and its metrics.
 //!
+//! An upstream that speaks HTTP/2 (`protocol = "h2c" | "h2"`) gets the
+//! request as one HTTP/2 stream instead (`http2/upstream/h1.rs`).
+//!
 //! On a caching route the exchange carries the cache's [`Fill`]
 //! (`cache/fill.rs`): it adds the stored validators to the head, decides
 //! from the response head whether to store (or to answer from the store
@@ -225,12 +228,16 @@ pub async fn forward_with(
     mut fill: Option<&mut Fill<'_>>,
 ) -> Outcome {
     if group.config.protocol.is_http2() {
-        // Only HTTP/2 clients reach an HTTP/2 upstream (http2/upstream.rs);
-        // an HTTP/1.1 request is not translated (docs/config.md).
-        tracing::error!(upstream = %group.name, protocol = group.config.protocol.as_str(),
-            "an HTTP/1.1 request cannot go to an HTTP/2 upstream; answering 502");
-        let bytes = respond::error(502, &[], false, req.is_head());
-        return fail(client, site, bytes, 502, None, None).await;
+        // Translated into one HTTP/2 stream; the cache does not apply.
+        // Boxed: its state must not widen every HTTP/1 proxy future.
+        let from = crate::http2::upstream::Client {
+            ip: client.peer.ip(),
+            https: crate::stream::is_https(&client.stream),
+            preserve_host,
+        };
+        let forwarded =
+            crate::http2::upstream::h1::forward(client, site, req, group, from, keep_alive);
+        return Box::pin(forwarded).await;
     }
     let t = &site.timeouts;
     let members = group.members();
@@ -810,7 +817,7 @@ pub(crate) async fn read_response_head(
 }
 
 /// Sends an error response levee made and ends the exchange.
-async fn fail(
+pub(crate) async fn fail(
     client: &mut Client,
     site: &Site,
     bytes: Vec<u8>,

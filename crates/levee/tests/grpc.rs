@@ -145,18 +145,13 @@ fn an_unreachable_or_lost_server_fails_the_call_promptly() {
     assert!(r["elapsed"].as_f64().unwrap_or(99.0) < 2.0, "{r}");
     logged(levee.dir(), "\"POST /test.Svc/Unary HTTP/2.0\" 502 ", 1);
 
-    // HTTP/1.1 requests are not translated to HTTP/2: a 502, and the error
-    // log says why.
+    // An HTTP/1.1 client of the same route gets a 502 too.
     let reply = support::raw(
         levee.port,
         b"GET /x HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
     );
     let head = support::parse_head(&reply).expect("a response");
     assert_eq!(head.status, 502);
-    assert!(levee.wait_stderr(
-        "an HTTP/1.1 request cannot go to an HTTP/2 upstream",
-        Duration::from_secs(5)
-    ));
 
     // The server dies while a call is open: the client's stream is reset
     // at once instead of waiting out its 20 s deadline.
@@ -177,6 +172,73 @@ fn an_unreachable_or_lost_server_fails_the_call_promptly() {
         "the call should fail, not wait: {r}"
     );
     assert!(r["elapsed"].as_f64().unwrap_or(99.0) < 10.0, "{r}");
+}
+
+/// A gRPC frame: uncompressed, its length, the message.
+fn frame(message: &[u8]) -> Vec<u8> {
+    let mut out = vec![0];
+    out.extend_from_slice(&u32::try_from(message.len()).expect("small").to_be_bytes());
+    out.extend_from_slice(message);
+    out
+}
+
+#[test]
+fn http1_clients_are_translated_with_trailers_when_asked() {
+    let server = GrpcServer::start(None);
+    let levee = h2c_levee(&[&server.addr()]);
+    let mut conn = support::RawConn::connect(levee.port);
+
+    // A chunked request body in two chunks; `TE: trailers` asks for the
+    // server's trailers, which arrive in the last chunk.
+    let msg = frame(b"from-http1");
+    let (a, b) = msg.split_at(4);
+    let mut req = b"POST /test.Svc/Unary HTTP/1.1\r\nHost: api.test\r\n\
+                    Content-Type: application/grpc\r\nTE: trailers\r\nConnection: TE\r\n\
+                    x-req: h1\r\nTransfer-Encoding: chunked\r\n\r\n"
+        .to_vec();
+    for part in [a, b] {
+        req.extend_from_slice(format!("{:x}\r\n", part.len()).as_bytes());
+        req.extend_from_slice(part);
+        req.extend_from_slice(b"\r\n");
+    }
+    req.extend_from_slice(b"0\r\n\r\n");
+    conn.send(&req);
+    let r = conn.read_response("POST");
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.header("x-echo"), Some("h1"), "{r:?}");
+    assert_eq!(r.header("transfer-encoding"), Some("chunked"), "{r:?}");
+    assert_eq!(r.body, msg, "{r:?}");
+    let trailer = |name: &str| {
+        r.trailers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.clone())
+    };
+    assert_eq!(trailer("grpc-status").as_deref(), Some("0"), "{r:?}");
+    assert_eq!(trailer("x-trail").as_deref(), Some("done"), "{r:?}");
+
+    // The connection stays open; without `TE: trailers` none are sent, and
+    // a trailers-only answer keeps its status in the head.
+    let why = b"no trailers here";
+    let body = frame(why);
+    let mut req = format!(
+        "POST /test.Svc/Fail HTTP/1.1\r\nHost: api.test\r\nContent-Type: application/grpc\r\n\
+         Content-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    req.extend_from_slice(&body);
+    conn.send(&req);
+    let r = conn.read_response("POST");
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.header("grpc-status"), Some("3"), "{r:?}");
+    assert_eq!(r.header("grpc-message"), Some("no trailers here"), "{r:?}");
+    assert!(r.body.is_empty() && r.trailers.is_empty(), "{r:?}");
+    let logged_lines = logged(levee.dir(), "HTTP/1.1\" 200 ", 2);
+    assert!(
+        logged_lines[0].contains("/test.Svc/Unary"),
+        "{logged_lines:?}"
+    );
 }
 
 #[test]

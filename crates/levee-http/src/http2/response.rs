@@ -66,7 +66,7 @@ pub(super) async fn relay(
     if empty {
         return Ok(());
     }
-    match body(&mut rd, &mut send, buf, head.framing).await {
+    match body(&mut rd, &mut send, &mut buf, head.framing).await {
         Ok(()) => Ok(()),
         Err(Fault::Gone) => Err(Gone),
         Err(Fault::Broken) => {
@@ -104,7 +104,7 @@ fn to_h2(head: &ResponseHead) -> Option<http::Response<()>> {
     Some(response)
 }
 
-enum Fault {
+pub(super) enum Fault {
     /// The client went away.
     Gone,
     /// The request path's response broke off (an upstream failure mid-body).
@@ -118,10 +118,10 @@ impl From<Gone> for Fault {
 }
 
 /// Relays the body delimited by `framing`; `buf` holds what was read past the head.
-async fn body(
+pub(super) async fn body(
     rd: &mut (impl AsyncRead + Unpin),
     send: &mut SendStream<Bytes>,
-    mut buf: BytesMut,
+    buf: &mut BytesMut,
     framing: Framing,
 ) -> Result<(), Fault> {
     let mut left = match framing {
@@ -132,7 +132,7 @@ async fn body(
     loop {
         if !buf.is_empty() {
             if let Some(decoder) = chunks.as_mut() {
-                let fed = decoder.feed(&buf).map_err(|_| Fault::Broken)?;
+                let fed = decoder.feed(buf).map_err(|_| Fault::Broken)?;
                 let taken = buf.split_to(fed.consumed).freeze();
                 for range in fed.data {
                     data(send, taken.slice(range), false).await?;
@@ -150,7 +150,7 @@ async fn body(
             }
         }
         buf.reserve(READ);
-        match rd.read_buf(&mut buf).await {
+        match rd.read_buf(buf).await {
             Ok(1..) => {}
             // Only a body delimited by the end of the stream may end here.
             Ok(0) if framing == Framing::UntilClose => {

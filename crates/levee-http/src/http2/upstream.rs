@@ -16,8 +16,10 @@
 //! retry rules (`proxy`), passive health and metrics, the forwarded fields
 //! (`proxy::headers`) and the access log. A request is moved to another
 //! server only before its HEADERS were handed to a connection; the cache
-//! does not apply to these routes.
+//! does not apply to these routes. HTTP/1.x clients of such a route go
+//! through the same `open_stream` and `settle` (h1.rs).
 
+pub(crate) mod h1;
 mod head;
 mod pool;
 mod relay;
@@ -31,7 +33,7 @@ use h2::client::ResponseFuture;
 use h2::server::SendResponse;
 use h2::{Reason, SendStream};
 use http::{HeaderMap, HeaderValue, StatusCode};
-use levee_upstream::{Group, Member};
+use levee_upstream::{Group, Lease, Member, Members};
 
 use super::Conn;
 use crate::conn::Done;
@@ -89,17 +91,16 @@ pub(super) async fn serve(
     out.log(site, conn.peer, &head, started);
 }
 
-/// A stream opened on a server: its HEADERS are on their way.
-struct Opened {
-    response: ResponseFuture,
+/// The two halves of an open stream.
+pub(crate) struct Opened {
+    pub response: ResponseFuture,
     /// `None` when the request ended with its HEADERS.
-    up: Option<SendStream<Bytes>>,
+    pub up: Option<SendStream<Bytes>>,
     /// Keeps the stream counted on its connection.
     _held: pool::Held,
 }
 
-/// Picks a server, opens the stream there (moving on while nothing was
-/// sent), and relays it.
+/// Opens the stream on a server, relays it, and settles its outcome.
 async fn forward(
     body: RecvStream,
     respond: &mut SendResponse<Bytes>,
@@ -110,40 +111,96 @@ async fn forward(
     preserve_host: bool,
 ) -> Done {
     let members = group.members();
-    let affinity = choose::affinity(group, head, conn.peer.ip());
-    let now = tokio::time::Instant::now();
-    let Some(mut index) = group.pick(&members, affinity, &[], now) else {
-        answer(respond, 503, conn.hsts);
-        return Done::ended(503);
+    let from = Client {
+        ip: conn.peer.ip(),
+        https: conn.https,
+        preserve_host,
     };
-    group.budget.record_request(now);
     let end_of_stream = body.is_end_stream();
+    let stream = match open_stream(group, &members, head, from, end_of_stream, site).await {
+        Ok(stream) => stream,
+        Err(refused) => {
+            answer(respond, refused.status, conn.hsts);
+            return refused;
+        }
+    };
+    let progress = Progress::default();
+    let terms = relay::Terms {
+        head_timeout: site.timeouts.upstream_read,
+        hsts: conn.hsts,
+    };
+    let opened = stream.opened;
+    let end = relay::run(body, opened.up, respond, opened.response, terms, &progress).await;
+    let got = progress.status.load(Relaxed);
+    Done {
+        bytes: progress.bytes.load(Relaxed),
+        ..settle(group, stream.member, end, got, stream.started)
+    }
+}
+
+/// Who a request is forwarded for, as the server should see it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Client {
+    pub ip: std::net::IpAddr,
+    /// The client came over TLS.
+    pub https: bool,
+    pub preserve_host: bool,
+}
+
+/// A stream open on a server: its request HEADERS are on their way.
+pub(crate) struct Stream<'m> {
+    pub member: &'m Member,
+    pub opened: Opened,
+    /// When the first server was tried, for the upstream time.
+    pub started: Instant,
+    /// Counts the request in flight on the server.
+    pub _lease: Lease,
+}
+
+/// Picks a server of `group` and opens the request's stream there, moving
+/// to another server while nothing was sent (within `retries` and the
+/// retry budget). `Err`: what to answer and log instead (503: no server
+/// usable; 502/504: none reachable).
+pub(crate) async fn open_stream<'m>(
+    group: &Group,
+    members: &'m Members,
+    head: &RequestHead,
+    from: Client,
+    end_of_stream: bool,
+    site: &Site,
+) -> Result<Stream<'m>, Done> {
+    let affinity = choose::affinity(group, head, from.ip);
+    let now = tokio::time::Instant::now();
+    let mut index = group
+        .pick(members, affinity, &[], now)
+        .ok_or(Done::ended(503))?;
+    group.budget.record_request(now);
     let started = Instant::now();
     let mut tried = Tried::new();
     let mut fresh_only = false;
-    let (member, lease, opened) = loop {
-        let Some(member) = members.get(index) else {
-            answer(respond, 503, conn.hsts);
-            return Done::ended(503);
-        };
+    loop {
+        let member = members.get(index).ok_or(Done::ended(503))?;
         let lease = begin(&member.state);
         let fwd = Forwarding {
-            client_ip: conn.peer.ip(),
-            preserve_host,
+            client_ip: from.ip,
+            preserve_host: from.preserve_host,
             server_authority: &member.configured,
-            tls: conn.https,
+            tls: from.https,
             upgrade: None,
         };
-        let req = match head::upstream_request(head, &fwd, group.tls.is_some()) {
-            Ok(req) => req,
-            Err(e) => {
-                tracing::debug!(peer = %conn.peer, error = %e, "request not forwarded");
-                answer(respond, 400, conn.hsts);
-                return Done::ended(400);
-            }
-        };
+        let req = head::upstream_request(head, &fwd, group.tls.is_some()).map_err(|e| {
+            tracing::debug!(error = %e, "request not forwarded");
+            Done::ended(400)
+        })?;
         match open(group, member, req, end_of_stream, fresh_only, site).await {
-            Ok(opened) => break (member, lease, opened),
+            Ok(opened) => {
+                return Ok(Stream {
+                    member,
+                    opened,
+                    started,
+                    _lease: lease,
+                });
+            }
             Err((fault, reused)) => {
                 // A shared connection that went away (GOAWAY, closed) took
                 // nothing: try once more on a new one.
@@ -154,32 +211,28 @@ async fn forward(
                 observe_fault(group, &member.state, member.addr, &fault);
                 drop(lease);
                 tried.push(index);
-                if let Some(next) = next_server(group, &members, affinity, &tried) {
+                if let Some(next) = next_server(group, members, affinity, &tried) {
                     tracing::info!(server = %member.addr, error = %fault, "upstream failed; trying another server");
                     index = next;
                     fresh_only = false;
                     continue;
                 }
                 tracing::warn!(upstream = %member.addr, error = %fault, "upstream failed");
-                let status = fault.status();
-                answer(respond, status, conn.hsts);
-                return Done {
+                return Err(Done {
                     upstream_time: Some(started.elapsed()),
                     upstream: Some(member.addr),
-                    ..Done::ended(status)
-                };
+                    ..Done::ended(fault.status())
+                });
             }
         }
-    };
+    }
+}
 
-    let progress = Progress::default();
-    let terms = relay::Terms {
-        head_timeout: site.timeouts.upstream_read,
-        hsts: conn.hsts,
-    };
-    let end = relay::run(body, opened.up, respond, opened.response, terms, &progress).await;
+/// Feeds how a relayed stream ended to the server's passive health and
+/// metrics; the outcome for the log (499: the client went away). `got`:
+/// the server's status, 0 if no response head came.
+pub(crate) fn settle(group: &Group, member: &Member, end: End, got: u16, started: Instant) -> Done {
     let elapsed = started.elapsed();
-    let got = progress.status.load(Relaxed);
     let status = match end {
         End::Answered(status) => {
             let fault = if status == 504 {
@@ -201,9 +254,7 @@ async fn forward(
             502
         }
     };
-    drop(lease);
     Done {
-        bytes: progress.bytes.load(Relaxed),
         upstream_time: Some(elapsed),
         upstream: Some(member.addr),
         ..Done::ended(status)

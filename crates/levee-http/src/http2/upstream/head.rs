@@ -1,7 +1,8 @@
 //! The HTTP/2 request a server of an HTTP/2 upstream receives: the
 //! client's fields forwarded by the same code as for HTTP/1
 //! (`proxy::headers::forwarded_fields`), the `Host` it decides as
-//! `:authority`, and `te: trailers` kept, since gRPC servers require it.
+//! `:authority`, and `te: trailers` always, since levee reads trailers
+//! and gRPC servers require it.
 
 use http::header::{CONTENT_LENGTH, TE};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Uri, Version};
@@ -60,9 +61,9 @@ pub(crate) fn upstream_request(
 ) -> Result<Request<()>, Unfit> {
     let mut fields = H2Fields::default();
     forwarded_fields(req, fwd, &mut fields);
-    if req.fields.get("te") == Some(b"trailers".as_slice()) {
-        fields.map.insert(TE, HeaderValue::from_static("trailers"));
-    }
+    // TE is hop by hop: it says what levee takes, and levee reads trailers
+    // (and gRPC servers refuse a request without it), as nginx's grpc_pass.
+    fields.map.insert(TE, HeaderValue::from_static("trailers"));
     if let Framing::Length(n) = req.framing {
         fields.map.insert(CONTENT_LENGTH, HeaderValue::from(n));
     }
