@@ -2,7 +2,9 @@
 //! Debian's python3-grpcio): HTTP/2 client streams relayed stream to
 //! stream to `protocol = "h2c"` and `"h2"` upstreams, with metadata,
 //! trailers, status messages, streaming both ways, cancellation and an
-//! unreachable server.
+//! unreachable server; HTTP/1.1 clients translated. What a gRPC library
+//! never shows (request trailers, a server's reset) is driven by a bare
+//! HTTP/2 peer (tests/grpc/h2peer.py, Python's h2).
 
 mod support;
 
@@ -21,9 +23,14 @@ const H2C: &str = "http2 = \"prior-knowledge\"";
 
 /// levee on an h2c listener in front of `servers` (`protocol = "h2c"`).
 fn h2c_levee(servers: &[&str]) -> Levee {
+    h2c_levee_with(servers, "")
+}
+
+/// [`h2c_levee`] with `extra` tables at the end of the config.
+fn h2c_levee_with(servers: &[&str], extra: &str) -> Levee {
     let setup = LeveeSetup::new();
     // One worker: one shared upstream connection to count.
-    let cfg = config(&setup, H2C, servers, "protocol = \"h2c\"", "");
+    let cfg = config(&setup, H2C, servers, "protocol = \"h2c\"", extra);
     setup.start(&format!("workers = 1\n{cfg}"))
 }
 
@@ -41,7 +48,11 @@ fn text<'v>(v: &'v Value, key: &str) -> &'v str {
 #[test]
 fn unary_status_metadata_and_streaming_through_an_h2c_listener() {
     let server = GrpcServer::start(None);
-    let levee = h2c_levee(&[&server.addr()]);
+    let admin = support::free_port();
+    let levee = h2c_levee_with(
+        &[&server.addr()],
+        &format!("[admin]\naddress = \"127.0.0.1:{admin}\"\n"),
+    );
     let t = plain(&levee);
 
     // Unary: the reply, initial metadata and trailing metadata (trailers)
@@ -105,6 +116,18 @@ fn unary_status_metadata_and_streaming_through_an_h2c_listener() {
 
     // Every call above went over one shared connection to the server.
     assert_eq!(connections_to(server.port), 1);
+
+    // The server's metrics count the five calls, as for HTTP/1 requests.
+    let labels = format!("upstream=\"app\",server=\"{}\"", server.addr());
+    let metric = |series: String| support::metric(admin, &series);
+    let requests = metric(format!("levee_upstream_requests_total{{{labels}}}"));
+    assert_eq!(requests, Some(5.0));
+    let ok = metric(format!(
+        "levee_upstream_responses_total{{{labels},class=\"2xx\"}}"
+    ));
+    assert_eq!(ok, Some(5.0));
+    let active = metric(format!("levee_upstream_active_requests{{{labels}}}"));
+    assert_eq!(active, Some(0.0));
 }
 
 #[test]
@@ -172,6 +195,28 @@ fn an_unreachable_or_lost_server_fails_the_call_promptly() {
         "the call should fail, not wait: {r}"
     );
     assert!(r["elapsed"].as_f64().unwrap_or(99.0) < 10.0, "{r}");
+}
+
+#[test]
+fn request_trailers_pass_and_a_server_reset_resets_the_client() {
+    let server = GrpcServer::start_h2();
+    let levee = h2c_levee(&[&server.addr()]);
+
+    // The client's trailers reach the server (it answers with what it
+    // got), and the server's body and trailers reach the client.
+    let r = h2_call(levee.port, "/trailers");
+    assert_eq!(r["headers"][":status"], "200", "{r}");
+    let got: Value = serde_json::from_str(text(&r["headers"], "x-got")).expect("the server's JSON");
+    assert_eq!(got["x-req-trailer"], "present", "{r}");
+    assert_eq!(r["body"], "body", "{r}");
+    assert_eq!(r["trailers"]["x-resp-trailer"], "yes", "{r}");
+
+    // The server resets the stream: the client's stream is reset with the
+    // server's reason (ENHANCE_YOUR_CALM, 0xb), at once.
+    let r = h2_call(levee.port, "/reset");
+    assert_eq!(r["reset"], 11, "{r}");
+    assert!(r.get("headers").is_none(), "{r}");
+    logged(levee.dir(), "\"POST /reset HTTP/2.0\" 502 ", 1);
 }
 
 /// A gRPC frame: uncompressed, its length, the message.

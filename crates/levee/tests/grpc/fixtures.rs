@@ -12,10 +12,16 @@ use std::time::Duration;
 use super::support::{LeveeSetup, TempDir, kill_group, poll, python_with};
 
 const PEER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/grpc/peer.py");
+const H2PEER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/grpc/h2peer.py");
 
 fn python() -> &'static str {
     static FOUND: OnceLock<&'static str> = OnceLock::new();
     FOUND.get_or_init(|| python_with("grpc"))
+}
+
+fn python_h2() -> &'static str {
+    static FOUND: OnceLock<&'static str> = OnceLock::new();
+    FOUND.get_or_init(|| python_with("h2"))
 }
 
 /// `peer.py server`: the test.Svc service on a free port, in cleartext or
@@ -35,8 +41,6 @@ impl GrpcServer {
     /// [`GrpcServer::start`], allowing at most `max_streams` concurrent
     /// streams per connection when given.
     pub fn start_with(tls: Option<(&Path, &Path)>, max_streams: Option<u32>) -> GrpcServer {
-        let dir = TempDir::new("grpc");
-        let out = dir.join("server.out");
         let mut cmd = Command::new(python());
         cmd.arg(PEER).arg("server");
         if let Some((cert, key)) = tls {
@@ -45,6 +49,19 @@ impl GrpcServer {
         if let Some(n) = max_streams {
             cmd.env("GRPC_MAX_STREAMS", n.to_string());
         }
+        GrpcServer::spawn(cmd)
+    }
+
+    /// `h2peer.py server`: a bare HTTP/2 server (request trailers, resets).
+    pub fn start_h2() -> GrpcServer {
+        let mut cmd = Command::new(python_h2());
+        cmd.arg(H2PEER).arg("server");
+        GrpcServer::spawn(cmd)
+    }
+
+    fn spawn(mut cmd: Command) -> GrpcServer {
+        let dir = TempDir::new("grpc");
+        let out = dir.join("server.out");
         let mut child = cmd
             .stdin(Stdio::null())
             .stdout(fs::File::create(&out).expect("server.out"))
@@ -116,6 +133,22 @@ pub fn call(target: Target<'_>, scenario: &str, args: &[&str]) -> serde_json::Va
     serde_json::from_str(text.trim()).unwrap_or_else(|e| {
         panic!(
             "peer.py client {scenario}: {e}: {text}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+/// One request of `h2peer.py client` to levee's `port`: a body and
+/// request trailers; what came back, as JSON.
+pub fn h2_call(port: u16, path: &str) -> serde_json::Value {
+    let out = Command::new(python_h2())
+        .args([H2PEER, "client", &port.to_string(), path])
+        .output()
+        .expect("run h2peer.py client");
+    let text = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(text.trim()).unwrap_or_else(|e| {
+        panic!(
+            "h2peer.py client {path}: {e}: {text}\n{}",
             String::from_utf8_lossy(&out.stderr)
         )
     })
