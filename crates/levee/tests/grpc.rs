@@ -217,6 +217,20 @@ fn request_trailers_pass_and_a_server_reset_resets_the_client() {
     assert_eq!(r["reset"], 11, "{r}");
     assert!(r.get("headers").is_none(), "{r}");
     logged(levee.dir(), "\"POST /reset HTTP/2.0\" 502 ", 1);
+
+    // An HTTP/1.1 request with an empty body ends its stream at once.
+    let mut conn = support::RawConn::connect(levee.port);
+    conn.send(
+        b"POST /trailers HTTP/1.1\r\nHost: h2.test\r\nTE: trailers\r\nContent-Length: 0\r\n\r\n",
+    );
+    let r = conn.read_response("POST");
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.header("x-got"), Some("{}"), "{r:?}");
+    assert_eq!(r.body, b"body", "{r:?}");
+    assert_eq!(
+        r.trailers,
+        [("x-resp-trailer".to_owned(), "yes".to_owned())]
+    );
 }
 
 /// A gRPC frame: uncompressed, its length, the message.

@@ -66,7 +66,7 @@ pub(super) async fn relay(
     if empty {
         return Ok(());
     }
-    match body(&mut rd, &mut send, &mut buf, head.framing).await {
+    match body(&mut rd, &mut send, &mut buf, head.framing, None).await {
         Ok(()) => Ok(()),
         Err(Fault::Gone) => Err(Gone),
         Err(Fault::Broken) => {
@@ -117,12 +117,15 @@ impl From<Gone> for Fault {
     }
 }
 
-/// Relays the body delimited by `framing`; `buf` holds what was read past the head.
+/// Relays the body delimited by `framing`; `buf` holds what was read past
+/// the head. Each read may take `read_timeout` (none from the pipe, whose
+/// writer has its own).
 pub(super) async fn body(
     rd: &mut (impl AsyncRead + Unpin),
     send: &mut SendStream<Bytes>,
     buf: &mut BytesMut,
     framing: Framing,
+    read_timeout: Option<std::time::Duration>,
 ) -> Result<(), Fault> {
     let mut left = match framing {
         Framing::Length(n) => n,
@@ -150,7 +153,13 @@ pub(super) async fn body(
             }
         }
         buf.reserve(READ);
-        match rd.read_buf(buf).await {
+        let read = match read_timeout {
+            Some(limit) => tokio::time::timeout(limit, rd.read_buf(buf))
+                .await
+                .unwrap_or(Ok(0)),
+            None => rd.read_buf(buf).await,
+        };
+        match read {
             Ok(1..) => {}
             // Only a body delimited by the end of the stream may end here.
             Ok(0) if framing == Framing::UntilClose => {

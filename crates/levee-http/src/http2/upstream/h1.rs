@@ -40,7 +40,7 @@ pub(crate) async fn forward(
     keep_alive: bool,
 ) -> Outcome {
     let members = group.members();
-    let has_body = req.framing != Framing::None;
+    let has_body = !matches!(req.framing, Framing::None | Framing::Length(0));
     let Stream {
         member,
         opened,
@@ -60,7 +60,7 @@ pub(crate) async fn forward(
             let _ = respond::send(&mut client.stream, go, site.timeouts.client_send).await;
         }
         tokio::select! {
-            sent = body(&mut client.stream, &mut up, &mut client.buf, req.framing) => {
+            sent = body(&mut client.stream, &mut up, &mut client.buf, req.framing, Some(site.timeouts.client_body)) => {
                 if let Err(Fault::Broken) = sent {
                     // The client's body broke off or was malformed.
                     up.send_reset(Reason::CANCEL);

@@ -46,8 +46,12 @@ struct Entry {
     shared: Arc<Shared>,
 }
 
+/// A server's address, and whether its connections speak TLS: a reload
+/// may change an upstream's protocol while its connections live.
+type Key = (SocketAddr, bool);
+
 thread_local! {
-    static CONNS: RefCell<HashMap<SocketAddr, Vec<Entry>>> = RefCell::new(HashMap::new());
+    static CONNS: RefCell<HashMap<Key, Vec<Entry>>> = RefCell::new(HashMap::new());
 }
 
 /// A stream's hold on its connection: counts it open until dropped.
@@ -83,11 +87,11 @@ fn hold(entry: &Entry) -> Held {
     Held(entry.shared.clone())
 }
 
-/// An open connection to `addr` with room for another stream, if any.
-fn take(addr: SocketAddr) -> Option<Checkout> {
+/// An open connection for `key` with room for another stream, if any.
+fn take(key: Key) -> Option<Checkout> {
     CONNS.with(|conns| {
         let mut conns = conns.borrow_mut();
-        let list = conns.get_mut(&addr)?;
+        let list = conns.get_mut(&key)?;
         list.retain(|e| !e.shared.closed.load(Ordering::Acquire));
         let entry = list
             .iter()
@@ -109,7 +113,8 @@ pub(crate) async fn checkout(
     connect_timeout: Duration,
     idle: Duration,
 ) -> Result<Checkout, UpstreamFault> {
-    if !fresh_only && let Some(c) = take(dest.addr) {
+    let key = (dest.addr, dest.tls.is_some());
+    if !fresh_only && let Some(c) = take(key) {
         return Ok(c);
     }
     let stream = connect(dest.addr, dest.tls, connect_timeout).await?;
@@ -136,7 +141,7 @@ pub(crate) async fn checkout(
     let entry = Entry { send, shared };
     let held = hold(&entry);
     let send = entry.send.clone();
-    CONNS.with(|conns| conns.borrow_mut().entry(dest.addr).or_default().push(entry));
+    CONNS.with(|conns| conns.borrow_mut().entry(key).or_default().push(entry));
     Ok(Checkout {
         send,
         held,
