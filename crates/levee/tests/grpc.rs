@@ -198,7 +198,7 @@ fn an_unreachable_or_lost_server_fails_the_call_promptly() {
 }
 
 #[test]
-fn request_trailers_pass_and_a_server_reset_resets_the_client() {
+fn request_trailers_resets_and_100_continue_with_a_bare_http2_server() {
     let server = GrpcServer::start_h2();
     let levee = h2c_levee(&[&server.addr()]);
 
@@ -217,6 +217,26 @@ fn request_trailers_pass_and_a_server_reset_resets_the_client() {
     assert_eq!(r["reset"], 11, "{r}");
     assert!(r.get("headers").is_none(), "{r}");
     logged(levee.dir(), "\"POST /reset HTTP/2.0\" 502 ", 1);
+
+    // A client waiting for 100 Continue gets it from levee once the stream
+    // is open (curl would otherwise wait out its 10 s).
+    let url = levee.url("/trailers");
+    let started = std::time::Instant::now();
+    let out = support::curl(&[
+        "-sv",
+        "--http2-prior-knowledge",
+        "--expect100-timeout",
+        "10",
+        "-H",
+        "Expect: 100-continue",
+        "--data-binary",
+        "waiting body",
+        &url,
+    ]);
+    let verbose = String::from_utf8_lossy(&out.stderr);
+    assert!(verbose.contains("< HTTP/2 100"), "{verbose}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "body", "{verbose}");
+    assert!(started.elapsed() < Duration::from_secs(5), "{verbose}");
 
     // An HTTP/1.1 request with an empty body ends its stream at once.
     let mut conn = support::RawConn::connect(levee.port);

@@ -124,6 +124,13 @@ async fn forward(
             return refused;
         }
     };
+    // `expect` is hop by hop, so the server will not answer it: levee does,
+    // now that a server has the request.
+    if head.expect_continue && !end_of_stream {
+        let mut go = http::Response::new(());
+        *go.status_mut() = StatusCode::CONTINUE;
+        let _ = respond.send_informational(go);
+    }
     let progress = Progress::default();
     let terms = relay::Terms {
         head_timeout: site.timeouts.upstream_read,
