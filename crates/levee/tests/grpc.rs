@@ -181,6 +181,7 @@ fn an_unreachable_or_lost_server_fails_the_call_promptly() {
     let server = GrpcServer::start(None);
     let levee = h2c_levee(&[&server.addr()]);
     let t = plain(&levee);
+    let port = server.port;
     let pending = std::thread::spawn(move || call(t, "hang", &["call-3", "20"]));
     assert!(
         server
@@ -195,6 +196,13 @@ fn an_unreachable_or_lost_server_fails_the_call_promptly() {
         "the call should fail, not wait: {r}"
     );
     assert!(r["elapsed"].as_f64().unwrap_or(99.0) < 10.0, "{r}");
+
+    // A server back on the same port gets the next call on a new
+    // connection: the lost one is not handed out again.
+    let again = GrpcServer::start_on(port);
+    let r = call(t, "unary", &["back"]);
+    assert_eq!(text(&r, "reply"), "back", "{r}");
+    assert_eq!(connections_to(again.port), 1);
 }
 
 #[test]

@@ -52,6 +52,15 @@ impl GrpcServer {
         GrpcServer::spawn(cmd)
     }
 
+    /// A cleartext server on `port` (where another one was).
+    pub fn start_on(port: u16) -> GrpcServer {
+        let mut cmd = Command::new(python());
+        cmd.arg(PEER)
+            .arg("server")
+            .env("GRPC_PORT", port.to_string());
+        GrpcServer::spawn(cmd)
+    }
+
     /// `h2peer.py server`: a bare HTTP/2 server (request trailers, resets).
     pub fn start_h2() -> GrpcServer {
         let mut cmd = Command::new(python_h2());

@@ -2,7 +2,8 @@
 bytes: no protoc, identity (de)serializers.
 
   peer.py server [CERT KEY]        serve test.Svc on a free port; prints "READY port"
-                                   (GRPC_MAX_STREAMS: its concurrent stream limit)
+                                   (GRPC_MAX_STREAMS: its concurrent stream limit;
+                                    GRPC_PORT: the port, instead of a free one)
   peer.py client TARGET SCENARIO [ARG...]   one call through levee; prints a JSON line
 
 Over TLS the client reads GRPC_CA (CA file) and GRPC_NAME (the name to verify).
@@ -87,6 +88,8 @@ def serve(cert=None, key=None):
     limit = os.environ.get("GRPC_MAX_STREAMS")
     options = (("grpc.max_concurrent_streams", int(limit)),) if limit else ()
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=32), options=options)
+    # GRPC_PORT: a port of a server that went away, to come back on.
+    want = int(os.environ.get("GRPC_PORT", "0"))
     handlers = {
         "Unary": grpc.unary_unary_rpc_method_handler(unary),
         "Fail": grpc.unary_unary_rpc_method_handler(fail),
@@ -98,9 +101,9 @@ def serve(cert=None, key=None):
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("test.Svc", handlers),))
     if cert:
         creds = grpc.ssl_server_credentials(((open(key, "rb").read(), open(cert, "rb").read()),))
-        port = server.add_secure_port("127.0.0.1:0", creds)
+        port = server.add_secure_port(f"127.0.0.1:{want}", creds)
     else:
-        port = server.add_insecure_port("127.0.0.1:0")
+        port = server.add_insecure_port(f"127.0.0.1:{want}")
     server.start()
     say(f"READY {port}")
     server.wait_for_termination()
