@@ -2,12 +2,15 @@
 //! relayed stream to stream, with trailers both ways: what gRPC needs.
 //!
 //! ```text
-//! route (proxy to an HTTP/2 upstream) ─▶ guard (allow/deny, auth, limits)
-//!   ─▶ pick server ─▶ open stream: shared connection (pool.rs) or connect,
-//!      HEADERS sent (head.rs) ── failed before that? another server
-//!      (connect failures, a stale shared connection), else 502 / 504
-//!   ─▶ relay (relay.rs): DATA and trailers both ways, resets both ways
-//!   ─▶ log
+//! serve        route (exchange.rs asked `route`) ─▶ guard (allow/deny, auth,
+//!              limits) ─▶ forward ─▶ log
+//! forward      open_stream ─▶ relay::run ─▶ settle
+//! open_stream  pick server ─▶ open: a shared connection (pool.rs) or a new
+//!              one, HEADERS handed over (head.rs) ── failed before that? a
+//!              stale shared connection: once more on a new one; else
+//!              another server; else 502 / 504
+//! relay::run   DATA and trailers both ways, resets both ways (relay.rs)
+//! settle       passive health, metrics, the status for the log
 //! ```
 //!
 //! The HTTP/1 request path is not used: no pipe, no HTTP/1 head, so the
