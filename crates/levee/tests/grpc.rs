@@ -259,6 +259,17 @@ fn request_trailers_resets_and_100_continue_with_a_bare_http2_server() {
         r.trailers,
         [("x-resp-trailer".to_owned(), "yes".to_owned())]
     );
+
+    // The server resets the stream before the HTTP/1.1 body is all sent
+    // (past the first 16 KiB levee reads before any upstream): a 502 at
+    // once, without waiting for the rest of the body.
+    let mut conn = support::RawConn::connect(levee.port);
+    let mut start =
+        b"POST /reset HTTP/1.1\r\nHost: h2.test\r\nContent-Length: 100000\r\n\r\n".to_vec();
+    start.extend_from_slice(&[b'x'; 20_000]);
+    conn.send(&start);
+    let r = conn.read_response("POST");
+    assert_eq!(r.status, 502, "{r:?}");
 }
 
 /// A gRPC frame: uncompressed, its length, the message.

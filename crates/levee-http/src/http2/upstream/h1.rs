@@ -54,6 +54,8 @@ pub(crate) async fn forward(
     tokio::pin!(response);
     // A response head that came before the whole body was sent.
     let mut early = None;
+    // The body was read to its end: the connection may carry another request.
+    let mut body_read = true;
     if let Some(mut up) = opened.up {
         if req.expect_continue && client.buf.is_empty() {
             let go = b"HTTP/1.1 100 Continue\r\n\r\n";
@@ -69,11 +71,14 @@ pub(crate) async fn forward(
                 }
                 // Err(Fault::Gone): the server's stream ended; its answer
                 // or reset is read below.
+                body_read = sent.is_ok();
             }
-            head = &mut response => early = Some(head),
+            head = &mut response => {
+                early = Some(head);
+                body_read = false;
+            }
         }
     }
-    let body_read = early.is_none();
     let head = match early {
         Some(head) => Ok(head),
         None => timeout(site.timeouts.upstream_read, &mut response).await,
