@@ -208,6 +208,8 @@ pub struct Upstream {
     /// PROXY protocol version (1 or 2) sent at the start of each connection
     /// to a server; `None` sends none.
     pub proxy_protocol: Option<u8>,
+    /// What the servers speak: HTTP/1.1, or HTTP/2 (cleartext or over TLS).
+    pub protocol: UpstreamProtocol,
 }
 
 impl Upstream {
@@ -226,6 +228,7 @@ impl Upstream {
             resolve_interval: DEFAULT_RESOLVE_INTERVAL,
             tls: None,
             proxy_protocol: None,
+            protocol: UpstreamProtocol::Http1,
         }
     }
 }

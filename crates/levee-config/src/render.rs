@@ -142,6 +142,9 @@ pub fn to_toml(config: &Config) -> String {
         if let Some(v) = u.proxy_protocol {
             t.insert("proxy_protocol".into(), format!("v{v}").into());
         }
+        if u.protocol.is_http2() {
+            t.insert("protocol".into(), u.protocol.as_str().into());
+        }
         upstreams.insert(u.name.clone(), Value::Table(t));
     }
     root.insert("upstream".into(), Value::Table(upstreams));

@@ -267,15 +267,7 @@ pub(crate) async fn serve_request(
         },
     }
 
-    site.access_log.log(&Entry {
-        peer: client.peer,
-        request: Some(&head),
-        status: done.status,
-        bytes: done.bytes,
-        request_time: started.elapsed(),
-        upstream_time: done.upstream_time,
-        upstream: done.upstream,
-    });
+    done.log(site, client.peer, &head, started);
     done.next
 }
 
@@ -343,6 +335,31 @@ pub struct Done {
 }
 
 impl Done {
+    /// The outcome of a request that stays the last on its connection or
+    /// stream: what HTTP/2 streams relayed upstream log (http2/upstream.rs).
+    pub(crate) fn ended(status: u16) -> Done {
+        Done {
+            status,
+            bytes: 0,
+            upstream_time: None,
+            upstream: None,
+            next: Next::Close,
+        }
+    }
+
+    /// The request's access log line.
+    pub(crate) fn log(&self, site: &Site, peer: SocketAddr, head: &RequestHead, started: Instant) {
+        site.access_log.log(&Entry {
+            peer,
+            request: Some(head),
+            status: self.status,
+            bytes: self.bytes,
+            request_time: started.elapsed(),
+            upstream_time: self.upstream_time,
+            upstream: self.upstream,
+        });
+    }
+
     fn new(keep_alive: bool) -> Done {
         Done {
             status: 0,
@@ -378,7 +395,7 @@ impl Done {
     }
 }
 
-fn status_of(response: &[u8]) -> u16 {
+pub(crate) fn status_of(response: &[u8]) -> u16 {
     response
         .get(9..12)
         .and_then(|s| std::str::from_utf8(s).ok())

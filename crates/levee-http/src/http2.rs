@@ -31,6 +31,7 @@ use crate::conn::{Client, ListenerCtx};
 mod exchange;
 mod request;
 mod response;
+pub(crate) mod upstream;
 
 /// The `h2` server with the `[http2]` limits. Past them the crate answers
 /// as RFC 9113 requires: a header list over the size (or a CONTINUATION

@@ -69,7 +69,7 @@ impl Meter {
 
 /// The same rule for a client with no socket of its own: an HTTP/2 stream
 /// waiting for its client to open the flow-control window.
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 pub struct Progress {
     pace: Option<Pace>,
     meter: Meter,

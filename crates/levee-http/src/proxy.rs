@@ -21,13 +21,16 @@
 //!
 //! Each outcome feeds the server's passive health and its metrics.
 //!
+//! An upstream that speaks HTTP/2 (`protocol = "h2c" | "h2"`) gets the
+//! request as one HTTP/2 stream instead (`http2/upstream/h1.rs`).
+//!
 //! On a caching route the exchange carries the cache's [`Fill`]
 //! (`cache/fill.rs`): it adds the stored validators to the head, decides
 //! from the response head whether to store (or to answer from the store
 //! instead: a 304, or a stale response standing in for a failure), and takes
 //! a copy of the body as the relay passes it on.
 
-mod choose;
+pub(crate) mod choose;
 mod fetch;
 pub mod headers;
 pub mod upgrade;
@@ -93,7 +96,7 @@ pub(crate) enum UpstreamFault {
 }
 
 impl UpstreamFault {
-    fn status(&self) -> u16 {
+    pub(crate) fn status(&self) -> u16 {
         match self {
             UpstreamFault::ConnectTimeout
             | UpstreamFault::WriteTimeout
@@ -141,20 +144,20 @@ async fn no_server(client: &mut Client, site: &Site, req: &RequestHead) -> Outco
 }
 
 /// The servers a request has tried, without allocating.
-struct Tried {
+pub(crate) struct Tried {
     list: [usize; MAX_TRIES],
     len: usize,
 }
 
 impl Tried {
-    fn new() -> Tried {
+    pub(crate) fn new() -> Tried {
         Tried {
             list: [usize::MAX; MAX_TRIES],
             len: 0,
         }
     }
 
-    fn push(&mut self, i: usize) {
+    pub(crate) fn push(&mut self, i: usize) {
         if let Some(slot) = self.list.get_mut(self.len) {
             *slot = i;
             self.len += 1;
@@ -168,7 +171,7 @@ impl Tried {
 
 /// Another server for a request that failed on the servers in `tried`, if
 /// the per-request count and the upstream's retry budget allow one.
-fn next_server(
+pub(crate) fn next_server(
     group: &Group,
     members: &Members,
     affinity: levee_upstream::Affinity,
@@ -224,6 +227,18 @@ pub async fn forward_with(
     keep_alive: bool,
     mut fill: Option<&mut Fill<'_>>,
 ) -> Outcome {
+    if group.config.protocol.is_http2() {
+        // Translated into one HTTP/2 stream; the cache does not apply.
+        // Boxed: its state must not widen every HTTP/1 proxy future.
+        let from = crate::http2::upstream::Client {
+            ip: client.peer.ip(),
+            https: crate::stream::is_https(&client.stream),
+            preserve_host,
+        };
+        let forwarded =
+            crate::http2::upstream::h1::forward(client, site, req, group, from, keep_alive);
+        return Box::pin(forwarded).await;
+    }
     let t = &site.timeouts;
     let members = group.members();
     let affinity = choose::affinity(group, req, client.peer.ip());
@@ -505,7 +520,7 @@ pub async fn forward_with(
 
 /// A request to the server starts: it is in flight while the lease lives,
 /// and counts in the server's requests.
-fn begin(state: &Arc<ServerState>) -> Lease {
+pub(crate) fn begin(state: &Arc<ServerState>) -> Lease {
     state
         .stats
         .requests
@@ -515,7 +530,7 @@ fn begin(state: &Arc<ServerState>) -> Lease {
 
 /// Feeds a response head to the server's metrics and passive health (a
 /// 5xx counts as a failure).
-fn observe_response(
+pub(crate) fn observe_response(
     group: &Group,
     state: &ServerState,
     addr: SocketAddr,
@@ -532,7 +547,12 @@ fn observe_response(
 }
 
 /// Feeds a failed exchange to the server's metrics and passive health.
-fn observe_fault(group: &Group, state: &ServerState, addr: SocketAddr, fault: &UpstreamFault) {
+pub(crate) fn observe_fault(
+    group: &Group,
+    state: &ServerState,
+    addr: SocketAddr,
+    fault: &UpstreamFault,
+) {
     state.stats.error(fault.kind());
     eject_on_failure(group, state, addr);
 }
@@ -797,7 +817,7 @@ pub(crate) async fn read_response_head(
 }
 
 /// Sends an error response levee made and ends the exchange.
-async fn fail(
+pub(crate) async fn fail(
     client: &mut Client,
     site: &Site,
     bytes: Vec<u8>,

@@ -65,32 +65,8 @@ pub(crate) async fn screen(
     routed: &Routed,
     keep_alive: bool,
 ) -> Screened {
-    if let Some(guard) = &routed.guard {
-        let view = View {
-            head,
-            peer: client.peer.ip(),
-        };
-        let authorization = head.fields.get("authorization");
-        match guard.check(&view, authorization, Instant::now()).await {
-            Verdict::Pass => {}
-            Verdict::Delay(d) => tokio::time::sleep(d).await,
-            Verdict::Denied => {
-                return Screened::Reply(respond::error(403, &[], keep_alive, head.is_head()));
-            }
-            Verdict::Unauthorized { challenge } => {
-                let extra = [("WWW-Authenticate", challenge.as_bytes())];
-                return Screened::Reply(respond::error(401, &extra, keep_alive, head.is_head()));
-            }
-            Verdict::Limited {
-                status,
-                retry_after,
-                ..
-            } => {
-                let retry = retry_after.to_string();
-                let extra = [("Retry-After", retry.as_bytes())];
-                return Screened::Reply(respond::error(status, &extra, keep_alive, head.is_head()));
-            }
-        }
+    if let Some(reply) = guard(head, routed, client.peer.ip(), keep_alive).await {
+        return Screened::Reply(reply);
     }
     if matches!(routed.target, Target::Proxy { .. })
         && let Err(status) = read_body_start(client, head, site).await
@@ -98,6 +74,41 @@ pub(crate) async fn screen(
         return Screened::Reply(respond::error(status, &[], false, head.is_head()));
     }
     Screened::Pass
+}
+
+/// The route's allow/deny, Basic auth and rate limits for a request from
+/// `peer`: the response that refuses it, if one does. HTTP/2 streams
+/// relayed to an HTTP/2 upstream (http2/upstream.rs) pass here too.
+pub(crate) async fn guard(
+    head: &RequestHead,
+    routed: &Routed,
+    peer: IpAddr,
+    keep_alive: bool,
+) -> Option<Vec<u8>> {
+    let guard = routed.guard.as_ref()?;
+    let view = View { head, peer };
+    let authorization = head.fields.get("authorization");
+    match guard.check(&view, authorization, Instant::now()).await {
+        Verdict::Pass => None,
+        Verdict::Delay(d) => {
+            tokio::time::sleep(d).await;
+            None
+        }
+        Verdict::Denied => Some(respond::error(403, &[], keep_alive, head.is_head())),
+        Verdict::Unauthorized { challenge } => {
+            let extra = [("WWW-Authenticate", challenge.as_bytes())];
+            Some(respond::error(401, &extra, keep_alive, head.is_head()))
+        }
+        Verdict::Limited {
+            status,
+            retry_after,
+            ..
+        } => {
+            let retry = retry_after.to_string();
+            let extra = [("Retry-After", retry.as_bytes())];
+            Some(respond::error(status, &extra, keep_alive, head.is_head()))
+        }
+    }
 }
 
 /// Reads the first [`BODY_START`] bytes of a `Content-Length` body (all of a

@@ -64,7 +64,10 @@ pub struct GroupTls {
 }
 
 impl GroupTls {
-    fn build(cfg: &levee_config::UpstreamTls) -> Result<GroupTls, levee_tls::TlsError> {
+    fn build(
+        cfg: &levee_config::UpstreamTls,
+        protocol: levee_config::UpstreamProtocol,
+    ) -> Result<GroupTls, levee_tls::TlsError> {
         let client_cert = match (&cfg.client_cert, &cfg.client_key) {
             (Some(c), Some(k)) => Some((c.path.clone(), k.path.clone())),
             _ => None,
@@ -72,7 +75,15 @@ impl GroupTls {
         let connector = levee_tls::Connector::new(&levee_tls::ClientSettings {
             ca: cfg.ca.as_ref().map(|f| f.path.clone()),
             client_cert,
-            alpn: vec!["http/1.1".into()],
+            // Offer only what levee will speak on the connection.
+            alpn: vec![
+                if protocol.is_http2() {
+                    "h2"
+                } else {
+                    "http/1.1"
+                }
+                .into(),
+            ],
         })?;
         Ok(GroupTls {
             connector,
@@ -197,10 +208,14 @@ impl Group {
             resolved.extend(addrs.into_iter().map(|a| (i, a)));
         }
         let tls = match &cfg.tls {
-            Some(t) => Some(GroupTls::build(t).map_err(|source| UpstreamError::Tls {
-                upstream: cfg.name.clone(),
-                source,
-            })?),
+            Some(t) => {
+                Some(
+                    GroupTls::build(t, cfg.protocol).map_err(|source| UpstreamError::Tls {
+                        upstream: cfg.name.clone(),
+                        source,
+                    })?,
+                )
+            }
             None => None,
         };
         let now = Instant::now();

@@ -33,6 +33,33 @@ pub enum HashKey {
     Cookie(String),
 }
 
+/// What an upstream's servers speak (`protocol`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UpstreamProtocol {
+    /// HTTP/1.1 (`"http1"`, the default), over TLS with `[upstream.NAME.tls]`.
+    #[default]
+    Http1,
+    /// HTTP/2 in cleartext with prior knowledge (`"h2c"`).
+    H2c,
+    /// HTTP/2 over TLS, ALPN `h2` (`"h2"`; needs `[upstream.NAME.tls]`).
+    H2,
+}
+
+impl UpstreamProtocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UpstreamProtocol::Http1 => "http1",
+            UpstreamProtocol::H2c => "h2c",
+            UpstreamProtocol::H2 => "h2",
+        }
+    }
+
+    /// The servers speak HTTP/2.
+    pub fn is_http2(self) -> bool {
+        self != UpstreamProtocol::Http1
+    }
+}
+
 /// Passive health: ejection after consecutive failures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PassiveHealth {

@@ -10,6 +10,7 @@ use crate::error::Sink;
 use crate::model::{
     Admin, Balance, CheckKind, DEFAULT_STICKY_COOKIE, DEFAULT_UPSTREAM_KEEPALIVE,
     DEFAULT_UPSTREAM_KEEPALIVE_TIMEOUT, HashKey, HealthCheck, HttpCheck, Server, Upstream,
+    UpstreamProtocol,
 };
 use crate::names;
 use crate::tree::{Fields, Item};
@@ -38,6 +39,8 @@ pub(crate) const UPSTREAM_KEYS: &[&str] = &[
     // TLS to the servers (walk/tls.rs), the PROXY protocol header.
     "tls",
     "proxy_protocol",
+    // HTTP/1.1 or HTTP/2 to the servers.
+    "protocol",
 ];
 pub(crate) const SERVER_KEYS: &[&str] = &["address", "weight", "backup"];
 pub(crate) const HEALTH_CHECK_KEYS: &[&str] = &[
@@ -119,6 +122,7 @@ fn upstream(sink: &mut Sink<'_>, item: &Item<'_, '_>, name: &str) -> Option<Draf
                 None
             }
         });
+    u.protocol = protocol(sink, &fields, &u);
     u.keepalive = fields
         .get("keepalive")
         .and_then(|i| i.int_in(sink, 0, 1_000_000))
@@ -180,17 +184,18 @@ fn upstream(sink: &mut Sink<'_>, item: &Item<'_, '_>, name: &str) -> Option<Draf
     u.health_check = fields
         .get("health_check")
         .and_then(|i| health_check(sink, i));
-    if u.tls.is_some()
+    if (u.tls.is_some() || u.protocol.is_http2())
         && let Some(HealthCheck {
             kind: CheckKind::Http(_),
             ..
         }) = &u.health_check
         && let Some(i) = fields.get("health_check")
     {
-        // The probe speaks plain HTTP; it would mark every TLS server down.
+        // The probe speaks plain HTTP/1.1; it would mark every TLS or
+        // HTTP/2-only server down.
         i.error(
             sink,
-            "an upstream with `tls` supports only `type = \"tcp\"` health checks",
+            "an upstream with `tls` or an HTTP/2 `protocol` supports only `type = \"tcp\"` health checks",
         );
     }
     Some(DraftUpstream {
@@ -201,6 +206,46 @@ fn upstream(sink: &mut Sink<'_>, item: &Item<'_, '_>, name: &str) -> Option<Draf
         },
         upstream: u,
     })
+}
+
+/// `protocol`: `"h2"` needs the group's TLS, `"h2c"` refuses it, and
+/// neither takes a PROXY header (one HTTP/2 connection carries the streams
+/// of many clients).
+fn protocol(sink: &mut Sink<'_>, fields: &Fields<'_, '_>, u: &Upstream) -> UpstreamProtocol {
+    let Some(i) = fields.get("protocol") else {
+        return UpstreamProtocol::Http1;
+    };
+    let chosen = match i.str(sink) {
+        Some("http1") => UpstreamProtocol::Http1,
+        Some("h2c") => UpstreamProtocol::H2c,
+        Some("h2") => UpstreamProtocol::H2,
+        Some(other) => {
+            i.error(
+                sink,
+                format!("`{other}`: expected \"http1\", \"h2c\" or \"h2\""),
+            );
+            return UpstreamProtocol::Http1;
+        }
+        None => return UpstreamProtocol::Http1,
+    };
+    match chosen {
+        UpstreamProtocol::H2 if u.tls.is_none() => i.error(
+            sink,
+            "`h2` speaks TLS: add an [upstream.NAME.tls] table, or use \"h2c\" for cleartext",
+        ),
+        UpstreamProtocol::H2c if u.tls.is_some() => i.error(
+            sink,
+            "`h2c` is cleartext: with [upstream.NAME.tls] use \"h2\"",
+        ),
+        _ => {}
+    }
+    if chosen.is_http2() && u.proxy_protocol.is_some() {
+        i.error(
+            sink,
+            "an HTTP/2 upstream cannot take `proxy_protocol`: its connections carry many clients' streams",
+        );
+    }
+    chosen
 }
 
 /// `balance` with the option only some algorithms take.

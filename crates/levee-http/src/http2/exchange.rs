@@ -1,6 +1,7 @@
 //! One HTTP/2 stream, served as one HTTP/1 exchange over a pipe: the
 //! request head is handed over parsed, its body and the response flow
 //! through the pipe, and the three run side by side in the stream's task.
+//! A stream routed to an HTTP/2 upstream goes to `upstream.rs` instead.
 
 use std::os::fd::AsRawFd;
 use std::time::Instant;
@@ -14,7 +15,7 @@ use crate::access_log::Entry;
 use crate::conn::{Client, serve_request};
 use crate::h1::{Parsed, parse_request};
 use crate::message::Version;
-use crate::pace::{self, Progress};
+use crate::pace;
 use crate::stream::{ClientStream, Secure};
 
 /// Pipe capacity each way: with the stream windows, what one stream may
@@ -51,6 +52,11 @@ pub(super) async fn serve(
         }
     };
     head.version = Version::Http2;
+    // A route to an HTTP/2 upstream is relayed stream to stream.
+    if let Some(routed) = super::upstream::route(&site, conn, &head) {
+        let routed = routed.clone();
+        return super::upstream::serve(body, respond, conn, &site, head, &routed, started).await;
+    }
     let is_head = head.is_head();
 
     let (ours, theirs) = tokio::io::duplex(PIPE);
@@ -74,10 +80,7 @@ pub(super) async fn serve(
         // Closing the pipe ends a response delimited by its end.
         drop(client);
     });
-    let window = response::Window {
-        limit: site.timeouts.client_send,
-        progress: Progress::new(site.pace),
-    };
+    let window = response::Window::client(&site);
     let (rd, wr) = tokio::io::split(theirs);
     let relay = async {
         let up = request_body(body, wr, chunked);

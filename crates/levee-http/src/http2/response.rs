@@ -32,12 +32,39 @@ impl From<h2::Error> for Gone {
     }
 }
 
-/// How long the client may keep its window shut: each wait within
-/// `limit` (`timeouts.client_send`), and within the minimum progress
-/// (`[protect] min_progress`) over the whole body, as for HTTP/1.
-pub(super) struct Window {
-    pub limit: Duration,
-    pub progress: Progress,
+/// How long a peer may keep its flow-control window shut while levee has
+/// DATA for it. Towards a client: each wait within `timeouts.client_send`
+/// and within the minimum progress (`[protect] min_progress`) over the
+/// whole body, as for HTTP/1. Towards an upstream: as long as it takes
+/// (the other side's reads have their own timeouts).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Window {
+    limit: Option<Duration>,
+    progress: Progress,
+}
+
+impl Window {
+    pub(super) fn client(site: &crate::Site) -> Window {
+        Window {
+            limit: Some(site.timeouts.client_send),
+            progress: Progress::new(site.pace),
+        }
+    }
+
+    pub(super) fn unbounded() -> Window {
+        Window {
+            limit: None,
+            progress: Progress::new(None),
+        }
+    }
+}
+
+/// Counts a client cut off for keeping its window shut, and resets its
+/// stream; the connection's other streams go on.
+pub(super) fn cut_slow(send: &mut SendStream<Bytes>) {
+    let counters = levee_protect::metrics::counters();
+    counters.slow_read.fetch_add(1, Ordering::Relaxed);
+    send.send_reset(Reason::CANCEL);
 }
 
 /// Relays the response read from `rd` to the client.
@@ -79,18 +106,24 @@ pub(super) async fn relay(
     if empty {
         return Ok(());
     }
-    match body(&mut rd, &mut send, buf, head.framing, &mut window).await {
+    match body(
+        &mut rd,
+        &mut send,
+        &mut buf,
+        head.framing,
+        None,
+        &mut window,
+    )
+    .await
+    {
         Ok(()) => Ok(()),
         Err(Fault::Gone) => Err(Gone),
         Err(Fault::Broken) => {
             send.send_reset(Reason::INTERNAL_ERROR);
             Ok(())
         }
-        // The stream is given up, the connection's other streams go on.
         Err(Fault::Slow) => {
-            let counters = levee_protect::metrics::counters();
-            counters.slow_read.fetch_add(1, Ordering::Relaxed);
-            send.send_reset(Reason::CANCEL);
+            cut_slow(&mut send);
             Ok(())
         }
     }
@@ -124,12 +157,12 @@ fn to_h2(head: &ResponseHead) -> Option<http::Response<()>> {
     Some(response)
 }
 
-enum Fault {
+pub(super) enum Fault {
     /// The client went away.
     Gone,
     /// The request path's response broke off (an upstream failure mid-body).
     Broken,
-    /// The client kept its window shut for too long.
+    /// The peer kept its window shut for too long (`Window`).
     Slow,
 }
 
@@ -139,12 +172,15 @@ impl From<Gone> for Fault {
     }
 }
 
-/// Relays the body delimited by `framing`; `buf` holds what was read past the head.
-async fn body(
+/// Relays the body delimited by `framing`; `buf` holds what was read past
+/// the head. Each read may take `read_timeout` (none from the pipe, whose
+/// writer has its own).
+pub(super) async fn body(
     rd: &mut (impl AsyncRead + Unpin),
     send: &mut SendStream<Bytes>,
-    mut buf: BytesMut,
+    buf: &mut BytesMut,
     framing: Framing,
+    read_timeout: Option<Duration>,
     window: &mut Window,
 ) -> Result<(), Fault> {
     let mut left = match framing {
@@ -155,7 +191,7 @@ async fn body(
     loop {
         if !buf.is_empty() {
             if let Some(decoder) = chunks.as_mut() {
-                let fed = decoder.feed(&buf).map_err(|_| Fault::Broken)?;
+                let fed = decoder.feed(buf).map_err(|_| Fault::Broken)?;
                 let taken = buf.split_to(fed.consumed).freeze();
                 for range in fed.data {
                     data(send, taken.slice(range), false, window).await?;
@@ -173,7 +209,13 @@ async fn body(
             }
         }
         buf.reserve(READ);
-        match rd.read_buf(&mut buf).await {
+        let read = match read_timeout {
+            Some(limit) => tokio::time::timeout(limit, rd.read_buf(buf))
+                .await
+                .unwrap_or(Ok(0)),
+            None => rd.read_buf(buf).await,
+        };
+        match read {
             Ok(1..) => {}
             // Only a body delimited by the end of the stream may end here.
             Ok(0) if framing == Framing::UntilClose => {
@@ -184,8 +226,8 @@ async fn body(
     }
 }
 
-/// Sends `bytes` as the client's window opens, within `window`.
-async fn data(
+/// Sends `bytes` as the peer's window opens, within `window`.
+pub(super) async fn data(
     send: &mut SendStream<Bytes>,
     mut bytes: Bytes,
     end: bool,
@@ -199,16 +241,24 @@ async fn data(
     }
     while !bytes.is_empty() {
         send.reserve_capacity(bytes.len());
-        let wait = window.progress.wait(window.limit).ok_or(Fault::Slow)?;
-        let started = Instant::now();
         let capacity = std::future::poll_fn(|cx| send.poll_capacity(cx));
-        let granted = match tokio::time::timeout(wait, capacity).await {
-            Err(_) => return Err(Fault::Slow),
-            Ok(Some(Ok(n))) => n,
-            Ok(Some(Err(e))) => return Err(Gone::from(e).into()),
-            Ok(None) => return Err(Fault::Gone),
+        let (granted, waited) = match window.limit {
+            None => (capacity.await, Duration::ZERO),
+            Some(limit) => {
+                let wait = window.progress.wait(limit).ok_or(Fault::Slow)?;
+                let started = Instant::now();
+                match tokio::time::timeout(wait, capacity).await {
+                    Ok(granted) => (granted, started.elapsed()),
+                    Err(_) => return Err(Fault::Slow),
+                }
+            }
         };
-        window.progress.record(started.elapsed(), granted);
+        let granted = match granted {
+            Some(Ok(n)) => n,
+            Some(Err(e)) => return Err(Gone::from(e).into()),
+            None => return Err(Fault::Gone),
+        };
+        window.progress.record(waited, granted);
         if granted == 0 {
             continue;
         }

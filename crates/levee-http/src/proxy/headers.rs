@@ -29,6 +29,31 @@ pub struct Forwarding<'a> {
     pub upgrade: Option<&'a [u8]>,
 }
 
+/// Where the forwarded request fields go: an HTTP/1.1 head, or an HTTP/2
+/// header map (http2/upstream), so both protocols forward alike.
+pub(crate) trait FieldOut {
+    fn field(&mut self, name: &[u8], value: &[u8]);
+    /// A list field: the values in `prior`, then `last`, joined by ", ".
+    fn list<'v>(&mut self, name: &[u8], prior: impl Iterator<Item = &'v [u8]>, last: &[u8]);
+}
+
+impl FieldOut for Vec<u8> {
+    fn field(&mut self, name: &[u8], value: &[u8]) {
+        field(self, name, value);
+    }
+
+    fn list<'v>(&mut self, name: &[u8], prior: impl Iterator<Item = &'v [u8]>, last: &[u8]) {
+        self.extend_from_slice(name);
+        self.extend_from_slice(b": ");
+        for v in prior {
+            self.extend_from_slice(v);
+            self.extend_from_slice(b", ");
+        }
+        self.extend_from_slice(last);
+        self.extend_from_slice(b"\r\n");
+    }
+}
+
 /// The request head levee sends upstream (always HTTP/1.1, keep-alive).
 pub fn upstream_request(req: &RequestHead, fwd: &Forwarding<'_>) -> Vec<u8> {
     let raw = req.fields.raw();
@@ -37,7 +62,30 @@ pub fn upstream_request(req: &RequestHead, fwd: &Forwarding<'_>) -> Vec<u8> {
     out.push(b' ');
     out.extend_from_slice(req.uri());
     out.extend_from_slice(b" HTTP/1.1\r\n");
+    forwarded_fields(req, fwd, &mut out);
+    match req.framing {
+        Framing::Length(n) => {
+            out.extend_from_slice(b"Content-Length: ");
+            push_u64(&mut out, n);
+            out.extend_from_slice(b"\r\n");
+        }
+        Framing::Chunked => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
+        Framing::None | Framing::UntilClose => {
+            if req.fields.get("content-length").is_some() {
+                out.extend_from_slice(b"Content-Length: 0\r\n");
+            }
+        }
+    }
+    if let Some(protocol) = fwd.upgrade {
+        super::upgrade::request_fields(&mut out, protocol);
+    }
+    out.extend_from_slice(b"\r\n");
+    out
+}
 
+/// The request's end-to-end fields, then `Host` and the fields levee sets
+/// (`X-Forwarded-*`, `Via`); framing fields are left to the caller.
+pub(crate) fn forwarded_fields(req: &RequestHead, fwd: &Forwarding<'_>, out: &mut impl FieldOut) {
     let mut xff: Option<&[u8]> = None;
     let mut xff_more: Vec<&[u8]> = Vec::new();
     let mut via: Vec<&[u8]> = Vec::new();
@@ -63,61 +111,39 @@ pub fn upstream_request(req: &RequestHead, fwd: &Forwarding<'_>) -> Vec<u8> {
         {
             continue;
         }
-        field(&mut out, name, value);
+        out.field(name, value);
     }
 
     let host = req.host.map(|h| req.fields.span_of(h));
-    out.extend_from_slice(b"Host: ");
     match host {
-        Some(h) if fwd.preserve_host => out.extend_from_slice(h),
-        _ => out.extend_from_slice(fwd.server_authority.as_bytes()),
+        Some(h) if fwd.preserve_host => out.field(b"Host", h),
+        _ => out.field(b"Host", fwd.server_authority.as_bytes()),
     }
-    out.extend_from_slice(b"\r\nX-Forwarded-For: ");
-    for v in xff.into_iter().chain(xff_more) {
-        out.extend_from_slice(v);
-        out.extend_from_slice(b", ");
-    }
-    push_ip(&mut out, fwd.client_ip);
-    out.extend_from_slice(if fwd.tls {
-        b"\r\nX-Forwarded-Proto: https\r\n"
-    } else {
-        b"\r\nX-Forwarded-Proto: http\r\n"
-    });
+    let mut ip = [0u8; 48];
+    let ip = ip_text(&mut ip, fwd.client_ip);
+    out.list(b"X-Forwarded-For", xff.into_iter().chain(xff_more), ip);
+    out.field(
+        b"X-Forwarded-Proto",
+        if fwd.tls { b"https" } else { b"http" },
+    );
     if let Some(h) = host {
-        field(&mut out, b"X-Forwarded-Host", h);
+        out.field(b"X-Forwarded-Host", h);
     }
-    out.extend_from_slice(b"Via: ");
-    for v in via {
-        out.extend_from_slice(v);
-        out.extend_from_slice(b", ");
-    }
-    out.extend_from_slice(match req.version {
-        Version::Http10 => b"1.0 levee\r\n",
-        _ => b"1.1 levee\r\n",
-    });
-    match req.framing {
-        Framing::Length(n) => {
-            out.extend_from_slice(b"Content-Length: ");
-            push_u64(&mut out, n);
-            out.extend_from_slice(b"\r\n");
-        }
-        Framing::Chunked => out.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
-        Framing::None | Framing::UntilClose => {
-            if req.fields.get("content-length").is_some() {
-                out.extend_from_slice(b"Content-Length: 0\r\n");
-            }
-        }
-    }
-    if let Some(protocol) = fwd.upgrade {
-        super::upgrade::request_fields(&mut out, protocol);
-    }
-    out.extend_from_slice(b"\r\n");
-    out
+    let version: &[u8] = match req.version {
+        Version::Http10 => b"1.0 levee",
+        _ => b"1.1 levee",
+    };
+    out.list(b"Via", via.into_iter(), version);
 }
 
-fn push_ip(out: &mut Vec<u8>, ip: IpAddr) {
+/// `ip` as text in `buf`, without allocating.
+fn ip_text(buf: &mut [u8; 48], ip: IpAddr) -> &[u8] {
     use std::io::Write;
-    let _ = write!(out, "{ip}");
+    let mut cursor = std::io::Cursor::new(&mut buf[..]);
+    // An IPv6 address is at most 45 characters: the write cannot fail.
+    let _ = write!(cursor, "{ip}");
+    let len = usize::try_from(cursor.position()).unwrap_or(0);
+    buf.get(..len).unwrap_or_default()
 }
 
 /// How the response body reaches the client.

@@ -161,7 +161,7 @@ fn wait_child(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
 }
 
 /// Stops a process group: SIGTERM, then SIGKILL if it lingers.
-fn kill_group(child: &mut Child) {
+pub fn kill_group(child: &mut Child) {
     if matches!(child.try_wait(), Ok(Some(_))) {
         // The leader is gone but children (nginx workers) may remain.
         signal_group(child.id(), "-KILL");

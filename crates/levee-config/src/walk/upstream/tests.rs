@@ -167,3 +167,44 @@ fn admin_is_loopback_only() {
     let config = ok(&format!("{L}[admin]\naddress = \"[::1]:9090\"\n"));
     assert!(config.admin.is_some());
 }
+
+#[test]
+fn protocol_parses_round_trips_and_is_checked() {
+    assert_eq!(upstream("").protocol, UpstreamProtocol::Http1);
+    let u = upstream("protocol = \"h2c\"\n");
+    assert_eq!(u.protocol, UpstreamProtocol::H2c);
+    let config = ok(&format!(
+        "{L}[upstream.app]\nservers = [\"a:1\"]\nprotocol = \"h2\"\n[upstream.app.tls]\n"
+    ));
+    assert_eq!(config.upstreams[0].protocol, UpstreamProtocol::H2);
+    let again = ok(&to_toml(&config));
+    assert_eq!(again.upstreams[0].protocol, UpstreamProtocol::H2);
+
+    let e = errors("protocol = \"h3\"\n");
+    assert!(
+        e.iter()
+            .any(|e| e.starts_with("t.toml:5:12: upstream.app.protocol: `h3`: expected")),
+        "{e:?}"
+    );
+    let e = errors("protocol = \"h2\"\n");
+    assert!(has(&e, "upstream.app.protocol: `h2` speaks TLS"), "{e:?}");
+    let e = errors("protocol = \"h2c\"\nproxy_protocol = \"v2\"\n");
+    assert!(
+        has(&e, "upstream.app.protocol: an HTTP/2 upstream cannot take"),
+        "{e:?}"
+    );
+    let e = errors("protocol = \"h2c\"\nhealth_check = { type = \"http\" }\n");
+    assert!(
+        has(
+            &e,
+            "upstream.app.health_check: an upstream with `tls` or an HTTP/2"
+        ),
+        "{e:?}"
+    );
+    let u = upstream("protocol = \"h2c\"\nhealth_check = { type = \"tcp\" }\n");
+    assert_eq!(u.health_check.map(|h| h.kind), Some(CheckKind::Tcp));
+}
+
+fn has(errors: &[String], needle: &str) -> bool {
+    errors.iter().any(|e| e.contains(needle))
+}
