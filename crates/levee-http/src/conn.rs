@@ -21,7 +21,7 @@ use bytes::BytesMut;
 use levee_protect::{ConnPermit, ConnTable};
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
-use tokio::time::{timeout, timeout_at};
+use tokio::time::timeout;
 
 use crate::access_log::Entry;
 use crate::h1::{HeadError, Parsed, parse_request};
@@ -30,7 +30,7 @@ use crate::respond;
 use crate::screen::{self, Screened};
 use crate::site::{Site, Target};
 use crate::stream::ClientStream;
-use crate::{Shared, idle, pace, proxy};
+use crate::{Shared, idle, pace, proxy, timed};
 
 mod start;
 
@@ -427,7 +427,10 @@ async fn refuse(client: &mut Client, site: &Site, started: Instant, status: u16)
 
 /// Reads until a complete request head is buffered, within `timeouts.request_head`.
 async fn read_head(client: &mut Client, site: &Site) -> Result<RequestHead, HeadRead> {
-    let deadline = tokio::time::Instant::now() + site.timeouts.request_head;
+    // Set when a read first has to wait: a head already in the socket costs
+    // no clock reading.
+    let mut deadline = None;
+    let limit = site.timeouts.request_head;
     let mut searched = 0;
     loop {
         if !client.buf.is_empty() {
@@ -440,7 +443,8 @@ async fn read_head(client: &mut Client, site: &Site) -> Result<RequestHead, Head
             }
         }
         client.buf.reserve(HEAD_CHUNK);
-        match timeout_at(deadline, client.stream.read_buf(&mut client.buf)).await {
+        let read = client.stream.read_buf(&mut client.buf);
+        match timed::by(&mut deadline, limit, read).await {
             Err(_) if client.buf.is_empty() => return Err(HeadRead::Closed),
             Err(_) => return Err(HeadRead::Timeout),
             Ok(Ok(0)) | Ok(Err(_)) => return Err(HeadRead::Closed),

@@ -10,7 +10,8 @@
 //! - [`access_log`]: one line per request;
 //! - [`static_files`]: files under a `static` route's root;
 //! - [`pace`]: the least progress demanded of a client;
-//! - [`stream`]: the client's socket, plain TCP or TLS.
+//! - [`stream`]: the client's socket, plain TCP or TLS;
+//! - [`timed`]: timeouts that read no clock when the I/O completes at once.
 
 pub mod access_log;
 pub mod body;
@@ -30,6 +31,7 @@ pub mod site;
 pub mod static_files;
 mod static_route;
 pub mod stream;
+pub mod timed;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

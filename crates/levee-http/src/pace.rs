@@ -23,6 +23,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::stream::Socket;
+use crate::timed;
 use tokio::time::{Instant, timeout};
 
 /// The least progress demanded of a client.
@@ -195,8 +196,7 @@ pub async fn read_buf(
         cut(stream, Dir::Recv);
         return Err(PaceError::TimedOut);
     }
-    let started = Instant::now();
-    let result = timeout(limit.min(budget.unwrap_or(limit)), stream.read_buf(buf)).await;
+    let result = timed::within(limit.min(budget.unwrap_or(limit)), stream.read_buf(buf)).await;
     match result {
         Err(_) => {
             if budget.is_some_and(|b| b < limit) {
@@ -204,9 +204,9 @@ pub async fn read_buf(
             }
             Err(PaceError::TimedOut)
         }
-        Ok(Err(e)) => Err(PaceError::Io(e)),
-        Ok(Ok(n)) => {
-            record(stream, Dir::Recv, started.elapsed(), n);
+        Ok((Err(e), _)) => Err(PaceError::Io(e)),
+        Ok((Ok(n), waited)) => {
+            record(stream, Dir::Recv, waited, n);
             Ok(n)
         }
     }
@@ -225,18 +225,17 @@ pub async fn write_all(
             cut(stream, Dir::Send);
             return Err(PaceError::TimedOut);
         }
-        let started = Instant::now();
-        match timeout(limit.min(budget.unwrap_or(limit)), stream.write(bytes)).await {
+        match timed::within(limit.min(budget.unwrap_or(limit)), stream.write(bytes)).await {
             Err(_) => {
                 if budget.is_some_and(|b| b < limit) {
                     cut(stream, Dir::Send);
                 }
                 return Err(PaceError::TimedOut);
             }
-            Ok(Err(e)) => return Err(PaceError::Io(e)),
-            Ok(Ok(0)) => return Err(PaceError::Io(std::io::ErrorKind::WriteZero.into())),
-            Ok(Ok(n)) => {
-                record(stream, Dir::Send, started.elapsed(), n);
+            Ok((Err(e), _)) => return Err(PaceError::Io(e)),
+            Ok((Ok(0), _)) => return Err(PaceError::Io(std::io::ErrorKind::WriteZero.into())),
+            Ok((Ok(n), waited)) => {
+                record(stream, Dir::Send, waited, n);
                 bytes = bytes.get(n..).unwrap_or_default();
             }
         }
@@ -246,8 +245,8 @@ pub async fn write_all(
     if !stream.buffers_writes() {
         return Ok(());
     }
-    match timeout(limit, stream.flush()).await {
-        Ok(r) => r.map_err(PaceError::Io),
+    match timed::within(limit, stream.flush()).await {
+        Ok((r, _)) => r.map_err(PaceError::Io),
         Err(_) => Err(PaceError::TimedOut),
     }
 }

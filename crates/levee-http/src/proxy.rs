@@ -53,7 +53,7 @@ use crate::conn::{Client, Next};
 use crate::h1::{ChunkedDecoder, HeadError, Parsed, parse_response};
 use crate::message::{Framing, RequestHead, ResponseHead};
 use crate::site::Site;
-use crate::{pace, respond};
+use crate::{pace, respond, timed};
 pub(crate) use fetch::{Behalf, Fetched, fetch};
 use headers::Forwarding;
 
@@ -612,10 +612,10 @@ pub(crate) async fn open_and_send(
         up.write_all(head).await?;
         up.flush().await
     };
-    match timeout(t.upstream_write, write).await {
+    match timed::within(t.upstream_write, write).await {
         Err(_) => Err((UpstreamFault::WriteTimeout, reused)),
-        Ok(Err(e)) => Err((UpstreamFault::Write(e), reused)),
-        Ok(Ok(())) => Ok((up, reused)),
+        Ok((Err(e), _)) => Err((UpstreamFault::Write(e), reused)),
+        Ok((Ok(()), _)) => Ok((up, reused)),
     }
 }
 
@@ -807,11 +807,11 @@ pub(crate) async fn read_response_head(
             }
         }
         buf.reserve(RESPONSE_CHUNK);
-        match timeout(limit, up.read_buf(buf)).await {
+        match timed::within(limit, up.read_buf(buf)).await {
             Err(_) => return Err(UpstreamFault::ReadTimeout),
-            Ok(Err(e)) => return Err(UpstreamFault::Read(e)),
-            Ok(Ok(0)) => return Err(UpstreamFault::Closed),
-            Ok(Ok(_)) => {}
+            Ok((Err(e), _)) => return Err(UpstreamFault::Read(e)),
+            Ok((Ok(0), _)) => return Err(UpstreamFault::Closed),
+            Ok((Ok(_), _)) => {}
         }
     }
 }

@@ -17,7 +17,7 @@ pub async fn send(stream: &mut ClientStream, bytes: &[u8], limit: Duration) -> b
         stream.write_all(bytes).await?;
         stream.flush().await
     };
-    matches!(timeout(limit, write).await, Ok(Ok(())))
+    matches!(crate::timed::within(limit, write).await, Ok((Ok(()), _)))
 }
 
 /// Adds `Strict-Transport-Security` after the status line of `response`

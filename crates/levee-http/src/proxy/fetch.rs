@@ -18,7 +18,7 @@ use levee_config::Timeouts;
 use levee_upstream::UpstreamStream;
 use levee_upstream::{Affinity, Group, pool};
 use tokio::io::AsyncReadExt;
-use tokio::time::{Instant, timeout};
+use tokio::time::Instant;
 
 use super::headers::{self, Forwarding};
 use super::{
@@ -226,12 +226,12 @@ async fn read_body(
             return Err(FetchError::Body("larger than the cache takes".into()));
         }
         buf.reserve(RESPONSE_CHUNK);
-        match timeout(limit, up.read_buf(buf)).await {
+        match crate::timed::within(limit, up.read_buf(buf)).await {
             Err(_) => return Err(UpstreamFault::ReadTimeout.into()),
-            Ok(Err(e)) => return Err(UpstreamFault::Read(e).into()),
-            Ok(Ok(0)) if framing == Framing::UntilClose => return Ok(()),
-            Ok(Ok(0)) => return Err(FetchError::Body("closed before its end".into())),
-            Ok(Ok(_)) => {}
+            Ok((Err(e), _)) => return Err(UpstreamFault::Read(e).into()),
+            Ok((Ok(0), _)) if framing == Framing::UntilClose => return Ok(()),
+            Ok((Ok(0), _)) => return Err(FetchError::Body("closed before its end".into())),
+            Ok((Ok(_), _)) => {}
         }
     }
 }
