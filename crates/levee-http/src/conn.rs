@@ -146,8 +146,10 @@ pub async fn serve_from(mut client: Client, listener: Arc<ListenerCtx>, mut serv
                     None => return,
                 });
         if h2 {
-            // Boxed: an HTTP/2 connection's state is not an HTTP/1 task's.
-            return Box::pin(crate::http2::serve(client, listener)).await;
+            // Its own task, and this one ends: awaited here, the HTTP/1
+            // task would stay behind it for the connection's whole life.
+            tokio::spawn(crate::http2::serve(client, listener));
+            return;
         }
     }
     let fd = client.stream.as_raw_fd();
