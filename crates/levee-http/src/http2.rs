@@ -17,12 +17,11 @@
 //! the cache, redirects and the access log are thus not written twice;
 //! the price is a copy of each body byte through the pipe.
 
-use std::os::fd::AsFd;
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::Bytes;
-use tokio::net::TcpStream;
 
 use levee_config::Http2;
 
@@ -56,9 +55,12 @@ fn builder(limits: &Http2) -> h2::server::Builder {
 #[derive(Debug)]
 pub struct Pipe {
     pub(crate) io: tokio::io::DuplexStream,
-    /// The connection's socket (a duplicate): the descriptor identifies the
-    /// client, and its addresses feed PROXY headers.
-    pub(crate) tcp: Arc<TcpStream>,
+    /// The connection's descriptor, owned by the connection's task: only a
+    /// number that identifies the client (minimum progress), never used
+    /// for I/O, so a stream costs no second descriptor.
+    pub(crate) fd: std::os::fd::RawFd,
+    /// The address the client connected to, for PROXY headers.
+    pub(crate) local: Option<std::net::SocketAddr>,
     /// The client came over TLS.
     pub(crate) https: bool,
 }
@@ -69,7 +71,9 @@ struct Conn {
     peer: std::net::SocketAddr,
     hsts: Option<u64>,
     https: bool,
-    tcp: Arc<TcpStream>,
+    /// The connection's descriptor and local address (see `Pipe`).
+    fd: std::os::fd::RawFd,
+    local: Option<std::net::SocketAddr>,
     /// Streams being served, to know when the connection is idle.
     open: AtomicUsize,
     /// Signalled when `open` falls to zero.
@@ -88,13 +92,8 @@ pub(crate) async fn serve(client: Client, listener: Arc<ListenerCtx>) {
     // The permit counts the connection until it closes.
     let _permit = permit;
     let https = crate::stream::is_https(&stream);
-    let tcp = match duplicate(stream.tcp()) {
-        Ok(t) => Arc::new(t),
-        Err(e) => {
-            tracing::debug!(%peer, error = %e, "HTTP/2: cannot duplicate the socket");
-            return;
-        }
-    };
+    let fd = stream.as_raw_fd();
+    let local = crate::stream::local_addr(&stream);
     let (limits, request_head, keepalive) = {
         let site = listener.shared.site.load();
         (
@@ -119,7 +118,8 @@ pub(crate) async fn serve(client: Client, listener: Arc<ListenerCtx>) {
         peer,
         hsts,
         https,
-        tcp,
+        fd,
+        local,
         open: AtomicUsize::new(0),
         quiet: tokio::sync::Notify::new(),
     });
@@ -173,13 +173,6 @@ pub(crate) async fn serve(client: Client, listener: Arc<ListenerCtx>) {
             }
         }
     }
-}
-
-/// A second descriptor for the connection's socket, for what the request
-/// path asks of a client socket while `h2` owns the stream.
-fn duplicate(tcp: &TcpStream) -> std::io::Result<TcpStream> {
-    let fd = rustix::io::dup(tcp.as_fd())?;
-    TcpStream::from_std(std::net::TcpStream::from(fd))
 }
 
 #[cfg(test)]

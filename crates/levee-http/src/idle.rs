@@ -131,7 +131,9 @@ pub fn park(
             ready,
         }));
         let mut cx = Context::from_waker(&waker);
-        if client.stream.tcp().poll_read_ready(&mut cx).is_ready() {
+        // A stream without a socket of its own (HTTP/2) never parks.
+        let tcp = client.stream.tcp();
+        if tcp.is_none_or(|tcp| tcp.poll_read_ready(&mut cx).is_ready()) {
             return Some(client);
         }
         entry.insert(Parked {

@@ -757,7 +757,7 @@ async fn prebuffer(
 /// The PROXY protocol header for `client`, when `group` sends one.
 pub(crate) fn proxy_header(group: &Group, client: &Client) -> Option<Vec<u8>> {
     group.config.proxy_protocol.map(|v| {
-        let local = client.stream.tcp().local_addr().unwrap_or(client.peer);
+        let local = crate::stream::local_addr(&client.stream).unwrap_or(client.peer);
         crate::proxy_protocol::encode(v, client.peer, local)
     })
 }

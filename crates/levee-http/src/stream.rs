@@ -51,11 +51,26 @@ pub fn negotiated_h2(stream: &ClientStream) -> bool {
 }
 
 impl levee_tls::OverTcp for Secure {
-    fn tcp(&self) -> &TcpStream {
+    fn tcp(&self) -> Option<&TcpStream> {
         match self {
             Secure::Tls(t) => t.tcp(),
-            Secure::Http2(p) => &p.tcp,
+            Secure::Http2(_) => None,
         }
+    }
+
+    fn fd(&self) -> std::os::fd::RawFd {
+        match self {
+            Secure::Tls(t) => t.fd(),
+            Secure::Http2(p) => p.fd,
+        }
+    }
+}
+
+/// The address the client connected to (for PROXY headers to upstreams).
+pub fn local_addr(stream: &ClientStream) -> Option<std::net::SocketAddr> {
+    match stream {
+        ClientStream::Tls(s) if let Secure::Http2(p) = s.as_ref() => p.local,
+        _ => stream.tcp().and_then(|t| t.local_addr().ok()),
     }
 }
 
@@ -156,8 +171,12 @@ impl<T> Socket for levee_tls::MaybeTls<T>
 where
     T: levee_tls::OverTcp + AsyncRead + AsyncWrite + Unpin,
 {
+    /// An HTTP/2 stream has no socket of its own: its cut is a stream reset.
     fn set_zero_linger(&self) -> io::Result<()> {
-        self.tcp().set_zero_linger()
+        match self.tcp() {
+            Some(tcp) => tcp.set_zero_linger(),
+            None => Ok(()),
+        }
     }
 
     fn buffers_writes(&self) -> bool {

@@ -19,28 +19,43 @@ pub enum MaybeTls<T> {
     Tls(Box<T>),
 }
 
-/// A TLS stream over a `TcpStream`, either side.
+/// A stream over a connection's `TcpStream`: TLS, either side, or (in the
+/// HTTP front end) one stream of a connection whose socket another task owns.
 pub trait OverTcp {
-    fn tcp(&self) -> &TcpStream;
+    /// The socket underneath; `None` when the stream has none of its own.
+    fn tcp(&self) -> Option<&TcpStream>;
+
+    /// The connection's descriptor: what identifies the client even when
+    /// the stream does not own the socket.
+    fn fd(&self) -> RawFd;
 }
 
 impl OverTcp for tokio_rustls::server::TlsStream<TcpStream> {
-    fn tcp(&self) -> &TcpStream {
-        self.get_ref().0
+    fn tcp(&self) -> Option<&TcpStream> {
+        Some(self.get_ref().0)
+    }
+
+    fn fd(&self) -> RawFd {
+        self.get_ref().0.as_raw_fd()
     }
 }
 
 impl OverTcp for tokio_rustls::client::TlsStream<TcpStream> {
-    fn tcp(&self) -> &TcpStream {
-        self.get_ref().0
+    fn tcp(&self) -> Option<&TcpStream> {
+        Some(self.get_ref().0)
+    }
+
+    fn fd(&self) -> RawFd {
+        self.get_ref().0.as_raw_fd()
     }
 }
 
 impl<T: OverTcp> MaybeTls<T> {
-    /// The socket underneath, for readiness and socket options.
-    pub fn tcp(&self) -> &TcpStream {
+    /// The socket underneath, for readiness and socket options; `None` for
+    /// a stream without one of its own.
+    pub fn tcp(&self) -> Option<&TcpStream> {
         match self {
-            MaybeTls::Plain(s) => s,
+            MaybeTls::Plain(s) => Some(s),
             MaybeTls::Tls(s) => s.tcp(),
         }
     }
@@ -52,7 +67,10 @@ impl<T: OverTcp> MaybeTls<T> {
 
 impl<T: OverTcp> AsRawFd for MaybeTls<T> {
     fn as_raw_fd(&self) -> RawFd {
-        self.tcp().as_raw_fd()
+        match self {
+            MaybeTls::Plain(s) => s.as_raw_fd(),
+            MaybeTls::Tls(s) => s.fd(),
+        }
     }
 }
 

@@ -15,7 +15,7 @@ use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Waker};
 use std::time::{Duration, Instant};
 
 use crate::state::ServerState;
@@ -49,7 +49,9 @@ thread_local! {
 /// Whether the event loop has seen the peer close or send on an idle connection.
 fn peer_stirred(stream: &UpstreamStream) -> bool {
     let mut cx = Context::from_waker(Waker::noop());
-    matches!(stream.tcp().poll_read_ready(&mut cx), Poll::Ready(_))
+    stream
+        .tcp()
+        .is_some_and(|tcp| tcp.poll_read_ready(&mut cx).is_ready())
 }
 
 /// The most recently returned live connection to `addr`, if any.

@@ -3,7 +3,6 @@
 //! through the pipe, and the three run side by side in the stream's task.
 //! A stream routed to an HTTP/2 upstream goes to `upstream.rs` instead.
 
-use std::os::fd::AsRawFd;
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
@@ -63,7 +62,8 @@ pub(super) async fn serve(
     let mut client = Client {
         stream: ClientStream::Tls(Box::new(Secure::Http2(Pipe {
             io: ours,
-            tcp: conn.tcp.clone(),
+            fd: conn.fd,
+            local: conn.local,
             https: conn.https,
         }))),
         peer: conn.peer,
@@ -74,7 +74,7 @@ pub(super) async fn serve(
     // Minimum progress as for HTTP/1: the relay drains the pipe only as
     // the client's window allows, so time the request path spends blocked
     // on the pipe is time spent waiting on the client.
-    let pipe_fd = conn.tcp.as_raw_fd();
+    let pipe_fd = conn.fd;
     let work = pace::scope(pipe_fd, site.pace, async {
         serve_request(&mut client, &conn.listener, &site, head, started, 0).await;
         // Closing the pipe ends a response delimited by its end.
