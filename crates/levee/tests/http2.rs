@@ -1,6 +1,6 @@
 //! HTTP/2 to clients with real clients: `curl --http2` over TLS (ALPN
-//! `h2`, SNI) and `curl --http2-prior-knowledge` for h2c, against a real
-//! nginx upstream over HTTP/1.1. The frame-level suite is in http2_frames.rs.
+//! `h2`, SNI), `curl --http2-prior-knowledge` for h2c and `h2load` for
+//! multiplexed load, against a real nginx upstream over HTTP/1.1. The frame-level suite is in http2_frames.rs.
 
 mod support;
 
@@ -142,4 +142,52 @@ fn h2c_with_prior_knowledge_and_http1_on_the_same_listener() {
         "{}",
         verbose(&one)
     );
+}
+
+/// Runs `h2load` (nghttp2's load client) and returns what it printed.
+fn h2load(args: &[&str]) -> String {
+    let out = std::process::Command::new("h2load")
+        .args(args)
+        .output()
+        .expect("h2load (nghttp2-client)");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{text}{}", verbose(&out));
+    text
+}
+
+/// h2load's summary says every request of `n` came back 2xx.
+fn all_succeeded(report: &str, n: usize) {
+    let requests = format!(
+        "requests: {n} total, {n} started, {n} done, {n} succeeded, 0 failed, 0 errored, 0 timeout"
+    );
+    assert!(report.contains(&requests), "{report}");
+    assert!(
+        report.contains(&format!("status codes: {n} 2xx")),
+        "{report}"
+    );
+}
+
+#[test]
+fn h2load_multiplexed_load_over_tls_and_h2c() {
+    // Many streams at once on each connection, every one answered by the
+    // upstream through levee, over TLS (ALPN h2) and over h2c.
+    let (nginx, levee) = start(ALPN, |_| {});
+    let url = format!("https://127.0.0.1:{}/load", levee.port);
+    let report = h2load(&["-n", "3000", "-c", "6", "-m", "20", &url]);
+    assert!(report.contains("Application protocol: h2"), "{report}");
+    all_succeeded(&report, 3000);
+    assert_eq!(nginx.wait_entries("/load", 3000).len(), 3000);
+
+    let nginx = Nginx::start_default();
+    let setup = support::LeveeSetup::new();
+    let cfg = setup.proxy_config(&[&nginx.addr()], "").replacen(
+        "[[listener]]\n",
+        "[[listener]]\nhttp2 = \"prior-knowledge\"\n",
+        1,
+    );
+    let levee = setup.start(&cfg);
+    let report = h2load(&["-n", "2000", "-c", "4", "-m", "20", &levee.url("/clear")]);
+    assert!(report.contains("Application protocol: h2c"), "{report}");
+    all_succeeded(&report, 2000);
+    assert_eq!(nginx.wait_entries("/clear", 2000).len(), 2000);
 }
