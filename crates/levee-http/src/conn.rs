@@ -180,7 +180,6 @@ pub async fn serve_from(mut client: Client, listener: Arc<ListenerCtx>, mut serv
                     return;
                 }
             } else {
-                let waited = std::time::Instant::now();
                 let quiet = tokio::select! {
                     biased;
                     r = crate::stream::ready(&mut client.stream, &mut client.buf) => match r {
@@ -190,7 +189,9 @@ pub async fn serve_from(mut client: Client, listener: Arc<ListenerCtx>, mut serv
                     () = idle::quiet() => true,
                 };
                 if quiet {
-                    let deadline = waited + keepalive;
+                    // The wait took one to two park ticks; the clock is
+                    // read here, not on every wait.
+                    let deadline = std::time::Instant::now() + (keepalive - idle::PARK_AFTER);
                     match idle::park(client, listener.clone(), served, deadline) {
                         Some(ready) => client = ready,
                         None => return,

@@ -25,10 +25,16 @@ pub async fn within<F: Future>(limit: Duration, fut: F) -> Result<(F::Output, Du
         return Ok((out, Duration::ZERO));
     }
     let started = Instant::now();
-    match tokio::time::timeout(limit, fut).await {
+    match tokio::time::timeout_at(far(started, limit), fut).await {
         Ok(out) => Ok((out, started.elapsed())),
         Err(_) => Err(Elapsed),
     }
+}
+
+/// `from + limit`, or about 30 years on for a limit too large to add.
+fn far(from: Instant, limit: Duration) -> Instant {
+    from.checked_add(limit)
+        .unwrap_or_else(|| from + Duration::from_secs(86_400 * 365 * 30))
 }
 
 /// `fut` by `deadline`, which is set to `limit` from now the first time any
@@ -42,7 +48,7 @@ pub async fn by<F: Future>(
     if let Poll::Ready(out) = poll_once(fut.as_mut()).await {
         return Ok(out);
     }
-    let at = *deadline.get_or_insert_with(|| Instant::now() + limit);
+    let at = *deadline.get_or_insert_with(|| far(Instant::now(), limit));
     tokio::time::timeout_at(at, fut).await.map_err(|_| Elapsed)
 }
 
