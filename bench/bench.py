@@ -88,10 +88,9 @@ async def idle(proc, port, n):
     await asyncio.sleep(1.5)
     before = peers.pss_kb(proc.pid)
     held, failed = await hold(port, n)
-    # Read after 3 s of quiet: the steady state of idle connections, after
-    # levee's workers have given freed request buffers back (once a second).
-    await asyncio.sleep(3.0)
+    await asyncio.sleep(1.0)
     after = peers.pss_kb(proc.pid)
+    await asyncio.sleep(2.0)
     alive = sum(not r.at_eof() for r, _ in held)
     for _, w in held:
         w.close()

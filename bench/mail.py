@@ -135,8 +135,7 @@ async def idle(pid, port, n):
     t0, cpu0 = time.time(), cpu_seconds(pid)
     await asyncio.gather(*(login(port, i, held, gate, errors) for i in range(n)))
     elapsed, cpu = time.time() - t0, cpu_seconds(pid) - cpu0
-    # 3 s of quiet: the steady state, after levee's once-a-second trim.
-    await asyncio.sleep(3.0)
+    await asyncio.sleep(1.5)
     after = pss_kb(pid)
     # logins/s is bound by this one-process client for both proxies; the
     # proxy's CPU per login is what tells them apart.

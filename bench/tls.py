@@ -100,10 +100,9 @@ async def idle(proc, port, n, h2=False):
     await asyncio.sleep(1.5)
     before = peers.pss_kb(proc.pid)
     held, failed = await hold_n(port, n, ctx)
-    # Read after 3 s of quiet, as bench.py does: the steady state, after
-    # levee's workers have given freed buffers back (once a second).
-    await asyncio.sleep(3.0)
+    await asyncio.sleep(1.0)
     after = peers.pss_kb(proc.pid)
+    await asyncio.sleep(2.0)
     alive = sum(not r.at_eof() for r, _ in held)
     for _, w in held:
         w.transport.abort()

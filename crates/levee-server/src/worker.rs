@@ -192,28 +192,14 @@ async fn accept_error(e: std::io::Error) {
     tokio::time::sleep(Duration::from_millis(50)).await;
 }
 
-/// What the binary asks each worker thread to do once a second, after the
-/// pool sweep: give the allocator's freed pages back to the system.
-static TRIM: std::sync::OnceLock<fn()> = std::sync::OnceLock::new();
-
-/// Sets the worker's once-a-second memory trim (the binary owns the
-/// allocator, so it supplies the call). The first call wins.
-pub fn set_trim(trim: fn()) {
-    let _ = TRIM.set(trim);
-}
-
-/// Once a second: closes stale pooled upstream connections, then trims.
-/// An allocator returns freed pages only when the thread next calls it
-/// after a delay, and a worker whose connections all went idle calls it no
-/// more: the buffers of a burst of requests stayed resident (0.3 KB per
-/// parked connection after 15,000 connections, bench/README.md).
+/// Once a second: closes stale pooled upstream connections, then gives
+/// the allocator's freed pages back (`idle::trim`; the idle dispatcher also
+/// trims soon after connections park).
 async fn each_second() {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         tick.tick().await;
         levee_upstream::pool::sweep(std::time::Instant::now());
-        if let Some(trim) = TRIM.get() {
-            trim();
-        }
+        levee_http::idle::trim(false);
     }
 }

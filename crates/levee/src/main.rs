@@ -12,17 +12,18 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    levee_server::worker::set_trim(trim);
+    levee_http::idle::set_trim(trim);
     cli::main()
 }
 
-/// Purges this thread's freed mimalloc pages whose purge delay has passed
-/// (not forced: pages still in use or freed a moment ago stay). Called by
-/// each worker once a second. The one `unsafe` in levee: an FFI call the
-/// mimalloc crate has no safe wrapper for.
+/// Gives this thread's freed mimalloc pages back to the system. `force`
+/// (after connections parked, so at most once per park tick) purges every
+/// free page at once; otherwise only pages whose purge delay has passed
+/// (the once-a-second call, which also runs under load). The one `unsafe`
+/// in levee: an FFI call the mimalloc crate has no safe wrapper for.
 #[allow(unsafe_code)]
-fn trim() {
+fn trim(force: bool) {
     // SAFETY: mi_collect takes no pointers; it only walks the calling
     // thread's heap and the arenas, which mimalloc synchronises itself.
-    unsafe { libmimalloc_sys::mi_collect(false) }
+    unsafe { libmimalloc_sys::mi_collect(force) }
 }
