@@ -13,7 +13,7 @@ divided by requests, the median over rounds. This is the path gRPC calls
 take through levee (docs/architecture.md, "An HTTP/2 upstream stream"),
 without a gRPC library's own cost on either end.
 """
-import argparse, os, re, statistics, subprocess, sys
+import argparse, os, statistics, sys
 
 import peers
 
@@ -49,15 +49,7 @@ protocol = "h2c"
 
 
 def load(proc, port, seconds):
-    c0 = peers.cpu_seconds(proc.pid)
-    out = subprocess.run(["h2load", "-c", "16", "-m", "8", "-D", str(seconds), f"http://127.0.0.1:{port}/"],
-                         capture_output=True, text=True).stdout
-    m = re.search(r"(\d+) succeeded, (\d+) failed, (\d+) errored", out)
-    done = int(m.group(1)) if m else 0
-    bad = re.search(r"status codes: \d+ 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", out)
-    if not m or done == 0 or int(m.group(2)) or int(m.group(3)) or not bad or any(int(x) for x in bad.groups()):
-        sys.exit(f"port {port}: not every request succeeded:\n{out}")
-    return done / seconds, (peers.cpu_seconds(proc.pid) - c0) * 1e6 / done
+    return peers.h2load(proc.pid, f"http://127.0.0.1:{port}/", seconds)
 
 
 def main():

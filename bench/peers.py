@@ -1,7 +1,7 @@
 """Start and measure the peers levee is compared with: an nginx app server,
 nginx and HAProxy as reverse proxies, and levee itself. Read CPU time and
 proportional set size (PSS) of a process tree from /proc."""
-import os, shutil, signal, socket, subprocess, tempfile, time
+import os, re, shutil, signal, socket, subprocess, tempfile, time
 
 TMP = tempfile.mkdtemp(prefix="levee-bench-")
 BACKEND = 19180
@@ -116,6 +116,22 @@ def cpu_seconds(root):
         except (OSError, IndexError, ValueError):
             pass
     return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def h2load(root, url, seconds):
+    """`h2load -c 16 -m 8` (16 connections, 8 streams each) against `url` for
+    `seconds`: requests/s and CPU µs per request of the process tree `root`.
+    Exits when a request failed or was not answered 2xx."""
+    c0 = cpu_seconds(root)
+    out = subprocess.run(["h2load", "-c", "16", "-m", "8", "-D", str(seconds), url],
+                         capture_output=True, text=True).stdout
+    m = re.search(r"(\d+) succeeded, (\d+) failed, (\d+) errored", out)
+    codes = re.search(r"status codes: \d+ 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", out)
+    done = int(m.group(1)) if m else 0
+    if not m or not codes or done == 0 or int(m.group(2)) or int(m.group(3)) \
+            or any(int(x) for x in codes.groups()):
+        raise SystemExit(f"{url}: not every request succeeded:\n{out}")
+    return done / seconds, (cpu_seconds(root) - c0) * 1e6 / done
 
 
 def pss_kb(root):

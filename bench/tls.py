@@ -79,12 +79,7 @@ def requests(proc, port, seconds):
 
 
 def h2(proc, port, seconds):
-    c0 = peers.cpu_seconds(proc.pid)
-    out = subprocess.run(["h2load", "-c", "16", "-m", "8", "-D", str(seconds), f"https://127.0.0.1:{port}/"],
-                         capture_output=True, text=True).stdout
-    m = re.search(r"requests: \d+ total, \d+ started, (\d+) done, (\d+) succeeded", out)
-    done = int(m.group(2)) if m else 0
-    return done / seconds, (peers.cpu_seconds(proc.pid) - c0) * 1e6 / max(done, 1)
+    return peers.h2load(proc.pid, f"https://127.0.0.1:{port}/", seconds)
 
 
 async def idle(proc, port, n, h2=False):
