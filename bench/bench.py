@@ -2,6 +2,7 @@
 """levee side by side with nginx and HAProxy, one command, one table.
 
     python3 bench/bench.py [--binary target/release/levee] [--seconds 8] [--rounds 3] [--idle 15000]
+                           [--baseline path/to/earlier/levee]
 
 All three proxies front the same nginx app server on loopback. Measured:
   - requests/s, p50/p99 latency (wrk, 1 thread, 64 keep-alive connections)
@@ -10,6 +11,8 @@ All three proxies front the same nginx app server on loopback. Measured:
   - syscalls per proxied request (strace -c -f over a fixed wrk run);
   - PSS growth per idle keep-alive connection with N held (one request each),
     and how many survive: the 15,000-connection test.
+With --baseline, an earlier levee build runs beside the others in the same
+alternating rounds (row `baseline`), so a change is measured A/B in one run.
 Needs nginx, haproxy, wrk and strace (scripts/test installs them). Quote
 ratios from one run: absolute numbers drift on a shared machine."""
 import argparse, asyncio, os, re, resource, subprocess, sys, time
@@ -104,12 +107,16 @@ def main():
     ap.add_argument("--seconds", type=int, default=8)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--idle", type=int, default=15000, help="idle connections to hold (0: skip)")
+    ap.add_argument("--baseline", help="an earlier levee binary to measure beside this one (A/B)")
     a = ap.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 20000), hard))
     binary = os.path.abspath(a.binary)
     backend = peers.backend()
     procs = {"nginx": peers.nginx_proxy(), "haproxy": peers.haproxy(), "levee": peers.levee(binary)}
+    baseline = os.path.abspath(a.baseline) if a.baseline else None
+    if baseline:
+        procs["baseline"] = peers.levee(baseline, "baseline")
     try:
         for name in procs:
             if not peers.wait_port(peers.PORTS[name]) or not peers.wait_port(peers.BACKEND):
@@ -119,8 +126,11 @@ def main():
         peers.stop(list(procs.values()))
         idles = {}
         if a.idle:
-            for name, start in [("nginx", peers.nginx_proxy), ("haproxy", peers.haproxy),
-                                ("levee", lambda: peers.levee(binary))]:
+            starters = [("nginx", peers.nginx_proxy), ("haproxy", peers.haproxy),
+                        ("levee", lambda: peers.levee(binary))]
+            if baseline:
+                starters.append(("baseline", lambda: peers.levee(baseline, "baseline")))
+            for name, start in starters:
                 p = start()
                 peers.wait_port(peers.PORTS[name])
                 # HAProxy reserves two descriptors per connection: it holds at most 9,500.
@@ -138,7 +148,7 @@ def main():
         print(f"{n:8} {r['rps']:>9.0f} {r['p50']:>7.2f} {r['p99']:>7.2f} {r['cpu']:>10.2f} {sc[n]:>12.2f}"
               f" {i.get('kb', float('nan')):>12.2f} {i.get('held', 0):>6} {i.get('alive', 0):>6}"
               f" {i.get('total_mb', float('nan')):>7.1f}")
-    for peer in ("nginx", "haproxy"):
+    for peer in ("nginx", "haproxy") + (("baseline",) if baseline else ()):
         ratio = lambda k: t["levee"][k] / t[peer][k]
         mem = (f", idle memory {idles['levee']['kb'] / idles[peer]['kb']:.2f}"
                if idles.get(peer, {}).get("kb") else "")

@@ -5,7 +5,7 @@ import os, re, shutil, signal, socket, subprocess, tempfile, time
 
 TMP = tempfile.mkdtemp(prefix="levee-bench-")
 BACKEND = 19180
-PORTS = {"nginx": 19181, "haproxy": 19182, "levee": 19183}
+PORTS = {"nginx": 19181, "haproxy": 19182, "levee": 19183, "baseline": 19184}
 
 
 def _write(path, text):
@@ -72,8 +72,9 @@ backend be
     return spawn(["haproxy", "-f", cfg])
 
 
-def levee(binary):
-    return spawn([binary, "proxy", "--listen", f"127.0.0.1:{PORTS['levee']}",
+def levee(binary, name="levee"):
+    """levee's `proxy` mode on PORTS[name] (`baseline`: an earlier build, for A/B runs)."""
+    return spawn([binary, "proxy", "--listen", f"127.0.0.1:{PORTS[name]}",
                   "--to", f"127.0.0.1:{BACKEND}"])
 
 
