@@ -16,6 +16,10 @@ use crate::gate::Admin;
 
 /// A whole admin request must arrive within this.
 const READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Connections served at once. Beyond it new ones are closed unanswered:
+/// off loopback anyone can connect, and each connection may wait for a
+/// password check or a reload, so their number needs a bound.
+const MAX_CONNECTIONS: usize = 256;
 /// Largest request body (a weight change is a few bytes).
 const MAX_BODY: usize = 4096;
 const LIMITS: HeadLimits = HeadLimits {
@@ -132,10 +136,19 @@ impl Request {
 
 /// Serves the admin API on `listener` until the task is dropped.
 pub async fn serve(listener: TcpListener, admin: Arc<Admin>) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
-                tokio::spawn(connection(stream, peer, admin.clone()));
+                let Ok(slot) = slots.clone().try_acquire_owned() else {
+                    tracing::warn!(%peer, "admin listener busy: connection closed");
+                    continue;
+                };
+                let admin = admin.clone();
+                tokio::spawn(async move {
+                    connection(stream, peer, admin).await;
+                    drop(slot);
+                });
             }
             Err(e) => {
                 tracing::warn!(error = %e, "admin accept failed");
@@ -157,7 +170,7 @@ async fn connection(mut stream: TcpStream, peer: SocketAddr, admin: Arc<Admin>) 
         }
     };
     let mut head = format!(
-        "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\nCache-Control: no-store\r\n",
+        "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\nCache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n",
         reply.status,
         reason(reply.status),
         reply.content_type,

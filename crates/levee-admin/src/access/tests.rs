@@ -156,8 +156,20 @@ fn tokens_are_read_trimmed_and_checked() {
             column: 14,
         })
     };
-    let t = read_token(&file("good", "  0123456789abcdef-xyz\n")).expect("token");
+    let good = file("good", "  0123456789abcdef-xyz\n");
+    let t = read_token(&good).expect("token");
     assert!(t.matches(b"0123456789abcdef-xyz"));
+    // Neither the rules' Debug form nor the config written out shows it.
+    let mut with_token = Admin::on(local());
+    with_token.token = Some(good);
+    let loaded = Access::load(&with_token, Path::new("t.toml")).expect("access");
+    assert!(loaded.requires_login());
+    assert!(!format!("{loaded:?}").contains("0123456789abcdef"));
+    let mut config = levee_config::builtin_static(dir.clone(), local());
+    config.admin = Some(with_token);
+    let text = levee_config::to_toml(&config);
+    assert!(text.contains("token_file"), "{text}");
+    assert!(!text.contains("0123456789abcdef"), "{text}");
     let short = read_token(&file("short", "secret\n")).expect_err("short");
     assert!(short.contains("at least 16"), "{short}");
     assert!(
