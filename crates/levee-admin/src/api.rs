@@ -39,11 +39,11 @@ pub fn handle(shared: &Shared, method: &str, target: &str, body: &[u8]) -> Reply
     let site = shared.site.load_full();
     let group = |name: &str| site.upstreams.get(name).cloned();
     match (method, segments.as_slice()) {
-        ("GET" | "HEAD", ["metrics"]) => Reply {
-            status: 200,
-            content_type: crate::metrics::CONTENT_TYPE,
-            body: crate::metrics::render(&site).into_bytes(),
-        },
+        ("GET" | "HEAD", ["metrics"]) => Reply::new(
+            200,
+            crate::metrics::CONTENT_TYPE,
+            crate::metrics::render(&site).into_bytes(),
+        ),
         ("GET" | "HEAD", ["upstreams"]) => {
             let mut names: Vec<&String> = site.upstreams.keys().collect();
             names.sort();
@@ -116,7 +116,6 @@ fn act(group: &Arc<Group>, server: &str, action: &str, body: &[u8]) -> Reply {
             );
         }
     }
-    tracing::info!(upstream = %group.name, server, action, "control API");
     let now = Instant::now();
     let servers: Vec<Value> = targets.iter().map(|m| server_json(group, m, now)).collect();
     Reply::json(200, &json!({ "upstream": group.name, "servers": servers }))

@@ -1,11 +1,14 @@
-//! The client behind `levee ctl`: one blocking HTTP/1.1 request to the admin
-//! listener per command, the answer printed for a shell.
+//! The client behind `levee ctl` and `levee reload`: one blocking HTTP/1.1
+//! request to the admin listener per command, with the bearer token when
+//! there is one, and the answer printed for a shell.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 use serde_json::Value;
+
+use crate::secret::Secret;
 
 /// What `levee ctl` can ask.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,12 +86,22 @@ pub enum CtlError {
     Io(#[from] std::io::Error),
     #[error("admin API answered {status}: {message}")]
     Api { status: u16, message: String },
+    /// The running levee refused the new config; one line per problem.
+    #[error("reload refused; the running config stays")]
+    Refused(Vec<String>),
     #[error("admin API sent a malformed response")]
     BadResponse,
 }
 
-/// Runs `command` against the admin listener at `addr`; returns what to print.
-pub fn run(addr: SocketAddr, command: &Command) -> Result<String, CtlError> {
+/// Where the admin listener is, and the token to show it.
+#[derive(Debug, Clone)]
+pub struct Client {
+    pub addr: SocketAddr,
+    pub token: Option<Secret>,
+}
+
+/// Runs `command` against the admin listener; returns what to print.
+pub fn run(client: &Client, command: &Command) -> Result<String, CtlError> {
     let action = |upstream: &str, server: &str, what: &str| {
         format!(
             "/upstreams/{}/servers/{}/{what}",
@@ -128,13 +141,9 @@ pub fn run(addr: SocketAddr, command: &Command) -> Result<String, CtlError> {
             )
         }
     };
-    let (status, text) = request(addr, method, &path, &body)?;
+    let (status, text) = request(client, method, &path, &body)?;
     if status != 200 {
-        let message = serde_json::from_str::<Value>(&text)
-            .ok()
-            .and_then(|v| v.get("error").and_then(Value::as_str).map(str::to_owned))
-            .unwrap_or(text);
-        return Err(CtlError::Api { status, message });
+        return Err(api_error(status, text));
     }
     Ok(match command {
         Command::Upstreams => table(&text).unwrap_or(text),
@@ -146,18 +155,62 @@ pub fn run(addr: SocketAddr, command: &Command) -> Result<String, CtlError> {
     })
 }
 
-/// One request; returns the status and the body as text.
+/// `POST /reload`: the file the running levee reloaded, or every reason it
+/// refused the new config.
+pub fn reload(client: &Client) -> Result<String, CtlError> {
+    let (status, text) = request(client, "POST", "/reload", "{}")?;
+    let v: Option<Value> = serde_json::from_str(&text).ok();
+    match (status, v) {
+        (200, Some(v)) => Ok(v
+            .get("reloaded")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()),
+        (422, Some(v)) => Err(CtlError::Refused(
+            v.get("errors")
+                .and_then(Value::as_array)
+                .map(|list| {
+                    list.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default(),
+        )),
+        _ => Err(api_error(status, text)),
+    }
+}
+
+/// The API's `{"error": …}` message, or the body as it came.
+fn api_error(status: u16, text: String) -> CtlError {
+    let message = serde_json::from_str::<Value>(&text)
+        .ok()
+        .and_then(|v| v.get("error").and_then(Value::as_str).map(str::to_owned))
+        .unwrap_or(text);
+    CtlError::Api { status, message }
+}
+
+/// One request; returns the status and the body as text. `Host` is the
+/// listener's address, as the admin listener requires.
 pub fn request(
-    addr: SocketAddr,
+    client: &Client,
     method: &str,
     path: &str,
     body: &str,
 ) -> Result<(u16, String), CtlError> {
+    let addr = client.addr;
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
         .map_err(|source| CtlError::Connect { addr, source })?;
-    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    // A reload (`POST /reload`) may take as long as reading certificates
+    // and user maps; the server gives up on it after a minute.
+    stream.set_read_timeout(Some(Duration::from_secs(90)))?;
+    let authorization = client
+        .token
+        .as_ref()
+        .map(|t| format!("Authorization: Bearer {}\r\n", t.reveal()))
+        .unwrap_or_default();
     let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: levee-ctl\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: levee-ctl\r\n{authorization}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
     stream.write_all(req.as_bytes())?;

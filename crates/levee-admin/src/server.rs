@@ -1,19 +1,25 @@
 //! The admin listener: one request per connection, parsed with levee's
-//! HTTP/1 parser, answered by [`crate::api`] or [`crate::metrics`].
+//! HTTP/1 parser, passed through [`crate::gate`] and answered.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use levee_http::Shared;
 use levee_http::h1::{HeadLimits, Parsed, parse_request};
-use levee_http::message::Framing;
+use levee_http::message::{Framing, RequestHead};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::timeout;
 
+use crate::gate::Admin;
+
 /// A whole admin request must arrive within this.
 const READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Connections served at once. Beyond it new ones are closed unanswered:
+/// off loopback anyone can connect, and each connection may wait for a
+/// password check or a reload, so their number needs a bound.
+const MAX_CONNECTIONS: usize = 256;
 /// Largest request body (a weight change is a few bytes).
 const MAX_BODY: usize = 4096;
 const LIMITS: HeadLimits = HeadLimits {
@@ -22,36 +28,127 @@ const LIMITS: HeadLimits = HeadLimits {
     max_headers: 50,
 };
 
-/// A response from the API: status, content type, body.
+/// A response from the API: status, content type, body, and any further
+/// header fields (`Set-Cookie`, `WWW-Authenticate`).
 #[derive(Debug)]
 pub struct Reply {
     pub status: u16,
     pub content_type: &'static str,
     pub body: Vec<u8>,
+    pub headers: Vec<(&'static str, String)>,
 }
 
 impl Reply {
+    pub fn new(status: u16, content_type: &'static str, body: Vec<u8>) -> Reply {
+        Reply {
+            status,
+            content_type,
+            body,
+            headers: Vec::new(),
+        }
+    }
+
     pub fn json(status: u16, value: &serde_json::Value) -> Reply {
         let mut body = serde_json::to_vec_pretty(value).unwrap_or_default();
         body.push(b'\n');
-        Reply {
-            status,
-            content_type: "application/json",
-            body,
-        }
+        Reply::new(status, "application/json", body)
     }
 
     pub fn error(status: u16, message: impl std::fmt::Display) -> Reply {
         Reply::json(status, &serde_json::json!({ "error": message.to_string() }))
     }
+
+    pub fn with_header(mut self, name: &'static str, value: String) -> Reply {
+        self.headers.push((name, value));
+        self
+    }
+}
+
+/// One request, with the fields the admin listener decides on.
+#[derive(Debug, Default)]
+pub struct Request {
+    pub method: String,
+    /// The path as sent, without the query.
+    pub path: String,
+    pub target: String,
+    pub host: Option<String>,
+    pub origin: Option<String>,
+    pub content_type: Option<String>,
+    pub authorization: Option<String>,
+    pub cookie: Option<String>,
+    pub csrf: Option<String>,
+    pub body: Vec<u8>,
+    pub peer: Option<SocketAddr>,
+    /// The address the client connected to.
+    pub local: Option<SocketAddr>,
+}
+
+/// Fields that must appear at most once: two `Origin`s or two tokens could
+/// be read differently by a proxy in front and by levee.
+const SINGLE: [&str; 6] = [
+    "origin",
+    "content-type",
+    "authorization",
+    "cookie",
+    "x-csrf-token",
+    "host",
+];
+
+impl Request {
+    fn from_head(head: &RequestHead, body: Vec<u8>) -> Result<Request, Reply> {
+        for name in SINGLE {
+            let n = head
+                .fields
+                .iter()
+                .filter(|(k, _)| k.eq_ignore_ascii_case(name.as_bytes()))
+                .count();
+            if n > 1 {
+                return Err(Reply::error(400, format!("more than one {name} field")));
+            }
+        }
+        let text = |name: &str| -> Result<Option<String>, Reply> {
+            match head.fields.get(name) {
+                None => Ok(None),
+                Some(v) => std::str::from_utf8(v)
+                    .map(|s| Some(s.trim().to_owned()))
+                    .map_err(|_| Reply::error(400, format!("{name} is not UTF-8"))),
+            }
+        };
+        let target = String::from_utf8_lossy(head.target()).into_owned();
+        Ok(Request {
+            method: String::from_utf8_lossy(head.method()).into_owned(),
+            path: String::from_utf8_lossy(head.path()).into_owned(),
+            host: head
+                .host
+                .map(|h| String::from_utf8_lossy(head.fields.span_of(h)).into_owned()),
+            origin: text("origin")?,
+            content_type: text("content-type")?,
+            authorization: text("authorization")?,
+            cookie: text("cookie")?,
+            csrf: text("x-csrf-token")?,
+            target,
+            body,
+            peer: None,
+            local: None,
+        })
+    }
 }
 
 /// Serves the admin API on `listener` until the task is dropped.
-pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
+pub async fn serve(listener: TcpListener, admin: Arc<Admin>) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
         match listener.accept().await {
-            Ok((stream, _)) => {
-                tokio::spawn(connection(stream, shared.clone()));
+            Ok((stream, peer)) => {
+                let Ok(slot) = slots.clone().try_acquire_owned() else {
+                    tracing::warn!(%peer, "admin listener busy: connection closed");
+                    continue;
+                };
+                let admin = admin.clone();
+                tokio::spawn(async move {
+                    connection(stream, peer, admin).await;
+                    drop(slot);
+                });
             }
             Err(e) => {
                 tracing::warn!(error = %e, "admin accept failed");
@@ -61,26 +158,45 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
     }
 }
 
-async fn connection(mut stream: TcpStream, shared: Arc<Shared>) {
+async fn connection(mut stream: TcpStream, peer: SocketAddr, admin: Arc<Admin>) {
+    let local = stream.local_addr().ok();
     let reply = match timeout(READ_TIMEOUT, read_request(&mut stream)).await {
         Err(_) => Reply::error(408, "request timed out"),
         Ok(Err(reply)) => reply,
-        Ok(Ok((method, target, body))) => crate::api::handle(&shared, &method, &target, &body),
+        Ok(Ok(mut request)) => {
+            request.peer = Some(peer);
+            request.local = local;
+            admin.respond(&request).await
+        }
     };
-    let head = format!(
-        "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\nCache-Control: no-store\r\n\r\n",
+    let mut head = format!(
+        "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\nCache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n",
         reply.status,
-        levee_http::h1::write::reason(reply.status),
+        reason(reply.status),
         reply.content_type,
         reply.body.len()
     );
+    for (name, value) in &reply.headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
     let _ = stream.write_all(head.as_bytes()).await;
     let _ = stream.write_all(&reply.body).await;
     let _ = stream.shutdown().await;
 }
 
-/// Method, target and body of one request.
-async fn read_request(stream: &mut TcpStream) -> Result<(String, String, Vec<u8>), Reply> {
+/// levee's reason phrases, and the ones only the admin listener uses.
+fn reason(status: u16) -> &'static str {
+    match status {
+        415 => "Unsupported Media Type",
+        421 => "Misdirected Request",
+        422 => "Unprocessable Content",
+        s => levee_http::h1::write::reason(s),
+    }
+}
+
+/// Reads one request.
+async fn read_request(stream: &mut TcpStream) -> Result<Request, Reply> {
     let mut buf = BytesMut::with_capacity(1024);
     loop {
         if !buf.is_empty() {
@@ -98,9 +214,7 @@ async fn read_request(stream: &mut TcpStream) -> Result<(String, String, Vec<u8>
                             Ok(_) => {}
                         }
                     }
-                    let method = String::from_utf8_lossy(head.method()).into_owned();
-                    let target = String::from_utf8_lossy(head.target()).into_owned();
-                    return Ok((method, target, buf.split_to(want).to_vec()));
+                    return Request::from_head(&head, buf.split_to(want).to_vec());
                 }
                 Ok(Parsed::Incomplete) => {}
                 Err(e) => {

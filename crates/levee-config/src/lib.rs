@@ -35,7 +35,7 @@ pub use model::*;
 pub use names::{check_route_path, check_server_address, parse_host_pattern};
 pub use render::to_toml;
 pub use validate::{BUILTIN_SOURCE, validate};
-pub use walk::MAX_WORKERS;
+pub use walk::{MAX_WORKERS, parse_origin};
 
 /// Reads and parses the config file at `path`. A file that cannot be read is
 /// reported as a [`ConfigError`] without a position.

@@ -8,12 +8,14 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+mod admin;
 mod cache;
 mod http2;
 mod mail;
 mod protect;
 mod tls;
 mod upstream;
+pub use admin::*;
 pub use cache::*;
 pub use http2::*;
 pub use mail::*;

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use toml::{Table, Value};
 
+mod admin;
 mod cache;
 mod mail;
 mod protect;
@@ -148,11 +149,7 @@ pub fn to_toml(config: &Config) -> String {
         upstreams.insert(u.name.clone(), Value::Table(t));
     }
     root.insert("upstream".into(), Value::Table(upstreams));
-    if let Some(admin) = &config.admin {
-        let mut t = Table::new();
-        t.insert("address".into(), admin.address.to_string().into());
-        root.insert("admin".into(), Value::Table(t));
-    }
+    admin::root(&mut root, &config.admin);
 
     protect::root(&mut root, &config.protect);
     if let Some(r) = &config.resolver {

@@ -6,6 +6,7 @@
 //! A value that fails to parse is replaced by its default so the walk can go
 //! on; the draft is never turned into a `Config` when the sink holds errors.
 
+mod admin;
 mod cache;
 mod http2;
 mod mail;
@@ -144,6 +145,9 @@ pub(crate) const LISTENER_KEYS: &[&str] = &[
     "mail",
 ];
 #[cfg(test)]
+pub(crate) use admin::ADMIN_KEYS;
+pub use admin::origin as parse_origin;
+#[cfg(test)]
 pub(crate) use cache::{CACHE_KEYS, ROUTE_KEYS as ROUTE_CACHE_KEYS};
 #[cfg(test)]
 pub(crate) use http2::HTTP2_KEYS;
@@ -158,7 +162,7 @@ pub(crate) use route::KEYS as ROUTE_KEYS;
 #[cfg(test)]
 pub(crate) use tls::{CERT_KEYS, TLS_KEYS, UPSTREAM_TLS_KEYS};
 #[cfg(test)]
-pub(crate) use upstream::{ADMIN_KEYS, HEALTH_CHECK_KEYS, SERVER_KEYS, UPSTREAM_KEYS};
+pub(crate) use upstream::{HEALTH_CHECK_KEYS, SERVER_KEYS, UPSTREAM_KEYS};
 
 pub(crate) fn walk(sink: &mut Sink<'_>, root: &DeTable<'_>, root_span: Range<usize>) -> Draft {
     let fields = Fields::new(sink, root, root_span.clone(), "", ROOT_KEYS);
@@ -188,7 +192,7 @@ pub(crate) fn walk(sink: &mut Sink<'_>, root: &DeTable<'_>, root_span: Range<usi
         .get("upstream")
         .map(|i| upstream::upstreams(sink, i))
         .unwrap_or_default();
-    let admin = fields.get("admin").and_then(|i| upstream::admin(sink, i));
+    let admin = fields.get("admin").and_then(|i| admin::admin(sink, i));
     let protect = fields
         .get("protect")
         .map(|i| protect::protect(sink, i))

@@ -4,7 +4,7 @@
 //! control thread                      worker threads (one per core)
 //! ──────────────                      ─────────────────────────────
 //! build site, bind listeners ──────▶  accept loop per listener ─▶ conn::serve per connection
-//! SIGHUP: load + validate config,
+//! SIGHUP or POST /reload: load + validate config,
 //!   build site, swap it in,
 //!   bind new / drop old listeners ──▶ Listen / Unlisten
 //! SIGTERM: stop accepting ─────────▶  UnlistenAll; connections finish their request
@@ -22,7 +22,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use levee_config::Config;
+use levee_admin::control::{Ask, Outcome, Reloader};
+use levee_config::{Config, ConfigErrors};
 use levee_http::conn::{FirstSteps, ListenerCtx};
 use levee_http::{Shared, Site};
 use levee_upstream::Registry;
@@ -50,7 +51,10 @@ pub enum ServerError {
     },
     /// TLS files that do not load, each at the key naming it.
     #[error("{0}")]
-    TlsFiles(levee_config::ConfigErrors),
+    TlsFiles(ConfigErrors),
+    /// `[admin]` credentials that cannot be read, each at the key naming them.
+    #[error("{0}")]
+    AdminFiles(ConfigErrors),
     #[error("listener {addr}: {source}")]
     Tls {
         addr: SocketAddr,
@@ -68,6 +72,52 @@ pub enum ServerError {
     },
 }
 
+/// Why a reload was refused; the running config stays.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    #[error("levee runs a built-in config; there is no file to reload")]
+    Builtin,
+    /// Every problem of the file, each at its file:line:column and key.
+    #[error("{0}")]
+    Config(ConfigErrors),
+    #[error(transparent)]
+    Server(#[from] ServerError),
+}
+
+impl From<levee_http::site::SiteError> for ReloadError {
+    fn from(e: levee_http::site::SiteError) -> ReloadError {
+        ReloadError::Server(ServerError::Site(e))
+    }
+}
+
+impl ReloadError {
+    /// One line per problem, as `levee reload` prints them.
+    pub fn lines(&self) -> Vec<String> {
+        match self {
+            ReloadError::Config(errors)
+            | ReloadError::Server(
+                ServerError::TlsFiles(errors) | ServerError::AdminFiles(errors),
+            ) => errors.errors.iter().map(ToString::to_string).collect(),
+            other => vec![other.to_string()],
+        }
+    }
+}
+
+/// The admin listener's rules for `config`, read from the files and
+/// variables `[admin]` names; `None` without `[admin]`.
+fn admin_access(config: &Config) -> Result<Option<levee_admin::Access>, ServerError> {
+    let Some(admin) = &config.admin else {
+        return Ok(None);
+    };
+    let source = config
+        .source
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(levee_config::BUILTIN_SOURCE));
+    levee_admin::Access::load(admin, &source)
+        .map(Some)
+        .map_err(|errors| ServerError::AdminFiles(ConfigErrors { errors }))
+}
+
 /// The running server as the control thread sees it.
 struct Server {
     config: Config,
@@ -81,6 +131,13 @@ struct Server {
     /// Bound at start, served once the control runtime runs.
     admin_socket: Option<std::net::TcpListener>,
     admin: Option<AdminListener>,
+    /// The admin listener's rules and sessions; kept across reloads, also
+    /// when the listener moves.
+    admin_state: Option<Arc<levee_admin::Admin>>,
+    /// `POST /reload` asks arrive here; the sender is kept so the channel
+    /// stays open even while no admin listener runs.
+    reloader: Reloader,
+    reload_asks: tokio::sync::mpsc::Receiver<Ask>,
     tls: tls::TlsListeners,
     /// Mail listeners' state by address; kept across reloads like the listener.
     mail: HashMap<SocketAddr, Arc<levee_mail::Frontend>>,
@@ -141,7 +198,10 @@ pub fn run(config: Config) -> Result<(), ServerError> {
         return Err(ServerError::TlsFiles(levee_config::ConfigErrors { errors }));
     }
     let shared = Shared::new(site);
-    let admin_socket = match config.admin {
+    let (reloader, reload_asks) = levee_admin::control::channel();
+    let admin_state = admin_access(&config)?
+        .map(|access| levee_admin::Admin::new(shared.clone(), access, Some(reloader.clone())));
+    let admin_socket = match &config.admin {
         Some(admin) => {
             Some(
                 AdminListener::bind(admin.address).map_err(|source| ServerError::Bind {
@@ -176,6 +236,9 @@ pub fn run(config: Config) -> Result<(), ServerError> {
         upkeep: Upkeep::default(),
         admin_socket,
         admin: None,
+        admin_state,
+        reloader,
+        reload_asks,
         tls: tls::TlsListeners::default(),
         mail: mail_plan.new.into_iter().collect(),
     };
@@ -272,11 +335,14 @@ impl Server {
     /// Waits for signals: SIGHUP reloads, SIGTERM and SIGINT stop.
     async fn control(mut self, mut signals: Signals) -> Result<(), ServerError> {
         self.upkeep = Upkeep::start(&self.shared.site.load());
-        if let (Some(socket), Some(admin)) = (self.admin_socket.take(), self.config.admin) {
-            match AdminListener::start(admin.address, socket, self.shared.clone()) {
+        let admin = self.config.admin.as_ref().map(|a| a.address);
+        if let (Some(socket), Some(addr), Some(state)) =
+            (self.admin_socket.take(), admin, self.admin_state.clone())
+        {
+            match AdminListener::start(addr, socket, state) {
                 Ok(listener) => self.admin = Some(listener),
                 Err(e) => {
-                    tracing::error!(admin = %admin.address, error = %e, "admin listener failed")
+                    tracing::error!(admin = %addr, error = %e, "admin listener failed")
                 }
             }
         }
@@ -284,7 +350,16 @@ impl Server {
         loop {
             tokio::select! {
                 _ = watch.tick() => self.tls.refresh(),
-                _ = signals.hup.recv() => self.reload(),
+                _ = signals.hup.recv() => {
+                    let _ = self.reload_logged();
+                }
+                Some(ask) = self.reload_asks.recv() => {
+                    let outcome = match self.reload_logged() {
+                        Ok(file) => Outcome::Reloaded(file),
+                        Err(e) => Outcome::Refused(e.lines()),
+                    };
+                    let _ = ask.send(outcome);
+                }
                 _ = signals.term.recv() => break,
                 _ = signals.int.recv() => break,
             }
@@ -293,41 +368,48 @@ impl Server {
         Ok(())
     }
 
-    /// Applies the config file anew; on any error the running config stays.
-    fn reload(&mut self) {
-        let Some(path) = self.config.source.clone() else {
-            tracing::warn!("reload: levee runs a built-in config; nothing to reload");
-            return;
-        };
-        let config = match levee_config::load(&path) {
-            Ok(config) => config,
-            Err(errors) => {
-                for e in &errors.errors {
-                    tracing::error!("{e}");
+    /// Reloads (SIGHUP or `POST /reload`) and logs the outcome: each
+    /// problem of a refused config on its own line.
+    fn reload_logged(&mut self) -> Result<PathBuf, ReloadError> {
+        let result = self.reload();
+        match &result {
+            Ok(path) => tracing::info!(file = %path.display(), "reloaded"),
+            Err(ReloadError::Builtin) => {
+                tracing::warn!("reload: levee runs a built-in config; nothing to reload")
+            }
+            Err(e) => {
+                let lines = e.lines();
+                for line in &lines {
+                    tracing::error!("{line}");
                 }
                 tracing::error!(
-                    errors = errors.errors.len(),
+                    errors = lines.len(),
                     "reload refused; the running config stays"
                 );
-                return;
             }
-        };
-        let site = match Site::build_with(&config, &self.registry) {
-            Ok(site) => site,
-            Err(e) => {
-                tracing::error!(error = %e, "reload refused; the running config stays");
-                return;
-            }
-        };
+        }
+        result
+    }
+
+    /// Applies the config file anew; on any error the running config stays.
+    /// Everything that can fail is done before anything changes.
+    fn reload(&mut self) -> Result<PathBuf, ReloadError> {
+        let path = self.config.source.clone().ok_or(ReloadError::Builtin)?;
+        let config = levee_config::load(&path).map_err(ReloadError::Config)?;
+        let site = Site::build_with(&config, &self.registry)?;
         if config.workers != self.config.workers {
             tracing::warn!("reload: a change of `workers` takes effect at the next start");
         }
-        let mail_plan = match plan_mail(&config, &self.mail) {
-            Ok(plan) => plan,
-            Err(e) => {
-                tracing::error!(error = %e, "reload refused; the running config stays");
-                return;
-            }
+        let mail_plan = plan_mail(&config, &self.mail)?;
+        let admin_access = admin_access(&config)?;
+        // A moved admin listener is bound now, so an address in use refuses
+        // the reload instead of leaving levee without its admin listener.
+        let admin_wanted = config.admin.as_ref().map(|a| a.address);
+        let admin_socket = match admin_wanted {
+            Some(addr) if Some(addr) != self.admin.as_ref().map(|a| a.addr) => Some(
+                AdminListener::bind(addr).map_err(|source| ServerError::Bind { addr, source })?,
+            ),
+            _ => None,
         };
         for l in &config.listeners {
             let was_mail = self.mail.contains_key(&l.address);
@@ -345,13 +427,9 @@ impl Server {
             if self.listening.contains_key(&addr) {
                 continue;
             }
-            match listeners::bind(addr, backlog, self.workers.len()) {
-                Ok(sockets) => added.push((addr, sockets)),
-                Err(e) => {
-                    tracing::error!(listener = %addr, error = %e, "reload refused; the running config stays");
-                    return;
-                }
-            }
+            let sockets = listeners::bind(addr, backlog, self.workers.len())
+                .map_err(|source| ServerError::Bind { addr, source })?;
+            added.push((addr, sockets));
         }
         let mut opened = Vec::with_capacity(added.len());
         for (addr, sockets) in added {
@@ -360,12 +438,11 @@ impl Server {
             };
             match first_steps(&mut self.tls, l) {
                 Ok(steps) => opened.push((addr, steps, sockets)),
-                Err(e) => {
+                Err(source) => {
                     for (addr, _, _) in &opened {
                         self.tls.close(*addr);
                     }
-                    tracing::error!(listener = %addr, error = %e, "reload refused; the running config stays");
-                    return;
+                    return Err(ServerError::Tls { addr, source }.into());
                 }
             }
         }
@@ -380,7 +457,7 @@ impl Server {
             }
         }
         self.upkeep = Upkeep::start(&self.shared.site.load());
-        self.reload_admin(&config);
+        self.reload_admin(&config, admin_access, admin_socket);
         for (addr, first, sockets) in opened {
             self.listen(addr, first, sockets);
         }
@@ -394,7 +471,7 @@ impl Server {
             self.unlisten(addr);
         }
         self.config = config;
-        tracing::info!(file = %path.display(), "reloaded");
+        Ok(path)
     }
 
     /// On reload, open listeners take their new TLS and PROXY protocol
@@ -416,19 +493,41 @@ impl Server {
         }
     }
 
-    /// Moves, starts or stops the admin listener when `[admin]` changed.
-    fn reload_admin(&mut self, config: &Config) {
-        let wanted = config.admin.map(|a| a.address);
-        if wanted == self.admin.as_ref().map(|a| a.addr) {
-            return;
-        }
-        self.admin = None;
-        let Some(addr) = wanted else {
+    /// Gives the admin listener its new rules, and moves, starts or stops
+    /// it when `[admin] address` changed (`socket` is the new address,
+    /// bound while the reload was checked).
+    fn reload_admin(
+        &mut self,
+        config: &Config,
+        access: Option<levee_admin::Access>,
+        socket: Option<std::net::TcpListener>,
+    ) {
+        let state = match (access, &self.admin_state) {
+            (None, _) => {
+                self.admin = None;
+                self.admin_state = None;
+                return;
+            }
+            (Some(access), Some(state)) => {
+                state.update(access);
+                state.clone()
+            }
+            (Some(access), None) => {
+                let state = levee_admin::Admin::new(
+                    self.shared.clone(),
+                    access,
+                    Some(self.reloader.clone()),
+                );
+                self.admin_state = Some(state.clone());
+                state
+            }
+        };
+        let (Some(socket), Some(admin)) = (socket, &config.admin) else {
             return;
         };
-        let started = AdminListener::bind(addr)
-            .and_then(|socket| AdminListener::start(addr, socket, self.shared.clone()));
-        match started {
+        let addr = admin.address;
+        self.admin = None;
+        match AdminListener::start(addr, socket, state) {
             Ok(listener) => self.admin = Some(listener),
             Err(e) => tracing::error!(admin = %addr, error = %e, "admin listener failed"),
         }

@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use levee_http::{Shared, Site};
+use levee_http::Site;
 use tokio::task::{AbortHandle, JoinSet};
 
 /// The checks and resolvers of one site; dropping it stops them.
@@ -46,15 +46,16 @@ impl AdminListener {
         Ok(listener)
     }
 
-    /// Serves `listener`; must run inside the control runtime.
+    /// Serves `listener` with `admin`'s rules and sessions (kept when the
+    /// listener moves); must run inside the control runtime.
     pub fn start(
         addr: SocketAddr,
         listener: std::net::TcpListener,
-        shared: Arc<Shared>,
+        admin: Arc<levee_admin::Admin>,
     ) -> std::io::Result<AdminListener> {
         let listener = tokio::net::TcpListener::from_std(listener)?;
         tracing::info!(admin = %addr, "control API and /metrics listening");
-        let task = tokio::spawn(levee_admin::serve(listener, shared)).abort_handle();
+        let task = tokio::spawn(levee_admin::serve(listener, admin)).abort_handle();
         Ok(AdminListener { addr, task })
     }
 }

@@ -46,8 +46,12 @@ enum Cmd {
         #[arg(long)]
         access_log: bool,
     },
-    /// Make a running levee reload its config (sends SIGHUP).
-    Reload(Target),
+    /// Make a running levee reload its config and say whether it took it:
+    /// through the admin listener (`POST /reload`) when the config has
+    /// `[admin]`, else by SIGHUP to the pid in `pid_file` once the config
+    /// passes `levee check` here. Exits 1, printing why, when the config is
+    /// refused.
+    Reload(ReloadArgs),
     /// Make a running levee stop gracefully (sends SIGTERM).
     Stop(Target),
     /// Control a running levee through its admin API (docs/api.md).
@@ -63,8 +67,39 @@ struct CtlArgs {
     /// The admin address directly, e.g. 127.0.0.1:9090.
     #[arg(long)]
     admin: Option<SocketAddr>,
+    #[command(flatten)]
+    token: TokenArgs,
     #[command(subcommand)]
     command: CtlCmd,
+}
+
+/// Where `levee ctl` and `levee reload` find the admin token: this file,
+/// else `LEVEE_ADMIN_TOKEN`, else the config's `token_file`/`token_env`.
+#[derive(clap::Args, Debug)]
+struct TokenArgs {
+    /// A file holding the admin token.
+    #[arg(long)]
+    token_file: Option<PathBuf>,
+}
+
+/// Which running levee to reload.
+#[derive(clap::Args, Debug)]
+struct ReloadArgs {
+    /// The config: its `[admin]` (or else its `pid_file`) says how to reach levee.
+    #[arg(
+        short = 'c',
+        long = "config",
+        required_unless_present_any = ["pid_file", "admin"]
+    )]
+    config: Option<PathBuf>,
+    /// Signal the pid in this file, without checking any config.
+    #[arg(long, conflicts_with = "admin")]
+    pid_file: Option<PathBuf>,
+    /// Ask the admin listener at this address, e.g. 127.0.0.1:9090.
+    #[arg(long)]
+    admin: Option<SocketAddr>,
+    #[command(flatten)]
+    token: TokenArgs,
 }
 
 #[derive(Subcommand, Debug)]
@@ -153,24 +188,71 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             eprintln!("levee: proxying http://{listen}/");
             serve(config)
         }
-        Some(Cmd::Reload(target)) => signal(&target, rustix::process::Signal::HUP),
+        Some(Cmd::Reload(args)) => reload(&args),
         Some(Cmd::Stop(target)) => signal(&target, rustix::process::Signal::TERM),
         Some(Cmd::Ctl(args)) => ctl(args),
     }
 }
 
+/// The admin listener at `addr` (or `config`'s `[admin]`), with the token
+/// from `--token-file`, `LEVEE_ADMIN_TOKEN` or the config's token source.
+fn admin_client(
+    addr: Option<SocketAddr>,
+    config: Option<&Config>,
+    token: &TokenArgs,
+) -> anyhow::Result<levee_admin::ctl::Client> {
+    let admin = config.and_then(|c| c.admin.as_ref());
+    let addr = match (addr, admin) {
+        (Some(a), _) => a,
+        (None, Some(admin)) => admin.address,
+        (None, None) => bail!("the config has no [admin] section; give --admin ADDRESS"),
+    };
+    // A listener bound to every address is reached on loopback, whose
+    // address is then also the `Host` it accepts.
+    let addr = match addr.ip() {
+        std::net::IpAddr::V4(ip) if ip.is_unspecified() => {
+            SocketAddr::from(([127, 0, 0, 1], addr.port()))
+        }
+        std::net::IpAddr::V6(ip) if ip.is_unspecified() => {
+            SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, addr.port()))
+        }
+        _ => addr,
+    };
+    let token = if let Some(file) = &token.token_file {
+        let text = std::fs::read_to_string(file)
+            .with_context(|| format!("token file {}", file.display()))?;
+        Some(
+            levee_admin::access::token(text.trim())
+                .map_err(anyhow::Error::msg)
+                .with_context(|| format!("token file {}", file.display()))?,
+        )
+    } else if let Some(text) = std::env::var("LEVEE_ADMIN_TOKEN")
+        .ok()
+        .filter(|t| !t.trim().is_empty())
+    {
+        Some(
+            levee_admin::access::token(text.trim())
+                .map_err(anyhow::Error::msg)
+                .context("LEVEE_ADMIN_TOKEN")?,
+        )
+    } else if let Some(source) = admin.and_then(|a| a.token.as_ref()) {
+        Some(levee_admin::access::read_token(source).map_err(anyhow::Error::msg)?)
+    } else {
+        None
+    };
+    Ok(levee_admin::ctl::Client { addr, token })
+}
+
 fn ctl(args: CtlArgs) -> anyhow::Result<ExitCode> {
     use levee_admin::ctl::Command;
-    let addr = match (args.admin, &args.config) {
-        (Some(a), _) => a,
-        (None, Some(c)) => {
-            load(c)?
-                .admin
-                .with_context(|| format!("{} has no [admin] section", c.display()))?
-                .address
-        }
-        (None, None) => bail!("give -c CONFIG or --admin ADDRESS"),
+    let config = match (&args.admin, &args.config) {
+        (None, Some(c)) => Some(load(c)?),
+        _ => None,
     };
+    if args.admin.is_none() && args.config.is_none() {
+        bail!("give -c CONFIG or --admin ADDRESS");
+    }
+    let client = admin_client(args.admin, config.as_ref(), &args.token)?;
     let command = match args.command {
         CtlCmd::Upstreams => Command::Upstreams,
         CtlCmd::Cache => Command::Cache,
@@ -205,7 +287,7 @@ fn ctl(args: CtlArgs) -> anyhow::Result<ExitCode> {
         }
         CtlCmd::Metrics => Command::Metrics,
     };
-    let out = levee_admin::ctl::run(addr, &command)?;
+    let out = levee_admin::ctl::run(&client, &command)?;
     print!("{out}");
     Ok(ExitCode::SUCCESS)
 }
@@ -223,22 +305,88 @@ fn load(path: &Path) -> anyhow::Result<Config> {
 /// Validates without side effects: no DNS lookups, so a config can be
 /// checked on a machine other than the one that runs it. What the local
 /// filesystem lacks (a static root, a log directory) is printed as a
-/// warning. TLS certificates and keys are read and must load: levee could
-/// not start without them.
+/// warning. TLS certificates and keys, and the admin token and password
+/// file, are read and must load: levee could not start without them.
 fn check(path: &Path) -> anyhow::Result<ExitCode> {
+    checked(path)?;
+    println!("levee: configuration file {} is ok", path.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The config at `path` if `levee check` passes it; every error printed.
+fn checked(path: &Path) -> anyhow::Result<Config> {
     let config = load(path)?;
     for warning in levee_config::check_filesystem(&config) {
         eprintln!("warning: {warning}");
     }
-    let tls = levee_server::tls::check(&config);
-    for e in &tls {
+    let mut errors = levee_server::tls::check(&config);
+    errors.extend(levee_admin::access::check(&config));
+    for e in &errors {
         eprintln!("{e}");
     }
-    if !tls.is_empty() {
-        bail!("{} error(s) in {}", tls.len(), path.display());
+    if !errors.is_empty() {
+        bail!("{} error(s) in {}", errors.len(), path.display());
     }
-    println!("levee: configuration file {} is ok", path.display());
-    Ok(ExitCode::SUCCESS)
+    Ok(config)
+}
+
+/// `levee reload`: through the admin listener when there is one, so the
+/// running levee's own verdict comes back; otherwise the config is checked
+/// here and levee is signalled only if it passes.
+fn reload(args: &ReloadArgs) -> anyhow::Result<ExitCode> {
+    if let Some(addr) = args.admin {
+        let config = args.config.as_deref().map(load).transpose()?;
+        return reload_through(&admin_client(Some(addr), config.as_ref(), &args.token)?);
+    }
+    let Some(path) = &args.config else {
+        let target = Target {
+            config: None,
+            pid_file: args.pid_file.clone(),
+        };
+        return signal(&target, rustix::process::Signal::HUP);
+    };
+    // A file that does not parse is refused by any levee: say so here.
+    let config = load(path)?;
+    if config.admin.is_some() {
+        let client = admin_client(None, Some(&config), &args.token)?;
+        match reload_through(&client) {
+            Err(e)
+                if config.pid_file.is_some()
+                    && matches!(
+                        e.downcast_ref::<levee_admin::ctl::CtlError>(),
+                        Some(levee_admin::ctl::CtlError::Connect { .. })
+                    ) =>
+            {
+                eprintln!("levee: {e:#}; signalling the pid in pid_file instead");
+            }
+            other => return other,
+        }
+    }
+    let config = checked(path)?;
+    let target =
+        Target {
+            config: None,
+            pid_file: Some(config.pid_file.with_context(|| {
+                format!("{} sets neither [admin] nor pid_file", path.display())
+            })?),
+        };
+    signal(&target, rustix::process::Signal::HUP)
+}
+
+fn reload_through(client: &levee_admin::ctl::Client) -> anyhow::Result<ExitCode> {
+    match levee_admin::ctl::reload(client) {
+        Ok(file) => {
+            println!("levee: reloaded {file}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(levee_admin::ctl::CtlError::Refused(lines)) => {
+            for line in &lines {
+                eprintln!("{line}");
+            }
+            bail!("reload refused; the running config stays")
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 fn serve(config: Config) -> anyhow::Result<ExitCode> {
@@ -248,8 +396,17 @@ fn serve(config: Config) -> anyhow::Result<ExitCode> {
 }
 
 fn init_tracing(level: &str) {
+    // The admin audit log stays on whatever `[log] level` says; LEVEE_LOG,
+    // set by hand, is taken as it is.
+    let configured = |level: &str| {
+        tracing_subscriber::EnvFilter::try_new(format!(
+            "{level},{}=info",
+            levee_admin::audit::TARGET
+        ))
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_env("LEVEE_LOG")
-        .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
+        .or_else(|_| configured(level))
+        .or_else(|_| configured("info"))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -1,8 +1,6 @@
-//! How an upstream spreads, checks and retries requests, and the admin
-//! listener that controls it at run time. Defaults are documented in
-//! `docs/config.md` and live here as constants.
+//! How an upstream spreads, checks and retries requests. Defaults are
+//! documented in `docs/config.md` and live here as constants.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 /// How a server is chosen for each request.
@@ -112,12 +110,6 @@ pub struct RetryPolicy {
     pub on_status: Vec<u16>,
     /// Retries allowed as a percentage of requests over the last 10 s.
     pub budget_percent: u32,
-}
-
-/// The loopback listener of the control API and `/metrics`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Admin {
-    pub address: SocketAddr,
 }
 
 pub const DEFAULT_STICKY_COOKIE: &str = "levee_server";

@@ -121,7 +121,8 @@ fn cert(sink: &mut Sink<'_>, item: &Item<'_, '_>) -> Option<TlsCert> {
     })
 }
 
-fn file(sink: &mut Sink<'_>, item: &Item<'_, '_>) -> Option<FileRef> {
+/// A file path as written, with where it was written.
+pub(crate) fn file(sink: &mut Sink<'_>, item: &Item<'_, '_>) -> Option<FileRef> {
     let text = item.str(sink)?;
     if text.is_empty() {
         item.error(sink, "a file path must not be empty");
@@ -137,7 +138,7 @@ fn file(sink: &mut Sink<'_>, item: &Item<'_, '_>) -> Option<FileRef> {
 }
 
 /// A DNS name, optionally with a leading `*.` label, lower-cased.
-fn server_name(name: &str) -> Option<String> {
+pub(crate) fn server_name(name: &str) -> Option<String> {
     let bare = name.strip_prefix("*.").unwrap_or(name);
     let ok = !bare.is_empty()
         && bare.len() <= 253

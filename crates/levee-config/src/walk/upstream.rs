@@ -1,14 +1,11 @@
-//! `[upstream.NAME]` tables (servers, balancing, health, retries) and the
-//! `[admin]` table.
-
-use std::net::SocketAddr;
+//! `[upstream.NAME]` tables (servers, balancing, health, retries).
 
 use toml::de::DeValue;
 
 use super::Mention;
 use crate::error::Sink;
 use crate::model::{
-    Admin, Balance, CheckKind, DEFAULT_STICKY_COOKIE, DEFAULT_UPSTREAM_KEEPALIVE,
+    Balance, CheckKind, DEFAULT_STICKY_COOKIE, DEFAULT_UPSTREAM_KEEPALIVE,
     DEFAULT_UPSTREAM_KEEPALIVE_TIMEOUT, HashKey, HealthCheck, HttpCheck, Server, Upstream,
     UpstreamProtocol,
 };
@@ -46,7 +43,6 @@ pub(crate) const SERVER_KEYS: &[&str] = &["address", "weight", "backup"];
 pub(crate) const HEALTH_CHECK_KEYS: &[&str] = &[
     "type", "interval", "timeout", "rise", "fall", "jitter", "method", "path", "status", "body",
 ];
-pub(crate) const ADMIN_KEYS: &[&str] = &["address"];
 
 pub(crate) fn upstreams(sink: &mut Sink<'_>, item: &Item<'_, '_>) -> Vec<DraftUpstream> {
     let Some(table) = item.table(sink) else {
@@ -514,32 +510,6 @@ fn checked_server(
         weight: weight?,
         backup,
     })
-}
-
-/// `[admin]`: a loopback address only, since the API changes what levee does.
-pub(crate) fn admin(sink: &mut Sink<'_>, item: &Item<'_, '_>) -> Option<Admin> {
-    let fields = Fields::of(sink, item, ADMIN_KEYS)?;
-    let i = fields.require(sink, "address")?;
-    let text = i.text(sink)?;
-    match text.parse::<SocketAddr>() {
-        Ok(address) if address.ip().is_loopback() => Some(Admin { address }),
-        Ok(_) => {
-            i.error(
-                sink,
-                format!(
-                    "the admin listener must be on a loopback address such as \"127.0.0.1:9090\", not `{text}`"
-                ),
-            );
-            None
-        }
-        Err(_) => {
-            i.error(
-                sink,
-                format!("invalid address `{text}`: expected IP:port such as \"127.0.0.1:9090\""),
-            );
-            None
-        }
-    }
 }
 
 #[cfg(test)]

@@ -63,8 +63,15 @@ fn scheme(hash: &str) -> Option<Scheme> {
     }
 }
 
-/// Whether `pass` matches `hash`; slow by design, so run on the blocking pool.
-fn verify(pass: &[u8], hash: &str) -> bool {
+/// Whether levee can check passwords against `hash` (bcrypt, SHA-512-crypt
+/// or argon2).
+pub fn supported(hash: &str) -> bool {
+    scheme(hash).is_some()
+}
+
+/// Whether `pass` matches `hash`; slow by design, so run on the blocking
+/// pool. Also what the admin listener's `POST /login` checks with.
+pub fn verify(pass: &[u8], hash: &str) -> bool {
     match scheme(hash) {
         Some(Scheme::Bcrypt) => bcrypt::verify(pass, hash).unwrap_or(false),
         Some(Scheme::Sha512Crypt) => {

@@ -4,16 +4,28 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-/// One request to the admin listener on `port`: status and body.
+/// One request to the admin listener on `port`, as `levee ctl` sends it
+/// (its own address as `Host`, a JSON content type): status and body.
 pub fn admin_request(port: u16, method: &str, path: &str, body: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect to admin");
-    s.set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
-    let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: admin\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
+    let (status, _, body) = admin_raw(
+        port,
+        &format!(
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ),
     );
-    s.write_all(req.as_bytes()).expect("write admin request");
+    (status, body)
+}
+
+/// Sends `request` as it is to the admin listener on `port`: the status,
+/// the response head and the body.
+pub fn admin_raw(port: u16, request: &str) -> (u16, String, String) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect to admin");
+    s.set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    s.write_all(request.as_bytes())
+        .expect("write admin request");
     let mut raw = String::new();
     s.read_to_string(&mut raw).expect("read admin response");
     let (head, body) = raw.split_once("\r\n\r\n").expect("a response head");
@@ -22,7 +34,7 @@ pub fn admin_request(port: u16, method: &str, path: &str, body: &str) -> (u16, S
         .nth(1)
         .and_then(|s| s.parse().ok())
         .expect("a status");
-    (status, body.to_string())
+    (status, head.to_string(), body.to_string())
 }
 
 /// The JSON of upstream `name`'s server at `addr` (`ip:port`).

@@ -1,4 +1,4 @@
-//! Balancing, health, retry and admin keys: parsed values and errors.
+//! Balancing, health and retry keys: parsed values and errors.
 
 use std::time::Duration;
 
@@ -31,10 +31,7 @@ fn defaults() {
 #[test]
 fn every_key_parses_and_round_trips() {
     let text = format!(
-        r#"{L}[admin]
-address = "127.0.0.1:9090"
-
-[upstream.app]
+        r#"{L}[upstream.app]
 servers = ["a:1", {{ address = "b:2", weight = 3, backup = true }}]
 balance = "hash"
 hash_key = "header:X-User"
@@ -94,15 +91,10 @@ health_check = {{ type = "tcp" }}
         db.health_check.as_ref().map(|h| &h.kind),
         Some(&CheckKind::Tcp)
     );
-    assert_eq!(
-        config.admin.map(|a| a.address),
-        Some("127.0.0.1:9090".parse().expect("literal"))
-    );
     let again = ok(&to_toml(&config));
     let mut upstreams = config.upstreams.clone();
     upstreams.sort_by(|a, b| a.name.cmp(&b.name));
     assert_eq!(again.upstreams, upstreams);
-    assert_eq!(again.admin, config.admin);
     assert_eq!(validate(&config), Ok(()));
 }
 
@@ -154,18 +146,6 @@ fn all_backup_servers_is_an_error() {
             "t.toml:4:11: upstream.app.servers: every server is a backup; at least one must be a primary"
         ]
     );
-}
-
-#[test]
-fn admin_is_loopback_only() {
-    assert_eq!(
-        errors_of(&format!("{L}[admin]\naddress = \"0.0.0.0:9090\"\n")),
-        [
-            "t.toml:4:11: admin.address: the admin listener must be on a loopback address such as \"127.0.0.1:9090\", not `0.0.0.0:9090`"
-        ]
-    );
-    let config = ok(&format!("{L}[admin]\naddress = \"[::1]:9090\"\n"));
-    assert!(config.admin.is_some());
 }
 
 #[test]

@@ -1,0 +1,227 @@
+//! The admin listener's state and the steps every request goes through:
+//!
+//! ```text
+//! admit (Host 421, Origin 403, JSON content type 415)
+//!   ─▶ POST /login                       (login.rs: no credentials needed yet)
+//!   ─▶ authenticate: bearer token | session cookie (+ X-CSRF-Token to change state) | open
+//!   ─▶ /logout, /session, /reload, or the API (api.rs)
+//!   ─▶ audit line for every state-changing request, whatever the outcome
+//! ```
+
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use levee_http::Shared;
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+
+use crate::access::{Access, changes_state};
+use crate::audit::{self, Who};
+use crate::control::Reloader;
+use crate::server::{Reply, Request};
+use crate::session::{self, Found, Sessions};
+
+/// Password checks running at once: each is tens of milliseconds of CPU by
+/// design, so a flood of logins costs a bounded share of the control
+/// thread's blocking pool.
+const LOGIN_SLOTS: usize = 2;
+
+/// What the admin listener shares across its connections and reloads.
+#[derive(Debug)]
+pub struct Admin {
+    pub(crate) shared: Arc<Shared>,
+    access: Mutex<Arc<Access>>,
+    pub(crate) sessions: Mutex<Sessions>,
+    reloader: Option<Reloader>,
+    pub(crate) logins: Semaphore,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // The guarded data stays consistent across a panic in another
+    // connection's task (every update is one call), so go on with it.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Admin {
+    /// `reloader` is how `POST /reload` reaches the control thread; `None`
+    /// answers it with 503.
+    pub fn new(shared: Arc<Shared>, access: Access, reloader: Option<Reloader>) -> Arc<Admin> {
+        Arc::new(Admin {
+            shared,
+            access: Mutex::new(Arc::new(access)),
+            sessions: Mutex::new(Sessions::default()),
+            reloader,
+            logins: Semaphore::new(LOGIN_SLOTS),
+        })
+    }
+
+    /// New rules after a reload. Changed credentials end every session, so
+    /// a rotated token or a removed user locks out what they opened.
+    pub fn update(&self, access: Access) {
+        let mut current = lock(&self.access);
+        if current.credentials != access.credentials {
+            lock(&self.sessions).clear();
+        }
+        *current = Arc::new(access);
+    }
+
+    pub(crate) fn access(&self) -> Arc<Access> {
+        lock(&self.access).clone()
+    }
+
+    pub(crate) fn sessions(&self) -> MutexGuard<'_, Sessions> {
+        lock(&self.sessions)
+    }
+
+    /// Answers `req`, writing an audit line if it could change state.
+    pub async fn respond(&self, req: &Request) -> Reply {
+        let v = self.decide(req).await;
+        if changes_state(&req.method) {
+            let peer = req
+                .peer
+                .unwrap_or_else(|| std::net::SocketAddr::from(([0, 0, 0, 0], 0)));
+            audit::record(&audit::Line {
+                who: &v.who,
+                via: v.via,
+                peer,
+                method: &req.method,
+                path: &req.path,
+                target: &v.target,
+                status: v.reply.status,
+            });
+        }
+        v.reply
+    }
+
+    async fn decide(&self, req: &Request) -> Verdict {
+        let access = self.access();
+        let local = req
+            .local
+            .unwrap_or_else(|| std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
+        let admitted = access.admit(
+            local,
+            &req.method,
+            req.host.as_deref(),
+            req.origin.as_deref(),
+            req.content_type.as_deref(),
+        );
+        if let Err(refusal) = admitted {
+            return Verdict::refused(Reply::error(refusal.status(), refusal.message()));
+        }
+        if req.path == "/login" {
+            return crate::login::login(self, &access, req).await;
+        }
+        let auth = match self.authenticate(&access, req) {
+            Ok(auth) => auth,
+            Err(reply) => return Verdict::refused(reply),
+        };
+        let (who, via, session) = match &auth {
+            Auth::Open => (Who::Open, "open", None),
+            Auth::Token => (Who::Token, "bearer", None),
+            Auth::Session(found) => (found.who.clone(), "session", Some(found)),
+        };
+        if let Some(found) = session
+            && changes_state(&req.method)
+            && !found.csrf_ok
+        {
+            let reply = Reply::error(
+                403,
+                "a state-changing request with a session cookie must carry the session's X-CSRF-Token",
+            );
+            return Verdict {
+                who,
+                via,
+                target: String::new(),
+                reply,
+            };
+        }
+        let target = audit::body_target(&req.body);
+        let reply = match (req.method.as_str(), req.path.as_str()) {
+            ("POST", "/logout") => crate::login::logout(self, req, session),
+            ("GET" | "HEAD", "/session") => crate::login::session(&who, session),
+            (_, "/logout") => Reply::error(405, "use POST"),
+            (_, "/session") => Reply::error(405, "use GET"),
+            ("POST", "/reload") => crate::control::reload(self.reloader.as_ref()).await,
+            (_, "/reload") => Reply::error(405, "use POST"),
+            _ => crate::api::handle(&self.shared, &req.method, &req.target, &req.body),
+        };
+        Verdict {
+            who,
+            via,
+            target,
+            reply,
+        }
+    }
+
+    /// Who the request is from, or the 401 to answer.
+    fn authenticate(&self, access: &Access, req: &Request) -> Result<Auth, Reply> {
+        if !access.requires_login() {
+            return Ok(Auth::Open);
+        }
+        if let Some(value) = &req.authorization {
+            let token = value
+                .split_once(' ')
+                .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+                .map(|(_, t)| t.trim());
+            return match (token, &access.token) {
+                (Some(given), Some(token)) if token.matches(given.as_bytes()) => Ok(Auth::Token),
+                _ => Err(unauthorized("wrong token")),
+            };
+        }
+        let Some(id) = req.cookie.as_deref().and_then(session::cookie_value) else {
+            return Err(unauthorized(
+                "authentication required: send Authorization: Bearer TOKEN, or log in (POST /login)",
+            ));
+        };
+        match self
+            .sessions()
+            .find(id, req.csrf.as_deref(), Instant::now())
+        {
+            Some(found) => Ok(Auth::Session(found)),
+            None => Err(
+                unauthorized("the session has expired or ended; log in again")
+                    .with_header("Set-Cookie", session::clear_cookie()),
+            ),
+        }
+    }
+}
+
+/// A request's answer and what its audit line says.
+#[derive(Debug)]
+pub(crate) struct Verdict {
+    pub who: Who,
+    /// How the request proved who it is: `bearer`, `session`, `login`,
+    /// `open`, or `-` when refused before that.
+    pub via: &'static str,
+    pub target: String,
+    pub reply: Reply,
+}
+
+impl Verdict {
+    pub(crate) fn refused(reply: Reply) -> Verdict {
+        Verdict {
+            who: Who::Unknown,
+            via: "-",
+            target: String::new(),
+            reply,
+        }
+    }
+}
+
+/// How a request was authenticated.
+#[derive(Debug)]
+enum Auth {
+    /// No credentials are configured.
+    Open,
+    Token,
+    Session(Found),
+}
+
+fn unauthorized(message: &str) -> Reply {
+    Reply::error(401, message).with_header(
+        "WWW-Authenticate",
+        "Bearer realm=\"levee admin\"".to_owned(),
+    )
+}
+
+#[cfg(test)]
+mod tests;
