@@ -29,6 +29,7 @@ pub const UPSTREAM_UP: &str = "levee_upstream_server_up";
 pub const UPSTREAM_STATE: &str = "levee_upstream_server_state";
 pub const UPSTREAM_ACTIVE: &str = "levee_upstream_active_requests";
 pub const UPSTREAM_IDLE: &str = "levee_upstream_idle_connections";
+pub const UPSTREAM_PANIC: &str = "levee_upstream_panic_total";
 pub const LISTENER_CONNECTIONS: &str = "levee_listener_connections_total";
 pub const LISTENER_REQUESTS: &str = "levee_listener_requests_total";
 pub const CACHE_HITS: &str = "levee_cache_hits_total";
@@ -81,6 +82,11 @@ const DEFS: &[Def] = &[
         name: UPSTREAM_IDLE,
         kind: "gauge",
         help: "Idle pooled connections to the server, over all workers.",
+    },
+    Def {
+        name: UPSTREAM_PANIC,
+        kind: "counter",
+        help: "Servers chosen in panic mode: no server of the upstream was usable, so health was ignored.",
     },
     Def {
         name: LISTENER_CONNECTIONS,
@@ -164,6 +170,17 @@ pub fn render(site: &Site) -> String {
         }
         if def.name.starts_with("levee_cache_") {
             cache_series(&mut out, def.name, site);
+            continue;
+        }
+        if def.name == UPSTREAM_PANIC {
+            for g in &groups {
+                let panic = g.stats.panic.load(Relaxed);
+                let _ = writeln!(
+                    out,
+                    "{UPSTREAM_PANIC}{{upstream=\"{}\"}} {panic}",
+                    escape(&g.name)
+                );
+            }
             continue;
         }
         for g in &groups {

@@ -192,6 +192,17 @@ fn upstream_policy(t: &mut Table, u: &crate::model::Upstream) {
     t.insert("max_fails".into(), int(u64::from(u.passive.max_fails)));
     t.insert("fail_timeout".into(), duration(u.passive.fail_timeout));
     t.insert("max_ejection".into(), duration(u.passive.max_ejection));
+    let eject_on = u
+        .passive
+        .on_status
+        .iter()
+        .map(|s| int(u64::from(s)))
+        .collect();
+    t.insert("eject_on_status".into(), Value::Array(eject_on));
+    t.insert(
+        "max_ejected_percent".into(),
+        int(u64::from(u.passive.max_ejected_percent)),
+    );
     t.insert("slow_start".into(), duration(u.slow_start));
     t.insert("retries".into(), int(u64::from(u.retry.retries)));
     let statuses = u

@@ -243,6 +243,14 @@ pub async fn forward_with(
     let members = group.members();
     let affinity = choose::affinity(group, req, client.peer.ip());
     let now = Instant::now();
+    // With no server usable, a stale copy the cache may serve answers
+    // before panic mode sends the request to a server believed down.
+    if fill.is_some()
+        && !group.any_usable(&members, now)
+        && let Some(out) = fall_back(&mut fill, 503, None, None)
+    {
+        return out;
+    }
     let Some(mut index) = group.pick(&members, affinity, &[], now) else {
         if let Some(out) = fall_back(&mut fill, 503, None, None) {
             return out;
@@ -538,8 +546,9 @@ pub(crate) fn begin(state: &Arc<ServerState>) -> Lease {
     state.lease()
 }
 
-/// Feeds a response head to the server's metrics and passive health (a
-/// 5xx counts as a failure).
+/// Feeds a response head to the server's metrics and passive health
+/// (`levee_upstream::passive`: a status counts as a failure only when the
+/// upstream lists it in `eject_on_status`).
 pub(crate) fn observe_response(
     group: &Group,
     state: &ServerState,
@@ -547,13 +556,7 @@ pub(crate) fn observe_response(
     status: u16,
     latency: Duration,
 ) {
-    state.observe_latency(latency);
-    state.stats.response(status);
-    if status >= 500 {
-        eject_on_failure(group, state, addr);
-    } else {
-        state.record_success();
-    }
+    group.observe_response(state, addr, status, latency);
 }
 
 /// Feeds a failed exchange to the server's metrics and passive health.
@@ -563,14 +566,7 @@ pub(crate) fn observe_fault(
     addr: SocketAddr,
     fault: &UpstreamFault,
 ) {
-    state.stats.error(fault.kind());
-    eject_on_failure(group, state, addr);
-}
-
-fn eject_on_failure(group: &Group, state: &ServerState, addr: SocketAddr) {
-    if let Some(period) = state.record_failure(Instant::now(), &group.config.passive) {
-        tracing::warn!(upstream = %group.name, server = %addr, ?period, "server ejected after consecutive failures");
-    }
+    group.observe_error(state, addr, fault.kind());
 }
 
 /// How one attempt at getting a response head failed.

@@ -7,9 +7,16 @@
 //!   heavy servers are interleaved rather than picked in a burst;
 //! - least connections, weighted: fewest requests in flight per weight;
 //! - latency: two servers at random, the one with the lower latency EWMA
-//!   times requests in flight wins ("power of two choices");
+//!   times requests in flight wins ("power of two choices"); the EWMA
+//!   decays with time and the costlier choice is probed now and then, so a
+//!   server slow for a moment is not shut out for good;
 //! - consistent hashing ([`hash`]) on a request key;
 //! - sticky: the server a cookie names, else round robin.
+//!
+//! When no server is usable (all down or ejected), panic mode balances over
+//! every server the operator has not drained or disabled, as Envoy does
+//! below its healthy panic threshold: a health verdict that is wrong, or
+//! too strict, must not turn into a site-wide 503.
 //!
 //! Nothing here locks or allocates on the hot path: health and weights are
 //! atomic reads, and the round-robin scores and the random generator are
@@ -19,6 +26,7 @@
 pub mod hash;
 
 use std::cell::{Cell, RefCell};
+use std::sync::atomic::Ordering::Relaxed;
 
 use levee_config::Balance;
 use tokio::time::Instant;
@@ -72,13 +80,55 @@ pub(crate) fn pick(
     tried: &[usize],
     now: Instant,
 ) -> Option<usize> {
+    if let Some(i) = pick_among(group, members, affinity, tried, now, |m| {
+        m.state.usable(now)
+    }) {
+        return Some(i);
+    }
+    // Nothing usable left for this request. If some server is usable (the
+    // request tried it already), the group is fine and the request has had
+    // its chances. Only a group with no usable server at all is in panic.
+    if group.any_usable(members, now) {
+        return None;
+    }
+    let i = pick_among(group, members, affinity, tried, now, |m| m.state.routable())?;
+    panic_pick(group, members, now);
+    Some(i)
+}
+
+/// Panic mode: counted for `/metrics`, told in the log at most once per
+/// [`crate::stats::LOG_EVERY`]. Off the normal path: it runs only when no
+/// server is usable.
+#[cold]
+fn panic_pick(group: &Group, members: &Members, now: Instant) {
+    let picks = group.stats.panic.fetch_add(1, Relaxed) + 1;
+    if group.stats.panic_log.due(now) {
+        let routable = members.list.iter().filter(|m| m.state.routable()).count();
+        tracing::warn!(
+            upstream = %group.name,
+            servers = routable,
+            panic_picks = picks,
+            "panic mode: no server is usable (down or ejected); sending requests to all of them"
+        );
+    }
+}
+
+/// One balancing pass over the servers `usable` accepts (and the request
+/// has not tried), primaries first, then backups.
+fn pick_among(
+    group: &Group,
+    members: &Members,
+    affinity: Affinity,
+    tried: &[usize],
+    now: Instant,
+    usable: impl Fn(&Member) -> bool,
+) -> Option<usize> {
     let slow_start = group.config.slow_start;
     for backup in [false, true] {
         if backup && !members.has_backups {
             break;
         }
-        let ok =
-            |i: usize, m: &Member| m.backup == backup && !tried.contains(&i) && m.state.usable(now);
+        let ok = |i: usize, m: &Member| m.backup == backup && !tried.contains(&i) && usable(m);
         let weight = |m: &Member| m.state.effective_weight(m.weight, now, slow_start);
         let chosen = match (&group.config.balance, affinity) {
             (Balance::Hash(_), Affinity::Key(h)) => members
@@ -91,7 +141,7 @@ pub(crate) fn pick(
                 .position(|(i, m)| m.cookie == id && ok(i, m))
                 .or_else(|| smooth_wrr(members, ok, weight)),
             (Balance::LeastConn, _) => least_conn(members, ok, weight),
-            (Balance::Latency, _) => two_choices(members, ok, weight),
+            (Balance::Latency, _) => two_choices(members, ok, weight, now),
             _ => smooth_wrr(members, ok, weight),
         };
         if chosen.is_some() {
@@ -180,11 +230,23 @@ fn least_conn(
     best.map(|(i, _, _)| i)
 }
 
+/// One pick in this many goes to the costlier of the two choices when it
+/// has nothing in flight (see [`two_choices`]).
+pub const PROBE_ONE_IN: u64 = 32;
+
 /// Power of two choices on latency EWMA × requests in flight ÷ weight.
+///
+/// The cheaper choice wins, except that one pick in [`PROBE_ONE_IN`] goes
+/// to the costlier one if it has no request in flight: a server that was
+/// slow for a moment gets the samples that show it is fast again, and a
+/// server that really is slow gets at most one probe at a time. Together
+/// with the estimate's decay ([`crate::ServerState::ewma_us`]) this lets a
+/// recovered server back in within seconds.
 fn two_choices(
     members: &Members,
     ok: impl Fn(usize, &Member) -> bool,
     weight: impl Fn(&Member) -> u64,
+    now: Instant,
 ) -> Option<usize> {
     let candidates = members
         .list
@@ -223,16 +285,23 @@ fn two_choices(
     let (a, b) = (a?, b?);
     let cost = |i: usize| -> (u128, u128) {
         members.list.get(i).map_or((u128::MAX, 1), |m| {
-            let load = u128::from(m.state.ewma_us() + 1) * u128::from(m.state.active() + 1);
+            let load = u128::from(m.state.ewma_us(now) + 1) * u128::from(m.state.active() + 1);
             (load, u128::from(weight(m)))
         })
     };
     let ((ca, wa), (cb, wb)) = (cost(a), cost(b));
-    Some(if ca.saturating_mul(wb) <= cb.saturating_mul(wa) {
-        a
+    let (cheaper, costlier) = if ca.saturating_mul(wb) <= cb.saturating_mul(wa) {
+        (a, b)
     } else {
-        b
-    })
+        (b, a)
+    };
+    let probe = costlier != cheaper
+        && random().is_multiple_of(PROBE_ONE_IN)
+        && members
+            .list
+            .get(costlier)
+            .is_some_and(|m| m.state.active() == 0);
+    Some(if probe { costlier } else { cheaper })
 }
 
 #[cfg(test)]

@@ -4,8 +4,10 @@
 //!
 //! ```text
 //! config ─▶ Group::build (resolve names, states from the Registry)
-//!   request ─▶ Group::pick (balance over usable servers; backups last)
-//!           ─▶ Lease (in flight) ─▶ record success / failure (passive health)
+//!   request ─▶ Group::pick (balance over usable servers; backups last;
+//!                           none usable: panic mode, every routable server)
+//!           ─▶ Lease (in flight) ─▶ Group::observe_response / observe_error
+//!                                   (metrics; passive health, bounded ejection)
 //!   control thread ─▶ health::check_group (active checks)
 //!                  ─▶ dns::resolve_loop (records become servers, no reload)
 //! ```
@@ -14,6 +16,7 @@ pub mod balance;
 pub mod budget;
 pub mod dns;
 pub mod health;
+pub mod passive;
 pub mod pool;
 pub mod registry;
 pub mod state;
@@ -160,6 +163,8 @@ pub struct Group {
     pub resolver: Option<Resolver>,
     /// Set when the servers speak TLS.
     pub tls: Option<GroupTls>,
+    /// Per upstream counters and the ejection lock, kept across reloads.
+    pub stats: Arc<stats::GroupStats>,
     registry: Arc<Registry>,
 }
 
@@ -229,6 +234,7 @@ impl Group {
             budget: RetryBudget::new(cfg.retry.budget_percent, now),
             config: cfg.clone(),
             resolver: resolver.cloned(),
+            stats: registry.group_stats(&cfg.name, now),
             registry: registry.clone(),
         })
     }
@@ -254,7 +260,9 @@ impl Group {
 
     /// The server for the next request among `members`, skipping the
     /// indices in `tried`. Backups are considered only when no primary is
-    /// usable. `None`: no server can take it.
+    /// usable; when no server at all is usable, panic mode picks among the
+    /// servers that are neither drained nor disabled, health ignored.
+    /// `None`: no server can take it.
     #[inline]
     pub fn pick(
         &self,
@@ -264,6 +272,12 @@ impl Group {
         now: Instant,
     ) -> Option<usize> {
         balance::pick(self, members, affinity, tried, now)
+    }
+
+    /// Whether any server of `members` may take a request by its health
+    /// and state (no panic mode needed). Stops at the first usable one.
+    pub fn any_usable(&self, members: &Members, now: Instant) -> bool {
+        members.list.iter().any(|m| m.state.usable(now))
     }
 
     /// Finds servers by address text: a configured `host:port` (every

@@ -2,6 +2,8 @@
 //! weight, and the health verdicts, survive a reload until the config itself
 //! changes that server (its weight or backup flag, or its removal).
 //!
+//! The per-upstream counters (panic mode) live here too, for the same reason.
+//!
 //! One registry lives for the whole process. Each build of an upstream asks
 //! it for the state of every (upstream, address) pair; it hands back the same
 //! `Arc` while the server's configuration is unchanged and someone still
@@ -14,10 +16,14 @@ use std::sync::{Arc, Mutex, Weak};
 use tokio::time::Instant;
 
 use crate::state::ServerState;
+use crate::stats::GroupStats;
 
 #[derive(Debug, Default)]
 pub struct Registry {
     entries: Mutex<HashMap<(String, SocketAddr), Entry>>,
+    /// Per upstream name. Never removed: a name costs a few words, and a
+    /// counter must not restart when the upstream comes back.
+    groups: Mutex<HashMap<String, Arc<GroupStats>>>,
 }
 
 #[derive(Debug)]
@@ -31,6 +37,18 @@ struct Entry {
 impl Registry {
     pub fn new() -> Arc<Registry> {
         Arc::new(Registry::default())
+    }
+
+    /// The counters of upstream `upstream`, the same across reloads.
+    pub fn group_stats(&self, upstream: &str, now: Instant) -> Arc<GroupStats> {
+        let mut groups = match self.groups.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        groups
+            .entry(upstream.to_owned())
+            .or_insert_with(|| Arc::new(GroupStats::new(now)))
+            .clone()
     }
 
     /// The state for `addr`, a record of `server` in upstream `upstream`.

@@ -66,6 +66,20 @@ impl Status {
     }
 }
 
+/// What one failure did to a server's passive health.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// Passive ejection is off, or the server is already ejected.
+    Ignored,
+    /// Counted towards `max_fails`.
+    Counted,
+    /// The `max_fails`-th in a row, but the group's bound kept the server
+    /// in; the count starts again.
+    Kept,
+    /// Ejected for this long.
+    Ejected(Duration),
+}
+
 /// Weights are scaled by this internally so slow start can ramp a weight-1
 /// server smoothly.
 pub const WEIGHT_SCALE: u64 = 100;
@@ -91,6 +105,8 @@ pub struct ServerState {
     active: AtomicU32,
     /// Latency EWMA in microseconds; 0 until the first response.
     ewma_us: AtomicU64,
+    /// Milliseconds since `epoch` of the last latency sample.
+    ewma_at: AtomicU64,
     pub stats: ServerStats,
 }
 
@@ -108,6 +124,7 @@ impl ServerState {
             ramp_from: AtomicU64::new(0),
             active: AtomicU32::new(0),
             ewma_us: AtomicU64::new(0),
+            ewma_at: AtomicU64::new(0),
             stats: ServerStats::default(),
         }
     }
@@ -190,6 +207,18 @@ impl ServerState {
             && !self.ejected(now)
     }
 
+    /// May take a request in panic mode: the operator's drain and disable
+    /// and DNS removal still hold; health verdicts do not.
+    #[inline]
+    pub fn routable(&self) -> bool {
+        self.admin.load(Relaxed) == 0 && !self.retired.load(Relaxed)
+    }
+
+    /// Out of rotation for health: down by active checks, or ejected.
+    pub fn out_for_health(&self, now: Instant) -> bool {
+        !self.check_up() || self.ejected(now)
+    }
+
     pub fn status(&self, now: Instant, slow_start: Duration) -> Status {
         if self.retired() {
             return Status::Removed;
@@ -240,17 +269,26 @@ impl ServerState {
         (base * pct / 100).max(1)
     }
 
-    /// A failed exchange (connect failure, reset, timeout or 5xx). Returns
-    /// the ejection period when this failure ejected the server.
-    pub fn record_failure(&self, now: Instant, policy: &PassiveHealth) -> Option<Duration> {
+    /// A failed exchange. When it is the `max_fails`-th in a row, the
+    /// server is ejected if `may_eject` allows (the group's bound, see
+    /// `passive.rs`); otherwise the count starts again.
+    pub fn record_failure(
+        &self,
+        now: Instant,
+        policy: &PassiveHealth,
+        may_eject: impl FnOnce() -> bool,
+    ) -> Failure {
         if policy.max_fails == 0 || self.ejected(now) {
-            return None;
+            return Failure::Ignored;
         }
         let n = self.fails.fetch_add(1, Relaxed) + 1;
         if n < policy.max_fails {
-            return None;
+            return Failure::Counted;
         }
         self.fails.store(0, Relaxed);
+        if !may_eject() {
+            return Failure::Kept;
+        }
         let k = self.ejections.fetch_add(1, Relaxed).min(30);
         let period = policy
             .fail_timeout
@@ -259,7 +297,7 @@ impl ServerState {
         let until = self.ms(now) + u64::try_from(period.as_millis()).unwrap_or(u64::MAX / 2);
         self.ejected_until.store(until.max(1), Relaxed);
         self.ramp_from.store(until + 1, Relaxed);
-        Some(period)
+        Failure::Ejected(period)
     }
 
     /// A good exchange: forgets failures and past ejections. Writes only
@@ -284,23 +322,54 @@ impl ServerState {
         Lease(self.clone())
     }
 
-    /// Latency EWMA in microseconds (0 before the first response).
-    pub fn ewma_us(&self) -> u64 {
-        self.ewma_us.load(Relaxed)
+    /// The latency estimate in microseconds at `now` (0 before the first
+    /// response). It halves every [`LATENCY_HALF_LIFE`] without a sample,
+    /// so a server the balancer stopped choosing because it was slow once
+    /// looks cheap again after a while and is tried again: without that it
+    /// would never get the sample that shows it recovered.
+    #[inline]
+    pub fn ewma_us(&self, now: Instant) -> u64 {
+        let ewma = self.ewma_us.load(Relaxed);
+        if ewma == 0 {
+            return 0;
+        }
+        let age = self.ms(now).saturating_sub(self.ewma_at.load(Relaxed));
+        decay(ewma, age)
     }
 
-    /// Folds a response time into the EWMA (weight 1/8 for the new sample).
-    pub fn observe_latency(&self, took: Duration) {
+    /// Folds a response time taken at `now` into the estimate. A recent
+    /// estimate keeps 7/8 of its weight; an old one keeps less (it halves
+    /// with each [`LATENCY_HALF_LIFE`] of age), so the first sample after a
+    /// long gap counts for nearly all of the new estimate.
+    pub fn observe_latency(&self, took: Duration, now: Instant) {
         let sample = u64::try_from(took.as_micros()).unwrap_or(u64::MAX).max(1);
+        let at = self.ms(now);
         let old = self.ewma_us.load(Relaxed);
         let new = if old == 0 {
             sample
         } else {
-            old - old / 8 + sample / 8
+            let age = at.saturating_sub(self.ewma_at.load(Relaxed));
+            // old × w + sample × (1 − w), w = 7/8 × 2^(−age/half-life).
+            let kept = decay(old - old / 8, age);
+            let w = kept as f64 / old as f64;
+            kept + (sample as f64 * (1.0 - w)) as u64
         };
-        self.ewma_us.store(new, Relaxed);
-        self.stats.observe(took);
+        self.ewma_us.store(new.max(1), Relaxed);
+        self.ewma_at.store(at, Relaxed);
     }
+}
+
+/// How long a latency estimate takes to halve without samples.
+pub const LATENCY_HALF_LIFE: Duration = Duration::from_secs(1);
+
+/// `value` × 2^(−age_ms / half-life).
+#[inline]
+fn decay(value: u64, age_ms: u64) -> u64 {
+    if age_ms == 0 {
+        return value;
+    }
+    let halves = age_ms as f64 / LATENCY_HALF_LIFE.as_millis() as f64;
+    (value as f64 * (-halves).exp2()) as u64
 }
 
 /// A request in flight on a server.

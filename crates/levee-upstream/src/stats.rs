@@ -9,6 +9,8 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 /// Upper bounds of the latency histogram's buckets, in seconds.
 pub const LATENCY_BUCKETS: [f64; 12] = [
     0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -103,6 +105,66 @@ impl ServerStats {
             *o = running;
         }
         (out, self.latency_sum_us.load(Relaxed) as f64 / 1e6)
+    }
+}
+
+/// Per upstream counters, log gates and lock, shared by every build of one
+/// upstream name (the [`crate::Registry`] keeps them across reloads).
+#[derive(Debug)]
+pub struct GroupStats {
+    /// Servers chosen in panic mode (no server usable, so health was
+    /// ignored): `levee_upstream_panic_total`.
+    pub panic: AtomicU64,
+    pub(crate) panic_log: LogGate,
+    pub(crate) bound_log: LogGate,
+    /// Held while deciding an ejection, so that workers ejecting at once
+    /// (through the old and the new config during a reload too) cannot
+    /// together pass `max_ejected_percent` (`passive.rs`).
+    pub(crate) ejecting: Mutex<()>,
+}
+
+impl GroupStats {
+    pub fn new(now: Instant) -> GroupStats {
+        GroupStats {
+            panic: AtomicU64::new(0),
+            panic_log: LogGate::new(now),
+            bound_log: LogGate::new(now),
+            ejecting: Mutex::new(()),
+        }
+    }
+}
+
+/// How often a gated log line may repeat.
+pub const LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// Lets a log line through at most once per [`LOG_EVERY`], whichever
+/// worker asks: a condition that holds for every request (panic mode) is
+/// told once, not per request.
+#[derive(Debug)]
+pub(crate) struct LogGate {
+    epoch: Instant,
+    /// Milliseconds since `epoch` before which the line stays quiet.
+    quiet_until: AtomicU64,
+}
+
+impl LogGate {
+    pub(crate) fn new(epoch: Instant) -> LogGate {
+        LogGate {
+            epoch,
+            quiet_until: AtomicU64::new(0),
+        }
+    }
+
+    /// Whether the line may be logged at `now`; if so, the next one waits.
+    pub(crate) fn due(&self, now: Instant) -> bool {
+        let ms = u64::try_from(now.saturating_duration_since(self.epoch).as_millis())
+            .unwrap_or(u64::MAX / 2);
+        let until = self.quiet_until.load(Relaxed);
+        ms >= until
+            && self
+                .quiet_until
+                .compare_exchange(until, ms + LOG_EVERY.as_millis() as u64, Relaxed, Relaxed)
+                .is_ok()
     }
 }
 

@@ -4,16 +4,12 @@
 
 mod support;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use support::*;
 
-/// A levee config with an admin listener and upstream `app` over `servers`
-/// (TOML array items); `upstream` is appended inside `[upstream.app]`, and
-/// `tail` after it (tables such as `[upstream.app.health_check]`).
+/// [`upstream_config`] with nothing added to the route.
 fn config(
     setup: &LeveeSetup,
     admin: u16,
@@ -21,136 +17,7 @@ fn config(
     upstream: &str,
     tail: &str,
 ) -> String {
-    format!(
-        r#"pid_file = "{pid}"
-workers = 2
-
-[log]
-access = "off"
-
-[admin]
-address = "127.0.0.1:{admin}"
-
-[[listener]]
-address = "127.0.0.1:{port}"
-
-[[route]]
-proxy = "app"
-
-[upstream.app]
-servers = [{servers}]
-{upstream}
-
-{tail}
-"#,
-        pid = setup.pid_file().display(),
-        port = setup.port,
-        servers = servers.join(", "),
-    )
-}
-
-fn quoted(n: &Nginx) -> String {
-    format!("\"{}\"", n.addr())
-}
-
-fn state(admin: u16, addr: &str) -> String {
-    server_json(admin, "app", addr)["state"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string()
-}
-
-fn requests_to(admin: u16, addr: &str) -> f64 {
-    metric(
-        admin,
-        &format!("levee_upstream_requests_total{{upstream=\"app\",server=\"{addr}\"}}"),
-    )
-    .unwrap_or(-1.0)
-}
-
-/// The port that answered a default nginx body ("hello from PORT").
-fn served_by(resp: &Response) -> String {
-    resp.body_text()
-        .trim()
-        .strip_prefix("hello from ")
-        .unwrap_or("?")
-        .to_string()
-}
-
-fn get(port: u16, path: &str) -> Response {
-    let mut c = RawConn::connect(port);
-    c.send(&get_req(path, "up.test"));
-    c.read_response("GET")
-}
-
-/// Steady load from `threads` keep-alive clients until `stop`; failures are
-/// collected, successes counted.
-struct Load {
-    stop: Arc<AtomicBool>,
-    ok: Arc<AtomicU64>,
-    threads: Vec<thread::JoinHandle<Vec<String>>>,
-}
-
-impl Load {
-    fn start(port: u16, threads: usize) -> Load {
-        let stop = Arc::new(AtomicBool::new(false));
-        let ok = Arc::new(AtomicU64::new(0));
-        let threads = (0..threads)
-            .map(|_| {
-                let (stop, ok) = (stop.clone(), ok.clone());
-                thread::spawn(move || {
-                    let mut errors = Vec::new();
-                    let mut conn: Option<RawConn> = None;
-                    while !stop.load(Ordering::Relaxed) {
-                        match one_request(&mut conn, port) {
-                            Ok(()) => {
-                                ok.fetch_add(1, Ordering::Relaxed);
-                            }
-                            Err(e) => {
-                                errors.push(e);
-                                conn = None;
-                            }
-                        }
-                    }
-                    errors
-                })
-            })
-            .collect();
-        Load { stop, ok, threads }
-    }
-
-    fn finish(self) -> (u64, Vec<String>) {
-        self.stop.store(true, Ordering::Relaxed);
-        let errors = self
-            .threads
-            .into_iter()
-            .flat_map(|t| t.join().expect("load thread"))
-            .collect();
-        (self.ok.load(Ordering::Relaxed), errors)
-    }
-}
-
-fn one_request(conn: &mut Option<RawConn>, port: u16) -> Result<(), String> {
-    if conn.is_none() {
-        *conn = Some(RawConn::try_connect(port).map_err(|e| format!("connect: {e}"))?);
-    }
-    let c = conn.as_mut().ok_or("no connection")?;
-    c.try_send(&get_req("/", "load.test"))
-        .map_err(|e| e.to_string())?;
-    let resp = c
-        .try_read_response("GET", Duration::from_secs(10))
-        .map_err(|e| e.to_string())?;
-    if resp.status != 200 || !resp.body_text().starts_with("hello from") {
-        return Err(format!(
-            "status {} body {:?}",
-            resp.status,
-            resp.body_text()
-        ));
-    }
-    if resp.closes() {
-        *conn = None;
-    }
-    Ok(())
+    upstream_config(setup, admin, servers, "", upstream, tail)
 }
 
 /// Kill one of three servers under steady load: no request fails, the dead
@@ -174,7 +41,7 @@ fn failover_under_load_and_return_through_slow_start() {
         "[upstream.app.health_check]\ninterval = \"300ms\"\ntimeout = \"200ms\"\nfall = 2\nrise = 2\njitter = 0\n",
     );
     let levee = setup.start(&cfg);
-    let load = Load::start(levee.port, 4);
+    let load = Load::hello(levee.port, 4);
     thread::sleep(Duration::from_millis(500));
     assert!(requests_to(admin, &b_addr) > 0.0, "b got no traffic before");
 
@@ -331,38 +198,45 @@ fn no_usable_server_is_an_immediate_503() {
     assert_eq!(served_by(&get(levee.port, "/")), b.port().to_string());
 }
 
-/// Servers that refuse connections are ejected; then requests get 503 at once.
+/// Servers that refuse connections: at most half the group is ejected
+/// (`max_ejected_percent`), so the other one is still tried and the client
+/// gets a 502 at once, not a 503 for a group levee gave up on.
 #[test]
-fn refused_servers_are_ejected_then_503() {
+fn refused_servers_are_ejected_up_to_half_the_group_then_502() {
     let setup = LeveeSetup::new();
     let admin = free_port();
     let dead = [
-        format!("\"127.0.0.1:{}\"", free_port()),
-        format!("\"127.0.0.1:{}\"", free_port()),
+        format!("127.0.0.1:{}", free_port()),
+        format!("127.0.0.1:{}", free_port()),
     ];
+    let servers: Vec<String> = dead.iter().map(|d| format!("\"{d}\"")).collect();
     let cfg = config(
         &setup,
         admin,
-        &dead,
+        &servers,
         "max_fails = 1\nfail_timeout = \"30s\"",
         "",
     );
     let levee = setup.start(&cfg);
     // Both are tried, both refuse: 502.
     assert_eq!(get(levee.port, "/").status, 502);
-    let started = Instant::now();
-    let r = get(levee.port, "/");
-    assert_eq!(r.status, 503);
-    assert_eq!(r.header("retry-after"), Some("1"));
-    assert!(started.elapsed() < Duration::from_millis(500));
-    let errors = metric(
-        admin,
-        &format!(
-            "levee_upstream_errors_total{{upstream=\"app\",server={},kind=\"connect\"}}",
-            dead[0]
-        ),
-    );
-    assert_eq!(errors, Some(1.0));
+    for _ in 0..5 {
+        let started = Instant::now();
+        assert_eq!(get(levee.port, "/").status, 502);
+        assert!(started.elapsed() < Duration::from_millis(500));
+    }
+    let mut states: Vec<String> = dead.iter().map(|d| state(admin, d)).collect();
+    states.sort();
+    assert_eq!(states, ["ejected", "up"]);
+    for d in &dead {
+        let errors = metric(
+            admin,
+            &format!(
+                "levee_upstream_errors_total{{upstream=\"app\",server=\"{d}\",kind=\"connect\"}}"
+            ),
+        );
+        assert!(errors >= Some(1.0), "{d}: {errors:?}");
+    }
 }
 
 /// 502 from one server: GET moves to another server, POST does not.

@@ -61,12 +61,63 @@ impl UpstreamProtocol {
 /// Passive health: ejection after consecutive failures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PassiveHealth {
-    /// Consecutive connect failures or 5xx responses that eject a server; 0 disables.
+    /// Consecutive failures (connect failures, resets before a response,
+    /// timeouts, and the statuses in `on_status`) that eject a server; 0
+    /// disables.
     pub max_fails: u32,
     /// The first ejection; each further one in a row doubles it.
     pub fail_timeout: Duration,
     /// The longest ejection.
     pub max_ejection: Duration,
+    /// Response statuses that count as failures (`eject_on_status`); none by
+    /// default, since an application's own 5xx for one URL says nothing
+    /// about the server.
+    pub on_status: StatusSet,
+    /// The largest share of a group, in percent, that may be out of
+    /// rotation for health at once (`max_ejected_percent`).
+    pub max_ejected_percent: u32,
+}
+
+/// A set of 5xx statuses, one bit each: `Copy`, and a lookup per response
+/// costs a shift.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StatusSet(u128);
+
+impl StatusSet {
+    /// The empty set.
+    pub const NONE: StatusSet = StatusSet(0);
+
+    /// `statuses` outside 500–599 are left out.
+    pub fn of(statuses: &[u16]) -> StatusSet {
+        let mut set = StatusSet::NONE;
+        for &s in statuses {
+            set.insert(s);
+        }
+        set
+    }
+
+    pub fn insert(&mut self, status: u16) {
+        if let Some(bit) = status.checked_sub(500).filter(|b| *b < 100) {
+            self.0 |= 1u128 << bit;
+        }
+    }
+
+    #[inline]
+    pub fn contains(self, status: u16) -> bool {
+        status
+            .checked_sub(500)
+            .filter(|b| *b < 100)
+            .is_some_and(|bit| self.0 & (1u128 << bit) != 0)
+    }
+
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// The statuses in ascending order.
+    pub fn iter(self) -> impl Iterator<Item = u16> {
+        (500u16..600).filter(move |&s| self.contains(s))
+    }
 }
 
 /// Active health checks.
@@ -116,6 +167,8 @@ pub const DEFAULT_STICKY_COOKIE: &str = "levee_server";
 pub const DEFAULT_MAX_FAILS: u32 = 3;
 pub const DEFAULT_FAIL_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_MAX_EJECTION: Duration = Duration::from_secs(300);
+/// Envoy's outlier detection default: at most half a group ejected.
+pub const DEFAULT_MAX_EJECTED_PERCENT: u32 = 50;
 pub const DEFAULT_SLOW_START: Duration = Duration::from_secs(10);
 pub const DEFAULT_RESOLVE_INTERVAL: Duration = Duration::from_secs(30);
 pub const DEFAULT_RESOLVER_TIMEOUT: Duration = Duration::from_secs(5);
@@ -147,6 +200,8 @@ impl Default for PassiveHealth {
             max_fails: DEFAULT_MAX_FAILS,
             fail_timeout: DEFAULT_FAIL_TIMEOUT,
             max_ejection: DEFAULT_MAX_EJECTION,
+            on_status: StatusSet::NONE,
+            max_ejected_percent: DEFAULT_MAX_EJECTED_PERCENT,
         }
     }
 }

@@ -6,8 +6,8 @@ use super::Mention;
 use crate::error::Sink;
 use crate::model::{
     Balance, CheckKind, DEFAULT_STICKY_COOKIE, DEFAULT_UPSTREAM_KEEPALIVE,
-    DEFAULT_UPSTREAM_KEEPALIVE_TIMEOUT, HashKey, HealthCheck, HttpCheck, Server, Upstream,
-    UpstreamProtocol,
+    DEFAULT_UPSTREAM_KEEPALIVE_TIMEOUT, HashKey, HealthCheck, HttpCheck, Server, StatusSet,
+    Upstream, UpstreamProtocol,
 };
 use crate::names;
 use crate::tree::{Fields, Item};
@@ -27,6 +27,8 @@ pub(crate) const UPSTREAM_KEYS: &[&str] = &[
     "max_fails",
     "fail_timeout",
     "max_ejection",
+    "eject_on_status",
+    "max_ejected_percent",
     "slow_start",
     "retries",
     "retry_on_status",
@@ -151,19 +153,23 @@ fn upstream(sink: &mut Sink<'_>, item: &Item<'_, '_>, name: &str) -> Option<Draf
     {
         i.error(sink, "max_ejection must not be shorter than fail_timeout");
     }
+    if let Some(list) = fields.get("eject_on_status").and_then(|i| i.array(sink)) {
+        u.passive.on_status = StatusSet::of(&statuses_5xx(sink, &list));
+    }
+    if let Some(n) = fields
+        .get("max_ejected_percent")
+        .and_then(|i| i.int_in(sink, 0, 100))
+    {
+        u.passive.max_ejected_percent = n as u32;
+    }
     if let Some(d) = fields.get("slow_start").and_then(|i| i.duration(sink)) {
         u.slow_start = d;
     }
     if let Some(n) = fields.get("retries").and_then(|i| i.int_in(sink, 0, 16)) {
         u.retry.retries = n as u32;
     }
-    if let Some(i) = fields.get("retry_on_status")
-        && let Some(list) = i.array(sink)
-    {
-        u.retry.on_status = list
-            .iter()
-            .filter_map(|s| s.int_in(sink, 500, 599).map(|n| n as u16))
-            .collect();
+    if let Some(list) = fields.get("retry_on_status").and_then(|i| i.array(sink)) {
+        u.retry.on_status = statuses_5xx(sink, &list);
     }
     if let Some(n) = fields
         .get("retry_budget")
@@ -202,6 +208,14 @@ fn upstream(sink: &mut Sink<'_>, item: &Item<'_, '_>, name: &str) -> Option<Draf
         },
         upstream: u,
     })
+}
+
+/// A list of 5xx statuses (`retry_on_status`, `eject_on_status`); each
+/// entry outside 500–599 is an error of its own.
+fn statuses_5xx(sink: &mut Sink<'_>, list: &[Item<'_, '_>]) -> Vec<u16> {
+    list.iter()
+        .filter_map(|s| s.int_in(sink, 500, 599).map(|n| n as u16))
+        .collect()
 }
 
 /// `protocol`: `"h2"` needs the group's TLS, `"h2c"` refuses it, and

@@ -77,8 +77,14 @@ pub(crate) async fn fetch(
     fill: &mut Fill<'_>,
 ) -> Result<Fetched, FetchError> {
     let members = group.members();
+    let now = Instant::now();
+    // No server usable: the caller's stale copy, if any, comes before
+    // panic mode (as in `proxy::forward_with`).
+    if !group.any_usable(&members, now) {
+        return Err(FetchError::NoServer);
+    }
     let index = group
-        .pick(&members, Affinity::None, &[], Instant::now())
+        .pick(&members, Affinity::None, &[], now)
         .ok_or(FetchError::NoServer)?;
     let member = members.get(index).ok_or(FetchError::NoServer)?;
     let mut head = headers::upstream_request(

@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use levee_config::{Balance, HashKey, Server, Upstream};
 use proptest::prelude::*;
@@ -95,6 +96,10 @@ fn backups_only_when_no_primary_is_usable() {
     members.list[1].state.set_admin(crate::AdminState::Disabled);
     assert!(picks(&g, 5).iter().all(|&i| i == 2));
     members.list[2].state.set_admin(crate::AdminState::Disabled);
+    // No server usable: panic mode takes the one that is only down, never
+    // a disabled one.
+    assert!(picks(&g, 5).iter().all(|&i| i == 0));
+    members.list[0].state.set_admin(crate::AdminState::Draining);
     assert_eq!(g.pick(&members, Affinity::None, &[], now), None);
 }
 
@@ -137,6 +142,16 @@ fn least_conn_prefers_the_idlest_per_weight() {
     assert_eq!(g.pick(&members, Affinity::None, &[], now), Some(1));
 }
 
+/// Server 0 answers in 200 ms, server 1 in 2 ms.
+fn slow_0_fast_1(members: &Members, now: Instant) {
+    members.list[0]
+        .state
+        .observe_latency(Duration::from_millis(200), now);
+    members.list[1]
+        .state
+        .observe_latency(Duration::from_millis(2), now);
+}
+
 #[test]
 fn latency_avoids_the_slow_server() {
     let g = group(
@@ -144,13 +159,62 @@ fn latency_avoids_the_slow_server() {
         vec![server(0, 1, false), server(1, 1, false)],
     );
     let members = g.members();
-    members.list[0]
-        .state
-        .observe_latency(std::time::Duration::from_millis(200));
-    members.list[1]
-        .state
-        .observe_latency(std::time::Duration::from_millis(2));
-    assert!(picks(&g, 50).iter().all(|&i| i == 1));
+    slow_0_fast_1(&members, Instant::now());
+    // With a request in flight on the slow server it is never probed.
+    let _busy = members.list[0].state.lease();
+    assert!(picks(&g, 200).iter().all(|&i| i == 1));
+    drop(_busy);
+    // Idle, it is probed about one pick in PROBE_ONE_IN.
+    let n = 64 * PROBE_ONE_IN as usize;
+    let to_slow = picks(&g, n).iter().filter(|&&i| i == 0).count();
+    assert!(
+        (16..=160).contains(&to_slow),
+        "{to_slow} of {n} picks probed the slow server"
+    );
+}
+
+/// P2C on the EWMA alone shut a server out for good once it was slow: it
+/// never got the sample that would show it was fast again (0 of 6,000
+/// requests in issue 12). The estimate's decay and the probes let it back.
+#[test]
+fn a_server_slow_for_a_moment_gets_a_fair_share_again_within_seconds() {
+    let g = group(
+        Balance::Latency,
+        vec![server(0, 1, false), server(1, 1, false)],
+    );
+    let members = g.members();
+    let mut now = Instant::now();
+    // A moment of slowness.
+    for _ in 0..50 {
+        slow_0_fast_1(&members, now);
+        now += Duration::from_millis(1);
+    }
+    // From now on both answer in 2 ms; one request per millisecond.
+    let mut run = |ms: u64| -> usize {
+        let mut to_0 = 0;
+        for _ in 0..ms {
+            let i = g
+                .pick(&members, Affinity::None, &[], now)
+                .expect("a server");
+            members.list[i]
+                .state
+                .observe_latency(Duration::from_millis(2), now);
+            to_0 += usize::from(i == 0);
+            now += Duration::from_millis(1);
+        }
+        to_0
+    };
+    let at_first = run(100);
+    assert!(
+        at_first < 30,
+        "{at_first} of the first 100 requests went to the server that was slow"
+    );
+    run(3_000);
+    let share = run(3_000);
+    assert!(
+        (1_050..=1_950).contains(&share),
+        "{share} of 3,000 requests 3 s after recovery"
+    );
 }
 
 fn hash_group(n: usize) -> Group {
@@ -285,4 +349,60 @@ fn pick_cost() {
             println!("{n} server(s), {balance:?}: {ns:.1} ns per pick (checksum {sum})");
         }
     }
+}
+
+/// Every server down by active checks: panic mode spreads requests over
+/// all of them instead of none, and counts each such pick.
+#[test]
+fn no_usable_server_is_panic_mode_over_every_routable_one() {
+    let g = weighted(&[1, 1, 1]);
+    let members = g.members();
+    let now = Instant::now();
+    for m in &members.list {
+        m.state.set_check_up(false, now);
+    }
+    members.list[2].state.set_admin(crate::AdminState::Disabled);
+    let chosen = picks(&g, 40);
+    assert_eq!(chosen.iter().filter(|&&i| i == 0).count(), 20);
+    assert_eq!(chosen.iter().filter(|&&i| i == 1).count(), 20);
+    assert_eq!(g.stats.panic.load(Relaxed), 40);
+    // A retry in panic mode goes to another routable server.
+    assert_eq!(g.pick(&members, Affinity::None, &[0], now), Some(1));
+    assert_eq!(g.pick(&members, Affinity::None, &[0, 1], now), None);
+
+    // One usable server ends panic mode; a request that has tried it gets
+    // no down server instead.
+    members.list[1].state.set_check_up(true, now);
+    let before = g.stats.panic.load(Relaxed);
+    assert!(picks(&g, 10).iter().all(|&i| i == 1));
+    assert_eq!(g.pick(&members, Affinity::None, &[1], now), None);
+    assert_eq!(g.stats.panic.load(Relaxed), before);
+}
+
+#[test]
+fn panic_mode_keeps_affinity_and_prefers_primaries() {
+    let g = hash_group(4);
+    let members = g.members();
+    let now = Instant::now();
+    let key = hash::key(b"/some/object");
+    let owner = g.pick(&members, Affinity::Key(key), &[], now);
+    for m in &members.list {
+        m.state.set_check_up(false, now);
+    }
+    assert_eq!(g.pick(&members, Affinity::Key(key), &[], now), owner);
+
+    let g = group(
+        Balance::RoundRobin,
+        vec![server(0, 1, false), server(1, 1, true)],
+    );
+    let members = g.members();
+    members.list[0].state.set_check_up(false, now);
+    assert!(
+        picks(&g, 5).iter().all(|&i| i == 1),
+        "a usable backup first"
+    );
+    assert_eq!(g.stats.panic.load(Relaxed), 0);
+    members.list[1].state.set_check_up(false, now);
+    assert!(picks(&g, 5).iter().all(|&i| i == 0), "then the primary");
+    assert_eq!(g.stats.panic.load(Relaxed), 5);
 }

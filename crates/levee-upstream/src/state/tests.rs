@@ -13,6 +13,15 @@ fn policy() -> PassiveHealth {
         max_fails: 3,
         fail_timeout: Duration::from_secs(10),
         max_ejection: Duration::from_secs(60),
+        ..PassiveHealth::default()
+    }
+}
+
+/// A failure the group's bound allows to eject: the ejection period if it did.
+fn fail(s: &ServerState, now: Instant, policy: &PassiveHealth) -> Option<Duration> {
+    match s.record_failure(now, policy, || true) {
+        Failure::Ejected(period) => Some(period),
+        _ => None,
     }
 }
 
@@ -22,16 +31,13 @@ const SLOW: Duration = Duration::from_secs(20);
 fn consecutive_failures_eject_and_a_success_resets_the_count() {
     let t0 = Instant::now();
     let s = ServerState::new(t0);
-    assert_eq!(s.record_failure(t0, &policy()), None);
-    assert_eq!(s.record_failure(t0, &policy()), None);
+    assert_eq!(fail(&s, t0, &policy()), None);
+    assert_eq!(fail(&s, t0, &policy()), None);
     s.record_success();
-    assert_eq!(s.record_failure(t0, &policy()), None);
-    assert_eq!(s.record_failure(t0, &policy()), None);
+    assert_eq!(fail(&s, t0, &policy()), None);
+    assert_eq!(fail(&s, t0, &policy()), None);
     assert!(s.usable(t0));
-    assert_eq!(
-        s.record_failure(t0, &policy()),
-        Some(Duration::from_secs(10))
-    );
+    assert_eq!(fail(&s, t0, &policy()), Some(Duration::from_secs(10)));
     assert!(!s.usable(t0));
     assert_eq!(s.status(t0, SLOW), Status::Ejected);
     assert!(!s.usable(t0 + Duration::from_millis(9_999)));
@@ -47,24 +53,33 @@ fn ejections_back_off_exponentially_up_to_the_cap() {
     for _ in 0..5 {
         let mut ejected = None;
         for _ in 0..3 {
-            ejected = s.record_failure(now, &policy());
+            ejected = fail(&s, now, &policy());
         }
         let period = ejected.expect("three failures eject");
         periods.push(period.as_secs());
         // Failures while ejected (requests that were in flight) change nothing.
-        assert_eq!(s.record_failure(now, &policy()), None);
+        assert_eq!(fail(&s, now, &policy()), None);
         now += period;
     }
     assert_eq!(periods, [10, 20, 40, 60, 60]);
     // A success after the ejection starts the backoff over.
     s.record_success();
     for _ in 0..2 {
-        s.record_failure(now, &policy());
+        fail(&s, now, &policy());
     }
-    assert_eq!(
-        s.record_failure(now, &policy()),
-        Some(Duration::from_secs(10))
-    );
+    assert_eq!(fail(&s, now, &policy()), Some(Duration::from_secs(10)));
+}
+
+#[test]
+fn a_failure_the_bound_refuses_keeps_the_server_and_starts_the_count_again() {
+    let t0 = Instant::now();
+    let s = ServerState::new(t0);
+    let p = policy();
+    assert_eq!(s.record_failure(t0, &p, || false), Failure::Counted);
+    assert_eq!(s.record_failure(t0, &p, || false), Failure::Counted);
+    assert_eq!(s.record_failure(t0, &p, || false), Failure::Kept);
+    assert!(s.usable(t0));
+    assert_eq!(s.record_failure(t0, &p, || true), Failure::Counted);
 }
 
 #[test]
@@ -76,7 +91,7 @@ fn max_fails_zero_never_ejects() {
         ..policy()
     };
     for _ in 0..100 {
-        assert_eq!(s.record_failure(t0, &off), None);
+        assert_eq!(fail(&s, t0, &off), None);
     }
     assert!(s.usable(t0));
 }
@@ -88,7 +103,7 @@ fn slow_start_ramps_the_weight_after_an_ejection() {
     let full = 5 * WEIGHT_SCALE;
     assert_eq!(s.effective_weight(5, t0, SLOW), full);
     for _ in 0..3 {
-        s.record_failure(t0, &policy());
+        fail(&s, t0, &policy());
     }
     let back = t0 + Duration::from_secs(10);
     assert_eq!(s.effective_weight(5, back, SLOW), full / 10);
@@ -151,4 +166,28 @@ fn leases_count_requests_in_flight() {
     assert_eq!(s.active(), 1);
     drop(b);
     assert_eq!(s.active(), 0);
+}
+
+#[test]
+fn the_latency_estimate_halves_every_half_life_without_samples() {
+    let t0 = Instant::now();
+    let s = ServerState::new(t0);
+    assert_eq!(s.ewma_us(t0), 0);
+    s.observe_latency(Duration::from_millis(100), t0);
+    assert_eq!(s.ewma_us(t0), 100_000);
+    assert_eq!(s.ewma_us(t0 + LATENCY_HALF_LIFE), 50_000);
+    assert_eq!(s.ewma_us(t0 + LATENCY_HALF_LIFE * 3), 12_500);
+}
+
+#[test]
+fn a_recent_estimate_moves_an_eighth_an_old_one_gives_way_to_the_sample() {
+    let t0 = Instant::now();
+    let s = ServerState::new(t0);
+    s.observe_latency(Duration::from_millis(80), t0);
+    s.observe_latency(Duration::from_millis(0), t0);
+    assert_eq!(s.ewma_us(t0), 70_000, "7/8 of 80 ms, plus 1/8 of 1 us");
+    let later = t0 + LATENCY_HALF_LIFE * 20;
+    s.observe_latency(Duration::from_millis(2), later);
+    let e = s.ewma_us(later);
+    assert!((2_000..2_100).contains(&e), "{e} us");
 }

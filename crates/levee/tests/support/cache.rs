@@ -37,33 +37,13 @@ pub const ORIGIN: &str = r#"
 /// A levee config with a caching route to `origin`; `route` and `tail` are
 /// added to the route and after the upstream.
 pub fn config(setup: &LeveeSetup, admin: u16, origin: &str, route: &str, tail: &str) -> String {
-    format!(
-        r#"pid_file = "{pid}"
-workers = 2
-
-[log]
-access = "off"
-
-[admin]
-address = "127.0.0.1:{admin}"
-
-[[listener]]
-address = "127.0.0.1:{port}"
-
-[[route]]
-proxy = "app"
-cache = true
-{route}
-
-[upstream.app]
-servers = ["{origin}"]
-
-[cache]
-purge_allow = "127.0.0.1/32"
-{tail}
-"#,
-        pid = setup.pid_file().display(),
-        port = setup.port,
+    upstream_config(
+        setup,
+        admin,
+        &[format!("\"{origin}\"")],
+        &format!("cache = true\n{route}"),
+        "",
+        &format!("[cache]\npurge_allow = \"127.0.0.1/32\"\n{tail}"),
     )
 }
 

@@ -22,6 +22,11 @@ fn defaults() {
     let u = upstream("");
     assert_eq!(u.balance, Balance::RoundRobin);
     assert_eq!(u.passive, PassiveHealth::default());
+    assert!(
+        u.passive.on_status.is_empty(),
+        "statuses never eject unless asked"
+    );
+    assert_eq!(u.passive.max_ejected_percent, 50);
     assert_eq!(u.health_check, None);
     assert_eq!(u.retry.on_status, [502, 503, 504]);
     assert_eq!(u.retry.retries, 2);
@@ -38,6 +43,8 @@ hash_key = "header:X-User"
 max_fails = 5
 fail_timeout = "2s"
 max_ejection = "1m"
+eject_on_status = [502, 500]
+max_ejected_percent = 34
 slow_start = "30s"
 retries = 1
 retry_on_status = [503]
@@ -67,6 +74,9 @@ health_check = {{ type = "tcp" }}
     assert_eq!(u.balance, Balance::Hash(HashKey::Header("x-user".into())));
     assert!(u.servers[1].backup);
     assert_eq!(u.passive.max_fails, 5);
+    assert_eq!(u.passive.on_status.iter().collect::<Vec<_>>(), [500, 502]);
+    assert!(u.passive.on_status.contains(502) && !u.passive.on_status.contains(503));
+    assert_eq!(u.passive.max_ejected_percent, 34);
     assert_eq!(u.retry.on_status, [503]);
     assert_eq!(u.retry.budget_percent, 50);
     let hc = u.health_check.as_ref().expect("a check");
@@ -123,6 +133,20 @@ fn errors_name_the_key() {
     assert_eq!(
         errors("retry_on_status = [404]\n"),
         ["t.toml:5:20: upstream.app.retry_on_status[0]: must be between 500 and 599"]
+    );
+    assert_eq!(
+        errors(
+            "eject_on_status = [500, 404]
+"
+        ),
+        ["t.toml:5:25: upstream.app.eject_on_status[1]: must be between 500 and 599"]
+    );
+    assert_eq!(
+        errors(
+            "max_ejected_percent = 101
+"
+        ),
+        ["t.toml:5:23: upstream.app.max_ejected_percent: must be between 0 and 100"]
     );
     assert_eq!(
         errors("[upstream.app.health_check]\ntype = \"tcp\"\npath = \"/\"\n"),
