@@ -1,8 +1,9 @@
 //! `Cache-Control` directives (RFC 9111 §5.2), for requests and responses.
 //!
-//! Unknown directives are ignored; a directive with an invalid argument is
-//! treated as the strictest reading (an invalid `max-age` counts as 0, as
-//! RFC 9111 §4.2.1 says for invalid freshness information).
+//! Unknown directives are ignored (RFC 9111 §5.2.3); a directive with an
+//! invalid argument is treated as the strictest reading (an invalid
+//! `max-age` counts as 0, as RFC 9111 §4.2.1 says for invalid freshness
+//! information). A directive given twice keeps its first value (§4.2.1).
 
 /// Response directives.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -93,6 +94,13 @@ fn seconds(arg: Option<&str>) -> Option<u64> {
     Some(arg.parse::<u64>().unwrap_or(u64::MAX).min(1 << 31))
 }
 
+/// Sets `slot` unless an earlier occurrence did.
+fn keep_first(slot: &mut Option<u64>, value: Option<u64>) {
+    if slot.is_none() {
+        *slot = value;
+    }
+}
+
 fn field_list(arg: Option<&str>) -> Vec<String> {
     arg.map(|a| {
         a.split(',')
@@ -110,8 +118,8 @@ impl Response {
         // smaller than a Vec.
         let (mut no_cache_fields, mut private_fields) = (Vec::new(), Vec::new());
         each(values, |name, arg| match name {
-            "max-age" => r.max_age = seconds(arg),
-            "s-maxage" => r.s_maxage = seconds(arg),
+            "max-age" => keep_first(&mut r.max_age, seconds(arg)),
+            "s-maxage" => keep_first(&mut r.s_maxage, seconds(arg)),
             "no-store" => r.no_store = true,
             "no-cache" => match arg {
                 Some(_) => no_cache_fields.extend(field_list(arg)),
@@ -124,8 +132,8 @@ impl Response {
             "must-revalidate" => r.must_revalidate = true,
             "proxy-revalidate" => r.proxy_revalidate = true,
             "public" => r.public = true,
-            "stale-while-revalidate" => r.stale_while_revalidate = seconds(arg),
-            "stale-if-error" => r.stale_if_error = seconds(arg),
+            "stale-while-revalidate" => keep_first(&mut r.stale_while_revalidate, seconds(arg)),
+            "stale-if-error" => keep_first(&mut r.stale_if_error, seconds(arg)),
             "must-understand" => r.must_understand = true,
             "no-transform" => r.no_transform = true,
             _ => {}
@@ -140,7 +148,7 @@ impl Request {
     pub fn parse(values: &[&[u8]]) -> Request {
         let mut r = Request::default();
         each(values, |name, arg| match name {
-            "max-age" => r.max_age = seconds(arg),
+            "max-age" => keep_first(&mut r.max_age, seconds(arg)),
             "max-stale" => {
                 r.max_stale = Some(if arg.is_some() {
                     seconds(arg).unwrap_or(0)
@@ -148,7 +156,7 @@ impl Request {
                     u64::MAX
                 })
             }
-            "min-fresh" => r.min_fresh = seconds(arg),
+            "min-fresh" => keep_first(&mut r.min_fresh, seconds(arg)),
             "no-cache" => r.no_cache = true,
             "no-store" => r.no_store = true,
             "only-if-cached" => r.only_if_cached = true,
@@ -179,6 +187,27 @@ mod tests {
         assert_eq!(
             Response::parse(&[b"max-age=99999999999"]).max_age,
             Some(1 << 31)
+        );
+    }
+
+    /// RFC 9111 §5.2.3: unknown directives are ignored, their quoted
+    /// arguments included (a `max-age` inside one is not a directive).
+    #[test]
+    fn s5_2_3_unknown_directives_are_ignored() {
+        let r = Response::parse(&[b"foo, ext=\"max-age=3600, no-store\", max-age=5, bar=1"]);
+        assert_eq!(
+            r,
+            Response {
+                max_age: Some(5),
+                ..Response::default()
+            }
+        );
+        assert_eq!(
+            Request::parse(&[b"x-fancy=\"no-store\", max-age=9"]),
+            Request {
+                max_age: Some(9),
+                ..Request::default()
+            }
         );
     }
 

@@ -4,6 +4,8 @@
 //! All times are seconds since the Unix epoch, given by the caller.
 
 use crate::directives::{Request, Response};
+use crate::targeted::Control;
+use crate::{Field, first};
 
 /// Statuses that are heuristically cacheable (RFC 9110 §15.1).
 pub const HEURISTIC_STATUSES: [u16; 12] =
@@ -60,7 +62,58 @@ pub fn http_date(value: Option<&[u8]>) -> Option<Option<u64>> {
     Some(parsed)
 }
 
+/// The `Age` field's value: its first member (a list-valued `Age` keeps
+/// the first, RFC 9111 §5.1); 0 when absent or not a non-negative integer,
+/// which the cache ignores. Past 2^31 it is capped there (§1.2.2).
+pub fn age_field(fields: &[Field<'_>]) -> u64 {
+    let Some(value) = first(fields, "age") else {
+        return 0;
+    };
+    let member = value.split(|&b| b == b',').next().unwrap_or_default();
+    let member = member.trim_ascii();
+    if member.is_empty() || !member.iter().all(u8::is_ascii_digit) {
+        return 0;
+    }
+    std::str::from_utf8(member)
+        .ok()
+        .and_then(|m| m.parse::<u64>().ok())
+        .unwrap_or(u64::MAX)
+        .min(1 << 31)
+}
+
+/// `secs` since the epoch as an HTTP date (`Sun, 06 Nov 1994 08:49:37 GMT`).
+pub fn fmt_http_date(secs: u64) -> String {
+    httpdate::fmt_http_date(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs))
+}
+
 impl Stored {
+    /// What is recorded about a response with `fields` when it is stored:
+    /// `control` says which directives govern it, and when a targeted
+    /// field does, `Expires` is ignored (RFC 9213 §2.2).
+    pub fn new(
+        status: u16,
+        request_time: u64,
+        response_time: u64,
+        fields: &[Field<'_>],
+        control: Control,
+    ) -> Stored {
+        let expires = if control.targeted {
+            None
+        } else {
+            http_date(first(fields, "expires")).map(|d| d.map_or(Expires::Invalid, Expires::At))
+        };
+        Stored {
+            status,
+            request_time,
+            response_time,
+            date: http_date(first(fields, "date")).flatten(),
+            age: age_field(fields),
+            expires,
+            last_modified: http_date(first(fields, "last-modified")).flatten(),
+            directives: control.directives,
+        }
+    }
+
     /// Freshness lifetime for a shared cache: s-maxage, then max-age, then
     /// Expires, then (for heuristically cacheable statuses) the heuristic.
     pub fn lifetime(&self, heuristic: Heuristic) -> u64 {
@@ -115,8 +168,12 @@ impl Stored {
             .saturating_sub(self.lifetime(heuristic))
     }
 
-    fn forbids_stale(&self) -> bool {
-        self.directives.must_revalidate || self.directives.proxy_revalidate
+    /// Directives that forbid serving it stale (RFC 9111 §4.2.4): `no-cache`,
+    /// `must-revalidate`, and for a shared cache `proxy-revalidate` and
+    /// `s-maxage` (which carries proxy-revalidate's meaning, §5.2.2.10).
+    pub fn forbids_stale(&self) -> bool {
+        let d = &self.directives;
+        d.no_cache || d.must_revalidate || d.proxy_revalidate || d.s_maxage.is_some()
     }
 }
 
@@ -134,11 +191,12 @@ pub enum Use {
 }
 
 /// Decides how a stored response may answer a request (RFC 9111 §4).
+///
+/// `no-cache="field"` does not force revalidation: the fields it names are
+/// never stored (`policy::stored_head`), so the stored response already
+/// excludes them, as RFC 9111 §5.2.2.4 allows.
 pub fn decide(stored: &Stored, request: &Request, now: u64, heuristic: Heuristic) -> Use {
-    if request.no_cache
-        || stored.directives.no_cache
-        || !stored.directives.no_cache_fields.is_empty()
-    {
+    if request.no_cache || stored.directives.no_cache {
         return Use::Revalidate;
     }
     let age = stored.current_age(now);
@@ -176,19 +234,53 @@ pub fn decide(stored: &Stored, request: &Request, now: u64, heuristic: Heuristic
     Use::Revalidate
 }
 
-/// Whether a stale response may stand in when the origin fails: within
-/// stale-if-error, or within `route_max` (the route's allowance for "every
-/// server is down", 0 for none); never with must-revalidate.
-pub fn usable_on_error(stored: &Stored, now: u64, heuristic: Heuristic, route_max: u64) -> bool {
+/// Why a stale response may stand in for a failed upstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StaleReason {
+    /// Within the response's `stale-if-error` (RFC 5861).
+    StaleIfError,
+    /// Within the route's allowance while the upstream cannot be reached
+    /// (`[cache] stale_if_down`: RFC 9111 §4.2.4's disconnected cache,
+    /// by configuration).
+    Down,
+}
+
+impl StaleReason {
+    /// The RFC 9211 `Cache-Status` detail naming it.
+    pub fn detail(self) -> &'static str {
+        match self {
+            StaleReason::StaleIfError => "stale-if-error",
+            StaleReason::Down => "stale-if-down",
+        }
+    }
+}
+
+/// Whether a stale response may stand in when the origin fails, and why:
+/// within stale-if-error, or within `route_max` (the route's allowance for
+/// an unreachable upstream, 0 for none); never when its directives forbid
+/// serving it stale (`no-cache`, `must-revalidate`, `proxy-revalidate`,
+/// `s-maxage`).
+pub fn stale_on_error(
+    stored: &Stored,
+    now: u64,
+    heuristic: Heuristic,
+    route_max: u64,
+) -> Option<StaleReason> {
     if stored.forbids_stale() {
-        return false;
+        return None;
     }
     let staleness = stored.staleness(now, heuristic);
-    stored
+    if stored
         .directives
         .stale_if_error
         .is_some_and(|w| staleness <= w)
-        || staleness <= route_max
+    {
+        Some(StaleReason::StaleIfError)
+    } else if staleness <= route_max {
+        Some(StaleReason::Down)
+    } else {
+        None
+    }
 }
 
 #[cfg(test)]

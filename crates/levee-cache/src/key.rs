@@ -76,6 +76,45 @@ pub fn primary(
     key
 }
 
+/// The part of the keys of the absolute URL `url` after `scheme://`: the
+/// host lower-cased without its port, as [`primary`] writes it from a
+/// request's `Host` (a request to any port of a host shares its keys), then
+/// the path (`/` when empty) and query. `None` unless `url` is an `http`
+/// or `https` URL with a host and no user information.
+pub fn url_target(url: &[u8]) -> Option<Vec<u8>> {
+    let scheme_end = url.windows(3).position(|w| w == b"://")?;
+    let scheme = url.get(..scheme_end)?;
+    if !(scheme.eq_ignore_ascii_case(b"http") || scheme.eq_ignore_ascii_case(b"https")) {
+        return None;
+    }
+    let rest = url.get(scheme_end + 3..)?;
+    let end = rest
+        .iter()
+        .position(|&b| b == b'/' || b == b'?')
+        .unwrap_or(rest.len());
+    let (authority, target) = rest.split_at(end);
+    if authority.contains(&b'@') {
+        return None;
+    }
+    let host = if authority.first() == Some(&b'[') {
+        let close = authority.iter().position(|&b| b == b']')?;
+        authority.get(..=close)?
+    } else {
+        let colon = authority.iter().rposition(|&b| b == b':');
+        colon.map_or(authority, |c| &authority[..c])
+    };
+    if host.is_empty() {
+        return None;
+    }
+    let mut out = Vec::with_capacity(url.len());
+    out.extend(host.iter().map(u8::to_ascii_lowercase));
+    if !target.starts_with(b"/") {
+        out.push(b'/');
+    }
+    out.extend_from_slice(target);
+    Some(out)
+}
+
 /// The value of cookie `name` in the request.
 pub fn cookie<'a>(fields: &'a [Field<'a>], name: &str) -> Option<&'a [u8]> {
     values(fields, "cookie")
@@ -190,6 +229,25 @@ mod tests {
             a,
             primary(&spec, "http", b"h", b"/p?a=1&b=2", &[(b"X-Tenant", b"t2")])
         );
+    }
+
+    /// A purge names a URL as a client would, port included; the key was
+    /// written from the request's host without it.
+    #[test]
+    fn purge_urls_match_their_keys() {
+        let key = primary(&KeySpec::default(), "http", b"Site", b"/x?a=1", &[]);
+        let target = url_target(b"http://SITE:8080/x?a=1").expect("a URL");
+        assert_eq!([&b"http://"[..], &target].concat(), key);
+        assert_eq!(url_target(b"https://site"), Some(b"site/".to_vec()));
+        assert_eq!(url_target(b"http://site?q"), Some(b"site/?q".to_vec()));
+        assert_eq!(
+            url_target(b"http://[::1]:8080/a"),
+            Some(b"[::1]/a".to_vec())
+        );
+        assert_eq!(url_target(b"site/x"), None);
+        assert_eq!(url_target(b"ftp://site/x"), None);
+        assert_eq!(url_target(b"http://u@site/x"), None);
+        assert_eq!(url_target(b"http://:80/x"), None);
     }
 
     #[test]

@@ -5,7 +5,10 @@
 //! - [`directives`]: `Cache-Control` of requests and responses;
 //! - [`freshness`]: freshness lifetime, age, and whether a stored response
 //!   may be served, must be revalidated, or may be served stale;
-//! - [`policy`]: whether a response may be stored at all;
+//! - [`targeted`]: targeted cache control (RFC 9213), which overrides
+//!   `Cache-Control` for levee;
+//! - [`policy`]: whether a response may be stored at all, which of its
+//!   fields are, and which requests invalidate;
 //! - [`key`]: the cache key and the Vary secondary key;
 //! - [`store`]: where stored responses live (memory, bounded in bytes);
 //! - [`flight`]: request coalescing and hit-for-miss;
@@ -23,6 +26,7 @@ pub mod key;
 pub mod policy;
 pub mod stats;
 pub mod store;
+pub mod targeted;
 
 /// A header field as the cache sees it: name (any case) and value.
 pub type Field<'a> = (&'a [u8], &'a [u8]);

@@ -27,9 +27,14 @@ use crate::freshness::Stored;
 #[derive(Debug, Clone)]
 pub struct Object {
     pub status: u16,
-    /// Header fields as stored (hop-by-hop, `Age` and stripped ones
-    /// removed), as HTTP/1 lines `Name: value\r\n`: one allocation per
-    /// object, and a hit sends it with one copy.
+    /// Bytes of `head` sent to clients; the rest are hidden fields
+    /// (targeted cache control that stops at levee), kept because they
+    /// still govern the response after a 304. Beside `status`, it fits in
+    /// what was padding.
+    pub visible: u32,
+    /// Header fields as stored (`policy::stored_head`), as HTTP/1 lines
+    /// `Name: value\r\n`: one allocation per object, and a hit sends its
+    /// visible part with one copy.
     pub head: Box<[u8]>,
     pub body: Body,
     /// Times and directives for freshness and `Age`.
@@ -39,26 +44,19 @@ pub struct Object {
 }
 
 impl Object {
-    /// Renders fields as the lines of [`Object::head`].
-    pub fn render<'a>(fields: impl Iterator<Item = (&'a [u8], &'a [u8])>) -> Box<[u8]> {
-        let mut head = Vec::with_capacity(256);
-        for (name, value) in fields {
-            head.extend_from_slice(name);
-            head.extend_from_slice(b": ");
-            head.extend_from_slice(value);
-            head.extend_from_slice(b"\r\n");
-        }
-        // Exact size: the grown Vec's spare capacity would stay allocated.
-        head.into_boxed_slice()
+    /// The stored fields, hidden ones included, in order.
+    pub fn fields(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        lines(&self.head)
     }
 
-    /// The stored fields, in order.
-    pub fn fields(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
-        self.head.split(|&b| b == b'\n').filter_map(|line| {
-            let line = line.strip_suffix(b"\r")?;
-            let colon = line.iter().position(|&b| b == b':')?;
-            Some((&line[..colon], line[colon + 1..].trim_ascii()))
-        })
+    /// The lines sent to clients.
+    pub fn visible_head(&self) -> &[u8] {
+        self.head.get(..self.visible as usize).unwrap_or(&self.head)
+    }
+
+    /// The fields sent to clients, in order.
+    pub fn visible_fields(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        lines(self.visible_head())
     }
 
     /// The first value of a stored field, matched case-insensitively.
@@ -73,6 +71,15 @@ impl Object {
         let tags: usize = self.tags.iter().map(|t| t.len() + 16).sum();
         self.body.weight() + (self.head.len() + tags + OBJECT_OVERHEAD) as u64
     }
+}
+
+/// The fields of `Name: value\r\n` lines.
+fn lines(head: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
+    head.split(|&b| b == b'\n').filter_map(|line| {
+        let line = line.strip_suffix(b"\r")?;
+        let colon = line.iter().position(|&b| b == b':')?;
+        Some((&line[..colon], line[colon + 1..].trim_ascii()))
+    })
 }
 
 /// What the store keeps per object beyond its head, body and tags: the

@@ -27,7 +27,7 @@ use levee_cache::flight::{Join, Landing};
 use levee_cache::freshness::{Heuristic, Use, decide};
 use levee_cache::stats::{Counters, STATS};
 use levee_cache::store::{Entry, Object, Storage, variant_key};
-use levee_cache::{Field, key, policy};
+use levee_cache::{Field, key};
 use levee_upstream::Group;
 
 use crate::conn::{Client, Next};
@@ -35,8 +35,8 @@ use crate::message::{Framing, RequestHead};
 use crate::proxy::{self, Outcome};
 use crate::respond;
 use crate::site::Site;
-use fill::Fill;
-pub use purge::{Purge, purge};
+use fill::{Answer, Fill};
+pub use purge::{Purge, PurgeError, purge};
 pub use setup::{RouteCache, SiteCache, Tier};
 
 /// Seconds since the epoch: the cache's clock.
@@ -64,11 +64,12 @@ pub async fn serve(
         return purge::serve(client, site, cache, req, route, keep_alive).await;
     }
     if !cacheable_request(route, req, &fields) {
-        // Unsafe methods get a Fill only to invalidate when the response
-        // head shows success, before the client can send its next request.
-        let mut fill = Fill::new(cache, Vec::new(), route, "bypass", None);
-        let unsafe_method = policy::invalidates(req.method(), 200);
-        let fill_ref = unsafe_method.then_some(&mut fill);
+        // A Fill without a key stores nothing: after an unsafe method it
+        // invalidates when the response head shows success, before the
+        // client can send its next request, and it keeps targeted fields
+        // that stop at levee from the client.
+        let https = client.stream.is_tls();
+        let mut fill = Fill::new(cache, Vec::new(), route, "bypass", None, https);
         return proxy::forward_with(
             client,
             site,
@@ -76,7 +77,7 @@ pub async fn serve(
             group,
             preserve_host,
             keep_alive,
-            fill_ref,
+            Some(&mut fill),
         )
         .await;
     }
@@ -94,11 +95,21 @@ pub async fn serve(
     if let Some((obj, _)) = &found {
         let now = unix_now();
         match decide(&obj.meta, &directives, now, Heuristic::default()) {
-            Use::Fresh => return hit(client, site, req, route, obj, "hit", keep_alive).await,
+            Use::Fresh => {
+                return hit(
+                    client,
+                    site,
+                    req,
+                    route,
+                    &Served::plain(obj, "hit"),
+                    keep_alive,
+                )
+                .await;
+            }
             Use::StaleAllowed => {
                 Counters::add(&STATS.stale, 1);
-                let status = "hit; detail=stale";
-                return hit(client, site, req, route, obj, status, keep_alive).await;
+                let served = Served::plain(obj, "hit; detail=stale");
+                return hit(client, site, req, route, &served, keep_alive).await;
             }
             Use::StaleWhileRevalidate => {
                 Counters::add(&STATS.stale, 1);
@@ -117,8 +128,8 @@ pub async fn serve(
                         stale,
                     });
                 }
-                let status = "hit; detail=stale-while-revalidate";
-                return hit(client, site, req, route, obj, status, keep_alive).await;
+                let served = Served::plain(obj, "hit; detail=stale-while-revalidate");
+                return hit(client, site, req, route, &served, keep_alive).await;
             }
             Use::Revalidate => {
                 fwd = if directives.no_cache {
@@ -172,14 +183,16 @@ pub async fn serve(
                 && let Some(obj) = lookup(cache, &key, &fields)
             {
                 Counters::add(&STATS.hits, 1);
-                return hit(client, site, req, route, &obj, "hit; collapsed", keep_alive).await;
+                let served = Served::plain(&obj, "hit; collapsed");
+                return hit(client, site, req, route, &served, keep_alive).await;
             }
             None
         }
         Join::Pass => None,
     };
     Counters::add(&STATS.misses, 1);
-    let mut fill = Fill::new(cache, key, route, fwd, found);
+    let https = client.stream.is_tls();
+    let mut fill = Fill::new(cache, key, route, fwd, found, https);
     if let Some(lead) = lead {
         fill.lead(lead);
     }
@@ -198,11 +211,8 @@ pub async fn serve(
     )
     .await;
     fill.land();
-    match fill.answer() {
-        Some((obj, detail)) => {
-            let (obj, detail) = (obj.clone(), detail.clone());
-            hit(client, site, req, route, &obj, &detail, keep_alive).await
-        }
+    match fill.answer().cloned() {
+        Some(answer) => hit(client, site, req, route, &Served::from(&answer), keep_alive).await,
         None => out,
     }
 }
@@ -250,26 +260,58 @@ fn lookup_keyed(
     }
 }
 
+/// What a hit answers with.
+struct Served<'a> {
+    obj: &'a Object,
+    /// The RFC 9211 `Cache-Status` detail.
+    detail: &'a str,
+    /// Lines for this client only (a 304's `Set-Cookie`).
+    extra: &'a [u8],
+}
+
+impl<'a> Served<'a> {
+    fn plain(obj: &'a Object, detail: &'a str) -> Served<'a> {
+        Served {
+            obj,
+            detail,
+            extra: &[],
+        }
+    }
+}
+
+impl<'a> From<&'a Answer> for Served<'a> {
+    fn from(a: &'a Answer) -> Served<'a> {
+        Served {
+            obj: &a.obj,
+            detail: &a.detail,
+            extra: &a.extra,
+        }
+    }
+}
+
 /// Answers from a stored response.
 async fn hit(
     client: &mut Client,
     site: &Site,
     req: &RequestHead,
     route: &RouteCache,
-    obj: &Object,
-    detail: &str,
+    served: &Served<'_>,
     keep_alive: bool,
 ) -> Outcome {
+    let Served { obj, detail, extra } = *served;
     if detail == "hit" {
         Counters::add(&STATS.hits, 1);
     }
-    let status_line = if route.status_header {
+    let mut lines = if route.status_header {
         format!("Cache-Status: levee; {detail}\r\n").into_bytes()
     } else {
         Vec::new()
     };
+    lines.extend_from_slice(extra);
     let age = obj.meta.current_age(unix_now());
-    let answer = reply::answer(obj, req, age, &status_line, keep_alive);
+    let mut answer = reply::answer(obj, req, age, &lines, keep_alive);
+    // A hit is the same response as the miss was: HSTS included.
+    respond::add_hsts(&mut answer.head, client.hsts);
     let bytes = answer.body_len();
     let limit = site.timeouts.client_send;
     // A small response goes out in one write; a large one piece by piece
@@ -325,23 +367,29 @@ pub(crate) async fn reply_bytes(
     }
 }
 
-/// After a successful unsafe request (RFC 9111 §4.4): the target and the
-/// same-host `Location`/`Content-Location` are no longer served from the
-/// cache. Keys are built with the request's own fields, so route-added key
-/// parts (tenant header, cookie) match the entries this client would hit.
+/// After a successful request with an unsafe method (RFC 9111 §4.4): the
+/// target and the same-origin `Location`/`Content-Location` are no longer
+/// served from the cache. Keys are built with the request's own fields, so
+/// route-added key parts (tenant header, cookie) match the entries this
+/// client would hit. `https`: the client's connection has TLS.
 pub(crate) fn invalidate(
     cache: &SiteCache,
     spec: &key::KeySpec,
     req: &RequestHead,
+    https: bool,
     locations: &[&[u8]],
 ) {
     let fields: Vec<Field<'_>> = req.fields.iter().collect();
     let host = req.host_name();
-    let same_host = locations.iter().filter_map(|l| same_host_path(l, host));
+    let authority = req.host.map(|h| req.fields.span_of(h)).unwrap_or_default();
+    let origin = Origin { https, authority };
+    let same_origin = locations
+        .iter()
+        .filter_map(|l| same_origin_path(l, &origin));
     let store = &cache.tier.store;
     // Both schemes: an http and an https listener in front of one origin
     // serve the same resource.
-    for target in std::iter::once(req.uri()).chain(same_host) {
+    for target in std::iter::once(req.uri()).chain(same_origin) {
         for scheme in SCHEMES {
             let key = key::primary(spec, scheme, host, target, &fields);
             store.remove(&key);
@@ -362,36 +410,89 @@ pub(crate) fn scheme(client: &Client) -> &'static str {
     }
 }
 
-/// The path and query of a `Location` on `host`: a path as it is, an
-/// absolute URI only when its host is `host`.
-fn same_host_path<'a>(location: &'a [u8], host: &[u8]) -> Option<&'a [u8]> {
+/// The origin of a request (RFC 9110 §4.3.1): the client's scheme and
+/// the `Host` it named.
+struct Origin<'a> {
+    https: bool,
+    authority: &'a [u8],
+}
+
+impl Origin<'_> {
+    /// Whether `authority` under the scheme `https` is this origin: host
+    /// compared without case, a missing port the scheme's default.
+    fn is(&self, https: bool, authority: &[u8]) -> bool {
+        let default = if https { &b":443"[..] } else { b":80" };
+        let normal = |a: &[u8]| {
+            let mut a = a.to_ascii_lowercase();
+            if a.ends_with(default) {
+                a.truncate(a.len() - default.len());
+            }
+            a
+        };
+        https == self.https && normal(authority) == normal(self.authority)
+    }
+}
+
+/// The path and query of a `Location` of the same origin as the request: a
+/// path as it is, an absolute URI only when its scheme, host and port are
+/// the request's (RFC 9111 §4.4 forbids invalidating another origin's).
+fn same_origin_path<'a>(location: &'a [u8], origin: &Origin<'_>) -> Option<&'a [u8]> {
     if location.starts_with(b"/") && !location.starts_with(b"//") {
         return Some(location);
     }
-    let rest = location
-        .strip_prefix(b"http://")
-        .or_else(|| location.strip_prefix(b"https://"))?;
-    let end = rest.iter().position(|&b| b == b'/').unwrap_or(rest.len());
-    let authority = crate::message::strip_port(&rest[..end]);
-    authority
-        .eq_ignore_ascii_case(host)
-        .then(|| rest.get(end..).filter(|p| !p.is_empty()).unwrap_or(b"/"))
+    let (https, rest) = match location.strip_prefix(b"http://") {
+        Some(rest) => (false, rest),
+        None => (true, location.strip_prefix(b"https://")?),
+    };
+    let end = rest
+        .iter()
+        .position(|&b| b == b'/' || b == b'?')
+        .unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(end);
+    if !origin.is(https, authority) {
+        return None;
+    }
+    Some(if path.starts_with(b"/") { path } else { b"/" })
 }
 
 #[cfg(test)]
 mod tests {
-    use super::same_host_path;
+    use super::{Origin, same_origin_path};
 
     #[test]
-    fn locations_on_the_same_host() {
-        assert_eq!(same_host_path(b"/a?b", b"site"), Some(&b"/a?b"[..]));
+    fn locations_of_the_same_origin() {
+        let site = Origin {
+            https: false,
+            authority: b"site",
+        };
+        assert_eq!(same_origin_path(b"/a?b", &site), Some(&b"/a?b"[..]));
+        assert_eq!(same_origin_path(b"http://SITE/x", &site), Some(&b"/x"[..]));
         assert_eq!(
-            same_host_path(b"http://SITE:8080/x", b"site"),
+            same_origin_path(b"http://site:80/x", &site),
             Some(&b"/x"[..])
         );
-        assert_eq!(same_host_path(b"https://site", b"site"), Some(&b"/"[..]));
-        assert_eq!(same_host_path(b"http://other/x", b"site"), None);
-        assert_eq!(same_host_path(b"//site/x", b"site"), None);
-        assert_eq!(same_host_path(b"relative", b"site"), None);
+        assert_eq!(same_origin_path(b"http://site", &site), Some(&b"/"[..]));
+        assert_eq!(
+            same_origin_path(b"http://site:8080/x", &site),
+            None,
+            "another port"
+        );
+        assert_eq!(
+            same_origin_path(b"https://site/x", &site),
+            None,
+            "another scheme"
+        );
+        assert_eq!(same_origin_path(b"http://other/x", &site), None);
+        assert_eq!(same_origin_path(b"//site/x", &site), None);
+        assert_eq!(same_origin_path(b"relative", &site), None);
+        let tls = Origin {
+            https: true,
+            authority: b"site:8443",
+        };
+        assert_eq!(
+            same_origin_path(b"https://site:8443/y", &tls),
+            Some(&b"/y"[..])
+        );
+        assert_eq!(same_origin_path(b"https://site/y", &tls), None);
     }
 }

@@ -297,7 +297,7 @@ pub async fn forward_with(
     let mut fresh_only = false;
     // The head for the server it was built for (only `Host` can differ).
     let mut head: Option<(Vec<u8>, usize)> = None;
-    let (member, lease, mut up, mut buf, resp) = loop {
+    let (member, lease, mut up, mut buf, mut resp) = loop {
         let Some(member) = members.get(index) else {
             return no_server(client, site, req).await;
         };
@@ -442,7 +442,7 @@ pub async fn forward_with(
     let mut extra = sticky;
     let mut copy = false;
     if let Some(f) = fill.as_deref_mut() {
-        match f.admit(req, &resp) {
+        match f.admit(req, &mut resp) {
             Admit::Answer => {
                 // A 304 (or bodiless error) leaves the connection reusable.
                 if resp.framing == Framing::None && resp.keep_alive && buf.is_empty() {

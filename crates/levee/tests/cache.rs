@@ -284,8 +284,13 @@ fn admin_purges_by_tag_prefix_and_url_and_metrics_count() {
     };
     assert_eq!(purge(r#"{"tag": "blue"}"#), (200, Some(2)));
     assert_eq!(purge(r#"{"prefix": "http://site/c/"}"#), (200, Some(1)));
-    assert_eq!(purge(r#"{"url": "http://site/c/a.txt"}"#), (200, Some(0)));
+    assert_eq!(
+        purge(r#"{"url": "http://site/c/a.txt"}"#),
+        (404, Some(0)),
+        "nothing left to purge says so"
+    );
     assert_eq!(purge(r#"{"colour": "red"}"#).0, 400);
+    assert_eq!(purge(r#"{"url": "site/c/a.txt"}"#).0, 400, "not a URL");
     assert_eq!(metric(b.admin, "levee_cache_entries"), Some(0.0));
     assert_eq!(
         b.get("/tag/a.txt").header("cache-status"),
@@ -336,4 +341,37 @@ fn stored_responses_survive_a_reload_that_keeps_the_store_size() {
     .expect("a new size starts an empty store");
     b.get("/c/a.txt");
     assert_eq!(b.origin_count("/c/a.txt"), 2);
+}
+
+/// A purge names the URL as clients used it, port included, and matches
+/// the key it was stored under; a purge that matched nothing says so, in
+/// the API's answer and in `levee ctl`'s output and exit status.
+#[test]
+fn a_purge_by_url_with_a_port_matches_and_an_empty_one_says_so() {
+    let b = start("", "");
+    let host = format!("site:{}", b.levee.port);
+    for _ in 0..2 {
+        let mut conn = RawConn::connect(b.levee.port);
+        conn.send(&get_req("/c/a.txt", &host));
+        conn.read_response("GET");
+    }
+    assert_eq!(b.origin_requests("/c/a.txt", 1), 1, "stored");
+    let admin = format!("127.0.0.1:{}", b.admin);
+    let url = format!("http://{host}/c/a.txt");
+    let out = levee_cmd(&["ctl", "--admin", &admin, "purge", "url", &url]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(v["purged"], 1);
+    let again = levee_cmd(&["ctl", "--admin", &admin, "purge", "url", &url]);
+    assert!(!again.status.success(), "nothing matched: a failure");
+    let said = String::from_utf8_lossy(&again.stderr);
+    assert!(said.contains("nothing stored matches url"), "{said}");
+    assert_eq!(
+        b.get("/c/a.txt").header("cache-status"),
+        Some("levee; fwd=miss; stored")
+    );
 }

@@ -101,3 +101,20 @@ fn request_directives_max_age_zero_and_no_cache_go_to_the_origin() {
         "min-fresh beyond the lifetime"
     );
 }
+
+/// `cache_strip_set_cookie`: a Set-Cookie response is stored without the
+/// field; the client of the miss gets its cookie, the hits get none.
+#[test]
+fn a_route_may_store_set_cookie_responses_without_the_cookie() {
+    let b = start("cache_strip_set_cookie = true", "");
+    let miss = b.get("/cookie/a.txt");
+    assert_eq!(miss.header("cache-status"), Some("levee; fwd=miss; stored"));
+    assert_eq!(miss.header("set-cookie"), Some("a=b"));
+    for _ in 0..2 {
+        let hit = b.get("/cookie/a.txt");
+        assert!(is_hit(&hit), "{:?}", hit.header("cache-status"));
+        assert_eq!(hit.header("set-cookie"), None, "{:?}", hit.headers);
+        assert_eq!(hit.body, b"0123456789abcdef");
+    }
+    assert_eq!(b.origin_requests("/cookie/a.txt", 1), 1);
+}

@@ -35,6 +35,42 @@ fn stale_is_served_while_the_origin_is_down_within_the_limit() {
     assert!(down(past), "past stale_if_down: {past}");
 }
 
+/// RFC 9111 §4.2.4, §5.2.2.4, §5.2.2.10: with the origin unreachable, a
+/// response that said no-cache or s-maxage is not served stale (a shared
+/// cache must revalidate it); the others are, and Cache-Status names why:
+/// the response's stale-if-error, or the route's stale_if_down.
+#[test]
+fn stale_on_failure_obeys_the_response_and_names_its_reason() {
+    let mut b = start("", "stale_if_down = \"1h\"");
+    for path in [
+        "/nocache/a.txt",
+        "/smaxs/a.txt",
+        "/short/a.txt",
+        "/sie/a.txt",
+    ] {
+        assert_eq!(b.get(path).status, 200, "{path}");
+    }
+    drop(std::mem::replace(&mut b.nginx, Nginx::start("")));
+    thread::sleep(Duration::from_millis(2100));
+    let down = |status: u16| matches!(status, 502 | 503);
+    for forbidden in ["/nocache/a.txt", "/smaxs/a.txt"] {
+        let r = b.get(forbidden);
+        assert!(down(r.status), "{forbidden}: {} {:?}", r.status, r.headers);
+    }
+    for (path, reason) in [
+        ("/short/a.txt", "detail=stale-if-down"),
+        ("/sie/a.txt", "detail=stale-if-error"),
+    ] {
+        let r = b.get(path);
+        assert_eq!(r.status, 200, "{path}");
+        let status = r.header("cache-status").unwrap_or_default();
+        assert!(
+            status.starts_with("levee; hit; fwd=stale; fwd-status=") && status.ends_with(reason),
+            "{path}: {status}"
+        );
+    }
+}
+
 #[test]
 fn a_stale_response_is_revalidated_with_its_etag_and_a_304_refreshes_it() {
     let b = start("", "");

@@ -29,7 +29,9 @@ pub fn status(site: &Site) -> Reply {
     )
 }
 
-/// `POST /cache/purge` with one of `{"url": …}`, `{"prefix": …}`, `{"tag": …}`.
+/// `POST /cache/purge` with one of `{"url": …}`, `{"prefix": …}`, `{"tag": …}`:
+/// 200 with the count, 404 (count 0) when nothing matched, 400 for a URL
+/// that is not one.
 pub fn purge(site: &Site, body: &[u8]) -> Reply {
     let Some(cache) = &site.cache else {
         return no_cache();
@@ -45,12 +47,27 @@ pub fn purge(site: &Site, body: &[u8]) -> Reply {
         return bad();
     };
     let text = |k: &str| v.get(k).and_then(Value::as_str);
-    let removed = match (text("url"), text("prefix"), text("tag")) {
-        (Some(url), None, None) => purge_store(cache, Purge::Url(url.as_bytes())),
-        (None, Some(prefix), None) => purge_store(cache, Purge::Prefix(prefix.as_bytes())),
-        (None, None, Some(tag)) => purge_store(cache, Purge::Tag(tag)),
+    let (what, by, value) = match (text("url"), text("prefix"), text("tag")) {
+        (Some(url), None, None) => (Purge::Url(url.as_bytes()), "url", url),
+        (None, Some(prefix), None) => (Purge::Prefix(prefix.as_bytes()), "prefix", prefix),
+        (None, None, Some(tag)) => (Purge::Tag(tag), "tag", tag),
         _ => return bad(),
     };
+    let removed = match purge_store(cache, what) {
+        Ok(removed) => removed,
+        Err(e) => return Reply::error(400, e),
+    };
     tracing::info!(%v, removed, "cache purge");
+    if removed == 0 {
+        // Said apart from a purge that removed something, so a script
+        // that purges a misspelt URL learns it.
+        return Reply::json(
+            404,
+            &json!({
+                "purged": 0,
+                "error": format!("nothing stored matches {by} {value}"),
+            }),
+        );
+    }
     Reply::json(200, &json!({ "purged": removed }))
 }

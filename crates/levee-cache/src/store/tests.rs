@@ -1,11 +1,14 @@
 use super::*;
 use crate::body::{BodyCopy, SEGMENT};
+use crate::policy::Head;
 use bytes::Bytes;
 
 fn object(body: usize, tags: &[&str]) -> Entry {
+    let head = Head::plain([(&b"Content-Type"[..], &b"text/plain"[..])].into_iter());
     Entry::Object(Arc::new(Object {
         status: 200,
-        head: Object::render([(&b"Content-Type"[..], &b"text/plain"[..])].into_iter()),
+        visible: head.visible,
+        head: head.lines,
         body: Body::from(Bytes::from(vec![b'x'; body])),
         meta: Stored {
             status: 200,
@@ -88,13 +91,16 @@ fn fields_round_trip_through_the_head() {
     let Entry::Object(base) = object(1, &[]) else {
         panic!()
     };
+    let head = Head::plain(fields.into_iter());
     let o = Object {
-        head: Object::render(fields.into_iter()),
+        head: head.lines,
+        visible: head.visible,
         ..Object::clone(&base)
     };
     assert_eq!(o.fields().collect::<Vec<_>>(), fields);
     assert_eq!(o.field("etag"), Some(&b"\"x\""[..]));
     assert_eq!(o.field("vary"), None);
+    assert_eq!(o.visible_head(), &o.head[..]);
 }
 
 /// What misses are copying counts in the capacity: the store keeps to its
@@ -137,4 +143,18 @@ fn weight_covers_the_object() {
 fn object_fits_its_size_class() {
     let arc_counts = 2 * std::mem::size_of::<usize>();
     assert!(std::mem::size_of::<Object>() + arc_counts <= 256);
+}
+
+/// RFC 9111 §4: one response per key (and variant), the newer replacing
+/// the older, so the one used is always the most recent.
+#[test]
+fn a_newer_response_replaces_the_stored_one() {
+    let store = Memory::new(1 << 20, 1 << 20);
+    store.put(b"http://h/a".to_vec(), object(10, &["old"]));
+    store.put(b"http://h/a".to_vec(), object(20, &["new"]));
+    assert_eq!(store.len(), 1);
+    let Some(Entry::Object(o)) = store.get(b"http://h/a") else {
+        panic!("stored")
+    };
+    assert_eq!((o.body.len(), &*o.tags[0]), (20, "new"));
 }

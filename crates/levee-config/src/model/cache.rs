@@ -24,6 +24,16 @@ pub struct CacheConfig {
     pub tag_header: String,
     /// Who may send `PURGE`; empty: nobody.
     pub purge_allow: Vec<IpNet>,
+    /// levee's own targeted cache-control field (RFC 9213), which
+    /// overrides `CDN-Cache-Control` and `Cache-Control`; empty: none.
+    pub control_field: String,
+    /// Send `control_field` on to clients (it stops at levee by default).
+    pub control_field_forward: bool,
+    /// Obey `CDN-Cache-Control` (over `Cache-Control`).
+    pub cdn_cache_control: bool,
+    /// Send `CDN-Cache-Control` on to clients, as RFC 9213 expects of a CDN
+    /// that obeys it; one that levee does not obey is always sent on.
+    pub cdn_cache_control_forward: bool,
 }
 
 impl Default for CacheConfig {
@@ -36,6 +46,10 @@ impl Default for CacheConfig {
             hit_for_miss: Duration::from_secs(120),
             tag_header: "Surrogate-Key".to_owned(),
             purge_allow: Vec::new(),
+            control_field: "Levee-Cache-Control".to_owned(),
+            control_field_forward: false,
+            cdn_cache_control: true,
+            cdn_cache_control_forward: true,
         }
     }
 }
@@ -61,6 +75,9 @@ pub struct RouteCache {
     pub status_header: bool,
     /// Serve stale (within `[cache] stale_if_down`) when every server is down.
     pub stale_if_down: bool,
+    /// Store responses that carry `Set-Cookie`, without the field (the
+    /// client of the miss gets its cookie; hits get none).
+    pub strip_set_cookie: bool,
 }
 
 impl Default for RouteCache {
@@ -75,6 +92,7 @@ impl Default for RouteCache {
             methods: vec!["GET".to_owned(), "HEAD".to_owned()],
             status_header: true,
             stale_if_down: true,
+            strip_set_cookie: false,
         }
     }
 }

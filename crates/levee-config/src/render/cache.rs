@@ -23,6 +23,16 @@ pub(super) fn root(root: &mut Table, c: &CacheConfig) {
     t.insert("tag_header".into(), c.tag_header.as_str().into());
     let nets: Vec<String> = c.purge_allow.iter().map(|n| n.to_string()).collect();
     strings(&mut t, "purge_allow", &nets);
+    t.insert("control_field".into(), c.control_field.as_str().into());
+    t.insert(
+        "control_field_forward".into(),
+        c.control_field_forward.into(),
+    );
+    t.insert("cdn_cache_control".into(), c.cdn_cache_control.into());
+    t.insert(
+        "cdn_cache_control_forward".into(),
+        c.cdn_cache_control_forward.into(),
+    );
     root.insert("cache".into(), Value::Table(t));
 }
 
@@ -38,4 +48,5 @@ pub(super) fn route(t: &mut Table, c: Option<&RouteCache>) {
     strings(t, "cache_methods", &c.methods);
     t.insert("cache_status".into(), c.status_header.into());
     t.insert("cache_stale_if_down".into(), c.stale_if_down.into());
+    t.insert("cache_strip_set_cookie".into(), c.strip_set_cookie.into());
 }

@@ -12,6 +12,10 @@ pub(crate) const CACHE_KEYS: &[&str] = &[
     "hit_for_miss",
     "tag_header",
     "purge_allow",
+    "control_field",
+    "control_field_forward",
+    "cdn_cache_control",
+    "cdn_cache_control_forward",
 ];
 
 /// The cache keys of a route; all but `cache` need `cache = true`.
@@ -26,6 +30,7 @@ pub(crate) const ROUTE_KEYS: &[&str] = &[
     "cache_methods",
     "cache_status",
     "cache_stale_if_down",
+    "cache_strip_set_cookie",
 ];
 
 pub(crate) fn cache(sink: &mut Sink<'_>, item: &Item<'_, '_>) -> CacheConfig {
@@ -71,7 +76,60 @@ pub(crate) fn cache(sink: &mut Sink<'_>, item: &Item<'_, '_>) -> CacheConfig {
             }
         }
     }
+    if let Some(i) = fields.get("control_field")
+        && let Some(name) = i.str(sink)
+    {
+        if let Err(message) = control_field(name) {
+            i.error(sink, message);
+        } else {
+            c.control_field = name.to_owned();
+        }
+    }
+    for (key, slot) in [
+        ("control_field_forward", &mut c.control_field_forward),
+        ("cdn_cache_control", &mut c.cdn_cache_control),
+        (
+            "cdn_cache_control_forward",
+            &mut c.cdn_cache_control_forward,
+        ),
+    ] {
+        if let Some(b) = fields.get(key).and_then(|i| i.bool(sink)) {
+            *slot = b;
+        }
+    }
+    if !c.cdn_cache_control
+        && !c.cdn_cache_control_forward
+        && let Some(i) = fields.get("cdn_cache_control_forward")
+    {
+        i.error(
+            sink,
+            "a CDN-Cache-Control levee does not obey (`cdn_cache_control = false`) must be sent on (RFC 9213 §2.2)",
+        );
+    }
     c
+}
+
+/// Checks the name of levee's targeted field: a field name (token), not
+/// one the cache reads otherwise. Empty turns the field off.
+fn control_field(name: &str) -> Result<(), String> {
+    let tchar = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+    if !name.bytes().all(tchar) {
+        return Err(format!("`{name}` is not a header field name"));
+    }
+    for taken in [
+        "cache-control",
+        "cdn-cache-control",
+        "expires",
+        "pragma",
+        "age",
+    ] {
+        if name.eq_ignore_ascii_case(taken) {
+            return Err(format!(
+                "`{name}` already has a meaning; choose a name of levee's own, such as \"Levee-Cache-Control\""
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// A proxy route's cache settings; `None` unless `cache = true`.
@@ -134,6 +192,7 @@ pub(crate) fn route_cache(sink: &mut Sink<'_>, fields: &Fields<'_, '_>) -> Optio
         ("cache_key_sort_params", &mut c.key_sort_params),
         ("cache_status", &mut c.status_header),
         ("cache_stale_if_down", &mut c.stale_if_down),
+        ("cache_strip_set_cookie", &mut c.strip_set_cookie),
     ] {
         if let Some(b) = fields.get(key).and_then(|i| i.bool(sink)) {
             *slot = b;

@@ -11,16 +11,18 @@ use std::sync::Arc;
 
 use levee_cache::body::BodyCopy;
 use levee_cache::flight::{Landing, Lead};
-use levee_cache::freshness::{Expires, Heuristic, Stored, http_date, usable_on_error};
+use levee_cache::freshness::{Heuristic, Stored, age_field, fmt_http_date, stale_on_error};
 use levee_cache::key::KeySpec;
+use levee_cache::policy::{self, Rules};
 use levee_cache::stats::{Counters, STATS};
 use levee_cache::store::{Entry, Object, Storage, variant_key};
-use levee_cache::{Field, key, policy};
+use levee_cache::targeted::Control;
+use levee_cache::{Field, key};
 
 use super::setup::SiteCache;
 use super::unix_now;
 use crate::body::BodySink;
-use crate::message::{Framing, RequestHead, ResponseHead, is_hop_by_hop};
+use crate::message::{Framing, RequestHead, ResponseHead};
 
 /// What the proxy does with a response head.
 #[derive(Debug)]
@@ -31,6 +33,16 @@ pub enum Admit {
     /// Relay it, copying the body into the fill (a [`BodySink`]) when
     /// `copy`; `status_line` goes into the client's head.
     Relay { copy: bool, status_line: Vec<u8> },
+}
+
+/// A stored response that answers instead of the upstream's.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub obj: Arc<Object>,
+    /// The RFC 9211 `Cache-Status` detail saying why.
+    pub detail: String,
+    /// Lines for this client only: a 304's `Set-Cookie`, never stored.
+    pub extra: Vec<u8>,
 }
 
 /// An object waiting for its body.
@@ -45,7 +57,9 @@ struct Pending {
 #[derive(Debug)]
 pub struct Fill<'a> {
     cache: &'a SiteCache,
+    /// Empty for a request that bypasses the cache: nothing is stored.
     key: Vec<u8>,
+    rules: &'a Rules,
     /// Also serve stale when the upstream is down (the route allows it).
     stale_if_down: bool,
     status_header: bool,
@@ -56,9 +70,8 @@ pub struct Fill<'a> {
     stale: Option<(Arc<Object>, Vec<u8>)>,
     /// Validators were sent: a 304 refreshes `stale`.
     validating: bool,
-    /// The stored response that answers instead of the upstream's, and the
-    /// `Cache-Status` detail saying why.
-    answer: Option<(Arc<Object>, String)>,
+    /// The stored response that answers instead of the upstream's.
+    answer: Option<Answer>,
     pending: Option<Pending>,
     /// The copy of the body being relayed.
     tee: Option<BodyCopy<'a>>,
@@ -69,6 +82,8 @@ pub struct Fill<'a> {
     lead: Option<Lead<'a>>,
     /// How the route builds keys (for invalidation).
     spec: &'a KeySpec,
+    /// The client's connection has TLS: the origin invalidation is for.
+    https: bool,
 }
 
 impl<'a> Fill<'a> {
@@ -78,10 +93,12 @@ impl<'a> Fill<'a> {
         route: &'a super::RouteCache,
         fwd: &'static str,
         stale: Option<(Arc<Object>, Vec<u8>)>,
+        https: bool,
     ) -> Fill<'a> {
         Fill {
             cache,
             key,
+            rules: cache.rules(route),
             stale_if_down: route.stale_if_down,
             status_header: route.status_header,
             fwd,
@@ -94,6 +111,7 @@ impl<'a> Fill<'a> {
             landing: Landing::Failed,
             lead: None,
             spec: &route.spec,
+            https,
         }
     }
 
@@ -111,9 +129,8 @@ impl<'a> Fill<'a> {
         }
     }
 
-    /// The stored response that answers instead of the upstream's, and
-    /// the `Cache-Status` detail.
-    pub fn answer(&self) -> Option<&(Arc<Object>, String)> {
+    /// The stored response that answers instead of the upstream's.
+    pub fn answer(&self) -> Option<&Answer> {
         self.answer.as_ref()
     }
 
@@ -160,22 +177,36 @@ impl<'a> Fill<'a> {
         } else {
             0
         };
-        if !usable_on_error(&stale.meta, unix_now(), Heuristic::default(), route_max) {
+        let Some(reason) = stale_on_error(&stale.meta, unix_now(), Heuristic::default(), route_max)
+        else {
             return false;
-        }
-        let detail = format!("hit; fwd=stale; fwd-status={status}; detail=stale-if-error");
-        self.answer = Some((stale.clone(), detail));
+        };
+        let detail = format!(
+            "hit; fwd=stale; fwd-status={status}; detail={}",
+            reason.detail()
+        );
+        self.answer = Some(Answer {
+            obj: stale.clone(),
+            detail,
+            extra: Vec::new(),
+        });
         Counters::add(&STATS.stale, 1);
         true
     }
 
     /// Decides, from the response head, whether to store the response.
-    pub fn admit(&mut self, req: &RequestHead, resp: &ResponseHead) -> Admit {
+    /// Targeted fields that stop at levee are marked hop-by-hop in `resp`,
+    /// so the client never gets them.
+    pub fn admit(&mut self, req: &RequestHead, resp: &mut ResponseHead) -> Admit {
+        self.hide(resp);
         if matches!(resp.status, 500 | 502 | 503 | 504) && self.try_fall_back(resp.status, false) {
             return Admit::Answer;
         }
         if resp.status == 304 && self.validating && self.refresh(resp) {
             return Admit::Answer;
+        }
+        if req.is_head() && resp.status == 200 {
+            self.freshen_from_head(resp);
         }
         if policy::invalidates(req.method(), resp.status) {
             let locations: Vec<&[u8]> = resp
@@ -187,11 +218,17 @@ impl<'a> Fill<'a> {
                 })
                 .map(|(_, v)| v)
                 .collect();
-            super::invalidate(self.cache, self.spec, req, &locations);
+            super::invalidate(self.cache, self.spec, req, self.https, &locations);
         }
         self.landing = Landing::Uncacheable;
         let cache = self.cache;
-        self.tee = self.prepare(req, resp).map(|(pending, expected)| {
+        let now = unix_now();
+        let prepared = if self.key.is_empty() {
+            None
+        } else {
+            self.prepare(req, resp, now)
+        };
+        self.tee = prepared.map(|(pending, expected)| {
             self.landing = Landing::Failed;
             self.pending = Some(pending);
             let budget = cache.tier.store.in_flight();
@@ -203,6 +240,10 @@ impl<'a> Fill<'a> {
             self.land();
         }
         let mut status_line = Vec::new();
+        if copy && resp.fields.get("date").is_none() {
+            // The stored copy got the same Date (RFC 9110 §6.6.1).
+            crate::h1::write::field(&mut status_line, b"Date", fmt_http_date(now).as_bytes());
+        }
         if self.status_header && !self.key.is_empty() {
             status_line.extend_from_slice(b"Cache-Status: levee; fwd=");
             status_line.extend_from_slice(self.fwd.as_bytes());
@@ -214,11 +255,34 @@ impl<'a> Fill<'a> {
         Admit::Relay { copy, status_line }
     }
 
+    /// Marks the targeted fields that stop at levee as hop-by-hop, so the
+    /// relay drops them (RFC 9213 lets a cache that obeys a field remove it).
+    fn hide(&self, resp: &mut ResponseHead) {
+        for name in &self.rules.hidden {
+            if resp.fields.get(name).is_some() {
+                resp.connection_tokens
+                    .push(name.as_bytes().to_vec().into_boxed_slice());
+            }
+        }
+    }
+
     /// The object to store (without its body) and the body length expected.
-    fn prepare(&self, req: &RequestHead, resp: &ResponseHead) -> Option<(Pending, Option<u64>)> {
+    fn prepare(
+        &self,
+        req: &RequestHead,
+        resp: &ResponseHead,
+        now: u64,
+    ) -> Option<(Pending, Option<u64>)> {
         let req_fields: Vec<Field<'_>> = req.fields.iter().collect();
         let resp_fields: Vec<Field<'_>> = resp.fields.iter().collect();
-        let cc = policy::storable(req.method(), &req_fields, resp.status, &resp_fields).ok()?;
+        let control = policy::storable(
+            req.method(),
+            &req_fields,
+            resp.status,
+            &resp_fields,
+            self.rules,
+        )
+        .ok()?;
         let expected = match resp.framing {
             Framing::Length(n) if n > self.cache.config.max_object_size => return None,
             Framing::Length(n) => Some(n),
@@ -229,66 +293,105 @@ impl<'a> Fill<'a> {
             let secondary = key::secondary(&names, &req_fields);
             (Arc::from(names), secondary)
         });
-        let meta = meta(resp.status, self.request_time, &resp_fields, cc);
-        let head = Object::render(resp.fields.iter().filter(|(name, _)| {
-            !is_hop_by_hop(name)
-                && !name.eq_ignore_ascii_case(b"content-length")
-                && !policy::drop_when_storing(name, &meta.directives)
-        }));
-        let tags = levee_cache::values(&resp_fields, &self.cache.config.tag_header)
-            .flat_map(|v| v.split(|&b| b == b' ' || b == b','))
-            .filter(|t| !t.is_empty())
-            .map(|t| Box::from(String::from_utf8_lossy(t).as_ref()))
-            .collect();
+        let meta = Stored::new(resp.status, self.request_time, now, &resp_fields, control);
+        let head = policy::stored_head(&resp_fields, &meta.directives, self.rules, now);
         let object = Object {
             status: resp.status,
-            head,
+            visible: head.visible,
+            head: head.lines,
             body: Default::default(),
             meta,
-            tags,
+            tags: self.tags(&resp_fields),
         };
         Some((Pending { object, vary }, expected))
     }
 
-    /// The upstream's 304 confirms the stored response: its fields replace
-    /// the stored ones of the same name (RFC 9111 §4.3.4), its times and
-    /// directives the stored ones, and the result is stored and answers.
+    /// The surrogate keys the app set in the tag header.
+    fn tags(&self, fields: &[Field<'_>]) -> Box<[Box<str>]> {
+        levee_cache::values(fields, &self.cache.config.tag_header)
+            .flat_map(|v| v.split(|&b| b == b' ' || b == b','))
+            .filter(|t| !t.is_empty())
+            .map(|t| Box::from(String::from_utf8_lossy(t).as_ref()))
+            .collect()
+    }
+
+    /// The stored response `stale` as `resp` (a 304, or a HEAD's 200)
+    /// confirms it: its fields updated (RFC 9111 §3.2, §4.3.4), its
+    /// freshness from the updated fields and `resp`'s times.
+    fn updated(&self, stale: &Object, resp: &ResponseHead) -> Object {
+        let stored: Vec<Field<'_>> = stale.fields().collect();
+        let update: Vec<Field<'_>> = resp.fields.iter().collect();
+        let merged = policy::updated_fields(&stored, &update);
+        let now = unix_now();
+        let control = Control::of(&merged, &self.rules.targets);
+        let mut meta = Stored::new(stale.status, self.request_time, now, &merged, control);
+        // The age is the confirming response's (the stored one has none).
+        meta.age = age_field(&update);
+        let head = policy::stored_head(&merged, &meta.directives, self.rules, now);
+        Object {
+            status: stale.status,
+            visible: head.visible,
+            head: head.lines,
+            body: stale.body.clone(),
+            meta,
+            tags: self.tags(&merged),
+        }
+    }
+
+    /// The upstream's 304 confirms the stored response: it is updated,
+    /// stored, and answers; the 304's `Set-Cookie` goes to this client only.
     fn refresh(&mut self, resp: &ResponseHead) -> bool {
         let Some((stale, key)) = &self.stale else {
             return false;
         };
-        let mut object = Object::clone(stale);
-        let updated: Vec<(&[u8], &[u8])> = resp
-            .fields
-            .iter()
-            .filter(|(n, _)| {
-                !is_hop_by_hop(n)
-                    && !n.eq_ignore_ascii_case(b"content-length")
-                    && !n.eq_ignore_ascii_case(b"age")
-            })
-            .collect();
-        let kept = stale
-            .fields()
-            .filter(|(n, _)| !updated.iter().any(|(u, _)| u.eq_ignore_ascii_case(n)));
-        object.head = Object::render(kept.chain(updated.iter().copied()));
-        let fields: Vec<Field<'_>> = object.fields().collect();
-        let cc: Vec<&[u8]> = levee_cache::values(&fields, "cache-control").collect();
-        let meta = meta(
-            object.status,
-            self.request_time,
-            &fields,
-            levee_cache::directives::Response::parse(&cc),
-        );
-        object.meta = meta;
-        let object = Arc::new(object);
+        let object = Arc::new(self.updated(stale, resp));
         self.cache
             .tier
             .store
             .put(key.clone(), Entry::Object(object.clone()));
         self.landing = Landing::Stored;
         self.land();
-        self.answer = Some((object, "hit; fwd=stale; fwd-status=304".to_owned()));
+        let mut extra = Vec::new();
+        for (name, value) in resp.fields.iter() {
+            if name.eq_ignore_ascii_case(b"set-cookie") {
+                crate::h1::write::field(&mut extra, name, value);
+            }
+        }
+        self.answer = Some(Answer {
+            obj: object,
+            detail: "hit; fwd=stale; fwd-status=304".to_owned(),
+            extra,
+        });
         true
+    }
+
+    /// A HEAD's 200 for a stored GET response (RFC 9111 §4.3.5): when its
+    /// validators and length match, it updates the stored fields;
+    /// otherwise the stored response is no longer used.
+    fn freshen_from_head(&mut self, resp: &ResponseHead) {
+        let Some((stale, key)) = &self.stale else {
+            return;
+        };
+        let same = |name: &str| match resp.fields.get(name) {
+            Some(v) => stale.field(name) == Some(v.trim_ascii()),
+            None => true,
+        };
+        let length_matches = match resp.fields.get("content-length") {
+            Some(v) => {
+                std::str::from_utf8(v)
+                    .ok()
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                    == Some(stale.body.len())
+            }
+            None => true,
+        };
+        let store = &self.cache.tier.store;
+        if same("etag") && same("last-modified") && length_matches {
+            let object = self.updated(stale, resp);
+            store.put(key.clone(), Entry::Object(Arc::new(object)));
+        } else {
+            store.remove(key);
+        }
     }
 
     /// Whether the body is still being copied (not past the object cap).
@@ -344,28 +447,5 @@ impl BodySink for Fill<'_> {
         if let Some(t) = self.tee.take() {
             self.store(t);
         }
-    }
-}
-
-/// What is recorded for freshness and `Age` about a response with `fields`.
-fn meta(
-    status: u16,
-    request_time: u64,
-    fields: &[Field<'_>],
-    directives: levee_cache::directives::Response,
-) -> Stored {
-    let first = |name: &'static str| levee_cache::first(fields, name);
-    Stored {
-        status,
-        request_time,
-        response_time: unix_now(),
-        date: http_date(first("date")).flatten(),
-        age: first("age")
-            .and_then(|v| std::str::from_utf8(v).ok())
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(0),
-        expires: http_date(first("expires")).map(|d| d.map_or(Expires::Invalid, Expires::At)),
-        last_modified: http_date(first("last-modified")).flatten(),
-        directives,
     }
 }

@@ -49,7 +49,8 @@ pub(super) async fn fetch_as_get(
     lead: Lead<'_>,
 ) -> Option<Outcome> {
     let get = as_get(req)?;
-    let mut fill = Fill::new(m.cache, m.key.clone(), m.route, m.fwd, m.stale);
+    let https = client.stream.is_tls();
+    let mut fill = Fill::new(m.cache, m.key.clone(), m.route, m.fwd, m.stale, https);
     fill.lead(lead);
     fill.validate();
     let behalf = proxy::Behalf {
@@ -66,7 +67,8 @@ pub(super) async fn fetch_as_get(
             fill.land();
             Counters::add(&STATS.misses, 1);
             let framing = headers::client_framing(&head, req, m.keep_alive);
-            let bytes = headers::client_response(&head, req, framing, &status_line);
+            let mut bytes = headers::client_response(&head, req, framing, &status_line);
+            crate::respond::add_hsts(&mut bytes, client.hsts);
             return Some(reply_bytes(client, site, bytes, head.status, framing.keep_alive).await);
         }
         Err(e) => {
@@ -80,15 +82,21 @@ pub(super) async fn fetch_as_get(
         }
     };
     fill.land();
-    let (obj, detail) = match fill.answer() {
-        Some((obj, detail)) => (obj.clone(), detail.clone()),
+    let answer = match fill.answer() {
+        Some(answer) => answer.clone(),
         None => {
             let fields: Vec<levee_cache::Field<'_>> = req.fields.iter().collect();
-            (lookup(m.cache, &m.key, &fields)?, detail)
+            let obj = lookup(m.cache, &m.key, &fields)?;
+            super::fill::Answer {
+                obj,
+                detail,
+                extra: Vec::new(),
+            }
         }
     };
     Counters::add(&STATS.misses, 1);
-    Some(hit(client, site, req, m.route, &obj, &detail, m.keep_alive).await)
+    let served = super::Served::from(&answer);
+    Some(hit(client, site, req, m.route, &served, m.keep_alive).await)
 }
 
 /// The GET that fetches for a HEAD: the same head with the method replaced.

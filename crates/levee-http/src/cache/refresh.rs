@@ -58,6 +58,7 @@ pub fn spawn(r: Refresh) {
             &r.route,
             "stale",
             Some(r.stale.clone()),
+            r.tls,
         );
         fill.validate();
         fill.lead(lead);

@@ -24,13 +24,13 @@ impl Answer {
     }
 }
 
-/// Builds the answer to `req` from `obj`. `cache_status` is the whole
-/// `Cache-Status` line, or empty.
+/// Builds the answer to `req` from `obj`. `extra` holds whole lines levee
+/// adds: `Cache-Status`, a 304's `Set-Cookie` for this client.
 pub fn answer(
     obj: &Object,
     req: &RequestHead,
     age: u64,
-    cache_status: &[u8],
+    extra_lines: &[u8],
     keep_alive: bool,
 ) -> Answer {
     let Shape {
@@ -51,9 +51,9 @@ pub fn answer(
     head.extend_from_slice(b"\r\n");
     if status == obj.status {
         // Nothing to replace (Content-Length is never stored): one copy.
-        head.extend_from_slice(&obj.head);
+        head.extend_from_slice(obj.visible_head());
     } else {
-        for (name, value) in obj.fields() {
+        for (name, value) in obj.visible_fields() {
             if !replaced(name) {
                 field(&mut head, name, value);
             }
@@ -65,7 +65,7 @@ pub fn answer(
     head.extend_from_slice(b"Age: ");
     push_u64(&mut head, age);
     head.extend_from_slice(b"\r\n");
-    head.extend_from_slice(cache_status);
+    head.extend_from_slice(extra_lines);
     // RFC 9110 §8.6: no Content-Length on 204, and a 304 would announce the full body's.
     if status != 304 && status != 204 {
         head.extend_from_slice(b"Content-Length: ");
@@ -139,7 +139,9 @@ fn shape(obj: &Object, req: &RequestHead) -> Shape {
 }
 
 /// The client's `If-None-Match` (preferred) or `If-Modified-Since` holds:
-/// it already has this representation (RFC 9110 §13.2.2).
+/// it already has this representation (RFC 9110 §13.2.2). Without a stored
+/// `Last-Modified`, `If-Modified-Since` is held against the stored `Date`,
+/// else the time the response arrived (RFC 9111 §4.3.2).
 fn not_modified(obj: &Object, req: &RequestHead) -> bool {
     if !(200..300).contains(&obj.status) {
         return false;
@@ -153,9 +155,14 @@ fn not_modified(obj: &Object, req: &RequestHead) -> bool {
                 .split(|&b| b == b',')
                 .any(|t| weak_eq(t.trim_ascii(), etag.trim_ascii()));
     }
-    let since = http_date(req.fields.get("if-modified-since")).flatten();
-    let modified = http_date(obj.field("last-modified")).flatten();
-    matches!((since, modified), (Some(s), Some(m)) if m <= s)
+    let Some(since) = http_date(req.fields.get("if-modified-since")).flatten() else {
+        return false;
+    };
+    let modified = http_date(obj.field("last-modified"))
+        .or_else(|| http_date(obj.field("date")))
+        .flatten()
+        .unwrap_or(obj.meta.response_time);
+    modified <= since
 }
 
 /// Weak comparison of entity tags: `W/"x"` equals `"x"`.

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use levee_cache::flight::Flights;
 use levee_cache::key::KeySpec;
+use levee_cache::policy::Rules;
 use levee_cache::store::Memory;
 use levee_config::{AccessList, CacheConfig};
 use levee_protect::Acl;
@@ -27,6 +28,10 @@ pub struct SiteCache {
     pub config: CacheConfig,
     /// Who may send `PURGE`.
     pub purge_acl: Acl,
+    /// How responses are read and stored: `[cache]`'s targeted fields,
+    /// and (the second) with `Set-Cookie` stripped, for routes that store
+    /// such responses. Built once per site, so requests only borrow them.
+    rules: [Rules; 2],
 }
 
 /// A caching route's settings, ready for the hot path.
@@ -39,6 +44,8 @@ pub struct RouteCache {
     pub head: bool,
     pub status_header: bool,
     pub stale_if_down: bool,
+    /// Store responses with `Set-Cookie`, without the field.
+    pub strip_set_cookie: bool,
 }
 
 impl RouteCache {
@@ -56,8 +63,29 @@ impl RouteCache {
             head: c.methods.iter().any(|m| m == "HEAD"),
             status_header: c.status_header,
             stale_if_down: c.stale_if_down,
+            strip_set_cookie: c.strip_set_cookie,
         }
     }
+}
+
+/// The target list (RFC 9213 §2.2: levee's own field before
+/// `CDN-Cache-Control`) and the targeted fields that stop at levee.
+fn rules(config: &CacheConfig) -> Rules {
+    let mut rules = Rules::default();
+    let own = config.control_field.to_ascii_lowercase();
+    if !own.is_empty() {
+        rules.targets.push(own.clone());
+        if !config.control_field_forward {
+            rules.hidden.push(own);
+        }
+    }
+    if config.cdn_cache_control {
+        rules.targets.push("cdn-cache-control".to_owned());
+        if !config.cdn_cache_control_forward {
+            rules.hidden.push("cdn-cache-control".to_owned());
+        }
+    }
+    rules
 }
 
 /// The tier of the running process, if any route has cached yet.
@@ -84,6 +112,11 @@ impl SiteCache {
                 t
             }
         };
+        let rules = rules(config);
+        let stripping = Rules {
+            strip_set_cookie: true,
+            ..rules.clone()
+        };
         SiteCache {
             tier,
             config: config.clone(),
@@ -91,7 +124,13 @@ impl SiteCache {
                 allow: config.purge_allow.clone(),
                 deny: Vec::new(),
             }),
+            rules: [rules, stripping],
         }
+    }
+
+    /// The rules for `route`'s responses.
+    pub fn rules(&self, route: &RouteCache) -> &Rules {
+        &self.rules[usize::from(route.strip_set_cookie)]
     }
 
     /// Whether `ip` may send `PURGE` (nobody when `purge_allow` is empty).

@@ -106,7 +106,7 @@ pub(crate) async fn fetch(
         tls: group.tls.as_ref().map(|g| (g, member.configured.as_str())),
         proxy_header: behalf.proxy_header.as_deref(),
     };
-    let (mut up, mut buf, resp) = match exchange(&dest, &head, t).await {
+    let (mut up, mut buf, mut resp) = match exchange(&dest, &head, t).await {
         Ok(got) => got,
         Err(fault) => {
             observe_fault(group, state, addr, &fault);
@@ -115,7 +115,7 @@ pub(crate) async fn fetch(
     };
     observe_response(group, state, addr, resp.status, sent.elapsed());
     let reusable = resp.keep_alive;
-    let stored = match fill.admit(req, &resp) {
+    let stored = match fill.admit(req, &mut resp) {
         Admit::Answer => false,
         Admit::Relay { copy: true, .. } => {
             read_body(&mut up, &mut buf, resp.framing, fill, t.upstream_read).await?;

@@ -32,6 +32,62 @@ pub const ORIGIN: &str = r#"
             create_full_put_path on;
             add_header Cache-Control "max-age=60";
         }
+        location /conn/ {
+            add_header Cache-Control "max-age=100000";
+            add_header Connection "a, b";
+            add_header a 1;
+            add_header b 2;
+            add_header c 3;
+            add_header Proxy-Authenticate "Basic realm=x";
+        }
+        location /agelist/ { add_header Cache-Control "max-age=3600"; add_header Age "7200, 0"; }
+        location /smaxs/ { add_header Cache-Control "max-age=100, s-maxage=1"; }
+        location /sie/ { add_header Cache-Control "max-age=1, stale-if-error=60"; }
+        location /ms/ {
+            add_header Cache-Control "max-age=60";
+            if ($request_method = M-SEARCH) { return 200 "searched"; }
+            if ($request_method = BREW) { return 418 "no"; }
+        }
+        location = /s500 { add_header Cache-Control "max-age=60" always; return 500 "broken"; }
+        location = /s599 { add_header Cache-Control "max-age=60" always; return 599 "odd"; }
+        location = /s500lm {
+            add_header Last-Modified "Thu, 01 Jan 2015 00:00:00 GMT" always;
+            return 500 "broken";
+        }
+        location /mu/ { add_header Cache-Control "must-understand, no-store, max-age=60"; }
+        location /cdn/ { add_header Cache-Control "no-store"; add_header CDN-Cache-Control "max-age=60"; }
+        location /cdnbad/ {
+            add_header Cache-Control "no-store";
+            add_header CDN-Cache-Control "max-age=\"60\"";
+        }
+        location /own/ {
+            add_header Cache-Control "no-store";
+            add_header CDN-Cache-Control "no-store";
+            add_header Levee-Cache-Control "max-age=60";
+        }
+        location /ownns/ { add_header Cache-Control "max-age=60"; add_header Levee-Cache-Control "no-store"; }
+        location /sur/ { add_header Cache-Control "no-store"; add_header Surrogate-Control "max-age=60"; }
+        location /upd/ {
+            add_header Cache-Control "max-age=1";
+            add_header X-Version $http_x_version;
+            if ($http_if_none_match) {
+                add_header Cache-Control "max-age=1";
+                add_header X-Version $http_x_version;
+                add_header Set-Cookie "s=1";
+            }
+        }
+        location /hf/ { add_header Cache-Control "max-age=$http_x_max_age"; }
+        location /echo/ {
+            add_header Cache-Control "max-age=60";
+            add_header X-Request-Cache-Control $http_cache_control;
+        }
+        location /trailer/ {
+            gzip on; gzip_min_length 0; gzip_types *; gzip_proxied any;
+            add_header Cache-Control "max-age=60";
+            add_trailer X-Trailer "t" always;
+        }
+        location /lm/ { etag off; add_header Cache-Control "max-age=1"; }
+        location = /make-port { add_header Location "http://site:8080/c/a.txt" always; return 201 "made"; }
 "#;
 
 /// A levee config with a caching route to `origin`; `route` and `tail` are
@@ -72,6 +128,22 @@ pub fn start(route: &str, tail: &str) -> Bench {
         "vary/a.txt",
         "tag/a.txt",
         "tag/b.txt",
+        "conn/a.txt",
+        "agelist/a.txt",
+        "sie/a.txt",
+        "smaxs/a.txt",
+        "ms/a.txt",
+        "mu/a.txt",
+        "cdn/a.txt",
+        "cdnbad/a.txt",
+        "own/a.txt",
+        "ownns/a.txt",
+        "sur/a.txt",
+        "upd/a.txt",
+        "hf/a.txt",
+        "echo/a.txt",
+        "trailer/a.txt",
+        "lm/a.txt",
     ] {
         nginx.put_file(f, b"0123456789abcdef");
     }
@@ -128,6 +200,14 @@ impl Bench {
         self.request("GET", path, "")
     }
 
+    /// Requests for `path` the origin has logged, once at least `expected`
+    /// are (nginx logs a request after its response, so on a loaded machine
+    /// the line can come late); a count above `expected` shows too.
+    pub fn origin_requests(&self, path: &str, expected: usize) -> usize {
+        self.nginx.wait_entries(path, expected);
+        self.origin_count(path)
+    }
+
     /// Requests for `path` the origin has logged (complete ones).
     pub fn origin_count(&self, path: &str) -> usize {
         // nginx logs after the response; give it a moment to be sure.
@@ -137,5 +217,78 @@ impl Bench {
             .iter()
             .filter(|e| e.get("uri") == path)
             .count()
+    }
+}
+
+/// The script of [`RawOrigin`]: answers every request with the same bytes
+/// (hex in argv[2]), then closes; appends a line to argv[3] per request.
+const RAW_ORIGIN: &str = r#"
+import socket, sys
+port, answer, log = int(sys.argv[1]), bytes.fromhex(sys.argv[2]), sys.argv[3]
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", port))
+s.listen(16)
+while True:
+    c, _ = s.accept()
+    head = b""
+    while b"\r\n\r\n" not in head:
+        got = c.recv(4096)
+        if not got:
+            break
+        head += got
+    with open(log, "a") as f:
+        f.write(head.split(b"\r\n")[0].decode() + "\n")
+    c.sendall(answer)
+    c.close()
+"#;
+
+/// An origin that sends bytes nginx will not (a body shorter than its
+/// Content-Length): python with a socket, one fixed answer per connection.
+pub struct RawOrigin {
+    child: std::process::Child,
+    pub port: u16,
+    dir: TempDir,
+}
+
+impl RawOrigin {
+    pub fn start(answer: &[u8]) -> RawOrigin {
+        use std::os::unix::process::CommandExt;
+        let port = free_port();
+        let dir = TempDir::new("raw-origin");
+        let hex: String = answer.iter().map(|b| format!("{b:02x}")).collect();
+        let mut child = std::process::Command::new(python_with("socket"))
+            .args(["-c", RAW_ORIGIN, &port.to_string(), &hex])
+            .arg(dir.join("requests.log"))
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(dir.join("stderr.log")).expect("stderr log"))
+            .process_group(0)
+            .spawn()
+            .expect("spawn python");
+        wait_listening(
+            &mut child,
+            [127, 0, 0, 1],
+            port,
+            "python origin",
+            &[dir.join("stderr.log")],
+        );
+        RawOrigin { child, port, dir }
+    }
+
+    /// Request lines received so far (the readiness probe sends none).
+    pub fn requests(&self) -> Vec<String> {
+        std::fs::read_to_string(self.dir.join("requests.log"))
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+impl Drop for RawOrigin {
+    fn drop(&mut self) {
+        kill_group(&mut self.child);
     }
 }

@@ -66,3 +66,59 @@ fn defaults_and_errors() {
         ["t.toml:7:19: cache.max_object_size: must be greater than zero and at most `max_size`"]
     );
 }
+
+#[test]
+fn targeted_fields_and_set_cookie_keys() {
+    let text = format!(
+        "{BASE}[cache]\ncontrol_field = \"Surrogate-Control\"\ncontrol_field_forward = true\ncdn_cache_control = false\n\
+         [[route]]\nproxy = \"app\"\ncache = true\ncache_strip_set_cookie = true\n"
+    );
+    let config = ok(&text);
+    assert_eq!(config.cache.control_field, "Surrogate-Control");
+    assert!(config.cache.control_field_forward);
+    assert!(!config.cache.cdn_cache_control);
+    assert!(config.cache.cdn_cache_control_forward);
+    let Action::Proxy(p) = &config.routes[0].action else {
+        panic!("a proxy route")
+    };
+    assert!(p.cache.as_ref().is_some_and(|c| c.strip_set_cookie));
+    assert_eq!(ok(&to_toml(&config)).cache, config.cache);
+    assert_eq!(ok(&to_toml(&config)).routes, config.routes);
+    let off = ok(&format!("{BASE}[cache]\ncontrol_field = \"\"\n"));
+    assert_eq!(off.cache.control_field, "");
+    let defaults = CacheConfig::default();
+    assert_eq!(defaults.control_field, "Levee-Cache-Control");
+    assert!(!defaults.control_field_forward);
+    assert!(defaults.cdn_cache_control && defaults.cdn_cache_control_forward);
+    assert!(!RouteCache::default().strip_set_cookie);
+}
+
+#[test]
+fn targeted_field_errors() {
+    assert_eq!(
+        errors_of(&format!(
+            "{BASE}[cache]\ncontrol_field = \"Cache-Control\"\n"
+        )),
+        [
+            "t.toml:6:17: cache.control_field: `Cache-Control` already has a meaning; choose a name of levee's own, such as \"Levee-Cache-Control\""
+        ]
+    );
+    assert_eq!(
+        errors_of(&format!("{BASE}[cache]\ncontrol_field = \"My Field\"\n")),
+        ["t.toml:6:17: cache.control_field: `My Field` is not a header field name"]
+    );
+    assert_eq!(
+        errors_of(&format!(
+            "{BASE}[cache]\ncdn_cache_control = false\ncdn_cache_control_forward = false\n"
+        )),
+        [
+            "t.toml:7:29: cache.cdn_cache_control_forward: a CDN-Cache-Control levee does not obey (`cdn_cache_control = false`) must be sent on (RFC 9213 §2.2)"
+        ]
+    );
+    assert_eq!(
+        errors_of(&format!(
+            "{BASE}[[route]]\nproxy = \"app\"\ncache_strip_set_cookie = true\n"
+        )),
+        ["t.toml:7:26: route[0].cache_strip_set_cookie: only applies with `cache = true`"]
+    );
+}

@@ -1,6 +1,7 @@
 use bytes::Bytes;
 use levee_cache::body::Body;
 use levee_cache::freshness::Stored;
+use levee_cache::policy::Head;
 use levee_cache::store::Object;
 
 use super::answer;
@@ -27,9 +28,11 @@ fn object() -> Object {
         (b"ETag", b"\"v1\""),
         (b"Last-Modified", b"Tue, 01 Dec 2026 00:00:00 GMT"),
     ];
+    let head = Head::plain(fields.into_iter());
     Object {
         status: 200,
-        head: Object::render(fields.into_iter()),
+        visible: head.visible,
+        head: head.lines,
         body: Body::from(&b"0123456789"[..]),
         meta: Stored {
             status: 200,
@@ -131,4 +134,57 @@ fn head_and_http10() {
     let old = request("GET /a HTTP/1.0\r\nHost: h\r\n\r\n");
     assert!(text(&answer(&o, &old, 0, b"", true)).contains("Connection: keep-alive\r\n"));
     assert!(text(&answer(&o, &old, 0, b"", false)).contains("Connection: close\r\n"));
+}
+
+/// RFC 9111 §4.3.2: without a stored Last-Modified, If-Modified-Since is
+/// evaluated against the stored Date.
+#[test]
+fn if_modified_since_falls_back_to_the_stored_date() {
+    let fields: [(&[u8], &[u8]); 1] = [(b"Date", b"Tue, 01 Dec 2026 00:00:00 GMT")];
+    let head = Head::plain(fields.into_iter());
+    let o = Object {
+        visible: head.visible,
+        head: head.lines,
+        ..object()
+    };
+    let after = "If-Modified-Since: Wed, 02 Dec 2026 00:00:00 GMT\r\n";
+    assert_eq!(answer(&o, &get(after), 0, b"", true).status, 304);
+    let before = "If-Modified-Since: Mon, 30 Nov 2026 00:00:00 GMT\r\n";
+    assert_eq!(answer(&o, &get(before), 0, b"", true).status, 200);
+}
+
+/// Hidden fields (targeted cache control that stops at levee) are stored
+/// but never sent, whole or shaped (a 304, a range).
+#[test]
+fn hidden_fields_are_never_sent() {
+    let o = object();
+    let mut lines = o.head.to_vec();
+    lines.extend_from_slice(b"Levee-Cache-Control: max-age=600\r\n");
+    let hidden = Object {
+        head: lines.into_boxed_slice(),
+        ..object()
+    };
+    assert!(hidden.field("levee-cache-control").is_some(), "stored");
+    for req in ["", "Range: bytes=0-1\r\n", "If-None-Match: \"v1\"\r\n"] {
+        let a = answer(&hidden, &get(req), 0, b"", true);
+        assert!(
+            !text(&a).contains("Levee-Cache-Control"),
+            "{req}: {}",
+            text(&a)
+        );
+        assert!(text(&a).contains("ETag"), "{req}");
+    }
+}
+
+/// RFC 9111 §4.3.2: If-Match and If-Unmodified-Since are for the origin; a
+/// cache does not evaluate them and answers from the store.
+#[test]
+fn conditionals_for_the_origin_are_not_evaluated() {
+    let o = object();
+    for cond in [
+        "If-Match: \"other\"\r\n",
+        "If-Unmodified-Since: Mon, 30 Nov 2026 00:00:00 GMT\r\n",
+    ] {
+        assert_eq!(answer(&o, &get(cond), 0, b"", true).status, 200, "{cond}");
+    }
 }
