@@ -60,6 +60,9 @@ pub(crate) enum Stop {
     Handshake,
 }
 
+/// What one read reserves; a buffer past this is shrunk once handled.
+const KEEP_BUF: usize = 2048;
+
 /// The client connection during pre-auth: its stream, bytes read but not
 /// yet used, and the deadline to be logged in by.
 pub(crate) struct Io<S> {
@@ -71,7 +74,7 @@ pub(crate) struct Io<S> {
 impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
     /// Reads more into `buf`.
     pub async fn fill(&mut self) -> Result<(), Stop> {
-        self.buf.reserve(2048);
+        self.buf.reserve(KEEP_BUF);
         let read = tokio::time::timeout_at(self.deadline, self.stream.read_buf(&mut self.buf));
         tokio::select! {
             read = read => match read {
@@ -103,8 +106,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
         self.send(bytes).await
     }
 
+    /// Drops the first `n` bytes, the command just handled. A buffer that
+    /// grew for a large command (a 30 KB IMAP `ID`) is given back then, so
+    /// a session waiting for its next command holds no more than before.
     pub fn consume(&mut self, n: usize) {
         self.buf.drain(..n.min(self.buf.len()));
+        if self.buf.capacity() > KEEP_BUF && self.buf.len() <= KEEP_BUF {
+            if self.buf.is_empty() {
+                self.buf = Vec::new();
+            } else {
+                self.buf.shrink_to(KEEP_BUF);
+            }
+        }
     }
 
     /// The next CRLF line (a SASL response), at most `max` bytes.

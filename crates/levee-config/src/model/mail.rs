@@ -43,7 +43,9 @@ pub struct MailListener {
     pub max_errors: u32,
     /// Commands before login before the session is closed.
     pub max_commands: u32,
-    /// Longest command line, CRLF included (IMAP: the whole command with literals).
+    /// Longest command line, CRLF included. IMAP: a command's text without
+    /// its literal data, which `max_literal` bounds per literal and
+    /// `max_line` again for all of one command's literals together.
     pub max_line: usize,
     /// Largest IMAP literal before login.
     pub max_literal: u64,
@@ -142,6 +144,9 @@ pub const DEFAULT_MAIL_BACKEND_CONNECT_TIMEOUT: Duration = Duration::from_secs(3
 pub const DEFAULT_MAIL_MAX_ERRORS: u32 = 5;
 pub const DEFAULT_MAIL_MAX_COMMANDS: u32 = 50;
 pub const DEFAULT_MAIL_MAX_LINE: usize = 8 * 1024;
+/// IMAP before login: 64 KiB, as a client's `ID` may be 30 KB (RFC 2971
+/// allows 30 pairs of up to 1,024-byte values) and Dovecot takes it.
+pub const DEFAULT_IMAP_MAX_LINE: usize = 64 * 1024;
 pub const DEFAULT_MAIL_MAX_LITERAL: u64 = 8 * 1024;
 pub const DEFAULT_MAIL_MAX_AUTH_FAILURES: u32 = 10;
 pub const DEFAULT_MAIL_AUTH_FAILURE_WINDOW: Duration = Duration::from_secs(5 * 60);
@@ -161,7 +166,10 @@ impl MailListener {
             backend_connect_timeout: DEFAULT_MAIL_BACKEND_CONNECT_TIMEOUT,
             max_errors: DEFAULT_MAIL_MAX_ERRORS,
             max_commands: DEFAULT_MAIL_MAX_COMMANDS,
-            max_line: DEFAULT_MAIL_MAX_LINE,
+            max_line: match protocol {
+                MailProtocol::Imap => DEFAULT_IMAP_MAX_LINE,
+                MailProtocol::Pop3 | MailProtocol::Submission => DEFAULT_MAIL_MAX_LINE,
+            },
             max_literal: DEFAULT_MAIL_MAX_LITERAL,
             forward_client_address: false,
             backend_proxy_protocol: false,

@@ -47,7 +47,7 @@ async fn run(io: &mut Io<ClientStream>, ctx: &mut Ctx) -> Result<PreAuth, Stop> 
         .await?;
     let limits = Limits {
         max_literal: config.max_literal,
-        max_command: config.max_line,
+        max_line: config.max_line,
     };
     let mut acked = 0usize;
     // What the client said in its last ID, passed on to the backend.

@@ -28,6 +28,7 @@ master_password = "m4ster"
     assert_eq!(m.protocol, MailProtocol::Imap);
     assert_eq!(m.preauth_timeout, Duration::from_secs(30));
     assert_eq!(m.max_errors, 3);
+    assert_eq!(m.max_line, 65_536, "IMAP's pre-login default");
     assert!(m.forward_client_address);
     let master = m.master.as_ref().expect("master user");
     assert_eq!(
@@ -61,6 +62,7 @@ user_map = "/etc/levee/users"
 "#);
     let m = config.listeners[0].mail.as_ref().expect("mail");
     assert_eq!(m.protocol, MailProtocol::Pop3);
+    assert_eq!(m.max_line, 8192);
     assert_eq!(m.auth, MailAuth::UserMap("/etc/levee/users".into()));
     assert!(config.listeners.iter().all(|l| l.address.port() == 110));
 }
