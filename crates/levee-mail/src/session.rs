@@ -438,6 +438,8 @@ pub(crate) async fn run(
             return;
         }
     };
+    // Read here, not held across the pre-auth stage: the task stays as small.
+    let grace_ms = u32::try_from(ctx.state.config.move_grace.as_millis()).unwrap_or(u32::MAX);
     drop(ctx);
     stage.advance(Stage::Proxying);
     let backend_addr = backend.addr;
@@ -445,15 +447,12 @@ pub(crate) async fn run(
     let tls = io.stream.is_tls();
     let farewell = Farewell {
         kick: crate::kick::register(user.as_bytes()),
-        line: match protocol {
-            MailProtocol::Imap => b"* BYE Your mailbox has moved; please log in again\r\n",
-            MailProtocol::Pop3 => {
-                b"-ERR [SYS/TEMP] Your mailbox has moved; please log in again\r\n"
-            }
-            MailProtocol::Submission => {
-                b"421 4.3.0 Your mailbox has moved; please log in again\r\n"
-            }
+        goodbye: match protocol {
+            MailProtocol::Imap => &crate::kick::IMAP,
+            MailProtocol::Pop3 => &crate::kick::POP3,
+            MailProtocol::Submission => &crate::kick::SMTP,
         },
+        grace_ms,
     };
     let mut splice = Splice::new(
         io.stream,
@@ -467,7 +466,10 @@ pub(crate) async fn run(
     let end: &str = match &end {
         Ok(crate::splice::End::Closed) => "closed",
         Ok(crate::splice::End::Idle) => "idle timeout",
-        Ok(crate::splice::End::Kicked) => "closed on request",
+        Ok(crate::splice::End::Kicked { at_boundary: true }) => "closed on request",
+        Ok(crate::splice::End::Kicked { at_boundary: false }) => {
+            "closed on request when move_grace ran out"
+        }
         Err(e) if e.kind() == io::ErrorKind::ConnectionReset => "reset",
         Err(_) => "error",
     };

@@ -63,6 +63,9 @@ pub struct MailListener {
     pub auth_failure_window: Duration,
     /// Logged-in sessions of one user on this listener; 0 means no limit.
     pub max_sessions_per_user: u32,
+    /// After a close request for a moved user, the longest wait for a
+    /// command boundary before the session is closed regardless.
+    pub move_grace: Duration,
     /// STARTTLS on a plain listener with `[listener.tls]`; `Off` there means
     /// implicit TLS (the handshake comes first).
     pub starttls: StartTls,
@@ -150,6 +153,9 @@ pub const DEFAULT_IMAP_MAX_LINE: usize = 64 * 1024;
 pub const DEFAULT_MAIL_MAX_LITERAL: u64 = 8 * 1024;
 pub const DEFAULT_MAIL_MAX_AUTH_FAILURES: u32 = 10;
 pub const DEFAULT_MAIL_AUTH_FAILURE_WINDOW: Duration = Duration::from_secs(5 * 60);
+pub const DEFAULT_MAIL_MOVE_GRACE: Duration = Duration::from_secs(5);
+/// The longest `move_grace` accepted.
+pub const MAX_MAIL_MOVE_GRACE: Duration = Duration::from_secs(3600);
 pub const DEFAULT_AUTH_HTTP_TIMEOUT: Duration = Duration::from_secs(5);
 pub const DEFAULT_AUTH_NEGATIVE_TTL: Duration = Duration::from_secs(2);
 
@@ -177,6 +183,7 @@ impl MailListener {
             max_auth_failures: DEFAULT_MAIL_MAX_AUTH_FAILURES,
             auth_failure_window: DEFAULT_MAIL_AUTH_FAILURE_WINDOW,
             max_sessions_per_user: 0,
+            move_grace: DEFAULT_MAIL_MOVE_GRACE,
             starttls: StartTls::Off,
         }
     }

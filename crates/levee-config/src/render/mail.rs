@@ -34,6 +34,7 @@ pub(super) fn listener(t: &mut Table, m: &MailListener) {
         ("idle_timeout", m.idle_timeout),
         ("backend_connect_timeout", m.backend_connect_timeout),
         ("auth_failure_window", m.auth_failure_window),
+        ("move_grace", m.move_grace),
     ] {
         mail.insert(name.into(), duration(d));
     }

@@ -30,6 +30,7 @@ pub(crate) const MAIL_KEYS: &[&str] = &[
     "max_auth_failures",
     "auth_failure_window",
     "max_sessions_per_user",
+    "move_grace",
     "starttls",
 ];
 
@@ -157,6 +158,21 @@ fn mail(
             .and_then(|i| i.int_in(sink, min, u64::from(u32::MAX)))
         {
             *slot = n as u32;
+        }
+    }
+    if let Some(d) = fields
+        .get("auth_failure_window")
+        .and_then(|i| i.positive_duration(sink))
+    {
+        m.auth_failure_window = d;
+    }
+    if let Some(i) = fields.get("move_grace")
+        && let Some(d) = i.duration(sink)
+    {
+        if d > crate::model::MAX_MAIL_MOVE_GRACE {
+            i.error(sink, "must be at most 1h");
+        } else {
+            m.move_grace = d;
         }
     }
     // POP3 must take 255-octet lines (bearer tokens); below that nothing works.

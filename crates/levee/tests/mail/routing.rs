@@ -307,17 +307,7 @@ fn a_moved_user_is_routed_anew_and_old_sessions_are_closed() {
         users.display()
     );
     let levee = setup.start(&config);
-    let mut old = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    read_greeting(&mut old);
-    old.write_all(b"a LOGIN alice secret\r\ns SELECT INBOX\r\n")
-        .expect("login");
-    let mut seen = Vec::new();
-    let mut b = [0u8; 4096];
-    while !String::from_utf8_lossy(&seen).contains("s OK") {
-        let n = old.read(&mut b).expect("read");
-        assert!(n > 0, "closed: {}", String::from_utf8_lossy(&seen));
-        seen.extend_from_slice(&b[..n]);
-    }
+    let mut old = alice_selected(port);
 
     // The mailbox moves: new logins go to the second Dovecot...
     std::fs::write(&users, format!("alice 127.0.0.1:{}\n", two.imap_port)).expect("rewrite");
@@ -338,5 +328,98 @@ fn a_moved_user_is_routed_anew_and_old_sessions_are_closed() {
     assert_eq!(
         read_to_close(&mut old),
         "* BYE Your mailbox has moved; please log in again\r\n"
+    );
+}
+
+/// A session of alice's through levee on `port`, logged in with INBOX selected.
+fn alice_selected(port: u16) -> TcpStream {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    read_greeting(&mut s);
+    s.write_all(b"a LOGIN alice secret\r\ns SELECT INBOX\r\n")
+        .expect("login");
+    let mut seen = Vec::new();
+    let mut b = [0u8; 4096];
+    while !String::from_utf8_lossy(&seen).contains("s OK") {
+        let n = s.read(&mut b).expect("read");
+        assert!(n > 0, "closed: {}", String::from_utf8_lossy(&seen));
+        seen.extend_from_slice(&b[..n]);
+    }
+    s
+}
+
+/// The client: a command every 100 ms, never 300 ms of silence, was
+/// "STILL OPEN after 10,069 ms" of a close request. Now it is closed at a
+/// command boundary (after a complete answer), within `move_grace`.
+#[test]
+fn a_busy_session_is_closed_within_move_grace() {
+    let dovecot = Dovecot::start(&[("alice", "secret")]);
+    let setup = LeveeSetup::new();
+    let port = setup.port;
+    let admin = free_port();
+    let users = setup.dir.join("users");
+    std::fs::write(&users, format!("alice 127.0.0.1:{}\n", dovecot.imap_port)).expect("map");
+    let config = format!(
+        "[[listener]]\naddress = \"127.0.0.1:{port}\"\nprotocol = \"imap\"\n[listener.mail]\nuser_map = \"{}\"\nmove_grace = \"3s\"\n\n[admin]\naddress = \"127.0.0.1:{admin}\"\n",
+        users.display()
+    );
+    let levee = setup.start(&config);
+    let mut s = alice_selected(port);
+    let busy = std::thread::spawn(move || {
+        let mut b = [0u8; 4096];
+        s.set_read_timeout(Some(Duration::from_millis(100)))
+            .expect("timeout");
+        let mut got = Vec::new();
+        let started = std::time::Instant::now();
+        for n in 0.. {
+            if started.elapsed() > Duration::from_secs(20)
+                || s.write_all(format!("n{n} NOOP\r\n").as_bytes()).is_err()
+            {
+                break;
+            }
+            let sent = std::time::Instant::now();
+            match s.read(&mut b) {
+                Ok(0) => break,
+                Ok(k) => got.extend_from_slice(&b[..k]),
+                Err(_) => {}
+            }
+            std::thread::sleep(Duration::from_millis(100).saturating_sub(sent.elapsed()));
+        }
+        // Whatever came after the last command.
+        s.set_read_timeout(Some(Duration::from_secs(2)))
+            .expect("timeout");
+        while let Ok(k) = s.read(&mut b) {
+            if k == 0 {
+                break;
+            }
+            got.extend_from_slice(&b[..k]);
+        }
+        String::from_utf8_lossy(&got).into_owned()
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    let asked = std::time::Instant::now();
+    let (status, body) = admin_request(admin, "POST", "/mail/users/alice/close", "");
+    assert_eq!(status, 200, "{body}");
+    let got = busy.join().expect("client");
+    let took = asked.elapsed();
+    // 3 s of grace, and as much again for a loaded machine; never 20 s.
+    assert!(
+        took < Duration::from_secs(8),
+        "still open {took:?} after the request"
+    );
+    // The goodbye is a line of its own, after an answer, not inside one.
+    let lines: Vec<&str> = got.split_terminator("\r\n").collect();
+    assert_eq!(
+        lines.last(),
+        Some(&"* BYE Your mailbox has moved; please log in again"),
+        "{got}"
+    );
+    let before = lines[lines.len().saturating_sub(2)];
+    assert!(
+        before.starts_with('n') && before.contains(" OK NOOP completed"),
+        "{got}"
+    );
+    assert!(
+        levee.wait_stderr("closed on request", Duration::from_secs(5))
+            || levee.stdout().contains("closed on request")
     );
 }

@@ -169,3 +169,35 @@ fn mail_listeners_take_no_proxy_protocol_header() {
         ]
     );
 }
+
+/// `move_grace` (0 to 1 h) and `auth_failure_window`, which used to be
+/// accepted and then ignored.
+#[test]
+fn move_grace_and_the_failure_window_are_read() {
+    let config = ok(r#"
+[[listener]]
+address = "127.0.0.1:143"
+protocol = "imap"
+[listener.mail]
+user_map = "/u"
+move_grace = "2s"
+auth_failure_window = "90s"
+"#);
+    let m = config.listeners[0].mail.as_ref().expect("mail");
+    assert_eq!(m.move_grace, Duration::from_secs(2));
+    assert_eq!(m.auth_failure_window, Duration::from_secs(90));
+    let defaults = ok(
+        "[[listener]]\naddress = \"127.0.0.1:1\"\nprotocol = \"imap\"\n[listener.mail]\nuser_map = \"/u\"\n",
+    );
+    let m = defaults.listeners[0].mail.as_ref().expect("mail");
+    assert_eq!(m.move_grace, Duration::from_secs(5));
+    assert_eq!(
+        errors_of(
+            "[[listener]]\naddress = \"127.0.0.1:1\"\nprotocol = \"imap\"\n[listener.mail]\nuser_map = \"/u\"\nmove_grace = \"2h\"\nauth_failure_window = \"0s\"\n"
+        ),
+        [
+            "t.toml:6:14: listener[0].mail.move_grace: must be at most 1h",
+            "t.toml:7:23: listener[0].mail.auth_failure_window: must be greater than zero",
+        ]
+    );
+}
