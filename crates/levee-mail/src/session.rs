@@ -41,7 +41,7 @@ use tokio::time::Instant;
 use crate::auth::{Attempt, Decision};
 use crate::backend::{self, Backend, Greet};
 use crate::front::{FrontState, Frontend};
-use crate::guard::SessionSlot;
+use crate::guard::{self, Refusal, SessionSlot, Ticket};
 use crate::line::{LineError, next_line};
 use crate::metrics::{self, Login, Stage, StageGuard};
 use crate::sasl::Credentials;
@@ -312,21 +312,49 @@ impl Ctx {
             ssl: self.tls.info.as_deref(),
         };
         let config = &self.state.config;
-        let guard = &self.front.guard;
-        let ip = self.peer.ip();
-        let now = std::time::Instant::now();
-        let (limit, window) = (config.max_auth_failures, config.auth_failure_window);
-        let refused = |wait: std::time::Duration, message, smtp_code| async move {
-            let grown = guard.fail(ip, &credentials.user, config.auth_fail_delay, window, now);
+        let base = config.auth_fail_delay;
+        let rules = crate::guard::Rules {
+            pair_limit: config.max_auth_failures,
+            user_ceiling: config.max_user_auth_failures,
+            window: config.auth_failure_window,
+        };
+        let protocol = config.protocol;
+        // Reserved before the auth service is asked, so concurrent attempts
+        // are counted exactly (guard.rs).
+        let ticket = match self
+            .front
+            .guard
+            .admit(self.peer.ip(), &credentials.user, rules)
+            .await
+        {
+            Ok(ticket) => ticket,
+            Err(Refusal::Blocked { address_failures }) => {
+                tracing::info!(peer = %self.peer, "mail login refused: too many failures for this user from this address");
+                metrics::login(protocol, Login::Blocked);
+                tokio::time::sleep(guard::delay(base, address_failures)).await;
+                return Outcome::Refused {
+                    message: None,
+                    smtp_code: None,
+                };
+            }
+            Err(Refusal::Busy) => {
+                tracing::info!(peer = %self.peer, "mail login deferred: too many failures for this user");
+                metrics::login(protocol, Login::Blocked);
+                return Outcome::Unavailable;
+            }
+        };
+        if !ticket.waited.is_zero() {
+            tracing::info!(peer = %self.peer, waited_ms = ticket.waited.as_millis() as u64, "mail login slowed: too many failures for this user");
+        }
+        let grown = guard::delay(base, ticket.address_failures + 1);
+        let refused = async |ticket: Ticket<'_, guard::Local>,
+                             wait: std::time::Duration,
+                             message: Option<String>,
+                             smtp_code: Option<String>| {
+            ticket.settle(guard::Outcome::Failed);
             tokio::time::sleep(wait.max(grown)).await;
             Outcome::Refused { message, smtp_code }
         };
-        let protocol = config.protocol;
-        if guard.blocked(ip, &credentials.user, limit, window, now) {
-            tracing::info!(peer = %self.peer, "mail login refused: too many failures");
-            metrics::login(protocol, Login::Blocked);
-            return refused(config.auth_fail_delay, None, None).await;
-        }
         let mut route = match crate::auth::decide(&self.front, &self.state, &attempt).await {
             Decision::Accept(route) => route,
             Decision::Refuse {
@@ -335,7 +363,7 @@ impl Ctx {
                 smtp_code,
             } => {
                 metrics::login(protocol, Login::Refused);
-                return refused(wait, message, smtp_code).await;
+                return refused(ticket, wait, message, smtp_code).await;
             }
             Decision::Unavailable(why) => {
                 tracing::warn!(peer = %self.peer, reason = %why, "mail auth unavailable");
@@ -343,7 +371,12 @@ impl Ctx {
                 return Outcome::Unavailable;
             }
         };
-        let Some(slot) = guard.open_session(&credentials.user, config.max_sessions_per_user) else {
+        let Some(slot) = self
+            .front
+            .guard
+            .open_session(&credentials.user, config.max_sessions_per_user)
+        else {
+            ticket.settle(guard::Outcome::Succeeded);
             metrics::login(protocol, Login::TooMany);
             return Outcome::TooMany;
         };
@@ -363,13 +396,14 @@ impl Ctx {
             .then(|| crate::proxy_protocol::v2(self.peer, self.local));
         match backend::login(&route, greet, forward, proxy_header, timeout).await {
             Ok(b) => {
+                ticket.settle(guard::Outcome::Succeeded);
                 metrics::login(protocol, Login::Ok);
                 Outcome::Proxy(b, slot)
             }
             Err(backend::BackendError::Refused(text)) => {
                 tracing::info!(peer = %self.peer, backend = %route.backend, "backend refused the login");
                 metrics::login(protocol, Login::Refused);
-                refused(config.auth_fail_delay, Some(text), None).await
+                refused(ticket, base, Some(text), None).await
             }
             Err(e) => {
                 tracing::warn!(peer = %self.peer, backend = %route.backend, error = %e, "mail backend unavailable");

@@ -7,6 +7,8 @@ mod support;
 
 #[path = "mail/fixtures.rs"]
 mod fixtures;
+#[path = "mail/lockout.rs"]
+mod lockout;
 #[path = "mail/pop3_smtp.rs"]
 mod pop3_smtp;
 #[path = "mail/routing.rs"]

@@ -57,9 +57,13 @@ pub struct MailListener {
     /// Log in to the backend as `USER<separator>MASTER` with the master
     /// password, so the user's password never travels on (Dovecot's master users).
     pub master: Option<MasterUser>,
-    /// Failed logins from one IP, or for one user, within `auth_failure_window`
-    /// after which that IP or user is refused without asking; 0 turns it off.
+    /// Failed logins for one user from one client address within
+    /// `auth_failure_window`, after which that user is refused from that
+    /// address without asking; 0 turns it off.
     pub max_auth_failures: u32,
+    /// Failed logins for one user from all addresses within the window,
+    /// after which the user's logins are slowed (not refused); 0 turns it off.
+    pub max_user_auth_failures: u32,
     pub auth_failure_window: Duration,
     /// Logged-in sessions of one user on this listener; 0 means no limit.
     pub max_sessions_per_user: u32,
@@ -152,6 +156,7 @@ pub const DEFAULT_MAIL_MAX_LINE: usize = 8 * 1024;
 pub const DEFAULT_IMAP_MAX_LINE: usize = 64 * 1024;
 pub const DEFAULT_MAIL_MAX_LITERAL: u64 = 8 * 1024;
 pub const DEFAULT_MAIL_MAX_AUTH_FAILURES: u32 = 10;
+pub const DEFAULT_MAIL_MAX_USER_AUTH_FAILURES: u32 = 100;
 pub const DEFAULT_MAIL_AUTH_FAILURE_WINDOW: Duration = Duration::from_secs(5 * 60);
 pub const DEFAULT_MAIL_MOVE_GRACE: Duration = Duration::from_secs(5);
 /// The longest `move_grace` accepted.
@@ -181,6 +186,7 @@ impl MailListener {
             backend_proxy_protocol: false,
             master: None,
             max_auth_failures: DEFAULT_MAIL_MAX_AUTH_FAILURES,
+            max_user_auth_failures: DEFAULT_MAIL_MAX_USER_AUTH_FAILURES,
             auth_failure_window: DEFAULT_MAIL_AUTH_FAILURE_WINDOW,
             max_sessions_per_user: 0,
             move_grace: DEFAULT_MAIL_MOVE_GRACE,

@@ -47,6 +47,10 @@ pub(super) fn listener(t: &mut Table, m: &MailListener) {
         int(u64::from(m.max_auth_failures)),
     );
     mail.insert(
+        "max_user_auth_failures".into(),
+        int(u64::from(m.max_user_auth_failures)),
+    );
+    mail.insert(
         "max_sessions_per_user".into(),
         int(u64::from(m.max_sessions_per_user)),
     );

@@ -28,6 +28,7 @@ pub(crate) const MAIL_KEYS: &[&str] = &[
     "master_password",
     "master_separator",
     "max_auth_failures",
+    "max_user_auth_failures",
     "auth_failure_window",
     "max_sessions_per_user",
     "move_grace",
@@ -151,6 +152,7 @@ fn mail(
         ("max_errors", &mut m.max_errors, 1),
         ("max_commands", &mut m.max_commands, 1),
         ("max_auth_failures", &mut m.max_auth_failures, 0),
+        ("max_user_auth_failures", &mut m.max_user_auth_failures, 0),
         ("max_sessions_per_user", &mut m.max_sessions_per_user, 0),
     ] {
         if let Some(n) = fields
