@@ -54,6 +54,9 @@ pub struct Backend {
     /// What the client is sent next: the login reply and anything the
     /// backend sent after it.
     pub to_client: Vec<u8>,
+    /// SMTP: the safe extensions the backend's EHLO offered, for levee to
+    /// advertise before AUTH to later clients.
+    pub smtp_extensions: Option<crate::smtp::Extensions>,
 }
 
 /// The client's address and the address it reached, to tell the backend.
@@ -90,17 +93,22 @@ async fn login_inner(
         stream,
         buf: Vec::with_capacity(512),
     };
-    let to_client = match greet {
+    let mut smtp_extensions = None;
+    let mut to_client = match greet {
         Greet::Imap { tag, id } => imap(&mut b, route, tag, id, forward).await?,
         Greet::Pop3 => pop3(&mut b, route, forward).await?,
-        Greet::Smtp { helo } => smtp(&mut b, route, helo, forward).await?,
+        Greet::Smtp { helo } => {
+            let (reply, extensions) = smtp(&mut b, route, helo, forward).await?;
+            smtp_extensions = Some(extensions);
+            reply
+        }
     };
-    let mut to_client = to_client;
     to_client.extend_from_slice(&b.buf);
     Ok(Backend {
         stream: b.stream,
         addr,
         to_client,
+        smtp_extensions,
     })
 }
 
@@ -310,12 +318,14 @@ async fn smtp_reply(b: &mut Lines) -> Result<(u16, Vec<u8>), BackendError> {
     }
 }
 
+/// The AUTH reply for the client, and the safe extensions of the EHLO
+/// reply the session goes on with.
 async fn smtp(
     b: &mut Lines,
     route: &Route,
     helo: &[u8],
     forward: Forward,
-) -> Result<Vec<u8>, BackendError> {
+) -> Result<(Vec<u8>, crate::smtp::Extensions), BackendError> {
     let (code, reply) = smtp_reply(b).await?;
     if code != 220 {
         return Err(BackendError::Protocol(text(&reply)));
@@ -324,7 +334,7 @@ async fn smtp(
     ehlo.extend_from_slice(if helo.is_empty() { b"levee" } else { helo });
     ehlo.extend_from_slice(b"\r\n");
     b.send(&ehlo).await?;
-    let (code, reply) = smtp_reply(b).await?;
+    let (code, mut reply) = smtp_reply(b).await?;
     if code != 250 {
         return Err(BackendError::Protocol(text(&reply)));
     }
@@ -336,16 +346,18 @@ async fn smtp(
         // Postfix/Dovecot XCLIENT: the session restarts with a new greeting.
         b.send(format!("XCLIENT ADDR={} PORT={}\r\n", peer.ip(), peer.port()).as_bytes())
             .await?;
-        let (code, reply) = smtp_reply(b).await?;
+        let (code, greeting) = smtp_reply(b).await?;
         if code != 220 {
-            return Err(BackendError::Protocol(text(&reply)));
+            return Err(BackendError::Protocol(text(&greeting)));
         }
         b.send(&ehlo).await?;
-        let (code, reply) = smtp_reply(b).await?;
+        let (code, again) = smtp_reply(b).await?;
         if code != 250 {
-            return Err(BackendError::Protocol(text(&reply)));
+            return Err(BackendError::Protocol(text(&again)));
         }
+        reply = again;
     }
+    let extensions = crate::smtp::Extensions::from_ehlo_reply(&reply);
     let auth = format!(
         "AUTH PLAIN {}\r\n",
         crate::sasl::encode_plain(b"", &route.user, &route.pass)
@@ -353,7 +365,10 @@ async fn smtp(
     b.send(auth.as_bytes()).await?;
     let (code, reply) = smtp_reply(b).await?;
     match code {
-        235 => Ok(b"235 2.7.0 Authentication successful\r\n".to_vec()),
+        235 => Ok((
+            b"235 2.7.0 Authentication successful\r\n".to_vec(),
+            extensions,
+        )),
         400..=499 => Err(BackendError::Protocol(text(&reply))),
         _ => Err(BackendError::Refused(text(&reply))),
     }

@@ -398,6 +398,9 @@ impl Ctx {
             Ok(b) => {
                 ticket.settle(guard::Outcome::Succeeded);
                 metrics::login(protocol, Login::Ok);
+                if let Some(offered) = &b.smtp_extensions {
+                    self.front.learn_smtp(offered);
+                }
                 Outcome::Proxy(b, slot)
             }
             Err(backend::BackendError::Refused(text)) => {

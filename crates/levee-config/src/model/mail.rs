@@ -70,6 +70,10 @@ pub struct MailListener {
     /// After a close request for a moved user, the longest wait for a
     /// command boundary before the session is closed regardless.
     pub move_grace: Duration,
+    /// Submission: the service extensions EHLO advertises before AUTH,
+    /// each a keyword of [`SMTP_EXTENSIONS`] (`"SIZE 10240000"`); `None`:
+    /// those the backends offered (learned at each login), until one has.
+    pub smtp_capabilities: Option<Vec<String>>,
     /// STARTTLS on a plain listener with `[listener.tls]`; `Off` there means
     /// implicit TLS (the handshake comes first).
     pub starttls: StartTls,
@@ -158,6 +162,19 @@ pub const DEFAULT_MAIL_MAX_LITERAL: u64 = 8 * 1024;
 pub const DEFAULT_MAIL_MAX_AUTH_FAILURES: u32 = 10;
 pub const DEFAULT_MAIL_MAX_USER_AUTH_FAILURES: u32 = 100;
 pub const DEFAULT_MAIL_AUTH_FAILURE_WINDOW: Duration = Duration::from_secs(5 * 60);
+/// The SMTP extensions levee may advertise before AUTH for its backends:
+/// those whose work the backend does on the relayed session. Not levee's
+/// own (STARTTLS, AUTH, ENHANCEDSTATUSCODES), nor any that lets a client
+/// speak as levee (XCLIENT, XFORWARD).
+pub const SMTP_EXTENSIONS: [&str; 7] = [
+    "PIPELINING",
+    "SIZE",
+    "8BITMIME",
+    "SMTPUTF8",
+    "CHUNKING",
+    "BINARYMIME",
+    "DSN",
+];
 pub const DEFAULT_MAIL_MOVE_GRACE: Duration = Duration::from_secs(5);
 /// The longest `move_grace` accepted.
 pub const MAX_MAIL_MOVE_GRACE: Duration = Duration::from_secs(3600);
@@ -190,6 +207,7 @@ impl MailListener {
             auth_failure_window: DEFAULT_MAIL_AUTH_FAILURE_WINDOW,
             max_sessions_per_user: 0,
             move_grace: DEFAULT_MAIL_MOVE_GRACE,
+            smtp_capabilities: None,
             starttls: StartTls::Off,
         }
     }

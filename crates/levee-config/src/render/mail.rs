@@ -61,6 +61,10 @@ pub(super) fn listener(t: &mut Table, m: &MailListener) {
         mail.insert(name.into(), Value::Boolean(b));
     }
     mail.insert("starttls".into(), m.starttls.as_str().into());
+    if let Some(caps) = &m.smtp_capabilities {
+        let list: Vec<Value> = caps.iter().map(|c| Value::from(c.as_str())).collect();
+        mail.insert("smtp_capabilities".into(), Value::Array(list));
+    }
     if let Some(master) = &m.master {
         mail.insert("master_user".into(), master.user.as_str().into());
         mail.insert("master_password".into(), master.password.as_str().into());

@@ -32,6 +32,7 @@ pub(crate) const MAIL_KEYS: &[&str] = &[
     "auth_failure_window",
     "max_sessions_per_user",
     "move_grace",
+    "smtp_capabilities",
     "starttls",
 ];
 
@@ -219,9 +220,62 @@ fn mail(
             );
         }
     }
+    if let Some(i) = fields.get("smtp_capabilities") {
+        m.smtp_capabilities = smtp_capabilities(sink, i, protocol);
+    }
     m.master = master(sink, &fields, item);
     m.auth = auth?;
     Some(m)
+}
+
+/// Keywords of [`crate::model::SMTP_EXTENSIONS`], SIZE with an optional
+/// byte count; on a submission listener only.
+fn smtp_capabilities(
+    sink: &mut Sink<'_>,
+    item: &Item<'_, '_>,
+    protocol: MailProtocol,
+) -> Option<Vec<String>> {
+    if protocol != MailProtocol::Submission {
+        item.error(
+            sink,
+            "`smtp_capabilities` applies to protocol = \"submission\" only",
+        );
+        return None;
+    }
+    let mut out = Vec::new();
+    for e in item.array(sink)? {
+        let Some(text) = e.text(sink) else { continue };
+        let mut words = text.split_ascii_whitespace();
+        let word = words.next().unwrap_or("").to_ascii_uppercase();
+        let param: Vec<&str> = words.collect();
+        let known = crate::model::SMTP_EXTENSIONS.contains(&word.as_str());
+        let param_ok = match (word.as_str(), param.as_slice()) {
+            (_, []) => true,
+            ("SIZE", [n]) => n.parse::<u64>().is_ok(),
+            _ => false,
+        };
+        if !known {
+            e.error(
+                sink,
+                format!(
+                    "`{text}` is not an extension levee can offer for its backends; expected one of {}",
+                    crate::model::SMTP_EXTENSIONS.join(", ")
+                ),
+            );
+        } else if !param_ok && word == "SIZE" {
+            e.error(sink, format!("`{text}`: SIZE takes a number of bytes"));
+        } else if !param_ok {
+            e.error(sink, format!("`{text}`: {word} takes no parameter"));
+        } else {
+            out.push(
+                std::iter::once(word.as_str())
+                    .chain(param)
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            );
+        }
+    }
+    Some(out)
 }
 
 /// `master_user` and `master_password` come together; `master_separator` defaults to `*`.

@@ -242,6 +242,19 @@ def submission_send(port):
     c.quit()
 
 
+def ehlo_after_auth(port):
+    """EHLO, AUTH, EHLO again: the second reply is the backend's, relayed."""
+    c = smtplib.SMTP("127.0.0.1", port)
+    code, text = c.ehlo("client.example")
+    out("before", text.decode().replace("\n", "|"))
+    c.login("alice", "secret")
+    c.ehlo_resp = None
+    code, text = c.ehlo("client.example")
+    out("after_code", code)
+    out("after", text.decode().replace("\n", "|"))
+    c.quit()
+
+
 def no_tls_yet(port_imap, port_pop3, port_smtp):
     """STARTTLS/STLS is neither offered nor accepted until levee has TLS."""
     got = raw(port_imap, [b"a CAPABILITY\r\nb STARTTLS\r\n"], b"b ")
@@ -257,6 +270,6 @@ if __name__ == "__main__":
         no_tls_yet(*map(int, sys.argv[2:5]))
         sys.exit(0)
     cases = {"imap_logins": imap_logins, "imap_raw": imap_raw, "pop3": pop3,
-             "lockout": lockout, "slowed": slowed,
+             "lockout": lockout, "slowed": slowed, "ehlo_after_auth": ehlo_after_auth,
              "submission": submission, "submission_send": submission_send}
     cases[sys.argv[1]](int(sys.argv[2]))

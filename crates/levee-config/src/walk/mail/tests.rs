@@ -201,3 +201,39 @@ auth_failure_window = "90s"
         ]
     );
 }
+
+#[test]
+fn smtp_capabilities_are_safe_keywords_on_submission_only() {
+    let config = ok(r#"
+[[listener]]
+address = "127.0.0.1:587"
+protocol = "submission"
+[listener.mail]
+user_map = "/u"
+smtp_capabilities = ["size 10240000", "8BITMIME", "PIPELINING", "SMTPUTF8"]
+"#);
+    let m = config.listeners[0].mail.as_ref().expect("mail");
+    assert_eq!(
+        m.smtp_capabilities.as_deref(),
+        Some(&["SIZE 10240000", "8BITMIME", "PIPELINING", "SMTPUTF8"].map(String::from)[..])
+    );
+    assert_eq!(crate::validate(&config), Ok(()));
+    assert_eq!(
+        errors_of(
+            "[[listener]]\naddress = \"127.0.0.1:1\"\nprotocol = \"submission\"\n[listener.mail]\nuser_map = \"/u\"\nsmtp_capabilities = [\"XCLIENT\", \"SIZE big\", \"DSN x\"]\n"
+        ),
+        [
+            "t.toml:6:22: listener[0].mail.smtp_capabilities[0]: `XCLIENT` is not an extension levee can offer for its backends; expected one of PIPELINING, SIZE, 8BITMIME, SMTPUTF8, CHUNKING, BINARYMIME, DSN",
+            "t.toml:6:33: listener[0].mail.smtp_capabilities[1]: `SIZE big`: SIZE takes a number of bytes",
+            "t.toml:6:45: listener[0].mail.smtp_capabilities[2]: `DSN x`: DSN takes no parameter",
+        ]
+    );
+    assert_eq!(
+        errors_of(
+            "[[listener]]\naddress = \"127.0.0.1:1\"\nprotocol = \"imap\"\n[listener.mail]\nuser_map = \"/u\"\nsmtp_capabilities = [\"DSN\"]\n"
+        ),
+        [
+            "t.toml:6:21: listener[0].mail.smtp_capabilities: `smtp_capabilities` applies to protocol = \"submission\" only"
+        ]
+    );
+}
