@@ -20,10 +20,12 @@ const MAX_BACKEND_LINE: usize = 64 * 1024;
 #[derive(Debug, Clone, Copy)]
 pub enum Greet<'a> {
     /// `tag` is the client's LOGIN/AUTHENTICATE tag; `id` what the client
-    /// sent in `ID`, passed on to the backend.
+    /// sent in `ID`, passed on to the backend; `asked_capability`, whether
+    /// it sent CAPABILITY before logging in (see [`imap`]).
     Imap {
         tag: &'a [u8],
         id: &'a crate::imap::command::IdParams,
+        asked_capability: bool,
     },
     Pop3,
     Smtp {
@@ -95,7 +97,11 @@ async fn login_inner(
     };
     let mut smtp_extensions = None;
     let mut to_client = match greet {
-        Greet::Imap { tag, id } => imap(&mut b, route, tag, id, forward).await?,
+        Greet::Imap {
+            tag,
+            id,
+            asked_capability,
+        } => imap(&mut b, route, (tag, asked_capability), id, forward).await?,
         Greet::Pop3 => pop3(&mut b, route, forward).await?,
         Greet::Smtp { helo } => {
             let (reply, extensions) = smtp(&mut b, route, helo, forward).await?;
@@ -215,13 +221,30 @@ fn id_command(
     Some(cmd)
 }
 
+/// Sends `command` (tagged `tag`) and skips its answer, up to the tagged line.
+async fn skip_answer(b: &mut Lines, command: &[u8], tag: &[u8]) -> Result<(), BackendError> {
+    b.send(command).await?;
+    loop {
+        let line = b.line().await?;
+        if line.strip_prefix(tag).is_some_and(|r| r.starts_with(b" ")) {
+            return Ok(());
+        }
+    }
+}
+
+/// `client`: the client's login tag, and whether it asked CAPABILITY
+/// before logging in. Dovecot then announces the post-login capabilities
+/// in an untagged CAPABILITY response rather than in the login's response
+/// code, since such clients may ignore response codes; levee answered
+/// that CAPABILITY itself, so it asks the backend too, for the same answer.
 async fn imap(
     b: &mut Lines,
     route: &Route,
-    tag: &[u8],
+    client: (&[u8], bool),
     client_id: &crate::imap::command::IdParams,
     forward: Forward,
 ) -> Result<Vec<u8>, BackendError> {
+    let (tag, asked_capability) = client;
     let greeting = b.line().await?;
     if !greeting.starts_with(b"* OK") {
         return Err(BackendError::Protocol(text(&greeting)));
@@ -231,13 +254,10 @@ async fn imap(
         .windows(8)
         .any(|w| w == b"LITERAL+");
     if let Some(cmd) = id_command(client_id, forward, literal_plus) {
-        b.send(&cmd).await?;
-        loop {
-            let line = b.line().await?;
-            if line.starts_with(b"levee-id ") {
-                break;
-            }
-        }
+        skip_answer(b, &cmd, b"levee-id").await?;
+    }
+    if asked_capability {
+        skip_answer(b, b"levee-cap CAPABILITY\r\n", b"levee-cap").await?;
     }
     let mut cmd = tag.to_vec();
     cmd.extend_from_slice(b" LOGIN ");

@@ -53,6 +53,8 @@ def imap_logins(port):
     out("greeting", c.welcome.decode())
     typ, data = c.login("alice", "secret")
     out("quoted", f"{typ} {data[0].decode()}")
+    caps = c.untagged_responses.get("CAPABILITY", [b""])[-1].decode()
+    out("post_login_caps", caps)
     out("quoted_subject", subject(c))
     c.logout()
 
