@@ -20,10 +20,12 @@ const MAX_BACKEND_LINE: usize = 64 * 1024;
 #[derive(Debug, Clone, Copy)]
 pub enum Greet<'a> {
     /// `tag` is the client's LOGIN/AUTHENTICATE tag; `id` what the client
-    /// sent in `ID`, passed on to the backend.
+    /// sent in `ID`, passed on to the backend; `asked_capability`, whether
+    /// it sent CAPABILITY before logging in (see [`imap`]).
     Imap {
         tag: &'a [u8],
         id: &'a crate::imap::command::IdParams,
+        asked_capability: bool,
     },
     Pop3,
     Smtp {
@@ -54,6 +56,9 @@ pub struct Backend {
     /// What the client is sent next: the login reply and anything the
     /// backend sent after it.
     pub to_client: Vec<u8>,
+    /// SMTP: the safe extensions the backend's EHLO offered, for levee to
+    /// advertise before AUTH to later clients.
+    pub smtp_extensions: Option<crate::smtp::Extensions>,
 }
 
 /// The client's address and the address it reached, to tell the backend.
@@ -90,17 +95,26 @@ async fn login_inner(
         stream,
         buf: Vec::with_capacity(512),
     };
-    let to_client = match greet {
-        Greet::Imap { tag, id } => imap(&mut b, route, tag, id, forward).await?,
+    let mut smtp_extensions = None;
+    let mut to_client = match greet {
+        Greet::Imap {
+            tag,
+            id,
+            asked_capability,
+        } => imap(&mut b, route, (tag, asked_capability), id, forward).await?,
         Greet::Pop3 => pop3(&mut b, route, forward).await?,
-        Greet::Smtp { helo } => smtp(&mut b, route, helo, forward).await?,
+        Greet::Smtp { helo } => {
+            let (reply, extensions) = smtp(&mut b, route, helo, forward).await?;
+            smtp_extensions = Some(extensions);
+            reply
+        }
     };
-    let mut to_client = to_client;
     to_client.extend_from_slice(&b.buf);
     Ok(Backend {
         stream: b.stream,
         addr,
         to_client,
+        smtp_extensions,
     })
 }
 
@@ -207,13 +221,30 @@ fn id_command(
     Some(cmd)
 }
 
+/// Sends `command` (tagged `tag`) and skips its answer, up to the tagged line.
+async fn skip_answer(b: &mut Lines, command: &[u8], tag: &[u8]) -> Result<(), BackendError> {
+    b.send(command).await?;
+    loop {
+        let line = b.line().await?;
+        if line.strip_prefix(tag).is_some_and(|r| r.starts_with(b" ")) {
+            return Ok(());
+        }
+    }
+}
+
+/// `client`: the client's login tag, and whether it asked CAPABILITY
+/// before logging in. Dovecot then announces the post-login capabilities
+/// in an untagged CAPABILITY response rather than in the login's response
+/// code, since such clients may ignore response codes; levee answered
+/// that CAPABILITY itself, so it asks the backend too, for the same answer.
 async fn imap(
     b: &mut Lines,
     route: &Route,
-    tag: &[u8],
+    client: (&[u8], bool),
     client_id: &crate::imap::command::IdParams,
     forward: Forward,
 ) -> Result<Vec<u8>, BackendError> {
+    let (tag, asked_capability) = client;
     let greeting = b.line().await?;
     if !greeting.starts_with(b"* OK") {
         return Err(BackendError::Protocol(text(&greeting)));
@@ -223,13 +254,10 @@ async fn imap(
         .windows(8)
         .any(|w| w == b"LITERAL+");
     if let Some(cmd) = id_command(client_id, forward, literal_plus) {
-        b.send(&cmd).await?;
-        loop {
-            let line = b.line().await?;
-            if line.starts_with(b"levee-id ") {
-                break;
-            }
-        }
+        skip_answer(b, &cmd, b"levee-id").await?;
+    }
+    if asked_capability {
+        skip_answer(b, b"levee-cap CAPABILITY\r\n", b"levee-cap").await?;
     }
     let mut cmd = tag.to_vec();
     cmd.extend_from_slice(b" LOGIN ");
@@ -310,12 +338,14 @@ async fn smtp_reply(b: &mut Lines) -> Result<(u16, Vec<u8>), BackendError> {
     }
 }
 
+/// The AUTH reply for the client, and the safe extensions of the EHLO
+/// reply the session goes on with.
 async fn smtp(
     b: &mut Lines,
     route: &Route,
     helo: &[u8],
     forward: Forward,
-) -> Result<Vec<u8>, BackendError> {
+) -> Result<(Vec<u8>, crate::smtp::Extensions), BackendError> {
     let (code, reply) = smtp_reply(b).await?;
     if code != 220 {
         return Err(BackendError::Protocol(text(&reply)));
@@ -324,7 +354,7 @@ async fn smtp(
     ehlo.extend_from_slice(if helo.is_empty() { b"levee" } else { helo });
     ehlo.extend_from_slice(b"\r\n");
     b.send(&ehlo).await?;
-    let (code, reply) = smtp_reply(b).await?;
+    let (code, mut reply) = smtp_reply(b).await?;
     if code != 250 {
         return Err(BackendError::Protocol(text(&reply)));
     }
@@ -336,16 +366,18 @@ async fn smtp(
         // Postfix/Dovecot XCLIENT: the session restarts with a new greeting.
         b.send(format!("XCLIENT ADDR={} PORT={}\r\n", peer.ip(), peer.port()).as_bytes())
             .await?;
-        let (code, reply) = smtp_reply(b).await?;
+        let (code, greeting) = smtp_reply(b).await?;
         if code != 220 {
-            return Err(BackendError::Protocol(text(&reply)));
+            return Err(BackendError::Protocol(text(&greeting)));
         }
         b.send(&ehlo).await?;
-        let (code, reply) = smtp_reply(b).await?;
+        let (code, again) = smtp_reply(b).await?;
         if code != 250 {
-            return Err(BackendError::Protocol(text(&reply)));
+            return Err(BackendError::Protocol(text(&again)));
         }
+        reply = again;
     }
+    let extensions = crate::smtp::Extensions::from_ehlo_reply(&reply);
     let auth = format!(
         "AUTH PLAIN {}\r\n",
         crate::sasl::encode_plain(b"", &route.user, &route.pass)
@@ -353,7 +385,10 @@ async fn smtp(
     b.send(auth.as_bytes()).await?;
     let (code, reply) = smtp_reply(b).await?;
     match code {
-        235 => Ok(b"235 2.7.0 Authentication successful\r\n".to_vec()),
+        235 => Ok((
+            b"235 2.7.0 Authentication successful\r\n".to_vec(),
+            extensions,
+        )),
         400..=499 => Err(BackendError::Protocol(text(&reply))),
         _ => Err(BackendError::Refused(text(&reply))),
     }

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use arc_swap::ArcSwap;
@@ -17,6 +17,7 @@ use crate::auth::Attempt;
 use crate::auth::user_map::UserMap;
 pub use crate::auth::user_map::UserMapError;
 use crate::guard::Guard;
+use crate::smtp::Extensions;
 
 /// Most refusals remembered at once; past it expired ones are dropped, then all.
 const NEGATIVE_CACHE_MAX: usize = 10_000;
@@ -38,6 +39,9 @@ pub struct Frontend {
     hasher: RandomState,
     /// Failure counters and per-user session counts.
     pub guard: Guard,
+    /// Submission: the safe extensions every backend offered at a login
+    /// since the start or the last reload ([`Frontend::smtp_extensions`]).
+    learned_smtp: Mutex<Option<Arc<Extensions>>>,
 }
 
 impl FrontState {
@@ -63,13 +67,19 @@ impl FrontState {
 impl Frontend {
     /// Reads the user map, if any; an unreadable or malformed one is an error.
     pub fn new(addr: SocketAddr, config: &MailListener) -> Result<Arc<Frontend>, UserMapError> {
-        Ok(Arc::new(Frontend {
+        Ok(Frontend::new_with(addr, FrontState::load(config)?))
+    }
+
+    /// A listener's state from settings already loaded.
+    pub fn new_with(addr: SocketAddr, state: FrontState) -> Arc<Frontend> {
+        Arc::new(Frontend {
             addr,
-            state: ArcSwap::from_pointee(FrontState::load(config)?),
+            state: ArcSwap::from_pointee(state),
             negative: Mutex::new(HashMap::new()),
             hasher: RandomState::new(),
             guard: Guard::default(),
-        }))
+            learned_smtp: Mutex::new(None),
+        })
     }
 
     /// New settings for new sessions (reload): [`FrontState::load`] reads
@@ -77,6 +87,44 @@ impl Frontend {
     /// load every listener's state before it changes any.
     pub fn swap(&self, state: FrontState) {
         self.state.store(Arc::new(state));
+        // Backends may have changed with it: learn them again.
+        *self
+            .learned_smtp
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = None;
+    }
+
+    /// What a submission EHLO offers before AUTH, besides levee's own:
+    /// `smtp_capabilities` if set; else what every backend offered at a
+    /// login (the same for all clients, whichever backend theirs will be);
+    /// before any login, PIPELINING and 8BITMIME.
+    pub fn smtp_extensions(&self, config: &MailListener) -> Arc<Extensions> {
+        if let Some(caps) = &config.smtp_capabilities {
+            return Arc::new(Extensions::from_keywords(caps.iter().map(|c| c.as_bytes())));
+        }
+        let learned = self
+            .learned_smtp
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        learned.clone().unwrap_or_else(|| {
+            Arc::new(Extensions::from_keywords(
+                crate::smtp::DEFAULT_EXTENSIONS.map(str::as_bytes),
+            ))
+        })
+    }
+
+    /// Remembers what a backend's EHLO offered, narrowing what is known.
+    pub(crate) fn learn_smtp(&self, offered: &Extensions) {
+        let mut learned = self
+            .learned_smtp
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let next = match learned.as_deref() {
+            Some(known) if known == offered => return,
+            Some(known) => known.common(offered),
+            None => offered.clone(),
+        };
+        *learned = Some(Arc::new(next));
     }
 
     pub fn protocol(&self) -> MailProtocol {
@@ -145,5 +193,69 @@ impl Frontend {
             }
         }
         cache.insert(key, until);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use levee_config::model::{MailAuth, MailListener, MailProtocol};
+
+    use super::{Extensions, FrontState, Frontend};
+
+    fn lines(e: &Extensions) -> String {
+        let mut out = Vec::new();
+        e.write_ehlo_lines(&mut out);
+        String::from_utf8_lossy(&out)
+            .replace("250-", "")
+            .replace("\r\n", " ")
+    }
+
+    /// Before AUTH, a submission EHLO offers the configured list, or what
+    /// every backend offered at a login since the last reload.
+    #[test]
+    fn ehlo_extensions_are_configured_or_learned_from_backends() {
+        let mut config =
+            MailListener::new(MailProtocol::Submission, MailAuth::UserMap("/u".into()));
+        let front = Frontend::new_with(
+            "127.0.0.1:587".parse().expect("addr"),
+            FrontState {
+                config: config.clone(),
+                users: None,
+            },
+        );
+        assert_eq!(
+            lines(&front.smtp_extensions(&config)),
+            "PIPELINING 8BITMIME "
+        );
+        let postfix = Extensions::from_keywords([
+            &b"PIPELINING"[..],
+            b"SIZE 10240000",
+            b"8BITMIME",
+            b"SMTPUTF8",
+            b"CHUNKING",
+        ]);
+        front.learn_smtp(&postfix);
+        assert_eq!(
+            lines(&front.smtp_extensions(&config)),
+            "PIPELINING SIZE 10240000 8BITMIME SMTPUTF8 CHUNKING "
+        );
+        // A backend that offers less narrows what every client is told.
+        front.learn_smtp(&Extensions::from_keywords([&b"SIZE 5000"[..], b"8BITMIME"]));
+        assert_eq!(
+            lines(&front.smtp_extensions(&config)),
+            "SIZE 5000 8BITMIME "
+        );
+        // Configured: exactly that. A reload learns again.
+        config.smtp_capabilities = Some(vec!["SIZE 1000".to_owned(), "DSN".to_owned()]);
+        assert_eq!(lines(&front.smtp_extensions(&config)), "SIZE 1000 DSN ");
+        config.smtp_capabilities = None;
+        front.swap(FrontState {
+            config: config.clone(),
+            users: None,
+        });
+        assert_eq!(
+            lines(&front.smtp_extensions(&config)),
+            "PIPELINING 8BITMIME "
+        );
     }
 }

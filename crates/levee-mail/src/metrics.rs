@@ -29,7 +29,8 @@ const STAGES: [&str; 2] = ["preauth", "proxying"];
 pub enum Login {
     Ok = 0,
     Refused = 1,
-    /// Refused without asking: too many failures from the IP or for the user.
+    /// Refused without asking: too many failures for the user from the
+    /// address, or the user's slow lane full.
     Blocked = 2,
     /// The auth service or the backend was unavailable.
     Unavailable = 3,

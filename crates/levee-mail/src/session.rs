@@ -41,7 +41,7 @@ use tokio::time::Instant;
 use crate::auth::{Attempt, Decision};
 use crate::backend::{self, Backend, Greet};
 use crate::front::{FrontState, Frontend};
-use crate::guard::SessionSlot;
+use crate::guard::{self, Refusal, SessionSlot, Ticket};
 use crate::line::{LineError, next_line};
 use crate::metrics::{self, Login, Stage, StageGuard};
 use crate::sasl::Credentials;
@@ -60,6 +60,9 @@ pub(crate) enum Stop {
     Handshake,
 }
 
+/// What one read reserves; a buffer past this is shrunk once handled.
+const KEEP_BUF: usize = 2048;
+
 /// The client connection during pre-auth: its stream, bytes read but not
 /// yet used, and the deadline to be logged in by.
 pub(crate) struct Io<S> {
@@ -71,7 +74,7 @@ pub(crate) struct Io<S> {
 impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
     /// Reads more into `buf`.
     pub async fn fill(&mut self) -> Result<(), Stop> {
-        self.buf.reserve(2048);
+        self.buf.reserve(KEEP_BUF);
         let read = tokio::time::timeout_at(self.deadline, self.stream.read_buf(&mut self.buf));
         tokio::select! {
             read = read => match read {
@@ -103,8 +106,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
         self.send(bytes).await
     }
 
+    /// Drops the first `n` bytes, the command just handled. A buffer that
+    /// grew for a large command (a 30 KB IMAP `ID`) is given back then, so
+    /// a session waiting for its next command holds no more than before.
     pub fn consume(&mut self, n: usize) {
         self.buf.drain(..n.min(self.buf.len()));
+        if self.buf.capacity() > KEEP_BUF && self.buf.len() <= KEEP_BUF {
+            if self.buf.is_empty() {
+                self.buf = Vec::new();
+            } else {
+                self.buf.shrink_to(KEEP_BUF);
+            }
+        }
     }
 
     /// The next CRLF line (a SASL response), at most `max` bytes.
@@ -299,21 +312,49 @@ impl Ctx {
             ssl: self.tls.info.as_deref(),
         };
         let config = &self.state.config;
-        let guard = &self.front.guard;
-        let ip = self.peer.ip();
-        let now = std::time::Instant::now();
-        let (limit, window) = (config.max_auth_failures, config.auth_failure_window);
-        let refused = |wait: std::time::Duration, message, smtp_code| async move {
-            let grown = guard.fail(ip, &credentials.user, config.auth_fail_delay, window, now);
+        let base = config.auth_fail_delay;
+        let rules = crate::guard::Rules {
+            pair_limit: config.max_auth_failures,
+            user_ceiling: config.max_user_auth_failures,
+            window: config.auth_failure_window,
+        };
+        let protocol = config.protocol;
+        // Reserved before the auth service is asked, so concurrent attempts
+        // are counted exactly (guard.rs).
+        let ticket = match self
+            .front
+            .guard
+            .admit(self.peer.ip(), &credentials.user, rules)
+            .await
+        {
+            Ok(ticket) => ticket,
+            Err(Refusal::Blocked { address_failures }) => {
+                tracing::info!(peer = %self.peer, "mail login refused: too many failures for this user from this address");
+                metrics::login(protocol, Login::Blocked);
+                tokio::time::sleep(guard::delay(base, address_failures)).await;
+                return Outcome::Refused {
+                    message: None,
+                    smtp_code: None,
+                };
+            }
+            Err(Refusal::Busy) => {
+                tracing::info!(peer = %self.peer, "mail login deferred: too many failures for this user");
+                metrics::login(protocol, Login::Blocked);
+                return Outcome::Unavailable;
+            }
+        };
+        if !ticket.waited.is_zero() {
+            tracing::info!(peer = %self.peer, waited_ms = ticket.waited.as_millis() as u64, "mail login slowed: too many failures for this user");
+        }
+        let grown = guard::delay(base, ticket.address_failures + 1);
+        let refused = async |ticket: Ticket<'_, guard::Local>,
+                             wait: std::time::Duration,
+                             message: Option<String>,
+                             smtp_code: Option<String>| {
+            ticket.settle(guard::Outcome::Failed);
             tokio::time::sleep(wait.max(grown)).await;
             Outcome::Refused { message, smtp_code }
         };
-        let protocol = config.protocol;
-        if guard.blocked(ip, &credentials.user, limit, window, now) {
-            tracing::info!(peer = %self.peer, "mail login refused: too many failures");
-            metrics::login(protocol, Login::Blocked);
-            return refused(config.auth_fail_delay, None, None).await;
-        }
         let mut route = match crate::auth::decide(&self.front, &self.state, &attempt).await {
             Decision::Accept(route) => route,
             Decision::Refuse {
@@ -322,7 +363,7 @@ impl Ctx {
                 smtp_code,
             } => {
                 metrics::login(protocol, Login::Refused);
-                return refused(wait, message, smtp_code).await;
+                return refused(ticket, wait, message, smtp_code).await;
             }
             Decision::Unavailable(why) => {
                 tracing::warn!(peer = %self.peer, reason = %why, "mail auth unavailable");
@@ -330,7 +371,12 @@ impl Ctx {
                 return Outcome::Unavailable;
             }
         };
-        let Some(slot) = guard.open_session(&credentials.user, config.max_sessions_per_user) else {
+        let Some(slot) = self
+            .front
+            .guard
+            .open_session(&credentials.user, config.max_sessions_per_user)
+        else {
+            ticket.settle(guard::Outcome::Succeeded);
             metrics::login(protocol, Login::TooMany);
             return Outcome::TooMany;
         };
@@ -350,13 +396,17 @@ impl Ctx {
             .then(|| crate::proxy_protocol::v2(self.peer, self.local));
         match backend::login(&route, greet, forward, proxy_header, timeout).await {
             Ok(b) => {
+                ticket.settle(guard::Outcome::Succeeded);
                 metrics::login(protocol, Login::Ok);
+                if let Some(offered) = &b.smtp_extensions {
+                    self.front.learn_smtp(offered);
+                }
                 Outcome::Proxy(b, slot)
             }
             Err(backend::BackendError::Refused(text)) => {
                 tracing::info!(peer = %self.peer, backend = %route.backend, "backend refused the login");
                 metrics::login(protocol, Login::Refused);
-                refused(config.auth_fail_delay, Some(text), None).await
+                refused(ticket, base, Some(text), None).await
             }
             Err(e) => {
                 tracing::warn!(peer = %self.peer, backend = %route.backend, error = %e, "mail backend unavailable");
@@ -425,6 +475,8 @@ pub(crate) async fn run(
             return;
         }
     };
+    // Read here, not held across the pre-auth stage: the task stays as small.
+    let grace_ms = u32::try_from(ctx.state.config.move_grace.as_millis()).unwrap_or(u32::MAX);
     drop(ctx);
     stage.advance(Stage::Proxying);
     let backend_addr = backend.addr;
@@ -432,15 +484,12 @@ pub(crate) async fn run(
     let tls = io.stream.is_tls();
     let farewell = Farewell {
         kick: crate::kick::register(user.as_bytes()),
-        line: match protocol {
-            MailProtocol::Imap => b"* BYE Your mailbox has moved; please log in again\r\n",
-            MailProtocol::Pop3 => {
-                b"-ERR [SYS/TEMP] Your mailbox has moved; please log in again\r\n"
-            }
-            MailProtocol::Submission => {
-                b"421 4.3.0 Your mailbox has moved; please log in again\r\n"
-            }
+        goodbye: match protocol {
+            MailProtocol::Imap => &crate::kick::IMAP,
+            MailProtocol::Pop3 => &crate::kick::POP3,
+            MailProtocol::Submission => &crate::kick::SMTP,
         },
+        grace_ms,
     };
     let mut splice = Splice::new(
         io.stream,
@@ -454,7 +503,10 @@ pub(crate) async fn run(
     let end: &str = match &end {
         Ok(crate::splice::End::Closed) => "closed",
         Ok(crate::splice::End::Idle) => "idle timeout",
-        Ok(crate::splice::End::Kicked) => "closed on request",
+        Ok(crate::splice::End::Kicked { at_boundary: true }) => "closed on request",
+        Ok(crate::splice::End::Kicked { at_boundary: false }) => {
+            "closed on request when move_grace ran out"
+        }
         Err(e) if e.kind() == io::ErrorKind::ConnectionReset => "reset",
         Err(_) => "error",
     };

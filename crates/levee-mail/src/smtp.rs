@@ -1,4 +1,6 @@
-//! SMTP submission before authentication (RFC 5321, RFC 4954 AUTH, RFC 3207 STARTTLS).
+//! SMTP submission before authentication (RFC 5321, RFC 4954 AUTH, RFC 3207
+//! STARTTLS), and the service extensions levee may offer on a backend's
+//! behalf before AUTH ([`Extensions`]).
 
 use crate::Parsed;
 use crate::line::{LineError, next_line, verb};
@@ -88,9 +90,140 @@ pub fn parse(buf: &[u8]) -> Result<Parsed<Command>, (SmtpError, Option<usize>)> 
     Ok(Parsed::Complete(command, used))
 }
 
+/// The extensions levee may advertise before AUTH when its backends offer
+/// them (nginx's `smtp_capabilities`): the config's list, since
+/// `smtp_capabilities` takes the same.
+pub use levee_config::model::SMTP_EXTENSIONS as SAFE_EXTENSIONS;
+
+/// What levee says before AUTH when it has neither learned nor been told.
+pub const DEFAULT_EXTENSIONS: [&str; 2] = ["PIPELINING", "8BITMIME"];
+
+/// Safe extensions, each an EHLO keyword upper-cased with its parameter
+/// (only SIZE has one: the largest message, in bytes; 0 or none: no limit stated).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Extensions {
+    /// In [`SAFE_EXTENSIONS`] order.
+    keywords: Vec<&'static str>,
+    size: Option<u64>,
+}
+
+impl Extensions {
+    /// From keyword lines as written in a config (`"SIZE 10240000"`) or an
+    /// EHLO reply; anything not safe is left out. An unparsable SIZE
+    /// parameter leaves SIZE out.
+    pub fn from_keywords<'a>(lines: impl IntoIterator<Item = &'a [u8]>) -> Extensions {
+        let mut found = Extensions {
+            keywords: Vec::new(),
+            size: None,
+        };
+        for line in lines {
+            let (word, param) = verb(line.trim_ascii());
+            let Some(&safe) = SAFE_EXTENSIONS
+                .iter()
+                .find(|s| s.as_bytes().eq_ignore_ascii_case(word))
+            else {
+                continue;
+            };
+            if safe == "SIZE" {
+                match param.map(|p| std::str::from_utf8(p.trim_ascii()).map(str::parse::<u64>)) {
+                    None => found.size = Some(0),
+                    Some(Ok(Ok(n))) => found.size = Some(n),
+                    Some(_) => continue,
+                }
+            }
+            if !found.keywords.contains(&safe) {
+                found.keywords.push(safe);
+            }
+        }
+        found
+            .keywords
+            .sort_by_key(|k| SAFE_EXTENSIONS.iter().position(|s| s == k));
+        found
+    }
+
+    /// The safe extensions of a backend's whole EHLO reply (`250-…` lines,
+    /// the first being its greeting).
+    pub fn from_ehlo_reply(reply: &[u8]) -> Extensions {
+        Extensions::from_keywords(
+            reply
+                .split(|&b| b == b'\n')
+                .skip(1)
+                .filter_map(|l| l.get(4..)),
+        )
+    }
+
+    /// What both offer, the smaller SIZE: safe for a client of either.
+    pub fn common(&self, other: &Extensions) -> Extensions {
+        let size = match (self.size, other.size) {
+            (Some(0), s) | (s, Some(0)) => s,
+            (Some(a), Some(b)) => Some(a.min(b)),
+            _ => None,
+        };
+        Extensions {
+            keywords: self
+                .keywords
+                .iter()
+                .filter(|k| other.keywords.contains(k) && (**k != "SIZE" || size.is_some()))
+                .copied()
+                .collect(),
+            size,
+        }
+    }
+
+    /// Appends `250-KEYWORD[ PARAM]\r\n` lines.
+    pub fn write_ehlo_lines(&self, out: &mut Vec<u8>) {
+        for k in &self.keywords {
+            out.extend_from_slice(b"250-");
+            out.extend_from_slice(k.as_bytes());
+            if *k == "SIZE"
+                && let Some(n) = self.size.filter(|&n| n > 0)
+            {
+                out.extend_from_slice(format!(" {n}").as_bytes());
+            }
+            out.extend_from_slice(b"\r\n");
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn extensions_keep_only_what_is_safe_to_offer_for_a_backend() {
+        let postfix = b"250-postfix.example\r\n250-PIPELINING\r\n250-SIZE 10240000\r\n250-VRFY\r\n250-ETRN\r\n250-AUTH PLAIN LOGIN\r\n250-XCLIENT NAME ADDR\r\n250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n250-DSN\r\n250-SMTPUTF8\r\n250 CHUNKING\r\n";
+        let p = Extensions::from_ehlo_reply(postfix);
+        let mut out = Vec::new();
+        p.write_ehlo_lines(&mut out);
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            "250-PIPELINING\r\n250-SIZE 10240000\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250-CHUNKING\r\n250-DSN\r\n"
+        );
+        // The greeting line is not a keyword, even when it looks like one.
+        assert_eq!(
+            Extensions::from_ehlo_reply(b"250-SIZE\r\n250 8BITMIME\r\n"),
+            Extensions::from_keywords([&b"8BITMIME"[..]])
+        );
+        // Two backends: what both offer, the smaller size.
+        let other = Extensions::from_keywords([&b"size 5000"[..], b"8bitmime", b"PIPELINING"]);
+        let both = p.common(&other);
+        let mut out = Vec::new();
+        both.write_ehlo_lines(&mut out);
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            "250-PIPELINING\r\n250-SIZE 5000\r\n250-8BITMIME\r\n"
+        );
+        // SIZE without a limit, and one with a broken parameter.
+        let unlimited = Extensions::from_keywords([&b"SIZE"[..]]);
+        assert_eq!(
+            unlimited.common(&other),
+            Extensions::from_keywords([&b"SIZE 5000"[..]])
+        );
+        assert_eq!(
+            Extensions::from_keywords([&b"SIZE lots"[..]]),
+            Extensions::from_keywords([])
+        );
+    }
 
     #[test]
     fn commands() {

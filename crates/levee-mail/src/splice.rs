@@ -37,6 +37,48 @@ struct Half {
     /// The reading side said EOF; the writing side gets a shutdown once drained.
     eof: bool,
     done: bool,
+    /// The last byte read ended a line, so the next read starts one.
+    /// Backend → client only, as is `mark` (both fit in padding).
+    line_start: bool,
+    mark: Mark,
+}
+
+/// Where the backend's answer stands, for a close request
+/// ([`crate::kick`]): the session's one piece of protocol knowledge.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum Mark {
+    /// Mid-line, or the client has sent something since: a command may be
+    /// running.
+    #[default]
+    Busy,
+    /// The backend's last bytes ended a line (an untagged response, a
+    /// continuation such as IMAP's `+ idling`).
+    Line,
+    /// The backend's last bytes ended a line that completes an answer.
+    Answered,
+}
+
+impl Half {
+    /// Notes where `data`, just read from the backend, leaves its answer.
+    fn mark_read(&mut self, data: &[u8], answer_ends: fn(&[u8]) -> bool) {
+        let Some(body) = data.strip_suffix(b"\n") else {
+            self.line_start = false;
+            self.mark = Mark::Busy;
+            return;
+        };
+        let line = match body.iter().rposition(|&b| b == b'\n') {
+            Some(i) => Some(&body[i + 1..]),
+            None if self.line_start => Some(body),
+            // The line began in an earlier read: its start is not known.
+            None => None,
+        };
+        let line = line.map(|l| l.strip_suffix(b"\r").unwrap_or(l));
+        self.line_start = true;
+        self.mark = match line {
+            Some(l) if answer_ends(l) => Mark::Answered,
+            _ => Mark::Line,
+        };
+    }
 }
 
 /// How the relay ended.
@@ -46,16 +88,29 @@ pub enum End {
     Closed,
     /// No byte moved for the idle timeout.
     Idle,
-    /// Closed on request (`kick`), after the farewell.
-    Kicked,
+    /// Closed on request (`kick`), after the farewell: at a command
+    /// boundary or a quiet moment, or when the grace ran out.
+    Kicked { at_boundary: bool },
 }
 
 /// A close request and what the client is told then.
 #[derive(Debug)]
 pub struct Farewell {
     pub kick: crate::kick::Handle,
-    /// The protocol's closing line (`* BYE …`, `-ERR …`, `421 …`).
-    pub line: &'static [u8],
+    /// The protocol's closing line and how its answers end.
+    pub goodbye: &'static crate::kick::Goodbye,
+    /// The longest wait for a boundary after the request (`move_grace`),
+    /// in milliseconds: 4 bytes, where a `Duration` would widen every
+    /// idle session.
+    pub grace_ms: u32,
+}
+
+/// What a close request wants now.
+enum Due {
+    /// Say goodbye and close; `at_boundary` is false when the grace ran out.
+    Now { at_boundary: bool },
+    /// Look again then.
+    At(Instant),
 }
 
 pub struct Splice<C, B> {
@@ -97,8 +152,13 @@ where
                 unsent: to_backend,
                 ..Half::default()
             },
+            // What the backend sent last is its answer to the login, a
+            // whole line; what the client pipelined behind it, if anything,
+            // makes the session busy once it is sent.
             down: Half {
                 unsent: to_client,
+                line_start: true,
+                mark: Mark::Line,
                 ..Half::default()
             },
             idle,
@@ -109,29 +169,59 @@ where
         }
     }
 
-    /// Lets the session be closed on request, telling the client `farewell.line`.
+    /// Lets the session be closed on request ([`crate::kick`]).
     pub fn with_farewell(mut self, farewell: Farewell) -> Self {
         self.farewell = Some(farewell);
         self
     }
 
-    /// When a close was requested and the session is quiet: nothing unsent,
-    /// nothing moved for [`crate::kick::QUIET`].
-    fn quiet_for_farewell(&self, now: Instant) -> bool {
-        self.farewell.as_ref().is_some_and(|f| f.kick.requested())
-            && self.up.unsent.is_empty()
-            && self.down.unsent.is_empty()
-            && now >= self.last_activity + crate::kick::QUIET
+    /// What a close request, if there is one, wants at `now` (read only
+    /// then: a session nobody asked to close reads no clock for it).
+    fn farewell_due(&self, now: impl FnOnce() -> Instant) -> Option<Due> {
+        let f = self.farewell.as_ref()?;
+        let asked = f.kick.asked_at()?;
+        let now = now();
+        let forced = asked + Duration::from_millis(u64::from(f.grace_ms));
+        if now >= forced {
+            return Some(Due::Now { at_boundary: false });
+        }
+        let settled = self.up.unsent.is_empty() && self.down.unsent.is_empty();
+        let still_for = match self.down.mark {
+            Mark::Answered if settled => Some(crate::kick::SETTLE),
+            Mark::Line if settled => Some(crate::kick::QUIET),
+            _ => None,
+        };
+        let Some(still_for) = still_for else {
+            return Some(Due::At(forced));
+        };
+        let at = self.last_activity + still_for;
+        if now >= at {
+            return Some(Due::Now { at_boundary: true });
+        }
+        Some(Due::At(at.min(forced)))
+    }
+
+    /// Tells the client goodbye (best effort: a client that cannot take one
+    /// line now is closed anyway) and ends the relay; what was unsent is dropped.
+    fn goodbye(&mut self, cx: &mut Context<'_>, at_boundary: bool) -> Poll<io::Result<End>> {
+        if let Some(f) = &self.farewell {
+            let _ = Pin::new(&mut self.client).poll_write(cx, f.goodbye.line);
+            let _ = Pin::new(&mut self.client).poll_flush(cx);
+        }
+        Poll::Ready(Ok(End::Kicked { at_boundary }))
     }
 }
 
-/// Moves what it can in one direction; `Ready(Ok(true))` when it made progress.
+/// Moves what it can in one direction; `Ready(Ok(true))` when it made
+/// progress. `answer_ends` is given for the backend's direction when a
+/// close may be requested: its reads are then marked ([`Half::mark_read`]).
 fn pump<R, W>(
     cx: &mut Context<'_>,
     half: &mut Half,
     from: &mut R,
     to: &mut W,
     count: &mut u64,
+    answer_ends: Option<fn(&[u8]) -> bool>,
 ) -> Poll<io::Result<bool>>
 where
     R: AsyncRead + Unpin,
@@ -171,6 +261,9 @@ where
             half.eof = true;
             return Poll::Ready(Ok(true));
         }
+        if let Some(answer_ends) = answer_ends {
+            half.mark_read(data, answer_ends);
+        }
         // Write on at once; keep only what the far side would not take.
         let written = match Pin::new(&mut *to).poll_write(cx, data) {
             Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
@@ -195,13 +288,11 @@ where
         let this = self.get_mut();
         if let Some(f) = &this.farewell {
             f.kick.watch(cx.waker());
-            if this.quiet_for_farewell(Instant::now()) {
-                // Best effort: a client that cannot take one line now is closed anyway.
-                let _ = Pin::new(&mut this.client).poll_write(cx, f.line);
-                let _ = Pin::new(&mut this.client).poll_flush(cx);
-                return Poll::Ready(Ok(End::Kicked));
-            }
         }
+        if let Some(Due::Now { at_boundary }) = this.farewell_due(Instant::now) {
+            return this.goodbye(cx, at_boundary);
+        }
+        let answer_ends = this.farewell.as_ref().map(|f| f.goodbye.answer_ends);
         let mut budget_spent = true;
         for _ in 0..BUDGET {
             let up = pump(
@@ -210,6 +301,7 @@ where
                 &mut this.client,
                 &mut this.backend,
                 &mut this.counts.0,
+                None,
             )?;
             let down = pump(
                 cx,
@@ -217,11 +309,18 @@ where
                 &mut this.backend,
                 &mut this.client,
                 &mut this.counts.1,
+                answer_ends,
             )?;
             if this.up.done && this.down.done {
                 return Poll::Ready(Ok(End::Closed));
             }
-            if !matches!(up, Poll::Ready(true)) && !matches!(down, Poll::Ready(true)) {
+            let up_moved = matches!(up, Poll::Ready(true));
+            if up_moved {
+                // The client spoke: whatever the backend said last, an
+                // answer may be owed again.
+                this.down.mark = Mark::Busy;
+            }
+            if !up_moved && !matches!(down, Poll::Ready(true)) {
                 budget_spent = false;
                 break;
             }
@@ -232,31 +331,26 @@ where
             return Poll::Pending;
         }
         // The timer is re-armed lazily: activity only moves `last_activity`.
-        // A pending close request wants to look again once the session is quiet.
-        let kicked = this.farewell.as_ref().is_some_and(|f| f.kick.requested());
-        if kicked {
-            let quiet_at = this.last_activity + crate::kick::QUIET;
-            if quiet_at < this.timer.deadline() {
-                this.timer.as_mut().reset(quiet_at);
-            }
+        // A pending close request wants to look again at its next moment.
+        match this.farewell_due(Instant::now) {
+            Some(Due::Now { at_boundary }) => return this.goodbye(cx, at_boundary),
+            Some(Due::At(at)) if at < this.timer.deadline() => this.timer.as_mut().reset(at),
+            _ => {}
         }
         loop {
             ready!(this.timer.as_mut().poll(cx));
             let now = Instant::now();
-            if this.quiet_for_farewell(now) {
-                cx.waker().wake_by_ref();
-                return Poll::Pending;
+            let due = this.farewell_due(|| now);
+            if let Some(Due::Now { at_boundary }) = due {
+                return this.goodbye(cx, at_boundary);
             }
             let deadline = this.last_activity + this.idle;
             if now >= deadline {
                 return Poll::Ready(Ok(End::Idle));
             }
-            let next = if kicked {
-                deadline
-                    .min(this.last_activity + crate::kick::QUIET)
-                    .max(now + crate::kick::QUIET / 4)
-            } else {
-                deadline
+            let next = match due {
+                Some(Due::At(at)) => deadline.min(at),
+                _ => deadline,
             };
             this.timer.as_mut().reset(next);
         }

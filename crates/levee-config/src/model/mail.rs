@@ -43,7 +43,9 @@ pub struct MailListener {
     pub max_errors: u32,
     /// Commands before login before the session is closed.
     pub max_commands: u32,
-    /// Longest command line, CRLF included (IMAP: the whole command with literals).
+    /// Longest command line, CRLF included. IMAP: a command's text without
+    /// its literal data, which `max_literal` bounds per literal and
+    /// `max_line` again for all of one command's literals together.
     pub max_line: usize,
     /// Largest IMAP literal before login.
     pub max_literal: u64,
@@ -55,12 +57,23 @@ pub struct MailListener {
     /// Log in to the backend as `USER<separator>MASTER` with the master
     /// password, so the user's password never travels on (Dovecot's master users).
     pub master: Option<MasterUser>,
-    /// Failed logins from one IP, or for one user, within `auth_failure_window`
-    /// after which that IP or user is refused without asking; 0 turns it off.
+    /// Failed logins for one user from one client address within
+    /// `auth_failure_window`, after which that user is refused from that
+    /// address without asking; 0 turns it off.
     pub max_auth_failures: u32,
+    /// Failed logins for one user from all addresses within the window,
+    /// after which the user's logins are slowed (not refused); 0 turns it off.
+    pub max_user_auth_failures: u32,
     pub auth_failure_window: Duration,
     /// Logged-in sessions of one user on this listener; 0 means no limit.
     pub max_sessions_per_user: u32,
+    /// After a close request for a moved user, the longest wait for a
+    /// command boundary before the session is closed regardless.
+    pub move_grace: Duration,
+    /// Submission: the service extensions EHLO advertises before AUTH,
+    /// each a keyword of [`SMTP_EXTENSIONS`] (`"SIZE 10240000"`); `None`:
+    /// those the backends offered (learned at each login), until one has.
+    pub smtp_capabilities: Option<Vec<String>>,
     /// STARTTLS on a plain listener with `[listener.tls]`; `Off` there means
     /// implicit TLS (the handshake comes first).
     pub starttls: StartTls,
@@ -142,9 +155,29 @@ pub const DEFAULT_MAIL_BACKEND_CONNECT_TIMEOUT: Duration = Duration::from_secs(3
 pub const DEFAULT_MAIL_MAX_ERRORS: u32 = 5;
 pub const DEFAULT_MAIL_MAX_COMMANDS: u32 = 50;
 pub const DEFAULT_MAIL_MAX_LINE: usize = 8 * 1024;
+/// IMAP before login: 64 KiB, as a client's `ID` may be 30 KB (RFC 2971
+/// allows 30 pairs of up to 1,024-byte values) and Dovecot takes it.
+pub const DEFAULT_IMAP_MAX_LINE: usize = 64 * 1024;
 pub const DEFAULT_MAIL_MAX_LITERAL: u64 = 8 * 1024;
 pub const DEFAULT_MAIL_MAX_AUTH_FAILURES: u32 = 10;
+pub const DEFAULT_MAIL_MAX_USER_AUTH_FAILURES: u32 = 100;
 pub const DEFAULT_MAIL_AUTH_FAILURE_WINDOW: Duration = Duration::from_secs(5 * 60);
+/// The SMTP extensions levee may advertise before AUTH for its backends:
+/// those whose work the backend does on the relayed session. Not levee's
+/// own (STARTTLS, AUTH, ENHANCEDSTATUSCODES), nor any that lets a client
+/// speak as levee (XCLIENT, XFORWARD).
+pub const SMTP_EXTENSIONS: [&str; 7] = [
+    "PIPELINING",
+    "SIZE",
+    "8BITMIME",
+    "SMTPUTF8",
+    "CHUNKING",
+    "BINARYMIME",
+    "DSN",
+];
+pub const DEFAULT_MAIL_MOVE_GRACE: Duration = Duration::from_secs(5);
+/// The longest `move_grace` accepted.
+pub const MAX_MAIL_MOVE_GRACE: Duration = Duration::from_secs(3600);
 pub const DEFAULT_AUTH_HTTP_TIMEOUT: Duration = Duration::from_secs(5);
 pub const DEFAULT_AUTH_NEGATIVE_TTL: Duration = Duration::from_secs(2);
 
@@ -161,14 +194,20 @@ impl MailListener {
             backend_connect_timeout: DEFAULT_MAIL_BACKEND_CONNECT_TIMEOUT,
             max_errors: DEFAULT_MAIL_MAX_ERRORS,
             max_commands: DEFAULT_MAIL_MAX_COMMANDS,
-            max_line: DEFAULT_MAIL_MAX_LINE,
+            max_line: match protocol {
+                MailProtocol::Imap => DEFAULT_IMAP_MAX_LINE,
+                MailProtocol::Pop3 | MailProtocol::Submission => DEFAULT_MAIL_MAX_LINE,
+            },
             max_literal: DEFAULT_MAIL_MAX_LITERAL,
             forward_client_address: false,
             backend_proxy_protocol: false,
             master: None,
             max_auth_failures: DEFAULT_MAIL_MAX_AUTH_FAILURES,
+            max_user_auth_failures: DEFAULT_MAIL_MAX_USER_AUTH_FAILURES,
             auth_failure_window: DEFAULT_MAIL_AUTH_FAILURE_WINDOW,
             max_sessions_per_user: 0,
+            move_grace: DEFAULT_MAIL_MOVE_GRACE,
+            smtp_capabilities: None,
             starttls: StartTls::Off,
         }
     }

@@ -34,6 +34,7 @@ pub(super) fn listener(t: &mut Table, m: &MailListener) {
         ("idle_timeout", m.idle_timeout),
         ("backend_connect_timeout", m.backend_connect_timeout),
         ("auth_failure_window", m.auth_failure_window),
+        ("move_grace", m.move_grace),
     ] {
         mail.insert(name.into(), duration(d));
     }
@@ -46,6 +47,10 @@ pub(super) fn listener(t: &mut Table, m: &MailListener) {
         int(u64::from(m.max_auth_failures)),
     );
     mail.insert(
+        "max_user_auth_failures".into(),
+        int(u64::from(m.max_user_auth_failures)),
+    );
+    mail.insert(
         "max_sessions_per_user".into(),
         int(u64::from(m.max_sessions_per_user)),
     );
@@ -56,6 +61,10 @@ pub(super) fn listener(t: &mut Table, m: &MailListener) {
         mail.insert(name.into(), Value::Boolean(b));
     }
     mail.insert("starttls".into(), m.starttls.as_str().into());
+    if let Some(caps) = &m.smtp_capabilities {
+        let list: Vec<Value> = caps.iter().map(|c| Value::from(c.as_str())).collect();
+        mail.insert("smtp_capabilities".into(), Value::Array(list));
+    }
     if let Some(master) = &m.master {
         mail.insert("master_user".into(), master.user.as_str().into());
         mail.insert("master_password".into(), master.password.as_str().into());

@@ -28,8 +28,11 @@ pub(crate) const MAIL_KEYS: &[&str] = &[
     "master_password",
     "master_separator",
     "max_auth_failures",
+    "max_user_auth_failures",
     "auth_failure_window",
     "max_sessions_per_user",
+    "move_grace",
+    "smtp_capabilities",
     "starttls",
 ];
 
@@ -150,6 +153,7 @@ fn mail(
         ("max_errors", &mut m.max_errors, 1),
         ("max_commands", &mut m.max_commands, 1),
         ("max_auth_failures", &mut m.max_auth_failures, 0),
+        ("max_user_auth_failures", &mut m.max_user_auth_failures, 0),
         ("max_sessions_per_user", &mut m.max_sessions_per_user, 0),
     ] {
         if let Some(n) = fields
@@ -157,6 +161,21 @@ fn mail(
             .and_then(|i| i.int_in(sink, min, u64::from(u32::MAX)))
         {
             *slot = n as u32;
+        }
+    }
+    if let Some(d) = fields
+        .get("auth_failure_window")
+        .and_then(|i| i.positive_duration(sink))
+    {
+        m.auth_failure_window = d;
+    }
+    if let Some(i) = fields.get("move_grace")
+        && let Some(d) = i.duration(sink)
+    {
+        if d > crate::model::MAX_MAIL_MOVE_GRACE {
+            i.error(sink, "must be at most 1h");
+        } else {
+            m.move_grace = d;
         }
     }
     // POP3 must take 255-octet lines (bearer tokens); below that nothing works.
@@ -201,9 +220,62 @@ fn mail(
             );
         }
     }
+    if let Some(i) = fields.get("smtp_capabilities") {
+        m.smtp_capabilities = smtp_capabilities(sink, i, protocol);
+    }
     m.master = master(sink, &fields, item);
     m.auth = auth?;
     Some(m)
+}
+
+/// Keywords of [`crate::model::SMTP_EXTENSIONS`], SIZE with an optional
+/// byte count; on a submission listener only.
+fn smtp_capabilities(
+    sink: &mut Sink<'_>,
+    item: &Item<'_, '_>,
+    protocol: MailProtocol,
+) -> Option<Vec<String>> {
+    if protocol != MailProtocol::Submission {
+        item.error(
+            sink,
+            "`smtp_capabilities` applies to protocol = \"submission\" only",
+        );
+        return None;
+    }
+    let mut out = Vec::new();
+    for e in item.array(sink)? {
+        let Some(text) = e.text(sink) else { continue };
+        let mut words = text.split_ascii_whitespace();
+        let word = words.next().unwrap_or("").to_ascii_uppercase();
+        let param: Vec<&str> = words.collect();
+        let known = crate::model::SMTP_EXTENSIONS.contains(&word.as_str());
+        let param_ok = match (word.as_str(), param.as_slice()) {
+            (_, []) => true,
+            ("SIZE", [n]) => n.parse::<u64>().is_ok(),
+            _ => false,
+        };
+        if !known {
+            e.error(
+                sink,
+                format!(
+                    "`{text}` is not an extension levee can offer for its backends; expected one of {}",
+                    crate::model::SMTP_EXTENSIONS.join(", ")
+                ),
+            );
+        } else if !param_ok && word == "SIZE" {
+            e.error(sink, format!("`{text}`: SIZE takes a number of bytes"));
+        } else if !param_ok {
+            e.error(sink, format!("`{text}`: {word} takes no parameter"));
+        } else {
+            out.push(
+                std::iter::once(word.as_str())
+                    .chain(param)
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            );
+        }
+    }
+    Some(out)
 }
 
 /// `master_user` and `master_password` come together; `master_separator` defaults to `*`.

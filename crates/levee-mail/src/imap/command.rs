@@ -1,5 +1,11 @@
 //! The pre-login IMAP command parser.
 //!
+//! Spacing is liberal where Dovecot and nginx are: one or more spaces
+//! between the command name and its arguments, between arguments (Python's
+//! imaplib writes `a LOGIN alice  {7}` for an empty argument before a
+//! literal), inside an `ID` list, and before the CRLF. The tag is followed
+//! by exactly one space, as Dovecot requires.
+//!
 //! Literals are strict. A synchronizing literal `{n}` stops the parser with
 //! [`Next::Continue`]: the driver sends a continuation and parses again with
 //! `acked` past it. A non-synchronizing literal `{n+}` (LITERAL+) is simply
@@ -9,20 +15,22 @@
 //! bytes are never read as a new command; where that cannot be known safely
 //! the connection must close.
 
-/// Bounds on what a client may send before login.
+/// Bounds on what a client may send before login. A command holds at
+/// most `2 × max_line` bytes: its text, and its literals' data.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     /// Largest literal accepted (credentials, ID values).
     pub max_literal: u64,
-    /// Largest whole command, literals included.
-    pub max_command: usize,
+    /// Longest command text, CRLFs included, literal data not counted; all
+    /// of one command's literals together are bounded by it too.
+    pub max_line: usize,
 }
 
 impl Default for Limits {
     fn default() -> Limits {
         Limits {
             max_literal: 8 * 1024,
-            max_command: 32 * 1024,
+            max_line: 64 * 1024,
         }
     }
 }
@@ -110,6 +118,8 @@ pub fn parse(buf: &[u8], acked: usize, limits: &Limits) -> Result<Next, Refusal>
         pos: 0,
         acked,
         limits,
+        literal_data: 0,
+        literal_total: 0,
     };
     let tag = match cur.tag() {
         Ok(tag) => tag,
@@ -135,10 +145,15 @@ struct Cursor<'a> {
     pos: usize,
     acked: usize,
     limits: &'a Limits,
+    /// Bytes of `buf` that are literal data (a literal still arriving
+    /// included): not counted against `max_line` as text.
+    literal_data: usize,
+    /// Declared sizes of the command's literals so far.
+    literal_total: u64,
 }
 
 fn command(cur: &mut Cursor<'_>) -> Step<Command> {
-    cur.sp()?;
+    cur.expect(b' ')?;
     let name = cur.atom()?.to_ascii_uppercase();
     let command = match name.as_slice() {
         b"CAPABILITY" => Command::Capability,
@@ -155,11 +170,10 @@ fn command(cur: &mut Cursor<'_>) -> Step<Command> {
         b"AUTHENTICATE" => {
             cur.sp()?;
             let mechanism = cur.atom()?.to_ascii_uppercase();
-            let initial = if cur.peek()? == b' ' {
-                cur.sp()?;
-                Some(cur.base64()?)
-            } else {
-                None
+            let initial = match cur.spaces()? {
+                0 => None,
+                _ if cur.peek()? == b'\r' => None,
+                _ => Some(cur.base64()?),
             };
             Command::Authenticate { mechanism, initial }
         }
@@ -169,6 +183,7 @@ fn command(cur: &mut Cursor<'_>) -> Step<Command> {
         }
         _ => return Err(Stop::Bad(ImapError::UnknownCommand(name))),
     };
+    cur.spaces()?;
     cur.crlf()?;
     Ok(command)
 }
@@ -194,8 +209,22 @@ impl Cursor<'_> {
         Ok(())
     }
 
+    /// Skips spaces; how many there were. Incomplete at the end of the
+    /// input, since more spaces may follow.
+    fn spaces(&mut self) -> Step<usize> {
+        let start = self.pos;
+        while self.peek()? == b' ' {
+            self.pos += 1;
+        }
+        Ok(self.pos - start)
+    }
+
+    /// One or more spaces: what separates arguments.
     fn sp(&mut self) -> Step<()> {
-        self.expect(b' ')
+        if self.spaces()? == 0 {
+            return Err(Stop::Bad(ImapError::Syntax));
+        }
+        Ok(())
     }
 
     fn crlf(&mut self) -> Step<()> {
@@ -300,23 +329,27 @@ impl Cursor<'_> {
             self.pos += 1;
         }
         self.expect(b'}')?;
-        if size > self.limits.max_literal {
+        self.literal_total += size;
+        if size > self.limits.max_literal || self.literal_total > self.limits.max_line as u64 {
             return Err(Stop::Bad(ImapError::LiteralTooLarge));
         }
         self.crlf()?;
         let start = self.pos;
         let end = start + size as usize;
         if self.buf.len() < end {
+            self.literal_data += self.buf.len() - start;
             if synchronizing && start > self.acked {
                 return Err(Stop::Continue(start));
             }
             return Err(Stop::Incomplete);
         }
+        self.literal_data += size as usize;
         self.pos = end;
         Ok(self.buf[start..end].to_vec())
     }
 
     /// `NIL` or `(field value field value …)`, at most 30 pairs (RFC 2971).
+    /// Spaces may pad the list inside its parentheses, as Dovecot allows.
     fn id_params(&mut self) -> Step<IdParams> {
         if self.peek()? != b'(' {
             return self.nstring().and_then(|v| match v {
@@ -326,6 +359,7 @@ impl Cursor<'_> {
         }
         self.pos += 1;
         let mut pairs = Vec::new();
+        self.spaces()?;
         if self.peek()? == b')' {
             self.pos += 1;
             return Ok(pairs);
@@ -338,12 +372,13 @@ impl Cursor<'_> {
             if pairs.len() > 30 {
                 return Err(Stop::Bad(ImapError::Syntax));
             }
+            let spaced = self.spaces()? > 0;
             match self.peek()? {
                 b')' => {
                     self.pos += 1;
                     return Ok(pairs);
                 }
-                b' ' => self.pos += 1,
+                _ if spaced => {}
                 _ => return Err(Stop::Bad(ImapError::Syntax)),
             }
         }
@@ -351,11 +386,13 @@ impl Cursor<'_> {
 
     fn finish(&self, stop: Stop, tag: Option<Vec<u8>>) -> Result<Next, Refusal> {
         match stop {
-            Stop::Incomplete if self.buf.len() > self.limits.max_command => Err(Refusal {
-                tag,
-                error: ImapError::TooLong,
-                discard: Discard::Close,
-            }),
+            Stop::Incomplete if self.buf.len() - self.literal_data > self.limits.max_line => {
+                Err(Refusal {
+                    tag,
+                    error: ImapError::TooLong,
+                    discard: Discard::Close,
+                })
+            }
             Stop::Incomplete => Ok(Next::Incomplete),
             Stop::Continue(at) => Ok(Next::Continue { at }),
             Stop::Bad(error) => {
@@ -397,11 +434,15 @@ impl Cursor<'_> {
 }
 
 /// How much of a refused command to drop, starting the search at `from`.
+/// The same bounds hold as for a command: text up to `max_line`, each
+/// literal up to `max_literal`, all literals together up to `max_line`.
 fn discard_from(buf: &[u8], from: usize, limits: &Limits) -> Discard {
     let mut i = from.min(buf.len());
+    let mut literals = 0u64;
     loop {
         let Some(lf) = buf[i..].iter().position(|&b| b == b'\n') else {
-            return if buf.len() > limits.max_command {
+            let text = buf.len() as u64 - literals.min(buf.len() as u64);
+            return if text > limits.max_line as u64 {
                 Discard::Close
             } else {
                 Discard::NeedMore
@@ -415,7 +456,8 @@ fn discard_from(buf: &[u8], from: usize, limits: &Limits) -> Discard {
             // without a continuation: the command ends here.
             None | Some((_, true)) => return Discard::Bytes(line_end),
             Some((size, false)) => {
-                if size > limits.max_literal {
+                literals += size;
+                if size > limits.max_literal || literals > limits.max_line as u64 {
                     return Discard::Close;
                 }
                 i = line_end + size as usize;

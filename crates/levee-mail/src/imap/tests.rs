@@ -6,7 +6,7 @@ use proptest::prelude::*;
 
 const LIMITS: Limits = Limits {
     max_literal: 64,
-    max_command: 1024,
+    max_line: 1024,
 };
 
 /// Drives the parser as a connection would: bytes arrive in `chunks`, a
@@ -48,6 +48,14 @@ fn drive(chunks: &[&[u8]]) -> (Vec<Result<Tagged, Refusal>>, usize) {
         }
     }
     (out, continuations)
+}
+
+/// `AUTHENTICATE PLAIN` with this initial response.
+fn plain(initial: Option<&[u8]>) -> Command {
+    Command::Authenticate {
+        mechanism: b"PLAIN".to_vec(),
+        initial: initial.map(<[u8]>::to_vec),
+    }
 }
 
 fn one(input: &[u8]) -> Tagged {
@@ -95,26 +103,14 @@ fn login_with_atoms_quoted_strings_and_literals() {
 
 #[test]
 fn authenticate_with_and_without_initial_response() {
-    assert_eq!(
-        one(b"a AUTHENTICATE plain\r\n").command,
-        Command::Authenticate {
-            mechanism: b"PLAIN".to_vec(),
-            initial: None
-        }
-    );
+    assert_eq!(one(b"a AUTHENTICATE plain\r\n").command, plain(None));
     assert_eq!(
         one(b"a AUTHENTICATE PLAIN AGFsaWNlAHNlY3JldA==\r\n").command,
-        Command::Authenticate {
-            mechanism: b"PLAIN".to_vec(),
-            initial: Some(b"AGFsaWNlAHNlY3JldA==".to_vec())
-        }
+        plain(Some(b"AGFsaWNlAHNlY3JldA=="))
     );
     assert_eq!(
         one(b"a AUTHENTICATE PLAIN =\r\n").command,
-        Command::Authenticate {
-            mechanism: b"PLAIN".to_vec(),
-            initial: Some(b"=".to_vec())
-        }
+        plain(Some(b"="))
     );
 }
 
@@ -202,6 +198,116 @@ fn syntax_errors() {
     }
     let (out, _) = drive(&[b"+a NOOP\r\n"]);
     assert_eq!(out[0].as_ref().expect_err("refused").tag, None);
+}
+
+/// Python's imaplib writes `LOGIN alice  {7}` for an empty argument before
+/// a literal; Dovecot and nginx take any run of spaces between arguments.
+#[test]
+fn runs_of_spaces_between_arguments_are_accepted() {
+    let login = |u: &[u8], p: &[u8]| Command::Login {
+        user: u.to_vec(),
+        pass: p.to_vec(),
+    };
+    let input: &[u8] = b"a LOGIN alice  {7}\r\npassw0d\r\nb NOOP  \r\n";
+    let (whole, continuations) = drive(&[&input[..20], &input[20..]]);
+    assert_eq!(continuations, 1, "the literal is asked for");
+    assert_eq!(whole.len(), 2, "{whole:?}");
+    assert_eq!(
+        whole[0].as_ref().expect("ok").command,
+        login(b"alice", b"passw0d")
+    );
+    assert_eq!(whole[1].as_ref().expect("ok").command, Command::Noop);
+    for split in 1..input.len() {
+        let (parts, _) = drive(&[&input[..split], &input[split..]]);
+        assert_eq!(parts, whole, "split at {split}");
+    }
+    assert_eq!(
+        one(b"a LOGIN   \"al ice\"   secret   \r\n").command,
+        login(b"al ice", b"secret")
+    );
+    assert_eq!(
+        one(b"a AUTHENTICATE  PLAIN   AGFsaWNlAHNlY3JldA==  \r\n").command,
+        plain(Some(b"AGFsaWNlAHNlY3JldA=="))
+    );
+    assert_eq!(one(b"a AUTHENTICATE PLAIN \r\n").command, plain(None));
+    assert_eq!(
+        one(b"a ID (  \"name\"   \"x\"  \"os\" NIL )\r\n").command,
+        Command::Id(vec![
+            (b"name".to_vec(), Some(b"x".to_vec())),
+            (b"os".to_vec(), None)
+        ])
+    );
+    assert_eq!(one(b"a ID  NIL \r\n").command, Command::Id(vec![]));
+}
+
+/// Liberal spacing leaves literals as strict as before: the `{n}` must be
+/// followed by its CRLF at once, and the literal's data is never a command.
+#[test]
+fn spacing_does_not_loosen_literals() {
+    // A space inside or after the size: refused, no continuation given.
+    for bad in [&b"a LOGIN alice {7 }\r\n"[..], b"a LOGIN alice { 7}\r\n"] {
+        let (out, continuations) = drive(&[bad, b"b NOOP\r\n"]);
+        assert_eq!(continuations, 0, "{:?}", String::from_utf8_lossy(bad));
+        assert!(out[0].is_err(), "{out:?}");
+        assert_eq!(out[1].as_ref().expect("ok").command, Command::Noop);
+    }
+    // Spaces between `}` and CRLF: not a literal, for the client either.
+    let (out, continuations) = drive(&[b"a LOGIN alice {5}  \r\nb NOOP\r\n"]);
+    assert_eq!(continuations, 0);
+    assert!(out[0].is_err(), "{out:?}");
+    assert_eq!(out[1].as_ref().expect("ok").tag, b"b");
+    // A refused command's LITERAL+ data after padded arguments is skipped.
+    let (out, _) = drive(&[b"a XYZZY   x  {13+}\r\nb LOGOUT\r\nx\r\n\r\nc NOOP\r\n"]);
+    assert_eq!(out.len(), 2, "{out:?}");
+    assert_eq!(out[1].as_ref().expect("ok").tag, b"c");
+    // Between the tag and the command name exactly one space, as Dovecot.
+    let (out, _) = drive(&[b"a  NOOP\r\n"]);
+    assert!(out[0].is_err());
+}
+
+/// The line limit counts a command's text; literal data is counted apart:
+/// each literal up to `max_literal`, all of them together up to `max_line`.
+#[test]
+fn literal_data_is_counted_apart_from_the_line() {
+    let limits = Limits {
+        max_literal: 60,
+        max_line: 100,
+    };
+    let parse_all = |input: &[u8]| {
+        let mut acked = 0;
+        loop {
+            match parse(input, acked, &limits) {
+                Ok(Next::Continue { at }) => acked = at,
+                other => return other,
+            }
+        }
+    };
+    // 2 × 60 bytes of literal data + a short line: over 100 bytes, accepted.
+    let mut two = b"a LOGIN {60+}\r\n".to_vec();
+    two.extend_from_slice(&[b'u'; 60]);
+    two.extend_from_slice(b" {40+}\r\n");
+    two.extend_from_slice(&[b'p'; 40]);
+    two.extend_from_slice(b"\r\n");
+    assert!(two.len() > 100);
+    assert!(matches!(parse_all(&two), Ok(Next::Command(..))));
+    // Arriving piece by piece, it is never "too long" either.
+    for end in 1..two.len() {
+        assert!(parse_all(&two[..end]).is_ok(), "refused at {end} bytes");
+    }
+    // Literals together over max_line: refused (LITERAL+ cannot be skipped: close).
+    let mut many = b"a ID (".to_vec();
+    for i in 0..3 {
+        many.extend_from_slice(format!("\"f{i}\" {{40+}}\r\n").as_bytes());
+        many.extend_from_slice(&[b'v'; 40]);
+        many.push(b' ');
+    }
+    let refusal = parse_all(&many).expect_err("over the literal total");
+    assert_eq!(refusal.error, ImapError::LiteralTooLarge);
+    assert_eq!(refusal.discard, Discard::Close);
+    // The text alone over max_line: too long, as before.
+    let long = format!("a LOGIN {} x\r\n", "u".repeat(120));
+    let refusal = parse_all(&long.as_bytes()[..110]).expect_err("too long");
+    assert_eq!(refusal.error, ImapError::TooLong);
 }
 
 #[test]

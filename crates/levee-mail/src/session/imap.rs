@@ -47,11 +47,13 @@ async fn run(io: &mut Io<ClientStream>, ctx: &mut Ctx) -> Result<PreAuth, Stop> 
         .await?;
     let limits = Limits {
         max_literal: config.max_literal,
-        max_command: config.max_line,
+        max_line: config.max_line,
     };
     let mut acked = 0usize;
     // What the client said in its last ID, passed on to the backend.
     let mut client_id = Vec::new();
+    // Whether it asked CAPABILITY: the backend is asked too (backend.rs).
+    let mut asked_capability = false;
     let mut budget = Budget::new(&config);
     loop {
         let tagged = match parse(&io.buf, acked, &limits) {
@@ -114,6 +116,7 @@ async fn run(io: &mut Io<ClientStream>, ctx: &mut Ctx) -> Result<PreAuth, Stop> 
         };
         let credentials = match tagged.command {
             Command::Capability => {
+                asked_capability = true;
                 let caps = capabilities(&ctx.tls);
                 let mut r = format!("* CAPABILITY {caps}\r\n").into_bytes();
                 r.extend(reply("OK Capability completed."));
@@ -191,6 +194,7 @@ async fn run(io: &mut Io<ClientStream>, ctx: &mut Ctx) -> Result<PreAuth, Stop> 
         let greet = Greet::Imap {
             tag: &tag,
             id: &client_id,
+            asked_capability,
         };
         match ctx.login(&credentials, greet).await {
             Outcome::Proxy(backend, slot) => {

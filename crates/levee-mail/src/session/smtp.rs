@@ -1,4 +1,5 @@
-//! SMTP submission before AUTH (RFC 6409, 4954): EHLO/HELO, AUTH
+//! SMTP submission before AUTH (RFC 6409, 4954): EHLO/HELO (offering what
+//! the backends offer, as far as levee can on their behalf), AUTH
 //! PLAIN/LOGIN, RSET, NOOP, QUIT; MAIL (and any other mail transaction
 //! command) gets `530 5.7.0` until the client is authenticated. STARTTLS
 //! (RFC 3207) is offered on a STARTTLS listener before TLS; with
@@ -11,7 +12,7 @@ use super::{
 };
 use crate::backend::Greet;
 use crate::sasl::Credentials;
-use crate::smtp::{Command, parse};
+use crate::smtp::{Command, Extensions, parse};
 
 const LIMITS: LineLimits = LineLimits {
     unframed: b"421 4.7.0 Closing connection\r\n",
@@ -24,9 +25,11 @@ const CLOSING: Closing = Closing {
     shutdown: b"421 4.3.2 Service shutting down\r\n",
 };
 
-/// The EHLO reply: STARTTLS only before TLS, AUTH only once logins are allowed.
-fn ehlo(tls: &TlsState) -> Vec<u8> {
-    let mut r = b"250-levee\r\n250-PIPELINING\r\n250-8BITMIME\r\n".to_vec();
+/// The EHLO reply: the backends' safe extensions (`Frontend::smtp_extensions`),
+/// STARTTLS only before TLS, AUTH only once logins are allowed.
+fn ehlo(tls: &TlsState, extensions: &Extensions) -> Vec<u8> {
+    let mut r = b"250-levee\r\n".to_vec();
+    extensions.write_ehlo_lines(&mut r);
     if tls.offered() {
         r.extend_from_slice(b"250-STARTTLS\r\n");
     }
@@ -60,7 +63,8 @@ async fn run(io: &mut Io<ClientStream>, ctx: &mut Ctx) -> Result<PreAuth, Stop> 
         let credentials = match command {
             Command::Ehlo(domain) => {
                 helo = domain;
-                io.send(&ehlo(&ctx.tls)).await?;
+                let extensions = ctx.front.smtp_extensions(&config);
+                io.send(&ehlo(&ctx.tls, &extensions)).await?;
                 continue;
             }
             Command::Helo(domain) => {

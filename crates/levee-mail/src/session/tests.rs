@@ -31,3 +31,32 @@ async fn a_session_task_stays_small() {
     // 936 in a debug build today; an inline TLS handshake adds 1,360.
     assert!(size <= 1280, "a session's task grew to {size} bytes");
 }
+
+/// IMAP takes a 30 KB command before login (a client's `ID`); the buffer
+/// that grew for it is given back once it is handled, so a session waiting
+/// for its next command costs what it did before.
+#[test]
+fn a_large_command_does_not_keep_its_buffer() {
+    let (stream, _peer) = tokio::io::duplex(64);
+    let mut io = super::Io {
+        stream,
+        buf: vec![b'x'; 31_808],
+        deadline: tokio::time::Instant::now(),
+    };
+    io.consume(31_808);
+    assert_eq!(io.buf.capacity(), 0, "freed once handled");
+    // A pipelined command behind it stays, in a buffer of the usual size.
+    io.buf = vec![b'x'; 40_000];
+    io.consume(39_990);
+    assert_eq!(io.buf, b"xxxxxxxxxx");
+    assert!(
+        io.buf.capacity() <= super::KEEP_BUF,
+        "{}",
+        io.buf.capacity()
+    );
+    // An ordinary buffer is kept for the next read, as before.
+    io.buf = Vec::with_capacity(super::KEEP_BUF);
+    io.buf.extend_from_slice(b"a NOOP\r\n");
+    io.consume(8);
+    assert_eq!(io.buf.capacity(), super::KEEP_BUF);
+}

@@ -68,7 +68,8 @@ async fn a_close_request_waits_for_a_quiet_moment_then_says_farewell() {
     let (mut backend, backend_side) = duplex(256);
     let farewell = super::Farewell {
         kick: crate::kick::register(b"splice-test-user"),
-        line: b"* BYE moved\r\n",
+        goodbye: &crate::kick::IMAP,
+        grace_ms: 5_000,
     };
     let task = tokio::spawn(
         Splice::new(
@@ -92,8 +93,142 @@ async fn a_close_request_waits_for_a_quiet_moment_then_says_farewell() {
         .expect("closed once quiet")
         .expect("join")
         .expect("relay");
-    assert_eq!(end, End::Kicked);
+    assert_eq!(end, End::Kicked { at_boundary: true });
     let mut rest = Vec::new();
     client.read_to_end(&mut rest).await.expect("read");
-    assert_eq!(rest, b"* BYE moved\r\n");
+    assert_eq!(rest, crate::kick::IMAP.line);
+}
+
+/// A splice relaying `client_side` to a backend that answers each command
+/// line with `TAG OK done` after `delay`, closable for `user`.
+fn answering_backend(
+    user: &[u8],
+    grace_ms: u32,
+    delay: Duration,
+) -> (
+    tokio::io::DuplexStream,
+    tokio::task::JoinHandle<std::io::Result<End>>,
+) {
+    let (client, client_side) = duplex(4096);
+    let (backend, backend_side) = duplex(4096);
+    tokio::spawn(async move {
+        let (read, mut write) = tokio::io::split(backend);
+        let mut lines = tokio::io::BufReader::new(read);
+        let mut line = String::new();
+        while tokio::io::AsyncBufReadExt::read_line(&mut lines, &mut line)
+            .await
+            .is_ok_and(|n| n > 0)
+        {
+            let tag = line.split(' ').next().unwrap_or("*").to_owned();
+            tokio::time::sleep(delay).await;
+            let answer = format!("* 1 EXISTS\r\n{tag} OK done\r\n");
+            if write.write_all(answer.as_bytes()).await.is_err() {
+                return;
+            }
+            line.clear();
+        }
+    });
+    let farewell = super::Farewell {
+        kick: crate::kick::register(user),
+        goodbye: &crate::kick::IMAP,
+        grace_ms,
+    };
+    let splice = Splice::new(
+        client_side,
+        backend_side,
+        Vec::new(),
+        Vec::new(),
+        Duration::from_secs(60),
+    )
+    .with_farewell(farewell);
+    (client, tokio::spawn(splice))
+}
+
+/// Asks `user`'s one session to close; how it ended and how long after.
+async fn close(
+    user: &[u8],
+    task: tokio::task::JoinHandle<std::io::Result<End>>,
+) -> (End, Duration) {
+    let asked = tokio::time::Instant::now();
+    assert_eq!(crate::kick::close_user(user), 1);
+    let end = tokio::time::timeout(Duration::from_secs(60), task)
+        .await
+        .expect("closed within a minute")
+        .expect("join")
+        .expect("relay");
+    (end, asked.elapsed())
+}
+
+/// The client: a command every 100 ms, so never 300 ms of silence.
+/// Once a move is asked for, it is closed between two commands, after the
+/// last answer is complete, well before the grace.
+#[tokio::test(start_paused = true)]
+async fn a_busy_client_is_closed_at_the_next_command_boundary() {
+    let (client, task) = answering_backend(b"splice-busy", 30_000, Duration::from_millis(5));
+    let (mut read, mut write) = tokio::io::split(client);
+    let sender = tokio::spawn(async move {
+        for n in 0.. {
+            if write
+                .write_all(format!("n{n} NOOP\r\n").as_bytes())
+                .await
+                .is_err()
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(1_050)).await;
+    let (end, took) = close(b"splice-busy", task).await;
+    assert_eq!(end, End::Kicked { at_boundary: true });
+    assert!(took < Duration::from_millis(200), "closed after {took:?}");
+    let mut got = Vec::new();
+    read.read_to_end(&mut got).await.expect("read");
+    let text = String::from_utf8_lossy(&got);
+    // Every command was answered in full; the goodbye follows an answer.
+    let bye = String::from_utf8_lossy(crate::kick::IMAP.line);
+    assert!(text.ends_with(&format!(" OK done\r\n{bye}")), "{text}");
+    sender.abort();
+}
+
+/// A session that never reaches a boundary (a client trickling a literal
+/// the backend never answers) is closed when `move_grace` runs out.
+#[tokio::test(start_paused = true)]
+async fn a_session_without_a_boundary_is_closed_when_the_grace_runs_out() {
+    let (client, task) = answering_backend(b"splice-trickle", 1_000, Duration::ZERO);
+    let (mut read, mut write) = tokio::io::split(client);
+    let sender = tokio::spawn(async move {
+        let _ = write.write_all(b"a APPEND INBOX {100000+}\r\n").await;
+        loop {
+            if write.write_all(b"x").await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (end, took) = close(b"splice-trickle", task).await;
+    assert_eq!(end, End::Kicked { at_boundary: false });
+    assert!(
+        took >= Duration::from_millis(1_000) && took < Duration::from_millis(1_100),
+        "closed after {took:?}"
+    );
+    let mut got = Vec::new();
+    read.read_to_end(&mut got).await.expect("read");
+    assert!(got.ends_with(crate::kick::IMAP.line), "{got:?}");
+    sender.abort();
+}
+
+/// An idle logged-in session is mostly this struct; what the move logic
+/// added lives in padding and in a word of the shared `Kick`, not in more
+/// bytes per session (bench/README.md measures idle sessions).
+#[test]
+fn the_relay_state_does_not_grow() {
+    type Session = Splice<crate::session::ClientStream, tokio::net::TcpStream>;
+    assert!(
+        std::mem::size_of::<Session>() <= 216,
+        "{}",
+        std::mem::size_of::<Session>()
+    );
+    assert!(std::mem::size_of::<crate::kick::Kick>() <= 48);
 }

@@ -53,6 +53,8 @@ def imap_logins(port):
     out("greeting", c.welcome.decode())
     typ, data = c.login("alice", "secret")
     out("quoted", f"{typ} {data[0].decode()}")
+    caps = c.untagged_responses.get("CAPABILITY", [b""])[-1].decode()
+    out("post_login_caps", caps)
     out("quoted_subject", subject(c))
     c.logout()
 
@@ -118,6 +120,69 @@ def imap_raw(port):
     out("timeout_ms", int((time.monotonic() - started) * 1000))
 
 
+class IMAP4From(imaplib.IMAP4):
+    """imaplib from a chosen loopback source address (127.0.0.N)."""
+
+    def __init__(self, port, source):
+        self.source = source
+        super().__init__("127.0.0.1", port)
+
+    def _create_socket(self, timeout):
+        return socket.create_connection(("127.0.0.1", self.port), timeout,
+                                        source_address=(self.source, 0))
+
+
+def login_from(port, source, user, password):
+    """One login from `source`: "OK", or the server's refusal text."""
+    try:
+        c = IMAP4From(port, source)
+    except OSError as e:
+        return f"connect: {e}"
+    try:
+        typ, _ = c.login(user, password)
+        c.logout()
+        return typ
+    except imaplib.IMAP4.error as e:
+        return str(e)
+
+
+def lockout(port):
+    """40 parallel wrong passwords for alice from one address, then alice
+    with her password from that address and from another."""
+    import threading
+    results = []
+    def attempt(n):
+        results.append(login_from(port, "127.0.0.1", "alice", f"wrong{n}"))
+    threads = [threading.Thread(target=attempt, args=(n,)) for n in range(40)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    out("refused", sum("AUTHENTICATIONFAILED" in r for r in results))
+    out("others", [r for r in results if "AUTHENTICATIONFAILED" not in r])
+    out("same_address", login_from(port, "127.0.0.1", "alice", "secret"))
+    out("other_address", login_from(port, "127.0.0.2", "alice", "secret"))
+
+
+def slowed(port):
+    """Wrong passwords for alice from four addresses reach her ceiling; then
+    two logins with her password from two fresh addresses at once."""
+    import threading
+    for n in range(4):
+        out(f"wrong_{n}", login_from(port, f"127.0.0.{10 + n}", "alice", "nope"))
+    results = []
+    def attempt(n):
+        results.append(login_from(port, f"127.0.0.{20 + n}", "alice", "secret"))
+    started = time.monotonic()
+    threads = [threading.Thread(target=attempt, args=(n,)) for n in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    out("right", ",".join(sorted(results)))
+    out("right_ms", int((time.monotonic() - started) * 1000))
+
+
 def pop3(port):
     c = poplib.POP3("127.0.0.1", port)
     out("capa", " ".join(sorted(c.capa().keys())))
@@ -179,6 +244,19 @@ def submission_send(port):
     c.quit()
 
 
+def ehlo_after_auth(port):
+    """EHLO, AUTH, EHLO again: the second reply is the backend's, relayed."""
+    c = smtplib.SMTP("127.0.0.1", port)
+    code, text = c.ehlo("client.example")
+    out("before", text.decode().replace("\n", "|"))
+    c.login("alice", "secret")
+    c.ehlo_resp = None
+    code, text = c.ehlo("client.example")
+    out("after_code", code)
+    out("after", text.decode().replace("\n", "|"))
+    c.quit()
+
+
 def no_tls_yet(port_imap, port_pop3, port_smtp):
     """STARTTLS/STLS is neither offered nor accepted until levee has TLS."""
     got = raw(port_imap, [b"a CAPABILITY\r\nb STARTTLS\r\n"], b"b ")
@@ -194,5 +272,6 @@ if __name__ == "__main__":
         no_tls_yet(*map(int, sys.argv[2:5]))
         sys.exit(0)
     cases = {"imap_logins": imap_logins, "imap_raw": imap_raw, "pop3": pop3,
+             "lockout": lockout, "slowed": slowed, "ehlo_after_auth": ehlo_after_auth,
              "submission": submission, "submission_send": submission_send}
     cases[sys.argv[1]](int(sys.argv[2]))

@@ -154,6 +154,15 @@ pub fn client_on(case: &str, ports: &[u16]) -> HashMap<String, String> {
 
 /// Runs `tests/mail/SCRIPT CASE ARGS…`; its `key=value` output lines.
 pub fn run_script(script: &str, case: &str, args: &[String]) -> HashMap<String, String> {
+    script_output(script, case, args)
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
+/// What `tests/mail/SCRIPT CASE ARGS…` prints; it must succeed.
+pub fn script_output(script: &str, case: &str, args: &[String]) -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/mail")
         .join(script);
@@ -170,10 +179,6 @@ pub fn run_script(script: &str, case: &str, args: &[String]) -> HashMap<String, 
         String::from_utf8_lossy(&output.stderr)
     );
     stdout
-        .lines()
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect()
 }
 
 pub fn ms(v: &str) -> u64 {

@@ -28,6 +28,7 @@ master_password = "m4ster"
     assert_eq!(m.protocol, MailProtocol::Imap);
     assert_eq!(m.preauth_timeout, Duration::from_secs(30));
     assert_eq!(m.max_errors, 3);
+    assert_eq!(m.max_line, 65_536, "IMAP's pre-login default");
     assert!(m.forward_client_address);
     let master = m.master.as_ref().expect("master user");
     assert_eq!(
@@ -61,6 +62,7 @@ user_map = "/etc/levee/users"
 "#);
     let m = config.listeners[0].mail.as_ref().expect("mail");
     assert_eq!(m.protocol, MailProtocol::Pop3);
+    assert_eq!(m.max_line, 8192);
     assert_eq!(m.auth, MailAuth::UserMap("/etc/levee/users".into()));
     assert!(config.listeners.iter().all(|l| l.address.port() == 110));
 }
@@ -164,6 +166,74 @@ fn mail_listeners_take_no_proxy_protocol_header() {
         ),
         [
             "t.toml:4:18: listener[0].proxy_protocol: `proxy_protocol` is not supported on mail listeners yet"
+        ]
+    );
+}
+
+/// `move_grace` (0 to 1 h) and `auth_failure_window`, which used to be
+/// accepted and then ignored.
+#[test]
+fn move_grace_and_the_failure_window_are_read() {
+    let config = ok(r#"
+[[listener]]
+address = "127.0.0.1:143"
+protocol = "imap"
+[listener.mail]
+user_map = "/u"
+move_grace = "2s"
+auth_failure_window = "90s"
+"#);
+    let m = config.listeners[0].mail.as_ref().expect("mail");
+    assert_eq!(m.move_grace, Duration::from_secs(2));
+    assert_eq!(m.auth_failure_window, Duration::from_secs(90));
+    let defaults = ok(
+        "[[listener]]\naddress = \"127.0.0.1:1\"\nprotocol = \"imap\"\n[listener.mail]\nuser_map = \"/u\"\n",
+    );
+    let m = defaults.listeners[0].mail.as_ref().expect("mail");
+    assert_eq!(m.move_grace, Duration::from_secs(5));
+    assert_eq!(
+        errors_of(
+            "[[listener]]\naddress = \"127.0.0.1:1\"\nprotocol = \"imap\"\n[listener.mail]\nuser_map = \"/u\"\nmove_grace = \"2h\"\nauth_failure_window = \"0s\"\n"
+        ),
+        [
+            "t.toml:6:14: listener[0].mail.move_grace: must be at most 1h",
+            "t.toml:7:23: listener[0].mail.auth_failure_window: must be greater than zero",
+        ]
+    );
+}
+
+#[test]
+fn smtp_capabilities_are_safe_keywords_on_submission_only() {
+    let config = ok(r#"
+[[listener]]
+address = "127.0.0.1:587"
+protocol = "submission"
+[listener.mail]
+user_map = "/u"
+smtp_capabilities = ["size 10240000", "8BITMIME", "PIPELINING", "SMTPUTF8"]
+"#);
+    let m = config.listeners[0].mail.as_ref().expect("mail");
+    assert_eq!(
+        m.smtp_capabilities.as_deref(),
+        Some(&["SIZE 10240000", "8BITMIME", "PIPELINING", "SMTPUTF8"].map(String::from)[..])
+    );
+    assert_eq!(crate::validate(&config), Ok(()));
+    assert_eq!(
+        errors_of(
+            "[[listener]]\naddress = \"127.0.0.1:1\"\nprotocol = \"submission\"\n[listener.mail]\nuser_map = \"/u\"\nsmtp_capabilities = [\"XCLIENT\", \"SIZE big\", \"DSN x\"]\n"
+        ),
+        [
+            "t.toml:6:22: listener[0].mail.smtp_capabilities[0]: `XCLIENT` is not an extension levee can offer for its backends; expected one of PIPELINING, SIZE, 8BITMIME, SMTPUTF8, CHUNKING, BINARYMIME, DSN",
+            "t.toml:6:33: listener[0].mail.smtp_capabilities[1]: `SIZE big`: SIZE takes a number of bytes",
+            "t.toml:6:45: listener[0].mail.smtp_capabilities[2]: `DSN x`: DSN takes no parameter",
+        ]
+    );
+    assert_eq!(
+        errors_of(
+            "[[listener]]\naddress = \"127.0.0.1:1\"\nprotocol = \"imap\"\n[listener.mail]\nuser_map = \"/u\"\nsmtp_capabilities = [\"DSN\"]\n"
+        ),
+        [
+            "t.toml:6:21: listener[0].mail.smtp_capabilities: `smtp_capabilities` applies to protocol = \"submission\" only"
         ]
     );
 }
