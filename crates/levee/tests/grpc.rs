@@ -351,11 +351,11 @@ fn a_second_connection_past_the_stream_limit_and_idle_ones_close() {
 
     // Two calls at once: the second cannot wait behind the first on the
     // one connection, so it gets a connection of its own.
-    let first = std::thread::spawn(move || call(t, "hang", &["s1", "3"]));
-    let second = std::thread::spawn(move || call(t, "hang", &["s2", "3"]));
+    let first = std::thread::spawn(move || call(t, "hang", &["s1", "8"]));
+    let second = std::thread::spawn(move || call(t, "hang", &["s2", "8"]));
     for id in ["STARTED s1", "STARTED s2"] {
         assert!(
-            server.wait_line(id, Duration::from_millis(2500)).is_some(),
+            server.wait_line(id, Duration::from_secs(7)).is_some(),
             "{id}: both calls should run at once"
         );
     }

@@ -225,8 +225,10 @@ async fn a_session_without_a_boundary_is_closed_when_the_grace_runs_out() {
 #[test]
 fn the_relay_state_does_not_grow() {
     type Session = Splice<crate::session::ClientStream, tokio::net::TcpStream>;
+    // 216 bytes when levee-mail is built alone, 224 in the workspace build,
+    // where other crates' tokio features widen its timer.
     assert!(
-        std::mem::size_of::<Session>() <= 216,
+        std::mem::size_of::<Session>() <= 224,
         "{}",
         std::mem::size_of::<Session>()
     );
