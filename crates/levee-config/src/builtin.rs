@@ -36,6 +36,7 @@ pub fn builtin_proxy(listen: SocketAddr, servers: Vec<String>) -> Config {
     let action = Action::Proxy(ProxyAction {
         upstream: BUILTIN_UPSTREAM.to_owned(),
         preserve_host: true,
+        forward_path: Default::default(),
         cache: None,
     });
     single_route(listen, action, vec![upstream])

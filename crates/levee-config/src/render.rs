@@ -260,6 +260,7 @@ fn route(r: &crate::model::Route) -> Value {
         Action::Proxy(p) => {
             t.insert("proxy".into(), p.upstream.as_str().into());
             t.insert("preserve_host".into(), p.preserve_host.into());
+            t.insert("forward_path".into(), p.forward_path.as_str().into());
             cache::route(&mut t, p.cache.as_ref());
         }
         Action::Static(s) => {

@@ -63,6 +63,7 @@ host = ["Example.com", "*.example.com"]
 path = "/api/"
 proxy = "app"
 preserve_host = false
+forward_path = "original"
 
 [[route]]
 listener = ["web", "[::1]:8443"]
@@ -157,6 +158,7 @@ fn full_config_becomes_the_expected_model() {
                 action: Action::Proxy(ProxyAction {
                     upstream: "app".into(),
                     preserve_host: false,
+                    forward_path: ForwardPath::Original,
                     cache: None,
                 }),
                 protect: Default::default(),
@@ -363,6 +365,7 @@ servers = ["127.0.0.1:81"]
             &Action::Proxy(ProxyAction {
                 upstream: "app".into(),
                 preserve_host: true,
+                forward_path: Default::default(),
                 cache: None
             }),
             &Action::Redirect(RedirectAction {

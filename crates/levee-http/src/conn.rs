@@ -247,7 +247,7 @@ pub(crate) async fn serve_request(
     client: &mut Client,
     listener: &ListenerCtx,
     site: &Site,
-    head: RequestHead,
+    mut head: RequestHead,
     started: Instant,
     served: u64,
 ) -> Next {
@@ -268,10 +268,15 @@ pub(crate) async fn serve_request(
             )
             .await
         }
-        Some(routed) => match screen::screen(client, site, &head, routed, keep_alive).await {
-            Screened::Pass => act(client, site, &head, &routed.target, keep_alive, &mut done).await,
-            Screened::Reply(bytes) => done.reply(client, site, &head, bytes).await,
-        },
+        Some(routed) => {
+            routed.choose_path(&mut head);
+            match screen::screen(client, site, &head, routed, keep_alive).await {
+                Screened::Pass => {
+                    act(client, site, &head, &routed.target, keep_alive, &mut done).await
+                }
+                Screened::Reply(bytes) => done.reply(client, site, &head, bytes).await,
+            }
+        }
     }
 
     done.log(site, client.peer, &head, started);

@@ -55,6 +55,7 @@ fn proxy_is_one_upstream_named_backend() {
         Action::Proxy(ProxyAction {
             upstream: "backend".into(),
             preserve_host: true,
+            forward_path: Default::default(),
             cache: None,
         })
     );

@@ -6,6 +6,8 @@
 
 use std::ops::Range;
 
+use crate::normal::hex;
+
 /// Why a chunked body is refused (400 from a client, 502 from an upstream).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum ChunkError {
@@ -182,14 +184,5 @@ impl ChunkedDecoder {
         fed.consumed = i;
         fed.done = self.state == State::Done;
         Ok(fed)
-    }
-}
-
-fn hex(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
     }
 }

@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::message::{Framing, Version};
+use crate::normal::PathError;
 use proptest::prelude::*;
 
 const LIMITS: HeadLimits = HeadLimits {
@@ -208,6 +209,64 @@ fn absolute_form_sets_the_host() {
 }
 
 #[test]
+fn only_origin_and_http_absolute_forms_are_served() {
+    use HeadError::*;
+    for (text, error) in [
+        ("OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n", BadTarget),
+        ("GET a.test:80 HTTP/1.1\r\nHost: a\r\n\r\n", BadTarget),
+        (
+            "GET http://user@evil.test/ HTTP/1.1\r\nHost: a\r\n\r\n",
+            BadAbsolute,
+        ),
+        ("GET http://u:p@a/ HTTP/1.1\r\nHost: a\r\n\r\n", BadAbsolute),
+        ("GET ftp://a.test/ HTTP/1.1\r\nHost: a\r\n\r\n", BadAbsolute),
+        (
+            "GET file:///etc/passwd HTTP/1.1\r\nHost: a\r\n\r\n",
+            BadAbsolute,
+        ),
+        ("GET http:///p HTTP/1.1\r\nHost: a\r\n\r\n", BadHost),
+        ("GET http://a\\b/ HTTP/1.1\r\nHost: a\r\n\r\n", BadHost),
+        (
+            "GET /a?b#c HTTP/1.1\r\nHost: a\r\n\r\n",
+            BadPath(PathError::Fragment),
+        ),
+        (
+            "GET /a#c HTTP/1.1\r\nHost: a\r\n\r\n",
+            BadPath(PathError::Fragment),
+        ),
+    ] {
+        assert_eq!(refused(text), error, "{text:?}");
+        assert_eq!(error.status(), 400);
+    }
+    let text = "GET HTTPS://B.test?x=1 HTTP/1.1\r\nHost: a.test\r\n\r\n";
+    let head = complete(text).into_head(bytes::Bytes::from(text));
+    assert_eq!(head.host_name(), b"B.test");
+    assert_eq!(head.path(), b"/");
+    assert_eq!(head.uri(), b"/?x=1");
+}
+
+#[test]
+fn the_path_is_normalised_once_with_the_head() {
+    let text = "GET /x/../%61dmin//a%2fb;p=1?c%6fde=1 HTTP/1.1\r\nHost: a\r\n\r\n";
+    let mut head = complete(text).into_head(bytes::Bytes::from(text));
+    assert_eq!(head.path(), b"/admin/a/b");
+    assert_eq!(head.query(), b"c%6fde=1");
+    assert_eq!(head.uri(), b"/admin/a%2Fb;p=1?c%6fde=1");
+    assert!(!head.forwards_original());
+    head.forward_original();
+    assert_eq!(head.uri(), b"/x/../%61dmin//a%2fb;p=1?c%6fde=1");
+    assert_eq!(
+        head.path(),
+        b"/admin/a/b",
+        "routing still reads the normal form"
+    );
+    for bad in ["/..", "/admin%00", "/%c0%ae", "/a/..;/b", "/a%zz"] {
+        let text = format!("GET {bad} HTTP/1.1\r\nHost: a\r\n\r\n");
+        assert!(matches!(refused(&text), HeadError::BadPath(_)), "{bad}");
+    }
+}
+
+#[test]
 fn limits_give_414_and_431() {
     let long = format!("GET /{} HTTP/1.1\r\nHost: a\r\n\r\n", "a".repeat(9000));
     assert_eq!(refused(&long).status(), 414);
@@ -227,8 +286,7 @@ fn limits_give_414_and_431() {
 
 #[test]
 fn split_reads_give_the_same_head_at_every_split() {
-    let text =
-        b"POST /upload?x=1 HTTP/1.1\r\nHost: example.com\r\nContent-Length: 3\r\nX-A: b\r\n\r\nabc";
+    let text = b"POST //up/./%6Coad?x=1 HTTP/1.1\r\nHost: example.com\r\nContent-Length: 3\r\nX-A: b\r\n\r\nabc";
     let head_len = text.len() - 3;
     for split in 1..text.len() {
         let mut searched = 0;
@@ -241,6 +299,9 @@ fn split_reads_give_the_same_head_at_every_split() {
             Ok(Parsed::Complete(p, n)) => {
                 assert_eq!(n, head_len);
                 assert_eq!(p.framing, Framing::Length(3));
+                let head = p.into_head(bytes::Bytes::copy_from_slice(&text[..n]));
+                assert_eq!(head.path(), b"/up/load");
+                assert_eq!(head.uri(), b"/up/load?x=1");
             }
             other => panic!("split {split}: {other:?}"),
         }
