@@ -160,6 +160,45 @@ fn invalid_chunk_sizes() {
 }
 
 #[test]
+fn whitespace_after_a_chunk_size_without_extension() {
+    check(&[
+        (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5 \r\nhello\r\n0\r\n\r\n", 400),
+        (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\t\r\nhello\r\n0\r\n\r\n", 400),
+    ]);
+}
+
+#[test]
+fn malformed_trailers_are_refused() {
+    // Issue 12's reproducer: a request line and its fields as trailers
+    // reached the upstream verbatim.
+    check(&[
+        (
+            b"POST /t HTTP/1.1\r\nHost: a\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n\
+              5\r\nhello\r\n0\r\nGET /smuggled HTTP/1.1\r\nHost: internal\r\nContent-Length: 99\r\n\r\n",
+            400,
+        ),
+        (
+            b"POST /t HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX-A b\r\n\r\n",
+            400,
+        ),
+    ]);
+}
+
+#[test]
+fn only_origin_and_http_absolute_targets() {
+    check(&[
+        (b"OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+        (b"GET a.test:80 HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+        (
+            b"GET http://user@evil.test/ HTTP/1.1\r\nHost: a\r\n\r\n",
+            400,
+        ),
+        (b"GET ftp://evil.test/ HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+        (b"GET http://a\\b/ HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+    ]);
+}
+
+#[test]
 fn obs_fold_is_rejected() {
     check(&[(
         b"GET / HTTP/1.1\r\nHost: a\r\nX-A: one\r\n two\r\n\r\n",
@@ -240,4 +279,33 @@ fn valid_chunked_request_is_forwarded() {
     );
     let stored = std::fs::read(f.nginx.root().join("dav/c.txt")).expect("stored");
     assert_eq!(stored, b"hello world");
+}
+
+#[test]
+fn trailers_split_across_reads_after_a_long_body() {
+    // Past the 16 KiB prebuffer the body is relayed; a trailer line that
+    // arrives in pieces is held back until whole, then forwarded.
+    let f = Fixture::new();
+    let mut conn = RawConn::connect(f.levee.port);
+    let data = vec![b'x'; 20_000];
+    let mut first = format!(
+        "PUT /dav/long.txt HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n",
+        data.len()
+    )
+    .into_bytes();
+    first.extend_from_slice(&data);
+    first.extend_from_slice(b"\r\n0\r\nX-Tr");
+    conn.send(&first);
+    std::thread::sleep(Duration::from_millis(200));
+    conn.send(b"ailer: t\r");
+    std::thread::sleep(Duration::from_millis(200));
+    conn.send(b"\n\r\n");
+    let resp = conn.read_response("PUT");
+    assert!(
+        resp.status == 201 || resp.status == 204,
+        "PUT got {}",
+        resp.status
+    );
+    let stored = std::fs::read(f.nginx.root().join("dav/long.txt")).expect("stored");
+    assert_eq!(stored.len(), data.len());
 }

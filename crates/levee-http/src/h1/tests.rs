@@ -347,7 +347,7 @@ fn response_framing() {
 
 #[test]
 fn chunked_decoding_with_extensions_and_trailers() {
-    let body = b"5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nX-T: v\r\n\r\nNEXT";
+    let body = b"5;ext=1\r\nhello\r\n6 ; e=\"q\"\r\n world\r\n0\r\nX-T: v\r\n\r\nNEXT";
     let mut d = ChunkedDecoder::default();
     let fed = d.feed(body).expect("valid");
     assert!(fed.done);
@@ -363,16 +363,45 @@ fn chunked_decoding_with_extensions_and_trailers() {
 
 #[test]
 fn chunked_split_reads() {
-    let body = b"a\r\n0123456789\r\n3\r\nabc\r\n0\r\n\r\n";
+    let body = b"a\r\n0123456789\r\n3\r\nabc\r\n0\r\nX-T: v\r\nHost: no\r\n\r\n";
     for split in 1..body.len() {
         let mut d = ChunkedDecoder::default();
         let a = d.feed(&body[..split]).expect("valid prefix");
-        assert_eq!(a.consumed, split);
         assert!(!a.done);
-        let b = d.feed(&body[split..]).expect("valid rest");
+        // Only a partial trailer line is held back.
+        let held = split - a.consumed;
+        assert!(held == 0 || split > 23, "split {split} held {held}");
+        let b = d.feed(&body[a.consumed..]).expect("valid rest");
         assert!(b.done, "split {split}");
+        assert_eq!(a.consumed + b.consumed, body.len());
         assert_eq!(d.data_len, 13);
+        // `Host` is never forwarded from trailers, whatever the split.
+        let skipped: Vec<&[u8]> = a
+            .skip
+            .iter()
+            .map(|r| &body[r.clone()])
+            .chain(
+                b.skip
+                    .iter()
+                    .map(|r| &body[a.consumed + r.start..a.consumed + r.end]),
+            )
+            .collect();
+        assert_eq!(skipped, [&b"Host: no\r\n"[..]], "split {split}");
     }
+}
+
+#[test]
+fn trailers_are_fields_and_some_are_never_forwarded() {
+    let body =
+        b"0\r\nGrpc-Status: 0\r\nContent-Length: 99\r\nTransfer-Encoding: x\r\nX-A:\t1\r\n\r\n";
+    let mut d = ChunkedDecoder::default();
+    let fed = d.feed(body).expect("valid");
+    assert!(fed.done);
+    let skipped: Vec<&[u8]> = fed.skip.iter().map(|r| &body[r.clone()]).collect();
+    assert_eq!(
+        skipped,
+        [&b"Content-Length: 99\r\n"[..], b"Transfer-Encoding: x\r\n"]
+    );
 }
 
 #[test]
@@ -384,6 +413,21 @@ fn chunked_refusals() {
         (b"3\r\nabcd\r\n", ChunkError::BadDataEnd),
         (b"3\nabc", ChunkError::BadSize),
         (b"0\r\n bad\r\n\r\n", ChunkError::BadTrailer),
+        // The smuggling attempt of issue 12: a request line as a trailer.
+        (
+            b"0\r\nGET /smuggled HTTP/1.1\r\nHost: internal\r\n\r\n",
+            ChunkError::BadTrailer,
+        ),
+        (b"0\r\nno-colon\r\n\r\n", ChunkError::BadTrailer),
+        (b"0\r\nX : v\r\n\r\n", ChunkError::BadTrailer),
+        (b"0\r\n: v\r\n\r\n", ChunkError::BadTrailer),
+        (b"0\r\nX: a\rb\r\n\r\n", ChunkError::BadTrailer),
+        (b"0\r\nX: v\n\r\n", ChunkError::BadTrailer),
+        // Whitespace after a size only before an extension.
+        (b"5 \r\nhello\r\n", ChunkError::BadSize),
+        (b"5\t\r\nhello\r\n", ChunkError::BadSize),
+        (b"5 x\r\n", ChunkError::BadSize),
+        (b"5;a\x01\r\n", ChunkError::BadSize),
     ];
     for (input, error) in bad {
         let mut d = ChunkedDecoder::default();
@@ -408,7 +452,7 @@ proptest! {
         let mut d = ChunkedDecoder::default();
         if let Ok(fed) = d.feed(&input) {
             prop_assert!(fed.consumed <= input.len());
-            for r in fed.data {
+            for r in fed.data.iter().chain(&fed.skip) {
                 prop_assert!(r.end <= fed.consumed);
             }
         }
