@@ -244,3 +244,27 @@ fn settings_and_ping_floods_stay_bounded() {
     assert!(grown < 16 * 1024, "RSS grew {grown} kB during the floods");
     still_serves(&levee);
 }
+
+#[test]
+fn a_static_route_reads_the_body_before_answering() {
+    let nginx = Nginx::start_default();
+    nginx.put_file("static/a.txt", b"static\n");
+    let setup = LeveeSetup::new();
+    let route = format!(
+        "[[route]]\npath = \"/static/\"\nstatic = \"{}\"\n",
+        nginx.root().display()
+    );
+    let cfg = setup.proxy_config(&[&nginx.addr()], &route).replacen(
+        "[[listener]]\n",
+        "[[listener]]\nhttp2 = \"prior-knowledge\"\n",
+        1,
+    );
+    let levee = setup.start(&cfg);
+    // The body overruns its content-length after a pause: the stream error
+    // RFC 9113 §8.1.1 requires, and no answer before it (levee answered
+    // 200 at once and dropped what followed).
+    assert_eq!(run(&levee, "static_body_overrun"), "RST PROTOCOL_ERROR");
+    // A well-formed body is read and dropped, then the file is served.
+    assert_eq!(run(&levee, "static_with_body"), "200 7");
+    still_serves(&levee);
+}
