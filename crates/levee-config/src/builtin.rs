@@ -58,6 +58,7 @@ fn single_route(address: SocketAddr, action: Action, upstreams: Vec<Upstream>) -
             tls: None,
             proxy_protocol: Vec::new(),
             h2c: false,
+            h2_only: false,
             mail: None,
         }],
         routes: vec![Route {

@@ -120,6 +120,9 @@ pub struct Listener {
     /// `http2 = "prior-knowledge"`: cleartext clients may open with the
     /// HTTP/2 preface (h2c); others still speak HTTP/1.
     pub h2c: bool,
+    /// `http2 = "only"`: every cleartext connection speaks HTTP/2; one
+    /// that does not open with its preface gets GOAWAY PROTOCOL_ERROR.
+    pub h2_only: bool,
     /// The mail front end; `None` for an HTTP listener.
     pub mail: Option<Box<MailListener>>,
 }

@@ -100,7 +100,9 @@ pub fn to_toml(config: &Config) -> String {
             t.insert("backlog".into(), int(u64::from(l.backlog)));
             protect::listener(&mut t, &l.protect);
             tls::listener(&mut t, &l.tls);
-            if l.h2c {
+            if l.h2_only {
+                t.insert("http2".into(), "only".into());
+            } else if l.h2c {
                 t.insert("http2".into(), "prior-knowledge".into());
             }
             if !l.proxy_protocol.is_empty() {

@@ -62,6 +62,9 @@ pub struct FirstSteps {
     /// Cleartext connections that open with the HTTP/2 preface speak
     /// HTTP/2 (h2c with prior knowledge, `http2 = "prior-knowledge"`).
     pub h2c: bool,
+    /// `http2 = "only"`: those that do not are refused with GOAWAY
+    /// PROTOCOL_ERROR (conn/start.rs).
+    pub h2_only: bool,
 }
 
 /// A TLS listener's acceptor; it swaps its certificates itself on reload.

@@ -268,3 +268,30 @@ fn a_static_route_reads_the_body_before_answering() {
     assert_eq!(run(&levee, "static_with_body"), "200 7");
     still_serves(&levee);
 }
+
+#[test]
+fn an_http2_only_listener_answers_a_bad_preface_with_goaway() {
+    let nginx = Nginx::start_default();
+    let setup = LeveeSetup::new();
+    let cfg = setup.proxy_config(&[&nginx.addr()], "").replacen(
+        "[[listener]]\n",
+        "[[listener]]\nhttp2 = \"only\"\n",
+        1,
+    );
+    let levee = setup.start(&cfg);
+    // The empty SETTINGS of the server's preface, then GOAWAY with last
+    // stream 0 and PROTOCOL_ERROR; not an HTTP/1.1 answer.
+    let goaway: &[u8] = &[
+        0, 0, 0, 4, 0, 0, 0, 0, 0, 0, 0, 8, 7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1,
+    ];
+    for opening in [
+        &b"PRI * HTTP/2.0\r\n\r\nSX\r\n\r\n"[..],
+        b"GET / HTTP/1.1\r\nHost: a\r\n\r\n",
+    ] {
+        let (got, closed) = support::raw_eof(levee.port, opening);
+        assert_eq!(got, goaway, "{}", String::from_utf8_lossy(&got));
+        assert!(closed);
+    }
+    assert!(nginx.entries().is_empty(), "nothing reached nginx");
+    still_serves(&levee);
+}

@@ -22,6 +22,7 @@ fn static_is_one_listener_and_one_route() {
             tls: None,
             proxy_protocol: Vec::new(),
             h2c: false,
+            h2_only: false,
             mail: None,
         }]
     );
