@@ -295,3 +295,20 @@ fn an_http2_only_listener_answers_a_bad_preface_with_goaway() {
     assert!(nginx.entries().is_empty(), "nothing reached nginx");
     still_serves(&levee);
 }
+
+#[test]
+fn pseudo_fields_in_trailers_are_dropped_by_the_h2_crate() {
+    // Pins a deviation of the h2 crate (docs/architecture.md): RFC 9113
+    // §8.1 calls such trailers malformed (RST_STREAM PROTOCOL_ERROR), but
+    // h2 drops their pseudo-fields before levee sees them. What matters
+    // here: nothing of them reaches the upstream. Should h2 start
+    // resetting these streams, this test fails and the docs must say so.
+    let (nginx, levee) = start("");
+    let got = run(&levee, "pseudo_trailers");
+    assert!(
+        got.starts_with("HEADERS 201") || got.starts_with("HEADERS 204"),
+        "{got}"
+    );
+    let uris: Vec<String> = nginx.entries().iter().map(|e| e.get("uri")).collect();
+    assert_eq!(uris, ["/dav/t.txt"]);
+}

@@ -162,6 +162,13 @@ def case(port, name):
         time.sleep(0.5)
         c.send(DataFrame(1, b"0123456789", flags=["END_STREAM"]))
         return events(c, 1)
+    if name == "pseudo_trailers":
+        # RFC 9113 §8.1: trailers with pseudo-header fields are malformed.
+        c.send(c.headers(1, [(":method", "PUT"), (":scheme", "http"),
+                             (":authority", "h2.test"), (":path", "/dav/t.txt")], end=False))
+        c.send(DataFrame(1, b"abc"))
+        c.send(c.headers(1, [(":path", "/evil"), ("x-t", "1")], end=True))
+        return events(c, 1)
     if name == "static_with_body":
         c.send(c.headers(1, [(":method", "GET"), (":scheme", "http"),
                              (":authority", "h2.test"), (":path", "/static/a.txt")], end=False))
