@@ -309,3 +309,88 @@ fn trailers_split_across_reads_after_a_long_body() {
     let stored = std::fs::read(f.nginx.root().join("dav/long.txt")).expect("stored");
     assert_eq!(stored.len(), data.len());
 }
+
+/// A one-shot upstream in Python that writes each request it gets, as
+/// bytes, to `out` and answers 200: nginx keeps no record of trailers.
+const CAPTURE: &str = r#"
+import socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1])))
+s.listen(8)
+while True:
+    c, _ = s.accept()
+    c.settimeout(10)
+    data = b""
+    while not (b"\r\n0\r\n" in data and data.endswith(b"\r\n\r\n")):
+        more = c.recv(65536)
+        if not more:
+            break
+        data += more
+    with open(sys.argv[2], "ab") as f:
+        f.write(data)
+    c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+    c.close()
+"#;
+
+#[test]
+fn trailer_fields_never_forwarded_are_dropped() {
+    let setup = support::LeveeSetup::new();
+    let port = support::free_port();
+    let out = setup.dir.join("captured");
+    let script = setup.dir.join("capture.py");
+    std::fs::write(&script, CAPTURE).expect("write capture.py");
+    let _upstream = Killed(
+        std::process::Command::new("python3")
+            .arg(&script)
+            .arg(port.to_string())
+            .arg(&out)
+            .spawn()
+            .expect("python3"),
+    );
+    let up = support::poll(Duration::from_secs(10), || {
+        // Closed at once: the script takes it for an empty request.
+        std::net::TcpStream::connect(("127.0.0.1", port))
+            .ok()
+            .map(drop)
+    });
+    assert!(up.is_some(), "capture upstream did not start");
+    let cfg = setup.proxy_config(&[&format!("127.0.0.1:{port}")], "");
+    let levee = setup.start(&cfg);
+    // Small (prebuffered and sent with the head) and large (relayed).
+    for size in [5usize, 40_000] {
+        let _ = std::fs::remove_file(&out);
+        let mut req = format!(
+            "POST /t HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n{size:x}\r\n"
+        )
+        .into_bytes();
+        req.extend(std::iter::repeat_n(b'x', size));
+        req.extend_from_slice(
+            b"\r\n0\r\nX-Keep: 1\r\nHost: internal\r\nContent-Length: 99\r\nX-Also: 2\r\n\r\n",
+        );
+        let mut conn = RawConn::connect(levee.port);
+        conn.send(&req);
+        assert_eq!(conn.read_response("POST").status, 200, "{size}");
+        let got = support::poll(Duration::from_secs(5), || {
+            std::fs::read(&out)
+                .ok()
+                .filter(|b| b.ends_with(b"\r\n\r\n"))
+        })
+        .expect("the upstream got the request");
+        let tail = String::from_utf8_lossy(&got[got.len() - 60..]).into_owned();
+        assert!(
+            tail.ends_with("\r\n0\r\nX-Keep: 1\r\nX-Also: 2\r\n\r\n"),
+            "{size}: {tail:?}"
+        );
+    }
+}
+
+/// A child process killed when the test ends, failed or not.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

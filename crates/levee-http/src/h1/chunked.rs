@@ -212,6 +212,28 @@ impl ChunkedDecoder {
     }
 }
 
+impl Fed {
+    /// Takes the trailer lines in `skip` out of `buf`, which `self` was
+    /// fed from its start (a whole body buffered at once); returns how many
+    /// bytes of the body are left. Allocates only when there is something
+    /// to take out.
+    pub fn drop_skipped(&self, buf: &mut bytes::BytesMut) -> usize {
+        if self.skip.is_empty() {
+            return self.consumed;
+        }
+        let mut kept = bytes::BytesMut::with_capacity(buf.len());
+        let mut from = 0;
+        for skip in &self.skip {
+            kept.extend_from_slice(&buf[from..skip.start]);
+            from = skip.end;
+        }
+        kept.extend_from_slice(&buf[from..]);
+        let removed = buf.len() - kept.len();
+        *buf = kept;
+        self.consumed - removed
+    }
+}
+
 /// The name of a trailer field line (`name: value`, RFC 9110 §5.5): a
 /// token, a colon at once, and a value without control bytes but HTAB.
 fn trailer_name(line: &[u8]) -> Result<&[u8], ChunkError> {
