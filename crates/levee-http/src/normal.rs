@@ -26,8 +26,6 @@
 //! 0x7F, `//` or `/.`) is scanned once and nothing is allocated; only a
 //! path that changes costs the two new forms.
 
-use std::ops::Range;
-
 /// Why a path is refused (400).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum PathError {
@@ -266,15 +264,6 @@ fn check_bytes(decoded: &[u8]) -> Result<(), PathError> {
         }
     }
     Ok(())
-}
-
-/// Where the path and the query (with its `?`) lie in an origin-form
-/// target.
-pub fn split_target(target: &[u8]) -> (Range<usize>, Range<usize>) {
-    match memchr::memchr(b'?', target) {
-        Some(q) => (0..q, q..target.len()),
-        None => (0..target.len(), target.len()..target.len()),
-    }
 }
 
 #[cfg(test)]
