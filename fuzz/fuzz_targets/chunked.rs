@@ -1,5 +1,6 @@
 //! The chunked decoder never panics, never claims bytes it was not given,
-//! and decodes the same body whatever the read boundaries.
+//! and decodes the same body (and drops the same trailers) whatever the
+//! read boundaries.
 #![no_main]
 
 use levee_http::h1::ChunkedDecoder;
@@ -18,13 +19,15 @@ fuzz_target!(|data: &[u8]| {
         if let Ok(first) = &first
             && !first.done
         {
-            assert_eq!(first.consumed, split);
-            let second = parts.feed(&data[split..]);
+            // Only a partial trailer line is held back, to be fed again.
+            assert!(first.consumed <= split);
+            let second = parts.feed(&data[first.consumed..]);
             assert_eq!(one.is_ok(), second.is_ok(), "split at {split}");
             if let (Ok(one), Ok(second)) = (&one, &second) {
                 assert_eq!(one.done, second.done);
-                assert_eq!(one.consumed, split + second.consumed);
+                assert_eq!(one.consumed, first.consumed + second.consumed);
                 assert_eq!(whole.data_len, parts.data_len);
+                assert_eq!(one.skip.len(), first.skip.len() + second.skip.len());
             }
         }
     }

@@ -36,6 +36,7 @@ pub fn builtin_proxy(listen: SocketAddr, servers: Vec<String>) -> Config {
     let action = Action::Proxy(ProxyAction {
         upstream: BUILTIN_UPSTREAM.to_owned(),
         preserve_host: true,
+        forward_path: Default::default(),
         cache: None,
     });
     single_route(listen, action, vec![upstream])
@@ -57,6 +58,7 @@ fn single_route(address: SocketAddr, action: Action, upstreams: Vec<Upstream>) -
             tls: None,
             proxy_protocol: Vec::new(),
             h2c: false,
+            h2_only: false,
             mail: None,
         }],
         routes: vec![Route {

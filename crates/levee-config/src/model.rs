@@ -122,6 +122,9 @@ pub struct Listener {
     /// `http2 = "prior-knowledge"`: cleartext clients may open with the
     /// HTTP/2 preface (h2c); others still speak HTTP/1.
     pub h2c: bool,
+    /// `http2 = "only"`: every cleartext connection speaks HTTP/2; one
+    /// that does not open with its preface gets GOAWAY PROTOCOL_ERROR.
+    pub h2_only: bool,
     /// The mail front end; `None` for an HTTP listener.
     pub mail: Option<Box<MailListener>>,
 }
@@ -160,8 +163,32 @@ pub struct ProxyAction {
     pub upstream: String,
     /// Send the client's Host upstream (default true); otherwise the server address.
     pub preserve_host: bool,
+    /// The path the upstream is sent (`forward_path`, default normalised).
+    pub forward_path: ForwardPath,
     /// The route's cache settings; `None` when it does not cache.
     pub cache: Option<RouteCache>,
+}
+
+/// `forward_path`: which spelling of the request's path a proxy route
+/// sends upstream. Routing and protections always read the normalised one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ForwardPath {
+    /// Dot segments resolved, slashes merged, unreserved characters
+    /// decoded; other escapes (`%2F`) kept, as nginx with a URI in
+    /// `proxy_pass` (`"normalised"`).
+    #[default]
+    Normalised,
+    /// The client's path as it was sent (`"original"`).
+    Original,
+}
+
+impl ForwardPath {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ForwardPath::Normalised => "normalised",
+            ForwardPath::Original => "original",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -81,6 +81,32 @@ pub fn check_route_path(path: &str) -> Result<(), String> {
             path.escape_debug()
         ));
     }
+    // Routes match the normalised, decoded path (docs/http1.md, "Paths"):
+    // a prefix that is not in that form would never match.
+    if path.contains('%') {
+        return Err(format!(
+            "path `{}` must not contain `%`: routes match the decoded path, so write the character itself",
+            path.escape_debug()
+        ));
+    }
+    if let Some(c) = path.chars().find(|c| matches!(c, ';' | '\\')) {
+        return Err(format!(
+            "path `{}` must not contain {c:?}: routing ignores `;` path parameters and refuses backslashes",
+            path.escape_debug()
+        ));
+    }
+    let segments: Vec<&str> = path[1..].split('/').collect();
+    let last = segments.len() - 1;
+    if segments
+        .iter()
+        .enumerate()
+        .any(|(i, s)| matches!(*s, "." | "..") || (s.is_empty() && i != last))
+    {
+        return Err(format!(
+            "path `{}` is not normalised (`//`, `/./` or `/../`): requests are matched after these are resolved",
+            path.escape_debug()
+        ));
+    }
     Ok(())
 }
 

@@ -101,7 +101,9 @@ pub fn to_toml(config: &Config) -> String {
             t.insert("backlog".into(), int(u64::from(l.backlog)));
             protect::listener(&mut t, &l.protect);
             tls::listener(&mut t, &l.tls);
-            if l.h2c {
+            if l.h2_only {
+                t.insert("http2".into(), "only".into());
+            } else if l.h2c {
                 t.insert("http2".into(), "prior-knowledge".into());
             }
             if !l.proxy_protocol.is_empty() {
@@ -268,6 +270,7 @@ fn route(r: &crate::model::Route) -> Value {
         Action::Proxy(p) => {
             t.insert("proxy".into(), p.upstream.as_str().into());
             t.insert("preserve_host".into(), p.preserve_host.into());
+            t.insert("forward_path".into(), p.forward_path.as_str().into());
             cache::route(&mut t, p.cache.as_ref());
         }
         Action::Static(s) => {

@@ -63,6 +63,7 @@ host = ["Example.com", "*.example.com"]
 path = "/api/"
 proxy = "app"
 preserve_host = false
+forward_path = "original"
 
 [[route]]
 listener = ["web", "[::1]:8443"]
@@ -133,6 +134,7 @@ fn full_config_becomes_the_expected_model() {
                 tls: None,
                 proxy_protocol: Vec::new(),
                 h2c: false,
+                h2_only: false,
                 mail: None,
             },
             Listener {
@@ -143,6 +145,7 @@ fn full_config_becomes_the_expected_model() {
                 tls: None,
                 proxy_protocol: Vec::new(),
                 h2c: false,
+                h2_only: false,
                 mail: None,
             },
         ],
@@ -157,6 +160,7 @@ fn full_config_becomes_the_expected_model() {
                 action: Action::Proxy(ProxyAction {
                     upstream: "app".into(),
                     preserve_host: false,
+                    forward_path: ForwardPath::Original,
                     cache: None,
                 }),
                 protect: Default::default(),
@@ -322,6 +326,7 @@ fn defaults_fill_everything_left_out() {
             tls: None,
             proxy_protocol: Vec::new(),
             h2c: false,
+            h2_only: false,
             mail: None,
         }]
     );
@@ -363,6 +368,7 @@ servers = ["127.0.0.1:81"]
             &Action::Proxy(ProxyAction {
                 upstream: "app".into(),
                 preserve_host: true,
+                forward_path: Default::default(),
                 cache: None
             }),
             &Action::Redirect(RedirectAction {
@@ -640,4 +646,22 @@ fn a_tls_config_survives_being_written_out() {
     if let Err(e) = validate(&config) {
         panic!("{e}");
     }
+}
+
+#[test]
+fn http2_only_is_for_cleartext_listeners() {
+    let config = ok("[[listener]]\naddress = \"127.0.0.1:80\"\nhttp2 = \"only\"\n");
+    assert!(config.listeners[0].h2c && config.listeners[0].h2_only);
+    let written = crate::render::to_toml(&config);
+    assert!(written.contains("http2 = \"only\""), "{written}");
+    let errors = errors_of(
+        "[[listener]]\naddress = \"127.0.0.1:443\"\nhttp2 = \"only\"\n[listener.tls]\n\
+         [[listener.tls.certs]]\ncert = \"a.pem\"\nkey = \"a.key\"\nnames = [\"a.test\"]\n",
+    );
+    assert_eq!(
+        errors,
+        [
+            "t.toml:3:9: listener[0].http2: `only` is for cleartext (h2c) listeners: a TLS listener chooses HTTP/2 by ALPN (`alpn = [\"h2\"]`)"
+        ]
+    );
 }

@@ -45,6 +45,7 @@ pub(crate) fn assemble(sink: &mut Sink<'_>, draft: Draft, source: &Path) -> Opti
             tls: l.tls,
             proxy_protocol: l.proxy_protocol,
             h2c: l.h2c,
+            h2_only: l.h2_only,
             mail: l.mail,
         });
     }

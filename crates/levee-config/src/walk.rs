@@ -84,6 +84,7 @@ pub(crate) struct DraftListener {
     pub tls: Option<crate::model::ListenerTls>,
     pub proxy_protocol: Vec<crate::model::IpNet>,
     pub h2c: bool,
+    pub h2_only: bool,
     pub mail: Option<Box<crate::model::MailListener>>,
 }
 
@@ -411,18 +412,31 @@ fn listener(sink: &mut Sink<'_>, item: &Item<'_, '_>) -> Option<DraftListener> {
         .get("proxy_protocol")
         .map(|i| tls::networks(sink, i))
         .unwrap_or_default();
-    let h2c = fields.get("http2").is_some_and(|i| match i.str(sink) {
-        Some("prior-knowledge") => true,
-        Some("off") => false,
-        Some(other) => {
-            i.error(
-                sink,
-                format!("`{other}`: expected \"prior-knowledge\" (h2c) or \"off\""),
-            );
-            false
-        }
-        None => false,
-    });
+    let (h2c, h2_only) = match fields.get("http2") {
+        None => (false, false),
+        Some(i) => match i.str(sink) {
+            Some("prior-knowledge") => (true, false),
+            Some("only") if tls.is_some() => {
+                i.error(
+                    sink,
+                    "`only` is for cleartext (h2c) listeners: a TLS listener chooses HTTP/2 by ALPN (`alpn = [\"h2\"]`)",
+                );
+                (false, false)
+            }
+            Some("only") => (true, true),
+            Some("off") => (false, false),
+            Some(other) => {
+                i.error(
+                    sink,
+                    format!(
+                        "`{other}`: expected \"prior-knowledge\" (h2c beside HTTP/1), \"only\" (h2c alone) or \"off\""
+                    ),
+                );
+                (false, false)
+            }
+            None => (false, false),
+        },
+    };
     let mail = mail::front_end(sink, &fields);
     let mut tls = tls;
     if let (Some(t), Some(_)) = (&mut tls, &mail) {
@@ -438,6 +452,7 @@ fn listener(sink: &mut Sink<'_>, item: &Item<'_, '_>) -> Option<DraftListener> {
         tls,
         proxy_protocol,
         h2c,
+        h2_only,
         mail,
     })
 }

@@ -26,7 +26,8 @@ pub const RELAY_CHUNK: usize = 16 * 1024;
 /// How the body leaves levee.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Output {
-    /// The coded bytes as they came (chunked stays chunked, trailers kept).
+    /// The coded bytes as they came (chunked stays chunked, trailers kept
+    /// but those `h1::chunked` says are never forwarded).
     AsIs,
     /// Chunk data only, for a receiver that cannot take chunked (HTTP/1.0).
     Dechunked,
@@ -198,10 +199,14 @@ impl Relay {
         let mut decoder = ChunkedDecoder::default();
         let mut sent = 0u64;
         let mut plain = Vec::new();
+        // After a feed that did not finish the body, what is left in
+        // `pending` (if anything) is a partial trailer line: read more.
+        let mut stalled = false;
         loop {
-            if pending.is_empty() && self.refill(src, pending, out).await? == 0 {
+            if (pending.is_empty() || stalled) && self.refill(src, pending, out).await? == 0 {
                 return Err(RelayError::SrcClosed);
             }
+            stalled = true;
             let fed = decoder.feed(pending)?;
             if self.limit.is_some_and(|max| decoder.data_len > max) {
                 return Err(RelayError::TooLarge);
@@ -214,8 +219,15 @@ impl Relay {
             }
             match self.output {
                 Output::AsIs => {
-                    self.write(out, &pending[..fed.consumed]).await?;
-                    sent += fed.consumed as u64;
+                    // The coded bytes, less the trailer lines not forwarded.
+                    let mut from = 0;
+                    for skip in &fed.skip {
+                        self.write(out, &pending[from..skip.start]).await?;
+                        sent += (skip.start - from) as u64;
+                        from = skip.end;
+                    }
+                    self.write(out, &pending[from..fed.consumed]).await?;
+                    sent += (fed.consumed - from) as u64;
                 }
                 Output::Dechunked => {
                     plain.clear();

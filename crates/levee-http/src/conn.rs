@@ -62,6 +62,9 @@ pub struct FirstSteps {
     /// Cleartext connections that open with the HTTP/2 preface speak
     /// HTTP/2 (h2c with prior knowledge, `http2 = "prior-knowledge"`).
     pub h2c: bool,
+    /// `http2 = "only"`: those that do not are refused with GOAWAY
+    /// PROTOCOL_ERROR (conn/start.rs).
+    pub h2_only: bool,
 }
 
 /// A TLS listener's acceptor; it swaps its certificates itself on reload.
@@ -247,7 +250,7 @@ pub(crate) async fn serve_request(
     client: &mut Client,
     listener: &ListenerCtx,
     site: &Site,
-    head: RequestHead,
+    mut head: RequestHead,
     started: Instant,
     served: u64,
 ) -> Next {
@@ -268,10 +271,15 @@ pub(crate) async fn serve_request(
             )
             .await
         }
-        Some(routed) => match screen::screen(client, site, &head, routed, keep_alive).await {
-            Screened::Pass => act(client, site, &head, &routed.target, keep_alive, &mut done).await,
-            Screened::Reply(bytes) => done.reply(client, site, &head, bytes).await,
-        },
+        Some(routed) => {
+            routed.choose_path(&mut head);
+            match screen::screen(client, site, &head, routed, keep_alive).await {
+                Screened::Pass => {
+                    act(client, site, &head, &routed.target, keep_alive, &mut done).await
+                }
+                Screened::Reply(bytes) => done.reply(client, site, &head, bytes).await,
+            }
+        }
     }
 
     done.log(site, client.peer, &head, started);

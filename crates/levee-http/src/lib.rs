@@ -6,6 +6,7 @@
 //! - [`http2`]: HTTP/2 connections, each stream served through the HTTP/1 request path;
 //! - [`proxy`]: forwarding one request to an upstream and relaying the answer;
 //! - [`cache`]: the HTTP cache in front of a proxy route;
+//! - [`normal`]: the one normalisation of a request's path;
 //! - [`route`] and [`site`]: choosing what serves a request;
 //! - [`access_log`]: one line per request;
 //! - [`static_files`]: files under a `static` route's root;
@@ -21,6 +22,7 @@ pub mod h1;
 pub mod http2;
 pub mod idle;
 pub mod message;
+pub mod normal;
 pub mod pace;
 pub mod proxy;
 pub mod proxy_protocol;

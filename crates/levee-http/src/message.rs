@@ -7,6 +7,8 @@
 
 use bytes::Bytes;
 
+use crate::normal::Normal;
+
 /// A byte range inside a head's raw bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Span {
@@ -129,6 +131,9 @@ pub struct RequestHead {
     pub expect_continue: bool,
     /// Field names listed in `Connection` (hop-by-hop for this message), lower-cased.
     pub connection_tokens: Vec<Box<[u8]>>,
+    /// The path's normal forms when they differ from the target's
+    /// (`normal.rs`); `None` for a path that is already normal.
+    pub normal: Option<Box<Normal>>,
 }
 
 impl RequestHead {
@@ -140,8 +145,37 @@ impl RequestHead {
         self.fields.span_of(self.target)
     }
 
-    /// Path and query in origin form, whatever form the target had.
+    /// Path and query as the upstream is sent them: the normalised path
+    /// (`normal.rs`) unless the route forwards the original
+    /// ([`RequestHead::forward_original`]). The cache keys on it too.
     pub fn uri(&self) -> &[u8] {
+        match self.normal.as_ref().and_then(|n| n.forward.as_deref()) {
+            Some(forward) => forward,
+            None => self.original_uri(),
+        }
+    }
+
+    /// From now on [`RequestHead::uri`] is the client's own path and query
+    /// (a route with `forward_path = "original"`).
+    pub fn forward_original(&mut self) {
+        // An absolute-form target without a path (`http://a?q`) has no
+        // origin form of its own to forward.
+        if self.original_uri().first() != Some(&b'/') {
+            return;
+        }
+        if let Some(n) = &mut self.normal {
+            n.forward = None;
+        }
+    }
+
+    /// Whether [`RequestHead::uri`] is the client's own path and query.
+    pub fn forwards_original(&self) -> bool {
+        self.normal.as_ref().is_none_or(|n| n.forward.is_none())
+    }
+
+    /// Path and query in origin form as the client sent them, whatever
+    /// form the target had.
+    pub fn original_uri(&self) -> &[u8] {
         let t = self.target();
         if t.first() == Some(&b'/') {
             return t;
@@ -159,12 +193,25 @@ impl RequestHead {
         }
     }
 
-    /// The path without the query.
+    /// The path routing, protections, rate-limit keys and static files
+    /// act on: decoded and normalised (`normal.rs`), without the query.
     pub fn path(&self) -> &[u8] {
-        let u = self.uri();
+        if let Some(n) = &self.normal {
+            return &n.matched;
+        }
+        let u = self.original_uri();
         match memchr::memchr(b'?', u) {
             Some(i) => &u[..i],
             None => u,
+        }
+    }
+
+    /// The query without `?`; empty when there is none.
+    pub fn query(&self) -> &[u8] {
+        let u = self.original_uri();
+        match memchr::memchr(b'?', u) {
+            Some(i) => &u[i + 1..],
+            None => &[],
         }
     }
 

@@ -730,7 +730,8 @@ async fn prebuffer(
                     return Err(Some(413));
                 }
                 if fed.done {
-                    return Ok(Some(fed.consumed));
+                    // Trailer fields never forwarded (h1/chunked.rs) go.
+                    return Ok(Some(fed.drop_skipped(&mut client.buf)));
                 }
             }
             _ => {}

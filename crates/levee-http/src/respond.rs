@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use levee_config::RedirectAction;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::time::timeout;
 
 use crate::h1::write::{error_body, simple_response};
@@ -67,13 +67,18 @@ pub fn redirect(r: &RedirectAction, req: &RequestHead, keep_alive: bool) -> Vec<
 /// moment, so closing does not reset the connection before the client has
 /// read levee's last response (the "lingering close" nginx also does).
 pub async fn linger_close(mut stream: ClientStream) {
+    linger(&mut stream).await;
+}
+
+/// What [`linger_close`] does, on any stream.
+pub async fn linger(stream: &mut (impl AsyncRead + AsyncWrite + Unpin)) {
     // Bounded: a TLS close_notify waits for a client that may not read.
     let _ = timeout(Duration::from_secs(2), stream.shutdown()).await;
     let mut sink = [0u8; 4096];
     let _ = timeout(Duration::from_secs(2), async {
         let mut total = 0usize;
         while total < 256 * 1024 {
-            match tokio::io::AsyncReadExt::read(&mut stream, &mut sink).await {
+            match tokio::io::AsyncReadExt::read(stream, &mut sink).await {
                 Ok(0) | Err(_) => break,
                 Ok(n) => total += n,
             }

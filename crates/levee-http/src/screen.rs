@@ -42,11 +42,7 @@ impl Request for View<'_> {
     }
 
     fn query(&self) -> &[u8] {
-        let uri = self.head.uri();
-        match uri.iter().position(|&b| b == b'?') {
-            Some(q) => &uri[q + 1..],
-            None => &[],
-        }
+        self.head.query()
     }
 
     fn header(&self, name: &str, f: &mut dyn FnMut(&[u8]) -> bool) {
@@ -95,6 +91,7 @@ pub(crate) async fn guard(
             None
         }
         Verdict::Denied => Some(respond::error(403, &[], keep_alive, head.is_head())),
+        Verdict::Ambiguous { .. } => Some(respond::error(400, &[], keep_alive, head.is_head())),
         Verdict::Unauthorized { challenge } => {
             let extra = [("WWW-Authenticate", challenge.as_bytes())];
             Some(respond::error(401, &extra, keep_alive, head.is_head()))

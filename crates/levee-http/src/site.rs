@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use levee_config::{Action, Config, Limits, RedirectAction, StaticAction, Timeouts};
+use levee_config::{Action, Config, ForwardPath, Limits, RedirectAction, StaticAction, Timeouts};
 use levee_upstream::{Group, Registry, UpstreamError};
 
 use levee_protect::conns::ConnLimits;
@@ -25,6 +25,18 @@ pub struct Routed {
     /// `None` when the route has no protection (the common case costs nothing).
     pub guard: Option<RouteGuard>,
     pub target: Target,
+    /// A proxy route with `forward_path = "original"`.
+    pub forward_original: bool,
+}
+
+impl Routed {
+    /// Makes `head` forward the path this route sends upstream: the
+    /// normalised one unless `forward_path = "original"`.
+    pub fn choose_path(&self, head: &mut crate::message::RequestHead) {
+        if self.forward_original {
+            head.forward_original();
+        }
+    }
 }
 
 /// A route's action with its references resolved.
@@ -123,7 +135,18 @@ impl Site {
                     content_type: r.content_type.clone(),
                 },
             };
-            targets.push((route, Arc::new(Routed { guard, target })));
+            let forward_original = matches!(
+                &route.action,
+                Action::Proxy(p) if p.forward_path == ForwardPath::Original
+            );
+            targets.push((
+                route,
+                Arc::new(Routed {
+                    guard,
+                    target,
+                    forward_original,
+                }),
+            ));
         }
         let routers = config
             .listeners

@@ -7,7 +7,8 @@
 //! [`send_range`]. The steps, in order:
 //!
 //! 1. method: GET and HEAD, else 405;
-//! 2. path: decode once and normalise ([`path`]), else 400;
+//! 2. path: the request's matched path, decoded and normalised once
+//!    (`normal.rs`), split into segments ([`path`]), else 400;
 //! 3. open the file, then check that the file actually opened lies inside the
 //!    root unless `follow_symlinks` (403 if not);
 //! 4. directory: without a trailing `/`, 301 to the `/` form; with one, the
@@ -45,8 +46,9 @@ pub use self::send::{send_range, write_range};
 #[derive(Debug, Clone, Copy, Default)]
 pub struct StaticRequest<'a> {
     pub method: &'a [u8],
-    /// Raw request path, still percent-encoded, without the query. The
-    /// route prefix is not stripped: `/` is the root directory.
+    /// The request's matched path (`RequestHead::path`): decoded and
+    /// normalised, without the query. The route prefix is not stripped:
+    /// `/` is the root directory.
     pub path: &'a [u8],
     pub if_none_match: Option<&'a [u8]>,
     pub if_modified_since: Option<&'a [u8]>,

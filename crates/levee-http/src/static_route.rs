@@ -1,7 +1,19 @@
-//! Serving a `static` route: resolve the file (static_files), then write the
-//! head and send the bytes with `sendfile` (read and write over TLS).
+//! Serving a `static` route: read and drop the request body, resolve the
+//! file (static_files), then write the head and send the bytes with
+//! `sendfile` (read and write over TLS).
+//!
+//! The body is read to its end before any answer, so the answer never
+//! races what the client still sends: over HTTP/2 a malformed DATA frame
+//! or a body longer than its `content-length` gets the stream error RFC
+//! 9113 requires (the `h2` crate checks them as they arrive), and a
+//! chunked HTTP/1 body is checked as a proxied one is.
 
+use bytes::Buf;
 use levee_config::StaticAction;
+
+use crate::body::RELAY_CHUNK;
+use crate::h1::ChunkedDecoder;
+use crate::pace::{self, PaceError};
 
 use crate::conn::{Client, Done, Next};
 use crate::h1::write::{date, field, status_line};
@@ -19,6 +31,11 @@ pub async fn serve(
     done: &mut Done,
 ) {
     let keep_alive = done.next == Next::KeepAlive && head.framing == Framing::None;
+    if let Err(status) = drain_body(client, head, site).await {
+        let bytes = respond::error(status, &[], false, head.is_head());
+        done.reply(client, site, head, bytes).await;
+        return;
+    }
     let req = StaticRequest {
         method: head.method(),
         path: head.path(),
@@ -85,6 +102,63 @@ pub async fn serve(
                     done.next = Next::Close;
                 }
             }
+        }
+    }
+}
+
+/// Most request body a static route reads (and drops) before answering.
+const MOST_BODY: u64 = 1024 * 1024;
+
+/// Reads the request body to its end and drops it, under the client's
+/// minimum progress: 400 if it ends early or is malformed, 408 if it
+/// stalls, 413 past [`MOST_BODY`] (or `limits.max_body`). A client that
+/// asked `Expect: 100-continue` is answered at once instead, without its
+/// body (RFC 9110 §10.1.1).
+async fn drain_body(client: &mut Client, head: &RequestHead, site: &Site) -> Result<(), u16> {
+    let most = match site.limits.max_body {
+        0 => MOST_BODY,
+        max => max.min(MOST_BODY),
+    };
+    let mut chunks = ChunkedDecoder::default();
+    let mut left = match head.framing {
+        Framing::None | Framing::UntilClose => return Ok(()),
+        _ if head.expect_continue => return Ok(()),
+        Framing::Length(n) if n > most => return Err(413),
+        Framing::Length(n) => n,
+        Framing::Chunked => u64::MAX,
+    };
+    loop {
+        if head.framing == Framing::Chunked {
+            let fed = chunks.feed(&client.buf).map_err(|_| 400u16)?;
+            if chunks.data_len > most {
+                return Err(413);
+            }
+            client.buf.advance(fed.consumed);
+            if fed.done {
+                return Ok(());
+            }
+        } else {
+            let take = client
+                .buf
+                .len()
+                .min(usize::try_from(left).unwrap_or(usize::MAX));
+            client.buf.advance(take);
+            left -= take as u64;
+            if left == 0 {
+                return Ok(());
+            }
+        }
+        client.buf.reserve(RELAY_CHUNK);
+        match pace::read_buf(
+            &mut client.stream,
+            &mut client.buf,
+            site.timeouts.client_body,
+        )
+        .await
+        {
+            Ok(0) | Err(PaceError::Io(_)) => return Err(400),
+            Ok(_) => {}
+            Err(PaceError::TimedOut) => return Err(408),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! A route's protections, applied once the route is chosen and before its
 //! action runs, in this order: allow/deny list (403), Basic auth (401),
-//! rate limits (429 with `Retry-After`, or a delay). The cheap checks come
+//! rate limits (429 with `Retry-After`, or a delay; 400 for a request no
+//! key can be read from unambiguously, key.rs). The cheap checks come
 //! first, so a denied or unauthenticated request costs no rate-limit state.
 
 use std::collections::HashMap;
@@ -34,6 +35,11 @@ pub enum Verdict {
     /// 401 with this `WWW-Authenticate` value.
     Unauthorized {
         challenge: String,
+    },
+    /// 400: rate limit `rule` cannot key the request unambiguously (a keyed
+    /// query parameter given twice).
+    Ambiguous {
+        rule: String,
     },
     /// Refused by rate limit `rule` with `status`; retry after whole seconds.
     Limited {
@@ -88,8 +94,19 @@ impl RouteGuard {
         }
         let mut wait = Duration::ZERO;
         for limiter in &self.limits {
-            let Some(key) = limiter.key.key(req) else {
-                continue;
+            let key = match limiter.key.key(req) {
+                Ok(Some(key)) => key,
+                Ok(None) => continue,
+                Err(e) if limiter.rule.dry_run => {
+                    tracing::info!(rule = %limiter.rule.name, peer = %req.peer(), error = %e, "rate limit (dry run): would refuse");
+                    continue;
+                }
+                Err(e) => {
+                    tracing::debug!(rule = %limiter.rule.name, peer = %req.peer(), error = %e, "rate limit key");
+                    return Verdict::Ambiguous {
+                        rule: limiter.rule.name.clone(),
+                    };
+                }
             };
             match limiter.check(key, now) {
                 Decision::Admit => {}

@@ -2,6 +2,14 @@
 //! clients cannot aim at collisions) of the request parts a rule names. A
 //! request without one of those parts (no such header, cookie or query
 //! parameter) is not counted by the rule, as nginx does with an empty key.
+//!
+//! A query parameter is found the way any application could read it, so
+//! that no spelling lets a client count under one value while the
+//! application acts on another (docs/protection.md): pairs are separated by
+//! `&` or `;`, names and values are percent-decoded (`+` is a space), names
+//! compare without regard to ASCII case, and a parameter given twice
+//! (`code=A&code=B`, `code=A;CODE=B`) is an error the caller answers with
+//! 400: applications disagree on which of the two they read.
 
 use std::hash::{BuildHasher, Hasher, RandomState};
 use std::net::IpAddr;
@@ -22,6 +30,13 @@ pub trait Request {
     fn header(&self, name: &str, f: &mut dyn FnMut(&[u8]) -> bool);
 }
 
+/// Why a request cannot be keyed: the caller refuses it (400).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum KeyError {
+    #[error("a keyed query parameter is given more than once")]
+    RepeatedParameter,
+}
+
 /// A rule's key, ready to hash requests.
 #[derive(Debug, Clone)]
 pub struct KeySpec {
@@ -38,7 +53,7 @@ impl KeySpec {
     }
 
     /// The request's key, or `None` when a part is missing.
-    pub fn key(&self, req: &impl Request) -> Option<u64> {
+    pub fn key(&self, req: &impl Request) -> Result<Option<u64>, KeyError> {
         let mut h = self.hasher.build_hasher();
         for part in &self.parts {
             match part {
@@ -63,7 +78,7 @@ impl KeySpec {
                         true
                     });
                     if !found {
-                        return None;
+                        return Ok(None);
                     }
                 }
                 KeyPart::Cookie(name) => {
@@ -79,11 +94,13 @@ impl KeySpec {
                         None => false,
                     });
                     if !found {
-                        return None;
+                        return Ok(None);
                     }
                 }
                 KeyPart::Query(name) => {
-                    let value = query_param(req.query(), name.as_bytes())?;
+                    let Some(value) = query_param(req.query(), name.as_bytes())? else {
+                        return Ok(None);
+                    };
                     h.write_u8(5);
                     let mut len = 0usize;
                     percent_decode(value, |b| {
@@ -94,7 +111,7 @@ impl KeySpec {
                 }
             }
         }
-        Some(h.finish())
+        Ok(Some(h.finish()))
     }
 }
 
@@ -107,18 +124,31 @@ fn cookie<'a>(header: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
     })
 }
 
-/// The raw value of the first parameter whose decoded name is `name`.
-/// Later repeats are ignored (docs/protection.md says which one counts).
-fn query_param<'a>(query: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
-    query.split(|&b| b == b'&').find_map(|pair| {
+/// The raw value of the parameter whose decoded name is `name` (ASCII case
+/// aside), pairs split on `&` and `;`; an error when it is given twice.
+fn query_param<'a>(query: &'a [u8], name: &[u8]) -> Result<Option<&'a [u8]>, KeyError> {
+    let mut found = None;
+    let mut decoded = Vec::new();
+    for pair in query.split(|&b| b == b'&' || b == b';') {
         let (n, v) = match pair.iter().position(|&b| b == b'=') {
             Some(eq) => (&pair[..eq], &pair[eq + 1..]),
             None => (pair, &pair[pair.len()..]),
         };
-        let mut decoded = Vec::with_capacity(n.len());
+        // Only names that could decode to `name` are decoded (no allocation
+        // for the others: an escape is at least as long as its byte).
+        if n.len() < name.len() {
+            continue;
+        }
+        decoded.clear();
         percent_decode(n, |b| decoded.push(b));
-        (decoded == name).then_some(v)
-    })
+        if decoded.eq_ignore_ascii_case(name) {
+            if found.is_some() {
+                return Err(KeyError::RepeatedParameter);
+            }
+            found = Some(v);
+        }
+    }
+    Ok(found)
 }
 
 /// Percent-decodes `%XX` and `+` (form encoding), so `code=AB%43` and

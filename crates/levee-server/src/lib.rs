@@ -271,6 +271,7 @@ fn first_steps(
         tls: tls.update(l)?,
         proxy_protocol: proxy_protocol(l),
         h2c: l.h2c,
+        h2_only: l.h2_only,
     })
 }
 

@@ -29,6 +29,25 @@ fn a_stored_response_is_served_with_age_and_cache_status() {
 }
 
 #[test]
+fn every_spelling_of_a_path_shares_its_stored_response() {
+    // The key is the path the origin is sent, normalised (docs/http1.md,
+    // "Paths"): other spellings neither miss nor fill entries of their own.
+    let b = start("", "");
+    assert!(!is_hit(&b.get("/c/a.txt")));
+    for spelling in ["//c/a.txt", "/c/./a.txt", "/x/../c/a.txt", "/%63/%61.txt"] {
+        let r = b.get(spelling);
+        assert_eq!(r.status, 200, "{spelling}");
+        assert!(is_hit(&r), "{spelling}: {:?}", r.header("cache-status"));
+    }
+    assert_eq!(b.origin_count("/c/a.txt"), 1);
+    assert_eq!(
+        b.nginx.entries().len(),
+        1,
+        "no other spelling reached the origin"
+    );
+}
+
+#[test]
 fn no_store_is_never_served_from_the_cache() {
     let b = start("", "");
     for _ in 0..3 {

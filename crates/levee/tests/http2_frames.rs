@@ -244,3 +244,71 @@ fn settings_and_ping_floods_stay_bounded() {
     assert!(grown < 16 * 1024, "RSS grew {grown} kB during the floods");
     still_serves(&levee);
 }
+
+#[test]
+fn a_static_route_reads_the_body_before_answering() {
+    let nginx = Nginx::start_default();
+    nginx.put_file("static/a.txt", b"static\n");
+    let setup = LeveeSetup::new();
+    let route = format!(
+        "[[route]]\npath = \"/static/\"\nstatic = \"{}\"\n",
+        nginx.root().display()
+    );
+    let cfg = setup.proxy_config(&[&nginx.addr()], &route).replacen(
+        "[[listener]]\n",
+        "[[listener]]\nhttp2 = \"prior-knowledge\"\n",
+        1,
+    );
+    let levee = setup.start(&cfg);
+    // The body overruns its content-length after a pause: the stream error
+    // RFC 9113 §8.1.1 requires, and no answer before it (levee answered
+    // 200 at once and dropped what followed).
+    assert_eq!(run(&levee, "static_body_overrun"), "RST PROTOCOL_ERROR");
+    // A well-formed body is read and dropped, then the file is served.
+    assert_eq!(run(&levee, "static_with_body"), "200 7");
+    still_serves(&levee);
+}
+
+#[test]
+fn an_http2_only_listener_answers_a_bad_preface_with_goaway() {
+    let nginx = Nginx::start_default();
+    let setup = LeveeSetup::new();
+    let cfg = setup.proxy_config(&[&nginx.addr()], "").replacen(
+        "[[listener]]\n",
+        "[[listener]]\nhttp2 = \"only\"\n",
+        1,
+    );
+    let levee = setup.start(&cfg);
+    // The empty SETTINGS of the server's preface, then GOAWAY with last
+    // stream 0 and PROTOCOL_ERROR; not an HTTP/1.1 answer.
+    let goaway: &[u8] = &[
+        0, 0, 0, 4, 0, 0, 0, 0, 0, 0, 0, 8, 7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1,
+    ];
+    for opening in [
+        &b"PRI * HTTP/2.0\r\n\r\nSX\r\n\r\n"[..],
+        b"GET / HTTP/1.1\r\nHost: a\r\n\r\n",
+    ] {
+        let (got, closed) = support::raw_eof(levee.port, opening);
+        assert_eq!(got, goaway, "{}", String::from_utf8_lossy(&got));
+        assert!(closed);
+    }
+    assert!(nginx.entries().is_empty(), "nothing reached nginx");
+    still_serves(&levee);
+}
+
+#[test]
+fn pseudo_fields_in_trailers_are_dropped_by_the_h2_crate() {
+    // Pins a deviation of the h2 crate (docs/architecture.md): RFC 9113
+    // §8.1 calls such trailers malformed (RST_STREAM PROTOCOL_ERROR), but
+    // h2 drops their pseudo-fields before levee sees them. What matters
+    // here: nothing of them reaches the upstream. Should h2 start
+    // resetting these streams, this test fails and the docs must say so.
+    let (nginx, levee) = start("");
+    let got = run(&levee, "pseudo_trailers");
+    assert!(
+        got.starts_with("HEADERS 201") || got.starts_with("HEADERS 204"),
+        "{got}"
+    );
+    let uris: Vec<String> = nginx.entries().iter().map(|e| e.get("uri")).collect();
+    assert_eq!(uris, ["/dav/t.txt"]);
+}

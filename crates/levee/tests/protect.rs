@@ -82,13 +82,16 @@ fn promotion_code_limit_allows_exactly_n_per_code() {
     for path in [
         "/redeem?code=SPRING",
         "/redeem?x=1&code=SPR%49NG",
-        "/redeem?code=SPRING&code=OTHER",
+        "/redeem?Code=SPRING",
     ] {
         let (s, retry) = status(port, path);
         assert_eq!(s, 429, "{path}");
         let retry: u64 = retry.expect("Retry-After").parse().expect("seconds");
         assert!((1..=1200).contains(&retry), "Retry-After {retry}");
     }
+    // Given twice, the code is refused: the app may read either value
+    // (docs/protection.md).
+    assert_eq!(status(port, "/redeem?code=OTHER&code=SPRING").0, 400);
     // Other codes are unaffected, and so are requests without a code and other routes.
     for i in 0..3 {
         assert_eq!(status(port, "/redeem?code=SUMMER").0, 200, "SUMMER #{i}");

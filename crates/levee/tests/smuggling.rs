@@ -160,6 +160,45 @@ fn invalid_chunk_sizes() {
 }
 
 #[test]
+fn whitespace_after_a_chunk_size_without_extension() {
+    check(&[
+        (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5 \r\nhello\r\n0\r\n\r\n", 400),
+        (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\t\r\nhello\r\n0\r\n\r\n", 400),
+    ]);
+}
+
+#[test]
+fn malformed_trailers_are_refused() {
+    // Issue 12's reproducer: a request line and its fields as trailers
+    // reached the upstream verbatim.
+    check(&[
+        (
+            b"POST /t HTTP/1.1\r\nHost: a\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n\
+              5\r\nhello\r\n0\r\nGET /smuggled HTTP/1.1\r\nHost: internal\r\nContent-Length: 99\r\n\r\n",
+            400,
+        ),
+        (
+            b"POST /t HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX-A b\r\n\r\n",
+            400,
+        ),
+    ]);
+}
+
+#[test]
+fn only_origin_and_http_absolute_targets() {
+    check(&[
+        (b"OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+        (b"GET a.test:80 HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+        (
+            b"GET http://user@evil.test/ HTTP/1.1\r\nHost: a\r\n\r\n",
+            400,
+        ),
+        (b"GET ftp://evil.test/ HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+        (b"GET http://a\\b/ HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+    ]);
+}
+
+#[test]
 fn obs_fold_is_rejected() {
     check(&[(
         b"GET / HTTP/1.1\r\nHost: a\r\nX-A: one\r\n two\r\n\r\n",
@@ -240,4 +279,118 @@ fn valid_chunked_request_is_forwarded() {
     );
     let stored = std::fs::read(f.nginx.root().join("dav/c.txt")).expect("stored");
     assert_eq!(stored, b"hello world");
+}
+
+#[test]
+fn trailers_split_across_reads_after_a_long_body() {
+    // Past the 16 KiB prebuffer the body is relayed; a trailer line that
+    // arrives in pieces is held back until whole, then forwarded.
+    let f = Fixture::new();
+    let mut conn = RawConn::connect(f.levee.port);
+    let data = vec![b'x'; 20_000];
+    let mut first = format!(
+        "PUT /dav/long.txt HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n",
+        data.len()
+    )
+    .into_bytes();
+    first.extend_from_slice(&data);
+    first.extend_from_slice(b"\r\n0\r\nX-Tr");
+    conn.send(&first);
+    std::thread::sleep(Duration::from_millis(200));
+    conn.send(b"ailer: t\r");
+    std::thread::sleep(Duration::from_millis(200));
+    conn.send(b"\n\r\n");
+    let resp = conn.read_response("PUT");
+    assert!(
+        resp.status == 201 || resp.status == 204,
+        "PUT got {}",
+        resp.status
+    );
+    let stored = std::fs::read(f.nginx.root().join("dav/long.txt")).expect("stored");
+    assert_eq!(stored.len(), data.len());
+}
+
+/// A one-shot upstream in Python that writes each request it gets, as
+/// bytes, to `out` and answers 200: nginx keeps no record of trailers.
+const CAPTURE: &str = r#"
+import socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1])))
+s.listen(8)
+while True:
+    c, _ = s.accept()
+    c.settimeout(10)
+    data = b""
+    while not (b"\r\n0\r\n" in data and data.endswith(b"\r\n\r\n")):
+        more = c.recv(65536)
+        if not more:
+            break
+        data += more
+    with open(sys.argv[2], "ab") as f:
+        f.write(data)
+    c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+    c.close()
+"#;
+
+#[test]
+fn trailer_fields_never_forwarded_are_dropped() {
+    let setup = support::LeveeSetup::new();
+    let port = support::free_port();
+    let out = setup.dir.join("captured");
+    let script = setup.dir.join("capture.py");
+    std::fs::write(&script, CAPTURE).expect("write capture.py");
+    let _upstream = Killed(
+        std::process::Command::new("python3")
+            .arg(&script)
+            .arg(port.to_string())
+            .arg(&out)
+            .spawn()
+            .expect("python3"),
+    );
+    let up = support::poll(Duration::from_secs(10), || {
+        // Closed at once: the script takes it for an empty request.
+        std::net::TcpStream::connect(("127.0.0.1", port))
+            .ok()
+            .map(drop)
+    });
+    assert!(up.is_some(), "capture upstream did not start");
+    let cfg = setup.proxy_config(&[&format!("127.0.0.1:{port}")], "");
+    let levee = setup.start(&cfg);
+    // Small (prebuffered and sent with the head) and large (relayed).
+    for size in [5usize, 40_000] {
+        let _ = std::fs::remove_file(&out);
+        let mut req = format!(
+            "POST /t HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n{size:x}\r\n"
+        )
+        .into_bytes();
+        req.extend(std::iter::repeat_n(b'x', size));
+        req.extend_from_slice(
+            b"\r\n0\r\nX-Keep: 1\r\nHost: internal\r\nContent-Length: 99\r\nX-Also: 2\r\n\r\n",
+        );
+        let mut conn = RawConn::connect(levee.port);
+        conn.send(&req);
+        assert_eq!(conn.read_response("POST").status, 200, "{size}");
+        let got = support::poll(Duration::from_secs(5), || {
+            std::fs::read(&out)
+                .ok()
+                .filter(|b| b.ends_with(b"\r\n\r\n"))
+        })
+        .expect("the upstream got the request");
+        let tail = String::from_utf8_lossy(&got[got.len() - 60..]).into_owned();
+        assert!(
+            tail.ends_with("\r\n0\r\nX-Keep: 1\r\nX-Also: 2\r\n\r\n"),
+            "{size}: {tail:?}"
+        );
+    }
+}
+
+/// A child process killed when the test ends, failed or not.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }

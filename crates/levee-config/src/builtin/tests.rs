@@ -22,6 +22,7 @@ fn static_is_one_listener_and_one_route() {
             tls: None,
             proxy_protocol: Vec::new(),
             h2c: false,
+            h2_only: false,
             mail: None,
         }]
     );
@@ -55,6 +56,7 @@ fn proxy_is_one_upstream_named_backend() {
         Action::Proxy(ProxyAction {
             upstream: "backend".into(),
             preserve_host: true,
+            forward_path: Default::default(),
             cache: None,
         })
     );

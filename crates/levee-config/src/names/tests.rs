@@ -104,4 +104,18 @@ fn route_paths() {
     assert!(check_route_path("/a b").is_err());
     assert!(check_route_path("/a?b").is_err());
     assert!(check_route_path("/a\n").is_err());
+    // Routes match the normalised, decoded path: other spellings never would.
+    assert_eq!(check_route_path("/café/"), Ok(()));
+    for bad in [
+        "/%61dmin/",
+        "/a;b/",
+        "/a\\b",
+        "//admin/",
+        "/a/./b",
+        "/a/../b",
+        "/a/.",
+        "/..",
+    ] {
+        assert!(check_route_path(bad).is_err(), "{bad}");
+    }
 }

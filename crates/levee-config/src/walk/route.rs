@@ -8,7 +8,7 @@ use super::cache::ROUTE_KEYS as CACHE_KEYS;
 use crate::error::Sink;
 use crate::model::{
     Action, DEFAULT_CONTENT_TYPE, DEFAULT_INDEX, DEFAULT_REDIRECT_STATUS, DEFAULT_RESPOND_STATUS,
-    HostMatch, ProxyAction, RedirectAction, RespondAction, StaticAction,
+    ForwardPath, HostMatch, ProxyAction, RedirectAction, RespondAction, StaticAction,
 };
 use crate::names;
 use crate::tree::{Fields, Item};
@@ -32,6 +32,7 @@ const ACTIONS: [&str; 4] = ["proxy", "static", "redirect", "respond"];
 /// Each action option and the actions it belongs to.
 const OPTIONS: &[(&str, &[&str])] = &[
     ("preserve_host", &["proxy"]),
+    ("forward_path", &["proxy"]),
     ("index", &["static"]),
     ("follow_symlinks", &["static"]),
     ("status", &["redirect", "respond"]),
@@ -47,6 +48,7 @@ pub(crate) const KEYS: &[&str] = &[
     "redirect",
     "respond",
     "preserve_host",
+    "forward_path",
     "index",
     "follow_symlinks",
     "status",
@@ -172,23 +174,41 @@ fn action(sink: &mut Sink<'_>, fields: &Fields<'_, '_>) -> Option<Built> {
 
 fn proxy(sink: &mut Sink<'_>, fields: &Fields<'_, '_>, item: &Item<'_, '_>) -> Built {
     let preserve_host = fields.get("preserve_host").map(|i| i.bool(sink));
+    let forward_path = match fields.get("forward_path") {
+        None => Some(ForwardPath::default()),
+        Some(i) => match i.str(sink) {
+            Some("normalised") => Some(ForwardPath::Normalised),
+            Some("original") => Some(ForwardPath::Original),
+            Some(other) => {
+                i.error(
+                    sink,
+                    format!("`{other}`: expected \"normalised\" or \"original\""),
+                );
+                None
+            }
+            None => None,
+        },
+    };
     let cache = super::cache::route_cache(sink, fields);
     let Some(upstream) = item.text(sink) else {
         return (None, None);
     };
     let mention = Mention::of(item, upstream);
-    let action = match preserve_host {
+    let preserve_host = match preserve_host {
         Some(None) => None,
         Some(Some(b)) => Some(b),
         None => Some(true),
-    }
-    .map(|preserve_host| {
-        Action::Proxy(ProxyAction {
-            upstream: upstream.to_owned(),
-            preserve_host,
-            cache,
-        })
-    });
+    };
+    let action = preserve_host
+        .zip(forward_path)
+        .map(|(preserve_host, forward_path)| {
+            Action::Proxy(ProxyAction {
+                upstream: upstream.to_owned(),
+                preserve_host,
+                forward_path,
+                cache,
+            })
+        });
     (action, Some(mention))
 }
 

@@ -25,7 +25,7 @@ fn unknown_keys_point_at_the_key_and_suggest() {
     assert_eq!(
         with_listener("[[route]]\nrespond = \"x\"\n  colour = 1\n"),
         [
-            "t.toml:5:3: route[0].colour: unknown key `colour`; expected one of: listener, host, path, proxy, static, redirect, respond, preserve_host, index, follow_symlinks, status, content_type, allow, deny, auth_basic_file, auth_realm, rate_limit, cache, cache_key_drop_params, cache_key_sort_params, cache_key_headers, cache_key_cookies, cache_bypass_cookies, cache_bypass_headers, cache_methods, cache_status, cache_stale_if_down, cache_strip_set_cookie"
+            "t.toml:5:3: route[0].colour: unknown key `colour`; expected one of: listener, host, path, proxy, static, redirect, respond, preserve_host, forward_path, index, follow_symlinks, status, content_type, allow, deny, auth_basic_file, auth_realm, rate_limit, cache, cache_key_drop_params, cache_key_sort_params, cache_key_headers, cache_key_cookies, cache_bypass_cookies, cache_bypass_headers, cache_methods, cache_status, cache_stale_if_down, cache_strip_set_cookie"
         ]
     );
     assert_eq!(
@@ -73,6 +73,18 @@ fn wrong_types_point_at_the_value() {
             "[[route]]\nproxy = \"app\"\npreserve_host = \"yes\"\n[upstream.app]\nservers = [\"h:1\"]\n"
         ),
         ["t.toml:5:17: route[0].preserve_host: expected a boolean (true or false), found string"]
+    );
+    assert_eq!(
+        with_listener(
+            "[[route]]\nproxy = \"app\"\nforward_path = \"raw\"\n[upstream.app]\nservers = [\"h:1\"]\n"
+        ),
+        ["t.toml:5:16: route[0].forward_path: `raw`: expected \"normalised\" or \"original\""]
+    );
+    assert_eq!(
+        with_listener("[[route]]\npath = \"/%61dmin/\"\nrespond = \"x\"\n"),
+        [
+            "t.toml:4:8: route[0].path: path `/%61dmin/` must not contain `%`: routes match the decoded path, so write the character itself"
+        ]
     );
     assert_eq!(
         with_listener("[upstream.app]\nservers = \"h:1\"\n"),

@@ -116,7 +116,12 @@ fn as_get(req: &RequestHead) -> Option<RequestHead> {
     match parse_request(&text, 0, &limits) {
         Ok(Parsed::Complete(parts, len)) => {
             let text = Bytes::from(text);
-            Some(parts.into_head(text.slice(..len)))
+            let mut get = parts.into_head(text.slice(..len));
+            // The route's `forward_path`, which the parse does not know.
+            if req.forwards_original() {
+                get.forward_original();
+            }
+            Some(get)
         }
         _ => None,
     }

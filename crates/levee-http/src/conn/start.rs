@@ -5,7 +5,7 @@
 use std::io;
 use std::time::Duration;
 
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 
@@ -132,14 +132,27 @@ async fn handshake(client: Client, tls: &ListenerTls) -> Option<Client> {
 /// The connection preface an h2c client with prior knowledge opens with.
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
+/// An empty SETTINGS frame (the server's connection preface, RFC 9113
+/// §3.4), then GOAWAY with last stream 0 and PROTOCOL_ERROR.
+const GOAWAY_PROTOCOL_ERROR: [u8; 26] = [
+    0, 0, 0, 4, 0, 0, 0, 0, 0, // SETTINGS, no payload
+    0, 0, 8, 7, 0, 0, 0, 0, 0, // GOAWAY, 8 bytes, stream 0
+    0, 0, 0, 0, // last stream id
+    0, 0, 0, 1, // PROTOCOL_ERROR
+];
+
 /// On a cleartext listener that accepts h2c, whether the client opened
 /// with the HTTP/2 preface. It only peeks, so an HTTP/1 request stays in
 /// the socket for the HTTP/1 loop. `None`: the client sent nothing within
-/// `timeouts.request_head`, or closed; it is dropped.
+/// `timeouts.request_head`, or closed; it is dropped. On an HTTP/2-only
+/// listener (`http2 = "only"`) a client that opens otherwise is told
+/// GOAWAY PROTOCOL_ERROR (§3.4: an invalid preface is a connection error)
+/// rather than answered in HTTP/1.1, and dropped.
 pub(super) async fn h2c_preface(client: &mut Client, listener: &ListenerCtx) -> Option<bool> {
     let ClientStream::Plain(tcp) = &mut client.stream else {
         return Some(false);
     };
+    let only = listener.steps.load().h2_only;
     let limit = listener.shared.site.load().timeouts.request_head;
     let deadline = tokio::time::Instant::now() + limit;
     let mut buf = [0u8; 24];
@@ -150,6 +163,17 @@ pub(super) async fn h2c_preface(client: &mut Client, listener: &ListenerCtx) -> 
         };
         let seen = buf.get(..n).unwrap_or_default();
         if !H2_PREFACE.starts_with(seen) {
+            if only {
+                tracing::debug!(peer = %client.peer, "no HTTP/2 preface on an HTTP/2-only listener");
+                let send = tokio::time::timeout(limit, tcp.write_all(&GOAWAY_PROTOCOL_ERROR));
+                if matches!(send.await, Ok(Ok(()))) {
+                    // What the client sent is read and dropped, so that the
+                    // close does not reset the connection before it reads
+                    // the GOAWAY.
+                    crate::respond::linger(tcp).await;
+                }
+                return None;
+            }
             return Some(false);
         }
         if n == H2_PREFACE.len() {

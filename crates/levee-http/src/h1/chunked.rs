@@ -2,9 +2,20 @@
 //!
 //! The decoder is fed whatever bytes have arrived and reports how many of
 //! them belong to the body and where the data inside them is, so the caller
-//! can forward the coded bytes as they are (keeping trailers) or only the data.
+//! can forward the coded bytes as they are or only the data.
+//!
+//! Strict where a lenient reading could differ from the receiver's
+//! (docs/http1.md): whitespace after a chunk size is allowed only before a
+//! `;` extension (`5 \r\n` is refused), and trailers are parsed as fields
+//! (`name: value`, name a token, no control bytes), so a line such as
+//! `GET /smuggled HTTP/1.1` is refused rather than passed on. Trailer
+//! fields a receiver must never take from trailers (framing, routing,
+//! authentication, content metadata, hop-by-hop: RFC 9110 §6.5.1) are
+//! reported in `Fed::skip` for the caller to leave out.
 
 use std::ops::Range;
+
+use crate::normal::hex;
 
 /// Why a chunked body is refused (400 from a client, 502 from an upstream).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -27,6 +38,8 @@ enum State {
     Size {
         digits: u8,
     },
+    /// Whitespace after the size: only a `;ext` may follow.
+    SizeWs,
     /// After the size: optional `;ext` up to CRLF.
     Extension {
         len: usize,
@@ -38,17 +51,14 @@ enum State {
     /// Expecting CR then LF after chunk data.
     DataCr,
     DataLf,
-    /// Reading a trailer line (after the last chunk); `len` counts its bytes.
-    Trailer {
-        len: usize,
-    },
-    TrailerLf {
-        empty: bool,
-    },
+    /// At the start of a trailer line (after the last chunk), or of the
+    /// empty line that ends the body.
+    Trailer,
     Done,
 }
 
-/// Most bytes allowed in one extension or trailer line, and in all trailers.
+/// Most bytes allowed in one extension or trailer line, and in all trailers
+/// (so a held-back partial trailer line is bounded too).
 const MAX_LINE: usize = 4096;
 const MAX_TRAILERS: usize = 16 * 1024;
 
@@ -80,6 +90,9 @@ pub struct Fed {
     pub consumed: usize,
     /// Ranges of chunk data inside the consumed bytes.
     pub data: Vec<Range<usize>>,
+    /// Trailer lines (CRLF included) inside the consumed bytes that are
+    /// not to be forwarded.
+    pub skip: Vec<Range<usize>>,
     /// The body, trailers included, ended inside this input.
     pub done: bool,
 }
@@ -89,7 +102,10 @@ impl ChunkedDecoder {
         self.state == State::Done
     }
 
-    /// Consumes as much of `input` as belongs to the body.
+    /// Consumes as much of `input` as belongs to the body. A trailer line
+    /// is consumed only once whole: when the body is not done, the bytes
+    /// after `consumed` (a partial trailer line) must be fed again with
+    /// what follows them.
     pub fn feed(&mut self, input: &[u8]) -> Result<Fed, ChunkError> {
         let mut fed = Fed::default();
         let mut i = 0;
@@ -120,13 +136,21 @@ impl ChunkedDecoder {
                     None if digits == 0 => return Err(ChunkError::BadSize),
                     None => match b {
                         b'\r' => self.state = State::SizeLf,
-                        b';' | b' ' | b'\t' => self.state = State::Extension { len: 1 },
+                        b';' => self.state = State::Extension { len: 1 },
+                        b' ' | b'\t' => self.state = State::SizeWs,
                         _ => return Err(ChunkError::BadSize),
                     },
                 },
+                // RFC 9112 §7.1.1: BWS comes before `;`, never alone.
+                State::SizeWs => match b {
+                    b' ' | b'\t' => {}
+                    b';' => self.state = State::Extension { len: 1 },
+                    _ => return Err(ChunkError::BadSize),
+                },
                 State::Extension { len } => match b {
                     b'\r' => self.state = State::SizeLf,
-                    b'\n' | 0 => return Err(ChunkError::BadSize),
+                    b'\t' => self.state = State::Extension { len: len + 1 },
+                    b if b.is_ascii_control() => return Err(ChunkError::BadSize),
                     _ if len >= MAX_LINE => return Err(ChunkError::LineTooLong),
                     _ => self.state = State::Extension { len: len + 1 },
                 },
@@ -135,7 +159,7 @@ impl ChunkedDecoder {
                         return Err(ChunkError::BadSize);
                     }
                     self.state = if self.remaining == 0 {
-                        State::Trailer { len: 0 }
+                        State::Trailer
                     } else {
                         State::Data
                     };
@@ -152,29 +176,32 @@ impl ChunkedDecoder {
                     }
                     self.state = State::Size { digits: 0 };
                 }
-                State::Trailer { len } => {
-                    self.trailer_bytes += 1;
-                    if self.trailer_bytes > MAX_TRAILERS || len >= MAX_LINE {
+                State::Trailer => {
+                    let rest = &input[i..];
+                    let Some(end) = memchr::memchr(b'\n', rest) else {
+                        // A partial line: held back until its end arrives.
+                        if self.trailer_bytes + rest.len() > MAX_TRAILERS || rest.len() > MAX_LINE {
+                            return Err(ChunkError::LineTooLong);
+                        }
+                        break;
+                    };
+                    let line = rest[..end]
+                        .strip_suffix(b"\r")
+                        .ok_or(ChunkError::BadTrailer)?;
+                    self.trailer_bytes += end + 1;
+                    if self.trailer_bytes > MAX_TRAILERS || end > MAX_LINE {
                         return Err(ChunkError::LineTooLong);
                     }
-                    match b {
-                        b'\r' => self.state = State::TrailerLf { empty: len == 0 },
-                        b'\n' | 0 => return Err(ChunkError::BadTrailer),
-                        b' ' | b'\t' if len == 0 => return Err(ChunkError::BadTrailer),
-                        _ => self.state = State::Trailer { len: len + 1 },
-                    }
-                }
-                State::TrailerLf { empty } => {
-                    if b != b'\n' {
-                        return Err(ChunkError::BadTrailer);
-                    }
-                    if empty {
+                    if line.is_empty() {
                         self.state = State::Done;
-                        i += 1;
-                        fed.done = true;
+                        i += end + 1;
                         break;
                     }
-                    self.state = State::Trailer { len: 0 };
+                    if !forwarded(trailer_name(line)?) {
+                        fed.skip.push(i..i + end + 1);
+                    }
+                    i += end + 1;
+                    continue;
                 }
             }
             i += 1;
@@ -185,11 +212,58 @@ impl ChunkedDecoder {
     }
 }
 
-fn hex(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
+impl Fed {
+    /// Takes the trailer lines in `skip` out of `buf`, which `self` was
+    /// fed from its start (a whole body buffered at once); returns how many
+    /// bytes of the body are left. Allocates only when there is something
+    /// to take out.
+    pub fn drop_skipped(&self, buf: &mut bytes::BytesMut) -> usize {
+        if self.skip.is_empty() {
+            return self.consumed;
+        }
+        let mut kept = bytes::BytesMut::with_capacity(buf.len());
+        let mut from = 0;
+        for skip in &self.skip {
+            kept.extend_from_slice(&buf[from..skip.start]);
+            from = skip.end;
+        }
+        kept.extend_from_slice(&buf[from..]);
+        let removed = buf.len() - kept.len();
+        *buf = kept;
+        self.consumed - removed
     }
+}
+
+/// The name of a trailer field line (`name: value`, RFC 9110 §5.5): a
+/// token, a colon at once, and a value without control bytes but HTAB.
+fn trailer_name(line: &[u8]) -> Result<&[u8], ChunkError> {
+    let colon = memchr::memchr(b':', line).ok_or(ChunkError::BadTrailer)?;
+    let (name, value) = (&line[..colon], &line[colon + 1..]);
+    let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+    if name.is_empty() || !name.iter().all(|&b| token(b)) {
+        return Err(ChunkError::BadTrailer);
+    }
+    if value.iter().any(|&b| b.is_ascii_control() && b != b'\t') {
+        return Err(ChunkError::BadTrailer);
+    }
+    Ok(name)
+}
+
+/// Whether a trailer field is passed on. Not: the fields a receiver must
+/// not take from trailers (RFC 9110 §6.5.1): framing, routing,
+/// authentication and content metadata, nor hop-by-hop fields, whatever a
+/// receiver that merges trailers into the head would make of them.
+fn forwarded(name: &[u8]) -> bool {
+    const NEVER: [&[u8]; 9] = [
+        b"content-length",
+        b"host",
+        b"authorization",
+        b"proxy-authorization",
+        b"cookie",
+        b"set-cookie",
+        b"content-type",
+        b"content-encoding",
+        b"content-range",
+    ];
+    !crate::message::is_hop_by_hop(name) && !NEVER.iter().any(|n| n.eq_ignore_ascii_case(name))
 }

@@ -16,6 +16,7 @@
 use std::mem::MaybeUninit;
 
 use crate::message::{Field, Fields, Framing, RequestHead, ResponseHead, Span, Version};
+use crate::normal::{Normal, PathError, normalise};
 
 /// Bounds on a request head, from `[limits]`.
 #[derive(Debug, Clone, Copy)]
@@ -62,6 +63,12 @@ pub enum HeadError {
     BadHost,
     #[error("CONNECT (levee tunnels nothing)")]
     Connect,
+    #[error("request target is neither origin nor absolute form")]
+    BadTarget,
+    #[error("absolute-form target with userinfo or a scheme other than http(s)")]
+    BadAbsolute,
+    #[error("request path: {0}")]
+    BadPath(#[from] PathError),
 }
 
 impl HeadError {
@@ -97,6 +104,8 @@ pub struct RequestParts {
     pub keep_alive: bool,
     pub expect_continue: bool,
     pub connection_tokens: Vec<Box<[u8]>>,
+    /// The path's normal forms, when they differ from the target's.
+    pub normal: Option<Box<Normal>>,
 }
 
 impl RequestParts {
@@ -112,6 +121,7 @@ impl RequestParts {
             keep_alive: self.keep_alive,
             expect_continue: self.expect_continue,
             connection_tokens: self.connection_tokens,
+            normal: self.normal,
         }
     }
 }
@@ -208,6 +218,7 @@ pub fn parse_request(
     let method = span_in(head, method_bytes);
     let target_bytes = req.path.unwrap_or_default().as_bytes();
     let target = span_in(head, target_bytes);
+    let (authority, normal) = read_target(target_bytes)?;
     let fields = collect_fields(head, req.headers);
     let semantics = Semantics::read(head, &fields)?;
 
@@ -222,7 +233,7 @@ pub fn parse_request(
     {
         return Err(HeadError::BadHost);
     }
-    let host = absolute_authority(head, target_bytes).or(host);
+    let host = authority.map(|a| span_in(head, a)).or(host);
     let keep_alive = match version {
         Version::Http11 => !semantics.close,
         _ => semantics.keep_alive && !semantics.close,
@@ -238,9 +249,62 @@ pub fn parse_request(
             keep_alive,
             expect_continue: semantics.expect_continue,
             connection_tokens: semantics.tokens,
+            normal,
         },
         end,
     ))
+}
+
+/// A checked target: the authority of an absolute form, and the path's
+/// normal forms when they differ from the target's.
+type Target<'a> = (Option<&'a [u8]>, Option<Box<Normal>>);
+
+/// Checks a request target's form and normalises its path: origin form
+/// (`/p?q`), or absolute form (`http://host/p?q`) whose authority is
+/// returned, to stand for `Host`. `*` (`OPTIONS *`) and authority form
+/// (`host:port`, CONNECT's, refused before) are refused: levee routes by
+/// path and has nothing to say of the server as a whole.
+fn read_target(target: &[u8]) -> Result<Target<'_>, HeadError> {
+    let (authority, origin) = if target.first() == Some(&b'/') {
+        (None, target)
+    } else {
+        let (authority, origin) = absolute_form(target)?;
+        (Some(authority), origin)
+    };
+    let (path, query) = match memchr::memchr(b'?', origin) {
+        Some(q) => (&origin[..q], &origin[q..]),
+        None => (origin, &origin[origin.len()..]),
+    };
+    // A fragment is never part of a request target (RFC 9112 §3.2); in
+    // the path the normalisation refuses it.
+    if memchr::memchr(b'#', query).is_some() {
+        return Err(HeadError::BadPath(PathError::Fragment));
+    }
+    Ok((authority, normalise(path, query)?))
+}
+
+/// The authority and the rest (`/p?q`, `?q` or empty) of an absolute-form
+/// target. Its authority gets the checks a `Host` gets, and no userinfo
+/// (`http://user@host/`): it would be read as the host by some and not by
+/// others. Schemes other than http and https are not levee's to serve.
+fn absolute_form(target: &[u8]) -> Result<(&[u8], &[u8]), HeadError> {
+    let Some(i) = memchr::memmem::find(target, b"://") else {
+        return Err(HeadError::BadTarget);
+    };
+    let scheme = &target[..i];
+    if !(scheme.eq_ignore_ascii_case(b"http") || scheme.eq_ignore_ascii_case(b"https")) {
+        return Err(HeadError::BadAbsolute);
+    }
+    let rest = &target[i + 3..];
+    let end = memchr::memchr3(b'/', b'?', b'#', rest).unwrap_or(rest.len());
+    let authority = &rest[..end];
+    if memchr::memchr(b'@', authority).is_some() {
+        return Err(HeadError::BadAbsolute);
+    }
+    if authority.is_empty() || !valid_host(authority) {
+        return Err(HeadError::BadHost);
+    }
+    Ok((authority, &rest[end..]))
 }
 
 /// Parses an upstream's response head. Faults here become 502s.
@@ -501,16 +565,4 @@ fn valid_host(h: &[u8]) -> bool {
     !h.iter().any(|b| {
         matches!(b, b' ' | b'\t' | b'/' | b'\\' | b'@' | b'?' | b'#') || b.is_ascii_control()
     })
-}
-
-/// The authority of an absolute-form target (`http://host:port/path`).
-fn absolute_authority(head: &[u8], target: &[u8]) -> Option<Span> {
-    if target.first() == Some(&b'/') {
-        return None;
-    }
-    let i = memchr::memmem::find(target, b"://")?;
-    let rest = &target[i + 3..];
-    let end = memchr::memchr3(b'/', b'?', b'#', rest).unwrap_or(rest.len());
-    let authority = &rest[..end];
-    (!authority.is_empty()).then(|| span_in(head, authority))
 }

@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::message::{Framing, Version};
+use crate::normal::PathError;
 use proptest::prelude::*;
 
 const LIMITS: HeadLimits = HeadLimits {
@@ -208,6 +209,64 @@ fn absolute_form_sets_the_host() {
 }
 
 #[test]
+fn only_origin_and_http_absolute_forms_are_served() {
+    use HeadError::*;
+    for (text, error) in [
+        ("OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n", BadTarget),
+        ("GET a.test:80 HTTP/1.1\r\nHost: a\r\n\r\n", BadTarget),
+        (
+            "GET http://user@evil.test/ HTTP/1.1\r\nHost: a\r\n\r\n",
+            BadAbsolute,
+        ),
+        ("GET http://u:p@a/ HTTP/1.1\r\nHost: a\r\n\r\n", BadAbsolute),
+        ("GET ftp://a.test/ HTTP/1.1\r\nHost: a\r\n\r\n", BadAbsolute),
+        (
+            "GET file:///etc/passwd HTTP/1.1\r\nHost: a\r\n\r\n",
+            BadAbsolute,
+        ),
+        ("GET http:///p HTTP/1.1\r\nHost: a\r\n\r\n", BadHost),
+        ("GET http://a\\b/ HTTP/1.1\r\nHost: a\r\n\r\n", BadHost),
+        (
+            "GET /a?b#c HTTP/1.1\r\nHost: a\r\n\r\n",
+            BadPath(PathError::Fragment),
+        ),
+        (
+            "GET /a#c HTTP/1.1\r\nHost: a\r\n\r\n",
+            BadPath(PathError::Fragment),
+        ),
+    ] {
+        assert_eq!(refused(text), error, "{text:?}");
+        assert_eq!(error.status(), 400);
+    }
+    let text = "GET HTTPS://B.test?x=1 HTTP/1.1\r\nHost: a.test\r\n\r\n";
+    let head = complete(text).into_head(bytes::Bytes::from(text));
+    assert_eq!(head.host_name(), b"B.test");
+    assert_eq!(head.path(), b"/");
+    assert_eq!(head.uri(), b"/?x=1");
+}
+
+#[test]
+fn the_path_is_normalised_once_with_the_head() {
+    let text = "GET /x/../%61dmin//a%2fb;p=1?c%6fde=1 HTTP/1.1\r\nHost: a\r\n\r\n";
+    let mut head = complete(text).into_head(bytes::Bytes::from(text));
+    assert_eq!(head.path(), b"/admin/a/b");
+    assert_eq!(head.query(), b"c%6fde=1");
+    assert_eq!(head.uri(), b"/admin/a%2Fb;p=1?c%6fde=1");
+    assert!(!head.forwards_original());
+    head.forward_original();
+    assert_eq!(head.uri(), b"/x/../%61dmin//a%2fb;p=1?c%6fde=1");
+    assert_eq!(
+        head.path(),
+        b"/admin/a/b",
+        "routing still reads the normal form"
+    );
+    for bad in ["/..", "/admin%00", "/%c0%ae", "/a/..;/b", "/a%zz"] {
+        let text = format!("GET {bad} HTTP/1.1\r\nHost: a\r\n\r\n");
+        assert!(matches!(refused(&text), HeadError::BadPath(_)), "{bad}");
+    }
+}
+
+#[test]
 fn limits_give_414_and_431() {
     let long = format!("GET /{} HTTP/1.1\r\nHost: a\r\n\r\n", "a".repeat(9000));
     assert_eq!(refused(&long).status(), 414);
@@ -227,8 +286,7 @@ fn limits_give_414_and_431() {
 
 #[test]
 fn split_reads_give_the_same_head_at_every_split() {
-    let text =
-        b"POST /upload?x=1 HTTP/1.1\r\nHost: example.com\r\nContent-Length: 3\r\nX-A: b\r\n\r\nabc";
+    let text = b"POST //up/./%6Coad?x=1 HTTP/1.1\r\nHost: example.com\r\nContent-Length: 3\r\nX-A: b\r\n\r\nabc";
     let head_len = text.len() - 3;
     for split in 1..text.len() {
         let mut searched = 0;
@@ -241,6 +299,9 @@ fn split_reads_give_the_same_head_at_every_split() {
             Ok(Parsed::Complete(p, n)) => {
                 assert_eq!(n, head_len);
                 assert_eq!(p.framing, Framing::Length(3));
+                let head = p.into_head(bytes::Bytes::copy_from_slice(&text[..n]));
+                assert_eq!(head.path(), b"/up/load");
+                assert_eq!(head.uri(), b"/up/load?x=1");
             }
             other => panic!("split {split}: {other:?}"),
         }
@@ -286,7 +347,7 @@ fn response_framing() {
 
 #[test]
 fn chunked_decoding_with_extensions_and_trailers() {
-    let body = b"5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nX-T: v\r\n\r\nNEXT";
+    let body = b"5;ext=1\r\nhello\r\n6 ; e=\"q\"\r\n world\r\n0\r\nX-T: v\r\n\r\nNEXT";
     let mut d = ChunkedDecoder::default();
     let fed = d.feed(body).expect("valid");
     assert!(fed.done);
@@ -302,16 +363,50 @@ fn chunked_decoding_with_extensions_and_trailers() {
 
 #[test]
 fn chunked_split_reads() {
-    let body = b"a\r\n0123456789\r\n3\r\nabc\r\n0\r\n\r\n";
+    let body = b"a\r\n0123456789\r\n3\r\nabc\r\n0\r\nX-T: v\r\nHost: no\r\n\r\n";
     for split in 1..body.len() {
         let mut d = ChunkedDecoder::default();
         let a = d.feed(&body[..split]).expect("valid prefix");
-        assert_eq!(a.consumed, split);
         assert!(!a.done);
-        let b = d.feed(&body[split..]).expect("valid rest");
+        // Only a partial trailer line is held back.
+        let held = split - a.consumed;
+        assert!(held == 0 || split > 23, "split {split} held {held}");
+        let b = d.feed(&body[a.consumed..]).expect("valid rest");
         assert!(b.done, "split {split}");
+        assert_eq!(a.consumed + b.consumed, body.len());
         assert_eq!(d.data_len, 13);
+        // `Host` is never forwarded from trailers, whatever the split.
+        let skipped: Vec<&[u8]> = a
+            .skip
+            .iter()
+            .map(|r| &body[r.clone()])
+            .chain(
+                b.skip
+                    .iter()
+                    .map(|r| &body[a.consumed + r.start..a.consumed + r.end]),
+            )
+            .collect();
+        assert_eq!(skipped, [&b"Host: no\r\n"[..]], "split {split}");
     }
+}
+
+#[test]
+fn trailers_are_fields_and_some_are_never_forwarded() {
+    let body =
+        b"0\r\nGrpc-Status: 0\r\nContent-Length: 99\r\nTransfer-Encoding: x\r\nX-A:\t1\r\n\r\n";
+    let mut d = ChunkedDecoder::default();
+    let fed = d.feed(body).expect("valid");
+    assert!(fed.done);
+    let skipped: Vec<&[u8]> = fed.skip.iter().map(|r| &body[r.clone()]).collect();
+    assert_eq!(
+        skipped,
+        [&b"Content-Length: 99\r\n"[..], b"Transfer-Encoding: x\r\n"]
+    );
+    // A body buffered whole loses them in place; what follows stays.
+    let mut buf = bytes::BytesMut::from(&[&body[..], b"NEXT"].concat()[..]);
+    let left = fed.drop_skipped(&mut buf);
+    assert_eq!(&buf[..left], b"0\r\nGrpc-Status: 0\r\nX-A:\t1\r\n\r\n");
+    assert_eq!(&buf[left..], b"NEXT");
 }
 
 #[test]
@@ -323,6 +418,21 @@ fn chunked_refusals() {
         (b"3\r\nabcd\r\n", ChunkError::BadDataEnd),
         (b"3\nabc", ChunkError::BadSize),
         (b"0\r\n bad\r\n\r\n", ChunkError::BadTrailer),
+        // The smuggling attempt of issue 12: a request line as a trailer.
+        (
+            b"0\r\nGET /smuggled HTTP/1.1\r\nHost: internal\r\n\r\n",
+            ChunkError::BadTrailer,
+        ),
+        (b"0\r\nno-colon\r\n\r\n", ChunkError::BadTrailer),
+        (b"0\r\nX : v\r\n\r\n", ChunkError::BadTrailer),
+        (b"0\r\n: v\r\n\r\n", ChunkError::BadTrailer),
+        (b"0\r\nX: a\rb\r\n\r\n", ChunkError::BadTrailer),
+        (b"0\r\nX: v\n\r\n", ChunkError::BadTrailer),
+        // Whitespace after a size only before an extension.
+        (b"5 \r\nhello\r\n", ChunkError::BadSize),
+        (b"5\t\r\nhello\r\n", ChunkError::BadSize),
+        (b"5 x\r\n", ChunkError::BadSize),
+        (b"5;a\x01\r\n", ChunkError::BadSize),
     ];
     for (input, error) in bad {
         let mut d = ChunkedDecoder::default();
@@ -347,7 +457,7 @@ proptest! {
         let mut d = ChunkedDecoder::default();
         if let Ok(fed) = d.feed(&input) {
             prop_assert!(fed.consumed <= input.len());
-            for r in fed.data {
+            for r in fed.data.iter().chain(&fed.skip) {
                 prop_assert!(r.end <= fed.consumed);
             }
         }

@@ -67,10 +67,11 @@ pub(super) async fn serve(
     mut respond: SendResponse<Bytes>,
     conn: &Conn,
     site: &Site,
-    head: RequestHead,
+    mut head: RequestHead,
     routed: &Routed,
     started: Instant,
 ) {
+    routed.choose_path(&mut head);
     let shared = &conn.listener.shared;
     let _in_flight = shared.begin();
     levee_upstream::stats::count_request(conn.listener.addr);

@@ -1,12 +1,14 @@
-//! Turns a raw, percent-encoded request path into segments that are safe to
-//! join onto the static root. No filesystem access happens here.
+//! Turns a request's matched path into segments that are safe to join onto
+//! the static root. No filesystem access happens here.
 //!
-//! The path is decoded exactly once, then split on `/`, so an encoded slash
-//! (`%2F`) is an ordinary separator and an encoded dot (`%2E`) an ordinary dot:
-//! every check runs on the decoded form, which is the form the filesystem sees.
-//! `.` segments and empty segments (`//`) are dropped; `..` removes the segment
-//! before it, and a `..` with nothing left to remove is rejected rather than
-//! clamped, because no honest client produces it.
+//! The path was decoded and normalised once, when the head was parsed
+//! (`normal.rs`): an encoded slash (`%2F`) is an ordinary separator there
+//! and an encoded dot (`%2E`) an ordinary dot, so routing and the file
+//! system see the same path. It is not decoded again here (a `%` is a
+//! file-name byte); the checks are repeated so that this module is safe
+//! on its own: `.` segments and empty segments (`//`) are dropped, `..`
+//! removes the segment before it, and a `..` with nothing left to remove is
+//! rejected rather than clamped, because no honest client produces it.
 
 use std::fmt::Write as _;
 
@@ -15,8 +17,6 @@ use std::fmt::Write as _;
 pub enum PathError {
     #[error("request path does not start with '/'")]
     NotAbsolute,
-    #[error("malformed percent-escape in request path")]
-    BadEscape,
     #[error("NUL byte in request path")]
     Nul,
     #[error("backslash in request path")]
@@ -36,12 +36,11 @@ pub struct CleanPath {
 }
 
 impl CleanPath {
-    /// Parses and normalises a raw request path (without its query).
-    pub fn parse(raw: &[u8]) -> Result<Self, PathError> {
-        if raw.first() != Some(&b'/') {
+    /// Splits a decoded request path (without its query).
+    pub fn parse(decoded: &[u8]) -> Result<Self, PathError> {
+        if decoded.first() != Some(&b'/') {
             return Err(PathError::NotAbsolute);
         }
-        let decoded = percent_decode(raw)?;
         if decoded.contains(&0) {
             return Err(PathError::Nul);
         }
@@ -96,36 +95,6 @@ impl CleanPath {
 /// RFC 3986 `pchar` minus `%`, plus nothing that needs quoting in a header.
 fn is_path_safe(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@".contains(&b)
-}
-
-fn percent_decode(raw: &[u8]) -> Result<Vec<u8>, PathError> {
-    let mut out = Vec::with_capacity(raw.len());
-    let mut rest = raw;
-    while let Some((&b, tail)) = rest.split_first() {
-        if b == b'%' {
-            let [hi, lo, after @ ..] = tail else {
-                return Err(PathError::BadEscape);
-            };
-            let (Some(hi), Some(lo)) = (hex_value(*hi), hex_value(*lo)) else {
-                return Err(PathError::BadEscape);
-            };
-            out.push(hi << 4 | lo);
-            rest = after;
-        } else {
-            out.push(b);
-            rest = tail;
-        }
-    }
-    Ok(out)
-}
-
-fn hex_value(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
 }
 
 #[cfg(test)]

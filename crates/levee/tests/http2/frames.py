@@ -117,6 +117,23 @@ class Conn:
         return f"{status} {size} incomplete"
 
 
+def events(c, sid, quiet=1.5):
+    """What stream `sid` got, in order, until `quiet` seconds of silence."""
+    got = []
+    while True:
+        f = c.read(quiet)
+        if f in (None, "idle"):
+            return " ".join(got) or "nothing"
+        if isinstance(f, GoAwayFrame):
+            got.append("GOAWAY " + CODES.get(f.error_code, str(f.error_code)))
+        elif f.stream_id != sid:
+            continue
+        elif isinstance(f, HeadersFrame):
+            got.append("HEADERS " + f.fields.get(":status", "trailers"))
+        elif isinstance(f, RstStreamFrame):
+            got.append("RST " + CODES.get(f.error_code, str(f.error_code)))
+
+
 def data_bytes(c, seconds):
     """DATA bytes received until `seconds` of quiet."""
     got = 0
@@ -136,6 +153,28 @@ def case(port, name):
         first = c.response(1)
         c.send(DataFrame(1, b"x", flags=["END_STREAM"]))
         return f"{first}; {c.outcome()}"
+    if name == "static_body_overrun":
+        # A body longer than its content-length, sent after a pause: a
+        # static route must not have answered before it came.
+        c.send(c.headers(1, [(":method", "GET"), (":scheme", "http"),
+                             (":authority", "h2.test"), (":path", "/static/a.txt"),
+                             ("content-length", "5")], end=False))
+        time.sleep(0.5)
+        c.send(DataFrame(1, b"0123456789", flags=["END_STREAM"]))
+        return events(c, 1)
+    if name == "pseudo_trailers":
+        # RFC 9113 §8.1: trailers with pseudo-header fields are malformed.
+        c.send(c.headers(1, [(":method", "PUT"), (":scheme", "http"),
+                             (":authority", "h2.test"), (":path", "/dav/t.txt")], end=False))
+        c.send(DataFrame(1, b"abc"))
+        c.send(c.headers(1, [(":path", "/evil"), ("x-t", "1")], end=True))
+        return events(c, 1)
+    if name == "static_with_body":
+        c.send(c.headers(1, [(":method", "GET"), (":scheme", "http"),
+                             (":authority", "h2.test"), (":path", "/static/a.txt")], end=False))
+        time.sleep(0.3)
+        c.send(DataFrame(1, b"0123456789", flags=["END_STREAM"]))
+        return c.response(1)
     if name == "window_exhaustion":
         c.send(c.get(1, "/files/big.bin"))
         before = data_bytes(c, 1.0)
