@@ -9,12 +9,14 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 mod cache;
+mod fleet;
 mod http2;
 mod mail;
 mod protect;
 mod tls;
 mod upstream;
 pub use cache::*;
+pub use fleet::*;
 pub use http2::*;
 pub use mail::*;
 pub use protect::*;
@@ -47,6 +49,8 @@ pub struct Config {
     pub cache: CacheConfig,
     /// `[http2]`: limits of HTTP/2 connections.
     pub http2: Http2,
+    /// `[fleet]`: shared state in Redis; `None` for a levee on its own.
+    pub fleet: Option<Fleet>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -8,6 +8,7 @@ use std::time::Duration;
 use toml::{Table, Value};
 
 mod cache;
+mod fleet;
 mod mail;
 mod protect;
 mod tls;
@@ -166,6 +167,7 @@ pub fn to_toml(config: &Config) -> String {
         root.insert("resolver".into(), Value::Table(t));
     }
     cache::root(&mut root, &config.cache);
+    fleet::root(&mut root, &config.fleet);
 
     toml::to_string(&root).unwrap_or_default()
 }

@@ -121,7 +121,7 @@ fn cert(sink: &mut Sink<'_>, item: &Item<'_, '_>) -> Option<TlsCert> {
     })
 }
 
-fn file(sink: &mut Sink<'_>, item: &Item<'_, '_>) -> Option<FileRef> {
+pub(crate) fn file(sink: &mut Sink<'_>, item: &Item<'_, '_>) -> Option<FileRef> {
     let text = item.str(sink)?;
     if text.is_empty() {
         item.error(sink, "a file path must not be empty");
