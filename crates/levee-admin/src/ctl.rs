@@ -40,6 +40,10 @@ pub enum Command {
         by: PurgeBy,
         value: String,
     },
+    /// The fleet's members (ctl/fleet.rs).
+    Fleet,
+    /// A ping on the fleet's bus, logged by every member.
+    FleetPing(String),
 }
 
 /// What a purge matches (docs/api.md, `POST /cache/purge`).
@@ -106,6 +110,12 @@ pub fn run(addr: SocketAddr, command: &Command) -> Result<String, CtlError> {
             "/cache/purge".to_owned(),
             serde_json::json!({ by.key(): value }).to_string(),
         ),
+        Command::Fleet => ("GET", "/fleet".to_owned(), String::new()),
+        Command::FleetPing(note) => (
+            "POST",
+            "/fleet/ping".to_owned(),
+            serde_json::json!({ "note": note }).to_string(),
+        ),
         Command::Drain { upstream, server } => {
             ("POST", action(upstream, server, "drain"), String::new())
         }
@@ -138,6 +148,12 @@ pub fn run(addr: SocketAddr, command: &Command) -> Result<String, CtlError> {
     }
     Ok(match command {
         Command::Upstreams => table(&text).unwrap_or(text),
+        Command::Fleet => {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64);
+            fleet::table(&text, now).unwrap_or(text)
+        }
         Command::Drain { .. }
         | Command::Disable { .. }
         | Command::Enable { .. }
@@ -237,3 +253,5 @@ fn encode(s: &str) -> String {
     }
     out
 }
+
+mod fleet;

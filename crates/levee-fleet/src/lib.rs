@@ -92,6 +92,8 @@ pub struct Fleet {
     bus: broadcast::Sender<bus::Envelope>,
     outgoing: mpsc::UnboundedSender<bus::Message>,
     stop: Notify,
+    /// Told when the fleet thread is done (its record removed).
+    done: Mutex<Option<std::sync::mpsc::Receiver<()>>>,
     started_ms: u64,
 }
 
@@ -133,8 +135,11 @@ impl Fleet {
             bus: broadcast::channel(256).0,
             outgoing,
             stop: Notify::new(),
+            done: Mutex::new(None),
             started_ms: unix_ms(SystemTime::now()),
         });
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        *fleet.done.lock().unwrap_or_else(|p| p.into_inner()) = Some(done_rx);
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -142,20 +147,29 @@ impl Fleet {
         let f = fleet.clone();
         std::thread::Builder::new()
             .name("levee-fleet".into())
-            .spawn(move || runtime.block_on(f.run(rx)))
+            .spawn(move || {
+                runtime.block_on(f.run(rx));
+                let _ = done_tx.send(());
+            })
             .map_err(FleetError::Thread)?;
         *CURRENT.lock().unwrap_or_else(|p| p.into_inner()) = Some(fleet.clone());
         Ok(fleet)
     }
 
-    /// Stops the fleet thread; on a graceful stop the member also removes
-    /// its record, so it is not listed as stale.
-    pub fn stop(self: &Arc<Self>) {
-        let mut cur = CURRENT.lock().unwrap_or_else(|p| p.into_inner());
-        if cur.as_ref().is_some_and(|c| Arc::ptr_eq(c, self)) {
-            *cur = None;
+    /// Stops the fleet thread, which first removes this member's record
+    /// (so a member that stopped is not listed as stale); waits for that up
+    /// to `wait`.
+    pub fn stop(self: &Arc<Self>, wait: Duration) {
+        {
+            let mut cur = CURRENT.lock().unwrap_or_else(|p| p.into_inner());
+            if cur.as_ref().is_some_and(|c| Arc::ptr_eq(c, self)) {
+                *cur = None;
+            }
         }
         self.stop.notify_one();
+        if let Some(done) = self.done.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            let _ = done.recv_timeout(wait);
+        }
     }
 
     pub fn name(&self) -> &str {

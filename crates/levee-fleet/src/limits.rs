@@ -59,14 +59,6 @@ pub struct Grant {
     pub tat_us: u64,
 }
 
-impl Grant {
-    /// When the key conforms again after this grant, for a refused request.
-    pub fn retry_us(&self, take: &Take) -> u64 {
-        (self.ahead_us + u64::from(self.granted) * take.interval_us)
-            .saturating_sub(take.tolerance_us)
-    }
-}
-
 /// What a fleet-scoped rule admitted on its own while Redis was away,
 /// collected when Redis is back and charged before fleet limits resume.
 pub trait Debts: Send + Sync {

@@ -88,10 +88,10 @@ impl RouteGuard {
         }
         let mut wait = Duration::ZERO;
         for limiter in &self.limits {
-            let Some(key) = limiter.key.key(req) else {
+            let Some(key) = limiter.key_of(req) else {
                 continue;
             };
-            match limiter.check(key, now) {
+            match limiter.decide(key, now).await {
                 Decision::Admit => {}
                 Decision::Delay(_) if limiter.rule.dry_run => {}
                 Decision::Delay(d) => wait = wait.max(d),

@@ -22,6 +22,8 @@ pub struct RuleCounters {
     pub dry_run: AtomicU64,
     /// Active keys forgotten because the table was full.
     pub evicted: AtomicU64,
+    /// Decided by a fleet-scoped rule's local fallback (Redis unreachable).
+    pub fallback: AtomicU64,
 }
 
 /// Process-wide counters that belong to no single rule or listener.
@@ -116,6 +118,17 @@ pub fn render_prometheus(out: &mut String) {
     );
     for (rule, c) in &r.rules {
         let n = c.evicted.load(Ordering::Relaxed);
+        let _ = writeln!(out, "{name}{{rule=\"{}\"}} {n}", label(rule));
+    }
+    let name = "levee_rate_limit_fallback_total";
+    header(
+        out,
+        name,
+        "counter",
+        "Requests a fleet-scoped rule decided on this member's share alone, Redis being unreachable.",
+    );
+    for (rule, c) in &r.rules {
+        let n = c.fallback.load(Ordering::Relaxed);
         let _ = writeln!(out, "{name}{{rule=\"{}\"}} {n}", label(rule));
     }
     let name = "levee_connections_refused_total";

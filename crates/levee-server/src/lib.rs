@@ -11,6 +11,7 @@
 //!   wait for in-flight requests (up to the grace period), exit 0
 //! ```
 
+pub mod fleet;
 pub mod listeners;
 pub mod tls;
 pub mod upkeep;
@@ -66,6 +67,11 @@ pub enum ServerError {
         addr: SocketAddr,
         error: levee_mail::front::UserMapError,
     },
+    /// `[fleet]` credentials or CA file that do not load, at their keys.
+    #[error("{0}")]
+    FleetFiles(levee_config::ConfigErrors),
+    #[error("fleet: {0}")]
+    Fleet(levee_fleet::FleetError),
 }
 
 /// The running server as the control thread sees it.
@@ -84,6 +90,8 @@ struct Server {
     tls: tls::TlsListeners,
     /// Mail listeners' state by address; kept across reloads like the listener.
     mail: HashMap<SocketAddr, Arc<levee_mail::Frontend>>,
+    /// `[fleet]` membership (fleet.rs).
+    fleet: fleet::Membership,
 }
 
 /// Each mail listener's state, loaded (user maps read) before anything
@@ -135,6 +143,8 @@ pub fn run(config: Config) -> Result<(), ServerError> {
         Signals::install().map_err(ServerError::Workers)?
     };
     let registry = Registry::new();
+    // Before the site: its fleet-scoped rate limits use the fleet.
+    let membership = fleet::Membership::start(&config)?;
     let site = Site::build_with(&config, &registry)?;
     let errors = tls::check(&config);
     if !errors.is_empty() {
@@ -178,6 +188,7 @@ pub fn run(config: Config) -> Result<(), ServerError> {
         admin: None,
         tls: tls::TlsListeners::default(),
         mail: mail_plan.new.into_iter().collect(),
+        fleet: membership,
     };
     let mut opened = Vec::with_capacity(bound.len());
     for (l, (addr, sockets)) in server.config.listeners.iter().zip(bound) {
@@ -312,6 +323,10 @@ impl Server {
                 return;
             }
         };
+        if let Err(e) = self.fleet.apply(&config) {
+            tracing::error!(error = %e, "reload refused; the running config stays");
+            return;
+        }
         let site = match Site::build_with(&config, &self.registry) {
             Ok(site) => site,
             Err(e) => {
@@ -435,8 +450,9 @@ impl Server {
     }
 
     /// Stops accepting and lets in-flight requests finish within the grace period.
-    async fn stop(self) {
+    async fn stop(mut self) {
         tracing::info!("stopping: no new connections; finishing in-flight requests");
+        self.fleet.stopping();
         self.shared.start_draining();
         for w in &self.workers {
             let _ = w.tx.send(Command::UnlistenAll);
@@ -463,6 +479,7 @@ impl Server {
         if let Some(path) = &self.config.pid_file {
             let _ = std::fs::remove_file(path);
         }
+        self.fleet.leave();
         tracing::info!("stopped");
     }
 }

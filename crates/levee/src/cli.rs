@@ -92,6 +92,18 @@ enum CtlCmd {
     /// Remove cached responses: `purge url http://host/path`, `purge prefix
     /// http://host/img/` or `purge tag NAME`.
     Purge { by: String, value: String },
+    /// The fleet's members: stale ones marked, differing configs shown
+    /// (`fleet ping [NOTE]`: a ping on the fleet's bus, in every member's log).
+    Fleet {
+        #[command(subcommand)]
+        action: Option<FleetCmd>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum FleetCmd {
+    /// Send a ping on the fleet's bus; every member logs it.
+    Ping { note: Option<String> },
 }
 
 /// Which running levee: the pid file named by a config, or a pid file directly.
@@ -204,6 +216,10 @@ fn ctl(args: CtlArgs) -> anyhow::Result<ExitCode> {
             }
         }
         CtlCmd::Metrics => Command::Metrics,
+        CtlCmd::Fleet { action: None } => Command::Fleet,
+        CtlCmd::Fleet {
+            action: Some(FleetCmd::Ping { note }),
+        } => Command::FleetPing(note.unwrap_or_default()),
     };
     let out = levee_admin::ctl::run(addr, &command)?;
     print!("{out}");
@@ -223,19 +239,20 @@ fn load(path: &Path) -> anyhow::Result<Config> {
 /// Validates without side effects: no DNS lookups, so a config can be
 /// checked on a machine other than the one that runs it. What the local
 /// filesystem lacks (a static root, a log directory) is printed as a
-/// warning. TLS certificates and keys are read and must load: levee could
-/// not start without them.
+/// warning. TLS certificates and keys, and `[fleet]`'s credentials and CA
+/// file, are read and must load: levee could not start without them.
 fn check(path: &Path) -> anyhow::Result<ExitCode> {
     let config = load(path)?;
     for warning in levee_config::check_filesystem(&config) {
         eprintln!("warning: {warning}");
     }
-    let tls = levee_server::tls::check(&config);
-    for e in &tls {
+    let mut errors = levee_server::tls::check(&config);
+    errors.extend(levee_server::fleet::check(&config));
+    for e in &errors {
         eprintln!("{e}");
     }
-    if !tls.is_empty() {
-        bail!("{} error(s) in {}", tls.len(), path.display());
+    if !errors.is_empty() {
+        bail!("{} error(s) in {}", errors.len(), path.display());
     }
     println!("levee: configuration file {} is ok", path.display());
     Ok(ExitCode::SUCCESS)
