@@ -72,7 +72,9 @@ pub fn handle(shared: &Shared, method: &str, target: &str, body: &[u8]) -> Reply
         ("GET" | "HEAD", ["fleet"]) => fleet::status(),
         ("POST", ["fleet", "ping"]) => fleet::ping(body),
         (_, ["fleet"]) => Reply::error(405, format!("{method} is not allowed here; use GET")),
-        (_, ["fleet", "ping"]) => Reply::error(405, format!("{method} is not allowed here; use POST")),
+        (_, ["fleet", "ping"]) => {
+            Reply::error(405, format!("{method} is not allowed here; use POST"))
+        }
         ("POST", ["mail", "users", user, "close"]) => {
             let closing = levee_mail::kick::close_user(user.as_bytes());
             Reply::json(200, &json!({ "user": user, "closing": closing }))

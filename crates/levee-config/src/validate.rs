@@ -23,7 +23,11 @@ pub(crate) fn assemble(sink: &mut Sink<'_>, draft: Draft, source: &Path) -> Opti
         crate::walk::check_rate_limit_refs(sink, &draft.rate_limits, &r.rate_limits);
     }
     if draft.fleet.is_none() {
-        for m in draft.rate_limits.iter().filter_map(|r| r.fleet_scope.as_ref()) {
+        for m in draft
+            .rate_limits
+            .iter()
+            .filter_map(|r| r.fleet_scope.as_ref())
+        {
             sink.error(
                 m.span.clone(),
                 &m.key,

@@ -61,7 +61,12 @@ pub fn encode(from: &str, message: Message) -> String {
 }
 
 /// Publishes `message`; returns how many subscribers Redis handed it to.
-pub async fn publish(link: &Link, fleet: &str, from: &str, message: Message) -> Result<u64, FleetError> {
+pub async fn publish(
+    link: &Link,
+    fleet: &str,
+    from: &str,
+    message: Message,
+) -> Result<u64, FleetError> {
     let text = encode(from, message);
     let channel = channel(fleet);
     let patient = link.timeout().max(Duration::from_secs(1));

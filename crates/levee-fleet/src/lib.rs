@@ -190,6 +190,13 @@ impl Fleet {
         self.live.load(Ordering::Relaxed).max(1)
     }
 
+    /// Sets the live count as a heartbeat would (tests of the fallback
+    /// arithmetic, which have no Redis).
+    #[doc(hidden)]
+    pub fn assume_live(&self, n: u32) {
+        self.live.store(n.max(1), Ordering::Relaxed);
+    }
+
     pub fn snapshot(&self) -> Snapshot {
         self.snapshot
             .lock()
@@ -268,10 +275,18 @@ impl Fleet {
         let every = self.settings.config.heartbeat;
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut last = (std::time::Instant::now(), members::cpu_ticks(), (self.load)().requests);
+        let mut last = (
+            std::time::Instant::now(),
+            members::cpu_ticks(),
+            (self.load)().requests,
+        );
         loop {
             tick.tick().await;
-            let now = (std::time::Instant::now(), members::cpu_ticks(), (self.load)());
+            let now = (
+                std::time::Instant::now(),
+                members::cpu_ticks(),
+                (self.load)(),
+            );
             let secs = now.0.duration_since(last.0).as_secs_f64().max(0.001);
             let record = self.record(
                 now.2,

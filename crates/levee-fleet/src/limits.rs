@@ -214,7 +214,12 @@ impl Limits {
         Ok(n)
     }
 
-    async fn ask(&self, link: &Link, takes: &[&Take], patient: bool) -> Result<Vec<Grant>, FleetError> {
+    async fn ask(
+        &self,
+        link: &Link,
+        takes: &[&Take],
+        patient: bool,
+    ) -> Result<Vec<Grant>, FleetError> {
         let mut call = self.script.prepare_invoke();
         for t in takes {
             call.key(&t.key)
@@ -232,7 +237,9 @@ impl Limits {
             link.timeout()
         };
         let flat: Vec<u64> = link
-            .run_within(limit, |mut conn| async move { call.invoke_async(&mut conn).await })
+            .run_within(limit, |mut conn| async move {
+                call.invoke_async(&mut conn).await
+            })
             .await?;
         if flat.len() != takes.len() * 3 {
             return Err(FleetError::Protocol("the rate-limit script answered short"));

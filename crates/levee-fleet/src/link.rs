@@ -187,7 +187,10 @@ impl Link {
                     }
                 }
                 let seeds = nodes.iter().map(client).collect::<Result<Vec<_>, _>>()?;
-                (Target::Cluster(b.build().map_err(FleetError::Client)?), seeds)
+                (
+                    Target::Cluster(b.build().map_err(FleetError::Client)?),
+                    seeds,
+                )
             }
         };
         Ok(Link {
@@ -270,12 +273,10 @@ impl Link {
             .await
             .map_err(|_| FleetError::Timeout)??;
         let mut probe = conn.clone();
-        let pong: RedisResult<String> = tokio::time::timeout(
-            CONNECT_TIMEOUT,
-            redis::cmd("PING").query_async(&mut probe),
-        )
-        .await
-        .map_err(|_| FleetError::Timeout)?;
+        let pong: RedisResult<String> =
+            tokio::time::timeout(CONNECT_TIMEOUT, redis::cmd("PING").query_async(&mut probe))
+                .await
+                .map_err(|_| FleetError::Timeout)?;
         pong.map_err(FleetError::Redis)?;
         self.timeouts_in_row.store(0, Ordering::Relaxed);
         *self.conn.lock().unwrap_or_else(|p| p.into_inner()) = Some(conn);
@@ -292,9 +293,12 @@ impl Link {
                 c.get_multiplexed_async_connection_with_config(&config)
                     .await?,
             ),
-            Target::Sentinel(s) => {
-                Conn::Single(s.lock().await.get_async_connection_with_config(&config).await?)
-            }
+            Target::Sentinel(s) => Conn::Single(
+                s.lock()
+                    .await
+                    .get_async_connection_with_config(&config)
+                    .await?,
+            ),
             Target::Cluster(c) => Conn::Cluster(c.get_async_connection().await?),
         };
         Ok(conn)

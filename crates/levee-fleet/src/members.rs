@@ -84,7 +84,9 @@ pub async fn beat(
     call.key(key(fleet)).arg(instance).arg(json).arg(FORGET_MS);
     let patient = link.timeout().max(std::time::Duration::from_secs(1));
     let raw: Vec<String> = link
-        .run_within(patient, |mut conn| async move { call.invoke_async(&mut conn).await })
+        .run_within(patient, |mut conn| async move {
+            call.invoke_async(&mut conn).await
+        })
         .await?;
     let now: u64 = raw
         .first()
@@ -133,7 +135,12 @@ pub fn cpu_ticks() -> u64 {
     // 12th and stime the 13th of them.
     let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    let tick = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+    let tick = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
     tick(11) + tick(12)
 }
 

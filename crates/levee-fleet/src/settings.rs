@@ -172,7 +172,10 @@ mod tests {
             Settings::load(config.fleet.as_ref().expect("fleet"), Path::new("t")).expect("ok");
         s.password = Some("hunter2".into());
         let shown = format!("{s:?}");
-        assert!(!shown.contains("hunter2") && shown.contains("<redacted>"), "{shown}");
+        assert!(
+            !shown.contains("hunter2") && shown.contains("<redacted>"),
+            "{shown}"
+        );
         assert_eq!(s.instance, "i");
     }
 }

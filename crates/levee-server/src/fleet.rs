@@ -66,8 +66,7 @@ impl Membership {
                     .sum(),
                 serving: serving.load(Ordering::Relaxed),
             });
-            let fleet = Fleet::start(settings, info(config), load)
-                .map_err(ServerError::Fleet)?;
+            let fleet = Fleet::start(settings, info(config), load).map_err(ServerError::Fleet)?;
             tracing::info!(fleet = %fleet.name(), instance = %fleet.instance(), "fleet: joined");
             self.fleet = Some(fleet);
         }

@@ -43,7 +43,10 @@ pub(super) fn ping(body: &[u8]) -> Reply {
         },
     };
     f.publish(bus::Message::Ping { note: note.clone() });
-    Reply::json(200, &json!({ "sent": "ping", "from": f.instance(), "note": note }))
+    Reply::json(
+        200,
+        &json!({ "sent": "ping", "from": f.instance(), "note": note }),
+    )
 }
 
 fn status_json(f: &Fleet) -> Value {

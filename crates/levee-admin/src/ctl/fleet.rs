@@ -34,7 +34,15 @@ pub(super) fn table(json: &str, now_ms: u64) -> Option<String> {
     );
     let mut rows = vec![
         [
-            "INSTANCE", "STATUS", "SEEN", "VERSION", "CONFIG", "CONNS", "REQ/S", "CPU%", "LISTENERS",
+            "INSTANCE",
+            "STATUS",
+            "SEEN",
+            "VERSION",
+            "CONFIG",
+            "CONNS",
+            "REQ/S",
+            "CPU%",
+            "LISTENERS",
         ]
         .map(str::to_owned),
     ];
@@ -119,17 +127,29 @@ mod tests {
             member("d", "dddd", false),
         ]);
         let t = table(&json, 11_000).expect("a table");
-        assert!(t.starts_with("fleet shop, this member a: Redis up for 10.0s; 2 live member(s)\n"), "{t}");
+        assert!(
+            t.starts_with("fleet shop, this member a: Redis up for 10.0s; 2 live member(s)\n"),
+            "{t}"
+        );
         let line = |name: &str| {
             t.lines()
                 .find(|l| l.starts_with(name))
                 .unwrap_or_default()
                 .to_owned()
         };
-        assert!(line("a ").contains("fresh") && !line("a ").contains('*'), "{t}");
+        assert!(
+            line("a ").contains("fresh") && !line("a ").contains('*'),
+            "{t}"
+        );
         assert!(line("c ").contains("cccc *"), "{t}");
-        assert!(line("d ").contains("STALE") && line("d ").contains("7.1s"), "{t}");
-        assert!(t.ends_with("config hashes differ: aaaa on a, b; cccc on c\n"), "{t}");
+        assert!(
+            line("d ").contains("STALE") && line("d ").contains("7.1s"),
+            "{t}"
+        );
+        assert!(
+            t.ends_with("config hashes differ: aaaa on a, b; cccc on c\n"),
+            "{t}"
+        );
     }
 
     #[test]

@@ -1,12 +1,12 @@
 //! `[fleet]`: where the fleet's Redis is, how to log in to it, and the
 //! fleet's and this member's names (model/fleet.rs, docs/fleet.md).
 
+use super::tls::file;
 use crate::error::Sink;
 use crate::model::{
     CredentialSource, Credentials, DEFAULT_FLEET_HEARTBEAT, DEFAULT_FLEET_HEARTBEAT_TTL,
     DEFAULT_FLEET_TIMEOUT, Fleet, REDIS_PORT, RedisAddr, RedisTarget, SENTINEL_PORT,
 };
-use super::tls::file;
 use crate::tree::{Fields, Item};
 
 pub(crate) const FLEET_KEYS: &[&str] = &[
@@ -108,7 +108,11 @@ fn label(sink: &mut Sink<'_>, item: &Item<'_, '_>, what: &str) -> Option<String>
 }
 
 /// Exactly one of `redis`, `sentinel` (with `master`) and `cluster`.
-fn target(sink: &mut Sink<'_>, table: &Item<'_, '_>, fields: &Fields<'_, '_>) -> Option<RedisTarget> {
+fn target(
+    sink: &mut Sink<'_>,
+    table: &Item<'_, '_>,
+    fields: &Fields<'_, '_>,
+) -> Option<RedisTarget> {
     let written: Vec<&str> = ["redis", "sentinel", "cluster"]
         .into_iter()
         .filter(|k| fields.get(k).is_some())
@@ -145,7 +149,10 @@ fn target(sink: &mut Sink<'_>, table: &Item<'_, '_>, fields: &Fields<'_, '_>) ->
             let master = match master {
                 Some(m) => label(sink, m, "master name"),
                 None => {
-                    table.error(sink, "`sentinel` needs `master`, the name the sentinels watch");
+                    table.error(
+                        sink,
+                        "`sentinel` needs `master`, the name the sentinels watch",
+                    );
                     None
                 }
             };
@@ -172,7 +179,10 @@ fn addr_list(sink: &mut Sink<'_>, item: &Item<'_, '_>, port: u16) -> Option<Vec<
         }
     }
     if out.iter().any(|a| a.tls != out[0].tls) {
-        item.error(sink, "mix of redis:// and rediss://: use TLS for all or none");
+        item.error(
+            sink,
+            "mix of redis:// and rediss://: use TLS for all or none",
+        );
         return None;
     }
     (!bad).then_some(out)
@@ -181,7 +191,11 @@ fn addr_list(sink: &mut Sink<'_>, item: &Item<'_, '_>, port: u16) -> Option<Vec<
 /// `redis://host[:port][/db]`, `rediss://…`, or a bare `host:port`.
 /// Credentials in the address are refused: they belong in a file or the
 /// environment, not in a config that is copied around and dumped.
-pub(crate) fn parse_addr(text: &str, default_port: u16, db_allowed: bool) -> Result<RedisAddr, String> {
+pub(crate) fn parse_addr(
+    text: &str,
+    default_port: u16,
+    db_allowed: bool,
+) -> Result<RedisAddr, String> {
     let bad = |why: &str| format!("invalid Redis address `{text}`: {why}");
     let (tls, rest) = if let Some(r) = text.strip_prefix("rediss://") {
         (true, r)
@@ -249,9 +263,15 @@ fn credentials(
     table: &Item<'_, '_>,
     fields: &Fields<'_, '_>,
 ) -> Option<Credentials> {
-    match (fields.get("credentials_file"), fields.get("credentials_env")) {
+    match (
+        fields.get("credentials_file"),
+        fields.get("credentials_env"),
+    ) {
         (Some(_), Some(_)) => {
-            table.error(sink, "set `credentials_file` or `credentials_env`, not both");
+            table.error(
+                sink,
+                "set `credentials_file` or `credentials_env`, not both",
+            );
             None
         }
         (Some(i), None) => {
@@ -266,7 +286,10 @@ fn credentials(
             let ok = name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
                 && !name.as_bytes()[0].is_ascii_digit();
             if !ok {
-                i.error(sink, format!("`{name}` is not an environment variable name"));
+                i.error(
+                    sink,
+                    format!("`{name}` is not an environment variable name"),
+                );
                 return None;
             }
             let mut at = file(sink, i)?;

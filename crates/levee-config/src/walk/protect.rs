@@ -132,13 +132,19 @@ fn rate_limit(
             "fleet" => {
                 // Fleet state counts time in microseconds (docs/fleet.md).
                 if per.as_micros() < u128::from(requests) {
-                    i.error(sink, "a fleet-scoped rate may not exceed one request per microsecond");
+                    i.error(
+                        sink,
+                        "a fleet-scoped rate may not exceed one request per microsecond",
+                    );
                     return None;
                 }
                 (Scope::Fleet, Some(Mention::of(i, "fleet")))
             }
             other => {
-                i.error(sink, format!("unknown scope `{other}`; expected \"local\" or \"fleet\""));
+                i.error(
+                    sink,
+                    format!("unknown scope `{other}`; expected \"local\" or \"fleet\""),
+                );
                 return None;
             }
         },

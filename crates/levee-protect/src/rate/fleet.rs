@@ -13,8 +13,9 @@
 //!   question so that a Redis that lost its data is set right again;
 //! - **the local fallback**: while Redis is unreachable, the rule's own
 //!   table limits this member to its share, `1 / live members` of the
-//!   limit, starting from what Redis last said about the key. What it
-//!   admits is charged to Redis before fleet limits resume ([`Debts`]).
+//!   limit, less its share of what the fleet had used when this member
+//!   last asked Redis about the key. What it admits is charged to Redis
+//!   before fleet limits resume ([`Debts`]).
 //!
 //! A question to Redis costs a `Take` (its key as a string) and a channel;
 //! the wait is bounded by the fleet's `timeout`, after which the request is
@@ -56,12 +57,12 @@ struct Entry {
     /// That arrival time on this member's clock (ns since the epoch).
     fleet_tat: u64,
     /// Admitted locally while Redis was away; charged when it is back.
-    debt: bool,
+    debt: u32,
 }
 
 impl Entry {
     fn idle(&self, t: u64) -> bool {
-        self.refused_until <= t && self.lease_until <= t && self.fleet_tat <= t && !self.debt
+        self.refused_until <= t && self.lease_until <= t && self.fleet_tat <= t && self.debt == 0
     }
 }
 
@@ -106,7 +107,9 @@ impl FleetLimit {
             h.write(seed.as_bytes());
             h.finish()
         };
-        let shards = SHARDS.min(rule.max_keys.max(1) as usize).next_power_of_two();
+        let shards = SHARDS
+            .min(rule.max_keys.max(1) as usize)
+            .next_power_of_two();
         FleetLimit {
             keys: (derive(0x6c65_7665_6520_6b31), derive(0x6c65_7665_6520_6b32)),
             prefix: format!("{{{}}}:rl:{}:", fleet.name(), rule.name),
@@ -236,12 +239,17 @@ impl FleetLimit {
             }
             let e = map.entry(key).or_default();
             // What the fleet had ahead of now, in this member's share.
-            let seed = t.saturating_add(e.fleet_tat.saturating_sub(t).saturating_mul(live));
-            e.debt = true;
             e.lease = 0;
-            seed
+            // The fleet's arrival time as last seen: what it had used then
+            // is taken off every member's share alike.
+            e.fleet_tat
         };
         let d = l.gcra(key, t, interval, tolerance, seed);
+        if !matches!(d, Decision::Refuse { .. }) {
+            let mut map = lock(self.shard(key));
+            let e = map.entry(key).or_default();
+            e.debt = e.debt.saturating_add(1);
+        }
         l.count(d);
         l.counters.fallback.fetch_add(1, Ordering::Relaxed);
         d
@@ -259,20 +267,25 @@ impl FleetLimit {
     }
 
     /// What was admitted locally and is still outstanding, as charges: the
-    /// local table's arrival time ahead of now, in fleet tokens.
+    /// requests admitted alone, but no more than the local table still
+    /// holds against the key (after a long outage most of them have
+    /// expired, as they would have in Redis).
     fn drain(&self, l: &RateLimiter, out: &mut Vec<Take>) {
         let t = l.t(Instant::now());
         let live = u64::from(self.fleet.live());
         let interval = l.interval.saturating_mul(live).max(1);
         for shard in self.table.iter() {
             let mut map = lock(shard);
-            for (&key, e) in map.iter_mut().filter(|(_, e)| e.debt) {
-                e.debt = false;
+            for (&key, e) in map.iter_mut().filter(|(_, e)| e.debt > 0) {
+                let admitted = std::mem::take(&mut e.debt);
                 let local = {
                     let s = &l.shards[(key >> 32) as usize & (l.shards.len() - 1)];
                     lock(s).remove(&key).unwrap_or(0)
                 };
-                let tokens = local.saturating_sub(t).div_ceil(interval);
+                let tokens = local
+                    .saturating_sub(t)
+                    .div_ceil(interval)
+                    .min(u64::from(admitted));
                 if tokens == 0 {
                     continue;
                 }

@@ -14,6 +14,7 @@ mod levee;
 mod nginx;
 mod postfix;
 mod python;
+mod redis;
 
 #[allow(unused_imports)]
 pub use admin::*;
@@ -30,6 +31,8 @@ pub use nginx::*;
 pub use postfix::*;
 #[allow(unused_imports)]
 pub use python::*;
+#[allow(unused_imports)]
+pub use redis::*;
 
 use std::fs;
 use std::net::{SocketAddr, TcpListener, TcpStream};

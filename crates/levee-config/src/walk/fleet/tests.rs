@@ -23,9 +23,15 @@ fn errors(fleet: &str, extra: &str) -> Vec<String> {
 #[test]
 fn addresses_parse_with_defaults() {
     let a = parse_addr("redis://10.0.0.1", 6379, true).expect("valid");
-    assert_eq!((a.host.as_str(), a.port, a.tls, a.db), ("10.0.0.1", 6379, false, 0));
+    assert_eq!(
+        (a.host.as_str(), a.port, a.tls, a.db),
+        ("10.0.0.1", 6379, false, 0)
+    );
     let a = parse_addr("rediss://Cache.Example:6380/3", 6379, true).expect("valid");
-    assert_eq!((a.host.as_str(), a.port, a.tls, a.db), ("cache.example", 6380, true, 3));
+    assert_eq!(
+        (a.host.as_str(), a.port, a.tls, a.db),
+        ("cache.example", 6380, true, 3)
+    );
     let a = parse_addr("[::1]:7000", 6379, false).expect("valid");
     assert_eq!((a.host.as_str(), a.port), ("::1", 7000));
     assert_eq!(a.to_string(), "redis://[::1]:7000");
@@ -60,7 +66,10 @@ fn a_fleet_section_becomes_the_model_and_survives_a_round_trip() {
     )
     .expect("valid");
     let f = config.fleet.as_ref().expect("fleet");
-    assert_eq!((f.name.as_str(), f.instance.as_deref()), ("shop", Some("web-1")));
+    assert_eq!(
+        (f.name.as_str(), f.instance.as_deref()),
+        ("shop", Some("web-1"))
+    );
     match &f.redis {
         RedisTarget::Sentinel { master, sentinels } => {
             assert_eq!(master, "main");
@@ -71,7 +80,10 @@ fn a_fleet_section_becomes_the_model_and_survives_a_round_trip() {
     }
     let creds = f.credentials.as_ref().expect("credentials");
     assert_eq!(creds.source, CredentialSource::Env("REDIS_AUTH".into()));
-    assert_eq!((creds.at.key.as_str(), creds.at.line), ("fleet.credentials_env", 12));
+    assert_eq!(
+        (creds.at.key.as_str(), creds.at.line),
+        ("fleet.credentials_env", 12)
+    );
     assert_eq!(f.timeout, Duration::from_millis(50));
     // A 2 s heartbeat with no TTL written gets five beats, not the 5 s default.
     assert_eq!(f.heartbeat_ttl, Duration::from_secs(10));
@@ -82,10 +94,17 @@ fn a_fleet_section_becomes_the_model_and_survives_a_round_trip() {
 
 #[test]
 fn defaults_and_cluster() {
-    let config = parse("name = \"a\"\ncluster = [\"10.0.0.1:7000\", \"10.0.0.2:7000\"]\n", "").expect("valid");
+    let config = parse(
+        "name = \"a\"\ncluster = [\"10.0.0.1:7000\", \"10.0.0.2:7000\"]\n",
+        "",
+    )
+    .expect("valid");
     let f = config.fleet.expect("fleet");
     assert_eq!(f.timeout, Duration::from_millis(20));
-    assert_eq!((f.heartbeat, f.heartbeat_ttl), (Duration::from_secs(1), Duration::from_secs(5)));
+    assert_eq!(
+        (f.heartbeat, f.heartbeat_ttl),
+        (Duration::from_secs(1), Duration::from_secs(5))
+    );
     assert!(matches!(&f.redis, RedisTarget::Cluster(s) if s.len() == 2));
     assert_eq!(f.instance, None);
     assert_eq!(f.credentials, None);
@@ -107,7 +126,10 @@ fn every_mistake_is_reported_at_its_key() {
         ]
     );
     assert_eq!(
-        errors("name = \"a\"\nredis = \"redis://h\"\nheartbeat_ttl = \"1s\"\nca_file = \"x\"\nmaster = \"m\"", ""),
+        errors(
+            "name = \"a\"\nredis = \"redis://h\"\nheartbeat_ttl = \"1s\"\nca_file = \"x\"\nmaster = \"m\"",
+            ""
+        ),
         [
             "t.toml:10:10: fleet.master: `master` goes with `sentinel`",
             "t.toml:9:11: fleet.ca_file: `ca_file` is for TLS: write the addresses as rediss://",
@@ -119,7 +141,10 @@ fn every_mistake_is_reported_at_its_key() {
         ["t.toml:5:1: fleet: `sentinel` needs `master`, the name the sentinels watch"]
     );
     assert_eq!(
-        errors("name = \"a\"\nredis = \"redis://u:p@h\"\ncredentials_env = \"A-B\"", ""),
+        errors(
+            "name = \"a\"\nredis = \"redis://u:p@h\"\ncredentials_env = \"A-B\"",
+            ""
+        ),
         [
             "t.toml:7:9: fleet.redis: invalid Redis address `redis://u:p@h`: credentials do not go in the address; use `credentials_file` or `credentials_env`",
             "t.toml:8:19: fleet.credentials_env: `A-B` is not an environment variable name",
@@ -134,7 +159,8 @@ fn fleet_scope_needs_a_fleet() {
     assert_eq!(config.protect.rate_limits[0].scope, Scope::Fleet);
     let again = crate::parse(&crate::to_toml(&config), Path::new("t.toml")).expect("round trip");
     assert_eq!(again.protect, config.protect);
-    let text = format!("[[listener]]\naddress = \"127.0.0.1:80\"\n[[route]]\nrespond = \"hi\"\n{rule}");
+    let text =
+        format!("[[listener]]\naddress = \"127.0.0.1:80\"\n[[route]]\nrespond = \"hi\"\n{rule}");
     let e = crate::parse(&text, Path::new("t.toml")).expect_err("no fleet");
     assert_eq!(
         e.errors[0].to_string(),
@@ -142,7 +168,10 @@ fn fleet_scope_needs_a_fleet() {
     );
     let fast = "[rate_limit.f]\nkey = \"path\"\nrate = \"1000000/500ms\"\nscope = \"fleet\"\n";
     let e = parse("name = \"a\"\nredis = \"redis://h\"", fast).expect_err("too fast");
-    assert!(e.errors[0].message.contains("one request per microsecond"), "{e}");
+    assert!(
+        e.errors[0].message.contains("one request per microsecond"),
+        "{e}"
+    );
     let odd = "[rate_limit.f]\nkey = \"path\"\nrate = \"1/s\"\nscope = \"world\"\n";
     let e = parse("name = \"a\"\nredis = \"redis://h\"", odd).expect_err("unknown scope");
     assert!(e.errors[0].message.contains("unknown scope `world`"), "{e}");

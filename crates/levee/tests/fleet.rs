@@ -1,0 +1,208 @@
+//! The fleet end to end: levee members on 127.0.0.2, .3 and .4 sharing a
+//! real redis-server (started per test, no persistence): a fleet-scoped
+//! promotion-code limit held across members, membership and `levee ctl
+//! fleet`, the bus, credentials. Faults are in fleet_faults.rs.
+//!
+//! The routes answer with `respond`: what is under test is the decision
+//! before the action, the same for every action.
+
+#[path = "fleet/common.rs"]
+mod common;
+mod support;
+
+use std::process::Command;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::{Member, Tally, promo, send};
+use support::{Redis, TempDir, levee_cmd, poll};
+
+fn section(redis: &Redis) -> String {
+    format!("name = \"t\"\nredis = \"{}\"", redis.url())
+}
+
+fn start_fleet(fleet: &str, tables: &str) -> Vec<Member> {
+    let members: Vec<Member> = (0..3).map(|n| Member::start(n, fleet, tables)).collect();
+    for m in &members {
+        assert!(
+            m.wait_redis_up(Duration::from_secs(15)),
+            "member on {} never reached Redis; stderr:\n{}",
+            m.ip,
+            m.levee.stderr()
+        );
+    }
+    members
+}
+
+/// The case: limit 100 per minute on one promotion code, 3,000
+/// requests spread unevenly (60 / 30 / 10 %) over three members at once.
+/// Three local limits would admit about 300; the fleet admits what one
+/// limit does: the burst of 100, plus one per 600 ms slot the run spans
+/// (GCRA, docs/protection.md), within one.
+#[test]
+fn three_members_hold_one_promotion_code_limit() {
+    let redis = Redis::start();
+    let members = start_fleet(&section(&redis), &promo("100/m", 100));
+    // (member, connections, requests per connection): 1,800 / 900 / 300.
+    let plan = [(0usize, 3u32, 600u32), (1, 2, 450), (2, 1, 300)];
+    let started = Instant::now();
+    let tallies: Vec<Tally> = thread::scope(|s| {
+        let handles: Vec<_> = plan
+            .iter()
+            .flat_map(|&(m, conns, n)| {
+                let member = &members[m];
+                (0..conns).map(move |_| (member, n))
+            })
+            .map(|(member, n)| s.spawn(move || send(member, "/redeem?code=X", n)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("client thread"))
+            .collect()
+    });
+    let elapsed = started.elapsed();
+    let mut total = Tally::default();
+    for t in &tallies {
+        total.merge(t);
+    }
+    assert_eq!(total.admitted + total.refused, 3000, "{total:?}");
+    let slots = (elapsed.as_millis() / 600) as u32;
+    let allowed = 100 + slots;
+    assert!(
+        total.admitted.abs_diff(allowed) <= 1,
+        "admitted {} over {elapsed:?}: one limit allows {allowed} (100 + {slots} slots); {total:?}",
+        total.admitted
+    );
+    // Another code has its own allowance, on any member.
+    assert_eq!(send(&members[2], "/redeem?code=Y", 1).admitted, 1);
+    // Fleet limits were decided by Redis, not by the fallback.
+    for m in &members {
+        assert_eq!(
+            m.metric("levee_rate_limit_fallback_total{rule=\"promo\"}"),
+            0.0
+        );
+    }
+}
+
+#[test]
+fn members_are_listed_and_a_killed_one_turns_stale() {
+    let redis = Redis::start();
+    let members = start_fleet(&section(&redis), &promo("10/s", 10));
+    let listed = poll(Duration::from_secs(10), || {
+        let out = members[0].ctl_fleet();
+        (out.matches(" fresh ").count() == 3).then_some(out)
+    })
+    .unwrap_or_else(|| panic!("three fresh members: {}", members[0].ctl_fleet()));
+    assert!(listed.contains("3 live member(s)"), "{listed}");
+    for n in 0..3 {
+        assert!(listed.contains(&format!("m{n} ")), "{listed}");
+        assert!(listed.contains(&format!("127.0.0.{}:", n + 2)), "{listed}");
+    }
+    // Each member listens elsewhere, so their configs differ, and ctl says so.
+    assert!(listed.contains("config hashes differ:"), "{listed}");
+    // SIGKILL: no goodbye, the record stays and ages past its 1 s TTL.
+    let status = Command::new("kill")
+        .args(["-KILL", &members[2].levee.pid().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let stale = poll(Duration::from_secs(10), || {
+        let out = members[0].ctl_fleet();
+        out.lines()
+            .any(|l| l.starts_with("m2 ") && l.contains("STALE"))
+            .then_some(out)
+    })
+    .unwrap_or_else(|| panic!("m2 never stale: {}", members[0].ctl_fleet()));
+    assert!(stale.contains("2 live member(s)"), "{stale}");
+    let counted = poll(Duration::from_secs(5), || {
+        (members[1].metric("levee_fleet_members{state=\"stale\"}") == 1.0).then_some(())
+    });
+    assert!(counted.is_some(), "m1 does not count one stale member");
+    // A member that stops gracefully removes its record instead.
+    members[1].levee.stop();
+    let gone = poll(Duration::from_secs(10), || {
+        let out = members[0].ctl_fleet();
+        (!out.contains("m1 ")).then_some(out)
+    });
+    assert!(
+        gone.is_some(),
+        "m1 still listed: {}",
+        members[0].ctl_fleet()
+    );
+}
+
+#[test]
+fn a_ping_on_the_bus_reaches_every_member() {
+    let redis = Redis::start();
+    let members = start_fleet(&section(&redis), &promo("10/s", 10));
+    // Subscribers connect on their own schedule; ping until all heard one.
+    let heard = poll(Duration::from_secs(15), || {
+        let out = levee_cmd(&[
+            "ctl",
+            "--admin",
+            &format!("127.0.0.1:{}", members[0].admin),
+            "fleet",
+            "ping",
+            "hello-fleet",
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        thread::sleep(Duration::from_millis(300));
+        members
+            .iter()
+            .all(|m| {
+                m.levee.stderr().lines().any(|l| {
+                    l.contains("fleet bus: ping")
+                        && l.contains("from=m0")
+                        && l.contains("hello-fleet")
+                })
+            })
+            .then_some(())
+    });
+    assert!(
+        heard.is_some(),
+        "not every member logged the ping:\n{}",
+        members
+            .iter()
+            .map(|m| m.levee.stderr())
+            .collect::<Vec<_>>()
+            .join("\n---\n")
+    );
+}
+
+#[test]
+fn credentials_come_from_a_file_and_check_reads_them() {
+    let redis = Redis::start_with(&["--requirepass", "s3cret-pass"]);
+    let dir = TempDir::new("fleet-creds");
+    let creds = dir.join("redis.auth");
+    std::fs::write(&creds, "default:s3cret-pass\n").expect("write credentials");
+    let fleet = format!(
+        "name = \"t\"\nredis = \"{}\"\ncredentials_file = \"{}\"",
+        redis.url(),
+        creds.display()
+    );
+    let m = Member::start(0, &fleet, &promo("10/s", 10));
+    assert!(
+        m.wait_redis_up(Duration::from_secs(15)),
+        "{}",
+        m.levee.stderr()
+    );
+    assert_eq!(send(&m, "/redeem?code=A", 3).admitted, 3);
+    // The password is in no log line and no metric.
+    assert!(!m.levee.stderr().contains("s3cret-pass"));
+    // `levee check` reads the file as `levee run` does: gone, it fails at
+    // the key, with its line and column.
+    std::fs::remove_file(&creds).expect("remove credentials");
+    let out = levee_cmd(&["check", "-c", &m.levee.config_path().display().to_string()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("fleet.credentials_file"))
+        .unwrap_or_else(|| panic!("{stderr}"));
+    assert!(line.contains("levee.toml:26:"), "{line}");
+    assert!(line.contains("cannot read"), "{line}");
+}
