@@ -225,6 +225,7 @@ fn full_config_becomes_the_expected_model() {
         }),
         cache: Default::default(),
         http2: Default::default(),
+        fleet: None,
     };
     assert_eq!(config, expected);
 }

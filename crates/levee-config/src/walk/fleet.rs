@@ -47,35 +47,35 @@ pub(crate) fn fleet(sink: &mut Sink<'_>, item: &Item<'_, '_>) -> Option<Fleet> {
             "`ca_file` is for TLS: write the addresses as rediss://",
         );
     }
+    // Each value is checked even when another failed, so every mistake
+    // is reported at once.
     let timeout = match fields.get("timeout") {
-        Some(i) => {
-            let d = i.positive_duration(sink)?;
+        Some(i) => i.positive_duration(sink).and_then(|d| {
             if d.as_millis() > MAX_TIMEOUT_MS {
                 i.error(sink, "must be at most 10s");
                 return None;
             }
-            d
-        }
-        None => DEFAULT_FLEET_TIMEOUT,
+            Some(d)
+        }),
+        None => Some(DEFAULT_FLEET_TIMEOUT),
     };
     let heartbeat = match fields.get("heartbeat") {
-        Some(i) => i.positive_duration(sink)?,
-        None => DEFAULT_FLEET_HEARTBEAT,
+        Some(i) => i.positive_duration(sink),
+        None => Some(DEFAULT_FLEET_HEARTBEAT),
     };
-    let heartbeat_ttl = match fields.get("heartbeat_ttl") {
-        Some(i) => {
-            let ttl = i.positive_duration(sink)?;
-            if ttl < heartbeat * 2 {
+    let heartbeat_ttl = match (fields.get("heartbeat_ttl"), heartbeat) {
+        (Some(i), beat) => i.positive_duration(sink).and_then(|ttl| match beat {
+            Some(beat) if ttl < beat * 2 => {
                 i.error(
                     sink,
                     "must be at least twice `heartbeat`, or one late heartbeat marks a live member stale",
                 );
-                return None;
+                None
             }
-            ttl
-        }
-        None if heartbeat * 2 > DEFAULT_FLEET_HEARTBEAT_TTL => heartbeat * 5,
-        None => DEFAULT_FLEET_HEARTBEAT_TTL,
+            _ => Some(ttl),
+        }),
+        (None, Some(beat)) if beat * 2 > DEFAULT_FLEET_HEARTBEAT_TTL => Some(beat * 5),
+        (None, _) => Some(DEFAULT_FLEET_HEARTBEAT_TTL),
     };
     Some(Fleet {
         name: name?,
@@ -83,9 +83,9 @@ pub(crate) fn fleet(sink: &mut Sink<'_>, item: &Item<'_, '_>) -> Option<Fleet> {
         redis: redis?,
         credentials,
         ca_file,
-        timeout,
-        heartbeat,
-        heartbeat_ttl,
+        timeout: timeout?,
+        heartbeat: heartbeat?,
+        heartbeat_ttl: heartbeat_ttl?,
     })
 }
 

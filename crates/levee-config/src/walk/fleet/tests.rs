@@ -61,7 +61,7 @@ fn a_fleet_section_becomes_the_model_and_survives_a_round_trip() {
     assert!(config.is_err());
     let config = parse(
         "name = \"shop\"\ninstance = \"web-1\"\nsentinel = [\"rediss://127.0.0.1\", \"rediss://[::1]:26380\"]\n\
-         master = \"main\"\nca_file = \"ca.pem\"\ncredentials_env = \"REDIS_AUTH\"\ntimeout = \"50ms\"\nheartbeat = \"2s\"\n",
+         master = \"main\"\nca_file = \"ca.pem\"\ncredentials_env = \"REDIS_AUTH\"\ntimeout = \"50ms\"\nheartbeat = \"3s\"\n",
         "",
     )
     .expect("valid");
@@ -85,8 +85,8 @@ fn a_fleet_section_becomes_the_model_and_survives_a_round_trip() {
         ("fleet.credentials_env", 12)
     );
     assert_eq!(f.timeout, Duration::from_millis(50));
-    // A 2 s heartbeat with no TTL written gets five beats, not the 5 s default.
-    assert_eq!(f.heartbeat_ttl, Duration::from_secs(10));
+    // A 3 s heartbeat with no TTL written gets five beats, not the 5 s default.
+    assert_eq!(f.heartbeat_ttl, Duration::from_secs(15));
     let again = crate::parse(&crate::to_toml(&config), Path::new("t.toml")).expect("round trip");
     assert_eq!(again.fleet, config.fleet);
     crate::validate(&config).expect("validates");
@@ -119,10 +119,11 @@ fn every_mistake_is_reported_at_its_key() {
             "",
         ),
         [
-            "t.toml:6:8: fleet.name: invalid fleet name `a:b`: use at most 64 letters, digits, `-`, `_` or `.`",
-            "t.toml:5:1: fleet: set only one of redis, cluster",
-            "t.toml:5:1: fleet: set `credentials_file` or `credentials_env`, not both",
-            "t.toml:11:11: fleet.timeout: must be at most 10s",
+            "t.toml:6:1: fleet: set only one of redis, cluster",
+            "t.toml:6:1: fleet: set `credentials_file` or `credentials_env`, not both",
+            "t.toml:7:8: fleet.name: invalid fleet name `a:b`: use at most 64 letters, digits, `-`, `_` or `.`",
+            "t.toml:12:11: fleet.timeout: must be at most 10s",
+            "t.toml:13:17: fleet.heartbeat_ttl: must be at least twice `heartbeat`, or one late heartbeat marks a live member stale",
         ]
     );
     assert_eq!(
@@ -131,14 +132,14 @@ fn every_mistake_is_reported_at_its_key() {
             ""
         ),
         [
-            "t.toml:10:10: fleet.master: `master` goes with `sentinel`",
-            "t.toml:9:11: fleet.ca_file: `ca_file` is for TLS: write the addresses as rediss://",
-            "t.toml:8:17: fleet.heartbeat_ttl: must be at least twice `heartbeat`, or one late heartbeat marks a live member stale",
+            "t.toml:9:17: fleet.heartbeat_ttl: must be at least twice `heartbeat`, or one late heartbeat marks a live member stale",
+            "t.toml:10:11: fleet.ca_file: `ca_file` is for TLS: write the addresses as rediss://",
+            "t.toml:11:10: fleet.master: `master` goes with `sentinel`",
         ]
     );
     assert_eq!(
         errors("name = \"a\"\nsentinel = \"h\"", ""),
-        ["t.toml:5:1: fleet: `sentinel` needs `master`, the name the sentinels watch"]
+        ["t.toml:6:1: fleet: `sentinel` needs `master`, the name the sentinels watch"]
     );
     assert_eq!(
         errors(
@@ -146,8 +147,8 @@ fn every_mistake_is_reported_at_its_key() {
             ""
         ),
         [
-            "t.toml:7:9: fleet.redis: invalid Redis address `redis://u:p@h`: credentials do not go in the address; use `credentials_file` or `credentials_env`",
-            "t.toml:8:19: fleet.credentials_env: `A-B` is not an environment variable name",
+            "t.toml:8:9: fleet.redis: invalid Redis address `redis://u:p@h`: credentials do not go in the address; use `credentials_file` or `credentials_env`",
+            "t.toml:9:19: fleet.credentials_env: `A-B` is not an environment variable name",
         ]
     );
 }
