@@ -225,11 +225,16 @@ fn table(json: &str) -> Option<String> {
             ]);
         }
     }
-    let widths: Vec<usize> = (0..7)
+    Some(columns(&rows))
+}
+
+/// Rows as left-aligned columns two spaces apart, one line each.
+fn columns<const N: usize>(rows: &[[String; N]]) -> String {
+    let widths: Vec<usize> = (0..N)
         .map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0))
         .collect();
     let mut out = String::new();
-    for r in &rows {
+    for r in rows {
         let line: Vec<String> = r
             .iter()
             .zip(&widths)
@@ -238,7 +243,7 @@ fn table(json: &str) -> Option<String> {
         out.push_str(line.join("  ").trim_end());
         out.push('\n');
     }
-    Some(out)
+    out
 }
 
 /// Escapes what may not stand in a path segment (`[`, `]`, `/`, `%`, space).

@@ -14,24 +14,11 @@ use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{Member, Tally, promo, send};
+use common::{Member, Tally, promo, send, start_fleet};
 use support::{Redis, TempDir, levee_cmd, poll};
 
 fn section(redis: &Redis) -> String {
     format!("name = \"t\"\nredis = \"{}\"", redis.url())
-}
-
-fn start_fleet(fleet: &str, tables: &str) -> Vec<Member> {
-    let members: Vec<Member> = (0..3).map(|n| Member::start(n, fleet, tables)).collect();
-    for m in &members {
-        assert!(
-            m.wait_redis_up(Duration::from_secs(15)),
-            "member on {} never reached Redis; stderr:\n{}",
-            m.ip,
-            m.levee.stderr()
-        );
-    }
-    members
 }
 
 /// The case: limit 100 per minute on one promotion code, 3,000

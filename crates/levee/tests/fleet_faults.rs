@@ -13,31 +13,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::Duration;
 
-use common::{Member, Tally, promo, send};
+use common::{Member, Tally, promo, send, start_fleet};
 use support::{Redis, Sentinel, poll};
 
 const ANSWERED_WITHIN: Duration = Duration::from_secs(1);
 const FALLBACK: &str = "levee_rate_limit_fallback_total{rule=\"promo\"}";
-
-fn start_fleet(fleet: &str, tables: &str) -> Vec<Member> {
-    let members: Vec<Member> = (0..3).map(|n| Member::start(n, fleet, tables)).collect();
-    for m in &members {
-        assert!(
-            m.wait_redis_up(Duration::from_secs(15)),
-            "member on {} never reached Redis; stderr:\n{}",
-            m.ip,
-            m.levee.stderr()
-        );
-    }
-    // Every member counts three live members, the fallback's divisor.
-    for m in &members {
-        let three = poll(Duration::from_secs(10), || {
-            m.ctl_fleet().contains("3 live member(s)").then_some(())
-        });
-        assert!(three.is_some(), "{}", m.ctl_fleet());
-    }
-    members
-}
 
 /// Requests to every member, round robin, until `stop`: each one timed.
 fn hammer(members: &[Member], path: &str, stop: &AtomicBool) -> Tally {

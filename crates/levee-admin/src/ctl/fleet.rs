@@ -68,18 +68,7 @@ pub(super) fn table(json: &str, now_ms: u64) -> Option<String> {
             listeners,
         ]);
     }
-    let widths: Vec<usize> = (0..9)
-        .map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0))
-        .collect();
-    for r in &rows {
-        let line: Vec<String> = r
-            .iter()
-            .zip(&widths)
-            .map(|(cell, w)| format!("{cell:<w$}"))
-            .collect();
-        out.push_str(line.join("  ").trim_end());
-        out.push('\n');
-    }
+    out.push_str(&super::columns(&rows));
     if counts.len() > 1 {
         let mut by_hash: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for m in members.iter().filter(|m| m["fresh"] == true) {

@@ -97,6 +97,27 @@ heartbeat_ttl = "1s"
     }
 }
 
+/// Three members (127.0.0.2, .3, .4), each applying fleet limits and
+/// counting three live members (the fallback's divisor) before it returns.
+pub fn start_fleet(fleet: &str, tables: &str) -> Vec<Member> {
+    let members: Vec<Member> = (0..3).map(|n| Member::start(n, fleet, tables)).collect();
+    for m in &members {
+        assert!(
+            m.wait_redis_up(Duration::from_secs(15)),
+            "member on {} never reached Redis; stderr:\n{}",
+            m.ip,
+            m.levee.stderr()
+        );
+    }
+    for m in &members {
+        let three = crate::support::poll(Duration::from_secs(10), || {
+            m.ctl_fleet().contains("3 live member(s)").then_some(())
+        });
+        assert!(three.is_some(), "{}", m.ctl_fleet());
+    }
+    members
+}
+
 /// A rate-limit rule on `query:code` with fleet scope.
 pub fn promo(rate: &str, burst: u32) -> String {
     format!(
