@@ -108,8 +108,16 @@ impl Default for Limits {
 
 /// GCRA over many keys in one call, on Redis' clock (`TIME`). Per key the
 /// arguments are interval, tolerance, want, floor, charge; the answer is
-/// granted, ahead, tat. Numbers are written with `%.0f` because Lua's
-/// default formatting keeps 14 digits and a time in microseconds has 16.
+/// granted, ahead, tat.
+///
+/// A key's value is `TAT`, or `TAT CHARGED SINCE` while members are
+/// charging what they admitted alone: a charge starts from the later of
+/// the stored time and the charging member's floor plus everything charged
+/// in the last 10 s. So however the members' restores interleave, the key
+/// ends at the latest floor plus all charges (docs/fleet.md, "Resuming").
+///
+/// Numbers are written with `%.0f` because Lua's default formatting keeps
+/// 14 digits and a time in microseconds has 16.
 const GCRA: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -120,21 +128,40 @@ for i, key in ipairs(KEYS) do
   local tolerance = tonumber(ARGV[b + 2])
   local want = tonumber(ARGV[b + 3])
   local floor = tonumber(ARGV[b + 4])
-  local stored = tonumber(redis.call('GET', key) or '0') or 0
+  local charge = ARGV[b + 5] == '1'
+  local stored, charged, since = 0, 0, 0
+  local v = redis.call('GET', key)
+  if v then
+    local a, c, s = string.match(v, '^(%d+) ?(%d*) ?(%d*)$')
+    stored = tonumber(a) or 0
+    charged = tonumber(c) or 0
+    since = tonumber(s) or 0
+  end
+  if now - since > 10000000 then
+    charged = 0
+    since = now
+  end
+  local base = floor
+  if charge then base = floor + charged end
   local tat = stored
-  if floor > tat then tat = floor end
+  if base > tat then tat = base end
   if tat < now then tat = now end
   local ahead = tat - now
   local n = 0
-  if ARGV[b + 5] == '1' then
+  if charge then
     n = want
+    charged = charged + want * interval
   elseif ahead <= tolerance then
     n = math.floor((tolerance - ahead) / interval) + 1
     if n > want then n = want end
   end
   tat = tat + n * interval
-  if n > 0 or floor > stored then
-    redis.call('SET', key, string.format('%.0f', tat), 'PX', math.floor((tat - now) / 1000) + 1000)
+  if n > 0 or tat > stored then
+    local text = string.format('%.0f', tat)
+    if charged > 0 then
+      text = string.format('%.0f %.0f %.0f', tat, charged, since)
+    end
+    redis.call('SET', key, text, 'PX', math.floor((tat - now) / 1000) + 11000)
   end
   out[#out + 1] = n
   out[#out + 1] = ahead
