@@ -1,11 +1,13 @@
 //! The fleet end to end: levee members on 127.0.0.2, .3 and .4 sharing a
 //! real redis-server (started per test, no persistence): a fleet-scoped
 //! promotion-code limit held across members, membership and `levee ctl
-//! fleet`, the bus, credentials. Faults are in fleet_faults.rs.
+//! fleet`, the bus, credentials, TLS. Faults are in fleet_faults.rs.
 //!
 //! The routes answer with `respond`: what is under test is the decision
 //! before the action, the same for every action.
 
+#[path = "tls/certs.rs"]
+mod certs;
 #[path = "fleet/common.rs"]
 mod common;
 mod support;
@@ -196,4 +198,53 @@ fn credentials_come_from_a_file_and_check_reads_them() {
         .unwrap_or_else(|| panic!("{stderr}"));
     assert!(line.contains("levee.toml:26:"), "{line}");
     assert!(line.contains("cannot read"), "{line}");
+}
+
+/// `rediss://` with a private CA: verified against `ca_file`, and refused
+/// without it (the system roots do not know the CA), in which case the
+/// member limits on its own share and says so.
+#[test]
+fn tls_to_redis_is_verified_against_the_ca_file() {
+    let dir = TempDir::new("fleet-tls");
+    let ca = certs::ca(dir.path(), "ca");
+    let (cert, key) = certs::leaf(dir.path(), "ca", "redis", "localhost", &["localhost"]);
+    let redis = Redis::start_tls(cert, key);
+    let addr = format!("rediss://localhost:{}", redis.port);
+    let trusted = Member::start(
+        0,
+        &format!(
+            "name = \"t\"\nredis = \"{addr}\"\nca_file = \"{}\"",
+            ca.display()
+        ),
+        &promo("10/s", 10),
+    );
+    assert!(
+        trusted.wait_redis_up(Duration::from_secs(15)),
+        "{}",
+        trusted.levee.stderr()
+    );
+    assert_eq!(send(&trusted, "/redeem?code=T", 3).admitted, 3);
+    assert_eq!(
+        trusted.metric("levee_rate_limit_fallback_total{rule=\"promo\"}"),
+        0.0
+    );
+    let untrusted = Member::start(
+        1,
+        &format!("name = \"t\"\nredis = \"{addr}\""),
+        &promo("10/s", 10),
+    );
+    assert!(
+        untrusted
+            .levee
+            .wait_stderr("cannot reach Redis", Duration::from_secs(10)),
+        "{}",
+        untrusted.levee.stderr()
+    );
+    assert_eq!(untrusted.metric("levee_fleet_redis_up"), 0.0);
+    // Still serving, on its own share.
+    assert_eq!(send(&untrusted, "/redeem?code=T", 3).admitted, 3);
+    assert_eq!(
+        untrusted.metric("levee_rate_limit_fallback_total{rule=\"promo\"}"),
+        3.0
+    );
 }

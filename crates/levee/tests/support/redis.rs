@@ -17,6 +17,8 @@ pub struct Redis {
     dir: TempDir,
     /// Extra arguments (a replica's `--replicaof`, `--requirepass`).
     args: Vec<String>,
+    /// Certificate and key: the port speaks TLS only.
+    tls: Option<(PathBuf, PathBuf)>,
     paused: bool,
 }
 
@@ -33,6 +35,21 @@ impl Redis {
             port: free_port(),
             dir: TempDir::new("redis"),
             args: args.iter().map(|s| s.to_string()).collect(),
+            tls: None,
+            paused: false,
+        };
+        r.spawn();
+        r
+    }
+
+    /// A server whose port speaks TLS only, with `cert` and `key`.
+    pub fn start_tls(cert: PathBuf, key: PathBuf) -> Redis {
+        let mut r = Redis {
+            child: None,
+            port: free_port(),
+            dir: TempDir::new("redis-tls"),
+            args: Vec::new(),
+            tls: Some((cert, key)),
             paused: false,
         };
         r.spawn();
@@ -49,8 +66,25 @@ impl Redis {
         let bin = find_in_path("redis-server")
             .unwrap_or_else(|| panic!("redis-server not installed: run scripts/test"));
         let log = self.dir.join("redis.log");
+        let port = self.port.to_string();
+        let ports: Vec<&std::ffi::OsStr> = match &self.tls {
+            None => vec!["--port".as_ref(), port.as_ref()],
+            Some((cert, key)) => vec![
+                "--port".as_ref(),
+                "0".as_ref(),
+                "--tls-port".as_ref(),
+                port.as_ref(),
+                "--tls-cert-file".as_ref(),
+                cert.as_os_str(),
+                "--tls-key-file".as_ref(),
+                key.as_os_str(),
+                "--tls-auth-clients".as_ref(),
+                "no".as_ref(),
+            ],
+        };
         let mut child = Command::new(bin)
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(ports)
+            .args(["--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
             .arg("--dir")
             .arg(self.dir.path())
