@@ -105,7 +105,12 @@ impl RateLimiter {
     pub async fn decide(&self, key: u64, now: Instant) -> Decision {
         match &self.fleet {
             None => self.check(key, now),
-            Some(f) => f.check(self, key, now).await,
+            Some(f) => match f.check_here(self, key, now) {
+                Ok(d) => d,
+                // Boxed: the wait is rare next to the request's life, and
+                // its timer would otherwise widen every connection's task.
+                Err(ask) => Box::pin(f.ask(self, key, ask)).await,
+            },
         }
     }
 

@@ -60,6 +60,15 @@ struct Entry {
     debt: u32,
 }
 
+/// A question for Redis about one key, from [`FleetLimit::check_here`].
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Ask {
+    /// When it was asked (ns since the limiter's epoch).
+    t: u64,
+    want: u32,
+    floor_us: u64,
+}
+
 impl Entry {
     fn idle(&self, t: u64) -> bool {
         self.refused_until <= t && self.lease_until <= t && self.fleet_tat <= t && self.debt == 0
@@ -136,57 +145,71 @@ impl FleetLimit {
         (rule.nodelay && n >= 2).then_some(n)
     }
 
-    pub(super) async fn check(&self, l: &RateLimiter, key: u64, now: Instant) -> Decision {
+    /// Decides without a round trip when this member can (Redis down, a
+    /// remembered refusal, a leased token); otherwise says what to ask.
+    pub(super) fn check_here(
+        &self,
+        l: &RateLimiter,
+        key: u64,
+        now: Instant,
+    ) -> Result<Decision, Ask> {
         let t = l.t(now);
         if !self.fleet.link.health.is_up() {
-            return self.fallback(l, key, t);
+            return Ok(self.fallback(l, key, t));
         }
-        let (want, floor) = {
-            let mut map = lock(self.shard(key));
-            if map.len() >= self.per_shard && !map.contains_key(&key) {
-                self.make_room(l, &mut map, t);
-            }
-            let e = map.entry(key).or_default();
-            if e.refused_until > t {
-                let d = Decision::Refuse {
-                    retry_after: Duration::from_nanos(e.refused_until - t),
-                };
-                l.count(d);
-                return d;
-            }
-            if e.lease > 0 && e.lease_until > t {
-                e.lease -= 1;
-                l.count(Decision::Admit);
-                return Decision::Admit;
-            }
-            let hot = !e.leasing && e.asked > 0 && t.saturating_sub(e.asked) < nanos(HOT);
-            let want = match self.slice(&l.rule) {
-                Some(n) if hot => {
-                    e.leasing = true;
-                    n
-                }
-                _ => 1,
+        let mut map = lock(self.shard(key));
+        if map.len() >= self.per_shard && !map.contains_key(&key) {
+            self.make_room(l, &mut map, t);
+        }
+        let e = map.entry(key).or_default();
+        if e.refused_until > t {
+            let d = Decision::Refuse {
+                retry_after: Duration::from_nanos(e.refused_until - t),
             };
-            e.asked = t;
-            (want, e.floor_us)
+            l.count(d);
+            return Ok(d);
+        }
+        if e.lease > 0 && e.lease_until > t {
+            e.lease -= 1;
+            l.count(Decision::Admit);
+            return Ok(Decision::Admit);
+        }
+        let hot = !e.leasing && e.asked > 0 && t.saturating_sub(e.asked) < nanos(HOT);
+        let want = match self.slice(&l.rule) {
+            Some(n) if hot => {
+                e.leasing = true;
+                n
+            }
+            _ => 1,
         };
+        e.asked = t;
+        Err(Ask {
+            t,
+            want,
+            floor_us: e.floor_us,
+        })
+    }
+
+    /// Asks Redis, waiting at most the fleet's `timeout`; without an
+    /// answer by then, decides on this member's share.
+    pub(super) async fn ask(&self, l: &RateLimiter, key: u64, ask: Ask) -> Decision {
         let take = Take {
             key: format!("{}{key:016x}", self.prefix),
             interval_us: self.interval_us,
             tolerance_us: self.tolerance_us,
-            want,
-            floor_us: floor,
+            want: ask.want,
+            floor_us: ask.floor_us,
             charge: false,
         };
         let rx = self.fleet.limits.submit(take);
         match tokio::time::timeout(self.fleet.link.timeout(), rx).await {
             Ok(Ok(g)) => {
-                let d = self.apply(l, key, t, want, &g);
+                let d = self.apply(l, key, ask.t, ask.want, &g);
                 l.count(d);
                 d
             }
             _ => {
-                if want > 1 {
+                if ask.want > 1 {
                     lock(self.shard(key)).entry(key).or_default().leasing = false;
                 }
                 self.fallback(l, key, l.t(Instant::now()))
