@@ -248,3 +248,60 @@ fn tls_to_redis_is_verified_against_the_ca_file() {
         3.0
     );
 }
+
+/// A reload keeps the membership and reports the new config's hash; one
+/// that drops `[fleet]` leaves the fleet (the record goes), and one that
+/// keeps a fleet-scoped rule without `[fleet]` is refused.
+#[test]
+fn reloads_update_leave_or_refuse() {
+    let redis = Redis::start();
+    let m = Member::start(0, &section(&redis), &promo("10/s", 10));
+    assert!(
+        m.wait_redis_up(Duration::from_secs(15)),
+        "{}",
+        m.levee.stderr()
+    );
+    let hash = || {
+        let out = m.ctl_fleet();
+        out.lines()
+            .find(|l| l.starts_with("m0 "))
+            .and_then(|l| l.split_whitespace().nth(4))
+            .map(str::to_owned)
+    };
+    let before = poll(Duration::from_secs(5), hash).expect("m0 listed");
+    let text = std::fs::read_to_string(m.levee.config_path()).expect("config");
+    m.levee.write_config(&format!(
+        "{text}\n[[route]]\npath = \"/new\"\nrespond = \"new\"\n"
+    ));
+    m.levee.reload();
+    let after = poll(Duration::from_secs(10), || hash().filter(|h| *h != before));
+    assert!(
+        after.is_some(),
+        "the hash did not change: {}",
+        m.ctl_fleet()
+    );
+    // Without [fleet], the fleet-scoped rule cannot stand: refused.
+    let start = text.find("[fleet]").expect("a [fleet] section");
+    let end = text.find("[rate_limit.promo]").expect("the rule");
+    let alone = format!("{}{}", &text[..start], &text[end..]);
+    m.levee.write_config(&alone);
+    m.levee.reload();
+    assert!(
+        m.levee
+            .wait_stderr("needs a [fleet] section", Duration::from_secs(10)),
+        "{}",
+        m.levee.stderr()
+    );
+    assert!(redis.cli(&["hgetall", "{t}:members"]).contains("m0"));
+    // Without [fleet] and with a local rule: the member leaves.
+    m.levee
+        .write_config(&alone.replace("scope = \"fleet\"", "scope = \"local\""));
+    m.levee.reload();
+    let left = poll(Duration::from_secs(10), || {
+        (!redis.cli(&["hgetall", "{t}:members"]).contains("m0")).then_some(())
+    });
+    assert!(left.is_some(), "{}", m.levee.stderr());
+    let (status, _) = support::admin_request(m.admin, "GET", "/fleet", "");
+    assert_eq!(status, 404);
+    assert_eq!(send(&m, "/redeem?code=L", 3).admitted, 3);
+}
