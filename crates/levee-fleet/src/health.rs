@@ -42,6 +42,8 @@ impl State {
 
 #[derive(Debug)]
 pub struct Health {
+    /// Where Redis is, for log lines (`redis://host:port`, the sentinels).
+    peer: String,
     state: AtomicU8,
     since: Mutex<SystemTime>,
     /// Transitions into `Down` (fallbacks) and into `Up` (resumptions).
@@ -49,18 +51,22 @@ pub struct Health {
     pub came_up: AtomicU64,
 }
 
-impl Default for Health {
-    fn default() -> Self {
+impl Health {
+    pub fn new(peer: String) -> Health {
         Health {
+            peer,
             state: AtomicU8::new(State::Down as u8),
             since: Mutex::new(SystemTime::now()),
             went_down: AtomicU64::new(0),
             came_up: AtomicU64::new(0),
         }
     }
-}
 
-impl Health {
+    /// Where Redis is, as configured.
+    pub fn peer(&self) -> &str {
+        &self.peer
+    }
+
     pub fn state(&self) -> State {
         State::from_u8(self.state.load(Ordering::Acquire))
     }
@@ -87,16 +93,17 @@ impl Health {
             State::Down => {
                 self.went_down.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(
+                    redis = %self.peer,
                     why,
                     "fleet: Redis unreachable; rate limits fall back to each member's share"
                 );
             }
             State::Up => {
                 self.came_up.fetch_add(1, Ordering::Relaxed);
-                tracing::info!("fleet: Redis reachable; fleet rate limits resume");
+                tracing::info!(redis = %self.peer, "fleet: Redis reachable; fleet rate limits resume");
             }
             State::Restoring => {
-                tracing::info!("fleet: Redis answers; charging what was admitted locally");
+                tracing::info!(redis = %self.peer, "fleet: Redis answers; charging what was admitted locally");
             }
         }
     }
@@ -108,7 +115,7 @@ mod tests {
 
     #[test]
     fn transitions_count_once() {
-        let h = Health::default();
+        let h = Health::new("redis://127.0.0.1:6379".into());
         assert_eq!(h.state(), State::Down);
         h.set(State::Down, "x");
         assert_eq!(h.went_down.load(Ordering::Relaxed), 0);

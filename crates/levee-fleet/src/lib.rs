@@ -253,7 +253,7 @@ impl Fleet {
             }
             if let Err(e) = self.link.connect().await {
                 if !warned {
-                    tracing::warn!(error = %e, "fleet: cannot reach Redis; rate limits are each member's share until it answers");
+                    tracing::warn!(redis = %self.link.health.peer(), error = %e, "fleet: cannot reach Redis; rate limits are each member's share until it answers");
                     warned = true;
                 }
                 tokio::time::sleep(link::RETRY).await;

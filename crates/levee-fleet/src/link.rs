@@ -197,7 +197,7 @@ impl Link {
             target,
             seeds,
             conn: Mutex::new(None),
-            health: Arc::new(Health::default()),
+            health: Arc::new(Health::new(describe(&s.config.redis))),
             timeout: s.config.timeout,
             timeouts_in_row: AtomicU32::new(0),
             broken: Notify::new(),
@@ -321,6 +321,23 @@ impl Link {
     /// Waits until the connection is dropped.
     pub async fn broken(&self) {
         self.broken.notified().await;
+    }
+}
+
+/// The target as an operator wrote it, for log lines.
+fn describe(t: &RedisTarget) -> String {
+    let list = |a: &[RedisAddr]| {
+        a.iter()
+            .map(|a| a.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    match t {
+        RedisTarget::Single(a) => a.to_string(),
+        RedisTarget::Sentinel { master, sentinels } => {
+            format!("master {master} via sentinels {}", list(sentinels))
+        }
+        RedisTarget::Cluster(seeds) => format!("cluster {}", list(seeds)),
     }
 }
 
