@@ -6,7 +6,7 @@ every phase bounded in time.
     bench/protect/run.py slow     # slowhttptest -H, -B, -X: 1,000 connections, 30 s each,
                                   # with a normal client alongside
     bench/protect/run.py surge    # 15,000 connections in a few seconds, listener limit 5,000
-    bench/protect/run.py fleet    # a fleet-scoped limit (Redis) against a local one, side by side
+    bench/protect/run.py fleet [ROUNDS]  # a fleet-scoped limit (Redis) against a local one, side by side
     bench/protect/run.py all
 
 Needs target/release/levee, nginx, wrk, slowhttptest, redis-server (Debian packages).
@@ -416,7 +416,8 @@ def main():
         if which in ("surge", "all"):
             print(json.dumps(phase_surge()), flush=True)
         if which in ("fleet", "all"):
-            print(json.dumps(phase_fleet()), flush=True)
+            rounds = int(sys.argv[2]) if which == "fleet" and len(sys.argv) > 2 else 3
+            print(json.dumps(phase_fleet(rounds)), flush=True)
     finally:
         stop(b)
         shutil.rmtree(TMP, ignore_errors=True)
