@@ -208,6 +208,9 @@ impl Limits {
                 // Dropping the senders answers every waiter: decide locally.
                 continue;
             }
+            // A question whose request gave up waiting was decided locally:
+            // asking now would charge Redis for it a second time.
+            let batch: Vec<Waiting> = batch.into_iter().filter(|w| !w.reply.is_closed()).collect();
             for chunk in chunks(batch) {
                 let takes: Vec<&Take> = chunk.iter().map(|w| &w.take).collect();
                 if let Ok(grants) = self.ask(&link, &takes, false).await {

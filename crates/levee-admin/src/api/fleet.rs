@@ -35,9 +35,17 @@ pub(super) fn ping(body: &[u8]) -> Reply {
         true => String::new(),
         false => match serde_json::from_slice::<Value>(body) {
             Ok(v) => match v.get("note") {
-                Some(Value::String(s)) if s.len() <= 200 => s.clone(),
+                // Every member logs it: one line, no control characters.
+                Some(Value::String(s)) if s.len() <= 200 && !s.chars().any(char::is_control) => {
+                    s.clone()
+                }
                 None => String::new(),
-                _ => return Reply::error(400, "expected {\"note\": TEXT} (at most 200 bytes)"),
+                _ => {
+                    return Reply::error(
+                        400,
+                        "expected {\"note\": TEXT}: at most 200 bytes, no control characters",
+                    );
+                }
             },
             Err(_) => return Reply::error(400, "expected a JSON body {\"note\": TEXT}"),
         },
@@ -91,4 +99,37 @@ fn status_json(f: &Fleet) -> Value {
         "members": members,
         "config_hashes": hashes,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn status_and_pings_of_a_member_whose_redis_is_away() {
+        assert_eq!(status().status, 404);
+        let text = "[[listener]]\naddress = \"127.0.0.1:80\"\n[[route]]\nrespond = \"x\"\n\
+                    [fleet]\nname = \"api\"\ninstance = \"me\"\nredis = \"redis://127.0.0.1:1\"\n";
+        let config = levee_config::parse(text, "t.toml".as_ref()).expect("valid");
+        let settings =
+            levee_fleet::Settings::load(config.fleet.as_ref().expect("fleet"), "t".as_ref())
+                .expect("settings");
+        let fleet = Fleet::start(settings, Default::default(), Box::new(Default::default))
+            .expect("fleet thread");
+        let reply = status();
+        assert_eq!(reply.status, 200);
+        let v: Value = serde_json::from_slice(&reply.body).expect("JSON");
+        assert_eq!(v["instance"], "me");
+        assert_eq!(v["redis"]["state"], "down");
+        assert_eq!(v["live"], 1);
+        assert_eq!(ping(br#"{"note": "deploy 42"}"#).status, 200);
+        assert_eq!(ping(b"").status, 200);
+        // Every member logs the note: no line breaks smuggled into logs.
+        assert_eq!(ping(br#"{"note": "a\nfake log line"}"#).status, 400);
+        assert_eq!(ping(b"not json").status, 400);
+        fleet.stop(Duration::ZERO);
+        assert_eq!(status().status, 404);
+    }
 }

@@ -261,7 +261,7 @@ impl FleetLimit {
                 self.make_room(l, &mut map, t);
             }
             let e = map.entry(key).or_default();
-            // What the fleet had ahead of now, in this member's share.
+            // Leased tokens were charged to Redis; the share starts afresh.
             e.lease = 0;
             // The fleet's arrival time as last seen: what it had used then
             // is taken off every member's share alike.
