@@ -16,7 +16,7 @@ use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{Member, Tally, promo, send, start_fleet};
+use common::{Member, Tally, ping_until_heard, promo, send, start_fleet};
 use support::{Redis, TempDir, levee_cmd, poll};
 
 fn section(redis: &Redis) -> String {
@@ -128,35 +128,8 @@ fn members_are_listed_and_a_killed_one_turns_stale() {
 fn a_ping_on_the_bus_reaches_every_member() {
     let redis = Redis::start();
     let members = start_fleet(&section(&redis), &promo("10/s", 10));
-    // Subscribers connect on their own schedule; ping until all heard one.
-    let heard = poll(Duration::from_secs(15), || {
-        let out = levee_cmd(&[
-            "ctl",
-            "--admin",
-            &format!("127.0.0.1:{}", members[0].admin),
-            "fleet",
-            "ping",
-            "hello-fleet",
-        ]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        thread::sleep(Duration::from_millis(300));
-        members
-            .iter()
-            .all(|m| {
-                m.levee.stderr().lines().any(|l| {
-                    l.contains("fleet bus: ping")
-                        && l.contains("from=m0")
-                        && l.contains("hello-fleet")
-                })
-            })
-            .then_some(())
-    });
     assert!(
-        heard.is_some(),
+        ping_until_heard(&members[0], &members, "hello-fleet"),
         "not every member logged the ping:\n{}",
         members
             .iter()
@@ -304,4 +277,33 @@ fn reloads_update_leave_or_refuse() {
     let (status, _) = support::admin_request(m.admin, "GET", "/fleet", "");
     assert_eq!(status, 404);
     assert_eq!(send(&m, "/redeem?code=L", 3).admitted, 3);
+}
+
+/// A Redis Cluster: limits hold across members (the fleet's keys share one
+/// slot, so one script call may carry many), and the bus works through a
+/// seed node (PUBLISH reaches every node of a cluster).
+#[test]
+fn a_redis_cluster_carries_the_fleet() {
+    let cluster = support::Cluster::start();
+    let seeds: Vec<String> = cluster
+        .nodes
+        .iter()
+        .map(|n| format!("\"127.0.0.1:{}\"", n.port))
+        .collect();
+    let fleet = format!(
+        "name = \"t\"\ncluster = [{}]\ntimeout = \"500ms\"",
+        seeds.join(", ")
+    );
+    let members = start_fleet(&fleet, &promo("10/h", 10));
+    let mut admitted = 0;
+    for m in &members {
+        admitted += send(m, "/redeem?code=C", 6).admitted;
+    }
+    assert_eq!(admitted, 10, "one limit of 10 across three members");
+    assert_eq!(cluster.keys("{t}:rl:promo:*"), 1);
+    assert!(
+        ping_until_heard(&members[1], &members, "over-the-cluster"),
+        "{}",
+        members[2].levee.stderr()
+    );
 }

@@ -12,6 +12,8 @@ use crate::support::{Levee, LeveeSetup, free_port, levee_cmd, metric};
 
 /// One member of a test fleet.
 pub struct Member {
+    /// Its instance name is `m{n}`.
+    pub n: usize,
     pub levee: Levee,
     pub ip: String,
     pub port: u16,
@@ -60,6 +62,7 @@ heartbeat_ttl = "1s"
         // The admin listener starts after the listeners are bound.
         levee.wait_port(admin);
         Member {
+            n,
             levee,
             ip,
             port,
@@ -116,6 +119,37 @@ pub fn start_fleet(fleet: &str, tables: &str) -> Vec<Member> {
         assert!(three.is_some(), "{}", m.ctl_fleet());
     }
     members
+}
+
+/// Pings from `from` until every one of `members` logged it (subscribers
+/// connect on their own schedule); whether they did within 15 s.
+pub fn ping_until_heard(from: &Member, members: &[Member], note: &str) -> bool {
+    let sender = format!("from=m{}", from.n);
+    crate::support::poll(Duration::from_secs(15), || {
+        let out = levee_cmd(&[
+            "ctl",
+            "--admin",
+            &format!("127.0.0.1:{}", from.admin),
+            "fleet",
+            "ping",
+            note,
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::thread::sleep(Duration::from_millis(300));
+        members
+            .iter()
+            .all(|m| {
+                m.levee.stderr().lines().any(|l| {
+                    l.contains("fleet bus: ping") && l.contains(&sender) && l.contains(note)
+                })
+            })
+            .then_some(())
+    })
+    .is_some()
 }
 
 /// A rate-limit rule on `query:code` with fleet scope.

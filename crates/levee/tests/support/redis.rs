@@ -230,3 +230,54 @@ impl Drop for Sentinel {
         kill_group(&mut self.child);
     }
 }
+
+/// A Redis Cluster of three masters (no replicas) on free ports, ready
+/// (`cluster_state:ok`) when returned.
+pub struct Cluster {
+    pub nodes: Vec<Redis>,
+}
+
+impl Cluster {
+    pub fn start() -> Cluster {
+        let nodes: Vec<Redis> = (0..3)
+            .map(|_| {
+                Redis::start_with(&[
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    "nodes.conf",
+                ])
+            })
+            .collect();
+        let addrs: Vec<String> = nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port))
+            .collect();
+        let mut args = vec!["--cluster", "create"];
+        args.extend(addrs.iter().map(String::as_str));
+        args.extend(["--cluster-replicas", "0", "--cluster-yes"]);
+        let out = redis_cli(nodes[0].port, &args);
+        assert!(
+            out.status.success(),
+            "redis-cli --cluster create: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let ready = poll(START_TIMEOUT, || {
+            nodes
+                .iter()
+                .all(|n| n.cli(&["cluster", "info"]).contains("cluster_state:ok"))
+                .then_some(())
+        });
+        assert!(ready.is_some(), "the cluster never became ready");
+        Cluster { nodes }
+    }
+
+    /// Keys matching `pattern` over all the nodes.
+    pub fn keys(&self, pattern: &str) -> usize {
+        self.nodes
+            .iter()
+            .map(|n| n.cli(&["--scan", "--pattern", pattern]).lines().count())
+            .sum()
+    }
+}
