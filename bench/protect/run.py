@@ -6,15 +6,16 @@ every phase bounded in time.
     bench/protect/run.py slow     # slowhttptest -H, -B, -X: 1,000 connections, 30 s each,
                                   # with a normal client alongside
     bench/protect/run.py surge    # 15,000 connections in a few seconds, listener limit 5,000
+    bench/protect/run.py fleet [ROUNDS]  # a fleet-scoped limit (Redis) against a local one, side by side
     bench/protect/run.py all
 
-Needs target/release/levee, nginx, wrk, slowhttptest (Debian packages).
+Needs target/release/levee, nginx, wrk, slowhttptest, redis-server (Debian packages).
 Prints one JSON object per phase; README.md in this folder records them."""
 import asyncio, json, os, re, resource, shutil, socket, subprocess, sys, tempfile, threading, time
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 LEVEE = os.path.join(ROOT, "target", "release", "levee")
-BACKEND, PORT = 18280, 18283
+BACKEND, PORT, ADMIN, REDIS = 18280, 18283, 18284, 18285
 TMP = tempfile.mkdtemp(prefix="levee-protect-bench-")
 
 
@@ -173,9 +174,82 @@ class NormalClient(threading.Thread):
 
 
 def wrk(seconds, conns=64):
-    out = subprocess.run(["wrk", "-t1", f"-c{conns}", f"-d{seconds}s", f"http://127.0.0.1:{PORT}/"],
+    out = subprocess.run(["wrk", "-t1", f"-c{conns}", f"-d{seconds}s", "--latency", f"http://127.0.0.1:{PORT}/"],
                          capture_output=True, text=True).stdout
     return int(re.search(r"(\d+) requests in", out).group(1)), out
+
+
+def wrk_p99_ms(out):
+    m = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
+    if not m:
+        return None
+    return float(m.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)]
+
+
+def admin_metric(name):
+    """The sum of a metric's samples from levee's /metrics (0 when absent)."""
+    try:
+        with socket.create_connection(("127.0.0.1", ADMIN), 2) as c:
+            c.sendall(b"GET /metrics HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+            data = b""
+            while chunk := c.recv(65536):
+                data += chunk
+    except OSError:
+        return 0.0
+    total = 0.0
+    for line in data.decode(errors="replace").splitlines():
+        if line.startswith(name) and not line.startswith("#"):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def phase_fleet(rounds=3, seconds=8):
+    """CPU µs per request, req/s and p99 of levee with one rate-limit rule
+    on the route, local against fleet-scoped (Redis on loopback), in
+    alternating rounds of wrk; Redis commands per 1,000 requests. Three
+    rules: local; fleet with a limit high enough that the one busy key
+    leases slices of tokens (the usual hot-key case); fleet with a burst of
+    100, so no lease: every request asks Redis, batched (the worst case)."""
+    redis = subprocess.Popen(["redis-server", "--port", str(REDIS), "--bind", "127.0.0.1", "--save", "",
+                              "--appendonly", "no"], stdout=subprocess.DEVNULL, start_new_session=True)
+    assert wait_port(REDIS)
+    fleet = (f'[admin]\naddress = "127.0.0.1:{ADMIN}"\n'
+             f'[fleet]\nname = "bench"\ninstance = "b"\nredis = "redis://127.0.0.1:{REDIS}"\n')
+    rules = {
+        "local": 'key = "client_ip"\nrate = "1000000/s"\nburst = 1000000\n',
+        "fleet_leased": 'key = "client_ip"\nrate = "1000000/s"\nburst = 1000000\nscope = "fleet"\n',
+        "fleet_every_request": 'key = "client_ip"\nrate = "200000/s"\nburst = 100\nscope = "fleet"\n',
+    }
+    res = {k: dict(cpu=[], rps=[], p99=[], redis_per_1000=[], redis_cpu=[], refused=[]) for k in rules}
+    try:
+        for _ in range(rounds):
+            for name, rule in rules.items():
+                p = levee(name, "", 'rate_limit = "api"', f"[rate_limit.api]\n{rule}{fleet}")
+                assert wait_port(PORT) and wait_port(ADMIN), name
+                time.sleep(1)
+                wrk(1)
+                c0, r0 = cpu_seconds(p.pid), cpu_seconds(redis.pid)
+                m0 = admin_metric("levee_fleet_redis_commands_total")
+                n, out = wrk(seconds)
+                r = res[name]
+                r["cpu"].append((cpu_seconds(p.pid) - c0) * 1e6 / max(n, 1))
+                r["redis_cpu"].append((cpu_seconds(redis.pid) - r0) * 1e6 / max(n, 1))
+                r["rps"].append(n / seconds)
+                r["p99"].append(wrk_p99_ms(out))
+                r["redis_per_1000"].append((admin_metric("levee_fleet_redis_commands_total") - m0) * 1000 / max(n, 1))
+                r["refused"].append(admin_metric('levee_rate_limit_requests_total{rule="api",outcome="refused"}'))
+                stop(p)
+    finally:
+        stop(redis)
+    med = lambda v: round(sorted(x for x in v if x is not None)[len(v) // 2], 3) if v else None
+    summary = {k: {m: med(v) for m, v in r.items()} for k, r in res.items()}
+    base = summary["local"]
+    for k in ("fleet_leased", "fleet_every_request"):
+        summary[k]["cpu_vs_local_pct"] = round(100 * (summary[k]["cpu"] - base["cpu"]) / base["cpu"], 1)
+        summary[k]["p99_added_ms"] = round(summary[k]["p99"] - base["p99"], 3)
+    return dict(phase="fleet", rounds={k: {m: [round(x, 3) if x is not None else None for x in v]
+                                            for m, v in r.items()} for k, r in res.items()},
+                median=summary)
 
 
 def phase_cpu(rounds=5, seconds=8):
@@ -341,6 +415,9 @@ def main():
                 print(json.dumps(r), flush=True)
         if which in ("surge", "all"):
             print(json.dumps(phase_surge()), flush=True)
+        if which in ("fleet", "all"):
+            rounds = int(sys.argv[2]) if which == "fleet" and len(sys.argv) > 2 else 3
+            print(json.dumps(phase_fleet(rounds)), flush=True)
     finally:
         stop(b)
         shutil.rmtree(TMP, ignore_errors=True)

@@ -11,6 +11,8 @@
 //! GET  /cache                                       store size and entries
 //! POST /cache/purge                                 body {"url": U} | {"prefix": P} | {"tag": T}
 //! POST /mail/users/NAME/close                       close NAME's logged-in mail sessions
+//! GET  /fleet                                       the fleet's members (api/fleet.rs)
+//! POST /fleet/ping                                  a ping on the fleet's bus
 //! ```
 //!
 //! `SERVER` is a server's address as configured (`app1.internal:8080`,
@@ -67,6 +69,12 @@ pub fn handle(shared: &Shared, method: &str, target: &str, body: &[u8]) -> Reply
         ("GET" | "HEAD", ["cache"]) => cache::status(&site),
         ("POST", ["cache", "purge"]) => cache::purge(&site, body),
         (_, ["cache"]) => Reply::error(405, format!("{method} is not allowed here; use GET")),
+        ("GET" | "HEAD", ["fleet"]) => fleet::status(),
+        ("POST", ["fleet", "ping"]) => fleet::ping(body),
+        (_, ["fleet"]) => Reply::error(405, format!("{method} is not allowed here; use GET")),
+        (_, ["fleet", "ping"]) => {
+            Reply::error(405, format!("{method} is not allowed here; use POST"))
+        }
         ("POST", ["mail", "users", user, "close"]) => {
             let closing = levee_mail::kick::close_user(user.as_bytes());
             Reply::json(200, &json!({ "user": user, "closing": closing }))
@@ -218,5 +226,6 @@ fn percent_decode(s: &str) -> String {
 }
 
 mod cache;
+mod fleet;
 #[cfg(test)]
 mod tests;

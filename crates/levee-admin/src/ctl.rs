@@ -43,6 +43,10 @@ pub enum Command {
         by: PurgeBy,
         value: String,
     },
+    /// The fleet's members (ctl/fleet.rs).
+    Fleet,
+    /// A ping on the fleet's bus, logged by every member.
+    FleetPing(String),
 }
 
 /// What a purge matches (docs/api.md, `POST /cache/purge`).
@@ -119,6 +123,12 @@ pub fn run(client: &Client, command: &Command) -> Result<String, CtlError> {
             "/cache/purge".to_owned(),
             serde_json::json!({ by.key(): value }).to_string(),
         ),
+        Command::Fleet => ("GET", "/fleet".to_owned(), String::new()),
+        Command::FleetPing(note) => (
+            "POST",
+            "/fleet/ping".to_owned(),
+            serde_json::json!({ "note": note }).to_string(),
+        ),
         Command::Drain { upstream, server } => {
             ("POST", action(upstream, server, "drain"), String::new())
         }
@@ -147,6 +157,12 @@ pub fn run(client: &Client, command: &Command) -> Result<String, CtlError> {
     }
     Ok(match command {
         Command::Upstreams => table(&text).unwrap_or(text),
+        Command::Fleet => {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64);
+            fleet::table(&text, now).unwrap_or(text)
+        }
         Command::Drain { .. }
         | Command::Disable { .. }
         | Command::Enable { .. }
@@ -262,11 +278,16 @@ fn table(json: &str) -> Option<String> {
             ]);
         }
     }
-    let widths: Vec<usize> = (0..7)
+    Some(columns(&rows))
+}
+
+/// Rows as left-aligned columns two spaces apart, one line each.
+fn columns<const N: usize>(rows: &[[String; N]]) -> String {
+    let widths: Vec<usize> = (0..N)
         .map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0))
         .collect();
     let mut out = String::new();
-    for r in &rows {
+    for r in rows {
         let line: Vec<String> = r
             .iter()
             .zip(&widths)
@@ -275,7 +296,7 @@ fn table(json: &str) -> Option<String> {
         out.push_str(line.join("  ").trim_end());
         out.push('\n');
     }
-    Some(out)
+    out
 }
 
 /// Escapes what may not stand in a path segment (`[`, `]`, `/`, `%`, space).
@@ -290,3 +311,5 @@ fn encode(s: &str) -> String {
     }
     out
 }
+
+mod fleet;

@@ -73,6 +73,7 @@ fn single_route(address: SocketAddr, action: Action, upstreams: Vec<Upstream>) -
         protect: Default::default(),
         resolver: None,
         http2: Default::default(),
+        fleet: None,
         cache: Default::default(),
     }
 }

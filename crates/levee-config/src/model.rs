@@ -10,6 +10,7 @@ use std::time::Duration;
 
 mod admin;
 mod cache;
+mod fleet;
 mod http2;
 mod mail;
 mod protect;
@@ -17,6 +18,7 @@ mod tls;
 mod upstream;
 pub use admin::*;
 pub use cache::*;
+pub use fleet::*;
 pub use http2::*;
 pub use mail::*;
 pub use protect::*;
@@ -49,6 +51,8 @@ pub struct Config {
     pub cache: CacheConfig,
     /// `[http2]`: limits of HTTP/2 connections.
     pub http2: Http2,
+    /// `[fleet]`: shared state in Redis; `None` for a levee on its own.
+    pub fleet: Option<Fleet>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

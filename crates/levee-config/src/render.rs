@@ -9,6 +9,7 @@ use toml::{Table, Value};
 
 mod admin;
 mod cache;
+mod fleet;
 mod mail;
 mod protect;
 mod tls;
@@ -165,6 +166,7 @@ pub fn to_toml(config: &Config) -> String {
         root.insert("resolver".into(), Value::Table(t));
     }
     cache::root(&mut root, &config.cache);
+    fleet::root(&mut root, &config.fleet);
 
     toml::to_string(&root).unwrap_or_default()
 }

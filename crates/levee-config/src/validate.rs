@@ -22,6 +22,19 @@ pub(crate) fn assemble(sink: &mut Sink<'_>, draft: Draft, source: &Path) -> Opti
     for r in &draft.routes {
         crate::walk::check_rate_limit_refs(sink, &draft.rate_limits, &r.rate_limits);
     }
+    if draft.fleet.is_none() {
+        for m in draft
+            .rate_limits
+            .iter()
+            .filter_map(|r| r.fleet_scope.as_ref())
+        {
+            sink.error(
+                m.span.clone(),
+                &m.key,
+                "`scope = \"fleet\"` needs a [fleet] section (docs/fleet.md)",
+            );
+        }
+    }
     if sink.has_errors() {
         return None;
     }
@@ -85,6 +98,7 @@ pub(crate) fn assemble(sink: &mut Sink<'_>, draft: Draft, source: &Path) -> Opti
         resolver: draft.resolver,
         cache: draft.cache,
         http2: draft.http2,
+        fleet: draft.fleet,
     })
 }
 
@@ -249,6 +263,7 @@ pub fn validate(config: &Config) -> Result<(), ConfigErrors> {
     check(parsed.resolver == config.resolver, "resolver");
     check(parsed.cache == config.cache, "cache");
     check(parsed.http2 == config.http2, "http2");
+    check(parsed.fleet == config.fleet, "fleet");
     // Rate limits are keyed by name in the file, so only their set must survive.
     let by_name = |p: &crate::model::Protect| {
         let mut p = p.clone();

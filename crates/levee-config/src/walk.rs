@@ -8,6 +8,7 @@
 
 mod admin;
 mod cache;
+mod fleet;
 mod http2;
 mod mail;
 mod protect;
@@ -70,6 +71,7 @@ pub(crate) struct Draft {
     pub resolver: Option<crate::model::Resolver>,
     pub cache: crate::model::CacheConfig,
     pub http2: crate::model::Http2,
+    pub fleet: Option<crate::model::Fleet>,
 }
 
 pub(crate) struct DraftListener {
@@ -105,6 +107,7 @@ pub(crate) const ROOT_KEYS: &[&str] = &[
     "resolver",
     "cache",
     "http2",
+    "fleet",
 ];
 pub(crate) const LOG_KEYS: &[&str] = &["access", "format", "level"];
 pub(crate) const LIMIT_KEYS: &[&str] = &[
@@ -150,6 +153,8 @@ pub(crate) use admin::ADMIN_KEYS;
 pub use admin::origin as parse_origin;
 #[cfg(test)]
 pub(crate) use cache::{CACHE_KEYS, ROUTE_KEYS as ROUTE_CACHE_KEYS};
+#[cfg(test)]
+pub(crate) use fleet::FLEET_KEYS;
 #[cfg(test)]
 pub(crate) use http2::HTTP2_KEYS;
 #[cfg(test)]
@@ -213,7 +218,9 @@ pub(crate) fn walk(sink: &mut Sink<'_>, root: &DeTable<'_>, root_span: Range<usi
         .get("http2")
         .map(|i| http2::http2(sink, i))
         .unwrap_or_default();
+    let fleet = fields.get("fleet").and_then(|i| fleet::fleet(sink, i));
     Draft {
+        fleet,
         root_span,
         http2,
         workers: workers.unwrap_or_else(auto_workers),

@@ -94,7 +94,7 @@ impl RouteGuard {
         }
         let mut wait = Duration::ZERO;
         for limiter in &self.limits {
-            let key = match limiter.key.key(req) {
+            let key = match limiter.key_of(req) {
                 Ok(Some(key)) => key,
                 Ok(None) => continue,
                 Err(e) if limiter.rule.dry_run => {
@@ -108,7 +108,7 @@ impl RouteGuard {
                     };
                 }
             };
-            match limiter.check(key, now) {
+            match limiter.decide(key, now).await {
                 Decision::Admit => {}
                 Decision::Delay(_) if limiter.rule.dry_run => {}
                 Decision::Delay(d) => wait = wait.max(d),

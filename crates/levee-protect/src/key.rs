@@ -54,7 +54,16 @@ impl KeySpec {
 
     /// The request's key, or `None` when a part is missing.
     pub fn key(&self, req: &impl Request) -> Result<Option<u64>, KeyError> {
-        let mut h = self.hasher.build_hasher();
+        self.key_with(req, self.hasher.build_hasher())
+    }
+
+    /// The key hashed with `h`: a fleet-scoped rule needs the same key on
+    /// every member (rate/fleet.rs), which a per-process random one is not.
+    pub fn key_with(
+        &self,
+        req: &impl Request,
+        mut h: impl Hasher,
+    ) -> Result<Option<u64>, KeyError> {
         for part in &self.parts {
             match part {
                 KeyPart::ClientIp { v4, v6 } => {

@@ -22,6 +22,8 @@ pub struct RuleCounters {
     pub dry_run: AtomicU64,
     /// Active keys forgotten because the table was full.
     pub evicted: AtomicU64,
+    /// Decided by a fleet-scoped rule's local fallback (Redis unreachable).
+    pub fallback: AtomicU64,
 }
 
 /// Process-wide counters that belong to no single rule or listener.
@@ -107,16 +109,25 @@ pub fn render_prometheus(out: &mut String) {
             let _ = writeln!(out, "{name}{{rule=\"{rule}\",outcome=\"{outcome}\"}} {n}");
         }
     }
-    let name = "levee_rate_limit_evicted_keys_total";
-    header(
-        out,
-        name,
-        "counter",
-        "Active keys forgotten because a rule's table was full.",
-    );
-    for (rule, c) in &r.rules {
-        let n = c.evicted.load(Ordering::Relaxed);
-        let _ = writeln!(out, "{name}{{rule=\"{}\"}} {n}", label(rule));
+    type Field = fn(&RuleCounters) -> &AtomicU64;
+    let per_rule: [(&str, &str, Field); 2] = [
+        (
+            "levee_rate_limit_evicted_keys_total",
+            "Active keys forgotten because a rule's table was full.",
+            |c| &c.evicted,
+        ),
+        (
+            "levee_rate_limit_fallback_total",
+            "Requests a fleet-scoped rule decided on this member's share alone, Redis being unreachable.",
+            |c| &c.fallback,
+        ),
+    ];
+    for (name, help, field) in per_rule {
+        header(out, name, "counter", help);
+        for (rule, c) in &r.rules {
+            let n = field(c).load(Ordering::Relaxed);
+            let _ = writeln!(out, "{name}{{rule=\"{}\"}} {n}", label(rule));
+        }
     }
     let name = "levee_connections_refused_total";
     header(

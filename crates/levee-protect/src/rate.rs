@@ -14,17 +14,22 @@
 //! forgetting it is free: that is what happens first when a shard is full.
 //! Only when every key in the shard is active is the one nearest to rest
 //! forgotten (counted in `evicted`).
+//!
+//! A rule with `scope = "fleet"` keeps the same arithmetic in Redis, shared
+//! by every member ([`fleet`]); this table is then its local fallback.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
-use levee_config::RateLimit;
+use levee_config::{RateLimit, Scope};
 
-use crate::key::KeySpec;
+use crate::key::{KeySpec, Request};
 use crate::metrics::{self, RuleCounters};
 use crate::shard::{U64Map, lock};
+
+mod fleet;
 
 /// Shards per rule: enough that workers rarely meet on one lock, few enough
 /// that a small `max_keys` still spreads.
@@ -53,6 +58,8 @@ pub struct RateLimiter {
     shards: Box<[Mutex<U64Map<u64>>]>,
     per_shard: usize,
     pub counters: Arc<RuleCounters>,
+    /// Set for a fleet-scoped rule while the fleet runs.
+    fleet: Option<fleet::FleetLimit>,
 }
 
 fn nanos(d: Duration) -> u64 {
@@ -78,33 +85,74 @@ impl RateLimiter {
             shards: (0..shards).map(|_| Mutex::new(U64Map::default())).collect(),
             per_shard: (rule.max_keys.max(1) as usize).div_ceil(shards),
             counters: metrics::rule_counters(&rule.name),
+            fleet: None,
         }
     }
 
-    /// Decides for the request with `key` arriving at `now`, and counts it.
+    /// The request's key, or `None` when the rule does not apply to it.
+    /// A fleet-scoped rule hashes with the fleet's key, the same on every
+    /// member.
+    pub fn key_of(&self, req: &impl Request) -> Result<Option<u64>, crate::key::KeyError> {
+        match &self.fleet {
+            None => self.key.key(req),
+            Some(f) => self.key.key_with(req, f.hasher()),
+        }
+    }
+
+    /// Decides for the request with `key` arriving at `now`, and counts
+    /// it. A fleet-scoped rule may wait for Redis, at most the fleet's
+    /// `timeout`; a local rule never waits.
+    pub async fn decide(&self, key: u64, now: Instant) -> Decision {
+        match &self.fleet {
+            None => self.check(key, now),
+            Some(f) => match f.check_here(self, key, now) {
+                Ok(d) => d,
+                // Boxed: the wait is rare next to the request's life, and
+                // its timer would otherwise widen every connection's task.
+                Err(ask) => Box::pin(f.ask(self, key, ask)).await,
+            },
+        }
+    }
+
+    /// Decides for the request with `key` arriving at `now` on this
+    /// process's table alone, and counts it.
     pub fn check(&self, key: u64, now: Instant) -> Decision {
-        let t = nanos(now.saturating_duration_since(self.epoch));
+        let decision = self.gcra(key, self.t(now), self.interval, self.tolerance, 0);
+        self.count(decision);
+        decision
+    }
+
+    /// Nanoseconds since the limiter's epoch.
+    fn t(&self, now: Instant) -> u64 {
+        nanos(now.saturating_duration_since(self.epoch))
+    }
+
+    /// One GCRA step on the local table with `interval` and `tolerance`;
+    /// a key is taken to be at least `seed` ahead (the fleet's state when
+    /// falling back, 0 otherwise).
+    fn gcra(&self, key: u64, t: u64, interval: u64, tolerance: u64, seed: u64) -> Decision {
         let shard = &self.shards[(key >> 32) as usize & (self.shards.len() - 1)];
-        let decision = {
-            let mut map = lock(shard);
-            let tat = map.get(&key).copied().unwrap_or(t).max(t);
-            let ahead = tat - t;
-            if ahead > self.tolerance {
-                Decision::Refuse {
-                    retry_after: Duration::from_nanos(ahead - self.tolerance),
-                }
-            } else {
-                if map.len() >= self.per_shard && !map.contains_key(&key) {
-                    self.make_room(&mut map, t);
-                }
-                map.insert(key, tat.saturating_add(self.interval));
-                if self.rule.nodelay || ahead == 0 {
-                    Decision::Admit
-                } else {
-                    Decision::Delay(Duration::from_nanos(ahead))
-                }
+        let mut map = lock(shard);
+        let tat = map.get(&key).copied().unwrap_or(t).max(t).max(seed);
+        let ahead = tat - t;
+        if ahead > tolerance {
+            Decision::Refuse {
+                retry_after: Duration::from_nanos(ahead - tolerance),
             }
-        };
+        } else {
+            if map.len() >= self.per_shard && !map.contains_key(&key) {
+                self.make_room(&mut map, t);
+            }
+            map.insert(key, tat.saturating_add(interval));
+            if self.rule.nodelay || ahead == 0 {
+                Decision::Admit
+            } else {
+                Decision::Delay(Duration::from_nanos(ahead))
+            }
+        }
+    }
+
+    fn count(&self, decision: Decision) {
         let c = &self.counters;
         let counter = match decision {
             Decision::Admit => &c.admitted,
@@ -113,7 +161,6 @@ impl RateLimiter {
             Decision::Refuse { .. } => &c.refused,
         };
         counter.fetch_add(1, Ordering::Relaxed);
-        decision
     }
 
     /// Forgets keys at rest; if none is, the key closest to rest.
@@ -134,18 +181,27 @@ impl RateLimiter {
 }
 
 /// The limiters for `rules`, by name. A rule that is unchanged since the
-/// last call keeps its limiter, keys and all, so a reload does not hand
-/// every client a fresh allowance.
+/// last call (and, if fleet-scoped, still on the same running fleet) keeps
+/// its limiter, keys and all, so a reload does not hand every client a
+/// fresh allowance.
 pub fn limiters(rules: &[RateLimit]) -> HashMap<String, Arc<RateLimiter>> {
     static LIVE: OnceLock<Mutex<HashMap<String, Weak<RateLimiter>>>> = OnceLock::new();
     let mut live = lock(LIVE.get_or_init(Mutex::default));
     live.retain(|_, l| l.strong_count() > 0);
+    let running = levee_fleet::current();
     let mut out = HashMap::new();
     for rule in rules {
+        let fleet = running.as_ref().filter(|_| rule.scope == Scope::Fleet);
         let limiter = match live.get(&rule.name).and_then(Weak::upgrade) {
-            Some(l) if l.rule == *rule => l,
+            Some(l) if l.rule == *rule && fleet::same(&l.fleet, fleet) => l,
             _ => {
-                let l = Arc::new(RateLimiter::new(rule, Instant::now()));
+                let mut l = RateLimiter::new(rule, Instant::now());
+                l.fleet = fleet.map(|f| fleet::FleetLimit::new(f.clone(), rule));
+                let l = Arc::new(l);
+                if let Some(f) = fleet {
+                    let debts: Weak<dyn levee_fleet::Debts> = Arc::downgrade(&l) as _;
+                    f.limits.register(debts);
+                }
                 live.insert(rule.name.clone(), Arc::downgrade(&l));
                 l
             }

@@ -11,6 +11,7 @@
 //!   wait for in-flight requests (up to the grace period), exit 0
 //! ```
 
+pub mod fleet;
 pub mod listeners;
 pub mod tls;
 pub mod upkeep;
@@ -70,6 +71,11 @@ pub enum ServerError {
         addr: SocketAddr,
         error: levee_mail::front::UserMapError,
     },
+    /// `[fleet]` credentials or CA file that do not load, at their keys.
+    #[error("{0}")]
+    FleetFiles(levee_config::ConfigErrors),
+    #[error("fleet: {0}")]
+    Fleet(levee_fleet::FleetError),
 }
 
 /// Why a reload was refused; the running config stays.
@@ -141,6 +147,8 @@ struct Server {
     tls: tls::TlsListeners,
     /// Mail listeners' state by address; kept across reloads like the listener.
     mail: HashMap<SocketAddr, Arc<levee_mail::Frontend>>,
+    /// `[fleet]` membership (fleet.rs).
+    fleet: fleet::Membership,
 }
 
 /// Each mail listener's state, loaded (user maps read) before anything
@@ -192,6 +200,8 @@ pub fn run(config: Config) -> Result<(), ServerError> {
         Signals::install().map_err(ServerError::Workers)?
     };
     let registry = Registry::new();
+    // Before the site: its fleet-scoped rate limits use the fleet.
+    let membership = fleet::Membership::start(&config)?;
     let site = Site::build_with(&config, &registry)?;
     let errors = tls::check(&config);
     if !errors.is_empty() {
@@ -241,6 +251,7 @@ pub fn run(config: Config) -> Result<(), ServerError> {
         reload_asks,
         tls: tls::TlsListeners::default(),
         mail: mail_plan.new.into_iter().collect(),
+        fleet: membership,
     };
     let mut opened = Vec::with_capacity(bound.len());
     for (l, (addr, sockets)) in server.config.listeners.iter().zip(bound) {
@@ -393,10 +404,20 @@ impl Server {
     }
 
     /// Applies the config file anew; on any error the running config stays.
-    /// Everything that can fail is done before anything changes.
+    /// Everything that can fail is done before anything changes, but for
+    /// one order: a changed `[fleet]` is joined before the site is built
+    /// (its fleet-scoped limits find the fleet then), after its files were
+    /// read; a site that then fails to build leaves the new membership.
     fn reload(&mut self) -> Result<PathBuf, ReloadError> {
         let path = self.config.source.clone().ok_or(ReloadError::Builtin)?;
         let config = levee_config::load(&path).map_err(ReloadError::Config)?;
+        let fleet_errors = fleet::check(&config);
+        if !fleet_errors.is_empty() {
+            return Err(ReloadError::Config(ConfigErrors {
+                errors: fleet_errors,
+            }));
+        }
+        self.fleet.apply(&config)?;
         let site = Site::build_with(&config, &self.registry)?;
         if config.workers != self.config.workers {
             tracing::warn!("reload: a change of `workers` takes effect at the next start");
@@ -535,8 +556,9 @@ impl Server {
     }
 
     /// Stops accepting and lets in-flight requests finish within the grace period.
-    async fn stop(self) {
+    async fn stop(mut self) {
         tracing::info!("stopping: no new connections; finishing in-flight requests");
+        self.fleet.stopping();
         self.shared.start_draining();
         for w in &self.workers {
             let _ = w.tx.send(Command::UnlistenAll);
@@ -563,6 +585,7 @@ impl Server {
         if let Some(path) = &self.config.pid_file {
             let _ = std::fs::remove_file(path);
         }
+        self.fleet.leave();
         tracing::info!("stopped");
     }
 }

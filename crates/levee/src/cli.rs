@@ -127,6 +127,18 @@ enum CtlCmd {
     /// Remove cached responses: `purge url http://host/path`, `purge prefix
     /// http://host/img/` or `purge tag NAME`.
     Purge { by: String, value: String },
+    /// The fleet's members: stale ones marked, differing configs shown
+    /// (`fleet ping [NOTE]`: a ping on the fleet's bus, in every member's log).
+    Fleet {
+        #[command(subcommand)]
+        action: Option<FleetCmd>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum FleetCmd {
+    /// Send a ping on the fleet's bus; every member logs it.
+    Ping { note: Option<String> },
 }
 
 /// Which running levee: the pid file named by a config, or a pid file directly.
@@ -286,6 +298,10 @@ fn ctl(args: CtlArgs) -> anyhow::Result<ExitCode> {
             }
         }
         CtlCmd::Metrics => Command::Metrics,
+        CtlCmd::Fleet { action: None } => Command::Fleet,
+        CtlCmd::Fleet {
+            action: Some(FleetCmd::Ping { note }),
+        } => Command::FleetPing(note.unwrap_or_default()),
     };
     let out = levee_admin::ctl::run(&client, &command)?;
     print!("{out}");
@@ -305,8 +321,9 @@ fn load(path: &Path) -> anyhow::Result<Config> {
 /// Validates without side effects: no DNS lookups, so a config can be
 /// checked on a machine other than the one that runs it. What the local
 /// filesystem lacks (a static root, a log directory) is printed as a
-/// warning. TLS certificates and keys, and the admin token and password
-/// file, are read and must load: levee could not start without them.
+/// warning. TLS certificates and keys, the admin token and password file,
+/// and `[fleet]`'s credentials and CA file are read and must load: levee
+/// could not start without them.
 fn check(path: &Path) -> anyhow::Result<ExitCode> {
     checked(path)?;
     println!("levee: configuration file {} is ok", path.display());
@@ -321,6 +338,7 @@ fn checked(path: &Path) -> anyhow::Result<Config> {
     }
     let mut errors = levee_server::tls::check(&config);
     errors.extend(levee_admin::access::check(&config));
+    errors.extend(levee_server::fleet::check(&config));
     for e in &errors {
         eprintln!("{e}");
     }

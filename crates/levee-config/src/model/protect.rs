@@ -164,6 +164,8 @@ pub struct RateLimit {
     pub max_keys: u32,
     /// Status of a refused request (429 unless set).
     pub status: u16,
+    /// This process's traffic, or the fleet's (`scope = "fleet"`).
+    pub scope: super::Scope,
 }
 
 pub const DEFAULT_RATE_BURST: u32 = 1;

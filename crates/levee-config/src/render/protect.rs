@@ -3,7 +3,7 @@
 use toml::{Table, Value};
 
 use super::{duration, int, size};
-use crate::model::{AccessList, ListenerProtect, Protect, RouteProtect};
+use crate::model::{AccessList, ListenerProtect, Protect, RouteProtect, Scope};
 
 fn access(t: &mut Table, list: &AccessList) {
     for (key, nets) in [("allow", &list.allow), ("deny", &list.deny)] {
@@ -71,6 +71,9 @@ pub(super) fn root(root: &mut Table, p: &Protect) {
         t.insert("dry_run".into(), r.dry_run.into());
         t.insert("max_keys".into(), int(u64::from(r.max_keys)));
         t.insert("status".into(), int(u64::from(r.status)));
+        if r.scope == Scope::Fleet {
+            t.insert("scope".into(), "fleet".into());
+        }
         rules.insert(r.name.clone(), Value::Table(t));
     }
     if !rules.is_empty() {

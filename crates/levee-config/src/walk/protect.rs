@@ -6,19 +6,21 @@ use crate::error::Sink;
 use crate::model::{
     AccessList, BasicAuth, DEFAULT_AUTH_REALM, DEFAULT_CLIENT_PREFIX_V6, DEFAULT_RATE_BURST,
     DEFAULT_RATE_MAX_KEYS, DEFAULT_RATE_STATUS, IpNet, KeyPart, ListenerProtect, Protect,
-    RateLimit, RouteProtect,
+    RateLimit, RouteProtect, Scope,
 };
 use crate::tree::{Fields, Item};
 use crate::units;
 
 pub(crate) const PROTECT_KEYS: &[&str] = &["min_progress", "progress_window", "shed_idle_at"];
 pub(crate) const RATE_LIMIT_KEYS: &[&str] = &[
-    "key", "rate", "burst", "nodelay", "dry_run", "max_keys", "status",
+    "key", "rate", "burst", "nodelay", "dry_run", "max_keys", "status", "scope",
 ];
 /// A rate-limit rule with where its name was written.
 pub(crate) struct DraftRateLimit {
     pub name: Mention,
     pub rule: RateLimit,
+    /// Where `scope = "fleet"` was written, for the check that `[fleet]` is set.
+    pub fleet_scope: Option<Mention>,
 }
 
 /// The `[protect]` table; rate limits are filled in separately.
@@ -65,7 +67,7 @@ pub(crate) fn rate_limits(sink: &mut Sink<'_>, item: &Item<'_, '_>) -> Vec<Draft
             );
             continue;
         }
-        if let Some(rule) = rate_limit(sink, &entry, name.get_ref()) {
+        if let Some((rule, fleet_scope)) = rate_limit(sink, &entry, name.get_ref()) {
             out.push(DraftRateLimit {
                 name: Mention {
                     text: name.get_ref().to_string(),
@@ -73,6 +75,7 @@ pub(crate) fn rate_limits(sink: &mut Sink<'_>, item: &Item<'_, '_>) -> Vec<Draft
                     span: name.span(),
                 },
                 rule,
+                fleet_scope,
             });
         }
     }
@@ -80,7 +83,11 @@ pub(crate) fn rate_limits(sink: &mut Sink<'_>, item: &Item<'_, '_>) -> Vec<Draft
     out
 }
 
-fn rate_limit(sink: &mut Sink<'_>, item: &Item<'_, '_>, name: &str) -> Option<RateLimit> {
+fn rate_limit(
+    sink: &mut Sink<'_>,
+    item: &Item<'_, '_>,
+    name: &str,
+) -> Option<(RateLimit, Option<Mention>)> {
     let fields = Fields::of(sink, item, RATE_LIMIT_KEYS)?;
     let key = fields.require(sink, "key").and_then(|i| {
         let parts = i.one_or_many(sink)?;
@@ -118,7 +125,31 @@ fn rate_limit(sink: &mut Sink<'_>, item: &Item<'_, '_>, name: &str) -> Option<Ra
         None => DEFAULT_RATE_STATUS,
     };
     let (requests, per) = rate?;
-    Some(RateLimit {
+    let (scope, fleet_scope) = match fields.get("scope") {
+        None => (Scope::Local, None),
+        Some(i) => match i.str(sink)? {
+            "local" => (Scope::Local, None),
+            "fleet" => {
+                // Fleet state counts time in microseconds (docs/fleet.md).
+                if per.as_micros() < u128::from(requests) {
+                    i.error(
+                        sink,
+                        "a fleet-scoped rate may not exceed one request per microsecond",
+                    );
+                    return None;
+                }
+                (Scope::Fleet, Some(Mention::of(i, "fleet")))
+            }
+            other => {
+                i.error(
+                    sink,
+                    format!("unknown scope `{other}`; expected \"local\" or \"fleet\""),
+                );
+                return None;
+            }
+        },
+    };
+    let rule = RateLimit {
         name: name.to_owned(),
         key: key?,
         requests,
@@ -128,7 +159,9 @@ fn rate_limit(sink: &mut Sink<'_>, item: &Item<'_, '_>, name: &str) -> Option<Ra
         dry_run,
         max_keys,
         status,
-    })
+        scope,
+    };
+    Some((rule, fleet_scope))
 }
 
 /// `"10/s"`, `"5/m"`, `"3/10m"`: requests, then a duration (a bare unit means one of it).

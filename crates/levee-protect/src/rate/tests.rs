@@ -12,6 +12,7 @@ fn rule(requests: u32, per: Duration, burst: u32, nodelay: bool) -> RateLimit {
         dry_run: false,
         max_keys: 1000,
         status: 429,
+        scope: levee_config::Scope::Local,
     }
 }
 

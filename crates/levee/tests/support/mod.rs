@@ -14,6 +14,7 @@ mod levee;
 mod nginx;
 mod postfix;
 mod python;
+mod redis;
 mod upstream;
 
 #[allow(unused_imports)]
@@ -32,6 +33,7 @@ pub use postfix::*;
 #[allow(unused_imports)]
 pub use python::*;
 #[allow(unused_imports)]
+pub use redis::*;
 pub use upstream::*;
 
 use std::fs;
