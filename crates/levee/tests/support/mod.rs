@@ -48,9 +48,25 @@ use std::time::{Duration, Instant};
 const START_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// A port on 127.0.0.1 that was free a moment ago.
+///
+/// Taken below the kernel's ephemeral range (32768 and up by default), so
+/// no outgoing connection of the tests, levee or a peer can take it
+/// between this call and the bind that uses it, as a port from `bind(0)`
+/// could. Each test process walks its own stretch of the range (by pid),
+/// and a port is handed out once per process.
 pub fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    listener.local_addr().expect("local_addr").port()
+    const FIRST: u32 = 15_000;
+    const SPAN: u32 = 17_000;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let start = (std::process::id() % 97) * (SPAN / 97);
+    for _ in 0..SPAN {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = u16::try_from(FIRST + (start + n) % SPAN).expect("port below 32768");
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port between {FIRST} and {}", FIRST + SPAN)
 }
 
 /// Polls `f` every 20 ms until it returns `Some`, or `timeout` passes.
