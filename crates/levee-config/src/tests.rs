@@ -132,6 +132,7 @@ fn full_config_becomes_the_expected_model() {
                 protect: Default::default(),
                 tls: None,
                 proxy_protocol: Vec::new(),
+                trusted: Default::default(),
                 h2c: false,
                 mail: None,
             },
@@ -142,6 +143,7 @@ fn full_config_becomes_the_expected_model() {
                 protect: Default::default(),
                 tls: None,
                 proxy_protocol: Vec::new(),
+                trusted: Default::default(),
                 h2c: false,
                 mail: None,
             },
@@ -321,6 +323,7 @@ fn defaults_fill_everything_left_out() {
             protect: Default::default(),
             tls: None,
             proxy_protocol: Vec::new(),
+            trusted: Default::default(),
             h2c: false,
             mail: None,
         }]

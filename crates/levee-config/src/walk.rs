@@ -82,6 +82,7 @@ pub(crate) struct DraftListener {
     pub protect: crate::model::ListenerProtect,
     pub tls: Option<crate::model::ListenerTls>,
     pub proxy_protocol: Vec<crate::model::IpNet>,
+    pub trusted: crate::model::TrustedProxies,
     pub h2c: bool,
     pub mail: Option<Box<crate::model::MailListener>>,
 }
@@ -139,6 +140,9 @@ pub(crate) const LISTENER_KEYS: &[&str] = &[
     "tls",
     "proxy_protocol",
     "http2",
+    // Forwarded fields from proxies in front (walk/protect.rs).
+    "trusted_proxies",
+    "forwarded_header",
     // The front end (walk/mail.rs).
     "protocol",
     "mail",
@@ -407,6 +411,7 @@ fn listener(sink: &mut Sink<'_>, item: &Item<'_, '_>) -> Option<DraftListener> {
         .get("proxy_protocol")
         .map(|i| tls::networks(sink, i))
         .unwrap_or_default();
+    let trusted = protect::trusted_proxies(sink, &fields);
     let h2c = fields.get("http2").is_some_and(|i| match i.str(sink) {
         Some("prior-knowledge") => true,
         Some("off") => false,
@@ -433,6 +438,7 @@ fn listener(sink: &mut Sink<'_>, item: &Item<'_, '_>) -> Option<DraftListener> {
         protect,
         tls,
         proxy_protocol,
+        trusted,
         h2c,
         mail,
     })
