@@ -7,9 +7,11 @@
 //! - [`proxy`]: forwarding one request to an upstream and relaying the answer;
 //! - [`cache`]: the HTTP cache in front of a proxy route;
 //! - [`route`] and [`site`]: choosing what serves a request;
+//! - [`origin`]: who a request is for, behind trusted proxies or not;
 //! - [`access_log`]: one line per request;
 //! - [`static_files`]: files under a `static` route's root;
 //! - [`pace`]: the least progress demanded of a client;
+//! - [`gone`]: noticing a client that went away, so its upstream work stops;
 //! - [`stream`]: the client's socket, plain TCP or TLS;
 //! - [`timed`]: timeouts that read no clock when the I/O completes at once.
 
@@ -17,10 +19,12 @@ pub mod access_log;
 pub mod body;
 pub mod cache;
 pub mod conn;
+pub mod gone;
 pub mod h1;
 pub mod http2;
 pub mod idle;
 pub mod message;
+pub mod origin;
 pub mod pace;
 pub mod proxy;
 pub mod proxy_protocol;

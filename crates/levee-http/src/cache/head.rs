@@ -53,9 +53,8 @@ pub(super) async fn fetch_as_get(
     fill.lead(lead);
     fill.validate();
     let behalf = proxy::Behalf {
-        client_ip: client.peer.ip(),
+        origin: client.origin,
         preserve_host: m.preserve_host,
-        tls: client.stream.is_tls(),
         proxy_header: proxy::proxy_header(m.group, client),
     };
     let fetched = proxy::fetch(m.group, &get, &behalf, &site.timeouts, &mut fill).await;
