@@ -57,6 +57,7 @@ fn single_route(address: SocketAddr, action: Action, upstreams: Vec<Upstream>) -
             protect: Default::default(),
             tls: None,
             proxy_protocol: Vec::new(),
+            trusted: Default::default(),
             h2c: false,
             h2_only: false,
             mail: None,

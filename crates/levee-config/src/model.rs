@@ -123,6 +123,8 @@ pub struct Listener {
     pub tls: Option<ListenerTls>,
     /// Sources that must send a PROXY protocol header; empty for none.
     pub proxy_protocol: Vec<IpNet>,
+    /// Proxies whose forwarded fields name the client (HTTP listeners).
+    pub trusted: TrustedProxies,
     /// `http2 = "prior-knowledge"`: cleartext clients may open with the
     /// HTTP/2 preface (h2c); others still speak HTTP/1.
     pub h2c: bool,

@@ -111,6 +111,12 @@ pub fn to_toml(config: &Config) -> String {
                 let nets = l.proxy_protocol.iter().map(|n| n.to_string().into());
                 t.insert("proxy_protocol".into(), Value::Array(nets.collect()));
             }
+            if !l.trusted.networks.is_empty() {
+                let nets = l.trusted.networks.iter().map(|n| n.to_string().into());
+                t.insert("trusted_proxies".into(), Value::Array(nets.collect()));
+                let header = l.trusted.header.as_str();
+                t.insert("forwarded_header".into(), header.into());
+            }
             if let Some(m) = &l.mail {
                 mail::listener(&mut t, m);
             }

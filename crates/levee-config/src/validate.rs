@@ -57,6 +57,7 @@ pub(crate) fn assemble(sink: &mut Sink<'_>, draft: Draft, source: &Path) -> Opti
             protect: l.protect,
             tls: l.tls,
             proxy_protocol: l.proxy_protocol,
+            trusted: l.trusted,
             h2c: l.h2c,
             h2_only: l.h2_only,
             mail: l.mail,

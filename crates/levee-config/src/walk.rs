@@ -85,6 +85,7 @@ pub(crate) struct DraftListener {
     pub protect: crate::model::ListenerProtect,
     pub tls: Option<crate::model::ListenerTls>,
     pub proxy_protocol: Vec<crate::model::IpNet>,
+    pub trusted: crate::model::TrustedProxies,
     pub h2c: bool,
     pub h2_only: bool,
     pub mail: Option<Box<crate::model::MailListener>>,
@@ -144,6 +145,9 @@ pub(crate) const LISTENER_KEYS: &[&str] = &[
     "tls",
     "proxy_protocol",
     "http2",
+    // Forwarded fields from proxies in front (walk/protect.rs).
+    "trusted_proxies",
+    "forwarded_header",
     // The front end (walk/mail.rs).
     "protocol",
     "mail",
@@ -419,6 +423,7 @@ fn listener(sink: &mut Sink<'_>, item: &Item<'_, '_>) -> Option<DraftListener> {
         .get("proxy_protocol")
         .map(|i| tls::networks(sink, i))
         .unwrap_or_default();
+    let trusted = protect::trusted_proxies(sink, &fields);
     let (h2c, h2_only) = match fields.get("http2") {
         None => (false, false),
         Some(i) => match i.str(sink) {
@@ -458,6 +463,7 @@ fn listener(sink: &mut Sink<'_>, item: &Item<'_, '_>) -> Option<DraftListener> {
         protect,
         tls,
         proxy_protocol,
+        trusted,
         h2c,
         h2_only,
         mail,

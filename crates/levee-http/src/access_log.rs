@@ -8,7 +8,7 @@ use std::cell::RefCell;
 use std::fmt::Write as _;
 use std::fs::{File, OpenOptions};
 use std::io::Write as _;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::os::fd::AsFd;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -25,7 +25,8 @@ pub struct AccessLog {
 /// What is logged about one request.
 #[derive(Debug)]
 pub struct Entry<'a> {
-    pub peer: SocketAddr,
+    /// The client: the peer, or the one a trusted proxy named (origin.rs).
+    pub client: IpAddr,
     pub request: Option<&'a RequestHead>,
     pub status: u16,
     /// Body bytes sent to the client.
@@ -100,7 +101,7 @@ fn seconds(d: Duration) -> String {
 }
 
 fn combined(line: &mut String, e: &Entry<'_>) {
-    let _ = write!(line, "{} - - [", e.peer.ip());
+    let _ = write!(line, "{} - - [", e.client);
     clf_time(line, SystemTime::now());
     line.push_str("] \"");
     match e.request {
@@ -152,7 +153,7 @@ fn json(line: &mut String, e: &Entry<'_>) {
     let now = SystemTime::now();
     line.push_str("{\"time\":\"");
     iso_time(line, now);
-    let _ = write!(line, "\",\"remote\":\"{}\"", e.peer.ip());
+    let _ = write!(line, "\",\"remote\":\"{}\"", e.client);
     let mut text = |key: &str, value: Option<&[u8]>| {
         let _ = write!(line, ",\"{key}\":");
         match value {

@@ -9,10 +9,13 @@
 //! Reads and writes on the client's socket also obey the exchange's minimum
 //! progress (`pace.rs`), so a client that trickles a body or takes a
 //! response a few bytes at a time is cut off, holding at most this one
-//! buffer meanwhile.
+//! buffer meanwhile. While a response relay waits for the upstream, the
+//! client is watched (`gone.rs`): one that goes away stops the relay at
+//! once instead of when the next bytes would have been written to it.
 
 use std::time::Duration;
 
+use crate::gone::Watch;
 use crate::stream::Socket;
 use bytes::{Buf, BytesMut};
 
@@ -50,6 +53,23 @@ pub enum RelayError {
     DstTimeout,
     #[error("receiver: {0}")]
     DstIo(std::io::Error),
+    #[error("receiver went away")]
+    DstGone,
+}
+
+impl RelayError {
+    /// The receiver closed its connection (or reset it) before the end.
+    pub fn receiver_gone(&self) -> bool {
+        matches!(self, RelayError::DstGone | RelayError::DstIo(_))
+    }
+}
+
+/// A relay that stopped short, with the body bytes the receiver was given
+/// before (for the access log).
+#[derive(Debug)]
+pub struct Stopped {
+    pub error: RelayError,
+    pub sent: u64,
 }
 
 /// Where a relay copies the body data it passes on (the cache's fill).
@@ -90,29 +110,42 @@ impl Relay {
     /// after `head`, which goes out in the same write as the first body bytes
     /// (one syscall for a small response). On success `pending` holds
     /// whatever followed the body. Returns the number of body bytes written.
-    /// `tee`, if any, gets a copy of the body data.
-    pub async fn run<'a>(
+    /// `tee`, if any, gets a copy of the body data. With `spare` (the
+    /// receiver is the client), the receiver is watched while the sender is
+    /// waited for, and what it sends meanwhile goes to `spare`.
+    pub async fn run<'a, D: Socket + Watch>(
         &self,
         src: &mut impl Socket,
         pending: &mut BytesMut,
-        dst: &'a mut impl Socket,
+        dst: &'a mut D,
         head: Vec<u8>,
         tee: Option<&'a mut dyn BodySink>,
-    ) -> Result<u64, RelayError> {
-        let mut out = Out { head, dst, tee };
-        let sent = match self.framing {
+        spare: Option<&'a mut BytesMut>,
+    ) -> Result<u64, Stopped> {
+        let mut out = Out {
+            head,
+            dst,
+            tee,
+            spare,
+            sent: 0,
+        };
+        let body = match self.framing {
             Framing::None => {
                 done(&mut out.tee);
-                0
+                Ok(0)
             }
-            Framing::Length(n) => self.length(src, pending, &mut out, n).await?,
-            Framing::Chunked => self.chunked(src, pending, &mut out).await?,
-            Framing::UntilClose => self.until_close(src, pending, &mut out).await?,
+            Framing::Length(n) => self.length(src, pending, &mut out, n).await,
+            Framing::Chunked => self.chunked(src, pending, &mut out).await,
+            Framing::UntilClose => self.until_close(src, pending, &mut out).await,
         };
-        if !out.head.is_empty() {
-            self.write(&mut out, &[]).await?;
-        }
-        Ok(sent)
+        let result = match body {
+            Ok(sent) if !out.head.is_empty() => self.write(&mut out, &[]).await.map(|()| sent),
+            other => other,
+        };
+        result.map_err(|error| Stopped {
+            error,
+            sent: out.sent,
+        })
     }
 
     async fn fill(
@@ -130,17 +163,27 @@ impl Relay {
     }
 
     /// Reads more of the body, first sending a waiting head so the receiver
-    /// is not kept waiting on a slow sender.
-    async fn refill(
+    /// is not kept waiting on a slow sender. A watched receiver that goes
+    /// away meanwhile stops the relay.
+    async fn refill<D: Socket + Watch>(
         &self,
         src: &mut impl Socket,
         pending: &mut BytesMut,
-        out: &mut Out<'_, impl Socket>,
+        out: &mut Out<'_, D>,
     ) -> Result<usize, RelayError> {
         if !out.head.is_empty() {
             self.write(out, &[]).await?;
         }
-        self.fill(src, pending).await
+        let Some(spare) = out.spare.as_deref_mut() else {
+            return self.fill(src, pending).await;
+        };
+        // Polled only when the sender is not ready: the readiness of the
+        // receiver's socket is cached by then, so this costs no syscall.
+        tokio::select! {
+            biased;
+            read = self.fill(src, pending) => read,
+            () = out.dst.gone(spare) => Err(RelayError::DstGone),
+        }
     }
 
     async fn write(&self, out: &mut Out<'_, impl Socket>, bytes: &[u8]) -> Result<(), RelayError> {
@@ -152,17 +195,21 @@ impl Relay {
             out.head = Vec::new();
             r
         };
-        result.map_err(|e| match e {
-            PaceError::TimedOut => RelayError::DstTimeout,
-            PaceError::Io(e) => RelayError::DstIo(e),
-        })
+        match result {
+            Ok(()) => {
+                out.sent += bytes.len() as u64;
+                Ok(())
+            }
+            Err(PaceError::TimedOut) => Err(RelayError::DstTimeout),
+            Err(PaceError::Io(e)) => Err(RelayError::DstIo(e)),
+        }
     }
 
     async fn length(
         &self,
         src: &mut impl Socket,
         pending: &mut BytesMut,
-        out: &mut Out<'_, impl Socket>,
+        out: &mut Out<'_, impl Socket + Watch>,
         total: u64,
     ) -> Result<u64, RelayError> {
         if self.limit.is_some_and(|max| total > max) {
@@ -194,7 +241,7 @@ impl Relay {
         &self,
         src: &mut impl Socket,
         pending: &mut BytesMut,
-        out: &mut Out<'_, impl Socket>,
+        out: &mut Out<'_, impl Socket + Watch>,
     ) -> Result<u64, RelayError> {
         let mut decoder = ChunkedDecoder::default();
         let mut sent = 0u64;
@@ -251,7 +298,7 @@ impl Relay {
         &self,
         src: &mut impl Socket,
         pending: &mut BytesMut,
-        out: &mut Out<'_, impl Socket>,
+        out: &mut Out<'_, impl Socket + Watch>,
     ) -> Result<u64, RelayError> {
         let mut sent = 0u64;
         loop {
@@ -272,4 +319,8 @@ struct Out<'a, D> {
     head: Vec<u8>,
     dst: &'a mut D,
     tee: Option<&'a mut dyn BodySink>,
+    /// Where a watched receiver's own bytes go (see `Relay::run`).
+    spare: Option<&'a mut BytesMut>,
+    /// Body bytes written so far.
+    sent: u64,
 }

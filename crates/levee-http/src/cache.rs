@@ -68,7 +68,7 @@ pub async fn serve(
         // invalidates when the response head shows success, before the
         // client can send its next request, and it keeps targeted fields
         // that stop at levee from the client.
-        let https = client.stream.is_tls();
+        let https = client.origin.https;
         let mut fill = Fill::new(cache, Vec::new(), route, "bypass", None, https);
         return proxy::forward_with(
             client,
@@ -119,8 +119,7 @@ pub async fn serve(
                         route: route.clone(),
                         group: group.clone(),
                         req: req.clone(),
-                        client_ip: client.peer.ip(),
-                        tls: crate::stream::is_https(&client.stream),
+                        origin: client.origin,
                         proxy_header: crate::proxy::proxy_header(group, client),
                         preserve_host,
                         timeouts: site.timeouts,
@@ -191,7 +190,7 @@ pub async fn serve(
         Join::Pass => None,
     };
     Counters::add(&STATS.misses, 1);
-    let https = client.stream.is_tls();
+    let https = client.origin.https;
     let mut fill = Fill::new(cache, key, route, fwd, found, https);
     if let Some(lead) = lead {
         fill.lead(lead);
@@ -401,13 +400,12 @@ pub(crate) fn invalidate(
 /// The schemes a key may start with.
 pub(crate) const SCHEMES: [&str; 2] = ["http", "https"];
 
-/// The scheme of the client's connection, the first part of its keys.
+/// The client's scheme, the first part of its keys: what the upstream is
+/// told in `X-Forwarded-Proto`, so a trusted balancer's https and http
+/// clients, both on plain connections, never share a stored response (an
+/// app's redirect to https must not be served to https clients).
 pub(crate) fn scheme(client: &Client) -> &'static str {
-    if client.stream.is_tls() {
-        "https"
-    } else {
-        "http"
-    }
+    if client.origin.https { "https" } else { "http" }
 }
 
 /// The origin of a request (RFC 9110 §4.3.1): the client's scheme and

@@ -13,7 +13,7 @@
 //! its task altogether (idle.rs). The request's work runs inline in the
 //! task: boxing it cost a copy of its state per request (docs/architecture.md).
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::Instant;
@@ -27,6 +27,7 @@ use tokio::time::timeout;
 use crate::access_log::Entry;
 use crate::h1::{HeadError, Parsed, parse_request};
 use crate::message::{Framing, RequestHead};
+use crate::origin::{self, Origin};
 use crate::respond;
 use crate::screen::{self, Screened};
 use crate::site::{Site, Target};
@@ -97,6 +98,9 @@ pub struct Client {
     pub permit: Option<ConnPermit>,
     /// HSTS max-age for every response, on a TLS listener that sets one.
     pub hsts: Option<u64>,
+    /// Who the current request is for (origin.rs): set from its head before
+    /// it is routed; between requests, the peer.
+    pub origin: Origin,
 }
 
 /// What happens to the connection after an exchange.
@@ -124,6 +128,7 @@ pub fn serve(
         buf: BytesMut::new(),
         permit,
         hsts: None,
+        origin: Origin::direct(peer.ip(), false),
     };
     serve_from(client, listener, 0)
 }
@@ -232,7 +237,7 @@ async fn exchange(client: &mut Client, listener: &ListenerCtx, served: u64) -> N
     let shared = &listener.shared;
     let site = shared.site.load_full();
     let started = Instant::now();
-    let head = match read_head(client, &site).await {
+    let mut head = match read_head(client, &site).await {
         Ok(head) => head,
         Err(HeadRead::Closed) => return Next::Close,
         Err(HeadRead::Timeout) => return refuse(client, &site, started, 408).await,
@@ -241,21 +246,26 @@ async fn exchange(client: &mut Client, listener: &ListenerCtx, served: u64) -> N
             return refuse(client, &site, started, e.status()).await;
         }
     };
-    serve_request(client, listener, &site, head, started, served).await
+    let https = crate::stream::is_https(&client.stream);
+    client.origin = origin::resolve(&head, client.peer.ip(), https, site.trust(listener.addr));
+    let _in_flight = listener.shared.begin();
+    let done = serve_request(client, listener, &site, &mut head, served).await;
+    done.log(&site, client.origin.ip, &head, started);
+    done.next
 }
 
-/// Routes, screens and acts on one request whose head was read, and logs
-/// it: the part of an exchange HTTP/2 streams share (http2/exchange.rs).
+/// Routes, screens and acts on one request whose head was read: the part
+/// of an exchange HTTP/2 streams share (http2/exchange.rs). The caller
+/// logs it, once the response is out (an HTTP/2 stream's is still on its
+/// way when this returns), and counts it in flight until then.
 pub(crate) async fn serve_request(
     client: &mut Client,
     listener: &ListenerCtx,
     site: &Site,
-    mut head: RequestHead,
-    started: Instant,
+    head: &mut RequestHead,
     served: u64,
-) -> Next {
+) -> Done {
     let shared = &listener.shared;
-    let _in_flight = shared.begin();
     levee_upstream::stats::count_request(listener.addr);
     let max = site.limits.max_requests_per_connection;
     let keep_alive = head.keep_alive && !shared.draining() && (max == 0 || served + 1 < max);
@@ -266,24 +276,23 @@ pub(crate) async fn serve_request(
             done.reply(
                 client,
                 site,
-                &head,
+                head,
                 respond::error(404, &[], keep_alive, head.is_head()),
             )
             .await
         }
         Some(routed) => {
-            routed.choose_path(&mut head);
-            match screen::screen(client, site, &head, routed, keep_alive).await {
+            routed.choose_path(head);
+            let head = &*head;
+            match screen::screen(client, site, head, routed, keep_alive).await {
                 Screened::Pass => {
-                    act(client, site, &head, &routed.target, keep_alive, &mut done).await
+                    act(client, site, head, &routed.target, keep_alive, &mut done).await
                 }
-                Screened::Reply(bytes) => done.reply(client, site, &head, bytes).await,
+                Screened::Reply(bytes) => done.reply(client, site, head, bytes).await,
             }
         }
     }
-
-    done.log(site, client.peer, &head, started);
-    done.next
+    done
 }
 
 /// Runs a route's action (step 4 of a request's life, docs/architecture.md).
@@ -363,9 +372,9 @@ impl Done {
     }
 
     /// The request's access log line.
-    pub(crate) fn log(&self, site: &Site, peer: SocketAddr, head: &RequestHead, started: Instant) {
+    pub(crate) fn log(&self, site: &Site, client: IpAddr, head: &RequestHead, started: Instant) {
         site.access_log.log(&Entry {
-            peer,
+            client,
             request: Some(head),
             status: self.status,
             bytes: self.bytes,
@@ -429,7 +438,7 @@ async fn refuse(client: &mut Client, site: &Site, started: Instant, status: u16)
     let bytes = respond::error(status, &[], false, false);
     let _ = respond::send(&mut client.stream, &bytes, site.timeouts.client_send).await;
     site.access_log.log(&Entry {
-        peer: client.peer,
+        client: client.peer.ip(),
         request: None,
         status,
         bytes: body_len(&bytes),

@@ -63,6 +63,9 @@ pub struct Pipe {
     pub(crate) local: Option<std::net::SocketAddr>,
     /// The client came over TLS.
     pub(crate) https: bool,
+    /// Fired when the client resets the stream or its connection ends, so
+    /// the request path stops its upstream work (gone.rs).
+    pub(crate) cancel: crate::gone::Cancel,
 }
 
 /// What every stream of one connection shares.
@@ -74,14 +77,18 @@ struct Conn {
     /// The connection's descriptor and local address (see `Pipe`).
     fd: std::os::fd::RawFd,
     local: Option<std::net::SocketAddr>,
-    /// Streams being served, to know when the connection is idle.
+    /// Streams whose exchange still runs, to know when the connection is
+    /// idle, and to hold reset streams against `max_concurrent_streams`
+    /// until their upstream work has stopped.
     open: AtomicUsize,
     /// Signalled when `open` falls to zero.
     quiet: tokio::sync::Notify,
 }
 
 /// Serves an HTTP/2 connection until it closes.
-pub(crate) async fn serve(client: Client, listener: Arc<ListenerCtx>) {
+pub(crate) fn serve(client: Client, listener: Arc<ListenerCtx>) -> impl Future<Output = ()> + Send {
+    // Taken apart before the future is made: the rest of `Client` (its
+    // buffer, the request's origin) would sit in the task for good.
     let Client {
         stream,
         peer,
@@ -89,6 +96,16 @@ pub(crate) async fn serve(client: Client, listener: Arc<ListenerCtx>) {
         hsts,
         ..
     } = client;
+    connection(stream, peer, permit, hsts, listener)
+}
+
+async fn connection(
+    stream: crate::stream::ClientStream,
+    peer: std::net::SocketAddr,
+    permit: Option<levee_protect::ConnPermit>,
+    hsts: Option<u64>,
+    listener: Arc<ListenerCtx>,
+) {
     // The permit counts the connection until it closes.
     let _permit = permit;
     let https = crate::stream::is_https(&stream);
@@ -123,6 +140,8 @@ pub(crate) async fn serve(client: Client, listener: Arc<ListenerCtx>) {
         open: AtomicUsize::new(0),
         quiet: tokio::sync::Notify::new(),
     });
+    // Only the number: the whole `Http2` would sit in the connection's task.
+    let max_streams = limits.max_concurrent_streams as usize;
     let mut closing = false;
     // Held from a stop's GOAWAY until the connection ends, so that levee
     // waits for it (within `timeouts.grace`) as for a request.
@@ -151,8 +170,20 @@ pub(crate) async fn serve(client: Client, listener: Arc<ListenerCtx>) {
             }
         };
         match next {
-            Some(Ok((req, respond))) => {
+            Some(Ok((req, mut respond))) => {
                 idle_limit = keepalive;
+                // The h2 crate forgets a stream once it is reset, but its
+                // exchange may still be at work: past that many exchanges a
+                // new stream is refused, so a client resetting streams as
+                // fast as it opens them (rapid reset) keeps no more at work.
+                if conn.open.load(Ordering::Acquire) >= max_streams {
+                    let counters = levee_protect::metrics::counters();
+                    counters
+                        .http2_streams_refused
+                        .fetch_add(1, Ordering::Relaxed);
+                    respond.send_reset(h2::Reason::REFUSED_STREAM);
+                    continue;
+                }
                 conn.open.fetch_add(1, Ordering::AcqRel);
                 let conn = conn.clone();
                 tokio::spawn(async move {

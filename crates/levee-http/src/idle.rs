@@ -214,6 +214,7 @@ pub async fn dispatcher() {
                             buf: bytes::BytesMut::new(),
                             permit: p.permit,
                             hsts: p.listener.steps.load().tls.as_ref().and_then(|t| t.hsts),
+                            origin: crate::origin::Origin::direct(p.peer.ip(), false),
                         };
                         tokio::spawn(conn::serve_from(client, p.listener, p.served));
                     }

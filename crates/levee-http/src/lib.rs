@@ -8,9 +8,11 @@
 //! - [`cache`]: the HTTP cache in front of a proxy route;
 //! - [`normal`]: the one normalisation of a request's path;
 //! - [`route`] and [`site`]: choosing what serves a request;
+//! - [`origin`]: who a request is for, behind trusted proxies or not;
 //! - [`access_log`]: one line per request;
 //! - [`static_files`]: files under a `static` route's root;
 //! - [`pace`]: the least progress demanded of a client;
+//! - [`gone`]: noticing a client that went away, so its upstream work stops;
 //! - [`stream`]: the client's socket, plain TCP or TLS;
 //! - [`timed`]: timeouts that read no clock when the I/O completes at once.
 
@@ -18,11 +20,13 @@ pub mod access_log;
 pub mod body;
 pub mod cache;
 pub mod conn;
+pub mod gone;
 pub mod h1;
 pub mod http2;
 pub mod idle;
 pub mod message;
 pub mod normal;
+pub mod origin;
 pub mod pace;
 pub mod proxy;
 pub mod proxy_protocol;

@@ -19,7 +19,9 @@
 //! - 502/503/504 (`retry_on_status`): idempotent methods, body not streamed;
 //! - a timeout waiting for the response: never (the server may be working).
 //!
-//! Each outcome feeds the server's passive health and its metrics.
+//! Each outcome feeds the server's passive health and its metrics, except
+//! a client going away (gone.rs): that ends the exchange with 499, closes
+//! the upstream connection, and blames no server.
 //!
 //! An upstream that speaks HTTP/2 (`protocol = "h2c" | "h2"`) gets the
 //! request as one HTTP/2 stream instead (`http2/upstream/h1.rs`).
@@ -30,39 +32,35 @@
 //! instead: a 304, or a stale response standing in for a failure), and takes
 //! a copy of the body as the relay passes it on.
 
+mod attempt;
 pub(crate) mod choose;
 mod fetch;
 pub mod headers;
+mod prebuffer;
 pub mod upgrade;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::BytesMut;
 use levee_upstream::state::{Lease, ServerState};
 use levee_upstream::stats::ErrorKind;
-use levee_upstream::{Group, GroupTls, Members, UpstreamStream, pool};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-use tokio::time::{Instant, timeout};
+use levee_upstream::{Group, pool};
+use tokio::time::Instant;
 
-use crate::body::{BodySink, Output, Relay, RelayError};
+use crate::body::{BodySink, Output, Relay, Stopped};
 use crate::cache::fill::{Admit, Fill};
 use crate::conn::{Client, Next};
-use crate::h1::{ChunkedDecoder, HeadError, Parsed, parse_response};
-use crate::message::{Framing, RequestHead, ResponseHead};
+use crate::h1::HeadError;
+use crate::message::{Framing, RequestHead};
+use crate::respond;
 use crate::site::Site;
-use crate::{pace, respond, timed};
+use attempt::{Attempt, exchange_head};
+pub(crate) use attempt::{Dest, RESPONSE_CHUNK, connect, open_and_send, read_response_head};
+pub(crate) use choose::{Tried, next_server};
 pub(crate) use fetch::{Behalf, Fetched, fetch};
 use headers::Forwarding;
-
-/// Largest upstream response head accepted.
-const MAX_RESPONSE_HEAD: usize = 64 * 1024;
-/// Read size for the upstream response head (and the first body bytes).
-const RESPONSE_CHUNK: usize = 16 * 1024;
-/// Most servers one request tries (the config caps `retries` at 16).
-const MAX_TRIES: usize = 17;
+use prebuffer::prebuffer;
 
 /// What happened, for the access log and the client connection.
 #[derive(Debug)]
@@ -143,48 +141,6 @@ async fn no_server(client: &mut Client, site: &Site, req: &RequestHead) -> Outco
     fail(client, site, bytes, 503, None, None).await
 }
 
-/// The servers a request has tried, without allocating.
-pub(crate) struct Tried {
-    list: [usize; MAX_TRIES],
-    len: usize,
-}
-
-impl Tried {
-    pub(crate) fn new() -> Tried {
-        Tried {
-            list: [usize::MAX; MAX_TRIES],
-            len: 0,
-        }
-    }
-
-    pub(crate) fn push(&mut self, i: usize) {
-        if let Some(slot) = self.list.get_mut(self.len) {
-            *slot = i;
-            self.len += 1;
-        }
-    }
-
-    fn as_slice(&self) -> &[usize] {
-        self.list.get(..self.len).unwrap_or_default()
-    }
-}
-
-/// Another server for a request that failed on the servers in `tried`, if
-/// the per-request count and the upstream's retry budget allow one.
-pub(crate) fn next_server(
-    group: &Group,
-    members: &Members,
-    affinity: levee_upstream::Affinity,
-    tried: &Tried,
-) -> Option<usize> {
-    if tried.len > group.config.retry.retries as usize {
-        return None;
-    }
-    let now = Instant::now();
-    let next = group.pick(members, affinity, tried.as_slice(), now)?;
-    group.budget.try_retry(now).then_some(next)
-}
-
 /// Forwards `req` to a server of `group` and relays the response to `client`.
 pub async fn forward(
     client: &mut Client,
@@ -231,8 +187,7 @@ pub async fn forward_with(
         // Translated into one HTTP/2 stream; the cache does not apply.
         // Boxed: its state must not widen every HTTP/1 proxy future.
         let from = crate::http2::upstream::Client {
-            ip: client.peer.ip(),
-            https: crate::stream::is_https(&client.stream),
+            origin: client.origin,
             preserve_host,
         };
         let forwarded =
@@ -241,7 +196,7 @@ pub async fn forward_with(
     }
     let t = &site.timeouts;
     let members = group.members();
-    let affinity = choose::affinity(group, req, client.peer.ip());
+    let affinity = choose::affinity(group, req, client.origin.ip);
     let now = Instant::now();
     // With no server usable, a stale copy the cache may serve answers
     // before panic mode sends the request to a server believed down.
@@ -310,10 +265,9 @@ pub async fn forward_with(
             let mut h = headers::upstream_request(
                 req,
                 &Forwarding {
-                    client_ip: client.peer.ip(),
+                    origin: client.origin,
                     preserve_host,
                     server_authority: &member.configured,
-                    tls: crate::stream::is_https(&client.stream),
                     upgrade: upgrade::requested(req),
                 },
             );
@@ -331,7 +285,7 @@ pub async fn forward_with(
         let addr = member.addr;
         let state = &member.state;
         let lease = begin(state);
-        let sent = if tried.len == 0 {
+        let sent = if tried.is_empty() {
             started
         } else {
             Instant::now()
@@ -400,6 +354,12 @@ pub async fn forward_with(
                     Some(addr),
                 )
                 .await;
+            }
+            Err(Attempt::Gone) => {
+                // Not the server's fault: its health is not charged, and
+                // dropping the connection closes it, half-read as it is.
+                drop(lease);
+                return client_gone(0, started, addr);
             }
             Err(Attempt::Client { status, error }) => {
                 tracing::debug!(peer = %client.peer, %error, "request body failed");
@@ -492,6 +452,7 @@ pub async fn forward_with(
                 Some(f) if copy => Some(f as &mut dyn BodySink),
                 _ => None,
             },
+            Some(&mut client.buf),
         )
         .await;
     let done = Instant::now();
@@ -521,18 +482,34 @@ pub async fn forward_with(
                 },
             }
         }
-        Err(e) => {
-            // The head is out: the client learns of the failure by the connection closing.
-            tracing::debug!(upstream = %addr, error = %e, "response relay stopped");
+        Err(Stopped { error, sent }) => {
             drop(lease);
+            if error.receiver_gone() {
+                return client_gone(sent, started, addr);
+            }
+            // The head is out: the client learns of the failure by the connection closing.
+            tracing::debug!(upstream = %addr, %error, "response relay stopped");
             Outcome {
                 status: resp.status,
-                bytes: 0,
+                bytes: sent,
                 upstream_time,
                 upstream: Some(addr),
                 next: Next::Close,
             }
         }
+    }
+}
+
+/// The outcome of an exchange whose client went away: 499 with the body
+/// bytes it was given, the connection closed.
+fn client_gone(sent: u64, started: Instant, addr: SocketAddr) -> Outcome {
+    crate::gone::count();
+    Outcome {
+        status: 499,
+        bytes: sent,
+        upstream_time: Some(started.elapsed()),
+        upstream: Some(addr),
+        next: Next::Close,
     }
 }
 
@@ -569,258 +546,17 @@ pub(crate) fn observe_fault(
     group.observe_error(state, addr, fault.kind());
 }
 
-/// How one attempt at getting a response head failed.
-enum Attempt {
-    /// The upstream's fault; `reused` if the connection came from the pool.
-    Fault { fault: UpstreamFault, reused: bool },
-    /// The client's fault while levee streamed its body (`None`: the client is gone).
-    Client {
-        status: Option<u16>,
-        error: RelayError,
-    },
-}
-
-/// Where one attempt goes: the server's address and how to speak to it.
-pub(crate) struct Dest<'a> {
-    pub addr: SocketAddr,
-    /// The group's TLS and the server as configured (for its name).
-    pub tls: Option<(&'a GroupTls, &'a str)>,
-    /// Written first on a new connection (`upstream.NAME.proxy_protocol`).
-    pub proxy_header: Option<&'a [u8]>,
-}
-
-/// A connection to `dest` with `head` written (and flushed: over TLS the
-/// sealed records may wait in rustls otherwise): a pooled one unless
-/// `fresh_only` or a PROXY header is due, since a connection that began
-/// with one speaks for one client; else a new one, the PROXY header first.
-/// The `bool` says whether the connection came from the pool.
-pub(crate) async fn open_and_send(
-    dest: &Dest<'_>,
-    head: &[u8],
-    fresh_only: bool,
-    t: &levee_config::Timeouts,
-) -> Result<(UpstreamStream, bool), (UpstreamFault, bool)> {
-    let pooled = match (fresh_only, dest.proxy_header) {
-        (false, None) => pool::take(dest.addr, std::time::Instant::now()),
-        _ => None,
-    };
-    let reused = pooled.is_some();
-    let mut up = match pooled {
-        Some(up) => up,
-        None => connect(dest.addr, dest.tls, t.upstream_connect)
-            .await
-            .map_err(|fault| (fault, false))?,
-    };
-    let write = async {
-        if let (Some(h), false) = (dest.proxy_header, reused) {
-            up.write_all(h).await?;
-        }
-        up.write_all(head).await?;
-        up.flush().await
-    };
-    match timed::within(t.upstream_write, write).await {
-        Err(_) => Err((UpstreamFault::WriteTimeout, reused)),
-        Ok((Err(e), _)) => Err((UpstreamFault::Write(e), reused)),
-        Ok((Ok(()), _)) => Ok((up, reused)),
-    }
-}
-
-/// Sends the request and reads the final response head.
-#[allow(clippy::too_many_arguments)]
-async fn exchange_head(
-    client: &mut Client,
-    site: &Site,
-    req: &RequestHead,
-    dest: &Dest<'_>,
-    head: &[u8],
-    body_in_head: bool,
-    fresh_only: bool,
-    limit: Option<u64>,
-) -> Result<(UpstreamStream, BytesMut, ResponseHead), Attempt> {
-    let t = &site.timeouts;
-    let (mut up, reused) = open_and_send(dest, head, fresh_only, t)
-        .await
-        .map_err(|(fault, reused)| Attempt::Fault { fault, reused })?;
-    let fault = |fault| Attempt::Fault { fault, reused };
-    if !body_in_head {
-        let relay = Relay {
-            framing: req.framing,
-            output: Output::AsIs,
-            read_timeout: t.client_body,
-            write_timeout: t.upstream_write,
-            limit,
-        };
-        if let Err(error) = relay
-            .run(
-                &mut client.stream,
-                &mut client.buf,
-                &mut up,
-                Vec::new(),
-                None,
-            )
-            .await
-        {
-            return Err(match error {
-                RelayError::DstTimeout => fault(UpstreamFault::WriteTimeout),
-                RelayError::DstIo(e) => fault(UpstreamFault::Write(e)),
-                RelayError::SrcTimeout => Attempt::Client {
-                    status: Some(408),
-                    error,
-                },
-                RelayError::TooLarge => Attempt::Client {
-                    status: Some(413),
-                    error,
-                },
-                RelayError::Chunk(_) => Attempt::Client {
-                    status: Some(400),
-                    error,
-                },
-                RelayError::SrcClosed | RelayError::SrcIo(_) => Attempt::Client {
-                    status: None,
-                    error,
-                },
-            });
-        }
-    }
-    let mut buf = BytesMut::with_capacity(RESPONSE_CHUNK);
-    loop {
-        let resp = read_response_head(&mut up, &mut buf, t.upstream_read, req.is_head())
-            .await
-            .map_err(fault)?;
-        if !(100..200).contains(&resp.status) || resp.status == 101 {
-            return Ok((up, buf, resp));
-        }
-        // Interim responses: 100 Continue was levee's to give; others go to HTTP/1.1 clients.
-        if resp.status != 100 && req.version == crate::message::Version::Http11 {
-            let bytes = headers::interim(&resp);
-            let _ = respond::send(&mut client.stream, &bytes, t.client_send).await;
-        }
-    }
-}
-
-/// Body bytes read before a server is chosen.
-const PREBUFFER: usize = 16 * 1024;
-
-/// Reads the start of the request body before any upstream is contacted (as
-/// nginx's request buffering does, but bounded): malformed chunked framing
-/// and oversized chunked bodies are refused before a server sees the request,
-/// and a small body goes out with the head, so it can be sent again on a
-/// fresh connection. Answers `100 Continue` itself when the client waits for
-/// it. Returns the length of the body when all of it is buffered; `Err`
-/// carries the status for the client (`None`: the client is gone).
-async fn prebuffer(
-    client: &mut Client,
-    req: &RequestHead,
-    site: &Site,
-    limit: Option<u64>,
-) -> Result<Option<usize>, Option<u16>> {
-    let want = match req.framing {
-        Framing::None | Framing::UntilClose => return Ok(Some(0)),
-        Framing::Length(n) => usize::try_from(n).unwrap_or(usize::MAX).min(PREBUFFER),
-        Framing::Chunked => PREBUFFER,
-    };
-    let mut continued = false;
-    loop {
-        match req.framing {
-            Framing::Length(n) if client.buf.len() as u64 >= n => return Ok(Some(n as usize)),
-            Framing::Chunked => {
-                let mut decoder = ChunkedDecoder::default();
-                let fed = decoder.feed(&client.buf).map_err(|_| Some(400))?;
-                if limit.is_some_and(|max| decoder.data_len > max) {
-                    return Err(Some(413));
-                }
-                if fed.done {
-                    // Trailer fields never forwarded (h1/chunked.rs) go.
-                    return Ok(Some(fed.drop_skipped(&mut client.buf)));
-                }
-            }
-            _ => {}
-        }
-        if client.buf.len() >= want {
-            return Ok(None);
-        }
-        if req.expect_continue && !continued && client.buf.is_empty() {
-            continued = true;
-            let go = b"HTTP/1.1 100 Continue\r\n\r\n";
-            if !respond::send(&mut client.stream, go, site.timeouts.client_send).await {
-                return Err(None);
-            }
-        }
-        client.buf.reserve(PREBUFFER);
-        match pace::read_buf(
-            &mut client.stream,
-            &mut client.buf,
-            site.timeouts.client_body,
-        )
-        .await
-        {
-            Err(pace::PaceError::TimedOut) => return Err(Some(408)),
-            Ok(0) | Err(_) => return Err(None),
-            Ok(_) => {}
-        }
-    }
-}
-
-/// The PROXY protocol header for `client`, when `group` sends one.
+/// The PROXY protocol header for `client`, when `group` sends one: the
+/// client a trusted proxy named, with port 0 (forwarded fields carry none).
 pub(crate) fn proxy_header(group: &Group, client: &Client) -> Option<Vec<u8>> {
     group.config.proxy_protocol.map(|v| {
         let local = crate::stream::local_addr(&client.stream).unwrap_or(client.peer);
-        crate::proxy_protocol::encode(v, client.peer, local)
+        let source = match client.origin.proxy {
+            None => client.peer,
+            Some(_) => SocketAddr::new(client.origin.ip, 0),
+        };
+        crate::proxy_protocol::encode(v, source, local)
     })
-}
-
-/// Connects to `addr`, then runs the TLS handshake for a TLS upstream
-/// (the server's name from `tls`), all within `limit`.
-pub(crate) async fn connect(
-    addr: SocketAddr,
-    tls: Option<(&GroupTls, &str)>,
-    limit: Duration,
-) -> Result<UpstreamStream, UpstreamFault> {
-    let connected = async {
-        let stream = TcpStream::connect(addr).await?;
-        let _ = stream.set_nodelay(true);
-        match tls {
-            None => Ok(UpstreamStream::Plain(stream)),
-            Some((tls, configured)) => {
-                let s = tls
-                    .connector
-                    .connect(tls.name_for(configured), stream)
-                    .await?;
-                Ok(UpstreamStream::Tls(Box::new(s)))
-            }
-        }
-    };
-    match timeout(limit, connected).await {
-        Err(_) => Err(UpstreamFault::ConnectTimeout),
-        Ok(Err(e)) => Err(UpstreamFault::Connect(e)),
-        Ok(Ok(stream)) => Ok(stream),
-    }
-}
-
-pub(crate) async fn read_response_head(
-    up: &mut UpstreamStream,
-    buf: &mut BytesMut,
-    limit: Duration,
-    request_was_head: bool,
-) -> Result<ResponseHead, UpstreamFault> {
-    loop {
-        if !buf.is_empty() {
-            match parse_response(buf, MAX_RESPONSE_HEAD, request_was_head) {
-                Ok(Parsed::Complete(parts, len)) => {
-                    return Ok(parts.into_head(buf.split_to(len).freeze()));
-                }
-                Ok(Parsed::Incomplete) => {}
-                Err(e) => return Err(UpstreamFault::BadHead(e)),
-            }
-        }
-        buf.reserve(RESPONSE_CHUNK);
-        match timed::within(limit, up.read_buf(buf)).await {
-            Err(_) => return Err(UpstreamFault::ReadTimeout),
-            Ok((Err(e), _)) => return Err(UpstreamFault::Read(e)),
-            Ok((Ok(0), _)) => return Err(UpstreamFault::Closed),
-            Ok((Ok(_), _)) => {}
-        }
-    }
 }
 
 /// Sends an error response levee made and ends the exchange.

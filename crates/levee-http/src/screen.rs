@@ -61,7 +61,7 @@ pub(crate) async fn screen(
     routed: &Routed,
     keep_alive: bool,
 ) -> Screened {
-    if let Some(reply) = guard(head, routed, client.peer.ip(), keep_alive).await {
+    if let Some(reply) = guard(head, routed, client.origin.ip, keep_alive).await {
         return Screened::Reply(reply);
     }
     if matches!(routed.target, Target::Proxy { .. })

@@ -16,6 +16,7 @@ use levee_protect::{BasicAuth, ProtectError, RouteGuard};
 use crate::access_log::AccessLog;
 use crate::cache::{RouteCache, SiteCache};
 use crate::h1::HeadLimits;
+use crate::origin::Trust;
 use crate::pace::Pace;
 use crate::route::Router;
 
@@ -90,6 +91,8 @@ pub struct Site {
     pub cache: Option<Arc<SiteCache>>,
     /// What HTTP/2 connections announce and enforce.
     pub http2: levee_config::Http2,
+    /// Trusted proxies by listener address, only for listeners with some.
+    trusted: HashMap<SocketAddr, Trust>,
 }
 
 impl Site {
@@ -165,6 +168,11 @@ impl Site {
             .iter()
             .map(|l| (l.address, ConnLimits::new(&l.protect)))
             .collect();
+        let trusted = config
+            .listeners
+            .iter()
+            .filter_map(|l| Some((l.address, Trust::new(&l.trusted)?)))
+            .collect();
         let p = &config.protect;
         let pace = (p.min_progress > 0).then_some(Pace {
             min_bytes: p.min_progress,
@@ -192,7 +200,17 @@ impl Site {
             shed_idle_at: p.shed_idle_at,
             cache: caches.then(|| Arc::new(SiteCache::build(&config.cache))),
             http2: config.http2,
+            trusted,
         })
+    }
+
+    /// The trusted proxies of the listener bound to `listener`; a branch
+    /// and nothing more when no listener has any.
+    pub fn trust(&self, listener: SocketAddr) -> Option<&Trust> {
+        if self.trusted.is_empty() {
+            return None;
+        }
+        self.trusted.get(&listener)
     }
 
     /// The route serving `host`/`path` on the listener bound to `listener`.

@@ -53,6 +53,16 @@ impl Acl {
         }
     }
 
+    /// Matches exactly `nets` (an allow list and nothing else): the
+    /// sources trusted for forwarded fields. Like any allow list, an empty
+    /// one matches everyone: callers trust no one instead.
+    pub fn networks(nets: &[IpNet]) -> Acl {
+        Acl {
+            allow: compile(nets),
+            deny: Vec::new(),
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.allow.is_empty() && self.deny.is_empty()
     }

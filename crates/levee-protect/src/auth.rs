@@ -4,25 +4,49 @@
 //! is loaded rather than silently never matching.
 //!
 //! bcrypt is slow on purpose (tens of milliseconds), so a check never runs
-//! on a worker's event loop: it goes to tokio's blocking pool, at most
-//! [`VERIFYING`] at a time for the whole process, so a flood of wrong
-//! passwords costs a bounded share of the CPU. Credentials that verified are
-//! remembered by a keyed hash, so a client that sends the same header on
-//! every request pays for bcrypt once.
+//! on a worker's event loop, and the hashing is a resource an attacker must
+//! not be able to take from everyone else (docs/protection.md):
+//!
+//! - it goes to tokio's blocking pool, at most [`VERIFYING`] at a time for
+//!   the whole process, in the order the checks came (a fair semaphore);
+//! - at most [`QUEUED`] checks wait for or hold a slot (beyond: 503), and
+//!   at most [`PER_CLIENT`] of them for one client address, or one IPv6
+//!   /64 (beyond: 429). A client flooding wrong passwords thus keeps at
+//!   most its share queued, and a newcomer waits behind that share, not
+//!   behind the flood;
+//! - checks of the same credentials at once (a browser's parallel requests)
+//!   share one hashing;
+//! - credentials that verified are remembered, and credentials that did
+//!   not are refused again for [`NEGATIVE_TTL`] without hashing. Both are
+//!   kept as a keyed hash of the whole `user:password`, so a wrong attempt
+//!   never affects the right password of the same user.
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, RandomState};
+use std::net::IpAddr;
 use std::path::Path;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::{Duration, Instant};
 
-use tokio::sync::Semaphore;
+use tokio::sync::{OnceCell, Semaphore};
 
 use crate::ProtectError;
-use crate::shard::lock;
+use crate::access::{bits, mask};
+use crate::shard::{U64Map, lock};
 
 /// bcrypt checks running at once, process-wide.
 pub const VERIFYING: usize = 2;
-/// Verified credentials remembered per route before the memory is cleared.
+/// Checks waiting for or holding a bcrypt slot, process-wide; one more is
+/// answered 503.
+pub const QUEUED: usize = 32;
+/// Of those, the most one client (address, or IPv6 /64) may have; one
+/// more is answered 429.
+pub const PER_CLIENT: usize = 2;
+/// How long wrong credentials are refused again without hashing.
+pub const NEGATIVE_TTL: Duration = Duration::from_secs(10);
+/// Entries each cache keeps per route before it is cleared (verified) or
+/// its expired entries dropped (refused).
 const REMEMBERED: usize = 4096;
 
 #[derive(Debug)]
@@ -30,13 +54,86 @@ pub struct BasicAuth {
     users: HashMap<String, String>,
     /// `Basic realm="…"`, for `WWW-Authenticate`.
     pub challenge: String,
+    /// Keyed hashes of credentials that verified.
     verified: Mutex<HashSet<u64>>,
+    /// Keyed hashes of credentials that did not, until when.
+    refused: Mutex<U64Map<Instant>>,
+    /// Checks being hashed, for others with the same credentials to share.
+    checking: Mutex<U64Map<Weak<OnceCell<Checked>>>>,
     hasher: RandomState,
+}
+
+/// What a Basic-auth check found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Checked {
+    Valid,
+    /// Missing, malformed or wrong credentials: 401.
+    Invalid,
+    /// The hashing queue (503) or the client's share of it (429) is full.
+    Busy {
+        status: u16,
+    },
 }
 
 fn verifying() -> &'static Arc<Semaphore> {
     static SLOTS: OnceLock<Arc<Semaphore>> = OnceLock::new();
     SLOTS.get_or_init(|| Arc::new(Semaphore::new(VERIFYING)))
+}
+
+/// The checks waiting for or holding a bcrypt slot, by client.
+#[derive(Debug, Default)]
+struct Queue {
+    total: usize,
+    by_client: HashMap<u128, usize>,
+}
+
+fn queue() -> &'static Mutex<Queue> {
+    static QUEUE: OnceLock<Mutex<Queue>> = OnceLock::new();
+    QUEUE.get_or_init(Mutex::default)
+}
+
+/// A place in the queue, given back when dropped (also when the request is
+/// cancelled while it waits).
+struct Ticket {
+    client: u128,
+}
+
+/// The client a queue share belongs to: its address, or its /64 over IPv6
+/// (one host may hold a whole /64).
+fn share_of(ip: IpAddr) -> u128 {
+    let ip = ip.to_canonical();
+    let prefix = if ip.is_ipv4() { 32 } else { 64 };
+    bits(ip) & mask(ip, prefix)
+}
+
+impl Ticket {
+    fn take(client: IpAddr) -> Result<Ticket, u16> {
+        let client = share_of(client);
+        let mut q = lock(queue());
+        let mine = q.by_client.get(&client).copied().unwrap_or(0);
+        if mine >= PER_CLIENT {
+            return Err(429);
+        }
+        if q.total >= QUEUED {
+            return Err(503);
+        }
+        q.total += 1;
+        q.by_client.insert(client, mine + 1);
+        Ok(Ticket { client })
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        let mut q = lock(queue());
+        q.total = q.total.saturating_sub(1);
+        if let Some(n) = q.by_client.get_mut(&self.client) {
+            *n -= 1;
+            if *n == 0 {
+                q.by_client.remove(&self.client);
+            }
+        }
+    }
 }
 
 impl BasicAuth {
@@ -74,33 +171,86 @@ impl BasicAuth {
             users,
             challenge: format!("Basic realm=\"{realm}\", charset=\"UTF-8\""),
             verified: Mutex::new(HashSet::new()),
+            refused: Mutex::default(),
+            checking: Mutex::default(),
             hasher: RandomState::new(),
         })
     }
 
-    /// Whether the `Authorization` header value names a user and the right password.
-    pub async fn check(&self, authorization: Option<&[u8]>) -> bool {
+    /// Checks the `Authorization` header value of a request from `client`
+    /// arriving at `now`.
+    pub async fn check(
+        &self,
+        authorization: Option<&[u8]>,
+        client: IpAddr,
+        now: Instant,
+    ) -> Checked {
         let Some(decoded) = authorization.and_then(basic_credentials) else {
-            return false;
+            return Checked::Invalid;
         };
         let Some(colon) = decoded.iter().position(|&b| b == b':') else {
-            return false;
+            return Checked::Invalid;
         };
         let Ok(user) = std::str::from_utf8(&decoded[..colon]) else {
-            return false;
+            return Checked::Invalid;
         };
         let Some(hash) = self.users.get(user) else {
-            return false;
+            return Checked::Invalid;
         };
-        let remembered = self.hasher.hash_one(&decoded);
-        if lock(&self.verified).contains(&remembered) {
-            return true;
+        let key = self.hasher.hash_one(&decoded);
+        if lock(&self.verified).contains(&key) {
+            return Checked::Valid;
         }
-        let Ok(_slot) = verifying().clone().acquire_owned().await else {
-            return false;
+        if lock(&self.refused)
+            .get(&key)
+            .is_some_and(|until| *until > now)
+        {
+            let counters = crate::metrics::counters();
+            counters
+                .auth_cached_refusals
+                .fetch_add(1, Ordering::Relaxed);
+            return Checked::Invalid;
+        }
+        let cell = self.checking(key);
+        let password = &decoded[colon + 1..];
+        *cell
+            .get_or_init(|| self.hash_check(key, password, hash, client, now))
+            .await
+    }
+
+    /// The check others with the same credentials share, new or running.
+    fn checking(&self, key: u64) -> Arc<OnceCell<Checked>> {
+        let mut map = lock(&self.checking);
+        if let Some(cell) = map.get(&key).and_then(Weak::upgrade) {
+            return cell;
+        }
+        if map.len() >= REMEMBERED {
+            map.retain(|_, w| w.strong_count() > 0);
+        }
+        let cell = Arc::new(OnceCell::new());
+        map.insert(key, Arc::downgrade(&cell));
+        cell
+    }
+
+    /// Takes a place in the queue, waits for a bcrypt slot, hashes, and
+    /// remembers the answer.
+    async fn hash_check(
+        &self,
+        key: u64,
+        password: &[u8],
+        hash: &str,
+        client: IpAddr,
+        now: Instant,
+    ) -> Checked {
+        let _ticket = match Ticket::take(client) {
+            Ok(t) => t,
+            Err(status) => return Checked::Busy { status },
         };
-        let password = decoded[colon + 1..].to_vec();
-        let hash = hash.clone();
+        let Ok(_slot) = verifying().clone().acquire_owned().await else {
+            return Checked::Busy { status: 503 };
+        };
+        let password = password.to_vec();
+        let hash = hash.to_owned();
         let ok = tokio::task::spawn_blocking(move || bcrypt::verify(password, &hash))
             .await
             .is_ok_and(|r| r.unwrap_or(false));
@@ -109,9 +259,19 @@ impl BasicAuth {
             if v.len() >= REMEMBERED {
                 v.clear();
             }
-            v.insert(remembered);
+            v.insert(key);
+            Checked::Valid
+        } else {
+            let mut r = lock(&self.refused);
+            if r.len() >= REMEMBERED {
+                r.retain(|_, until| *until > now);
+                if r.len() >= REMEMBERED {
+                    r.clear();
+                }
+            }
+            r.insert(key, now + NEGATIVE_TTL);
+            Checked::Invalid
         }
-        ok
     }
 }
 
@@ -158,64 +318,4 @@ fn base64_decode(input: &[u8]) -> Option<Vec<u8>> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn base64() {
-        assert_eq!(
-            base64_decode(b"YWxpY2U6czNjcmV0").as_deref(),
-            Some(&b"alice:s3cret"[..])
-        );
-        assert_eq!(base64_decode(b"YQ==").as_deref(), Some(&b"a"[..]));
-        assert_eq!(base64_decode(b"YWI=").as_deref(), Some(&b"ab"[..]));
-        assert_eq!(base64_decode(b"Y").as_deref(), None);
-        assert_eq!(base64_decode(b"Y!==").as_deref(), None);
-        assert_eq!(
-            basic_credentials(b"basic YWxpY2U6czNjcmV0").as_deref(),
-            Some(&b"alice:s3cret"[..])
-        );
-        assert_eq!(basic_credentials(b"Bearer YWxpY2U6czNjcmV0"), None);
-    }
-
-    #[tokio::test]
-    async fn bcrypt_file_checks_users_and_passwords() {
-        let hash = bcrypt::hash("s3cret", 4).expect("hash");
-        let file = format!("# staff\nalice:{hash}\n\n");
-        let auth = BasicAuth::parse(&file, "t", "r").expect("valid file");
-        assert_eq!(auth.challenge, "Basic realm=\"r\", charset=\"UTF-8\"");
-        let header = |s: &str| format!("Basic {}", encode(s));
-        assert!(auth.check(Some(header("alice:s3cret").as_bytes())).await);
-        // Remembered: the second check needs no bcrypt.
-        assert!(auth.check(Some(header("alice:s3cret").as_bytes())).await);
-        assert!(!auth.check(Some(header("alice:wrong").as_bytes())).await);
-        assert!(!auth.check(Some(header("bob:s3cret").as_bytes())).await);
-        assert!(!auth.check(Some(b"Basic !!!")).await);
-        assert!(!auth.check(None).await);
-    }
-
-    #[test]
-    fn other_hashes_are_refused_at_load() {
-        for line in ["bob:{SHA}abc", "bob:$apr1$x$y", "bob"] {
-            assert!(BasicAuth::parse(line, "t", "r").is_err(), "{line}");
-        }
-    }
-
-    fn encode(s: &str) -> String {
-        const T: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-        let mut out = String::new();
-        for chunk in s.as_bytes().chunks(3) {
-            let mut b = [0u8; 3];
-            b[..chunk.len()].copy_from_slice(chunk);
-            let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
-            for i in 0..4 {
-                if i <= chunk.len() {
-                    out.push(T[(n >> (18 - 6 * i) & 63) as usize] as char);
-                } else {
-                    out.push('=');
-                }
-            }
-        }
-        out
-    }
-}
+mod tests;

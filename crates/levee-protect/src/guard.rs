@@ -12,10 +12,13 @@ use std::time::{Duration, Instant};
 use levee_config::RouteProtect;
 
 use crate::access::Acl;
-use crate::auth::BasicAuth;
+use crate::auth::{BasicAuth, Checked};
 use crate::key::Request;
 use crate::metrics;
 use crate::rate::{Decision, RateLimiter};
+
+/// The `rule` of a `Verdict::Limited` that Basic auth's queue gave.
+pub const AUTH_RULE: &str = "auth_basic";
 
 #[derive(Debug)]
 pub struct RouteGuard {
@@ -84,13 +87,25 @@ impl RouteGuard {
             counters.route_denied.fetch_add(1, Ordering::Relaxed);
             return Verdict::Denied;
         }
-        if let Some(auth) = &self.auth
-            && !auth.check(authorization).await
-        {
-            counters.auth_failed.fetch_add(1, Ordering::Relaxed);
-            return Verdict::Unauthorized {
-                challenge: auth.challenge.clone(),
-            };
+        if let Some(auth) = &self.auth {
+            match auth.check(authorization, req.peer(), now).await {
+                Checked::Valid => {}
+                Checked::Invalid => {
+                    counters.auth_failed.fetch_add(1, Ordering::Relaxed);
+                    return Verdict::Unauthorized {
+                        challenge: auth.challenge.clone(),
+                    };
+                }
+                Checked::Busy { status } => {
+                    counters.auth_busy.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(peer = %req.peer(), status, "Basic auth queue full");
+                    return Verdict::Limited {
+                        rule: AUTH_RULE.to_owned(),
+                        status,
+                        retry_after: 1,
+                    };
+                }
+            }
         }
         let mut wait = Duration::ZERO;
         for limiter in &self.limits {

@@ -41,6 +41,17 @@ pub struct Counters {
     pub slow_read: AtomicU64,
     /// `accept` failures for lack of descriptors or memory.
     pub accept_exhausted: AtomicU64,
+    /// Basic-auth checks refused because the hashing queue was full or the
+    /// client's share of it was taken (429 / 503).
+    pub auth_busy: AtomicU64,
+    /// Wrong Basic credentials refused again from the negative cache,
+    /// without hashing.
+    pub auth_cached_refusals: AtomicU64,
+    /// Proxied exchanges stopped because the client went away (logged 499).
+    pub client_gone: AtomicU64,
+    /// HTTP/2 streams refused (REFUSED_STREAM) because the connection's
+    /// earlier streams, reset or not, still had work running.
+    pub http2_streams_refused: AtomicU64,
 }
 
 #[derive(Default)]
@@ -183,6 +194,26 @@ pub fn render_prometheus(out: &mut String) {
             "levee_accept_exhausted_total",
             "accept() failures for lack of descriptors or memory.",
             &c.accept_exhausted,
+        ),
+        (
+            "levee_auth_busy_total",
+            "Basic-auth checks refused because the hashing queue or the client's share of it was full.",
+            &c.auth_busy,
+        ),
+        (
+            "levee_auth_cached_refusals_total",
+            "Wrong Basic credentials refused from the negative cache, without hashing.",
+            &c.auth_cached_refusals,
+        ),
+        (
+            "levee_client_gone_total",
+            "Proxied exchanges stopped because the client went away (logged as 499).",
+            &c.client_gone,
+        ),
+        (
+            "levee_http2_streams_refused_total",
+            "HTTP/2 streams refused while the connection's earlier streams still had work running.",
+            &c.http2_streams_refused,
         ),
     ] {
         header(out, name, "counter", help);

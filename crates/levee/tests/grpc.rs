@@ -158,6 +158,36 @@ fn cancellation_and_deadlines_reach_the_server() {
 }
 
 #[test]
+fn an_http1_client_that_closes_cancels_the_server_stream() {
+    let server = GrpcServer::start(None);
+    let levee = h2c_levee(&[&server.addr()]);
+    let mut conn = support::RawConn::connect(levee.port);
+    let body = frame(b"call-h1");
+    let mut req = format!(
+        "POST /test.Svc/Hang HTTP/1.1\r\nHost: api.test\r\nContent-Type: application/grpc\r\n\
+         TE: trailers\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    req.extend_from_slice(&body);
+    conn.send(&req);
+    assert!(
+        server
+            .wait_line("STARTED call-h1", Duration::from_secs(10))
+            .is_some()
+    );
+    // Before, levee waited for the response head until upstream_read.
+    drop(conn);
+    assert!(
+        server
+            .wait_line("CANCELLED call-h1", Duration::from_secs(5))
+            .is_some(),
+        "the server never saw the HTTP/1.1 client leave"
+    );
+    logged(levee.dir(), "\"POST /test.Svc/Hang HTTP/1.1\" 499 0 ", 1);
+}
+
+#[test]
 fn an_unreachable_or_lost_server_fails_the_call_promptly() {
     // Nothing listens on the port: UNAVAILABLE at once, from a 502.
     let closed = support::free_port();

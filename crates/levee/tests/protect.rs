@@ -246,6 +246,80 @@ fn basic_auth_with_bcrypt_file() {
     );
 }
 
+/// bcrypt at cost 8 (`crypt(3)` wrote them): slow enough that a queue of
+/// wrong passwords takes seconds to hash, as the issue's 13 s did.
+const ALICE_8: &str = "$2b$08$abcdefghijklmnopqrstuuzi5E8Fg0yjKgTc5PCHx2LCyJ0fp5n/G";
+const BOB_8: &str = "$2b$08$bbcdefghijklmnopqrstuuiEQto.7isKAdppTig8SqxsepkMJ3JBm";
+const FLOOD: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/protect/auth_flood.py");
+
+#[test]
+fn a_flood_of_wrong_passwords_does_not_keep_another_user_waiting() {
+    let nginx = Nginx::start_default();
+    nginx.put_file("redeem", b"ok\n");
+    let setup = LeveeSetup::new();
+    let htpasswd = setup.dir.join("htpasswd");
+    std::fs::write(&htpasswd, format!("alice:{ALICE_8}\nbob:{BOB_8}\n")).expect("htpasswd");
+    let admin = free_port();
+    let cfg = config(
+        &setup,
+        &nginx,
+        "",
+        &format!("auth_basic_file = \"{}\"", htpasswd.display()),
+        &format!("[admin]\naddress = \"127.0.0.1:{admin}\"\n"),
+    );
+    let levee = setup.start(&cfg);
+    // 100 connections from one address, a new wrong password for alice on
+    // each request: before, they queued for the two bcrypt slots and a new
+    // user waited behind all of them (13 s in the issue).
+    let python = support::python_with("json");
+    let mut flood = std::process::Command::new(python)
+        .args([FLOOD, &levee.port.to_string(), "100", "127.0.0.2", "alice"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("run auth_flood.py");
+    let mut out = std::io::BufReader::new(flood.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut out, &mut line).expect("flood started");
+    assert_eq!(line.trim(), "running");
+    let url = format!("http://127.0.0.1:{}/redeem", levee.port);
+    let (code, took) = {
+        let started = Instant::now();
+        let out = curl(&[
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--interface",
+            "127.0.0.3",
+            "-u",
+            "bob:hunter2",
+            &url,
+        ]);
+        (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            started.elapsed(),
+        )
+    };
+    drop(flood.stdin.take());
+    line.clear();
+    std::io::BufRead::read_line(&mut out, &mut line).expect("flood counts");
+    let _ = flood.wait();
+    assert_eq!(code, "200", "flood: {line}");
+    // Generous for a loaded machine: bob waits behind alice's share (two
+    // checks) at most, not behind the flood.
+    assert!(
+        took < Duration::from_secs(2),
+        "bob waited {took:?}; flood: {line}"
+    );
+    let counts: serde_json::Value = serde_json::from_str(line.trim()).expect("counts");
+    assert!(counts["429"].as_u64().unwrap_or(0) > 0, "{counts}");
+    assert!(
+        metric(admin, "levee_auth_busy_total").is_some_and(|n| n > 0.0),
+        "the refusals are counted"
+    );
+}
+
 /// A keep-alive connection that has been served once, so levee surely
 /// accepted and counted it. Retried while a 503 says levee still counts a
 /// connection that just closed (the fixture's readiness probe, say): its

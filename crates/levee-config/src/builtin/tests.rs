@@ -21,6 +21,7 @@ fn static_is_one_listener_and_one_route() {
             protect: Default::default(),
             tls: None,
             proxy_protocol: Vec::new(),
+            trusted: Default::default(),
             h2c: false,
             h2_only: false,
             mail: None,

@@ -51,6 +51,36 @@ impl std::str::FromStr for IpNet {
 
 /// Who may connect or ask. Empty `allow` allows everyone not denied; a
 /// match in `deny` always refuses, whatever `allow` says.
+/// The proxies in front of a listener whose forwarded fields say who the
+/// client is (`trusted_proxies`, `forwarded_header`; docs/http1.md).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TrustedProxies {
+    /// Peers trusted to name the client; empty for none.
+    pub networks: Vec<IpNet>,
+    /// The field they name it in.
+    pub header: ForwardedHeader,
+}
+
+/// Where a trusted proxy names the client and the scheme it used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ForwardedHeader {
+    /// `X-Forwarded-For` and `X-Forwarded-Proto`, as most load balancers write them.
+    #[default]
+    XForwardedFor,
+    /// `Forwarded` (RFC 7239): its `for=` and `proto=` parameters.
+    Forwarded,
+}
+
+impl ForwardedHeader {
+    /// The value as written in the config file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ForwardedHeader::XForwardedFor => "x-forwarded-for",
+            ForwardedHeader::Forwarded => "forwarded",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct AccessList {
     pub allow: Vec<IpNet>,

@@ -100,6 +100,17 @@ pub(crate) fn front_end(
                     "`proxy_protocol` is not supported on mail listeners yet",
                 );
             }
+            for key in ["trusted_proxies", "forwarded_header"] {
+                if let Some(i) = listener.get(key) {
+                    // Mail carries no forwarded fields: the client is the peer.
+                    i.error(
+                        sink,
+                        format!(
+                            "`{key}` applies to HTTP listeners only: mail has no forwarded fields"
+                        ),
+                    );
+                }
+            }
             Some(Box::new(m))
         }
     }

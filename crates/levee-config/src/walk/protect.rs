@@ -5,8 +5,8 @@ use super::Mention;
 use crate::error::Sink;
 use crate::model::{
     AccessList, BasicAuth, DEFAULT_AUTH_REALM, DEFAULT_CLIENT_PREFIX_V6, DEFAULT_RATE_BURST,
-    DEFAULT_RATE_MAX_KEYS, DEFAULT_RATE_STATUS, IpNet, KeyPart, ListenerProtect, Protect,
-    RateLimit, RouteProtect, Scope,
+    DEFAULT_RATE_MAX_KEYS, DEFAULT_RATE_STATUS, ForwardedHeader, IpNet, KeyPart, ListenerProtect,
+    Protect, RateLimit, RouteProtect, Scope, TrustedProxies,
 };
 use crate::tree::{Fields, Item};
 use crate::units;
@@ -281,6 +281,37 @@ pub(crate) fn listener_protect(sink: &mut Sink<'_>, fields: &Fields<'_, '_>) -> 
         p.client_prefix_v6 = n as u8;
     }
     p
+}
+
+/// `trusted_proxies` and `forwarded_header` of a listener.
+pub(crate) fn trusted_proxies(sink: &mut Sink<'_>, fields: &Fields<'_, '_>) -> TrustedProxies {
+    let networks = fields
+        .get("trusted_proxies")
+        .map(|i| super::tls::networks(sink, i))
+        .unwrap_or_default();
+    let header = match fields.get("forwarded_header") {
+        None => ForwardedHeader::default(),
+        Some(i) => {
+            let header = match i.str(sink) {
+                Some("x-forwarded-for") => ForwardedHeader::XForwardedFor,
+                Some("forwarded") => ForwardedHeader::Forwarded,
+                Some(other) => {
+                    i.error(
+                        sink,
+                        format!("`{other}`: expected \"x-forwarded-for\" or \"forwarded\""),
+                    );
+                    ForwardedHeader::default()
+                }
+                None => ForwardedHeader::default(),
+            };
+            if fields.get("trusted_proxies").is_none() {
+                // It would say where to look, but no one would be believed.
+                i.error(sink, "`forwarded_header` needs `trusted_proxies`");
+            }
+            header
+        }
+    };
+    TrustedProxies { networks, header }
 }
 
 /// A route's protections, and the rate-limit names it uses for the cross-check.

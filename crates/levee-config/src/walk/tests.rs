@@ -326,3 +326,46 @@ fn upstream_names_are_quoted_in_key_paths() {
         ["t.toml:3:11: upstream.\"\": an upstream name must not be empty"]
     );
 }
+
+#[test]
+fn trusted_proxies_and_the_field_they_name_the_client_in() {
+    use crate::model::ForwardedHeader;
+    let text = format!(
+        "{L}trusted_proxies = [\"10.0.0.0/8\", \"2001:db8::/32\"]\nforwarded_header = \"forwarded\"\n\
+         [[route]]\nrespond = \"hi\"\n"
+    );
+    let config = ok(&text);
+    let t = &config.listeners[0].trusted;
+    let nets: Vec<String> = t.networks.iter().map(ToString::to_string).collect();
+    assert_eq!(nets, ["10.0.0.0/8", "2001:db8::/32"]);
+    assert_eq!(t.header, ForwardedHeader::Forwarded);
+    // Written out and read back, the same.
+    let again = ok(&crate::to_toml(&config));
+    assert_eq!(again.listeners[0].trusted, *t);
+    // The default field, and no one trusted by default.
+    let plain = ok(&format!(
+        "{L}trusted_proxies = \"192.0.2.1\"\n[[route]]\nrespond = \"hi\"\n"
+    ));
+    assert_eq!(
+        plain.listeners[0].trusted.header,
+        ForwardedHeader::XForwardedFor
+    );
+    assert!(
+        ok(&format!("{L}[[route]]\nrespond = \"hi\"\n")).listeners[0]
+            .trusted
+            .networks
+            .is_empty()
+    );
+    assert_eq!(
+        with_listener("trusted_proxies = [\"10.0.0.0/33\"]\nforwarded_header = \"x-real-ip\"\n"),
+        [
+            "t.toml:3:20: listener[0].trusted_proxies[0]: invalid network `10.0.0.0/33`: the prefix length must be 0..=32",
+            "t.toml:4:20: listener[0].forwarded_header: `x-real-ip`: expected \"x-forwarded-for\" or \"forwarded\"",
+        ]
+    );
+    // A field to read, but no one to believe it from.
+    assert_eq!(
+        with_listener("forwarded_header = \"forwarded\"\n"),
+        ["t.toml:3:20: listener[0].forwarded_header: `forwarded_header` needs `trusted_proxies`"]
+    );
+}

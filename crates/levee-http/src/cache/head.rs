@@ -49,14 +49,13 @@ pub(super) async fn fetch_as_get(
     lead: Lead<'_>,
 ) -> Option<Outcome> {
     let get = as_get(req)?;
-    let https = client.stream.is_tls();
+    let https = client.origin.https;
     let mut fill = Fill::new(m.cache, m.key.clone(), m.route, m.fwd, m.stale, https);
     fill.lead(lead);
     fill.validate();
     let behalf = proxy::Behalf {
-        client_ip: client.peer.ip(),
+        origin: client.origin,
         preserve_host: m.preserve_host,
-        tls: client.stream.is_tls(),
         proxy_header: proxy::proxy_header(m.group, client),
     };
     let fetched = proxy::fetch(m.group, &get, &behalf, &site.timeouts, &mut fill).await;

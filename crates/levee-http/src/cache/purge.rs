@@ -75,7 +75,7 @@ pub(super) async fn serve(
     route: &RouteCache,
     keep_alive: bool,
 ) -> Outcome {
-    if !cache.may_purge(client.peer.ip()) {
+    if !cache.may_purge(client.origin.ip) {
         let bytes = respond::error(405, &[], keep_alive, false);
         return super::reply_bytes(client, site, bytes, 405, keep_alive).await;
     }

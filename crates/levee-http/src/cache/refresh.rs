@@ -9,7 +9,6 @@
 //! refreshes the stored response, a storable response replaces it, and a
 //! failure changes nothing but the age of what is stored.
 
-use std::net::IpAddr;
 use std::sync::Arc;
 
 use levee_cache::flight::Join;
@@ -20,6 +19,7 @@ use levee_upstream::Group;
 use super::fill::Fill;
 use super::{RouteCache, SiteCache, unix_now};
 use crate::message::RequestHead;
+use crate::origin::Origin;
 
 /// What a background refresh needs, owned, since it outlives the request.
 #[derive(Debug)]
@@ -28,9 +28,8 @@ pub struct Refresh {
     pub route: RouteCache,
     pub group: Arc<Group>,
     pub req: RequestHead,
-    pub client_ip: IpAddr,
-    /// The client came over TLS (`X-Forwarded-Proto`).
-    pub tls: bool,
+    /// Who the request was for (origin.rs).
+    pub origin: Origin,
     /// The PROXY header to send first, when the upstream takes one.
     pub proxy_header: Option<Vec<u8>>,
     pub preserve_host: bool,
@@ -58,14 +57,13 @@ pub fn spawn(r: Refresh) {
             &r.route,
             "stale",
             Some(r.stale.clone()),
-            r.tls,
+            r.origin.https,
         );
         fill.validate();
         fill.lead(lead);
         let behalf = crate::proxy::Behalf {
-            client_ip: r.client_ip,
+            origin: r.origin,
             preserve_host: r.preserve_host,
-            tls: r.tls,
             proxy_header: r.proxy_header.clone(),
         };
         let fetched = crate::proxy::fetch(&r.group, &r.req, &behalf, &r.timeouts, &mut fill).await;

@@ -100,6 +100,7 @@ async fn handshake(client: Client, tls: &ListenerTls) -> Option<Client> {
         buf,
         permit,
         hsts,
+        origin,
     } = client;
     let ClientStream::Plain(tcp) = stream else {
         return Some(Client {
@@ -108,6 +109,7 @@ async fn handshake(client: Client, tls: &ListenerTls) -> Option<Client> {
             buf,
             permit,
             hsts,
+            origin,
         });
     };
     match timeout(tls.handshake_timeout, tls.acceptor.accept(tcp)).await {
@@ -117,6 +119,7 @@ async fn handshake(client: Client, tls: &ListenerTls) -> Option<Client> {
             buf,
             permit,
             hsts: tls.hsts,
+            origin,
         }),
         Ok(Err(e)) => {
             tracing::debug!(peer = %peer, error = %e, "TLS handshake failed");

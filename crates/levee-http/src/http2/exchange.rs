@@ -13,7 +13,8 @@ use super::{Conn, Pipe, request, response};
 use crate::access_log::Entry;
 use crate::conn::{Client, serve_request};
 use crate::h1::{Parsed, parse_request};
-use crate::message::Version;
+use crate::message::{RequestHead, Version};
+use crate::origin;
 use crate::pace;
 use crate::stream::{ClientStream, Secure};
 
@@ -56,8 +57,10 @@ pub(super) async fn serve(
         let routed = routed.clone();
         return super::upstream::serve(body, respond, conn, &site, head, &routed, started).await;
     }
+    let origin = origin_of(conn, &site, &head);
     let is_head = head.is_head();
 
+    let (canceller, cancel) = crate::gone::cancel();
     let (ours, theirs) = tokio::io::duplex(PIPE);
     let mut client = Client {
         stream: ClientStream::Tls(Box::new(Secure::Http2(Pipe {
@@ -65,34 +68,56 @@ pub(super) async fn serve(
             fd: conn.fd,
             local: conn.local,
             https: conn.https,
+            cancel,
         }))),
         peer: conn.peer,
         buf: BytesMut::new(),
         permit: None,
         hsts: conn.hsts,
+        origin,
     };
+    // In flight until the response is out, not only until the request
+    // path is done with it.
+    let _in_flight = conn.listener.shared.begin();
     // Minimum progress as for HTTP/1: the relay drains the pipe only as
     // the client's window allows, so time the request path spends blocked
     // on the pipe is time spent waiting on the client.
     let pipe_fd = conn.fd;
     let work = pace::scope(pipe_fd, site.pace, async {
-        serve_request(&mut client, &conn.listener, &site, head, started, 0).await;
+        let done = serve_request(&mut client, &conn.listener, &site, &mut head, 0).await;
         // Closing the pipe ends a response delimited by its end.
         drop(client);
+        done
     });
-    let window = response::Window::client(&site);
+    let mut window = response::Window::client(&site);
     let (rd, wr) = tokio::io::split(theirs);
     let relay = async {
         let up = request_body(body, wr, chunked);
-        let down = response::relay(rd, &mut respond, is_head, window);
+        let down = response::relay(rd, &mut respond, is_head, &mut window);
         tokio::pin!(up, down);
-        tokio::select! {
+        let relayed = tokio::select! {
             biased;
             r = &mut down => r,
             () = &mut up => down.await,
+        };
+        if relayed.is_err() {
+            // The client reset the stream or its connection ended: the
+            // request path stops its upstream work (gone.rs), at once.
+            canceller.fire();
         }
     };
-    let _ = tokio::join!(work, relay);
+    let (mut done, ()) = tokio::join!(work, relay);
+    if canceller.fired() {
+        done.status = 499;
+        done.bytes = window.sent();
+    }
+    done.log(&site, origin.ip, &head, started);
+}
+
+/// Who a stream's request is for (origin.rs).
+pub(super) fn origin_of(conn: &Conn, site: &crate::Site, head: &RequestHead) -> origin::Origin {
+    let trust = site.trust(conn.listener.addr);
+    origin::resolve(head, conn.peer.ip(), conn.https, trust)
 }
 
 /// Copies the request body into the pipe, chunked when it has no length.
@@ -143,7 +168,7 @@ fn refuse(
     *r.status_mut() = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::BAD_REQUEST);
     let _ = respond.send_response(r, true);
     site.access_log.log(&Entry {
-        peer: conn.peer,
+        client: conn.peer.ip(),
         request: None,
         status,
         bytes: 0,

@@ -4,6 +4,7 @@
 //! window allows, so a slow client holds the upstream back instead of
 //! filling levee's memory.
 
+use std::future::poll_fn;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -41,6 +42,8 @@ impl From<h2::Error> for Gone {
 pub(crate) struct Window {
     limit: Option<Duration>,
     progress: Progress,
+    /// DATA bytes the peer's window let through so far.
+    sent: u64,
 }
 
 impl Window {
@@ -48,6 +51,7 @@ impl Window {
         Window {
             limit: Some(site.timeouts.client_send),
             progress: Progress::new(site.pace),
+            sent: 0,
         }
     }
 
@@ -55,7 +59,13 @@ impl Window {
         Window {
             limit: None,
             progress: Progress::new(None),
+            sent: 0,
         }
+    }
+
+    /// DATA bytes handed to the peer so far (for the access log).
+    pub(super) fn sent(&self) -> u64 {
+        self.sent
     }
 }
 
@@ -67,12 +77,14 @@ pub(super) fn cut_slow(send: &mut SendStream<Bytes>) {
     send.send_reset(Reason::CANCEL);
 }
 
-/// Relays the response read from `rd` to the client.
+/// Relays the response read from `rd` to the client. `Err(Gone)` as soon
+/// as the client resets the stream or its connection ends, even while the
+/// response is still awaited, so that its exchange can be stopped.
 pub(super) async fn relay(
     mut rd: impl AsyncRead + Unpin,
     respond: &mut SendResponse<Bytes>,
     is_head: bool,
-    mut window: Window,
+    window: &mut Window,
 ) -> Result<(), Gone> {
     let mut buf = BytesMut::with_capacity(4096);
     let head = loop {
@@ -94,7 +106,12 @@ pub(super) async fn relay(
             Err(_) => return reset(respond),
         }
         buf.reserve(4096);
-        if !matches!(rd.read_buf(&mut buf).await, Ok(1..)) {
+        let read = tokio::select! {
+            biased;
+            read = rd.read_buf(&mut buf) => read,
+            _ = poll_fn(|cx| respond.poll_reset(cx)) => return Err(Gone),
+        };
+        if !matches!(read, Ok(1..)) {
             return reset(respond);
         }
     };
@@ -106,16 +123,7 @@ pub(super) async fn relay(
     if empty {
         return Ok(());
     }
-    match body(
-        &mut rd,
-        &mut send,
-        &mut buf,
-        head.framing,
-        None,
-        &mut window,
-    )
-    .await
-    {
+    match body(&mut rd, &mut send, &mut buf, head.framing, None, window).await {
         Ok(()) => Ok(()),
         Err(Fault::Gone) => Err(Gone),
         Err(Fault::Broken) => {
@@ -174,7 +182,7 @@ impl From<Gone> for Fault {
 
 /// Relays the body delimited by `framing`; `buf` holds what was read past
 /// the head. Each read may take `read_timeout` (none from the pipe, whose
-/// writer has its own).
+/// writer has its own); a reset of `send` meanwhile ends it (`Gone`).
 pub(super) async fn body(
     rd: &mut (impl AsyncRead + Unpin),
     send: &mut SendStream<Bytes>,
@@ -209,11 +217,18 @@ pub(super) async fn body(
             }
         }
         buf.reserve(READ);
-        let read = match read_timeout {
-            Some(limit) => tokio::time::timeout(limit, rd.read_buf(buf))
-                .await
-                .unwrap_or(Ok(0)),
-            None => rd.read_buf(buf).await,
+        let read = async {
+            match read_timeout {
+                Some(limit) => tokio::time::timeout(limit, rd.read_buf(buf))
+                    .await
+                    .unwrap_or(Ok(0)),
+                None => rd.read_buf(buf).await,
+            }
+        };
+        let read = tokio::select! {
+            biased;
+            read = read => read,
+            _ = poll_fn(|cx| send.poll_reset(cx)) => return Err(Fault::Gone),
         };
         match read {
             Ok(1..) => {}
@@ -263,8 +278,10 @@ pub(super) async fn data(
             continue;
         }
         let part = bytes.split_to(granted.min(bytes.len()));
+        let n = part.len() as u64;
         send.send_data(part, end && bytes.is_empty())
             .map_err(Gone::from)?;
+        window.sent += n;
     }
     Ok(())
 }

@@ -41,6 +41,7 @@ use levee_upstream::{Group, Lease, Member, Members};
 use super::Conn;
 use crate::conn::Done;
 use crate::message::RequestHead;
+use crate::origin::Origin;
 use crate::proxy::headers::Forwarding;
 use crate::proxy::{
     Dest, Tried, UpstreamFault, begin, choose, next_server, observe_fault, observe_response,
@@ -72,6 +73,7 @@ pub(super) async fn serve(
     started: Instant,
 ) {
     routed.choose_path(&mut head);
+    let origin = super::exchange::origin_of(conn, site, &head);
     let shared = &conn.listener.shared;
     let _in_flight = shared.begin();
     levee_upstream::stats::count_request(conn.listener.addr);
@@ -83,7 +85,7 @@ pub(super) async fn serve(
     else {
         return;
     };
-    let out = match crate::screen::guard(&head, routed, conn.peer.ip(), true).await {
+    let out = match crate::screen::guard(&head, routed, origin.ip, true).await {
         Some(reply) => {
             let status = crate::conn::status_of(&reply);
             // Levee's own small response, turned into HTTP/2 as for any stream.
@@ -91,14 +93,20 @@ pub(super) async fn serve(
                 &reply[..],
                 &mut respond,
                 head.is_head(),
-                super::response::Window::client(site),
+                &mut super::response::Window::client(site),
             )
             .await;
             Done::ended(status)
         }
-        None => forward(body, &mut respond, conn, site, &head, group, *preserve_host).await,
+        None => {
+            let from = Client {
+                origin,
+                preserve_host: *preserve_host,
+            };
+            forward(body, &mut respond, conn, site, &head, group, from).await
+        }
     };
-    out.log(site, conn.peer, &head, started);
+    out.log(site, origin.ip, &head, started);
 }
 
 /// The two halves of an open stream.
@@ -118,14 +126,9 @@ async fn forward(
     site: &Site,
     head: &RequestHead,
     group: &Group,
-    preserve_host: bool,
+    from: Client,
 ) -> Done {
     let members = group.members();
-    let from = Client {
-        ip: conn.peer.ip(),
-        https: conn.https,
-        preserve_host,
-    };
     let end_of_stream = body.is_end_stream();
     let stream = match open_stream(group, &members, head, from, end_of_stream, site).await {
         Ok(stream) => stream,
@@ -159,9 +162,8 @@ async fn forward(
 /// Who a request is forwarded for, as the server should see it.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Client {
-    pub ip: std::net::IpAddr,
-    /// The client came over TLS.
-    pub https: bool,
+    /// Who the request is for (origin.rs).
+    pub origin: Origin,
     pub preserve_host: bool,
 }
 
@@ -187,7 +189,7 @@ pub(crate) async fn open_stream<'m>(
     end_of_stream: bool,
     site: &Site,
 ) -> Result<Stream<'m>, Done> {
-    let affinity = choose::affinity(group, head, from.ip);
+    let affinity = choose::affinity(group, head, from.origin.ip);
     let now = tokio::time::Instant::now();
     let mut index = group
         .pick(members, affinity, &[], now)
@@ -200,10 +202,9 @@ pub(crate) async fn open_stream<'m>(
         let member = members.get(index).ok_or(Done::ended(503))?;
         let lease = begin(&member.state);
         let fwd = Forwarding {
-            client_ip: from.ip,
+            origin: from.origin,
             preserve_host: from.preserve_host,
             server_authority: &member.configured,
-            tls: from.https,
             upgrade: None,
         };
         let req = head::upstream_request(head, &fwd, group.tls.is_some()).map_err(|e| {
@@ -251,6 +252,9 @@ pub(crate) async fn open_stream<'m>(
 /// the server's status, 0 if no response head came.
 pub(crate) fn settle(group: &Group, member: &Member, end: End, got: u16, started: Instant) -> Done {
     let elapsed = started.elapsed();
+    if end == End::ClientGone {
+        crate::gone::count();
+    }
     let status = match end {
         End::Answered(status) => {
             let fault = if status == 504 {

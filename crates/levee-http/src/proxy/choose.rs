@@ -1,13 +1,17 @@
-//! What ties a request to a server (hash keys, sticky cookies) and which
-//! failures may move a request to another server.
+//! What ties a request to a server (hash keys, sticky cookies), which
+//! failures may move a request to another server, and which server then.
 
 use std::net::IpAddr;
 
 use levee_config::{Balance, HashKey};
 use levee_upstream::balance::hash;
-use levee_upstream::{Affinity, Group};
+use levee_upstream::{Affinity, Group, Members};
+use tokio::time::Instant;
 
 use crate::message::RequestHead;
+
+/// Most servers one request tries (the config caps `retries` at 16).
+const MAX_TRIES: usize = 17;
 
 /// The affinity of `req` under the group's balancing.
 pub fn affinity(group: &Group, req: &RequestHead, client: IpAddr) -> Affinity {
@@ -65,6 +69,53 @@ pub fn idempotent(method: &[u8]) -> bool {
         method,
         b"GET" | b"HEAD" | b"OPTIONS" | b"TRACE" | b"PUT" | b"DELETE"
     )
+}
+
+/// The servers a request has tried, without allocating.
+pub(crate) struct Tried {
+    list: [usize; MAX_TRIES],
+    len: usize,
+}
+
+impl Tried {
+    pub(crate) fn new() -> Tried {
+        Tried {
+            list: [usize::MAX; MAX_TRIES],
+            len: 0,
+        }
+    }
+
+    pub(crate) fn push(&mut self, i: usize) {
+        if let Some(slot) = self.list.get_mut(self.len) {
+            *slot = i;
+            self.len += 1;
+        }
+    }
+
+    /// No server tried yet: the first attempt.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn as_slice(&self) -> &[usize] {
+        self.list.get(..self.len).unwrap_or_default()
+    }
+}
+
+/// Another server for a request that failed on the servers in `tried`, if
+/// the per-request count and the upstream's retry budget allow one.
+pub(crate) fn next_server(
+    group: &Group,
+    members: &Members,
+    affinity: levee_upstream::Affinity,
+    tried: &Tried,
+) -> Option<usize> {
+    if tried.len > group.config.retry.retries as usize {
+        return None;
+    }
+    let now = Instant::now();
+    let next = group.pick(members, affinity, tried.as_slice(), now)?;
+    group.budget.try_retry(now).then_some(next)
 }
 
 #[cfg(test)]

@@ -58,10 +58,9 @@ pub(crate) enum Fetched {
 /// The client a fetch is made for, as the upstream should see it.
 #[derive(Debug, Clone)]
 pub(crate) struct Behalf {
-    pub client_ip: std::net::IpAddr,
+    /// Who the request is for (origin.rs).
+    pub origin: crate::origin::Origin,
     pub preserve_host: bool,
-    /// The client came over TLS (`X-Forwarded-Proto: https`).
-    pub tls: bool,
     /// The PROXY header to send first when the upstream takes one; such
     /// connections are never pooled, as for relayed requests.
     pub proxy_header: Option<Vec<u8>>,
@@ -90,10 +89,9 @@ pub(crate) async fn fetch(
     let mut head = headers::upstream_request(
         req,
         &Forwarding {
-            client_ip: behalf.client_ip,
+            origin: behalf.origin,
             preserve_host: behalf.preserve_host,
             server_authority: &member.configured,
-            tls: behalf.tls,
             upgrade: None,
         },
     );

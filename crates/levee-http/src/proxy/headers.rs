@@ -3,14 +3,24 @@
 //!
 //! Policy (docs/http1.md): hop-by-hop fields and the fields named in
 //! `Connection` are dropped both ways. Upstream, `Host` is kept by default,
-//! `X-Forwarded-For` and `Via` are appended to, `X-Forwarded-Proto` and
-//! `X-Forwarded-Host` are replaced (levee is the edge that knows them), and
-//! the framing fields are rewritten to match how levee sends the body.
+//! `Via` is appended to, and the framing fields are rewritten to match how
+//! levee sends the body. The fields that say who the client is and how it
+//! came are levee's to set (origin.rs): passed on and appended to from a
+//! trusted proxy, replaced (or dropped) from anyone else:
+//!
+//! | field | from a trusted proxy | from anyone else |
+//! |---|---|---|
+//! | `X-Forwarded-For` | its values (else the client's), then the proxy's address | the client's address alone |
+//! | `X-Forwarded-Proto` | the scheme it named (else levee's) | levee's listener's scheme |
+//! | `X-Forwarded-Host` | its value (else `Host`) | the request's `Host` |
+//! | `X-Real-IP` | the client's address | the client's address |
+//! | `Forwarded` | its elements, then `for=` the proxy | dropped |
 
 use std::net::IpAddr;
 
 use crate::h1::write::{field, push_u64, reason};
 use crate::message::{Framing, RequestHead, ResponseHead, Version, is_hop_by_hop};
+use crate::origin::Origin;
 
 fn listed(tokens: &[Box<[u8]>], name: &[u8]) -> bool {
     tokens.iter().any(|t| t.eq_ignore_ascii_case(name))
@@ -19,12 +29,11 @@ fn listed(tokens: &[Box<[u8]>], name: &[u8]) -> bool {
 /// How the request is addressed upstream.
 #[derive(Debug, Clone, Copy)]
 pub struct Forwarding<'a> {
-    pub client_ip: IpAddr,
+    /// Who the request is for (origin.rs).
+    pub origin: Origin,
     pub preserve_host: bool,
     /// `host:port` of the server as configured, for `Host` when not preserved.
     pub server_authority: &'a str,
-    /// The client came over TLS: `X-Forwarded-Proto: https`.
-    pub tls: bool,
     /// The protocol a WebSocket handshake asks for (proxy/upgrade.rs).
     pub upgrade: Option<&'a [u8]>,
 }
@@ -84,10 +93,15 @@ pub fn upstream_request(req: &RequestHead, fwd: &Forwarding<'_>) -> Vec<u8> {
 }
 
 /// The request's end-to-end fields, then `Host` and the fields levee sets
-/// (`X-Forwarded-*`, `Via`); framing fields are left to the caller.
+/// (`X-Forwarded-*`, `X-Real-IP`, `Via`, see the module's table); framing
+/// fields are left to the caller.
 pub(crate) fn forwarded_fields(req: &RequestHead, fwd: &Forwarding<'_>, out: &mut impl FieldOut) {
+    let trusted = fwd.origin.proxy.is_some();
     let mut xff: Option<&[u8]> = None;
+    // Vectors allocate only when a second field (or any `Forwarded`) comes.
     let mut xff_more: Vec<&[u8]> = Vec::new();
+    let mut forwarded: Vec<&[u8]> = Vec::new();
+    let mut xfh: Option<&[u8]> = None;
     let mut via: Vec<&[u8]> = Vec::new();
     for (name, value) in req.fields.iter() {
         if is_hop_by_hop(name) || listed(&req.connection_tokens, name) {
@@ -95,8 +109,21 @@ pub(crate) fn forwarded_fields(req: &RequestHead, fwd: &Forwarding<'_>, out: &mu
         }
         if name.eq_ignore_ascii_case(b"x-forwarded-for") {
             match xff {
+                _ if !trusted => {}
                 None => xff = Some(value),
                 Some(_) => xff_more.push(value),
+            }
+            continue;
+        }
+        if name.eq_ignore_ascii_case(b"forwarded") {
+            if trusted {
+                forwarded.push(value);
+            }
+            continue;
+        }
+        if name.eq_ignore_ascii_case(b"x-forwarded-host") {
+            if trusted && xfh.is_none() {
+                xfh = Some(value);
             }
             continue;
         }
@@ -107,7 +134,7 @@ pub(crate) fn forwarded_fields(req: &RequestHead, fwd: &Forwarding<'_>, out: &mu
         if name.eq_ignore_ascii_case(b"host")
             || name.eq_ignore_ascii_case(b"content-length")
             || name.eq_ignore_ascii_case(b"x-forwarded-proto")
-            || name.eq_ignore_ascii_case(b"x-forwarded-host")
+            || name.eq_ignore_ascii_case(b"x-real-ip")
         {
             continue;
         }
@@ -120,13 +147,33 @@ pub(crate) fn forwarded_fields(req: &RequestHead, fwd: &Forwarding<'_>, out: &mu
         _ => out.field(b"Host", fwd.server_authority.as_bytes()),
     }
     let mut ip = [0u8; 48];
-    let ip = ip_text(&mut ip, fwd.client_ip);
-    out.list(b"X-Forwarded-For", xff.into_iter().chain(xff_more), ip);
+    let client = ip_text(&mut ip, fwd.origin.ip);
+    match fwd.origin.proxy {
+        Some(proxy) => {
+            let mut p = [0u8; 48];
+            let p = ip_text(&mut p, proxy);
+            // A proxy that named the client elsewhere (`Forwarded`) wrote
+            // no chain: it starts with the client, as if it had.
+            let named = (xff.is_none() && fwd.origin.ip != proxy).then_some(client);
+            let prior = named.into_iter().chain(xff).chain(xff_more);
+            out.list(b"X-Forwarded-For", prior, p);
+            if !forwarded.is_empty() {
+                let mut node = [0u8; 56];
+                out.list(
+                    b"Forwarded",
+                    forwarded.into_iter(),
+                    for_node(&mut node, proxy),
+                );
+            }
+        }
+        None => out.field(b"X-Forwarded-For", client),
+    }
+    out.field(b"X-Real-IP", client);
     out.field(
         b"X-Forwarded-Proto",
-        if fwd.tls { b"https" } else { b"http" },
+        if fwd.origin.https { b"https" } else { b"http" },
     );
-    if let Some(h) = host {
+    if let Some(h) = xfh.or(host) {
         out.field(b"X-Forwarded-Host", h);
     }
     let version: &[u8] = match req.version {
@@ -134,6 +181,20 @@ pub(crate) fn forwarded_fields(req: &RequestHead, fwd: &Forwarding<'_>, out: &mu
         _ => b"1.1 levee",
     };
     out.list(b"Via", via.into_iter(), version);
+}
+
+/// `for=192.0.2.1` or `for="[2001:db8::1]"`, the `Forwarded` element levee
+/// appends for the proxy it received the request from (RFC 7239 §6).
+fn for_node(buf: &mut [u8; 56], ip: IpAddr) -> &[u8] {
+    use std::io::Write;
+    let mut cursor = std::io::Cursor::new(&mut buf[..]);
+    // At most 4 + 2 + 45 + 2 bytes: the write cannot fail.
+    let _ = match ip {
+        IpAddr::V4(v4) => write!(cursor, "for={v4}"),
+        IpAddr::V6(v6) => write!(cursor, "for=\"[{v6}]\""),
+    };
+    let len = usize::try_from(cursor.position()).unwrap_or(0);
+    buf.get(..len).unwrap_or_default()
 }
 
 /// `ip` as text in `buf`, without allocating.

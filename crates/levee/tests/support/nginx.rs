@@ -16,7 +16,8 @@ const LOG_FORMAT: &str = concat!(
     r#"host="$http_host" xfp="$http_x_forwarded_proto" xfh="$http_x_forwarded_host" "#,
     r#"x_foo="$http_x_foo" x_bar="$http_x_bar" keep_alive="$http_keep_alive" "#,
     r#"te="$http_transfer_encoding" cl="$http_content_length" "#,
-    r#"proto="$server_protocol" connection="$http_connection" upgrade="$http_upgrade""#
+    r#"proto="$server_protocol" connection="$http_connection" upgrade="$http_upgrade" "#,
+    r#"xri="$http_x_real_ip" fwd="$http_forwarded""#
 );
 
 /// One line of the test nginx's access log.

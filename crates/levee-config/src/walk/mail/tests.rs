@@ -237,3 +237,15 @@ smtp_capabilities = ["size 10240000", "8BITMIME", "PIPELINING", "SMTPUTF8"]
         ]
     );
 }
+
+#[test]
+fn mail_listeners_trust_no_forwarded_fields() {
+    assert_eq!(
+        errors_of(
+            "[[listener]]\naddress = \"127.0.0.1:1\"\nprotocol = \"imap\"\ntrusted_proxies = \"10.0.0.0/8\"\n[listener.mail]\nuser_map = \"/u\"\n"
+        ),
+        [
+            "t.toml:4:19: listener[0].trusted_proxies: `trusted_proxies` applies to HTTP listeners only: mail has no forwarded fields"
+        ]
+    );
+}

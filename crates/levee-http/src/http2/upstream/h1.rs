@@ -23,6 +23,7 @@ use super::super::response::{Fault, Window, body};
 use super::relay::End;
 use super::{Stream, open_stream, settle};
 use crate::conn::{Client, Done, Next};
+use crate::gone::gone;
 use crate::h1::write::{field, reason};
 use crate::message::{Framing, RequestHead, Version, status_has_no_body};
 use crate::proxy::{Outcome, fail};
@@ -82,7 +83,15 @@ pub(crate) async fn forward(
     }
     let head = match early {
         Some(head) => Ok(head),
-        None => timeout(site.timeouts.upstream_read, &mut response).await,
+        None => tokio::select! {
+            biased;
+            head = timeout(site.timeouts.upstream_read, &mut response) => head,
+            // Dropping the stream's handles cancels it on the server.
+            () = gone(&mut client.stream, &mut client.buf) => {
+                let done = settle(group, member, End::ClientGone, 0, started);
+                return outcome(done, 0, Next::Close);
+            }
+        },
     };
     let head = match head {
         Ok(Ok(head)) => head,
@@ -167,7 +176,13 @@ async fn relay(
         return (End::Complete, 0);
     }
     let mut sent = 0;
-    while let Some(next) = recv.data().await {
+    loop {
+        let next = tokio::select! {
+            biased;
+            next = recv.data() => next,
+            () = gone(&mut client.stream, &mut client.buf) => return (End::ClientGone, sent),
+        };
+        let Some(next) = next else { break };
         let Ok(bytes) = next else {
             return (End::UpstreamReset, sent);
         };

@@ -108,10 +108,9 @@ mod tests {
               x-forwarded-for: 10.0.0.1\r\ncontent-length: 5\r\n\r\n",
         );
         let fwd = Forwarding {
-            client_ip: "192.0.2.7".parse().unwrap(),
+            origin: crate::origin::Origin::direct("192.0.2.7".parse().unwrap(), true),
             preserve_host: true,
             server_authority: "127.0.0.1:9",
-            tls: true,
             upgrade: None,
         };
         let r = upstream_request(&req, &fwd, false).unwrap();
@@ -121,7 +120,9 @@ mod tests {
         for (name, want) in [
             ("te", "trailers"),
             ("content-type", "application/grpc"),
-            ("x-forwarded-for", "10.0.0.1, 192.0.2.7"),
+            // The client is not a trusted proxy: its own value is replaced.
+            ("x-forwarded-for", "192.0.2.7"),
+            ("x-real-ip", "192.0.2.7"),
             ("x-forwarded-proto", "https"),
             ("x-forwarded-host", "api.test"),
             ("via", "1.1 levee"),

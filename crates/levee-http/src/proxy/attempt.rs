@@ -1,0 +1,223 @@
+//! One attempt at a server: a connection (pooled, or connected with TLS
+//! and a PROXY header as the upstream asks), the request head and body
+//! sent, and the final response head read, interim ones passed on. From
+//! the connection to the response head, the client is watched (gone.rs):
+//! one that goes away ends the attempt.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use levee_upstream::{GroupTls, UpstreamStream, pool};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::timeout;
+
+use super::{UpstreamFault, headers};
+use crate::body::{Output, Relay, RelayError, Stopped};
+use crate::conn::Client;
+use crate::gone::gone;
+use crate::h1::{Parsed, parse_response};
+use crate::message::{RequestHead, ResponseHead};
+use crate::site::Site;
+use crate::{respond, timed};
+
+/// Largest upstream response head accepted.
+const MAX_RESPONSE_HEAD: usize = 64 * 1024;
+/// Read size for the upstream response head (and the first body bytes).
+pub(crate) const RESPONSE_CHUNK: usize = 16 * 1024;
+
+/// How one attempt at getting a response head failed.
+pub(super) enum Attempt {
+    /// The upstream's fault; `reused` if the connection came from the pool.
+    Fault { fault: UpstreamFault, reused: bool },
+    /// The client's fault while levee streamed its body (`None`: the client is gone).
+    Client {
+        status: Option<u16>,
+        error: RelayError,
+    },
+    /// The client went away while levee waited on the upstream (gone.rs).
+    Gone,
+}
+
+/// Where one attempt goes: the server's address and how to speak to it.
+pub(crate) struct Dest<'a> {
+    pub addr: SocketAddr,
+    /// The group's TLS and the server as configured (for its name).
+    pub tls: Option<(&'a GroupTls, &'a str)>,
+    /// Written first on a new connection (`upstream.NAME.proxy_protocol`).
+    pub proxy_header: Option<&'a [u8]>,
+}
+
+/// A connection to `dest` with `head` written (and flushed: over TLS the
+/// sealed records may wait in rustls otherwise): a pooled one unless
+/// `fresh_only` or a PROXY header is due, since a connection that began
+/// with one speaks for one client; else a new one, the PROXY header first.
+/// The `bool` says whether the connection came from the pool.
+pub(crate) async fn open_and_send(
+    dest: &Dest<'_>,
+    head: &[u8],
+    fresh_only: bool,
+    t: &levee_config::Timeouts,
+) -> Result<(UpstreamStream, bool), (UpstreamFault, bool)> {
+    let pooled = match (fresh_only, dest.proxy_header) {
+        (false, None) => pool::take(dest.addr, std::time::Instant::now()),
+        _ => None,
+    };
+    let reused = pooled.is_some();
+    let mut up = match pooled {
+        Some(up) => up,
+        None => connect(dest.addr, dest.tls, t.upstream_connect)
+            .await
+            .map_err(|fault| (fault, false))?,
+    };
+    let write = async {
+        if let (Some(h), false) = (dest.proxy_header, reused) {
+            up.write_all(h).await?;
+        }
+        up.write_all(head).await?;
+        up.flush().await
+    };
+    match timed::within(t.upstream_write, write).await {
+        Err(_) => Err((UpstreamFault::WriteTimeout, reused)),
+        Ok((Err(e), _)) => Err((UpstreamFault::Write(e), reused)),
+        Ok((Ok(()), _)) => Ok((up, reused)),
+    }
+}
+
+/// Sends the request and reads the final response head.
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn exchange_head(
+    client: &mut Client,
+    site: &Site,
+    req: &RequestHead,
+    dest: &Dest<'_>,
+    head: &[u8],
+    body_in_head: bool,
+    fresh_only: bool,
+    limit: Option<u64>,
+) -> Result<(UpstreamStream, BytesMut, ResponseHead), Attempt> {
+    let t = &site.timeouts;
+    // The upstream's work is watched from here to the response head: a
+    // client that goes away ends it (gone.rs says what that costs).
+    let sent = tokio::select! {
+        biased;
+        sent = open_and_send(dest, head, fresh_only, t) => sent,
+        () = gone(&mut client.stream, &mut client.buf) => return Err(Attempt::Gone),
+    };
+    let (mut up, reused) = sent.map_err(|(fault, reused)| Attempt::Fault { fault, reused })?;
+    let fault = |fault| Attempt::Fault { fault, reused };
+    if !body_in_head {
+        let relay = Relay {
+            framing: req.framing,
+            output: Output::AsIs,
+            read_timeout: t.client_body,
+            write_timeout: t.upstream_write,
+            limit,
+        };
+        if let Err(Stopped { error, .. }) = relay
+            .run(
+                &mut client.stream,
+                &mut client.buf,
+                &mut up,
+                Vec::new(),
+                None,
+                None,
+            )
+            .await
+        {
+            return Err(match error {
+                RelayError::DstTimeout => fault(UpstreamFault::WriteTimeout),
+                RelayError::DstIo(e) => fault(UpstreamFault::Write(e)),
+                RelayError::DstGone => fault(UpstreamFault::Closed),
+                RelayError::SrcTimeout => Attempt::Client {
+                    status: Some(408),
+                    error,
+                },
+                RelayError::TooLarge => Attempt::Client {
+                    status: Some(413),
+                    error,
+                },
+                RelayError::Chunk(_) => Attempt::Client {
+                    status: Some(400),
+                    error,
+                },
+                RelayError::SrcClosed | RelayError::SrcIo(_) => Attempt::Client {
+                    status: None,
+                    error,
+                },
+            });
+        }
+    }
+    let mut buf = BytesMut::with_capacity(RESPONSE_CHUNK);
+    loop {
+        let resp = tokio::select! {
+            biased;
+            resp = read_response_head(&mut up, &mut buf, t.upstream_read, req.is_head()) => resp,
+            () = gone(&mut client.stream, &mut client.buf) => return Err(Attempt::Gone),
+        };
+        let resp = resp.map_err(fault)?;
+        if !(100..200).contains(&resp.status) || resp.status == 101 {
+            return Ok((up, buf, resp));
+        }
+        // Interim responses: 100 Continue was levee's to give; others go to HTTP/1.1 clients.
+        if resp.status != 100 && req.version == crate::message::Version::Http11 {
+            let bytes = headers::interim(&resp);
+            let _ = respond::send(&mut client.stream, &bytes, t.client_send).await;
+        }
+    }
+}
+
+/// Connects to `addr`, then runs the TLS handshake for a TLS upstream
+/// (the server's name from `tls`), all within `limit`.
+pub(crate) async fn connect(
+    addr: SocketAddr,
+    tls: Option<(&GroupTls, &str)>,
+    limit: Duration,
+) -> Result<UpstreamStream, UpstreamFault> {
+    let connected = async {
+        let stream = TcpStream::connect(addr).await?;
+        let _ = stream.set_nodelay(true);
+        match tls {
+            None => Ok(UpstreamStream::Plain(stream)),
+            Some((tls, configured)) => {
+                let s = tls
+                    .connector
+                    .connect(tls.name_for(configured), stream)
+                    .await?;
+                Ok(UpstreamStream::Tls(Box::new(s)))
+            }
+        }
+    };
+    match timeout(limit, connected).await {
+        Err(_) => Err(UpstreamFault::ConnectTimeout),
+        Ok(Err(e)) => Err(UpstreamFault::Connect(e)),
+        Ok(Ok(stream)) => Ok(stream),
+    }
+}
+
+pub(crate) async fn read_response_head(
+    up: &mut UpstreamStream,
+    buf: &mut BytesMut,
+    limit: Duration,
+    request_was_head: bool,
+) -> Result<ResponseHead, UpstreamFault> {
+    loop {
+        if !buf.is_empty() {
+            match parse_response(buf, MAX_RESPONSE_HEAD, request_was_head) {
+                Ok(Parsed::Complete(parts, len)) => {
+                    return Ok(parts.into_head(buf.split_to(len).freeze()));
+                }
+                Ok(Parsed::Incomplete) => {}
+                Err(e) => return Err(UpstreamFault::BadHead(e)),
+            }
+        }
+        buf.reserve(RESPONSE_CHUNK);
+        match timed::within(limit, up.read_buf(buf)).await {
+            Err(_) => return Err(UpstreamFault::ReadTimeout),
+            Ok((Err(e), _)) => return Err(UpstreamFault::Read(e)),
+            Ok((Ok(0), _)) => return Err(UpstreamFault::Closed),
+            Ok((Ok(_), _)) => {}
+        }
+    }
+}
