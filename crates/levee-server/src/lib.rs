@@ -12,13 +12,13 @@
 //! ```
 
 pub mod listeners;
+pub mod preflight;
 pub mod tls;
 pub mod upkeep;
 pub mod worker;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -36,21 +36,11 @@ use worker::{Command, Front, Worker};
 pub enum ServerError {
     #[error(transparent)]
     Site(#[from] levee_http::site::SiteError),
-    #[error("listener {addr}: {source}")]
-    Bind {
-        addr: SocketAddr,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("pid file {path}: {source}")]
-    PidFile {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    /// TLS files that do not load, each at the key naming it.
+    /// What the config asks for that this machine refuses (files that do
+    /// not load, addresses that cannot be bound, a pid file that cannot be
+    /// written), each at the key asking for it, as `levee check` reports it.
     #[error("{0}")]
-    TlsFiles(levee_config::ConfigErrors),
+    Invalid(levee_config::ConfigErrors),
     #[error("listener {addr}: {source}")]
     Tls {
         addr: SocketAddr,
@@ -134,35 +124,17 @@ pub fn run(config: Config) -> Result<(), ServerError> {
         let _entered = control.enter();
         Signals::install().map_err(ServerError::Workers)?
     };
+    // The files first, each problem at its key, before anything is bound.
+    let mut errors = preflight::files(&config);
+    errors.extend(tls::check(&config));
+    if !errors.is_empty() {
+        return Err(ServerError::Invalid(levee_config::ConfigErrors { errors }));
+    }
     let registry = Registry::new();
     let site = Site::build_with(&config, &registry)?;
-    let errors = tls::check(&config);
-    if !errors.is_empty() {
-        return Err(ServerError::TlsFiles(levee_config::ConfigErrors { errors }));
-    }
     let shared = Shared::new(site);
-    let admin_socket = match config.admin {
-        Some(admin) => {
-            Some(
-                AdminListener::bind(admin.address).map_err(|source| ServerError::Bind {
-                    addr: admin.address,
-                    source,
-                })?,
-            )
-        }
-        None => None,
-    };
     let mail_plan = plan_mail(&config, &HashMap::new())?;
-    let mut bound = Vec::new();
-    for l in &config.listeners {
-        let sockets = listeners::bind(l.address, l.backlog, config.workers).map_err(|source| {
-            ServerError::Bind {
-                addr: l.address,
-                source,
-            }
-        })?;
-        bound.push((l.address, sockets));
-    }
+    let (admin_socket, bound) = bind_all(&config)?;
     let workers = (0..config.workers)
         .map(worker::spawn)
         .collect::<Result<Vec<_>, _>>()
@@ -188,15 +160,63 @@ pub fn run(config: Config) -> Result<(), ServerError> {
     for (addr, first, sockets) in opened {
         server.listen(addr, first, sockets);
     }
-    if let Some(path) = &server.config.pid_file {
-        std::fs::write(path, format!("{}\n", std::process::id())).map_err(|source| {
-            ServerError::PidFile {
-                path: path.clone(),
-                source,
-            }
-        })?;
+    if let Some(path) = &server.config.pid_file
+        && let Err(e) = std::fs::write(path, format!("{}\n", std::process::id()))
+    {
+        let at = levee_config::Locator::new(&server.config);
+        let error = at.error("pid_file", format!("cannot write {}: {e}", path.display()));
+        return Err(ServerError::Invalid(error.into()));
     }
     control.block_on(server.control(signals))
+}
+
+/// The admin listener's socket, and each listener's sockets (one per worker).
+type Bound = (
+    Option<std::net::TcpListener>,
+    Vec<(SocketAddr, Vec<std::net::TcpListener>)>,
+);
+
+/// Binds every address start-up needs; every one the OS refuses is
+/// reported at its key.
+fn bind_all(config: &Config) -> Result<Bound, ServerError> {
+    let mut refused = Vec::new();
+    let admin = match config.admin {
+        Some(admin) => match AdminListener::bind(admin.address) {
+            Ok(socket) => Some(socket),
+            Err(e) => {
+                refused.push(("admin.address".to_owned(), admin.address, e));
+                None
+            }
+        },
+        None => None,
+    };
+    let mut bound = Vec::new();
+    for (i, l) in config.listeners.iter().enumerate() {
+        match listeners::bind(l.address, l.backlog, config.workers) {
+            Ok(sockets) => bound.push((l.address, sockets)),
+            Err(e) => refused.push((format!("listener[{i}].address"), l.address, e)),
+        }
+    }
+    if refused.is_empty() {
+        return Ok((admin, bound));
+    }
+    let at = levee_config::Locator::new(config);
+    let errors = refused
+        .iter()
+        .map(|(key, addr, e)| at.error(key, preflight::cannot_listen(*addr, e)))
+        .collect();
+    Err(ServerError::Invalid(levee_config::ConfigErrors { errors }))
+}
+
+/// Logs every problem of a config a reload will not apply.
+fn refuse_reload(errors: &[levee_config::ConfigError]) {
+    for e in errors {
+        tracing::error!("{e}");
+    }
+    tracing::error!(
+        errors = errors.len(),
+        "reload refused; the running config stays"
+    );
 }
 
 /// What `l`'s new connections do before HTTP (TLS, PROXY header).
@@ -301,17 +321,14 @@ impl Server {
         };
         let config = match levee_config::load(&path) {
             Ok(config) => config,
-            Err(errors) => {
-                for e in &errors.errors {
-                    tracing::error!("{e}");
-                }
-                tracing::error!(
-                    errors = errors.errors.len(),
-                    "reload refused; the running config stays"
-                );
-                return;
-            }
+            Err(errors) => return refuse_reload(&errors.errors),
         };
+        // The files `levee check` and start-up load, refused here as there:
+        // a static root that is gone would answer 404 to everything.
+        let errors = preflight::files(&config);
+        if !errors.is_empty() {
+            return refuse_reload(&errors);
+        }
         let site = match Site::build_with(&config, &self.registry) {
             Ok(site) => site,
             Err(e) => {
