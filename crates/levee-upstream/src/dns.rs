@@ -320,23 +320,38 @@ mod tests {
         Upstream::new("app", servers.iter().map(|s| Server::new(*s)).collect())
     }
 
+    /// A DNS server that is not there (a closed loopback port): every
+    /// lookup fails within the timeout, whatever the machine's own DNS.
+    fn nowhere() -> Resolver {
+        let closed = std::net::UdpSocket::bind("127.0.0.1:0")
+            .and_then(|s| s.local_addr())
+            .expect("a free port");
+        Resolver {
+            servers: vec![closed],
+            valid: None,
+            timeout: Duration::from_millis(500),
+        }
+    }
+
     #[test]
     fn a_name_that_does_not_resolve_is_reported_not_fatal() {
         let cfg = upstream(&["127.0.0.1:81", "nothere.invalid:80"]);
-        let (resolved, unresolved) = resolve_servers(&cfg, None);
+        let (resolved, unresolved) = resolve_servers(&cfg, Some(&nowhere()));
         assert_eq!(resolved, [(0, "127.0.0.1:81".parse().expect("addr"))]);
         assert_eq!(unresolved.len(), 1);
         assert_eq!(unresolved[0].index, 1);
         assert_eq!(unresolved[0].address, "nothere.invalid:80");
         // The group starts with the servers that resolved.
-        let group = Group::build(&cfg, &crate::Registry::new()).expect("builds");
+        let registry = crate::Registry::new();
+        let group = Group::build_with(&cfg, Some(&nowhere()), &registry).expect("builds");
         assert_eq!(group.members().list.len(), 1);
     }
 
     #[test]
     fn a_group_whose_only_name_does_not_resolve_picks_nothing() {
         let cfg = upstream(&["nothere.invalid:80"]);
-        let group = Group::build(&cfg, &crate::Registry::new()).expect("builds");
+        let registry = crate::Registry::new();
+        let group = Group::build_with(&cfg, Some(&nowhere()), &registry).expect("builds");
         let members = group.members();
         assert!(members.list.is_empty());
         let pick = group.pick(&members, crate::Affinity::None, &[], Instant::now());

@@ -8,7 +8,7 @@ use std::fs;
 use std::path::Path;
 use std::time::Duration;
 
-use support::{LeveeSetup, TempDir, curl_ok, free_port, levee_cmd, poll};
+use support::{Dnsmasq, LeveeSetup, TempDir, curl_ok, free_port, levee_cmd, poll};
 
 /// The 1-based line of the first occurrence of `marker` in `text`.
 fn line_of(text: &str, marker: &str) -> usize {
@@ -231,13 +231,18 @@ fn an_os_error_is_said_once() {
 }
 
 /// A name that does not resolve is a warning, with its place; levee starts
-/// (tests/dns.rs shows it keeps resolving the name).
+/// (tests/dns.rs shows it keeps resolving the name). A local DNS server
+/// that knows no such name answers at once, where the system resolver
+/// might wait on an unreachable one.
 #[test]
 fn a_server_name_that_does_not_resolve_is_a_warning() {
+    let dns = Dnsmasq::start(&[("known.levee.test", "127.0.0.1")]);
     let setup = LeveeSetup::new();
     let config = format!(
-        "[[listener]]\naddress = \"127.0.0.1:{}\"\n[[route]]\nproxy = \"app\"\n\
+        "[resolver]\nservers = [\"{}\"]\n[[listener]]\naddress = \"127.0.0.1:{}\"\n\
+         [[route]]\nproxy = \"app\"\n\
          [upstream.app]\nservers = [\"127.0.0.1:9\", \"levee-check.invalid:80\"]\n",
+        dns.addr(),
         setup.port
     );
     let file = setup.config_path();
