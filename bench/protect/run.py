@@ -6,12 +6,15 @@ every phase bounded in time.
     bench/protect/run.py slow     # slowhttptest -H, -B, -X: 1,000 connections, 30 s each,
                                   # with a normal client alongside
     bench/protect/run.py surge    # 15,000 connections in a few seconds, listener limit 5,000
+    bench/protect/run.py silent   # 19,950 connections that never send a byte, reopened as levee
+                                  # closes them, for 30 s; a fresh normal client every 100 ms
     bench/protect/run.py fleet [ROUNDS]  # a fleet-scoped limit (Redis) against a local one, side by side
     bench/protect/run.py all
 
 Needs target/release/levee, nginx, wrk, slowhttptest, redis-server (Debian packages).
+`silent` needs a descriptor limit of at least 20,000 (`ulimit -Hn`).
 Prints one JSON object per phase; README.md in this folder records them."""
-import asyncio, json, os, re, resource, shutil, socket, subprocess, sys, tempfile, threading, time
+import asyncio, json, os, re, resource, select, shutil, socket, subprocess, sys, tempfile, threading, time
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 LEVEE = os.path.join(ROOT, "target", "release", "levee")
@@ -101,6 +104,22 @@ def fds(pid):
         return len(os.listdir(f"/proc/{pid}/fd"))
     except OSError:
         return -1
+
+
+class Peaks(threading.Thread):
+    """Reads levee's RSS and descriptor count every `every` seconds until
+    stopped, keeping the highest of each."""
+
+    def __init__(self, pid, every):
+        super().__init__(daemon=True)
+        self.pid, self.every, self.running = pid, every, True
+        self.rss_kb = self.fds = 0
+
+    def run(self):
+        while self.running:
+            self.rss_kb = max(self.rss_kb, rss_kb(self.pid))
+            self.fds = max(self.fds, fds(self.pid))
+            time.sleep(self.every)
 
 
 class NormalClient(threading.Thread):
@@ -370,20 +389,13 @@ def phase_surge(n=15000, limit=5000):
     client.start()
     time.sleep(1)
     rss_before = rss_kb(p.pid)
-    peak = [0, 0]
-    sampling = [True]
-
-    def sample():
-        while sampling[0]:
-            peak[0] = max(peak[0], rss_kb(p.pid))
-            peak[1] = max(peak[1], fds(p.pid))
-            time.sleep(0.2)
-    threading.Thread(target=sample, daemon=True).start()
+    peak = Peaks(p.pid, 0.2)
+    peak.start()
     t0 = time.time()
     got = asyncio.run(surge_open(n, 3.0, hold=5))
     took = round(time.time() - t0, 1)
     time.sleep(2)
-    sampling[0] = False
+    peak.running = False
     client.running = False
     client.join()
     # After the surge: fresh connections are all served.
@@ -394,9 +406,166 @@ def phase_surge(n=15000, limit=5000):
     after.join()
     res = dict(phase="surge", connections=n, listener_limit=limit, opened_over_s=3.0, surge_took_s=took,
                surge_outcomes=got, steady_client_during=client.report(), fresh_clients_after=after.report(),
-               levee_rss_mb=dict(before=round(rss_before / 1024, 1), peak=round(peak[0] / 1024, 1),
+               levee_rss_mb=dict(before=round(rss_before / 1024, 1), peak=round(peak.rss_kb / 1024, 1),
                                  after=round(rss_kb(p.pid) / 1024, 1)),
-               levee_peak_fds=peak[1], levee_fds_after=fds(p.pid), levee_alive=p.poll() is None)
+               levee_peak_fds=peak.fds, levee_fds_after=fds(p.pid), levee_alive=p.poll() is None)
+    stop(p)
+    return res
+
+
+class Prober(threading.Thread):
+    """A normal client from 127.0.0.2, as curl would be: a fresh connection
+    every `every` seconds, `GET /`, read to the close. Records each probe's
+    start (s since `t0`), outcome and latency."""
+
+    def __init__(self, t0, every=0.1, timeout=5):
+        super().__init__(daemon=True)
+        self.t0, self.every, self.timeout = t0, every, timeout
+        self.running, self.probes = True, []
+
+    def probe(self):
+        s = socket.socket()
+        s.bind(("127.0.0.2", 0))
+        s.settimeout(self.timeout)
+        try:
+            s.connect(("127.0.0.1", PORT))
+            s.sendall(b"GET / HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")
+            data = b""
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+            return data.startswith(b"HTTP/1.1 200") and data.endswith(b"hello world\n")
+        except OSError:
+            return False
+        finally:
+            s.close()
+
+    def run(self):
+        while self.running:
+            start = time.time()
+            ok = self.probe()
+            self.probes.append((start - self.t0, ok, (time.time() - start) * 1000))
+            time.sleep(max(0, self.every - (time.time() - start)))
+
+    def report(self, seconds):
+        lat = sorted(ms for _, ok, ms in self.probes if ok) or [0]
+        pct = lambda p: round(lat[min(len(lat) - 1, int(len(lat) * p))], 2)
+        served = {int(t) for t, ok, _ in self.probes if ok and t < seconds}
+        failed = [round(t, 1) for t, ok, _ in self.probes if not ok]
+        return dict(probes=len(self.probes), ok=sum(ok for _, ok, _ in self.probes), failed_at_s=failed,
+                    seconds_with_a_success=f"{len(served)}/{seconds}", p50_ms=pct(0.5), p99_ms=pct(0.99),
+                    max_ms=round(lat[-1], 2))
+
+
+def silent_flood(n, stop, opened, closed, held):
+    """One flooding process: keeps `n` connections from 127.0.0.1 open that
+    never send a byte, and opens another at once for each that levee
+    closes. Non-blocking connects and one epoll, so that the flood is not
+    limited by the client's speed."""
+    ep = select.epoll()
+    socks = {}
+    while not stop.is_set():
+        while len(socks) < n:
+            s = socket.socket()
+            s.setblocking(False)
+            try:
+                s.connect(("127.0.0.1", PORT))
+            except BlockingIOError:
+                pass
+            except OSError:
+                s.close()
+                break
+            ep.register(s.fileno(), select.EPOLLIN | select.EPOLLRDHUP)
+            socks[s.fileno()] = s
+            with opened.get_lock():
+                opened.value += 1
+        held[0] = len(socks)
+        for fd, _ in ep.poll(0.05):
+            ep.unregister(fd)
+            socks.pop(fd).close()
+            with closed.get_lock():
+                closed.value += 1
+
+
+class SilentFlood:
+    """`n` silent connections, from `procs` processes (each has its own
+    descriptor limit), until stopped."""
+
+    def __init__(self, n, procs=2):
+        import multiprocessing as mp
+        self.stop_event = mp.Event()
+        self.opened, self.closed = mp.Value("q", 0), mp.Value("q", 0)
+        self.held = [mp.Array("q", 1) for _ in range(procs)]
+        share = [n // procs + (i < n % procs) for i in range(procs)]
+        self.procs = [mp.Process(target=silent_flood, daemon=True,
+                                 args=(k, self.stop_event, self.opened, self.closed, h))
+                      for k, h in zip(share, self.held)]
+
+    def start(self):
+        for p in self.procs:
+            p.start()
+
+    def stop(self):
+        self.stop_event.set()
+        for p in self.procs:
+            p.join(20)
+
+    def holding(self):
+        return sum(h[0] for h in self.held)
+
+
+def metrics(names):
+    import urllib.request
+    try:
+        text = urllib.request.urlopen(f"http://127.0.0.1:{ADMIN}/metrics", timeout=5).read().decode()
+    except OSError:
+        return {}
+    return {n: int(float(m.group(1))) for n in names
+            for m in [re.search(rf"^{n} (\S+)$", text, re.M)] if m}
+
+
+def phase_silent(n=19950, seconds=30, nofile=20000):
+    """Connections that never send a byte, `n` of them held open and reopened
+    as levee closes them, against a descriptor limit of `nofile`; a normal
+    client (a fresh connection every 100 ms, as curl) must be served in
+    every second of `seconds`."""
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    n = min(n, hard - 40)
+    p = levee("silent", tables=f"[admin]\naddress = \"127.0.0.1:{ADMIN}\"\n", nofile=nofile)
+    assert wait_port(PORT)
+    peak = Peaks(p.pid, 0.5)
+    peak.start()
+    flood = SilentFlood(n)
+    t_flood = time.time()
+    flood.start()
+    # Until the flood holds what it wants (connections waiting in the listen
+    # queue count), or 30 s.
+    while time.time() - t_flood < 30 and flood.holding() < 0.99 * n:
+        time.sleep(0.2)
+    ramp = round(time.time() - t_flood, 1)
+    names = ["levee_silent_shed_total", "levee_idle_shed_total", "levee_accept_exhausted_total"]
+    m0 = metrics(names)
+    opened0, closed0 = flood.opened.value, flood.closed.value
+    prober = Prober(time.time())
+    prober.start()
+    time.sleep(seconds)
+    prober.running = False
+    prober.join()
+    flood_run = dict(held_at_end=flood.holding(), opened=flood.opened.value - opened0,
+                     closed_by_levee=flood.closed.value - closed0)
+    flood_run["reopened_per_s"] = round(flood_run["closed_by_levee"] / seconds)
+    m1 = metrics(names)
+    flood.stop()
+    peak.running = False
+    res = dict(phase="silent", silent_connections=n, levee_nofile=nofile, ramp_s=ramp, seconds=seconds,
+               normal_client=prober.report(seconds),
+               flood_during_run=flood_run,
+               levee_counters_during_run={k: m1.get(k, 0) - m0.get(k, 0) for k in m1},
+               levee_peak_rss_mb=round(peak.rss_kb / 1024, 1), levee_peak_fds=peak.fds,
+               levee_alive=p.poll() is None)
     stop(p)
     return res
 
@@ -415,6 +584,8 @@ def main():
                 print(json.dumps(r), flush=True)
         if which in ("surge", "all"):
             print(json.dumps(phase_surge()), flush=True)
+        if which in ("silent", "all"):
+            print(json.dumps(phase_silent()), flush=True)
         if which in ("fleet", "all"):
             rounds = int(sys.argv[2]) if which == "fleet" and len(sys.argv) > 2 else 3
             print(json.dumps(phase_fleet(rounds)), flush=True)

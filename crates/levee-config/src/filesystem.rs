@@ -1,72 +1,87 @@
 //! Checks against the machine rather than the file: kept apart from
 //! [`crate::parse`] so parsing stays pure and testable anywhere.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+use rustix::fs::Access;
 
 use crate::error::ConfigError;
+use crate::locate::Locator;
 use crate::model::{AccessLogTarget, Action, Config, MailAuth};
-use crate::validate::BUILTIN_SOURCE;
 
-/// Reports static roots that are not directories, mail user maps that are
-/// not files, and an access log or pid file whose directory does not exist. Errors carry the key path and no
-/// position. `levee` runs this at start-up and on reload, after parsing.
+/// Reports what levee could not start (or reload) with on this machine:
+/// static roots that are not directories, mail user maps that are not
+/// files, and an access log or pid file levee could not write (its
+/// directory missing or not writable, the file itself not writable). Each
+/// error is placed at its key (see [`Locator`]). `levee check`, start-up and
+/// reload all run this after parsing.
 pub fn check_filesystem(config: &Config) -> Vec<ConfigError> {
-    let file = config
-        .source
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(BUILTIN_SOURCE));
+    let at = Locator::new(config);
     let mut errors = Vec::new();
-    let mut report = |key: String, message: String| {
-        errors.push(ConfigError {
-            file: file.clone(),
-            line: 0,
-            column: 0,
-            key,
-            message,
-        });
-    };
     for (i, route) in config.routes.iter().enumerate() {
         if let Action::Static(s) = &route.action
             && !s.root.is_dir()
         {
-            report(
-                format!("route[{i}].static"),
+            errors.push(at.error(
+                &format!("route[{i}].static"),
                 format!("`{}` is not a directory", s.root.display()),
-            );
+            ));
         }
     }
     for (i, listener) in config.listeners.iter().enumerate() {
         if let Some(MailAuth::UserMap(path)) = listener.mail.as_ref().map(|m| &m.auth)
             && !path.is_file()
         {
-            report(
-                format!("listener[{i}].mail.user_map"),
+            errors.push(at.error(
+                &format!("listener[{i}].mail.user_map"),
                 format!("`{}` is not a file", path.display()),
-            );
+            ));
         }
     }
     if let AccessLogTarget::File(path) = &config.log.access
-        && let Some(message) = missing_parent(path)
+        && let Some(message) = unwritable(path)
     {
-        report("log.access".to_owned(), message);
+        errors.push(at.error("log.access", message));
     }
     if let Some(path) = &config.pid_file
-        && let Some(message) = missing_parent(path)
+        && let Some(message) = unwritable(path)
     {
-        report("pid_file".to_owned(), message);
+        errors.push(at.error("pid_file", message));
     }
     errors
 }
 
-fn missing_parent(path: &Path) -> Option<String> {
-    let parent = path.parent().filter(|p| !p.as_os_str().is_empty())?;
-    (!parent.is_dir()).then(|| format!("directory `{}` does not exist", parent.display()))
+/// Why levee could not create or append to the file at `path`, if it
+/// could not. Asks the kernel (`access(2)`) rather than trying, so a check
+/// creates nothing.
+fn unwritable(path: &Path) -> Option<String> {
+    if path.is_dir() {
+        return Some(format!("`{}` is a directory", path.display()));
+    }
+    if path.exists() {
+        return rustix::fs::access(path, Access::WRITE_OK)
+            .err()
+            .map(|e| format!("`{}` is not writable: {e}", path.display()));
+    }
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    if !parent.is_dir() {
+        return Some(format!("directory `{}` does not exist", parent.display()));
+    }
+    rustix::fs::access(parent, Access::WRITE_OK)
+        .err()
+        .map(|e| format!("directory `{}` is not writable: {e}", parent.display()))
 }
 
 #[cfg(test)]
 mod tests {
+    use std::path::PathBuf;
+
     use super::*;
     use crate::builtin_static;
+    use crate::validate::BUILTIN_SOURCE;
 
     #[test]
     fn reports_missing_static_root_and_log_directory() {
@@ -100,5 +115,42 @@ mod tests {
             "127.0.0.1:8080".parse().expect("literal address"),
         );
         assert_eq!(check_filesystem(&config), Vec::new());
+    }
+
+    #[test]
+    fn a_pid_file_that_is_a_directory_is_refused() {
+        let mut config = builtin_static(
+            std::env::temp_dir(),
+            "127.0.0.1:8080".parse().expect("literal address"),
+        );
+        config.pid_file = Some(std::env::temp_dir());
+        let errors = check_filesystem(&config);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(errors[0].message.contains("is a directory"), "{errors:?}");
+    }
+
+    #[test]
+    fn errors_carry_the_position_of_their_key() {
+        let dir = std::env::temp_dir().join(format!("levee-fs-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let file = dir.join("levee.toml");
+        let text = "pid_file = \"/nonexistent/run/levee.pid\"\n\
+                    [[listener]]\naddress = \"127.0.0.1:8080\"\n\
+                    [[route]]\nstatic = \"/nonexistent/root\"\n";
+        std::fs::write(&file, text).expect("write config");
+        let config = crate::load(&file).expect("valid config");
+        let shown: Vec<String> = check_filesystem(&config)
+            .iter()
+            .map(|e| e.to_string())
+            .collect();
+        let _ = std::fs::remove_dir_all(&dir);
+        let f = file.display();
+        assert_eq!(
+            shown,
+            [
+                format!("{f}:5:10: route[0].static: `/nonexistent/root` is not a directory"),
+                format!("{f}:1:12: pid_file: directory `/nonexistent/run` does not exist"),
+            ]
+        );
     }
 }

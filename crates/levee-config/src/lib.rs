@@ -18,6 +18,7 @@
 mod builtin;
 mod error;
 mod filesystem;
+mod locate;
 pub mod model;
 mod names;
 mod render;
@@ -31,11 +32,18 @@ use std::path::Path;
 pub use builtin::{BUILTIN_UPSTREAM, builtin_proxy, builtin_static};
 pub use error::{ConfigError, ConfigErrors};
 pub use filesystem::check_filesystem;
+pub use locate::Locator;
 pub use model::*;
 pub use names::{check_route_path, check_server_address, parse_host_pattern};
 pub use render::to_toml;
-pub use validate::{BUILTIN_SOURCE, validate};
+pub use validate::{BUILTIN_SOURCE, addresses_clash, validate};
 pub use walk::{MAX_WORKERS, parse_origin};
+
+/// The key path of `key` under `parent` (`upstream."my.app"`), quoted as in
+/// every message, for errors found after parsing (see [`Locator`]).
+pub fn child_key(parent: &str, key: &str) -> String {
+    tree::child(parent, key)
+}
 
 /// Reads and parses the config file at `path`. A file that cannot be read is
 /// reported as a [`ConfigError`] without a position.

@@ -359,8 +359,10 @@ address = "127.0.0.1:80"
 [[route]]
 proxy = "app"
 [[route]]
+path = "/r/"
 redirect = "https://{host}{uri}"
 [[route]]
+path = "/s/"
 respond = "hi"
 [upstream.app]
 servers = ["127.0.0.1:81"]

@@ -5,11 +5,12 @@
 //! by writing it out as TOML and reading it back.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use crate::error::{ConfigError, ConfigErrors, LineIndex, Sink};
-use crate::model::{Config, Listener, Route};
-use crate::walk::{Draft, Mention};
+use crate::model::{Config, HostMatch, Listener, Route};
+use crate::walk::{Draft, DraftRoute, Mention};
 
 /// The `file` of errors about a `Config` that did not come from a file.
 pub const BUILTIN_SOURCE: &str = "<built-in>";
@@ -19,6 +20,7 @@ pub const BUILTIN_SOURCE: &str = "<built-in>";
 pub(crate) fn assemble(sink: &mut Sink<'_>, draft: Draft, source: &Path) -> Option<Config> {
     check_listeners(sink, &draft);
     check_routes(sink, &draft);
+    check_unreachable(sink, &draft);
     for r in &draft.routes {
         crate::walk::check_rate_limit_refs(sink, &draft.rate_limits, &r.rate_limits);
     }
@@ -127,6 +129,22 @@ fn check_listeners(sink: &mut Sink<'_>, draft: &Draft) {
                     ),
                 );
             } else {
+                if let Some(first) = addresses
+                    .iter()
+                    .find(|(a, _)| addresses_clash(**a, *address))
+                {
+                    address_taken = true;
+                    sink.error(
+                        at.span.clone(),
+                        &at.key,
+                        format!(
+                            "listener address {address} overlaps {} ({}) on the same port: \
+                             the OS lets only one of them bind; keep one",
+                            first.1.key.trim_end_matches(".address"),
+                            first.0,
+                        ),
+                    );
+                }
                 addresses.insert(*address, at);
             }
         }
@@ -163,6 +181,80 @@ fn check_listeners(sink: &mut Sink<'_>, draft: &Draft) {
                     names.insert(&name.text, name);
                 }
             }
+        }
+    }
+}
+
+/// Whether two listening addresses cannot both be bound by levee: the
+/// same address, or the same port with one of them the wildcard of the
+/// other's family. (IPv6 listeners are bound IPv6-only, so `[::]` leaves
+/// IPv4 addresses free.) Port 0 (any free port) clashes with nothing.
+pub fn addresses_clash(a: SocketAddr, b: SocketAddr) -> bool {
+    a.port() == b.port()
+        && a.port() != 0
+        && a.is_ipv4() == b.is_ipv4()
+        && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
+}
+
+/// A route that can never be chosen: for every listener and host it
+/// applies to, an earlier route has the same path, and ties go to the
+/// earlier route (docs/config.md, "Route selection"). Two identical routes
+/// are the common case; a mistake either way (a copy left behind, or a
+/// path meant to differ).
+fn check_unreachable(sink: &mut Sink<'_>, draft: &Draft) {
+    let every: Vec<&str> = draft
+        .listeners
+        .iter()
+        .filter_map(|l| l.name.as_ref().map(|m| m.text.as_str()))
+        .collect();
+    let applies = |r: &DraftRoute, listener: &str| {
+        r.listeners.is_empty() || r.listeners.iter().any(|m| m.text == listener)
+    };
+    for (j, route) in draft.routes.iter().enumerate() {
+        // A route already reported as broken is not reported again.
+        if route.action.is_none() {
+            continue;
+        }
+        let listeners: Vec<&str> = if route.listeners.is_empty() {
+            every.clone()
+        } else {
+            route.listeners.iter().map(|m| m.text.as_str()).collect()
+        };
+        let hosts: Vec<Option<&HostMatch>> = if route.hosts.is_empty() {
+            vec![None]
+        } else {
+            route.hosts.iter().map(Some).collect()
+        };
+        let mut shadow = None;
+        let hidden = !listeners.is_empty()
+            && listeners.iter().all(|l| {
+                hosts.iter().all(|h| {
+                    let first = draft.routes.get(..j).unwrap_or_default().iter().find(|e| {
+                        e.path == route.path
+                            && e.action.is_some()
+                            && applies(e, l)
+                            && match h {
+                                None => e.hosts.is_empty(),
+                                Some(h) => e.hosts.contains(h),
+                            }
+                    });
+                    shadow = shadow.or(first);
+                    first.is_some()
+                })
+            });
+        if let (true, Some(first)) = (hidden, shadow) {
+            let (line, _) = sink.position(first.at.span.start);
+            let first_key = first.at.key.trim_end_matches(".path");
+            sink.error(
+                route.at.span.clone(),
+                &route.at.key,
+                format!(
+                    "this route is never used: {first_key} (line {line}) has the same path `{}` \
+                     for the same listeners and hosts, and comes first; remove one, or change \
+                     its path, host or listener",
+                    route.path
+                ),
+            );
         }
     }
 }

@@ -392,6 +392,19 @@ fn listener(sink: &mut Sink<'_>, item: &Item<'_, '_>) -> Option<DraftListener> {
     let address = fields.require(sink, "address").and_then(|i| {
         let text = i.text(sink)?;
         match text.parse::<SocketAddr>() {
+            Ok(SocketAddr::V6(v6)) if v6.ip().to_ipv4_mapped().is_some() => {
+                // IPv6 listeners are bound IPv6-only, where the OS refuses
+                // a mapped address (EINVAL).
+                let v4 = v6.ip().to_ipv4_mapped().map_or_else(String::new, |ip| ip.to_string());
+                i.error(
+                    sink,
+                    format!(
+                        "`{text}` is an IPv4-mapped IPv6 address, which cannot be listened on; write \"{v4}:{}\"",
+                        v6.port()
+                    ),
+                );
+                None
+            }
             Ok(addr) => Some((addr, Mention::of(i, text))),
             Err(_) => {
                 i.error(

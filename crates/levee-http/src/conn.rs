@@ -37,7 +37,7 @@ use crate::{Shared, idle, pace, proxy, timed};
 mod start;
 
 /// Initial read size for a request head; grows up to `limits.max_header_bytes`.
-const HEAD_CHUNK: usize = 4096;
+pub(crate) const HEAD_CHUNK: usize = 4096;
 
 /// What a listener gives each of its connections.
 #[derive(Debug)]
@@ -141,6 +141,12 @@ pub async fn serve_from(mut client: Client, listener: Arc<ListenerCtx>, mut serv
             let before_http = s.tls.is_some() || s.proxy_protocol.is_some();
             (before_http.then(|| Arc::clone(&s)), s.h2c)
         };
+        // Nothing sent yet: past a park tick it waits parked, where it can
+        // be shed near the descriptor limit (idle.rs).
+        client = match idle::first_byte(client, &listener, steps.as_deref(), h2c).await {
+            Some(c) => c,
+            None => return,
+        };
         if let Some(steps) = steps {
             // Boxed: these steps' state must not widen every connection's task.
             match Box::pin(start::begin(client, &listener, &steps)).await {
@@ -169,7 +175,7 @@ pub async fn serve_from(mut client: Client, listener: Arc<ListenerCtx>, mut serv
             // Only the two it needs: the whole `Timeouts` would sit in the task.
             let (request_head, keepalive) = {
                 let t = &listener.shared.site.load().timeouts;
-                (t.request_head, t.keepalive)
+                (idle::head_limit(t.request_head), t.keepalive)
             };
             if served == 0 {
                 if !matches!(
@@ -454,7 +460,9 @@ async fn read_head(client: &mut Client, site: &Site) -> Result<RequestHead, Head
     // Set when a read first has to wait: a head already in the socket costs
     // no clock reading.
     let mut deadline = None;
-    let limit = site.timeouts.request_head;
+    // Shorter near the descriptor limit: one relaxed load of a flag that
+    // changes only when the pressure does (idle.rs).
+    let limit = idle::head_limit(site.timeouts.request_head);
     let mut searched = 0;
     loop {
         if !client.buf.is_empty() {

@@ -12,21 +12,29 @@
 //! within `PARK_AFTER` is served by the same task, so the hot path pays
 //! nothing for this.
 //!
+//! A new connection that has sent nothing parks the same way ([`first_byte`]),
+//! so a flood of connections that never speak costs a slab entry each, not
+//! a task.
+//!
 //! Parked connections are also what levee gives up first under overload:
-//! [`shed_oldest`] closes those parked longest ago, when descriptors run
-//! short (docs/protection.md).
+//! [`shed_oldest`] closes those parked longest ago, keep-alive or silent
+//! alike (as nginx reuses its oldest idle connections), when descriptors
+//! run short, and while they do the wait for a request head is shortened
+//! ([`head_limit`]; docs/protection.md).
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Wake, Waker};
 use std::time::{Duration, Instant};
 
 use slab::Slab;
+use tokio::io::AsyncReadExt;
 use tokio::sync::Notify;
 
-use crate::conn::{self, Client, ListenerCtx};
+use crate::conn::{self, Client, FirstSteps, ListenerCtx};
 use crate::stream::ClientStream;
 
 /// How long a keep-alive connection waits in its task before parking: it
@@ -180,6 +188,87 @@ pub fn park(
     })
 }
 
+/// Waits for a new connection's first byte, before anything else is done
+/// with it (PROXY header, TLS handshake, HTTP). Returns the client once a
+/// byte is there; `None` when it closed, sent nothing in time, or was
+/// parked: after the worker's second park tick without a byte (at once
+/// near the descriptor limit) it waits in the slab like an idle keep-alive
+/// connection, and [`dispatcher`] serves it anew (`conn::serve_from` with
+/// nothing served) when the byte comes.
+///
+/// It must send within `timeouts.request_head` ([`head_limit`] near the
+/// descriptor limit), and within `handshake_timeout` on a TLS listener if
+/// that is shorter. No timer is armed for the wait.
+///
+/// `before_http` are the listener's steps before HTTP (TLS, PROXY header)
+/// when it has any, and `h2c` whether it looks for the HTTP/2 preface: as
+/// the caller read them, so the bytes are left where the next step expects
+/// them. tokio reports a new socket readable before anything has arrived,
+/// so the wait looks: where HTTP/1 comes first the bytes are read into
+/// `client.buf` (the read the request head needs anyway, so a client that
+/// sends at once costs no extra syscall); elsewhere one byte is peeked,
+/// and the next step reads it.
+pub async fn first_byte(
+    mut client: Client,
+    listener: &Arc<ListenerCtx>,
+    before_http: Option<&FirstSteps>,
+    h2c: bool,
+) -> Option<Client> {
+    let handshake = before_http
+        .and_then(|s| s.tls.as_ref())
+        .map(|t| t.handshake_timeout);
+    let limit_now = || {
+        let head = head_limit(listener.shared.site.load().timeouts.request_head);
+        handshake.map_or(head, |h| head.min(h))
+    };
+    let limit = limit_now();
+    let http_first = before_http.is_none() && !h2c;
+    // A new connection is always plain TCP here; anything else has spoken.
+    let ClientStream::Plain(tcp) = &mut client.stream else {
+        return Some(client);
+    };
+    let buf = &mut client.buf;
+    // Reads through tokio's `poll_read`, as `conn::read_head` does: it
+    // waits past a readiness that was not real, and a short read clears
+    // the readiness, so the keep-alive wait after this request really waits.
+    let arrived = async {
+        if http_first {
+            buf.reserve(crate::conn::HEAD_CHUNK);
+            matches!(tcp.read_buf(buf).await, Ok(n) if n > 0)
+        } else {
+            let mut one = [0u8; 1];
+            matches!(tcp.peek(&mut one).await, Ok(n) if n > 0)
+        }
+    };
+    // Near the descriptor limit it parks at once, so that every silent
+    // connection can be shed: in its task it could not be, and a flood of
+    // new ones would leave `accept` nothing to make room with.
+    let settle = async {
+        if !PRESSED.load(Ordering::Relaxed) {
+            quiet().await;
+        }
+    };
+    let arrived = if limit <= PARK_AFTER {
+        Some(tokio::time::timeout(limit, arrived).await.unwrap_or(false))
+    } else {
+        tokio::select! {
+            biased;
+            got = arrived => Some(got),
+            () = settle => None,
+        }
+    };
+    match arrived {
+        Some(true) => return Some(client),
+        Some(false) => return None,
+        None => {}
+    }
+    // Parked without a buffer. The wait took one to two park ticks; the
+    // limit is read again, as descriptors may have run short meanwhile.
+    client.buf = bytes::BytesMut::new();
+    let deadline = Instant::now() + limit_now().saturating_sub(PARK_AFTER);
+    park(client, listener.clone(), 0, deadline)
+}
+
 /// Parked connections on this worker.
 pub fn parked() -> usize {
     PARKING.with(|p| p.borrow().slab.len())
@@ -253,6 +342,12 @@ fn settling() -> bool {
 }
 
 fn expire(now: Instant) {
+    // Connections close without new ones arriving: the pressure is
+    // re-read here too, not only at accept.
+    let at = SHED_AT.load(Ordering::Relaxed);
+    if at > 0 {
+        set_pressed(levee_protect::conns::open_all() as u64 >= at);
+    }
     PARKING.with(|p| {
         let p = &mut *p.borrow_mut();
         p.slab
@@ -275,12 +370,52 @@ pub fn descriptor_limit() -> u64 {
     })
 }
 
-/// Sheds one idle connection of this worker when `open` client connections
+/// Open client connections at which levee is near the descriptor limit
+/// (`shed_idle_at` percent of it); 0 until the first accept sets it.
+static SHED_AT: AtomicU64 = AtomicU64::new(0);
+/// Whether open client connections are at [`SHED_AT`] or above. Written only
+/// when it changes, so reading it per request costs a load from a line
+/// every core keeps cached.
+static PRESSED: AtomicBool = AtomicBool::new(false);
+
+fn set_pressed(pressed: bool) {
+    if PRESSED.load(Ordering::Relaxed) != pressed {
+        PRESSED.store(pressed, Ordering::Relaxed);
+    }
+}
+
+/// The wait allowed for a request head (and for a new connection's first
+/// byte): `request_head`, or near the descriptor limit a tenth of it, at
+/// least 1 s (or `request_head` itself when shorter), so that connections
+/// that hold a descriptor without completing a request give it back
+/// sooner, as HAProxy's `timeout http-request` is meant to be set short
+/// under attack. A connection keeps the limit it started waiting with.
+pub fn head_limit(request_head: Duration) -> Duration {
+    if PRESSED.load(Ordering::Relaxed) {
+        pressed_head_limit(request_head)
+    } else {
+        request_head
+    }
+}
+
+/// [`head_limit`] near the descriptor limit.
+fn pressed_head_limit(request_head: Duration) -> Duration {
+    (request_head / 10)
+        .max(Duration::from_secs(1))
+        .min(request_head)
+}
+
+/// Sheds one parked connection of this worker when `open` client connections
 /// reach `percent` of the descriptor limit, so that accepting goes on and
 /// the oldest idle connections make room instead of `accept` failing.
 pub fn shed_near_limit(open: usize, percent: u8) {
-    let limit = descriptor_limit().saturating_mul(u64::from(percent)) / 100;
-    if open as u64 >= limit {
+    let at = descriptor_limit().saturating_mul(u64::from(percent)) / 100;
+    if SHED_AT.load(Ordering::Relaxed) != at {
+        SHED_AT.store(at, Ordering::Relaxed);
+    }
+    let pressed = open as u64 >= at;
+    set_pressed(pressed);
+    if pressed {
         shed_oldest(1);
     }
 }
@@ -288,12 +423,13 @@ pub fn shed_near_limit(open: usize, percent: u8) {
 /// Closes up to `n` of this worker's parked connections, those parked
 /// longest first, to free descriptors near the limit. Returns how many it
 /// closed. An idle keep-alive connection can be closed at any time
-/// (RFC 9112 §9.6): the client opens a new one for its next request.
+/// (RFC 9112 §9.6): the client opens a new one for its next request. A
+/// connection that has sent nothing yet has asked for nothing.
 pub fn shed_oldest(n: usize) -> usize {
-    let shed = PARKING.with(|p| {
+    let (idle, silent) = PARKING.with(|p| {
         let p = &mut *p.borrow_mut();
-        let mut shed = 0;
-        while shed < n {
+        let (mut idle, mut silent) = (0usize, 0usize);
+        while idle + silent < n {
             let Some((slot, generation)) = p.order.pop_front() else {
                 break;
             };
@@ -301,14 +437,38 @@ pub fn shed_oldest(n: usize) -> usize {
                 .get(slot as usize)
                 .is_some_and(|e| e.generation == generation)
             {
-                drop(p.slab.remove(slot as usize));
-                shed += 1;
+                let shed = p.slab.remove(slot as usize);
+                if shed.served == 0 {
+                    silent += 1;
+                } else {
+                    idle += 1;
+                }
             }
         }
-        shed
+        (idle, silent)
     });
-    levee_protect::metrics::counters()
-        .shed_idle
-        .fetch_add(shed as u64, std::sync::atomic::Ordering::Relaxed);
-    shed
+    let counters = levee_protect::metrics::counters();
+    counters.shed_idle.fetch_add(idle as u64, Ordering::Relaxed);
+    counters
+        .shed_silent
+        .fetch_add(silent as u64, Ordering::Relaxed);
+    idle + silent
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_head_limit_shortens_under_pressure() {
+        let s = Duration::from_secs;
+        assert_eq!(pressed_head_limit(s(10)), s(1));
+        assert_eq!(pressed_head_limit(s(60)), s(6));
+        // Never below 1 s, unless request_head itself is.
+        assert_eq!(pressed_head_limit(s(5)), s(1));
+        assert_eq!(
+            pressed_head_limit(Duration::from_millis(500)),
+            Duration::from_millis(500)
+        );
+    }
 }

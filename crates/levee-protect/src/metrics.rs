@@ -35,6 +35,9 @@ pub struct Counters {
     pub auth_failed: AtomicU64,
     /// Idle keep-alive connections closed to make room near the descriptor limit.
     pub shed_idle: AtomicU64,
+    /// Connections that had sent nothing yet, closed to make room near the
+    /// descriptor limit.
+    pub shed_silent: AtomicU64,
     /// Clients cut off for sending a request body too slowly.
     pub slow_body: AtomicU64,
     /// Clients cut off for taking a response too slowly.
@@ -179,6 +182,11 @@ pub fn render_prometheus(out: &mut String) {
             "levee_idle_shed_total",
             "Idle keep-alive connections closed near the descriptor limit.",
             &c.shed_idle,
+        ),
+        (
+            "levee_silent_shed_total",
+            "Connections that had sent nothing, closed near the descriptor limit.",
+            &c.shed_silent,
         ),
         (
             "levee_slow_body_cut_total",

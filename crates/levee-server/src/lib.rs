@@ -13,6 +13,7 @@
 
 pub mod fleet;
 pub mod listeners;
+pub mod preflight;
 pub mod tls;
 pub mod upkeep;
 pub mod worker;
@@ -38,24 +39,11 @@ use worker::{Command, Front, Worker};
 pub enum ServerError {
     #[error(transparent)]
     Site(#[from] levee_http::site::SiteError),
-    #[error("listener {addr}: {source}")]
-    Bind {
-        addr: SocketAddr,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("pid file {path}: {source}")]
-    PidFile {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    /// TLS files that do not load, each at the key naming it.
+    /// What the config asks for that this machine refuses (files that do
+    /// not load, addresses that cannot be bound, a pid file that cannot be
+    /// written), each at the key asking for it, as `levee check` reports it.
     #[error("{0}")]
-    TlsFiles(ConfigErrors),
-    /// `[admin]` credentials that cannot be read, each at the key naming them.
-    #[error("{0}")]
-    AdminFiles(ConfigErrors),
+    Invalid(ConfigErrors),
     #[error("listener {addr}: {source}")]
     Tls {
         addr: SocketAddr,
@@ -101,9 +89,9 @@ impl ReloadError {
     pub fn lines(&self) -> Vec<String> {
         match self {
             ReloadError::Config(errors)
-            | ReloadError::Server(
-                ServerError::TlsFiles(errors) | ServerError::AdminFiles(errors),
-            ) => errors.errors.iter().map(ToString::to_string).collect(),
+            | ReloadError::Server(ServerError::Invalid(errors) | ServerError::FleetFiles(errors)) => {
+                errors.errors.iter().map(ToString::to_string).collect()
+            }
             other => vec![other.to_string()],
         }
     }
@@ -121,7 +109,7 @@ fn admin_access(config: &Config) -> Result<Option<levee_admin::Access>, ServerEr
         .unwrap_or_else(|| PathBuf::from(levee_config::BUILTIN_SOURCE));
     levee_admin::Access::load(admin, &source)
         .map(Some)
-        .map_err(|errors| ServerError::AdminFiles(ConfigErrors { errors }))
+        .map_err(|errors| ServerError::Invalid(ConfigErrors { errors }))
 }
 
 /// The running server as the control thread sees it.
@@ -199,40 +187,22 @@ pub fn run(config: Config) -> Result<(), ServerError> {
         let _entered = control.enter();
         Signals::install().map_err(ServerError::Workers)?
     };
+    // The files first, each problem at its key, before anything is bound.
+    let mut errors = preflight::files(&config);
+    errors.extend(tls::check(&config));
+    if !errors.is_empty() {
+        return Err(ServerError::Invalid(levee_config::ConfigErrors { errors }));
+    }
     let registry = Registry::new();
     // Before the site: its fleet-scoped rate limits use the fleet.
     let membership = fleet::Membership::start(&config)?;
     let site = Site::build_with(&config, &registry)?;
-    let errors = tls::check(&config);
-    if !errors.is_empty() {
-        return Err(ServerError::TlsFiles(levee_config::ConfigErrors { errors }));
-    }
     let shared = Shared::new(site);
     let (reloader, reload_asks) = levee_admin::control::channel();
     let admin_state = admin_access(&config)?
         .map(|access| levee_admin::Admin::new(shared.clone(), access, Some(reloader.clone())));
-    let admin_socket = match &config.admin {
-        Some(admin) => {
-            Some(
-                AdminListener::bind(admin.address).map_err(|source| ServerError::Bind {
-                    addr: admin.address,
-                    source,
-                })?,
-            )
-        }
-        None => None,
-    };
     let mail_plan = plan_mail(&config, &HashMap::new())?;
-    let mut bound = Vec::new();
-    for l in &config.listeners {
-        let sockets = listeners::bind(l.address, l.backlog, config.workers).map_err(|source| {
-            ServerError::Bind {
-                addr: l.address,
-                source,
-            }
-        })?;
-        bound.push((l.address, sockets));
-    }
+    let (admin_socket, bound) = bind_all(&config)?;
     let workers = (0..config.workers)
         .map(worker::spawn)
         .collect::<Result<Vec<_>, _>>()
@@ -262,15 +232,58 @@ pub fn run(config: Config) -> Result<(), ServerError> {
     for (addr, first, sockets) in opened {
         server.listen(addr, first, sockets);
     }
-    if let Some(path) = &server.config.pid_file {
-        std::fs::write(path, format!("{}\n", std::process::id())).map_err(|source| {
-            ServerError::PidFile {
-                path: path.clone(),
-                source,
-            }
-        })?;
+    if let Some(path) = &server.config.pid_file
+        && let Err(e) = std::fs::write(path, format!("{}\n", std::process::id()))
+    {
+        let at = levee_config::Locator::new(&server.config);
+        let error = at.error("pid_file", format!("cannot write {}: {e}", path.display()));
+        return Err(ServerError::Invalid(error.into()));
     }
     control.block_on(server.control(signals))
+}
+
+/// The admin listener's socket, and each listener's sockets (one per worker).
+type Bound = (
+    Option<std::net::TcpListener>,
+    Vec<(SocketAddr, Vec<std::net::TcpListener>)>,
+);
+
+/// Binds every address start-up needs; every one the OS refuses is
+/// reported at its key.
+fn bind_all(config: &Config) -> Result<Bound, ServerError> {
+    let mut refused = Vec::new();
+    let admin = match &config.admin {
+        Some(admin) => match AdminListener::bind(admin.address) {
+            Ok(socket) => Some(socket),
+            Err(e) => {
+                refused.push(("admin.address".to_owned(), admin.address, e));
+                None
+            }
+        },
+        None => None,
+    };
+    let mut bound = Vec::new();
+    for (i, l) in config.listeners.iter().enumerate() {
+        match listeners::bind(l.address, l.backlog, config.workers) {
+            Ok(sockets) => bound.push((l.address, sockets)),
+            Err(e) => refused.push((format!("listener[{i}].address"), l.address, e)),
+        }
+    }
+    if refused.is_empty() {
+        return Ok((admin, bound));
+    }
+    let at = levee_config::Locator::new(config);
+    let errors = refused
+        .iter()
+        .map(|(key, addr, e)| at.error(key, preflight::cannot_listen(*addr, e)))
+        .collect();
+    Err(ServerError::Invalid(levee_config::ConfigErrors { errors }))
+}
+
+/// An address the OS would not bind for a reload, at the key asking for it.
+fn refused_bind(config: &Config, key: String, addr: SocketAddr, e: &std::io::Error) -> ServerError {
+    let at = levee_config::Locator::new(config);
+    ServerError::Invalid(at.error(&key, preflight::cannot_listen(addr, e)).into())
 }
 
 /// What `l`'s new connections do before HTTP (TLS, PROXY header).
@@ -411,11 +424,12 @@ impl Server {
     fn reload(&mut self) -> Result<PathBuf, ReloadError> {
         let path = self.config.source.clone().ok_or(ReloadError::Builtin)?;
         let config = levee_config::load(&path).map_err(ReloadError::Config)?;
-        let fleet_errors = fleet::check(&config);
-        if !fleet_errors.is_empty() {
-            return Err(ReloadError::Config(ConfigErrors {
-                errors: fleet_errors,
-            }));
+        // The files `levee check` and start-up load, refused here as there:
+        // a static root that is gone would answer 404 to everything.
+        let mut errors = preflight::files(&config);
+        errors.extend(fleet::check(&config));
+        if !errors.is_empty() {
+            return Err(ReloadError::Config(ConfigErrors { errors }));
         }
         self.fleet.apply(&config)?;
         let site = Site::build_with(&config, &self.registry)?;
@@ -429,7 +443,8 @@ impl Server {
         let admin_wanted = config.admin.as_ref().map(|a| a.address);
         let admin_socket = match admin_wanted {
             Some(addr) if Some(addr) != self.admin.as_ref().map(|a| a.addr) => Some(
-                AdminListener::bind(addr).map_err(|source| ServerError::Bind { addr, source })?,
+                AdminListener::bind(addr)
+                    .map_err(|e| refused_bind(&config, "admin.address".into(), addr, &e))?,
             ),
             _ => None,
         };
@@ -449,8 +464,11 @@ impl Server {
             if self.listening.contains_key(&addr) {
                 continue;
             }
-            let sockets = listeners::bind(addr, backlog, self.workers.len())
-                .map_err(|source| ServerError::Bind { addr, source })?;
+            let sockets = listeners::bind(addr, backlog, self.workers.len()).map_err(|e| {
+                let i = config.listeners.iter().position(|l| l.address == addr);
+                let key = format!("listener[{}].address", i.unwrap_or_default());
+                refused_bind(&config, key, addr, &e)
+            })?;
             added.push((addr, sockets));
         }
         let mut opened = Vec::with_capacity(added.len());

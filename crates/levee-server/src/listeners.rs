@@ -26,12 +26,20 @@ fn socket(addr: SocketAddr, reuse_port: bool) -> io::Result<Socket> {
     Ok(socket)
 }
 
+/// Binds `addr` as [`bind`] first does, without listening: whether the OS
+/// would let levee listen there (`levee check`, which holds the probes of
+/// every address until it is done, as start-up holds its sockets). A bound
+/// socket that does not listen takes no connection.
+pub fn probe(addr: SocketAddr) -> io::Result<Socket> {
+    socket(addr, false)
+}
+
 /// Binds `count` sockets to `addr` (one per worker). With port 0 the first
 /// socket's port is used for all of them.
 pub fn bind(addr: SocketAddr, backlog: u32, count: usize) -> io::Result<Vec<TcpListener>> {
     let mut addr = addr;
     if addr.port() != 0 {
-        drop(socket(addr, false)?);
+        drop(probe(addr)?);
     }
     let mut out = Vec::with_capacity(count);
     for _ in 0..count.max(1) {

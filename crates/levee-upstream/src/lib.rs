@@ -41,20 +41,12 @@ pub use stream::UpstreamStream;
 /// Why an upstream could not be built from its config.
 #[derive(Debug, thiserror::Error)]
 pub enum UpstreamError {
-    #[error("upstream {upstream}: server {server}: cannot resolve: {source}")]
-    Resolve {
-        upstream: String,
-        server: String,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("upstream {upstream}: server {server} resolves to no address")]
-    NoAddress { upstream: String, server: String },
-    #[error("upstream {upstream}: TLS: {source}")]
+    /// The TLS error's message is in this one (and not a `source`, so a
+    /// chain printer does not repeat it).
+    #[error("upstream {upstream}: TLS: {error}")]
     Tls {
         upstream: String,
-        #[source]
-        source: levee_tls::TlsError,
+        error: levee_tls::TlsError,
     },
 }
 
@@ -67,7 +59,9 @@ pub struct GroupTls {
 }
 
 impl GroupTls {
-    fn build(
+    /// Loads the CA and client certificate files `cfg` names (`levee
+    /// check` calls this too, so it refuses what start-up would).
+    pub fn build(
         cfg: &levee_config::UpstreamTls,
         protocol: levee_config::UpstreamProtocol,
     ) -> Result<GroupTls, levee_tls::TlsError> {
@@ -186,38 +180,30 @@ impl Group {
 
     /// Builds a group, resolving DNS names with `resolver` (the system
     /// resolver when `None`). Blocking: done at start and reload, off the
-    /// data path.
+    /// data path. A name that does not resolve is logged and left out: the
+    /// group starts without that server, and [`dns::resolve_loop`] keeps
+    /// asking until it resolves (as nginx does with a `resolver`), rather
+    /// than a DNS hiccup stopping a start or a reload.
     pub fn build_with(
         cfg: &Upstream,
         resolver: Option<&Resolver>,
         registry: &Arc<Registry>,
     ) -> Result<Group, UpstreamError> {
-        let mut resolved = Vec::new();
-        for (i, s) in cfg.servers.iter().enumerate() {
-            let addrs: Vec<SocketAddr> = match literal(&s.address) {
-                Some(a) => vec![a],
-                None => dns::resolve_blocking(resolver, &s.address).map_err(|source| {
-                    UpstreamError::Resolve {
-                        upstream: cfg.name.clone(),
-                        server: s.address.clone(),
-                        source,
-                    }
-                })?,
-            };
-            if addrs.is_empty() {
-                return Err(UpstreamError::NoAddress {
-                    upstream: cfg.name.clone(),
-                    server: s.address.clone(),
-                });
-            }
-            resolved.extend(addrs.into_iter().map(|a| (i, a)));
+        let (resolved, unresolved) = dns::resolve_servers(cfg, resolver);
+        for u in &unresolved {
+            tracing::warn!(
+                upstream = %cfg.name,
+                server = %u.address,
+                error = %u.error,
+                "cannot resolve; the server takes no requests until its name resolves"
+            );
         }
         let tls = match &cfg.tls {
             Some(t) => {
                 Some(
-                    GroupTls::build(t, cfg.protocol).map_err(|source| UpstreamError::Tls {
+                    GroupTls::build(t, cfg.protocol).map_err(|error| UpstreamError::Tls {
                         upstream: cfg.name.clone(),
-                        source,
+                        error,
                     })?,
                 )
             }

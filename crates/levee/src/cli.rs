@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
-use levee_config::{AccessLogTarget, Config};
+use levee_config::{AccessLogTarget, Config, ConfigError};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -26,10 +26,15 @@ enum Cmd {
         #[arg(short = 'c', long = "config")]
         config: PathBuf,
     },
-    /// Validate a config file (like `nginx -t`): every error, with file:line:column and key.
+    /// Validate a config file (like `nginx -t`) and what it asks of this
+    /// machine: every error, with file:line:column and key.
     Check {
         #[arg(short = 'c', long = "config")]
         config: PathBuf,
+        /// Check the file alone, not against this machine (files, addresses,
+        /// DNS): for a config meant for another machine.
+        #[arg(long)]
+        file_only: bool,
     },
     /// A quick reverse proxy with no config file.
     Proxy {
@@ -155,10 +160,28 @@ pub fn main() -> ExitCode {
     match dispatch(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("levee: {e:#}");
+            eprintln!("levee: {}", causes(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// An error and its causes, `a: b: c`, leaving out a cause whose text the
+/// error above it already includes (most of ours print their source), so
+/// an OS error is said once.
+fn causes(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
 }
 
 fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -177,7 +200,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             serve(config)
         }
         Some(Cmd::Run { config }) => serve(load(&config)?),
-        Some(Cmd::Check { config }) => check(&config),
+        Some(Cmd::Check { config, file_only }) => check(&config, file_only),
         Some(Cmd::Proxy {
             listen,
             to,
@@ -194,7 +217,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 AccessLogTarget::Off
             };
             if let Err(errors) = levee_config::validate(&config) {
-                eprint!("{errors}");
+                eprintln!("{errors}");
                 bail!("invalid --listen/--to");
             }
             eprintln!("levee: proxying http://{listen}/");
@@ -309,43 +332,69 @@ fn ctl(args: CtlArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn load(path: &Path) -> anyhow::Result<Config> {
-    match levee_config::load(path) {
-        Ok(config) => Ok(config),
-        Err(errors) => {
-            eprint!("{errors}");
-            bail!("{} error(s) in {}", errors.errors.len(), path.display())
-        }
-    }
+    levee_config::load(path).map_err(|errors| refused(&errors.errors, Some(path)))
 }
 
-/// Validates without side effects: no DNS lookups, so a config can be
-/// checked on a machine other than the one that runs it. What the local
-/// filesystem lacks (a static root, a log directory) is printed as a
-/// warning. TLS certificates and keys, the admin token and password file,
-/// and `[fleet]`'s credentials and CA file are read and must load: levee
-/// could not start without them.
-fn check(path: &Path) -> anyhow::Result<ExitCode> {
-    checked(path)?;
-    println!("levee: configuration file {} is ok", path.display());
+/// Prints each error on its line; the summary (`N error(s) in FILE`) is
+/// the error returned, printed by `main` on a line of its own.
+fn refused(errors: &[ConfigError], file: Option<&Path>) -> anyhow::Error {
+    let mut sorted: Vec<&ConfigError> = errors.iter().collect();
+    sorted.sort_by_key(|e| (e.line, e.column));
+    for e in sorted {
+        eprintln!("{e}");
+    }
+    summary(errors.len(), file)
+}
+
+fn summary(errors: usize, file: Option<&Path>) -> anyhow::Error {
+    let file = file.map_or_else(|| "the configuration".into(), |f| f.display().to_string());
+    anyhow::anyhow!("{errors} error(s) in {file}")
+}
+
+/// Holds the config to everything `levee run` and a reload would hold it
+/// to on this machine (`levee_server::preflight`): files load, addresses
+/// can be bound, server names resolve (a name that does not is a warning:
+/// levee starts and keeps resolving it). Problems are printed in file
+/// order, warnings marked as such. With `file_only`, the file alone.
+fn check(path: &Path, file_only: bool) -> anyhow::Result<ExitCode> {
+    let (_, warnings) = checked(path, file_only)?;
+    let warnings = match warnings {
+        0 => String::new(),
+        1 => ", with 1 warning".to_owned(),
+        n => format!(", with {n} warnings"),
+    };
+    println!(
+        "levee: configuration file {} is ok{warnings}",
+        path.display()
+    );
     Ok(ExitCode::SUCCESS)
 }
 
-/// The config at `path` if `levee check` passes it; every error printed.
-fn checked(path: &Path) -> anyhow::Result<Config> {
+/// The config at `path` and its count of warnings, if `levee check` passes
+/// it; every problem printed.
+fn checked(path: &Path, file_only: bool) -> anyhow::Result<(Config, usize)> {
     let config = load(path)?;
-    for warning in levee_config::check_filesystem(&config) {
-        eprintln!("warning: {warning}");
+    let found = if file_only {
+        levee_server::preflight::Findings::default()
+    } else {
+        levee_server::preflight::check(&config)
+    };
+    let mut all: Vec<(&ConfigError, bool)> = found
+        .errors
+        .iter()
+        .map(|e| (e, false))
+        .chain(found.warnings.iter().map(|w| (w, true)))
+        .collect();
+    all.sort_by_key(|(e, _)| (e.line, e.column));
+    for (e, warning) in all {
+        let mark = if warning { "warning: " } else { "" };
+        eprintln!("{mark}{e}");
     }
-    let mut errors = levee_server::tls::check(&config);
-    errors.extend(levee_admin::access::check(&config));
-    errors.extend(levee_server::fleet::check(&config));
-    for e in &errors {
-        eprintln!("{e}");
+    if !found.errors.is_empty() {
+        return Err(summary(found.errors.len(), Some(path)));
     }
-    if !errors.is_empty() {
-        bail!("{} error(s) in {}", errors.len(), path.display());
-    }
-    Ok(config)
+    let warnings = found.warnings.len();
+    Ok((config, warnings))
 }
 
 /// `levee reload`: through the admin listener when there is one, so the
@@ -380,7 +429,7 @@ fn reload(args: &ReloadArgs) -> anyhow::Result<ExitCode> {
             other => return other,
         }
     }
-    let config = checked(path)?;
+    let (config, _) = checked(path, false)?;
     let target =
         Target {
             config: None,
@@ -409,8 +458,12 @@ fn reload_through(client: &levee_admin::ctl::Client) -> anyhow::Result<ExitCode>
 
 fn serve(config: Config) -> anyhow::Result<ExitCode> {
     init_tracing(&config.log.level);
-    levee_server::run(config)?;
-    Ok(ExitCode::SUCCESS)
+    let source = config.source.clone();
+    match levee_server::run(config) {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(levee_server::ServerError::Invalid(e)) => Err(refused(&e.errors, source.as_deref())),
+        Err(e) => Err(e.into()),
+    }
 }
 
 fn init_tracing(level: &str) {

@@ -14,6 +14,9 @@ fn examples_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples")
 }
 
+/// The examples name paths and addresses of an imagined machine, so they
+/// are checked as files (`--file-only`); tests/check.rs holds `check`
+/// against this machine.
 #[test]
 fn check_accepts_every_example() {
     let mut files: Vec<PathBuf> = fs::read_dir(examples_dir())
@@ -28,7 +31,7 @@ fn check_accepts_every_example() {
     assert!(!files.is_empty(), "no examples/*.toml to check");
     for file in files {
         let shown = file.display().to_string();
-        let out = levee_cmd(&["check", "-c", &shown]);
+        let out = levee_cmd(&["check", "--file-only", "-c", &shown]);
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(
             out.status.success(),

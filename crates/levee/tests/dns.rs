@@ -120,3 +120,38 @@ fn a_failed_lookup_keeps_the_last_records() {
     assert_eq!(who(&levee), "A");
     assert_eq!(server_addresses(admin), [format!("127.0.0.1:{port}")]);
 }
+
+/// Regression: a name that did not resolve stopped levee from starting.
+/// Now levee starts (as nginx with a `resolver` does), the server takes no
+/// requests until its name resolves (503), and then it does, without a reload.
+#[test]
+fn a_name_that_resolves_only_later_is_served_once_it_does() {
+    let port = free_port();
+    let _a = app([127, 0, 0, 1], port, "A");
+    let name = "late.levee.test";
+    let dns = Dnsmasq::start(&[("other.levee.test", "127.0.0.1")]);
+    let setup = LeveeSetup::new();
+    let admin = free_port();
+    let cfg = config(&setup, admin, &dns, &format!("{name}:{port}"));
+    let levee = setup.start(&cfg);
+    let status = curl_ok(&[
+        "-s",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        &levee.url("/who"),
+    ]);
+    assert_eq!(status, "503");
+    assert!(server_addresses(admin).is_empty());
+    dns.set(&[(name, "127.0.0.1")]);
+    let served = poll(Duration::from_secs(15), || {
+        (who(&levee) == "A").then_some(())
+    });
+    assert!(
+        served.is_some(),
+        "the name resolved but levee did not use it; stderr:\n{}",
+        levee.stderr()
+    );
+    assert_eq!(server_addresses(admin), [format!("127.0.0.1:{port}")]);
+}

@@ -1,16 +1,18 @@
 //! Slow clients and overload, end to end: a request body trickled below the
 //! minimum progress, a reader that takes a large response too slowly, and
-//! shedding of the oldest idle connections near the descriptor limit.
+//! shedding of the oldest idle connections near the descriptor limit, be
+//! they keep-alive connections or connections that never sent a byte.
 
 mod support;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use support::{LeveeSetup, Nginx, RawConn, get_req, poll};
+use support::{LeveeSetup, Nginx, RawConn, get_req};
 
 const PACE: &str = r#"
 [protect]
@@ -112,23 +114,9 @@ servers = ["{nginx}"]
         port = setup.port,
         nginx = nginx.addr()
     );
-    let config_path = setup.config_path();
-    std::fs::write(&config_path, cfg).expect("write config");
     // 128 descriptors: shedding starts at 64 open client connections.
-    let mut child = Command::new("sh")
-        .arg("-c")
-        .arg("ulimit -n 128 && exec \"$0\" run -c \"$1\"")
-        .arg(env!("CARGO_BIN_EXE_levee"))
-        .arg(&config_path)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("spawn levee");
-    let port = setup.port;
-    let up = poll(Duration::from_secs(15), || {
-        TcpStream::connect(("127.0.0.1", port)).ok()
-    });
-    assert!(up.is_some(), "levee did not start");
+    let levee = setup.start_with_nofile(&cfg, 128);
+    let port = levee.port;
     let request = |c: &mut RawConn| {
         c.try_send(&get_req("/", "t")).ok()?;
         c.try_read_response("GET", Duration::from_secs(5))
@@ -163,6 +151,118 @@ servers = ["{nginx}"]
         shed >= 15,
         "only {shed} of the 20 oldest idle connections were shed"
     );
-    let _ = child.kill();
-    let _ = child.wait();
+}
+
+/// Keeps `n` connections to `port` open that never send a byte, opening a
+/// new one for each that levee closes, until `stop`. Counts the reopened.
+fn silent_flood(port: u16, n: usize, stop: Arc<AtomicBool>, reopened: Arc<AtomicUsize>) {
+    let open = || {
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        // Short: once the listen queue is full the kernel drops the SYN.
+        let s = TcpStream::connect_timeout(&addr, Duration::from_millis(200)).ok()?;
+        s.set_nonblocking(true).ok()?;
+        Some(s)
+    };
+    let mut conns: Vec<TcpStream> = Vec::with_capacity(n);
+    let mut buf = [0u8; 64];
+    while !stop.load(Ordering::Relaxed) {
+        conns.retain_mut(|c| match c.read(&mut buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => true,
+            _ => {
+                reopened.fetch_add(1, Ordering::Relaxed);
+                false
+            }
+        });
+        while conns.len() < n {
+            match open() {
+                Some(c) => conns.push(c),
+                None => break,
+            }
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Regression: connections that never send a byte were never shed, so a
+/// flood of them took every descriptor and a normal client was not
+/// accepted until the first of them reached `request_head` (here 60 s);
+/// and a head started under that pressure had all of `request_head`.
+#[test]
+fn connections_that_never_speak_cannot_starve_a_normal_client() {
+    let setup = LeveeSetup::new();
+    let cfg = format!(
+        r#"workers = 1
+[log]
+access = "off"
+[timeouts]
+request_head = "60s"
+[[listener]]
+address = "127.0.0.1:{port}"
+[[route]]
+respond = "served"
+"#,
+        port = setup.port
+    );
+    // 256 descriptors: shedding starts at 230 open client connections
+    // (shed_idle_at = 90), and 400 silent connections want far more.
+    let levee = setup.start_with_nofile(&cfg, 256);
+    let port = levee.port;
+    let stop = Arc::new(AtomicBool::new(false));
+    let reopened = Arc::new(AtomicUsize::new(0));
+    let flood = {
+        let (stop, reopened) = (stop.clone(), reopened.clone());
+        thread::spawn(move || silent_flood(port, 400, stop, reopened))
+    };
+    thread::sleep(Duration::from_secs(2));
+    // A head started now, and never finished, gets a tenth of request_head
+    // while descriptors are short (6 s here), not all 60 s of it.
+    let mut slow = RawConn::connect(port);
+    slow.send(b"GET / HTTP/1.1\r\nHost: t\r\n");
+    let slow_started = Instant::now();
+    // A normal client, a fresh connection every 200 ms for 6 s.
+    let started = Instant::now();
+    let mut outcomes = Vec::new();
+    while started.elapsed() < Duration::from_secs(6) {
+        let t = Instant::now();
+        let got = (|| {
+            let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+            let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(10)).ok()?;
+            s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+            s.write_all(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+                .ok()?;
+            let mut response = Vec::new();
+            s.read_to_end(&mut response).ok()?;
+            Some(String::from_utf8_lossy(&response).into_owned())
+        })();
+        let ok = got.is_some_and(|r| r.starts_with("HTTP/1.1 200") && r.ends_with("served"));
+        outcomes.push((ok, t.elapsed()));
+        thread::sleep(Duration::from_millis(200).saturating_sub(t.elapsed()));
+    }
+    let (answer, cut) = slow.read_to_close(Duration::from_secs(20));
+    let slow_took = slow_started.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    let _ = flood.join();
+    assert!(
+        cut && slow_took < Duration::from_secs(20),
+        "an unfinished head was kept {slow_took:?} under pressure"
+    );
+    assert!(
+        answer.starts_with(b"HTTP/1.1 408"),
+        "{:?}",
+        String::from_utf8_lossy(&answer)
+    );
+    let failed: Vec<_> = outcomes.iter().filter(|(ok, _)| !ok).collect();
+    assert!(
+        failed.is_empty(),
+        "{} of {} requests failed during the flood: {failed:?}; levee stderr:\n{}",
+        failed.len(),
+        outcomes.len(),
+        levee.stderr()
+    );
+    // The flood did reach the limit: levee closed silent connections.
+    let reopened = reopened.load(Ordering::Relaxed);
+    assert!(
+        reopened >= 50,
+        "only {reopened} silent connections were shed"
+    );
 }

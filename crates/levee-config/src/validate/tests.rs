@@ -40,7 +40,7 @@ fn defaulted_name_clash_is_reported_once() {
     // A defaulted name equal to another listener's explicit name.
     assert_eq!(
         errors_of(
-            "[[listener]]\nname = \"0.0.0.0:80\"\naddress = \"127.0.0.1:80\"\n[[listener]]\naddress = \"0.0.0.0:80\"\n"
+            "[[listener]]\nname = \"0.0.0.0:80\"\naddress = \"127.0.0.1:81\"\n[[listener]]\naddress = \"0.0.0.0:80\"\n"
         ),
         [
             "t.toml:5:11: listener[1].name: duplicate listener name `0.0.0.0:80` (the default name is the address): listener[0] has it too"
@@ -71,6 +71,7 @@ listener = ["web", "admin"]
 proxy = "app"
 
 [[route]]
+path = "/other/"
 proxy = "ghost"
 
 [upstream.app]
@@ -80,7 +81,7 @@ servers = ["127.0.0.1:81"]
         errors_of(text),
         [
             "t.toml:6:20: route[0].listener[1]: unknown listener `admin`; defined listeners: web",
-            "t.toml:10:9: route[1].proxy: unknown upstream `ghost`; defined upstreams: app",
+            "t.toml:11:9: route[1].proxy: unknown upstream `ghost`; defined upstreams: app",
         ]
     );
     assert_eq!(
@@ -162,4 +163,76 @@ fn validate_catches_what_the_file_format_cannot_hold() {
     config.workers = 0;
     let errors = validate(&config).expect_err("no workers").errors;
     assert_eq!(errors[0].key, "workers");
+}
+
+#[test]
+fn a_route_hidden_by_an_earlier_one_is_an_error() {
+    let head = "[[listener]]\nname = \"a\"\naddress = \"127.0.0.1:80\"\n\
+                [[listener]]\nname = \"b\"\naddress = \"127.0.0.1:81\"\n";
+    // Two identical routes: the second is named with the first's place.
+    assert_eq!(
+        errors_of(&format!(
+            "{head}[[route]]\npath = \"/a/\"\nrespond = \"1\"\n[[route]]\npath = \"/a/\"\nrespond = \"2\"\n"
+        )),
+        [
+            "t.toml:11:8: route[1].path: this route is never used: route[0] (line 8) has the same path `/a/` for the same listeners and hosts, and comes first; remove one, or change its path, host or listener"
+        ]
+    );
+    // Without `path` both are `/`; the error points at the table.
+    assert_eq!(
+        errors_of(&format!(
+            "{head}[[route]]\nrespond = \"1\"\n[[route]]\nrespond = \"2\"\n"
+        )),
+        [
+            "t.toml:9:1: route[1]: this route is never used: route[0] (line 7) has the same path `/` for the same listeners and hosts, and comes first; remove one, or change its path, host or listener"
+        ]
+    );
+    // Covered by two earlier routes together, host by host and listener by listener.
+    let covered = format!(
+        "{head}[[route]]\nlistener = \"a\"\nhost = [\"x.test\", \"y.test\"]\nrespond = \"1\"\n\
+         [[route]]\nlistener = \"b\"\nhost = \"x.test\"\nrespond = \"2\"\n\
+         [[route]]\nhost = \"x.test\"\nrespond = \"3\"\n"
+    );
+    assert_eq!(errors_of(&covered).len(), 1, "{:?}", errors_of(&covered));
+    assert!(errors_of(&covered)[0].contains("route[2]: this route is never used: route[0]"));
+}
+
+#[test]
+fn routes_that_differ_somewhere_are_reachable() {
+    let head = "[[listener]]\nname = \"a\"\naddress = \"127.0.0.1:80\"\n\
+                [[listener]]\nname = \"b\"\naddress = \"127.0.0.1:81\"\n";
+    for routes in [
+        // Another path.
+        "[[route]]\npath = \"/a\"\nrespond = \"1\"\n[[route]]\npath = \"/a/\"\nrespond = \"2\"\n",
+        // A host is more specific than none.
+        "[[route]]\nrespond = \"1\"\n[[route]]\nhost = \"x.test\"\nrespond = \"2\"\n",
+        // The second also serves listener b.
+        "[[route]]\nlistener = \"a\"\nrespond = \"1\"\n[[route]]\nrespond = \"2\"\n",
+        // One more host than the first.
+        "[[route]]\nhost = \"x.test\"\nrespond = \"1\"\n[[route]]\nhost = [\"x.test\", \"*.y.test\"]\nrespond = \"2\"\n",
+    ] {
+        ok(&format!("{head}{routes}"));
+    }
+}
+
+#[test]
+fn listener_addresses_the_os_cannot_bind_together() {
+    assert_eq!(
+        errors_of(
+            "[[listener]]\naddress = \"0.0.0.0:80\"\n[[listener]]\naddress = \"127.0.0.1:80\"\n"
+        ),
+        [
+            "t.toml:4:11: listener[1].address: listener address 127.0.0.1:80 overlaps listener[0] (0.0.0.0:80) on the same port: the OS lets only one of them bind; keep one"
+        ]
+    );
+    // IPv6 listeners are IPv6-only: `[::]` and `0.0.0.0` share a port.
+    ok(
+        "[[listener]]\naddress = \"0.0.0.0:80\"\n[[listener]]\naddress = \"[::]:80\"\n[[listener]]\naddress = \"127.0.0.1:81\"\n",
+    );
+    assert_eq!(
+        errors_of("[[listener]]\naddress = \"[::ffff:127.0.0.1]:8080\"\n"),
+        [
+            "t.toml:2:11: listener[0].address: `[::ffff:127.0.0.1]:8080` is an IPv4-mapped IPv6 address, which cannot be listened on; write \"127.0.0.1:8080\""
+        ]
+    );
 }

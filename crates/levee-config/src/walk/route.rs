@@ -18,6 +18,9 @@ pub(crate) struct DraftRoute {
     pub listeners: Vec<Mention>,
     pub hosts: Vec<HostMatch>,
     pub path: String,
+    /// Where to point at the route: its `path`, or its table when `path`
+    /// is left out.
+    pub at: Mention,
     /// `None` when the action is missing, ambiguous or invalid.
     pub action: Option<Action>,
     /// The upstream a `proxy` action names, for the cross-check.
@@ -101,6 +104,10 @@ pub(crate) fn route(sink: &mut Sink<'_>, item: &Item<'_, '_>) -> Option<DraftRou
             None => "/".to_owned(),
         },
     };
+    let at = match fields.get("path") {
+        Some(i) => Mention::of(i, &path),
+        None => Mention::of(item, &path),
+    };
 
     let (action, upstream) = action(sink, &fields).unwrap_or((None, None));
     let (protect, rate_limits) = super::protect::route_protect(sink, &fields);
@@ -108,6 +115,7 @@ pub(crate) fn route(sink: &mut Sink<'_>, item: &Item<'_, '_>) -> Option<DraftRou
         listeners,
         hosts,
         path,
+        at,
         action,
         upstream,
         protect,

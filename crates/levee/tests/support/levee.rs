@@ -77,10 +77,33 @@ servers = [{servers}]
         self.spawn_args(&["run", "-c", &config_path], port)
     }
 
+    /// Writes `config` and starts `levee run -c` on it with at most
+    /// `nofile` descriptors (`ulimit -n`, through `sh`); waits for the port.
+    pub fn start_with_nofile(self, config: &str, nofile: u32) -> Levee {
+        fs::write(self.config_path(), config).expect("write levee config");
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c")
+            .arg("ulimit -n \"$0\" && exec \"$1\" run -c \"$2\"")
+            .arg(nofile.to_string())
+            .arg(env!("CARGO_BIN_EXE_levee"))
+            .arg(self.config_path());
+        let port = self.port;
+        let mut levee = self.spawn_command(cmd, port);
+        levee.wait_port(port);
+        levee
+    }
+
     /// Starts levee with `args` in the setup's directory without waiting.
     pub fn spawn_args(self, args: &[&str], port: u16) -> Levee {
-        let child = Command::new(env!("CARGO_BIN_EXE_levee"))
-            .args(args)
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_levee"));
+        cmd.args(args);
+        self.spawn_command(cmd, port)
+    }
+
+    /// Runs `cmd` (levee, or a shell that execs it) in the setup's
+    /// directory, its output in files there, in a process group of its own.
+    fn spawn_command(self, mut cmd: Command, port: u16) -> Levee {
+        let child = cmd
             .current_dir(self.dir.path())
             .stdin(Stdio::null())
             .stdout(fs::File::create(self.dir.join("stdout.log")).expect("create stdout"))
