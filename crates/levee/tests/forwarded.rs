@@ -201,3 +201,51 @@ fn a_balancer_that_writes_forwarded() {
     assert_eq!(code(&levee, BALANCER, "/admin/", &[fwd]), "200");
     assert_eq!(code(&levee, CLIENT, "/admin/", &[fwd]), "403");
 }
+
+/// Behind a TLS balancer both schemes arrive on plain connections: the
+/// cache keys by the scheme the app is told, so the app's redirect of an
+/// http client to https is never served to the https clients (a redirect
+/// loop for everyone once stored).
+#[test]
+fn a_cache_behind_a_balancer_keeps_the_schemes_apart() {
+    let nginx = Nginx::start(
+        r#"location / {
+            add_header Cache-Control "max-age=600" always;
+            if ($http_x_forwarded_proto != "https") { return 301 https://$host$request_uri; }
+            return 200 "secure page\n";
+        }"#,
+    );
+    let setup = LeveeSetup::new();
+    let cfg = format!(
+        r#"pid_file = "{pid}"
+
+[[listener]]
+address = "127.0.0.1:{port}"
+trusted_proxies = ["{BALANCER}"]
+
+[[route]]
+proxy = "app"
+cache = true
+
+[upstream.app]
+servers = ["{nginx}"]
+
+[cache]
+max_size = "10MB"
+"#,
+        pid = setup.pid_file().display(),
+        port = setup.port,
+        nginx = nginx.addr(),
+    );
+    let levee = setup.start(&cfg);
+    let plain = ["X-Forwarded-Proto: http", "X-Forwarded-For: 192.0.2.7"];
+    let tls = ["X-Forwarded-Proto: https", "X-Forwarded-For: 192.0.2.8"];
+    // The http client is redirected, and that answer is stored ...
+    assert_eq!(code(&levee, BALANCER, "/page", &plain), "301");
+    assert_eq!(code(&levee, BALANCER, "/page", &plain), "301");
+    // ... but an https client gets the page, and then it is stored too.
+    assert_eq!(code(&levee, BALANCER, "/page", &tls), "200");
+    assert_eq!(code(&levee, BALANCER, "/page", &tls), "200");
+    let log = nginx.access_log();
+    assert_eq!(log.lines().count(), 2, "one fetch per scheme:\n{log}");
+}

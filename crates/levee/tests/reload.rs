@@ -153,7 +153,12 @@ fn a_refused_reload_exits_non_zero_with_the_servers_errors() {
     );
     let (ok, _, err) = reload(&levee);
     assert!(!ok);
-    assert!(err.contains(&format!("listener 127.0.0.1:{port}")), "{err}");
+    assert!(
+        err.contains(&format!(
+            "listener[1].address: cannot listen on 127.0.0.1:{port}"
+        )),
+        "{err}"
+    );
     assert_eq!(body(&levee), "old");
 
     // A file that does not parse is refused before asking.

@@ -241,11 +241,16 @@ impl Cluster {
     pub fn start() -> Cluster {
         let nodes: Vec<Redis> = (0..3)
             .map(|_| {
+                // The bus port would be the port + 10,000 (into the
+                // ephemeral range): one of free_port's instead.
+                let bus = free_port().to_string();
                 Redis::start_with(&[
                     "--cluster-enabled",
                     "yes",
                     "--cluster-config-file",
                     "nodes.conf",
+                    "--cluster-port",
+                    &bus,
                 ])
             })
             .collect();
