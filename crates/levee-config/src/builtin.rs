@@ -71,6 +71,7 @@ fn single_route(address: SocketAddr, action: Action, upstreams: Vec<Upstream>) -
         protect: Default::default(),
         resolver: None,
         http2: Default::default(),
+        mirrors: Vec::new(),
         cache: Default::default(),
     }
 }

@@ -33,8 +33,10 @@ pub use error::{ConfigError, ConfigErrors};
 pub use filesystem::check_filesystem;
 pub use model::*;
 pub use names::{check_route_path, check_server_address, parse_host_pattern};
+pub use render::mirrors::mirror as mirror_to_toml;
 pub use render::to_toml;
 pub use validate::{BUILTIN_SOURCE, validate};
+pub use walk::mirrors::{base_url, mirror_from_toml};
 pub use walk::{MAX_WORKERS, parse_origin};
 
 /// Reads and parses the config file at `path`. A file that cannot be read is

@@ -12,6 +12,7 @@ mod admin;
 mod cache;
 mod http2;
 mod mail;
+mod mirrors;
 mod protect;
 mod tls;
 mod upstream;
@@ -19,6 +20,7 @@ pub use admin::*;
 pub use cache::*;
 pub use http2::*;
 pub use mail::*;
+pub use mirrors::*;
 pub use protect::*;
 pub use tls::*;
 pub use upstream::*;
@@ -49,6 +51,8 @@ pub struct Config {
     pub cache: CacheConfig,
     /// `[http2]`: limits of HTTP/2 connections.
     pub http2: Http2,
+    /// `[mirrors.NAME]`: file trees redirected to mirrors, in file order.
+    pub mirrors: Vec<MirrorSet>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -152,6 +156,7 @@ pub enum Action {
     Static(StaticAction),
     Redirect(RedirectAction),
     Respond(RespondAction),
+    Mirrors(MirrorsAction),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -84,6 +84,7 @@ pub(crate) fn assemble(sink: &mut Sink<'_>, draft: Draft, source: &Path) -> Opti
         resolver: draft.resolver,
         cache: draft.cache,
         http2: draft.http2,
+        mirrors: draft.mirrors.into_iter().map(|m| m.set).collect(),
     })
 }
 
@@ -163,6 +164,7 @@ fn check_routes(sink: &mut Sink<'_>, draft: &Draft) {
         .iter()
         .map(|u| u.name.text.as_str())
         .collect();
+    let mirror_names: Vec<&str> = draft.mirrors.iter().map(|m| m.name.text.as_str()).collect();
     for route in &draft.routes {
         for m in &route.listeners {
             if !listener_names.contains(&m.text.as_str()) {
@@ -176,6 +178,19 @@ fn check_routes(sink: &mut Sink<'_>, draft: &Draft) {
                     ),
                 );
             }
+        }
+        if let Some(m) = &route.mirror_set
+            && !mirror_names.contains(&m.text.as_str())
+        {
+            sink.error(
+                m.span.clone(),
+                &m.key,
+                format!(
+                    "unknown mirror set `{}`; {}",
+                    m.text,
+                    known("mirror sets", &mirror_names)
+                ),
+            );
         }
         if let Some(m) = &route.upstream
             && !upstream_names.contains(&m.text.as_str())
@@ -248,6 +263,10 @@ pub fn validate(config: &Config) -> Result<(), ConfigErrors> {
     check(parsed.resolver == config.resolver, "resolver");
     check(parsed.cache == config.cache, "cache");
     check(parsed.http2 == config.http2, "http2");
+    for m in &config.mirrors {
+        let same = parsed.mirrors.iter().any(|p| p == m);
+        check(same, &crate::tree::child("mirrors", &m.name));
+    }
     // Rate limits are keyed by name in the file, so only their set must survive.
     let by_name = |p: &crate::model::Protect| {
         let mut p = p.clone();
