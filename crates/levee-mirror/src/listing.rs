@@ -99,17 +99,10 @@ fn trim_cr(line: &[u8]) -> &[u8] {
 
 /// Seconds since the epoch of a UTC civil time; `None` when out of range.
 pub fn civil(year: i64, month: u32, day: u32, h: u32, m: u32, s: u32) -> Option<i64> {
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || h > 23 || m > 59 || s > 60 {
+    if h > 23 || m > 59 || s > 60 {
         return None;
     }
-    // Days from 1970-01-01, counting years from March so leap days fall last.
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (i64::from(month) + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + i64::from(day) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
+    let days = levee_config::units::days_from_civil(year, month, day)?;
     Some(days * 86_400 + i64::from(h) * 3600 + i64::from(m) * 60 + i64::from(s))
 }
 

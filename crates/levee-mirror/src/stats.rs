@@ -5,7 +5,7 @@
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::SystemTime;
 
-use crate::render::metalink::civil_from_days;
+use levee_config::units::civil_from_days;
 
 const DAYS: usize = 32;
 /// 26 × 26 codes, then one for "unknown".

@@ -74,28 +74,13 @@ pub fn rfc3339(t: SystemTime) -> String {
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let (y, m, d) = civil_from_days(days);
+    let (y, m, d) = levee_config::units::civil_from_days(days);
     format!(
         "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
         rem / 3600,
         rem % 3600 / 60,
         rem % 60
     )
-}
-
-/// The civil date of a day count from 1970-01-01 (the inverse of
-/// [`crate::listing::civil`]).
-pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
 }
 
 #[cfg(test)]
@@ -105,7 +90,7 @@ mod tests {
     #[test]
     fn dates_round_trip() {
         for days in [-1000, 0, 59, 60, 11_016, 20_000, 20_428] {
-            let (y, m, d) = civil_from_days(days);
+            let (y, m, d) = levee_config::units::civil_from_days(days);
             assert_eq!(crate::listing::civil(y, m, d, 0, 0, 0), Some(days * 86_400));
         }
         let t = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_796_598_001);
