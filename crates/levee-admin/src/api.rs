@@ -11,6 +11,7 @@
 //! GET  /cache                                       store size and entries
 //! POST /cache/purge                                 body {"url": U} | {"prefix": P} | {"tag": T}
 //! POST /mail/users/NAME/close                       close NAME's logged-in mail sessions
+//! /mirrors/...                                      the download redirector (api/mirrors.rs)
 //! ```
 //!
 //! `SERVER` is a server's address as configured (`app1.internal:8080`,
@@ -71,6 +72,7 @@ pub fn handle(shared: &Shared, method: &str, target: &str, body: &[u8]) -> Reply
             let closing = levee_mail::kick::close_user(user.as_bytes());
             Reply::json(200, &json!({ "user": user, "closing": closing }))
         }
+        (_, ["mirrors", rest @ ..]) => mirrors::handle(&site, method, rest, body),
         (_, ["cache", "purge"] | ["mail", "users", _, "close"]) => {
             Reply::error(405, format!("{method} is not allowed here; use POST"))
         }
@@ -218,5 +220,6 @@ fn percent_decode(s: &str) -> String {
 }
 
 mod cache;
+mod mirrors;
 #[cfg(test)]
 mod tests;

@@ -9,6 +9,7 @@
 //! - [`route`] and [`site`]: choosing what serves a request;
 //! - [`access_log`]: one line per request;
 //! - [`static_files`]: files under a `static` route's root;
+//! - `mirror_route`: a `mirrors` route, decided by `levee-mirror`;
 //! - [`pace`]: the least progress demanded of a client;
 //! - [`stream`]: the client's socket, plain TCP or TLS;
 //! - [`timed`]: timeouts that read no clock when the I/O completes at once.
@@ -21,6 +22,7 @@ pub mod h1;
 pub mod http2;
 pub mod idle;
 pub mod message;
+mod mirror_route;
 pub mod pace;
 pub mod proxy;
 pub mod proxy_protocol;

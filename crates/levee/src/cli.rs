@@ -127,6 +127,31 @@ enum CtlCmd {
     /// Remove cached responses: `purge url http://host/path`, `purge prefix
     /// http://host/img/` or `purge tag NAME`.
     Purge { by: String, value: String },
+    /// The download redirector's mirror sets.
+    #[command(subcommand)]
+    Mirrors(MirrorsCmd),
+}
+
+#[derive(Subcommand, Debug)]
+enum MirrorsCmd {
+    /// Every mirror of every set (or of SET) and its state.
+    List { set: Option<String> },
+    /// Walk SET's tree and scan every mirror now.
+    Scan { set: String },
+    /// Offer MIRROR again (also lifts an automatic disabling).
+    Enable { set: String, mirror: String },
+    /// Stop offering MIRROR.
+    Disable { set: String, mirror: String },
+    /// Downloads per file, mirror, country and day, as JSON.
+    Stats { set: String },
+    /// Add a mirror: JSON with the keys of a [[mirrors.SET.mirror]] table.
+    Add { set: String, json: String },
+    /// Replace MIRROR's settings with JSON (the keys of a mirror table).
+    Edit {
+        set: String,
+        mirror: String,
+        json: String,
+    },
 }
 
 /// Which running levee: the pid file named by a config, or a pid file directly.
@@ -286,6 +311,18 @@ fn ctl(args: CtlArgs) -> anyhow::Result<ExitCode> {
             }
         }
         CtlCmd::Metrics => Command::Metrics,
+        CtlCmd::Mirrors(m) => {
+            use levee_admin::ctl::MirrorsCommand as M;
+            Command::Mirrors(match m {
+                MirrorsCmd::List { set } => M::List(set),
+                MirrorsCmd::Scan { set } => M::Scan(set),
+                MirrorsCmd::Enable { set, mirror } => M::Enable { set, mirror },
+                MirrorsCmd::Disable { set, mirror } => M::Disable { set, mirror },
+                MirrorsCmd::Stats { set } => M::Stats(set),
+                MirrorsCmd::Add { set, json } => M::Add { set, json },
+                MirrorsCmd::Edit { set, mirror, json } => M::Edit { set, mirror, json },
+            })
+        }
     };
     let out = levee_admin::ctl::run(&client, &command)?;
     print!("{out}");
@@ -321,6 +358,7 @@ fn checked(path: &Path) -> anyhow::Result<Config> {
     }
     let mut errors = levee_server::tls::check(&config);
     errors.extend(levee_admin::access::check(&config));
+    errors.extend(levee_mirror::check(&config));
     for e in &errors {
         eprintln!("{e}");
     }
