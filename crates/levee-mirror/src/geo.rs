@@ -31,7 +31,7 @@ struct Record<'a> {
     #[serde(borrow)]
     continent: Option<Coded<'a>>,
     location: Option<Location>,
-    autonomous_system_number: Option<u32>,
+    autonomous_system_number: Option<Number>,
 }
 
 #[derive(Deserialize)]
@@ -42,8 +42,38 @@ struct Coded<'a> {
 
 #[derive(Deserialize)]
 struct Location {
-    latitude: Option<f64>,
-    longitude: Option<f64>,
+    latitude: Option<Number>,
+    longitude: Option<Number>,
+}
+
+/// A number of whatever width the database's writer chose: the decoder
+/// insists on the exact type (a `u32` field refuses a `uint16`), and
+/// writers other than MaxMind's pick the smallest that fits.
+struct Number(f64);
+
+impl<'de> Deserialize<'de> for Number {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Number, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Number;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a number")
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Number, E> {
+                Ok(Number(v as f64))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Number, E> {
+                Ok(Number(v as f64))
+            }
+            fn visit_u128<E>(self, v: u128) -> Result<Number, E> {
+                Ok(Number(v as f64))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<Number, E> {
+                Ok(Number(v))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 #[derive(Default)]
@@ -102,14 +132,18 @@ impl Geo {
             w.continent = w
                 .continent
                 .or_else(|| code(r.continent.as_ref().and_then(|c| c.code)));
-            w.asn = w.asn.or(r.autonomous_system_number);
+            w.asn = w.asn.or(r
+                .autonomous_system_number
+                .map(|n| n.0)
+                .filter(|n| (1.0..=f64::from(u32::MAX)).contains(n))
+                .map(|n| n as u32));
             if w.location.is_none()
                 && let Some(Location {
                     latitude: Some(lat),
                     longitude: Some(long),
                 }) = r.location
             {
-                w.location = Some((lat, long));
+                w.location = Some((lat.0, long.0));
             }
         }
         w
