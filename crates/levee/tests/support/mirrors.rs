@@ -254,7 +254,6 @@ probe_interval = "1s"
 probe_timeout = "2s"
 probe_rise = 1
 piece_size = "256k"
-verify_sample = 0
 {set_extra}
 
 {mirrors}
