@@ -145,15 +145,16 @@ impl Tree {
     }
 
     /// A tree from a list, for tests and the state-size benchmark.
-    pub fn from_list<'a>(
+    pub fn from_list<'a, P: AsRef<[u8]>>(
         root: PathBuf,
-        files: impl IntoIterator<Item = (&'a [u8], FileMeta)>,
+        files: impl IntoIterator<Item = (P, FileMeta)>,
         links: impl IntoIterator<Item = (&'a [u8], Link)>,
         exclude: &Patterns,
     ) -> Tree {
         let mut paths = Paths::default();
         let mut metas = Vec::new();
         for (p, m) in files {
+            let p = p.as_ref();
             if paths.find(p).is_none() && paths.push(p).is_some() {
                 metas.push(m);
             }
