@@ -27,7 +27,10 @@ fn rss_kib() -> u64 {
 
 fn main() {
     let mut args = std::env::args().skip(1);
-    let files: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(1_000_000);
+    let files: usize = args
+        .next()
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(1_000_000);
     let mirrors: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(100);
     let before = rss_kib();
     let path = |i: usize| {
@@ -40,7 +43,8 @@ fn main() {
             i % 7
         )
     };
-    let average = (0..1000.min(files)).map(|i| path(i).len()).sum::<usize>() / 1000.min(files).max(1);
+    let average =
+        (0..1000.min(files)).map(|i| path(i).len()).sum::<usize>() / 1000.min(files).max(1);
     let tree = Tree::from_list(
         "/srv".into(),
         (0..files).map(|i| {
@@ -85,8 +89,14 @@ fn main() {
     println!("files {files} mirrors {mirrors} average_path_bytes {average}");
     println!("tree_heap_bytes {tree_bytes}");
     println!("holdings_heap_bytes {holding_bytes}");
-    println!("total_heap_mib {:.1}", (tree_bytes + holding_bytes) as f64 / (1 << 20) as f64);
-    println!("rss_growth_mib {:.1}", after.saturating_sub(before) as f64 / 1024.0);
+    println!(
+        "total_heap_mib {:.1}",
+        (tree_bytes + holding_bytes) as f64 / (1 << 20) as f64
+    );
+    println!(
+        "rss_growth_mib {:.1}",
+        after.saturating_sub(before) as f64 / 1024.0
+    );
     // Keep everything alive until measured.
     assert!(holdings.len() == mirrors && !tree.is_empty() || files == 0);
 }

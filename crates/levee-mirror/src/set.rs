@@ -295,15 +295,15 @@ impl MirrorSet {
     }
 
     /// The mirrors that may serve file `id` to `client`, ranked.
-    fn offers(
+    fn offers<'v>(
         &self,
-        view: &View,
+        view: &'v View,
         id: FileId,
         client: &Client,
         https: bool,
         now: u64,
         limit: usize,
-    ) -> Vec<(Mirror, Ranked)> {
+    ) -> Vec<(&'v Mirror, Ranked)> {
         let generation = view.tree.generation;
         let eligible: Vec<&Mirror> = view
             .mirrors
@@ -321,15 +321,14 @@ impl MirrorSet {
         }
         let profiles: Vec<&Profile> = eligible.iter().map(|m| &*m.profile).collect();
         let ranked = choose::with_rng(|rng| choose::rank(&profiles, client, limit, rng));
-        ranked
-            .into_iter()
-            .map(|r| (eligible[r.index].clone(), r))
-            .collect()
+        ranked.into_iter().map(|r| (eligible[r.index], r)).collect()
     }
 
     /// Decides what answers `ask` (docs/mirrors.md, "What a request gets").
     pub fn decide(&self, ask: &Ask<'_>) -> Answer {
-        let view = self.view.load_full();
+        // A guard, not a clone: no reference count shared between workers
+        // is touched on the request path.
+        let view = self.view.load();
         let (path, want) = wanted(&view.tree, ask);
         if ask.directory || !ask.fetch {
             return Answer::Local;
@@ -634,7 +633,7 @@ fn wanted<'a>(tree: &Tree, ask: &Ask<'a>) -> (&'a [u8], Want) {
     (ask.path, want)
 }
 
-fn to_offers(chosen: &[(Mirror, Ranked)], path: &[u8], https: bool) -> Vec<Offer> {
+fn to_offers(chosen: &[(&Mirror, Ranked)], path: &[u8], https: bool) -> Vec<Offer> {
     chosen
         .iter()
         .enumerate()
