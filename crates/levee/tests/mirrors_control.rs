@@ -216,6 +216,50 @@ fn a_mirror_that_starts_lying_is_disabled_by_itself() {
 }
 
 #[test]
+fn a_spot_check_catches_a_piece_that_differs() {
+    // The probe fetches a file that stays intact (excluded, so unhashed:
+    // only its size is compared); the spot checks find the bad piece.
+    let w = World::start("spot_check_interval = \"1s\"\nmax_strikes = 1\n");
+    let hashed = poll(Duration::from_secs(60), || {
+        let (_, body) = admin_request(w.admin, "GET", "/mirrors/dl", "");
+        let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+        (v["hashed"].as_u64()? >= 6).then_some(())
+    });
+    assert!(hashed.is_some(), "the files were never hashed");
+    let edit = format!(
+        r#"{{"http": "{}", "country": "FR", "continent": "EU", "probe_path": "/pub/releases/1.0/image.iso.asc"}}"#,
+        w.mirrors[2].base()
+    );
+    let (status, body) = admin_request(w.admin, "PUT", "/mirrors/dl/mirrors/fr", &edit);
+    assert_eq!(status, 200, "{body}");
+    wait_up(w.admin, &["fr"]);
+    // One byte in the middle of the 3 MiB image changes; the size stays.
+    let iso = w.mirrors[2].nginx.root().join("pub/releases/1.0/image.iso");
+    let mut bytes = std::fs::read(&iso).expect("read");
+    bytes[1_500_000] ^= 0xff;
+    std::fs::write(&iso, &bytes).expect("write");
+    let caught = poll(Duration::from_secs(60), || {
+        (mirror_state(w.admin, "fr")["state"] == "auto-disabled").then_some(())
+    });
+    let state = mirror_state(w.admin, "fr");
+    assert!(caught.is_some(), "{state}");
+    let problem = state["problem"].as_str().unwrap_or("");
+    assert!(
+        problem.contains("image.iso: bytes 1310720-1572863 differ"),
+        "{state}"
+    );
+    let ranged = w.mirrors[2]
+        .nginx
+        .entries()
+        .iter()
+        .any(|e| e.get("uri") == "/pub/releases/1.0/image.iso" && e.get("status") == "206");
+    assert!(ranged, "a ranged GET of one piece");
+    for _ in 0..10 {
+        assert_ne!(w.sent(FR_CLIENT, "/pub/releases/1.0/image.iso").1, "fr");
+    }
+}
+
+#[test]
 fn a_reload_keeps_scans_and_health() {
     let w = World::start("");
     let before = mirror_state(w.admin, "us");
