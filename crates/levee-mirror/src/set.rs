@@ -66,6 +66,9 @@ pub struct MirrorSet {
     pub scan_now: tokio::sync::Notify,
     pub(crate) checks: Mutex<VecDeque<Check>>,
     pub(crate) checks_ready: tokio::sync::Notify,
+    /// When the last full walk and scan began: a reload restarts the
+    /// background loops, which then wait out the rest of `scan_interval`.
+    pub(crate) last_scan: Mutex<Option<Instant>>,
     /// The clock of mirror caps (seconds since this set was made).
     born: Instant,
     tls: OnceLock<Option<levee_tls::Connector>>,
@@ -154,6 +157,7 @@ impl MirrorSet {
             scan_now: tokio::sync::Notify::new(),
             checks: Mutex::new(VecDeque::new()),
             checks_ready: tokio::sync::Notify::new(),
+            last_scan: Mutex::new(None),
             born: Instant::now(),
             tls: OnceLock::new(),
         });
@@ -176,6 +180,10 @@ impl MirrorSet {
         let tree = if same_tree {
             view.tree.clone()
         } else {
+            // Another tree: walk and scan it at once.
+            if let Ok(mut last) = self.last_scan.lock() {
+                *last = None;
+            }
             Arc::new(Tree::empty(config.root.clone()))
         };
         let list = edits.list(&config.mirrors);

@@ -54,10 +54,37 @@ pub async fn run(set: Arc<MirrorSet>) {
 }
 
 /// Walks the tree, then scans every mirror; again every `scan_interval`
-/// or when `levee ctl mirrors scan` asks.
+/// or when `levee ctl mirrors scan` asks. Restarted by a reload, it first
+/// waits out the interval of the last full scan, scanning meanwhile only
+/// mirrors that were never scanned (new in the config).
 async fn scans(set: Arc<MirrorSet>) {
+    let mut asked = false;
     loop {
+        let interval = set.settings().scan_interval;
+        let last = set.last_scan.lock().ok().and_then(|l| *l);
+        let due = asked || last.is_none_or(|t| t.elapsed() >= interval);
+        if !due {
+            let unscanned: Vec<String> = set
+                .view()
+                .mirrors
+                .iter()
+                .filter(|m| m.live.enabled() && m.holdings.scanned_at.is_none())
+                .map(|m| m.profile.name().to_owned())
+                .collect();
+            for name in &unscanned {
+                scan_one(&set, name).await;
+            }
+            let wait = last.map_or(Duration::ZERO, |t| interval.saturating_sub(t.elapsed()));
+            asked = tokio::select! {
+                () = tokio::time::sleep(wait) => false,
+                () = set.scan_now.notified() => true,
+            };
+            continue;
+        }
         let started = Instant::now();
+        if let Ok(mut l) = set.last_scan.lock() {
+            *l = Some(started);
+        }
         walk(&set).await;
         let view = set.view();
         let mut running = JoinSet::new();
@@ -71,11 +98,10 @@ async fn scans(set: Arc<MirrorSet>) {
         while running.join_next().await.is_some() {}
         tracing::info!(set = %set.name, mirrors = view.mirrors.len(), took = ?started.elapsed(), "mirrors scanned");
         drop(view);
-        let interval = set.settings().scan_interval;
-        tokio::select! {
-            () = tokio::time::sleep(interval) => {}
-            () = set.scan_now.notified() => {}
-        }
+        asked = tokio::select! {
+            () = tokio::time::sleep(interval) => false,
+            () = set.scan_now.notified() => true,
+        };
     }
 }
 

@@ -263,6 +263,9 @@ fn a_spot_check_catches_a_piece_that_differs() {
 fn a_reload_keeps_scans_and_health() {
     let w = World::start("");
     let before = mirror_state(w.admin, "us");
+    let listings = |w: &World| w.mirrors[0].hits("/");
+    let listed = listings(&w);
+    assert!(listed >= 1, "de1 was scanned through its listing");
     w.levee.reload();
     // Straight after the reload, before any new scan could finish.
     let after = mirror_state(w.admin, "us");
