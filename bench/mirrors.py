@@ -21,7 +21,7 @@ import peers
 
 LEVEE, NGINX, ADMIN = 19190, 19191, 19192
 MIRRORS = [("m1", "127.0.0.31", 19193), ("m2", "127.0.0.32", 19194)]
-FILE = "/pub/dir07/file-0007.bin"
+FILE = "/pub/dir07/file-0357.bin"
 
 
 def wrk(port, seconds, path):
@@ -65,6 +65,8 @@ def main():
     a = ap.parse_args()
     root = os.path.join(peers.TMP, "tree")
     tree(root)
+    # nginx workers run as nobody: the mirrors must be able to list the tree.
+    os.chmod(peers.TMP, 0o755)
     procs = []
     try:
         for name, ip, port in MIRRORS:
