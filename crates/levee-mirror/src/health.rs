@@ -136,8 +136,8 @@ pub async fn spot_check(set: &MirrorSet, m: &Mirror, tree: &Tree, random: u64) -
     } else {
         let (plen, pieces) = set.store.pieces(&digest)?;
         let i = random.rotate_left(17) % pieces.len() as u64;
-        let start = i * plen;
-        let end = (start + plen).min(meta.size) - 1;
+        let start = i.checked_mul(plen).filter(|s| *s < meta.size)?;
+        let end = start.saturating_add(plen).min(meta.size) - 1;
         (Some((start, end)), pieces[i as usize])
     };
     let want = range.map_or(meta.size, |(a, b)| b - a + 1);

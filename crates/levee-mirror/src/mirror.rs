@@ -217,7 +217,8 @@ impl Live {
             return true;
         }
         let bytes_ok = config.max_bandwidth == 0
-            || self.window.bytes.load(Ordering::Relaxed) < config.max_bandwidth * WINDOW_SECS;
+            || self.window.bytes.load(Ordering::Relaxed)
+                < config.max_bandwidth.saturating_mul(WINDOW_SECS);
         let count_ok = config.max_redirects == 0
             || self.window.count.load(Ordering::Relaxed)
                 < u64::from(config.max_redirects) * WINDOW_SECS;

@@ -206,15 +206,19 @@ async fn probe(set: Arc<MirrorSet>, name: String) {
             last_spot = Instant::now();
             let spot = health::spot_check(&set, &m, &view.tree, rng.next_u64());
             if let Ok(Some(Verdict::Misbehaved(why))) =
-                tokio::time::timeout(settings.probe_timeout * 4, spot).await
+                tokio::time::timeout(settings.probe_timeout.saturating_mul(4), spot).await
             {
                 set.strike(&name, why);
             }
         }
         drop(view);
-        let extra =
-            settings.probe_interval.as_millis() as u64 * u64::from(settings.probe_jitter) / 100;
-        let wait = settings.probe_interval + Duration::from_millis(rng.below(extra + 1));
+        let extra = u64::try_from(settings.probe_interval.as_millis())
+            .unwrap_or(u64::MAX)
+            .saturating_mul(u64::from(settings.probe_jitter))
+            / 100;
+        let wait = settings
+            .probe_interval
+            .saturating_add(Duration::from_millis(rng.below(extra.saturating_add(1))));
         tokio::time::sleep(wait).await;
     }
 }
