@@ -13,6 +13,7 @@
 //! POST /mail/users/NAME/close                       close NAME's logged-in mail sessions
 //! GET  /fleet                                       the fleet's members (api/fleet.rs)
 //! POST /fleet/ping                                  a ping on the fleet's bus
+//! /mirrors/...                                      the download redirector (api/mirrors.rs)
 //! ```
 //!
 //! `SERVER` is a server's address as configured (`app1.internal:8080`,
@@ -79,6 +80,7 @@ pub fn handle(shared: &Shared, method: &str, target: &str, body: &[u8]) -> Reply
             let closing = levee_mail::kick::close_user(user.as_bytes());
             Reply::json(200, &json!({ "user": user, "closing": closing }))
         }
+        (_, ["mirrors", rest @ ..]) => mirrors::handle(&site, method, rest, body),
         (_, ["cache", "purge"] | ["mail", "users", _, "close"]) => {
             Reply::error(405, format!("{method} is not allowed here; use POST"))
         }
@@ -227,5 +229,6 @@ fn percent_decode(s: &str) -> String {
 
 mod cache;
 mod fleet;
+mod mirrors;
 #[cfg(test)]
 mod tests;

@@ -47,6 +47,103 @@ pub enum Command {
     Fleet,
     /// A ping on the fleet's bus, logged by every member.
     FleetPing(String),
+    /// The download redirector (`/mirrors`).
+    Mirrors(MirrorsCommand),
+}
+
+/// `levee ctl mirrors ...`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MirrorsCommand {
+    /// A table of every set's mirrors (or one set's).
+    List(Option<String>),
+    /// Walk the tree and scan every mirror of a set now.
+    Scan(String),
+    Enable {
+        set: String,
+        mirror: String,
+    },
+    Disable {
+        set: String,
+        mirror: String,
+    },
+    /// Download statistics as JSON.
+    Stats(String),
+    /// Add a mirror: `json` is its `[[mirrors.SET.mirror]]` table in JSON.
+    Add {
+        set: String,
+        json: String,
+    },
+    /// Replace mirror `mirror` with `json`.
+    Edit {
+        set: String,
+        mirror: String,
+        json: String,
+    },
+}
+
+impl MirrorsCommand {
+    fn request(&self) -> (&'static str, String, String) {
+        use MirrorsCommand::*;
+        let path = |set: &str, rest: &str| format!("/mirrors/{}{rest}", encode(set));
+        match self {
+            List(None) => ("GET", "/mirrors".to_owned(), String::new()),
+            List(Some(set)) => ("GET", path(set, ""), String::new()),
+            Scan(set) => ("POST", path(set, "/scan"), "{}".to_owned()),
+            Stats(set) => ("GET", path(set, "/stats"), String::new()),
+            Enable { set, mirror } => (
+                "POST",
+                path(set, &format!("/mirrors/{}/enable", encode(mirror))),
+                "{}".to_owned(),
+            ),
+            Disable { set, mirror } => (
+                "POST",
+                path(set, &format!("/mirrors/{}/disable", encode(mirror))),
+                "{}".to_owned(),
+            ),
+            Add { set, json } => ("POST", path(set, "/mirrors"), json.clone()),
+            Edit { set, mirror, json } => (
+                "PUT",
+                path(set, &format!("/mirrors/{}", encode(mirror))),
+                json.clone(),
+            ),
+        }
+    }
+}
+
+/// `set mirror state files stale redirects problem`, one mirror a line.
+fn mirrors_table(text: &str) -> Option<String> {
+    let v: Value = serde_json::from_str(text).ok()?;
+    let sets: Vec<Value> = match v.get("sets") {
+        Some(Value::Array(a)) => a.clone(),
+        _ => vec![v],
+    };
+    let mut out = format!(
+        "{:<12} {:<16} {:<14} {:>8} {:>6} {:>10}  {}\n",
+        "SET", "MIRROR", "STATE", "FILES", "STALE", "REDIRECTS", "PROBLEM"
+    );
+    for set in &sets {
+        let name = set.get("name")?.as_str()?;
+        for m in set.get("mirrors")?.as_array()? {
+            let field = |k: &str| {
+                m.get(k).map(|v| match v {
+                    Value::String(s) => s.clone(),
+                    Value::Null => "-".to_owned(),
+                    other => other.to_string(),
+                })
+            };
+            out.push_str(&format!(
+                "{:<12} {:<16} {:<14} {:>8} {:>6} {:>10}  {}\n",
+                name,
+                field("name")?,
+                field("state")?,
+                field("files")?,
+                field("stale")?,
+                field("redirects")?,
+                field("problem").unwrap_or_default(),
+            ));
+        }
+    }
+    Some(out)
 }
 
 /// What a purge matches (docs/api.md, `POST /cache/purge`).
@@ -138,6 +235,7 @@ pub fn run(client: &Client, command: &Command) -> Result<String, CtlError> {
         Command::Enable { upstream, server } => {
             ("POST", action(upstream, server, "enable"), String::new())
         }
+        Command::Mirrors(m) => m.request(),
         Command::Weight {
             upstream,
             server,
@@ -152,7 +250,7 @@ pub fn run(client: &Client, command: &Command) -> Result<String, CtlError> {
         }
     };
     let (status, text) = request(client, method, &path, &body)?;
-    if status != 200 {
+    if status != 200 && status != 201 {
         return Err(api_error(status, text));
     }
     Ok(match command {
@@ -163,6 +261,7 @@ pub fn run(client: &Client, command: &Command) -> Result<String, CtlError> {
                 .map_or(0, |d| d.as_millis() as u64);
             fleet::table(&text, now).unwrap_or(text)
         }
+        Command::Mirrors(MirrorsCommand::List(_)) => mirrors_table(&text).unwrap_or(text),
         Command::Drain { .. }
         | Command::Disable { .. }
         | Command::Enable { .. }

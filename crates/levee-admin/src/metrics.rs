@@ -1,7 +1,7 @@
 //! `/metrics` in the Prometheus text format (version 0.0.4). Every upstream
 //! and listener metric is defined here, once: its name, type and help, so
 //! names follow one convention (`levee_` prefix, base units, `_total`
-//! counters). Protection metrics follow the same convention and are defined
+//! counters), the download redirector's (`levee_mirror_`) too. Protection metrics follow the same convention and are defined
 //! beside their counters in `levee_protect::metrics`, which `render` appends.
 
 use std::fmt::Write;
@@ -41,8 +41,80 @@ pub const CACHE_PURGED: &str = "levee_cache_purged_total";
 pub const CACHE_EVICTIONS: &str = "levee_cache_evictions_total";
 pub const CACHE_BYTES: &str = "levee_cache_bytes";
 pub const CACHE_OBJECTS: &str = "levee_cache_entries";
+pub const MIRROR_REDIRECTS: &str = "levee_mirror_redirects_total";
+pub const MIRROR_BYTES: &str = "levee_mirror_redirected_bytes_total";
+pub const MIRROR_LOCAL: &str = "levee_mirror_local_total";
+pub const MIRROR_UP: &str = "levee_mirror_up";
+pub const MIRROR_STRIKES: &str = "levee_mirror_strikes";
+pub const MIRROR_FILES: &str = "levee_mirror_files";
+pub const MIRROR_STALE: &str = "levee_mirror_stale_files";
+pub const MIRROR_TREE_FILES: &str = "levee_mirror_tree_files";
+pub const MIRROR_HASHED: &str = "levee_mirror_hashed_files";
+pub const MIRROR_COUNTRY: &str = "levee_mirror_country_downloads_total";
+pub const MIRROR_DAY: &str = "levee_mirror_day_downloads";
+pub const MIRROR_FILE: &str = "levee_mirror_file_downloads_total";
 
 const DEFS: &[Def] = &[
+    Def {
+        name: MIRROR_REDIRECTS,
+        kind: "counter",
+        help: "Downloads redirected to a mirror.",
+    },
+    Def {
+        name: MIRROR_BYTES,
+        kind: "counter",
+        help: "Bytes of the files redirected to a mirror.",
+    },
+    Def {
+        name: MIRROR_LOCAL,
+        kind: "counter",
+        help: "Downloads of a mirror set served locally (small, excluded, or on no usable mirror).",
+    },
+    Def {
+        name: MIRROR_UP,
+        kind: "gauge",
+        help: "1 if the mirror is offered now (enabled, probes pass, not disabled for misbehaving), else 0.",
+    },
+    Def {
+        name: MIRROR_STRIKES,
+        kind: "gauge",
+        help: "Misbehaviours counted against the mirror (wrong size or content, 404 for a listed file).",
+    },
+    Def {
+        name: MIRROR_FILES,
+        kind: "gauge",
+        help: "Files of the tree the mirror has with the local size, from its last scan.",
+    },
+    Def {
+        name: MIRROR_STALE,
+        kind: "gauge",
+        help: "Files the mirror has with another size or an older time, never offered.",
+    },
+    Def {
+        name: MIRROR_TREE_FILES,
+        kind: "gauge",
+        help: "Files in the set's local tree.",
+    },
+    Def {
+        name: MIRROR_HASHED,
+        kind: "gauge",
+        help: "Files of the local tree whose SHA-256 is known.",
+    },
+    Def {
+        name: MIRROR_COUNTRY,
+        kind: "counter",
+        help: "Downloads by the client's country (GeoIP; -- for unknown).",
+    },
+    Def {
+        name: MIRROR_DAY,
+        kind: "gauge",
+        help: "Downloads per UTC day, for the last 32 days.",
+    },
+    Def {
+        name: MIRROR_FILE,
+        kind: "counter",
+        help: "Downloads of the most downloaded files (top_files of them).",
+    },
     Def {
         name: UPSTREAM_REQUESTS,
         kind: "counter",
@@ -172,6 +244,10 @@ pub fn render(site: &Site) -> String {
             cache_series(&mut out, def.name, site);
             continue;
         }
+        if def.name.starts_with("levee_mirror_") {
+            mirror_series(&mut out, def.name, site);
+            continue;
+        }
         if def.name == UPSTREAM_PANIC {
             for g in &groups {
                 let panic = g.stats.panic.load(Relaxed);
@@ -282,6 +358,59 @@ fn server_series(
             let _ = writeln!(out, "{name}{{{labels}}} {idle}");
         }
         _ => {}
+    }
+}
+
+/// One family of the download redirector's series, for every set.
+fn mirror_series(out: &mut String, name: &str, site: &Site) {
+    let mut sets: Vec<&std::sync::Arc<levee_mirror::MirrorSet>> = site.mirrors.values().collect();
+    sets.sort_by(|a, b| a.name.cmp(&b.name));
+    for set in sets {
+        let s = escape(&set.name);
+        let view = set.view();
+        let per_set = match name {
+            MIRROR_LOCAL => Some(set.stats.local.load(Relaxed)),
+            MIRROR_TREE_FILES => Some(view.tree.len() as u64),
+            MIRROR_HASHED => Some(view.tree.hashed() as u64),
+            _ => None,
+        };
+        if let Some(v) = per_set {
+            let _ = writeln!(out, "{name}{{set=\"{s}\"}} {v}");
+            continue;
+        }
+        match name {
+            MIRROR_COUNTRY => {
+                for (c, n) in set.stats.countries() {
+                    let _ = writeln!(out, "{name}{{set=\"{s}\",country=\"{c}\"}} {n}");
+                }
+            }
+            MIRROR_DAY => {
+                for (d, n) in set.stats.days(std::time::SystemTime::now()) {
+                    let _ = writeln!(out, "{name}{{set=\"{s}\",day=\"{d}\"}} {n}");
+                }
+            }
+            MIRROR_FILE => {
+                for (id, n) in view.tree.top(set.settings().top_files as usize) {
+                    let path = escape(&String::from_utf8_lossy(view.tree.path(id)));
+                    let _ = writeln!(out, "{name}{{set=\"{s}\",path=\"/{path}\"}} {n}");
+                }
+            }
+            _ => {
+                for m in &view.mirrors {
+                    let v = match name {
+                        MIRROR_REDIRECTS => m.live.redirects.load(Relaxed),
+                        MIRROR_BYTES => m.live.bytes.load(Relaxed),
+                        MIRROR_UP => u64::from(m.usable()),
+                        MIRROR_STRIKES => u64::from(m.live.strikes()),
+                        MIRROR_FILES => m.holdings.has.count() as u64,
+                        MIRROR_STALE => u64::from(m.holdings.stale),
+                        _ => continue,
+                    };
+                    let mirror = escape(m.profile.name());
+                    let _ = writeln!(out, "{name}{{set=\"{s}\",mirror=\"{mirror}\"}} {v}");
+                }
+            }
+        }
     }
 }
 

@@ -75,6 +75,7 @@ fn single_route(address: SocketAddr, action: Action, upstreams: Vec<Upstream>) -
         resolver: None,
         http2: Default::default(),
         fleet: None,
+        mirrors: Vec::new(),
         cache: Default::default(),
     }
 }

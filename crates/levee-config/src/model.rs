@@ -13,6 +13,7 @@ mod cache;
 mod fleet;
 mod http2;
 mod mail;
+mod mirrors;
 mod protect;
 mod tls;
 mod upstream;
@@ -21,6 +22,7 @@ pub use cache::*;
 pub use fleet::*;
 pub use http2::*;
 pub use mail::*;
+pub use mirrors::*;
 pub use protect::*;
 pub use tls::*;
 pub use upstream::*;
@@ -53,6 +55,8 @@ pub struct Config {
     pub http2: Http2,
     /// `[fleet]`: shared state in Redis; `None` for a levee on its own.
     pub fleet: Option<Fleet>,
+    /// `[mirrors.NAME]`: file trees redirected to mirrors, in file order.
+    pub mirrors: Vec<MirrorSet>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -161,6 +165,7 @@ pub enum Action {
     Static(StaticAction),
     Redirect(RedirectAction),
     Respond(RespondAction),
+    Mirrors(MirrorsAction),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

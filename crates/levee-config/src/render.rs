@@ -11,6 +11,7 @@ mod admin;
 mod cache;
 mod fleet;
 mod mail;
+pub(crate) mod mirrors;
 mod protect;
 mod tls;
 
@@ -173,6 +174,7 @@ pub fn to_toml(config: &Config) -> String {
     }
     cache::root(&mut root, &config.cache);
     fleet::root(&mut root, &config.fleet);
+    mirrors::root(&mut root, &config.mirrors);
 
     toml::to_string(&root).unwrap_or_default()
 }
@@ -291,6 +293,9 @@ fn route(r: &crate::model::Route) -> Value {
             t.insert("redirect".into(), r.to.as_str().into());
             t.insert("status".into(), int(u64::from(r.status)));
         }
+        Action::Mirrors(m) => {
+            t.insert("mirrors".into(), m.set.as_str().into());
+        }
         Action::Respond(r) => {
             t.insert("respond".into(), r.body.as_str().into());
             t.insert("status".into(), int(u64::from(r.status)));
@@ -302,12 +307,12 @@ fn route(r: &crate::model::Route) -> Value {
 
 /// An integer, saturating where TOML's i64 ends; [`crate::validate`] then
 /// sees the value change.
-fn int(n: u64) -> Value {
+pub(crate) fn int(n: u64) -> Value {
     Value::Integer(i64::try_from(n).unwrap_or(i64::MAX))
 }
 
 /// Sizes beyond i64 are written as strings, which the size parser reads.
-fn size(n: u64) -> Value {
+pub(crate) fn size(n: u64) -> Value {
     match i64::try_from(n) {
         Ok(n) => Value::Integer(n),
         Err(_) => Value::String(n.to_string()),
@@ -315,7 +320,7 @@ fn size(n: u64) -> Value {
 }
 
 /// The largest whole unit: `"90s"`, `"5m"`, `"1500ms"`.
-fn duration(d: Duration) -> Value {
+pub(crate) fn duration(d: Duration) -> Value {
     let ms = d.as_millis();
     let text = if ms == 0 {
         "0s".to_owned()
@@ -331,6 +336,6 @@ fn duration(d: Duration) -> Value {
     Value::String(text)
 }
 
-fn path(p: &Path) -> Value {
+pub(crate) fn path(p: &Path) -> Value {
     Value::String(p.to_string_lossy().into_owned())
 }

@@ -1,4 +1,6 @@
-//! Durations and sizes as written in the config file.
+//! Durations and sizes as written in the config file, and the calendar
+//! arithmetic behind the dates levee writes (access log, Metalink) and
+//! reads (mirror listings).
 //!
 //! Pure string parsers: they know nothing about TOML or positions, and return
 //! a message the walker attaches to the offending value.
@@ -79,6 +81,36 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         .map_err(|_| format!("size `{text}` is too large"))?;
     n.checked_mul(1u64 << shift)
         .ok_or_else(|| format!("size `{text}` is too large"))
+}
+
+/// The civil date (year, month 1-12, day) of a day count from 1970-01-01
+/// (Howard Hinnant's days-to-civil algorithm).
+pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(month <= 2), month, day)
+}
+
+/// The day count from 1970-01-01 of a civil date (the inverse of
+/// [`civil_from_days`]); `None` for a month or day out of range.
+pub fn days_from_civil(year: i64, month: u32, day: u32) -> Option<i64> {
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) {
+        return None;
+    }
+    // Years counted from March, so a leap day falls last.
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (i64::from(month) + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + i64::from(day) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    Some(era * 146_097 + doe - 719_468)
 }
 
 #[cfg(test)]

@@ -102,6 +102,7 @@ pub(crate) fn assemble(sink: &mut Sink<'_>, draft: Draft, source: &Path) -> Opti
         cache: draft.cache,
         http2: draft.http2,
         fleet: draft.fleet,
+        mirrors: draft.mirrors.into_iter().map(|m| m.set).collect(),
     })
 }
 
@@ -271,6 +272,7 @@ fn check_routes(sink: &mut Sink<'_>, draft: &Draft) {
         .iter()
         .map(|u| u.name.text.as_str())
         .collect();
+    let mirror_names: Vec<&str> = draft.mirrors.iter().map(|m| m.name.text.as_str()).collect();
     for route in &draft.routes {
         for m in &route.listeners {
             if !listener_names.contains(&m.text.as_str()) {
@@ -284,6 +286,19 @@ fn check_routes(sink: &mut Sink<'_>, draft: &Draft) {
                     ),
                 );
             }
+        }
+        if let Some(m) = &route.mirror_set
+            && !mirror_names.contains(&m.text.as_str())
+        {
+            sink.error(
+                m.span.clone(),
+                &m.key,
+                format!(
+                    "unknown mirror set `{}`; {}",
+                    m.text,
+                    known("mirror sets", &mirror_names)
+                ),
+            );
         }
         if let Some(m) = &route.upstream
             && !upstream_names.contains(&m.text.as_str())
@@ -357,6 +372,10 @@ pub fn validate(config: &Config) -> Result<(), ConfigErrors> {
     check(parsed.cache == config.cache, "cache");
     check(parsed.http2 == config.http2, "http2");
     check(parsed.fleet == config.fleet, "fleet");
+    for m in &config.mirrors {
+        let same = parsed.mirrors.iter().any(|p| p == m);
+        check(same, &crate::tree::child("mirrors", &m.name));
+    }
     // Rate limits are keyed by name in the file, so only their set must survive.
     let by_name = |p: &crate::model::Protect| {
         let mut p = p.clone();

@@ -11,6 +11,7 @@ mod cache;
 mod fleet;
 mod http2;
 mod mail;
+pub(crate) mod mirrors;
 mod protect;
 mod resolver;
 mod route;
@@ -27,6 +28,7 @@ use crate::error::Sink;
 use crate::model::{AccessLogFormat, AccessLogTarget, Limits, LogConfig, Timeouts};
 use crate::tree::{Fields, Item};
 
+pub(crate) use mirrors::DraftMirrorSet;
 pub(crate) use protect::{DraftRateLimit, check_rate_limit_refs};
 pub(crate) use route::DraftRoute;
 pub(crate) use upstream::DraftUpstream;
@@ -72,6 +74,7 @@ pub(crate) struct Draft {
     pub cache: crate::model::CacheConfig,
     pub http2: crate::model::Http2,
     pub fleet: Option<crate::model::Fleet>,
+    pub mirrors: Vec<DraftMirrorSet>,
 }
 
 pub(crate) struct DraftListener {
@@ -109,6 +112,7 @@ pub(crate) const ROOT_KEYS: &[&str] = &[
     "cache",
     "http2",
     "fleet",
+    "mirrors",
 ];
 pub(crate) const LOG_KEYS: &[&str] = &["access", "format", "level"];
 pub(crate) const LIMIT_KEYS: &[&str] = &[
@@ -163,6 +167,8 @@ pub(crate) use fleet::FLEET_KEYS;
 pub(crate) use http2::HTTP2_KEYS;
 #[cfg(test)]
 pub(crate) use mail::MAIL_KEYS;
+#[cfg(test)]
+pub(crate) use mirrors::{MIRROR_KEYS, MIRRORS_KEYS};
 #[cfg(test)]
 pub(crate) use protect::{PROTECT_KEYS, RATE_LIMIT_KEYS};
 #[cfg(test)]
@@ -223,8 +229,13 @@ pub(crate) fn walk(sink: &mut Sink<'_>, root: &DeTable<'_>, root_span: Range<usi
         .map(|i| http2::http2(sink, i))
         .unwrap_or_default();
     let fleet = fields.get("fleet").and_then(|i| fleet::fleet(sink, i));
+    let mirrors = fields
+        .get("mirrors")
+        .map(|i| mirrors::mirror_sets(sink, i))
+        .unwrap_or_default();
     Draft {
         fleet,
+        mirrors,
         root_span,
         http2,
         workers: workers.unwrap_or_else(auto_workers),
@@ -241,6 +252,39 @@ pub(crate) fn walk(sink: &mut Sink<'_>, root: &DeTable<'_>, root_span: Range<usi
         resolver,
         cache,
     }
+}
+
+/// The named tables of a table such as `[rate_limit.NAME]`, sorted into
+/// file order, each with its name as written. An empty name is reported
+/// (as `what`, e.g. "a rate limit name") and its table skipped.
+pub(crate) fn named<'t, 'i>(
+    sink: &mut Sink<'_>,
+    item: &Item<'t, 'i>,
+    what: &str,
+) -> Vec<(Mention, Item<'t, 'i>)> {
+    let Some(table) = item.table(sink) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (name, value) in table.iter() {
+        let entry = Item {
+            key: crate::tree::child(&item.key, name.get_ref()),
+            key_span: name.span(),
+            value,
+        };
+        if name.get_ref().is_empty() {
+            sink.error(name.span(), &entry.key, format!("{what} must not be empty"));
+            continue;
+        }
+        let mention = Mention {
+            text: name.get_ref().to_string(),
+            key: entry.key.clone(),
+            span: name.span(),
+        };
+        out.push((mention, entry));
+    }
+    out.sort_by_key(|(m, _)| m.span.start);
+    out
 }
 
 /// The elements of an array of tables such as `[[listener]]`.

@@ -6,7 +6,7 @@
 //!                                                         └─────────── keep-alive ◀─────────┘
 //! ```
 //!
-//! `act` is one of proxy, static, redirect, respond.
+//! `act` is one of proxy, static, redirect, respond, mirrors.
 //!
 //! While idle a connection holds no buffer: it waits for readability with an
 //! empty `BytesMut`, and after the worker's second park tick it gives up
@@ -350,6 +350,13 @@ async fn act(
         }
         Target::Static(root) => {
             crate::static_route::serve(client, site, head, root, done).await;
+        }
+        Target::Mirrors(set) => {
+            // Boxed: its state must not widen every connection's task.
+            Box::pin(crate::mirror_route::serve(
+                client, site, head, set, keep_alive, done,
+            ))
+            .await;
         }
     }
 }

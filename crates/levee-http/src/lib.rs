@@ -11,6 +11,7 @@
 //! - [`origin`]: who a request is for, behind trusted proxies or not;
 //! - [`access_log`]: one line per request;
 //! - [`static_files`]: files under a `static` route's root;
+//! - `mirror_route`: a `mirrors` route, decided by `levee-mirror`;
 //! - [`pace`]: the least progress demanded of a client;
 //! - [`gone`]: noticing a client that went away, so its upstream work stops;
 //! - [`stream`]: the client's socket, plain TCP or TLS;
@@ -25,6 +26,7 @@ pub mod h1;
 pub mod http2;
 pub mod idle;
 pub mod message;
+mod mirror_route;
 pub mod normal;
 pub mod origin;
 pub mod pace;

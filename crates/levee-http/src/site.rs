@@ -56,6 +56,8 @@ pub enum Target {
         body: Vec<u8>,
         content_type: String,
     },
+    /// A download redirector's tree (levee-mirror).
+    Mirrors(Arc<levee_mirror::MirrorSet>),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +66,12 @@ pub enum SiteError {
     Upstream(#[from] UpstreamError),
     #[error(transparent)]
     Protect(#[from] ProtectError),
+    #[error("mirror set `{name}`: {source}")]
+    Mirror {
+        name: String,
+        #[source]
+        source: levee_mirror::MirrorError,
+    },
     #[error("access log {path}: {source}")]
     AccessLog {
         path: String,
@@ -79,6 +87,8 @@ pub struct Site {
     pub head_limits: HeadLimits,
     pub access_log: AccessLog,
     pub upstreams: HashMap<String, Arc<Group>>,
+    /// `[mirrors.NAME]` sets by name (their state lives across reloads).
+    pub mirrors: HashMap<String, Arc<levee_mirror::MirrorSet>>,
     /// By listener address: a reload that renames a listener keeps its socket.
     routers: HashMap<SocketAddr, Router<Routed>>,
     /// Connection limits and allow/deny lists by listener address.
@@ -112,6 +122,15 @@ impl Site {
                 Arc::new(Group::build_with(u, config.resolver.as_ref(), registry)?),
             );
         }
+        let mut mirrors = HashMap::new();
+        for set in &config.mirrors {
+            let obtained =
+                levee_mirror::MirrorSet::obtain(set).map_err(|source| SiteError::Mirror {
+                    name: set.name.clone(),
+                    source,
+                })?;
+            mirrors.insert(set.name.clone(), obtained);
+        }
         let limiters = levee_protect::rate::limiters(&config.protect.rate_limits);
         let mut targets = Vec::with_capacity(config.routes.len());
         for route in &config.routes {
@@ -132,6 +151,11 @@ impl Site {
                 },
                 Action::Static(s) => Target::Static(s.clone()),
                 Action::Redirect(r) => Target::Redirect(r.clone()),
+                Action::Mirrors(m) => match mirrors.get(&m.set) {
+                    Some(set) => Target::Mirrors(set.clone()),
+                    // Validation guarantees the name resolves; skip defensively.
+                    None => continue,
+                },
                 Action::Respond(r) => Target::Respond {
                     status: r.status,
                     body: r.body.as_bytes().to_vec(),
@@ -194,6 +218,7 @@ impl Site {
             },
             access_log,
             upstreams,
+            mirrors,
             routers,
             conn_limits,
             pace,

@@ -22,7 +22,7 @@
 
 mod conditional;
 mod mime;
-mod path;
+pub(crate) mod path;
 pub(crate) mod range;
 mod send;
 

@@ -49,6 +49,7 @@ pub fn check(config: &Config) -> Findings {
     found.errors.extend(crate::tls::check(config));
     found.errors.extend(levee_admin::access::check(config));
     found.errors.extend(crate::fleet::check(config));
+    found.errors.extend(levee_mirror::check(config));
     addresses(config, &at, &mut found);
     for u in &config.upstreams {
         let (_, unresolved) = levee_upstream::dns::resolve_servers(u, config.resolver.as_ref());

@@ -1,5 +1,6 @@
 //! Control-thread tasks around the data path: active health checks and DNS
-//! re-resolution for the current site's upstreams (restarted with each
+//! re-resolution for the current site's upstreams, the download
+//! redirector's scans, probes and hashing (restarted with each
 //! site, so a reload's new checks replace the old ones), and the admin
 //! listener.
 
@@ -26,6 +27,9 @@ impl Upkeep {
             if levee_upstream::has_names(&group.config) {
                 tasks.spawn(levee_upstream::dns::resolve_loop(group.clone()));
             }
+        }
+        for set in site.mirrors.values() {
+            tasks.spawn(levee_mirror::upkeep::run(set.clone()));
         }
         Upkeep { _tasks: tasks }
     }

@@ -138,12 +138,37 @@ enum CtlCmd {
         #[command(subcommand)]
         action: Option<FleetCmd>,
     },
+    /// The download redirector's mirror sets.
+    #[command(subcommand)]
+    Mirrors(MirrorsCmd),
 }
 
 #[derive(Subcommand, Debug)]
 enum FleetCmd {
     /// Send a ping on the fleet's bus; every member logs it.
     Ping { note: Option<String> },
+}
+
+#[derive(Subcommand, Debug)]
+enum MirrorsCmd {
+    /// Every mirror of every set (or of SET) and its state.
+    List { set: Option<String> },
+    /// Walk SET's tree and scan every mirror now.
+    Scan { set: String },
+    /// Offer MIRROR again (also lifts an automatic disabling).
+    Enable { set: String, mirror: String },
+    /// Stop offering MIRROR.
+    Disable { set: String, mirror: String },
+    /// Downloads per file, mirror, country and day, as JSON.
+    Stats { set: String },
+    /// Add a mirror: JSON with the keys of a [[mirrors.SET.mirror]] table.
+    Add { set: String, json: String },
+    /// Replace MIRROR's settings with JSON (the keys of a mirror table).
+    Edit {
+        set: String,
+        mirror: String,
+        json: String,
+    },
 }
 
 /// Which running levee: the pid file named by a config, or a pid file directly.
@@ -325,6 +350,18 @@ fn ctl(args: CtlArgs) -> anyhow::Result<ExitCode> {
         CtlCmd::Fleet {
             action: Some(FleetCmd::Ping { note }),
         } => Command::FleetPing(note.unwrap_or_default()),
+        CtlCmd::Mirrors(m) => {
+            use levee_admin::ctl::MirrorsCommand as M;
+            Command::Mirrors(match m {
+                MirrorsCmd::List { set } => M::List(set),
+                MirrorsCmd::Scan { set } => M::Scan(set),
+                MirrorsCmd::Enable { set, mirror } => M::Enable { set, mirror },
+                MirrorsCmd::Disable { set, mirror } => M::Disable { set, mirror },
+                MirrorsCmd::Stats { set } => M::Stats(set),
+                MirrorsCmd::Add { set, json } => M::Add { set, json },
+                MirrorsCmd::Edit { set, mirror, json } => M::Edit { set, mirror, json },
+            })
+        }
     };
     let out = levee_admin::ctl::run(&client, &command)?;
     print!("{out}");

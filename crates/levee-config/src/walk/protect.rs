@@ -49,38 +49,17 @@ pub(crate) fn protect(sink: &mut Sink<'_>, item: &Item<'_, '_>) -> Protect {
 
 /// The `[rate_limit]` table of named rules, in file order.
 pub(crate) fn rate_limits(sink: &mut Sink<'_>, item: &Item<'_, '_>) -> Vec<DraftRateLimit> {
-    let Some(table) = item.table(sink) else {
-        return Vec::new();
-    };
-    let mut out = Vec::new();
-    for (name, value) in table.iter() {
-        let entry = Item {
-            key: crate::tree::child(&item.key, name.get_ref()),
-            key_span: name.span(),
-            value,
-        };
-        if name.get_ref().is_empty() {
-            sink.error(
-                name.span(),
-                &entry.key,
-                "a rate limit name must not be empty",
-            );
-            continue;
-        }
-        if let Some((rule, fleet_scope)) = rate_limit(sink, &entry, name.get_ref()) {
-            out.push(DraftRateLimit {
-                name: Mention {
-                    text: name.get_ref().to_string(),
-                    key: entry.key.clone(),
-                    span: name.span(),
-                },
+    super::named(sink, item, "a rate limit name")
+        .into_iter()
+        .filter_map(|(name, entry)| {
+            let (rule, fleet_scope) = rate_limit(sink, &entry, &name.text)?;
+            Some(DraftRateLimit {
+                name,
                 rule,
                 fleet_scope,
-            });
-        }
-    }
-    out.sort_by_key(|r| r.name.span.start);
-    out
+            })
+        })
+        .collect()
 }
 
 fn rate_limit(

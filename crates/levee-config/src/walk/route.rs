@@ -8,7 +8,8 @@ use super::cache::ROUTE_KEYS as CACHE_KEYS;
 use crate::error::Sink;
 use crate::model::{
     Action, DEFAULT_CONTENT_TYPE, DEFAULT_INDEX, DEFAULT_REDIRECT_STATUS, DEFAULT_RESPOND_STATUS,
-    ForwardPath, HostMatch, ProxyAction, RedirectAction, RespondAction, StaticAction,
+    ForwardPath, HostMatch, MirrorsAction, ProxyAction, RedirectAction, RespondAction,
+    StaticAction,
 };
 use crate::names;
 use crate::tree::{Fields, Item};
@@ -25,12 +26,14 @@ pub(crate) struct DraftRoute {
     pub action: Option<Action>,
     /// The upstream a `proxy` action names, for the cross-check.
     pub upstream: Option<Mention>,
+    /// The mirror set a `mirrors` action names, for the cross-check.
+    pub mirror_set: Option<Mention>,
     pub protect: crate::model::RouteProtect,
     /// The rate limits named, for the cross-check.
     pub rate_limits: Vec<Mention>,
 }
 
-const ACTIONS: [&str; 4] = ["proxy", "static", "redirect", "respond"];
+const ACTIONS: [&str; 5] = ["proxy", "static", "redirect", "respond", "mirrors"];
 
 /// Each action option and the actions it belongs to.
 const OPTIONS: &[(&str, &[&str])] = &[
@@ -50,6 +53,7 @@ pub(crate) const KEYS: &[&str] = &[
     "static",
     "redirect",
     "respond",
+    "mirrors",
     "preserve_host",
     "forward_path",
     "index",
@@ -109,7 +113,11 @@ pub(crate) fn route(sink: &mut Sink<'_>, item: &Item<'_, '_>) -> Option<DraftRou
         None => Mention::of(item, &path),
     };
 
-    let (action, upstream) = action(sink, &fields).unwrap_or((None, None));
+    let (action, named) = action(sink, &fields).unwrap_or((None, None));
+    let (upstream, mirror_set) = match &action {
+        Some(Action::Mirrors(_)) => (None, named),
+        _ => (named, None),
+    };
     let (protect, rate_limits) = super::protect::route_protect(sink, &fields);
     Some(DraftRoute {
         listeners,
@@ -118,6 +126,7 @@ pub(crate) fn route(sink: &mut Sink<'_>, item: &Item<'_, '_>) -> Option<DraftRou
         at,
         action,
         upstream,
+        mirror_set,
         protect,
         rate_limits,
     })
@@ -136,7 +145,7 @@ fn action(sink: &mut Sink<'_>, fields: &Fields<'_, '_>) -> Option<Built> {
             sink.error(
                 fields.span.clone(),
                 &fields.key,
-                "a route needs an action: set one of `proxy`, `static`, `redirect` or `respond`",
+                "a route needs an action: set one of `proxy`, `static`, `redirect`, `respond` or `mirrors`",
             );
             return None;
         }
@@ -175,6 +184,7 @@ fn action(sink: &mut Sink<'_>, fields: &Fields<'_, '_>) -> Option<Built> {
         "proxy" => proxy(sink, fields, item),
         "static" => serve_static(sink, fields, item),
         "redirect" => redirect(sink, fields, item),
+        "mirrors" => mirrors(sink, item),
         _ => respond(sink, fields, item),
     };
     Some(if options_ok { built } else { (None, built.1) })
@@ -253,6 +263,16 @@ fn serve_static(sink: &mut Sink<'_>, fields: &Fields<'_, '_>, item: &Item<'_, '_
         _ => None,
     };
     (action, None)
+}
+
+fn mirrors(sink: &mut Sink<'_>, item: &Item<'_, '_>) -> Built {
+    let Some(set) = item.text(sink) else {
+        return (None, None);
+    };
+    let action = Action::Mirrors(MirrorsAction {
+        set: set.to_owned(),
+    });
+    (Some(action), Some(Mention::of(item, set)))
 }
 
 fn redirect(sink: &mut Sink<'_>, fields: &Fields<'_, '_>, item: &Item<'_, '_>) -> Built {

@@ -47,30 +47,10 @@ pub(crate) const HEALTH_CHECK_KEYS: &[&str] = &[
 ];
 
 pub(crate) fn upstreams(sink: &mut Sink<'_>, item: &Item<'_, '_>) -> Vec<DraftUpstream> {
-    let Some(table) = item.table(sink) else {
-        return Vec::new();
-    };
-    let mut out = Vec::new();
-    for (name, value) in table.iter() {
-        let entry = Item {
-            key: crate::tree::child(&item.key, name.get_ref()),
-            key_span: name.span(),
-            value,
-        };
-        if name.get_ref().is_empty() {
-            sink.error(
-                name.span(),
-                &entry.key,
-                "an upstream name must not be empty",
-            );
-        }
-        if let Some(u) = upstream(sink, &entry, name.get_ref()) {
-            out.push(u);
-        }
-    }
-    // The table is keyed by name; keep file order for the model.
-    out.sort_by_key(|u| u.name.span.start);
-    out
+    super::named(sink, item, "an upstream name")
+        .into_iter()
+        .filter_map(|(name, entry)| upstream(sink, &entry, &name.text))
+        .collect()
 }
 
 fn upstream(sink: &mut Sink<'_>, item: &Item<'_, '_>, name: &str) -> Option<DraftUpstream> {

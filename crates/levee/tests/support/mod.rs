@@ -11,6 +11,7 @@ mod client;
 mod dnsmasq;
 mod dovecot;
 mod levee;
+mod mirrors;
 mod nginx;
 mod postfix;
 mod python;
@@ -27,6 +28,8 @@ pub use dnsmasq::*;
 #[allow(unused_imports)]
 pub use dovecot::*;
 pub use levee::*;
+#[allow(unused_imports)]
+pub use mirrors::*;
 pub use nginx::*;
 #[allow(unused_imports)]
 pub use postfix::*;
