@@ -380,15 +380,23 @@ fn a_second_connection_past_the_stream_limit_and_idle_ones_close() {
     let t = plain(&levee);
 
     // Two calls at once: the second cannot wait behind the first on the
-    // one connection, so it gets a connection of its own.
+    // one connection, so it gets a connection of its own. The second
+    // starts once the first runs, so levee has the server's SETTINGS (one
+    // stream) by then; before them an h2 client may not know the limit.
     let first = std::thread::spawn(move || call(t, "hang", &["s1", "8"]));
+    assert!(
+        server
+            .wait_line("STARTED s1", Duration::from_secs(7))
+            .is_some(),
+        "the first call should start"
+    );
     let second = std::thread::spawn(move || call(t, "hang", &["s2", "8"]));
-    for id in ["STARTED s1", "STARTED s2"] {
-        assert!(
-            server.wait_line(id, Duration::from_secs(7)).is_some(),
-            "{id}: both calls should run at once"
-        );
-    }
+    assert!(
+        server
+            .wait_line("STARTED s2", Duration::from_secs(7))
+            .is_some(),
+        "the second call should run beside the first"
+    );
     assert_eq!(connections_to(server.port), 2);
     for pending in [first, second] {
         let r = pending.join().expect("client thread");

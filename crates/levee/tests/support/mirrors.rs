@@ -251,7 +251,7 @@ state_dir = "{state}"
 geoip = "{geoip}"
 exclude = ["*.asc"]
 probe_interval = "1s"
-probe_timeout = "2s"
+probe_timeout = "5s"
 probe_rise = 1
 piece_size = "256k"
 {set_extra}
