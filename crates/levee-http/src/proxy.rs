@@ -43,21 +43,19 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use levee_upstream::retry::{self, Retry, Tried, next_server};
 use levee_upstream::state::{Lease, ServerState};
-use levee_upstream::stats::ErrorKind;
-use levee_upstream::{Group, pool};
+use levee_upstream::{Dest, Fault, Group, pool};
 use tokio::time::Instant;
 
 use crate::body::{BodySink, Output, Relay, Stopped};
 use crate::cache::fill::{Admit, Fill};
 use crate::conn::{Client, Next};
-use crate::h1::HeadError;
 use crate::message::{Framing, RequestHead};
 use crate::respond;
 use crate::site::Site;
 use attempt::{Attempt, exchange_head};
-pub(crate) use attempt::{Dest, RESPONSE_CHUNK, connect, open_and_send, read_response_head};
-pub(crate) use choose::{Tried, next_server};
+pub(crate) use attempt::{RESPONSE_CHUNK, open_and_send, read_response_head};
 pub(crate) use fetch::{Behalf, Fetched, fetch};
 use headers::Forwarding;
 use prebuffer::prebuffer;
@@ -70,69 +68,6 @@ pub struct Outcome {
     pub upstream_time: Option<Duration>,
     pub upstream: Option<SocketAddr>,
     pub next: Next,
-}
-
-/// Why an exchange with the upstream failed, and what the client gets.
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum UpstreamFault {
-    #[error("connect: {0}")]
-    Connect(std::io::Error),
-    #[error("connect timed out")]
-    ConnectTimeout,
-    #[error("write: {0}")]
-    Write(std::io::Error),
-    #[error("write timed out")]
-    WriteTimeout,
-    #[error("read: {0}")]
-    Read(std::io::Error),
-    #[error("read timed out")]
-    ReadTimeout,
-    #[error("closed before a response")]
-    Closed,
-    #[error("malformed response head: {0}")]
-    BadHead(HeadError),
-}
-
-impl UpstreamFault {
-    pub(crate) fn status(&self) -> u16 {
-        match self {
-            UpstreamFault::ConnectTimeout
-            | UpstreamFault::WriteTimeout
-            | UpstreamFault::ReadTimeout => 504,
-            _ => 502,
-        }
-    }
-
-    /// A fault that a stale pooled connection produces before any response byte.
-    fn stale_connection(&self) -> bool {
-        matches!(
-            self,
-            UpstreamFault::Write(_) | UpstreamFault::Read(_) | UpstreamFault::Closed
-        )
-    }
-
-    fn kind(&self) -> ErrorKind {
-        match self {
-            UpstreamFault::Connect(_) => ErrorKind::Connect,
-            UpstreamFault::ConnectTimeout => ErrorKind::ConnectTimeout,
-            UpstreamFault::Write(_) | UpstreamFault::Read(_) | UpstreamFault::Closed => {
-                ErrorKind::Reset
-            }
-            UpstreamFault::WriteTimeout | UpstreamFault::ReadTimeout => ErrorKind::Timeout,
-            UpstreamFault::BadHead(_) => ErrorKind::Protocol,
-        }
-    }
-
-    /// Whether the request may go to another server after this fault.
-    fn may_move(&self, body_resendable: bool, idempotent: bool, reused: bool) -> bool {
-        match self {
-            UpstreamFault::Connect(_) | UpstreamFault::ConnectTimeout => true,
-            UpstreamFault::Write(_) | UpstreamFault::Read(_) | UpstreamFault::Closed => {
-                body_resendable && (idempotent || reused)
-            }
-            _ => false,
-        }
-    }
 }
 
 /// Answers at once when no server can take the request.
@@ -239,7 +174,7 @@ pub async fn forward_with(
     // A body read in full goes out with the head and can be resent.
     let body = complete_body.map(|n| client.buf.split_to(n));
     let body_in_head = body.is_some();
-    let idempotent = choose::idempotent(req.method());
+    let idempotent = retry::idempotent(req.method());
     group.budget.record_request(now);
 
     // Clock readings cost more than anything else levee does per request
@@ -310,8 +245,7 @@ pub async fn forward_with(
         match attempt {
             Ok((up, buf, resp)) => {
                 observe_response(group, state, addr, resp.status, sent.elapsed());
-                let retry_status = group.config.retry.on_status.contains(&resp.status);
-                if retry_status && idempotent && body_in_head {
+                if retry::on_status(group, resp.status, idempotent, body_in_head) {
                     tried.push(index);
                     if let Some(next) = next_server(group, &members, affinity, &tried) {
                         tracing::debug!(server = %addr, status = resp.status, "retrying on another server");
@@ -323,13 +257,21 @@ pub async fn forward_with(
                 break (member, lease, up, buf, resp);
             }
             Err(Attempt::Fault { fault, reused }) => {
-                if reused && body_in_head && fault.stale_connection() && !fresh_only {
+                let attempt = retry::Attempt {
+                    reused,
+                    fresh_only,
+                    nothing_sent: false,
+                    body_resendable: body_in_head,
+                    idempotent,
+                };
+                let next = retry::after_fault(&fault, &attempt);
+                if next == Retry::Fresh {
                     fresh_only = true;
                     continue;
                 }
                 observe_fault(group, state, addr, &fault);
                 drop(lease);
-                if fault.may_move(body_in_head, idempotent, reused) {
+                if next == Retry::Elsewhere {
                     tried.push(index);
                     if let Some(next) = next_server(group, &members, affinity, &tried) {
                         tracing::info!(server = %addr, error = %fault, "upstream failed; trying another server");
@@ -537,13 +479,8 @@ pub(crate) fn observe_response(
 }
 
 /// Feeds a failed exchange to the server's metrics and passive health.
-pub(crate) fn observe_fault(
-    group: &Group,
-    state: &ServerState,
-    addr: SocketAddr,
-    fault: &UpstreamFault,
-) {
-    group.observe_error(state, addr, fault.kind());
+pub(crate) fn observe_fault(group: &Group, state: &ServerState, addr: SocketAddr, fault: &Fault) {
+    group.observe_fault(state, addr, fault);
 }
 
 /// The PROXY protocol header for `client`, when `group` sends one: the

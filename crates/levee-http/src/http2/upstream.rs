@@ -24,7 +24,6 @@
 
 pub(crate) mod h1;
 mod head;
-mod pool;
 mod relay;
 
 use std::sync::atomic::Ordering::Relaxed;
@@ -36,16 +35,16 @@ use h2::client::ResponseFuture;
 use h2::server::SendResponse;
 use h2::{Reason, SendStream};
 use http::{HeaderMap, HeaderValue, StatusCode};
-use levee_upstream::{Group, Lease, Member, Members};
+use levee_upstream::pool::h2 as pool;
+use levee_upstream::retry::{Tried, next_server};
+use levee_upstream::{Dest, Fault, Group, Lease, Member, Members};
 
 use super::Conn;
 use crate::conn::Done;
 use crate::message::RequestHead;
 use crate::origin::Origin;
 use crate::proxy::headers::Forwarding;
-use crate::proxy::{
-    Dest, Tried, UpstreamFault, begin, choose, next_server, observe_fault, observe_response,
-};
+use crate::proxy::{begin, choose, observe_fault, observe_response};
 use crate::site::{Routed, Site, Target};
 use relay::{End, Progress};
 
@@ -258,9 +257,9 @@ pub(crate) fn settle(group: &Group, member: &Member, end: End, got: u16, started
     let status = match end {
         End::Answered(status) => {
             let fault = if status == 504 {
-                UpstreamFault::ReadTimeout
+                Fault::ReadTimeout
             } else {
-                UpstreamFault::Closed
+                Fault::Closed
             };
             observe_fault(group, &member.state, member.addr, &fault);
             status
@@ -272,7 +271,7 @@ pub(crate) fn settle(group: &Group, member: &Member, end: End, got: u16, started
         End::ClientGone => 499,
         // Reset by the server before any response.
         _ => {
-            observe_fault(group, &member.state, member.addr, &UpstreamFault::Closed);
+            observe_fault(group, &member.state, member.addr, &Fault::Closed);
             502
         }
     };
@@ -292,7 +291,7 @@ async fn open(
     end_of_stream: bool,
     fresh_only: bool,
     site: &Site,
-) -> Result<Opened, (UpstreamFault, bool)> {
+) -> Result<Opened, (Fault, bool)> {
     let dest = Dest {
         addr: member.addr,
         tls: group.tls.as_ref().map(|t| (t, member.configured.as_str())),
@@ -305,12 +304,12 @@ async fn open(
     let reused = checkout.reused;
     let gone = |e: h2::Error| {
         checkout.held.discard();
-        (UpstreamFault::Write(std::io::Error::other(e)), reused)
+        (Fault::Write(std::io::Error::other(e)), reused)
     };
     // Waits while the connection opens another stream; a connection at its
     // peer's stream limit was not handed out (pool.rs).
     let mut send = match tokio::time::timeout(connect, checkout.send.clone().ready()).await {
-        Err(_) => return Err((UpstreamFault::ConnectTimeout, reused)),
+        Err(_) => return Err((Fault::ConnectTimeout, reused)),
         Ok(Err(e)) => return Err(gone(e)),
         Ok(Ok(send)) => send,
     };

@@ -4,16 +4,13 @@
 //! the connection to the response head, the client is watched (gone.rs):
 //! one that goes away ends the attempt.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use levee_upstream::{GroupTls, UpstreamStream, pool};
+use levee_upstream::{Dest, Fault, UpstreamStream, pool};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-use tokio::time::timeout;
 
-use super::{UpstreamFault, headers};
+use super::headers;
 use crate::body::{Output, Relay, RelayError, Stopped};
 use crate::conn::Client;
 use crate::gone::gone;
@@ -30,7 +27,7 @@ pub(crate) const RESPONSE_CHUNK: usize = 16 * 1024;
 /// How one attempt at getting a response head failed.
 pub(super) enum Attempt {
     /// The upstream's fault; `reused` if the connection came from the pool.
-    Fault { fault: UpstreamFault, reused: bool },
+    Fault { fault: Fault, reused: bool },
     /// The client's fault while levee streamed its body (`None`: the client is gone).
     Client {
         status: Option<u16>,
@@ -38,15 +35,6 @@ pub(super) enum Attempt {
     },
     /// The client went away while levee waited on the upstream (gone.rs).
     Gone,
-}
-
-/// Where one attempt goes: the server's address and how to speak to it.
-pub(crate) struct Dest<'a> {
-    pub addr: SocketAddr,
-    /// The group's TLS and the server as configured (for its name).
-    pub tls: Option<(&'a GroupTls, &'a str)>,
-    /// Written first on a new connection (`upstream.NAME.proxy_protocol`).
-    pub proxy_header: Option<&'a [u8]>,
 }
 
 /// A connection to `dest` with `head` written (and flushed: over TLS the
@@ -59,18 +47,8 @@ pub(crate) async fn open_and_send(
     head: &[u8],
     fresh_only: bool,
     t: &levee_config::Timeouts,
-) -> Result<(UpstreamStream, bool), (UpstreamFault, bool)> {
-    let pooled = match (fresh_only, dest.proxy_header) {
-        (false, None) => pool::take(dest.addr, std::time::Instant::now()),
-        _ => None,
-    };
-    let reused = pooled.is_some();
-    let mut up = match pooled {
-        Some(up) => up,
-        None => connect(dest.addr, dest.tls, t.upstream_connect)
-            .await
-            .map_err(|fault| (fault, false))?,
-    };
+) -> Result<(UpstreamStream, bool), (Fault, bool)> {
+    let (mut up, reused) = pool::h1::open(dest, fresh_only, t.upstream_connect).await?;
     let write = async {
         if let (Some(h), false) = (dest.proxy_header, reused) {
             up.write_all(h).await?;
@@ -79,8 +57,8 @@ pub(crate) async fn open_and_send(
         up.flush().await
     };
     match timed::within(t.upstream_write, write).await {
-        Err(_) => Err((UpstreamFault::WriteTimeout, reused)),
-        Ok((Err(e), _)) => Err((UpstreamFault::Write(e), reused)),
+        Err(_) => Err((Fault::WriteTimeout, reused)),
+        Ok((Err(e), _)) => Err((Fault::Write(e), reused)),
         Ok((Ok(()), _)) => Ok((up, reused)),
     }
 }
@@ -127,9 +105,9 @@ pub(super) async fn exchange_head(
             .await
         {
             return Err(match error {
-                RelayError::DstTimeout => fault(UpstreamFault::WriteTimeout),
-                RelayError::DstIo(e) => fault(UpstreamFault::Write(e)),
-                RelayError::DstGone => fault(UpstreamFault::Closed),
+                RelayError::DstTimeout => fault(Fault::WriteTimeout),
+                RelayError::DstIo(e) => fault(Fault::Write(e)),
+                RelayError::DstGone => fault(Fault::Closed),
                 RelayError::SrcTimeout => Attempt::Client {
                     status: Some(408),
                     error,
@@ -168,40 +146,12 @@ pub(super) async fn exchange_head(
     }
 }
 
-/// Connects to `addr`, then runs the TLS handshake for a TLS upstream
-/// (the server's name from `tls`), all within `limit`.
-pub(crate) async fn connect(
-    addr: SocketAddr,
-    tls: Option<(&GroupTls, &str)>,
-    limit: Duration,
-) -> Result<UpstreamStream, UpstreamFault> {
-    let connected = async {
-        let stream = TcpStream::connect(addr).await?;
-        let _ = stream.set_nodelay(true);
-        match tls {
-            None => Ok(UpstreamStream::Plain(stream)),
-            Some((tls, configured)) => {
-                let s = tls
-                    .connector
-                    .connect(tls.name_for(configured), stream)
-                    .await?;
-                Ok(UpstreamStream::Tls(Box::new(s)))
-            }
-        }
-    };
-    match timeout(limit, connected).await {
-        Err(_) => Err(UpstreamFault::ConnectTimeout),
-        Ok(Err(e)) => Err(UpstreamFault::Connect(e)),
-        Ok(Ok(stream)) => Ok(stream),
-    }
-}
-
 pub(crate) async fn read_response_head(
     up: &mut UpstreamStream,
     buf: &mut BytesMut,
     limit: Duration,
     request_was_head: bool,
-) -> Result<ResponseHead, UpstreamFault> {
+) -> Result<ResponseHead, Fault> {
     loop {
         if !buf.is_empty() {
             match parse_response(buf, MAX_RESPONSE_HEAD, request_was_head) {
@@ -209,14 +159,14 @@ pub(crate) async fn read_response_head(
                     return Ok(parts.into_head(buf.split_to(len).freeze()));
                 }
                 Ok(Parsed::Incomplete) => {}
-                Err(e) => return Err(UpstreamFault::BadHead(e)),
+                Err(e) => return Err(Fault::BadHead(Box::new(e))),
             }
         }
         buf.reserve(RESPONSE_CHUNK);
         match timed::within(limit, up.read_buf(buf)).await {
-            Err(_) => return Err(UpstreamFault::ReadTimeout),
-            Ok((Err(e), _)) => return Err(UpstreamFault::Read(e)),
-            Ok((Ok(0), _)) => return Err(UpstreamFault::Closed),
+            Err(_) => return Err(Fault::ReadTimeout),
+            Ok((Err(e), _)) => return Err(Fault::Read(e)),
+            Ok((Ok(0), _)) => return Err(Fault::Closed),
             Ok((Ok(_), _)) => {}
         }
     }

@@ -1,8 +1,6 @@
-//! The per-worker pool of idle upstream connections.
+//! Idle HTTP/1 connections to servers, kept per worker for reuse.
 //!
-//! Each worker thread runs its own event loop, and a socket registered with
-//! one loop must stay on it, so the pool is thread-local: taking and
-//! returning a connection costs no lock and no syscall. A pooled connection
+//! Taking and returning a connection costs no lock and no syscall. A pooled connection
 //! has no task and no buffer; whether its server closed it is read from the
 //! readiness the event loop already recorded (any readable event on an idle
 //! HTTP/1 connection means EOF or garbage), so checking costs no syscall either.
@@ -18,6 +16,8 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::task::{Context, Waker};
 use std::time::{Duration, Instant};
 
+use crate::connect::{Dest, connect};
+use crate::error::Fault;
 use crate::state::ServerState;
 use crate::stream::UpstreamStream;
 
@@ -52,6 +52,29 @@ fn peer_stirred(stream: &UpstreamStream) -> bool {
     stream
         .tcp()
         .is_some_and(|tcp| tcp.poll_read_ready(&mut cx).is_ready())
+}
+
+/// A connection to `dest` for one request: a pooled one unless
+/// `fresh_only` or a PROXY header is due (a connection that began with one
+/// speaks for one client), else a new one. The `bool` says whether it
+/// came from the pool, with the fault too: a failure on a reused
+/// connection may be its staleness (retry.rs).
+pub async fn open(
+    dest: &Dest<'_>,
+    fresh_only: bool,
+    connect_timeout: Duration,
+) -> Result<(UpstreamStream, bool), (Fault, bool)> {
+    let pooled = match (fresh_only, dest.proxy_header) {
+        (false, None) => take(dest.addr, Instant::now()),
+        _ => None,
+    };
+    match pooled {
+        Some(up) => Ok((up, true)),
+        None => connect(dest.addr, dest.tls, connect_timeout)
+            .await
+            .map(|up| (up, false))
+            .map_err(|fault| (fault, false)),
+    }
 }
 
 /// The most recently returned live connection to `addr`, if any.
