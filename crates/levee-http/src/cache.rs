@@ -17,7 +17,7 @@ pub mod fill;
 mod head;
 mod purge;
 mod refresh;
-mod reply;
+pub(crate) mod reply;
 pub mod setup;
 
 use std::sync::Arc;
@@ -30,10 +30,9 @@ use levee_cache::store::{Entry, Object, Storage, variant_key};
 use levee_cache::{Field, key};
 use levee_upstream::Group;
 
-use crate::conn::{Client, Next};
+use crate::exchange::{Exchange, Next, Outcome, Reply};
 use crate::message::{Framing, RequestHead};
-use crate::proxy::{self, Outcome};
-use crate::respond;
+use crate::proxy;
 use crate::site::Site;
 use fill::{Answer, Fill};
 pub use purge::{Purge, PurgeError, purge};
@@ -46,46 +45,38 @@ pub fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// Serves `req` on a caching route.
+/// Serves the exchange's request on a caching route: the cache lookup
+/// phase, then a hit from the store, or the proxy with a [`Fill`] (the
+/// cache fill phase).
 pub async fn serve(
-    client: &mut Client,
+    ex: &mut Exchange<'_>,
     site: &Site,
-    req: &RequestHead,
     group: &Arc<Group>,
     preserve_host: bool,
     route: &RouteCache,
-    keep_alive: bool,
 ) -> Outcome {
     let Some(cache) = site.cache.as_ref() else {
-        return proxy::forward(client, site, req, group, preserve_host, keep_alive).await;
+        return proxy::forward(ex, site, group, preserve_host).await;
     };
-    let fields: Vec<Field<'_>> = req.fields.iter().collect();
-    if req.method() == b"PURGE" {
-        return purge::serve(client, site, cache, req, route, keep_alive).await;
+    if ex.head.method() == b"PURGE" {
+        return purge::serve(ex, site, cache, route).await;
     }
-    if !cacheable_request(route, req, &fields) {
+    let fields: Vec<Field<'_>> = ex.head.fields.iter().collect();
+    if !cacheable_request(route, &ex.head, &fields) {
         // A Fill without a key stores nothing: after an unsafe method it
         // invalidates when the response head shows success, before the
         // client can send its next request, and it keeps targeted fields
         // that stop at levee from the client.
-        let https = client.origin.https;
+        let https = ex.origin.https;
         let mut fill = Fill::new(cache, Vec::new(), route, "bypass", None, https);
-        return proxy::forward_with(
-            client,
-            site,
-            req,
-            group,
-            preserve_host,
-            keep_alive,
-            Some(&mut fill),
-        )
-        .await;
+        return proxy::forward_with(ex, site, group, preserve_host, Some(&mut fill)).await;
     }
     let cc: Vec<&[u8]> = levee_cache::values(&fields, "cache-control").collect();
     let directives = RequestDirectives::parse(&cc);
+    let req = &ex.head;
     let key = key::primary(
         &route.spec,
-        scheme(client),
+        scheme(ex.origin.https),
         req.host_name(),
         req.uri(),
         &fields,
@@ -95,21 +86,11 @@ pub async fn serve(
     if let Some((obj, _)) = &found {
         let now = unix_now();
         match decide(&obj.meta, &directives, now, Heuristic::default()) {
-            Use::Fresh => {
-                return hit(
-                    client,
-                    site,
-                    req,
-                    route,
-                    &Served::plain(obj, "hit"),
-                    keep_alive,
-                )
-                .await;
-            }
+            Use::Fresh => return hit(ex, site, route, &Served::plain(obj, "hit")).await,
             Use::StaleAllowed => {
                 Counters::add(&STATS.stale, 1);
                 let served = Served::plain(obj, "hit; detail=stale");
-                return hit(client, site, req, route, &served, keep_alive).await;
+                return hit(ex, site, route, &served).await;
             }
             Use::StaleWhileRevalidate => {
                 Counters::add(&STATS.stale, 1);
@@ -118,9 +99,9 @@ pub async fn serve(
                         cache: cache.clone(),
                         route: route.clone(),
                         group: group.clone(),
-                        req: req.clone(),
-                        origin: client.origin,
-                        proxy_header: crate::proxy::proxy_header(group, client),
+                        req: ex.head.clone(),
+                        origin: ex.origin,
+                        proxy_header: crate::proxy::proxy_header(group, ex),
                         preserve_host,
                         timeouts: site.timeouts,
                         key: key.clone(),
@@ -128,7 +109,7 @@ pub async fn serve(
                     });
                 }
                 let served = Served::plain(obj, "hit; detail=stale-while-revalidate");
-                return hit(client, site, req, route, &served, keep_alive).await;
+                return hit(ex, site, route, &served).await;
             }
             Use::Revalidate => {
                 fwd = if directives.no_cache {
@@ -140,8 +121,7 @@ pub async fn serve(
         }
     }
     if directives.only_if_cached {
-        let bytes = respond::error(504, &[], keep_alive, req.is_head());
-        return reply_bytes(client, site, bytes, 504, keep_alive).await;
+        return reply_bytes(ex, site, &Reply::error(504, &[])).await;
     }
     // Only a plain GET fetches for others: a conditional or a range request
     // gets an answer that is not the complete representation. A plain HEAD
@@ -149,8 +129,8 @@ pub async fn serve(
     let unconditional = ["range", "if-none-match", "if-modified-since", "if-range"]
         .iter()
         .all(|f| levee_cache::first(&fields, f).is_none());
-    let plain = req.method() == b"GET" && unconditional;
-    let head_miss = req.is_head() && unconditional;
+    let plain = ex.head.method() == b"GET" && unconditional;
+    let head_miss = ex.head.is_head() && unconditional;
     // Others wait for a fetch in flight but never lead one.
     let flights = &cache.tier.flights;
     let join = if plain || head_miss {
@@ -165,12 +145,11 @@ pub async fn serve(
                 route,
                 group,
                 preserve_host,
-                keep_alive,
                 key: key.clone(),
                 fwd,
                 stale: found.clone(),
             };
-            if let Some(out) = head::fetch_as_get(client, site, req, miss, lead).await {
+            if let Some(out) = head::fetch_as_get(ex, site, miss, lead).await {
                 return out;
             }
             None
@@ -183,14 +162,14 @@ pub async fn serve(
             {
                 Counters::add(&STATS.hits, 1);
                 let served = Served::plain(&obj, "hit; collapsed");
-                return hit(client, site, req, route, &served, keep_alive).await;
+                return hit(ex, site, route, &served).await;
             }
             None
         }
         Join::Pass => None,
     };
     Counters::add(&STATS.misses, 1);
-    let https = client.origin.https;
+    let https = ex.origin.https;
     let mut fill = Fill::new(cache, key, route, fwd, found, https);
     if let Some(lead) = lead {
         fill.lead(lead);
@@ -199,19 +178,10 @@ pub async fn serve(
         // The client's own validators go upstream as they are otherwise.
         fill.validate();
     }
-    let out = proxy::forward_with(
-        client,
-        site,
-        req,
-        group,
-        preserve_host,
-        keep_alive,
-        Some(&mut fill),
-    )
-    .await;
+    let out = proxy::forward_with(ex, site, group, preserve_host, Some(&mut fill)).await;
     fill.land();
     match fill.answer().cloned() {
-        Some(answer) => hit(client, site, req, route, &Served::from(&answer), keep_alive).await,
+        Some(answer) => hit(ex, site, route, &Served::from(&answer)).await,
         None => out,
     }
 }
@@ -290,12 +260,10 @@ impl<'a> From<&'a Answer> for Served<'a> {
 
 /// Answers from a stored response.
 async fn hit(
-    client: &mut Client,
+    ex: &mut Exchange<'_>,
     site: &Site,
-    req: &RequestHead,
     route: &RouteCache,
     served: &Served<'_>,
-    keep_alive: bool,
 ) -> Outcome {
     let Served { obj, detail, extra } = *served;
     if detail == "hit" {
@@ -308,62 +276,36 @@ async fn hit(
     };
     lines.extend_from_slice(extra);
     let age = obj.meta.current_age(unix_now());
-    let mut answer = reply::answer(obj, req, age, &lines, keep_alive);
-    // A hit is the same response as the miss was: HSTS included.
-    respond::add_hsts(&mut answer.head, client.hsts);
+    let answer = reply::answer(obj, &ex.head, age, &lines, ex.keep_alive);
+    let status = answer.status;
     let bytes = answer.body_len();
-    let limit = site.timeouts.client_send;
-    // A small response goes out in one write; a large one piece by piece
-    // under the client's minimum progress (pace.rs), as a relayed body does.
-    let ok = if bytes <= 16 * 1024 {
-        let mut all = answer.head;
-        for piece in &answer.body {
-            all.extend_from_slice(piece);
-        }
-        crate::pace::write_all(&mut client.stream, &all, limit)
-            .await
-            .is_ok()
-    } else {
-        let mut result = crate::pace::write_all(&mut client.stream, &answer.head, limit).await;
-        for piece in &answer.body {
-            if result.is_ok() {
-                result = crate::pace::write_all(&mut client.stream, piece, limit).await;
-            }
-        }
-        result.is_ok()
-    };
+    let ok = ex.send_stored(answer, site).await;
     Outcome {
-        status: answer.status,
         bytes,
-        upstream_time: None,
-        upstream: None,
-        next: if ok && keep_alive {
-            Next::KeepAlive
-        } else {
-            Next::Close
-        },
+        ..Outcome::of(
+            status,
+            if ok && ex.keep_alive {
+                Next::KeepAlive
+            } else {
+                Next::Close
+            },
+        )
     }
 }
 
-pub(crate) async fn reply_bytes(
-    client: &mut Client,
-    site: &Site,
-    bytes: Vec<u8>,
-    status: u16,
-    keep_alive: bool,
-) -> Outcome {
-    let ok = respond::send(&mut client.stream, &bytes, site.timeouts.client_send).await;
-    Outcome {
-        status,
-        bytes: 0,
-        upstream_time: None,
-        upstream: None,
-        next: if ok && keep_alive {
+/// Sends `reply` as the cache's answer (no HSTS, no body bytes logged),
+/// keeping the connection open if the exchange may.
+pub(crate) async fn reply_bytes(ex: &mut Exchange<'_>, site: &Site, reply: &Reply<'_>) -> Outcome {
+    let keep_alive = ex.keep_alive;
+    let ok = ex.send_reply(reply, keep_alive, false, site).await;
+    Outcome::of(
+        reply.status,
+        if ok && keep_alive {
             Next::KeepAlive
         } else {
             Next::Close
         },
-    }
+    )
 }
 
 /// After a successful request with an unsafe method (RFC 9111 §4.4): the
@@ -401,11 +343,11 @@ pub(crate) fn invalidate(
 pub(crate) const SCHEMES: [&str; 2] = ["http", "https"];
 
 /// The client's scheme, the first part of its keys: what the upstream is
-/// told in `X-Forwarded-Proto`, so a trusted balancer's https and http
-/// clients, both on plain connections, never share a stored response (an
-/// app's redirect to https must not be served to https clients).
-pub(crate) fn scheme(client: &Client) -> &'static str {
-    if client.origin.https { "https" } else { "http" }
+/// told in `X-Forwarded-Proto` (the origin's), so a trusted balancer's https
+/// and http clients, both on plain connections, never share a stored
+/// response (an app's redirect to https must not be served to https clients).
+pub(crate) fn scheme(https: bool) -> &'static str {
+    if https { "https" } else { "http" }
 }
 
 /// The origin of a request (RFC 9110 §4.3.1): the client's scheme and

@@ -25,7 +25,8 @@ use bytes::Bytes;
 
 use levee_config::Http2;
 
-use crate::conn::{Client, ListenerCtx};
+use crate::exchange::Client;
+use crate::listener::ListenerCtx;
 
 mod exchange;
 mod request;

@@ -34,7 +34,9 @@ use slab::Slab;
 use tokio::io::AsyncReadExt;
 use tokio::sync::Notify;
 
-use crate::conn::{self, Client, FirstSteps, ListenerCtx};
+use crate::conn;
+use crate::exchange::Client;
+use crate::listener::{FirstSteps, ListenerCtx};
 use crate::stream::ClientStream;
 
 /// How long a keep-alive connection waits in its task before parking: it
@@ -303,7 +305,6 @@ pub async fn dispatcher() {
                             buf: bytes::BytesMut::new(),
                             permit: p.permit,
                             hsts: p.listener.steps.load().tls.as_ref().and_then(|t| t.hsts),
-                            origin: crate::origin::Origin::direct(p.peer.ip(), false),
                         };
                         tokio::spawn(conn::serve_from(client, p.listener, p.served));
                     }

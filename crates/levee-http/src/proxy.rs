@@ -36,7 +36,6 @@ mod attempt;
 pub(crate) mod choose;
 mod fetch;
 pub mod headers;
-mod prebuffer;
 pub mod upgrade;
 
 use std::net::SocketAddr;
@@ -48,44 +47,30 @@ use levee_upstream::state::{Lease, ServerState};
 use levee_upstream::{Dest, Fault, Group, pool};
 use tokio::time::Instant;
 
-use crate::body::{BodySink, Output, Relay, Stopped};
+use crate::body::{BodySink, Stopped};
 use crate::cache::fill::{Admit, Fill};
-use crate::conn::{Client, Next};
-use crate::message::{Framing, RequestHead};
-use crate::respond;
+use crate::exchange::{Exchange, Next, Outcome};
+use crate::message::Framing;
 use crate::site::Site;
 use attempt::{Attempt, exchange_head};
 pub(crate) use attempt::{RESPONSE_CHUNK, open_and_send, read_response_head};
 pub(crate) use fetch::{Behalf, Fetched, fetch};
 use headers::Forwarding;
-use prebuffer::prebuffer;
-
-/// What happened, for the access log and the client connection.
-#[derive(Debug)]
-pub struct Outcome {
-    pub status: u16,
-    pub bytes: u64,
-    pub upstream_time: Option<Duration>,
-    pub upstream: Option<SocketAddr>,
-    pub next: Next,
-}
 
 /// Answers at once when no server can take the request.
-async fn no_server(client: &mut Client, site: &Site, req: &RequestHead) -> Outcome {
-    let bytes = respond::error(503, &[("Retry-After", b"1")], false, req.is_head());
-    fail(client, site, bytes, 503, None, None).await
+async fn no_server(ex: &mut Exchange<'_>, site: &Site) -> Outcome {
+    ex.fail(503, &[("Retry-After", b"1")], site).await
 }
 
-/// Forwards `req` to a server of `group` and relays the response to `client`.
+/// Forwards the exchange's request to a server of `group` and relays the
+/// response.
 pub async fn forward(
-    client: &mut Client,
+    ex: &mut Exchange<'_>,
     site: &Site,
-    req: &RequestHead,
     group: &Group,
     preserve_host: bool,
-    keep_alive: bool,
 ) -> Outcome {
-    forward_with(client, site, req, group, preserve_host, keep_alive, None).await
+    forward_with(ex, site, group, preserve_host, None).await
 }
 
 /// Leaves a failure to the cache when it has a stale response that may
@@ -110,28 +95,25 @@ fn fall_back(
 /// [`forward`], with the cache's `fill` (when the route caches) seeing the
 /// response head, a copy of the body, and failures it may answer itself.
 pub async fn forward_with(
-    client: &mut Client,
+    ex: &mut Exchange<'_>,
     site: &Site,
-    req: &RequestHead,
     group: &Group,
     preserve_host: bool,
-    keep_alive: bool,
     mut fill: Option<&mut Fill<'_>>,
 ) -> Outcome {
     if group.config.protocol.is_http2() {
         // Translated into one HTTP/2 stream; the cache does not apply.
         // Boxed: its state must not widen every HTTP/1 proxy future.
         let from = crate::http2::upstream::Client {
-            origin: client.origin,
+            origin: ex.origin,
             preserve_host,
         };
-        let forwarded =
-            crate::http2::upstream::h1::forward(client, site, req, group, from, keep_alive);
+        let forwarded = crate::http2::upstream::h1::forward(ex, site, group, from);
         return Box::pin(forwarded).await;
     }
     let t = &site.timeouts;
     let members = group.members();
-    let affinity = choose::affinity(group, req, client.origin.ip);
+    let affinity = choose::affinity(group, &ex.head, ex.origin.ip);
     let now = Instant::now();
     // With no server usable, a stale copy the cache may serve answers
     // before panic mode sends the request to a server believed down.
@@ -145,41 +127,29 @@ pub async fn forward_with(
         if let Some(out) = fall_back(&mut fill, 503, None, None) {
             return out;
         }
-        return no_server(client, site, req).await;
+        return no_server(ex, site).await;
     };
     let limit = (site.limits.max_body > 0).then_some(site.limits.max_body);
-    if let (Framing::Length(n), Some(max)) = (req.framing, limit)
+    if let (Framing::Length(n), Some(max)) = (ex.head.framing, limit)
         && n > max
     {
-        let bytes = respond::error(413, &[], false, req.is_head());
-        return fail(client, site, bytes, 413, None, None).await;
+        return ex.fail(413, &[], site).await;
     }
 
-    let complete_body = match prebuffer(client, req, site, limit).await {
+    let complete_body = match ex.prebuffer(site, limit).await {
         Ok(complete) => complete,
-        Err(Some(status)) => {
-            let bytes = respond::error(status, &[], false, req.is_head());
-            return fail(client, site, bytes, status, None, None).await;
-        }
-        Err(None) => {
-            return Outcome {
-                status: 499,
-                bytes: 0,
-                upstream_time: None,
-                upstream: None,
-                next: Next::Close,
-            };
-        }
+        Err(Some(status)) => return ex.fail(status, &[], site).await,
+        Err(None) => return Outcome::ended(499),
     };
     // A body read in full goes out with the head and can be resent.
-    let body = complete_body.map(|n| client.buf.split_to(n));
+    let body = complete_body.map(|n| ex.take_body(n));
     let body_in_head = body.is_some();
-    let idempotent = retry::idempotent(req.method());
+    let idempotent = retry::idempotent(ex.head.method());
     group.budget.record_request(now);
 
     // Clock readings cost more than anything else levee does per request
     // in user space (bench/README.md): reuse one where nothing waited.
-    let started = match req.framing {
+    let started = match ex.head.framing {
         Framing::None => now,
         _ => Instant::now(),
     };
@@ -189,21 +159,21 @@ pub async fn forward_with(
     let mut head: Option<(Vec<u8>, usize)> = None;
     let (member, lease, mut up, mut buf, mut resp) = loop {
         let Some(member) = members.get(index) else {
-            return no_server(client, site, req).await;
+            return no_server(ex, site).await;
         };
         let authority_differs = head.as_ref().is_some_and(|(_, built_for)| {
             members
                 .get(*built_for)
                 .is_none_or(|m| m.configured != member.configured)
         });
-        if head.is_none() || (authority_differs && !(preserve_host && req.host.is_some())) {
+        if head.is_none() || (authority_differs && !(preserve_host && ex.head.host.is_some())) {
             let mut h = headers::upstream_request(
-                req,
+                &ex.head,
                 &Forwarding {
-                    origin: client.origin,
+                    origin: ex.origin,
                     preserve_host,
                     server_authority: &member.configured,
-                    upgrade: upgrade::requested(req),
+                    upgrade: upgrade::requested(&ex.head),
                 },
             );
             if let Some(f) = fill.as_deref() {
@@ -215,7 +185,7 @@ pub async fn forward_with(
             head = Some((h, index));
         }
         let Some((bytes, _)) = head.as_ref() else {
-            return no_server(client, site, req).await;
+            return no_server(ex, site).await;
         };
         let addr = member.addr;
         let state = &member.state;
@@ -225,23 +195,13 @@ pub async fn forward_with(
         } else {
             Instant::now()
         };
-        let header = proxy_header(group, client);
+        let header = proxy_header(group, ex);
         let dest = Dest {
             addr,
             tls: group.tls.as_ref().map(|t| (t, member.configured.as_str())),
             proxy_header: header.as_deref(),
         };
-        let attempt = exchange_head(
-            client,
-            site,
-            req,
-            &dest,
-            bytes,
-            body_in_head,
-            fresh_only,
-            limit,
-        )
-        .await;
+        let attempt = exchange_head(ex, site, &dest, bytes, body_in_head, fresh_only, limit).await;
         match attempt {
             Ok((up, buf, resp)) => {
                 observe_response(group, state, addr, resp.status, sent.elapsed());
@@ -286,16 +246,8 @@ pub async fn forward_with(
                 {
                     return out;
                 }
-                let bytes = respond::error(status, &[], false, req.is_head());
-                return fail(
-                    client,
-                    site,
-                    bytes,
-                    status,
-                    Some(started.elapsed()),
-                    Some(addr),
-                )
-                .await;
+                let out = ex.fail(status, &[], site).await;
+                return at(out, started, addr);
             }
             Err(Attempt::Gone) => {
                 // Not the server's fault: its health is not charged, and
@@ -303,27 +255,14 @@ pub async fn forward_with(
                 drop(lease);
                 return client_gone(0, started, addr);
             }
-            Err(Attempt::Client { status, error }) => {
-                tracing::debug!(peer = %client.peer, %error, "request body failed");
-                let Some(status) = status else {
-                    return Outcome {
-                        status: 499,
-                        bytes: 0,
-                        upstream_time: Some(started.elapsed()),
-                        upstream: Some(addr),
-                        next: Next::Close,
-                    };
-                };
-                let bytes = respond::error(status, &[], false, req.is_head());
-                return fail(
-                    client,
-                    site,
-                    bytes,
-                    status,
-                    Some(started.elapsed()),
-                    Some(addr),
-                )
-                .await;
+            Err(Attempt::Client(fault)) => {
+                tracing::debug!(peer = %ex.peer, error = %fault, "request body failed");
+                let status = fault.status();
+                if status == 499 {
+                    return at(Outcome::ended(499), started, addr);
+                }
+                let out = ex.fail(status, &[], site).await;
+                return at(out, started, addr);
             }
         }
     };
@@ -331,7 +270,7 @@ pub async fn forward_with(
     let addr = member.addr;
     if resp.status == 101 {
         drop(lease);
-        return upgrade::tunnel(client, site, req, &resp, up, buf, addr, started).await;
+        return upgrade::tunnel(ex, site, &resp, up, buf, addr, started).await;
     }
     let sticky = match (&group.config.balance, affinity) {
         (levee_config::Balance::Sticky { cookie }, a)
@@ -344,7 +283,7 @@ pub async fn forward_with(
     let mut extra = sticky;
     let mut copy = false;
     if let Some(f) = fill.as_deref_mut() {
-        match f.admit(req, &mut resp) {
+        match f.admit(&ex.head, &mut resp) {
             Admit::Answer => {
                 // A 304 (or bodiless error) leaves the connection reusable.
                 if resp.framing == Framing::None && resp.keep_alive && buf.is_empty() {
@@ -370,32 +309,12 @@ pub async fn forward_with(
             }
         }
     }
-    let framing = headers::client_framing(&resp, req, keep_alive);
-    let mut out_head = headers::client_response(&resp, req, framing, &extra);
-    respond::add_hsts(&mut out_head, client.hsts);
-    let relay = Relay {
-        framing: resp.framing,
-        output: if framing.chunked || resp.framing != Framing::Chunked {
-            Output::AsIs
-        } else {
-            Output::Dechunked
-        },
-        read_timeout: t.upstream_read,
-        write_timeout: t.client_send,
-        limit: None,
+    let tee = match fill {
+        Some(f) if copy => Some(f as &mut dyn BodySink),
+        _ => None,
     };
-    let result = relay
-        .run(
-            &mut up,
-            &mut buf,
-            &mut client.stream,
-            out_head,
-            match fill {
-                Some(f) if copy => Some(f as &mut dyn BodySink),
-                _ => None,
-            },
-            Some(&mut client.buf),
-        )
+    let (result, client_keeps) = ex
+        .relay_response_h1(&resp, &extra, &mut up, &mut buf, tee, t)
         .await;
     let done = Instant::now();
     let upstream_time = Some(done - started);
@@ -417,7 +336,7 @@ pub async fn forward_with(
                 bytes,
                 upstream_time,
                 upstream: Some(addr),
-                next: if framing.keep_alive {
+                next: if client_keeps {
                     Next::KeepAlive
                 } else {
                     Next::Close
@@ -483,34 +402,25 @@ pub(crate) fn observe_fault(group: &Group, state: &ServerState, addr: SocketAddr
     group.observe_fault(state, addr, fault);
 }
 
-/// The PROXY protocol header for `client`, when `group` sends one: the
-/// client a trusted proxy named, with port 0 (forwarded fields carry none).
-pub(crate) fn proxy_header(group: &Group, client: &Client) -> Option<Vec<u8>> {
+/// The PROXY protocol header for the exchange's client, when `group`
+/// sends one: the client a trusted proxy named, with port 0 (forwarded
+/// fields carry none).
+pub(crate) fn proxy_header(group: &Group, ex: &Exchange<'_>) -> Option<Vec<u8>> {
     group.config.proxy_protocol.map(|v| {
-        let local = crate::stream::local_addr(&client.stream).unwrap_or(client.peer);
-        let source = match client.origin.proxy {
-            None => client.peer,
-            Some(_) => SocketAddr::new(client.origin.ip, 0),
+        let local = ex.local_addr().unwrap_or(ex.peer);
+        let source = match ex.origin.proxy {
+            None => ex.peer,
+            Some(_) => SocketAddr::new(ex.origin.ip, 0),
         };
         crate::proxy_protocol::encode(v, source, local)
     })
 }
 
-/// Sends an error response levee made and ends the exchange.
-pub(crate) async fn fail(
-    client: &mut Client,
-    site: &Site,
-    bytes: Vec<u8>,
-    status: u16,
-    upstream_time: Option<Duration>,
-    upstream: Option<SocketAddr>,
-) -> Outcome {
-    let _ = respond::send(&mut client.stream, &bytes, site.timeouts.client_send).await;
+/// `out` with the upstream time since `started` and the server `addr`.
+fn at(out: Outcome, started: Instant, addr: SocketAddr) -> Outcome {
     Outcome {
-        status,
-        bytes: 0,
-        upstream_time,
-        upstream,
-        next: Next::Linger,
+        upstream_time: Some(started.elapsed()),
+        upstream: Some(addr),
+        ..out
     }
 }

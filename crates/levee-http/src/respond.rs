@@ -1,4 +1,5 @@
-//! Responses levee makes itself: errors, redirects and `respond` routes.
+//! Writing levee's own bytes to a client: the send every HTTP/1 answer
+//! goes through, HSTS, a redirect's target, and the lingering close.
 
 use std::time::Duration;
 
@@ -6,7 +7,6 @@ use levee_config::RedirectAction;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::time::timeout;
 
-use crate::h1::write::{error_body, simple_response};
 use crate::message::RequestHead;
 use crate::stream::ClientStream;
 
@@ -32,35 +32,15 @@ pub fn add_hsts(response: &mut Vec<u8>, max_age: Option<u64>) {
     response.splice(at..at, field.into_bytes());
 }
 
-/// An error response: a one-line text body naming the status.
-pub fn error(status: u16, extra: &[(&str, &[u8])], keep_alive: bool, head_only: bool) -> Vec<u8> {
-    simple_response(
-        status,
-        extra,
-        "text/plain; charset=utf-8",
-        &error_body(status),
-        keep_alive,
-        head_only,
-    )
-}
-
-/// A redirect: `{host}` and `{uri}` in the target are replaced by the
-/// request's host and its path with query.
-pub fn redirect(r: &RedirectAction, req: &RequestHead, keep_alive: bool) -> Vec<u8> {
+/// A redirect's target: `{host}` and `{uri}` in the route's `to` replaced
+/// by the request's host and its path with query.
+pub fn location(r: &RedirectAction, req: &RequestHead) -> String {
     let host = req
         .host
         .map(|h| String::from_utf8_lossy(req.fields.span_of(h)).into_owned())
         .unwrap_or_default();
     let uri = String::from_utf8_lossy(req.uri());
-    let location = r.to.replace("{host}", &host).replace("{uri}", &uri);
-    simple_response(
-        r.status,
-        &[("Location", location.as_bytes())],
-        "text/plain; charset=utf-8",
-        &error_body(r.status),
-        keep_alive,
-        req.is_head(),
-    )
+    r.to.replace("{host}", &host).replace("{uri}", &uri)
 }
 
 /// Stops writing, then reads and discards what the client still sends for a

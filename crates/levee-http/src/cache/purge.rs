@@ -7,10 +7,7 @@ use levee_cache::stats::{Counters, STATS};
 use levee_cache::store::{Entry, Storage, key_is_url};
 
 use super::{RouteCache, SiteCache};
-use crate::conn::Client;
-use crate::message::RequestHead;
-use crate::proxy::Outcome;
-use crate::respond;
+use crate::exchange::{Exchange, Outcome, Reply};
 use crate::site::Site;
 
 /// What to remove.
@@ -68,20 +65,18 @@ pub fn purge(cache: &SiteCache, what: Purge<'_>) -> Result<usize, PurgeError> {
 
 /// `PURGE /path`: removes the URL (all its variants) from the store.
 pub(super) async fn serve(
-    client: &mut Client,
+    ex: &mut Exchange<'_>,
     site: &Site,
     cache: &SiteCache,
-    req: &RequestHead,
     route: &RouteCache,
-    keep_alive: bool,
 ) -> Outcome {
-    if !cache.may_purge(client.origin.ip) {
-        let bytes = respond::error(405, &[], keep_alive, false);
-        return super::reply_bytes(client, site, bytes, 405, keep_alive).await;
+    if !cache.may_purge(ex.origin.ip) {
+        return super::reply_bytes(ex, site, &Reply::error(405, &[])).await;
     }
     // Every entry of the URL: variants and route-added key parts included.
     // Every scheme: `PURGE` over either listener removes what both stored.
     let mut removed = 0;
+    let req = &ex.head;
     for scheme in super::SCHEMES {
         let url = key::primary(&route.spec, scheme, req.host_name(), req.uri(), &[]);
         let url = url.split(|&b| b == 0).next().unwrap_or_default();
@@ -91,13 +86,12 @@ pub(super) async fn serve(
     Counters::add(&STATS.purged, removed as u64);
     let status = if removed > 0 { 200 } else { 404 };
     let body = format!("{{\"purged\": {removed}}}\n");
-    let bytes = crate::h1::write::simple_response(
+    let reply = Reply {
         status,
-        &[],
-        "application/json",
-        body.as_bytes(),
-        keep_alive,
-        false,
-    );
-    super::reply_bytes(client, site, bytes, status, keep_alive).await
+        fields: &[],
+        content_type: "application/json",
+        body: body.into_bytes().into(),
+        close: false,
+    };
+    super::reply_bytes(ex, site, &reply).await
 }

@@ -9,7 +9,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 
-use super::{Client, FirstSteps, ListenerCtx, ListenerTls};
+use crate::exchange::Client;
+use crate::listener::{FirstSteps, ListenerCtx, ListenerTls};
 use crate::proxy_protocol::{self, Header, Parsed};
 use crate::stream::{ClientStream, Secure};
 
@@ -100,7 +101,6 @@ async fn handshake(client: Client, tls: &ListenerTls) -> Option<Client> {
         buf,
         permit,
         hsts,
-        origin,
     } = client;
     let ClientStream::Plain(tcp) = stream else {
         return Some(Client {
@@ -109,7 +109,6 @@ async fn handshake(client: Client, tls: &ListenerTls) -> Option<Client> {
             buf,
             permit,
             hsts,
-            origin,
         });
     };
     match timeout(tls.handshake_timeout, tls.acceptor.accept(tcp)).await {
@@ -119,7 +118,6 @@ async fn handshake(client: Client, tls: &ListenerTls) -> Option<Client> {
             buf,
             permit,
             hsts: tls.hsts,
-            origin,
         }),
         Ok(Err(e)) => {
             tracing::debug!(peer = %peer, error = %e, "TLS handshake failed");

@@ -11,7 +11,7 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use super::{Conn, Pipe, request, response};
 use crate::access_log::Entry;
-use crate::conn::{Client, serve_request};
+use crate::exchange::{Client, Exchange};
 use crate::h1::{Parsed, parse_request};
 use crate::message::{RequestHead, Version};
 use crate::origin;
@@ -74,7 +74,6 @@ pub(super) async fn serve(
         buf: BytesMut::new(),
         permit: None,
         hsts: conn.hsts,
-        origin,
     };
     // In flight until the response is out, not only until the request
     // path is done with it.
@@ -84,10 +83,13 @@ pub(super) async fn serve(
     // on the pipe is time spent waiting on the client.
     let pipe_fd = conn.fd;
     let work = pace::scope(pipe_fd, site.pace, async {
-        let done = serve_request(&mut client, &conn.listener, &site, &mut head, 0).await;
+        let listener = &conn.listener;
+        let mut ex = Exchange::h1(head, origin, &mut client);
+        let done = crate::serve::serve(&mut ex, listener.addr, &listener.shared, &site, 0).await;
+        let head = ex.head;
         // Closing the pipe ends a response delimited by its end.
         drop(client);
-        done
+        (done, head)
     });
     let mut window = response::Window::client(&site);
     let (rd, wr) = tokio::io::split(theirs);
@@ -106,12 +108,12 @@ pub(super) async fn serve(
             canceller.fire();
         }
     };
-    let (mut done, ()) = tokio::join!(work, relay);
+    let ((mut done, head), ()) = tokio::join!(work, relay);
     if canceller.fired() {
         done.status = 499;
         done.bytes = window.sent();
     }
-    done.log(&site, origin.ip, &head, started);
+    crate::serve::log(&site, origin.ip, Some(&head), &done, started);
 }
 
 /// Who a stream's request is for (origin.rs).

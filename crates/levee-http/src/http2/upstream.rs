@@ -40,7 +40,7 @@ use levee_upstream::retry::{Tried, next_server};
 use levee_upstream::{Dest, Fault, Group, Lease, Member, Members};
 
 use super::Conn;
-use crate::conn::Done;
+use crate::exchange::{Outcome, Reply};
 use crate::message::RequestHead;
 use crate::origin::Origin;
 use crate::proxy::headers::Forwarding;
@@ -84,9 +84,11 @@ pub(super) async fn serve(
     else {
         return;
     };
-    let out = match crate::screen::guard(&head, routed, origin.ip, true).await {
-        Some(reply) => {
-            let status = crate::conn::status_of(&reply);
+    let out = match crate::screen::guard(&head, routed, origin.ip).await {
+        Some(refused) => {
+            let status = refused.status;
+            let field = refused.field.as_ref().map(|(n, v)| (*n, v.as_bytes()));
+            let reply = Reply::error(status, field.as_slice()).h1(true, head.is_head());
             // Levee's own small response, turned into HTTP/2 as for any stream.
             let _ = super::response::relay(
                 &reply[..],
@@ -95,7 +97,7 @@ pub(super) async fn serve(
                 &mut super::response::Window::client(site),
             )
             .await;
-            Done::ended(status)
+            Outcome::ended(status)
         }
         None => {
             let from = Client {
@@ -105,7 +107,7 @@ pub(super) async fn serve(
             forward(body, &mut respond, conn, site, &head, group, from).await
         }
     };
-    out.log(site, origin.ip, &head, started);
+    crate::serve::log(site, origin.ip, Some(&head), &out, started);
 }
 
 /// The two halves of an open stream.
@@ -126,7 +128,7 @@ async fn forward(
     head: &RequestHead,
     group: &Group,
     from: Client,
-) -> Done {
+) -> Outcome {
     let members = group.members();
     let end_of_stream = body.is_end_stream();
     let stream = match open_stream(group, &members, head, from, end_of_stream, site).await {
@@ -152,7 +154,7 @@ async fn forward(
     let opened = stream.opened;
     let end = relay::run(body, opened.up, respond, opened.response, terms, &progress).await;
     let got = progress.status.load(Relaxed);
-    Done {
+    Outcome {
         bytes: progress.bytes.load(Relaxed),
         ..settle(group, stream.member, end, got, stream.started)
     }
@@ -187,18 +189,18 @@ pub(crate) async fn open_stream<'m>(
     from: Client,
     end_of_stream: bool,
     site: &Site,
-) -> Result<Stream<'m>, Done> {
+) -> Result<Stream<'m>, Outcome> {
     let affinity = choose::affinity(group, head, from.origin.ip);
     let now = tokio::time::Instant::now();
     let mut index = group
         .pick(members, affinity, &[], now)
-        .ok_or(Done::ended(503))?;
+        .ok_or(Outcome::ended(503))?;
     group.budget.record_request(now);
     let started = Instant::now();
     let mut tried = Tried::new();
     let mut fresh_only = false;
     loop {
-        let member = members.get(index).ok_or(Done::ended(503))?;
+        let member = members.get(index).ok_or(Outcome::ended(503))?;
         let lease = begin(&member.state);
         let fwd = Forwarding {
             origin: from.origin,
@@ -208,7 +210,7 @@ pub(crate) async fn open_stream<'m>(
         };
         let req = head::upstream_request(head, &fwd, group.tls.is_some()).map_err(|e| {
             tracing::debug!(error = %e, "request not forwarded");
-            Done::ended(400)
+            Outcome::ended(400)
         })?;
         match open(group, member, req, end_of_stream, fresh_only, site).await {
             Ok(opened) => {
@@ -236,10 +238,10 @@ pub(crate) async fn open_stream<'m>(
                     continue;
                 }
                 tracing::warn!(upstream = %member.addr, error = %fault, "upstream failed");
-                return Err(Done {
+                return Err(Outcome {
                     upstream_time: Some(started.elapsed()),
                     upstream: Some(member.addr),
-                    ..Done::ended(fault.status())
+                    ..Outcome::ended(fault.status())
                 });
             }
         }
@@ -249,7 +251,13 @@ pub(crate) async fn open_stream<'m>(
 /// Feeds how a relayed stream ended to the server's passive health and
 /// metrics; the outcome for the log (499: the client went away). `got`:
 /// the server's status, 0 if no response head came.
-pub(crate) fn settle(group: &Group, member: &Member, end: End, got: u16, started: Instant) -> Done {
+pub(crate) fn settle(
+    group: &Group,
+    member: &Member,
+    end: End,
+    got: u16,
+    started: Instant,
+) -> Outcome {
     let elapsed = started.elapsed();
     if end == End::ClientGone {
         crate::gone::count();
@@ -275,10 +283,10 @@ pub(crate) fn settle(group: &Group, member: &Member, end: End, got: u16, started
             502
         }
     };
-    Done {
+    Outcome {
         upstream_time: Some(elapsed),
         upstream: Some(member.addr),
-        ..Done::ended(status)
+        ..Outcome::ended(status)
     }
 }
 

@@ -10,14 +10,11 @@ use bytes::BytesMut;
 use levee_upstream::{Dest, Fault, UpstreamStream, pool};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::headers;
-use crate::body::{Output, Relay, RelayError, Stopped};
-use crate::conn::Client;
-use crate::gone::gone;
+use crate::exchange::Exchange;
 use crate::h1::{Parsed, parse_response};
-use crate::message::{RequestHead, ResponseHead};
+use crate::message::ResponseHead;
 use crate::site::Site;
-use crate::{respond, timed};
+use crate::timed;
 
 /// Largest upstream response head accepted.
 const MAX_RESPONSE_HEAD: usize = 64 * 1024;
@@ -28,11 +25,9 @@ pub(crate) const RESPONSE_CHUNK: usize = 16 * 1024;
 pub(super) enum Attempt {
     /// The upstream's fault; `reused` if the connection came from the pool.
     Fault { fault: Fault, reused: bool },
-    /// The client's fault while levee streamed its body (`None`: the client is gone).
-    Client {
-        status: Option<u16>,
-        error: RelayError,
-    },
+    /// The client's fault while levee streamed its body (status 499: it is
+    /// gone, nothing to answer).
+    Client(Fault),
     /// The client went away while levee waited on the upstream (gone.rs).
     Gone,
 }
@@ -64,11 +59,9 @@ pub(crate) async fn open_and_send(
 }
 
 /// Sends the request and reads the final response head.
-#[allow(clippy::too_many_arguments)]
 pub(super) async fn exchange_head(
-    client: &mut Client,
+    ex: &mut Exchange<'_>,
     site: &Site,
-    req: &RequestHead,
     dest: &Dest<'_>,
     head: &[u8],
     body_in_head: bool,
@@ -81,68 +74,29 @@ pub(super) async fn exchange_head(
     let sent = tokio::select! {
         biased;
         sent = open_and_send(dest, head, fresh_only, t) => sent,
-        () = gone(&mut client.stream, &mut client.buf) => return Err(Attempt::Gone),
+        () = ex.gone() => return Err(Attempt::Gone),
     };
     let (mut up, reused) = sent.map_err(|(fault, reused)| Attempt::Fault { fault, reused })?;
-    let fault = |fault| Attempt::Fault { fault, reused };
-    if !body_in_head {
-        let relay = Relay {
-            framing: req.framing,
-            output: Output::AsIs,
-            read_timeout: t.client_body,
-            write_timeout: t.upstream_write,
-            limit,
-        };
-        if let Err(Stopped { error, .. }) = relay
-            .run(
-                &mut client.stream,
-                &mut client.buf,
-                &mut up,
-                Vec::new(),
-                None,
-                None,
-            )
-            .await
-        {
-            return Err(match error {
-                RelayError::DstTimeout => fault(Fault::WriteTimeout),
-                RelayError::DstIo(e) => fault(Fault::Write(e)),
-                RelayError::DstGone => fault(Fault::Closed),
-                RelayError::SrcTimeout => Attempt::Client {
-                    status: Some(408),
-                    error,
-                },
-                RelayError::TooLarge => Attempt::Client {
-                    status: Some(413),
-                    error,
-                },
-                RelayError::Chunk(_) => Attempt::Client {
-                    status: Some(400),
-                    error,
-                },
-                RelayError::SrcClosed | RelayError::SrcIo(_) => Attempt::Client {
-                    status: None,
-                    error,
-                },
-            });
-        }
+    if !body_in_head && let Err(fault) = ex.relay_body_h1(&mut up, t, limit).await {
+        return Err(match fault.cause() {
+            levee_upstream::Cause::Client => Attempt::Client(fault),
+            _ => Attempt::Fault { fault, reused },
+        });
     }
     let mut buf = BytesMut::with_capacity(RESPONSE_CHUNK);
     loop {
         let resp = tokio::select! {
             biased;
-            resp = read_response_head(&mut up, &mut buf, t.upstream_read, req.is_head()) => resp,
-            () = gone(&mut client.stream, &mut client.buf) => return Err(Attempt::Gone),
+            resp = read_response_head(&mut up, &mut buf, t.upstream_read, ex.is_head()) => resp,
+            () = ex.gone() => return Err(Attempt::Gone),
         };
-        let resp = resp.map_err(fault)?;
+        let resp = resp.map_err(|fault| Attempt::Fault { fault, reused })?;
         if !(100..200).contains(&resp.status) || resp.status == 101 {
             return Ok((up, buf, resp));
         }
-        // Interim responses: 100 Continue was levee's to give; others go to HTTP/1.1 clients.
-        if resp.status != 100 && req.version == crate::message::Version::Http11 {
-            let bytes = headers::interim(&resp);
-            let _ = respond::send(&mut client.stream, &bytes, t.client_send).await;
-        }
+        // Interim responses: 100 Continue was levee's to give; others go
+        // where the client takes them.
+        ex.send_interim(&resp, site).await;
     }
 }
 

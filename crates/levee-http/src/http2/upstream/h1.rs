@@ -22,24 +22,28 @@ use tokio::time::timeout;
 use super::super::response::{Fault, Window, body};
 use super::relay::End;
 use super::{Stream, open_stream, settle};
-use crate::conn::{Client, Done, Next};
+use crate::exchange::{Client, End as ClientEnd, Exchange, Next, Outcome, Reply};
 use crate::gone::gone;
 use crate::h1::write::{field, reason};
 use crate::message::{Framing, RequestHead, Version, status_has_no_body};
-use crate::proxy::{Outcome, fail};
 use crate::respond;
 use crate::site::Site;
 
 /// Forwards an HTTP/1.x request, made by `from`, to a server of the
 /// HTTP/2 upstream `group`.
 pub(crate) async fn forward(
-    client: &mut Client,
+    ex: &mut Exchange<'_>,
     site: &Site,
-    req: &RequestHead,
     group: &Group,
     from: super::Client,
-    keep_alive: bool,
 ) -> Outcome {
+    let keep_alive = ex.keep_alive;
+    let Exchange {
+        head: req,
+        end: ClientEnd::H1(client),
+        ..
+    } = ex;
+    let req = &*req;
     let members = group.members();
     let has_body = !matches!(req.framing, Framing::None | Framing::Length(0));
     let Stream {
@@ -233,21 +237,19 @@ pub(crate) fn wants_trailers(req: &RequestHead) -> bool {
 
 /// Answers with levee's own error for a request no server answered
 /// (503, 502, 504, 400).
-async fn answer(client: &mut Client, site: &Site, req: &RequestHead, refused: Done) -> Outcome {
-    let status = refused.status;
-    let bytes = respond::error(status, &[], false, req.is_head());
-    fail(
-        client,
-        site,
-        bytes,
-        status,
-        refused.upstream_time,
-        refused.upstream,
-    )
-    .await
+async fn answer(client: &mut Client, site: &Site, req: &RequestHead, refused: Outcome) -> Outcome {
+    let reply = Reply::error(refused.status, &[]).closing();
+    let _ = client
+        .send(&reply.h1(false, req.is_head()), site.timeouts.client_send)
+        .await;
+    Outcome {
+        bytes: 0,
+        next: Next::Linger,
+        ..refused
+    }
 }
 
-fn outcome(done: Done, bytes: u64, next: Next) -> Outcome {
+fn outcome(done: Outcome, bytes: u64, next: Next) -> Outcome {
     Outcome {
         status: done.status,
         bytes,

@@ -1,0 +1,112 @@
+//! A request's way through levee once its head is read, whatever the
+//! client spoke (docs/architecture.md, "A request's life"): the phases
+//! after `read head`, each a function.
+//!
+//! ```text
+//! serve ─▶ route ─▶ protect (screen.rs) ─▶ act ─▶ (the caller) log
+//!                                          │
+//!                                          ├─ proxy: cache lookup (cache.rs) ─▶ forward (proxy.rs)
+//!                                          ├─ static (static_route.rs), mirrors (mirror_route.rs)
+//!                                          └─ redirect, respond (respond.rs)
+//! ```
+
+use std::borrow::Cow;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::access_log::Entry;
+use crate::exchange::{Exchange, Outcome, Reply};
+use crate::message::RequestHead;
+use crate::site::{Routed, Site, Target};
+use crate::{Shared, respond};
+
+/// Routes, protects and acts on the request of `ex`, received on the
+/// listener bound to `listener`; `served` requests came before it on its
+/// connection. The caller logs it ([`log`]) once its response is out and
+/// counts it in flight until then.
+pub(crate) async fn serve(
+    ex: &mut Exchange<'_>,
+    listener: SocketAddr,
+    shared: &Shared,
+    site: &Site,
+    served: u64,
+) -> Outcome {
+    levee_upstream::stats::count_request(listener);
+    let max = site.limits.max_requests_per_connection;
+    ex.keep_alive = ex.head.keep_alive && !shared.draining() && (max == 0 || served + 1 < max);
+    let Some(routed) = route(site, listener, &mut ex.head) else {
+        return ex.reply(&Reply::error(404, &[]), site).await;
+    };
+    if let Some(refused) = crate::screen::protect(ex, site, routed).await {
+        return refused;
+    }
+    act(ex, site, &routed.target).await
+}
+
+/// The route phase: the route for the request's host and matched path on
+/// the listener, with the path it forwards chosen (`forward_path`).
+pub(crate) fn route<'s>(
+    site: &'s Site,
+    listener: SocketAddr,
+    head: &mut RequestHead,
+) -> Option<&'s Arc<Routed>> {
+    let routed = site.route(listener, head.host_name(), head.path())?;
+    routed.choose_path(head);
+    Some(routed)
+}
+
+/// Runs a route's action.
+async fn act(ex: &mut Exchange<'_>, site: &Site, target: &Target) -> Outcome {
+    match target {
+        Target::Proxy {
+            group,
+            preserve_host,
+            cache,
+        } => match cache {
+            Some(c) => crate::cache::serve(ex, site, group, *preserve_host, c).await,
+            None => crate::proxy::forward(ex, site, group, *preserve_host).await,
+        },
+        Target::Respond {
+            status,
+            body,
+            content_type,
+        } => {
+            let reply = Reply {
+                status: *status,
+                fields: &[],
+                content_type,
+                body: Cow::Borrowed(body),
+                close: false,
+            };
+            ex.reply(&reply, site).await
+        }
+        Target::Redirect(r) => {
+            let location = respond::location(r, &ex.head);
+            let fields = [("Location", location.as_bytes())];
+            ex.reply(&Reply::error(r.status, &fields), site).await
+        }
+        Target::Static(root) => crate::static_route::serve(ex, site, root).await,
+        // Boxed: its state must not widen every connection's task.
+        Target::Mirrors(set) => Box::pin(crate::mirror_route::serve(ex, site, set)).await,
+    }
+}
+
+/// The log phase: the request's access log line.
+pub(crate) fn log(
+    site: &Site,
+    client: IpAddr,
+    head: Option<&RequestHead>,
+    outcome: &Outcome,
+    started: Instant,
+) {
+    site.access_log.log(&Entry {
+        client,
+        request: head,
+        status: outcome.status,
+        bytes: outcome.bytes,
+        request_time: started.elapsed(),
+        upstream_time: outcome.upstream_time,
+        upstream: outcome.upstream,
+    });
+}
