@@ -10,8 +10,10 @@
 //!   normal.rs), and who it is for ([`Origin`], as `trusted_proxies`
 //!   decided), the connection's peer and HSTS;
 //! - its client's [`End`]: the HTTP/1 connection (`h1.rs`: socket, bytes
-//!   read ahead, framing), which is both the body source and the response
-//!   sink.
+//!   read ahead, framing) or the HTTP/2 stream (`h2.rs`: its DATA, its
+//!   HEADERS and DATA as the window allows), each both the body source
+//!   and the response sink. An HTTP/2 stream never goes through HTTP/1
+//!   text.
 //!
 //! What the steps ask of an exchange, as methods:
 //!
@@ -28,6 +30,7 @@
 //! serves every client alike (`mirror_route.rs` is a small example).
 
 mod h1;
+pub(crate) mod h2;
 mod outcome;
 mod reply;
 
@@ -38,6 +41,7 @@ use levee_config::Timeouts;
 use levee_upstream::{Fault, UpstreamStream};
 
 pub use h1::Client;
+pub use h2::Stream;
 pub use outcome::{Next, Outcome};
 pub use reply::Reply;
 
@@ -69,6 +73,8 @@ pub struct Exchange<'c> {
 pub enum End<'c> {
     /// An HTTP/1 connection (h1.rs).
     H1(&'c mut Client),
+    /// An HTTP/2 stream (h2.rs).
+    H2(&'c mut Stream),
 }
 
 impl<'c> Exchange<'c> {
@@ -84,6 +90,25 @@ impl<'c> Exchange<'c> {
         }
     }
 
+    /// An exchange on an HTTP/2 stream, for `head` from `origin`, on a
+    /// connection from `peer`.
+    pub fn h2(
+        head: RequestHead,
+        origin: Origin,
+        peer: SocketAddr,
+        hsts: Option<u64>,
+        stream: &'c mut Stream,
+    ) -> Exchange<'c> {
+        Exchange {
+            head,
+            origin,
+            peer,
+            hsts,
+            keep_alive: false,
+            end: End::H2(stream),
+        }
+    }
+
     /// The request is a HEAD: no response body goes out.
     pub fn is_head(&self) -> bool {
         self.head.is_head()
@@ -93,6 +118,7 @@ impl<'c> Exchange<'c> {
     pub fn local_addr(&self) -> Option<SocketAddr> {
         match &self.end {
             End::H1(c) => crate::stream::local_addr(&c.stream),
+            End::H2(s) => s.local_addr(),
         }
     }
 
@@ -102,6 +128,7 @@ impl<'c> Exchange<'c> {
     pub async fn gone(&mut self) {
         match &mut self.end {
             End::H1(c) => c.gone().await,
+            End::H2(s) => s.gone().await,
         }
     }
 
@@ -123,6 +150,10 @@ impl<'c> Exchange<'c> {
                     add_hsts(&mut bytes, self.hsts);
                 }
                 c.send(&bytes, site.timeouts.client_send).await
+            }
+            End::H2(s) => {
+                let hsts = if hsts { self.hsts } else { None };
+                s.send_reply(reply, head_only, hsts).await
             }
         }
     }
@@ -164,11 +195,13 @@ impl<'c> Exchange<'c> {
     }
 
     /// A head of levee's own for a file that follows (static routes):
-    /// `status` with `fields` (HSTS added). False if the client is gone.
+    /// `status` with `fields` (HSTS added), then `body` bytes. False if the
+    /// client is gone.
     pub async fn send_file_head(
         &mut self,
         status: u16,
         fields: &[(&'static str, String)],
+        body: u64,
         keep_alive: bool,
         site: &Site,
     ) -> bool {
@@ -177,6 +210,10 @@ impl<'c> Exchange<'c> {
                 let mut out = crate::h1::write::own_head(status, fields, keep_alive);
                 add_hsts(&mut out, self.hsts);
                 c.send(&out, site.timeouts.client_send).await
+            }
+            End::H2(s) => {
+                let fields = fields.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes()));
+                s.send_own_head(status, fields, body, self.hsts)
             }
         }
     }
@@ -192,6 +229,7 @@ impl<'c> Exchange<'c> {
     ) -> std::io::Result<u64> {
         match &mut self.end {
             End::H1(c) => c.send_file(file, start, len, site).await,
+            End::H2(s) => s.send_file(file, start, len).await,
         }
     }
 
@@ -200,6 +238,7 @@ impl<'c> Exchange<'c> {
     pub async fn send_bytes(&mut self, bytes: &[u8], site: &Site) -> bool {
         match &mut self.end {
             End::H1(c) => c.send(bytes, site.timeouts.client_send).await,
+            End::H2(s) => s.send_bytes(bytes).await,
         }
     }
 
@@ -208,6 +247,12 @@ impl<'c> Exchange<'c> {
     pub async fn send_stored(&mut self, answer: crate::cache::reply::Answer, site: &Site) -> bool {
         match &mut self.end {
             End::H1(c) => c.send_stored(answer, self.hsts, site).await,
+            End::H2(s) => {
+                let lines = answer.head.get(answer.fields.clone()).unwrap_or_default();
+                let head_only = self.head.is_head();
+                s.send_stored(answer.status, lines, answer.body, head_only, self.hsts)
+                    .await
+            }
         }
     }
 
@@ -216,6 +261,7 @@ impl<'c> Exchange<'c> {
     pub async fn send_continue(&mut self, site: &Site) -> bool {
         match &mut self.end {
             End::H1(c) => c.send_continue(&self.head, site.timeouts.client_send).await,
+            End::H2(s) => s.send_continue(&self.head),
         }
     }
 
@@ -226,6 +272,8 @@ impl<'c> Exchange<'c> {
                 c.send_interim(resp, &self.head, site.timeouts.client_send)
                     .await
             }
+            // Only 100 Continue is levee's to give an HTTP/2 client.
+            End::H2(_) => {}
         }
     }
 
@@ -246,6 +294,7 @@ impl<'c> Exchange<'c> {
                 let sent = c.send(&bytes, site.timeouts.client_send).await;
                 (sent, framing.keep_alive)
             }
+            End::H2(s) => (s.send_upstream_head(resp, extra, self.hsts), true),
         }
     }
 
@@ -283,6 +332,12 @@ impl<'c> Exchange<'c> {
                 let relayed = c.relay_response_h1(&relay, up, buf, out_head, tee).await;
                 (relayed, framing.keep_alive)
             }
+            End::H2(s) => {
+                let relayed = s
+                    .relay_response_h1(resp, extra, self.hsts, up, buf, tee, t.upstream_read)
+                    .await;
+                (relayed, true)
+            }
         }
     }
 
@@ -298,6 +353,8 @@ impl<'c> Exchange<'c> {
     ) -> Option<u64> {
         match &mut self.end {
             End::H1(c) => c.tunnel(head, up, from_up, t).await,
+            // HTTP/2 clients never ask for an upgrade (proxy/upgrade.rs).
+            End::H2(_) => None,
         }
     }
 
@@ -307,6 +364,7 @@ impl<'c> Exchange<'c> {
     pub async fn read_body_start(&mut self, site: &Site) -> Result<(), u16> {
         match &mut self.end {
             End::H1(c) => c.read_body_start(&self.head, site).await,
+            End::H2(s) => s.read_body_start(&self.head, site).await,
         }
     }
 
@@ -316,6 +374,7 @@ impl<'c> Exchange<'c> {
     pub async fn drain_body(&mut self, site: &Site, most: u64) -> Result<(), u16> {
         match &mut self.end {
             End::H1(c) => c.drain_body(&self.head, site, most).await,
+            End::H2(s) => s.drain_body(&self.head, site, most).await,
         }
     }
 
@@ -329,6 +388,7 @@ impl<'c> Exchange<'c> {
     ) -> Result<Option<usize>, Option<u16>> {
         match &mut self.end {
             End::H1(c) => c.prebuffer(&self.head, site, limit).await,
+            End::H2(s) => s.prebuffer(&self.head, site, limit).await,
         }
     }
 
@@ -337,6 +397,7 @@ impl<'c> Exchange<'c> {
     pub fn take_body(&mut self, len: usize) -> BytesMut {
         match &mut self.end {
             End::H1(c) => c.take_body(len),
+            End::H2(s) => s.take_body(&self.head, len),
         }
     }
 
@@ -350,6 +411,7 @@ impl<'c> Exchange<'c> {
     ) -> Result<(), Fault> {
         match &mut self.end {
             End::H1(c) => c.relay_body_h1(&self.head, up, t, limit).await,
+            End::H2(s) => s.relay_body_h1(&self.head, up, t, limit).await,
         }
     }
 }

@@ -60,7 +60,7 @@ pub async fn serve(ex: &mut Exchange<'_>, site: &Site, action: &StaticAction) ->
             ex.reply(&reply(301, &extra), site).await
         }
         StaticOutcome::NotModified { fields } => {
-            let sent = ex.send_file_head(304, &fields, keep_alive, site).await;
+            let sent = ex.send_file_head(304, &fields, 0, keep_alive, site).await;
             Outcome::of(304, ex.next_after(sent, keep_alive))
         }
         StaticOutcome::Send {
@@ -70,7 +70,11 @@ pub async fn serve(ex: &mut Exchange<'_>, site: &Site, action: &StaticAction) ->
             body,
         } => {
             let mut out = Outcome::of(status, ex.next_after(true, keep_alive));
-            if !ex.send_file_head(status, &fields, keep_alive, site).await {
+            let length = body_length(&body);
+            if !ex
+                .send_file_head(status, &fields, length, keep_alive, site)
+                .await
+            {
                 out.next = Next::Close;
                 return out;
             }
@@ -89,6 +93,18 @@ pub async fn serve(ex: &mut Exchange<'_>, site: &Site, action: &StaticAction) ->
                 }
             }
             out
+        }
+    }
+}
+
+/// The body bytes `plan` sends.
+fn body_length(plan: &BodyPlan) -> u64 {
+    match plan {
+        BodyPlan::None => 0,
+        BodyPlan::Range { len, .. } => *len,
+        BodyPlan::Multipart { parts, closing } => {
+            let parts: u64 = parts.iter().map(|p| p.preamble.len() as u64 + p.len).sum();
+            parts + closing.len() as u64
         }
     }
 }

@@ -12,7 +12,7 @@ use tokio::time::timeout;
 use crate::exchange::Client;
 use crate::listener::{FirstSteps, ListenerCtx, ListenerTls};
 use crate::proxy_protocol::{self, Header, Parsed};
-use crate::stream::{ClientStream, Secure};
+use crate::stream::ClientStream;
 
 /// Runs the steps the listener asks for; `None` when the client is dropped.
 pub(super) async fn begin(
@@ -113,7 +113,7 @@ async fn handshake(client: Client, tls: &ListenerTls) -> Option<Client> {
     };
     match timeout(tls.handshake_timeout, tls.acceptor.accept(tcp)).await {
         Ok(Ok(s)) => Some(Client {
-            stream: ClientStream::Tls(Box::new(Secure::Tls(s))),
+            stream: ClientStream::Tls(Box::new(s)),
             peer,
             buf,
             permit,

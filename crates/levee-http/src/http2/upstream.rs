@@ -40,6 +40,7 @@ use levee_upstream::retry::{Tried, next_server};
 use levee_upstream::{Dest, Fault, Group, Lease, Member, Members};
 
 use super::Conn;
+use crate::exchange::h2::Window;
 use crate::exchange::{Outcome, Reply};
 use crate::message::RequestHead;
 use crate::origin::Origin;
@@ -72,7 +73,7 @@ pub(super) async fn serve(
     started: Instant,
 ) {
     routed.choose_path(&mut head);
-    let origin = super::exchange::origin_of(conn, site, &head);
+    let origin = super::stream::origin_of(conn, site, &head);
     let shared = &conn.listener.shared;
     let _in_flight = shared.begin();
     levee_upstream::stats::count_request(conn.listener.addr);
@@ -88,15 +89,11 @@ pub(super) async fn serve(
         Some(refused) => {
             let status = refused.status;
             let field = refused.field.as_ref().map(|(n, v)| (*n, v.as_bytes()));
-            let reply = Reply::error(status, field.as_slice()).h1(true, head.is_head());
-            // Levee's own small response, turned into HTTP/2 as for any stream.
-            let _ = super::response::relay(
-                &reply[..],
-                &mut respond,
-                head.is_head(),
-                &mut super::response::Window::client(site),
-            )
-            .await;
+            let reply = Reply::error(status, field.as_slice());
+            // Levee's own small response, on the stream's end as for any stream.
+            let mut stream = crate::exchange::Stream::new(body, respond, site, conn.local);
+            let _ = stream.send_reply(&reply, head.is_head(), None).await;
+            stream.finish();
             Outcome::ended(status)
         }
         None => {
@@ -149,7 +146,7 @@ async fn forward(
     let terms = relay::Terms {
         head_timeout: site.timeouts.upstream_read,
         hsts: conn.hsts,
-        window: super::response::Window::client(site),
+        window: Window::client(site),
     };
     let opened = stream.opened;
     let end = relay::run(body, opened.up, respond, opened.response, terms, &progress).await;

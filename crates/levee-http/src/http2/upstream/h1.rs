@@ -19,9 +19,9 @@ use h2::{Reason, RecvStream};
 use levee_upstream::Group;
 use tokio::time::timeout;
 
-use super::super::response::{Fault, Window, body};
 use super::relay::End;
 use super::{Stream, open_stream, settle};
+use crate::exchange::h2::send::{self, Fault, Source, Window};
 use crate::exchange::{Client, End as ClientEnd, Exchange, Next, Outcome, Reply};
 use crate::gone::gone;
 use crate::h1::write::{field, reason};
@@ -38,12 +38,13 @@ pub(crate) async fn forward(
     from: super::Client,
 ) -> Outcome {
     let keep_alive = ex.keep_alive;
-    let Exchange {
-        head: req,
-        end: ClientEnd::H1(client),
-        ..
-    } = ex;
+    let Exchange { head: req, end, .. } = ex;
     let req = &*req;
+    // HTTP/2 clients of an HTTP/2 upstream are relayed stream to stream
+    // (http2/stream.rs hands them to upstream.rs before any exchange).
+    let ClientEnd::H1(client) = end else {
+        return Outcome::ended(500);
+    };
     let members = group.members();
     let has_body = !matches!(req.framing, Framing::None | Framing::Length(0));
     let Stream {
@@ -68,7 +69,7 @@ pub(crate) async fn forward(
         }
         let mut window = Window::unbounded();
         tokio::select! {
-            sent = body(&mut client.stream, &mut up, &mut client.buf, req.framing, Some(site.timeouts.client_body), &mut window) => {
+            sent = send::relay(Source { rd: &mut client.stream, buf: &mut client.buf, framing: req.framing, read_timeout: Some(site.timeouts.client_body) }, &mut up, &mut window, None) => {
                 if let Err(Fault::Broken) = sent {
                     // The client's body broke off or was malformed.
                     up.send_reset(Reason::CANCEL);

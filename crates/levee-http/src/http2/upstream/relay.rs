@@ -23,7 +23,7 @@ use h2::server::SendResponse;
 use h2::{Reason, RecvStream, SendStream};
 use tokio::time::timeout;
 
-use super::super::response::{Fault, Window, cut_slow, data};
+use crate::exchange::h2::send::{Fault, Window, cut_slow, data};
 
 /// How the stream ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
