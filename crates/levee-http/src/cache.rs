@@ -13,6 +13,7 @@
 //! The RFC 9111 rules live in `levee-cache`; this module applies them to
 //! levee's requests and sockets.
 
+mod fetch;
 pub mod fill;
 mod head;
 mod purge;
@@ -34,7 +35,7 @@ use crate::exchange::{Exchange, Next, Outcome, Reply};
 use crate::message::{Framing, RequestHead};
 use crate::proxy;
 use crate::site::Site;
-use fill::{Answer, Fill};
+use fill::{Admit, Answer, Fill};
 pub use purge::{Purge, PurgeError, purge};
 pub use setup::{RouteCache, SiteCache, Tier};
 
@@ -69,7 +70,7 @@ pub async fn serve(
         // that stop at levee from the client.
         let https = ex.origin.https;
         let mut fill = Fill::new(cache, Vec::new(), route, "bypass", None, https);
-        return proxy::forward_with(ex, site, group, preserve_host, Some(&mut fill)).await;
+        return Box::pin(forward(ex, site, group, preserve_host, &mut fill)).await;
     }
     let cc: Vec<&[u8]> = levee_cache::values(&fields, "cache-control").collect();
     let directives = RequestDirectives::parse(&cc);
@@ -149,7 +150,7 @@ pub async fn serve(
                 fwd,
                 stale: found.clone(),
             };
-            if let Some(out) = head::fetch_as_get(ex, site, miss, lead).await {
+            if let Some(out) = Box::pin(head::fetch_as_get(ex, site, miss, lead)).await {
                 return out;
             }
             None
@@ -178,12 +179,94 @@ pub async fn serve(
         // The client's own validators go upstream as they are otherwise.
         fill.validate();
     }
-    let out = proxy::forward_with(ex, site, group, preserve_host, Some(&mut fill)).await;
+    // Boxed, like the bypass above and the HEAD miss: a fill's state would
+    // otherwise widen every connection's future by ~2 KB (conn.rs's size
+    // test), and a miss allocates far more than this one box anyway.
+    let out = Box::pin(forward(ex, site, group, preserve_host, &mut fill)).await;
     fill.land();
     match fill.answer().cloned() {
         Some(answer) => hit(ex, site, route, &Served::from(&answer)).await,
         None => out,
     }
+}
+
+/// The proxy's phases with the cache fill between receive and respond:
+/// the stored validators go upstream, the response head decides storing
+/// (or answering from the store: a 304, a stale response standing in for
+/// an error), and the body is copied as it is relayed. A stale response
+/// may also answer for a request no server could take or answer.
+async fn forward(
+    ex: &mut Exchange<'_>,
+    site: &Site,
+    group: &Group,
+    preserve_host: bool,
+    fill: &mut Fill<'_>,
+) -> Outcome {
+    if group.config.protocol.is_http2() {
+        // The cache does not apply to streams relayed to HTTP/2 servers.
+        return proxy::forward(ex, site, group, preserve_host).await;
+    }
+    let members = group.members();
+    // With no server usable, a stale copy the cache may serve answers
+    // before panic mode sends the request to a server believed down.
+    if !group.any_usable(&members, tokio::time::Instant::now())
+        && let Some(out) = fall_back(fill, 503, None, None)
+    {
+        return out;
+    }
+    let validators = fill.validators();
+    let fwd = proxy::Forward {
+        group,
+        preserve_host,
+        validators: &validators,
+    };
+    let mut received = match proxy::send(ex, site, &fwd, &members).await {
+        Ok(received) => received,
+        Err(failed) => {
+            if failed.fault.cause() != levee_upstream::Cause::Client
+                && let Some(out) = fall_back(
+                    fill,
+                    failed.fault.status(),
+                    failed.upstream_time,
+                    failed.upstream,
+                )
+            {
+                return out;
+            }
+            return proxy::answer(ex, site, group, failed).await;
+        }
+    };
+    // A 101 turns the exchange into a tunnel before any caching.
+    if received.upgrades() {
+        return proxy::respond(ex, site, group, received, &[], None).await;
+    }
+    let Some(resp) = received.head_mut() else {
+        return proxy::respond(ex, site, group, received, &[], None).await;
+    };
+    let admitted = fill.admit(&ex.head, resp);
+    match admitted {
+        Admit::Answer => proxy::answered(received, group),
+        Admit::Relay { copy, status_line } => {
+            let tee = copy.then_some(fill as &mut dyn crate::body::BodySink);
+            proxy::respond(ex, site, group, received, &status_line, tee).await
+        }
+    }
+}
+
+/// Leaves a failure to the cache when it has a stale response that may
+/// stand in for it (stale-if-error, every server down); the returned
+/// outcome is then replaced by the cache's answer.
+fn fall_back(
+    fill: &mut Fill<'_>,
+    status: u16,
+    upstream_time: Option<std::time::Duration>,
+    upstream: Option<std::net::SocketAddr>,
+) -> Option<Outcome> {
+    fill.fall_back(status).then_some(Outcome {
+        upstream_time,
+        upstream,
+        ..Outcome::of(status, Next::KeepAlive)
+    })
 }
 
 /// Whether the request may be answered from, and stored in, the cache.

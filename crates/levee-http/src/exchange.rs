@@ -42,7 +42,7 @@ use levee_upstream::{Fault, UpstreamStream};
 
 pub use h1::Client;
 pub use h2::Stream;
-pub use outcome::{Next, Outcome};
+pub use outcome::{Next, Outcome, Relayed, StreamEnd};
 pub use reply::Reply;
 
 use crate::body::{BodySink, Output, Relay, Stopped};
@@ -112,6 +112,19 @@ impl<'c> Exchange<'c> {
     /// The request is a HEAD: no response body goes out.
     pub fn is_head(&self) -> bool {
         self.head.is_head()
+    }
+
+    /// The client speaks HTTP/2.
+    pub fn is_h2(&self) -> bool {
+        matches!(self.end, End::H2(_))
+    }
+
+    /// The request has no body (left to read).
+    pub fn body_ended(&self) -> bool {
+        match &self.end {
+            End::H1(_) => matches!(self.head.framing, Framing::None | Framing::Length(0)),
+            End::H2(s) => s.body_ended(),
+        }
     }
 
     /// The address the client connected to (for PROXY headers to upstreams).
@@ -303,13 +316,13 @@ impl<'c> Exchange<'c> {
     /// `up`, a copy to `tee` when the cache takes one. Returns the body
     /// bytes the client was given (or why the relay stopped) and whether
     /// the client's connection may stay open after it.
-    pub async fn relay_response_h1<'s>(
-        &'s mut self,
+    pub async fn relay_response_h1(
+        &mut self,
         resp: &ResponseHead,
         extra: &[u8],
         up: &mut UpstreamStream,
         buf: &mut BytesMut,
-        tee: Option<&'s mut dyn BodySink>,
+        tee: Option<&mut dyn BodySink>,
         t: &Timeouts,
     ) -> (Result<u64, Stopped>, bool) {
         match &mut self.end {
@@ -338,6 +351,32 @@ impl<'c> Exchange<'c> {
                     .await;
                 (relayed, true)
             }
+        }
+    }
+
+    /// A bodiless status of levee's own for an HTTP/2 client of an HTTP/2
+    /// server (HSTS included); an HTTP/1 client gets [`Exchange::fail`].
+    pub fn send_bare(&mut self, status: u16) {
+        if let End::H2(s) = &mut self.end {
+            s.send_bare(status, self.hsts);
+        }
+    }
+
+    /// Relays the request and response of a stream open on an HTTP/2
+    /// server (`response`, and `up` for a body still to send), both ways
+    /// at once: gRPC streams in both directions.
+    pub async fn relay_h2(
+        &mut self,
+        response: ::h2::client::ResponseFuture,
+        up: Option<::h2::SendStream<bytes::Bytes>>,
+        site: &Site,
+    ) -> Relayed {
+        match &mut self.end {
+            End::H1(c) => {
+                c.relay_h2(&self.head, response, up, site, self.keep_alive)
+                    .await
+            }
+            End::H2(s) => s.relay_h2(&self.head, response, up, site, self.hsts).await,
         }
     }
 

@@ -28,7 +28,6 @@ use crate::listener::ListenerCtx;
 
 mod request;
 mod stream;
-pub(crate) mod upstream;
 
 /// The `h2` server with the `[http2]` limits. Past them the crate answers
 /// as RFC 9113 requires: a header list over the size (or a CONTINUATION

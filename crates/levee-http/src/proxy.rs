@@ -1,65 +1,142 @@
-//! Forwarding one request to an upstream server and relaying its response.
+//! The one forward loop: a request to an upstream and its response, for
+//! HTTP/1 and HTTP/2 clients (the exchange's end) to HTTP/1 and HTTP/2
+//! upstreams alike. Retries, timeouts, passive health and a client that
+//! goes away are decided here and only here.
 //!
 //! ```text
-//! pick server ─▶ read small body ─▶ pooled connection or connect ─▶ send head (+ small body)
-//!   ─▶ stream request body ─▶ read response head (skip 1xx)
-//!   ─▶ failed before any response byte, or 502/503/504 to an idempotent request?
-//!        another server (within `retries` and the retry budget) ─▶ pooled connection …
-//!   ─▶ relay response ─▶ return the connection to the pool when the exchange ended cleanly
+//! choose       the upstream choice: affinity, Group::pick (none: 503)
+//! prepare      HTTP/1 upstreams: 413 over max_body; up to 16 KiB of the body read
+//! attempt      connect ─▶ send ─▶ receive    (h1.rs: pooled or new connection,
+//!   │          head (+ whole body), rest of the body, response head; h2.rs: a
+//!   │          shared or new connection, HEADERS handed over)
+//!   ├─ a Fault ─▶ levee_upstream::retry::after_fault: once more on a fresh
+//!   │             connection, another server (retries, retry budget), or stop
+//!   ├─ 502/503/504 to an idempotent request with its whole body here
+//!   │             (`retry_on_status`) ─▶ another server
+//!   └─ the client went away (gone.rs) ─▶ 499, no server blamed
+//! respond      HTTP/1 upstream: 101 ─▶ tunnel; else the head (+ a sticky
+//!              cookie, the cache's lines) and the body relayed, the
+//!              connection back to the pool when the exchange ended cleanly;
+//!              HTTP/2 upstream: the stream relayed both ways, then settled
+//! answer       a failure: the fault's status to the client (none if it left)
 //! ```
 //!
-//! Up to 16 KiB of a request body is read before a server is contacted
-//! ([`prebuffer`]); larger bodies stream after that, and a streamed body is
-//! never sent twice. Whether a failure may move the request on:
+//! Whether a failure may move the request on (levee_upstream::retry):
 //!
 //! - connect failed or timed out: always (nothing was sent);
 //! - reset or closed before any response byte: if the body was not
 //!   streamed, and the method is idempotent or the connection came from the
 //!   pool (a server closing an idle connection races with reuse);
+//! - an HTTP/2 stream whose HEADERS never went out: always;
 //! - 502/503/504 (`retry_on_status`): idempotent methods, body not streamed;
 //! - a timeout waiting for the response: never (the server may be working).
 //!
 //! Each outcome feeds the server's passive health and its metrics, except
-//! a client going away (gone.rs): that ends the exchange with 499, closes
-//! the upstream connection, and blames no server.
+//! what the client caused (error.rs): a client going away ends the exchange
+//! with 499, closes the upstream connection (or cancels the stream), and
+//! blames no server.
 //!
-//! An upstream that speaks HTTP/2 (`protocol = "h2c" | "h2"`) gets the
-//! request as one HTTP/2 stream instead (`http2/upstream/h1.rs`).
-//!
-//! On a caching route the exchange carries the cache's [`Fill`]
-//! (`cache/fill.rs`): it adds the stored validators to the head, decides
-//! from the response head whether to store (or to answer from the store
-//! instead: a 304, or a stale response standing in for a failure), and takes
-//! a copy of the body as the relay passes it on.
+//! The cache composes the same phases with its fill between receive and
+//! respond (cache.rs `forward`); this module knows nothing of it but the
+//! extra request fields (`Forward::validators`) and the copy of the body
+//! it is given (`BodySink`).
 
-mod attempt;
-pub(crate) mod choose;
-mod fetch;
-pub mod headers;
-pub mod upgrade;
+mod choose;
+mod h1;
+mod h2;
+pub(crate) mod headers;
+mod respond;
+pub(crate) mod upgrade;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::BytesMut;
 use levee_upstream::retry::{self, Retry, Tried, next_server};
 use levee_upstream::state::{Lease, ServerState};
-use levee_upstream::{Dest, Fault, Group, pool};
+use levee_upstream::{Affinity, Dest, Fault, Group, Member, Members, UpstreamStream};
 use tokio::time::Instant;
 
-use crate::body::{BodySink, Stopped};
-use crate::cache::fill::{Admit, Fill};
-use crate::exchange::{Exchange, Next, Outcome};
-use crate::message::Framing;
+use crate::exchange::{Exchange, Outcome};
+use crate::message::{Framing, ResponseHead};
 use crate::site::Site;
-use attempt::{Attempt, exchange_head};
-pub(crate) use attempt::{RESPONSE_CHUNK, open_and_send, read_response_head};
-pub(crate) use fetch::{Behalf, Fetched, fetch};
+pub(crate) use h1::{RESPONSE_CHUNK, open_and_send, read_response_head};
 use headers::Forwarding;
+pub(crate) use respond::{answer, answered, respond};
 
-/// Answers at once when no server can take the request.
-async fn no_server(ex: &mut Exchange<'_>, site: &Site) -> Outcome {
-    ex.fail(503, &[("Retry-After", b"1")], site).await
+/// Where a request goes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Forward<'a> {
+    pub group: &'a Group,
+    pub preserve_host: bool,
+    /// Field lines added to an HTTP/1 request (the cache's validators).
+    pub validators: &'a [u8],
+}
+
+/// How one attempt at a server failed.
+pub(crate) enum Missed {
+    /// The server's fault (or the way to it); `reused` if the connection
+    /// came from the pool or was a shared one.
+    Fault { fault: Fault, reused: bool },
+    /// The client's, while levee streamed its body.
+    Client(Fault),
+    /// The client went away while levee waited on the server (gone.rs).
+    Gone,
+}
+
+/// A request no server answered: why, and the upstream time and server
+/// for the log.
+#[derive(Debug)]
+pub(crate) struct Failed {
+    pub fault: Fault,
+    pub upstream_time: Option<Duration>,
+    pub upstream: Option<SocketAddr>,
+}
+
+impl Failed {
+    fn before_any(fault: Fault) -> Failed {
+        Failed {
+            fault,
+            upstream_time: None,
+            upstream: None,
+        }
+    }
+}
+
+/// What a server gave back: its response head (HTTP/1), or the stream open
+/// on it (HTTP/2), and what settling the exchange needs.
+pub(crate) struct Received<'m> {
+    member: &'m Member,
+    lease: Lease,
+    /// When the first server was tried, for the upstream time.
+    started: Instant,
+    affinity: Affinity,
+    conn: Conn,
+}
+
+enum Conn {
+    H1 {
+        up: UpstreamStream,
+        buf: BytesMut,
+        resp: ResponseHead,
+    },
+    H2(h2::Opened),
+}
+
+impl Received<'_> {
+    /// The HTTP/1 response head, for the cache to admit.
+    pub(crate) fn head_mut(&mut self) -> Option<&mut ResponseHead> {
+        match &mut self.conn {
+            Conn::H1 { resp, .. } => Some(resp),
+            Conn::H2(_) => None,
+        }
+    }
+
+    /// The server switches protocols (a WebSocket's 101).
+    pub(crate) fn upgrades(&self) -> bool {
+        matches!(&self.conn, Conn::H1 { resp, .. } if resp.status == 101)
+    }
 }
 
 /// Forwards the exchange's request to a server of `group` and relays the
@@ -70,128 +147,110 @@ pub async fn forward(
     group: &Group,
     preserve_host: bool,
 ) -> Outcome {
-    forward_with(ex, site, group, preserve_host, None).await
+    let members = group.members();
+    let fwd = Forward {
+        group,
+        preserve_host,
+        validators: &[],
+    };
+    match send(ex, site, &fwd, &members).await {
+        Ok(received) => respond(ex, site, group, received, &[], None).await,
+        Err(failed) => answer(ex, site, group, failed).await,
+    }
 }
 
-/// Leaves a failure to the cache when it has a stale response that may
-/// stand in for it (stale-if-error, every server down); the returned
-/// outcome is then replaced by the cache's answer.
-fn fall_back(
-    fill: &mut Option<&mut Fill<'_>>,
-    status: u16,
-    upstream_time: Option<Duration>,
-    upstream: Option<SocketAddr>,
-) -> Option<Outcome> {
-    let f = fill.as_deref_mut()?;
-    f.fall_back(status).then_some(Outcome {
-        status,
-        bytes: 0,
-        upstream_time,
-        upstream,
-        next: Next::KeepAlive,
-    })
-}
-
-/// [`forward`], with the cache's `fill` (when the route caches) seeing the
-/// response head, a copy of the body, and failures it may answer itself.
-pub async fn forward_with(
+/// The phases up to the response: upstream choice, then attempts (connect,
+/// send, receive) until one is answered or the retry policy stops.
+pub(crate) async fn send<'m>(
     ex: &mut Exchange<'_>,
     site: &Site,
-    group: &Group,
-    preserve_host: bool,
-    mut fill: Option<&mut Fill<'_>>,
-) -> Outcome {
-    if group.config.protocol.is_http2() {
-        // Translated into one HTTP/2 stream; the cache does not apply.
-        // Boxed: its state must not widen every HTTP/1 proxy future.
-        let from = crate::http2::upstream::Client {
-            origin: ex.origin,
-            preserve_host,
-        };
-        let forwarded = crate::http2::upstream::h1::forward(ex, site, group, from);
-        return Box::pin(forwarded).await;
-    }
-    let t = &site.timeouts;
-    let members = group.members();
+    fwd: &Forward<'_>,
+    members: &'m Members,
+) -> Result<Received<'m>, Failed> {
+    let group = fwd.group;
     let affinity = choose::affinity(group, &ex.head, ex.origin.ip);
     let now = Instant::now();
-    // With no server usable, a stale copy the cache may serve answers
-    // before panic mode sends the request to a server believed down.
-    if fill.is_some()
-        && !group.any_usable(&members, now)
-        && let Some(out) = fall_back(&mut fill, 503, None, None)
-    {
-        return out;
+    let index = group
+        .pick(members, affinity, &[], now)
+        .ok_or(Failed::before_any(Fault::NoServer))?;
+    if group.config.protocol.is_http2() {
+        // Boxed: its state must not widen every HTTP/1 proxy future.
+        return Box::pin(attempts_h2(ex, site, fwd, members, (affinity, now), index)).await;
     }
-    let Some(mut index) = group.pick(&members, affinity, &[], now) else {
-        if let Some(out) = fall_back(&mut fill, 503, None, None) {
-            return out;
-        }
-        return no_server(ex, site).await;
-    };
     let limit = (site.limits.max_body > 0).then_some(site.limits.max_body);
     if let (Framing::Length(n), Some(max)) = (ex.head.framing, limit)
         && n > max
     {
-        return ex.fail(413, &[], site).await;
+        return Err(Failed::before_any(client_body(413)));
     }
-
-    let complete_body = match ex.prebuffer(site, limit).await {
+    let complete = match ex.prebuffer(site, limit).await {
         Ok(complete) => complete,
-        Err(Some(status)) => return ex.fail(status, &[], site).await,
-        Err(None) => return Outcome::ended(499),
+        Err(status) => return Err(Failed::before_any(client_body(status.unwrap_or(499)))),
     };
     // A body read in full goes out with the head and can be resent.
-    let body = complete_body.map(|n| ex.take_body(n));
-    let body_in_head = body.is_some();
-    let idempotent = retry::idempotent(ex.head.method());
+    let body = complete.map(|n| ex.take_body(n));
     group.budget.record_request(now);
-
     // Clock readings cost more than anything else levee does per request
     // in user space (bench/README.md): reuse one where nothing waited.
     let started = match ex.head.framing {
         Framing::None => now,
         _ => Instant::now(),
     };
+    let attempt = Attempts {
+        fwd,
+        members,
+        affinity,
+        started,
+        limit,
+    };
+    attempts_h1(ex, site, attempt, index, body).await
+}
+
+/// What every attempt of one request shares.
+struct Attempts<'a, 'm> {
+    fwd: &'a Forward<'a>,
+    members: &'m Members,
+    affinity: Affinity,
+    started: Instant,
+    limit: Option<u64>,
+}
+
+/// A fault of the client's body, with the status it gets (499: it left).
+fn client_body(status: u16) -> Fault {
+    Fault::ClientBody {
+        status,
+        why: "the request body".into(),
+    }
+}
+
+/// The attempts at HTTP/1 servers, from `index` on.
+async fn attempts_h1<'m>(
+    ex: &mut Exchange<'_>,
+    site: &Site,
+    a: Attempts<'_, 'm>,
+    mut index: usize,
+    body: Option<BytesMut>,
+) -> Result<Received<'m>, Failed> {
+    let group = a.fwd.group;
+    let body_in_head = body.is_some();
+    let idempotent = retry::idempotent(ex.head.method());
     let mut tried = Tried::new();
     let mut fresh_only = false;
     // The head for the server it was built for (only `Host` can differ).
     let mut head: Option<(Vec<u8>, usize)> = None;
-    let (member, lease, mut up, mut buf, mut resp) = loop {
-        let Some(member) = members.get(index) else {
-            return no_server(ex, site).await;
-        };
-        let authority_differs = head.as_ref().is_some_and(|(_, built_for)| {
-            members
-                .get(*built_for)
-                .is_none_or(|m| m.configured != member.configured)
-        });
-        if head.is_none() || (authority_differs && !(preserve_host && ex.head.host.is_some())) {
-            let mut h = headers::upstream_request(
-                &ex.head,
-                &Forwarding {
-                    origin: ex.origin,
-                    preserve_host,
-                    server_authority: &member.configured,
-                    upgrade: upgrade::requested(&ex.head),
-                },
-            );
-            if let Some(f) = fill.as_deref() {
-                f.add_validators(&mut h);
-            }
-            if let Some(b) = &body {
-                h.extend_from_slice(b);
-            }
-            head = Some((h, index));
+    loop {
+        let member = a
+            .members
+            .get(index)
+            .ok_or(Failed::before_any(Fault::NoServer))?;
+        if needs_head(&head, a.members, member, a.fwd, ex) {
+            head = Some((request_head(ex, a.fwd, member, body.as_deref()), index));
         }
-        let Some((bytes, _)) = head.as_ref() else {
-            return no_server(ex, site).await;
-        };
-        let addr = member.addr;
-        let state = &member.state;
+        let bytes = head.as_ref().map(|(h, _)| &h[..]).unwrap_or_default();
+        let (addr, state) = (member.addr, &member.state);
         let lease = begin(state);
         let sent = if tried.is_empty() {
-            started
+            a.started
         } else {
             Instant::now()
         };
@@ -201,177 +260,227 @@ pub async fn forward_with(
             tls: group.tls.as_ref().map(|t| (t, member.configured.as_str())),
             proxy_header: header.as_deref(),
         };
-        let attempt = exchange_head(ex, site, &dest, bytes, body_in_head, fresh_only, limit).await;
-        match attempt {
+        let attempt = h1::attempt(ex, site, &dest, bytes, body_in_head, fresh_only, a.limit);
+        let failed = match attempt.await {
             Ok((up, buf, resp)) => {
                 observe_response(group, state, addr, resp.status, sent.elapsed());
                 if retry::on_status(group, resp.status, idempotent, body_in_head) {
                     tried.push(index);
-                    if let Some(next) = next_server(group, &members, affinity, &tried) {
+                    if let Some(next) = next_server(group, a.members, a.affinity, &tried) {
                         tracing::debug!(server = %addr, status = resp.status, "retrying on another server");
-                        index = next;
-                        fresh_only = false;
+                        (index, fresh_only) = (next, false);
                         continue;
                     }
                 }
-                break (member, lease, up, buf, resp);
+                let conn = Conn::H1 { up, buf, resp };
+                return Ok(received(member, lease, &a, conn));
             }
-            Err(Attempt::Fault { fault, reused }) => {
-                let attempt = retry::Attempt {
-                    reused,
-                    fresh_only,
-                    nothing_sent: false,
-                    body_resendable: body_in_head,
-                    idempotent,
-                };
-                let next = retry::after_fault(&fault, &attempt);
-                if next == Retry::Fresh {
-                    fresh_only = true;
-                    continue;
-                }
-                observe_fault(group, state, addr, &fault);
-                drop(lease);
-                if next == Retry::Elsewhere {
-                    tried.push(index);
-                    if let Some(next) = next_server(group, &members, affinity, &tried) {
-                        tracing::info!(server = %addr, error = %fault, "upstream failed; trying another server");
-                        index = next;
-                        fresh_only = false;
-                        continue;
-                    }
-                }
-                tracing::warn!(upstream = %addr, error = %fault, "upstream failed");
-                let status = fault.status();
-                if let Some(out) = fall_back(&mut fill, status, Some(started.elapsed()), Some(addr))
-                {
-                    return out;
-                }
-                let out = ex.fail(status, &[], site).await;
-                return at(out, started, addr);
-            }
-            Err(Attempt::Gone) => {
-                // Not the server's fault: its health is not charged, and
-                // dropping the connection closes it, half-read as it is.
-                drop(lease);
-                return client_gone(0, started, addr);
-            }
-            Err(Attempt::Client(fault)) => {
-                tracing::debug!(peer = %ex.peer, error = %fault, "request body failed");
-                let status = fault.status();
-                if status == 499 {
-                    return at(Outcome::ended(499), started, addr);
-                }
-                let out = ex.fail(status, &[], site).await;
-                return at(out, started, addr);
-            }
-        }
-    };
-
-    let addr = member.addr;
-    if resp.status == 101 {
-        drop(lease);
-        return upgrade::tunnel(ex, site, &resp, up, buf, addr, started).await;
-    }
-    let sticky = match (&group.config.balance, affinity) {
-        (levee_config::Balance::Sticky { cookie }, a)
-            if a != levee_upstream::Affinity::Sticky(Some(member.cookie)) =>
-        {
-            choose::sticky_line(cookie, member.cookie)
-        }
-        _ => Vec::new(),
-    };
-    let mut extra = sticky;
-    let mut copy = false;
-    if let Some(f) = fill.as_deref_mut() {
-        match f.admit(&ex.head, &mut resp) {
-            Admit::Answer => {
-                // A 304 (or bodiless error) leaves the connection reusable.
-                if resp.framing == Framing::None && resp.keep_alive && buf.is_empty() {
-                    let now = std::time::Instant::now();
-                    let (n, idle) = (group.keepalive, group.keepalive_timeout);
-                    pool::put(&member.state, addr, up, n, idle, now);
-                }
-                drop(lease);
-                return Outcome {
-                    status: resp.status,
-                    bytes: 0,
-                    upstream_time: Some(started.elapsed()),
-                    upstream: Some(addr),
-                    next: Next::KeepAlive,
-                };
-            }
-            Admit::Relay {
-                copy: c,
-                status_line,
-            } => {
-                copy = c;
-                extra.extend_from_slice(&status_line);
-            }
-        }
-    }
-    let tee = match fill {
-        Some(f) if copy => Some(f as &mut dyn BodySink),
-        _ => None,
-    };
-    let (result, client_keeps) = ex
-        .relay_response_h1(&resp, &extra, &mut up, &mut buf, tee, t)
-        .await;
-    let done = Instant::now();
-    let upstream_time = Some(done - started);
-    match result {
-        Ok(bytes) => {
-            if resp.keep_alive && buf.is_empty() && group.config.proxy_protocol.is_none() {
-                pool::put(
-                    &member.state,
-                    addr,
-                    up,
-                    group.keepalive,
-                    group.keepalive_timeout,
-                    done.into_std(),
-                );
-            }
-            drop(lease);
-            Outcome {
-                status: resp.status,
-                bytes,
-                upstream_time,
-                upstream: Some(addr),
-                next: if client_keeps {
-                    Next::KeepAlive
-                } else {
-                    Next::Close
-                },
-            }
-        }
-        Err(Stopped { error, sent }) => {
-            drop(lease);
-            if error.receiver_gone() {
-                return client_gone(sent, started, addr);
-            }
-            // The head is out: the client learns of the failure by the connection closing.
-            tracing::debug!(upstream = %addr, %error, "response relay stopped");
-            Outcome {
-                status: resp.status,
-                bytes: sent,
-                upstream_time,
-                upstream: Some(addr),
-                next: Next::Close,
-            }
+            Err(missed) => missed,
+        };
+        let policy = retry::Attempt {
+            reused: false,
+            fresh_only,
+            nothing_sent: false,
+            body_resendable: body_in_head,
+            idempotent,
+        };
+        match settle_miss(
+            group,
+            (index, member),
+            lease,
+            &a,
+            &mut tried,
+            failed,
+            policy,
+        ) {
+            Then::Fresh => fresh_only = true,
+            Then::Server(next) => (index, fresh_only) = (next, false),
+            Then::Stop(failed) => return Err(failed),
         }
     }
 }
 
-/// The outcome of an exchange whose client went away: 499 with the body
-/// bytes it was given, the connection closed.
-fn client_gone(sent: u64, started: Instant, addr: SocketAddr) -> Outcome {
-    crate::gone::count();
-    Outcome {
-        status: 499,
-        bytes: sent,
-        upstream_time: Some(started.elapsed()),
-        upstream: Some(addr),
-        next: Next::Close,
+/// Whether the head must be built (again) for `member`: the first
+/// attempt, or a server named otherwise when `Host` is the server's.
+fn needs_head(
+    head: &Option<(Vec<u8>, usize)>,
+    members: &Members,
+    member: &Member,
+    fwd: &Forward<'_>,
+    ex: &Exchange<'_>,
+) -> bool {
+    let Some((_, built_for)) = head else {
+        return true;
+    };
+    let authority_differs = members
+        .get(*built_for)
+        .is_none_or(|m| m.configured != member.configured);
+    authority_differs && !(fwd.preserve_host && ex.head.host.is_some())
+}
+
+/// The HTTP/1 request head for `member`, with the forward's extra lines
+/// and the whole body when levee holds it.
+fn request_head(
+    ex: &Exchange<'_>,
+    fwd: &Forward<'_>,
+    member: &Member,
+    body: Option<&[u8]>,
+) -> Vec<u8> {
+    let mut h = headers::upstream_request(
+        &ex.head,
+        &Forwarding {
+            origin: ex.origin,
+            preserve_host: fwd.preserve_host,
+            server_authority: &member.configured,
+            upgrade: upgrade::requested(&ex.head),
+        },
+    );
+    if !fwd.validators.is_empty() && h.ends_with(b"\r\n\r\n") {
+        h.truncate(h.len() - 2);
+        h.extend_from_slice(fwd.validators);
+        h.extend_from_slice(b"\r\n");
     }
+    if let Some(b) = body {
+        h.extend_from_slice(b);
+    }
+    h
+}
+
+/// The attempts at HTTP/2 servers, from `index` on: a stream opened, its
+/// HEADERS handed over. Nothing else is sent before the relay, so a
+/// failure here always moves the request (within the retries and budget).
+async fn attempts_h2<'m>(
+    ex: &mut Exchange<'_>,
+    site: &Site,
+    fwd: &Forward<'_>,
+    members: &'m Members,
+    (affinity, now): (Affinity, Instant),
+    mut index: usize,
+) -> Result<Received<'m>, Failed> {
+    let group = fwd.group;
+    group.budget.record_request(now);
+    let a = Attempts {
+        fwd,
+        members,
+        affinity,
+        started: Instant::now(),
+        limit: None,
+    };
+    let end_of_stream = ex.body_ended();
+    let mut tried = Tried::new();
+    let mut fresh_only = false;
+    loop {
+        let member = members
+            .get(index)
+            .ok_or(Failed::before_any(Fault::NoServer))?;
+        let lease = begin(&member.state);
+        let forwarding = Forwarding {
+            origin: ex.origin,
+            preserve_host: fwd.preserve_host,
+            server_authority: &member.configured,
+            upgrade: None,
+        };
+        let req =
+            h2::upstream_request(&ex.head, &forwarding, group.tls.is_some()).map_err(|e| {
+                tracing::debug!(error = %e, "request not forwarded");
+                Failed::before_any(e)
+            })?;
+        let attempt = h2::attempt(group, member, req, end_of_stream, fresh_only, site);
+        let (fault, reused) = match attempt.await {
+            Ok(opened) => return Ok(received(member, lease, &a, Conn::H2(opened))),
+            Err(failed) => failed,
+        };
+        let policy = retry::Attempt {
+            reused,
+            fresh_only,
+            nothing_sent: true,
+            body_resendable: false,
+            idempotent: false,
+        };
+        let missed = Missed::Fault { fault, reused };
+        match settle_miss(
+            group,
+            (index, member),
+            lease,
+            &a,
+            &mut tried,
+            missed,
+            policy,
+        ) {
+            Then::Fresh => fresh_only = true,
+            Then::Server(next) => (index, fresh_only) = (next, false),
+            Then::Stop(failed) => return Err(failed),
+        }
+    }
+}
+
+fn received<'m>(
+    member: &'m Member,
+    lease: Lease,
+    a: &Attempts<'_, 'm>,
+    conn: Conn,
+) -> Received<'m> {
+    Received {
+        member,
+        lease,
+        started: a.started,
+        affinity: a.affinity,
+        conn,
+    }
+}
+
+/// Where the loop goes after a missed attempt.
+pub(crate) enum Then {
+    Fresh,
+    Server(usize),
+    Stop(Failed),
+}
+
+/// Feeds a missed attempt to the server's health (when it was the server's
+/// doing) and asks the retry policy where the request goes next.
+fn settle_miss(
+    group: &Group,
+    (index, member): (usize, &Member),
+    lease: Lease,
+    a: &Attempts<'_, '_>,
+    tried: &mut Tried,
+    missed: Missed,
+    mut policy: retry::Attempt,
+) -> Then {
+    let addr = member.addr;
+    let stop = |fault| {
+        Then::Stop(Failed {
+            fault,
+            upstream_time: Some(a.started.elapsed()),
+            upstream: Some(addr),
+        })
+    };
+    let (fault, reused) = match missed {
+        Missed::Fault { fault, reused } => (fault, reused),
+        // Not the server's fault: its health is not charged, and dropping
+        // the connection closes it, half-read as it is.
+        Missed::Gone => {
+            crate::gone::count();
+            return stop(Fault::ClientGone);
+        }
+        Missed::Client(fault) => return stop(fault),
+    };
+    policy.reused = reused;
+    let next = retry::after_fault(&fault, &policy);
+    if next == Retry::Fresh {
+        return Then::Fresh;
+    }
+    observe_fault(group, &member.state, addr, &fault);
+    drop(lease);
+    if next == Retry::Elsewhere {
+        tried.push(index);
+        if let Some(next) = next_server(group, a.members, a.affinity, tried) {
+            tracing::info!(server = %addr, error = %fault, "upstream failed; trying another server");
+            return Then::Server(next);
+        }
+    }
+    tracing::warn!(upstream = %addr, error = %fault, "upstream failed");
+    stop(fault)
 }
 
 /// A request to the server starts: it is in flight while the lease lives,
@@ -414,13 +523,4 @@ pub(crate) fn proxy_header(group: &Group, ex: &Exchange<'_>) -> Option<Vec<u8>> 
         };
         crate::proxy_protocol::encode(v, source, local)
     })
-}
-
-/// `out` with the upstream time since `started` and the server `addr`.
-fn at(out: Outcome, started: Instant, addr: SocketAddr) -> Outcome {
-    Outcome {
-        upstream_time: Some(started.elapsed()),
-        upstream: Some(addr),
-        ..out
-    }
 }

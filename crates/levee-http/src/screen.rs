@@ -75,7 +75,10 @@ pub(crate) async fn protect(
     if let Some(refused) = guard(&ex.head, routed, ex.origin.ip).await {
         return Some(refused.answer(ex, site).await);
     }
-    if matches!(routed.target, Target::Proxy { .. })
+    // A stream to an HTTP/2 server is relayed as it comes (gRPC).
+    let h2 = ex.is_h2();
+    if let Target::Proxy { group, .. } = &routed.target
+        && !(h2 && group.config.protocol.is_http2())
         && let Err(status) = ex.read_body_start(site).await
     {
         return Some(ex.reply(&Reply::error(status, &[]).closing(), site).await);
@@ -84,9 +87,8 @@ pub(crate) async fn protect(
 }
 
 /// The route's allow/deny, Basic auth and rate limits for a request from
-/// `peer`: the response that refuses it, if one does. HTTP/2 streams
-/// relayed to an HTTP/2 upstream (http2/upstream.rs) pass here too.
-pub(crate) async fn guard(head: &RequestHead, routed: &Routed, peer: IpAddr) -> Option<Refused> {
+/// `peer`: the refusal, if one refuses it.
+async fn guard(head: &RequestHead, routed: &Routed, peer: IpAddr) -> Option<Refused> {
     let guard = routed.guard.as_ref()?;
     let view = View { head, peer };
     let authorization = head.fields.get("authorization");

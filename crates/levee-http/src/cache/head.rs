@@ -18,12 +18,13 @@ use levee_cache::stats::{Counters, STATS};
 use levee_cache::store::Object;
 use levee_upstream::Group;
 
+use super::fetch::{self, Behalf, Fetched};
 use super::fill::Fill;
 use super::{RouteCache, SiteCache, hit, lookup};
 use crate::exchange::{Exchange, Next, Outcome};
 use crate::h1::{HeadLimits, Parsed, parse_request};
 use crate::message::RequestHead;
-use crate::proxy::{self, Fetched};
+use crate::proxy;
 use crate::site::Site;
 
 /// What a HEAD miss needs besides the request.
@@ -51,12 +52,12 @@ pub(super) async fn fetch_as_get(
     let mut fill = Fill::new(m.cache, m.key.clone(), m.route, m.fwd, m.stale, https);
     fill.lead(lead);
     fill.validate();
-    let behalf = proxy::Behalf {
+    let behalf = Behalf {
         origin: ex.origin,
         preserve_host: m.preserve_host,
         proxy_header: proxy::proxy_header(m.group, ex),
     };
-    let fetched = proxy::fetch(m.group, &get, &behalf, &site.timeouts, &mut fill).await;
+    let fetched = fetch::fetch(m.group, &get, &behalf, &site.timeouts, &mut fill).await;
     let detail = match fetched {
         Ok(Fetched::Stored) => format!("fwd={}; stored", m.fwd),
         Ok(Fetched::Answer) => String::new(),

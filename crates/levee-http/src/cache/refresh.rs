@@ -61,12 +61,12 @@ pub fn spawn(r: Refresh) {
         );
         fill.validate();
         fill.lead(lead);
-        let behalf = crate::proxy::Behalf {
+        let behalf = super::fetch::Behalf {
             origin: r.origin,
             preserve_host: r.preserve_host,
             proxy_header: r.proxy_header.clone(),
         };
-        let fetched = crate::proxy::fetch(&r.group, &r.req, &behalf, &r.timeouts, &mut fill).await;
+        let fetched = super::fetch::fetch(&r.group, &r.req, &behalf, &r.timeouts, &mut fill).await;
         if let Err(e) = fetched {
             tracing::debug!(error = %e, "background refresh failed");
         }

@@ -6,6 +6,7 @@
 //!
 //! The relays between this end and an upstream are in `h1/relay.rs`.
 
+mod h2;
 mod relay;
 
 use std::net::SocketAddr;

@@ -13,6 +13,7 @@
 
 mod head;
 mod recv;
+mod relay;
 pub(crate) mod send;
 
 use std::future::poll_fn;
@@ -91,6 +92,19 @@ impl Stream {
     /// The client went away before the response was complete.
     pub(crate) fn went_away(&self) -> bool {
         self.gone
+    }
+
+    /// The request body ended (or there was none).
+    pub(crate) fn body_ended(&self) -> bool {
+        self.ended && self.pre.is_empty()
+    }
+
+    /// A bodiless status of levee's own, the stream ended with it.
+    pub(crate) fn send_bare(&mut self, status: u16, hsts: Option<u64>) {
+        let response = head::with_status(status).or_else(|| head::with_status(502));
+        if let Some(response) = response {
+            self.start(response, true, hsts);
+        }
     }
 
     /// DATA bytes the client's window let through.

@@ -45,3 +45,32 @@ impl Outcome {
         Outcome::of(status, Next::Close)
     }
 }
+
+/// How an exchange relayed to an HTTP/2 server ended (the forward loop
+/// settles it: passive health, metrics, the status for the log).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamEnd {
+    /// The response went out whole, trailers included.
+    Complete,
+    /// The client went away: an HTTP/2 client reset its stream or its
+    /// connection ended, an HTTP/1 client closed (the server's stream was
+    /// cancelled).
+    ClientGone,
+    /// The server reset the stream or its connection was lost (an HTTP/2
+    /// client's stream was reset too).
+    UpstreamReset,
+    /// No response head came: levee answered with this status.
+    Answered(u16),
+}
+
+/// A stream relayed to an HTTP/2 server, as the exchange's end saw it.
+#[derive(Debug, Clone, Copy)]
+pub struct Relayed {
+    pub end: StreamEnd,
+    /// The server's status; 0 before its response head.
+    pub status: u16,
+    /// Response body bytes passed to the client.
+    pub bytes: u64,
+    /// What an HTTP/1 client's connection does next.
+    pub next: Next,
+}

@@ -1,8 +1,8 @@
 //! One HTTP/2 stream: its head built from the decoded fields (request.rs),
 //! then served as an exchange on the stream's own end (exchange/h2.rs):
 //! the same phases an HTTP/1 request goes through (serve.rs), with no
-//! HTTP/1 text in between. A stream routed to an HTTP/2 upstream goes to
-//! `upstream.rs` instead.
+//! HTTP/1 text in between; a route to an HTTP/2 upstream relays it stream
+//! to stream (proxy/h2.rs, exchange/h2/relay.rs).
 
 use std::time::Instant;
 
@@ -37,11 +37,6 @@ pub(super) async fn serve(
         }
     };
     drop(parts);
-    // A route to an HTTP/2 upstream is relayed stream to stream.
-    if let Some(routed) = super::upstream::route(&site, conn, &head) {
-        let routed = routed.clone();
-        return super::upstream::serve(body, respond, conn, &site, head, &routed, started).await;
-    }
     let origin = origin_of(conn, &site, &head);
     // In flight until the response is out.
     let _in_flight = conn.listener.shared.begin();
@@ -61,7 +56,7 @@ pub(super) async fn serve(
 }
 
 /// Who a stream's request is for (origin.rs).
-pub(super) fn origin_of(conn: &Conn, site: &crate::Site, head: &RequestHead) -> origin::Origin {
+fn origin_of(conn: &Conn, site: &crate::Site, head: &RequestHead) -> origin::Origin {
     let trust = site.trust(conn.listener.addr);
     origin::resolve(head, conn.peer.ip(), conn.https, trust)
 }

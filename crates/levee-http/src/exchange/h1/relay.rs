@@ -77,13 +77,13 @@ impl Client {
     /// out with the first body bytes, then the body as `relay` says, a
     /// copy to `tee` when the cache takes one. The client is watched while
     /// the server is waited for; what it sends meanwhile is kept.
-    pub(crate) async fn relay_response_h1<'s>(
-        &'s mut self,
+    pub(crate) async fn relay_response_h1(
+        &mut self,
         relay: &Relay,
         up: &mut UpstreamStream,
         buf: &mut BytesMut,
         out_head: Vec<u8>,
-        tee: Option<&'s mut dyn BodySink>,
+        tee: Option<&mut dyn BodySink>,
     ) -> Result<u64, Stopped> {
         relay
             .run(

@@ -1,8 +1,9 @@
-//! One attempt at a server: a connection (pooled, or connected with TLS
-//! and a PROXY header as the upstream asks), the request head and body
-//! sent, and the final response head read, interim ones passed on. From
-//! the connection to the response head, the client is watched (gone.rs):
-//! one that goes away ends the attempt.
+//! One attempt at an HTTP/1 server, three phases: connect (a pooled
+//! connection, or a new one with TLS and a PROXY header as the upstream
+//! asks), send (the head, with the whole body when levee holds it, else
+//! the body streamed after it), receive (the final response head, interim
+//! ones passed on). From the connection to the response head the client is
+//! watched (gone.rs): one that goes away ends the attempt.
 
 use std::time::Duration;
 
@@ -10,6 +11,7 @@ use bytes::BytesMut;
 use levee_upstream::{Dest, Fault, UpstreamStream, pool};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use super::Missed;
 use crate::exchange::Exchange;
 use crate::h1::{Parsed, parse_response};
 use crate::message::ResponseHead;
@@ -20,17 +22,6 @@ use crate::timed;
 const MAX_RESPONSE_HEAD: usize = 64 * 1024;
 /// Read size for the upstream response head (and the first body bytes).
 pub(crate) const RESPONSE_CHUNK: usize = 16 * 1024;
-
-/// How one attempt at getting a response head failed.
-pub(super) enum Attempt {
-    /// The upstream's fault; `reused` if the connection came from the pool.
-    Fault { fault: Fault, reused: bool },
-    /// The client's fault while levee streamed its body (status 499: it is
-    /// gone, nothing to answer).
-    Client(Fault),
-    /// The client went away while levee waited on the upstream (gone.rs).
-    Gone,
-}
 
 /// A connection to `dest` with `head` written (and flushed: over TLS the
 /// sealed records may wait in rustls otherwise): a pooled one unless
@@ -58,8 +49,8 @@ pub(crate) async fn open_and_send(
     }
 }
 
-/// Sends the request and reads the final response head.
-pub(super) async fn exchange_head(
+/// Connects, sends the request, and reads the final response head.
+pub(super) async fn attempt(
     ex: &mut Exchange<'_>,
     site: &Site,
     dest: &Dest<'_>,
@@ -67,20 +58,20 @@ pub(super) async fn exchange_head(
     body_in_head: bool,
     fresh_only: bool,
     limit: Option<u64>,
-) -> Result<(UpstreamStream, BytesMut, ResponseHead), Attempt> {
+) -> Result<(UpstreamStream, BytesMut, ResponseHead), Missed> {
     let t = &site.timeouts;
     // The upstream's work is watched from here to the response head: a
     // client that goes away ends it (gone.rs says what that costs).
     let sent = tokio::select! {
         biased;
         sent = open_and_send(dest, head, fresh_only, t) => sent,
-        () = ex.gone() => return Err(Attempt::Gone),
+        () = ex.gone() => return Err(Missed::Gone),
     };
-    let (mut up, reused) = sent.map_err(|(fault, reused)| Attempt::Fault { fault, reused })?;
+    let (mut up, reused) = sent.map_err(|(fault, reused)| Missed::Fault { fault, reused })?;
     if !body_in_head && let Err(fault) = ex.relay_body_h1(&mut up, t, limit).await {
         return Err(match fault.cause() {
-            levee_upstream::Cause::Client => Attempt::Client(fault),
-            _ => Attempt::Fault { fault, reused },
+            levee_upstream::Cause::Client => Missed::Client(fault),
+            _ => Missed::Fault { fault, reused },
         });
     }
     let mut buf = BytesMut::with_capacity(RESPONSE_CHUNK);
@@ -88,9 +79,9 @@ pub(super) async fn exchange_head(
         let resp = tokio::select! {
             biased;
             resp = read_response_head(&mut up, &mut buf, t.upstream_read, ex.is_head()) => resp,
-            () = ex.gone() => return Err(Attempt::Gone),
+            () = ex.gone() => return Err(Missed::Gone),
         };
-        let resp = resp.map_err(|fault| Attempt::Fault { fault, reused })?;
+        let resp = resp.map_err(|fault| Missed::Fault { fault, reused })?;
         if !(100..200).contains(&resp.status) || resp.status == 101 {
             return Ok((up, buf, resp));
         }

@@ -19,12 +19,12 @@ use levee_upstream::{Affinity, Dest, Fault, Group, UpstreamStream, pool};
 use tokio::io::AsyncReadExt;
 use tokio::time::Instant;
 
-use super::headers::{self, Forwarding};
-use super::{RESPONSE_CHUNK, begin, observe_fault, observe_response, open_and_send};
+use super::fill::{Admit, Fill};
 use crate::body::BodySink;
-use crate::cache::fill::{Admit, Fill};
 use crate::h1::ChunkedDecoder;
 use crate::message::{Framing, RequestHead, ResponseHead};
+use crate::proxy::headers::{self, Forwarding};
+use crate::proxy::{RESPONSE_CHUNK, begin, observe_fault, observe_response, open_and_send};
 
 /// Why a clientless exchange ended without a complete response.
 #[derive(Debug, thiserror::Error)]
@@ -75,7 +75,7 @@ pub(crate) async fn fetch(
     let members = group.members();
     let now = Instant::now();
     // No server usable: the caller's stale copy, if any, comes before
-    // panic mode (as in `proxy::forward_with`).
+    // panic mode (as in cache.rs `forward`).
     if !group.any_usable(&members, now) {
         return Err(FetchError::NoServer);
     }
@@ -92,7 +92,12 @@ pub(crate) async fn fetch(
             upgrade: None,
         },
     );
-    fill.add_validators(&mut head);
+    let validators = fill.validators();
+    if !validators.is_empty() && head.ends_with(b"\r\n\r\n") {
+        head.truncate(head.len() - 2);
+        head.extend_from_slice(&validators);
+        head.extend_from_slice(b"\r\n");
+    }
     let (addr, state) = (member.addr, &member.state);
     let lease = begin(state);
     let sent = Instant::now();
@@ -178,7 +183,7 @@ async fn final_head(
 ) -> Result<(BytesMut, ResponseHead), Fault> {
     let mut buf = BytesMut::with_capacity(RESPONSE_CHUNK);
     loop {
-        let resp = super::read_response_head(up, &mut buf, t.upstream_read, false).await?;
+        let resp = crate::proxy::read_response_head(up, &mut buf, t.upstream_read, false).await?;
         if !(100..200).contains(&resp.status) {
             return Ok((buf, resp));
         }
