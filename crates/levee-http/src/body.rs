@@ -113,13 +113,13 @@ impl Relay {
     /// `tee`, if any, gets a copy of the body data. With `spare` (the
     /// receiver is the client), the receiver is watched while the sender is
     /// waited for, and what it sends meanwhile goes to `spare`.
-    pub async fn run<'a, 't, D: Socket + Watch>(
+    pub async fn run<'a, D: Socket + Watch>(
         &self,
         src: &mut impl Socket,
         pending: &mut BytesMut,
         dst: &'a mut D,
         head: Vec<u8>,
-        tee: Option<&'t mut dyn BodySink>,
+        tee: Option<&mut dyn BodySink>,
         spare: Option<&'a mut BytesMut>,
     ) -> Result<u64, Stopped> {
         let mut out = Out {

@@ -159,8 +159,9 @@ pub async fn forward(
     }
 }
 
-/// The phases up to the response: upstream choice, then attempts (connect,
-/// send, receive) until one is answered or the retry policy stops.
+/// The phases up to the response: upstream choice, prepare (HTTP/1), then
+/// attempts (connect, send, receive) until one is answered or the retry
+/// policy stops.
 pub(crate) async fn send<'m>(
     ex: &mut Exchange<'_>,
     site: &Site,
@@ -173,10 +174,40 @@ pub(crate) async fn send<'m>(
     let index = group
         .pick(members, affinity, &[], now)
         .ok_or(Failed::before_any(Fault::NoServer))?;
-    if group.config.protocol.is_http2() {
-        // Boxed: its state must not widen every HTTP/1 proxy future.
-        return Box::pin(attempts_h2(ex, site, fwd, members, (affinity, now), index)).await;
-    }
+    let http2 = group.config.protocol.is_http2();
+    let (limit, body) = if http2 {
+        // A stream's body flows beside its response (exchange/*/relay.rs).
+        (None, None)
+    } else {
+        prepare(ex, site).await?
+    };
+    group.budget.record_request(now);
+    // Clock readings cost more than anything else levee does per request
+    // in user space (bench/README.md): reuse one where nothing waited.
+    let started = if http2 || ex.head.framing == Framing::None {
+        now
+    } else {
+        Instant::now()
+    };
+    let a = Attempts {
+        fwd,
+        members,
+        affinity,
+        started,
+        limit,
+        http2,
+        idempotent: retry::idempotent(ex.head.method()),
+    };
+    attempts(ex, site, a, index, body).await
+}
+
+/// The prepare phase, for HTTP/1 upstreams: 413 for a declared length
+/// over `max_body`; up to 16 KiB of the body read, and taken when that is
+/// all of it, to go out with the head (and be sent again on a retry).
+async fn prepare(
+    ex: &mut Exchange<'_>,
+    site: &Site,
+) -> Result<(Option<u64>, Option<BytesMut>), Failed> {
     let limit = (site.limits.max_body > 0).then_some(site.limits.max_body);
     if let (Framing::Length(n), Some(max)) = (ex.head.framing, limit)
         && n > max
@@ -187,23 +218,7 @@ pub(crate) async fn send<'m>(
         Ok(complete) => complete,
         Err(status) => return Err(Failed::before_any(client_body(status.unwrap_or(499)))),
     };
-    // A body read in full goes out with the head and can be resent.
-    let body = complete.map(|n| ex.take_body(n));
-    group.budget.record_request(now);
-    // Clock readings cost more than anything else levee does per request
-    // in user space (bench/README.md): reuse one where nothing waited.
-    let started = match ex.head.framing {
-        Framing::None => now,
-        _ => Instant::now(),
-    };
-    let attempt = Attempts {
-        fwd,
-        members,
-        affinity,
-        started,
-        limit,
-    };
-    attempts_h1(ex, site, attempt, index, body).await
+    Ok((limit, complete.map(|n| ex.take_body(n))))
 }
 
 /// What every attempt of one request shares.
@@ -213,6 +228,8 @@ struct Attempts<'a, 'm> {
     affinity: Affinity,
     started: Instant,
     limit: Option<u64>,
+    http2: bool,
+    idempotent: bool,
 }
 
 /// A fault of the client's body, with the status it gets (499: it left).
@@ -223,81 +240,217 @@ fn client_body(status: u16) -> Fault {
     }
 }
 
-/// The attempts at HTTP/1 servers, from `index` on.
-async fn attempts_h1<'m>(
+/// Where the loop stands: the server tried now, those tried before it,
+/// and whether only a new connection to it will do.
+struct Cursor {
+    index: usize,
+    tried: Tried,
+    fresh_only: bool,
+}
+
+impl Cursor {
+    /// On to the server at `index` (the one left is in `tried` already).
+    fn to(&mut self, index: usize) {
+        (self.index, self.fresh_only) = (index, false);
+    }
+}
+
+/// How one attempt ended.
+enum Step {
+    /// The server answered (HTTP/1: its final response head; HTTP/2: the
+    /// stream is open and has its HEADERS).
+    Answered(Conn),
+    /// Its answer sends the request to another server (`retry_on_status`).
+    Elsewhere(usize),
+    Missed(Missed),
+}
+
+/// The forward loop: one attempt after another, from the server at
+/// `index`, until one is answered or the retry policy stops. The same for
+/// HTTP/1 and HTTP/2 servers; only the attempt differs (h1.rs, h2.rs).
+async fn attempts<'m>(
     ex: &mut Exchange<'_>,
     site: &Site,
     a: Attempts<'_, 'm>,
-    mut index: usize,
+    index: usize,
     body: Option<BytesMut>,
 ) -> Result<Received<'m>, Failed> {
-    let group = a.fwd.group;
-    let body_in_head = body.is_some();
-    let idempotent = retry::idempotent(ex.head.method());
-    let mut tried = Tried::new();
-    let mut fresh_only = false;
-    // The head for the server it was built for (only `Host` can differ).
+    let mut at = Cursor {
+        index,
+        tried: Tried::new(),
+        fresh_only: false,
+    };
+    // The HTTP/1 head for the server it was built for (only `Host` can differ).
     let mut head: Option<(Vec<u8>, usize)> = None;
+    let resendable = body.is_some();
     loop {
         let member = a
             .members
-            .get(index)
+            .get(at.index)
             .ok_or(Failed::before_any(Fault::NoServer))?;
-        if needs_head(&head, a.members, member, a.fwd, ex) {
-            head = Some((request_head(ex, a.fwd, member, body.as_deref()), index));
-        }
-        let bytes = head.as_ref().map(|(h, _)| &h[..]).unwrap_or_default();
-        let (addr, state) = (member.addr, &member.state);
-        let lease = begin(state);
-        let sent = if tried.is_empty() {
-            a.started
+        let lease = begin(&member.state);
+        let step = if a.http2 {
+            // Boxed: its state must not widen every HTTP/1 proxy future.
+            Box::pin(attempt_h2(ex, site, &a, member, at.fresh_only)).await?
         } else {
-            Instant::now()
-        };
-        let header = proxy_header(group, ex);
-        let dest = Dest {
-            addr,
-            tls: group.tls.as_ref().map(|t| (t, member.configured.as_str())),
-            proxy_header: header.as_deref(),
-        };
-        let attempt = h1::attempt(ex, site, &dest, bytes, body_in_head, fresh_only, a.limit);
-        let failed = match attempt.await {
-            Ok((up, buf, resp)) => {
-                observe_response(group, state, addr, resp.status, sent.elapsed());
-                if retry::on_status(group, resp.status, idempotent, body_in_head) {
-                    tried.push(index);
-                    if let Some(next) = next_server(group, a.members, a.affinity, &tried) {
-                        tracing::debug!(server = %addr, status = resp.status, "retrying on another server");
-                        (index, fresh_only) = (next, false);
-                        continue;
-                    }
-                }
-                let conn = Conn::H1 { up, buf, resp };
-                return Ok(received(member, lease, &a, conn));
+            if needs_head(&head, a.members, member, a.fwd, ex) {
+                head = Some((request_head(ex, a.fwd, member, body.as_deref()), at.index));
             }
-            Err(missed) => missed,
+            let bytes = head.as_ref().map(|(h, _)| &h[..]).unwrap_or_default();
+            attempt_h1(ex, site, &a, &mut at, member, (bytes, resendable)).await
+        };
+        let missed = match step {
+            Step::Answered(conn) => return Ok(received(member, lease, &a, conn)),
+            Step::Elsewhere(next) => {
+                at.to(next);
+                continue;
+            }
+            Step::Missed(missed) => missed,
         };
         let policy = retry::Attempt {
             reused: false,
-            fresh_only,
-            nothing_sent: false,
-            body_resendable: body_in_head,
-            idempotent,
+            fresh_only: at.fresh_only,
+            // An HTTP/2 attempt fails only before its HEADERS are handed over.
+            nothing_sent: a.http2,
+            body_resendable: resendable,
+            idempotent: a.idempotent,
         };
-        match settle_miss(
-            group,
-            (index, member),
-            lease,
-            &a,
-            &mut tried,
-            failed,
-            policy,
-        ) {
-            Then::Fresh => fresh_only = true,
-            Then::Server(next) => (index, fresh_only) = (next, false),
-            Then::Stop(failed) => return Err(failed),
+        settle_miss(member, lease, &a, &mut at, missed, policy)?;
+    }
+}
+
+/// One attempt at an HTTP/1 server: `head` (with the whole body when
+/// `in_head`) sent on a pooled or new connection, the response head read;
+/// a status listed in `retry_on_status` moves the request on.
+async fn attempt_h1(
+    ex: &mut Exchange<'_>,
+    site: &Site,
+    a: &Attempts<'_, '_>,
+    at: &mut Cursor,
+    member: &Member,
+    (head, in_head): (&[u8], bool),
+) -> Step {
+    let group = a.fwd.group;
+    let sent = if at.tried.is_empty() {
+        a.started
+    } else {
+        Instant::now()
+    };
+    let header = proxy_header(group, ex);
+    let dest = Dest {
+        addr: member.addr,
+        tls: group.tls.as_ref().map(|t| (t, member.configured.as_str())),
+        proxy_header: header.as_deref(),
+    };
+    let attempt = h1::attempt(ex, site, &dest, head, in_head, at.fresh_only, a.limit);
+    let (up, buf, resp) = match attempt.await {
+        Ok(got) => got,
+        Err(missed) => return Step::Missed(missed),
+    };
+    let (addr, status) = (member.addr, resp.status);
+    observe_response(group, &member.state, addr, status, sent.elapsed());
+    if retry::on_status(group, status, a.idempotent, in_head) {
+        at.tried.push(at.index);
+        if let Some(next) = next_server(group, a.members, a.affinity, &at.tried) {
+            tracing::debug!(server = %addr, status, "retrying on another server");
+            return Step::Elsewhere(next);
         }
     }
+    Step::Answered(Conn::H1 { up, buf, resp })
+}
+
+/// One attempt at an HTTP/2 server: a stream opened and its HEADERS
+/// handed over. Nothing else is sent before the relay, so a failure here
+/// always moves the request (within the retries and budget). A request
+/// HTTP/2 cannot carry stops the loop.
+async fn attempt_h2(
+    ex: &Exchange<'_>,
+    site: &Site,
+    a: &Attempts<'_, '_>,
+    member: &Member,
+    fresh_only: bool,
+) -> Result<Step, Failed> {
+    let group = a.fwd.group;
+    let forwarding = Forwarding {
+        origin: ex.origin,
+        preserve_host: a.fwd.preserve_host,
+        server_authority: &member.configured,
+        upgrade: None,
+    };
+    let req = h2::upstream_request(&ex.head, &forwarding, group.tls.is_some()).map_err(|e| {
+        tracing::debug!(error = %e, "request not forwarded");
+        Failed::before_any(e)
+    })?;
+    let end_of_stream = ex.body_ended();
+    Ok(
+        match h2::attempt(group, member, req, end_of_stream, fresh_only, site).await {
+            Ok(opened) => Step::Answered(Conn::H2(opened)),
+            Err((fault, reused)) => Step::Missed(Missed::Fault { fault, reused }),
+        },
+    )
+}
+
+fn received<'m>(
+    member: &'m Member,
+    lease: Lease,
+    a: &Attempts<'_, 'm>,
+    conn: Conn,
+) -> Received<'m> {
+    Received {
+        member,
+        lease,
+        started: a.started,
+        affinity: a.affinity,
+        conn,
+    }
+}
+
+/// Feeds a missed attempt to the server's health (when it was the
+/// server's doing) and moves `at` where the retry policy sends the request
+/// next: the same server on a new connection, or another one; `Err` when
+/// it goes nowhere.
+fn settle_miss(
+    member: &Member,
+    lease: Lease,
+    a: &Attempts<'_, '_>,
+    at: &mut Cursor,
+    missed: Missed,
+    mut policy: retry::Attempt,
+) -> Result<(), Failed> {
+    let (group, addr) = (a.fwd.group, member.addr);
+    let stop = |fault| Failed {
+        fault,
+        upstream_time: Some(a.started.elapsed()),
+        upstream: Some(addr),
+    };
+    let (fault, reused) = match missed {
+        Missed::Fault { fault, reused } => (fault, reused),
+        // Not the server's fault: its health is not charged, and dropping
+        // the connection closes it, half-read as it is.
+        Missed::Gone => {
+            crate::gone::count();
+            return Err(stop(Fault::ClientGone));
+        }
+        Missed::Client(fault) => return Err(stop(fault)),
+    };
+    policy.reused = reused;
+    let next = retry::after_fault(&fault, &policy);
+    if next == Retry::Fresh {
+        at.fresh_only = true;
+        return Ok(());
+    }
+    observe_fault(group, &member.state, addr, &fault);
+    drop(lease);
+    if next == Retry::Elsewhere {
+        at.tried.push(at.index);
+        if let Some(next) = next_server(group, a.members, a.affinity, &at.tried) {
+            tracing::info!(server = %addr, error = %fault, "upstream failed; trying another server");
+            at.to(next);
+            return Ok(());
+        }
+    }
+    tracing::warn!(upstream = %addr, error = %fault, "upstream failed");
+    Err(stop(fault))
 }
 
 /// Whether the head must be built (again) for `member`: the first
@@ -344,143 +497,6 @@ fn request_head(
         h.extend_from_slice(b);
     }
     h
-}
-
-/// The attempts at HTTP/2 servers, from `index` on: a stream opened, its
-/// HEADERS handed over. Nothing else is sent before the relay, so a
-/// failure here always moves the request (within the retries and budget).
-async fn attempts_h2<'m>(
-    ex: &mut Exchange<'_>,
-    site: &Site,
-    fwd: &Forward<'_>,
-    members: &'m Members,
-    (affinity, now): (Affinity, Instant),
-    mut index: usize,
-) -> Result<Received<'m>, Failed> {
-    let group = fwd.group;
-    group.budget.record_request(now);
-    let a = Attempts {
-        fwd,
-        members,
-        affinity,
-        started: Instant::now(),
-        limit: None,
-    };
-    let end_of_stream = ex.body_ended();
-    let mut tried = Tried::new();
-    let mut fresh_only = false;
-    loop {
-        let member = members
-            .get(index)
-            .ok_or(Failed::before_any(Fault::NoServer))?;
-        let lease = begin(&member.state);
-        let forwarding = Forwarding {
-            origin: ex.origin,
-            preserve_host: fwd.preserve_host,
-            server_authority: &member.configured,
-            upgrade: None,
-        };
-        let req =
-            h2::upstream_request(&ex.head, &forwarding, group.tls.is_some()).map_err(|e| {
-                tracing::debug!(error = %e, "request not forwarded");
-                Failed::before_any(e)
-            })?;
-        let attempt = h2::attempt(group, member, req, end_of_stream, fresh_only, site);
-        let (fault, reused) = match attempt.await {
-            Ok(opened) => return Ok(received(member, lease, &a, Conn::H2(opened))),
-            Err(failed) => failed,
-        };
-        let policy = retry::Attempt {
-            reused,
-            fresh_only,
-            nothing_sent: true,
-            body_resendable: false,
-            idempotent: false,
-        };
-        let missed = Missed::Fault { fault, reused };
-        match settle_miss(
-            group,
-            (index, member),
-            lease,
-            &a,
-            &mut tried,
-            missed,
-            policy,
-        ) {
-            Then::Fresh => fresh_only = true,
-            Then::Server(next) => (index, fresh_only) = (next, false),
-            Then::Stop(failed) => return Err(failed),
-        }
-    }
-}
-
-fn received<'m>(
-    member: &'m Member,
-    lease: Lease,
-    a: &Attempts<'_, 'm>,
-    conn: Conn,
-) -> Received<'m> {
-    Received {
-        member,
-        lease,
-        started: a.started,
-        affinity: a.affinity,
-        conn,
-    }
-}
-
-/// Where the loop goes after a missed attempt.
-pub(crate) enum Then {
-    Fresh,
-    Server(usize),
-    Stop(Failed),
-}
-
-/// Feeds a missed attempt to the server's health (when it was the server's
-/// doing) and asks the retry policy where the request goes next.
-fn settle_miss(
-    group: &Group,
-    (index, member): (usize, &Member),
-    lease: Lease,
-    a: &Attempts<'_, '_>,
-    tried: &mut Tried,
-    missed: Missed,
-    mut policy: retry::Attempt,
-) -> Then {
-    let addr = member.addr;
-    let stop = |fault| {
-        Then::Stop(Failed {
-            fault,
-            upstream_time: Some(a.started.elapsed()),
-            upstream: Some(addr),
-        })
-    };
-    let (fault, reused) = match missed {
-        Missed::Fault { fault, reused } => (fault, reused),
-        // Not the server's fault: its health is not charged, and dropping
-        // the connection closes it, half-read as it is.
-        Missed::Gone => {
-            crate::gone::count();
-            return stop(Fault::ClientGone);
-        }
-        Missed::Client(fault) => return stop(fault),
-    };
-    policy.reused = reused;
-    let next = retry::after_fault(&fault, &policy);
-    if next == Retry::Fresh {
-        return Then::Fresh;
-    }
-    observe_fault(group, &member.state, addr, &fault);
-    drop(lease);
-    if next == Retry::Elsewhere {
-        tried.push(index);
-        if let Some(next) = next_server(group, a.members, a.affinity, tried) {
-            tracing::info!(server = %addr, error = %fault, "upstream failed; trying another server");
-            return Then::Server(next);
-        }
-    }
-    tracing::warn!(upstream = %addr, error = %fault, "upstream failed");
-    stop(fault)
 }
 
 /// A request to the server starts: it is in flight while the lease lives,
