@@ -33,7 +33,7 @@ pub(crate) struct Window {
 }
 
 impl Window {
-    pub(crate) fn client(site: &crate::Site) -> Window {
+    pub(crate) fn client(site: &crate::site::Site) -> Window {
         Window {
             limit: Some(site.timeouts.client_send),
             progress: Progress::new(site.pace),
