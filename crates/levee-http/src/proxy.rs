@@ -4,13 +4,15 @@
 //! goes away are decided here and only here.
 //!
 //! ```text
-//! choose       the upstream choice: affinity, Group::pick (none: 503)
-//! prepare      HTTP/1 upstreams: 413 over max_body; up to 16 KiB of the body read
-//! attempt      connect ─▶ send ─▶ receive    (h1.rs: pooled or new connection,
-//!   │          head (+ whole body), rest of the body, response head; h2.rs: a
-//!   │          shared or new connection, HEADERS handed over)
-//!   ├─ a Fault ─▶ levee_upstream::retry::after_fault: once more on a fresh
-//!   │             connection, another server (retries, retry budget), or stop
+//! send         choose: affinity, Group::pick (none: 503); prepare (HTTP/1
+//!              upstreams): 413 over max_body, up to 16 KiB of the body read
+//! attempts     the loop: attempt_h1 | attempt_h2, connect ─▶ send ─▶ receive
+//!   │          (h1.rs: pooled or new connection, head (+ whole body), rest of
+//!   │          the body, response head; h2.rs: a shared or new connection,
+//!   │          HEADERS handed over)
+//!   ├─ missed ─▶ settle_miss ─▶ levee_upstream::retry::after_fault: once
+//!   │             more on a fresh connection, another server (retries, retry
+//!   │             budget), or stop
 //!   ├─ 502/503/504 to an idempotent request with its whole body here
 //!   │             (`retry_on_status`) ─▶ another server
 //!   └─ the client went away (gone.rs) ─▶ 499, no server blamed

@@ -1,6 +1,6 @@
 //! A HEAD miss fills the cache, as nginx's `proxy_cache_convert_head`:
 //! levee leads the key's flight and fetches the response with GET (a
-//! clientless exchange, `proxy/fetch.rs`), stores it, and answers the
+//! clientless exchange, `cache/fetch.rs`), stores it, and answers the
 //! HEAD from the store. The client gets its head once the body is stored;
 //! the next GET (or HEAD) is a hit.
 //!

@@ -4,7 +4,7 @@
 //! One refresh per key at a time: the task leads the key's flight, so
 //! concurrent stale hits start no second fetch (and misses arriving
 //! meanwhile wait for it). The fetch is a proxy exchange without a client
-//! (`proxy/fetch.rs`): a pooled connection, the stored validators, the
+//! (`cache/fetch.rs`): a pooled connection, the stored validators, the
 //! server's passive health and metrics fed as for any request; a 304
 //! refreshes the stored response, a storable response replaces it, and a
 //! failure changes nothing but the age of what is stored.

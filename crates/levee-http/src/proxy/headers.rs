@@ -36,7 +36,7 @@ pub struct Forwarding<'a> {
 }
 
 /// Where the forwarded request fields go: an HTTP/1.1 head, or an HTTP/2
-/// header map (http2/upstream), so both protocols forward alike.
+/// header map (proxy/h2.rs), so both protocols forward alike.
 pub(crate) trait FieldOut {
     fn field(&mut self, name: &[u8], value: &[u8]);
     /// A list field: the values in `prior`, then `last`, joined by ", ".
