@@ -3,6 +3,8 @@
 //! and the steps its connections take before HTTP (PROXY header, TLS,
 //! HTTP/2 preface), swapped whole on reload.
 
+pub mod stats;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 

@@ -32,7 +32,7 @@ pub(crate) async fn serve(
     site: &Site,
     served: u64,
 ) -> Outcome {
-    levee_upstream::stats::count_request(listener);
+    crate::listener::stats::count_request(listener);
     let max = site.limits.max_requests_per_connection;
     ex.keep_alive = ex.head.keep_alive && !shared.draining() && (max == 0 || served + 1 < max);
     let Some(routed) = route(site, listener, &mut ex.head) else {
