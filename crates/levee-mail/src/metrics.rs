@@ -102,6 +102,16 @@ pub fn open_preauth() -> i64 {
         .sum()
 }
 
+/// Sessions open, in any stage: what a levee handing its sockets to a new
+/// binary waits for before it exits.
+pub fn open_sessions() -> i64 {
+    SESSION_GAUGE
+        .iter()
+        .flat_map(|p| p.iter())
+        .map(|n| n.load(Relaxed))
+        .sum()
+}
+
 /// One metric family: a sample per protocol and per value of `label`.
 fn family(
     out: &mut String,

@@ -1,4 +1,9 @@
-//! Binding listening sockets.
+//! Binding listening sockets, and the sockets a run starts with.
+//!
+//! [`Listeners`] holds sockets bound before [`crate::run`] (by a test on
+//! `127.0.0.1:0`, by the binary as root before it drops privileges, or
+//! handed over by the levee being upgraded), so that run itself binds only
+//! what they lack.
 //!
 //! Each worker gets its own socket for every listener address, bound with
 //! `SO_REUSEPORT`, so the kernel spreads new connections across workers and
@@ -7,10 +12,129 @@
 //! catches an address another process already holds, which `SO_REUSEPORT`
 //! alone would silently share.
 
+use std::collections::HashMap;
 use std::io;
 use std::net::{SocketAddr, TcpListener};
+use std::os::unix::net::UnixListener;
 
+use levee_config::Config;
 use socket2::{Domain, Protocol, Socket, Type};
+
+use crate::ServerError;
+use crate::preflight;
+use crate::upkeep::AdminListener;
+
+/// Listening sockets by the configured address they serve.
+#[derive(Debug, Default)]
+pub struct Listeners {
+    /// A listener's sockets, by its `address` as configured: one per
+    /// worker when levee bound them, or any number (spread over the
+    /// workers, each on at least one).
+    pub(crate) http: HashMap<SocketAddr, Vec<TcpListener>>,
+    /// The admin listener's socket.
+    pub(crate) admin: Option<TcpListener>,
+    /// The admin socket an upgraded levee handed over, with the address
+    /// it served: used if `[admin]` still names it.
+    pub(crate) inherited_admin: Option<(SocketAddr, TcpListener)>,
+    /// The control socket an upgraded levee handed over, with its path:
+    /// used if `control_socket` still names it.
+    pub(crate) inherited_control: Option<(std::path::PathBuf, UnixListener)>,
+}
+
+impl Listeners {
+    pub fn new() -> Listeners {
+        Listeners::default()
+    }
+
+    /// `socket`, already listening, serves the `[[listener]]` whose
+    /// `address` is `configured` (which may say port 0 where the socket has
+    /// a port).
+    pub fn add(&mut self, configured: SocketAddr, socket: TcpListener) -> &mut Listeners {
+        self.http.entry(configured).or_default().push(socket);
+        self
+    }
+
+    /// `socket`, already listening, serves `[admin]`.
+    pub fn admin(&mut self, socket: TcpListener) -> &mut Listeners {
+        self.admin = Some(socket);
+        self
+    }
+
+    /// Binds every address of `config` that has no socket yet (each
+    /// listener once per worker, and `[admin]`); every one the OS refuses
+    /// is reported at its key.
+    pub fn bind_missing(&mut self, config: &Config) -> Result<(), ServerError> {
+        let mut refused = Vec::new();
+        if let Some((addr, socket)) = self.inherited_admin.take()
+            && self.admin.is_none()
+            && config.admin.as_ref().is_some_and(|a| a.address == addr)
+        {
+            self.admin = Some(socket);
+        }
+        if let Some(admin) = &config.admin
+            && self.admin.is_none()
+        {
+            match AdminListener::bind(admin.address) {
+                Ok(socket) => self.admin = Some(socket),
+                Err(e) => refused.push(("admin.address".to_owned(), admin.address, e)),
+            }
+        }
+        for (i, l) in config.listeners.iter().enumerate() {
+            if self.http.contains_key(&l.address) {
+                continue;
+            }
+            match bind(l.address, l.backlog, config.workers) {
+                Ok(sockets) => {
+                    self.http.insert(l.address, sockets);
+                }
+                Err(e) => refused.push((format!("listener[{i}].address"), l.address, e)),
+            }
+        }
+        if refused.is_empty() {
+            return Ok(());
+        }
+        let at = levee_config::Locator::new(config);
+        let errors = refused
+            .iter()
+            .map(|(key, addr, e)| at.error(key, preflight::cannot_listen(*addr, e)))
+            .collect();
+        Err(ServerError::Invalid(levee_config::ConfigErrors { errors }))
+    }
+
+    /// The sockets for `addr`, `count` of them: each worker gets one, and
+    /// every socket goes to a worker (a socket of a `SO_REUSEPORT` group
+    /// that nobody accepted on would strand the connections the kernel
+    /// gives it). Extra sockets are spread round robin; missing ones are
+    /// duplicates sharing an accept queue.
+    pub(crate) fn take(&mut self, addr: SocketAddr, count: usize) -> Option<Vec<Vec<TcpListener>>> {
+        let sockets = self.http.remove(&addr)?;
+        spread(sockets, count.max(1)).ok()
+    }
+
+    /// Sockets handed over for listeners the config no longer has.
+    pub(crate) fn leftover(&self) -> impl Iterator<Item = &SocketAddr> {
+        self.http.keys()
+    }
+}
+
+/// `sockets` over `count` workers, as [`Listeners::take`] says.
+fn spread(sockets: Vec<TcpListener>, count: usize) -> io::Result<Vec<Vec<TcpListener>>> {
+    let mut per_worker: Vec<Vec<TcpListener>> = (0..count).map(|_| Vec::new()).collect();
+    let have = sockets.len();
+    for (i, s) in sockets.into_iter().enumerate() {
+        per_worker[i % count].push(s);
+    }
+    for i in have..count {
+        let dup = per_worker[i % have.max(1)]
+            .first()
+            .map(TcpListener::try_clone)
+            .transpose()?;
+        if let Some(dup) = dup {
+            per_worker[i].push(dup);
+        }
+    }
+    Ok(per_worker)
+}
 
 fn socket(addr: SocketAddr, reuse_port: bool) -> io::Result<Socket> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;

@@ -59,24 +59,26 @@ pub fn spawn(index: usize) -> std::io::Result<Worker> {
 async fn run(mut rx: mpsc::UnboundedReceiver<Command>) {
     tokio::spawn(each_second());
     tokio::spawn(levee_http::idle::dispatcher());
-    let mut accepting: HashMap<SocketAddr, oneshot::Sender<()>> = HashMap::new();
+    // A listener may have more than one socket on a worker (sockets handed
+    // over by an upgrade from a levee with more workers).
+    let mut accepting: HashMap<SocketAddr, Vec<oneshot::Sender<()>>> = HashMap::new();
     while let Some(cmd) = rx.recv().await {
         match cmd {
             Command::Listen { socket, ctx, front } => match TcpListener::from_std(socket) {
                 Ok(listener) => {
                     let (stop_tx, stop_rx) = oneshot::channel();
-                    accepting.insert(ctx.addr, stop_tx);
+                    accepting.entry(ctx.addr).or_default().push(stop_tx);
                     tokio::spawn(accept_loop(listener, ctx, front, stop_rx));
                 }
                 Err(e) => tracing::error!(error = %e, "cannot register listener"),
             },
             Command::Unlisten(addr) => {
-                if let Some(stop) = accepting.remove(&addr) {
+                for stop in accepting.remove(&addr).unwrap_or_default() {
                     let _ = stop.send(());
                 }
             }
             Command::UnlistenAll => {
-                for (_, stop) in accepting.drain() {
+                for stop in accepting.drain().flat_map(|(_, stops)| stops) {
                     let _ = stop.send(());
                 }
             }
