@@ -10,7 +10,8 @@
 //!   sessions with a CSRF token), and the [`audit`] line of every
 //!   state-changing request;
 //! - [`control`]: `POST /reload`, answered by the control thread;
-//! - [`ctl`]: the client behind `levee ctl` and `levee reload`.
+//! - [`ctl`]: the client behind `levee ctl` and `levee reload`;
+//! - [`probes`]: `/healthz`, `/readyz` and `/version`, open to probes.
 //!
 //! The listener runs on the control thread, never on a worker. Requests are
 //! read with levee's own HTTP/1 parser; each connection answers one request
@@ -25,6 +26,8 @@ pub mod ctl;
 pub mod gate;
 mod login;
 pub mod metrics;
+pub mod probes;
+mod process_metrics;
 pub mod secret;
 mod server;
 pub mod session;

@@ -14,6 +14,7 @@ use levee_http::conn::{self, ListenerCtx};
 use levee_protect::Refusal;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
+use tracing::Instrument;
 
 /// What the control thread asks of a worker.
 #[derive(Debug)]
@@ -130,7 +131,8 @@ fn admit(stream: TcpStream, peer: SocketAddr, ctx: &Arc<ListenerCtx>, front: &Fr
         // A load balancer speaks for many clients: each connection is
         // admitted once its PROXY header names the client (conn/start.rs).
         levee_http::idle::shed_near_limit(levee_protect::conns::open_all(), site.shed_idle_at);
-        tokio::spawn(conn::serve(stream, peer, ctx.clone(), None));
+        let span = conn::span(ctx.addr, peer);
+        tokio::spawn(conn::serve(stream, peer, ctx.clone(), None).instrument(span));
         return;
     }
     match ctx.conns.admit(peer.ip(), site.conn_limits(ctx.addr)) {
@@ -138,7 +140,10 @@ fn admit(stream: TcpStream, peer: SocketAddr, ctx: &Arc<ListenerCtx>, front: &Fr
             levee_http::idle::shed_near_limit(levee_protect::conns::open_all(), site.shed_idle_at);
             match front {
                 Front::Http => {
-                    tokio::spawn(conn::serve(stream, peer, ctx.clone(), Some(permit)));
+                    let span = conn::span(ctx.addr, peer);
+                    tokio::spawn(
+                        conn::serve(stream, peer, ctx.clone(), Some(permit)).instrument(span),
+                    );
                 }
                 Front::Mail(mail) => {
                     // The listener's TLS as it is now: implicit TLS or STARTTLS.
@@ -146,7 +151,12 @@ fn admit(stream: TcpStream, peer: SocketAddr, ctx: &Arc<ListenerCtx>, front: &Fr
                         acceptor: t.acceptor.clone(),
                         handshake_timeout: t.handshake_timeout,
                     });
-                    tokio::spawn(mail.clone().serve(stream, peer, permit, tls));
+                    let span = conn::span(ctx.addr, peer);
+                    tokio::spawn(
+                        mail.clone()
+                            .serve(stream, peer, permit, tls)
+                            .instrument(span),
+                    );
                 }
             }
         }
