@@ -119,6 +119,10 @@ impl Listeners {
 
 /// `sockets` over `count` workers, as [`Listeners::take`] says.
 fn spread(sockets: Vec<TcpListener>, count: usize) -> io::Result<Vec<Vec<TcpListener>>> {
+    // A caller's socket may be blocking; the workers' event loops need it not.
+    for s in &sockets {
+        s.set_nonblocking(true)?;
+    }
     let mut per_worker: Vec<Vec<TcpListener>> = (0..count).map(|_| Vec::new()).collect();
     let have = sockets.len();
     for (i, s) in sockets.into_iter().enumerate() {

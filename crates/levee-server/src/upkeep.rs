@@ -57,6 +57,7 @@ impl AdminListener {
         listener: std::net::TcpListener,
         admin: Arc<levee_admin::Admin>,
     ) -> std::io::Result<AdminListener> {
+        listener.set_nonblocking(true)?;
         let listener = tokio::net::TcpListener::from_std(listener)?;
         tracing::info!(admin = %addr, "control API and /metrics listening");
         let task = tokio::spawn(levee_admin::serve(listener, admin)).abort_handle();
