@@ -245,8 +245,13 @@ pub async fn serve_from(mut client: Client, listener: Arc<ListenerCtx>, mut serv
         let next = pace::scope(fd, pace, exchange).await;
         served += 1;
         match next {
-            Next::KeepAlive if !listener.shared.draining() => {}
-            Next::KeepAlive | Next::Close => return,
+            // Kept alive even while levee drains (a stop, or a binary
+            // upgrade): closing now would cut a client whose next request
+            // is already on its way. That request is answered with
+            // `Connection: close` (serve_request); a connection that sends
+            // none parks, and the sweeper closes it.
+            Next::KeepAlive => {}
+            Next::Close => return,
             // Boxed: its discard buffer must not sit in every connection's task.
             Next::Linger => return Box::pin(respond::linger_close(client.stream)).await,
         }

@@ -17,6 +17,7 @@ mod postfix;
 mod python;
 mod redis;
 mod upstream;
+mod websocket;
 
 #[allow(unused_imports)]
 pub use admin::*;
@@ -38,6 +39,8 @@ pub use python::*;
 #[allow(unused_imports)]
 pub use redis::*;
 pub use upstream::*;
+#[allow(unused_imports)]
+pub use websocket::*;
 
 use std::fs;
 use std::net::{SocketAddr, TcpListener, TcpStream};
