@@ -291,3 +291,42 @@ fn an_upgrade_needs_a_control_socket() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr.contains("sets no control_socket"), "{stderr}");
 }
+
+/// SIGUSR2 upgrades as nginx's does, the admin listener included: the new
+/// process answers on the same admin address, and the old one, with
+/// nothing open, exits at once.
+#[test]
+fn usr2_upgrades_and_the_admin_listener_moves_along() {
+    let setup = LeveeSetup::new();
+    let port = setup.port;
+    let admin = free_port();
+    let config = format!(
+        "pid_file = \"{}\"\ncontrol_socket = \"{}\"\n[log]\naccess = \"off\"\n\
+         [[listener]]\naddress = \"127.0.0.1:{port}\"\n[[route]]\nrespond = \"x\"\n\
+         [admin]\naddress = \"127.0.0.1:{admin}\"\n",
+        setup.pid_file().display(),
+        setup.dir.join("control.sock").display()
+    );
+    let mut levee = setup.start(&config);
+    let old = levee.pid();
+    support::signal_pid(old, "-USR2");
+    let pid_file = levee.pid_file();
+    let new = poll(Duration::from_secs(20), || {
+        let pid: u32 = std::fs::read_to_string(&pid_file)
+            .ok()?
+            .trim()
+            .parse()
+            .ok()?;
+        (pid != old).then_some(pid)
+    })
+    .unwrap_or_else(|| panic!("no new pid; stderr:\n{}", levee.stderr()));
+    let status = levee.wait_exit(Duration::from_secs(20));
+    assert!(status.success(), "{status:?}");
+    assert!(alive(new));
+    let (status, body) = support::admin_request(admin, "GET", "/healthz", "");
+    assert_eq!((status, body.as_str()), (200, "ok\n"));
+    assert_eq!(curl_ok(&[&format!("http://127.0.0.1:{port}/")]), "x");
+    support::signal_pid(new, "-TERM");
+    let gone = poll(Duration::from_secs(20), || (!alive(new)).then_some(()));
+    assert!(gone.is_some(), "the new process did not stop");
+}
