@@ -392,9 +392,13 @@ impl Server {
             let addr = l.address;
             let steps = first_steps(&mut server.tls, l)
                 .map_err(|source| ServerError::Tls { addr, source })?;
+            // bind_missing gave every listener its sockets.
             let sockets = listeners
                 .take(addr, server.workers.len())
-                .ok_or_else(|| ServerError::Workers(std::io::ErrorKind::NotFound.into()))?;
+                .unwrap_or_else(|| Err(std::io::ErrorKind::NotFound.into()))
+                .map_err(|e| {
+                    ServerError::Workers(std::io::Error::other(format!("listener {addr}: {e}")))
+                })?;
             opened.push((addr, steps, sockets));
         }
         for addr in listeners.leftover() {

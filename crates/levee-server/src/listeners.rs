@@ -106,9 +106,13 @@ impl Listeners {
     /// that nobody accepted on would strand the connections the kernel
     /// gives it). Extra sockets are spread round robin; missing ones are
     /// duplicates sharing an accept queue.
-    pub(crate) fn take(&mut self, addr: SocketAddr, count: usize) -> Option<Vec<Vec<TcpListener>>> {
+    pub(crate) fn take(
+        &mut self,
+        addr: SocketAddr,
+        count: usize,
+    ) -> Option<io::Result<Vec<Vec<TcpListener>>>> {
         let sockets = self.http.remove(&addr)?;
-        spread(sockets, count.max(1)).ok()
+        Some(spread(sockets, count.max(1)))
     }
 
     /// Sockets handed over for listeners the config no longer has.

@@ -480,3 +480,44 @@ fn readyz_is_ready_when_everything_resolved() {
     });
     assert_eq!(ready.as_deref(), Some("ready\n"));
 }
+
+/// A probe on a public listener is a route to the admin listener's probe
+/// (docs/operations.md): `/healthz` answers there, and nothing else of
+/// the admin listener does, whatever the spelling.
+#[test]
+fn a_public_route_reaches_the_probe_and_nothing_else() {
+    let setup = LeveeSetup::new();
+    let admin = free_port();
+    let config = format!(
+        "[log]\naccess = \"off\"\n[[listener]]\naddress = \"127.0.0.1:{}\"\n\
+         [[route]]\npath = \"/healthz\"\nproxy = \"probes\"\npreserve_host = false\n\
+         [[route]]\nrespond = \"site\"\n\
+         [upstream.probes]\nservers = [\"127.0.0.1:{admin}\"]\n\
+         [admin]\naddress = \"127.0.0.1:{admin}\"\n",
+        setup.port
+    );
+    let levee = setup.start(&config);
+    poll(Duration::from_secs(10), || {
+        std::net::TcpStream::connect(("127.0.0.1", admin)).ok()
+    })
+    .expect("admin listener");
+    assert_eq!(support::curl_ok(&[&levee.url("/healthz")]), "ok\n");
+    for path in [
+        "/metrics",
+        "/healthz/../metrics",
+        "/healthz%2F..%2Fmetrics",
+        "/healthz/../upstreams",
+        "//metrics",
+    ] {
+        let out = support::curl(&["--path-as-is", "-s", &levee.url(path)]);
+        let body = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            !body.contains("levee_build_info"),
+            "{path} reached /metrics"
+        );
+        assert!(
+            !body.contains("upstreams"),
+            "{path} reached the API: {body}"
+        );
+    }
+}
