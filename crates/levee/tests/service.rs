@@ -31,6 +31,14 @@ fn status_line(path: &str, name: &str) -> String {
         .unwrap_or_else(|| panic!("no {name} in {path}"))
 }
 
+/// Waits until `port` on loopback accepts (levee's admin listener).
+fn wait_listening(port: u16) {
+    poll(Duration::from_secs(10), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+    })
+    .unwrap_or_else(|| panic!("nothing listens on {port}"));
+}
+
 fn respond_config(port: u16, extra: &str) -> String {
     format!(
         "{extra}\n[log]\naccess = \"off\"\n[[listener]]\naddress = \"127.0.0.1:{port}\"\n\
@@ -414,10 +422,7 @@ fn probes_answer_without_credentials() {
         token.display()
     );
     let _levee = setup.start(&config);
-    poll(Duration::from_secs(10), || {
-        std::net::TcpStream::connect(("127.0.0.1", admin)).ok()
-    })
-    .expect("admin listener");
+    wait_listening(admin);
     let (status, body) = admin_request(admin, "GET", "/healthz", "");
     assert_eq!((status, body.as_str()), (200, "ok\n"));
     let (status, body) = admin_request(admin, "GET", "/readyz", "");
@@ -497,10 +502,7 @@ fn a_public_route_reaches_the_probe_and_nothing_else() {
         setup.port
     );
     let levee = setup.start(&config);
-    poll(Duration::from_secs(10), || {
-        std::net::TcpStream::connect(("127.0.0.1", admin)).ok()
-    })
-    .expect("admin listener");
+    wait_listening(admin);
     assert_eq!(support::curl_ok(&[&levee.url("/healthz")]), "ok\n");
     for path in [
         "/metrics",
