@@ -48,7 +48,7 @@ use levee_http::{Shared, Site};
 use levee_upstream::Registry;
 
 use process::{Sig, Signals};
-use upgrade::UpgradeError;
+use upgrade::{ControlSocket, UpgradeError};
 use upkeep::{AdminListener, Upkeep};
 
 use worker::{Command, Front, Worker};
@@ -172,41 +172,12 @@ struct Server {
     upgrade_error: Option<String>,
 }
 
-/// The control socket: its path, and the socket twice (served, and kept
-/// to hand over).
-struct ControlSocket {
-    path: PathBuf,
-    listener: tokio::net::UnixListener,
-    dup: std::os::unix::net::UnixListener,
-}
-
-impl ControlSocket {
-    /// Serves `socket`; must run inside the control runtime.
-    fn start(path: PathBuf, socket: std::os::unix::net::UnixListener) -> std::io::Result<Self> {
-        socket.set_nonblocking(true)?;
-        let dup = socket.try_clone()?;
-        Ok(ControlSocket {
-            path,
-            listener: tokio::net::UnixListener::from_std(socket)?,
-            dup,
-        })
-    }
-}
-
 /// What the control loop answers besides reloads from the admin listener.
 pub(crate) struct Inputs {
     /// Stops levee when it resolves.
     shutdown: Pin<Box<dyn Future<Output = ()> + Send>>,
     /// The process's signals; `None` in-process.
     signals: Option<Signals>,
-}
-
-/// The next connection to the control socket, or never without one.
-async fn next_control(control: &Option<ControlSocket>) -> std::io::Result<tokio::net::UnixStream> {
-    match control {
-        Some(c) => c.listener.accept().await.map(|(conn, _)| conn),
-        None => std::future::pending().await,
-    }
 }
 
 /// Each mail listener's state, loaded (user maps read) before anything
@@ -507,7 +478,7 @@ impl Server {
                     };
                     let _ = ask.send(outcome);
                 }
-                conn = next_control(&self.control) => {
+                conn = upgrade::next_control(&self.control) => {
                     if self.on_control(conn).await {
                         break true;
                     }

@@ -127,7 +127,7 @@ pub fn run_process(config: Config, process: Process) -> Result<(), ServerError> 
     {
         let _entered = control.enter();
         server.control = control_socket
-            .map(|(path, socket)| crate::ControlSocket::start(path, socket))
+            .map(|(path, socket)| crate::upgrade::ControlSocket::start(path, socket))
             .transpose()
             .map_err(ServerError::Workers)?;
     }

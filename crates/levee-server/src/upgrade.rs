@@ -81,6 +81,40 @@ pub enum UpgradeError {
     Refused(String),
 }
 
+/// The control socket: its path, and the socket twice (served, and kept
+/// to hand over).
+pub(crate) struct ControlSocket {
+    pub(crate) path: PathBuf,
+    listener: tokio::net::UnixListener,
+    pub(crate) dup: std::os::unix::net::UnixListener,
+}
+
+impl ControlSocket {
+    /// Serves `socket`; must run inside the control runtime.
+    pub(crate) fn start(
+        path: PathBuf,
+        socket: std::os::unix::net::UnixListener,
+    ) -> std::io::Result<Self> {
+        socket.set_nonblocking(true)?;
+        let dup = socket.try_clone()?;
+        Ok(ControlSocket {
+            path,
+            listener: tokio::net::UnixListener::from_std(socket)?,
+            dup,
+        })
+    }
+}
+
+/// The next connection to the control socket, or never without one.
+pub(crate) async fn next_control(
+    control: &Option<ControlSocket>,
+) -> std::io::Result<tokio::net::UnixStream> {
+    match control {
+        Some(c) => c.listener.accept().await.map(|(conn, _)| conn),
+        None => std::future::pending().await,
+    }
+}
+
 /// Binds the control socket at `path`, mode 0600. A socket file left by a
 /// levee that did not stop cleanly is replaced; one that a running levee
 /// answers on is not.

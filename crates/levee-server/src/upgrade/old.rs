@@ -105,7 +105,7 @@ impl Server {
         let deadline = Instant::now() + HANDOVER_TIMEOUT;
         let pid = child.id();
         let conn = loop {
-            let accepted = tokio::time::timeout(POLL, crate::next_control(&self.control)).await;
+            let accepted = tokio::time::timeout(POLL, super::next_control(&self.control)).await;
             check_child(child, deadline)?;
             let Ok(accepted) = accepted else { continue };
             let conn = accepted.map_err(UpgradeError::Handover)?;
