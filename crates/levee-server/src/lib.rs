@@ -216,8 +216,8 @@ fn plan_mail(
     Ok(plan)
 }
 
-/// Runs levee with `config` on `listeners` (sockets the caller bound and
-/// listens on; any other address of the config is bound here) until
+/// Runs levee with `config` on `listeners` (sockets the caller bound,
+/// listening or not; any other address of the config is bound here) until
 /// `shutdown` resolves, then stops as on SIGTERM: no new connections,
 /// in-flight requests finish within `timeouts.grace`. Installs no signal
 /// handler and changes no privilege: that is [`run_process`]'s business.
@@ -365,7 +365,7 @@ impl Server {
                 .map_err(|source| ServerError::Tls { addr, source })?;
             // bind_missing gave every listener its sockets.
             let sockets = listeners
-                .take(addr, server.workers.len())
+                .take(addr, server.workers.len(), l.backlog)
                 .unwrap_or_else(|| Err(std::io::ErrorKind::NotFound.into()))
                 .map_err(|e| {
                     ServerError::Workers(std::io::Error::other(format!("listener {addr}: {e}")))

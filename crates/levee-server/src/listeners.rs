@@ -46,7 +46,8 @@ impl Listeners {
         Listeners::default()
     }
 
-    /// `socket`, already listening, serves the `[[listener]]` whose
+    /// `socket`, bound (listening or not: levee listens on it once it can
+    /// serve, with the listener's `backlog`), serves the `[[listener]]` whose
     /// `address` is `configured` (which may say port 0 where the socket has
     /// a port).
     pub fn add(&mut self, configured: SocketAddr, socket: TcpListener) -> &mut Listeners {
@@ -83,7 +84,7 @@ impl Listeners {
             if self.http.contains_key(&l.address) {
                 continue;
             }
-            match bind(l.address, l.backlog, config.workers) {
+            match bind_unlistened(l.address, config.workers) {
                 Ok(sockets) => {
                     self.http.insert(l.address, sockets);
                 }
@@ -106,13 +107,17 @@ impl Listeners {
     /// that nobody accepted on would strand the connections the kernel
     /// gives it). Extra sockets are spread round robin; missing ones are
     /// duplicates sharing an accept queue.
+    ///
+    /// Each socket listens from now on (with `backlog`: again for a
+    /// socket that already did, which only sets its backlog).
     pub(crate) fn take(
         &mut self,
         addr: SocketAddr,
         count: usize,
+        backlog: u32,
     ) -> Option<io::Result<Vec<Vec<TcpListener>>>> {
         let sockets = self.http.remove(&addr)?;
-        Some(spread(sockets, count.max(1)))
+        Some(spread(sockets, count.max(1), backlog))
     }
 
     /// Sockets handed over for listeners the config no longer has.
@@ -122,10 +127,15 @@ impl Listeners {
 }
 
 /// `sockets` over `count` workers, as [`Listeners::take`] says.
-fn spread(sockets: Vec<TcpListener>, count: usize) -> io::Result<Vec<Vec<TcpListener>>> {
-    // A caller's socket may be blocking; the workers' event loops need it not.
+fn spread(
+    sockets: Vec<TcpListener>,
+    count: usize,
+    backlog: u32,
+) -> io::Result<Vec<Vec<TcpListener>>> {
     for s in &sockets {
+        // A caller's socket may be blocking; the workers' event loops need it not.
         s.set_nonblocking(true)?;
+        socket2::SockRef::from(s).listen(i32::try_from(backlog).unwrap_or(i32::MAX))?;
     }
     let mut per_worker: Vec<Vec<TcpListener>> = (0..count).map(|_| Vec::new()).collect();
     let have = sockets.len();
@@ -166,9 +176,11 @@ pub fn probe(addr: SocketAddr) -> io::Result<Socket> {
     socket(addr, false)
 }
 
-/// Binds `count` sockets to `addr` (one per worker). With port 0 the first
-/// socket's port is used for all of them.
-pub fn bind(addr: SocketAddr, backlog: u32, count: usize) -> io::Result<Vec<TcpListener>> {
+/// Binds `count` sockets to `addr` (one per worker) as [`bind`] does, not
+/// listening yet: start-up binds as root, before it drops privileges, and
+/// listens once it can serve ([`Listeners::take`]), so no connection waits
+/// on a levee that is still reading its files or fails to start.
+fn bind_unlistened(addr: SocketAddr, count: usize) -> io::Result<Vec<TcpListener>> {
     let mut addr = addr;
     if addr.port() != 0 {
         drop(probe(addr)?);
@@ -176,11 +188,73 @@ pub fn bind(addr: SocketAddr, backlog: u32, count: usize) -> io::Result<Vec<TcpL
     let mut out = Vec::with_capacity(count);
     for _ in 0..count.max(1) {
         let s = socket(addr, true)?;
-        s.listen(i32::try_from(backlog).unwrap_or(i32::MAX))?;
         if addr.port() == 0 {
             addr = s.local_addr()?.as_socket().unwrap_or(addr);
         }
         out.push(s.into());
     }
     Ok(out)
+}
+
+/// Binds `count` sockets to `addr` (one per worker), listening. With port
+/// 0 the first socket's port is used for all of them.
+pub fn bind(addr: SocketAddr, backlog: u32, count: usize) -> io::Result<Vec<TcpListener>> {
+    let sockets = bind_unlistened(addr, count)?;
+    for s in &sockets {
+        socket2::SockRef::from(s).listen(i32::try_from(backlog).unwrap_or(i32::MAX))?;
+    }
+    Ok(sockets)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpStream;
+
+    fn config(text: &str) -> Config {
+        levee_config::parse(text, std::path::Path::new("levee.toml")).expect("config")
+    }
+
+    /// Start-up's sockets take no connection until they are taken to be
+    /// served (a connection then is refused, not left waiting on a levee
+    /// that may never serve), and accept once taken.
+    #[test]
+    fn bound_sockets_listen_once_taken() {
+        let config = config(
+            "workers = 2\n[[listener]]\naddress = \"127.0.0.1:0\"\n[[route]]\nrespond = \"x\"\n",
+        );
+        let configured = config.listeners[0].address;
+        let mut listeners = Listeners::new();
+        listeners.bind_missing(&config).expect("bind");
+        let port = listeners.http[&configured][0]
+            .local_addr()
+            .expect("local addr")
+            .port();
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        assert!(TcpStream::connect(addr).is_err(), "accepted before listen");
+        let per_worker = listeners
+            .take(configured, 2, 16)
+            .expect("sockets")
+            .expect("listen");
+        assert_eq!(per_worker.len(), 2);
+        assert!(TcpStream::connect(addr).is_ok(), "refused after listen");
+    }
+
+    /// A socket that already listens (a test's, or one handed over by the
+    /// levee being upgraded, whose queue may hold connections) keeps
+    /// listening and keeps what is queued.
+    #[test]
+    fn a_listening_socket_is_taken_as_it_is() {
+        let socket = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = socket.local_addr().expect("local addr");
+        let queued = TcpStream::connect(addr).expect("connect");
+        let mut listeners = Listeners::new();
+        listeners.add(addr, socket);
+        let mut per_worker = listeners.take(addr, 3, 16).expect("sockets").expect("listen");
+        assert_eq!(per_worker.len(), 3, "every worker gets one");
+        let socket = per_worker.remove(0).remove(0);
+        socket.set_nonblocking(false).expect("blocking");
+        let (accepted, _) = socket.accept().expect("the queued connection");
+        assert_eq!(accepted.peer_addr().ok(), queued.local_addr().ok());
+    }
 }

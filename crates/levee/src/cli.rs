@@ -593,8 +593,14 @@ fn reload_through(client: &levee_admin::ctl::Client) -> anyhow::Result<ExitCode>
 }
 
 fn serve(config: Config, mut process: levee_server::Process) -> anyhow::Result<ExitCode> {
-    process.log = crate::logging::init(&config.log)?;
     let source = config.source.clone();
+    // The log file is opened first of all, so its problems are said here,
+    // at their keys, like every other file's.
+    let unwritable = levee_config::check_filesystem(&config);
+    if !unwritable.is_empty() {
+        return Err(refused(&unwritable, source.as_deref()));
+    }
+    process.log = crate::logging::init(&config.log)?;
     match levee_server::run_process(config, process) {
         Ok(()) => Ok(ExitCode::SUCCESS),
         Err(levee_server::ServerError::Invalid(e)) => Err(refused(&e.errors, source.as_deref())),

@@ -187,3 +187,28 @@ fn spans_are_off_by_default() {
         "{line}"
     );
 }
+
+/// A log file levee cannot write is refused at its key, by `levee check`
+/// and `levee run` alike, before anything starts.
+#[test]
+fn an_unwritable_log_file_is_an_error_at_its_key() {
+    let setup = LeveeSetup::new();
+    let config = format!(
+        "[log]\nerror = \"/nonexistent-levee-dir/error.log\"\n\
+         [[listener]]\naddress = \"127.0.0.1:{}\"\n[[route]]\nrespond = \"x\"\n",
+        setup.port
+    );
+    fs::write(setup.config_path(), config).expect("write");
+    let shown = setup.config_path().display().to_string();
+    for command in ["check", "run"] {
+        let out = levee_cmd(&[command, "-c", &shown]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{command}: {stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "{shown}:2:9: log.error: directory `/nonexistent-levee-dir` does not exist"
+            )),
+            "{command}: {stderr}"
+        );
+    }
+}
