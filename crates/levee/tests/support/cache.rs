@@ -42,6 +42,7 @@ pub const ORIGIN: &str = r#"
         }
         location /agelist/ { add_header Cache-Control "max-age=3600"; add_header Age "7200, 0"; }
         location /smaxs/ { add_header Cache-Control "max-age=100, s-maxage=1"; }
+        location /smswr/ { add_header Cache-Control "s-maxage=1, stale-while-revalidate=30"; }
         location /sie/ { add_header Cache-Control "max-age=1, stale-if-error=60"; }
         location /ms/ {
             add_header Cache-Control "max-age=60";
@@ -132,6 +133,7 @@ pub fn start(route: &str, tail: &str) -> Bench {
         "agelist/a.txt",
         "sie/a.txt",
         "smaxs/a.txt",
+        "smswr/a.txt",
         "ms/a.txt",
         "mu/a.txt",
         "cdn/a.txt",
