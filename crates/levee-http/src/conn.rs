@@ -258,7 +258,8 @@ pub(crate) async fn serve_request(
     let keep_alive = head.keep_alive && !shared.draining() && (max == 0 || served + 1 < max);
     let mut done = Done::new(keep_alive);
 
-    match site.route(listener.addr, head.host_name(), head.path()) {
+    let routed = site.route(listener.addr, head.host_name(), head.path());
+    match routed {
         None => {
             done.reply(
                 client,
@@ -274,7 +275,7 @@ pub(crate) async fn serve_request(
         },
     }
 
-    done.log(site, client.peer, &head, started);
+    done.log(site, client.peer, &head, started, routed.map(|r| &*r.stats));
     done.next
 }
 
@@ -355,13 +356,26 @@ impl Done {
     }
 
     /// The request's access log line.
-    pub(crate) fn log(&self, site: &Site, peer: SocketAddr, head: &RequestHead, started: Instant) {
+    /// Logs the request and counts it on its route (`None`: it matched no
+    /// route). The count reuses the log's one clock reading.
+    pub(crate) fn log(
+        &self,
+        site: &Site,
+        peer: SocketAddr,
+        head: &RequestHead,
+        started: Instant,
+        route: Option<&levee_upstream::stats::RouteStats>,
+    ) {
+        let request_time = started.elapsed();
+        route
+            .unwrap_or_else(|| Site::unrouted())
+            .observe(self.status, request_time);
         site.access_log.log(&Entry {
             peer,
             request: Some(head),
             status: self.status,
             bytes: self.bytes,
-            request_time: started.elapsed(),
+            request_time,
             upstream_time: self.upstream_time,
             upstream: self.upstream,
         });

@@ -39,14 +39,17 @@ pub enum Refusal {
     PerIp,
     /// `max_connections_per_prefix` reached.
     PerPrefix,
+    /// The runtime ban list (`crate::ban`).
+    Banned,
 }
 
 impl Refusal {
-    pub const ALL: [Refusal; 4] = [
+    pub const ALL: [Refusal; 5] = [
         Refusal::Denied,
         Refusal::ListenerFull,
         Refusal::PerIp,
         Refusal::PerPrefix,
+        Refusal::Banned,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -55,6 +58,7 @@ impl Refusal {
             Refusal::ListenerFull => "listener_full",
             Refusal::PerIp => "per_ip",
             Refusal::PerPrefix => "per_prefix",
+            Refusal::Banned => "banned",
         }
     }
 }
@@ -84,7 +88,7 @@ pub struct ConnTable {
     /// Per client address and per client network, keyed by a hash.
     clients: Box<[Mutex<U64Map<u32>>]>,
     hasher: RandomState,
-    refused: [AtomicU64; 4],
+    refused: [AtomicU64; 5],
 }
 
 /// A connection's place in its listener's counts.
@@ -136,6 +140,9 @@ impl ConnTable {
         let peer = peer.to_canonical();
         if !limits.acl.is_empty() && !limits.acl.permits(peer) {
             return Err(self.refuse(Refusal::Denied));
+        }
+        if crate::ban::banned(peer) {
+            return Err(self.refuse(Refusal::Banned));
         }
         let p = &limits.protect;
         let open = self.open.fetch_add(1, Ordering::Relaxed);

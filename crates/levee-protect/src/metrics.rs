@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use crate::conns::ConnTable;
 use crate::shard::lock;
+use crate::top::TopKeys;
 
 /// What one rate-limit rule did.
 #[derive(Debug, Default)]
@@ -44,6 +45,7 @@ pub struct Counters {
 #[derive(Default)]
 struct Registry {
     rules: BTreeMap<String, Arc<RuleCounters>>,
+    tops: BTreeMap<String, Arc<TopKeys>>,
     tables: Vec<Weak<ConnTable>>,
 }
 
@@ -66,6 +68,37 @@ pub(crate) fn rule_counters(name: &str) -> Arc<RuleCounters> {
         .or_default()
         .clone()
 }
+
+/// The most-refused keys of the rule called `name`, kept like its counters.
+pub(crate) fn rule_top(name: &str) -> Arc<TopKeys> {
+    lock(registry())
+        .tops
+        .entry(name.to_owned())
+        .or_default()
+        .clone()
+}
+
+/// Every rule's counters and most-refused keys, by name (for the dashboard).
+pub fn rules() -> Vec<(String, Arc<RuleCounters>, Option<Arc<TopKeys>>)> {
+    let r = lock(registry());
+    r.rules
+        .iter()
+        .map(|(name, c)| (name.clone(), c.clone(), r.tops.get(name).cloned()))
+        .collect()
+}
+
+/// Every listener's open-connection table.
+pub fn tables() -> Vec<Arc<ConnTable>> {
+    lock(registry())
+        .tables
+        .iter()
+        .filter_map(Weak::upgrade)
+        .collect()
+}
+
+/// Keys per rule shown in `/metrics` (`levee_rate_limit_top_key_refused`):
+/// few, since their values are chosen by clients.
+const TOP_IN_METRICS: usize = 10;
 
 pub(crate) fn register_table(table: &Arc<ConnTable>) {
     let mut r = lock(registry());
@@ -105,6 +138,23 @@ pub fn render_prometheus(out: &mut String) {
         ] {
             let n = n.load(Ordering::Relaxed);
             let _ = writeln!(out, "{name}{{rule=\"{rule}\",outcome=\"{outcome}\"}} {n}");
+        }
+    }
+    let name = "levee_rate_limit_top_key_refused";
+    header(
+        out,
+        name,
+        "gauge",
+        "Refusals of one of a rule's most-refused keys (at most 10 per rule; approximate under contention).",
+    );
+    for (rule, top) in &r.tops {
+        for (key, n) in top.read().into_iter().take(TOP_IN_METRICS) {
+            let _ = writeln!(
+                out,
+                "{name}{{rule=\"{}\",key=\"{}\"}} {n}",
+                label(rule),
+                label(&key)
+            );
         }
     }
     let name = "levee_rate_limit_evicted_keys_total";
@@ -167,6 +217,11 @@ pub fn render_prometheus(out: &mut String) {
             "levee_slow_read_cut_total",
             "Clients cut off for taking a response too slowly.",
             &c.slow_read,
+        ),
+        (
+            "levee_banned_total",
+            "Connections and requests refused by the runtime ban list.",
+            &crate::ban::REFUSED,
         ),
         (
             "levee_accept_exhausted_total",

@@ -53,6 +53,8 @@ pub struct RateLimiter {
     shards: Box<[Mutex<U64Map<u64>>]>,
     per_shard: usize,
     pub counters: Arc<RuleCounters>,
+    /// The most-refused keys by name (`crate::top`).
+    pub top: Arc<crate::top::TopKeys>,
 }
 
 fn nanos(d: Duration) -> u64 {
@@ -78,6 +80,7 @@ impl RateLimiter {
             shards: (0..shards).map(|_| Mutex::new(U64Map::default())).collect(),
             per_shard: (rule.max_keys.max(1) as usize).div_ceil(shards),
             counters: metrics::rule_counters(&rule.name),
+            top: metrics::rule_top(&rule.name),
         }
     }
 

@@ -97,7 +97,7 @@ pub(super) async fn serve(
         }
         None => forward(body, &mut respond, conn, site, &head, group, *preserve_host).await,
     };
-    out.log(site, conn.peer, &head, started);
+    out.log(site, conn.peer, &head, started, Some(&routed.stats));
 }
 
 /// The two halves of an open stream.
