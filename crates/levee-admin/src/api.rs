@@ -11,6 +11,9 @@
 //! GET  /cache                                       store size and entries
 //! POST /cache/purge                                 body {"url": U} | {"prefix": P} | {"tag": T}
 //! POST /mail/users/NAME/close                       close NAME's logged-in mail sessions
+//! GET  /bans                                        the runtime ban list
+//! POST /bans                                        body {"address": A, "for": "10m"} (for optional)
+//! POST /bans/lift                                   body {"address": A}
 //! ```
 //!
 //! `SERVER` is a server's address as configured (`app1.internal:8080`,
@@ -71,6 +74,16 @@ pub fn handle(shared: &Shared, method: &str, target: &str, body: &[u8]) -> Reply
             let closing = levee_mail::kick::close_user(user.as_bytes());
             Reply::json(200, &json!({ "user": user, "closing": closing }))
         }
+        ("GET" | "HEAD", ["bans"]) => bans::list(),
+        ("POST", ["bans"]) => bans::add(body),
+        ("POST", ["bans", "lift"]) => bans::lift(body),
+        (_, ["bans", "lift"]) => {
+            Reply::error(405, format!("{method} is not allowed here; use POST"))
+        }
+        (_, ["bans"]) => Reply::error(
+            405,
+            format!("{method} is not allowed here; use GET or POST"),
+        ),
         (_, ["cache", "purge"] | ["mail", "users", _, "close"]) => {
             Reply::error(405, format!("{method} is not allowed here; use POST"))
         }
@@ -217,6 +230,7 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+mod bans;
 mod cache;
 #[cfg(test)]
 mod tests;

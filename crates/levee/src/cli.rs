@@ -127,6 +127,17 @@ enum CtlCmd {
     /// Remove cached responses: `purge url http://host/path`, `purge prefix
     /// http://host/img/` or `purge tag NAME`.
     Purge { by: String, value: String },
+    /// Refuse ADDRESS (an address or a CIDR network) at accept and on every
+    /// request, until lifted or for a while (`--for 10m`).
+    Ban {
+        address: String,
+        #[arg(long = "for", value_name = "DURATION")]
+        duration: Option<String>,
+    },
+    /// Lift the ban of ADDRESS (as it was banned).
+    Unban { address: String },
+    /// The banned addresses.
+    Bans,
 }
 
 /// Which running levee: the pid file named by a config, or a pid file directly.
@@ -286,6 +297,9 @@ fn ctl(args: CtlArgs) -> anyhow::Result<ExitCode> {
             }
         }
         CtlCmd::Metrics => Command::Metrics,
+        CtlCmd::Ban { address, duration } => Command::Ban { address, duration },
+        CtlCmd::Unban { address } => Command::Unban(address),
+        CtlCmd::Bans => Command::Bans,
     };
     let out = levee_admin::ctl::run(&client, &command)?;
     print!("{out}");
