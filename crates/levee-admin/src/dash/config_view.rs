@@ -94,12 +94,13 @@ pub fn diff(a: &str, b: &str) -> Vec<Value> {
             out.push(line(" ", a[i]));
             i += 1;
             j += 1;
-        } else if j < m && (i == n || lcs[at(i, j + 1)] >= lcs[at(i + 1, j)]) {
-            out.push(line("+", b[j]));
-            j += 1;
-        } else {
+        } else if i < n && (j == m || lcs[at(i + 1, j)] >= lcs[at(i, j + 1)]) {
+            // Removals first, so a changed line reads old then new.
             out.push(line("-", a[i]));
             i += 1;
+        } else {
+            out.push(line("+", b[j]));
+            j += 1;
         }
     }
     out
