@@ -81,6 +81,8 @@ export function upstreams(live, serverActions) {
           el('tbody')));
       box.append(table);
     }
+    table.querySelector('caption').textContent =
+      `Upstream ${u.name} — ${perSec(u.rps)} · p50 ${ms(u.latency_ms.p50)} · p95 ${ms(u.latency_ms.p95)} · p99 ${ms(u.latency_ms.p99)} (10 s)`;
     rows(table.querySelector('tbody'), u.servers.map((s) => ({
       key: s.address,
       cells: [

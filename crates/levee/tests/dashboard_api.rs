@@ -216,6 +216,8 @@ fn live_view_history_stream_and_metrics_come_from_the_same_counters() {
         "{v}"
     );
     assert!(v["upstreams"][0]["servers"][0]["state"] == "up", "{v}");
+    // Per upstream too: the five requests proxied were each one sample.
+    assert!(v["upstreams"][0]["latency_ms"].get("p99").is_some(), "{v}");
 
     // The history: at least the seconds since start, columns of equal length.
     let (status, body) = admin_request(admin, "GET", "/api/dashboard/history", "");

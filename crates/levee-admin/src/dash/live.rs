@@ -218,6 +218,15 @@ fn upstreams(w: &Window<'_>) -> Vec<Value> {
         .upstreams
         .iter()
         .map(|u| {
+            // The upstream's own percentiles: its servers' histograms summed.
+            let mut lat = [0u64; 13];
+            let mut rps = 0.0;
+            for s in &u.servers {
+                let k = key(&u.name, &s.address);
+                let o = old.get(&k).map_or([0; 13], |o| o.latency);
+                add(&mut lat, &minus(&s.latency, &o));
+                rps += w.rate(s.requests, prev.get(&k).map_or(0, |p| p.requests));
+            }
             let servers: Vec<Value> = u
                 .servers
                 .iter()
@@ -253,7 +262,12 @@ fn upstreams(w: &Window<'_>) -> Vec<Value> {
                     })
                 })
                 .collect();
-            json!({ "name": u.name, "servers": servers })
+            json!({
+                "name": u.name,
+                "rps": number(rps as f32),
+                "latency_ms": percentiles(&lat),
+                "servers": servers,
+            })
         })
         .collect()
 }
