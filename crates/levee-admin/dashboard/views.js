@@ -103,6 +103,8 @@ export function upstreams(live, serverActions) {
   if (!list.length) fill(box, el('p', { class: 'empty' }, 'No upstreams are configured.'));
 }
 
+const conn = (n) => (n === null || n === undefined ? '—' : `${num(n, null, 0)} conn`);
+
 export function traffic(live) {
   rows(document.querySelector('#routes-table tbody'), (live.routes || []).map((r) => ({
     key: r.name,
@@ -110,11 +112,11 @@ export function traffic(live) {
   })), 'No requests yet.');
   rows(document.querySelector('#listeners-table tbody'), (live.listeners || []).map((l) => ({
     key: l.address,
-    cells: [{ text: l.address, class: 'name' }, l.open === null ? '—' : `${num(l.open, null, 0)} conn`, perSec(l.connections_per_s), perSec(l.requests_per_s)],
+    cells: [{ text: l.address, class: 'name' }, conn(l.active), conn(l.idle), perSec(l.connections_per_s), perSec(l.requests_per_s)],
   })), 'No listeners.');
   const d = live.descriptors || {};
   document.getElementById('descriptors').textContent =
-    `Descriptors: ${num(d.open, null, 0)} open of a limit of ${d.limit ? num(d.limit, null, 0) : 'unlimited'} (every listener, upstream connection and file).`;
+    `Descriptors: ${num(d.open, null, 0)} open of a limit of ${d.limit ? num(d.limit, null, 0) : 'unlimited'} (every listener, upstream connection and file). Idle connections are keep-alive connections quiet for more than 100 ms; the oldest are closed first near the limit.`;
 }
 
 export function protection(live) {

@@ -176,13 +176,16 @@ pub fn render_prometheus(out: &mut String) {
         "Connections refused right after accept, by listener and reason.",
     );
     let name_open = "levee_listener_connections";
+    let name_idle = "levee_listener_idle_connections";
     let mut open = String::new();
+    let mut idle = String::new();
     for table in r.tables.iter().filter_map(Weak::upgrade) {
         let l = label(&table.listener);
         for (reason, n) in table.refused() {
             let _ = writeln!(out, "{name}{{listener=\"{l}\",reason=\"{reason}\"}} {n}");
         }
         let _ = writeln!(open, "{name_open}{{listener=\"{l}\"}} {}", table.open());
+        let _ = writeln!(idle, "{name_idle}{{listener=\"{l}\"}} {}", table.idle());
     }
     header(
         out,
@@ -191,6 +194,13 @@ pub fn render_prometheus(out: &mut String) {
         "Open client connections per listener.",
     );
     out.push_str(&open);
+    header(
+        out,
+        name_idle,
+        "gauge",
+        "Open client connections parked idle (keep-alive, quiet for over 100 ms) per listener.",
+    );
+    out.push_str(&idle);
     let c = counters();
     for (name, help, n) in [
         (

@@ -92,6 +92,21 @@ fn a_ban_refuses_new_connections_and_requests_on_open_ones_until_lifted() {
     open.set_read_timeout(Some(Duration::from_secs(10)))
         .expect("timeout");
     assert_eq!(status_on(&mut open, "/before"), 200);
+    // The quiet keep-alive connection parks: the dashboard counts it idle.
+    let listener = poll(Duration::from_secs(20), || {
+        let v = live(admin);
+        let l = v["listeners"]
+            .as_array()?
+            .iter()
+            .find(|l| l["address"] == format!("127.0.0.1:{port}"))?
+            .clone();
+        (l["idle"] == 1).then_some(l)
+    })
+    .expect("the idle connection counted within 20 s");
+    assert_eq!(listener["active"], 0, "{listener}");
+    assert_eq!(listener["open"], 1, "{listener}");
+    let series = format!("levee_listener_idle_connections{{listener=\"127.0.0.1:{port}\"}}");
+    assert_eq!(metric(admin, &series), Some(1.0));
 
     let (ok, out) = ctl(admin, &["ban", "127.0.0.0/8", "--for", "10m"]);
     assert!(ok, "{out}");

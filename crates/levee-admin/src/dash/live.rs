@@ -179,6 +179,8 @@ pub fn view(w: &Window<'_>, point: &Point) -> Value {
             json!({
                 "address": l.address,
                 "open": l.open,
+                "idle": l.idle,
+                "active": l.open.zip(l.idle).map(|(o, i)| o.saturating_sub(i)),
                 "connections_per_s": number(w.rate(l.connections, p.map_or(0, |p| p.connections)) as f32),
                 "requests_per_s": number(w.rate(l.requests, p.map_or(0, |p| p.requests)) as f32),
             })

@@ -58,6 +58,8 @@ pub struct ListenerSample {
     pub requests: u64,
     /// Open connections now (none for a listener without a table yet).
     pub open: Option<u64>,
+    /// Of those, keep-alive connections parked idle.
+    pub idle: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -136,14 +138,12 @@ impl Source for Counters {
             .into_iter()
             .map(|(addr, s)| {
                 let address = addr.to_string();
-                let open = tables
-                    .iter()
-                    .find(|t| t.listener == address)
-                    .map(|t| t.open() as u64);
+                let table = tables.iter().find(|t| t.listener == address);
                 ListenerSample {
                     connections: s.connections.load(Relaxed),
                     requests: s.requests.load(Relaxed),
-                    open,
+                    open: table.map(|t| t.open() as u64),
+                    idle: table.map(|t| t.idle() as u64),
                     address,
                 }
             })
