@@ -117,6 +117,8 @@ impl Admin {
             return Verdict::refused(Reply::error(refusal.status(), refusal.message()));
         }
         if let Some(page) = crate::dash::public(req) {
+            // Read-only and data-free, so it is never audited: who asked
+            // is not looked at.
             return Verdict::refused(page);
         }
         if req.path == "/login" {
