@@ -14,6 +14,9 @@
 //! GET  /fleet                                       the fleet's members (api/fleet.rs)
 //! POST /fleet/ping                                  a ping on the fleet's bus
 //! /mirrors/...                                      the download redirector (api/mirrors.rs)
+//! GET  /bans                                        the runtime ban list
+//! POST /bans                                        body {"address": A, "for": "10m"} (for optional)
+//! POST /bans/lift                                   body {"address": A}
 //! ```
 //!
 //! `SERVER` is a server's address as configured (`app1.internal:8080`,
@@ -81,6 +84,16 @@ pub fn handle(shared: &Shared, method: &str, target: &str, body: &[u8]) -> Reply
             Reply::json(200, &json!({ "user": user, "closing": closing }))
         }
         (_, ["mirrors", rest @ ..]) => mirrors::handle(&site, method, rest, body),
+        ("GET" | "HEAD", ["bans"]) => bans::list(),
+        ("POST", ["bans"]) => bans::add(body),
+        ("POST", ["bans", "lift"]) => bans::lift(body),
+        (_, ["bans", "lift"]) => {
+            Reply::error(405, format!("{method} is not allowed here; use POST"))
+        }
+        (_, ["bans"]) => Reply::error(
+            405,
+            format!("{method} is not allowed here; use GET or POST"),
+        ),
         (_, ["cache", "purge"] | ["mail", "users", _, "close"]) => {
             Reply::error(405, format!("{method} is not allowed here; use POST"))
         }
@@ -227,6 +240,7 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+mod bans;
 mod cache;
 mod fleet;
 mod mirrors;

@@ -23,7 +23,7 @@ pub enum Stage {
     PreAuth = 0,
     Proxying = 1,
 }
-const STAGES: [&str; 2] = ["preauth", "proxying"];
+pub const STAGES: [&str; 2] = ["preauth", "proxying"];
 
 #[derive(Debug, Clone, Copy)]
 pub enum Login {
@@ -37,7 +37,7 @@ pub enum Login {
     /// Over `max_sessions_per_user`.
     TooMany = 4,
 }
-const LOGIN_RESULTS: [&str; 5] = ["ok", "refused", "blocked", "unavailable", "too_many"];
+pub const LOGIN_RESULTS: [&str; 5] = ["ok", "refused", "blocked", "unavailable", "too_many"];
 
 #[derive(Debug, Clone, Copy)]
 pub enum BackendError {
@@ -100,6 +100,30 @@ pub fn open_preauth() -> i64 {
         .iter()
         .map(|p| p[Stage::PreAuth as usize].load(Relaxed))
         .sum()
+}
+
+/// Protocol names in the order of [`Snapshot`]'s rows.
+pub const PROTOCOL_NAMES: [&str; 3] = ["imap", "pop3", "submission"];
+
+/// The mail counters now, for the dashboard's sampler: rows by protocol
+/// ([`PROTOCOL_NAMES`]), columns by [`STAGES`] and [`LOGIN_RESULTS`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    pub sessions: [[i64; 2]; 3],
+    pub logins: [[u64; 5]; 3],
+}
+
+pub fn snapshot() -> Snapshot {
+    let mut s = Snapshot::default();
+    for p in 0..3 {
+        for (i, g) in SESSION_GAUGE[p].iter().enumerate() {
+            s.sessions[p][i] = g.load(Relaxed);
+        }
+        for (i, c) in LOGIN_COUNT[p].iter().enumerate() {
+            s.logins[p][i] = c.load(Relaxed);
+        }
+    }
+    s
 }
 
 /// One metric family: a sample per protocol and per value of `label`.

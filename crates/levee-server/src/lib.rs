@@ -201,6 +201,9 @@ pub fn run(config: Config) -> Result<(), ServerError> {
     let (reloader, reload_asks) = levee_admin::control::channel();
     let admin_state = admin_access(&config)?
         .map(|access| levee_admin::Admin::new(shared.clone(), access, Some(reloader.clone())));
+    if let Some(state) = &admin_state {
+        state.dash().set_config(Arc::new(config.clone()));
+    }
     let mail_plan = plan_mail(&config, &HashMap::new())?;
     let (admin_socket, bound) = bind_all(&config)?;
     let workers = (0..config.workers)
@@ -562,6 +565,8 @@ impl Server {
                 state
             }
         };
+        // The dashboard's config view shows what now runs.
+        state.dash().set_config(Arc::new(config.clone()));
         let (Some(socket), Some(admin)) = (socket, &config.admin) else {
             return;
         };

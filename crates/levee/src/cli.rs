@@ -138,6 +138,17 @@ enum CtlCmd {
         #[command(subcommand)]
         action: Option<FleetCmd>,
     },
+    /// Refuse ADDRESS (an address or a CIDR network) at accept and on every
+    /// request, until lifted or for a while (`--for 10m`).
+    Ban {
+        address: String,
+        #[arg(long = "for", value_name = "DURATION")]
+        duration: Option<String>,
+    },
+    /// Lift the ban of ADDRESS (as it was banned).
+    Unban { address: String },
+    /// The banned addresses.
+    Bans,
     /// The download redirector's mirror sets.
     #[command(subcommand)]
     Mirrors(MirrorsCmd),
@@ -362,6 +373,9 @@ fn ctl(args: CtlArgs) -> anyhow::Result<ExitCode> {
                 MirrorsCmd::Edit { set, mirror, json } => M::Edit { set, mirror, json },
             })
         }
+        CtlCmd::Ban { address, duration } => Command::Ban { address, duration },
+        CtlCmd::Unban { address } => Command::Unban(address),
+        CtlCmd::Bans => Command::Bans,
     };
     let out = levee_admin::ctl::run(&client, &command)?;
     print!("{out}");
