@@ -1,7 +1,9 @@
 //! The fleet's bus: typed messages on the Redis channel `{NAME}:bus`, for
-//! what every member must hear within a second (user moves, bans, purges,
-//! config pushes build on it). A message is JSON: who sent it, when, and
-//! the message itself, tagged by `type`.
+//! what every member must hear within a second: user moves, cache purges,
+//! config pushes. A message is JSON: who sent it, when, and the message
+//! itself, tagged by `type`. The process acts on each as it arrives (a
+//! [`Handler`], on the fleet thread), so a control thread busy with a
+//! reload does not delay a user move.
 //!
 //! The subscriber has its own connection (a subscribed Redis connection
 //! can do nothing else) and subscribes again whenever it is lost or Redis
@@ -26,7 +28,50 @@ use crate::link::{Link, RETRY};
 pub enum Message {
     /// Does nothing but show in every member's log (`levee ctl fleet ping`).
     Ping { note: String },
+    /// Close `user`'s logged-in mail sessions, with the grace rules of a
+    /// local move (`POST /mail/users/NAME/close` on any member).
+    CloseUser { user: String },
+    /// Remove cached responses (`POST /cache/purge` on any member).
+    Purge { by: PurgeBy, value: String },
+    /// A config to apply as a reload (`levee ctl fleet push`): each member
+    /// named in `targets` (every member when absent) checks it on its own
+    /// machine, applies it or keeps its own, and reports under `id`
+    /// ([`crate::push`]).
+    ConfigPush {
+        id: String,
+        /// The pusher's [`crate::config_hash`] of `config`.
+        hash: String,
+        config: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        targets: Option<Vec<String>>,
+    },
 }
+
+/// What a purge matches (the admin API's `url`, `prefix` or `tag`).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum PurgeBy {
+    Url,
+    Prefix,
+    Tag,
+}
+
+impl Message {
+    /// The message's type as on the wire, for log lines.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Message::Ping { .. } => "ping",
+            Message::CloseUser { .. } => "close_user",
+            Message::Purge { .. } => "purge",
+            Message::ConfigPush { .. } => "config_push",
+        }
+    }
+}
+
+/// What the process does with a message as it arrives (on the fleet
+/// thread, so it must not block: a user move or a purge, or handing a push
+/// to the control thread).
+pub type Handler = Arc<dyn Fn(&Envelope) + Send + Sync>;
 
 /// A message with its sender.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -80,9 +125,15 @@ pub async fn publish(
     .await
 }
 
-/// Receives the bus until the task is dropped: each message goes to `out`
-/// (receivers that lag lose the oldest), and a ping is logged.
-pub(crate) async fn subscribe(link: Arc<Link>, fleet: String, out: broadcast::Sender<Envelope>) {
+/// Receives the bus until the task is dropped: each message goes to
+/// `handle`, then to `out` (receivers that lag lose the oldest); a ping is
+/// logged.
+pub(crate) async fn subscribe(
+    link: Arc<Link>,
+    fleet: String,
+    out: broadcast::Sender<Envelope>,
+    handle: Handler,
+) {
     let channel = channel(&fleet);
     let mut seed = 0usize;
     loop {
@@ -116,11 +167,10 @@ pub(crate) async fn subscribe(link: Arc<Link>, fleet: String, out: broadcast::Se
                     let Some(msg) = msg else { break };
                     match decode(msg.get_payload_bytes()) {
                         Some(e) => {
-                            match &e.message {
-                                Message::Ping { note } => {
-                                    tracing::info!(from = %e.from, note = %note, "fleet bus: ping");
-                                }
+                            if let Message::Ping { note } = &e.message {
+                                tracing::info!(from = %e.from, note = %note, "fleet bus: ping");
                             }
+                            handle(&e);
                             let _ = out.send(e);
                         }
                         None => tracing::debug!("fleet bus: skipped a message levee does not know"),
@@ -154,7 +204,30 @@ mod tests {
         assert_eq!(v["note"], "hi");
         let e = decode(text.as_bytes()).expect("decodes");
         assert_eq!(e.message, Message::Ping { note: "hi".into() });
+        // A message without its fields, and one of a type levee does not know.
         assert_eq!(decode(br#"{"type":"purge","from":"x","sent_ms":1}"#), None);
+        assert_eq!(decode(br#"{"type":"shiny","from":"x","sent_ms":1}"#), None);
+        let push = Message::ConfigPush {
+            id: "1".into(),
+            hash: "ab".into(),
+            config: "x = 1\n".into(),
+            targets: None,
+        };
+        let text = encode("web-1", push.clone());
+        assert!(!text.contains("targets"), "{text}");
+        assert_eq!(decode(text.as_bytes()).expect("decodes").message, push);
+        let purge = encode(
+            "web-2",
+            Message::Purge {
+                by: PurgeBy::Prefix,
+                value: "http://a/b".into(),
+            },
+        );
+        let v: serde_json::Value = serde_json::from_str(&purge).expect("JSON");
+        assert_eq!(
+            (v["type"].as_str(), v["by"].as_str()),
+            (Some("purge"), Some("prefix"))
+        );
         assert_eq!(decode(b"garbage"), None);
         assert_eq!(channel("shop"), "{shop}:bus");
     }
