@@ -77,8 +77,11 @@ pub fn handle(shared: &Shared, method: &str, target: &str, body: &[u8]) -> Reply
             Reply::error(405, format!("{method} is not allowed here; use POST"))
         }
         ("POST", ["mail", "users", user, "close"]) => {
-            let closing = levee_mail::kick::close_user(user.as_bytes());
-            Reply::json(200, &json!({ "user": user, "closing": closing }))
+            let (closing, reach) = levee_mail::kick::close_user_everywhere(user);
+            Reply::json(
+                200,
+                &json!({ "user": user, "closing": closing, "reach": reach.as_str() }),
+            )
         }
         (_, ["mirrors", rest @ ..]) => mirrors::handle(&site, method, rest, body),
         (_, ["cache", "purge"] | ["mail", "users", _, "close"]) => {
@@ -229,6 +232,8 @@ fn percent_decode(s: &str) -> String {
 
 mod cache;
 mod fleet;
+
+pub use cache::apply_fleet_purge;
 mod mirrors;
 #[cfg(test)]
 mod tests;

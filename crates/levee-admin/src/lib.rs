@@ -10,6 +10,7 @@
 //!   sessions with a CSRF token), and the [`audit`] line of every
 //!   state-changing request;
 //! - [`control`]: `POST /reload`, answered by the control thread;
+//! - `push`: `POST /fleet/push`, a config for the fleet's members;
 //! - [`ctl`]: the client behind `levee ctl` and `levee reload`.
 //!
 //! The listener runs on the control thread, never on a worker. Requests are
@@ -25,6 +26,7 @@ pub mod ctl;
 pub mod gate;
 mod login;
 pub mod metrics;
+mod push;
 pub mod secret;
 mod server;
 pub mod session;
