@@ -93,11 +93,13 @@ pub async fn handle(body: &[u8]) -> Reply {
     };
     let id = push::new_id();
     tracing::info!(id = %id, hash = %hash, members = expected.len(), "fleet: pushing a config");
+    let signature = fleet.signer().sign(&id, hash, config, named.as_deref());
     fleet.publish(Message::ConfigPush {
         id: id.clone(),
         hash: hash.to_owned(),
         config: config.to_owned(),
         targets: named,
+        signature,
     });
     let deadline = tokio::time::Instant::now() + wait;
     let mut reports = Default::default();

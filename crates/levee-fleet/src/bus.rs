@@ -44,6 +44,9 @@ pub enum Message {
         config: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         targets: Option<Vec<String>>,
+        /// [`crate::push::Signer`]'s signature of the above.
+        #[serde(default)]
+        signature: String,
     },
 }
 
@@ -212,6 +215,7 @@ mod tests {
             hash: "ab".into(),
             config: "x = 1\n".into(),
             targets: None,
+            signature: "ab".into(),
         };
         let text = encode("web-1", push.clone());
         assert!(!text.contains("targets"), "{text}");

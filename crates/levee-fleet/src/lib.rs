@@ -246,6 +246,14 @@ impl Fleet {
         SipHasher13::new_with_keys(derive(0x6c65_7665_6520_6b31), derive(0x6c65_7665_6520_6b32))
     }
 
+    /// What signs and checks this fleet's config pushes.
+    pub fn signer(&self) -> push::Signer {
+        push::Signer::new(
+            self.name(),
+            self.settings.password.as_deref().unwrap_or_default(),
+        )
+    }
+
     /// Whether shared state is in force (Redis answers, local admissions
     /// charged); otherwise each member decides alone.
     pub fn is_up(&self) -> bool {

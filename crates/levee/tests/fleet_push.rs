@@ -303,3 +303,48 @@ fn a_refused_reload_leaves_the_member_in_the_fleet_it_had() {
     });
     assert!(up.is_some(), "{}", t.stderr());
 }
+
+/// Only the fleet's own members push: a config published on the bus by
+/// another client of the same Redis, without the fleet's signature (keyed
+/// by levee's Redis password), is ignored.
+#[test]
+fn a_push_without_the_fleets_signature_is_ignored() {
+    let redis = Redis::start_with(&["--requirepass", "fleet-secret"]);
+    let dir = TempDir::new("creds");
+    fs::write(dir.join("auth"), "fleet-secret\n").expect("write");
+    let creds = format!("credentials_file = \"{}\"\n", dir.join("auth").display());
+    let t = Twin::start("m0", &config(&redis, "v1", &creds));
+    let up = poll(Duration::from_secs(15), || {
+        (t.metric("levee_fleet_redis_up") == 1.0).then_some(())
+    });
+    assert!(up.is_some(), "{}", t.stderr());
+    let forged = config(&redis, "forged", &creds);
+    for (n, signature) in ["", "00ff"].into_iter().enumerate() {
+        let message = serde_json::json!({
+            "type": "config_push", "from": "intruder", "sent_ms": 1, "id": "1-x",
+            "hash": "h", "config": forged, "signature": signature,
+        });
+        let heard = poll(Duration::from_secs(10), || {
+            redis.cli(&[
+                "-a",
+                "fleet-secret",
+                "--no-auth-warning",
+                "publish",
+                "{t}:bus",
+                &message.to_string(),
+            ]);
+            (t.stderr()
+                .matches("without the fleet's signature was ignored")
+                .count()
+                > n)
+                .then_some(())
+        });
+        assert!(heard.is_some(), "{}", t.stderr());
+    }
+    assert_eq!(body(&t, "/"), "v1");
+    assert!(
+        fs::read_to_string(t.config_path())
+            .expect("kept")
+            .contains("\"v1\"")
+    );
+}
