@@ -13,6 +13,7 @@
 //! POST /mail/users/NAME/close                       close NAME's logged-in mail sessions
 //! GET  /fleet                                       the fleet's members (api/fleet.rs)
 //! POST /fleet/ping                                  a ping on the fleet's bus
+//! POST /fleet/push                                  a config for the members (push.rs, via gate.rs)
 //! /mirrors/...                                      the download redirector (api/mirrors.rs)
 //! ```
 //!
