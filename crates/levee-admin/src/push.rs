@@ -93,19 +93,20 @@ pub async fn handle(body: &[u8]) -> Reply {
     };
     let id = push::new_id();
     tracing::info!(id = %id, hash = %hash, members = expected.len(), "fleet: pushing a config");
-    let signature = fleet.signer().sign(&id, hash, config, named.as_deref());
     fleet.publish(Message::ConfigPush {
         id: id.clone(),
         hash: hash.to_owned(),
         config: config.to_owned(),
         targets: named,
-        signature,
     });
     let deadline = tokio::time::Instant::now() + wait;
     let mut reports = Default::default();
     loop {
         tokio::time::sleep(POLL).await;
-        if let Ok(r) = push::reports(&fleet.link, fleet.name(), &id).await {
+        // The member that took the push may have rejoined the fleet since
+        // (a push that changed `[fleet]`): read through the current link.
+        let now = levee_fleet::current().unwrap_or_else(|| fleet.clone());
+        if let Ok(r) = push::reports(&now.link, now.name(), &id).await {
             reports = r;
         }
         let all = expected.iter().all(|m| reports.contains_key(m));

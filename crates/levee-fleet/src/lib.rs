@@ -246,9 +246,9 @@ impl Fleet {
         SipHasher13::new_with_keys(derive(0x6c65_7665_6520_6b31), derive(0x6c65_7665_6520_6b32))
     }
 
-    /// What signs and checks this fleet's config pushes.
-    pub fn signer(&self) -> push::Signer {
-        push::Signer::new(
+    /// What signs and checks the messages of this fleet's bus.
+    pub fn signer(&self) -> bus::Signer {
+        bus::Signer::new(
             self.name(),
             self.settings.password.as_deref().unwrap_or_default(),
         )
@@ -290,17 +290,19 @@ impl Fleet {
             tokio::spawn(bus::subscribe(
                 self.link.clone(),
                 self.name().to_owned(),
+                self.signer(),
                 self.bus.clone(),
                 handle,
             )),
             tokio::spawn(self.clone().heartbeats()),
             tokio::spawn(self.clone().maintain()),
         ];
+        let signer = self.signer();
         loop {
             tokio::select! {
                 _ = self.stop.notified() => break,
                 Some(m) = outgoing.recv() => {
-                    if let Err(e) = bus::publish(&self.link, self.name(), self.instance(), m).await {
+                    if let Err(e) = bus::publish(&self.link, self.name(), self.instance(), m, &signer).await {
                         tracing::warn!(error = %e, "fleet bus: message not sent");
                     }
                 }

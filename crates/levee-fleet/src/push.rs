@@ -6,12 +6,9 @@
 //! every one, also those written while its own subscription was being
 //! renewed; they expire after [`KEEP`].
 //!
-//! A push is signed ([`Signer`]: HMAC-SHA256 keyed by the fleet's name and
-//! levee's Redis password) and a member applies only one whose signature
-//! holds, so another client of the same Redis (an application with its
-//! own ACL user allowed to publish) cannot push a config. Without a Redis
-//! password the key follows from the fleet's name: then Redis' ACL is the
-//! only boundary (docs/fleet.md).
+//! Like every message on the bus, a push is signed with the fleet's key
+//! ([`crate::bus::Signer`]): another client of the same Redis cannot push
+//! a config.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -60,79 +57,6 @@ pub struct Report {
     /// Why it refused, one problem a line (`FILE:LINE:COLUMN: KEY: MESSAGE`).
     #[serde(default)]
     pub errors: Vec<String>,
-}
-
-/// Signs and checks pushes with the fleet's shared secret.
-#[derive(Clone)]
-pub struct Signer(ring::hmac::Key);
-
-impl std::fmt::Debug for Signer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Signer(<redacted>)")
-    }
-}
-
-impl Signer {
-    pub fn new(fleet: &str, secret: &str) -> Signer {
-        let seed = format!("levee fleet push\0{fleet}\0{secret}");
-        let key = ring::digest::digest(&ring::digest::SHA256, seed.as_bytes());
-        Signer(ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key.as_ref()))
-    }
-
-    /// The fields a signature covers, each with its length first so no two
-    /// pushes read alike.
-    fn message(id: &str, hash: &str, config: &str, targets: Option<&[String]>) -> Vec<u8> {
-        let mut out = Vec::with_capacity(config.len() + 64);
-        let mut field = |b: &[u8]| {
-            out.extend_from_slice(&(b.len() as u64).to_be_bytes());
-            out.extend_from_slice(b);
-        };
-        field(id.as_bytes());
-        field(hash.as_bytes());
-        field(config.as_bytes());
-        match targets {
-            None => field(b"*"),
-            Some(t) => {
-                for name in t {
-                    field(name.as_bytes());
-                }
-            }
-        }
-        out
-    }
-
-    /// The signature, in hex.
-    pub fn sign(&self, id: &str, hash: &str, config: &str, targets: Option<&[String]>) -> String {
-        let tag = ring::hmac::sign(&self.0, &Self::message(id, hash, config, targets));
-        tag.as_ref().iter().map(|b| format!("{b:02x}")).collect()
-    }
-
-    /// Whether `signature` is this fleet's for those fields (in constant
-    /// time).
-    pub fn verify(
-        &self,
-        id: &str,
-        hash: &str,
-        config: &str,
-        targets: Option<&[String]>,
-        signature: &str,
-    ) -> bool {
-        let Some(tag) = unhex(signature) else {
-            return false;
-        };
-        let message = Self::message(id, hash, config, targets);
-        ring::hmac::verify(&self.0, &message, &tag).is_ok()
-    }
-}
-
-fn unhex(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
-        .collect()
 }
 
 pub fn key(fleet: &str, id: &str) -> String {
@@ -194,28 +118,6 @@ pub async fn reports(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn only_the_fleets_own_signature_holds() {
-        let s = Signer::new("shop", "s3cret");
-        let targets = vec!["m0".to_owned()];
-        let sig = s.sign("1-ab", "h", "x = 1\n", Some(&targets));
-        assert!(s.verify("1-ab", "h", "x = 1\n", Some(&targets), &sig));
-        // Another config, other targets, another secret or fleet: refused.
-        assert!(!s.verify("1-ab", "h", "x = 2\n", Some(&targets), &sig));
-        assert!(!s.verify("1-ab", "h", "x = 1\n", None, &sig));
-        assert!(!Signer::new("shop", "guess").verify("1-ab", "h", "x = 1\n", Some(&targets), &sig));
-        assert!(!Signer::new("shoe", "s3cret").verify(
-            "1-ab",
-            "h",
-            "x = 1\n",
-            Some(&targets),
-            &sig
-        ));
-        assert!(!s.verify("1-ab", "h", "x = 1\n", Some(&targets), ""));
-        assert!(!s.verify("1-ab", "h", "x = 1\n", Some(&targets), "zz"));
-        assert!(format!("{s:?}").contains("redacted"));
-    }
 
     #[test]
     fn ids_differ_and_reports_round_trip() {

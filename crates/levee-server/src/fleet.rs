@@ -74,10 +74,7 @@ impl Membership {
     }
 
     fn handler(&self, fleet: &Fleet) -> Handler {
-        let me = Me {
-            name: fleet.instance().to_owned(),
-            signer: fleet.signer(),
-        };
+        let me = fleet.instance().to_owned();
         let shared = self.shared.clone();
         let pushes = self.pushes.clone();
         Arc::new(move |e: &Envelope| handle(e, &me, shared.as_deref(), &pushes))
@@ -136,18 +133,11 @@ impl Membership {
     }
 }
 
-/// Who this member is, to the bus handler.
-struct Me {
-    name: String,
-    /// Pushes not signed by the fleet are not applied.
-    signer: levee_fleet::push::Signer,
-}
-
 /// Acts on one message from the bus (on the fleet thread: nothing here
 /// waits). This member's own user moves and purges were applied when its
 /// API took them.
-fn handle(e: &Envelope, me: &Me, shared: Option<&Shared>, pushes: &mpsc::UnboundedSender<Push>) {
-    let own = e.from == me.name;
+fn handle(e: &Envelope, me: &str, shared: Option<&Shared>, pushes: &mpsc::UnboundedSender<Push>) {
+    let own = e.from == me;
     match &e.message {
         Message::CloseUser { user } if !own => {
             let closing = levee_mail::kick::close_user(user.as_bytes());
@@ -160,18 +150,10 @@ fn handle(e: &Envelope, me: &Me, shared: Option<&Shared>, pushes: &mpsc::Unbound
         }
         Message::ConfigPush {
             id,
-            hash,
             config,
             targets,
-            signature,
-        } if targets.as_ref().is_none_or(|t| t.contains(&me.name)) => {
-            if !me
-                .signer
-                .verify(id, hash, config, targets.as_deref(), signature)
-            {
-                tracing::warn!(from = %e.from, id = %id, "fleet: a config push without the fleet's signature was ignored");
-                return;
-            }
+            ..
+        } if targets.as_ref().is_none_or(|t| t.iter().any(|n| n == me)) => {
             let _ = pushes.send(Push {
                 id: id.clone(),
                 from: e.from.clone(),

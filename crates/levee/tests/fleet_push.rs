@@ -109,12 +109,15 @@ fn a_good_config_reaches_every_member_and_a_refused_one_changes_none() {
     }
     let here = TempDir::new("pusher");
 
-    // A good config: every member applies it, serves it, and saves it.
+    // A good config: every member applies it, serves it, and saves it. It
+    // changes [fleet] too, so each member rejoins the fleet as it applies
+    // it, the one answering the push included, and still reports.
     let v2 = config(
         &redis,
         "v2",
         "\n[[route]]\npath = \"/new\"\nrespond = \"new\"\n",
-    );
+    )
+    .replace("timeout = \"500ms\"", "timeout = \"400ms\"");
     fs::write(here.join("v2.toml"), &v2).expect("write v2");
     let (out, table) = push(&twins[1], &here, "v2.toml", &[]);
     assert!(out.status.success(), "{table}");
@@ -304,11 +307,11 @@ fn a_refused_reload_leaves_the_member_in_the_fleet_it_had() {
     assert!(up.is_some(), "{}", t.stderr());
 }
 
-/// Only the fleet's own members push: a config published on the bus by
-/// another client of the same Redis, without the fleet's signature (keyed
-/// by levee's Redis password), is ignored.
+/// Only the fleet's own members speak on the bus: a config push or a user
+/// move published by another client of the same Redis, without the
+/// fleet's signature (keyed by levee's Redis password), is ignored.
 #[test]
-fn a_push_without_the_fleets_signature_is_ignored() {
+fn messages_without_the_fleets_signature_are_ignored() {
     let redis = Redis::start_with(&["--requirepass", "fleet-secret"]);
     let dir = TempDir::new("creds");
     fs::write(dir.join("auth"), "fleet-secret\n").expect("write");
@@ -318,33 +321,46 @@ fn a_push_without_the_fleets_signature_is_ignored() {
         (t.metric("levee_fleet_redis_up") == 1.0).then_some(())
     });
     assert!(up.is_some(), "{}", t.stderr());
-    let forged = config(&redis, "forged", &creds);
-    for (n, signature) in ["", "00ff"].into_iter().enumerate() {
-        let message = serde_json::json!({
-            "type": "config_push", "from": "intruder", "sent_ms": 1, "id": "1-x",
-            "hash": "h", "config": forged, "signature": signature,
-        });
-        let heard = poll(Duration::from_secs(10), || {
+    let push = serde_json::json!({
+        "type": "config_push", "from": "intruder", "sent_ms": 1, "id": "1-x",
+        "hash": "h", "config": config(&redis, "forged", &creds),
+    })
+    .to_string();
+    let close = r#"{"type":"close_user","from":"intruder","sent_ms":1,"user":"alice"}"#;
+    let forged = "ab".repeat(32);
+    let payloads = [
+        push.clone(),
+        format!("{forged} {push}"),
+        format!("{forged} {close}"),
+    ];
+    for (n, payload) in payloads.iter().enumerate() {
+        let ignored = poll(Duration::from_secs(10), || {
             redis.cli(&[
                 "-a",
                 "fleet-secret",
                 "--no-auth-warning",
                 "publish",
                 "{t}:bus",
-                &message.to_string(),
+                payload,
             ]);
-            (t.stderr()
-                .matches("without the fleet's signature was ignored")
-                .count()
-                > n)
-                .then_some(())
+            // Logged at the 1st, 2nd, 4th... ignored message.
+            let logged = t
+                .stderr()
+                .matches("a message without the fleet's signature was ignored")
+                .count();
+            (logged > n.min(2)).then_some(())
         });
-        assert!(heard.is_some(), "{}", t.stderr());
+        assert!(ignored.is_some(), "{}", t.stderr());
     }
     assert_eq!(body(&t, "/"), "v1");
     assert!(
         fs::read_to_string(t.config_path())
             .expect("kept")
             .contains("\"v1\"")
+    );
+    assert!(
+        !t.stderr().contains("closing a moved user"),
+        "{}",
+        t.stderr()
     );
 }
