@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! write it beside the config file (temp file, fsync)
-//!   ─▶ parse it and hold it to this machine (preflight::check, as `levee check`)
+//!   ─▶ parse it and hold it to this machine (preflight::machine: `levee check`'s errors)
 //!   ─▶ apply it: Server::apply, the one reload, all or nothing
 //!   ─▶ rename it over the config file, fsync the directory
 //!   ─▶ report to Redis: applied, or every error (FILE:LINE:COLUMN: KEY: MESSAGE)
@@ -17,6 +17,7 @@
 //! the push.
 
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -117,7 +118,7 @@ impl Server {
         };
         let hash = levee_fleet::config_hash(&config);
         let mut errors = self.stays_in_fleet(&config);
-        errors.extend(preflight::check(&config).errors);
+        errors.extend(preflight::machine(&config).errors);
         if !errors.is_empty() {
             errors.sort_by_key(|e| (e.line, e.column));
             return refused(&path, hash, named(errors));
@@ -216,9 +217,16 @@ impl Staged {
             target: target.to_path_buf(),
             done: false,
         };
-        let mut file = std::fs::File::create(&staged.tmp)?;
+        // Readable by levee alone until it has the file's own permissions:
+        // a config may hold a secret (a mail master password).
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&staged.tmp)?;
         if let Ok(meta) = std::fs::metadata(target) {
-            let _ = file.set_permissions(meta.permissions());
+            file.set_permissions(meta.permissions())?;
         }
         file.write_all(text.as_bytes())?;
         file.sync_all()?;
@@ -255,8 +263,13 @@ mod tests {
         std::fs::create_dir_all(&dir).expect("dir");
         let target = dir.join("levee.toml");
         std::fs::write(&target, "old\n").expect("write");
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::Permissions::from_mode(0o640);
+        std::fs::set_permissions(&target, mode).expect("chmod");
         let staged = Staged::write(&target, "new\n").expect("staged");
         assert_eq!(std::fs::read_to_string(&staged.tmp).expect("tmp"), "new\n");
+        let perms = std::fs::metadata(&staged.tmp).expect("tmp").permissions();
+        assert_eq!(perms.mode() & 0o777, 0o640, "the file's own permissions");
         assert_eq!(std::fs::read_to_string(&target).expect("old"), "old\n");
         let tmp = staged.tmp.clone();
         staged.commit().expect("commit");
