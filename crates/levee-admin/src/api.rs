@@ -13,6 +13,7 @@
 //! POST /mail/users/NAME/close                       close NAME's logged-in mail sessions
 //! GET  /fleet                                       the fleet's members (api/fleet.rs)
 //! POST /fleet/ping                                  a ping on the fleet's bus
+//! POST /fleet/push                                  a config for the members (push.rs, via gate.rs)
 //! /mirrors/...                                      the download redirector (api/mirrors.rs)
 //! GET  /bans                                        the runtime ban list
 //! POST /bans                                        body {"address": A, "for": "10m"} (for optional)
@@ -80,8 +81,11 @@ pub fn handle(shared: &Shared, method: &str, target: &str, body: &[u8]) -> Reply
             Reply::error(405, format!("{method} is not allowed here; use POST"))
         }
         ("POST", ["mail", "users", user, "close"]) => {
-            let closing = levee_mail::kick::close_user(user.as_bytes());
-            Reply::json(200, &json!({ "user": user, "closing": closing }))
+            let (closing, reach) = levee_mail::kick::close_user_everywhere(user);
+            Reply::json(
+                200,
+                &json!({ "user": user, "closing": closing, "reach": reach.as_str() }),
+            )
         }
         (_, ["mirrors", rest @ ..]) => mirrors::handle(&site, method, rest, body),
         ("GET" | "HEAD", ["bans"]) => bans::list(),
@@ -243,6 +247,8 @@ fn percent_decode(s: &str) -> String {
 mod bans;
 mod cache;
 mod fleet;
+
+pub use cache::apply_fleet_purge;
 mod mirrors;
 #[cfg(test)]
 mod tests;

@@ -43,6 +43,9 @@ pub enum Command {
         by: PurgeBy,
         value: String,
     },
+    /// Closes a user's logged-in mail sessions (a moved mailbox), on
+    /// every member of a fleet.
+    CloseUser(String),
     /// The fleet's members (ctl/fleet.rs).
     Fleet,
     /// A ping on the fleet's bus, logged by every member.
@@ -227,6 +230,11 @@ pub fn run(client: &Client, command: &Command) -> Result<String, CtlError> {
             "POST",
             "/cache/purge".to_owned(),
             serde_json::json!({ by.key(): value }).to_string(),
+        ),
+        Command::CloseUser(user) => (
+            "POST",
+            format!("/mail/users/{}/close", encode(user)),
+            String::new(),
         ),
         Command::Fleet => ("GET", "/fleet".to_owned(), String::new()),
         Command::FleetPing(note) => (
@@ -470,3 +478,4 @@ fn encode(s: &str) -> String {
 }
 
 mod fleet;
+pub mod push;

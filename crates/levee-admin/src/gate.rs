@@ -148,13 +148,17 @@ impl Admin {
                 reply,
             };
         }
-        let target = audit::body_target(&req.body);
+        let target = match req.path.as_str() {
+            "/fleet/push" => crate::push::audit_target(&req.body),
+            _ => audit::body_target(&req.body),
+        };
         let reply = match (req.method.as_str(), req.path.as_str()) {
             ("POST", "/logout") => crate::login::logout(self, req, session),
             ("GET" | "HEAD", "/session") => crate::login::session(&who, session),
             (_, "/logout") => Reply::error(405, "use POST"),
             (_, "/session") => Reply::error(405, "use GET"),
             ("POST", "/reload") => crate::control::reload(self.reloader.as_ref()).await,
+            ("POST", "/fleet/push") => crate::push::handle(&req.body).await,
             (_, "/reload") => Reply::error(405, "use POST"),
             (_, path) if path.starts_with("/api/dashboard/") => {
                 crate::dash::api(self, req, session)

@@ -22,6 +22,11 @@ const READ_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_CONNECTIONS: usize = 256;
 /// Largest request body (a weight change is a few bytes).
 const MAX_BODY: usize = 4096;
+/// Largest body of `POST /fleet/push`: a whole config file.
+const MAX_PUSH_BODY: usize = 1 << 20;
+/// Push bodies read at once: off loopback anyone may send one before the
+/// token is checked, so the memory they take is bounded too.
+static PUSH_SLOTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
 const LIMITS: HeadLimits = HeadLimits {
     max_request_line: 2048,
     max_header_bytes: 16 * 1024,
@@ -99,6 +104,8 @@ pub struct Request {
     pub peer: Option<SocketAddr>,
     /// The address the client connected to.
     pub local: Option<SocketAddr>,
+    /// A push body's place among [`PUSH_SLOTS`], held while it is served.
+    pub(crate) slot: Option<tokio::sync::SemaphorePermit<'static>>,
 }
 
 /// Fields that must appear at most once: two `Origin`s or two tokens could
@@ -149,6 +156,7 @@ impl Request {
             body,
             peer: None,
             local: None,
+            slot: None,
         })
     }
 }
@@ -247,18 +255,32 @@ async fn read_request(stream: &mut TcpStream) -> Result<Request, Reply> {
             match parse_request(&buf, 0, &LIMITS) {
                 Ok(Parsed::Complete(parts, len)) => {
                     let head = parts.into_head(buf.split_to(len).freeze());
+                    let limit = match head.path() {
+                        b"/fleet/push" => MAX_PUSH_BODY,
+                        _ => MAX_BODY,
+                    };
                     let want = match head.framing {
                         Framing::None => 0,
-                        Framing::Length(n) if n as usize <= MAX_BODY => n as usize,
+                        Framing::Length(n) if n as usize <= limit => n as usize,
                         _ => return Err(Reply::error(413, "request body too large or chunked")),
                     };
+                    let slot = match want > MAX_BODY {
+                        true => match PUSH_SLOTS.try_acquire() {
+                            Ok(slot) => Some(slot),
+                            Err(_) => return Err(Reply::error(503, "another push is being read")),
+                        },
+                        false => None,
+                    };
+                    buf.reserve(want.saturating_sub(buf.len()));
                     while buf.len() < want {
                         match stream.read_buf(&mut buf).await {
                             Ok(0) | Err(_) => return Err(Reply::error(400, "incomplete body")),
                             Ok(_) => {}
                         }
                     }
-                    return Request::from_head(&head, buf.split_to(want).to_vec());
+                    let mut request = Request::from_head(&head, buf.split_to(want).to_vec())?;
+                    request.slot = slot;
+                    return Ok(request);
                 }
                 Ok(Parsed::Incomplete) => {}
                 Err(e) => {
