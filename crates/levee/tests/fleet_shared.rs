@@ -80,7 +80,7 @@ impl MailFleet {
     /// Requests that reached the auth service.
     fn asked(&self) -> usize {
         self.auth
-            .entries()
+            .settled_entries()
             .iter()
             .filter(|e| e.get("uri") == "/auth")
             .count()

@@ -260,7 +260,7 @@ fn a_spot_check_catches_a_piece_that_differs() {
     );
     let ranged = w.mirrors[2]
         .nginx
-        .entries()
+        .settled_entries()
         .iter()
         .any(|e| e.get("uri") == "/pub/releases/1.0/image.iso" && e.get("status") == "206");
     assert!(ranged, "a ranged GET of one piece");

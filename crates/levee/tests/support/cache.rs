@@ -212,10 +212,11 @@ impl Bench {
 
     /// Requests for `path` the origin has logged (complete ones).
     pub fn origin_count(&self, path: &str) -> usize {
-        // nginx logs after the response; give it a moment to be sure.
+        // A moment for work levee does after answering (a background
+        // refresh), then every answered request is in the log.
         thread::sleep(Duration::from_millis(100));
         self.nginx
-            .entries()
+            .settled_entries()
             .iter()
             .filter(|e| e.get("uri") == path)
             .count()
