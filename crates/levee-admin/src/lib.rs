@@ -10,6 +10,8 @@
 //!   sessions with a CSRF token), and the [`audit`] line of every
 //!   state-changing request;
 //! - [`control`]: `POST /reload`, answered by the control thread;
+//! - [`dash`]: the dashboard at `/`, its live view, history and config view;
+//! - `push`: `POST /fleet/push`, a config for the fleet's members;
 //! - [`ctl`]: the client behind `levee ctl` and `levee reload`;
 //! - [`probes`]: `/healthz`, `/readyz` and `/version`, open to probes.
 //!
@@ -23,11 +25,13 @@ pub mod api;
 pub mod audit;
 pub mod control;
 pub mod ctl;
+pub mod dash;
 pub mod gate;
 mod login;
 pub mod metrics;
 pub mod probes;
 mod process_metrics;
+mod push;
 pub mod secret;
 mod server;
 pub mod session;

@@ -4,7 +4,8 @@
 //! control thread                      worker threads (one per core)
 //! ──────────────                      ─────────────────────────────
 //! build site, bind listeners ──────▶  accept loop per listener ─▶ conn::serve per connection
-//! SIGHUP or POST /reload: load + validate config,
+//! SIGHUP, POST /reload or a fleet push:
+//!   load + validate config,
 //!   build site, swap it in,
 //!   bind new / drop old listeners ──▶ Listen / Unlisten
 //! SIGTERM: stop accepting ─────────▶  UnlistenAll; connections finish their request
@@ -25,6 +26,7 @@ mod notify;
 pub mod preflight;
 pub mod privileges;
 pub mod process;
+mod push;
 pub mod tls;
 pub mod upgrade;
 pub mod upkeep;
@@ -170,6 +172,8 @@ struct Server {
     log: Option<Arc<logfile::LogFile>>,
     /// Why the last upgrade failed, for `levee upgrade`'s answer.
     upgrade_error: Option<String>,
+    /// Configs pushed to this member through the fleet (push.rs).
+    pushes: tokio::sync::mpsc::UnboundedReceiver<fleet::Push>,
 }
 
 /// What the control loop answers besides reloads from the admin listener.
@@ -325,12 +329,16 @@ impl Server {
     ) -> Result<Server, ServerError> {
         let registry = Registry::new();
         // Before the site: its fleet-scoped rate limits use the fleet.
-        let membership = fleet::Membership::start(&config)?;
+        let (mut membership, pushes) = fleet::Membership::start(&config)?;
         let site = Site::build_with(&config, &registry)?;
         let shared = Shared::new(site);
+        membership.serve(shared.clone());
         let (reloader, reload_asks) = levee_admin::control::channel();
         let admin_state = admin_access(&config)?
             .map(|access| levee_admin::Admin::new(shared.clone(), access, Some(reloader.clone())));
+        if let Some(state) = &admin_state {
+            state.dash().set_config(Arc::new(config.clone()));
+        }
         let mail_plan = plan_mail(&config, &HashMap::new())?;
         let workers = (0..config.workers)
             .map(worker::spawn)
@@ -357,6 +365,7 @@ impl Server {
             exe: None,
             log: None,
             upgrade_error: None,
+            pushes,
         };
         let mut opened = Vec::with_capacity(server.config.listeners.len());
         for l in &server.config.listeners {
@@ -478,6 +487,7 @@ impl Server {
                     };
                     let _ = ask.send(outcome);
                 }
+                Some(push) = self.pushes.recv() => self.apply_push(push),
                 conn = upgrade::next_control(&self.control) => {
                     if self.on_control(conn).await {
                         break true;
@@ -536,13 +546,24 @@ impl Server {
     }
 
     /// Applies the config file anew; on any error the running config stays.
-    /// Everything that can fail is done before anything changes, but for
-    /// one order: a changed `[fleet]` is joined before the site is built
-    /// (its fleet-scoped limits find the fleet then), after its files were
-    /// read; a site that then fails to build leaves the new membership.
     fn reload(&mut self) -> Result<PathBuf, ReloadError> {
         let path = self.config.source.clone().ok_or(ReloadError::Builtin)?;
         let config = levee_config::load(&path).map_err(ReloadError::Config)?;
+        self.apply(config)?;
+        Ok(path)
+    }
+
+    /// The one reload, whatever asked for it (SIGHUP, `POST /reload`, a
+    /// fleet push): all or nothing. Everything that can fail is done
+    /// before anything changes: the files loaded, the user maps read, the
+    /// admin rules read, new addresses bound, new listeners' TLS loaded.
+    /// One step needs the new membership first: a changed `[fleet]` is
+    /// joined just before the site is built (its fleet-scoped limits find
+    /// the fleet then); a site that then fails to build rejoins the old
+    /// one. What stays outside, as logged: open listeners whose new
+    /// certificates do not load keep the ones in use (tls.rs; `levee
+    /// check` and a push refuse such a config first).
+    fn apply(&mut self, config: Config) -> Result<(), ReloadError> {
         // The files `levee check` and start-up load, refused here as there:
         // a static root that is gone would answer 404 to everything.
         let mut errors = preflight::files(&config);
@@ -550,8 +571,6 @@ impl Server {
         if !errors.is_empty() {
             return Err(ReloadError::Config(ConfigErrors { errors }));
         }
-        self.fleet.apply(&config)?;
-        let site = Site::build_with(&config, &self.registry)?;
         if config.workers != self.config.workers {
             tracing::warn!("reload: a change of `workers` takes effect at the next start");
         }
@@ -595,6 +614,11 @@ impl Server {
             ));
         }
         let mut opened = Vec::with_capacity(added.len());
+        let close_opened = |tls: &mut tls::TlsListeners, opened: &[(SocketAddr, FirstSteps, _)]| {
+            for (addr, _, _) in opened {
+                tls.close(*addr);
+            }
+        };
         for (addr, sockets) in added {
             let Some(l) = config.listeners.iter().find(|l| l.address == addr) else {
                 continue;
@@ -602,13 +626,26 @@ impl Server {
             match first_steps(&mut self.tls, l) {
                 Ok(steps) => opened.push((addr, steps, sockets)),
                 Err(source) => {
-                    for (addr, _, _) in &opened {
-                        self.tls.close(*addr);
-                    }
+                    close_opened(&mut self.tls, &opened);
                     return Err(ServerError::Tls { addr, source }.into());
                 }
             }
         }
+        let site = self
+            .fleet
+            .apply(&config)
+            .and_then(|()| Site::build_with(&config, &self.registry).map_err(ServerError::Site));
+        let site = match site {
+            Ok(site) => site,
+            Err(e) => {
+                close_opened(&mut self.tls, &opened);
+                if let Err(back) = self.fleet.apply(&self.config) {
+                    tracing::error!(error = %back, "reload refused, and the previous [fleet] cannot be joined again");
+                }
+                return Err(e.into());
+            }
+        };
+        // Nothing fails from here on.
         self.shared.site.store(Arc::new(site));
         self.update_first_steps(&config);
         for (front, state) in mail_plan.swap {
@@ -634,7 +671,7 @@ impl Server {
             self.unlisten(addr);
         }
         self.config = config;
-        Ok(path)
+        Ok(())
     }
 
     /// On reload, open listeners take their new TLS and PROXY protocol
@@ -680,6 +717,10 @@ impl Server {
                     Some(self.reloader.clone()),
                 ));
             }
+        }
+        // The dashboard's config view shows what now runs.
+        if let Some(state) = &self.admin_state {
+            state.dash().set_config(Arc::new(config.clone()));
         }
         let (Some(socket), Some(admin)) = (socket, &config.admin) else {
             return;

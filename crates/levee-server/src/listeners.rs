@@ -250,7 +250,10 @@ mod tests {
         let queued = TcpStream::connect(addr).expect("connect");
         let mut listeners = Listeners::new();
         listeners.add(addr, socket);
-        let mut per_worker = listeners.take(addr, 3, 16).expect("sockets").expect("listen");
+        let mut per_worker = listeners
+            .take(addr, 3, 16)
+            .expect("sockets")
+            .expect("listen");
         assert_eq!(per_worker.len(), 3, "every worker gets one");
         let socket = per_worker.remove(0).remove(0);
         socket.set_nonblocking(false).expect("blocking");

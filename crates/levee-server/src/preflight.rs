@@ -23,7 +23,8 @@
 //! ```
 //!
 //! An address in use is only a warning: `levee check` before `levee
-//! reload` finds the running levee on its own ports.
+//! reload` finds the running levee on its own ports. A fleet push is held
+//! to all of it but the names ([`machine`]), since they only warn.
 
 use std::io;
 use std::net::SocketAddr;
@@ -43,6 +44,29 @@ pub struct Findings {
 
 /// Everything `levee check` holds `config` to (the table above).
 pub fn check(config: &Config) -> Findings {
+    let at = Locator::new(config);
+    let mut found = machine(config);
+    for u in &config.upstreams {
+        let (_, unresolved) = levee_upstream::dns::resolve_servers(u, config.resolver.as_ref());
+        for s in unresolved {
+            let key = format!("{}.servers[{}]", upstream_key(&u.name), s.index);
+            found.warnings.push(at.error(
+                &key,
+                format!(
+                    "`{}` does not resolve now ({}); levee starts without this server and \
+                     keeps resolving its name, and it takes requests once it does",
+                    s.address, s.error
+                ),
+            ));
+        }
+    }
+    found
+}
+
+/// What `levee check` holds `config` to but for its server names, whose
+/// resolution only warns: all a push is refused for, without waiting on
+/// DNS on the control thread.
+pub fn machine(config: &Config) -> Findings {
     let at = Locator::new(config);
     let mut found = Findings {
         errors: files(config),
@@ -68,20 +92,6 @@ pub fn check(config: &Config) -> Findings {
             }
         }
         Ok(None) => {}
-    }
-    for u in &config.upstreams {
-        let (_, unresolved) = levee_upstream::dns::resolve_servers(u, config.resolver.as_ref());
-        for s in unresolved {
-            let key = format!("{}.servers[{}]", upstream_key(&u.name), s.index);
-            found.warnings.push(at.error(
-                &key,
-                format!(
-                    "`{}` does not resolve now ({}); levee starts without this server and \
-                     keeps resolving its name, and it takes requests once it does",
-                    s.address, s.error
-                ),
-            ));
-        }
     }
     found
 }

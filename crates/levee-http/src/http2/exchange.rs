@@ -86,12 +86,12 @@ pub(super) async fn serve(
     let pipe_fd = conn.fd;
     let span = crate::conn::request_span(&head);
     let work = pace::scope(pipe_fd, site.pace, async {
-        let done = serve_request(&mut client, &conn.listener, &site, &mut head, 0)
+        let served = serve_request(&mut client, &conn.listener, &site, &mut head, 0)
             .instrument(span)
             .await;
         // Closing the pipe ends a response delimited by its end.
         drop(client);
-        done
+        served
     });
     let mut window = response::Window::client(&site);
     let (rd, wr) = tokio::io::split(theirs);
@@ -110,12 +110,12 @@ pub(super) async fn serve(
             canceller.fire();
         }
     };
-    let (mut done, ()) = tokio::join!(work, relay);
+    let ((mut done, routed), ()) = tokio::join!(work, relay);
     if canceller.fired() {
         done.status = 499;
         done.bytes = window.sent();
     }
-    done.log(&site, origin.ip, &head, started);
+    done.log(&site, origin.ip, &head, started, routed.map(|r| &*r.stats));
 }
 
 /// Who a stream's request is for (origin.rs).
