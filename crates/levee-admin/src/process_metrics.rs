@@ -5,6 +5,8 @@
 
 use std::fmt::Write;
 
+use crate::dash::procfs::stat_fields;
+
 /// Appends the families; a value `/proc` does not give is left out.
 pub(crate) fn render(out: &mut String) {
     let _ = writeln!(
@@ -84,33 +86,6 @@ fn family(out: &mut String, name: &str, kind: &str, help: &str, value: f64) {
     );
 }
 
-/// The fields of `/proc/self/stat` that are read.
-#[derive(Debug, PartialEq, Eq)]
-struct Stat {
-    utime: u64,
-    stime: u64,
-    starttime: u64,
-    vsize: u64,
-    rss_pages: u64,
-}
-
-/// Parses `/proc/PID/stat` (proc(5)): the command name is in parentheses
-/// and may hold spaces and parentheses, so fields are counted after the
-/// last `)`; that is field 3 (state).
-fn stat_fields(text: &str) -> Option<Stat> {
-    let after = &text[text.rfind(')')? + 1..];
-    let f: Vec<&str> = after.split_whitespace().collect();
-    // Field N of proc(5) is f[N - 3].
-    let n = |i: usize| f.get(i - 3)?.parse::<u64>().ok();
-    Some(Stat {
-        utime: n(14)?,
-        stime: n(15)?,
-        starttime: n(22)?,
-        vsize: n(23)?,
-        rss_pages: n(24)?,
-    })
-}
-
 /// Seconds since the epoch at boot (`btime` in `/proc/stat`).
 fn boot_time() -> Option<u64> {
     let text = std::fs::read_to_string("/proc/stat").ok()?;
@@ -122,23 +97,6 @@ fn boot_time() -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn stat_fields_are_counted_after_the_command_name() {
-        let line = "4242 (levee (x) y) S 1 4242 4242 0 -1 4194560 100 0 0 0 \
-                    150 25 0 0 20 0 3 0 98765 123456789 2048 18446744073709551615";
-        assert_eq!(
-            stat_fields(line),
-            Some(Stat {
-                utime: 150,
-                stime: 25,
-                starttime: 98765,
-                vsize: 123456789,
-                rss_pages: 2048,
-            })
-        );
-        assert_eq!(stat_fields("12 (short) S 1"), None);
-    }
 
     #[test]
     fn this_process_has_its_families() {
