@@ -196,6 +196,8 @@ servers = ["127.0.0.1:{ws}"]
         .and_then(|n| n.trim().parse().ok())
         .unwrap_or_else(|| panic!("no request count in {report}"));
     assert!(requests > 1000, "{report}");
+    // Shown with --nocapture: the figures of a run.
+    eprintln!("wrk across the upgrade:\n{report}");
     assert!(
         !report.contains("Socket errors"),
         "requests failed across the upgrade:\n{report}"
