@@ -4,6 +4,7 @@
 //! admit (Host 421, Origin 403, JSON content type 415)
 //!   ─▶ GET the dashboard page or assets  (dash.rs: hold no data, no credentials)
 //!   ─▶ POST /login                       (login.rs: no credentials needed yet)
+//!   ─▶ /healthz, /readyz, /version        (probes.rs: no credentials needed)
 //!   ─▶ authenticate: bearer token | session cookie (+ X-CSRF-Token to change state) | open
 //!   ─▶ /logout, /session, /reload, /api/dashboard/… (dash.rs), or the API (api.rs)
 //!   ─▶ audit line for every state-changing request, whatever the outcome
@@ -124,6 +125,15 @@ impl Admin {
         if req.path == "/login" {
             return crate::login::login(self, &access, req).await;
         }
+        // Probes carry no credentials (probes.rs says why).
+        if let Some(reply) = crate::probes::answer(&self.shared, &req.method, &req.path) {
+            return Verdict {
+                who: Who::Unknown,
+                via: "probe",
+                target: String::new(),
+                reply,
+            };
+        }
         let auth = match self.authenticate(&access, req) {
             Ok(auth) => auth,
             Err(reply) => return Verdict::refused(reply),
@@ -211,7 +221,7 @@ impl Admin {
 pub(crate) struct Verdict {
     pub who: Who,
     /// How the request proved who it is: `bearer`, `session`, `login`,
-    /// `open`, or `-` when refused before that.
+    /// `open`, `probe` (no credentials asked), or `-` when refused before that.
     pub via: &'static str,
     pub target: String,
     pub reply: Reply,

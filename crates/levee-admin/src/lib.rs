@@ -12,7 +12,8 @@
 //! - [`control`]: `POST /reload`, answered by the control thread;
 //! - [`dash`]: the dashboard at `/`, its live view, history and config view;
 //! - `push`: `POST /fleet/push`, a config for the fleet's members;
-//! - [`ctl`]: the client behind `levee ctl` and `levee reload`.
+//! - [`ctl`]: the client behind `levee ctl` and `levee reload`;
+//! - [`probes`]: `/healthz`, `/readyz` and `/version`, open to probes.
 //!
 //! The listener runs on the control thread, never on a worker. Requests are
 //! read with levee's own HTTP/1 parser; each connection answers one request
@@ -28,6 +29,8 @@ pub mod dash;
 pub mod gate;
 mod login;
 pub mod metrics;
+pub mod probes;
+mod process_metrics;
 mod push;
 pub mod secret;
 mod server;

@@ -276,6 +276,7 @@ pub fn render(site: &Site) -> String {
     levee_protect::metrics::render_prometheus(&mut out);
     levee_mail::metrics::render_prometheus(&mut out);
     levee_fleet::metrics::render_prometheus(&mut out);
+    crate::process_metrics::render(&mut out);
     out
 }
 

@@ -23,6 +23,7 @@ use levee_protect::{ConnPermit, ConnTable};
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tokio::time::timeout;
+use tracing::Instrument;
 
 use crate::access_log::Entry;
 use crate::h1::{HeadError, Parsed, parse_request};
@@ -103,6 +104,29 @@ pub struct Client {
     pub origin: Origin,
 }
 
+/// The target of the connection and request spans: `[log] level =
+/// "info,levee::span=debug"` turns them on (docs/operations.md, "Logs").
+pub const SPAN_TARGET: &str = "levee::span";
+
+/// A connection's span: what every line logged on its behalf carries.
+/// At debug level, so off by default: an enabled span costs an allocation
+/// when made and, in `EnvFilter`, a shared lock on each poll of its task.
+pub fn span(listener: SocketAddr, peer: SocketAddr) -> tracing::Span {
+    tracing::debug_span!(target: SPAN_TARGET, "conn", %listener, %peer)
+}
+
+/// A request's span, inside its connection's; `request_id` is declared for
+/// the request ids to fill. Its fields are formatted only when it is on.
+pub(crate) fn request_span(head: &RequestHead) -> tracing::Span {
+    tracing::debug_span!(
+        target: SPAN_TARGET,
+        "request",
+        method = %String::from_utf8_lossy(head.method()),
+        path = %String::from_utf8_lossy(head.path()),
+        request_id = tracing::field::Empty,
+    )
+}
+
 /// What happens to the connection after an exchange.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Next {
@@ -163,7 +187,7 @@ pub async fn serve_from(mut client: Client, listener: Arc<ListenerCtx>, mut serv
         if h2 {
             // Its own task, and this one ends: awaited here, the HTTP/1
             // task would stay behind it for the connection's whole life.
-            tokio::spawn(crate::http2::serve(client, listener));
+            tokio::spawn(crate::http2::serve(client, listener).in_current_span());
             return;
         }
     }
@@ -221,8 +245,13 @@ pub async fn serve_from(mut client: Client, listener: Arc<ListenerCtx>, mut serv
         let next = pace::scope(fd, pace, exchange).await;
         served += 1;
         match next {
-            Next::KeepAlive if !listener.shared.draining() => {}
-            Next::KeepAlive | Next::Close => return,
+            // Kept alive even while levee drains (a stop, or a binary
+            // upgrade): closing now would cut a client whose next request
+            // is already on its way. That request is answered with
+            // `Connection: close` (serve_request); a connection that sends
+            // none parks, and the sweeper closes it.
+            Next::KeepAlive => {}
+            Next::Close => return,
             // Boxed: its discard buffer must not sit in every connection's task.
             Next::Linger => return Box::pin(respond::linger_close(client.stream)).await,
         }
@@ -255,7 +284,10 @@ async fn exchange(client: &mut Client, listener: &ListenerCtx, served: u64) -> N
     let https = crate::stream::is_https(&client.stream);
     client.origin = origin::resolve(&head, client.peer.ip(), https, site.trust(listener.addr));
     let _in_flight = listener.shared.begin();
-    let (done, routed) = serve_request(client, listener, &site, &mut head, served).await;
+    let span = request_span(&head);
+    let (done, routed) = serve_request(client, listener, &site, &mut head, served)
+        .instrument(span)
+        .await;
     done.log(
         &site,
         client.origin.ip,

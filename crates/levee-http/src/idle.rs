@@ -33,6 +33,7 @@ use std::time::{Duration, Instant};
 use slab::Slab;
 use tokio::io::AsyncReadExt;
 use tokio::sync::Notify;
+use tracing::Instrument;
 
 use crate::conn::{self, Client, FirstSteps, ListenerCtx};
 use crate::stream::ClientStream;
@@ -308,7 +309,10 @@ pub async fn dispatcher() {
                             hsts: p.listener.steps.load().tls.as_ref().and_then(|t| t.hsts),
                             origin: crate::origin::Origin::direct(p.peer.ip(), false),
                         };
-                        tokio::spawn(conn::serve_from(client, p.listener, p.served));
+                        let span = conn::span(p.listener.addr, p.peer);
+                        tokio::spawn(
+                            conn::serve_from(client, p.listener, p.served).instrument(span),
+                        );
                     }
                 }
             }

@@ -118,6 +118,16 @@ pub fn open_preauth() -> i64 {
         .sum()
 }
 
+/// Sessions open, in any stage: what a levee handing its sockets to a new
+/// binary waits for before it exits.
+pub fn open_sessions() -> i64 {
+    SESSION_GAUGE
+        .iter()
+        .flat_map(|p| p.iter())
+        .map(|n| n.load(Relaxed))
+        .sum()
+}
+
 /// Protocol names in the order of [`Snapshot`]'s rows.
 pub const PROTOCOL_NAMES: [&str; 3] = ["imap", "pop3", "submission"];
 

@@ -57,6 +57,7 @@ impl AdminListener {
         listener: std::net::TcpListener,
         admin: Arc<levee_admin::Admin>,
     ) -> std::io::Result<AdminListener> {
+        listener.set_nonblocking(true)?;
         let listener = tokio::net::TcpListener::from_std(listener)?;
         // The bound address too: with port 0 the OS chose it.
         let bound = listener.local_addr()?;

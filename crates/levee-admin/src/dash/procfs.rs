@@ -31,16 +31,37 @@ impl Process {
     }
 }
 
-/// utime + stime of `/proc/self/stat`, in seconds. The command name (field
-/// 2) is in parentheses and may hold spaces, so fields are counted after
-/// its closing parenthesis.
+/// utime + stime of `/proc/self/stat`, in seconds.
 pub fn cpu_seconds(stat: &str) -> Option<f64> {
-    let after = &stat[stat.rfind(')')? + 1..];
-    let mut fields = after.split_ascii_whitespace();
-    // After the name: state is field 3, utime 14, stime 15.
-    let utime: u64 = fields.nth(11)?.parse().ok()?;
-    let stime: u64 = fields.next()?.parse().ok()?;
-    Some((utime + stime) as f64 / TICKS_PER_SECOND)
+    stat_fields(stat).map(|f| (f.utime + f.stime) as f64 / TICKS_PER_SECOND)
+}
+
+/// The fields of `/proc/PID/stat` that levee reads (the dashboard's CPU
+/// time, and the `process_*` metrics).
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Stat {
+    pub utime: u64,
+    pub stime: u64,
+    pub starttime: u64,
+    pub vsize: u64,
+    pub rss_pages: u64,
+}
+
+/// Parses `/proc/PID/stat` (proc(5)): the command name (field 2) is in
+/// parentheses and may hold spaces and parentheses, so fields are counted
+/// after the last `)`; that is field 3 (state).
+pub(crate) fn stat_fields(text: &str) -> Option<Stat> {
+    let after = &text[text.rfind(')')? + 1..];
+    let f: Vec<&str> = after.split_ascii_whitespace().collect();
+    // Field N of proc(5) is f[N - 3].
+    let n = |i: usize| f.get(i - 3)?.parse::<u64>().ok();
+    Some(Stat {
+        utime: n(14)?,
+        stime: n(15)?,
+        starttime: n(22)?,
+        vsize: n(23)?,
+        rss_pages: n(24)?,
+    })
 }
 
 /// `VmRSS:   1234 kB` of `/proc/self/status`, in bytes.
@@ -66,7 +87,7 @@ mod tests {
 
     #[test]
     fn parses_proc_files() {
-        let stat = "4242 (levee (w) x) S 1 4242 4242 0 -1 4194560 1 0 0 0 250 50 0 0 20 0 3 0";
+        let stat = "4242 (levee (w) x) S 1 4242 4242 0 -1 4194560 1 0 0 0 250 50 0 0 20 0 3 0 98765 123456789 2048";
         assert_eq!(cpu_seconds(stat), Some(3.0));
         assert_eq!(cpu_seconds("garbage"), None);
         assert_eq!(
@@ -77,6 +98,23 @@ mod tests {
                       Max open files            1024                 524288               files\n";
         assert_eq!(fd_limit(limits), Some(1024));
         assert_eq!(fd_limit("Max open files unlimited unlimited files"), None);
+    }
+
+    #[test]
+    fn stat_fields_are_counted_after_the_command_name() {
+        let line = "4242 (levee (x) y) S 1 4242 4242 0 -1 4194560 100 0 0 0 \
+                    150 25 0 0 20 0 3 0 98765 123456789 2048 18446744073709551615";
+        assert_eq!(
+            stat_fields(line),
+            Some(Stat {
+                utime: 150,
+                stime: 25,
+                starttime: 98765,
+                vsize: 123456789,
+                rss_pages: 2048,
+            })
+        );
+        assert_eq!(stat_fields("12 (short) S 1"), None);
     }
 
     #[test]

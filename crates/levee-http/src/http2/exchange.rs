@@ -4,6 +4,7 @@
 //! A stream routed to an HTTP/2 upstream goes to `upstream.rs` instead.
 
 use std::time::Instant;
+use tracing::Instrument;
 
 use bytes::{Bytes, BytesMut};
 use h2::{Reason, RecvStream, server::SendResponse};
@@ -83,8 +84,11 @@ pub(super) async fn serve(
     // the client's window allows, so time the request path spends blocked
     // on the pipe is time spent waiting on the client.
     let pipe_fd = conn.fd;
+    let span = crate::conn::request_span(&head);
     let work = pace::scope(pipe_fd, site.pace, async {
-        let served = serve_request(&mut client, &conn.listener, &site, &mut head, 0).await;
+        let served = serve_request(&mut client, &conn.listener, &site, &mut head, 0)
+            .instrument(span)
+            .await;
         // Closing the pipe ends a response delimited by its end.
         drop(client);
         served
