@@ -11,11 +11,10 @@ mod common;
 mod support;
 
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::Duration;
 
 use common::{Member, ping_until_heard, promo};
-use support::{Nginx, Redis, poll, python_with};
+use support::{Nginx, Redis, browse_py, poll};
 
 #[test]
 fn the_fleet_view_lists_members_and_drains_fleet_wide() {
@@ -68,19 +67,9 @@ fn the_fleet_view_lists_members_and_drains_fleet_wide() {
         "members": ["m0", "m1", "m2"],
         "shots": PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/dashboard-screenshots"),
     });
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/dashboard/browse.py");
-    let out = Command::new(python_with("playwright.sync_api"))
-        .arg(script)
-        .env("DASH_ARGS", args.to_string())
-        .output()
-        .expect("run browse.py");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (passed, text) = browse_py(&args);
     assert!(
-        out.status.success() && text.contains("dashboard: all checks passed"),
+        passed,
         "browse.py fleet failed:\n{text}\nm0 stderr:\n{}",
         members[0].levee.stderr()
     );
