@@ -32,6 +32,31 @@ async function act(question, method, path, body, done) {
   return r;
 }
 
+/** Whether server actions go to every fleet member (the box shows only in a fleet). */
+const fleetWide = () => {
+  const scope = document.getElementById('fleet-scope');
+  return Boolean(scope && !scope.hidden && document.getElementById('fleet-wide').checked);
+};
+
+/** A fleet action's per-member outcome, in one line. */
+function perMember(b) {
+  const by = {};
+  for (const m of b.members || []) (by[m.status] = by[m.status] || []).push(m.instance);
+  return Object.entries(by).map(([status, who]) => `${status}: ${who.join(', ')}`).join('; ');
+}
+
+/** Runs a server action here or, in a fleet with the box ticked, on every member. */
+async function serverAct(question, upstream, server, action, body, done) {
+  if (!fleetWide()) return act(question, 'POST', serverPath(upstream, server, action), body, done);
+  const r = await act(question && `${question} On every fleet member that has it.`, 'POST',
+    serverPath(upstream, server, action), { ...body, fleet: true },
+    (b) => `${done(b)} Fleet: ${perMember(b)}.`);
+  if (r && r.ok && (r.body.members || []).some((m) => m.status === 'no answer' || m.status === 'refused')) {
+    result(false, `Not every member acted: ${perMember(r.body)}.`);
+  }
+  return r;
+}
+
 const serverPath = (u, s, action) => `/upstreams/${encodeURIComponent(u)}/servers/${encodeURIComponent(s)}/${action}`;
 
 /** The buttons of one server's row. */
@@ -41,7 +66,7 @@ export function serverActions(upstream, server) {
     type: 'button',
     dataset: { action },
     'aria-label': `${label} ${server}`,
-    onclick: () => act(question, 'POST', serverPath(upstream, server, action), {},
+    onclick: () => serverAct(question, upstream, server, action, {},
       () => `${label}: ${server} in upstream ${upstream}.`),
   }, label);
   return el('div', { class: 'row-actions' },
@@ -54,7 +79,7 @@ export function serverActions(upstream, server) {
       dataset: { action: 'weight' },
       onclick: () => {
         const w = weight.value === '' ? null : Number(weight.value);
-        act(null, 'POST', serverPath(upstream, server, 'weight'), { weight: w },
+        serverAct(null, upstream, server, 'weight', { weight: w },
           () => `Weight of ${server} in upstream ${upstream} set to ${w === null ? 'the configured one' : w}.`);
       },
     }, 'Set weight'));

@@ -88,11 +88,19 @@ function connect() {
   };
 }
 
+// In a fleet the Fleet tab shows, server actions may go to every member,
+// and bans are the fleet's; read again every few seconds (members come and
+// go, and the heartbeat is a second).
 async function probeFleet() {
   const r = await get('/fleet');
-  const members = r.ok && r.body && (r.body.members || r.body.fleet);
-  $('fleet-tab').hidden = !Array.isArray(members);
-  if (Array.isArray(members)) views.fleet(members);
+  const inFleet = r.ok && r.body && Array.isArray(r.body.members);
+  $('fleet-tab').hidden = !inFleet;
+  $('fleet-scope').hidden = !inFleet;
+  $('bans-reach').hidden = !inFleet;
+  if (inFleet) {
+    views.fleet(r.body);
+    $('bans-reach').textContent = `Bans here are the fleet's: a ban or a lift reaches every member of ${r.body.fleet} within a second.`;
+  }
 }
 
 function start(session) {
@@ -109,6 +117,7 @@ function start(session) {
   connect();
   refreshBans();
   probeFleet();
+  setInterval(probeFleet, 3000);
 }
 
 async function boot() {

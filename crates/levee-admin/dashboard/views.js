@@ -135,7 +135,7 @@ export function protection(live) {
 export function bans(list, liftAction) {
   rows(document.querySelector('#bans-table tbody'), list.map((b) => ({
     key: b.address,
-    cells: [{ text: b.address, class: 'name' }, { text: when(b.since), class: '' }, { text: b.until ? when(b.until) : 'until lifted', class: '' }],
+    cells: [{ text: b.address, class: 'name' }, { text: when(b.since), class: '' }, { text: b.until ? when(b.until) : 'until lifted', class: '' }, { text: b.by || '—', class: 'name' }],
     actions: () => liftAction(b.address),
   })), 'Nobody is banned.');
 }
@@ -167,9 +167,24 @@ export function services(live) {
       : el('p', { class: 'empty' }, 'No TLS listener.'));
 }
 
-export function fleet(members) {
+/** The fleet view from GET /fleet: every member's health and load, and
+ * where its config differs from most members'. */
+export function fleet(status) {
+  const members = status.members || [];
+  const hashes = Object.entries(status.config_hashes || {});
+  const common = hashes.length ? hashes.reduce((a, b) => (b[1].length > a[1].length ? b : a))[0] : null;
+  document.getElementById('fleet-summary').textContent =
+    `Fleet ${status.fleet}: Redis ${status.redis ? status.redis.state : '—'}; ${num(status.live, null, 0)} live member(s); this page is served by ${status.instance}.`;
   rows(document.querySelector('#fleet-table tbody'), members.map((m) => ({
-    key: String(m.id ?? m.name ?? m.address),
-    cells: [{ text: String(m.name ?? m.id ?? m.address), class: 'name' }, { text: String(m.health ?? m.state ?? '—'), class: '' }, { text: m.load === undefined ? '—' : String(m.load), class: 'num' }],
+    key: String(m.instance),
+    cells: [
+      { text: `${m.instance}${m.instance === status.instance ? ' (this member)' : ''}`, class: 'name' },
+      {
+        text: `${m.fresh ? (m.state === 'serving' ? '● serving' : `◑ ${m.state}`) : '✕ stale'} · seen ${num(m.age_ms / 1000, null, 1)} s ago`,
+        class: `state ${m.fresh && m.state === 'serving' ? 'up' : 'down'}`,
+      },
+      { text: `${num(m.connections, null, 0)} conn · ${perSec(m.requests_per_s)} · ${num(m.cpu_percent, null, 1)} % CPU`, class: 'num' },
+      { text: `${m.config_hash}${common && m.fresh && m.config_hash !== common ? ' ⚠ differs' : ''}`, class: 'name' },
+    ],
   })), 'No members.');
 }

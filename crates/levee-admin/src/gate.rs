@@ -169,6 +169,9 @@ impl Admin {
             (_, "/session") => Reply::error(405, "use GET"),
             ("POST", "/reload") => crate::control::reload(self.reloader.as_ref()).await,
             ("POST", "/fleet/push") => crate::push::handle(&req.body).await,
+            (method, path) if crate::fleet_act::wanted(method, path, &req.body) => {
+                crate::fleet_act::handle(path, &req.body).await
+            }
             (_, "/reload") => Reply::error(405, "use POST"),
             (_, path) if path.starts_with("/api/dashboard/") => {
                 crate::dash::api(self, req, session)

@@ -26,6 +26,7 @@ pub mod audit;
 pub mod control;
 pub mod ctl;
 pub mod dash;
+mod fleet_act;
 pub mod gate;
 mod login;
 pub mod metrics;

@@ -13,9 +13,11 @@
 //!      status: applied | refused | unsaved | no answer
 //! ```
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::time::Duration;
 
+use levee_fleet::Fleet;
 use levee_fleet::bus::Message;
 use levee_fleet::push::{self, Report};
 use serde_json::{Value, json};
@@ -82,14 +84,7 @@ pub async fn handle(body: &[u8]) -> Reply {
     // Who the answer waits for: those named, or every member fresh now.
     let expected: BTreeSet<String> = match &named {
         Some(n) => n.iter().cloned().collect(),
-        None => fleet
-            .snapshot()
-            .members
-            .iter()
-            .filter(|m| m.fresh)
-            .map(|m| m.record.instance.clone())
-            .chain([fleet.instance().to_owned()])
-            .collect(),
+        None => fresh_members(&fleet),
     };
     let id = push::new_id();
     tracing::info!(id = %id, hash = %hash, members = expected.len(), "fleet: pushing a config");
@@ -99,14 +94,48 @@ pub async fn handle(body: &[u8]) -> Reply {
         config: config.to_owned(),
         targets: named,
     });
+    let members = await_reports(&fleet, &expected, wait, member_json, |f| {
+        let id = id.clone();
+        async move { push::reports(&f.link, f.name(), &id).await }
+    })
+    .await;
+    Reply::json(200, &json!({ "id": id, "hash": hash, "members": members }))
+}
+
+/// Every member fresh at the last heartbeat, this one included.
+pub(crate) fn fresh_members(fleet: &Fleet) -> BTreeSet<String> {
+    fleet
+        .snapshot()
+        .members
+        .iter()
+        .filter(|m| m.fresh)
+        .map(|m| m.record.instance.clone())
+        .chain([fleet.instance().to_owned()])
+        .collect()
+}
+
+/// Reads the reports with `read` until every `expected` member has one or
+/// `wait` is over; one `row` per member, those that did not answer last.
+pub(crate) async fn await_reports<T, F, Fut>(
+    fleet: &Arc<Fleet>,
+    expected: &BTreeSet<String>,
+    wait: Duration,
+    row: fn(&str, Option<&T>) -> Value,
+    read: F,
+) -> Vec<Value>
+where
+    F: Fn(Arc<Fleet>) -> Fut,
+    Fut: std::future::Future<Output = Result<BTreeMap<String, T>, levee_fleet::FleetError>>,
+{
     let deadline = tokio::time::Instant::now() + wait;
-    let mut reports = Default::default();
+    let mut reports = BTreeMap::new();
     loop {
         tokio::time::sleep(POLL).await;
-        // The member that took the push may have rejoined the fleet since
-        // (a push that changed `[fleet]`): read through the current link.
+        // The member that took the request may have rejoined the fleet
+        // since (a push that changed `[fleet]`): read through the current
+        // link.
         let now = levee_fleet::current().unwrap_or_else(|| fleet.clone());
-        if let Ok(r) = push::reports(&now.link, now.name(), &id).await {
+        if let Ok(r) = read(now).await {
             reports = r;
         }
         let all = expected.iter().all(|m| reports.contains_key(m));
@@ -114,17 +143,14 @@ pub async fn handle(body: &[u8]) -> Reply {
             break;
         }
     }
-    let mut members: Vec<Value> = reports
-        .iter()
-        .map(|(who, r)| member_json(who, Some(r)))
-        .collect();
-    members.extend(
+    let mut rows: Vec<Value> = reports.iter().map(|(who, r)| row(who, Some(r))).collect();
+    rows.extend(
         expected
             .iter()
             .filter(|m| !reports.contains_key(*m))
-            .map(|who| member_json(who, None)),
+            .map(|who| row(who, None)),
     );
-    Reply::json(200, &json!({ "id": id, "hash": hash, "members": members }))
+    rows
 }
 
 fn member_json(instance: &str, report: Option<&Report>) -> Value {

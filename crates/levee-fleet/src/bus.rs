@@ -53,6 +53,21 @@ pub enum Message {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         targets: Option<Vec<String>>,
     },
+    /// A runtime ban or allow entry changed: read the lists again
+    /// ([`crate::bans`]).
+    Bans {},
+    /// An action on an upstream's server for every member that has it
+    /// (`"fleet": true` on the server action API); each reports under `id`
+    /// ([`crate::actions`]).
+    ServerAction {
+        id: String,
+        upstream: String,
+        server: String,
+        action: String,
+        /// The body the action takes (`{"weight": N}`), as JSON.
+        #[serde(default)]
+        body: String,
+    },
 }
 
 /// What a purge matches (the admin API's `url`, `prefix` or `tag`).
@@ -72,6 +87,8 @@ impl Message {
             Message::CloseUser { .. } => "close_user",
             Message::Purge { .. } => "purge",
             Message::ConfigPush { .. } => "config_push",
+            Message::Bans {} => "bans",
+            Message::ServerAction { .. } => "server_action",
         }
     }
 }

@@ -7,6 +7,9 @@
 //! - [`bus`]: typed messages on the fleet's pub/sub channel;
 //! - [`limits`]: the Redis side of fleet-scoped rate limits;
 //! - [`push`]: config pushes' identifiers and the members' reports;
+//! - [`bans`]: runtime bans and allow entries, kept in Redis for the fleet;
+//! - [`actions`]: upstream server actions for every member, and their
+//!   reports;
 //! - [`Script`]: other crates' shared state (the mail guard's counts, the
 //!   auth negative cache) as Lua scripts run within the fleet's timeout;
 //! - [`metrics`]: the fleet's counters as Prometheus text.
@@ -16,6 +19,8 @@
 //! workers never run Redis' I/O. Workers only queue questions and wait,
 //! each at most `timeout`, on a channel.
 
+pub mod actions;
+pub mod bans;
 pub mod bus;
 pub mod health;
 pub mod limits;
@@ -281,6 +286,9 @@ impl Fleet {
             let handler = me
                 .upgrade()
                 .and_then(|f| f.handler.lock().unwrap_or_else(|p| p.into_inner()).clone());
+            if let bus::Message::Bans {} = e.message {
+                bans::announced();
+            }
             if let Some(h) = handler {
                 h(e);
             }
@@ -296,6 +304,7 @@ impl Fleet {
             )),
             tokio::spawn(self.clone().heartbeats()),
             tokio::spawn(self.clone().maintain()),
+            tokio::spawn(bans::keep(self.clone())),
         ];
         let signer = self.signer();
         loop {

@@ -80,8 +80,28 @@ pub async fn report(
     instance: &str,
     report: &Report,
 ) -> Result<(), FleetError> {
+    put(link, key(fleet, id), instance, report).await
+}
+
+/// Every report of push `id` so far, by member; a report levee cannot read
+/// (a newer member's) is skipped.
+pub async fn reports(
+    link: &Link,
+    fleet: &str,
+    id: &str,
+) -> Result<BTreeMap<String, Report>, FleetError> {
+    get(link, key(fleet, id)).await
+}
+
+/// Writes `instance`'s report into the hash `key`, kept [`KEEP`] (pushes'
+/// and server actions' reports alike).
+pub(crate) async fn put<T: Serialize>(
+    link: &Link,
+    key: String,
+    instance: &str,
+    report: &T,
+) -> Result<(), FleetError> {
     let json = serde_json::to_string(report).map_err(|_| FleetError::Protocol("report"))?;
-    let key = key(fleet, id);
     let patient = link.timeout().max(Duration::from_secs(1));
     link.run_within(patient, |mut conn| async move {
         redis::pipe()
@@ -95,14 +115,12 @@ pub async fn report(
     .await
 }
 
-/// Every report of push `id` so far, by member; a report levee cannot read
-/// (a newer member's) is skipped.
-pub async fn reports(
+/// Every report in the hash `key`, by member; one levee cannot read is
+/// skipped.
+pub(crate) async fn get<T: serde::de::DeserializeOwned>(
     link: &Link,
-    fleet: &str,
-    id: &str,
-) -> Result<BTreeMap<String, Report>, FleetError> {
-    let key = key(fleet, id);
+    key: String,
+) -> Result<BTreeMap<String, T>, FleetError> {
     let patient = link.timeout().max(Duration::from_secs(1));
     let raw: BTreeMap<String, String> = link
         .run_within(patient, |mut conn| async move {

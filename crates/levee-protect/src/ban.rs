@@ -4,14 +4,19 @@
 //! route's allow/deny list, so a keep-alive connection opened before the
 //! ban ends too.
 //!
-//! The list is not config: it lives in memory, survives reloads, and ends
-//! with the process. It sits behind the small [`BanStore`] trait, so a fleet
-//! can later keep it in a shared store (Redis) and every member checks the
-//! same list; [`Local`] is the in-process store.
+//! Allow entries ([`allows`]) exempt an address from every ban (a
+//! monitoring probe, the office's network inside a banned range).
+//!
+//! The lists are not config: they live in memory, survive reloads, and end
+//! with the process. In a fleet they are the fleet's (`ban/fleet.rs`):
+//! a change made through any member is kept in Redis and reaches every
+//! member within a second, and the lists are read back from Redis when a
+//! member joins or its link returns.
 //!
 //! The check on the hot path is one relaxed load while nothing is banned;
 //! with bans it is a read lock and a scan of the (short) list. The clock is
-//! read only when an entry matches, to see whether it has expired.
+//! read only when an entry matches, to see whether it has expired; the
+//! allow list only when a ban matches.
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
@@ -20,7 +25,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use levee_config::IpNet;
 
+use levee_fleet::bans::Change;
+pub use levee_fleet::bans::List;
+
 use crate::access::{bits, mask};
+
+mod fleet;
+pub use fleet::share;
 
 /// Most entries the local list holds: a ban list is for a handful of
 /// abusers; thousands belong in a firewall.
@@ -35,6 +46,8 @@ pub struct Ban {
     pub since: u64,
     /// When it ends, seconds since the Unix epoch; `None`: until lifted.
     pub until: Option<u64>,
+    /// The fleet member that set it (empty outside a fleet).
+    pub by: String,
 }
 
 /// Why a ban could not be added or lifted.
@@ -90,6 +103,22 @@ impl Local {
         self.len.load(Relaxed) == 0
     }
 
+    /// Makes `bans` the list (the fleet's, as read from Redis), at most
+    /// [`MAX_BANS`] of them.
+    pub fn replace(&self, bans: Vec<Ban>) {
+        let compiled: Vec<_> = bans
+            .into_iter()
+            .take(MAX_BANS)
+            .map(|b| {
+                let (n, m) = compile(&b.net);
+                (n, m, b)
+            })
+            .collect();
+        let mut list = self.write();
+        *list = compiled;
+        self.len.store(list.len(), Relaxed);
+    }
+
     fn prune(list: &mut Vec<(u128, u128, Ban)>, now: u64) {
         list.retain(|(_, _, b)| b.until.is_none_or(|u| u > now));
     }
@@ -140,6 +169,20 @@ pub fn store() -> &'static Local {
     STORE.get_or_init(Local::default)
 }
 
+/// The process's allow list: addresses no ban applies to.
+pub fn allows() -> &'static Local {
+    static STORE: OnceLock<Local> = OnceLock::new();
+    STORE.get_or_init(Local::default)
+}
+
+/// The process's list of that kind.
+pub fn local(list: List) -> &'static Local {
+    match list {
+        List::Ban => store(),
+        List::Allow => allows(),
+    }
+}
+
 /// Connections and requests refused because of a ban (`levee_banned_total`).
 pub static REFUSED: AtomicU64 = AtomicU64::new(0);
 
@@ -156,7 +199,9 @@ pub fn banned(ip: IpAddr) -> bool {
     if store.is_empty() {
         return false;
     }
-    let hit = store.contains(ip, unix_now());
+    let now = unix_now();
+    let allows = allows();
+    let hit = store.contains(ip, now) && (allows.is_empty() || !allows.contains(ip, now));
     if hit {
         REFUSED.fetch_add(1, Relaxed);
     }
@@ -170,16 +215,37 @@ pub fn parse_net(text: &str) -> Result<IpNet, BanError> {
         .map_err(|_| BanError::Address(text.to_owned()))
 }
 
-/// Bans `net` from `now` for `duration` (`None`: until lifted).
+/// Bans `net` from now for `duration` (`None`: until lifted).
 pub fn ban(net: IpNet, duration: Option<Duration>) -> Result<Ban, BanError> {
+    add(List::Ban, net, duration)
+}
+
+/// Adds `net` to `list` from now for `duration` (`None`: until lifted),
+/// for the whole fleet when this process is a member.
+pub fn add(list: List, net: IpNet, duration: Option<Duration>) -> Result<Ban, BanError> {
     let since = unix_now();
     let ban = Ban {
         net,
         since,
         until: duration.map(|d| since.saturating_add(d.as_secs().max(1))),
+        by: levee_fleet::current()
+            .map(|f| f.instance().to_owned())
+            .unwrap_or_default(),
     };
-    store().add(ban.clone())?;
+    let change = Change::Put(list, fleet::entry(&ban));
+    levee_fleet::bans::record(change, || local(list).add(ban.clone()))?;
     Ok(ban)
+}
+
+/// Lifts exactly `net` from `list`, for the whole fleet when this process
+/// is a member; whether it was listed here.
+pub fn lift(list: List, net: &IpNet) -> bool {
+    let change = Change::Lift(list, net.to_string());
+    levee_fleet::bans::record(change, || match local(list).remove(net) {
+        true => Ok(()),
+        false => Err(()),
+    })
+    .is_ok()
 }
 
 #[cfg(test)]
@@ -198,12 +264,14 @@ mod tests {
             net,
             since: 100,
             until: Some(200),
+            by: String::new(),
         })
         .expect("added");
         l.add(Ban {
             net: parse_net("2001:db8::1").expect("v6"),
             since: 100,
             until: None,
+            by: String::new(),
         })
         .expect("added");
         assert!(l.contains(ip("192.0.2.77"), 150));
@@ -230,6 +298,7 @@ mod tests {
                 net,
                 since: 1,
                 until,
+                by: String::new(),
             })
             .expect("added");
         }
@@ -238,9 +307,29 @@ mod tests {
             vec![Ban {
                 net,
                 since: 1,
-                until: None
+                until: None,
+                by: String::new(),
             }]
         );
+    }
+
+    #[test]
+    fn an_allow_entry_exempts_an_address_from_every_ban() {
+        let net = parse_net("203.0.113.0/24").expect("net");
+        let one = parse_net("203.0.113.5").expect("ip");
+        ban(net, None).expect("banned");
+        assert!(banned(ip("203.0.113.5")) && banned(ip("203.0.113.6")));
+        add(List::Allow, one, None).expect("allowed");
+        assert!(
+            !banned(ip("203.0.113.5")),
+            "allowed inside a banned network"
+        );
+        assert!(banned(ip("203.0.113.6")));
+        assert!(lift(List::Allow, &one));
+        assert!(banned(ip("203.0.113.5")));
+        assert!(lift(List::Ban, &net));
+        assert!(!lift(List::Ban, &net), "already lifted");
+        assert!(!banned(ip("203.0.113.6")));
     }
 
     #[test]

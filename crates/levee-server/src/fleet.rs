@@ -8,9 +8,11 @@
 //!
 //! And what it does with what the others say on the bus ([`handler`]): a
 //! user move closes that user's sessions here, a purge removes what this
-//! member's cache stores (both at once, on the fleet thread), and a config
-//! push goes to the control thread, which applies it as a reload
-//! (push.rs).
+//! member's cache stores (both at once, on the fleet thread), a server
+//! action for every member applies to this member's upstream and reports
+//! how it went, and a config push goes to the control thread, which
+//! applies it as a reload (push.rs). Runtime bans need nothing here: the
+//! fleet thread keeps them in step with Redis (levee-fleet's bans.rs).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -50,6 +52,7 @@ impl Membership {
         config: &Config,
     ) -> Result<(Membership, mpsc::UnboundedReceiver<Push>), ServerError> {
         let (pushes, rx) = mpsc::unbounded_channel();
+        levee_protect::ban::share();
         let mut m = Membership {
             fleet: None,
             serving: Arc::new(AtomicBool::new(true)),
@@ -147,6 +150,35 @@ fn handle(e: &Envelope, me: &str, shared: Option<&Shared>, pushes: &mpsc::Unboun
             let Some(shared) = shared else { return };
             let removed = levee_admin::api::apply_fleet_purge(&shared.site.load(), *by, value);
             tracing::info!(from = %e.from, ?by, value = %value, removed, "fleet: cache purge");
+        }
+        Message::ServerAction {
+            id,
+            upstream,
+            server,
+            action,
+            body,
+        } => {
+            let Some(shared) = shared else { return };
+            let (status, answer) = levee_admin::api::apply_fleet_action(
+                &shared.site.load(),
+                upstream,
+                server,
+                action,
+                body.as_bytes(),
+            );
+            tracing::info!(from = %e.from, upstream = %upstream, server = %server, action = %action, status, "fleet: server action");
+            let outcome = levee_fleet::actions::Outcome { status, answer };
+            let (id, me) = (id.clone(), me.to_owned());
+            // On the fleet thread's runtime: the write waits for Redis, the
+            // handler does not.
+            tokio::spawn(async move {
+                if let Some(f) = levee_fleet::current()
+                    && let Err(e) =
+                        levee_fleet::actions::report(&f.link, f.name(), &id, &me, &outcome).await
+                {
+                    tracing::warn!(id = %id, error = %e, "fleet: the server action's outcome could not be written to Redis");
+                }
+            });
         }
         Message::ConfigPush {
             id,

@@ -180,17 +180,36 @@ enum CtlCmd {
     Upstreams,
     /// One upstream as JSON.
     Upstream { name: String },
-    /// No new requests to SERVER; in-flight ones finish; idle connections close.
-    Drain { upstream: String, server: String },
-    /// No requests at all to SERVER.
-    Disable { upstream: String, server: String },
-    /// SERVER takes requests again.
-    Enable { upstream: String, server: String },
-    /// Set SERVER's weight (1-1000), or `default` for the configured one.
+    /// No new requests to SERVER; in-flight ones finish; idle connections
+    /// close (`--fleet`: on every member of the fleet that has it).
+    Drain {
+        upstream: String,
+        server: String,
+        #[arg(long)]
+        fleet: bool,
+    },
+    /// No requests at all to SERVER (`--fleet`: on every member).
+    Disable {
+        upstream: String,
+        server: String,
+        #[arg(long)]
+        fleet: bool,
+    },
+    /// SERVER takes requests again (`--fleet`: on every member).
+    Enable {
+        upstream: String,
+        server: String,
+        #[arg(long)]
+        fleet: bool,
+    },
+    /// Set SERVER's weight (1-1000), or `default` for the configured one
+    /// (`--fleet`: on every member).
     Weight {
         upstream: String,
         server: String,
         weight: String,
+        #[arg(long)]
+        fleet: bool,
     },
     /// The Prometheus metrics.
     Metrics,
@@ -218,8 +237,19 @@ enum CtlCmd {
     },
     /// Lift the ban of ADDRESS (as it was banned).
     Unban { address: String },
-    /// The banned addresses.
+    /// The banned addresses (in a fleet: the fleet's, with who set each).
     Bans,
+    /// Exempt ADDRESS (an address or a CIDR network) from every ban, until
+    /// lifted or for a while (`--for 1h`).
+    Allow {
+        address: String,
+        #[arg(long = "for", value_name = "DURATION")]
+        duration: Option<String>,
+    },
+    /// Lift the allow entry of ADDRESS (as it was added).
+    Unallow { address: String },
+    /// The allow entries.
+    Allows,
     /// The download redirector's mirror sets.
     #[command(subcommand)]
     Mirrors(MirrorsCmd),
@@ -442,6 +472,15 @@ fn ctl(args: CtlArgs) -> anyhow::Result<ExitCode> {
     {
         return push(&client, file, *first);
     }
+    if let Some((upstream, server, action, weight)) = fleet_action(&args.command)? {
+        let done = levee_admin::ctl::act::fleet_action(&client, upstream, server, action, weight)?;
+        print!("{}", done.table);
+        return Ok(if done.ok {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        });
+    }
     let command = match args.command {
         CtlCmd::Upstreams => Command::Upstreams,
         CtlCmd::Cache => Command::Cache,
@@ -452,29 +491,25 @@ fn ctl(args: CtlArgs) -> anyhow::Result<ExitCode> {
         },
         CtlCmd::Upstream { name } => Command::Upstream(name),
         CtlCmd::CloseUser { user } => Command::CloseUser(user),
-        CtlCmd::Drain { upstream, server } => Command::Drain { upstream, server },
-        CtlCmd::Disable { upstream, server } => Command::Disable { upstream, server },
-        CtlCmd::Enable { upstream, server } => Command::Enable { upstream, server },
+        CtlCmd::Drain {
+            upstream, server, ..
+        } => Command::Drain { upstream, server },
+        CtlCmd::Disable {
+            upstream, server, ..
+        } => Command::Disable { upstream, server },
+        CtlCmd::Enable {
+            upstream, server, ..
+        } => Command::Enable { upstream, server },
         CtlCmd::Weight {
             upstream,
             server,
             weight,
-        } => {
-            let weight = match weight.as_str() {
-                "default" => None,
-                n => Some(
-                    n.parse::<u32>()
-                        .ok()
-                        .filter(|w| (1..=1000).contains(w))
-                        .with_context(|| format!("weight `{n}`: expected 1-1000 or `default`"))?,
-                ),
-            };
-            Command::Weight {
-                upstream,
-                server,
-                weight,
-            }
-        }
+            ..
+        } => Command::Weight {
+            upstream,
+            server,
+            weight: weight_arg(&weight)?,
+        },
         CtlCmd::Metrics => Command::Metrics,
         CtlCmd::Fleet { action: None } => Command::Fleet,
         CtlCmd::Fleet {
@@ -498,10 +533,57 @@ fn ctl(args: CtlArgs) -> anyhow::Result<ExitCode> {
         CtlCmd::Ban { address, duration } => Command::Ban { address, duration },
         CtlCmd::Unban { address } => Command::Unban(address),
         CtlCmd::Bans => Command::Bans,
+        CtlCmd::Allow { address, duration } => Command::Allow { address, duration },
+        CtlCmd::Unallow { address } => Command::Unallow(address),
+        CtlCmd::Allows => Command::Allows,
     };
     let out = levee_admin::ctl::run(&client, &command)?;
     print!("{out}");
     Ok(ExitCode::SUCCESS)
+}
+
+/// `WEIGHT`: 1-1000, or `default` (`None`) for the configured one.
+fn weight_arg(weight: &str) -> anyhow::Result<Option<u32>> {
+    Ok(match weight {
+        "default" => None,
+        n => Some(
+            n.parse::<u32>()
+                .ok()
+                .filter(|w| (1..=1000).contains(w))
+                .with_context(|| format!("weight `{n}`: expected 1-1000 or `default`"))?,
+        ),
+    })
+}
+
+/// A server action with `--fleet`: upstream, server, action and, for
+/// `weight`, the weight.
+type FleetAction<'a> = (&'a str, &'a str, &'static str, Option<Option<u32>>);
+
+fn fleet_action(command: &CtlCmd) -> anyhow::Result<Option<FleetAction<'_>>> {
+    Ok(match command {
+        CtlCmd::Drain {
+            upstream,
+            server,
+            fleet: true,
+        } => Some((upstream, server, "drain", None)),
+        CtlCmd::Disable {
+            upstream,
+            server,
+            fleet: true,
+        } => Some((upstream, server, "disable", None)),
+        CtlCmd::Enable {
+            upstream,
+            server,
+            fleet: true,
+        } => Some((upstream, server, "enable", None)),
+        CtlCmd::Weight {
+            upstream,
+            server,
+            weight,
+            fleet: true,
+        } => Some((upstream, server, "weight", Some(weight_arg(weight)?))),
+        _ => None,
+    })
 }
 
 /// `levee ctl fleet push`: the file is held to what `levee check` holds

@@ -13,7 +13,6 @@ mod support;
 
 use std::fs;
 use std::path::PathBuf;
-use std::process::Command;
 
 use support::*;
 
@@ -101,23 +100,12 @@ fn browse(scenario: &str, levee: &Levee, admin: u16, servers: &[String], logs: &
         "xss": XSS,
         "xss_route": format!("/{XSS}/x"),
     });
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/dashboard/browse.py");
-    let out = Command::new(python_with("playwright.sync_api"))
-        .arg(script)
-        .env("DASH_ARGS", args.to_string())
-        .output()
-        .expect("run browse.py");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (passed, text) = browse_py(&args);
     assert!(
-        out.status.success(),
+        passed,
         "browse.py {scenario} failed:\n{text}\nlevee stderr:\n{}",
         levee.stderr()
     );
-    assert!(text.contains("dashboard: all checks passed"), "{text}");
 }
 
 fn start(lifetime: &str) -> (Levee, u16, Vec<Nginx>) {

@@ -1,7 +1,10 @@
-//! `/bans`: the runtime ban list (`levee_protect::ban`), listed, added to
-//! and lifted through the API, `levee ctl ban` and the dashboard.
+//! `/bans` and `/allows`: the runtime ban list and the allow entries that
+//! exempt addresses from it (`levee_protect::ban`), listed, added to and
+//! lifted through the API, `levee ctl ban`/`allow` and the dashboard. In a
+//! fleet every change is the fleet's (docs/fleet.md, "Runtime bans"); the
+//! answer says whether it reached the other members yet.
 
-use levee_protect::ban::{self, Ban, BanStore};
+use levee_protect::ban::{self, Ban, BanStore, List};
 use serde_json::{Value, json};
 
 use crate::server::Reply;
@@ -11,17 +14,38 @@ fn ban_json(b: &Ban) -> Value {
         "address": b.net.to_string(),
         "since": b.since,
         "until": b.until,
+        "by": b.by,
     })
 }
 
-/// `GET /bans`.
-pub fn list() -> Reply {
-    let bans: Vec<Value> = ban::store()
+fn name(list: List) -> &'static str {
+    match list {
+        List::Ban => "bans",
+        List::Allow => "allows",
+    }
+}
+
+/// Where a change went: absent outside a fleet.
+fn reach() -> Option<&'static str> {
+    levee_fleet::current().map(|f| match f.is_up() {
+        true => "every member",
+        false => "this member now; every member once Redis answers",
+    })
+}
+
+/// `GET /bans` or `GET /allows`: the entries in force, their count, and in
+/// a fleet whether the list is the fleet's right now.
+pub fn list(list: List) -> Reply {
+    let entries: Vec<Value> = ban::local(list)
         .list(ban::unix_now())
         .iter()
         .map(ban_json)
         .collect();
-    Reply::json(200, &json!({ "bans": bans }))
+    let mut v = json!({ "count": entries.len(), name(list): entries });
+    if let Some(r) = reach() {
+        v["fleet"] = json!(r);
+    }
+    Reply::json(200, &v)
 }
 
 fn address(v: &Value) -> Result<levee_config::IpNet, Reply> {
@@ -34,9 +58,9 @@ fn address(v: &Value) -> Result<levee_config::IpNet, Reply> {
     ban::parse_net(text).map_err(|e| Reply::error(400, e))
 }
 
-/// `POST /bans` with `{"address": A}` and an optional `"for"`: a duration
-/// (`"90s"`, `"10m"`, `"2h"`) or a number of seconds.
-pub fn add(body: &[u8]) -> Reply {
+/// `POST /bans` (or `/allows`) with `{"address": A}` and an optional
+/// `"for"`: a duration (`"90s"`, `"10m"`, `"2h"`) or a number of seconds.
+pub fn add(list: List, body: &[u8]) -> Reply {
     let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
     let net = match address(&v) {
         Ok(net) => net,
@@ -55,26 +79,43 @@ pub fn add(body: &[u8]) -> Reply {
         },
         Some(_) => return Reply::error(400, "`for` must be a duration such as \"10m\""),
     };
-    match ban::ban(net, duration) {
+    match ban::add(list, net, duration) {
         Ok(b) => {
-            tracing::warn!(address = %b.net, until = ?b.until, "address banned");
-            Reply::json(200, &json!({ "banned": ban_json(&b) }))
+            tracing::warn!(list = name(list), address = %b.net, until = ?b.until, "runtime list: address added");
+            let key = match list {
+                List::Ban => "banned",
+                List::Allow => "allowed",
+            };
+            let mut v = json!({ key: ban_json(&b) });
+            if let Some(r) = reach() {
+                v["fleet"] = json!(r);
+            }
+            Reply::json(200, &v)
         }
         Err(e) => Reply::error(409, e),
     }
 }
 
-/// `POST /bans/lift` with `{"address": A}`: 404 when A was not banned.
-pub fn lift(body: &[u8]) -> Reply {
+/// `POST /bans/lift` (or `/allows/lift`) with `{"address": A}`: 404 when A
+/// was not listed.
+pub fn lift(list: List, body: &[u8]) -> Reply {
     let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
     let net = match address(&v) {
         Ok(net) => net,
         Err(reply) => return reply,
     };
-    if ban::store().remove(&net) {
-        tracing::warn!(address = %net, "ban lifted");
-        Reply::json(200, &json!({ "lifted": net.to_string() }))
+    if ban::lift(list, &net) {
+        tracing::warn!(list = name(list), address = %net, "runtime list: address lifted");
+        let mut v = json!({ "lifted": net.to_string() });
+        if let Some(r) = reach() {
+            v["fleet"] = json!(r);
+        }
+        Reply::json(200, &v)
     } else {
-        Reply::error(404, format!("{net} is not banned"))
+        let what = match list {
+            List::Ban => "banned",
+            List::Allow => "allowed",
+        };
+        Reply::error(404, format!("{net} is not {what}"))
     }
 }
