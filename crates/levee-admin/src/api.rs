@@ -13,7 +13,12 @@
 //! POST /mail/users/NAME/close                       close NAME's logged-in mail sessions
 //! GET  /fleet                                       the fleet's members (api/fleet.rs)
 //! POST /fleet/ping                                  a ping on the fleet's bus
+//! POST /fleet/push                                  a config for the members (push.rs, via gate.rs)
 //! /mirrors/...                                      the download redirector (api/mirrors.rs)
+//! GET  /bans                                        the runtime ban list
+//! POST /bans                                        body {"address": A, "for": "10m"} (for optional)
+//! POST /bans/lift                                   body {"address": A}
+//! GET  /allows, POST /allows, POST /allows/lift      allow entries: exempt from every ban
 //! ```
 //!
 //! `SERVER` is a server's address as configured (`app1.internal:8080`,
@@ -77,10 +82,23 @@ pub fn handle(shared: &Shared, method: &str, target: &str, body: &[u8]) -> Reply
             Reply::error(405, format!("{method} is not allowed here; use POST"))
         }
         ("POST", ["mail", "users", user, "close"]) => {
-            let closing = levee_mail::kick::close_user(user.as_bytes());
-            Reply::json(200, &json!({ "user": user, "closing": closing }))
+            let (closing, reach) = levee_mail::kick::close_user_everywhere(user);
+            Reply::json(
+                200,
+                &json!({ "user": user, "closing": closing, "reach": reach.as_str() }),
+            )
         }
         (_, ["mirrors", rest @ ..]) => mirrors::handle(&site, method, rest, body),
+        ("GET" | "HEAD", [list @ ("bans" | "allows")]) => bans::list(runtime_list(list)),
+        ("POST", [list @ ("bans" | "allows")]) => bans::add(runtime_list(list), body),
+        ("POST", [list @ ("bans" | "allows"), "lift"]) => bans::lift(runtime_list(list), body),
+        (_, ["bans" | "allows", "lift"]) => {
+            Reply::error(405, format!("{method} is not allowed here; use POST"))
+        }
+        (_, ["bans" | "allows"]) => Reply::error(
+            405,
+            format!("{method} is not allowed here; use GET or POST"),
+        ),
         (_, ["cache", "purge"] | ["mail", "users", _, "close"]) => {
             Reply::error(405, format!("{method} is not allowed here; use POST"))
         }
@@ -92,6 +110,30 @@ pub fn handle(shared: &Shared, method: &str, target: &str, body: &[u8]) -> Reply
         }
         _ => Reply::error(404, format!("no such endpoint: {path}")),
     }
+}
+
+fn runtime_list(name: &str) -> levee_protect::ban::List {
+    match name {
+        "allows" => levee_protect::ban::List::Allow,
+        _ => levee_protect::ban::List::Ban,
+    }
+}
+
+/// A server action another member sent on the bus (`"fleet": true`),
+/// applied here as this member's API would: the status and JSON answer.
+pub fn apply_fleet_action(
+    site: &levee_http::Site,
+    upstream: &str,
+    server: &str,
+    action: &str,
+    body: &[u8],
+) -> (u16, Value) {
+    let reply = match site.upstreams.get(upstream) {
+        Some(g) => act(g, server, action, body),
+        None => unknown_upstream(upstream),
+    };
+    let answer = serde_json::from_slice(&reply.body).unwrap_or(Value::Null);
+    (reply.status, answer)
 }
 
 fn unknown_upstream(name: &str) -> Reply {
@@ -138,7 +180,7 @@ fn set_admin(targets: &[Member], state: AdminState) {
 }
 
 /// `{"weight": N}` with N in 1..=1000, or `{"weight": null}` for the configured one.
-fn parse_weight(body: &[u8]) -> Result<Option<u32>, String> {
+pub(crate) fn parse_weight(body: &[u8]) -> Result<Option<u32>, String> {
     let bad = || {
         "expected a JSON body {\"weight\": N} with N from 1 to 1000, or {\"weight\": null}"
             .to_owned()
@@ -204,7 +246,7 @@ fn server_json(group: &Group, m: &Member, now: Instant) -> Value {
 }
 
 /// Decodes `%XX` escapes (an IPv6 server is `[::1]:80`, often escaped).
-fn percent_decode(s: &str) -> String {
+pub(crate) fn percent_decode(s: &str) -> String {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -227,8 +269,11 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+mod bans;
 mod cache;
 mod fleet;
+
+pub use cache::apply_fleet_purge;
 mod mirrors;
 #[cfg(test)]
 mod tests;

@@ -43,12 +43,32 @@ pub enum Command {
         by: PurgeBy,
         value: String,
     },
+    /// Closes a user's logged-in mail sessions (a moved mailbox), on
+    /// every member of a fleet.
+    CloseUser(String),
     /// The fleet's members (ctl/fleet.rs).
     Fleet,
     /// A ping on the fleet's bus, logged by every member.
     FleetPing(String),
     /// The download redirector (`/mirrors`).
     Mirrors(MirrorsCommand),
+    /// Bans an address or network, for `duration` (`"10m"`) or until lifted.
+    Ban {
+        address: String,
+        duration: Option<String>,
+    },
+    Unban(String),
+    /// The ban list as a table.
+    Bans,
+    /// Exempts an address or network from every ban, for `duration` or
+    /// until lifted.
+    Allow {
+        address: String,
+        duration: Option<String>,
+    },
+    Unallow(String),
+    /// The allow entries as a table.
+    Allows,
 }
 
 /// `levee ctl mirrors ...`.
@@ -220,6 +240,11 @@ pub fn run(client: &Client, command: &Command) -> Result<String, CtlError> {
             "/cache/purge".to_owned(),
             serde_json::json!({ by.key(): value }).to_string(),
         ),
+        Command::CloseUser(user) => (
+            "POST",
+            format!("/mail/users/{}/close", encode(user)),
+            String::new(),
+        ),
         Command::Fleet => ("GET", "/fleet".to_owned(), String::new()),
         Command::FleetPing(note) => (
             "POST",
@@ -248,6 +273,30 @@ pub fn run(client: &Client, command: &Command) -> Result<String, CtlError> {
                 format!("{{\"weight\": {w}}}"),
             )
         }
+        Command::Ban { address, duration } | Command::Allow { address, duration } => (
+            "POST",
+            match command {
+                Command::Allow { .. } => "/allows",
+                _ => "/bans",
+            }
+            .to_owned(),
+            match duration {
+                Some(d) => serde_json::json!({ "address": address, "for": d }),
+                None => serde_json::json!({ "address": address }),
+            }
+            .to_string(),
+        ),
+        Command::Unban(address) | Command::Unallow(address) => (
+            "POST",
+            match command {
+                Command::Unallow(_) => "/allows/lift",
+                _ => "/bans/lift",
+            }
+            .to_owned(),
+            serde_json::json!({ "address": address }).to_string(),
+        ),
+        Command::Bans => ("GET", "/bans".to_owned(), String::new()),
+        Command::Allows => ("GET", "/allows".to_owned(), String::new()),
     };
     let (status, text) = request(client, method, &path, &body)?;
     if status != 200 && status != 201 {
@@ -262,6 +311,11 @@ pub fn run(client: &Client, command: &Command) -> Result<String, CtlError> {
             fleet::table(&text, now).unwrap_or(text)
         }
         Command::Mirrors(MirrorsCommand::List(_)) => mirrors_table(&text).unwrap_or(text),
+        Command::Bans => bans_table(&text, "bans").unwrap_or(text),
+        Command::Allows => bans_table(&text, "allows").unwrap_or(text),
+        Command::Ban { .. } | Command::Unban(_) | Command::Allow { .. } | Command::Unallow(_) => {
+            bans_line(&text).unwrap_or(text)
+        }
         Command::Drain { .. }
         | Command::Disable { .. }
         | Command::Enable { .. }
@@ -398,8 +452,61 @@ fn columns<const N: usize>(rows: &[[String; N]]) -> String {
     out
 }
 
+/// `{"bans": [...]}` (or `"allows"`) as a table: the address, since and
+/// until (seconds since the Unix epoch: a shell's `date -d @N` reads them),
+/// the fleet member that set it, then the count and, in a fleet, whether
+/// the list is the fleet's.
+fn bans_table(json: &str, key: &str) -> Option<String> {
+    let v: Value = serde_json::from_str(json).ok()?;
+    let mut rows = vec![["ADDRESS", "SINCE", "UNTIL", "BY"].map(str::to_owned)];
+    for b in v.get(key)?.as_array()? {
+        let until = b
+            .get("until")
+            .and_then(Value::as_u64)
+            .map_or("lifted".to_owned(), |u| u.to_string());
+        let by = b.get("by").and_then(Value::as_str).unwrap_or_default();
+        rows.push([
+            b.get("address")?.as_str()?.to_owned(),
+            b.get("since")?.as_u64()?.to_string(),
+            until,
+            if by.is_empty() { "-" } else { by }.to_owned(),
+        ]);
+    }
+    let mut out = columns(&rows);
+    out.push_str(&format!("{} entries", rows.len() - 1));
+    if let Some(reach) = v.get("fleet").and_then(Value::as_str) {
+        out.push_str(&format!(" (fleet: {reach})"));
+    }
+    out.push('\n');
+    Some(out)
+}
+
+/// What a ban, an allow entry or a lift did, in one line.
+fn bans_line(json: &str) -> Option<String> {
+    let v: Value = serde_json::from_str(json).ok()?;
+    let fleet = match v.get("fleet").and_then(Value::as_str) {
+        Some(reach) => format!(" (fleet: {reach})"),
+        None => String::new(),
+    };
+    if let Some(lifted) = v.get("lifted").and_then(Value::as_str) {
+        return Some(format!("lifted {lifted}{fleet}\n"));
+    }
+    let (verb, b) = match (v.get("banned"), v.get("allowed")) {
+        (Some(b), _) => ("banned", b),
+        (None, Some(b)) => ("allowed", b),
+        _ => return None,
+    };
+    let address = b.get("address")?.as_str()?;
+    Some(match b.get("until").and_then(Value::as_u64) {
+        Some(until) => {
+            format!("{verb} {address} until {until} (seconds since the epoch){fleet}\n")
+        }
+        None => format!("{verb} {address} until lifted{fleet}\n"),
+    })
+}
+
 /// Escapes what may not stand in a path segment (`[`, `]`, `/`, `%`, space).
-fn encode(s: &str) -> String {
+pub(crate) fn encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || b"-._~:".contains(&b) {
@@ -411,4 +518,6 @@ fn encode(s: &str) -> String {
     out
 }
 
+pub mod act;
 mod fleet;
+pub mod push;

@@ -10,7 +10,10 @@
 //!   sessions with a CSRF token), and the [`audit`] line of every
 //!   state-changing request;
 //! - [`control`]: `POST /reload`, answered by the control thread;
-//! - [`ctl`]: the client behind `levee ctl` and `levee reload`.
+//! - [`dash`]: the dashboard at `/`, its live view, history and config view;
+//! - `push`: `POST /fleet/push`, a config for the fleet's members;
+//! - [`ctl`]: the client behind `levee ctl` and `levee reload`;
+//! - [`probes`]: `/healthz`, `/readyz` and `/version`, open to probes.
 //!
 //! The listener runs on the control thread, never on a worker. Requests are
 //! read with levee's own HTTP/1 parser; each connection answers one request
@@ -22,9 +25,14 @@ pub mod api;
 pub mod audit;
 pub mod control;
 pub mod ctl;
+pub mod dash;
+mod fleet_act;
 pub mod gate;
 mod login;
 pub mod metrics;
+pub mod probes;
+mod process_metrics;
+mod push;
 pub mod secret;
 mod server;
 pub mod session;

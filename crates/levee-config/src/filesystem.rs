@@ -7,12 +7,13 @@ use rustix::fs::Access;
 
 use crate::error::ConfigError;
 use crate::locate::Locator;
-use crate::model::{AccessLogTarget, Action, Config, MailAuth};
+use crate::model::{AccessLogTarget, Action, Config, ErrorLogTarget, MailAuth};
 
 /// Reports what levee could not start (or reload) with on this machine:
 /// static roots that are not directories, mail user maps that are not
-/// files, and an access log or pid file levee could not write (its
-/// directory missing or not writable, the file itself not writable). Each
+/// files, and an access or error log, pid file or control socket levee
+/// could not write (its directory missing or not writable, the file itself
+/// not writable). Each
 /// error is placed at its key (see [`Locator`]). `levee check`, start-up and
 /// reload all run this after parsing.
 pub fn check_filesystem(config: &Config) -> Vec<ConfigError> {
@@ -43,10 +44,20 @@ pub fn check_filesystem(config: &Config) -> Vec<ConfigError> {
     {
         errors.push(at.error("log.access", message));
     }
-    if let Some(path) = &config.pid_file
+    if let ErrorLogTarget::File(path) = &config.log.error
         && let Some(message) = unwritable(path)
     {
-        errors.push(at.error("pid_file", message));
+        errors.push(at.error("log.error", message));
+    }
+    for (key, path) in [
+        ("pid_file", &config.pid_file),
+        ("control_socket", &config.control_socket),
+    ] {
+        if let Some(path) = path
+            && let Some(message) = unwritable(path)
+        {
+            errors.push(at.error(key, message));
+        }
     }
     errors
 }

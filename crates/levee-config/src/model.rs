@@ -36,6 +36,14 @@ pub struct Config {
     pub workers: usize,
     /// Where `levee run` writes its pid and where `levee reload`/`stop` look for it.
     pub pid_file: Option<PathBuf>,
+    /// `user`: who levee runs as once its sockets are bound (started as
+    /// root); `None` keeps the user it was started as.
+    pub user: Option<String>,
+    /// `group`: the group it runs as; `None` is `user`'s primary group.
+    pub group: Option<String>,
+    /// `control_socket`: a Unix socket for `levee upgrade`, through which
+    /// the listening sockets go to the new binary.
+    pub control_socket: Option<PathBuf>,
     pub log: LogConfig,
     pub limits: Limits,
     pub timeouts: Timeouts,
@@ -65,6 +73,39 @@ pub struct LogConfig {
     pub format: AccessLogFormat,
     /// A `tracing` env-filter directive such as `"info"` or `"levee_http=debug"`.
     pub level: String,
+    /// Where levee's own log goes (`error`, nginx's `error_log`).
+    pub error: ErrorLogTarget,
+    /// How levee's own log lines are written (`error_format`).
+    pub error_format: ErrorLogFormat,
+}
+
+/// `[log] error`: where levee's own log goes.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum ErrorLogTarget {
+    #[default]
+    Stderr,
+    Stdout,
+    /// Appended to; reopened on reload and SIGUSR1 (logrotate).
+    File(PathBuf),
+}
+
+/// `[log] error_format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ErrorLogFormat {
+    /// One human-readable line per event, spans' fields before the message.
+    #[default]
+    Text,
+    /// One JSON object per line (tracing-subscriber's JSON format).
+    Json,
+}
+
+impl ErrorLogFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorLogFormat::Text => "text",
+            ErrorLogFormat::Json => "json",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -317,6 +358,8 @@ impl Default for LogConfig {
             access: AccessLogTarget::Stdout,
             format: AccessLogFormat::Combined,
             level: "info".to_owned(),
+            error: ErrorLogTarget::Stderr,
+            error_format: ErrorLogFormat::Text,
         }
     }
 }

@@ -13,20 +13,50 @@ mod fleet;
 mod mail;
 pub(crate) mod mirrors;
 mod protect;
+mod redact;
 mod tls;
 
 use crate::model::{
-    AccessLogFormat, AccessLogTarget, Action, Balance, CheckKind, Config, HashKey, HostMatch,
+    AccessLogFormat, AccessLogTarget, Action, Balance, CheckKind, Config, ErrorLogTarget, HashKey,
+    HostMatch,
 };
 
 /// The config as TOML text, with every key written out (defaults included).
 /// `parse(&to_toml(c), ..)` gives back `c` for any config that passes
 /// [`crate::validate`].
 pub fn to_toml(config: &Config) -> String {
+    toml::to_string(&table(config)).unwrap_or_default()
+}
+
+/// What `levee config dump` prints (like `nginx -T`): the effective
+/// config, every default filled in, with the secrets a file may hold
+/// replaced by [`redact::REDACTED`]. Secrets kept in files or variables
+/// (tokens, credentials) are shown by where they come from, as always.
+pub fn dump(config: &Config) -> String {
+    let mut root = table(config);
+    redact::secrets(&mut root);
+    let source = config.source.as_ref().map_or_else(
+        || crate::validate::BUILTIN_SOURCE.to_owned(),
+        |p| p.display().to_string(),
+    );
+    let text = toml::to_string(&root).unwrap_or_default();
+    format!("# levee config dump of {source}: defaults filled in, secrets redacted\n{text}")
+}
+
+fn table(config: &Config) -> Table {
     let mut root = Table::new();
     root.insert("workers".into(), int(config.workers as u64));
     if let Some(pid) = &config.pid_file {
         root.insert("pid_file".into(), path(pid));
+    }
+    if let Some(user) = &config.user {
+        root.insert("user".into(), user.as_str().into());
+    }
+    if let Some(group) = &config.group {
+        root.insert("group".into(), group.as_str().into());
+    }
+    if let Some(socket) = &config.control_socket {
+        root.insert("control_socket".into(), path(socket));
     }
 
     let mut log = Table::new();
@@ -43,6 +73,16 @@ pub fn to_toml(config: &Config) -> String {
     };
     log.insert("format".into(), format.into());
     log.insert("level".into(), config.log.level.as_str().into());
+    let error = match &config.log.error {
+        ErrorLogTarget::Stderr => "stderr".into(),
+        ErrorLogTarget::Stdout => "stdout".into(),
+        ErrorLogTarget::File(p) => p.to_string_lossy().into_owned(),
+    };
+    log.insert("error".into(), Value::String(error));
+    log.insert(
+        "error_format".into(),
+        config.log.error_format.as_str().into(),
+    );
     root.insert("log".into(), Value::Table(log));
 
     let l = &config.limits;
@@ -175,8 +215,7 @@ pub fn to_toml(config: &Config) -> String {
     cache::root(&mut root, &config.cache);
     fleet::root(&mut root, &config.fleet);
     mirrors::root(&mut root, &config.mirrors);
-
-    toml::to_string(&root).unwrap_or_default()
+    root
 }
 
 /// Balancing, health and retry keys of an upstream.

@@ -26,11 +26,16 @@ pub(crate) fn ok(text: &str) -> Config {
 const FULL: &str = r#"
 workers = 4
 pid_file = "/run/levee.pid"
+user = "levee"
+group = "www-data"
+control_socket = "/run/levee/control.sock"
 
 [log]
 access = "/var/log/levee/access.log"
 format = "json"
 level = "levee_http=debug,info"
+error = "/var/log/levee/error.log"
+error_format = "json"
 
 [limits]
 max_request_line = "4k"
@@ -102,10 +107,15 @@ fn full_config_becomes_the_expected_model() {
         source: Some(PathBuf::from("t.toml")),
         workers: 4,
         pid_file: Some("/run/levee.pid".into()),
+        user: Some("levee".into()),
+        group: Some("www-data".into()),
+        control_socket: Some("/run/levee/control.sock".into()),
         log: LogConfig {
             access: AccessLogTarget::File("/var/log/levee/access.log".into()),
             format: AccessLogFormat::Json,
             level: "levee_http=debug,info".into(),
+            error: ErrorLogTarget::File("/var/log/levee/error.log".into()),
+            error_format: ErrorLogFormat::Json,
         },
         limits: Limits {
             max_request_line: 4096,
@@ -287,12 +297,16 @@ fn defaults_fill_everything_left_out() {
     let config = ok("[[listener]]\naddress = \"127.0.0.1:80\"\n[[route]]\nstatic = \"/srv\"\n");
     assert!((1..=MAX_WORKERS).contains(&config.workers));
     assert_eq!(config.pid_file, None);
+    assert_eq!((&config.user, &config.group), (&None, &None));
+    assert_eq!(config.control_socket, None);
     assert_eq!(
         config.log,
         LogConfig {
             access: AccessLogTarget::Stdout,
             format: AccessLogFormat::Combined,
             level: "info".into(),
+            error: ErrorLogTarget::Stderr,
+            error_format: ErrorLogFormat::Text,
         }
     );
     assert_eq!(
@@ -495,7 +509,7 @@ keepalive_timeout = "soon"
         errors_of(text),
         [
             "t.toml:1:11: workers: must be between 1 and 1024",
-            "t.toml:2:1: colour: unknown key `colour`; expected one of: workers, pid_file, log, limits, timeouts, listener, route, upstream, admin, protect, rate_limit, resolver, cache, http2, fleet, mirrors",
+            "t.toml:2:1: colour: unknown key `colour`; expected one of: workers, pid_file, user, group, control_socket, log, limits, timeouts, listener, route, upstream, admin, protect, rate_limit, resolver, cache, http2, fleet, mirrors",
             "t.toml:8:11: listener[1].address: duplicate listener address 0.0.0.0:80: listener[0] already listens there",
             "t.toml:11:8: route[0].host: invalid host pattern `a*.com`: `*` is only allowed as a whole first label, as in \"*.example.com\"",
             "t.toml:13:1: route[0].static: a route has exactly one action, but `proxy` is set too; split it into two routes",

@@ -25,7 +25,9 @@ use std::path::PathBuf;
 use toml::de::{DeTable, DeValue};
 
 use crate::error::Sink;
-use crate::model::{AccessLogFormat, AccessLogTarget, Limits, LogConfig, Timeouts};
+use crate::model::{
+    AccessLogFormat, AccessLogTarget, ErrorLogFormat, ErrorLogTarget, Limits, LogConfig, Timeouts,
+};
 use crate::tree::{Fields, Item};
 
 pub(crate) use mirrors::DraftMirrorSet;
@@ -60,6 +62,9 @@ pub(crate) struct Draft {
     pub root_span: Range<usize>,
     pub workers: usize,
     pub pid_file: Option<PathBuf>,
+    pub user: Option<String>,
+    pub group: Option<String>,
+    pub control_socket: Option<PathBuf>,
     pub log: LogConfig,
     pub limits: Limits,
     pub timeouts: Timeouts,
@@ -99,6 +104,9 @@ pub(crate) struct DraftListener {
 pub(crate) const ROOT_KEYS: &[&str] = &[
     "workers",
     "pid_file",
+    "user",
+    "group",
+    "control_socket",
     "log",
     "limits",
     "timeouts",
@@ -114,7 +122,7 @@ pub(crate) const ROOT_KEYS: &[&str] = &[
     "fleet",
     "mirrors",
 ];
-pub(crate) const LOG_KEYS: &[&str] = &["access", "format", "level"];
+pub(crate) const LOG_KEYS: &[&str] = &["access", "format", "level", "error", "error_format"];
 pub(crate) const LIMIT_KEYS: &[&str] = &[
     "max_request_line",
     "max_header_bytes",
@@ -187,6 +195,18 @@ pub(crate) fn walk(sink: &mut Sink<'_>, root: &DeTable<'_>, root_span: Range<usi
         .get("pid_file")
         .and_then(|i| i.text(sink))
         .map(PathBuf::from);
+    let user = fields.get("user").and_then(|i| account(sink, i));
+    let group = fields.get("group").and_then(|i| account(sink, i));
+    if let (Some(i), None, Some(_)) = (fields.get("group"), &user, &group) {
+        i.error(
+            sink,
+            "`group` needs `user`: levee changes its group only as it leaves root",
+        );
+    }
+    let control_socket = fields
+        .get("control_socket")
+        .and_then(|i| i.text(sink))
+        .map(PathBuf::from);
     let log = fields.get("log").map(|i| log(sink, i)).unwrap_or_default();
     let limits = fields
         .get("limits")
@@ -240,6 +260,9 @@ pub(crate) fn walk(sink: &mut Sink<'_>, root: &DeTable<'_>, root_span: Range<usi
         http2,
         workers: workers.unwrap_or_else(auto_workers),
         pid_file,
+        user,
+        group,
+        control_socket,
         log,
         limits,
         timeouts,
@@ -352,7 +375,46 @@ fn log(sink: &mut Sink<'_>, item: &Item<'_, '_>) -> LogConfig {
     if let Some(s) = fields.get("level").and_then(|i| i.text(sink)) {
         log.level = s.to_owned();
     }
+    if let Some(s) = fields.get("error").and_then(|i| i.text(sink)) {
+        log.error = match s {
+            "stderr" => ErrorLogTarget::Stderr,
+            "stdout" => ErrorLogTarget::Stdout,
+            path => ErrorLogTarget::File(PathBuf::from(path)),
+        };
+    }
+    if let Some(i) = fields.get("error_format") {
+        match i.str(sink) {
+            Some("text") => log.error_format = ErrorLogFormat::Text,
+            Some("json") => log.error_format = ErrorLogFormat::Json,
+            Some(other) => i.error(
+                sink,
+                format!("unknown log format `{other}`; expected \"text\" or \"json\""),
+            ),
+            None => {}
+        }
+    }
     log
+}
+
+/// A user or group name (or number) as `user`/`group` take it: whether it
+/// exists is this machine's business (`levee check`), not the file's.
+fn account(sink: &mut Sink<'_>, item: &Item<'_, '_>) -> Option<String> {
+    let text = item.text(sink)?;
+    let bad = text.is_empty()
+        || text.starts_with('-')
+        || text
+            .bytes()
+            .any(|b| b.is_ascii_whitespace() || b.is_ascii_control() || b == b':' || b == b'/');
+    if bad {
+        item.error(
+            sink,
+            format!(
+                "`{text}` is not a user or group name: no spaces, `:` or `/`, not starting with `-`"
+            ),
+        );
+        return None;
+    }
+    Some(text.to_owned())
 }
 
 fn limits(sink: &mut Sink<'_>, item: &Item<'_, '_>) -> Limits {

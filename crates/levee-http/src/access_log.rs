@@ -10,15 +10,22 @@ use std::fs::{File, OpenOptions};
 use std::io::Write as _;
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::AsFd;
+use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use arc_swap::ArcSwap;
 use levee_config::{AccessLogFormat, AccessLogTarget, LogConfig};
 
 use crate::message::RequestHead;
 
 #[derive(Debug)]
 pub struct AccessLog {
-    out: Option<File>,
+    /// Swappable so a file can be reopened at its path (SIGUSR1, after
+    /// logrotate): per line, an `ArcSwap` load (a few atomics, no
+    /// allocation) before the one `write`.
+    out: Option<ArcSwap<File>>,
+    /// The file's path, for [`AccessLog::reopen`]; `None` for stdout and stderr.
+    path: Option<PathBuf>,
     format: AccessLogFormat,
 }
 
@@ -44,6 +51,7 @@ impl AccessLog {
     pub fn off() -> AccessLog {
         AccessLog {
             out: None,
+            path: None,
             format: AccessLogFormat::Combined,
         }
     }
@@ -66,10 +74,26 @@ impl AccessLog {
                     .map_err(|e| (path.display().to_string(), e))?,
             ),
         };
+        let path = match &cfg.access {
+            AccessLogTarget::File(path) => Some(path.clone()),
+            _ => None,
+        };
         Ok(AccessLog {
-            out,
+            out: out.map(ArcSwap::from_pointee),
+            path,
             format: cfg.format,
         })
+    }
+
+    /// Opens a file target anew at its path; lines go to the new file from
+    /// now on. Nothing to do for stdout, stderr or off. On failure the
+    /// file in use stays.
+    pub fn reopen(&self) -> std::io::Result<()> {
+        if let (Some(out), Some(path)) = (&self.out, &self.path) {
+            let file = OpenOptions::new().create(true).append(true).open(path)?;
+            out.store(std::sync::Arc::new(file));
+        }
+        Ok(())
     }
 
     pub fn enabled(&self) -> bool {
@@ -87,7 +111,8 @@ impl AccessLog {
             }
             line.push('\n');
             // A failed log write must not fail the request; diagnostics would loop.
-            let _ = (&*out).write_all(line.as_bytes());
+            let file = out.load();
+            let _ = (&**file).write_all(line.as_bytes());
         });
     }
 }

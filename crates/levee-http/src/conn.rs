@@ -23,6 +23,7 @@ use levee_protect::ConnPermit;
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tokio::time::timeout;
+use tracing::Instrument;
 
 pub use crate::exchange::{Client, Next};
 use crate::exchange::{Exchange, Reply};
@@ -39,6 +40,29 @@ mod start;
 
 /// Initial read size for a request head; grows up to `limits.max_header_bytes`.
 pub(crate) const HEAD_CHUNK: usize = 4096;
+
+/// The target of the connection and request spans: `[log] level =
+/// "info,levee::span=debug"` turns them on (docs/operations.md, "Logs").
+pub const SPAN_TARGET: &str = "levee::span";
+
+/// A connection's span: what every line logged on its behalf carries.
+/// At debug level, so off by default: an enabled span costs an allocation
+/// when made and, in `EnvFilter`, a shared lock on each poll of its task.
+pub fn span(listener: SocketAddr, peer: SocketAddr) -> tracing::Span {
+    tracing::debug_span!(target: SPAN_TARGET, "conn", %listener, %peer)
+}
+
+/// A request's span, inside its connection's; `request_id` is declared for
+/// the request ids to fill. Its fields are formatted only when it is on.
+pub(crate) fn request_span(head: &RequestHead) -> tracing::Span {
+    tracing::debug_span!(
+        target: SPAN_TARGET,
+        "request",
+        method = %String::from_utf8_lossy(head.method()),
+        path = %String::from_utf8_lossy(head.path()),
+        request_id = tracing::field::Empty,
+    )
+}
 
 /// Serves one client connection until it closes, after the TLS handshake
 /// on a TLS listener. `permit` is its place in the listener's connection
@@ -84,7 +108,7 @@ pub async fn serve_from(mut client: Client, listener: Arc<ListenerCtx>, mut serv
         if h2 {
             // Its own task, and this one ends: awaited here, the HTTP/1
             // task would stay behind it for the connection's whole life.
-            tokio::spawn(crate::http2::serve(client, listener));
+            tokio::spawn(crate::http2::serve(client, listener).in_current_span());
             return;
         }
     }
@@ -142,8 +166,13 @@ pub async fn serve_from(mut client: Client, listener: Arc<ListenerCtx>, mut serv
         let next = pace::scope(fd, pace, exchange).await;
         served += 1;
         match next {
-            Next::KeepAlive if !listener.shared.draining() => {}
-            Next::KeepAlive | Next::Close => return,
+            // Kept alive even while levee drains (a stop, or a binary
+            // upgrade): closing now would cut a client whose next request
+            // is already on its way. That request is answered with
+            // `Connection: close` (serve.rs); a connection that sends
+            // none parks, and the sweeper closes it.
+            Next::KeepAlive => {}
+            Next::Close => return,
             // Boxed: its discard buffer must not sit in every connection's task.
             Next::Linger => return Box::pin(respond::linger_close(client.stream)).await,
         }
@@ -177,9 +206,13 @@ async fn exchange(client: &mut Client, listener: &ListenerCtx, served: u64) -> N
     let https = crate::stream::is_https(&client.stream);
     let origin = origin::resolve(&head, client.peer.ip(), https, site.trust(listener.addr));
     let _in_flight = listener.shared.begin();
+    let span = request_span(&head);
     let mut ex = Exchange::h1(head, origin, client);
-    let done = serve::serve(&mut ex, listener.addr, shared, &site, served).await;
-    serve::log(&site, origin.ip, Some(&ex.head), &done, started);
+    let (done, routed) = serve::serve(&mut ex, listener.addr, shared, &site, served)
+        .instrument(span)
+        .await;
+    let route = Some(serve::route_stats(routed));
+    serve::log(&site, origin.ip, Some(&ex.head), &done, started, route);
     done.next
 }
 
@@ -193,7 +226,7 @@ async fn refuse(client: &mut Client, site: &Site, started: Instant, status: u16)
         bytes: reply.body_len(false),
         ..crate::exchange::Outcome::of(status, Next::Linger)
     };
-    serve::log(site, client.peer.ip(), None, &outcome, started);
+    serve::log(site, client.peer.ip(), None, &outcome, started, None);
     Next::Linger
 }
 

@@ -18,6 +18,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use tracing::Instrument;
 
 use bytes::Bytes;
 
@@ -162,13 +163,16 @@ async fn connection(
                 }
                 conn.open.fetch_add(1, Ordering::AcqRel);
                 let conn = conn.clone();
-                tokio::spawn(async move {
-                    stream::serve(req, respond, &conn).await;
-                    if conn.open.fetch_sub(1, Ordering::AcqRel) == 1 {
-                        // A permit, should the connection not be waiting yet.
-                        conn.quiet.notify_one();
+                tokio::spawn(
+                    async move {
+                        stream::serve(req, respond, &conn).await;
+                        if conn.open.fetch_sub(1, Ordering::AcqRel) == 1 {
+                            // A permit, should the connection not be waiting yet.
+                            conn.quiet.notify_one();
+                        }
                     }
-                });
+                    .in_current_span(),
+                );
             }
             Some(Err(e)) => {
                 tracing::debug!(%peer, error = %e, "HTTP/2 connection error");

@@ -33,6 +33,7 @@ use std::time::{Duration, Instant};
 use slab::Slab;
 use tokio::io::AsyncReadExt;
 use tokio::sync::Notify;
+use tracing::Instrument;
 
 use crate::conn;
 use crate::exchange::Client;
@@ -175,6 +176,9 @@ pub fn park(
         if tcp.is_none_or(|tcp| tcp.poll_read_ready(&mut cx).is_ready()) {
             return Some(client);
         }
+        // Counted for the dashboard's idle connections per listener: once
+        // per idle period, never per request.
+        listener.conns.set_idle(true);
         entry.insert(Parked {
             stream: client.stream,
             peer: client.peer,
@@ -306,7 +310,10 @@ pub async fn dispatcher() {
                             permit: p.permit,
                             hsts: p.listener.steps.load().tls.as_ref().and_then(|t| t.hsts),
                         };
-                        tokio::spawn(conn::serve_from(client, p.listener, p.served));
+                        let span = conn::span(p.listener.addr, p.peer);
+                        tokio::spawn(
+                            conn::serve_from(client, p.listener, p.served).instrument(span),
+                        );
                     }
                 }
             }
@@ -321,7 +328,9 @@ fn take(slot: usize, generation: u32) -> Option<Parked> {
         match p.slab.get(slot) {
             Some(entry) if entry.generation == generation => {
                 p.resumed_since_tick = true;
-                Some(p.slab.remove(slot))
+                let parked = p.slab.remove(slot);
+                parked.listener.conns.set_idle(false);
+                Some(parked)
             }
             _ => None,
         }
@@ -351,8 +360,13 @@ fn expire(now: Instant) {
     }
     PARKING.with(|p| {
         let p = &mut *p.borrow_mut();
-        p.slab
-            .retain(|_, entry| entry.deadline > now && !entry.listener.shared.draining());
+        p.slab.retain(|_, entry| {
+            let keep = entry.deadline > now && !entry.listener.shared.draining();
+            if !keep {
+                entry.listener.conns.set_idle(false);
+            }
+            keep
+        });
         let slab = &p.slab;
         p.order.retain(|&(slot, generation)| {
             slab.get(slot as usize)
@@ -439,6 +453,7 @@ pub fn shed_oldest(n: usize) -> usize {
                 .is_some_and(|e| e.generation == generation)
             {
                 let shed = p.slab.remove(slot as usize);
+                shed.listener.conns.set_idle(false);
                 if shed.served == 0 {
                     silent += 1;
                 } else {

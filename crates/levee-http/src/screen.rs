@@ -1,7 +1,8 @@
-//! The protect phase, between routing and acting: a route's protections
-//! (allow/deny list, Basic auth, rate limits, from `levee-protect`), and
-//! for a proxied request the start of its body, read under the client's
-//! minimum progress (`pace.rs`) before any upstream is involved.
+//! The protect phase, between routing and acting: the runtime ban list
+//! and a route's protections (allow/deny list, Basic auth, rate limits,
+//! from `levee-protect`), and for a proxied request the start of its body,
+//! read under the client's minimum progress (`pace.rs`) before any
+//! upstream is involved.
 
 use std::net::IpAddr;
 use std::time::Instant;
@@ -12,12 +13,14 @@ use crate::exchange::{Exchange, Outcome, Reply};
 use crate::message::RequestHead;
 use crate::site::{Routed, Site, Target};
 
-/// How the protections refuse a request: the status, and the one field
-/// that goes with it (`WWW-Authenticate`, `Retry-After`).
+/// How the protections refuse a request: the status, the one field
+/// that goes with it (`WWW-Authenticate`, `Retry-After`), and whether the
+/// connection ends with it (a ban).
 #[derive(Debug)]
 pub(crate) struct Refused {
     pub status: u16,
     pub field: Option<(&'static str, String)>,
+    pub close: bool,
 }
 
 impl Refused {
@@ -25,14 +28,16 @@ impl Refused {
         Refused {
             status,
             field: None,
+            close: false,
         }
     }
 
     /// Answers the exchange with the refusal.
     pub(crate) async fn answer(&self, ex: &mut Exchange<'_>, site: &Site) -> Outcome {
         let field = self.field.as_ref().map(|(n, v)| (*n, v.as_bytes()));
-        ex.reply(&Reply::error(self.status, field.as_slice()), site)
-            .await
+        let reply = Reply::error(self.status, field.as_slice());
+        let reply = if self.close { reply.closing() } else { reply };
+        ex.reply(&reply, site).await
     }
 }
 
@@ -86,9 +91,17 @@ pub(crate) async fn protect(
     None
 }
 
-/// The route's allow/deny, Basic auth and rate limits for a request from
-/// `peer`: the refusal, if one refuses it.
+/// The runtime ban list, then the route's allow/deny, Basic auth and rate
+/// limits for a request from `peer`: the refusal, if one refuses it.
 async fn guard(head: &RequestHead, routed: &Routed, peer: IpAddr) -> Option<Refused> {
+    // A runtime ban (`levee ctl ban`) also ends a keep-alive connection
+    // opened before it; with no ban this is one relaxed load.
+    if levee_protect::ban::banned(peer) {
+        return Some(Refused {
+            close: true,
+            ..Refused::of(403)
+        });
+    }
     let guard = routed.guard.as_ref()?;
     let view = View { head, peer };
     let authorization = head.fields.get("authorization");
@@ -101,16 +114,16 @@ async fn guard(head: &RequestHead, routed: &Routed, peer: IpAddr) -> Option<Refu
         Verdict::Denied => Some(Refused::of(403)),
         Verdict::Ambiguous { .. } => Some(Refused::of(400)),
         Verdict::Unauthorized { challenge } => Some(Refused {
-            status: 401,
             field: Some(("WWW-Authenticate", challenge)),
+            ..Refused::of(401)
         }),
         Verdict::Limited {
             status,
             retry_after,
             ..
         } => Some(Refused {
-            status,
             field: Some(("Retry-After", retry_after.to_string())),
+            ..Refused::of(status)
         }),
     }
 }

@@ -15,6 +15,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 
+use levee_upstream::stats::RouteStats;
+
 use crate::access_log::Entry;
 use crate::exchange::{Exchange, Outcome, Reply};
 use crate::message::RequestHead;
@@ -24,24 +26,33 @@ use crate::{Shared, respond};
 /// Routes, protects and acts on the request of `ex`, received on the
 /// listener bound to `listener`; `served` requests came before it on its
 /// connection. The caller logs it ([`log`]) once its response is out and
-/// counts it in flight until then.
-pub(crate) async fn serve(
+/// counts it in flight until then; the route it matched is returned for
+/// its counters.
+pub(crate) async fn serve<'s>(
     ex: &mut Exchange<'_>,
     listener: SocketAddr,
     shared: &Shared,
-    site: &Site,
+    site: &'s Site,
     served: u64,
-) -> Outcome {
+) -> (Outcome, Option<&'s Routed>) {
     crate::listener::stats::count_request(listener);
     let max = site.limits.max_requests_per_connection;
     ex.keep_alive = ex.head.keep_alive && !shared.draining() && (max == 0 || served + 1 < max);
     let Some(routed) = route(site, listener, &mut ex.head) else {
-        return ex.reply(&Reply::error(404, &[]), site).await;
+        return (ex.reply(&Reply::error(404, &[]), site).await, None);
     };
     if let Some(refused) = crate::screen::protect(ex, site, routed).await {
-        return refused;
+        return (refused, Some(routed));
     }
-    act(ex, site, &routed.target).await
+    (act(ex, site, &routed.target).await, Some(routed))
+}
+
+/// The counters of the route a request matched (`None`: no route).
+pub(crate) fn route_stats(routed: Option<&Routed>) -> &RouteStats {
+    match routed {
+        Some(r) => &r.stats,
+        None => Site::unrouted(),
+    }
 }
 
 /// The route phase: the route for the request's host and matched path on
@@ -92,20 +103,27 @@ async fn act(ex: &mut Exchange<'_>, site: &Site, target: &Target) -> Outcome {
     }
 }
 
-/// The log phase: the request's access log line.
+/// The log phase: the request's access log line, and its count on its
+/// route's counters (`None` for a request whose head could not be read).
+/// The count reuses the log's one clock reading.
 pub(crate) fn log(
     site: &Site,
     client: IpAddr,
     head: Option<&RequestHead>,
     outcome: &Outcome,
     started: Instant,
+    route: Option<&RouteStats>,
 ) {
+    let request_time = started.elapsed();
+    if let Some(route) = route {
+        route.observe(outcome.status, request_time);
+    }
     site.access_log.log(&Entry {
         client,
         request: head,
         status: outcome.status,
         bytes: outcome.bytes,
-        request_time: started.elapsed(),
+        request_time,
         upstream_time: outcome.upstream_time,
         upstream: outcome.upstream,
     });

@@ -5,6 +5,14 @@
 //! What a member tells the others about itself comes from here: its
 //! listeners and config hash (on start and reload), its open connections
 //! and requests served (read at each heartbeat).
+//!
+//! And what it does with what the others say on the bus ([`handler`]): a
+//! user move closes that user's sessions here, a purge removes what this
+//! member's cache stores (both at once, on the fleet thread), a server
+//! action for every member applies to this member's upstream and reports
+//! how it went, and a config push goes to the control thread, which
+//! applies it as a reload (push.rs). Runtime bans need nothing here: the
+//! fleet thread keeps them in step with Redis (levee-fleet's bans.rs).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,26 +21,66 @@ use std::time::Duration;
 use std::path::PathBuf;
 
 use levee_config::{Config, ConfigError, ConfigErrors};
+use levee_fleet::bus::{Envelope, Handler, Message};
 use levee_fleet::{Fleet, Info, Load, Settings};
+use levee_http::Shared;
+use tokio::sync::mpsc;
 
 use crate::ServerError;
 
+/// A config pushed to this member, for the control thread.
+#[derive(Debug)]
+pub(crate) struct Push {
+    pub id: String,
+    pub from: String,
+    pub config: String,
+}
+
 /// The running membership, if any.
-#[derive(Default)]
 pub(crate) struct Membership {
     fleet: Option<Arc<Fleet>>,
     serving: Arc<AtomicBool>,
+    /// The running site, for purges from the bus (set once it is built).
+    shared: Option<Arc<Shared>>,
+    pushes: mpsc::UnboundedSender<Push>,
 }
 
 impl Membership {
-    /// Joins the fleet `config` names (nothing without `[fleet]`).
-    pub(crate) fn start(config: &Config) -> Result<Membership, ServerError> {
+    /// Joins the fleet `config` names (nothing without `[fleet]`). Pushes
+    /// to this member arrive on the returned receiver.
+    pub(crate) fn start(
+        config: &Config,
+    ) -> Result<(Membership, mpsc::UnboundedReceiver<Push>), ServerError> {
+        let (pushes, rx) = mpsc::unbounded_channel();
+        levee_protect::ban::share();
         let mut m = Membership {
             fleet: None,
             serving: Arc::new(AtomicBool::new(true)),
+            shared: None,
+            pushes,
         };
         m.apply(config)?;
-        Ok(m)
+        Ok((m, rx))
+    }
+
+    /// Gives the bus handler the running site (purges act on its cache).
+    pub(crate) fn serve(&mut self, shared: Arc<Shared>) {
+        self.shared = Some(shared);
+        if let Some(f) = &self.fleet {
+            f.set_handler(self.handler(f));
+        }
+    }
+
+    /// The fleet this member belongs to now.
+    pub(crate) fn fleet(&self) -> Option<&Arc<Fleet>> {
+        self.fleet.as_ref()
+    }
+
+    fn handler(&self, fleet: &Fleet) -> Handler {
+        let me = fleet.instance().to_owned();
+        let shared = self.shared.clone();
+        let pushes = self.pushes.clone();
+        Arc::new(move |e: &Envelope| handle(e, &me, shared.as_deref(), &pushes))
     }
 
     /// Applies `config` (call before building its site): a changed
@@ -67,6 +115,7 @@ impl Membership {
                 serving: serving.load(Ordering::Relaxed),
             });
             let fleet = Fleet::start(settings, info(config), load).map_err(ServerError::Fleet)?;
+            fleet.set_handler(self.handler(&fleet));
             tracing::info!(fleet = %fleet.name(), instance = %fleet.instance(), "fleet: joined");
             self.fleet = Some(fleet);
         }
@@ -84,6 +133,66 @@ impl Membership {
             // Bounded: a Redis that is away must not hold up the exit.
             f.stop(Duration::from_millis(300));
         }
+    }
+}
+
+/// Acts on one message from the bus (on the fleet thread: nothing here
+/// waits). This member's own user moves and purges were applied when its
+/// API took them.
+fn handle(e: &Envelope, me: &str, shared: Option<&Shared>, pushes: &mpsc::UnboundedSender<Push>) {
+    let own = e.from == me;
+    match &e.message {
+        Message::CloseUser { user } if !own => {
+            let closing = levee_mail::kick::close_user(user.as_bytes());
+            tracing::info!(from = %e.from, user = %user, closing, "fleet: closing a moved user's sessions");
+        }
+        Message::Purge { by, value } if !own => {
+            let Some(shared) = shared else { return };
+            let removed = levee_admin::api::apply_fleet_purge(&shared.site.load(), *by, value);
+            tracing::info!(from = %e.from, ?by, value = %value, removed, "fleet: cache purge");
+        }
+        Message::ServerAction {
+            id,
+            upstream,
+            server,
+            action,
+            body,
+        } => {
+            let Some(shared) = shared else { return };
+            let (status, answer) = levee_admin::api::apply_fleet_action(
+                &shared.site.load(),
+                upstream,
+                server,
+                action,
+                body.as_bytes(),
+            );
+            tracing::info!(from = %e.from, upstream = %upstream, server = %server, action = %action, status, "fleet: server action");
+            let outcome = levee_fleet::actions::Outcome { status, answer };
+            let (id, me) = (id.clone(), me.to_owned());
+            // On the fleet thread's runtime: the write waits for Redis, the
+            // handler does not.
+            tokio::spawn(async move {
+                if let Some(f) = levee_fleet::current()
+                    && let Err(e) =
+                        levee_fleet::actions::report(&f.link, f.name(), &id, &me, &outcome).await
+                {
+                    tracing::warn!(id = %id, error = %e, "fleet: the server action's outcome could not be written to Redis");
+                }
+            });
+        }
+        Message::ConfigPush {
+            id,
+            config,
+            targets,
+            ..
+        } if targets.as_ref().is_none_or(|t| t.iter().any(|n| n == me)) => {
+            let _ = pushes.send(Push {
+                id: id.clone(),
+                from: e.from.clone(),
+                config: config.clone(),
+            });
+        }
+        _ => {}
     }
 }
 

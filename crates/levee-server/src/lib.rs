@@ -4,23 +4,42 @@
 //! control thread                      worker threads (one per core)
 //! ──────────────                      ─────────────────────────────
 //! build site, bind listeners ──────▶  accept loop per listener ─▶ conn::serve per connection
-//! SIGHUP or POST /reload: load + validate config,
+//! SIGHUP, POST /reload or a fleet push:
+//!   load + validate config,
 //!   build site, swap it in,
 //!   bind new / drop old listeners ──▶ Listen / Unlisten
 //! SIGTERM: stop accepting ─────────▶  UnlistenAll; connections finish their request
 //!   wait for in-flight requests (up to the grace period), exit 0
+//! SIGUSR1: reopen the log files
+//! levee upgrade (control socket) or SIGUSR2: a new binary takes the
+//!   sockets (upgrade.rs), then this one drains as on SIGTERM
 //! ```
+//!
+//! [`run`] serves sockets its caller bound until a future resolves (tests
+//! run levee in-process with it); [`run_process`] is the `levee run`
+//! process around it: signals, privileges, pid file, systemd.
 
 pub mod fleet;
 pub mod listeners;
+pub mod logfile;
+mod notify;
 pub mod preflight;
+pub mod privileges;
+pub mod process;
+mod push;
 pub mod tls;
+pub mod upgrade;
 pub mod upkeep;
 pub mod worker;
 
+pub use listeners::Listeners;
+pub use process::{Process, run_process};
+
 use std::collections::HashMap;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -29,8 +48,9 @@ use levee_config::{Config, ConfigErrors};
 use levee_http::conn::{FirstSteps, ListenerCtx};
 use levee_http::{Shared, Site};
 use levee_upstream::Registry;
-use tokio::signal::unix::{SignalKind, signal};
 
+use process::{Sig, Signals};
+use upgrade::{ControlSocket, UpgradeError};
 use upkeep::{AdminListener, Upkeep};
 
 use worker::{Command, Front, Worker};
@@ -64,6 +84,8 @@ pub enum ServerError {
     FleetFiles(levee_config::ConfigErrors),
     #[error("fleet: {0}")]
     Fleet(levee_fleet::FleetError),
+    #[error("upgrade: {0}")]
+    Upgrade(#[from] UpgradeError),
 }
 
 /// Why a reload was refused; the running config stays.
@@ -137,6 +159,29 @@ struct Server {
     mail: HashMap<SocketAddr, Arc<levee_mail::Frontend>>,
     /// `[fleet]` membership (fleet.rs).
     fleet: fleet::Membership,
+    /// A second descriptor of each listener's sockets (the workers hold
+    /// the first), for a binary upgrade to hand over.
+    sockets: HashMap<SocketAddr, Vec<std::net::TcpListener>>,
+    /// The admin listener's socket, likewise.
+    admin_dup: Option<std::net::TcpListener>,
+    /// The control socket (`control_socket`), for `levee upgrade`.
+    control: Option<ControlSocket>,
+    /// The binary levee was started from: what an upgrade starts.
+    exe: Option<PathBuf>,
+    /// levee's own log file, reopened on reload and SIGUSR1.
+    log: Option<Arc<logfile::LogFile>>,
+    /// Why the last upgrade failed, for `levee upgrade`'s answer.
+    upgrade_error: Option<String>,
+    /// Configs pushed to this member through the fleet (push.rs).
+    pushes: tokio::sync::mpsc::UnboundedReceiver<fleet::Push>,
+}
+
+/// What the control loop answers besides reloads from the admin listener.
+pub(crate) struct Inputs {
+    /// Stops levee when it resolves.
+    shutdown: Pin<Box<dyn Future<Output = ()> + Send>>,
+    /// The process's signals; `None` in-process.
+    signals: Option<Signals>,
 }
 
 /// Each mail listener's state, loaded (user maps read) before anything
@@ -175,63 +220,43 @@ fn plan_mail(
     Ok(plan)
 }
 
-/// Runs levee with `config` until it is stopped. `config.source` is re-read on SIGHUP.
-pub fn run(config: Config) -> Result<(), ServerError> {
-    // Signal handlers first: a SIGHUP or SIGTERM that arrives while listeners
-    // are being bound must be handled, not kill the process.
-    let control = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(ServerError::Workers)?;
-    let signals = {
-        let _entered = control.enter();
-        Signals::install().map_err(ServerError::Workers)?
-    };
-    // The files first, each problem at its key, before anything is bound.
-    let mut errors = preflight::files(&config);
-    errors.extend(tls::check(&config));
-    if !errors.is_empty() {
-        return Err(ServerError::Invalid(levee_config::ConfigErrors { errors }));
-    }
-    let registry = Registry::new();
-    // Before the site: its fleet-scoped rate limits use the fleet.
-    let membership = fleet::Membership::start(&config)?;
-    let site = Site::build_with(&config, &registry)?;
-    let shared = Shared::new(site);
-    let (reloader, reload_asks) = levee_admin::control::channel();
-    let admin_state = admin_access(&config)?
-        .map(|access| levee_admin::Admin::new(shared.clone(), access, Some(reloader.clone())));
-    let mail_plan = plan_mail(&config, &HashMap::new())?;
-    let (admin_socket, bound) = bind_all(&config)?;
-    let workers = (0..config.workers)
-        .map(worker::spawn)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(ServerError::Workers)?;
-    let mut server = Server {
-        config,
-        shared,
-        workers,
-        listening: HashMap::new(),
-        registry,
-        upkeep: Upkeep::default(),
-        admin_socket,
-        admin: None,
-        admin_state,
-        reloader,
-        reload_asks,
-        tls: tls::TlsListeners::default(),
-        mail: mail_plan.new.into_iter().collect(),
-        fleet: membership,
-    };
-    let mut opened = Vec::with_capacity(bound.len());
-    for (l, (addr, sockets)) in server.config.listeners.iter().zip(bound) {
-        let steps =
-            first_steps(&mut server.tls, l).map_err(|source| ServerError::Tls { addr, source })?;
-        opened.push((addr, steps, sockets));
-    }
-    for (addr, first, sockets) in opened {
-        server.listen(addr, first, sockets);
-    }
+/// Runs levee with `config` on `listeners` (sockets the caller bound,
+/// listening or not; any other address of the config is bound here) until
+/// `shutdown` resolves, then stops as on SIGTERM: no new connections,
+/// in-flight requests finish within `timeouts.grace`. Installs no signal
+/// handler and changes no privilege: that is [`run_process`]'s business.
+/// A reload is asked through the admin listener (`POST /reload`).
+///
+/// ```no_run
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let socket = std::net::TcpListener::bind("127.0.0.1:0")?;
+/// let addr = socket.local_addr()?;
+/// let text = format!("[[listener]]\naddress = \"{addr}\"\n[[route]]\nrespond = \"hi\"\n");
+/// let config = levee_config::parse(&text, std::path::Path::new("levee.toml"))?;
+/// let mut listeners = levee_server::Listeners::new();
+/// listeners.add(addr, socket);
+/// let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+/// let server = std::thread::spawn(move || {
+///     levee_server::run(listeners, config, async {
+///         let _ = stopped.await;
+///     })
+/// });
+/// // ... requests to addr ...
+/// let _ = stop.send(());
+/// server.join().expect("levee's thread")?;
+/// # Ok(())
+/// # }
+/// ```
+pub fn run(
+    listeners: Listeners,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    let control = control_runtime()?;
+    check_files(&config)?;
+    let mut listeners = listeners;
+    listeners.bind_missing(&config)?;
+    let server = Server::start(&control, config, listeners)?;
     if let Some(path) = &server.config.pid_file
         && let Err(e) = std::fs::write(path, format!("{}\n", std::process::id()))
     {
@@ -239,45 +264,30 @@ pub fn run(config: Config) -> Result<(), ServerError> {
         let error = at.error("pid_file", format!("cannot write {}: {e}", path.display()));
         return Err(ServerError::Invalid(error.into()));
     }
-    control.block_on(server.control(signals))
+    control.block_on(server.control(Inputs {
+        shutdown: Box::pin(shutdown),
+        signals: None,
+    }))
 }
 
-/// The admin listener's socket, and each listener's sockets (one per worker).
-type Bound = (
-    Option<std::net::TcpListener>,
-    Vec<(SocketAddr, Vec<std::net::TcpListener>)>,
-);
+/// The control thread's runtime: signals, reloads, health checks, the
+/// admin listener.
+fn control_runtime() -> Result<tokio::runtime::Runtime, ServerError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(ServerError::Workers)
+}
 
-/// Binds every address start-up needs; every one the OS refuses is
-/// reported at its key.
-fn bind_all(config: &Config) -> Result<Bound, ServerError> {
-    let mut refused = Vec::new();
-    let admin = match &config.admin {
-        Some(admin) => match AdminListener::bind(admin.address) {
-            Ok(socket) => Some(socket),
-            Err(e) => {
-                refused.push(("admin.address".to_owned(), admin.address, e));
-                None
-            }
-        },
-        None => None,
-    };
-    let mut bound = Vec::new();
-    for (i, l) in config.listeners.iter().enumerate() {
-        match listeners::bind(l.address, l.backlog, config.workers) {
-            Ok(sockets) => bound.push((l.address, sockets)),
-            Err(e) => refused.push((format!("listener[{i}].address"), l.address, e)),
-        }
+/// The files first, each problem at its key, before anything is bound.
+fn check_files(config: &Config) -> Result<(), ServerError> {
+    let mut errors = preflight::files(config);
+    errors.extend(tls::check(config));
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ServerError::Invalid(levee_config::ConfigErrors { errors }))
     }
-    if refused.is_empty() {
-        return Ok((admin, bound));
-    }
-    let at = levee_config::Locator::new(config);
-    let errors = refused
-        .iter()
-        .map(|(key, addr, e)| at.error(key, preflight::cannot_listen(*addr, e)))
-        .collect();
-    Err(ServerError::Invalid(levee_config::ConfigErrors { errors }))
 }
 
 /// An address the OS would not bind for a reload, at the key asking for it.
@@ -308,42 +318,135 @@ fn proxy_protocol(l: &levee_config::Listener) -> Option<levee_protect::Acl> {
     })
 }
 
-/// The signals levee acts on.
-struct Signals {
-    hup: tokio::signal::unix::Signal,
-    term: tokio::signal::unix::Signal,
-    int: tokio::signal::unix::Signal,
-}
-
-impl Signals {
-    fn install() -> std::io::Result<Signals> {
-        Ok(Signals {
-            hup: signal(SignalKind::hangup())?,
-            term: signal(SignalKind::terminate())?,
-            int: signal(SignalKind::interrupt())?,
-        })
-    }
-}
-
 impl Server {
-    fn listen(&mut self, addr: SocketAddr, steps: FirstSteps, sockets: Vec<std::net::TcpListener>) {
+    /// Builds the site, starts the workers and serves `listeners` (which
+    /// has a socket for every listener of `config`); the admin listener
+    /// and the control thread's tasks start on `control`.
+    fn start(
+        control: &tokio::runtime::Runtime,
+        config: Config,
+        mut listeners: Listeners,
+    ) -> Result<Server, ServerError> {
+        let registry = Registry::new();
+        // Before the site: its fleet-scoped rate limits use the fleet.
+        let (mut membership, pushes) = fleet::Membership::start(&config)?;
+        let site = Site::build_with(&config, &registry)?;
+        let shared = Shared::new(site);
+        membership.serve(shared.clone());
+        let (reloader, reload_asks) = levee_admin::control::channel();
+        let admin_state = admin_access(&config)?
+            .map(|access| levee_admin::Admin::new(shared.clone(), access, Some(reloader.clone())));
+        if let Some(state) = &admin_state {
+            state.dash().set_config(Arc::new(config.clone()));
+        }
+        let mail_plan = plan_mail(&config, &HashMap::new())?;
+        let workers = (0..config.workers)
+            .map(worker::spawn)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(ServerError::Workers)?;
+        let mut server = Server {
+            config,
+            shared,
+            workers,
+            listening: HashMap::new(),
+            registry,
+            upkeep: Upkeep::default(),
+            admin_socket: listeners.admin.take(),
+            admin: None,
+            admin_state,
+            reloader,
+            reload_asks,
+            tls: tls::TlsListeners::default(),
+            mail: mail_plan.new.into_iter().collect(),
+            fleet: membership,
+            sockets: HashMap::new(),
+            admin_dup: None,
+            control: None,
+            exe: None,
+            log: None,
+            upgrade_error: None,
+            pushes,
+        };
+        let mut opened = Vec::with_capacity(server.config.listeners.len());
+        for l in &server.config.listeners {
+            let addr = l.address;
+            let steps = first_steps(&mut server.tls, l)
+                .map_err(|source| ServerError::Tls { addr, source })?;
+            // bind_missing gave every listener its sockets.
+            let sockets = listeners
+                .take(addr, server.workers.len(), l.backlog)
+                .unwrap_or_else(|| Err(std::io::ErrorKind::NotFound.into()))
+                .map_err(|e| {
+                    ServerError::Workers(std::io::Error::other(format!("listener {addr}: {e}")))
+                })?;
+            opened.push((addr, steps, sockets));
+        }
+        for addr in listeners.leftover() {
+            tracing::info!(listener = %addr, "a handed-over listener the config no longer has: closed");
+        }
+        for (addr, first, sockets) in opened {
+            server.listen(addr, first, sockets);
+        }
+        let _entered = control.enter();
+        server.upkeep = Upkeep::start(&server.shared.site.load());
+        let admin = server.config.admin.as_ref().map(|a| a.address);
+        if let (Some(socket), Some(addr)) = (server.admin_socket.take(), admin) {
+            server.serve_admin(addr, socket);
+        }
+        Ok(server)
+    }
+
+    /// Serves the admin listener on `socket` (keeping a descriptor of it
+    /// for a binary upgrade).
+    fn serve_admin(&mut self, addr: SocketAddr, socket: std::net::TcpListener) {
+        let Some(state) = self.admin_state.clone() else {
+            return;
+        };
+        self.admin = None;
+        self.admin_dup = socket.try_clone().ok();
+        match AdminListener::start(addr, socket, state) {
+            Ok(listener) => self.admin = Some(listener),
+            Err(e) => tracing::error!(admin = %addr, error = %e, "admin listener failed"),
+        }
+    }
+
+    /// Serves `sockets` (each worker's) for the listener at `addr`.
+    fn listen(
+        &mut self,
+        addr: SocketAddr,
+        steps: FirstSteps,
+        sockets: Vec<Vec<std::net::TcpListener>>,
+    ) {
         let ctx = Arc::new(ListenerCtx {
             steps: arc_swap::ArcSwap::from_pointee(steps),
             ..ListenerCtx::new(addr, self.shared.clone())
         });
-        let bound = sockets.first().and_then(|s| s.local_addr().ok());
+        let bound = sockets
+            .first()
+            .and_then(|s| s.first())
+            .and_then(|s| s.local_addr().ok());
         let front = match self.mail.get(&addr) {
             Some(mail) => Front::Mail(mail.clone()),
             None => Front::Http,
         };
-        for (socket, w) in sockets.into_iter().zip(&self.workers) {
-            let _ = w.tx.send(Command::Listen {
-                socket,
-                ctx: ctx.clone(),
-                front: front.clone(),
-            });
+        let mut kept = Vec::new();
+        for (mine, w) in sockets.into_iter().zip(&self.workers) {
+            for socket in mine {
+                match socket.try_clone() {
+                    Ok(dup) => kept.push(dup),
+                    Err(e) => {
+                        tracing::warn!(listener = %addr, error = %e, "cannot keep a socket for an upgrade")
+                    }
+                }
+                let _ = w.tx.send(Command::Listen {
+                    socket,
+                    ctx: ctx.clone(),
+                    front: front.clone(),
+                });
+            }
         }
         tracing::info!(listener = %addr, bound = ?bound, "listening");
+        self.sockets.insert(addr, kept);
         self.listening.insert(addr, ctx);
     }
 
@@ -352,32 +455,31 @@ impl Server {
             let _ = w.tx.send(Command::Unlisten(addr));
         }
         self.listening.remove(&addr);
+        self.sockets.remove(&addr);
         self.tls.close(addr);
         self.mail.remove(&addr);
         tracing::info!(listener = %addr, "stopped listening");
     }
 
-    /// Waits for signals: SIGHUP reloads, SIGTERM and SIGINT stop.
-    async fn control(mut self, mut signals: Signals) -> Result<(), ServerError> {
-        self.upkeep = Upkeep::start(&self.shared.site.load());
-        let admin = self.config.admin.as_ref().map(|a| a.address);
-        if let (Some(socket), Some(addr), Some(state)) =
-            (self.admin_socket.take(), admin, self.admin_state.clone())
-        {
-            match AdminListener::start(addr, socket, state) {
-                Ok(listener) => self.admin = Some(listener),
-                Err(e) => {
-                    tracing::error!(admin = %addr, error = %e, "admin listener failed")
-                }
-            }
-        }
+    /// Answers reloads, signals and the control socket until levee stops
+    /// (SIGTERM, SIGINT, `shutdown`) or an upgrade took over.
+    async fn control(mut self, mut inputs: Inputs) -> Result<(), ServerError> {
         let mut watch = tokio::time::interval(tls::WATCH_EVERY);
-        loop {
+        let handed_over = loop {
             tokio::select! {
                 _ = watch.tick() => self.tls.refresh(),
-                _ = signals.hup.recv() => {
-                    let _ = self.reload_logged();
-                }
+                sig = process::next_signal(&mut inputs.signals) => match sig {
+                    Sig::Reload => {
+                        let _ = self.reload_logged();
+                    }
+                    Sig::Reopen => self.reopen_logs(),
+                    Sig::Upgrade => {
+                        if self.upgrade_logged(None).await.is_some() {
+                            break true;
+                        }
+                    }
+                    Sig::Stop => break false,
+                },
                 Some(ask) = self.reload_asks.recv() => {
                     let outcome = match self.reload_logged() {
                         Ok(file) => Outcome::Reloaded(file),
@@ -385,18 +487,45 @@ impl Server {
                     };
                     let _ = ask.send(outcome);
                 }
-                _ = signals.term.recv() => break,
-                _ = signals.int.recv() => break,
+                Some(push) = self.pushes.recv() => self.apply_push(push),
+                conn = upgrade::next_control(&self.control) => {
+                    if self.on_control(conn).await {
+                        break true;
+                    }
+                }
+                () = &mut inputs.shutdown => break false,
             }
-        }
-        self.stop().await;
+        };
+        self.stop(handed_over).await;
         Ok(())
+    }
+
+    /// Reopens levee's own log file and the access log file at their paths
+    /// (SIGUSR1, after logrotate moved them; also on reload).
+    fn reopen_logs(&self) {
+        let mut failed = false;
+        if let Some(log) = &self.log
+            && let Err(e) = log.reopen()
+        {
+            failed = true;
+            tracing::error!(file = %log.path().display(), error = %e, "cannot reopen the log file; writing on to the old one");
+        }
+        if let Err(e) = self.shared.site.load().access_log.reopen() {
+            failed = true;
+            tracing::error!(error = %e, "cannot reopen the access log; writing on to the old one");
+        }
+        if !failed {
+            tracing::info!("log files reopened");
+        }
     }
 
     /// Reloads (SIGHUP or `POST /reload`) and logs the outcome: each
     /// problem of a refused config on its own line.
     fn reload_logged(&mut self) -> Result<PathBuf, ReloadError> {
+        notify::reloading();
         let result = self.reload();
+        notify::ready();
+        self.reopen_logs();
         match &result {
             Ok(path) => tracing::info!(file = %path.display(), "reloaded"),
             Err(ReloadError::Builtin) => {
@@ -417,13 +546,24 @@ impl Server {
     }
 
     /// Applies the config file anew; on any error the running config stays.
-    /// Everything that can fail is done before anything changes, but for
-    /// one order: a changed `[fleet]` is joined before the site is built
-    /// (its fleet-scoped limits find the fleet then), after its files were
-    /// read; a site that then fails to build leaves the new membership.
     fn reload(&mut self) -> Result<PathBuf, ReloadError> {
         let path = self.config.source.clone().ok_or(ReloadError::Builtin)?;
         let config = levee_config::load(&path).map_err(ReloadError::Config)?;
+        self.apply(config)?;
+        Ok(path)
+    }
+
+    /// The one reload, whatever asked for it (SIGHUP, `POST /reload`, a
+    /// fleet push): all or nothing. Everything that can fail is done
+    /// before anything changes: the files loaded, the user maps read, the
+    /// admin rules read, new addresses bound, new listeners' TLS loaded.
+    /// One step needs the new membership first: a changed `[fleet]` is
+    /// joined just before the site is built (its fleet-scoped limits find
+    /// the fleet then); a site that then fails to build rejoins the old
+    /// one. What stays outside, as logged: open listeners whose new
+    /// certificates do not load keep the ones in use (tls.rs; `levee
+    /// check` and a push refuse such a config first).
+    fn apply(&mut self, config: Config) -> Result<(), ReloadError> {
         // The files `levee check` and start-up load, refused here as there:
         // a static root that is gone would answer 404 to everything.
         let mut errors = preflight::files(&config);
@@ -431,8 +571,6 @@ impl Server {
         if !errors.is_empty() {
             return Err(ReloadError::Config(ConfigErrors { errors }));
         }
-        self.fleet.apply(&config)?;
-        let site = Site::build_with(&config, &self.registry)?;
         if config.workers != self.config.workers {
             tracing::warn!("reload: a change of `workers` takes effect at the next start");
         }
@@ -469,9 +607,18 @@ impl Server {
                 let key = format!("listener[{}].address", i.unwrap_or_default());
                 refused_bind(&config, key, addr, &e)
             })?;
-            added.push((addr, sockets));
+            // One socket per worker, as at start.
+            added.push((
+                addr,
+                sockets.into_iter().map(|s| vec![s]).collect::<Vec<_>>(),
+            ));
         }
         let mut opened = Vec::with_capacity(added.len());
+        let close_opened = |tls: &mut tls::TlsListeners, opened: &[(SocketAddr, FirstSteps, _)]| {
+            for (addr, _, _) in opened {
+                tls.close(*addr);
+            }
+        };
         for (addr, sockets) in added {
             let Some(l) = config.listeners.iter().find(|l| l.address == addr) else {
                 continue;
@@ -479,13 +626,26 @@ impl Server {
             match first_steps(&mut self.tls, l) {
                 Ok(steps) => opened.push((addr, steps, sockets)),
                 Err(source) => {
-                    for (addr, _, _) in &opened {
-                        self.tls.close(*addr);
-                    }
+                    close_opened(&mut self.tls, &opened);
                     return Err(ServerError::Tls { addr, source }.into());
                 }
             }
         }
+        let site = self
+            .fleet
+            .apply(&config)
+            .and_then(|()| Site::build_with(&config, &self.registry).map_err(ServerError::Site));
+        let site = match site {
+            Ok(site) => site,
+            Err(e) => {
+                close_opened(&mut self.tls, &opened);
+                if let Err(back) = self.fleet.apply(&self.config) {
+                    tracing::error!(error = %back, "reload refused, and the previous [fleet] cannot be joined again");
+                }
+                return Err(e.into());
+            }
+        };
+        // Nothing fails from here on.
         self.shared.site.store(Arc::new(site));
         self.update_first_steps(&config);
         for (front, state) in mail_plan.swap {
@@ -511,7 +671,7 @@ impl Server {
             self.unlisten(addr);
         }
         self.config = config;
-        Ok(path)
+        Ok(())
     }
 
     /// On reload, open listeners take their new TLS and PROXY protocol
@@ -542,55 +702,71 @@ impl Server {
         access: Option<levee_admin::Access>,
         socket: Option<std::net::TcpListener>,
     ) {
-        let state = match (access, &self.admin_state) {
+        match (access, &self.admin_state) {
             (None, _) => {
                 self.admin = None;
+                self.admin_dup = None;
                 self.admin_state = None;
                 return;
             }
-            (Some(access), Some(state)) => {
-                state.update(access);
-                state.clone()
-            }
+            (Some(access), Some(state)) => state.update(access),
             (Some(access), None) => {
-                let state = levee_admin::Admin::new(
+                self.admin_state = Some(levee_admin::Admin::new(
                     self.shared.clone(),
                     access,
                     Some(self.reloader.clone()),
-                );
-                self.admin_state = Some(state.clone());
-                state
+                ));
             }
-        };
+        }
+        // The dashboard's config view shows what now runs.
+        if let Some(state) = &self.admin_state {
+            state.dash().set_config(Arc::new(config.clone()));
+        }
         let (Some(socket), Some(admin)) = (socket, &config.admin) else {
             return;
         };
-        let addr = admin.address;
-        self.admin = None;
-        match AdminListener::start(addr, socket, state) {
-            Ok(listener) => self.admin = Some(listener),
-            Err(e) => tracing::error!(admin = %addr, error = %e, "admin listener failed"),
-        }
+        self.serve_admin(admin.address, socket);
     }
 
-    /// Stops accepting and lets in-flight requests finish within the grace period.
-    async fn stop(mut self) {
-        tracing::info!("stopping: no new connections; finishing in-flight requests");
+    /// Stops accepting and lets in-flight requests finish within the grace
+    /// period. After a binary upgrade (`handed_over`) the new process holds
+    /// the sockets, the pid file and systemd's attention; this one lets its
+    /// WebSocket tunnels and mail sessions, logged in or not, finish too,
+    /// within the same period.
+    async fn stop(mut self, handed_over: bool) {
+        if handed_over {
+            tracing::info!("upgraded: no new connections here; finishing connections and sessions");
+        } else {
+            notify::stopping();
+            tracing::info!("stopping: no new connections; finishing in-flight requests");
+        }
         self.fleet.stopping();
         self.shared.start_draining();
         for w in &self.workers {
             let _ = w.tx.send(Command::UnlistenAll);
         }
-        // Mail sessions before login are told so and closed; logged-in ones
-        // relay until the process exits.
-        levee_mail::shutdown::begin();
+        self.sockets.clear();
+        self.admin = None;
+        self.admin_dup = None;
+        self.control = None;
+        if !handed_over {
+            // Mail sessions before login are told so and closed; logged-in
+            // ones relay until the process exits.
+            levee_mail::shutdown::begin();
+        }
+        let busy = |shared: &Shared| {
+            shared.in_flight() > 0
+                || if handed_over {
+                    levee_mail::metrics::open_sessions() > 0
+                } else {
+                    levee_mail::metrics::open_preauth() > 0
+                }
+        };
         let deadline = Instant::now() + self.config.timeouts.grace;
         // One wait first: workers woken by the drain (HTTP/2 connections
         // sending GOAWAY) count themselves in flight when they run.
         tokio::time::sleep(Duration::from_millis(20)).await;
-        while (self.shared.in_flight() > 0 || levee_mail::metrics::open_preauth() > 0)
-            && Instant::now() < deadline
-        {
+        while busy(&self.shared) && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let left = self.shared.in_flight();
@@ -600,8 +776,13 @@ impl Server {
                 "grace period over; closing unfinished requests"
             );
         }
-        if let Some(path) = &self.config.pid_file {
-            let _ = std::fs::remove_file(path);
+        if !handed_over
+            && let Some(path) = &self.config.pid_file
+            && std::fs::remove_file(path).is_err()
+        {
+            // After the drop to `user` the directory may not be ours, but
+            // the file is: leave it naming no process.
+            let _ = std::fs::write(path, "");
         }
         self.fleet.leave();
         tracing::info!("stopped");

@@ -14,6 +14,8 @@
 //!                                                                         in use stay (tls.rs)
 //! admin token and password file,        error           error             error
 //!   fleet credentials and CA file
+//! user and group exist                  error           error             (not re-read)
+//! levee may become them (root)          warning         error             -
 //! listener and admin addresses          bound a moment  bound             new ones bound
 //!                                       (in use: warning)
 //! server names                          resolved:       resolved: logged, the server waits
@@ -21,7 +23,8 @@
 //! ```
 //!
 //! An address in use is only a warning: `levee check` before `levee
-//! reload` finds the running levee on its own ports.
+//! reload` finds the running levee on its own ports. A fleet push is held
+//! to all of it but the names ([`machine`]), since they only warn.
 
 use std::io;
 use std::net::SocketAddr;
@@ -42,15 +45,7 @@ pub struct Findings {
 /// Everything `levee check` holds `config` to (the table above).
 pub fn check(config: &Config) -> Findings {
     let at = Locator::new(config);
-    let mut found = Findings {
-        errors: files(config),
-        warnings: Vec::new(),
-    };
-    found.errors.extend(crate::tls::check(config));
-    found.errors.extend(levee_admin::access::check(config));
-    found.errors.extend(crate::fleet::check(config));
-    found.errors.extend(levee_mirror::check(config));
-    addresses(config, &at, &mut found);
+    let mut found = machine(config);
     for u in &config.upstreams {
         let (_, unresolved) = levee_upstream::dns::resolve_servers(u, config.resolver.as_ref());
         for s in unresolved {
@@ -64,6 +59,39 @@ pub fn check(config: &Config) -> Findings {
                 ),
             ));
         }
+    }
+    found
+}
+
+/// What `levee check` holds `config` to but for its server names, whose
+/// resolution only warns: all a push is refused for, without waiting on
+/// DNS on the control thread.
+pub fn machine(config: &Config) -> Findings {
+    let at = Locator::new(config);
+    let mut found = Findings {
+        errors: files(config),
+        warnings: Vec::new(),
+    };
+    found.errors.extend(crate::tls::check(config));
+    found.errors.extend(levee_admin::access::check(config));
+    found.errors.extend(crate::fleet::check(config));
+    found.errors.extend(levee_mirror::check(config));
+    addresses(config, &at, &mut found);
+    match crate::privileges::account(config) {
+        Err(e) => {
+            if let crate::ServerError::Invalid(errors) = crate::process::privilege_error(config, &e)
+            {
+                found.errors.extend(errors.errors);
+            }
+        }
+        // A check run by someone else than the service's own user or root
+        // (an operator's shell) cannot tell; `levee run` then refuses.
+        Ok(Some(account)) => {
+            if let Err(e) = crate::privileges::can_become(&account) {
+                found.warnings.push(at.error("user", e.to_string()));
+            }
+        }
+        Ok(None) => {}
     }
     found
 }
@@ -209,6 +237,32 @@ mod tests {
         let found = check(&c);
         let keys: Vec<&str> = found.errors.iter().map(|e| e.key.as_str()).collect();
         assert_eq!(keys, ["listener[0].address"], "{found:?}");
+    }
+
+    #[test]
+    fn a_user_or_group_the_machine_lacks_is_an_error_at_its_key() {
+        let c = config(
+            "user = \"levee-no-such-user\"\n[[listener]]\naddress = \"127.0.0.1:0\"\n\
+             [[route]]\nrespond = \"x\"\n",
+        );
+        let found = check(&c);
+        let e = found
+            .errors
+            .iter()
+            .find(|e| e.key == "user")
+            .expect("an error at `user`");
+        assert!(e.message.contains("no user `levee-no-such-user`"), "{e}");
+        let c = config(
+            "user = \"root\"\ngroup = \"levee-no-such-group\"\n[[listener]]\naddress = \"127.0.0.1:0\"\n\
+             [[route]]\nrespond = \"x\"\n",
+        );
+        let found = check(&c);
+        let e = found
+            .errors
+            .iter()
+            .find(|e| e.key == "group")
+            .expect("an error at `group`");
+        assert!(e.message.contains("no group"), "{e}");
     }
 
     #[test]

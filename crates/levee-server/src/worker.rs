@@ -14,6 +14,7 @@ use levee_http::conn::{self, ListenerCtx};
 use levee_protect::Refusal;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
+use tracing::Instrument;
 
 /// What the control thread asks of a worker.
 #[derive(Debug)]
@@ -59,24 +60,26 @@ pub fn spawn(index: usize) -> std::io::Result<Worker> {
 async fn run(mut rx: mpsc::UnboundedReceiver<Command>) {
     tokio::spawn(each_second());
     tokio::spawn(levee_http::idle::dispatcher());
-    let mut accepting: HashMap<SocketAddr, oneshot::Sender<()>> = HashMap::new();
+    // A listener may have more than one socket on a worker (sockets handed
+    // over by an upgrade from a levee with more workers).
+    let mut accepting: HashMap<SocketAddr, Vec<oneshot::Sender<()>>> = HashMap::new();
     while let Some(cmd) = rx.recv().await {
         match cmd {
             Command::Listen { socket, ctx, front } => match TcpListener::from_std(socket) {
                 Ok(listener) => {
                     let (stop_tx, stop_rx) = oneshot::channel();
-                    accepting.insert(ctx.addr, stop_tx);
+                    accepting.entry(ctx.addr).or_default().push(stop_tx);
                     tokio::spawn(accept_loop(listener, ctx, front, stop_rx));
                 }
                 Err(e) => tracing::error!(error = %e, "cannot register listener"),
             },
             Command::Unlisten(addr) => {
-                if let Some(stop) = accepting.remove(&addr) {
+                for stop in accepting.remove(&addr).unwrap_or_default() {
                     let _ = stop.send(());
                 }
             }
             Command::UnlistenAll => {
-                for (_, stop) in accepting.drain() {
+                for stop in accepting.drain().flat_map(|(_, stops)| stops) {
                     let _ = stop.send(());
                 }
             }
@@ -128,7 +131,8 @@ fn admit(stream: TcpStream, peer: SocketAddr, ctx: &Arc<ListenerCtx>, front: &Fr
         // A load balancer speaks for many clients: each connection is
         // admitted once its PROXY header names the client (conn/start.rs).
         levee_http::idle::shed_near_limit(levee_protect::conns::open_all(), site.shed_idle_at);
-        tokio::spawn(conn::serve(stream, peer, ctx.clone(), None));
+        let span = conn::span(ctx.addr, peer);
+        tokio::spawn(conn::serve(stream, peer, ctx.clone(), None).instrument(span));
         return;
     }
     match ctx.conns.admit(peer.ip(), site.conn_limits(ctx.addr)) {
@@ -136,7 +140,10 @@ fn admit(stream: TcpStream, peer: SocketAddr, ctx: &Arc<ListenerCtx>, front: &Fr
             levee_http::idle::shed_near_limit(levee_protect::conns::open_all(), site.shed_idle_at);
             match front {
                 Front::Http => {
-                    tokio::spawn(conn::serve(stream, peer, ctx.clone(), Some(permit)));
+                    let span = conn::span(ctx.addr, peer);
+                    tokio::spawn(
+                        conn::serve(stream, peer, ctx.clone(), Some(permit)).instrument(span),
+                    );
                 }
                 Front::Mail(mail) => {
                     // The listener's TLS as it is now: implicit TLS or STARTTLS.
@@ -144,11 +151,16 @@ fn admit(stream: TcpStream, peer: SocketAddr, ctx: &Arc<ListenerCtx>, front: &Fr
                         acceptor: t.acceptor.clone(),
                         handshake_timeout: t.handshake_timeout,
                     });
-                    tokio::spawn(mail.clone().serve(stream, peer, permit, tls));
+                    let span = conn::span(ctx.addr, peer);
+                    tokio::spawn(
+                        mail.clone()
+                            .serve(stream, peer, permit, tls)
+                            .instrument(span),
+                    );
                 }
             }
         }
-        Err(Refusal::Denied) => {}
+        Err(Refusal::Denied | Refusal::Banned) => {}
         Err(why) => {
             tracing::debug!(peer = %peer, reason = why.as_str(), "connection refused");
             let busy = match front {

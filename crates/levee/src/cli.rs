@@ -1,4 +1,7 @@
 //! Command-line handling. Errors leave through `anyhow` and become exit code 1.
+//!
+//! Every command that reads a config takes `-c FILE`, else the file
+//! `LEVEE_CONFIG` names, else [`DEFAULT_CONFIG`].
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -8,29 +11,62 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use levee_config::{AccessLogTarget, Config, ConfigError};
 
+/// Where the config is when neither `-c` nor `LEVEE_CONFIG` says.
+pub const DEFAULT_CONFIG: &str = "/etc/levee/levee.toml";
+
 #[derive(Parser, Debug)]
 #[command(
     name = "levee",
     version,
-    about = "An event-driven front end for HTTP and mail"
+    about = "An event-driven front end for HTTP and mail",
+    long_about = "An event-driven front end for HTTP and mail.\n\n\
+        Without a command, levee serves the current directory on 127.0.0.1:8080. \
+        Commands that read a config take -c FILE, else the file LEVEE_CONFIG names, \
+        else /etc/levee/levee.toml."
 )]
-struct Cli {
+pub struct Cli {
     #[command(subcommand)]
     command: Option<Cmd>,
 }
 
+/// `-c`: the config file.
+#[derive(clap::Args, Debug, Clone)]
+struct ConfigArg {
+    /// The config file [default: /etc/levee/levee.toml].
+    #[arg(
+        short = 'c',
+        long = "config",
+        env = "LEVEE_CONFIG",
+        value_name = "FILE"
+    )]
+    config: Option<PathBuf>,
+}
+
+impl ConfigArg {
+    fn path(&self) -> PathBuf {
+        self.config
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG))
+    }
+}
+
 #[derive(Subcommand, Debug)]
 enum Cmd {
-    /// Run with a config file.
+    /// Run with a config file, until SIGTERM or SIGINT (SIGHUP reloads,
+    /// SIGUSR1 reopens the log files, SIGUSR2 upgrades the binary).
     Run {
-        #[arg(short = 'c', long = "config")]
-        config: PathBuf,
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Take the listening sockets from the levee on this control socket
+        /// (what `levee upgrade` starts the new binary with).
+        #[arg(long, value_name = "SOCKET", hide = true)]
+        inherit_from: Option<PathBuf>,
     },
     /// Validate a config file (like `nginx -t`) and what it asks of this
     /// machine: every error, with file:line:column and key.
     Check {
-        #[arg(short = 'c', long = "config")]
-        config: PathBuf,
+        #[command(flatten)]
+        config: ConfigArg,
         /// Check the file alone, not against this machine (files, addresses,
         /// DNS): for a config meant for another machine.
         #[arg(long)]
@@ -61,14 +97,48 @@ enum Cmd {
     Stop(Target),
     /// Control a running levee through its admin API (docs/api.md).
     Ctl(CtlArgs),
+    /// The config as levee reads it.
+    #[command(subcommand)]
+    Config(ConfigCmd),
+    /// Replace the running levee's binary without dropping a connection:
+    /// it starts the new binary, hands it the listening sockets over its
+    /// control socket (`control_socket`), waits until it is ready, then
+    /// drains. Exits 1, printing why, if the new one did not take over.
+    Upgrade {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The binary to start [default: the one the running levee was
+        /// started from, at the same path].
+        #[arg(long, value_name = "PATH")]
+        binary: Option<PathBuf>,
+    },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions { shell: clap_complete::Shell },
+    /// Print the man page levee(1) (roff), for `man -l -`; with --out-dir,
+    /// write it and a page per command there (levee-run.1, ...).
+    Man {
+        /// Write every page into this directory instead.
+        #[arg(long, value_name = "DIR")]
+        out_dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ConfigCmd {
+    /// Print the effective config as TOML (like `nginx -T`): every default
+    /// filled in, secrets in the file replaced by "<redacted>".
+    Dump {
+        #[command(flatten)]
+        config: ConfigArg,
+    },
 }
 
 /// Which admin listener, and what to ask it.
 #[derive(clap::Args, Debug)]
 struct CtlArgs {
-    /// The config whose `[admin] address` to use.
-    #[arg(short = 'c', long = "config", required_unless_present = "admin")]
-    config: Option<PathBuf>,
+    /// The config whose `[admin] address` to use (unless --admin is given).
+    #[command(flatten)]
+    config: ConfigArg,
     /// The admin address directly, e.g. 127.0.0.1:9090.
     #[arg(long)]
     admin: Option<SocketAddr>,
@@ -90,13 +160,10 @@ struct TokenArgs {
 /// Which running levee to reload.
 #[derive(clap::Args, Debug)]
 struct ReloadArgs {
-    /// The config: its `[admin]` (or else its `pid_file`) says how to reach levee.
-    #[arg(
-        short = 'c',
-        long = "config",
-        required_unless_present_any = ["pid_file", "admin"]
-    )]
-    config: Option<PathBuf>,
+    /// The config: its `[admin]` (or else its `pid_file`) says how to reach
+    /// levee (unless --pid-file or --admin is given).
+    #[command(flatten)]
+    config: ConfigArg,
     /// Signal the pid in this file, without checking any config.
     #[arg(long, conflicts_with = "admin")]
     pid_file: Option<PathBuf>,
@@ -113,31 +180,76 @@ enum CtlCmd {
     Upstreams,
     /// One upstream as JSON.
     Upstream { name: String },
-    /// No new requests to SERVER; in-flight ones finish; idle connections close.
-    Drain { upstream: String, server: String },
-    /// No requests at all to SERVER.
-    Disable { upstream: String, server: String },
-    /// SERVER takes requests again.
-    Enable { upstream: String, server: String },
-    /// Set SERVER's weight (1-1000), or `default` for the configured one.
+    /// No new requests to SERVER; in-flight ones finish; idle connections
+    /// close (`--fleet`: on every member of the fleet that has it).
+    Drain {
+        upstream: String,
+        server: String,
+        #[arg(long)]
+        fleet: bool,
+    },
+    /// No requests at all to SERVER (`--fleet`: on every member).
+    Disable {
+        upstream: String,
+        server: String,
+        #[arg(long)]
+        fleet: bool,
+    },
+    /// SERVER takes requests again (`--fleet`: on every member).
+    Enable {
+        upstream: String,
+        server: String,
+        #[arg(long)]
+        fleet: bool,
+    },
+    /// Set SERVER's weight (1-1000), or `default` for the configured one
+    /// (`--fleet`: on every member).
     Weight {
         upstream: String,
         server: String,
         weight: String,
+        #[arg(long)]
+        fleet: bool,
     },
     /// The Prometheus metrics.
     Metrics,
     /// The cache store's size and entries.
     Cache,
     /// Remove cached responses: `purge url http://host/path`, `purge prefix
-    /// http://host/img/` or `purge tag NAME`.
+    /// http://host/img/` or `purge tag NAME` (on every member of a fleet).
     Purge { by: String, value: String },
+    /// Close USER's logged-in mail sessions, their mailbox having moved (on
+    /// every member of a fleet).
+    CloseUser { user: String },
     /// The fleet's members: stale ones marked, differing configs shown
-    /// (`fleet ping [NOTE]`: a ping on the fleet's bus, in every member's log).
+    /// (`fleet ping [NOTE]`: a ping on the fleet's bus, in every member's
+    /// log; `fleet push FILE [--first N]`: a config for every member).
     Fleet {
         #[command(subcommand)]
         action: Option<FleetCmd>,
     },
+    /// Refuse ADDRESS (an address or a CIDR network) at accept and on every
+    /// request, until lifted or for a while (`--for 10m`).
+    Ban {
+        address: String,
+        #[arg(long = "for", value_name = "DURATION")]
+        duration: Option<String>,
+    },
+    /// Lift the ban of ADDRESS (as it was banned).
+    Unban { address: String },
+    /// The banned addresses (in a fleet: the fleet's, with who set each).
+    Bans,
+    /// Exempt ADDRESS (an address or a CIDR network) from every ban, until
+    /// lifted or for a while (`--for 1h`).
+    Allow {
+        address: String,
+        #[arg(long = "for", value_name = "DURATION")]
+        duration: Option<String>,
+    },
+    /// Lift the allow entry of ADDRESS (as it was added).
+    Unallow { address: String },
+    /// The allow entries.
+    Allows,
     /// The download redirector's mirror sets.
     #[command(subcommand)]
     Mirrors(MirrorsCmd),
@@ -147,6 +259,16 @@ enum CtlCmd {
 enum FleetCmd {
     /// Send a ping on the fleet's bus; every member logs it.
     Ping { note: Option<String> },
+    /// Check FILE here (as `levee check`), then have every member check it
+    /// on its own machine, apply it as a reload and save it over its config
+    /// file; prints each member's result and exits 1 unless all applied.
+    Push {
+        file: PathBuf,
+        /// Apply to the first N members (by name) first, and to the others
+        /// once those are healthy on it.
+        #[arg(long)]
+        first: Option<usize>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -174,8 +296,10 @@ enum MirrorsCmd {
 /// Which running levee: the pid file named by a config, or a pid file directly.
 #[derive(clap::Args, Debug)]
 struct Target {
-    #[arg(short = 'c', long = "config", required_unless_present = "pid_file")]
-    config: Option<PathBuf>,
+    /// The config whose `pid_file` to use (unless --pid-file is given).
+    #[command(flatten)]
+    config: ConfigArg,
+    /// Signal the pid in this file.
     #[arg(long)]
     pid_file: Option<PathBuf>,
 }
@@ -222,10 +346,19 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             eprintln!(
                 "levee: with a config file: levee run -c levee.toml (see docs/config.md; `levee check -c` validates it)"
             );
-            serve(config)
+            serve(config, levee_server::Process::default())
         }
-        Some(Cmd::Run { config }) => serve(load(&config)?),
-        Some(Cmd::Check { config, file_only }) => check(&config, file_only),
+        Some(Cmd::Run {
+            config,
+            inherit_from,
+        }) => serve(
+            load(&config.path())?,
+            levee_server::Process {
+                log: None,
+                inherit_from,
+            },
+        ),
+        Some(Cmd::Check { config, file_only }) => check(&config.path(), file_only),
         Some(Cmd::Proxy {
             listen,
             to,
@@ -246,11 +379,34 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 bail!("invalid --listen/--to");
             }
             eprintln!("levee: proxying http://{listen}/");
-            serve(config)
+            serve(config, levee_server::Process::default())
         }
         Some(Cmd::Reload(args)) => reload(&args),
         Some(Cmd::Stop(target)) => signal(&target, rustix::process::Signal::TERM),
         Some(Cmd::Ctl(args)) => ctl(args),
+        Some(Cmd::Config(ConfigCmd::Dump { config })) => {
+            print!("{}", levee_config::dump(&load(&config.path())?));
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Cmd::Upgrade { config, binary }) => {
+            let path = config.path();
+            let pid = levee_server::process::upgrade(&load(&path)?, binary.as_deref())
+                .with_context(|| format!("upgrading the levee of {}", path.display()))?;
+            println!("levee: upgraded; pid {pid} serves now, the old process drains");
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Cmd::Completions { shell }) => {
+            crate::ship::completions(shell, &mut std::io::stdout())?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Cmd::Man { out_dir: None }) => {
+            crate::ship::man(&mut std::io::stdout())?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Cmd::Man { out_dir: Some(dir) }) => {
+            crate::ship::man_pages(&dir)?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
@@ -305,14 +461,26 @@ fn admin_client(
 
 fn ctl(args: CtlArgs) -> anyhow::Result<ExitCode> {
     use levee_admin::ctl::Command;
-    let config = match (&args.admin, &args.config) {
-        (None, Some(c)) => Some(load(c)?),
-        _ => None,
+    let config = match (&args.admin, &args.config.config) {
+        (Some(_), None) => None,
+        _ => Some(load(&args.config.path())?),
     };
-    if args.admin.is_none() && args.config.is_none() {
-        bail!("give -c CONFIG or --admin ADDRESS");
-    }
     let client = admin_client(args.admin, config.as_ref(), &args.token)?;
+    if let CtlCmd::Fleet {
+        action: Some(FleetCmd::Push { file, first }),
+    } = &args.command
+    {
+        return push(&client, file, *first);
+    }
+    if let Some((upstream, server, action, weight)) = fleet_action(&args.command)? {
+        let done = levee_admin::ctl::act::fleet_action(&client, upstream, server, action, weight)?;
+        print!("{}", done.table);
+        return Ok(if done.ok {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        });
+    }
     let command = match args.command {
         CtlCmd::Upstreams => Command::Upstreams,
         CtlCmd::Cache => Command::Cache,
@@ -322,34 +490,34 @@ fn ctl(args: CtlArgs) -> anyhow::Result<ExitCode> {
             value,
         },
         CtlCmd::Upstream { name } => Command::Upstream(name),
-        CtlCmd::Drain { upstream, server } => Command::Drain { upstream, server },
-        CtlCmd::Disable { upstream, server } => Command::Disable { upstream, server },
-        CtlCmd::Enable { upstream, server } => Command::Enable { upstream, server },
+        CtlCmd::CloseUser { user } => Command::CloseUser(user),
+        CtlCmd::Drain {
+            upstream, server, ..
+        } => Command::Drain { upstream, server },
+        CtlCmd::Disable {
+            upstream, server, ..
+        } => Command::Disable { upstream, server },
+        CtlCmd::Enable {
+            upstream, server, ..
+        } => Command::Enable { upstream, server },
         CtlCmd::Weight {
             upstream,
             server,
             weight,
-        } => {
-            let weight = match weight.as_str() {
-                "default" => None,
-                n => Some(
-                    n.parse::<u32>()
-                        .ok()
-                        .filter(|w| (1..=1000).contains(w))
-                        .with_context(|| format!("weight `{n}`: expected 1-1000 or `default`"))?,
-                ),
-            };
-            Command::Weight {
-                upstream,
-                server,
-                weight,
-            }
-        }
+            ..
+        } => Command::Weight {
+            upstream,
+            server,
+            weight: weight_arg(&weight)?,
+        },
         CtlCmd::Metrics => Command::Metrics,
         CtlCmd::Fleet { action: None } => Command::Fleet,
         CtlCmd::Fleet {
             action: Some(FleetCmd::Ping { note }),
         } => Command::FleetPing(note.unwrap_or_default()),
+        CtlCmd::Fleet {
+            action: Some(FleetCmd::Push { .. }),
+        } => bail!("a push is handled above"),
         CtlCmd::Mirrors(m) => {
             use levee_admin::ctl::MirrorsCommand as M;
             Command::Mirrors(match m {
@@ -362,10 +530,82 @@ fn ctl(args: CtlArgs) -> anyhow::Result<ExitCode> {
                 MirrorsCmd::Edit { set, mirror, json } => M::Edit { set, mirror, json },
             })
         }
+        CtlCmd::Ban { address, duration } => Command::Ban { address, duration },
+        CtlCmd::Unban { address } => Command::Unban(address),
+        CtlCmd::Bans => Command::Bans,
+        CtlCmd::Allow { address, duration } => Command::Allow { address, duration },
+        CtlCmd::Unallow { address } => Command::Unallow(address),
+        CtlCmd::Allows => Command::Allows,
     };
     let out = levee_admin::ctl::run(&client, &command)?;
     print!("{out}");
     Ok(ExitCode::SUCCESS)
+}
+
+/// `WEIGHT`: 1-1000, or `default` (`None`) for the configured one.
+fn weight_arg(weight: &str) -> anyhow::Result<Option<u32>> {
+    Ok(match weight {
+        "default" => None,
+        n => Some(
+            n.parse::<u32>()
+                .ok()
+                .filter(|w| (1..=1000).contains(w))
+                .with_context(|| format!("weight `{n}`: expected 1-1000 or `default`"))?,
+        ),
+    })
+}
+
+/// A server action with `--fleet`: upstream, server, action and, for
+/// `weight`, the weight.
+type FleetAction<'a> = (&'a str, &'a str, &'static str, Option<Option<u32>>);
+
+fn fleet_action(command: &CtlCmd) -> anyhow::Result<Option<FleetAction<'_>>> {
+    Ok(match command {
+        CtlCmd::Drain {
+            upstream,
+            server,
+            fleet: true,
+        } => Some((upstream, server, "drain", None)),
+        CtlCmd::Disable {
+            upstream,
+            server,
+            fleet: true,
+        } => Some((upstream, server, "disable", None)),
+        CtlCmd::Enable {
+            upstream,
+            server,
+            fleet: true,
+        } => Some((upstream, server, "enable", None)),
+        CtlCmd::Weight {
+            upstream,
+            server,
+            weight,
+            fleet: true,
+        } => Some((upstream, server, "weight", Some(weight_arg(weight)?))),
+        _ => None,
+    })
+}
+
+/// `levee ctl fleet push`: the file is held to what `levee check` holds
+/// it to, here, before any member sees it.
+fn push(
+    client: &levee_admin::ctl::Client,
+    file: &Path,
+    first: Option<usize>,
+) -> anyhow::Result<ExitCode> {
+    if first == Some(0) {
+        bail!("--first takes 1 or more members");
+    }
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let (config, _) = checked(file, false)?;
+    let rollout = levee_admin::ctl::push::push(client, &config, &text, first)?;
+    print!("{}", rollout.table);
+    Ok(if rollout.all_applied {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 fn load(path: &Path) -> anyhow::Result<Config> {
@@ -439,16 +679,17 @@ fn checked(path: &Path, file_only: bool) -> anyhow::Result<(Config, usize)> {
 /// here and levee is signalled only if it passes.
 fn reload(args: &ReloadArgs) -> anyhow::Result<ExitCode> {
     if let Some(addr) = args.admin {
-        let config = args.config.as_deref().map(load).transpose()?;
+        let config = args.config.config.as_deref().map(load).transpose()?;
         return reload_through(&admin_client(Some(addr), config.as_ref(), &args.token)?);
     }
-    let Some(path) = &args.config else {
+    if args.pid_file.is_some() && args.config.config.is_none() {
         let target = Target {
-            config: None,
+            config: args.config.clone(),
             pid_file: args.pid_file.clone(),
         };
         return signal(&target, rustix::process::Signal::HUP);
-    };
+    }
+    let path = &args.config.path();
     // A file that does not parse is refused by any levee: say so here.
     let config = load(path)?;
     if config.admin.is_some() {
@@ -469,7 +710,7 @@ fn reload(args: &ReloadArgs) -> anyhow::Result<ExitCode> {
     let (config, _) = checked(path, false)?;
     let target =
         Target {
-            config: None,
+            config: args.config.clone(),
             pid_file: Some(config.pid_file.with_context(|| {
                 format!("{} sets neither [admin] nor pid_file", path.display())
             })?),
@@ -493,44 +734,31 @@ fn reload_through(client: &levee_admin::ctl::Client) -> anyhow::Result<ExitCode>
     }
 }
 
-fn serve(config: Config) -> anyhow::Result<ExitCode> {
-    init_tracing(&config.log.level);
+fn serve(config: Config, mut process: levee_server::Process) -> anyhow::Result<ExitCode> {
     let source = config.source.clone();
-    match levee_server::run(config) {
+    // The log file is opened first of all, so its problems are said here,
+    // at their keys, like every other file's.
+    let unwritable = levee_config::check_filesystem(&config);
+    if !unwritable.is_empty() {
+        return Err(refused(&unwritable, source.as_deref()));
+    }
+    process.log = crate::logging::init(&config.log)?;
+    match levee_server::run_process(config, process) {
         Ok(()) => Ok(ExitCode::SUCCESS),
         Err(levee_server::ServerError::Invalid(e)) => Err(refused(&e.errors, source.as_deref())),
         Err(e) => Err(e.into()),
     }
 }
 
-fn init_tracing(level: &str) {
-    // The admin audit log stays on whatever `[log] level` says; LEVEE_LOG,
-    // set by hand, is taken as it is.
-    let configured = |level: &str| {
-        tracing_subscriber::EnvFilter::try_new(format!(
-            "{level},{}=info",
-            levee_admin::audit::TARGET
-        ))
-    };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("LEVEE_LOG")
-        .or_else(|_| configured(level))
-        .or_else(|_| configured("info"))
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
-}
-
 fn signal(target: &Target, sig: rustix::process::Signal) -> anyhow::Result<ExitCode> {
-    let pid_file = match (&target.pid_file, &target.config) {
-        (Some(p), _) => p.clone(),
-        (None, Some(c)) => load(c)?
-            .pid_file
-            .with_context(|| format!("{} sets no pid_file", c.display()))?,
-        (None, None) => bail!("give -c CONFIG or --pid-file FILE"),
+    let pid_file = match &target.pid_file {
+        Some(p) => p.clone(),
+        None => {
+            let c = target.config.path();
+            load(&c)?
+                .pid_file
+                .with_context(|| format!("{} sets no pid_file", c.display()))?
+        }
     };
     let text = std::fs::read_to_string(&pid_file)
         .with_context(|| format!("pid file {}", pid_file.display()))?;

@@ -1,6 +1,8 @@
 //! The `levee` command: run, check, proxy, reload, stop.
 
 mod cli;
+mod logging;
+mod ship;
 
 /// mimalloc keeps each size class in its own pages, so the long-lived small
 /// objects of idle connections pack densely instead of sitting between the

@@ -264,8 +264,14 @@ fn a_server_name_that_does_not_resolve_is_a_warning() {
         "{warning}"
     );
     // And `run` starts with it; the literal server serves meanwhile.
+    // The warning is logged while the site is built, before the port
+    // listens, but the test reads stderr on a thread that may lag behind.
     let levee = setup.start(&config);
-    assert!(levee.stderr().contains("levee-check.invalid"), "not logged");
+    assert!(
+        levee.wait_stderr("levee-check.invalid", Duration::from_secs(10)),
+        "not logged:\n{}",
+        levee.stderr()
+    );
 }
 
 /// A reload is held to the same files: a static root that is gone keeps

@@ -7,97 +7,11 @@ mod support;
 mod certs;
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::process::Command;
 
-use support::{LeveeSetup, TempDir, curl, free_port, poll};
+use support::{LeveeSetup, curl};
 
-const ECHO: &str = r#"
-import asyncio, sys, websockets
-async def echo(ws, path=None):
-    async for message in ws:
-        await ws.send("echo " + message)
-async def main():
-    async with websockets.serve(echo, "127.0.0.1", int(sys.argv[1])):
-        await asyncio.Future()
-asyncio.run(main())
-"#;
-
-/// Sends each argument after the first (the URL) in turn, printing each
-/// reply; a `sleep:N` argument waits N seconds instead. Exits 0 when done.
-const CLIENT: &str = r#"
-import asyncio, os, ssl, sys, websockets
-async def main():
-    tls = {}
-    if os.environ.get("WS_CA"):
-        ctx = ssl.create_default_context(cafile=os.environ["WS_CA"])
-        tls = {"ssl": ctx, "server_hostname": os.environ["WS_NAME"]}
-    async with websockets.connect(sys.argv[1], **tls) as ws:
-        for arg in sys.argv[2:]:
-            if arg.startswith("sleep:"):
-                await asyncio.sleep(float(arg[6:]))
-                continue
-            await ws.send(arg)
-            print(await ws.recv(), flush=True)
-asyncio.run(main())
-"#;
-
-/// A Python that has `websockets`.
-fn python() -> &'static str {
-    static FOUND: std::sync::OnceLock<&'static str> = std::sync::OnceLock::new();
-    FOUND.get_or_init(|| support::python_with("websockets"))
-}
-
-struct Echo {
-    child: Child,
-    port: u16,
-    _dir: TempDir,
-}
-
-impl Drop for Echo {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn echo_server() -> Echo {
-    let dir = TempDir::new("ws");
-    let script = dir.join("echo.py");
-    std::fs::write(&script, ECHO).expect("write echo.py");
-    let port = free_port();
-    let child = Command::new(python())
-        .arg(&script)
-        .arg(port.to_string())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("python3");
-    let up = poll(Duration::from_secs(10), || {
-        std::net::TcpStream::connect(("127.0.0.1", port)).ok()
-    });
-    assert!(up.is_some(), "echo server did not start");
-    Echo {
-        child,
-        port,
-        _dir: dir,
-    }
-}
-
-fn client(dir: &std::path::Path, url: &str, args: &[&str]) -> Child {
-    let script = dir.join("client.py");
-    std::fs::write(&script, CLIENT).expect("write client.py");
-    Command::new(python())
-        .arg(&script)
-        .arg(url)
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("python3")
-}
-
-fn start_levee(echo: &Echo, extra: &str) -> support::Levee {
+fn start_levee(echo: &support::WsEcho, extra: &str) -> support::Levee {
     let setup = LeveeSetup::new();
     let cfg = setup.proxy_config(&[&format!("127.0.0.1:{}", echo.port)], extra);
     setup.start(&cfg)
@@ -105,10 +19,10 @@ fn start_levee(echo: &Echo, extra: &str) -> support::Levee {
 
 #[test]
 fn websocket_messages_pass_both_ways() {
-    let echo = echo_server();
+    let echo = support::ws_echo();
     let levee = start_levee(&echo, "");
     let url = format!("ws://127.0.0.1:{}/chat", levee.port);
-    let out = client(levee.dir(), &url, &["one", "two"])
+    let out = support::ws_client(levee.dir(), &url, &["one", "two"])
         .wait_with_output()
         .expect("client");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -128,10 +42,10 @@ fn websocket_messages_pass_both_ways() {
 
 #[test]
 fn an_open_websocket_survives_reload() {
-    let echo = echo_server();
+    let echo = support::ws_echo();
     let levee = start_levee(&echo, "");
     let url = format!("ws://127.0.0.1:{}/live", levee.port);
-    let mut child = client(levee.dir(), &url, &["before", "sleep:1.5", "after"]);
+    let mut child = support::ws_client(levee.dir(), &url, &["before", "sleep:1.5", "after"]);
     let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
     assert_eq!(
         lines.next().and_then(Result::ok).as_deref(),
@@ -148,10 +62,10 @@ fn an_open_websocket_survives_reload() {
 
 #[test]
 fn an_idle_tunnel_is_closed_after_tunnel_idle() {
-    let echo = echo_server();
+    let echo = support::ws_echo();
     let levee = start_levee(&echo, "[timeouts]\ntunnel_idle = \"500ms\"\n");
     let url = format!("ws://127.0.0.1:{}/idle", levee.port);
-    let out = client(levee.dir(), &url, &["first", "sleep:2", "second"])
+    let out = support::ws_client(levee.dir(), &url, &["first", "sleep:2", "second"])
         .wait_with_output()
         .expect("client");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -161,7 +75,7 @@ fn an_idle_tunnel_is_closed_after_tunnel_idle() {
 
 #[test]
 fn websocket_over_a_tls_listener() {
-    let echo = echo_server();
+    let echo = support::ws_echo();
     let setup = LeveeSetup::new();
     let dir = setup.dir.path().to_owned();
     certs::ca(&dir, "ca");
@@ -176,8 +90,8 @@ fn websocket_over_a_tls_listener() {
     let levee = setup.start(&cfg);
     let url = format!("wss://127.0.0.1:{}/secure", levee.port);
     let script = levee.dir().join("client.py");
-    std::fs::write(&script, CLIENT).expect("write client.py");
-    let out = Command::new(python())
+    std::fs::write(&script, support::WS_CLIENT).expect("write client.py");
+    let out = Command::new(support::ws_python())
         .arg(&script)
         .arg(&url)
         .arg("sealed")

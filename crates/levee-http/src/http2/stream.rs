@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use h2::{Reason, RecvStream, server::SendResponse};
+use tracing::Instrument;
 
 use super::{Conn, request};
 use crate::exchange::{Exchange, Outcome, Stream};
@@ -43,7 +44,10 @@ pub(super) async fn serve(
     let mut stream = Stream::new(body, respond, &site, conn.local);
     let mut ex = Exchange::h2(head, origin, conn.peer, conn.hsts, &mut stream);
     let listener = &conn.listener;
-    let mut done = serve::serve(&mut ex, listener.addr, &listener.shared, &site, 0).await;
+    let span = crate::conn::request_span(&ex.head);
+    let (mut done, routed) = serve::serve(&mut ex, listener.addr, &listener.shared, &site, 0)
+        .instrument(span)
+        .await;
     let head = ex.head;
     stream.finish();
     if stream.went_away() {
@@ -52,7 +56,8 @@ pub(super) async fn serve(
         done.status = 499;
         done.bytes = stream.sent();
     }
-    serve::log(&site, origin.ip, Some(&head), &done, started);
+    let route = Some(serve::route_stats(routed));
+    serve::log(&site, origin.ip, Some(&head), &done, started, route);
 }
 
 /// Who a stream's request is for (origin.rs).
@@ -72,5 +77,12 @@ fn refuse(
     let mut r = http::Response::new(());
     *r.status_mut() = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::BAD_REQUEST);
     let _ = respond.send_response(r, true);
-    serve::log(site, conn.peer.ip(), None, &Outcome::ended(status), started);
+    serve::log(
+        site,
+        conn.peer.ip(),
+        None,
+        &Outcome::ended(status),
+        started,
+        None,
+    );
 }

@@ -90,6 +90,21 @@ heartbeat_ttl = "1s"
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// `levee ctl ARGS` against this member: whether it succeeded, and its
+    /// output and errors.
+    pub fn ctl(&self, args: &[&str]) -> (bool, String) {
+        let admin = format!("127.0.0.1:{}", self.admin);
+        let mut all = vec!["ctl", "--admin", &admin];
+        all.extend_from_slice(args);
+        let out = levee_cmd(&all);
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    }
+
     /// Waits until the member applies fleet limits (Redis reachable and
     /// local admissions charged).
     pub fn wait_redis_up(&self, timeout: Duration) -> bool {

@@ -93,6 +93,19 @@ servers = [{servers}]
         levee
     }
 
+    /// Writes `config` and starts `levee run` with `env` set (the config's
+    /// path in `LEVEE_CONFIG` unless `env` names it); waits for the port.
+    pub fn start_env(self, config: &str, env: &[(&str, &str)]) -> Levee {
+        fs::write(self.config_path(), config).expect("write levee config");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_levee"));
+        cmd.arg("run").env("LEVEE_CONFIG", self.config_path());
+        cmd.envs(env.iter().copied());
+        let port = self.port;
+        let mut levee = self.spawn_command(cmd, port);
+        levee.wait_port(port);
+        levee
+    }
+
     /// Starts levee with `args` in the setup's directory without waiting.
     pub fn spawn_args(self, args: &[&str], port: u16) -> Levee {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_levee"));

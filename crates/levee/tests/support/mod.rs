@@ -17,6 +17,7 @@ mod postfix;
 mod python;
 mod redis;
 mod upstream;
+mod websocket;
 
 #[allow(unused_imports)]
 pub use admin::*;
@@ -38,6 +39,8 @@ pub use python::*;
 #[allow(unused_imports)]
 pub use redis::*;
 pub use upstream::*;
+#[allow(unused_imports)]
+pub use websocket::*;
 
 use std::fs;
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -152,7 +155,7 @@ fn signal_group(pgid: u32, sig: &str) {
         .status();
 }
 
-fn signal_pid(pid: u32, sig: &str) {
+pub fn signal_pid(pid: u32, sig: &str) {
     let status = Command::new("kill")
         .args([sig, &pid.to_string()])
         .status()

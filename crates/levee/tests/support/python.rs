@@ -18,3 +18,23 @@ pub fn python_with(modules: &str) -> &'static str {
         .find(|py| has(py))
         .unwrap_or_else(|| panic!("no python3 with {modules}: run scripts/test"))
 }
+
+/// Runs the dashboard's browser script (`tests/dashboard/browse.py`,
+/// Playwright) with `args` as its `DASH_ARGS`: whether every check passed,
+/// and its output.
+pub fn browse_py(args: &serde_json::Value) -> (bool, String) {
+    let script =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/dashboard/browse.py");
+    let out = Command::new(python_with("playwright.sync_api"))
+        .arg(script)
+        .env("DASH_ARGS", args.to_string())
+        .output()
+        .expect("run browse.py");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let passed = out.status.success() && text.contains("dashboard: all checks passed");
+    (passed, text)
+}
