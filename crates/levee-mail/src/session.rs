@@ -385,7 +385,10 @@ impl Ctx {
             route.user.extend_from_slice(master.user.as_bytes());
             route.pass = master.password.as_bytes().to_vec();
         }
-        let timeout = self.state.config.backend_connect_timeout;
+        let timeouts = backend::Timeouts {
+            connect: config.backend_connect_timeout,
+            login: config.backend_login_timeout,
+        };
         let forward = self
             .state
             .config
@@ -394,7 +397,7 @@ impl Ctx {
         let proxy_header = config
             .backend_proxy_protocol
             .then(|| crate::proxy_protocol::v2(self.peer, self.local));
-        match backend::login(&route, greet, forward, proxy_header, timeout).await {
+        match backend::login(&route, greet, forward, proxy_header, timeouts).await {
             Ok(b) => {
                 ticket.settle(guard::Outcome::Succeeded);
                 metrics::login(protocol, Login::Ok);
@@ -412,7 +415,9 @@ impl Ctx {
                 tracing::warn!(peer = %self.peer, backend = %route.backend, error = %e, "mail backend unavailable");
                 let kind = match e {
                     backend::BackendError::Connect(_) => metrics::BackendError::Connect,
-                    backend::BackendError::Timeout => metrics::BackendError::Timeout,
+                    backend::BackendError::ConnectTimeout | backend::BackendError::LoginTimeout => {
+                        metrics::BackendError::Timeout
+                    }
                     _ => metrics::BackendError::Protocol,
                 };
                 metrics::backend_error(protocol, kind);
