@@ -1,15 +1,19 @@
 //! The mail front end's metrics: sessions by protocol and state, login
-//! results, and backend errors, process-wide (every listener and worker),
-//! rendered in the Prometheus text format by the admin listener.
+//! results, backend errors, and commands refused after login,
+//! process-wide (every listener and worker), rendered in the Prometheus
+//! text format by the admin listener.
 
 use std::fmt::Write;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 
 use levee_config::model::MailProtocol;
 
+use crate::smtp::filter::Refused;
+
 pub const SESSIONS: &str = "levee_mail_sessions";
 pub const LOGINS: &str = "levee_mail_logins_total";
 pub const BACKEND_ERRORS: &str = "levee_mail_backend_errors_total";
+pub const REFUSED_COMMANDS: &str = "levee_mail_refused_commands_total";
 
 const PROTOCOLS: [MailProtocol; 3] = [
     MailProtocol::Imap,
@@ -50,6 +54,9 @@ const BACKEND_KINDS: [&str; 3] = ["connect", "timeout", "protocol"];
 static SESSION_GAUGE: [[AtomicI64; 2]; 3] = [const { [const { AtomicI64::new(0) }; 2] }; 3];
 static LOGIN_COUNT: [[AtomicU64; 5]; 3] = [const { [const { AtomicU64::new(0) }; 5] }; 3];
 static BACKEND_COUNT: [[AtomicU64; 3]; 3] = [const { [const { AtomicU64::new(0) }; 3] }; 3];
+/// Submission only: by [`Refused`] (as in `Refused::ALL`).
+static REFUSED_COUNT: [AtomicU64; Refused::ALL.len()] =
+    [const { AtomicU64::new(0) }; Refused::ALL.len()];
 
 fn index(p: MailProtocol) -> usize {
     match p {
@@ -65,6 +72,13 @@ pub fn login(p: MailProtocol, result: Login) {
 
 pub fn backend_error(p: MailProtocol, kind: BackendError) {
     BACKEND_COUNT[index(p)][kind as usize].fetch_add(1, Relaxed);
+}
+
+/// A submission command levee answered itself after AUTH.
+pub fn refused_command(what: Refused) {
+    if let Some(i) = Refused::ALL.iter().position(|&r| r == what) {
+        REFUSED_COUNT[i].fetch_add(1, Relaxed);
+    }
 }
 
 /// Counts a session in `stage` while it lives; [`StageGuard::advance`] moves it on.
@@ -159,6 +173,18 @@ pub fn render_prometheus(out: &mut String) {
         &BACKEND_KINDS,
         |p, i| count(&BACKEND_COUNT[p][i]),
     );
+    let _ = writeln!(
+        out,
+        "# HELP {REFUSED_COMMANDS} Submission commands levee refused after AUTH (XCLIENT, XFORWARD, STARTTLS, AUTH, malformed BDAT, unframed lines).\n# TYPE {REFUSED_COMMANDS} counter"
+    );
+    for (what, n) in Refused::ALL.iter().zip(&REFUSED_COUNT) {
+        let _ = writeln!(
+            out,
+            "{REFUSED_COMMANDS}{{protocol=\"submission\",command=\"{}\"}} {}",
+            what.as_str(),
+            count(n)
+        );
+    }
 }
 
 #[cfg(test)]
@@ -180,6 +206,17 @@ mod tests {
             out.contains("levee_mail_logins_total{protocol=\"pop3\",result=\"ok\"} 1"),
             "{out}"
         );
+        // Other tests' relays may count refusals too: at least this one.
+        refused_command(Refused::Unframed);
+        let mut out = String::new();
+        render_prometheus(&mut out);
+        let sample =
+            "levee_mail_refused_commands_total{protocol=\"submission\",command=\"unframed\"} ";
+        let n = out
+            .lines()
+            .find_map(|l| l.strip_prefix(sample))
+            .and_then(|n| n.parse::<u64>().ok());
+        assert!(n.is_some_and(|n| n >= 1), "{out}");
         drop(s);
         let mut out = String::new();
         render_prometheus(&mut out);

@@ -8,7 +8,8 @@
 //!    that refuses or does not answer gets the client an immediate
 //!    "unavailable";
 //! 4. **relay** bytes both ways until either side closes or the session
-//!    idles out ([`crate::splice`]).
+//!    idles out ([`crate::splice`]); submission's client bytes go through
+//!    its filter ([`crate::smtp::filter`]).
 //!
 //! On a TLS listener the handshake comes before the greeting (implicit
 //! TLS); on a STARTTLS listener it comes when the client asks, and what the
@@ -504,7 +505,27 @@ pub(crate) async fn run(
         idle,
     )
     .with_farewell(farewell);
-    let end = (&mut splice).await;
+    let (end, counts, refused) = match protocol {
+        // Submission reads the client's bytes through its filter
+        // (smtp/filter.rs), boxed so that its state sizes submission
+        // sessions only; IMAP and POP3 relay them raw.
+        MailProtocol::Submission => {
+            let chunking = backend
+                .smtp_extensions
+                .as_ref()
+                .is_some_and(|e| e.offers("CHUNKING"));
+            let mut splice = Box::new(splice.filtered(chunking));
+            let end = (&mut *splice).await;
+            (end, splice.counts, splice.relay().refused())
+        }
+        MailProtocol::Imap | MailProtocol::Pop3 => {
+            let end = (&mut splice).await;
+            (end, splice.counts, 0)
+        }
+    };
+    if refused > 0 {
+        tracing::warn!(peer = %peer, user = %user, refused, "submission commands refused after AUTH (XCLIENT, XFORWARD, STARTTLS, AUTH or a malformed BDAT)");
+    }
     let end: &str = match &end {
         Ok(crate::splice::End::Closed) => "closed",
         Ok(crate::splice::End::Idle) => "idle timeout",
@@ -520,8 +541,8 @@ pub(crate) async fn run(
         protocol = protocol.as_str(),
         user = %user,
         backend = %backend_addr,
-        up = splice.counts.0,
-        down = splice.counts.1,
+        up = counts.0,
+        down = counts.1,
         tls,
         end,
         "mail session"
