@@ -1,7 +1,7 @@
 //! The mail front end's metrics: sessions by protocol and state, login
-//! results, backend errors, and commands refused after login,
-//! process-wide (every listener and worker), rendered in the Prometheus
-//! text format by the admin listener.
+//! results, backend errors, commands refused after login, and decisions a
+//! fleet member made alone, process-wide (every listener and worker),
+//! rendered in the Prometheus text format by the admin listener.
 
 use std::fmt::Write;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
@@ -14,6 +14,7 @@ pub const SESSIONS: &str = "levee_mail_sessions";
 pub const LOGINS: &str = "levee_mail_logins_total";
 pub const BACKEND_ERRORS: &str = "levee_mail_backend_errors_total";
 pub const REFUSED_COMMANDS: &str = "levee_mail_refused_commands_total";
+pub const FLEET_FALLBACKS: &str = "levee_mail_fleet_fallback_total";
 
 const PROTOCOLS: [MailProtocol; 3] = [
     MailProtocol::Imap,
@@ -27,7 +28,7 @@ pub enum Stage {
     PreAuth = 0,
     Proxying = 1,
 }
-const STAGES: [&str; 2] = ["preauth", "proxying"];
+pub const STAGES: [&str; 2] = ["preauth", "proxying"];
 
 #[derive(Debug, Clone, Copy)]
 pub enum Login {
@@ -41,7 +42,7 @@ pub enum Login {
     /// Over `max_sessions_per_user`.
     TooMany = 4,
 }
-const LOGIN_RESULTS: [&str; 5] = ["ok", "refused", "blocked", "unavailable", "too_many"];
+pub const LOGIN_RESULTS: [&str; 5] = ["ok", "refused", "blocked", "unavailable", "too_many"];
 
 #[derive(Debug, Clone, Copy)]
 pub enum BackendError {
@@ -57,6 +58,21 @@ static BACKEND_COUNT: [[AtomicU64; 3]; 3] = [const { [const { AtomicU64::new(0) 
 /// Submission only: by [`Refused`] (as in `Refused::ALL`).
 static REFUSED_COUNT: [AtomicU64; Refused::ALL.len()] =
     [const { AtomicU64::new(0) }; Refused::ALL.len()];
+
+/// What a member of a fleet decided on its own because Redis did not
+/// answer in time (or was down): a login attempt's counts, a look-up in
+/// the auth negative cache.
+#[derive(Debug, Clone, Copy)]
+pub enum Fallback {
+    Guard = 0,
+    NegativeCache = 1,
+}
+const FALLBACK_KINDS: [&str; 2] = ["guard", "negative_cache"];
+static FALLBACK_COUNT: [AtomicU64; 2] = [const { AtomicU64::new(0) }; 2];
+
+pub fn fleet_fallback(what: Fallback) {
+    FALLBACK_COUNT[what as usize].fetch_add(1, Relaxed);
+}
 
 fn index(p: MailProtocol) -> usize {
     match p {
@@ -114,6 +130,30 @@ pub fn open_preauth() -> i64 {
         .iter()
         .map(|p| p[Stage::PreAuth as usize].load(Relaxed))
         .sum()
+}
+
+/// Protocol names in the order of [`Snapshot`]'s rows.
+pub const PROTOCOL_NAMES: [&str; 3] = ["imap", "pop3", "submission"];
+
+/// The mail counters now, for the dashboard's sampler: rows by protocol
+/// ([`PROTOCOL_NAMES`]), columns by [`STAGES`] and [`LOGIN_RESULTS`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    pub sessions: [[i64; 2]; 3],
+    pub logins: [[u64; 5]; 3],
+}
+
+pub fn snapshot() -> Snapshot {
+    let mut s = Snapshot::default();
+    for p in 0..3 {
+        for (i, g) in SESSION_GAUGE[p].iter().enumerate() {
+            s.sessions[p][i] = g.load(Relaxed);
+        }
+        for (i, c) in LOGIN_COUNT[p].iter().enumerate() {
+            s.logins[p][i] = c.load(Relaxed);
+        }
+    }
+    s
 }
 
 /// One metric family: a sample per protocol and per value of `label`.
@@ -183,6 +223,17 @@ pub fn render_prometheus(out: &mut String) {
             "{REFUSED_COMMANDS}{{protocol=\"submission\",command=\"{}\"}} {}",
             what.as_str(),
             count(n)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP {FLEET_FALLBACKS} Mail decisions a fleet member made alone because Redis did not answer in time.\n# TYPE {FLEET_FALLBACKS} counter"
+    );
+    for (i, what) in FALLBACK_KINDS.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "{FLEET_FALLBACKS}{{what=\"{what}\"}} {}",
+            FALLBACK_COUNT[i].load(Relaxed)
         );
     }
 }
