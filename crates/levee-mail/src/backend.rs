@@ -2,7 +2,10 @@
 //! gave (pass-through, possibly rewritten by the auth service): IMAP LOGIN
 //! under the client's own tag, so the backend's tagged reply (with its
 //! `[CAPABILITY …]`) goes to the client unchanged; POP3 USER/PASS; SMTP EHLO
-//! and AUTH PLAIN. Connect and login share one timeout.
+//! and AUTH PLAIN. The connect and the login have a bound each
+//! (`backend_connect_timeout`, `backend_login_timeout`): a backend may take
+//! its time to refuse a password (Dovecot's auth penalty grows to 15 s per
+//! client address), and that is a refusal, not an unavailable backend.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -39,8 +42,10 @@ pub enum BackendError {
     Connect(std::io::Error),
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
-    #[error("timed out")]
-    Timeout,
+    #[error("connect timed out")]
+    ConnectTimeout,
+    #[error("login timed out")]
+    LoginTimeout,
     #[error("unexpected reply: {0}")]
     Protocol(String),
     /// The backend said no to the credentials; its text.
@@ -64,28 +69,40 @@ pub struct Backend {
 /// The client's address and the address it reached, to tell the backend.
 pub type Forward = Option<(SocketAddr, SocketAddr)>;
 
+/// The longest waits: to connect, then from connected to the login's answer.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    pub connect: Duration,
+    pub login: Duration,
+}
+
 /// `proxy_header`: sent before anything else (PROXY protocol), if any.
 pub async fn login(
     route: &Route,
     greet: Greet<'_>,
     forward: Forward,
     proxy_header: Option<Vec<u8>>,
-    timeout: Duration,
+    timeouts: Timeouts,
 ) -> Result<Backend, BackendError> {
-    tokio::time::timeout(timeout, login_inner(route, greet, forward, proxy_header))
+    let stream = tokio::time::timeout(timeouts.connect, TcpStream::connect(&route.backend))
         .await
-        .map_err(|_| BackendError::Timeout)?
+        .map_err(|_| BackendError::ConnectTimeout)?
+        .map_err(BackendError::Connect)?;
+    tokio::time::timeout(
+        timeouts.login,
+        login_inner(stream, route, greet, forward, proxy_header),
+    )
+    .await
+    .map_err(|_| BackendError::LoginTimeout)?
 }
 
 async fn login_inner(
+    mut stream: TcpStream,
     route: &Route,
     greet: Greet<'_>,
     forward: Forward,
     proxy_header: Option<Vec<u8>>,
 ) -> Result<Backend, BackendError> {
-    let mut stream = TcpStream::connect(&route.backend)
-        .await
-        .map_err(BackendError::Connect)?;
     if let Some(header) = proxy_header {
         stream.write_all(&header).await?;
     }

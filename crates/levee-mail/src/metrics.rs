@@ -1,5 +1,6 @@
 //! The mail front end's metrics: sessions by protocol and state, login
-//! results, and backend errors, process-wide (every listener and worker),
+//! results, backend errors, commands refused after login, and decisions a
+//! fleet member made alone, process-wide (every listener and worker),
 //! rendered in the Prometheus text format by the admin listener.
 
 use std::fmt::Write;
@@ -7,9 +8,12 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 
 use levee_config::model::MailProtocol;
 
+use crate::smtp::filter::Refused;
+
 pub const SESSIONS: &str = "levee_mail_sessions";
 pub const LOGINS: &str = "levee_mail_logins_total";
 pub const BACKEND_ERRORS: &str = "levee_mail_backend_errors_total";
+pub const REFUSED_COMMANDS: &str = "levee_mail_refused_commands_total";
 pub const FLEET_FALLBACKS: &str = "levee_mail_fleet_fallback_total";
 
 const PROTOCOLS: [MailProtocol; 3] = [
@@ -51,6 +55,9 @@ const BACKEND_KINDS: [&str; 3] = ["connect", "timeout", "protocol"];
 static SESSION_GAUGE: [[AtomicI64; 2]; 3] = [const { [const { AtomicI64::new(0) }; 2] }; 3];
 static LOGIN_COUNT: [[AtomicU64; 5]; 3] = [const { [const { AtomicU64::new(0) }; 5] }; 3];
 static BACKEND_COUNT: [[AtomicU64; 3]; 3] = [const { [const { AtomicU64::new(0) }; 3] }; 3];
+/// Submission only: by [`Refused`] (as in `Refused::ALL`).
+static REFUSED_COUNT: [AtomicU64; Refused::ALL.len()] =
+    [const { AtomicU64::new(0) }; Refused::ALL.len()];
 
 /// What a member of a fleet decided on its own because Redis did not
 /// answer in time (or was down): a login attempt's counts, a look-up in
@@ -81,6 +88,13 @@ pub fn login(p: MailProtocol, result: Login) {
 
 pub fn backend_error(p: MailProtocol, kind: BackendError) {
     BACKEND_COUNT[index(p)][kind as usize].fetch_add(1, Relaxed);
+}
+
+/// A submission command levee answered itself after AUTH.
+pub fn refused_command(what: Refused) {
+    if let Some(i) = Refused::ALL.iter().position(|&r| r == what) {
+        REFUSED_COUNT[i].fetch_add(1, Relaxed);
+    }
 }
 
 /// Counts a session in `stage` while it lives; [`StageGuard::advance`] moves it on.
@@ -211,6 +225,18 @@ pub fn render_prometheus(out: &mut String) {
     );
     let _ = writeln!(
         out,
+        "# HELP {REFUSED_COMMANDS} Submission commands levee refused after AUTH (XCLIENT, XFORWARD, STARTTLS, AUTH, malformed BDAT, unframed lines).\n# TYPE {REFUSED_COMMANDS} counter"
+    );
+    for (what, n) in Refused::ALL.iter().zip(&REFUSED_COUNT) {
+        let _ = writeln!(
+            out,
+            "{REFUSED_COMMANDS}{{protocol=\"submission\",command=\"{}\"}} {}",
+            what.as_str(),
+            count(n)
+        );
+    }
+    let _ = writeln!(
+        out,
         "# HELP {FLEET_FALLBACKS} Mail decisions a fleet member made alone because Redis did not answer in time.\n# TYPE {FLEET_FALLBACKS} counter"
     );
     for (i, what) in FALLBACK_KINDS.iter().enumerate() {
@@ -241,6 +267,17 @@ mod tests {
             out.contains("levee_mail_logins_total{protocol=\"pop3\",result=\"ok\"} 1"),
             "{out}"
         );
+        // Other tests' relays may count refusals too: at least this one.
+        refused_command(Refused::Unframed);
+        let mut out = String::new();
+        render_prometheus(&mut out);
+        let sample =
+            "levee_mail_refused_commands_total{protocol=\"submission\",command=\"unframed\"} ";
+        let n = out
+            .lines()
+            .find_map(|l| l.strip_prefix(sample))
+            .and_then(|n| n.parse::<u64>().ok());
+        assert!(n.is_some_and(|n| n >= 1), "{out}");
         drop(s);
         let mut out = String::new();
         render_prometheus(&mut out);

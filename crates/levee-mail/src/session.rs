@@ -8,7 +8,8 @@
 //!    that refuses or does not answer gets the client an immediate
 //!    "unavailable";
 //! 4. **relay** bytes both ways until either side closes or the session
-//!    idles out ([`crate::splice`]).
+//!    idles out ([`crate::splice`]); submission's client bytes go through
+//!    its filter ([`crate::smtp::filter`]).
 //!
 //! On a TLS listener the handshake comes before the greeting (implicit
 //! TLS); on a STARTTLS listener it comes when the client asks, and what the
@@ -385,7 +386,10 @@ impl Ctx {
             route.user.extend_from_slice(master.user.as_bytes());
             route.pass = master.password.as_bytes().to_vec();
         }
-        let timeout = self.state.config.backend_connect_timeout;
+        let timeouts = backend::Timeouts {
+            connect: config.backend_connect_timeout,
+            login: config.backend_login_timeout,
+        };
         let forward = self
             .state
             .config
@@ -394,7 +398,7 @@ impl Ctx {
         let proxy_header = config
             .backend_proxy_protocol
             .then(|| crate::proxy_protocol::v2(self.peer, self.local));
-        match backend::login(&route, greet, forward, proxy_header, timeout).await {
+        match backend::login(&route, greet, forward, proxy_header, timeouts).await {
             Ok(b) => {
                 ticket.settle(guard::Outcome::Succeeded);
                 metrics::login(protocol, Login::Ok);
@@ -412,7 +416,9 @@ impl Ctx {
                 tracing::warn!(peer = %self.peer, backend = %route.backend, error = %e, "mail backend unavailable");
                 let kind = match e {
                     backend::BackendError::Connect(_) => metrics::BackendError::Connect,
-                    backend::BackendError::Timeout => metrics::BackendError::Timeout,
+                    backend::BackendError::ConnectTimeout | backend::BackendError::LoginTimeout => {
+                        metrics::BackendError::Timeout
+                    }
                     _ => metrics::BackendError::Protocol,
                 };
                 metrics::backend_error(protocol, kind);
@@ -499,7 +505,27 @@ pub(crate) async fn run(
         idle,
     )
     .with_farewell(farewell);
-    let end = (&mut splice).await;
+    let (end, counts, refused) = match protocol {
+        // Submission reads the client's bytes through its filter
+        // (smtp/filter.rs), boxed so that its state sizes submission
+        // sessions only; IMAP and POP3 relay them raw.
+        MailProtocol::Submission => {
+            let chunking = backend
+                .smtp_extensions
+                .as_ref()
+                .is_some_and(|e| e.offers("CHUNKING"));
+            let mut splice = Box::new(splice.filtered(chunking));
+            let end = (&mut *splice).await;
+            (end, splice.counts, splice.relay().refused())
+        }
+        MailProtocol::Imap | MailProtocol::Pop3 => {
+            let end = (&mut splice).await;
+            (end, splice.counts, 0)
+        }
+    };
+    if refused > 0 {
+        tracing::warn!(peer = %peer, user = %user, refused, "submission commands refused after AUTH (XCLIENT, XFORWARD, STARTTLS, AUTH or a malformed BDAT)");
+    }
     let end: &str = match &end {
         Ok(crate::splice::End::Closed) => "closed",
         Ok(crate::splice::End::Idle) => "idle timeout",
@@ -515,8 +541,8 @@ pub(crate) async fn run(
         protocol = protocol.as_str(),
         user = %user,
         backend = %backend_addr,
-        up = splice.counts.0,
-        down = splice.counts.1,
+        up = counts.0,
+        down = counts.1,
         tls,
         end,
         "mail session"

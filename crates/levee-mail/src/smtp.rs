@@ -1,6 +1,8 @@
 //! SMTP submission before authentication (RFC 5321, RFC 4954 AUTH, RFC 3207
 //! STARTTLS), and the service extensions levee may offer on a backend's
-//! behalf before AUTH ([`Extensions`]).
+//! behalf before AUTH ([`Extensions`]). After AUTH: [`filter`].
+
+pub mod filter;
 
 use crate::Parsed;
 use crate::line::{LineError, next_line, verb};
@@ -152,6 +154,11 @@ impl Extensions {
         )
     }
 
+    /// Whether `keyword` (upper case) is among them.
+    pub fn offers(&self, keyword: &str) -> bool {
+        self.keywords.contains(&keyword)
+    }
+
     /// What both offer, the smaller SIZE: safe for a client of either.
     pub fn common(&self, other: &Extensions) -> Extensions {
         let size = match (self.size, other.size) {
@@ -193,6 +200,8 @@ mod tests {
     fn extensions_keep_only_what_is_safe_to_offer_for_a_backend() {
         let postfix = b"250-postfix.example\r\n250-PIPELINING\r\n250-SIZE 10240000\r\n250-VRFY\r\n250-ETRN\r\n250-AUTH PLAIN LOGIN\r\n250-XCLIENT NAME ADDR\r\n250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n250-DSN\r\n250-SMTPUTF8\r\n250 CHUNKING\r\n";
         let p = Extensions::from_ehlo_reply(postfix);
+        // What the relay after AUTH asks: does the backend take BDAT?
+        assert!(p.offers("CHUNKING") && !p.offers("XCLIENT"));
         let mut out = Vec::new();
         p.write_ehlo_lines(&mut out);
         assert_eq!(

@@ -9,7 +9,10 @@
 //! session therefore holds its two sockets and a few words of state.
 //!
 //! It is generic over the streams so a TLS client stream is relayed the same
-//! way (rustls keeps its own record buffers, so a TLS session costs more).
+//! way (rustls keeps its own record buffers, so a TLS session costs more),
+//! and over what it does to the bytes ([`Relay`]): IMAP and POP3 relay them
+//! as they are ([`Raw`]); submission reads them through its filter
+//! ([`crate::smtp::filter`], wired in `splice/filtered.rs`).
 
 use std::cell::RefCell;
 use std::future::Future;
@@ -32,7 +35,7 @@ thread_local! {
 
 /// One direction: what is read from one side and not yet written to the other.
 #[derive(Default)]
-struct Half {
+pub(crate) struct Half {
     unsent: Vec<u8>,
     /// The reading side said EOF; the writing side gets a shutdown once drained.
     eof: bool,
@@ -113,7 +116,83 @@ enum Due {
     At(Instant),
 }
 
-pub struct Splice<C, B> {
+/// One direction's turn: its half, the other direction's (for bytes a
+/// relay queues there), and where its bytes come from and go.
+pub(crate) struct Way<'a, R, W> {
+    pub(crate) half: &'a mut Half,
+    pub(crate) other: &'a mut Half,
+    pub(crate) from: &'a mut R,
+    pub(crate) to: &'a mut W,
+    pub(crate) count: &'a mut u64,
+}
+
+/// What a relay does with the bytes it moves (static dispatch: a
+/// session's relay is fixed at login).
+pub(crate) trait Relay: Unpin {
+    /// Client → backend.
+    fn pump_up<R, W>(&mut self, cx: &mut Context<'_>, way: Way<'_, R, W>) -> Poll<io::Result<bool>>
+    where
+        R: AsyncRead + Unpin,
+        W: AsyncWrite + Unpin;
+
+    /// Backend → client; `answer_ends` as for [`pump`].
+    fn pump_down<R, W>(
+        &mut self,
+        cx: &mut Context<'_>,
+        way: Way<'_, R, W>,
+        answer_ends: Option<fn(&[u8]) -> bool>,
+    ) -> Poll<io::Result<bool>>
+    where
+        R: AsyncRead + Unpin,
+        W: AsyncWrite + Unpin;
+}
+
+/// Bytes relayed as they are, never parsed: IMAP and POP3. Neither has a
+/// command after login that lets a client speak as levee: Dovecot reads
+/// POP3 `XCLIENT` and IMAP `ID`'s `x-originating-*` fields from trusted
+/// proxies only in its login process, before the login (after it, POP3
+/// `XCLIENT` is an unknown command and `ID` only logged), so there is
+/// nothing to filter and the relay keeps its zero-parse path. Submission
+/// has: see [`crate::smtp::filter`].
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Raw;
+
+impl Relay for Raw {
+    fn pump_up<R, W>(&mut self, cx: &mut Context<'_>, way: Way<'_, R, W>) -> Poll<io::Result<bool>>
+    where
+        R: AsyncRead + Unpin,
+        W: AsyncWrite + Unpin,
+    {
+        pump(cx, way, None, pass_on)
+    }
+
+    fn pump_down<R, W>(
+        &mut self,
+        cx: &mut Context<'_>,
+        way: Way<'_, R, W>,
+        answer_ends: Option<fn(&[u8]) -> bool>,
+    ) -> Poll<io::Result<bool>>
+    where
+        R: AsyncRead + Unpin,
+        W: AsyncWrite + Unpin,
+    {
+        pump(cx, way, answer_ends, pass_on)
+    }
+}
+
+/// [`Raw`]'s way with a read: written on at once; what the far side would
+/// not take is kept.
+fn pass_on<W: AsyncWrite + Unpin>(
+    cx: &mut Context<'_>,
+    (half, _): (&mut Half, &mut Half),
+    to: &mut W,
+    count: &mut u64,
+    data: &[u8],
+) -> io::Result<()> {
+    send(cx, to, &mut half.unsent, count, data)
+}
+
+pub struct Splice<C, B, F = Raw> {
     client: C,
     backend: B,
     /// Client → backend.
@@ -126,6 +205,7 @@ pub struct Splice<C, B> {
     farewell: Option<Farewell>,
     /// Bytes relayed (client → backend, backend → client), for the session log.
     pub counts: (u64, u64),
+    relay: F,
 }
 
 impl<C, B> Splice<C, B>
@@ -166,7 +246,35 @@ where
             timer: Box::pin(tokio::time::sleep_until(now + idle)),
             farewell: None,
             counts: (0, 0),
+            relay: Raw,
         }
+    }
+
+    /// The same relay, its bytes read through `relay` from now on.
+    fn with_relay<F>(self, relay: F) -> Splice<C, B, F> {
+        Splice {
+            client: self.client,
+            backend: self.backend,
+            up: self.up,
+            down: self.down,
+            idle: self.idle,
+            last_activity: self.last_activity,
+            timer: self.timer,
+            farewell: self.farewell,
+            counts: self.counts,
+            relay,
+        }
+    }
+}
+
+impl<C, B, F> Splice<C, B, F>
+where
+    C: AsyncRead + AsyncWrite + Unpin,
+    B: AsyncRead + AsyncWrite + Unpin,
+{
+    /// What reads the bytes through.
+    pub fn relay(&self) -> &F {
+        &self.relay
     }
 
     /// Lets the session be closed on request ([`crate::kick`]).
@@ -212,23 +320,17 @@ where
     }
 }
 
-/// Moves what it can in one direction; `Ready(Ok(true))` when it made
-/// progress. `answer_ends` is given for the backend's direction when a
-/// close may be requested: its reads are then marked ([`Half::mark_read`]).
-fn pump<R, W>(
+/// A pump's first steps: what `to` is owed before anything more is read
+/// (unsent bytes, a shutdown, a flush). `Ready(Ok(Some(moved)))` ends the
+/// pump's turn; `Ready(Ok(None))`: free to read.
+fn settle<W: AsyncWrite + Unpin>(
     cx: &mut Context<'_>,
     half: &mut Half,
-    from: &mut R,
     to: &mut W,
     count: &mut u64,
-    answer_ends: Option<fn(&[u8]) -> bool>,
-) -> Poll<io::Result<bool>>
-where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
-{
+) -> Poll<io::Result<Option<bool>>> {
     if half.done {
-        return Poll::Ready(Ok(false));
+        return Poll::Ready(Ok(Some(false)));
     }
     if !half.unsent.is_empty() {
         let n = ready!(Pin::new(&mut *to).poll_write(cx, &half.unsent))?;
@@ -241,17 +343,60 @@ where
             half.unsent = Vec::new();
         }
         *count += n as u64;
-        return Poll::Ready(Ok(true));
+        return Poll::Ready(Ok(Some(true)));
     }
     if half.eof {
         ready!(Pin::new(&mut *to).poll_shutdown(cx))?;
         half.done = true;
-        return Poll::Ready(Ok(true));
+        return Poll::Ready(Ok(Some(true)));
     }
     // A TLS writer may hold records its socket would not take yet: push
     // them out before reading more, or they could wait for the next write
     // forever (a no-op on TCP). Pending here is backpressure.
     ready!(Pin::new(&mut *to).poll_flush(cx))?;
+    Poll::Ready(Ok(None))
+}
+
+/// Moves what it can in one direction; `Ready(Ok(true))` when it made
+/// progress. Each read is given to `pass`. `answer_ends` is given for the
+/// backend's direction when a close may be requested: its reads are then
+/// marked ([`Half::mark_read`]).
+fn pump<R, W>(
+    cx: &mut Context<'_>,
+    way: Way<'_, R, W>,
+    answer_ends: Option<fn(&[u8]) -> bool>,
+    pass: impl FnOnce(
+        &mut Context<'_>,
+        (&mut Half, &mut Half),
+        &mut W,
+        &mut u64,
+        &[u8],
+    ) -> io::Result<()>,
+) -> Poll<io::Result<bool>>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    if let Some(moved) = ready!(settle(cx, way.half, way.to, way.count))? {
+        return Poll::Ready(Ok(moved));
+    }
+    read_scratch(cx, way.from, way.half, |cx, half, data| {
+        if let Some(answer_ends) = answer_ends {
+            half.mark_read(data, answer_ends);
+        }
+        pass(cx, (half, way.other), way.to, way.count, data)?;
+        Poll::Ready(Ok(true))
+    })
+}
+
+/// Reads what `from` has into the worker's scratch buffer and hands it to
+/// `then`; the end of the stream marks `half` instead.
+fn read_scratch<R: AsyncRead + Unpin>(
+    cx: &mut Context<'_>,
+    from: &mut R,
+    half: &mut Half,
+    then: impl FnOnce(&mut Context<'_>, &mut Half, &[u8]) -> Poll<io::Result<bool>>,
+) -> Poll<io::Result<bool>> {
     SCRATCH_BUF.with(|scratch| {
         let mut scratch = scratch.borrow_mut();
         let mut buf = ReadBuf::new(&mut scratch[..]);
@@ -261,26 +406,42 @@ where
             half.eof = true;
             return Poll::Ready(Ok(true));
         }
-        if let Some(answer_ends) = answer_ends {
-            half.mark_read(data, answer_ends);
-        }
-        // Write on at once; keep only what the far side would not take.
-        let written = match Pin::new(&mut *to).poll_write(cx, data) {
-            Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
-            Poll::Ready(Ok(n)) => n,
-            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-            Poll::Pending => 0,
-        };
-        *count += written as u64;
-        half.unsent.extend_from_slice(&data[written..]);
-        Poll::Ready(Ok(true))
+        then(cx, half, data)
     })
 }
 
-impl<C, B> Future for Splice<C, B>
+/// Writes `bytes` to `to` at once when nothing is queued before them;
+/// what it would not take, or all of them behind a queue, go to `unsent`.
+fn send<W: AsyncWrite + Unpin>(
+    cx: &mut Context<'_>,
+    to: &mut W,
+    unsent: &mut Vec<u8>,
+    count: &mut u64,
+    bytes: &[u8],
+) -> io::Result<()> {
+    if !unsent.is_empty() {
+        unsent.extend_from_slice(bytes);
+        return Ok(());
+    }
+    if bytes.is_empty() {
+        return Ok(());
+    }
+    let written = match Pin::new(&mut *to).poll_write(cx, bytes) {
+        Poll::Ready(Ok(0)) => return Err(io::ErrorKind::WriteZero.into()),
+        Poll::Ready(Ok(n)) => n,
+        Poll::Ready(Err(e)) => return Err(e),
+        Poll::Pending => 0,
+    };
+    *count += written as u64;
+    unsent.extend_from_slice(&bytes[written..]);
+    Ok(())
+}
+
+impl<C, B, F> Future for Splice<C, B, F>
 where
     C: AsyncRead + AsyncWrite + Unpin,
     B: AsyncRead + AsyncWrite + Unpin,
+    F: Relay,
 {
     type Output = io::Result<End>;
 
@@ -295,20 +456,25 @@ where
         let answer_ends = this.farewell.as_ref().map(|f| f.goodbye.answer_ends);
         let mut budget_spent = true;
         for _ in 0..BUDGET {
-            let up = pump(
+            let up = this.relay.pump_up(
                 cx,
-                &mut this.up,
-                &mut this.client,
-                &mut this.backend,
-                &mut this.counts.0,
-                None,
+                Way {
+                    half: &mut this.up,
+                    other: &mut this.down,
+                    from: &mut this.client,
+                    to: &mut this.backend,
+                    count: &mut this.counts.0,
+                },
             )?;
-            let down = pump(
+            let down = this.relay.pump_down(
                 cx,
-                &mut this.down,
-                &mut this.backend,
-                &mut this.client,
-                &mut this.counts.1,
+                Way {
+                    half: &mut this.down,
+                    other: &mut this.up,
+                    from: &mut this.backend,
+                    to: &mut this.client,
+                    count: &mut this.counts.1,
+                },
                 answer_ends,
             )?;
             if this.up.done && this.down.done {
@@ -357,5 +523,6 @@ where
     }
 }
 
+mod filtered;
 #[cfg(test)]
 mod tests;

@@ -2,7 +2,8 @@
 //! levee over STARTTLS (required before AUTH), levee logs in to Postfix with
 //! XCLIENT and AUTH PLAIN (Postfix asks a Dovecot's SASL service), and
 //! Postfix relays the message to an in-test SMTP sink. levee's EHLO before
-//! AUTH offers what Postfix offers, once a login has shown it.
+//! AUTH offers what Postfix offers, once a login has shown it. After AUTH
+//! a client cannot speak as levee (`mail/xclient.rs`).
 
 mod support;
 
@@ -13,6 +14,8 @@ mod common;
 #[path = "mail/fixtures.rs"]
 #[allow(dead_code)]
 mod fixtures;
+#[path = "mail/xclient.rs"]
+mod xclient;
 
 use std::process::Command;
 use std::time::Duration;
@@ -20,21 +23,22 @@ use std::time::Duration;
 use support::*;
 
 /// Postfix checking alice:secret with a Dovecot's SASL service, relaying
-/// to an SMTP sink whose messages arrive on the receiver.
-fn postfix_for_alice() -> (Dovecot, Postfix, std::sync::mpsc::Receiver<String>) {
+/// to an SMTP sink whose messages arrive on the receiver; `extra` is added
+/// to its `main.cf`.
+fn postfix_for_alice(extra: &str) -> (Dovecot, Postfix, std::sync::mpsc::Receiver<String>) {
     let (sink, delivered) = fixtures::smtp_sink();
     let sasl = free_port();
     let dovecot = Dovecot::start_with(
         &[("alice", "secret")],
         &format!("service auth {{\n  inet_listener sasl {{\n    port = {sasl}\n  }}\n}}\n"),
     );
-    let postfix = Postfix::start(sasl, sink);
+    let postfix = Postfix::start_with(sasl, sink, extra);
     (dovecot, postfix, delivered)
 }
 
 #[test]
 fn swaks_submits_through_levee_to_postfix() {
-    let (dovecot, postfix, delivered) = postfix_for_alice();
+    let (dovecot, postfix, delivered) = postfix_for_alice("");
     let setup = common::setup();
     let users = setup.dir.join("users");
     std::fs::write(&users, format!("alice 127.0.0.1:{}\n", postfix.port)).expect("user map");
@@ -126,7 +130,7 @@ fn safe_lines(reply: &str) -> Vec<String> {
 /// after AUTH an EHLO is Postfix's own reply, relayed.
 #[test]
 fn ehlo_offers_what_postfix_offers_before_auth_and_relays_it_after() {
-    let (_dovecot, postfix, delivered) = postfix_for_alice();
+    let (_dovecot, postfix, delivered) = postfix_for_alice("");
     let direct = Command::new("swaks")
         .args(["--server", "127.0.0.1", "--port", &postfix.port.to_string()])
         .args(["--ehlo", "client.example", "--quit-after", "EHLO"])

@@ -38,7 +38,12 @@ pub struct MailListener {
     pub preauth_timeout: Duration,
     /// A logged-in session with no traffic either way is closed after this.
     pub idle_timeout: Duration,
+    /// Connecting to the backend.
     pub backend_connect_timeout: Duration,
+    /// From connected to the backend's answer to the login, apart from the
+    /// connect, since a backend may delay a wrong password (Dovecot's auth
+    /// penalty, up to 15 s).
+    pub backend_login_timeout: Duration,
     /// Refused commands before the session is closed.
     pub max_errors: u32,
     /// Commands before login before the session is closed.
@@ -152,6 +157,8 @@ pub const DEFAULT_MAIL_AUTH_FAIL_DELAY: Duration = Duration::from_secs(1);
 pub const DEFAULT_MAIL_PREAUTH_TIMEOUT: Duration = Duration::from_secs(60);
 pub const DEFAULT_MAIL_IDLE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 pub const DEFAULT_MAIL_BACKEND_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// A little over Dovecot's longest auth penalty (15 s) and its failure delay.
+pub const DEFAULT_MAIL_BACKEND_LOGIN_TIMEOUT: Duration = Duration::from_secs(20);
 pub const DEFAULT_MAIL_MAX_ERRORS: u32 = 5;
 pub const DEFAULT_MAIL_MAX_COMMANDS: u32 = 50;
 pub const DEFAULT_MAIL_MAX_LINE: usize = 8 * 1024;
@@ -192,6 +199,7 @@ impl MailListener {
             preauth_timeout: DEFAULT_MAIL_PREAUTH_TIMEOUT,
             idle_timeout: DEFAULT_MAIL_IDLE_TIMEOUT,
             backend_connect_timeout: DEFAULT_MAIL_BACKEND_CONNECT_TIMEOUT,
+            backend_login_timeout: DEFAULT_MAIL_BACKEND_LOGIN_TIMEOUT,
             max_errors: DEFAULT_MAIL_MAX_ERRORS,
             max_commands: DEFAULT_MAIL_MAX_COMMANDS,
             max_line: match protocol {

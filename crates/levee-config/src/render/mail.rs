@@ -33,6 +33,7 @@ pub(super) fn listener(t: &mut Table, m: &MailListener) {
         ("preauth_timeout", m.preauth_timeout),
         ("idle_timeout", m.idle_timeout),
         ("backend_connect_timeout", m.backend_connect_timeout),
+        ("backend_login_timeout", m.backend_login_timeout),
         ("auth_failure_window", m.auth_failure_window),
         ("move_grace", m.move_grace),
     ] {

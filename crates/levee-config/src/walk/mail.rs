@@ -18,6 +18,7 @@ pub(crate) const MAIL_KEYS: &[&str] = &[
     "preauth_timeout",
     "idle_timeout",
     "backend_connect_timeout",
+    "backend_login_timeout",
     "max_errors",
     "max_commands",
     "max_line",
@@ -149,6 +150,7 @@ fn mail(
             &mut m.backend_connect_timeout,
             false,
         ),
+        ("backend_login_timeout", &mut m.backend_login_timeout, false),
     ] {
         let Some(i) = fields.get(name) else { continue };
         let parsed = if zero_ok {

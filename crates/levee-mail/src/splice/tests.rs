@@ -234,3 +234,100 @@ fn the_relay_state_does_not_grow() {
     );
     assert!(std::mem::size_of::<crate::kick::Kick>() <= 48);
 }
+
+/// A backend that answers each command line with `250 N`, numbered, and
+/// sends what it read on `lines`.
+fn numbering_backend(
+    backend: tokio::io::DuplexStream,
+) -> tokio::sync::mpsc::UnboundedReceiver<String> {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let (read, mut write) = tokio::io::split(backend);
+        let mut lines = tokio::io::BufReader::new(read);
+        let mut line = String::new();
+        let mut n = 0;
+        while tokio::io::AsyncBufReadExt::read_line(&mut lines, &mut line)
+            .await
+            .is_ok_and(|n| n > 0)
+        {
+            n += 1;
+            let _ = tx.send(std::mem::take(&mut line));
+            if write
+                .write_all(format!("250 {n}\r\n").as_bytes())
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+/// A submission relay over pipes: the client's and the backend's ends.
+/// `pending`: what the login stage read behind AUTH; `to_client`: its reply.
+fn submission_relay(
+    pending: &[u8],
+    to_client: &[u8],
+) -> (
+    tokio::io::DuplexStream,
+    tokio::io::DuplexStream,
+    tokio::task::JoinHandle<std::io::Result<End>>,
+) {
+    let (client, client_side) = duplex(4096);
+    let (backend, backend_side) = duplex(4096);
+    let splice = Splice::new(
+        client_side,
+        backend_side,
+        pending.to_vec(),
+        to_client.to_vec(),
+        Duration::from_secs(60),
+    )
+    .filtered(true);
+    (client, backend, tokio::spawn(splice))
+}
+
+/// Submission: levee answers XCLIENT itself, between the replies to the
+/// commands around it, and the backend never reads it, not even when it
+/// was pipelined behind AUTH (the leftover the login stage read).
+#[tokio::test]
+async fn a_submission_relay_answers_xclient_itself_in_order() {
+    let (mut client, backend, task) = submission_relay(
+        b"xclient LOGIN=bob\r\n",
+        b"235 2.7.0 Authentication successful\r\n",
+    );
+    let mut seen = numbering_backend(backend);
+    client
+        .write_all(b"MAIL FROM:<a@b>\r\n\tXCLIENT LOGIN=bob\r\nRCPT TO:<c@d>\r\n")
+        .await
+        .expect("write");
+    let expected = "235 2.7.0 Authentication successful\r\n550 5.7.0 Command not permitted\r\n250 1\r\n550 5.7.0 Command not permitted\r\n250 2\r\n";
+    let mut got = vec![0; expected.len()];
+    client.read_exact(&mut got).await.expect("replies");
+    assert_eq!(String::from_utf8_lossy(&got), expected);
+    drop(client);
+    let end = task.await.expect("join").expect("relay");
+    assert_eq!(end, End::Closed);
+    let mut lines = Vec::new();
+    while let Some(l) = seen.recv().await {
+        lines.push(l);
+    }
+    assert_eq!(lines, ["MAIL FROM:<a@b>\r\n", "RCPT TO:<c@d>\r\n"]);
+}
+
+/// A client waiting for DATA's reply from a backend that closes instead is
+/// closed too, not left until the idle timeout.
+#[tokio::test(start_paused = true)]
+async fn a_client_waiting_on_a_backend_that_closed_is_closed() {
+    let (mut client, mut backend, task) = submission_relay(b"", b"");
+    client
+        .write_all(b"DATA\r\nSubject: held\r\n")
+        .await
+        .expect("write");
+    let mut got = vec![0; 6];
+    backend.read_exact(&mut got).await.expect("DATA");
+    assert_eq!(got, b"DATA\r\n");
+    drop(backend);
+    let end = task.await.expect("join");
+    assert!(matches!(end, Ok(End::Closed) | Err(_)), "{end:?}");
+}

@@ -165,6 +165,40 @@ address = "127.0.0.1:{admin}"
     assert!(got.starts_with("* BYE [UNAVAILABLE]"), "{got}");
 }
 
+/// A backend may take its time to refuse a password: Dovecot delays each
+/// failure (`auth_failure_delay`, here 4 s) and its auth penalty against
+/// an address grows to 15 s. That is a refusal and is told as one; it was
+/// "unavailable" when `backend_connect_timeout` (3 s) bounded the login
+/// too. `backend_login_timeout` bounds it now.
+#[test]
+fn a_slow_refusal_is_a_refusal_within_backend_login_timeout() {
+    let dovecot = Dovecot::start_with(&[("alice", "secret")], "auth_failure_delay = 4 secs\n");
+    let setup = LeveeSetup::new();
+    let (port, short) = (setup.port, free_port());
+    let users = setup.dir.join("users");
+    // No hash: the backend checks the password.
+    std::fs::write(&users, format!("alice 127.0.0.1:{}\n", dovecot.imap_port))
+        .expect("write user map");
+    let listener = |port: u16, extra: &str| {
+        format!(
+            "[[listener]]\naddress = \"127.0.0.1:{port}\"\nprotocol = \"imap\"\n[listener.mail]\nuser_map = \"{}\"\nauth_fail_delay = \"0s\"\n{extra}",
+            users.display()
+        )
+    };
+    let config = listener(port, "") + &listener(short, "backend_login_timeout = \"1s\"\n");
+    let _levee = setup.start(&config);
+    let connect = |port: u16| TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    let asked = std::time::Instant::now();
+    let got = imap_on(connect(port), &["a LOGIN alice wrong"]);
+    assert!(got.contains("a NO [AUTHENTICATIONFAILED]"), "{got}");
+    // Dovecot did take longer than the connect timeout to say no.
+    assert!(asked.elapsed() > Duration::from_secs(3), "{got}");
+    let got = imap_on(connect(short), &["b LOGIN alice wrong"]);
+    assert!(got.contains("b NO [UNAVAILABLE]"), "{got}");
+    let got = imap_on(connect(port), &["c LOGIN alice secret"]);
+    assert!(got.contains("c OK"), "{got}");
+}
+
 #[test]
 fn master_user_and_client_address_reach_dovecot() {
     let dir = TempDir::new("master");

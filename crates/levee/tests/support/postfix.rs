@@ -48,6 +48,11 @@ impl Postfix {
     /// Postfix authenticating against Dovecot's SASL listener on
     /// `sasl_port` and relaying to the SMTP server on `relay`.
     pub fn start(sasl_port: u16, relay: u16) -> Postfix {
+        Postfix::start_with(sasl_port, relay, "")
+    }
+
+    /// Like [`Postfix::start`], with `extra` lines appended to `main.cf`.
+    pub fn start_with(sasl_port: u16, relay: u16, extra: &str) -> Postfix {
         assert!(
             Path::new(MASTER).exists(),
             "postfix not installed: run scripts/test"
@@ -92,7 +97,7 @@ smtpd_authorized_xclient_hosts = 127.0.0.0/8
 smtpd_client_port_logging = yes
 smtpd_relay_restrictions = permit_sasl_authenticated, reject
 relayhost = [127.0.0.1]:{relay}
-"
+{extra}"
         );
         fs::write(dir.join("conf/main.cf"), main).expect("write main.cf");
         let master = format!("127.0.0.1:{port} inet n - n - - smtpd\n{SERVICES}");

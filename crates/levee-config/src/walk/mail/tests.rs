@@ -17,6 +17,7 @@ auth_http = "http://127.0.0.1:9000/auth?x=1"
 auth_http_timeout = "2s"
 auth_http_header = { X-Secret = "s3" }
 preauth_timeout = "30s"
+backend_login_timeout = "25s"
 max_errors = 3
 forward_client_address = true
 master_user = "levee"
@@ -27,6 +28,8 @@ master_password = "m4ster"
     let m = l.mail.as_ref().expect("a mail listener");
     assert_eq!(m.protocol, MailProtocol::Imap);
     assert_eq!(m.preauth_timeout, Duration::from_secs(30));
+    assert_eq!(m.backend_login_timeout, Duration::from_secs(25));
+    assert_eq!(m.backend_connect_timeout, Duration::from_secs(3));
     assert_eq!(m.max_errors, 3);
     assert_eq!(m.max_line, 65_536, "IMAP's pre-login default");
     assert!(m.forward_client_address);
@@ -191,13 +194,15 @@ auth_failure_window = "90s"
     );
     let m = defaults.listeners[0].mail.as_ref().expect("mail");
     assert_eq!(m.move_grace, Duration::from_secs(5));
+    assert_eq!(m.backend_login_timeout, Duration::from_secs(20));
     assert_eq!(
         errors_of(
-            "[[listener]]\naddress = \"127.0.0.1:1\"\nprotocol = \"imap\"\n[listener.mail]\nuser_map = \"/u\"\nmove_grace = \"2h\"\nauth_failure_window = \"0s\"\n"
+            "[[listener]]\naddress = \"127.0.0.1:1\"\nprotocol = \"imap\"\n[listener.mail]\nuser_map = \"/u\"\nmove_grace = \"2h\"\nauth_failure_window = \"0s\"\nbackend_login_timeout = \"0s\"\n"
         ),
         [
             "t.toml:6:14: listener[0].mail.move_grace: must be at most 1h",
             "t.toml:7:23: listener[0].mail.auth_failure_window: must be greater than zero",
+            "t.toml:8:25: listener[0].mail.backend_login_timeout: must be greater than zero",
         ]
     );
 }
