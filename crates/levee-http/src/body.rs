@@ -24,11 +24,11 @@ use crate::message::Framing;
 use crate::pace::{self, PaceError};
 
 /// Read size while relaying a body.
-pub const RELAY_CHUNK: usize = 16 * 1024;
+pub(crate) const RELAY_CHUNK: usize = 16 * 1024;
 
 /// How the body leaves levee.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Output {
+pub(crate) enum Output {
     /// The coded bytes as they came (chunked stays chunked, trailers kept
     /// but those `h1::chunked` says are never forwarded).
     AsIs,
@@ -96,7 +96,7 @@ fn done(sink: &mut Option<&mut dyn BodySink>) {
 
 /// Limits and deadlines of one relay.
 #[derive(Debug, Clone, Copy)]
-pub struct Relay {
+pub(crate) struct Relay {
     pub framing: Framing,
     pub output: Output,
     pub read_timeout: Duration,
@@ -113,7 +113,7 @@ impl Relay {
     /// `tee`, if any, gets a copy of the body data. With `spare` (the
     /// receiver is the client), the receiver is watched while the sender is
     /// waited for, and what it sends meanwhile goes to `spare`.
-    pub async fn run<'a, D: Socket + Watch>(
+    pub(crate) async fn run<'a, D: Socket + Watch>(
         &self,
         src: &mut impl Socket,
         pending: &mut BytesMut,

@@ -25,7 +25,7 @@ use tokio::net::TcpStream;
 use tokio::time::timeout;
 use tracing::Instrument;
 
-pub use crate::exchange::{Client, Next};
+pub(crate) use crate::exchange::{Client, Next};
 use crate::exchange::{Exchange, Reply};
 use crate::h1::{HeadError, Parsed, parse_request};
 pub use crate::listener::{FirstSteps, ListenerCtx, ListenerTls};

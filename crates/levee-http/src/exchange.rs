@@ -40,10 +40,10 @@ use bytes::BytesMut;
 use levee_config::Timeouts;
 use levee_upstream::{Fault, UpstreamStream};
 
-pub use h1::Client;
-pub use h2::Stream;
-pub use outcome::{Next, Outcome, Relayed, StreamEnd};
-pub use reply::Reply;
+pub(crate) use h1::Client;
+pub(crate) use h2::Stream;
+pub(crate) use outcome::{Next, Outcome, Relayed, StreamEnd};
+pub(crate) use reply::Reply;
 
 use crate::body::{BodySink, Output, Relay, Stopped};
 use crate::message::{Framing, RequestHead, ResponseHead};

@@ -80,7 +80,7 @@ fn poll_gone(stream: &mut ClientStream, spare: &mut BytesMut, cx: &mut Context<'
 
 /// A relay's receiver that can be watched for going away (`body.rs`): the
 /// client; upstream sockets are never watched this way.
-pub trait Watch {
+pub(crate) trait Watch {
     fn gone<'a>(&'a mut self, spare: &'a mut BytesMut) -> impl Future<Output = ()> + Send + 'a;
 }
 

@@ -13,7 +13,7 @@ use crate::exchange::{Exchange, Outcome, Reply};
 use crate::site::Site;
 use crate::static_files::path::CleanPath;
 
-pub async fn serve(ex: &mut Exchange<'_>, site: &Site, set: &Arc<MirrorSet>) -> Outcome {
+pub(crate) async fn serve(ex: &mut Exchange<'_>, site: &Site, set: &Arc<MirrorSet>) -> Outcome {
     let head = &ex.head;
     let answer = match CleanPath::parse(head.path()) {
         Ok(clean) => {

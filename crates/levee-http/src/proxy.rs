@@ -143,7 +143,7 @@ impl Received<'_> {
 
 /// Forwards the exchange's request to a server of `group` and relays the
 /// response.
-pub async fn forward(
+pub(crate) async fn forward(
     ex: &mut Exchange<'_>,
     site: &Site,
     group: &Group,

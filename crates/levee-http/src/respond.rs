@@ -11,7 +11,7 @@ use crate::message::RequestHead;
 use crate::stream::ClientStream;
 
 /// Writes `bytes` to the client within `limit`. False if the client is gone.
-pub async fn send(stream: &mut ClientStream, bytes: &[u8], limit: Duration) -> bool {
+pub(crate) async fn send(stream: &mut ClientStream, bytes: &[u8], limit: Duration) -> bool {
     // Flushed: TLS keeps records it could not send yet until asked.
     let write = async {
         stream.write_all(bytes).await?;
@@ -22,7 +22,7 @@ pub async fn send(stream: &mut ClientStream, bytes: &[u8], limit: Duration) -> b
 
 /// Adds `Strict-Transport-Security` after the status line of `response`
 /// (a head, or a head with its body) when `max_age` is set.
-pub fn add_hsts(response: &mut Vec<u8>, max_age: Option<u64>) {
+pub(crate) fn add_hsts(response: &mut Vec<u8>, max_age: Option<u64>) {
     let Some(max_age) = max_age else { return };
     let Some(line_end) = memchr::memmem::find(response, b"\r\n") else {
         return;
@@ -34,7 +34,7 @@ pub fn add_hsts(response: &mut Vec<u8>, max_age: Option<u64>) {
 
 /// A redirect's target: `{host}` and `{uri}` in the route's `to` replaced
 /// by the request's host and its path with query.
-pub fn location(r: &RedirectAction, req: &RequestHead) -> String {
+pub(crate) fn location(r: &RedirectAction, req: &RequestHead) -> String {
     let host = req
         .host
         .map(|h| String::from_utf8_lossy(req.fields.span_of(h)).into_owned())
@@ -46,12 +46,12 @@ pub fn location(r: &RedirectAction, req: &RequestHead) -> String {
 /// Stops writing, then reads and discards what the client still sends for a
 /// moment, so closing does not reset the connection before the client has
 /// read levee's last response (the "lingering close" nginx also does).
-pub async fn linger_close(mut stream: ClientStream) {
+pub(crate) async fn linger_close(mut stream: ClientStream) {
     linger(&mut stream).await;
 }
 
 /// What [`linger_close`] does, on any stream.
-pub async fn linger(stream: &mut (impl AsyncRead + AsyncWrite + Unpin)) {
+pub(crate) async fn linger(stream: &mut (impl AsyncRead + AsyncWrite + Unpin)) {
     // Bounded: a TLS close_notify waits for a client that may not read.
     let _ = timeout(Duration::from_secs(2), stream.shutdown()).await;
     let mut sink = [0u8; 4096];

@@ -19,7 +19,7 @@ use crate::static_files::{self, BodyPlan, StaticOutcome, StaticRequest};
 /// Most request body a static route reads (and drops) before answering.
 const MOST_BODY: u64 = 1024 * 1024;
 
-pub async fn serve(ex: &mut Exchange<'_>, site: &Site, action: &StaticAction) -> Outcome {
+pub(crate) async fn serve(ex: &mut Exchange<'_>, site: &Site, action: &StaticAction) -> Outcome {
     let keep_alive = ex.keep_alive && ex.head.framing == Framing::None;
     let most = match site.limits.max_body {
         0 => MOST_BODY,

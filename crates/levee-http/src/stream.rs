@@ -9,18 +9,18 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::TcpStream;
 
 /// A connected client socket.
-pub type ClientStream = levee_tls::MaybeTls<Secure>;
+pub(crate) type ClientStream = levee_tls::MaybeTls<Secure>;
 
 /// What sits in `ClientStream::Tls`: rustls over the TCP socket.
-pub type Secure = levee_tls::TlsStream<TcpStream>;
+pub(crate) type Secure = levee_tls::TlsStream<TcpStream>;
 
 /// The client reached levee over TLS (for `X-Forwarded-Proto`).
-pub fn is_https(stream: &ClientStream) -> bool {
+pub(crate) fn is_https(stream: &ClientStream) -> bool {
     stream.is_tls()
 }
 
 /// The protocol the TLS handshake agreed on is HTTP/2.
-pub fn negotiated_h2(stream: &ClientStream) -> bool {
+pub(crate) fn negotiated_h2(stream: &ClientStream) -> bool {
     match stream {
         ClientStream::Tls(t) => t.get_ref().1.alpn_protocol() == Some(b"h2"),
         ClientStream::Plain(_) => false,
@@ -28,7 +28,7 @@ pub fn negotiated_h2(stream: &ClientStream) -> bool {
 }
 
 /// The address the client connected to (for PROXY headers to upstreams).
-pub fn local_addr(stream: &ClientStream) -> Option<std::net::SocketAddr> {
+pub(crate) fn local_addr(stream: &ClientStream) -> Option<std::net::SocketAddr> {
     stream.tcp().and_then(|t| t.local_addr().ok())
 }
 
@@ -36,7 +36,7 @@ pub fn local_addr(stream: &ClientStream) -> Option<std::net::SocketAddr> {
 /// readiness only, so an idle connection holds no buffer. TLS reads into
 /// `buf`: rustls may already hold decrypted bytes that the socket will
 /// never signal again. An end of stream is an error.
-pub async fn ready(stream: &mut ClientStream, buf: &mut BytesMut) -> io::Result<()> {
+pub(crate) async fn ready(stream: &mut ClientStream, buf: &mut BytesMut) -> io::Result<()> {
     match stream {
         ClientStream::Plain(s) => s.readable().await,
         ClientStream::Tls(s) => {
@@ -51,7 +51,7 @@ pub async fn ready(stream: &mut ClientStream, buf: &mut BytesMut) -> io::Result<
 
 /// What `pace` and `body` need of a socket: async bytes, the descriptor that
 /// identifies the paced client, and an abortive close.
-pub trait Socket: AsyncRead + AsyncWrite + Unpin + AsRawFd {
+pub(crate) trait Socket: AsyncRead + AsyncWrite + Unpin + AsRawFd {
     /// Makes close send a reset (see `pace::cut`).
     fn set_zero_linger(&self) -> io::Result<()>;
 

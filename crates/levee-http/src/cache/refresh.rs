@@ -23,7 +23,7 @@ use crate::origin::Origin;
 
 /// What a background refresh needs, owned, since it outlives the request.
 #[derive(Debug)]
-pub struct Refresh {
+pub(super) struct Refresh {
     pub cache: Arc<SiteCache>,
     pub route: RouteCache,
     pub group: Arc<Group>,
@@ -39,7 +39,7 @@ pub struct Refresh {
 }
 
 /// Starts the refresh unless one for the key is in flight already.
-pub fn spawn(r: Refresh) {
+pub(super) fn spawn(r: Refresh) {
     tokio::spawn(async move {
         let Join::Lead(lead) = r.cache.tier.flights.join(&r.key, unix_now()) else {
             return;

@@ -30,7 +30,7 @@ impl Answer {
 
 /// Builds the answer to `req` from `obj`. `extra` holds whole lines levee
 /// adds: `Cache-Status`, a 304's `Set-Cookie` for this client.
-pub fn answer(
+pub(crate) fn answer(
     obj: &Object,
     req: &RequestHead,
     age: u64,

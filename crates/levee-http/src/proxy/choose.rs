@@ -10,7 +10,7 @@ use levee_upstream::{Affinity, Group};
 use crate::message::RequestHead;
 
 /// The affinity of `req` under the group's balancing.
-pub fn affinity(group: &Group, req: &RequestHead, client: IpAddr) -> Affinity {
+pub(super) fn affinity(group: &Group, req: &RequestHead, client: IpAddr) -> Affinity {
     match &group.config.balance {
         Balance::Hash(key) => {
             let h = match key {
@@ -33,7 +33,7 @@ pub fn affinity(group: &Group, req: &RequestHead, client: IpAddr) -> Affinity {
 }
 
 /// The value of cookie `name` in the request's `Cookie` fields.
-pub fn cookie<'r>(req: &'r RequestHead, name: &[u8]) -> Option<&'r [u8]> {
+pub(super) fn cookie<'r>(req: &'r RequestHead, name: &[u8]) -> Option<&'r [u8]> {
     req.fields
         .iter()
         .filter(|(n, _)| n.eq_ignore_ascii_case(b"cookie"))
@@ -47,7 +47,7 @@ pub fn cookie<'r>(req: &'r RequestHead, name: &[u8]) -> Option<&'r [u8]> {
 }
 
 /// A sticky cookie's server id: 16 hex digits.
-pub fn parse_id(value: &[u8]) -> Option<u64> {
+pub(super) fn parse_id(value: &[u8]) -> Option<u64> {
     if value.len() != 16 {
         return None;
     }
@@ -55,7 +55,7 @@ pub fn parse_id(value: &[u8]) -> Option<u64> {
 }
 
 /// The `Set-Cookie` line that pins a client to the server `id`.
-pub fn sticky_line(name: &str, id: u64) -> Vec<u8> {
+pub(super) fn sticky_line(name: &str, id: u64) -> Vec<u8> {
     format!("Set-Cookie: {name}={id:016x}; Path=/; HttpOnly\r\n").into_bytes()
 }
 

@@ -25,7 +25,7 @@ use crate::origin::Origin;
 
 /// How the request is addressed upstream.
 #[derive(Debug, Clone, Copy)]
-pub struct Forwarding<'a> {
+pub(crate) struct Forwarding<'a> {
     /// Who the request is for (origin.rs).
     pub origin: Origin,
     pub preserve_host: bool,
@@ -61,7 +61,7 @@ impl FieldOut for Vec<u8> {
 }
 
 /// The request head levee sends upstream (always HTTP/1.1, keep-alive).
-pub fn upstream_request(req: &RequestHead, fwd: &Forwarding<'_>) -> Vec<u8> {
+pub(crate) fn upstream_request(req: &RequestHead, fwd: &Forwarding<'_>) -> Vec<u8> {
     let raw = req.fields.raw();
     let mut out = Vec::with_capacity(raw.len() + 160);
     out.extend_from_slice(req.method());

@@ -22,7 +22,7 @@ use crate::site::Site;
 
 /// The protocol `req` asks to switch to, when levee passes the request on
 /// as an upgrade: only WebSocket, only from a bodiless HTTP/1.1 `GET`.
-pub fn requested(req: &RequestHead) -> Option<&[u8]> {
+pub(crate) fn requested(req: &RequestHead) -> Option<&[u8]> {
     if req.version != Version::Http11 || req.method() != b"GET" || req.framing != Framing::None {
         return None;
     }
@@ -42,7 +42,7 @@ pub fn requested(req: &RequestHead) -> Option<&[u8]> {
 }
 
 /// The fields that ask the server to upgrade, for the upstream request head.
-pub fn request_fields(out: &mut Vec<u8>, protocol: &[u8]) {
+pub(crate) fn request_fields(out: &mut Vec<u8>, protocol: &[u8]) {
     out.extend_from_slice(b"Connection: upgrade\r\n");
     field(out, b"Upgrade", protocol);
 }
