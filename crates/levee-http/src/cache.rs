@@ -220,7 +220,8 @@ async fn forward(
         preserve_host,
         validators: &validators,
     };
-    let mut received = match proxy::send(ex, site, &fwd, &members).await {
+    let mut answer = None;
+    let mut received = match proxy::send(ex, site, &fwd, &members, &mut answer).await {
         Ok(received) => received,
         Err(failed) => {
             if failed.fault.cause() != levee_upstream::Cause::Client

@@ -106,38 +106,45 @@ impl Failed {
     }
 }
 
-/// What a server gave back: its response head (HTTP/1), or the stream open
-/// on it (HTTP/2), and what settling the exchange needs.
-pub(crate) struct Received<'m> {
+/// What a server gave back: its response head (HTTP/1, in the caller's
+/// [`Answer`] slot), or the stream open on it (HTTP/2), and what settling
+/// the exchange needs.
+pub(crate) struct Received<'m, 's> {
     member: &'m Member,
     lease: Lease,
     /// When the first server was tried, for the upstream time.
     started: Instant,
     affinity: Affinity,
     conn: Conn,
+    answer: &'s mut Option<Answer>,
 }
 
 enum Conn {
-    H1 {
-        up: UpstreamStream,
-        buf: BytesMut,
-        resp: ResponseHead,
-    },
+    /// The response is in `Received::answer`.
+    H1,
     H2(h2::Opened),
 }
 
-impl Received<'_> {
+/// An HTTP/1 server's answer: its connection, the bytes read past the
+/// head, the head. It stays in a slot the caller of `send` owns, written
+/// once by the attempt and used in place by `respond`: moved up through
+/// each phase's future, its ~250 bytes cost more instructions than the
+/// phases themselves (bench/README.md, "The exchange").
+pub(crate) struct Answer {
+    up: UpstreamStream,
+    buf: BytesMut,
+    resp: ResponseHead,
+}
+
+impl Received<'_, '_> {
     /// The HTTP/1 response head, for the cache to admit.
     pub(crate) fn head_mut(&mut self) -> Option<&mut ResponseHead> {
-        match &mut self.conn {
-            Conn::H1 { resp, .. } => Some(resp),
-            Conn::H2(_) => None,
-        }
+        self.answer.as_mut().map(|a| &mut a.resp)
     }
 
     /// The server switches protocols (a WebSocket's 101).
     pub(crate) fn upgrades(&self) -> bool {
-        matches!(&self.conn, Conn::H1 { resp, .. } if resp.status == 101)
+        self.answer.as_ref().is_some_and(|a| a.resp.status == 101)
     }
 }
 
@@ -155,7 +162,8 @@ pub(crate) async fn forward(
         preserve_host,
         validators: &[],
     };
-    match send(ex, site, &fwd, &members).await {
+    let mut slot = None;
+    match send(ex, site, &fwd, &members, &mut slot).await {
         Ok(received) => respond(ex, site, group, received, &[], None).await,
         Err(failed) => answer(ex, site, group, failed).await,
     }
@@ -164,18 +172,19 @@ pub(crate) async fn forward(
 /// The phases up to the response: upstream choice, prepare (HTTP/1), then
 /// attempts (connect, send, receive) until one is answered or the retry
 /// policy stops.
-pub(crate) async fn send<'m>(
+pub(crate) async fn send<'m, 's>(
     ex: &mut Exchange<'_>,
     site: &Site,
     fwd: &Forward<'_>,
     members: &'m Members,
-) -> Result<Received<'m>, Failed> {
+    answer: &'s mut Option<Answer>,
+) -> Result<Received<'m, 's>, Failed> {
     let group = fwd.group;
     let affinity = choose::affinity(group, &ex.head, ex.origin.ip);
     let now = Instant::now();
     let index = group
         .pick(members, affinity, &[], now)
-        .ok_or(Failed::before_any(Fault::NoServer))?;
+        .ok_or_else(|| Failed::before_any(Fault::NoServer))?;
     let http2 = group.config.protocol.is_http2();
     let (limit, body) = if http2 {
         // A stream's body flows beside its response (exchange/*/relay.rs).
@@ -200,7 +209,7 @@ pub(crate) async fn send<'m>(
         http2,
         idempotent: retry::idempotent(ex.head.method()),
     };
-    attempts(ex, site, a, index, body).await
+    attempts(ex, site, a, (index, body), answer).await
 }
 
 /// The prepare phase, for HTTP/1 upstreams: 413 for a declared length
@@ -270,13 +279,13 @@ enum Step {
 /// The forward loop: one attempt after another, from the server at
 /// `index`, until one is answered or the retry policy stops. The same for
 /// HTTP/1 and HTTP/2 servers; only the attempt differs (h1.rs, h2.rs).
-async fn attempts<'m>(
+async fn attempts<'m, 's>(
     ex: &mut Exchange<'_>,
     site: &Site,
     a: Attempts<'_, 'm>,
-    index: usize,
-    body: Option<BytesMut>,
-) -> Result<Received<'m>, Failed> {
+    (index, body): (usize, Option<BytesMut>),
+    answer: &'s mut Option<Answer>,
+) -> Result<Received<'m, 's>, Failed> {
     let mut at = Cursor {
         index,
         tried: Tried::new(),
@@ -289,7 +298,7 @@ async fn attempts<'m>(
         let member = a
             .members
             .get(at.index)
-            .ok_or(Failed::before_any(Fault::NoServer))?;
+            .ok_or_else(|| Failed::before_any(Fault::NoServer))?;
         let lease = begin(&member.state);
         let step = if a.http2 {
             // Boxed: its state must not widen every HTTP/1 proxy future.
@@ -299,10 +308,11 @@ async fn attempts<'m>(
                 head = Some((request_head(ex, a.fwd, member, body.as_deref()), at.index));
             }
             let bytes = head.as_ref().map(|(h, _)| &h[..]).unwrap_or_default();
-            attempt_h1(ex, site, &a, &mut at, member, (bytes, resendable)).await
+            let attempt = attempt_h1(ex, site, &a, &mut at, member, (bytes, resendable), answer);
+            attempt.await
         };
         let missed = match step {
-            Step::Answered(conn) => return Ok(received(member, lease, &a, conn)),
+            Step::Answered(conn) => return Ok(received(member, lease, &a, conn, answer)),
             Step::Elsewhere(next) => {
                 at.to(next);
                 continue;
@@ -331,6 +341,7 @@ async fn attempt_h1(
     at: &mut Cursor,
     member: &Member,
     (head, in_head): (&[u8], bool),
+    answer: &mut Option<Answer>,
 ) -> Step {
     let group = a.fwd.group;
     let sent = if at.tried.is_empty() {
@@ -345,20 +356,22 @@ async fn attempt_h1(
         proxy_header: header.as_deref(),
     };
     let attempt = h1::attempt(ex, site, &dest, head, in_head, at.fresh_only, a.limit);
-    let (up, buf, resp) = match attempt.await {
-        Ok(got) => got,
+    let status = match attempt.await {
+        Ok(got) => answer.insert(got).resp.status,
         Err(missed) => return Step::Missed(missed),
     };
-    let (addr, status) = (member.addr, resp.status);
+    let addr = member.addr;
     observe_response(group, &member.state, addr, status, sent.elapsed());
     if retry::on_status(group, status, a.idempotent, in_head) {
         at.tried.push(at.index);
         if let Some(next) = next_server(group, a.members, a.affinity, &at.tried) {
             tracing::debug!(server = %addr, status, "retrying on another server");
+            // Its connection closes: the answer is not relayed.
+            *answer = None;
             return Step::Elsewhere(next);
         }
     }
-    Step::Answered(Conn::H1 { up, buf, resp })
+    Step::Answered(Conn::H1)
 }
 
 /// One attempt at an HTTP/2 server: a stream opened and its HEADERS
@@ -392,18 +405,20 @@ async fn attempt_h2(
     )
 }
 
-fn received<'m>(
+fn received<'m, 's>(
     member: &'m Member,
     lease: Lease,
     a: &Attempts<'_, 'm>,
     conn: Conn,
-) -> Received<'m> {
+    answer: &'s mut Option<Answer>,
+) -> Received<'m, 's> {
     Received {
         member,
         lease,
         started: a.started,
         affinity: a.affinity,
         conn,
+        answer,
     }
 }
 

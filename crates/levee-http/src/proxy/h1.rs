@@ -58,7 +58,7 @@ pub(super) async fn attempt(
     body_in_head: bool,
     fresh_only: bool,
     limit: Option<u64>,
-) -> Result<(UpstreamStream, BytesMut, ResponseHead), Missed> {
+) -> Result<super::Answer, Missed> {
     let t = &site.timeouts;
     // The upstream's work is watched from here to the response head: a
     // client that goes away ends it (gone.rs says what that costs).
@@ -83,7 +83,7 @@ pub(super) async fn attempt(
         };
         let resp = resp.map_err(|fault| Missed::Fault { fault, reused })?;
         if !(100..200).contains(&resp.status) || resp.status == 101 {
-            return Ok((up, buf, resp));
+            return Ok(super::Answer { up, buf, resp });
         }
         // Interim responses: 100 Continue was levee's to give; others go
         // where the client takes them.

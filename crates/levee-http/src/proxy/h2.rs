@@ -125,7 +125,9 @@ pub(super) fn upstream_request(
     if let Framing::Length(n) = req.framing {
         fields.map.insert(CONTENT_LENGTH, HeaderValue::from(n));
     }
-    let authority = fields.authority.ok_or(Fault::Unfit("no authority"))?;
+    let authority = fields
+        .authority
+        .ok_or_else(|| Fault::Unfit("no authority"))?;
     let uri = Uri::builder()
         .scheme(if https { "https" } else { "http" })
         .authority(authority)

@@ -5,23 +5,26 @@
 
 use std::net::SocketAddr;
 
-use bytes::BytesMut;
-use levee_upstream::{Fault, Group, Lease, Member, UpstreamStream, pool};
+use levee_upstream::{Fault, Group, Member, UpstreamStream, pool};
 use tokio::time::Instant;
 
-use super::{Conn, Failed, Received, choose, observe_fault, observe_response, upgrade};
+use super::{Answer, Conn, Failed, Received, choose, observe_fault, observe_response, upgrade};
 use crate::body::{BodySink, Stopped};
 use crate::exchange::{Exchange, Next, Outcome, StreamEnd};
-use crate::message::{Framing, ResponseHead};
+use crate::message::Framing;
 use crate::site::Site;
 
 /// The respond phase: relays what the server gave back, `extra` lines
 /// added to an HTTP/1 head and a copy of its body to `tee` (the cache's).
+/// An HTTP/1 server's response is relayed here, in this one body (a 101
+/// turns the exchange into a tunnel), and its connection returned to the
+/// pool if the exchange ended cleanly: a further async layer would cost
+/// every poll of the relay a state machine more (bench/README.md).
 pub(crate) async fn respond(
     ex: &mut Exchange<'_>,
     site: &Site,
     group: &Group,
-    received: Received<'_>,
+    received: Received<'_, '_>,
     extra: &[u8],
     tee: Option<&mut dyn BodySink>,
 ) -> Outcome {
@@ -31,86 +34,55 @@ pub(crate) async fn respond(
         started,
         affinity,
         conn,
+        answer: slot,
     } = received;
     match conn {
-        Conn::H1 { up, buf, resp } => {
-            let upstream = Upstream {
-                group,
-                member,
-                lease,
-                started,
-            };
-            let sticky = match (&group.config.balance, affinity) {
-                (levee_config::Balance::Sticky { cookie }, a)
-                    if a != levee_upstream::Affinity::Sticky(Some(member.cookie)) =>
-                {
-                    choose::sticky_line(cookie, member.cookie)
-                }
-                _ => Vec::new(),
-            };
-            let mut lines = sticky;
-            lines.extend_from_slice(extra);
-            relay_h1(ex, site, upstream, (up, buf, resp), &lines, tee).await
-        }
+        Conn::H1 => {}
         Conn::H2(opened) => {
             // Boxed: its state must not widen every HTTP/1 proxy future.
             let relayed = Box::pin(ex.relay_h2(opened.response, opened.up, site)).await;
             drop(opened.held);
             let done = settle(group, member, relayed.end, relayed.status, started);
             drop(lease);
-            Outcome {
+            return Outcome {
                 bytes: relayed.bytes,
                 next: relayed.next,
                 ..done
-            }
+            };
         }
     }
-}
-
-/// The server an HTTP/1 response came from.
-struct Upstream<'a> {
-    group: &'a Group,
-    member: &'a Member,
-    lease: Lease,
-    started: Instant,
-}
-
-/// Relays an HTTP/1 server's response (a 101 turns the exchange into a
-/// tunnel), then returns the connection to the pool if the exchange ended
-/// cleanly.
-async fn relay_h1(
-    ex: &mut Exchange<'_>,
-    site: &Site,
-    from: Upstream<'_>,
-    (mut up, mut buf, resp): (UpstreamStream, BytesMut, ResponseHead),
-    lines: &[u8],
-    tee: Option<&mut dyn BodySink>,
-) -> Outcome {
-    let Upstream {
-        group,
-        member,
-        lease,
-        started,
-    } = from;
     let addr = member.addr;
-    if resp.status == 101 {
+    if slot.as_ref().is_some_and(|a| a.resp.status == 101)
+        && let Some(Answer { up, buf, resp }) = slot.take()
+    {
         drop(lease);
         return upgrade::tunnel(ex, site, &resp, up, buf, addr, started).await;
     }
+    let Some(Answer { up, buf, resp }) = slot.as_mut() else {
+        return Outcome::ended(502);
+    };
+    let mut lines = match (&group.config.balance, affinity) {
+        (levee_config::Balance::Sticky { cookie }, a)
+            if a != levee_upstream::Affinity::Sticky(Some(member.cookie)) =>
+        {
+            choose::sticky_line(cookie, member.cookie)
+        }
+        _ => Vec::new(),
+    };
+    lines.extend_from_slice(extra);
     let t = &site.timeouts;
-    let (result, client_keeps) = ex
-        .relay_response_h1(&resp, lines, &mut up, &mut buf, tee, t)
-        .await;
+    let (result, client_keeps) = ex.relay_response_h1(resp, &lines, up, buf, tee, t).await;
     let done = Instant::now();
     let upstream_time = Some(done - started);
     drop(lease);
+    let (status, reusable) = (resp.status, resp.keep_alive && buf.is_empty());
     match result {
         Ok(bytes) => {
-            if resp.keep_alive && buf.is_empty() {
-                pool_back(group, member, up, done);
+            if reusable && let Some(answer) = slot.take() {
+                pool_back(group, member, answer.up, done);
             }
             Outcome {
-                status: resp.status,
+                status,
                 bytes,
                 upstream_time,
                 upstream: Some(addr),
@@ -128,7 +100,7 @@ async fn relay_h1(
             // The head is out: the client learns of the failure by the connection closing.
             tracing::debug!(upstream = %addr, %error, "response relay stopped");
             Outcome {
-                status: resp.status,
+                status,
                 bytes: sent,
                 upstream_time,
                 upstream: Some(addr),
@@ -150,15 +122,15 @@ fn pool_back(group: &Group, member: &Member, up: UpstreamStream, now: Instant) {
 /// The response the cache answers instead of relaying (a 304 that
 /// refreshed the stored one, a stale one standing in for an error): the
 /// server's part ends here, its connection pooled if it can be.
-pub(crate) fn answered(received: Received<'_>, group: &Group) -> Outcome {
+pub(crate) fn answered(received: Received<'_, '_>, group: &Group) -> Outcome {
     let Received {
         member,
         lease,
         started,
-        conn,
+        answer,
         ..
     } = received;
-    let Conn::H1 { up, buf, resp } = conn else {
+    let Some(Answer { up, buf, resp }) = answer.take() else {
         return Outcome::ended(502);
     };
     // A 304 (or bodiless error) leaves the connection reusable.
