@@ -49,6 +49,10 @@ pub enum Command {
     FleetPing(String),
     /// The download redirector (`/mirrors`).
     Mirrors(MirrorsCommand),
+    /// Every certificate levee serves (ctl/certs.rs).
+    Certs,
+    /// Renew an ACME certificate now.
+    CertsRenew(String),
 }
 
 /// `levee ctl mirrors ...`.
@@ -221,6 +225,12 @@ pub fn run(client: &Client, command: &Command) -> Result<String, CtlError> {
             serde_json::json!({ by.key(): value }).to_string(),
         ),
         Command::Fleet => ("GET", "/fleet".to_owned(), String::new()),
+        Command::Certs => ("GET", "/certs".to_owned(), String::new()),
+        Command::CertsRenew(name) => (
+            "POST",
+            format!("/certs/{}/renew", encode(name)),
+            "{}".to_owned(),
+        ),
         Command::FleetPing(note) => (
             "POST",
             "/fleet/ping".to_owned(),
@@ -262,6 +272,7 @@ pub fn run(client: &Client, command: &Command) -> Result<String, CtlError> {
             fleet::table(&text, now).unwrap_or(text)
         }
         Command::Mirrors(MirrorsCommand::List(_)) => mirrors_table(&text).unwrap_or(text),
+        Command::Certs => certs::table(&text).unwrap_or(text),
         Command::Drain { .. }
         | Command::Disable { .. }
         | Command::Enable { .. }
@@ -411,4 +422,5 @@ fn encode(s: &str) -> String {
     out
 }
 
+mod certs;
 mod fleet;

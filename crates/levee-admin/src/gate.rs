@@ -142,6 +142,10 @@ impl Admin {
             (_, "/session") => Reply::error(405, "use GET"),
             ("POST", "/reload") => crate::control::reload(self.reloader.as_ref()).await,
             (_, "/reload") => Reply::error(405, "use POST"),
+            // Waits for the CA, so not in the synchronous api::handle.
+            ("POST", path) if certs_renew(path).is_some() => {
+                crate::api::certs::renew(certs_renew(path).unwrap_or_default()).await
+            }
             _ => crate::api::handle(&self.shared, &req.method, &req.target, &req.body),
         };
         Verdict {
@@ -225,3 +229,10 @@ fn unauthorized(message: &str) -> Reply {
 
 #[cfg(test)]
 mod tests;
+
+/// NAME in `/certs/NAME/renew`.
+fn certs_renew(path: &str) -> Option<&str> {
+    path.strip_prefix("/certs/")?
+        .strip_suffix("/renew")
+        .filter(|n| !n.is_empty() && !n.contains('/'))
+}

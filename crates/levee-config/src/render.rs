@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use toml::{Table, Value};
 
+mod acme;
 mod admin;
 mod cache;
 mod fleet;
@@ -174,6 +175,7 @@ pub fn to_toml(config: &Config) -> String {
     }
     cache::root(&mut root, &config.cache);
     fleet::root(&mut root, &config.fleet);
+    acme::root(&mut root, &config.acme);
     mirrors::root(&mut root, &config.mirrors);
 
     toml::to_string(&root).unwrap_or_default()

@@ -277,6 +277,23 @@ pub(crate) async fn serve_request(
     let keep_alive = head.keep_alive && !shared.draining() && (max == 0 || served + 1 < max);
     let mut done = Done::new(keep_alive);
 
+    // ACME HTTP-01 (levee_tls::challenge), before routing: a CA validating
+    // a name levee is ordering gets the key authorization whatever the
+    // routes say. Costs one prefix comparison per request. To move onto
+    // the protocol-neutral exchange as its first phase at merge.
+    if let Some(answer) = levee_tls::challenge::http01(head.path()) {
+        let bytes = crate::h1::write::simple_response(
+            200,
+            &[],
+            "application/octet-stream",
+            answer.as_bytes(),
+            keep_alive,
+            head.is_head(),
+        );
+        done.reply(client, site, head, bytes).await;
+        return done;
+    }
+
     match site.route(listener.addr, head.host_name(), head.path()) {
         None => {
             done.reply(

@@ -11,6 +11,7 @@
 //!   wait for in-flight requests (up to the grace period), exit 0
 //! ```
 
+pub mod acme;
 pub mod fleet;
 pub mod listeners;
 pub mod preflight;
@@ -190,12 +191,17 @@ pub fn run(config: Config) -> Result<(), ServerError> {
     // The files first, each problem at its key, before anything is bound.
     let mut errors = preflight::files(&config);
     errors.extend(tls::check(&config));
+    errors.extend(acme::check(&config));
     if !errors.is_empty() {
         return Err(ServerError::Invalid(levee_config::ConfigErrors { errors }));
     }
     let registry = Registry::new();
     // Before the site: its fleet-scoped rate limits use the fleet.
     let membership = fleet::Membership::start(&config)?;
+    // After the fleet (certificates are shared through it), before the
+    // listeners (the certificates on disk are served from the first
+    // handshake).
+    acme::apply(&config)?;
     let site = Site::build_with(&config, &registry)?;
     let shared = Shared::new(site);
     let (reloader, reload_asks) = levee_admin::control::channel();
@@ -428,10 +434,12 @@ impl Server {
         // a static root that is gone would answer 404 to everything.
         let mut errors = preflight::files(&config);
         errors.extend(fleet::check(&config));
+        errors.extend(acme::check(&config));
         if !errors.is_empty() {
             return Err(ReloadError::Config(ConfigErrors { errors }));
         }
         self.fleet.apply(&config)?;
+        acme::apply(&config)?;
         let site = Site::build_with(&config, &self.registry)?;
         if config.workers != self.config.workers {
             tracing::warn!("reload: a change of `workers` takes effect at the next start");
@@ -603,6 +611,7 @@ impl Server {
         if let Some(path) = &self.config.pid_file {
             let _ = std::fs::remove_file(path);
         }
+        acme::stop();
         self.fleet.leave();
         tracing::info!("stopped");
     }

@@ -13,7 +13,8 @@
 //! listener TLS files: loaded            error           error             logged; the files
 //!                                                                         in use stay (tls.rs)
 //! admin token and password file,        error           error             error
-//!   fleet credentials and CA file
+//!   fleet credentials and CA file,
+//!   [acme] files and storage directory
 //! listener and admin addresses          bound a moment  bound             new ones bound
 //!                                       (in use: warning)
 //! server names                          resolved:       resolved: logged, the server waits
@@ -49,6 +50,7 @@ pub fn check(config: &Config) -> Findings {
     found.errors.extend(crate::tls::check(config));
     found.errors.extend(levee_admin::access::check(config));
     found.errors.extend(crate::fleet::check(config));
+    found.errors.extend(crate::acme::check(config));
     found.errors.extend(levee_mirror::check(config));
     addresses(config, &at, &mut found);
     for u in &config.upstreams {

@@ -13,6 +13,7 @@ mod dovecot;
 mod levee;
 mod mirrors;
 mod nginx;
+mod pebble;
 mod postfix;
 mod python;
 mod redis;
@@ -31,6 +32,8 @@ pub use levee::*;
 #[allow(unused_imports)]
 pub use mirrors::*;
 pub use nginx::*;
+#[allow(unused_imports)]
+pub use pebble::*;
 #[allow(unused_imports)]
 pub use postfix::*;
 #[allow(unused_imports)]

@@ -1,0 +1,210 @@
+//! Automatic certificates against Pebble, the ACME test CA (docs/tls.md,
+//! "Automatic certificates"): obtained by HTTP-01 and TLS-ALPN-01 and
+//! served (curl verifies with Pebble's root), renewed near expiry without
+//! dropping a connection, and a failing CA (stopped, or rejecting every
+//! nonce) leaving the certificate in use in place, the failure logged and
+//! counted.
+
+#[path = "acme/common.rs"]
+mod common;
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+use support::*;
+
+const ROUTES: &str = r#"
+[[route]]
+host = "a.test"
+respond = "hello from a"
+"#;
+
+fn mode(path: &std::path::Path) -> u32 {
+    std::fs::metadata(path).expect("stat").permissions().mode() & 0o777
+}
+
+#[test]
+fn obtains_by_http01_then_tls_alpn01_and_serves_them() {
+    let setup = LeveeSetup::new();
+    let acme = Acme::start(&setup, &[], None);
+    let storage = setup.dir.join("acme");
+    let config = acme.config(setup.dir.path(), r#"challenges = ["http-01"]"#, ROUTES);
+    let levee = setup.start(&config);
+    let root = acme.pebble.issuing_root();
+    acme.wait_served("a.test", "hello from a", &root, &levee);
+    // Pebble fetched the HTTP-01 answer from the plain listener.
+    let challenges = || {
+        levee
+            .stdout()
+            .matches("/.well-known/acme-challenge/")
+            .count()
+    };
+    assert!(
+        challenges() >= 1,
+        "no HTTP-01 request logged:\n{}",
+        levee.stdout()
+    );
+    // The account key and the certificate key are private.
+    let account = std::fs::read_dir(storage.join("accounts"))
+        .expect("accounts dir")
+        .next()
+        .expect("an account")
+        .expect("entry")
+        .path();
+    assert_eq!(mode(&account), 0o600);
+    assert_eq!(mode(&storage.join("certs/a.test/key.pem")), 0o600);
+
+    // Now only TLS-ALPN-01, for a second name: answered in the handshake.
+    let before = challenges();
+    let routes = format!("{ROUTES}\n[[route]]\nhost = \"b.test\"\nrespond = \"hello from b\"\n");
+    levee.write_config(&acme.config(levee.dir(), r#"challenges = ["tls-alpn-01"]"#, &routes));
+    levee.reload();
+    acme.wait_served("b.test", "hello from b", &root, &levee);
+    assert_eq!(challenges(), before, "b.test was not validated over HTTP");
+    // a.test is still served, and the two are listed.
+    assert_eq!(acme.get("a.test", &root).stdout, b"hello from a");
+    let out = acme.ctl(&["certs"]);
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    for want in ["a.test", "b.test", "acme", "Pebble Intermediate", "ok "] {
+        assert!(table.contains(want), "`{want}` missing from:\n{table}");
+    }
+    let expiry = format!("levee_tls_certificate_expiry_seconds{{name=\"a.test\",source=\"acme\"}}");
+    assert!(acme.metric(&expiry) > 1e9, "no expiry metric");
+    assert_eq!(acme.metric("levee_acme_issued_total"), 2.0);
+}
+
+#[test]
+fn renews_near_expiry_without_dropping_a_connection() {
+    let setup = LeveeSetup::new();
+    // 45-second certificates: renewal is due at two thirds, 30 s in.
+    let acme = Acme::start(&setup, &[], Some(45));
+    let config = acme.config(setup.dir.path(), "", ROUTES);
+    let levee = setup.start(&config);
+    let root = acme.pebble.issuing_root();
+    acme.wait_served("a.test", "hello from a", &root, &levee);
+    let first = served_serial(acme.tls, "a.test", &root).expect("a serial");
+    // One connection, a request a second, across the renewal.
+    let mut client = Command::new("python3")
+        .arg(script())
+        .args([
+            "hold",
+            "a.test",
+            &acme.tls.to_string(),
+            &root.display().to_string(),
+            "40",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let renewed = poll(Duration::from_secs(60), || {
+        served_serial(acme.tls, "a.test", &root).filter(|s| *s != first)
+    });
+    let status = client.wait().expect("client");
+    let lines: Vec<String> = BufReader::new(client.stdout.take().expect("stdout"))
+        .lines()
+        .map_while(Result::ok)
+        .collect();
+    assert!(renewed.is_some(), "not renewed:\n{}", levee.stderr());
+    assert!(status.success(), "the held connection failed: {lines:?}");
+    // The held connection kept the certificate it started with and got
+    // an answer every second throughout.
+    assert_eq!(lines[0], format!("serial {first}"));
+    assert!(lines.len() > 35, "{lines:?}");
+}
+
+#[test]
+fn a_failing_ca_leaves_the_certificate_in_use_logged_and_counted() {
+    let setup = LeveeSetup::new();
+    let mut acme = Acme::start(&setup, &[], None);
+    let config = acme.config(setup.dir.path(), "", ROUTES);
+    let levee = setup.start(&config);
+    let root = acme.pebble.issuing_root();
+    acme.wait_served("a.test", "hello from a", &root, &levee);
+    let serial = served_serial(acme.tls, "a.test", &root).expect("a serial");
+
+    // A stopped CA.
+    acme.pebble.stop();
+    let out = acme.ctl(&["certs", "renew", "a.test"]);
+    let said = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "renewal without a CA succeeded");
+    assert!(said.contains("cannot reach the CA"), "{said}");
+    assert!(levee.wait_stderr("certificate not obtained", Duration::from_secs(10)));
+    assert_eq!(acme.metric("levee_acme_failures_total"), 1.0);
+    assert_eq!(
+        served_serial(acme.tls, "a.test", &root),
+        Some(serial.clone())
+    );
+
+    // A CA that rejects every nonce (Pebble's error injection).
+    acme.pebble
+        .restart_with(&[("PEBBLE_WFE_NONCEREJECT", "100")]);
+    let out = acme.ctl(&["certs", "renew", "a.test"]);
+    let said = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        !out.status.success(),
+        "renewal with nonces rejected succeeded"
+    );
+    assert!(
+        said.contains("the CA refused") && said.contains("badNonce"),
+        "{said}"
+    );
+    assert_eq!(acme.metric("levee_acme_failures_total"), 2.0);
+    // The certificate in use stays, and the table says what happened.
+    assert_eq!(served_serial(acme.tls, "a.test", &root), Some(serial));
+    let table = String::from_utf8_lossy(&acme.ctl(&["certs"]).stdout).into_owned();
+    assert!(table.contains("FAILED"), "{table}");
+}
+
+#[test]
+fn check_refuses_what_run_would() {
+    let setup = LeveeSetup::new();
+    let path = setup.config_path();
+    let config = format!(
+        r#"[[listener]]
+address = "127.0.0.1:{port}"
+tls = "auto"
+
+[acme]
+ca_root = "{missing}"
+names = ["*.wild.test"]
+storage = "{storage}"
+
+[[route]]
+respond = "x"
+"#,
+        port = setup.port,
+        missing = setup.dir.join("nope.pem").display(),
+        storage = setup.dir.join("acme").display(),
+    );
+    std::fs::write(&path, config).expect("config");
+    let out = levee_cmd(&["check", "-c", &path.display().to_string()]);
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        text.contains(":8:9: acme.names[0]: `*.wild.test` is a wildcard"),
+        "{text}"
+    );
+    // With [fleet], the key that seals private keys in Redis is needed.
+    std::fs::write(
+        &path,
+        format!(
+            "[[listener]]\naddress = \"127.0.0.1:{}\"\ntls = \"auto\"\n[fleet]\nname = \"f\"\n\
+             redis = \"127.0.0.1:6379\"\n[[route]]\nrespond = \"x\"\n",
+            setup.port
+        ),
+    )
+    .expect("config");
+    let out = levee_cmd(&["check", "-c", &path.display().to_string()]);
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        text.contains(
+            ":3:7: listener[0].tls: with [fleet], automatic certificates need an [acme] section"
+        ),
+        "{text}"
+    );
+}
