@@ -9,6 +9,10 @@ pub enum AcmeError {
     /// The CA said no, with an RFC 7807 problem document.
     #[error("the CA refused: {0}")]
     Ca(String),
+    /// The CA no longer knows the account (a test CA restarted, a staging
+    /// reset): a new one is made at the next attempt.
+    #[error("the CA refused: {0}")]
+    NoAccount(String),
     /// The CA's answer was not what RFC 8555 says it sends.
     #[error("bad answer from the CA at {url}: {reason}")]
     BadAnswer { url: String, reason: String },
@@ -54,6 +58,13 @@ impl From<instant_acme::Error> for AcmeError {
     fn from(e: instant_acme::Error) -> AcmeError {
         use instant_acme::Error as E;
         match e {
+            E::Api(p)
+                if p.r#type
+                    .as_deref()
+                    .is_some_and(|t| t.ends_with(":accountDoesNotExist")) =>
+            {
+                AcmeError::NoAccount(problem(&p))
+            }
             E::Api(p) => AcmeError::Ca(problem(&p)),
             E::Json(e) => AcmeError::BadAnswer {
                 url: String::new(),

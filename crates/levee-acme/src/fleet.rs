@@ -226,6 +226,22 @@ impl Share {
         }
     }
 
+    /// Forgets the shared account (the CA no longer knows it).
+    pub async fn forget_account(&self, directory_hash: &str) -> Result<(), AcmeError> {
+        let key = self.k("account", directory_hash);
+        self.fleet
+            .link
+            .run(|mut conn| async move {
+                redis::cmd("DEL")
+                    .arg(&key)
+                    .query_async::<i64>(&mut conn)
+                    .await
+            })
+            .await
+            .map(drop)
+            .map_err(fleet_error)
+    }
+
     /// Stores the account unless one is there; `Ok(false)` when another
     /// member's came first (use that one).
     pub async fn put_account(&self, directory_hash: &str, json: &[u8]) -> Result<bool, AcmeError> {

@@ -440,7 +440,30 @@ impl Manager {
             Some(d) => Some(Arc::new(Rfc2136::new(d.clone()))),
             None => dns01::local(),
         };
-        crate::issue::issue(&account, name, settings, dns.as_deref(), None).await
+        let result = crate::issue::issue(&account, name, settings, dns.as_deref(), None).await;
+        if let Err(AcmeError::NoAccount(_)) = &result {
+            self.forget_account(settings).await;
+        }
+        result
+    }
+
+    /// Drops the account the CA no longer knows, everywhere it is kept,
+    /// so the next attempt creates one.
+    async fn forget_account(&self, settings: &Settings) {
+        tracing::warn!(directory = %settings.directory, "the CA does not know levee's account; a new one is made at the next attempt");
+        *self.account.lock().await = None;
+        if let Err(e) =
+            Store::open(&settings.storage).and_then(|s| s.remove_account(&settings.directory))
+        {
+            tracing::warn!(error = %e, "stored ACME account not removed");
+        }
+        if let Some(share) = self.share()
+            && let Err(e) = share
+                .forget_account(&directory_hash(&settings.directory))
+                .await
+        {
+            tracing::warn!(error = %e, "fleet: shared ACME account not removed");
+        }
     }
 
     /// The account at the configured CA: cached, else the fleet's, else

@@ -87,6 +87,15 @@ impl Store {
         read_optional(&self.account_path(directory))
     }
 
+    /// Forgets the account (the CA no longer knows it).
+    pub fn remove_account(&self, directory: &str) -> Result<(), AcmeError> {
+        let path = self.account_path(directory);
+        match fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io(&path, e)),
+            _ => Ok(()),
+        }
+    }
+
     pub fn save_account(&self, directory: &str, json: &[u8]) -> Result<(), AcmeError> {
         write_atomic(&self.account_path(directory), json, 0o600)
     }

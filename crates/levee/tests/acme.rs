@@ -140,9 +140,14 @@ fn a_failing_ca_leaves_the_certificate_in_use_logged_and_counted() {
         Some(serial.clone())
     );
 
-    // A CA that rejects every nonce (Pebble's error injection).
+    // A CA that rejects every nonce (Pebble's error injection). Restarted,
+    // it has forgotten levee's account: the first attempt says so (and
+    // levee drops the account), the second makes a new one and is refused.
     acme.pebble
         .restart_with(&[("PEBBLE_WFE_NONCEREJECT", "100")]);
+    let out = acme.ctl(&["certs", "renew", "a.test"]);
+    let said = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(said.contains("accountDoesNotExist"), "{said}");
     let out = acme.ctl(&["certs", "renew", "a.test"]);
     let said = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(
@@ -153,7 +158,7 @@ fn a_failing_ca_leaves_the_certificate_in_use_logged_and_counted() {
         said.contains("the CA refused") && said.contains("badNonce"),
         "{said}"
     );
-    assert_eq!(acme.metric("levee_acme_failures_total"), 2.0);
+    assert_eq!(acme.metric("levee_acme_failures_total"), 3.0);
     // The certificate in use stays, and the table says what happened.
     assert_eq!(served_serial(acme.tls, "a.test", &root), Some(serial));
     let table = String::from_utf8_lossy(&acme.ctl(&["certs"]).stdout).into_owned();
@@ -186,7 +191,7 @@ respond = "x"
     let text = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(
-        text.contains(":8:9: acme.names[0]: `*.wild.test` is a wildcard"),
+        text.contains(":7:10: acme.names[0]: `*.wild.test` is a wildcard"),
         "{text}"
     );
     // With [fleet], the key that seals private keys in Redis is needed.
