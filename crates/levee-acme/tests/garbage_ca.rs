@@ -17,25 +17,25 @@ use tokio::net::TcpListener;
 /// Serves `response` (head and body, as bytes) to every connection; returns
 /// the directory URL and the root to trust.
 async fn fake_ca(response: Vec<u8>, endless: bool) -> (String, String) {
-    let key = rcgen::KeyPair::generate().unwrap();
+    let key = rcgen::KeyPair::generate().expect("key");
     let cert = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
-        .unwrap()
+        .expect("params")
         .self_signed(&key)
-        .unwrap();
+        .expect("certificate");
     let config = rustls::ServerConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
     .with_safe_default_protocol_versions()
-    .unwrap()
+    .expect("versions")
     .with_no_client_auth()
     .with_single_cert(
         vec![cert.der().clone()],
         rustls_pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
     )
-    .unwrap();
+    .expect("server config");
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("addr").port();
     tokio::spawn(async move {
         loop {
             let Ok((tcp, _)) = listener.accept().await else {
@@ -63,7 +63,7 @@ async fn fake_ca(response: Vec<u8>, endless: bool) -> (String, String) {
 
 async fn create(response: &[u8], endless: bool) -> String {
     let (url, root) = fake_ca(response.to_vec(), endless).await;
-    let client = CaClient::new(Some(root.as_bytes()), Duration::from_secs(5)).unwrap();
+    let client = CaClient::new(Some(root.as_bytes()), Duration::from_secs(5)).expect("client");
     let new = NewAccount {
         contact: &[],
         terms_of_service_agreed: true,
