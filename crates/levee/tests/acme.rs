@@ -213,3 +213,83 @@ respond = "x"
         "{text}"
     );
 }
+
+/// A wildcard by DNS-01: the TXT record written by an RFC 2136 update
+/// (TSIG-signed) to BIND, which Pebble asks.
+#[test]
+fn obtains_a_wildcard_by_dns01_through_an_rfc2136_update() {
+    let named = Named::start("wild.test");
+    let setup = LeveeSetup::new();
+    let acme = Acme::start_with(&setup, Some(named.addr()), |_| {});
+    let extra = format!(
+        "names = [\"*.wild.test\"]\n[acme.dns]\nserver = \"{}\"\nzone = \"wild.test\"\n\
+         tsig_key = \"{TSIG_KEY}\"\ntsig_secret_file = \"{}\"\n",
+        named.addr(),
+        named.secret_file.display()
+    );
+    let config = acme.config(setup.dir.path(), &extra, "[[route]]\nrespond = \"wild\"\n");
+    let levee = setup.start(&config);
+    let root = acme.pebble.issuing_root();
+    let served = poll(Duration::from_secs(90), || {
+        let out = get_at(acme.tls, "x.wild.test", &root);
+        (out.status.success() && out.stdout == b"wild").then_some(())
+    });
+    assert!(
+        served.is_some(),
+        "no wildcard:\n{}\nnamed:\n{}\npebble:\n{}",
+        levee.stderr(),
+        named.log(),
+        acme.pebble.log()
+    );
+    // Any one label under it, with the same certificate.
+    assert_eq!(get_at(acme.tls, "other.wild.test", &root).stdout, b"wild");
+    // BIND took the update and its removal, both signed.
+    let log = named.log();
+    assert!(
+        log.contains(
+            "updating zone 'wild.test/IN': adding an RR at '_acme-challenge.wild.test' TXT"
+        ),
+        "{log}"
+    );
+    assert!(
+        log.contains("deleting an RR at _acme-challenge.wild.test TXT"),
+        "{log}"
+    );
+}
+
+/// A CA that requires External Account Binding, and an RSA key.
+#[test]
+fn binds_the_account_when_the_ca_requires_it_and_makes_rsa_keys() {
+    let setup = LeveeSetup::new();
+    // A base64url HMAC key, as a CA hands it out.
+    let key = "zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W";
+    let acme = Acme::start_with(&setup, None, |o| {
+        o.eab = Some(("kid-levee", key));
+        o.env = &[("PEBBLE_VA_ALWAYS_VALID", "1")];
+    });
+    let hmac = setup.dir.join("eab.key");
+    std::fs::write(&hmac, format!("{key}\n")).expect("eab key");
+    let extra = format!(
+        "eab_kid = \"kid-levee\"\neab_hmac_file = \"{}\"\nkey_type = \"rsa-2048\"\n",
+        hmac.display()
+    );
+    let config = acme.config(setup.dir.path(), &extra, ROUTES);
+    let levee = setup.start(&config);
+    let root = acme.pebble.issuing_root();
+    acme.wait_served("a.test", "hello from a", &root, &levee);
+    let pem = std::fs::read_to_string(levee.dir().join("acme/certs/a.test/key.pem")).expect("key");
+    let out = Command::new("openssl")
+        .args(["pkey", "-noout", "-text"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().expect("stdin").write_all(pem.as_bytes())?;
+            c.wait_with_output()
+        })
+        .expect("openssl pkey");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("Private-Key: (2048 bit"), "{text}");
+    assert!(text.contains("publicExponent"), "an RSA key: {text}");
+}

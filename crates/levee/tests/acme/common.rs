@@ -22,17 +22,38 @@ pub struct Acme {
 impl Acme {
     /// dnsmasq and Pebble, validating against `setup`'s port (plain) and
     /// a TLS port picked here.
-    pub fn start(setup: &LeveeSetup, env: &[(&str, &str)], validity: Option<u64>) -> Acme {
+    pub fn start<'a>(
+        setup: &LeveeSetup,
+        env: &'a [(&'a str, &'a str)],
+        validity: Option<u64>,
+    ) -> Acme {
+        Acme::start_with(setup, None, |o| {
+            o.env = env;
+            o.validity = validity;
+        })
+    }
+
+    /// [`Acme::start`] with Pebble's options changed by `tweak`; Pebble
+    /// resolves names with `dns` (a server of the test's) when given.
+    pub fn start_with<'a>(
+        setup: &LeveeSetup,
+        dns: Option<String>,
+        tweak: impl FnOnce(&mut PebbleOptions<'a>),
+    ) -> Acme {
         let records: Vec<(&str, &str)> = NAMES.iter().map(|n| (*n, "127.0.0.1")).collect();
-        let dns = Dnsmasq::start(&records);
+        let dnsmasq = Dnsmasq::start(&records);
         let tls = free_port();
-        let pebble = Pebble::start(PebbleOptions {
+        let mut options = PebbleOptions {
             http_port: setup.port,
             tls_port: tls,
-            dns: Some(dns.addr()),
-            env,
-            validity,
-        });
+            dns: Some(dns.unwrap_or_else(|| dnsmasq.addr())),
+            env: &[],
+            validity: None,
+            eab: None,
+        };
+        tweak(&mut options);
+        let pebble = Pebble::start(options);
+        let dns = dnsmasq;
         Acme {
             dns,
             pebble,

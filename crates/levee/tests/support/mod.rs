@@ -12,6 +12,7 @@ mod dnsmasq;
 mod dovecot;
 mod levee;
 mod mirrors;
+mod named;
 mod nginx;
 mod pebble;
 mod postfix;
@@ -31,6 +32,8 @@ pub use dovecot::*;
 pub use levee::*;
 #[allow(unused_imports)]
 pub use mirrors::*;
+#[allow(unused_imports)]
+pub use named::*;
 pub use nginx::*;
 #[allow(unused_imports)]
 pub use pebble::*;

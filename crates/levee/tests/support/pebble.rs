@@ -23,6 +23,9 @@ pub struct PebbleOptions<'a> {
     /// Lifetime of the certificates it issues, in seconds (short-lived
     /// ones for renewal tests); Pebble's five years when `None`.
     pub validity: Option<u64>,
+    /// External Account Binding required, with this key id and base64url
+    /// HMAC key.
+    pub eab: Option<(&'a str, &'a str)>,
 }
 
 pub struct Pebble {
@@ -119,7 +122,8 @@ impl Pebble {
                 "httpPort": o.http_port,
                 "tlsPort": o.tls_port,
                 "ocspResponderURL": "",
-                "externalAccountBindingRequired": false,
+                "externalAccountBindingRequired": o.eab.is_some(),
+                "externalAccountMACKeys": o.eab.map(|(kid, key)| serde_json::json!({ kid: key })),
                 "certificateValidityPeriod": o.validity.unwrap_or(157_766_400),
             }
         });
