@@ -42,12 +42,12 @@ fn a_fleet_orders_a_new_name_once_and_every_member_serves_it() {
             redis.url()
         );
         let port = setup.port;
-        members.push((setup.spawn(&config), port, tls));
+        members.push((setup.spawn(&config), port, tls, admin));
     }
-    for (levee, port, _) in &mut members {
+    for (levee, port, _, _) in &mut members {
         levee.wait_port(*port);
     }
-    for (levee, _, tls) in &members {
+    for (levee, _, tls, _) in &members {
         let served = poll(Duration::from_secs(90), || {
             let out = get_at(*tls, "c.test", &root);
             (out.status.success() && out.stdout == b"hello from c").then_some(())
@@ -66,16 +66,38 @@ fn a_fleet_orders_a_new_name_once_and_every_member_serves_it() {
     );
     let serials: Vec<Option<String>> = members
         .iter()
-        .map(|(_, _, tls)| served_serial(*tls, "c.test", &root))
+        .map(|(_, _, tls, _)| served_serial(*tls, "c.test", &root))
         .collect();
     assert!(serials[0].is_some());
     assert!(serials.iter().all(|s| *s == serials[0]), "{serials:?}");
     // The two that did not order took it from the fleet.
     let took: usize = members
         .iter()
-        .filter(|(l, _, _)| l.stderr().contains("certificate taken from the fleet"))
+        .filter(|(l, _, _, _)| l.stderr().contains("certificate taken from the fleet"))
         .count();
     assert_eq!(took, 2);
+
+    // Redis gone: a member keeps serving its copy, and a renewal asked of
+    // it does not go to the CA without the fleet's lock.
+    let mut redis = redis;
+    redis.kill();
+    let (_, _, tls, admin) = &members[1];
+    let out = levee_cmd(&[
+        "ctl",
+        "--admin",
+        &format!("127.0.0.1:{admin}"),
+        "certs",
+        "renew",
+        "c.test",
+    ]);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "renewed without Redis");
+    assert!(
+        said.contains("not ordering without the fleet's lock"),
+        "{said}"
+    );
+    assert_eq!(served_serial(*tls, "c.test", &root), serials[0]);
+    assert_eq!(acme.pebble.orders(), 1);
 }
 
 /// An ask service: 200 for `ok.test`, 403 for anything else; it counts
@@ -125,26 +147,27 @@ fn an_sni_flood_with_on_demand_tls_orders_nothing_the_ask_service_refuses() {
     let asked_file = setup.dir.join("asked");
     let levee = setup.start(&config);
     let root = acme.pebble.issuing_root();
-    // 300 handshakes, each naming a new random host.
-    let out = Command::new("python3")
+    // 1,000 handshakes, each naming a new random host, and meanwhile an
+    // allowed name gets its certificate at its first handshake.
+    let flood = Command::new("python3")
         .arg(script())
-        .args(["flood", &acme.tls.to_string(), "300"])
-        .output()
+        .args(["flood", &acme.tls.to_string(), "1000"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
         .expect("flood");
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "0", "{out:?}");
-    assert_eq!(
-        acme.pebble.orders(),
-        0,
-        "an order for a refused name:\n{}",
-        acme.pebble.log()
-    );
-    assert!(acme.metric("levee_acme_on_demand_refused_total") >= 300.0);
-    // Malformed names are refused before anyone is asked; these all were.
-    let asked = std::fs::read_to_string(&asked_file).unwrap_or_default();
-    assert_eq!(asked.lines().count(), 300, "one question per name");
-    // The allowed name gets its certificate at its first handshake.
     acme.wait_served("ok.test", "on demand", &root, &levee);
-    assert_eq!(acme.pebble.orders(), 1);
+    let out = flood.wait_with_output().expect("flood");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "0", "{out:?}");
+    // One order reached the CA: the allowed name's.
+    assert_eq!(acme.pebble.orders(), 1, "{}", acme.pebble.log());
+    assert!(acme.metric("levee_acme_on_demand_refused_total") >= 1000.0);
+    // One question per name: refusals are remembered.
+    let asked = std::fs::read_to_string(&asked_file).unwrap_or_default();
+    assert_eq!(
+        asked.lines().filter(|l| l.ends_with(".flood.test")).count(),
+        1000
+    );
+    assert_eq!(asked.lines().filter(|l| *l == "ok.test").count(), 1);
     let _ = asker.kill();
     let _ = asker.wait();
 }
