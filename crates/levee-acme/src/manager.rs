@@ -41,6 +41,9 @@ const IDLE: Duration = Duration::from_secs(60);
 /// With `[fleet]`: how often Redis is asked whether a member stored a new
 /// certificate, and how soon a member waiting on another's lock looks again.
 pub const FLEET_POLL: Duration = Duration::from_secs(2);
+/// A handshake for a name kept but not yet held waits for its attempt only
+/// if it is due within this long.
+const WAIT_FOR_DUE: Duration = Duration::from_secs(10);
 /// How often the CA's renewal information is asked again, when it has some.
 const ARI_EVERY: Duration = Duration::from_secs(6 * 3600);
 
@@ -235,10 +238,12 @@ impl Manager {
 
     fn waiter(&self, name: &str) -> oneshot::Receiver<bool> {
         let (tx, rx) = oneshot::channel();
-        lock(&self.waiters)
-            .entry(name.to_owned())
-            .or_default()
-            .push(tx);
+        let mut waiters = lock(&self.waiters);
+        let list = waiters.entry(name.to_owned()).or_default();
+        // Handshakes that gave up (their timeout) are dropped here, so
+        // many handshakes for one name keep at most the waiting ones.
+        list.retain(|tx| !tx.is_closed());
+        list.push(tx);
         rx
     }
 
@@ -607,9 +612,10 @@ impl Manager {
         let h = held(stored)?;
         {
             let mut entries = lock(&self.entries);
-            let e = entries
-                .entry(name.to_owned())
-                .or_insert_with(|| Entry::new(Origin::OnDemand));
+            // A name a reload removed while it was being ordered stays out.
+            let Some(e) = entries.get_mut(name) else {
+                return Ok(());
+            };
             e.due = schedule::renew_at(&h.info, settings.renew_before, None);
             e.ari_at = Some(SystemTime::now());
             e.held = Some(h);
@@ -677,9 +683,14 @@ impl Manager {
         let Some(policy) = &settings.on_demand else {
             return false;
         };
-        // An order for it already runs: wait for that one.
-        let running = lock(&self.entries).contains_key(&name);
-        if running {
+        // Kept already (configured, or ordered on demand): wait for the
+        // attempt if it is about to run; one retrying after a long backoff
+        // is not worth holding a handshake for.
+        let due = lock(&self.entries).get(&name).map(|e| e.due);
+        if let Some(due) = due {
+            if due > SystemTime::now() + WAIT_FOR_DUE {
+                return false;
+            }
             return self.waiter(&name).await.unwrap_or(false);
         }
         let verdict = lock(&self.gate).check(policy, &name, Instant::now());

@@ -426,7 +426,9 @@ impl Server {
     /// Everything that can fail is done before anything changes, but for
     /// one order: a changed `[fleet]` is joined before the site is built
     /// (its fleet-scoped limits find the fleet then), after its files were
-    /// read; a site that then fails to build leaves the new membership.
+    /// read; a site that then fails to build leaves the new membership, and
+    /// likewise the certificate manager's new names (`[acme]`, after the
+    /// fleet it shares certificates through).
     fn reload(&mut self) -> Result<PathBuf, ReloadError> {
         let path = self.config.source.clone().ok_or(ReloadError::Builtin)?;
         let config = levee_config::load(&path).map_err(ReloadError::Config)?;
