@@ -167,6 +167,20 @@ impl Manager {
             Origin::Config => settings.names.contains(name),
             Origin::OnDemand => settings.on_demand.is_some(),
         });
+        // A staple put beside a certificate (`ocsp.der`) is served from
+        // the next reload, as a file certificate's `ocsp` is.
+        if let Some(store) = &store {
+            for (name, e) in entries.iter_mut() {
+                let Some(h) = &mut e.held else { continue };
+                if let Ok(Some(stored)) = store.cert(name)
+                    && stored.ocsp != h.certified.ocsp
+                    && let Ok(new) = held(&stored)
+                    && new.info == h.info
+                {
+                    *h = new;
+                }
+            }
+        }
         for name in &settings.names {
             if let Some(e) = entries.get_mut(name) {
                 e.origin = Origin::Config;

@@ -132,7 +132,14 @@ impl Store {
             .create(&d)
             .map_err(|e| io(&d, e))?;
         write_atomic(&d.join("key.pem"), &stored.key, 0o600)?;
-        write_atomic(&d.join("cert.pem"), &stored.chain, 0o644)
+        write_atomic(&d.join("cert.pem"), &stored.chain, 0o644)?;
+        // A staple for the old certificate would be wrong for the new one.
+        let ocsp = d.join("ocsp.der");
+        match (&stored.ocsp, fs::remove_file(&ocsp)) {
+            (Some(o), _) => write_atomic(&ocsp, o, 0o644),
+            (None, Err(e)) if e.kind() != std::io::ErrorKind::NotFound => Err(io(&ocsp, e)),
+            (None, _) => Ok(()),
+        }
     }
 }
 
