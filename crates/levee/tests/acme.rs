@@ -320,3 +320,44 @@ fn binds_the_account_when_the_ca_requires_it_and_makes_rsa_keys() {
     assert!(text.contains("Private-Key: (2048 bit"), "{text}");
     assert!(text.contains("publicExponent"), "an RSA key: {text}");
 }
+
+/// Files and obtained certificates on one listener: a name a file covers
+/// is served from the file and never ordered; the others are obtained.
+/// Both show in `levee ctl certs` and in the expiry metric.
+#[test]
+fn files_and_obtained_certificates_mix_on_one_listener() {
+    let setup = LeveeSetup::new();
+    let acme = Acme::start(&setup, &[("PEBBLE_VA_ALWAYS_VALID", "1")], None);
+    let dir = setup.dir.path().to_owned();
+    certs::ca(&dir, "ca");
+    let (pem, key) = certs::leaf(&dir, "ca", "f", "f.test", &["f.test"]);
+    let table = format!(
+        "[listener.tls]\nauto = true\n[[listener.tls.certs]]\ncert = \"{}\"\nkey = \"{}\"\nnames = [\"f.test\"]\n",
+        pem.display(),
+        key.display()
+    );
+    let routes = format!("{ROUTES}\n[[route]]\nhost = \"f.test\"\nrespond = \"hello from f\"\n");
+    let config = acme
+        .config(&dir, "", &routes)
+        .replacen("tls = \"auto\"\n", &table, 1);
+    let levee = setup.start(&config);
+    let root = acme.pebble.issuing_root();
+    acme.wait_served("a.test", "hello from a", &root, &levee);
+    let out = get_at(acme.tls, "f.test", &dir.join("ca.pem"));
+    assert_eq!(out.stdout, b"hello from f", "{out:?}");
+    assert_eq!(acme.pebble.orders(), 1, "f.test must not be ordered");
+    let table = String::from_utf8_lossy(&acme.ctl(&["certs"]).stdout).into_owned();
+    assert!(
+        table.contains("a.test") && table.contains("f.pem"),
+        "{table}"
+    );
+    assert!(
+        table.contains(" file ") && table.contains(" acme "),
+        "{table}"
+    );
+    let file = format!(
+        "levee_tls_certificate_expiry_seconds{{name=\"{}\",source=\"file\"}}",
+        pem.display()
+    );
+    assert!(acme.metric(&file) > 1e9, "no expiry for the file");
+}
