@@ -51,7 +51,7 @@ pub(crate) fn acme(sink: &mut Sink<'_>, item: &Item<'_, '_>) -> Option<DraftAcme
         Some(i) => i.text(sink).and_then(|t| match t {
             "letsencrypt" => Some(LETSENCRYPT.to_owned()),
             "letsencrypt-staging" => Some(LETSENCRYPT_STAGING.to_owned()),
-            t if t.starts_with("https://") || t.starts_with("http://") => Some(t.to_owned()),
+            t if t.starts_with("https://") => Some(t.to_owned()),
             t => {
                 i.error(
                     sink,
@@ -340,3 +340,6 @@ pub(crate) fn check_acme(sink: &mut Sink<'_>, draft: &Draft) {
         );
     }
 }
+
+#[cfg(test)]
+mod tests;
