@@ -24,6 +24,7 @@
 //! certificate cache, where levee already has its own (levee-tls, with
 //! SNI selection, reload and OCSP) and needs HTTP-01, DNS-01 and a fleet.
 
+pub mod budget;
 pub mod client;
 pub mod dns01;
 pub mod error;

@@ -25,6 +25,7 @@ use instant_acme::{Account, AccountCredentials, ExternalAccountKey, NewAccount};
 use levee_tls::CertifiedKey;
 use tokio::sync::{Notify, oneshot};
 
+use crate::budget::Budget;
 use crate::client::{self, CaClient, REQUEST_TIMEOUT};
 use crate::dns01::{self, Dns01, Rfc2136};
 use crate::error::AcmeError;
@@ -89,6 +90,7 @@ pub struct Manager {
     wake: Notify,
     stop: AtomicBool,
     gate: Mutex<Gate>,
+    budget: Mutex<Budget>,
     waiters: Mutex<HashMap<String, Vec<oneshot::Sender<bool>>>>,
     fleet_version: AtomicU64,
 }
@@ -117,6 +119,7 @@ impl Manager {
             wake: Notify::new(),
             stop: AtomicBool::new(false),
             gate: Mutex::new(Gate::default()),
+            budget: Mutex::new(Budget::default()),
             waiters: Mutex::new(HashMap::new()),
             fleet_version: AtomicU64::new(0),
         });
@@ -348,10 +351,15 @@ impl Manager {
         let settings = self.settings.load_full();
         let share = self.share();
         let mut locked = false;
+        if let Some(share) = &share
+            && self.take_shared(share, name).await
+        {
+            return;
+        }
+        if !self.within_budget(name, &settings) {
+            return;
+        }
         if let Some(share) = &share {
-            if self.take_shared(share, name).await {
-                return;
-            }
             match share.lock(name).await {
                 Ok(true) => locked = true,
                 Ok(false) => {
@@ -403,6 +411,37 @@ impl Manager {
         if locked && let Some(share) = &share {
             let _ = share.unlock(name).await;
         }
+    }
+
+    /// Takes an order from the budget, or puts the attempt off until the
+    /// budget allows it (logged and counted, not a failure).
+    fn within_budget(&self, name: &str, settings: &Settings) -> bool {
+        let taken = lock(&self.budget).take(
+            name,
+            Instant::now(),
+            settings.max_orders_per_hour,
+            settings.max_orders_per_name,
+        );
+        let Err(wait) = taken else {
+            return true;
+        };
+        COUNTERS.held_back.fetch_add(1, Relaxed);
+        tracing::warn!(
+            name,
+            wait_s = wait.as_secs(),
+            "order put off: max_orders_per_hour or max_orders_per_name reached"
+        );
+        let now = SystemTime::now();
+        if let Some(e) = lock(&self.entries).get_mut(name) {
+            e.due = now + wait;
+            e.last = Some(Attempt {
+                at: now,
+                ok: false,
+                message: format!("put off {}s by the order limits", wait.as_secs()),
+            });
+        }
+        self.tell(name, false);
+        false
     }
 
     /// Takes the fleet's copy of `name` if it is newer than ours.

@@ -38,6 +38,8 @@ pub struct Settings {
     pub on_demand: Option<levee_config::OnDemand>,
     /// The AES-256 key for private keys kept in the fleet's Redis.
     pub fleet_key: Option<[u8; 32]>,
+    pub max_orders_per_hour: u32,
+    pub max_orders_per_name: u32,
 }
 
 impl std::fmt::Debug for Settings {
@@ -198,6 +200,8 @@ impl Settings {
             }),
             on_demand: a.on_demand.clone(),
             fleet_key: config.fleet.as_ref().and(fleet_key),
+            max_orders_per_hour: a.max_orders_per_hour,
+            max_orders_per_name: a.max_orders_per_name,
         }))
     }
 }

@@ -16,6 +16,7 @@ pub const ISSUED: &str = "levee_acme_issued_total";
 pub const FAILURES: &str = "levee_acme_failures_total";
 pub const ON_DEMAND_REFUSED: &str = "levee_acme_on_demand_refused_total";
 pub const FLEET_PICKUPS: &str = "levee_acme_fleet_pickups_total";
+pub const HELD_BACK: &str = "levee_acme_held_back_total";
 
 /// Process-wide ACME counters.
 #[derive(Debug, Default)]
@@ -28,6 +29,8 @@ pub struct Counters {
     pub on_demand_refused: AtomicU64,
     /// Certificates taken from another fleet member instead of ordered.
     pub fleet_pickups: AtomicU64,
+    /// Orders put off by `max_orders_per_hour` or `max_orders_per_name`.
+    pub held_back: AtomicU64,
 }
 
 pub static COUNTERS: Counters = Counters {
@@ -35,6 +38,7 @@ pub static COUNTERS: Counters = Counters {
     failures: AtomicU64::new(0),
     on_demand_refused: AtomicU64::new(0),
     fleet_pickups: AtomicU64::new(0),
+    held_back: AtomicU64::new(0),
 };
 
 /// The outcome of one attempt to obtain or renew.
@@ -141,6 +145,11 @@ pub fn render_prometheus(out: &mut String) {
             ON_DEMAND_REFUSED,
             "On-demand TLS names refused (policy, ask service, rate limits).",
             vec![("", c.on_demand_refused.load(Relaxed))],
+        ),
+        (
+            HELD_BACK,
+            "Orders put off by max_orders_per_hour or max_orders_per_name.",
+            vec![("", c.held_back.load(Relaxed))],
         ),
         (
             FLEET_PICKUPS,

@@ -323,7 +323,8 @@ fn binds_the_account_when_the_ca_requires_it_and_makes_rsa_keys() {
 
 /// Files and obtained certificates on one listener: a name a file covers
 /// is served from the file and never ordered; the others are obtained.
-/// Both show in `levee ctl certs` and in the expiry metric.
+/// Both show in `levee ctl certs` and in the expiry metric. And the order
+/// limit per name holds a forced renewal back.
 #[test]
 fn files_and_obtained_certificates_mix_on_one_listener() {
     let setup = LeveeSetup::new();
@@ -338,7 +339,7 @@ fn files_and_obtained_certificates_mix_on_one_listener() {
     );
     let routes = format!("{ROUTES}\n[[route]]\nhost = \"f.test\"\nrespond = \"hello from f\"\n");
     let config = acme
-        .config(&dir, "", &routes)
+        .config(&dir, "max_orders_per_name = 1", &routes)
         .replacen("tls = \"auto\"\n", &table, 1);
     let levee = setup.start(&config);
     let root = acme.pebble.issuing_root();
@@ -360,4 +361,12 @@ fn files_and_obtained_certificates_mix_on_one_listener() {
         pem.display()
     );
     assert!(acme.metric(&file) > 1e9, "no expiry for the file");
+
+    // One order per name a day: a renewal asked for now is put off, and
+    // nothing more reaches the CA.
+    let out = acme.ctl(&["certs", "renew", "a.test"]);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("by the order limits"), "{said}");
+    assert_eq!(acme.metric("levee_acme_held_back_total"), 1.0);
+    assert_eq!(acme.pebble.orders(), 1);
 }

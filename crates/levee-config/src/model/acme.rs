@@ -19,6 +19,10 @@ pub const DEFAULT_ON_DEMAND_PER_NAME: Duration = Duration::from_secs(3600);
 pub const DEFAULT_ON_DEMAND_PER_HOUR: u32 = 20;
 /// Default `[acme.on_demand] ask_timeout`.
 pub const DEFAULT_ASK_TIMEOUT: Duration = Duration::from_secs(5);
+/// Default `[acme] max_orders_per_hour`.
+pub const DEFAULT_MAX_ORDERS_PER_HOUR: u32 = 100;
+/// Default `[acme] max_orders_per_name`: per name in any 24 hours.
+pub const DEFAULT_MAX_ORDERS_PER_NAME: u32 = 6;
 /// Default `[acme.dns] ttl`.
 pub const DEFAULT_DNS_TTL: u32 = 60;
 
@@ -52,6 +56,10 @@ pub struct Acme {
     pub on_demand: Option<OnDemand>,
     /// With `[fleet]`: the key that encrypts private keys kept in Redis.
     pub fleet_key: Option<SecretSource>,
+    /// Orders that may reach the CA in any hour, all names together.
+    pub max_orders_per_hour: u32,
+    /// Orders for one name in any 24 hours, renewals included.
+    pub max_orders_per_name: u32,
 }
 
 impl Acme {
@@ -71,6 +79,8 @@ impl Acme {
             dns: None,
             on_demand: None,
             fleet_key: None,
+            max_orders_per_hour: DEFAULT_MAX_ORDERS_PER_HOUR,
+            max_orders_per_name: DEFAULT_MAX_ORDERS_PER_NAME,
         }
     }
 }

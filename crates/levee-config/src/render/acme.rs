@@ -75,5 +75,13 @@ pub(super) fn root(root: &mut Table, acme: &Option<Acme>) {
         }
         None => {}
     }
+    t.insert(
+        "max_orders_per_hour".into(),
+        Value::Integer(i64::from(a.max_orders_per_hour)),
+    );
+    t.insert(
+        "max_orders_per_name".into(),
+        Value::Integer(i64::from(a.max_orders_per_name)),
+    );
     root.insert("acme".into(), Value::Table(t));
 }

@@ -10,8 +10,9 @@ use super::{Draft, Mention};
 use crate::error::Sink;
 use crate::model::{
     Acme, AcmeDns, Challenge, DEFAULT_ACME_STORAGE, DEFAULT_ASK_TIMEOUT, DEFAULT_DNS_TTL,
-    DEFAULT_ON_DEMAND_PER_HOUR, DEFAULT_ON_DEMAND_PER_NAME, Eab, KeyType, LETSENCRYPT,
-    LETSENCRYPT_STAGING, OnDemand, SecretSource,
+    DEFAULT_MAX_ORDERS_PER_HOUR, DEFAULT_MAX_ORDERS_PER_NAME, DEFAULT_ON_DEMAND_PER_HOUR,
+    DEFAULT_ON_DEMAND_PER_NAME, Eab, KeyType, LETSENCRYPT, LETSENCRYPT_STAGING, OnDemand,
+    SecretSource,
 };
 use crate::tree::{Fields, Item};
 
@@ -30,6 +31,8 @@ pub(crate) const ACME_KEYS: &[&str] = &[
     "on_demand",
     "fleet_key_file",
     "fleet_key_env",
+    "max_orders_per_hour",
+    "max_orders_per_name",
 ];
 pub(crate) const ACME_DNS_KEYS: &[&str] =
     &["server", "zone", "tsig_key", "tsig_secret_file", "ttl"];
@@ -187,6 +190,14 @@ pub(crate) fn acme(sink: &mut Sink<'_>, item: &Item<'_, '_>) -> Option<DraftAcme
     let renew_before = fields
         .get("renew_before")
         .and_then(|i| i.positive_duration(sink));
+    let max_orders_per_hour = fields
+        .get("max_orders_per_hour")
+        .and_then(|i| i.int_in(sink, 1, 100_000))
+        .map_or(DEFAULT_MAX_ORDERS_PER_HOUR, |n| n as u32);
+    let max_orders_per_name = fields
+        .get("max_orders_per_name")
+        .and_then(|i| i.int_in(sink, 1, 1000))
+        .map_or(DEFAULT_MAX_ORDERS_PER_NAME, |n| n as u32);
     Some(DraftAcme {
         acme: Acme {
             directory: directory?,
@@ -201,6 +212,8 @@ pub(crate) fn acme(sink: &mut Sink<'_>, item: &Item<'_, '_>) -> Option<DraftAcme
             dns,
             on_demand,
             fleet_key,
+            max_orders_per_hour,
+            max_orders_per_name,
         },
         span: item.span(),
         wildcards,
