@@ -2,8 +2,9 @@
 
 serial HOST PORT CAFILE          one verified handshake; prints the leaf's serial
 hold HOST PORT CAFILE SECONDS    one connection, a request a second over it for
-                                 SECONDS; prints the serial, then "ok N" per
-                                 response; exits 1 at the first failure
+                                 SECONDS; prints the serial, then "ok N TIME"
+                                 per response (Unix seconds); exits 1 at the
+                                 first failure
 flood PORT COUNT                 COUNT handshakes, each for a new random name
                                  (unverified); prints how many got a certificate
 """
@@ -66,7 +67,7 @@ def main():
             print("failed", status, flush=True)
             sys.exit(1)
         n += 1
-        print("ok", n, flush=True)
+        print("ok", n, "%.3f" % time.time(), flush=True)
         time.sleep(1)
 
 
