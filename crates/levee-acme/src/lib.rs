@@ -10,7 +10,9 @@
 //! ```
 //!
 //! - [`settings`]: `[acme]` read and checked (also by `levee check`);
-//! - [`manager`]: what is held, when it renews, retries with backoff;
+//! - [`manager`]: what is held, when it renews, retries with backoff
+//!   (`manager/ca.rs`: the account and the CA's renewal information);
+//! - [`budget`]: the limits on orders per hour and per name;
 //! - `issue`: one order; [`client`]: the bounded HTTP client to the CA;
 //! - [`store`]: files on disk, written atomically; [`fleet`]: Redis sharing;
 //! - [`on_demand`]: the gate for names seen in handshakes;
