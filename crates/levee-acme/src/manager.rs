@@ -357,9 +357,6 @@ impl Manager {
         {
             return;
         }
-        if !self.within_budget(name, &settings) {
-            return;
-        }
         if let Some(share) = &share {
             match share.lock(name).await {
                 Ok(true) => locked = true,
@@ -388,6 +385,14 @@ impl Manager {
                 let _ = share.unlock(name).await;
                 return;
             }
+        }
+        // Only an order that is about to reach the CA is counted: not the
+        // looks of a member waiting on another's lock.
+        if !self.within_budget(name, &settings) {
+            if locked && let Some(share) = &share {
+                let _ = share.unlock(name).await;
+            }
+            return;
         }
         match self.order(name, &settings).await {
             Ok(stored) => match self.install(name, &stored, &settings) {

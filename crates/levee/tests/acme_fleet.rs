@@ -77,6 +77,16 @@ fn a_fleet_orders_a_new_name_once_and_every_member_serves_it() {
         .count();
     assert_eq!(took, 2);
 
+    // In Redis: the chain in the clear, its key and the account sealed.
+    let shared = redis.cli(&["get", "{acmefleet}:acme:cert:c.test"]);
+    assert!(shared.contains("BEGIN CERTIFICATE"), "{shared}");
+    assert!(
+        !shared.contains("PRIVATE KEY"),
+        "a key in the clear: {shared}"
+    );
+    let accounts = redis.cli(&["keys", "{acmefleet}:acme:account:*"]);
+    assert_eq!(accounts.lines().count(), 1, "{accounts}");
+
     // Redis gone: a member keeps serving its copy, and a renewal asked of
     // it does not go to the CA without the fleet's lock.
     let mut redis = redis;
