@@ -77,14 +77,16 @@ impl Acceptor {
     where
         IO: AsyncRead + AsyncWrite + Unpin,
     {
-        let loaded = self.config.load_full();
-        match &loaded.auto {
-            None => {
-                tokio_rustls::TlsAcceptor::from(loaded.config.clone())
-                    .accept(io)
-                    .await
-            }
-            Some(resolver) => accept_auto(&loaded.config, resolver, io).await,
+        // One reference count per handshake with file certificates, as
+        // before `auto` existed (`load_full` and a clone of the config would
+        // take two); the guard is not held across the handshake.
+        let (config, auto) = {
+            let loaded = self.config.load();
+            (loaded.config.clone(), loaded.auto.clone())
+        };
+        match auto {
+            None => tokio_rustls::TlsAcceptor::from(config).accept(io).await,
+            Some(resolver) => accept_auto(&config, &resolver, io).await,
         }
     }
 
@@ -113,11 +115,6 @@ impl Acceptor {
         let config = load::server_config(&source.settings, &self.ticketer)?;
         self.config.store(Arc::new(config));
         Ok(true)
-    }
-
-    /// The current rustls config (tests, and the ALPN it offers).
-    pub fn server_config(&self) -> Arc<ServerConfig> {
-        self.config.load().config.clone()
     }
 
     fn source(&self) -> std::sync::MutexGuard<'_, Source> {
