@@ -22,7 +22,8 @@
 //! ```
 //!
 //! An address in use is only a warning: `levee check` before `levee
-//! reload` finds the running levee on its own ports.
+//! reload` finds the running levee on its own ports. A fleet push is held
+//! to all of it but the names ([`machine`]), since they only warn.
 
 use std::io;
 use std::net::SocketAddr;
@@ -43,16 +44,7 @@ pub struct Findings {
 /// Everything `levee check` holds `config` to (the table above).
 pub fn check(config: &Config) -> Findings {
     let at = Locator::new(config);
-    let mut found = Findings {
-        errors: files(config),
-        warnings: Vec::new(),
-    };
-    found.errors.extend(crate::tls::check(config));
-    found.errors.extend(levee_admin::access::check(config));
-    found.errors.extend(crate::fleet::check(config));
-    found.errors.extend(crate::acme::check(config));
-    found.errors.extend(levee_mirror::check(config));
-    addresses(config, &at, &mut found);
+    let mut found = machine(config);
     for u in &config.upstreams {
         let (_, unresolved) = levee_upstream::dns::resolve_servers(u, config.resolver.as_ref());
         for s in unresolved {
@@ -70,12 +62,31 @@ pub fn check(config: &Config) -> Findings {
     found
 }
 
+/// What `levee check` holds `config` to but for its server names, whose
+/// resolution only warns: all a push is refused for, without waiting on
+/// DNS on the control thread.
+pub fn machine(config: &Config) -> Findings {
+    let at = Locator::new(config);
+    let mut found = Findings {
+        errors: files(config),
+        warnings: Vec::new(),
+    };
+    found.errors.extend(crate::tls::check(config));
+    found.errors.extend(levee_admin::access::check(config));
+    found.errors.extend(crate::fleet::check(config));
+    found.errors.extend(levee_mirror::check(config));
+    addresses(config, &at, &mut found);
+    found
+}
+
 /// The files a start or a reload loads before anything changes, each
-/// problem at the key naming the file. Listener certificates are left to
-/// [`crate::tls::check`]: a reload keeps the ones in use.
+/// problem at the key naming the file: `[acme]`'s among them (its CA root
+/// and EAB files, its storage directory). Listener certificates are left
+/// to [`crate::tls::check`]: a reload keeps the ones in use.
 pub fn files(config: &Config) -> Vec<ConfigError> {
     let at = Locator::new(config);
     let mut errors = levee_config::check_filesystem(config);
+    errors.extend(crate::acme::check(config));
     for (i, route) in config.routes.iter().enumerate() {
         if let Some(auth) = &route.protect.auth
             && let Err(e) = levee_protect::BasicAuth::load(&auth.file, &auth.realm)

@@ -84,10 +84,17 @@ impl Acceptor {
             let loaded = self.config.load();
             (loaded.config.clone(), loaded.auto.clone())
         };
-        match auto {
+        let done = match auto {
             None => tokio_rustls::TlsAcceptor::from(config).accept(io).await,
             Some(resolver) => accept_auto(&config, &resolver, io).await,
-        }
+        };
+        // One relaxed add per handshake, for handshakes/s on the dashboard.
+        let counter = match &done {
+            Ok(_) => &crate::expiry::HANDSHAKES,
+            Err(_) => &crate::expiry::HANDSHAKE_FAILURES,
+        };
+        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        done
     }
 
     /// Replaces the settings (on `levee reload`) and reloads every file.

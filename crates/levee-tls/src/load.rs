@@ -80,7 +80,9 @@ pub(crate) fn certified(
     if let Some(ocsp) = &c.ocsp {
         certified.ocsp = Some(read(ocsp)?);
     }
-    Ok(Arc::new(certified))
+    let certified = Arc::new(certified);
+    crate::expiry::record(&certified, c.cert.clone(), c.names.clone());
+    Ok(certified)
 }
 
 /// A built server config, and for an `auto` listener its certificate
