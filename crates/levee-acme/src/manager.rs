@@ -178,7 +178,7 @@ impl Manager {
                 let Some(h) = &mut e.held else { continue };
                 if let Ok(Some(stored)) = store.cert(name)
                     && stored.ocsp != h.certified.ocsp
-                    && let Ok(new) = held(&stored)
+                    && let Ok(new) = held(&stored, store.dir(), name)
                     && new.info == h.info
                 {
                     *h = new;
@@ -192,7 +192,7 @@ impl Manager {
             }
             let mut e = Entry::new(Origin::Config);
             if let Some(stored) = store.as_ref().and_then(|s| s.cert(name).ok().flatten()) {
-                match held(&stored) {
+                match held(&stored, &settings.storage, name) {
                     Ok(h) => {
                         e.due = schedule::renew_at(&h.info, settings.renew_before, None);
                         e.ari_at = Some(SystemTime::now());
@@ -511,7 +511,7 @@ impl Manager {
 
     /// Serves `stored` for `name` from now on and schedules its renewal.
     fn install(&self, name: &str, stored: &Stored, settings: &Settings) -> Result<(), AcmeError> {
-        let h = held(stored)?;
+        let h = held(stored, &settings.storage, name)?;
         {
             let mut entries = lock(&self.entries);
             // A name a reload removed while it was being ordered stays out.
@@ -639,10 +639,16 @@ impl Manager {
     }
 }
 
-fn held(stored: &Stored) -> Result<Held, AcmeError> {
+/// `stored`, ready to serve, for `name` kept under `storage`.
+fn held(stored: &Stored, storage: &std::path::Path, name: &str) -> Result<Held, AcmeError> {
     let info = keys::info_pem(&stored.chain)?;
     let certified = levee_tls::certified_pem(&stored.chain, &stored.key, stored.ocsp.clone())
         .map_err(|e| AcmeError::Crypto(e.to_string()))?;
+    // Listed with the files' certificates while in use, for the dashboard
+    // and its expiry gauge (levee_tls::expiry), by the file it is kept in.
+    if let Some(file) = crate::store::cert_file(storage, name) {
+        levee_tls::expiry::record(&certified, file, info.names.clone());
+    }
     Ok(Held { certified, info })
 }
 

@@ -56,6 +56,11 @@ fn dir_name(name: &str) -> Option<String> {
     })
 }
 
+/// Where `name`'s chain is kept under the storage directory `dir`.
+pub fn cert_file(dir: &Path, name: &str) -> Option<PathBuf> {
+    Some(dir.join("certs").join(dir_name(name)?).join("cert.pem"))
+}
+
 impl Store {
     /// Opens (creating it, mode 0700) the storage directory.
     pub fn open(dir: &Path) -> Result<Store, AcmeError> {

@@ -78,6 +78,13 @@ fn obtains_by_http01_then_tls_alpn01_and_serves_them() {
     }
     let expiry = "levee_tls_certificate_expiry_seconds{name=\"a.test\",source=\"acme\"}";
     assert!(acme.metric(expiry) > 1e9, "no expiry metric");
+    // And among the certificates in use the dashboard shows, by the file
+    // it is kept in.
+    let in_use = format!(
+        "levee_tls_certificate_expiry_timestamp_seconds{{path=\"{}\",names=\"a.test\"}}",
+        storage.join("certs/a.test/cert.pem").display()
+    );
+    assert!(acme.metric(&in_use) > 1e9, "a.test not among those in use");
     assert_eq!(acme.metric("levee_acme_issued_total"), 2.0);
 
     // OCSP stapling applies to them too: a response put beside the
