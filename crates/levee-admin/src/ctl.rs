@@ -52,6 +52,10 @@ pub enum Command {
     FleetPing(String),
     /// The download redirector (`/mirrors`).
     Mirrors(MirrorsCommand),
+    /// Every certificate levee serves (ctl/certs.rs).
+    Certs,
+    /// Renew an ACME certificate now.
+    CertsRenew(String),
     /// Bans an address or network, for `duration` (`"10m"`) or until lifted.
     Ban {
         address: String,
@@ -246,6 +250,12 @@ pub fn run(client: &Client, command: &Command) -> Result<String, CtlError> {
             String::new(),
         ),
         Command::Fleet => ("GET", "/fleet".to_owned(), String::new()),
+        Command::Certs => ("GET", "/certs".to_owned(), String::new()),
+        Command::CertsRenew(name) => (
+            "POST",
+            format!("/certs/{}/renew", encode(name)),
+            "{}".to_owned(),
+        ),
         Command::FleetPing(note) => (
             "POST",
             "/fleet/ping".to_owned(),
@@ -316,6 +326,7 @@ pub fn run(client: &Client, command: &Command) -> Result<String, CtlError> {
         Command::Ban { .. } | Command::Unban(_) | Command::Allow { .. } | Command::Unallow(_) => {
             bans_line(&text).unwrap_or(text)
         }
+        Command::Certs => certs::table(&text).unwrap_or(text),
         Command::Drain { .. }
         | Command::Disable { .. }
         | Command::Enable { .. }
@@ -519,5 +530,6 @@ pub(crate) fn encode(s: &str) -> String {
 }
 
 pub mod act;
+mod certs;
 mod fleet;
 pub mod push;

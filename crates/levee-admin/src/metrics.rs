@@ -277,6 +277,7 @@ pub fn render(site: &Site) -> String {
     levee_mail::metrics::render_prometheus(&mut out);
     levee_fleet::metrics::render_prometheus(&mut out);
     crate::process_metrics::render(&mut out);
+    levee_acme::status::render_prometheus(&mut out);
     out
 }
 

@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+mod acme;
 mod admin;
 mod cache;
 mod fleet;
@@ -17,6 +18,7 @@ mod mirrors;
 mod protect;
 mod tls;
 mod upstream;
+pub use acme::*;
 pub use admin::*;
 pub use cache::*;
 pub use fleet::*;
@@ -65,6 +67,8 @@ pub struct Config {
     pub fleet: Option<Fleet>,
     /// `[mirrors.NAME]`: file trees redirected to mirrors, in file order.
     pub mirrors: Vec<MirrorSet>,
+    /// `[acme]`: certificates levee obtains itself; `None` without.
+    pub acme: Option<Acme>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use toml::{Table, Value};
 
+mod acme;
 mod admin;
 mod cache;
 mod fleet;
@@ -214,6 +215,7 @@ fn table(config: &Config) -> Table {
     }
     cache::root(&mut root, &config.cache);
     fleet::root(&mut root, &config.fleet);
+    acme::root(&mut root, &config.acme);
     mirrors::root(&mut root, &config.mirrors);
     root
 }

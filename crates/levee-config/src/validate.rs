@@ -37,10 +37,12 @@ pub(crate) fn assemble(sink: &mut Sink<'_>, draft: Draft, source: &Path) -> Opti
             );
         }
     }
+    crate::walk::check_acme(sink, &draft);
     if sink.has_errors() {
         return None;
     }
 
+    let any_auto = draft.listeners.iter().any(|l| l.tls_auto.is_some());
     let mut listeners = Vec::with_capacity(draft.listeners.len());
     for (i, l) in draft.listeners.into_iter().enumerate() {
         let (Some(name), Some((address, _))) = (l.name, l.address) else {
@@ -106,6 +108,12 @@ pub(crate) fn assemble(sink: &mut Sink<'_>, draft: Draft, source: &Path) -> Opti
         http2: draft.http2,
         fleet: draft.fleet,
         mirrors: draft.mirrors.into_iter().map(|m| m.set).collect(),
+        acme: match draft.acme {
+            Some(a) => Some(a.acme),
+            // `tls = "auto"` alone: Let's Encrypt with the defaults.
+            None if any_auto => Some(crate::model::Acme::defaults()),
+            None => None,
+        },
     })
 }
 
@@ -375,6 +383,7 @@ pub fn validate(config: &Config) -> Result<(), ConfigErrors> {
     check(parsed.cache == config.cache, "cache");
     check(parsed.http2 == config.http2, "http2");
     check(parsed.fleet == config.fleet, "fleet");
+    check(parsed.acme == config.acme, "acme");
     for m in &config.mirrors {
         let same = parsed.mirrors.iter().any(|p| p == m);
         check(same, &crate::tree::child("mirrors", &m.name));

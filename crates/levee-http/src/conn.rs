@@ -316,6 +316,23 @@ pub(crate) async fn serve_request<'s>(
     let keep_alive = head.keep_alive && !shared.draining() && (max == 0 || served + 1 < max);
     let mut done = Done::new(keep_alive);
 
+    // ACME HTTP-01 (levee_tls::challenge), before routing: a CA validating
+    // a name levee is ordering gets the key authorization whatever the
+    // routes say. Costs one prefix comparison per request. Here, in the
+    // part of an exchange HTTP/1 and HTTP/2 share, so both answer it.
+    if let Some(answer) = levee_tls::challenge::http01(head.path()) {
+        let bytes = crate::h1::write::simple_response(
+            200,
+            &[],
+            "application/octet-stream",
+            answer.as_bytes(),
+            keep_alive,
+            head.is_head(),
+        );
+        done.reply(client, site, head, bytes).await;
+        return (done, None);
+    }
+
     let routed = site.route(listener.addr, head.host_name(), head.path());
     match routed {
         None => {

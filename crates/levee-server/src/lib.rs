@@ -19,6 +19,7 @@
 //! run levee in-process with it); [`run_process`] is the `levee run`
 //! process around it: signals, privileges, pid file, systemd.
 
+pub mod acme;
 pub mod fleet;
 pub mod listeners;
 pub mod logfile;
@@ -330,6 +331,10 @@ impl Server {
         let registry = Registry::new();
         // Before the site: its fleet-scoped rate limits use the fleet.
         let (mut membership, pushes) = fleet::Membership::start(&config)?;
+        // After the fleet (certificates are shared through it), before the
+        // listeners (the certificates on disk are served from the first
+        // handshake).
+        acme::apply(&config)?;
         let site = Site::build_with(&config, &registry)?;
         let shared = Shared::new(site);
         membership.serve(shared.clone());
@@ -560,7 +565,9 @@ impl Server {
     /// One step needs the new membership first: a changed `[fleet]` is
     /// joined just before the site is built (its fleet-scoped limits find
     /// the fleet then); a site that then fails to build rejoins the old
-    /// one. What stays outside, as logged: open listeners whose new
+    /// one. The certificate manager (`[acme]`) takes its new names after
+    /// the fleet it shares certificates through, and gets the old ones back
+    /// likewise. What stays outside, as logged: open listeners whose new
     /// certificates do not load keep the ones in use (tls.rs; `levee
     /// check` and a push refuse such a config first).
     fn apply(&mut self, config: Config) -> Result<(), ReloadError> {
@@ -634,6 +641,7 @@ impl Server {
         let site = self
             .fleet
             .apply(&config)
+            .and_then(|()| acme::apply(&config))
             .and_then(|()| Site::build_with(&config, &self.registry).map_err(ServerError::Site));
         let site = match site {
             Ok(site) => site,
@@ -641,6 +649,9 @@ impl Server {
                 close_opened(&mut self.tls, &opened);
                 if let Err(back) = self.fleet.apply(&self.config) {
                     tracing::error!(error = %back, "reload refused, and the previous [fleet] cannot be joined again");
+                }
+                if let Err(back) = acme::apply(&self.config) {
+                    tracing::error!(error = %back, "reload refused, and the previous [acme] cannot be applied again");
                 }
                 return Err(e.into());
             }
@@ -784,6 +795,7 @@ impl Server {
             // the file is: leave it naming no process.
             let _ = std::fs::write(path, "");
         }
+        acme::stop();
         self.fleet.leave();
         tracing::info!("stopped");
     }

@@ -13,7 +13,8 @@
 //! listener TLS files: loaded            error           error             logged; the files
 //!                                                                         in use stay (tls.rs)
 //! admin token and password file,        error           error             error
-//!   fleet credentials and CA file
+//!   fleet credentials and CA file,
+//!   [acme] files and storage directory
 //! user and group exist                  error           error             (not re-read)
 //! levee may become them (root)          warning         error             -
 //! listener and admin addresses          bound a moment  bound             new ones bound
@@ -97,11 +98,13 @@ pub fn machine(config: &Config) -> Findings {
 }
 
 /// The files a start or a reload loads before anything changes, each
-/// problem at the key naming the file. Listener certificates are left to
-/// [`crate::tls::check`]: a reload keeps the ones in use.
+/// problem at the key naming the file: `[acme]`'s among them (its CA root
+/// and EAB files, its storage directory). Listener certificates are left
+/// to [`crate::tls::check`]: a reload keeps the ones in use.
 pub fn files(config: &Config) -> Vec<ConfigError> {
     let at = Locator::new(config);
     let mut errors = levee_config::check_filesystem(config);
+    errors.extend(crate::acme::check(config));
     for (i, route) in config.routes.iter().enumerate() {
         if let Some(auth) = &route.protect.auth
             && let Err(e) = levee_protect::BasicAuth::load(&auth.file, &auth.realm)

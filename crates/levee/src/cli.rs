@@ -253,6 +253,18 @@ enum CtlCmd {
     /// The download redirector's mirror sets.
     #[command(subcommand)]
     Mirrors(MirrorsCmd),
+    /// Every certificate: names, issuer, expiry, source (file or ACME) and
+    /// the last renewal's outcome (`certs renew NAME`: renew it now).
+    Certs {
+        #[command(subcommand)]
+        action: Option<CertsCmd>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum CertsCmd {
+    /// Renew the ACME certificate for NAME now and show the outcome.
+    Renew { name: String },
 }
 
 #[derive(Subcommand, Debug)]
@@ -511,6 +523,10 @@ fn ctl(args: CtlArgs) -> anyhow::Result<ExitCode> {
             weight: weight_arg(&weight)?,
         },
         CtlCmd::Metrics => Command::Metrics,
+        CtlCmd::Certs { action: None } => Command::Certs,
+        CtlCmd::Certs {
+            action: Some(CertsCmd::Renew { name }),
+        } => Command::CertsRenew(name),
         CtlCmd::Fleet { action: None } => Command::Fleet,
         CtlCmd::Fleet {
             action: Some(FleetCmd::Ping { note }),
