@@ -53,6 +53,15 @@ pub enum Message {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         targets: Option<Vec<String>>,
     },
+    /// A runtime edit of mirror `name` in mirror set `set`, stored in the
+    /// set's shared table as `version` ([`crate::table`]); `entry` `None`:
+    /// the edit was reset. Members apply it unless they hold a later one.
+    MirrorEdit {
+        set: String,
+        name: String,
+        version: u64,
+        entry: Option<serde_json::Value>,
+    },
 }
 
 /// What a purge matches (the admin API's `url`, `prefix` or `tag`).
@@ -72,6 +81,7 @@ impl Message {
             Message::CloseUser { .. } => "close_user",
             Message::Purge { .. } => "purge",
             Message::ConfigPush { .. } => "config_push",
+            Message::MirrorEdit { .. } => "mirror_edit",
         }
     }
 }

@@ -7,6 +7,7 @@
 //! - [`bus`]: typed messages on the fleet's pub/sub channel;
 //! - [`limits`]: the Redis side of fleet-scoped rate limits;
 //! - [`push`]: config pushes' identifiers and the members' reports;
+//! - [`table`]: versioned shared tables (the mirror list's runtime edits);
 //! - [`Script`]: other crates' shared state (the mail guard's counts, the
 //!   auth negative cache) as Lua scripts run within the fleet's timeout;
 //! - [`metrics`]: the fleet's counters as Prometheus text.
@@ -24,6 +25,7 @@ pub mod members;
 pub mod metrics;
 pub mod push;
 pub mod settings;
+pub mod table;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
