@@ -10,7 +10,10 @@
 //! user move closes that user's sessions here, a purge removes what this
 //! member's cache stores (both at once, on the fleet thread), and a config
 //! push goes to the control thread, which applies it as a reload
-//! (push.rs).
+//! (push.rs); a mirror edit changes this member's mirror list
+//! ([`mirrors`], which also writes this member's edits to Redis).
+
+pub(crate) mod mirrors;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -134,8 +137,8 @@ impl Membership {
 }
 
 /// Acts on one message from the bus (on the fleet thread: nothing here
-/// waits). This member's own user moves and purges were applied when its
-/// API took them.
+/// waits). This member's own user moves, purges and mirror edits were
+/// applied when its API took them.
 fn handle(e: &Envelope, me: &str, shared: Option<&Shared>, pushes: &mpsc::UnboundedSender<Push>) {
     let own = e.from == me;
     match &e.message {
@@ -147,6 +150,15 @@ fn handle(e: &Envelope, me: &str, shared: Option<&Shared>, pushes: &mpsc::Unboun
             let Some(shared) = shared else { return };
             let removed = levee_admin::api::apply_fleet_purge(&shared.site.load(), *by, value);
             tracing::info!(from = %e.from, ?by, value = %value, removed, "fleet: cache purge");
+        }
+        Message::MirrorEdit {
+            set,
+            name,
+            version,
+            entry,
+        } if !own => {
+            let Some(shared) = shared else { return };
+            mirrors::heard(&shared.site.load(), set, name, *version, entry.as_ref());
         }
         Message::ConfigPush {
             id,
