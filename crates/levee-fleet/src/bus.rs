@@ -122,14 +122,15 @@ impl Signer {
         Signer(ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key.as_ref()))
     }
 
-    fn sign(&self, body: &[u8]) -> String {
+    /// The signature (hex) of `body`; also signs shared tables' rows.
+    pub fn sign(&self, body: &[u8]) -> String {
         let tag = ring::hmac::sign(&self.0, body);
         tag.as_ref().iter().map(|b| format!("{b:02x}")).collect()
     }
 
     /// Whether `signature` (hex) is this fleet's for `body`, in constant
     /// time.
-    fn verify(&self, body: &[u8], signature: &[u8]) -> bool {
+    pub fn verify(&self, body: &[u8], signature: &[u8]) -> bool {
         let tag: Option<Vec<u8>> = signature
             .chunks(2)
             .map(|h| {

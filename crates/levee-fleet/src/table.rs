@@ -4,7 +4,13 @@
 //! once and a member that was away must catch up by reading.
 //!
 //! A table `T` is the hash `{NAME}:T` (one JSON row per entry:
-//! `{"v": VERSION, "entry": ENTRY}`) and the counter `{NAME}:T:version`.
+//! `{"v": VERSION, "sig": SIGNATURE, "entry": "ENTRY AS JSON TEXT"}`) and
+//! the counter `{NAME}:T:version`. Rows are signed as the bus's messages
+//! are ([`Signer`]), over the table, the field and the entry's text, and
+//! a row without the fleet's signature is skipped: another client of the
+//! same Redis cannot add a mirror that members would redirect to. (It
+//! could put back an older signed row of the same field; the version is
+//! not signed, being Redis'.)
 //! Each write takes the next version from the counter and stores or
 //! deletes its row in the same script, so versions order writes exactly
 //! as Redis applied them; a member that hears of writes on the bus out of
@@ -18,6 +24,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::FleetError;
+use crate::bus::Signer;
 use crate::link::Link;
 
 /// Takes the next version, then stores (or, with an empty entry, deletes)
@@ -27,17 +34,44 @@ local v = redis.call('INCR', KEYS[2])
 if ARGV[2] == '' then
   redis.call('HDEL', KEYS[1], ARGV[1])
 else
-  redis.call('HSET', KEYS[1], ARGV[1], '{"v":' .. v .. ',"entry":' .. ARGV[2] .. '}')
+  redis.call('HSET', KEYS[1], ARGV[1], '{"v":' .. v .. ',"sig":"' .. ARGV[3] .. '","entry":' .. ARGV[2] .. '}')
 end
 return v
 "#;
 
 /// A row as read.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Row {
-    #[serde(rename = "v")]
     pub version: u64,
     pub entry: serde_json::Value,
+}
+
+/// A row as stored.
+#[derive(Debug, Deserialize)]
+struct Stored {
+    v: u64,
+    sig: String,
+    /// The entry's JSON text, as signed.
+    entry: String,
+}
+
+/// What a row's signature covers.
+fn signed(table: &str, field: &str, entry: &str) -> String {
+    format!("levee table\0{table}\0{field}\0{entry}")
+}
+
+/// Reads a stored row of `field`, if it is the fleet's.
+fn read_row(table: &str, field: &str, text: &str, signer: &Signer) -> Result<Row, &'static str> {
+    let stored: Stored = serde_json::from_str(text).map_err(|_| "not a row levee writes")?;
+    let body = signed(table, field, &stored.entry);
+    if !signer.verify(body.as_bytes(), stored.sig.as_bytes()) {
+        return Err("without the fleet's signature");
+    }
+    let entry = serde_json::from_str(&stored.entry).map_err(|_| "an entry that is not JSON")?;
+    Ok(Row {
+        version: stored.v,
+        entry,
+    })
 }
 
 /// A table as read: the counter and every row.
@@ -63,13 +97,21 @@ fn patience(link: &Link) -> Duration {
 /// stored as.
 pub async fn put(
     link: &Link,
-    fleet: &str,
+    (fleet, signer): (&str, &Signer),
     table: &str,
     field: &str,
     entry: Option<&serde_json::Value>,
 ) -> Result<u64, FleetError> {
     let (hash, counter) = keys(fleet, table);
-    let entry = entry.map(|e| e.to_string()).unwrap_or_default();
+    let (entry, sig) = match entry {
+        Some(e) => {
+            let text = e.to_string();
+            let sig = signer.sign(signed(table, field, &text).as_bytes());
+            // The text as a JSON string, spliced into the row by PUT.
+            (serde_json::Value::String(text).to_string(), sig)
+        }
+        None => (String::new(), String::new()),
+    };
     let field = field.to_owned();
     link.run_within(patience(link), |mut conn| async move {
         redis::Script::new(PUT)
@@ -77,6 +119,7 @@ pub async fn put(
             .key(counter)
             .arg(field)
             .arg(entry)
+            .arg(sig)
             .invoke_async(&mut conn)
             .await
     })
@@ -94,9 +137,13 @@ pub async fn version(link: &Link, fleet: &str, table: &str) -> Result<Option<u64
 }
 
 /// The whole table, read atomically; `None` when it does not exist. A
-/// row that does not parse (written by another program) is skipped and
-/// logged.
-pub async fn load(link: &Link, fleet: &str, table: &str) -> Result<Option<Snapshot>, FleetError> {
+/// row that does not read, or is not signed with the fleet's key
+/// (written by another program), is skipped and logged.
+pub async fn load(
+    link: &Link,
+    (fleet, signer): (&str, &Signer),
+    table: &str,
+) -> Result<Option<Snapshot>, FleetError> {
     let (hash, counter) = keys(fleet, table);
     let (version, raw): (Option<u64>, BTreeMap<String, String>) = link
         .run_within(patience(link), |mut conn| async move {
@@ -113,10 +160,10 @@ pub async fn load(link: &Link, fleet: &str, table: &str) -> Result<Option<Snapsh
     };
     let rows = raw
         .into_iter()
-        .filter_map(|(field, text)| match serde_json::from_str::<Row>(&text) {
+        .filter_map(|(field, text)| match read_row(table, &field, &text, signer) {
             Ok(row) => Some((field, row)),
-            Err(e) => {
-                tracing::warn!(table, field = %field, error = %e, "fleet: skipping a row levee cannot read");
+            Err(why) => {
+                tracing::warn!(table, field = %field, why, "fleet: skipping a row of a shared table");
                 None
             }
         })
@@ -139,12 +186,45 @@ mod tests {
         );
     }
 
+    /// What PUT stores for version 7.
+    fn stored(sig: &str, entry: &str) -> String {
+        let entry = serde_json::Value::String(entry.to_owned()).to_string();
+        format!("{{\"v\":7,\"sig\":\"{sig}\",\"entry\":{entry}}}")
+    }
+
     #[test]
-    fn a_stored_row_reads_back() {
-        // What PUT stores for version 7 and an entry.
-        let text = format!("{{\"v\":{},\"entry\":{}}}", 7, r#"{"enabled":false}"#);
-        let row: Row = serde_json::from_str(&text).expect("parses");
+    fn only_rows_signed_by_the_fleet_read_back() {
+        let signer = Signer::new("shop", "s3cret");
+        let entry = r#"{"enabled":false}"#;
+        let sig = signer.sign(signed("mirrors:dl", "de1", entry).as_bytes());
+        let row = read_row("mirrors:dl", "de1", &stored(&sig, entry), &signer).expect("reads");
         assert_eq!(row.version, 7);
         assert_eq!(row.entry["enabled"], false);
+        // Another entry, field, table or key under that signature; no
+        // signature; not a row.
+        let other = r#"{"enabled":true}"#;
+        for (table, field, text, key) in [
+            ("mirrors:dl", "de1", stored(&sig, other), &signer),
+            ("mirrors:dl", "de2", stored(&sig, entry), &signer),
+            ("mirrors:up", "de1", stored(&sig, entry), &signer),
+            (
+                "mirrors:dl",
+                "de1",
+                stored(&sig, entry),
+                &Signer::new("shop", "guess"),
+            ),
+            ("mirrors:dl", "de1", stored("", entry), &signer),
+            (
+                "mirrors:dl",
+                "de1",
+                format!("{{\"v\":7,\"entry\":{entry}}}"),
+                &signer,
+            ),
+        ] {
+            assert!(
+                read_row(table, field, &text, key).is_err(),
+                "{table} {field} {text}"
+            );
+        }
     }
 }

@@ -89,7 +89,15 @@ async fn write_unsent(set: &MirrorSet, fleet: &Fleet) -> Result<(), FleetError> 
     let table = set.table();
     let mut rest = unsent.into_iter();
     while let Some((name, entry)) = rest.next() {
-        match table::put(&fleet.link, fleet.name(), &table, &name, entry.as_ref()).await {
+        let signer = fleet.signer();
+        let put = table::put(
+            &fleet.link,
+            (fleet.name(), &signer),
+            &table,
+            &name,
+            entry.as_ref(),
+        );
+        match put.await {
             Ok(version) => {
                 set.sent(&name, version);
                 tracing::info!(set = %set.name, mirror = %name, version, "fleet: mirror edit shared");
@@ -112,7 +120,8 @@ async fn write_unsent(set: &MirrorSet, fleet: &Fleet) -> Result<(), FleetError> 
 /// Reads the table whole and makes it this member's edits; the table's
 /// version (0 when Redis has none: this member's edits then seed it).
 async fn read_table(set: &MirrorSet, fleet: &Fleet) -> Result<u64, FleetError> {
-    let snapshot = table::load(&fleet.link, fleet.name(), &set.table()).await?;
+    let signer = fleet.signer();
+    let snapshot = table::load(&fleet.link, (fleet.name(), &signer), &set.table()).await?;
     let version = snapshot.as_ref().map_or(0, |s| s.version);
     let table = snapshot.map(|s| {
         let rows: BTreeMap<String, Row> = s
