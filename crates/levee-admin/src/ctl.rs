@@ -103,6 +103,11 @@ pub enum MirrorsCommand {
         mirror: String,
         json: String,
     },
+    /// Forget mirror `mirror`'s runtime edits.
+    Reset {
+        set: String,
+        mirror: String,
+    },
 }
 
 impl MirrorsCommand {
@@ -130,11 +135,17 @@ impl MirrorsCommand {
                 path(set, &format!("/mirrors/{}", encode(mirror))),
                 json.clone(),
             ),
+            Reset { set, mirror } => (
+                "DELETE",
+                path(set, &format!("/mirrors/{}", encode(mirror))),
+                "{}".to_owned(),
+            ),
         }
     }
 }
 
-/// `set mirror state files stale redirects problem`, one mirror a line.
+/// `set mirror source state files stale redirects problem`, one mirror a
+/// line.
 fn mirrors_table(text: &str) -> Option<String> {
     let v: Value = serde_json::from_str(text).ok()?;
     let sets: Vec<Value> = match v.get("sets") {
@@ -142,8 +153,8 @@ fn mirrors_table(text: &str) -> Option<String> {
         _ => vec![v],
     };
     let mut out = format!(
-        "{:<12} {:<16} {:<14} {:>8} {:>6} {:>10}  {}\n",
-        "SET", "MIRROR", "STATE", "FILES", "STALE", "REDIRECTS", "PROBLEM"
+        "{:<12} {:<16} {:<10} {:<14} {:>8} {:>6} {:>10}  {}\n",
+        "SET", "MIRROR", "SOURCE", "STATE", "FILES", "STALE", "REDIRECTS", "PROBLEM"
     );
     for set in &sets {
         let name = set.get("name")?.as_str()?;
@@ -156,9 +167,10 @@ fn mirrors_table(text: &str) -> Option<String> {
                 })
             };
             out.push_str(&format!(
-                "{:<12} {:<16} {:<14} {:>8} {:>6} {:>10}  {}\n",
+                "{:<12} {:<16} {:<10} {:<14} {:>8} {:>6} {:>10}  {}\n",
                 name,
                 field("name")?,
+                field("source").unwrap_or_else(|| "-".into()),
                 field("state")?,
                 field("files")?,
                 field("stale")?,

@@ -68,6 +68,15 @@ pub enum Message {
         #[serde(default)]
         body: String,
     },
+    /// A runtime edit of mirror `name` in mirror set `set`, stored in the
+    /// set's shared table as `version` ([`crate::table`]); `entry` `None`:
+    /// the edit was reset. Members apply it unless they hold a later one.
+    MirrorEdit {
+        set: String,
+        name: String,
+        version: u64,
+        entry: Option<serde_json::Value>,
+    },
 }
 
 /// What a purge matches (the admin API's `url`, `prefix` or `tag`).
@@ -89,6 +98,7 @@ impl Message {
             Message::ConfigPush { .. } => "config_push",
             Message::Bans {} => "bans",
             Message::ServerAction { .. } => "server_action",
+            Message::MirrorEdit { .. } => "mirror_edit",
         }
     }
 }
@@ -129,14 +139,15 @@ impl Signer {
         Signer(ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key.as_ref()))
     }
 
-    fn sign(&self, body: &[u8]) -> String {
+    /// The signature (hex) of `body`; also signs shared tables' rows.
+    pub fn sign(&self, body: &[u8]) -> String {
         let tag = ring::hmac::sign(&self.0, body);
         tag.as_ref().iter().map(|b| format!("{b:02x}")).collect()
     }
 
     /// Whether `signature` (hex) is this fleet's for `body`, in constant
     /// time.
-    fn verify(&self, body: &[u8], signature: &[u8]) -> bool {
+    pub fn verify(&self, body: &[u8], signature: &[u8]) -> bool {
         let tag: Option<Vec<u8>> = signature
             .chunks(2)
             .map(|h| {

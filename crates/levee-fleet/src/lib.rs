@@ -10,6 +10,7 @@
 //! - [`bans`]: runtime bans and allow entries, kept in Redis for the fleet;
 //! - [`actions`]: upstream server actions for every member, and their
 //!   reports;
+//! - [`table`]: versioned shared tables (the mirror list's runtime edits);
 //! - [`Script`]: other crates' shared state (the mail guard's counts, the
 //!   auth negative cache) as Lua scripts run within the fleet's timeout;
 //! - [`metrics`]: the fleet's counters as Prometheus text.
@@ -29,6 +30,7 @@ pub mod members;
 pub mod metrics;
 pub mod push;
 pub mod settings;
+pub mod table;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};

@@ -303,6 +303,9 @@ enum MirrorsCmd {
         mirror: String,
         json: String,
     },
+    /// Forget MIRROR's runtime edits: back to the config file's mirror, or
+    /// removed if the file has none (in a fleet: on every member).
+    Reset { set: String, mirror: String },
 }
 
 /// Which running levee: the pid file named by a config, or a pid file directly.
@@ -544,6 +547,7 @@ fn ctl(args: CtlArgs) -> anyhow::Result<ExitCode> {
                 MirrorsCmd::Stats { set } => M::Stats(set),
                 MirrorsCmd::Add { set, json } => M::Add { set, json },
                 MirrorsCmd::Edit { set, mirror, json } => M::Edit { set, mirror, json },
+                MirrorsCmd::Reset { set, mirror } => M::Reset { set, mirror },
             })
         }
         CtlCmd::Ban { address, duration } => Command::Ban { address, duration },
