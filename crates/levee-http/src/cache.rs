@@ -19,6 +19,7 @@ mod purge;
 mod refresh;
 mod reply;
 pub mod setup;
+mod tiers;
 
 use std::sync::Arc;
 
@@ -26,7 +27,8 @@ use levee_cache::directives::Request as RequestDirectives;
 use levee_cache::flight::{Join, Landing};
 use levee_cache::freshness::{Heuristic, Use, decide};
 use levee_cache::stats::{Counters, STATS};
-use levee_cache::store::{Entry, Object, Storage, variant_key};
+use levee_cache::store::{Object, Storage};
+use levee_cache::tiers::Source;
 use levee_cache::{Field, key};
 use levee_upstream::Group;
 
@@ -36,7 +38,7 @@ use crate::proxy::{self, Outcome};
 use crate::respond;
 use crate::site::Site;
 use fill::{Answer, Fill};
-pub use purge::{Purge, PurgeError, purge};
+pub use purge::{Purge, PurgeError, purge, purge_local, purge_shared};
 pub use setup::{RouteCache, SiteCache, Tier};
 
 /// Seconds since the epoch: the cache's clock.
@@ -90,25 +92,21 @@ pub async fn serve(
         req.uri(),
         &fields,
     );
-    let found = lookup_keyed(cache, &key, &fields);
+    let (found, source) = match tiers::lookup_keyed(cache, &key, &fields) {
+        Some((obj, stored_under, source)) => (Some((obj, stored_under)), source),
+        None => (None, Source::Memory),
+    };
     let mut fwd = "miss";
     if let Some((obj, _)) = &found {
         let now = unix_now();
         match decide(&obj.meta, &directives, now, Heuristic::default()) {
             Use::Fresh => {
-                return hit(
-                    client,
-                    site,
-                    req,
-                    route,
-                    &Served::plain(obj, "hit"),
-                    keep_alive,
-                )
-                .await;
+                let served = Served::plain(obj, "hit", source);
+                return hit(client, site, req, route, &served, keep_alive).await;
             }
             Use::StaleAllowed => {
                 Counters::add(&STATS.stale, 1);
-                let served = Served::plain(obj, "hit; detail=stale");
+                let served = Served::plain(obj, "hit; detail=stale", source);
                 return hit(client, site, req, route, &served, keep_alive).await;
             }
             Use::StaleWhileRevalidate => {
@@ -127,7 +125,7 @@ pub async fn serve(
                         stale,
                     });
                 }
-                let served = Served::plain(obj, "hit; detail=stale-while-revalidate");
+                let served = Served::plain(obj, "hit; detail=stale-while-revalidate", source);
                 return hit(client, site, req, route, &served, keep_alive).await;
             }
             Use::Revalidate => {
@@ -169,6 +167,7 @@ pub async fn serve(
                 key: key.clone(),
                 fwd,
                 stale: found.clone(),
+                source,
             };
             if let Some(out) = head::fetch_as_get(client, site, req, miss, lead).await {
                 return out;
@@ -179,19 +178,42 @@ pub async fn serve(
         Join::Wait(waiter) => {
             Counters::add(&STATS.coalesced, 1);
             if waiter.wait(cache.config.lock_timeout).await == Landing::Stored
-                && let Some(obj) = lookup(cache, &key, &fields)
+                && let Some((obj, source)) = tiers::after_wait(cache, &key, &fields).await
             {
                 Counters::add(&STATS.hits, 1);
-                let served = Served::plain(&obj, "hit; collapsed");
+                let served = Served::plain(&obj, "hit; collapsed", source);
                 return hit(client, site, req, route, &served, keep_alive).await;
             }
             None
         }
         Join::Pass => None,
     };
+    // The lead of a plain GET asks the fleet's shared tier before the
+    // origin (one request per member: the others wait on the local flight).
+    let mut fleet_lock = None;
+    let lead = match lead {
+        Some(lead) if plain && cache.tier.store.shared.is_some() => {
+            match tiers::ask_shared(cache, &key, &fields, &directives).await {
+                tiers::Asked::Hit(obj) => {
+                    let pass_for = cache.config.hit_for_miss.as_secs();
+                    lead.land(Landing::Stored, unix_now(), pass_for);
+                    Counters::add(&STATS.hits, 1);
+                    let served = Served::plain(&obj, "hit", Source::Shared);
+                    return hit(client, site, req, route, &served, keep_alive).await;
+                }
+                tiers::Asked::Fetch(lock) => {
+                    fleet_lock = lock;
+                    Some(lead)
+                }
+            }
+        }
+        other => other,
+    };
     Counters::add(&STATS.misses, 1);
     let https = client.origin.https;
     let mut fill = Fill::new(cache, key, route, fwd, found, https);
+    fill.stale_from(source);
+    fill.fleet_lock(fleet_lock);
     if let Some(lead) = lead {
         fill.lead(lead);
     }
@@ -209,7 +231,7 @@ pub async fn serve(
         Some(&mut fill),
     )
     .await;
-    fill.land();
+    fill.finish().await;
     match fill.answer().cloned() {
         Some(answer) => hit(client, site, req, route, &Served::from(&answer), keep_alive).await,
         None => out,
@@ -235,30 +257,6 @@ fn cacheable_request(route: &RouteCache, req: &RequestHead, fields: &[Field<'_>]
             .any(|c| key::cookie(fields, c).is_some())
 }
 
-/// The stored response for the request, following a Vary marker.
-fn lookup(cache: &SiteCache, key: &[u8], fields: &[Field<'_>]) -> Option<Arc<Object>> {
-    lookup_keyed(cache, key, fields).map(|(obj, _)| obj)
-}
-
-/// [`lookup`], with the key the object is stored under (its variant's).
-fn lookup_keyed(
-    cache: &SiteCache,
-    key: &[u8],
-    fields: &[Field<'_>],
-) -> Option<(Arc<Object>, Vec<u8>)> {
-    let store = &cache.tier.store;
-    match store.get(key)? {
-        Entry::Object(obj) => Some((obj, key.to_vec())),
-        Entry::Vary(names) => {
-            let variant = variant_key(key, &key::secondary(&names, fields));
-            match store.get(&variant)? {
-                Entry::Object(obj) => Some((obj, variant)),
-                Entry::Vary(_) => None,
-            }
-        }
-    }
-}
-
 /// What a hit answers with.
 struct Served<'a> {
     obj: &'a Object,
@@ -266,14 +264,17 @@ struct Served<'a> {
     detail: &'a str,
     /// Lines for this client only (a 304's `Set-Cookie`).
     extra: &'a [u8],
+    /// The tier it came from.
+    source: Source,
 }
 
 impl<'a> Served<'a> {
-    fn plain(obj: &'a Object, detail: &'a str) -> Served<'a> {
+    fn plain(obj: &'a Object, detail: &'a str, source: Source) -> Served<'a> {
         Served {
             obj,
             detail,
             extra: &[],
+            source,
         }
     }
 }
@@ -284,6 +285,7 @@ impl<'a> From<&'a Answer> for Served<'a> {
             obj: &a.obj,
             detail: &a.detail,
             extra: &a.extra,
+            source: a.source,
         }
     }
 }
@@ -297,12 +299,19 @@ async fn hit(
     served: &Served<'_>,
     keep_alive: bool,
 ) -> Outcome {
-    let Served { obj, detail, extra } = *served;
-    if detail == "hit" {
+    let Served {
+        obj,
+        detail,
+        extra,
+        source,
+    } = *served;
+    if detail == "hit" && source != Source::Shared {
+        // A shared hit counted itself (it also landed the flight).
         Counters::add(&STATS.hits, 1);
     }
+    source.count_hit();
     let mut lines = if route.status_header {
-        format!("Cache-Status: levee; {detail}\r\n").into_bytes()
+        format!("Cache-Status: levee; {detail}{}\r\n", source.status_param()).into_bytes()
     } else {
         Vec::new()
     };
@@ -313,24 +322,24 @@ async fn hit(
     respond::add_hsts(&mut answer.head, client.hsts);
     let bytes = answer.body_len();
     let limit = site.timeouts.client_send;
-    // A small response goes out in one write; a large one piece by piece
-    // under the client's minimum progress (pace.rs), as a relayed body does.
-    let ok = if bytes <= 16 * 1024 {
+    // A small response in memory goes out in one write; a large one piece
+    // by piece under the client's minimum progress (pace.rs), as a relayed
+    // body does, and a disk tier body with `sendfile`.
+    let ok = if bytes <= 16 * 1024 && tiers::in_memory(&answer.body) {
         let mut all = answer.head;
-        for piece in &answer.body {
-            all.extend_from_slice(piece);
+        for slice in &answer.body {
+            if let levee_cache::body::Slice::Bytes(b) = slice {
+                all.extend_from_slice(b);
+            }
         }
         crate::pace::write_all(&mut client.stream, &all, limit)
             .await
             .is_ok()
     } else {
-        let mut result = crate::pace::write_all(&mut client.stream, &answer.head, limit).await;
-        for piece in &answer.body {
-            if result.is_ok() {
-                result = crate::pace::write_all(&mut client.stream, piece, limit).await;
-            }
-        }
-        result.is_ok()
+        crate::pace::write_all(&mut client.stream, &answer.head, limit)
+            .await
+            .is_ok()
+            && tiers::send_body(client, site, &answer.body).await
     };
     Outcome {
         status: answer.status,
@@ -398,7 +407,7 @@ pub(crate) fn invalidate(
 }
 
 /// The schemes a key may start with.
-pub(crate) const SCHEMES: [&str; 2] = ["http", "https"];
+pub(crate) use levee_cache::purge::SCHEMES;
 
 /// The client's scheme, the first part of its keys: what the upstream is
 /// told in `X-Forwarded-Proto`, so a trusted balancer's https and http

@@ -127,8 +127,12 @@ enum CtlCmd {
     },
     /// The Prometheus metrics.
     Metrics,
-    /// The cache store's size and entries.
-    Cache,
+    /// The cache store's size and entries, as JSON (`cache stats`: a
+    /// table of each tier's entries, bytes, hits and state).
+    Cache {
+        #[command(subcommand)]
+        action: Option<CacheCmd>,
+    },
     /// Remove cached responses: `purge url http://host/path`, `purge prefix
     /// http://host/img/` or `purge tag NAME`.
     Purge { by: String, value: String },
@@ -141,6 +145,12 @@ enum CtlCmd {
     /// The download redirector's mirror sets.
     #[command(subcommand)]
     Mirrors(MirrorsCmd),
+}
+
+#[derive(Subcommand, Debug)]
+enum CacheCmd {
+    /// Each tier (memory, disk, shared): entries, bytes, hits, state.
+    Stats,
 }
 
 #[derive(Subcommand, Debug)]
@@ -315,7 +325,10 @@ fn ctl(args: CtlArgs) -> anyhow::Result<ExitCode> {
     let client = admin_client(args.admin, config.as_ref(), &args.token)?;
     let command = match args.command {
         CtlCmd::Upstreams => Command::Upstreams,
-        CtlCmd::Cache => Command::Cache,
+        CtlCmd::Cache { action: None } => Command::Cache,
+        CtlCmd::Cache {
+            action: Some(CacheCmd::Stats),
+        } => Command::CacheStats,
         CtlCmd::Purge { by, value } => Command::Purge {
             by: levee_admin::ctl::PurgeBy::parse(&by)
                 .with_context(|| format!("purge by `{by}`: expected url, prefix or tag"))?,

@@ -5,18 +5,25 @@
 //!
 //! The body is never held back: the client gets each chunk as it arrives,
 //! and the copy stops (and the object is not stored) past
-//! `[cache] max_object_size`.
+//! `[cache] max_object_size`, or, with a disk tier, goes on in a file of
+//! the disk tier up to `[cache.disk] max_object_size` (a body announced
+//! larger than memory takes goes to the file from its first byte). A
+//! stored object within the shared tier's bound is also sent there by
+//! [`Fill::finish`], which then releases the fleet's lock on the key.
 
 use std::sync::Arc;
 
 use levee_cache::body::BodyCopy;
+use levee_cache::disk::DiskCopy;
 use levee_cache::flight::{Landing, Lead};
 use levee_cache::freshness::{Heuristic, Stored, age_field, fmt_http_date, stale_on_error};
 use levee_cache::key::KeySpec;
 use levee_cache::policy::{self, Rules};
+use levee_cache::shared::FleetLock;
 use levee_cache::stats::{Counters, STATS};
 use levee_cache::store::{Entry, Object, Storage, variant_key};
 use levee_cache::targeted::Control;
+use levee_cache::tiers::Source;
 use levee_cache::{Field, key};
 
 use super::setup::SiteCache;
@@ -43,7 +50,13 @@ pub struct Answer {
     pub detail: String,
     /// Lines for this client only: a 304's `Set-Cookie`, never stored.
     pub extra: Vec<u8>,
+    /// The tier it came from.
+    pub source: Source,
 }
+
+/// What [`Fill::finish`] sends to the shared tier: the key, the entry, for
+/// how long (seconds), and the Vary marker to put beside it.
+type ToShare = (Vec<u8>, Entry, u64, Option<Arc<[String]>>);
 
 /// An object waiting for its body.
 #[derive(Debug)]
@@ -75,6 +88,14 @@ pub struct Fill<'a> {
     pending: Option<Pending>,
     /// The copy of the body being relayed.
     tee: Option<BodyCopy<'a>>,
+    /// The copy going to a disk tier file (too large for memory).
+    disk_tee: Option<DiskCopy<'a>>,
+    /// The tier `stale` came from.
+    stale_source: Source,
+    /// The fleet's lock on the key, when this member fetches for the fleet.
+    fleet_lock: Option<FleetLock>,
+    /// What to send to the shared tier once the body is stored.
+    share: Option<ToShare>,
     landing: Landing,
     /// The flight this fill fetches for, landed as soon as the outcome is
     /// known: at the head for an uncacheable response, when stored for one
@@ -108,10 +129,59 @@ impl<'a> Fill<'a> {
             answer: None,
             pending: None,
             tee: None,
+            disk_tee: None,
+            stale_source: Source::Memory,
+            fleet_lock: None,
+            share: None,
             landing: Landing::Failed,
             lead: None,
             spec: &route.spec,
             https,
+        }
+    }
+
+    /// The tier the stale response came from.
+    pub fn stale_from(&mut self, source: Source) {
+        self.stale_source = source;
+    }
+
+    /// The fleet's lock on the key, released when the fill is done.
+    pub fn fleet_lock(&mut self, lock: Option<FleetLock>) {
+        self.fleet_lock = lock;
+    }
+
+    /// Sends what was stored to the shared tier (then the local flight
+    /// lands, when only the shared tier took it), releases the fleet's
+    /// lock, and lands. Call once the exchange is over.
+    pub async fn finish(&mut self) {
+        if let (Some((key, entry, ttl, marker)), Some(shared)) =
+            (self.share.take(), self.cache.tier.store.shared.as_ref())
+        {
+            let mut ok = shared.put(&key, &entry, ttl).await;
+            if let Some(names) = marker {
+                ok &= shared.put(&self.key, &Entry::Vary(names), ttl).await;
+            }
+            if !ok && self.landing == Landing::Stored && self.lead.is_some() {
+                // Stored nowhere after all.
+                self.landing = Landing::Failed;
+            }
+        }
+        if let (Some(lock), Some(shared)) = (
+            self.fleet_lock.take(),
+            self.cache.tier.store.shared.as_ref(),
+        ) {
+            shared.release(lock).await;
+        }
+        self.land();
+    }
+
+    /// Releases the fleet's lock without waiting (the response turned out
+    /// uncacheable: the other members fetch for themselves at once).
+    fn release_soon(&mut self) {
+        if let (Some(lock), Some(shared)) =
+            (self.fleet_lock.take(), self.cache.tier.store.shared.clone())
+        {
+            tokio::spawn(async move { shared.release(lock).await });
         }
     }
 
@@ -189,6 +259,7 @@ impl<'a> Fill<'a> {
             obj: stale.clone(),
             detail,
             extra: Vec::new(),
+            source: self.stale_source,
         });
         Counters::add(&STATS.stale, 1);
         true
@@ -228,16 +299,33 @@ impl<'a> Fill<'a> {
         } else {
             self.prepare(req, resp, now)
         };
-        self.tee = prepared.map(|(pending, expected)| {
-            self.landing = Landing::Failed;
-            self.pending = Some(pending);
-            let budget = cache.tier.store.in_flight();
-            BodyCopy::new(cache.config.max_object_size, expected, budget)
-        });
-        let copy = self.tee.is_some();
+        if let Some((pending, expected)) = prepared {
+            let store = &cache.tier.store;
+            if expected.is_some_and(|n| n > cache.config.max_object_size) {
+                // Too large for memory: to a disk tier file from the start.
+                let key = self.object_key(&pending);
+                self.disk_tee = store
+                    .disk
+                    .as_ref()
+                    .and_then(|d| d.copy(&key, &pending.object, expected));
+            } else {
+                let budget = store.in_flight();
+                self.tee = Some(BodyCopy::new(
+                    cache.config.max_object_size,
+                    expected,
+                    budget,
+                ));
+            }
+            if self.tee.is_some() || self.disk_tee.is_some() {
+                self.landing = Landing::Failed;
+                self.pending = Some(pending);
+            }
+        }
+        let copy = self.pending.is_some();
         if !copy {
             // Waiters go to the upstream now, not after this body.
             self.land();
+            self.release_soon();
         }
         let mut status_line = Vec::new();
         if copy && resp.fields.get("date").is_none() {
@@ -284,7 +372,7 @@ impl<'a> Fill<'a> {
         )
         .ok()?;
         let expected = match resp.framing {
-            Framing::Length(n) if n > self.cache.config.max_object_size => return None,
+            Framing::Length(n) if n > self.cache.tier.store.max_local_object() => return None,
             Framing::Length(n) => Some(n),
             _ => None,
         };
@@ -345,10 +433,15 @@ impl<'a> Fill<'a> {
             return false;
         };
         let object = Arc::new(self.updated(stale, resp));
-        self.cache
-            .tier
-            .store
-            .put(key.clone(), Entry::Object(object.clone()));
+        let store = &self.cache.tier.store;
+        let entry = Entry::Object(object.clone());
+        store.put(key.clone(), entry.clone());
+        if let Some(shared) = &store.shared
+            && shared.takes(&entry)
+        {
+            let ttl = shared.ttl(&object.meta, unix_now());
+            self.share = Some((key.clone(), entry, ttl, None));
+        }
         self.landing = Landing::Stored;
         self.land();
         let mut extra = Vec::new();
@@ -361,6 +454,7 @@ impl<'a> Fill<'a> {
             obj: object,
             detail: "hit; fwd=stale; fwd-status=304".to_owned(),
             extra,
+            source: self.stale_source,
         });
         true
     }
@@ -397,6 +491,60 @@ impl<'a> Fill<'a> {
     /// Whether the body is still being copied (not past the object cap).
     pub fn copying(&self) -> bool {
         self.tee.as_ref().is_some_and(|t| !t.overflowed())
+            || self.disk_tee.as_ref().is_some_and(|t| !t.overflowed())
+    }
+
+    /// The key the object goes under: its variant's when it varies.
+    fn object_key(&self, pending: &Pending) -> Vec<u8> {
+        match &pending.vary {
+            None => self.key.clone(),
+            Some((_, secondary)) => variant_key(&self.key, secondary),
+        }
+    }
+
+    /// The memory copy is about to pass its cap: its bytes so far go to a
+    /// disk tier file, which takes the rest (a body of unknown length that
+    /// turned out too large for memory).
+    fn to_disk(&mut self) {
+        let Some(tee) = self.tee.take() else { return };
+        let Some(pending) = self.pending.as_ref() else {
+            return;
+        };
+        let key = self.object_key(pending);
+        let disk = self.cache.tier.store.disk.as_ref();
+        let Some(mut copy) = disk.and_then(|d| d.copy(&key, &pending.object, None)) else {
+            // No disk to go on: the memory copy overflows as before.
+            self.tee = Some(tee);
+            return;
+        };
+        for piece in tee.into_pieces() {
+            copy.push(&piece);
+        }
+        self.disk_tee = Some(copy);
+    }
+
+    /// A body streamed to a disk tier file is complete: commit it.
+    fn store_disk(&mut self, copy: DiskCopy<'_>) {
+        let Some(Pending { object: _, vary }) = self.pending.take() else {
+            return;
+        };
+        let overflowed = copy.overflowed();
+        let stored = copy.finish()
+            && vary.is_none_or(|(names, _)| {
+                self.cache
+                    .tier
+                    .store
+                    .put(self.key.clone(), Entry::Vary(names))
+            });
+        self.landing = if stored {
+            Counters::add(&STATS.stored, 1);
+            Landing::Stored
+        } else if overflowed {
+            Landing::Uncacheable
+        } else {
+            Landing::Failed
+        };
+        self.land();
     }
 
     /// The body is complete: store the object with it.
@@ -418,34 +566,59 @@ impl<'a> Fill<'a> {
         };
         object.body = body;
         let store = &self.cache.tier.store;
+        let ttl = store
+            .shared
+            .as_ref()
+            .map_or(0, |s| s.ttl(&object.meta, unix_now()));
         let entry = Entry::Object(Arc::new(object));
-        let stored = match vary {
-            None => store.put(self.key.clone(), entry),
-            Some((names, secondary)) => {
-                store.put(variant_key(&self.key, &secondary), entry)
-                    && store.put(self.key.clone(), Entry::Vary(names))
-            }
+        let (object_key, marker) = match vary {
+            None => (self.key.clone(), None),
+            Some((names, secondary)) => (variant_key(&self.key, &secondary), Some(names)),
         };
-        self.landing = if stored {
+        let local = store.put(object_key.clone(), entry.clone())
+            && marker
+                .as_ref()
+                .is_none_or(|names| store.put(self.key.clone(), Entry::Vary(names.clone())));
+        let shared = store.shared.as_ref().is_some_and(|s| s.takes(&entry));
+        if shared {
+            self.share = Some((object_key, entry, ttl, marker));
+        }
+        self.landing = if local || shared {
             Counters::add(&STATS.stored, 1);
             Landing::Stored
         } else {
             Landing::Uncacheable
         };
-        self.land();
+        if local || !shared {
+            // Stored here (or nowhere): waiters need not wait for the
+            // shared tier. Only shared: `finish` lands once it is there.
+            self.land();
+        }
     }
 }
 
 impl BodySink for Fill<'_> {
     fn push(&mut self, data: &[u8]) {
+        if self
+            .tee
+            .as_ref()
+            .is_some_and(|t| !t.overflowed() && t.would_overflow(data.len()))
+            && self.cache.tier.store.disk.is_some()
+        {
+            self.to_disk();
+        }
         if let Some(t) = &mut self.tee {
             t.push(data);
+        } else if let Some(d) = &mut self.disk_tee {
+            d.push(data);
         }
     }
 
     fn complete(&mut self) {
         if let Some(t) = self.tee.take() {
             self.store(t);
+        } else if let Some(d) = self.disk_tee.take() {
+            self.store_disk(d);
         }
     }
 }

@@ -1,10 +1,15 @@
 //! Removing stored responses on demand: the `PURGE` method on a caching
 //! route (from `[cache] purge_allow`), and [`purge`] for the admin API, by
-//! URL, by prefix, or by surrogate key (tag).
+//! URL, by prefix, or by surrogate key (tag), in every tier.
+//!
+//! Entry points for the fleet: [`purge`] is what the member that received
+//! a purge runs (its local tiers now, the shared tier in the background);
+//! a member that hears of a purge from another (the fleet's bus) runs
+//! [`purge_local`] only, since the shared tier was purged once already.
 
 use levee_cache::key;
-use levee_cache::stats::{Counters, STATS};
-use levee_cache::store::{Entry, Storage, key_is_url};
+use levee_cache::purge::Selector;
+pub use levee_cache::purge::{Purge, PurgeError};
 
 use super::{RouteCache, SiteCache};
 use crate::conn::Client;
@@ -13,60 +18,46 @@ use crate::proxy::Outcome;
 use crate::respond;
 use crate::site::Site;
 
-/// What to remove.
-#[derive(Debug, Clone, Copy)]
-pub enum Purge<'a> {
-    /// One URL as `http://host[:port]/path?query`: all its variants and
-    /// key parts, under either scheme.
-    Url(&'a [u8]),
-    /// Every URL starting with this (`http://host[:port]/prefix`), under
-    /// either scheme.
-    Prefix(&'a [u8]),
-    /// Every object the app tagged with this in the tag header.
-    Tag(&'a str),
-}
-
-/// Why a purge could not run.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum PurgeError {
-    #[error("`{0}` is not an absolute http:// or https:// URL")]
-    NotUrl(String),
-}
-
-/// Removes what `what` names; returns how many entries went. Scans the
-/// store, so it is for operators, not for every request.
-///
-/// A URL is matched as its keys were written: host without case or port
-/// (keys never hold one), under both schemes, as `PURGE` and invalidation
-/// treat an http and an https listener in front of one origin.
+/// Removes what `what` names from this member's tiers and, in the
+/// background, from the fleet's shared tier; returns how many keys went
+/// here. Scans the stores, so it is for operators, not for every request.
 pub fn purge(cache: &SiteCache, what: Purge<'_>) -> Result<usize, PurgeError> {
-    let keys = |url: &[u8]| {
-        let target = key::url_target(url)
-            .ok_or_else(|| PurgeError::NotUrl(String::from_utf8_lossy(url).into_owned()))?;
-        Ok::<_, PurgeError>(
-            super::SCHEMES.map(|scheme| [scheme.as_bytes(), b"://", &target].concat()),
-        )
-    };
-    let store = &cache.tier.store;
-    let removed = match what {
-        Purge::Url(url) => {
-            let urls = keys(url)?;
-            store.purge(&|k, _| urls.iter().any(|u| key_is_url(k, u)))
-        }
-        Purge::Prefix(prefix) => {
-            let prefixes = keys(prefix)?;
-            store.purge(&|k, _| prefixes.iter().any(|p| k.starts_with(p)))
-        }
-        Purge::Tag(tag) => store.purge(&|_, e| match e {
-            Entry::Object(o) => o.tags.iter().any(|t| &**t == tag),
-            Entry::Vary(_) => false,
-        }),
-    };
-    Counters::add(&STATS.purged, removed as u64);
+    let removed = purge_local(cache, what)?;
+    purge_shared(cache, what)?;
     Ok(removed)
 }
 
-/// `PURGE /path`: removes the URL (all its variants) from the store.
+/// Removes what `what` names from this member's local tiers (memory and
+/// disk) only; returns how many keys went.
+pub fn purge_local(cache: &SiteCache, what: Purge<'_>) -> Result<usize, PurgeError> {
+    cache.tier.store.purge_local(what)
+}
+
+/// Removes what `what` names from the fleet's shared tier, in a task of
+/// its own (it waits on Redis); nothing without a shared tier.
+pub fn purge_shared(cache: &SiteCache, what: Purge<'_>) -> Result<(), PurgeError> {
+    let selector = Selector::new(what)?;
+    spawn_shared(cache, selector);
+    Ok(())
+}
+
+fn spawn_shared(cache: &SiteCache, selector: Selector) {
+    let Some(shared) = cache.tier.store.shared.clone() else {
+        return;
+    };
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        tracing::warn!("shared cache: a purge outside the runtime was not sent to the shared tier");
+        return;
+    };
+    runtime.spawn(async move {
+        match shared.purge(&selector).await {
+            Ok(n) => tracing::info!(removed = n, ?selector, "shared cache purge"),
+            Err(e) => tracing::warn!(error = %e, ?selector, "shared cache purge failed; its objects expire on their own"),
+        }
+    });
+}
+
+/// `PURGE /path`: removes the URL (all its variants) from every tier.
 pub(super) async fn serve(
     client: &mut Client,
     site: &Site,
@@ -81,14 +72,16 @@ pub(super) async fn serve(
     }
     // Every entry of the URL: variants and route-added key parts included.
     // Every scheme: `PURGE` over either listener removes what both stored.
-    let mut removed = 0;
-    for scheme in super::SCHEMES {
-        let url = key::primary(&route.spec, scheme, req.host_name(), req.uri(), &[]);
-        let url = url.split(|&b| b == 0).next().unwrap_or_default();
-        let store = &cache.tier.store;
-        removed += store.purge(&|k, _| key_is_url(k, url));
-    }
-    Counters::add(&STATS.purged, removed as u64);
+    let urls = super::SCHEMES
+        .iter()
+        .map(|scheme| {
+            let url = key::primary(&route.spec, scheme, req.host_name(), req.uri(), &[]);
+            url.split(|&b| b == 0).next().unwrap_or_default().to_vec()
+        })
+        .collect();
+    let selector = Selector::Urls(urls);
+    let removed = cache.tier.store.purge_selected(&selector);
+    spawn_shared(cache, selector);
     let status = if removed > 0 { 200 } else { 404 };
     let body = format!("{{\"purged\": {removed}}}\n");
     let bytes = crate::h1::write::simple_response(

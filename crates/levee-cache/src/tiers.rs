@@ -1,0 +1,196 @@
+//! The tiers together: memory first, then disk, behind the one
+//! [`Storage`] the proxy uses, and the shared tier beside them (it is
+//! asked over the network, so the proxy asks it itself, `shared.rs`).
+//!
+//! ```text
+//! get:    memory ─miss─▶ disk ─miss─▶ (the proxy asks the shared tier, then the origin)
+//! put:    memory took it ─▶ disk writes it later (write-through, off the request path)
+//!         memory refused it (too large, a file body) ─▶ disk writes it now
+//! remove, purge: every local tier (and the proxy purges the shared tier)
+//! ```
+//!
+//! Write-through means a restart finds on disk what memory held too: the
+//! hot set survives, which is the point of the disk tier.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
+use crate::body::{Body, InFlight};
+use crate::disk::Disk;
+use crate::purge::{Purge, PurgeError, Selector};
+use crate::shared::Shared;
+use crate::stats::{Counters, STATS};
+use crate::store::{Entry, Memory, Storage};
+
+/// Where a hit came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Memory,
+    Disk,
+    Shared,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Memory => "memory",
+            Source::Disk => "disk",
+            Source::Shared => "shared",
+        }
+    }
+
+    /// The `Cache-Status` parameter naming it: none for memory (the
+    /// first tier, and what a hit was before there were others).
+    pub fn status_param(self) -> &'static str {
+        match self {
+            Source::Memory => "",
+            Source::Disk => "; tier=disk",
+            Source::Shared => "; tier=shared",
+        }
+    }
+
+    /// Counts a hit from this tier.
+    pub fn count_hit(self) {
+        let counter = match self {
+            Source::Memory => &STATS.hits_memory,
+            Source::Disk => &STATS.hits_disk,
+            Source::Shared => &STATS.hits_shared,
+        };
+        Counters::add(counter, 1);
+    }
+}
+
+/// The local tiers and the shared one.
+#[derive(Debug)]
+pub struct Tiers {
+    /// Shared with the tiers of earlier configs that had the same sizes.
+    pub memory: Arc<Memory>,
+    pub disk: Option<Arc<Disk>>,
+    pub shared: Option<Arc<Shared>>,
+}
+
+impl Tiers {
+    pub fn new(memory: Arc<Memory>, disk: Option<Arc<Disk>>, shared: Option<Arc<Shared>>) -> Tiers {
+        Tiers {
+            memory,
+            disk,
+            shared,
+        }
+    }
+
+    /// The entry under `key` in the first local tier that has it.
+    pub fn get_from(&self, key: &[u8]) -> Option<(Entry, Source)> {
+        if let Some(e) = self.memory.get(key) {
+            return Some((e, Source::Memory));
+        }
+        let disk = self.disk.as_ref()?;
+        disk.get(key).map(|e| (e, Source::Disk))
+    }
+
+    /// The memory tier's capacity (`[cache] max_size`).
+    pub fn capacity(&self) -> u64 {
+        self.memory.capacity()
+    }
+
+    /// The memory tier's largest object.
+    pub fn max_object(&self) -> u64 {
+        self.memory.max_object()
+    }
+
+    /// The largest object any local tier takes.
+    pub fn max_local_object(&self) -> u64 {
+        let disk = self
+            .disk
+            .as_ref()
+            .map_or(0, |d| d.settings().max_object_size);
+        self.memory.max_object().max(disk)
+    }
+
+    pub fn in_flight(&self) -> &InFlight {
+        self.memory.in_flight()
+    }
+
+    pub fn evictions(&self) -> u64 {
+        self.memory.evictions()
+    }
+
+    /// Removes what `what` names from every local tier; returns how many
+    /// keys went (a key held by memory and disk counts once).
+    pub fn purge_local(&self, what: Purge<'_>) -> Result<usize, PurgeError> {
+        let selector = Selector::new(what)?;
+        Ok(self.purge_selected(&selector))
+    }
+
+    /// [`Tiers::purge_local`] with a selector made already.
+    pub fn purge_selected(&self, selector: &Selector) -> usize {
+        let removed = self.purge_keys(&|k, tags| selector.matches(k, tags));
+        Counters::add(&STATS.purged, removed as u64);
+        removed
+    }
+
+    /// Removes from every local tier; returns how many distinct keys went.
+    fn purge_keys(&self, purge: &dyn Fn(&[u8], &[Box<str>]) -> bool) -> usize {
+        let gone: Mutex<HashSet<Vec<u8>>> = Mutex::new(HashSet::new());
+        let record = |k: &[u8], tags: &[Box<str>]| {
+            let hit = purge(k, tags);
+            if hit && let Ok(mut g) = gone.lock() {
+                g.insert(k.to_vec());
+            }
+            hit
+        };
+        self.memory.purge(&record);
+        if let Some(d) = &self.disk {
+            d.purge(&record);
+        }
+        gone.into_inner().map_or(0, |g| g.len())
+    }
+}
+
+/// Whether `entry`'s body lives in a file (the disk tier's): the memory
+/// tier does not hold those, or it would hold their files open.
+fn file_backed(entry: &Entry) -> bool {
+    matches!(entry, Entry::Object(o) if matches!(o.body, Body::File(_)))
+}
+
+impl Storage for Tiers {
+    fn get(&self, key: &[u8]) -> Option<Entry> {
+        self.get_from(key).map(|(e, _)| e)
+    }
+
+    fn put(&self, key: Vec<u8>, entry: Entry) -> bool {
+        let Some(disk) = &self.disk else {
+            return !file_backed(&entry) && self.memory.put(key, entry);
+        };
+        if !file_backed(&entry) && self.memory.put(key.clone(), entry.clone()) {
+            // Memory has it meanwhile; a full queue or a failing disk only
+            // means it will not survive a restart.
+            disk.put_later(&key, &entry);
+            return true;
+        }
+        disk.put_now(&key, &entry)
+    }
+
+    fn remove(&self, key: &[u8]) {
+        self.memory.remove(key);
+        if let Some(d) = &self.disk {
+            d.remove(key);
+        }
+    }
+
+    fn purge(&self, purge: &dyn Fn(&[u8], &[Box<str>]) -> bool) -> usize {
+        self.purge_keys(purge)
+    }
+
+    /// The memory tier's bytes (the disk's are [`Disk::bytes`]).
+    fn bytes(&self) -> u64 {
+        self.memory.bytes()
+    }
+
+    /// The memory tier's entries (the disk's are [`Disk::len`]).
+    fn len(&self) -> usize {
+        self.memory.len()
+    }
+}
+
+#[cfg(test)]
+mod tests;
