@@ -398,6 +398,33 @@ impl Shared {
         }
     }
 
+    /// Removes the entries under `keys` (invalidation after an unsafe
+    /// method, a retired response). Their purge indexes keep the names
+    /// until they expire, which costs a purge a few deletes of nothing.
+    pub async fn remove(&self, keys: &[Vec<u8>]) -> bool {
+        let Ok(fleet) = Self::fleet() else {
+            return false;
+        };
+        if keys.is_empty() {
+            return true;
+        }
+        let names: Vec<String> = keys
+            .iter()
+            .map(|k| Self::value_key(fleet.name(), k))
+            .collect();
+        let removed: Result<i64, _> = fleet
+            .link
+            .run_within(self.settings.timeout, |mut c| async move {
+                redis::cmd("DEL").arg(names).query_async(&mut c).await
+            })
+            .await;
+        let ok = removed.is_ok();
+        if !ok {
+            self.stats.errors.fetch_add(1, Ordering::Relaxed);
+        }
+        ok
+    }
+
     /// Removes what `selector` names from the shared tier; returns how
     /// many keys went. For operators (it reads the indexes), not requests.
     pub async fn purge(&self, selector: &Selector) -> Result<usize, SharedError> {

@@ -12,7 +12,7 @@
 //! Write-through means a restart finds on disk what memory held too: the
 //! hot set survives, which is the point of the disk tier.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use crate::body::{Body, InFlight};
@@ -67,7 +67,15 @@ pub struct Tiers {
     pub memory: Arc<Memory>,
     pub disk: Option<Arc<Disk>>,
     pub shared: Option<Arc<Shared>>,
+    /// Changes on their way to the shared tier (a Redis round trip after
+    /// the response): an object only it will hold, or `None` for a key
+    /// invalidated there. This member sees its own changes at once.
+    staged: Mutex<HashMap<Vec<u8>, Option<Entry>>>,
 }
+
+/// Most changes staged for the shared tier at once; past it a change is
+/// not staged (the member may see the shared tier's old state meanwhile).
+const MOST_STAGED: usize = 4096;
 
 impl Tiers {
     pub fn new(memory: Arc<Memory>, disk: Option<Arc<Disk>>, shared: Option<Arc<Shared>>) -> Tiers {
@@ -75,7 +83,43 @@ impl Tiers {
             memory,
             disk,
             shared,
+            staged: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Stages a change for the shared tier (`None`: the key is invalidated).
+    pub fn stage(&self, key: &[u8], entry: Option<Entry>) {
+        if let Ok(mut s) = self.staged.lock()
+            && (s.len() < MOST_STAGED || s.contains_key(key))
+        {
+            s.insert(key.to_vec(), entry);
+        }
+    }
+
+    /// The shared tier has the change (or gave up on it): forget it,
+    /// unless a later change replaced it.
+    pub fn unstage(&self, key: &[u8], entry: &Option<Entry>) {
+        if let Ok(mut s) = self.staged.lock()
+            && s.get(key).is_some_and(|e| same_entry(e, entry))
+        {
+            s.remove(key);
+        }
+    }
+
+    /// Whether `entry` is still what is staged for `key` (a purge since
+    /// has dropped it: then it is not sent).
+    pub fn is_staged(&self, key: &[u8], entry: &Option<Entry>) -> bool {
+        self.staged
+            .lock()
+            .is_ok_and(|s| s.get(key).is_some_and(|e| same_entry(e, entry)))
+    }
+
+    /// Whether the shared tier may be asked about `key` (not invalidated
+    /// by this member a moment ago).
+    pub fn shared_visible(&self, key: &[u8]) -> bool {
+        self.staged
+            .lock()
+            .is_ok_and(|s| !matches!(s.get(key), Some(None)))
     }
 
     /// The entry under `key` in the first local tier that has it.
@@ -83,8 +127,14 @@ impl Tiers {
         if let Some(e) = self.memory.get(key) {
             return Some((e, Source::Memory));
         }
-        let disk = self.disk.as_ref()?;
-        disk.get(key).map(|e| (e, Source::Disk))
+        if let Some(e) = self.disk.as_ref().and_then(|d| d.get(key)) {
+            return Some((e, Source::Disk));
+        }
+        let staged = self.staged.lock().ok()?;
+        match staged.get(key)? {
+            Some(e) => Some((e.clone(), Source::Shared)),
+            None => None,
+        }
     }
 
     /// The memory tier's capacity (`[cache] max_size`).
@@ -97,13 +147,17 @@ impl Tiers {
         self.memory.max_object()
     }
 
-    /// The largest object any local tier takes.
-    pub fn max_local_object(&self) -> u64 {
+    /// The largest object any tier takes.
+    pub fn max_object_anywhere(&self) -> u64 {
         let disk = self
             .disk
             .as_ref()
             .map_or(0, |d| d.settings().max_object_size);
-        self.memory.max_object().max(disk)
+        let shared = self
+            .shared
+            .as_ref()
+            .map_or(0, |s| s.settings.max_object_size);
+        self.memory.max_object().max(disk).max(shared)
     }
 
     pub fn in_flight(&self) -> &InFlight {
@@ -142,7 +196,22 @@ impl Tiers {
         if let Some(d) = &self.disk {
             d.purge(&record);
         }
+        if let Ok(mut staged) = self.staged.lock() {
+            staged.retain(|k, e| match e {
+                Some(e) => !record(k, e.tags()),
+                None => true,
+            });
+        }
         gone.into_inner().map_or(0, |g| g.len())
+    }
+}
+
+fn same_entry(a: &Option<Entry>, b: &Option<Entry>) -> bool {
+    match (a, b) {
+        (None, None) => true,
+        (Some(Entry::Object(a)), Some(Entry::Object(b))) => Arc::ptr_eq(a, b),
+        (Some(Entry::Vary(a)), Some(Entry::Vary(b))) => Arc::ptr_eq(a, b),
+        _ => false,
     }
 }
 
@@ -170,10 +239,16 @@ impl Storage for Tiers {
         disk.put_now(&key, &entry)
     }
 
+    /// Removes `key` from the local tiers; with a shared tier, also hides
+    /// it there from this member until the caller has removed it from
+    /// Redis ([`Tiers::unstage`] with `None`).
     fn remove(&self, key: &[u8]) {
         self.memory.remove(key);
         if let Some(d) = &self.disk {
             d.remove(key);
+        }
+        if self.shared.is_some() {
+            self.stage(key, None);
         }
     }
 

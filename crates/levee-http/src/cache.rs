@@ -72,7 +72,7 @@ pub async fn serve(
         // that stop at levee from the client.
         let https = client.origin.https;
         let mut fill = Fill::new(cache, Vec::new(), route, "bypass", None, https);
-        return proxy::forward_with(
+        let out = proxy::forward_with(
             client,
             site,
             req,
@@ -82,6 +82,9 @@ pub async fn serve(
             Some(&mut fill),
         )
         .await;
+        // What it invalidated goes from the shared tier too.
+        fill.finish().await;
+        return out;
     }
     let cc: Vec<&[u8]> = levee_cache::values(&fields, "cache-control").collect();
     let directives = RequestDirectives::parse(&cc);
@@ -92,7 +95,13 @@ pub async fn serve(
         req.uri(),
         &fields,
     );
-    let (found, source) = match tiers::lookup_keyed(cache, &key, &fields) {
+    let mut looked = tiers::lookup_keyed(cache, &key, &fields);
+    if looked.is_none() {
+        // Asked by every local miss, so a stale shared response is
+        // revalidated or stands in for a failed upstream as a local one.
+        looked = tiers::find_shared(cache, &key, &fields).await;
+    }
+    let (found, source) = match looked {
         Some((obj, stored_under, source)) => (Some((obj, stored_under)), source),
         None => (None, Source::Memory),
     };
@@ -192,12 +201,11 @@ pub async fn serve(
     // origin (one request per member: the others wait on the local flight).
     let mut fleet_lock = None;
     let lead = match lead {
-        Some(lead) if plain && cache.tier.store.shared.is_some() => {
+        Some(lead) if plain && found.is_none() && cache.tier.store.shared.is_some() => {
             match tiers::ask_shared(cache, &key, &fields, &directives).await {
                 tiers::Asked::Hit(obj) => {
                     let pass_for = cache.config.hit_for_miss.as_secs();
                     lead.land(Landing::Stored, unix_now(), pass_for);
-                    Counters::add(&STATS.hits, 1);
                     let served = Served::plain(&obj, "hit", Source::Shared);
                     return hit(client, site, req, route, &served, keep_alive).await;
                 }
@@ -305,8 +313,7 @@ async fn hit(
         extra,
         source,
     } = *served;
-    if detail == "hit" && source != Source::Shared {
-        // A shared hit counted itself (it also landed the flight).
+    if detail == "hit" {
         Counters::add(&STATS.hits, 1);
     }
     source.count_hit();
@@ -379,14 +386,15 @@ pub(crate) async fn reply_bytes(
 /// target and the same-origin `Location`/`Content-Location` are no longer
 /// served from the cache. Keys are built with the request's own fields, so
 /// route-added key parts (tenant header, cookie) match the entries this
-/// client would hit. `https`: the client's connection has TLS.
+/// client would hit. `https`: the client's connection has TLS. Returns the
+/// keys, for the shared tier.
 pub(crate) fn invalidate(
     cache: &SiteCache,
     spec: &key::KeySpec,
     req: &RequestHead,
     https: bool,
     locations: &[&[u8]],
-) {
+) -> Vec<Vec<u8>> {
     let fields: Vec<Field<'_>> = req.fields.iter().collect();
     let host = req.host_name();
     let authority = req.host.map(|h| req.fields.span_of(h)).unwrap_or_default();
@@ -395,6 +403,7 @@ pub(crate) fn invalidate(
         .iter()
         .filter_map(|l| same_origin_path(l, &origin));
     let store = &cache.tier.store;
+    let mut keys = Vec::new();
     // Both schemes: an http and an https listener in front of one origin
     // serve the same resource.
     for target in std::iter::once(req.uri()).chain(same_origin) {
@@ -402,8 +411,10 @@ pub(crate) fn invalidate(
             let key = key::primary(spec, scheme, host, target, &fields);
             store.remove(&key);
             Counters::add(&STATS.purged, 1);
+            keys.push(key);
         }
     }
+    keys
 }
 
 /// The schemes a key may start with.

@@ -55,8 +55,10 @@ pub struct Answer {
 }
 
 /// What [`Fill::finish`] sends to the shared tier: the key, the entry, for
-/// how long (seconds), and the Vary marker to put beside it.
-type ToShare = (Vec<u8>, Entry, u64, Option<Arc<[String]>>);
+/// how long (seconds), the Vary marker to put beside it, and whether they
+/// are staged (no local tier took them: this member sees them staged
+/// until the shared tier has them).
+type ToShare = (Vec<u8>, Entry, u64, Option<Arc<[String]>>, bool);
 
 /// An object waiting for its body.
 #[derive(Debug)]
@@ -96,6 +98,8 @@ pub struct Fill<'a> {
     fleet_lock: Option<FleetLock>,
     /// What to send to the shared tier once the body is stored.
     share: Option<ToShare>,
+    /// Keys to remove from the shared tier (invalidated, retired).
+    share_remove: Vec<Vec<u8>>,
     landing: Landing,
     /// The flight this fill fetches for, landed as soon as the outcome is
     /// known: at the head for an uncacheable response, when stored for one
@@ -133,6 +137,7 @@ impl<'a> Fill<'a> {
             stale_source: Source::Memory,
             fleet_lock: None,
             share: None,
+            share_remove: Vec::new(),
             landing: Landing::Failed,
             lead: None,
             spec: &route.spec,
@@ -154,16 +159,33 @@ impl<'a> Fill<'a> {
     /// lands, when only the shared tier took it), releases the fleet's
     /// lock, and lands. Call once the exchange is over.
     pub async fn finish(&mut self) {
-        if let (Some((key, entry, ttl, marker)), Some(shared)) =
-            (self.share.take(), self.cache.tier.store.shared.as_ref())
-        {
-            let mut ok = shared.put(&key, &entry, ttl).await;
-            if let Some(names) = marker {
-                ok &= shared.put(&self.key, &Entry::Vary(names), ttl).await;
+        let store = &self.cache.tier.store;
+        if let Some(shared) = &store.shared {
+            let removed = std::mem::take(&mut self.share_remove);
+            if !removed.is_empty() {
+                shared.remove(&removed).await;
+                for key in &removed {
+                    store.unstage(key, &None);
+                }
             }
-            if !ok && self.landing == Landing::Stored && self.lead.is_some() {
-                // Stored nowhere after all.
-                self.landing = Landing::Failed;
+            if let Some((key, entry, ttl, marker, staged)) = self.share.take() {
+                let object = Some(entry);
+                // A purge since the store dropped what was staged: not sent.
+                if !staged || store.is_staged(&key, &object) {
+                    if let Some(entry) = &object {
+                        shared.put(&key, entry, ttl).await;
+                    }
+                    if let Some(names) = marker {
+                        let marker = Entry::Vary(names);
+                        shared.put(&self.key, &marker, ttl).await;
+                        if staged {
+                            store.unstage(&self.key, &Some(marker));
+                        }
+                    }
+                }
+                if staged {
+                    store.unstage(&key, &object);
+                }
             }
         }
         if let (Some(lock), Some(shared)) = (
@@ -289,7 +311,8 @@ impl<'a> Fill<'a> {
                 })
                 .map(|(_, v)| v)
                 .collect();
-            super::invalidate(self.cache, self.spec, req, self.https, &locations);
+            let keys = super::invalidate(self.cache, self.spec, req, self.https, &locations);
+            self.share_remove.extend(keys);
         }
         self.landing = Landing::Uncacheable;
         let cache = self.cache;
@@ -301,7 +324,13 @@ impl<'a> Fill<'a> {
         };
         if let Some((pending, expected)) = prepared {
             let store = &cache.tier.store;
-            if expected.is_some_and(|n| n > cache.config.max_object_size) {
+            // Copied in memory when memory or the shared tier takes it.
+            let shared_cap = store
+                .shared
+                .as_ref()
+                .map_or(0, |s| s.settings.max_object_size);
+            let copy_cap = cache.config.max_object_size.max(shared_cap);
+            if expected.is_some_and(|n| n > copy_cap) {
                 // Too large for memory: to a disk tier file from the start.
                 let key = self.object_key(&pending);
                 self.disk_tee = store
@@ -310,11 +339,7 @@ impl<'a> Fill<'a> {
                     .and_then(|d| d.copy(&key, &pending.object, expected));
             } else {
                 let budget = store.in_flight();
-                self.tee = Some(BodyCopy::new(
-                    cache.config.max_object_size,
-                    expected,
-                    budget,
-                ));
+                self.tee = Some(BodyCopy::new(copy_cap, expected, budget));
             }
             if self.tee.is_some() || self.disk_tee.is_some() {
                 self.landing = Landing::Failed;
@@ -372,7 +397,7 @@ impl<'a> Fill<'a> {
         )
         .ok()?;
         let expected = match resp.framing {
-            Framing::Length(n) if n > self.cache.tier.store.max_local_object() => return None,
+            Framing::Length(n) if n > self.cache.tier.store.max_object_anywhere() => return None,
             Framing::Length(n) => Some(n),
             _ => None,
         };
@@ -435,13 +460,8 @@ impl<'a> Fill<'a> {
         let object = Arc::new(self.updated(stale, resp));
         let store = &self.cache.tier.store;
         let entry = Entry::Object(object.clone());
-        store.put(key.clone(), entry.clone());
-        if let Some(shared) = &store.shared
-            && shared.takes(&entry)
-        {
-            let ttl = shared.ttl(&object.meta, unix_now());
-            self.share = Some((key.clone(), entry, ttl, None));
-        }
+        let local = store.put(key.clone(), entry.clone());
+        self.share_update(key.clone(), entry, local);
         self.landing = Landing::Stored;
         self.land();
         let mut extra = Vec::new();
@@ -481,11 +501,32 @@ impl<'a> Fill<'a> {
         };
         let store = &self.cache.tier.store;
         if same("etag") && same("last-modified") && length_matches {
-            let object = self.updated(stale, resp);
-            store.put(key.clone(), Entry::Object(Arc::new(object)));
+            let entry = Entry::Object(Arc::new(self.updated(stale, resp)));
+            let local = store.put(key.clone(), entry.clone());
+            let key = key.clone();
+            self.share_update(key, entry, local);
         } else {
             store.remove(key);
+            self.share_remove.push(key.clone());
         }
+    }
+
+    /// An updated stored response goes to the shared tier too (staged when
+    /// no local tier took it).
+    fn share_update(&mut self, key: Vec<u8>, entry: Entry, local: bool) {
+        let store = &self.cache.tier.store;
+        let Some(shared) = &store.shared else { return };
+        let Entry::Object(object) = &entry else {
+            return;
+        };
+        if !shared.takes(&entry) {
+            return;
+        }
+        let ttl = shared.ttl(&object.meta, unix_now());
+        if !local {
+            store.stage(&key, Some(entry.clone()));
+        }
+        self.share = Some((key, entry, ttl, None, !local));
     }
 
     /// Whether the body is still being copied (not past the object cap).
@@ -581,7 +622,15 @@ impl<'a> Fill<'a> {
                 .is_none_or(|names| store.put(self.key.clone(), Entry::Vary(names.clone())));
         let shared = store.shared.as_ref().is_some_and(|s| s.takes(&entry));
         if shared {
-            self.share = Some((object_key, entry, ttl, marker));
+            if !local {
+                // Only the shared tier takes it: staged, so this member
+                // (and the flight's waiters) see it before Redis has it.
+                store.stage(&object_key, Some(entry.clone()));
+                if let Some(names) = &marker {
+                    store.stage(&self.key, Some(Entry::Vary(names.clone())));
+                }
+            }
+            self.share = Some((object_key, entry, ttl, marker, !local));
         }
         self.landing = if local || shared {
             Counters::add(&STATS.stored, 1);
@@ -589,11 +638,7 @@ impl<'a> Fill<'a> {
         } else {
             Landing::Uncacheable
         };
-        if local || !shared {
-            // Stored here (or nowhere): waiters need not wait for the
-            // shared tier. Only shared: `finish` lands once it is there.
-            self.land();
-        }
+        self.land();
     }
 }
 

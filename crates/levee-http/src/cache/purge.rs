@@ -3,9 +3,10 @@
 //! URL, by prefix, or by surrogate key (tag), in every tier.
 //!
 //! Entry points for the fleet: [`purge`] is what the member that received
-//! a purge runs (its local tiers now, the shared tier in the background);
-//! a member that hears of a purge from another (the fleet's bus) runs
-//! [`purge_local`] only, since the shared tier was purged once already.
+//! a purge runs (its local tiers, then the shared tier); a member that
+//! hears of a purge from another (the fleet's bus) runs [`purge_local`]
+//! only, since the shared tier was purged once already. [`purge_shared`]
+//! is the shared tier alone, for async callers.
 
 use levee_cache::key;
 use levee_cache::purge::Selector;
@@ -18,13 +19,37 @@ use crate::proxy::Outcome;
 use crate::respond;
 use crate::site::Site;
 
-/// Removes what `what` names from this member's tiers and, in the
-/// background, from the fleet's shared tier; returns how many keys went
-/// here. Scans the stores, so it is for operators, not for every request.
+/// Removes what `what` names from this member's tiers and from the
+/// fleet's shared tier; returns the most entries one tier removed (the
+/// tiers hold the same objects). Scans the stores and waits for Redis (at
+/// most its timeout), so it is for operators, not for every request.
 pub fn purge(cache: &SiteCache, what: Purge<'_>) -> Result<usize, PurgeError> {
-    let removed = purge_local(cache, what)?;
-    purge_shared(cache, what)?;
-    Ok(removed)
+    let selector = Selector::new(what)?;
+    let local = cache.tier.store.purge_selected(&selector);
+    let Some(shared) = cache.tier.store.shared.clone() else {
+        return Ok(local);
+    };
+    // The admin API answers from a thread that must not wait on a future:
+    // the shared purge runs on a thread of its own (operators only).
+    let shared = std::thread::scope(|s| {
+        s.spawn(|| {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            runtime.block_on(shared.purge(&selector)).ok()
+        })
+        .join()
+        .ok()
+        .flatten()
+    });
+    if shared.is_none() {
+        tracing::warn!(
+            ?selector,
+            "shared cache purge failed; its objects expire on their own"
+        );
+    }
+    Ok(local.max(shared.unwrap_or(0)))
 }
 
 /// Removes what `what` names from this member's local tiers (memory and
@@ -33,28 +58,24 @@ pub fn purge_local(cache: &SiteCache, what: Purge<'_>) -> Result<usize, PurgeErr
     cache.tier.store.purge_local(what)
 }
 
-/// Removes what `what` names from the fleet's shared tier, in a task of
-/// its own (it waits on Redis); nothing without a shared tier.
-pub fn purge_shared(cache: &SiteCache, what: Purge<'_>) -> Result<(), PurgeError> {
+/// Removes what `what` names from the fleet's shared tier; returns how
+/// many keys went (0 without a shared tier or when Redis fails, logged).
+pub async fn purge_shared(cache: &SiteCache, what: Purge<'_>) -> Result<usize, PurgeError> {
     let selector = Selector::new(what)?;
-    spawn_shared(cache, selector);
-    Ok(())
+    Ok(shared_selected(cache, &selector).await)
 }
 
-fn spawn_shared(cache: &SiteCache, selector: Selector) {
-    let Some(shared) = cache.tier.store.shared.clone() else {
-        return;
+async fn shared_selected(cache: &SiteCache, selector: &Selector) -> usize {
+    let Some(shared) = &cache.tier.store.shared else {
+        return 0;
     };
-    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-        tracing::warn!("shared cache: a purge outside the runtime was not sent to the shared tier");
-        return;
-    };
-    runtime.spawn(async move {
-        match shared.purge(&selector).await {
-            Ok(n) => tracing::info!(removed = n, ?selector, "shared cache purge"),
-            Err(e) => tracing::warn!(error = %e, ?selector, "shared cache purge failed; its objects expire on their own"),
+    match shared.purge(selector).await {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::warn!(error = %e, ?selector, "shared cache purge failed; its objects expire on their own");
+            0
         }
-    });
+    }
 }
 
 /// `PURGE /path`: removes the URL (all its variants) from every tier.
@@ -80,8 +101,8 @@ pub(super) async fn serve(
         })
         .collect();
     let selector = Selector::Urls(urls);
-    let removed = cache.tier.store.purge_selected(&selector);
-    spawn_shared(cache, selector);
+    let local = cache.tier.store.purge_selected(&selector);
+    let removed = local.max(shared_selected(cache, &selector).await);
     let status = if removed > 0 { 200 } else { 404 };
     let body = format!("{{\"purged\": {removed}}}\n");
     let bytes = crate::h1::write::simple_response(

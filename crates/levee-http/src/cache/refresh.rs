@@ -49,11 +49,18 @@ pub fn spawn(r: Refresh) {
         let (stale, key) = &r.stale;
         // (A disk tier hit reads a new copy of the same response each
         // time: the same head and times are the same response.)
-        let current = r.cache.tier.store.get(key);
+        // (A response only the shared tier holds is looked up there.)
+        let store = &r.cache.tier.store;
+        let mut current = store.get(key);
+        if current.is_none()
+            && let Some(shared) = &store.shared
+        {
+            current = shared.get(key).await.ok().flatten();
+        }
         let same = |o: &Arc<Object>| {
             Arc::ptr_eq(o, stale) || (o.meta == stale.meta && o.head == stale.head)
         };
-        if !matches!(current, Some(Entry::Object(o)) if same(&o)) {
+        if current.is_some() && !matches!(current, Some(Entry::Object(o)) if same(&o)) {
             return;
         }
         let mut fill = Fill::new(

@@ -60,6 +60,9 @@ pub(super) async fn ask_shared(
     let Some(shared) = &cache.tier.store.shared else {
         return Asked::Fetch(None);
     };
+    if !cache.tier.store.shared_visible(key) {
+        return Asked::Fetch(None);
+    }
     match shared.lookup(key, fields).await {
         Lookup::Hit(obj, stored_under, names) => {
             keep(cache, key, &obj, &stored_under, names);
@@ -88,6 +91,21 @@ fn keep(
     }
 }
 
+/// The stored response in the shared tier, kept locally when found.
+pub(super) async fn find_shared(
+    cache: &SiteCache,
+    key: &[u8],
+    fields: &[Field<'_>],
+) -> Option<Found> {
+    let shared = cache.tier.store.shared.as_ref()?;
+    if !cache.tier.store.shared_visible(key) {
+        return None;
+    }
+    let (obj, stored_under, names) = shared.find(key, fields).await.ok()??;
+    keep(cache, key, &obj, &stored_under, names);
+    Some((obj, stored_under, Source::Shared))
+}
+
 /// After waiting for another request's fetch: the stored response, from
 /// the local tiers or, when the fetch stored it only there, the shared one.
 pub(super) async fn after_wait(
@@ -98,10 +116,9 @@ pub(super) async fn after_wait(
     if let Some((obj, _, source)) = lookup_keyed(cache, key, fields) {
         return Some((obj, source));
     }
-    let shared = cache.tier.store.shared.as_ref()?;
-    let (obj, stored_under, names) = shared.find(key, fields).await.ok()??;
-    keep(cache, key, &obj, &stored_under, names);
-    Some((obj, Source::Shared))
+    find_shared(cache, key, fields)
+        .await
+        .map(|(obj, _, source)| (obj, source))
 }
 
 /// Whether every slice is in memory (so a small answer can be gathered

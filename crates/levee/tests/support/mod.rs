@@ -152,7 +152,7 @@ fn signal_group(pgid: u32, sig: &str) {
         .status();
 }
 
-fn signal_pid(pid: u32, sig: &str) {
+pub fn signal_pid(pid: u32, sig: &str) {
     let status = Command::new("kill")
         .args([sig, &pid.to_string()])
         .status()

@@ -129,7 +129,7 @@ const FLEET: &str = "[fleet]\nname = \"f\"\nredis = \"redis://127.0.0.1\"\n";
 fn disk_and_shared_tiers_become_the_model_and_survive_a_round_trip() {
     let text = format!(
         "{BASE}{FLEET}[cache.disk]\npath = \"/var/cache/levee\"\nmax_size = \"10g\"\nmax_object_size = \"100m\"\nfsync = true\n\
-         [cache.shared]\nstore = \"memcached\"\nmemcached = [\"10.0.0.1:11211\", \"10.0.0.2:11211\"]\nmax_object_size = \"512k\"\ntimeout = \"30ms\"\nlock_lease = \"5s\"\nlock_wait = \"1s\"\n"
+         [cache.shared]\nstore = \"redis\"\nmax_object_size = \"512k\"\ntimeout = \"30ms\"\nlock_lease = \"5s\"\nlock_wait = \"1s\"\n"
     );
     let config = ok(&text);
     let disk = config.cache.disk.as_ref().expect("[cache.disk]");
@@ -138,13 +138,7 @@ fn disk_and_shared_tiers_become_the_model_and_survive_a_round_trip() {
     assert_eq!(disk.max_object_size, 100 << 20);
     assert!(disk.fsync);
     let shared = config.cache.shared.as_ref().expect("[cache.shared]");
-    assert_eq!(
-        shared.store,
-        crate::model::SharedStore::Memcached(vec![
-            "10.0.0.1:11211".into(),
-            "10.0.0.2:11211".into()
-        ])
-    );
+    assert_eq!(shared.store, crate::model::SharedStore::Redis);
     assert_eq!(shared.max_object_size, 512 << 10);
     assert_eq!(shared.timeout, Duration::from_millis(30));
     assert_eq!(shared.lock_lease, Duration::from_secs(5));
@@ -195,6 +189,7 @@ fn tier_errors_name_their_keys() {
         )),
         [
             "t.toml:9:9: cache.shared.store: `store = \"memcached\"` needs `memcached = [\"host:port\", …]`",
+            "t.toml:9:9: cache.shared.store: memcached is not available yet as the shared tier: use \"redis\" (the fleet's Redis)",
             "t.toml:10:19: cache.shared.max_object_size: must be greater than zero and at most 64m",
             "t.toml:11:13: cache.shared.lock_wait: must be greater than zero",
         ]
