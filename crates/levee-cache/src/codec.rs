@@ -41,8 +41,9 @@ pub struct Bad;
 /// What a header describes.
 #[derive(Debug, Clone)]
 pub enum Decoded {
-    /// An object without its body (which follows the header).
-    Object(Object),
+    /// An object without its body (which follows the header). Boxed: a
+    /// marker is far smaller.
+    Object(Box<Object>),
     Vary(Vec<String>),
 }
 
@@ -142,14 +143,14 @@ pub fn decode(bytes: &[u8]) -> Result<Header, Bad> {
                 tags.push(Box::from(r.text()?));
             }
             let meta = r.meta()?;
-            Decoded::Object(Object {
+            Decoded::Object(Box::new(Object {
                 status,
                 visible,
                 head,
                 body: Default::default(),
                 meta,
                 tags: tags.into(),
-            })
+            }))
         }
         KIND_VARY => Decoded::Vary(r.strings()?),
         _ => return Err(Bad),

@@ -55,7 +55,7 @@ use std::time::{Duration, Instant};
 use quick_cache::sync::Cache;
 use quick_cache::{Lifecycle, Weighter};
 
-use crate::store::{Entry, Object};
+use crate::store::{Entry, Object, PurgeFn};
 pub use copy::DiskCopy;
 use file::write_atomically;
 use journal::{Appender, Record};
@@ -156,6 +156,9 @@ impl Job {
     }
 }
 
+/// The key being written and its tags.
+type Busy = (Vec<u8>, Box<[Box<str>]>);
+
 /// The writer's queue and the journal, under one lock: a commit (rename,
 /// record, index) and a purge never interleave, so a purge cannot be undone
 /// by a write that was queued before it.
@@ -165,7 +168,7 @@ pub(crate) struct State {
     queued_bytes: u64,
     /// The key the writer is writing now, with its tags, and whether a
     /// removal or purge has since cancelled it.
-    busy: Option<(Vec<u8>, Box<[Box<str>]>)>,
+    busy: Option<Busy>,
     cancelled: bool,
     journal: Option<Appender>,
     /// Records appended since the last compaction (replayed ones included).
@@ -454,7 +457,7 @@ impl Disk {
 
     /// Removes every entry for which `purge(key, tags)` holds, and any
     /// queued or running write of one; returns how many entries went.
-    pub fn purge(&self, purge: &dyn Fn(&[u8], &[Box<str>]) -> bool) -> usize {
+    pub fn purge(&self, purge: &PurgeFn<'_>) -> usize {
         let inner = &self.inner;
         let mut state = lock(&inner.state);
         let before = state.queue.len();

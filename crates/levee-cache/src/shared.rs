@@ -502,7 +502,7 @@ pub fn decode(key: &[u8], bytes: Vec<u8>) -> Option<Entry> {
             }
             // Copied out, so the stored body is exactly its own size.
             obj.body = Body::from(Bytes::copy_from_slice(bytes.get(header.len..)?));
-            Some(Entry::Object(Arc::new(obj)))
+            Some(Entry::Object(Arc::new(*obj)))
         }
     }
 }

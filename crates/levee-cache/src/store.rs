@@ -150,6 +150,9 @@ pub fn key_is_url(key: &[u8], url: &[u8]) -> bool {
         .is_some_and(|rest| rest.first().is_none_or(|&b| b == VARIANT || b == 0))
 }
 
+/// A purge's test of an entry: its key and its tags (a Vary marker has none).
+pub type PurgeFn<'a> = dyn Fn(&[u8], &[Box<str>]) -> bool + 'a;
+
 /// What the proxy needs from a storage tier.
 pub trait Storage: Send + Sync {
     fn get(&self, key: &[u8]) -> Option<Entry>;
@@ -158,7 +161,7 @@ pub trait Storage: Send + Sync {
     fn remove(&self, key: &[u8]);
     /// Removes every entry for which `purge(key, tags)` is true (a Vary
     /// marker has no tags); returns how many.
-    fn purge(&self, purge: &dyn Fn(&[u8], &[Box<str>]) -> bool) -> usize;
+    fn purge(&self, purge: &PurgeFn<'_>) -> usize;
     /// Bytes held now, stored and being copied.
     fn bytes(&self) -> u64;
     fn len(&self) -> usize;
@@ -276,7 +279,7 @@ impl Storage for Memory {
         self.map.remove(key);
     }
 
-    fn purge(&self, purge: &dyn Fn(&[u8], &[Box<str>]) -> bool) -> usize {
+    fn purge(&self, purge: &PurgeFn<'_>) -> usize {
         let removed = std::cell::Cell::new(0);
         self.map.retain(|k, e| {
             let gone = purge(k, e.tags());

@@ -20,7 +20,7 @@ use crate::disk::Disk;
 use crate::purge::{Purge, PurgeError, Selector};
 use crate::shared::Shared;
 use crate::stats::{Counters, STATS};
-use crate::store::{Entry, Memory, Storage};
+use crate::store::{Entry, Memory, PurgeFn, Storage};
 
 /// Where a hit came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,10 +131,10 @@ impl Tiers {
             return Some((e, Source::Disk));
         }
         let staged = self.staged.lock().ok()?;
-        match staged.get(key)? {
-            Some(e) => Some((e.clone(), Source::Shared)),
-            None => None,
-        }
+        staged
+            .get(key)?
+            .as_ref()
+            .map(|e| (e.clone(), Source::Shared))
     }
 
     /// The memory tier's capacity (`[cache] max_size`).
@@ -183,7 +183,7 @@ impl Tiers {
     }
 
     /// Removes from every local tier; returns how many distinct keys went.
-    fn purge_keys(&self, purge: &dyn Fn(&[u8], &[Box<str>]) -> bool) -> usize {
+    fn purge_keys(&self, purge: &PurgeFn<'_>) -> usize {
         let gone: Mutex<HashSet<Vec<u8>>> = Mutex::new(HashSet::new());
         let record = |k: &[u8], tags: &[Box<str>]| {
             let hit = purge(k, tags);
@@ -252,7 +252,7 @@ impl Storage for Tiers {
         }
     }
 
-    fn purge(&self, purge: &dyn Fn(&[u8], &[Box<str>]) -> bool) -> usize {
+    fn purge(&self, purge: &PurgeFn<'_>) -> usize {
         self.purge_keys(purge)
     }
 

@@ -37,7 +37,7 @@ impl Inner {
             offset: header.len as u64,
             len: header.body_len,
         }));
-        Ok(obj)
+        Ok(*obj)
     }
 
     /// Writes an object's file under `tmp/`; returns its size.

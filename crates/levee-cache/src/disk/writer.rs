@@ -44,37 +44,39 @@ pub(super) fn run(inner: Arc<Inner>) {
         drain_evictions(&inner);
         let job = {
             let mut s = lock(&inner.state);
-            loop {
-                if s.stop {
-                    drop(s);
-                    // Let a tier opened on this directory have it.
-                    lock(&inner._lock).take();
-                    return;
-                }
-                if let Some(job) = s.queue.pop_front() {
+            if s.stop {
+                drop(s);
+                // Let a tier opened on this directory have it.
+                lock(&inner._lock).take();
+                return;
+            }
+            match s.queue.pop_front() {
+                Some(job) => {
                     if let Job::Write { key, entry } = &job {
                         s.queued_bytes = s.queued_bytes.saturating_sub(job.bytes());
                         s.busy = Some((key.clone(), super::tags_of(entry).into()));
                         s.cancelled = false;
                     }
-                    break Some(job);
+                    Some(job)
                 }
-                if inner.settings.fsync
-                    && let Some(j) = s.journal.as_mut()
-                    && j.dirty
-                {
-                    j.dirty = false;
-                    if let Err(e) = j.file.sync_data() {
-                        inner.failed("syncing the journal", &e);
+                None => {
+                    if inner.settings.fsync
+                        && let Some(j) = s.journal.as_mut()
+                        && j.dirty
+                    {
+                        j.dirty = false;
+                        if let Err(e) = j.file.sync_data() {
+                            inner.failed("syncing the journal", &e);
+                        }
                     }
+                    // Evictions and the periodic sync are looked at after
+                    // every wake-up (an eviction wakes the thread too).
+                    let _ = inner
+                        .wake
+                        .wait_timeout(s, Duration::from_secs(1))
+                        .unwrap_or_else(|p| p.into_inner());
+                    None
                 }
-                // Evictions and the periodic sync are looked at after
-                // every wake-up (an eviction wakes the thread too).
-                let _ = inner
-                    .wake
-                    .wait_timeout(s, Duration::from_secs(1))
-                    .unwrap_or_else(|p| p.into_inner());
-                break None;
             }
         };
         match job {
