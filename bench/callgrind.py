@@ -1,0 +1,83 @@
+#!/usr/bin/env python3
+"""Instructions per proxied request, counted by callgrind: repeatable on a
+busy machine where CPU seconds are not, so it is the A/B measure for user
+time (docs: bench/README.md, "Instructions per request").
+
+    python3 bench/callgrind.py [--binary target/release/levee]
+                               [--baseline path/to/earlier/levee]
+                               [--requests 20000] [--connections 8]
+
+Each binary runs `levee proxy` under `valgrind --tool=callgrind` in front of
+the benchmark's nginx app server. After a warm-up its counters are zeroed
+(callgrind_control -z), h2load sends the requests over keep-alive HTTP/1.1
+connections, and the counters are dumped (callgrind_control -d): the
+instructions of every levee thread in that window, divided by the requests.
+Startup and warm-up are left out. Kernel time is not counted (see bench.py's
+syscalls per request for that side).
+"""
+import argparse, glob, os, re, subprocess, sys, time
+
+sys.path.insert(0, os.path.dirname(__file__))
+import peers  # noqa: E402
+
+
+def h2load(port, n, c):
+    out = subprocess.run(["h2load", "--h1", "-n", str(n), "-c", str(c), f"http://127.0.0.1:{port}/"],
+                         capture_output=True, text=True, timeout=600).stdout
+    ok = re.search(r"(\d+) succeeded", out)
+    return int(ok.group(1)) if ok else 0
+
+
+def measure(binary, name, requests, connections):
+    out_dir = os.path.join(peers.TMP, f"cg-{name}")
+    os.makedirs(out_dir, exist_ok=True)
+    port = peers.PORTS[name]
+    proc = peers.spawn(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out_dir}/cg.%p",
+                        binary, "proxy", "--listen", f"127.0.0.1:{port}",
+                        "--to", f"127.0.0.1:{peers.BACKEND}"])
+    try:
+        if not peers.wait_port(port, timeout=60):
+            sys.exit(f"{name} under valgrind is not listening")
+        h2load(port, 2000, connections)  # warm-up: pools, allocator, caches
+        subprocess.run(["callgrind_control", "-z", str(proc.pid)], capture_output=True, check=True)
+        done = h2load(port, requests, connections)
+        subprocess.run(["callgrind_control", "-d", str(proc.pid)], capture_output=True, check=True)
+    finally:
+        peers.stop([proc])
+    total = 0
+    for path in glob.glob(f"{out_dir}/cg.{proc.pid}.*"):
+        with open(path) as f:
+            for line in f:
+                if line.startswith("totals:") or line.startswith("summary:"):
+                    total += int(line.split()[1])
+                    break
+    return total / max(done, 1), done
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--binary", default="target/release/levee")
+    ap.add_argument("--baseline", help="an earlier levee binary, measured the same way")
+    ap.add_argument("--requests", type=int, default=20000)
+    ap.add_argument("--connections", type=int, default=8)
+    a = ap.parse_args()
+    backend = peers.backend()
+    peers.wait_port(peers.BACKEND)
+    rows = []
+    try:
+        runs = [("levee", a.binary)] + ([("baseline", a.baseline)] if a.baseline else [])
+        for name, binary in runs:
+            per, done = measure(os.path.abspath(binary), name, a.requests, a.connections)
+            rows.append((name, per, done))
+    finally:
+        peers.stop([backend])
+        peers.cleanup()
+    print(f"{'binary':9} {'requests':>9} {'instructions/req':>17}")
+    for name, per, done in rows:
+        print(f"{name:9} {done:>9} {per:>17.0f}")
+    if len(rows) == 2:
+        print(f"levee/baseline: instructions {rows[0][1] / rows[1][1]:.3f}")
+
+
+if __name__ == "__main__":
+    main()
