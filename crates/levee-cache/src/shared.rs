@@ -83,6 +83,13 @@ pub enum SharedError {
 pub struct Shared {
     pub settings: Settings,
     pub stats: SharedStats,
+    /// This member's stores sent after a response hold it shared, from
+    /// their last look at what purges removed until they are in Redis and
+    /// unstaged; a purge holds it alone over its local and shared parts.
+    /// So a purge never runs between a store's look and its put (which
+    /// would leave the purged object in Redis), and what is staged is
+    /// exactly what Redis does not hold yet (so a purge counts it once).
+    pub gate: tokio::sync::RwLock<()>,
     put: Script,
     release: Script,
 }
@@ -161,6 +168,7 @@ impl Shared {
         Shared {
             settings,
             stats: SharedStats::default(),
+            gate: tokio::sync::RwLock::new(()),
             put: Script::new(PUT),
             release: Script::new(RELEASE),
         }

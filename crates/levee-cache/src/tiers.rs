@@ -12,7 +12,7 @@
 //! Write-through means a restart finds on disk what memory held too: the
 //! hot set survives, which is the point of the disk tier.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use crate::body::{Body, InFlight};
@@ -71,7 +71,22 @@ pub struct Tiers {
     /// the response): an object only it will hold, or `None` for a key
     /// invalidated there. This member sees its own changes at once.
     staged: Mutex<HashMap<Vec<u8>, Option<Entry>>>,
+    /// Purges begun, so a store on its way to the shared tier can tell
+    /// whether one that names it ran meanwhile ([`Tiers::purged_since`]).
+    purges: Mutex<PurgeLog>,
 }
+
+/// How many purges have begun, and what the latest named (`None`: a test
+/// of its own, taken to name everything).
+#[derive(Debug, Default)]
+struct PurgeLog {
+    begun: u64,
+    recent: VecDeque<(u64, Option<Selector>)>,
+}
+
+/// Purges remembered for [`Tiers::purged_since`]; a store that waited
+/// longer than this many purges is taken to be named by one.
+const RECENT_PURGES: usize = 64;
 
 /// Most changes staged for the shared tier at once; past it a change is
 /// not staged (the member may see the shared tier's old state meanwhile).
@@ -84,6 +99,7 @@ impl Tiers {
             disk,
             shared,
             staged: Mutex::new(HashMap::new()),
+            purges: Mutex::new(PurgeLog::default()),
         }
     }
 
@@ -172,18 +188,60 @@ impl Tiers {
     /// keys went (a key held by memory and disk counts once).
     pub fn purge_local(&self, what: Purge<'_>) -> Result<usize, PurgeError> {
         let selector = Selector::new(what)?;
-        Ok(self.purge_selected(&selector))
+        Ok(self.purge_selected(&selector).keys)
     }
 
     /// [`Tiers::purge_local`] with a selector made already.
-    pub fn purge_selected(&self, selector: &Selector) -> usize {
-        let removed = self.purge_keys(&|k, tags| selector.matches(k, tags));
-        Counters::add(&STATS.purged, removed as u64);
-        removed
+    pub fn purge_selected(&self, selector: &Selector) -> Purged {
+        self.log_purge(Some(selector));
+        let purged = self.purge_keys(&|k, tags| selector.matches(k, tags));
+        Counters::add(&STATS.purged, purged.keys as u64);
+        purged
     }
 
-    /// Removes from every local tier; returns how many distinct keys went.
-    fn purge_keys(&self, purge: &PurgeFn<'_>) -> usize {
+    /// How many purges have begun. A store sent to the shared tier after
+    /// the response reads it when it is stored locally; before its put and
+    /// after, [`Tiers::purged_since`] says whether a purge that names it
+    /// began in between: that purge may have run on Redis before the put
+    /// landed, so the object is not sent, or is removed again. A purge is
+    /// counted before it touches any tier, local or shared.
+    pub fn purges(&self) -> u64 {
+        self.purges.lock().map_or(0, |l| l.begun)
+    }
+
+    /// Whether a purge that began after `since` ([`Tiers::purges`]) names
+    /// `key` with `tags` (or may: one of its own test, or one no longer
+    /// remembered).
+    pub fn purged_since(&self, since: u64, key: &[u8], tags: &[Box<str>]) -> bool {
+        let Ok(log) = self.purges.lock() else {
+            return true;
+        };
+        if log.begun == since {
+            return false;
+        }
+        if log.recent.front().is_none_or(|(n, _)| *n > since + 1) {
+            return true;
+        }
+        log.recent
+            .iter()
+            .filter(|(n, _)| *n > since)
+            .any(|(_, s)| s.as_ref().is_none_or(|s| s.matches(key, tags)))
+    }
+
+    /// Counts a purge about to begin (before any tier is touched).
+    fn log_purge(&self, selector: Option<&Selector>) {
+        if let Ok(mut log) = self.purges.lock() {
+            log.begun += 1;
+            let n = log.begun;
+            if log.recent.len() == RECENT_PURGES {
+                log.recent.pop_front();
+            }
+            log.recent.push_back((n, selector.cloned()));
+        }
+    }
+
+    /// Removes from every local tier; says how many distinct keys went.
+    fn purge_keys(&self, purge: &PurgeFn<'_>) -> Purged {
         let gone: Mutex<HashSet<Vec<u8>>> = Mutex::new(HashSet::new());
         let record = |k: &[u8], tags: &[Box<str>]| {
             let hit = purge(k, tags);
@@ -196,13 +254,37 @@ impl Tiers {
         if let Some(d) = &self.disk {
             d.purge(&record);
         }
+        let local = gone.lock().map_or(0, |g| g.len());
         if let Ok(mut staged) = self.staged.lock() {
             staged.retain(|k, e| match e {
                 Some(e) => !record(k, e.tags()),
                 None => true,
             });
         }
-        gone.into_inner().map_or(0, |g| g.len())
+        let keys = gone.into_inner().map_or(0, |g| g.len());
+        Purged {
+            keys,
+            staged: keys - local,
+        }
+    }
+}
+
+/// What a purge removed from this member's tiers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Purged {
+    /// Distinct keys, from any local tier or staged.
+    pub keys: usize,
+    /// Of those, keys only staged: objects on their way to the shared
+    /// tier, which it does not hold yet (so its count does not have them).
+    pub staged: usize,
+}
+
+impl Purged {
+    /// Entries removed, with `shared` from the shared tier: the most any
+    /// one tier removed (they hold the same objects), counting the staged
+    /// ones with the shared tier's.
+    pub fn with_shared(self, shared: usize) -> usize {
+        self.keys.max(shared + self.staged)
     }
 }
 
@@ -253,7 +335,8 @@ impl Storage for Tiers {
     }
 
     fn purge(&self, purge: &PurgeFn<'_>) -> usize {
-        self.purge_keys(purge)
+        self.log_purge(None);
+        self.purge_keys(purge).keys
     }
 
     /// The memory tier's bytes (the disk's are [`Disk::bytes`]).

@@ -99,3 +99,52 @@ fn purges_count_each_key_once_across_tiers() {
     assert!(t.purge_local(Purge::Prefix(b"nope")).is_err());
     let _ = std::fs::remove_dir_all(path);
 }
+
+/// A store on its way to the shared tier learns whether a purge that
+/// names it began since it was stored locally (then it is not sent, or
+/// removed again), and only such a purge: another key's leaves it alone.
+#[test]
+fn purged_since_names_only_what_a_later_purge_matched() {
+    let t = Tiers::new(Arc::new(Memory::new(1 << 20, 64 << 10)), None, None);
+    let red: &[Box<str>] = &[Box::from("red")];
+    let before = t.purges();
+    assert!(!t.purged_since(before, b"http://h/a", red), "no purge yet");
+    assert_eq!(t.purge_local(Purge::Url(b"http://h/b")), Ok(0));
+    assert!(!t.purged_since(before, b"http://h/a", red), "another URL");
+    assert_eq!(t.purge_local(Purge::Tag("red")), Ok(0));
+    assert!(t.purged_since(before, b"http://h/a", red), "its tag");
+    assert!(
+        !t.purged_since(t.purges(), b"http://h/a", red),
+        "stored after"
+    );
+    // One of its own test (Storage::purge) names everything.
+    let since = t.purges();
+    t.purge(&|_, _| false);
+    assert!(t.purged_since(since, b"http://h/z", &[]));
+    // Past what is remembered, every store is taken to be named.
+    let since = t.purges();
+    for _ in 0..=RECENT_PURGES {
+        assert_eq!(t.purge_local(Purge::Url(b"http://h/b")), Ok(0));
+    }
+    assert!(t.purged_since(since, b"http://h/a", red));
+}
+
+/// A purge counts what was only staged for the shared tier apart, since
+/// the shared tier's own count does not have it yet: 1 sent and 1 staged
+/// is 2 removed, not the most of 1 and 1.
+#[test]
+fn staged_objects_count_with_the_shared_tiers() {
+    let t = Tiers::new(Arc::new(Memory::new(1 << 20, 64 << 10)), None, None);
+    t.stage(b"http://h/b", Some(object(10, &["red"])));
+    assert!(t.put(b"http://h/c".to_vec(), object(10, &["red"])));
+    let purged = t.purge_selected(&Selector::Tag("red".to_owned()));
+    assert_eq!(purged, Purged { keys: 2, staged: 1 });
+    assert!(!t.is_staged(b"http://h/b", &Some(object(10, &[]))));
+    assert_eq!(
+        purged.with_shared(1),
+        2,
+        "c from memory and Redis, b staged"
+    );
+    assert_eq!(purged.with_shared(0), 2);
+    assert_eq!(purged.with_shared(3), 4, "two more only Redis had");
+}

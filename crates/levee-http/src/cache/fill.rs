@@ -56,11 +56,22 @@ pub struct Answer {
     pub source: Source,
 }
 
-/// What [`Fill::finish`] sends to the shared tier: the key, the entry, for
-/// how long (seconds), the Vary marker to put beside it, and whether they
-/// are staged (no local tier took them: this member sees them staged
-/// until the shared tier has them).
-type ToShare = (Vec<u8>, Entry, u64, Option<Arc<[String]>>, bool);
+/// What [`Fill::finish`] sends to the shared tier.
+#[derive(Debug)]
+struct ToShare {
+    key: Vec<u8>,
+    entry: Entry,
+    /// For how long (seconds).
+    ttl: u64,
+    /// The Vary marker to put beside it.
+    marker: Option<Arc<[String]>>,
+    /// No local tier took them: this member sees them staged until the
+    /// shared tier has them.
+    staged: bool,
+    /// [`Tiers::purges`](levee_cache::tiers::Tiers::purges) when it was
+    /// stored locally.
+    purges: u64,
+}
 
 /// An object waiting for its body.
 #[derive(Debug)]
@@ -410,8 +421,9 @@ impl<'a> Fill<'a> {
         let object = Arc::new(self.updated(stale, resp));
         let store = &self.cache.tier.store;
         let entry = Entry::Object(object.clone());
+        let purges = store.purges();
         let local = store.put(key.clone(), entry.clone());
-        self.share_update(key.clone(), entry, local);
+        self.share_update(key.clone(), entry, local, purges);
         self.landing = Landing::Stored;
         self.land();
         let mut extra = Vec::new();
@@ -452,9 +464,10 @@ impl<'a> Fill<'a> {
         let store = &self.cache.tier.store;
         if same("etag") && same("last-modified") && length_matches {
             let entry = Entry::Object(Arc::new(self.updated(stale, resp)));
+            let purges = store.purges();
             let local = store.put(key.clone(), entry.clone());
             let key = key.clone();
-            self.share_update(key, entry, local);
+            self.share_update(key, entry, local, purges);
         } else {
             store.remove(key);
             self.share_remove.push(key.clone());
@@ -495,6 +508,8 @@ impl<'a> Fill<'a> {
             None => (self.key.clone(), None),
             Some((names, secondary)) => (variant_key(&self.key, &secondary), Some(names)),
         };
+        // Read before the store: a purge that begins after it is seen.
+        let purges = store.purges();
         let local = store.put(object_key.clone(), entry.clone())
             && marker
                 .as_ref()
@@ -509,7 +524,14 @@ impl<'a> Fill<'a> {
                     store.stage(&self.key, Some(Entry::Vary(names.clone())));
                 }
             }
-            self.share = Some((object_key, entry, ttl, marker, !local));
+            self.share = Some(ToShare {
+                key: object_key,
+                entry,
+                ttl,
+                marker,
+                staged: !local,
+                purges,
+            });
         }
         self.landing = if local || shared {
             Counters::add(&STATS.stored, 1);

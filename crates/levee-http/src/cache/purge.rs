@@ -21,35 +21,46 @@ use crate::site::Site;
 
 /// Removes what `what` names from this member's tiers and from the
 /// fleet's shared tier; returns the most entries one tier removed (the
-/// tiers hold the same objects). Scans the stores and waits for Redis (at
-/// most its timeout), so it is for operators, not for every request.
+/// tiers hold the same objects: [`Purged`]). Scans the stores and waits
+/// for Redis (at most its timeout), so it is for operators, not for every
+/// request.
+///
+/// [`Purged`]: levee_cache::tiers::Purged
 pub fn purge(cache: &SiteCache, what: Purge<'_>) -> Result<usize, PurgeError> {
     let selector = Selector::new(what)?;
-    let local = cache.tier.store.purge_selected(&selector);
-    let Some(shared) = cache.tier.store.shared.clone() else {
-        return Ok(local);
-    };
+    let store = &cache.tier.store;
+    if store.shared.is_none() {
+        return Ok(store.purge_selected(&selector).keys);
+    }
     // The admin API answers from a thread that must not wait on a future:
-    // the shared purge runs on a thread of its own (operators only).
-    let shared = std::thread::scope(|s| {
+    // the purge runs on a thread of its own (operators only).
+    let removed = std::thread::scope(|s| {
         s.spawn(|| {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .ok()?;
-            runtime.block_on(shared.purge(&selector)).ok()
+            Some(runtime.block_on(every_tier(cache, &selector)))
         })
         .join()
         .ok()
         .flatten()
     });
-    if shared.is_none() {
-        tracing::warn!(
-            ?selector,
-            "shared cache purge failed; its objects expire on their own"
-        );
-    }
-    Ok(local.max(shared.unwrap_or(0)))
+    // No runtime to run it on: this member's tiers at least.
+    Ok(removed.unwrap_or_else(|| store.purge_selected(&selector).keys))
+}
+
+/// Removes what `selector` names from this member's tiers, then from the
+/// shared tier, holding its gate (no store of this member's is on its way
+/// to Redis meanwhile); the most entries one tier removed.
+async fn every_tier(cache: &SiteCache, selector: &Selector) -> usize {
+    let store = &cache.tier.store;
+    let Some(shared) = &store.shared else {
+        return store.purge_selected(selector).keys;
+    };
+    let _gate = shared.gate.write().await;
+    let local = store.purge_selected(selector);
+    local.with_shared(shared_selected(cache, selector).await)
 }
 
 /// Removes what `what` names from this member's local tiers (memory and
@@ -101,8 +112,7 @@ pub(super) async fn serve(
         })
         .collect();
     let selector = Selector::Urls(urls);
-    let local = cache.tier.store.purge_selected(&selector);
-    let removed = local.max(shared_selected(cache, &selector).await);
+    let removed = every_tier(cache, &selector).await;
     let status = if removed > 0 { 200 } else { 404 };
     let body = format!("{{\"purged\": {removed}}}\n");
     let bytes = crate::h1::write::simple_response(

@@ -6,7 +6,7 @@ use levee_cache::flight::Landing;
 use levee_cache::stats::{Counters, STATS};
 use levee_cache::store::{Entry, Storage, variant_key};
 
-use super::{Fill, Pending};
+use super::{Fill, Pending, ToShare};
 use crate::cache::unix_now;
 
 impl Fill<'_> {
@@ -23,23 +23,49 @@ impl Fill<'_> {
                     store.unstage(key, &None);
                 }
             }
-            if let Some((key, entry, ttl, marker, staged)) = self.share.take() {
+            if let Some(ToShare {
+                key,
+                entry,
+                ttl,
+                marker,
+                staged,
+                purges,
+            }) = self.share.take()
+            {
+                // A purge of it since the local store: not sent (it may
+                // have run on the shared tier already). This member's
+                // purges wait for the gate; another member's, heard on the
+                // bus during the puts, may have missed what they wrote:
+                // removed again.
+                let _gate = shared.gate.read().await;
+                let tags = entry.tags().to_vec();
+                let purged = || {
+                    store.purged_since(purges, &key, &tags)
+                        || (marker.is_some() && store.purged_since(purges, &self.key, &[]))
+                };
                 let object = Some(entry);
-                // A purge since the store dropped what was staged: not sent.
-                if !staged || store.is_staged(&key, &object) {
+                if !purged() && (!staged || store.is_staged(&key, &object)) {
                     if let Some(entry) = &object {
                         shared.put(&key, entry, ttl).await;
                     }
-                    if let Some(names) = marker {
-                        let marker = Entry::Vary(names);
-                        shared.put(&self.key, &marker, ttl).await;
-                        if staged {
-                            store.unstage(&self.key, &Some(marker));
+                    if let Some(names) = &marker {
+                        shared
+                            .put(&self.key, &Entry::Vary(names.clone()), ttl)
+                            .await;
+                    }
+                    if purged() {
+                        let mut keys = vec![key.clone()];
+                        if marker.is_some() {
+                            keys.push(self.key.clone());
                         }
+                        shared.remove(&keys).await;
                     }
                 }
                 if staged {
                     store.unstage(&key, &object);
+                    if let Some(names) = marker {
+                        store.unstage(&self.key, &Some(Entry::Vary(names)));
+                    }
                 }
             }
         }
@@ -63,8 +89,8 @@ impl Fill<'_> {
     }
 
     /// An updated stored response goes to the shared tier too (staged when
-    /// no local tier took it).
-    pub(super) fn share_update(&mut self, key: Vec<u8>, entry: Entry, local: bool) {
+    /// no local tier took it); `purges` was read before the local store.
+    pub(super) fn share_update(&mut self, key: Vec<u8>, entry: Entry, local: bool, purges: u64) {
         let store = &self.cache.tier.store;
         let Some(shared) = &store.shared else { return };
         let Entry::Object(object) = &entry else {
@@ -77,7 +103,14 @@ impl Fill<'_> {
         if !local {
             store.stage(&key, Some(entry.clone()));
         }
-        self.share = Some((key, entry, ttl, None, !local));
+        self.share = Some(ToShare {
+            key,
+            entry,
+            ttl,
+            marker: None,
+            staged: !local,
+            purges,
+        });
     }
 
     /// The key the object goes under: its variant's when it varies.
