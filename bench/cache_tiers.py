@@ -34,6 +34,8 @@ SIZES = [("10k", 10 * 1024), ("1m", 1 << 20), ("100m", 100 << 20)]
 
 
 def origin():
+    # mkdtemp's directory is the owner's alone: nginx's workers must read it.
+    os.chmod(TMP, 0o755)
     root = os.path.join(TMP, "www")
     os.makedirs(os.path.join(root, "o"), exist_ok=True)
     for name, size in SIZES:
