@@ -38,6 +38,8 @@ pub enum Command {
     Metrics,
     /// The cache store's size and entries.
     Cache,
+    /// A table of the cache's tiers (`/cache`).
+    CacheStats,
     /// Removes cached responses: `by` is `url`, `prefix` or `tag`.
     Purge {
         by: PurgeBy,
@@ -182,6 +184,50 @@ fn mirrors_table(text: &str) -> Option<String> {
     Some(out)
 }
 
+/// `/cache` as one row per tier: entries, bytes, hits, state.
+fn tiers_table(text: &str) -> Option<String> {
+    let v: Value = serde_json::from_str(text).ok()?;
+    let n = |v: Option<&Value>| match v {
+        Some(Value::Null) | None => "-".to_owned(),
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+    };
+    let hits = v.get("hits")?;
+    let mut rows = vec![
+        ["TIER", "ENTRIES", "BYTES", "HITS", "STATE"].map(str::to_owned),
+        [
+            "memory".to_owned(),
+            n(v.get("entries")),
+            n(v.get("bytes")),
+            n(hits.get("memory")),
+            "ready".to_owned(),
+        ],
+    ];
+    let disk = v.get("disk").filter(|d| !d.is_null());
+    rows.push([
+        "disk".to_owned(),
+        n(disk.and_then(|d| d.get("entries"))),
+        n(disk.and_then(|d| d.get("bytes"))),
+        n(hits.get("disk")),
+        match disk {
+            None => "off".to_owned(),
+            Some(d) => match d.get("reason").and_then(Value::as_str) {
+                Some(why) => format!("{} ({why})", n(d.get("state"))),
+                None => n(d.get("state")),
+            },
+        },
+    ]);
+    let shared = v.get("shared").filter(|s| !s.is_null());
+    rows.push([
+        "shared".to_owned(),
+        "-".to_owned(),
+        "-".to_owned(),
+        n(hits.get("shared")),
+        shared.map_or("off".to_owned(), |s| n(s.get("store"))),
+    ]);
+    Some(columns(&rows))
+}
+
 /// What a purge matches (docs/api.md, `POST /cache/purge`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PurgeBy {
@@ -250,7 +296,7 @@ pub fn run(client: &Client, command: &Command) -> Result<String, CtlError> {
         Command::Upstreams => ("GET", "/upstreams".to_owned(), String::new()),
         Command::Upstream(name) => ("GET", format!("/upstreams/{}", encode(name)), String::new()),
         Command::Metrics => ("GET", "/metrics".to_owned(), String::new()),
-        Command::Cache => ("GET", "/cache".to_owned(), String::new()),
+        Command::Cache | Command::CacheStats => ("GET", "/cache".to_owned(), String::new()),
         Command::Purge { by, value } => (
             "POST",
             "/cache/purge".to_owned(),
@@ -339,6 +385,7 @@ pub fn run(client: &Client, command: &Command) -> Result<String, CtlError> {
             bans_line(&text).unwrap_or(text)
         }
         Command::Certs => certs::table(&text).unwrap_or(text),
+        Command::CacheStats => tiers_table(&text).unwrap_or(text),
         Command::Drain { .. }
         | Command::Disable { .. }
         | Command::Enable { .. }

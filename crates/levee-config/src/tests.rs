@@ -461,6 +461,8 @@ fn docs_cover_every_key() {
         RATE_LIMIT_KEYS,
         RESOLVER_KEYS,
         CACHE_KEYS,
+        DISK_KEYS,
+        SHARED_KEYS,
         ROUTE_CACHE_KEYS,
         MAIL_KEYS,
         MIRRORS_KEYS,

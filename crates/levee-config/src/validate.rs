@@ -36,6 +36,13 @@ pub(crate) fn assemble(sink: &mut Sink<'_>, draft: Draft, source: &Path) -> Opti
                 "`scope = \"fleet\"` needs a [fleet] section (docs/fleet.md)",
             );
         }
+        if let Some(m) = &draft.cache_shared {
+            sink.error(
+                m.span.clone(),
+                &m.key,
+                "the shared cache tier needs a [fleet] section (docs/cache.md, \"Tiers\")",
+            );
+        }
     }
     crate::walk::check_acme(sink, &draft);
     if sink.has_errors() {

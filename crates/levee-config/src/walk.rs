@@ -78,6 +78,8 @@ pub(crate) struct Draft {
     pub rate_limits: Vec<DraftRateLimit>,
     pub resolver: Option<crate::model::Resolver>,
     pub cache: crate::model::CacheConfig,
+    /// Where `[cache.shared]` was written: it needs `[fleet]`.
+    pub cache_shared: Option<Mention>,
     pub http2: crate::model::Http2,
     pub fleet: Option<crate::model::Fleet>,
     pub mirrors: Vec<DraftMirrorSet>,
@@ -175,7 +177,7 @@ pub(crate) use acme::{ACME_DNS_KEYS, ACME_KEYS, ON_DEMAND_KEYS};
 pub(crate) use admin::ADMIN_KEYS;
 pub use admin::origin as parse_origin;
 #[cfg(test)]
-pub(crate) use cache::{CACHE_KEYS, ROUTE_KEYS as ROUTE_CACHE_KEYS};
+pub(crate) use cache::{CACHE_KEYS, DISK_KEYS, ROUTE_KEYS as ROUTE_CACHE_KEYS, SHARED_KEYS};
 #[cfg(test)]
 pub(crate) use fleet::FLEET_KEYS;
 #[cfg(test)]
@@ -249,7 +251,7 @@ pub(crate) fn walk(sink: &mut Sink<'_>, root: &DeTable<'_>, root_span: Range<usi
     let resolver = fields
         .get("resolver")
         .and_then(|i| resolver::resolver(sink, i));
-    let cache = fields
+    let (cache, cache_shared) = fields
         .get("cache")
         .map(|i| cache::cache(sink, i))
         .unwrap_or_default();
@@ -265,6 +267,7 @@ pub(crate) fn walk(sink: &mut Sink<'_>, root: &DeTable<'_>, root_span: Range<usi
         .unwrap_or_default();
     Draft {
         fleet,
+        cache_shared,
         mirrors,
         acme,
         root_span,

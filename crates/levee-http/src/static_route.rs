@@ -206,8 +206,9 @@ fn file_head(status: u16, fields: &[(&'static str, String)], keep_alive: bool) -
     out
 }
 
-/// `sendfile` on plain TCP; over TLS the bytes pass through rustls.
-async fn send_range(
+/// `sendfile` on plain TCP; over TLS the bytes pass through rustls. The
+/// cache sends disk tier bodies with it too.
+pub(crate) async fn send_range(
     stream: &mut ClientStream,
     file: &std::fs::File,
     start: u64,

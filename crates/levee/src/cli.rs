@@ -213,8 +213,12 @@ enum CtlCmd {
     },
     /// The Prometheus metrics.
     Metrics,
-    /// The cache store's size and entries.
-    Cache,
+    /// The cache store's size and entries, as JSON (`cache stats`: a
+    /// table of each tier's entries, bytes, hits and state).
+    Cache {
+        #[command(subcommand)]
+        action: Option<CacheCmd>,
+    },
     /// Remove cached responses: `purge url http://host/path`, `purge prefix
     /// http://host/img/` or `purge tag NAME` (on every member of a fleet).
     Purge { by: String, value: String },
@@ -265,6 +269,12 @@ enum CtlCmd {
 enum CertsCmd {
     /// Renew the ACME certificate for NAME now and show the outcome.
     Renew { name: String },
+}
+
+#[derive(Subcommand, Debug)]
+enum CacheCmd {
+    /// Each tier (memory, disk, shared): entries, bytes, hits, state.
+    Stats,
 }
 
 #[derive(Subcommand, Debug)]
@@ -498,7 +508,10 @@ fn ctl(args: CtlArgs) -> anyhow::Result<ExitCode> {
     }
     let command = match args.command {
         CtlCmd::Upstreams => Command::Upstreams,
-        CtlCmd::Cache => Command::Cache,
+        CtlCmd::Cache { action: None } => Command::Cache,
+        CtlCmd::Cache {
+            action: Some(CacheCmd::Stats),
+        } => Command::CacheStats,
         CtlCmd::Purge { by, value } => Command::Purge {
             by: levee_admin::ctl::PurgeBy::parse(&by)
                 .with_context(|| format!("purge by `{by}`: expected url, prefix or tag"))?,
