@@ -76,6 +76,7 @@ fn single_route(address: SocketAddr, action: Action, upstreams: Vec<Upstream>) -
         http2: Default::default(),
         fleet: None,
         mirrors: Vec::new(),
+        dns: None,
         cache: Default::default(),
     }
 }

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 mod admin;
 mod cache;
+mod dns;
 mod fleet;
 mod http2;
 mod mail;
@@ -19,6 +20,7 @@ mod tls;
 mod upstream;
 pub use admin::*;
 pub use cache::*;
+pub use dns::*;
 pub use fleet::*;
 pub use http2::*;
 pub use mail::*;
@@ -57,6 +59,8 @@ pub struct Config {
     pub fleet: Option<Fleet>,
     /// `[mirrors.NAME]`: file trees redirected to mirrors, in file order.
     pub mirrors: Vec<MirrorSet>,
+    /// `[dns]`: the authoritative DNS server; `None` when it is off.
+    pub dns: Option<Dns>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

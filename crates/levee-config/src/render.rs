@@ -9,6 +9,7 @@ use toml::{Table, Value};
 
 mod admin;
 mod cache;
+mod dns;
 mod fleet;
 mod mail;
 pub(crate) mod mirrors;
@@ -175,6 +176,7 @@ pub fn to_toml(config: &Config) -> String {
     cache::root(&mut root, &config.cache);
     fleet::root(&mut root, &config.fleet);
     mirrors::root(&mut root, &config.mirrors);
+    dns::root(&mut root, &config.dns);
 
     toml::to_string(&root).unwrap_or_default()
 }

@@ -37,6 +37,17 @@ pub(crate) fn assemble(sink: &mut Sink<'_>, draft: Draft, source: &Path) -> Opti
             );
         }
     }
+    if draft.fleet.is_none()
+        && let Some(dns) = &draft.dns
+    {
+        for m in &dns.fleet_records {
+            sink.error(
+                m.span.clone(),
+                &m.key,
+                "a fleet record answers with the fleet's members: it needs a [fleet] section (docs/fleet.md)",
+            );
+        }
+    }
     if sink.has_errors() {
         return None;
     }
@@ -103,6 +114,7 @@ pub(crate) fn assemble(sink: &mut Sink<'_>, draft: Draft, source: &Path) -> Opti
         http2: draft.http2,
         fleet: draft.fleet,
         mirrors: draft.mirrors.into_iter().map(|m| m.set).collect(),
+        dns: draft.dns.map(|d| d.dns),
     })
 }
 
@@ -372,6 +384,7 @@ pub fn validate(config: &Config) -> Result<(), ConfigErrors> {
     check(parsed.cache == config.cache, "cache");
     check(parsed.http2 == config.http2, "http2");
     check(parsed.fleet == config.fleet, "fleet");
+    check(parsed.dns == config.dns, "dns");
     for m in &config.mirrors {
         let same = parsed.mirrors.iter().any(|p| p == m);
         check(same, &crate::tree::child("mirrors", &m.name));

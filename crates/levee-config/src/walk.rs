@@ -8,6 +8,7 @@
 
 mod admin;
 mod cache;
+mod dns;
 mod fleet;
 mod http2;
 mod mail;
@@ -75,6 +76,7 @@ pub(crate) struct Draft {
     pub http2: crate::model::Http2,
     pub fleet: Option<crate::model::Fleet>,
     pub mirrors: Vec<DraftMirrorSet>,
+    pub dns: Option<dns::DraftDns>,
 }
 
 pub(crate) struct DraftListener {
@@ -113,6 +115,7 @@ pub(crate) const ROOT_KEYS: &[&str] = &[
     "http2",
     "fleet",
     "mirrors",
+    "dns",
 ];
 pub(crate) const LOG_KEYS: &[&str] = &["access", "format", "level"];
 pub(crate) const LIMIT_KEYS: &[&str] = &[
@@ -161,6 +164,8 @@ pub(crate) use admin::ADMIN_KEYS;
 pub use admin::origin as parse_origin;
 #[cfg(test)]
 pub(crate) use cache::{CACHE_KEYS, ROUTE_KEYS as ROUTE_CACHE_KEYS};
+#[cfg(test)]
+pub(crate) use dns::{DNS_KEYS, FLEET_RECORD_KEYS, ZONE_KEYS};
 #[cfg(test)]
 pub(crate) use fleet::FLEET_KEYS;
 #[cfg(test)]
@@ -233,7 +238,9 @@ pub(crate) fn walk(sink: &mut Sink<'_>, root: &DeTable<'_>, root_span: Range<usi
         .get("mirrors")
         .map(|i| mirrors::mirror_sets(sink, i))
         .unwrap_or_default();
+    let dns = fields.get("dns").and_then(|i| dns::dns(sink, i));
     Draft {
+        dns,
         fleet,
         mirrors,
         root_span,
