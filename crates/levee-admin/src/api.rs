@@ -13,6 +13,8 @@
 //! POST /mail/users/NAME/close                       close NAME's logged-in mail sessions
 //! GET  /fleet                                       the fleet's members (api/fleet.rs)
 //! POST /fleet/ping                                  a ping on the fleet's bus
+//! POST /fleet/members/NAME/drain                    NAME leaves the fleet's DNS answers
+//! POST /fleet/members/NAME/undrain                  NAME comes back to them
 //! /mirrors/...                                      the download redirector (api/mirrors.rs)
 //! ```
 //!
@@ -72,8 +74,11 @@ pub fn handle(shared: &Shared, method: &str, target: &str, body: &[u8]) -> Reply
         (_, ["cache"]) => Reply::error(405, format!("{method} is not allowed here; use GET")),
         ("GET" | "HEAD", ["fleet"]) => fleet::status(),
         ("POST", ["fleet", "ping"]) => fleet::ping(body),
+        ("POST", ["fleet", "members", name, action @ ("drain" | "undrain")]) => {
+            fleet::drain(name, *action == "drain")
+        }
         (_, ["fleet"]) => Reply::error(405, format!("{method} is not allowed here; use GET")),
-        (_, ["fleet", "ping"]) => {
+        (_, ["fleet", "ping"] | ["fleet", "members", _, "drain" | "undrain"]) => {
             Reply::error(405, format!("{method} is not allowed here; use POST"))
         }
         ("POST", ["mail", "users", user, "close"]) => {

@@ -26,6 +26,9 @@ use crate::link::{Link, RETRY};
 pub enum Message {
     /// Does nothing but show in every member's log (`levee ctl fleet ping`).
     Ping { note: String },
+    /// `instance` leaves the fleet's DNS answers (`drained`) or comes back
+    /// (`levee ctl fleet drain` / `undrain`, docs/dns.md).
+    Drain { instance: String, drained: bool },
 }
 
 /// A message with its sender.
@@ -119,6 +122,9 @@ pub(crate) async fn subscribe(link: Arc<Link>, fleet: String, out: broadcast::Se
                             match &e.message {
                                 Message::Ping { note } => {
                                     tracing::info!(from = %e.from, note = %note, "fleet bus: ping");
+                                }
+                                Message::Drain { instance, drained } => {
+                                    tracing::info!(from = %e.from, instance = %instance, drained, "fleet bus: drain");
                                 }
                             }
                             let _ = out.send(e);

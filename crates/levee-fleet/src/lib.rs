@@ -5,6 +5,7 @@
 //!   `timeout`, and its [`health`] (up, restoring, down, since when);
 //! - [`members`]: heartbeats and the member list;
 //! - [`bus`]: typed messages on the fleet's pub/sub channel;
+//! - [`drain`]: members taken out of the fleet's DNS answers;
 //! - [`limits`]: the Redis side of fleet-scoped rate limits;
 //! - [`metrics`]: the fleet's counters as Prometheus text.
 //!
@@ -14,6 +15,7 @@
 //! each at most `timeout`, on a channel.
 
 pub mod bus;
+pub mod drain;
 pub mod health;
 pub mod limits;
 pub mod link;
@@ -21,11 +23,12 @@ pub mod members;
 pub mod metrics;
 pub mod settings;
 
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use tokio::sync::{Notify, broadcast, mpsc};
+use tokio::sync::{Notify, broadcast, mpsc, watch};
 
 pub use health::{Health, State};
 pub use limits::{Debts, Grant, Limits, Take};
@@ -91,6 +94,12 @@ pub struct Fleet {
     live: AtomicU32,
     bus: broadcast::Sender<bus::Envelope>,
     outgoing: mpsc::UnboundedSender<bus::Message>,
+    /// Drained members as last read or heard (drain.rs).
+    drained: Mutex<BTreeSet<String>>,
+    /// Drains and undrains made here that Redis has not taken yet.
+    drains_unsent: Mutex<Vec<(String, bool)>>,
+    /// Bumped whenever the member list or the drained set may have changed.
+    changes: watch::Sender<u64>,
     stop: Notify,
     /// Told when the fleet thread is done (its record removed).
     done: Mutex<Option<std::sync::mpsc::Receiver<()>>>,
@@ -134,6 +143,9 @@ impl Fleet {
             live: AtomicU32::new(1),
             bus: broadcast::channel(256).0,
             outgoing,
+            drained: Mutex::new(BTreeSet::new()),
+            drains_unsent: Mutex::new(Vec::new()),
+            changes: watch::channel(0).0,
             stop: Notify::new(),
             done: Mutex::new(None),
             started_ms: unix_ms(SystemTime::now()),
@@ -204,6 +216,44 @@ impl Fleet {
             .clone()
     }
 
+    /// Members drained from the fleet's DNS answers, as last read or heard.
+    pub fn drained(&self) -> BTreeSet<String> {
+        self.drained
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Drains `instance` from the fleet's DNS answers (or undrains it): at
+    /// once here, then in Redis and on the bus for every member; kept and
+    /// sent again while Redis is away.
+    pub fn set_drained(&self, instance: &str, drained: bool) {
+        self.apply_drain(instance, drained);
+        lock(&self.drains_unsent).push((instance.to_owned(), drained));
+        let _ = self.outgoing.send(bus::Message::Drain {
+            instance: instance.to_owned(),
+            drained,
+        });
+    }
+
+    fn apply_drain(&self, instance: &str, drained: bool) {
+        let mut set = lock(&self.drained);
+        let changed = if drained {
+            set.insert(instance.to_owned())
+        } else {
+            set.remove(instance)
+        };
+        drop(set);
+        if changed {
+            self.changes.send_modify(|n| *n += 1);
+        }
+    }
+
+    /// Wakes whenever the member list or the drained set may have changed.
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
     /// Messages from the bus, as they arrive.
     pub fn bus(&self) -> broadcast::Receiver<bus::Envelope> {
         self.bus.subscribe()
@@ -225,11 +275,17 @@ impl Fleet {
             )),
             tokio::spawn(self.clone().heartbeats()),
             tokio::spawn(self.clone().maintain()),
+            tokio::spawn(self.clone().hear_drains()),
         ];
         loop {
             tokio::select! {
                 _ = self.stop.notified() => break,
                 Some(m) = outgoing.recv() => {
+                    if matches!(m, bus::Message::Drain { .. }) {
+                        // Redis first, so a member that reads the hash
+                        // after hearing the message finds it there.
+                        self.send_drains().await;
+                    }
                     if let Err(e) = bus::publish(&self.link, self.name(), self.instance(), m).await {
                         tracing::warn!(error = %e, "fleet bus: message not sent");
                     }
@@ -240,6 +296,33 @@ impl Fleet {
             t.abort();
         }
         let _ = members::beat(&self.link, self.name(), self.instance(), None).await;
+    }
+
+    /// Writes the drains made here that Redis has not taken yet.
+    async fn send_drains(&self) {
+        let unsent = std::mem::take(&mut *lock(&self.drains_unsent));
+        for (i, (instance, drained)) in unsent.iter().enumerate() {
+            if let Err(e) = drain::set(&self.link, self.name(), instance, *drained).await {
+                tracing::warn!(instance = %instance, drained, error = %e, "fleet: drain not recorded in Redis yet; trying again at the next heartbeat");
+                lock(&self.drains_unsent).splice(0..0, unsent[i..].iter().cloned());
+                return;
+            }
+        }
+    }
+
+    /// Applies drains other members announce on the bus.
+    async fn hear_drains(self: Arc<Self>) {
+        let mut rx = self.bus.subscribe();
+        loop {
+            match rx.recv().await {
+                Ok(bus::Envelope {
+                    message: bus::Message::Drain { instance, drained },
+                    ..
+                }) => self.apply_drain(&instance, drained),
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(broadcast::error::RecvError::Closed) => return,
+            }
+        }
     }
 
     /// Connects whenever the link is down; after each connect, charges what
@@ -303,6 +386,14 @@ impl Fleet {
                     members: list,
                     read_at: Some(SystemTime::now()),
                 };
+                self.send_drains().await;
+                let known = self.drained();
+                if let Ok(set) = drain::read(&self.link, self.name(), &known).await
+                    && lock(&self.drains_unsent).is_empty()
+                {
+                    *lock(&self.drained) = set;
+                }
+                self.changes.send_modify(|n| *n += 1);
             }
         }
     }
@@ -322,6 +413,8 @@ impl Fleet {
             started_ms: self.started_ms,
             heartbeat_ms: c.heartbeat.as_millis() as u64,
             ttl_ms: c.heartbeat_ttl.as_millis() as u64,
+            public: c.public_addresses.clone(),
+            weight: c.weight,
         }
     }
 }
@@ -332,13 +425,20 @@ pub fn config_hash(config: &levee_config::Config) -> String {
     let mut c = config.clone();
     c.source = None;
     if let Some(f) = &mut c.fleet {
+        // What differs from member to member by design.
         f.instance = None;
+        f.public_addresses.clear();
+        f.weight = levee_config::DEFAULT_FLEET_WEIGHT;
     }
     let digest = ring::digest::digest(&ring::digest::SHA256, levee_config::to_toml(&c).as_bytes());
     digest.as_ref()[..6]
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 pub fn unix_ms(t: SystemTime) -> u64 {

@@ -133,7 +133,8 @@ enum CtlCmd {
     /// http://host/img/` or `purge tag NAME`.
     Purge { by: String, value: String },
     /// The fleet's members: stale ones marked, differing configs shown
-    /// (`fleet ping [NOTE]`: a ping on the fleet's bus, in every member's log).
+    /// (`fleet ping [NOTE]`: a ping on the fleet's bus, in every member's log;
+    /// `fleet drain NAME` / `undrain NAME`: NAME leaves / rejoins DNS answers).
     Fleet {
         #[command(subcommand)]
         action: Option<FleetCmd>,
@@ -147,6 +148,10 @@ enum CtlCmd {
 enum FleetCmd {
     /// Send a ping on the fleet's bus; every member logs it.
     Ping { note: Option<String> },
+    /// Take member NAME out of the fleet's DNS answers at once (it keeps serving).
+    Drain { name: String },
+    /// Put member NAME back into the fleet's DNS answers.
+    Undrain { name: String },
 }
 
 #[derive(Subcommand, Debug)]
@@ -350,6 +355,18 @@ fn ctl(args: CtlArgs) -> anyhow::Result<ExitCode> {
         CtlCmd::Fleet {
             action: Some(FleetCmd::Ping { note }),
         } => Command::FleetPing(note.unwrap_or_default()),
+        CtlCmd::Fleet {
+            action: Some(FleetCmd::Drain { name }),
+        } => Command::FleetDrain {
+            instance: name,
+            drained: true,
+        },
+        CtlCmd::Fleet {
+            action: Some(FleetCmd::Undrain { name }),
+        } => Command::FleetDrain {
+            instance: name,
+            drained: false,
+        },
         CtlCmd::Mirrors(m) => {
             use levee_admin::ctl::MirrorsCommand as M;
             Command::Mirrors(match m {
