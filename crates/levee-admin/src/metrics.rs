@@ -270,6 +270,7 @@ pub fn render(site: &Site) -> String {
     levee_protect::metrics::render_prometheus(&mut out);
     levee_mail::metrics::render_prometheus(&mut out);
     levee_fleet::metrics::render_prometheus(&mut out);
+    levee_dns::metrics::render_prometheus(&mut out);
     out
 }
 

@@ -154,29 +154,6 @@ pub fn load(config: &Config) -> Result<Option<(Vec<Arc<Zone>>, Policy)>, Vec<Con
     Ok(Some((zones, policy)))
 }
 
-/// What `levee check` adds for `[dns]`: [`load`]'s problems, and each
-/// listen address tried on UDP and TCP (in use: a warning, as for
-/// listeners).
-pub fn check(config: &Config) -> (Vec<ConfigError>, Vec<ConfigError>) {
-    let mut errors = load(config).err().unwrap_or_default();
-    let mut warnings = Vec::new();
-    if let Some(dns) = &config.dns {
-        let at = Locator::new(config);
-        for (i, addr) in dns.listen.iter().enumerate() {
-            let key = format!("dns.listen[{i}]");
-            match server::probe_bind(*addr) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => warnings.push(at.error(
-                    &key,
-                    format!("{addr} is in use now: `levee run` fails unless it is freed (a running levee that holds it keeps it through `levee reload`)"),
-                )),
-                Err(e) => errors.push(at.error(&key, cannot_listen(*addr, &e))),
-            }
-        }
-    }
-    (errors, warnings)
-}
-
 /// Loads `config`'s `[dns]` and binds its sockets; `None` without `[dns]`.
 pub fn prepare(config: &Config) -> Result<Option<Prepared>, Vec<ConfigError>> {
     let Some((zones, policy)) = load(config)? else {

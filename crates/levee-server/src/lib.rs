@@ -11,6 +11,7 @@
 //!   wait for in-flight requests (up to the grace period), exit 0
 //! ```
 
+mod dns;
 pub mod fleet;
 pub mod listeners;
 pub mod preflight;
@@ -64,6 +65,8 @@ pub enum ServerError {
     FleetFiles(levee_config::ConfigErrors),
     #[error("fleet: {0}")]
     Fleet(levee_fleet::FleetError),
+    #[error("dns: {0}")]
+    Dns(levee_dns::DnsError),
 }
 
 /// Why a reload was refused; the running config stays.
@@ -137,6 +140,8 @@ struct Server {
     mail: HashMap<SocketAddr, Arc<levee_mail::Frontend>>,
     /// `[fleet]` membership (fleet.rs).
     fleet: fleet::Membership,
+    /// `[dns]`, the authoritative DNS server (dns.rs).
+    dns: dns::Service,
 }
 
 /// Each mail listener's state, loaded (user maps read) before anything
@@ -203,6 +208,9 @@ pub fn run(config: Config) -> Result<(), ServerError> {
         .map(|access| levee_admin::Admin::new(shared.clone(), access, Some(reloader.clone())));
     let mail_plan = plan_mail(&config, &HashMap::new())?;
     let (admin_socket, bound) = bind_all(&config)?;
+    // After the fleet: its fleet records read the member list.
+    let mut dns = dns::Service::default();
+    dns.apply(dns::prepare(&config)?)?;
     let workers = (0..config.workers)
         .map(worker::spawn)
         .collect::<Result<Vec<_>, _>>()
@@ -222,6 +230,7 @@ pub fn run(config: Config) -> Result<(), ServerError> {
         tls: tls::TlsListeners::default(),
         mail: mail_plan.new.into_iter().collect(),
         fleet: membership,
+        dns,
     };
     let mut opened = Vec::with_capacity(bound.len());
     for (l, (addr, sockets)) in server.config.listeners.iter().zip(bound) {
@@ -432,6 +441,7 @@ impl Server {
             return Err(ReloadError::Config(ConfigErrors { errors }));
         }
         self.fleet.apply(&config)?;
+        let dns_plan = dns::prepare(&config)?;
         let site = Site::build_with(&config, &self.registry)?;
         if config.workers != self.config.workers {
             tracing::warn!("reload: a change of `workers` takes effect at the next start");
@@ -487,6 +497,7 @@ impl Server {
             }
         }
         self.shared.site.store(Arc::new(site));
+        self.dns.apply(dns_plan)?;
         self.update_first_steps(&config);
         for (front, state) in mail_plan.swap {
             front.swap(state);
@@ -603,6 +614,7 @@ impl Server {
         if let Some(path) = &self.config.pid_file {
             let _ = std::fs::remove_file(path);
         }
+        self.dns.leave();
         self.fleet.leave();
         tracing::info!("stopped");
     }
