@@ -38,6 +38,8 @@ pub struct Policy {
     pub cookies: Option<Cookies>,
     pub rrl: Option<Rrl>,
     pub geo: Option<Geo>,
+    /// TSIG keys (`tsig_keys`): a query signed with one is answered signed.
+    pub keys: Vec<crate::keys::Key>,
 }
 
 /// One query's circumstances.
@@ -80,7 +82,7 @@ pub fn handle(bytes: &[u8], cx: &Ctx<'_>) -> Reply {
             return send(
                 reply,
                 cx,
-                Client::UNPROVEN,
+                Client::unproven(),
                 metrics::type_index(None),
                 Outcome::FormErr,
             );
@@ -89,6 +91,33 @@ pub fn handle(bytes: &[u8], cx: &Ctx<'_>) -> Reply {
     if request.message_type() == MessageType::Response {
         return Reply::Nothing;
     }
+    let signed = match request.signature().first() {
+        None => None,
+        Some(sig) => {
+            let name = sig
+                .name()
+                .to_ascii()
+                .trim_end_matches('.')
+                .to_ascii_lowercase();
+            let verified = cx
+                .policy
+                .keys
+                .iter()
+                .find(|k| k.name == name)
+                .ok_or(crate::tsig::TsigError::BadKey)
+                .and_then(|k| crate::tsig::verify(&request, bytes, k, cx.unix).map(|mac| (k, mac)));
+            match verified {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    tracing::debug!(peer = %cx.peer, error = %e, "dns: TSIG refused");
+                    let t = metrics::type_index(request.queries().first().map(|q| q.query_type()));
+                    let reply =
+                        Message::error_msg(request.id(), request.op_code(), ResponseCode::NotAuth);
+                    return send(reply, cx, Client::unproven(), t, Outcome::NotAuth);
+                }
+            }
+        }
+    };
     let qtype = request.queries().first().map(|q| q.query_type());
     let t = metrics::type_index(qtype);
     let mut reply = Message::new();
@@ -99,14 +128,17 @@ pub fn handle(bytes: &[u8], cx: &Ctx<'_>) -> Reply {
         .set_recursion_desired(request.recursion_desired());
     if request.op_code() != OpCode::Query {
         reply.set_response_code(ResponseCode::NotImp);
-        return send(reply, cx, Client::UNPROVEN, t, Outcome::NotImp);
+        return send(reply, cx, Client::unproven(), t, Outcome::NotImp);
     }
     let [query] = request.queries() else {
         reply.set_response_code(ResponseCode::FormErr);
-        return send(reply, cx, Client::UNPROVEN, t, Outcome::FormErr);
+        return send(reply, cx, Client::unproven(), t, Outcome::FormErr);
     };
     reply.add_query(query.clone());
-    let mut client = Client::UNPROVEN;
+    let mut client = Client::unproven();
+    // A valid signature proves the sender as well as a cookie does.
+    client.proven = signed.is_some();
+    client.tsig = signed;
     let mut subnet = None;
     if let Some(e) = request.extensions() {
         client.size = usize::from(e.max_payload().max(512));
@@ -114,7 +146,7 @@ pub fn handle(bytes: &[u8], cx: &Ctx<'_>) -> Reply {
         out.set_max_payload(cx.policy.max_udp).set_version(0);
         if e.version() > 0 {
             reply.set_edns(out).set_response_code(ResponseCode::BADVERS);
-            return send(reply, cx, Client::UNPROVEN, t, Outcome::BadVers);
+            return send(reply, cx, Client::unproven(), t, Outcome::BadVers);
         }
         if let (Some(EdnsOption::Unknown(10, data)), Some(cookies)) =
             (e.option(EdnsCode::Cookie), &cx.policy.cookies)
@@ -122,7 +154,7 @@ pub fn handle(bytes: &[u8], cx: &Ctx<'_>) -> Reply {
             match cookies.read(data, cx.peer.ip(), cx.unix as u32) {
                 Sent::Malformed => {
                     reply.set_edns(out).set_response_code(ResponseCode::FormErr);
-                    return send(reply, cx, Client::UNPROVEN, t, Outcome::FormErr);
+                    return send(reply, cx, Client::unproven(), t, Outcome::FormErr);
                 }
                 Sent::Client(cookie, valid) => {
                     client.proven = valid;
@@ -144,7 +176,7 @@ pub fn handle(bytes: &[u8], cx: &Ctx<'_>) -> Reply {
     }
     match query.query_type() {
         RecordType::AXFR | RecordType::IXFR => {
-            return crate::xfer::transfer(&request, bytes, reply, cx, t, client);
+            return crate::xfer::transfer(&request, reply, cx, t, client);
         }
         RecordType::OPT | RecordType::TSIG | RecordType::SIG => {
             reply.set_response_code(ResponseCode::FormErr);
@@ -239,6 +271,12 @@ fn lookup(
             }
             return Outcome::NoError;
         }
+        if qtype == RecordType::SOA && key == zone.zone.apex {
+            let mut soa = zone.soa.clone();
+            soa.set_name(owner);
+            reply.add_answer(soa);
+            return Outcome::NoError;
+        }
         if let Some(records) = node.get(qtype) {
             for r in records {
                 let mut r = r.clone();
@@ -293,19 +331,25 @@ fn echo_subnet(reply: &mut Message, mut s: ClientSubnet, narrowed: bool) {
 }
 
 /// What a query said about its sender.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Client {
-    /// It returned a valid server cookie: its address is its own.
+#[derive(Debug, Clone)]
+pub(crate) struct Client<'a> {
+    /// It returned a valid server cookie, or signed the query: its address
+    /// is its own.
     pub proven: bool,
     /// The UDP size it offers (512 without EDNS).
     pub size: usize,
+    /// The key it signed with and its MAC: the answer is signed too.
+    pub tsig: Option<(&'a crate::keys::Key, Vec<u8>)>,
 }
 
-impl Client {
-    pub(crate) const UNPROVEN: Client = Client {
-        proven: false,
-        size: 512,
-    };
+impl Client<'_> {
+    pub(crate) fn unproven() -> Client<'static> {
+        Client {
+            proven: false,
+            size: 512,
+            tsig: None,
+        }
+    }
 }
 
 /// Encodes `reply`; over UDP, truncates what does not fit and applies the
@@ -329,12 +373,12 @@ pub(crate) fn send(
             }
             Verdict::Slip => {
                 metrics::query(t, Outcome::Slipped);
-                return encode(truncated(reply)).map_or(Reply::Nothing, Reply::One);
+                return encode(truncated(reply), &client, cx).map_or(Reply::Nothing, Reply::One);
             }
         }
     }
     metrics::query(t, outcome);
-    let Some(bytes) = encode(reply.clone()) else {
+    let Some(bytes) = encode(reply.clone(), &client, cx) else {
         return Reply::Nothing;
     };
     if cx.tcp {
@@ -347,7 +391,7 @@ pub(crate) fn send(
         .truncated
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     reply = truncated(reply);
-    encode(reply).map_or(Reply::Nothing, Reply::One)
+    encode(reply, &client, cx).map_or(Reply::Nothing, Reply::One)
 }
 
 /// The header, question and OPT only, with TC set.
@@ -359,8 +403,12 @@ fn truncated(mut reply: Message) -> Message {
     reply
 }
 
-fn encode(reply: Message) -> Option<Vec<u8>> {
-    reply.to_vec().ok()
+/// The wire form, signed when the query was.
+fn encode(reply: Message, client: &Client<'_>, cx: &Ctx<'_>) -> Option<Vec<u8>> {
+    match &client.tsig {
+        Some((key, mac)) => crate::tsig::Chain::new(key, mac.clone(), cx.unix).sign(reply),
+        None => reply.to_vec().ok(),
+    }
 }
 
 #[cfg(test)]

@@ -150,6 +150,7 @@ pub fn load(config: &Config) -> Result<Option<(Vec<Arc<Zone>>, Policy)>, Vec<Con
         cookies: dns.cookies.then(cookie::Cookies::new),
         rrl: rrl::Rrl::new(&dns.rrl),
         geo,
+        keys,
     };
     Ok(Some((zones, policy)))
 }

@@ -46,6 +46,9 @@ pub enum Mode {
     In,
     /// None is healthy: every fresh member not drained.
     NoneHealthy,
+    /// As `NoneHealthy`, but because no probe has answered yet (a levee
+    /// that just started): not a fault.
+    Unprobed,
     /// No fresh member is left undrained: every member known.
     NoneFresh,
 }
@@ -55,6 +58,7 @@ impl Mode {
         match self {
             Mode::In => "in",
             Mode::NoneHealthy => "none healthy: answering every fresh member",
+            Mode::Unprobed => "not probed yet: answering every fresh member",
             Mode::NoneFresh => "none fresh: answering every member known",
         }
     }
@@ -116,6 +120,13 @@ impl LiveSet {
                 if any {
                     set.members.push(s.instance.to_owned());
                 }
+            }
+            if mode == Mode::NoneHealthy
+                && !seen
+                    .iter()
+                    .any(|s| s.fresh && !s.drained && s.healthy.iter().any(Option::is_some))
+            {
+                set.mode = Mode::Unprobed;
             }
             if !set.members.is_empty() {
                 set.v4.sort_by_key(|e| e.ip);

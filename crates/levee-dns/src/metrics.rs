@@ -223,6 +223,7 @@ pub fn render_prometheus(out: &mut String) {
                     match live.mode {
                         crate::live::Mode::In => "in",
                         crate::live::Mode::NoneHealthy => "panic",
+                        crate::live::Mode::Unprobed => "unprobed",
                         crate::live::Mode::NoneFresh => "panic_stale",
                     }
                 ),

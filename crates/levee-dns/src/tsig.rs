@@ -1,10 +1,10 @@
-//! TSIG (RFC 8945) on transfers and NOTIFY, with hickory-proto's MAC
-//! arithmetic: a request's MAC is checked (key, MAC, time within the fudge),
+//! TSIG (RFC 8945) on transfers, NOTIFY and signed queries, with
+//! hickory-proto's records and MAC algorithms: a request's MAC is checked (key, MAC, time within the fudge),
 //! and each message of the answer is signed, the first over the request's
 //! MAC and the whole TSIG variables, the ones after it over the previous
 //! message's MAC and the timers only (§5.3.1), as BIND checks them.
 
-use hickory_proto::dnssec::rdata::tsig::{TSIG, make_tsig_record, message_tbs};
+use hickory_proto::dnssec::rdata::tsig::{TSIG, make_tsig_record};
 use hickory_proto::dnssec::tsig::TSigner;
 use hickory_proto::op::Message;
 use hickory_proto::serialize::binary::BinEncoder;
@@ -85,21 +85,24 @@ impl<'k> Chain<'k> {
             Vec::new(),
         );
         let name = self.key.wire_name();
-        let tbs = if self.first {
-            let previous = (!self.mac.is_empty()).then_some(self.mac.as_slice());
-            message_tbs(previous, &message, &pre, &name).ok()?
-        } else {
-            let body = message.to_vec().ok()?;
-            let mut buf = Vec::with_capacity(body.len() + self.mac.len() + 10);
-            let mut e = BinEncoder::new(&mut buf);
+        // The message is encoded on its own, so its compression pointers
+        // are the ones sent (hickory's `message_tbs` encodes it after the
+        // previous MAC, which shifts them).
+        let body = message.to_vec().ok()?;
+        let mut tbs = Vec::with_capacity(body.len() + self.mac.len() + 64);
+        let mut e = BinEncoder::new(&mut tbs);
+        if !self.mac.is_empty() {
             e.emit_u16(self.mac.len() as u16).ok()?;
             e.emit_vec(&self.mac).ok()?;
-            e.emit_vec(&body).ok()?;
+        }
+        e.emit_vec(&body).ok()?;
+        if self.first {
+            pre.emit_tsig_for_mac(&mut e, &name).ok()?;
+        } else {
             e.emit_u16((self.now >> 32) as u16).ok()?;
             e.emit_u32(self.now as u32).ok()?;
             e.emit_u16(FUDGE).ok()?;
-            buf
-        };
+        }
         let mac = self.key.algorithm.mac_data(&self.key.secret, &tbs).ok()?;
         self.mac = mac.clone();
         self.first = false;
@@ -175,6 +178,14 @@ mod tests {
         for i in 0..3 {
             let mut m = query();
             m.set_message_type(MessageType::Response);
+            // Names that compress: the MAC must cover the pointers as sent.
+            for n in ["a.example.org.", "b.example.org."] {
+                m.add_answer(hickory_proto::rr::Record::from_rdata(
+                    Name::from_ascii(n).expect("name"),
+                    60,
+                    hickory_proto::rr::RData::A(std::net::Ipv4Addr::new(192, 0, 2, 1).into()),
+                ));
+            }
             let bytes = chain.sign(m).expect("signs");
             let (mac, _, _) = signer
                 .verify_message_byte(Some(&previous), &bytes, i == 0)

@@ -214,7 +214,14 @@ fn report(owner: &str, previous: Option<&LiveSet>, now: &LiveSet) {
     for m in &outs {
         tracing::info!(record = owner, member = %m, "dns: member out of the answers");
     }
-    if now.mode != Mode::In && before.mode != now.mode {
+    if now.mode == Mode::Unprobed {
+        tracing::info!(
+            record = owner,
+            members = now.members.len(),
+            "dns: {}",
+            now.mode.as_str()
+        );
+    } else if now.mode != Mode::In && before.mode != now.mode {
         COUNTERS.panics.fetch_add(1, Relaxed);
         tracing::warn!(
             record = owner,

@@ -12,7 +12,7 @@ mod support;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{Member, ZONE, addresses, dig, status, wait_answers};
+use common::{Extra, Member, ZONE, addresses, dig, status, wait_answers};
 use support::{LeveeSetup, Redis, curl_ok, poll};
 
 fn fleet(redis: &Redis) -> String {
@@ -67,7 +67,7 @@ fn a_killed_member_leaves_within_its_ttl_and_comes_back() {
         dir: support::TempDir::new("levee"),
         port,
     };
-    members[2] = Member::start_on(2, setup, dns, &fleet(&redis), "", "");
+    members[2] = Member::start_on(2, setup, dns, &fleet(&redis), &Extra::default());
     let refs: Vec<&Member> = members.iter().collect();
     wait_answers(&refs, &ALL, Duration::from_secs(15)).expect("m2 is back");
 }

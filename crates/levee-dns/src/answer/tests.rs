@@ -71,6 +71,7 @@ fn policy(rate: u32) -> Policy {
             ..Default::default()
         }),
         geo: None,
+        keys: Vec::new(),
     }
 }
 

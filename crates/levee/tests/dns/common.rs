@@ -23,10 +23,16 @@ pub struct Member {
 
 /// The `[dns]` section the members share; `zone_extra` goes into the zone,
 /// `fleet_extra` into its fleet record `www`.
-pub fn dns_section(ip: &str, port: u16, zone_extra: &str, fleet_extra: &str) -> String {
+pub fn dns_section(ip: &str, port: u16, extra: &Extra<'_>) -> String {
+    let Extra {
+        dns: dns_extra,
+        zone: zone_extra,
+        fleet: fleet_extra,
+    } = extra;
     format!(
         r#"[dns]
 listen = "{ip}:{port}"
+{dns_extra}
 probe_interval = "200ms"
 probe_timeout = "500ms"
 probe_rise = 1
@@ -45,17 +51,23 @@ name = "www"
     )
 }
 
+/// Keys added to `[dns]`, to the zone, and to its fleet record `www`.
+#[derive(Default, Clone, Copy)]
+pub struct Extra<'a> {
+    pub dns: &'a str,
+    pub zone: &'a str,
+    pub fleet: &'a str,
+}
+
 impl Member {
     /// Starts member `n` with `fleet` as the rest of its `[fleet]` body.
     pub fn start(n: usize, fleet: &str, zone_extra: &str, fleet_extra: &str) -> Member {
-        Member::start_on(
-            n,
-            LeveeSetup::new(),
-            free_port(),
-            fleet,
-            zone_extra,
-            fleet_extra,
-        )
+        let extra = Extra {
+            dns: "",
+            zone: zone_extra,
+            fleet: fleet_extra,
+        };
+        Member::start_on(n, LeveeSetup::new(), free_port(), fleet, &extra)
     }
 
     /// As [`Member::start`], with the setup and DNS port given (a restart
@@ -65,8 +77,7 @@ impl Member {
         setup: LeveeSetup,
         dns: u16,
         fleet: &str,
-        zone_extra: &str,
-        fleet_extra: &str,
+        extra: &Extra<'_>,
     ) -> Member {
         let ip = format!("127.0.0.{}", n + 2);
         let port = setup.port;
@@ -96,7 +107,7 @@ public_addresses = ["{ip}"]
 {dns}
 "#,
             pid = setup.pid_file().display(),
-            dns = dns_section(&ip, dns, zone_extra, fleet_extra),
+            dns = dns_section(&ip, dns, extra),
         );
         let mut levee = setup.spawn(&config);
         levee.wait_port(admin);
