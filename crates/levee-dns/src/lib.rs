@@ -99,10 +99,13 @@ pub struct Prepared {
     pub sockets: server::Sockets,
 }
 
+/// `[dns]`'s zones and the policy queries are answered under.
+pub type Loaded = (Vec<Arc<Zone>>, Policy);
+
 /// Loads what `config`'s `[dns]` names (TSIG keys, GeoIP database, every
 /// record) without binding: what `levee check` holds it to. Each problem
 /// is at its key.
-pub fn load(config: &Config) -> Result<Option<(Vec<Arc<Zone>>, Policy)>, Vec<ConfigError>> {
+pub fn load(config: &Config) -> Result<Option<Loaded>, Vec<ConfigError>> {
     let Some(dns) = &config.dns else {
         return Ok(None);
     };

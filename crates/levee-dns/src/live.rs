@@ -64,6 +64,9 @@ impl Mode {
     }
 }
 
+/// Whether a tier admits a member's address (by its index).
+type Admits = dyn Fn(&Seen<'_>, usize) -> bool;
+
 /// One address of the set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Entry {
@@ -86,7 +89,7 @@ pub struct LiveSet {
 impl LiveSet {
     /// Applies the health rules; `place` locates an address (for geo).
     pub fn select(seen: &[Seen<'_>], place: &dyn Fn(IpAddr) -> Place) -> LiveSet {
-        let tiers: [(Mode, &dyn Fn(&Seen<'_>, usize) -> bool); 3] = [
+        let tiers: [(Mode, &Admits); 3] = [
             (Mode::In, &|s: &Seen<'_>, i: usize| {
                 s.fresh && s.serving && !s.drained && s.healthy.get(i) == Some(&Some(true))
             }),

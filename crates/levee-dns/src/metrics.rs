@@ -72,20 +72,18 @@ pub struct Counters {
     pub notifies_unanswered: AtomicU64,
 }
 
-const ZERO: AtomicU64 = AtomicU64::new(0);
-
 pub static COUNTERS: Counters = Counters {
-    queries: [const { [ZERO; OUTCOMES.len()] }; TYPES.len()],
-    truncated: ZERO,
-    tcp_refused: ZERO,
-    answer_changes: ZERO,
-    members_in: ZERO,
-    members_out: ZERO,
-    panics: ZERO,
-    transfers_ok: ZERO,
-    transfers_refused: ZERO,
-    notifies_answered: ZERO,
-    notifies_unanswered: ZERO,
+    queries: [const { [const { AtomicU64::new(0) }; OUTCOMES.len()] }; TYPES.len()],
+    truncated: AtomicU64::new(0),
+    tcp_refused: AtomicU64::new(0),
+    answer_changes: AtomicU64::new(0),
+    members_in: AtomicU64::new(0),
+    members_out: AtomicU64::new(0),
+    panics: AtomicU64::new(0),
+    transfers_ok: AtomicU64::new(0),
+    transfers_refused: AtomicU64::new(0),
+    notifies_answered: AtomicU64::new(0),
+    notifies_unanswered: AtomicU64::new(0),
 };
 
 /// Counts one query.
