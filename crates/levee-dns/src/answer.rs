@@ -373,12 +373,12 @@ pub(crate) fn send(
             }
             Verdict::Slip => {
                 metrics::query(t, Outcome::Slipped);
-                return encode(truncated(reply), &client, cx).map_or(Reply::Nothing, Reply::One);
+                return encode(&truncated(reply), &client, cx).map_or(Reply::Nothing, Reply::One);
             }
         }
     }
     metrics::query(t, outcome);
-    let Some(bytes) = encode(reply.clone(), &client, cx) else {
+    let Some(bytes) = encode(&reply, &client, cx) else {
         return Reply::Nothing;
     };
     if cx.tcp {
@@ -391,7 +391,7 @@ pub(crate) fn send(
         .truncated
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     reply = truncated(reply);
-    encode(reply, &client, cx).map_or(Reply::Nothing, Reply::One)
+    encode(&reply, &client, cx).map_or(Reply::Nothing, Reply::One)
 }
 
 /// The header, question and OPT only, with TC set.
@@ -404,9 +404,10 @@ fn truncated(mut reply: Message) -> Message {
 }
 
 /// The wire form, signed when the query was.
-fn encode(reply: Message, client: &Client<'_>, cx: &Ctx<'_>) -> Option<Vec<u8>> {
+fn encode(reply: &Message, client: &Client<'_>, cx: &Ctx<'_>) -> Option<Vec<u8>> {
     match &client.tsig {
-        Some((key, mac)) => crate::tsig::Chain::new(key, mac.clone(), cx.unix).sign(reply),
+        // Signing adds a record: a copy, for the rare signed query.
+        Some((key, mac)) => crate::tsig::Chain::new(key, mac.clone(), cx.unix).sign(reply.clone()),
         None => reply.to_vec().ok(),
     }
 }

@@ -157,7 +157,11 @@ impl LiveSet {
         out: &mut Vec<IpAddr>,
     ) -> bool {
         let all = if v6 { &self.v6 } else { &self.v4 };
-        let (pool, narrowed) = near(all, client);
+        // Without geo the set itself is the pool: no copy per query.
+        let (pool, narrowed) = match near(all, client) {
+            Some(here) => (std::borrow::Cow::Owned(here), true),
+            None => (std::borrow::Cow::Borrowed(all.as_slice()), false),
+        };
         if pool.is_empty() {
             return narrowed;
         }
@@ -169,8 +173,8 @@ impl LiveSet {
     }
 }
 
-/// The entries in the client's country, else continent, else all.
-fn near(all: &[Entry], client: Option<Place>) -> (Vec<Entry>, bool) {
+/// The entries in the client's country, else continent; `None`: all.
+fn near(all: &[Entry], client: Option<Place>) -> Option<Vec<Entry>> {
     if let Some((country, continent)) = client {
         for (want, of) in [
             (
@@ -186,11 +190,11 @@ fn near(all: &[Entry], client: Option<Place>) -> (Vec<Entry>, bool) {
                 .copied()
                 .collect();
             if !here.is_empty() {
-                return (here, true);
+                return Some(here);
             }
         }
     }
-    (all.to_vec(), false)
+    None
 }
 
 /// Starts where the weighted turn falls and goes round from there.
