@@ -135,3 +135,62 @@ fn with_every_member_down_all_are_answered() {
     assert_eq!(status(&out), "NOERROR", "{out}");
     assert!(out.contains(" aa"), "{out}");
 }
+
+/// Geo answers with the GeoIP database the mirror tests build (127.0.1.0/24
+/// in Germany, 127.0.2.0/24 France, 127.0.3.0/24 the United States): the
+/// EDNS Client Subnet places the client, else the resolver's address.
+#[test]
+fn geo_answers_the_members_nearest_the_client() {
+    let redis = Redis::start();
+    let dir = support::TempDir::new("geo");
+    let db = dir.join("geo.mmdb");
+    support::geoip(&db);
+    let dns_extra = format!("geoip = \"{}\"", db.display());
+    let ips = ["127.0.1.2", "127.0.2.2", "127.0.3.2"];
+    let members: Vec<Member> = ips
+        .iter()
+        .enumerate()
+        .map(|(n, ip)| {
+            let extra = Extra {
+                ip: Some(ip),
+                dns: &dns_extra,
+                zone: "",
+                fleet: "geo = true",
+            };
+            Member::start_on(
+                n,
+                LeveeSetup::new(),
+                support::free_port(),
+                &fleet(&redis),
+                &extra,
+            )
+        })
+        .collect();
+    let m = &members[0];
+    let ask = |args: &[&str]| {
+        let mut all = vec!["+short", "+norec"];
+        all.extend_from_slice(args);
+        let www = format!("www.{ZONE}");
+        all.push(&www);
+        all.push("A");
+        let mut v: Vec<String> = dig(&m.ip, m.dns, &all).lines().map(str::to_owned).collect();
+        v.sort();
+        v
+    };
+    let all: Vec<String> = ips.iter().map(|s| s.to_string()).collect();
+    let ready = poll(Duration::from_secs(20), || (ask(&[]) == all).then_some(()));
+    assert!(ready.is_some(), "{:?}\n{}", ask(&[]), m.levee.stderr());
+    assert_eq!(ask(&["+subnet=127.0.1.0/24"]), ["127.0.1.2"]);
+    assert_eq!(ask(&["+subnet=127.0.2.0/24"]), ["127.0.2.2"]);
+    // Egypt: no member in the country or on the continent: all of them.
+    assert_eq!(ask(&["+subnet=127.0.5.0/24"]), all);
+    // No subnet: the resolver's own address.
+    assert_eq!(ask(&["-b", "127.0.3.9"]), ["127.0.3.2"]);
+    // The scope says the answer depended on the subnet.
+    let out = dig(
+        &m.ip,
+        m.dns,
+        &["+subnet=127.0.1.0/24", &format!("www.{ZONE}"), "A"],
+    );
+    assert!(out.contains("CLIENT-SUBNET: 127.0.1.0/24/24"), "{out}");
+}

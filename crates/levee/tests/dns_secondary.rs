@@ -98,6 +98,7 @@ fn bind_transfers_follows_changes_and_answers_while_levee_is_stopped() {
     let zone_extra = format!("secondaries = \"127.0.0.1:{named_port}\"\ntsig_key = \"xfer\"");
     let fleet_section = format!("name = \"t\"\nredis = \"{}\"", redis.url());
     let extra = Extra {
+        ip: None,
         dns: &dns_extra,
         zone: &zone_extra,
         fleet: "",

@@ -28,6 +28,7 @@ pub fn dns_section(ip: &str, port: u16, extra: &Extra<'_>) -> String {
         dns: dns_extra,
         zone: zone_extra,
         fleet: fleet_extra,
+        ..
     } = extra;
     format!(
         r#"[dns]
@@ -54,6 +55,8 @@ name = "www"
 /// Keys added to `[dns]`, to the zone, and to its fleet record `www`.
 #[derive(Default, Clone, Copy)]
 pub struct Extra<'a> {
+    /// The member's address (127.0.0.`n+2` when `None`).
+    pub ip: Option<&'a str>,
     pub dns: &'a str,
     pub zone: &'a str,
     pub fleet: &'a str,
@@ -63,6 +66,7 @@ impl Member {
     /// Starts member `n` with `fleet` as the rest of its `[fleet]` body.
     pub fn start(n: usize, fleet: &str, zone_extra: &str, fleet_extra: &str) -> Member {
         let extra = Extra {
+            ip: None,
             dns: "",
             zone: zone_extra,
             fleet: fleet_extra,
@@ -79,7 +83,9 @@ impl Member {
         fleet: &str,
         extra: &Extra<'_>,
     ) -> Member {
-        let ip = format!("127.0.0.{}", n + 2);
+        let ip = extra
+            .ip
+            .map_or_else(|| format!("127.0.0.{}", n + 2), str::to_owned);
         let port = setup.port;
         let admin = free_port();
         let config = format!(
