@@ -15,7 +15,11 @@
 //! POST /fleet/ping                                  a ping on the fleet's bus
 //! POST /fleet/members/NAME/drain                    NAME leaves the fleet's DNS answers
 //! POST /fleet/members/NAME/undrain                  NAME comes back to them
+//! POST /fleet/push                                  a config for the members (push.rs, via gate.rs)
 //! /mirrors/...                                      the download redirector (api/mirrors.rs)
+//! GET  /bans                                        the runtime ban list
+//! POST /bans                                        body {"address": A, "for": "10m"} (for optional)
+//! POST /bans/lift                                   body {"address": A}
 //! ```
 //!
 //! `SERVER` is a server's address as configured (`app1.internal:8080`,
@@ -82,10 +86,23 @@ pub fn handle(shared: &Shared, method: &str, target: &str, body: &[u8]) -> Reply
             Reply::error(405, format!("{method} is not allowed here; use POST"))
         }
         ("POST", ["mail", "users", user, "close"]) => {
-            let closing = levee_mail::kick::close_user(user.as_bytes());
-            Reply::json(200, &json!({ "user": user, "closing": closing }))
+            let (closing, reach) = levee_mail::kick::close_user_everywhere(user);
+            Reply::json(
+                200,
+                &json!({ "user": user, "closing": closing, "reach": reach.as_str() }),
+            )
         }
         (_, ["mirrors", rest @ ..]) => mirrors::handle(&site, method, rest, body),
+        ("GET" | "HEAD", ["bans"]) => bans::list(),
+        ("POST", ["bans"]) => bans::add(body),
+        ("POST", ["bans", "lift"]) => bans::lift(body),
+        (_, ["bans", "lift"]) => {
+            Reply::error(405, format!("{method} is not allowed here; use POST"))
+        }
+        (_, ["bans"]) => Reply::error(
+            405,
+            format!("{method} is not allowed here; use GET or POST"),
+        ),
         (_, ["cache", "purge"] | ["mail", "users", _, "close"]) => {
             Reply::error(405, format!("{method} is not allowed here; use POST"))
         }
@@ -232,8 +249,11 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+mod bans;
 mod cache;
 mod fleet;
+
+pub use cache::apply_fleet_purge;
 mod mirrors;
 #[cfg(test)]
 mod tests;

@@ -43,6 +43,9 @@ pub enum Command {
         by: PurgeBy,
         value: String,
     },
+    /// Closes a user's logged-in mail sessions (a moved mailbox), on
+    /// every member of a fleet.
+    CloseUser(String),
     /// The fleet's members (ctl/fleet.rs).
     Fleet,
     /// A ping on the fleet's bus, logged by every member.
@@ -54,6 +57,14 @@ pub enum Command {
     },
     /// The download redirector (`/mirrors`).
     Mirrors(MirrorsCommand),
+    /// Bans an address or network, for `duration` (`"10m"`) or until lifted.
+    Ban {
+        address: String,
+        duration: Option<String>,
+    },
+    Unban(String),
+    /// The ban list as a table.
+    Bans,
 }
 
 /// `levee ctl mirrors ...`.
@@ -225,6 +236,11 @@ pub fn run(client: &Client, command: &Command) -> Result<String, CtlError> {
             "/cache/purge".to_owned(),
             serde_json::json!({ by.key(): value }).to_string(),
         ),
+        Command::CloseUser(user) => (
+            "POST",
+            format!("/mail/users/{}/close", encode(user)),
+            String::new(),
+        ),
         Command::Fleet => ("GET", "/fleet".to_owned(), String::new()),
         Command::FleetPing(note) => (
             "POST",
@@ -262,6 +278,21 @@ pub fn run(client: &Client, command: &Command) -> Result<String, CtlError> {
                 format!("{{\"weight\": {w}}}"),
             )
         }
+        Command::Ban { address, duration } => (
+            "POST",
+            "/bans".to_owned(),
+            match duration {
+                Some(d) => serde_json::json!({ "address": address, "for": d }),
+                None => serde_json::json!({ "address": address }),
+            }
+            .to_string(),
+        ),
+        Command::Unban(address) => (
+            "POST",
+            "/bans/lift".to_owned(),
+            serde_json::json!({ "address": address }).to_string(),
+        ),
+        Command::Bans => ("GET", "/bans".to_owned(), String::new()),
     };
     let (status, text) = request(client, method, &path, &body)?;
     if status != 200 && status != 201 && status != 202 {
@@ -276,6 +307,8 @@ pub fn run(client: &Client, command: &Command) -> Result<String, CtlError> {
             fleet::table(&text, now).unwrap_or(text)
         }
         Command::Mirrors(MirrorsCommand::List(_)) => mirrors_table(&text).unwrap_or(text),
+        Command::Bans => bans_table(&text).unwrap_or(text),
+        Command::Ban { .. } | Command::Unban(_) => bans_line(&text).unwrap_or(text),
         Command::Drain { .. }
         | Command::Disable { .. }
         | Command::Enable { .. }
@@ -412,6 +445,39 @@ fn columns<const N: usize>(rows: &[[String; N]]) -> String {
     out
 }
 
+/// `{"bans": [...]}` as lines of `ADDRESS  UNTIL`, times in seconds since
+/// the Unix epoch (a shell's `date -d @N` reads them).
+fn bans_table(json: &str) -> Option<String> {
+    let v: Value = serde_json::from_str(json).ok()?;
+    let mut out = String::from("ADDRESS  SINCE  UNTIL\n");
+    for b in v.get("bans")?.as_array()? {
+        let until = b
+            .get("until")
+            .and_then(Value::as_u64)
+            .map_or("lifted".to_owned(), |u| u.to_string());
+        out.push_str(&format!(
+            "{}  {}  {until}\n",
+            b.get("address")?.as_str()?,
+            b.get("since")?.as_u64()?
+        ));
+    }
+    Some(out)
+}
+
+/// What a ban or an unban did, in one line.
+fn bans_line(json: &str) -> Option<String> {
+    let v: Value = serde_json::from_str(json).ok()?;
+    if let Some(lifted) = v.get("lifted").and_then(Value::as_str) {
+        return Some(format!("lifted the ban of {lifted}\n"));
+    }
+    let b = v.get("banned")?;
+    let address = b.get("address")?.as_str()?;
+    Some(match b.get("until").and_then(Value::as_u64) {
+        Some(until) => format!("banned {address} until {until} (seconds since the epoch)\n"),
+        None => format!("banned {address} until lifted\n"),
+    })
+}
+
 /// Escapes what may not stand in a path segment (`[`, `]`, `/`, `%`, space).
 fn encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -426,3 +492,4 @@ fn encode(s: &str) -> String {
 }
 
 mod fleet;
+pub mod push;

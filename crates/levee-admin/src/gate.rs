@@ -2,9 +2,10 @@
 //!
 //! ```text
 //! admit (Host 421, Origin 403, JSON content type 415)
+//!   ─▶ GET the dashboard page or assets  (dash.rs: hold no data, no credentials)
 //!   ─▶ POST /login                       (login.rs: no credentials needed yet)
 //!   ─▶ authenticate: bearer token | session cookie (+ X-CSRF-Token to change state) | open
-//!   ─▶ /logout, /session, /reload, or the API (api.rs)
+//!   ─▶ /logout, /session, /reload, /api/dashboard/… (dash.rs), or the API (api.rs)
 //!   ─▶ audit line for every state-changing request, whatever the outcome
 //! ```
 
@@ -30,9 +31,11 @@ const LOGIN_SLOTS: usize = 2;
 pub struct Admin {
     pub(crate) shared: Arc<Shared>,
     access: Mutex<Arc<Access>>,
-    pub(crate) sessions: Mutex<Sessions>,
+    /// Shared with the dashboard's event streams, which end with their session.
+    pub(crate) sessions: Arc<Mutex<Sessions>>,
     reloader: Option<Reloader>,
     pub(crate) logins: Semaphore,
+    pub(crate) dash: crate::dash::Dash,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -48,9 +51,10 @@ impl Admin {
         Arc::new(Admin {
             shared,
             access: Mutex::new(Arc::new(access)),
-            sessions: Mutex::new(Sessions::default()),
+            sessions: Arc::default(),
             reloader,
             logins: Semaphore::new(LOGIN_SLOTS),
+            dash: crate::dash::Dash::default(),
         })
     }
 
@@ -62,6 +66,11 @@ impl Admin {
             lock(&self.sessions).clear();
         }
         *current = Arc::new(access);
+    }
+
+    /// The dashboard's state (its history, the running config).
+    pub fn dash(&self) -> &crate::dash::Dash {
+        &self.dash
     }
 
     pub(crate) fn access(&self) -> Arc<Access> {
@@ -107,6 +116,11 @@ impl Admin {
         if let Err(refusal) = admitted {
             return Verdict::refused(Reply::error(refusal.status(), refusal.message()));
         }
+        if let Some(page) = crate::dash::public(req) {
+            // Read-only and data-free, so it is never audited: who asked
+            // is not looked at.
+            return Verdict::refused(page);
+        }
         if req.path == "/login" {
             return crate::login::login(self, &access, req).await;
         }
@@ -134,14 +148,21 @@ impl Admin {
                 reply,
             };
         }
-        let target = audit::body_target(&req.body);
+        let target = match req.path.as_str() {
+            "/fleet/push" => crate::push::audit_target(&req.body),
+            _ => audit::body_target(&req.body),
+        };
         let reply = match (req.method.as_str(), req.path.as_str()) {
             ("POST", "/logout") => crate::login::logout(self, req, session),
             ("GET" | "HEAD", "/session") => crate::login::session(&who, session),
             (_, "/logout") => Reply::error(405, "use POST"),
             (_, "/session") => Reply::error(405, "use GET"),
             ("POST", "/reload") => crate::control::reload(self.reloader.as_ref()).await,
+            ("POST", "/fleet/push") => crate::push::handle(&req.body).await,
             (_, "/reload") => Reply::error(405, "use POST"),
+            (_, path) if path.starts_with("/api/dashboard/") => {
+                crate::dash::api(self, req, session)
+            }
             _ => crate::api::handle(&self.shared, &req.method, &req.target, &req.body),
         };
         Verdict {

@@ -10,6 +10,8 @@
 //!   sessions with a CSRF token), and the [`audit`] line of every
 //!   state-changing request;
 //! - [`control`]: `POST /reload`, answered by the control thread;
+//! - [`dash`]: the dashboard at `/`, its live view, history and config view;
+//! - `push`: `POST /fleet/push`, a config for the fleet's members;
 //! - [`ctl`]: the client behind `levee ctl` and `levee reload`.
 //!
 //! The listener runs on the control thread, never on a worker. Requests are
@@ -22,9 +24,11 @@ pub mod api;
 pub mod audit;
 pub mod control;
 pub mod ctl;
+pub mod dash;
 pub mod gate;
 mod login;
 pub mod metrics;
+mod push;
 pub mod secret;
 mod server;
 pub mod session;

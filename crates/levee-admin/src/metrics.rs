@@ -1,5 +1,5 @@
-//! `/metrics` in the Prometheus text format (version 0.0.4). Every upstream
-//! and listener metric is defined here, once: its name, type and help, so
+//! `/metrics` in the Prometheus text format (version 0.0.4). Every upstream,
+//! listener, route and TLS metric is defined here, once: its name, type and help, so
 //! names follow one convention (`levee_` prefix, base units, `_total`
 //! counters), the download redirector's (`levee_mirror_`) too. Protection metrics follow the same convention and are defined
 //! beside their counters in `levee_protect::metrics`, which `render` appends.
@@ -53,6 +53,10 @@ pub const MIRROR_HASHED: &str = "levee_mirror_hashed_files";
 pub const MIRROR_COUNTRY: &str = "levee_mirror_country_downloads_total";
 pub const MIRROR_DAY: &str = "levee_mirror_day_downloads";
 pub const MIRROR_FILE: &str = "levee_mirror_file_downloads_total";
+pub const ROUTE_RESPONSES: &str = "levee_route_responses_total";
+pub const ROUTE_LATENCY: &str = "levee_route_request_seconds";
+pub const TLS_HANDSHAKES: &str = "levee_tls_handshakes_total";
+pub const TLS_EXPIRY: &str = "levee_tls_certificate_expiry_timestamp_seconds";
 
 const DEFS: &[Def] = &[
     Def {
@@ -267,11 +271,98 @@ pub fn render(site: &Site) -> String {
             }
         }
     }
+    routes(&mut out);
+    tls(&mut out);
     levee_protect::metrics::render_prometheus(&mut out);
     levee_mail::metrics::render_prometheus(&mut out);
     levee_fleet::metrics::render_prometheus(&mut out);
     levee_dns::metrics::render_prometheus(&mut out);
     out
+}
+
+fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+/// Responses and request latency per route (a route is named by its
+/// hosts and path prefix; requests that matched none are `(no route)`).
+fn routes(out: &mut String) {
+    let routes = levee_upstream::stats::all_routes();
+    header(
+        out,
+        ROUTE_RESPONSES,
+        "counter",
+        "Responses to clients per route by status class.",
+    );
+    for (name, r) in &routes {
+        for class in 0..5 {
+            let _ = writeln!(
+                out,
+                "{ROUTE_RESPONSES}{{route=\"{}\",class=\"{}xx\"}} {}",
+                escape(name),
+                class + 1,
+                r.responses(class)
+            );
+        }
+    }
+    header(
+        out,
+        ROUTE_LATENCY,
+        "histogram",
+        "Time from a request's head to its response's end, per route.",
+    );
+    for (name, r) in &routes {
+        let labels = format!("route=\"{}\"", escape(name));
+        let (buckets, sum) = r.latency.read();
+        histogram(out, ROUTE_LATENCY, &labels, &buckets, sum);
+    }
+}
+
+/// A histogram's series from cumulative buckets over [`LATENCY_BUCKETS`].
+fn histogram(out: &mut String, name: &str, labels: &str, buckets: &[u64; 13], sum: f64) {
+    for (le, count) in LATENCY_BUCKETS.iter().zip(buckets) {
+        let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{le}\"}} {count}");
+    }
+    let total = buckets.last().copied().unwrap_or(0);
+    let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {total}");
+    let _ = writeln!(out, "{name}_sum{{{labels}}} {sum}");
+    let _ = writeln!(out, "{name}_count{{{labels}}} {total}");
+}
+
+/// TLS handshakes and the expiry of every certificate in use.
+fn tls(out: &mut String) {
+    use levee_tls::expiry::{HANDSHAKE_FAILURES, HANDSHAKES, certificates};
+    header(
+        out,
+        TLS_HANDSHAKES,
+        "counter",
+        "TLS handshakes on every TLS listener, by result (ok or failed).",
+    );
+    let _ = writeln!(
+        out,
+        "{TLS_HANDSHAKES}{{result=\"ok\"}} {}",
+        HANDSHAKES.load(Relaxed)
+    );
+    let _ = writeln!(
+        out,
+        "{TLS_HANDSHAKES}{{result=\"failed\"}} {}",
+        HANDSHAKE_FAILURES.load(Relaxed)
+    );
+    header(
+        out,
+        TLS_EXPIRY,
+        "gauge",
+        "The notAfter of each certificate in use, in seconds since the Unix epoch.",
+    );
+    for c in certificates() {
+        let Some(at) = c.not_after else { continue };
+        let _ = writeln!(
+            out,
+            "{TLS_EXPIRY}{{path=\"{}\",names=\"{}\"}} {at}",
+            escape(&c.path.display().to_string()),
+            escape(&c.names.join(","))
+        );
+    }
 }
 
 /// The cache's counters (process-wide) and its store's size (none without a caching route).
@@ -329,13 +420,7 @@ fn server_series(
         }
         UPSTREAM_LATENCY => {
             let (buckets, sum) = s.stats.latency();
-            for (le, count) in LATENCY_BUCKETS.iter().zip(&buckets) {
-                let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{le}\"}} {count}");
-            }
-            let total = buckets.last().copied().unwrap_or(0);
-            let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {total}");
-            let _ = writeln!(out, "{name}_sum{{{labels}}} {sum}");
-            let _ = writeln!(out, "{name}_count{{{labels}}} {total}");
+            histogram(out, name, labels, &buckets, sum);
         }
         UPSTREAM_UP => {
             let _ = writeln!(out, "{name}{{{labels}}} {}", u8::from(s.usable(now)));

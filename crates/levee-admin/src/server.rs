@@ -22,6 +22,11 @@ const READ_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_CONNECTIONS: usize = 256;
 /// Largest request body (a weight change is a few bytes).
 const MAX_BODY: usize = 4096;
+/// Largest body of `POST /fleet/push`: a whole config file.
+const MAX_PUSH_BODY: usize = 1 << 20;
+/// Push bodies read at once: off loopback anyone may send one before the
+/// token is checked, so the memory they take is bounded too.
+static PUSH_SLOTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
 const LIMITS: HeadLimits = HeadLimits {
     max_request_line: 2048,
     max_header_bytes: 16 * 1024,
@@ -36,6 +41,10 @@ pub struct Reply {
     pub content_type: &'static str,
     pub body: Vec<u8>,
     pub headers: Vec<(&'static str, String)>,
+    /// A body sent piece by piece as it comes (server-sent events), each
+    /// write bounded by the duration; the connection closes when the
+    /// sender is dropped.
+    pub stream: Option<(tokio::sync::mpsc::Receiver<Vec<u8>>, Duration)>,
 }
 
 impl Reply {
@@ -45,7 +54,20 @@ impl Reply {
             content_type,
             body,
             headers: Vec::new(),
+            stream: None,
         }
+    }
+
+    /// A streamed answer: `pieces` are written as they arrive.
+    pub fn stream(
+        status: u16,
+        content_type: &'static str,
+        pieces: tokio::sync::mpsc::Receiver<Vec<u8>>,
+        write_timeout: Duration,
+    ) -> Reply {
+        let mut reply = Reply::new(status, content_type, Vec::new());
+        reply.stream = Some((pieces, write_timeout));
+        reply
     }
 
     pub fn json(status: u16, value: &serde_json::Value) -> Reply {
@@ -77,10 +99,13 @@ pub struct Request {
     pub authorization: Option<String>,
     pub cookie: Option<String>,
     pub csrf: Option<String>,
+    pub accept_encoding: Option<String>,
     pub body: Vec<u8>,
     pub peer: Option<SocketAddr>,
     /// The address the client connected to.
     pub local: Option<SocketAddr>,
+    /// A push body's place among [`PUSH_SLOTS`], held while it is served.
+    pub(crate) slot: Option<tokio::sync::SemaphorePermit<'static>>,
 }
 
 /// Fields that must appear at most once: two `Origin`s or two tokens could
@@ -126,16 +151,19 @@ impl Request {
             authorization: text("authorization")?,
             cookie: text("cookie")?,
             csrf: text("x-csrf-token")?,
+            accept_encoding: text("accept-encoding")?,
             target,
             body,
             peer: None,
             local: None,
+            slot: None,
         })
     }
 }
 
 /// Serves the admin API on `listener` until the task is dropped.
 pub async fn serve(listener: TcpListener, admin: Arc<Admin>) {
+    crate::dash::Dash::start(&admin);
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
         match listener.accept().await {
@@ -169,19 +197,43 @@ async fn connection(mut stream: TcpStream, peer: SocketAddr, admin: Arc<Admin>) 
             admin.respond(&request).await
         }
     };
+    write_reply(&mut stream, reply).await;
+}
+
+/// Fields on every answer: no browser may frame the dashboard or run
+/// anything but its own scripts, and no answer is sniffed as another type.
+const SECURITY: &str =
+    "X-Content-Type-Options: nosniff\r\nX-Frame-Options: DENY\r\nReferrer-Policy: no-referrer\r\n";
+
+async fn write_reply(stream: &mut TcpStream, reply: Reply) {
+    let length = match reply.stream {
+        Some(_) => String::new(),
+        None => format!("Content-Length: {}\r\n", reply.body.len()),
+    };
     let mut head = format!(
-        "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\nCache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n",
+        "HTTP/1.1 {} {}\r\nContent-Type: {}\r\n{length}Connection: close\r\n{SECURITY}Content-Security-Policy: {}\r\n",
         reply.status,
         reason(reply.status),
         reply.content_type,
-        reply.body.len()
+        crate::dash::assets::CSP,
     );
+    if !reply.headers.iter().any(|(n, _)| *n == "Cache-Control") {
+        head.push_str("Cache-Control: no-store\r\n");
+    }
     for (name, value) in &reply.headers {
         head.push_str(&format!("{name}: {value}\r\n"));
     }
     head.push_str("\r\n");
     let _ = stream.write_all(head.as_bytes()).await;
     let _ = stream.write_all(&reply.body).await;
+    if let Some((mut pieces, limit)) = reply.stream {
+        while let Some(piece) = pieces.recv().await {
+            match timeout(limit, stream.write_all(&piece)).await {
+                Ok(Ok(())) => {}
+                _ => break,
+            }
+        }
+    }
     let _ = stream.shutdown().await;
 }
 
@@ -203,18 +255,32 @@ async fn read_request(stream: &mut TcpStream) -> Result<Request, Reply> {
             match parse_request(&buf, 0, &LIMITS) {
                 Ok(Parsed::Complete(parts, len)) => {
                     let head = parts.into_head(buf.split_to(len).freeze());
+                    let limit = match head.path() {
+                        b"/fleet/push" => MAX_PUSH_BODY,
+                        _ => MAX_BODY,
+                    };
                     let want = match head.framing {
                         Framing::None => 0,
-                        Framing::Length(n) if n as usize <= MAX_BODY => n as usize,
+                        Framing::Length(n) if n as usize <= limit => n as usize,
                         _ => return Err(Reply::error(413, "request body too large or chunked")),
                     };
+                    let slot = match want > MAX_BODY {
+                        true => match PUSH_SLOTS.try_acquire() {
+                            Ok(slot) => Some(slot),
+                            Err(_) => return Err(Reply::error(503, "another push is being read")),
+                        },
+                        false => None,
+                    };
+                    buf.reserve(want.saturating_sub(buf.len()));
                     while buf.len() < want {
                         match stream.read_buf(&mut buf).await {
                             Ok(0) | Err(_) => return Err(Reply::error(400, "incomplete body")),
                             Ok(_) => {}
                         }
                     }
-                    return Request::from_head(&head, buf.split_to(want).to_vec());
+                    let mut request = Request::from_head(&head, buf.split_to(want).to_vec())?;
+                    request.slot = slot;
+                    return Ok(request);
                 }
                 Ok(Parsed::Incomplete) => {}
                 Err(e) => {

@@ -172,8 +172,21 @@ impl Stored {
     /// `must-revalidate`, and for a shared cache `proxy-revalidate` and
     /// `s-maxage` (which carries proxy-revalidate's meaning, §5.2.2.10).
     pub fn forbids_stale(&self) -> bool {
+        self.forbids_granted_stale() || self.directives.s_maxage.is_some()
+    }
+
+    /// Directives that forbid even the stale use the response grants
+    /// itself (`stale-while-revalidate`, `stale-if-error`, RFC 5861):
+    /// `no-cache`, `must-revalidate`, `proxy-revalidate`. `s-maxage` is
+    /// not among them: it forbids stale use only by implication (it
+    /// carries proxy-revalidate's meaning), and an origin that sends
+    /// `s-maxage=1, stale-while-revalidate=59` in one field (the common
+    /// pattern of frameworks such as Next.js) grants exactly that stale
+    /// use, as CDNs read it. A client's `max-stale` and the route's
+    /// `stale_if_down` are not the origin's grant: `s-maxage` forbids them.
+    pub fn forbids_granted_stale(&self) -> bool {
         let d = &self.directives;
-        d.no_cache || d.must_revalidate || d.proxy_revalidate || d.s_maxage.is_some()
+        d.no_cache || d.must_revalidate || d.proxy_revalidate
     }
 }
 
@@ -215,11 +228,12 @@ pub fn decide(stored: &Stored, request: &Request, now: u64, heuristic: Heuristic
     if fresh {
         return Use::Fresh;
     }
-    if stored.forbids_stale() {
+    if stored.forbids_granted_stale() {
         return Use::Revalidate;
     }
     let staleness = age.saturating_sub(lifetime);
-    if request.max_stale.is_some_and(|max| staleness <= max)
+    if !stored.forbids_stale()
+        && request.max_stale.is_some_and(|max| staleness <= max)
         && request.max_age.is_none_or(|m| age <= m)
     {
         return Use::StaleAllowed;
@@ -258,15 +272,16 @@ impl StaleReason {
 /// Whether a stale response may stand in when the origin fails, and why:
 /// within stale-if-error, or within `route_max` (the route's allowance for
 /// an unreachable upstream, 0 for none); never when its directives forbid
-/// serving it stale (`no-cache`, `must-revalidate`, `proxy-revalidate`,
-/// `s-maxage`).
+/// serving it stale (`no-cache`, `must-revalidate`, `proxy-revalidate`;
+/// `s-maxage` forbids the route's allowance, not the response's own
+/// stale-if-error: [`Stored::forbids_granted_stale`]).
 pub fn stale_on_error(
     stored: &Stored,
     now: u64,
     heuristic: Heuristic,
     route_max: u64,
 ) -> Option<StaleReason> {
-    if stored.forbids_stale() {
+    if stored.forbids_granted_stale() {
         return None;
     }
     let staleness = stored.staleness(now, heuristic);
@@ -276,7 +291,7 @@ pub fn stale_on_error(
         .is_some_and(|w| staleness <= w)
     {
         Some(StaleReason::StaleIfError)
-    } else if staleness <= route_max {
+    } else if !stored.forbids_stale() && staleness <= route_max {
         Some(StaleReason::Down)
     } else {
         None

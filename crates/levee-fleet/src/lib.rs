@@ -7,6 +7,9 @@
 //! - [`bus`]: typed messages on the fleet's pub/sub channel;
 //! - [`drain`]: members taken out of the fleet's DNS answers;
 //! - [`limits`]: the Redis side of fleet-scoped rate limits;
+//! - [`push`]: config pushes' identifiers and the members' reports;
+//! - [`Script`]: other crates' shared state (the mail guard's counts, the
+//!   auth negative cache) as Lua scripts run within the fleet's timeout;
 //! - [`metrics`]: the fleet's counters as Prometheus text.
 //!
 //! All Redis work runs on one thread of its own (`levee-fleet`), so a slow
@@ -21,6 +24,7 @@ pub mod limits;
 pub mod link;
 pub mod members;
 pub mod metrics;
+pub mod push;
 pub mod settings;
 
 use std::collections::BTreeSet;
@@ -28,6 +32,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use siphasher::sip::SipHasher13;
+use std::hash::Hasher;
 use tokio::sync::{Notify, broadcast, mpsc, watch};
 
 pub use health::{Health, State};
@@ -93,6 +99,8 @@ pub struct Fleet {
     /// Fresh members at the last read, this one included (at least 1).
     live: AtomicU32,
     bus: broadcast::Sender<bus::Envelope>,
+    /// What the process does with each message (set by levee-server).
+    handler: Mutex<Option<bus::Handler>>,
     outgoing: mpsc::UnboundedSender<bus::Message>,
     /// Drained members as last read or heard (drain.rs).
     drained: Mutex<BTreeSet<String>>,
@@ -142,6 +150,7 @@ impl Fleet {
             }),
             live: AtomicU32::new(1),
             bus: broadcast::channel(256).0,
+            handler: Mutex::new(None),
             outgoing,
             drained: Mutex::new(BTreeSet::new()),
             drains_unsent: Mutex::new(Vec::new()),
@@ -265,18 +274,88 @@ impl Fleet {
         let _ = self.outgoing.send(message);
     }
 
+    /// Acts on every message from now on with `handler` (this member's own
+    /// included: the handler tells them by `from`).
+    pub fn set_handler(&self, handler: bus::Handler) {
+        *self.handler.lock().unwrap_or_else(|p| p.into_inner()) = Some(handler);
+    }
+
+    /// A SipHash hasher whose keys every member derives alike (the fleet's
+    /// name, `purpose`, and the Redis password as a secret), so a key
+    /// hashed on one member names the same Redis key on every other.
+    /// Without a password the keys follow from names an attacker may guess
+    /// (docs/fleet.md says what that costs).
+    pub fn hasher(&self, purpose: &str) -> SipHasher13 {
+        let secret = self.settings.password.as_deref().unwrap_or_default();
+        let seed = format!("levee fleet key\0{}\0{purpose}\0{secret}", self.name());
+        let derive = |k: u64| {
+            let mut h = SipHasher13::new_with_keys(k, !k);
+            h.write(seed.as_bytes());
+            h.finish()
+        };
+        SipHasher13::new_with_keys(derive(0x6c65_7665_6520_6b31), derive(0x6c65_7665_6520_6b32))
+    }
+
+    /// What signs and checks the messages of this fleet's bus.
+    pub fn signer(&self) -> bus::Signer {
+        bus::Signer::new(
+            self.name(),
+            self.settings.password.as_deref().unwrap_or_default(),
+        )
+    }
+
+    /// Whether shared state is in force (Redis answers, local admissions
+    /// charged); otherwise each member decides alone.
+    pub fn is_up(&self) -> bool {
+        self.link.health.is_up()
+    }
+
+    /// Runs `script` with `keys` and `args`, within the fleet's `timeout`
+    /// (two timeouts in a row mark Redis down, as for rate limits). The
+    /// script answers a list of integers.
+    pub async fn run_script(
+        &self,
+        script: &Script,
+        keys: &[String],
+        args: &[i64],
+    ) -> Result<Vec<i64>, FleetError> {
+        let call = script.invocation(keys, args);
+        self.link
+            .run(|mut conn| async move { call.invoke_async(&mut conn).await })
+            .await
+    }
+
     async fn run(self: Arc<Self>, mut outgoing: mpsc::UnboundedReceiver<bus::Message>) {
+        let me = Arc::downgrade(&self);
+        let handle: bus::Handler = Arc::new(move |e: &bus::Envelope| {
+            let Some(fleet) = me.upgrade() else { return };
+            // Drains are the fleet's own state: applied here, as they
+            // arrive, before the process sees the message.
+            if let bus::Message::Drain { instance, drained } = &e.message {
+                fleet.apply_drain(instance, *drained);
+            }
+            let handler = fleet
+                .handler
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone();
+            if let Some(h) = handler {
+                h(e);
+            }
+        });
         let tasks = [
             tokio::spawn(self.limits.clone().serve(self.link.clone())),
             tokio::spawn(bus::subscribe(
                 self.link.clone(),
                 self.name().to_owned(),
+                self.signer(),
                 self.bus.clone(),
+                handle,
             )),
             tokio::spawn(self.clone().heartbeats()),
             tokio::spawn(self.clone().maintain()),
-            tokio::spawn(self.clone().hear_drains()),
         ];
+        let signer = self.signer();
         loop {
             tokio::select! {
                 _ = self.stop.notified() => break,
@@ -286,7 +365,7 @@ impl Fleet {
                         // after hearing the message finds it there.
                         self.send_drains().await;
                     }
-                    if let Err(e) = bus::publish(&self.link, self.name(), self.instance(), m).await {
+                    if let Err(e) = bus::publish(&self.link, self.name(), self.instance(), m, &signer).await {
                         tracing::warn!(error = %e, "fleet bus: message not sent");
                     }
                 }
@@ -310,21 +389,6 @@ impl Fleet {
         }
     }
 
-    /// Applies drains other members announce on the bus.
-    async fn hear_drains(self: Arc<Self>) {
-        let mut rx = self.bus.subscribe();
-        loop {
-            match rx.recv().await {
-                Ok(bus::Envelope {
-                    message: bus::Message::Drain { instance, drained },
-                    ..
-                }) => self.apply_drain(&instance, drained),
-                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
-                Err(broadcast::error::RecvError::Closed) => return,
-            }
-        }
-    }
-
     /// Connects whenever the link is down; after each connect, charges what
     /// was admitted locally, then lets fleet limits resume.
     async fn maintain(self: Arc<Self>) {
@@ -342,16 +406,47 @@ impl Fleet {
                 tokio::time::sleep(link::RETRY).await;
                 continue;
             }
-            match self.limits.restore(&self.link).await {
+            let restored = match self.limits.restore(&self.link).await {
                 Ok(n) => {
                     if n > 0 {
                         tracing::info!(keys = n, "fleet: local admissions charged to Redis");
                     }
-                    self.link.health.set(State::Up, "");
+                    self.charge_owed().await
                 }
+                Err(e) => Err(e),
+            };
+            match restored {
+                Ok(()) => self.link.health.set(State::Up, ""),
                 Err(e) => self.link.drop_conn(&format!("restoring: {e}")),
             }
         }
+    }
+
+    /// Charges what every [`Owed`] decided alone, before shared state
+    /// resumes.
+    async fn charge_owed(&self) -> Result<(), FleetError> {
+        let owed: Vec<_> = OWED
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter_map(std::sync::Weak::upgrade)
+            .collect();
+        let patient = self.link.timeout().max(Duration::from_secs(1));
+        for o in owed {
+            let Some(call) = o.take(self) else { continue };
+            let invoke = call.script.invocation(&call.keys, &call.args);
+            let ran = self
+                .link
+                .run_within(patient, |mut conn| async move {
+                    invoke.invoke_async::<Vec<i64>>(&mut conn).await
+                })
+                .await;
+            if let Err(e) = ran {
+                o.unpaid(call);
+                return Err(e);
+            }
+        }
+        Ok(())
     }
 
     async fn heartbeats(self: Arc<Self>) {
@@ -416,6 +511,63 @@ impl Fleet {
             public: c.public_addresses.clone(),
             weight: c.weight,
         }
+    }
+}
+
+/// One script call: what [`Fleet::run_script`] takes.
+#[derive(Debug)]
+pub struct Call {
+    pub script: &'static Script,
+    pub keys: Vec<String>,
+    pub args: Vec<i64>,
+}
+
+/// What another crate decided alone while Redis was away and must charge
+/// to it before shared state resumes (the mail guard's failures), as the
+/// rate limits charge their [`Debts`].
+pub trait Owed: Send + Sync {
+    /// Takes what is owed to `fleet`'s Redis, as one call; `None` when
+    /// nothing is.
+    fn take(&self, fleet: &Fleet) -> Option<Call>;
+    /// A taken call Redis did not run: owed again.
+    fn unpaid(&self, call: Call);
+}
+
+static OWED: Mutex<Vec<std::sync::Weak<dyn Owed>>> = Mutex::new(Vec::new());
+
+/// Registers what may owe Redis; charged by whichever fleet this process
+/// is a member of when its Redis comes back.
+pub fn register_owed(owed: std::sync::Weak<dyn Owed>) {
+    let mut all = OWED.lock().unwrap_or_else(|p| p.into_inner());
+    all.retain(|w| w.strong_count() > 0);
+    all.push(owed);
+}
+
+/// A Lua script another crate keeps its shared state with (the mail
+/// guard's counts, for one); run with [`Fleet::run_script`]. Sent by its
+/// SHA-1 and loaded again after `NOSCRIPT`, as after a restart of Redis.
+pub struct Script(redis::Script);
+
+impl Script {
+    pub fn new(code: &str) -> Script {
+        Script(redis::Script::new(code))
+    }
+
+    fn invocation(&self, keys: &[String], args: &[i64]) -> redis::ScriptInvocation<'_> {
+        let mut call = self.0.prepare_invoke();
+        for k in keys {
+            call.key(k);
+        }
+        for a in args {
+            call.arg(*a);
+        }
+        call
+    }
+}
+
+impl std::fmt::Debug for Script {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Script").field(&self.0.get_hash()).finish()
     }
 }
 

@@ -30,7 +30,7 @@ use crate::message::{Framing, RequestHead};
 use crate::origin::{self, Origin};
 use crate::respond;
 use crate::screen::{self, Screened};
-use crate::site::{Site, Target};
+use crate::site::{Routed, Site, Target};
 use crate::stream::ClientStream;
 use crate::{Shared, idle, pace, proxy, timed};
 
@@ -255,29 +255,37 @@ async fn exchange(client: &mut Client, listener: &ListenerCtx, served: u64) -> N
     let https = crate::stream::is_https(&client.stream);
     client.origin = origin::resolve(&head, client.peer.ip(), https, site.trust(listener.addr));
     let _in_flight = listener.shared.begin();
-    let done = serve_request(client, listener, &site, &mut head, served).await;
-    done.log(&site, client.origin.ip, &head, started);
+    let (done, routed) = serve_request(client, listener, &site, &mut head, served).await;
+    done.log(
+        &site,
+        client.origin.ip,
+        &head,
+        started,
+        routed.map(|r| &*r.stats),
+    );
     done.next
 }
 
 /// Routes, screens and acts on one request whose head was read: the part
 /// of an exchange HTTP/2 streams share (http2/exchange.rs). The caller
 /// logs it, once the response is out (an HTTP/2 stream's is still on its
-/// way when this returns), and counts it in flight until then.
-pub(crate) async fn serve_request(
+/// way when this returns), and counts it in flight until then; the route
+/// it matched is returned for its counters.
+pub(crate) async fn serve_request<'s>(
     client: &mut Client,
     listener: &ListenerCtx,
-    site: &Site,
+    site: &'s Site,
     head: &mut RequestHead,
     served: u64,
-) -> Done {
+) -> (Done, Option<&'s Routed>) {
     let shared = &listener.shared;
     levee_upstream::stats::count_request(listener.addr);
     let max = site.limits.max_requests_per_connection;
     let keep_alive = head.keep_alive && !shared.draining() && (max == 0 || served + 1 < max);
     let mut done = Done::new(keep_alive);
 
-    match site.route(listener.addr, head.host_name(), head.path()) {
+    let routed = site.route(listener.addr, head.host_name(), head.path());
+    match routed {
         None => {
             done.reply(
                 client,
@@ -298,7 +306,7 @@ pub(crate) async fn serve_request(
             }
         }
     }
-    done
+    (done, routed.map(|r| &**r))
 }
 
 /// Runs a route's action (step 4 of a request's life, docs/architecture.md).
@@ -385,13 +393,26 @@ impl Done {
     }
 
     /// The request's access log line.
-    pub(crate) fn log(&self, site: &Site, client: IpAddr, head: &RequestHead, started: Instant) {
+    /// Logs the request and counts it on its route (`None`: it matched no
+    /// route). The count reuses the log's one clock reading.
+    pub(crate) fn log(
+        &self,
+        site: &Site,
+        client: IpAddr,
+        head: &RequestHead,
+        started: Instant,
+        route: Option<&levee_upstream::stats::RouteStats>,
+    ) {
+        let request_time = started.elapsed();
+        route
+            .unwrap_or_else(|| Site::unrouted())
+            .observe(self.status, request_time);
         site.access_log.log(&Entry {
             client,
             request: Some(head),
             status: self.status,
             bytes: self.bytes,
-            request_time: started.elapsed(),
+            request_time,
             upstream_time: self.upstream_time,
             upstream: self.upstream,
         });

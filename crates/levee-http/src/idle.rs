@@ -173,6 +173,9 @@ pub fn park(
         if tcp.is_none_or(|tcp| tcp.poll_read_ready(&mut cx).is_ready()) {
             return Some(client);
         }
+        // Counted for the dashboard's idle connections per listener: once
+        // per idle period, never per request.
+        listener.conns.set_idle(true);
         entry.insert(Parked {
             stream: client.stream,
             peer: client.peer,
@@ -320,7 +323,9 @@ fn take(slot: usize, generation: u32) -> Option<Parked> {
         match p.slab.get(slot) {
             Some(entry) if entry.generation == generation => {
                 p.resumed_since_tick = true;
-                Some(p.slab.remove(slot))
+                let parked = p.slab.remove(slot);
+                parked.listener.conns.set_idle(false);
+                Some(parked)
             }
             _ => None,
         }
@@ -350,8 +355,13 @@ fn expire(now: Instant) {
     }
     PARKING.with(|p| {
         let p = &mut *p.borrow_mut();
-        p.slab
-            .retain(|_, entry| entry.deadline > now && !entry.listener.shared.draining());
+        p.slab.retain(|_, entry| {
+            let keep = entry.deadline > now && !entry.listener.shared.draining();
+            if !keep {
+                entry.listener.conns.set_idle(false);
+            }
+            keep
+        });
         let slab = &p.slab;
         p.order.retain(|&(slot, generation)| {
             slab.get(slot as usize)
@@ -438,6 +448,7 @@ pub fn shed_oldest(n: usize) -> usize {
                 .is_some_and(|e| e.generation == generation)
             {
                 let shed = p.slab.remove(slot as usize);
+                shed.listener.conns.set_idle(false);
                 if shed.served == 0 {
                     silent += 1;
                 } else {

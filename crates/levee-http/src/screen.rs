@@ -1,5 +1,6 @@
-//! Between routing and acting: a route's protections (allow/deny list,
-//! Basic auth, rate limits, from `levee-protect`), and for a proxied request
+//! Between routing and acting: the runtime ban list and a route's
+//! protections (allow/deny list, Basic auth, rate limits, from
+//! `levee-protect`), and for a proxied request
 //! the start of its body, read under the client's minimum progress
 //! (`pace.rs`) before any upstream is involved.
 
@@ -81,6 +82,11 @@ pub(crate) async fn guard(
     peer: IpAddr,
     keep_alive: bool,
 ) -> Option<Vec<u8>> {
+    // A runtime ban (`levee ctl ban`) also ends a keep-alive connection
+    // opened before it; with no ban this is one relaxed load.
+    if levee_protect::ban::banned(peer) {
+        return Some(respond::error(403, &[], false, head.is_head()));
+    }
     let guard = routed.guard.as_ref()?;
     let view = View { head, peer };
     let authorization = head.fields.get("authorization");

@@ -7,7 +7,9 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use levee_config::{Action, Config, ForwardPath, Limits, RedirectAction, StaticAction, Timeouts};
+use levee_config::{
+    Action, Config, ForwardPath, HostMatch, Limits, RedirectAction, StaticAction, Timeouts,
+};
 use levee_upstream::{Group, Registry, UpstreamError};
 
 use levee_protect::conns::ConnLimits;
@@ -26,6 +28,8 @@ pub struct Routed {
     /// `None` when the route has no protection (the common case costs nothing).
     pub guard: Option<RouteGuard>,
     pub target: Target,
+    /// The route's status and latency counters (`/metrics`, the dashboard).
+    pub stats: Arc<levee_upstream::stats::RouteStats>,
     /// A proxy route with `forward_path = "original"`.
     pub forward_original: bool,
 }
@@ -166,12 +170,14 @@ impl Site {
                 &route.action,
                 Action::Proxy(p) if p.forward_path == ForwardPath::Original
             );
+            let stats = levee_upstream::stats::route(&route_label(route));
             targets.push((
                 route,
                 Arc::new(Routed {
                     guard,
                     target,
                     forward_original,
+                    stats,
                 }),
             ));
         }
@@ -238,6 +244,13 @@ impl Site {
         self.trusted.get(&listener)
     }
 
+    /// The counters of requests that matched no route.
+    pub fn unrouted() -> &'static levee_upstream::stats::RouteStats {
+        static NONE: std::sync::OnceLock<Arc<levee_upstream::stats::RouteStats>> =
+            std::sync::OnceLock::new();
+        NONE.get_or_init(|| levee_upstream::stats::route(levee_upstream::stats::NO_ROUTE))
+    }
+
     /// The route serving `host`/`path` on the listener bound to `listener`.
     pub fn route(&self, listener: SocketAddr, host: &[u8], path: &[u8]) -> Option<&Arc<Routed>> {
         self.routers.get(&listener)?.find(host, path)
@@ -251,4 +264,31 @@ impl Site {
             None => NONE.get_or_init(ConnLimits::default),
         }
     }
+}
+
+/// A route's name in `/metrics` and on the dashboard: its listeners (if it
+/// names any), hosts (`*` for any) and path prefix, e.g. `shop.example/api/`.
+pub fn route_label(route: &levee_config::Route) -> String {
+    let mut label = String::new();
+    if !route.listeners.is_empty() {
+        label.push_str(&route.listeners.join(","));
+        label.push(' ');
+    }
+    if route.hosts.is_empty() {
+        label.push('*');
+    }
+    for (i, h) in route.hosts.iter().enumerate() {
+        if i > 0 {
+            label.push(',');
+        }
+        match h {
+            HostMatch::Exact(h) => label.push_str(h),
+            HostMatch::Wildcard(suffix) => {
+                label.push('*');
+                label.push_str(suffix);
+            }
+        }
+    }
+    label.push_str(&route.path);
+    label
 }

@@ -62,29 +62,24 @@ pub async fn decide(front: &Frontend, state: &FrontState, attempt: &Attempt<'_>)
     let c = attempt.credentials;
     let config = &state.config;
     let now = Instant::now();
-    if front.recently_refused(attempt, now) {
+    let negative_ttl = match &config.auth {
+        MailAuth::Http(service) => service.negative_ttl,
+        MailAuth::UserMap(_) => Duration::ZERO,
+    };
+    if front.recently_refused(attempt, now, negative_ttl).await {
         return Decision::Refuse {
             message: None,
             wait: config.auth_fail_delay,
             smtp_code: None,
         };
     }
-    let (decision, negative_ttl) = match (&config.auth, &state.users) {
-        (MailAuth::Http(service), _) => (
-            http::ask(service, attempt, config.auth_fail_delay).await,
-            service.negative_ttl,
-        ),
-        (MailAuth::UserMap(_), Some(users)) => (
-            users.decide(c, config.auth_fail_delay).await,
-            Duration::ZERO,
-        ),
-        (MailAuth::UserMap(_), None) => (
-            Decision::Unavailable("user map not loaded".to_owned()),
-            Duration::ZERO,
-        ),
+    let decision = match (&config.auth, &state.users) {
+        (MailAuth::Http(service), _) => http::ask(service, attempt, config.auth_fail_delay).await,
+        (MailAuth::UserMap(_), Some(users)) => users.decide(c, config.auth_fail_delay).await,
+        (MailAuth::UserMap(_), None) => Decision::Unavailable("user map not loaded".to_owned()),
     };
     if matches!(decision, Decision::Refuse { .. }) && !negative_ttl.is_zero() {
-        front.remember_refusal(attempt, now + negative_ttl);
+        front.remember_refusal(attempt, now, negative_ttl);
     }
     decision
 }

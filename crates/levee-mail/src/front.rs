@@ -1,13 +1,14 @@
 //! A mail listener's shared state: its settings and user map (swapped on
-//! reload) and its negative auth cache (kept across reloads). One
+//! reload) and its negative auth cache (kept across reloads, shared by a
+//! fleet: `front/negative.rs`). One
 //! [`Frontend`] serves every worker; sessions take a snapshot of the
 //! settings when they start, so a reload never changes an open session.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasher, RandomState};
+mod negative;
+
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use levee_config::model::{MailAuth, MailListener, MailProtocol};
@@ -16,11 +17,8 @@ use tokio::net::TcpStream;
 use crate::auth::Attempt;
 use crate::auth::user_map::UserMap;
 pub use crate::auth::user_map::UserMapError;
-use crate::guard::Guard;
+use crate::guard::{Guard, Shared};
 use crate::smtp::Extensions;
-
-/// Most refusals remembered at once; past it expired ones are dropped, then all.
-const NEGATIVE_CACHE_MAX: usize = 10_000;
 
 /// What a session reads: the listener's settings when it started.
 #[derive(Debug)]
@@ -34,11 +32,11 @@ pub struct FrontState {
 pub struct Frontend {
     pub addr: SocketAddr,
     state: ArcSwap<FrontState>,
-    /// Hashes of refused (protocol, user, password), with when they expire.
-    negative: Mutex<HashMap<u64, Instant>>,
-    hasher: RandomState,
-    /// Failure counters and per-user session counts.
-    pub guard: Guard,
+    /// Logins the auth service refused, for its `negative_ttl`.
+    negative: negative::NegativeCache,
+    /// Failure counters (shared by the fleet, if any) and per-user
+    /// session counts.
+    pub guard: Guard<Shared>,
     /// Submission: the safe extensions every backend offered at a login
     /// since the start or the last reload ([`Frontend::smtp_extensions`]).
     learned_smtp: Mutex<Option<Arc<Extensions>>>,
@@ -75,8 +73,7 @@ impl Frontend {
         Arc::new(Frontend {
             addr,
             state: ArcSwap::from_pointee(state),
-            negative: Mutex::new(HashMap::new()),
-            hasher: RandomState::new(),
+            negative: negative::NegativeCache::default(),
             guard: Guard::default(),
             learned_smtp: Mutex::new(None),
         })
@@ -160,39 +157,19 @@ impl Frontend {
         drop(permit);
     }
 
-    /// The auth service may answer on TLS facts (`Auth-SSL*`), so a login
-    /// refused in the clear or with another client certificate is another key.
-    fn key(&self, attempt: &Attempt<'_>) -> u64 {
-        let c = attempt.credentials;
-        let tls = attempt
-            .ssl
-            .map(|s| (s.verify.as_str(), s.fingerprint.as_deref()));
-        self.hasher
-            .hash_one((attempt.protocol.as_str(), &c.user, &c.pass, tls))
+    /// Whether this login was refused within the negative TTL (`ttl`,
+    /// zero when the listener has none), here or on another member.
+    pub(crate) async fn recently_refused(
+        &self,
+        attempt: &Attempt<'_>,
+        now: Instant,
+        ttl: Duration,
+    ) -> bool {
+        self.negative.refused(attempt, now, ttl).await
     }
 
-    /// Whether this login was refused within the negative TTL.
-    pub(crate) fn recently_refused(&self, attempt: &Attempt<'_>, now: Instant) -> bool {
-        let key = self.key(attempt);
-        let Ok(cache) = self.negative.lock() else {
-            return false;
-        };
-        cache.get(&key).is_some_and(|&until| until > now)
-    }
-
-    pub(crate) fn remember_refusal(&self, attempt: &Attempt<'_>, until: Instant) {
-        let key = self.key(attempt);
-        let Ok(mut cache) = self.negative.lock() else {
-            return;
-        };
-        if cache.len() >= NEGATIVE_CACHE_MAX {
-            let now = Instant::now();
-            cache.retain(|_, &mut t| t > now);
-            if cache.len() >= NEGATIVE_CACHE_MAX {
-                cache.clear();
-            }
-        }
-        cache.insert(key, until);
+    pub(crate) fn remember_refusal(&self, attempt: &Attempt<'_>, now: Instant, ttl: Duration) {
+        self.negative.remember(attempt, now, ttl);
     }
 }
 

@@ -23,10 +23,13 @@
 //! passwords against a limit of 5 let exactly 5 through.
 //!
 //! The counts live behind [`Ledger`]. [`Local`] keeps them in this process;
-//! a fleet-wide store (Redis) would implement the same two calls: a
-//! `reserve` that checks and increments in one atomic step (a script), and
-//! a `settle` that it may apply in the background. Time is passed in, so
-//! the rules are tested without sleeping.
+//! [`Shared`] keeps them in the fleet's Redis when levee is a member of a
+//! fleet (`fleet.rs`), so a guesser spreading his attempts over every member
+//! gets no more than from one: a `reserve` that checks and increments in one
+//! atomic step (a script), and a `settle` applied in the background. Time is
+//! passed in, so the rules are tested without sleeping.
+
+mod fleet;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -89,9 +92,21 @@ pub enum Outcome {
     Undecided,
 }
 
-/// Where failure counts live: this process ([`Local`]) or, one day, a store
-/// shared by a fleet.
+pub use fleet::Shared;
+
+/// Where failure counts live: this process ([`Local`]) or the fleet's
+/// Redis ([`Shared`]).
 pub trait Ledger: Send + Sync {
+    /// What settling a reservation needs besides its keys: where it was made.
+    type Hold: Send + Sync + std::fmt::Debug;
+
+    /// The counters an attempt of `user` from `ip` touches. `hasher` is the
+    /// guard's own (random per process); a shared ledger hashes alike on
+    /// every member instead.
+    fn keys(&self, hasher: &RandomState, ip: IpAddr, user: &[u8]) -> Keys {
+        local_keys(hasher, ip, user)
+    }
+
     /// Checks `keys` against `rules` and, unless refused, reserves the
     /// attempt's place in the pair's and the user's counts, in one atomic
     /// step: what is reserved counts as a failure until it settles.
@@ -100,11 +115,25 @@ pub trait Ledger: Send + Sync {
         keys: Keys,
         rules: Rules,
         now: Instant,
-    ) -> impl Future<Output = Admission> + Send;
+    ) -> impl Future<Output = (Admission, Self::Hold)> + Send;
 
     /// Ends a reserved attempt. Never waits: a shared store may apply it
     /// in the background.
-    fn settle(&self, keys: Keys, outcome: Outcome, rules: Rules, now: Instant);
+    fn settle(&self, keys: Keys, hold: &Self::Hold, outcome: Outcome, rules: Rules, now: Instant);
+}
+
+/// The counters' keys hashed with this process's own (random) key.
+fn local_keys(hasher: &RandomState, ip: IpAddr, user: &[u8]) -> Keys {
+    let ip = ip.to_canonical();
+    Keys {
+        pair: hasher.hash_one((2u8, user, ip)),
+        user: user_key(hasher, user),
+        address: hasher.hash_one((0u8, ip)),
+    }
+}
+
+fn user_key(hasher: &RandomState, user: &[u8]) -> u64 {
+    hasher.hash_one((1u8, user))
 }
 
 /// One counter: failures in the window, attempts reserved and not yet
@@ -204,16 +233,24 @@ impl Local {
 }
 
 impl Ledger for Local {
+    type Hold = ();
+
     fn reserve(
         &self,
         keys: Keys,
         rules: Rules,
         now: Instant,
-    ) -> impl Future<Output = Admission> + Send {
-        std::future::ready(self.reserve_now(keys, rules, now))
+    ) -> impl Future<Output = (Admission, ())> + Send {
+        std::future::ready((self.reserve_now(keys, rules, now), ()))
     }
 
-    fn settle(&self, keys: Keys, outcome: Outcome, rules: Rules, now: Instant) {
+    fn settle(&self, keys: Keys, _: &(), outcome: Outcome, rules: Rules, now: Instant) {
+        self.settle_now(keys, outcome, rules, now);
+    }
+}
+
+impl Local {
+    fn settle_now(&self, keys: Keys, outcome: Outcome, rules: Rules, now: Instant) {
         let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
         for key in [keys.pair, keys.user] {
             if let Some(c) = counts.get_mut(&key) {
@@ -260,6 +297,7 @@ pub enum Refusal {
 pub struct Ticket<'g, L: Ledger> {
     ledger: &'g L,
     keys: Keys,
+    hold: L::Hold,
     rules: Rules,
     /// The address's failures when reserved: its refusal delay.
     pub address_failures: u32,
@@ -272,15 +310,20 @@ impl<L: Ledger> Ticket<'_, L> {
     pub fn settle(mut self, outcome: Outcome) {
         self.settled = true;
         self.ledger
-            .settle(self.keys, outcome, self.rules, Instant::now());
+            .settle(self.keys, &self.hold, outcome, self.rules, Instant::now());
     }
 }
 
 impl<L: Ledger> Drop for Ticket<'_, L> {
     fn drop(&mut self) {
         if !self.settled {
-            self.ledger
-                .settle(self.keys, Outcome::Undecided, self.rules, Instant::now());
+            self.ledger.settle(
+                self.keys,
+                &self.hold,
+                Outcome::Undecided,
+                self.rules,
+                Instant::now(),
+            );
         }
     }
 }
@@ -328,16 +371,11 @@ impl<L: Ledger> Guard<L> {
     }
 
     fn user_key(&self, user: &[u8]) -> u64 {
-        self.hasher.hash_one((1u8, user))
+        user_key(&self.hasher, user)
     }
 
     pub fn keys(&self, ip: IpAddr, user: &[u8]) -> Keys {
-        let ip = ip.to_canonical();
-        Keys {
-            pair: self.hasher.hash_one((2u8, user, ip)),
-            user: self.user_key(user),
-            address: self.hasher.hash_one((0u8, ip)),
-        }
+        self.ledger.keys(&self.hasher, ip, user)
     }
 
     /// Reserves a login attempt for `user` from `ip`, after waiting its turn
@@ -350,16 +388,22 @@ impl<L: Ledger> Guard<L> {
     ) -> Result<Ticket<'_, L>, Refusal> {
         let keys = self.keys(ip, user);
         match self.ledger.reserve(keys, rules, Instant::now()).await {
-            Admission::Blocked { address_failures } => Err(Refusal::Blocked { address_failures }),
-            Admission::Busy => Err(Refusal::Busy),
-            Admission::Ask {
-                wait,
-                address_failures,
-            } => {
+            (Admission::Blocked { address_failures }, _) => {
+                Err(Refusal::Blocked { address_failures })
+            }
+            (Admission::Busy, _) => Err(Refusal::Busy),
+            (
+                Admission::Ask {
+                    wait,
+                    address_failures,
+                },
+                hold,
+            ) => {
                 // Reserved before the wait: a turn taken is a turn held.
                 let ticket = Ticket {
                     ledger: &self.ledger,
                     keys,
+                    hold,
                     rules,
                     address_failures,
                     waited: wait,

@@ -1,7 +1,9 @@
 //! Closing a user's logged-in sessions on request, when their mailbox moves
 //! to another backend (control API: `POST /mail/users/NAME/close`). New
 //! logins already go where the auth service or the reloaded user map says;
-//! this ends the sessions still open on the old backend.
+//! this ends the sessions still open on the old backend. In a fleet the
+//! request goes to every member on the bus ([`close_user_everywhere`]),
+//! and each applies the same rules to its own sessions ([`close_user`]).
 //!
 //! The relay does not parse what it relays, so it judges the moment from
 //! the backend's side of the stream: a session is closed, after the
@@ -216,6 +218,45 @@ pub fn close_user(user: &[u8]) -> usize {
         n += 1;
     }
     n
+}
+
+/// Where a close request went besides this member.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reach {
+    /// No `[fleet]`: this levee alone.
+    Alone,
+    /// Sent on the fleet's bus: every member closes the user's sessions.
+    Fleet,
+    /// In a fleet whose Redis is away: this member only.
+    FleetUnreachable,
+}
+
+impl Reach {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reach::Alone => "this levee",
+            Reach::Fleet => "every member",
+            Reach::FleetUnreachable => "this member only: Redis is unreachable",
+        }
+    }
+}
+
+/// [`close_user`] here, at once, and on every other member of the fleet
+/// (they hear it on the bus within a second and apply the same grace).
+/// Returns this member's count, and where else the request went.
+pub fn close_user_everywhere(user: &str) -> (usize, Reach) {
+    let here = close_user(user.as_bytes());
+    let reach = match levee_fleet::current() {
+        None => Reach::Alone,
+        Some(f) if f.is_up() => {
+            f.publish(levee_fleet::bus::Message::CloseUser {
+                user: user.to_owned(),
+            });
+            Reach::Fleet
+        }
+        Some(_) => Reach::FleetUnreachable,
+    };
+    (here, reach)
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ use levee_config::model::MailProtocol;
 pub const SESSIONS: &str = "levee_mail_sessions";
 pub const LOGINS: &str = "levee_mail_logins_total";
 pub const BACKEND_ERRORS: &str = "levee_mail_backend_errors_total";
+pub const FLEET_FALLBACKS: &str = "levee_mail_fleet_fallback_total";
 
 const PROTOCOLS: [MailProtocol; 3] = [
     MailProtocol::Imap,
@@ -23,7 +24,7 @@ pub enum Stage {
     PreAuth = 0,
     Proxying = 1,
 }
-const STAGES: [&str; 2] = ["preauth", "proxying"];
+pub const STAGES: [&str; 2] = ["preauth", "proxying"];
 
 #[derive(Debug, Clone, Copy)]
 pub enum Login {
@@ -37,7 +38,7 @@ pub enum Login {
     /// Over `max_sessions_per_user`.
     TooMany = 4,
 }
-const LOGIN_RESULTS: [&str; 5] = ["ok", "refused", "blocked", "unavailable", "too_many"];
+pub const LOGIN_RESULTS: [&str; 5] = ["ok", "refused", "blocked", "unavailable", "too_many"];
 
 #[derive(Debug, Clone, Copy)]
 pub enum BackendError {
@@ -50,6 +51,21 @@ const BACKEND_KINDS: [&str; 3] = ["connect", "timeout", "protocol"];
 static SESSION_GAUGE: [[AtomicI64; 2]; 3] = [const { [const { AtomicI64::new(0) }; 2] }; 3];
 static LOGIN_COUNT: [[AtomicU64; 5]; 3] = [const { [const { AtomicU64::new(0) }; 5] }; 3];
 static BACKEND_COUNT: [[AtomicU64; 3]; 3] = [const { [const { AtomicU64::new(0) }; 3] }; 3];
+
+/// What a member of a fleet decided on its own because Redis did not
+/// answer in time (or was down): a login attempt's counts, a look-up in
+/// the auth negative cache.
+#[derive(Debug, Clone, Copy)]
+pub enum Fallback {
+    Guard = 0,
+    NegativeCache = 1,
+}
+const FALLBACK_KINDS: [&str; 2] = ["guard", "negative_cache"];
+static FALLBACK_COUNT: [AtomicU64; 2] = [const { AtomicU64::new(0) }; 2];
+
+pub fn fleet_fallback(what: Fallback) {
+    FALLBACK_COUNT[what as usize].fetch_add(1, Relaxed);
+}
 
 fn index(p: MailProtocol) -> usize {
     match p {
@@ -100,6 +116,30 @@ pub fn open_preauth() -> i64 {
         .iter()
         .map(|p| p[Stage::PreAuth as usize].load(Relaxed))
         .sum()
+}
+
+/// Protocol names in the order of [`Snapshot`]'s rows.
+pub const PROTOCOL_NAMES: [&str; 3] = ["imap", "pop3", "submission"];
+
+/// The mail counters now, for the dashboard's sampler: rows by protocol
+/// ([`PROTOCOL_NAMES`]), columns by [`STAGES`] and [`LOGIN_RESULTS`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    pub sessions: [[i64; 2]; 3],
+    pub logins: [[u64; 5]; 3],
+}
+
+pub fn snapshot() -> Snapshot {
+    let mut s = Snapshot::default();
+    for p in 0..3 {
+        for (i, g) in SESSION_GAUGE[p].iter().enumerate() {
+            s.sessions[p][i] = g.load(Relaxed);
+        }
+        for (i, c) in LOGIN_COUNT[p].iter().enumerate() {
+            s.logins[p][i] = c.load(Relaxed);
+        }
+    }
+    s
 }
 
 /// One metric family: a sample per protocol and per value of `label`.
@@ -159,6 +199,17 @@ pub fn render_prometheus(out: &mut String) {
         &BACKEND_KINDS,
         |p, i| count(&BACKEND_COUNT[p][i]),
     );
+    let _ = writeln!(
+        out,
+        "# HELP {FLEET_FALLBACKS} Mail decisions a fleet member made alone because Redis did not answer in time.\n# TYPE {FLEET_FALLBACKS} counter"
+    );
+    for (i, what) in FALLBACK_KINDS.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "{FLEET_FALLBACKS}{{what=\"{what}\"}} {}",
+            FALLBACK_COUNT[i].load(Relaxed)
+        );
+    }
 }
 
 #[cfg(test)]

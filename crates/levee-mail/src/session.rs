@@ -347,7 +347,7 @@ impl Ctx {
             tracing::info!(peer = %self.peer, waited_ms = ticket.waited.as_millis() as u64, "mail login slowed: too many failures for this user");
         }
         let grown = guard::delay(base, ticket.address_failures + 1);
-        let refused = async |ticket: Ticket<'_, guard::Local>,
+        let refused = async |ticket: Ticket<'_, guard::Shared>,
                              wait: std::time::Duration,
                              message: Option<String>,
                              smtp_code: Option<String>| {

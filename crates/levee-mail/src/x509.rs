@@ -6,6 +6,8 @@
 //! lower-case hex. The certificate has already been verified by rustls; this
 //! reads it, does no I/O, and gives up (`None`) on anything it cannot read.
 
+use levee_tls::der::element;
+
 /// What is read from a certificate.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Names {
@@ -20,29 +22,6 @@ const INTEGER: u8 = 0x02;
 const OID: u8 = 0x06;
 /// `[0] EXPLICIT Version` in a TBSCertificate.
 const VERSION: u8 = 0xa0;
-
-/// One DER element: its tag, its contents and what follows it.
-fn element(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
-    let (&tag, rest) = input.split_first()?;
-    let (&first, rest) = rest.split_first()?;
-    let (len, rest) = if first < 0x80 {
-        (usize::from(first), rest)
-    } else {
-        let n = usize::from(first & 0x7f);
-        if n == 0 || n > 4 || rest.len() < n {
-            return None;
-        }
-        let len = rest[..n]
-            .iter()
-            .fold(0usize, |acc, &b| (acc << 8) | usize::from(b));
-        (len, &rest[n..])
-    };
-    if rest.len() < len {
-        return None;
-    }
-    let (contents, rest) = rest.split_at(len);
-    Some((tag, contents, rest))
-}
 
 /// The contents of an element that must have `tag`, and what follows.
 fn expect(input: &[u8], tag: u8) -> Option<(&[u8], &[u8])> {

@@ -39,14 +39,17 @@ pub enum Refusal {
     PerIp,
     /// `max_connections_per_prefix` reached.
     PerPrefix,
+    /// The runtime ban list (`crate::ban`).
+    Banned,
 }
 
 impl Refusal {
-    pub const ALL: [Refusal; 4] = [
+    pub const ALL: [Refusal; 5] = [
         Refusal::Denied,
         Refusal::ListenerFull,
         Refusal::PerIp,
         Refusal::PerPrefix,
+        Refusal::Banned,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -55,6 +58,7 @@ impl Refusal {
             Refusal::ListenerFull => "listener_full",
             Refusal::PerIp => "per_ip",
             Refusal::PerPrefix => "per_prefix",
+            Refusal::Banned => "banned",
         }
     }
 }
@@ -81,10 +85,13 @@ pub struct ConnTable {
     /// For metrics: the listener's address.
     pub listener: String,
     open: AtomicUsize,
+    /// Open connections parked idle (keep-alive, quiet for a while), for
+    /// the dashboard's active/idle split; kept by `levee_http::idle`.
+    idle: AtomicUsize,
     /// Per client address and per client network, keyed by a hash.
     clients: Box<[Mutex<U64Map<u32>>]>,
     hasher: RandomState,
-    refused: [AtomicU64; 4],
+    refused: [AtomicU64; 5],
 }
 
 /// A connection's place in its listener's counts.
@@ -101,6 +108,7 @@ impl ConnTable {
         let table = Arc::new(ConnTable {
             listener: listener.into(),
             open: AtomicUsize::new(0),
+            idle: AtomicUsize::new(0),
             clients: (0..SHARDS).map(|_| Mutex::new(U64Map::default())).collect(),
             hasher: RandomState::new(),
             refused: Default::default(),
@@ -112,6 +120,24 @@ impl ConnTable {
     /// Open connections now.
     pub fn open(&self) -> usize {
         self.open.load(Ordering::Relaxed)
+    }
+
+    /// Open connections parked idle now.
+    pub fn idle(&self) -> usize {
+        self.idle.load(Ordering::Relaxed)
+    }
+
+    /// A connection parked (`true`) or left the parked set (`false`): once
+    /// per idle period of a keep-alive connection, never per request.
+    pub fn set_idle(&self, parked: bool) {
+        if parked {
+            self.idle.fetch_add(1, Ordering::Relaxed);
+        } else {
+            // Never below zero, whatever the order of updates.
+            let _ = self
+                .idle
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+        }
     }
 
     /// Refusals so far, by reason.
@@ -136,6 +162,9 @@ impl ConnTable {
         let peer = peer.to_canonical();
         if !limits.acl.is_empty() && !limits.acl.permits(peer) {
             return Err(self.refuse(Refusal::Denied));
+        }
+        if crate::ban::banned(peer) {
+            return Err(self.refuse(Refusal::Banned));
         }
         let p = &limits.protect;
         let open = self.open.fetch_add(1, Ordering::Relaxed);

@@ -128,6 +128,7 @@ impl RouteGuard {
                 Decision::Delay(_) if limiter.rule.dry_run => {}
                 Decision::Delay(d) => wait = wait.max(d),
                 Decision::Refuse { retry_after } => {
+                    limiter.top.refused(key, || limiter.key.describe(req));
                     let rule = &limiter.rule;
                     let retry_after =
                         retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);

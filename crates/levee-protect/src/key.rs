@@ -124,6 +124,61 @@ impl KeySpec {
     }
 }
 
+impl KeySpec {
+    /// The request's key as text, for the list of most-refused keys: the
+    /// parts joined by spaces (`203.0.113.0/24`, `code=PROMO`,
+    /// `header:x-api-key=…`). Called only for refused requests. Bytes that
+    /// are not UTF-8 are shown replaced; the text is shown as text.
+    pub fn describe(&self, req: &impl Request) -> String {
+        let mut out = String::new();
+        for part in &self.parts {
+            if !out.is_empty() {
+                out.push(' ');
+            }
+            match part {
+                KeyPart::ClientIp { v4, v6 } => {
+                    let ip = req.peer().to_canonical();
+                    let (prefix, full) = if ip.is_ipv4() { (*v4, 32) } else { (*v6, 128) };
+                    let masked = bits(ip) & mask(ip, prefix);
+                    let shown = match ip {
+                        IpAddr::V4(_) => IpAddr::from((masked as u32).to_be_bytes()),
+                        IpAddr::V6(_) => IpAddr::from(masked.to_be_bytes()),
+                    };
+                    out.push_str(&shown.to_string());
+                    if prefix < full {
+                        out.push_str(&format!("/{prefix}"));
+                    }
+                }
+                KeyPart::Path => out.push_str(&String::from_utf8_lossy(req.path())),
+                KeyPart::Header(name) => {
+                    req.header(name, &mut |v| {
+                        out.push_str(&format!("{name}={}", String::from_utf8_lossy(v)));
+                        true
+                    });
+                }
+                KeyPart::Cookie(name) => {
+                    req.header("cookie", &mut |v| match cookie(v, name.as_bytes()) {
+                        Some(value) => {
+                            let value = String::from_utf8_lossy(value);
+                            out.push_str(&format!("cookie:{name}={value}"));
+                            true
+                        }
+                        None => false,
+                    });
+                }
+                KeyPart::Query(name) => {
+                    if let Ok(Some(value)) = query_param(req.query(), name.as_bytes()) {
+                        let mut decoded = Vec::with_capacity(value.len());
+                        percent_decode(value, |b| decoded.push(b));
+                        out.push_str(&format!("{name}={}", String::from_utf8_lossy(&decoded)));
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
 /// The value of cookie `name` in one `Cookie` header value.
 fn cookie<'a>(header: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
     header.split(|&b| b == b';').find_map(|pair| {

@@ -1,10 +1,13 @@
 //! levee's protections, independent of any protocol:
 //!
 //! - [`access`]: IP allow/deny lists (CIDR, IPv4 and IPv6);
+//! - [`ban`]: the runtime ban list (`levee ctl ban`), checked at accept
+//!   and per request;
 //! - [`conns`]: open-connection limits per listener, client address and
 //!   client network, checked right after accept (HTTP and mail listeners
 //!   alike);
-//! - [`rate`]: request rate limits (GCRA) with bounded key tables;
+//! - [`rate`]: request rate limits (GCRA) with bounded key tables, and
+//!   [`top`]: each rule's most-refused keys by name;
 //! - [`key`]: what a rate limit counts by (client IP or prefix, header,
 //!   cookie, query parameter, path, or a combination);
 //! - [`auth`]: HTTP Basic credentials checked against bcrypt hashes;
@@ -17,12 +20,14 @@
 
 pub mod access;
 pub mod auth;
+pub mod ban;
 pub mod conns;
 pub mod guard;
 pub mod key;
 pub mod metrics;
 pub mod rate;
 mod shard;
+pub mod top;
 
 pub use access::Acl;
 pub use auth::BasicAuth;

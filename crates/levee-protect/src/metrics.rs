@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use crate::conns::ConnTable;
 use crate::shard::lock;
+use crate::top::TopKeys;
 
 /// What one rate-limit rule did.
 #[derive(Debug, Default)]
@@ -60,6 +61,7 @@ pub struct Counters {
 #[derive(Default)]
 struct Registry {
     rules: BTreeMap<String, Arc<RuleCounters>>,
+    tops: BTreeMap<String, Arc<TopKeys>>,
     tables: Vec<Weak<ConnTable>>,
 }
 
@@ -82,6 +84,37 @@ pub(crate) fn rule_counters(name: &str) -> Arc<RuleCounters> {
         .or_default()
         .clone()
 }
+
+/// The most-refused keys of the rule called `name`, kept like its counters.
+pub(crate) fn rule_top(name: &str) -> Arc<TopKeys> {
+    lock(registry())
+        .tops
+        .entry(name.to_owned())
+        .or_default()
+        .clone()
+}
+
+/// Every rule's counters and most-refused keys, by name (for the dashboard).
+pub fn rules() -> Vec<(String, Arc<RuleCounters>, Option<Arc<TopKeys>>)> {
+    let r = lock(registry());
+    r.rules
+        .iter()
+        .map(|(name, c)| (name.clone(), c.clone(), r.tops.get(name).cloned()))
+        .collect()
+}
+
+/// Every listener's open-connection table.
+pub fn tables() -> Vec<Arc<ConnTable>> {
+    lock(registry())
+        .tables
+        .iter()
+        .filter_map(Weak::upgrade)
+        .collect()
+}
+
+/// Keys per rule shown in `/metrics` (`levee_rate_limit_top_key_refused`):
+/// few, since their values are chosen by clients.
+const TOP_IN_METRICS: usize = 10;
 
 pub(crate) fn register_table(table: &Arc<ConnTable>) {
     let mut r = lock(registry());
@@ -123,6 +156,23 @@ pub fn render_prometheus(out: &mut String) {
             let _ = writeln!(out, "{name}{{rule=\"{rule}\",outcome=\"{outcome}\"}} {n}");
         }
     }
+    let name = "levee_rate_limit_top_key_refused";
+    header(
+        out,
+        name,
+        "gauge",
+        "Refusals of one of a rule's most-refused keys (at most 10 per rule; approximate under contention).",
+    );
+    for (rule, top) in &r.tops {
+        for (key, n) in top.read().into_iter().take(TOP_IN_METRICS) {
+            let _ = writeln!(
+                out,
+                "{name}{{rule=\"{}\",key=\"{}\"}} {n}",
+                label(rule),
+                label(&key)
+            );
+        }
+    }
     type Field = fn(&RuleCounters) -> &AtomicU64;
     let per_rule: [(&str, &str, Field); 2] = [
         (
@@ -151,13 +201,16 @@ pub fn render_prometheus(out: &mut String) {
         "Connections refused right after accept, by listener and reason.",
     );
     let name_open = "levee_listener_connections";
+    let name_idle = "levee_listener_idle_connections";
     let mut open = String::new();
+    let mut idle = String::new();
     for table in r.tables.iter().filter_map(Weak::upgrade) {
         let l = label(&table.listener);
         for (reason, n) in table.refused() {
             let _ = writeln!(out, "{name}{{listener=\"{l}\",reason=\"{reason}\"}} {n}");
         }
         let _ = writeln!(open, "{name_open}{{listener=\"{l}\"}} {}", table.open());
+        let _ = writeln!(idle, "{name_idle}{{listener=\"{l}\"}} {}", table.idle());
     }
     header(
         out,
@@ -166,6 +219,13 @@ pub fn render_prometheus(out: &mut String) {
         "Open client connections per listener.",
     );
     out.push_str(&open);
+    header(
+        out,
+        name_idle,
+        "gauge",
+        "Open client connections parked idle (keep-alive, quiet for over 100 ms) per listener.",
+    );
+    out.push_str(&idle);
     let c = counters();
     for (name, help, n) in [
         (
@@ -197,6 +257,11 @@ pub fn render_prometheus(out: &mut String) {
             "levee_slow_read_cut_total",
             "Clients cut off for taking a response too slowly.",
             &c.slow_read,
+        ),
+        (
+            "levee_banned_total",
+            "Connections and requests refused by the runtime ban list.",
+            &crate::ban::REFUSED,
         ),
         (
             "levee_accept_exhausted_total",

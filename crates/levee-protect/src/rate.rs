@@ -60,6 +60,8 @@ pub struct RateLimiter {
     pub counters: Arc<RuleCounters>,
     /// Set for a fleet-scoped rule while the fleet runs.
     fleet: Option<fleet::FleetLimit>,
+    /// The most-refused keys by name (`crate::top`).
+    pub top: Arc<crate::top::TopKeys>,
 }
 
 fn nanos(d: Duration) -> u64 {
@@ -86,6 +88,7 @@ impl RateLimiter {
             per_shard: (rule.max_keys.max(1) as usize).div_ceil(shards),
             counters: metrics::rule_counters(&rule.name),
             fleet: None,
+            top: metrics::rule_top(&rule.name),
         }
     }
 

@@ -34,7 +34,14 @@ impl Service {
         };
         let listen = prepared.config.listen.clone();
         let shared = old.as_ref().map(Dns::shared);
-        let new = Dns::start(prepared, shared).map_err(ServerError::Dns)?;
+        let new = match Dns::start(prepared, shared) {
+            Ok(new) => new,
+            Err(e) => {
+                // The running server keeps answering on its sockets.
+                self.running = old;
+                return Err(ServerError::Dns(e));
+            }
+        };
         // The new sockets answer already; the old ones may close.
         if let Some(old) = old {
             old.stop();

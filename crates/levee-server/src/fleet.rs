@@ -5,6 +5,12 @@
 //! What a member tells the others about itself comes from here: its
 //! listeners and config hash (on start and reload), its open connections
 //! and requests served (read at each heartbeat).
+//!
+//! And what it does with what the others say on the bus ([`handler`]): a
+//! user move closes that user's sessions here, a purge removes what this
+//! member's cache stores (both at once, on the fleet thread), and a config
+//! push goes to the control thread, which applies it as a reload
+//! (push.rs).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,26 +19,65 @@ use std::time::Duration;
 use std::path::PathBuf;
 
 use levee_config::{Config, ConfigError, ConfigErrors};
+use levee_fleet::bus::{Envelope, Handler, Message};
 use levee_fleet::{Fleet, Info, Load, Settings};
+use levee_http::Shared;
+use tokio::sync::mpsc;
 
 use crate::ServerError;
 
+/// A config pushed to this member, for the control thread.
+#[derive(Debug)]
+pub(crate) struct Push {
+    pub id: String,
+    pub from: String,
+    pub config: String,
+}
+
 /// The running membership, if any.
-#[derive(Default)]
 pub(crate) struct Membership {
     fleet: Option<Arc<Fleet>>,
     serving: Arc<AtomicBool>,
+    /// The running site, for purges from the bus (set once it is built).
+    shared: Option<Arc<Shared>>,
+    pushes: mpsc::UnboundedSender<Push>,
 }
 
 impl Membership {
-    /// Joins the fleet `config` names (nothing without `[fleet]`).
-    pub(crate) fn start(config: &Config) -> Result<Membership, ServerError> {
+    /// Joins the fleet `config` names (nothing without `[fleet]`). Pushes
+    /// to this member arrive on the returned receiver.
+    pub(crate) fn start(
+        config: &Config,
+    ) -> Result<(Membership, mpsc::UnboundedReceiver<Push>), ServerError> {
+        let (pushes, rx) = mpsc::unbounded_channel();
         let mut m = Membership {
             fleet: None,
             serving: Arc::new(AtomicBool::new(true)),
+            shared: None,
+            pushes,
         };
         m.apply(config)?;
-        Ok(m)
+        Ok((m, rx))
+    }
+
+    /// Gives the bus handler the running site (purges act on its cache).
+    pub(crate) fn serve(&mut self, shared: Arc<Shared>) {
+        self.shared = Some(shared);
+        if let Some(f) = &self.fleet {
+            f.set_handler(self.handler(f));
+        }
+    }
+
+    /// The fleet this member belongs to now.
+    pub(crate) fn fleet(&self) -> Option<&Arc<Fleet>> {
+        self.fleet.as_ref()
+    }
+
+    fn handler(&self, fleet: &Fleet) -> Handler {
+        let me = fleet.instance().to_owned();
+        let shared = self.shared.clone();
+        let pushes = self.pushes.clone();
+        Arc::new(move |e: &Envelope| handle(e, &me, shared.as_deref(), &pushes))
     }
 
     /// Applies `config` (call before building its site): a changed
@@ -67,6 +112,7 @@ impl Membership {
                 serving: serving.load(Ordering::Relaxed),
             });
             let fleet = Fleet::start(settings, info(config), load).map_err(ServerError::Fleet)?;
+            fleet.set_handler(self.handler(&fleet));
             tracing::info!(fleet = %fleet.name(), instance = %fleet.instance(), "fleet: joined");
             self.fleet = Some(fleet);
         }
@@ -84,6 +130,37 @@ impl Membership {
             // Bounded: a Redis that is away must not hold up the exit.
             f.stop(Duration::from_millis(300));
         }
+    }
+}
+
+/// Acts on one message from the bus (on the fleet thread: nothing here
+/// waits). This member's own user moves and purges were applied when its
+/// API took them.
+fn handle(e: &Envelope, me: &str, shared: Option<&Shared>, pushes: &mpsc::UnboundedSender<Push>) {
+    let own = e.from == me;
+    match &e.message {
+        Message::CloseUser { user } if !own => {
+            let closing = levee_mail::kick::close_user(user.as_bytes());
+            tracing::info!(from = %e.from, user = %user, closing, "fleet: closing a moved user's sessions");
+        }
+        Message::Purge { by, value } if !own => {
+            let Some(shared) = shared else { return };
+            let removed = levee_admin::api::apply_fleet_purge(&shared.site.load(), *by, value);
+            tracing::info!(from = %e.from, ?by, value = %value, removed, "fleet: cache purge");
+        }
+        Message::ConfigPush {
+            id,
+            config,
+            targets,
+            ..
+        } if targets.as_ref().is_none_or(|t| t.iter().any(|n| n == me)) => {
+            let _ = pushes.send(Push {
+                id: id.clone(),
+                from: e.from.clone(),
+                config: config.clone(),
+            });
+        }
+        _ => {}
     }
 }
 

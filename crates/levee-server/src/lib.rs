@@ -4,7 +4,8 @@
 //! control thread                      worker threads (one per core)
 //! ──────────────                      ─────────────────────────────
 //! build site, bind listeners ──────▶  accept loop per listener ─▶ conn::serve per connection
-//! SIGHUP or POST /reload: load + validate config,
+//! SIGHUP, POST /reload or a fleet push:
+//!   load + validate config,
 //!   build site, swap it in,
 //!   bind new / drop old listeners ──▶ Listen / Unlisten
 //! SIGTERM: stop accepting ─────────▶  UnlistenAll; connections finish their request
@@ -15,6 +16,7 @@ mod dns;
 pub mod fleet;
 pub mod listeners;
 pub mod preflight;
+mod push;
 pub mod tls;
 pub mod upkeep;
 pub mod worker;
@@ -142,6 +144,8 @@ struct Server {
     fleet: fleet::Membership,
     /// `[dns]`, the authoritative DNS server (dns.rs).
     dns: dns::Service,
+    /// Configs pushed to this member through the fleet (push.rs).
+    pushes: tokio::sync::mpsc::UnboundedReceiver<fleet::Push>,
 }
 
 /// Each mail listener's state, loaded (user maps read) before anything
@@ -200,12 +204,16 @@ pub fn run(config: Config) -> Result<(), ServerError> {
     }
     let registry = Registry::new();
     // Before the site: its fleet-scoped rate limits use the fleet.
-    let membership = fleet::Membership::start(&config)?;
+    let (mut membership, pushes) = fleet::Membership::start(&config)?;
     let site = Site::build_with(&config, &registry)?;
     let shared = Shared::new(site);
+    membership.serve(shared.clone());
     let (reloader, reload_asks) = levee_admin::control::channel();
     let admin_state = admin_access(&config)?
         .map(|access| levee_admin::Admin::new(shared.clone(), access, Some(reloader.clone())));
+    if let Some(state) = &admin_state {
+        state.dash().set_config(Arc::new(config.clone()));
+    }
     let mail_plan = plan_mail(&config, &HashMap::new())?;
     let (admin_socket, bound) = bind_all(&config)?;
     // After the fleet: its fleet records read the member list.
@@ -231,6 +239,7 @@ pub fn run(config: Config) -> Result<(), ServerError> {
         mail: mail_plan.new.into_iter().collect(),
         fleet: membership,
         dns,
+        pushes,
     };
     let mut opened = Vec::with_capacity(bound.len());
     for (l, (addr, sockets)) in server.config.listeners.iter().zip(bound) {
@@ -394,6 +403,7 @@ impl Server {
                     };
                     let _ = ask.send(outcome);
                 }
+                Some(push) = self.pushes.recv() => self.apply_push(push),
                 _ = signals.term.recv() => break,
                 _ = signals.int.recv() => break,
             }
@@ -426,13 +436,24 @@ impl Server {
     }
 
     /// Applies the config file anew; on any error the running config stays.
-    /// Everything that can fail is done before anything changes, but for
-    /// one order: a changed `[fleet]` is joined before the site is built
-    /// (its fleet-scoped limits find the fleet then), after its files were
-    /// read; a site that then fails to build leaves the new membership.
     fn reload(&mut self) -> Result<PathBuf, ReloadError> {
         let path = self.config.source.clone().ok_or(ReloadError::Builtin)?;
         let config = levee_config::load(&path).map_err(ReloadError::Config)?;
+        self.apply(config)?;
+        Ok(path)
+    }
+
+    /// The one reload, whatever asked for it (SIGHUP, `POST /reload`, a
+    /// fleet push): all or nothing. Everything that can fail is done
+    /// before anything changes: the files loaded, the user maps read, the
+    /// admin rules read, new addresses bound, new listeners' TLS loaded.
+    /// One step needs the new membership first: a changed `[fleet]` is
+    /// joined just before the site is built (its fleet-scoped limits find
+    /// the fleet then); a site that then fails to build rejoins the old
+    /// one. What stays outside, as logged: open listeners whose new
+    /// certificates do not load keep the ones in use (tls.rs; `levee
+    /// check` and a push refuse such a config first).
+    fn apply(&mut self, config: Config) -> Result<(), ReloadError> {
         // The files `levee check` and start-up load, refused here as there:
         // a static root that is gone would answer 404 to everything.
         let mut errors = preflight::files(&config);
@@ -440,9 +461,6 @@ impl Server {
         if !errors.is_empty() {
             return Err(ReloadError::Config(ConfigErrors { errors }));
         }
-        self.fleet.apply(&config)?;
-        let dns_plan = dns::prepare(&config)?;
-        let site = Site::build_with(&config, &self.registry)?;
         if config.workers != self.config.workers {
             tracing::warn!("reload: a change of `workers` takes effect at the next start");
         }
@@ -458,6 +476,9 @@ impl Server {
             ),
             _ => None,
         };
+        // [dns]'s files loaded and its new sockets bound beside the running
+        // ones; served once nothing else can fail.
+        let dns_plan = dns::prepare(&config)?;
         for l in &config.listeners {
             let was_mail = self.mail.contains_key(&l.address);
             if self.listening.contains_key(&l.address) && was_mail != l.mail.is_some() {
@@ -482,6 +503,11 @@ impl Server {
             added.push((addr, sockets));
         }
         let mut opened = Vec::with_capacity(added.len());
+        let close_opened = |tls: &mut tls::TlsListeners, opened: &[(SocketAddr, FirstSteps, _)]| {
+            for (addr, _, _) in opened {
+                tls.close(*addr);
+            }
+        };
         for (addr, sockets) in added {
             let Some(l) = config.listeners.iter().find(|l| l.address == addr) else {
                 continue;
@@ -489,15 +515,31 @@ impl Server {
             match first_steps(&mut self.tls, l) {
                 Ok(steps) => opened.push((addr, steps, sockets)),
                 Err(source) => {
-                    for (addr, _, _) in &opened {
-                        self.tls.close(*addr);
-                    }
+                    close_opened(&mut self.tls, &opened);
                     return Err(ServerError::Tls { addr, source }.into());
                 }
             }
         }
+        let site = self
+            .fleet
+            .apply(&config)
+            .and_then(|()| Site::build_with(&config, &self.registry).map_err(ServerError::Site));
+        let site = match site {
+            Ok(site) => site,
+            Err(e) => {
+                close_opened(&mut self.tls, &opened);
+                if let Err(back) = self.fleet.apply(&self.config) {
+                    tracing::error!(error = %back, "reload refused, and the previous [fleet] cannot be joined again");
+                }
+                return Err(e.into());
+            }
+        };
+        // Nothing fails from here on.
         self.shared.site.store(Arc::new(site));
-        self.dns.apply(dns_plan)?;
+        if let Err(e) = self.dns.apply(dns_plan) {
+            // Only a thread or runtime that cannot start gets here.
+            tracing::error!(error = %e, "reload: the new DNS server cannot start; the running one (if any) stays");
+        }
         self.update_first_steps(&config);
         for (front, state) in mail_plan.swap {
             front.swap(state);
@@ -522,7 +564,7 @@ impl Server {
             self.unlisten(addr);
         }
         self.config = config;
-        Ok(path)
+        Ok(())
     }
 
     /// On reload, open listeners take their new TLS and PROXY protocol
@@ -573,6 +615,8 @@ impl Server {
                 state
             }
         };
+        // The dashboard's config view shows what now runs.
+        state.dash().set_config(Arc::new(config.clone()));
         let (Some(socket), Some(admin)) = (socket, &config.admin) else {
             return;
         };

@@ -23,7 +23,8 @@
 //! ```
 //!
 //! An address in use is only a warning: `levee check` before `levee
-//! reload` finds the running levee on its own ports.
+//! reload` finds the running levee on its own ports. A fleet push is held
+//! to all of it but the names ([`machine`]), since they only warn.
 
 use std::io;
 use std::net::SocketAddr;
@@ -44,18 +45,7 @@ pub struct Findings {
 /// Everything `levee check` holds `config` to (the table above).
 pub fn check(config: &Config) -> Findings {
     let at = Locator::new(config);
-    let mut found = Findings {
-        errors: files(config),
-        warnings: Vec::new(),
-    };
-    found.errors.extend(crate::tls::check(config));
-    found.errors.extend(levee_admin::access::check(config));
-    found.errors.extend(crate::fleet::check(config));
-    found.errors.extend(levee_mirror::check(config));
-    found
-        .errors
-        .extend(levee_dns::load(config).err().unwrap_or_default());
-    addresses(config, &at, &mut found);
+    let mut found = machine(config);
     for u in &config.upstreams {
         let (_, unresolved) = levee_upstream::dns::resolve_servers(u, config.resolver.as_ref());
         for s in unresolved {
@@ -70,6 +60,26 @@ pub fn check(config: &Config) -> Findings {
             ));
         }
     }
+    found
+}
+
+/// What `levee check` holds `config` to but for its server names, whose
+/// resolution only warns: all a push is refused for, without waiting on
+/// DNS on the control thread.
+pub fn machine(config: &Config) -> Findings {
+    let at = Locator::new(config);
+    let mut found = Findings {
+        errors: files(config),
+        warnings: Vec::new(),
+    };
+    found.errors.extend(crate::tls::check(config));
+    found.errors.extend(levee_admin::access::check(config));
+    found.errors.extend(crate::fleet::check(config));
+    found.errors.extend(levee_mirror::check(config));
+    found
+        .errors
+        .extend(levee_dns::load(config).err().unwrap_or_default());
+    addresses(config, &at, &mut found);
     found
 }
 

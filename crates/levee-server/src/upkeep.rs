@@ -58,7 +58,9 @@ impl AdminListener {
         admin: Arc<levee_admin::Admin>,
     ) -> std::io::Result<AdminListener> {
         let listener = tokio::net::TcpListener::from_std(listener)?;
-        tracing::info!(admin = %addr, "control API and /metrics listening");
+        // The bound address too: with port 0 the OS chose it.
+        let bound = listener.local_addr()?;
+        tracing::info!(admin = %addr, %bound, "control API and /metrics listening");
         let task = tokio::spawn(levee_admin::serve(listener, admin)).abort_handle();
         Ok(AdminListener { addr, task })
     }

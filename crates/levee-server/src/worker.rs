@@ -148,7 +148,7 @@ fn admit(stream: TcpStream, peer: SocketAddr, ctx: &Arc<ListenerCtx>, front: &Fr
                 }
             }
         }
-        Err(Refusal::Denied) => {}
+        Err(Refusal::Denied | Refusal::Banned) => {}
         Err(why) => {
             tracing::debug!(peer = %peer, reason = why.as_str(), "connection refused");
             let busy = match front {

@@ -76,9 +76,16 @@ impl Acceptor {
     where
         IO: AsyncRead + AsyncWrite + Unpin,
     {
-        tokio_rustls::TlsAcceptor::from(self.config.load_full())
+        let done = tokio_rustls::TlsAcceptor::from(self.config.load_full())
             .accept(io)
-            .await
+            .await;
+        // One relaxed add per handshake, for handshakes/s on the dashboard.
+        let counter = match &done {
+            Ok(_) => &crate::expiry::HANDSHAKES,
+            Err(_) => &crate::expiry::HANDSHAKE_FAILURES,
+        };
+        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        done
     }
 
     /// Replaces the settings (on `levee reload`) and reloads every file.

@@ -36,7 +36,9 @@
 
 mod acceptor;
 mod connector;
+pub mod der;
 mod error;
+pub mod expiry;
 mod load;
 mod settings;
 pub mod sni;

@@ -79,7 +79,9 @@ pub(crate) fn certified(
     if let Some(ocsp) = &c.ocsp {
         certified.ocsp = Some(read(ocsp)?);
     }
-    Ok(Arc::new(certified))
+    let certified = Arc::new(certified);
+    crate::expiry::record(&certified, c.cert.clone(), c.names.clone());
+    Ok(certified)
 }
 
 /// Builds the server config for `settings`; `ticketer` is shared across

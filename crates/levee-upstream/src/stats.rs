@@ -1,7 +1,8 @@
 //! Counters behind `/metrics`: per server (requests, responses by class,
-//! errors by kind, a latency histogram, idle connections) and per listener
-//! (connections, requests). Names and rendering live in `levee-admin`'s
-//! metrics module; this is only storage, all relaxed atomics.
+//! errors by kind, a latency histogram, idle connections), per listener
+//! (connections, requests) and per route (responses by class, a latency
+//! histogram). Names and rendering live in `levee-admin`'s metrics module;
+//! this is only storage, all relaxed atomics.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -58,9 +59,7 @@ pub struct ServerStats {
     /// Responses by class: index 0 is 1xx … index 4 is 5xx.
     responses: [AtomicU64; 5],
     errors: [AtomicU64; 5],
-    /// Cumulative counts per bucket of [`LATENCY_BUCKETS`], then `+Inf`.
-    buckets: [AtomicU64; 13],
-    latency_sum_us: AtomicU64,
+    latency: Latency,
     /// Idle pooled connections over all workers.
     pub idle: AtomicI64,
 }
@@ -83,8 +82,28 @@ impl ServerStats {
         self.errors[kind as usize].load(Relaxed)
     }
 
-    /// One response head's latency. Only the first bucket that fits is
-    /// incremented; [`ServerStats::latency`] accumulates on reading.
+    /// One response head's latency.
+    pub fn observe(&self, took: Duration) {
+        self.latency.observe(took);
+    }
+
+    /// Cumulative bucket counts (last is `+Inf`, the total) and the sum in seconds.
+    pub fn latency(&self) -> ([u64; 13], f64) {
+        self.latency.read()
+    }
+}
+
+/// A latency histogram over [`LATENCY_BUCKETS`]: one relaxed add per
+/// observation into the first bucket that fits (plus one for the sum);
+/// [`Latency::read`] accumulates on reading.
+#[derive(Debug, Default)]
+pub struct Latency {
+    /// Counts per bucket of [`LATENCY_BUCKETS`], then `+Inf`.
+    buckets: [AtomicU64; 13],
+    sum_us: AtomicU64,
+}
+
+impl Latency {
     pub fn observe(&self, took: Duration) {
         let secs = took.as_secs_f64();
         let i = LATENCY_BUCKETS
@@ -93,18 +112,18 @@ impl ServerStats {
             .unwrap_or(LATENCY_BUCKETS.len());
         self.buckets[i].fetch_add(1, Relaxed);
         let us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
-        self.latency_sum_us.fetch_add(us, Relaxed);
+        self.sum_us.fetch_add(us, Relaxed);
     }
 
     /// Cumulative bucket counts (last is `+Inf`, the total) and the sum in seconds.
-    pub fn latency(&self) -> ([u64; 13], f64) {
+    pub fn read(&self) -> ([u64; 13], f64) {
         let mut out = [0u64; 13];
         let mut running = 0;
         for (o, b) in out.iter_mut().zip(&self.buckets) {
             running += b.load(Relaxed);
             *o = running;
         }
-        (out, self.latency_sum_us.load(Relaxed) as f64 / 1e6)
+        (out, self.sum_us.load(Relaxed) as f64 / 1e6)
     }
 }
 
@@ -219,4 +238,66 @@ pub fn count_request(addr: SocketAddr) {
         s.requests.fetch_add(1, Relaxed);
         cache.push((addr, s));
     });
+}
+
+/// Per route counters: what the client was answered and how long the
+/// whole request took, so the dashboard and `/metrics` show status classes
+/// and latency percentiles per route.
+#[derive(Debug, Default)]
+pub struct RouteStats {
+    /// Responses by class: index 0 is 1xx … index 4 is 5xx.
+    responses: [AtomicU64; 5],
+    pub latency: Latency,
+}
+
+impl RouteStats {
+    /// One answered request: two relaxed adds and a bucket search, on the
+    /// request's own log step (no clock reading of its own).
+    pub fn observe(&self, status: u16, took: Duration) {
+        let class = usize::from(status / 100).clamp(1, 5) - 1;
+        self.responses[class].fetch_add(1, Relaxed);
+        self.latency.observe(took);
+    }
+
+    pub fn responses(&self, class: usize) -> u64 {
+        self.responses.get(class).map_or(0, |c| c.load(Relaxed))
+    }
+}
+
+/// The label of requests that matched no route.
+pub const NO_ROUTE: &str = "(no route)";
+
+/// Route counters by label.
+type Routes = Mutex<Vec<(String, Arc<RouteStats>)>>;
+
+fn routes() -> &'static Routes {
+    static ROUTES: OnceLock<Routes> = OnceLock::new();
+    ROUTES.get_or_init(Default::default)
+}
+
+/// The counters of the route labelled `label` (hosts and path prefix, see
+/// `levee_http::site`), kept for the life of the process so a reload keeps
+/// counting. Looked up when a config is built, never per request.
+pub fn route(label: &str) -> Arc<RouteStats> {
+    let mut list = match routes().lock() {
+        Ok(list) => list,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    if let Some((_, s)) = list.iter().find(|(l, _)| l == label) {
+        return s.clone();
+    }
+    let s = Arc::new(RouteStats::default());
+    list.push((label.to_owned(), s.clone()));
+    s
+}
+
+/// Every route seen so far, by label.
+pub fn all_routes() -> Vec<(String, Arc<RouteStats>)> {
+    let list = match routes().lock() {
+        Ok(list) => list,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    let mut out = list.clone();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
 }

@@ -130,15 +130,30 @@ enum CtlCmd {
     /// The cache store's size and entries.
     Cache,
     /// Remove cached responses: `purge url http://host/path`, `purge prefix
-    /// http://host/img/` or `purge tag NAME`.
+    /// http://host/img/` or `purge tag NAME` (on every member of a fleet).
     Purge { by: String, value: String },
+    /// Close USER's logged-in mail sessions, their mailbox having moved (on
+    /// every member of a fleet).
+    CloseUser { user: String },
     /// The fleet's members: stale ones marked, differing configs shown
-    /// (`fleet ping [NOTE]`: a ping on the fleet's bus, in every member's log;
+    /// (`fleet ping [NOTE]`: a ping on the fleet's bus, in every member's
+    /// log; `fleet push FILE [--first N]`: a config for every member;
     /// `fleet drain NAME` / `undrain NAME`: NAME leaves / rejoins DNS answers).
     Fleet {
         #[command(subcommand)]
         action: Option<FleetCmd>,
     },
+    /// Refuse ADDRESS (an address or a CIDR network) at accept and on every
+    /// request, until lifted or for a while (`--for 10m`).
+    Ban {
+        address: String,
+        #[arg(long = "for", value_name = "DURATION")]
+        duration: Option<String>,
+    },
+    /// Lift the ban of ADDRESS (as it was banned).
+    Unban { address: String },
+    /// The banned addresses.
+    Bans,
     /// The download redirector's mirror sets.
     #[command(subcommand)]
     Mirrors(MirrorsCmd),
@@ -152,6 +167,16 @@ enum FleetCmd {
     Drain { name: String },
     /// Put member NAME back into the fleet's DNS answers.
     Undrain { name: String },
+    /// Check FILE here (as `levee check`), then have every member check it
+    /// on its own machine, apply it as a reload and save it over its config
+    /// file; prints each member's result and exits 1 unless all applied.
+    Push {
+        file: PathBuf,
+        /// Apply to the first N members (by name) first, and to the others
+        /// once those are healthy on it.
+        #[arg(long)]
+        first: Option<usize>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -318,6 +343,12 @@ fn ctl(args: CtlArgs) -> anyhow::Result<ExitCode> {
         bail!("give -c CONFIG or --admin ADDRESS");
     }
     let client = admin_client(args.admin, config.as_ref(), &args.token)?;
+    if let CtlCmd::Fleet {
+        action: Some(FleetCmd::Push { file, first }),
+    } = &args.command
+    {
+        return push(&client, file, *first);
+    }
     let command = match args.command {
         CtlCmd::Upstreams => Command::Upstreams,
         CtlCmd::Cache => Command::Cache,
@@ -327,6 +358,7 @@ fn ctl(args: CtlArgs) -> anyhow::Result<ExitCode> {
             value,
         },
         CtlCmd::Upstream { name } => Command::Upstream(name),
+        CtlCmd::CloseUser { user } => Command::CloseUser(user),
         CtlCmd::Drain { upstream, server } => Command::Drain { upstream, server },
         CtlCmd::Disable { upstream, server } => Command::Disable { upstream, server },
         CtlCmd::Enable { upstream, server } => Command::Enable { upstream, server },
@@ -367,6 +399,9 @@ fn ctl(args: CtlArgs) -> anyhow::Result<ExitCode> {
             instance: name,
             drained: false,
         },
+        CtlCmd::Fleet {
+            action: Some(FleetCmd::Push { .. }),
+        } => bail!("a push is handled above"),
         CtlCmd::Mirrors(m) => {
             use levee_admin::ctl::MirrorsCommand as M;
             Command::Mirrors(match m {
@@ -379,10 +414,35 @@ fn ctl(args: CtlArgs) -> anyhow::Result<ExitCode> {
                 MirrorsCmd::Edit { set, mirror, json } => M::Edit { set, mirror, json },
             })
         }
+        CtlCmd::Ban { address, duration } => Command::Ban { address, duration },
+        CtlCmd::Unban { address } => Command::Unban(address),
+        CtlCmd::Bans => Command::Bans,
     };
     let out = levee_admin::ctl::run(&client, &command)?;
     print!("{out}");
     Ok(ExitCode::SUCCESS)
+}
+
+/// `levee ctl fleet push`: the file is held to what `levee check` holds
+/// it to, here, before any member sees it.
+fn push(
+    client: &levee_admin::ctl::Client,
+    file: &Path,
+    first: Option<usize>,
+) -> anyhow::Result<ExitCode> {
+    if first == Some(0) {
+        bail!("--first takes 1 or more members");
+    }
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let (config, _) = checked(file, false)?;
+    let rollout = levee_admin::ctl::push::push(client, &config, &text, first)?;
+    print!("{}", rollout.table);
+    Ok(if rollout.all_applied {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 fn load(path: &Path) -> anyhow::Result<Config> {

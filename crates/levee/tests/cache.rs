@@ -41,7 +41,7 @@ fn every_spelling_of_a_path_shares_its_stored_response() {
     }
     assert_eq!(b.origin_count("/c/a.txt"), 1);
     assert_eq!(
-        b.nginx.entries().len(),
+        b.nginx.settled_entries().len(),
         1,
         "no other spelling reached the origin"
     );
@@ -142,7 +142,7 @@ fn a_head_miss_for_an_uncacheable_response_gets_the_get_head() {
 /// The methods of the origin's requests for `path`, in order.
 fn origin_methods(b: &Bench, path: &str) -> Vec<String> {
     b.nginx
-        .entries()
+        .settled_entries()
         .iter()
         .filter(|e| e.get("uri") == path)
         .map(|e| e.get("method").to_string())

@@ -12,7 +12,7 @@ use support::*;
 fn origin_statuses(b: &Bench, path: &str) -> Vec<String> {
     b.origin_count(path);
     b.nginx
-        .entries()
+        .settled_entries()
         .iter()
         .filter(|e| e.get("uri") == path)
         .map(|e| e.get("status"))

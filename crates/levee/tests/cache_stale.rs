@@ -98,6 +98,30 @@ fn a_stale_response_is_revalidated_with_its_etag_and_a_304_refreshes_it() {
     assert!(is_hit(&b.get("/short/a.txt")));
 }
 
+/// `s-maxage=1, stale-while-revalidate=30` in one field (what frameworks
+/// such as Next.js send): s-maxage forbids stale use only by implication,
+/// and the response grants this one itself, so the stale copy answers at
+/// once while a refresh runs, as CDNs do.
+#[test]
+fn s_maxage_with_stale_while_revalidate_answers_stale_and_refreshes() {
+    let b = start("", "");
+    b.nginx.put_file("smswr/a.txt", b"v1");
+    assert_eq!(b.get("/smswr/a.txt").body, b"v1");
+    thread::sleep(Duration::from_millis(2100));
+    b.nginx.put_file("smswr/a.txt", b"v2-new");
+    let stale = b.get("/smswr/a.txt");
+    assert_eq!(stale.body, b"v1", "the stale response answers at once");
+    assert_eq!(
+        stale.header("cache-status"),
+        Some("levee; hit; detail=stale-while-revalidate")
+    );
+    poll(Duration::from_secs(5), || {
+        (b.get("/smswr/a.txt").body == b"v2-new").then_some(())
+    })
+    .expect("the background refresh stored the new response");
+    assert_eq!(b.origin_requests("/smswr/a.txt", 2), 2);
+}
+
 #[test]
 fn stale_while_revalidate_answers_at_once_and_refreshes_in_the_background() {
     let b = start("", "");

@@ -111,7 +111,7 @@ impl Bed {
     /// Requests for `path` in the (first) server's access log.
     fn to_origin(&self, path: &str) -> usize {
         self.servers[0]
-            .entries()
+            .settled_entries()
             .iter()
             .filter(|e| e.get("uri") == path)
             .count()

@@ -204,7 +204,7 @@ fn a_header_list_over_the_limit_is_refused() {
     assert!(got.starts_with("431 "), "{got}");
     still_serves(&levee);
     nginx.wait_entries("/alive", 1);
-    let entries = nginx.entries();
+    let entries = nginx.settled_entries();
     assert!(
         entries.iter().all(|e| e.get("uri") == "/alive"),
         "{entries:?}"
@@ -292,7 +292,7 @@ fn an_http2_only_listener_answers_a_bad_preface_with_goaway() {
         assert_eq!(got, goaway, "{}", String::from_utf8_lossy(&got));
         assert!(closed);
     }
-    assert!(nginx.entries().is_empty(), "nothing reached nginx");
+    assert!(nginx.settled_entries().is_empty(), "nothing reached nginx");
     still_serves(&levee);
 }
 
@@ -309,6 +309,10 @@ fn pseudo_fields_in_trailers_are_dropped_by_the_h2_crate() {
         got.starts_with("HEADERS 201") || got.starts_with("HEADERS 204"),
         "{got}"
     );
-    let uris: Vec<String> = nginx.entries().iter().map(|e| e.get("uri")).collect();
+    let uris: Vec<String> = nginx
+        .settled_entries()
+        .iter()
+        .map(|e| e.get("uri"))
+        .collect();
     assert_eq!(uris, ["/dav/t.txt"]);
 }

@@ -202,7 +202,7 @@ fn reload_under_load_fails_no_request() {
     });
     assert!(last.is_some(), "the last reload was not applied");
     let served = nginx
-        .entries()
+        .settled_entries()
         .iter()
         .filter(|e| e.get("uri").starts_with("/load/"))
         .count();

@@ -237,7 +237,17 @@ fn a_spot_check_catches_a_piece_that_differs() {
     let iso = w.mirrors[2].nginx.root().join("pub/releases/1.0/image.iso");
     let mut bytes = std::fs::read(&iso).expect("read");
     bytes[1_500_000] ^= 0xff;
+    // Same size and time, as a corrupted copy looks to a listing: a newer
+    // time would make a later scan call the copy stale instead.
+    let modified = std::fs::metadata(&iso)
+        .and_then(|m| m.modified())
+        .expect("mtime");
     std::fs::write(&iso, &bytes).expect("write");
+    std::fs::File::options()
+        .write(true)
+        .open(&iso)
+        .and_then(|f| f.set_modified(modified))
+        .expect("set mtime");
     let caught = poll(Duration::from_secs(60), || {
         (mirror_state(w.admin, "fr")["state"] == "auto-disabled").then_some(())
     });
@@ -250,7 +260,7 @@ fn a_spot_check_catches_a_piece_that_differs() {
     );
     let ranged = w.mirrors[2]
         .nginx
-        .entries()
+        .settled_entries()
         .iter()
         .any(|e| e.get("uri") == "/pub/releases/1.0/image.iso" && e.get("status") == "206");
     assert!(ranged, "a ranged GET of one piece");

@@ -154,7 +154,11 @@ impl Site {
 
     /// The request targets nginx received, in order.
     fn seen(&self) -> Vec<String> {
-        self.nginx.entries().iter().map(|e| e.get("uri")).collect()
+        self.nginx
+            .settled_entries()
+            .iter()
+            .map(|e| e.get("uri"))
+            .collect()
     }
 }
 

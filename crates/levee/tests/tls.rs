@@ -238,7 +238,7 @@ fn the_cache_keys_responses_by_scheme() {
     let levee = setup.start(&cfg);
     let origin = || {
         nginx
-            .entries()
+            .settled_entries()
             .iter()
             .filter(|e| e.get("uri") == "/obj")
             .count()

@@ -1,6 +1,9 @@
 //! `/cache` endpoints: the store's size, and purges by URL, prefix or tag.
+//! In a fleet a purge is also sent on the bus, and every other member
+//! removes what it stores ([`apply_fleet_purge`]) within a second.
 
 use levee_cache::store::Storage;
+use levee_fleet::bus::{Message, PurgeBy};
 use levee_http::Site;
 use levee_http::cache::{Purge, purge as purge_store};
 use serde_json::{Value, json};
@@ -31,7 +34,8 @@ pub fn status(site: &Site) -> Reply {
 
 /// `POST /cache/purge` with one of `{"url": …}`, `{"prefix": …}`, `{"tag": …}`:
 /// 200 with the count, 404 (count 0) when nothing matched, 400 for a URL
-/// that is not one.
+/// that is not one. In a fleet: 200 with this member's count and `fleet`,
+/// since the other members' stores may hold what this one does not.
 pub fn purge(site: &Site, body: &[u8]) -> Reply {
     let Some(cache) = &site.cache else {
         return no_cache();
@@ -47,17 +51,33 @@ pub fn purge(site: &Site, body: &[u8]) -> Reply {
         return bad();
     };
     let text = |k: &str| v.get(k).and_then(Value::as_str);
-    let (what, by, value) = match (text("url"), text("prefix"), text("tag")) {
-        (Some(url), None, None) => (Purge::Url(url.as_bytes()), "url", url),
-        (None, Some(prefix), None) => (Purge::Prefix(prefix.as_bytes()), "prefix", prefix),
-        (None, None, Some(tag)) => (Purge::Tag(tag), "tag", tag),
+    let (by, value) = match (text("url"), text("prefix"), text("tag")) {
+        (Some(url), None, None) => (PurgeBy::Url, url),
+        (None, Some(prefix), None) => (PurgeBy::Prefix, prefix),
+        (None, None, Some(tag)) => (PurgeBy::Tag, tag),
         _ => return bad(),
     };
-    let removed = match purge_store(cache, what) {
+    let removed = match purge_store(cache, what(by, value)) {
         Ok(removed) => removed,
         Err(e) => return Reply::error(400, e),
     };
     tracing::info!(%v, removed, "cache purge");
+    if let Some(fleet) = levee_fleet::current() {
+        let sent = fleet.is_up();
+        if sent {
+            fleet.publish(Message::Purge {
+                by,
+                value: value.to_owned(),
+            });
+        }
+        return Reply::json(
+            200,
+            &json!({
+                "purged": removed,
+                "fleet": if sent { "sent to every member" } else { "not sent: Redis is unreachable" },
+            }),
+        );
+    }
     if removed == 0 {
         // Said apart from a purge that removed something, so a script
         // that purges a misspelt URL learns it.
@@ -65,9 +85,38 @@ pub fn purge(site: &Site, body: &[u8]) -> Reply {
             404,
             &json!({
                 "purged": 0,
-                "error": format!("nothing stored matches {by} {value}"),
+                "error": format!("nothing stored matches {} {value}", by_name(by)),
             }),
         );
     }
     Reply::json(200, &json!({ "purged": removed }))
+}
+
+fn what(by: PurgeBy, value: &str) -> Purge<'_> {
+    match by {
+        PurgeBy::Url => Purge::Url(value.as_bytes()),
+        PurgeBy::Prefix => Purge::Prefix(value.as_bytes()),
+        PurgeBy::Tag => Purge::Tag(value),
+    }
+}
+
+fn by_name(by: PurgeBy) -> &'static str {
+    match by {
+        PurgeBy::Url => "url",
+        PurgeBy::Prefix => "prefix",
+        PurgeBy::Tag => "tag",
+    }
+}
+
+/// A purge another member sent on the bus, applied to this member's store;
+/// how many entries went (none without a cache).
+pub fn apply_fleet_purge(site: &Site, by: PurgeBy, value: &str) -> usize {
+    let Some(cache) = &site.cache else { return 0 };
+    match purge_store(cache, what(by, value)) {
+        Ok(removed) => removed,
+        Err(e) => {
+            tracing::warn!(error = %e, "fleet purge not applied");
+            0
+        }
+    }
 }

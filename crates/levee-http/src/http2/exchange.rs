@@ -84,10 +84,10 @@ pub(super) async fn serve(
     // on the pipe is time spent waiting on the client.
     let pipe_fd = conn.fd;
     let work = pace::scope(pipe_fd, site.pace, async {
-        let done = serve_request(&mut client, &conn.listener, &site, &mut head, 0).await;
+        let served = serve_request(&mut client, &conn.listener, &site, &mut head, 0).await;
         // Closing the pipe ends a response delimited by its end.
         drop(client);
-        done
+        served
     });
     let mut window = response::Window::client(&site);
     let (rd, wr) = tokio::io::split(theirs);
@@ -106,12 +106,12 @@ pub(super) async fn serve(
             canceller.fire();
         }
     };
-    let (mut done, ()) = tokio::join!(work, relay);
+    let ((mut done, routed), ()) = tokio::join!(work, relay);
     if canceller.fired() {
         done.status = 499;
         done.bytes = window.sent();
     }
-    done.log(&site, origin.ip, &head, started);
+    done.log(&site, origin.ip, &head, started, routed.map(|r| &*r.stats));
 }
 
 /// Who a stream's request is for (origin.rs).

@@ -106,7 +106,7 @@ pub(super) async fn serve(
             forward(body, &mut respond, conn, site, &head, group, from).await
         }
     };
-    out.log(site, origin.ip, &head, started);
+    out.log(site, origin.ip, &head, started, Some(&routed.stats));
 }
 
 /// The two halves of an open stream.

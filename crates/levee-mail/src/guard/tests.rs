@@ -17,7 +17,7 @@ fn fail(guard: &Guard, ip: IpAddr, user: &[u8], rules: Rules, now: Instant) -> A
     let keys = guard.keys(ip, user);
     let admission = guard.ledger.reserve_now(keys, rules, now);
     if matches!(admission, Admission::Ask { .. }) {
-        guard.ledger.settle(keys, Outcome::Failed, rules, now);
+        guard.ledger.settle_now(keys, Outcome::Failed, rules, now);
     }
     admission
 }
@@ -74,7 +74,7 @@ fn a_right_password_forgets_the_pairs_failures() {
         g.ledger.reserve_now(keys, RULES, t0),
         Admission::Ask { .. }
     ));
-    g.ledger.settle(keys, Outcome::Succeeded, RULES, t0);
+    g.ledger.settle_now(keys, Outcome::Succeeded, RULES, t0);
     for _ in 0..3 {
         assert!(matches!(
             fail(&g, IP, b"alice", RULES, t0),
@@ -109,7 +109,7 @@ fn parallel_attempts_reserve_exactly_the_limit() {
                     // The auth service takes a moment; everyone else is deciding meanwhile.
                     std::thread::sleep(Duration::from_millis(20));
                     g.ledger
-                        .settle(keys, Outcome::Failed, rules, Instant::now());
+                        .settle_now(keys, Outcome::Failed, rules, Instant::now());
                 }
                 asked
             })

@@ -49,7 +49,8 @@ fn per_ip_and_per_prefix() {
             ("denied", 0),
             ("listener_full", 0),
             ("per_ip", 1),
-            ("per_prefix", 1)
+            ("per_prefix", 1),
+            ("banned", 0)
         ]
     );
     drop((_a, _b, _c, _d, _e));

@@ -21,7 +21,6 @@
 //! the wait is bounded by the fleet's `timeout`, after which the request is
 //! decided by the fallback.
 
-use std::hash::Hasher;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -77,8 +76,8 @@ impl Entry {
 
 pub(super) struct FleetLimit {
     fleet: Arc<Fleet>,
-    /// SipHash keys shared by every member of the fleet.
-    keys: (u64, u64),
+    /// Keyed alike on every member of the fleet ([`Fleet::hasher`]).
+    hasher: SipHasher13,
     /// `{NAME}:rl:RULE:`
     prefix: String,
     interval_us: u64,
@@ -109,18 +108,11 @@ pub(super) fn same(part: &Option<FleetLimit>, fleet: Option<&Arc<Fleet>>) -> boo
 impl FleetLimit {
     pub(super) fn new(fleet: Arc<Fleet>, rule: &RateLimit) -> FleetLimit {
         let interval_us = (per_us(rule) / u64::from(rule.requests.max(1))).max(1);
-        let secret = fleet.settings.password.clone().unwrap_or_default();
-        let seed = format!("levee fleet key\0{}\0{}\0{secret}", fleet.name(), rule.name);
-        let derive = |k: u64| {
-            let mut h = SipHasher13::new_with_keys(k, !k);
-            h.write(seed.as_bytes());
-            h.finish()
-        };
         let shards = SHARDS
             .min(rule.max_keys.max(1) as usize)
             .next_power_of_two();
         FleetLimit {
-            keys: (derive(0x6c65_7665_6520_6b31), derive(0x6c65_7665_6520_6b32)),
+            hasher: fleet.hasher(&rule.name),
             prefix: format!("{{{}}}:rl:{}:", fleet.name(), rule.name),
             interval_us,
             tolerance_us: interval_us.saturating_mul(u64::from(rule.burst.max(1) - 1)),
@@ -132,7 +124,7 @@ impl FleetLimit {
     }
 
     pub(super) fn hasher(&self) -> SipHasher13 {
-        SipHasher13::new_with_keys(self.keys.0, self.keys.1)
+        self.hasher
     }
 
     fn shard(&self, key: u64) -> &std::sync::Mutex<U64Map<Entry>> {

@@ -146,12 +146,15 @@ def login_from(port, source, user, password):
         return str(e)
 
 
-def lockout(port):
-    """40 parallel wrong passwords for alice from one address, then alice
-    with her password from that address and from another."""
+def lockout(*ports):
+    """40 parallel wrong passwords for alice from one address, each to the
+    next of `ports` in turn (the members of a fleet, or one levee); then
+    alice with her password from that address at every port, and from
+    another."""
     import threading
     results = []
     def attempt(n):
+        port = ports[n % len(ports)]
         results.append(login_from(port, "127.0.0.1", "alice", f"wrong{n}"))
     threads = [threading.Thread(target=attempt, args=(n,)) for n in range(40)]
     for t in threads:
@@ -160,8 +163,9 @@ def lockout(port):
         t.join()
     out("refused", sum("AUTHENTICATIONFAILED" in r for r in results))
     out("others", [r for r in results if "AUTHENTICATIONFAILED" not in r])
-    out("same_address", login_from(port, "127.0.0.1", "alice", "secret"))
-    out("other_address", login_from(port, "127.0.0.2", "alice", "secret"))
+    out("same_address", ",".join(login_from(p, "127.0.0.1", "alice", "secret")
+                                 for p in ports))
+    out("other_address", login_from(ports[-1], "127.0.0.2", "alice", "secret"))
 
 
 def slowed(port):
@@ -268,10 +272,13 @@ def no_tls_yet(port_imap, port_pop3, port_smtp):
 
 
 if __name__ == "__main__":
+    if sys.argv[1] == "lockout":
+        lockout(*map(int, sys.argv[2:]))
+        sys.exit(0)
     if sys.argv[1] == "no_tls_yet":
         no_tls_yet(*map(int, sys.argv[2:5]))
         sys.exit(0)
     cases = {"imap_logins": imap_logins, "imap_raw": imap_raw, "pop3": pop3,
-             "lockout": lockout, "slowed": slowed, "ehlo_after_auth": ehlo_after_auth,
+             "slowed": slowed, "ehlo_after_auth": ehlo_after_auth,
              "submission": submission, "submission_send": submission_send}
     cases[sys.argv[1]](int(sys.argv[2]))

@@ -255,6 +255,22 @@ pub fn imap_on(mut s: TcpStream, commands: &[&str]) -> String {
     }
 }
 
+/// A session of alice's through levee on `port`, logged in with INBOX selected.
+pub fn alice_selected(port: u16) -> TcpStream {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    read_greeting(&mut s);
+    s.write_all(b"a LOGIN alice secret\r\ns SELECT INBOX\r\n")
+        .expect("login");
+    let mut seen = Vec::new();
+    let mut b = [0u8; 4096];
+    while !String::from_utf8_lossy(&seen).contains("s OK") {
+        let n = s.read(&mut b).expect("read");
+        assert!(n > 0, "closed: {}", String::from_utf8_lossy(&seen));
+        seen.extend_from_slice(&b[..n]);
+    }
+    s
+}
+
 /// bcrypt of "hunter2".
 pub const HUNTER2: &str = "$2b$04$WDCfrgBv9Slipl8I8p8zEu2P.wN38MQ7EpFQ.u8vA0txdYznjk5d.";
 

@@ -18,7 +18,7 @@ fn levee_with(auth: &Nginx, extra: &str) -> (Levee, u16) {
 }
 
 fn auth_requests(auth: &Nginx) -> usize {
-    auth.entries()
+    auth.settled_entries()
         .iter()
         .filter(|e| e.get("uri") == "/auth")
         .count()

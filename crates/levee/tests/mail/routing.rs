@@ -339,22 +339,6 @@ fn a_moved_user_is_routed_anew_and_old_sessions_are_closed() {
     );
 }
 
-/// A session of alice's through levee on `port`, logged in with INBOX selected.
-fn alice_selected(port: u16) -> TcpStream {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    read_greeting(&mut s);
-    s.write_all(b"a LOGIN alice secret\r\ns SELECT INBOX\r\n")
-        .expect("login");
-    let mut seen = Vec::new();
-    let mut b = [0u8; 4096];
-    while !String::from_utf8_lossy(&seen).contains("s OK") {
-        let n = s.read(&mut b).expect("read");
-        assert!(n > 0, "closed: {}", String::from_utf8_lossy(&seen));
-        seen.extend_from_slice(&b[..n]);
-    }
-    s
-}
-
 /// The client: a command every 100 ms, never 300 ms of silence, was
 /// "STILL OPEN after 10,069 ms" of a close request. Now it is closed at a
 /// command boundary (after a complete answer), within `move_grace`.

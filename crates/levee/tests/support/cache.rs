@@ -42,6 +42,7 @@ pub const ORIGIN: &str = r#"
         }
         location /agelist/ { add_header Cache-Control "max-age=3600"; add_header Age "7200, 0"; }
         location /smaxs/ { add_header Cache-Control "max-age=100, s-maxage=1"; }
+        location /smswr/ { add_header Cache-Control "s-maxage=1, stale-while-revalidate=30"; }
         location /sie/ { add_header Cache-Control "max-age=1, stale-if-error=60"; }
         location /ms/ {
             add_header Cache-Control "max-age=60";
@@ -132,6 +133,7 @@ pub fn start(route: &str, tail: &str) -> Bench {
         "agelist/a.txt",
         "sie/a.txt",
         "smaxs/a.txt",
+        "smswr/a.txt",
         "ms/a.txt",
         "mu/a.txt",
         "cdn/a.txt",
@@ -210,10 +212,11 @@ impl Bench {
 
     /// Requests for `path` the origin has logged (complete ones).
     pub fn origin_count(&self, path: &str) -> usize {
-        // nginx logs after the response; give it a moment to be sure.
+        // A moment for work levee does after answering (a background
+        // refresh), then every answered request is in the log.
         thread::sleep(Duration::from_millis(100));
         self.nginx
-            .entries()
+            .settled_entries()
             .iter()
             .filter(|e| e.get("uri") == path)
             .count()

@@ -67,7 +67,7 @@ impl MirrorSite {
     /// Requests for `path` nginx has logged.
     pub fn hits(&self, path: &str) -> usize {
         self.nginx
-            .entries()
+            .settled_entries()
             .iter()
             .filter(|e| e.get("uri") == path)
             .count()

@@ -212,6 +212,29 @@ http {{
         fs::read_to_string(self.dir.join("logs/error.log")).unwrap_or_default()
     }
 
+    /// The log entries once every request nginx has answered is logged:
+    /// nginx writes a line just after the response, so a test that read its
+    /// answer may look before the line exists. One worker serves requests in
+    /// order, so once a marker request sent now is logged, so is every
+    /// request answered before it. Marker lines are left out.
+    pub fn settled_entries(&self) -> Vec<LogEntry> {
+        static MARK: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = MARK.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let uri = format!("/__log_sync/{n}");
+        if let Ok(mut s) = std::net::TcpStream::connect(self.addr()) {
+            use std::io::{Read, Write};
+            let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+            let req = format!("GET {uri} HTTP/1.1\r\nHost: sync\r\nConnection: close\r\n\r\n");
+            let _ = s.write_all(req.as_bytes());
+            let _ = s.read_to_end(&mut Vec::new());
+        }
+        self.wait_entries(&uri, 1);
+        self.entries()
+            .into_iter()
+            .filter(|e| !e.get("uri").starts_with("/__log_sync/"))
+            .collect()
+    }
+
     pub fn entries(&self) -> Vec<LogEntry> {
         self.access_log()
             .lines()

@@ -1,5 +1,6 @@
 use super::*;
 use levee_config::Scope;
+use std::hash::Hasher;
 
 /// A fleet member whose Redis (port 1) never answers: every decision is
 /// the fallback's.
