@@ -15,6 +15,8 @@
 //! GET  /certs                                       every certificate (api/certs.rs)
 //! POST /certs/NAME/renew                            renew an ACME certificate now
 //! POST /fleet/ping                                  a ping on the fleet's bus
+//! POST /fleet/members/NAME/drain                    NAME leaves the fleet's DNS answers
+//! POST /fleet/members/NAME/undrain                  NAME comes back to them
 //! POST /fleet/push                                  a config for the members (push.rs, via gate.rs)
 //! /mirrors/...                                      the download redirector (api/mirrors.rs)
 //! GET  /bans                                        the runtime ban list
@@ -84,8 +86,11 @@ pub fn handle(shared: &Shared, method: &str, target: &str, body: &[u8]) -> Reply
         }
         ("GET" | "HEAD", ["fleet"]) => fleet::status(),
         ("POST", ["fleet", "ping"]) => fleet::ping(body),
+        ("POST", ["fleet", "members", name, action @ ("drain" | "undrain")]) => {
+            fleet::drain(name, *action == "drain")
+        }
         (_, ["fleet"]) => Reply::error(405, format!("{method} is not allowed here; use GET")),
-        (_, ["fleet", "ping"]) => {
+        (_, ["fleet", "ping"] | ["fleet", "members", _, "drain" | "undrain"]) => {
             Reply::error(405, format!("{method} is not allowed here; use POST"))
         }
         ("POST", ["mail", "users", user, "close"]) => {

@@ -52,6 +52,11 @@ pub enum Command {
     Fleet,
     /// A ping on the fleet's bus, logged by every member.
     FleetPing(String),
+    /// A member leaves (`drained`) or comes back to the fleet's DNS answers.
+    FleetDrain {
+        instance: String,
+        drained: bool,
+    },
     /// The download redirector (`/mirrors`).
     Mirrors(MirrorsCommand),
     /// Every certificate levee serves (ctl/certs.rs).
@@ -319,6 +324,15 @@ pub fn run(client: &Client, command: &Command) -> Result<String, CtlError> {
             "/fleet/ping".to_owned(),
             serde_json::json!({ "note": note }).to_string(),
         ),
+        Command::FleetDrain { instance, drained } => (
+            "POST",
+            format!(
+                "/fleet/members/{}/{}",
+                encode(instance),
+                if *drained { "drain" } else { "undrain" }
+            ),
+            "{}".to_owned(),
+        ),
         Command::Drain { upstream, server } => {
             ("POST", action(upstream, server, "drain"), String::new())
         }
@@ -367,7 +381,7 @@ pub fn run(client: &Client, command: &Command) -> Result<String, CtlError> {
         Command::Allows => ("GET", "/allows".to_owned(), String::new()),
     };
     let (status, text) = request(client, method, &path, &body)?;
-    if status != 200 && status != 201 {
+    if status != 200 && status != 201 && status != 202 {
         return Err(api_error(status, text));
     }
     Ok(match command {

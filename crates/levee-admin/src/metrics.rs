@@ -344,6 +344,7 @@ pub fn render(site: &Site) -> String {
     levee_fleet::metrics::render_prometheus(&mut out);
     crate::process_metrics::render(&mut out);
     levee_acme::status::render_prometheus(&mut out);
+    levee_dns::metrics::render_prometheus(&mut out);
     out
 }
 

@@ -80,6 +80,7 @@ fn single_route(address: SocketAddr, action: Action, upstreams: Vec<Upstream>) -
         fleet: None,
         mirrors: Vec::new(),
         acme: None,
+        dns: None,
         cache: Default::default(),
     }
 }

@@ -11,6 +11,7 @@ use std::time::Duration;
 mod acme;
 mod admin;
 mod cache;
+mod dns;
 mod fleet;
 mod http2;
 mod mail;
@@ -21,6 +22,7 @@ mod upstream;
 pub use acme::*;
 pub use admin::*;
 pub use cache::*;
+pub use dns::*;
 pub use fleet::*;
 pub use http2::*;
 pub use mail::*;
@@ -69,6 +71,8 @@ pub struct Config {
     pub mirrors: Vec<MirrorSet>,
     /// `[acme]`: certificates levee obtains itself; `None` without.
     pub acme: Option<Acme>,
+    /// `[dns]`: the authoritative DNS server; `None` when it is off.
+    pub dns: Option<Dns>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

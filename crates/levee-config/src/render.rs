@@ -10,6 +10,7 @@ use toml::{Table, Value};
 mod acme;
 mod admin;
 mod cache;
+mod dns;
 mod fleet;
 mod mail;
 pub(crate) mod mirrors;
@@ -217,6 +218,7 @@ fn table(config: &Config) -> Table {
     fleet::root(&mut root, &config.fleet);
     acme::root(&mut root, &config.acme);
     mirrors::root(&mut root, &config.mirrors);
+    dns::root(&mut root, &config.dns);
     root
 }
 

@@ -45,6 +45,17 @@ pub(crate) fn assemble(sink: &mut Sink<'_>, draft: Draft, source: &Path) -> Opti
         }
     }
     crate::walk::check_acme(sink, &draft);
+    if draft.fleet.is_none()
+        && let Some(dns) = &draft.dns
+    {
+        for m in &dns.fleet_records {
+            sink.error(
+                m.span.clone(),
+                &m.key,
+                "a fleet record answers with the fleet's members: it needs a [fleet] section (docs/fleet.md)",
+            );
+        }
+    }
     if sink.has_errors() {
         return None;
     }
@@ -121,6 +132,7 @@ pub(crate) fn assemble(sink: &mut Sink<'_>, draft: Draft, source: &Path) -> Opti
             None if any_auto => Some(crate::model::Acme::defaults()),
             None => None,
         },
+        dns: draft.dns.map(|d| d.dns),
     })
 }
 
@@ -391,6 +403,7 @@ pub fn validate(config: &Config) -> Result<(), ConfigErrors> {
     check(parsed.http2 == config.http2, "http2");
     check(parsed.fleet == config.fleet, "fleet");
     check(parsed.acme == config.acme, "acme");
+    check(parsed.dns == config.dns, "dns");
     for m in &config.mirrors {
         let same = parsed.mirrors.iter().any(|p| p == m);
         check(same, &crate::tree::child("mirrors", &m.name));

@@ -9,6 +9,7 @@
 mod acme;
 mod admin;
 mod cache;
+mod dns;
 mod fleet;
 mod http2;
 mod mail;
@@ -84,6 +85,7 @@ pub(crate) struct Draft {
     pub fleet: Option<crate::model::Fleet>,
     pub mirrors: Vec<DraftMirrorSet>,
     pub acme: Option<acme::DraftAcme>,
+    pub dns: Option<dns::DraftDns>,
 }
 
 pub(crate) struct DraftListener {
@@ -128,6 +130,7 @@ pub(crate) const ROOT_KEYS: &[&str] = &[
     "fleet",
     "mirrors",
     "acme",
+    "dns",
 ];
 pub(crate) const LOG_KEYS: &[&str] = &["access", "format", "level", "error", "error_format"];
 pub(crate) const LIMIT_KEYS: &[&str] = &[
@@ -178,6 +181,8 @@ pub(crate) use admin::ADMIN_KEYS;
 pub use admin::origin as parse_origin;
 #[cfg(test)]
 pub(crate) use cache::{CACHE_KEYS, DISK_KEYS, ROUTE_KEYS as ROUTE_CACHE_KEYS, SHARED_KEYS};
+#[cfg(test)]
+pub(crate) use dns::{DNS_KEYS, FLEET_RECORD_KEYS, ZONE_KEYS};
 #[cfg(test)]
 pub(crate) use fleet::FLEET_KEYS;
 #[cfg(test)]
@@ -265,7 +270,9 @@ pub(crate) fn walk(sink: &mut Sink<'_>, root: &DeTable<'_>, root_span: Range<usi
         .get("mirrors")
         .map(|i| mirrors::mirror_sets(sink, i))
         .unwrap_or_default();
+    let dns = fields.get("dns").and_then(|i| dns::dns(sink, i));
     Draft {
+        dns,
         fleet,
         cache_shared,
         mirrors,

@@ -36,6 +36,9 @@ use crate::link::{Link, RETRY};
 pub enum Message {
     /// Does nothing but show in every member's log (`levee ctl fleet ping`).
     Ping { note: String },
+    /// `instance` leaves the fleet's DNS answers (`drained`) or comes back
+    /// (`levee ctl fleet drain` / `undrain`, docs/dns.md).
+    Drain { instance: String, drained: bool },
     /// Close `user`'s logged-in mail sessions, with the grace rules of a
     /// local move (`POST /mail/users/NAME/close` on any member).
     CloseUser { user: String },
@@ -93,6 +96,7 @@ impl Message {
     pub fn kind(&self) -> &'static str {
         match self {
             Message::Ping { .. } => "ping",
+            Message::Drain { .. } => "drain",
             Message::CloseUser { .. } => "close_user",
             Message::Purge { .. } => "purge",
             Message::ConfigPush { .. } => "config_push",
@@ -261,8 +265,14 @@ pub(crate) async fn subscribe(
                     let Some(msg) = msg else { break };
                     match decode(msg.get_payload_bytes(), &signer) {
                         Ok(e) => {
-                            if let Message::Ping { note } = &e.message {
-                                tracing::info!(from = %e.from, note = %note, "fleet bus: ping");
+                            match &e.message {
+                                Message::Ping { note } => {
+                                    tracing::info!(from = %e.from, note = %note, "fleet bus: ping");
+                                }
+                                Message::Drain { instance, drained } => {
+                                    tracing::info!(from = %e.from, instance = %instance, drained, "fleet bus: drain");
+                                }
+                                _ => {}
                             }
                             handle(&e);
                             let _ = out.send(e);

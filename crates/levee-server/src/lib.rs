@@ -20,6 +20,7 @@
 //! process around it: signals, privileges, pid file, systemd.
 
 pub mod acme;
+mod dns;
 pub mod fleet;
 pub mod listeners;
 pub mod logfile;
@@ -87,6 +88,8 @@ pub enum ServerError {
     Fleet(levee_fleet::FleetError),
     #[error("upgrade: {0}")]
     Upgrade(#[from] UpgradeError),
+    #[error("dns: {0}")]
+    Dns(levee_dns::DnsError),
 }
 
 /// Why a reload was refused; the running config stays.
@@ -173,6 +176,8 @@ struct Server {
     log: Option<Arc<logfile::LogFile>>,
     /// Why the last upgrade failed, for `levee upgrade`'s answer.
     upgrade_error: Option<String>,
+    /// `[dns]`, the authoritative DNS server (dns.rs).
+    dns: dns::Service,
     /// Configs pushed to this member through the fleet (push.rs).
     pushes: tokio::sync::mpsc::UnboundedReceiver<fleet::Push>,
 }
@@ -345,6 +350,13 @@ impl Server {
             state.dash().set_config(Arc::new(config.clone()));
         }
         let mail_plan = plan_mail(&config, &HashMap::new())?;
+        // After the fleet: its fleet records read the member list.
+        let prepared = match listeners.dns.take() {
+            Some(prepared) => prepared,
+            None => dns::prepare(&config)?,
+        };
+        let mut dns = dns::Service::default();
+        dns.apply(prepared)?;
         let workers = (0..config.workers)
             .map(worker::spawn)
             .collect::<Result<Vec<_>, _>>()
@@ -370,6 +382,7 @@ impl Server {
             exe: None,
             log: None,
             upgrade_error: None,
+            dns,
             pushes,
         };
         let mut opened = Vec::with_capacity(server.config.listeners.len());
@@ -593,6 +606,9 @@ impl Server {
             ),
             _ => None,
         };
+        // [dns]'s files loaded and its new sockets bound beside the running
+        // ones; served once nothing else can fail.
+        let dns_plan = dns::prepare(&config)?;
         for l in &config.listeners {
             let was_mail = self.mail.contains_key(&l.address);
             if self.listening.contains_key(&l.address) && was_mail != l.mail.is_some() {
@@ -658,6 +674,10 @@ impl Server {
         };
         // Nothing fails from here on.
         self.shared.site.store(Arc::new(site));
+        if let Err(e) = self.dns.apply(dns_plan) {
+            // Only a thread or runtime that cannot start gets here.
+            tracing::error!(error = %e, "reload: the new DNS server cannot start; the running one (if any) stays");
+        }
         self.update_first_steps(&config);
         for (front, state) in mail_plan.swap {
             front.swap(state);
@@ -796,6 +816,7 @@ impl Server {
             let _ = std::fs::write(path, "");
         }
         acme::stop();
+        self.dns.leave();
         self.fleet.leave();
         tracing::info!("stopped");
     }

@@ -227,7 +227,8 @@ enum CtlCmd {
     CloseUser { user: String },
     /// The fleet's members: stale ones marked, differing configs shown
     /// (`fleet ping [NOTE]`: a ping on the fleet's bus, in every member's
-    /// log; `fleet push FILE [--first N]`: a config for every member).
+    /// log; `fleet push FILE [--first N]`: a config for every member;
+    /// `fleet drain NAME` / `undrain NAME`: NAME leaves / rejoins DNS answers).
     Fleet {
         #[command(subcommand)]
         action: Option<FleetCmd>,
@@ -281,6 +282,10 @@ enum CacheCmd {
 enum FleetCmd {
     /// Send a ping on the fleet's bus; every member logs it.
     Ping { note: Option<String> },
+    /// Take member NAME out of the fleet's DNS answers at once (it keeps serving).
+    Drain { name: String },
+    /// Put member NAME back into the fleet's DNS answers.
+    Undrain { name: String },
     /// Check FILE here (as `levee check`), then have every member check it
     /// on its own machine, apply it as a reload and save it over its config
     /// file; prints each member's result and exits 1 unless all applied.
@@ -547,6 +552,18 @@ fn ctl(args: CtlArgs) -> anyhow::Result<ExitCode> {
         CtlCmd::Fleet {
             action: Some(FleetCmd::Ping { note }),
         } => Command::FleetPing(note.unwrap_or_default()),
+        CtlCmd::Fleet {
+            action: Some(FleetCmd::Drain { name }),
+        } => Command::FleetDrain {
+            instance: name,
+            drained: true,
+        },
+        CtlCmd::Fleet {
+            action: Some(FleetCmd::Undrain { name }),
+        } => Command::FleetDrain {
+            instance: name,
+            drained: false,
+        },
         CtlCmd::Fleet {
             action: Some(FleetCmd::Push { .. }),
         } => bail!("a push is handled above"),
