@@ -12,7 +12,11 @@
 //! POST /cache/purge                                 body {"url": U} | {"prefix": P} | {"tag": T}
 //! POST /mail/users/NAME/close                       close NAME's logged-in mail sessions
 //! GET  /fleet                                       the fleet's members (api/fleet.rs)
+//! GET  /certs                                       every certificate (api/certs.rs)
+//! POST /certs/NAME/renew                            renew an ACME certificate now
 //! POST /fleet/ping                                  a ping on the fleet's bus
+//! POST /fleet/members/NAME/drain                    NAME leaves the fleet's DNS answers
+//! POST /fleet/members/NAME/undrain                  NAME comes back to them
 //! POST /fleet/push                                  a config for the members (push.rs, via gate.rs)
 //! /mirrors/...                                      the download redirector (api/mirrors.rs)
 //! GET  /bans                                        the runtime ban list
@@ -75,10 +79,18 @@ pub fn handle(shared: &Shared, method: &str, target: &str, body: &[u8]) -> Reply
         ("GET" | "HEAD", ["cache"]) => cache::status(&site),
         ("POST", ["cache", "purge"]) => cache::purge(&site, body),
         (_, ["cache"]) => Reply::error(405, format!("{method} is not allowed here; use GET")),
+        ("GET" | "HEAD", ["certs"]) => certs::list(),
+        (_, ["certs"]) => Reply::error(405, format!("{method} is not allowed here; use GET")),
+        (_, ["certs", _, "renew"]) => {
+            Reply::error(405, format!("{method} is not allowed here; use POST"))
+        }
         ("GET" | "HEAD", ["fleet"]) => fleet::status(),
         ("POST", ["fleet", "ping"]) => fleet::ping(body),
+        ("POST", ["fleet", "members", name, action @ ("drain" | "undrain")]) => {
+            fleet::drain(name, *action == "drain")
+        }
         (_, ["fleet"]) => Reply::error(405, format!("{method} is not allowed here; use GET")),
-        (_, ["fleet", "ping"]) => {
+        (_, ["fleet", "ping"] | ["fleet", "members", _, "drain" | "undrain"]) => {
             Reply::error(405, format!("{method} is not allowed here; use POST"))
         }
         ("POST", ["mail", "users", user, "close"]) => {
@@ -271,6 +283,7 @@ pub(crate) fn percent_decode(s: &str) -> String {
 
 mod bans;
 mod cache;
+pub(crate) mod certs;
 mod fleet;
 
 pub use cache::apply_fleet_purge;

@@ -38,6 +38,8 @@ pub enum Command {
     Metrics,
     /// The cache store's size and entries.
     Cache,
+    /// A table of the cache's tiers (`/cache`).
+    CacheStats,
     /// Removes cached responses: `by` is `url`, `prefix` or `tag`.
     Purge {
         by: PurgeBy,
@@ -50,8 +52,17 @@ pub enum Command {
     Fleet,
     /// A ping on the fleet's bus, logged by every member.
     FleetPing(String),
+    /// A member leaves (`drained`) or comes back to the fleet's DNS answers.
+    FleetDrain {
+        instance: String,
+        drained: bool,
+    },
     /// The download redirector (`/mirrors`).
     Mirrors(MirrorsCommand),
+    /// Every certificate levee serves (ctl/certs.rs).
+    Certs,
+    /// Renew an ACME certificate now.
+    CertsRenew(String),
     /// Bans an address or network, for `duration` (`"10m"`) or until lifted.
     Ban {
         address: String,
@@ -99,6 +110,11 @@ pub enum MirrorsCommand {
         mirror: String,
         json: String,
     },
+    /// Forget mirror `mirror`'s runtime edits.
+    Reset {
+        set: String,
+        mirror: String,
+    },
 }
 
 impl MirrorsCommand {
@@ -126,11 +142,17 @@ impl MirrorsCommand {
                 path(set, &format!("/mirrors/{}", encode(mirror))),
                 json.clone(),
             ),
+            Reset { set, mirror } => (
+                "DELETE",
+                path(set, &format!("/mirrors/{}", encode(mirror))),
+                "{}".to_owned(),
+            ),
         }
     }
 }
 
-/// `set mirror state files stale redirects problem`, one mirror a line.
+/// `set mirror source state files stale redirects problem`, one mirror a
+/// line.
 fn mirrors_table(text: &str) -> Option<String> {
     let v: Value = serde_json::from_str(text).ok()?;
     let sets: Vec<Value> = match v.get("sets") {
@@ -138,8 +160,8 @@ fn mirrors_table(text: &str) -> Option<String> {
         _ => vec![v],
     };
     let mut out = format!(
-        "{:<12} {:<16} {:<14} {:>8} {:>6} {:>10}  {}\n",
-        "SET", "MIRROR", "STATE", "FILES", "STALE", "REDIRECTS", "PROBLEM"
+        "{:<12} {:<16} {:<10} {:<14} {:>8} {:>6} {:>10}  {}\n",
+        "SET", "MIRROR", "SOURCE", "STATE", "FILES", "STALE", "REDIRECTS", "PROBLEM"
     );
     for set in &sets {
         let name = set.get("name")?.as_str()?;
@@ -152,9 +174,10 @@ fn mirrors_table(text: &str) -> Option<String> {
                 })
             };
             out.push_str(&format!(
-                "{:<12} {:<16} {:<14} {:>8} {:>6} {:>10}  {}\n",
+                "{:<12} {:<16} {:<10} {:<14} {:>8} {:>6} {:>10}  {}\n",
                 name,
                 field("name")?,
+                field("source").unwrap_or_else(|| "-".into()),
                 field("state")?,
                 field("files")?,
                 field("stale")?,
@@ -164,6 +187,50 @@ fn mirrors_table(text: &str) -> Option<String> {
         }
     }
     Some(out)
+}
+
+/// `/cache` as one row per tier: entries, bytes, hits, state.
+fn tiers_table(text: &str) -> Option<String> {
+    let v: Value = serde_json::from_str(text).ok()?;
+    let n = |v: Option<&Value>| match v {
+        Some(Value::Null) | None => "-".to_owned(),
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+    };
+    let hits = v.get("hits")?;
+    let mut rows = vec![
+        ["TIER", "ENTRIES", "BYTES", "HITS", "STATE"].map(str::to_owned),
+        [
+            "memory".to_owned(),
+            n(v.get("entries")),
+            n(v.get("bytes")),
+            n(hits.get("memory")),
+            "ready".to_owned(),
+        ],
+    ];
+    let disk = v.get("disk").filter(|d| !d.is_null());
+    rows.push([
+        "disk".to_owned(),
+        n(disk.and_then(|d| d.get("entries"))),
+        n(disk.and_then(|d| d.get("bytes"))),
+        n(hits.get("disk")),
+        match disk {
+            None => "off".to_owned(),
+            Some(d) => match d.get("reason").and_then(Value::as_str) {
+                Some(why) => format!("{} ({why})", n(d.get("state"))),
+                None => n(d.get("state")),
+            },
+        },
+    ]);
+    let shared = v.get("shared").filter(|s| !s.is_null());
+    rows.push([
+        "shared".to_owned(),
+        "-".to_owned(),
+        "-".to_owned(),
+        n(hits.get("shared")),
+        shared.map_or("off".to_owned(), |s| n(s.get("store"))),
+    ]);
+    Some(columns(&rows))
 }
 
 /// What a purge matches (docs/api.md, `POST /cache/purge`).
@@ -234,7 +301,7 @@ pub fn run(client: &Client, command: &Command) -> Result<String, CtlError> {
         Command::Upstreams => ("GET", "/upstreams".to_owned(), String::new()),
         Command::Upstream(name) => ("GET", format!("/upstreams/{}", encode(name)), String::new()),
         Command::Metrics => ("GET", "/metrics".to_owned(), String::new()),
-        Command::Cache => ("GET", "/cache".to_owned(), String::new()),
+        Command::Cache | Command::CacheStats => ("GET", "/cache".to_owned(), String::new()),
         Command::Purge { by, value } => (
             "POST",
             "/cache/purge".to_owned(),
@@ -246,10 +313,25 @@ pub fn run(client: &Client, command: &Command) -> Result<String, CtlError> {
             String::new(),
         ),
         Command::Fleet => ("GET", "/fleet".to_owned(), String::new()),
+        Command::Certs => ("GET", "/certs".to_owned(), String::new()),
+        Command::CertsRenew(name) => (
+            "POST",
+            format!("/certs/{}/renew", encode(name)),
+            "{}".to_owned(),
+        ),
         Command::FleetPing(note) => (
             "POST",
             "/fleet/ping".to_owned(),
             serde_json::json!({ "note": note }).to_string(),
+        ),
+        Command::FleetDrain { instance, drained } => (
+            "POST",
+            format!(
+                "/fleet/members/{}/{}",
+                encode(instance),
+                if *drained { "drain" } else { "undrain" }
+            ),
+            "{}".to_owned(),
         ),
         Command::Drain { upstream, server } => {
             ("POST", action(upstream, server, "drain"), String::new())
@@ -299,7 +381,7 @@ pub fn run(client: &Client, command: &Command) -> Result<String, CtlError> {
         Command::Allows => ("GET", "/allows".to_owned(), String::new()),
     };
     let (status, text) = request(client, method, &path, &body)?;
-    if status != 200 && status != 201 {
+    if status != 200 && status != 201 && status != 202 {
         return Err(api_error(status, text));
     }
     Ok(match command {
@@ -316,6 +398,8 @@ pub fn run(client: &Client, command: &Command) -> Result<String, CtlError> {
         Command::Ban { .. } | Command::Unban(_) | Command::Allow { .. } | Command::Unallow(_) => {
             bans_line(&text).unwrap_or(text)
         }
+        Command::Certs => certs::table(&text).unwrap_or(text),
+        Command::CacheStats => tiers_table(&text).unwrap_or(text),
         Command::Drain { .. }
         | Command::Disable { .. }
         | Command::Enable { .. }
@@ -519,5 +603,6 @@ pub(crate) fn encode(s: &str) -> String {
 }
 
 pub mod act;
+mod certs;
 mod fleet;
 pub mod push;

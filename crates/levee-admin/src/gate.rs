@@ -173,6 +173,10 @@ impl Admin {
                 crate::fleet_act::handle(path, &req.body).await
             }
             (_, "/reload") => Reply::error(405, "use POST"),
+            // Waits for the CA, so not in the synchronous api::handle.
+            ("POST", path) if certs_renew(path).is_some() => {
+                crate::api::certs::renew(certs_renew(path).unwrap_or_default()).await
+            }
             (_, path) if path.starts_with("/api/dashboard/") => {
                 crate::dash::api(self, req, session)
             }
@@ -259,3 +263,10 @@ fn unauthorized(message: &str) -> Reply {
 
 #[cfg(test)]
 mod tests;
+
+/// NAME in `/certs/NAME/renew`.
+fn certs_renew(path: &str) -> Option<&str> {
+    path.strip_prefix("/certs/")?
+        .strip_suffix("/renew")
+        .filter(|n| !n.is_empty() && !n.contains('/'))
+}

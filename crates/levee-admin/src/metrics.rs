@@ -41,6 +41,17 @@ pub const CACHE_PURGED: &str = "levee_cache_purged_total";
 pub const CACHE_EVICTIONS: &str = "levee_cache_evictions_total";
 pub const CACHE_BYTES: &str = "levee_cache_bytes";
 pub const CACHE_OBJECTS: &str = "levee_cache_entries";
+pub const CACHE_TIER_HITS: &str = "levee_cache_tier_hits_total";
+pub const CACHE_DISK_BYTES: &str = "levee_cache_disk_bytes";
+pub const CACHE_DISK_OBJECTS: &str = "levee_cache_disk_entries";
+pub const CACHE_DISK_WRITABLE: &str = "levee_cache_disk_writable";
+pub const CACHE_DISK_WRITES: &str = "levee_cache_disk_writes_total";
+pub const CACHE_DISK_SKIPPED: &str = "levee_cache_disk_skipped_total";
+pub const CACHE_DISK_ERRORS: &str = "levee_cache_disk_errors_total";
+pub const CACHE_DISK_EVICTIONS: &str = "levee_cache_disk_evictions_total";
+pub const CACHE_SHARED_LOOKUPS: &str = "levee_cache_shared_lookups_total";
+pub const CACHE_SHARED_STORED: &str = "levee_cache_shared_stored_total";
+pub const CACHE_SHARED_LOCKS: &str = "levee_cache_shared_locks_total";
 pub const MIRROR_REDIRECTS: &str = "levee_mirror_redirects_total";
 pub const MIRROR_BYTES: &str = "levee_mirror_redirected_bytes_total";
 pub const MIRROR_LOCAL: &str = "levee_mirror_local_total";
@@ -219,6 +230,61 @@ const DEFS: &[Def] = &[
         kind: "gauge",
         help: "Entries in the cache store (objects and Vary markers).",
     },
+    Def {
+        name: CACHE_TIER_HITS,
+        kind: "counter",
+        help: "Answers from a stored response by the tier that held it: memory, disk or shared (stale and collapsed answers included).",
+    },
+    Def {
+        name: CACHE_DISK_BYTES,
+        kind: "gauge",
+        help: "Bytes of the disk tier's files (in 4 KiB blocks).",
+    },
+    Def {
+        name: CACHE_DISK_OBJECTS,
+        kind: "gauge",
+        help: "Entries in the disk tier (objects and Vary markers).",
+    },
+    Def {
+        name: CACHE_DISK_WRITABLE,
+        kind: "gauge",
+        help: "1 while the disk tier writes, 0 while loading, after a failed write (for a while) or when unusable.",
+    },
+    Def {
+        name: CACHE_DISK_WRITES,
+        kind: "counter",
+        help: "Objects and Vary markers written to the disk tier.",
+    },
+    Def {
+        name: CACHE_DISK_SKIPPED,
+        kind: "counter",
+        help: "Writes to the disk tier not done: too large, writes off, or its queue full.",
+    },
+    Def {
+        name: CACHE_DISK_ERRORS,
+        kind: "counter",
+        help: "Disk tier failures by kind: error (a write or read failed), corrupt (a file missing, torn or damaged, answered as a miss).",
+    },
+    Def {
+        name: CACHE_DISK_EVICTIONS,
+        kind: "counter",
+        help: "Entries evicted from the disk tier to stay within [cache.disk] max_size.",
+    },
+    Def {
+        name: CACHE_SHARED_LOOKUPS,
+        kind: "counter",
+        help: "Lookups in the fleet's shared tier by result: hit, miss, error (Redis down or slow: a miss).",
+    },
+    Def {
+        name: CACHE_SHARED_STORED,
+        kind: "counter",
+        help: "Objects this member stored in the shared tier.",
+    },
+    Def {
+        name: CACHE_SHARED_LOCKS,
+        kind: "counter",
+        help: "Cold keys by what this member did: won (fetched for the fleet), waited (for another member), timeout (waited in vain, fetched too).",
+    },
 ];
 
 const STATES: [Status; 7] = [
@@ -277,6 +343,8 @@ pub fn render(site: &Site) -> String {
     levee_mail::metrics::render_prometheus(&mut out);
     levee_fleet::metrics::render_prometheus(&mut out);
     crate::process_metrics::render(&mut out);
+    levee_acme::status::render_prometheus(&mut out);
+    levee_dns::metrics::render_prometheus(&mut out);
     out
 }
 
@@ -370,6 +438,9 @@ fn cache_series(out: &mut String, name: &str, site: &Site) {
     use levee_cache::stats::{Counters, STATS};
     use levee_cache::store::Storage;
     let store = site.cache.as_ref().map(|c| &c.tier.store);
+    if tier_series(out, name, store) {
+        return;
+    }
     let value = match name {
         CACHE_HITS => Counters::get(&STATS.hits),
         CACHE_MISSES => Counters::get(&STATS.misses),
@@ -383,6 +454,72 @@ fn cache_series(out: &mut String, name: &str, site: &Site) {
         _ => return,
     };
     let _ = writeln!(out, "{name} {value}");
+}
+
+/// The per-tier series (labelled, or for the disk and shared tiers);
+/// false for another name.
+fn tier_series(out: &mut String, name: &str, store: Option<&levee_cache::tiers::Tiers>) -> bool {
+    use levee_cache::stats::{Counters, STATS};
+    let disk = store.and_then(|s| s.disk.as_deref());
+    let shared = store.and_then(|s| s.shared.as_deref());
+    let get = |a: &std::sync::atomic::AtomicU64| a.load(Relaxed);
+    let labelled: Vec<(&str, u64)> = match name {
+        CACHE_TIER_HITS => vec![
+            ("{tier=\"memory\"}", Counters::get(&STATS.hits_memory)),
+            ("{tier=\"disk\"}", Counters::get(&STATS.hits_disk)),
+            ("{tier=\"shared\"}", Counters::get(&STATS.hits_shared)),
+        ],
+        CACHE_DISK_BYTES => vec![("", disk.map_or(0, |d| d.bytes()))],
+        CACHE_DISK_OBJECTS => vec![("", disk.map_or(0, |d| d.len() as u64))],
+        CACHE_DISK_WRITABLE => vec![(
+            "",
+            u64::from(disk.is_some_and(|d| d.health() == levee_cache::disk::Health::Ready)),
+        )],
+        CACHE_DISK_WRITES => vec![("", disk.map_or(0, |d| get(&d.stats().writes)))],
+        CACHE_DISK_SKIPPED => vec![("", disk.map_or(0, |d| get(&d.stats().skipped)))],
+        CACHE_DISK_ERRORS => vec![
+            (
+                "{kind=\"error\"}",
+                disk.map_or(0, |d| get(&d.stats().errors)),
+            ),
+            (
+                "{kind=\"corrupt\"}",
+                disk.map_or(0, |d| get(&d.stats().corrupt)),
+            ),
+        ],
+        CACHE_DISK_EVICTIONS => vec![("", disk.map_or(0, |d| get(&d.stats().evictions)))],
+        CACHE_SHARED_LOOKUPS => vec![
+            ("{result=\"hit\"}", shared.map_or(0, |s| get(&s.stats.hits))),
+            (
+                "{result=\"miss\"}",
+                shared.map_or(0, |s| get(&s.stats.misses)),
+            ),
+            (
+                "{result=\"error\"}",
+                shared.map_or(0, |s| get(&s.stats.errors)),
+            ),
+        ],
+        CACHE_SHARED_STORED => vec![("", shared.map_or(0, |s| get(&s.stats.stored)))],
+        CACHE_SHARED_LOCKS => vec![
+            (
+                "{outcome=\"won\"}",
+                shared.map_or(0, |s| get(&s.stats.locks_won)),
+            ),
+            (
+                "{outcome=\"waited\"}",
+                shared.map_or(0, |s| get(&s.stats.locks_waited)),
+            ),
+            (
+                "{outcome=\"timeout\"}",
+                shared.map_or(0, |s| get(&s.stats.lock_timeouts)),
+            ),
+        ],
+        _ => return false,
+    };
+    for (labels, v) in labelled {
+        let _ = writeln!(out, "{name}{labels} {v}");
+    }
+    true
 }
 
 fn server_series(

@@ -11,7 +11,13 @@
 //! [`MIN_PIECE`], then an exact tail: 10 KiB costs about 140 bytes of
 //! slack instead of about 770. With a known length the pieces are sized up
 //! front and filled in place, so nothing is copied twice.
+//!
+//! A body the disk tier serves is a [`FileRegion`] instead: an open file,
+//! sent with `sendfile` by the HTTP side, never read into memory.
 
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
@@ -24,64 +30,161 @@ pub const MIN_PIECE: usize = 1024;
 /// bytes for 8 KiB, 49 for 2 KiB, 57 for 32 KiB.
 const PIECE_SLACK: usize = 64;
 
-/// A stored body: its pieces, in order.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Body {
-    pieces: Box<[Bytes]>,
+/// A stored body: pieces in memory, or a region of a file the disk tier
+/// opened (sent with `sendfile`, never read into memory).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Body {
+    Pieces(Box<[Bytes]>),
+    File(Arc<FileRegion>),
 }
 
-impl Body {
-    pub fn pieces(&self) -> &[Bytes] {
-        &self.pieces
+impl Default for Body {
+    fn default() -> Body {
+        Body::Pieces(Box::default())
     }
+}
 
+/// Bytes of an open file: a disk tier object's body. The file stays open
+/// (and its bytes readable, even once the disk tier unlinks it) as long
+/// as the region lives.
+#[derive(Debug)]
+pub struct FileRegion {
+    pub file: File,
+    pub offset: u64,
+    pub len: u64,
+}
+
+impl PartialEq for FileRegion {
+    fn eq(&self, other: &FileRegion) -> bool {
+        std::ptr::eq(self, other)
+    }
+}
+
+impl Eq for FileRegion {}
+
+/// Part of a body as it is sent: bytes in memory, or `len` bytes of a file
+/// from `start` (an offset in the file).
+#[derive(Debug, Clone)]
+pub enum Slice {
+    Bytes(Bytes),
+    File {
+        region: Arc<FileRegion>,
+        start: u64,
+        len: u64,
+    },
+}
+
+impl Slice {
     pub fn len(&self) -> u64 {
-        self.pieces.iter().map(|p| p.len() as u64).sum()
+        match self {
+            Slice::Bytes(b) => b.len() as u64,
+            Slice::File { len, .. } => *len,
+        }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.pieces.iter().all(Bytes::is_empty)
+        self.len() == 0
+    }
+}
+
+impl From<Bytes> for Slice {
+    fn from(b: Bytes) -> Slice {
+        Slice::Bytes(b)
+    }
+}
+
+impl Body {
+    /// The pieces in memory (none for a file body).
+    pub fn pieces(&self) -> &[Bytes] {
+        match self {
+            Body::Pieces(p) => p,
+            Body::File(_) => &[],
+        }
+    }
+
+    pub fn len(&self) -> u64 {
+        match self {
+            Body::Pieces(p) => p.iter().map(|p| p.len() as u64).sum(),
+            Body::File(f) => f.len,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     /// Bytes it holds in memory: the pieces (each allocated exactly its
-    /// length, plus the allocator's share of its page) and their handles.
+    /// length, plus the allocator's share of its page) and their handles;
+    /// for a file, the open file's bookkeeping.
     pub fn weight(&self) -> u64 {
-        let per_piece = std::mem::size_of::<Bytes>() + PIECE_SLACK;
-        self.len() + (self.pieces.len() * per_piece) as u64
-    }
-
-    /// `len` bytes from `start` (both clamped to the body), as pieces that
-    /// share the stored memory.
-    pub fn range(&self, start: u64, len: u64) -> Vec<Bytes> {
-        let end = start.saturating_add(len);
-        let mut out = Vec::new();
-        let mut at = 0u64;
-        for piece in self.pieces.iter() {
-            let next = at + piece.len() as u64;
-            if next > start && at < end {
-                let from = usize::try_from(start.saturating_sub(at)).unwrap_or(usize::MAX);
-                let to = usize::try_from(end.min(next) - at).unwrap_or(usize::MAX);
-                out.push(piece.slice(from..to));
+        match self {
+            Body::Pieces(p) => {
+                let per_piece = std::mem::size_of::<Bytes>() + PIECE_SLACK;
+                self.len() + (p.len() * per_piece) as u64
             }
-            at = next;
+            Body::File(_) => (std::mem::size_of::<FileRegion>() + PIECE_SLACK) as u64,
         }
-        out
     }
 
-    /// The whole body in one buffer (tests and small answers).
-    pub fn to_vec(&self) -> Vec<u8> {
-        self.pieces.concat()
+    /// `len` bytes from `start` (both clamped to the body), as slices that
+    /// share the stored memory or name the stored file.
+    pub fn slices(&self, start: u64, len: u64) -> Vec<Slice> {
+        let end = start.saturating_add(len).min(self.len());
+        match self {
+            Body::File(region) => {
+                if start >= end {
+                    return Vec::new();
+                }
+                vec![Slice::File {
+                    region: region.clone(),
+                    start: region.offset + start,
+                    len: end - start,
+                }]
+            }
+            Body::Pieces(pieces) => {
+                let mut out = Vec::new();
+                let mut at = 0u64;
+                for piece in pieces.iter() {
+                    let next = at + piece.len() as u64;
+                    if next > start && at < end {
+                        let from = usize::try_from(start.saturating_sub(at)).unwrap_or(usize::MAX);
+                        let to = usize::try_from(end.min(next) - at).unwrap_or(usize::MAX);
+                        out.push(Slice::Bytes(piece.slice(from..to)));
+                    }
+                    at = next;
+                }
+                out
+            }
+        }
+    }
+
+    /// The whole body, as slices.
+    pub fn all(&self) -> Vec<Slice> {
+        self.slices(0, self.len())
+    }
+
+    /// The whole body in one buffer (tests, and the shared tier's copy of
+    /// a small object). A file body is read; a short read is an error.
+    pub fn to_vec(&self) -> std::io::Result<Vec<u8>> {
+        match self {
+            Body::Pieces(p) => Ok(p.concat()),
+            Body::File(f) => {
+                let len = usize::try_from(f.len).map_err(|_| std::io::ErrorKind::OutOfMemory)?;
+                let mut out = vec![0u8; len];
+                f.file.read_exact_at(&mut out, f.offset)?;
+                Ok(out)
+            }
+        }
     }
 }
 
 impl From<Bytes> for Body {
     fn from(bytes: Bytes) -> Body {
-        let pieces = if bytes.is_empty() {
-            Box::default()
+        if bytes.is_empty() {
+            Body::default()
         } else {
-            Box::from([bytes])
-        };
-        Body { pieces }
+            Body::Pieces(Box::from([bytes]))
+        }
     }
 }
 
@@ -224,6 +327,26 @@ impl<'a> BodyCopy<'a> {
         self.overflow
     }
 
+    /// Whether `n` more bytes would take the copy past its cap.
+    pub fn would_overflow(&self, n: usize) -> bool {
+        self.len + n as u64 > self.cap
+    }
+
+    /// What was copied so far, in order, ending the copy (its budget is
+    /// released): for a body that turned out too large for memory and
+    /// goes on to a disk tier file.
+    pub fn into_pieces(mut self) -> Vec<Bytes> {
+        let mut pieces = std::mem::take(&mut self.pieces);
+        let last = std::mem::take(&mut self.current);
+        if !last.is_empty() {
+            pieces.push(Bytes::from(last));
+        }
+        if self.overflow {
+            pieces.clear();
+        }
+        pieces
+    }
+
     /// Whether the copy was dropped because the in-flight budget was spent.
     pub fn starved(&self) -> bool {
         self.starved
@@ -252,9 +375,7 @@ impl<'a> BodyCopy<'a> {
         }
         // A fresh exact allocation: shrinking the grown Vec in place would
         // keep its larger block.
-        Some(Body {
-            pieces: pieces.drain(..).collect(),
-        })
+        Some(Body::Pieces(pieces.drain(..).collect()))
     }
 }
 

@@ -249,11 +249,17 @@ pub fn updated_fields<'a>(stored: &[Field<'a>], update: &[Field<'a>]) -> Vec<Fie
 /// change state at the origin.
 const SAFE: [&[u8]; 4] = [b"GET", b"HEAD", b"OPTIONS", b"TRACE"];
 
+/// Whether `method` is safe (RFC 9110 §9.2.1): it cannot change what the
+/// origin stores.
+pub fn is_safe(method: &[u8]) -> bool {
+    SAFE.contains(&method)
+}
+
 /// After a response to `method` with `status` (RFC 9111 §4.4): whether the
 /// target, and its same-origin `Location`/`Content-Location`, must be
 /// invalidated. Any method not known to be safe does, on a non-error status.
 pub fn invalidates(method: &[u8], status: u16) -> bool {
-    !SAFE.contains(&method) && (200..400).contains(&status)
+    !is_safe(method) && (200..400).contains(&status)
 }
 
 #[cfg(test)]

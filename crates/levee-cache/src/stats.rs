@@ -5,6 +5,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 #[derive(Debug, Default)]
 pub struct Counters {
     pub hits: AtomicU64,
+    /// Hits by the tier that answered (stale and collapsed answers included).
+    pub hits_memory: AtomicU64,
+    pub hits_disk: AtomicU64,
+    pub hits_shared: AtomicU64,
     pub misses: AtomicU64,
     /// Stale responses served (while revalidating, on error, servers down).
     pub stale: AtomicU64,
@@ -29,6 +33,9 @@ impl Counters {
 /// The counters of this process.
 pub static STATS: Counters = Counters {
     hits: AtomicU64::new(0),
+    hits_memory: AtomicU64::new(0),
+    hits_disk: AtomicU64::new(0),
+    hits_shared: AtomicU64::new(0),
     misses: AtomicU64::new(0),
     stale: AtomicU64::new(0),
     coalesced: AtomicU64::new(0),

@@ -3,8 +3,9 @@
 //! [`Storage`] is the interface the proxy needs (get, put, remove, and a
 //! scan for purges); [`Memory`] implements it over `quick_cache`, whose
 //! S3-FIFO eviction admits a new object to a small probationary queue first,
-//! so a scan of one-off URLs evicts other one-off URLs, not the hot set. A
-//! disk tier would implement the same trait behind the memory one.
+//! so a scan of one-off URLs evicts other one-off URLs, not the hot set. The
+//! disk tier (`disk.rs`) sits behind it, and `tiers.rs` puts them together
+//! behind the same trait.
 //!
 //! Responses with `Vary` are stored in two parts: under the primary key a
 //! [`Entry::Vary`] marker naming the fields, and each variant under
@@ -110,6 +111,14 @@ pub enum Entry {
 }
 
 impl Entry {
+    /// The object's surrogate keys (none for a Vary marker).
+    pub fn tags(&self) -> &[Box<str>] {
+        match self {
+            Entry::Object(o) => &o.tags,
+            Entry::Vary(_) => &[],
+        }
+    }
+
     fn weight(&self, key: &[u8]) -> u64 {
         key.len() as u64
             + match self {
@@ -141,14 +150,18 @@ pub fn key_is_url(key: &[u8], url: &[u8]) -> bool {
         .is_some_and(|rest| rest.first().is_none_or(|&b| b == VARIANT || b == 0))
 }
 
+/// A purge's test of an entry: its key and its tags (a Vary marker has none).
+pub type PurgeFn<'a> = dyn Fn(&[u8], &[Box<str>]) -> bool + 'a;
+
 /// What the proxy needs from a storage tier.
 pub trait Storage: Send + Sync {
     fn get(&self, key: &[u8]) -> Option<Entry>;
     /// Stores `entry`; false when it is larger than an object may be.
     fn put(&self, key: Vec<u8>, entry: Entry) -> bool;
     fn remove(&self, key: &[u8]);
-    /// Removes every entry for which `purge` is true; returns how many.
-    fn purge(&self, purge: &dyn Fn(&[u8], &Entry) -> bool) -> usize;
+    /// Removes every entry for which `purge(key, tags)` is true (a Vary
+    /// marker has no tags); returns how many.
+    fn purge(&self, purge: &PurgeFn<'_>) -> usize;
     /// Bytes held now, stored and being copied.
     fn bytes(&self) -> u64;
     fn len(&self) -> usize;
@@ -266,10 +279,10 @@ impl Storage for Memory {
         self.map.remove(key);
     }
 
-    fn purge(&self, purge: &dyn Fn(&[u8], &Entry) -> bool) -> usize {
+    fn purge(&self, purge: &PurgeFn<'_>) -> usize {
         let removed = std::cell::Cell::new(0);
         self.map.retain(|k, e| {
-            let gone = purge(k, e);
+            let gone = purge(k, e.tags());
             removed.set(removed.get() + usize::from(gone));
             !gone
         });

@@ -79,6 +79,8 @@ fn single_route(address: SocketAddr, action: Action, upstreams: Vec<Upstream>) -
         http2: Default::default(),
         fleet: None,
         mirrors: Vec::new(),
+        acme: None,
+        dns: None,
         cache: Default::default(),
     }
 }

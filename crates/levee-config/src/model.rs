@@ -8,8 +8,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+mod acme;
 mod admin;
 mod cache;
+mod dns;
 mod fleet;
 mod http2;
 mod mail;
@@ -17,8 +19,10 @@ mod mirrors;
 mod protect;
 mod tls;
 mod upstream;
+pub use acme::*;
 pub use admin::*;
 pub use cache::*;
+pub use dns::*;
 pub use fleet::*;
 pub use http2::*;
 pub use mail::*;
@@ -65,6 +69,10 @@ pub struct Config {
     pub fleet: Option<Fleet>,
     /// `[mirrors.NAME]`: file trees redirected to mirrors, in file order.
     pub mirrors: Vec<MirrorSet>,
+    /// `[acme]`: certificates levee obtains itself; `None` without.
+    pub acme: Option<Acme>,
+    /// `[dns]`: the authoritative DNS server; `None` when it is off.
+    pub dns: Option<Dns>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

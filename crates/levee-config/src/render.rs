@@ -7,8 +7,10 @@ use std::time::Duration;
 
 use toml::{Table, Value};
 
+mod acme;
 mod admin;
 mod cache;
+mod dns;
 mod fleet;
 mod mail;
 pub(crate) mod mirrors;
@@ -214,7 +216,9 @@ fn table(config: &Config) -> Table {
     }
     cache::root(&mut root, &config.cache);
     fleet::root(&mut root, &config.fleet);
+    acme::root(&mut root, &config.acme);
     mirrors::root(&mut root, &config.mirrors);
+    dns::root(&mut root, &config.dns);
     root
 }
 

@@ -243,6 +243,8 @@ fn full_config_becomes_the_expected_model() {
         http2: Default::default(),
         fleet: None,
         mirrors: Vec::new(),
+        acme: None,
+        dns: None,
     };
     assert_eq!(config, expected);
 }
@@ -460,12 +462,20 @@ fn docs_cover_every_key() {
         RATE_LIMIT_KEYS,
         RESOLVER_KEYS,
         CACHE_KEYS,
+        DISK_KEYS,
+        SHARED_KEYS,
         ROUTE_CACHE_KEYS,
         MAIL_KEYS,
         MIRRORS_KEYS,
         MIRROR_KEYS,
         crate::walk::HTTP2_KEYS,
         FLEET_KEYS,
+        ACME_KEYS,
+        ACME_DNS_KEYS,
+        ON_DEMAND_KEYS,
+        DNS_KEYS,
+        ZONE_KEYS,
+        FLEET_RECORD_KEYS,
     ];
     for key in tables.iter().flat_map(|t| t.iter()) {
         assert!(
@@ -509,7 +519,7 @@ keepalive_timeout = "soon"
         errors_of(text),
         [
             "t.toml:1:11: workers: must be between 1 and 1024",
-            "t.toml:2:1: colour: unknown key `colour`; expected one of: workers, pid_file, user, group, control_socket, log, limits, timeouts, listener, route, upstream, admin, protect, rate_limit, resolver, cache, http2, fleet, mirrors",
+            "t.toml:2:1: colour: unknown key `colour`; expected one of: workers, pid_file, user, group, control_socket, log, limits, timeouts, listener, route, upstream, admin, protect, rate_limit, resolver, cache, http2, fleet, mirrors, acme, dns",
             "t.toml:8:11: listener[1].address: duplicate listener address 0.0.0.0:80: listener[0] already listens there",
             "t.toml:11:8: route[0].host: invalid host pattern `a*.com`: `*` is only allowed as a whole first label, as in \"*.example.com\"",
             "t.toml:13:1: route[0].static: a route has exactly one action, but `proxy` is set too; split it into two routes",

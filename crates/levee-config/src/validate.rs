@@ -36,11 +36,31 @@ pub(crate) fn assemble(sink: &mut Sink<'_>, draft: Draft, source: &Path) -> Opti
                 "`scope = \"fleet\"` needs a [fleet] section (docs/fleet.md)",
             );
         }
+        if let Some(m) = &draft.cache_shared {
+            sink.error(
+                m.span.clone(),
+                &m.key,
+                "the shared cache tier needs a [fleet] section (docs/cache.md, \"Tiers\")",
+            );
+        }
+    }
+    crate::walk::check_acme(sink, &draft);
+    if draft.fleet.is_none()
+        && let Some(dns) = &draft.dns
+    {
+        for m in &dns.fleet_records {
+            sink.error(
+                m.span.clone(),
+                &m.key,
+                "a fleet record answers with the fleet's members: it needs a [fleet] section (docs/fleet.md)",
+            );
+        }
     }
     if sink.has_errors() {
         return None;
     }
 
+    let any_auto = draft.listeners.iter().any(|l| l.tls_auto.is_some());
     let mut listeners = Vec::with_capacity(draft.listeners.len());
     for (i, l) in draft.listeners.into_iter().enumerate() {
         let (Some(name), Some((address, _))) = (l.name, l.address) else {
@@ -106,6 +126,13 @@ pub(crate) fn assemble(sink: &mut Sink<'_>, draft: Draft, source: &Path) -> Opti
         http2: draft.http2,
         fleet: draft.fleet,
         mirrors: draft.mirrors.into_iter().map(|m| m.set).collect(),
+        acme: match draft.acme {
+            Some(a) => Some(a.acme),
+            // `tls = "auto"` alone: Let's Encrypt with the defaults.
+            None if any_auto => Some(crate::model::Acme::defaults()),
+            None => None,
+        },
+        dns: draft.dns.map(|d| d.dns),
     })
 }
 
@@ -375,6 +402,8 @@ pub fn validate(config: &Config) -> Result<(), ConfigErrors> {
     check(parsed.cache == config.cache, "cache");
     check(parsed.http2 == config.http2, "http2");
     check(parsed.fleet == config.fleet, "fleet");
+    check(parsed.acme == config.acme, "acme");
+    check(parsed.dns == config.dns, "dns");
     for m in &config.mirrors {
         let same = parsed.mirrors.iter().any(|p| p == m);
         check(same, &crate::tree::child("mirrors", &m.name));

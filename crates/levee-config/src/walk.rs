@@ -6,8 +6,10 @@
 //! A value that fails to parse is replaced by its default so the walk can go
 //! on; the draft is never turned into a `Config` when the sink holds errors.
 
+mod acme;
 mod admin;
 mod cache;
+mod dns;
 mod fleet;
 mod http2;
 mod mail;
@@ -77,9 +79,13 @@ pub(crate) struct Draft {
     pub rate_limits: Vec<DraftRateLimit>,
     pub resolver: Option<crate::model::Resolver>,
     pub cache: crate::model::CacheConfig,
+    /// Where `[cache.shared]` was written: it needs `[fleet]`.
+    pub cache_shared: Option<Mention>,
     pub http2: crate::model::Http2,
     pub fleet: Option<crate::model::Fleet>,
     pub mirrors: Vec<DraftMirrorSet>,
+    pub acme: Option<acme::DraftAcme>,
+    pub dns: Option<dns::DraftDns>,
 }
 
 pub(crate) struct DraftListener {
@@ -92,6 +98,8 @@ pub(crate) struct DraftListener {
     pub backlog: u32,
     pub protect: crate::model::ListenerProtect,
     pub tls: Option<crate::model::ListenerTls>,
+    /// Where `tls` asked for automatic certificates (it needs `[acme]`).
+    pub tls_auto: Option<Mention>,
     pub proxy_protocol: Vec<crate::model::IpNet>,
     pub trusted: crate::model::TrustedProxies,
     pub h2c: bool,
@@ -121,6 +129,8 @@ pub(crate) const ROOT_KEYS: &[&str] = &[
     "http2",
     "fleet",
     "mirrors",
+    "acme",
+    "dns",
 ];
 pub(crate) const LOG_KEYS: &[&str] = &["access", "format", "level", "error", "error_format"];
 pub(crate) const LIMIT_KEYS: &[&str] = &[
@@ -165,10 +175,14 @@ pub(crate) const LISTENER_KEYS: &[&str] = &[
     "mail",
 ];
 #[cfg(test)]
+pub(crate) use acme::{ACME_DNS_KEYS, ACME_KEYS, ON_DEMAND_KEYS};
+#[cfg(test)]
 pub(crate) use admin::ADMIN_KEYS;
 pub use admin::origin as parse_origin;
 #[cfg(test)]
-pub(crate) use cache::{CACHE_KEYS, ROUTE_KEYS as ROUTE_CACHE_KEYS};
+pub(crate) use cache::{CACHE_KEYS, DISK_KEYS, ROUTE_KEYS as ROUTE_CACHE_KEYS, SHARED_KEYS};
+#[cfg(test)]
+pub(crate) use dns::{DNS_KEYS, FLEET_RECORD_KEYS, ZONE_KEYS};
 #[cfg(test)]
 pub(crate) use fleet::FLEET_KEYS;
 #[cfg(test)]
@@ -187,6 +201,8 @@ pub(crate) use route::KEYS as ROUTE_KEYS;
 pub(crate) use tls::{CERT_KEYS, TLS_KEYS, UPSTREAM_TLS_KEYS};
 #[cfg(test)]
 pub(crate) use upstream::{HEALTH_CHECK_KEYS, SERVER_KEYS, UPSTREAM_KEYS};
+
+pub(crate) use acme::check_acme;
 
 pub(crate) fn walk(sink: &mut Sink<'_>, root: &DeTable<'_>, root_span: Range<usize>) -> Draft {
     let fields = Fields::new(sink, root, root_span.clone(), "", ROOT_KEYS);
@@ -240,7 +256,7 @@ pub(crate) fn walk(sink: &mut Sink<'_>, root: &DeTable<'_>, root_span: Range<usi
     let resolver = fields
         .get("resolver")
         .and_then(|i| resolver::resolver(sink, i));
-    let cache = fields
+    let (cache, cache_shared) = fields
         .get("cache")
         .map(|i| cache::cache(sink, i))
         .unwrap_or_default();
@@ -249,13 +265,18 @@ pub(crate) fn walk(sink: &mut Sink<'_>, root: &DeTable<'_>, root_span: Range<usi
         .map(|i| http2::http2(sink, i))
         .unwrap_or_default();
     let fleet = fields.get("fleet").and_then(|i| fleet::fleet(sink, i));
+    let acme = fields.get("acme").and_then(|i| acme::acme(sink, i));
     let mirrors = fields
         .get("mirrors")
         .map(|i| mirrors::mirror_sets(sink, i))
         .unwrap_or_default();
+    let dns = fields.get("dns").and_then(|i| dns::dns(sink, i));
     Draft {
+        dns,
         fleet,
+        cache_shared,
         mirrors,
+        acme,
         root_span,
         http2,
         workers: workers.unwrap_or_else(auto_workers),
@@ -538,6 +559,10 @@ fn listener(sink: &mut Sink<'_>, item: &Item<'_, '_>) -> Option<DraftListener> {
         .map_or(crate::model::DEFAULT_BACKLOG, |n| n as u32);
     let protect = protect::listener_protect(sink, &fields);
     let tls = fields.get("tls").and_then(|i| tls::listener_tls(sink, i));
+    let tls_auto = match (&tls, fields.get("tls")) {
+        (Some(t), Some(i)) if t.auto => Some(Mention::of(i, "auto")),
+        _ => None,
+    };
     let proxy_protocol = fields
         .get("proxy_protocol")
         .map(|i| tls::networks(sink, i))
@@ -581,6 +606,7 @@ fn listener(sink: &mut Sink<'_>, item: &Item<'_, '_>) -> Option<DraftListener> {
         backlog,
         protect,
         tls,
+        tls_auto,
         proxy_protocol,
         trusted,
         h2c,

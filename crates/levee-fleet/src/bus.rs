@@ -36,6 +36,9 @@ use crate::link::{Link, RETRY};
 pub enum Message {
     /// Does nothing but show in every member's log (`levee ctl fleet ping`).
     Ping { note: String },
+    /// `instance` leaves the fleet's DNS answers (`drained`) or comes back
+    /// (`levee ctl fleet drain` / `undrain`, docs/dns.md).
+    Drain { instance: String, drained: bool },
     /// Close `user`'s logged-in mail sessions, with the grace rules of a
     /// local move (`POST /mail/users/NAME/close` on any member).
     CloseUser { user: String },
@@ -68,6 +71,15 @@ pub enum Message {
         #[serde(default)]
         body: String,
     },
+    /// A runtime edit of mirror `name` in mirror set `set`, stored in the
+    /// set's shared table as `version` ([`crate::table`]); `entry` `None`:
+    /// the edit was reset. Members apply it unless they hold a later one.
+    MirrorEdit {
+        set: String,
+        name: String,
+        version: u64,
+        entry: Option<serde_json::Value>,
+    },
 }
 
 /// What a purge matches (the admin API's `url`, `prefix` or `tag`).
@@ -84,11 +96,13 @@ impl Message {
     pub fn kind(&self) -> &'static str {
         match self {
             Message::Ping { .. } => "ping",
+            Message::Drain { .. } => "drain",
             Message::CloseUser { .. } => "close_user",
             Message::Purge { .. } => "purge",
             Message::ConfigPush { .. } => "config_push",
             Message::Bans {} => "bans",
             Message::ServerAction { .. } => "server_action",
+            Message::MirrorEdit { .. } => "mirror_edit",
         }
     }
 }
@@ -129,14 +143,15 @@ impl Signer {
         Signer(ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key.as_ref()))
     }
 
-    fn sign(&self, body: &[u8]) -> String {
+    /// The signature (hex) of `body`; also signs shared tables' rows.
+    pub fn sign(&self, body: &[u8]) -> String {
         let tag = ring::hmac::sign(&self.0, body);
         tag.as_ref().iter().map(|b| format!("{b:02x}")).collect()
     }
 
     /// Whether `signature` (hex) is this fleet's for `body`, in constant
     /// time.
-    fn verify(&self, body: &[u8], signature: &[u8]) -> bool {
+    pub fn verify(&self, body: &[u8], signature: &[u8]) -> bool {
         let tag: Option<Vec<u8>> = signature
             .chunks(2)
             .map(|h| {
@@ -250,8 +265,14 @@ pub(crate) async fn subscribe(
                     let Some(msg) = msg else { break };
                     match decode(msg.get_payload_bytes(), &signer) {
                         Ok(e) => {
-                            if let Message::Ping { note } = &e.message {
-                                tracing::info!(from = %e.from, note = %note, "fleet bus: ping");
+                            match &e.message {
+                                Message::Ping { note } => {
+                                    tracing::info!(from = %e.from, note = %note, "fleet bus: ping");
+                                }
+                                Message::Drain { instance, drained } => {
+                                    tracing::info!(from = %e.from, instance = %instance, drained, "fleet bus: drain");
+                                }
+                                _ => {}
                             }
                             handle(&e);
                             let _ = out.send(e);

@@ -5,11 +5,13 @@
 //!   `timeout`, and its [`health`] (up, restoring, down, since when);
 //! - [`members`]: heartbeats and the member list;
 //! - [`bus`]: typed messages on the fleet's pub/sub channel;
+//! - [`drain`]: members taken out of the fleet's DNS answers;
 //! - [`limits`]: the Redis side of fleet-scoped rate limits;
 //! - [`push`]: config pushes' identifiers and the members' reports;
 //! - [`bans`]: runtime bans and allow entries, kept in Redis for the fleet;
 //! - [`actions`]: upstream server actions for every member, and their
 //!   reports;
+//! - [`table`]: versioned shared tables (the mirror list's runtime edits);
 //! - [`Script`]: other crates' shared state (the mail guard's counts, the
 //!   auth negative cache) as Lua scripts run within the fleet's timeout;
 //! - [`metrics`]: the fleet's counters as Prometheus text.
@@ -22,6 +24,7 @@
 pub mod actions;
 pub mod bans;
 pub mod bus;
+pub mod drain;
 pub mod health;
 pub mod limits;
 pub mod link;
@@ -29,14 +32,16 @@ pub mod members;
 pub mod metrics;
 pub mod push;
 pub mod settings;
+pub mod table;
 
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use siphasher::sip::SipHasher13;
 use std::hash::Hasher;
-use tokio::sync::{Notify, broadcast, mpsc};
+use tokio::sync::{Notify, broadcast, mpsc, watch};
 
 pub use health::{Health, State};
 pub use limits::{Debts, Grant, Limits, Take};
@@ -104,6 +109,12 @@ pub struct Fleet {
     /// What the process does with each message (set by levee-server).
     handler: Mutex<Option<bus::Handler>>,
     outgoing: mpsc::UnboundedSender<bus::Message>,
+    /// Drained members as last read or heard (drain.rs).
+    drained: Mutex<BTreeSet<String>>,
+    /// Drains and undrains made here that Redis has not taken yet.
+    drains_unsent: Mutex<Vec<(String, bool)>>,
+    /// Bumped whenever the member list or the drained set may have changed.
+    changes: watch::Sender<u64>,
     stop: Notify,
     /// Told when the fleet thread is done (its record removed).
     done: Mutex<Option<std::sync::mpsc::Receiver<()>>>,
@@ -148,6 +159,9 @@ impl Fleet {
             bus: broadcast::channel(256).0,
             handler: Mutex::new(None),
             outgoing,
+            drained: Mutex::new(BTreeSet::new()),
+            drains_unsent: Mutex::new(Vec::new()),
+            changes: watch::channel(0).0,
             stop: Notify::new(),
             done: Mutex::new(None),
             started_ms: unix_ms(SystemTime::now()),
@@ -218,6 +232,44 @@ impl Fleet {
             .clone()
     }
 
+    /// Members drained from the fleet's DNS answers, as last read or heard.
+    pub fn drained(&self) -> BTreeSet<String> {
+        self.drained
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Drains `instance` from the fleet's DNS answers (or undrains it): at
+    /// once here, then in Redis and on the bus for every member; kept and
+    /// sent again while Redis is away.
+    pub fn set_drained(&self, instance: &str, drained: bool) {
+        self.apply_drain(instance, drained);
+        lock(&self.drains_unsent).push((instance.to_owned(), drained));
+        let _ = self.outgoing.send(bus::Message::Drain {
+            instance: instance.to_owned(),
+            drained,
+        });
+    }
+
+    fn apply_drain(&self, instance: &str, drained: bool) {
+        let mut set = lock(&self.drained);
+        let changed = if drained {
+            set.insert(instance.to_owned())
+        } else {
+            set.remove(instance)
+        };
+        drop(set);
+        if changed {
+            self.changes.send_modify(|n| *n += 1);
+        }
+    }
+
+    /// Wakes whenever the member list or the drained set may have changed.
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
     /// Messages from the bus, as they arrive.
     pub fn bus(&self) -> broadcast::Receiver<bus::Envelope> {
         self.bus.subscribe()
@@ -283,12 +335,20 @@ impl Fleet {
     async fn run(self: Arc<Self>, mut outgoing: mpsc::UnboundedReceiver<bus::Message>) {
         let me = Arc::downgrade(&self);
         let handle: bus::Handler = Arc::new(move |e: &bus::Envelope| {
-            let handler = me
-                .upgrade()
-                .and_then(|f| f.handler.lock().unwrap_or_else(|p| p.into_inner()).clone());
+            let Some(fleet) = me.upgrade() else { return };
+            // Drains are the fleet's own state: applied here, as they
+            // arrive, before the process sees the message.
+            if let bus::Message::Drain { instance, drained } = &e.message {
+                fleet.apply_drain(instance, *drained);
+            }
             if let bus::Message::Bans {} = e.message {
                 bans::announced();
             }
+            let handler = fleet
+                .handler
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone();
             if let Some(h) = handler {
                 h(e);
             }
@@ -311,6 +371,11 @@ impl Fleet {
             tokio::select! {
                 _ = self.stop.notified() => break,
                 Some(m) = outgoing.recv() => {
+                    if matches!(m, bus::Message::Drain { .. }) {
+                        // Redis first, so a member that reads the hash
+                        // after hearing the message finds it there.
+                        self.send_drains().await;
+                    }
                     if let Err(e) = bus::publish(&self.link, self.name(), self.instance(), m, &signer).await {
                         tracing::warn!(error = %e, "fleet bus: message not sent");
                     }
@@ -321,6 +386,18 @@ impl Fleet {
             t.abort();
         }
         let _ = members::beat(&self.link, self.name(), self.instance(), None).await;
+    }
+
+    /// Writes the drains made here that Redis has not taken yet.
+    async fn send_drains(&self) {
+        let unsent = std::mem::take(&mut *lock(&self.drains_unsent));
+        for (i, (instance, drained)) in unsent.iter().enumerate() {
+            if let Err(e) = drain::set(&self.link, self.name(), instance, *drained).await {
+                tracing::warn!(instance = %instance, drained, error = %e, "fleet: drain not recorded in Redis yet; trying again at the next heartbeat");
+                lock(&self.drains_unsent).splice(0..0, unsent[i..].iter().cloned());
+                return;
+            }
+        }
     }
 
     /// Connects whenever the link is down; after each connect, charges what
@@ -415,6 +492,14 @@ impl Fleet {
                     members: list,
                     read_at: Some(SystemTime::now()),
                 };
+                self.send_drains().await;
+                let known = self.drained();
+                if let Ok(set) = drain::read(&self.link, self.name(), &known).await
+                    && lock(&self.drains_unsent).is_empty()
+                {
+                    *lock(&self.drained) = set;
+                }
+                self.changes.send_modify(|n| *n += 1);
             }
         }
     }
@@ -434,6 +519,8 @@ impl Fleet {
             started_ms: self.started_ms,
             heartbeat_ms: c.heartbeat.as_millis() as u64,
             ttl_ms: c.heartbeat_ttl.as_millis() as u64,
+            public: c.public_addresses.clone(),
+            weight: c.weight,
         }
     }
 }
@@ -501,13 +588,20 @@ pub fn config_hash(config: &levee_config::Config) -> String {
     let mut c = config.clone();
     c.source = None;
     if let Some(f) = &mut c.fleet {
+        // What differs from member to member by design.
         f.instance = None;
+        f.public_addresses.clear();
+        f.weight = levee_config::DEFAULT_FLEET_WEIGHT;
     }
     let digest = ring::digest::digest(&ring::digest::SHA256, levee_config::to_toml(&c).as_bytes());
     digest.as_ref()[..6]
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 pub fn unix_ms(t: SystemTime) -> u64 {

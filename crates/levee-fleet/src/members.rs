@@ -8,6 +8,8 @@
 //! Records stale for a day are removed by whoever reads them, so a fleet
 //! that renamed its members does not list the old names for ever.
 
+use std::net::IpAddr;
+
 use serde::{Deserialize, Serialize};
 
 use crate::FleetError;
@@ -34,6 +36,17 @@ pub struct Record {
     pub started_ms: u64,
     pub heartbeat_ms: u64,
     pub ttl_ms: u64,
+    /// `[fleet] public_addresses`: what the fleet's DNS answers for this
+    /// member. Members of an older version send none (and are in no answer).
+    #[serde(default)]
+    pub public: Vec<IpAddr>,
+    /// `[fleet] weight` in DNS answers.
+    #[serde(default = "one")]
+    pub weight: u32,
+}
+
+fn one() -> u32 {
+    1
 }
 
 /// A record as read back, with its age on Redis' clock.
@@ -177,9 +190,20 @@ mod tests {
             started_ms: 1,
             heartbeat_ms: 1000,
             ttl_ms: 5000,
+            public: vec!["192.0.2.1".parse().expect("an address")],
+            weight: 3,
         };
         let json = serde_json::to_string(&r).expect("serialises");
         assert_eq!(serde_json::from_str::<Record>(&json).expect("parses"), r);
         assert_eq!(key("shop"), "{shop}:members");
+    }
+
+    #[test]
+    fn records_of_older_members_still_read() {
+        let old = r#"{"instance":"a","version":"0.1.0","config_hash":"x","listeners":[],
+            "state":"serving","connections":0,"requests_per_s":0.0,"cpu_percent":0.0,
+            "started_ms":1,"heartbeat_ms":1000,"ttl_ms":5000}"#;
+        let r: Record = serde_json::from_str(old).expect("an older record parses");
+        assert_eq!((r.public.len(), r.weight), (0, 1));
     }
 }

@@ -20,6 +20,7 @@ mod purge;
 mod refresh;
 pub(crate) mod reply;
 pub mod setup;
+mod tiers;
 
 use std::sync::Arc;
 
@@ -27,7 +28,8 @@ use levee_cache::directives::Request as RequestDirectives;
 use levee_cache::flight::{Join, Landing};
 use levee_cache::freshness::{Heuristic, Use, decide};
 use levee_cache::stats::{Counters, STATS};
-use levee_cache::store::{Entry, Object, Storage, variant_key};
+use levee_cache::store::{Object, Storage};
+use levee_cache::tiers::Source;
 use levee_cache::{Field, key};
 use levee_upstream::Group;
 
@@ -36,7 +38,7 @@ use crate::message::{Framing, RequestHead};
 use crate::proxy;
 use crate::site::Site;
 use fill::{Admit, Answer, Fill};
-pub use purge::{Purge, PurgeError, purge};
+pub use purge::{Purge, PurgeError, purge, purge_local, purge_shared};
 pub use setup::{RouteCache, SiteCache, Tier};
 
 /// Seconds since the epoch: the cache's clock.
@@ -70,7 +72,10 @@ pub async fn serve(
         // that stop at levee from the client.
         let https = ex.origin.https;
         let mut fill = Fill::new(cache, Vec::new(), route, "bypass", None, https);
-        return Box::pin(forward(ex, site, group, preserve_host, &mut fill)).await;
+        let out = Box::pin(forward(ex, site, group, preserve_host, &mut fill)).await;
+        // What it invalidated goes from the shared tier too.
+        fill.finish().await;
+        return out;
     }
     let cc: Vec<&[u8]> = levee_cache::values(&fields, "cache-control").collect();
     let directives = RequestDirectives::parse(&cc);
@@ -82,15 +87,27 @@ pub async fn serve(
         req.uri(),
         &fields,
     );
-    let found = lookup_keyed(cache, &key, &fields);
+    let mut looked = tiers::lookup_keyed(cache, &key, &fields);
+    if looked.is_none() {
+        // Asked by every local miss, so a stale shared response is
+        // revalidated or stands in for a failed upstream as a local one.
+        looked = tiers::find_shared(cache, &key, &fields).await;
+    }
+    let (found, source) = match looked {
+        Some((obj, stored_under, source)) => (Some((obj, stored_under)), source),
+        None => (None, Source::Memory),
+    };
     let mut fwd = "miss";
     if let Some((obj, _)) = &found {
         let now = unix_now();
         match decide(&obj.meta, &directives, now, Heuristic::default()) {
-            Use::Fresh => return hit(ex, site, route, &Served::plain(obj, "hit")).await,
+            Use::Fresh => {
+                let served = Served::plain(obj, "hit", source);
+                return hit(ex, site, route, &served).await;
+            }
             Use::StaleAllowed => {
                 Counters::add(&STATS.stale, 1);
-                let served = Served::plain(obj, "hit; detail=stale");
+                let served = Served::plain(obj, "hit; detail=stale", source);
                 return hit(ex, site, route, &served).await;
             }
             Use::StaleWhileRevalidate => {
@@ -109,7 +126,7 @@ pub async fn serve(
                         stale,
                     });
                 }
-                let served = Served::plain(obj, "hit; detail=stale-while-revalidate");
+                let served = Served::plain(obj, "hit; detail=stale-while-revalidate", source);
                 return hit(ex, site, route, &served).await;
             }
             Use::Revalidate => {
@@ -149,6 +166,7 @@ pub async fn serve(
                 key: key.clone(),
                 fwd,
                 stale: found.clone(),
+                source,
             };
             if let Some(out) = Box::pin(head::fetch_as_get(ex, site, miss, lead)).await {
                 return out;
@@ -159,19 +177,49 @@ pub async fn serve(
         Join::Wait(waiter) => {
             Counters::add(&STATS.coalesced, 1);
             if waiter.wait(cache.config.lock_timeout).await == Landing::Stored
-                && let Some(obj) = lookup(cache, &key, &fields)
+                && let Some((obj, source)) = tiers::after_wait(cache, &key, &fields).await
             {
                 Counters::add(&STATS.hits, 1);
-                let served = Served::plain(&obj, "hit; collapsed");
+                let served = Served::plain(&obj, "hit; collapsed", source);
                 return hit(ex, site, route, &served).await;
             }
             None
         }
         Join::Pass => None,
     };
+    // The lead of a plain GET asks the fleet's shared tier before the
+    // origin (one request per member: the others wait on the local flight).
+    let mut fleet_lock = None;
+    let lead = match lead {
+        Some(lead) if plain && found.is_none() && cache.tier.store.shared.is_some() => {
+            // The fields again: the HEAD-miss arm above borrowed the
+            // exchange mutably since they were first read.
+            let asked = {
+                let fields: Vec<Field<'_>> = ex.head.fields.iter().collect();
+                let cc: Vec<&[u8]> = levee_cache::values(&fields, "cache-control").collect();
+                let directives = RequestDirectives::parse(&cc);
+                tiers::ask_shared(cache, &key, &fields, &directives).await
+            };
+            match asked {
+                tiers::Asked::Hit(obj) => {
+                    let pass_for = cache.config.hit_for_miss.as_secs();
+                    lead.land(Landing::Stored, unix_now(), pass_for);
+                    let served = Served::plain(&obj, "hit", Source::Shared);
+                    return hit(ex, site, route, &served).await;
+                }
+                tiers::Asked::Fetch(lock) => {
+                    fleet_lock = lock;
+                    Some(lead)
+                }
+            }
+        }
+        other => other,
+    };
     Counters::add(&STATS.misses, 1);
     let https = ex.origin.https;
     let mut fill = Fill::new(cache, key, route, fwd, found, https);
+    fill.stale_from(source);
+    fill.fleet_lock(fleet_lock);
     if let Some(lead) = lead {
         fill.lead(lead);
     }
@@ -183,7 +231,7 @@ pub async fn serve(
     // otherwise widen every connection's future by ~2 KB (conn.rs's size
     // test), and a miss allocates far more than this one box anyway.
     let out = Box::pin(forward(ex, site, group, preserve_host, &mut fill)).await;
-    fill.land();
+    fill.finish().await;
     match fill.answer().cloned() {
         Some(answer) => hit(ex, site, route, &Served::from(&answer)).await,
         None => out,
@@ -289,30 +337,6 @@ fn cacheable_request(route: &RouteCache, req: &RequestHead, fields: &[Field<'_>]
             .any(|c| key::cookie(fields, c).is_some())
 }
 
-/// The stored response for the request, following a Vary marker.
-fn lookup(cache: &SiteCache, key: &[u8], fields: &[Field<'_>]) -> Option<Arc<Object>> {
-    lookup_keyed(cache, key, fields).map(|(obj, _)| obj)
-}
-
-/// [`lookup`], with the key the object is stored under (its variant's).
-fn lookup_keyed(
-    cache: &SiteCache,
-    key: &[u8],
-    fields: &[Field<'_>],
-) -> Option<(Arc<Object>, Vec<u8>)> {
-    let store = &cache.tier.store;
-    match store.get(key)? {
-        Entry::Object(obj) => Some((obj, key.to_vec())),
-        Entry::Vary(names) => {
-            let variant = variant_key(key, &key::secondary(&names, fields));
-            match store.get(&variant)? {
-                Entry::Object(obj) => Some((obj, variant)),
-                Entry::Vary(_) => None,
-            }
-        }
-    }
-}
-
 /// What a hit answers with.
 struct Served<'a> {
     obj: &'a Object,
@@ -320,14 +344,17 @@ struct Served<'a> {
     detail: &'a str,
     /// Lines for this client only (a 304's `Set-Cookie`).
     extra: &'a [u8],
+    /// The tier it came from.
+    source: Source,
 }
 
 impl<'a> Served<'a> {
-    fn plain(obj: &'a Object, detail: &'a str) -> Served<'a> {
+    fn plain(obj: &'a Object, detail: &'a str, source: Source) -> Served<'a> {
         Served {
             obj,
             detail,
             extra: &[],
+            source,
         }
     }
 }
@@ -338,6 +365,7 @@ impl<'a> From<&'a Answer> for Served<'a> {
             obj: &a.obj,
             detail: &a.detail,
             extra: &a.extra,
+            source: a.source,
         }
     }
 }
@@ -349,12 +377,18 @@ async fn hit(
     route: &RouteCache,
     served: &Served<'_>,
 ) -> Outcome {
-    let Served { obj, detail, extra } = *served;
+    let Served {
+        obj,
+        detail,
+        extra,
+        source,
+    } = *served;
     if detail == "hit" {
         Counters::add(&STATS.hits, 1);
     }
+    source.count_hit();
     let mut lines = if route.status_header {
-        format!("Cache-Status: levee; {detail}\r\n").into_bytes()
+        format!("Cache-Status: levee; {detail}{}\r\n", source.status_param()).into_bytes()
     } else {
         Vec::new()
     };
@@ -396,14 +430,15 @@ pub(crate) async fn reply_bytes(ex: &mut Exchange<'_>, site: &Site, reply: &Repl
 /// target and the same-origin `Location`/`Content-Location` are no longer
 /// served from the cache. Keys are built with the request's own fields, so
 /// route-added key parts (tenant header, cookie) match the entries this
-/// client would hit. `https`: the client's connection has TLS.
+/// client would hit. `https`: the client's connection has TLS. Returns the
+/// keys, for the shared tier.
 pub(crate) fn invalidate(
     cache: &SiteCache,
     spec: &key::KeySpec,
     req: &RequestHead,
     https: bool,
     locations: &[&[u8]],
-) {
+) -> Vec<Vec<u8>> {
     let fields: Vec<Field<'_>> = req.fields.iter().collect();
     let host = req.host_name();
     let authority = req.host.map(|h| req.fields.span_of(h)).unwrap_or_default();
@@ -412,6 +447,7 @@ pub(crate) fn invalidate(
         .iter()
         .filter_map(|l| same_origin_path(l, &origin));
     let store = &cache.tier.store;
+    let mut keys = Vec::new();
     // Both schemes: an http and an https listener in front of one origin
     // serve the same resource.
     for target in std::iter::once(req.uri()).chain(same_origin) {
@@ -419,12 +455,14 @@ pub(crate) fn invalidate(
             let key = key::primary(spec, scheme, host, target, &fields);
             store.remove(&key);
             Counters::add(&STATS.purged, 1);
+            keys.push(key);
         }
     }
+    keys
 }
 
 /// The schemes a key may start with.
-pub(crate) const SCHEMES: [&str; 2] = ["http", "https"];
+pub(crate) use levee_cache::purge::SCHEMES;
 
 /// The client's scheme, the first part of its keys: what the upstream is
 /// told in `X-Forwarded-Proto` (the origin's), so a trusted balancer's https

@@ -275,6 +275,8 @@ pub struct Mirror {
     pub profile: Arc<Profile>,
     pub live: Arc<Live>,
     pub holdings: Arc<Holdings>,
+    /// The config file, the control API, or the file edited by the API.
+    pub source: crate::edits::Source,
 }
 
 impl Mirror {

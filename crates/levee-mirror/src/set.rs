@@ -9,13 +9,16 @@
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::path::Path;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Instant, SystemTime};
 
 use arc_swap::{ArcSwap, Guard};
 use levee_config::StaticAction;
 
+use crate::MirrorError;
 use crate::choose::{self, Client, Ranked};
+use crate::edits::{self, Source};
 use crate::geo::{Geo, Whereabouts};
 use crate::glob::Patterns;
 use crate::hash::Store;
@@ -24,7 +27,6 @@ use crate::paths::FileId;
 use crate::render::{self, Offer, join};
 use crate::stats::Stats;
 use crate::tree::{Resolved, Tree};
-use crate::{MirrorError, edits};
 
 /// Alternatives named in `Link: rel=duplicate` after the chosen mirror.
 const ALTERNATIVES: usize = 4;
@@ -64,6 +66,11 @@ pub struct MirrorSet {
     pub(crate) edits: Mutex<edits::Edits>,
     /// `levee ctl mirrors scan NAME`: wakes the scan loop.
     pub scan_now: tokio::sync::Notify,
+    /// A runtime edit to write to the fleet's table: wakes the sharing
+    /// task (levee-server), when there is one.
+    pub share_now: tokio::sync::Notify,
+    /// Whether edits are shared through a fleet (edits/shared.rs).
+    pub(crate) shared: AtomicBool,
     pub(crate) checks: Mutex<VecDeque<Check>>,
     pub(crate) checks_ready: tokio::sync::Notify,
     /// When the last full walk and scan began: a reload restarts the
@@ -155,6 +162,8 @@ impl MirrorSet {
             stats: Stats::default(),
             edits: Mutex::new(saved),
             scan_now: tokio::sync::Notify::new(),
+            share_now: tokio::sync::Notify::new(),
+            shared: AtomicBool::new(false),
             checks: Mutex::new(VecDeque::new()),
             checks_ready: tokio::sync::Notify::new(),
             last_scan: Mutex::new(None),
@@ -189,9 +198,9 @@ impl MirrorSet {
         let list = edits.list(&config.mirrors);
         let mirrors = list
             .into_iter()
-            .map(|(m, was_config)| {
+            .map(|(m, source)| {
                 let before = view.mirrors.iter().find(|o| o.profile.name() == m.name);
-                keep(before, m, was_config, &old, tree.generation)
+                keep(before, m, source, tree.generation)
             })
             .collect();
         self.view.store(Arc::new(View { tree, mirrors }));
@@ -548,8 +557,7 @@ fn local_action(config: &levee_config::MirrorSet) -> StaticAction {
 pub(crate) fn keep(
     before: Option<&Mirror>,
     m: levee_config::Mirror,
-    from_config: bool,
-    old: &levee_config::MirrorSet,
+    source: Source,
     generation: u64,
 ) -> Mirror {
     let Some(b) = before else {
@@ -557,13 +565,14 @@ pub(crate) fn keep(
             live: Arc::new(Live::new(m.enabled)),
             profile: Arc::new(Profile::new(m)),
             holdings: Arc::new(Holdings::none(generation)),
+            source,
         };
     };
     let was = &b.profile.config;
-    // A change of `enabled` in the file applies; otherwise what the API
-    // switched stays switched across reloads.
-    let previously = old.mirrors.iter().find(|o| o.name == m.name);
-    if from_config && previously.is_some_and(|p| p.enabled != m.enabled) {
+    // `enabled` here is the one in force (the file's, or a runtime
+    // switch over it): a change of it applies; otherwise the live switch
+    // stays, with an automatic disabling, across reloads and edits.
+    if was.enabled != m.enabled {
         b.live.set_enabled(m.enabled);
     }
     let same_source = was.http == m.http && was.https == m.https && was.rsync == m.rsync;
@@ -576,6 +585,7 @@ pub(crate) fn keep(
         live: b.live.clone(),
         profile: Arc::new(Profile::new(m)),
         holdings,
+        source,
     }
 }
 

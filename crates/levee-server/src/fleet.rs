@@ -12,7 +12,11 @@
 //! action for every member applies to this member's upstream and reports
 //! how it went, and a config push goes to the control thread, which
 //! applies it as a reload (push.rs). Runtime bans need nothing here: the
-//! fleet thread keeps them in step with Redis (levee-fleet's bans.rs).
+//! fleet thread keeps them in step with Redis (levee-fleet's bans.rs). A
+//! mirror edit changes this member's mirror list ([`mirrors`], which also
+//! writes this member's edits to Redis).
+
+pub(crate) mod mirrors;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -137,8 +141,8 @@ impl Membership {
 }
 
 /// Acts on one message from the bus (on the fleet thread: nothing here
-/// waits). This member's own user moves and purges were applied when its
-/// API took them.
+/// waits). This member's own user moves, purges and mirror edits were
+/// applied when its API took them.
 fn handle(e: &Envelope, me: &str, shared: Option<&Shared>, pushes: &mpsc::UnboundedSender<Push>) {
     let own = e.from == me;
     match &e.message {
@@ -179,6 +183,15 @@ fn handle(e: &Envelope, me: &str, shared: Option<&Shared>, pushes: &mpsc::Unboun
                     tracing::warn!(id = %id, error = %e, "fleet: the server action's outcome could not be written to Redis");
                 }
             });
+        }
+        Message::MirrorEdit {
+            set,
+            name,
+            version,
+            entry,
+        } if !own => {
+            let Some(shared) = shared else { return };
+            mirrors::heard(&shared.site.load(), set, name, *version, entry.as_ref());
         }
         Message::ConfigPush {
             id,

@@ -19,6 +19,8 @@
 //! run levee in-process with it); [`run_process`] is the `levee run`
 //! process around it: signals, privileges, pid file, systemd.
 
+pub mod acme;
+mod dns;
 pub mod fleet;
 pub mod listeners;
 pub mod logfile;
@@ -86,6 +88,8 @@ pub enum ServerError {
     Fleet(levee_fleet::FleetError),
     #[error("upgrade: {0}")]
     Upgrade(#[from] UpgradeError),
+    #[error("dns: {0}")]
+    Dns(levee_dns::DnsError),
 }
 
 /// Why a reload was refused; the running config stays.
@@ -172,6 +176,8 @@ struct Server {
     log: Option<Arc<logfile::LogFile>>,
     /// Why the last upgrade failed, for `levee upgrade`'s answer.
     upgrade_error: Option<String>,
+    /// `[dns]`, the authoritative DNS server (dns.rs).
+    dns: dns::Service,
     /// Configs pushed to this member through the fleet (push.rs).
     pushes: tokio::sync::mpsc::UnboundedReceiver<fleet::Push>,
 }
@@ -330,6 +336,10 @@ impl Server {
         let registry = Registry::new();
         // Before the site: its fleet-scoped rate limits use the fleet.
         let (mut membership, pushes) = fleet::Membership::start(&config)?;
+        // After the fleet (certificates are shared through it), before the
+        // listeners (the certificates on disk are served from the first
+        // handshake).
+        acme::apply(&config)?;
         let site = Site::build_with(&config, &registry)?;
         let shared = Shared::new(site);
         membership.serve(shared.clone());
@@ -340,6 +350,13 @@ impl Server {
             state.dash().set_config(Arc::new(config.clone()));
         }
         let mail_plan = plan_mail(&config, &HashMap::new())?;
+        // After the fleet: its fleet records read the member list.
+        let prepared = match listeners.dns.take() {
+            Some(prepared) => prepared,
+            None => dns::prepare(&config)?,
+        };
+        let mut dns = dns::Service::default();
+        dns.apply(prepared)?;
         let workers = (0..config.workers)
             .map(worker::spawn)
             .collect::<Result<Vec<_>, _>>()
@@ -365,6 +382,7 @@ impl Server {
             exe: None,
             log: None,
             upgrade_error: None,
+            dns,
             pushes,
         };
         let mut opened = Vec::with_capacity(server.config.listeners.len());
@@ -560,7 +578,9 @@ impl Server {
     /// One step needs the new membership first: a changed `[fleet]` is
     /// joined just before the site is built (its fleet-scoped limits find
     /// the fleet then); a site that then fails to build rejoins the old
-    /// one. What stays outside, as logged: open listeners whose new
+    /// one. The certificate manager (`[acme]`) takes its new names after
+    /// the fleet it shares certificates through, and gets the old ones back
+    /// likewise. What stays outside, as logged: open listeners whose new
     /// certificates do not load keep the ones in use (tls.rs; `levee
     /// check` and a push refuse such a config first).
     fn apply(&mut self, config: Config) -> Result<(), ReloadError> {
@@ -586,6 +606,9 @@ impl Server {
             ),
             _ => None,
         };
+        // [dns]'s files loaded and its new sockets bound beside the running
+        // ones; served once nothing else can fail.
+        let dns_plan = dns::prepare(&config)?;
         for l in &config.listeners {
             let was_mail = self.mail.contains_key(&l.address);
             if self.listening.contains_key(&l.address) && was_mail != l.mail.is_some() {
@@ -634,6 +657,7 @@ impl Server {
         let site = self
             .fleet
             .apply(&config)
+            .and_then(|()| acme::apply(&config))
             .and_then(|()| Site::build_with(&config, &self.registry).map_err(ServerError::Site));
         let site = match site {
             Ok(site) => site,
@@ -642,11 +666,18 @@ impl Server {
                 if let Err(back) = self.fleet.apply(&self.config) {
                     tracing::error!(error = %back, "reload refused, and the previous [fleet] cannot be joined again");
                 }
+                if let Err(back) = acme::apply(&self.config) {
+                    tracing::error!(error = %back, "reload refused, and the previous [acme] cannot be applied again");
+                }
                 return Err(e.into());
             }
         };
         // Nothing fails from here on.
         self.shared.site.store(Arc::new(site));
+        if let Err(e) = self.dns.apply(dns_plan) {
+            // Only a thread or runtime that cannot start gets here.
+            tracing::error!(error = %e, "reload: the new DNS server cannot start; the running one (if any) stays");
+        }
         self.update_first_steps(&config);
         for (front, state) in mail_plan.swap {
             front.swap(state);
@@ -784,6 +815,8 @@ impl Server {
             // the file is: leave it naming no process.
             let _ = std::fs::write(path, "");
         }
+        acme::stop();
+        self.dns.leave();
         self.fleet.leave();
         tracing::info!("stopped");
     }

@@ -39,6 +39,9 @@ pub struct Listeners {
     /// The control socket an upgraded levee handed over, with its path:
     /// used if `control_socket` still names it.
     pub(crate) inherited_control: Option<(std::path::PathBuf, UnixListener)>,
+    /// `[dns]`'s sockets and records, made ready before `levee run` drops
+    /// to `user` (port 53 wants root); `None`: not prepared yet.
+    pub(crate) dns: Option<Option<levee_dns::Prepared>>,
 }
 
 impl Listeners {

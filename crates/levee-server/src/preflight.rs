@@ -13,11 +13,14 @@
 //! listener TLS files: loaded            error           error             logged; the files
 //!                                                                         in use stay (tls.rs)
 //! admin token and password file,        error           error             error
-//!   fleet credentials and CA file
+//!   fleet credentials and CA file,
+//!   [acme] files and storage directory,
+//!   [dns] records, TSIG keys, GeoIP
+//!   database (levee_dns::load)
 //! user and group exist                  error           error             (not re-read)
 //! levee may become them (root)          warning         error             -
-//! listener and admin addresses          bound a moment  bound             new ones bound
-//!                                       (in use: warning)
+//! listener, admin and DNS addresses     bound a moment  bound             new ones bound
+//!   (DNS: UDP and TCP)                  (in use: warning)
 //! server names                          resolved:       resolved: logged, the server waits
 //!                                       warning         for its name (levee-upstream dns.rs)
 //! ```
@@ -76,6 +79,9 @@ pub fn machine(config: &Config) -> Findings {
     found.errors.extend(levee_admin::access::check(config));
     found.errors.extend(crate::fleet::check(config));
     found.errors.extend(levee_mirror::check(config));
+    found
+        .errors
+        .extend(levee_dns::load(config).err().unwrap_or_default());
     addresses(config, &at, &mut found);
     match crate::privileges::account(config) {
         Err(e) => {
@@ -97,11 +103,13 @@ pub fn machine(config: &Config) -> Findings {
 }
 
 /// The files a start or a reload loads before anything changes, each
-/// problem at the key naming the file. Listener certificates are left to
-/// [`crate::tls::check`]: a reload keeps the ones in use.
+/// problem at the key naming the file: `[acme]`'s among them (its CA root
+/// and EAB files, its storage directory). Listener certificates are left
+/// to [`crate::tls::check`]: a reload keeps the ones in use.
 pub fn files(config: &Config) -> Vec<ConfigError> {
     let at = Locator::new(config);
     let mut errors = levee_config::check_filesystem(config);
+    errors.extend(crate::acme::check(config));
     for (i, route) in config.routes.iter().enumerate() {
         if let Some(auth) = &route.protect.auth
             && let Err(e) = levee_protect::BasicAuth::load(&auth.file, &auth.realm)
@@ -153,6 +161,10 @@ fn addresses(config: &Config, at: &Locator, found: &mut Findings) {
     for (i, l) in config.listeners.iter().enumerate() {
         wanted.push((format!("listener[{i}].address"), l.address));
     }
+    let tcp_only = wanted.len();
+    for (i, a) in config.dns.iter().flat_map(|d| d.listen.iter()).enumerate() {
+        wanted.push((format!("dns.listen[{i}]"), *a));
+    }
     let mut held = Vec::new();
     for (n, (key, addr)) in wanted.iter().enumerate() {
         let earlier = wanted.get(..n).unwrap_or_default();
@@ -166,8 +178,14 @@ fn addresses(config: &Config, at: &Locator, found: &mut Findings) {
             ));
             continue;
         }
-        match listeners::probe(*addr) {
-            Ok(socket) => held.push(socket),
+        // A DNS address is tried on UDP and TCP, and let go at once.
+        let tried = if n < tcp_only {
+            listeners::probe(*addr).map(|s| held.push(s))
+        } else {
+            levee_dns::server::probe_bind(*addr)
+        };
+        match tried {
+            Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::AddrInUse => found.warnings.push(at.error(
                 key,
                 format!(

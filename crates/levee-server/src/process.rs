@@ -111,6 +111,8 @@ pub fn run_process(config: Config, process: Process) -> Result<(), ServerError> 
         None => (Listeners::new(), None),
     };
     listeners.bind_missing(&config)?;
+    // Before the drop, like the listeners: DNS's port 53 wants root.
+    listeners.dns = Some(crate::dns::prepare(&config)?);
     let control_socket = control_socket(&config, &mut listeners)?;
     if handover.is_none() {
         write_pid_file(&config, account.as_ref())?;

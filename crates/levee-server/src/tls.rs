@@ -34,6 +34,7 @@ pub fn settings(tls: &levee_config::ListenerTls) -> Settings {
             .collect(),
         client_ca: tls.client_ca.as_ref().map(|c| c.path.clone()),
         alpn: tls.alpn.clone(),
+        auto: tls.auto,
     }
 }
 

@@ -1,8 +1,8 @@
 //! Control-thread tasks around the data path: active health checks and DNS
 //! re-resolution for the current site's upstreams, the download
-//! redirector's scans, probes and hashing (restarted with each
-//! site, so a reload's new checks replace the old ones), and the admin
-//! listener.
+//! redirector's scans, probes and hashing and, in a fleet, the sharing
+//! of its runtime edits (restarted with each site, so a reload's new
+//! checks replace the old ones), and the admin listener.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -28,8 +28,16 @@ impl Upkeep {
                 tasks.spawn(levee_upstream::dns::resolve_loop(group.clone()));
             }
         }
+        let fleet = levee_fleet::current();
         for set in site.mirrors.values() {
             tasks.spawn(levee_mirror::upkeep::run(set.clone()));
+            // In a fleet the runtime edits are shared (fleet/mirrors.rs).
+            match &fleet {
+                Some(f) => {
+                    tasks.spawn(crate::fleet::mirrors::share(set.clone(), f.clone()));
+                }
+                None => set.set_shared(false),
+            }
         }
         Upkeep { _tasks: tasks }
     }

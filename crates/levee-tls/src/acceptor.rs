@@ -11,7 +11,8 @@ use rustls::ServerConfig;
 use rustls::server::ProducesTickets;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use crate::{Settings, TlsError, load};
+use crate::load::Loaded;
+use crate::{Settings, TlsError, auto, challenge, load};
 
 pub use tokio_rustls::server::TlsStream;
 
@@ -37,7 +38,7 @@ fn modified(path: &std::path::Path) -> Option<SystemTime> {
 
 /// Accepts TLS connections with a config that can be replaced while running.
 pub struct Acceptor {
-    config: ArcSwap<ServerConfig>,
+    config: ArcSwap<Loaded>,
     /// Rotates its keys itself (every few hours); kept across reloads.
     ticketer: Arc<dyn ProducesTickets>,
     source: Mutex<Source>,
@@ -55,7 +56,7 @@ impl Acceptor {
         let ticketer = rustls::crypto::ring::Ticketer::new()?;
         let config = load::server_config(&settings, &ticketer)?;
         Ok(Acceptor {
-            config: ArcSwap::new(config),
+            config: ArcSwap::from_pointee(config),
             ticketer,
             source: Mutex::new(Source {
                 stamps: stamps(&settings),
@@ -76,9 +77,17 @@ impl Acceptor {
     where
         IO: AsyncRead + AsyncWrite + Unpin,
     {
-        let done = tokio_rustls::TlsAcceptor::from(self.config.load_full())
-            .accept(io)
-            .await;
+        // One reference count per handshake with file certificates, as
+        // before `auto` existed (`load_full` and a clone of the config would
+        // take two); the guard is not held across the handshake.
+        let (config, auto) = {
+            let loaded = self.config.load();
+            (loaded.config.clone(), loaded.auto.clone())
+        };
+        let done = match auto {
+            None => tokio_rustls::TlsAcceptor::from(config).accept(io).await,
+            Some(resolver) => accept_auto(&config, &resolver, io).await,
+        };
         // One relaxed add per handshake, for handshakes/s on the dashboard.
         let counter = match &done {
             Ok(_) => &crate::expiry::HANDSHAKES,
@@ -92,7 +101,7 @@ impl Acceptor {
     /// On error the old config stays in use and the new settings are not kept.
     pub fn replace(&self, settings: Settings) -> Result<(), TlsError> {
         let config = load::server_config(&settings, &self.ticketer)?;
-        self.config.store(config);
+        self.config.store(Arc::new(config));
         *self.source() = Source {
             stamps: stamps(&settings),
             settings,
@@ -111,7 +120,7 @@ impl Acceptor {
         }
         source.stamps = now;
         let config = load::server_config(&source.settings, &self.ticketer)?;
-        self.config.store(config);
+        self.config.store(Arc::new(config));
         Ok(true)
     }
 
@@ -119,4 +128,45 @@ impl Acceptor {
         // A panic elsewhere while holding it left valid data: use it.
         self.source.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+/// An `auto` listener's handshake: the ClientHello is read first, so that
+/// a TLS-ALPN-01 validation gets its challenge certificate (and nothing
+/// else: the connection ends after the handshake, RFC 8737 §3), and a name
+/// with no certificate can wait for one on demand. Costs a second config
+/// lookup per handshake over the plain path; only `auto` listeners take it.
+async fn accept_auto<IO>(
+    config: &Arc<ServerConfig>,
+    resolver: &auto::Resolver,
+    io: IO,
+) -> std::io::Result<TlsStream<IO>>
+where
+    IO: AsyncRead + AsyncWrite + Unpin,
+{
+    let start =
+        tokio_rustls::LazyConfigAcceptor::new(rustls::server::Acceptor::default(), io).await?;
+    let hello = start.client_hello();
+    let name = hello.server_name().map(str::to_owned);
+    if challenge::wants_tls_alpn01(hello.alpn()) {
+        let cert = name
+            .as_deref()
+            .and_then(challenge::tls_alpn01)
+            .ok_or_else(|| {
+                std::io::Error::other("TLS-ALPN-01 handshake for a name levee is not validating")
+            })?;
+        let config = load::challenge_config(cert).map_err(std::io::Error::other)?;
+        let mut tls = start.into_stream(config).await?;
+        // The validation is the handshake itself; nothing is served over it.
+        let _ = tokio::io::AsyncWriteExt::shutdown(&mut tls).await;
+        return Err(std::io::Error::other("TLS-ALPN-01 challenge answered"));
+    }
+    if let Some(name) = name
+        && !resolver.has(&name)
+        && let Some(on_demand) = auto::on_demand()
+    {
+        // Refused or failed: the handshake goes on and fails for want of a
+        // certificate, or gets the listener's default one.
+        on_demand.obtain(name).await;
+    }
+    start.into_stream(config.clone()).await
 }

@@ -27,6 +27,8 @@ pub enum TlsError {
     Mismatch { cert: PathBuf, key: PathBuf },
     #[error("`{}`: unusable client CA: {reason}", path.display())]
     ClientCa { path: PathBuf, reason: String },
+    #[error("unusable certificate: {reason}")]
+    Material { reason: String },
     #[error("no certificate configured")]
     NoCertificates,
     #[error("no trusted root certificates found on this system; configure a CA bundle")]
@@ -46,7 +48,10 @@ impl TlsError {
             | TlsError::Key { path, .. }
             | TlsError::ClientCa { path, .. } => Some(path),
             TlsError::Mismatch { key, .. } => Some(key),
-            TlsError::NoCertificates | TlsError::NoSystemRoots | TlsError::Rustls(_) => None,
+            TlsError::NoCertificates
+            | TlsError::Material { .. }
+            | TlsError::NoSystemRoots
+            | TlsError::Rustls(_) => None,
         }
     }
 }

@@ -37,8 +37,9 @@ fn loaded() -> std::sync::MutexGuard<'static, Vec<Entry>> {
     LOADED.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Notes a certificate as loaded (when a config is built, not per handshake).
-pub(crate) fn record(key: &Arc<CertifiedKey>, path: PathBuf, names: Vec<String>) {
+/// Notes a certificate as loaded (when a config is built, not per handshake;
+/// by levee-acme when it takes one obtained, by the file it keeps it in).
+pub fn record(key: &Arc<CertifiedKey>, path: PathBuf, names: Vec<String>) {
     let not_after = key.cert.first().and_then(|c| not_after(c.as_ref()));
     let mut list = loaded();
     list.retain(|(k, _)| k.strong_count() > 0);

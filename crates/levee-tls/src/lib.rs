@@ -21,6 +21,7 @@
 //!     }],
 //!     client_ca: None,
 //!     alpn: vec![],
+//!     auto: false,
 //! })?;
 //! let tls = acceptor.accept(tcp).await?; // AsyncRead + AsyncWrite
 //! # drop(tls); Ok(()) }
@@ -30,11 +31,17 @@
 //! [`Connector`] is the client side, for servers levee connects to, and
 //! [`MaybeTls`] a TCP stream with or without TLS, for either side.
 //!
+//! A listener with `auto` set also serves the certificates levee obtains
+//! itself ([`auto`], filled by crates/levee-acme) and answers ACME's
+//! TLS-ALPN-01 challenges in the handshake ([`challenge`]).
+//!
 //! Only TLS 1.2 and 1.3 with rustls' `ring` provider. The certificate for a
 //! handshake is chosen by SNI ([`sni`]); session tickets are sealed with
 //! rotating keys that outlive reloads, so a client can resume across them.
 
 mod acceptor;
+pub mod auto;
+pub mod challenge;
 mod connector;
 pub mod der;
 mod error;
@@ -47,6 +54,8 @@ mod stream;
 pub use acceptor::{Acceptor, TlsStream};
 pub use connector::{ClientSettings, ClientTlsStream, Connector};
 pub use error::TlsError;
+pub use load::certified_pem;
+pub use rustls::sign::CertifiedKey;
 pub use settings::{CertSettings, Settings};
 pub use stream::{MaybeTls, OverTcp};
 

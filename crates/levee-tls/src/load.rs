@@ -10,6 +10,7 @@ use rustls::{RootCertStore, ServerConfig};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
+use crate::auto::Resolver;
 use crate::sni::ByName;
 use crate::{CertSettings, Settings, TlsError};
 
@@ -84,26 +85,65 @@ pub(crate) fn certified(
     Ok(certified)
 }
 
+/// A built server config, and for an `auto` listener its certificate
+/// choice (to tell whether a name has a certificate, for on-demand TLS).
+#[derive(Debug)]
+pub(crate) struct Loaded {
+    pub(crate) config: Arc<ServerConfig>,
+    pub(crate) auto: Option<Arc<Resolver>>,
+}
+
+/// A certificate chain and key held in memory (PEM), as levee obtained them
+/// (crates/levee-acme), with an OCSP response to staple if there is one.
+pub fn certified_pem(
+    chain: &[u8],
+    key: &[u8],
+    ocsp: Option<Vec<u8>>,
+) -> Result<Arc<CertifiedKey>, TlsError> {
+    let bad = |reason: String| TlsError::Material { reason };
+    let chain = CertificateDer::pem_slice_iter(chain)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| bad(format!("certificate chain: {e}")))?;
+    if chain.is_empty() {
+        return Err(bad("no certificate in the chain".into()));
+    }
+    let key = PrivateKeyDer::from_pem_slice(key).map_err(|e| bad(format!("private key: {e}")))?;
+    let key = provider()
+        .key_provider
+        .load_private_key(key)
+        .map_err(|e| bad(format!("private key: {e}")))?;
+    let mut certified = CertifiedKey::new(chain, key);
+    if certified.keys_match().is_err() {
+        return Err(bad("the key does not match the certificate".into()));
+    }
+    certified.ocsp = ocsp;
+    Ok(Arc::new(certified))
+}
+
 /// Builds the server config for `settings`; `ticketer` is shared across
 /// builds so tickets issued before a reload still resume after it.
 pub(crate) fn server_config(
     settings: &Settings,
     ticketer: &Arc<dyn ProducesTickets>,
-) -> Result<Arc<ServerConfig>, TlsError> {
+) -> Result<Loaded, TlsError> {
     let provider = provider();
     let mut loaded = Vec::with_capacity(settings.certs.len());
     for c in &settings.certs {
         loaded.push((certified(c, &provider)?, &c.names));
     }
-    let Some((default, _)) = loaded.first() else {
-        return Err(TlsError::NoCertificates);
-    };
-    let mut by_name = ByName::new(default.clone());
-    for (key, names) in &loaded {
-        for name in names.iter() {
-            by_name.insert(name, key.clone());
+    let by_name = match loaded.first() {
+        Some((default, _)) => {
+            let mut by_name = ByName::new(default.clone());
+            for (key, names) in &loaded {
+                for name in names.iter() {
+                    by_name.insert(name, key.clone());
+                }
+            }
+            Some(by_name)
         }
-    }
+        None if settings.auto => None,
+        None => return Err(TlsError::NoCertificates),
+    };
     let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?;
     let builder = match &settings.client_ca {
@@ -125,12 +165,42 @@ pub(crate) fn server_config(
             builder.with_client_cert_verifier(verifier)
         }
     };
-    let mut config = builder.with_cert_resolver(Arc::new(by_name));
+    let (mut config, auto) = match (by_name, settings.auto) {
+        (Some(by_name), false) => (builder.with_cert_resolver(Arc::new(by_name)), None),
+        (files, _) => {
+            let resolver = Arc::new(Resolver { files });
+            (builder.with_cert_resolver(resolver.clone()), Some(resolver))
+        }
+    };
     config.alpn_protocols = settings
         .alpn
         .iter()
         .map(|p| p.as_bytes().to_vec())
         .collect();
     config.ticketer = ticketer.clone();
+    Ok(Loaded {
+        config: Arc::new(config),
+        auto,
+    })
+}
+
+/// The config of one TLS-ALPN-01 handshake (RFC 8737 §3): the challenge
+/// certificate, and `acme-tls/1` the only protocol.
+pub(crate) fn challenge_config(cert: Arc<CertifiedKey>) -> Result<Arc<ServerConfig>, TlsError> {
+    let mut config = ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
+        .with_no_client_auth()
+        .with_cert_resolver(Arc::new(One(cert)));
+    config.alpn_protocols = vec![crate::challenge::ACME_TLS_ALPN.to_vec()];
     Ok(Arc::new(config))
+}
+
+/// Always the same certificate, whatever the client asks.
+#[derive(Debug)]
+struct One(Arc<CertifiedKey>);
+
+impl rustls::server::ResolvesServerCert for One {
+    fn resolve(&self, _: rustls::server::ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.0.clone())
+    }
 }

@@ -25,6 +25,10 @@ pub struct Settings {
     pub client_ca: Option<PathBuf>,
     /// ALPN protocol names in preference order, such as `http/1.1`.
     pub alpn: Vec<String>,
+    /// `tls = "auto"`: also serve the certificates levee obtains itself
+    /// (crate::auto), answer TLS-ALPN-01 and, when enabled, on-demand TLS.
+    /// `certs` may then be empty.
+    pub auto: bool,
 }
 
 impl Settings {

@@ -10,24 +10,26 @@ use std::sync::Arc;
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 
-/// Certificates by server name, with a default.
-#[derive(Debug)]
-pub struct ByName<T> {
+/// Entries by server name, exact or `*.` wildcard, with no default: the
+/// lookup both a listener's files ([`ByName`]) and the certificates levee
+/// obtains itself (`auto`) use.
+#[derive(Debug, Clone)]
+pub struct Names<T> {
     exact: HashMap<String, T>,
     /// Keyed by the part after `*.`.
     wildcard: HashMap<String, T>,
-    default: T,
 }
 
-impl<T: Clone> ByName<T> {
-    pub fn new(default: T) -> Self {
-        ByName {
+impl<T> Default for Names<T> {
+    fn default() -> Self {
+        Names {
             exact: HashMap::new(),
             wildcard: HashMap::new(),
-            default,
         }
     }
+}
 
+impl<T> Names<T> {
     /// Adds `name`; an earlier entry for the same name is kept.
     pub fn insert(&mut self, name: &str, value: T) {
         let name = name.to_ascii_lowercase();
@@ -38,18 +40,55 @@ impl<T: Clone> ByName<T> {
         map.entry(key).or_insert(value);
     }
 
-    /// The entry for `name` (as sent by the client, any case).
-    pub fn select(&self, name: Option<&str>) -> &T {
-        let Some(name) = name else {
-            return &self.default;
-        };
+    /// The entry for `name` (as sent by the client, any case, a trailing
+    /// dot allowed): the exact one, else the wildcard of its parent.
+    pub fn get(&self, name: &str) -> Option<&T> {
         let name = name.trim_end_matches('.').to_ascii_lowercase();
         if let Some(v) = self.exact.get(&name) {
-            return v;
+            return Some(v);
         }
         name.split_once('.')
             .and_then(|(_, parent)| self.wildcard.get(parent))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.exact.is_empty() && self.wildcard.is_empty()
+    }
+}
+
+/// Certificates by server name, with a default.
+#[derive(Debug)]
+pub struct ByName<T> {
+    names: Names<T>,
+    default: T,
+}
+
+impl<T: Clone> ByName<T> {
+    pub fn new(default: T) -> Self {
+        ByName {
+            names: Names::default(),
+            default,
+        }
+    }
+
+    /// Adds `name`; an earlier entry for the same name is kept.
+    pub fn insert(&mut self, name: &str, value: T) {
+        self.names.insert(name, value);
+    }
+
+    /// The entry for `name` (as sent by the client, any case).
+    pub fn select(&self, name: Option<&str>) -> &T {
+        name.and_then(|n| self.names.get(n))
             .unwrap_or(&self.default)
+    }
+
+    /// The entry for `name`, without falling back to the default.
+    pub fn get(&self, name: &str) -> Option<&T> {
+        self.names.get(name)
+    }
+
+    pub fn default_entry(&self) -> &T {
+        &self.default
     }
 }
 

@@ -13,7 +13,7 @@ mod connector;
 
 struct Ca {
     cert: rcgen::Certificate,
-    key: rcgen::KeyPair,
+    issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
 }
 
 fn ca() -> Ca {
@@ -24,7 +24,8 @@ fn ca() -> Ca {
         .push(rcgen::DnType::CommonName, "levee test CA");
     let key = rcgen::KeyPair::generate().unwrap();
     let cert = params.self_signed(&key).unwrap();
-    Ca { cert, key }
+    let issuer = rcgen::Issuer::new(params, key);
+    Ca { cert, issuer }
 }
 
 fn dir(name: &str) -> PathBuf {
@@ -40,7 +41,7 @@ fn leaf(ca: &Ca, dir: &Path, stem: &str, names: &[&str]) -> CertSettings {
         rcgen::CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
             .unwrap();
     let key = rcgen::KeyPair::generate().unwrap();
-    let cert = params.signed_by(&key, &ca.cert, &ca.key).unwrap();
+    let cert = params.signed_by(&key, &ca.issuer).unwrap();
     let (c, k) = (
         dir.join(format!("{stem}.pem")),
         dir.join(format!("{stem}.key")),
@@ -60,6 +61,7 @@ fn settings(certs: Vec<CertSettings>) -> Settings {
         certs,
         client_ca: None,
         alpn: vec!["http/1.1".into()],
+        auto: false,
     }
 }
 

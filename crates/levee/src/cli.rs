@@ -213,8 +213,12 @@ enum CtlCmd {
     },
     /// The Prometheus metrics.
     Metrics,
-    /// The cache store's size and entries.
-    Cache,
+    /// The cache store's size and entries, as JSON (`cache stats`: a
+    /// table of each tier's entries, bytes, hits and state).
+    Cache {
+        #[command(subcommand)]
+        action: Option<CacheCmd>,
+    },
     /// Remove cached responses: `purge url http://host/path`, `purge prefix
     /// http://host/img/` or `purge tag NAME` (on every member of a fleet).
     Purge { by: String, value: String },
@@ -223,7 +227,8 @@ enum CtlCmd {
     CloseUser { user: String },
     /// The fleet's members: stale ones marked, differing configs shown
     /// (`fleet ping [NOTE]`: a ping on the fleet's bus, in every member's
-    /// log; `fleet push FILE [--first N]`: a config for every member).
+    /// log; `fleet push FILE [--first N]`: a config for every member;
+    /// `fleet drain NAME` / `undrain NAME`: NAME leaves / rejoins DNS answers).
     Fleet {
         #[command(subcommand)]
         action: Option<FleetCmd>,
@@ -253,12 +258,34 @@ enum CtlCmd {
     /// The download redirector's mirror sets.
     #[command(subcommand)]
     Mirrors(MirrorsCmd),
+    /// Every certificate: names, issuer, expiry, source (file or ACME) and
+    /// the last renewal's outcome (`certs renew NAME`: renew it now).
+    Certs {
+        #[command(subcommand)]
+        action: Option<CertsCmd>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum CertsCmd {
+    /// Renew the ACME certificate for NAME now and show the outcome.
+    Renew { name: String },
+}
+
+#[derive(Subcommand, Debug)]
+enum CacheCmd {
+    /// Each tier (memory, disk, shared): entries, bytes, hits, state.
+    Stats,
 }
 
 #[derive(Subcommand, Debug)]
 enum FleetCmd {
     /// Send a ping on the fleet's bus; every member logs it.
     Ping { note: Option<String> },
+    /// Take member NAME out of the fleet's DNS answers at once (it keeps serving).
+    Drain { name: String },
+    /// Put member NAME back into the fleet's DNS answers.
+    Undrain { name: String },
     /// Check FILE here (as `levee check`), then have every member check it
     /// on its own machine, apply it as a reload and save it over its config
     /// file; prints each member's result and exits 1 unless all applied.
@@ -291,6 +318,9 @@ enum MirrorsCmd {
         mirror: String,
         json: String,
     },
+    /// Forget MIRROR's runtime edits: back to the config file's mirror, or
+    /// removed if the file has none (in a fleet: on every member).
+    Reset { set: String, mirror: String },
 }
 
 /// Which running levee: the pid file named by a config, or a pid file directly.
@@ -483,7 +513,10 @@ fn ctl(args: CtlArgs) -> anyhow::Result<ExitCode> {
     }
     let command = match args.command {
         CtlCmd::Upstreams => Command::Upstreams,
-        CtlCmd::Cache => Command::Cache,
+        CtlCmd::Cache { action: None } => Command::Cache,
+        CtlCmd::Cache {
+            action: Some(CacheCmd::Stats),
+        } => Command::CacheStats,
         CtlCmd::Purge { by, value } => Command::Purge {
             by: levee_admin::ctl::PurgeBy::parse(&by)
                 .with_context(|| format!("purge by `{by}`: expected url, prefix or tag"))?,
@@ -511,10 +544,26 @@ fn ctl(args: CtlArgs) -> anyhow::Result<ExitCode> {
             weight: weight_arg(&weight)?,
         },
         CtlCmd::Metrics => Command::Metrics,
+        CtlCmd::Certs { action: None } => Command::Certs,
+        CtlCmd::Certs {
+            action: Some(CertsCmd::Renew { name }),
+        } => Command::CertsRenew(name),
         CtlCmd::Fleet { action: None } => Command::Fleet,
         CtlCmd::Fleet {
             action: Some(FleetCmd::Ping { note }),
         } => Command::FleetPing(note.unwrap_or_default()),
+        CtlCmd::Fleet {
+            action: Some(FleetCmd::Drain { name }),
+        } => Command::FleetDrain {
+            instance: name,
+            drained: true,
+        },
+        CtlCmd::Fleet {
+            action: Some(FleetCmd::Undrain { name }),
+        } => Command::FleetDrain {
+            instance: name,
+            drained: false,
+        },
         CtlCmd::Fleet {
             action: Some(FleetCmd::Push { .. }),
         } => bail!("a push is handled above"),
@@ -528,6 +577,7 @@ fn ctl(args: CtlArgs) -> anyhow::Result<ExitCode> {
                 MirrorsCmd::Stats { set } => M::Stats(set),
                 MirrorsCmd::Add { set, json } => M::Add { set, json },
                 MirrorsCmd::Edit { set, mirror, json } => M::Edit { set, mirror, json },
+                MirrorsCmd::Reset { set, mirror } => M::Reset { set, mirror },
             })
         }
         CtlCmd::Ban { address, duration } => Command::Ban { address, duration },

@@ -294,8 +294,8 @@ fn admin_purges_by_tag_prefix_and_url_and_metrics_count() {
     assert_eq!(metric(b.admin, "levee_cache_stored_total"), Some(3.0));
     assert_eq!(metric(b.admin, "levee_cache_hits_total"), Some(1.0));
     assert_eq!(metric(b.admin, "levee_cache_misses_total"), Some(3.0));
-    assert_eq!(metric(b.admin, "levee_cache_entries"), Some(3.0));
-    assert!(metric(b.admin, "levee_cache_bytes").is_some_and(|n| n > 48.0));
+    assert_eq!(b.entries(), 3.0);
+    assert!(b.bytes() > 48.0, "{}", b.bytes());
     let purge = |body: &str| {
         let (status, text) = admin_request(b.admin, "POST", "/cache/purge", body);
         let v: serde_json::Value = serde_json::from_str(&text).expect("JSON");
@@ -303,14 +303,17 @@ fn admin_purges_by_tag_prefix_and_url_and_metrics_count() {
     };
     assert_eq!(purge(r#"{"tag": "blue"}"#), (200, Some(2)));
     assert_eq!(purge(r#"{"prefix": "http://site/c/"}"#), (200, Some(1)));
+    // In a fleet (the shared tier's matrix) the purge went to every member
+    // too, whose stores may hold what this one does not: 200 (docs/api.md).
+    let nothing = if b.tier == Some("shared") { 200 } else { 404 };
     assert_eq!(
         purge(r#"{"url": "http://site/c/a.txt"}"#),
-        (404, Some(0)),
+        (nothing, Some(0)),
         "nothing left to purge says so"
     );
     assert_eq!(purge(r#"{"colour": "red"}"#).0, 400);
     assert_eq!(purge(r#"{"url": "site/c/a.txt"}"#).0, 400, "not a URL");
-    assert_eq!(metric(b.admin, "levee_cache_entries"), Some(0.0));
+    assert_eq!(b.entries(), 0.0);
     assert_eq!(
         b.get("/tag/a.txt").header("cache-status"),
         Some("levee; fwd=miss; stored")
@@ -351,15 +354,21 @@ fn stored_responses_survive_a_reload_that_keeps_the_store_size() {
     .expect("the reload applied");
     assert!(applied.header("age").is_some(), "answered from the store");
     assert_eq!(b.origin_count("/c/a.txt"), 1);
-    let resized = format!("{quiet}max_size = \"64m\"\n");
+    let resized = quiet.replacen("[cache]\n", "[cache]\nmax_size = \"64m\"\n", 1);
     b.levee.write_config(&resized);
     b.levee.reload();
     poll(Duration::from_secs(5), || {
         (metric(b.admin, "levee_cache_entries") == Some(0.0)).then_some(())
     })
     .expect("a new size starts an empty store");
-    b.get("/c/a.txt");
-    assert_eq!(b.origin_count("/c/a.txt"), 2);
+    let after = b.get("/c/a.txt");
+    if b.tier.is_some() {
+        // The memory tier started empty; the tier under test kept it.
+        assert!(after.header("age").is_some(), "answered from the store");
+        assert_eq!(b.origin_count("/c/a.txt"), 1);
+    } else {
+        assert_eq!(b.origin_count("/c/a.txt"), 2);
+    }
 }
 
 /// A purge names the URL as clients used it, port included, and matches
@@ -386,9 +395,18 @@ fn a_purge_by_url_with_a_port_matches_and_an_empty_one_says_so() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
     assert_eq!(v["purged"], 1);
     let again = levee_cmd(&["ctl", "--admin", &admin, "purge", "url", &url]);
-    assert!(!again.status.success(), "nothing matched: a failure");
-    let said = String::from_utf8_lossy(&again.stderr);
-    assert!(said.contains("nothing stored matches url"), "{said}");
+    if b.tier == Some("shared") {
+        // In a fleet the purge went to every member: not a failure, and
+        // this member's count says it removed nothing more (docs/api.md).
+        assert!(again.status.success(), "sent to the fleet");
+        let v: serde_json::Value = serde_json::from_slice(&again.stdout).expect("JSON");
+        assert_eq!(v["purged"], 0);
+        assert_eq!(v["fleet"], "sent to every member");
+    } else {
+        assert!(!again.status.success(), "nothing matched: a failure");
+        let said = String::from_utf8_lossy(&again.stderr);
+        assert!(said.contains("nothing stored matches url"), "{said}");
+    }
     assert_eq!(
         b.get("/c/a.txt").header("cache-status"),
         Some("levee; fwd=miss; stored")

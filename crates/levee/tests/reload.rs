@@ -141,6 +141,32 @@ fn a_refused_reload_exits_non_zero_with_the_servers_errors() {
     );
     assert_eq!(body(&levee), "old");
 
+    // Nor [acme]'s files: refused before anything changes (the manager
+    // not started: no storage directory), as `levee check` refuses them.
+    let storage = levee.dir().join("acme");
+    rewrite(
+        &levee,
+        Some(admin),
+        false,
+        "new",
+        &format!(
+            "\n[acme]\nnames = [\"a.test\"]\nca_root = \"/nonexistent/acme-root.pem\"\nstorage = \"{}\"\n",
+            storage.display()
+        ),
+    );
+    let (ok, _, err) = reload(&levee);
+    assert!(!ok, "a reload with a missing [acme] file exited 0");
+    assert!(
+        err.contains("acme.ca_root: cannot read `/nonexistent/acme-root.pem`"),
+        "{err}"
+    );
+    assert!(
+        err.contains("levee: reload refused; the running config stays"),
+        "{err}"
+    );
+    assert_eq!(body(&levee), "old");
+    assert!(!storage.exists(), "a refused reload started the manager");
+
     // Nor this one: a new listener on a port another process holds.
     let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = taken.local_addr().expect("addr").port();

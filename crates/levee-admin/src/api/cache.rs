@@ -1,11 +1,16 @@
-//! `/cache` endpoints: the store's size, and purges by URL, prefix or tag.
+//! `/cache` endpoints: each tier's size, health and hits, and purges by
+//! URL, prefix or tag (every tier: memory, disk, and the fleet's shared one).
 //! In a fleet a purge is also sent on the bus, and every other member
-//! removes what it stores ([`apply_fleet_purge`]) within a second.
+//! removes what its local tiers store ([`apply_fleet_purge`]) within a second.
 
+use std::sync::atomic::Ordering::Relaxed;
+
+use levee_cache::disk::Health;
+use levee_cache::stats::{Counters, STATS};
 use levee_cache::store::Storage;
 use levee_fleet::bus::{Message, PurgeBy};
 use levee_http::Site;
-use levee_http::cache::{Purge, purge as purge_store};
+use levee_http::cache::{Purge, purge as purge_store, purge_local};
 use serde_json::{Value, json};
 
 use crate::server::Reply;
@@ -20,14 +25,63 @@ pub(super) fn status(site: &Site) -> Reply {
         return no_cache();
     };
     let store = &cache.tier.store;
+    let disk = store.disk.as_ref().map(|d| {
+        let s = d.stats();
+        let (state, reason) = match d.health() {
+            Health::Loading => ("loading", None),
+            Health::Ready => ("ready", None),
+            Health::Degraded(why) => ("degraded", Some(why)),
+            Health::Unusable(why) => ("unusable", Some(why)),
+        };
+        let c = d.settings();
+        json!({
+            "state": state,
+            "reason": reason,
+            "path": c.path.display().to_string(),
+            "entries": d.len(),
+            "bytes": d.bytes(),
+            "max_size": c.max_size,
+            "max_object_size": c.max_object_size,
+            "writes": s.writes.load(Relaxed),
+            "skipped": s.skipped.load(Relaxed),
+            "errors": s.errors.load(Relaxed),
+            "corrupt": s.corrupt.load(Relaxed),
+            "evictions": s.evictions.load(Relaxed),
+            "loaded": s.loaded.load(Relaxed),
+            "load_ms": s.load_ms.load(Relaxed),
+            "swept": s.swept.load(Relaxed),
+        })
+    });
+    let shared = store.shared.as_ref().map(|sh| {
+        let s = &sh.stats;
+        json!({
+            "store": "redis",
+            "max_object_size": sh.settings.max_object_size,
+            "hits": s.hits.load(Relaxed),
+            "misses": s.misses.load(Relaxed),
+            "errors": s.errors.load(Relaxed),
+            "stored": s.stored.load(Relaxed),
+            "locks_won": s.locks_won.load(Relaxed),
+            "locks_waited": s.locks_waited.load(Relaxed),
+            "lock_timeouts": s.lock_timeouts.load(Relaxed),
+        })
+    });
     Reply::json(
         200,
         &json!({
+            // The memory tier's, at the top level as before there were tiers.
             "entries": store.len(),
             "bytes": store.bytes(),
             "max_size": store.capacity(),
             "max_object_size": store.max_object(),
             "evictions": store.evictions(),
+            "hits": {
+                "memory": Counters::get(&STATS.hits_memory),
+                "disk": Counters::get(&STATS.hits_disk),
+                "shared": Counters::get(&STATS.hits_shared),
+            },
+            "disk": disk,
+            "shared": shared,
         }),
     )
 }
@@ -108,11 +162,13 @@ fn by_name(by: PurgeBy) -> &'static str {
     }
 }
 
-/// A purge another member sent on the bus, applied to this member's store;
-/// how many entries went (none without a cache).
+/// A purge another member sent on the bus, applied to this member's local
+/// tiers (memory and disk); how many entries went (none without a cache).
+/// Not the shared tier: the member that took the purge removed it there
+/// once already, and the fleet thread that calls this must not wait on Redis.
 pub fn apply_fleet_purge(site: &Site, by: PurgeBy, value: &str) -> usize {
     let Some(cache) = &site.cache else { return 0 };
-    match purge_store(cache, what(by, value)) {
+    match purge_local(cache, what(by, value)) {
         Ok(removed) => removed,
         Err(e) => {
             tracing::warn!(error = %e, "fleet purge not applied");

@@ -4,9 +4,12 @@
 //! GET  /fleet        this member's link to Redis and the member list as last read
 //! POST /fleet/ping   body {"note": TEXT} (optional): a ping on the fleet's bus,
 //!                    logged by every member
+//! POST /fleet/members/NAME/drain, /undrain
+//!                    NAME leaves (comes back to) the fleet's DNS answers,
+//!                    on every member at once (docs/dns.md)
 //! ```
 //!
-//! Both answer 404 when levee runs without `[fleet]`.
+//! All answer 404 when levee runs without `[fleet]`.
 
 use std::collections::BTreeMap;
 use std::time::SystemTime;
@@ -57,6 +60,36 @@ pub(super) fn ping(body: &[u8]) -> Reply {
     )
 }
 
+/// Drains or undrains member `name`: 200 when Redis is up (every member
+/// hears it at once), 202 when it is applied here and waits for Redis.
+pub(super) fn drain(name: &str, drained: bool) -> Reply {
+    let Some(f) = levee_fleet::current() else {
+        return no_fleet();
+    };
+    let known = name == f.instance()
+        || f.snapshot()
+            .members
+            .iter()
+            .any(|m| m.record.instance == name);
+    if !known {
+        return Reply::error(
+            404,
+            format!("`{name}` is not a member of fleet `{}`", f.name()),
+        );
+    }
+    f.set_drained(name, drained);
+    let up = f.link.health.is_up();
+    Reply::json(
+        if up { 200 } else { 202 },
+        &json!({
+            "instance": name,
+            "drained": drained,
+            "shared": up,
+            "note": if up { "every member hears it now" } else { "applied here; sent to the fleet when Redis answers" },
+        }),
+    )
+}
+
 fn status_json(f: &Fleet) -> Value {
     let snapshot = f.snapshot();
     let health = &f.link.health;
@@ -67,6 +100,7 @@ fn status_json(f: &Fleet) -> Value {
             .or_default()
             .push(&m.record.instance);
     }
+    let drained = f.drained();
     let members: Vec<Value> = snapshot
         .members
         .iter()
@@ -84,6 +118,9 @@ fn status_json(f: &Fleet) -> Value {
                 "requests_per_s": r.requests_per_s,
                 "cpu_percent": r.cpu_percent,
                 "started_ms": r.started_ms,
+                "public": r.public,
+                "weight": r.weight,
+                "drained": drained.contains(&r.instance),
             })
         })
         .collect();
@@ -129,6 +166,12 @@ mod tests {
         // Every member logs the note: no line breaks smuggled into logs.
         assert_eq!(ping(br#"{"note": "a\nfake log line"}"#).status, 400);
         assert_eq!(ping(b"not json").status, 400);
+        // Redis is away: applied here, not yet shared.
+        assert_eq!(drain("me", true).status, 202);
+        assert!(fleet.drained().contains("me"));
+        assert_eq!(drain("nobody", true).status, 404);
+        assert_eq!(drain("me", false).status, 202);
+        assert!(fleet.drained().is_empty());
         fleet.stop(Duration::ZERO);
         assert_eq!(status().status, 404);
     }

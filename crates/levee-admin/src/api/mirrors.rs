@@ -11,13 +11,19 @@
 //! PUT  /mirrors/SET/mirrors/NAME              replace mirror NAME (same body)
 //! POST /mirrors/SET/mirrors/NAME/enable       offer it again (also lifts an automatic disabling)
 //! POST /mirrors/SET/mirrors/NAME/disable      stop offering it
+//! DELETE /mirrors/SET/mirrors/NAME            forget its runtime edits (back to the config file's)
 //! ```
+//!
+//! A change stands until it is reset, over the config file's mirrors; in a
+//! fleet it is also stored in Redis and reaches every member (the answer's
+//! `fleet` says whether it did yet: docs/mirrors.md, "Fleet").
 
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use levee_http::Site;
 use levee_mirror::MirrorSet;
+use levee_mirror::edits::{Outcome, mirror_from_json};
 use levee_mirror::mirror::Mirror;
 use serde_json::{Value, json};
 
@@ -49,26 +55,35 @@ pub(super) fn handle(site: &Site, method: &str, rest: &[&str], body: &[u8]) -> R
         ("POST", [name, "mirrors"]) => with(set(name), |s| put(s, None, body)),
         ("PUT", [name, "mirrors", mirror]) => with(set(name), |s| put(s, Some(mirror), body)),
         ("POST", [name, "mirrors", mirror, action @ ("enable" | "disable")]) => {
-            with(set(name), |s| {
-                if !s.switch(mirror, *action == "enable") {
-                    return Reply::error(404, format!("set `{}` has no mirror `{mirror}`", s.name));
+            with(set(name), |s| match s.switch(mirror, *action == "enable") {
+                Ok(Outcome::Done) => changed(s, mirror, 200),
+                Ok(Outcome::NoSuch) => {
+                    Reply::error(404, format!("set `{}` has no mirror `{mirror}`", s.name))
                 }
-                let view = s.view();
-                match view.mirrors.iter().find(|m| m.profile.name() == *mirror) {
-                    Some(m) => Reply::json(200, &mirror_json(m)),
-                    None => Reply::error(404, format!("set `{}` has no mirror `{mirror}`", s.name)),
-                }
+                Err(e) => Reply::error(500, e.to_string()),
             })
         }
+        ("DELETE", [name, "mirrors", mirror]) => with(set(name), |s| match s.reset(mirror) {
+            Ok(Outcome::Done) => changed(s, mirror, 200),
+            Ok(Outcome::NoSuch) => Reply::error(
+                404,
+                format!(
+                    "set `{}` has no runtime edit of mirror `{mirror}`; a mirror of the config file is removed from the file",
+                    s.name
+                ),
+            ),
+            Err(e) => Reply::error(500, e.to_string()),
+        }),
         (_, [_] | [_, "stats"]) => {
             Reply::error(405, format!("{method} is not allowed here; use GET"))
         }
         (_, [_, "scan"] | [_, "mirrors"] | [_, "mirrors", _, _]) => {
             Reply::error(405, format!("{method} is not allowed here; use POST"))
         }
-        (_, [_, "mirrors", _]) => {
-            Reply::error(405, format!("{method} is not allowed here; use PUT"))
-        }
+        (_, [_, "mirrors", _]) => Reply::error(
+            405,
+            format!("{method} is not allowed here; use PUT or DELETE"),
+        ),
         _ => Reply::error(404, "no such endpoint".to_owned()),
     }
 }
@@ -97,19 +112,9 @@ fn put(set: &MirrorSet, name: Option<&str>, body: &[u8]) -> Reply {
             Some(_) => return Reply::error(400, format!("the body's name must be `{n}`")),
         }
     }
-    // Nulls mean "not set" in JSON; TOML has no null.
-    fields.retain(|_, v| !v.is_null());
-    let Ok(text) = toml::to_string(&Value::Object(fields)) else {
-        return Reply::error(400, "the body does not map to a mirror table".to_owned());
-    };
-    let mirror = match levee_config::mirror_from_toml(&text, "mirror") {
+    let mirror = match mirror_from_json(&Value::Object(fields)) {
         Ok(m) => m,
-        Err(e) => {
-            let errors: Vec<String> = e
-                .errors
-                .iter()
-                .map(|e| format!("{}: {}", e.key, e.message))
-                .collect();
+        Err(errors) => {
             return Reply::json(422, &json!({ "error": "invalid mirror", "errors": errors }));
         }
     };
@@ -137,15 +142,31 @@ fn put(set: &MirrorSet, name: Option<&str>, body: &[u8]) -> Reply {
     if let Err(e) = set.put(mirror) {
         return Reply::error(500, e.to_string());
     }
+    changed(set, &mirror_name, if name.is_none() { 201 } else { 200 })
+}
+
+/// The answer to a change of mirror `name`: the mirror as it stands now
+/// (`null` once a reset removed it), and in a fleet whether the others get
+/// the change now or once Redis is back.
+fn changed(set: &MirrorSet, name: &str, status: u16) -> Reply {
     let view = set.view();
-    match view
+    let mirror = view
         .mirrors
         .iter()
-        .find(|m| m.profile.name() == mirror_name)
-    {
-        Some(m) => Reply::json(if name.is_none() { 201 } else { 200 }, &mirror_json(m)),
-        None => Reply::error(500, "the mirror did not take".to_owned()),
+        .find(|m| m.profile.name() == name)
+        .map_or(Value::Null, mirror_json);
+    let mut answer = match mirror {
+        Value::Object(m) => Value::Object(m),
+        _ => json!({ "name": name, "removed": true }),
+    };
+    if let Some(fleet) = levee_fleet::current() {
+        answer["fleet"] = Value::from(if fleet.is_up() {
+            "sent to every member"
+        } else {
+            "this member only: Redis is unreachable; stored there and sent when it is back"
+        });
     }
+    Reply::json(status, &answer)
 }
 
 fn set_json(set: &MirrorSet) -> Value {
@@ -168,6 +189,7 @@ fn set_json(set: &MirrorSet) -> Value {
 fn mirror_json(m: &Mirror) -> Value {
     let mut config = serde_json::to_value(levee_config::mirror_to_toml(&m.profile.config))
         .unwrap_or(Value::Null);
+    config["source"] = Value::from(m.source.as_str());
     let live = &m.live;
     let relaxed = std::sync::atomic::Ordering::Relaxed;
     let state = json!({

@@ -58,7 +58,13 @@ pub(super) fn table(json: &str, now_ms: u64) -> Option<String> {
             .unwrap_or_default();
         rows.push([
             text(&m["instance"]),
-            if m["fresh"] == true { "fresh" } else { "STALE" }.to_owned(),
+            match (m["fresh"] == true, m["drained"] == true) {
+                (true, false) => "fresh",
+                (true, true) => "fresh, drained",
+                (false, false) => "STALE",
+                (false, true) => "STALE, drained",
+            }
+            .to_owned(),
             format!("{:.1}s", m["age_ms"].as_u64().unwrap_or(0) as f64 / 1000.0),
             text(&m["version"]),
             marked,

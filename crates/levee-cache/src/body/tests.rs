@@ -12,7 +12,7 @@ fn copy_all(len: usize, expected: Option<u64>, chunk: usize) -> Body {
         copy.push(part);
     }
     let body = copy.finish().expect("within the cap");
-    assert_eq!(body.to_vec(), data);
+    assert_eq!(body.to_vec().expect("in memory"), data);
     assert_eq!(budget.used(), 0, "the reservation is released");
     body
 }
@@ -88,12 +88,49 @@ fn copies_in_flight_stay_within_the_budget() {
 #[test]
 fn ranges_cross_pieces() {
     let body = copy_all(10240, Some(10240), 10240);
-    let all = body.to_vec();
+    let all = body.to_vec().expect("in memory");
+    let bytes = |slices: Vec<Slice>| -> Vec<u8> {
+        slices
+            .into_iter()
+            .flat_map(|s| match s {
+                Slice::Bytes(b) => b.to_vec(),
+                Slice::File { .. } => panic!("a memory body"),
+            })
+            .collect()
+    };
     for (start, len) in [(0, 10), (8190, 4), (8192, 2048), (10000, 1000), (20000, 5)] {
-        let got: Vec<u8> = body.range(start, len).concat();
+        let got = bytes(body.slices(start, len));
         let s = (start as usize).min(all.len());
         let e = (start + len).min(all.len() as u64) as usize;
         assert_eq!(got, all[s..e], "{start}+{len}");
     }
-    assert_eq!(body.range(8190, 4).len(), 2);
+    assert_eq!(body.slices(8190, 4).len(), 2);
+}
+
+#[test]
+fn a_file_body_is_one_slice_of_its_region() {
+    use std::io::Write;
+    let dir = std::env::temp_dir().join(format!("levee-body-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join("f");
+    std::fs::File::create(&path)
+        .and_then(|mut f| f.write_all(b"headBODYBYTES"))
+        .expect("write");
+    let file = std::fs::File::open(&path).expect("open");
+    let region = Arc::new(FileRegion {
+        file,
+        offset: 4,
+        len: 9,
+    });
+    let body = Body::File(region);
+    assert_eq!(body.len(), 9);
+    assert!(body.pieces().is_empty());
+    assert_eq!(body.to_vec().expect("reads"), b"BODYBYTES");
+    match body.slices(2, 100).as_slice() {
+        [Slice::File { start, len, .. }] => assert_eq!((*start, *len), (6, 7)),
+        other => panic!("{other:?}"),
+    }
+    assert!(body.slices(9, 1).is_empty());
+    assert!(body.weight() < 200, "an open file, not its bytes");
+    std::fs::remove_dir_all(&dir).expect("clean");
 }

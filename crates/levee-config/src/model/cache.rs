@@ -1,6 +1,7 @@
 //! The HTTP cache: the process-wide `[cache]` table and a proxy route's
 //! `cache_*` keys.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use super::IpNet;
@@ -34,6 +35,64 @@ pub struct CacheConfig {
     /// Send `CDN-Cache-Control` on to clients, as RFC 9213 expects of a CDN
     /// that obeys it; one that levee does not obey is always sent on.
     pub cdn_cache_control_forward: bool,
+    /// `[cache.disk]`: objects kept in files, across restarts.
+    pub disk: Option<DiskCache>,
+    /// `[cache.shared]`: the fleet's shared tier (needs `[fleet]`).
+    pub shared: Option<SharedCache>,
+}
+
+/// `[cache.disk]`: the disk tier (docs/cache.md, "Tiers").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiskCache {
+    /// The directory levee owns: objects, the journal, temporary files.
+    pub path: PathBuf,
+    /// Bytes of objects on disk (files rounded up to 4 KiB blocks).
+    pub max_size: u64,
+    /// A response larger than this is not written to disk.
+    pub max_object_size: u64,
+    /// Flush each object file and the journal to the device before they
+    /// count (survives a power loss, costs a device flush per object).
+    pub fsync: bool,
+}
+
+/// Default `[cache.disk] max_object_size`.
+pub const DEFAULT_DISK_MAX_OBJECT: u64 = 1024 * 1024 * 1024;
+
+/// Where the shared tier keeps objects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SharedStore {
+    /// The fleet's own Redis (`[fleet]`).
+    Redis,
+    /// memcached servers (`host:port`), keys spread over them by hash.
+    Memcached(Vec<String>),
+}
+
+/// `[cache.shared]`: objects shared by the fleet's members.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SharedCache {
+    pub store: SharedStore,
+    /// Only objects up to this size are shared.
+    pub max_object_size: u64,
+    /// The longest one round trip to the shared store may take before a
+    /// request goes on without it.
+    pub timeout: Duration,
+    /// How long the member fetching a cold object holds the fleet's lock
+    /// for it (renewed never: a fetch longer than this lets another in).
+    pub lock_lease: Duration,
+    /// How long other members wait for that fetch before fetching themselves.
+    pub lock_wait: Duration,
+}
+
+impl Default for SharedCache {
+    fn default() -> Self {
+        SharedCache {
+            store: SharedStore::Redis,
+            max_object_size: 1024 * 1024,
+            timeout: Duration::from_millis(50),
+            lock_lease: Duration::from_secs(10),
+            lock_wait: Duration::from_secs(2),
+        }
+    }
 }
 
 impl Default for CacheConfig {
@@ -50,6 +109,8 @@ impl Default for CacheConfig {
             control_field_forward: false,
             cdn_cache_control: true,
             cdn_cache_control_forward: true,
+            disk: None,
+            shared: None,
         }
     }
 }

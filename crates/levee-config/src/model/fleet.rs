@@ -3,6 +3,7 @@
 //! the connection and reads the credentials, so parsing stays free of I/O.
 
 use std::fmt;
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -14,6 +15,8 @@ pub const DEFAULT_FLEET_TIMEOUT: Duration = Duration::from_millis(20);
 pub const DEFAULT_FLEET_HEARTBEAT: Duration = Duration::from_secs(1);
 /// Default `heartbeat_ttl`: a member not heard from for this long is stale.
 pub const DEFAULT_FLEET_HEARTBEAT_TTL: Duration = Duration::from_secs(5);
+/// Default `weight` of a member in the fleet's DNS answers.
+pub const DEFAULT_FLEET_WEIGHT: u32 = 1;
 /// Port of a Redis address written without one.
 pub const REDIS_PORT: u16 = 6379;
 /// Port of a Sentinel address written without one.
@@ -34,6 +37,11 @@ pub struct Fleet {
     pub timeout: Duration,
     pub heartbeat: Duration,
     pub heartbeat_ttl: Duration,
+    /// This member's public addresses: what the fleet's DNS records answer
+    /// for it (docs/dns.md); empty: it is in no answer.
+    pub public_addresses: Vec<IpAddr>,
+    /// This member's share of DNS answers against the others' (1-1000).
+    pub weight: u32,
 }
 
 /// Where the fleet's Redis is.

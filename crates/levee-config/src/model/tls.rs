@@ -20,6 +20,9 @@ pub struct ListenerTls {
     pub handshake_timeout: Duration,
     /// `Strict-Transport-Security: max-age` added to every response; none when unset.
     pub hsts: Option<Duration>,
+    /// `tls = "auto"` or `auto = true`: also serve the certificates levee
+    /// obtains itself (`[acme]`); `certs` may then be empty.
+    pub auto: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -3,7 +3,7 @@
 use toml::{Table, Value};
 
 use super::{duration, size};
-use crate::model::{CacheConfig, RouteCache};
+use crate::model::{CacheConfig, RouteCache, SharedStore};
 
 /// A list key, left out when empty (an empty list is an error when read).
 fn strings(t: &mut Table, key: &str, list: &[String]) {
@@ -33,6 +33,31 @@ pub(super) fn root(root: &mut Table, c: &CacheConfig) {
         "cdn_cache_control_forward".into(),
         c.cdn_cache_control_forward.into(),
     );
+    if let Some(d) = &c.disk {
+        let mut disk = Table::new();
+        disk.insert("path".into(), d.path.to_string_lossy().as_ref().into());
+        disk.insert("max_size".into(), size(d.max_size));
+        disk.insert("max_object_size".into(), size(d.max_object_size));
+        disk.insert("fsync".into(), d.fsync.into());
+        t.insert("disk".into(), Value::Table(disk));
+    }
+    if let Some(s) = &c.shared {
+        let mut shared = Table::new();
+        match &s.store {
+            SharedStore::Redis => {
+                shared.insert("store".into(), "redis".into());
+            }
+            SharedStore::Memcached(servers) => {
+                shared.insert("store".into(), "memcached".into());
+                strings(&mut shared, "memcached", servers);
+            }
+        }
+        shared.insert("max_object_size".into(), size(s.max_object_size));
+        shared.insert("timeout".into(), duration(s.timeout));
+        shared.insert("lock_lease".into(), duration(s.lock_lease));
+        shared.insert("lock_wait".into(), duration(s.lock_wait));
+        t.insert("shared".into(), Value::Table(shared));
+    }
     root.insert("cache".into(), Value::Table(t));
 }
 

@@ -43,5 +43,10 @@ pub(super) fn root(root: &mut Table, fleet: &Option<Fleet>) {
     t.insert("timeout".into(), duration(f.timeout));
     t.insert("heartbeat".into(), duration(f.heartbeat));
     t.insert("heartbeat_ttl".into(), duration(f.heartbeat_ttl));
+    if !f.public_addresses.is_empty() {
+        let list = f.public_addresses.iter().map(|a| a.to_string().into());
+        t.insert("public_addresses".into(), Value::Array(list.collect()));
+    }
+    t.insert("weight".into(), super::int(u64::from(f.weight)));
     root.insert("fleet".into(), Value::Table(t));
 }

@@ -7,7 +7,22 @@ use crate::model::{ListenerTls, UpstreamTls};
 
 pub(super) fn listener(t: &mut Table, tls: &Option<ListenerTls>) {
     let Some(tls) = tls else { return };
+    let short = ListenerTls {
+        certs: Vec::new(),
+        client_ca: None,
+        alpn: vec!["http/1.1".into()],
+        handshake_timeout: crate::model::DEFAULT_HANDSHAKE_TIMEOUT,
+        hsts: None,
+        auto: true,
+    };
+    if *tls == short {
+        t.insert("tls".into(), "auto".into());
+        return;
+    }
     let mut out = Table::new();
+    if tls.auto {
+        out.insert("auto".into(), Value::Boolean(true));
+    }
     let certs = tls
         .certs
         .iter()

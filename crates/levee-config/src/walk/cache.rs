@@ -1,7 +1,12 @@
 //! The `[cache]` table and the `cache_*` keys of a proxy route.
 
+use std::path::PathBuf;
+
+use super::Mention;
 use crate::error::Sink;
-use crate::model::{CacheConfig, IpNet, RouteCache};
+use crate::model::{
+    CacheConfig, DEFAULT_DISK_MAX_OBJECT, DiskCache, IpNet, RouteCache, SharedCache, SharedStore,
+};
 use crate::tree::{Fields, Item};
 
 pub(crate) const CACHE_KEYS: &[&str] = &[
@@ -16,6 +21,21 @@ pub(crate) const CACHE_KEYS: &[&str] = &[
     "control_field_forward",
     "cdn_cache_control",
     "cdn_cache_control_forward",
+    "disk",
+    "shared",
+];
+
+/// `[cache.disk]`.
+pub(crate) const DISK_KEYS: &[&str] = &["path", "max_size", "max_object_size", "fsync"];
+
+/// `[cache.shared]`.
+pub(crate) const SHARED_KEYS: &[&str] = &[
+    "store",
+    "memcached",
+    "max_object_size",
+    "timeout",
+    "lock_lease",
+    "lock_wait",
 ];
 
 /// The cache keys of a route; all but `cache` need `cache = true`.
@@ -33,10 +53,12 @@ pub(crate) const ROUTE_KEYS: &[&str] = &[
     "cache_strip_set_cookie",
 ];
 
-pub(crate) fn cache(sink: &mut Sink<'_>, item: &Item<'_, '_>) -> CacheConfig {
+/// `[cache]`, and where `[cache.shared]` was written (it needs `[fleet]`,
+/// which the cross-checks know).
+pub(crate) fn cache(sink: &mut Sink<'_>, item: &Item<'_, '_>) -> (CacheConfig, Option<Mention>) {
     let mut c = CacheConfig::default();
     let Some(fields) = Fields::of(sink, item, CACHE_KEYS) else {
-        return c;
+        return (c, None);
     };
     if let Some(i) = fields.get("max_size")
         && let Some(n) = i.size(sink)
@@ -106,8 +128,144 @@ pub(crate) fn cache(sink: &mut Sink<'_>, item: &Item<'_, '_>) -> CacheConfig {
             "a CDN-Cache-Control levee does not obey (`cdn_cache_control = false`) must be sent on (RFC 9213 §2.2)",
         );
     }
-    c
+    c.disk = fields.get("disk").and_then(|i| disk(sink, i));
+    let shared = fields.get("shared");
+    c.shared = shared.and_then(|i| self::shared(sink, i));
+    (c, shared.map(|i| Mention::of(i, "cache.shared")))
 }
+
+/// `[cache.disk]`: `path` is required and absolute (levee may start from
+/// any directory, and the journal names files under it).
+fn disk(sink: &mut Sink<'_>, item: &Item<'_, '_>) -> Option<DiskCache> {
+    let fields = Fields::of(sink, item, DISK_KEYS)?;
+    let path = fields.require(sink, "path").and_then(|i| {
+        let text = i.text(sink)?;
+        let path = PathBuf::from(text);
+        if !path.is_absolute() {
+            i.error(sink, format!("`{text}` is not an absolute path"));
+            return None;
+        }
+        Some(path)
+    });
+    let max_size = fields.require(sink, "max_size").and_then(|i| {
+        let n = i.size(sink)?;
+        if n < MIN_DISK {
+            i.error(sink, "must be at least 1m");
+            return None;
+        }
+        Some(n)
+    });
+    let max_object_size = match (fields.get("max_object_size"), max_size) {
+        (Some(i), max) => i.size(sink).and_then(|n| {
+            if n == 0 || max.is_some_and(|m| n > m) {
+                i.error(sink, "must be greater than zero and at most `max_size`");
+                return None;
+            }
+            Some(n)
+        }),
+        (None, max) => Some(DEFAULT_DISK_MAX_OBJECT.min(max.unwrap_or(u64::MAX))),
+    };
+    let fsync = match fields.get("fsync") {
+        Some(i) => i.bool(sink)?,
+        None => false,
+    };
+    Some(DiskCache {
+        path: path?,
+        max_size: max_size?,
+        max_object_size: max_object_size?,
+        fsync,
+    })
+}
+
+/// The smallest disk tier: a few objects and the journal.
+const MIN_DISK: u64 = 1024 * 1024;
+
+/// `[cache.shared]`.
+fn shared(sink: &mut Sink<'_>, item: &Item<'_, '_>) -> Option<SharedCache> {
+    let fields = Fields::of(sink, item, SHARED_KEYS)?;
+    let mut c = SharedCache::default();
+    let mut ok = true;
+    let servers = fields.get("memcached").and_then(|i| {
+        let items = i.one_or_many(sink)?;
+        let mut out = Vec::new();
+        for (i, text) in items {
+            match text.rsplit_once(':').map(|(h, p)| (h, p.parse::<u16>())) {
+                Some((host, Ok(port))) if !host.is_empty() && port != 0 => {
+                    out.push(text.to_owned())
+                }
+                _ => i.error(sink, format!("`{text}` is not host:port")),
+            }
+        }
+        Some(out)
+    });
+    match fields.get("store") {
+        Some(i) => match i.text(sink) {
+            Some("redis") => {
+                if let Some(m) = fields.get("memcached") {
+                    m.error(sink, "`memcached` goes with `store = \"memcached\"`");
+                    ok = false;
+                }
+            }
+            Some("memcached") => {
+                match servers {
+                    Some(list) if !list.is_empty() => c.store = SharedStore::Memcached(list),
+                    _ => i.error(
+                        sink,
+                        "`store = \"memcached\"` needs `memcached = [\"host:port\", …]`",
+                    ),
+                }
+                // Recognised, so the message is about the store, not a typo.
+                i.error(
+                    sink,
+                    "memcached is not available yet as the shared tier: use \"redis\" (the fleet's Redis)",
+                );
+                ok = false;
+            }
+            Some(other) => {
+                i.error(
+                    sink,
+                    format!("`{other}` is not a shared store: \"redis\" or \"memcached\""),
+                );
+                ok = false;
+            }
+            None => ok = false,
+        },
+        None => {
+            if let Some(m) = fields.get("memcached") {
+                m.error(sink, "`memcached` goes with `store = \"memcached\"`");
+                ok = false;
+            }
+        }
+    }
+    if let Some(i) = fields.get("max_object_size") {
+        match i.size(sink) {
+            // memcached's default item limit is 1 MiB; Redis takes 512 MB.
+            Some(n) if n > 0 && n <= MAX_SHARED_OBJECT => c.max_object_size = n,
+            Some(_) => {
+                i.error(sink, "must be greater than zero and at most 64m");
+                ok = false;
+            }
+            None => ok = false,
+        }
+    }
+    for (key, slot) in [
+        ("timeout", &mut c.timeout),
+        ("lock_lease", &mut c.lock_lease),
+        ("lock_wait", &mut c.lock_wait),
+    ] {
+        if let Some(i) = fields.get(key) {
+            match i.positive_duration(sink) {
+                Some(d) => *slot = d,
+                None => ok = false,
+            }
+        }
+    }
+    ok.then_some(c)
+}
+
+/// The largest `[cache.shared] max_object_size`: a shared object crosses
+/// the network on every hit from another member.
+const MAX_SHARED_OBJECT: u64 = 64 * 1024 * 1024;
 
 /// Checks the name of levee's targeted field: a field name (token), not
 /// one the cache reads otherwise. Empty turns the field off.

@@ -5,7 +5,8 @@ use super::tls::file;
 use crate::error::Sink;
 use crate::model::{
     CredentialSource, Credentials, DEFAULT_FLEET_HEARTBEAT, DEFAULT_FLEET_HEARTBEAT_TTL,
-    DEFAULT_FLEET_TIMEOUT, Fleet, REDIS_PORT, RedisAddr, RedisTarget, SENTINEL_PORT,
+    DEFAULT_FLEET_TIMEOUT, DEFAULT_FLEET_WEIGHT, Fleet, REDIS_PORT, RedisAddr, RedisTarget,
+    SENTINEL_PORT,
 };
 use crate::tree::{Fields, Item};
 
@@ -22,6 +23,8 @@ pub(crate) const FLEET_KEYS: &[&str] = &[
     "timeout",
     "heartbeat",
     "heartbeat_ttl",
+    "public_addresses",
+    "weight",
 ];
 
 /// The longest `timeout` accepted: a fleet exists to keep serving, and a
@@ -77,7 +80,32 @@ pub(crate) fn fleet(sink: &mut Sink<'_>, item: &Item<'_, '_>) -> Option<Fleet> {
         (None, Some(beat)) if beat * 2 > DEFAULT_FLEET_HEARTBEAT_TTL => Some(beat * 5),
         (None, _) => Some(DEFAULT_FLEET_HEARTBEAT_TTL),
     };
+    let mut public_addresses = Vec::new();
+    if let Some(i) = fields.get("public_addresses") {
+        for (item, text) in i.one_or_many(sink).unwrap_or_default() {
+            match text.parse::<std::net::IpAddr>() {
+                Ok(ip) if ip.is_unspecified() || ip.is_multicast() => item.error(
+                    sink,
+                    format!("`{text}` cannot be a member's public address"),
+                ),
+                Ok(ip) if public_addresses.contains(&ip) => {
+                    item.error(sink, format!("`{text}` is listed twice"))
+                }
+                Ok(ip) => public_addresses.push(ip),
+                Err(_) => item.error(
+                    sink,
+                    format!("invalid IP address `{text}`: expected one such as \"203.0.113.5\" or \"2001:db8::5\""),
+                ),
+            }
+        }
+    }
+    let weight = fields
+        .get("weight")
+        .and_then(|i| i.int_in(sink, 1, 1000))
+        .map_or(DEFAULT_FLEET_WEIGHT, |n| n as u32);
     Some(Fleet {
+        public_addresses,
+        weight,
         name: name?,
         instance,
         redis: redis?,

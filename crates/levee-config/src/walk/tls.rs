@@ -6,7 +6,14 @@ use crate::error::Sink;
 use crate::model::{DEFAULT_HANDSHAKE_TIMEOUT, FileRef, ListenerTls, TlsCert, UpstreamTls};
 use crate::tree::{Fields, Item};
 
-pub(crate) const TLS_KEYS: &[&str] = &["certs", "client_ca", "alpn", "handshake_timeout", "hsts"];
+pub(crate) const TLS_KEYS: &[&str] = &[
+    "certs",
+    "client_ca",
+    "alpn",
+    "handshake_timeout",
+    "hsts",
+    "auto",
+];
 pub(crate) const CERT_KEYS: &[&str] = &["cert", "key", "names", "ocsp"];
 pub(crate) const UPSTREAM_TLS_KEYS: &[&str] = &["ca", "server_name", "client_cert", "client_key"];
 
@@ -16,12 +23,38 @@ const ALPN: &[&str] = &["h2", "http/1.1"];
 /// as with nginx's `http2 on`.
 const DEFAULT_ALPN: &[&str] = &["http/1.1"];
 
+/// `tls = "auto"` or a `[listener.tls]` table.
 pub(crate) fn listener_tls(sink: &mut Sink<'_>, item: &Item<'_, '_>) -> Option<ListenerTls> {
+    if let Some(text) = item.value.get_ref().as_str() {
+        if text != "auto" {
+            item.error(
+                sink,
+                format!("`{text}`: expected \"auto\" or a [listener.tls] table"),
+            );
+            return None;
+        }
+        return Some(ListenerTls {
+            certs: Vec::new(),
+            client_ca: None,
+            alpn: DEFAULT_ALPN.iter().map(|s| s.to_string()).collect(),
+            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+            hsts: None,
+            auto: true,
+        });
+    }
     let fields = Fields::of(sink, item, TLS_KEYS)?;
+    let auto = fields
+        .get("auto")
+        .and_then(|i| i.bool(sink))
+        .unwrap_or(false);
     let mut certs = Vec::new();
-    if let Some(list) = fields.require(sink, "certs") {
+    let list = match auto {
+        true => fields.get("certs"),
+        false => fields.require(sink, "certs"),
+    };
+    if let Some(list) = list {
         let elements = list.array(sink).unwrap_or_default();
-        if elements.is_empty() && list.value.get_ref().as_array().is_some() {
+        if elements.is_empty() && list.value.get_ref().as_array().is_some() && !auto {
             list.error(sink, "at least one certificate is needed");
         }
         certs = elements.iter().filter_map(|e| cert(sink, e)).collect();
@@ -52,6 +85,7 @@ pub(crate) fn listener_tls(sink: &mut Sink<'_>, item: &Item<'_, '_>) -> Option<L
             .and_then(|i| i.positive_duration(sink))
             .unwrap_or(DEFAULT_HANDSHAKE_TIMEOUT),
         hsts: fields.get("hsts").and_then(|i| i.duration(sink)),
+        auto,
     })
 }
 

@@ -5,19 +5,28 @@
 //!
 //! The body is never held back: the client gets each chunk as it arrives,
 //! and the copy stops (and the object is not stored) past
-//! `[cache] max_object_size`.
+//! `[cache] max_object_size`, or, with a disk tier, goes on in a file of
+//! the disk tier up to `[cache.disk] max_object_size` (a body announced
+//! larger than memory takes goes to the file from its first byte). A
+//! stored object within the shared tier's bound is also sent there by
+//! [`Fill::finish`], which then releases the fleet's lock on the key.
 
 use std::sync::Arc;
 
 use levee_cache::body::BodyCopy;
+use levee_cache::disk::DiskCopy;
 use levee_cache::flight::{Landing, Lead};
 use levee_cache::freshness::{Heuristic, Stored, age_field, fmt_http_date, stale_on_error};
 use levee_cache::key::KeySpec;
 use levee_cache::policy::{self, Rules};
+use levee_cache::shared::FleetLock;
 use levee_cache::stats::{Counters, STATS};
 use levee_cache::store::{Entry, Object, Storage, variant_key};
 use levee_cache::targeted::Control;
+use levee_cache::tiers::Source;
 use levee_cache::{Field, key};
+
+mod tiers;
 
 use super::setup::SiteCache;
 use super::unix_now;
@@ -43,6 +52,25 @@ pub struct Answer {
     pub detail: String,
     /// Lines for this client only: a 304's `Set-Cookie`, never stored.
     pub extra: Vec<u8>,
+    /// The tier it came from.
+    pub source: Source,
+}
+
+/// What [`Fill::finish`] sends to the shared tier.
+#[derive(Debug)]
+struct ToShare {
+    key: Vec<u8>,
+    entry: Entry,
+    /// For how long (seconds).
+    ttl: u64,
+    /// The Vary marker to put beside it.
+    marker: Option<Arc<[String]>>,
+    /// No local tier took them: this member sees them staged until the
+    /// shared tier has them.
+    staged: bool,
+    /// [`Tiers::purges`](levee_cache::tiers::Tiers::purges) when it was
+    /// stored locally.
+    purges: u64,
 }
 
 /// An object waiting for its body.
@@ -75,6 +103,16 @@ pub struct Fill<'a> {
     pending: Option<Pending>,
     /// The copy of the body being relayed.
     tee: Option<BodyCopy<'a>>,
+    /// The copy going to a disk tier file (too large for memory).
+    disk_tee: Option<DiskCopy<'a>>,
+    /// The tier `stale` came from.
+    stale_source: Source,
+    /// The fleet's lock on the key, when this member fetches for the fleet.
+    fleet_lock: Option<FleetLock>,
+    /// What to send to the shared tier once the body is stored.
+    share: Option<ToShare>,
+    /// Keys to remove from the shared tier (invalidated, retired).
+    share_remove: Vec<Vec<u8>>,
     landing: Landing,
     /// The flight this fill fetches for, landed as soon as the outcome is
     /// known: at the head for an uncacheable response, when stored for one
@@ -108,11 +146,26 @@ impl<'a> Fill<'a> {
             answer: None,
             pending: None,
             tee: None,
+            disk_tee: None,
+            stale_source: Source::Memory,
+            fleet_lock: None,
+            share: None,
+            share_remove: Vec::new(),
             landing: Landing::Failed,
             lead: None,
             spec: &route.spec,
             https,
         }
+    }
+
+    /// The tier the stale response came from.
+    pub fn stale_from(&mut self, source: Source) {
+        self.stale_source = source;
+    }
+
+    /// The fleet's lock on the key, released when the fill is done.
+    pub fn fleet_lock(&mut self, lock: Option<FleetLock>) {
+        self.fleet_lock = lock;
     }
 
     /// Makes this fill land `lead` (the key's flight).
@@ -190,6 +243,7 @@ impl<'a> Fill<'a> {
             obj: stale.clone(),
             detail,
             extra: Vec::new(),
+            source: self.stale_source,
         });
         Counters::add(&STATS.stale, 1);
         true
@@ -219,7 +273,8 @@ impl<'a> Fill<'a> {
                 })
                 .map(|(_, v)| v)
                 .collect();
-            super::invalidate(self.cache, self.spec, req, self.https, &locations);
+            let keys = super::invalidate(self.cache, self.spec, req, self.https, &locations);
+            self.share_remove.extend(keys);
         }
         self.landing = Landing::Uncacheable;
         let cache = self.cache;
@@ -229,16 +284,35 @@ impl<'a> Fill<'a> {
         } else {
             self.prepare(req, resp, now)
         };
-        self.tee = prepared.map(|(pending, expected)| {
-            self.landing = Landing::Failed;
-            self.pending = Some(pending);
-            let budget = cache.tier.store.in_flight();
-            BodyCopy::new(cache.config.max_object_size, expected, budget)
-        });
-        let copy = self.tee.is_some();
+        if let Some((pending, expected)) = prepared {
+            let store = &cache.tier.store;
+            // Copied in memory when memory or the shared tier takes it.
+            let shared_cap = store
+                .shared
+                .as_ref()
+                .map_or(0, |s| s.settings.max_object_size);
+            let copy_cap = cache.config.max_object_size.max(shared_cap);
+            if expected.is_some_and(|n| n > copy_cap) {
+                // Too large for memory: to a disk tier file from the start.
+                let key = self.object_key(&pending);
+                self.disk_tee = store
+                    .disk
+                    .as_ref()
+                    .and_then(|d| d.copy(&key, &pending.object, expected));
+            } else {
+                let budget = store.in_flight();
+                self.tee = Some(BodyCopy::new(copy_cap, expected, budget));
+            }
+            if self.tee.is_some() || self.disk_tee.is_some() {
+                self.landing = Landing::Failed;
+                self.pending = Some(pending);
+            }
+        }
+        let copy = self.pending.is_some();
         if !copy {
             // Waiters go to the upstream now, not after this body.
             self.land();
+            self.release_soon();
         }
         let mut status_line = Vec::new();
         if copy && resp.fields.get("date").is_none() {
@@ -285,7 +359,7 @@ impl<'a> Fill<'a> {
         )
         .ok()?;
         let expected = match resp.framing {
-            Framing::Length(n) if n > self.cache.config.max_object_size => return None,
+            Framing::Length(n) if n > self.cache.tier.store.max_object_anywhere() => return None,
             Framing::Length(n) => Some(n),
             _ => None,
         };
@@ -346,10 +420,11 @@ impl<'a> Fill<'a> {
             return false;
         };
         let object = Arc::new(self.updated(stale, resp));
-        self.cache
-            .tier
-            .store
-            .put(key.clone(), Entry::Object(object.clone()));
+        let store = &self.cache.tier.store;
+        let entry = Entry::Object(object.clone());
+        let purges = store.purges();
+        let local = store.put(key.clone(), entry.clone());
+        self.share_update(key.clone(), entry, local, purges);
         self.landing = Landing::Stored;
         self.land();
         let mut extra = Vec::new();
@@ -362,6 +437,7 @@ impl<'a> Fill<'a> {
             obj: object,
             detail: "hit; fwd=stale; fwd-status=304".to_owned(),
             extra,
+            source: self.stale_source,
         });
         true
     }
@@ -388,16 +464,21 @@ impl<'a> Fill<'a> {
         };
         let store = &self.cache.tier.store;
         if same("etag") && same("last-modified") && length_matches {
-            let object = self.updated(stale, resp);
-            store.put(key.clone(), Entry::Object(Arc::new(object)));
+            let entry = Entry::Object(Arc::new(self.updated(stale, resp)));
+            let purges = store.purges();
+            let local = store.put(key.clone(), entry.clone());
+            let key = key.clone();
+            self.share_update(key, entry, local, purges);
         } else {
             store.remove(key);
+            self.share_remove.push(key.clone());
         }
     }
 
     /// Whether the body is still being copied (not past the object cap).
     pub fn copying(&self) -> bool {
         self.tee.as_ref().is_some_and(|t| !t.overflowed())
+            || self.disk_tee.as_ref().is_some_and(|t| !t.overflowed())
     }
 
     /// The body is complete: store the object with it.
@@ -419,15 +500,41 @@ impl<'a> Fill<'a> {
         };
         object.body = body;
         let store = &self.cache.tier.store;
+        let ttl = store
+            .shared
+            .as_ref()
+            .map_or(0, |s| s.ttl(&object.meta, unix_now()));
         let entry = Entry::Object(Arc::new(object));
-        let stored = match vary {
-            None => store.put(self.key.clone(), entry),
-            Some((names, secondary)) => {
-                store.put(variant_key(&self.key, &secondary), entry)
-                    && store.put(self.key.clone(), Entry::Vary(names))
-            }
+        let (object_key, marker) = match vary {
+            None => (self.key.clone(), None),
+            Some((names, secondary)) => (variant_key(&self.key, &secondary), Some(names)),
         };
-        self.landing = if stored {
+        // Read before the store: a purge that begins after it is seen.
+        let purges = store.purges();
+        let local = store.put(object_key.clone(), entry.clone())
+            && marker
+                .as_ref()
+                .is_none_or(|names| store.put(self.key.clone(), Entry::Vary(names.clone())));
+        let shared = store.shared.as_ref().is_some_and(|s| s.takes(&entry));
+        if shared {
+            if !local {
+                // Only the shared tier takes it: staged, so this member
+                // (and the flight's waiters) see it before Redis has it.
+                store.stage(&object_key, Some(entry.clone()));
+                if let Some(names) = &marker {
+                    store.stage(&self.key, Some(Entry::Vary(names.clone())));
+                }
+            }
+            self.share = Some(ToShare {
+                key: object_key,
+                entry,
+                ttl,
+                marker,
+                staged: !local,
+                purges,
+            });
+        }
+        self.landing = if local || shared {
             Counters::add(&STATS.stored, 1);
             Landing::Stored
         } else {
@@ -439,14 +546,26 @@ impl<'a> Fill<'a> {
 
 impl BodySink for Fill<'_> {
     fn push(&mut self, data: &[u8]) {
+        if self
+            .tee
+            .as_ref()
+            .is_some_and(|t| !t.overflowed() && t.would_overflow(data.len()))
+            && self.cache.tier.store.disk.is_some()
+        {
+            self.move_to_disk();
+        }
         if let Some(t) = &mut self.tee {
             t.push(data);
+        } else if let Some(d) = &mut self.disk_tee {
+            d.push(data);
         }
     }
 
     fn complete(&mut self) {
         if let Some(t) = self.tee.take() {
             self.store(t);
+        } else if let Some(d) = self.disk_tee.take() {
+            self.store_disk(d);
         }
     }
 }

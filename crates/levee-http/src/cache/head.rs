@@ -20,12 +20,13 @@ use levee_upstream::Group;
 
 use super::fetch::{self, Behalf, Fetched};
 use super::fill::Fill;
-use super::{RouteCache, SiteCache, hit, lookup};
+use super::{RouteCache, SiteCache, hit};
 use crate::exchange::{Exchange, Next, Outcome};
 use crate::h1::{HeadLimits, Parsed, parse_request};
 use crate::message::RequestHead;
 use crate::proxy;
 use crate::site::Site;
+use levee_cache::tiers::Source;
 
 /// What a HEAD miss needs besides the request.
 pub(super) struct Miss<'a> {
@@ -36,6 +37,8 @@ pub(super) struct Miss<'a> {
     pub key: Vec<u8>,
     pub fwd: &'static str,
     pub stale: Option<(Arc<Object>, Vec<u8>)>,
+    /// The tier `stale` came from.
+    pub source: Source,
 }
 
 /// Fetches for `req` (a HEAD) with GET, as the lead of its key's flight,
@@ -50,6 +53,7 @@ pub(super) async fn fetch_as_get(
     let get = as_get(&ex.head)?;
     let https = ex.origin.https;
     let mut fill = Fill::new(m.cache, m.key.clone(), m.route, m.fwd, m.stale, https);
+    fill.stale_from(m.source);
     fill.lead(lead);
     fill.validate();
     let behalf = Behalf {
@@ -62,7 +66,7 @@ pub(super) async fn fetch_as_get(
         Ok(Fetched::Stored) => format!("fwd={}; stored", m.fwd),
         Ok(Fetched::Answer) => String::new(),
         Ok(Fetched::Uncacheable { head, status_line }) => {
-            fill.land();
+            fill.finish().await;
             Counters::add(&STATS.misses, 1);
             let (sent, keep_alive) = ex.send_upstream_head(&head, &status_line, site).await;
             let next = if sent && keep_alive {
@@ -82,16 +86,17 @@ pub(super) async fn fetch_as_get(
             String::new()
         }
     };
-    fill.land();
+    fill.finish().await;
     let answer = match fill.answer() {
         Some(answer) => answer.clone(),
         None => {
             let fields: Vec<levee_cache::Field<'_>> = ex.head.fields.iter().collect();
-            let obj = lookup(m.cache, &m.key, &fields)?;
+            let (obj, source) = super::tiers::after_wait(m.cache, &m.key, &fields).await?;
             super::fill::Answer {
                 obj,
                 detail,
                 extra: Vec::new(),
+                source,
             }
         }
     };

@@ -47,8 +47,20 @@ pub(super) fn spawn(r: Refresh) {
         // A refresh that landed between this request's lookup and now has
         // replaced the stale response already: nothing left to do.
         let (stale, key) = &r.stale;
-        let current = r.cache.tier.store.get(key);
-        if !matches!(current, Some(Entry::Object(o)) if Arc::ptr_eq(&o, stale)) {
+        // (A disk tier hit reads a new copy of the same response each
+        // time: the same head and times are the same response.)
+        // (A response only the shared tier holds is looked up there.)
+        let store = &r.cache.tier.store;
+        let mut current = store.get(key);
+        if current.is_none()
+            && let Some(shared) = &store.shared
+        {
+            current = shared.get(key).await.ok().flatten();
+        }
+        let same = |o: &Arc<Object>| {
+            Arc::ptr_eq(o, stale) || (o.meta == stale.meta && o.head == stale.head)
+        };
+        if current.is_some() && !matches!(current, Some(Entry::Object(o)) if same(&o)) {
             return;
         }
         let mut fill = Fill::new(
@@ -70,6 +82,6 @@ pub(super) fn spawn(r: Refresh) {
         if let Err(e) = fetched {
             tracing::debug!(error = %e, "background refresh failed");
         }
-        fill.land();
+        fill.finish().await;
     });
 }

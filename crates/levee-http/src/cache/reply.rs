@@ -2,6 +2,7 @@
 //! client's own conditionals (304) and ranges (206, multipart, 416).
 
 use bytes::Bytes;
+use levee_cache::body::Slice;
 use levee_cache::freshness::http_date;
 use levee_cache::store::Object;
 
@@ -10,7 +11,8 @@ use crate::message::{RequestHead, Version};
 use crate::static_files::range::{self, RangeDecision};
 use crate::static_files::{BodyPlan, multipart, new_boundary};
 
-/// A response made from a stored object: its head, then the body pieces.
+/// A response made from a stored object: its head, then the body as
+/// slices of memory or of the disk tier's file.
 #[derive(Debug)]
 pub struct Answer {
     pub status: u16,
@@ -19,12 +21,12 @@ pub struct Answer {
     /// Where in `head` the field lines are (without the status line,
     /// `Content-Length` and `Connection`): what HTTP/2 sends as HEADERS.
     pub fields: std::ops::Range<usize>,
-    pub body: Vec<Bytes>,
+    pub body: Vec<Slice>,
 }
 
 impl Answer {
     pub fn body_len(&self) -> u64 {
-        self.body.iter().map(|b| b.len() as u64).sum()
+        self.body.iter().map(Slice::len).sum()
     }
 }
 
@@ -75,7 +77,7 @@ pub(crate) fn answer(
     // RFC 9110 §8.6: no Content-Length on 204, and a 304 would announce the full body's.
     if status != 304 && status != 204 {
         head.extend_from_slice(b"Content-Length: ");
-        push_u64(&mut head, body.iter().map(|b| b.len() as u64).sum());
+        push_u64(&mut head, body.iter().map(Slice::len).sum());
         head.extend_from_slice(b"\r\n");
     }
     if !keep_alive {
@@ -96,7 +98,7 @@ pub(crate) fn answer(
 /// Status, body pieces and the fields that replace stored ones.
 struct Shape {
     status: u16,
-    body: Vec<Bytes>,
+    body: Vec<Slice>,
     extra: Vec<(&'static [u8], Vec<u8>)>,
 }
 
@@ -106,7 +108,7 @@ fn shape(obj: &Object, req: &RequestHead) -> Shape {
         (304, Vec::new(), Vec::new())
     } else {
         match ranges(obj, req) {
-            RangeDecision::Full => (obj.status, obj.body.pieces().to_vec(), Vec::new()),
+            RangeDecision::Full => (obj.status, obj.body.all(), Vec::new()),
             RangeDecision::Unsatisfiable => (
                 416,
                 Vec::new(),
@@ -118,7 +120,7 @@ fn shape(obj: &Object, req: &RequestHead) -> Shape {
             RangeDecision::Partial(parts) => match parts.as_slice() {
                 [one] => (
                     206,
-                    obj.body.range(one.start, one.len),
+                    obj.body.slices(one.start, one.len),
                     vec![(&b"Content-Range"[..], one.content_range(size).into_bytes())],
                 ),
                 many => {
@@ -131,10 +133,10 @@ fn shape(obj: &Object, req: &RequestHead) -> Shape {
                     let mut body = Vec::new();
                     if let BodyPlan::Multipart { parts, closing } = plan {
                         for p in parts {
-                            body.push(Bytes::from(p.preamble));
-                            body.extend(obj.body.range(p.start, p.len));
+                            body.push(Slice::Bytes(Bytes::from(p.preamble)));
+                            body.extend(obj.body.slices(p.start, p.len));
                         }
-                        body.push(Bytes::from(closing));
+                        body.push(Slice::Bytes(Bytes::from(closing)));
                     }
                     let ct = format!("multipart/byteranges; boundary={boundary}").into_bytes();
                     (206, body, vec![(&b"Content-Type"[..], ct)])

@@ -21,6 +21,7 @@ use crate::message::{Framing, RequestHead};
 use crate::pace::{self, PaceError};
 use crate::site::Site;
 use crate::stream::ClientStream;
+use levee_cache::body::Slice;
 
 /// Body bytes read before a server is chosen.
 const PREBUFFER: usize = 16 * 1024;
@@ -246,23 +247,46 @@ impl Client {
         hsts: Option<u64>,
         site: &Site,
     ) -> bool {
+        let body_len = answer.body_len();
         let mut head = answer.head;
         // A hit is the same response as the miss was: HSTS included.
         crate::respond::add_hsts(&mut head, hsts);
         let limit = site.timeouts.client_send;
-        if answer.body.iter().map(|b| b.len()).sum::<usize>() <= 16 * 1024 {
+        // A small response in memory goes out in one write; a large one
+        // piece by piece under the client's minimum progress (pace.rs), as
+        // a relayed body does, and a disk tier body with `sendfile`.
+        let in_memory = answer.body.iter().all(|s| matches!(s, Slice::Bytes(_)));
+        if in_memory && body_len <= 16 * 1024 {
             let mut all = head;
-            for piece in &answer.body {
-                all.extend_from_slice(piece);
+            for slice in &answer.body {
+                if let Slice::Bytes(b) = slice {
+                    all.extend_from_slice(b);
+                }
             }
             return pace::write_all(&mut self.stream, &all, limit).await.is_ok();
         }
-        let mut result = pace::write_all(&mut self.stream, &head, limit).await;
-        for piece in &answer.body {
-            if result.is_ok() {
-                result = pace::write_all(&mut self.stream, piece, limit).await;
+        if pace::write_all(&mut self.stream, &head, limit)
+            .await
+            .is_err()
+        {
+            return false;
+        }
+        for slice in &answer.body {
+            let ok = match slice {
+                Slice::Bytes(b) => pace::write_all(&mut self.stream, b, limit).await.is_ok(),
+                Slice::File { region, start, len } => {
+                    let sent = self.send_file(&region.file, *start, *len, site).await;
+                    if let Err(e) = &sent {
+                        // The head is out: all that is left is to close.
+                        tracing::debug!(peer = %self.peer, error = %e, "cache: disk tier body stopped");
+                    }
+                    sent.is_ok()
+                }
+            };
+            if !ok {
+                return false;
             }
         }
-        result.is_ok()
+        true
     }
 }

@@ -28,6 +28,7 @@ use crate::exchange::Reply;
 use crate::message::{Framing, RequestHead, ResponseHead};
 use crate::pace::Progress;
 use crate::site::Site;
+use levee_cache::body::Slice;
 pub(crate) use send::Window;
 use send::{Fault, cut_slow, data};
 
@@ -298,14 +299,14 @@ impl Stream {
         &mut self,
         status: u16,
         lines: &[u8],
-        body: Vec<Bytes>,
+        body: Vec<Slice>,
         head_only: bool,
         hsts: Option<u64>,
     ) -> bool {
         let Some(mut response) = head::with_status(status) else {
             return self.unfit();
         };
-        let len: u64 = body.iter().map(|b| b.len() as u64).sum();
+        let len: u64 = body.iter().map(Slice::len).sum();
         let headers = response.headers_mut();
         head::append_lines(headers, lines);
         if status != 304 && status != 204 {
@@ -316,8 +317,18 @@ impl Stream {
         if !self.start(response, len == 0, hsts) {
             return false;
         }
-        for piece in body {
-            if !piece.is_empty() && !self.own_data(piece).await {
+        if head_only {
+            return true;
+        }
+        for slice in body {
+            let ok = match slice {
+                Slice::Bytes(piece) => piece.is_empty() || self.own_data(piece).await,
+                // A disk tier body, read a frame at a time as a static file is.
+                Slice::File { region, start, len } => {
+                    self.send_file(&region.file, start, len).await.is_ok()
+                }
+            };
+            if !ok {
                 return false;
             }
         }

@@ -187,12 +187,12 @@ fn allowed_countries_and_disabled_mirrors() {
         Answer::Local
     ));
     let s = set("disabled", vec![mirror("a", "DE", false)]);
-    assert!(s.switch("a", false));
+    assert_eq!(s.switch("a", false).expect("saved"), edits::Outcome::Done);
     assert!(matches!(
         s.decide(&ask(b"big file.iso", b"")),
         Answer::Local
     ));
-    assert!(s.switch("a", true));
+    assert_eq!(s.switch("a", true).expect("saved"), edits::Outcome::Done);
     assert!(matches!(
         s.decide(&ask(b"big file.iso", b"")),
         Answer::Redirect { .. }

@@ -1,6 +1,13 @@
 //! A levee with a caching route in front of a real nginx origin whose
 //! locations set the caching fields the cache tests need. Every test counts
 //! the requests that reached the origin in nginx's access log.
+//!
+//! The tier matrix: with `LEVEE_TEST_CACHE_TIER=disk` (or `shared`) every
+//! cache test runs with a memory tier that takes nothing (`max_object_size
+//! = 1`) and a disk tier (or a fleet with a real Redis as shared tier), so
+//! every hit comes from that tier. Responses are checked to say so
+//! (`Cache-Status: …; tier=disk`) and the parameter is then removed, so
+//! the same assertions hold for every tier (scripts/test runs all three).
 
 use std::thread;
 use std::time::Duration;
@@ -110,6 +117,57 @@ pub struct Bench {
     pub admin: u16,
     /// The config levee started with.
     pub config: String,
+    /// The tier every hit must come from (`None`: memory).
+    pub tier: Option<&'static str>,
+    /// The shared tier's Redis, for `LEVEE_TEST_CACHE_TIER=shared`.
+    pub redis: Option<Redis>,
+    /// The disk tier's directory.
+    pub disk: Option<TempDir>,
+}
+
+/// The disk tier's state in a `/cache` answer ("" without one).
+pub fn disk_state(body: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v["disk"]["state"].as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+/// The tier the matrix runs against (`LEVEE_TEST_CACHE_TIER`).
+pub fn matrix_tier() -> Option<&'static str> {
+    match std::env::var("LEVEE_TEST_CACHE_TIER").as_deref() {
+        Ok("disk") => Some("disk"),
+        Ok("shared") => Some("shared"),
+        Ok("memory") | Ok("") | Err(_) => None,
+        Ok(other) => panic!("LEVEE_TEST_CACHE_TIER={other}: expected memory, disk or shared"),
+    }
+}
+
+/// Removes `; tier=T` from a response's `Cache-Status`, checking that an
+/// answer from the store came from `tier` (when the test did not size the
+/// memory tier itself, `strict`).
+pub fn strip_tier(r: &mut Response, tier: Option<&str>, strict: bool) {
+    for (name, value) in r.headers.iter_mut() {
+        if !name.eq_ignore_ascii_case("cache-status") {
+            continue;
+        }
+        let said = value
+            .split("; ")
+            .find_map(|p| p.strip_prefix("tier="))
+            .map(str::to_owned);
+        if let Some(t) = &said {
+            *value = value.replace(&format!("; tier={t}"), "");
+        }
+        // A shared object is there once Redis has it: a round trip after
+        // the miss's last byte, so a request right after it may wait for
+        // it. Answered from the tier all the same.
+        if tier == Some("shared") && said.as_deref() == Some("shared") {
+            *value = value.replace("levee; hit; collapsed", "levee; hit");
+        }
+        if value.starts_with("levee; hit") && (strict || said.is_some()) {
+            assert_eq!(said.as_deref(), tier, "the tier of `{value}`");
+        }
+    }
 }
 
 pub fn start(route: &str, tail: &str) -> Bench {
@@ -151,14 +209,52 @@ pub fn start(route: &str, tail: &str) -> Bench {
     }
     let setup = LeveeSetup::new();
     let admin = free_port();
-    let text = config(&setup, admin, &nginx.addr(), route, tail);
+    let tier = matrix_tier();
+    let sized = tail.contains("max_object_size");
+    let (mut redis, mut disk) = (None, None);
+    let tail = match tier {
+        None => tail.to_owned(),
+        Some(t) => {
+            let memory = if sized { "" } else { "max_object_size = 1\n" };
+            // A test that sizes objects means every tier's cap.
+            let cap = tail
+                .lines()
+                .find(|l| l.starts_with("max_object_size"))
+                .map(|l| format!("{l}\n"))
+                .unwrap_or_default();
+            let extra = if t == "disk" {
+                let dir = TempDir::new("cache-disk");
+                let text = format!(
+                    "\n[cache.disk]\npath = \"{}\"\nmax_size = \"64m\"\n{cap}",
+                    dir.path().display()
+                );
+                disk = Some(dir);
+                text
+            } else {
+                let r = Redis::start();
+                let text = format!(
+                    "\n[cache.shared]\ntimeout = \"1s\"\n{cap}\n[fleet]\nname = \"matrix\"\nredis = \"redis://127.0.0.1:{}\"\ntimeout = \"1s\"\n",
+                    r.port
+                );
+                redis = Some(r);
+                text
+            };
+            format!("{memory}{tail}{extra}")
+        }
+    };
+    let text = config(&setup, admin, &nginx.addr(), route, &tail);
     let levee = setup.start(&text);
-    Bench {
+    let b = Bench {
         nginx,
         levee,
         admin,
         config: text,
-    }
+        tier,
+        redis,
+        disk,
+    };
+    b.wait_ready();
+    b
 }
 
 /// Answered from the store, without waiting for a fetch. levee stores a
@@ -169,6 +265,65 @@ pub fn is_hit(r: &Response) -> bool {
 }
 
 impl Bench {
+    /// Waits until the disk tier has read its journal (before that every
+    /// lookup misses), and the fleet has reached Redis.
+    pub fn wait_ready(&self) {
+        let Some(t) = self.tier else { return };
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let (status, body) = admin_request(self.admin, "GET", "/cache", "");
+            let ready = status == 200
+                && match t {
+                    "disk" => disk_state(&body) == "ready",
+                    _ => metric(self.admin, "levee_fleet_redis_up") == Some(1.0),
+                };
+            if ready {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the {t} tier is not ready: {body}"
+            );
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Entries held by the tier under test: the memory store's, the disk
+    /// tier's, or the objects in the shared tier's Redis.
+    pub fn entries(&self) -> f64 {
+        match (self.tier, &self.redis) {
+            (Some("shared"), Some(r)) => r
+                .cli(&["--scan", "--pattern", "{matrix}:c:*"])
+                .lines()
+                .count() as f64,
+            (Some("disk"), _) => metric(self.admin, "levee_cache_disk_entries").unwrap_or(-1.0),
+            _ => metric(self.admin, "levee_cache_entries").unwrap_or(-1.0),
+        }
+    }
+
+    /// Bytes held by the tier under test (see [`Bench::entries`]).
+    pub fn bytes(&self) -> f64 {
+        match (self.tier, &self.redis) {
+            (Some("shared"), Some(r)) => r
+                .cli(&["--scan", "--pattern", "{matrix}:c:*"])
+                .lines()
+                .filter_map(|k| r.cli(&["STRLEN", k]).trim().parse::<f64>().ok())
+                .sum(),
+            (Some("disk"), _) => metric(self.admin, "levee_cache_disk_bytes").unwrap_or(-1.0),
+            _ => metric(self.admin, "levee_cache_bytes").unwrap_or(-1.0),
+        }
+    }
+
+    /// A response as the tests compare it: see [`strip_tier`].
+    pub fn normal(&self, mut r: Response) -> Response {
+        strip_tier(
+            &mut r,
+            self.tier,
+            !self.config.contains("max_object_size = \""),
+        );
+        r
+    }
+
     /// `n` clients at once on their own connections, each getting `path`.
     pub fn parallel_gets(&self, path: &'static str, n: usize) -> Vec<Response> {
         let port = self.levee.port;
@@ -186,7 +341,7 @@ impl Bench {
             .collect();
         clients
             .into_iter()
-            .map(|c| c.join().expect("client thread"))
+            .map(|c| self.normal(c.join().expect("client thread")))
             .collect()
     }
 
@@ -195,7 +350,7 @@ impl Bench {
         let mut conn = RawConn::connect(self.levee.port);
         let req = format!("{method} {path} HTTP/1.1\r\nHost: site\r\n{headers}\r\n");
         conn.send(req.as_bytes());
-        conn.read_response(method)
+        self.normal(conn.read_response(method))
     }
 
     pub fn get(&self, path: &str) -> Response {

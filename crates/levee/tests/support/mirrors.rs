@@ -321,7 +321,14 @@ pub fn wait_up(admin: u16, names: &[&str]) {
 
 /// The JSON of mirror `name` from the control API.
 pub fn mirror_state(admin: u16, name: &str) -> serde_json::Value {
-    let (_, body) = admin_request(admin, "GET", "/mirrors/dl", "");
+    find_mirror(admin, name).unwrap_or_else(|| panic!("no mirror {name} in set dl"))
+}
+
+/// The JSON of mirror `name` from the control API; `None` when the set
+/// does not list it.
+pub fn find_mirror(admin: u16, name: &str) -> Option<serde_json::Value> {
+    let (status, body) = admin_request(admin, "GET", "/mirrors/dl", "");
+    assert_eq!(status, 200, "{body}");
     let v: serde_json::Value = serde_json::from_str(&body).expect("JSON");
     v["mirrors"]
         .as_array()
@@ -329,7 +336,6 @@ pub fn mirror_state(admin: u16, name: &str) -> serde_json::Value {
         .iter()
         .find(|m| m["name"] == name)
         .cloned()
-        .unwrap_or_else(|| panic!("no mirror {name} in {body}"))
 }
 
 /// The full world: tree, four mirrors (de1 weight 300, de2 weight 100, fr

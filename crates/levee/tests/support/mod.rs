@@ -14,7 +14,9 @@ mod dnsmasq;
 mod dovecot;
 mod levee;
 mod mirrors;
+mod named;
 mod nginx;
+mod pebble;
 mod postfix;
 mod python;
 mod redis;
@@ -33,7 +35,11 @@ pub use dovecot::*;
 pub use levee::*;
 #[allow(unused_imports)]
 pub use mirrors::*;
+#[allow(unused_imports)]
+pub use named::*;
 pub use nginx::*;
+#[allow(unused_imports)]
+pub use pebble::*;
 #[allow(unused_imports)]
 pub use postfix::*;
 #[allow(unused_imports)]

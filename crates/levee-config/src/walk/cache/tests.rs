@@ -122,3 +122,85 @@ fn targeted_field_errors() {
         ["t.toml:7:26: route[0].cache_strip_set_cookie: only applies with `cache = true`"]
     );
 }
+
+const FLEET: &str = "[fleet]\nname = \"f\"\nredis = \"redis://127.0.0.1\"\n";
+
+#[test]
+fn disk_and_shared_tiers_become_the_model_and_survive_a_round_trip() {
+    let text = format!(
+        "{BASE}{FLEET}[cache.disk]\npath = \"/var/cache/levee\"\nmax_size = \"10g\"\nmax_object_size = \"100m\"\nfsync = true\n\
+         [cache.shared]\nstore = \"redis\"\nmax_object_size = \"512k\"\ntimeout = \"30ms\"\nlock_lease = \"5s\"\nlock_wait = \"1s\"\n"
+    );
+    let config = ok(&text);
+    let disk = config.cache.disk.as_ref().expect("[cache.disk]");
+    assert_eq!(disk.path, std::path::Path::new("/var/cache/levee"));
+    assert_eq!(disk.max_size, 10 << 30);
+    assert_eq!(disk.max_object_size, 100 << 20);
+    assert!(disk.fsync);
+    let shared = config.cache.shared.as_ref().expect("[cache.shared]");
+    assert_eq!(shared.store, crate::model::SharedStore::Redis);
+    assert_eq!(shared.max_object_size, 512 << 10);
+    assert_eq!(shared.timeout, Duration::from_millis(30));
+    assert_eq!(shared.lock_lease, Duration::from_secs(5));
+    assert_eq!(shared.lock_wait, Duration::from_secs(1));
+    assert_eq!(ok(&to_toml(&config)).cache, config.cache);
+    // Defaults: Redis, 1 MB; the disk's objects up to 1 GB or its size.
+    let config = ok(&format!(
+        "{BASE}{FLEET}[cache.disk]\npath = \"/c\"\nmax_size = \"64m\"\n[cache.shared]\n"
+    ));
+    let disk = config.cache.disk.as_ref().expect("[cache.disk]");
+    assert_eq!((disk.max_object_size, disk.fsync), (64 << 20, false));
+    assert_eq!(
+        config.cache.shared,
+        Some(crate::model::SharedCache::default())
+    );
+    assert_eq!(ok(&to_toml(&config)).cache, config.cache);
+}
+
+#[test]
+fn tier_errors_name_their_keys() {
+    assert_eq!(
+        errors_of(&format!(
+            "{BASE}[cache.disk]\npath = \"cache\"\nmax_size = \"1k\"\nmax_object_size = \"2g\"\n"
+        )),
+        [
+            "t.toml:6:8: cache.disk.path: `cache` is not an absolute path",
+            "t.toml:7:12: cache.disk.max_size: must be at least 1m",
+        ]
+    );
+    assert_eq!(
+        errors_of(&format!(
+            "{BASE}[cache.disk]\nmax_size = \"1g\"\nmax_object_size = \"2g\"\n"
+        )),
+        [
+            "t.toml:5:1: cache.disk.path: missing required key `path`",
+            "t.toml:7:19: cache.disk.max_object_size: must be greater than zero and at most `max_size`",
+        ]
+    );
+    assert_eq!(
+        errors_of(&format!("{BASE}[cache.shared]\nmax_object_size = \"1m\"\n")),
+        [
+            "t.toml:5:1: cache.shared: the shared cache tier needs a [fleet] section (docs/cache.md, \"Tiers\")"
+        ]
+    );
+    assert_eq!(
+        errors_of(&format!(
+            "{BASE}{FLEET}[cache.shared]\nstore = \"memcached\"\nmax_object_size = \"100m\"\nlock_wait = \"0s\"\n"
+        )),
+        [
+            "t.toml:9:9: cache.shared.store: `store = \"memcached\"` needs `memcached = [\"host:port\", …]`",
+            "t.toml:9:9: cache.shared.store: memcached is not available yet as the shared tier: use \"redis\" (the fleet's Redis)",
+            "t.toml:10:19: cache.shared.max_object_size: must be greater than zero and at most 64m",
+            "t.toml:11:13: cache.shared.lock_wait: must be greater than zero",
+        ]
+    );
+    assert_eq!(
+        errors_of(&format!(
+            "{BASE}{FLEET}[cache.shared]\nstore = \"etcd\"\nmemcached = \"nohost\"\n"
+        )),
+        [
+            "t.toml:9:9: cache.shared.store: `etcd` is not a shared store: \"redis\" or \"memcached\"",
+            "t.toml:10:13: cache.shared.memcached: `nohost` is not host:port",
+        ]
+    );
+}

@@ -1,5 +1,5 @@
 use bytes::Bytes;
-use levee_cache::body::Body;
+use levee_cache::body::{Body, Slice};
 use levee_cache::freshness::Stored;
 use levee_cache::policy::Head;
 use levee_cache::store::Object;
@@ -98,7 +98,15 @@ fn conditionals_prefer_if_none_match() {
 fn ranges_and_if_range() {
     let o = object();
     let a = answer(&o, &get("Range: bytes=-3\r\n"), 0, b"", true);
-    assert_eq!((a.status, a.body.concat()), (206, b"789".to_vec()));
+    let bytes: Vec<u8> = a
+        .body
+        .iter()
+        .flat_map(|s| match s {
+            Slice::Bytes(b) => b.to_vec(),
+            Slice::File { .. } => panic!("a memory body"),
+        })
+        .collect();
+    assert_eq!((a.status, bytes), (206, b"789".to_vec()));
     assert!(text(&a).contains("Content-Range: bytes 7-9/10\r\n"));
     let stale = answer(
         &o,
