@@ -72,10 +72,15 @@ pub async fn serve(
         // that stop at levee from the client.
         let https = ex.origin.https;
         let mut fill = Fill::new(cache, Vec::new(), route, "bypass", None, https);
-        let out = Box::pin(forward(ex, site, group, preserve_host, &mut fill)).await;
-        // What it invalidated goes from the shared tier too.
-        fill.finish().await;
-        return out;
+        // What it invalidated goes from the shared tier too (finish).
+        return Box::pin(forward_and_finish(
+            ex,
+            site,
+            group,
+            preserve_host,
+            &mut fill,
+        ))
+        .await;
     }
     let cc: Vec<&[u8]> = levee_cache::values(&fields, "cache-control").collect();
     let directives = RequestDirectives::parse(&cc);
@@ -88,10 +93,13 @@ pub async fn serve(
         &fields,
     );
     let mut looked = tiers::lookup_keyed(cache, &key, &fields);
-    if looked.is_none() {
+    if looked.is_none() && cache.tier.store.shared.is_some() {
         // Asked by every local miss, so a stale shared response is
         // revalidated or stands in for a failed upstream as a local one.
-        looked = tiers::find_shared(cache, &key, &fields).await;
+        // Boxed, as the shared tier's other asks below: their state would
+        // widen every connection's future (conn.rs's size test), and only
+        // a fleet's shared cache pays the box.
+        looked = Box::pin(tiers::find_shared(cache, &key, &fields)).await;
     }
     let (found, source) = match looked {
         Some((obj, stored_under, source)) => (Some((obj, stored_under)), source),
@@ -177,7 +185,7 @@ pub async fn serve(
         Join::Wait(waiter) => {
             Counters::add(&STATS.coalesced, 1);
             if waiter.wait(cache.config.lock_timeout).await == Landing::Stored
-                && let Some((obj, source)) = tiers::after_wait(cache, &key, &fields).await
+                && let Some((obj, source)) = Box::pin(tiers::after_wait(cache, &key, &fields)).await
             {
                 Counters::add(&STATS.hits, 1);
                 let served = Served::plain(&obj, "hit; collapsed", source);
@@ -198,7 +206,7 @@ pub async fn serve(
                 let fields: Vec<Field<'_>> = ex.head.fields.iter().collect();
                 let cc: Vec<&[u8]> = levee_cache::values(&fields, "cache-control").collect();
                 let directives = RequestDirectives::parse(&cc);
-                tiers::ask_shared(cache, &key, &fields, &directives).await
+                Box::pin(tiers::ask_shared(cache, &key, &fields, &directives)).await
             };
             match asked {
                 tiers::Asked::Hit(obj) => {
@@ -230,12 +238,32 @@ pub async fn serve(
     // Boxed, like the bypass above and the HEAD miss: a fill's state would
     // otherwise widen every connection's future by ~2 KB (conn.rs's size
     // test), and a miss allocates far more than this one box anyway.
-    let out = Box::pin(forward(ex, site, group, preserve_host, &mut fill)).await;
-    fill.finish().await;
+    let out = Box::pin(forward_and_finish(
+        ex,
+        site,
+        group,
+        preserve_host,
+        &mut fill,
+    ))
+    .await;
     match fill.answer().cloned() {
         Some(answer) => hit(ex, site, route, &Served::from(&answer)).await,
         None => out,
     }
+}
+
+/// [`forward`], then the fill finished (landed; stored in or purged from
+/// the shared tier): one future, which the caller boxes.
+async fn forward_and_finish(
+    ex: &mut Exchange<'_>,
+    site: &Site,
+    group: &Group,
+    preserve_host: bool,
+    fill: &mut Fill<'_>,
+) -> Outcome {
+    let out = forward(ex, site, group, preserve_host, fill).await;
+    fill.finish().await;
+    out
 }
 
 /// The proxy's phases with the cache fill between receive and respond:

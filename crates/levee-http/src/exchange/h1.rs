@@ -275,7 +275,10 @@ impl Client {
             let ok = match slice {
                 Slice::Bytes(b) => pace::write_all(&mut self.stream, b, limit).await.is_ok(),
                 Slice::File { region, start, len } => {
-                    let sent = self.send_file(&region.file, *start, *len, site).await;
+                    // Boxed: the file sender's state would widen every
+                    // connection's future (conn.rs's size test); a disk
+                    // tier body pays one box next to its sendfile calls.
+                    let sent = Box::pin(self.send_file(&region.file, *start, *len, site)).await;
                     if let Err(e) = &sent {
                         // The head is out: all that is left is to close.
                         tracing::debug!(peer = %self.peer, error = %e, "cache: disk tier body stopped");
