@@ -41,27 +41,13 @@ mod start;
 /// Initial read size for a request head; grows up to `limits.max_header_bytes`.
 pub(crate) const HEAD_CHUNK: usize = 4096;
 
-/// The target of the connection and request spans: `[log] level =
-/// "info,levee::span=debug"` turns them on (docs/operations.md, "Logs").
-pub const SPAN_TARGET: &str = "levee::span";
+pub use crate::serve::SPAN_TARGET;
 
 /// A connection's span: what every line logged on its behalf carries.
 /// At debug level, so off by default: an enabled span costs an allocation
 /// when made and, in `EnvFilter`, a shared lock on each poll of its task.
 pub fn span(listener: SocketAddr, peer: SocketAddr) -> tracing::Span {
     tracing::debug_span!(target: SPAN_TARGET, "conn", %listener, %peer)
-}
-
-/// A request's span, inside its connection's; `request_id` is declared for
-/// the request ids to fill. Its fields are formatted only when it is on.
-pub(crate) fn request_span(head: &RequestHead) -> tracing::Span {
-    tracing::debug_span!(
-        target: SPAN_TARGET,
-        "request",
-        method = %String::from_utf8_lossy(head.method()),
-        path = %String::from_utf8_lossy(head.path()),
-        request_id = tracing::field::Empty,
-    )
 }
 
 /// Serves one client connection until it closes, after the TLS handshake
@@ -206,7 +192,7 @@ async fn exchange(client: &mut Client, listener: &ListenerCtx, served: u64) -> N
     let https = crate::stream::is_https(&client.stream);
     let origin = origin::resolve(&head, client.peer.ip(), https, site.trust(listener.addr));
     let _in_flight = listener.shared.begin();
-    let span = request_span(&head);
+    let span = serve::request_span(&head);
     let mut ex = Exchange::h1(head, origin, client);
     let (done, routed) = serve::serve(&mut ex, listener.addr, shared, &site, served)
         .instrument(span)

@@ -142,3 +142,19 @@ pub(crate) fn log(
         upstream: outcome.upstream,
     });
 }
+
+/// A request's span, inside its connection's; `request_id` is declared for
+/// the request ids to fill. Its fields are formatted only when it is on.
+pub(crate) fn request_span(head: &RequestHead) -> tracing::Span {
+    tracing::debug_span!(
+        target: SPAN_TARGET,
+        "request",
+        method = %String::from_utf8_lossy(head.method()),
+        path = %String::from_utf8_lossy(head.path()),
+        request_id = tracing::field::Empty,
+    )
+}
+
+/// The target of the connection and request spans: `[log] level =
+/// "info,levee::span=debug"` turns them on (docs/operations.md, "Logs").
+pub const SPAN_TARGET: &str = "levee::span";

@@ -44,7 +44,7 @@ pub(super) async fn serve(
     let mut stream = Stream::new(body, respond, &site, conn.local);
     let mut ex = Exchange::h2(head, origin, conn.peer, conn.hsts, &mut stream);
     let listener = &conn.listener;
-    let span = crate::conn::request_span(&ex.head);
+    let span = serve::request_span(&ex.head);
     let (mut done, routed) = serve::serve(&mut ex, listener.addr, &listener.shared, &site, 0)
         .instrument(span)
         .await;
