@@ -43,7 +43,7 @@ impl Drop for Published {
 }
 
 /// Orders a certificate for `name` and returns it with its new key.
-pub async fn issue(
+pub(crate) async fn issue(
     account: &Account,
     name: &str,
     settings: &Settings,

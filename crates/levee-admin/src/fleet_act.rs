@@ -24,17 +24,17 @@ use crate::server::Reply;
 
 /// How long the answer waits for the members' outcomes: each acts as the
 /// message arrives, so this bounds a member cut off from Redis.
-pub const WAIT: Duration = Duration::from_secs(5);
+pub(crate) const WAIT: Duration = Duration::from_secs(5);
 
 /// Whether `POST path` with `body` asks for a fleet-wide server action.
-pub fn wanted(method: &str, path: &str, body: &[u8]) -> bool {
+pub(crate) fn wanted(method: &str, path: &str, body: &[u8]) -> bool {
     method == "POST"
         && path.starts_with("/upstreams/")
         && serde_json::from_slice::<Value>(body)
             .is_ok_and(|v| v.get("fleet").and_then(Value::as_bool) == Some(true))
 }
 
-pub async fn handle(path: &str, body: &[u8]) -> Reply {
+pub(crate) async fn handle(path: &str, body: &[u8]) -> Reply {
     let segments: Vec<String> = path
         .split('/')
         .filter(|s| !s.is_empty())

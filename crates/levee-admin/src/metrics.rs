@@ -638,7 +638,7 @@ fn mirror_series(out: &mut String, name: &str, site: &Site) {
 }
 
 fn listener_series(out: &mut String, name: &str) {
-    for (addr, stats) in levee_upstream::stats::all_listeners() {
+    for (addr, stats) in levee_http::listener::stats::all_listeners() {
         let value = if name == LISTENER_CONNECTIONS {
             stats.connections.load(Relaxed)
         } else {

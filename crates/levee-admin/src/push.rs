@@ -33,14 +33,14 @@ const POLL: Duration = Duration::from_millis(100);
 
 /// What the audit line says of a push: its hash and members, never the
 /// config (it may hold a mail master password).
-pub fn audit_target(body: &[u8]) -> String {
+pub(crate) fn audit_target(body: &[u8]) -> String {
     let Ok(v) = serde_json::from_slice::<Value>(body) else {
         return String::new();
     };
     json!({ "hash": v.get("hash"), "members": v.get("members") }).to_string()
 }
 
-pub async fn handle(body: &[u8]) -> Reply {
+pub(crate) async fn handle(body: &[u8]) -> Reply {
     let Some(fleet) = levee_fleet::current() else {
         return Reply::error(404, "levee runs without a [fleet] section");
     };

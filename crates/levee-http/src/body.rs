@@ -24,11 +24,11 @@ use crate::message::Framing;
 use crate::pace::{self, PaceError};
 
 /// Read size while relaying a body.
-pub const RELAY_CHUNK: usize = 16 * 1024;
+pub(crate) const RELAY_CHUNK: usize = 16 * 1024;
 
 /// How the body leaves levee.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Output {
+pub(crate) enum Output {
     /// The coded bytes as they came (chunked stays chunked, trailers kept
     /// but those `h1::chunked` says are never forwarded).
     AsIs,
@@ -96,7 +96,7 @@ fn done(sink: &mut Option<&mut dyn BodySink>) {
 
 /// Limits and deadlines of one relay.
 #[derive(Debug, Clone, Copy)]
-pub struct Relay {
+pub(crate) struct Relay {
     pub framing: Framing,
     pub output: Output,
     pub read_timeout: Duration,
@@ -113,13 +113,13 @@ impl Relay {
     /// `tee`, if any, gets a copy of the body data. With `spare` (the
     /// receiver is the client), the receiver is watched while the sender is
     /// waited for, and what it sends meanwhile goes to `spare`.
-    pub async fn run<'a, D: Socket + Watch>(
+    pub(crate) async fn run<'a, D: Socket + Watch>(
         &self,
         src: &mut impl Socket,
         pending: &mut BytesMut,
         dst: &'a mut D,
         head: Vec<u8>,
-        tee: Option<&'a mut dyn BodySink>,
+        tee: Option<&mut dyn BodySink>,
         spare: Option<&'a mut BytesMut>,
     ) -> Result<u64, Stopped> {
         let mut out = Out {
@@ -169,7 +169,7 @@ impl Relay {
         &self,
         src: &mut impl Socket,
         pending: &mut BytesMut,
-        out: &mut Out<'_, D>,
+        out: &mut Out<'_, '_, D>,
     ) -> Result<usize, RelayError> {
         if !out.head.is_empty() {
             self.write(out, &[]).await?;
@@ -186,7 +186,11 @@ impl Relay {
         }
     }
 
-    async fn write(&self, out: &mut Out<'_, impl Socket>, bytes: &[u8]) -> Result<(), RelayError> {
+    async fn write(
+        &self,
+        out: &mut Out<'_, '_, impl Socket>,
+        bytes: &[u8],
+    ) -> Result<(), RelayError> {
         let result = if out.head.is_empty() {
             pace::write_all(out.dst, bytes, self.write_timeout).await
         } else {
@@ -209,7 +213,7 @@ impl Relay {
         &self,
         src: &mut impl Socket,
         pending: &mut BytesMut,
-        out: &mut Out<'_, impl Socket + Watch>,
+        out: &mut Out<'_, '_, impl Socket + Watch>,
         total: u64,
     ) -> Result<u64, RelayError> {
         if self.limit.is_some_and(|max| total > max) {
@@ -241,7 +245,7 @@ impl Relay {
         &self,
         src: &mut impl Socket,
         pending: &mut BytesMut,
-        out: &mut Out<'_, impl Socket + Watch>,
+        out: &mut Out<'_, '_, impl Socket + Watch>,
     ) -> Result<u64, RelayError> {
         let mut decoder = ChunkedDecoder::default();
         let mut sent = 0u64;
@@ -298,7 +302,7 @@ impl Relay {
         &self,
         src: &mut impl Socket,
         pending: &mut BytesMut,
-        out: &mut Out<'_, impl Socket + Watch>,
+        out: &mut Out<'_, '_, impl Socket + Watch>,
     ) -> Result<u64, RelayError> {
         let mut sent = 0u64;
         loop {
@@ -315,10 +319,10 @@ impl Relay {
 }
 
 /// The receiving side of a relay, with a head still to go out first.
-struct Out<'a, D> {
+struct Out<'a, 't, D> {
     head: Vec<u8>,
     dst: &'a mut D,
-    tee: Option<&'a mut dyn BodySink>,
+    tee: Option<&'t mut dyn BodySink>,
     /// Where a watched receiver's own bytes go (see `Relay::run`).
     spare: Option<&'a mut BytesMut>,
     /// Body bytes written so far.

@@ -13,11 +13,12 @@
 //! The RFC 9111 rules live in `levee-cache`; this module applies them to
 //! levee's requests and sockets.
 
+mod fetch;
 pub mod fill;
 mod head;
 mod purge;
 mod refresh;
-mod reply;
+pub(crate) mod reply;
 pub mod setup;
 mod tiers;
 
@@ -32,12 +33,11 @@ use levee_cache::tiers::Source;
 use levee_cache::{Field, key};
 use levee_upstream::Group;
 
-use crate::conn::{Client, Next};
+use crate::exchange::{Exchange, Next, Outcome, Reply};
 use crate::message::{Framing, RequestHead};
-use crate::proxy::{self, Outcome};
-use crate::respond;
+use crate::proxy;
 use crate::site::Site;
-use fill::{Answer, Fill};
+use fill::{Admit, Answer, Fill};
 pub use purge::{Purge, PurgeError, purge, purge_local, purge_shared};
 pub use setup::{RouteCache, SiteCache, Tier};
 
@@ -48,58 +48,58 @@ pub fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// Serves `req` on a caching route.
+/// Serves the exchange's request on a caching route: the cache lookup
+/// phase, then a hit from the store, or the proxy with a [`Fill`] (the
+/// cache fill phase).
 pub async fn serve(
-    client: &mut Client,
+    ex: &mut Exchange<'_>,
     site: &Site,
-    req: &RequestHead,
     group: &Arc<Group>,
     preserve_host: bool,
     route: &RouteCache,
-    keep_alive: bool,
 ) -> Outcome {
     let Some(cache) = site.cache.as_ref() else {
-        return proxy::forward(client, site, req, group, preserve_host, keep_alive).await;
+        return proxy::forward(ex, site, group, preserve_host).await;
     };
-    let fields: Vec<Field<'_>> = req.fields.iter().collect();
-    if req.method() == b"PURGE" {
-        return purge::serve(client, site, cache, req, route, keep_alive).await;
+    if ex.head.method() == b"PURGE" {
+        return purge::serve(ex, site, cache, route).await;
     }
-    if !cacheable_request(route, req, &fields) {
+    let fields: Vec<Field<'_>> = ex.head.fields.iter().collect();
+    if !cacheable_request(route, &ex.head, &fields) {
         // A Fill without a key stores nothing: after an unsafe method it
         // invalidates when the response head shows success, before the
         // client can send its next request, and it keeps targeted fields
         // that stop at levee from the client.
-        let https = client.origin.https;
+        let https = ex.origin.https;
         let mut fill = Fill::new(cache, Vec::new(), route, "bypass", None, https);
-        let out = proxy::forward_with(
-            client,
+        // What it invalidated goes from the shared tier too (finish).
+        return Box::pin(forward_and_finish(
+            ex,
             site,
-            req,
             group,
             preserve_host,
-            keep_alive,
-            Some(&mut fill),
-        )
+            &mut fill,
+        ))
         .await;
-        // What it invalidated goes from the shared tier too.
-        fill.finish().await;
-        return out;
     }
     let cc: Vec<&[u8]> = levee_cache::values(&fields, "cache-control").collect();
     let directives = RequestDirectives::parse(&cc);
+    let req = &ex.head;
     let key = key::primary(
         &route.spec,
-        scheme(client),
+        scheme(ex.origin.https),
         req.host_name(),
         req.uri(),
         &fields,
     );
     let mut looked = tiers::lookup_keyed(cache, &key, &fields);
-    if looked.is_none() {
+    if looked.is_none() && cache.tier.store.shared.is_some() {
         // Asked by every local miss, so a stale shared response is
         // revalidated or stands in for a failed upstream as a local one.
-        looked = tiers::find_shared(cache, &key, &fields).await;
+        // Boxed, as the shared tier's other asks below: their state would
+        // widen every connection's future (conn.rs's size test), and only
+        // a fleet's shared cache pays the box.
+        looked = Box::pin(tiers::find_shared(cache, &key, &fields)).await;
     }
     let (found, source) = match looked {
         Some((obj, stored_under, source)) => (Some((obj, stored_under)), source),
@@ -111,12 +111,12 @@ pub async fn serve(
         match decide(&obj.meta, &directives, now, Heuristic::default()) {
             Use::Fresh => {
                 let served = Served::plain(obj, "hit", source);
-                return hit(client, site, req, route, &served, keep_alive).await;
+                return hit(ex, site, route, &served).await;
             }
             Use::StaleAllowed => {
                 Counters::add(&STATS.stale, 1);
                 let served = Served::plain(obj, "hit; detail=stale", source);
-                return hit(client, site, req, route, &served, keep_alive).await;
+                return hit(ex, site, route, &served).await;
             }
             Use::StaleWhileRevalidate => {
                 Counters::add(&STATS.stale, 1);
@@ -125,9 +125,9 @@ pub async fn serve(
                         cache: cache.clone(),
                         route: route.clone(),
                         group: group.clone(),
-                        req: req.clone(),
-                        origin: client.origin,
-                        proxy_header: crate::proxy::proxy_header(group, client),
+                        req: ex.head.clone(),
+                        origin: ex.origin,
+                        proxy_header: crate::proxy::proxy_header(group, ex),
                         preserve_host,
                         timeouts: site.timeouts,
                         key: key.clone(),
@@ -135,7 +135,7 @@ pub async fn serve(
                     });
                 }
                 let served = Served::plain(obj, "hit; detail=stale-while-revalidate", source);
-                return hit(client, site, req, route, &served, keep_alive).await;
+                return hit(ex, site, route, &served).await;
             }
             Use::Revalidate => {
                 fwd = if directives.no_cache {
@@ -147,8 +147,7 @@ pub async fn serve(
         }
     }
     if directives.only_if_cached {
-        let bytes = respond::error(504, &[], keep_alive, req.is_head());
-        return reply_bytes(client, site, bytes, 504, keep_alive).await;
+        return reply_bytes(ex, site, &Reply::error(504, &[])).await;
     }
     // Only a plain GET fetches for others: a conditional or a range request
     // gets an answer that is not the complete representation. A plain HEAD
@@ -156,8 +155,8 @@ pub async fn serve(
     let unconditional = ["range", "if-none-match", "if-modified-since", "if-range"]
         .iter()
         .all(|f| levee_cache::first(&fields, f).is_none());
-    let plain = req.method() == b"GET" && unconditional;
-    let head_miss = req.is_head() && unconditional;
+    let plain = ex.head.method() == b"GET" && unconditional;
+    let head_miss = ex.head.is_head() && unconditional;
     // Others wait for a fetch in flight but never lead one.
     let flights = &cache.tier.flights;
     let join = if plain || head_miss {
@@ -172,13 +171,12 @@ pub async fn serve(
                 route,
                 group,
                 preserve_host,
-                keep_alive,
                 key: key.clone(),
                 fwd,
                 stale: found.clone(),
                 source,
             };
-            if let Some(out) = head::fetch_as_get(client, site, req, miss, lead).await {
+            if let Some(out) = Box::pin(head::fetch_as_get(ex, site, miss, lead)).await {
                 return out;
             }
             None
@@ -187,11 +185,11 @@ pub async fn serve(
         Join::Wait(waiter) => {
             Counters::add(&STATS.coalesced, 1);
             if waiter.wait(cache.config.lock_timeout).await == Landing::Stored
-                && let Some((obj, source)) = tiers::after_wait(cache, &key, &fields).await
+                && let Some((obj, source)) = Box::pin(tiers::after_wait(cache, &key, &fields)).await
             {
                 Counters::add(&STATS.hits, 1);
                 let served = Served::plain(&obj, "hit; collapsed", source);
-                return hit(client, site, req, route, &served, keep_alive).await;
+                return hit(ex, site, route, &served).await;
             }
             None
         }
@@ -202,12 +200,20 @@ pub async fn serve(
     let mut fleet_lock = None;
     let lead = match lead {
         Some(lead) if plain && found.is_none() && cache.tier.store.shared.is_some() => {
-            match tiers::ask_shared(cache, &key, &fields, &directives).await {
+            // The fields again: the HEAD-miss arm above borrowed the
+            // exchange mutably since they were first read.
+            let asked = {
+                let fields: Vec<Field<'_>> = ex.head.fields.iter().collect();
+                let cc: Vec<&[u8]> = levee_cache::values(&fields, "cache-control").collect();
+                let directives = RequestDirectives::parse(&cc);
+                Box::pin(tiers::ask_shared(cache, &key, &fields, &directives)).await
+            };
+            match asked {
                 tiers::Asked::Hit(obj) => {
                     let pass_for = cache.config.hit_for_miss.as_secs();
                     lead.land(Landing::Stored, unix_now(), pass_for);
                     let served = Served::plain(&obj, "hit", Source::Shared);
-                    return hit(client, site, req, route, &served, keep_alive).await;
+                    return hit(ex, site, route, &served).await;
                 }
                 tiers::Asked::Fetch(lock) => {
                     fleet_lock = lock;
@@ -218,7 +224,7 @@ pub async fn serve(
         other => other,
     };
     Counters::add(&STATS.misses, 1);
-    let https = client.origin.https;
+    let https = ex.origin.https;
     let mut fill = Fill::new(cache, key, route, fwd, found, https);
     fill.stale_from(source);
     fill.fleet_lock(fleet_lock);
@@ -229,21 +235,115 @@ pub async fn serve(
         // The client's own validators go upstream as they are otherwise.
         fill.validate();
     }
-    let out = proxy::forward_with(
-        client,
+    // Boxed, like the bypass above and the HEAD miss: a fill's state would
+    // otherwise widen every connection's future by ~2 KB (conn.rs's size
+    // test), and a miss allocates far more than this one box anyway.
+    let out = Box::pin(forward_and_finish(
+        ex,
         site,
-        req,
         group,
         preserve_host,
-        keep_alive,
-        Some(&mut fill),
-    )
+        &mut fill,
+    ))
     .await;
-    fill.finish().await;
     match fill.answer().cloned() {
-        Some(answer) => hit(client, site, req, route, &Served::from(&answer), keep_alive).await,
+        Some(answer) => hit(ex, site, route, &Served::from(&answer)).await,
         None => out,
     }
+}
+
+/// [`forward`], then the fill finished (landed; stored in or purged from
+/// the shared tier): one future, which the caller boxes.
+async fn forward_and_finish(
+    ex: &mut Exchange<'_>,
+    site: &Site,
+    group: &Group,
+    preserve_host: bool,
+    fill: &mut Fill<'_>,
+) -> Outcome {
+    let out = forward(ex, site, group, preserve_host, fill).await;
+    fill.finish().await;
+    out
+}
+
+/// The proxy's phases with the cache fill between receive and respond:
+/// the stored validators go upstream, the response head decides storing
+/// (or answering from the store: a 304, a stale response standing in for
+/// an error), and the body is copied as it is relayed. A stale response
+/// may also answer for a request no server could take or answer.
+async fn forward(
+    ex: &mut Exchange<'_>,
+    site: &Site,
+    group: &Group,
+    preserve_host: bool,
+    fill: &mut Fill<'_>,
+) -> Outcome {
+    if group.config.protocol.is_http2() {
+        // The cache does not apply to streams relayed to HTTP/2 servers.
+        return proxy::forward(ex, site, group, preserve_host).await;
+    }
+    let members = group.members();
+    // With no server usable, a stale copy the cache may serve answers
+    // before panic mode sends the request to a server believed down.
+    if !group.any_usable(&members, tokio::time::Instant::now())
+        && let Some(out) = fall_back(fill, 503, None, None)
+    {
+        return out;
+    }
+    let validators = fill.validators();
+    let fwd = proxy::Forward {
+        group,
+        preserve_host,
+        validators: &validators,
+    };
+    let mut answer = None;
+    let mut received = match proxy::send(ex, site, &fwd, &members, &mut answer).await {
+        Ok(received) => received,
+        Err(failed) => {
+            if failed.fault.cause() != levee_upstream::Cause::Client
+                && let Some(out) = fall_back(
+                    fill,
+                    failed.fault.status(),
+                    failed.upstream_time,
+                    failed.upstream,
+                )
+            {
+                return out;
+            }
+            return proxy::answer(ex, site, group, failed).await;
+        }
+    };
+    // A 101 turns the exchange into a tunnel before any caching.
+    if received.upgrades() {
+        return proxy::respond(ex, site, group, received, &[], None).await;
+    }
+    let Some(resp) = received.head_mut() else {
+        return proxy::respond(ex, site, group, received, &[], None).await;
+    };
+    let admitted = fill.admit(&ex.head, resp);
+    match admitted {
+        Admit::Answer => proxy::answered(received, group),
+        Admit::Relay { copy, status_line } => {
+            let tee = copy.then_some(fill as &mut dyn crate::body::BodySink);
+            proxy::respond(ex, site, group, received, &status_line, tee).await
+        }
+    }
+}
+
+/// Leaves a failure to the cache when it has a stale response that may
+/// stand in for it (stale-if-error, every server down); the returned
+/// outcome is then replaced by the cache's answer.
+fn fall_back(
+    fill: &mut Fill<'_>,
+    status: u16,
+    upstream_time: Option<std::time::Duration>,
+    upstream: Option<std::net::SocketAddr>,
+) -> Option<Outcome> {
+    fill.fall_back(status).then_some(Outcome {
+        upstream_time,
+        upstream,
+        ..Outcome::of(status, Next::KeepAlive)
+    })
 }
 
 /// Whether the request may be answered from, and stored in, the cache.
@@ -300,12 +400,10 @@ impl<'a> From<&'a Answer> for Served<'a> {
 
 /// Answers from a stored response.
 async fn hit(
-    client: &mut Client,
+    ex: &mut Exchange<'_>,
     site: &Site,
-    req: &RequestHead,
     route: &RouteCache,
     served: &Served<'_>,
-    keep_alive: bool,
 ) -> Outcome {
     let Served {
         obj,
@@ -324,62 +422,36 @@ async fn hit(
     };
     lines.extend_from_slice(extra);
     let age = obj.meta.current_age(unix_now());
-    let mut answer = reply::answer(obj, req, age, &lines, keep_alive);
-    // A hit is the same response as the miss was: HSTS included.
-    respond::add_hsts(&mut answer.head, client.hsts);
+    let answer = reply::answer(obj, &ex.head, age, &lines, ex.keep_alive);
+    let status = answer.status;
     let bytes = answer.body_len();
-    let limit = site.timeouts.client_send;
-    // A small response in memory goes out in one write; a large one piece
-    // by piece under the client's minimum progress (pace.rs), as a relayed
-    // body does, and a disk tier body with `sendfile`.
-    let ok = if bytes <= 16 * 1024 && tiers::in_memory(&answer.body) {
-        let mut all = answer.head;
-        for slice in &answer.body {
-            if let levee_cache::body::Slice::Bytes(b) = slice {
-                all.extend_from_slice(b);
-            }
-        }
-        crate::pace::write_all(&mut client.stream, &all, limit)
-            .await
-            .is_ok()
-    } else {
-        crate::pace::write_all(&mut client.stream, &answer.head, limit)
-            .await
-            .is_ok()
-            && tiers::send_body(client, site, &answer.body).await
-    };
+    let ok = ex.send_stored(answer, site).await;
     Outcome {
-        status: answer.status,
         bytes,
-        upstream_time: None,
-        upstream: None,
-        next: if ok && keep_alive {
-            Next::KeepAlive
-        } else {
-            Next::Close
-        },
+        ..Outcome::of(
+            status,
+            if ok && ex.keep_alive {
+                Next::KeepAlive
+            } else {
+                Next::Close
+            },
+        )
     }
 }
 
-pub(crate) async fn reply_bytes(
-    client: &mut Client,
-    site: &Site,
-    bytes: Vec<u8>,
-    status: u16,
-    keep_alive: bool,
-) -> Outcome {
-    let ok = respond::send(&mut client.stream, &bytes, site.timeouts.client_send).await;
-    Outcome {
-        status,
-        bytes: 0,
-        upstream_time: None,
-        upstream: None,
-        next: if ok && keep_alive {
+/// Sends `reply` as the cache's answer (no HSTS, no body bytes logged),
+/// keeping the connection open if the exchange may.
+pub(crate) async fn reply_bytes(ex: &mut Exchange<'_>, site: &Site, reply: &Reply<'_>) -> Outcome {
+    let keep_alive = ex.keep_alive;
+    let ok = ex.send_reply(reply, keep_alive, false, site).await;
+    Outcome::of(
+        reply.status,
+        if ok && keep_alive {
             Next::KeepAlive
         } else {
             Next::Close
         },
-    }
+    )
 }
 
 /// After a successful request with an unsafe method (RFC 9111 §4.4): the
@@ -421,11 +493,11 @@ pub(crate) fn invalidate(
 pub(crate) use levee_cache::purge::SCHEMES;
 
 /// The client's scheme, the first part of its keys: what the upstream is
-/// told in `X-Forwarded-Proto`, so a trusted balancer's https and http
-/// clients, both on plain connections, never share a stored response (an
-/// app's redirect to https must not be served to https clients).
-pub(crate) fn scheme(client: &Client) -> &'static str {
-    if client.origin.https { "https" } else { "http" }
+/// told in `X-Forwarded-Proto` (the origin's), so a trusted balancer's https
+/// and http clients, both on plain connections, never share a stored
+/// response (an app's redirect to https must not be served to https clients).
+pub(crate) fn scheme(https: bool) -> &'static str {
+    if https { "https" } else { "http" }
 }
 
 /// The origin of a request (RFC 9110 §4.3.1): the client's scheme and

@@ -13,127 +13,41 @@
 //! its task altogether (idle.rs). The request's work runs inline in the
 //! task: boxing it cost a copy of its state per request (docs/architecture.md).
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::BytesMut;
-use levee_protect::{ConnPermit, ConnTable};
+use levee_protect::ConnPermit;
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 use tracing::Instrument;
 
-use crate::access_log::Entry;
+pub(crate) use crate::exchange::{Client, Next};
+use crate::exchange::{Exchange, Reply};
 use crate::h1::{HeadError, Parsed, parse_request};
-use crate::message::{Framing, RequestHead};
-use crate::origin::{self, Origin};
-use crate::respond;
-use crate::screen::{self, Screened};
-use crate::site::{Routed, Site, Target};
+pub use crate::listener::{FirstSteps, ListenerCtx, ListenerTls};
+use crate::message::RequestHead;
+use crate::origin;
+use crate::serve;
+use crate::site::Site;
 use crate::stream::ClientStream;
-use crate::{Shared, idle, pace, proxy, timed};
+use crate::{idle, pace, respond, timed};
 
 mod start;
 
 /// Initial read size for a request head; grows up to `limits.max_header_bytes`.
 pub(crate) const HEAD_CHUNK: usize = 4096;
 
-/// What a listener gives each of its connections.
-#[derive(Debug)]
-pub struct ListenerCtx {
-    /// The address the listener is bound to, as configured (selects its routes).
-    pub addr: SocketAddr,
-    pub shared: Arc<Shared>,
-    /// Its open connections, counted for the connection limits; lives as
-    /// long as the listener, across reloads.
-    pub conns: Arc<ConnTable>,
-    /// What its new connections do before HTTP; swapped whole on reload.
-    pub steps: arc_swap::ArcSwap<FirstSteps>,
-}
-
-/// A listener's steps before HTTP (conn/start.rs).
-#[derive(Debug, Default)]
-pub struct FirstSteps {
-    /// Set on a TLS listener: every connection starts with a handshake.
-    pub tls: Option<ListenerTls>,
-    /// The sources that must start with a PROXY protocol header; `None`
-    /// when the listener takes it from no one.
-    pub proxy_protocol: Option<levee_protect::Acl>,
-    /// Cleartext connections that open with the HTTP/2 preface speak
-    /// HTTP/2 (h2c with prior knowledge, `http2 = "prior-knowledge"`).
-    pub h2c: bool,
-    /// `http2 = "only"`: those that do not are refused with GOAWAY
-    /// PROTOCOL_ERROR (conn/start.rs).
-    pub h2_only: bool,
-}
-
-/// A TLS listener's acceptor; it swaps its certificates itself on reload.
-#[derive(Debug, Clone)]
-pub struct ListenerTls {
-    pub acceptor: Arc<levee_tls::Acceptor>,
-    pub handshake_timeout: std::time::Duration,
-    /// `Strict-Transport-Security: max-age` in seconds, when configured.
-    pub hsts: Option<u64>,
-}
-
-impl ListenerCtx {
-    pub fn new(addr: SocketAddr, shared: Arc<Shared>) -> ListenerCtx {
-        ListenerCtx {
-            addr,
-            shared,
-            conns: ConnTable::new(addr.to_string()),
-            steps: Default::default(),
-        }
-    }
-}
-
-/// The client side of a connection: its socket and the bytes read but not yet used.
-#[derive(Debug)]
-pub struct Client {
-    pub stream: ClientStream,
-    pub peer: SocketAddr,
-    pub buf: BytesMut,
-    /// Its place in the listener's connection counts, given back on close.
-    pub permit: Option<ConnPermit>,
-    /// HSTS max-age for every response, on a TLS listener that sets one.
-    pub hsts: Option<u64>,
-    /// Who the current request is for (origin.rs): set from its head before
-    /// it is routed; between requests, the peer.
-    pub origin: Origin,
-}
-
-/// The target of the connection and request spans: `[log] level =
-/// "info,levee::span=debug"` turns them on (docs/operations.md, "Logs").
-pub const SPAN_TARGET: &str = "levee::span";
+pub use crate::serve::SPAN_TARGET;
 
 /// A connection's span: what every line logged on its behalf carries.
 /// At debug level, so off by default: an enabled span costs an allocation
 /// when made and, in `EnvFilter`, a shared lock on each poll of its task.
 pub fn span(listener: SocketAddr, peer: SocketAddr) -> tracing::Span {
     tracing::debug_span!(target: SPAN_TARGET, "conn", %listener, %peer)
-}
-
-/// A request's span, inside its connection's; `request_id` is declared for
-/// the request ids to fill. Its fields are formatted only when it is on.
-pub(crate) fn request_span(head: &RequestHead) -> tracing::Span {
-    tracing::debug_span!(
-        target: SPAN_TARGET,
-        "request",
-        method = %String::from_utf8_lossy(head.method()),
-        path = %String::from_utf8_lossy(head.path()),
-        request_id = tracing::field::Empty,
-    )
-}
-
-/// What happens to the connection after an exchange.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Next {
-    KeepAlive,
-    Close,
-    /// Close after draining what the client still sends (after an error).
-    Linger,
 }
 
 /// Serves one client connection until it closes, after the TLS handshake
@@ -146,14 +60,7 @@ pub fn serve(
     permit: Option<ConnPermit>,
 ) -> impl Future<Output = ()> + Send {
     let _ = stream.set_nodelay(true);
-    let client = Client {
-        stream: ClientStream::Plain(stream),
-        peer,
-        buf: BytesMut::new(),
-        permit,
-        hsts: None,
-        origin: Origin::direct(peer.ip(), false),
-    };
+    let client = Client::new(ClientStream::Plain(stream), peer, permit);
     serve_from(client, listener, 0)
 }
 
@@ -248,7 +155,7 @@ pub async fn serve_from(mut client: Client, listener: Arc<ListenerCtx>, mut serv
             // Kept alive even while levee drains (a stop, or a binary
             // upgrade): closing now would cut a client whose next request
             // is already on its way. That request is answered with
-            // `Connection: close` (serve_request); a connection that sends
+            // `Connection: close` (serve.rs); a connection that sends
             // none parks, and the sweeper closes it.
             Next::KeepAlive => {}
             Next::Close => return,
@@ -267,12 +174,13 @@ enum HeadRead {
     Bad(HeadError),
 }
 
-/// One request and its response.
+/// One request and its response: read head, then the phases after it
+/// (serve.rs), then log.
 async fn exchange(client: &mut Client, listener: &ListenerCtx, served: u64) -> Next {
     let shared = &listener.shared;
     let site = shared.site.load_full();
     let started = Instant::now();
-    let mut head = match read_head(client, &site).await {
+    let head = match read_head(client, &site).await {
         Ok(head) => head,
         Err(HeadRead::Closed) => return Next::Close,
         Err(HeadRead::Timeout) => return refuse(client, &site, started, 408).await,
@@ -282,253 +190,29 @@ async fn exchange(client: &mut Client, listener: &ListenerCtx, served: u64) -> N
         }
     };
     let https = crate::stream::is_https(&client.stream);
-    client.origin = origin::resolve(&head, client.peer.ip(), https, site.trust(listener.addr));
+    let origin = origin::resolve(&head, client.peer.ip(), https, site.trust(listener.addr));
     let _in_flight = listener.shared.begin();
-    let span = request_span(&head);
-    let (done, routed) = serve_request(client, listener, &site, &mut head, served)
+    let span = serve::request_span(&head);
+    let mut ex = Exchange::h1(head, origin, client);
+    let (done, routed) = serve::serve(&mut ex, listener.addr, shared, &site, served)
         .instrument(span)
         .await;
-    done.log(
-        &site,
-        client.origin.ip,
-        &head,
-        started,
-        routed.map(|r| &*r.stats),
-    );
+    let route = Some(serve::route_stats(routed));
+    serve::log(&site, origin.ip, Some(&ex.head), &done, started, route);
     done.next
-}
-
-/// Routes, screens and acts on one request whose head was read: the part
-/// of an exchange HTTP/2 streams share (http2/exchange.rs). The caller
-/// logs it, once the response is out (an HTTP/2 stream's is still on its
-/// way when this returns), and counts it in flight until then; the route
-/// it matched is returned for its counters.
-pub(crate) async fn serve_request<'s>(
-    client: &mut Client,
-    listener: &ListenerCtx,
-    site: &'s Site,
-    head: &mut RequestHead,
-    served: u64,
-) -> (Done, Option<&'s Routed>) {
-    let shared = &listener.shared;
-    levee_upstream::stats::count_request(listener.addr);
-    let max = site.limits.max_requests_per_connection;
-    let keep_alive = head.keep_alive && !shared.draining() && (max == 0 || served + 1 < max);
-    let mut done = Done::new(keep_alive);
-
-    // ACME HTTP-01 (levee_tls::challenge), before routing: a CA validating
-    // a name levee is ordering gets the key authorization whatever the
-    // routes say. Costs one prefix comparison per request. Here, in the
-    // part of an exchange HTTP/1 and HTTP/2 share, so both answer it.
-    if let Some(answer) = levee_tls::challenge::http01(head.path()) {
-        let bytes = crate::h1::write::simple_response(
-            200,
-            &[],
-            "application/octet-stream",
-            answer.as_bytes(),
-            keep_alive,
-            head.is_head(),
-        );
-        done.reply(client, site, head, bytes).await;
-        return (done, None);
-    }
-
-    let routed = site.route(listener.addr, head.host_name(), head.path());
-    match routed {
-        None => {
-            done.reply(
-                client,
-                site,
-                head,
-                respond::error(404, &[], keep_alive, head.is_head()),
-            )
-            .await
-        }
-        Some(routed) => {
-            routed.choose_path(head);
-            let head = &*head;
-            match screen::screen(client, site, head, routed, keep_alive).await {
-                Screened::Pass => {
-                    act(client, site, head, &routed.target, keep_alive, &mut done).await
-                }
-                Screened::Reply(bytes) => done.reply(client, site, head, bytes).await,
-            }
-        }
-    }
-    (done, routed.map(|r| &**r))
-}
-
-/// Runs a route's action (step 4 of a request's life, docs/architecture.md).
-async fn act(
-    client: &mut Client,
-    site: &Site,
-    head: &RequestHead,
-    target: &Target,
-    keep_alive: bool,
-    done: &mut Done,
-) {
-    match target {
-        Target::Proxy {
-            group,
-            preserve_host,
-            cache,
-        } => {
-            let out = match cache {
-                Some(c) => {
-                    crate::cache::serve(client, site, head, group, *preserve_host, c, keep_alive)
-                        .await
-                }
-                None => proxy::forward(client, site, head, group, *preserve_host, keep_alive).await,
-            };
-            done.status = out.status;
-            done.bytes = out.bytes;
-            done.upstream_time = out.upstream_time;
-            done.upstream = out.upstream;
-            done.next = out.next;
-        }
-        Target::Respond {
-            status,
-            body,
-            content_type,
-        } => {
-            let bytes = crate::h1::write::simple_response(
-                *status,
-                &[],
-                content_type,
-                body,
-                keep_alive,
-                head.is_head(),
-            );
-            done.reply(client, site, head, bytes).await;
-        }
-        Target::Redirect(r) => {
-            done.reply(client, site, head, respond::redirect(r, head, keep_alive))
-                .await;
-        }
-        Target::Static(root) => {
-            crate::static_route::serve(client, site, head, root, done).await;
-        }
-        Target::Mirrors(set) => {
-            // Boxed: its state must not widen every connection's task.
-            Box::pin(crate::mirror_route::serve(
-                client, site, head, set, keep_alive, done,
-            ))
-            .await;
-        }
-    }
-}
-
-/// The outcome of serving a request, as the log and the connection need it.
-#[derive(Debug)]
-pub struct Done {
-    pub status: u16,
-    pub bytes: u64,
-    pub upstream_time: Option<std::time::Duration>,
-    pub upstream: Option<SocketAddr>,
-    pub next: Next,
-}
-
-impl Done {
-    /// The outcome of a request that stays the last on its connection or
-    /// stream: what HTTP/2 streams relayed upstream log (http2/upstream.rs).
-    pub(crate) fn ended(status: u16) -> Done {
-        Done {
-            status,
-            bytes: 0,
-            upstream_time: None,
-            upstream: None,
-            next: Next::Close,
-        }
-    }
-
-    /// The request's access log line.
-    /// Logs the request and counts it on its route (`None`: it matched no
-    /// route). The count reuses the log's one clock reading.
-    pub(crate) fn log(
-        &self,
-        site: &Site,
-        client: IpAddr,
-        head: &RequestHead,
-        started: Instant,
-        route: Option<&levee_upstream::stats::RouteStats>,
-    ) {
-        let request_time = started.elapsed();
-        route
-            .unwrap_or_else(|| Site::unrouted())
-            .observe(self.status, request_time);
-        site.access_log.log(&Entry {
-            client,
-            request: Some(head),
-            status: self.status,
-            bytes: self.bytes,
-            request_time,
-            upstream_time: self.upstream_time,
-            upstream: self.upstream,
-        });
-    }
-
-    fn new(keep_alive: bool) -> Done {
-        Done {
-            status: 0,
-            bytes: 0,
-            upstream_time: None,
-            upstream: None,
-            next: if keep_alive {
-                Next::KeepAlive
-            } else {
-                Next::Close
-            },
-        }
-    }
-
-    /// Sends a complete response levee made itself. A request body that was
-    /// not read means the connection cannot carry another request.
-    pub async fn reply(
-        &mut self,
-        client: &mut Client,
-        site: &Site,
-        head: &RequestHead,
-        mut bytes: Vec<u8>,
-    ) {
-        respond::add_hsts(&mut bytes, client.hsts);
-        self.status = status_of(&bytes);
-        self.bytes = body_len(&bytes);
-        if head.framing != Framing::None {
-            self.next = Next::Linger;
-        }
-        if !respond::send(&mut client.stream, &bytes, site.timeouts.client_send).await {
-            self.next = Next::Close;
-        }
-    }
-}
-
-pub(crate) fn status_of(response: &[u8]) -> u16 {
-    response
-        .get(9..12)
-        .and_then(|s| std::str::from_utf8(s).ok())
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0)
-}
-
-fn body_len(response: &[u8]) -> u64 {
-    crate::h1::parse::head_end(response, 0)
-        .map(|end| (response.len() - end) as u64)
-        .unwrap_or(0)
 }
 
 /// Answers a request whose head could not be read, logs it, and closes.
 async fn refuse(client: &mut Client, site: &Site, started: Instant, status: u16) -> Next {
-    let bytes = respond::error(status, &[], false, false);
-    let _ = respond::send(&mut client.stream, &bytes, site.timeouts.client_send).await;
-    site.access_log.log(&Entry {
-        client: client.peer.ip(),
-        request: None,
-        status,
-        bytes: body_len(&bytes),
-        request_time: started.elapsed(),
-        upstream_time: None,
-        upstream: None,
-    });
+    let reply = Reply::error(status, &[]).closing();
+    let _ = client
+        .send(&reply.h1(false, false), site.timeouts.client_send)
+        .await;
+    let outcome = crate::exchange::Outcome {
+        bytes: reply.body_len(false),
+        ..crate::exchange::Outcome::of(status, Next::Linger)
+    };
+    serve::log(site, client.peer.ip(), None, &outcome, started, None);
     Next::Linger
 }
 
@@ -575,6 +259,7 @@ mod tests {
         let permit = ctx.conns.admit(addr.ip(), &Default::default()).ok();
         let fut = super::serve(stream, addr, ctx, permit);
         let size = std::mem::size_of_val(&fut);
+        eprintln!("SIZE {size}");
         // Only a busy connection has a task (idle ones park without one,
         // idle.rs), and it holds the request's state inline: boxing it cost
         // a 5 KB copy per request. The guard catches buffers or large

@@ -10,9 +10,9 @@
 //!   connection's buffer, up to [`SPARE`], and then the watch stops (the
 //!   next write to the client tells instead). A client that half-closes
 //!   its side (`shutdown(SHUT_WR)`) counts as gone, as it does for nginx.
-//! - An HTTP/2 stream has no socket of its own: the stream's exchange
-//!   fires its [`Cancel`] when the client resets the stream or its
-//!   connection ends (http2/exchange.rs).
+//! - An HTTP/2 stream has no socket of its own: its end waits for the
+//!   client's reset of the stream, which the `h2` crate reports also when
+//!   the connection ends (`exchange/h2.rs`, `Stream::gone`).
 //!
 //! Cost on the plain HTTP/1 path: the watch is polled only when the
 //! upstream is not ready, and its first poll reads the socket once (the
@@ -35,50 +35,14 @@ use std::task::{Context, Poll};
 
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, ReadBuf};
-use tokio::sync::watch;
 
-use crate::stream::{ClientStream, Secure};
+use crate::stream::ClientStream;
 
 /// Bytes a watched client may send ahead (its next requests) before levee
 /// stops watching it: a pipelined head is at most `limits.max_header_bytes`
 /// (32 KiB by default), and a watch must not turn into a way to make levee
 /// buffer a client's uploads.
 pub(crate) const SPARE: usize = 64 * 1024;
-
-/// The receiving end of an HTTP/2 stream's cancellation (see [`cancel`]).
-#[derive(Debug, Clone)]
-pub struct Cancel(watch::Receiver<bool>);
-
-/// The firing end of an HTTP/2 stream's cancellation.
-#[derive(Debug)]
-pub struct Canceller(watch::Sender<bool>);
-
-/// A new cancellation for one HTTP/2 stream.
-pub(crate) fn cancel() -> (Canceller, Cancel) {
-    let (tx, rx) = watch::channel(false);
-    (Canceller(tx), Cancel(rx))
-}
-
-impl Canceller {
-    /// The client reset the stream or its connection ended.
-    pub(crate) fn fire(&self) {
-        let _ = self.0.send(true);
-    }
-
-    pub(crate) fn fired(&self) -> bool {
-        *self.0.borrow()
-    }
-}
-
-impl Cancel {
-    /// Resolves once the stream's client is gone; never if the exchange
-    /// ended without that (its sender is dropped only then).
-    async fn wait(&mut self) {
-        if self.0.wait_for(|gone| *gone).await.is_err() {
-            pending::<()>().await;
-        }
-    }
-}
 
 /// Counts an exchange stopped because its client went away.
 pub(crate) fn count() {
@@ -92,11 +56,6 @@ pub(crate) fn count() {
 /// meanwhile are appended to `spare` (the connection's buffer): they are
 /// its next request.
 pub(crate) async fn gone(stream: &mut ClientStream, spare: &mut BytesMut) {
-    if let ClientStream::Tls(s) = stream
-        && let Secure::Http2(pipe) = s.as_mut()
-    {
-        return pipe.cancel.wait().await;
-    }
     poll_fn(|cx| poll_gone(stream, spare, cx)).await
 }
 
@@ -121,7 +80,7 @@ fn poll_gone(stream: &mut ClientStream, spare: &mut BytesMut, cx: &mut Context<'
 
 /// A relay's receiver that can be watched for going away (`body.rs`): the
 /// client; upstream sockets are never watched this way.
-pub trait Watch {
+pub(crate) trait Watch {
     fn gone<'a>(&'a mut self, spare: &'a mut BytesMut) -> impl Future<Output = ()> + Send + 'a;
 }
 

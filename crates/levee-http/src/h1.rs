@@ -5,6 +5,7 @@
 //! status the client gets.
 
 pub mod chunked;
+pub mod head;
 pub mod parse;
 pub mod write;
 

@@ -1,23 +1,21 @@
 //! HTTP/2 to clients (RFC 9113), over TLS after ALPN `h2` or in cleartext
 //! with prior knowledge (h2c). The `h2` crate owns the framing, HPACK, flow
 //! control and stream states; levee adds limits and floods defences
-//! (`[http2]`, `builder`), and serves each stream through the HTTP/1 request path.
+//! (`[http2]`, `builder`), and serves each stream as an exchange.
 //!
 //! ```text
-//! handshake (SETTINGS) ─▶ accept stream ─▶ spawn exchange ─┐   (exchange.rs)
-//!          ▲                                              │
-//!          └──────────────────────────────────────────────┘
+//! handshake (SETTINGS) ─▶ accept stream ─▶ spawn its exchange ─┐   (stream.rs)
+//!          ▲                                                  │
+//!          └──────────────────────────────────────────────────┘
 //!  no open stream for `keepalive`, or levee stopping ─▶ GOAWAY ─▶ close
 //! ```
 //!
-//! A stream is served as one HTTP/1 exchange over an in-memory pipe
-//! (`Pipe`): the request becomes an HTTP/1.1 head (request.rs) that the
-//! same route → screen → act → log code reads, and what that code writes
-//! is turned back into HTTP/2 (response.rs). Proxying, static files,
-//! the cache, redirects and the access log are thus not written twice;
-//! the price is a copy of each body byte through the pipe.
+//! A stream's head is built from its decoded fields under the HTTP/1 head
+//! rules (request.rs), and the stream is one exchange whose end is the
+//! stream itself (exchange/h2.rs): proxying, static files, the cache,
+//! redirects and the access log are the same code for both protocols,
+//! with no HTTP/1 text in between.
 
-use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use tracing::Instrument;
@@ -26,12 +24,11 @@ use bytes::Bytes;
 
 use levee_config::Http2;
 
-use crate::conn::{Client, ListenerCtx};
+use crate::exchange::Client;
+use crate::listener::ListenerCtx;
 
-mod exchange;
 mod request;
-mod response;
-pub(crate) mod upstream;
+mod stream;
 
 /// The `h2` server with the `[http2]` limits. Past them the crate answers
 /// as RFC 9113 requires: a header list over the size (or a CONTINUATION
@@ -51,32 +48,13 @@ fn builder(limits: &Http2) -> h2::server::Builder {
     b
 }
 
-/// One HTTP/2 stream's end of its HTTP/1 exchange: the exchange reads the
-/// request and writes the response through it as through a socket.
-#[derive(Debug)]
-pub struct Pipe {
-    pub(crate) io: tokio::io::DuplexStream,
-    /// The connection's descriptor, owned by the connection's task: only a
-    /// number that identifies the client (minimum progress), never used
-    /// for I/O, so a stream costs no second descriptor.
-    pub(crate) fd: std::os::fd::RawFd,
-    /// The address the client connected to, for PROXY headers.
-    pub(crate) local: Option<std::net::SocketAddr>,
-    /// The client came over TLS.
-    pub(crate) https: bool,
-    /// Fired when the client resets the stream or its connection ends, so
-    /// the request path stops its upstream work (gone.rs).
-    pub(crate) cancel: crate::gone::Cancel,
-}
-
 /// What every stream of one connection shares.
 struct Conn {
     listener: Arc<ListenerCtx>,
     peer: std::net::SocketAddr,
     hsts: Option<u64>,
     https: bool,
-    /// The connection's descriptor and local address (see `Pipe`).
-    fd: std::os::fd::RawFd,
+    /// The address the client connected to (for PROXY headers).
     local: Option<std::net::SocketAddr>,
     /// Streams whose exchange still runs, to know when the connection is
     /// idle, and to hold reset streams against `max_concurrent_streams`
@@ -110,7 +88,6 @@ async fn connection(
     // The permit counts the connection until it closes.
     let _permit = permit;
     let https = crate::stream::is_https(&stream);
-    let fd = stream.as_raw_fd();
     let local = crate::stream::local_addr(&stream);
     let (limits, request_head, keepalive) = {
         let site = listener.shared.site.load();
@@ -136,7 +113,6 @@ async fn connection(
         peer,
         hsts,
         https,
-        fd,
         local,
         open: AtomicUsize::new(0),
         quiet: tokio::sync::Notify::new(),
@@ -189,7 +165,7 @@ async fn connection(
                 let conn = conn.clone();
                 tokio::spawn(
                     async move {
-                        exchange::serve(req, respond, &conn).await;
+                        stream::serve(req, respond, &conn).await;
                         if conn.open.fetch_sub(1, Ordering::AcqRel) == 1 {
                             // A permit, should the connection not be waiting yet.
                             conn.quiet.notify_one();

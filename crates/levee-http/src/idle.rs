@@ -35,7 +35,9 @@ use tokio::io::AsyncReadExt;
 use tokio::sync::Notify;
 use tracing::Instrument;
 
-use crate::conn::{self, Client, FirstSteps, ListenerCtx};
+use crate::conn;
+use crate::exchange::Client;
+use crate::listener::{FirstSteps, ListenerCtx};
 use crate::stream::ClientStream;
 
 /// How long a keep-alive connection waits in its task before parking: it
@@ -307,7 +309,6 @@ pub async fn dispatcher() {
                             buf: bytes::BytesMut::new(),
                             permit: p.permit,
                             hsts: p.listener.steps.load().tls.as_ref().and_then(|t| t.hsts),
-                            origin: crate::origin::Origin::direct(p.peer.ip(), false),
                         };
                         let span = conn::span(p.listener.addr, p.peer);
                         tokio::spawn(

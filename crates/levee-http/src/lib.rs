@@ -17,29 +17,32 @@
 //! - [`stream`]: the client's socket, plain TCP or TLS;
 //! - [`timed`]: timeouts that read no clock when the I/O completes at once.
 
-pub mod access_log;
-pub mod body;
+mod access_log;
+mod body;
 pub mod cache;
 pub mod conn;
-pub mod gone;
+mod exchange;
+mod gone;
 pub mod h1;
-pub mod http2;
+mod http2;
 pub mod idle;
+pub mod listener;
 pub mod message;
 mod mirror_route;
 pub mod normal;
-pub mod origin;
-pub mod pace;
-pub mod proxy;
+mod origin;
+mod pace;
+mod proxy;
 pub mod proxy_protocol;
-pub mod respond;
-pub mod route;
+mod respond;
+mod route;
 mod screen;
+mod serve;
 pub mod site;
-pub mod static_files;
+mod static_files;
 mod static_route;
-pub mod stream;
-pub mod timed;
+mod stream;
+mod timed;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

@@ -253,6 +253,11 @@ pub struct ResponseHead {
     pub connection_tokens: Vec<Box<[u8]>>,
 }
 
+/// Whether `name` is among a message's `Connection` tokens (lower-cased).
+pub fn listed(tokens: &[Box<[u8]>], name: &[u8]) -> bool {
+    tokens.iter().any(|t| t.eq_ignore_ascii_case(name))
+}
+
 /// Fields that describe one hop and are never forwarded (RFC 9110 §7.6.1).
 pub fn is_hop_by_hop(name: &[u8]) -> bool {
     const HOP: [&[u8]; 8] = [

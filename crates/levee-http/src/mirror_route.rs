@@ -1,26 +1,20 @@
 //! Serving a `mirrors` route (docs/mirrors.md): `levee-mirror` decides,
-//! this writes its answer: a 302 to a mirror with its fields, a document
-//! (Metalink, mirror list), or the file itself through the static-file
-//! code (sendfile, ranges, conditionals), exactly as a `static` route.
+//! this writes its answer through the exchange: a 302 to a mirror with its
+//! fields, a document (Metalink, mirror list), or the file itself through
+//! the static-file code (sendfile, ranges, conditionals), exactly as a
+//! `static` route.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use levee_mirror::{Answer, Ask, MirrorSet};
 
-use crate::conn::{Client, Done};
-use crate::message::RequestHead;
-use crate::respond;
+use crate::exchange::{Exchange, Outcome, Reply};
 use crate::site::Site;
 use crate::static_files::path::CleanPath;
 
-pub async fn serve(
-    client: &mut Client,
-    site: &Site,
-    head: &RequestHead,
-    set: &Arc<MirrorSet>,
-    keep_alive: bool,
-    done: &mut Done,
-) {
+pub(crate) async fn serve(ex: &mut Exchange<'_>, site: &Site, set: &Arc<MirrorSet>) -> Outcome {
+    let head = &ex.head;
     let answer = match CleanPath::parse(head.path()) {
         Ok(clean) => {
             let path = clean.segments.join(&b'/');
@@ -36,8 +30,8 @@ pub async fn serve(
                 directory: clean.trailing_slash || clean.segments.is_empty(),
                 query,
                 accept: head.fields.get("accept"),
-                client: client.origin.ip,
-                https: client.origin.https,
+                client: ex.origin.ip,
+                https: ex.origin.https,
                 host,
                 fetch: method == b"GET" || method == b"HEAD",
                 // One clock reading, only on this route: the mirrors' caps.
@@ -47,32 +41,26 @@ pub async fn serve(
         // The static code answers a bad path (400) as a static route would.
         Err(_) => Answer::Local,
     };
-    let head_only = head.is_head();
     match answer {
         Answer::Local => {
             let local = set.local();
-            crate::static_route::serve(client, site, head, &local, done).await;
+            crate::static_route::serve(ex, site, &local).await
         }
-        Answer::Forbidden => {
-            let bytes = respond::error(403, &[], keep_alive, head_only);
-            done.reply(client, site, head, bytes).await;
-        }
+        Answer::Forbidden => ex.reply(&Reply::error(403, &[]), site).await,
         Answer::Redirect { fields } => {
             let extra: Vec<(&str, &[u8])> =
                 fields.iter().map(|(n, v)| (*n, v.as_bytes())).collect();
-            let bytes = respond::error(302, &extra, keep_alive, head_only);
-            done.reply(client, site, head, bytes).await;
+            ex.reply(&Reply::error(302, &extra), site).await
         }
         Answer::Document { content_type, body } => {
-            let bytes = crate::h1::write::simple_response(
-                200,
-                &[("Cache-Control", b"no-store")],
+            let reply = Reply {
+                status: 200,
+                fields: &[("Cache-Control", b"no-store")],
                 content_type,
-                &body,
-                keep_alive,
-                head_only,
-            );
-            done.reply(client, site, head, bytes).await;
+                body: Cow::Owned(body),
+                close: false,
+            };
+            ex.reply(&reply, site).await
         }
     }
 }

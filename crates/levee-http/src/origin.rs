@@ -71,7 +71,12 @@ impl Trust {
 
 /// The origin of `head`, received from `peer` over a connection that is
 /// TLS when `https`, on a listener that trusts `trust`.
-pub fn resolve(head: &RequestHead, peer: IpAddr, https: bool, trust: Option<&Trust>) -> Origin {
+pub(crate) fn resolve(
+    head: &RequestHead,
+    peer: IpAddr,
+    https: bool,
+    trust: Option<&Trust>,
+) -> Origin {
     let Some(trust) = trust.filter(|t| t.acl.permits(peer)) else {
         return Origin::direct(peer, https);
     };

@@ -35,7 +35,7 @@ pub struct Pace {
 
 /// Which way bytes move between levee and the client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Dir {
+pub(crate) enum Dir {
     /// The client sends (a request body).
     Recv,
     /// The client takes (a response).
@@ -71,13 +71,13 @@ impl Meter {
 /// The same rule for a client with no socket of its own: an HTTP/2 stream
 /// waiting for its client to open the flow-control window.
 #[derive(Debug, Clone, Copy)]
-pub struct Progress {
+pub(crate) struct Progress {
     pace: Option<Pace>,
     meter: Meter,
 }
 
 impl Progress {
-    pub fn new(pace: Option<Pace>) -> Progress {
+    pub(crate) fn new(pace: Option<Pace>) -> Progress {
         Progress {
             pace,
             meter: Meter::default(),
@@ -86,7 +86,7 @@ impl Progress {
 
     /// How long the next wait may last: `limit`, or less when the client's
     /// window is running out; `None` when it has run out.
-    pub fn wait(&self, limit: Duration) -> Option<Duration> {
+    pub(crate) fn wait(&self, limit: Duration) -> Option<Duration> {
         match self.pace {
             None => Some(limit),
             Some(pace) => {
@@ -97,7 +97,7 @@ impl Progress {
     }
 
     /// `bytes` granted after waiting `waited`.
-    pub fn record(&mut self, waited: Duration, bytes: usize) {
+    pub(crate) fn record(&mut self, waited: Duration, bytes: usize) {
         if let Some(pace) = self.pace {
             self.meter = self.meter.add(pace, waited, bytes);
         }
@@ -116,7 +116,7 @@ tokio::task_local! {
 }
 
 /// Runs `f` with `pace` demanded of the client socket `client`.
-pub fn scope<F: Future>(
+pub(crate) fn scope<F: Future>(
     client: RawFd,
     pace: Option<Pace>,
     f: F,
@@ -178,7 +178,7 @@ fn cut(stream: &impl Socket, dir: Dir) {
 
 /// Why a paced operation stopped.
 #[derive(Debug)]
-pub enum PaceError {
+pub(crate) enum PaceError {
     /// No progress within `limit`, or too little within the client's window.
     TimedOut,
     Io(std::io::Error),
@@ -186,7 +186,7 @@ pub enum PaceError {
 
 /// `read_buf` within `limit`, and within the client's window when `stream`
 /// is the paced client.
-pub async fn read_buf(
+pub(crate) async fn read_buf(
     stream: &mut impl Socket,
     buf: &mut BytesMut,
     limit: Duration,
@@ -214,7 +214,7 @@ pub async fn read_buf(
 
 /// `write_all` with each write within `limit`, and the whole within the
 /// client's window when `stream` is the paced client.
-pub async fn write_all(
+pub(crate) async fn write_all(
     stream: &mut impl Socket,
     mut bytes: &[u8],
     limit: Duration,
@@ -253,7 +253,7 @@ pub async fn write_all(
 
 /// Waits until `stream` is writable, within the client's window when it is
 /// the paced client; `sent` is what the last write moved.
-pub async fn writable(stream: &TcpStream, sent: usize) -> std::io::Result<()> {
+pub(crate) async fn writable(stream: &TcpStream, sent: usize) -> std::io::Result<()> {
     let budget = budget(stream, Dir::Send);
     let started = Instant::now();
     let ready = match budget {

@@ -1,516 +1,519 @@
-//! Forwarding one request to an upstream server and relaying its response.
+//! The one forward loop: a request to an upstream and its response, for
+//! HTTP/1 and HTTP/2 clients (the exchange's end) to HTTP/1 and HTTP/2
+//! upstreams alike. Retries, timeouts, passive health and a client that
+//! goes away are decided here and only here.
 //!
 //! ```text
-//! pick server ─▶ read small body ─▶ pooled connection or connect ─▶ send head (+ small body)
-//!   ─▶ stream request body ─▶ read response head (skip 1xx)
-//!   ─▶ failed before any response byte, or 502/503/504 to an idempotent request?
-//!        another server (within `retries` and the retry budget) ─▶ pooled connection …
-//!   ─▶ relay response ─▶ return the connection to the pool when the exchange ended cleanly
+//! send         choose: affinity, Group::pick (none: 503); prepare (HTTP/1
+//!              upstreams): 413 over max_body, up to 16 KiB of the body read
+//! attempts     the loop: attempt_h1 | attempt_h2, connect ─▶ send ─▶ receive
+//!   │          (h1.rs: pooled or new connection, head (+ whole body), rest of
+//!   │          the body, response head; h2.rs: a shared or new connection,
+//!   │          HEADERS handed over)
+//!   ├─ missed ─▶ settle_miss ─▶ levee_upstream::retry::after_fault: once
+//!   │             more on a fresh connection, another server (retries, retry
+//!   │             budget), or stop
+//!   ├─ 502/503/504 to an idempotent request with its whole body here
+//!   │             (`retry_on_status`) ─▶ another server
+//!   └─ the client went away (gone.rs) ─▶ 499, no server blamed
+//! respond      HTTP/1 upstream: 101 ─▶ tunnel; else the head (+ a sticky
+//!              cookie, the cache's lines) and the body relayed, the
+//!              connection back to the pool when the exchange ended cleanly;
+//!              HTTP/2 upstream: the stream relayed both ways, then settled
+//! answer       a failure: the fault's status to the client (none if it left)
 //! ```
 //!
-//! Up to 16 KiB of a request body is read before a server is contacted
-//! ([`prebuffer`]); larger bodies stream after that, and a streamed body is
-//! never sent twice. Whether a failure may move the request on:
+//! Whether a failure may move the request on (levee_upstream::retry):
 //!
 //! - connect failed or timed out: always (nothing was sent);
 //! - reset or closed before any response byte: if the body was not
 //!   streamed, and the method is idempotent or the connection came from the
 //!   pool (a server closing an idle connection races with reuse);
+//! - an HTTP/2 stream whose HEADERS never went out: always;
 //! - 502/503/504 (`retry_on_status`): idempotent methods, body not streamed;
 //! - a timeout waiting for the response: never (the server may be working).
 //!
 //! Each outcome feeds the server's passive health and its metrics, except
-//! a client going away (gone.rs): that ends the exchange with 499, closes
-//! the upstream connection, and blames no server.
+//! what the client caused (error.rs): a client going away ends the exchange
+//! with 499, closes the upstream connection (or cancels the stream), and
+//! blames no server.
 //!
-//! An upstream that speaks HTTP/2 (`protocol = "h2c" | "h2"`) gets the
-//! request as one HTTP/2 stream instead (`http2/upstream/h1.rs`).
-//!
-//! On a caching route the exchange carries the cache's [`Fill`]
-//! (`cache/fill.rs`): it adds the stored validators to the head, decides
-//! from the response head whether to store (or to answer from the store
-//! instead: a 304, or a stale response standing in for a failure), and takes
-//! a copy of the body as the relay passes it on.
+//! The cache composes the same phases with its fill between receive and
+//! respond (cache.rs `forward`); this module knows nothing of it but the
+//! extra request fields (`Forward::validators`) and the copy of the body
+//! it is given (`BodySink`).
 
-mod attempt;
-pub(crate) mod choose;
-mod fetch;
-pub mod headers;
-mod prebuffer;
-pub mod upgrade;
+mod choose;
+mod h1;
+mod h2;
+pub(crate) mod headers;
+mod respond;
+pub(crate) mod upgrade;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::BytesMut;
+use levee_upstream::retry::{self, Retry, Tried, next_server};
 use levee_upstream::state::{Lease, ServerState};
-use levee_upstream::stats::ErrorKind;
-use levee_upstream::{Group, pool};
+use levee_upstream::{Affinity, Dest, Fault, Group, Member, Members, UpstreamStream};
 use tokio::time::Instant;
 
-use crate::body::{BodySink, Output, Relay, Stopped};
-use crate::cache::fill::{Admit, Fill};
-use crate::conn::{Client, Next};
-use crate::h1::HeadError;
-use crate::message::{Framing, RequestHead};
-use crate::respond;
+use crate::exchange::{Exchange, Outcome};
+use crate::message::{Framing, ResponseHead};
 use crate::site::Site;
-use attempt::{Attempt, exchange_head};
-pub(crate) use attempt::{Dest, RESPONSE_CHUNK, connect, open_and_send, read_response_head};
-pub(crate) use choose::{Tried, next_server};
-pub(crate) use fetch::{Behalf, Fetched, fetch};
+pub(crate) use h1::{RESPONSE_CHUNK, open_and_send, read_response_head};
 use headers::Forwarding;
-use prebuffer::prebuffer;
+pub(crate) use respond::{answer, answered, respond};
 
-/// What happened, for the access log and the client connection.
+/// Where a request goes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Forward<'a> {
+    pub group: &'a Group,
+    pub preserve_host: bool,
+    /// Field lines added to an HTTP/1 request (the cache's validators).
+    pub validators: &'a [u8],
+}
+
+/// How one attempt at a server failed.
+pub(crate) enum Missed {
+    /// The server's fault (or the way to it); `reused` if the connection
+    /// came from the pool or was a shared one.
+    Fault { fault: Fault, reused: bool },
+    /// The client's, while levee streamed its body.
+    Client(Fault),
+    /// The client went away while levee waited on the server (gone.rs).
+    Gone,
+}
+
+/// A request no server answered: why, and the upstream time and server
+/// for the log.
 #[derive(Debug)]
-pub struct Outcome {
-    pub status: u16,
-    pub bytes: u64,
+pub(crate) struct Failed {
+    pub fault: Fault,
     pub upstream_time: Option<Duration>,
     pub upstream: Option<SocketAddr>,
-    pub next: Next,
 }
 
-/// Why an exchange with the upstream failed, and what the client gets.
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum UpstreamFault {
-    #[error("connect: {0}")]
-    Connect(std::io::Error),
-    #[error("connect timed out")]
-    ConnectTimeout,
-    #[error("write: {0}")]
-    Write(std::io::Error),
-    #[error("write timed out")]
-    WriteTimeout,
-    #[error("read: {0}")]
-    Read(std::io::Error),
-    #[error("read timed out")]
-    ReadTimeout,
-    #[error("closed before a response")]
-    Closed,
-    #[error("malformed response head: {0}")]
-    BadHead(HeadError),
-}
-
-impl UpstreamFault {
-    pub(crate) fn status(&self) -> u16 {
-        match self {
-            UpstreamFault::ConnectTimeout
-            | UpstreamFault::WriteTimeout
-            | UpstreamFault::ReadTimeout => 504,
-            _ => 502,
-        }
-    }
-
-    /// A fault that a stale pooled connection produces before any response byte.
-    fn stale_connection(&self) -> bool {
-        matches!(
-            self,
-            UpstreamFault::Write(_) | UpstreamFault::Read(_) | UpstreamFault::Closed
-        )
-    }
-
-    fn kind(&self) -> ErrorKind {
-        match self {
-            UpstreamFault::Connect(_) => ErrorKind::Connect,
-            UpstreamFault::ConnectTimeout => ErrorKind::ConnectTimeout,
-            UpstreamFault::Write(_) | UpstreamFault::Read(_) | UpstreamFault::Closed => {
-                ErrorKind::Reset
-            }
-            UpstreamFault::WriteTimeout | UpstreamFault::ReadTimeout => ErrorKind::Timeout,
-            UpstreamFault::BadHead(_) => ErrorKind::Protocol,
-        }
-    }
-
-    /// Whether the request may go to another server after this fault.
-    fn may_move(&self, body_resendable: bool, idempotent: bool, reused: bool) -> bool {
-        match self {
-            UpstreamFault::Connect(_) | UpstreamFault::ConnectTimeout => true,
-            UpstreamFault::Write(_) | UpstreamFault::Read(_) | UpstreamFault::Closed => {
-                body_resendable && (idempotent || reused)
-            }
-            _ => false,
+impl Failed {
+    fn before_any(fault: Fault) -> Failed {
+        Failed {
+            fault,
+            upstream_time: None,
+            upstream: None,
         }
     }
 }
 
-/// Answers at once when no server can take the request.
-async fn no_server(client: &mut Client, site: &Site, req: &RequestHead) -> Outcome {
-    let bytes = respond::error(503, &[("Retry-After", b"1")], false, req.is_head());
-    fail(client, site, bytes, 503, None, None).await
+/// What a server gave back: its response head (HTTP/1, in the caller's
+/// [`Answer`] slot), or the stream open on it (HTTP/2), and what settling
+/// the exchange needs.
+pub(crate) struct Received<'m, 's> {
+    member: &'m Member,
+    lease: Lease,
+    /// When the first server was tried, for the upstream time.
+    started: Instant,
+    affinity: Affinity,
+    conn: Conn,
+    answer: &'s mut Option<Answer>,
 }
 
-/// Forwards `req` to a server of `group` and relays the response to `client`.
-pub async fn forward(
-    client: &mut Client,
+enum Conn {
+    /// The response is in `Received::answer`.
+    H1,
+    H2(h2::Opened),
+}
+
+/// An HTTP/1 server's answer: its connection, the bytes read past the
+/// head, the head. It stays in a slot the caller of `send` owns, written
+/// once by the attempt and used in place by `respond`: moved up through
+/// each phase's future, its ~250 bytes cost more instructions than the
+/// phases themselves (bench/README.md, "The exchange").
+pub(crate) struct Answer {
+    up: UpstreamStream,
+    buf: BytesMut,
+    resp: ResponseHead,
+}
+
+impl Received<'_, '_> {
+    /// The HTTP/1 response head, for the cache to admit.
+    pub(crate) fn head_mut(&mut self) -> Option<&mut ResponseHead> {
+        self.answer.as_mut().map(|a| &mut a.resp)
+    }
+
+    /// The server switches protocols (a WebSocket's 101).
+    pub(crate) fn upgrades(&self) -> bool {
+        self.answer.as_ref().is_some_and(|a| a.resp.status == 101)
+    }
+}
+
+/// Forwards the exchange's request to a server of `group` and relays the
+/// response.
+pub(crate) async fn forward(
+    ex: &mut Exchange<'_>,
     site: &Site,
-    req: &RequestHead,
     group: &Group,
     preserve_host: bool,
-    keep_alive: bool,
 ) -> Outcome {
-    forward_with(client, site, req, group, preserve_host, keep_alive, None).await
-}
-
-/// Leaves a failure to the cache when it has a stale response that may
-/// stand in for it (stale-if-error, every server down); the returned
-/// outcome is then replaced by the cache's answer.
-fn fall_back(
-    fill: &mut Option<&mut Fill<'_>>,
-    status: u16,
-    upstream_time: Option<Duration>,
-    upstream: Option<SocketAddr>,
-) -> Option<Outcome> {
-    let f = fill.as_deref_mut()?;
-    f.fall_back(status).then_some(Outcome {
-        status,
-        bytes: 0,
-        upstream_time,
-        upstream,
-        next: Next::KeepAlive,
-    })
-}
-
-/// [`forward`], with the cache's `fill` (when the route caches) seeing the
-/// response head, a copy of the body, and failures it may answer itself.
-pub async fn forward_with(
-    client: &mut Client,
-    site: &Site,
-    req: &RequestHead,
-    group: &Group,
-    preserve_host: bool,
-    keep_alive: bool,
-    mut fill: Option<&mut Fill<'_>>,
-) -> Outcome {
-    if group.config.protocol.is_http2() {
-        // Translated into one HTTP/2 stream; the cache does not apply.
-        // Boxed: its state must not widen every HTTP/1 proxy future.
-        let from = crate::http2::upstream::Client {
-            origin: client.origin,
-            preserve_host,
-        };
-        let forwarded =
-            crate::http2::upstream::h1::forward(client, site, req, group, from, keep_alive);
-        return Box::pin(forwarded).await;
-    }
-    let t = &site.timeouts;
     let members = group.members();
-    let affinity = choose::affinity(group, req, client.origin.ip);
+    let fwd = Forward {
+        group,
+        preserve_host,
+        validators: &[],
+    };
+    let mut slot = None;
+    match send(ex, site, &fwd, &members, &mut slot).await {
+        Ok(received) => respond(ex, site, group, received, &[], None).await,
+        Err(failed) => answer(ex, site, group, failed).await,
+    }
+}
+
+/// The phases up to the response: upstream choice, prepare (HTTP/1), then
+/// attempts (connect, send, receive) until one is answered or the retry
+/// policy stops.
+pub(crate) async fn send<'m, 's>(
+    ex: &mut Exchange<'_>,
+    site: &Site,
+    fwd: &Forward<'_>,
+    members: &'m Members,
+    answer: &'s mut Option<Answer>,
+) -> Result<Received<'m, 's>, Failed> {
+    let group = fwd.group;
+    let affinity = choose::affinity(group, &ex.head, ex.origin.ip);
     let now = Instant::now();
-    // With no server usable, a stale copy the cache may serve answers
-    // before panic mode sends the request to a server believed down.
-    if fill.is_some()
-        && !group.any_usable(&members, now)
-        && let Some(out) = fall_back(&mut fill, 503, None, None)
-    {
-        return out;
-    }
-    let Some(mut index) = group.pick(&members, affinity, &[], now) else {
-        if let Some(out) = fall_back(&mut fill, 503, None, None) {
-            return out;
-        }
-        return no_server(client, site, req).await;
+    let index = group
+        .pick(members, affinity, &[], now)
+        .ok_or_else(|| Failed::before_any(Fault::NoServer))?;
+    let http2 = group.config.protocol.is_http2();
+    let (limit, body) = if http2 {
+        // A stream's body flows beside its response (exchange/*/relay.rs).
+        (None, None)
+    } else {
+        prepare(ex, site).await?
     };
-    let limit = (site.limits.max_body > 0).then_some(site.limits.max_body);
-    if let (Framing::Length(n), Some(max)) = (req.framing, limit)
-        && n > max
-    {
-        let bytes = respond::error(413, &[], false, req.is_head());
-        return fail(client, site, bytes, 413, None, None).await;
-    }
-
-    let complete_body = match prebuffer(client, req, site, limit).await {
-        Ok(complete) => complete,
-        Err(Some(status)) => {
-            let bytes = respond::error(status, &[], false, req.is_head());
-            return fail(client, site, bytes, status, None, None).await;
-        }
-        Err(None) => {
-            return Outcome {
-                status: 499,
-                bytes: 0,
-                upstream_time: None,
-                upstream: None,
-                next: Next::Close,
-            };
-        }
-    };
-    // A body read in full goes out with the head and can be resent.
-    let body = complete_body.map(|n| client.buf.split_to(n));
-    let body_in_head = body.is_some();
-    let idempotent = choose::idempotent(req.method());
     group.budget.record_request(now);
-
     // Clock readings cost more than anything else levee does per request
     // in user space (bench/README.md): reuse one where nothing waited.
-    let started = match req.framing {
-        Framing::None => now,
-        _ => Instant::now(),
+    let started = if http2 || ex.head.framing == Framing::None {
+        now
+    } else {
+        Instant::now()
     };
-    let mut tried = Tried::new();
-    let mut fresh_only = false;
-    // The head for the server it was built for (only `Host` can differ).
-    let mut head: Option<(Vec<u8>, usize)> = None;
-    let (member, lease, mut up, mut buf, mut resp) = loop {
-        let Some(member) = members.get(index) else {
-            return no_server(client, site, req).await;
-        };
-        let authority_differs = head.as_ref().is_some_and(|(_, built_for)| {
-            members
-                .get(*built_for)
-                .is_none_or(|m| m.configured != member.configured)
-        });
-        if head.is_none() || (authority_differs && !(preserve_host && req.host.is_some())) {
-            let mut h = headers::upstream_request(
-                req,
-                &Forwarding {
-                    origin: client.origin,
-                    preserve_host,
-                    server_authority: &member.configured,
-                    upgrade: upgrade::requested(req),
-                },
-            );
-            if let Some(f) = fill.as_deref() {
-                f.add_validators(&mut h);
-            }
-            if let Some(b) = &body {
-                h.extend_from_slice(b);
-            }
-            head = Some((h, index));
-        }
-        let Some((bytes, _)) = head.as_ref() else {
-            return no_server(client, site, req).await;
-        };
-        let addr = member.addr;
-        let state = &member.state;
-        let lease = begin(state);
-        let sent = if tried.is_empty() {
-            started
-        } else {
-            Instant::now()
-        };
-        let header = proxy_header(group, client);
-        let dest = Dest {
-            addr,
-            tls: group.tls.as_ref().map(|t| (t, member.configured.as_str())),
-            proxy_header: header.as_deref(),
-        };
-        let attempt = exchange_head(
-            client,
-            site,
-            req,
-            &dest,
-            bytes,
-            body_in_head,
-            fresh_only,
-            limit,
-        )
-        .await;
-        match attempt {
-            Ok((up, buf, resp)) => {
-                observe_response(group, state, addr, resp.status, sent.elapsed());
-                let retry_status = group.config.retry.on_status.contains(&resp.status);
-                if retry_status && idempotent && body_in_head {
-                    tried.push(index);
-                    if let Some(next) = next_server(group, &members, affinity, &tried) {
-                        tracing::debug!(server = %addr, status = resp.status, "retrying on another server");
-                        index = next;
-                        fresh_only = false;
-                        continue;
-                    }
-                }
-                break (member, lease, up, buf, resp);
-            }
-            Err(Attempt::Fault { fault, reused }) => {
-                if reused && body_in_head && fault.stale_connection() && !fresh_only {
-                    fresh_only = true;
-                    continue;
-                }
-                observe_fault(group, state, addr, &fault);
-                drop(lease);
-                if fault.may_move(body_in_head, idempotent, reused) {
-                    tried.push(index);
-                    if let Some(next) = next_server(group, &members, affinity, &tried) {
-                        tracing::info!(server = %addr, error = %fault, "upstream failed; trying another server");
-                        index = next;
-                        fresh_only = false;
-                        continue;
-                    }
-                }
-                tracing::warn!(upstream = %addr, error = %fault, "upstream failed");
-                let status = fault.status();
-                if let Some(out) = fall_back(&mut fill, status, Some(started.elapsed()), Some(addr))
-                {
-                    return out;
-                }
-                let bytes = respond::error(status, &[], false, req.is_head());
-                return fail(
-                    client,
-                    site,
-                    bytes,
-                    status,
-                    Some(started.elapsed()),
-                    Some(addr),
-                )
-                .await;
-            }
-            Err(Attempt::Gone) => {
-                // Not the server's fault: its health is not charged, and
-                // dropping the connection closes it, half-read as it is.
-                drop(lease);
-                return client_gone(0, started, addr);
-            }
-            Err(Attempt::Client { status, error }) => {
-                tracing::debug!(peer = %client.peer, %error, "request body failed");
-                let Some(status) = status else {
-                    return Outcome {
-                        status: 499,
-                        bytes: 0,
-                        upstream_time: Some(started.elapsed()),
-                        upstream: Some(addr),
-                        next: Next::Close,
-                    };
-                };
-                let bytes = respond::error(status, &[], false, req.is_head());
-                return fail(
-                    client,
-                    site,
-                    bytes,
-                    status,
-                    Some(started.elapsed()),
-                    Some(addr),
-                )
-                .await;
-            }
-        }
+    let a = Attempts {
+        fwd,
+        members,
+        affinity,
+        started,
+        limit,
+        http2,
+        idempotent: retry::idempotent(ex.head.method()),
     };
+    attempts(ex, site, a, (index, body), answer).await
+}
 
-    let addr = member.addr;
-    if resp.status == 101 {
-        drop(lease);
-        return upgrade::tunnel(client, site, req, &resp, up, buf, addr, started).await;
+/// The prepare phase, for HTTP/1 upstreams: 413 for a declared length
+/// over `max_body`; up to 16 KiB of the body read, and taken when that is
+/// all of it, to go out with the head (and be sent again on a retry).
+async fn prepare(
+    ex: &mut Exchange<'_>,
+    site: &Site,
+) -> Result<(Option<u64>, Option<BytesMut>), Failed> {
+    let limit = (site.limits.max_body > 0).then_some(site.limits.max_body);
+    if let (Framing::Length(n), Some(max)) = (ex.head.framing, limit)
+        && n > max
+    {
+        return Err(Failed::before_any(client_body(413)));
     }
-    let sticky = match (&group.config.balance, affinity) {
-        (levee_config::Balance::Sticky { cookie }, a)
-            if a != levee_upstream::Affinity::Sticky(Some(member.cookie)) =>
-        {
-            choose::sticky_line(cookie, member.cookie)
-        }
-        _ => Vec::new(),
+    let complete = match ex.prebuffer(site, limit).await {
+        Ok(complete) => complete,
+        Err(status) => return Err(Failed::before_any(client_body(status.unwrap_or(499)))),
     };
-    let mut extra = sticky;
-    let mut copy = false;
-    if let Some(f) = fill.as_deref_mut() {
-        match f.admit(req, &mut resp) {
-            Admit::Answer => {
-                // A 304 (or bodiless error) leaves the connection reusable.
-                if resp.framing == Framing::None && resp.keep_alive && buf.is_empty() {
-                    let now = std::time::Instant::now();
-                    let (n, idle) = (group.keepalive, group.keepalive_timeout);
-                    pool::put(&member.state, addr, up, n, idle, now);
-                }
-                drop(lease);
-                return Outcome {
-                    status: resp.status,
-                    bytes: 0,
-                    upstream_time: Some(started.elapsed()),
-                    upstream: Some(addr),
-                    next: Next::KeepAlive,
-                };
-            }
-            Admit::Relay {
-                copy: c,
-                status_line,
-            } => {
-                copy = c;
-                extra.extend_from_slice(&status_line);
-            }
-        }
-    }
-    let framing = headers::client_framing(&resp, req, keep_alive);
-    let mut out_head = headers::client_response(&resp, req, framing, &extra);
-    respond::add_hsts(&mut out_head, client.hsts);
-    let relay = Relay {
-        framing: resp.framing,
-        output: if framing.chunked || resp.framing != Framing::Chunked {
-            Output::AsIs
-        } else {
-            Output::Dechunked
-        },
-        read_timeout: t.upstream_read,
-        write_timeout: t.client_send,
-        limit: None,
-    };
-    let result = relay
-        .run(
-            &mut up,
-            &mut buf,
-            &mut client.stream,
-            out_head,
-            match fill {
-                Some(f) if copy => Some(f as &mut dyn BodySink),
-                _ => None,
-            },
-            Some(&mut client.buf),
-        )
-        .await;
-    let done = Instant::now();
-    let upstream_time = Some(done - started);
-    match result {
-        Ok(bytes) => {
-            if resp.keep_alive && buf.is_empty() && group.config.proxy_protocol.is_none() {
-                pool::put(
-                    &member.state,
-                    addr,
-                    up,
-                    group.keepalive,
-                    group.keepalive_timeout,
-                    done.into_std(),
-                );
-            }
-            drop(lease);
-            Outcome {
-                status: resp.status,
-                bytes,
-                upstream_time,
-                upstream: Some(addr),
-                next: if framing.keep_alive {
-                    Next::KeepAlive
-                } else {
-                    Next::Close
-                },
-            }
-        }
-        Err(Stopped { error, sent }) => {
-            drop(lease);
-            if error.receiver_gone() {
-                return client_gone(sent, started, addr);
-            }
-            // The head is out: the client learns of the failure by the connection closing.
-            tracing::debug!(upstream = %addr, %error, "response relay stopped");
-            Outcome {
-                status: resp.status,
-                bytes: sent,
-                upstream_time,
-                upstream: Some(addr),
-                next: Next::Close,
-            }
-        }
+    Ok((limit, complete.map(|n| ex.take_body(n))))
+}
+
+/// What every attempt of one request shares.
+struct Attempts<'a, 'm> {
+    fwd: &'a Forward<'a>,
+    members: &'m Members,
+    affinity: Affinity,
+    started: Instant,
+    limit: Option<u64>,
+    http2: bool,
+    idempotent: bool,
+}
+
+/// A fault of the client's body, with the status it gets (499: it left).
+fn client_body(status: u16) -> Fault {
+    Fault::ClientBody {
+        status,
+        why: "the request body".into(),
     }
 }
 
-/// The outcome of an exchange whose client went away: 499 with the body
-/// bytes it was given, the connection closed.
-fn client_gone(sent: u64, started: Instant, addr: SocketAddr) -> Outcome {
-    crate::gone::count();
-    Outcome {
-        status: 499,
-        bytes: sent,
-        upstream_time: Some(started.elapsed()),
-        upstream: Some(addr),
-        next: Next::Close,
+/// Where the loop stands: the server tried now, those tried before it,
+/// and whether only a new connection to it will do.
+struct Cursor {
+    index: usize,
+    tried: Tried,
+    fresh_only: bool,
+}
+
+impl Cursor {
+    /// On to the server at `index` (the one left is in `tried` already).
+    fn to(&mut self, index: usize) {
+        (self.index, self.fresh_only) = (index, false);
     }
+}
+
+/// How one attempt ended.
+enum Step {
+    /// The server answered (HTTP/1: its final response head; HTTP/2: the
+    /// stream is open and has its HEADERS).
+    Answered(Conn),
+    /// Its answer sends the request to another server (`retry_on_status`).
+    Elsewhere(usize),
+    Missed(Missed),
+}
+
+/// The forward loop: one attempt after another, from the server at
+/// `index`, until one is answered or the retry policy stops. The same for
+/// HTTP/1 and HTTP/2 servers; only the attempt differs (h1.rs, h2.rs).
+async fn attempts<'m, 's>(
+    ex: &mut Exchange<'_>,
+    site: &Site,
+    a: Attempts<'_, 'm>,
+    (index, body): (usize, Option<BytesMut>),
+    answer: &'s mut Option<Answer>,
+) -> Result<Received<'m, 's>, Failed> {
+    let mut at = Cursor {
+        index,
+        tried: Tried::new(),
+        fresh_only: false,
+    };
+    // The HTTP/1 head for the server it was built for (only `Host` can differ).
+    let mut head: Option<(Vec<u8>, usize)> = None;
+    let resendable = body.is_some();
+    loop {
+        let member = a
+            .members
+            .get(at.index)
+            .ok_or_else(|| Failed::before_any(Fault::NoServer))?;
+        let lease = begin(&member.state);
+        let step = if a.http2 {
+            // Boxed: its state must not widen every HTTP/1 proxy future.
+            Box::pin(attempt_h2(ex, site, &a, member, at.fresh_only)).await?
+        } else {
+            if needs_head(&head, a.members, member, a.fwd, ex) {
+                head = Some((request_head(ex, a.fwd, member, body.as_deref()), at.index));
+            }
+            let bytes = head.as_ref().map(|(h, _)| &h[..]).unwrap_or_default();
+            let attempt = attempt_h1(ex, site, &a, &mut at, member, (bytes, resendable), answer);
+            attempt.await
+        };
+        let missed = match step {
+            Step::Answered(conn) => return Ok(received(member, lease, &a, conn, answer)),
+            Step::Elsewhere(next) => {
+                at.to(next);
+                continue;
+            }
+            Step::Missed(missed) => missed,
+        };
+        let policy = retry::Attempt {
+            reused: false,
+            fresh_only: at.fresh_only,
+            // An HTTP/2 attempt fails only before its HEADERS are handed over.
+            nothing_sent: a.http2,
+            body_resendable: resendable,
+            idempotent: a.idempotent,
+        };
+        settle_miss(member, lease, &a, &mut at, missed, policy)?;
+    }
+}
+
+/// One attempt at an HTTP/1 server: `head` (with the whole body when
+/// `in_head`) sent on a pooled or new connection, the response head read;
+/// a status listed in `retry_on_status` moves the request on.
+async fn attempt_h1(
+    ex: &mut Exchange<'_>,
+    site: &Site,
+    a: &Attempts<'_, '_>,
+    at: &mut Cursor,
+    member: &Member,
+    (head, in_head): (&[u8], bool),
+    answer: &mut Option<Answer>,
+) -> Step {
+    let group = a.fwd.group;
+    let sent = if at.tried.is_empty() {
+        a.started
+    } else {
+        Instant::now()
+    };
+    let header = proxy_header(group, ex);
+    let dest = Dest {
+        addr: member.addr,
+        tls: group.tls.as_ref().map(|t| (t, member.configured.as_str())),
+        proxy_header: header.as_deref(),
+    };
+    let attempt = h1::attempt(ex, site, &dest, head, in_head, at.fresh_only, a.limit);
+    let status = match attempt.await {
+        Ok(got) => answer.insert(got).resp.status,
+        Err(missed) => return Step::Missed(missed),
+    };
+    let addr = member.addr;
+    observe_response(group, &member.state, addr, status, sent.elapsed());
+    if retry::on_status(group, status, a.idempotent, in_head) {
+        at.tried.push(at.index);
+        if let Some(next) = next_server(group, a.members, a.affinity, &at.tried) {
+            tracing::debug!(server = %addr, status, "retrying on another server");
+            // Its connection closes: the answer is not relayed.
+            *answer = None;
+            return Step::Elsewhere(next);
+        }
+    }
+    Step::Answered(Conn::H1)
+}
+
+/// One attempt at an HTTP/2 server: a stream opened and its HEADERS
+/// handed over. Nothing else is sent before the relay, so a failure here
+/// always moves the request (within the retries and budget). A request
+/// HTTP/2 cannot carry stops the loop.
+async fn attempt_h2(
+    ex: &Exchange<'_>,
+    site: &Site,
+    a: &Attempts<'_, '_>,
+    member: &Member,
+    fresh_only: bool,
+) -> Result<Step, Failed> {
+    let group = a.fwd.group;
+    let forwarding = Forwarding {
+        origin: ex.origin,
+        preserve_host: a.fwd.preserve_host,
+        server_authority: &member.configured,
+        upgrade: None,
+    };
+    let req = h2::upstream_request(&ex.head, &forwarding, group.tls.is_some()).map_err(|e| {
+        tracing::debug!(error = %e, "request not forwarded");
+        Failed::before_any(e)
+    })?;
+    let end_of_stream = ex.body_ended();
+    Ok(
+        match h2::attempt(group, member, req, end_of_stream, fresh_only, site).await {
+            Ok(opened) => Step::Answered(Conn::H2(opened)),
+            Err((fault, reused)) => Step::Missed(Missed::Fault { fault, reused }),
+        },
+    )
+}
+
+fn received<'m, 's>(
+    member: &'m Member,
+    lease: Lease,
+    a: &Attempts<'_, 'm>,
+    conn: Conn,
+    answer: &'s mut Option<Answer>,
+) -> Received<'m, 's> {
+    Received {
+        member,
+        lease,
+        started: a.started,
+        affinity: a.affinity,
+        conn,
+        answer,
+    }
+}
+
+/// Feeds a missed attempt to the server's health (when it was the
+/// server's doing) and moves `at` where the retry policy sends the request
+/// next: the same server on a new connection, or another one; `Err` when
+/// it goes nowhere.
+fn settle_miss(
+    member: &Member,
+    lease: Lease,
+    a: &Attempts<'_, '_>,
+    at: &mut Cursor,
+    missed: Missed,
+    mut policy: retry::Attempt,
+) -> Result<(), Failed> {
+    let (group, addr) = (a.fwd.group, member.addr);
+    let stop = |fault| Failed {
+        fault,
+        upstream_time: Some(a.started.elapsed()),
+        upstream: Some(addr),
+    };
+    let (fault, reused) = match missed {
+        Missed::Fault { fault, reused } => (fault, reused),
+        // Not the server's fault: its health is not charged, and dropping
+        // the connection closes it, half-read as it is.
+        Missed::Gone => {
+            crate::gone::count();
+            return Err(stop(Fault::ClientGone));
+        }
+        Missed::Client(fault) => return Err(stop(fault)),
+    };
+    policy.reused = reused;
+    let next = retry::after_fault(&fault, &policy);
+    if next == Retry::Fresh {
+        at.fresh_only = true;
+        return Ok(());
+    }
+    observe_fault(group, &member.state, addr, &fault);
+    drop(lease);
+    if next == Retry::Elsewhere {
+        at.tried.push(at.index);
+        if let Some(next) = next_server(group, a.members, a.affinity, &at.tried) {
+            tracing::info!(server = %addr, error = %fault, "upstream failed; trying another server");
+            at.to(next);
+            return Ok(());
+        }
+    }
+    tracing::warn!(upstream = %addr, error = %fault, "upstream failed");
+    Err(stop(fault))
+}
+
+/// Whether the head must be built (again) for `member`: the first
+/// attempt, or a server named otherwise when `Host` is the server's.
+fn needs_head(
+    head: &Option<(Vec<u8>, usize)>,
+    members: &Members,
+    member: &Member,
+    fwd: &Forward<'_>,
+    ex: &Exchange<'_>,
+) -> bool {
+    let Some((_, built_for)) = head else {
+        return true;
+    };
+    let authority_differs = members
+        .get(*built_for)
+        .is_none_or(|m| m.configured != member.configured);
+    authority_differs && !(fwd.preserve_host && ex.head.host.is_some())
+}
+
+/// The HTTP/1 request head for `member`, with the forward's extra lines
+/// and the whole body when levee holds it.
+fn request_head(
+    ex: &Exchange<'_>,
+    fwd: &Forward<'_>,
+    member: &Member,
+    body: Option<&[u8]>,
+) -> Vec<u8> {
+    let mut h = headers::upstream_request(
+        &ex.head,
+        &Forwarding {
+            origin: ex.origin,
+            preserve_host: fwd.preserve_host,
+            server_authority: &member.configured,
+            upgrade: upgrade::requested(&ex.head),
+        },
+    );
+    if !fwd.validators.is_empty() && h.ends_with(b"\r\n\r\n") {
+        h.truncate(h.len() - 2);
+        h.extend_from_slice(fwd.validators);
+        h.extend_from_slice(b"\r\n");
+    }
+    if let Some(b) = body {
+        h.extend_from_slice(b);
+    }
+    h
 }
 
 /// A request to the server starts: it is in flight while the lease lives,
@@ -537,43 +540,20 @@ pub(crate) fn observe_response(
 }
 
 /// Feeds a failed exchange to the server's metrics and passive health.
-pub(crate) fn observe_fault(
-    group: &Group,
-    state: &ServerState,
-    addr: SocketAddr,
-    fault: &UpstreamFault,
-) {
-    group.observe_error(state, addr, fault.kind());
+pub(crate) fn observe_fault(group: &Group, state: &ServerState, addr: SocketAddr, fault: &Fault) {
+    group.observe_fault(state, addr, fault);
 }
 
-/// The PROXY protocol header for `client`, when `group` sends one: the
-/// client a trusted proxy named, with port 0 (forwarded fields carry none).
-pub(crate) fn proxy_header(group: &Group, client: &Client) -> Option<Vec<u8>> {
+/// The PROXY protocol header for the exchange's client, when `group`
+/// sends one: the client a trusted proxy named, with port 0 (forwarded
+/// fields carry none).
+pub(crate) fn proxy_header(group: &Group, ex: &Exchange<'_>) -> Option<Vec<u8>> {
     group.config.proxy_protocol.map(|v| {
-        let local = crate::stream::local_addr(&client.stream).unwrap_or(client.peer);
-        let source = match client.origin.proxy {
-            None => client.peer,
-            Some(_) => SocketAddr::new(client.origin.ip, 0),
+        let local = ex.local_addr().unwrap_or(ex.peer);
+        let source = match ex.origin.proxy {
+            None => ex.peer,
+            Some(_) => SocketAddr::new(ex.origin.ip, 0),
         };
         crate::proxy_protocol::encode(v, source, local)
     })
-}
-
-/// Sends an error response levee made and ends the exchange.
-pub(crate) async fn fail(
-    client: &mut Client,
-    site: &Site,
-    bytes: Vec<u8>,
-    status: u16,
-    upstream_time: Option<Duration>,
-    upstream: Option<SocketAddr>,
-) -> Outcome {
-    let _ = respond::send(&mut client.stream, &bytes, site.timeouts.client_send).await;
-    Outcome {
-        status,
-        bytes: 0,
-        upstream_time,
-        upstream,
-        next: Next::Linger,
-    }
 }

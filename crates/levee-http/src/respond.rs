@@ -1,4 +1,5 @@
-//! Responses levee makes itself: errors, redirects and `respond` routes.
+//! Writing levee's own bytes to a client: the send every HTTP/1 answer
+//! goes through, HSTS, a redirect's target, and the lingering close.
 
 use std::time::Duration;
 
@@ -6,12 +7,11 @@ use levee_config::RedirectAction;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::time::timeout;
 
-use crate::h1::write::{error_body, simple_response};
 use crate::message::RequestHead;
 use crate::stream::ClientStream;
 
 /// Writes `bytes` to the client within `limit`. False if the client is gone.
-pub async fn send(stream: &mut ClientStream, bytes: &[u8], limit: Duration) -> bool {
+pub(crate) async fn send(stream: &mut ClientStream, bytes: &[u8], limit: Duration) -> bool {
     // Flushed: TLS keeps records it could not send yet until asked.
     let write = async {
         stream.write_all(bytes).await?;
@@ -22,7 +22,7 @@ pub async fn send(stream: &mut ClientStream, bytes: &[u8], limit: Duration) -> b
 
 /// Adds `Strict-Transport-Security` after the status line of `response`
 /// (a head, or a head with its body) when `max_age` is set.
-pub fn add_hsts(response: &mut Vec<u8>, max_age: Option<u64>) {
+pub(crate) fn add_hsts(response: &mut Vec<u8>, max_age: Option<u64>) {
     let Some(max_age) = max_age else { return };
     let Some(line_end) = memchr::memmem::find(response, b"\r\n") else {
         return;
@@ -32,46 +32,26 @@ pub fn add_hsts(response: &mut Vec<u8>, max_age: Option<u64>) {
     response.splice(at..at, field.into_bytes());
 }
 
-/// An error response: a one-line text body naming the status.
-pub fn error(status: u16, extra: &[(&str, &[u8])], keep_alive: bool, head_only: bool) -> Vec<u8> {
-    simple_response(
-        status,
-        extra,
-        "text/plain; charset=utf-8",
-        &error_body(status),
-        keep_alive,
-        head_only,
-    )
-}
-
-/// A redirect: `{host}` and `{uri}` in the target are replaced by the
-/// request's host and its path with query.
-pub fn redirect(r: &RedirectAction, req: &RequestHead, keep_alive: bool) -> Vec<u8> {
+/// A redirect's target: `{host}` and `{uri}` in the route's `to` replaced
+/// by the request's host and its path with query.
+pub(crate) fn location(r: &RedirectAction, req: &RequestHead) -> String {
     let host = req
         .host
         .map(|h| String::from_utf8_lossy(req.fields.span_of(h)).into_owned())
         .unwrap_or_default();
     let uri = String::from_utf8_lossy(req.uri());
-    let location = r.to.replace("{host}", &host).replace("{uri}", &uri);
-    simple_response(
-        r.status,
-        &[("Location", location.as_bytes())],
-        "text/plain; charset=utf-8",
-        &error_body(r.status),
-        keep_alive,
-        req.is_head(),
-    )
+    r.to.replace("{host}", &host).replace("{uri}", &uri)
 }
 
 /// Stops writing, then reads and discards what the client still sends for a
 /// moment, so closing does not reset the connection before the client has
 /// read levee's last response (the "lingering close" nginx also does).
-pub async fn linger_close(mut stream: ClientStream) {
+pub(crate) async fn linger_close(mut stream: ClientStream) {
     linger(&mut stream).await;
 }
 
 /// What [`linger_close`] does, on any stream.
-pub async fn linger(stream: &mut (impl AsyncRead + AsyncWrite + Unpin)) {
+pub(crate) async fn linger(stream: &mut (impl AsyncRead + AsyncWrite + Unpin)) {
     // Bounded: a TLS close_notify waits for a client that may not read.
     let _ = timeout(Duration::from_secs(2), stream.shutdown()).await;
     let mut sink = [0u8; 4096];

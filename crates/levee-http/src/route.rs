@@ -13,7 +13,7 @@ use levee_config::{HostMatch, Route};
 
 /// The routes of one listener, arranged for lookup. `A` is the resolved action.
 #[derive(Debug)]
-pub struct Router<A> {
+pub(crate) struct Router<A> {
     exact: HashMap<Box<[u8]>, Vec<Entry<A>>>,
     /// Suffixes such as `.example.com`, longest first.
     wildcard: Vec<(Box<[u8]>, Entries<A>)>,
@@ -31,7 +31,7 @@ struct Entry<A> {
 
 impl<A> Router<A> {
     /// Arranges `routes` (already filtered to this listener) with their resolved actions.
-    pub fn new(routes: Vec<(&Route, Arc<A>)>) -> Router<A> {
+    pub(crate) fn new(routes: Vec<(&Route, Arc<A>)>) -> Router<A> {
         let mut router = Router {
             exact: HashMap::new(),
             wildcard: Vec::new(),
@@ -82,7 +82,7 @@ impl<A> Router<A> {
     }
 
     /// The action for `host` (without port; any case) and `path`.
-    pub fn find(&self, host: &[u8], path: &[u8]) -> Option<&Arc<A>> {
+    pub(crate) fn find(&self, host: &[u8], path: &[u8]) -> Option<&Arc<A>> {
         let mut lowered = [0u8; 256];
         let host = match lowered.get_mut(..host.len()) {
             Some(dst) => {

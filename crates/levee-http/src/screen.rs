@@ -1,30 +1,44 @@
-//! Between routing and acting: the runtime ban list and a route's
-//! protections (allow/deny list, Basic auth, rate limits, from
-//! `levee-protect`), and for a proxied request
-//! the start of its body, read under the client's minimum progress
-//! (`pace.rs`) before any upstream is involved.
+//! The protect phase, between routing and acting: the runtime ban list
+//! and a route's protections (allow/deny list, Basic auth, rate limits,
+//! from `levee-protect`), and for a proxied request the start of its body,
+//! read under the client's minimum progress (`pace.rs`) before any
+//! upstream is involved.
 
 use std::net::IpAddr;
 use std::time::Instant;
 
 use levee_protect::{Request, Verdict};
 
-use crate::conn::Client;
-use crate::message::{Framing, RequestHead};
-use crate::pace::{self, PaceError};
-use crate::respond;
+use crate::exchange::{Exchange, Outcome, Reply};
+use crate::message::RequestHead;
 use crate::site::{Routed, Site, Target};
 
-/// Body bytes read here before the proxy takes over: the proxy's own
-/// prebuffer is the same size, so it finds them already there.
-const BODY_START: u64 = 16 * 1024;
+/// How the protections refuse a request: the status, the one field
+/// that goes with it (`WWW-Authenticate`, `Retry-After`), and whether the
+/// connection ends with it (a ban).
+#[derive(Debug)]
+pub(crate) struct Refused {
+    pub status: u16,
+    pub field: Option<(&'static str, String)>,
+    pub close: bool,
+}
 
-/// What the screening decided.
-pub(crate) enum Screened {
-    /// Go on to the route's action.
-    Pass,
-    /// Answer with this response instead.
-    Reply(Vec<u8>),
+impl Refused {
+    fn of(status: u16) -> Refused {
+        Refused {
+            status,
+            field: None,
+            close: false,
+        }
+    }
+
+    /// Answers the exchange with the refusal.
+    pub(crate) async fn answer(&self, ex: &mut Exchange<'_>, site: &Site) -> Outcome {
+        let field = self.field.as_ref().map(|(n, v)| (*n, v.as_bytes()));
+        let reply = Reply::error(self.status, field.as_slice());
+        let reply = if self.close { reply.closing() } else { reply };
+        ex.reply(&reply, site).await
+    }
 }
 
 /// A request head and its client, as rate-limit keys read them.
@@ -55,37 +69,38 @@ impl Request for View<'_> {
     }
 }
 
-pub(crate) async fn screen(
-    client: &mut Client,
+/// The protect phase: the route's protections, then, for a proxied
+/// request, the start of its body under the client's minimum progress.
+/// `Some`: the request was answered instead.
+pub(crate) async fn protect(
+    ex: &mut Exchange<'_>,
     site: &Site,
-    head: &RequestHead,
     routed: &Routed,
-    keep_alive: bool,
-) -> Screened {
-    if let Some(reply) = guard(head, routed, client.origin.ip, keep_alive).await {
-        return Screened::Reply(reply);
+) -> Option<Outcome> {
+    if let Some(refused) = guard(&ex.head, routed, ex.origin.ip).await {
+        return Some(refused.answer(ex, site).await);
     }
-    if matches!(routed.target, Target::Proxy { .. })
-        && let Err(status) = read_body_start(client, head, site).await
+    // A stream to an HTTP/2 server is relayed as it comes (gRPC).
+    let h2 = ex.is_h2();
+    if let Target::Proxy { group, .. } = &routed.target
+        && !(h2 && group.config.protocol.is_http2())
+        && let Err(status) = ex.read_body_start(site).await
     {
-        return Screened::Reply(respond::error(status, &[], false, head.is_head()));
+        return Some(ex.reply(&Reply::error(status, &[]).closing(), site).await);
     }
-    Screened::Pass
+    None
 }
 
-/// The route's allow/deny, Basic auth and rate limits for a request from
-/// `peer`: the response that refuses it, if one does. HTTP/2 streams
-/// relayed to an HTTP/2 upstream (http2/upstream.rs) pass here too.
-pub(crate) async fn guard(
-    head: &RequestHead,
-    routed: &Routed,
-    peer: IpAddr,
-    keep_alive: bool,
-) -> Option<Vec<u8>> {
+/// The runtime ban list, then the route's allow/deny, Basic auth and rate
+/// limits for a request from `peer`: the refusal, if one refuses it.
+async fn guard(head: &RequestHead, routed: &Routed, peer: IpAddr) -> Option<Refused> {
     // A runtime ban (`levee ctl ban`) also ends a keep-alive connection
     // opened before it; with no ban this is one relaxed load.
     if levee_protect::ban::banned(peer) {
-        return Some(respond::error(403, &[], false, head.is_head()));
+        return Some(Refused {
+            close: true,
+            ..Refused::of(403)
+        });
     }
     let guard = routed.guard.as_ref()?;
     let view = View { head, peer };
@@ -96,55 +111,19 @@ pub(crate) async fn guard(
             tokio::time::sleep(d).await;
             None
         }
-        Verdict::Denied => Some(respond::error(403, &[], keep_alive, head.is_head())),
-        Verdict::Ambiguous { .. } => Some(respond::error(400, &[], keep_alive, head.is_head())),
-        Verdict::Unauthorized { challenge } => {
-            let extra = [("WWW-Authenticate", challenge.as_bytes())];
-            Some(respond::error(401, &extra, keep_alive, head.is_head()))
-        }
+        Verdict::Denied => Some(Refused::of(403)),
+        Verdict::Ambiguous { .. } => Some(Refused::of(400)),
+        Verdict::Unauthorized { challenge } => Some(Refused {
+            field: Some(("WWW-Authenticate", challenge)),
+            ..Refused::of(401)
+        }),
         Verdict::Limited {
             status,
             retry_after,
             ..
-        } => {
-            let retry = retry_after.to_string();
-            let extra = [("Retry-After", retry.as_bytes())];
-            Some(respond::error(status, &extra, keep_alive, head.is_head()))
-        }
+        } => Some(Refused {
+            field: Some(("Retry-After", retry_after.to_string())),
+            ..Refused::of(status)
+        }),
     }
-}
-
-/// Reads the first [`BODY_START`] bytes of a `Content-Length` body (all of a
-/// smaller one) under the client's minimum progress. A body trickled in a
-/// few bytes at a time is refused with 408 here instead of tying up a
-/// connection for as long as the client likes. Chunked bodies and
-/// `Expect: 100-continue` are left to the proxy's prebuffer.
-async fn read_body_start(client: &mut Client, head: &RequestHead, site: &Site) -> Result<(), u16> {
-    let Framing::Length(n) = head.framing else {
-        return Ok(());
-    };
-    if site.pace.is_none() || head.expect_continue {
-        return Ok(());
-    }
-    let max = site.limits.max_body;
-    if max > 0 && n > max {
-        // The proxy answers 413 without reading.
-        return Ok(());
-    }
-    let want = usize::try_from(n.min(BODY_START)).unwrap_or(usize::MAX);
-    while client.buf.len() < want {
-        client.buf.reserve(want - client.buf.len());
-        match pace::read_buf(
-            &mut client.stream,
-            &mut client.buf,
-            site.timeouts.client_body,
-        )
-        .await
-        {
-            Ok(0) | Err(PaceError::Io(_)) => return Err(400),
-            Ok(_) => {}
-            Err(PaceError::TimedOut) => return Err(408),
-        }
-    }
-    Ok(())
 }

@@ -16,7 +16,7 @@ use levee_protect::conns::ConnLimits;
 use levee_protect::{BasicAuth, ProtectError, RouteGuard};
 
 use crate::access_log::AccessLog;
-use crate::cache::{RouteCache, SiteCache};
+use crate::cache::setup::{RouteCache, SiteCache};
 use crate::h1::HeadLimits;
 use crate::origin::Trust;
 use crate::pace::Pace;

@@ -38,13 +38,13 @@ use levee_config::StaticAction;
 
 use self::conditional::Validators;
 use self::path::CleanPath;
-pub use self::path::PathError;
+pub(crate) use self::path::PathError;
 use self::range::{ByteRange, RangeDecision};
-pub use self::send::{send_range, write_range};
+pub(crate) use self::send::{send_range, write_range};
 
 /// The request facts a static route needs, borrowed from the parsed request.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct StaticRequest<'a> {
+pub(crate) struct StaticRequest<'a> {
     pub method: &'a [u8],
     /// The request's matched path (`RequestHead::path`): decoded and
     /// normalised, without the query. The route prefix is not stripped:
@@ -59,7 +59,7 @@ pub struct StaticRequest<'a> {
 /// A response decided by [`resolve`]. `fields` never hold `Date`, `Server`
 /// or `Connection`: the connection layer adds those.
 #[derive(Debug)]
-pub enum StaticOutcome {
+pub(crate) enum StaticOutcome {
     /// `status` (200 or 206) with `fields`, then the body per `body`, read
     /// from `file`.
     Send {
@@ -84,7 +84,7 @@ pub enum StaticOutcome {
 
 /// How to produce the body of [`StaticOutcome::Send`].
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum BodyPlan {
+pub(crate) enum BodyPlan {
     /// HEAD: no body, though `Content-Length` is the one GET would send.
     None,
     /// One range of the file: the whole file for 200, the range for 206.
@@ -96,7 +96,7 @@ pub enum BodyPlan {
 
 /// One part of a multipart/byteranges body.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Part {
+pub(crate) struct Part {
     /// Boundary line and part header, ending in the blank line.
     pub preamble: Vec<u8>,
     pub start: u64,
@@ -106,7 +106,7 @@ pub struct Part {
 /// Why a static request failed. [`StaticError::status`] is the only mapping
 /// to what the client sees.
 #[derive(Debug, thiserror::Error)]
-pub enum StaticError {
+pub(crate) enum StaticError {
     #[error("method not allowed on a static route")]
     MethodNotAllowed,
     #[error(transparent)]
@@ -128,7 +128,7 @@ pub enum StaticError {
 }
 
 impl StaticError {
-    pub fn status(&self) -> u16 {
+    pub(crate) fn status(&self) -> u16 {
         match self {
             Self::MethodNotAllowed => 405,
             Self::BadPath(_) => 400,
@@ -173,7 +173,7 @@ impl From<io::Error> for StaticError {
 }
 
 /// Decides the response to `req` on a route whose action is `action`.
-pub fn resolve(action: &StaticAction, req: &StaticRequest<'_>) -> StaticOutcome {
+pub(crate) fn resolve(action: &StaticAction, req: &StaticRequest<'_>) -> StaticOutcome {
     resolve_inner(action, req).unwrap_or_else(StaticError::into_outcome)
 }
 

@@ -15,11 +15,14 @@ use tokio::time::Instant;
 
 /// The future did not finish in time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Elapsed;
+pub(crate) struct Elapsed;
 
 /// `fut` within `limit`, with how long it waited: zero when it was ready on
 /// its first poll.
-pub async fn within<F: Future>(limit: Duration, fut: F) -> Result<(F::Output, Duration), Elapsed> {
+pub(crate) async fn within<F: Future>(
+    limit: Duration,
+    fut: F,
+) -> Result<(F::Output, Duration), Elapsed> {
     let mut fut = std::pin::pin!(fut);
     if let Poll::Ready(out) = poll_once(fut.as_mut()).await {
         return Ok((out, Duration::ZERO));
@@ -39,7 +42,7 @@ fn far(from: Instant, limit: Duration) -> Instant {
 
 /// `fut` by `deadline`, which is set to `limit` from now the first time any
 /// future given it has to wait; several reads can share one deadline.
-pub async fn by<F: Future>(
+pub(crate) async fn by<F: Future>(
     deadline: &mut Option<Instant>,
     limit: Duration,
     fut: F,

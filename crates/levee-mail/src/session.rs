@@ -74,7 +74,7 @@ pub(crate) struct Io<S> {
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
     /// Reads more into `buf`.
-    pub async fn fill(&mut self) -> Result<(), Stop> {
+    pub(crate) async fn fill(&mut self) -> Result<(), Stop> {
         self.buf.reserve(KEEP_BUF);
         let read = tokio::time::timeout_at(self.deadline, self.stream.read_buf(&mut self.buf));
         tokio::select! {
@@ -87,7 +87,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
         }
     }
 
-    pub async fn send(&mut self, bytes: &[u8]) -> Result<(), Stop> {
+    pub(crate) async fn send(&mut self, bytes: &[u8]) -> Result<(), Stop> {
         let write = async {
             self.stream.write_all(bytes).await?;
             self.stream.flush().await
@@ -100,7 +100,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
     }
 
     /// [`Io::send`], unless `bytes` is empty.
-    pub async fn send_some(&mut self, bytes: &[u8]) -> Result<(), Stop> {
+    pub(crate) async fn send_some(&mut self, bytes: &[u8]) -> Result<(), Stop> {
         if bytes.is_empty() {
             return Ok(());
         }
@@ -110,7 +110,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
     /// Drops the first `n` bytes, the command just handled. A buffer that
     /// grew for a large command (a 30 KB IMAP `ID`) is given back then, so
     /// a session waiting for its next command holds no more than before.
-    pub fn consume(&mut self, n: usize) {
+    pub(crate) fn consume(&mut self, n: usize) {
         self.buf.drain(..n.min(self.buf.len()));
         if self.buf.capacity() > KEEP_BUF && self.buf.len() <= KEEP_BUF {
             if self.buf.is_empty() {
@@ -122,7 +122,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
     }
 
     /// The next CRLF line (a SASL response), at most `max` bytes.
-    pub async fn line(&mut self, max: usize) -> Result<Result<Vec<u8>, LineError>, Stop> {
+    pub(crate) async fn line(&mut self, max: usize) -> Result<Result<Vec<u8>, LineError>, Stop> {
         loop {
             match next_line(&self.buf, max) {
                 Ok(Some((line, used))) => {
@@ -186,7 +186,7 @@ pub(crate) struct Budget {
 }
 
 impl Budget {
-    pub fn new(config: &levee_config::model::MailListener) -> Budget {
+    pub(crate) fn new(config: &levee_config::model::MailListener) -> Budget {
         Budget {
             errors: 0,
             commands: 0,
@@ -196,13 +196,13 @@ impl Budget {
     }
 
     /// Counts a refused command or failed login; true when that was one too many.
-    pub fn error(&mut self) -> bool {
+    pub(crate) fn error(&mut self) -> bool {
         self.errors += 1;
         self.errors >= self.max_errors
     }
 
     /// Counts a command; true when it is over the limit.
-    pub fn command(&mut self) -> bool {
+    pub(crate) fn command(&mut self) -> bool {
         self.commands += 1;
         self.commands > self.max_commands
     }
@@ -298,7 +298,7 @@ pub(crate) struct Ctx {
 
 impl Ctx {
     /// Decides `credentials` and, if accepted, logs in to the backend.
-    pub async fn login(&mut self, credentials: &Credentials, greet: Greet<'_>) -> Outcome {
+    pub(crate) async fn login(&mut self, credentials: &Credentials, greet: Greet<'_>) -> Outcome {
         self.attempts += 1;
         let smtp_helo = match &greet {
             Greet::Smtp { helo } => Some(*helo),

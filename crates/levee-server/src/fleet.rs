@@ -112,7 +112,7 @@ impl Membership {
             let serving = self.serving.clone();
             let load = Box::new(move || Load {
                 connections: levee_protect::conns::open_all() as u64,
-                requests: levee_upstream::stats::all_listeners()
+                requests: levee_http::listener::stats::all_listeners()
                     .iter()
                     .map(|(_, s)| s.requests.load(Ordering::Relaxed))
                     .sum(),

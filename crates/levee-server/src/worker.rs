@@ -96,7 +96,7 @@ async fn accept_loop(
     front: Front,
     mut stop: oneshot::Receiver<()>,
 ) {
-    let stats = levee_upstream::stats::listener(ctx.addr);
+    let stats = levee_http::listener::stats::listener(ctx.addr);
     loop {
         tokio::select! {
             biased;

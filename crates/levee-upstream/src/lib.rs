@@ -1,24 +1,31 @@
 //! Upstreams: named groups of servers, the choice of a server for each
-//! request, their health, retry budget, and the per-worker pool of idle
-//! upstream connections.
+//! request, their health, the upstream error model with the retry policy
+//! and budget, and the per-worker connections to servers (HTTP/1 and
+//! HTTP/2).
 //!
 //! ```text
 //! config ─▶ Group::build (resolve names, states from the Registry)
 //!   request ─▶ Group::pick (balance over usable servers; backups last;
 //!                           none usable: panic mode, every routable server)
-//!           ─▶ Lease (in flight) ─▶ Group::observe_response / observe_error
+//!           ─▶ pool (a connection: pooled, shared HTTP/2, or connect.rs)
+//!           ─▶ Lease (in flight) ─▶ Group::observe_response / observe_fault
 //!                                   (metrics; passive health, bounded ejection)
+//!           ─▶ a Fault (error.rs) ─▶ retry::after_fault: fresh connection,
+//!                                   another server (retry budget), or stop
 //!   control thread ─▶ health::check_group (active checks)
 //!                  ─▶ dns::resolve_loop (records become servers, no reload)
 //! ```
 
 pub mod balance;
 pub mod budget;
+pub mod connect;
 pub mod dns;
+pub mod error;
 pub mod health;
 pub mod passive;
 pub mod pool;
 pub mod registry;
+pub mod retry;
 pub mod state;
 pub mod stats;
 pub mod stream;
@@ -34,6 +41,8 @@ use tokio::time::Instant;
 
 pub use balance::Affinity;
 pub use budget::RetryBudget;
+pub use connect::Dest;
+pub use error::{Cause, Fault};
 pub use registry::Registry;
 pub use state::{AdminState, Lease, ServerState, Status};
 pub use stream::UpstreamStream;

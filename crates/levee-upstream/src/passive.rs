@@ -65,6 +65,14 @@ impl Group {
         }
     }
 
+    /// A failed exchange with the server with `state` (error.rs): metrics
+    /// and passive health, when the server had a part in it.
+    pub fn observe_fault(&self, state: &ServerState, addr: SocketAddr, fault: &crate::Fault) {
+        if let Some(kind) = fault.kind() {
+            self.observe_error(state, addr, kind);
+        }
+    }
+
     /// A failed exchange with the server with `state`: metrics and, for the
     /// kinds that [`counts`], passive health.
     pub fn observe_error(&self, state: &ServerState, addr: SocketAddr, kind: ErrorKind) {

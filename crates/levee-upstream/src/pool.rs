@@ -1,122 +1,20 @@
-//! The per-worker pool of idle upstream connections.
+//! The per-worker connections to servers, for both protocols an upstream
+//! may speak (`protocol`):
+//!
+//! - `h1` (HTTP/1.1): idle connections, one request at a time each; a
+//!   request takes one ([`h1::open`]: the most recently returned live one,
+//!   else a new one) and gives it back when its exchange ended cleanly
+//!   ([`put`]);
+//! - `h2` (`h2c`, `h2`): shared connections, each carrying many clients'
+//!   streams at once ([`h2::checkout`]), driven by a task of their own.
 //!
 //! Each worker thread runs its own event loop, and a socket registered with
-//! one loop must stay on it, so the pool is thread-local: taking and
-//! returning a connection costs no lock and no syscall. A pooled connection
-//! has no task and no buffer; whether its server closed it is read from the
-//! readiness the event loop already recorded (any readable event on an idle
-//! HTTP/1 connection means EOF or garbage), so checking costs no syscall either.
-//!
-//! Each idle connection counts in its server's idle gauge while it lives,
-//! and a server that is draining, disabled or gone from DNS keeps none.
+//! one loop must stay on it, so both are thread-local: no lock, and no
+//! syscall to check a connection. A worker sweeps its idle HTTP/1
+//! connections once a second ([`sweep`]); an HTTP/2 connection's task
+//! closes it after the upstream's `keepalive_timeout` unused.
 
-use std::cell::RefCell;
-use std::collections::{HashMap, VecDeque};
-use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::Ordering::Relaxed;
-use std::task::{Context, Waker};
-use std::time::{Duration, Instant};
+pub mod h1;
+pub mod h2;
 
-use crate::state::ServerState;
-use crate::stream::UpstreamStream;
-
-struct Idle {
-    /// `None` once taken out for reuse.
-    stream: Option<UpstreamStream>,
-    expires: Instant,
-    server: Arc<ServerState>,
-}
-
-impl Drop for Idle {
-    fn drop(&mut self) {
-        self.server.stats.idle.fetch_sub(1, Relaxed);
-    }
-}
-
-impl Idle {
-    fn live(&self, now: Instant) -> bool {
-        self.expires > now
-            && self.server.keeps_connections()
-            && self.stream.as_ref().is_some_and(|s| !peer_stirred(s))
-    }
-}
-
-thread_local! {
-    static POOL: RefCell<HashMap<SocketAddr, VecDeque<Idle>>> = RefCell::new(HashMap::new());
-}
-
-/// Whether the event loop has seen the peer close or send on an idle connection.
-fn peer_stirred(stream: &UpstreamStream) -> bool {
-    let mut cx = Context::from_waker(Waker::noop());
-    stream
-        .tcp()
-        .is_some_and(|tcp| tcp.poll_read_ready(&mut cx).is_ready())
-}
-
-/// The most recently returned live connection to `addr`, if any.
-pub fn take(addr: SocketAddr, now: Instant) -> Option<UpstreamStream> {
-    POOL.with(|pool| {
-        let mut pool = pool.borrow_mut();
-        let idle = pool.get_mut(&addr)?;
-        while let Some(mut conn) = idle.pop_back() {
-            if conn.live(now) {
-                return conn.stream.take();
-            }
-        }
-        None
-    })
-}
-
-/// Returns a connection for reuse; the oldest is closed when `max_idle` are
-/// kept. A server that is draining, disabled or gone keeps none.
-pub fn put(
-    server: &Arc<ServerState>,
-    addr: SocketAddr,
-    stream: UpstreamStream,
-    max_idle: usize,
-    timeout: Duration,
-    now: Instant,
-) {
-    if max_idle == 0 || !server.keeps_connections() {
-        return;
-    }
-    POOL.with(|pool| {
-        let mut pool = pool.borrow_mut();
-        let idle = pool.entry(addr).or_default();
-        while idle.len() >= max_idle {
-            idle.pop_front();
-        }
-        server.stats.idle.fetch_add(1, Relaxed);
-        idle.push_back(Idle {
-            stream: Some(stream),
-            expires: now + timeout,
-            server: server.clone(),
-        });
-    });
-}
-
-/// Closes expired connections, those their server closed, and those to
-/// servers that are draining, disabled or gone. Run once a second by each
-/// worker, so a drain closes idle connections within a second.
-pub fn sweep(now: Instant) {
-    POOL.with(|pool| {
-        let mut pool = pool.borrow_mut();
-        for idle in pool.values_mut() {
-            idle.retain(|c| c.live(now));
-        }
-        pool.retain(|_, idle| !idle.is_empty());
-    });
-}
-
-/// Closes every idle connection to `addr` (a drained or removed server).
-pub fn close_all(addr: SocketAddr) {
-    POOL.with(|pool| {
-        pool.borrow_mut().remove(&addr);
-    });
-}
-
-/// Idle connections this worker holds to `addr`.
-pub fn idle_count(addr: SocketAddr) -> usize {
-    POOL.with(|pool| pool.borrow().get(&addr).map_or(0, VecDeque::len))
-}
+pub use h1::{close_all, idle_count, put, sweep, take};

@@ -1,11 +1,10 @@
 //! Counters behind `/metrics`: per server (requests, responses by class,
-//! errors by kind, a latency histogram, idle connections), per listener
-//! (connections, requests) and per route (responses by class, a latency
-//! histogram). Names and rendering live in `levee-admin`'s metrics module;
-//! this is only storage, all relaxed atomics.
+//! errors by kind, a latency histogram, idle connections) and per route
+//! (responses by class, a latency histogram). A listener's are
+//! levee-http's (`listener/stats.rs`). Names and rendering live in
+//! `levee-admin`'s metrics module; this is only storage, all relaxed
+//! atomics.
 
-use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -185,59 +184,6 @@ impl LogGate {
                 .compare_exchange(until, ms + LOG_EVERY.as_millis() as u64, Relaxed, Relaxed)
                 .is_ok()
     }
-}
-
-/// Per listener counters.
-#[derive(Debug, Default)]
-pub struct ListenerStats {
-    pub connections: AtomicU64,
-    pub requests: AtomicU64,
-}
-
-fn listeners() -> &'static Mutex<HashMap<SocketAddr, Arc<ListenerStats>>> {
-    static LISTENERS: OnceLock<Mutex<HashMap<SocketAddr, Arc<ListenerStats>>>> = OnceLock::new();
-    LISTENERS.get_or_init(Default::default)
-}
-
-/// The counters of the listener bound to `addr` (as configured), kept for
-/// the life of the process so a reload does not reset them.
-pub fn listener(addr: SocketAddr) -> Arc<ListenerStats> {
-    let mut map = match listeners().lock() {
-        Ok(map) => map,
-        Err(poisoned) => poisoned.into_inner(),
-    };
-    map.entry(addr).or_default().clone()
-}
-
-/// Every listener seen so far, for `/metrics`.
-pub fn all_listeners() -> Vec<(SocketAddr, Arc<ListenerStats>)> {
-    let map = match listeners().lock() {
-        Ok(map) => map,
-        Err(poisoned) => poisoned.into_inner(),
-    };
-    let mut out: Vec<_> = map.iter().map(|(a, s)| (*a, s.clone())).collect();
-    out.sort_by_key(|(a, _)| *a);
-    out
-}
-
-thread_local! {
-    static LISTENER_CACHE: std::cell::RefCell<Vec<(SocketAddr, Arc<ListenerStats>)>> =
-        const { std::cell::RefCell::new(Vec::new()) };
-}
-
-/// Counts a request on the listener bound to `addr`. A per-thread cache
-/// avoids the process-wide lock after the first request.
-pub fn count_request(addr: SocketAddr) {
-    LISTENER_CACHE.with(|cache| {
-        let mut cache = cache.borrow_mut();
-        if let Some((_, s)) = cache.iter().find(|(a, _)| *a == addr) {
-            s.requests.fetch_add(1, Relaxed);
-            return;
-        }
-        let s = listener(addr);
-        s.requests.fetch_add(1, Relaxed);
-        cache.push((addr, s));
-    });
 }
 
 /// Per route counters: what the client was answered and how long the

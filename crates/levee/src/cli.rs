@@ -12,7 +12,7 @@ use clap::{Parser, Subcommand};
 use levee_config::{AccessLogTarget, Config, ConfigError};
 
 /// Where the config is when neither `-c` nor `LEVEE_CONFIG` says.
-pub const DEFAULT_CONFIG: &str = "/etc/levee/levee.toml";
+pub(crate) const DEFAULT_CONFIG: &str = "/etc/levee/levee.toml";
 
 #[derive(Parser, Debug)]
 #[command(
@@ -24,7 +24,7 @@ pub const DEFAULT_CONFIG: &str = "/etc/levee/levee.toml";
         Commands that read a config take -c FILE, else the file LEVEE_CONFIG names, \
         else /etc/levee/levee.toml."
 )]
-pub struct Cli {
+pub(crate) struct Cli {
     #[command(subcommand)]
     command: Option<Cmd>,
 }
@@ -334,7 +334,7 @@ struct Target {
     pid_file: Option<PathBuf>,
 }
 
-pub fn main() -> ExitCode {
+pub(crate) fn main() -> ExitCode {
     let cli = Cli::parse();
     match dispatch(cli) {
         Ok(code) => code,

@@ -17,7 +17,7 @@ use tracing_subscriber::fmt::writer::BoxMakeWriter;
 
 /// Sets the process's subscriber up; the file to reopen, when the log goes
 /// to one.
-pub fn init(log: &LogConfig) -> anyhow::Result<Option<Arc<LogFile>>> {
+pub(crate) fn init(log: &LogConfig) -> anyhow::Result<Option<Arc<LogFile>>> {
     let (writer, ansi, file) = match &log.error {
         ErrorLogTarget::Stderr => (
             BoxMakeWriter::new(std::io::stderr),

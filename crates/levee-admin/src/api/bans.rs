@@ -35,7 +35,7 @@ fn reach() -> Option<&'static str> {
 
 /// `GET /bans` or `GET /allows`: the entries in force, their count, and in
 /// a fleet whether the list is the fleet's right now.
-pub fn list(list: List) -> Reply {
+pub(super) fn list(list: List) -> Reply {
     let entries: Vec<Value> = ban::local(list)
         .list(ban::unix_now())
         .iter()
@@ -60,7 +60,7 @@ fn address(v: &Value) -> Result<levee_config::IpNet, Reply> {
 
 /// `POST /bans` (or `/allows`) with `{"address": A}` and an optional
 /// `"for"`: a duration (`"90s"`, `"10m"`, `"2h"`) or a number of seconds.
-pub fn add(list: List, body: &[u8]) -> Reply {
+pub(super) fn add(list: List, body: &[u8]) -> Reply {
     let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
     let net = match address(&v) {
         Ok(net) => net,
@@ -98,7 +98,7 @@ pub fn add(list: List, body: &[u8]) -> Reply {
 
 /// `POST /bans/lift` (or `/allows/lift`) with `{"address": A}`: 404 when A
 /// was not listed.
-pub fn lift(list: List, body: &[u8]) -> Reply {
+pub(super) fn lift(list: List, body: &[u8]) -> Reply {
     let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
     let net = match address(&v) {
         Ok(net) => net,

@@ -20,7 +20,7 @@ fn no_cache() -> Reply {
 }
 
 /// `GET /cache`.
-pub fn status(site: &Site) -> Reply {
+pub(super) fn status(site: &Site) -> Reply {
     let Some(cache) = &site.cache else {
         return no_cache();
     };
@@ -90,7 +90,7 @@ pub fn status(site: &Site) -> Reply {
 /// 200 with the count, 404 (count 0) when nothing matched, 400 for a URL
 /// that is not one. In a fleet: 200 with this member's count and `fleet`,
 /// since the other members' stores may hold what this one does not.
-pub fn purge(site: &Site, body: &[u8]) -> Reply {
+pub(super) fn purge(site: &Site, body: &[u8]) -> Reply {
     let Some(cache) = &site.cache else {
         return no_cache();
     };

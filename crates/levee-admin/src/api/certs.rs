@@ -16,7 +16,7 @@ use crate::server::Reply;
 /// Below `levee ctl`'s read timeout, so it hears the answer.
 const RENEW_WAIT: Duration = Duration::from_secs(80);
 
-pub fn list() -> Reply {
+pub(crate) fn list() -> Reply {
     let certs: Vec<Value> = status::all().iter().map(cert_json).collect();
     Reply::json(200, &json!({ "certs": certs }))
 }
@@ -40,7 +40,7 @@ fn cert_json(c: &CertStatus) -> Value {
     })
 }
 
-pub async fn renew(name: &str) -> Reply {
+pub(crate) async fn renew(name: &str) -> Reply {
     let Some(manager) = levee_acme::current() else {
         return Reply::error(404, "levee runs without an [acme] section");
     };

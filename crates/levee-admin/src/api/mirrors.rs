@@ -29,7 +29,7 @@ use serde_json::{Value, json};
 
 use crate::server::Reply;
 
-pub fn handle(site: &Site, method: &str, rest: &[&str], body: &[u8]) -> Reply {
+pub(super) fn handle(site: &Site, method: &str, rest: &[&str], body: &[u8]) -> Reply {
     let set = |name: &str| site.mirrors.get(name).cloned();
     match (method, rest) {
         ("GET" | "HEAD", []) => {

@@ -111,7 +111,7 @@ fn unknown_things_are_404_and_wrong_methods_405() {
 #[test]
 fn metrics_have_help_type_and_series() {
     let shared = shared();
-    levee_upstream::stats::count_request("127.0.0.1:8080".parse().expect("literal"));
+    levee_http::listener::stats::count_request("127.0.0.1:8080".parse().expect("literal"));
     let r = handle(&shared, "GET", "/metrics", b"");
     assert_eq!(r.status, 200);
     let text = String::from_utf8(r.body).expect("utf-8");

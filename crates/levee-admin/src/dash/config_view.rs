@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 
 /// Lines compared at most on each side: the diff's table is the product.
 const MAX_LINES: usize = 4000;
-pub const REDACTED: &str = "\"(redacted)\"";
+pub(super) const REDACTED: &str = "\"(redacted)\"";
 
 /// Whether `key` names a secret value.
 fn secret_key(key: &str) -> bool {
@@ -26,7 +26,7 @@ fn secret_key(key: &str) -> bool {
 }
 
 /// `text` with the value of every secret key replaced.
-pub fn redact(text: &str) -> String {
+pub(super) fn redact(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for line in text.lines() {
         match line.split_once('=') {
@@ -43,7 +43,7 @@ pub fn redact(text: &str) -> String {
 }
 
 /// The view for the config now running.
-pub fn view(running: &Config) -> Value {
+pub(super) fn view(running: &Config) -> Value {
     let text = redact(&levee_config::to_toml(running));
     let Some(path) = &running.source else {
         return json!({ "running": text, "source": null, "disk": null, "diff": [] });
@@ -70,7 +70,7 @@ pub fn view(running: &Config) -> Value {
 
 /// The lines of `a` and `b` as a list of `{"op": " "|"-"|"+", "line": …}`,
 /// unchanged lines included for context (a longest common subsequence).
-pub fn diff(a: &str, b: &str) -> Vec<Value> {
+pub(super) fn diff(a: &str, b: &str) -> Vec<Value> {
     let a: Vec<&str> = a.lines().take(MAX_LINES).collect();
     let b: Vec<&str> = b.lines().take(MAX_LINES).collect();
     let (n, m) = (a.len(), b.len());

@@ -134,7 +134,7 @@ impl Source for Counters {
             })
             .collect();
         let tables = levee_protect::metrics::tables();
-        let listeners = levee_upstream::stats::all_listeners()
+        let listeners = levee_http::listener::stats::all_listeners()
             .into_iter()
             .map(|(addr, s)| {
                 let address = addr.to_string();

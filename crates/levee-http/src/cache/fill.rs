@@ -187,23 +187,24 @@ impl<'a> Fill<'a> {
         self.answer.as_ref()
     }
 
-    /// Adds the stored response's validators to the upstream request head
-    /// (which ends with its blank line), so an unchanged response costs a 304.
-    pub fn add_validators(&self, head: &mut Vec<u8>) {
+    /// The stored response's validators as field lines for the upstream
+    /// request, so an unchanged response costs a 304; none when not
+    /// validating.
+    pub fn validators(&self) -> Vec<u8> {
+        let mut lines = Vec::new();
         let Some((stale, _)) = &self.stale else {
-            return;
+            return lines;
         };
-        if !self.validating || !head.ends_with(b"\r\n\r\n") {
-            return;
+        if !self.validating {
+            return lines;
         }
-        head.truncate(head.len() - 2);
         if let Some(etag) = stale.field("etag") {
-            crate::h1::write::field(head, b"If-None-Match", etag);
+            crate::h1::write::field(&mut lines, b"If-None-Match", etag);
         }
         if let Some(lm) = stale.field("last-modified") {
-            crate::h1::write::field(head, b"If-Modified-Since", lm);
+            crate::h1::write::field(&mut lines, b"If-Modified-Since", lm);
         }
-        head.extend_from_slice(b"\r\n");
+        lines
     }
 
     /// Asks the upstream to validate the stored response (when it has validators).

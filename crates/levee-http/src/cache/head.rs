@@ -1,6 +1,6 @@
 //! A HEAD miss fills the cache, as nginx's `proxy_cache_convert_head`:
 //! levee leads the key's flight and fetches the response with GET (a
-//! clientless exchange, `proxy/fetch.rs`), stores it, and answers the
+//! clientless exchange, `cache/fetch.rs`), stores it, and answers the
 //! HEAD from the store. The client gets its head once the body is stored;
 //! the next GET (or HEAD) is a hit.
 //!
@@ -18,12 +18,13 @@ use levee_cache::stats::{Counters, STATS};
 use levee_cache::store::Object;
 use levee_upstream::Group;
 
+use super::fetch::{self, Behalf, Fetched};
 use super::fill::Fill;
-use super::{RouteCache, SiteCache, hit, reply_bytes};
-use crate::conn::Client;
+use super::{RouteCache, SiteCache, hit};
+use crate::exchange::{Exchange, Next, Outcome};
 use crate::h1::{HeadLimits, Parsed, parse_request};
 use crate::message::RequestHead;
-use crate::proxy::{self, Fetched, Outcome, headers};
+use crate::proxy;
 use crate::site::Site;
 use levee_cache::tiers::Source;
 
@@ -33,7 +34,6 @@ pub(super) struct Miss<'a> {
     pub route: &'a RouteCache,
     pub group: &'a Arc<Group>,
     pub preserve_host: bool,
-    pub keep_alive: bool,
     pub key: Vec<u8>,
     pub fwd: &'static str,
     pub stale: Option<(Arc<Object>, Vec<u8>)>,
@@ -45,34 +45,36 @@ pub(super) struct Miss<'a> {
 /// and answers from what was stored; `None` when the HEAD must go to the
 /// upstream itself.
 pub(super) async fn fetch_as_get(
-    client: &mut Client,
+    ex: &mut Exchange<'_>,
     site: &Site,
-    req: &RequestHead,
     m: Miss<'_>,
     lead: Lead<'_>,
 ) -> Option<Outcome> {
-    let get = as_get(req)?;
-    let https = client.origin.https;
+    let get = as_get(&ex.head)?;
+    let https = ex.origin.https;
     let mut fill = Fill::new(m.cache, m.key.clone(), m.route, m.fwd, m.stale, https);
     fill.stale_from(m.source);
     fill.lead(lead);
     fill.validate();
-    let behalf = proxy::Behalf {
-        origin: client.origin,
+    let behalf = Behalf {
+        origin: ex.origin,
         preserve_host: m.preserve_host,
-        proxy_header: proxy::proxy_header(m.group, client),
+        proxy_header: proxy::proxy_header(m.group, ex),
     };
-    let fetched = proxy::fetch(m.group, &get, &behalf, &site.timeouts, &mut fill).await;
+    let fetched = fetch::fetch(m.group, &get, &behalf, &site.timeouts, &mut fill).await;
     let detail = match fetched {
         Ok(Fetched::Stored) => format!("fwd={}; stored", m.fwd),
         Ok(Fetched::Answer) => String::new(),
         Ok(Fetched::Uncacheable { head, status_line }) => {
             fill.finish().await;
             Counters::add(&STATS.misses, 1);
-            let framing = headers::client_framing(&head, req, m.keep_alive);
-            let mut bytes = headers::client_response(&head, req, framing, &status_line);
-            crate::respond::add_hsts(&mut bytes, client.hsts);
-            return Some(reply_bytes(client, site, bytes, head.status, framing.keep_alive).await);
+            let (sent, keep_alive) = ex.send_upstream_head(&head, &status_line, site).await;
+            let next = if sent && keep_alive {
+                Next::KeepAlive
+            } else {
+                Next::Close
+            };
+            return Some(Outcome::of(head.status, next));
         }
         Err(e) => {
             tracing::debug!(error = %e, "HEAD miss fetched as GET failed");
@@ -88,7 +90,7 @@ pub(super) async fn fetch_as_get(
     let answer = match fill.answer() {
         Some(answer) => answer.clone(),
         None => {
-            let fields: Vec<levee_cache::Field<'_>> = req.fields.iter().collect();
+            let fields: Vec<levee_cache::Field<'_>> = ex.head.fields.iter().collect();
             let (obj, source) = super::tiers::after_wait(m.cache, &m.key, &fields).await?;
             super::fill::Answer {
                 obj,
@@ -100,7 +102,7 @@ pub(super) async fn fetch_as_get(
     };
     Counters::add(&STATS.misses, 1);
     let served = super::Served::from(&answer);
-    Some(hit(client, site, req, m.route, &served, m.keep_alive).await)
+    Some(hit(ex, site, m.route, &served).await)
 }
 
 /// The GET that fetches for a HEAD: the same head with the method replaced.

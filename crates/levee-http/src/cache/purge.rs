@@ -13,10 +13,7 @@ use levee_cache::purge::Selector;
 pub use levee_cache::purge::{Purge, PurgeError};
 
 use super::{RouteCache, SiteCache};
-use crate::conn::Client;
-use crate::message::RequestHead;
-use crate::proxy::Outcome;
-use crate::respond;
+use crate::exchange::{Exchange, Outcome, Reply};
 use crate::site::Site;
 
 /// Removes what `what` names from this member's tiers and from the
@@ -91,19 +88,17 @@ async fn shared_selected(cache: &SiteCache, selector: &Selector) -> usize {
 
 /// `PURGE /path`: removes the URL (all its variants) from every tier.
 pub(super) async fn serve(
-    client: &mut Client,
+    ex: &mut Exchange<'_>,
     site: &Site,
     cache: &SiteCache,
-    req: &RequestHead,
     route: &RouteCache,
-    keep_alive: bool,
 ) -> Outcome {
-    if !cache.may_purge(client.origin.ip) {
-        let bytes = respond::error(405, &[], keep_alive, false);
-        return super::reply_bytes(client, site, bytes, 405, keep_alive).await;
+    if !cache.may_purge(ex.origin.ip) {
+        return super::reply_bytes(ex, site, &Reply::error(405, &[])).await;
     }
     // Every entry of the URL: variants and route-added key parts included.
     // Every scheme: `PURGE` over either listener removes what both stored.
+    let req = &ex.head;
     let urls = super::SCHEMES
         .iter()
         .map(|scheme| {
@@ -115,13 +110,12 @@ pub(super) async fn serve(
     let removed = every_tier(cache, &selector).await;
     let status = if removed > 0 { 200 } else { 404 };
     let body = format!("{{\"purged\": {removed}}}\n");
-    let bytes = crate::h1::write::simple_response(
+    let reply = Reply {
         status,
-        &[],
-        "application/json",
-        body.as_bytes(),
-        keep_alive,
-        false,
-    );
-    super::reply_bytes(client, site, bytes, status, keep_alive).await
+        fields: &[],
+        content_type: "application/json",
+        body: body.into_bytes().into(),
+        close: false,
+    };
+    super::reply_bytes(ex, site, &reply).await
 }

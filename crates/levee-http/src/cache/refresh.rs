@@ -4,7 +4,7 @@
 //! One refresh per key at a time: the task leads the key's flight, so
 //! concurrent stale hits start no second fetch (and misses arriving
 //! meanwhile wait for it). The fetch is a proxy exchange without a client
-//! (`proxy/fetch.rs`): a pooled connection, the stored validators, the
+//! (`cache/fetch.rs`): a pooled connection, the stored validators, the
 //! server's passive health and metrics fed as for any request; a 304
 //! refreshes the stored response, a storable response replaces it, and a
 //! failure changes nothing but the age of what is stored.
@@ -23,7 +23,7 @@ use crate::origin::Origin;
 
 /// What a background refresh needs, owned, since it outlives the request.
 #[derive(Debug)]
-pub struct Refresh {
+pub(super) struct Refresh {
     pub cache: Arc<SiteCache>,
     pub route: RouteCache,
     pub group: Arc<Group>,
@@ -39,7 +39,7 @@ pub struct Refresh {
 }
 
 /// Starts the refresh unless one for the key is in flight already.
-pub fn spawn(r: Refresh) {
+pub(super) fn spawn(r: Refresh) {
     tokio::spawn(async move {
         let Join::Lead(lead) = r.cache.tier.flights.join(&r.key, unix_now()) else {
             return;
@@ -73,12 +73,12 @@ pub fn spawn(r: Refresh) {
         );
         fill.validate();
         fill.lead(lead);
-        let behalf = crate::proxy::Behalf {
+        let behalf = super::fetch::Behalf {
             origin: r.origin,
             preserve_host: r.preserve_host,
             proxy_header: r.proxy_header.clone(),
         };
-        let fetched = crate::proxy::fetch(&r.group, &r.req, &behalf, &r.timeouts, &mut fill).await;
+        let fetched = super::fetch::fetch(&r.group, &r.req, &behalf, &r.timeouts, &mut fill).await;
         if let Err(e) = fetched {
             tracing::debug!(error = %e, "background refresh failed");
         }

@@ -16,7 +16,11 @@ use crate::static_files::{BodyPlan, multipart, new_boundary};
 #[derive(Debug)]
 pub struct Answer {
     pub status: u16,
+    /// The HTTP/1.1 head.
     pub head: Vec<u8>,
+    /// Where in `head` the field lines are (without the status line,
+    /// `Content-Length` and `Connection`): what HTTP/2 sends as HEADERS.
+    pub fields: std::ops::Range<usize>,
     pub body: Vec<Slice>,
 }
 
@@ -28,7 +32,7 @@ impl Answer {
 
 /// Builds the answer to `req` from `obj`. `extra` holds whole lines levee
 /// adds: `Cache-Status`, a 304's `Set-Cookie` for this client.
-pub fn answer(
+pub(crate) fn answer(
     obj: &Object,
     req: &RequestHead,
     age: u64,
@@ -51,6 +55,7 @@ pub fn answer(
     head.push(b' ');
     head.extend_from_slice(reason(status).as_bytes());
     head.extend_from_slice(b"\r\n");
+    let fields_start = head.len();
     if status == obj.status {
         // Nothing to replace (Content-Length is never stored): one copy.
         head.extend_from_slice(obj.visible_head());
@@ -68,6 +73,7 @@ pub fn answer(
     push_u64(&mut head, age);
     head.extend_from_slice(b"\r\n");
     head.extend_from_slice(extra_lines);
+    let fields = fields_start..head.len();
     // RFC 9110 §8.6: no Content-Length on 204, and a 304 would announce the full body's.
     if status != 304 && status != 204 {
         head.extend_from_slice(b"Content-Length: ");
@@ -81,7 +87,12 @@ pub fn answer(
     }
     head.extend_from_slice(b"\r\n");
     let body = if req.is_head() { Vec::new() } else { body };
-    Answer { status, head, body }
+    Answer {
+        status,
+        head,
+        fields,
+        body,
+    }
 }
 
 /// Status, body pieces and the fields that replace stored ones.

@@ -1,12 +1,12 @@
 //! The cache glue's side of the tiers (`levee_cache::tiers`): which tier a
 //! stored response came from, asking the fleet's shared tier on a local
-//! miss, and sending a body that lives in a disk tier file with the static
-//! file sender (`sendfile` on plain TCP).
+//! miss. A body that lives in a disk tier file is sent by the exchange's
+//! end (`Exchange::send_stored`: `sendfile` on plain HTTP/1, reads and
+//! DATA frames on HTTP/2).
 
 use std::sync::Arc;
 
 use levee_cache::Field;
-use levee_cache::body::Slice;
 use levee_cache::directives::Request as RequestDirectives;
 use levee_cache::freshness::{Heuristic, Use, decide};
 use levee_cache::key;
@@ -16,8 +16,6 @@ use levee_cache::tiers::Source;
 
 use super::setup::SiteCache;
 use super::unix_now;
-use crate::conn::Client;
-use crate::site::Site;
 
 /// A stored response, the key it is stored under, and the tier it came from.
 pub(super) type Found = (Arc<Object>, Vec<u8>, Source);
@@ -119,46 +117,4 @@ pub(super) async fn after_wait(
     find_shared(cache, key, fields)
         .await
         .map(|(obj, _, source)| (obj, source))
-}
-
-/// Whether every slice is in memory (so a small answer can be gathered
-/// into one write).
-pub(super) fn in_memory(body: &[Slice]) -> bool {
-    body.iter().all(|s| matches!(s, Slice::Bytes(_)))
-}
-
-/// Sends `body`: bytes as they are, file slices with the static file
-/// sender (`sendfile` on plain TCP, read and write over TLS), each under
-/// the client's minimum progress.
-pub(super) async fn send_body(client: &mut Client, site: &Site, body: &[Slice]) -> bool {
-    let limit = site.timeouts.client_send;
-    for slice in body {
-        let ok = match slice {
-            Slice::Bytes(b) => crate::pace::write_all(&mut client.stream, b, limit)
-                .await
-                .is_ok(),
-            Slice::File { region, start, len } => {
-                match crate::static_route::send_range(
-                    &mut client.stream,
-                    &region.file,
-                    *start,
-                    *len,
-                    site,
-                )
-                .await
-                {
-                    Ok(_) => true,
-                    Err(e) => {
-                        // The head is out: all that is left is to close.
-                        tracing::debug!(peer = %client.peer, error = %e, "cache: disk tier body stopped");
-                        false
-                    }
-                }
-            }
-        };
-        if !ok {
-            return false;
-        }
-    }
-    true
 }

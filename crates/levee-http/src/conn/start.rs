@@ -9,9 +9,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 
-use super::{Client, FirstSteps, ListenerCtx, ListenerTls};
+use crate::exchange::Client;
+use crate::listener::{FirstSteps, ListenerCtx, ListenerTls};
 use crate::proxy_protocol::{self, Header, Parsed};
-use crate::stream::{ClientStream, Secure};
+use crate::stream::ClientStream;
 
 /// Runs the steps the listener asks for; `None` when the client is dropped.
 pub(super) async fn begin(
@@ -100,7 +101,6 @@ async fn handshake(client: Client, tls: &ListenerTls) -> Option<Client> {
         buf,
         permit,
         hsts,
-        origin,
     } = client;
     let ClientStream::Plain(tcp) = stream else {
         return Some(Client {
@@ -109,17 +109,15 @@ async fn handshake(client: Client, tls: &ListenerTls) -> Option<Client> {
             buf,
             permit,
             hsts,
-            origin,
         });
     };
     match timeout(tls.handshake_timeout, tls.acceptor.accept(tcp)).await {
         Ok(Ok(s)) => Some(Client {
-            stream: ClientStream::Tls(Box::new(Secure::Tls(s))),
+            stream: ClientStream::Tls(Box::new(s)),
             peer,
             buf,
             permit,
             hsts: tls.hsts,
-            origin,
         }),
         Ok(Err(e)) => {
             tracing::debug!(peer = %peer, error = %e, "TLS handshake failed");

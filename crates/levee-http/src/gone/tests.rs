@@ -1,5 +1,5 @@
-//! The watch on a client: over real loopback sockets for HTTP/1, over a
-//! stream's cancellation for HTTP/2.
+//! The watch on an HTTP/1 client, over real loopback sockets (an HTTP/2
+//! stream's is `exchange/h2/tests.rs`'s).
 
 use std::time::Duration;
 
@@ -9,8 +9,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::time::timeout;
 
 use super::*;
-use crate::http2::Pipe;
-use crate::stream::{ClientStream, Secure};
+use crate::stream::ClientStream;
 
 /// levee's end of a connection (as a `ClientStream`) and the client's.
 async fn pair() -> (ClientStream, TcpStream) {
@@ -84,27 +83,4 @@ async fn the_watch_stops_after_so_much_sent_ahead() {
     assert!(!resolves(&mut ours, &mut spare, Duration::from_millis(50)).await);
     assert!(spare.len() < SPARE + 512);
     writer.abort();
-}
-
-#[tokio::test]
-async fn an_http2_stream_is_gone_when_its_exchange_fires() {
-    let (io, _other) = tokio::io::duplex(64);
-    let (canceller, cancel) = super::cancel();
-    let mut stream = ClientStream::Tls(Box::new(Secure::Http2(Pipe {
-        io,
-        fd: -1,
-        local: None,
-        https: false,
-        cancel,
-    })));
-    let mut spare = BytesMut::new();
-    assert!(!resolves(&mut stream, &mut spare, Duration::from_millis(20)).await);
-    assert!(!canceller.fired());
-    canceller.fire();
-    assert!(canceller.fired());
-    assert!(resolves(&mut stream, &mut spare, Duration::from_secs(10)).await);
-    // And again: every later wait sees it too.
-    assert!(resolves(&mut stream, &mut spare, Duration::from_secs(10)).await);
-    // The pipe itself (the request body) was never read.
-    assert!(spare.is_empty());
 }

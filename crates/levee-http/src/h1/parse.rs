@@ -176,12 +176,7 @@ pub fn parse_request(
     let head = &buf[..end];
     check_line_endings(head)?;
     let line_len = memchr::memchr(b'\n', head).unwrap_or(end);
-    if line_len > limits.max_request_line {
-        return Err(HeadError::RequestLineTooLong);
-    }
-    if end > limits.max_header_bytes {
-        return Err(HeadError::HeadTooLarge);
-    }
+    check_size(line_len, end, limits)?;
 
     let mut stack = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; STACK_FIELDS];
     let mut heap;
@@ -211,15 +206,43 @@ pub fn parse_request(
         Some(0) => Version::Http10,
         _ => Version::Http11,
     };
-    let method_bytes = req.method.unwrap_or_default().as_bytes();
-    if method_bytes == b"CONNECT" {
+    let method = span_in(head, req.method.unwrap_or_default().as_bytes());
+    let target = span_in(head, req.path.unwrap_or_default().as_bytes());
+    let fields = collect_fields(head, req.headers);
+    let parts = request_parts(head, method, target, version, fields)?;
+    Ok(Parsed::Complete(parts, end))
+}
+
+/// The request line's and the head's length against `[limits]`: 414, 431.
+pub(crate) fn check_size(
+    line_len: usize,
+    end: usize,
+    limits: &HeadLimits,
+) -> Result<(), HeadError> {
+    if line_len > limits.max_request_line {
+        return Err(HeadError::RequestLineTooLong);
+    }
+    if end > limits.max_header_bytes {
+        return Err(HeadError::HeadTooLarge);
+    }
+    Ok(())
+}
+
+/// The checks and meaning of a request head once tokenised, shared by
+/// HTTP/1 (after httparse) and HTTP/2 (a head built from decoded fields,
+/// http2/request.rs): CONNECT refused, the target's form checked and its
+/// path normalised, framing and Host by the smuggling rules.
+pub(crate) fn request_parts(
+    head: &[u8],
+    method: Span,
+    target: Span,
+    version: Version,
+    fields: Vec<Field>,
+) -> Result<RequestParts, HeadError> {
+    if method.of(head) == b"CONNECT" {
         return Err(HeadError::Connect);
     }
-    let method = span_in(head, method_bytes);
-    let target_bytes = req.path.unwrap_or_default().as_bytes();
-    let target = span_in(head, target_bytes);
-    let (authority, normal) = read_target(target_bytes)?;
-    let fields = collect_fields(head, req.headers);
+    let (authority, normal) = read_target(target.of(head))?;
     let semantics = Semantics::read(head, &fields)?;
 
     let framing = semantics.request_framing(version)?;
@@ -238,21 +261,18 @@ pub fn parse_request(
         Version::Http11 => !semantics.close,
         _ => semantics.keep_alive && !semantics.close,
     };
-    Ok(Parsed::Complete(
-        RequestParts {
-            method,
-            target,
-            version,
-            fields,
-            host,
-            framing,
-            keep_alive,
-            expect_continue: semantics.expect_continue,
-            connection_tokens: semantics.tokens,
-            normal,
-        },
-        end,
-    ))
+    Ok(RequestParts {
+        method,
+        target,
+        version,
+        fields,
+        host,
+        framing,
+        keep_alive,
+        expect_continue: semantics.expect_continue,
+        connection_tokens: semantics.tokens,
+        normal,
+    })
 }
 
 /// A checked target: the authority of an absolute form, and the path's
@@ -428,6 +448,11 @@ fn check_line_endings(head: &[u8]) -> Result<(), HeadError> {
     Ok(())
 }
 
+/// A byte httparse takes in a request target (visible ASCII, obs-text).
+pub(crate) fn is_target_byte(b: u8) -> bool {
+    matches!(b, b'!'..=0x7e | 0x80..=0xff)
+}
+
 fn span_in(base: &[u8], part: &[u8]) -> Span {
     let start = (part.as_ptr() as usize).saturating_sub(base.as_ptr() as usize);
     Span::new(start, start + part.len())
@@ -446,7 +471,7 @@ fn collect_fields(head: &[u8], headers: &[httparse::Header<'_>]) -> Vec<Field> {
         .collect()
 }
 
-fn trim(v: &[u8]) -> &[u8] {
+pub(crate) fn trim(v: &[u8]) -> &[u8] {
     let start = v.iter().position(|b| !matches!(b, b' ' | b'\t'));
     let Some(start) = start else { return &v[..0] };
     let end = v

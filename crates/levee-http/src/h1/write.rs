@@ -128,6 +128,25 @@ pub fn simple_response(
     out
 }
 
+/// The head of a response levee writes itself and sends the body of after
+/// (static files): `Server`, `Date`, `fields`, and `Connection: close`
+/// unless `keep_alive`.
+pub fn own_head(status: u16, fields: &[(&'static str, String)], keep_alive: bool) -> Vec<u8> {
+    let mut out = Vec::with_capacity(256);
+    status_line(&mut out, status);
+    out.extend_from_slice(b"Server: levee\r\nDate: ");
+    date(&mut out);
+    out.extend_from_slice(b"\r\n");
+    for (name, value) in fields {
+        field(&mut out, name.as_bytes(), value.as_bytes());
+    }
+    if !keep_alive {
+        out.extend_from_slice(b"Connection: close\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    out
+}
+
 /// The body of an error response levee generates: one line naming the status.
 pub fn error_body(status: u16) -> Vec<u8> {
     let mut body = Vec::with_capacity(40);

@@ -1,5 +1,6 @@
-//! What crosses levee in each direction: the upstream request head and the
-//! client response head.
+//! What levee sends a server: the upstream request head (HTTP/1) and the
+//! forwarded fields (HTTP/1 and HTTP/2 alike). The client's response head
+//! is `h1::head`'s (HTTP/1) and `exchange/h2.rs`'s (HTTP/2).
 //!
 //! Policy (docs/http1.md): hop-by-hop fields and the fields named in
 //! `Connection` are dropped both ways. Upstream, `Host` is kept by default,
@@ -18,17 +19,13 @@
 
 use std::net::IpAddr;
 
-use crate::h1::write::{field, push_u64, reason};
-use crate::message::{Framing, RequestHead, ResponseHead, Version, is_hop_by_hop};
+use crate::h1::write::{field, push_u64};
+use crate::message::{Framing, RequestHead, Version, is_hop_by_hop, listed};
 use crate::origin::Origin;
-
-fn listed(tokens: &[Box<[u8]>], name: &[u8]) -> bool {
-    tokens.iter().any(|t| t.eq_ignore_ascii_case(name))
-}
 
 /// How the request is addressed upstream.
 #[derive(Debug, Clone, Copy)]
-pub struct Forwarding<'a> {
+pub(crate) struct Forwarding<'a> {
     /// Who the request is for (origin.rs).
     pub origin: Origin,
     pub preserve_host: bool,
@@ -39,7 +36,7 @@ pub struct Forwarding<'a> {
 }
 
 /// Where the forwarded request fields go: an HTTP/1.1 head, or an HTTP/2
-/// header map (http2/upstream), so both protocols forward alike.
+/// header map (proxy/h2.rs), so both protocols forward alike.
 pub(crate) trait FieldOut {
     fn field(&mut self, name: &[u8], value: &[u8]);
     /// A list field: the values in `prior`, then `last`, joined by ", ".
@@ -64,7 +61,7 @@ impl FieldOut for Vec<u8> {
 }
 
 /// The request head levee sends upstream (always HTTP/1.1, keep-alive).
-pub fn upstream_request(req: &RequestHead, fwd: &Forwarding<'_>) -> Vec<u8> {
+pub(crate) fn upstream_request(req: &RequestHead, fwd: &Forwarding<'_>) -> Vec<u8> {
     let raw = req.fields.raw();
     let mut out = Vec::with_capacity(raw.len() + 160);
     out.extend_from_slice(req.method());
@@ -205,95 +202,4 @@ fn ip_text(buf: &mut [u8; 48], ip: IpAddr) -> &[u8] {
     let _ = write!(cursor, "{ip}");
     let len = usize::try_from(cursor.position()).unwrap_or(0);
     buf.get(..len).unwrap_or_default()
-}
-
-/// How the response body reaches the client.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ClientFraming {
-    /// Relay the upstream's chunked coding as it is (else send only the data).
-    pub chunked: bool,
-    /// The client connection stays open after this response.
-    pub keep_alive: bool,
-}
-
-/// Decides framing towards the client from the upstream response and the request.
-pub fn client_framing(resp: &ResponseHead, req: &RequestHead, keep_alive: bool) -> ClientFraming {
-    match resp.framing {
-        Framing::Chunked if req.version == Version::Http10 => ClientFraming {
-            chunked: false,
-            keep_alive: false,
-        },
-        Framing::Chunked => ClientFraming {
-            chunked: true,
-            keep_alive,
-        },
-        Framing::UntilClose => ClientFraming {
-            chunked: false,
-            keep_alive: false,
-        },
-        Framing::None | Framing::Length(_) => ClientFraming {
-            chunked: false,
-            keep_alive,
-        },
-    }
-}
-
-/// The response head levee sends the client; `extra` holds whole header
-/// lines levee adds (a sticky `Set-Cookie`), usually none.
-pub fn client_response(
-    resp: &ResponseHead,
-    req: &RequestHead,
-    framing: ClientFraming,
-    extra: &[u8],
-) -> Vec<u8> {
-    let raw = resp.fields.raw();
-    let mut out = Vec::with_capacity(raw.len() + 64);
-    out.extend_from_slice(b"HTTP/1.1 ");
-    push_u64(&mut out, u64::from(resp.status));
-    out.push(b' ');
-    let upstream_reason = resp.fields.span_of(resp.reason);
-    if upstream_reason.is_empty() {
-        out.extend_from_slice(reason(resp.status).as_bytes());
-    } else {
-        out.extend_from_slice(upstream_reason);
-    }
-    out.extend_from_slice(b"\r\n");
-    let chunked_upstream = resp.framing == Framing::Chunked;
-    for (name, value) in resp.fields.iter() {
-        if is_hop_by_hop(name) || listed(&resp.connection_tokens, name) {
-            continue;
-        }
-        if chunked_upstream && name.eq_ignore_ascii_case(b"content-length") {
-            continue;
-        }
-        field(&mut out, name, value);
-    }
-    out.extend_from_slice(extra);
-    if framing.chunked {
-        out.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
-    }
-    if !framing.keep_alive {
-        out.extend_from_slice(b"Connection: close\r\n");
-    } else if req.version == Version::Http10 {
-        out.extend_from_slice(b"Connection: keep-alive\r\n");
-    }
-    out.extend_from_slice(b"\r\n");
-    out
-}
-
-/// An interim (1xx) response relayed to an HTTP/1.1 client.
-pub fn interim(resp: &ResponseHead) -> Vec<u8> {
-    let mut out = Vec::with_capacity(resp.fields.raw().len());
-    out.extend_from_slice(b"HTTP/1.1 ");
-    push_u64(&mut out, u64::from(resp.status));
-    out.push(b' ');
-    out.extend_from_slice(reason(resp.status).as_bytes());
-    out.extend_from_slice(b"\r\n");
-    for (name, value) in resp.fields.iter() {
-        if !is_hop_by_hop(name) {
-            field(&mut out, name, value);
-        }
-    }
-    out.extend_from_slice(b"\r\n");
-    out
 }

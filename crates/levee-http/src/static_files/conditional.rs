@@ -12,7 +12,7 @@ const MAX_HTTP_DATE_SECS: u64 = 253_402_300_799;
 
 /// The validators of one version of a file.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Validators {
+pub(super) struct Validators {
     /// Strong entity-tag, quotes included: `"{mtime_hex}-{size_hex}"` as nginx
     /// writes it, so caches warmed by nginx stay valid.
     pub etag: String,
@@ -25,7 +25,7 @@ pub struct Validators {
 impl Validators {
     /// `mtime` is `None` when the platform cannot report it; the file is then
     /// dated at the epoch rather than left without validators.
-    pub fn new(mtime: Option<SystemTime>, size: u64) -> Self {
+    pub(super) fn new(mtime: Option<SystemTime>, size: u64) -> Self {
         let mtime_secs = mtime
             .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
             .map_or(0, |d| d.as_secs().min(MAX_HTTP_DATE_SECS));
@@ -40,7 +40,7 @@ impl Validators {
 
     /// RFC 9110 §13.2.2 steps 3 and 4 for a GET or HEAD: `true` means 304.
     /// `If-None-Match`, when present, decides alone.
-    pub fn not_modified(
+    pub(super) fn not_modified(
         &self,
         if_none_match: Option<&[u8]>,
         if_modified_since: Option<&[u8]>,
@@ -55,7 +55,7 @@ impl Validators {
 
     /// RFC 9110 §13.1.5: `true` when the `Range` field may be honoured.
     /// Entity-tags compare strongly; a date must equal `Last-Modified` exactly.
-    pub fn if_range_holds(&self, if_range: &[u8]) -> bool {
+    pub(super) fn if_range_holds(&self, if_range: &[u8]) -> bool {
         let value = if_range.trim_ascii();
         if value.starts_with(b"\"") || value.starts_with(b"W/") {
             return match parse_entity_tags(value).as_deref() {

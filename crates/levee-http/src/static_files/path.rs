@@ -14,7 +14,7 @@ use std::fmt::Write as _;
 
 /// Why a request path cannot name a file under the root. All map to 400.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum PathError {
+pub(crate) enum PathError {
     #[error("request path does not start with '/'")]
     NotAbsolute,
     #[error("NUL byte in request path")]
@@ -27,7 +27,7 @@ pub enum PathError {
 
 /// A decoded, normalised request path.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CleanPath {
+pub(crate) struct CleanPath {
     /// Decoded segments: never empty, never `.` or `..`, never containing `/`,
     /// `\` or NUL. Not necessarily UTF-8 (Unix file names are bytes).
     pub segments: Vec<Vec<u8>>,
@@ -37,7 +37,7 @@ pub struct CleanPath {
 
 impl CleanPath {
     /// Splits a decoded request path (without its query).
-    pub fn parse(decoded: &[u8]) -> Result<Self, PathError> {
+    pub(crate) fn parse(decoded: &[u8]) -> Result<Self, PathError> {
         if decoded.first() != Some(&b'/') {
             return Err(PathError::NotAbsolute);
         }
@@ -75,7 +75,7 @@ impl CleanPath {
     /// The canonical, percent-encoded form of this path with a trailing `/`,
     /// for a `Location` field. Slashes are merged, so it can never start with
     /// `//` (which a browser would read as another host).
-    pub fn directory_location(&self) -> String {
+    pub(crate) fn directory_location(&self) -> String {
         let mut out = String::from("/");
         for segment in &self.segments {
             for &b in segment {

@@ -7,30 +7,30 @@
 //! amplification trick: `bytes=0-,0-,0-,...`).
 
 /// More ranges than this and the whole file is sent instead.
-pub const MAX_RANGES: usize = 16;
+pub(crate) const MAX_RANGES: usize = 16;
 
 /// A satisfiable byte range: `len` is never zero and `start + len <= size`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ByteRange {
+pub(crate) struct ByteRange {
     pub start: u64,
     pub len: u64,
 }
 
 impl ByteRange {
     /// Offset of the last byte, as written in `Content-Range`.
-    pub fn last(self) -> u64 {
+    pub(crate) fn last(self) -> u64 {
         self.start + (self.len - 1)
     }
 
     /// The `Content-Range` value for this range of a `size`-byte file.
-    pub fn content_range(self, size: u64) -> String {
+    pub(crate) fn content_range(self, size: u64) -> String {
         format!("bytes {}-{}/{size}", self.start, self.last())
     }
 }
 
 /// What to do with a `Range` field for a file of a given size.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RangeDecision {
+pub(crate) enum RangeDecision {
     /// Ignore the field and send the whole file with 200.
     Full,
     /// Send these ranges with 206, in the order asked for. Never empty,
@@ -50,7 +50,7 @@ enum Spec {
 }
 
 /// Applies a `Range` field value to a file of `size` bytes.
-pub fn decide(field: &[u8], size: u64) -> RangeDecision {
+pub(crate) fn decide(field: &[u8], size: u64) -> RangeDecision {
     let Some(specs) = parse(field) else {
         return RangeDecision::Full;
     };

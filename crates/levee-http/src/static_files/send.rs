@@ -31,7 +31,12 @@ const COPY_BUFFER: usize = 64 * 1024;
 /// A file that turns out shorter than `start + len` (truncated after
 /// `resolve` measured it) is `UnexpectedEof`. After any error the response is
 /// incomplete and the caller must close the connection.
-pub async fn send_range(stream: &TcpStream, file: &File, start: u64, len: u64) -> io::Result<u64> {
+pub(crate) async fn send_range(
+    stream: &TcpStream,
+    file: &File,
+    start: u64,
+    len: u64,
+) -> io::Result<u64> {
     #[cfg(target_os = "linux")]
     let sent = match sendfile_range(stream, file, start, len).await? {
         Sendfile::Complete(sent) => return Ok(sent),
@@ -120,7 +125,7 @@ async fn copy_range(stream: &TcpStream, file: &File, start: u64, len: u64) -> io
 
 /// Sends `len` bytes of `file` from `start` through `stream` (a TLS
 /// client, where `sendfile` cannot apply), each write within `limit`.
-pub async fn write_range(
+pub(crate) async fn write_range(
     stream: &mut impl crate::stream::Socket,
     file: &File,
     start: u64,

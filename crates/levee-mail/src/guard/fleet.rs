@@ -38,7 +38,7 @@ use crate::metrics;
 /// How long a reservation holds its place if its member never settles it
 /// (it stopped mid-attempt, or its answer came after the timeout): longer
 /// than an auth request and a backend login take.
-pub const HOLD: Duration = Duration::from_secs(60);
+pub(super) const HOLD: Duration = Duration::from_secs(60);
 
 /// KEYS: pair failures, pair reservations, user failures, user
 /// reservations, user turn, address failures. ARGV: pair limit, user

@@ -52,11 +52,11 @@ pub(crate) struct TlsState {
 
 impl TlsState {
     /// Logins are refused until STARTTLS.
-    pub fn login_refused(&self) -> bool {
+    pub(crate) fn login_refused(&self) -> bool {
         self.required && self.info.is_none()
     }
 
-    pub fn offered(&self) -> bool {
+    pub(crate) fn offered(&self) -> bool {
         self.offer.is_some()
     }
 }

@@ -2,6 +2,8 @@
 //! 127.0.0.1, Pebble validating against levee's listeners, a levee with
 //! `tls = "auto"`, and clients that verify with Pebble's root.
 #![allow(dead_code)]
+// Shared by test binaries, which export nothing: `pub` is for the test files.
+#![allow(unreachable_pub)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

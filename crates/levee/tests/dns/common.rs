@@ -1,6 +1,8 @@
 //! What the DNS tests share: fleet members that also serve DNS (levee
 //! processes on 127.0.0.2, .3, .4 with their admin listener on
 //! 127.0.0.1), and `dig` as the client.
+// Shared by test binaries, which export nothing: `pub` is for the test files.
+#![allow(unreachable_pub)]
 // Each test file uses a part of this.
 #![allow(dead_code)]
 

@@ -4,6 +4,8 @@
 //! port 0 (the OS picks a free port; the log says which), so three can run
 //! on one machine with identical files. `unshare` (util-linux) makes the
 //! namespace; as root directly, otherwise in a user namespace of its own.
+// Shared by test binaries, which export nothing: `pub` is for the test files.
+#![allow(unreachable_pub)]
 // Each test file uses a part of this.
 #![allow(dead_code)]
 

@@ -1,6 +1,8 @@
 //! A real gRPC server and client (grpc/peer.py on Debian's python3-grpcio)
 //! and levee configs that put levee between them.
 #![allow(dead_code)]
+// Shared by test binaries, which export nothing: `pub` is for the test files.
+#![allow(unreachable_pub)]
 
 use std::fs;
 use std::os::unix::process::CommandExt;

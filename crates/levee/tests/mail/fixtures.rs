@@ -1,6 +1,8 @@
 //! What the mail tests share: the nginx `auth_http` service, the standard
 //! environment (two Dovecots, levee with IMAP, POP3 and submission
 //! listeners), the Python clients, a raw IMAP client and an SMTP sink.
+// Shared by test binaries, which export nothing: `pub` is for the test files.
+#![allow(unreachable_pub)]
 
 use std::collections::HashMap;
 use std::io::{Read, Write};

@@ -4,6 +4,8 @@
 //! Every fixture picks free loopback ports, waits with a deadline, and kills
 //! its process group on drop, so test files run in parallel safely.
 #![allow(dead_code)]
+// Shared by test binaries, which export nothing: `pub` is for the test files.
+#![allow(unreachable_pub)]
 
 mod admin;
 mod cache;

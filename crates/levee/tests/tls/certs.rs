@@ -1,6 +1,8 @@
 //! Test certificates made with the `openssl` CLI at test time: a CA and
 //! leaves it signs (ECDSA P-256). Nothing here is committed key material.
 #![allow(dead_code)]
+// Shared by test binaries, which export nothing: `pub` is for the test files.
+#![allow(unreachable_pub)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -1,6 +1,8 @@
 //! Fixtures shared by the TLS test files: certificates in a setup's
 //! directory, a TLS listener's config, curl and s_client over TLS.
 #![allow(dead_code)]
+// Shared by test binaries, which export nothing: `pub` is for the test files.
+#![allow(unreachable_pub)]
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};

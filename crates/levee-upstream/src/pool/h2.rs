@@ -1,11 +1,9 @@
-//! The per-worker HTTP/2 client connections to servers of HTTP/2
-//! upstreams (`protocol = "h2c" | "h2"`).
+//! Shared HTTP/2 connections to servers of HTTP/2 upstreams
+//! (`protocol = "h2c" | "h2"`), kept per worker.
 //!
 //! One connection per server and worker carries every stream to that
 //! server; a second one opens only while the first is at the peer's
-//! `SETTINGS_MAX_CONCURRENT_STREAMS`. The list is thread-local, like the
-//! HTTP/1 pool (`levee_upstream::pool`): a worker's sockets stay on its
-//! event loop and taking a connection costs no lock. Each connection's
+//! `SETTINGS_MAX_CONCURRENT_STREAMS`. Taking a connection costs no lock. Each connection's
 //! `h2` state is driven by a task of its own ([`drive`]), which closes it
 //! once no stream has used it for the group's `keepalive_timeout`, and
 //! marks it closed when the peer sent GOAWAY or the socket failed, so it is
@@ -18,12 +16,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
+use ::h2::client::{Connection, SendRequest};
 use bytes::Bytes;
-use h2::client::{Connection, SendRequest};
-use levee_upstream::UpstreamStream;
 use tokio::time::timeout;
 
-use crate::proxy::{Dest, UpstreamFault, connect};
+use crate::connect::{Dest, connect};
+use crate::error::Fault;
+use crate::stream::UpstreamStream;
 
 /// Windows levee offers a server: the same per stream as the h2 crate's
 /// default, larger per connection since many streams share it.
@@ -56,7 +55,7 @@ thread_local! {
 
 /// A stream's hold on its connection: counts it open until dropped.
 #[derive(Debug)]
-pub(crate) struct Held(Arc<Shared>);
+pub struct Held(Arc<Shared>);
 
 impl Drop for Held {
     fn drop(&mut self) {
@@ -67,13 +66,14 @@ impl Drop for Held {
 impl Held {
     /// The connection turned out unusable (a refused new stream): do not
     /// hand it out again.
-    pub(crate) fn discard(&self) {
+    pub fn discard(&self) {
         self.0.closed.store(true, Ordering::Release);
     }
 }
 
 /// A connection ready for one more stream.
-pub(crate) struct Checkout {
+#[derive(Debug)]
+pub struct Checkout {
     pub send: SendRequest<Bytes>,
     pub held: Held,
     /// It was already open (so a failure to start the stream may be its
@@ -107,12 +107,12 @@ fn take(key: Key) -> Option<Checkout> {
 /// A connection to `dest` for one more stream: a shared one with room
 /// (unless `fresh_only`), else a new one (TCP, TLS with ALPN `h2`, the
 /// HTTP/2 preface and SETTINGS), within the connect timeout.
-pub(crate) async fn checkout(
+pub async fn checkout(
     dest: &Dest<'_>,
     fresh_only: bool,
     connect_timeout: Duration,
     idle: Duration,
-) -> Result<Checkout, UpstreamFault> {
+) -> Result<Checkout, Fault> {
     let key = (dest.addr, dest.tls.is_some());
     if !fresh_only && let Some(c) = take(key) {
         return Ok(c);
@@ -121,19 +121,19 @@ pub(crate) async fn checkout(
     if let UpstreamStream::Tls(tls) = &stream
         && tls.get_ref().1.alpn_protocol() != Some(b"h2")
     {
-        return Err(UpstreamFault::Connect(std::io::Error::other(
+        return Err(Fault::Connect(std::io::Error::other(
             "the server did not agree on ALPN h2",
         )));
     }
-    let handshake = h2::client::Builder::new()
+    let handshake = ::h2::client::Builder::new()
         .initial_window_size(STREAM_WINDOW)
         .initial_connection_window_size(CONNECTION_WINDOW)
         // Requests carry no server push.
         .enable_push(false)
         .handshake::<_, Bytes>(stream);
     let (send, conn) = match timeout(connect_timeout, handshake).await {
-        Err(_) => return Err(UpstreamFault::ConnectTimeout),
-        Ok(Err(e)) => return Err(UpstreamFault::Connect(std::io::Error::other(e))),
+        Err(_) => return Err(Fault::ConnectTimeout),
+        Ok(Err(e)) => return Err(Fault::Connect(std::io::Error::other(e))),
         Ok(Ok(pair)) => pair,
     };
     let shared = Arc::new(Shared::default());

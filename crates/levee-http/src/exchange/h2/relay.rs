@@ -1,5 +1,6 @@
 //! Both directions of one stream between an HTTP/2 client and an HTTP/2
-//! server, once the request's HEADERS went upstream.
+//! server, once the request's HEADERS went upstream (proxy/h2.rs): the
+//! HTTP/2 end's part of the forward loop's respond phase.
 //!
 //! ```text
 //! request:  client DATA ─▶ server (window given back to the client once the
@@ -23,41 +24,78 @@ use h2::server::SendResponse;
 use h2::{Reason, RecvStream, SendStream};
 use tokio::time::timeout;
 
-use super::super::response::{Fault, Window, cut_slow, data};
-
-/// How the stream ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum End {
-    /// The response went out whole, trailers included.
-    Complete,
-    /// The client reset the stream or its connection ended (the server's
-    /// stream was cancelled).
-    ClientGone,
-    /// The server reset the stream or its connection was lost (the client's
-    /// stream was reset).
-    UpstreamReset,
-    /// No response head came: levee answered with this status.
-    Answered(u16),
-}
+use super::Stream;
+use super::head;
+use super::send::{Fault, Window, cut_slow, data};
+use crate::exchange::{Next, Relayed, StreamEnd as End};
+use crate::message::RequestHead;
+use crate::site::Site;
 
 /// What the access log needs, filled in as the relay goes (atomics only
 /// because the stream's task must be `Send`; one task touches them).
 #[derive(Debug, Default)]
-pub(crate) struct Progress {
+struct Progress {
     /// The server's status; 0 before its response head.
-    pub status: AtomicU16,
+    status: AtomicU16,
     /// Response body bytes passed to the client.
-    pub bytes: AtomicU64,
+    bytes: AtomicU64,
 }
 
 /// What bounds the response: how long its head may take, and the HSTS
 /// field a TLS listener adds.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Terms {
-    pub head_timeout: Duration,
-    pub hsts: Option<u64>,
-    /// How long the client may keep its window shut (minimum progress).
-    pub window: Window,
+struct Terms {
+    head_timeout: Duration,
+    hsts: Option<u64>,
+}
+
+impl Stream {
+    /// Relays a stream open on an HTTP/2 server both ways until it ends:
+    /// the client's DATA and trailers up, the server's HEADERS, DATA and
+    /// trailers down; a reset on either side resets the other.
+    pub(crate) async fn relay_h2(
+        &mut self,
+        head: &RequestHead,
+        response: ResponseFuture,
+        up: Option<SendStream<Bytes>>,
+        site: &Site,
+        hsts: Option<u64>,
+    ) -> Relayed {
+        // `expect` is hop by hop, so the server will not answer it: levee
+        // does, now that a server has the request.
+        if head.expect_continue
+            && up.is_some()
+            && let Some(go) = head::with_status(100)
+        {
+            let _ = self.respond.send_informational(go);
+        }
+        let terms = Terms {
+            head_timeout: site.timeouts.upstream_read,
+            hsts,
+        };
+        let progress = Progress::default();
+        let pre = self.pre.split().freeze();
+        let end = run(
+            (&mut self.body, pre),
+            up,
+            &mut self.respond,
+            response,
+            terms,
+            (&progress, &mut self.window),
+        )
+        .await;
+        self.headed = true;
+        match end {
+            End::ClientGone => self.gone = true,
+            _ => self.closed = true,
+        }
+        Relayed {
+            end,
+            status: progress.status.load(Relaxed),
+            bytes: progress.bytes.load(Relaxed),
+            next: Next::Close,
+        }
+    }
 }
 
 /// Which side failed while the request body was relayed.
@@ -68,21 +106,21 @@ enum Side {
 
 /// Relays the request body (`up`: `None` when the request had none) and the
 /// response until the stream ends.
-pub(crate) async fn run(
-    body: RecvStream,
+async fn run(
+    (body, pre): (&mut RecvStream, Bytes),
     up: Option<SendStream<Bytes>>,
     respond: &mut SendResponse<Bytes>,
     response: ResponseFuture,
     terms: Terms,
-    progress: &Progress,
+    (progress, window): (&Progress, &mut Window),
 ) -> End {
     let request = async move {
         match up {
-            Some(up) => request_body(body, up).await,
+            Some(up) => request_body(body, pre, up).await,
             None => Ok(()),
         }
     };
-    let response = relay_response(respond, response, terms, progress);
+    let response = relay_response(respond, response, terms, progress, window);
     tokio::pin!(request, response);
     let mut request_done = false;
     loop {
@@ -99,8 +137,18 @@ pub(crate) async fn run(
     }
 }
 
-/// Copies the client's DATA and trailers to the server.
-async fn request_body(mut body: RecvStream, mut up: SendStream<Bytes>) -> Result<(), Side> {
+/// Copies the client's DATA (after `pre`, what was read ahead) and
+/// trailers to the server.
+async fn request_body(
+    body: &mut RecvStream,
+    pre: Bytes,
+    mut up: SendStream<Bytes>,
+) -> Result<(), Side> {
+    if !pre.is_empty() {
+        data(&mut up, pre, false, &mut Window::unbounded())
+            .await
+            .map_err(|_| Side::Upstream)?;
+    }
     loop {
         let next = tokio::select! {
             next = body.data() => next,
@@ -148,24 +196,21 @@ async fn relay_response(
     response: ResponseFuture,
     terms: Terms,
     progress: &Progress,
+    window: &mut Window,
 ) -> End {
-    let Terms {
-        head_timeout,
-        hsts,
-        mut window,
-    } = terms;
+    let Terms { head_timeout, hsts } = terms;
     let waited = tokio::select! {
         r = timeout(head_timeout, response) => r,
         _ = poll_fn(|cx| respond.poll_reset(cx)) => return End::ClientGone,
     };
     let head = match waited {
-        Err(_) => return super::answer(respond, 504, hsts),
+        Err(_) => return answer(respond, 504, hsts),
         Ok(Err(e)) if e.is_reset() => {
             respond.send_reset(reason_for_client(&e));
             return End::UpstreamReset;
         }
         // The connection was lost (or refused the stream) before a response.
-        Ok(Err(_)) => return super::answer(respond, 502, hsts),
+        Ok(Err(_)) => return answer(respond, 502, hsts),
         Ok(Ok(head)) => head,
     };
     let (parts, mut recv) = head.into_parts();
@@ -173,7 +218,7 @@ async fn relay_response(
     let mut out = http::Response::new(());
     *out.status_mut() = parts.status;
     *out.headers_mut() = parts.headers;
-    super::add_hsts(out.headers_mut(), hsts);
+    head::add_hsts(out.headers_mut(), hsts);
     // A trailers-only response (gRPC's error answer) ends with its HEADERS.
     let end = recv.is_end_stream();
     let Ok(mut send) = respond.send_response(out, end) else {
@@ -190,7 +235,7 @@ async fn relay_response(
         match next {
             Some(Ok(bytes)) => {
                 let n = bytes.len();
-                match data(&mut send, bytes, false, &mut window).await {
+                match data(&mut send, bytes, false, window).await {
                     Ok(()) => {}
                     Err(Fault::Slow) => {
                         cut_slow(&mut send);
@@ -221,4 +266,18 @@ async fn relay_response(
         Ok(()) => End::Complete,
         Err(_) => End::ClientGone,
     }
+}
+
+/// Answers the stream with a bodiless status of levee's own (no response
+/// head came): gRPC clients read 502 and 504 as UNAVAILABLE.
+fn answer(respond: &mut SendResponse<Bytes>, status: u16, hsts: Option<u64>) -> End {
+    let Some(mut r) = head::with_status(status) else {
+        respond.send_reset(Reason::INTERNAL_ERROR);
+        return End::Answered(status);
+    };
+    head::add_hsts(r.headers_mut(), hsts);
+    if respond.send_response(r, true).is_err() {
+        respond.send_reset(Reason::INTERNAL_ERROR);
+    }
+    End::Answered(status)
 }

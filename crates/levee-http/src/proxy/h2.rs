@@ -1,20 +1,29 @@
-//! The HTTP/2 request a server of an HTTP/2 upstream receives: the
-//! client's fields forwarded by the same code as for HTTP/1
-//! (`proxy::headers::forwarded_fields`), the `Host` it decides as
-//! `:authority`, and `te: trailers` always, since levee reads trailers
+//! One attempt at a server of an HTTP/2 upstream (`protocol = "h2c" |
+//! "h2"`, gRPC): connect (a shared connection with room under the peer's
+//! `max_concurrent_streams`, else a new one: TCP, TLS with ALPN `h2`, the
+//! HTTP/2 preface and SETTINGS; levee_upstream::pool::h2) and send (the
+//! request's HEADERS handed to it). Nothing else goes out before the
+//! relay: a request moves to another server only before this. Receive and
+//! respond overlap for a stream (its body and the response flow at once,
+//! as gRPC streaming needs): the ends' `relay_h2` (exchange/h1/h2.rs,
+//! exchange/h2/relay.rs).
+//!
+//! The server receives the client's fields forwarded by the same code as
+//! for HTTP/1 (`proxy::headers::forwarded_fields`), the `Host` it decides
+//! as `:authority`, and `te: trailers` always, since levee reads trailers
 //! and gRPC servers require it.
 
+use bytes::Bytes;
+use h2::SendStream;
+use h2::client::ResponseFuture;
 use http::header::{CONTENT_LENGTH, TE};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Uri, Version};
+use levee_upstream::pool::h2 as pool;
+use levee_upstream::{Dest, Fault, Group, Member};
 
 use crate::message::{Framing, RequestHead};
 use crate::proxy::headers::{FieldOut, Forwarding, forwarded_fields};
-
-/// Why no request could be built: a field the client sent that HTTP/2
-/// cannot carry as it is.
-#[derive(Debug, thiserror::Error)]
-#[error("cannot forward over HTTP/2: {0}")]
-pub(crate) struct Unfit(&'static str);
+use crate::site::Site;
 
 /// Fields gathered for an HTTP/2 request; `Host` becomes `:authority`.
 #[derive(Default)]
@@ -53,12 +62,61 @@ impl FieldOut for H2Fields {
     }
 }
 
-/// The request for the server, `https` when the upstream speaks TLS.
-pub(crate) fn upstream_request(
+/// The two halves of a stream open on a server.
+pub(crate) struct Opened {
+    pub response: ResponseFuture,
+    /// `None` when the request ended with its HEADERS.
+    pub up: Option<SendStream<Bytes>>,
+    /// Keeps the stream counted on its connection.
+    pub held: pool::Held,
+}
+
+/// Opens a stream to `member` and hands it the request's HEADERS. The
+/// `bool` of an error says whether the connection was a shared one.
+pub(super) async fn attempt(
+    group: &Group,
+    member: &Member,
+    req: Request<()>,
+    end_of_stream: bool,
+    fresh_only: bool,
+    site: &Site,
+) -> Result<Opened, (Fault, bool)> {
+    let dest = Dest {
+        addr: member.addr,
+        tls: group.tls.as_ref().map(|t| (t, member.configured.as_str())),
+        proxy_header: None,
+    };
+    let connect = site.timeouts.upstream_connect;
+    let checkout = pool::checkout(&dest, fresh_only, connect, group.keepalive_timeout)
+        .await
+        .map_err(|fault| (fault, false))?;
+    let reused = checkout.reused;
+    let gone = |e: h2::Error| {
+        checkout.held.discard();
+        (Fault::Write(std::io::Error::other(e)), reused)
+    };
+    // Waits while the connection opens another stream; a connection at its
+    // peer's stream limit was not handed out (pool/h2.rs).
+    let mut send = match tokio::time::timeout(connect, checkout.send.clone().ready()).await {
+        Err(_) => return Err((Fault::ConnectTimeout, reused)),
+        Ok(Err(e)) => return Err(gone(e)),
+        Ok(Ok(send)) => send,
+    };
+    let (response, up) = send.send_request(req, end_of_stream).map_err(gone)?;
+    Ok(Opened {
+        response,
+        up: (!end_of_stream).then_some(up),
+        held: checkout.held,
+    })
+}
+
+/// The request for the server, `https` when the upstream speaks TLS;
+/// `Fault::Unfit` for a field the client sent that HTTP/2 cannot carry as it is.
+pub(super) fn upstream_request(
     req: &RequestHead,
     fwd: &Forwarding<'_>,
     https: bool,
-) -> Result<Request<()>, Unfit> {
+) -> Result<Request<()>, Fault> {
     let mut fields = H2Fields::default();
     forwarded_fields(req, fwd, &mut fields);
     // TE is hop by hop: it says what levee takes, and levee reads trailers
@@ -67,14 +125,16 @@ pub(crate) fn upstream_request(
     if let Framing::Length(n) = req.framing {
         fields.map.insert(CONTENT_LENGTH, HeaderValue::from(n));
     }
-    let authority = fields.authority.ok_or(Unfit("no authority"))?;
+    let authority = fields
+        .authority
+        .ok_or_else(|| Fault::Unfit("no authority"))?;
     let uri = Uri::builder()
         .scheme(if https { "https" } else { "http" })
         .authority(authority)
         .path_and_query(req.uri())
         .build()
-        .map_err(|_| Unfit("the path or authority"))?;
-    let method = Method::from_bytes(req.method()).map_err(|_| Unfit("the method"))?;
+        .map_err(|_| Fault::Unfit("the path or authority"))?;
+    let method = Method::from_bytes(req.method()).map_err(|_| Fault::Unfit("the method"))?;
     let mut out = Request::new(());
     *out.method_mut() = method;
     *out.uri_mut() = uri;

@@ -15,19 +15,16 @@
 
 use bytes::{Buf, BytesMut};
 use levee_config::Timeouts;
-use levee_upstream::UpstreamStream;
-use levee_upstream::{Affinity, Group, pool};
+use levee_upstream::{Affinity, Dest, Fault, Group, UpstreamStream, pool};
 use tokio::io::AsyncReadExt;
 use tokio::time::Instant;
 
-use super::headers::{self, Forwarding};
-use super::{
-    Dest, RESPONSE_CHUNK, UpstreamFault, begin, observe_fault, observe_response, open_and_send,
-};
+use super::fill::{Admit, Fill};
 use crate::body::BodySink;
-use crate::cache::fill::{Admit, Fill};
 use crate::h1::ChunkedDecoder;
 use crate::message::{Framing, RequestHead, ResponseHead};
+use crate::proxy::headers::{self, Forwarding};
+use crate::proxy::{RESPONSE_CHUNK, begin, observe_fault, observe_response, open_and_send};
 
 /// Why a clientless exchange ended without a complete response.
 #[derive(Debug, thiserror::Error)]
@@ -35,7 +32,7 @@ pub(crate) enum FetchError {
     #[error("no server available")]
     NoServer,
     #[error(transparent)]
-    Upstream(#[from] UpstreamFault),
+    Upstream(#[from] Fault),
     #[error("body: {0}")]
     Body(String),
 }
@@ -78,7 +75,7 @@ pub(crate) async fn fetch(
     let members = group.members();
     let now = Instant::now();
     // No server usable: the caller's stale copy, if any, comes before
-    // panic mode (as in `proxy::forward_with`).
+    // panic mode (as in cache.rs `forward`).
     if !group.any_usable(&members, now) {
         return Err(FetchError::NoServer);
     }
@@ -95,7 +92,12 @@ pub(crate) async fn fetch(
             upgrade: None,
         },
     );
-    fill.add_validators(&mut head);
+    let validators = fill.validators();
+    if !validators.is_empty() && head.ends_with(b"\r\n\r\n") {
+        head.truncate(head.len() - 2);
+        head.extend_from_slice(&validators);
+        head.extend_from_slice(b"\r\n");
+    }
     let (addr, state) = (member.addr, &member.state);
     let lease = begin(state);
     let sent = Instant::now();
@@ -157,7 +159,7 @@ async fn exchange(
     dest: &Dest<'_>,
     head: &[u8],
     t: &Timeouts,
-) -> Result<(UpstreamStream, BytesMut, ResponseHead), UpstreamFault> {
+) -> Result<(UpstreamStream, BytesMut, ResponseHead), Fault> {
     let mut fresh_only = false;
     loop {
         let failed = match open_and_send(dest, head, fresh_only, t).await {
@@ -178,10 +180,10 @@ async fn exchange(
 async fn final_head(
     up: &mut UpstreamStream,
     t: &Timeouts,
-) -> Result<(BytesMut, ResponseHead), UpstreamFault> {
+) -> Result<(BytesMut, ResponseHead), Fault> {
     let mut buf = BytesMut::with_capacity(RESPONSE_CHUNK);
     loop {
-        let resp = super::read_response_head(up, &mut buf, t.upstream_read, false).await?;
+        let resp = crate::proxy::read_response_head(up, &mut buf, t.upstream_read, false).await?;
         if !(100..200).contains(&resp.status) {
             return Ok((buf, resp));
         }
@@ -231,8 +233,8 @@ async fn read_body(
         }
         buf.reserve(RESPONSE_CHUNK);
         match crate::timed::within(limit, up.read_buf(buf)).await {
-            Err(_) => return Err(UpstreamFault::ReadTimeout.into()),
-            Ok((Err(e), _)) => return Err(UpstreamFault::Read(e).into()),
+            Err(_) => return Err(Fault::ReadTimeout.into()),
+            Ok((Err(e), _)) => return Err(Fault::Read(e).into()),
             Ok((Ok(0), _)) if framing == Framing::UntilClose => return Ok(()),
             Ok((Ok(0), _)) => return Err(FetchError::Body("closed before its end".into())),
             Ok((Ok(_), _)) => {}

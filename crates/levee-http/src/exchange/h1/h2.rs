@@ -1,0 +1,235 @@
+//! HTTP/1.x clients of an HTTP/2 upstream: the request went as one HTTP/2
+//! stream (proxy/h2.rs), and the response is written back as HTTP/1.1,
+//! chunked, its trailers in the last chunk when the client sent `TE:
+//! trailers` (a gRPC client over HTTP/1.1 sees `grpc-status` there).
+//!
+//! ```text
+//! [100 Continue] ─▶ request body: the client's framing decoded into DATA
+//!   as the server's window allows (exchange/h2/send.rs `relay`); a
+//!   response head arriving first stops it
+//! ─▶ response head within upstream_read (502 / 504 otherwise)
+//! ─▶ HTTP/1.1 head ─▶ chunks ─▶ last chunk (+ trailers)
+//! ```
+//!
+//! The client's own request trailers are not forwarded. An HTTP/1.0
+//! client gets the body unframed and the connection closed after it.
+
+use bytes::Bytes;
+use h2::client::ResponseFuture;
+use h2::{Reason, RecvStream, SendStream};
+use tokio::time::timeout;
+
+use super::Client;
+use crate::exchange::h2::send::{self, Fault, Source, Window};
+use crate::exchange::{Next, Relayed, Reply, StreamEnd as End};
+use crate::h1::write::{field, reason};
+use crate::message::{RequestHead, Version, status_has_no_body};
+use crate::respond;
+use crate::site::Site;
+
+impl Client {
+    /// Relays a stream open on an HTTP/2 server for this HTTP/1 client:
+    /// its body up, then the response back as HTTP/1.1. `keep_alive`: the
+    /// exchange may leave the connection open.
+    pub(crate) async fn relay_h2(
+        &mut self,
+        req: &RequestHead,
+        response: ResponseFuture,
+        up: Option<SendStream<Bytes>>,
+        site: &Site,
+        keep_alive: bool,
+    ) -> Relayed {
+        let ended = |end, next| Relayed {
+            end,
+            status: 0,
+            bytes: 0,
+            next,
+        };
+        tokio::pin!(response);
+        // A response head that came before the whole body was sent.
+        let mut early = None;
+        // The body was read to its end: the connection may carry another request.
+        let mut body_read = true;
+        if let Some(mut up) = up {
+            let limit = site.timeouts.client_send;
+            if req.expect_continue && self.buf.is_empty() {
+                let _ = self.send(b"HTTP/1.1 100 Continue\r\n\r\n", limit).await;
+            }
+            let mut window = Window::unbounded();
+            let src = Source {
+                rd: &mut self.stream,
+                buf: &mut self.buf,
+                framing: req.framing,
+                read_timeout: Some(site.timeouts.client_body),
+            };
+            tokio::select! {
+                sent = send::relay(src, &mut up, &mut window, None) => {
+                    if let Err(Fault::Broken) = sent {
+                        // The client's body broke off or was malformed.
+                        up.send_reset(Reason::CANCEL);
+                        return ended(End::ClientGone, Next::Close);
+                    }
+                    // Err(Fault::Gone): the server's stream ended; its answer
+                    // or reset is read below.
+                    body_read = sent.is_ok();
+                }
+                head = &mut response => {
+                    early = Some(head);
+                    body_read = false;
+                }
+            }
+        }
+        let head = match early {
+            Some(head) => Ok(head),
+            None => tokio::select! {
+                biased;
+                head = timeout(site.timeouts.upstream_read, &mut response) => head,
+                // Dropping the stream's handles cancels it on the server.
+                () = self.gone() => return ended(End::ClientGone, Next::Close),
+            },
+        };
+        let head = match head {
+            Ok(Ok(head)) => head,
+            failed => {
+                let status = if failed.is_err() { 504 } else { 502 };
+                // levee's own error for a request no server answered.
+                let reply = Reply::error(status, &[]).closing();
+                let bytes = reply.h1(false, req.is_head());
+                let _ = self.send(&bytes, site.timeouts.client_send).await;
+                return ended(End::Answered(status), Next::Linger);
+            }
+        };
+        let (parts, recv) = head.into_parts();
+        let status = parts.status.as_u16();
+        let framing = Delimit::of(req, status);
+        let keep_alive = keep_alive && body_read && framing != Delimit::UntilClose;
+        let mut out = head_bytes(&parts, framing, keep_alive);
+        respond::add_hsts(&mut out, self.hsts);
+        let (end, bytes) = relay(self, site, out, recv, framing, wants_trailers(req)).await;
+        let next = match end {
+            End::Complete if keep_alive => Next::KeepAlive,
+            _ => Next::Close,
+        };
+        Relayed {
+            end,
+            status,
+            bytes,
+            next,
+        }
+    }
+}
+
+/// How the response body is delimited towards the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Delimit {
+    /// HEAD, 1xx, 204, 304: none.
+    None,
+    Chunked,
+    /// HTTP/1.0: the body until the connection closes.
+    UntilClose,
+}
+
+impl Delimit {
+    fn of(req: &RequestHead, status: u16) -> Delimit {
+        if req.is_head() || status_has_no_body(status) {
+            Delimit::None
+        } else if req.version == Version::Http10 {
+            Delimit::UntilClose
+        } else {
+            Delimit::Chunked
+        }
+    }
+}
+
+/// The HTTP/1.1 response head for the server's HTTP/2 one.
+fn head_bytes(parts: &http::response::Parts, framing: Delimit, keep_alive: bool) -> Vec<u8> {
+    let status = parts.status.as_u16();
+    let mut out = Vec::with_capacity(256);
+    out.extend_from_slice(format!("HTTP/1.1 {status} {}\r\n", reason(status)).as_bytes());
+    for (name, value) in &parts.headers {
+        if framing != Delimit::None && name == http::header::CONTENT_LENGTH {
+            continue;
+        }
+        field(&mut out, name.as_str().as_bytes(), value.as_bytes());
+    }
+    out.extend_from_slice(match (framing == Delimit::Chunked, keep_alive) {
+        (true, true) => b"transfer-encoding: chunked\r\n\r\n".as_slice(),
+        (true, false) => b"transfer-encoding: chunked\r\nconnection: close\r\n\r\n",
+        (false, true) => b"\r\n",
+        (false, false) => b"connection: close\r\n\r\n",
+    });
+    out
+}
+
+/// Writes the head, then the body and trailers as they come; how it ended
+/// and the body bytes written.
+async fn relay(
+    client: &mut Client,
+    site: &Site,
+    head: Vec<u8>,
+    mut recv: RecvStream,
+    framing: Delimit,
+    trailers_wanted: bool,
+) -> (End, u64) {
+    let limit = site.timeouts.client_send;
+    if !respond::send(&mut client.stream, &head, limit).await {
+        return (End::ClientGone, 0);
+    }
+    if framing == Delimit::None {
+        return (End::Complete, 0);
+    }
+    let mut sent = 0;
+    loop {
+        let next = tokio::select! {
+            biased;
+            next = recv.data() => next,
+            () = client.gone() => return (End::ClientGone, sent),
+        };
+        let Some(next) = next else { break };
+        let Ok(bytes) = next else {
+            return (End::UpstreamReset, sent);
+        };
+        let n = bytes.len();
+        if n == 0 {
+            continue;
+        }
+        let mut out = Vec::with_capacity(n + 16);
+        if framing == Delimit::Chunked {
+            out.extend_from_slice(format!("{n:x}\r\n").as_bytes());
+        }
+        out.extend_from_slice(&bytes);
+        if framing == Delimit::Chunked {
+            out.extend_from_slice(b"\r\n");
+        }
+        if !respond::send(&mut client.stream, &out, limit).await {
+            return (End::ClientGone, sent);
+        }
+        sent += n as u64;
+        // The server may send more only once the client took these.
+        let _ = recv.flow_control().release_capacity(n);
+    }
+    let Ok(trailers) = recv.trailers().await else {
+        return (End::UpstreamReset, sent);
+    };
+    if framing == Delimit::Chunked {
+        let mut last = b"0\r\n".to_vec();
+        for (name, value) in trailers.iter().flatten().filter(|_| trailers_wanted) {
+            field(&mut last, name.as_str().as_bytes(), value.as_bytes());
+        }
+        last.extend_from_slice(b"\r\n");
+        if !respond::send(&mut client.stream, &last, limit).await {
+            return (End::ClientGone, sent);
+        }
+    }
+    (End::Complete, sent)
+}
+
+/// The client accepts trailers (`TE: trailers`, among other codings).
+pub(crate) fn wants_trailers(req: &RequestHead) -> bool {
+    req.fields.iter().any(|(name, value)| {
+        name.eq_ignore_ascii_case(b"te")
+            && value
+                .split(|&b| b == b',')
+                .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"trailers"))
+    })
+}

@@ -1,0 +1,98 @@
+//! The response head an HTTP/1 client gets for a server's response: the
+//! server's fields less hop-by-hop ones and those its `Connection` names,
+//! the framing levee relays the body with, and whether the connection
+//! stays open (no I/O).
+
+use crate::h1::write::{field, push_u64, reason};
+use crate::message::{Framing, RequestHead, ResponseHead, Version, is_hop_by_hop, listed};
+
+/// How the response body reaches the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientFraming {
+    /// Relay the upstream's chunked coding as it is (else send only the data).
+    pub chunked: bool,
+    /// The client connection stays open after this response.
+    pub keep_alive: bool,
+}
+
+/// Decides framing towards the client from the upstream response and the request.
+pub fn client_framing(resp: &ResponseHead, req: &RequestHead, keep_alive: bool) -> ClientFraming {
+    match resp.framing {
+        Framing::Chunked if req.version == Version::Http10 => ClientFraming {
+            chunked: false,
+            keep_alive: false,
+        },
+        Framing::Chunked => ClientFraming {
+            chunked: true,
+            keep_alive,
+        },
+        Framing::UntilClose => ClientFraming {
+            chunked: false,
+            keep_alive: false,
+        },
+        Framing::None | Framing::Length(_) => ClientFraming {
+            chunked: false,
+            keep_alive,
+        },
+    }
+}
+
+/// The response head levee sends the client; `extra` holds whole header
+/// lines levee adds (a sticky `Set-Cookie`), usually none.
+pub fn client_response(
+    resp: &ResponseHead,
+    req: &RequestHead,
+    framing: ClientFraming,
+    extra: &[u8],
+) -> Vec<u8> {
+    let raw = resp.fields.raw();
+    let mut out = Vec::with_capacity(raw.len() + 64);
+    out.extend_from_slice(b"HTTP/1.1 ");
+    push_u64(&mut out, u64::from(resp.status));
+    out.push(b' ');
+    let upstream_reason = resp.fields.span_of(resp.reason);
+    if upstream_reason.is_empty() {
+        out.extend_from_slice(reason(resp.status).as_bytes());
+    } else {
+        out.extend_from_slice(upstream_reason);
+    }
+    out.extend_from_slice(b"\r\n");
+    let chunked_upstream = resp.framing == Framing::Chunked;
+    for (name, value) in resp.fields.iter() {
+        if is_hop_by_hop(name) || listed(&resp.connection_tokens, name) {
+            continue;
+        }
+        if chunked_upstream && name.eq_ignore_ascii_case(b"content-length") {
+            continue;
+        }
+        field(&mut out, name, value);
+    }
+    out.extend_from_slice(extra);
+    if framing.chunked {
+        out.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
+    }
+    if !framing.keep_alive {
+        out.extend_from_slice(b"Connection: close\r\n");
+    } else if req.version == Version::Http10 {
+        out.extend_from_slice(b"Connection: keep-alive\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    out
+}
+
+/// An interim (1xx) response relayed to an HTTP/1.1 client.
+pub fn interim(resp: &ResponseHead) -> Vec<u8> {
+    let mut out = Vec::with_capacity(resp.fields.raw().len());
+    out.extend_from_slice(b"HTTP/1.1 ");
+    push_u64(&mut out, u64::from(resp.status));
+    out.push(b' ');
+    out.extend_from_slice(reason(resp.status).as_bytes());
+    out.extend_from_slice(b"\r\n");
+    for (name, value) in resp.fields.iter() {
+        if !is_hop_by_hop(name) {
+            field(&mut out, name, value);
+        }
+    }
+    out.extend_from_slice(b"\r\n");
+    out
+}

@@ -1,0 +1,160 @@
+//! A request's way through levee once its head is read, whatever the
+//! client spoke (docs/architecture.md, "A request's life"): the phases
+//! after `read head`, each a function.
+//!
+//! ```text
+//! serve ─▶ route ─▶ protect (screen.rs) ─▶ act ─▶ (the caller) log
+//!                                          │
+//!                                          ├─ proxy: cache lookup (cache.rs) ─▶ forward (proxy.rs)
+//!                                          ├─ static (static_route.rs), mirrors (mirror_route.rs)
+//!                                          └─ redirect, respond (respond.rs)
+//! ```
+
+use std::borrow::Cow;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Instant;
+
+use levee_upstream::stats::RouteStats;
+
+use crate::access_log::Entry;
+use crate::exchange::{Exchange, Outcome, Reply};
+use crate::message::RequestHead;
+use crate::site::{Routed, Site, Target};
+use crate::{Shared, respond};
+
+/// Routes, protects and acts on the request of `ex`, received on the
+/// listener bound to `listener`; `served` requests came before it on its
+/// connection. The caller logs it ([`log`]) once its response is out and
+/// counts it in flight until then; the route it matched is returned for
+/// its counters.
+pub(crate) async fn serve<'s>(
+    ex: &mut Exchange<'_>,
+    listener: SocketAddr,
+    shared: &Shared,
+    site: &'s Site,
+    served: u64,
+) -> (Outcome, Option<&'s Routed>) {
+    crate::listener::stats::count_request(listener);
+    let max = site.limits.max_requests_per_connection;
+    ex.keep_alive = ex.head.keep_alive && !shared.draining() && (max == 0 || served + 1 < max);
+    // ACME HTTP-01 (levee_tls::challenge), before routing: a CA validating
+    // a name levee is ordering gets the key authorization whatever the
+    // routes say. Costs one prefix comparison per request; here, where
+    // HTTP/1 and HTTP/2 exchanges both pass.
+    if let Some(answer) = levee_tls::challenge::http01(ex.head.path()) {
+        let reply = Reply {
+            status: 200,
+            fields: &[],
+            content_type: "application/octet-stream",
+            body: Cow::Borrowed(answer.as_bytes()),
+            close: false,
+        };
+        return (ex.reply(&reply, site).await, None);
+    }
+    let Some(routed) = route(site, listener, &mut ex.head) else {
+        return (ex.reply(&Reply::error(404, &[]), site).await, None);
+    };
+    if let Some(refused) = crate::screen::protect(ex, site, routed).await {
+        return (refused, Some(routed));
+    }
+    (act(ex, site, &routed.target).await, Some(routed))
+}
+
+/// The counters of the route a request matched (`None`: no route).
+pub(crate) fn route_stats(routed: Option<&Routed>) -> &RouteStats {
+    match routed {
+        Some(r) => &r.stats,
+        None => Site::unrouted(),
+    }
+}
+
+/// The route phase: the route for the request's host and matched path on
+/// the listener, with the path it forwards chosen (`forward_path`).
+pub(crate) fn route<'s>(
+    site: &'s Site,
+    listener: SocketAddr,
+    head: &mut RequestHead,
+) -> Option<&'s Arc<Routed>> {
+    let routed = site.route(listener, head.host_name(), head.path())?;
+    routed.choose_path(head);
+    Some(routed)
+}
+
+/// Runs a route's action.
+async fn act(ex: &mut Exchange<'_>, site: &Site, target: &Target) -> Outcome {
+    match target {
+        Target::Proxy {
+            group,
+            preserve_host,
+            cache,
+        } => match cache {
+            Some(c) => crate::cache::serve(ex, site, group, *preserve_host, c).await,
+            None => crate::proxy::forward(ex, site, group, *preserve_host).await,
+        },
+        Target::Respond {
+            status,
+            body,
+            content_type,
+        } => {
+            let reply = Reply {
+                status: *status,
+                fields: &[],
+                content_type,
+                body: Cow::Borrowed(body),
+                close: false,
+            };
+            ex.reply(&reply, site).await
+        }
+        Target::Redirect(r) => {
+            let location = respond::location(r, &ex.head);
+            let fields = [("Location", location.as_bytes())];
+            ex.reply(&Reply::error(r.status, &fields), site).await
+        }
+        Target::Static(root) => crate::static_route::serve(ex, site, root).await,
+        // Boxed: its state must not widen every connection's task.
+        Target::Mirrors(set) => Box::pin(crate::mirror_route::serve(ex, site, set)).await,
+    }
+}
+
+/// The log phase: the request's access log line, and its count on its
+/// route's counters (`None` for a request whose head could not be read).
+/// The count reuses the log's one clock reading.
+pub(crate) fn log(
+    site: &Site,
+    client: IpAddr,
+    head: Option<&RequestHead>,
+    outcome: &Outcome,
+    started: Instant,
+    route: Option<&RouteStats>,
+) {
+    let request_time = started.elapsed();
+    if let Some(route) = route {
+        route.observe(outcome.status, request_time);
+    }
+    site.access_log.log(&Entry {
+        client,
+        request: head,
+        status: outcome.status,
+        bytes: outcome.bytes,
+        request_time,
+        upstream_time: outcome.upstream_time,
+        upstream: outcome.upstream,
+    });
+}
+
+/// A request's span, inside its connection's; `request_id` is declared for
+/// the request ids to fill. Its fields are formatted only when it is on.
+pub(crate) fn request_span(head: &RequestHead) -> tracing::Span {
+    tracing::debug_span!(
+        target: SPAN_TARGET,
+        "request",
+        method = %String::from_utf8_lossy(head.method()),
+        path = %String::from_utf8_lossy(head.path()),
+        request_id = tracing::field::Empty,
+    )
+}
+
+/// The target of the connection and request spans: `[log] level =
+/// "info,levee::span=debug"` turns them on (docs/operations.md, "Logs").
+pub const SPAN_TARGET: &str = "levee::span";
