@@ -149,8 +149,20 @@ fn purges_reach_the_shared_tier() {
     }
     let redis = Redis::start();
     let fleet = members(&nginx, &redis, "");
-    for path in ["/c/p.txt", "/tag/t.txt", "/c/img/a.png"] {
+    let keys = || {
+        redis
+            .cli(&["--scan", "--pattern", "{f}:c:*"])
+            .lines()
+            .count()
+    };
+    for (stored, path) in ["/c/p.txt", "/tag/t.txt", "/c/img/a.png"]
+        .into_iter()
+        .enumerate()
+    {
         assert_eq!(get(fleet[0].levee.port, path).status, 200);
+        // The store reaches Redis a round trip after the response.
+        let there = poll(Duration::from_secs(10), || (keys() > stored).then_some(()));
+        assert!(there.is_some(), "{path} never reached the shared tier");
         let shared = get(fleet[1].levee.port, path);
         assert_eq!(
             shared.header("cache-status"),
@@ -158,12 +170,6 @@ fn purges_reach_the_shared_tier() {
             "{path}"
         );
     }
-    let keys = || {
-        redis
-            .cli(&["--scan", "--pattern", "{f}:c:*"])
-            .lines()
-            .count()
-    };
     // Each object and nothing else (no Vary marker here).
     assert_eq!(keys(), 3);
     for body in [
