@@ -197,12 +197,12 @@ fn near(all: &[Entry], client: Option<Place>) -> Option<Vec<Entry>> {
     None
 }
 
-/// Starts where the weighted turn falls and goes round from there.
-fn rotate(pool: &[Entry], max: usize, turn: u64, out: &mut Vec<IpAddr>) {
+/// The entry that `point`, taken modulo the weights' sum, falls on when
+/// each entry spans as many points as its weight (0 for an empty pool).
+fn landing(pool: &[Entry], point: u64) -> usize {
     let total: u64 = pool.iter().map(|e| u64::from(e.weight)).sum();
-    let mut at = turn % total.max(1);
-    let start = pool
-        .iter()
+    let mut at = point % total.max(1);
+    pool.iter()
         .position(|e| {
             let w = u64::from(e.weight);
             if at < w {
@@ -212,7 +212,12 @@ fn rotate(pool: &[Entry], max: usize, turn: u64, out: &mut Vec<IpAddr>) {
                 false
             }
         })
-        .unwrap_or(0);
+        .unwrap_or(0)
+}
+
+/// Starts where the weighted turn falls and goes round from there.
+fn rotate(pool: &[Entry], max: usize, turn: u64, out: &mut Vec<IpAddr>) {
+    let start = landing(pool, turn);
     out.extend(
         pool.iter()
             .cycle()
@@ -232,20 +237,7 @@ fn weighted(pool: &[Entry], max: usize, turn: u64, out: &mut Vec<IpAddr>) {
         seed ^= seed << 25;
         seed ^= seed >> 27;
         let r = seed.wrapping_mul(0x2545_F491_4F6C_DD1D);
-        let total: u64 = left.iter().map(|e| u64::from(e.weight)).sum();
-        let mut at = r % total.max(1);
-        let i = left
-            .iter()
-            .position(|e| {
-                let w = u64::from(e.weight);
-                if at < w {
-                    true
-                } else {
-                    at -= w;
-                    false
-                }
-            })
-            .unwrap_or(0);
+        let i = landing(&left, r);
         out.push(left.swap_remove(i).ip);
     }
 }
