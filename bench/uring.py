@@ -8,9 +8,10 @@ CPU per proxied request?
                            [--uring bench/uring/target/release/levee-uring-proto]
                            [--seconds 8] [--rounds 5] [--idle 15000]
 
-All four front the same nginx app server on loopback with 2 workers each:
+All five front the same nginx app server on loopback with 2 workers each:
 nginx (2 worker processes, upstream keepalive), levee (`levee proxy`), the
-prototype (`uring`: 2 threads, one ring each) and the prototype's epoll twin
+prototype (`uring`: 2 threads, one ring each; `fixed`: the same with every
+connection in the ring's table of registered files) and the prototype's epoll twin
 (`twin`: the same code and HTTP work over epoll and recv/send calls, which
 tells the ring's effect from the user-space work levee does and the
 prototype does not). Measured as bench/bench.py does, with the CPU split into
@@ -35,12 +36,13 @@ import bench, peers  # noqa: E402
 
 peers.PORTS["uring"] = 19185
 peers.PORTS["twin"] = 19186
+peers.PORTS["fixed"] = 19187
+PROTO_FLAGS = {"uring": [], "fixed": ["--fixed-files"], "twin": ["--io", "epoll"]}
 
 
 def uring_proto(binary, name="uring"):
     return peers.spawn([binary, "--listen", f"127.0.0.1:{peers.PORTS[name]}",
-                        "--to", f"127.0.0.1:{peers.BACKEND}", "--workers", "2"]
-                       + (["--io", "epoll"] if name == "twin" else []))
+                        "--to", f"127.0.0.1:{peers.BACKEND}", "--workers", "2"] + PROTO_FLAGS[name])
 
 
 def children_cpu():
@@ -118,7 +120,8 @@ def main():
         sys.exit("io_uring is disabled on this kernel: nothing to compare")
     binary, uring = os.path.abspath(a.binary), os.path.abspath(a.uring)
     starters = {"nginx": peers.nginx_proxy, "levee": lambda: peers.levee(binary),
-                "uring": lambda: uring_proto(uring), "twin": lambda: uring_proto(uring, "twin")}
+                "uring": lambda: uring_proto(uring), "fixed": lambda: uring_proto(uring, "fixed"),
+                "twin": lambda: uring_proto(uring, "twin")}
     backend = peers.backend()
     procs = {n: s() for n, s in starters.items()}
     try:
@@ -158,12 +161,13 @@ def main():
     for n in procs:
         print(f"  {n:6} " + ", ".join(f"{k} {v:.2f}" for k, v in sorted(sc[n][1].items(), key=lambda kv: -kv[1])
                                        if v >= 0.05 and k != "total"))
-    for peer in ("twin", "levee", "nginx"):
-        ratio = lambda k: t["uring"][k] / t[peer][k]
-        mem = (f", idle memory {idles['uring']['kb'] / idles[peer]['kb']:.2f}"
-               if idles.get(peer, {}).get("kb") else "")
-        print(f"uring/{peer}: cpu {ratio('cpu'):.2f} (user {ratio('user'):.2f}, kernel {ratio('sys'):.2f}),"
-              f" req/s {ratio('rps'):.2f}, p99 {ratio('p99'):.2f}, syscalls {sc['uring'][0] / sc[peer][0]:.2f}{mem}")
+    for ours, peer in (("uring", "twin"), ("fixed", "twin"), ("uring", "levee"), ("fixed", "levee"),
+                       ("uring", "nginx")):
+        ratio = lambda k: t[ours][k] / t[peer][k]
+        mem = (f", idle memory {idles[ours]['kb'] / idles[peer]['kb']:.2f}"
+               if idles.get(peer, {}).get("kb") and ours in idles else "")
+        print(f"{ours}/{peer}: cpu {ratio('cpu'):.2f} (user {ratio('user'):.2f}, kernel {ratio('sys'):.2f}),"
+              f" req/s {ratio('rps'):.2f}, p99 {ratio('p99'):.2f}, syscalls {sc[ours][0] / sc[peer][0]:.2f}{mem}")
 
 
 if __name__ == "__main__":

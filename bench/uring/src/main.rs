@@ -8,13 +8,15 @@
 //! levee adds, relay the response without its hop-by-hop fields, over pooled
 //! keep-alive upstream connections.
 //!
-//!     levee-uring-proto --listen 127.0.0.1:8080 --to 127.0.0.1:9000 [--workers 2] [--io epoll]
+//!     levee-uring-proto --listen 127.0.0.1:8080 --to 127.0.0.1:9000 [--workers 2]
+//!                       [--io epoll] [--fixed-files]
 //!
 //! One thread per worker, each with its own ring and its own SO_REUSEPORT
 //! listener, so that workers share nothing. `--io epoll` runs the same code
 //! over epoll and plain read/send calls instead of the ring: the twin that
 //! tells the ring's effect apart from the user-space work levee does and the
-//! prototype does not.
+//! prototype does not. `--fixed-files` puts each connection in the ring's
+//! table of registered files as well.
 
 mod bufring;
 mod epoll;
@@ -31,6 +33,7 @@ struct Args {
     upstream: SocketAddrV4,
     workers: usize,
     epoll: bool,
+    fixed: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -38,8 +41,13 @@ fn parse_args() -> Result<Args, String> {
     let mut upstream = None;
     let mut workers = 2;
     let mut epoll = false;
+    let mut fixed = false;
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
+        if flag == "--fixed-files" {
+            fixed = true;
+            continue;
+        }
         let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
         match flag.as_str() {
             "--listen" => listen = Some(value.parse().map_err(|e| format!("--listen: {e}"))?),
@@ -60,6 +68,7 @@ fn parse_args() -> Result<Args, String> {
         upstream: upstream.ok_or("--to ADDR:PORT is required")?,
         workers,
         epoll,
+        fixed,
     })
 }
 
@@ -101,10 +110,10 @@ fn main() -> ExitCode {
                 return ExitCode::from(1);
             }
         };
-        let (upstream, epoll) = (args.upstream, args.epoll);
+        let (upstream, epoll, fixed) = (args.upstream, args.epoll, args.fixed);
         let spawned = std::thread::Builder::new()
             .name(format!("uring-worker-{n}"))
-            .spawn(move || worker::run(listener, upstream, epoll));
+            .spawn(move || worker::run(listener, upstream, epoll, fixed));
         match spawned {
             Ok(t) => threads.push(t),
             Err(e) => {

@@ -99,3 +99,16 @@ pub fn peer_text(fd: RawFd) -> ([u8; 15], u8) {
     peer[..n].copy_from_slice(&text.as_bytes()[..n]);
     (peer, n as u8)
 }
+
+/// The soft limit on open descriptors.
+pub fn nofile_limit() -> u64 {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: a valid rlimit to fill.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return 1024;
+    }
+    lim.rlim_cur
+}

@@ -59,6 +59,8 @@ pub struct Client {
     /// The client's address as text, made once per connection.
     peer: [u8; 15],
     peer_len: u8,
+    /// Also in the ring's fixed-file table (see `State::fixed_half`).
+    fixed: bool,
     /// A partial head, or bytes that came after a request still in flight.
     input: Vec<u8>,
     out: Out,
@@ -78,6 +80,7 @@ pub struct Upstream {
     closing: bool,
     recv_live: bool,
     pooled: bool,
+    fixed: bool,
     client: u32,
     input: Vec<u8>,
     out: Out,
@@ -101,6 +104,12 @@ pub struct State {
     pub io: Io,
     listener: RawFd,
     upstream_addr: SocketAddrV4,
+    /// With `--fixed-files`: half the size of the ring's fixed-file table,
+    /// clients in the first half by slot index, upstreams in the second
+    /// (0: off). A fixed file spares the kernel looking the descriptor up
+    /// and taking a reference on every operation; registering costs one
+    /// syscall per connection at open and one at close.
+    fixed_half: u32,
     pub clients: Vec<Client>,
     free_clients: Vec<u32>,
     pub ups: Vec<Upstream>,
@@ -117,7 +126,8 @@ pub struct Worker {
     cqes: Vec<(u64, i32, u32)>,
 }
 
-pub fn run(listener: RawFd, upstream: SocketAddrV4, epoll: bool) -> io::Result<()> {
+pub fn run(listener: RawFd, upstream: SocketAddrV4, epoll: bool, fixed: bool) -> io::Result<()> {
+    let mut fixed_half = 0;
     let (io, bufs) = if epoll {
         (Io::Epoll(Epoll::new(listener)?), None)
     } else {
@@ -128,6 +138,12 @@ pub fn run(listener: RawFd, upstream: SocketAddrV4, epoll: bool) -> io::Result<(
             .setup_cqsize(32768)
             .build(4096)?;
         let bufs = BufRing::new(&ring, GROUP, BUFFERS, BUF_SIZE)?;
+        if fixed {
+            // The kernel caps a ring's table at the descriptor limit.
+            let half = (sock::nofile_limit() / 2).min(32768) as u32;
+            ring.submitter().register_files_sparse(half * 2)?;
+            fixed_half = half;
+        }
         (Io::Uring(ring), Some(bufs))
     };
     let mut w = Worker {
@@ -135,6 +151,7 @@ pub fn run(listener: RawFd, upstream: SocketAddrV4, epoll: bool) -> io::Result<(
             io,
             listener,
             upstream_addr: upstream,
+            fixed_half,
             clients: Vec::new(),
             free_clients: Vec::new(),
             ups: Vec::new(),
@@ -253,27 +270,51 @@ impl State {
     }
 
     fn arm_recv(&mut self, kind: u64, fd: RawFd, idx: u32) {
+        let fixed_slot = self.fixed_slot(kind, idx);
         match &mut self.io {
             Io::Uring(ring) => {
-                let e = opcode::RecvMulti::new(types::Fd(fd), GROUP)
-                    .build()
-                    .user_data(user_data(kind, idx));
-                Self::push(ring, e);
+                let e = match fixed_slot {
+                    Some(slot) => opcode::RecvMulti::new(types::Fixed(slot), GROUP).build(),
+                    None => opcode::RecvMulti::new(types::Fd(fd), GROUP).build(),
+                };
+                Self::push(ring, e.user_data(user_data(kind, idx)));
             }
             Io::Epoll(ep) => ep.watch(fd, user_data(kind, idx)),
         }
     }
 
     fn send(&mut self, kind: u64, idx: u32, fd: RawFd, ptr: *const u8, len: u32) {
+        let fixed_slot = self.fixed_slot(kind, idx);
         match &mut self.io {
             Io::Uring(ring) => {
-                let e = opcode::Send::new(types::Fd(fd), ptr, len)
-                    .flags(libc::MSG_NOSIGNAL)
-                    .build()
-                    .user_data(user_data(kind, idx));
-                Self::push(ring, e);
+                let e = match fixed_slot {
+                    Some(slot) => opcode::Send::new(types::Fixed(slot), ptr, len),
+                    None => opcode::Send::new(types::Fd(fd), ptr, len),
+                };
+                let e = e.flags(libc::MSG_NOSIGNAL).build();
+                Self::push(ring, e.user_data(user_data(kind, idx)));
             }
             Io::Epoll(ep) => ep.send(fd, user_data(kind, idx), ptr, len),
+        }
+    }
+
+    /// The fixed-file slot of a connection registered in the table.
+    fn fixed_slot(&self, kind: u64, idx: u32) -> Option<u32> {
+        if kind == CLIENT_RECV || kind == CLIENT_SEND {
+            let c = self.clients.get(idx as usize)?;
+            c.fixed.then_some(idx)
+        } else {
+            let u = self.ups.get(idx as usize)?;
+            u.fixed.then_some(self.fixed_half + idx)
+        }
+    }
+
+    /// Puts `fd` in table slot `slot` (`fd` -1: empties it); whether it
+    /// took.
+    fn set_fixed(&mut self, slot: u32, fd: RawFd) -> bool {
+        match &self.io {
+            Io::Uring(ring) => ring.submitter().register_files_update(slot, &[fd]).is_ok(),
+            Io::Epoll(_) => false,
         }
     }
 
@@ -310,6 +351,9 @@ impl State {
             ..Client::default()
         };
         let idx = insert(&mut self.clients, &mut self.free_clients, c);
+        if idx < self.fixed_half {
+            self.clients[idx as usize].fixed = self.set_fixed(idx, fd);
+        }
         self.arm_recv(CLIENT_RECV, fd, idx);
     }
 
@@ -448,6 +492,9 @@ impl State {
             ..Upstream::default()
         };
         let idx = insert(&mut self.ups, &mut self.free_ups, u);
+        if idx < self.fixed_half {
+            self.ups[idx as usize].fixed = self.set_fixed(self.fixed_half + idx, fd);
+        }
         self.arm_recv(UP_RECV, fd, idx);
         Ok(idx)
     }
@@ -680,6 +727,12 @@ impl State {
     fn maybe_free_client(&mut self, idx: u32) {
         let c = &mut self.clients[idx as usize];
         if c.live && c.closing && !c.recv_live && !c.out.inflight {
+            if c.fixed {
+                // The table holds a reference: the socket closes only when
+                // both it and the descriptor are gone.
+                self.set_fixed(idx, -1);
+            }
+            let c = &mut self.clients[idx as usize];
             // SAFETY: nothing of this descriptor is in flight any more.
             unsafe { libc::close(c.fd) };
             c.out.release(&mut self.pool);
@@ -703,6 +756,10 @@ impl State {
     fn maybe_free_upstream(&mut self, idx: u32) {
         let u = &mut self.ups[idx as usize];
         if u.live && u.closing && !u.recv_live && !u.out.inflight {
+            if u.fixed {
+                self.set_fixed(self.fixed_half + idx, -1);
+            }
+            let u = &mut self.ups[idx as usize];
             // SAFETY: nothing of this descriptor is in flight any more.
             unsafe { libc::close(u.fd) };
             u.out.release(&mut self.pool);
