@@ -49,9 +49,7 @@ def throughput(procs, seconds, rounds):
             for n, rs in runs.items()}
 
 
-def strace(name, proc, seconds=3):
-    """`strace -c -f` attached to `proc` over a fixed wrk run: its summary's
-    text and the requests wrk made."""
+def syscalls(name, proc, seconds=3):
     out = os.path.join(peers.TMP, f"strace-{name}")
     tracer = subprocess.Popen(["strace", "-c", "-f", "-o", out, "-p", str(proc.pid)]
                               + [f"-p{p}" for p in peers.tree(proc.pid) if p != proc.pid],
@@ -61,13 +59,9 @@ def strace(name, proc, seconds=3):
     time.sleep(0.3)
     tracer.send_signal(2)
     tracer.wait(timeout=20)
-    return open(out).read(), r["requests"]
-
-
-def syscalls(name, proc, seconds=3):
-    text, requests = strace(name, proc, seconds)
+    text = open(out).read()
     total = re.search(r"100\.00\s+[\d.]+\s+\d*\s*(\d+)", text)
-    return int(total.group(1)) / max(requests, 1) if total else float("nan")
+    return int(total.group(1)) / max(r["requests"], 1) if total else float("nan")
 
 
 async def hold(port, n, tls=None):
@@ -91,16 +85,9 @@ async def hold(port, n, tls=None):
     return held, sum(isinstance(x, Exception) for x in results)
 
 
-async def idle(proc, port, n, burst=False):
-    """PSS growth per connection with `n` held. The baseline is read after one
-    request, or with `burst` after a 2 s wrk run at 64 connections, so that
-    memory any burst leaves behind (buffer rings, pools, allocator caches)
-    is counted in it and not as growth."""
-    if burst:
-        wrk(port, 2)
-    else:
-        warm, _ = await hold(port, 1)
-        warm[0][1].close()
+async def idle(proc, port, n):
+    warm, _ = await hold(port, 1)
+    warm[0][1].close()
     await asyncio.sleep(1.5)
     before = peers.pss_kb(proc.pid)
     held, failed = await hold(port, n)
