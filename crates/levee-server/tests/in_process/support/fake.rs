@@ -19,7 +19,8 @@ pub enum End {
     /// the next request; HTTP/2: END_STREAM).
     Done,
     /// HTTP/1: the connection closes (FIN), mid-body if the head promised
-    /// more. HTTP/2: the connection goes away (GOAWAY, then closed).
+    /// more. HTTP/2: before any head, the connection goes away (GOAWAY)
+    /// with the stream dropped unanswered; after one, as `Reset`.
     Close,
     /// HTTP/1: the connection is reset (RST). HTTP/2: the stream is reset
     /// with INTERNAL_ERROR.
