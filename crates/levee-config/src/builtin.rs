@@ -71,6 +71,7 @@ fn single_route(address: SocketAddr, action: Action, upstreams: Vec<Upstream>) -
             path: "/".to_owned(),
             action,
             protect: Default::default(),
+            rewrite: Default::default(),
         }],
         upstreams,
         admin: None,

@@ -16,6 +16,7 @@ mod mail;
 pub(crate) mod mirrors;
 mod protect;
 mod redact;
+mod rewrite;
 mod tls;
 
 use crate::model::{
@@ -97,6 +98,7 @@ fn table(config: &Config) -> Table {
         "max_requests_per_connection".into(),
         int(l.max_requests_per_connection),
     );
+    limits.insert("max_rewrites".into(), int(u64::from(l.max_rewrites)));
     root.insert("limits".into(), Value::Table(limits));
 
     let h = &config.http2;
@@ -319,6 +321,7 @@ fn route(r: &crate::model::Route) -> Value {
     }
     t.insert("path".into(), r.path.as_str().into());
     protect::route(&mut t, &r.protect);
+    rewrite::route(&mut t, &r.rewrite);
     match &r.action {
         Action::Proxy(p) => {
             t.insert("proxy".into(), p.upstream.as_str().into());

@@ -35,6 +35,7 @@ mod pace;
 mod proxy;
 pub mod proxy_protocol;
 mod respond;
+mod rewrite;
 mod route;
 mod screen;
 mod serve;
