@@ -18,6 +18,7 @@ mod mail;
 mod mirrors;
 mod protect;
 mod rewrite;
+mod static_opts;
 mod tls;
 mod upstream;
 pub use acme::*;
@@ -30,6 +31,7 @@ pub use mail::*;
 pub use mirrors::*;
 pub use protect::*;
 pub use rewrite::*;
+pub use static_opts::*;
 pub use tls::*;
 pub use upstream::*;
 
@@ -264,6 +266,8 @@ pub struct StaticAction {
     pub index: Vec<String>,
     /// Serve files reached through symlinks that leave the root (default false).
     pub follow_symlinks: bool,
+    /// Hidden files, expiry, listings, fallbacks (model/static_opts.rs).
+    pub options: StaticOptions,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -17,6 +17,7 @@ pub(crate) mod mirrors;
 mod protect;
 mod redact;
 mod rewrite;
+mod static_opts;
 mod tls;
 
 use crate::model::{
@@ -334,6 +335,7 @@ fn route(r: &crate::model::Route) -> Value {
             let index = s.index.iter().map(|i| i.as_str().into()).collect();
             t.insert("index".into(), Value::Array(index));
             t.insert("follow_symlinks".into(), s.follow_symlinks.into());
+            static_opts::route(&mut t, &s.options);
         }
         Action::Redirect(r) => {
             t.insert("redirect".into(), r.to.as_str().into());

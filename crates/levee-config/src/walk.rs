@@ -18,6 +18,7 @@ mod protect;
 mod resolver;
 mod rewrite;
 mod route;
+mod static_opts;
 mod tls;
 mod upstream;
 
@@ -201,6 +202,8 @@ pub(crate) use resolver::RESOLVER_KEYS;
 pub(crate) use rewrite::{KEYS as ROUTE_REWRITE_KEYS, RULE_KEYS as REWRITE_RULE_KEYS};
 #[cfg(test)]
 pub(crate) use route::KEYS as ROUTE_KEYS;
+#[cfg(test)]
+pub(crate) use static_opts::KEYS as STATIC_KEYS;
 #[cfg(test)]
 pub(crate) use tls::{CERT_KEYS, TLS_KEYS, UPSTREAM_TLS_KEYS};
 #[cfg(test)]

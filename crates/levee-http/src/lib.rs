@@ -41,6 +41,7 @@ mod screen;
 mod serve;
 pub mod site;
 mod static_files;
+mod static_opts;
 mod static_route;
 mod stream;
 mod timed;

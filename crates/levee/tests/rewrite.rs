@@ -6,31 +6,7 @@
 
 mod support;
 
-use support::{LeveeSetup, Nginx, curl, free_port};
-
-#[derive(Clone, Copy, Debug)]
-enum Proto {
-    H1,
-    H2,
-}
-
-const PROTOS: [Proto; 2] = [Proto::H1, Proto::H2];
-
-/// A response as curl printed it.
-struct Got {
-    status: u16,
-    head: String,
-    body: String,
-}
-
-impl Got {
-    fn header(&self, name: &str) -> Option<String> {
-        self.head.lines().skip(1).find_map(|l| {
-            let (n, v) = l.split_once(':')?;
-            n.eq_ignore_ascii_case(name).then(|| v.trim().to_owned())
-        })
-    }
-}
+use support::{Got, LeveeSetup, Nginx, PROTOS, Proto, curl_as, free_port};
 
 struct Site {
     nginx: Nginx,
@@ -148,27 +124,15 @@ servers = ["{nginx}"]
 }
 
 impl Site {
-    /// `GET path` sent as it is written (curl `--path-as-is`).
+    /// `GET path` sent as it is written.
     fn get(&self, proto: Proto, path: &str) -> Got {
-        let (port, flag) = match proto {
-            Proto::H1 => (self.h1, "--http1.1"),
-            Proto::H2 => (self.h2, "--http2-prior-knowledge"),
-        };
-        let url = format!("http://127.0.0.1:{port}{path}");
-        let out = curl(&["-i", "--path-as-is", flag, &url]);
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        let (head, body) = text
-            .split_once("\r\n\r\n")
-            .unwrap_or_else(|| panic!("no response to {path}: {out:?}"));
-        let status = head
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| panic!("no status for {path}: {head}"));
-        Got {
-            status,
-            head: head.to_owned(),
-            body: body.to_owned(),
+        curl_as(proto, self.port(proto), path, &[])
+    }
+
+    fn port(&self, proto: Proto) -> u16 {
+        match proto {
+            Proto::H1 => self.h1,
+            Proto::H2 => self.h2,
         }
     }
 

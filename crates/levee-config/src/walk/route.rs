@@ -71,7 +71,13 @@ pub(crate) const KEYS: &[&str] = &[
 ];
 
 pub(crate) fn route(sink: &mut Sink<'_>, item: &Item<'_, '_>) -> Option<DraftRoute> {
-    let known = [KEYS, CACHE_KEYS, super::rewrite::KEYS].concat();
+    let known = [
+        KEYS,
+        CACHE_KEYS,
+        super::rewrite::KEYS,
+        super::static_opts::KEYS,
+    ]
+    .concat();
     let fields = Fields::of(sink, item, &known)?;
     let listeners = fields
         .get("listener")
@@ -167,7 +173,11 @@ fn action(sink: &mut Sink<'_>, fields: &Fields<'_, '_>) -> Option<Built> {
     };
     let mut options_ok = true;
     let cache_options = CACHE_KEYS.iter().map(|k| (*k, &["proxy"][..]));
-    for (option, owners) in OPTIONS.iter().copied().chain(cache_options) {
+    let static_options = super::static_opts::KEYS
+        .iter()
+        .map(|k| (*k, &["static"][..]));
+    let options = OPTIONS.iter().copied().chain(cache_options);
+    for (option, owners) in options.chain(static_options) {
         if let Some(i) = fields.get(option)
             && !owners.contains(&name)
         {
@@ -236,6 +246,7 @@ fn proxy(sink: &mut Sink<'_>, fields: &Fields<'_, '_>, item: &Item<'_, '_>) -> B
 
 fn serve_static(sink: &mut Sink<'_>, fields: &Fields<'_, '_>, item: &Item<'_, '_>) -> Built {
     let root = item.text(sink);
+    let options = super::static_opts::options(sink, fields);
     let follow_symlinks = match fields.get("follow_symlinks") {
         Some(i) => i.bool(sink),
         None => Some(false),
@@ -263,6 +274,7 @@ fn serve_static(sink: &mut Sink<'_>, fields: &Fields<'_, '_>, item: &Item<'_, '_
             root: PathBuf::from(root),
             index,
             follow_symlinks,
+            options,
         })),
         _ => None,
     };
