@@ -121,10 +121,14 @@ fn rules(rw: &RouteRewrite, head: &mut RequestHead) -> Result<Step, PathError> {
             uri.pop();
         }
         if let RewriteFlag::Redirect(status) = rule.flag {
-            return Ok(Step::Redirect {
-                status,
-                location: uri,
-            });
+            // A path is normalised as a client's would be: a capture that
+            // starts with `/` must not make `//evil.example/`, which a
+            // browser reads as another host.
+            let location = match uri.first() {
+                Some(b'/') => normalised(&uri)?,
+                _ => uri,
+            };
+            return Ok(Step::Redirect { status, location });
         }
         set_uri(head, &uri)?;
         return Ok(match rule.flag {
@@ -207,20 +211,30 @@ fn push_query(uri: &mut Vec<u8>, query: &[u8]) {
 /// Makes `uri` (a new path and query) the request's: normalised as a
 /// client's path is, matched on from now on, and forwarded.
 fn set_uri(head: &mut RequestHead, uri: &[u8]) -> Result<(), PathError> {
+    head.normal = Some(Box::new(normal_forms(uri)?));
+    Ok(())
+}
+
+/// The forwarded form of `uri` (path and query), normalised.
+fn normalised(uri: &[u8]) -> Result<Vec<u8>, PathError> {
+    let forward = normal_forms(uri)?.forward;
+    Ok(forward.map_or_else(|| uri.to_vec(), Vec::from))
+}
+
+/// Both forms of `uri`; the forwarded one always set, with the query.
+fn normal_forms(uri: &[u8]) -> Result<Normal, PathError> {
     let (path, query) = match memchr::memchr(b'?', uri) {
         Some(i) => uri.split_at(i),
         None => (uri, &[][..]),
     };
-    let normal = normal::normalise(path, query)?;
-    let (matched, forward) = match normal {
-        Some(n) => (n.matched, n.forward),
-        None => (path.into(), None),
+    let (matched, forward) = match normal::normalise(path, query)? {
+        Some(n) => (n.matched, n.forward.unwrap_or_else(|| uri.into())),
+        None => (path.into(), uri.into()),
     };
-    head.normal = Some(Box::new(Normal {
+    Ok(Normal {
         matched,
-        forward: Some(forward.unwrap_or_else(|| uri.into())),
-    }));
-    Ok(())
+        forward: Some(forward),
+    })
 }
 
 /// Characters a capture keeps as they are in a path: unreserved, `/`, and

@@ -54,10 +54,17 @@ pub(crate) async fn serve<'s>(
     let Some(routed) = site.route(listener, ex.head.host_name(), ex.head.path()) else {
         return (ex.reply(&Reply::error(404, &[]), site).await, None);
     };
-    // The route's rewrites, and the forwarded path chosen (`forward_path`).
-    let routed = match crate::rewrite::settle(ex, site, listener, routed).await {
-        Ok(routed) => routed,
-        Err((answered, on)) => return (answered, on),
+    // The route's rewrites, boxed so that their state does not widen every
+    // connection's task (conn.rs's size test); a route without any costs
+    // this branch. Then the forwarded path (`forward_path`).
+    let routed = if routed.rewrite.is_some() {
+        match Box::pin(crate::rewrite::settle(ex, site, listener, routed)).await {
+            Ok(routed) => routed,
+            Err((answered, on)) => return (answered, on),
+        }
+    } else {
+        routed.choose_path(&mut ex.head);
+        routed
     };
     if let Some(refused) = crate::screen::protect(ex, site, routed).await {
         return (refused, Some(routed));

@@ -48,15 +48,10 @@ pub(crate) async fn serve(ex: &mut Exchange<'_>, site: &Site, action: &StaticAct
     };
     let outcome = match crate::static_opts::resolve(action, &req, asked) {
         Decided::File(outcome) => outcome,
+        // Boxed: a listing is rare, and its reply must not widen every
+        // connection's task (conn.rs's size test).
         Decided::Page { content_type, body } => {
-            let page = Reply {
-                status: 200,
-                fields: &[("Vary", b"Accept"), ("Cache-Control", b"no-cache")],
-                content_type,
-                body: std::borrow::Cow::Owned(body),
-                close: !keep_alive,
-            };
-            return ex.reply(&page, site).await;
+            return Box::pin(page(ex, site, content_type, body, keep_alive)).await;
         }
     };
     match outcome {
@@ -113,6 +108,24 @@ pub(crate) async fn serve(ex: &mut Exchange<'_>, site: &Site, action: &StaticAct
             out
         }
     }
+}
+
+/// A page levee wrote (a listing), which varies by `Accept`.
+async fn page(
+    ex: &mut Exchange<'_>,
+    site: &Site,
+    content_type: &'static str,
+    body: Vec<u8>,
+    keep_alive: bool,
+) -> Outcome {
+    let reply = Reply {
+        status: 200,
+        fields: &[("Vary", b"Accept"), ("Cache-Control", b"no-cache")],
+        content_type,
+        body: std::borrow::Cow::Owned(body),
+        close: !keep_alive,
+    };
+    ex.reply(&reply, site).await
 }
 
 /// The body bytes `plan` sends.

@@ -134,6 +134,19 @@ fn the_first_matching_rule_applies() {
 }
 
 #[test]
+fn a_redirect_to_a_path_never_names_another_host() {
+    let rw = rewrite(vec![rule("^/r(.*)$", "/$1", RewriteFlag::Redirect(302))]);
+    let mut h = head("/r/evil.example/x?q");
+    assert_eq!(
+        rules(&rw, &mut h),
+        Ok(Step::Redirect {
+            status: 302,
+            location: b"/evil.example/x?q".to_vec()
+        })
+    );
+}
+
+#[test]
 fn prefixes_are_stripped_at_a_segment_boundary_and_added() {
     let rw = RouteRewrite {
         strip_prefix: Some("/api/".into()),
