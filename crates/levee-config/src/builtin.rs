@@ -19,6 +19,7 @@ pub fn builtin_static(root: PathBuf, address: SocketAddr) -> Config {
         root,
         index: DEFAULT_INDEX.iter().map(|s| (*s).to_owned()).collect(),
         follow_symlinks: false,
+        options: Default::default(),
     });
     single_route(address, action, Vec::new())
 }
@@ -71,6 +72,7 @@ fn single_route(address: SocketAddr, action: Action, upstreams: Vec<Upstream>) -
             path: "/".to_owned(),
             action,
             protect: Default::default(),
+            rewrite: Default::default(),
         }],
         upstreams,
         admin: None,

@@ -123,6 +123,7 @@ fn full_config_becomes_the_expected_model() {
             max_headers: 50,
             max_body: 1 << 30,
             max_requests_per_connection: 0,
+            max_rewrites: 10,
         },
         timeouts: Timeouts {
             request_head: Duration::from_secs(5),
@@ -176,6 +177,7 @@ fn full_config_becomes_the_expected_model() {
                     cache: None,
                 }),
                 protect: Default::default(),
+                rewrite: Default::default(),
             },
             Route {
                 listeners: vec!["web".into(), "[::1]:8443".into()],
@@ -185,8 +187,10 @@ fn full_config_becomes_the_expected_model() {
                     root: "/var/www".into(),
                     index: vec!["index.html".into(), "index.htm".into()],
                     follow_symlinks: true,
+                    options: Default::default(),
                 }),
                 protect: Default::default(),
+                rewrite: Default::default(),
             },
             Route {
                 listeners: vec![],
@@ -197,6 +201,7 @@ fn full_config_becomes_the_expected_model() {
                     status: 301,
                 }),
                 protect: Default::default(),
+                rewrite: Default::default(),
             },
             Route {
                 listeners: vec![],
@@ -208,6 +213,7 @@ fn full_config_becomes_the_expected_model() {
                     content_type: "text/plain".into(),
                 }),
                 protect: Default::default(),
+                rewrite: Default::default(),
             },
         ],
         // File order, not name order.
@@ -319,6 +325,7 @@ fn defaults_fill_everything_left_out() {
             max_headers: 100,
             max_body: 100 * 1024 * 1024,
             max_requests_per_connection: 10_000,
+            max_rewrites: 10,
         }
     );
     let s = Duration::from_secs;
@@ -361,8 +368,10 @@ fn defaults_fill_everything_left_out() {
                 root: "/srv".into(),
                 index: vec!["index.html".into()],
                 follow_symlinks: false,
+                options: Default::default(),
             }),
             protect: Default::default(),
+            rewrite: Default::default(),
         }]
     );
     assert!(config.upstreams.is_empty());
@@ -454,6 +463,9 @@ fn docs_cover_every_key() {
         CERT_KEYS,
         UPSTREAM_TLS_KEYS,
         ROUTE_KEYS,
+        ROUTE_REWRITE_KEYS,
+        REWRITE_RULE_KEYS,
+        STATIC_KEYS,
         UPSTREAM_KEYS,
         SERVER_KEYS,
         HEALTH_CHECK_KEYS,

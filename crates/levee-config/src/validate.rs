@@ -101,6 +101,7 @@ pub(crate) fn assemble(sink: &mut Sink<'_>, draft: Draft, source: &Path) -> Opti
             path: r.path,
             action,
             protect: r.protect,
+            rewrite: r.rewrite,
         });
     }
     let upstreams = draft.upstreams.into_iter().map(|u| u.upstream).collect();

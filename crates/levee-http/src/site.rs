@@ -32,6 +32,8 @@ pub struct Routed {
     pub stats: Arc<levee_upstream::stats::RouteStats>,
     /// A proxy route with `forward_path = "original"`.
     pub forward_original: bool,
+    /// The route's path rewriting (rewrite.rs); `None` when it has none.
+    pub rewrite: Option<Box<levee_config::RouteRewrite>>,
 }
 
 impl Routed {
@@ -178,6 +180,7 @@ impl Site {
                     target,
                     forward_original,
                     stats,
+                    rewrite: (!route.rewrite.is_empty()).then(|| Box::new(route.rewrite.clone())),
                 }),
             ));
         }
