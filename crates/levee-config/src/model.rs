@@ -17,6 +17,7 @@ mod http2;
 mod mail;
 mod mirrors;
 mod protect;
+mod shape;
 mod tls;
 mod upstream;
 pub use acme::*;
@@ -28,6 +29,7 @@ pub use http2::*;
 pub use mail::*;
 pub use mirrors::*;
 pub use protect::*;
+pub use shape::*;
 pub use tls::*;
 pub use upstream::*;
 
@@ -73,6 +75,8 @@ pub struct Config {
     pub acme: Option<Acme>,
     /// `[dns]`: the authoritative DNS server; `None` when it is off.
     pub dns: Option<Dns>,
+    /// `[http]`: request ids, the upstream's `Server` (model/shape.rs).
+    pub http: Http,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -198,6 +202,8 @@ pub struct Route {
     pub path: String,
     pub action: Action,
     pub protect: RouteProtect,
+    /// Header rules and the upstream's `Server` (model/shape.rs).
+    pub shape: RouteShape,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -16,6 +16,7 @@ mod mail;
 pub(crate) mod mirrors;
 mod protect;
 mod redact;
+mod shape;
 mod tls;
 
 use crate::model::{
@@ -117,6 +118,7 @@ fn table(config: &Config) -> Table {
         http2.insert(name.into(), size(u64::from(n)));
     }
     root.insert("http2".into(), Value::Table(http2));
+    shape::http(&mut root, &config.http);
 
     let t = &config.timeouts;
     let mut timeouts = Table::new();
@@ -319,6 +321,7 @@ fn route(r: &crate::model::Route) -> Value {
     }
     t.insert("path".into(), r.path.as_str().into());
     protect::route(&mut t, &r.protect);
+    shape::route(&mut t, &r.shape);
     match &r.action {
         Action::Proxy(p) => {
             t.insert("proxy".into(), p.upstream.as_str().into());

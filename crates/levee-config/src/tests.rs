@@ -176,6 +176,7 @@ fn full_config_becomes_the_expected_model() {
                     cache: None,
                 }),
                 protect: Default::default(),
+                shape: Default::default(),
             },
             Route {
                 listeners: vec!["web".into(), "[::1]:8443".into()],
@@ -187,6 +188,7 @@ fn full_config_becomes_the_expected_model() {
                     follow_symlinks: true,
                 }),
                 protect: Default::default(),
+                shape: Default::default(),
             },
             Route {
                 listeners: vec![],
@@ -197,6 +199,7 @@ fn full_config_becomes_the_expected_model() {
                     status: 301,
                 }),
                 protect: Default::default(),
+                shape: Default::default(),
             },
             Route {
                 listeners: vec![],
@@ -208,6 +211,7 @@ fn full_config_becomes_the_expected_model() {
                     content_type: "text/plain".into(),
                 }),
                 protect: Default::default(),
+                shape: Default::default(),
             },
         ],
         // File order, not name order.
@@ -231,6 +235,7 @@ fn full_config_becomes_the_expected_model() {
         ],
         admin: None,
         protect: Default::default(),
+        http: Default::default(),
         resolver: Some(Resolver {
             servers: vec![
                 "127.0.0.1:5353".parse().expect("addr"),
@@ -363,6 +368,7 @@ fn defaults_fill_everything_left_out() {
                 follow_symlinks: false,
             }),
             protect: Default::default(),
+            shape: Default::default(),
         }]
     );
     assert!(config.upstreams.is_empty());
@@ -469,6 +475,9 @@ fn docs_cover_every_key() {
         MIRRORS_KEYS,
         MIRROR_KEYS,
         crate::walk::HTTP2_KEYS,
+        HTTP_KEYS,
+        ROUTE_SHAPE_KEYS,
+        &["set", "add", "remove", "always"],
         FLEET_KEYS,
         ACME_KEYS,
         ACME_DNS_KEYS,
@@ -519,7 +528,7 @@ keepalive_timeout = "soon"
         errors_of(text),
         [
             "t.toml:1:11: workers: must be between 1 and 1024",
-            "t.toml:2:1: colour: unknown key `colour`; expected one of: workers, pid_file, user, group, control_socket, log, limits, timeouts, listener, route, upstream, admin, protect, rate_limit, resolver, cache, http2, fleet, mirrors, acme, dns",
+            "t.toml:2:1: colour: unknown key `colour`; expected one of: workers, pid_file, user, group, control_socket, log, limits, timeouts, listener, route, upstream, admin, protect, rate_limit, resolver, cache, http2, fleet, mirrors, acme, dns, http",
             "t.toml:8:11: listener[1].address: duplicate listener address 0.0.0.0:80: listener[0] already listens there",
             "t.toml:11:8: route[0].host: invalid host pattern `a*.com`: `*` is only allowed as a whole first label, as in \"*.example.com\"",
             "t.toml:13:1: route[0].static: a route has exactly one action, but `proxy` is set too; split it into two routes",

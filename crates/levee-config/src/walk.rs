@@ -17,6 +17,7 @@ pub(crate) mod mirrors;
 mod protect;
 mod resolver;
 mod route;
+mod shape;
 mod tls;
 mod upstream;
 
@@ -82,6 +83,7 @@ pub(crate) struct Draft {
     /// Where `[cache.shared]` was written: it needs `[fleet]`.
     pub cache_shared: Option<Mention>,
     pub http2: crate::model::Http2,
+    pub http: crate::model::Http,
     pub fleet: Option<crate::model::Fleet>,
     pub mirrors: Vec<DraftMirrorSet>,
     pub acme: Option<acme::DraftAcme>,
@@ -131,6 +133,7 @@ pub(crate) const ROOT_KEYS: &[&str] = &[
     "mirrors",
     "acme",
     "dns",
+    "http",
 ];
 pub(crate) const LOG_KEYS: &[&str] = &["access", "format", "level", "error", "error_format"];
 pub(crate) const LIMIT_KEYS: &[&str] = &[
@@ -198,6 +201,8 @@ pub(crate) use resolver::RESOLVER_KEYS;
 #[cfg(test)]
 pub(crate) use route::KEYS as ROUTE_KEYS;
 #[cfg(test)]
+pub(crate) use shape::{HTTP_KEYS, ROUTE_KEYS as ROUTE_SHAPE_KEYS};
+#[cfg(test)]
 pub(crate) use tls::{CERT_KEYS, TLS_KEYS, UPSTREAM_TLS_KEYS};
 #[cfg(test)]
 pub(crate) use upstream::{HEALTH_CHECK_KEYS, SERVER_KEYS, UPSTREAM_KEYS};
@@ -260,6 +265,10 @@ pub(crate) fn walk(sink: &mut Sink<'_>, root: &DeTable<'_>, root_span: Range<usi
         .get("cache")
         .map(|i| cache::cache(sink, i))
         .unwrap_or_default();
+    let http = fields
+        .get("http")
+        .map(|i| shape::http(sink, i))
+        .unwrap_or_default();
     let http2 = fields
         .get("http2")
         .map(|i| http2::http2(sink, i))
@@ -279,6 +288,7 @@ pub(crate) fn walk(sink: &mut Sink<'_>, root: &DeTable<'_>, root_span: Range<usi
         acme,
         root_span,
         http2,
+        http,
         workers: workers.unwrap_or_else(auto_workers),
         pid_file,
         user,

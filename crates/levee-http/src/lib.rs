@@ -38,6 +38,7 @@ mod respond;
 mod route;
 mod screen;
 mod serve;
+mod shape;
 pub mod site;
 mod static_files;
 mod static_route;

@@ -32,6 +32,8 @@ pub struct Routed {
     pub stats: Arc<levee_upstream::stats::RouteStats>,
     /// A proxy route with `forward_path = "original"`.
     pub forward_original: bool,
+    /// Header rules and the upstream's `Server` (shape.rs).
+    pub(crate) shape: crate::shape::Shape,
 }
 
 impl Routed {
@@ -107,6 +109,8 @@ pub struct Site {
     pub http2: levee_config::Http2,
     /// Trusted proxies by listener address, only for listeners with some.
     trusted: HashMap<SocketAddr, Trust>,
+    /// The request id's field (`[http]`); `None` when ids are off.
+    pub(crate) request_id: Option<crate::shape::IdField>,
 }
 
 impl Site {
@@ -178,6 +182,10 @@ impl Site {
                     target,
                     forward_original,
                     stats,
+                    shape: crate::shape::Shape::build(
+                        &route.shape,
+                        config.http.hide_upstream_server,
+                    ),
                 }),
             ));
         }
@@ -232,6 +240,7 @@ impl Site {
             cache: caches.then(|| Arc::new(SiteCache::build(&config.cache))),
             http2: config.http2,
             trusted,
+            request_id: crate::shape::IdField::build(&config.http),
         })
     }
 

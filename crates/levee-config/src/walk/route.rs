@@ -31,6 +31,7 @@ pub(crate) struct DraftRoute {
     pub protect: crate::model::RouteProtect,
     /// The rate limits named, for the cross-check.
     pub rate_limits: Vec<Mention>,
+    pub shape: crate::model::RouteShape,
 }
 
 const ACTIONS: [&str; 5] = ["proxy", "static", "redirect", "respond", "mirrors"];
@@ -70,7 +71,7 @@ pub(crate) const KEYS: &[&str] = &[
 ];
 
 pub(crate) fn route(sink: &mut Sink<'_>, item: &Item<'_, '_>) -> Option<DraftRoute> {
-    let known = [KEYS, CACHE_KEYS].concat();
+    let known = [KEYS, CACHE_KEYS, super::shape::ROUTE_KEYS].concat();
     let fields = Fields::of(sink, item, &known)?;
     let listeners = fields
         .get("listener")
@@ -119,6 +120,7 @@ pub(crate) fn route(sink: &mut Sink<'_>, item: &Item<'_, '_>) -> Option<DraftRou
         _ => (named, None),
     };
     let (protect, rate_limits) = super::protect::route_protect(sink, &fields);
+    let shape = super::shape::route_shape(sink, &fields, fields.get("proxy").is_some());
     Some(DraftRoute {
         listeners,
         hosts,
@@ -129,6 +131,7 @@ pub(crate) fn route(sink: &mut Sink<'_>, item: &Item<'_, '_>) -> Option<DraftRou
         mirror_set,
         protect,
         rate_limits,
+        shape,
     })
 }
 

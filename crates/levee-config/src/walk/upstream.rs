@@ -350,7 +350,7 @@ fn check_cookie_name(name: &str) -> Result<(), String> {
 }
 
 /// An HTTP token character (RFC 9110).
-fn is_tchar(b: u8) -> bool {
+pub(crate) fn is_tchar(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 

@@ -36,6 +36,7 @@ pub(crate) async fn respond(
         conn,
         answer: slot,
     } = received;
+    ex.shaping.upstream = Some(member.addr);
     match conn {
         Conn::H1 => {}
         Conn::H2(opened) => {

@@ -1,0 +1,99 @@
+//! Header rules and `[http]`: parsed values, round trips and errors.
+
+use crate::model::*;
+use crate::tests::{errors_of, ok};
+use crate::{to_toml, validate};
+
+const L: &str = "[[listener]]\naddress = \"127.0.0.1:80\"\n[upstream.app]\nservers = [\"a:1\"]\n";
+
+#[test]
+fn rules_parse_with_variables_and_round_trip() {
+    let text = format!(
+        r#"{L}[http]
+hide_upstream_server = false
+request_id_header = "X-Trace"
+request_id_trust = "any"
+
+[[route]]
+proxy = "app"
+hide_upstream_server = true
+request_headers = {{ set = {{ "X-Client" = "{{client}} {{scheme}}" }}, remove = "X-Debug" }}
+response_headers = {{ add = {{ "X-Up" = "{{upstream}} {{{{x}}}}" }}, always = true }}
+"#
+    );
+    let config = ok(&text);
+    let shape = &config.routes[0].shape;
+    assert_eq!(shape.request.set[0].name, "X-Client");
+    assert_eq!(
+        shape.request.set[0].value.pieces,
+        [
+            Piece::Var(Var::Client),
+            Piece::Literal(" ".into()),
+            Piece::Var(Var::Scheme)
+        ]
+    );
+    assert_eq!(shape.request.remove, ["X-Debug"]);
+    assert_eq!(
+        shape.response.add[0].value.pieces,
+        [Piece::Var(Var::Upstream), Piece::Literal(" {x}".into())]
+    );
+    assert!(shape.always);
+    assert_eq!(shape.hide_upstream_server, Some(true));
+    assert!(!config.http.hide_upstream_server);
+    assert_eq!(config.http.request_id_header, "X-Trace");
+    assert_eq!(config.http.request_id_trust, RequestIdTrust::Any);
+    validate(&config).expect("round trip");
+    assert!(to_toml(&config).contains("request_headers"));
+}
+
+#[test]
+fn defaults_hide_the_upstream_server_and_give_ids() {
+    let config = ok(L);
+    assert_eq!(config.http, Http::default());
+    assert!(config.http.hide_upstream_server && config.http.request_id);
+    assert_eq!(config.http.request_id_header, "X-Request-Id");
+}
+
+#[test]
+fn framing_and_hop_by_hop_fields_and_injections_are_refused_where_written() {
+    let text = format!(
+        r#"{L}[[route]]
+proxy = "app"
+request_headers = {{ set = {{ "Content-Length" = "5", "Host" = "x" }}, remove = ["Transfer-Encoding"] }}
+response_headers = {{ set = {{ "Bad Name" = "1", "X-A" = "a\r\nInjected: 1", "X-B" = "{{nope}}" }} }}
+"#
+    );
+    let errors = errors_of(&text);
+    let want = [
+        "t.toml:7:29: route[0].request_headers.set.Content-Length: `Content-Length` cannot be set by a rule: levee writes the connection and framing fields itself",
+        "route[0].request_headers.set.Host: `Host` cannot be set by a rule: `Host` is chosen by `preserve_host`",
+        "`Transfer-Encoding` cannot be set by a rule",
+        "route[0].response_headers.set.\"Bad Name\": `Bad Name` is not a valid field name",
+        "route[0].response_headers.set.X-A: a field value must not contain control characters",
+        "route[0].response_headers.set.X-B: unknown variable `{nope}`",
+    ];
+    assert_eq!(errors.len(), want.len(), "{errors:#?}");
+    for (e, w) in errors.iter().zip(want) {
+        assert!(e.contains(w), "{e}\n  should contain\n{w}");
+    }
+}
+
+#[test]
+fn own_answers_need_always_and_request_rules_need_a_proxy() {
+    let errors = errors_of(&format!(
+        "{L}[[route]]\nrespond = \"hi\"\nresponse_headers = {{ add = {{ X-A = \"1\" }} }}\n\
+         request_headers = {{ add = {{ X-B = \"1\" }} }}\n"
+    ));
+    assert_eq!(errors.len(), 2, "{errors:#?}");
+    assert!(
+        errors[0].contains("only with `always = true`"),
+        "{errors:#?}"
+    );
+    assert!(
+        errors[1].contains("only applies to `proxy` routes"),
+        "{errors:#?}"
+    );
+    ok(&format!(
+        "{L}[[route]]\nrespond = \"hi\"\nresponse_headers = {{ add = {{ X-A = \"1\" }}, always = true }}\n"
+    ));
+}
