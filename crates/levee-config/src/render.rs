@@ -240,8 +240,9 @@ fn upstream_policy(t: &mut Table, u: &crate::model::Upstream) {
             t.insert("hash_key".into(), key.into());
             "hash"
         }
-        Balance::Sticky { cookie } => {
+        Balance::Sticky { cookie, attributes } => {
             t.insert("sticky_cookie".into(), cookie.as_str().into());
+            shape::sticky_attributes(t, attributes);
             "sticky"
         }
     };

@@ -259,3 +259,41 @@ servers = ["127.0.0.1:9"]
         "{stderr}"
     );
 }
+
+#[test]
+fn the_sticky_cookie_carries_secure_same_site_and_max_age() {
+    let app = Nginx::start_default();
+    let setup = LeveeSetup::new();
+    let cfg = format!(
+        r#"pid_file = "{pid}"
+[[listener]]
+address = "127.0.0.1:{port}"
+http2 = "prior-knowledge"
+
+[[route]]
+proxy = "app"
+
+[upstream.app]
+servers = ["{app}"]
+balance = "sticky"
+sticky_cookie = "pin"
+sticky_cookie_secure = true
+sticky_cookie_same_site = "Strict"
+sticky_cookie_max_age = "2h"
+"#,
+        pid = setup.pid_file().display(),
+        port = setup.port,
+        app = app.addr(),
+    );
+    let levee = setup.start(&cfg);
+    for args in [&[][..], &["--http2-prior-knowledge"][..]] {
+        let (head, _) = fetch(&levee, args, "/");
+        let cookie = field(&head, "set-cookie").unwrap_or("");
+        let attributes = cookie.split_once(';').map_or("", |(_, a)| a);
+        assert_eq!(
+            attributes, " path=/; httponly; secure; samesite=strict; max-age=7200",
+            "{head}"
+        );
+        assert!(cookie.starts_with("pin="), "{head}");
+    }
+}

@@ -187,3 +187,52 @@ impl Template {
         })
     }
 }
+
+/// The attributes of a `balance = "sticky"` upstream's cookie beyond
+/// `Path=/; HttpOnly`, which it always has.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CookieAttributes {
+    /// `sticky_cookie_secure`: sent back over HTTPS only.
+    pub secure: bool,
+    /// `sticky_cookie_same_site`; `None` leaves it to the browser (Lax).
+    pub same_site: Option<SameSite>,
+    /// `sticky_cookie_max_age`; `None` for a session cookie.
+    pub max_age: Option<std::time::Duration>,
+}
+
+/// A cookie's `SameSite` attribute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SameSite {
+    Strict,
+    Lax,
+    None,
+}
+
+impl SameSite {
+    /// As written in the config file and in `Set-Cookie`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SameSite::Strict => "Strict",
+            SameSite::Lax => "Lax",
+            SameSite::None => "None",
+        }
+    }
+}
+
+impl CookieAttributes {
+    /// `; Secure; SameSite=Lax; Max-Age=3600`, as `Set-Cookie` takes them.
+    pub fn suffix(&self) -> String {
+        let mut s = String::new();
+        if self.secure {
+            s.push_str("; Secure");
+        }
+        if let Some(same_site) = self.same_site {
+            s.push_str("; SameSite=");
+            s.push_str(same_site.as_str());
+        }
+        if let Some(max_age) = self.max_age {
+            s.push_str(&format!("; Max-Age={}", max_age.as_secs()));
+        }
+        s
+    }
+}

@@ -3,7 +3,7 @@
 
 use toml::{Table, Value};
 
-use crate::model::{HeaderRules, Http, RouteShape};
+use crate::model::{CookieAttributes, HeaderRules, Http, RouteShape};
 
 /// A route's `request_headers`, `response_headers` and `hide_upstream_server`.
 pub(super) fn route(t: &mut Table, shape: &RouteShape) {
@@ -58,4 +58,15 @@ pub(super) fn http(root: &mut Table, http: &Http) {
         http.request_id_trust.as_str().into(),
     );
     root.insert("http".into(), Value::Table(t));
+}
+
+/// A sticky upstream's cookie attributes.
+pub(super) fn sticky_attributes(t: &mut Table, a: &CookieAttributes) {
+    t.insert("sticky_cookie_secure".into(), a.secure.into());
+    if let Some(same_site) = a.same_site {
+        t.insert("sticky_cookie_same_site".into(), same_site.as_str().into());
+    }
+    if let Some(max_age) = a.max_age {
+        t.insert("sticky_cookie_max_age".into(), super::duration(max_age));
+    }
 }

@@ -3,7 +3,9 @@
 //! site-wide `hide_upstream_server`).
 
 use crate::error::Sink;
-use crate::model::{HeaderRule, HeaderRules, Http, RequestIdTrust, RouteShape, Template};
+use crate::model::{
+    CookieAttributes, HeaderRule, HeaderRules, Http, RequestIdTrust, RouteShape, SameSite, Template,
+};
 use crate::tree::{Fields, Item};
 
 /// The route keys read here.
@@ -156,6 +158,60 @@ fn field_name(sink: &mut Sink<'_>, at: &Item<'_, '_>, name: &str) -> bool {
 /// An HTTP token (RFC 9110 §5.6.2).
 fn is_token(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(super::upstream::is_tchar)
+}
+
+/// The sticky cookie's attributes of an upstream; an error at each one
+/// when the upstream is not `balance = "sticky"`.
+pub(crate) fn sticky_attributes(
+    sink: &mut Sink<'_>,
+    fields: &Fields<'_, '_>,
+    sticky: bool,
+) -> CookieAttributes {
+    let mut a = CookieAttributes::default();
+    for key in [
+        "sticky_cookie_secure",
+        "sticky_cookie_same_site",
+        "sticky_cookie_max_age",
+    ] {
+        if let Some(i) = fields.get(key)
+            && !sticky
+        {
+            i.error(
+                sink,
+                format!("`{key}` is only allowed with balance = \"sticky\""),
+            );
+        }
+    }
+    if let Some(b) = fields
+        .get("sticky_cookie_secure")
+        .and_then(|i| i.bool(sink))
+    {
+        a.secure = b;
+    }
+    if let Some(i) = fields.get("sticky_cookie_same_site") {
+        a.same_site = match i.str(sink) {
+            Some("Strict") => Some(SameSite::Strict),
+            Some("Lax") => Some(SameSite::Lax),
+            Some("None") if a.secure => Some(SameSite::None),
+            Some("None") => {
+                // Browsers drop a SameSite=None cookie that is not Secure.
+                i.error(sink, "`SameSite=None` needs `sticky_cookie_secure = true`: browsers refuse it otherwise");
+                None
+            }
+            Some(other) => {
+                i.error(
+                    sink,
+                    format!("`{other}`: expected \"Strict\", \"Lax\" or \"None\""),
+                );
+                None
+            }
+            None => None,
+        };
+    }
+    if let Some(i) = fields.get("sticky_cookie_max_age") {
+        a.max_age = i.positive_duration(sink);
+    }
+    a
 }
 
 /// `[http]`.

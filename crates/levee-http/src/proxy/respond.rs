@@ -63,10 +63,10 @@ pub(crate) async fn respond(
         return Outcome::ended(502);
     };
     let mut lines = match (&group.config.balance, affinity) {
-        (levee_config::Balance::Sticky { cookie }, a)
+        (levee_config::Balance::Sticky { cookie, attributes }, a)
             if a != levee_upstream::Affinity::Sticky(Some(member.cookie)) =>
         {
-            choose::sticky_line(cookie, member.cookie)
+            choose::sticky_line(cookie, member.cookie, attributes)
         }
         _ => Vec::new(),
     };

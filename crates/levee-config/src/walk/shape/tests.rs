@@ -97,3 +97,22 @@ fn own_answers_need_always_and_request_rules_need_a_proxy() {
         "{L}[[route]]\nrespond = \"hi\"\nresponse_headers = {{ add = {{ X-A = \"1\" }}, always = true }}\n"
     ));
 }
+
+#[test]
+fn sticky_cookie_attributes_are_checked() {
+    let errors = errors_of(
+        "[[listener]]\naddress = \"127.0.0.1:80\"\n[upstream.a]\nservers = [\"a:1\"]\n\
+         balance = \"sticky\"\nsticky_cookie_same_site = \"None\"\n\
+         [upstream.b]\nservers = [\"b:1\"]\nsticky_cookie_max_age = \"1h\"\n\
+         [upstream.c]\nservers = [\"c:1\"]\nbalance = \"sticky\"\nsticky_cookie_same_site = \"lax\"\n",
+    );
+    let want = [
+        "t.toml:6:27: upstream.a.sticky_cookie_same_site: `SameSite=None` needs `sticky_cookie_secure = true`",
+        "t.toml:9:25: upstream.b.sticky_cookie_max_age: `sticky_cookie_max_age` is only allowed with balance = \"sticky\"",
+        "t.toml:13:27: upstream.c.sticky_cookie_same_site: `lax`: expected \"Strict\", \"Lax\" or \"None\"",
+    ];
+    assert_eq!(errors.len(), want.len(), "{errors:#?}");
+    for (e, w) in errors.iter().zip(want) {
+        assert!(e.contains(w), "{e}\n  should contain\n{w}");
+    }
+}
