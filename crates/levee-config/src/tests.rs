@@ -477,6 +477,7 @@ fn docs_cover_every_key() {
         crate::walk::HTTP2_KEYS,
         HTTP_KEYS,
         ROUTE_SHAPE_KEYS,
+        PAGE_KEYS,
         &["set", "add", "remove", "always"],
         FLEET_KEYS,
         ACME_KEYS,

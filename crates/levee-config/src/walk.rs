@@ -201,7 +201,7 @@ pub(crate) use resolver::RESOLVER_KEYS;
 #[cfg(test)]
 pub(crate) use route::KEYS as ROUTE_KEYS;
 #[cfg(test)]
-pub(crate) use shape::{HTTP_KEYS, ROUTE_KEYS as ROUTE_SHAPE_KEYS};
+pub(crate) use shape::{HTTP_KEYS, PAGE_KEYS, ROUTE_KEYS as ROUTE_SHAPE_KEYS};
 #[cfg(test)]
 pub(crate) use tls::{CERT_KEYS, TLS_KEYS, UPSTREAM_TLS_KEYS};
 #[cfg(test)]

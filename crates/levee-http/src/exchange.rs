@@ -197,27 +197,39 @@ impl<'c> Exchange<'c> {
         }
     }
 
-    /// Sends `reply` with the connection kept open if the exchange may
+    /// Sends `reply` (an error page in place of levee's error body, when
+    /// one is configured) with the connection kept open if the exchange may
     /// (`keep_alive`), and `Strict-Transport-Security` when `hsts` and the
-    /// listener sets it. False if the client is gone.
+    /// listener sets it. The body bytes sent; `None` if the client is gone.
     pub async fn send_reply(
         &mut self,
         reply: &Reply<'_>,
         keep_alive: bool,
         hsts: bool,
         site: &Site,
-    ) -> bool {
+    ) -> Option<u64> {
+        let pages = self.shaping.shape.map_or(&site.pages, |s| &s.pages);
+        let page = pages.dress(reply, &self.head);
+        let reply = page.as_ref().unwrap_or(reply);
         let head_only = self.head.is_head();
+        let bytes = reply.body_len(head_only);
         let hsts = if hsts { self.hsts } else { None };
         let d = dress(&self.head, &self.origin, &self.id, &self.shaping, hsts).own();
-        match &mut self.end {
+        let sent = match &mut self.end {
             End::H1(c) => {
-                let mut bytes = reply.h1(keep_alive, head_only);
-                h1_head(&mut bytes, &d);
-                c.send(&bytes, site.timeouts.client_send).await
+                let mut out = reply.h1(keep_alive, head_only);
+                h1_head(&mut out, &d);
+                c.send(&out, site.timeouts.client_send).await
             }
             End::H2(s) => s.send_reply(reply, head_only, &d).await,
-        }
+        };
+        sent.then_some(bytes)
+    }
+
+    /// A server's error `status` is answered with the route's error page
+    /// instead (`intercept_errors`).
+    pub(crate) fn intercepts(&self, status: u16) -> bool {
+        self.shaping.shape.is_some_and(|s| s.intercepts(status))
     }
 
     /// Answers with `reply` (HSTS included) and ends the exchange: the
@@ -225,9 +237,9 @@ impl<'c> Exchange<'c> {
     /// not read, and closes if the client is gone.
     pub async fn reply(&mut self, reply: &Reply<'_>, site: &Site) -> Outcome {
         let sent = self.send_reply(reply, self.keep_alive, true, site).await;
-        let next = self.next_after(sent, !reply.close && self.keep_alive);
+        let next = self.next_after(sent.is_some(), !reply.close && self.keep_alive);
         Outcome {
-            bytes: reply.body_len(self.is_head()),
+            bytes: sent.unwrap_or(0),
             ..Outcome::of(reply.status, next)
         }
     }
@@ -248,12 +260,15 @@ impl<'c> Exchange<'c> {
     }
 
     /// Answers a request levee refused or could not forward with the error
-    /// `status`, asking the client to close, and ends the exchange (the
-    /// log counts no body bytes).
+    /// `status`, asking the client to close, and ends the exchange; the
+    /// log counts the body bytes sent.
     pub async fn fail(&mut self, status: u16, fields: &[(&str, &[u8])], site: &Site) -> Outcome {
         let reply = Reply::error(status, fields).closing();
-        let _ = self.send_reply(&reply, false, false, site).await;
-        Outcome::of(status, Next::Linger)
+        let sent = self.send_reply(&reply, false, false, site).await;
+        Outcome {
+            bytes: sent.unwrap_or(0),
+            ..Outcome::of(status, Next::Linger)
+        }
     }
 
     /// A head of levee's own for a file that follows (static routes):

@@ -52,6 +52,7 @@ pub(crate) async fn serve<'s: 'c, 'c>(
             content_type: "application/octet-stream",
             body: Cow::Borrowed(answer.as_bytes()),
             close: false,
+            error: false,
         };
         return (ex.reply(&reply, site).await, None);
     }
@@ -107,6 +108,7 @@ async fn act(ex: &mut Exchange<'_>, site: &Site, target: &Target) -> Outcome {
                 content_type,
                 body: Cow::Borrowed(body),
                 close: false,
+                error: false,
             };
             ex.reply(&reply, site).await
         }

@@ -9,6 +9,7 @@
 //! ([`h2_head`]), both from one [`Dress`], so both protocols agree.
 
 pub(crate) mod id;
+pub(crate) mod pages;
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -16,6 +17,7 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 use levee_config::{HeaderRules, Piece, RouteShape, Template, Var};
 
 pub(crate) use id::{IdField, RequestId};
+pub(crate) use pages::{PageError, Pages};
 
 /// The fields levee hides from an upstream's response by default: they
 /// name the backend's software and version, which helps an attacker more
@@ -31,18 +33,30 @@ pub(crate) struct Shape {
     always: bool,
     /// Drop the upstream's `Server` and `X-Powered-By`.
     hide_upstream: bool,
+    /// Error pages: the site's with the route's over them.
+    pub(crate) pages: Pages,
+    /// A server's error with a page gets the page (`intercept_errors`).
+    intercept: bool,
 }
 
 impl Shape {
     /// The shaping of a route with `shape`, `hide` being `[http]`'s
-    /// `hide_upstream_server`.
-    pub(crate) fn build(shape: &RouteShape, hide: bool) -> Shape {
-        Shape {
+    /// `hide_upstream_server` and `pages` its error pages; reads the
+    /// route's page files.
+    pub(crate) fn build(shape: &RouteShape, hide: bool, pages: &Pages) -> Result<Shape, PageError> {
+        Ok(Shape {
             request: Rules::build(&shape.request),
             response: Rules::build(&shape.response),
             always: shape.always,
             hide_upstream: shape.hide_upstream_server.unwrap_or(hide),
-        }
+            pages: Pages::load(pages, &shape.error_pages)?,
+            intercept: shape.intercept_errors,
+        })
+    }
+
+    /// A server's `status` is answered with the route's page instead.
+    pub(crate) fn intercepts(&self, status: u16) -> bool {
+        self.intercept && self.pages.get(status).is_some()
     }
 
     /// The rules for the request sent upstream, if any.

@@ -78,6 +78,12 @@ pub enum SiteError {
         #[source]
         source: levee_mirror::MirrorError,
     },
+    #[error("error page {path}: {source}")]
+    ErrorPage {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("access log {path}: {source}")]
     AccessLog {
         path: String,
@@ -111,6 +117,15 @@ pub struct Site {
     trusted: HashMap<SocketAddr, Trust>,
     /// The request id's field (`[http]`); `None` when ids are off.
     pub(crate) request_id: Option<crate::shape::IdField>,
+    /// `[http] error_pages`, for requests no route took.
+    pub(crate) pages: crate::shape::Pages,
+}
+
+fn page_error((path, source): crate::shape::PageError) -> SiteError {
+    SiteError::ErrorPage {
+        path: path.display().to_string(),
+        source,
+    }
 }
 
 impl Site {
@@ -140,6 +155,8 @@ impl Site {
             mirrors.insert(set.name.clone(), obtained);
         }
         let limiters = levee_protect::rate::limiters(&config.protect.rate_limits);
+        let pages = crate::shape::Pages::load(&Default::default(), &config.http.error_pages)
+            .map_err(page_error)?;
         let mut targets = Vec::with_capacity(config.routes.len());
         for route in &config.routes {
             let auth = match &route.protect.auth {
@@ -185,7 +202,9 @@ impl Site {
                     shape: crate::shape::Shape::build(
                         &route.shape,
                         config.http.hide_upstream_server,
-                    ),
+                        &pages,
+                    )
+                    .map_err(page_error)?,
                 }),
             ));
         }
@@ -241,6 +260,7 @@ impl Site {
             http2: config.http2,
             trusted,
             request_id: crate::shape::IdField::build(&config.http),
+            pages,
         })
     }
 

@@ -21,7 +21,7 @@
 //! nginx does; keep secrets out of the root.
 
 mod conditional;
-mod mime;
+pub(crate) mod mime;
 pub(crate) mod path;
 pub(crate) mod range;
 mod send;

@@ -10,7 +10,6 @@
 
 mod support;
 
-use std::process::Output;
 use std::time::Duration;
 
 use support::*;
@@ -103,23 +102,12 @@ servers = ["127.0.0.1:{dead}"]
     }
 }
 
-/// Head and body of `curl -i` with `args` before the URL of `path`.
 fn fetch(levee: &Levee, args: &[&str], path: &str) -> (String, String) {
-    let url = levee.url(path);
-    let mut all = vec!["-sS", "-i", "--max-time", "20"];
-    all.extend_from_slice(args);
-    all.push(&url);
-    let out: Output = curl(&all);
-    let text = String::from_utf8_lossy(&out.stdout).replace("\r\n", "\n");
-    let (head, body) = text.split_once("\n\n").unwrap_or((&text, ""));
-    (head.to_lowercase(), body.to_owned())
+    curl_head_body(&levee.url(path), args)
 }
 
-/// The value of `name` (lower case) in a lower-cased head.
 fn field<'h>(head: &'h str, name: &str) -> Option<&'h str> {
-    head.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name}: ")))
-        .map(str::trim)
+    head_field(head, name)
 }
 
 fn is_minted(id: &str) -> bool {
@@ -225,29 +213,29 @@ fn levees_own_answers_carry_the_id_and_always_rules_only() {
     let _ = s.dead;
 }
 
-#[test]
-fn check_refuses_framing_fields_and_bad_values_at_their_keys() {
+/// What `levee check` says of a config whose one proxy route has `route`
+/// lines; the config file's path.
+fn check_errors(route: &str) -> (String, String) {
     let setup = LeveeSetup::new();
     let path = setup.config_path();
     let cfg = format!(
-        r#"[[listener]]
-address = "127.0.0.1:{port}"
-
-[[route]]
-proxy = "app"
-request_headers = {{ set = {{ "Transfer-Encoding" = "chunked" }} }}
-response_headers = {{ add = {{ "X-A" = "{{cookie}}" }} }}
-
-[upstream.app]
-servers = ["127.0.0.1:9"]
-"#,
+        "[[listener]]\naddress = \"127.0.0.1:{port}\"\n\n[[route]]\nproxy = \"app\"\n{route}\n\n\
+         [upstream.app]\nservers = [\"127.0.0.1:9\"]\n",
         port = setup.port
     );
     std::fs::write(&path, cfg).expect("write config");
     let out = levee_cmd(&["check", "-c", &path.display().to_string()]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(!out.status.success(), "{stderr}");
-    let file = path.display().to_string();
+    (stderr, path.display().to_string())
+}
+
+#[test]
+fn check_refuses_framing_fields_and_bad_values_at_their_keys() {
+    let (stderr, file) = check_errors(
+        "request_headers = { set = { \"Transfer-Encoding\" = \"chunked\" } }\n\
+         response_headers = { add = { \"X-A\" = \"{cookie}\" } }",
+    );
     assert!(
         stderr.contains(&format!(
             "{file}:6:29: route[0].request_headers.set.Transfer-Encoding: `Transfer-Encoding` cannot be set"
@@ -256,6 +244,19 @@ servers = ["127.0.0.1:9"]
     );
     assert!(
         stderr.contains("route[0].response_headers.add.X-A: unknown variable `{cookie}`"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn check_names_a_missing_error_page_file_at_its_key() {
+    // `levee check` looks at the file, as `run` would when it reads it.
+    let (stderr, file) =
+        check_errors("error_pages = { 503 = { file = \"/nonexistent/503.html\" } }");
+    assert!(
+        stderr.contains(&format!(
+            "{file}:6:32: route[0].error_pages.503.file: `/nonexistent/503.html` is not a file"
+        )),
         "{stderr}"
     );
 }

@@ -17,6 +17,8 @@ pub struct Http {
     pub request_id_header: String,
     /// `request_id_trust`: whose incoming id is kept.
     pub request_id_trust: RequestIdTrust,
+    /// `error_pages`: site-wide, by status.
+    pub error_pages: Vec<ErrorPage>,
 }
 
 impl Default for Http {
@@ -26,6 +28,7 @@ impl Default for Http {
             request_id: true,
             request_id_header: DEFAULT_REQUEST_ID_HEADER.to_owned(),
             request_id_trust: RequestIdTrust::default(),
+            error_pages: Vec::new(),
         }
     }
 }
@@ -66,6 +69,11 @@ pub struct RouteShape {
     pub always: bool,
     /// `hide_upstream_server`; `None` follows `[http]`.
     pub hide_upstream_server: Option<bool>,
+    /// `error_pages`: the route's, over `[http]`'s.
+    pub error_pages: Vec<ErrorPage>,
+    /// `intercept_errors`: a server's error status with a page gets the
+    /// page instead of the server's body.
+    pub intercept_errors: bool,
 }
 
 impl RouteShape {
@@ -235,4 +243,25 @@ impl CookieAttributes {
         }
         s
     }
+}
+
+/// A custom body for an error status (`error_pages`): levee's own errors,
+/// and a server's when the route has `intercept_errors`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErrorPage {
+    pub status: u16,
+    /// `file` or `body`.
+    pub body: PageSource,
+    /// `content_type`; `None`: from the file's extension, or HTML inline.
+    pub content_type: Option<String>,
+    /// `json_file` or `json`: sent instead to clients that ask for JSON.
+    pub json: Option<PageSource>,
+}
+
+/// Where a page's bytes come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PageSource {
+    /// Read at start and on reload.
+    File(std::path::PathBuf),
+    Inline(String),
 }

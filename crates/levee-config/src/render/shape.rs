@@ -3,7 +3,7 @@
 
 use toml::{Table, Value};
 
-use crate::model::{CookieAttributes, HeaderRules, Http, RouteShape};
+use crate::model::{CookieAttributes, ErrorPage, HeaderRules, Http, PageSource, RouteShape};
 
 /// A route's `request_headers`, `response_headers` and `hide_upstream_server`.
 pub(super) fn route(t: &mut Table, shape: &RouteShape) {
@@ -21,6 +21,32 @@ pub(super) fn route(t: &mut Table, shape: &RouteShape) {
     if let Some(hide) = shape.hide_upstream_server {
         t.insert("hide_upstream_server".into(), hide.into());
     }
+    if !shape.error_pages.is_empty() {
+        t.insert("error_pages".into(), pages(&shape.error_pages));
+    }
+    if shape.intercept_errors {
+        t.insert("intercept_errors".into(), true.into());
+    }
+}
+
+fn pages(pages: &[ErrorPage]) -> Value {
+    let mut t = Table::new();
+    for p in pages {
+        let mut page = Table::new();
+        let mut put = |file: &str, inline: &str, s: &PageSource| match s {
+            PageSource::File(path) => page.insert(file.into(), super::path(path)),
+            PageSource::Inline(text) => page.insert(inline.into(), text.as_str().into()),
+        };
+        put("file", "body", &p.body);
+        if let Some(json) = &p.json {
+            put("json_file", "json", json);
+        }
+        if let Some(ct) = &p.content_type {
+            page.insert("content_type".into(), ct.as_str().into());
+        }
+        t.insert(p.status.to_string(), Value::Table(page));
+    }
+    Value::Table(t)
 }
 
 fn rules(rules: &HeaderRules) -> Table {
@@ -57,6 +83,9 @@ pub(super) fn http(root: &mut Table, http: &Http) {
         "request_id_trust".into(),
         http.request_id_trust.as_str().into(),
     );
+    if !http.error_pages.is_empty() {
+        t.insert("error_pages".into(), pages(&http.error_pages));
+    }
     root.insert("http".into(), Value::Table(t));
 }
 

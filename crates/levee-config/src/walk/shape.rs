@@ -1,10 +1,12 @@
-//! Shaping keys: a route's `request_headers`, `response_headers` and
-//! `hide_upstream_server`, and the `[http]` table (request ids, the
-//! site-wide `hide_upstream_server`).
+//! Shaping keys: a route's `request_headers`, `response_headers`,
+//! `hide_upstream_server`, `error_pages` and `intercept_errors`, the sticky
+//! cookie's attributes, and the `[http]` table (request ids, the site-wide
+//! `hide_upstream_server` and `error_pages`).
 
 use crate::error::Sink;
 use crate::model::{
-    CookieAttributes, HeaderRule, HeaderRules, Http, RequestIdTrust, RouteShape, SameSite, Template,
+    CookieAttributes, ErrorPage, HeaderRule, HeaderRules, Http, PageSource, RequestIdTrust,
+    RouteShape, SameSite, Template,
 };
 use crate::tree::{Fields, Item};
 
@@ -13,7 +15,10 @@ pub(crate) const ROUTE_KEYS: &[&str] = &[
     "request_headers",
     "response_headers",
     "hide_upstream_server",
+    "error_pages",
+    "intercept_errors",
 ];
+pub(crate) const PAGE_KEYS: &[&str] = &["file", "body", "content_type", "json_file", "json"];
 const RULE_KEYS: &[&str] = &["set", "add", "remove"];
 const RESPONSE_RULE_KEYS: &[&str] = &["set", "add", "remove", "always"];
 pub(crate) const HTTP_KEYS: &[&str] = &[
@@ -21,6 +26,7 @@ pub(crate) const HTTP_KEYS: &[&str] = &[
     "request_id",
     "request_id_header",
     "request_id_trust",
+    "error_pages",
 ];
 
 /// Fields levee alone writes: the framing and the connection's own fields
@@ -76,23 +82,111 @@ pub(crate) fn route_shape(
         }
         shape.hide_upstream_server = i.bool(sink);
     }
+    if let Some(i) = fields.get("error_pages") {
+        shape.error_pages = error_pages(sink, i);
+    }
+    if let Some(i) = fields.get("intercept_errors") {
+        if !is_proxy {
+            i.error(sink, "`intercept_errors` only applies to `proxy` routes");
+        }
+        shape.intercept_errors = i.bool(sink).unwrap_or(false);
+    }
     shape
+}
+
+/// A table whose keys are the user's (field names, statuses): each key
+/// with its value as an [`Item`] of its own.
+fn entries<'t, 'i>(sink: &mut Sink<'_>, item: &Item<'t, 'i>) -> Vec<(&'t str, Item<'t, 'i>)> {
+    let Some(table) = item.table(sink) else {
+        return Vec::new();
+    };
+    table
+        .iter()
+        .map(|(name, value)| {
+            let text: &'t str = name.get_ref().as_ref();
+            let entry = Item {
+                key: crate::tree::child(&item.key, text),
+                key_span: name.span(),
+                value,
+            };
+            (text, entry)
+        })
+        .collect()
+}
+
+/// `error_pages`: a table of status = page table.
+fn error_pages(sink: &mut Sink<'_>, item: &Item<'_, '_>) -> Vec<ErrorPage> {
+    let mut pages = Vec::new();
+    for (status_text, entry) in entries(sink, item) {
+        let status = match status_text.parse::<u16>() {
+            Ok(s) if (400..=599).contains(&s) => s,
+            _ => {
+                sink.error(
+                    entry.key_span.clone(),
+                    &entry.key,
+                    format!("`{status_text}` is not an error status (400 to 599)"),
+                );
+                continue;
+            }
+        };
+        let Some(f) = Fields::of(sink, &entry, PAGE_KEYS) else {
+            continue;
+        };
+        let Some(body) = source(sink, &f, "file", "body", true) else {
+            continue;
+        };
+        let content_type = f
+            .get("content_type")
+            .and_then(|i| i.text(sink))
+            .map(str::to_owned);
+        let json = source(sink, &f, "json_file", "json", false);
+        pages.push(ErrorPage {
+            status,
+            body,
+            content_type,
+            json,
+        });
+    }
+    pages
+}
+
+/// A page's bytes: a file path under `file_key` or text under `inline_key`
+/// (exactly one when `required`, at most one otherwise).
+fn source(
+    sink: &mut Sink<'_>,
+    f: &Fields<'_, '_>,
+    file_key: &str,
+    inline_key: &str,
+    required: bool,
+) -> Option<PageSource> {
+    match (f.get(file_key), f.get(inline_key)) {
+        (Some(_), Some(i)) => {
+            i.error(
+                sink,
+                format!("set `{file_key}` or `{inline_key}`, not both"),
+            );
+            None
+        }
+        (Some(i), None) => i.text(sink).map(|p| PageSource::File(p.into())),
+        (None, Some(i)) => i.str(sink).map(|t| PageSource::Inline(t.to_owned())),
+        (None, None) => {
+            if required {
+                sink.error(
+                    f.span.clone(),
+                    &f.key,
+                    format!("an error page needs `{file_key}` or `{inline_key}`"),
+                );
+            }
+            None
+        }
+    }
 }
 
 fn rules(sink: &mut Sink<'_>, f: &Fields<'_, '_>) -> HeaderRules {
     let mut out = HeaderRules::default();
     for (key, list) in [("set", &mut out.set), ("add", &mut out.add)] {
         let Some(item) = f.get(key) else { continue };
-        let Some(table) = item.table(sink) else {
-            continue;
-        };
-        for (name, value) in table.iter() {
-            let name_str: &str = name.get_ref().as_ref();
-            let entry = Item {
-                key: crate::tree::child(&item.key, name_str),
-                key_span: name.span(),
-                value,
-            };
+        for (name_str, entry) in entries(sink, item) {
             if let Some(rule) = rule(sink, &entry, name_str) {
                 list.push(rule);
             }
@@ -234,6 +328,9 @@ pub(crate) fn http(sink: &mut Sink<'_>, item: &Item<'_, '_>) -> Http {
         } else {
             i.error(sink, format!("`{name}` is not a field name levee can set"));
         }
+    }
+    if let Some(i) = f.get("error_pages") {
+        http.error_pages = error_pages(sink, i);
     }
     if let Some(i) = f.get("request_id_trust")
         && let Some(text) = i.str(sink)

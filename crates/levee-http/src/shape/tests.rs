@@ -42,7 +42,7 @@ const HEAD: &[u8] = b"HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nX-Powered-By: P
 
 #[test]
 fn upstream_software_is_hidden_by_default_and_kept_when_asked() {
-    let hide = Shape::build(&RouteShape::default(), true);
+    let hide = Shape::build(&RouteShape::default(), true, &Pages::default()).unwrap();
     let mut out = HEAD.to_vec();
     h1_head(&mut out, &dress(Some(&hide), None, false));
     let text = String::from_utf8(out).unwrap();
@@ -51,7 +51,7 @@ fn upstream_software_is_hidden_by_default_and_kept_when_asked() {
         text.ends_with("X-Debug: 1\r\nX-Request-Id: upstream-id\r\nContent-Length: 2\r\n\r\nok")
     );
 
-    let keep = Shape::build(&RouteShape::default(), false);
+    let keep = Shape::build(&RouteShape::default(), false, &Pages::default()).unwrap();
     let mut out = HEAD.to_vec();
     h1_head(&mut out, &dress(Some(&keep), None, false));
     assert_eq!(out, HEAD);
@@ -72,7 +72,9 @@ fn rules_drop_set_and_add_with_variables_and_the_id_replaces_the_servers() {
             ..RouteShape::default()
         },
         true,
-    );
+        &Pages::default(),
+    )
+    .unwrap();
     let field = IdField::build(&levee_config::Http::default()).unwrap();
     let mut out = HEAD.to_vec();
     h1_head(
@@ -117,14 +119,22 @@ fn response_rules_touch_levees_own_responses_only_with_always() {
     let mut out = own.to_vec();
     h1_head(
         &mut out,
-        &dress(Some(&Shape::build(&shape, true)), None, true),
+        &dress(
+            Some(&Shape::build(&shape, true, &Pages::default()).unwrap()),
+            None,
+            true,
+        ),
     );
     assert_eq!(out, own, "levee's own Server stays; no rule without always");
     shape.always = true;
     let mut out = own.to_vec();
     h1_head(
         &mut out,
-        &dress(Some(&Shape::build(&shape, true)), None, true),
+        &dress(
+            Some(&Shape::build(&shape, true, &Pages::default()).unwrap()),
+            None,
+            true,
+        ),
     );
     assert!(out.ends_with(b"Content-Length: 0\r\nX-Frame-Options: DENY\r\n\r\n"));
 }

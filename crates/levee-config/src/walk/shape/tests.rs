@@ -116,3 +116,48 @@ fn sticky_cookie_attributes_are_checked() {
         assert!(e.contains(w), "{e}\n  should contain\n{w}");
     }
 }
+
+#[test]
+fn error_pages_parse_round_trip_and_are_checked() {
+    let config = ok(&format!(
+        r#"{L}[http.error_pages.502]
+file = "/srv/502.html"
+json = '{{"error": "bad gateway"}}'
+
+[[route]]
+proxy = "app"
+intercept_errors = true
+error_pages = {{ 404 = {{ body = "<h1>gone</h1>", content_type = "text/html" }} }}
+"#
+    ));
+    let site = &config.http.error_pages[0];
+    assert_eq!(site.status, 502);
+    assert_eq!(site.body, PageSource::File("/srv/502.html".into()));
+    assert_eq!(
+        site.json,
+        Some(PageSource::Inline("{\"error\": \"bad gateway\"}".into()))
+    );
+    let route = &config.routes[0].shape;
+    assert!(route.intercept_errors);
+    assert_eq!(
+        route.error_pages[0].content_type.as_deref(),
+        Some("text/html")
+    );
+    validate(&config).expect("round trip");
+
+    let errors = errors_of(&format!(
+        "{L}[http.error_pages.302]\nbody = \"x\"\n[http.error_pages.500]\nfile = \"/a\"\nbody = \"b\"\n\
+         [http.error_pages.503]\ncontent_type = \"text/plain\"\n\
+         [[route]]\nrespond = \"x\"\nintercept_errors = true\n"
+    ));
+    let want = [
+        "http.error_pages.302: `302` is not an error status (400 to 599)",
+        "http.error_pages.500.body: set `file` or `body`, not both",
+        "http.error_pages.503: an error page needs `file` or `body`",
+        "route[0].intercept_errors: `intercept_errors` only applies to `proxy` routes",
+    ];
+    assert_eq!(errors.len(), want.len(), "{errors:#?}");
+    for (e, w) in errors.iter().zip(want) {
+        assert!(e.contains(w), "{e}\n  should contain\n{w}");
+    }
+}
