@@ -17,6 +17,7 @@ pub(crate) mod mirrors;
 mod protect;
 mod redact;
 mod rewrite;
+mod shape;
 mod static_opts;
 mod tls;
 
@@ -120,6 +121,7 @@ fn table(config: &Config) -> Table {
         http2.insert(name.into(), size(u64::from(n)));
     }
     root.insert("http2".into(), Value::Table(http2));
+    shape::http(&mut root, &config.http);
 
     let t = &config.timeouts;
     let mut timeouts = Table::new();
@@ -241,8 +243,9 @@ fn upstream_policy(t: &mut Table, u: &crate::model::Upstream) {
             t.insert("hash_key".into(), key.into());
             "hash"
         }
-        Balance::Sticky { cookie } => {
+        Balance::Sticky { cookie, attributes } => {
             t.insert("sticky_cookie".into(), cookie.as_str().into());
+            shape::sticky_attributes(t, attributes);
             "sticky"
         }
     };
@@ -323,6 +326,7 @@ fn route(r: &crate::model::Route) -> Value {
     t.insert("path".into(), r.path.as_str().into());
     protect::route(&mut t, &r.protect);
     rewrite::route(&mut t, &r.rewrite);
+    shape::route(&mut t, &r.shape);
     match &r.action {
         Action::Proxy(p) => {
             t.insert("proxy".into(), p.upstream.as_str().into());

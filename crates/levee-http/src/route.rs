@@ -138,6 +138,7 @@ mod tests {
             }),
             protect: Default::default(),
             rewrite: Default::default(),
+            shape: Default::default(),
         }
     }
 

@@ -32,6 +32,7 @@ pub(crate) struct DraftRoute {
     /// The rate limits named, for the cross-check.
     pub rate_limits: Vec<Mention>,
     pub rewrite: crate::model::RouteRewrite,
+    pub shape: crate::model::RouteShape,
 }
 
 const ACTIONS: [&str; 5] = ["proxy", "static", "redirect", "respond", "mirrors"];
@@ -76,6 +77,7 @@ pub(crate) fn route(sink: &mut Sink<'_>, item: &Item<'_, '_>) -> Option<DraftRou
         CACHE_KEYS,
         super::rewrite::KEYS,
         super::static_opts::KEYS,
+        super::shape::ROUTE_KEYS,
     ]
     .concat();
     let fields = Fields::of(sink, item, &known)?;
@@ -128,6 +130,7 @@ pub(crate) fn route(sink: &mut Sink<'_>, item: &Item<'_, '_>) -> Option<DraftRou
     let (protect, rate_limits) = super::protect::route_protect(sink, &fields);
     let rewrite = super::rewrite::route_rewrite(sink, &fields);
     super::rewrite::check_forward_path(sink, &fields, &rewrite, action.as_ref());
+    let shape = super::shape::route_shape(sink, &fields, fields.get("proxy").is_some());
     Some(DraftRoute {
         listeners,
         hosts,
@@ -139,6 +142,7 @@ pub(crate) fn route(sink: &mut Sink<'_>, item: &Item<'_, '_>) -> Option<DraftRou
         protect,
         rate_limits,
         rewrite,
+        shape,
     })
 }
 
