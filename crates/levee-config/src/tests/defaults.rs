@@ -27,6 +27,7 @@ fn defaults_fill_everything_left_out() {
             max_headers: 100,
             max_body: 100 * 1024 * 1024,
             max_requests_per_connection: 10_000,
+            max_rewrites: 10,
         }
     );
     let s = Duration::from_secs;
@@ -69,8 +70,11 @@ fn defaults_fill_everything_left_out() {
                 root: "/srv".into(),
                 index: vec!["index.html".into()],
                 follow_symlinks: false,
+                options: Default::default(),
             }),
             protect: Default::default(),
+            rewrite: Default::default(),
+            shape: Default::default(),
         }]
     );
     assert!(config.upstreams.is_empty());

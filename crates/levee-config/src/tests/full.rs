@@ -103,6 +103,7 @@ fn full_config_becomes_the_expected_model() {
             max_headers: 50,
             max_body: 1 << 30,
             max_requests_per_connection: 0,
+            max_rewrites: 10,
         },
         timeouts: Timeouts {
             request_head: Duration::from_secs(5),
@@ -156,6 +157,8 @@ fn full_config_becomes_the_expected_model() {
                     cache: None,
                 }),
                 protect: Default::default(),
+                rewrite: Default::default(),
+                shape: Default::default(),
             },
             Route {
                 listeners: vec!["web".into(), "[::1]:8443".into()],
@@ -165,8 +168,11 @@ fn full_config_becomes_the_expected_model() {
                     root: "/var/www".into(),
                     index: vec!["index.html".into(), "index.htm".into()],
                     follow_symlinks: true,
+                    options: Default::default(),
                 }),
                 protect: Default::default(),
+                rewrite: Default::default(),
+                shape: Default::default(),
             },
             Route {
                 listeners: vec![],
@@ -177,6 +183,8 @@ fn full_config_becomes_the_expected_model() {
                     status: 301,
                 }),
                 protect: Default::default(),
+                rewrite: Default::default(),
+                shape: Default::default(),
             },
             Route {
                 listeners: vec![],
@@ -188,6 +196,8 @@ fn full_config_becomes_the_expected_model() {
                     content_type: "text/plain".into(),
                 }),
                 protect: Default::default(),
+                rewrite: Default::default(),
+                shape: Default::default(),
             },
         ],
         // File order, not name order.
@@ -211,6 +221,7 @@ fn full_config_becomes_the_expected_model() {
         ],
         admin: None,
         protect: Default::default(),
+        http: Default::default(),
         resolver: Some(Resolver {
             servers: vec![
                 "127.0.0.1:5353".parse().expect("addr"),
