@@ -192,8 +192,10 @@ async fn exchange(client: &mut Client, listener: &ListenerCtx, served: u64) -> N
     let https = crate::stream::is_https(&client.stream);
     let origin = origin::resolve(&head, client.peer.ip(), https, site.trust(listener.addr));
     let _in_flight = listener.shared.begin();
-    let span = serve::request_span(&head);
+    let id = serve::request_id(&site, &head, &origin);
+    let span = serve::request_span(&head, &id);
     let mut ex = Exchange::h1(head, origin, client);
+    ex.id = id;
     // A span no subscriber wants (the default: `levee::span` is off) is not
     // wrapped around the request, whose every poll would enter and leave it.
     let (done, routed) = if span.is_disabled() {
@@ -204,7 +206,14 @@ async fn exchange(client: &mut Client, listener: &ListenerCtx, served: u64) -> N
             .await
     };
     let route = Some(serve::route_stats(routed));
-    serve::log(&site, origin.ip, Some(&ex.head), &done, started, route);
+    serve::log(
+        &site,
+        origin.ip,
+        Some((&ex.head, &id)),
+        &done,
+        started,
+        route,
+    );
     done.next
 }
 
