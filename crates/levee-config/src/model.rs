@@ -11,6 +11,7 @@ use std::time::Duration;
 mod acme;
 mod admin;
 mod cache;
+mod compress;
 mod dns;
 mod fleet;
 mod http2;
@@ -22,6 +23,7 @@ mod upstream;
 pub use acme::*;
 pub use admin::*;
 pub use cache::*;
+pub use compress::*;
 pub use dns::*;
 pub use fleet::*;
 pub use http2::*;
@@ -65,6 +67,8 @@ pub struct Config {
     pub cache: CacheConfig,
     /// `[http2]`: limits of HTTP/2 connections.
     pub http2: Http2,
+    /// `[compress]`: what routes compress with unless they say otherwise.
+    pub compress: CompressConfig,
     /// `[fleet]`: shared state in Redis; `None` for a levee on its own.
     pub fleet: Option<Fleet>,
     /// `[mirrors.NAME]`: file trees redirected to mirrors, in file order.
@@ -198,6 +202,8 @@ pub struct Route {
     pub path: String,
     pub action: Action,
     pub protect: RouteProtect,
+    /// How the route compresses responses; `None`: it does not.
+    pub compress: Option<Compress>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -176,6 +176,7 @@ fn full_config_becomes_the_expected_model() {
                     cache: None,
                 }),
                 protect: Default::default(),
+                compress: None,
             },
             Route {
                 listeners: vec!["web".into(), "[::1]:8443".into()],
@@ -187,6 +188,7 @@ fn full_config_becomes_the_expected_model() {
                     follow_symlinks: true,
                 }),
                 protect: Default::default(),
+                compress: None,
             },
             Route {
                 listeners: vec![],
@@ -197,6 +199,7 @@ fn full_config_becomes_the_expected_model() {
                     status: 301,
                 }),
                 protect: Default::default(),
+                compress: None,
             },
             Route {
                 listeners: vec![],
@@ -208,6 +211,7 @@ fn full_config_becomes_the_expected_model() {
                     content_type: "text/plain".into(),
                 }),
                 protect: Default::default(),
+                compress: None,
             },
         ],
         // File order, not name order.
@@ -241,6 +245,7 @@ fn full_config_becomes_the_expected_model() {
         }),
         cache: Default::default(),
         http2: Default::default(),
+        compress: Default::default(),
         fleet: None,
         mirrors: Vec::new(),
         acme: None,
@@ -363,6 +368,7 @@ fn defaults_fill_everything_left_out() {
                 follow_symlinks: false,
             }),
             protect: Default::default(),
+            compress: None,
         }]
     );
     assert!(config.upstreams.is_empty());
@@ -469,6 +475,7 @@ fn docs_cover_every_key() {
         MIRRORS_KEYS,
         MIRROR_KEYS,
         crate::walk::HTTP2_KEYS,
+        COMPRESS_KEYS,
         FLEET_KEYS,
         ACME_KEYS,
         ACME_DNS_KEYS,
@@ -519,7 +526,7 @@ keepalive_timeout = "soon"
         errors_of(text),
         [
             "t.toml:1:11: workers: must be between 1 and 1024",
-            "t.toml:2:1: colour: unknown key `colour`; expected one of: workers, pid_file, user, group, control_socket, log, limits, timeouts, listener, route, upstream, admin, protect, rate_limit, resolver, cache, http2, fleet, mirrors, acme, dns",
+            "t.toml:2:1: colour: unknown key `colour`; expected one of: workers, pid_file, user, group, control_socket, log, limits, timeouts, listener, route, upstream, admin, protect, rate_limit, resolver, cache, http2, compress, fleet, mirrors, acme, dns",
             "t.toml:8:11: listener[1].address: duplicate listener address 0.0.0.0:80: listener[0] already listens there",
             "t.toml:11:8: route[0].host: invalid host pattern `a*.com`: `*` is only allowed as a whole first label, as in \"*.example.com\"",
             "t.toml:13:1: route[0].static: a route has exactly one action, but `proxy` is set too; split it into two routes",

@@ -101,6 +101,7 @@ pub(crate) fn assemble(sink: &mut Sink<'_>, draft: Draft, source: &Path) -> Opti
             path: r.path,
             action,
             protect: r.protect,
+            compress: r.compress,
         });
     }
     let upstreams = draft.upstreams.into_iter().map(|u| u.upstream).collect();
@@ -124,6 +125,7 @@ pub(crate) fn assemble(sink: &mut Sink<'_>, draft: Draft, source: &Path) -> Opti
         resolver: draft.resolver,
         cache: draft.cache,
         http2: draft.http2,
+        compress: draft.compress,
         fleet: draft.fleet,
         mirrors: draft.mirrors.into_iter().map(|m| m.set).collect(),
         acme: match draft.acme {

@@ -66,6 +66,8 @@ pub struct Exchange<'c> {
     pub keep_alive: bool,
     /// The client's end: where the body comes from and the response goes.
     pub end: End<'c>,
+    /// The route's compression (compress.rs); `None` when it has none.
+    pub compress: Option<std::sync::Arc<levee_config::Compress>>,
 }
 
 /// The client's end of an exchange.
@@ -87,6 +89,7 @@ impl<'c> Exchange<'c> {
             hsts: client.hsts,
             keep_alive: false,
             end: End::H1(client),
+            compress: None,
         }
     }
 
@@ -106,6 +109,7 @@ impl<'c> Exchange<'c> {
             hsts,
             keep_alive: false,
             end: End::H2(stream),
+            compress: None,
         }
     }
 
@@ -117,6 +121,18 @@ impl<'c> Exchange<'c> {
     /// The client speaks HTTP/2.
     pub fn is_h2(&self) -> bool {
         matches!(self.end, End::H2(_))
+    }
+
+    /// The encoder for a response of `status` with `fields` to this
+    /// exchange's client, when its route compresses and the client and
+    /// the response qualify (compress.rs): HTTP/1 output as chunks.
+    pub(crate) fn encoder<'a>(
+        &self,
+        status: u16,
+        fields: impl Iterator<Item = (&'a [u8], &'a [u8])>,
+    ) -> Option<Box<crate::compress::Encoder>> {
+        let rules = self.compress.as_deref();
+        crate::compress::encoder_for(rules, &self.head, status, fields, !self.is_h2())
     }
 
     /// The request has no body (left to read).
@@ -325,15 +341,26 @@ impl<'c> Exchange<'c> {
         tee: Option<&mut dyn BodySink>,
         t: &Timeouts,
     ) -> (Result<u64, Stopped>, bool) {
+        let mut enc = match resp.framing {
+            Framing::None | Framing::Length(0) => None,
+            _ if self.compress.is_none() => None,
+            _ => self.encoder(resp.status, resp.fields.iter()),
+        };
         match &mut self.end {
             End::H1(c) => {
-                let framing = crate::h1::head::client_framing(resp, &self.head, self.keep_alive);
+                let mut framing =
+                    crate::h1::head::client_framing(resp, &self.head, self.keep_alive);
+                // A compressed body is chunked whatever the server's framing.
+                framing.chunked |= enc.is_some();
+                let coding = enc.as_deref().map(crate::compress::Encoder::coding);
                 let mut out_head =
-                    crate::h1::head::client_response(resp, &self.head, framing, extra);
+                    crate::h1::head::client_head(resp, &self.head, framing, extra, coding);
                 add_hsts(&mut out_head, self.hsts);
                 let relay = Relay {
                     framing: resp.framing,
-                    output: if framing.chunked || resp.framing != Framing::Chunked {
+                    output: if enc.is_none()
+                        && (framing.chunked || resp.framing != Framing::Chunked)
+                    {
                         Output::AsIs
                     } else {
                         Output::Dechunked
@@ -342,12 +369,14 @@ impl<'c> Exchange<'c> {
                     write_timeout: t.client_send,
                     limit: None,
                 };
-                let relayed = c.relay_response_h1(&relay, up, buf, out_head, tee).await;
+                let relayed = c
+                    .relay_response_h1(&relay, up, buf, out_head, tee, enc.as_deref_mut())
+                    .await;
                 (relayed, framing.keep_alive)
             }
             End::H2(s) => {
                 let relayed = s
-                    .relay_response_h1(resp, extra, self.hsts, up, buf, tee, t.upstream_read)
+                    .relay_response_h1(resp, extra, self.hsts, up, buf, tee, t.upstream_read, enc)
                     .await;
                 (relayed, true)
             }
@@ -371,12 +400,16 @@ impl<'c> Exchange<'c> {
         up: Option<::h2::SendStream<bytes::Bytes>>,
         site: &Site,
     ) -> Relayed {
+        let rules = self.compress.as_deref();
         match &mut self.end {
             End::H1(c) => {
-                c.relay_h2(&self.head, response, up, site, self.keep_alive)
+                c.relay_h2(&self.head, response, up, site, self.keep_alive, rules)
                     .await
             }
-            End::H2(s) => s.relay_h2(&self.head, response, up, site, self.hsts).await,
+            End::H2(s) => {
+                s.relay_h2(&self.head, response, up, site, self.hsts, rules)
+                    .await
+            }
         }
     }
 

@@ -32,6 +32,8 @@ pub struct Routed {
     pub stats: Arc<levee_upstream::stats::RouteStats>,
     /// A proxy route with `forward_path = "original"`.
     pub forward_original: bool,
+    /// How the route compresses responses (compress.rs); `None`: it does not.
+    pub compress: Option<Arc<levee_config::Compress>>,
 }
 
 impl Routed {
@@ -178,6 +180,7 @@ impl Site {
                     target,
                     forward_original,
                     stats,
+                    compress: route.compress.clone().map(Arc::new),
                 }),
             ));
         }

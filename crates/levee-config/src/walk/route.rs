@@ -31,6 +31,8 @@ pub(crate) struct DraftRoute {
     pub protect: crate::model::RouteProtect,
     /// The rate limits named, for the cross-check.
     pub rate_limits: Vec<Mention>,
+    /// `compress` over `[compress]` (walk/compress.rs).
+    pub compress: Option<crate::model::Compress>,
 }
 
 const ACTIONS: [&str; 5] = ["proxy", "static", "redirect", "respond", "mirrors"];
@@ -66,10 +68,15 @@ pub(crate) const KEYS: &[&str] = &[
     "auth_basic_file",
     "auth_realm",
     "rate_limit",
+    "compress",
     // The cache keys (walk/cache.rs) are added to these.
 ];
 
-pub(crate) fn route(sink: &mut Sink<'_>, item: &Item<'_, '_>) -> Option<DraftRoute> {
+pub(crate) fn route(
+    sink: &mut Sink<'_>,
+    item: &Item<'_, '_>,
+    compress: &crate::model::CompressConfig,
+) -> Option<DraftRoute> {
     let known = [KEYS, CACHE_KEYS].concat();
     let fields = Fields::of(sink, item, &known)?;
     let listeners = fields
@@ -119,7 +126,9 @@ pub(crate) fn route(sink: &mut Sink<'_>, item: &Item<'_, '_>) -> Option<DraftRou
         _ => (named, None),
     };
     let (protect, rate_limits) = super::protect::route_protect(sink, &fields);
+    let compress = super::compress::route(sink, fields.get("compress"), compress);
     Some(DraftRoute {
+        compress,
         listeners,
         hosts,
         path,

@@ -28,6 +28,7 @@ use crate::exchange::Reply;
 use crate::message::{Framing, RequestHead, ResponseHead};
 use crate::pace::Progress;
 use crate::site::Site;
+pub(crate) use head::append as append_field;
 use levee_cache::body::Slice;
 pub(crate) use send::Window;
 use send::{Fault, cut_slow, data};
@@ -377,6 +378,7 @@ impl Stream {
         buf: &mut BytesMut,
         tee: Option<&mut dyn crate::body::BodySink>,
         read_timeout: std::time::Duration,
+        mut enc: Option<Box<crate::compress::Encoder>>,
     ) -> Result<u64, crate::body::Stopped> {
         use crate::body::{RelayError, Stopped};
         let stopped = |error, sent| Err(Stopped { error, sent });
@@ -384,6 +386,9 @@ impl Stream {
             self.unfit();
             return stopped(RelayError::SrcClosed, 0);
         };
+        if let Some(e) = enc.as_deref() {
+            crate::compress::edit_map(response.headers_mut(), e.coding());
+        }
         head::append_lines(response.headers_mut(), extra);
         let empty = matches!(resp.framing, Framing::None | Framing::Length(0));
         if empty {
@@ -408,7 +413,7 @@ impl Stream {
             read_timeout: Some(read_timeout),
         };
         let before = self.window.sent();
-        match send::relay(src, send, &mut self.window, tee).await {
+        match send::relay(src, send, &mut self.window, tee, enc.as_deref_mut()).await {
             Ok(n) => {
                 self.closed = true;
                 Ok(n)
