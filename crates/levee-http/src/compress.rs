@@ -21,22 +21,26 @@ pub(crate) use encoder::Encoder;
 use crate::message::{RequestHead, Version};
 
 /// The coding to compress the response to `req` with, under `rules`: the
-/// one with the highest q-value in its `Accept-Encoding` among `prefer`,
-/// ties going to the earlier in `prefer`. `None` when the client accepts
-/// none of them, or when the response must not be compressed whatever it
-/// is: a HEAD, a Range request (the ranges are of the identity body),
-/// an HTTP/1.0 client (no chunked coding to end a body of unknown length).
+/// first of [`ranked`]. `None` when the client accepts none of them, or
+/// when the response must not be compressed whatever it is: a HEAD, a
+/// Range request (the ranges are of the identity body), an HTTP/1.0
+/// client (no chunked coding to end a body of unknown length).
 pub(crate) fn offer(rules: &Compress, req: &RequestHead) -> Option<Coding> {
-    if req.is_head() || req.version == Version::Http10 {
+    if req.is_head() || req.version == Version::Http10 || req.fields.get("range").is_some() {
         return None;
     }
+    ranked(rules, req).first().copied()
+}
+
+/// The codings of `rules.prefer` the client's `Accept-Encoding` accepts,
+/// best first: the highest q-value, ties going to the earlier in
+/// `prefer`; `q=0` refuses a coding, `*` stands for those not named. No
+/// `Accept-Encoding` at all: none (identity).
+pub(crate) fn ranked(rules: &Compress, req: &RequestHead) -> Vec<Coding> {
     let mut q = [None::<u16>; 3];
     let mut star = None;
     let mut any = false;
     for (name, value) in req.fields.iter() {
-        if name.eq_ignore_ascii_case(b"range") {
-            return None;
-        }
         if !name.eq_ignore_ascii_case(b"accept-encoding") {
             continue;
         }
@@ -52,16 +56,17 @@ pub(crate) fn offer(rules: &Compress, req: &RequestHead) -> Option<Coding> {
         }
     }
     if !any {
-        return None;
+        return Vec::new();
     }
-    let mut best: Option<(Coding, u16)> = None;
-    for &c in &rules.prefer {
-        let w = q[index(c)].or(star).unwrap_or(0);
-        if w > 0 && best.is_none_or(|(_, b)| w > b) {
-            best = Some((c, w));
-        }
-    }
-    best.map(|(c, _)| c)
+    let mut out: Vec<(Coding, u16)> = rules
+        .prefer
+        .iter()
+        .map(|&c| (c, q[index(c)].or(star).unwrap_or(0)))
+        .filter(|&(_, w)| w > 0)
+        .collect();
+    // Stable: equal weights keep `prefer`'s order.
+    out.sort_by_key(|&(_, w)| std::cmp::Reverse(w));
+    out.into_iter().map(|(c, _)| c).collect()
 }
 
 fn index(c: Coding) -> usize {

@@ -271,6 +271,16 @@ impl<'c> Exchange<'c> {
         }
     }
 
+    /// The last body bytes of levee's own after a head sent with an
+    /// unknown length (a compressed file): an HTTP/2 stream ends with them.
+    /// False if the client is gone.
+    pub async fn send_end(&mut self, bytes: &[u8], site: &Site) -> bool {
+        match &mut self.end {
+            End::H1(c) => bytes.is_empty() || c.send(bytes, site.timeouts.client_send).await,
+            End::H2(s) => s.send_end(bytes).await,
+        }
+    }
+
     /// A response answered from the cache's store: its head, then its body
     /// pieces. False if the client is gone or too slow.
     pub async fn send_stored(&mut self, answer: crate::cache::reply::Answer, site: &Site) -> bool {

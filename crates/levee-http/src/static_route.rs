@@ -8,6 +8,11 @@
 //! or a body longer than its `content-length` gets the stream error RFC
 //! 9113 requires (the `h2` crate checks them as they arrive), and a
 //! chunked HTTP/1 body is checked as a proxied one is.
+//!
+//! A route that compresses serves precompressed siblings and compresses
+//! files on the fly (`compressed.rs`).
+
+mod compressed;
 
 use levee_config::StaticAction;
 
@@ -41,7 +46,12 @@ pub(crate) async fn serve(ex: &mut Exchange<'_>, site: &Site, action: &StaticAct
         close: !keep_alive,
         ..Reply::error(status, fields)
     };
-    match static_files::resolve(action, &req) {
+    let rules = ex.compress.clone();
+    let sibling = rules
+        .as_deref()
+        .and_then(|r| compressed::sibling(action, &req, r, head));
+    let precompressed = sibling.is_some();
+    match sibling.unwrap_or_else(|| static_files::resolve(action, &req)) {
         StaticOutcome::Error {
             status,
             fields,
@@ -69,6 +79,13 @@ pub(crate) async fn serve(ex: &mut Exchange<'_>, site: &Site, action: &StaticAct
             file,
             body,
         } => {
+            if !precompressed
+                && let BodyPlan::Range { start, len } = body
+                && let Some(enc) = compressed::encoder(ex, status, &fields, &body)
+            {
+                let (what, range) = ((status, fields), (start, len));
+                return compressed::send(ex, site, what, &file, range, enc, keep_alive).await;
+            }
             let mut out = Outcome::of(status, ex.next_after(true, keep_alive));
             let length = body_length(&body);
             if !ex

@@ -260,8 +260,11 @@ fn read_chunk(conn: &mut TcpStream, buf: &mut Vec<u8>) -> Vec<u8> {
         }
         fill(conn, buf);
     };
-    let size = usize::from_str_radix(std::str::from_utf8(&buf[..line_end]).unwrap(), 16)
-        .expect("a chunk size");
+    let size = usize::from_str_radix(
+        std::str::from_utf8(&buf[..line_end]).expect("ascii size"),
+        16,
+    )
+    .expect("a chunk size");
     while buf.len() < line_end + 2 + size + 2 {
         fill(conn, buf);
     }

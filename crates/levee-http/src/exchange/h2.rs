@@ -260,6 +260,12 @@ impl Stream {
         body == 0 || self.own_data(Bytes::copy_from_slice(&reply.body)).await
     }
 
+    /// The last body bytes of levee's own, ending the stream.
+    pub(crate) async fn send_end(&mut self, bytes: &[u8]) -> bool {
+        self.left = bytes.len() as u64;
+        self.own_data(Bytes::copy_from_slice(bytes)).await
+    }
+
     /// Body bytes of levee's own after its head (multipart preambles).
     pub(crate) async fn send_bytes(&mut self, bytes: &[u8]) -> bool {
         self.own_data(Bytes::copy_from_slice(bytes)).await
