@@ -270,6 +270,16 @@ pub(crate) fn edit_fields<'a>(
     }
 }
 
+/// The fields of `Name: value` lines (CRLF or LF ended), values trimmed;
+/// a line without a colon is left out.
+pub(crate) fn lines(text: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
+    text.split(|&b| b == b'\n').filter_map(|line| {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let colon = memchr::memchr(b':', line)?;
+        Some((&line[..colon], line[colon + 1..].trim_ascii()))
+    })
+}
+
 /// [`edit_fields`] on an HTTP/2 head's fields.
 pub(crate) fn edit_map(headers: &mut http::HeaderMap, coding: Coding) {
     let old = std::mem::take(headers);

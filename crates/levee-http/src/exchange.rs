@@ -271,6 +271,38 @@ impl<'c> Exchange<'c> {
         }
     }
 
+    /// A head for a body compressed on its way (a cache hit): `status`
+    /// and `fields` as they are, HSTS, and on HTTP/1.1 the chunked coding.
+    /// The body follows with [`Exchange::send_bytes`] and
+    /// [`Exchange::send_end`]. False if the client is gone.
+    pub async fn send_coded_head(
+        &mut self,
+        status: u16,
+        fields: &[(Vec<u8>, Vec<u8>)],
+        site: &Site,
+    ) -> bool {
+        match &mut self.end {
+            End::H1(c) => {
+                let mut out = Vec::with_capacity(512);
+                crate::h1::write::status_line(&mut out, status);
+                for (name, value) in fields {
+                    crate::h1::write::field(&mut out, name, value);
+                }
+                out.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
+                if !self.keep_alive {
+                    out.extend_from_slice(b"Connection: close\r\n");
+                }
+                out.extend_from_slice(b"\r\n");
+                add_hsts(&mut out, self.hsts);
+                c.send(&out, site.timeouts.client_send).await
+            }
+            End::H2(s) => {
+                let fields = fields.iter().map(|(n, v)| (n.as_slice(), v.as_slice()));
+                s.send_coded_head(status, fields, self.hsts)
+            }
+        }
+    }
+
     /// The last body bytes of levee's own after a head sent with an
     /// unknown length (a compressed file): an HTTP/2 stream ends with them.
     /// False if the client is gone.
@@ -284,6 +316,13 @@ impl<'c> Exchange<'c> {
     /// A response answered from the cache's store: its head, then its body
     /// pieces. False if the client is gone or too slow.
     pub async fn send_stored(&mut self, answer: crate::cache::reply::Answer, site: &Site) -> bool {
+        if self.compress.is_some() && !answer.body.is_empty() {
+            let lines = answer.head.get(answer.fields.clone()).unwrap_or_default();
+            let fields = crate::compress::lines(lines);
+            if let Some(enc) = self.encoder(answer.status, fields) {
+                return Box::pin(crate::cache::compressed::send(self, answer, enc, site)).await;
+            }
+        }
         match &mut self.end {
             End::H1(c) => c.send_stored(answer, self.hsts, site).await,
             End::H2(s) => {

@@ -260,6 +260,26 @@ impl Stream {
         body == 0 || self.own_data(Bytes::copy_from_slice(&reply.body)).await
     }
 
+    /// A head with `fields` as they are and a body of unknown length to
+    /// follow (a compressed cache hit). False if the client is gone.
+    pub(crate) fn send_coded_head<'f>(
+        &mut self,
+        status: u16,
+        fields: impl Iterator<Item = (&'f [u8], &'f [u8])>,
+        hsts: Option<u64>,
+    ) -> bool {
+        let Some(mut response) = head::with_status(status) else {
+            return self.unfit();
+        };
+        for (name, value) in fields {
+            if !crate::message::is_hop_by_hop(name) {
+                head::append(response.headers_mut(), name, value);
+            }
+        }
+        self.left = u64::MAX;
+        self.start(response, false, hsts)
+    }
+
     /// The last body bytes of levee's own, ending the stream.
     pub(crate) async fn send_end(&mut self, bytes: &[u8]) -> bool {
         self.left = bytes.len() as u64;
