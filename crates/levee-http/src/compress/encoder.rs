@@ -3,8 +3,8 @@
 //! client can decode everything it was sent so far (a streamed response
 //! stays streamed).
 //!
-//! What one costs while its response is relayed (docs/config.md,
-//! `[compress]`): gzip, zlib's 32 KiB window and hash chains, about
+//! What one costs while its response is relayed, by the libraries' own
+//! sizing (docs/config.md, `[compress]`; not measured here): gzip, zlib's 32 KiB window and hash chains, about
 //! 256 KiB at any level; Brotli, a ring buffer of 2^`brotli_window`
 //! bytes (256 KiB at the default 18) plus its hash tables, which grow
 //! with the level; zstd, a window of 2^`zstd_window` bytes (256 KiB at
