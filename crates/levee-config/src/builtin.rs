@@ -19,6 +19,7 @@ pub fn builtin_static(root: PathBuf, address: SocketAddr) -> Config {
         root,
         index: DEFAULT_INDEX.iter().map(|s| (*s).to_owned()).collect(),
         follow_symlinks: false,
+        options: Default::default(),
     });
     single_route(address, action, Vec::new())
 }
@@ -72,6 +73,7 @@ fn single_route(address: SocketAddr, action: Action, upstreams: Vec<Upstream>) -
             action,
             protect: Default::default(),
             compress: None,
+            rewrite: Default::default(),
         }],
         upstreams,
         admin: None,

@@ -18,6 +18,8 @@ mod http2;
 mod mail;
 mod mirrors;
 mod protect;
+mod rewrite;
+mod static_opts;
 mod tls;
 mod upstream;
 pub use acme::*;
@@ -30,6 +32,8 @@ pub use http2::*;
 pub use mail::*;
 pub use mirrors::*;
 pub use protect::*;
+pub use rewrite::*;
+pub use static_opts::*;
 pub use tls::*;
 pub use upstream::*;
 
@@ -147,6 +151,8 @@ pub struct Limits {
     pub max_body: u64,
     /// Most requests served on one client connection before it is closed; 0 means unlimited.
     pub max_requests_per_connection: u64,
+    /// Most internal rewrites (`flag = "last"`) of one request; past them, 500.
+    pub max_rewrites: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -204,6 +210,8 @@ pub struct Route {
     pub protect: RouteProtect,
     /// How the route compresses responses; `None`: it does not.
     pub compress: Option<Compress>,
+    /// Path rewriting (model/rewrite.rs); empty by default.
+    pub rewrite: RouteRewrite,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -264,6 +272,8 @@ pub struct StaticAction {
     pub index: Vec<String>,
     /// Serve files reached through symlinks that leave the root (default false).
     pub follow_symlinks: bool,
+    /// Hidden files, expiry, listings, fallbacks (model/static_opts.rs).
+    pub options: StaticOptions,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -386,6 +396,7 @@ impl Default for Limits {
             max_headers: 100,
             max_body: 100 * 1024 * 1024,
             max_requests_per_connection: 10_000,
+            max_rewrites: DEFAULT_MAX_REWRITES,
         }
     }
 }

@@ -17,6 +17,8 @@ mod mail;
 pub(crate) mod mirrors;
 mod protect;
 mod redact;
+mod rewrite;
+mod static_opts;
 mod tls;
 
 use crate::model::{
@@ -98,6 +100,7 @@ fn table(config: &Config) -> Table {
         "max_requests_per_connection".into(),
         int(l.max_requests_per_connection),
     );
+    limits.insert("max_rewrites".into(), int(u64::from(l.max_rewrites)));
     root.insert("limits".into(), Value::Table(limits));
 
     let h = &config.http2;
@@ -326,6 +329,7 @@ fn route(r: &crate::model::Route, site: &crate::model::CompressConfig) -> Value 
     t.insert("path".into(), r.path.as_str().into());
     protect::route(&mut t, &r.protect);
     compress::route(&mut t, r.compress.as_ref(), site);
+    rewrite::route(&mut t, &r.rewrite);
     match &r.action {
         Action::Proxy(p) => {
             t.insert("proxy".into(), p.upstream.as_str().into());
@@ -338,6 +342,7 @@ fn route(r: &crate::model::Route, site: &crate::model::CompressConfig) -> Value 
             let index = s.index.iter().map(|i| i.as_str().into()).collect();
             t.insert("index".into(), Value::Array(index));
             t.insert("follow_symlinks".into(), s.follow_symlinks.into());
+            static_opts::route(&mut t, &s.options);
         }
         Action::Redirect(r) => {
             t.insert("redirect".into(), r.to.as_str().into());

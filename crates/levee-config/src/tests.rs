@@ -123,6 +123,7 @@ fn full_config_becomes_the_expected_model() {
             max_headers: 50,
             max_body: 1 << 30,
             max_requests_per_connection: 0,
+            max_rewrites: 10,
         },
         timeouts: Timeouts {
             request_head: Duration::from_secs(5),
@@ -177,6 +178,7 @@ fn full_config_becomes_the_expected_model() {
                 }),
                 protect: Default::default(),
                 compress: None,
+                rewrite: Default::default(),
             },
             Route {
                 listeners: vec!["web".into(), "[::1]:8443".into()],
@@ -186,9 +188,11 @@ fn full_config_becomes_the_expected_model() {
                     root: "/var/www".into(),
                     index: vec!["index.html".into(), "index.htm".into()],
                     follow_symlinks: true,
+                    options: Default::default(),
                 }),
                 protect: Default::default(),
                 compress: None,
+                rewrite: Default::default(),
             },
             Route {
                 listeners: vec![],
@@ -200,6 +204,7 @@ fn full_config_becomes_the_expected_model() {
                 }),
                 protect: Default::default(),
                 compress: None,
+                rewrite: Default::default(),
             },
             Route {
                 listeners: vec![],
@@ -212,6 +217,7 @@ fn full_config_becomes_the_expected_model() {
                 }),
                 protect: Default::default(),
                 compress: None,
+                rewrite: Default::default(),
             },
         ],
         // File order, not name order.
@@ -324,6 +330,7 @@ fn defaults_fill_everything_left_out() {
             max_headers: 100,
             max_body: 100 * 1024 * 1024,
             max_requests_per_connection: 10_000,
+            max_rewrites: 10,
         }
     );
     let s = Duration::from_secs;
@@ -366,9 +373,11 @@ fn defaults_fill_everything_left_out() {
                 root: "/srv".into(),
                 index: vec!["index.html".into()],
                 follow_symlinks: false,
+                options: Default::default(),
             }),
             protect: Default::default(),
             compress: None,
+            rewrite: Default::default(),
         }]
     );
     assert!(config.upstreams.is_empty());
@@ -460,6 +469,9 @@ fn docs_cover_every_key() {
         CERT_KEYS,
         UPSTREAM_TLS_KEYS,
         ROUTE_KEYS,
+        ROUTE_REWRITE_KEYS,
+        REWRITE_RULE_KEYS,
+        STATIC_KEYS,
         UPSTREAM_KEYS,
         SERVER_KEYS,
         HEALTH_CHECK_KEYS,

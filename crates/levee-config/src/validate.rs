@@ -102,6 +102,7 @@ pub(crate) fn assemble(sink: &mut Sink<'_>, draft: Draft, source: &Path) -> Opti
             action,
             protect: r.protect,
             compress: r.compress,
+            rewrite: r.rewrite,
         });
     }
     let upstreams = draft.upstreams.into_iter().map(|u| u.upstream).collect();

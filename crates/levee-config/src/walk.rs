@@ -17,7 +17,9 @@ mod mail;
 pub(crate) mod mirrors;
 mod protect;
 mod resolver;
+mod rewrite;
 mod route;
+mod static_opts;
 mod tls;
 mod upstream;
 
@@ -142,6 +144,7 @@ pub(crate) const LIMIT_KEYS: &[&str] = &[
     "max_headers",
     "max_body",
     "max_requests_per_connection",
+    "max_rewrites",
 ];
 pub(crate) const TIMEOUT_KEYS: &[&str] = &[
     "request_head",
@@ -201,7 +204,11 @@ pub(crate) use protect::{PROTECT_KEYS, RATE_LIMIT_KEYS};
 #[cfg(test)]
 pub(crate) use resolver::RESOLVER_KEYS;
 #[cfg(test)]
+pub(crate) use rewrite::{KEYS as ROUTE_REWRITE_KEYS, RULE_KEYS as REWRITE_RULE_KEYS};
+#[cfg(test)]
 pub(crate) use route::KEYS as ROUTE_KEYS;
+#[cfg(test)]
+pub(crate) use static_opts::KEYS as STATIC_KEYS;
 #[cfg(test)]
 pub(crate) use tls::{CERT_KEYS, TLS_KEYS, UPSTREAM_TLS_KEYS};
 #[cfg(test)]
@@ -490,6 +497,12 @@ fn limits(sink: &mut Sink<'_>, item: &Item<'_, '_>) -> Limits {
         && let Some(n) = i.int_in(sink, 0, u64::MAX)
     {
         limits.max_requests_per_connection = n;
+    }
+    if let Some(n) = fields
+        .get("max_rewrites")
+        .and_then(|i| i.int_in(sink, 0, 1000))
+    {
+        limits.max_rewrites = n as u32;
     }
     limits
 }

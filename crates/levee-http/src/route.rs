@@ -138,6 +138,7 @@ mod tests {
             }),
             protect: Default::default(),
             compress: None,
+            rewrite: Default::default(),
         }
     }
 

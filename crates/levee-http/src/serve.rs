@@ -3,7 +3,7 @@
 //! after `read head`, each a function.
 //!
 //! ```text
-//! serve ─▶ route ─▶ protect (screen.rs) ─▶ act ─▶ (the caller) log
+//! serve ─▶ route ─▶ rewrite (rewrite.rs) ─▶ protect (screen.rs) ─▶ act ─▶ (the caller) log
 //!                                          │
 //!                                          ├─ proxy: cache lookup (cache.rs) ─▶ forward (proxy.rs)
 //!                                          ├─ static (static_route.rs), mirrors (mirror_route.rs)
@@ -12,7 +12,6 @@
 
 use std::borrow::Cow;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
 use std::time::Instant;
 
 use levee_upstream::stats::RouteStats;
@@ -52,8 +51,20 @@ pub(crate) async fn serve<'s>(
         };
         return (ex.reply(&reply, site).await, None);
     }
-    let Some(routed) = route(site, listener, &mut ex.head) else {
+    let Some(routed) = site.route(listener, ex.head.host_name(), ex.head.path()) else {
         return (ex.reply(&Reply::error(404, &[]), site).await, None);
+    };
+    // The route's rewrites, boxed so that their state does not widen every
+    // connection's task (conn.rs's size test); a route without any costs
+    // this branch. Then the forwarded path (`forward_path`).
+    let routed = if routed.rewrite.is_some() {
+        match Box::pin(crate::rewrite::settle(ex, site, listener, routed)).await {
+            Ok(routed) => routed,
+            Err((answered, on)) => return (answered, on),
+        }
+    } else {
+        routed.choose_path(&mut ex.head);
+        routed
     };
     if let Some(refused) = crate::screen::protect(ex, site, routed).await {
         return (refused, Some(routed));
@@ -69,18 +80,6 @@ pub(crate) fn route_stats(routed: Option<&Routed>) -> &RouteStats {
         Some(r) => &r.stats,
         None => Site::unrouted(),
     }
-}
-
-/// The route phase: the route for the request's host and matched path on
-/// the listener, with the path it forwards chosen (`forward_path`).
-pub(crate) fn route<'s>(
-    site: &'s Site,
-    listener: SocketAddr,
-    head: &mut RequestHead,
-) -> Option<&'s Arc<Routed>> {
-    let routed = site.route(listener, head.host_name(), head.path())?;
-    routed.choose_path(head);
-    Some(routed)
 }
 
 /// Runs a route's action.

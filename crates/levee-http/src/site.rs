@@ -34,6 +34,8 @@ pub struct Routed {
     pub forward_original: bool,
     /// How the route compresses responses (compress.rs); `None`: it does not.
     pub compress: Option<Arc<levee_config::Compress>>,
+    /// The route's path rewriting (rewrite.rs); `None` when it has none.
+    pub rewrite: Option<Box<levee_config::RouteRewrite>>,
 }
 
 impl Routed {
@@ -181,6 +183,7 @@ impl Site {
                     forward_original,
                     stats,
                     compress: route.compress.clone().map(Arc::new),
+                    rewrite: (!route.rewrite.is_empty()).then(|| Box::new(route.rewrite.clone())),
                 }),
             ));
         }

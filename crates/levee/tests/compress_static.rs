@@ -26,6 +26,8 @@ fn root() -> TempDir {
     fs::write(dir.join("page.html"), page()).expect("write the test root");
     fs::write(dir.join("page.html.br"), BR_SIBLING).expect("write the test root");
     fs::write(dir.join("style.css"), page()).expect("write the test root");
+    fs::write(dir.join(".env"), b"SECRET=1").expect("write the test root");
+    fs::write(dir.join(".env.gz"), b"SECRET=1, gzipped").expect("write the test root");
     // A gzip sibling older than its file: passed over.
     let gz = dir.join("page.html.gz");
     fs::write(&gz, b"stale-gzip-bytes").expect("write the test root");
@@ -167,5 +169,26 @@ fn files_without_siblings_are_compressed_on_the_fly() {
         );
         assert_eq!(field(&head, "content-encoding"), None, "{head}");
         assert_eq!(body, page()[..10]);
+    }
+}
+
+#[test]
+fn a_hidden_file_has_no_sibling_either() {
+    let root = root();
+    let levee = levee(&root);
+    // Dotfiles are hidden by default (404); asking for the coding of a
+    // sibling that exists must not walk around that.
+    for accept in ["gzip", "identity"] {
+        let out = curl(&[
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-H",
+            &format!("Accept-Encoding: {accept}"),
+            &levee.url("/.env"),
+        ]);
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "404", "{accept}");
     }
 }

@@ -33,6 +33,7 @@ pub(crate) struct DraftRoute {
     pub rate_limits: Vec<Mention>,
     /// `compress` over `[compress]` (walk/compress.rs).
     pub compress: Option<crate::model::Compress>,
+    pub rewrite: crate::model::RouteRewrite,
 }
 
 const ACTIONS: [&str; 5] = ["proxy", "static", "redirect", "respond", "mirrors"];
@@ -77,7 +78,13 @@ pub(crate) fn route(
     item: &Item<'_, '_>,
     compress: &crate::model::CompressConfig,
 ) -> Option<DraftRoute> {
-    let known = [KEYS, CACHE_KEYS].concat();
+    let known = [
+        KEYS,
+        CACHE_KEYS,
+        super::rewrite::KEYS,
+        super::static_opts::KEYS,
+    ]
+    .concat();
     let fields = Fields::of(sink, item, &known)?;
     let listeners = fields
         .get("listener")
@@ -127,6 +134,8 @@ pub(crate) fn route(
     };
     let (protect, rate_limits) = super::protect::route_protect(sink, &fields);
     let compress = super::compress::route(sink, fields.get("compress"), compress);
+    let rewrite = super::rewrite::route_rewrite(sink, &fields);
+    super::rewrite::check_forward_path(sink, &fields, &rewrite, action.as_ref());
     Some(DraftRoute {
         compress,
         listeners,
@@ -138,6 +147,7 @@ pub(crate) fn route(
         mirror_set,
         protect,
         rate_limits,
+        rewrite,
     })
 }
 
@@ -172,7 +182,11 @@ fn action(sink: &mut Sink<'_>, fields: &Fields<'_, '_>) -> Option<Built> {
     };
     let mut options_ok = true;
     let cache_options = CACHE_KEYS.iter().map(|k| (*k, &["proxy"][..]));
-    for (option, owners) in OPTIONS.iter().copied().chain(cache_options) {
+    let static_options = super::static_opts::KEYS
+        .iter()
+        .map(|k| (*k, &["static"][..]));
+    let options = OPTIONS.iter().copied().chain(cache_options);
+    for (option, owners) in options.chain(static_options) {
         if let Some(i) = fields.get(option)
             && !owners.contains(&name)
         {
@@ -241,6 +255,7 @@ fn proxy(sink: &mut Sink<'_>, fields: &Fields<'_, '_>, item: &Item<'_, '_>) -> B
 
 fn serve_static(sink: &mut Sink<'_>, fields: &Fields<'_, '_>, item: &Item<'_, '_>) -> Built {
     let root = item.text(sink);
+    let options = super::static_opts::options(sink, fields);
     let follow_symlinks = match fields.get("follow_symlinks") {
         Some(i) => i.bool(sink),
         None => Some(false),
@@ -268,6 +283,7 @@ fn serve_static(sink: &mut Sink<'_>, fields: &Fields<'_, '_>, item: &Item<'_, '_
             root: PathBuf::from(root),
             index,
             follow_symlinks,
+            options,
         })),
         _ => None,
     };

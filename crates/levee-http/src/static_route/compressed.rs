@@ -7,7 +7,9 @@
 //! from the original's, so a cache never takes one for the other), and
 //! ranges of its own bytes. Unlike nginx, a sibling older than the file
 //! is not served: a file updated without its siblings would otherwise
-//! send the old content to most clients while `curl` saw the new.
+//! send the old content to most clients while `curl` saw the new. Only a
+//! file that exists has siblings looked up (no `try_files` fallback), and
+//! a sibling does not get the route's `expires` fields yet.
 
 use std::os::unix::fs::FileExt;
 
@@ -42,8 +44,13 @@ pub(super) fn sibling(
     rules: &Compress,
     head: &RequestHead,
 ) -> Option<StaticOutcome> {
-    // A directory's index is left to on-the-fly compression.
-    if !rules.precompressed || req.path.ends_with(b"/") {
+    // A directory's index is left to on-the-fly compression; a hidden
+    // path to the route's dotfiles rule (static_opts.rs), as is any path
+    // `try_files` would have to find.
+    if !rules.precompressed
+        || req.path.ends_with(b"/")
+        || crate::static_opts::hidden(&action.options, req.path).is_some()
+    {
         return None;
     }
     let codings = crate::compress::ranked(rules, head);
