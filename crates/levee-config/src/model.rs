@@ -19,6 +19,7 @@ mod mail;
 mod mirrors;
 mod protect;
 mod rewrite;
+mod shape;
 mod static_opts;
 mod tls;
 mod upstream;
@@ -33,6 +34,7 @@ pub use mail::*;
 pub use mirrors::*;
 pub use protect::*;
 pub use rewrite::*;
+pub use shape::*;
 pub use static_opts::*;
 pub use tls::*;
 pub use upstream::*;
@@ -81,6 +83,8 @@ pub struct Config {
     pub acme: Option<Acme>,
     /// `[dns]`: the authoritative DNS server; `None` when it is off.
     pub dns: Option<Dns>,
+    /// `[http]`: request ids, the upstream's `Server` (model/shape.rs).
+    pub http: Http,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -212,6 +216,8 @@ pub struct Route {
     pub compress: Option<Compress>,
     /// Path rewriting (model/rewrite.rs); empty by default.
     pub rewrite: RouteRewrite,
+    /// Header rules and the upstream's `Server` (model/shape.rs).
+    pub shape: RouteShape,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -18,6 +18,7 @@ pub(crate) mod mirrors;
 mod protect;
 mod redact;
 mod rewrite;
+mod shape;
 mod static_opts;
 mod tls;
 
@@ -122,6 +123,7 @@ fn table(config: &Config) -> Table {
     }
     root.insert("http2".into(), Value::Table(http2));
     compress::site(&mut root, &config.compress);
+    shape::http(&mut root, &config.http);
 
     let t = &config.timeouts;
     let mut timeouts = Table::new();
@@ -247,8 +249,9 @@ fn upstream_policy(t: &mut Table, u: &crate::model::Upstream) {
             t.insert("hash_key".into(), key.into());
             "hash"
         }
-        Balance::Sticky { cookie } => {
+        Balance::Sticky { cookie, attributes } => {
             t.insert("sticky_cookie".into(), cookie.as_str().into());
+            shape::sticky_attributes(t, attributes);
             "sticky"
         }
     };
@@ -330,6 +333,7 @@ fn route(r: &crate::model::Route, site: &crate::model::CompressConfig) -> Value 
     protect::route(&mut t, &r.protect);
     compress::route(&mut t, r.compress.as_ref(), site);
     rewrite::route(&mut t, &r.rewrite);
+    shape::route(&mut t, &r.shape);
     match &r.action {
         Action::Proxy(p) => {
             t.insert("proxy".into(), p.upstream.as_str().into());

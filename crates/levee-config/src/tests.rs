@@ -179,6 +179,7 @@ fn full_config_becomes_the_expected_model() {
                 protect: Default::default(),
                 compress: None,
                 rewrite: Default::default(),
+                shape: Default::default(),
             },
             Route {
                 listeners: vec!["web".into(), "[::1]:8443".into()],
@@ -193,6 +194,7 @@ fn full_config_becomes_the_expected_model() {
                 protect: Default::default(),
                 compress: None,
                 rewrite: Default::default(),
+                shape: Default::default(),
             },
             Route {
                 listeners: vec![],
@@ -205,6 +207,7 @@ fn full_config_becomes_the_expected_model() {
                 protect: Default::default(),
                 compress: None,
                 rewrite: Default::default(),
+                shape: Default::default(),
             },
             Route {
                 listeners: vec![],
@@ -218,6 +221,7 @@ fn full_config_becomes_the_expected_model() {
                 protect: Default::default(),
                 compress: None,
                 rewrite: Default::default(),
+                shape: Default::default(),
             },
         ],
         // File order, not name order.
@@ -241,6 +245,7 @@ fn full_config_becomes_the_expected_model() {
         ],
         admin: None,
         protect: Default::default(),
+        http: Default::default(),
         resolver: Some(Resolver {
             servers: vec![
                 "127.0.0.1:5353".parse().expect("addr"),
@@ -378,6 +383,7 @@ fn defaults_fill_everything_left_out() {
             protect: Default::default(),
             compress: None,
             rewrite: Default::default(),
+            shape: Default::default(),
         }]
     );
     assert!(config.upstreams.is_empty());
@@ -488,6 +494,10 @@ fn docs_cover_every_key() {
         MIRROR_KEYS,
         crate::walk::HTTP2_KEYS,
         COMPRESS_KEYS,
+        HTTP_KEYS,
+        ROUTE_SHAPE_KEYS,
+        PAGE_KEYS,
+        &["set", "add", "remove", "always"],
         FLEET_KEYS,
         ACME_KEYS,
         ACME_DNS_KEYS,
@@ -538,7 +548,7 @@ keepalive_timeout = "soon"
         errors_of(text),
         [
             "t.toml:1:11: workers: must be between 1 and 1024",
-            "t.toml:2:1: colour: unknown key `colour`; expected one of: workers, pid_file, user, group, control_socket, log, limits, timeouts, listener, route, upstream, admin, protect, rate_limit, resolver, cache, http2, compress, fleet, mirrors, acme, dns",
+            "t.toml:2:1: colour: unknown key `colour`; expected one of: workers, pid_file, user, group, control_socket, log, limits, timeouts, listener, route, upstream, admin, protect, rate_limit, resolver, cache, http2, compress, fleet, mirrors, acme, dns, http",
             "t.toml:8:11: listener[1].address: duplicate listener address 0.0.0.0:80: listener[0] already listens there",
             "t.toml:11:8: route[0].host: invalid host pattern `a*.com`: `*` is only allowed as a whole first label, as in \"*.example.com\"",
             "t.toml:13:1: route[0].static: a route has exactly one action, but `proxy` is set too; split it into two routes",

@@ -103,6 +103,7 @@ pub(crate) fn assemble(sink: &mut Sink<'_>, draft: Draft, source: &Path) -> Opti
             protect: r.protect,
             compress: r.compress,
             rewrite: r.rewrite,
+            shape: r.shape,
         });
     }
     let upstreams = draft.upstreams.into_iter().map(|u| u.upstream).collect();
@@ -127,6 +128,7 @@ pub(crate) fn assemble(sink: &mut Sink<'_>, draft: Draft, source: &Path) -> Opti
         cache: draft.cache,
         http2: draft.http2,
         compress: draft.compress,
+        http: draft.http,
         fleet: draft.fleet,
         mirrors: draft.mirrors.into_iter().map(|m| m.set).collect(),
         acme: match draft.acme {
@@ -404,6 +406,7 @@ pub fn validate(config: &Config) -> Result<(), ConfigErrors> {
     check(parsed.resolver == config.resolver, "resolver");
     check(parsed.cache == config.cache, "cache");
     check(parsed.http2 == config.http2, "http2");
+    check(parsed.http == config.http, "http");
     check(parsed.fleet == config.fleet, "fleet");
     check(parsed.acme == config.acme, "acme");
     check(parsed.dns == config.dns, "dns");

@@ -19,6 +19,7 @@ mod protect;
 mod resolver;
 mod rewrite;
 mod route;
+mod shape;
 mod static_opts;
 mod tls;
 mod upstream;
@@ -86,6 +87,7 @@ pub(crate) struct Draft {
     pub cache_shared: Option<Mention>,
     pub http2: crate::model::Http2,
     pub compress: crate::model::CompressConfig,
+    pub http: crate::model::Http,
     pub fleet: Option<crate::model::Fleet>,
     pub mirrors: Vec<DraftMirrorSet>,
     pub acme: Option<acme::DraftAcme>,
@@ -136,6 +138,7 @@ pub(crate) const ROOT_KEYS: &[&str] = &[
     "mirrors",
     "acme",
     "dns",
+    "http",
 ];
 pub(crate) const LOG_KEYS: &[&str] = &["access", "format", "level", "error", "error_format"];
 pub(crate) const LIMIT_KEYS: &[&str] = &[
@@ -208,6 +211,8 @@ pub(crate) use rewrite::{KEYS as ROUTE_REWRITE_KEYS, RULE_KEYS as REWRITE_RULE_K
 #[cfg(test)]
 pub(crate) use route::KEYS as ROUTE_KEYS;
 #[cfg(test)]
+pub(crate) use shape::{HTTP_KEYS, PAGE_KEYS, ROUTE_KEYS as ROUTE_SHAPE_KEYS};
+#[cfg(test)]
 pub(crate) use static_opts::KEYS as STATIC_KEYS;
 #[cfg(test)]
 pub(crate) use tls::{CERT_KEYS, TLS_KEYS, UPSTREAM_TLS_KEYS};
@@ -277,6 +282,10 @@ pub(crate) fn walk(sink: &mut Sink<'_>, root: &DeTable<'_>, root_span: Range<usi
         .get("cache")
         .map(|i| cache::cache(sink, i))
         .unwrap_or_default();
+    let http = fields
+        .get("http")
+        .map(|i| shape::http(sink, i))
+        .unwrap_or_default();
     let http2 = fields
         .get("http2")
         .map(|i| http2::http2(sink, i))
@@ -297,6 +306,7 @@ pub(crate) fn walk(sink: &mut Sink<'_>, root: &DeTable<'_>, root_span: Range<usi
         root_span,
         http2,
         compress,
+        http,
         workers: workers.unwrap_or_else(auto_workers),
         pid_file,
         user,

@@ -40,6 +40,7 @@ mod rewrite;
 mod route;
 mod screen;
 mod serve;
+mod shape;
 pub mod site;
 mod static_files;
 mod static_opts;

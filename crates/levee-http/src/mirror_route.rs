@@ -62,6 +62,7 @@ pub(crate) async fn serve(ex: &mut Exchange<'_>, site: &Site, set: &Arc<MirrorSe
                 content_type,
                 body: Cow::Owned(body),
                 close: false,
+                error: false,
             };
             ex.reply(&reply, site).await
         }

@@ -139,6 +139,7 @@ mod tests {
             protect: Default::default(),
             compress: None,
             rewrite: Default::default(),
+            shape: Default::default(),
         }
     }
 

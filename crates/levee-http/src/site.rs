@@ -36,6 +36,8 @@ pub struct Routed {
     pub compress: Option<Arc<levee_config::Compress>>,
     /// The route's path rewriting (rewrite.rs); `None` when it has none.
     pub rewrite: Option<Box<levee_config::RouteRewrite>>,
+    /// Header rules and the upstream's `Server` (shape.rs).
+    pub(crate) shape: crate::shape::Shape,
 }
 
 impl Routed {
@@ -80,6 +82,12 @@ pub enum SiteError {
         #[source]
         source: levee_mirror::MirrorError,
     },
+    #[error("error page {path}: {source}")]
+    ErrorPage {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("access log {path}: {source}")]
     AccessLog {
         path: String,
@@ -111,6 +119,17 @@ pub struct Site {
     pub http2: levee_config::Http2,
     /// Trusted proxies by listener address, only for listeners with some.
     trusted: HashMap<SocketAddr, Trust>,
+    /// The request id's field (`[http]`); `None` when ids are off.
+    pub(crate) request_id: Option<crate::shape::IdField>,
+    /// `[http] error_pages`, for requests no route took.
+    pub(crate) pages: crate::shape::Pages,
+}
+
+fn page_error((path, source): crate::shape::PageError) -> SiteError {
+    SiteError::ErrorPage {
+        path: path.display().to_string(),
+        source,
+    }
 }
 
 impl Site {
@@ -140,6 +159,8 @@ impl Site {
             mirrors.insert(set.name.clone(), obtained);
         }
         let limiters = levee_protect::rate::limiters(&config.protect.rate_limits);
+        let pages = crate::shape::Pages::load(&Default::default(), &config.http.error_pages)
+            .map_err(page_error)?;
         let mut targets = Vec::with_capacity(config.routes.len());
         for route in &config.routes {
             let auth = match &route.protect.auth {
@@ -184,6 +205,12 @@ impl Site {
                     stats,
                     compress: route.compress.clone().map(Arc::new),
                     rewrite: (!route.rewrite.is_empty()).then(|| Box::new(route.rewrite.clone())),
+                    shape: crate::shape::Shape::build(
+                        &route.shape,
+                        config.http.hide_upstream_server,
+                        &pages,
+                    )
+                    .map_err(page_error)?,
                 }),
             ));
         }
@@ -238,6 +265,8 @@ impl Site {
             cache: caches.then(|| Arc::new(SiteCache::build(&config.cache))),
             http2: config.http2,
             trusted,
+            request_id: crate::shape::IdField::build(&config.http),
+            pages,
         })
     }
 

@@ -21,7 +21,7 @@
 //! route options' business, around this (static_opts.rs).
 
 mod conditional;
-mod mime;
+pub(crate) mod mime;
 pub(crate) mod path;
 pub(crate) mod range;
 mod send;

@@ -144,6 +144,7 @@ async fn page(
         content_type,
         body: std::borrow::Cow::Owned(body),
         close: !keep_alive,
+        error: false,
     };
     ex.reply(&reply, site).await
 }

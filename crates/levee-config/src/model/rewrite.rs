@@ -29,7 +29,7 @@ impl RouteRewrite {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RewriteRule {
     pub pattern: Pattern,
-    pub to: Template,
+    pub to: RewriteTemplate,
     pub flag: RewriteFlag,
 }
 
@@ -71,7 +71,7 @@ impl Eq for Pattern {}
 /// A `to` replacement: literal text and capture references (`$1`, `{1}`),
 /// checked against the pattern's groups when parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Template {
+pub struct RewriteTemplate {
     /// As written, for the config dump.
     pub text: String,
     pub parts: Vec<Part>,
@@ -84,12 +84,12 @@ pub enum Part {
     Capture(usize),
 }
 
-impl Template {
+impl RewriteTemplate {
     /// Splits `text` into literals and captures: `$` followed by digits, or
     /// digits in braces (`{1}`, for a capture followed by a digit). Any
     /// other `$` or `{` is literal. A capture past the pattern's `groups`
     /// (group 0 included) is an error.
-    pub fn parse(text: &str, groups: usize) -> Result<Template, String> {
+    pub fn parse(text: &str, groups: usize) -> Result<RewriteTemplate, String> {
         let mut parts = Vec::new();
         let mut literal = String::new();
         let mut rest = text;
@@ -134,7 +134,7 @@ impl Template {
         if !literal.is_empty() {
             parts.push(Part::Literal(literal));
         }
-        Ok(Template {
+        Ok(RewriteTemplate {
             text: text.to_owned(),
             parts,
         })
@@ -147,7 +147,7 @@ mod tests {
 
     #[test]
     fn captures_in_both_spellings() {
-        let t = Template::parse("/new/$1/{2}3/$$x{a}", 3).expect("valid");
+        let t = RewriteTemplate::parse("/new/$1/{2}3/$$x{a}", 3).expect("valid");
         assert_eq!(
             t.parts,
             [
@@ -162,9 +162,9 @@ mod tests {
 
     #[test]
     fn a_capture_past_the_groups_is_refused() {
-        let e = Template::parse("/x/$2", 2).expect_err("one group");
+        let e = RewriteTemplate::parse("/x/$2", 2).expect_err("one group");
         assert!(e.contains("group 2") && e.contains("has 1 group"), "{e}");
-        assert!(Template::parse("/{99999999999999999999999}", 2).is_err());
-        assert!(Template::parse("/$0", 1).is_ok());
+        assert!(RewriteTemplate::parse("/{99999999999999999999999}", 2).is_err());
+        assert!(RewriteTemplate::parse("/$0", 1).is_ok());
     }
 }

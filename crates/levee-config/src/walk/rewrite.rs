@@ -3,7 +3,7 @@
 
 use crate::error::Sink;
 use crate::model::{
-    Action, ForwardPath, Pattern, RewriteFlag, RewriteRule, RouteRewrite, Template,
+    Action, ForwardPath, Pattern, RewriteFlag, RewriteRule, RewriteTemplate, RouteRewrite,
 };
 use crate::names;
 use crate::tree::{Fields, Item};
@@ -143,7 +143,7 @@ fn rule(sink: &mut Sink<'_>, item: &Item<'_, '_>) -> Option<RewriteRule> {
         to_item.error(sink, "a `%` must start an escape such as `%20`");
         return None;
     }
-    match Template::parse(to, pattern.captures_len()) {
+    match RewriteTemplate::parse(to, pattern.captures_len()) {
         Ok(to) => Some(RewriteRule {
             pattern: Pattern(pattern),
             to,

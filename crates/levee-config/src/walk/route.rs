@@ -34,6 +34,7 @@ pub(crate) struct DraftRoute {
     /// `compress` over `[compress]` (walk/compress.rs).
     pub compress: Option<crate::model::Compress>,
     pub rewrite: crate::model::RouteRewrite,
+    pub shape: crate::model::RouteShape,
 }
 
 const ACTIONS: [&str; 5] = ["proxy", "static", "redirect", "respond", "mirrors"];
@@ -83,6 +84,7 @@ pub(crate) fn route(
         CACHE_KEYS,
         super::rewrite::KEYS,
         super::static_opts::KEYS,
+        super::shape::ROUTE_KEYS,
     ]
     .concat();
     let fields = Fields::of(sink, item, &known)?;
@@ -136,6 +138,7 @@ pub(crate) fn route(
     let compress = super::compress::route(sink, fields.get("compress"), compress);
     let rewrite = super::rewrite::route_rewrite(sink, &fields);
     super::rewrite::check_forward_path(sink, &fields, &rewrite, action.as_ref());
+    let shape = super::shape::route_shape(sink, &fields, fields.get("proxy").is_some());
     Some(DraftRoute {
         compress,
         listeners,
@@ -148,6 +151,7 @@ pub(crate) fn route(
         protect,
         rate_limits,
         rewrite,
+        shape,
     })
 }
 

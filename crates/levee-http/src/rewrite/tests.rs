@@ -19,7 +19,8 @@ fn head(target: &str) -> RequestHead {
 
 fn rule(pattern: &str, to: &str, flag: RewriteFlag) -> levee_config::RewriteRule {
     let re = regex::bytes::Regex::new(pattern).expect("a valid regex");
-    let to = levee_config::Template::parse(to, re.captures_len()).expect("a valid replacement");
+    let to =
+        levee_config::RewriteTemplate::parse(to, re.captures_len()).expect("a valid replacement");
     levee_config::RewriteRule {
         pattern: levee_config::Pattern(re),
         to,

@@ -365,3 +365,22 @@ pub fn curl_as(proto: Proto, port: u16, path: &str, extra: &[&str]) -> Got {
         body: body.to_owned(),
     }
 }
+
+/// `curl -sS -i` of `url` with `args` before it: the head in lower case
+/// and the body, line ends as `\n`.
+pub fn curl_head_body(url: &str, args: &[&str]) -> (String, String) {
+    let mut all = vec!["-sS", "-i", "--max-time", "20"];
+    all.extend_from_slice(args);
+    all.push(url);
+    let out = curl(&all);
+    let text = String::from_utf8_lossy(&out.stdout).replace("\r\n", "\n");
+    let (head, body) = text.split_once("\n\n").unwrap_or((&text, ""));
+    (head.to_lowercase(), body.to_owned())
+}
+
+/// The value of field `name` (lower case) in a head from [`curl_head_body`].
+pub fn head_field<'h>(head: &'h str, name: &str) -> Option<&'h str> {
+    head.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}: ")))
+        .map(str::trim)
+}

@@ -31,6 +31,7 @@ impl Client {
     /// Relays a stream open on an HTTP/2 server for this HTTP/1 client:
     /// its body up, then the response back as HTTP/1.1. `keep_alive`: the
     /// exchange may leave the connection open.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn relay_h2(
         &mut self,
         req: &RequestHead,
@@ -38,6 +39,7 @@ impl Client {
         up: Option<SendStream<Bytes>>,
         site: &Site,
         keep_alive: bool,
+        d: &crate::shape::Dress<'_>,
         compress: Option<&levee_config::Compress>,
     ) -> Relayed {
         let ended = |end, next| Relayed {
@@ -95,7 +97,8 @@ impl Client {
                 let status = if failed.is_err() { 504 } else { 502 };
                 // levee's own error for a request no server answered.
                 let reply = Reply::error(status, &[]).closing();
-                let bytes = reply.h1(false, req.is_head());
+                let mut bytes = reply.h1(false, req.is_head());
+                crate::shape::h1_head(&mut bytes, &d.own().no_hsts());
                 let _ = self.send(&bytes, site.timeouts.client_send).await;
                 return ended(End::Answered(status), Next::Linger);
             }
@@ -117,7 +120,7 @@ impl Client {
             crate::compress::edit_map(&mut parts.headers, e.coding());
         }
         let mut out = head_bytes(&parts, framing, keep_alive);
-        respond::add_hsts(&mut out, self.hsts);
+        crate::shape::h1_head(&mut out, d);
         let trailers = wants_trailers(req);
         let (end, bytes) = relay(self, site, out, recv, (framing, enc), trailers).await;
         let next = match end {

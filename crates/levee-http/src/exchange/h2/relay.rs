@@ -29,6 +29,7 @@ use super::head;
 use super::send::{Fault, Window, coded, cut_slow, data};
 use crate::exchange::{Next, Relayed, StreamEnd as End};
 use crate::message::RequestHead;
+use crate::shape::Dress;
 use crate::site::Site;
 
 /// What the access log needs, filled in as the relay goes (atomics only
@@ -46,7 +47,8 @@ struct Progress {
 #[derive(Debug, Clone, Copy)]
 struct Terms<'a> {
     head_timeout: Duration,
-    hsts: Option<u64>,
+    /// How the response head is dressed (shape.rs): HSTS, header rules, the id.
+    dress: Dress<'a>,
     /// The route's compression and the request it answers (compress.rs).
     compress: Option<(&'a levee_config::Compress, &'a RequestHead)>,
 }
@@ -61,7 +63,7 @@ impl Stream {
         response: ResponseFuture,
         up: Option<SendStream<Bytes>>,
         site: &Site,
-        hsts: Option<u64>,
+        d: &Dress<'_>,
         compress: Option<&levee_config::Compress>,
     ) -> Relayed {
         // `expect` is hop by hop, so the server will not answer it: levee
@@ -74,7 +76,7 @@ impl Stream {
         }
         let terms = Terms {
             head_timeout: site.timeouts.upstream_read,
-            hsts,
+            dress: *d,
             compress: compress.map(|rules| (rules, head)),
         };
         let progress = Progress::default();
@@ -204,7 +206,7 @@ async fn relay_response(
 ) -> End {
     let Terms {
         head_timeout,
-        hsts,
+        dress,
         compress,
     } = terms;
     let waited = tokio::select! {
@@ -212,13 +214,13 @@ async fn relay_response(
         _ = poll_fn(|cx| respond.poll_reset(cx)) => return End::ClientGone,
     };
     let head = match waited {
-        Err(_) => return answer(respond, 504, hsts),
+        Err(_) => return answer(respond, 504, &dress.own()),
         Ok(Err(e)) if e.is_reset() => {
             respond.send_reset(reason_for_client(&e));
             return End::UpstreamReset;
         }
         // The connection was lost (or refused the stream) before a response.
-        Ok(Err(_)) => return answer(respond, 502, hsts),
+        Ok(Err(_)) => return answer(respond, 502, &dress.own()),
         Ok(Ok(head)) => head,
     };
     let (parts, mut recv) = head.into_parts();
@@ -241,7 +243,8 @@ async fn relay_response(
     if let Some(e) = enc.as_deref() {
         crate::compress::edit_map(out.headers_mut(), e.coding());
     }
-    head::add_hsts(out.headers_mut(), hsts);
+    // After compressing's edits: the route's header rules have the last word.
+    crate::shape::h2_head(out.headers_mut(), &dress);
     let Ok(mut send) = respond.send_response(out, end) else {
         return End::ClientGone;
     };
@@ -317,12 +320,12 @@ async fn relay_response(
 
 /// Answers the stream with a bodiless status of levee's own (no response
 /// head came): gRPC clients read 502 and 504 as UNAVAILABLE.
-fn answer(respond: &mut SendResponse<Bytes>, status: u16, hsts: Option<u64>) -> End {
+fn answer(respond: &mut SendResponse<Bytes>, status: u16, d: &Dress<'_>) -> End {
     let Some(mut r) = head::with_status(status) else {
         respond.send_reset(Reason::INTERNAL_ERROR);
         return End::Answered(status);
     };
-    head::add_hsts(r.headers_mut(), hsts);
+    crate::shape::h2_head(r.headers_mut(), d);
     if respond.send_response(r, true).is_err() {
         respond.send_reset(Reason::INTERNAL_ERROR);
     }
