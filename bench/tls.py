@@ -2,7 +2,7 @@
 """TLS side by side with nginx on the same ECDSA P-256 certificate:
 
     python3 bench/tls.py [--binary target/release/levee] [--idle 10000] [--seconds 5]
-                         [--parts handshake,h1,h2,idle]
+                         [--parts handshake,h1,h2,idle] [--http2 'initial_stream_window = "16k"']
 
   - CPU per full TLS 1.3 handshake (`openssl s_time -new`, one connection at a time);
   - CPU per request over HTTP/1.1 + TLS with keep-alive (`wrk`, 16 connections);
@@ -12,7 +12,8 @@
 
 Both serve a 12-byte answer themselves (nginx `return 200`, a levee `respond`
 route), with 2 workers and the access log off. CPU is the server's user+system
-time from /proc divided by the work done. Needs nginx, openssl, wrk, h2load
+time from /proc divided by the work done. `--http2` adds lines to levee's
+`[http2]` table, to measure what a setting saves. Needs nginx, openssl, wrk, h2load
 (nghttp2-client)."""
 import argparse, asyncio, os, re, resource, ssl, subprocess, sys, time
 
@@ -38,7 +39,7 @@ def start_nginx(c, k):
     location / {{ return 200 "hello world\\n"; }} }}""", 2)
 
 
-def start_levee(binary, c, k):
+def start_levee(binary, c, k, http2=""):
     conf = os.path.join(peers.TMP, "levee-tls.toml")
     with open(conf, "w") as f:
         f.write(f"""workers = 2
@@ -57,6 +58,8 @@ cert = "{c}"
 key = "{k}"
 [[route]]
 respond = "hello world\\n"
+[http2]
+{http2}
 """)
     return peers.spawn([binary, "run", "-c", conf])
 
@@ -141,12 +144,13 @@ def main():
     ap.add_argument("--seconds", type=int, default=5)
     ap.add_argument("--idle", type=int, default=10000)
     ap.add_argument("--parts", default="handshake,h1,h2,idle")
+    ap.add_argument("--http2", default="", help="lines for levee's [http2] table")
     a = ap.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     c, k = cert()
     results = {}
-    for name, starter in (("nginx", lambda: start_nginx(c, k)), ("levee", lambda: start_levee(a.binary, c, k))):
+    for name, starter in (("nginx", lambda: start_nginx(c, k)), ("levee", lambda: start_levee(a.binary, c, k, a.http2.replace(";", "\n")))):
         proc = starter()
         try:
             if not peers.wait_port(PORTS[name]):

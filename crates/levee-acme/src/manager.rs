@@ -26,11 +26,10 @@ use levee_tls::CertifiedKey;
 use tokio::sync::{Notify, oneshot};
 
 use crate::budget::Budget;
-use crate::client;
 use crate::error::AcmeError;
 use crate::fleet::Share;
 use crate::keys::{self, CertInfo};
-use crate::on_demand::{Gate, Verdict};
+use crate::on_demand::Gate;
 use crate::schedule;
 use crate::settings::Settings;
 use crate::status::{Attempt, COUNTERS, CertStatus};
@@ -45,6 +44,9 @@ pub const FLEET_POLL: Duration = Duration::from_secs(2);
 /// if it is due within this long.
 const WAIT_FOR_DUE: Duration = Duration::from_secs(10);
 mod ca;
+mod handshake;
+
+pub(crate) use handshake::Hook;
 
 /// How often the CA's renewal information is asked again, when it has some.
 const ARI_EVERY: Duration = Duration::from_secs(6 * 3600);
@@ -573,70 +575,6 @@ impl Manager {
         drop(entries);
         self.tell(name, false);
     }
-
-    /// On-demand TLS for a handshake naming `name`: policy first, then an
-    /// order, waited for.
-    pub async fn on_demand(self: Arc<Self>, name: String) -> bool {
-        let name = name.trim_end_matches('.').to_ascii_lowercase();
-        if levee_tls::auto::get(&name).is_some() {
-            return true;
-        }
-        let settings = self.settings.load_full();
-        let Some(policy) = &settings.on_demand else {
-            return false;
-        };
-        // Kept already (configured, or ordered on demand): wait for the
-        // attempt if it is about to run; one retrying after a long backoff
-        // is not worth holding a handshake for.
-        let due = lock(&self.entries).get(&name).map(|e| e.due);
-        if let Some(due) = due {
-            if due > SystemTime::now() + WAIT_FOR_DUE {
-                return false;
-            }
-            return self.waiter(&name).await.unwrap_or(false);
-        }
-        let verdict = lock(&self.gate).check(policy, &name, Instant::now());
-        let refuse = |why: &str| {
-            COUNTERS.on_demand_refused.fetch_add(1, Relaxed);
-            tracing::info!(name = %name, why, "on-demand TLS: no certificate ordered");
-            false
-        };
-        match verdict {
-            Verdict::Refused(why) => return refuse(why),
-            Verdict::Allowed => {}
-            Verdict::Ask(url) => {
-                if !lock(&self.gate).start_asking() {
-                    return refuse("too many questions to the ask service at once");
-                }
-                let answer = client::ask(&url, &name, policy.ask_timeout).await;
-                lock(&self.gate).done_asking();
-                match answer {
-                    Ok(true) => {}
-                    Ok(false) => {
-                        lock(&self.gate).refuse(policy, &name, Instant::now());
-                        return refuse("the ask service said no");
-                    }
-                    Err(e) => {
-                        lock(&self.gate).refuse(policy, &name, Instant::now());
-                        tracing::warn!(error = %e, "on-demand TLS: the ask service failed");
-                        return refuse("the ask service did not answer");
-                    }
-                }
-            }
-        }
-        if !lock(&self.gate).take_order(policy, &name, Instant::now()) {
-            return refuse("max_per_hour reached");
-        }
-        let rx = {
-            let mut entries = lock(&self.entries);
-            let mut e = Entry::new(Origin::OnDemand);
-            e.due = SystemTime::now();
-            entries.insert(name.clone(), e);
-            self.waiter(&name)
-        };
-        self.wake.notify_one();
-        rx.await.unwrap_or(false)
-    }
 }
 
 /// `stored`, ready to serve, for `name` kept under `storage`.
@@ -650,16 +588,4 @@ fn held(stored: &Stored, storage: &std::path::Path, name: &str) -> Result<Held, 
         levee_tls::expiry::record(&certified, file, info.names.clone());
     }
     Ok(Held { certified, info })
-}
-
-/// The on-demand hook the TLS acceptors call.
-pub(crate) struct Hook(pub(crate) Arc<Manager>);
-
-impl levee_tls::auto::OnDemand for Hook {
-    fn obtain(
-        &self,
-        name: String,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send>> {
-        Box::pin(self.0.clone().on_demand(name))
-    }
 }

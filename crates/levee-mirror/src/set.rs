@@ -11,22 +11,22 @@ use std::net::IpAddr;
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
 use arc_swap::{ArcSwap, Guard};
 use levee_config::StaticAction;
 
 use crate::MirrorError;
-use crate::choose::{self, Client, Ranked};
 use crate::edits::{self, Source};
 use crate::geo::{Geo, Whereabouts};
 use crate::glob::Patterns;
 use crate::hash::Store;
 use crate::mirror::{Holdings, Live, Mirror, Profile};
 use crate::paths::FileId;
-use crate::render::{self, Offer, join};
 use crate::stats::Stats;
-use crate::tree::{Resolved, Tree};
+use crate::tree::Tree;
+
+mod decide;
 
 /// Alternatives named in `Link: rel=duplicate` after the chosen mirror.
 const ALTERNATIVES: usize = 4;
@@ -311,189 +311,6 @@ impl MirrorSet {
         self.geo.load().lookup(ip)
     }
 
-    /// The mirrors that may serve file `id` to `client`, ranked.
-    fn offers<'v>(
-        &self,
-        view: &'v View,
-        id: FileId,
-        client: &Client,
-        https: bool,
-        now: u64,
-        limit: usize,
-    ) -> Vec<(&'v Mirror, Ranked)> {
-        let generation = view.tree.generation;
-        let eligible: Vec<&Mirror> = view
-            .mirrors
-            .iter()
-            .filter(|m| {
-                m.usable()
-                    && m.has(generation, id)
-                    && m.profile.base(https).is_some()
-                    && m.profile.admits(client.geo.country)
-                    && m.live.has_room(&m.profile.config, now)
-            })
-            .collect();
-        if eligible.is_empty() {
-            return Vec::new();
-        }
-        let profiles: Vec<&Profile> = eligible.iter().map(|m| &*m.profile).collect();
-        let ranked = choose::with_rng(|rng| choose::rank(&profiles, client, limit, rng));
-        ranked.into_iter().map(|r| (eligible[r.index], r)).collect()
-    }
-
-    /// Decides what answers `ask` (docs/mirrors.md, "What a request gets").
-    pub fn decide(&self, ask: &Ask<'_>) -> Answer {
-        // A guard, not a clone: no reference count shared between workers
-        // is touched on the request path.
-        let view = self.view.load();
-        let (path, want) = wanted(&view.tree, ask);
-        if ask.directory || !ask.fetch {
-            return Answer::Local;
-        }
-        let id = match view.tree.resolve(path) {
-            Resolved::File { id, .. } => id,
-            Resolved::Outside => return Answer::Forbidden,
-            Resolved::Missing => return Answer::Local,
-        };
-        let Some(meta) = view.tree.meta(id) else {
-            return Answer::Local;
-        };
-        let settings = self.settings.load();
-        let geo = self.locate(ask.client);
-        let client = Client {
-            ip: ask.client,
-            geo,
-        };
-        let now = self.seconds(ask.now);
-        if want == Want::File {
-            let small = meta.size < settings.min_size;
-            let chosen = if small || view.tree.excluded(id) {
-                Vec::new()
-            } else {
-                self.offers(&view, id, &client, ask.https, now, 1 + ALTERNATIVES)
-            };
-            view.tree.count_download(id);
-            self.stats.count(geo.country, SystemTime::now());
-            let Some((first, _)) = chosen.first() else {
-                self.stats
-                    .local
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                return Answer::Local;
-            };
-            first.live.count(meta.size, now);
-            let file_path = view.tree.path(id);
-            let offers = to_offers(&chosen, file_path, ask.https);
-            let location = offers[0].url.clone();
-            self.sample_check(
-                &settings,
-                first,
-                &location,
-                view.tree.generation,
-                id,
-                meta.size,
-            );
-            let mut fields = vec![("Location", location)];
-            let meta4 = format!("/{}.meta4", render::url_path(file_path));
-            fields.extend(render::link_fields(&offers[1..], &meta4));
-            if let Some(sha) = view.tree.digest(id) {
-                fields.extend(render::digest_fields(sha));
-            }
-            return Answer::Redirect { fields };
-        }
-        let chosen = self.offers(&view, id, &client, ask.https, now, usize::MAX);
-        let file_path = view.tree.path(id);
-        let offers = to_offers(&chosen, file_path, ask.https);
-        let scheme = if ask.https { "https" } else { "http" };
-        let host = String::from_utf8_lossy(ask.host);
-        let origin = join(&format!("{scheme}://{host}"), file_path);
-        let sha = view.tree.digest(id);
-        let text = String::from_utf8_lossy(file_path);
-        match want {
-            Want::Metalink => {
-                let pieces = sha.and_then(|s| self.store.pieces(s));
-                let mut all = offers;
-                all.push(Offer {
-                    mirror: "origin".into(),
-                    url: origin.clone(),
-                    country: None,
-                    priority: all.len() as u32 + 1,
-                    tier: "origin",
-                    distance_km: None,
-                });
-                let name = text.rsplit('/').next().unwrap_or(&text);
-                let doc = render::metalink::render(
-                    &render::metalink::Described {
-                        name,
-                        size: meta.size,
-                        sha256: sha,
-                        pieces: pieces.as_ref().map(|(l, p)| (*l, p.as_slice())),
-                        origin: &format!("{origin}.meta4"),
-                        published: SystemTime::now(),
-                    },
-                    &all,
-                );
-                Answer::Document {
-                    content_type: render::metalink::CONTENT_TYPE,
-                    body: doc.into_bytes(),
-                }
-            }
-            Want::MirrorList | Want::Json => {
-                let country = geo
-                    .country
-                    .map(|c| String::from_utf8_lossy(&c).into_owned());
-                let listed = render::list::Listed {
-                    path: &text,
-                    size: meta.size,
-                    sha256: sha,
-                    origin: &origin,
-                    client_country: country.as_deref(),
-                };
-                if want == Want::Json {
-                    Answer::Document {
-                        content_type: "application/json",
-                        body: render::list::json(&listed, &offers).into_bytes(),
-                    }
-                } else {
-                    Answer::Document {
-                        content_type: "text/html; charset=utf-8",
-                        body: render::list::html(&listed, &offers).into_bytes(),
-                    }
-                }
-            }
-            Want::File => Answer::Local,
-        }
-    }
-
-    /// Queues one redirect in `verify_sample` for a HEAD check.
-    fn sample_check(
-        &self,
-        settings: &levee_config::MirrorSet,
-        mirror: &Mirror,
-        url: &str,
-        generation: u64,
-        file: FileId,
-        size: u64,
-    ) {
-        let n = u64::from(settings.verify_sample);
-        if n == 0 || choose::with_rng(|r| r.below(n)) != 0 {
-            return;
-        }
-        // Never wait on the request path: a busy queue skips this sample.
-        let Ok(mut q) = self.checks.try_lock() else {
-            return;
-        };
-        if q.len() < MAX_PENDING_CHECKS {
-            q.push_back(Check {
-                mirror: mirror.profile.name().to_owned(),
-                url: url.to_owned(),
-                generation,
-                file,
-                size,
-            });
-            self.checks_ready.notify_one();
-        }
-    }
-
     /// Takes file `id` off mirror `name` (a check found its copy bad).
     pub fn withdraw(&self, name: &str, generation: u64, id: FileId) {
         let view = self.view.load();
@@ -620,53 +437,6 @@ fn carry(old: &Holdings, from: &Tree, to: &Tree) -> Holdings {
         }
     }
     Holdings { probe, ..h }
-}
-
-/// The path the decision works on and what is wanted of it: a `.meta4`
-/// suffix that names no file asks for the Metalink of the file without it.
-fn wanted<'a>(tree: &Tree, ask: &Ask<'a>) -> (&'a [u8], Want) {
-    let query_wants = |key: &[u8]| {
-        ask.query
-            .split(|&b| b == b'&' || b == b';')
-            .any(|kv| kv.split(|&b| b == b'=').next() == Some(key))
-    };
-    if let Some(stem) = ask.path.strip_suffix(b".meta4")
-        && tree.resolve(ask.path) == Resolved::Missing
-    {
-        return (stem, Want::Metalink);
-    }
-    let want = if query_wants(b"metalink") {
-        Want::Metalink
-    } else if query_wants(b"mirrorlist") {
-        Want::MirrorList
-    } else if query_wants(b"json") {
-        Want::Json
-    } else if ask.accept.is_some_and(|a| {
-        a.windows(25)
-            .any(|w| w.eq_ignore_ascii_case(b"application/metalink4+xml"))
-    }) {
-        Want::Metalink
-    } else {
-        Want::File
-    };
-    (ask.path, want)
-}
-
-fn to_offers(chosen: &[(&Mirror, Ranked)], path: &[u8], https: bool) -> Vec<Offer> {
-    chosen
-        .iter()
-        .enumerate()
-        .filter_map(|(i, (m, r))| {
-            Some(Offer {
-                mirror: m.profile.name().to_owned(),
-                url: join(m.profile.base(https)?, path),
-                country: m.profile.config.country.clone(),
-                priority: i as u32 + 1,
-                tier: r.tier.as_str(),
-                distance_km: r.distance_km,
-            })
-        })
-        .collect()
 }
 
 #[cfg(test)]

@@ -1,3 +1,4 @@
+use std::fs::OpenOptions;
 use std::time::Duration;
 
 use bytes::Bytes;

@@ -1,6 +1,7 @@
 //! The request path of a set with a hand-made tree and mirrors.
 
 use std::path::PathBuf;
+use std::time::SystemTime;
 
 use super::*;
 use crate::bits::Bits;
