@@ -21,8 +21,11 @@
 //! Policy (a reload) starts afresh. Weighted and geo answers, EDNS
 //! (cookies, client subnet), TSIG, TCP and every error go the full way.
 //! What it saves: the message decode, the answer's record building and
-//! its encode with name compression, about three quarters of a query's
-//! instructions (bench/README.md, "DNS instructions per query").
+//! its encode with name compression: 12,014 instructions a query the full
+//! way, 1,183 replayed (bench/dns_callgrind.py; bench/README.md, "DNS
+//! instructions per query"). What it costs: a hash of the query's bytes,
+//! one copy of the stored reply (the `Reply`'s buffer) and, per thread,
+//! the replies of the questions it has seen.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
