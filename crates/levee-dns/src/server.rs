@@ -221,6 +221,7 @@ fn unix_now() -> u64 {
 
 async fn udp_loop(shared: Arc<Shared>, socket: UdpSocket) {
     let mut buf = vec![0u8; UDP_READ];
+    let mut out = Vec::with_capacity(UDP_READ);
     loop {
         let (n, peer) = match socket.recv_from(&mut buf).await {
             Ok(x) => x,
@@ -237,9 +238,10 @@ async fn udp_loop(shared: Arc<Shared>, socket: UdpSocket) {
             now: Instant::now(),
             turn: None,
         };
-        // Most queries are answered from a reply encoded before (replay.rs).
-        if let Reply::One(bytes) = crate::replay::udp(&buf[..n], &view, &policy, &cx) {
-            let _ = socket.send_to(&bytes, peer).await;
+        // Most queries are answered from a reply encoded before (replay.rs),
+        // copied into `out`, which lives as long as the loop.
+        if crate::replay::udp_into(&buf[..n], &view, &policy, &cx, &mut out) {
+            let _ = socket.send_to(&out, peer).await;
         }
     }
 }

@@ -102,7 +102,7 @@ fn errors_edns_and_tcp_are_answered_the_full_way() {
         .to_vec()
         .expect("encodes");
     let tcp = Ctx { tcp: true, ..c };
-    assert!(replay(&plain, &v, &p, &tcp).is_none());
+    assert!(replay(&plain, &v, &p, &tcp, &mut Vec::new()).is_none());
 }
 
 /// A new View (the live set changed) is answered from, not the old one's
