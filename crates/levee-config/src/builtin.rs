@@ -19,6 +19,7 @@ pub fn builtin_static(root: PathBuf, address: SocketAddr) -> Config {
         root,
         index: DEFAULT_INDEX.iter().map(|s| (*s).to_owned()).collect(),
         follow_symlinks: false,
+        options: Default::default(),
     });
     single_route(address, action, Vec::new())
 }
@@ -71,9 +72,12 @@ fn single_route(address: SocketAddr, action: Action, upstreams: Vec<Upstream>) -
             path: "/".to_owned(),
             action,
             protect: Default::default(),
+            rewrite: Default::default(),
+            shape: Default::default(),
         }],
         upstreams,
         admin: None,
+        http: Default::default(),
         protect: Default::default(),
         resolver: None,
         http2: Default::default(),

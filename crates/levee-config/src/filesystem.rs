@@ -7,7 +7,7 @@ use rustix::fs::Access;
 
 use crate::error::ConfigError;
 use crate::locate::Locator;
-use crate::model::{AccessLogTarget, Action, Config, ErrorLogTarget, MailAuth};
+use crate::model::{AccessLogTarget, Action, Config, ErrorLogTarget, MailAuth, PageSource};
 
 /// Reports what levee could not start (or reload) with on this machine:
 /// static roots that are not directories, mail user maps that are not
@@ -27,6 +27,30 @@ pub fn check_filesystem(config: &Config) -> Vec<ConfigError> {
                 &format!("route[{i}].static"),
                 format!("`{}` is not a directory", s.root.display()),
             ));
+        }
+    }
+    let pages = config
+        .routes
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (format!("route[{i}].error_pages"), &r.shape.error_pages))
+        .chain([("http.error_pages".to_owned(), &config.http.error_pages)]);
+    for (key, pages) in pages {
+        for page in pages {
+            let files = [
+                ("file", Some(&page.body)),
+                ("json_file", page.json.as_ref()),
+            ];
+            for (name, source) in files {
+                if let Some(PageSource::File(path)) = source
+                    && !path.is_file()
+                {
+                    errors.push(at.error(
+                        &format!("{key}.{}.{name}", page.status),
+                        format!("`{}` is not a file", path.display()),
+                    ));
+                }
+            }
         }
     }
     for (i, listener) in config.listeners.iter().enumerate() {

@@ -17,6 +17,9 @@ mod http2;
 mod mail;
 mod mirrors;
 mod protect;
+mod rewrite;
+mod shape;
+mod static_opts;
 mod tls;
 mod upstream;
 pub use acme::*;
@@ -28,6 +31,9 @@ pub use http2::*;
 pub use mail::*;
 pub use mirrors::*;
 pub use protect::*;
+pub use rewrite::*;
+pub use shape::*;
+pub use static_opts::*;
 pub use tls::*;
 pub use upstream::*;
 
@@ -73,6 +79,8 @@ pub struct Config {
     pub acme: Option<Acme>,
     /// `[dns]`: the authoritative DNS server; `None` when it is off.
     pub dns: Option<Dns>,
+    /// `[http]`: request ids, the upstream's `Server` (model/shape.rs).
+    pub http: Http,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -143,6 +151,8 @@ pub struct Limits {
     pub max_body: u64,
     /// Most requests served on one client connection before it is closed; 0 means unlimited.
     pub max_requests_per_connection: u64,
+    /// Most internal rewrites (`flag = "last"`) of one request; past them, 500.
+    pub max_rewrites: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -198,6 +208,10 @@ pub struct Route {
     pub path: String,
     pub action: Action,
     pub protect: RouteProtect,
+    /// Path rewriting (model/rewrite.rs); empty by default.
+    pub rewrite: RouteRewrite,
+    /// Header rules and the upstream's `Server` (model/shape.rs).
+    pub shape: RouteShape,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -258,6 +272,8 @@ pub struct StaticAction {
     pub index: Vec<String>,
     /// Serve files reached through symlinks that leave the root (default false).
     pub follow_symlinks: bool,
+    /// Hidden files, expiry, listings, fallbacks (model/static_opts.rs).
+    pub options: StaticOptions,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -380,6 +396,7 @@ impl Default for Limits {
             max_headers: 100,
             max_body: 100 * 1024 * 1024,
             max_requests_per_connection: 10_000,
+            max_rewrites: DEFAULT_MAX_REWRITES,
         }
     }
 }

@@ -16,6 +16,9 @@ mod mail;
 pub(crate) mod mirrors;
 mod protect;
 mod redact;
+mod rewrite;
+mod shape;
+mod static_opts;
 mod tls;
 
 use crate::model::{
@@ -97,6 +100,7 @@ fn table(config: &Config) -> Table {
         "max_requests_per_connection".into(),
         int(l.max_requests_per_connection),
     );
+    limits.insert("max_rewrites".into(), int(u64::from(l.max_rewrites)));
     root.insert("limits".into(), Value::Table(limits));
 
     let h = &config.http2;
@@ -117,6 +121,7 @@ fn table(config: &Config) -> Table {
         http2.insert(name.into(), size(u64::from(n)));
     }
     root.insert("http2".into(), Value::Table(http2));
+    shape::http(&mut root, &config.http);
 
     let t = &config.timeouts;
     let mut timeouts = Table::new();
@@ -238,8 +243,9 @@ fn upstream_policy(t: &mut Table, u: &crate::model::Upstream) {
             t.insert("hash_key".into(), key.into());
             "hash"
         }
-        Balance::Sticky { cookie } => {
+        Balance::Sticky { cookie, attributes } => {
             t.insert("sticky_cookie".into(), cookie.as_str().into());
+            shape::sticky_attributes(t, attributes);
             "sticky"
         }
     };
@@ -319,6 +325,8 @@ fn route(r: &crate::model::Route) -> Value {
     }
     t.insert("path".into(), r.path.as_str().into());
     protect::route(&mut t, &r.protect);
+    rewrite::route(&mut t, &r.rewrite);
+    shape::route(&mut t, &r.shape);
     match &r.action {
         Action::Proxy(p) => {
             t.insert("proxy".into(), p.upstream.as_str().into());
@@ -331,6 +339,7 @@ fn route(r: &crate::model::Route) -> Value {
             let index = s.index.iter().map(|i| i.as_str().into()).collect();
             t.insert("index".into(), Value::Array(index));
             t.insert("follow_symlinks".into(), s.follow_symlinks.into());
+            static_opts::route(&mut t, &s.options);
         }
         Action::Redirect(r) => {
             t.insert("redirect".into(), r.to.as_str().into());

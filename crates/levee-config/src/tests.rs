@@ -123,6 +123,7 @@ fn full_config_becomes_the_expected_model() {
             max_headers: 50,
             max_body: 1 << 30,
             max_requests_per_connection: 0,
+            max_rewrites: 10,
         },
         timeouts: Timeouts {
             request_head: Duration::from_secs(5),
@@ -176,6 +177,8 @@ fn full_config_becomes_the_expected_model() {
                     cache: None,
                 }),
                 protect: Default::default(),
+                rewrite: Default::default(),
+                shape: Default::default(),
             },
             Route {
                 listeners: vec!["web".into(), "[::1]:8443".into()],
@@ -185,8 +188,11 @@ fn full_config_becomes_the_expected_model() {
                     root: "/var/www".into(),
                     index: vec!["index.html".into(), "index.htm".into()],
                     follow_symlinks: true,
+                    options: Default::default(),
                 }),
                 protect: Default::default(),
+                rewrite: Default::default(),
+                shape: Default::default(),
             },
             Route {
                 listeners: vec![],
@@ -197,6 +203,8 @@ fn full_config_becomes_the_expected_model() {
                     status: 301,
                 }),
                 protect: Default::default(),
+                rewrite: Default::default(),
+                shape: Default::default(),
             },
             Route {
                 listeners: vec![],
@@ -208,6 +216,8 @@ fn full_config_becomes_the_expected_model() {
                     content_type: "text/plain".into(),
                 }),
                 protect: Default::default(),
+                rewrite: Default::default(),
+                shape: Default::default(),
             },
         ],
         // File order, not name order.
@@ -231,6 +241,7 @@ fn full_config_becomes_the_expected_model() {
         ],
         admin: None,
         protect: Default::default(),
+        http: Default::default(),
         resolver: Some(Resolver {
             servers: vec![
                 "127.0.0.1:5353".parse().expect("addr"),
@@ -319,6 +330,7 @@ fn defaults_fill_everything_left_out() {
             max_headers: 100,
             max_body: 100 * 1024 * 1024,
             max_requests_per_connection: 10_000,
+            max_rewrites: 10,
         }
     );
     let s = Duration::from_secs;
@@ -361,8 +373,11 @@ fn defaults_fill_everything_left_out() {
                 root: "/srv".into(),
                 index: vec!["index.html".into()],
                 follow_symlinks: false,
+                options: Default::default(),
             }),
             protect: Default::default(),
+            rewrite: Default::default(),
+            shape: Default::default(),
         }]
     );
     assert!(config.upstreams.is_empty());
@@ -454,6 +469,9 @@ fn docs_cover_every_key() {
         CERT_KEYS,
         UPSTREAM_TLS_KEYS,
         ROUTE_KEYS,
+        ROUTE_REWRITE_KEYS,
+        REWRITE_RULE_KEYS,
+        STATIC_KEYS,
         UPSTREAM_KEYS,
         SERVER_KEYS,
         HEALTH_CHECK_KEYS,
@@ -469,6 +487,10 @@ fn docs_cover_every_key() {
         MIRRORS_KEYS,
         MIRROR_KEYS,
         crate::walk::HTTP2_KEYS,
+        HTTP_KEYS,
+        ROUTE_SHAPE_KEYS,
+        PAGE_KEYS,
+        &["set", "add", "remove", "always"],
         FLEET_KEYS,
         ACME_KEYS,
         ACME_DNS_KEYS,
@@ -519,7 +541,7 @@ keepalive_timeout = "soon"
         errors_of(text),
         [
             "t.toml:1:11: workers: must be between 1 and 1024",
-            "t.toml:2:1: colour: unknown key `colour`; expected one of: workers, pid_file, user, group, control_socket, log, limits, timeouts, listener, route, upstream, admin, protect, rate_limit, resolver, cache, http2, fleet, mirrors, acme, dns",
+            "t.toml:2:1: colour: unknown key `colour`; expected one of: workers, pid_file, user, group, control_socket, log, limits, timeouts, listener, route, upstream, admin, protect, rate_limit, resolver, cache, http2, fleet, mirrors, acme, dns, http",
             "t.toml:8:11: listener[1].address: duplicate listener address 0.0.0.0:80: listener[0] already listens there",
             "t.toml:11:8: route[0].host: invalid host pattern `a*.com`: `*` is only allowed as a whole first label, as in \"*.example.com\"",
             "t.toml:13:1: route[0].static: a route has exactly one action, but `proxy` is set too; split it into two routes",

@@ -101,6 +101,8 @@ pub(crate) fn assemble(sink: &mut Sink<'_>, draft: Draft, source: &Path) -> Opti
             path: r.path,
             action,
             protect: r.protect,
+            rewrite: r.rewrite,
+            shape: r.shape,
         });
     }
     let upstreams = draft.upstreams.into_iter().map(|u| u.upstream).collect();
@@ -124,6 +126,7 @@ pub(crate) fn assemble(sink: &mut Sink<'_>, draft: Draft, source: &Path) -> Opti
         resolver: draft.resolver,
         cache: draft.cache,
         http2: draft.http2,
+        http: draft.http,
         fleet: draft.fleet,
         mirrors: draft.mirrors.into_iter().map(|m| m.set).collect(),
         acme: match draft.acme {
@@ -401,6 +404,7 @@ pub fn validate(config: &Config) -> Result<(), ConfigErrors> {
     check(parsed.resolver == config.resolver, "resolver");
     check(parsed.cache == config.cache, "cache");
     check(parsed.http2 == config.http2, "http2");
+    check(parsed.http == config.http, "http");
     check(parsed.fleet == config.fleet, "fleet");
     check(parsed.acme == config.acme, "acme");
     check(parsed.dns == config.dns, "dns");

@@ -16,7 +16,10 @@ mod mail;
 pub(crate) mod mirrors;
 mod protect;
 mod resolver;
+mod rewrite;
 mod route;
+mod shape;
+mod static_opts;
 mod tls;
 mod upstream;
 
@@ -82,6 +85,7 @@ pub(crate) struct Draft {
     /// Where `[cache.shared]` was written: it needs `[fleet]`.
     pub cache_shared: Option<Mention>,
     pub http2: crate::model::Http2,
+    pub http: crate::model::Http,
     pub fleet: Option<crate::model::Fleet>,
     pub mirrors: Vec<DraftMirrorSet>,
     pub acme: Option<acme::DraftAcme>,
@@ -131,6 +135,7 @@ pub(crate) const ROOT_KEYS: &[&str] = &[
     "mirrors",
     "acme",
     "dns",
+    "http",
 ];
 pub(crate) const LOG_KEYS: &[&str] = &["access", "format", "level", "error", "error_format"];
 pub(crate) const LIMIT_KEYS: &[&str] = &[
@@ -139,6 +144,7 @@ pub(crate) const LIMIT_KEYS: &[&str] = &[
     "max_headers",
     "max_body",
     "max_requests_per_connection",
+    "max_rewrites",
 ];
 pub(crate) const TIMEOUT_KEYS: &[&str] = &[
     "request_head",
@@ -196,7 +202,13 @@ pub(crate) use protect::{PROTECT_KEYS, RATE_LIMIT_KEYS};
 #[cfg(test)]
 pub(crate) use resolver::RESOLVER_KEYS;
 #[cfg(test)]
+pub(crate) use rewrite::{KEYS as ROUTE_REWRITE_KEYS, RULE_KEYS as REWRITE_RULE_KEYS};
+#[cfg(test)]
 pub(crate) use route::KEYS as ROUTE_KEYS;
+#[cfg(test)]
+pub(crate) use shape::{HTTP_KEYS, PAGE_KEYS, ROUTE_KEYS as ROUTE_SHAPE_KEYS};
+#[cfg(test)]
+pub(crate) use static_opts::KEYS as STATIC_KEYS;
 #[cfg(test)]
 pub(crate) use tls::{CERT_KEYS, TLS_KEYS, UPSTREAM_TLS_KEYS};
 #[cfg(test)]
@@ -260,6 +272,10 @@ pub(crate) fn walk(sink: &mut Sink<'_>, root: &DeTable<'_>, root_span: Range<usi
         .get("cache")
         .map(|i| cache::cache(sink, i))
         .unwrap_or_default();
+    let http = fields
+        .get("http")
+        .map(|i| shape::http(sink, i))
+        .unwrap_or_default();
     let http2 = fields
         .get("http2")
         .map(|i| http2::http2(sink, i))
@@ -279,6 +295,7 @@ pub(crate) fn walk(sink: &mut Sink<'_>, root: &DeTable<'_>, root_span: Range<usi
         acme,
         root_span,
         http2,
+        http,
         workers: workers.unwrap_or_else(auto_workers),
         pid_file,
         user,
@@ -479,6 +496,12 @@ fn limits(sink: &mut Sink<'_>, item: &Item<'_, '_>) -> Limits {
         && let Some(n) = i.int_in(sink, 0, u64::MAX)
     {
         limits.max_requests_per_connection = n;
+    }
+    if let Some(n) = fields
+        .get("max_rewrites")
+        .and_then(|i| i.int_in(sink, 0, 1000))
+    {
+        limits.max_rewrites = n as u32;
     }
     limits
 }

@@ -35,6 +35,8 @@ pub struct Entry<'a> {
     /// The client: the peer, or the one a trusted proxy named (origin.rs).
     pub client: IpAddr,
     pub request: Option<&'a RequestHead>,
+    /// The request's id (empty when ids are off or no head was read).
+    pub request_id: &'a [u8],
     pub status: u16,
     /// Body bytes sent to the client.
     pub bytes: u64,
@@ -149,13 +151,18 @@ fn combined(line: &mut String, e: &Entry<'_>) {
     };
     let _ = write!(
         line,
-        "\" {} {} \"{}\" \"{}\" rt={} urt={}",
+        "\" {} {} \"{}\" \"{}\" rt={} urt={} id={}",
         e.status,
         e.bytes,
         field("referer"),
         field("user-agent"),
         seconds(e.request_time),
         e.upstream_time.map(seconds).unwrap_or_else(|| "-".into()),
+        if e.request_id.is_empty() {
+            "-".into()
+        } else {
+            lossy(e.request_id)
+        },
     );
 }
 
@@ -193,6 +200,7 @@ fn json(line: &mut String, e: &Entry<'_>) {
     text("host", r.and_then(|r| r.host.map(|h| r.fields.span_of(h))));
     text("referer", r.and_then(|r| r.fields.get("referer")));
     text("user_agent", r.and_then(|r| r.fields.get("user-agent")));
+    text("request_id", Some(e.request_id).filter(|id| !id.is_empty()));
     let _ = write!(
         line,
         ",\"status\":{},\"bytes\":{},\"request_time\":{}",

@@ -439,19 +439,20 @@ async fn hit(
     }
 }
 
-/// Sends `reply` as the cache's answer (no HSTS, no body bytes logged),
-/// keeping the connection open if the exchange may.
+/// Sends `reply` as the cache's answer (no HSTS), keeping the connection
+/// open if the exchange may.
 pub(crate) async fn reply_bytes(ex: &mut Exchange<'_>, site: &Site, reply: &Reply<'_>) -> Outcome {
     let keep_alive = ex.keep_alive;
-    let ok = ex.send_reply(reply, keep_alive, false, site).await;
-    Outcome::of(
-        reply.status,
-        if ok && keep_alive {
-            Next::KeepAlive
-        } else {
-            Next::Close
-        },
-    )
+    let sent = ex.send_reply(reply, keep_alive, false, site).await;
+    let next = if sent.is_some() && keep_alive {
+        Next::KeepAlive
+    } else {
+        Next::Close
+    };
+    Outcome {
+        bytes: sent.unwrap_or(0),
+        ..Outcome::of(reply.status, next)
+    }
 }
 
 /// After a successful request with an unsafe method (RFC 9111 §4.4): the

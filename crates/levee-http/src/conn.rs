@@ -192,13 +192,22 @@ async fn exchange(client: &mut Client, listener: &ListenerCtx, served: u64) -> N
     let https = crate::stream::is_https(&client.stream);
     let origin = origin::resolve(&head, client.peer.ip(), https, site.trust(listener.addr));
     let _in_flight = listener.shared.begin();
-    let span = serve::request_span(&head);
+    let id = serve::request_id(&site, &head, &origin);
+    let span = serve::request_span(&head, &id);
     let mut ex = Exchange::h1(head, origin, client);
+    ex.id = id;
     let (done, routed) = serve::serve(&mut ex, listener.addr, shared, &site, served)
         .instrument(span)
         .await;
     let route = Some(serve::route_stats(routed));
-    serve::log(&site, origin.ip, Some(&ex.head), &done, started, route);
+    serve::log(
+        &site,
+        origin.ip,
+        Some((&ex.head, &id)),
+        &done,
+        started,
+        route,
+    );
     done.next
 }
 

@@ -48,7 +48,7 @@ pub(crate) use reply::Reply;
 use crate::body::{BodySink, Output, Relay, Stopped};
 use crate::message::{Framing, RequestHead, ResponseHead};
 use crate::origin::Origin;
-use crate::respond::add_hsts;
+use crate::shape::{Dress, RequestId, Shaping, Vars, h1_head};
 use crate::site::Site;
 
 /// One request and the way to answer it.
@@ -66,6 +66,40 @@ pub struct Exchange<'c> {
     pub keep_alive: bool,
     /// The client's end: where the body comes from and the response goes.
     pub end: End<'c>,
+    /// The request's id (shape/id.rs); empty when ids are off.
+    pub id: RequestId,
+    /// The route's header rules and the id's field, set by serve.rs.
+    pub(crate) shaping: Shaping<'c>,
+}
+
+/// How a response head of the exchange is dressed (shape.rs): borrows the
+/// exchange's fields one by one, so its end stays free to write.
+fn dress<'a>(
+    head: &'a RequestHead,
+    origin: &Origin,
+    id: &'a RequestId,
+    shaping: &Shaping<'a>,
+    hsts: Option<u64>,
+) -> Dress<'a> {
+    Dress {
+        hsts,
+        own: false,
+        shape: shaping.shape,
+        id: shaping
+            .id_field
+            .filter(|_| !id.is_none())
+            .map(|f| (f, id.as_bytes())),
+        vars: Vars {
+            client: origin.ip,
+            https: origin.https,
+            host: head
+                .host
+                .map(|h| head.fields.span_of(h))
+                .unwrap_or_default(),
+            id: id.as_bytes(),
+            upstream: shaping.upstream,
+        },
+    }
 }
 
 /// The client's end of an exchange.
@@ -87,6 +121,8 @@ impl<'c> Exchange<'c> {
             hsts: client.hsts,
             keep_alive: false,
             end: End::H1(client),
+            id: RequestId::none(),
+            shaping: Shaping::default(),
         }
     }
 
@@ -106,6 +142,22 @@ impl<'c> Exchange<'c> {
             hsts,
             keep_alive: false,
             end: End::H2(stream),
+            id: RequestId::none(),
+            shaping: Shaping::default(),
+        }
+    }
+
+    /// What shapes the request sent to the server at `upstream`.
+    pub(crate) fn upward(&self, upstream: SocketAddr) -> crate::shape::Upward<'_> {
+        let shaping = Shaping {
+            upstream: Some(upstream),
+            ..self.shaping
+        };
+        let d = dress(&self.head, &self.origin, &self.id, &shaping, None);
+        crate::shape::Upward {
+            rules: self.shaping.shape.and_then(|s| s.request()),
+            id: d.id,
+            vars: d.vars,
         }
     }
 
@@ -145,30 +197,39 @@ impl<'c> Exchange<'c> {
         }
     }
 
-    /// Sends `reply` with the connection kept open if the exchange may
+    /// Sends `reply` (an error page in place of levee's error body, when
+    /// one is configured) with the connection kept open if the exchange may
     /// (`keep_alive`), and `Strict-Transport-Security` when `hsts` and the
-    /// listener sets it. False if the client is gone.
+    /// listener sets it. The body bytes sent; `None` if the client is gone.
     pub async fn send_reply(
         &mut self,
         reply: &Reply<'_>,
         keep_alive: bool,
         hsts: bool,
         site: &Site,
-    ) -> bool {
+    ) -> Option<u64> {
+        let pages = self.shaping.shape.map_or(&site.pages, |s| &s.pages);
+        let page = pages.dress(reply, &self.head);
+        let reply = page.as_ref().unwrap_or(reply);
         let head_only = self.head.is_head();
-        match &mut self.end {
+        let bytes = reply.body_len(head_only);
+        let hsts = if hsts { self.hsts } else { None };
+        let d = dress(&self.head, &self.origin, &self.id, &self.shaping, hsts).own();
+        let sent = match &mut self.end {
             End::H1(c) => {
-                let mut bytes = reply.h1(keep_alive, head_only);
-                if hsts {
-                    add_hsts(&mut bytes, self.hsts);
-                }
-                c.send(&bytes, site.timeouts.client_send).await
+                let mut out = reply.h1(keep_alive, head_only);
+                h1_head(&mut out, &d);
+                c.send(&out, site.timeouts.client_send).await
             }
-            End::H2(s) => {
-                let hsts = if hsts { self.hsts } else { None };
-                s.send_reply(reply, head_only, hsts).await
-            }
-        }
+            End::H2(s) => s.send_reply(reply, head_only, &d).await,
+        };
+        sent.then_some(bytes)
+    }
+
+    /// A server's error `status` is answered with the route's error page
+    /// instead (`intercept_errors`).
+    pub(crate) fn intercepts(&self, status: u16) -> bool {
+        self.shaping.shape.is_some_and(|s| s.intercepts(status))
     }
 
     /// Answers with `reply` (HSTS included) and ends the exchange: the
@@ -176,9 +237,9 @@ impl<'c> Exchange<'c> {
     /// not read, and closes if the client is gone.
     pub async fn reply(&mut self, reply: &Reply<'_>, site: &Site) -> Outcome {
         let sent = self.send_reply(reply, self.keep_alive, true, site).await;
-        let next = self.next_after(sent, !reply.close && self.keep_alive);
+        let next = self.next_after(sent.is_some(), !reply.close && self.keep_alive);
         Outcome {
-            bytes: reply.body_len(self.is_head()),
+            bytes: sent.unwrap_or(0),
             ..Outcome::of(reply.status, next)
         }
     }
@@ -199,12 +260,15 @@ impl<'c> Exchange<'c> {
     }
 
     /// Answers a request levee refused or could not forward with the error
-    /// `status`, asking the client to close, and ends the exchange (the
-    /// log counts no body bytes).
+    /// `status`, asking the client to close, and ends the exchange; the
+    /// log counts the body bytes sent.
     pub async fn fail(&mut self, status: u16, fields: &[(&str, &[u8])], site: &Site) -> Outcome {
         let reply = Reply::error(status, fields).closing();
-        let _ = self.send_reply(&reply, false, false, site).await;
-        Outcome::of(status, Next::Linger)
+        let sent = self.send_reply(&reply, false, false, site).await;
+        Outcome {
+            bytes: sent.unwrap_or(0),
+            ..Outcome::of(status, Next::Linger)
+        }
     }
 
     /// A head of levee's own for a file that follows (static routes):
@@ -218,15 +282,16 @@ impl<'c> Exchange<'c> {
         keep_alive: bool,
         site: &Site,
     ) -> bool {
+        let d = dress(&self.head, &self.origin, &self.id, &self.shaping, self.hsts).own();
         match &mut self.end {
             End::H1(c) => {
                 let mut out = crate::h1::write::own_head(status, fields, keep_alive);
-                add_hsts(&mut out, self.hsts);
+                h1_head(&mut out, &d);
                 c.send(&out, site.timeouts.client_send).await
             }
             End::H2(s) => {
                 let fields = fields.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes()));
-                s.send_own_head(status, fields, body, self.hsts)
+                s.send_own_head(status, fields, body, &d)
             }
         }
     }
@@ -258,12 +323,13 @@ impl<'c> Exchange<'c> {
     /// A response answered from the cache's store: its head, then its body
     /// pieces. False if the client is gone or too slow.
     pub async fn send_stored(&mut self, answer: crate::cache::reply::Answer, site: &Site) -> bool {
+        let d = dress(&self.head, &self.origin, &self.id, &self.shaping, self.hsts);
+        let head_only = self.head.is_head();
         match &mut self.end {
-            End::H1(c) => c.send_stored(answer, self.hsts, site).await,
+            End::H1(c) => c.send_stored(answer, &d, site).await,
             End::H2(s) => {
                 let lines = answer.head.get(answer.fields.clone()).unwrap_or_default();
-                let head_only = self.head.is_head();
-                s.send_stored(answer.status, lines, answer.body, head_only, self.hsts)
+                s.send_stored(answer.status, lines, answer.body, head_only, &d)
                     .await
             }
         }
@@ -299,15 +365,16 @@ impl<'c> Exchange<'c> {
         extra: &[u8],
         site: &Site,
     ) -> (bool, bool) {
+        let d = dress(&self.head, &self.origin, &self.id, &self.shaping, self.hsts);
         match &mut self.end {
             End::H1(c) => {
                 let framing = crate::h1::head::client_framing(resp, &self.head, self.keep_alive);
                 let mut bytes = crate::h1::head::client_response(resp, &self.head, framing, extra);
-                add_hsts(&mut bytes, self.hsts);
+                h1_head(&mut bytes, &d);
                 let sent = c.send(&bytes, site.timeouts.client_send).await;
                 (sent, framing.keep_alive)
             }
-            End::H2(s) => (s.send_upstream_head(resp, extra, self.hsts), true),
+            End::H2(s) => (s.send_upstream_head(resp, extra, &d), true),
         }
     }
 
@@ -325,12 +392,13 @@ impl<'c> Exchange<'c> {
         tee: Option<&mut dyn BodySink>,
         t: &Timeouts,
     ) -> (Result<u64, Stopped>, bool) {
+        let d = dress(&self.head, &self.origin, &self.id, &self.shaping, self.hsts);
         match &mut self.end {
             End::H1(c) => {
                 let framing = crate::h1::head::client_framing(resp, &self.head, self.keep_alive);
                 let mut out_head =
                     crate::h1::head::client_response(resp, &self.head, framing, extra);
-                add_hsts(&mut out_head, self.hsts);
+                h1_head(&mut out_head, &d);
                 let relay = Relay {
                     framing: resp.framing,
                     output: if framing.chunked || resp.framing != Framing::Chunked {
@@ -347,7 +415,7 @@ impl<'c> Exchange<'c> {
             }
             End::H2(s) => {
                 let relayed = s
-                    .relay_response_h1(resp, extra, self.hsts, up, buf, tee, t.upstream_read)
+                    .relay_response_h1(resp, extra, &d, up, buf, tee, t.upstream_read)
                     .await;
                 (relayed, true)
             }
@@ -357,8 +425,9 @@ impl<'c> Exchange<'c> {
     /// A bodiless status of levee's own for an HTTP/2 client of an HTTP/2
     /// server (HSTS included); an HTTP/1 client gets [`Exchange::fail`].
     pub fn send_bare(&mut self, status: u16) {
+        let d = dress(&self.head, &self.origin, &self.id, &self.shaping, self.hsts).own();
         if let End::H2(s) = &mut self.end {
-            s.send_bare(status, self.hsts);
+            s.send_bare(status, &d);
         }
     }
 
@@ -371,12 +440,13 @@ impl<'c> Exchange<'c> {
         up: Option<::h2::SendStream<bytes::Bytes>>,
         site: &Site,
     ) -> Relayed {
+        let d = dress(&self.head, &self.origin, &self.id, &self.shaping, self.hsts);
         match &mut self.end {
             End::H1(c) => {
-                c.relay_h2(&self.head, response, up, site, self.keep_alive)
+                c.relay_h2(&self.head, response, up, site, self.keep_alive, &d)
                     .await
             }
-            End::H2(s) => s.relay_h2(&self.head, response, up, site, self.hsts).await,
+            End::H2(s) => s.relay_h2(&self.head, response, up, site, &d).await,
         }
     }
 

@@ -206,9 +206,10 @@ impl RequestHead {
         }
     }
 
-    /// The query without `?`; empty when there is none.
+    /// The query without `?`; empty when there is none. A rewrite may
+    /// have replaced the client's (rewrite.rs).
     pub fn query(&self) -> &[u8] {
-        let u = self.original_uri();
+        let u = self.uri();
         match memchr::memchr(b'?', u) {
             Some(i) => &u[i + 1..],
             None => &[],

@@ -15,8 +15,11 @@ use crate::static_files::path::CleanPath;
 
 pub(crate) async fn serve(ex: &mut Exchange<'_>, site: &Site, set: &Arc<MirrorSet>) -> Outcome {
     let head = &ex.head;
+    // A hidden path is never sent to a mirror: the static code refuses it
+    // under the set's local options (`dotfiles`, docs/config.md).
+    let hidden = crate::static_opts::hidden(&set.local().options, head.path()).is_some();
     let answer = match CleanPath::parse(head.path()) {
-        Ok(clean) => {
+        Ok(clean) if !hidden => {
             let path = clean.segments.join(&b'/');
             let uri = head.uri();
             let query = uri
@@ -39,7 +42,7 @@ pub(crate) async fn serve(ex: &mut Exchange<'_>, site: &Site, set: &Arc<MirrorSe
             })
         }
         // The static code answers a bad path (400) as a static route would.
-        Err(_) => Answer::Local,
+        _ => Answer::Local,
     };
     match answer {
         Answer::Local => {
@@ -59,6 +62,7 @@ pub(crate) async fn serve(ex: &mut Exchange<'_>, site: &Site, set: &Arc<MirrorSe
                 content_type,
                 body: Cow::Owned(body),
                 close: false,
+                error: false,
             };
             ex.reply(&reply, site).await
         }

@@ -391,6 +391,7 @@ async fn attempt_h2(
         preserve_host: a.fwd.preserve_host,
         server_authority: &member.configured,
         upgrade: None,
+        up: ex.upward(member.addr),
     };
     let req = h2::upstream_request(&ex.head, &forwarding, group.tls.is_some()).map_err(|e| {
         tracing::debug!(error = %e, "request not forwarded");
@@ -503,6 +504,7 @@ fn request_head(
             preserve_host: fwd.preserve_host,
             server_authority: &member.configured,
             upgrade: upgrade::requested(&ex.head),
+            up: ex.upward(member.addr),
         },
     );
     if !fwd.validators.is_empty() && h.ends_with(b"\r\n\r\n") {

@@ -137,6 +137,8 @@ mod tests {
                 content_type: String::new(),
             }),
             protect: Default::default(),
+            rewrite: Default::default(),
+            shape: Default::default(),
         }
     }
 

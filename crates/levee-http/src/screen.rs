@@ -77,8 +77,8 @@ pub(crate) async fn protect(
     site: &Site,
     routed: &Routed,
 ) -> Option<Outcome> {
-    if let Some(refused) = guard(&ex.head, routed, ex.origin.ip).await {
-        return Some(refused.answer(ex, site).await);
+    if let Some(refused) = refuse(ex, site, routed).await {
+        return Some(refused);
     }
     // A stream to an HTTP/2 server is relayed as it comes (gRPC).
     let h2 = ex.is_h2();
@@ -89,6 +89,13 @@ pub(crate) async fn protect(
         return Some(ex.reply(&Reply::error(status, &[]).closing(), site).await);
     }
     None
+}
+
+/// The route's protections alone, without the body's start: those of a
+/// route a rewrite leaves (rewrite.rs). `Some`: the request was answered.
+pub(crate) async fn refuse(ex: &mut Exchange<'_>, site: &Site, routed: &Routed) -> Option<Outcome> {
+    let refused = guard(&ex.head, routed, ex.origin.ip).await?;
+    Some(refused.answer(ex, site).await)
 }
 
 /// The runtime ban list, then the route's allow/deny, Basic auth and rate

@@ -3,7 +3,7 @@
 //! after `read head`, each a function.
 //!
 //! ```text
-//! serve ─▶ route ─▶ protect (screen.rs) ─▶ act ─▶ (the caller) log
+//! serve ─▶ route ─▶ rewrite (rewrite.rs) ─▶ protect (screen.rs) ─▶ act ─▶ (the caller) log
 //!                                          │
 //!                                          ├─ proxy: cache lookup (cache.rs) ─▶ forward (proxy.rs)
 //!                                          ├─ static (static_route.rs), mirrors (mirror_route.rs)
@@ -12,7 +12,6 @@
 
 use std::borrow::Cow;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
 use std::time::Instant;
 
 use levee_upstream::stats::RouteStats;
@@ -20,6 +19,8 @@ use levee_upstream::stats::RouteStats;
 use crate::access_log::Entry;
 use crate::exchange::{Exchange, Outcome, Reply};
 use crate::message::RequestHead;
+use crate::origin::Origin;
+use crate::shape::RequestId;
 use crate::site::{Routed, Site, Target};
 use crate::{Shared, respond};
 
@@ -28,14 +29,15 @@ use crate::{Shared, respond};
 /// connection. The caller logs it ([`log`]) once its response is out and
 /// counts it in flight until then; the route it matched is returned for
 /// its counters.
-pub(crate) async fn serve<'s>(
-    ex: &mut Exchange<'_>,
+pub(crate) async fn serve<'s: 'c, 'c>(
+    ex: &mut Exchange<'c>,
     listener: SocketAddr,
     shared: &Shared,
     site: &'s Site,
     served: u64,
 ) -> (Outcome, Option<&'s Routed>) {
     crate::listener::stats::count_request(listener);
+    ex.shaping.id_field = site.request_id.as_ref();
     let max = site.limits.max_requests_per_connection;
     ex.keep_alive = ex.head.keep_alive && !shared.draining() && (max == 0 || served + 1 < max);
     // ACME HTTP-01 (levee_tls::challenge), before routing: a CA validating
@@ -49,12 +51,29 @@ pub(crate) async fn serve<'s>(
             content_type: "application/octet-stream",
             body: Cow::Borrowed(answer.as_bytes()),
             close: false,
+            error: false,
         };
         return (ex.reply(&reply, site).await, None);
     }
-    let Some(routed) = route(site, listener, &mut ex.head) else {
+    let Some(routed) = site.route(listener, ex.head.host_name(), ex.head.path()) else {
         return (ex.reply(&Reply::error(404, &[]), site).await, None);
     };
+    // The matched route's header rules and error pages, for a refusal or a
+    // redirect its rewrites answer with; the route they settle on replaces it.
+    ex.shaping.shape = Some(&routed.shape);
+    // The route's rewrites, boxed so that their state does not widen every
+    // connection's task (conn.rs's size test); a route without any costs
+    // this branch. Then the forwarded path (`forward_path`).
+    let routed = if routed.rewrite.is_some() {
+        match Box::pin(crate::rewrite::settle(ex, site, listener, routed)).await {
+            Ok(routed) => routed,
+            Err((answered, on)) => return (answered, on),
+        }
+    } else {
+        routed.choose_path(&mut ex.head);
+        routed
+    };
+    ex.shaping.shape = Some(&routed.shape);
     if let Some(refused) = crate::screen::protect(ex, site, routed).await {
         return (refused, Some(routed));
     }
@@ -67,18 +86,6 @@ pub(crate) fn route_stats(routed: Option<&Routed>) -> &RouteStats {
         Some(r) => &r.stats,
         None => Site::unrouted(),
     }
-}
-
-/// The route phase: the route for the request's host and matched path on
-/// the listener, with the path it forwards chosen (`forward_path`).
-pub(crate) fn route<'s>(
-    site: &'s Site,
-    listener: SocketAddr,
-    head: &mut RequestHead,
-) -> Option<&'s Arc<Routed>> {
-    let routed = site.route(listener, head.host_name(), head.path())?;
-    routed.choose_path(head);
-    Some(routed)
 }
 
 /// Runs a route's action.
@@ -103,6 +110,7 @@ async fn act(ex: &mut Exchange<'_>, site: &Site, target: &Target) -> Outcome {
                 content_type,
                 body: Cow::Borrowed(body),
                 close: false,
+                error: false,
             };
             ex.reply(&reply, site).await
         }
@@ -117,13 +125,22 @@ async fn act(ex: &mut Exchange<'_>, site: &Site, target: &Target) -> Outcome {
     }
 }
 
+/// The read head phase's last step: the request's id, taken from a
+/// trusted client or minted (shape/id.rs); none when ids are off.
+pub(crate) fn request_id(site: &Site, head: &RequestHead, origin: &Origin) -> RequestId {
+    match &site.request_id {
+        Some(field) => field.id_for(head, origin),
+        None => RequestId::none(),
+    }
+}
+
 /// The log phase: the request's access log line, and its count on its
 /// route's counters (`None` for a request whose head could not be read).
 /// The count reuses the log's one clock reading.
 pub(crate) fn log(
     site: &Site,
     client: IpAddr,
-    head: Option<&RequestHead>,
+    head: Option<(&RequestHead, &RequestId)>,
     outcome: &Outcome,
     started: Instant,
     route: Option<&RouteStats>,
@@ -134,7 +151,8 @@ pub(crate) fn log(
     }
     site.access_log.log(&Entry {
         client,
-        request: head,
+        request: head.map(|(h, _)| h),
+        request_id: head.map(|(_, id)| id.as_bytes()).unwrap_or_default(),
         status: outcome.status,
         bytes: outcome.bytes,
         request_time,
@@ -143,15 +161,16 @@ pub(crate) fn log(
     });
 }
 
-/// A request's span, inside its connection's; `request_id` is declared for
-/// the request ids to fill. Its fields are formatted only when it is on.
-pub(crate) fn request_span(head: &RequestHead) -> tracing::Span {
+/// A request's span, inside its connection's, naming its id: every line
+/// logged about the request carries it. Its fields are formatted only when
+/// it is on.
+pub(crate) fn request_span(head: &RequestHead, id: &RequestId) -> tracing::Span {
     tracing::debug_span!(
         target: SPAN_TARGET,
         "request",
         method = %String::from_utf8_lossy(head.method()),
         path = %String::from_utf8_lossy(head.path()),
-        request_id = tracing::field::Empty,
+        request_id = %String::from_utf8_lossy(id.as_bytes()),
     )
 }
 

@@ -32,6 +32,10 @@ pub struct Routed {
     pub stats: Arc<levee_upstream::stats::RouteStats>,
     /// A proxy route with `forward_path = "original"`.
     pub forward_original: bool,
+    /// The route's path rewriting (rewrite.rs); `None` when it has none.
+    pub rewrite: Option<Box<levee_config::RouteRewrite>>,
+    /// Header rules and the upstream's `Server` (shape.rs).
+    pub(crate) shape: crate::shape::Shape,
 }
 
 impl Routed {
@@ -76,6 +80,12 @@ pub enum SiteError {
         #[source]
         source: levee_mirror::MirrorError,
     },
+    #[error("error page {path}: {source}")]
+    ErrorPage {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("access log {path}: {source}")]
     AccessLog {
         path: String,
@@ -107,6 +117,17 @@ pub struct Site {
     pub http2: levee_config::Http2,
     /// Trusted proxies by listener address, only for listeners with some.
     trusted: HashMap<SocketAddr, Trust>,
+    /// The request id's field (`[http]`); `None` when ids are off.
+    pub(crate) request_id: Option<crate::shape::IdField>,
+    /// `[http] error_pages`, for requests no route took.
+    pub(crate) pages: crate::shape::Pages,
+}
+
+fn page_error((path, source): crate::shape::PageError) -> SiteError {
+    SiteError::ErrorPage {
+        path: path.display().to_string(),
+        source,
+    }
 }
 
 impl Site {
@@ -136,6 +157,8 @@ impl Site {
             mirrors.insert(set.name.clone(), obtained);
         }
         let limiters = levee_protect::rate::limiters(&config.protect.rate_limits);
+        let pages = crate::shape::Pages::load(&Default::default(), &config.http.error_pages)
+            .map_err(page_error)?;
         let mut targets = Vec::with_capacity(config.routes.len());
         for route in &config.routes {
             let auth = match &route.protect.auth {
@@ -178,6 +201,13 @@ impl Site {
                     target,
                     forward_original,
                     stats,
+                    rewrite: (!route.rewrite.is_empty()).then(|| Box::new(route.rewrite.clone())),
+                    shape: crate::shape::Shape::build(
+                        &route.shape,
+                        config.http.hide_upstream_server,
+                        &pages,
+                    )
+                    .map_err(page_error)?,
                 }),
             ));
         }
@@ -232,6 +262,8 @@ impl Site {
             cache: caches.then(|| Arc::new(SiteCache::build(&config.cache))),
             http2: config.http2,
             trusted,
+            request_id: crate::shape::IdField::build(&config.http),
+            pages,
         })
     }
 

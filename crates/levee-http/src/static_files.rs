@@ -17,11 +17,11 @@
 //! 6. ranges (GET only), gated by `If-Range` => 206, multipart 206 or 416;
 //! 7. otherwise 200 with the whole file.
 //!
-//! Hidden files (`.well-known`, `.env`, ...) are served like any other, as
-//! nginx does; keep secrets out of the root.
+//! Hidden files (`.env`, `.git/`), `try_files`, listings and expiry are the
+//! route options' business, around this (static_opts.rs).
 
 mod conditional;
-mod mime;
+pub(crate) mod mime;
 pub(crate) mod path;
 pub(crate) mod range;
 mod send;
@@ -113,6 +113,8 @@ pub(crate) enum StaticError {
     BadPath(#[from] PathError),
     #[error("no such file")]
     NotFound,
+    #[error("hidden file (`dotfiles`)")]
+    Hidden,
     #[error("resolved path {0:?} is outside the root")]
     OutsideRoot(PathBuf),
     #[error("directory has no index file")]
@@ -132,7 +134,7 @@ impl StaticError {
         match self {
             Self::MethodNotAllowed => 405,
             Self::BadPath(_) => 400,
-            Self::NotFound => 404,
+            Self::NotFound | Self::Hidden => 404,
             Self::OutsideRoot(_) | Self::NoIndex | Self::NotRegular | Self::PermissionDenied(_) => {
                 403
             }
@@ -417,4 +419,4 @@ pub(crate) fn new_boundary() -> String {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

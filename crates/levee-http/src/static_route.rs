@@ -15,6 +15,7 @@ use crate::exchange::{Exchange, Next, Outcome, Reply};
 use crate::message::Framing;
 use crate::site::Site;
 use crate::static_files::{self, BodyPlan, StaticOutcome, StaticRequest};
+use crate::static_opts::Decided;
 
 /// Most request body a static route reads (and drops) before answering.
 const MOST_BODY: u64 = 1024 * 1024;
@@ -41,7 +42,19 @@ pub(crate) async fn serve(ex: &mut Exchange<'_>, site: &Site, action: &StaticAct
         close: !keep_alive,
         ..Reply::error(status, fields)
     };
-    match static_files::resolve(action, &req) {
+    let asked = crate::static_opts::Asked {
+        query: head.query(),
+        accept: head.fields.get("accept"),
+    };
+    let outcome = match crate::static_opts::resolve(action, &req, asked) {
+        Decided::File(outcome) => outcome,
+        // Boxed: a listing is rare, and its reply must not widen every
+        // connection's task (conn.rs's size test).
+        Decided::Page { content_type, body } => {
+            return Box::pin(page(ex, site, content_type, body, keep_alive)).await;
+        }
+    };
+    match outcome {
         StaticOutcome::Error {
             status,
             fields,
@@ -95,6 +108,25 @@ pub(crate) async fn serve(ex: &mut Exchange<'_>, site: &Site, action: &StaticAct
             out
         }
     }
+}
+
+/// A page levee wrote (a listing), which varies by `Accept`.
+async fn page(
+    ex: &mut Exchange<'_>,
+    site: &Site,
+    content_type: &'static str,
+    body: Vec<u8>,
+    keep_alive: bool,
+) -> Outcome {
+    let reply = Reply {
+        status: 200,
+        fields: &[("Vary", b"Accept"), ("Cache-Control", b"no-cache")],
+        content_type,
+        body: std::borrow::Cow::Owned(body),
+        close: !keep_alive,
+        error: false,
+    };
+    ex.reply(&reply, site).await
 }
 
 /// The body bytes `plan` sends.

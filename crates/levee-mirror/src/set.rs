@@ -549,6 +549,7 @@ fn local_action(config: &levee_config::MirrorSet) -> StaticAction {
             .map(|s| (*s).to_owned())
             .collect(),
         follow_symlinks: false,
+        options: Default::default(),
     }
 }
 

@@ -97,6 +97,22 @@ fn cases(dir: &TempDir, port: u16) -> Vec<Case> {
             marker: "192.0.2.1",
         },
         Case {
+            what: "a rewrite regex that does not compile",
+            config: format!(
+                "{listener}[[route]]\nrespond = \"x\"\n[[route.rewrite]]\nmatch = \"^/(a\"\nto = \"/b\"\n"
+            ),
+            key: "route[0].rewrite[0].match",
+            marker: "match",
+        },
+        Case {
+            what: "a rewrite capture past the pattern's groups",
+            config: format!(
+                "{listener}[[route]]\nrespond = \"x\"\n[[route.rewrite]]\nmatch = \"^/(a)\"\nto = \"/b/$2\"\n"
+            ),
+            key: "route[0].rewrite[0].to",
+            marker: "to =",
+        },
+        Case {
             what: "a missing static root",
             config: format!("{listener}[[route]]\nstatic = \"{root}/no-such-root\"\n"),
             key: "route[0].static",

@@ -154,11 +154,7 @@ impl Site {
 
     /// The request targets nginx received, in order.
     fn seen(&self) -> Vec<String> {
-        self.nginx
-            .settled_entries()
-            .iter()
-            .map(|e| e.get("uri"))
-            .collect()
+        self.nginx.seen_uris()
     }
 }
 

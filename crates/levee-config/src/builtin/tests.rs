@@ -36,6 +36,7 @@ fn static_is_one_listener_and_one_route() {
             root: "/srv/www".into(),
             index: vec!["index.html".into()],
             follow_symlinks: false,
+            options: Default::default(),
         })
     );
     assert!(config.upstreams.is_empty());

@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use super::CookieAttributes;
+
 /// How a server is chosen for each request.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum Balance {
@@ -16,7 +18,11 @@ pub enum Balance {
     /// Consistent hashing on a request key (`"hash"` with `hash_key`).
     Hash(HashKey),
     /// A cookie names the server that served the client before (`"sticky"`).
-    Sticky { cookie: String },
+    Sticky {
+        cookie: String,
+        /// `sticky_cookie_secure`, `_same_site`, `_max_age` (model/shape.rs).
+        attributes: CookieAttributes,
+    },
 }
 
 /// What a `hash` upstream hashes.

@@ -31,6 +31,8 @@ pub(crate) struct DraftRoute {
     pub protect: crate::model::RouteProtect,
     /// The rate limits named, for the cross-check.
     pub rate_limits: Vec<Mention>,
+    pub rewrite: crate::model::RouteRewrite,
+    pub shape: crate::model::RouteShape,
 }
 
 const ACTIONS: [&str; 5] = ["proxy", "static", "redirect", "respond", "mirrors"];
@@ -70,7 +72,14 @@ pub(crate) const KEYS: &[&str] = &[
 ];
 
 pub(crate) fn route(sink: &mut Sink<'_>, item: &Item<'_, '_>) -> Option<DraftRoute> {
-    let known = [KEYS, CACHE_KEYS].concat();
+    let known = [
+        KEYS,
+        CACHE_KEYS,
+        super::rewrite::KEYS,
+        super::static_opts::KEYS,
+        super::shape::ROUTE_KEYS,
+    ]
+    .concat();
     let fields = Fields::of(sink, item, &known)?;
     let listeners = fields
         .get("listener")
@@ -119,6 +128,9 @@ pub(crate) fn route(sink: &mut Sink<'_>, item: &Item<'_, '_>) -> Option<DraftRou
         _ => (named, None),
     };
     let (protect, rate_limits) = super::protect::route_protect(sink, &fields);
+    let rewrite = super::rewrite::route_rewrite(sink, &fields);
+    super::rewrite::check_forward_path(sink, &fields, &rewrite, action.as_ref());
+    let shape = super::shape::route_shape(sink, &fields, fields.get("proxy").is_some());
     Some(DraftRoute {
         listeners,
         hosts,
@@ -129,6 +141,8 @@ pub(crate) fn route(sink: &mut Sink<'_>, item: &Item<'_, '_>) -> Option<DraftRou
         mirror_set,
         protect,
         rate_limits,
+        rewrite,
+        shape,
     })
 }
 
@@ -163,7 +177,11 @@ fn action(sink: &mut Sink<'_>, fields: &Fields<'_, '_>) -> Option<Built> {
     };
     let mut options_ok = true;
     let cache_options = CACHE_KEYS.iter().map(|k| (*k, &["proxy"][..]));
-    for (option, owners) in OPTIONS.iter().copied().chain(cache_options) {
+    let static_options = super::static_opts::KEYS
+        .iter()
+        .map(|k| (*k, &["static"][..]));
+    let options = OPTIONS.iter().copied().chain(cache_options);
+    for (option, owners) in options.chain(static_options) {
         if let Some(i) = fields.get(option)
             && !owners.contains(&name)
         {
@@ -232,6 +250,7 @@ fn proxy(sink: &mut Sink<'_>, fields: &Fields<'_, '_>, item: &Item<'_, '_>) -> B
 
 fn serve_static(sink: &mut Sink<'_>, fields: &Fields<'_, '_>, item: &Item<'_, '_>) -> Built {
     let root = item.text(sink);
+    let options = super::static_opts::options(sink, fields);
     let follow_symlinks = match fields.get("follow_symlinks") {
         Some(i) => i.bool(sink),
         None => Some(false),
@@ -259,6 +278,7 @@ fn serve_static(sink: &mut Sink<'_>, fields: &Fields<'_, '_>, item: &Item<'_, '_
             root: PathBuf::from(root),
             index,
             follow_symlinks,
+            options,
         })),
         _ => None,
     };

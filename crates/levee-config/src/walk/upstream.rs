@@ -24,6 +24,10 @@ pub(crate) const UPSTREAM_KEYS: &[&str] = &[
     "balance",
     "hash_key",
     "sticky_cookie",
+    // The cookie's attributes (walk/shape.rs).
+    "sticky_cookie_secure",
+    "sticky_cookie_same_site",
+    "sticky_cookie_max_age",
     "max_fails",
     "fail_timeout",
     "max_ejection",
@@ -250,6 +254,7 @@ fn balance(sink: &mut Sink<'_>, fields: &Fields<'_, '_>) -> Balance {
             Some("hash") => Balance::Hash(HashKey::ClientIp),
             Some("sticky") => Balance::Sticky {
                 cookie: DEFAULT_STICKY_COOKIE.to_owned(),
+                attributes: Default::default(),
             },
             Some(other) => {
                 i.error(
@@ -265,6 +270,8 @@ fn balance(sink: &mut Sink<'_>, fields: &Fields<'_, '_>) -> Balance {
     };
     let hash_key = fields.get("hash_key");
     let sticky_cookie = fields.get("sticky_cookie");
+    let attributes =
+        super::shape::sticky_attributes(sink, fields, matches!(chosen, Balance::Sticky { .. }));
     match chosen {
         Balance::Hash(_) => {
             let Some(i) = fields.require(sink, "hash_key") else {
@@ -285,7 +292,7 @@ fn balance(sink: &mut Sink<'_>, fields: &Fields<'_, '_>) -> Balance {
             }
             Balance::Hash(key.unwrap_or(HashKey::ClientIp))
         }
-        Balance::Sticky { cookie } => {
+        Balance::Sticky { cookie, .. } => {
             let cookie = match sticky_cookie {
                 Some(i) => i
                     .text(sink)
@@ -302,7 +309,7 @@ fn balance(sink: &mut Sink<'_>, fields: &Fields<'_, '_>) -> Balance {
             if let Some(i) = hash_key {
                 i.error(sink, "`hash_key` is only allowed with balance = \"hash\"");
             }
-            Balance::Sticky { cookie }
+            Balance::Sticky { cookie, attributes }
         }
         other => {
             if let Some(i) = hash_key {
@@ -350,7 +357,7 @@ fn check_cookie_name(name: &str) -> Result<(), String> {
 }
 
 /// An HTTP token character (RFC 9110).
-fn is_tchar(b: u8) -> bool {
+pub(crate) fn is_tchar(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 

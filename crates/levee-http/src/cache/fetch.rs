@@ -90,6 +90,9 @@ pub(crate) async fn fetch(
             preserve_host: behalf.preserve_host,
             server_authority: &member.configured,
             upgrade: None,
+            // A refresh in the background has no exchange: no route rules
+            // or request id of a client.
+            up: crate::shape::Upward::none(behalf.origin.ip),
         },
     );
     let validators = fill.validators();

@@ -123,10 +123,9 @@ fn as_get(req: &RequestHead) -> Option<RequestHead> {
         Ok(Parsed::Complete(parts, len)) => {
             let text = Bytes::from(text);
             let mut get = parts.into_head(text.slice(..len));
-            // The route's `forward_path`, which the parse does not know.
-            if req.forwards_original() {
-                get.forward_original();
-            }
+            // The route's `forward_path` and any rewrite, which the parse
+            // of the client's text does not know.
+            get.normal.clone_from(&req.normal);
             Some(get)
         }
         _ => None,

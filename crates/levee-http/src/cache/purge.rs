@@ -116,6 +116,7 @@ pub(super) async fn serve(
         content_type: "application/json",
         body: body.into_bytes().into(),
         close: false,
+        error: false,
     };
     super::reply_bytes(ex, site, &reply).await
 }

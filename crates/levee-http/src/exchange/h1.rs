@@ -244,13 +244,14 @@ impl Client {
     pub(crate) async fn send_stored(
         &mut self,
         answer: crate::cache::reply::Answer,
-        hsts: Option<u64>,
+        d: &crate::shape::Dress<'_>,
         site: &Site,
     ) -> bool {
         let body_len = answer.body_len();
         let mut head = answer.head;
-        // A hit is the same response as the miss was: HSTS included.
-        crate::respond::add_hsts(&mut head, hsts);
+        // A hit is the same response as the miss was: HSTS, header rules
+        // and the request id included.
+        crate::shape::h1_head(&mut head, d);
         let limit = site.timeouts.client_send;
         // A small response in memory goes out in one write; a large one
         // piece by piece under the client's minimum progress (pace.rs), as

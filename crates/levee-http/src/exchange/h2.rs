@@ -11,7 +11,7 @@
 //! (http2/stream.rs). A response that cannot be finished (its source broke
 //! off, or levee had none to give) resets the stream with INTERNAL_ERROR.
 
-mod head;
+pub(crate) mod head;
 mod recv;
 mod relay;
 pub(crate) mod send;
@@ -27,6 +27,7 @@ use http::Response;
 use crate::exchange::Reply;
 use crate::message::{Framing, RequestHead, ResponseHead};
 use crate::pace::Progress;
+use crate::shape::Dress;
 use crate::site::Site;
 use levee_cache::body::Slice;
 pub(crate) use send::Window;
@@ -101,10 +102,10 @@ impl Stream {
     }
 
     /// A bodiless status of levee's own, the stream ended with it.
-    pub(crate) fn send_bare(&mut self, status: u16, hsts: Option<u64>) {
+    pub(crate) fn send_bare(&mut self, status: u16, d: &Dress<'_>) {
         let response = head::with_status(status).or_else(|| head::with_status(502));
         if let Some(response) = response {
-            self.start(response, true, hsts);
+            self.start(response, true, d);
         }
     }
 
@@ -145,8 +146,8 @@ impl Stream {
 
     /// Sends the response's HEADERS, ending the stream with them if `end`.
     /// False if the client is gone.
-    fn start(&mut self, mut response: Response<()>, end: bool, hsts: Option<u64>) -> bool {
-        head::add_hsts(response.headers_mut(), hsts);
+    fn start(&mut self, mut response: Response<()>, end: bool, d: &Dress<'_>) -> bool {
+        crate::shape::h2_head(response.headers_mut(), d);
         self.headed = true;
         match self.respond.send_response(response, end) {
             Ok(send) => {
@@ -217,7 +218,7 @@ impl Stream {
         status: u16,
         fields: impl Iterator<Item = (&'f [u8], &'f [u8])>,
         body: u64,
-        hsts: Option<u64>,
+        d: &Dress<'_>,
     ) -> bool {
         let Some(mut response) = head::own(status) else {
             return self.unfit();
@@ -227,7 +228,7 @@ impl Stream {
             head::append(headers, name, value);
         }
         self.left = body;
-        self.start(response, body == 0, hsts)
+        self.start(response, body == 0, d)
     }
 
     /// A whole response of levee's own. False if the client is gone.
@@ -235,7 +236,7 @@ impl Stream {
         &mut self,
         reply: &Reply<'_>,
         head_only: bool,
-        hsts: Option<u64>,
+        d: &Dress<'_>,
     ) -> bool {
         let has_body = !crate::message::status_has_no_body(reply.status);
         let length = has_body.then(|| reply.body.len().to_string());
@@ -253,7 +254,7 @@ impl Stream {
         } else {
             0
         };
-        if !self.send_own_head(reply.status, fields.into_iter(), body, hsts) {
+        if !self.send_own_head(reply.status, fields.into_iter(), body, d) {
             return false;
         }
         body == 0 || self.own_data(Bytes::copy_from_slice(&reply.body)).await
@@ -301,7 +302,7 @@ impl Stream {
         lines: &[u8],
         body: Vec<Slice>,
         head_only: bool,
-        hsts: Option<u64>,
+        d: &Dress<'_>,
     ) -> bool {
         let Some(mut response) = head::with_status(status) else {
             return self.unfit();
@@ -314,7 +315,7 @@ impl Stream {
         }
         let len = if head_only { 0 } else { len };
         self.left = len;
-        if !self.start(response, len == 0, hsts) {
+        if !self.start(response, len == 0, d) {
             return false;
         }
         if head_only {
@@ -355,13 +356,13 @@ impl Stream {
         &mut self,
         resp: &ResponseHead,
         extra: &[u8],
-        hsts: Option<u64>,
+        d: &Dress<'_>,
     ) -> bool {
         let Some(mut response) = head::of_upstream(resp) else {
             return self.unfit();
         };
         head::append_lines(response.headers_mut(), extra);
-        self.start(response, true, hsts)
+        self.start(response, true, d)
     }
 
     /// Relays an HTTP/1 server's response: HEADERS (`extra` lines added),
@@ -372,7 +373,7 @@ impl Stream {
         &mut self,
         resp: &ResponseHead,
         extra: &[u8],
-        hsts: Option<u64>,
+        d: &Dress<'_>,
         up: &mut levee_upstream::UpstreamStream,
         buf: &mut BytesMut,
         tee: Option<&mut dyn crate::body::BodySink>,
@@ -390,12 +391,12 @@ impl Stream {
             if let Some(t) = tee {
                 t.complete();
             }
-            return match self.start(response, true, hsts) {
+            return match self.start(response, true, d) {
                 true => Ok(0),
                 false => stopped(RelayError::DstGone, 0),
             };
         }
-        if !self.start(response, false, hsts) {
+        if !self.start(response, false, d) {
             return stopped(RelayError::DstGone, 0);
         }
         let Some(send) = self.send.as_mut() else {

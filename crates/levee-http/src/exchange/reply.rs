@@ -16,6 +16,9 @@ pub struct Reply<'a> {
     pub body: Cow<'a, [u8]>,
     /// Ask an HTTP/1 client to close the connection after it.
     pub close: bool,
+    /// levee's error body ([`Reply::error`]): an error page may replace it
+    /// (shape/pages.rs).
+    pub error: bool,
 }
 
 impl<'a> Reply<'a> {
@@ -27,6 +30,7 @@ impl<'a> Reply<'a> {
             content_type: "text/plain; charset=utf-8",
             body: Cow::Owned(error_body(status)),
             close: false,
+            error: true,
         }
     }
 

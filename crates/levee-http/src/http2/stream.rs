@@ -42,9 +42,11 @@ pub(super) async fn serve(
     // In flight until the response is out.
     let _in_flight = conn.listener.shared.begin();
     let mut stream = Stream::new(body, respond, &site, conn.local);
+    let id = serve::request_id(&site, &head, &origin);
     let mut ex = Exchange::h2(head, origin, conn.peer, conn.hsts, &mut stream);
+    ex.id = id;
     let listener = &conn.listener;
-    let span = serve::request_span(&ex.head);
+    let span = serve::request_span(&ex.head, &id);
     let (mut done, routed) = serve::serve(&mut ex, listener.addr, &listener.shared, &site, 0)
         .instrument(span)
         .await;
@@ -57,7 +59,7 @@ pub(super) async fn serve(
         done.bytes = stream.sent();
     }
     let route = Some(serve::route_stats(routed));
-    serve::log(&site, origin.ip, Some(&head), &done, started, route);
+    serve::log(&site, origin.ip, Some((&head, &id)), &done, started, route);
 }
 
 /// Who a stream's request is for (origin.rs).

@@ -171,6 +171,7 @@ fn forwarded(fields: &str, origin: Origin) -> String {
         preserve_host: true,
         server_authority: "127.0.0.1:9",
         upgrade: None,
+        up: crate::shape::Upward::none(origin.ip),
     };
     String::from_utf8(upstream_request(&head(fields), &fwd)).expect("text")
 }

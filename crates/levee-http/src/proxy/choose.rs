@@ -3,7 +3,7 @@
 
 use std::net::IpAddr;
 
-use levee_config::{Balance, HashKey};
+use levee_config::{Balance, CookieAttributes, HashKey};
 use levee_upstream::balance::hash;
 use levee_upstream::{Affinity, Group};
 
@@ -25,7 +25,7 @@ pub(super) fn affinity(group: &Group, req: &RequestHead, client: IpAddr) -> Affi
             // Without the key there is nothing to be consistent about.
             h.map_or(Affinity::None, Affinity::Key)
         }
-        Balance::Sticky { cookie: name } => {
+        Balance::Sticky { cookie: name, .. } => {
             Affinity::Sticky(cookie(req, name.as_bytes()).and_then(parse_id))
         }
         _ => Affinity::None,
@@ -54,9 +54,11 @@ pub(super) fn parse_id(value: &[u8]) -> Option<u64> {
     u64::from_str_radix(std::str::from_utf8(value).ok()?, 16).ok()
 }
 
-/// The `Set-Cookie` line that pins a client to the server `id`.
-pub(super) fn sticky_line(name: &str, id: u64) -> Vec<u8> {
-    format!("Set-Cookie: {name}={id:016x}; Path=/; HttpOnly\r\n").into_bytes()
+/// The `Set-Cookie` line that pins a client to the server `id`, with the
+/// upstream's `Secure`, `SameSite` and `Max-Age` attributes.
+pub(super) fn sticky_line(name: &str, id: u64, attributes: &CookieAttributes) -> Vec<u8> {
+    let more = attributes.suffix();
+    format!("Set-Cookie: {name}={id:016x}; Path=/; HttpOnly{more}\r\n").into_bytes()
 }
 
 #[cfg(test)]
@@ -65,10 +67,19 @@ mod tests {
 
     #[test]
     fn sticky_ids_round_trip() {
-        let line = sticky_line("srv", 0x00ab_cdef_0123_4567);
+        let line = sticky_line("srv", 0x00ab_cdef_0123_4567, &CookieAttributes::default());
         assert_eq!(
             line,
             b"Set-Cookie: srv=00abcdef01234567; Path=/; HttpOnly\r\n"
+        );
+        let all = CookieAttributes {
+            secure: true,
+            same_site: Some(levee_config::SameSite::None),
+            max_age: Some(std::time::Duration::from_secs(3600)),
+        };
+        assert_eq!(
+            sticky_line("srv", 1, &all),
+            b"Set-Cookie: srv=0000000000000001; Path=/; HttpOnly; Secure; SameSite=None; Max-Age=3600\r\n"
         );
         assert_eq!(parse_id(b"00abcdef01234567"), Some(0x00ab_cdef_0123_4567));
         assert_eq!(parse_id(b"xyz"), None);

@@ -172,6 +172,7 @@ mod tests {
             preserve_host: true,
             server_authority: "127.0.0.1:9",
             upgrade: None,
+            up: crate::shape::Upward::none("192.0.2.7".parse().unwrap()),
         };
         let r = upstream_request(&req, &fwd, false).unwrap();
         assert_eq!(r.uri(), "http://api.test/svc/Call");

@@ -22,6 +22,7 @@ use std::net::IpAddr;
 use crate::h1::write::{field, push_u64};
 use crate::message::{Framing, RequestHead, Version, is_hop_by_hop, listed};
 use crate::origin::Origin;
+use crate::shape::{Rules, Upward};
 
 /// How the request is addressed upstream.
 #[derive(Debug, Clone, Copy)]
@@ -33,6 +34,28 @@ pub(crate) struct Forwarding<'a> {
     pub server_authority: &'a str,
     /// The protocol a WebSocket handshake asks for (proxy/upgrade.rs).
     pub upgrade: Option<&'a [u8]>,
+    /// The route's request rules and the request id (shape.rs).
+    pub up: Upward<'a>,
+}
+
+/// A [`FieldOut`] that leaves out the fields the route's rules drop.
+struct Shaped<'o, O> {
+    out: &'o mut O,
+    rules: &'o Rules,
+}
+
+impl<O: FieldOut> FieldOut for Shaped<'_, O> {
+    fn field(&mut self, name: &[u8], value: &[u8]) {
+        if !self.rules.drops(name) {
+            self.out.field(name, value);
+        }
+    }
+
+    fn list<'v>(&mut self, name: &[u8], prior: impl Iterator<Item = &'v [u8]>, last: &[u8]) {
+        if !self.rules.drops(name) {
+            self.out.list(name, prior, last);
+        }
+    }
 }
 
 /// Where the forwarded request fields go: an HTTP/1.1 head, or an HTTP/2
@@ -90,9 +113,24 @@ pub(crate) fn upstream_request(req: &RequestHead, fwd: &Forwarding<'_>) -> Vec<u
 }
 
 /// The request's end-to-end fields, then `Host` and the fields levee sets
-/// (`X-Forwarded-*`, `X-Real-IP`, `Via`, see the module's table); framing
-/// fields are left to the caller.
+/// (`X-Forwarded-*`, `X-Real-IP`, `Via`, see the module's table), then the
+/// route's request rules (which may replace or drop any of them) and the
+/// request id; framing fields are left to the caller. A route without
+/// rules costs one branch; the id one name comparison per field.
 pub(crate) fn forwarded_fields(req: &RequestHead, fwd: &Forwarding<'_>, out: &mut impl FieldOut) {
+    match fwd.up.rules {
+        None => end_to_end(req, fwd, out),
+        Some(rules) => {
+            end_to_end(req, fwd, &mut Shaped { out, rules });
+            rules.each(&fwd.up.vars, |name, value| out.field(&name.written, value));
+        }
+    }
+    if let Some((field, id)) = fwd.up.id {
+        out.field(&field.name.written, id);
+    }
+}
+
+fn end_to_end(req: &RequestHead, fwd: &Forwarding<'_>, out: &mut impl FieldOut) {
     let trusted = fwd.origin.proxy.is_some();
     let mut xff: Option<&[u8]> = None;
     // Vectors allocate only when a second field (or any `Forwarded`) comes.
@@ -102,6 +140,10 @@ pub(crate) fn forwarded_fields(req: &RequestHead, fwd: &Forwarding<'_>, out: &mu
     let mut via: Vec<&[u8]> = Vec::new();
     for (name, value) in req.fields.iter() {
         if is_hop_by_hop(name) || listed(&req.connection_tokens, name) {
+            continue;
+        }
+        // The client's id is replaced by the request's (the same when trusted).
+        if fwd.up.id.is_some_and(|(f, _)| f.name.is(name)) {
             continue;
         }
         if name.eq_ignore_ascii_case(b"x-forwarded-for") {

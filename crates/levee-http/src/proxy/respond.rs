@@ -10,7 +10,7 @@ use tokio::time::Instant;
 
 use super::{Answer, Conn, Failed, Received, choose, observe_fault, observe_response, upgrade};
 use crate::body::{BodySink, Stopped};
-use crate::exchange::{Exchange, Next, Outcome, StreamEnd};
+use crate::exchange::{Exchange, Next, Outcome, Reply, StreamEnd};
 use crate::message::Framing;
 use crate::site::Site;
 
@@ -36,6 +36,7 @@ pub(crate) async fn respond(
         conn,
         answer: slot,
     } = received;
+    ex.shaping.upstream = Some(member.addr);
     match conn {
         Conn::H1 => {}
         Conn::H2(opened) => {
@@ -61,11 +62,23 @@ pub(crate) async fn respond(
     let Some(Answer { up, buf, resp }) = slot.as_mut() else {
         return Outcome::ended(502);
     };
+    if ex.intercepts(resp.status) {
+        // The route's page instead of the server's error body, which is
+        // left unread: the connection is not pooled.
+        let status = resp.status;
+        drop(lease);
+        let out = ex.reply(&Reply::error(status, &[]), site).await;
+        return Outcome {
+            upstream_time: Some(started.elapsed()),
+            upstream: Some(addr),
+            ..out
+        };
+    }
     let mut lines = match (&group.config.balance, affinity) {
-        (levee_config::Balance::Sticky { cookie }, a)
+        (levee_config::Balance::Sticky { cookie, attributes }, a)
             if a != levee_upstream::Affinity::Sticky(Some(member.cookie)) =>
         {
-            choose::sticky_line(cookie, member.cookie)
+            choose::sticky_line(cookie, member.cookie, attributes)
         }
         _ => Vec::new(),
     };

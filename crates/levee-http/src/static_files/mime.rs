@@ -7,7 +7,7 @@ const DEFAULT: &str = "application/octet-stream";
 
 /// The `Content-Type` for a file name (the final path segment, raw bytes).
 /// The extension is what follows the last `.`, compared case-insensitively.
-pub(super) fn content_type(file_name: &[u8]) -> &'static str {
+pub(crate) fn content_type(file_name: &[u8]) -> &'static str {
     let Some(dot) = file_name.iter().rposition(|&b| b == b'.') else {
         return DEFAULT;
     };

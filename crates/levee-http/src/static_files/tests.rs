@@ -11,10 +11,10 @@ use std::time::{Duration, UNIX_EPOCH};
 use super::*;
 
 /// A directory under the system temp dir, removed on drop.
-pub(super) struct TempDir(PathBuf);
+pub(crate) struct TempDir(PathBuf);
 
 impl TempDir {
-    pub(super) fn new(tag: &str) -> Self {
+    pub(crate) fn new(tag: &str) -> Self {
         static NEXT: AtomicU64 = AtomicU64::new(0);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let dir = std::env::temp_dir().join(format!("levee-{tag}-{}-{n}", std::process::id()));
@@ -23,7 +23,7 @@ impl TempDir {
         Self(dir)
     }
 
-    pub(super) fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.0
     }
 }
@@ -36,7 +36,7 @@ impl Drop for TempDir {
 
 /// 2015-10-21T07:28:00Z: every fixture file gets this mtime.
 pub(super) const MTIME: u64 = 1_445_412_480;
-pub(super) const HELLO: &[u8] = b"hello, world\n";
+pub(crate) const HELLO: &[u8] = b"hello, world\n";
 
 /// ```text
 /// <tmp>/root/                 the static root
@@ -49,12 +49,12 @@ pub(super) const HELLO: &[u8] = b"hello, world\n";
 ///   dir_out  -> ../outside
 /// <tmp>/outside/secret.txt
 /// ```
-pub(super) struct Tree {
+pub(crate) struct Tree {
     tmp: TempDir,
 }
 
 impl Tree {
-    pub(super) fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let tmp = TempDir::new("static");
         let root = tmp.path().join("root");
         let outside = tmp.path().join("outside");
@@ -86,22 +86,23 @@ impl Tree {
         Self { tmp }
     }
 
-    pub(super) fn root(&self) -> PathBuf {
+    pub(crate) fn root(&self) -> PathBuf {
         self.tmp.path().join("root")
     }
 
-    pub(super) fn action(&self) -> StaticAction {
+    pub(crate) fn action(&self) -> StaticAction {
         StaticAction {
             root: self.root(),
             index: vec!["index.html".to_owned()],
             follow_symlinks: false,
+            options: Default::default(),
         }
     }
 }
 
 /// A GET of `raw` as a parsed head carries it: the path normalised by
 /// `normal.rs` (leaked: tests only). Panics on a path normal.rs refuses.
-pub(super) fn get(raw: &str) -> StaticRequest<'static> {
+pub(crate) fn get(raw: &str) -> StaticRequest<'static> {
     let path = matched(raw).unwrap_or_else(|e| panic!("{raw}: {e}"));
     StaticRequest {
         method: b"GET",

@@ -283,7 +283,10 @@ fn a_down_server_lends_its_keys_and_gets_them_back() {
 #[test]
 fn sticky_follows_the_cookie_while_its_server_is_usable() {
     let g = group(
-        Balance::Sticky { cookie: "s".into() },
+        Balance::Sticky {
+            cookie: "s".into(),
+            attributes: Default::default(),
+        },
         (0..3).map(|i| server(i, 1, false)).collect(),
     );
     let members = g.members();

@@ -309,3 +309,78 @@ impl RawConn {
 pub fn get_req(path: &str, host: &str) -> Vec<u8> {
     format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n").into_bytes()
 }
+
+/// The protocol a [`curl_as`] request speaks.
+#[derive(Clone, Copy, Debug)]
+pub enum Proto {
+    /// HTTP/1.1.
+    H1,
+    /// HTTP/2 with prior knowledge (h2c), on a listener with
+    /// `http2 = "prior-knowledge"`.
+    H2,
+}
+
+/// Both protocols, for tests that hold each behaviour to both.
+pub const PROTOS: [Proto; 2] = [Proto::H1, Proto::H2];
+
+/// A response as `curl -i` printed it.
+pub struct Got {
+    pub status: u16,
+    /// The status line and header lines.
+    pub head: String,
+    pub body: String,
+}
+
+impl Got {
+    /// The first field named `name` (any case), trimmed.
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.head.lines().skip(1).find_map(|l| {
+            let (n, v) = l.split_once(':')?;
+            n.eq_ignore_ascii_case(name).then(|| v.trim().to_owned())
+        })
+    }
+}
+
+/// `GET path` on `127.0.0.1:port` over `proto`, the path sent as it is
+/// written (`--path-as-is`), with `extra` curl arguments.
+pub fn curl_as(proto: Proto, port: u16, path: &str, extra: &[&str]) -> Got {
+    let flag = match proto {
+        Proto::H1 => "--http1.1",
+        Proto::H2 => "--http2-prior-knowledge",
+    };
+    let url = format!("http://127.0.0.1:{port}{path}");
+    let out = curl(&[&["-i", "--path-as-is", flag], extra, &[url.as_str()]].concat());
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("no response to {path}: {out:?}"));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status for {path}: {head}"));
+    Got {
+        status,
+        head: head.to_owned(),
+        body: body.to_owned(),
+    }
+}
+
+/// `curl -sS -i` of `url` with `args` before it: the head in lower case
+/// and the body, line ends as `\n`.
+pub fn curl_head_body(url: &str, args: &[&str]) -> (String, String) {
+    let mut all = vec!["-sS", "-i", "--max-time", "20"];
+    all.extend_from_slice(args);
+    all.push(url);
+    let out = curl(&all);
+    let text = String::from_utf8_lossy(&out.stdout).replace("\r\n", "\n");
+    let (head, body) = text.split_once("\n\n").unwrap_or((&text, ""));
+    (head.to_lowercase(), body.to_owned())
+}
+
+/// The value of field `name` (lower case) in a head from [`curl_head_body`].
+pub fn head_field<'h>(head: &'h str, name: &str) -> Option<&'h str> {
+    head.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}: ")))
+        .map(str::trim)
+}

@@ -235,6 +235,14 @@ http {{
             .collect()
     }
 
+    /// The request targets nginx received, in order, once settled.
+    pub fn seen_uris(&self) -> Vec<String> {
+        self.settled_entries()
+            .iter()
+            .map(|e| e.get("uri"))
+            .collect()
+    }
+
     pub fn entries(&self) -> Vec<LogEntry> {
         self.access_log()
             .lines()

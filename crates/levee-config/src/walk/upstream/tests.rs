@@ -66,6 +66,9 @@ body = "ok"
 servers = ["c:3"]
 balance = "sticky"
 sticky_cookie = "srv"
+sticky_cookie_secure = true
+sticky_cookie_same_site = "None"
+sticky_cookie_max_age = "1h"
 health_check = {{ type = "tcp" }}
 "#
     );
@@ -94,7 +97,12 @@ health_check = {{ type = "tcp" }}
     assert_eq!(
         db.balance,
         Balance::Sticky {
-            cookie: "srv".into()
+            cookie: "srv".into(),
+            attributes: CookieAttributes {
+                secure: true,
+                same_site: Some(SameSite::None),
+                max_age: Some(Duration::from_secs(3600)),
+            },
         }
     );
     assert_eq!(

@@ -38,6 +38,7 @@ impl Client {
         up: Option<SendStream<Bytes>>,
         site: &Site,
         keep_alive: bool,
+        d: &crate::shape::Dress<'_>,
     ) -> Relayed {
         let ended = |end, next| Relayed {
             end,
@@ -94,7 +95,8 @@ impl Client {
                 let status = if failed.is_err() { 504 } else { 502 };
                 // levee's own error for a request no server answered.
                 let reply = Reply::error(status, &[]).closing();
-                let bytes = reply.h1(false, req.is_head());
+                let mut bytes = reply.h1(false, req.is_head());
+                crate::shape::h1_head(&mut bytes, &d.own().no_hsts());
                 let _ = self.send(&bytes, site.timeouts.client_send).await;
                 return ended(End::Answered(status), Next::Linger);
             }
@@ -104,7 +106,7 @@ impl Client {
         let framing = Delimit::of(req, status);
         let keep_alive = keep_alive && body_read && framing != Delimit::UntilClose;
         let mut out = head_bytes(&parts, framing, keep_alive);
-        respond::add_hsts(&mut out, self.hsts);
+        crate::shape::h1_head(&mut out, d);
         let (end, bytes) = relay(self, site, out, recv, framing, wants_trailers(req)).await;
         let next = match end {
             End::Complete if keep_alive => Next::KeepAlive,

@@ -29,6 +29,7 @@ use super::head;
 use super::send::{Fault, Window, cut_slow, data};
 use crate::exchange::{Next, Relayed, StreamEnd as End};
 use crate::message::RequestHead;
+use crate::shape::Dress;
 use crate::site::Site;
 
 /// What the access log needs, filled in as the relay goes (atomics only
@@ -44,9 +45,10 @@ struct Progress {
 /// What bounds the response: how long its head may take, and the HSTS
 /// field a TLS listener adds.
 #[derive(Debug, Clone, Copy)]
-struct Terms {
+struct Terms<'a> {
     head_timeout: Duration,
-    hsts: Option<u64>,
+    /// How the response head is dressed (shape.rs): HSTS, header rules, the id.
+    dress: Dress<'a>,
 }
 
 impl Stream {
@@ -59,7 +61,7 @@ impl Stream {
         response: ResponseFuture,
         up: Option<SendStream<Bytes>>,
         site: &Site,
-        hsts: Option<u64>,
+        d: &Dress<'_>,
     ) -> Relayed {
         // `expect` is hop by hop, so the server will not answer it: levee
         // does, now that a server has the request.
@@ -71,7 +73,7 @@ impl Stream {
         }
         let terms = Terms {
             head_timeout: site.timeouts.upstream_read,
-            hsts,
+            dress: *d,
         };
         let progress = Progress::default();
         let pre = self.pre.split().freeze();
@@ -111,7 +113,7 @@ async fn run(
     up: Option<SendStream<Bytes>>,
     respond: &mut SendResponse<Bytes>,
     response: ResponseFuture,
-    terms: Terms,
+    terms: Terms<'_>,
     (progress, window): (&Progress, &mut Window),
 ) -> End {
     let request = async move {
@@ -194,23 +196,26 @@ fn reason_for_client(e: &h2::Error) -> Reason {
 async fn relay_response(
     respond: &mut SendResponse<Bytes>,
     response: ResponseFuture,
-    terms: Terms,
+    terms: Terms<'_>,
     progress: &Progress,
     window: &mut Window,
 ) -> End {
-    let Terms { head_timeout, hsts } = terms;
+    let Terms {
+        head_timeout,
+        dress,
+    } = terms;
     let waited = tokio::select! {
         r = timeout(head_timeout, response) => r,
         _ = poll_fn(|cx| respond.poll_reset(cx)) => return End::ClientGone,
     };
     let head = match waited {
-        Err(_) => return answer(respond, 504, hsts),
+        Err(_) => return answer(respond, 504, &dress.own()),
         Ok(Err(e)) if e.is_reset() => {
             respond.send_reset(reason_for_client(&e));
             return End::UpstreamReset;
         }
         // The connection was lost (or refused the stream) before a response.
-        Ok(Err(_)) => return answer(respond, 502, hsts),
+        Ok(Err(_)) => return answer(respond, 502, &dress.own()),
         Ok(Ok(head)) => head,
     };
     let (parts, mut recv) = head.into_parts();
@@ -218,7 +223,7 @@ async fn relay_response(
     let mut out = http::Response::new(());
     *out.status_mut() = parts.status;
     *out.headers_mut() = parts.headers;
-    head::add_hsts(out.headers_mut(), hsts);
+    crate::shape::h2_head(out.headers_mut(), &dress);
     // A trailers-only response (gRPC's error answer) ends with its HEADERS.
     let end = recv.is_end_stream();
     let Ok(mut send) = respond.send_response(out, end) else {
@@ -270,12 +275,12 @@ async fn relay_response(
 
 /// Answers the stream with a bodiless status of levee's own (no response
 /// head came): gRPC clients read 502 and 504 as UNAVAILABLE.
-fn answer(respond: &mut SendResponse<Bytes>, status: u16, hsts: Option<u64>) -> End {
+fn answer(respond: &mut SendResponse<Bytes>, status: u16, d: &Dress<'_>) -> End {
     let Some(mut r) = head::with_status(status) else {
         respond.send_reset(Reason::INTERNAL_ERROR);
         return End::Answered(status);
     };
-    head::add_hsts(r.headers_mut(), hsts);
+    crate::shape::h2_head(r.headers_mut(), d);
     if respond.send_response(r, true).is_err() {
         respond.send_reset(Reason::INTERNAL_ERROR);
     }
