@@ -1,6 +1,7 @@
-//! The DNS server's query handling (`levee_dns::answer::handle`) never
-//! panics on any bytes, over UDP or TCP; what it sends is a response with
-//! the query's ID, and over UDP no larger than the client may take.
+//! The DNS server's query handling (`levee_dns::answer::handle`, and over
+//! UDP `levee_dns::replay::udp`, which replays stored replies) never panics
+//! on any bytes, over UDP or TCP; what it sends is a response with the
+//! query's ID, and over UDP no larger than the client may take.
 #![no_main]
 
 use std::net::SocketAddr;
@@ -20,8 +21,8 @@ const CONFIG: &str = "[[listener]]\naddress = \"127.0.0.1:80\"\n[[route]]\nrespo
     \"a.b TXT hello\", \"@ CAA 0 issue \\\"ca.example\\\"\"]\n\
     [[dns.zone.fleet]]\nname = \"www\"\n";
 
-fn setup() -> &'static (View, Policy) {
-    static S: OnceLock<(View, Policy)> = OnceLock::new();
+fn setup() -> &'static (Arc<View>, Arc<Policy>) {
+    static S: OnceLock<(Arc<View>, Arc<Policy>)> = OnceLock::new();
     S.get_or_init(|| {
         let config = levee_config::parse(CONFIG, "fuzz.toml".as_ref()).expect("valid config");
         let (zones, policy) = levee_dns::load(&config).expect("loads").expect("[dns]");
@@ -48,7 +49,7 @@ fn setup() -> &'static (View, Policy) {
                 .collect(),
         };
         view.sort();
-        (view, policy)
+        (Arc::new(view), Arc::new(policy))
     })
 }
 
@@ -57,14 +58,20 @@ fuzz_target!(|data: &[u8]| {
     let tcp = data.first().is_some_and(|b| b & 1 == 1);
     let peer: SocketAddr = "127.0.0.1:5300".parse().expect("addr");
     let cx = Ctx {
-        view,
-        policy,
+        view: &**view,
+        policy: &**policy,
         peer,
         tcp,
         unix: 1_700_000_000,
         now: Instant::now(),
+        turn: None,
     };
-    let replies = match handle(data, &cx) {
+    let reply = if tcp {
+        handle(data, &cx)
+    } else {
+        levee_dns::replay::udp(data, view, policy, &cx)
+    };
+    let replies = match reply {
         Reply::Nothing => Vec::new(),
         Reply::One(b) => vec![b],
         Reply::Many(bs) => bs,

@@ -25,7 +25,10 @@
 //!   never an error to a client.
 //!
 //! The I/O runs on the fleet thread's connection (`levee_fleet::Link`);
-//! requests only wait for answers.
+//! requests only wait for answers. With `store = "memcached"` the same
+//! values live on memcached servers instead (`shared/memcached.rs` says
+//! how it makes the lock and the purge indexes); the fleet's Redis then
+//! only names the fleet and carries its bus.
 
 use std::hash::Hasher;
 use std::sync::Arc;
@@ -34,6 +37,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use redis::Script;
+
+mod memcached;
+
+pub use memcached::{McError, Memcached};
 
 use crate::body::Body;
 use crate::codec::{self, Decoded};
@@ -51,6 +58,9 @@ pub struct Settings {
     pub lock_wait: Duration,
     /// How long a stale object is still worth keeping (`[cache] stale_if_down`).
     pub keep_stale: Duration,
+    /// memcached servers (`host:port`) holding the objects; empty: the
+    /// fleet's Redis does.
+    pub memcached: Vec<String>,
 }
 
 /// Counters for metrics and `levee ctl cache stats`.
@@ -76,6 +86,8 @@ pub enum SharedError {
     NoFleet,
     #[error(transparent)]
     Fleet(#[from] levee_fleet::FleetError),
+    #[error(transparent)]
+    Memcached(#[from] McError),
 }
 
 /// The shared tier.
@@ -92,6 +104,8 @@ pub struct Shared {
     pub gate: tokio::sync::RwLock<()>,
     put: Script,
     release: Script,
+    /// The memcached servers, when they hold the objects.
+    memcached: Option<Memcached>,
 }
 
 /// The fleet's lock on a cold key, held by the member that fetches it.
@@ -101,6 +115,9 @@ pub struct Shared {
 pub struct FleetLock {
     key: String,
     token: String,
+    /// The hashes of the URL and the key (memcached's lock lives on the
+    /// URL's server).
+    at: (u128, u128),
 }
 
 /// An object found, the key it is stored under, and the names of the
@@ -145,13 +162,34 @@ const POLL: Duration = Duration::from_millis(25);
 /// The longest a shared object is kept.
 const MAX_TTL: u64 = 30 * 86_400;
 
-fn hash(bytes: &[u8]) -> String {
+fn hash128(bytes: &[u8]) -> u128 {
     let mut h = siphasher::sip128::SipHasher13::new_with_keys(0x7368_6172_6564, 0x6c65_7665_6521);
     h.write(bytes);
-    format!(
-        "{:032x}",
-        siphasher::sip128::Hasher128::finish128(&h).as_u128()
-    )
+    siphasher::sip128::Hasher128::finish128(&h).as_u128()
+}
+
+fn hash(bytes: &[u8]) -> String {
+    format!("{:032x}", hash128(bytes))
+}
+
+/// A number not used before in this process (lock tokens, generations).
+fn nonce() -> u64 {
+    NONCE.fetch_add(1, Ordering::Relaxed)
+}
+
+/// The hashes memcached keys `key` by: its URL's and its own.
+fn hashes(key: &[u8]) -> (u128, u128) {
+    (hash128(url_of(key)), hash128(key))
+}
+
+/// The fleet's name as a memcached key prefix (keys are printable ASCII
+/// without spaces).
+fn namespace(fleet: &str) -> String {
+    let name: String = fleet
+        .chars()
+        .map(|c| if c.is_ascii_graphic() { c } else { '_' })
+        .collect();
+    format!("{{{name}}}")
 }
 
 /// The URL part of a key: up to a variant's or a route-added part's separator.
@@ -166,11 +204,13 @@ fn url_of(key: &[u8]) -> &[u8] {
 impl Shared {
     pub fn new(settings: Settings) -> Shared {
         Shared {
-            settings,
             stats: SharedStats::default(),
             gate: tokio::sync::RwLock::new(()),
             put: Script::new(PUT),
             release: Script::new(RELEASE),
+            memcached: (!settings.memcached.is_empty())
+                .then(|| Memcached::new(&settings.memcached)),
+            settings,
         }
     }
 
@@ -204,6 +244,13 @@ impl Shared {
     /// The entry stored under `key`, if any.
     pub async fn get(&self, key: &[u8]) -> Result<Option<Entry>, SharedError> {
         let fleet = Self::fleet()?;
+        if let Some(mc) = &self.memcached {
+            let (url, h) = hashes(key);
+            let ns = namespace(fleet.name());
+            let got = mc.get(&ns, url, h, self.settings.timeout).await;
+            let got = self.count(got.map_err(SharedError::from))?;
+            return Ok(got.and_then(|bytes| decode(key, bytes)));
+        }
         let k = Self::value_key(fleet.name(), key);
         let got: Option<Vec<u8>> = self.count(
             fleet
@@ -283,11 +330,19 @@ impl Shared {
     async fn lock(&self, key: &[u8]) -> Result<Option<FleetLock>, SharedError> {
         let fleet = Self::fleet()?;
         let lock_key = format!("{{{}}}:cl:{}", fleet.name(), hash(key));
-        let token = format!(
-            "{}:{}",
-            fleet.instance(),
-            NONCE.fetch_add(1, Ordering::Relaxed)
-        );
+        let token = format!("{}:{}", fleet.instance(), nonce());
+        let at = hashes(key);
+        if let Some(mc) = &self.memcached {
+            let ns = namespace(fleet.name());
+            let (lease, limit) = (self.settings.lock_lease, self.settings.timeout);
+            let won = mc.lock(&ns, at, &token, lease, limit).await;
+            let won = self.count(won.map_err(SharedError::from))?;
+            return Ok(won.then_some(FleetLock {
+                key: lock_key,
+                token,
+                at,
+            }));
+        }
         let lease = self.settings.lock_lease.as_millis() as u64;
         let (k, t) = (lock_key.clone(), token.clone());
         let won: Option<String> = self.count(
@@ -309,12 +364,24 @@ impl Shared {
         Ok(won.map(|_| FleetLock {
             key: lock_key,
             token,
+            at,
         }))
     }
 
     /// Releases a lock this member holds.
     pub async fn release(&self, lock: FleetLock) {
         let Ok(fleet) = Self::fleet() else { return };
+        if let Some(mc) = &self.memcached {
+            let ns = namespace(fleet.name());
+            let r = mc
+                .release(&ns, lock.at, &lock.token, self.settings.timeout)
+                .await;
+            if let Err(e) = r {
+                self.stats.errors.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(error = %e, "shared cache: lock release failed; its lease ends it");
+            }
+            return;
+        }
         let script = self.release.clone();
         let released: Result<i64, _> = fleet
             .link
@@ -377,15 +444,34 @@ impl Shared {
         };
         let name = fleet.name();
         let url = url_of(key);
+        // A store is worth a longer wait than a lookup: no request waits
+        // on it (the object is already local).
+        let patient = self.settings.timeout.max(Duration::from_millis(500));
+        if let Some(mc) = &self.memcached {
+            let ns = namespace(name);
+            let r = mc
+                .put(&ns, url, hashes(key), &tags, &bytes, ttl, patient)
+                .await;
+            return match r {
+                Ok(stored) => {
+                    if stored {
+                        self.stats.stored.fetch_add(1, Ordering::Relaxed);
+                    }
+                    stored
+                }
+                Err(e) => {
+                    self.stats.errors.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(error = %e, "shared cache: store failed");
+                    false
+                }
+            };
+        }
         let mut inv = self.put.key(Self::value_key(name, key));
         inv.key(Self::url_key(name, url)).key(Self::urls_key(name));
         for t in &tags {
             inv.key(Self::tag_key(name, t));
         }
         inv.arg(bytes).arg(ttl).arg(url);
-        // A store is worth a longer wait than a lookup: no request waits
-        // on it (the object is already local).
-        let patient = self.settings.timeout.max(Duration::from_millis(500));
         let stored: Result<i64, _> = fleet
             .link
             .run_within(
@@ -416,6 +502,18 @@ impl Shared {
         if keys.is_empty() {
             return true;
         }
+        if let Some(mc) = &self.memcached {
+            let ns = namespace(fleet.name());
+            let mut ok = true;
+            for k in keys {
+                let (url, h) = hashes(k);
+                if mc.delete(&ns, url, h, self.settings.timeout).await.is_err() {
+                    self.stats.errors.fetch_add(1, Ordering::Relaxed);
+                    ok = false;
+                }
+            }
+            return ok;
+        }
         let names: Vec<String> = keys
             .iter()
             .map(|k| Self::value_key(fleet.name(), k))
@@ -439,6 +537,24 @@ impl Shared {
         let fleet = Self::fleet()?;
         let name = fleet.name().to_owned();
         let patient = self.settings.timeout.max(Duration::from_secs(2));
+        if let Some(mc) = &self.memcached {
+            let ns = namespace(&name);
+            let r = match selector {
+                Selector::Urls(list) => {
+                    let mut n = 0;
+                    for u in list {
+                        match mc.purge_url(&ns, hash128(u), patient).await {
+                            Ok(k) => n += k,
+                            Err(e) => return self.count(Err(e.into())),
+                        }
+                    }
+                    Ok(n)
+                }
+                Selector::Prefixes(list) => mc.purge_prefixes(&ns, list, patient).await,
+                Selector::Tag(tag) => mc.purge_tag(&ns, tag, patient).await,
+            };
+            return self.count(r.map_err(SharedError::from));
+        }
         let link = fleet.link.clone();
         let r = link
             .run_within(patient, |mut c| async move {

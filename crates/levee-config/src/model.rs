@@ -11,6 +11,7 @@ use std::time::Duration;
 mod acme;
 mod admin;
 mod cache;
+mod compress;
 mod dns;
 mod fleet;
 mod http2;
@@ -25,6 +26,7 @@ mod upstream;
 pub use acme::*;
 pub use admin::*;
 pub use cache::*;
+pub use compress::*;
 pub use dns::*;
 pub use fleet::*;
 pub use http2::*;
@@ -71,6 +73,8 @@ pub struct Config {
     pub cache: CacheConfig,
     /// `[http2]`: limits of HTTP/2 connections.
     pub http2: Http2,
+    /// `[compress]`: what routes compress with unless they say otherwise.
+    pub compress: CompressConfig,
     /// `[fleet]`: shared state in Redis; `None` for a levee on its own.
     pub fleet: Option<Fleet>,
     /// `[mirrors.NAME]`: file trees redirected to mirrors, in file order.
@@ -208,6 +212,8 @@ pub struct Route {
     pub path: String,
     pub action: Action,
     pub protect: RouteProtect,
+    /// How the route compresses responses; `None`: it does not.
+    pub compress: Option<Compress>,
     /// Path rewriting (model/rewrite.rs); empty by default.
     pub rewrite: RouteRewrite,
     /// Header rules and the upstream's `Server` (model/shape.rs).

@@ -10,6 +10,7 @@ use toml::{Table, Value};
 mod acme;
 mod admin;
 mod cache;
+mod compress;
 mod dns;
 mod fleet;
 mod mail;
@@ -121,6 +122,7 @@ fn table(config: &Config) -> Table {
         http2.insert(name.into(), size(u64::from(n)));
     }
     root.insert("http2".into(), Value::Table(http2));
+    compress::site(&mut root, &config.compress);
     shape::http(&mut root, &config.http);
 
     let t = &config.timeouts;
@@ -173,7 +175,11 @@ fn table(config: &Config) -> Table {
         .collect();
     root.insert("listener".into(), Value::Array(listeners));
 
-    let routes = config.routes.iter().map(route).collect();
+    let routes = config
+        .routes
+        .iter()
+        .map(|r| route(r, &config.compress))
+        .collect();
     root.insert("route".into(), Value::Array(routes));
 
     let mut upstreams = Table::new();
@@ -306,7 +312,7 @@ fn upstream_policy(t: &mut Table, u: &crate::model::Upstream) {
     }
 }
 
-fn route(r: &crate::model::Route) -> Value {
+fn route(r: &crate::model::Route, site: &crate::model::CompressConfig) -> Value {
     let mut t = Table::new();
     if !r.listeners.is_empty() {
         let names = r.listeners.iter().map(|n| n.as_str().into()).collect();
@@ -325,6 +331,7 @@ fn route(r: &crate::model::Route) -> Value {
     }
     t.insert("path".into(), r.path.as_str().into());
     protect::route(&mut t, &r.protect);
+    compress::route(&mut t, r.compress.as_ref(), site);
     rewrite::route(&mut t, &r.rewrite);
     shape::route(&mut t, &r.shape);
     match &r.action {

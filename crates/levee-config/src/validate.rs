@@ -101,6 +101,7 @@ pub(crate) fn assemble(sink: &mut Sink<'_>, draft: Draft, source: &Path) -> Opti
             path: r.path,
             action,
             protect: r.protect,
+            compress: r.compress,
             rewrite: r.rewrite,
             shape: r.shape,
         });
@@ -126,6 +127,7 @@ pub(crate) fn assemble(sink: &mut Sink<'_>, draft: Draft, source: &Path) -> Opti
         resolver: draft.resolver,
         cache: draft.cache,
         http2: draft.http2,
+        compress: draft.compress,
         http: draft.http,
         fleet: draft.fleet,
         mirrors: draft.mirrors.into_iter().map(|m| m.set).collect(),

@@ -9,6 +9,7 @@
 mod acme;
 mod admin;
 mod cache;
+mod compress;
 mod dns;
 mod fleet;
 mod http2;
@@ -85,6 +86,7 @@ pub(crate) struct Draft {
     /// Where `[cache.shared]` was written: it needs `[fleet]`.
     pub cache_shared: Option<Mention>,
     pub http2: crate::model::Http2,
+    pub compress: crate::model::CompressConfig,
     pub http: crate::model::Http,
     pub fleet: Option<crate::model::Fleet>,
     pub mirrors: Vec<DraftMirrorSet>,
@@ -131,6 +133,7 @@ pub(crate) const ROOT_KEYS: &[&str] = &[
     "resolver",
     "cache",
     "http2",
+    "compress",
     "fleet",
     "mirrors",
     "acme",
@@ -187,6 +190,8 @@ pub(crate) use admin::ADMIN_KEYS;
 pub use admin::origin as parse_origin;
 #[cfg(test)]
 pub(crate) use cache::{CACHE_KEYS, DISK_KEYS, ROUTE_KEYS as ROUTE_CACHE_KEYS, SHARED_KEYS};
+#[cfg(test)]
+pub(crate) use compress::COMPRESS_KEYS;
 #[cfg(test)]
 pub(crate) use dns::{DNS_KEYS, FLEET_RECORD_KEYS, ZONE_KEYS};
 #[cfg(test)]
@@ -248,9 +253,14 @@ pub(crate) fn walk(sink: &mut Sink<'_>, root: &DeTable<'_>, root_span: Range<usi
         .iter()
         .filter_map(|item| listener(sink, item))
         .collect();
+    // Before the routes: a route's `compress` starts from it.
+    let compress = fields
+        .get("compress")
+        .map(|i| compress::site(sink, i))
+        .unwrap_or_default();
     let routes = tables(sink, fields.get("route"))
         .iter()
-        .filter_map(|item| route::route(sink, item))
+        .filter_map(|item| route::route(sink, item, &compress))
         .collect();
     let upstreams = fields
         .get("upstream")
@@ -295,6 +305,7 @@ pub(crate) fn walk(sink: &mut Sink<'_>, root: &DeTable<'_>, root_span: Range<usi
         acme,
         root_span,
         http2,
+        compress,
         http,
         workers: workers.unwrap_or_else(auto_workers),
         pid_file,

@@ -52,6 +52,10 @@ pub struct Ctx<'a> {
     /// Unix seconds, for cookies and TSIG.
     pub unix: u64,
     pub now: Instant,
+    /// The rotation turn to answer a fleet record with, instead of taking
+    /// the record's next one: a reply encoded for replay (replay.rs) is
+    /// made for a given turn.
+    pub turn: Option<u64>,
 }
 
 /// What goes back.
@@ -244,7 +248,9 @@ fn lookup(
             } else {
                 None
             };
-            let turn = f.turn.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let turn = cx
+                .turn
+                .unwrap_or_else(|| f.turn.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
             let mut ips = Vec::with_capacity(f.config.max_answers as usize);
             let narrowed = live.choose(
                 qtype == RecordType::AAAA,
@@ -395,7 +401,7 @@ pub(crate) fn send(
 }
 
 /// The header, question and OPT only, with TC set.
-fn truncated(mut reply: Message) -> Message {
+pub(crate) fn truncated(mut reply: Message) -> Message {
     reply.take_answers();
     reply.take_name_servers();
     reply.take_additionals();
@@ -413,4 +419,4 @@ fn encode(reply: &Message, client: &Client<'_>, cx: &Ctx<'_>) -> Option<Vec<u8>>
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -34,6 +34,7 @@ pub mod live;
 pub mod metrics;
 pub mod notify;
 pub mod probe;
+pub mod replay;
 pub mod rrl;
 pub mod server;
 pub mod tsig;

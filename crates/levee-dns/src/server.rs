@@ -221,6 +221,7 @@ fn unix_now() -> u64 {
 
 async fn udp_loop(shared: Arc<Shared>, socket: UdpSocket) {
     let mut buf = vec![0u8; UDP_READ];
+    let mut out = Vec::with_capacity(UDP_READ);
     loop {
         let (n, peer) = match socket.recv_from(&mut buf).await {
             Ok(x) => x,
@@ -235,9 +236,12 @@ async fn udp_loop(shared: Arc<Shared>, socket: UdpSocket) {
             tcp: false,
             unix: unix_now(),
             now: Instant::now(),
+            turn: None,
         };
-        if let Reply::One(bytes) = handle(&buf[..n], &cx) {
-            let _ = socket.send_to(&bytes, peer).await;
+        // Most queries are answered from a reply encoded before (replay.rs),
+        // copied into `out`, which lives as long as the loop.
+        if crate::replay::udp_into(&buf[..n], &view, &policy, &cx, &mut out) {
+            let _ = socket.send_to(&out, peer).await;
         }
     }
 }
@@ -292,6 +296,7 @@ async fn connection(shared: &Shared, mut stream: TcpStream, peer: SocketAddr) ->
                 tcp: true,
                 unix: unix_now(),
                 now: Instant::now(),
+                turn: None,
             };
             handle(&buf, &cx)
         };

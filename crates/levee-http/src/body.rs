@@ -55,6 +55,8 @@ pub enum RelayError {
     DstIo(std::io::Error),
     #[error("receiver went away")]
     DstGone,
+    #[error("compressing: {0}")]
+    Encode(std::io::Error),
 }
 
 impl RelayError {
@@ -112,7 +114,11 @@ impl Relay {
     /// whatever followed the body. Returns the number of body bytes written.
     /// `tee`, if any, gets a copy of the body data. With `spare` (the
     /// receiver is the client), the receiver is watched while the sender is
-    /// waited for, and what it sends meanwhile goes to `spare`.
+    /// waited for, and what it sends meanwhile goes to `spare`. With `enc`
+    /// the body data goes through it (compress.rs; `output` is then
+    /// `Dechunked` and the encoder frames its own chunks), and the count
+    /// is of the compressed bytes.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn run<'a, D: Socket + Watch>(
         &self,
         src: &mut impl Socket,
@@ -121,6 +127,7 @@ impl Relay {
         head: Vec<u8>,
         tee: Option<&mut dyn BodySink>,
         spare: Option<&'a mut BytesMut>,
+        enc: Option<&mut crate::compress::Encoder>,
     ) -> Result<u64, Stopped> {
         let mut out = Out {
             head,
@@ -128,6 +135,7 @@ impl Relay {
             tee,
             spare,
             sent: 0,
+            enc,
         };
         let body = match self.framing {
             Framing::None => {
@@ -138,9 +146,15 @@ impl Relay {
             Framing::Chunked => self.chunked(src, pending, &mut out).await,
             Framing::UntilClose => self.until_close(src, pending, &mut out).await,
         };
-        let result = match body {
-            Ok(sent) if !out.head.is_empty() => self.write(&mut out, &[]).await.map(|()| sent),
-            other => other,
+        let result = match (body, out.enc.take()) {
+            (Ok(_), Some(enc)) => match enc.finish() {
+                Ok(tail) => self.write(&mut out, tail).await.map(|()| out.sent),
+                Err(e) => Err(RelayError::Encode(e)),
+            },
+            (Ok(sent), None) if !out.head.is_empty() => {
+                self.write(&mut out, &[]).await.map(|()| sent)
+            }
+            (other, _) => other,
         };
         result.map_err(|error| Stopped {
             error,
@@ -169,7 +183,7 @@ impl Relay {
         &self,
         src: &mut impl Socket,
         pending: &mut BytesMut,
-        out: &mut Out<'_, '_, D>,
+        out: &mut Out<'_, '_, '_, D>,
     ) -> Result<usize, RelayError> {
         if !out.head.is_empty() {
             self.write(out, &[]).await?;
@@ -188,7 +202,7 @@ impl Relay {
 
     async fn write(
         &self,
-        out: &mut Out<'_, '_, impl Socket>,
+        out: &mut Out<'_, '_, '_, impl Socket>,
         bytes: &[u8],
     ) -> Result<(), RelayError> {
         let result = if out.head.is_empty() {
@@ -209,11 +223,28 @@ impl Relay {
         }
     }
 
+    /// Writes body data, through the encoder when there is one.
+    async fn emit(
+        &self,
+        out: &mut Out<'_, '_, '_, impl Socket>,
+        bytes: &[u8],
+    ) -> Result<(), RelayError> {
+        let Some(enc) = out.enc.take() else {
+            return self.write(out, bytes).await;
+        };
+        let written = match enc.push(bytes) {
+            Ok(coded) => self.write(out, coded).await,
+            Err(e) => Err(RelayError::Encode(e)),
+        };
+        out.enc = Some(enc);
+        written
+    }
+
     async fn length(
         &self,
         src: &mut impl Socket,
         pending: &mut BytesMut,
-        out: &mut Out<'_, '_, impl Socket + Watch>,
+        out: &mut Out<'_, '_, '_, impl Socket + Watch>,
         total: u64,
     ) -> Result<u64, RelayError> {
         if self.limit.is_some_and(|max| total > max) {
@@ -234,7 +265,7 @@ impl Relay {
             if take as u64 == left {
                 done(&mut out.tee);
             }
-            self.write(out, &pending[..take]).await?;
+            self.emit(out, &pending[..take]).await?;
             pending.advance(take);
             left -= take as u64;
         }
@@ -245,7 +276,7 @@ impl Relay {
         &self,
         src: &mut impl Socket,
         pending: &mut BytesMut,
-        out: &mut Out<'_, '_, impl Socket + Watch>,
+        out: &mut Out<'_, '_, '_, impl Socket + Watch>,
     ) -> Result<u64, RelayError> {
         let mut decoder = ChunkedDecoder::default();
         let mut sent = 0u64;
@@ -286,7 +317,7 @@ impl Relay {
                         plain.extend_from_slice(&pending[range.clone()]);
                     }
                     if !plain.is_empty() {
-                        self.write(out, &plain).await?;
+                        self.emit(out, &plain).await?;
                         sent += plain.len() as u64;
                     }
                 }
@@ -302,7 +333,7 @@ impl Relay {
         &self,
         src: &mut impl Socket,
         pending: &mut BytesMut,
-        out: &mut Out<'_, '_, impl Socket + Watch>,
+        out: &mut Out<'_, '_, '_, impl Socket + Watch>,
     ) -> Result<u64, RelayError> {
         let mut sent = 0u64;
         loop {
@@ -311,7 +342,7 @@ impl Relay {
                 return Ok(sent);
             }
             tee(&mut out.tee, pending);
-            self.write(out, pending).await?;
+            self.emit(out, pending).await?;
             sent += pending.len() as u64;
             pending.clear();
         }
@@ -319,7 +350,7 @@ impl Relay {
 }
 
 /// The receiving side of a relay, with a head still to go out first.
-struct Out<'a, 't, D> {
+struct Out<'a, 't, 'e, D> {
     head: Vec<u8>,
     dst: &'a mut D,
     tee: Option<&'t mut dyn BodySink>,
@@ -327,4 +358,6 @@ struct Out<'a, 't, D> {
     spare: Option<&'a mut BytesMut>,
     /// Body bytes written so far.
     sent: u64,
+    /// The response's encoder when it is compressed (compress.rs).
+    enc: Option<&'e mut crate::compress::Encoder>,
 }

@@ -13,6 +13,7 @@
 //! The RFC 9111 rules live in `levee-cache`; this module applies them to
 //! levee's requests and sockets.
 
+pub(crate) mod compressed;
 mod fetch;
 pub mod fill;
 mod head;

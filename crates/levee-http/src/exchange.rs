@@ -66,6 +66,8 @@ pub struct Exchange<'c> {
     pub keep_alive: bool,
     /// The client's end: where the body comes from and the response goes.
     pub end: End<'c>,
+    /// The route's compression (compress.rs); `None` when it has none.
+    pub compress: Option<std::sync::Arc<levee_config::Compress>>,
     /// The request's id (shape/id.rs); empty when ids are off.
     pub id: RequestId,
     /// The route's header rules and the id's field, set by serve.rs.
@@ -121,6 +123,7 @@ impl<'c> Exchange<'c> {
             hsts: client.hsts,
             keep_alive: false,
             end: End::H1(client),
+            compress: None,
             id: RequestId::none(),
             shaping: Shaping::default(),
         }
@@ -142,6 +145,7 @@ impl<'c> Exchange<'c> {
             hsts,
             keep_alive: false,
             end: End::H2(stream),
+            compress: None,
             id: RequestId::none(),
             shaping: Shaping::default(),
         }
@@ -169,6 +173,18 @@ impl<'c> Exchange<'c> {
     /// The client speaks HTTP/2.
     pub fn is_h2(&self) -> bool {
         matches!(self.end, End::H2(_))
+    }
+
+    /// The encoder for a response of `status` with `fields` to this
+    /// exchange's client, when its route compresses and the client and
+    /// the response qualify (compress.rs): HTTP/1 output as chunks.
+    pub(crate) fn encoder<'a>(
+        &self,
+        status: u16,
+        fields: impl Iterator<Item = (&'a [u8], &'a [u8])>,
+    ) -> Option<Box<crate::compress::Encoder>> {
+        let rules = self.compress.as_deref();
+        crate::compress::encoder_for(rules, &self.head, status, fields, !self.is_h2())
     }
 
     /// The request has no body (left to read).
@@ -320,9 +336,59 @@ impl<'c> Exchange<'c> {
         }
     }
 
+    /// A head for a body compressed on its way (a cache hit): `status`
+    /// and `fields` as they are, HSTS, and on HTTP/1.1 the chunked coding.
+    /// The body follows with [`Exchange::send_bytes`] and
+    /// [`Exchange::send_end`]. False if the client is gone.
+    pub async fn send_coded_head(
+        &mut self,
+        status: u16,
+        fields: &[(Vec<u8>, Vec<u8>)],
+        site: &Site,
+    ) -> bool {
+        let d = dress(&self.head, &self.origin, &self.id, &self.shaping, self.hsts);
+        match &mut self.end {
+            End::H1(c) => {
+                let mut out = Vec::with_capacity(512);
+                crate::h1::write::status_line(&mut out, status);
+                for (name, value) in fields {
+                    crate::h1::write::field(&mut out, name, value);
+                }
+                out.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
+                if !self.keep_alive {
+                    out.extend_from_slice(b"Connection: close\r\n");
+                }
+                out.extend_from_slice(b"\r\n");
+                h1_head(&mut out, &d);
+                c.send(&out, site.timeouts.client_send).await
+            }
+            End::H2(s) => {
+                let fields = fields.iter().map(|(n, v)| (n.as_slice(), v.as_slice()));
+                s.send_coded_head(status, fields, &d)
+            }
+        }
+    }
+
+    /// The last body bytes of levee's own after a head sent with an
+    /// unknown length (a compressed file): an HTTP/2 stream ends with them.
+    /// False if the client is gone.
+    pub async fn send_end(&mut self, bytes: &[u8], site: &Site) -> bool {
+        match &mut self.end {
+            End::H1(c) => bytes.is_empty() || c.send(bytes, site.timeouts.client_send).await,
+            End::H2(s) => s.send_end(bytes).await,
+        }
+    }
+
     /// A response answered from the cache's store: its head, then its body
     /// pieces. False if the client is gone or too slow.
     pub async fn send_stored(&mut self, answer: crate::cache::reply::Answer, site: &Site) -> bool {
+        if self.compress.is_some() && !answer.body.is_empty() {
+            let lines = answer.head.get(answer.fields.clone()).unwrap_or_default();
+            let fields = crate::compress::lines(lines);
+            if let Some(enc) = self.encoder(answer.status, fields) {
+                return Box::pin(crate::cache::compressed::send(self, answer, enc, site)).await;
+            }
+        }
         let d = dress(&self.head, &self.origin, &self.id, &self.shaping, self.hsts);
         let head_only = self.head.is_head();
         match &mut self.end {
@@ -392,16 +458,27 @@ impl<'c> Exchange<'c> {
         tee: Option<&mut dyn BodySink>,
         t: &Timeouts,
     ) -> (Result<u64, Stopped>, bool) {
+        let mut enc = match resp.framing {
+            Framing::None | Framing::Length(0) => None,
+            _ if self.compress.is_none() => None,
+            _ => self.encoder(resp.status, resp.fields.iter()),
+        };
         let d = dress(&self.head, &self.origin, &self.id, &self.shaping, self.hsts);
         match &mut self.end {
             End::H1(c) => {
-                let framing = crate::h1::head::client_framing(resp, &self.head, self.keep_alive);
+                let mut framing =
+                    crate::h1::head::client_framing(resp, &self.head, self.keep_alive);
+                // A compressed body is chunked whatever the server's framing.
+                framing.chunked |= enc.is_some();
+                let coding = enc.as_deref().map(crate::compress::Encoder::coding);
                 let mut out_head =
-                    crate::h1::head::client_response(resp, &self.head, framing, extra);
+                    crate::h1::head::client_head(resp, &self.head, framing, extra, coding);
                 h1_head(&mut out_head, &d);
                 let relay = Relay {
                     framing: resp.framing,
-                    output: if framing.chunked || resp.framing != Framing::Chunked {
+                    output: if enc.is_none()
+                        && (framing.chunked || resp.framing != Framing::Chunked)
+                    {
                         Output::AsIs
                     } else {
                         Output::Dechunked
@@ -410,12 +487,14 @@ impl<'c> Exchange<'c> {
                     write_timeout: t.client_send,
                     limit: None,
                 };
-                let relayed = c.relay_response_h1(&relay, up, buf, out_head, tee).await;
+                let relayed = c
+                    .relay_response_h1(&relay, up, buf, out_head, tee, enc.as_deref_mut())
+                    .await;
                 (relayed, framing.keep_alive)
             }
             End::H2(s) => {
                 let relayed = s
-                    .relay_response_h1(resp, extra, &d, up, buf, tee, t.upstream_read)
+                    .relay_response_h1(resp, extra, &d, up, buf, tee, t.upstream_read, enc)
                     .await;
                 (relayed, true)
             }
@@ -440,13 +519,14 @@ impl<'c> Exchange<'c> {
         up: Option<::h2::SendStream<bytes::Bytes>>,
         site: &Site,
     ) -> Relayed {
+        let rules = self.compress.as_deref();
         let d = dress(&self.head, &self.origin, &self.id, &self.shaping, self.hsts);
         match &mut self.end {
             End::H1(c) => {
-                c.relay_h2(&self.head, response, up, site, self.keep_alive, &d)
+                c.relay_h2(&self.head, response, up, site, self.keep_alive, &d, rules)
                     .await
             }
-            End::H2(s) => s.relay_h2(&self.head, response, up, site, &d).await,
+            End::H2(s) => s.relay_h2(&self.head, response, up, site, &d, rules).await,
         }
     }
 

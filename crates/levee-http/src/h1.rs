@@ -14,3 +14,19 @@ mod tests;
 
 pub use chunked::{ChunkError, ChunkedDecoder};
 pub use parse::{HeadError, HeadLimits, Parsed, parse_request, parse_response};
+
+/// A whole request head parsed from `text`, for tests.
+#[cfg(test)]
+pub(crate) fn test_request(text: &str) -> crate::message::RequestHead {
+    let limits = HeadLimits {
+        max_request_line: 8192,
+        max_header_bytes: 32768,
+        max_headers: 100,
+    };
+    match parse_request(text.as_bytes(), 0, &limits) {
+        Ok(Parsed::Complete(parts, len)) => {
+            parts.into_head(bytes::Bytes::copy_from_slice(&text.as_bytes()[..len]))
+        }
+        other => panic!("not a request head: {other:?}"),
+    }
+}

@@ -20,6 +20,7 @@
 mod access_log;
 mod body;
 pub mod cache;
+mod compress;
 pub mod conn;
 mod exchange;
 mod gone;

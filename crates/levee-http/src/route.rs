@@ -137,6 +137,7 @@ mod tests {
                 content_type: String::new(),
             }),
             protect: Default::default(),
+            compress: None,
             rewrite: Default::default(),
             shape: Default::default(),
         }

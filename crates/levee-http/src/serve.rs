@@ -77,6 +77,8 @@ pub(crate) async fn serve<'s: 'c, 'c>(
     if let Some(refused) = crate::screen::protect(ex, site, routed).await {
         return (refused, Some(routed));
     }
+    // One reference count for a route that compresses; nothing otherwise.
+    ex.compress.clone_from(&routed.compress);
     (act(ex, site, &routed.target).await, Some(routed))
 }
 

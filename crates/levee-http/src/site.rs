@@ -32,6 +32,8 @@ pub struct Routed {
     pub stats: Arc<levee_upstream::stats::RouteStats>,
     /// A proxy route with `forward_path = "original"`.
     pub forward_original: bool,
+    /// How the route compresses responses (compress.rs); `None`: it does not.
+    pub compress: Option<Arc<levee_config::Compress>>,
     /// The route's path rewriting (rewrite.rs); `None` when it has none.
     pub rewrite: Option<Box<levee_config::RouteRewrite>>,
     /// Header rules and the upstream's `Server` (shape.rs).
@@ -201,6 +203,7 @@ impl Site {
                     target,
                     forward_original,
                     stats,
+                    compress: route.compress.clone().map(Arc::new),
                     rewrite: (!route.rewrite.is_empty()).then(|| Box::new(route.rewrite.clone())),
                     shape: crate::shape::Shape::build(
                         &route.shape,

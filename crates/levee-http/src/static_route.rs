@@ -8,6 +8,11 @@
 //! or a body longer than its `content-length` gets the stream error RFC
 //! 9113 requires (the `h2` crate checks them as they arrive), and a
 //! chunked HTTP/1 body is checked as a proxied one is.
+//!
+//! A route that compresses serves precompressed siblings and compresses
+//! files on the fly (`compressed.rs`).
+
+mod compressed;
 
 use levee_config::StaticAction;
 
@@ -46,13 +51,21 @@ pub(crate) async fn serve(ex: &mut Exchange<'_>, site: &Site, action: &StaticAct
         query: head.query(),
         accept: head.fields.get("accept"),
     };
-    let outcome = match crate::static_opts::resolve(action, &req, asked) {
-        Decided::File(outcome) => outcome,
-        // Boxed: a listing is rare, and its reply must not widen every
-        // connection's task (conn.rs's size test).
-        Decided::Page { content_type, body } => {
-            return Box::pin(page(ex, site, content_type, body, keep_alive)).await;
-        }
+    let rules = ex.compress.clone();
+    let sibling = rules
+        .as_deref()
+        .and_then(|r| compressed::sibling(action, &req, r, head));
+    let precompressed = sibling.is_some();
+    let outcome = match sibling {
+        Some(outcome) => outcome,
+        None => match crate::static_opts::resolve(action, &req, asked) {
+            Decided::File(outcome) => outcome,
+            // Boxed: a listing is rare, and its reply must not widen every
+            // connection's task (conn.rs's size test).
+            Decided::Page { content_type, body } => {
+                return Box::pin(page(ex, site, content_type, body, keep_alive)).await;
+            }
+        },
     };
     match outcome {
         StaticOutcome::Error {
@@ -82,6 +95,13 @@ pub(crate) async fn serve(ex: &mut Exchange<'_>, site: &Site, action: &StaticAct
             file,
             body,
         } => {
+            if !precompressed
+                && let BodyPlan::Range { start, len } = body
+                && let Some(enc) = compressed::encoder(ex, status, &fields, &body)
+            {
+                let (what, range) = ((status, fields), (start, len));
+                return compressed::send(ex, site, what, &file, range, enc, keep_alive).await;
+            }
             let mut out = Outcome::of(status, ex.next_after(true, keep_alive));
             let length = body_length(&body);
             if !ex

@@ -2,7 +2,8 @@
 //! a real redis-server and a real nginx origin: a cold object fetched by
 //! all three at once reaches the origin once (the others wait on the fleet's
 //! lock and are answered from the shared tier), purges reach the shared
-//! tier, and a Redis that is down costs nothing but origin fetches.
+//! tier, and a Redis that is down costs nothing but origin fetches. The
+//! same with the objects on a real memcached (`store = "memcached"`).
 
 mod support;
 
@@ -18,12 +19,26 @@ struct Member {
 
 /// Three members of the fleet `f` in front of `nginx`, sharing `redis`.
 fn members(nginx: &Nginx, redis: &Redis, shared: &str) -> Vec<Member> {
+    members_on(nginx, redis, None, shared)
+}
+
+/// Three members of the fleet `f` (`redis` its Redis) whose shared tier is
+/// `memcached` when given.
+fn members_on(
+    nginx: &Nginx,
+    redis: &Redis,
+    memcached: Option<&Memcached>,
+    shared: &str,
+) -> Vec<Member> {
+    let store = memcached.map_or(String::new(), |m| {
+        format!("store = \"memcached\"\nmemcached = [\"{}\"]\n", m.addr())
+    });
     (0..3)
         .map(|i| {
             let setup = LeveeSetup::new();
             let admin = free_port();
             let tail = format!(
-                "\n[cache.shared]\n{shared}\n\n[fleet]\nname = \"f\"\ninstance = \"m{i}\"\nredis = \"redis://127.0.0.1:{}\"\ntimeout = \"1s\"\n",
+                "\n[cache.shared]\n{store}{shared}\n\n[fleet]\nname = \"f\"\ninstance = \"m{i}\"\nredis = \"redis://127.0.0.1:{}\"\ntimeout = \"1s\"\n",
                 redis.port
             );
             let text = config(&setup, admin, &nginx.addr(), "", &tail);
@@ -50,13 +65,29 @@ fn get(port: u16, path: &str) -> Response {
 /// from the shared tier. Then each member has it locally.
 #[test]
 fn a_cold_object_is_fetched_once_for_the_fleet() {
+    cold_object_fetched_once(false);
+}
+
+/// The same with memcached: the lock is an `add` with a lease.
+#[test]
+fn a_cold_object_is_fetched_once_for_the_fleet_on_memcached() {
+    cold_object_fetched_once(true);
+}
+
+fn cold_object_fetched_once(on_memcached: bool) {
     let nginx = Nginx::start(ORIGIN);
     let body: Vec<u8> = (0..40_000u32).map(|i| (i % 251) as u8).collect();
     nginx.put_file("slowc/cold.bin", &body);
     let redis = Redis::start();
-    // A Redis call over `timeout` (50 ms by default) is a miss that takes
-    // no lock: generous here, so a loaded machine still shows coalescing.
-    let fleet = members(&nginx, &redis, "lock_wait = \"10s\"\ntimeout = \"2s\"");
+    let memcached = on_memcached.then(Memcached::start);
+    // A call over `timeout` (50 ms by default) is a miss that takes no
+    // lock: generous here, so a loaded machine still shows coalescing.
+    let fleet = members_on(
+        &nginx,
+        &redis,
+        memcached.as_ref(),
+        "lock_wait = \"10s\"\ntimeout = \"2s\"",
+    );
     let answers: Vec<Response> = thread::scope(|s| {
         let handles: Vec<_> = fleet
             .iter()
@@ -121,6 +152,14 @@ fn a_cold_object_is_fetched_once_for_the_fleet() {
             .sum::<f64>(),
         2.0
     );
+    if let Some(m) = &memcached {
+        assert_eq!(m.objects("f").len(), 1, "the object is in memcached");
+        let locks = m
+            .items()
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("{f}:cl:"));
+        assert_eq!(locks.count(), 0, "the lock was released");
+    }
 }
 
 /// Objects over the size bound stay local: each member fetches its own.
@@ -189,8 +228,14 @@ fn purges_reach_the_shared_tier() {
         );
         thread::sleep(Duration::from_millis(50));
     }
+    purged_objects_go_to_the_origin(&nginx, &fleet[2]);
+}
+
+/// The objects the purge tests purged: `member`, which never had them
+/// locally, fetches each from the origin again.
+fn purged_objects_go_to_the_origin(nginx: &Nginx, member: &Member) {
     for path in ["/c/p.txt", "/tag/t.txt", "/c/img/a.png"] {
-        let r = get(fleet[2].levee.port, path);
+        let r = get(member.levee.port, path);
         assert_eq!(
             r.header("cache-status"),
             Some("levee; fwd=miss; stored"),
@@ -208,9 +253,16 @@ fn without_redis_each_member_fetches_alone() {
     let mut redis = Redis::start();
     let fleet = members(&nginx, &redis, "");
     redis.kill();
-    for m in &fleet {
+    each_fetches_alone(&fleet, "/c/down.txt");
+    assert_eq!(nginx.wait_entries("/c/down.txt", 3).len(), 3);
+}
+
+/// Each member gets `path` (holding "0123456789abcdef") from the origin
+/// without waiting for the shared tier, and has it locally after.
+fn each_fetches_alone(fleet: &[Member], path: &str) {
+    for m in fleet {
         let started = Instant::now();
-        let r = get(m.levee.port, "/c/down.txt");
+        let r = get(m.levee.port, path);
         assert_eq!(r.status, 200);
         assert_eq!(r.body, b"0123456789abcdef");
         assert!(
@@ -219,9 +271,80 @@ fn without_redis_each_member_fetches_alone() {
             started.elapsed()
         );
         assert_eq!(
-            get(m.levee.port, "/c/down.txt").header("cache-status"),
+            get(m.levee.port, path).header("cache-status"),
             Some("levee; hit")
         );
     }
-    assert_eq!(nginx.wait_entries("/c/down.txt", 3).len(), 3);
+}
+
+/// memcached killed: every member answers from the origin at once, no
+/// client sees an error, and the failures are counted.
+#[test]
+fn without_memcached_each_member_fetches_alone() {
+    let nginx = Nginx::start(ORIGIN);
+    nginx.put_file("c/gone.txt", b"0123456789abcdef");
+    nginx.put_file("c/before.txt", b"stored before the kill");
+    let redis = Redis::start();
+    let mut memcached = Memcached::start();
+    let fleet = members_on(&nginx, &redis, Some(&memcached), "");
+    assert_eq!(get(fleet[0].levee.port, "/c/before.txt").status, 200);
+    let there = poll(Duration::from_secs(10), || {
+        (memcached.objects("f").len() == 1).then_some(())
+    });
+    assert!(there.is_some(), "the first object never reached memcached");
+    memcached.kill();
+    each_fetches_alone(&fleet, "/c/gone.txt");
+    // Another member's miss of what memcached held: the origin again.
+    let r = get(fleet[1].levee.port, "/c/before.txt");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, b"stored before the kill");
+    assert_eq!(nginx.wait_entries("/c/gone.txt", 3).len(), 3);
+    assert_eq!(nginx.wait_entries("/c/before.txt", 2).len(), 2);
+    let errors: f64 = fleet
+        .iter()
+        .filter_map(|m| {
+            metric(
+                m.admin,
+                "levee_cache_shared_lookups_total{result=\"error\"}",
+            )
+        })
+        .sum();
+    assert!(errors >= 3.0, "{errors} failed lookups counted");
+}
+
+/// A purge by URL, tag and prefix on one member removes the objects from
+/// memcached: another member goes to the origin again.
+#[test]
+fn purges_reach_memcached() {
+    let nginx = Nginx::start(ORIGIN);
+    for f in ["c/p.txt", "tag/t.txt", "c/img/a.png", "c/keep.txt"] {
+        nginx.put_file(f, b"0123456789abcdef");
+    }
+    let redis = Redis::start();
+    let memcached = Memcached::start();
+    let fleet = members_on(&nginx, &redis, Some(&memcached), "");
+    let paths = ["/c/p.txt", "/tag/t.txt", "/c/img/a.png", "/c/keep.txt"];
+    for (stored, path) in paths.into_iter().enumerate() {
+        assert_eq!(get(fleet[0].levee.port, path).status, 200);
+        let there = poll(Duration::from_secs(10), || {
+            (memcached.objects("f").len() > stored).then_some(())
+        });
+        assert!(there.is_some(), "{path} never reached memcached");
+    }
+    for (body, purged) in [
+        (r#"{"url": "http://site/c/p.txt"}"#, 1),
+        (r#"{"tag": "red"}"#, 1),
+        (r#"{"prefix": "http://site/c/img/"}"#, 1),
+    ] {
+        let (status, text) = admin_request(fleet[0].admin, "POST", "/cache/purge", body);
+        assert_eq!(status, 200, "{body}: {text}");
+        let v: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+        assert_eq!(v["purged"], purged, "{body}: {text}");
+    }
+    assert_eq!(memcached.objects("f").len(), 1, "only /c/keep.txt is left");
+    purged_objects_go_to_the_origin(&nginx, &fleet[2]);
+    assert_eq!(
+        get(fleet[2].levee.port, "/c/keep.txt").header("cache-status"),
+        Some("levee; hit; tier=shared")
+    );
 }

@@ -30,6 +30,7 @@ fn settings() -> Settings {
         lock_lease: Duration::from_secs(10),
         lock_wait: Duration::from_secs(2),
         keep_stale: Duration::from_secs(10),
+        memcached: Vec::new(),
     }
 }
 

@@ -74,6 +74,7 @@ fn defaults_fill_everything_left_out() {
             }),
             protect: Default::default(),
             rewrite: Default::default(),
+            compress: None,
             shape: Default::default(),
         }]
     );

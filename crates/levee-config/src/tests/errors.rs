@@ -61,7 +61,7 @@ keepalive_timeout = "soon"
         errors_of(text),
         [
             "t.toml:1:11: workers: must be between 1 and 1024",
-            "t.toml:2:1: colour: unknown key `colour`; expected one of: workers, pid_file, user, group, control_socket, log, limits, timeouts, listener, route, upstream, admin, protect, rate_limit, resolver, cache, http2, fleet, mirrors, acme, dns, http",
+            "t.toml:2:1: colour: unknown key `colour`; expected one of: workers, pid_file, user, group, control_socket, log, limits, timeouts, listener, route, upstream, admin, protect, rate_limit, resolver, cache, http2, compress, fleet, mirrors, acme, dns, http",
             "t.toml:8:11: listener[1].address: duplicate listener address 0.0.0.0:80: listener[0] already listens there",
             "t.toml:11:8: route[0].host: invalid host pattern `a*.com`: `*` is only allowed as a whole first label, as in \"*.example.com\"",
             "t.toml:13:1: route[0].static: a route has exactly one action, but `proxy` is set too; split it into two routes",

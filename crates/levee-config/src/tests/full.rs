@@ -158,6 +158,7 @@ fn full_config_becomes_the_expected_model() {
                 }),
                 protect: Default::default(),
                 rewrite: Default::default(),
+                compress: None,
                 shape: Default::default(),
             },
             Route {
@@ -172,6 +173,7 @@ fn full_config_becomes_the_expected_model() {
                 }),
                 protect: Default::default(),
                 rewrite: Default::default(),
+                compress: None,
                 shape: Default::default(),
             },
             Route {
@@ -184,6 +186,7 @@ fn full_config_becomes_the_expected_model() {
                 }),
                 protect: Default::default(),
                 rewrite: Default::default(),
+                compress: None,
                 shape: Default::default(),
             },
             Route {
@@ -197,6 +200,7 @@ fn full_config_becomes_the_expected_model() {
                 }),
                 protect: Default::default(),
                 rewrite: Default::default(),
+                compress: None,
                 shape: Default::default(),
             },
         ],
@@ -232,6 +236,7 @@ fn full_config_becomes_the_expected_model() {
         }),
         cache: Default::default(),
         http2: Default::default(),
+        compress: Default::default(),
         fleet: None,
         mirrors: Vec::new(),
         acme: None,

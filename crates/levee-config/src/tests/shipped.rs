@@ -56,6 +56,7 @@ fn docs_cover_every_key() {
         MIRRORS_KEYS,
         MIRROR_KEYS,
         crate::walk::HTTP2_KEYS,
+        COMPRESS_KEYS,
         HTTP_KEYS,
         ROUTE_SHAPE_KEYS,
         PAGE_KEYS,

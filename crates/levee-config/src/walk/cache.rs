@@ -206,21 +206,16 @@ fn shared(sink: &mut Sink<'_>, item: &Item<'_, '_>) -> Option<SharedCache> {
                     ok = false;
                 }
             }
-            Some("memcached") => {
-                match servers {
-                    Some(list) if !list.is_empty() => c.store = SharedStore::Memcached(list),
-                    _ => i.error(
+            Some("memcached") => match servers {
+                Some(list) if !list.is_empty() => c.store = SharedStore::Memcached(list),
+                _ => {
+                    i.error(
                         sink,
                         "`store = \"memcached\"` needs `memcached = [\"host:port\", …]`",
-                    ),
+                    );
+                    ok = false;
                 }
-                // Recognised, so the message is about the store, not a typo.
-                i.error(
-                    sink,
-                    "memcached is not available yet as the shared tier: use \"redis\" (the fleet's Redis)",
-                );
-                ok = false;
-            }
+            },
             Some(other) => {
                 i.error(
                     sink,

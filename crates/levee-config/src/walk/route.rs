@@ -31,6 +31,8 @@ pub(crate) struct DraftRoute {
     pub protect: crate::model::RouteProtect,
     /// The rate limits named, for the cross-check.
     pub rate_limits: Vec<Mention>,
+    /// `compress` over `[compress]` (walk/compress.rs).
+    pub compress: Option<crate::model::Compress>,
     pub rewrite: crate::model::RouteRewrite,
     pub shape: crate::model::RouteShape,
 }
@@ -68,10 +70,15 @@ pub(crate) const KEYS: &[&str] = &[
     "auth_basic_file",
     "auth_realm",
     "rate_limit",
+    "compress",
     // The cache keys (walk/cache.rs) are added to these.
 ];
 
-pub(crate) fn route(sink: &mut Sink<'_>, item: &Item<'_, '_>) -> Option<DraftRoute> {
+pub(crate) fn route(
+    sink: &mut Sink<'_>,
+    item: &Item<'_, '_>,
+    compress: &crate::model::CompressConfig,
+) -> Option<DraftRoute> {
     let known = [
         KEYS,
         CACHE_KEYS,
@@ -128,10 +135,12 @@ pub(crate) fn route(sink: &mut Sink<'_>, item: &Item<'_, '_>) -> Option<DraftRou
         _ => (named, None),
     };
     let (protect, rate_limits) = super::protect::route_protect(sink, &fields);
+    let compress = super::compress::route(sink, fields.get("compress"), compress);
     let rewrite = super::rewrite::route_rewrite(sink, &fields);
     super::rewrite::check_forward_path(sink, &fields, &rewrite, action.as_ref());
     let shape = super::shape::route_shape(sink, &fields, fields.get("proxy").is_some());
     Some(DraftRoute {
+        compress,
         listeners,
         hosts,
         path,

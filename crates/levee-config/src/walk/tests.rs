@@ -25,7 +25,7 @@ fn unknown_keys_point_at_the_key_and_suggest() {
     assert_eq!(
         with_listener("[[route]]\nrespond = \"x\"\n  colour = 1\n"),
         [
-            "t.toml:5:3: route[0].colour: unknown key `colour`; expected one of: listener, host, path, proxy, static, redirect, respond, mirrors, preserve_host, forward_path, index, follow_symlinks, status, content_type, allow, deny, auth_basic_file, auth_realm, rate_limit, cache, cache_key_drop_params, cache_key_sort_params, cache_key_headers, cache_key_cookies, cache_bypass_cookies, cache_bypass_headers, cache_methods, cache_status, cache_stale_if_down, cache_strip_set_cookie, strip_prefix, add_prefix, rewrite, dotfiles, dotfiles_allow, expires, expires_by_extension, listing, try_files, request_headers, response_headers, hide_upstream_server, error_pages, intercept_errors"
+            "t.toml:5:3: route[0].colour: unknown key `colour`; expected one of: listener, host, path, proxy, static, redirect, respond, mirrors, preserve_host, forward_path, index, follow_symlinks, status, content_type, allow, deny, auth_basic_file, auth_realm, rate_limit, compress, cache, cache_key_drop_params, cache_key_sort_params, cache_key_headers, cache_key_cookies, cache_bypass_cookies, cache_bypass_headers, cache_methods, cache_status, cache_stale_if_down, cache_strip_set_cookie, strip_prefix, add_prefix, rewrite, dotfiles, dotfiles_allow, expires, expires_by_extension, listing, try_files, request_headers, response_headers, hide_upstream_server, error_pages, intercept_errors"
         ]
     );
     assert_eq!(

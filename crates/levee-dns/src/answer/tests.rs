@@ -18,7 +18,7 @@ const CONFIG: &str = "[[listener]]\naddress = \"127.0.0.1:80\"\n[[route]]\nrespo
     \"a.b TXT hello\", \"big TXT \\\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\\\"\"]\n\
     [[dns.zone.fleet]]\nname = \"www\"\nmax_answers = 2\n";
 
-fn view() -> View {
+pub(crate) fn view() -> View {
     let config = levee_config::parse(CONFIG, "t.toml".as_ref()).expect("valid config");
     let mut dns = config.dns.expect("dns");
     // Forty TXT strings make an answer too big for 512 bytes.
@@ -60,7 +60,7 @@ fn view() -> View {
     v
 }
 
-fn policy(rate: u32) -> Policy {
+pub(crate) fn policy(rate: u32) -> Policy {
     Policy {
         max_udp: 1232,
         cookies: Some(crate::cookie::Cookies::new()),
@@ -75,7 +75,7 @@ fn policy(rate: u32) -> Policy {
     }
 }
 
-fn query(name: &str, t: RecordType) -> Message {
+pub(crate) fn query(name: &str, t: RecordType) -> Message {
     let mut m = Message::new();
     m.set_id(0x1234).set_recursion_desired(true);
     m.add_query(Query::query(Name::from_ascii(name).expect("name"), t));
@@ -91,6 +91,7 @@ fn ask_with(v: &View, p: &Policy, m: &Message, tcp: bool, peer: &str) -> Option<
         tcp,
         unix: 1_700_000_000,
         now: Instant::now(),
+        turn: None,
     };
     match handle(&bytes, &cx) {
         Reply::One(b) => Some(Message::from_vec(&b).expect("a valid answer")),
@@ -213,6 +214,7 @@ fn malformed_input_gets_formerr_or_nothing() {
         tcp: false,
         unix: 0,
         now: Instant::now(),
+        turn: None,
     };
     assert_eq!(handle(b"", &cx), Reply::Nothing);
     assert_eq!(handle(b"\x12\x34\x01", &cx), Reply::Nothing);

@@ -147,19 +147,16 @@ fn shared_tier(config: &CacheConfig) -> Option<Arc<Shared>> {
         *current = None;
         return None;
     };
-    if let SharedStore::Memcached(_) = &c.store {
-        tracing::error!(
-            "[cache.shared] store = \"memcached\" is not available in this build; the shared tier is off"
-        );
-        *current = None;
-        return None;
-    }
     let wanted = shared::Settings {
         max_object_size: c.max_object_size,
         timeout: c.timeout,
         lock_lease: c.lock_lease,
         lock_wait: c.lock_wait,
         keep_stale: config.stale_if_down,
+        memcached: match &c.store {
+            SharedStore::Redis => Vec::new(),
+            SharedStore::Memcached(servers) => servers.clone(),
+        },
     };
     if let Some(s) = current.as_ref()
         && s.settings == wanted

@@ -29,6 +29,7 @@ use crate::message::{Framing, RequestHead, ResponseHead};
 use crate::pace::Progress;
 use crate::shape::Dress;
 use crate::site::Site;
+pub(crate) use head::append as append_field;
 use levee_cache::body::Slice;
 pub(crate) use send::Window;
 use send::{Fault, cut_slow, data};
@@ -260,6 +261,32 @@ impl Stream {
         body == 0 || self.own_data(Bytes::copy_from_slice(&reply.body)).await
     }
 
+    /// A head with `fields` as they are and a body of unknown length to
+    /// follow (a compressed cache hit). False if the client is gone.
+    pub(crate) fn send_coded_head<'f>(
+        &mut self,
+        status: u16,
+        fields: impl Iterator<Item = (&'f [u8], &'f [u8])>,
+        d: &crate::shape::Dress<'_>,
+    ) -> bool {
+        let Some(mut response) = head::with_status(status) else {
+            return self.unfit();
+        };
+        for (name, value) in fields {
+            if !crate::message::is_hop_by_hop(name) {
+                head::append(response.headers_mut(), name, value);
+            }
+        }
+        self.left = u64::MAX;
+        self.start(response, false, d)
+    }
+
+    /// The last body bytes of levee's own, ending the stream.
+    pub(crate) async fn send_end(&mut self, bytes: &[u8]) -> bool {
+        self.left = bytes.len() as u64;
+        self.own_data(Bytes::copy_from_slice(bytes)).await
+    }
+
     /// Body bytes of levee's own after its head (multipart preambles).
     pub(crate) async fn send_bytes(&mut self, bytes: &[u8]) -> bool {
         self.own_data(Bytes::copy_from_slice(bytes)).await
@@ -378,6 +405,7 @@ impl Stream {
         buf: &mut BytesMut,
         tee: Option<&mut dyn crate::body::BodySink>,
         read_timeout: std::time::Duration,
+        mut enc: Option<Box<crate::compress::Encoder>>,
     ) -> Result<u64, crate::body::Stopped> {
         use crate::body::{RelayError, Stopped};
         let stopped = |error, sent| Err(Stopped { error, sent });
@@ -385,6 +413,9 @@ impl Stream {
             self.unfit();
             return stopped(RelayError::SrcClosed, 0);
         };
+        if let Some(e) = enc.as_deref() {
+            crate::compress::edit_map(response.headers_mut(), e.coding());
+        }
         head::append_lines(response.headers_mut(), extra);
         let empty = matches!(resp.framing, Framing::None | Framing::Length(0));
         if empty {
@@ -409,7 +440,7 @@ impl Stream {
             read_timeout: Some(read_timeout),
         };
         let before = self.window.sent();
-        match send::relay(src, send, &mut self.window, tee).await {
+        match send::relay(src, send, &mut self.window, tee, enc.as_deref_mut()).await {
             Ok(n) => {
                 self.closed = true;
                 Ok(n)

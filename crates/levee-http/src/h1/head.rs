@@ -45,6 +45,18 @@ pub fn client_response(
     framing: ClientFraming,
     extra: &[u8],
 ) -> Vec<u8> {
+    client_head(resp, req, framing, extra, None)
+}
+
+/// [`client_response`] for a body compressed to `coding` on its way
+/// (compress.rs changes the fields that describe the body).
+pub(crate) fn client_head(
+    resp: &ResponseHead,
+    req: &RequestHead,
+    framing: ClientFraming,
+    extra: &[u8],
+    coding: Option<levee_config::Coding>,
+) -> Vec<u8> {
     let raw = resp.fields.raw();
     let mut out = Vec::with_capacity(raw.len() + 64);
     out.extend_from_slice(b"HTTP/1.1 ");
@@ -58,14 +70,14 @@ pub fn client_response(
     }
     out.extend_from_slice(b"\r\n");
     let chunked_upstream = resp.framing == Framing::Chunked;
-    for (name, value) in resp.fields.iter() {
-        if is_hop_by_hop(name) || listed(&resp.connection_tokens, name) {
-            continue;
-        }
-        if chunked_upstream && name.eq_ignore_ascii_case(b"content-length") {
-            continue;
-        }
-        field(&mut out, name, value);
+    let fields = resp.fields.iter().filter(|(name, _)| {
+        !(is_hop_by_hop(name)
+            || listed(&resp.connection_tokens, name)
+            || (chunked_upstream && name.eq_ignore_ascii_case(b"content-length")))
+    });
+    match coding {
+        None => fields.for_each(|(name, value)| field(&mut out, name, value)),
+        Some(c) => crate::compress::edit_fields(fields, c, |n, v| field(&mut out, n, v)),
     }
     out.extend_from_slice(extra);
     if framing.chunked {

@@ -3,24 +3,15 @@
 
 use std::net::IpAddr;
 
-use bytes::Bytes;
 use levee_config::{ForwardedHeader, TrustedProxies};
 
 use super::*;
-use crate::h1::{HeadLimits, Parsed, parse_request};
 use crate::proxy::headers::{Forwarding, upstream_request};
 
 fn head(fields: &str) -> RequestHead {
-    let raw = format!("GET /x HTTP/1.1\r\nHost: app.test\r\n{fields}\r\n");
-    let limits = HeadLimits {
-        max_request_line: 8192,
-        max_header_bytes: 32768,
-        max_headers: 100,
-    };
-    match parse_request(raw.as_bytes(), 0, &limits) {
-        Ok(Parsed::Complete(p, n)) => p.into_head(Bytes::copy_from_slice(&raw.as_bytes()[..n])),
-        other => panic!("{other:?}"),
-    }
+    crate::h1::test_request(&format!(
+        "GET /x HTTP/1.1\r\nHost: app.test\r\n{fields}\r\n"
+    ))
 }
 
 fn ip(s: &str) -> IpAddr {

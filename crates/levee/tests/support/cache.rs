@@ -2,12 +2,13 @@
 //! locations set the caching fields the cache tests need. Every test counts
 //! the requests that reached the origin in nginx's access log.
 //!
-//! The tier matrix: with `LEVEE_TEST_CACHE_TIER=disk` (or `shared`) every
-//! cache test runs with a memory tier that takes nothing (`max_object_size
-//! = 1`) and a disk tier (or a fleet with a real Redis as shared tier), so
-//! every hit comes from that tier. Responses are checked to say so
+//! The tier matrix: with `LEVEE_TEST_CACHE_TIER=disk` (or `shared`, or
+//! `memcached`) every cache test runs with a memory tier that takes nothing
+//! (`max_object_size = 1`) and a disk tier (or a fleet with a real Redis as
+//! shared tier, or a real memcached as the fleet's shared tier), so every
+//! hit comes from that tier. Responses are checked to say so
 //! (`Cache-Status: …; tier=disk`) and the parameter is then removed, so
-//! the same assertions hold for every tier (scripts/test runs all three).
+//! the same assertions hold for every tier (scripts/test runs all four).
 
 use std::thread;
 use std::time::Duration;
@@ -119,8 +120,11 @@ pub struct Bench {
     pub config: String,
     /// The tier every hit must come from (`None`: memory).
     pub tier: Option<&'static str>,
-    /// The shared tier's Redis, for `LEVEE_TEST_CACHE_TIER=shared`.
+    /// The shared tier's Redis, for `LEVEE_TEST_CACHE_TIER=shared` (and the
+    /// fleet's, for `memcached`).
     pub redis: Option<Redis>,
+    /// The shared tier's memcached, for `LEVEE_TEST_CACHE_TIER=memcached`.
+    pub memcached: Option<Memcached>,
     /// The disk tier's directory.
     pub disk: Option<TempDir>,
 }
@@ -133,14 +137,22 @@ pub fn disk_state(body: &str) -> String {
         .unwrap_or_default()
 }
 
-/// The tier the matrix runs against (`LEVEE_TEST_CACHE_TIER`).
+/// The tier the matrix runs against (`LEVEE_TEST_CACHE_TIER`), as hits
+/// name it: memcached is the shared tier on another store.
 pub fn matrix_tier() -> Option<&'static str> {
     match std::env::var("LEVEE_TEST_CACHE_TIER").as_deref() {
         Ok("disk") => Some("disk"),
-        Ok("shared") => Some("shared"),
+        Ok("shared") | Ok("memcached") => Some("shared"),
         Ok("memory") | Ok("") | Err(_) => None,
-        Ok(other) => panic!("LEVEE_TEST_CACHE_TIER={other}: expected memory, disk or shared"),
+        Ok(other) => {
+            panic!("LEVEE_TEST_CACHE_TIER={other}: expected memory, disk, shared or memcached")
+        }
     }
+}
+
+/// Whether the matrix's shared tier is on memcached.
+pub fn matrix_on_memcached() -> bool {
+    std::env::var("LEVEE_TEST_CACHE_TIER").as_deref() == Ok("memcached")
 }
 
 /// Removes `; tier=T` from a response's `Cache-Status`, checking that an
@@ -211,7 +223,7 @@ pub fn start(route: &str, tail: &str) -> Bench {
     let admin = free_port();
     let tier = matrix_tier();
     let sized = tail.contains("max_object_size");
-    let (mut redis, mut disk) = (None, None);
+    let (mut redis, mut disk, mut memcached) = (None, None, None);
     let tail = match tier {
         None => tail.to_owned(),
         Some(t) => {
@@ -232,8 +244,16 @@ pub fn start(route: &str, tail: &str) -> Bench {
                 text
             } else {
                 let r = Redis::start();
+                let store = if matrix_on_memcached() {
+                    let m = Memcached::start();
+                    let text = format!("store = \"memcached\"\nmemcached = \"{}\"\n", m.addr());
+                    memcached = Some(m);
+                    text
+                } else {
+                    String::new()
+                };
                 let text = format!(
-                    "\n[cache.shared]\ntimeout = \"1s\"\n{cap}\n[fleet]\nname = \"matrix\"\nredis = \"redis://127.0.0.1:{}\"\ntimeout = \"1s\"\n",
+                    "\n[cache.shared]\n{store}timeout = \"1s\"\n{cap}\n[fleet]\nname = \"matrix\"\nredis = \"redis://127.0.0.1:{}\"\ntimeout = \"1s\"\n",
                     r.port
                 );
                 redis = Some(r);
@@ -251,6 +271,7 @@ pub fn start(route: &str, tail: &str) -> Bench {
         config: text,
         tier,
         redis,
+        memcached,
         disk,
     };
     b.wait_ready();
@@ -291,6 +312,9 @@ impl Bench {
     /// Entries held by the tier under test: the memory store's, the disk
     /// tier's, or the objects in the shared tier's Redis.
     pub fn entries(&self) -> f64 {
+        if let Some(m) = &self.memcached {
+            return m.objects("matrix").len() as f64;
+        }
         match (self.tier, &self.redis) {
             (Some("shared"), Some(r)) => r
                 .cli(&["--scan", "--pattern", "{matrix}:c:*"])
@@ -303,6 +327,9 @@ impl Bench {
 
     /// Bytes held by the tier under test (see [`Bench::entries`]).
     pub fn bytes(&self) -> f64 {
+        if let Some(m) = &self.memcached {
+            return m.objects("matrix").iter().map(|(_, n)| *n as f64).sum();
+        }
         match (self.tier, &self.redis) {
             (Some("shared"), Some(r)) => r
                 .cli(&["--scan", "--pattern", "{matrix}:c:*"])

@@ -13,6 +13,7 @@ mod client;
 mod dnsmasq;
 mod dovecot;
 mod levee;
+mod memcached;
 mod mirrors;
 mod named;
 mod nginx;
@@ -33,6 +34,8 @@ pub use dnsmasq::*;
 #[allow(unused_imports)]
 pub use dovecot::*;
 pub use levee::*;
+#[allow(unused_imports)]
+pub use memcached::*;
 #[allow(unused_imports)]
 pub use mirrors::*;
 #[allow(unused_imports)]

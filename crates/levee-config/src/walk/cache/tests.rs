@@ -155,6 +155,25 @@ fn disk_and_shared_tiers_become_the_model_and_survive_a_round_trip() {
         Some(crate::model::SharedCache::default())
     );
     assert_eq!(ok(&to_toml(&config)).cache, config.cache);
+    // memcached: the servers in the order given (the hash ring's names).
+    let config = ok(&format!(
+        "{BASE}{FLEET}[cache.shared]\nstore = \"memcached\"\nmemcached = [\"10.0.0.2:11211\", \"mc1:11211\"]\n"
+    ));
+    let shared = config.cache.shared.as_ref().expect("[cache.shared]");
+    assert_eq!(
+        shared.store,
+        crate::model::SharedStore::Memcached(vec!["10.0.0.2:11211".into(), "mc1:11211".into()])
+    );
+    assert_eq!(ok(&to_toml(&config)).cache, config.cache);
+    let one = ok(&format!(
+        "{BASE}{FLEET}[cache.shared]\nstore = \"memcached\"\nmemcached = \"127.0.0.1:11211\"\n"
+    ));
+    assert_eq!(
+        one.cache.shared.map(|s| s.store),
+        Some(crate::model::SharedStore::Memcached(vec![
+            "127.0.0.1:11211".into()
+        ]))
+    );
 }
 
 #[test]
@@ -189,7 +208,6 @@ fn tier_errors_name_their_keys() {
         )),
         [
             "t.toml:9:9: cache.shared.store: `store = \"memcached\"` needs `memcached = [\"host:port\", …]`",
-            "t.toml:9:9: cache.shared.store: memcached is not available yet as the shared tier: use \"redis\" (the fleet's Redis)",
             "t.toml:10:19: cache.shared.max_object_size: must be greater than zero and at most 64m",
             "t.toml:11:13: cache.shared.lock_wait: must be greater than zero",
         ]

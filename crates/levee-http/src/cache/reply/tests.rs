@@ -1,25 +1,13 @@
-use bytes::Bytes;
 use levee_cache::body::{Body, Slice};
 use levee_cache::freshness::Stored;
 use levee_cache::policy::Head;
 use levee_cache::store::Object;
 
 use super::answer;
-use crate::h1::{HeadLimits, Parsed, parse_request};
 use crate::message::RequestHead;
 
 fn request(text: &str) -> RequestHead {
-    let limits = HeadLimits {
-        max_request_line: 8192,
-        max_header_bytes: 32768,
-        max_headers: 100,
-    };
-    match parse_request(text.as_bytes(), 0, &limits) {
-        Ok(Parsed::Complete(parts, len)) => {
-            parts.into_head(Bytes::copy_from_slice(&text.as_bytes()[..len]))
-        }
-        other => panic!("not a request head: {other:?}"),
-    }
+    crate::h1::test_request(text)
 }
 
 fn object() -> Object {

@@ -31,6 +31,7 @@ impl Client {
     /// Relays a stream open on an HTTP/2 server for this HTTP/1 client:
     /// its body up, then the response back as HTTP/1.1. `keep_alive`: the
     /// exchange may leave the connection open.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn relay_h2(
         &mut self,
         req: &RequestHead,
@@ -39,6 +40,7 @@ impl Client {
         site: &Site,
         keep_alive: bool,
         d: &crate::shape::Dress<'_>,
+        compress: Option<&levee_config::Compress>,
     ) -> Relayed {
         let ended = |end, next| Relayed {
             end,
@@ -64,7 +66,7 @@ impl Client {
                 read_timeout: Some(site.timeouts.client_body),
             };
             tokio::select! {
-                sent = send::relay(src, &mut up, &mut window, None) => {
+                sent = send::relay(src, &mut up, &mut window, None, None) => {
                     if let Err(Fault::Broken) = sent {
                         // The client's body broke off or was malformed.
                         up.send_reset(Reason::CANCEL);
@@ -101,13 +103,26 @@ impl Client {
                 return ended(End::Answered(status), Next::Linger);
             }
         };
-        let (parts, recv) = head.into_parts();
+        let (mut parts, recv) = head.into_parts();
         let status = parts.status.as_u16();
         let framing = Delimit::of(req, status);
         let keep_alive = keep_alive && body_read && framing != Delimit::UntilClose;
+        // Chunks are framed below, so the encoder's output is not.
+        let fields = parts
+            .headers
+            .iter()
+            .map(|(n, v)| (n.as_str().as_bytes(), v.as_bytes()));
+        let enc = match framing {
+            Delimit::Chunked => crate::compress::encoder_for(compress, req, status, fields, false),
+            _ => None,
+        };
+        if let Some(e) = enc.as_deref() {
+            crate::compress::edit_map(&mut parts.headers, e.coding());
+        }
         let mut out = head_bytes(&parts, framing, keep_alive);
         crate::shape::h1_head(&mut out, d);
-        let (end, bytes) = relay(self, site, out, recv, framing, wants_trailers(req)).await;
+        let trailers = wants_trailers(req);
+        let (end, bytes) = relay(self, site, out, recv, (framing, enc), trailers).await;
         let next = match end {
             End::Complete if keep_alive => Next::KeepAlive,
             _ => Next::Close,
@@ -170,7 +185,7 @@ async fn relay(
     site: &Site,
     head: Vec<u8>,
     mut recv: RecvStream,
-    framing: Delimit,
+    (framing, mut enc): (Delimit, Option<Box<crate::compress::Encoder>>),
     trailers_wanted: bool,
 ) -> (End, u64) {
     let limit = site.timeouts.client_send;
@@ -195,24 +210,38 @@ async fn relay(
         if n == 0 {
             continue;
         }
-        let mut out = Vec::with_capacity(n + 16);
-        if framing == Delimit::Chunked {
-            out.extend_from_slice(format!("{n:x}\r\n").as_bytes());
-        }
-        out.extend_from_slice(&bytes);
-        if framing == Delimit::Chunked {
-            out.extend_from_slice(b"\r\n");
-        }
-        if !respond::send(&mut client.stream, &out, limit).await {
+        let coded = match enc.as_deref_mut() {
+            None => None,
+            Some(e) => match e.push(&bytes) {
+                Ok(c) => Some(c),
+                Err(_) => return (End::UpstreamReset, sent),
+            },
+        };
+        let body = coded.unwrap_or(&bytes);
+        // Empty output would read as the last chunk.
+        if !body.is_empty()
+            && !respond::send(&mut client.stream, &frame(body, framing), limit).await
+        {
             return (End::ClientGone, sent);
         }
-        sent += n as u64;
+        sent += body.len() as u64;
         // The server may send more only once the client took these.
         let _ = recv.flow_control().release_capacity(n);
     }
     let Ok(trailers) = recv.trailers().await else {
         return (End::UpstreamReset, sent);
     };
+    if let Some(e) = enc.as_deref_mut() {
+        let Ok(tail) = e.finish() else {
+            return (End::UpstreamReset, sent);
+        };
+        sent += tail.len() as u64;
+        if !tail.is_empty()
+            && !respond::send(&mut client.stream, &frame(tail, framing), limit).await
+        {
+            return (End::ClientGone, sent);
+        }
+    }
     if framing == Delimit::Chunked {
         let mut last = b"0\r\n".to_vec();
         for (name, value) in trailers.iter().flatten().filter(|_| trailers_wanted) {
@@ -224,6 +253,20 @@ async fn relay(
         }
     }
     (End::Complete, sent)
+}
+
+/// `body` as it goes to the client: one chunk when `framing` is chunked.
+fn frame(body: &[u8], framing: Delimit) -> Vec<u8> {
+    let n = body.len();
+    let mut out = Vec::with_capacity(n + 16);
+    if framing == Delimit::Chunked {
+        out.extend_from_slice(format!("{n:x}\r\n").as_bytes());
+    }
+    out.extend_from_slice(body);
+    if framing == Delimit::Chunked {
+        out.extend_from_slice(b"\r\n");
+    }
+    out
 }
 
 /// The client accepts trailers (`TE: trailers`, among other codings).

@@ -38,7 +38,15 @@ impl Client {
             limit,
         };
         let relayed = relay
-            .run(&mut self.stream, &mut self.buf, up, Vec::new(), None, None)
+            .run(
+                &mut self.stream,
+                &mut self.buf,
+                up,
+                Vec::new(),
+                None,
+                None,
+                None,
+            )
             .await;
         let Err(Stopped { error, .. }) = relayed else {
             return Ok(());
@@ -54,6 +62,8 @@ impl Client {
             e @ RelayError::SrcTimeout => client(408, e),
             e @ RelayError::TooLarge => client(413, e),
             e @ RelayError::Chunk(_) => client(400, e),
+            // Never for a request body: it is not compressed.
+            e @ RelayError::Encode(_) => client(500, e),
             // The client broke off: it is gone, nothing to answer.
             e @ (RelayError::SrcClosed | RelayError::SrcIo(_)) => client(499, e),
         })
@@ -74,8 +84,9 @@ impl Client {
     }
 
     /// Relays the server's response: `out_head` (the client's head) goes
-    /// out with the first body bytes, then the body as `relay` says, a
-    /// copy to `tee` when the cache takes one. The client is watched while
+    /// out with the first body bytes, then the body as `relay` says
+    /// (through `enc` when it is compressed), a copy to `tee` when the
+    /// cache takes one. The client is watched while
     /// the server is waited for; what it sends meanwhile is kept.
     pub(crate) async fn relay_response_h1(
         &mut self,
@@ -84,6 +95,7 @@ impl Client {
         buf: &mut BytesMut,
         out_head: Vec<u8>,
         tee: Option<&mut dyn BodySink>,
+        enc: Option<&mut crate::compress::Encoder>,
     ) -> Result<u64, Stopped> {
         relay
             .run(
@@ -93,6 +105,7 @@ impl Client {
                 out_head,
                 tee,
                 Some(&mut self.buf),
+                enc,
             )
             .await
     }

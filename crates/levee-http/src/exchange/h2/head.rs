@@ -41,12 +41,7 @@ pub(crate) fn of_upstream(head: &ResponseHead) -> Option<Response<()>> {
 /// `Set-Cookie`, `Cache-Status`, a stored response's fields); a
 /// hop-by-hop one is left out.
 pub(crate) fn append_lines(headers: &mut HeaderMap, lines: &[u8]) {
-    for line in lines.split(|&b| b == b'\n') {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        let Some(colon) = memchr::memchr(b':', line) else {
-            continue;
-        };
-        let (name, value) = (&line[..colon], line[colon + 1..].trim_ascii());
+    for (name, value) in crate::compress::lines(lines) {
         if !is_hop_by_hop(name) {
             append(headers, name, value);
         }

@@ -26,7 +26,7 @@ use tokio::time::timeout;
 
 use super::Stream;
 use super::head;
-use super::send::{Fault, Window, cut_slow, data};
+use super::send::{Fault, Window, coded, cut_slow, data};
 use crate::exchange::{Next, Relayed, StreamEnd as End};
 use crate::message::RequestHead;
 use crate::shape::Dress;
@@ -49,6 +49,8 @@ struct Terms<'a> {
     head_timeout: Duration,
     /// How the response head is dressed (shape.rs): HSTS, header rules, the id.
     dress: Dress<'a>,
+    /// The route's compression and the request it answers (compress.rs).
+    compress: Option<(&'a levee_config::Compress, &'a RequestHead)>,
 }
 
 impl Stream {
@@ -62,6 +64,7 @@ impl Stream {
         up: Option<SendStream<Bytes>>,
         site: &Site,
         d: &Dress<'_>,
+        compress: Option<&levee_config::Compress>,
     ) -> Relayed {
         // `expect` is hop by hop, so the server will not answer it: levee
         // does, now that a server has the request.
@@ -74,6 +77,7 @@ impl Stream {
         let terms = Terms {
             head_timeout: site.timeouts.upstream_read,
             dress: *d,
+            compress: compress.map(|rules| (rules, head)),
         };
         let progress = Progress::default();
         let pre = self.pre.split().freeze();
@@ -203,6 +207,7 @@ async fn relay_response(
     let Terms {
         head_timeout,
         dress,
+        compress,
     } = terms;
     let waited = tokio::select! {
         r = timeout(head_timeout, response) => r,
@@ -223,9 +228,23 @@ async fn relay_response(
     let mut out = http::Response::new(());
     *out.status_mut() = parts.status;
     *out.headers_mut() = parts.headers;
-    crate::shape::h2_head(out.headers_mut(), &dress);
     // A trailers-only response (gRPC's error answer) ends with its HEADERS.
     let end = recv.is_end_stream();
+    let mut enc = match compress {
+        Some((rules, req)) if !end => {
+            let fields = out
+                .headers()
+                .iter()
+                .map(|(n, v)| (n.as_str().as_bytes(), v.as_bytes()));
+            crate::compress::encoder_for(Some(rules), req, parts.status.as_u16(), fields, false)
+        }
+        _ => None,
+    };
+    if let Some(e) = enc.as_deref() {
+        crate::compress::edit_map(out.headers_mut(), e.coding());
+    }
+    // After compressing's edits: the route's header rules have the last word.
+    crate::shape::h2_head(out.headers_mut(), &dress);
     let Ok(mut send) = respond.send_response(out, end) else {
         return End::ClientGone;
     };
@@ -240,6 +259,17 @@ async fn relay_response(
         match next {
             Some(Ok(bytes)) => {
                 let n = bytes.len();
+                let bytes = match enc.as_deref_mut() {
+                    None => bytes,
+                    Some(e) => match coded(e, &bytes, false) {
+                        Some(c) => c,
+                        None => {
+                            send.send_reset(Reason::INTERNAL_ERROR);
+                            return End::UpstreamReset;
+                        }
+                    },
+                };
+                let sent = bytes.len() as u64;
                 match data(&mut send, bytes, false, window).await {
                     Ok(()) => {}
                     Err(Fault::Slow) => {
@@ -248,7 +278,7 @@ async fn relay_response(
                     }
                     Err(_) => return End::ClientGone,
                 }
-                progress.bytes.fetch_add(n as u64, Relaxed);
+                progress.bytes.fetch_add(sent, Relaxed);
                 // The server may send more only once the client took these.
                 let _ = recv.flow_control().release_capacity(n);
             }
@@ -259,7 +289,22 @@ async fn relay_response(
             None => break,
         }
     }
-    let sent = match recv.trailers().await {
+    let trailers = recv.trailers().await;
+    // A compressed body's end goes before the trailers (or with END_STREAM).
+    if let (Ok(t), Some(e)) = (&trailers, enc.as_deref_mut()) {
+        let Some(tail) = coded(e, &[], true) else {
+            send.send_reset(Reason::INTERNAL_ERROR);
+            return End::UpstreamReset;
+        };
+        progress.bytes.fetch_add(tail.len() as u64, Relaxed);
+        if data(&mut send, tail, t.is_none(), window).await.is_err() {
+            return End::ClientGone;
+        }
+        if t.is_none() {
+            return End::Complete;
+        }
+    }
+    let sent = match trailers {
         Ok(Some(trailers)) => send.send_trailers(trailers),
         Ok(None) => send.send_data(Bytes::new(), true),
         Err(e) => {

@@ -12,6 +12,7 @@ use h2::{Reason, SendStream};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 use crate::body::BodySink;
+use crate::compress::Encoder;
 use crate::h1::chunked::ChunkedDecoder;
 use crate::message::Framing;
 use crate::pace::Progress;
@@ -144,6 +145,7 @@ pub(crate) async fn relay<R: AsyncRead + Unpin>(
     send: &mut SendStream<Bytes>,
     window: &mut Window,
     mut tee: Option<&mut dyn BodySink>,
+    mut enc: Option<&mut Encoder>,
 ) -> Result<u64, Fault> {
     let Source {
         rd,
@@ -166,14 +168,13 @@ pub(crate) async fn relay<R: AsyncRead + Unpin>(
                 for (i, range) in fed.data.into_iter().enumerate() {
                     let piece = taken.slice(range);
                     push(&mut tee, &piece, fed.done && i + 1 == last);
-                    relayed += piece.len() as u64;
-                    data(send, piece, false, window).await?;
+                    relayed += out(send, piece, false, window, &mut enc).await?;
                 }
                 if fed.done {
                     if last == 0 {
                         push(&mut tee, &[], true);
                     }
-                    data(send, Bytes::new(), true, window).await?;
+                    relayed += out(send, Bytes::new(), true, window, &mut enc).await?;
                     return Ok(relayed);
                 }
             } else {
@@ -181,8 +182,7 @@ pub(crate) async fn relay<R: AsyncRead + Unpin>(
                 left -= take as u64;
                 let piece = buf.split_to(take).freeze();
                 push(&mut tee, &piece, left == 0);
-                relayed += piece.len() as u64;
-                data(send, piece, left == 0, window).await?;
+                relayed += out(send, piece, left == 0, window, &mut enc).await?;
                 if left == 0 {
                     return Ok(relayed);
                 }
@@ -207,12 +207,41 @@ pub(crate) async fn relay<R: AsyncRead + Unpin>(
             // Only a body delimited by the end of the stream may end here.
             Ok(0) if framing == Framing::UntilClose => {
                 push(&mut tee, &[], true);
-                data(send, Bytes::new(), true, window).await?;
+                relayed += out(send, Bytes::new(), true, window, &mut enc).await?;
                 return Ok(relayed);
             }
             _ => return Err(Fault::Broken),
         }
     }
+}
+
+/// Sends a piece of body data as DATA (`end`: the last), through `enc`
+/// when the body is compressed (the encoder's end with the last piece).
+/// The bytes sent.
+async fn out(
+    send: &mut SendStream<Bytes>,
+    piece: Bytes,
+    end: bool,
+    window: &mut Window,
+    enc: &mut Option<&mut Encoder>,
+) -> Result<u64, Fault> {
+    let piece = match enc.as_deref_mut() {
+        None => piece,
+        Some(e) => coded(e, &piece, end).ok_or(Fault::Broken)?,
+    };
+    let n = piece.len() as u64;
+    data(send, piece, end, window).await?;
+    Ok(n)
+}
+
+/// `piece` compressed by `e`, with the compressed stream's end when `end`;
+/// `None` if the encoder failed.
+pub(crate) fn coded(e: &mut Encoder, piece: &[u8], end: bool) -> Option<Bytes> {
+    let mut coded = BytesMut::from(e.push(piece).ok()?);
+    if end {
+        coded.extend_from_slice(e.finish().ok()?);
+    }
+    Some(coded.freeze())
 }
 
 /// A copy of relayed body data for the cache; `done` when it is the last.
