@@ -196,9 +196,15 @@ async fn exchange(client: &mut Client, listener: &ListenerCtx, served: u64) -> N
     let span = serve::request_span(&head, &id);
     let mut ex = Exchange::h1(head, origin, client);
     ex.id = id;
-    let (done, routed) = serve::serve(&mut ex, listener.addr, shared, &site, served)
-        .instrument(span)
-        .await;
+    // A span no subscriber wants (the default: `levee::span` is off) is not
+    // wrapped around the request, whose every poll would enter and leave it.
+    let (done, routed) = if span.is_disabled() {
+        serve::serve(&mut ex, listener.addr, shared, &site, served).await
+    } else {
+        serve::serve(&mut ex, listener.addr, shared, &site, served)
+            .instrument(span)
+            .await
+    };
     let route = Some(serve::route_stats(routed));
     serve::log(
         &site,

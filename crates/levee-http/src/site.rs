@@ -10,7 +10,7 @@ use std::sync::Arc;
 use levee_config::{
     Action, Config, ForwardPath, HostMatch, Limits, RedirectAction, StaticAction, Timeouts,
 };
-use levee_upstream::{Group, Registry, UpstreamError};
+use levee_upstream::{AddrMap, Group, Registry, UpstreamError};
 
 use levee_protect::conns::ConnLimits;
 use levee_protect::{BasicAuth, ProtectError, RouteGuard};
@@ -106,9 +106,9 @@ pub struct Site {
     /// `[mirrors.NAME]` sets by name (their state lives across reloads).
     pub mirrors: HashMap<String, Arc<levee_mirror::MirrorSet>>,
     /// By listener address: a reload that renames a listener keeps its socket.
-    routers: HashMap<SocketAddr, Router<Routed>>,
+    routers: AddrMap<SocketAddr, Router<Routed>>,
     /// Connection limits and allow/deny lists by listener address.
-    conn_limits: HashMap<SocketAddr, ConnLimits>,
+    conn_limits: AddrMap<SocketAddr, ConnLimits>,
     /// The least progress demanded of clients; `None` when `min_progress` is 0.
     pub pace: Option<Pace>,
     /// `[protect] shed_idle_at`: percent of the descriptor limit.
@@ -118,7 +118,7 @@ pub struct Site {
     /// What HTTP/2 connections announce and enforce.
     pub http2: levee_config::Http2,
     /// Trusted proxies by listener address, only for listeners with some.
-    trusted: HashMap<SocketAddr, Trust>,
+    trusted: AddrMap<SocketAddr, Trust>,
     /// The request id's field (`[http]`); `None` when ids are off.
     pub(crate) request_id: Option<crate::shape::IdField>,
     /// `[http] error_pages`, for requests no route took.

@@ -30,6 +30,7 @@ pub mod state;
 pub mod stats;
 pub mod stream;
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -38,6 +39,13 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use levee_config::{Resolver, Upstream};
 use tokio::time::Instant;
+
+/// A map keyed by addresses from the config (servers, listeners), never by
+/// what a client sent: hashed with foldhash, as SipHash's resistance to
+/// chosen keys buys nothing here. A proxied request looks up three such
+/// keys (its route's listener, the pool's take and put), and SipHash cost
+/// about 700 instructions of them (bench/README.md).
+pub type AddrMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 pub use balance::Affinity;
 pub use budget::RetryBudget;

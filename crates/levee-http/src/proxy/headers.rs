@@ -236,12 +236,67 @@ fn for_node(buf: &mut [u8; 56], ip: IpAddr) -> &[u8] {
     buf.get(..len).unwrap_or_default()
 }
 
-/// `ip` as text in `buf`, without allocating.
+/// `ip` as text in `buf`, without allocating. An IPv4 address (the common
+/// client) is written digit by digit: `Display` through `fmt` cost about
+/// 1,000 instructions of the 23,000 a proxied request took (bench/README.md).
 fn ip_text(buf: &mut [u8; 48], ip: IpAddr) -> &[u8] {
     use std::io::Write;
+    if let IpAddr::V4(v4) = ip {
+        let mut len = 0;
+        for (i, octet) in v4.octets().into_iter().enumerate() {
+            if i > 0 {
+                buf[len] = b'.';
+                len += 1;
+            }
+            len += octet_text(&mut buf[len..len + 3], octet);
+        }
+        return &buf[..len];
+    }
     let mut cursor = std::io::Cursor::new(&mut buf[..]);
     // An IPv6 address is at most 45 characters: the write cannot fail.
     let _ = write!(cursor, "{ip}");
     let len = usize::try_from(cursor.position()).unwrap_or(0);
     buf.get(..len).unwrap_or_default()
+}
+
+/// `octet` in decimal at the start of `out`; the digits written.
+fn octet_text(out: &mut [u8], octet: u8) -> usize {
+    let digits = [octet / 100, octet / 10 % 10, octet % 10];
+    let skip = match octet {
+        100.. => 0,
+        10.. => 1,
+        _ => 2,
+    };
+    for (o, d) in out.iter_mut().zip(&digits[skip..]) {
+        *o = b'0' + d;
+    }
+    3 - skip
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ip_text_is_display() {
+        let ips = [
+            "0.0.0.0",
+            "9.10.99.100",
+            "127.0.0.1",
+            "192.168.1.254",
+            "255.255.255.255",
+            "2001:db8::1",
+            "::ffff:10.0.0.1",
+        ];
+        for ip in ips {
+            let ip: IpAddr = ip.parse().expect("an address");
+            let mut buf = [0u8; 48];
+            assert_eq!(ip_text(&mut buf, ip), ip.to_string().as_bytes());
+        }
+        for octet in 0..=255u8 {
+            let ip = IpAddr::from([octet, 0, 255, octet]);
+            let mut buf = [0u8; 48];
+            assert_eq!(ip_text(&mut buf, ip), ip.to_string().as_bytes());
+        }
+    }
 }

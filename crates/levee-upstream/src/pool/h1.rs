@@ -9,13 +9,14 @@
 //! and a server that is draining, disabled or gone from DNS keeps none.
 
 use std::cell::RefCell;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::task::{Context, Waker};
 use std::time::{Duration, Instant};
 
+use crate::AddrMap;
 use crate::connect::{Dest, connect};
 use crate::error::Fault;
 use crate::state::ServerState;
@@ -43,7 +44,7 @@ impl Idle {
 }
 
 thread_local! {
-    static POOL: RefCell<HashMap<SocketAddr, VecDeque<Idle>>> = RefCell::new(HashMap::new());
+    static POOL: RefCell<AddrMap<SocketAddr, VecDeque<Idle>>> = RefCell::default();
 }
 
 /// Whether the event loop has seen the peer close or send on an idle connection.

@@ -10,7 +10,6 @@
 //! never handed out again.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -20,6 +19,7 @@ use ::h2::client::{Connection, SendRequest};
 use bytes::Bytes;
 use tokio::time::timeout;
 
+use crate::AddrMap;
 use crate::connect::{Dest, connect};
 use crate::error::Fault;
 use crate::stream::UpstreamStream;
@@ -50,7 +50,7 @@ struct Entry {
 type Key = (SocketAddr, bool);
 
 thread_local! {
-    static CONNS: RefCell<HashMap<Key, Vec<Entry>>> = RefCell::new(HashMap::new());
+    static CONNS: RefCell<AddrMap<Key, Vec<Entry>>> = RefCell::default();
 }
 
 /// A stream's hold on its connection: counts it open until dropped.
