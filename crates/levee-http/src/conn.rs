@@ -274,11 +274,14 @@ mod tests {
         let permit = ctx.conns.admit(addr.ip(), &Default::default()).ok();
         let fut = super::serve(stream, addr, ctx, permit);
         let size = std::mem::size_of_val(&fut);
-        eprintln!("SIZE {size}");
         // Only a busy connection has a task (idle ones park without one,
         // idle.rs), and it holds the request's state inline: boxing it cost
         // a 5 KB copy per request. The guard catches buffers or large
-        // futures creeping in (5,352 bytes in a debug build, 4.9 KB release).
-        assert!(size <= 6 * 1024, "serve() future is {size} bytes");
+        // futures creeping in: 5,352 bytes in a debug build (4.9 KB
+        // release) before issue 18's request shaping; 6,192 with the
+        // request id held inline (65 bytes), the header rules' state and
+        // the compression settings, across the awaits that keep them.
+        // Rewrites and listings are boxed; only busy connections pay it.
+        assert!(size <= 6 * 1024 + 256, "serve() future is {size} bytes");
     }
 }
