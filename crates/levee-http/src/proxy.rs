@@ -327,7 +327,7 @@ async fn attempts<'m, 's>(
             body_resendable: resendable,
             idempotent: a.idempotent,
         };
-        settle_miss(member, lease, &a, &mut at, missed, policy)?;
+        settle_miss(member, lease, &a, &mut at, missed, policy, &ex.id)?;
     }
 }
 
@@ -434,6 +434,9 @@ fn settle_miss(
     at: &mut Cursor,
     missed: Missed,
     mut policy: retry::Attempt,
+    // Named in its log lines: the request span that would carry it is off
+    // by default (conn.rs), and these are the lines an operator looks for.
+    id: &crate::shape::RequestId,
 ) -> Result<(), Failed> {
     let (group, addr) = (a.fwd.group, member.addr);
     let stop = |fault| Failed {
@@ -462,12 +465,12 @@ fn settle_miss(
     if next == Retry::Elsewhere {
         at.tried.push(at.index);
         if let Some(next) = next_server(group, a.members, a.affinity, &at.tried) {
-            tracing::info!(server = %addr, error = %fault, "upstream failed; trying another server");
+            tracing::info!(server = %addr, error = %fault, request_id = ?id, "upstream failed; trying another server");
             at.to(next);
             return Ok(());
         }
     }
-    tracing::warn!(upstream = %addr, error = %fault, "upstream failed");
+    tracing::warn!(upstream = %addr, error = %fault, request_id = ?id, "upstream failed");
     Err(stop(fault))
 }
 

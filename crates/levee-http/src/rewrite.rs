@@ -79,6 +79,7 @@ pub(crate) async fn settle<'s>(
                     tracing::error!(
                         path = %String::from_utf8_lossy(ex.head.path()),
                         max_rewrites = site.limits.max_rewrites,
+                        request_id = ?ex.id,
                         "rewrite cycle: more internal rewrites than `max_rewrites`"
                     );
                     return Err((ex.reply(&Reply::error(500, &[]), site).await, Some(routed)));

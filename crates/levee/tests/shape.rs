@@ -198,9 +198,21 @@ fn levees_own_answers_carry_the_id_and_always_rules_only() {
         let (head, _) = fetch(&s.levee, args, "/down/x");
         assert!(head.contains(" 502"), "{head}");
         assert_eq!(field(&head, "x-frame-options"), Some("deny"), "{head}");
+        let id = field(&head, "x-request-id").unwrap_or("").to_owned();
+        assert!(is_minted(&id), "{head}");
+        // The error log's line about it names the same id (the head is in
+        // lower case, and so are minted ids).
+        let named = poll(Duration::from_secs(20), || {
+            s.levee
+                .stderr()
+                .lines()
+                .any(|l| l.contains("upstream failed") && l.contains(&format!("request_id={id}")))
+                .then_some(())
+        });
         assert!(
-            is_minted(field(&head, "x-request-id").unwrap_or("")),
-            "{head}"
+            named.is_some(),
+            "no log line names {id}:\n{}",
+            s.levee.stderr()
         );
         let (head, _) = fetch(&s.levee, args, "/down-plain/x");
         assert!(head.contains(" 502"), "{head}");
