@@ -111,7 +111,10 @@ pub async fn serve(
         let now = unix_now();
         match decide(&obj.meta, &directives, now, Heuristic::default()) {
             Use::Fresh => {
-                let served = Served::plain(obj, "hit", source);
+                let served = Served {
+                    coded_from: found.as_ref().map(|(_, under)| (&**cache, &under[..])),
+                    ..Served::plain(obj, "hit", source)
+                };
                 return hit(ex, site, route, &served).await;
             }
             Use::StaleAllowed => {
@@ -375,6 +378,8 @@ struct Served<'a> {
     extra: &'a [u8],
     /// The tier it came from.
     source: Source,
+    /// A fresh hit's store and key: its compressed variants may answer.
+    coded_from: Option<(&'a SiteCache, &'a [u8])>,
 }
 
 impl<'a> Served<'a> {
@@ -384,6 +389,7 @@ impl<'a> Served<'a> {
             detail,
             extra: &[],
             source,
+            coded_from: None,
         }
     }
 }
@@ -395,6 +401,7 @@ impl<'a> From<&'a Answer> for Served<'a> {
             detail: &a.detail,
             extra: &a.extra,
             source: a.source,
+            coded_from: None,
         }
     }
 }
@@ -411,11 +418,19 @@ async fn hit(
         detail,
         extra,
         source,
+        coded_from,
     } = *served;
     if detail == "hit" {
         Counters::add(&STATS.hits, 1);
     }
     source.count_hit();
+    // A stored compressed variant answers as the identity entry would.
+    let coded = coded_from.and_then(|(cache, under)| compressed::variant(ex, cache, under, obj));
+    let (obj, detail) = match &coded {
+        Some((v, true)) => (&**v, "hit; detail=variant"),
+        Some((v, false)) => (&**v, detail),
+        None => (obj, detail),
+    };
     let mut lines = if route.status_header {
         format!("Cache-Status: levee; {detail}{}\r\n", source.status_param()).into_bytes()
     } else {
@@ -548,43 +563,4 @@ fn same_origin_path<'a>(location: &'a [u8], origin: &Origin<'_>) -> Option<&'a [
 }
 
 #[cfg(test)]
-mod tests {
-    use super::{Origin, same_origin_path};
-
-    #[test]
-    fn locations_of_the_same_origin() {
-        let site = Origin {
-            https: false,
-            authority: b"site",
-        };
-        assert_eq!(same_origin_path(b"/a?b", &site), Some(&b"/a?b"[..]));
-        assert_eq!(same_origin_path(b"http://SITE/x", &site), Some(&b"/x"[..]));
-        assert_eq!(
-            same_origin_path(b"http://site:80/x", &site),
-            Some(&b"/x"[..])
-        );
-        assert_eq!(same_origin_path(b"http://site", &site), Some(&b"/"[..]));
-        assert_eq!(
-            same_origin_path(b"http://site:8080/x", &site),
-            None,
-            "another port"
-        );
-        assert_eq!(
-            same_origin_path(b"https://site/x", &site),
-            None,
-            "another scheme"
-        );
-        assert_eq!(same_origin_path(b"http://other/x", &site), None);
-        assert_eq!(same_origin_path(b"//site/x", &site), None);
-        assert_eq!(same_origin_path(b"relative", &site), None);
-        let tls = Origin {
-            https: true,
-            authority: b"site:8443",
-        };
-        assert_eq!(
-            same_origin_path(b"https://site:8443/y", &tls),
-            Some(&b"/y"[..])
-        );
-        assert_eq!(same_origin_path(b"https://site/y", &tls), None);
-    }
-}
+mod tests;

@@ -1,9 +1,9 @@
 //! The cache and compression on one route (docs/cache.md,
-//! "Compression"): the store keeps the identity form of a response, and
-//! every hit is compressed for its own client, so clients that accept
+//! "Compression"): the store keeps the identity form of a response and a
+//! compressed variant per coding made from it, so clients that accept
 //! different codings, or none, share one stored response and each gets
-//! what it accepts. nginx as the origin, curl as the clients.
-
+//! what it accepts, and a variant never outlives its identity entry.
+//! nginx as the origin, curl as the clients.
 mod support;
 
 use std::fs;
@@ -78,4 +78,85 @@ fn clients_of_different_codings_share_one_stored_response() {
     }
     // One request reached nginx: every answer came from one stored response.
     assert_eq!(bench.origin_requests("/c/page.html", 1), 1);
+}
+
+/// `page()` with every item renamed: the origin's object changed.
+fn changed_page() -> Vec<u8> {
+    String::from_utf8(page())
+        .expect("the page is text")
+        .replace("cached item", "changed item, longer")
+        .into_bytes()
+}
+
+#[test]
+fn a_stored_coded_variant_answers_until_its_identity_entry_changes() {
+    let bench = support::start("compress = true\ncache_status = true\n", "");
+    for dir in ["c", "short"] {
+        bench.nginx.put_file(&format!("{dir}/page.html"), &page());
+    }
+    let url = bench.levee.url("/c/page.html");
+    // The miss, then the first gzip hit: compressed once and stored.
+    get(&url, "gzip", false);
+    let (head, _) = get(&url, "gzip", false);
+    assert!(head.contains("levee; hit"), "{head}");
+    assert!(!head.contains("detail=variant"), "{head}");
+    // The second gzip hit is the stored variant, and decodes to the page.
+    let (head, raw) = get(&url, "gzip", false);
+    assert!(head.contains("levee; hit; detail=variant"), "{head}");
+    assert_eq!(field(&head, "content-encoding"), Some("gzip"), "{head}");
+    assert!(raw.len() < page().len() / 4);
+    let (head, decoded) = get(&url, "gzip", true);
+    assert!(head.contains("detail=variant"), "{head}");
+    assert_eq!(decoded, page());
+    // Each coding has its own variant; identity clients get identity.
+    let (head, _) = get(&url, "br", false);
+    assert!(!head.contains("detail=variant"), "{head}");
+    assert_eq!(field(&head, "content-encoding"), Some("br"), "{head}");
+    let (head, body) = get(&url, "identity", false);
+    assert_eq!(field(&head, "content-encoding"), None, "{head}");
+    assert_eq!(body, page());
+
+    // Purged and changed at the origin: the old variant is never served.
+    bench.nginx.put_file("c/page.html", &changed_page());
+    let out = curl(&[
+        "-sX",
+        "PURGE",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        &url,
+    ]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "200", "{out:?}");
+    for _ in 0..3 {
+        let (head, decoded) = get(&url, "gzip", true);
+        assert_eq!(decoded, changed_page(), "{head}");
+    }
+    assert_eq!(bench.origin_requests("/c/page.html", 2), 2);
+
+    // Changed at the origin after the entry went stale (max-age=1): the
+    // refetched identity entry makes the old variant unusable.
+    let url = bench.levee.url("/short/page.html");
+    for _ in 0..3 {
+        let (_, decoded) = get(&url, "gzip", true);
+        assert_eq!(decoded, page());
+    }
+    bench.nginx.put_file("short/page.html", &changed_page());
+    // Wait (generously) until levee has fetched the changed page.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let (head, decoded) = get(&url, "gzip", true);
+        if decoded == changed_page() {
+            break;
+        }
+        assert_eq!(decoded, page(), "{head}");
+        assert!(std::time::Instant::now() < deadline, "never refetched");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    // The hits that follow within its second of freshness find the old
+    // variant under their key, made from the entry that was replaced.
+    for _ in 0..3 {
+        let (head, decoded) = get(&url, "gzip", true);
+        assert_eq!(decoded, changed_page(), "{head}");
+    }
 }
