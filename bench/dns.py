@@ -23,9 +23,12 @@ LEVEE, KNOT, ADMIN, HTTP, REDIS = 19290, 19291, 19292, 19293, 19294
 RECORDS = ["ns1 A 127.0.0.53", "@ MX 10 mail", "mail A 192.0.2.25", '@ TXT "v=spf1 -all"']
 
 
+EDNS = []  # ["-e"] with --edns: queries carry an EDNS0 OPT record, as resolvers' do
+
+
 def dnsperf(port, seconds, queries):
     out = subprocess.run(["dnsperf", "-s", "127.0.0.1", "-p", str(port), "-d", queries,
-                          "-l", str(seconds), "-c", "4", "-q", "200", "-T", "1"],
+                          "-l", str(seconds), "-c", "4", "-q", "200", "-T", "1"] + EDNS,
                          capture_output=True, text=True).stdout
     done = re.search(r"Queries completed:\s+(\d+)", out)
     qps = re.search(r"Queries per second:\s+([\d.]+)", out)
@@ -104,7 +107,11 @@ def main():
     ap.add_argument("--binary", default="target/release/levee")
     ap.add_argument("--seconds", type=int, default=8)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--edns", action="store_true",
+                    help="send EDNS0 queries (resolvers do; levee answers them the full way, not replayed)")
     a = ap.parse_args()
+    if a.edns:
+        EDNS.append("-e")
     procs = []
     try:
         procs.append(peers.spawn(["redis-server", "--port", str(REDIS), "--bind", "127.0.0.1",

@@ -107,6 +107,12 @@ const FROM: &str = "levee-coded-from";
 ///
 /// docs/cache.md ("Compression") has the measurement: a stored variant
 /// costs a hit about 1/275 of compressing it again.
+/// The largest identity body a copy is made of, at once on the worker:
+/// about 8 ms of gzip -6 or Brotli 4 (100 KB took 3 ms, bench/README.md),
+/// so no hit stalls the worker's other connections for longer. A larger
+/// body is compressed on its way out, piece by piece with sends between.
+const COPY_AT_ONCE: u64 = 256 * 1024;
+
 pub(crate) fn variant(
     ex: &Exchange<'_>,
     cache: &SiteCache,
@@ -119,7 +125,7 @@ pub(crate) fn variant(
         return None;
     }
     let memory = &cache.tier.store.memory;
-    if obj.body.len() > memory.max_object() {
+    if obj.body.len() > memory.max_object() || obj.body.len() > COPY_AT_ONCE {
         return None;
     }
     let mut key = Vec::with_capacity(under.len() + CODED.len() + 4);
