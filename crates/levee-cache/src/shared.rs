@@ -30,20 +30,21 @@
 //! how it makes the lock and the purge indexes); the fleet's Redis then
 //! only names the fleet and carries its bus.
 
-use std::hash::Hasher;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use bytes::Bytes;
 use redis::Script;
 
+mod keys;
 mod memcached;
 
+pub use keys::decode;
+use keys::{hash, hash128, hashes, namespace, nonce, url_of};
 pub use memcached::{McError, Memcached};
 
 use crate::body::Body;
-use crate::codec::{self, Decoded};
+use crate::codec;
 use crate::freshness::{Heuristic, Stored};
 use crate::purge::Selector;
 use crate::store::{Entry, Object, variant_key};
@@ -161,45 +162,6 @@ return 0
 const POLL: Duration = Duration::from_millis(25);
 /// The longest a shared object is kept.
 const MAX_TTL: u64 = 30 * 86_400;
-
-fn hash128(bytes: &[u8]) -> u128 {
-    let mut h = siphasher::sip128::SipHasher13::new_with_keys(0x7368_6172_6564, 0x6c65_7665_6521);
-    h.write(bytes);
-    siphasher::sip128::Hasher128::finish128(&h).as_u128()
-}
-
-fn hash(bytes: &[u8]) -> String {
-    format!("{:032x}", hash128(bytes))
-}
-
-/// A number not used before in this process (lock tokens, generations).
-fn nonce() -> u64 {
-    NONCE.fetch_add(1, Ordering::Relaxed)
-}
-
-/// The hashes memcached keys `key` by: its URL's and its own.
-fn hashes(key: &[u8]) -> (u128, u128) {
-    (hash128(url_of(key)), hash128(key))
-}
-
-/// The fleet's name as a memcached key prefix (keys are printable ASCII
-/// without spaces).
-fn namespace(fleet: &str) -> String {
-    let name: String = fleet
-        .chars()
-        .map(|c| if c.is_ascii_graphic() { c } else { '_' })
-        .collect();
-    format!("{{{name}}}")
-}
-
-/// The URL part of a key: up to a variant's or a route-added part's separator.
-fn url_of(key: &[u8]) -> &[u8] {
-    let end = key
-        .iter()
-        .position(|&b| b == 0 || b == 1)
-        .unwrap_or(key.len());
-    key.get(..end).unwrap_or(key)
-}
 
 impl Shared {
     pub fn new(settings: Settings) -> Shared {
@@ -604,30 +566,6 @@ impl Shared {
             })
             .await;
         self.count(r.map_err(SharedError::from))
-    }
-}
-
-/// Makes each lock token unique within this member.
-static NONCE: AtomicU64 = AtomicU64::new(0);
-
-/// An entry from the bytes stored under `key`; `None` when they are not
-/// one (another version, damage, a colliding key).
-pub fn decode(key: &[u8], bytes: Vec<u8>) -> Option<Entry> {
-    let header = codec::decode(&bytes).ok()?;
-    if header.key != key {
-        return None;
-    }
-    match header.entry {
-        Decoded::Vary(names) => Some(Entry::Vary(names.into())),
-        Decoded::Object(mut obj) => {
-            let body_len = usize::try_from(header.body_len).ok()?;
-            if bytes.len() != header.len.checked_add(body_len)? {
-                return None;
-            }
-            // Copied out, so the stored body is exactly its own size.
-            obj.body = Body::from(Bytes::copy_from_slice(bytes.get(header.len..)?));
-            Some(Entry::Object(Arc::new(*obj)))
-        }
     }
 }
 

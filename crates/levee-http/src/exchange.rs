@@ -48,7 +48,7 @@ pub(crate) use reply::Reply;
 use crate::body::{BodySink, Output, Relay, Stopped};
 use crate::message::{Framing, RequestHead, ResponseHead};
 use crate::origin::Origin;
-use crate::shape::{Dress, RequestId, Shaping, Vars, h1_head};
+use crate::shape::{Dress, RequestId, Shaping, h1_head};
 use crate::site::Site;
 
 /// One request and the way to answer it.
@@ -72,36 +72,6 @@ pub struct Exchange<'c> {
     pub id: RequestId,
     /// The route's header rules and the id's field, set by serve.rs.
     pub(crate) shaping: Shaping<'c>,
-}
-
-/// How a response head of the exchange is dressed (shape.rs): borrows the
-/// exchange's fields one by one, so its end stays free to write.
-fn dress<'a>(
-    head: &'a RequestHead,
-    origin: &Origin,
-    id: &'a RequestId,
-    shaping: &Shaping<'a>,
-    hsts: Option<u64>,
-) -> Dress<'a> {
-    Dress {
-        hsts,
-        own: false,
-        shape: shaping.shape,
-        id: shaping
-            .id_field
-            .filter(|_| !id.is_none())
-            .map(|f| (f, id.as_bytes())),
-        vars: Vars {
-            client: origin.ip,
-            https: origin.https,
-            host: head
-                .host
-                .map(|h| head.fields.span_of(h))
-                .unwrap_or_default(),
-            id: id.as_bytes(),
-            upstream: shaping.upstream,
-        },
-    }
 }
 
 /// The client's end of an exchange.
@@ -157,7 +127,7 @@ impl<'c> Exchange<'c> {
             upstream: Some(upstream),
             ..self.shaping
         };
-        let d = dress(&self.head, &self.origin, &self.id, &shaping, None);
+        let d = Dress::of(&self.head, &self.origin, &self.id, &shaping, None);
         crate::shape::Upward {
             rules: self.shaping.shape.and_then(|s| s.request()),
             id: d.id,
@@ -230,7 +200,7 @@ impl<'c> Exchange<'c> {
         let head_only = self.head.is_head();
         let bytes = reply.body_len(head_only);
         let hsts = if hsts { self.hsts } else { None };
-        let d = dress(&self.head, &self.origin, &self.id, &self.shaping, hsts).own();
+        let d = Dress::of(&self.head, &self.origin, &self.id, &self.shaping, hsts).own();
         let sent = match &mut self.end {
             End::H1(c) => {
                 let mut out = reply.h1(keep_alive, head_only);
@@ -298,7 +268,7 @@ impl<'c> Exchange<'c> {
         keep_alive: bool,
         site: &Site,
     ) -> bool {
-        let d = dress(&self.head, &self.origin, &self.id, &self.shaping, self.hsts).own();
+        let d = Dress::of(&self.head, &self.origin, &self.id, &self.shaping, self.hsts).own();
         match &mut self.end {
             End::H1(c) => {
                 let mut out = crate::h1::write::own_head(status, fields, keep_alive);
@@ -346,7 +316,7 @@ impl<'c> Exchange<'c> {
         fields: &[(Vec<u8>, Vec<u8>)],
         site: &Site,
     ) -> bool {
-        let d = dress(&self.head, &self.origin, &self.id, &self.shaping, self.hsts);
+        let d = Dress::of(&self.head, &self.origin, &self.id, &self.shaping, self.hsts);
         match &mut self.end {
             End::H1(c) => {
                 let mut out = Vec::with_capacity(512);
@@ -389,7 +359,7 @@ impl<'c> Exchange<'c> {
                 return Box::pin(crate::cache::compressed::send(self, answer, enc, site)).await;
             }
         }
-        let d = dress(&self.head, &self.origin, &self.id, &self.shaping, self.hsts);
+        let d = Dress::of(&self.head, &self.origin, &self.id, &self.shaping, self.hsts);
         let head_only = self.head.is_head();
         match &mut self.end {
             End::H1(c) => c.send_stored(answer, &d, site).await,
@@ -431,7 +401,7 @@ impl<'c> Exchange<'c> {
         extra: &[u8],
         site: &Site,
     ) -> (bool, bool) {
-        let d = dress(&self.head, &self.origin, &self.id, &self.shaping, self.hsts);
+        let d = Dress::of(&self.head, &self.origin, &self.id, &self.shaping, self.hsts);
         match &mut self.end {
             End::H1(c) => {
                 let framing = crate::h1::head::client_framing(resp, &self.head, self.keep_alive);
@@ -463,7 +433,7 @@ impl<'c> Exchange<'c> {
             _ if self.compress.is_none() => None,
             _ => self.encoder(resp.status, resp.fields.iter()),
         };
-        let d = dress(&self.head, &self.origin, &self.id, &self.shaping, self.hsts);
+        let d = Dress::of(&self.head, &self.origin, &self.id, &self.shaping, self.hsts);
         match &mut self.end {
             End::H1(c) => {
                 let mut framing =
@@ -504,7 +474,7 @@ impl<'c> Exchange<'c> {
     /// A bodiless status of levee's own for an HTTP/2 client of an HTTP/2
     /// server (HSTS included); an HTTP/1 client gets [`Exchange::fail`].
     pub fn send_bare(&mut self, status: u16) {
-        let d = dress(&self.head, &self.origin, &self.id, &self.shaping, self.hsts).own();
+        let d = Dress::of(&self.head, &self.origin, &self.id, &self.shaping, self.hsts).own();
         if let End::H2(s) = &mut self.end {
             s.send_bare(status, &d);
         }
@@ -520,7 +490,7 @@ impl<'c> Exchange<'c> {
         site: &Site,
     ) -> Relayed {
         let rules = self.compress.as_deref();
-        let d = dress(&self.head, &self.origin, &self.id, &self.shaping, self.hsts);
+        let d = Dress::of(&self.head, &self.origin, &self.id, &self.shaping, self.hsts);
         match &mut self.end {
             End::H1(c) => {
                 c.relay_h2(&self.head, response, up, site, self.keep_alive, &d, rules)

@@ -361,5 +361,37 @@ pub(crate) fn h2_head(headers: &mut HeaderMap, d: &Dress<'_>) {
     crate::exchange::h2::head::add_hsts(headers, d.hsts);
 }
 
+impl<'a> Dress<'a> {
+    /// How a response head of an exchange is dressed: borrows the
+    /// exchange's fields one by one, so its end stays free to write.
+    pub(crate) fn of(
+        head: &'a crate::message::RequestHead,
+        origin: &crate::origin::Origin,
+        id: &'a RequestId,
+        shaping: &Shaping<'a>,
+        hsts: Option<u64>,
+    ) -> Dress<'a> {
+        Dress {
+            hsts,
+            own: false,
+            shape: shaping.shape,
+            id: shaping
+                .id_field
+                .filter(|_| !id.is_none())
+                .map(|f| (f, id.as_bytes())),
+            vars: Vars {
+                client: origin.ip,
+                https: origin.https,
+                host: head
+                    .host
+                    .map(|h| head.fields.span_of(h))
+                    .unwrap_or_default(),
+                id: id.as_bytes(),
+                upstream: shaping.upstream,
+            },
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests;

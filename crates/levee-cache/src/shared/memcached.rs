@@ -38,9 +38,15 @@
 
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use async_memcached::{AsciiProtocol, Client, Error, MetaProtocol, Status};
+use async_memcached::{AsciiProtocol, Client, Error, MetaProtocol};
+
+mod server;
+mod text;
+
+use server::{Server, now_ms};
+use text::{append_once, hex, host_of, parse_gen, status};
 
 /// Why a memcached call failed.
 #[derive(Debug, thiserror::Error)]
@@ -66,37 +72,8 @@ use super::MAX_TTL;
 const BUCKETS: u64 = 16;
 /// Points per server on the ring.
 const POINTS: u64 = 160;
-/// How long a server that failed a connect is skipped.
-const DOWN_FOR: Duration = Duration::from_secs(1);
 /// Idle connections kept per thread and server.
 const IDLE_MAX: usize = 8;
-
-#[derive(Debug)]
-struct Server {
-    addr: String,
-    /// Milliseconds since [`EPOCH`] until which the server is skipped.
-    down_until: AtomicU64,
-    /// Whether the last connect failed (logged once per spell).
-    down: std::sync::atomic::AtomicBool,
-}
-
-impl Server {
-    /// A connect failed: skip the server for a while; logged when it starts.
-    fn failed(&self, why: &dyn std::fmt::Display) {
-        self.down_until
-            .store(now_ms() + DOWN_FOR.as_millis() as u64, Ordering::Relaxed);
-        if !self.down.swap(true, Ordering::Relaxed) {
-            tracing::warn!(server = %self.addr, error = %why, "shared cache: memcached unreachable; its objects are misses until it answers");
-        }
-    }
-
-    /// A connect succeeded.
-    fn answered(&self) {
-        if self.down.swap(false, Ordering::Relaxed) {
-            tracing::info!(server = %self.addr, "shared cache: memcached answers again");
-        }
-    }
-}
 
 /// The memcached servers of one `[cache.shared]`.
 #[derive(Debug)]
@@ -119,45 +96,6 @@ thread_local! {
 }
 
 static IDS: AtomicU64 = AtomicU64::new(0);
-static EPOCH: std::sync::LazyLock<Instant> = std::sync::LazyLock::new(Instant::now);
-
-fn now_ms() -> u64 {
-    EPOCH.elapsed().as_millis() as u64
-}
-
-/// A 128-bit hash as memcached key text.
-fn hex(h: u128) -> String {
-    format!("{h:032x}")
-}
-
-/// A status memcached answered, told from a failed call.
-fn status<T>(r: Result<T, Error>) -> Result<Result<T, Status>, Error> {
-    match r {
-        Ok(v) => Ok(Ok(v)),
-        Err(Error::Protocol(s)) => Ok(Err(s)),
-        Err(e) => Err(e),
-    }
-}
-
-/// `data` appended to `key`; false when there is no such key.
-async fn append_once(c: &mut Client, key: &str, data: &[u8]) -> Result<bool, Error> {
-    status(c.meta_set(key, data, false, None, Some(&["MA"])).await).map(|s| s.is_ok())
-}
-
-/// The scheme and host part of a URL or prefix, with its `/`.
-fn host_of(url: &[u8]) -> Option<&[u8]> {
-    let after = url.windows(3).position(|w| w == b"://")? + 3;
-    let slash = url.get(after..)?.iter().position(|&b| b == b'/')?;
-    url.get(..after + slash + 1)
-}
-
-/// A generation's number and its items (`kHEX` value keys, `tHEX` tags).
-fn parse_gen(data: &[u8]) -> Option<(u64, Vec<&[u8]>)> {
-    let mut parts = data.split(|&b| b == b' ').filter(|p| !p.is_empty());
-    let generation = std::str::from_utf8(parts.next()?).ok()?.parse().ok()?;
-    Some((generation, parts.collect()))
-}
-
 impl Memcached {
     pub fn new(addrs: &[String]) -> Memcached {
         let servers: Box<[Server]> = addrs

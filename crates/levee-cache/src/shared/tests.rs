@@ -1,5 +1,6 @@
 use super::*;
 use crate::policy::Head;
+use bytes::Bytes;
 
 fn object(body: &[u8]) -> Object {
     let head = Head::plain([(&b"ETag"[..], &b"\"v1\""[..])].into_iter());
