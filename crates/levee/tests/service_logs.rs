@@ -146,6 +146,10 @@ fn lines_carry_the_connection_and_request_spans() {
             assert_eq!(spans[1]["name"], "request", "{line}");
             assert_eq!(spans[1]["method"], "GET", "{line}");
             assert_eq!(spans[1]["path"], "/where", "{line}");
+            let id = spans[1]["request_id"]
+                .as_str()
+                .expect("the span's request id");
+            assert_eq!(v["fields"]["request_id"], id, "{line}");
             // Every line is JSON, the start-up ones too.
             for l in text.lines() {
                 serde_json::from_str::<serde_json::Value>(l)
@@ -156,7 +160,15 @@ fn lines_carry_the_connection_and_request_spans() {
                 line.contains(&format!("conn{{listener=127.0.0.1:{port} peer=127.0.0.1:")),
                 "{line}"
             );
-            assert!(line.contains("request{method=GET path=/where}"), "{line}");
+            // The span names the request id, and the line names it again
+            // itself (proxy.rs: spans are off by default).
+            let id = line
+                .split("request{method=GET path=/where request_id=")
+                .nth(1)
+                .and_then(|rest| rest.split('}').next())
+                .unwrap_or_else(|| panic!("no request span with its id: {line}"));
+            assert_eq!(id.len(), 32, "{line}");
+            assert!(line.ends_with(&format!("request_id={id}")), "{line}");
         }
     }
 }
