@@ -74,6 +74,31 @@ pub struct Exchange<'c> {
     pub(crate) shaping: Shaping<'c>,
 }
 
+/// Body bytes the protection step reads before the proxy takes over: the
+/// proxy's own prebuffer is the same size, so it finds them already there.
+const BODY_START: u64 = 16 * 1024;
+
+/// How much of a request body `read_body_start` reads under the client's
+/// minimum progress, for either end: the first [`BODY_START`] bytes of a
+/// `Content-Length` body (all of a smaller one), so that a body trickled in
+/// a few bytes at a time is refused with 408 instead of tying up a
+/// connection. `None`: nothing now (no minimum progress, chunked bodies and
+/// `Expect: 100-continue` are left to the proxy's prebuffer, and a body
+/// over `max_body` gets the proxy's 413 without being read).
+pub(crate) fn body_start(head: &RequestHead, site: &Site) -> Option<usize> {
+    let Framing::Length(n) = head.framing else {
+        return None;
+    };
+    if site.pace.is_none() || head.expect_continue {
+        return None;
+    }
+    let max = site.limits.max_body;
+    if max > 0 && n > max {
+        return None;
+    }
+    Some(usize::try_from(n.min(BODY_START)).unwrap_or(usize::MAX))
+}
+
 /// The client's end of an exchange.
 #[derive(Debug)]
 pub enum End<'c> {

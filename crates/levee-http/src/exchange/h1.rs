@@ -26,10 +26,6 @@ use levee_cache::body::Slice;
 /// Body bytes read before a server is chosen.
 const PREBUFFER: usize = 16 * 1024;
 
-/// Body bytes the protection step reads before the proxy takes over: the
-/// proxy's own prebuffer is the same size, so it finds them already there.
-const BODY_START: u64 = 16 * 1024;
-
 /// The client side of an HTTP/1 connection: its socket and the bytes read
 /// but not yet used.
 #[derive(Debug)]
@@ -89,28 +85,16 @@ impl Client {
         }
     }
 
-    /// Reads the first [`BODY_START`] bytes of a `Content-Length` body (all
-    /// of a smaller one) under the client's minimum progress. A body
-    /// trickled in a few bytes at a time is refused with 408 here instead
-    /// of tying up a connection for as long as the client likes. Chunked
-    /// bodies and `Expect: 100-continue` are left to the proxy's prebuffer.
+    /// Reads the start of the request's body that
+    /// [`super::body_start`] asks for, under the client's minimum progress.
     pub(crate) async fn read_body_start(
         &mut self,
         head: &RequestHead,
         site: &Site,
     ) -> Result<(), u16> {
-        let Framing::Length(n) = head.framing else {
+        let Some(want) = super::body_start(head, site) else {
             return Ok(());
         };
-        if site.pace.is_none() || head.expect_continue {
-            return Ok(());
-        }
-        let max = site.limits.max_body;
-        if max > 0 && n > max {
-            // The proxy answers 413 without reading.
-            return Ok(());
-        }
-        let want = usize::try_from(n.min(BODY_START)).unwrap_or(usize::MAX);
         while self.buf.len() < want {
             self.buf.reserve(want - self.buf.len());
             self.read_more(site).await?;

@@ -18,8 +18,6 @@ use crate::site::Site;
 
 /// Body bytes read before a server is chosen (as for HTTP/1).
 const PREBUFFER: usize = 16 * 1024;
-/// Body bytes the protection step reads (as for HTTP/1).
-const BODY_START: u64 = 16 * 1024;
 
 /// Why the next DATA frame did not come.
 #[derive(Debug)]
@@ -95,24 +93,16 @@ impl Stream {
         }
     }
 
-    /// As `Client::read_body_start`: the first bytes of a `Content-Length`
-    /// body under the minimum progress.
+    /// As `Client::read_body_start`: the start of the body that
+    /// `exchange::body_start` asks for, under the minimum progress.
     pub(crate) async fn read_body_start(
         &mut self,
         head: &RequestHead,
         site: &Site,
     ) -> Result<(), u16> {
-        let Framing::Length(n) = head.framing else {
+        let Some(want) = crate::exchange::body_start(head, site) else {
             return Ok(());
         };
-        if site.pace.is_none() || head.expect_continue {
-            return Ok(());
-        }
-        let max = site.limits.max_body;
-        if max > 0 && n > max {
-            return Ok(());
-        }
-        let want = usize::try_from(n.min(BODY_START)).unwrap_or(usize::MAX);
         while self.pre.len() < want {
             match self.read_ahead(site).await {
                 Ok(true) => {}
