@@ -6,6 +6,7 @@ time (docs: bench/README.md, "Instructions per request").
     python3 bench/callgrind.py [--binary target/release/levee]
                                [--baseline path/to/earlier/levee]
                                [--requests 20000] [--connections 8]
+                               [--access-log] [--keep DIR]
 
 Each binary runs `levee proxy` under `valgrind --tool=callgrind` in front of
 the benchmark's nginx app server. After a warm-up its counters are zeroed
@@ -13,7 +14,9 @@ the benchmark's nginx app server. After a warm-up its counters are zeroed
 connections, and the counters are dumped (callgrind_control -d): the
 instructions of every levee thread in that window, divided by the requests.
 Startup and warm-up are left out. Kernel time is not counted (see bench.py's
-syscalls per request for that side).
+syscalls per request for that side). --access-log turns levee's access log
+on (stdout, to /dev/null): the line's formatting and its write are counted.
+--keep DIR leaves the callgrind files there, for callgrind_annotate.
 """
 import argparse, glob, os, re, subprocess, sys, time
 
@@ -28,13 +31,14 @@ def h2load(port, n, c):
     return int(ok.group(1)) if ok else 0
 
 
-def measure(binary, name, requests, connections):
-    out_dir = os.path.join(peers.TMP, f"cg-{name}")
+def measure(binary, name, requests, connections, access_log=False, keep=None):
+    out_dir = os.path.join(keep or peers.TMP, f"cg-{name}")
     os.makedirs(out_dir, exist_ok=True)
     port = peers.PORTS[name]
     proc = peers.spawn(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out_dir}/cg.%p",
                         binary, "proxy", "--listen", f"127.0.0.1:{port}",
-                        "--to", f"127.0.0.1:{peers.BACKEND}"])
+                        "--to", f"127.0.0.1:{peers.BACKEND}"]
+                       + (["--access-log"] if access_log else []))
     try:
         if not peers.wait_port(port, timeout=60):
             sys.exit(f"{name} under valgrind is not listening")
@@ -60,6 +64,8 @@ def main():
     ap.add_argument("--baseline", help="an earlier levee binary, measured the same way")
     ap.add_argument("--requests", type=int, default=20000)
     ap.add_argument("--connections", type=int, default=8)
+    ap.add_argument("--access-log", action="store_true", help="levee proxy --access-log (to /dev/null)")
+    ap.add_argument("--keep", metavar="DIR", help="leave the callgrind files in DIR/cg-NAME")
     a = ap.parse_args()
     backend = peers.backend()
     peers.wait_port(peers.BACKEND)
@@ -67,7 +73,8 @@ def main():
     try:
         runs = [("levee", a.binary)] + ([("baseline", a.baseline)] if a.baseline else [])
         for name, binary in runs:
-            per, done = measure(os.path.abspath(binary), name, a.requests, a.connections)
+            per, done = measure(os.path.abspath(binary), name, a.requests, a.connections, a.access_log,
+                                a.keep and os.path.abspath(a.keep))
             rows.append((name, per, done))
     finally:
         peers.stop([backend])
