@@ -34,7 +34,7 @@ use crate::origin;
 use crate::serve;
 use crate::site::Site;
 use crate::stream::ClientStream;
-use crate::{idle, pace, respond, timed};
+use crate::{clock, idle, pace, respond, timed};
 
 mod start;
 
@@ -148,8 +148,13 @@ pub async fn serve_from(mut client: Client, listener: Arc<ListenerCtx>, mut serv
         // Inline, not boxed: a box cost a copy of this ~5 KB future per
         // request (3 % of CPU per proxied request in A/B runs). The task
         // is this big only while the connection is busy; an idle one parks.
-        let exchange = exchange(&mut client, &listener, served);
-        let next = pace::scope(fd, pace, exchange).await;
+        let next = {
+            let exchange = exchange(&mut client, &listener, served);
+            let mut exchange = std::pin::pin!(pace::scope(fd, pace, exchange));
+            // One clock reading per poll for all the request's steps
+            // (clock.rs), polled in place: a wrapping future would copy it.
+            std::future::poll_fn(|cx| clock::turn(|| exchange.as_mut().poll(cx))).await
+        };
         served += 1;
         match next {
             // Kept alive even while levee drains (a stop, or a binary
@@ -179,7 +184,7 @@ enum HeadRead {
 async fn exchange(client: &mut Client, listener: &ListenerCtx, served: u64) -> Next {
     let shared = &listener.shared;
     let site = shared.site.load_full();
-    let started = Instant::now();
+    let started = clock::now_std();
     let head = match read_head(client, &site).await {
         Ok(head) => head,
         Err(HeadRead::Closed) => return Next::Close,

@@ -20,6 +20,7 @@
 mod access_log;
 mod body;
 pub mod cache;
+mod clock;
 mod compress;
 pub mod conn;
 mod exchange;

@@ -60,6 +60,7 @@ use levee_upstream::state::{Lease, ServerState};
 use levee_upstream::{Affinity, Dest, Fault, Group, Member, Members, UpstreamStream};
 use tokio::time::Instant;
 
+use crate::clock;
 use crate::exchange::{Exchange, Outcome};
 use crate::message::{Framing, ResponseHead};
 use crate::site::Site;
@@ -181,7 +182,7 @@ pub(crate) async fn send<'m, 's>(
 ) -> Result<Received<'m, 's>, Failed> {
     let group = fwd.group;
     let affinity = choose::affinity(group, &ex.head, ex.origin.ip);
-    let now = Instant::now();
+    let now = clock::now();
     let index = group
         .pick(members, affinity, &[], now)
         .ok_or_else(|| Failed::before_any(Fault::NoServer))?;
@@ -193,13 +194,8 @@ pub(crate) async fn send<'m, 's>(
         prepare(ex, site).await?
     };
     group.budget.record_request(now);
-    // Clock readings cost more than anything else levee does per request
-    // in user space (bench/README.md): reuse one where nothing waited.
-    let started = if http2 || ex.head.framing == Framing::None {
-        now
-    } else {
-        Instant::now()
-    };
+    // The same reading as `now` unless reading the body waited (clock.rs).
+    let started = clock::now();
     let a = Attempts {
         fwd,
         members,
@@ -344,11 +340,7 @@ async fn attempt_h1(
     answer: &mut Option<Answer>,
 ) -> Step {
     let group = a.fwd.group;
-    let sent = if at.tried.is_empty() {
-        a.started
-    } else {
-        Instant::now()
-    };
+    let sent = clock::now();
     let header = proxy_header(group, ex);
     let dest = Dest {
         addr: member.addr,
@@ -361,7 +353,7 @@ async fn attempt_h1(
         Err(missed) => return Step::Missed(missed),
     };
     let addr = member.addr;
-    observe_response(group, &member.state, addr, status, sent.elapsed());
+    observe_response(group, &member.state, addr, status, clock::since(sent));
     if retry::on_status(group, status, a.idempotent, in_head) {
         at.tried.push(at.index);
         if let Some(next) = next_server(group, a.members, a.affinity, &at.tried) {
@@ -441,7 +433,7 @@ fn settle_miss(
     let (group, addr) = (a.fwd.group, member.addr);
     let stop = |fault| Failed {
         fault,
-        upstream_time: Some(a.started.elapsed()),
+        upstream_time: Some(clock::since(a.started)),
         upstream: Some(addr),
     };
     let (fault, reused) = match missed {

@@ -34,7 +34,8 @@ pub(crate) async fn open_and_send(
     fresh_only: bool,
     t: &levee_config::Timeouts,
 ) -> Result<(UpstreamStream, bool), (Fault, bool)> {
-    let (mut up, reused) = pool::h1::open(dest, fresh_only, t.upstream_connect).await?;
+    let now = crate::clock::now_std();
+    let (mut up, reused) = pool::h1::open(dest, fresh_only, t.upstream_connect, now).await?;
     let write = async {
         if let (Some(h), false) = (dest.proxy_header, reused) {
             up.write_all(h).await?;

@@ -59,14 +59,17 @@ fn peer_stirred(stream: &UpstreamStream) -> bool {
 /// `fresh_only` or a PROXY header is due (a connection that began with one
 /// speaks for one client), else a new one. The `bool` says whether it
 /// came from the pool, with the fault too: a failure on a reused
-/// connection may be its staleness (retry.rs).
+/// connection may be its staleness (retry.rs). `now` decides which pooled
+/// ones have expired: the caller's reading (levee-http reads the clock
+/// once per poll of a request).
 pub async fn open(
     dest: &Dest<'_>,
     fresh_only: bool,
     connect_timeout: Duration,
+    now: Instant,
 ) -> Result<(UpstreamStream, bool), (Fault, bool)> {
     let pooled = match (fresh_only, dest.proxy_header) {
-        (false, None) => take(dest.addr, Instant::now()),
+        (false, None) => take(dest.addr, now),
         _ => None,
     };
     match pooled {
