@@ -18,7 +18,6 @@ use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::BytesMut;
 use levee_protect::ConnPermit;
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
@@ -34,6 +33,7 @@ use crate::origin;
 use crate::serve;
 use crate::site::Site;
 use crate::stream::ClientStream;
+use crate::reuse::{self, Read};
 use crate::{clock, idle, pace, respond, timed};
 
 mod start;
@@ -101,8 +101,12 @@ pub async fn serve_from(mut client: Client, listener: Arc<ListenerCtx>, mut serv
     let fd = client.stream.as_raw_fd();
     loop {
         if client.buf.is_empty() {
-            // Idle: hold no buffer while waiting for the next request.
-            client.buf = BytesMut::new();
+            // Idle: hold no buffer while waiting for the next request; the
+            // worker keeps it for the next head read (reuse.rs).
+            let buf = std::mem::take(&mut client.buf);
+            if buf.capacity() > 0 {
+                reuse::give_read(Read::Client, buf, HEAD_CHUNK);
+            }
             // Only the two it needs: the whole `Timeouts` would sit in the task.
             let (request_head, keepalive) = {
                 let t = &listener.shared.site.load().timeouts;
@@ -255,7 +259,11 @@ async fn read_head(client: &mut Client, site: &Site) -> Result<RequestHead, Head
                 Err(e) => return Err(HeadRead::Bad(e)),
             }
         }
-        client.buf.reserve(HEAD_CHUNK);
+        if client.buf.capacity() == 0 {
+            client.buf = reuse::read_buf(Read::Client, HEAD_CHUNK);
+        } else {
+            client.buf.reserve(HEAD_CHUNK);
+        }
         let read = client.stream.read_buf(&mut client.buf);
         match timed::by(&mut deadline, limit, read).await {
             Err(_) if client.buf.is_empty() => return Err(HeadRead::Closed),

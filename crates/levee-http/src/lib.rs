@@ -37,6 +37,7 @@ mod pace;
 mod proxy;
 pub mod proxy_protocol;
 mod respond;
+mod reuse;
 mod rewrite;
 mod route;
 mod screen;

@@ -76,6 +76,13 @@ pub struct Fields {
     list: Vec<Field>,
 }
 
+/// The list goes back to the worker for the next head (reuse.rs).
+impl Drop for Fields {
+    fn drop(&mut self) {
+        crate::reuse::give_fields(std::mem::take(&mut self.list));
+    }
+}
+
 impl Fields {
     pub fn new(raw: Bytes, list: Vec<Field>) -> Fields {
         Fields { raw, list }

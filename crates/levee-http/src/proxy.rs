@@ -63,6 +63,7 @@ use tokio::time::Instant;
 use crate::clock;
 use crate::exchange::{Exchange, Outcome};
 use crate::message::{Framing, ResponseHead};
+use crate::reuse::{self, ServerBuf};
 use crate::site::Site;
 pub(crate) use h1::{RESPONSE_CHUNK, open_and_send, read_response_head};
 use headers::Forwarding;
@@ -133,8 +134,10 @@ enum Conn {
 /// phases themselves (bench/README.md, "The exchange").
 pub(crate) struct Answer {
     up: UpstreamStream,
-    buf: BytesMut,
+    /// Before `buf`, so that it is dropped first: its fields read from
+    /// `buf`, which goes back to the worker whole (reuse.rs).
     resp: ResponseHead,
+    buf: ServerBuf,
 }
 
 impl Received<'_, '_> {
@@ -288,7 +291,7 @@ async fn attempts<'m, 's>(
         fresh_only: false,
     };
     // The HTTP/1 head for the server it was built for (only `Host` can differ).
-    let mut head: Option<(Vec<u8>, usize)> = None;
+    let mut head: Option<(reuse::Head, usize)> = None;
     let resendable = body.is_some();
     loop {
         let member = a
@@ -301,9 +304,10 @@ async fn attempts<'m, 's>(
             Box::pin(attempt_h2(ex, site, &a, member, at.fresh_only)).await?
         } else {
             if needs_head(&head, a.members, member, a.fwd, ex) {
-                head = Some((request_head(ex, a.fwd, member, body.as_deref()), at.index));
+                let built = request_head(ex, a.fwd, member, body.as_deref());
+                head = Some((reuse::Head(built), at.index));
             }
-            let bytes = head.as_ref().map(|(h, _)| &h[..]).unwrap_or_default();
+            let bytes = head.as_ref().map(|(h, _)| &h.0[..]).unwrap_or_default();
             let attempt = attempt_h1(ex, site, &a, &mut at, member, (bytes, resendable), answer);
             attempt.await
         };
@@ -469,7 +473,7 @@ fn settle_miss(
 /// Whether the head must be built (again) for `member`: the first
 /// attempt, or a server named otherwise when `Host` is the server's.
 fn needs_head(
-    head: &Option<(Vec<u8>, usize)>,
+    head: &Option<(reuse::Head, usize)>,
     members: &Members,
     member: &Member,
     fwd: &Forward<'_>,

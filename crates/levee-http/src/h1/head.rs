@@ -58,7 +58,7 @@ pub(crate) fn client_head(
     coding: Option<levee_config::Coding>,
 ) -> Vec<u8> {
     let raw = resp.fields.raw();
-    let mut out = Vec::with_capacity(raw.len() + 64);
+    let mut out = crate::reuse::head(raw.len() + 64);
     out.extend_from_slice(b"HTTP/1.1 ");
     push_u64(&mut out, u64::from(resp.status));
     out.push(b' ');

@@ -458,17 +458,17 @@ fn span_in(base: &[u8], part: &[u8]) -> Span {
     Span::new(start, start + part.len())
 }
 
+/// The fields as positions in `head`, in a list the worker kept (reuse.rs).
 fn collect_fields(head: &[u8], headers: &[httparse::Header<'_>]) -> Vec<Field> {
-    headers
-        .iter()
-        .map(|h| {
-            let value = trim(h.value);
-            Field {
-                name: span_in(head, h.name.as_bytes()),
-                value: span_in(head, value),
-            }
-        })
-        .collect()
+    let mut list = crate::reuse::fields();
+    list.extend(headers.iter().map(|h| {
+        let value = trim(h.value);
+        Field {
+            name: span_in(head, h.name.as_bytes()),
+            value: span_in(head, value),
+        }
+    }));
+    list
 }
 
 pub(crate) fn trim(v: &[u8]) -> &[u8] {

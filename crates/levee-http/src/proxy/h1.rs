@@ -75,7 +75,7 @@ pub(super) async fn attempt(
             _ => Missed::Fault { fault, reused },
         });
     }
-    let mut buf = BytesMut::with_capacity(RESPONSE_CHUNK);
+    let mut buf = crate::reuse::ServerBuf::new();
     loop {
         let resp = tokio::select! {
             biased;

@@ -86,7 +86,7 @@ impl FieldOut for Vec<u8> {
 /// The request head levee sends upstream (always HTTP/1.1, keep-alive).
 pub(crate) fn upstream_request(req: &RequestHead, fwd: &Forwarding<'_>) -> Vec<u8> {
     let raw = req.fields.raw();
-    let mut out = Vec::with_capacity(raw.len() + 160);
+    let mut out = crate::reuse::head(raw.len() + 160);
     out.extend_from_slice(req.method());
     out.push(b' ');
     out.extend_from_slice(req.uri());
