@@ -30,10 +30,10 @@ use crate::h1::{HeadError, Parsed, parse_request};
 pub use crate::listener::{FirstSteps, ListenerCtx, ListenerTls};
 use crate::message::RequestHead;
 use crate::origin;
+use crate::reuse::{self, Read};
 use crate::serve;
 use crate::site::Site;
 use crate::stream::ClientStream;
-use crate::reuse::{self, Read};
 use crate::{clock, idle, pace, respond, timed};
 
 mod start;

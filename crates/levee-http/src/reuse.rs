@@ -200,7 +200,12 @@ impl Drop for Head {
 fn kept() -> (usize, usize, usize, usize) {
     STASH.with(|s| {
         let s = s.borrow();
-        (s.client.len(), s.server.len(), s.heads.len(), s.fields.len())
+        (
+            s.client.len(),
+            s.server.len(),
+            s.heads.len(),
+            s.fields.len(),
+        )
     })
 }
 
@@ -219,7 +224,11 @@ mod tests {
         give_read(Read::Client, buf, 4096);
         assert_eq!(kept().0, 1);
         let again = read_buf(Read::Client, 4096);
-        assert_eq!(again.as_ptr() as usize, at, "the same allocation, from its start");
+        assert_eq!(
+            again.as_ptr() as usize,
+            at,
+            "the same allocation, from its start"
+        );
         assert!(again.capacity() >= 4096 && again.is_empty());
         assert_eq!(kept().0, 0);
     }

@@ -239,7 +239,7 @@ fn for_node(buf: &mut [u8; 56], ip: IpAddr) -> &[u8] {
 /// `ip` as text in `buf`, without allocating. An IPv4 address (the common
 /// client) is written digit by digit: `Display` through `fmt` cost about
 /// 1,000 instructions of the 23,000 a proxied request took (bench/README.md).
-fn ip_text(buf: &mut [u8; 48], ip: IpAddr) -> &[u8] {
+pub(crate) fn ip_text(buf: &mut [u8; 48], ip: IpAddr) -> &[u8] {
     use std::io::Write;
     if let IpAddr::V4(v4) = ip {
         let mut len = 0;
