@@ -520,10 +520,7 @@ fn request_head(
 /// A request to the server starts: it is in flight while the lease lives,
 /// and counts in the server's requests.
 pub(crate) fn begin(state: &Arc<ServerState>) -> Lease {
-    state
-        .stats
-        .requests
-        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    state.stats.request();
     state.lease()
 }
 

@@ -72,7 +72,7 @@ pub(crate) fn report() {
                 std::thread::sleep(Duration::from_millis(100));
                 let requests: u64 = levee_http::listener::stats::all_listeners()
                     .iter()
-                    .map(|(_, s)| s.requests.load(Relaxed))
+                    .map(|(_, s)| s.requests())
                     .sum();
                 if requests == last {
                     continue;

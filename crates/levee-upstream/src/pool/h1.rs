@@ -12,7 +12,6 @@ use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::Ordering::Relaxed;
 use std::task::{Context, Waker};
 use std::time::{Duration, Instant};
 
@@ -31,7 +30,7 @@ struct Idle {
 
 impl Drop for Idle {
     fn drop(&mut self) {
-        self.server.stats.idle.fetch_sub(1, Relaxed);
+        self.server.stats.idle_add(-1);
     }
 }
 
@@ -114,7 +113,7 @@ pub fn put(
         while idle.len() >= max_idle {
             idle.pop_front();
         }
-        server.stats.idle.fetch_add(1, Relaxed);
+        server.stats.idle_add(1);
         idle.push_back(Idle {
             stream: Some(stream),
             expires: now + timeout,
