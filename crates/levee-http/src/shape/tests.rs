@@ -174,3 +174,83 @@ fn a_clients_id_is_taken_only_when_short_and_visible() {
     assert!(RequestId::accept(&[b'a'; 65]).is_none());
     assert!(RequestId::accept(&[b'a'; 64]).is_some());
 }
+
+#[test]
+fn hsts_goes_after_the_status_line_only_when_set() {
+    let original = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".to_vec();
+    let mut unchanged = original.clone();
+    h1_head(&mut unchanged, &dress(None, None, true));
+    assert_eq!(unchanged, original);
+    let mut with = original.clone();
+    let d = Dress {
+        hsts: Some(31536000),
+        ..dress(None, None, true)
+    };
+    h1_head(&mut with, &d);
+    assert_eq!(
+        with,
+        b"HTTP/1.1 200 OK\r\nStrict-Transport-Security: max-age=31536000\r\n\
+          Content-Length: 2\r\n\r\nok"
+    );
+}
+
+/// A relayed head is dressed as it is written (h1/head.rs); the result is
+/// the same as dressing the written head afterwards, as h1_head does.
+#[test]
+fn a_head_dressed_as_written_is_the_head_dressed_after() {
+    let limits = crate::h1::HeadLimits {
+        max_request_line: 8192,
+        max_header_bytes: 32 * 1024,
+        max_headers: 100,
+    };
+    let raw = b"GET / HTTP/1.1\r\nHost: shop.test\r\n\r\n";
+    let Ok(crate::h1::Parsed::Complete(parts, n)) = crate::h1::parse_request(raw, 0, &limits)
+    else {
+        panic!("a request head");
+    };
+    let req = parts.into_head(bytes::Bytes::copy_from_slice(&raw[..n]));
+    let raw = &HEAD[..HEAD.len() - 2];
+    let Ok(crate::h1::Parsed::Complete(parts, n)) = crate::h1::parse_response(raw, 1 << 16, false)
+    else {
+        panic!("a response head");
+    };
+    let resp = parts.into_head(bytes::Bytes::copy_from_slice(&raw[..n]));
+    let framing = crate::h1::head::client_framing(&resp, &req, true);
+    let rules = Shape::build(
+        &RouteShape {
+            response: HeaderRules {
+                set: vec![rule("X-Debug", "{client}")],
+                add: vec![rule("X-Id", "{request_id}")],
+                remove: vec!["set-cookie".into()],
+            },
+            ..RouteShape::default()
+        },
+        true,
+        &Pages::default(),
+    )
+    .unwrap();
+    let hide = Shape::build(&RouteShape::default(), true, &Pages::default()).unwrap();
+    let keep = Shape::build(&RouteShape::default(), false, &Pages::default()).unwrap();
+    let field = IdField::build(&levee_config::Http::default()).unwrap();
+    let id = Some((&field, &b"mine"[..]));
+    let extra = b"Set-Cookie: sticky=1\r\nX-Cache: HIT\r\n";
+    let plain = dress(None, None, false);
+    for shape in [None, Some(&rules), Some(&hide), Some(&keep)] {
+        for id in [None, id] {
+            for hsts in [None, Some(60)] {
+                let d = Dress {
+                    hsts,
+                    ..dress(shape, id, false)
+                };
+                let written = crate::h1::head::client_response(&resp, &req, framing, extra, &d);
+                let mut after =
+                    crate::h1::head::client_response(&resp, &req, framing, extra, &plain);
+                h1_head(&mut after, &d);
+                assert_eq!(
+                    String::from_utf8_lossy(&written),
+                    String::from_utf8_lossy(&after)
+                );
+            }
+        }
+    }
+}
