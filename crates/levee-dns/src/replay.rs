@@ -78,7 +78,7 @@ enum Known {
 struct Replies {
     made_for: Option<(Arc<View>, Arc<Policy>)>,
     known: HashMap<Box<[u8]>, Known>,
-    /// The key of the query at hand, built here (no allocation per query).
+    /// An EDNS query's key, built here (no allocation per query).
     key: Vec<u8>,
 }
 
@@ -166,19 +166,20 @@ fn asker(q: &wire::Query<'_>, policy: &Policy, cx: &Ctx<'_>) -> Option<Asker> {
 impl Replies {
     /// The question's entry, classified the first time it is asked; `None`
     /// past [`MAX_QUESTIONS`].
+    #[inline]
     fn entry(&mut self, q: &wire::Query<'_>, bytes: &[u8], view: &View) -> Option<&mut Known> {
-        q.key_into(&mut self.key);
-        if !self.known.contains_key(self.key.as_slice()) {
+        let key = q.key(&mut self.key);
+        if !self.known.contains_key(key) {
             if self.known.len() >= MAX_QUESTIONS {
                 return None;
             }
-            self.known
-                .insert(self.key.as_slice().into(), classify(bytes, view));
+            self.known.insert(key.into(), classify(bytes, view));
         }
-        self.known.get_mut(self.key.as_slice())
+        self.known.get_mut(key)
     }
 
     /// Forgets what was stored for another View or Policy.
+    #[inline]
     fn made_for(&mut self, view: &Arc<View>, policy: &Arc<Policy>) {
         let same = self
             .made_for

@@ -9,9 +9,9 @@
 //!         cookie: OPT RDLENGTH 28 ─ COOKIE 10, 24, client cookie, server cookie
 //! ```
 //!
-//! Anything else (a compressed or odd name, an OPT of another version or
-//! with an option but one COOKIE, a signature, trailing bytes) is not
-//! read: hickory decodes it on the full way.
+//! Anything else (a compressed or odd name before an OPT, an OPT of
+//! another version or with an option but one COOKIE, a signature, bytes
+//! after the OPT) is not read: hickory decodes it on the full way.
 
 /// The record type of OPT, and the option code of COOKIE (RFC 7873).
 const OPT: u16 = 41;
@@ -42,16 +42,21 @@ pub(super) struct Opt<'a> {
     pub cookie: Option<&'a [u8]>,
 }
 
-impl Query<'_> {
+impl<'a> Query<'a> {
     /// The key its reply is stored under: the head, and for EDNS the TTL
-    /// field (version, DO); not the size, which only decides whether a
-    /// stored reply fits.
-    pub(super) fn key_into(&self, key: &mut Vec<u8>) {
-        key.clear();
-        key.extend_from_slice(self.head);
-        if let Some(opt) = &self.edns {
-            key.extend_from_slice(&opt.ttl);
-        }
+    /// field (version, DO), built in `scratch`; not the size, which only
+    /// decides whether a stored reply fits.
+    pub(super) fn key<'k>(&self, scratch: &'k mut Vec<u8>) -> &'k [u8]
+    where
+        'a: 'k,
+    {
+        let Some(opt) = &self.edns else {
+            return self.head;
+        };
+        scratch.clear();
+        scratch.extend_from_slice(self.head);
+        scratch.extend_from_slice(&opt.ttl);
+        scratch
     }
 }
 
@@ -62,11 +67,16 @@ pub(super) fn read(bytes: &[u8]) -> Option<Query<'_>> {
     if header[2] & 0xf8 != 0 || header[4..11] != [0, 1, 0, 0, 0, 0, 0] || header[11] > 1 {
         return None;
     }
+    if header[11] == 0 {
+        // Nothing to find after the question: all but the ID is the head
+        // (bytes after the question too, which hickory ignores).
+        return Some(Query {
+            head: &bytes[2..],
+            edns: None,
+        });
+    }
     let end = question_end(bytes)?;
     let head = bytes.get(2..end)?;
-    if header[11] == 0 {
-        return (end == bytes.len()).then_some(Query { head, edns: None });
-    }
     let edns = opt(bytes.get(end..)?)?;
     Some(Query {
         head,
@@ -153,6 +163,7 @@ pub(super) fn stored(reply: &[u8], edns: bool, cookie: bool) -> Option<Box<[u8]>
 
 /// The reply to send: `stored` with the query's `id`, and `cookie` (the
 /// client's and the server's) as the OPT's option when there is one.
+#[inline]
 pub(super) fn write(stored: &[u8], id: [u8; 2], cookie: Option<&[u8; 24]>, out: &mut Vec<u8>) {
     out.clear();
     out.extend_from_slice(stored);
