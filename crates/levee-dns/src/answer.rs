@@ -181,7 +181,11 @@ fn edns(
     };
     client.size = usize::from(e.max_payload().max(512));
     let mut out = Edns::new();
-    out.set_max_payload(cx.policy.max_udp).set_version(0);
+    // RFC 3225: DO is copied from the query (levee signs nothing, but a
+    // validating resolver reads the bit back).
+    out.set_max_payload(cx.policy.max_udp)
+        .set_version(0)
+        .set_dnssec_ok(e.flags().dnssec_ok);
     if e.version() > 0 {
         reply.set_edns(out).set_response_code(ResponseCode::BADVERS);
         return Err(Outcome::BadVers);
