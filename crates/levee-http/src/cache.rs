@@ -133,6 +133,7 @@ pub async fn serve(
                         origin: ex.origin,
                         proxy_header: crate::proxy::proxy_header(group, ex),
                         preserve_host,
+                        shaping: ex.held(),
                         timeouts: site.timeouts,
                         key: key.clone(),
                         stale,

@@ -160,6 +160,11 @@ impl<'c> Exchange<'c> {
         }
     }
 
+    /// What a fetch on this request's behalf sends upstream (cache/fetch.rs).
+    pub(crate) fn held(&self) -> crate::shape::Held {
+        crate::shape::Held::of(&self.shaping, &self.id)
+    }
+
     /// The request is a HEAD: no response body goes out.
     pub fn is_head(&self) -> bool {
         self.head.is_head()
