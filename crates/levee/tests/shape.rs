@@ -310,3 +310,63 @@ sticky_cookie_max_age = "2h"
         assert!(cookie.starts_with("pin="), "{head}");
     }
 }
+
+#[test]
+fn an_http2_upstream_pins_clients_with_the_sticky_cookie_too() {
+    let ports = [free_port(), free_port()];
+    let apps: Vec<Nginx> = ports
+        .iter()
+        .map(|p| Nginx::start(&format!("listen 127.0.0.1:{p} http2;\n{DEFAULT_APP}")))
+        .collect();
+    let setup = LeveeSetup::new();
+    let cfg = format!(
+        r#"pid_file = "{pid}"
+[[listener]]
+address = "127.0.0.1:{port}"
+http2 = "prior-knowledge"
+
+[[route]]
+proxy = "grpc"
+
+[upstream.grpc]
+servers = ["127.0.0.1:{a}", "127.0.0.1:{b}"]
+protocol = "h2c"
+balance = "sticky"
+sticky_cookie = "pin"
+sticky_cookie_secure = true
+sticky_cookie_same_site = "Strict"
+sticky_cookie_max_age = "2h"
+"#,
+        pid = setup.pid_file().display(),
+        port = setup.port,
+        a = ports[0],
+        b = ports[1],
+    );
+    let levee = setup.start(&cfg);
+    for (client, args) in [
+        ("HTTP/1.1", &[][..]),
+        ("HTTP/2", &["--http2-prior-knowledge"][..]),
+    ] {
+        let (head, first) = fetch(&levee, args, "/");
+        let what = format!("{client}:\n{head}\n{first}");
+        assert!(head.contains(" 200"), "{what}");
+        let cookie = field(&head, "set-cookie").unwrap_or("");
+        let (pin, attributes) = cookie.split_once(';').unwrap_or(("", ""));
+        assert!(pin.starts_with("pin="), "{what}");
+        assert_eq!(
+            attributes, " path=/; httponly; secure; samesite=strict; max-age=7200",
+            "{what}"
+        );
+        // The cookie sent back keeps the client on that server, which
+        // does not pin it again.
+        let back = format!("Cookie: a=b; {pin}");
+        let mut pinned = args.to_vec();
+        pinned.extend(["-H", back.as_str()]);
+        for _ in 0..4 {
+            let (head, body) = fetch(&levee, &pinned, "/");
+            assert_eq!(body, first, "{client}: {head}");
+            assert_eq!(field(&head, "set-cookie"), None, "{client}: {head}");
+        }
+    }
+    drop(apps);
+}
