@@ -113,6 +113,15 @@ pub(crate) struct Downward<'a> {
     pub compress: Option<&'a levee_config::Compress>,
 }
 
+impl Downward<'_> {
+    /// The server's error `status` is answered with the route's page
+    /// instead (`intercept_errors`), as [`Exchange::intercepts`] decides
+    /// for an HTTP/1 server.
+    pub(crate) fn intercepts(&self, status: u16) -> bool {
+        self.dress.shape.is_some_and(|s| s.intercepts(status))
+    }
+}
+
 /// The client's end of an exchange.
 #[derive(Debug)]
 pub enum End<'c> {
@@ -522,7 +531,9 @@ impl<'c> Exchange<'c> {
     /// Relays the request and response of a stream open on an HTTP/2
     /// server (`response`, and `up` for a body still to send), both ways
     /// at once: gRPC streams in both directions. The response head gets
-    /// `extra` lines as an HTTP/1 server's does.
+    /// `extra` lines as an HTTP/1 server's does; a server's error the
+    /// route intercepts ends the relay before its head goes out
+    /// ([`StreamEnd::Intercepted`]), for the caller to answer with the page.
     pub async fn relay_h2(
         &mut self,
         response: ::h2::client::ResponseFuture,

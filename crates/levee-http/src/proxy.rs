@@ -17,10 +17,11 @@
 //!   │             (`retry_on_status`) ─▶ another server
 //!   └─ the client went away (gone.rs) ─▶ 499, no server blamed
 //! respond      the head (+ a sticky cookie, the cache's lines) whatever
-//!              the upstream speaks; HTTP/1 upstream: 101 ─▶ tunnel; else
-//!              the body relayed, the connection back to the pool when the
-//!              exchange ended cleanly; HTTP/2 upstream: the stream relayed
-//!              both ways, then settled
+//!              the upstream speaks, or the route's page for an error it
+//!              intercepts; HTTP/1 upstream: 101 ─▶ tunnel; else the body
+//!              relayed, the connection back to the pool when the exchange
+//!              ended cleanly; HTTP/2 upstream: the stream relayed both
+//!              ways (cancelled for a page), then settled
 //! answer       a failure: the fault's status to the client (none if it left)
 //! ```
 //!

@@ -17,7 +17,8 @@ use crate::site::Site;
 
 /// The respond phase: relays what the server gave back, with a sticky
 /// cookie and `extra` lines added to its head whatever it speaks, and a
-/// copy of an HTTP/1 body to `tee` (the cache's).
+/// copy of an HTTP/1 body to `tee` (the cache's); a server's error the
+/// route intercepts gets the route's page instead, from either protocol.
 /// An HTTP/1 server's response is relayed here, in this one body (a 101
 /// turns the exchange into a tunnel), and its connection returned to the
 /// pool if the exchange ended cleanly: a further async layer would cost
@@ -49,6 +50,9 @@ pub(crate) async fn respond(
             drop(opened.held);
             let done = settle(group, member, relayed.end, relayed.status, started);
             drop(lease);
+            if relayed.end == StreamEnd::Intercepted {
+                return intercept(ex, site, relayed.status, started, addr).await;
+            }
             return Outcome {
                 bytes: relayed.bytes,
                 next: relayed.next,
@@ -66,16 +70,10 @@ pub(crate) async fn respond(
         return Outcome::ended(502);
     };
     if ex.intercepts(resp.status) {
-        // The route's page instead of the server's error body, which is
-        // left unread: the connection is not pooled.
+        // The server's error body is left unread: the connection is not pooled.
         let status = resp.status;
         drop(lease);
-        let out = ex.reply(&Reply::error(status, &[]), site).await;
-        return Outcome {
-            upstream_time: Some(started.elapsed()),
-            upstream: Some(addr),
-            ..out
-        };
+        return intercept(ex, site, status, started, addr).await;
     }
     let t = &site.timeouts;
     let (result, client_keeps) = ex.relay_response_h1(resp, &lines, up, buf, tee, t).await;
@@ -131,6 +129,23 @@ fn head_lines(group: &Group, member: &Member, affinity: Affinity, extra: &[u8]) 
     };
     lines.extend_from_slice(extra);
     lines
+}
+
+/// The route's page in place of a server's error `status`
+/// (`intercept_errors`), the server's body left unread.
+async fn intercept(
+    ex: &mut Exchange<'_>,
+    site: &Site,
+    status: u16,
+    started: Instant,
+    addr: SocketAddr,
+) -> Outcome {
+    let out = ex.reply(&Reply::error(status, &[]), site).await;
+    Outcome {
+        upstream_time: Some(started.elapsed()),
+        upstream: Some(addr),
+        ..out
+    }
 }
 
 /// An idle connection back to the pool, unless it began with a PROXY

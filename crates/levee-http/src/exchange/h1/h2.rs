@@ -30,7 +30,8 @@ use crate::site::Site;
 impl Client {
     /// Relays a stream open on an HTTP/2 server for this HTTP/1 client:
     /// its body up, then the response back as HTTP/1.1. `keep_alive`: the
-    /// exchange may leave the connection open.
+    /// exchange may leave the connection open. An intercepted error leaves
+    /// the connection to the exchange's page.
     pub(crate) async fn relay_h2(
         &mut self,
         req: &RequestHead,
@@ -103,6 +104,14 @@ impl Client {
         };
         let (mut parts, recv) = head.into_parts();
         let status = parts.status.as_u16();
+        if down.intercepts(status) {
+            // Dropping `recv` cancels the server's stream; its connection
+            // carries the others on.
+            return Relayed {
+                status,
+                ..ended(End::Intercepted, Next::Close)
+            };
+        }
         let framing = Delimit::of(req, status);
         let keep_alive = keep_alive && body_read && framing != Delimit::UntilClose;
         // Chunks are framed below, so the encoder's output is not.

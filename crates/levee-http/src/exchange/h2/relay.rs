@@ -47,7 +47,7 @@ struct Progress {
 #[derive(Debug, Clone, Copy)]
 struct Terms<'a> {
     head_timeout: Duration,
-    /// Dress, levee's lines, compression (exchange.rs).
+    /// Dress, levee's lines, compression, interception (exchange.rs).
     down: Downward<'a>,
     /// The request it answers (compress.rs).
     req: &'a RequestHead,
@@ -56,7 +56,8 @@ struct Terms<'a> {
 impl Stream {
     /// Relays a stream open on an HTTP/2 server both ways until it ends:
     /// the client's DATA and trailers up, the server's HEADERS, DATA and
-    /// trailers down; a reset on either side resets the other.
+    /// trailers down; a reset on either side resets the other. An
+    /// intercepted error leaves the stream to the exchange's page.
     pub(crate) async fn relay_h2(
         &mut self,
         head: &RequestHead,
@@ -89,10 +90,11 @@ impl Stream {
             (&progress, &mut self.window),
         )
         .await;
-        self.headed = true;
         match end {
-            End::ClientGone => self.gone = true,
-            _ => self.closed = true,
+            // Nothing went out: the stream takes the page.
+            End::Intercepted => {}
+            End::ClientGone => (self.headed, self.gone) = (true, true),
+            _ => (self.headed, self.closed) = (true, true),
         }
         Relayed {
             end,
@@ -226,6 +228,11 @@ async fn relay_response(
     let (parts, mut recv) = head.into_parts();
     let status = parts.status.as_u16();
     progress.status.store(status, Relaxed);
+    if down.intercepts(status) {
+        // Dropping `recv` here and the request's side in `run` cancels the
+        // server's stream; its connection carries the others on.
+        return End::Intercepted;
+    }
     let mut out = http::Response::new(());
     *out.status_mut() = parts.status;
     *out.headers_mut() = parts.headers;
