@@ -74,14 +74,14 @@ fn stale_on_failure_obeys_the_response_and_names_its_reason() {
 #[test]
 fn a_stale_response_is_revalidated_with_its_etag_and_a_304_refreshes_it() {
     let b = start("", "");
-    assert_eq!(b.get("/short/a.txt").status, 200);
+    assert_eq!(b.get("/refresh/a.txt").status, 200);
     thread::sleep(Duration::from_millis(2100));
-    let lenient = b.request("GET", "/short/a.txt", "Cache-Control: max-stale=60\r\n");
+    let lenient = b.request("GET", "/refresh/a.txt", "Cache-Control: max-stale=60\r\n");
     assert_eq!(
         lenient.header("cache-status"),
         Some("levee; hit; detail=stale")
     );
-    let r = b.get("/short/a.txt");
+    let r = b.get("/refresh/a.txt");
     assert_eq!(r.status, 200, "the client asked unconditionally");
     assert_eq!(r.body, b"0123456789abcdef");
     assert_eq!(
@@ -90,12 +90,12 @@ fn a_stale_response_is_revalidated_with_its_etag_and_a_304_refreshes_it() {
     );
     let statuses: Vec<String> = b
         .nginx
-        .wait_entries("/short/a.txt", 2)
+        .wait_entries("/refresh/a.txt", 2)
         .iter()
         .map(|e| e.get("status"))
         .collect();
     assert_eq!(statuses, ["200", "304"]);
-    assert!(is_hit(&b.get("/short/a.txt")));
+    assert!(is_hit(&b.get("/refresh/a.txt")));
 }
 
 /// `s-maxage=1, stale-while-revalidate=30` in one field (what frameworks
