@@ -273,9 +273,9 @@ fn check_names_a_missing_error_page_file_at_its_key() {
     );
 }
 
-#[test]
-fn the_sticky_cookie_carries_secure_same_site_and_max_age() {
-    let app = Nginx::start_default();
+/// levee before `servers`, which speak `protocol`, pinning clients with a
+/// cookie that carries every attribute.
+fn sticky_levee(servers: &[String], protocol: &str) -> Levee {
     let setup = LeveeSetup::new();
     let cfg = format!(
         r#"pid_file = "{pid}"
@@ -287,7 +287,8 @@ http2 = "prior-knowledge"
 proxy = "app"
 
 [upstream.app]
-servers = ["{app}"]
+servers = {servers:?}
+protocol = "{protocol}"
 balance = "sticky"
 sticky_cookie = "pin"
 sticky_cookie_secure = true
@@ -296,58 +297,19 @@ sticky_cookie_max_age = "2h"
 "#,
         pid = setup.pid_file().display(),
         port = setup.port,
-        app = app.addr(),
     );
-    let levee = setup.start(&cfg);
-    for args in [&[][..], &["--http2-prior-knowledge"][..]] {
-        let (head, _) = fetch(&levee, args, "/");
-        let cookie = field(&head, "set-cookie").unwrap_or("");
-        let attributes = cookie.split_once(';').map_or("", |(_, a)| a);
-        assert_eq!(
-            attributes, " path=/; httponly; secure; samesite=strict; max-age=7200",
-            "{head}"
-        );
-        assert!(cookie.starts_with("pin="), "{head}");
-    }
+    setup.start(&cfg)
 }
 
-#[test]
-fn an_http2_upstream_pins_clients_with_the_sticky_cookie_too() {
-    let ports = [free_port(), free_port()];
-    let apps: Vec<Nginx> = ports
-        .iter()
-        .map(|p| Nginx::start(&format!("listen 127.0.0.1:{p} http2;\n{DEFAULT_APP}")))
-        .collect();
-    let setup = LeveeSetup::new();
-    let cfg = format!(
-        r#"pid_file = "{pid}"
-[[listener]]
-address = "127.0.0.1:{port}"
-http2 = "prior-knowledge"
-
-[[route]]
-proxy = "grpc"
-
-[upstream.grpc]
-servers = ["127.0.0.1:{a}", "127.0.0.1:{b}"]
-protocol = "h2c"
-balance = "sticky"
-sticky_cookie = "pin"
-sticky_cookie_secure = true
-sticky_cookie_same_site = "Strict"
-sticky_cookie_max_age = "2h"
-"#,
-        pid = setup.pid_file().display(),
-        port = setup.port,
-        a = ports[0],
-        b = ports[1],
-    );
-    let levee = setup.start(&cfg);
+/// For an HTTP/1.1 and an HTTP/2 client: the first answer sets the cookie
+/// with its attributes; sent back, it keeps the client on that server,
+/// which does not pin it again.
+fn assert_pins(levee: &Levee) {
     for (client, args) in [
         ("HTTP/1.1", &[][..]),
         ("HTTP/2", &["--http2-prior-knowledge"][..]),
     ] {
-        let (head, first) = fetch(&levee, args, "/");
+        let (head, first) = fetch(levee, args, "/");
         let what = format!("{client}:\n{head}\n{first}");
         assert!(head.contains(" 200"), "{what}");
         let cookie = field(&head, "set-cookie").unwrap_or("");
@@ -357,16 +319,29 @@ sticky_cookie_max_age = "2h"
             attributes, " path=/; httponly; secure; samesite=strict; max-age=7200",
             "{what}"
         );
-        // The cookie sent back keeps the client on that server, which
-        // does not pin it again.
         let back = format!("Cookie: a=b; {pin}");
         let mut pinned = args.to_vec();
         pinned.extend(["-H", back.as_str()]);
         for _ in 0..4 {
-            let (head, body) = fetch(&levee, &pinned, "/");
+            let (head, body) = fetch(levee, &pinned, "/");
             assert_eq!(body, first, "{client}: {head}");
             assert_eq!(field(&head, "set-cookie"), None, "{client}: {head}");
         }
     }
-    drop(apps);
+}
+
+#[test]
+fn the_sticky_cookie_carries_secure_same_site_and_max_age() {
+    let apps = [Nginx::start_default(), Nginx::start_default()];
+    let levee = sticky_levee(&apps.each_ref().map(Nginx::addr), "http1");
+    assert_pins(&levee);
+}
+
+#[test]
+fn an_http2_upstream_pins_clients_with_the_sticky_cookie_too() {
+    let ports = [free_port(), free_port()];
+    let h2c = |p| Nginx::start(&format!("listen 127.0.0.1:{p} http2;\n{DEFAULT_APP}"));
+    let _apps = ports.map(h2c);
+    let levee = sticky_levee(&ports.map(|p| format!("127.0.0.1:{p}")), "h2c");
+    assert_pins(&levee);
 }
