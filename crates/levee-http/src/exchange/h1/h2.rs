@@ -21,7 +21,8 @@ use tokio::time::timeout;
 
 use super::Client;
 use crate::exchange::h2::send::{self, Fault, Source, Window};
-use crate::exchange::{Downward, Next, Relayed, Reply, StreamEnd as End};
+use crate::exchange::h2_upstream::Downward;
+use crate::exchange::{Next, Relayed, Reply, StreamEnd as End};
 use crate::h1::write::{field, reason};
 use crate::message::{RequestHead, Version, status_has_no_body};
 use crate::respond;
