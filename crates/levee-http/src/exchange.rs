@@ -31,6 +31,7 @@
 
 mod h1;
 pub(crate) mod h2;
+pub(crate) mod h2_upstream;
 mod outcome;
 mod reply;
 
@@ -507,26 +508,6 @@ impl<'c> Exchange<'c> {
         let d = Dress::of(&self.head, &self.origin, &self.id, &self.shaping, self.hsts).own();
         if let End::H2(s) = &mut self.end {
             s.send_bare(status, &d);
-        }
-    }
-
-    /// Relays the request and response of a stream open on an HTTP/2
-    /// server (`response`, and `up` for a body still to send), both ways
-    /// at once: gRPC streams in both directions.
-    pub async fn relay_h2(
-        &mut self,
-        response: ::h2::client::ResponseFuture,
-        up: Option<::h2::SendStream<bytes::Bytes>>,
-        site: &Site,
-    ) -> Relayed {
-        let rules = self.compress.as_deref();
-        let d = Dress::of(&self.head, &self.origin, &self.id, &self.shaping, self.hsts);
-        match &mut self.end {
-            End::H1(c) => {
-                c.relay_h2(&self.head, response, up, site, self.keep_alive, &d, rules)
-                    .await
-            }
-            End::H2(s) => s.relay_h2(&self.head, response, up, site, &d, rules).await,
         }
     }
 
