@@ -65,6 +65,12 @@ pub async fn serve(
     if ex.head.method() == b"PURGE" {
         return purge::serve(ex, site, cache, route).await;
     }
+    if group.config.protocol.is_http2() {
+        // The cache does not apply to streams relayed to HTTP/2 servers:
+        // straight to the proxy, never into a key's flight, where requests
+        // would wait for a fill that stores nothing.
+        return proxy::forward(ex, site, group, preserve_host).await;
+    }
     let fields: Vec<Field<'_>> = ex.head.fields.iter().collect();
     if !cacheable_request(route, &ex.head, &fields) {
         // A Fill without a key stores nothing: after an unsafe method it
@@ -283,10 +289,6 @@ async fn forward(
     preserve_host: bool,
     fill: &mut Fill<'_>,
 ) -> Outcome {
-    if group.config.protocol.is_http2() {
-        // The cache does not apply to streams relayed to HTTP/2 servers.
-        return proxy::forward(ex, site, group, preserve_host).await;
-    }
     let members = group.members();
     // With no server usable, a stale copy the cache may serve answers
     // before panic mode sends the request to a server believed down.
