@@ -443,10 +443,10 @@ async fn hit(
     let age = obj.meta.current_age(unix_now());
     let answer = reply::answer(obj, &ex.head, age, &lines, ex.keep_alive);
     let status = answer.status;
-    let bytes = answer.body_len();
-    let ok = ex.send_stored(answer, site).await;
+    let stored_len = answer.body_len();
+    let (ok, coded) = ex.send_stored(answer, site).await;
     Outcome {
-        bytes,
+        bytes: coded.unwrap_or(stored_len),
         ..Outcome::of(
             status,
             if ok && ex.keep_alive {

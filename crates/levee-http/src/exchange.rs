@@ -381,25 +381,34 @@ impl<'c> Exchange<'c> {
     }
 
     /// A response answered from the cache's store: its head, then its body
-    /// pieces. False if the client is gone or too slow.
-    pub async fn send_stored(&mut self, answer: crate::cache::reply::Answer, site: &Site) -> bool {
+    /// pieces. False if the client is gone or too slow; with the body
+    /// bytes when they were compressed on the way (`None`: the stored body
+    /// as it is).
+    pub async fn send_stored(
+        &mut self,
+        answer: crate::cache::reply::Answer,
+        site: &Site,
+    ) -> (bool, Option<u64>) {
         if self.compress.is_some() && !answer.body.is_empty() {
             let lines = answer.head.get(answer.fields.clone()).unwrap_or_default();
             let fields = crate::compress::lines(lines);
             if let Some(enc) = self.encoder(answer.status, fields) {
-                return Box::pin(crate::cache::compressed::send(self, answer, enc, site)).await;
+                let (ok, sent) =
+                    Box::pin(crate::cache::compressed::send(self, answer, enc, site)).await;
+                return (ok, Some(sent));
             }
         }
         let d = Dress::of(&self.head, &self.origin, &self.id, &self.shaping, self.hsts);
         let head_only = self.head.is_head();
-        match &mut self.end {
+        let ok = match &mut self.end {
             End::H1(c) => c.send_stored(answer, &d, site).await,
             End::H2(s) => {
                 let lines = answer.head.get(answer.fields.clone()).unwrap_or_default();
                 s.send_stored(answer.status, lines, answer.body, head_only, &d)
                     .await
             }
-        }
+        };
+        (ok, None)
     }
 
     /// `100 Continue`, when the client asked for it and has sent no body
