@@ -68,6 +68,12 @@ pub async fn serve(
     if ex.head.method() == b"PURGE" {
         return purge::serve(ex, site, cache, route).await;
     }
+    if group.config.protocol.is_http2() {
+        // The cache does not apply to streams relayed to HTTP/2 servers:
+        // straight to the proxy, never into a key's flight, where requests
+        // would wait for a fill that stores nothing.
+        return proxy::forward(ex, site, group, preserve_host).await;
+    }
     let fields: Vec<Field<'_>> = ex.head.fields.iter().collect();
     if !cacheable_request(route, &ex.head, &fields) {
         // A Fill without a key stores nothing: after an unsafe method it
@@ -218,6 +224,7 @@ fn use_stored<'m>(
                 origin: ex.origin,
                 proxy_header: crate::proxy::proxy_header(miss.group, ex),
                 preserve_host: miss.preserve_host,
+                shaping: ex.held(),
                 timeouts: site.timeouts,
                 key: miss.key.clone(),
                 stale: (obj.clone(), under.clone()),
@@ -365,10 +372,6 @@ async fn forward(
     preserve_host: bool,
     fill: &mut Fill<'_>,
 ) -> Outcome {
-    if group.config.protocol.is_http2() {
-        // The cache does not apply to streams relayed to HTTP/2 servers.
-        return proxy::forward(ex, site, group, preserve_host).await;
-    }
     let members = group.members();
     // With no server usable, a stale copy the cache may serve answers
     // before panic mode sends the request to a server believed down.
@@ -523,10 +526,10 @@ async fn hit(
     let age = obj.meta.current_age(unix_now());
     let answer = reply::answer(obj, &ex.head, age, &lines, ex.keep_alive);
     let status = answer.status;
-    let bytes = answer.body_len();
-    let ok = ex.send_stored(answer, site).await;
+    let stored_len = answer.body_len();
+    let (ok, coded) = ex.send_stored(answer, site).await;
     Outcome {
-        bytes,
+        bytes: coded.unwrap_or(stored_len),
         ..Outcome::of(
             status,
             if ok && ex.keep_alive {

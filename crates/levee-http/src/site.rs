@@ -37,7 +37,8 @@ pub struct Routed {
     /// The route's path rewriting (rewrite.rs); `None` when it has none.
     pub rewrite: Option<Box<levee_config::RouteRewrite>>,
     /// Header rules and the upstream's `Server` (shape.rs).
-    pub(crate) shape: crate::shape::Shape,
+    /// Shared with background fetches of the route's cache (cache/fetch.rs).
+    pub(crate) shape: std::sync::Arc<crate::shape::Shape>,
 }
 
 impl Routed {
@@ -120,7 +121,7 @@ pub struct Site {
     /// Trusted proxies by listener address, only for listeners with some.
     trusted: AddrMap<SocketAddr, Trust>,
     /// The request id's field (`[http]`); `None` when ids are off.
-    pub(crate) request_id: Option<crate::shape::IdField>,
+    pub(crate) request_id: Option<std::sync::Arc<crate::shape::IdField>>,
     /// `[http] error_pages`, for requests no route took.
     pub(crate) pages: crate::shape::Pages,
 }
@@ -210,7 +211,7 @@ impl Site {
             cache: caches.then(|| Arc::new(SiteCache::build(&config.cache))),
             http2: config.http2,
             trusted,
-            request_id: crate::shape::IdField::build(&config.http),
+            request_id: crate::shape::IdField::build(&config.http).map(std::sync::Arc::new),
             pages,
         })
     }
@@ -340,12 +341,10 @@ fn routed(
         stats,
         compress: route.compress.clone().map(Arc::new),
         rewrite: (!route.rewrite.is_empty()).then(|| Box::new(route.rewrite.clone())),
-        shape: crate::shape::Shape::build(
-            &route.shape,
-            config.http.hide_upstream_server,
-            named.pages,
-        )
-        .map_err(page_error)?,
+        shape: Arc::new(
+            crate::shape::Shape::build(&route.shape, config.http.hide_upstream_server, named.pages)
+                .map_err(page_error)?,
+        ),
     }))
 }
 

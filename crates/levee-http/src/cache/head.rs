@@ -61,6 +61,7 @@ pub(super) async fn fetch_as_get(
         origin: ex.origin,
         preserve_host: m.preserve_host,
         proxy_header: proxy::proxy_header(m.group, ex),
+        shaping: ex.held(),
     };
     let fetched = fetch::fetch(m.group, &get, &behalf, &site.timeouts, &mut fill).await;
     let detail = match fetched {

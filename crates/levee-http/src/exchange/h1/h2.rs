@@ -21,6 +21,7 @@ use tokio::time::timeout;
 
 use super::Client;
 use crate::exchange::h2::send::{self, Fault, Source, Window};
+use crate::exchange::h2_upstream::Downward;
 use crate::exchange::{Next, Relayed, Reply, StreamEnd as End};
 use crate::h1::write::{field, reason};
 use crate::message::{RequestHead, Version, status_has_no_body};
@@ -30,8 +31,8 @@ use crate::site::Site;
 impl Client {
     /// Relays a stream open on an HTTP/2 server for this HTTP/1 client:
     /// its body up, then the response back as HTTP/1.1. `keep_alive`: the
-    /// exchange may leave the connection open.
-    #[allow(clippy::too_many_arguments)]
+    /// exchange may leave the connection open. An intercepted error leaves
+    /// the connection to the exchange's page.
     pub(crate) async fn relay_h2(
         &mut self,
         req: &RequestHead,
@@ -39,8 +40,7 @@ impl Client {
         up: Option<SendStream<Bytes>>,
         site: &Site,
         keep_alive: bool,
-        d: &crate::shape::Dress<'_>,
-        compress: Option<&levee_config::Compress>,
+        down: &Downward<'_>,
     ) -> Relayed {
         let ended = |end, next| Relayed {
             end,
@@ -98,13 +98,21 @@ impl Client {
                 // levee's own error for a request no server answered.
                 let reply = Reply::error(status, &[]).closing();
                 let mut bytes = reply.h1(false, req.is_head());
-                crate::shape::h1_head(&mut bytes, &d.own().no_hsts());
+                crate::shape::h1_head(&mut bytes, &down.dress.own().no_hsts());
                 let _ = self.send(&bytes, site.timeouts.client_send).await;
                 return ended(End::Answered(status), Next::Linger);
             }
         };
         let (mut parts, recv) = head.into_parts();
         let status = parts.status.as_u16();
+        if down.intercepts(status) {
+            // Dropping `recv` cancels the server's stream; its connection
+            // carries the others on.
+            return Relayed {
+                status,
+                ..ended(End::Intercepted, Next::Close)
+            };
+        }
         let framing = Delimit::of(req, status);
         let keep_alive = keep_alive && body_read && framing != Delimit::UntilClose;
         // Chunks are framed below, so the encoder's output is not.
@@ -113,14 +121,16 @@ impl Client {
             .iter()
             .map(|(n, v)| (n.as_str().as_bytes(), v.as_bytes()));
         let enc = match framing {
-            Delimit::Chunked => crate::compress::encoder_for(compress, req, status, fields, false),
+            Delimit::Chunked => {
+                crate::compress::encoder_for(down.compress, req, status, fields, false)
+            }
             _ => None,
         };
         if let Some(e) = enc.as_deref() {
             crate::compress::edit_map(&mut parts.headers, e.coding());
         }
-        let mut out = head_bytes(&parts, framing, keep_alive);
-        crate::shape::h1_head(&mut out, d);
+        let mut out = head_bytes(&parts, down.lines, framing, keep_alive);
+        crate::shape::h1_head(&mut out, &down.dress);
         let trailers = wants_trailers(req);
         let (end, bytes) = relay(self, site, out, recv, (framing, enc), trailers).await;
         let next = match end {
@@ -158,8 +168,14 @@ impl Delimit {
     }
 }
 
-/// The HTTP/1.1 response head for the server's HTTP/2 one.
-fn head_bytes(parts: &http::response::Parts, framing: Delimit, keep_alive: bool) -> Vec<u8> {
+/// The HTTP/1.1 response head for the server's HTTP/2 one, with `lines`
+/// of levee's own after the server's fields.
+fn head_bytes(
+    parts: &http::response::Parts,
+    lines: &[u8],
+    framing: Delimit,
+    keep_alive: bool,
+) -> Vec<u8> {
     let status = parts.status.as_u16();
     let mut out = Vec::with_capacity(256);
     out.extend_from_slice(format!("HTTP/1.1 {status} {}\r\n", reason(status)).as_bytes());
@@ -169,6 +185,7 @@ fn head_bytes(parts: &http::response::Parts, framing: Delimit, keep_alive: bool)
         }
         field(&mut out, name.as_str().as_bytes(), value.as_bytes());
     }
+    out.extend_from_slice(lines);
     out.extend_from_slice(match (framing == Delimit::Chunked, keep_alive) {
         (true, true) => b"transfer-encoding: chunked\r\n\r\n".as_slice(),
         (true, false) => b"transfer-encoding: chunked\r\nconnection: close\r\n\r\n",

@@ -27,6 +27,7 @@ use tokio::time::timeout;
 use super::Stream;
 use super::head;
 use super::send::{Fault, Window, coded, cut_slow, data};
+use crate::exchange::h2_upstream::Downward;
 use crate::exchange::{Next, Relayed, StreamEnd as End};
 use crate::message::RequestHead;
 use crate::shape::Dress;
@@ -42,29 +43,29 @@ struct Progress {
     bytes: AtomicU64,
 }
 
-/// What bounds the response: how long its head may take, and the HSTS
-/// field a TLS listener adds.
+/// What bounds the response: how long its head may take, and what the
+/// head takes on its way to the client.
 #[derive(Debug, Clone, Copy)]
 struct Terms<'a> {
     head_timeout: Duration,
-    /// How the response head is dressed (shape.rs): HSTS, header rules, the id.
-    dress: Dress<'a>,
-    /// The route's compression and the request it answers (compress.rs).
-    compress: Option<(&'a levee_config::Compress, &'a RequestHead)>,
+    /// Dress, levee's lines, compression, interception (exchange.rs).
+    down: Downward<'a>,
+    /// The request it answers (compress.rs).
+    req: &'a RequestHead,
 }
 
 impl Stream {
     /// Relays a stream open on an HTTP/2 server both ways until it ends:
     /// the client's DATA and trailers up, the server's HEADERS, DATA and
-    /// trailers down; a reset on either side resets the other.
+    /// trailers down; a reset on either side resets the other. An
+    /// intercepted error leaves the stream to the exchange's page.
     pub(crate) async fn relay_h2(
         &mut self,
         head: &RequestHead,
         response: ResponseFuture,
         up: Option<SendStream<Bytes>>,
         site: &Site,
-        d: &Dress<'_>,
-        compress: Option<&levee_config::Compress>,
+        down: &Downward<'_>,
     ) -> Relayed {
         // `expect` is hop by hop, so the server will not answer it: levee
         // does, now that a server has the request.
@@ -76,8 +77,8 @@ impl Stream {
         }
         let terms = Terms {
             head_timeout: site.timeouts.upstream_read,
-            dress: *d,
-            compress: compress.map(|rules| (rules, head)),
+            down: *down,
+            req: head,
         };
         let progress = Progress::default();
         let pre = self.pre.split().freeze();
@@ -90,10 +91,11 @@ impl Stream {
             (&progress, &mut self.window),
         )
         .await;
-        self.headed = true;
         match end {
-            End::ClientGone => self.gone = true,
-            _ => self.closed = true,
+            // Nothing went out: the stream takes the page.
+            End::Intercepted => {}
+            End::ClientGone => (self.headed, self.gone) = (true, true),
+            _ => (self.headed, self.closed) = (true, true),
         }
         Relayed {
             end,
@@ -206,9 +208,10 @@ async fn relay_response(
 ) -> End {
     let Terms {
         head_timeout,
-        dress,
-        compress,
+        down,
+        req,
     } = terms;
+    let dress = down.dress;
     let waited = tokio::select! {
         r = timeout(head_timeout, response) => r,
         _ = poll_fn(|cx| respond.poll_reset(cx)) => return End::ClientGone,
@@ -224,25 +227,32 @@ async fn relay_response(
         Ok(Ok(head)) => head,
     };
     let (parts, mut recv) = head.into_parts();
-    progress.status.store(parts.status.as_u16(), Relaxed);
+    let status = parts.status.as_u16();
+    progress.status.store(status, Relaxed);
+    if down.intercepts(status) {
+        // Dropping `recv` here and the request's side in `run` cancels the
+        // server's stream; its connection carries the others on.
+        return End::Intercepted;
+    }
     let mut out = http::Response::new(());
     *out.status_mut() = parts.status;
     *out.headers_mut() = parts.headers;
     // A trailers-only response (gRPC's error answer) ends with its HEADERS.
     let end = recv.is_end_stream();
-    let mut enc = match compress {
-        Some((rules, req)) if !end => {
+    let mut enc = match down.compress {
+        Some(rules) if !end => {
             let fields = out
                 .headers()
                 .iter()
                 .map(|(n, v)| (n.as_str().as_bytes(), v.as_bytes()));
-            crate::compress::encoder_for(Some(rules), req, parts.status.as_u16(), fields, false)
+            crate::compress::encoder_for(Some(rules), req, status, fields, false)
         }
         _ => None,
     };
     if let Some(e) = enc.as_deref() {
         crate::compress::edit_map(out.headers_mut(), e.coding());
     }
+    head::append_lines(out.headers_mut(), down.lines);
     // After compressing's edits: the route's header rules have the last word.
     crate::shape::h2_head(out.headers_mut(), &dress);
     let Ok(mut send) = respond.send_response(out, end) else {
