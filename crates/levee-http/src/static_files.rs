@@ -244,13 +244,7 @@ fn open_file(
     action: &StaticAction,
     target: &CleanPath,
 ) -> Result<Option<(File, std::fs::Metadata, PathBuf)>, StaticError> {
-    let mut full = action.root.clone();
-    full.extend(
-        target
-            .segments
-            .iter()
-            .map(|s| std::ffi::OsStr::from_bytes(s)),
-    );
+    let mut full = target.under(&action.root);
     let jail = Jail::new(action)?;
     let (mut file, mut meta) = jail.open(&full)?;
     if target.trailing_slash && !meta.is_dir() {

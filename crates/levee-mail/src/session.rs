@@ -28,7 +28,7 @@ mod stream;
 mod tls;
 
 pub(crate) use challenge::{SaslReplies, sasl_exchange};
-pub(crate) use login::{Outcome, refusal_text};
+pub(crate) use login::{Denied, refusal_text};
 pub use stream::{ClientStream, MailTls};
 pub(crate) use tls::{TlsState, start_tls};
 
@@ -185,13 +185,25 @@ impl Budget {
 /// command, or ended (`Break`).
 pub(crate) type Step = ControlFlow<PreAuth>;
 
-/// Counts a refused command or a failed login: when that was one too many,
-/// the session ends, after `bye` (nothing, if empty).
-pub(crate) async fn count_error<S: AsyncRead + AsyncWrite + Unpin>(
+/// Answers `text`; the session waits for the next command.
+pub(crate) async fn answer<S: AsyncRead + AsyncWrite + Unpin>(
+    io: &mut Io<S>,
+    text: &[u8],
+) -> Result<Step, Stop> {
+    io.send(text).await?;
+    Ok(ControlFlow::Continue(()))
+}
+
+/// Answers the refusal `text` of a command or a login, counted against the
+/// error budget: when that was one too many, the session ends after `bye`
+/// (nothing, if empty).
+pub(crate) async fn refuse<S: AsyncRead + AsyncWrite + Unpin>(
     io: &mut Io<S>,
     budget: &mut Budget,
+    text: &[u8],
     bye: &[u8],
 ) -> Result<Step, Stop> {
+    io.send(text).await?;
     if budget.error() {
         io.send_some(bye).await?;
         return Ok(ControlFlow::Break(PreAuth::Ended("too many errors")));

@@ -9,8 +9,8 @@
 use std::ops::ControlFlow;
 
 use super::{
-    Budget, ClientStream, Closing, Ctx, Io, Outcome, PreAuth, SaslReplies, Step, Stop, TlsState,
-    count_error, finish, refusal_text, sasl_exchange, start_tls,
+    Budget, ClientStream, Closing, Ctx, Denied, Io, PreAuth, SaslReplies, Step, Stop, TlsState,
+    answer, finish, refusal_text, refuse, sasl_exchange, start_tls,
 };
 use crate::backend::Greet;
 use crate::imap::command::IdParams;
@@ -31,6 +31,9 @@ fn capabilities(tls: &TlsState) -> String {
     }
     c
 }
+
+/// After the refused command that spent the error budget.
+const INVALID: &[u8] = b"* BYE Too many invalid commands\r\n";
 
 const CLOSING: Closing = Closing {
     timeout: b"* BYE Autologout; idle for too long\r\n",
@@ -69,7 +72,7 @@ async fn run(io: &mut Io<ClientStream>, ctx: &mut Ctx) -> Result<PreAuth, Stop> 
         }
         let step = match command {
             Command::Capability => capability(io, ctx, &mut s, &tag).await?,
-            Command::Noop => answer(io, &tag, "OK NOOP completed.").await?,
+            Command::Noop => answer(io, &tagged(&tag, "OK NOOP completed.")).await?,
             Command::Logout => logout(io, &tag).await?,
             Command::Id(params) => id(io, ctx, &mut s, &tag, params).await?,
             Command::StartTls if ctx.tls.offered() => {
@@ -80,9 +83,12 @@ async fn run(io: &mut Io<ClientStream>, ctx: &mut Ctx) -> Result<PreAuth, Stop> 
             }
             Command::Login { .. } | Command::Authenticate { .. } if ctx.tls.login_refused() => {
                 let text = "NO [PRIVACYREQUIRED] TLS is required to log in: use STARTTLS.";
-                refuse(io, &mut s, &tag, text).await?
+                refuse(io, &mut s.budget, &tagged(&tag, text), INVALID).await?
             }
-            Command::StartTls => refuse(io, &mut s, &tag, "BAD STARTTLS is not available").await?,
+            Command::StartTls => {
+                let text = tagged(&tag, "BAD STARTTLS is not available");
+                refuse(io, &mut s.budget, &text, INVALID).await?
+            }
             Command::Login { user, pass } => {
                 let credentials = Credentials {
                     authzid: Vec::new(),
@@ -94,7 +100,7 @@ async fn run(io: &mut Io<ClientStream>, ctx: &mut Ctx) -> Result<PreAuth, Stop> 
             Command::Authenticate { mechanism, initial } => {
                 match sasl_exchange(io, &mechanism, initial, config.max_line, &SASL).await? {
                     Ok(credentials) => login(io, ctx, &mut s, &tag, credentials).await?,
-                    Err(text) => refuse(io, &mut s, &tag, text).await?,
+                    Err(text) => refuse(io, &mut s.budget, &tagged(&tag, text), INVALID).await?,
                 }
             }
         };
@@ -169,7 +175,7 @@ async fn unparsable(
         }
     }
     if over {
-        io.send(b"* BYE Too many invalid commands\r\n").await?;
+        io.send(INVALID).await?;
         return Ok(ControlFlow::Break(PreAuth::Ended("too many errors")));
     }
     Ok(ControlFlow::Continue(()))
@@ -184,23 +190,6 @@ fn tagged(tag: &[u8], text: &str) -> Vec<u8> {
     r
 }
 
-/// The tagged reply `text`.
-async fn answer(io: &mut Io<ClientStream>, tag: &[u8], text: &str) -> Result<Step, Stop> {
-    io.send(&tagged(tag, text)).await?;
-    Ok(ControlFlow::Continue(()))
-}
-
-/// The tagged refusal `text`, counted against the error budget.
-async fn refuse(
-    io: &mut Io<ClientStream>,
-    s: &mut State,
-    tag: &[u8],
-    text: &str,
-) -> Result<Step, Stop> {
-    io.send(&tagged(tag, text)).await?;
-    count_error(io, &mut s.budget, b"* BYE Too many invalid commands\r\n").await
-}
-
 async fn capability(
     io: &mut Io<ClientStream>,
     ctx: &Ctx,
@@ -211,8 +200,7 @@ async fn capability(
     let caps = capabilities(&ctx.tls);
     let mut r = format!("* CAPABILITY {caps}\r\n").into_bytes();
     r.extend(tagged(tag, "OK Capability completed."));
-    io.send(&r).await?;
-    Ok(ControlFlow::Continue(()))
+    answer(io, &r).await
 }
 
 async fn logout(io: &mut Io<ClientStream>, tag: &[u8]) -> Result<Step, Stop> {
@@ -240,8 +228,7 @@ async fn id(
     s.client_id = params;
     let mut r = b"* ID (\"name\" \"levee\")\r\n".to_vec();
     r.extend(tagged(tag, "OK ID completed."));
-    io.send(&r).await?;
-    Ok(ControlFlow::Continue(()))
+    answer(io, &r).await
 }
 
 /// LOGIN or AUTHENTICATE's credentials: the session proxies from here, or
@@ -253,31 +240,24 @@ async fn login(
     tag: &[u8],
     credentials: Credentials,
 ) -> Result<Step, Stop> {
-    let user = String::from_utf8_lossy(&credentials.user).into_owned();
     let greet = Greet::Imap {
         tag,
         id: &s.client_id,
         asked_capability: s.asked_capability,
     };
     let text = match ctx.login(&credentials, greet).await {
-        Outcome::Proxy(backend, slot) => {
-            return Ok(ControlFlow::Break(PreAuth::Proxy {
-                backend,
-                user,
-                slot,
-            }));
-        }
-        Outcome::TooMany => "NO [LIMIT] Too many sessions for this user.".to_owned(),
-        Outcome::Refused { message, .. } => {
+        Ok(proxy) => return Ok(ControlFlow::Break(proxy)),
+        Err(Denied::TooMany) => "NO [LIMIT] Too many sessions for this user.".to_owned(),
+        Err(Denied::Refused { message, .. }) => {
             let text = refusal_text(&message, "Authentication failed.");
             format!("NO [AUTHENTICATIONFAILED] {text}")
         }
-        Outcome::Unavailable => {
+        Err(Denied::Unavailable) => {
             "NO [UNAVAILABLE] Server temporarily unavailable, try again later.".to_owned()
         }
     };
-    io.send(&tagged(tag, &text)).await?;
-    count_error(io, &mut s.budget, b"* BYE Too many failed logins\r\n").await
+    let bye = b"* BYE Too many failed logins\r\n";
+    refuse(io, &mut s.budget, &tagged(tag, &text), bye).await
 }
 
 const SASL: SaslReplies = SaslReplies {

@@ -12,17 +12,16 @@
 
 use std::time::Duration;
 
-use super::Ctx;
+use super::{Ctx, PreAuth};
 use crate::auth::{Attempt, Decision, Route};
 use crate::backend::{self, Backend, BackendError, Greet};
-use crate::guard::{self, Refusal, SessionSlot, Ticket};
+use crate::guard::{self, Refusal, Ticket};
 use crate::metrics::{self, Login};
 use crate::sasl::Credentials;
 
-/// The outcome of a login attempt, for the protocol to answer.
-pub(crate) enum Outcome {
-    /// Logged in; `slot` holds the user's place in `max_sessions_per_user`.
-    Proxy(Backend, SessionSlot),
+/// Why a login attempt did not get the session to its backend, for the
+/// protocol to answer.
+pub(crate) enum Denied {
     /// The user has `max_sessions_per_user` sessions already.
     TooMany,
     /// Bad credentials (after the delay): the auth service's text, if any.
@@ -50,8 +49,13 @@ pub(crate) fn refusal_text(message: &Option<String>, default: &str) -> String {
 type GuardTicket<'g> = Ticket<'g, guard::Shared>;
 
 impl Ctx {
-    /// Decides `credentials` and, if accepted, logs in to the backend.
-    pub(crate) async fn login(&mut self, credentials: &Credentials, greet: Greet<'_>) -> Outcome {
+    /// Decides `credentials` and, if accepted, logs in to the backend: the
+    /// pre-auth stage ends there, the session relaying to it.
+    pub(crate) async fn login(
+        &mut self,
+        credentials: &Credentials,
+        greet: Greet<'_>,
+    ) -> Result<PreAuth, Denied> {
         self.attempts += 1;
         let protocol = self.state.config.protocol;
         let base = self.state.config.auth_fail_delay;
@@ -59,7 +63,7 @@ impl Ctx {
         // are counted exactly (guard.rs).
         let ticket = match self.admit(credentials).await {
             Ok(ticket) => ticket,
-            Err(refused) => return refused,
+            Err(denied) => return Err(denied),
         };
         let grown = guard::delay(base, ticket.address_failures + 1);
         let mut route = match self.decide(credentials, &greet).await {
@@ -70,12 +74,12 @@ impl Ctx {
                 smtp_code,
             } => {
                 metrics::login(protocol, Login::Refused);
-                return refuse(ticket, wait.max(grown), message, smtp_code).await;
+                return Err(refuse(ticket, wait.max(grown), message, smtp_code).await);
             }
             Decision::Unavailable(why) => {
                 tracing::warn!(peer = %self.peer, reason = %why, "mail auth unavailable");
                 metrics::login(protocol, Login::Unavailable);
-                return Outcome::Unavailable;
+                return Err(Denied::Unavailable);
             }
         };
         let Some(slot) = self
@@ -85,7 +89,7 @@ impl Ctx {
         else {
             ticket.settle(guard::Outcome::Succeeded);
             metrics::login(protocol, Login::TooMany);
-            return Outcome::TooMany;
+            return Err(Denied::TooMany);
         };
         self.as_master(&mut route);
         match self.backend_login(&route, greet).await {
@@ -95,16 +99,20 @@ impl Ctx {
                 if let Some(offered) = &b.smtp_extensions {
                     self.front.learn_smtp(offered);
                 }
-                Outcome::Proxy(b, slot)
+                Ok(PreAuth::Proxy {
+                    backend: b,
+                    user: String::from_utf8_lossy(&credentials.user).into_owned(),
+                    slot,
+                })
             }
             Err(BackendError::Refused(text)) => {
                 tracing::info!(peer = %self.peer, backend = %route.backend, "backend refused the login");
                 metrics::login(protocol, Login::Refused);
-                refuse(ticket, base.max(grown), Some(text), None).await
+                Err(refuse(ticket, base.max(grown), Some(text), None).await)
             }
             Err(e) => {
                 self.backend_unavailable(&route, &e);
-                Outcome::Unavailable
+                Err(Denied::Unavailable)
             }
         }
     }
@@ -112,7 +120,7 @@ impl Ctx {
     /// The guard's reservation for this attempt, or what to answer instead:
     /// a refusal (after the address's delay) for a pair past its limit, an
     /// "unavailable" for a user whose slow lane is full.
-    async fn admit(&self, credentials: &Credentials) -> Result<GuardTicket<'_>, Outcome> {
+    async fn admit(&self, credentials: &Credentials) -> Result<GuardTicket<'_>, Denied> {
         let config = &self.state.config;
         let rules = guard::Rules {
             pair_limit: config.max_auth_failures,
@@ -135,7 +143,7 @@ impl Ctx {
                 tracing::info!(peer = %self.peer, "mail login refused: too many failures for this user from this address");
                 metrics::login(config.protocol, Login::Blocked);
                 tokio::time::sleep(guard::delay(config.auth_fail_delay, address_failures)).await;
-                Err(Outcome::Refused {
+                Err(Denied::Refused {
                     message: None,
                     smtp_code: None,
                 })
@@ -143,7 +151,7 @@ impl Ctx {
             Err(Refusal::Busy) => {
                 tracing::info!(peer = %self.peer, "mail login deferred: too many failures for this user");
                 metrics::login(config.protocol, Login::Blocked);
-                Err(Outcome::Unavailable)
+                Err(Denied::Unavailable)
             }
         }
     }
@@ -218,8 +226,8 @@ async fn refuse(
     wait: Duration,
     message: Option<String>,
     smtp_code: Option<String>,
-) -> Outcome {
+) -> Denied {
     ticket.settle(guard::Outcome::Failed);
     tokio::time::sleep(wait).await;
-    Outcome::Refused { message, smtp_code }
+    Denied::Refused { message, smtp_code }
 }

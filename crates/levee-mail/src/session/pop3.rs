@@ -6,8 +6,8 @@
 use std::ops::ControlFlow;
 
 use super::{
-    Budget, ClientStream, Closing, Ctx, Io, LineLimits, Outcome, PreAuth, SaslReplies, Step, Stop,
-    TlsState, count_error, finish, next_command, refusal_text, sasl_exchange, start_tls,
+    Budget, ClientStream, Closing, Ctx, Denied, Io, LineLimits, PreAuth, SaslReplies, Step, Stop,
+    TlsState, answer, finish, next_command, refusal_text, refuse, sasl_exchange, start_tls,
 };
 use crate::backend::Greet;
 use crate::pop3::{Command, parse};
@@ -29,9 +29,12 @@ fn capa(tls: &TlsState) -> Vec<u8> {
 /// A login before TLS on a listener that requires it.
 const TLS_REQUIRED: &[u8] = b"-ERR [AUTH] TLS required before authentication: use STLS\r\n";
 
+/// POP3 says nothing more when the error budget is spent.
+const BYE: &[u8] = b"";
+
 const LIMITS: LineLimits = LineLimits {
     unframed: b"",
-    too_many_errors: b"",
+    too_many_errors: BYE,
     too_many_commands: b"-ERR Too many commands\r\n",
 };
 
@@ -71,7 +74,7 @@ async fn run(io: &mut Io<ClientStream>, ctx: &mut Ctx) -> Result<PreAuth, Stop> 
             Command::User(_) | Command::Pass(_) | Command::Auth { .. }
                 if ctx.tls.login_refused() =>
             {
-                refuse(io, &mut budget, TLS_REQUIRED).await?
+                refuse(io, &mut budget, TLS_REQUIRED, BYE).await?
             }
             Command::Noop => answer(io, b"+OK\r\n").await?,
             Command::Quit => {
@@ -91,7 +94,7 @@ async fn run(io: &mut Io<ClientStream>, ctx: &mut Ctx) -> Result<PreAuth, Stop> 
                     };
                     login(io, ctx, &mut budget, credentials).await?
                 }
-                None => refuse(io, &mut budget, b"-ERR USER first\r\n").await?,
+                None => refuse(io, &mut budget, b"-ERR USER first\r\n", BYE).await?,
             },
             Command::Auth {
                 mechanism: None, ..
@@ -101,31 +104,20 @@ async fn run(io: &mut Io<ClientStream>, ctx: &mut Ctx) -> Result<PreAuth, Stop> 
                 initial,
             } => match sasl_exchange(io, &m, initial, config.max_line, &SASL).await? {
                 Ok(credentials) => login(io, ctx, &mut budget, credentials).await?,
-                Err(text) => refuse(io, &mut budget, text.as_bytes()).await?,
+                Err(text) => refuse(io, &mut budget, text.as_bytes(), BYE).await?,
             },
-            Command::Stls => refuse(io, &mut budget, b"-ERR STLS is not available\r\n").await?,
+            Command::Stls => {
+                refuse(io, &mut budget, b"-ERR STLS is not available\r\n", BYE).await?
+            }
             Command::Other(_) => {
                 let text = b"-ERR Unknown command or not logged in\r\n";
-                refuse(io, &mut budget, text).await?
+                refuse(io, &mut budget, text, BYE).await?
             }
         };
         if let ControlFlow::Break(ended) = step {
             return Ok(ended);
         }
     }
-}
-
-/// The reply `text`.
-async fn answer(io: &mut Io<ClientStream>, text: &[u8]) -> Result<Step, Stop> {
-    io.send(text).await?;
-    Ok(ControlFlow::Continue(()))
-}
-
-/// The refusal `text`, counted against the error budget (POP3 says
-/// nothing more when it is spent).
-async fn refuse(io: &mut Io<ClientStream>, budget: &mut Budget, text: &[u8]) -> Result<Step, Stop> {
-    io.send(text).await?;
-    count_error(io, budget, b"").await
 }
 
 /// USER and PASS's or AUTH's credentials: the session proxies from here,
@@ -136,25 +128,18 @@ async fn login(
     budget: &mut Budget,
     credentials: Credentials,
 ) -> Result<Step, Stop> {
-    let name = String::from_utf8_lossy(&credentials.user).into_owned();
     let text = match ctx.login(&credentials, Greet::Pop3).await {
-        Outcome::Proxy(backend, slot) => {
-            return Ok(ControlFlow::Break(PreAuth::Proxy {
-                backend,
-                user: name,
-                slot,
-            }));
-        }
-        Outcome::TooMany => "-ERR [IN-USE] Too many sessions for this user.\r\n".to_owned(),
-        Outcome::Refused { message, .. } => {
+        Ok(proxy) => return Ok(ControlFlow::Break(proxy)),
+        Err(Denied::TooMany) => "-ERR [IN-USE] Too many sessions for this user.\r\n".to_owned(),
+        Err(Denied::Refused { message, .. }) => {
             let text = refusal_text(&message, "Authentication failed.");
             format!("-ERR [AUTH] {text}\r\n")
         }
-        Outcome::Unavailable => {
+        Err(Denied::Unavailable) => {
             "-ERR [SYS/TEMP] Server temporarily unavailable, try again later.\r\n".to_owned()
         }
     };
-    refuse(io, budget, text.as_bytes()).await
+    refuse(io, budget, text.as_bytes(), BYE).await
 }
 
 /// SASL over POP3 (`+ ` prompts, RFC 5034).

@@ -9,16 +9,19 @@
 use std::ops::ControlFlow;
 
 use super::{
-    Budget, ClientStream, Closing, Ctx, Io, LineLimits, Outcome, PreAuth, SaslReplies, Step, Stop,
-    TlsState, count_error, finish, next_command, refusal_text, sasl_exchange, start_tls,
+    Budget, ClientStream, Closing, Ctx, Denied, Io, LineLimits, PreAuth, SaslReplies, Step, Stop,
+    TlsState, answer, finish, next_command, refusal_text, refuse, sasl_exchange, start_tls,
 };
 use crate::backend::Greet;
 use crate::sasl::Credentials;
 use crate::smtp::{Command, Extensions, parse};
 
+/// After the refusal that spent the error budget.
+const BYE: &[u8] = b"421 4.7.0 Too many errors\r\n";
+
 const LIMITS: LineLimits = LineLimits {
     unframed: b"421 4.7.0 Closing connection\r\n",
-    too_many_errors: b"421 4.7.0 Too many errors\r\n",
+    too_many_errors: BYE,
     too_many_commands: b"421 4.7.0 Too many commands\r\n",
 };
 
@@ -87,23 +90,35 @@ async fn run(io: &mut Io<ClientStream>, ctx: &mut Ctx) -> Result<PreAuth, Stop> 
             Command::Auth { .. } if ctx.tls.login_refused() => {
                 let text =
                     b"538 5.7.11 Encryption required for requested authentication mechanism\r\n";
-                refuse(io, &mut budget, text).await?
+                refuse(io, &mut budget, text, BYE).await?
             }
             Command::Auth { mechanism, initial } => {
                 match sasl_exchange(io, &mechanism, initial, config.max_line, &SASL).await? {
                     Ok(credentials) => login(io, ctx, &mut budget, &helo, credentials).await?,
-                    Err(text) => refuse(io, &mut budget, text.as_bytes()).await?,
+                    Err(text) => refuse(io, &mut budget, text.as_bytes(), BYE).await?,
                 }
             }
             Command::StartTls => {
-                refuse(io, &mut budget, b"502 5.5.1 STARTTLS is not available\r\n").await?
+                refuse(
+                    io,
+                    &mut budget,
+                    b"502 5.5.1 STARTTLS is not available\r\n",
+                    BYE,
+                )
+                .await?
             }
             Command::Mail => {
-                refuse(io, &mut budget, b"530 5.7.0 Authentication required\r\n").await?
+                refuse(
+                    io,
+                    &mut budget,
+                    b"530 5.7.0 Authentication required\r\n",
+                    BYE,
+                )
+                .await?
             }
             Command::Other(_) => {
                 let text = b"502 5.5.2 Command not recognized or not allowed before AUTH\r\n";
-                refuse(io, &mut budget, text).await?
+                refuse(io, &mut budget, text, BYE).await?
             }
         };
         if let ControlFlow::Break(ended) = step {
@@ -120,18 +135,6 @@ const SASL: SaslReplies = SaslReplies {
     invalid: "501 5.5.2 Invalid SASL response\r\n",
 };
 
-/// The reply `text`.
-async fn answer(io: &mut Io<ClientStream>, text: &[u8]) -> Result<Step, Stop> {
-    io.send(text).await?;
-    Ok(ControlFlow::Continue(()))
-}
-
-/// The refusal `text`, counted against the error budget.
-async fn refuse(io: &mut Io<ClientStream>, budget: &mut Budget, text: &[u8]) -> Result<Step, Stop> {
-    io.send(text).await?;
-    count_error(io, budget, b"421 4.7.0 Too many errors\r\n").await
-}
-
 /// AUTH's credentials: the session proxies from here, or the refusal is
 /// answered and counted.
 async fn login(
@@ -141,24 +144,17 @@ async fn login(
     helo: &[u8],
     credentials: Credentials,
 ) -> Result<Step, Stop> {
-    let name = String::from_utf8_lossy(&credentials.user).into_owned();
     let text = match ctx.login(&credentials, Greet::Smtp { helo }).await {
-        Outcome::Proxy(backend, slot) => {
-            return Ok(ControlFlow::Break(PreAuth::Proxy {
-                backend,
-                user: name,
-                slot,
-            }));
-        }
-        Outcome::TooMany => "454 4.7.0 Too many sessions for this user\r\n".to_owned(),
-        Outcome::Refused { message, smtp_code } => {
+        Ok(proxy) => return Ok(ControlFlow::Break(proxy)),
+        Err(Denied::TooMany) => "454 4.7.0 Too many sessions for this user\r\n".to_owned(),
+        Err(Denied::Refused { message, smtp_code }) => {
             let text = refusal_text(&message, "Authentication credentials invalid");
             let code = reply_code(smtp_code.as_deref());
             format!("{code} {text}\r\n")
         }
-        Outcome::Unavailable => "454 4.7.0 Temporary authentication failure\r\n".to_owned(),
+        Err(Denied::Unavailable) => "454 4.7.0 Temporary authentication failure\r\n".to_owned(),
     };
-    refuse(io, budget, text.as_bytes()).await
+    refuse(io, budget, text.as_bytes(), BYE).await
 }
 
 /// The reply code for a refused AUTH: the auth service's `Auth-Error-Code`
