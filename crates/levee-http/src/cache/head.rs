@@ -28,7 +28,8 @@ use crate::proxy;
 use crate::site::Site;
 use levee_cache::tiers::Source;
 
-/// What a HEAD miss needs besides the request.
+/// What a request the store did not answer carries on with (cache.rs),
+/// and a HEAD miss needs besides the request.
 pub(super) struct Miss<'a> {
     pub cache: &'a SiteCache,
     pub route: &'a RouteCache,

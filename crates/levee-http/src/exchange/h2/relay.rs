@@ -27,6 +27,7 @@ use tokio::time::timeout;
 use super::Stream;
 use super::head;
 use super::send::{Fault, Window, coded, cut_slow, data};
+use crate::compress::Encoder;
 use crate::exchange::h2_upstream::Downward;
 use crate::exchange::{Next, Relayed, StreamEnd as End};
 use crate::message::RequestHead;
@@ -211,22 +212,11 @@ async fn relay_response(
         down,
         req,
     } = terms;
-    let dress = down.dress;
-    let waited = tokio::select! {
-        r = timeout(head_timeout, response) => r,
-        _ = poll_fn(|cx| respond.poll_reset(cx)) => return End::ClientGone,
+    let head = match response_head(respond, response, head_timeout, &down.dress).await {
+        Ok(head) => head,
+        Err(end) => return end,
     };
-    let head = match waited {
-        Err(_) => return answer(respond, 504, &dress.own()),
-        Ok(Err(e)) if e.is_reset() => {
-            respond.send_reset(reason_for_client(&e));
-            return End::UpstreamReset;
-        }
-        // The connection was lost (or refused the stream) before a response.
-        Ok(Err(_)) => return answer(respond, 502, &dress.own()),
-        Ok(Ok(head)) => head,
-    };
-    let (parts, mut recv) = head.into_parts();
+    let (parts, recv) = head.into_parts();
     let status = parts.status.as_u16();
     progress.status.store(status, Relaxed);
     if down.intercepts(status) {
@@ -234,12 +224,57 @@ async fn relay_response(
         // server's stream; its connection carries the others on.
         return End::Intercepted;
     }
+    // A trailers-only response (gRPC's error answer) ends with its HEADERS.
+    let end = recv.is_end_stream();
+    let (out, enc) = client_head(parts, &down, req, end);
+    let Ok(send) = respond.send_response(out, end) else {
+        return End::ClientGone;
+    };
+    if end {
+        return End::Complete;
+    }
+    relay_body(send, recv, enc, progress, window).await
+}
+
+/// The server's response head, within `head_timeout`; else (`Err`) how the
+/// stream ended: the client gone, the server's reset passed on, or levee's
+/// own 502 or 504.
+async fn response_head(
+    respond: &mut SendResponse<Bytes>,
+    response: ResponseFuture,
+    head_timeout: Duration,
+    dress: &Dress<'_>,
+) -> Result<http::Response<RecvStream>, End> {
+    let waited = tokio::select! {
+        r = timeout(head_timeout, response) => r,
+        _ = poll_fn(|cx| respond.poll_reset(cx)) => return Err(End::ClientGone),
+    };
+    match waited {
+        Err(_) => Err(answer(respond, 504, &dress.own())),
+        Ok(Err(e)) if e.is_reset() => {
+            respond.send_reset(reason_for_client(&e));
+            Err(End::UpstreamReset)
+        }
+        // The connection was lost (or refused the stream) before a response.
+        Ok(Err(_)) => Err(answer(respond, 502, &dress.own())),
+        Ok(Ok(head)) => Ok(head),
+    }
+}
+
+/// The head the client gets, and the encoder of its body when the route
+/// compresses it: the server's fields, the coding's edits, levee's lines,
+/// then the route's header rules, which have the last word.
+fn client_head(
+    parts: http::response::Parts,
+    down: &Downward<'_>,
+    req: &RequestHead,
+    end: bool,
+) -> (http::Response<()>, Option<Box<Encoder>>) {
+    let status = parts.status.as_u16();
     let mut out = http::Response::new(());
     *out.status_mut() = parts.status;
     *out.headers_mut() = parts.headers;
-    // A trailers-only response (gRPC's error answer) ends with its HEADERS.
-    let end = recv.is_end_stream();
-    let mut enc = match down.compress {
+    let enc = match down.compress {
         Some(rules) if !end => {
             let fields = out
                 .headers()
@@ -253,14 +288,20 @@ async fn relay_response(
         crate::compress::edit_map(out.headers_mut(), e.coding());
     }
     head::append_lines(out.headers_mut(), down.lines);
-    // After compressing's edits: the route's header rules have the last word.
-    crate::shape::h2_head(out.headers_mut(), &dress);
-    let Ok(mut send) = respond.send_response(out, end) else {
-        return End::ClientGone;
-    };
-    if end {
-        return End::Complete;
-    }
+    crate::shape::h2_head(out.headers_mut(), &down.dress);
+    (out, enc)
+}
+
+/// The server's DATA to the client as its window allows (coded, when
+/// compressing), each piece's room given back to the server once the
+/// client took it; then the trailers, or END_STREAM.
+async fn relay_body(
+    mut send: SendStream<Bytes>,
+    mut recv: RecvStream,
+    mut enc: Option<Box<Encoder>>,
+    progress: &Progress,
+    window: &mut Window,
+) -> End {
     loop {
         let next = tokio::select! {
             next = recv.data() => next,
