@@ -122,6 +122,38 @@ fn s_maxage_with_stale_while_revalidate_answers_stale_and_refreshes() {
     assert_eq!(b.origin_requests("/smswr/a.txt", 2), 2);
 }
 
+/// A background refresh sends what the request that started it would
+/// have: the route's request header rules and that request's id.
+#[test]
+fn a_background_refresh_carries_the_route_rules_and_the_request_id() {
+    let b = start(
+        "request_headers = { set = { \"X-Foo\" = \"rule for {host}\" } }\n",
+        "[http]\nrequest_id_header = \"X-Bar\"\n",
+    );
+    b.nginx.put_file("swr/b.txt", b"v1");
+    assert_eq!(b.get("/swr/b.txt").body, b"v1");
+    thread::sleep(Duration::from_millis(2100));
+    b.nginx.put_file("swr/b.txt", b"v2-new");
+    let stale = b.get("/swr/b.txt");
+    assert_eq!(
+        stale.header("cache-status"),
+        Some("levee; hit; detail=stale-while-revalidate")
+    );
+    let id = stale
+        .header("x-bar")
+        .expect("the stale hit's id")
+        .to_owned();
+    poll(Duration::from_secs(5), || {
+        (b.get("/swr/b.txt").body == b"v2-new").then_some(())
+    })
+    .expect("the background refresh stored the new response");
+    let entries = b.nginx.wait_entries("/swr/b.txt", 2);
+    let refresh = &entries[1];
+    assert_eq!(refresh.get("x_foo"), "rule for site");
+    assert_eq!(refresh.get("x_bar"), id);
+    assert_ne!(entries[0].get("x_bar"), id, "each request has its own id");
+}
+
 #[test]
 fn stale_while_revalidate_answers_at_once_and_refreshes_in_the_background() {
     let b = start("", "");
