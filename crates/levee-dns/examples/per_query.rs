@@ -15,7 +15,6 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use hickory_proto::op::{Edns, Message, Query};
 use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
@@ -37,6 +36,28 @@ fn main() {
     let n: u64 = args.next().and_then(|s| s.parse().ok()).unwrap_or(100_000);
     let full = args.next().as_deref() == Some("full");
     let kind = args.next().unwrap_or_else(|| "plain".into());
+    let (view, policy) = setup();
+    let peer: SocketAddr = "127.0.0.1:40000".parse().expect("an address");
+    let mut bytes = query(&name, &kind, &view, &policy, peer);
+    let mut answered = 0u64;
+    // The UDP loop's buffer, kept across queries as there.
+    let mut out = Vec::with_capacity(4096);
+    for i in 0..n {
+        // A new id per query, as dnsperf sends.
+        bytes[..2].copy_from_slice(&(i as u16).to_be_bytes());
+        let cx = Ctx::arriving(&view, &policy, peer, false);
+        let sent = if full {
+            matches!(handle(&bytes, &cx), Reply::One(r) if r.len() > 12)
+        } else {
+            levee_dns::replay::udp_into(&bytes, &view, &policy, &cx, &mut out) && out.len() > 12
+        };
+        answered += u64::from(sent);
+    }
+    assert_eq!(answered, n, "every query answered");
+}
+
+/// bench/dns.py's zone as a View with one live member, and its Policy.
+fn setup() -> (Arc<View>, Arc<Policy>) {
     let config = levee_config::parse(CONFIG, "bench.toml".as_ref()).expect("the bench config");
     let dns = config.dns.expect("[dns]");
     let zone = Zone::build(&dns.zones[0], &[]).expect("the bench zone");
@@ -61,38 +82,33 @@ fn main() {
         }],
     };
     view.sort();
-    let view = Arc::new(view);
-    let policy = Arc::new(Policy {
+    let policy = Policy {
         max_udp: 1232,
         cookies: Some(levee_dns::cookie::Cookies::new()),
         rrl: None,
         geo: None,
         keys: Vec::new(),
-    });
+    };
+    (Arc::new(view), Arc::new(policy))
+}
+
+/// The query for `name A` of `kind`: plain, edns, or cookie (the server
+/// cookie in it asked of levee first, as a resolver has it).
+fn query(name: &str, kind: &str, view: &View, policy: &Policy, peer: SocketAddr) -> Vec<u8> {
     let mut q = Message::new();
     q.set_id(1).set_recursion_desired(true);
     q.add_query(Query::query(
-        Name::from_ascii(&name).expect("a name"),
+        Name::from_ascii(name).expect("a name"),
         RecordType::A,
     ));
-    let peer: SocketAddr = "127.0.0.1:40000".parse().expect("an address");
-    match kind.as_str() {
+    match kind {
         "plain" => {}
         "edns" => {
             q.set_edns(edns(None));
         }
         "cookie" => {
             q.set_edns(edns(Some(b"resolver")));
-            // The server cookie levee answers the client cookie with.
-            let cx = Ctx {
-                view: &view,
-                policy: &policy,
-                peer,
-                tcp: false,
-                unix: unix_now(),
-                now: Instant::now(),
-                turn: None,
-            };
+            let cx = Ctx::arriving(view, policy, peer, false);
             let Reply::One(first) = handle(&q.to_vec().expect("the query encodes"), &cx) else {
                 panic!("no answer to the first query");
             };
@@ -109,36 +125,7 @@ fn main() {
         }
         other => panic!("a query kind: plain, edns or cookie, not {other}"),
     }
-    let mut bytes = q.to_vec().expect("the query encodes");
-    let mut answered = 0u64;
-    // The UDP loop's buffer, kept across queries as there.
-    let mut out = Vec::with_capacity(4096);
-    for i in 0..n {
-        // A new id per query, as dnsperf sends.
-        bytes[..2].copy_from_slice(&(i as u16).to_be_bytes());
-        let cx = Ctx {
-            view: &view,
-            policy: &policy,
-            peer,
-            tcp: false,
-            unix: unix_now(),
-            now: Instant::now(),
-            turn: None,
-        };
-        let sent = if full {
-            matches!(handle(&bytes, &cx), Reply::One(r) if r.len() > 12)
-        } else {
-            levee_dns::replay::udp_into(&bytes, &view, &policy, &cx, &mut out) && out.len() > 12
-        };
-        answered += u64::from(sent);
-    }
-    assert_eq!(answered, n, "every query answered");
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+    q.to_vec().expect("the query encodes")
 }
 
 /// An OPT record as resolvers send it: 1232 bytes, and a COOKIE option's

@@ -9,64 +9,19 @@
 mod common;
 mod support;
 
-use common::{dig, status};
-use support::{LeveeSetup, free_port, metric};
+use common::status;
 
-struct Server {
-    levee: support::Levee,
-    dns: u16,
-    admin: u16,
-}
+type Server = common::Single;
 
 /// levee serving `example.test` with `www A` and `big TXT` (four strings
 /// of 200 bytes: more than 512 bytes on the wire), cookies on, and the
 /// rate limit at `rrl_rate` a second per address (0: off).
 fn start(rrl_rate: u32) -> Server {
-    let setup = LeveeSetup::new();
-    let (dns, admin) = (free_port(), free_port());
     let big = vec![format!("\\\"{}\\\"", "a".repeat(200)); 4].join(" ");
-    let config = format!(
-        r#"pid_file = "{pid}"
-[log]
-access = "off"
-
-[[listener]]
-address = "127.0.0.1:{port}"
-
-[[route]]
-respond = "x"
-
-[admin]
-address = "127.0.0.1:{admin}"
-
-[dns]
-listen = "127.0.0.1:{dns}"
-threads = 1
-rrl_rate = {rrl_rate}
-rrl_burst = 1
-rrl_prefix_v4 = 32
-
-[[dns.zone]]
-name = "example.test"
-ns = "ns1.example.test"
-records = ["ns1 A 192.0.2.53", "www A 192.0.2.80", "big TXT {big}"]
-"#,
-        pid = setup.pid_file().display(),
-        port = setup.port,
-    );
-    let mut levee = setup.spawn(&config);
-    levee.wait_port(admin);
-    Server { levee, dns, admin }
-}
-
-impl Server {
-    fn dig(&self, args: &[&str]) -> String {
-        dig("127.0.0.1", self.dns, args)
-    }
-
-    fn count(&self, series: &str) -> f64 {
-        metric(self.admin, series).unwrap_or(0.0)
-    }
+    common::single(
+        &format!("threads = 1\nrrl_rate = {rrl_rate}\nrrl_burst = 1\nrrl_prefix_v4 = 32"),
+        &format!(r#"records = ["ns1 A 192.0.2.53", "www A 192.0.2.80", "big TXT {big}"]"#),
+    )
 }
 
 /// The COOKIE dig shows in the OPT pseudosection, in hex, when dig found
@@ -91,7 +46,7 @@ fn cookies_come_back_good_and_a_returned_server_cookie_is_never_limited() {
     // One answer a second per address: only a client that proves its
     // address with levee's server cookie gets more.
     let s = start(1);
-    let before = s.count(A);
+    let before = s.metric(A);
     let first = s.dig(&["+cookie", "+norec", "www.example.test", "A"]);
     assert_eq!(status(&first), "NOERROR", "{first}");
     assert!(first.contains("192.0.2.80"), "{first}");
@@ -111,7 +66,7 @@ fn cookies_come_back_good_and_a_returned_server_cookie_is_never_limited() {
     }
     // Every answer counted, replayed or not.
     assert_eq!(
-        s.count(A) - before,
+        s.metric(A) - before,
         f64::from(asked),
         "{}",
         s.levee.stderr()
@@ -137,7 +92,7 @@ fn nocookie_small_and_large_sizes_and_do_are_answered_alike_every_time() {
         assert!(!edns_line(&out).contains("flags: do"), "{i}: {out}");
     }
     let truncated = "levee_dns_truncated_total";
-    let before = s.count(truncated);
+    let before = s.metric(truncated);
     for i in 0..3 {
         // 512 bytes cannot take the TXT: truncated, and dig, told not to
         // retry over TCP, shows TC and no answer.
@@ -169,5 +124,5 @@ fn nocookie_small_and_large_sizes_and_do_are_answered_alike_every_time() {
         );
         assert_eq!(out.matches(&"a".repeat(200)).count(), 4, "{i}: {out}");
     }
-    assert_eq!(s.count(truncated) - before, 6.0);
+    assert_eq!(s.metric(truncated) - before, 6.0);
 }
