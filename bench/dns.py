@@ -4,6 +4,7 @@ levee answering a fleet record from live membership, beside Knot DNS
 (Debian's knot) answering the same zone from a zone file.
 
     python3 bench/dns.py [--binary target/release/levee] [--seconds 8] [--rounds 3]
+                         [--edns | --cookie]
 
 levee runs one DNS thread as a fleet of one member (a redis-server on
 loopback, no persistence) whose fleet record `www.example.test` answers the
@@ -13,7 +14,11 @@ and the health rules) and then `mail A` (a static record on both) over UDP
 for --seconds per round, rounds alternating between the servers; medians
 are reported. CPU is user + system time of each server's process tree from
 /proc, per query answered. Response-rate limiting is off on both (one
-client sends everything); levee's cookies are on (dnsperf sends none).
+client sends everything); levee's cookies are on (dnsperf sends none, but
+with --cookie). --edns sends an EDNS0 OPT record with each query, as
+resolvers do; --cookie adds a COOKIE option with a client cookie (dnsperf
+cannot return a server cookie), which levee answers with a server cookie
+made for the client and Knot, without its cookies module, ignores.
 Needs knot, dnsperf and redis-server (scripts/test installs them)."""
 import argparse, os, re, subprocess, sys, time
 sys.path.insert(0, os.path.dirname(__file__))
@@ -24,6 +29,7 @@ RECORDS = ["ns1 A 127.0.0.53", "@ MX 10 mail", "mail A 192.0.2.25", '@ TXT "v=sp
 
 
 EDNS = []  # ["-e"] with --edns: queries carry an EDNS0 OPT record, as resolvers' do
+COOKIE = ["-e", "-E", "10:6c65766565626e63"]  # --cookie: a client cookie, 8 bytes
 
 
 def dnsperf(port, seconds, queries):
@@ -107,10 +113,13 @@ def main():
     ap.add_argument("--binary", default="target/release/levee")
     ap.add_argument("--seconds", type=int, default=8)
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--edns", action="store_true",
-                    help="send EDNS0 queries (resolvers do; levee answers them the full way, not replayed)")
+    ap.add_argument("--edns", action="store_true", help="send EDNS0 queries, as resolvers do")
+    ap.add_argument("--cookie", action="store_true",
+                    help="send EDNS0 queries with a client cookie (RFC 7873)")
     a = ap.parse_args()
-    if a.edns:
+    if a.cookie:
+        EDNS.extend(COOKIE)
+    elif a.edns:
         EDNS.append("-e")
     procs = []
     try:

@@ -220,6 +220,11 @@ fn upstream_json(group: &Group) -> Value {
         "name": group.name,
         "balance": balance_name(&group.config.balance),
         "health_check": group.config.health_check.is_some(),
+        // No server usable, but some routable: requests go to those
+        // whatever their health (panic mode, balance.rs).
+        "panic": !group.any_usable(&members, now)
+            && members.list.iter().any(|m| m.state.routable()),
+        "panic_picks": group.stats.panic.load(std::sync::atomic::Ordering::Relaxed),
         "servers": servers,
     })
 }

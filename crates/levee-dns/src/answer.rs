@@ -20,16 +20,18 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
-use hickory_proto::op::{Edns, Message, MessageType, OpCode, ResponseCode};
+use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::rdata::HINFO;
 use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsCode, EdnsOption};
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 use levee_mirror::geo::Geo;
 
 use crate::cookie::{Cookies, Sent};
+use crate::live::LiveSet;
 use crate::metrics::{self, Outcome};
 use crate::rrl::{Rrl, Verdict};
 use crate::view::{View, ZoneView};
+use crate::zone::{FleetName, Node};
 
 /// The settings a query is answered under (from `[dns]`).
 #[derive(Debug)]
@@ -72,55 +74,15 @@ const MAX_CHAIN: usize = 8;
 
 /// Answers `bytes` from `cx.view`, counting it.
 pub fn handle(bytes: &[u8], cx: &Ctx<'_>) -> Reply {
-    let request = match Message::from_vec(bytes) {
-        Ok(m) => m,
-        Err(_) => {
-            // A header that reads as a query's gets FORMERR; anything else
-            // (a response, a runt) gets nothing.
-            if bytes.len() < 12 || bytes[2] & 0x80 != 0 {
-                return Reply::Nothing;
-            }
-            let id = u16::from_be_bytes([bytes[0], bytes[1]]);
-            let op = OpCode::from_u8((bytes[2] >> 3) & 0x0f);
-            let reply = Message::error_msg(id, op, ResponseCode::FormErr);
-            return send(
-                reply,
-                cx,
-                Client::unproven(),
-                metrics::type_index(None),
-                Outcome::FormErr,
-            );
-        }
+    let Ok(request) = Message::from_vec(bytes) else {
+        return unreadable(bytes, cx);
     };
     if request.message_type() == MessageType::Response {
         return Reply::Nothing;
     }
-    let signed = match request.signature().first() {
-        None => None,
-        Some(sig) => {
-            let name = sig
-                .name()
-                .to_ascii()
-                .trim_end_matches('.')
-                .to_ascii_lowercase();
-            let verified = cx
-                .policy
-                .keys
-                .iter()
-                .find(|k| k.name == name)
-                .ok_or(crate::tsig::TsigError::BadKey)
-                .and_then(|k| crate::tsig::verify(&request, bytes, k, cx.unix).map(|mac| (k, mac)));
-            match verified {
-                Ok(s) => Some(s),
-                Err(e) => {
-                    tracing::debug!(peer = %cx.peer, error = %e, "dns: TSIG refused");
-                    let t = metrics::type_index(request.queries().first().map(|q| q.query_type()));
-                    let reply =
-                        Message::error_msg(request.id(), request.op_code(), ResponseCode::NotAuth);
-                    return send(reply, cx, Client::unproven(), t, Outcome::NotAuth);
-                }
-            }
-        }
+    let signed = match signature(&request, bytes, cx) {
+        Ok(signed) => signed,
+        Err(refused) => return refused,
     };
     let qtype = request.queries().first().map(|q| q.query_type());
     let t = metrics::type_index(qtype);
@@ -143,44 +105,142 @@ pub fn handle(bytes: &[u8], cx: &Ctx<'_>) -> Reply {
     // A valid signature proves the sender as well as a cookie does.
     client.proven = signed.is_some();
     client.tsig = signed;
-    let mut subnet = None;
-    if let Some(e) = request.extensions() {
-        client.size = usize::from(e.max_payload().max(512));
-        let mut out = Edns::new();
-        out.set_max_payload(cx.policy.max_udp).set_version(0);
-        if e.version() > 0 {
-            reply.set_edns(out).set_response_code(ResponseCode::BADVERS);
-            return send(reply, cx, Client::unproven(), t, Outcome::BadVers);
-        }
-        if let (Some(EdnsOption::Unknown(10, data)), Some(cookies)) =
-            (e.option(EdnsCode::Cookie), &cx.policy.cookies)
-        {
-            match cookies.read(data, cx.peer.ip(), cx.unix as u32) {
-                Sent::Malformed => {
-                    reply.set_edns(out).set_response_code(ResponseCode::FormErr);
-                    return send(reply, cx, Client::unproven(), t, Outcome::FormErr);
-                }
-                Sent::Client(cookie, valid) => {
-                    client.proven = valid;
-                    let data = cookies.answer(&cookie, cx.peer.ip(), cx.unix as u32);
-                    out.options_mut()
-                        .insert(EdnsOption::Unknown(10, data.to_vec()));
-                }
-                Sent::None => {}
-            }
-        }
-        if let Some(EdnsOption::Subnet(s)) = e.option(EdnsCode::Subnet) {
-            subnet = Some(*s);
-        }
-        reply.set_edns(out);
+    let subnet = match edns(&request, &mut reply, &mut client, cx) {
+        Ok(subnet) => subnet,
+        Err(outcome) => return send(reply, cx, Client::unproven(), t, outcome),
+    };
+    let asked = Asked {
+        cx,
+        qtype: query.query_type(),
+        subnet,
+        t,
+    };
+    answer(&request, query, reply, client, &asked)
+}
+
+/// Bytes hickory cannot read: a header that reads as a query's gets
+/// FORMERR; anything else (a response, a runt) gets nothing.
+fn unreadable(bytes: &[u8], cx: &Ctx<'_>) -> Reply {
+    if bytes.len() < 12 || bytes[2] & 0x80 != 0 {
+        return Reply::Nothing;
     }
+    let id = u16::from_be_bytes([bytes[0], bytes[1]]);
+    let op = OpCode::from_u8((bytes[2] >> 3) & 0x0f);
+    let reply = Message::error_msg(id, op, ResponseCode::FormErr);
+    send(
+        reply,
+        cx,
+        Client::unproven(),
+        metrics::type_index(None),
+        Outcome::FormErr,
+    )
+}
+
+/// A signed query's key and MAC, when the signature is good; `Err` is the
+/// NOTAUTH reply to a bad one.
+fn signature<'p>(
+    request: &Message,
+    bytes: &[u8],
+    cx: &Ctx<'p>,
+) -> Result<Option<(&'p crate::keys::Key, Vec<u8>)>, Reply> {
+    let Some(sig) = request.signature().first() else {
+        return Ok(None);
+    };
+    let name = sig
+        .name()
+        .to_ascii()
+        .trim_end_matches('.')
+        .to_ascii_lowercase();
+    let verified = cx
+        .policy
+        .keys
+        .iter()
+        .find(|k| k.name == name)
+        .ok_or(crate::tsig::TsigError::BadKey)
+        .and_then(|k| crate::tsig::verify(request, bytes, k, cx.unix).map(|mac| (k, mac)));
+    verified.map(Some).map_err(|e| {
+        tracing::debug!(peer = %cx.peer, error = %e, "dns: TSIG refused");
+        let t = metrics::type_index(request.queries().first().map(|q| q.query_type()));
+        let reply = Message::error_msg(request.id(), request.op_code(), ResponseCode::NotAuth);
+        send(reply, cx, Client::unproven(), t, Outcome::NotAuth)
+    })
+}
+
+/// The query's OPT record: the client's UDP size and cookie into
+/// `client`, the reply's OPT (levee's size, the cookie answered) into
+/// `reply`, and the client subnet, if any, returned. `Err`: the error
+/// `reply` is set to (BADVERS, or FORMERR for a malformed cookie).
+fn edns(
+    request: &Message,
+    reply: &mut Message,
+    client: &mut Client<'_>,
+    cx: &Ctx<'_>,
+) -> Result<Option<ClientSubnet>, Outcome> {
+    let Some(e) = request.extensions() else {
+        return Ok(None);
+    };
+    client.size = usize::from(e.max_payload().max(512));
+    let mut out = Edns::new();
+    // RFC 3225: DO is copied from the query (levee signs nothing, but a
+    // validating resolver reads the bit back).
+    out.set_max_payload(cx.policy.max_udp)
+        .set_version(0)
+        .set_dnssec_ok(e.flags().dnssec_ok);
+    if e.version() > 0 {
+        reply.set_edns(out).set_response_code(ResponseCode::BADVERS);
+        return Err(Outcome::BadVers);
+    }
+    if let (Some(EdnsOption::Unknown(10, data)), Some(cookies)) =
+        (e.option(EdnsCode::Cookie), &cx.policy.cookies)
+    {
+        match cookies.read(data, cx.peer.ip(), cx.unix as u32) {
+            Sent::Malformed => {
+                reply.set_edns(out).set_response_code(ResponseCode::FormErr);
+                return Err(Outcome::FormErr);
+            }
+            Sent::Client(cookie, valid) => {
+                client.proven = valid;
+                // The same inputs as the replay's (replay.rs): the same bytes.
+                let data = cookies.answer(&cookie, cx.peer.ip(), cx.unix as u32);
+                out.options_mut()
+                    .insert(EdnsOption::Unknown(10, data.to_vec()));
+            }
+            Sent::None => {}
+        }
+    }
+    reply.set_edns(out);
+    match e.option(EdnsCode::Subnet) {
+        Some(EdnsOption::Subnet(s)) => Ok(Some(*s)),
+        _ => Ok(None),
+    }
+}
+
+/// What the lookup needs of the query, beside the names.
+struct Asked<'a, 'c> {
+    cx: &'a Ctx<'c>,
+    qtype: RecordType,
+    subnet: Option<ClientSubnet>,
+    /// The metrics row of the question's type.
+    t: usize,
+}
+
+/// The one question answered: class, transfers, the zone it is in, then
+/// its records.
+fn answer(
+    request: &Message,
+    query: &Query,
+    mut reply: Message,
+    client: Client<'_>,
+    asked: &Asked<'_, '_>,
+) -> Reply {
+    let (cx, t) = (asked.cx, asked.t);
     if query.query_class() != DNSClass::IN {
         reply.set_response_code(ResponseCode::Refused);
         return send(reply, cx, client, t, Outcome::Refused);
     }
-    match query.query_type() {
+    match asked.qtype {
         RecordType::AXFR | RecordType::IXFR => {
-            return crate::xfer::transfer(&request, reply, cx, t, client);
+            return crate::xfer::transfer(request, reply, cx, t, client);
         }
         RecordType::OPT | RecordType::TSIG | RecordType::SIG => {
             reply.set_response_code(ResponseCode::FormErr);
@@ -194,16 +254,15 @@ pub fn handle(bytes: &[u8], cx: &Ctx<'_>) -> Reply {
         return send(reply, cx, client, t, Outcome::Refused);
     };
     reply.set_authoritative(true);
-    let outcome = lookup(
-        zone,
-        query.name(),
-        &name,
-        query.query_type(),
-        cx,
-        subnet,
-        &mut reply,
-    );
+    let outcome = lookup(zone, query.name(), &name, asked, &mut reply);
     send(reply, cx, client, t, outcome)
+}
+
+/// Where one name of the chain leads.
+enum Step {
+    Done(Outcome),
+    /// A CNAME to this name in the zone: the chain goes on there.
+    Follow(Name),
 }
 
 /// Fills `reply` with what `zone` has for `qname`/`qtype`. `lower` is the
@@ -212,9 +271,7 @@ fn lookup(
     zone: &ZoneView,
     qname: &Name,
     lower: &Name,
-    qtype: RecordType,
-    cx: &Ctx<'_>,
-    subnet: Option<ClientSubnet>,
+    asked: &Asked<'_, '_>,
     reply: &mut Message,
 ) -> Outcome {
     let mut owner = qname.clone();
@@ -228,93 +285,126 @@ fn lookup(
             // A CNAME to a name the zone does not have: the chain ends here.
             return Outcome::NoError;
         };
-        if qtype == RecordType::ANY {
-            let hinfo = HINFO::new("RFC8482".to_owned(), String::new());
-            let ttl = zone.zone.config.ttl.as_secs() as u32;
-            reply.add_answer(Record::from_rdata(owner, ttl, RData::HINFO(hinfo)));
-            return Outcome::NoError;
-        }
-        if let (Some(i), RecordType::A | RecordType::AAAA) = (node.fleet, qtype)
-            && let (Some(live), Some(f)) = (zone.live.get(i), zone.zone.fleet.get(i))
-        {
-            let client = if f.config.geo {
-                cx.policy.geo.as_ref().map(|g| {
-                    let ip = subnet
-                        .filter(|s| s.source_prefix() > 0)
-                        .map_or(cx.peer.ip(), |s| s.addr());
-                    let w = g.lookup(ip);
-                    (w.country, w.continent)
-                })
-            } else {
-                None
-            };
-            let turn = cx
-                .turn
-                .unwrap_or_else(|| f.turn.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
-            let mut ips = Vec::with_capacity(f.config.max_answers as usize);
-            let narrowed = live.choose(
-                qtype == RecordType::AAAA,
-                f.config.order,
-                f.config.max_answers as usize,
-                turn,
-                client,
-                &mut ips,
-            );
-            if let Some(s) = subnet {
-                echo_subnet(reply, s, narrowed);
-            }
-            let ttl = f.config.ttl.as_secs() as u32;
-            for ip in &ips {
-                let data = match ip {
-                    IpAddr::V4(a) => RData::A((*a).into()),
-                    IpAddr::V6(a) => RData::AAAA((*a).into()),
-                };
-                reply.add_answer(Record::from_rdata(owner.clone(), ttl, data));
-            }
-            if ips.is_empty() {
-                negative(zone, reply, ResponseCode::NoError);
-                return Outcome::NoData;
-            }
-            return Outcome::NoError;
-        }
-        if qtype == RecordType::SOA && key == zone.zone.apex {
-            let mut soa = zone.soa.clone();
-            soa.set_name(owner);
-            reply.add_answer(soa);
-            return Outcome::NoError;
-        }
-        if let Some(records) = node.get(qtype) {
-            for r in records {
-                let mut r = r.clone();
-                r.set_name(owner.clone());
-                reply.add_answer(r);
-            }
-            return Outcome::NoError;
-        }
-        match node.get(RecordType::CNAME).and_then(<[Record]>::first) {
-            Some(c) if qtype != RecordType::CNAME => {
-                let mut r = c.clone();
-                r.set_name(owner.clone());
-                reply.add_answer(r);
-                let RData::CNAME(target) = c.data() else {
-                    return Outcome::NoError;
-                };
-                let target = target.0.to_lowercase();
-                if !zone.zone.apex.zone_of_case(&target) {
-                    return Outcome::NoError;
-                }
+        match at_node(zone, node, &owner, &key, asked, reply) {
+            Step::Done(outcome) => return outcome,
+            Step::Follow(target) => {
                 owner = target.clone();
                 key = target;
             }
-            _ => {
-                negative(zone, reply, ResponseCode::NoError);
-                return if reply.answers().is_empty() {
-                    Outcome::NoData
-                } else {
-                    Outcome::NoError
-                };
-            }
         }
+    }
+    Outcome::NoError
+}
+
+/// One name of the chain: the records asked for, an ANY's HINFO, a fleet
+/// record's addresses, the SOA at the apex, or its CNAME to follow.
+fn at_node(
+    zone: &ZoneView,
+    node: &Node,
+    owner: &Name,
+    key: &Name,
+    asked: &Asked<'_, '_>,
+    reply: &mut Message,
+) -> Step {
+    let qtype = asked.qtype;
+    if qtype == RecordType::ANY {
+        let hinfo = HINFO::new("RFC8482".to_owned(), String::new());
+        let ttl = zone.zone.config.ttl.as_secs() as u32;
+        reply.add_answer(Record::from_rdata(owner.clone(), ttl, RData::HINFO(hinfo)));
+        return Step::Done(Outcome::NoError);
+    }
+    if let (Some(i), RecordType::A | RecordType::AAAA) = (node.fleet, qtype)
+        && let (Some(live), Some(f)) = (zone.live.get(i), zone.zone.fleet.get(i))
+    {
+        return Step::Done(fleet(zone, live, f, owner, asked, reply));
+    }
+    if qtype == RecordType::SOA && *key == zone.zone.apex {
+        let mut soa = zone.soa.clone();
+        soa.set_name(owner.clone());
+        reply.add_answer(soa);
+        return Step::Done(Outcome::NoError);
+    }
+    if let Some(records) = node.get(qtype) {
+        for r in records {
+            let mut r = r.clone();
+            r.set_name(owner.clone());
+            reply.add_answer(r);
+        }
+        return Step::Done(Outcome::NoError);
+    }
+    match node.get(RecordType::CNAME).and_then(<[Record]>::first) {
+        Some(c) if qtype != RecordType::CNAME => {
+            let mut r = c.clone();
+            r.set_name(owner.clone());
+            reply.add_answer(r);
+            let RData::CNAME(target) = c.data() else {
+                return Step::Done(Outcome::NoError);
+            };
+            let target = target.0.to_lowercase();
+            if !zone.zone.apex.zone_of_case(&target) {
+                return Step::Done(Outcome::NoError);
+            }
+            Step::Follow(target)
+        }
+        _ => {
+            negative(zone, reply, ResponseCode::NoError);
+            Step::Done(if reply.answers().is_empty() {
+                Outcome::NoData
+            } else {
+                Outcome::NoError
+            })
+        }
+    }
+}
+
+/// A fleet record's A or AAAA answer: the live members chosen for this
+/// query (its turn, the client's place for geo), or NODATA.
+fn fleet(
+    zone: &ZoneView,
+    live: &LiveSet,
+    f: &FleetName,
+    owner: &Name,
+    asked: &Asked<'_, '_>,
+    reply: &mut Message,
+) -> Outcome {
+    let (cx, subnet) = (asked.cx, asked.subnet);
+    let client = if f.config.geo {
+        cx.policy.geo.as_ref().map(|g| {
+            let ip = subnet
+                .filter(|s| s.source_prefix() > 0)
+                .map_or(cx.peer.ip(), |s| s.addr());
+            let w = g.lookup(ip);
+            (w.country, w.continent)
+        })
+    } else {
+        None
+    };
+    let turn = cx
+        .turn
+        .unwrap_or_else(|| f.turn.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+    let mut ips = Vec::with_capacity(f.config.max_answers as usize);
+    let narrowed = live.choose(
+        asked.qtype == RecordType::AAAA,
+        f.config.order,
+        f.config.max_answers as usize,
+        turn,
+        client,
+        &mut ips,
+    );
+    if let Some(s) = subnet {
+        echo_subnet(reply, s, narrowed);
+    }
+    let ttl = f.config.ttl.as_secs() as u32;
+    for ip in &ips {
+        let data = match ip {
+            IpAddr::V4(a) => RData::A((*a).into()),
+            IpAddr::V6(a) => RData::AAAA((*a).into()),
+        };
+        reply.add_answer(Record::from_rdata(owner.clone(), ttl, data));
+    }
+    if ips.is_empty() {
+        negative(zone, reply, ResponseCode::NoError);
+        return Outcome::NoData;
     }
     Outcome::NoError
 }

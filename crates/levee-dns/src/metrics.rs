@@ -123,32 +123,44 @@ pub fn render_prometheus(out: &mut String) {
             }
         }
     }
-    let mut family = |name: &str, kind: &str, help: &str, samples: &[(String, u64)]| {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-        for (labels, v) in samples {
-            let _ = writeln!(out, "{name}{labels} {v}");
-        }
-    };
+    counters(out, c);
+    gauges(out, &state.view.load());
+}
+
+/// One metric family: its HELP and TYPE lines and `samples` (labels, value).
+fn family(out: &mut String, name: &str, kind: &str, help: &str, samples: &[(String, u64)]) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    for (labels, v) in samples {
+        let _ = writeln!(out, "{name}{labels} {v}");
+    }
+}
+
+/// The counters besides queries.
+fn counters(out: &mut String, c: &Counters) {
     let one = |n: &AtomicU64| vec![(String::new(), n.load(Relaxed))];
     family(
+        out,
         "levee_dns_truncated_total",
         "counter",
         "UDP answers sent truncated because they did not fit (the client asks again over TCP).",
         &one(&c.truncated),
     );
     family(
+        out,
         "levee_dns_tcp_refused_total",
         "counter",
         "TCP connections closed at once because max_tcp_connections were open.",
         &one(&c.tcp_refused),
     );
     family(
+        out,
         "levee_dns_answer_changes_total",
         "counter",
         "Times a fleet record's set of addresses changed (each bumps the zone's serial).",
         &one(&c.answer_changes),
     );
     family(
+        out,
         "levee_dns_member_changes_total",
         "counter",
         "Members that came into or went out of a fleet record's answers.",
@@ -161,12 +173,14 @@ pub fn render_prometheus(out: &mut String) {
         ],
     );
     family(
+        out,
         "levee_dns_panic_total",
         "counter",
         "Times a fleet record found no member in and answered them all.",
         &one(&c.panics),
     );
     family(
+        out,
         "levee_dns_transfers_total",
         "counter",
         "Zone transfers (AXFR, IXFR) served and refused.",
@@ -179,6 +193,7 @@ pub fn render_prometheus(out: &mut String) {
         ],
     );
     family(
+        out,
         "levee_dns_notifies_total",
         "counter",
         "NOTIFY messages sent to secondaries, by whether one answered.",
@@ -193,7 +208,10 @@ pub fn render_prometheus(out: &mut String) {
             ),
         ],
     );
-    let view = state.view.load();
+}
+
+/// The gauges of the view in use: serials and fleet record members.
+fn gauges(out: &mut String, view: &crate::view::View) {
     let escape = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
     let serials: Vec<(String, u64)> = view
         .zones
@@ -206,6 +224,7 @@ pub fn render_prometheus(out: &mut String) {
         })
         .collect();
     family(
+        out,
         "levee_dns_serial",
         "gauge",
         "Each zone's SOA serial.",
@@ -230,6 +249,7 @@ pub fn render_prometheus(out: &mut String) {
         }
     }
     family(
+        out,
         "levee_dns_answer_members",
         "gauge",
         "Members a fleet record answers with now, and by which rule (docs/dns.md).",

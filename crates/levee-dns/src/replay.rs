@@ -1,16 +1,23 @@
 //! Replies encoded once and replayed: the UDP loop's shortcut past
 //! hickory's full decode and encode for the queries that come again and
-//! again (the same name and type, no EDNS, no signature).
+//! again (the same name and type, with or without EDNS, no signature).
 //!
 //! ```text
-//! header: a plain query, one question, nothing else ─ no: answer::handle
-//!   ─ key: the query less its id (flags, counts, question as sent)
+//! read (wire.rs): one question, at most an OPT (version 0, no option but
+//!   a COOKIE) ─ no: answer::handle
+//!   ─ COOKIE: malformed, or a server cookie not levee's or stale ─ the full way
+//!   ─ key: the query less its id (flags, counts, question as sent), and
+//!     the OPT's TTL field (extended RCODE, version, DO)
 //!   ─ known, for this View and Policy:
 //!       fleet record: the record's next turn picks its rotation's reply
-//!       rate limit: drop, or slip (truncated, through hickory), or send
-//!       send: the stored bytes with the query's id
-//!   ─ not yet: answer::handle (hickory), with the turn given; kept if it
-//!     answered NOERROR with records, untruncated
+//!       larger than the client offers (with the cookie): the full way
+//!         (truncated there)
+//!       rate limit (unless a valid server cookie): drop, or slip
+//!         (truncated, through hickory), or send
+//!       send: the stored bytes with the query's id, and the COOKIE option
+//!         (the client cookie, a server cookie made for this client now)
+//!   ─ not yet: answer::handle (hickory), with the turn given; kept, less
+//!     its COOKIE option, if it answered NOERROR with records, untruncated
 //! ```
 //!
 //! A reply depends on the query's bytes, the View (zones, live sets) and
@@ -18,14 +25,19 @@
 //! members' weights: so each thread keeps, per View and Policy (held, so
 //! never confused with a later one at the same address), one reply per
 //! question and rotation. A new View (any change of the live set) or
-//! Policy (a reload) starts afresh. Weighted and geo answers, EDNS
-//! (cookies, client subnet), TSIG, TCP and every error go the full way.
+//! Policy (a reload) starts afresh. Of an EDNS query's OPT record the
+//! reply depends on the version and flags (keyed; DO is among them); the
+//! size offered decides only whether the reply fits, so it is compared,
+//! not keyed; the COOKIE option's answer depends on the client's address
+//! and the time, so it is written per query with the full path's inputs
+//! (`cookie::Cookies::answer` of the client cookie, the address and
+//! `Ctx::unix`): the same bytes. Weighted and geo answers, client subnet
+//! and other options, TSIG, TCP and every error go the full way.
 //! What it saves: the message decode, the answer's record building and
-//! its encode with name compression: 12,028 instructions a query the full
-//! way, 1,018 replayed (bench/dns_callgrind.py; bench/README.md, "DNS
-//! instructions per query"). What it costs: a hash of the query's bytes,
-//! a copy of the stored reply into the UDP loop's buffer (no allocation)
-//! and, per thread, the replies of the questions it has seen.
+//! its encode with name compression (bench/README.md, "DNS instructions
+//! per query"). What it costs: a hash of the query's key, a copy of the
+//! stored reply into the UDP loop's buffer (no allocation) and, per
+//! thread, the replies of the questions it has seen.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -35,6 +47,7 @@ use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::RecordType;
 
 use crate::answer::{Ctx, Policy, Reply, handle};
+use crate::cookie::Sent;
 use crate::metrics::{self, Outcome};
 use crate::rrl::Verdict;
 use crate::view::View;
@@ -65,6 +78,8 @@ enum Known {
 struct Replies {
     made_for: Option<(Arc<View>, Arc<Policy>)>,
     known: HashMap<Box<[u8]>, Known>,
+    /// An EDNS query's key, built here (no allocation per query).
+    key: Vec<u8>,
 }
 
 thread_local! {
@@ -106,12 +121,75 @@ fn one(reply: Reply, out: &mut Vec<u8>) -> bool {
     }
 }
 
-/// The query's bytes but its id, when it is a plain query with one
-/// question and no other record (no EDNS, no signature).
-fn key(bytes: &[u8]) -> Option<&[u8]> {
-    let header = bytes.get(..12)?;
-    // QR clear, opcode QUERY; QDCOUNT 1, AN/NS/AR 0.
-    (header[2] & 0xf8 == 0 && header[4..12] == [0, 1, 0, 0, 0, 0, 0, 0]).then(|| &bytes[2..])
+/// What the replay needs of a query's sender, read from its OPT record
+/// as the full path reads it (answer.rs).
+struct Asker {
+    /// The most a reply to it may be over UDP: the size it offers (512
+    /// without EDNS, never less), at most `max_udp_size`.
+    room: usize,
+    /// Its client cookie, to be answered with a server cookie (cookies on).
+    cookie: Option<[u8; 8]>,
+    /// It returned a valid server cookie: never rate limited.
+    proven: bool,
+}
+
+/// The sender of `q`; `None` when its COOKIE option goes the full way: one
+/// of a length RFC 7873 does not allow (FORMERR), or a server cookie that
+/// is not levee's or no longer valid.
+fn asker(q: &wire::Query<'_>, policy: &Policy, cx: &Ctx<'_>) -> Option<Asker> {
+    let max = usize::from(policy.max_udp);
+    let Some(opt) = &q.edns else {
+        return Some(Asker {
+            room: max.min(512),
+            cookie: None,
+            proven: false,
+        });
+    };
+    let room = max.min(usize::from(opt.size.max(512)));
+    let (Some(data), Some(cookies)) = (opt.cookie, &policy.cookies) else {
+        return Some(Asker {
+            room,
+            cookie: None,
+            proven: false,
+        });
+    };
+    match cookies.read(data, cx.peer.ip(), cx.unix as u32) {
+        Sent::Client(cookie, valid) if valid || data.len() == 8 => Some(Asker {
+            room,
+            cookie: Some(cookie),
+            proven: valid,
+        }),
+        Sent::Client(..) | Sent::Malformed | Sent::None => None,
+    }
+}
+
+impl Replies {
+    /// The question's entry, classified the first time it is asked; `None`
+    /// past [`MAX_QUESTIONS`].
+    #[inline]
+    fn entry(&mut self, q: &wire::Query<'_>, bytes: &[u8], view: &View) -> Option<&mut Known> {
+        let key = q.key(&mut self.key);
+        if !self.known.contains_key(key) {
+            if self.known.len() >= MAX_QUESTIONS {
+                return None;
+            }
+            self.known.insert(key.into(), classify(bytes, view));
+        }
+        self.known.get_mut(key)
+    }
+
+    /// Forgets what was stored for another View or Policy.
+    #[inline]
+    fn made_for(&mut self, view: &Arc<View>, policy: &Arc<Policy>) {
+        let same = self
+            .made_for
+            .as_ref()
+            .is_some_and(|(v, p)| Arc::ptr_eq(v, view) && Arc::ptr_eq(p, policy));
+        if !same {
+            self.known.clear();
+            self.made_for = Some((view.clone(), policy.clone()));
+        }
+    }
 }
 
 fn replay(
@@ -124,28 +202,14 @@ fn replay(
     if cx.tcp {
         return None;
     }
-    let key = key(bytes)?;
+    let q = wire::read(bytes)?;
+    let asker = asker(&q, policy, cx)?;
     REPLIES.with(|cell| {
         let mut r = cell.borrow_mut();
-        let same = r
-            .made_for
-            .as_ref()
-            .is_some_and(|(v, p)| Arc::ptr_eq(v, view) && Arc::ptr_eq(p, policy));
-        if !same {
-            r.known.clear();
-            r.made_for = Some((view.clone(), policy.clone()));
-        }
-        if !r.known.contains_key(key) {
-            if r.known.len() >= MAX_QUESTIONS {
-                return None;
-            }
-            let known = classify(bytes, view);
-            r.known.insert(key.into(), known);
-        }
-        let Some(Known::Replies { fleet, by_turn, t }) = r.known.get_mut(key) else {
+        r.made_for(view, policy);
+        let Known::Replies { fleet, by_turn, t } = r.entry(&q, bytes, view)? else {
             return None;
         };
-        let turns = by_turn.len() as u64;
         let turn = match *fleet {
             Some((z, f)) => {
                 let rec = view.zones.get(z)?.zone.fleet.get(f)?;
@@ -153,23 +217,39 @@ fn replay(
             }
             None => 0,
         };
-        let slot = by_turn.get_mut((turn % turns) as usize)?;
-        let Some(stored) = slot else {
-            // Made the full way, for this turn; kept if it is a plain answer.
-            let cx = Ctx {
-                turn: Some(turn),
-                ..*cx
-            };
-            let reply = handle(bytes, &cx);
-            if let Reply::One(b) = &reply
-                && replayable(b)
+        let t = *t;
+        let slot = by_turn.get_mut((turn % by_turn.len() as u64) as usize)?;
+        let cookie_len = asker.cookie.map_or(0, |_| wire::ANSWERED_COOKIE);
+        let Some(stored) = slot
+            .as_deref()
+            .filter(|s| s.len() + cookie_len <= asker.room)
+        else {
+            // Not made yet, or more than this client takes (the full way
+            // truncates): the full way, for this turn; kept if it is a
+            // plain answer.
+            let reply = handle(
+                bytes,
+                &Ctx {
+                    turn: Some(turn),
+                    ..*cx
+                },
+            );
+            if slot.is_none()
+                && let Reply::One(b) = &reply
             {
-                *slot = Some(b.as_slice().into());
+                *slot = keep(b, &q, asker.cookie.is_some());
             }
             return Some(one(reply, out));
         };
-        let t = *t;
-        if let Some(rrl) = &policy.rrl {
+        let id = [bytes[0], bytes[1]];
+        // As the full path makes it: the same client cookie, address, time.
+        let cookie = || match (asker.cookie, &policy.cookies) {
+            (Some(c), Some(cookies)) => Some(cookies.answer(&c, cx.peer.ip(), cx.unix as u32)),
+            _ => None,
+        };
+        if !asker.proven
+            && let Some(rrl) = &policy.rrl
+        {
             match rrl.check(cx.peer.ip(), cx.now) {
                 Verdict::Send => {}
                 Verdict::Drop => {
@@ -178,17 +258,17 @@ fn replay(
                 }
                 Verdict::Slip => {
                     metrics::query(t, Outcome::Slipped);
-                    let mut m = Message::from_vec(stored).ok()?;
-                    m.set_id(u16::from_be_bytes([bytes[0], bytes[1]]));
+                    wire::write(stored, id, cookie().as_ref(), out);
+                    let m = Message::from_vec(out).ok()?;
                     *out = crate::answer::truncated(m).to_vec().ok()?;
                     return Some(true);
                 }
             }
         }
         metrics::query(t, Outcome::NoError);
-        out.clear();
-        out.extend_from_slice(stored);
-        out[..2].copy_from_slice(&bytes[..2]);
+        wire::write(stored, id, cookie().as_ref(), out);
+        #[cfg(test)]
+        tests::REPLAYED.with(|n| n.set(n.get() + 1));
         Some(true)
     })
 }
@@ -254,13 +334,23 @@ fn classify(bytes: &[u8], view: &View) -> Known {
     }
 }
 
-/// Whether a reply made the full way may be replayed: NOERROR with
-/// records, not truncated (what a rate limit's slip or a size cut makes).
-fn replayable(b: &[u8]) -> bool {
-    Message::from_vec(b).is_ok_and(|m| {
-        m.response_code() == ResponseCode::NoError && !m.answers().is_empty() && !m.truncated()
-    })
+/// What is stored of a reply made the full way (wire::stored: without
+/// its cookie), when it may be replayed: NOERROR with records, not
+/// truncated (what a rate limit's slip or a size cut makes), and for EDNS
+/// an OPT with no option left.
+fn keep(reply: &[u8], q: &wire::Query<'_>, cookie: bool) -> Option<Box<[u8]>> {
+    let stored = wire::stored(reply, q.edns.is_some(), cookie)?;
+    let m = Message::from_vec(&stored).ok()?;
+    let plain = m.response_code() == ResponseCode::NoError
+        && !m.answers().is_empty()
+        && !m.truncated()
+        && m.extensions()
+            .as_ref()
+            .is_none_or(|e| e.options().as_ref().is_empty());
+    plain.then_some(stored)
 }
+
+mod wire;
 
 #[cfg(test)]
 mod tests;

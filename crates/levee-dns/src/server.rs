@@ -18,7 +18,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::watch;
 
-use crate::answer::{Ctx, Reply, handle};
+use crate::answer::{Ctx, Policy, Reply, handle};
+use crate::view::View;
 use crate::{DnsError, Prepared, Shared};
 
 /// Largest query read over UDP; a longer datagram is cut and then FORMERR.
@@ -213,10 +214,24 @@ async fn serve(
         .await;
 }
 
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+impl<'a> Ctx<'a> {
+    /// A query from `peer` that has just arrived: the clocks read now, the
+    /// fleet record's next turn taken.
+    #[inline]
+    pub fn arriving(view: &'a View, policy: &'a Policy, peer: SocketAddr, tcp: bool) -> Ctx<'a> {
+        let unix = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        Ctx {
+            view,
+            policy,
+            peer,
+            tcp,
+            unix,
+            now: Instant::now(),
+            turn: None,
+        }
+    }
 }
 
 async fn udp_loop(shared: Arc<Shared>, socket: UdpSocket) {
@@ -229,15 +244,7 @@ async fn udp_loop(shared: Arc<Shared>, socket: UdpSocket) {
             Err(_) => continue,
         };
         let (view, policy) = (shared.view.load(), shared.policy.load());
-        let cx = Ctx {
-            view: &view,
-            policy: &policy,
-            peer,
-            tcp: false,
-            unix: unix_now(),
-            now: Instant::now(),
-            turn: None,
-        };
+        let cx = Ctx::arriving(&view, &policy, peer, false);
         // Most queries are answered from a reply encoded before (replay.rs),
         // copied into `out`, which lives as long as the loop.
         if crate::replay::udp_into(&buf[..n], &view, &policy, &cx, &mut out) {
@@ -289,16 +296,7 @@ async fn connection(shared: &Shared, mut stream: TcpStream, peer: SocketAddr) ->
         }
         let reply = {
             let (view, policy) = (shared.view.load(), shared.policy.load());
-            let cx = Ctx {
-                view: &view,
-                policy: &policy,
-                peer,
-                tcp: true,
-                unix: unix_now(),
-                now: Instant::now(),
-                turn: None,
-            };
-            handle(&buf, &cx)
+            handle(&buf, &Ctx::arriving(&view, &policy, peer, true))
         };
         let messages = match reply {
             Reply::Nothing => return Ok(()),

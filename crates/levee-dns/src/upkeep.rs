@@ -6,6 +6,8 @@
 //! NOTIFY to the zone's secondaries. Members coming in and going out are
 //! logged and counted, and so is the panic rule.
 
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -151,34 +153,7 @@ pub(crate) fn refresh(shared: &Shared) -> Vec<(Arc<Zone>, u32)> {
             live,
             journal: Arc::default(),
         };
-        let records = zv.records();
-        let state = states.entry(zone.config.name.clone());
-        let state = match state {
-            std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
-            std::collections::hash_map::Entry::Vacant(v) => {
-                let serial = next_serial(0, unix);
-                changed.push((zone.clone(), serial));
-                v.insert(ZoneState {
-                    serial,
-                    journal: Arc::default(),
-                    records: records.clone(),
-                })
-            }
-        };
-        let (removed, added) = diff(&state.records, &records);
-        if !removed.is_empty() || !added.is_empty() {
-            let serial = next_serial(state.serial, unix);
-            state.journal = Arc::new(state.journal.with(Change {
-                from: state.serial,
-                to: serial,
-                removed,
-                added,
-            }));
-            tracing::info!(zone = %zone.config.name, serial, "dns: zone changed");
-            state.serial = serial;
-            state.records = records;
-            changed.push((zone.clone(), serial));
-        }
+        let state = settle(&mut states, zone, zv.records(), unix, &mut changed);
         zv.serial = state.serial;
         zv.soa = zone.soa(state.serial);
         zv.journal = state.journal.clone();
@@ -189,6 +164,45 @@ pub(crate) fn refresh(shared: &Shared) -> Vec<(Arc<Zone>, u32)> {
     view.sort();
     shared.view.store(Arc::new(view));
     changed
+}
+
+/// The zone's state once its records are `records`: a zone seen for the
+/// first time, or whose records changed, takes the next serial (the change
+/// journalled for IXFR) and goes into `changed`, for NOTIFY.
+fn settle<'s>(
+    states: &'s mut HashMap<String, ZoneState>,
+    zone: &Arc<Zone>,
+    records: Vec<Record>,
+    unix: u32,
+    changed: &mut Vec<(Arc<Zone>, u32)>,
+) -> &'s ZoneState {
+    let state = match states.entry(zone.config.name.clone()) {
+        Entry::Occupied(o) => o.into_mut(),
+        Entry::Vacant(v) => {
+            let serial = next_serial(0, unix);
+            changed.push((zone.clone(), serial));
+            v.insert(ZoneState {
+                serial,
+                journal: Arc::default(),
+                records: records.clone(),
+            })
+        }
+    };
+    let (removed, added) = diff(&state.records, &records);
+    if !removed.is_empty() || !added.is_empty() {
+        let serial = next_serial(state.serial, unix);
+        state.journal = Arc::new(state.journal.with(Change {
+            from: state.serial,
+            to: serial,
+            removed,
+            added,
+        }));
+        tracing::info!(zone = %zone.config.name, serial, "dns: zone changed");
+        state.serial = serial;
+        state.records = records;
+        changed.push((zone.clone(), serial));
+    }
+    state
 }
 
 /// Logs and counts what changed in a fleet record's set.

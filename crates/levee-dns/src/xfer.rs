@@ -85,9 +85,22 @@ pub(crate) fn transfer(
     if ixfr && theirs.is_none() {
         return refused(reply, ResponseCode::FormErr, Outcome::FormErr);
     }
-    let records = match theirs {
+    let records = records(zone, ixfr, theirs, cx.tcp);
+    COUNTERS
+        .transfers_ok
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    crate::metrics::query(t, Outcome::NoError);
+    tracing::info!(peer = %cx.peer, zone = %zone.zone.config.name, serial = zone.serial, kind = if ixfr { "IXFR" } else { "AXFR" }, records = records.len(), "dns: transfer");
+    encode(&reply, records, chain.as_mut())
+}
+
+/// What the transfer sends: the whole zone for AXFR (or an IXFR the
+/// journal cannot answer), the changes since `theirs` for IXFR, or the
+/// SOA alone when the secondary is current (or asked over UDP).
+fn records(zone: &ZoneView, ixfr: bool, theirs: Option<u32>, tcp: bool) -> Vec<Record> {
+    match theirs {
         _ if !ixfr => full(zone),
-        Some(s) if !newer(zone.serial, s) || !cx.tcp => vec![zone.soa.clone()],
+        Some(s) if !newer(zone.serial, s) || !tcp => vec![zone.soa.clone()],
         Some(s) => match zone.journal.since(s) {
             Some(changes) => {
                 let mut out = vec![zone.soa.clone()];
@@ -103,12 +116,12 @@ pub(crate) fn transfer(
             None => full(zone),
         },
         None => full(zone),
-    };
-    COUNTERS
-        .transfers_ok
-        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    crate::metrics::query(t, Outcome::NoError);
-    tracing::info!(peer = %cx.peer, zone = %zone.zone.config.name, serial = zone.serial, kind = if ixfr { "IXFR" } else { "AXFR" }, records = records.len(), "dns: transfer");
+    }
+}
+
+/// `records` in messages of about [`MESSAGE_BYTES`] each, after `reply`'s
+/// head (the question in the first only), signed along `chain` if any.
+fn encode(reply: &Message, records: Vec<Record>, mut chain: Option<&mut Chain>) -> Reply {
     let mut messages = Vec::new();
     let mut current = reply.clone();
     let mut size = 0;
@@ -126,7 +139,7 @@ pub(crate) fn transfer(
     messages.push(current);
     let mut out = Vec::with_capacity(messages.len());
     for m in messages {
-        let encoded = match &mut chain {
+        let encoded = match chain.as_deref_mut() {
             Some(c) => c.sign(m),
             None => m.to_vec().ok(),
         };

@@ -17,6 +17,7 @@ pub(crate) mod compressed;
 mod fetch;
 pub mod fill;
 mod head;
+mod invalidate;
 mod purge;
 mod refresh;
 pub(crate) mod reply;
@@ -26,10 +27,11 @@ mod tiers;
 use std::sync::Arc;
 
 use levee_cache::directives::Request as RequestDirectives;
-use levee_cache::flight::{Join, Landing};
+use levee_cache::flight::{Join, Landing, Lead};
 use levee_cache::freshness::{Heuristic, Use, decide};
+use levee_cache::shared::FleetLock;
 use levee_cache::stats::{Counters, STATS};
-use levee_cache::store::{Object, Storage};
+use levee_cache::store::Object;
 use levee_cache::tiers::Source;
 use levee_cache::{Field, key};
 use levee_upstream::Group;
@@ -39,6 +41,7 @@ use crate::message::{Framing, RequestHead};
 use crate::proxy;
 use crate::site::Site;
 use fill::{Admit, Answer, Fill};
+pub(crate) use invalidate::invalidate;
 pub use purge::{Purge, PurgeError, purge, purge_local, purge_shared};
 pub use setup::{RouteCache, SiteCache, Tier};
 
@@ -64,6 +67,12 @@ pub async fn serve(
     };
     if ex.head.method() == b"PURGE" {
         return purge::serve(ex, site, cache, route).await;
+    }
+    if group.config.protocol.is_http2() {
+        // The cache does not apply to streams relayed to HTTP/2 servers:
+        // straight to the proxy, never into a key's flight, where requests
+        // would wait for a fill that stores nothing.
+        return proxy::forward(ex, site, group, preserve_host).await;
     }
     let fields: Vec<Field<'_>> = ex.head.fields.iter().collect();
     if !cacheable_request(route, &ex.head, &fields) {
@@ -93,152 +102,42 @@ pub async fn serve(
         req.uri(),
         &fields,
     );
-    let mut looked = tiers::lookup_keyed(cache, &key, &fields);
-    if looked.is_none() && cache.tier.store.shared.is_some() {
-        // Asked by every local miss, so a stale shared response is
-        // revalidated or stands in for a failed upstream as a local one.
-        // Boxed, as the shared tier's other asks below: their state would
-        // widen every connection's future (conn.rs's size test), and only
-        // a fleet's shared cache pays the box.
-        looked = Box::pin(tiers::find_shared(cache, &key, &fields)).await;
-    }
-    let (found, source) = match looked {
-        Some((obj, stored_under, source)) => (Some((obj, stored_under)), source),
-        None => (None, Source::Memory),
+    let (stale, source) = look_up(cache, &key, &fields).await;
+    let mut miss = head::Miss {
+        cache,
+        route,
+        group,
+        preserve_host,
+        key,
+        fwd: "miss",
+        stale,
+        source,
     };
-    let mut fwd = "miss";
-    if let Some((obj, _)) = &found {
-        let now = unix_now();
-        match decide(&obj.meta, &directives, now, Heuristic::default()) {
-            Use::Fresh => {
-                let served = Served {
-                    coded_from: found.as_ref().map(|(_, under)| (&**cache, &under[..])),
-                    ..Served::plain(obj, "hit", source)
-                };
-                return hit(ex, site, route, &served).await;
-            }
-            Use::StaleAllowed => {
-                Counters::add(&STATS.stale, 1);
-                let served = Served::plain(obj, "hit; detail=stale", source);
-                return hit(ex, site, route, &served).await;
-            }
-            Use::StaleWhileRevalidate => {
-                Counters::add(&STATS.stale, 1);
-                if let Some(stale) = found.clone() {
-                    refresh::spawn(refresh::Refresh {
-                        cache: cache.clone(),
-                        route: route.clone(),
-                        group: group.clone(),
-                        req: ex.head.clone(),
-                        origin: ex.origin,
-                        proxy_header: crate::proxy::proxy_header(group, ex),
-                        preserve_host,
-                        timeouts: site.timeouts,
-                        key: key.clone(),
-                        stale,
-                    });
-                }
-                let served = Served::plain(obj, "hit; detail=stale-while-revalidate", source);
-                return hit(ex, site, route, &served).await;
-            }
-            Use::Revalidate => {
-                fwd = if directives.no_cache {
-                    "request"
-                } else {
-                    "stale"
-                }
-            }
+    if miss.stale.is_some() {
+        match use_stored(ex, site, cache, &miss, &directives) {
+            Ok(served) => return hit(ex, site, route, &served).await,
+            Err(fwd) => miss.fwd = fwd,
         }
     }
     if directives.only_if_cached {
         return reply_bytes(ex, site, &Reply::error(504, &[])).await;
     }
-    // Only a plain GET fetches for others: a conditional or a range request
-    // gets an answer that is not the complete representation. A plain HEAD
-    // leads too, fetching with GET (head.rs).
-    let unconditional = ["range", "if-none-match", "if-modified-since", "if-range"]
-        .iter()
-        .all(|f| levee_cache::first(&fields, f).is_none());
-    let plain = ex.head.method() == b"GET" && unconditional;
-    let head_miss = ex.head.is_head() && unconditional;
-    // Others wait for a fetch in flight but never lead one.
-    let flights = &cache.tier.flights;
-    let join = if plain || head_miss {
-        flights.join(&key, unix_now())
-    } else {
-        flights.wait_for(&key).map_or(Join::Pass, Join::Wait)
+    let (plain, head_miss) = plain_get_or_head(&ex.head, &fields);
+    let lead = match flight(ex, site, &miss, plain, head_miss).await {
+        Ok(lead) => lead,
+        Err(answered) => return answered,
     };
-    let lead = match join {
-        Join::Lead(lead) if head_miss => {
-            let miss = head::Miss {
-                cache,
-                route,
-                group,
-                preserve_host,
-                key: key.clone(),
-                fwd,
-                stale: found.clone(),
-                source,
-            };
-            if let Some(out) = Box::pin(head::fetch_as_get(ex, site, miss, lead)).await {
-                return out;
-            }
-            None
-        }
-        Join::Lead(lead) => Some(lead),
-        Join::Wait(waiter) => {
-            Counters::add(&STATS.coalesced, 1);
-            if waiter.wait(cache.config.lock_timeout).await == Landing::Stored
-                && let Some((obj, source)) = Box::pin(tiers::after_wait(cache, &key, &fields)).await
-            {
-                Counters::add(&STATS.hits, 1);
-                let served = Served::plain(&obj, "hit; collapsed", source);
-                return hit(ex, site, route, &served).await;
-            }
-            None
-        }
-        Join::Pass => None,
-    };
-    // The lead of a plain GET asks the fleet's shared tier before the
-    // origin (one request per member: the others wait on the local flight).
-    let mut fleet_lock = None;
-    let lead = match lead {
-        Some(lead) if plain && found.is_none() && cache.tier.store.shared.is_some() => {
-            // The fields again: the HEAD-miss arm above borrowed the
-            // exchange mutably since they were first read.
-            let asked = {
-                let fields: Vec<Field<'_>> = ex.head.fields.iter().collect();
-                let cc: Vec<&[u8]> = levee_cache::values(&fields, "cache-control").collect();
-                let directives = RequestDirectives::parse(&cc);
-                Box::pin(tiers::ask_shared(cache, &key, &fields, &directives)).await
-            };
-            match asked {
-                tiers::Asked::Hit(obj) => {
-                    let pass_for = cache.config.hit_for_miss.as_secs();
-                    lead.land(Landing::Stored, unix_now(), pass_for);
-                    let served = Served::plain(&obj, "hit", Source::Shared);
-                    return hit(ex, site, route, &served).await;
-                }
-                tiers::Asked::Fetch(lock) => {
-                    fleet_lock = lock;
-                    Some(lead)
-                }
+    let (lead, fleet_lock) = match lead {
+        Some(lead) if plain && miss.stale.is_none() && cache.tier.store.shared.is_some() => {
+            match from_fleet(ex, site, &miss, lead).await {
+                Ok((lead, lock)) => (Some(lead), lock),
+                Err(answered) => return answered,
             }
         }
-        other => other,
+        other => (other, None),
     };
     Counters::add(&STATS.misses, 1);
-    let https = ex.origin.https;
-    let mut fill = Fill::new(cache, key, route, fwd, found, https);
-    fill.stale_from(source);
-    fill.fleet_lock(fleet_lock);
-    if let Some(lead) = lead {
-        fill.lead(lead);
-    }
-    if plain {
-        // The client's own validators go upstream as they are otherwise.
-        fill.validate();
-    }
+    let mut fill = fill_for(miss, ex.origin.https, lead, fleet_lock, plain);
     // Boxed, like the bypass above and the HEAD miss: a fill's state would
     // otherwise widen every connection's future by ~2 KB (conn.rs's size
     // test), and a miss allocates far more than this one box anyway.
@@ -254,6 +153,197 @@ pub async fn serve(
         Some(answer) => hit(ex, site, route, &Served::from(&answer)).await,
         None => out,
     }
+}
+
+/// Whether the request is a plain GET, or a plain HEAD: only those lead a
+/// fetch others wait for, since a conditional or a range request gets an
+/// answer that is not the complete representation. A HEAD leads fetching
+/// with GET (head.rs).
+fn plain_get_or_head(req: &RequestHead, fields: &[Field<'_>]) -> (bool, bool) {
+    let unconditional = ["range", "if-none-match", "if-modified-since", "if-range"]
+        .iter()
+        .all(|f| levee_cache::first(fields, f).is_none());
+    (
+        req.method() == b"GET" && unconditional,
+        req.is_head() && unconditional,
+    )
+}
+
+/// The stored response for `key`, and the key it is stored under (a Vary
+/// variant's): the local tiers first, then the fleet's shared tier.
+async fn look_up(
+    cache: &SiteCache,
+    key: &[u8],
+    fields: &[Field<'_>],
+) -> (Option<(Arc<Object>, Vec<u8>)>, Source) {
+    let mut looked = tiers::lookup_keyed(cache, key, fields);
+    if looked.is_none() && cache.tier.store.shared.is_some() {
+        // Asked by every local miss, so a stale shared response is
+        // revalidated or stands in for a failed upstream as a local one.
+        // Boxed, as the shared tier's other asks below: their state would
+        // widen every connection's future (conn.rs's size test), and only
+        // a fleet's shared cache pays the box.
+        looked = Box::pin(tiers::find_shared(cache, key, fields)).await;
+    }
+    match looked {
+        Some((obj, stored_under, source)) => (Some((obj, stored_under)), source),
+        None => (None, Source::Memory),
+    }
+}
+
+/// What the stored response is good for (RFC 9111 §4.2, §5.2.1): an
+/// answer, fresh or stale where the client or stale-while-revalidate
+/// allows (refreshed in the background then); else (`Err`) the reason it
+/// is revalidated upstream, for `Cache-Status`.
+fn use_stored<'m>(
+    ex: &Exchange<'_>,
+    site: &Site,
+    cache: &Arc<SiteCache>,
+    miss: &'m head::Miss<'_>,
+    directives: &RequestDirectives,
+) -> Result<Served<'m>, &'static str> {
+    let Some((obj, under)) = &miss.stale else {
+        return Err(miss.fwd);
+    };
+    match decide(&obj.meta, directives, unix_now(), Heuristic::default()) {
+        Use::Fresh => Ok(Served {
+            coded_from: Some((miss.cache, &under[..])),
+            ..Served::plain(obj, "hit", miss.source)
+        }),
+        Use::StaleAllowed => {
+            Counters::add(&STATS.stale, 1);
+            Ok(Served::plain(obj, "hit; detail=stale", miss.source))
+        }
+        Use::StaleWhileRevalidate => {
+            Counters::add(&STATS.stale, 1);
+            refresh::spawn(refresh::Refresh {
+                cache: cache.clone(),
+                route: miss.route.clone(),
+                group: miss.group.clone(),
+                req: ex.head.clone(),
+                origin: ex.origin,
+                proxy_header: crate::proxy::proxy_header(miss.group, ex),
+                preserve_host: miss.preserve_host,
+                shaping: ex.held(),
+                timeouts: site.timeouts,
+                key: miss.key.clone(),
+                stale: (obj.clone(), under.clone()),
+            });
+            let detail = "hit; detail=stale-while-revalidate";
+            Ok(Served::plain(obj, detail, miss.source))
+        }
+        Use::Revalidate if directives.no_cache => Err("request"),
+        Use::Revalidate => Err("stale"),
+    }
+}
+
+/// The request's place in its key's flight (coalescing): its lead
+/// (`Some`), or one answered (`Err`) from what another request stored, or
+/// a HEAD miss's fetch with GET; `None`: it goes upstream on its own.
+/// Others than a plain GET or HEAD wait for a fetch in flight but never
+/// lead one.
+async fn flight<'c>(
+    ex: &mut Exchange<'_>,
+    site: &Site,
+    miss: &head::Miss<'c>,
+    plain: bool,
+    head_miss: bool,
+) -> Result<Option<Lead<'c>>, Outcome> {
+    let flights = &miss.cache.tier.flights;
+    let join = if plain || head_miss {
+        flights.join(&miss.key, unix_now())
+    } else {
+        flights.wait_for(&miss.key).map_or(Join::Pass, Join::Wait)
+    };
+    match join {
+        Join::Lead(lead) if head_miss => {
+            let miss = head::Miss {
+                key: miss.key.clone(),
+                stale: miss.stale.clone(),
+                ..*miss
+            };
+            match Box::pin(head::fetch_as_get(ex, site, miss, lead)).await {
+                Some(answered) => Err(answered),
+                None => Ok(None),
+            }
+        }
+        Join::Lead(lead) => Ok(Some(lead)),
+        Join::Wait(waiter) => {
+            Counters::add(&STATS.coalesced, 1);
+            if waiter.wait(miss.cache.config.lock_timeout).await != Landing::Stored {
+                return Ok(None);
+            }
+            // The fields again: the caller's borrow the exchange, which a
+            // hit takes mutably.
+            let fields: Vec<Field<'_>> = ex.head.fields.iter().collect();
+            let Some((obj, source)) =
+                Box::pin(tiers::after_wait(miss.cache, &miss.key, &fields)).await
+            else {
+                return Ok(None);
+            };
+            Counters::add(&STATS.hits, 1);
+            let served = Served::plain(&obj, "hit; collapsed", source);
+            Err(hit(ex, site, miss.route, &served).await)
+        }
+        Join::Pass => Ok(None),
+    }
+}
+
+/// The lead of a plain GET that found nothing asks the fleet's shared
+/// tier before the origin (one request per member: the others wait on
+/// the local flight). A hit there answers (`Err`); else the lead fetches,
+/// holding the fleet's lock if it won it.
+async fn from_fleet<'c>(
+    ex: &mut Exchange<'_>,
+    site: &Site,
+    miss: &head::Miss<'c>,
+    lead: Lead<'c>,
+) -> Result<(Lead<'c>, Option<FleetLock>), Outcome> {
+    let asked = {
+        let fields: Vec<Field<'_>> = ex.head.fields.iter().collect();
+        let cc: Vec<&[u8]> = levee_cache::values(&fields, "cache-control").collect();
+        let directives = RequestDirectives::parse(&cc);
+        Box::pin(tiers::ask_shared(
+            miss.cache,
+            &miss.key,
+            &fields,
+            &directives,
+        ))
+        .await
+    };
+    match asked {
+        tiers::Asked::Hit(obj) => {
+            let pass_for = miss.cache.config.hit_for_miss.as_secs();
+            lead.land(Landing::Stored, unix_now(), pass_for);
+            let served = Served::plain(&obj, "hit", Source::Shared);
+            Err(hit(ex, site, miss.route, &served).await)
+        }
+        tiers::Asked::Fetch(lock) => Ok((lead, lock)),
+    }
+}
+
+/// The fill a miss is forwarded with: what it stores under, the stale
+/// response it may stand in with, the flight it leads and the fleet's lock.
+fn fill_for<'c>(
+    miss: head::Miss<'c>,
+    https: bool,
+    lead: Option<Lead<'c>>,
+    fleet_lock: Option<FleetLock>,
+    plain: bool,
+) -> Fill<'c> {
+    let mut fill = Fill::new(
+        miss.cache, miss.key, miss.route, miss.fwd, miss.stale, https,
+    );
+    fill.stale_from(miss.source);
+    fill.fleet_lock(fleet_lock);
+    if let Some(lead) = lead {
+        fill.lead(lead);
+    }
+    if plain {
+        // The client's own validators go upstream as they are otherwise.
+        fill.validate();
+    }
+    fill
 }
 
 /// [`forward`], then the fill finished (landed; stored in or purged from
@@ -282,10 +372,6 @@ async fn forward(
     preserve_host: bool,
     fill: &mut Fill<'_>,
 ) -> Outcome {
-    if group.config.protocol.is_http2() {
-        // The cache does not apply to streams relayed to HTTP/2 servers.
-        return proxy::forward(ex, site, group, preserve_host).await;
-    }
     let members = group.members();
     // With no server usable, a stale copy the cache may serve answers
     // before panic mode sends the request to a server believed down.
@@ -440,10 +526,10 @@ async fn hit(
     let age = obj.meta.current_age(unix_now());
     let answer = reply::answer(obj, &ex.head, age, &lines, ex.keep_alive);
     let status = answer.status;
-    let bytes = answer.body_len();
-    let ok = ex.send_stored(answer, site).await;
+    let stored_len = answer.body_len();
+    let (ok, coded) = ex.send_stored(answer, site).await;
     Outcome {
-        bytes,
+        bytes: coded.unwrap_or(stored_len),
         ..Outcome::of(
             status,
             if ok && ex.keep_alive {
@@ -471,41 +557,6 @@ pub(crate) async fn reply_bytes(ex: &mut Exchange<'_>, site: &Site, reply: &Repl
     }
 }
 
-/// After a successful request with an unsafe method (RFC 9111 §4.4): the
-/// target and the same-origin `Location`/`Content-Location` are no longer
-/// served from the cache. Keys are built with the request's own fields, so
-/// route-added key parts (tenant header, cookie) match the entries this
-/// client would hit. `https`: the client's connection has TLS. Returns the
-/// keys, for the shared tier.
-pub(crate) fn invalidate(
-    cache: &SiteCache,
-    spec: &key::KeySpec,
-    req: &RequestHead,
-    https: bool,
-    locations: &[&[u8]],
-) -> Vec<Vec<u8>> {
-    let fields: Vec<Field<'_>> = req.fields.iter().collect();
-    let host = req.host_name();
-    let authority = req.host.map(|h| req.fields.span_of(h)).unwrap_or_default();
-    let origin = Origin { https, authority };
-    let same_origin = locations
-        .iter()
-        .filter_map(|l| same_origin_path(l, &origin));
-    let store = &cache.tier.store;
-    let mut keys = Vec::new();
-    // Both schemes: an http and an https listener in front of one origin
-    // serve the same resource.
-    for target in std::iter::once(req.uri()).chain(same_origin) {
-        for scheme in SCHEMES {
-            let key = key::primary(spec, scheme, host, target, &fields);
-            store.remove(&key);
-            Counters::add(&STATS.purged, 1);
-            keys.push(key);
-        }
-    }
-    keys
-}
-
 /// The schemes a key may start with.
 pub(crate) use levee_cache::purge::SCHEMES;
 
@@ -516,51 +567,3 @@ pub(crate) use levee_cache::purge::SCHEMES;
 pub(crate) fn scheme(https: bool) -> &'static str {
     if https { "https" } else { "http" }
 }
-
-/// The origin of a request (RFC 9110 §4.3.1): the client's scheme and
-/// the `Host` it named.
-struct Origin<'a> {
-    https: bool,
-    authority: &'a [u8],
-}
-
-impl Origin<'_> {
-    /// Whether `authority` under the scheme `https` is this origin: host
-    /// compared without case, a missing port the scheme's default.
-    fn is(&self, https: bool, authority: &[u8]) -> bool {
-        let default = if https { &b":443"[..] } else { b":80" };
-        let normal = |a: &[u8]| {
-            let mut a = a.to_ascii_lowercase();
-            if a.ends_with(default) {
-                a.truncate(a.len() - default.len());
-            }
-            a
-        };
-        https == self.https && normal(authority) == normal(self.authority)
-    }
-}
-
-/// The path and query of a `Location` of the same origin as the request: a
-/// path as it is, an absolute URI only when its scheme, host and port are
-/// the request's (RFC 9111 §4.4 forbids invalidating another origin's).
-fn same_origin_path<'a>(location: &'a [u8], origin: &Origin<'_>) -> Option<&'a [u8]> {
-    if location.starts_with(b"/") && !location.starts_with(b"//") {
-        return Some(location);
-    }
-    let (https, rest) = match location.strip_prefix(b"http://") {
-        Some(rest) => (false, rest),
-        None => (true, location.strip_prefix(b"https://")?),
-    };
-    let end = rest
-        .iter()
-        .position(|&b| b == b'/' || b == b'?')
-        .unwrap_or(rest.len());
-    let (authority, path) = rest.split_at(end);
-    if !origin.is(https, authority) {
-        return None;
-    }
-    Some(if path.starts_with(b"/") { path } else { b"/" })
-}
-
-#[cfg(test)]
-mod tests;

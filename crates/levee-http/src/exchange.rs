@@ -31,6 +31,7 @@
 
 mod h1;
 pub(crate) mod h2;
+pub(crate) mod h2_upstream;
 mod outcome;
 mod reply;
 
@@ -158,6 +159,11 @@ impl<'c> Exchange<'c> {
             id: d.id,
             vars: d.vars,
         }
+    }
+
+    /// What a fetch on this request's behalf sends upstream (cache/fetch.rs).
+    pub(crate) fn held(&self) -> crate::shape::Held {
+        crate::shape::Held::of(&self.shaping, &self.id)
     }
 
     /// The request is a HEAD: no response body goes out.
@@ -375,25 +381,34 @@ impl<'c> Exchange<'c> {
     }
 
     /// A response answered from the cache's store: its head, then its body
-    /// pieces. False if the client is gone or too slow.
-    pub async fn send_stored(&mut self, answer: crate::cache::reply::Answer, site: &Site) -> bool {
+    /// pieces. False if the client is gone or too slow; with the body
+    /// bytes when they were compressed on the way (`None`: the stored body
+    /// as it is).
+    pub async fn send_stored(
+        &mut self,
+        answer: crate::cache::reply::Answer,
+        site: &Site,
+    ) -> (bool, Option<u64>) {
         if self.compress.is_some() && !answer.body.is_empty() {
             let lines = answer.head.get(answer.fields.clone()).unwrap_or_default();
             let fields = crate::compress::lines(lines);
             if let Some(enc) = self.encoder(answer.status, fields) {
-                return Box::pin(crate::cache::compressed::send(self, answer, enc, site)).await;
+                let (ok, sent) =
+                    Box::pin(crate::cache::compressed::send(self, answer, enc, site)).await;
+                return (ok, Some(sent));
             }
         }
         let d = Dress::of(&self.head, &self.origin, &self.id, &self.shaping, self.hsts);
         let head_only = self.head.is_head();
-        match &mut self.end {
+        let ok = match &mut self.end {
             End::H1(c) => c.send_stored(answer, &d, site).await,
             End::H2(s) => {
                 let lines = answer.head.get(answer.fields.clone()).unwrap_or_default();
                 s.send_stored(answer.status, lines, answer.body, head_only, &d)
                     .await
             }
-        }
+        };
+        (ok, None)
     }
 
     /// `100 Continue`, when the client asked for it and has sent no body
@@ -500,26 +515,6 @@ impl<'c> Exchange<'c> {
         let d = Dress::of(&self.head, &self.origin, &self.id, &self.shaping, self.hsts).own();
         if let End::H2(s) = &mut self.end {
             s.send_bare(status, &d);
-        }
-    }
-
-    /// Relays the request and response of a stream open on an HTTP/2
-    /// server (`response`, and `up` for a body still to send), both ways
-    /// at once: gRPC streams in both directions.
-    pub async fn relay_h2(
-        &mut self,
-        response: ::h2::client::ResponseFuture,
-        up: Option<::h2::SendStream<bytes::Bytes>>,
-        site: &Site,
-    ) -> Relayed {
-        let rules = self.compress.as_deref();
-        let d = Dress::of(&self.head, &self.origin, &self.id, &self.shaping, self.hsts);
-        match &mut self.end {
-            End::H1(c) => {
-                c.relay_h2(&self.head, response, up, site, self.keep_alive, &d, rules)
-                    .await
-            }
-            End::H2(s) => s.relay_h2(&self.head, response, up, site, &d, rules).await,
         }
     }
 

@@ -78,6 +78,8 @@ pub(crate) fn serve(client: Client, listener: Arc<ListenerCtx>) -> impl Future<O
     connection(stream, peer, permit, hsts, listener)
 }
 
+/// The connection's life: the handshake, then each stream accepted and
+/// started until the client goes, the connection idles out or levee stops.
 async fn connection(
     stream: crate::stream::ClientStream,
     peer: std::net::SocketAddr,
@@ -97,16 +99,12 @@ async fn connection(
             site.timeouts.keepalive,
         )
     };
+    // Only the number: the whole `Http2` would sit in the connection's task.
+    let max_streams = limits.max_concurrent_streams as usize;
     // Boxed: the handshake's state (a codec being set up) would otherwise
     // take room in this future beside the connection's for its whole life.
-    let handshake = builder(&limits).handshake::<_, Bytes>(stream);
-    let mut h2 = match Box::pin(tokio::time::timeout(request_head, handshake)).await {
-        Ok(Ok(h2)) => h2,
-        Ok(Err(e)) => {
-            tracing::debug!(%peer, error = %e, "HTTP/2 handshake failed");
-            return;
-        }
-        Err(_) => return,
+    let Some(mut h2) = Box::pin(handshake(stream, limits, request_head, peer)).await else {
+        return;
     };
     let conn = Arc::new(Conn {
         listener,
@@ -117,8 +115,6 @@ async fn connection(
         open: AtomicUsize::new(0),
         quiet: tokio::sync::Notify::new(),
     });
-    // Only the number: the whole `Http2` would sit in the connection's task.
-    let max_streams = limits.max_concurrent_streams as usize;
     let mut closing = false;
     // Held from a stop's GOAWAY until the connection ends, so that levee
     // waits for it (within `timeouts.grace`) as for a request.
@@ -147,32 +143,9 @@ async fn connection(
             }
         };
         match next {
-            Some(Ok((req, mut respond))) => {
+            Some(Ok((req, respond))) => {
                 idle_limit = keepalive;
-                // The h2 crate forgets a stream once it is reset, but its
-                // exchange may still be at work: past that many exchanges a
-                // new stream is refused, so a client resetting streams as
-                // fast as it opens them (rapid reset) keeps no more at work.
-                if conn.open.load(Ordering::Acquire) >= max_streams {
-                    let counters = levee_protect::metrics::counters();
-                    counters
-                        .http2_streams_refused
-                        .fetch_add(1, Ordering::Relaxed);
-                    respond.send_reset(h2::Reason::REFUSED_STREAM);
-                    continue;
-                }
-                conn.open.fetch_add(1, Ordering::AcqRel);
-                let conn = conn.clone();
-                tokio::spawn(
-                    async move {
-                        stream::serve(req, respond, &conn).await;
-                        if conn.open.fetch_sub(1, Ordering::AcqRel) == 1 {
-                            // A permit, should the connection not be waiting yet.
-                            conn.quiet.notify_one();
-                        }
-                    }
-                    .in_current_span(),
-                );
+                start_stream(&conn, req, respond, max_streams);
             }
             Some(Err(e)) => {
                 tracing::debug!(%peer, error = %e, "HTTP/2 connection error");
@@ -184,6 +157,58 @@ async fn connection(
             }
         }
     }
+}
+
+/// The client's preface and the SETTINGS exchange, within `request_head`;
+/// `None` when the client did not complete them.
+async fn handshake(
+    stream: crate::stream::ClientStream,
+    limits: Http2,
+    request_head: std::time::Duration,
+    peer: std::net::SocketAddr,
+) -> Option<h2::server::Connection<crate::stream::ClientStream, Bytes>> {
+    let handshake = builder(&limits).handshake::<_, Bytes>(stream);
+    match tokio::time::timeout(request_head, handshake).await {
+        Ok(Ok(h2)) => Some(h2),
+        Ok(Err(e)) => {
+            tracing::debug!(%peer, error = %e, "HTTP/2 handshake failed");
+            None
+        }
+        Err(_) => None,
+    }
+}
+
+/// Starts a new stream's exchange as a task of its own.
+fn start_stream(
+    conn: &Arc<Conn>,
+    req: http::Request<h2::RecvStream>,
+    mut respond: h2::server::SendResponse<Bytes>,
+    max_streams: usize,
+) {
+    // The h2 crate forgets a stream once it is reset, but its exchange may
+    // still be at work: past that many exchanges a new stream is refused,
+    // so a client resetting streams as fast as it opens them (rapid reset)
+    // keeps no more at work.
+    if conn.open.load(Ordering::Acquire) >= max_streams {
+        let counters = levee_protect::metrics::counters();
+        counters
+            .http2_streams_refused
+            .fetch_add(1, Ordering::Relaxed);
+        respond.send_reset(h2::Reason::REFUSED_STREAM);
+        return;
+    }
+    conn.open.fetch_add(1, Ordering::AcqRel);
+    let conn = conn.clone();
+    tokio::spawn(
+        async move {
+            stream::serve(req, respond, &conn).await;
+            if conn.open.fetch_sub(1, Ordering::AcqRel) == 1 {
+                // A permit, should the connection not be waiting yet.
+                conn.quiet.notify_one();
+            }
+        }
+        .in_current_span(),
+    );
 }
 
 #[cfg(test)]

@@ -16,10 +16,12 @@
 //!   ├─ 502/503/504 to an idempotent request with its whole body here
 //!   │             (`retry_on_status`) ─▶ another server
 //!   └─ the client went away (gone.rs) ─▶ 499, no server blamed
-//! respond      HTTP/1 upstream: 101 ─▶ tunnel; else the head (+ a sticky
-//!              cookie, the cache's lines) and the body relayed, the
-//!              connection back to the pool when the exchange ended cleanly;
-//!              HTTP/2 upstream: the stream relayed both ways, then settled
+//! respond      the head (+ a sticky cookie, the cache's lines) whatever
+//!              the upstream speaks, or the route's page for an error it
+//!              intercepts; HTTP/1 upstream: 101 ─▶ tunnel; else the body
+//!              relayed, the connection back to the pool when the exchange
+//!              ended cleanly; HTTP/2 upstream: the stream relayed both
+//!              ways (cancelled for a page), then settled
 //! answer       a failure: the fault's status to the client (none if it left)
 //! ```
 //!

@@ -12,6 +12,7 @@ pub(crate) mod id;
 pub(crate) mod pages;
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 use levee_config::{HeaderRules, Piece, RouteShape, Template, Var};
@@ -194,7 +195,8 @@ pub(crate) struct Upward<'a> {
 }
 
 impl Upward<'_> {
-    /// Nothing to add (a background refresh of the cache, tests).
+    /// Nothing to add (tests).
+    #[cfg(test)]
     pub(crate) fn none(client: IpAddr) -> Upward<'static> {
         Upward {
             rules: None,
@@ -210,13 +212,63 @@ impl Upward<'_> {
     }
 }
 
+/// What a fetch without a client (a background refresh, cache/fetch.rs)
+/// sends upstream on behalf of the request that started it: that
+/// request's route rules and id, owned, since the fetch outlives it.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Held {
+    shape: Option<Arc<Shape>>,
+    id: Option<(Arc<IdField>, RequestId)>,
+}
+
+impl Held {
+    /// What `shaping` and `id` send upstream.
+    pub(crate) fn of(shaping: &Shaping<'_>, id: &RequestId) -> Held {
+        Held {
+            shape: shaping.shape.cloned(),
+            id: shaping
+                .id_field
+                .filter(|_| !id.is_none())
+                .map(|f| (f.clone(), *id)),
+        }
+    }
+
+    /// The [`Upward`] for `head` from `origin`, sent to `upstream`.
+    pub(crate) fn upward<'a>(
+        &'a self,
+        head: &'a crate::message::RequestHead,
+        origin: &crate::origin::Origin,
+        upstream: SocketAddr,
+    ) -> Upward<'a> {
+        let id = self.id.as_ref().map(|(f, id)| (&**f, id.as_bytes()));
+        Upward {
+            rules: self.shape.as_deref().and_then(|s| s.request()),
+            id,
+            vars: Vars {
+                client: origin.ip,
+                https: origin.https,
+                host: host_of(head),
+                id: id.map_or(&[][..], |(_, v)| v),
+                upstream: Some(upstream),
+            },
+        }
+    }
+}
+
+/// The request's host as it came (validated by the head's parser).
+fn host_of(head: &crate::message::RequestHead) -> &[u8] {
+    head.host
+        .map(|h| head.fields.span_of(h))
+        .unwrap_or_default()
+}
+
 /// What an exchange carries for shaping once it is routed (serve.rs).
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Shaping<'a> {
     /// The route's; `None` before routing (and for no route).
-    pub shape: Option<&'a Shape>,
+    pub shape: Option<&'a Arc<Shape>>,
     /// The request id's field; `None` when ids are off.
-    pub id_field: Option<&'a IdField>,
+    pub id_field: Option<&'a Arc<IdField>>,
     /// The server chosen, for `{upstream}`.
     pub upstream: Option<SocketAddr>,
 }
@@ -411,18 +463,15 @@ impl<'a> Dress<'a> {
         Dress {
             hsts,
             own: false,
-            shape: shaping.shape,
+            shape: shaping.shape.map(|s| &**s),
             id: shaping
                 .id_field
                 .filter(|_| !id.is_none())
-                .map(|f| (f, id.as_bytes())),
+                .map(|f| (&**f, id.as_bytes())),
             vars: Vars {
                 client: origin.ip,
                 https: origin.https,
-                host: head
-                    .host
-                    .map(|h| head.fields.span_of(h))
-                    .unwrap_or_default(),
+                host: host_of(head),
                 id: id.as_bytes(),
                 upstream: shaping.upstream,
             },

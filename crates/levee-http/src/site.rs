@@ -37,7 +37,8 @@ pub struct Routed {
     /// The route's path rewriting (rewrite.rs); `None` when it has none.
     pub rewrite: Option<Box<levee_config::RouteRewrite>>,
     /// Header rules and the upstream's `Server` (shape.rs).
-    pub(crate) shape: crate::shape::Shape,
+    /// Shared with background fetches of the route's cache (cache/fetch.rs).
+    pub(crate) shape: std::sync::Arc<crate::shape::Shape>,
 }
 
 impl Routed {
@@ -120,7 +121,7 @@ pub struct Site {
     /// Trusted proxies by listener address, only for listeners with some.
     trusted: AddrMap<SocketAddr, Trust>,
     /// The request id's field (`[http]`); `None` when ids are off.
-    pub(crate) request_id: Option<crate::shape::IdField>,
+    pub(crate) request_id: Option<std::sync::Arc<crate::shape::IdField>>,
     /// `[http] error_pages`, for requests no route took.
     pub(crate) pages: crate::shape::Pages,
 }
@@ -142,77 +143,22 @@ impl Site {
     /// Builds the site for `config`, taking server state (drain, health,
     /// weight overrides) from `registry` so it survives a reload.
     pub fn build_with(config: &Config, registry: &Arc<Registry>) -> Result<Site, SiteError> {
-        let mut upstreams = HashMap::new();
-        for u in &config.upstreams {
-            upstreams.insert(
-                u.name.clone(),
-                Arc::new(Group::build_with(u, config.resolver.as_ref(), registry)?),
-            );
-        }
-        let mut mirrors = HashMap::new();
-        for set in &config.mirrors {
-            let obtained =
-                levee_mirror::MirrorSet::obtain(set).map_err(|source| SiteError::Mirror {
-                    name: set.name.clone(),
-                    source,
-                })?;
-            mirrors.insert(set.name.clone(), obtained);
-        }
+        let upstreams = groups(config, registry)?;
+        let mirrors = mirror_sets(config)?;
         let limiters = levee_protect::rate::limiters(&config.protect.rate_limits);
         let pages = crate::shape::Pages::load(&Default::default(), &config.http.error_pages)
             .map_err(page_error)?;
+        let named = Named {
+            upstreams: &upstreams,
+            mirrors: &mirrors,
+            limiters: &limiters,
+            pages: &pages,
+        };
         let mut targets = Vec::with_capacity(config.routes.len());
         for route in &config.routes {
-            let auth = match &route.protect.auth {
-                Some(a) => Some(Arc::new(BasicAuth::load(&a.file, &a.realm)?)),
-                None => None,
-            };
-            let guard = RouteGuard::new(&route.protect, &limiters, auth);
-            let target = match &route.action {
-                Action::Proxy(p) => match upstreams.get(&p.upstream) {
-                    Some(group) => Target::Proxy {
-                        group: group.clone(),
-                        preserve_host: p.preserve_host,
-                        cache: p.cache.as_ref().map(|c| Box::new(RouteCache::new(c))),
-                    },
-                    // Validation guarantees the name resolves; skip defensively.
-                    None => continue,
-                },
-                Action::Static(s) => Target::Static(s.clone()),
-                Action::Redirect(r) => Target::Redirect(r.clone()),
-                Action::Mirrors(m) => match mirrors.get(&m.set) {
-                    Some(set) => Target::Mirrors(set.clone()),
-                    // Validation guarantees the name resolves; skip defensively.
-                    None => continue,
-                },
-                Action::Respond(r) => Target::Respond {
-                    status: r.status,
-                    body: r.body.as_bytes().to_vec(),
-                    content_type: r.content_type.clone(),
-                },
-            };
-            let forward_original = matches!(
-                &route.action,
-                Action::Proxy(p) if p.forward_path == ForwardPath::Original
-            );
-            let stats = levee_upstream::stats::route(&route_label(route));
-            targets.push((
-                route,
-                Arc::new(Routed {
-                    guard,
-                    target,
-                    forward_original,
-                    stats,
-                    compress: route.compress.clone().map(Arc::new),
-                    rewrite: (!route.rewrite.is_empty()).then(|| Box::new(route.rewrite.clone())),
-                    shape: crate::shape::Shape::build(
-                        &route.shape,
-                        config.http.hide_upstream_server,
-                        &pages,
-                    )
-                    .map_err(page_error)?,
-                }),
-            ));
+            if let Some(routed) = routed(config, route, &named)? {
+                targets.push((route, Arc::new(routed)));
+            }
         }
         let routers = config
             .listeners
@@ -265,7 +211,7 @@ impl Site {
             cache: caches.then(|| Arc::new(SiteCache::build(&config.cache))),
             http2: config.http2,
             trusted,
-            request_id: crate::shape::IdField::build(&config.http),
+            request_id: crate::shape::IdField::build(&config.http).map(std::sync::Arc::new),
             pages,
         })
     }
@@ -326,4 +272,97 @@ pub fn route_label(route: &levee_config::Route) -> String {
     }
     label.push_str(&route.path);
     label
+}
+
+/// What routes name, built before them.
+struct Named<'a> {
+    upstreams: &'a HashMap<String, Arc<Group>>,
+    mirrors: &'a HashMap<String, Arc<levee_mirror::MirrorSet>>,
+    limiters: &'a HashMap<String, Arc<levee_protect::rate::RateLimiter>>,
+    pages: &'a crate::shape::Pages,
+}
+
+/// The upstream groups by name, with their servers' state from `registry`.
+fn groups(
+    config: &Config,
+    registry: &Arc<Registry>,
+) -> Result<HashMap<String, Arc<Group>>, SiteError> {
+    let mut upstreams = HashMap::new();
+    for u in &config.upstreams {
+        upstreams.insert(
+            u.name.clone(),
+            Arc::new(Group::build_with(u, config.resolver.as_ref(), registry)?),
+        );
+    }
+    Ok(upstreams)
+}
+
+/// The mirror sets by name (each one's state lives across reloads).
+fn mirror_sets(
+    config: &Config,
+) -> Result<HashMap<String, Arc<levee_mirror::MirrorSet>>, SiteError> {
+    let mut mirrors = HashMap::new();
+    for set in &config.mirrors {
+        let obtained =
+            levee_mirror::MirrorSet::obtain(set).map_err(|source| SiteError::Mirror {
+                name: set.name.clone(),
+                source,
+            })?;
+        mirrors.insert(set.name.clone(), obtained);
+    }
+    Ok(mirrors)
+}
+
+/// A route as requests meet it; `None` for one whose upstream or mirror
+/// set does not resolve (validation guarantees it does; skipped
+/// defensively).
+fn routed(
+    config: &Config,
+    route: &levee_config::Route,
+    named: &Named<'_>,
+) -> Result<Option<Routed>, SiteError> {
+    let auth = match &route.protect.auth {
+        Some(a) => Some(Arc::new(BasicAuth::load(&a.file, &a.realm)?)),
+        None => None,
+    };
+    let guard = RouteGuard::new(&route.protect, named.limiters, auth);
+    let Some(target) = target(&route.action, named) else {
+        return Ok(None);
+    };
+    let forward_original = matches!(
+        &route.action,
+        Action::Proxy(p) if p.forward_path == ForwardPath::Original
+    );
+    let stats = levee_upstream::stats::route(&route_label(route));
+    Ok(Some(Routed {
+        guard,
+        target,
+        forward_original,
+        stats,
+        compress: route.compress.clone().map(Arc::new),
+        rewrite: (!route.rewrite.is_empty()).then(|| Box::new(route.rewrite.clone())),
+        shape: Arc::new(
+            crate::shape::Shape::build(&route.shape, config.http.hide_upstream_server, named.pages)
+                .map_err(page_error)?,
+        ),
+    }))
+}
+
+/// A route's action with the upstream or mirror set it names resolved.
+fn target(action: &Action, named: &Named<'_>) -> Option<Target> {
+    Some(match action {
+        Action::Proxy(p) => Target::Proxy {
+            group: named.upstreams.get(&p.upstream)?.clone(),
+            preserve_host: p.preserve_host,
+            cache: p.cache.as_ref().map(|c| Box::new(RouteCache::new(c))),
+        },
+        Action::Static(s) => Target::Static(s.clone()),
+        Action::Redirect(r) => Target::Redirect(r.clone()),
+        Action::Mirrors(m) => Target::Mirrors(named.mirrors.get(&m.set)?.clone()),
+        Action::Respond(r) => Target::Respond {
+            status: r.status,
+            body: r.body.as_bytes().to_vec(),
+            content_type: r.content_type.clone(),
+        },
+    })
 }

@@ -195,32 +195,11 @@ fn resolve_inner(
         _ => return Err(StaticError::MethodNotAllowed),
     };
     let target = CleanPath::parse(req.path)?;
-    let mut full = action.root.clone();
-    full.extend(
-        target
-            .segments
-            .iter()
-            .map(|s| std::ffi::OsStr::from_bytes(s)),
-    );
-
-    let jail = Jail::new(action)?;
-    let (mut file, mut meta) = jail.open(&full)?;
-    if target.trailing_slash && !meta.is_dir() {
-        // `/file.txt/` names a directory that is not there, as open(2) says.
-        return Err(StaticError::NotFound);
-    }
-    if meta.is_dir() {
-        if !target.trailing_slash {
-            return Ok(StaticOutcome::Redirect {
-                location: target.directory_location(),
-            });
-        }
-        (file, meta, full) = open_index(&jail, &full, &action.index)?;
-    }
-    if !meta.is_file() {
-        return Err(StaticError::NotRegular);
-    }
-
+    let Some((file, meta, full)) = open_file(action, &target)? else {
+        return Ok(StaticOutcome::Redirect {
+            location: target.directory_location(),
+        });
+    };
     let size = meta.len();
     let validators = Validators::new(meta.modified().ok(), size);
     if validators.not_modified(req.if_none_match, req.if_modified_since) {
@@ -244,7 +223,55 @@ fn resolve_inner(
         ("ETag", validators.etag),
         ("Accept-Ranges", "bytes".to_owned()),
     ];
-    let (status, body) = match decision {
+    let (status, body) = plan(decision, size, content_type, &mut fields)?;
+    let body = if method == Method::Head {
+        BodyPlan::None
+    } else {
+        body
+    };
+    Ok(StaticOutcome::Send {
+        status,
+        fields,
+        file,
+        body,
+    })
+}
+
+/// The file `target` names under the route's root, or its directory's
+/// index file; `None` for a directory named without its trailing slash,
+/// which is redirected to it.
+fn open_file(
+    action: &StaticAction,
+    target: &CleanPath,
+) -> Result<Option<(File, std::fs::Metadata, PathBuf)>, StaticError> {
+    let mut full = target.under(&action.root);
+    let jail = Jail::new(action)?;
+    let (mut file, mut meta) = jail.open(&full)?;
+    if target.trailing_slash && !meta.is_dir() {
+        // `/file.txt/` names a directory that is not there, as open(2) says.
+        return Err(StaticError::NotFound);
+    }
+    if meta.is_dir() {
+        if !target.trailing_slash {
+            return Ok(None);
+        }
+        (file, meta, full) = open_index(&jail, &full, &action.index)?;
+    }
+    if !meta.is_file() {
+        return Err(StaticError::NotRegular);
+    }
+    Ok(Some((file, meta, full)))
+}
+
+/// The status and body for the range decision, and the fields that
+/// describe them (type, length, range) added to `fields`.
+fn plan(
+    decision: RangeDecision,
+    size: u64,
+    content_type: &str,
+    fields: &mut Vec<(&'static str, String)>,
+) -> Result<(u16, BodyPlan), StaticError> {
+    Ok(match decision {
         RangeDecision::Unsatisfiable => return Err(StaticError::RangeNotSatisfiable { size }),
         RangeDecision::Full => {
             fields.push(("Content-Type", content_type.to_owned()));
@@ -279,17 +306,6 @@ fn resolve_inner(
                 (206, body)
             }
         },
-    };
-    let body = if method == Method::Head {
-        BodyPlan::None
-    } else {
-        body
-    };
-    Ok(StaticOutcome::Send {
-        status,
-        fields,
-        file,
-        body,
     })
 }
 

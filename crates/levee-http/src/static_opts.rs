@@ -54,20 +54,22 @@ pub(crate) fn resolve(action: &StaticAction, req: &StaticRequest<'_>, asked: Ask
     };
     match decided {
         Decided::File(mut outcome) => {
-            if let Some(max_age) = expiry(action, &served) {
-                let fields = match &mut outcome {
-                    StaticOutcome::Send { fields, .. } | StaticOutcome::NotModified { fields } => {
-                        Some(fields)
-                    }
-                    _ => None,
-                };
-                if let Some(fields) = fields {
-                    expiry_fields(fields, max_age, SystemTime::now());
-                }
-            }
+            expire(action, &served, &mut outcome);
             Decided::File(outcome)
         }
         page => page,
+    }
+}
+
+/// The route's expiry fields for the file at `served` added to `outcome`
+/// when it sends the file or a 304 for it (a precompressed sibling gets
+/// its original's, static_route/compressed.rs).
+pub(crate) fn expire(action: &StaticAction, served: &[u8], outcome: &mut StaticOutcome) {
+    let Some(max_age) = expiry(action, served) else {
+        return;
+    };
+    if let StaticOutcome::Send { fields, .. } | StaticOutcome::NotModified { fields } = outcome {
+        expiry_fields(fields, max_age, SystemTime::now());
     }
 }
 

@@ -34,38 +34,19 @@ pub(crate) async fn serve(ex: &mut Exchange<'_>, site: &Site, action: &StaticAct
     if let Err(status) = ex.drain_body(site, most).await {
         return ex.reply(&Reply::error(status, &[]).closing(), site).await;
     }
-    let head = &ex.head;
-    let req = StaticRequest {
-        method: head.method(),
-        path: head.path(),
-        if_none_match: head.fields.get("if-none-match"),
-        if_modified_since: head.fields.get("if-modified-since"),
-        range: head.fields.get("range"),
-        if_range: head.fields.get("if-range"),
+    let (decided, precompressed) = resolve(ex, action);
+    let outcome = match decided {
+        Decided::File(outcome) => outcome,
+        // Boxed: a listing is rare, and its reply must not widen every
+        // connection's task (conn.rs's size test).
+        Decided::Page { content_type, body } => {
+            return Box::pin(page(ex, site, content_type, body, keep_alive)).await;
+        }
     };
+    let head = &ex.head;
     let reply = |status, fields| Reply {
         close: !keep_alive,
         ..Reply::error(status, fields)
-    };
-    let asked = crate::static_opts::Asked {
-        query: head.query(),
-        accept: head.fields.get("accept"),
-    };
-    let rules = ex.compress.clone();
-    let sibling = rules
-        .as_deref()
-        .and_then(|r| compressed::sibling(action, &req, r, head));
-    let precompressed = sibling.is_some();
-    let outcome = match sibling {
-        Some(outcome) => outcome,
-        None => match crate::static_opts::resolve(action, &req, asked) {
-            Decided::File(outcome) => outcome,
-            // Boxed: a listing is rare, and its reply must not widen every
-            // connection's task (conn.rs's size test).
-            Decided::Page { content_type, body } => {
-                return Box::pin(page(ex, site, content_type, body, keep_alive)).await;
-            }
-        },
     };
     match outcome {
         StaticOutcome::Error {
@@ -128,6 +109,32 @@ pub(crate) async fn serve(ex: &mut Exchange<'_>, site: &Site, action: &StaticAct
             out
         }
     }
+}
+
+/// What answers the request: a precompressed sibling the route's
+/// compression allows (the `bool`), else the file, or a listing.
+fn resolve(ex: &Exchange<'_>, action: &StaticAction) -> (Decided, bool) {
+    let head = &ex.head;
+    let req = StaticRequest {
+        method: head.method(),
+        path: head.path(),
+        if_none_match: head.fields.get("if-none-match"),
+        if_modified_since: head.fields.get("if-modified-since"),
+        range: head.fields.get("range"),
+        if_range: head.fields.get("if-range"),
+    };
+    let sibling = ex
+        .compress
+        .as_deref()
+        .and_then(|r| compressed::sibling(action, &req, r, head));
+    if let Some(outcome) = sibling {
+        return (Decided::File(outcome), true);
+    }
+    let asked = crate::static_opts::Asked {
+        query: head.query(),
+        accept: head.fields.get("accept"),
+    };
+    (crate::static_opts::resolve(action, &req, asked), false)
 }
 
 /// A page levee wrote (a listing), which varies by `Accept`.

@@ -65,16 +65,6 @@ pub struct Credentials {
     pub pass: Vec<u8>,
 }
 
-impl Credentials {
-    pub fn empty() -> Credentials {
-        Credentials {
-            authzid: Vec::new(),
-            user: Vec::new(),
-            pass: Vec::new(),
-        }
-    }
-}
-
 impl std::fmt::Debug for Credentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Credentials")

@@ -21,17 +21,20 @@
 
 mod challenge;
 pub mod imap;
+mod login;
 pub mod pop3;
 pub mod smtp;
 mod stream;
 mod tls;
 
 pub(crate) use challenge::{SaslReplies, sasl_exchange};
+pub(crate) use login::{Denied, refusal_text};
 pub use stream::{ClientStream, MailTls};
 pub(crate) use tls::{TlsState, start_tls};
 
 use std::io;
 use std::net::SocketAddr;
+use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use levee_config::model::MailProtocol;
@@ -39,13 +42,11 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
-use crate::auth::{Attempt, Decision};
-use crate::backend::{self, Backend, Greet};
+use crate::backend::Backend;
 use crate::front::{FrontState, Frontend};
-use crate::guard::{self, Refusal, SessionSlot, Ticket};
+use crate::guard::SessionSlot;
 use crate::line::{LineError, next_line};
-use crate::metrics::{self, Login, Stage, StageGuard};
-use crate::sasl::Credentials;
+use crate::metrics::{Stage, StageGuard};
 use crate::splice::{Farewell, Splice};
 
 /// Why reading from the client stopped.
@@ -137,34 +138,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Io<S> {
     }
 }
 
-/// The outcome of a login attempt, for the protocol to answer.
-pub(crate) enum Outcome {
-    /// Logged in; `slot` holds the user's place in `max_sessions_per_user`.
-    Proxy(Backend, SessionSlot),
-    /// The user has `max_sessions_per_user` sessions already.
-    TooMany,
-    /// Bad credentials (after the delay): the auth service's text, if any.
-    Refused {
-        message: Option<String>,
-        smtp_code: Option<String>,
-    },
-    /// The auth service or the backend is unavailable.
-    Unavailable,
-}
-
-/// The text a refusal shows the client: the auth service's or `default`,
-/// limited to printable ASCII so it cannot break the reply line.
-pub(crate) fn refusal_text(message: &Option<String>, default: &str) -> String {
-    match message {
-        Some(m)
-            if !m.is_empty() && m.len() <= 200 && m.bytes().all(|b| (0x20..0x7f).contains(&b)) =>
-        {
-            m.clone()
-        }
-        _ => default.to_owned(),
-    }
-}
-
 /// What a protocol's pre-auth stage ends with.
 pub(crate) enum PreAuth {
     /// Logged in: relay from here. `user` is for the session log.
@@ -206,6 +179,36 @@ impl Budget {
         self.commands += 1;
         self.commands > self.max_commands
     }
+}
+
+/// Where a pre-auth command leaves the session: waiting for the next
+/// command, or ended (`Break`).
+pub(crate) type Step = ControlFlow<PreAuth>;
+
+/// Answers `text`; the session waits for the next command.
+pub(crate) async fn answer<S: AsyncRead + AsyncWrite + Unpin>(
+    io: &mut Io<S>,
+    text: &[u8],
+) -> Result<Step, Stop> {
+    io.send(text).await?;
+    Ok(ControlFlow::Continue(()))
+}
+
+/// Answers the refusal `text` of a command or a login, counted against the
+/// error budget: when that was one too many, the session ends after `bye`
+/// (nothing, if empty).
+pub(crate) async fn refuse<S: AsyncRead + AsyncWrite + Unpin>(
+    io: &mut Io<S>,
+    budget: &mut Budget,
+    text: &[u8],
+    bye: &[u8],
+) -> Result<Step, Stop> {
+    io.send(text).await?;
+    if budget.error() {
+        io.send_some(bye).await?;
+        return Ok(ControlFlow::Break(PreAuth::Ended("too many errors")));
+    }
+    Ok(ControlFlow::Continue(()))
 }
 
 /// What a line-based protocol (POP3, SMTP) says when a client breaks its
@@ -296,140 +299,9 @@ pub(crate) struct Ctx {
     pub tls: TlsState,
 }
 
-impl Ctx {
-    /// Decides `credentials` and, if accepted, logs in to the backend.
-    pub(crate) async fn login(&mut self, credentials: &Credentials, greet: Greet<'_>) -> Outcome {
-        self.attempts += 1;
-        let smtp_helo = match &greet {
-            Greet::Smtp { helo } => Some(*helo),
-            _ => None,
-        };
-        let attempt = Attempt {
-            protocol: self.state.config.protocol,
-            credentials,
-            number: self.attempts,
-            peer: self.peer,
-            smtp_helo,
-            ssl: self.tls.info.as_deref(),
-        };
-        let config = &self.state.config;
-        let base = config.auth_fail_delay;
-        let rules = crate::guard::Rules {
-            pair_limit: config.max_auth_failures,
-            user_ceiling: config.max_user_auth_failures,
-            window: config.auth_failure_window,
-        };
-        let protocol = config.protocol;
-        // Reserved before the auth service is asked, so concurrent attempts
-        // are counted exactly (guard.rs).
-        let ticket = match self
-            .front
-            .guard
-            .admit(self.peer.ip(), &credentials.user, rules)
-            .await
-        {
-            Ok(ticket) => ticket,
-            Err(Refusal::Blocked { address_failures }) => {
-                tracing::info!(peer = %self.peer, "mail login refused: too many failures for this user from this address");
-                metrics::login(protocol, Login::Blocked);
-                tokio::time::sleep(guard::delay(base, address_failures)).await;
-                return Outcome::Refused {
-                    message: None,
-                    smtp_code: None,
-                };
-            }
-            Err(Refusal::Busy) => {
-                tracing::info!(peer = %self.peer, "mail login deferred: too many failures for this user");
-                metrics::login(protocol, Login::Blocked);
-                return Outcome::Unavailable;
-            }
-        };
-        if !ticket.waited.is_zero() {
-            tracing::info!(peer = %self.peer, waited_ms = ticket.waited.as_millis() as u64, "mail login slowed: too many failures for this user");
-        }
-        let grown = guard::delay(base, ticket.address_failures + 1);
-        let refused = async |ticket: Ticket<'_, guard::Shared>,
-                             wait: std::time::Duration,
-                             message: Option<String>,
-                             smtp_code: Option<String>| {
-            ticket.settle(guard::Outcome::Failed);
-            tokio::time::sleep(wait.max(grown)).await;
-            Outcome::Refused { message, smtp_code }
-        };
-        let mut route = match crate::auth::decide(&self.front, &self.state, &attempt).await {
-            Decision::Accept(route) => route,
-            Decision::Refuse {
-                message,
-                wait,
-                smtp_code,
-            } => {
-                metrics::login(protocol, Login::Refused);
-                return refused(ticket, wait, message, smtp_code).await;
-            }
-            Decision::Unavailable(why) => {
-                tracing::warn!(peer = %self.peer, reason = %why, "mail auth unavailable");
-                metrics::login(protocol, Login::Unavailable);
-                return Outcome::Unavailable;
-            }
-        };
-        let Some(slot) = self
-            .front
-            .guard
-            .open_session(&credentials.user, config.max_sessions_per_user)
-        else {
-            ticket.settle(guard::Outcome::Succeeded);
-            metrics::login(protocol, Login::TooMany);
-            return Outcome::TooMany;
-        };
-        if let Some(master) = &self.state.config.master {
-            route.user.extend_from_slice(master.separator.as_bytes());
-            route.user.extend_from_slice(master.user.as_bytes());
-            route.pass = master.password.as_bytes().to_vec();
-        }
-        let timeouts = backend::Timeouts {
-            connect: config.backend_connect_timeout,
-            login: config.backend_login_timeout,
-        };
-        let forward = self
-            .state
-            .config
-            .forward_client_address
-            .then_some((self.peer, self.local));
-        let proxy_header = config
-            .backend_proxy_protocol
-            .then(|| crate::proxy_protocol::v2(self.peer, self.local));
-        match backend::login(&route, greet, forward, proxy_header, timeouts).await {
-            Ok(b) => {
-                ticket.settle(guard::Outcome::Succeeded);
-                metrics::login(protocol, Login::Ok);
-                if let Some(offered) = &b.smtp_extensions {
-                    self.front.learn_smtp(offered);
-                }
-                Outcome::Proxy(b, slot)
-            }
-            Err(backend::BackendError::Refused(text)) => {
-                tracing::info!(peer = %self.peer, backend = %route.backend, "backend refused the login");
-                metrics::login(protocol, Login::Refused);
-                refused(ticket, base, Some(text), None).await
-            }
-            Err(e) => {
-                tracing::warn!(peer = %self.peer, backend = %route.backend, error = %e, "mail backend unavailable");
-                let kind = match e {
-                    backend::BackendError::Connect(_) => metrics::BackendError::Connect,
-                    backend::BackendError::ConnectTimeout | backend::BackendError::LoginTimeout => {
-                        metrics::BackendError::Timeout
-                    }
-                    _ => metrics::BackendError::Protocol,
-                };
-                metrics::backend_error(protocol, kind);
-                metrics::login(protocol, Login::Unavailable);
-                Outcome::Unavailable
-            }
-        }
-    }
-}
-
-/// Serves one client connection from greeting to close.
+/// Serves one client connection from greeting to close: open it (TLS
+/// first on an implicit-TLS listener), the protocol's pre-auth stage up to
+/// a login, then the relay.
 pub(crate) async fn run(
     front: Arc<Frontend>,
     stream: TcpStream,
@@ -438,23 +310,9 @@ pub(crate) async fn run(
 ) {
     let state = front.state();
     let protocol = state.config.protocol;
-    let idle = state.config.idle_timeout;
     let mut stage = StageGuard::enter(protocol, Stage::PreAuth);
-    let local = stream.local_addr().unwrap_or(front.addr);
-    let mut io = Io {
-        stream: ClientStream::plain(stream),
-        buf: Vec::new(),
-        deadline: Instant::now() + state.config.preauth_timeout,
-    };
     let starttls = state.config.starttls;
-    let mut ctx = Ctx {
-        front,
-        state,
-        peer,
-        local,
-        attempts: 0,
-        tls: TlsState::default(),
-    };
+    let (mut io, mut ctx) = open(front, state, stream, peer);
     // Boxed: a handshake's state (a whole rustls connection) would
     // otherwise size the session's task for its whole life.
     match Box::pin(tls::begin(&mut io, tls, starttls)).await {
@@ -482,38 +340,26 @@ pub(crate) async fn run(
         }
     };
     // Read here, not held across the pre-auth stage: the task stays as small.
+    let idle = ctx.state.config.idle_timeout;
     let grace_ms = u32::try_from(ctx.state.config.move_grace.as_millis()).unwrap_or(u32::MAX);
     drop(ctx);
     stage.advance(Stage::Proxying);
+    // The relay (step 4) runs here rather than in a function of its own:
+    // an async function's arguments would be kept beside the state built
+    // from them, and the session's task would grow by both.
     let backend_addr = backend.addr;
-    let pipelined = std::mem::take(&mut io.buf);
     let tls = io.stream.is_tls();
-    let farewell = Farewell {
-        kick: crate::kick::register(user.as_bytes()),
-        goodbye: match protocol {
-            MailProtocol::Imap => &crate::kick::IMAP,
-            MailProtocol::Pop3 => &crate::kick::POP3,
-            MailProtocol::Submission => &crate::kick::SMTP,
-        },
-        grace_ms,
-    };
-    let mut splice = Splice::new(
-        io.stream,
-        backend.stream,
-        pipelined,
-        backend.to_client,
-        idle,
-    )
-    .with_farewell(farewell);
+    let chunking = backend
+        .smtp_extensions
+        .as_ref()
+        .is_some_and(|e| e.offers("CHUNKING"));
+    let mut splice = Splice::new(io.stream, backend.stream, io.buf, backend.to_client, idle)
+        .with_farewell(farewell(protocol, &user, grace_ms));
     let (end, counts, refused) = match protocol {
         // Submission reads the client's bytes through its filter
         // (smtp/filter.rs), boxed so that its state sizes submission
         // sessions only; IMAP and POP3 relay them raw.
         MailProtocol::Submission => {
-            let chunking = backend
-                .smtp_extensions
-                .as_ref()
-                .is_some_and(|e| e.offers("CHUNKING"));
             let mut splice = Box::new(splice.filtered(chunking));
             let end = (&mut *splice).await;
             (end, splice.counts, splice.relay().refused())
@@ -526,16 +372,6 @@ pub(crate) async fn run(
     if refused > 0 {
         tracing::warn!(peer = %peer, user = %user, refused, "submission commands refused after AUTH (XCLIENT, XFORWARD, STARTTLS, AUTH or a malformed BDAT)");
     }
-    let end: &str = match &end {
-        Ok(crate::splice::End::Closed) => "closed",
-        Ok(crate::splice::End::Idle) => "idle timeout",
-        Ok(crate::splice::End::Kicked { at_boundary: true }) => "closed on request",
-        Ok(crate::splice::End::Kicked { at_boundary: false }) => {
-            "closed on request when move_grace ran out"
-        }
-        Err(e) if e.kind() == io::ErrorKind::ConnectionReset => "reset",
-        Err(_) => "error",
-    };
     tracing::info!(
         peer = %peer,
         protocol = protocol.as_str(),
@@ -544,9 +380,61 @@ pub(crate) async fn run(
         up = counts.0,
         down = counts.1,
         tls,
-        end,
+        end = end_text(&end),
         "mail session"
     );
+}
+
+/// A new session's client side and the facts logins need. Not async: an
+/// async function's arguments would be kept in the session's task.
+fn open(
+    front: Arc<Frontend>,
+    state: Arc<FrontState>,
+    stream: TcpStream,
+    peer: SocketAddr,
+) -> (Io<ClientStream>, Ctx) {
+    let local = stream.local_addr().unwrap_or(front.addr);
+    let io = Io {
+        stream: ClientStream::plain(stream),
+        buf: Vec::new(),
+        deadline: Instant::now() + state.config.preauth_timeout,
+    };
+    let ctx = Ctx {
+        front,
+        state,
+        peer,
+        local,
+        attempts: 0,
+        tls: TlsState::default(),
+    };
+    (io, ctx)
+}
+
+/// What the relay says before it closes a session on request (`kick`).
+fn farewell(protocol: MailProtocol, user: &str, grace_ms: u32) -> Farewell {
+    Farewell {
+        kick: crate::kick::register(user.as_bytes()),
+        goodbye: match protocol {
+            MailProtocol::Imap => &crate::kick::IMAP,
+            MailProtocol::Pop3 => &crate::kick::POP3,
+            MailProtocol::Submission => &crate::kick::SMTP,
+        },
+        grace_ms,
+    }
+}
+
+/// How a relay ended, for the session's log line.
+fn end_text(end: &io::Result<crate::splice::End>) -> &'static str {
+    match end {
+        Ok(crate::splice::End::Closed) => "closed",
+        Ok(crate::splice::End::Idle) => "idle timeout",
+        Ok(crate::splice::End::Kicked { at_boundary: true }) => "closed on request",
+        Ok(crate::splice::End::Kicked { at_boundary: false }) => {
+            "closed on request when move_grace ran out"
+        }
+        Err(e) if e.kind() == io::ErrorKind::ConnectionReset => "reset",
+        Err(_) => "error",
+    }
 }
 
 #[cfg(test)]

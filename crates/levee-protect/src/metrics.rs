@@ -134,9 +134,18 @@ fn header(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
 }
 
-/// Appends every protection metric in the Prometheus text format.
+/// Appends every protection metric in the Prometheus text format: the
+/// rate-limit rules', the listeners' connections, the process-wide counters.
 pub fn render_prometheus(out: &mut String) {
     let r = lock(registry());
+    rate_limits(out, &r);
+    connections(out, &r);
+    process_counters(out);
+}
+
+/// Each rate-limit rule's outcomes, most-refused keys, evictions and
+/// fallbacks.
+fn rate_limits(out: &mut String, r: &Registry) {
     let name = "levee_rate_limit_requests_total";
     header(
         out,
@@ -193,6 +202,10 @@ pub fn render_prometheus(out: &mut String) {
             let _ = writeln!(out, "{name}{{rule=\"{}\"}} {n}", label(rule));
         }
     }
+}
+
+/// Each listener's refused, open and idle connections.
+fn connections(out: &mut String, r: &Registry) {
     let name = "levee_connections_refused_total";
     header(
         out,
@@ -226,6 +239,10 @@ pub fn render_prometheus(out: &mut String) {
         "Open client connections parked idle (keep-alive, quiet for over 100 ms) per listener.",
     );
     out.push_str(&idle);
+}
+
+/// The counters that belong to no rule or listener.
+fn process_counters(out: &mut String) {
     let c = counters();
     for (name, help, n) in [
         (

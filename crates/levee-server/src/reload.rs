@@ -14,7 +14,7 @@ use levee_http::conn::FirstSteps;
 use crate::upkeep::{AdminListener, Upkeep};
 use crate::{
     ReloadError, Server, ServerError, acme, admin_access, dns, first_steps, fleet, listeners,
-    notify, preflight, refused_bind, tls,
+    notify, preflight, refused_bind,
 };
 
 /// Each mail listener's state, loaded (user maps read) before anything
@@ -52,6 +52,10 @@ pub(crate) fn plan_mail(
     }
     Ok(plan)
 }
+
+/// A listener a reload adds: its address, first steps and sockets (one
+/// per worker), bound before the reload can still fail.
+type Opened = (SocketAddr, FirstSteps, Vec<Vec<std::net::TcpListener>>);
 
 impl Server {
     /// Reloads (SIGHUP or `POST /reload`) and logs the outcome: each
@@ -101,28 +105,10 @@ impl Server {
     /// certificates do not load keep the ones in use (tls.rs; `levee
     /// check` and a push refuse such a config first).
     pub(crate) fn apply(&mut self, config: Config) -> Result<(), ReloadError> {
-        // The files `levee check` and start-up load, refused here as there:
-        // a static root that is gone would answer 404 to everything.
-        let mut errors = preflight::files(&config);
-        errors.extend(fleet::check(&config));
-        if !errors.is_empty() {
-            return Err(ReloadError::Config(ConfigErrors { errors }));
-        }
-        if config.workers != self.config.workers {
-            tracing::warn!("reload: a change of `workers` takes effect at the next start");
-        }
+        self.preflight(&config)?;
         let mail_plan = plan_mail(&config, &self.mail)?;
         let admin_access = admin_access(&config)?;
-        // A moved admin listener is bound now, so an address in use refuses
-        // the reload instead of leaving levee without its admin listener.
-        let admin_wanted = config.admin.as_ref().map(|a| a.address);
-        let admin_socket = match admin_wanted {
-            Some(addr) if Some(addr) != self.admin.as_ref().map(|a| a.addr) => Some(
-                AdminListener::bind(addr)
-                    .map_err(|e| refused_bind(&config, "admin.address".into(), addr, &e))?,
-            ),
-            _ => None,
-        };
+        let admin_socket = self.bind_admin(&config)?;
         // [dns]'s files loaded and its new sockets bound beside the running
         // ones; served once nothing else can fail.
         let dns_plan = dns::prepare(&config)?;
@@ -137,58 +123,8 @@ impl Server {
             .iter()
             .map(|l| (l.address, l.backlog))
             .collect();
-        let mut added = Vec::new();
-        for (&addr, &backlog) in &wanted {
-            if self.listening.contains_key(&addr) {
-                continue;
-            }
-            let sockets = listeners::bind(addr, backlog, self.workers.len()).map_err(|e| {
-                let i = config.listeners.iter().position(|l| l.address == addr);
-                let key = format!("listener[{}].address", i.unwrap_or_default());
-                refused_bind(&config, key, addr, &e)
-            })?;
-            // One socket per worker, as at start.
-            added.push((
-                addr,
-                sockets.into_iter().map(|s| vec![s]).collect::<Vec<_>>(),
-            ));
-        }
-        let mut opened = Vec::with_capacity(added.len());
-        let close_opened = |tls: &mut tls::TlsListeners, opened: &[(SocketAddr, FirstSteps, _)]| {
-            for (addr, _, _) in opened {
-                tls.close(*addr);
-            }
-        };
-        for (addr, sockets) in added {
-            let Some(l) = config.listeners.iter().find(|l| l.address == addr) else {
-                continue;
-            };
-            match first_steps(&mut self.tls, l) {
-                Ok(steps) => opened.push((addr, steps, sockets)),
-                Err(source) => {
-                    close_opened(&mut self.tls, &opened);
-                    return Err(ServerError::Tls { addr, source }.into());
-                }
-            }
-        }
-        let site = self
-            .fleet
-            .apply(&config)
-            .and_then(|()| acme::apply(&config))
-            .and_then(|()| Site::build_with(&config, &self.registry).map_err(ServerError::Site));
-        let site = match site {
-            Ok(site) => site,
-            Err(e) => {
-                close_opened(&mut self.tls, &opened);
-                if let Err(back) = self.fleet.apply(&self.config) {
-                    tracing::error!(error = %back, "reload refused, and the previous [fleet] cannot be joined again");
-                }
-                if let Err(back) = acme::apply(&self.config) {
-                    tracing::error!(error = %back, "reload refused, and the previous [acme] cannot be applied again");
-                }
-                return Err(e.into());
-            }
-        };
+        let opened = self.open_listeners(&config, &wanted)?;
+        let site = self.build_site(&config, &opened)?;
         // Nothing fails from here on.
         self.shared.site.store(Arc::new(site));
         if let Err(e) = self.dns.apply(dns_plan) {
@@ -220,6 +156,101 @@ impl Server {
         }
         self.config = config;
         Ok(())
+    }
+
+    /// The files `levee check` and start-up load, refused here as there (a
+    /// static root that is gone would answer 404 to everything), and the
+    /// fleet's settings.
+    fn preflight(&self, config: &Config) -> Result<(), ReloadError> {
+        let mut errors = preflight::files(config);
+        errors.extend(fleet::check(config));
+        if !errors.is_empty() {
+            return Err(ReloadError::Config(ConfigErrors { errors }));
+        }
+        if config.workers != self.config.workers {
+            tracing::warn!("reload: a change of `workers` takes effect at the next start");
+        }
+        Ok(())
+    }
+
+    /// A moved admin listener is bound now, so an address in use refuses
+    /// the reload instead of leaving levee without its admin listener.
+    fn bind_admin(&self, config: &Config) -> Result<Option<std::net::TcpListener>, ServerError> {
+        let admin_wanted = config.admin.as_ref().map(|a| a.address);
+        Ok(match admin_wanted {
+            Some(addr) if Some(addr) != self.admin.as_ref().map(|a| a.addr) => Some(
+                AdminListener::bind(addr)
+                    .map_err(|e| refused_bind(config, "admin.address".into(), addr, &e))?,
+            ),
+            _ => None,
+        })
+    }
+
+    /// The new listeners' sockets (one per worker, as at start) and first
+    /// steps (TLS, PROXY header), not served yet.
+    fn open_listeners(
+        &mut self,
+        config: &Config,
+        wanted: &HashMap<SocketAddr, u32>,
+    ) -> Result<Vec<Opened>, ReloadError> {
+        let mut added = Vec::new();
+        for (&addr, &backlog) in wanted {
+            if self.listening.contains_key(&addr) {
+                continue;
+            }
+            let sockets = listeners::bind(addr, backlog, self.workers.len()).map_err(|e| {
+                let i = config.listeners.iter().position(|l| l.address == addr);
+                let key = format!("listener[{}].address", i.unwrap_or_default());
+                refused_bind(config, key, addr, &e)
+            })?;
+            // One socket per worker, as at start.
+            added.push((
+                addr,
+                sockets.into_iter().map(|s| vec![s]).collect::<Vec<_>>(),
+            ));
+        }
+        let mut opened = Vec::with_capacity(added.len());
+        for (addr, sockets) in added {
+            let Some(l) = config.listeners.iter().find(|l| l.address == addr) else {
+                continue;
+            };
+            match first_steps(&mut self.tls, l) {
+                Ok(steps) => opened.push((addr, steps, sockets)),
+                Err(source) => {
+                    self.close_opened(&opened);
+                    return Err(ServerError::Tls { addr, source }.into());
+                }
+            }
+        }
+        Ok(opened)
+    }
+
+    /// The new site, after joining a changed fleet and giving the
+    /// certificate manager its names; on failure both get the running
+    /// config back and the new listeners' TLS is closed.
+    fn build_site(&mut self, config: &Config, opened: &[Opened]) -> Result<Site, ReloadError> {
+        let site = self
+            .fleet
+            .apply(config)
+            .and_then(|()| acme::apply(config))
+            .and_then(|()| Site::build_with(config, &self.registry).map_err(ServerError::Site));
+        site.map_err(|e| {
+            self.close_opened(opened);
+            if let Err(back) = self.fleet.apply(&self.config) {
+                tracing::error!(error = %back, "reload refused, and the previous [fleet] cannot be joined again");
+            }
+            if let Err(back) = acme::apply(&self.config) {
+                tracing::error!(error = %back, "reload refused, and the previous [acme] cannot be applied again");
+            }
+            e.into()
+        })
+    }
+
+    /// Forgets the TLS of listeners opened by a reload that is refused.
+    fn close_opened(&mut self, opened: &[Opened]) {
+        for (addr, _, _) in opened {
+            self.tls.close(*addr);
+        }
     }
 
     /// On reload, open listeners take their new TLS and PROXY protocol

@@ -269,8 +269,12 @@ fn validation_by_date_and_a_changed_response_replaces_the_stored_one() {
         changed.header("cache-status"),
         Some("levee; fwd=stale; stored")
     );
+    // Served from the store (max-age=1 with a Date in whole seconds may
+    // already have it revalidated again, so any kind of hit will do): the
+    // body is the changed one.
     let hit = b.get("/lm/b.txt");
-    assert!(is_hit(&hit));
+    let status = hit.header("cache-status").unwrap_or_default();
+    assert!(status.starts_with("levee; hit"), "{status}");
     assert_eq!(hit.body, b"v2-changed");
 }
 

@@ -74,14 +74,14 @@ fn stale_on_failure_obeys_the_response_and_names_its_reason() {
 #[test]
 fn a_stale_response_is_revalidated_with_its_etag_and_a_304_refreshes_it() {
     let b = start("", "");
-    assert_eq!(b.get("/short/a.txt").status, 200);
+    assert_eq!(b.get("/refresh/a.txt").status, 200);
     thread::sleep(Duration::from_millis(2100));
-    let lenient = b.request("GET", "/short/a.txt", "Cache-Control: max-stale=60\r\n");
+    let lenient = b.request("GET", "/refresh/a.txt", "Cache-Control: max-stale=60\r\n");
     assert_eq!(
         lenient.header("cache-status"),
         Some("levee; hit; detail=stale")
     );
-    let r = b.get("/short/a.txt");
+    let r = b.get("/refresh/a.txt");
     assert_eq!(r.status, 200, "the client asked unconditionally");
     assert_eq!(r.body, b"0123456789abcdef");
     assert_eq!(
@@ -90,12 +90,12 @@ fn a_stale_response_is_revalidated_with_its_etag_and_a_304_refreshes_it() {
     );
     let statuses: Vec<String> = b
         .nginx
-        .wait_entries("/short/a.txt", 2)
+        .wait_entries("/refresh/a.txt", 2)
         .iter()
         .map(|e| e.get("status"))
         .collect();
     assert_eq!(statuses, ["200", "304"]);
-    assert!(is_hit(&b.get("/short/a.txt")));
+    assert!(is_hit(&b.get("/refresh/a.txt")));
 }
 
 /// `s-maxage=1, stale-while-revalidate=30` in one field (what frameworks
@@ -120,6 +120,38 @@ fn s_maxage_with_stale_while_revalidate_answers_stale_and_refreshes() {
     })
     .expect("the background refresh stored the new response");
     assert_eq!(b.origin_requests("/smswr/a.txt", 2), 2);
+}
+
+/// A background refresh sends what the request that started it would
+/// have: the route's request header rules and that request's id.
+#[test]
+fn a_background_refresh_carries_the_route_rules_and_the_request_id() {
+    let b = start(
+        "request_headers = { set = { \"X-Foo\" = \"rule for {host}\" } }\n",
+        "[http]\nrequest_id_header = \"X-Bar\"\n",
+    );
+    b.nginx.put_file("swr/b.txt", b"v1");
+    assert_eq!(b.get("/swr/b.txt").body, b"v1");
+    thread::sleep(Duration::from_millis(2100));
+    b.nginx.put_file("swr/b.txt", b"v2-new");
+    let stale = b.get("/swr/b.txt");
+    assert_eq!(
+        stale.header("cache-status"),
+        Some("levee; hit; detail=stale-while-revalidate")
+    );
+    let id = stale
+        .header("x-bar")
+        .expect("the stale hit's id")
+        .to_owned();
+    poll(Duration::from_secs(5), || {
+        (b.get("/swr/b.txt").body == b"v2-new").then_some(())
+    })
+    .expect("the background refresh stored the new response");
+    let entries = b.nginx.wait_entries("/swr/b.txt", 2);
+    let refresh = &entries[1];
+    assert_eq!(refresh.get("x_foo"), "rule for site");
+    assert_eq!(refresh.get("x_bar"), id);
+    assert_ne!(entries[0].get("x_bar"), id, "each request has its own id");
 }
 
 #[test]

@@ -160,3 +160,61 @@ fn a_stored_coded_variant_answers_until_its_identity_entry_changes() {
         assert_eq!(decoded, changed_page(), "{head}");
     }
 }
+
+/// A hit too large for a stored compressed copy (over 256 KiB) is
+/// compressed on its way out; the access log counts the bytes that went,
+/// not the stored identity length.
+#[test]
+fn a_hit_compressed_on_its_way_out_is_logged_with_the_bytes_sent() {
+    let nginx = support::Nginx::start(support::ORIGIN);
+    let big: Vec<u8> = (0..9000)
+        .flat_map(|i| format!("<li>a large cached item {i}</li>\n").into_bytes())
+        .collect();
+    assert!(big.len() > 256 * 1024);
+    nginx.put_file("c/big.html", &big);
+    let setup = support::LeveeSetup::new();
+    let log = setup.dir.join("access.log");
+    let text = support::config(
+        &setup,
+        support::free_port(),
+        &nginx.addr(),
+        "compress = true\ncache_status = true\n",
+        "",
+    )
+    .replace(
+        "access = \"off\"",
+        &format!("access = \"{}\"", log.display()),
+    );
+    let levee = setup.start(&text);
+    let url = levee.url("/c/big.html");
+    let (head, _) = get(&url, "gzip", false);
+    assert!(head.contains("fwd=miss; stored"), "{head}");
+    // As sent: chunked, curl told not to undo it (--raw): the access log
+    // counts the body's bytes on the wire, as nginx's $body_bytes_sent.
+    let out = curl(&["-D", "-", "--raw", "-H", "Accept-Encoding: gzip", &url]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (head, _) = text.split_once("\r\n\r\n").expect("a head");
+    let head = head.to_ascii_lowercase();
+    assert!(head.contains("levee; hit"), "{head}");
+    assert!(head.contains("content-encoding: gzip"), "{head}");
+    let body_len = out.stdout.len() - head.len() - 4;
+    assert!(body_len < big.len() / 4, "{body_len}");
+    let logged = support::poll(std::time::Duration::from_secs(10), || {
+        let text = fs::read_to_string(&log).ok()?;
+        let lines: Vec<&str> = text
+            .lines()
+            .filter(|l| l.contains(" /c/big.html "))
+            .collect();
+        let line = lines.get(1)?;
+        let after = line.split_once("\" ")?.1;
+        after.split(' ').nth(1)?.parse::<usize>().ok()
+    })
+    .expect("an access log line for the hit");
+    assert_eq!(
+        logged,
+        body_len,
+        "the compressed bytes sent, not {}: {}",
+        big.len(),
+        fs::read_to_string(&log).unwrap_or_default()
+    );
+}

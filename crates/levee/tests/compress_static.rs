@@ -53,6 +53,8 @@ http2 = "prior-knowledge"
 [[route]]
 static = "{root}"
 compress = {{ precompressed = true }}
+expires = "1h"
+expires_by_extension = {{ html = "2h" }}
 "#,
         pid = setup.pid_file().display(),
         port = setup.port,
@@ -102,6 +104,13 @@ fn precompressed_siblings_with_their_own_validators_and_ranges() {
         assert_eq!(field(&head, "vary"), Some("accept-encoding"), "{head}");
         let length = BR_SIBLING.len().to_string();
         assert_eq!(field(&head, "content-length"), Some(length.as_str()));
+        // The original's expiry (by its extension, not the sibling's).
+        assert_eq!(
+            field(&head, "cache-control"),
+            Some("max-age=7200"),
+            "{head}"
+        );
+        assert!(field(&head, "expires").is_some(), "{head}");
         let sibling_etag = field(&head, "etag").unwrap().to_owned();
 
         // The file itself, to a client that accepts nothing: another ETag.
@@ -126,6 +135,11 @@ fn precompressed_siblings_with_their_own_validators_and_ranges() {
             &with(client, &["-H", "Accept-Encoding: br", "-H", &inm]),
         );
         assert!(head.contains(" 304"), "{head}");
+        assert_eq!(
+            field(&head, "cache-control"),
+            Some("max-age=7200"),
+            "{head}"
+        );
 
         // HEAD: the sibling's head.
         let (head, _) = get(&url, &with(client, &["-I", "-H", "Accept-Encoding: br"]));

@@ -13,49 +13,16 @@ use std::net::{TcpStream, UdpSocket};
 use std::time::Duration;
 
 use common::{addresses, dig, status};
-use support::{LeveeSetup, free_port, metric, poll, random_bytes};
+use support::{metric, poll, random_bytes};
 
-struct Server {
-    levee: support::Levee,
-    dns: u16,
-    admin: u16,
-}
+type Server = common::Single;
 
 fn start() -> Server {
-    let setup = LeveeSetup::new();
-    let (dns, admin) = (free_port(), free_port());
-    let config = format!(
-        r#"pid_file = "{pid}"
-[log]
-access = "off"
-
-[[listener]]
-address = "127.0.0.1:{port}"
-
-[[route]]
-respond = "x"
-
-[admin]
-address = "127.0.0.1:{admin}"
-
-[dns]
-listen = "127.0.0.1:{dns}"
-rrl_rate = 20
-rrl_burst = 20
-rrl_prefix_v4 = 32
-
-[[dns.zone]]
-name = "example.test"
-ns = "ns1.example.test"
-secondaries = "127.0.0.1"
-records = ["ns1 A 192.0.2.53", "www A 192.0.2.80", "@ TXT \"hello\""]
-"#,
-        pid = setup.pid_file().display(),
-        port = setup.port,
-    );
-    let mut levee = setup.spawn(&config);
-    levee.wait_port(admin);
-    Server { levee, dns, admin }
+    common::single(
+        "rrl_rate = 20\nrrl_burst = 20\nrrl_prefix_v4 = 32",
+        r#"secondaries = "127.0.0.1"
+records = ["ns1 A 192.0.2.53", "www A 192.0.2.80", "@ TXT \"hello\""]"#,
+    )
 }
 
 /// A query for `name` of type `t` in wire form (test traffic only).

@@ -231,6 +231,10 @@ fn every_server_marked_down_but_reachable_is_panic_mode_not_503() {
     let b = bed(2, "", "", WRONG_CHECK);
     b.wait_all_down();
     let before = metric(b.admin, PANIC).expect("the panic counter");
+    let (status, body) = admin_request(b.admin, "GET", "/upstreams/app", "");
+    assert_eq!(status, 200, "{body}");
+    let app: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(app["panic"], true, "the API tells of panic mode: {body}");
     let mut by = std::collections::HashSet::new();
     for _ in 0..20 {
         let r = get(b.levee.port, "/page");

@@ -4,7 +4,9 @@
 //! clients that ask for JSON; the access log counts the bytes really sent
 //! (levee's own 502 and 503 used to log 0).
 //!
-//! The app is a real nginx whose `/boom` answers 500 with its own body.
+//! The app is a real nginx whose `/boom` answers 500 with its own body;
+//! a second one serves the same over h2c, and a 500 with a 1 MiB body at
+//! `/bigboom`.
 
 mod support;
 
@@ -17,13 +19,24 @@ const APP: &str = r#"
         location / { return 200 "fine\n"; }
 "#;
 
+/// The h2c app's 500 with a body larger than levee's 64 KiB stream window.
+const BIG: usize = 1024 * 1024;
+
 struct Setup {
     levee: Levee,
     _app: Nginx,
+    h2app: Nginx,
 }
 
 fn start() -> Setup {
     let app = Nginx::start(APP);
+    let h2_port = free_port();
+    let h2app = Nginx::start(&format!(
+        "listen 127.0.0.1:{h2_port} http2;\n\
+         location ~ /bigboom$ {{ error_page 404 =500 /big.bin; return 404; }}\n\
+         location = /big.bin {{ }}\n{APP}"
+    ));
+    h2app.put_file("big.bin", &vec![b'x'; BIG]);
     let dead = free_port();
     let setup = LeveeSetup::new();
     let log = setup.dir.join("access.log");
@@ -33,6 +46,7 @@ fn start() -> Setup {
     std::fs::write(pages.join("502.json"), "{\"error\":\"bad gateway\"}").expect("write");
     let cfg = format!(
         r#"pid_file = "{pid}"
+workers = 1
 [log]
 access = "{log}"
 
@@ -73,6 +87,21 @@ path = "/app-raw/"
 proxy = "app"
 error_pages = {{ 500 = {{ body = "not used" }} }}
 
+[[route]]
+path = "/h2app/"
+proxy = "h2app"
+intercept_errors = true
+error_pages = {{ 500 = {{ body = "levee's page for 500" }} }}
+
+[[route]]
+path = "/h2app-raw/"
+proxy = "h2app"
+error_pages = {{ 500 = {{ body = "not used" }} }}
+
+[upstream.h2app]
+servers = ["127.0.0.1:{h2_port}"]
+protocol = "h2c"
+
 [upstream.dead]
 servers = ["127.0.0.1:{dead}"]
 
@@ -88,6 +117,7 @@ servers = ["{app}"]
     Setup {
         levee: setup.start(&cfg),
         _app: app,
+        h2app,
     }
 }
 
@@ -164,6 +194,46 @@ fn a_servers_error_gets_the_page_only_where_the_route_intercepts() {
         let (_, body) = fetch(&s.levee, args, "/app/ok");
         assert_eq!(body, "fine\n");
     }
+}
+
+#[test]
+fn an_http2_servers_error_gets_the_page_and_its_connection_carries_on() {
+    let s = start();
+    let page = "levee's page for 500";
+    for (n, args) in [&[][..], &["--http2-prior-knowledge"][..]]
+        .iter()
+        .enumerate()
+    {
+        let path = format!("/h2app/boom?c={n}");
+        let (head, body) = fetch(&s.levee, args, &path);
+        assert!(head.contains(" 500"), "{head}");
+        assert_eq!(body, page, "{head}");
+        assert_eq!(
+            logged(&s.levee, &path),
+            ("500".to_owned(), page.len() as u64)
+        );
+        // The page goes out without the server's body read: the stream is
+        // cancelled once its head is in, before the server could send more
+        // than levee's window.
+        let (head, body) = fetch(&s.levee, args, &format!("/h2app/bigboom?c={n}"));
+        assert!(head.contains(" 500"), "{head}");
+        assert_eq!(body, page, "{head}");
+        let (head, body) = fetch(&s.levee, args, &format!("/h2app-raw/boom?c={n}"));
+        assert!(head.contains(" 500"), "{head}");
+        assert_eq!(body, "nginx's own error\n");
+        let (_, body) = fetch(&s.levee, args, &format!("/h2app/ok?c={n}"));
+        assert_eq!(body, "fine\n");
+    }
+    let big: Vec<_> = s.h2app.wait_entries("/h2app/bigboom", 2);
+    for e in &big {
+        let sent: usize = e.get("sent").parse().unwrap_or(BIG);
+        assert!(sent < BIG / 2, "the whole body was read: {}", e.line);
+    }
+    // One worker, one shared connection: the cancelled streams left it
+    // open for every request after them.
+    let all = s.h2app.settled_entries();
+    let conns: std::collections::HashSet<String> = all.iter().map(|e| e.get("conn")).collect();
+    assert_eq!(conns.len(), 1, "{all:#?}");
 }
 
 /// Regression: levee's own 502 went out with a body but logged 0 bytes

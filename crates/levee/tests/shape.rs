@@ -273,9 +273,9 @@ fn check_names_a_missing_error_page_file_at_its_key() {
     );
 }
 
-#[test]
-fn the_sticky_cookie_carries_secure_same_site_and_max_age() {
-    let app = Nginx::start_default();
+/// levee before `servers`, which speak `protocol`, pinning clients with a
+/// cookie that carries every attribute.
+fn sticky_levee(servers: &[String], protocol: &str) -> Levee {
     let setup = LeveeSetup::new();
     let cfg = format!(
         r#"pid_file = "{pid}"
@@ -287,7 +287,8 @@ http2 = "prior-knowledge"
 proxy = "app"
 
 [upstream.app]
-servers = ["{app}"]
+servers = {servers:?}
+protocol = "{protocol}"
 balance = "sticky"
 sticky_cookie = "pin"
 sticky_cookie_secure = true
@@ -296,17 +297,51 @@ sticky_cookie_max_age = "2h"
 "#,
         pid = setup.pid_file().display(),
         port = setup.port,
-        app = app.addr(),
     );
-    let levee = setup.start(&cfg);
-    for args in [&[][..], &["--http2-prior-knowledge"][..]] {
-        let (head, _) = fetch(&levee, args, "/");
+    setup.start(&cfg)
+}
+
+/// For an HTTP/1.1 and an HTTP/2 client: the first answer sets the cookie
+/// with its attributes; sent back, it keeps the client on that server,
+/// which does not pin it again.
+fn assert_pins(levee: &Levee) {
+    for (client, args) in [
+        ("HTTP/1.1", &[][..]),
+        ("HTTP/2", &["--http2-prior-knowledge"][..]),
+    ] {
+        let (head, first) = fetch(levee, args, "/");
+        let what = format!("{client}:\n{head}\n{first}");
+        assert!(head.contains(" 200"), "{what}");
         let cookie = field(&head, "set-cookie").unwrap_or("");
-        let attributes = cookie.split_once(';').map_or("", |(_, a)| a);
+        let (pin, attributes) = cookie.split_once(';').unwrap_or(("", ""));
+        assert!(pin.starts_with("pin="), "{what}");
         assert_eq!(
             attributes, " path=/; httponly; secure; samesite=strict; max-age=7200",
-            "{head}"
+            "{what}"
         );
-        assert!(cookie.starts_with("pin="), "{head}");
+        let back = format!("Cookie: a=b; {pin}");
+        let mut pinned = args.to_vec();
+        pinned.extend(["-H", back.as_str()]);
+        for _ in 0..4 {
+            let (head, body) = fetch(levee, &pinned, "/");
+            assert_eq!(body, first, "{client}: {head}");
+            assert_eq!(field(&head, "set-cookie"), None, "{client}: {head}");
+        }
     }
+}
+
+#[test]
+fn the_sticky_cookie_carries_secure_same_site_and_max_age() {
+    let apps = [Nginx::start_default(), Nginx::start_default()];
+    let levee = sticky_levee(&apps.each_ref().map(Nginx::addr), "http1");
+    assert_pins(&levee);
+}
+
+#[test]
+fn an_http2_upstream_pins_clients_with_the_sticky_cookie_too() {
+    let ports = [free_port(), free_port()];
+    let h2c = |p| Nginx::start(&format!("listen 127.0.0.1:{p} http2;\n{DEFAULT_APP}"));
+    let _apps = ports.map(h2c);
+    let levee = sticky_levee(&ports.map(|p| format!("127.0.0.1:{p}")), "h2c");
+    assert_pins(&levee);
 }

@@ -43,10 +43,11 @@ use std::time::Duration;
 use async_memcached::{AsciiProtocol, Client, Error, MetaProtocol};
 
 mod server;
+mod store;
 mod text;
 
 use server::{Server, now_ms};
-use text::{append_once, hex, host_of, parse_gen, status};
+use text::{hex, host_of, parse_gen, status};
 
 /// Why a memcached call failed.
 #[derive(Debug, thiserror::Error)]
@@ -245,141 +246,6 @@ impl Memcached {
             }
             _ => None,
         })
-    }
-
-    /// Appends `data` to `key` on `server`, making it if absent (kept
-    /// `MAX_TTL`); with `vivify` false an absent key fails (`Ok(false)`).
-    /// (memcached 1.6.18, Debian 12's, does not vivify in append mode: an
-    /// `add` follows a miss, and an append again if another made it first.)
-    async fn append(
-        &self,
-        server: usize,
-        key: String,
-        data: Vec<u8>,
-        vivify: bool,
-        limit: Duration,
-    ) -> Result<bool, McError> {
-        self.with(server, limit, |mut c| async move {
-            let r = match append_once(&mut c, &key, &data).await {
-                Ok(false) if vivify => {
-                    match status(c.add(&key, &data[..], Some(MAX_TTL as i64), None).await) {
-                        Ok(Ok(())) => Ok(true),
-                        Ok(Err(_)) => append_once(&mut c, &key, &data).await,
-                        Err(e) => Err(e),
-                    }
-                }
-                other => other,
-            };
-            (c, r)
-        })
-        .await
-    }
-
-    /// Stores `bytes` for `key` of `url` for `ttl` seconds, with the
-    /// indexes purges use. False when the URL was purged meanwhile.
-    #[allow(clippy::too_many_arguments)]
-    pub async fn put(
-        &self,
-        ns: &str,
-        url_text: &[u8],
-        (url, key): (u128, u128),
-        tags: &[Box<str>],
-        bytes: &[u8],
-        ttl: u64,
-        limit: Duration,
-    ) -> Result<bool, McError> {
-        let server = self.server_for(url);
-        let gk = format!("{ns}:cg:{}", hex(url));
-        let read = |gk: String| async move {
-            self.with(server, limit, |mut c| async move {
-                let r = c.get(&gk).await;
-                (c, r.map(|v| v.and_then(|v| v.data)))
-            })
-            .await
-        };
-        let mut created = false;
-        let mut current = read(gk.clone()).await?;
-        if current.is_none() {
-            let fresh =
-                super::hash128(format!("{}-{}", now_ms(), super::nonce()).as_bytes()) as u64 >> 1;
-            let (k, v) = (gk.clone(), fresh.to_string());
-            created = self
-                .with(server, limit, |mut c| async move {
-                    let r = status(c.add(&k, &v, Some(MAX_TTL as i64), None).await);
-                    (c, r.map(|s| s.is_ok()))
-                })
-                .await?;
-            current = read(gk.clone()).await?;
-        }
-        let Some(current) = current else {
-            return Ok(false);
-        };
-        let Some((generation, items)) = parse_gen(&current) else {
-            return Ok(false);
-        };
-        let mut missing = Vec::new();
-        let kitem = format!("k{}", hex(key));
-        if !items.contains(&kitem.as_bytes()) {
-            missing.push(kitem);
-        }
-        for tag in tags {
-            let th = super::hash128(tag.as_bytes());
-            let titem = format!("t{}", hex(th));
-            if items.contains(&titem.as_bytes()) {
-                continue;
-            }
-            let bucket = (url as u64) % BUCKETS;
-            let tk = format!("{ns}:ct:{}:{bucket}", hex(th));
-            let b = self.server_for(th ^ u128::from(bucket));
-            if !self
-                .append(b, tk, format!("{} ", hex(url)).into_bytes(), true, limit)
-                .await?
-            {
-                return Ok(false);
-            }
-            missing.push(titem);
-        }
-        if created && let Some(host) = host_of(url_text) {
-            let hh = super::hash128(host);
-            let bucket = (url as u64) % BUCKETS;
-            let hk = format!("{ns}:ch:{}:{bucket}", hex(hh));
-            let mut line = url_text.to_vec();
-            line.push(b'\n');
-            if !self
-                .append(
-                    self.server_for(hh ^ u128::from(bucket)),
-                    hk,
-                    line,
-                    true,
-                    limit,
-                )
-                .await?
-            {
-                return Ok(false);
-            }
-        }
-        if !missing.is_empty() {
-            let more = missing.iter().fold(Vec::new(), |mut out, m| {
-                out.push(b' ');
-                out.extend_from_slice(m.as_bytes());
-                out
-            });
-            if !self.append(server, gk, more, false, limit).await? {
-                return Ok(false);
-            }
-        }
-        let mut value = Vec::with_capacity(8 + bytes.len());
-        value.extend_from_slice(&generation.to_be_bytes());
-        value.extend_from_slice(bytes);
-        let vk = format!("{ns}:c:{}", hex(key));
-        self.with(server, limit, |mut c| async move {
-            let r = c
-                .set(&vk, &value[..], Some(ttl.min(MAX_TTL) as i64), None)
-                .await;
-            (c, r)
-        })
-        .await?;
-        Ok(true)
     }
 
     /// Deletes `key` of `url`; true when it was there.

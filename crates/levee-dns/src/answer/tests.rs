@@ -256,6 +256,19 @@ fn edns_versions_sizes_and_truncation() {
     let r = ask(&m);
     assert!(!r.truncated() && r.answers().len() == 1);
     assert_eq!(r.extensions().as_ref().map(|e| e.max_payload()), Some(1232));
+    assert_eq!(
+        r.extensions().as_ref().map(|e| e.flags().dnssec_ok),
+        Some(false)
+    );
+    // RFC 3225: DO comes back as asked.
+    let mut asked = e.clone();
+    asked.set_dnssec_ok(true);
+    m.set_edns(asked);
+    let r = ask(&m);
+    assert_eq!(
+        r.extensions().as_ref().map(|e| e.flags().dnssec_ok),
+        Some(true)
+    );
     let v = view();
     let over_tcp = ask_with(
         &v,

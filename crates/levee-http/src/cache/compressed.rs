@@ -24,24 +24,26 @@ const PIECE: usize = 16 * 1024;
 
 /// Sends `answer` compressed by `enc`: its fields as compressing changes
 /// them, then each body piece compressed and flushed. False if the client
-/// is gone or the body could not be read.
+/// is gone or the body could not be read; with the compressed body bytes
+/// sent, for the access log.
 pub(crate) async fn send(
     ex: &mut Exchange<'_>,
     answer: Answer,
     mut enc: Box<Encoder>,
     site: &Site,
-) -> bool {
+) -> (bool, u64) {
     let lines = answer.head.get(answer.fields.clone()).unwrap_or_default();
     let mut fields: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
     crate::compress::edit_fields(crate::compress::lines(lines), enc.coding(), |n, v| {
         fields.push((n.to_vec(), v.to_vec()));
     });
+    let mut sent = 0u64;
     if !ex.send_coded_head(answer.status, &fields, site).await {
-        return false;
+        return (false, sent);
     }
     for slice in &answer.body {
         let ok = match slice {
-            Slice::Bytes(b) => pieces(ex, &mut enc, b, site).await,
+            Slice::Bytes(b) => pieces(ex, &mut enc, b, site, &mut sent).await,
             Slice::File { region, start, len } => {
                 let mut buf = vec![0u8; PIECE];
                 let mut done = 0u64;
@@ -52,7 +54,7 @@ pub(crate) async fn send(
                         Ok(0) | Err(_) => false,
                         Ok(n) => {
                             done += n as u64;
-                            piece(ex, &mut enc, &buf[..n], site).await
+                            piece(ex, &mut enc, &buf[..n], site, &mut sent).await
                         }
                     };
                 }
@@ -60,27 +62,49 @@ pub(crate) async fn send(
             }
         };
         if !ok {
-            return false;
+            return (false, sent);
         }
     }
-    match enc.finish() {
-        Ok(tail) => ex.send_end(tail, site).await,
+    let ok = match enc.finish() {
+        Ok(tail) => {
+            let ok = ex.send_end(tail, site).await;
+            sent += if ok { tail.len() as u64 } else { 0 };
+            ok
+        }
         Err(_) => false,
-    }
+    };
+    (ok, sent)
 }
 
-async fn pieces(ex: &mut Exchange<'_>, enc: &mut Encoder, body: &Bytes, site: &Site) -> bool {
+async fn pieces(
+    ex: &mut Exchange<'_>,
+    enc: &mut Encoder,
+    body: &Bytes,
+    site: &Site,
+    sent: &mut u64,
+) -> bool {
     for part in body.chunks(PIECE) {
-        if !piece(ex, enc, part, site).await {
+        if !piece(ex, enc, part, site, sent).await {
             return false;
         }
     }
     true
 }
 
-async fn piece(ex: &mut Exchange<'_>, enc: &mut Encoder, data: &[u8], site: &Site) -> bool {
+/// Compresses `data` and sends what the encoder gives out, counted in `sent`.
+async fn piece(
+    ex: &mut Exchange<'_>,
+    enc: &mut Encoder,
+    data: &[u8],
+    site: &Site,
+    sent: &mut u64,
+) -> bool {
     match enc.push(data) {
-        Ok(coded) => ex.send_bytes(coded, site).await,
+        Ok(coded) => {
+            let ok = ex.send_bytes(coded, site).await;
+            *sent += if ok { coded.len() as u64 } else { 0 };
+            ok
+        }
         Err(_) => false,
     }
 }

@@ -61,6 +61,8 @@ pub(crate) struct Behalf {
     /// The PROXY header to send first when the upstream takes one; such
     /// connections are never pooled, as for relayed requests.
     pub proxy_header: Option<Vec<u8>>,
+    /// The request's route rules and id.
+    pub shaping: crate::shape::Held,
 }
 
 /// Sends `req` (with the fill's validators) to a server of `group` on
@@ -90,9 +92,8 @@ pub(crate) async fn fetch(
             preserve_host: behalf.preserve_host,
             server_authority: &member.configured,
             upgrade: None,
-            // A refresh in the background has no exchange: no route rules
-            // or request id of a client.
-            up: crate::shape::Upward::none(behalf.origin.ip),
+            // The route rules and id of the request that started it.
+            up: behalf.shaping.upward(req, &behalf.origin, member.addr),
         },
     );
     let validators = fill.validators();

@@ -28,7 +28,8 @@ use crate::proxy;
 use crate::site::Site;
 use levee_cache::tiers::Source;
 
-/// What a HEAD miss needs besides the request.
+/// What a request the store did not answer carries on with (cache.rs),
+/// and a HEAD miss needs besides the request.
 pub(super) struct Miss<'a> {
     pub cache: &'a SiteCache,
     pub route: &'a RouteCache,
@@ -60,6 +61,7 @@ pub(super) async fn fetch_as_get(
         origin: ex.origin,
         preserve_host: m.preserve_host,
         proxy_header: proxy::proxy_header(m.group, ex),
+        shaping: ex.held(),
     };
     let fetched = fetch::fetch(m.group, &get, &behalf, &site.timeouts, &mut fill).await;
     let detail = match fetched {

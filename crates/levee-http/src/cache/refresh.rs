@@ -33,6 +33,8 @@ pub(super) struct Refresh {
     /// The PROXY header to send first, when the upstream takes one.
     pub proxy_header: Option<Vec<u8>>,
     pub preserve_host: bool,
+    /// The stale hit's route rules and id (shape.rs).
+    pub shaping: crate::shape::Held,
     pub timeouts: Timeouts,
     pub key: Vec<u8>,
     pub stale: (Arc<Object>, Vec<u8>),
@@ -77,6 +79,7 @@ pub(super) fn spawn(r: Refresh) {
             origin: r.origin,
             preserve_host: r.preserve_host,
             proxy_header: r.proxy_header.clone(),
+            shaping: r.shaping.clone(),
         };
         let fetched = super::fetch::fetch(&r.group, &r.req, &behalf, &r.timeouts, &mut fill).await;
         if let Err(e) = fetched {

@@ -61,6 +61,11 @@ pub enum StreamEnd {
     UpstreamReset,
     /// No response head came: levee answered with this status.
     Answered(u16),
+    /// The server's error status has a page the route puts in its place
+    /// (`intercept_errors`): nothing of the response went out, and the
+    /// server's stream was cancelled rather than read (its connection
+    /// carries on). The exchange is left for the page.
+    Intercepted,
 }
 
 /// A stream relayed to an HTTP/2 server, as the exchange's end saw it.

@@ -110,7 +110,6 @@ impl ChunkedDecoder {
         let mut fed = Fed::default();
         let mut i = 0;
         while i < input.len() {
-            let b = input[i];
             match self.state {
                 State::Done => break,
                 State::Data => {
@@ -123,92 +122,99 @@ impl ChunkedDecoder {
                     if self.remaining == 0 {
                         self.state = State::DataCr;
                     }
-                    continue;
-                }
-                State::Size { digits } => match hex(b) {
-                    Some(d) => {
-                        if digits >= 16 {
-                            return Err(ChunkError::SizeOverflow);
-                        }
-                        self.remaining = (self.remaining << 4) | u64::from(d);
-                        self.state = State::Size { digits: digits + 1 };
-                    }
-                    None if digits == 0 => return Err(ChunkError::BadSize),
-                    None => match b {
-                        b'\r' => self.state = State::SizeLf,
-                        b';' => self.state = State::Extension { len: 1 },
-                        b' ' | b'\t' => self.state = State::SizeWs,
-                        _ => return Err(ChunkError::BadSize),
-                    },
-                },
-                // RFC 9112 §7.1.1: BWS comes before `;`, never alone.
-                State::SizeWs => match b {
-                    b' ' | b'\t' => {}
-                    b';' => self.state = State::Extension { len: 1 },
-                    _ => return Err(ChunkError::BadSize),
-                },
-                State::Extension { len } => match b {
-                    b'\r' => self.state = State::SizeLf,
-                    b'\t' => self.state = State::Extension { len: len + 1 },
-                    b if b.is_ascii_control() => return Err(ChunkError::BadSize),
-                    _ if len >= MAX_LINE => return Err(ChunkError::LineTooLong),
-                    _ => self.state = State::Extension { len: len + 1 },
-                },
-                State::SizeLf => {
-                    if b != b'\n' {
-                        return Err(ChunkError::BadSize);
-                    }
-                    self.state = if self.remaining == 0 {
-                        State::Trailer
-                    } else {
-                        State::Data
-                    };
-                }
-                State::DataCr => {
-                    if b != b'\r' {
-                        return Err(ChunkError::BadDataEnd);
-                    }
-                    self.state = State::DataLf;
-                }
-                State::DataLf => {
-                    if b != b'\n' {
-                        return Err(ChunkError::BadDataEnd);
-                    }
-                    self.state = State::Size { digits: 0 };
                 }
                 State::Trailer => {
-                    let rest = &input[i..];
-                    let Some(end) = memchr::memchr(b'\n', rest) else {
-                        // A partial line: held back until its end arrives.
-                        if self.trailer_bytes + rest.len() > MAX_TRAILERS || rest.len() > MAX_LINE {
-                            return Err(ChunkError::LineTooLong);
-                        }
-                        break;
-                    };
-                    let line = rest[..end]
-                        .strip_suffix(b"\r")
-                        .ok_or(ChunkError::BadTrailer)?;
-                    self.trailer_bytes += end + 1;
-                    if self.trailer_bytes > MAX_TRAILERS || end > MAX_LINE {
-                        return Err(ChunkError::LineTooLong);
-                    }
-                    if line.is_empty() {
-                        self.state = State::Done;
-                        i += end + 1;
+                    let (next, stop) = self.trailer_line(input, i, &mut fed)?;
+                    i = next;
+                    if stop {
                         break;
                     }
-                    if !forwarded(trailer_name(line)?) {
-                        fed.skip.push(i..i + end + 1);
-                    }
-                    i += end + 1;
-                    continue;
+                }
+                _ => {
+                    self.framing_byte(input[i])?;
+                    i += 1;
                 }
             }
-            i += 1;
         }
         fed.consumed = i;
         fed.done = self.state == State::Done;
         Ok(fed)
+    }
+
+    /// One byte of a chunk's size line or of the CRLF after its data.
+    #[inline]
+    fn framing_byte(&mut self, b: u8) -> Result<(), ChunkError> {
+        self.state = match self.state {
+            State::Size { digits } => match hex(b) {
+                Some(_) if digits >= 16 => return Err(ChunkError::SizeOverflow),
+                Some(d) => {
+                    self.remaining = (self.remaining << 4) | u64::from(d);
+                    State::Size { digits: digits + 1 }
+                }
+                None if digits == 0 => return Err(ChunkError::BadSize),
+                None => match b {
+                    b'\r' => State::SizeLf,
+                    b';' => State::Extension { len: 1 },
+                    b' ' | b'\t' => State::SizeWs,
+                    _ => return Err(ChunkError::BadSize),
+                },
+            },
+            // RFC 9112 §7.1.1: BWS comes before `;`, never alone.
+            State::SizeWs => match b {
+                b' ' | b'\t' => State::SizeWs,
+                b';' => State::Extension { len: 1 },
+                _ => return Err(ChunkError::BadSize),
+            },
+            State::Extension { len } => match b {
+                b'\r' => State::SizeLf,
+                b'\t' => State::Extension { len: len + 1 },
+                b if b.is_ascii_control() => return Err(ChunkError::BadSize),
+                _ if len >= MAX_LINE => return Err(ChunkError::LineTooLong),
+                _ => State::Extension { len: len + 1 },
+            },
+            State::SizeLf if b != b'\n' => return Err(ChunkError::BadSize),
+            State::SizeLf if self.remaining == 0 => State::Trailer,
+            State::SizeLf => State::Data,
+            State::DataCr if b != b'\r' => return Err(ChunkError::BadDataEnd),
+            State::DataCr => State::DataLf,
+            State::DataLf if b != b'\n' => return Err(ChunkError::BadDataEnd),
+            State::DataLf => State::Size { digits: 0 },
+            other => other,
+        };
+        Ok(())
+    }
+
+    /// The trailer line at `input[i..]`: where the next one starts, and
+    /// whether to stop there (the line is not whole yet, so held back from
+    /// `i`; or it was the empty line that ends the body).
+    fn trailer_line(
+        &mut self,
+        input: &[u8],
+        i: usize,
+        fed: &mut Fed,
+    ) -> Result<(usize, bool), ChunkError> {
+        let rest = &input[i..];
+        let Some(end) = memchr::memchr(b'\n', rest) else {
+            if self.trailer_bytes + rest.len() > MAX_TRAILERS || rest.len() > MAX_LINE {
+                return Err(ChunkError::LineTooLong);
+            }
+            return Ok((i, true));
+        };
+        let line = rest[..end]
+            .strip_suffix(b"\r")
+            .ok_or(ChunkError::BadTrailer)?;
+        self.trailer_bytes += end + 1;
+        if self.trailer_bytes > MAX_TRAILERS || end > MAX_LINE {
+            return Err(ChunkError::LineTooLong);
+        }
+        if line.is_empty() {
+            self.state = State::Done;
+            return Ok((i + end + 1, true));
+        }
+        if !forwarded(trailer_name(line)?) {
+            fed.skip.push(i..i + end + 1);
+        }
+        Ok((i + end + 1, false))
     }
 }
 

@@ -5,7 +5,8 @@
 
 use std::net::SocketAddr;
 
-use levee_upstream::{Fault, Group, Member, UpstreamStream, pool};
+use levee_config::Balance;
+use levee_upstream::{Affinity, Fault, Group, Member, UpstreamStream, pool};
 use tokio::time::Instant;
 
 use super::{Answer, Conn, Failed, Received, choose, observe_fault, observe_response, upgrade};
@@ -14,8 +15,10 @@ use crate::exchange::{Exchange, Next, Outcome, Reply, StreamEnd};
 use crate::message::Framing;
 use crate::site::Site;
 
-/// The respond phase: relays what the server gave back, `extra` lines
-/// added to an HTTP/1 head and a copy of its body to `tee` (the cache's).
+/// The respond phase: relays what the server gave back, with a sticky
+/// cookie and `extra` lines added to its head whatever it speaks, and a
+/// copy of an HTTP/1 body to `tee` (the cache's); a server's error the
+/// route intercepts gets the route's page instead, from either protocol.
 /// An HTTP/1 server's response is relayed here, in this one body (a 101
 /// turns the exchange into a tunnel), and its connection returned to the
 /// pool if the exchange ended cleanly: a further async layer would cost
@@ -37,14 +40,19 @@ pub(crate) async fn respond(
         answer: slot,
     } = received;
     ex.shaping.upstream = Some(member.addr);
+    let lines = head_lines(group, member, affinity, extra);
+    let addr = member.addr;
     match conn {
         Conn::H1 => {}
         Conn::H2(opened) => {
             // Boxed: its state must not widen every HTTP/1 proxy future.
-            let relayed = Box::pin(ex.relay_h2(opened.response, opened.up, site)).await;
+            let relayed = Box::pin(ex.relay_h2(opened.response, opened.up, &lines, site)).await;
             drop(opened.held);
             let done = settle(group, member, relayed.end, relayed.status, started);
             drop(lease);
+            if relayed.end == StreamEnd::Intercepted {
+                return intercept(ex, site, relayed.status, started, addr).await;
+            }
             return Outcome {
                 bytes: relayed.bytes,
                 next: relayed.next,
@@ -52,7 +60,6 @@ pub(crate) async fn respond(
             };
         }
     }
-    let addr = member.addr;
     if slot.as_ref().is_some_and(|a| a.resp.status == 101)
         && let Some(Answer { up, buf, resp }) = slot.take()
     {
@@ -63,26 +70,11 @@ pub(crate) async fn respond(
         return Outcome::ended(502);
     };
     if ex.intercepts(resp.status) {
-        // The route's page instead of the server's error body, which is
-        // left unread: the connection is not pooled.
+        // The server's error body is left unread: the connection is not pooled.
         let status = resp.status;
         drop(lease);
-        let out = ex.reply(&Reply::error(status, &[]), site).await;
-        return Outcome {
-            upstream_time: Some(started.elapsed()),
-            upstream: Some(addr),
-            ..out
-        };
+        return intercept(ex, site, status, started, addr).await;
     }
-    let mut lines = match (&group.config.balance, affinity) {
-        (levee_config::Balance::Sticky { cookie, attributes }, a)
-            if a != levee_upstream::Affinity::Sticky(Some(member.cookie)) =>
-        {
-            choose::sticky_line(cookie, member.cookie, attributes)
-        }
-        _ => Vec::new(),
-    };
-    lines.extend_from_slice(extra);
     let t = &site.timeouts;
     let (result, client_keeps) = ex.relay_response_h1(resp, &lines, up, buf, tee, t).await;
     let done = Instant::now();
@@ -120,6 +112,39 @@ pub(crate) async fn respond(
                 next: Next::Close,
             }
         }
+    }
+}
+
+/// The lines levee adds to a server's response head, whatever the server
+/// speaks: the sticky cookie that pins a client not already pinned to this
+/// server, then `extra` (the cache's).
+fn head_lines(group: &Group, member: &Member, affinity: Affinity, extra: &[u8]) -> Vec<u8> {
+    let mut lines = match &group.config.balance {
+        Balance::Sticky { cookie, attributes }
+            if affinity != Affinity::Sticky(Some(member.cookie)) =>
+        {
+            choose::sticky_line(cookie, member.cookie, attributes)
+        }
+        _ => Vec::new(),
+    };
+    lines.extend_from_slice(extra);
+    lines
+}
+
+/// The route's page in place of a server's error `status`
+/// (`intercept_errors`), the server's body left unread.
+async fn intercept(
+    ex: &mut Exchange<'_>,
+    site: &Site,
+    status: u16,
+    started: Instant,
+    addr: SocketAddr,
+) -> Outcome {
+    let out = ex.reply(&Reply::error(status, &[]), site).await;
+    Outcome {
+        upstream_time: Some(started.elapsed()),
+        upstream: Some(addr),
+        ..out
     }
 }
 

@@ -36,6 +36,14 @@ pub(crate) struct CleanPath {
 }
 
 impl CleanPath {
+    /// The file or directory this path names under `root`.
+    pub(crate) fn under(&self, root: &std::path::Path) -> std::path::PathBuf {
+        use std::os::unix::ffi::OsStrExt;
+        let mut full = root.to_path_buf();
+        full.extend(self.segments.iter().map(|s| std::ffi::OsStr::from_bytes(s)));
+        full
+    }
+
     /// Splits a decoded request path (without its query).
     pub(crate) fn parse(decoded: &[u8]) -> Result<Self, PathError> {
         if decoded.first() != Some(&b'/') {

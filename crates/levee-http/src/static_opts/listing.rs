@@ -68,13 +68,7 @@ fn wants_json(asked: Asked<'_>) -> bool {
 
 fn entries(action: &StaticAction, path: &[u8]) -> Result<Vec<Entry>, StaticError> {
     let clean = CleanPath::parse(path)?;
-    let mut dir = action.root.clone();
-    dir.extend(
-        clean
-            .segments
-            .iter()
-            .map(|s| std::ffi::OsStr::from_bytes(s)),
-    );
+    let dir = clean.under(&action.root);
     let root = std::fs::canonicalize(&action.root)?;
     let inside = |p: &Path| action.follow_symlinks || p.starts_with(&root);
     if !inside(&std::fs::canonicalize(&dir)?) {

@@ -8,8 +8,9 @@
 //! ranges of its own bytes. Unlike nginx, a sibling older than the file
 //! is not served: a file updated without its siblings would otherwise
 //! send the old content to most clients while `curl` saw the new. Only a
-//! file that exists has siblings looked up (no `try_files` fallback), and
-//! a sibling does not get the route's `expires` fields yet.
+//! file that exists has siblings looked up (no `try_files` fallback). A
+//! sibling gets the route's `expires` fields as its original would (by
+//! the original's extension for `expires_by_extension`).
 
 use std::os::unix::fs::FileExt;
 
@@ -71,9 +72,11 @@ pub(super) fn sibling(
     };
     let content_type = field(&original, "Content-Type")?.to_owned();
     let since = modified(&original)?;
-    codings
+    let mut outcome = codings
         .into_iter()
-        .find_map(|coding| answer(action, req, coding, &content_type, since))
+        .find_map(|coding| answer(action, req, coding, &content_type, since))?;
+    crate::static_opts::expire(action, req.path, &mut outcome);
+    Some(outcome)
 }
 
 /// The sibling for `coding` as the answer, if it exists and is fresh.

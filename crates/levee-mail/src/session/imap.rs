@@ -6,12 +6,15 @@
 //! connection; with `starttls = "required"` the capabilities say
 //! `LOGINDISABLED` and logins get `NO [PRIVACYREQUIRED]` until then.
 
+use std::ops::ControlFlow;
+
 use super::{
-    Budget, ClientStream, Closing, Ctx, Io, Outcome, PreAuth, SaslReplies, Stop, TlsState, finish,
-    refusal_text, sasl_exchange, start_tls,
+    Budget, ClientStream, Closing, Ctx, Denied, Io, PreAuth, SaslReplies, Step, Stop, TlsState,
+    answer, finish, refusal_text, refuse, sasl_exchange, start_tls,
 };
 use crate::backend::Greet;
-use crate::imap::{Command, Discard, Limits, Next, parse};
+use crate::imap::command::IdParams;
+use crate::imap::{Command, Discard, Limits, Next, Refusal, Tagged, parse};
 use crate::sasl::Credentials;
 
 /// What levee offers before login: STARTTLS only before TLS, and no
@@ -29,6 +32,9 @@ fn capabilities(tls: &TlsState) -> String {
     c
 }
 
+/// After the refused command that spent the error budget.
+const INVALID: &[u8] = b"* BYE Too many invalid commands\r\n";
+
 const CLOSING: Closing = Closing {
     timeout: b"* BYE Autologout; idle for too long\r\n",
     shutdown: b"* BYE Server shutting down\r\n",
@@ -45,186 +51,213 @@ async fn run(io: &mut Io<ClientStream>, ctx: &mut Ctx) -> Result<PreAuth, Stop> 
     let caps = capabilities(&ctx.tls);
     io.send(format!("* OK [CAPABILITY {caps}] {greeting}\r\n").as_bytes())
         .await?;
-    let limits = Limits {
-        max_literal: config.max_literal,
-        max_line: config.max_line,
+    let mut s = State {
+        limits: Limits {
+            max_literal: config.max_literal,
+            max_line: config.max_line,
+        },
+        acked: 0,
+        client_id: Vec::new(),
+        asked_capability: false,
+        budget: Budget::new(&config),
     };
-    let mut acked = 0usize;
-    // What the client said in its last ID, passed on to the backend.
-    let mut client_id = Vec::new();
-    // Whether it asked CAPABILITY: the backend is asked too (backend.rs).
-    let mut asked_capability = false;
-    let mut budget = Budget::new(&config);
     loop {
-        let tagged = match parse(&io.buf, acked, &limits) {
-            Ok(Next::Incomplete) => {
-                io.fill().await?;
-                continue;
-            }
-            Ok(Next::Continue { at }) => {
-                acked = at;
-                io.send(b"+ Ready for literal data\r\n").await?;
-                continue;
-            }
-            Ok(Next::Command(tagged, used)) => {
-                io.consume(used);
-                acked = 0;
-                tagged
-            }
-            Err(refusal) => {
-                if refusal.discard == Discard::NeedMore {
-                    // Answer once the whole refused command has arrived.
-                    io.fill().await?;
-                    continue;
-                }
-                let tag = refusal.tag.as_deref().unwrap_or(b"*");
-                let mut reply = tag.to_vec();
-                reply.extend_from_slice(
-                    format!(" BAD [CLIENTBUG] {}\r\n", refusal.error).as_bytes(),
-                );
-                io.send(&reply).await?;
-                let over = budget.error();
-                match refusal.discard {
-                    Discard::Bytes(n) => {
-                        io.consume(n);
-                        acked = 0;
-                    }
-                    Discard::NeedMore | Discard::Close => {
-                        io.send(b"* BYE Cannot tell where that command ends\r\n")
-                            .await?;
-                        return Ok(PreAuth::Ended("unparsable command"));
-                    }
-                }
-                if over {
-                    io.send(b"* BYE Too many invalid commands\r\n").await?;
-                    return Ok(PreAuth::Ended("too many errors"));
-                }
-                continue;
-            }
+        let Tagged { tag, command } = match read_command(io, &mut s).await? {
+            ControlFlow::Continue(tagged) => tagged,
+            ControlFlow::Break(ended) => return Ok(ended),
         };
-        if budget.command() {
+        if s.budget.command() {
             io.send(b"* BYE Too many commands before login\r\n").await?;
             return Ok(PreAuth::Ended("too many commands"));
         }
-        let tag = tagged.tag;
-        let reply = |text: &str| {
-            let mut r = tag.clone();
-            r.push(b' ');
-            r.extend_from_slice(text.as_bytes());
-            r.extend_from_slice(b"\r\n");
-            r
-        };
-        let credentials = match tagged.command {
-            Command::Capability => {
-                asked_capability = true;
-                let caps = capabilities(&ctx.tls);
-                let mut r = format!("* CAPABILITY {caps}\r\n").into_bytes();
-                r.extend(reply("OK Capability completed."));
-                io.send(&r).await?;
-                continue;
-            }
-            Command::Noop => {
-                io.send(&reply("OK NOOP completed.")).await?;
-                continue;
-            }
-            Command::Logout => {
-                let mut r = b"* BYE Logging out\r\n".to_vec();
-                r.extend(reply("OK Logout completed."));
-                io.send(&r).await?;
-                return Ok(PreAuth::Ended("logout"));
-            }
-            Command::Id(params) => {
-                // What the client says it is goes to the session's log.
-                let name = params
-                    .iter()
-                    .find(|(f, _)| f.eq_ignore_ascii_case(b"name"))
-                    .and_then(|(_, v)| v.as_deref())
-                    .map(String::from_utf8_lossy);
-                tracing::debug!(peer = %ctx.peer, client = ?name, "IMAP ID");
-                client_id = params;
-                let mut r = b"* ID (\"name\" \"levee\")\r\n".to_vec();
-                r.extend(reply("OK ID completed."));
-                io.send(&r).await?;
-                continue;
-            }
+        let step = match command {
+            Command::Capability => capability(io, ctx, &mut s, &tag).await?,
+            Command::Noop => answer(io, &tagged(&tag, "OK NOOP completed.")).await?,
+            Command::Logout => logout(io, &tag).await?,
+            Command::Id(params) => id(io, ctx, &mut s, &tag, params).await?,
             Command::StartTls if ctx.tls.offered() => {
-                io.send(&reply("OK Begin TLS negotiation now.")).await?;
+                io.send(&tagged(&tag, "OK Begin TLS negotiation now."))
+                    .await?;
                 start_tls(io, &mut ctx.tls).await?;
-                continue;
+                ControlFlow::Continue(())
             }
             Command::Login { .. } | Command::Authenticate { .. } if ctx.tls.login_refused() => {
-                io.send(&reply(
-                    "NO [PRIVACYREQUIRED] TLS is required to log in: use STARTTLS.",
-                ))
-                .await?;
-                if budget.error() {
-                    io.send(b"* BYE Too many invalid commands\r\n").await?;
-                    return Ok(PreAuth::Ended("too many errors"));
-                }
-                continue;
+                let text = "NO [PRIVACYREQUIRED] TLS is required to log in: use STARTTLS.";
+                refuse(io, &mut s.budget, &tagged(&tag, text), INVALID).await?
             }
             Command::StartTls => {
-                io.send(&reply("BAD STARTTLS is not available")).await?;
-                if budget.error() {
-                    io.send(b"* BYE Too many invalid commands\r\n").await?;
-                    return Ok(PreAuth::Ended("too many errors"));
-                }
-                continue;
+                let text = tagged(&tag, "BAD STARTTLS is not available");
+                refuse(io, &mut s.budget, &text, INVALID).await?
             }
-            Command::Login { user, pass } => Credentials {
-                authzid: Vec::new(),
-                user,
-                pass,
-            },
+            Command::Login { user, pass } => {
+                let credentials = Credentials {
+                    authzid: Vec::new(),
+                    user,
+                    pass,
+                };
+                login(io, ctx, &mut s, &tag, credentials).await?
+            }
             Command::Authenticate { mechanism, initial } => {
                 match sasl_exchange(io, &mechanism, initial, config.max_line, &SASL).await? {
-                    Ok(c) => c,
-                    Err(text) => {
-                        io.send(&reply(text)).await?;
-                        if budget.error() {
-                            io.send(b"* BYE Too many invalid commands\r\n").await?;
-                            return Ok(PreAuth::Ended("too many errors"));
-                        }
-                        continue;
-                    }
+                    Ok(credentials) => login(io, ctx, &mut s, &tag, credentials).await?,
+                    Err(text) => refuse(io, &mut s.budget, &tagged(&tag, text), INVALID).await?,
                 }
             }
         };
-        let user = String::from_utf8_lossy(&credentials.user).into_owned();
-        let greet = Greet::Imap {
-            tag: &tag,
-            id: &client_id,
-            asked_capability,
-        };
-        match ctx.login(&credentials, greet).await {
-            Outcome::Proxy(backend, slot) => {
-                return Ok(PreAuth::Proxy {
-                    backend,
-                    user,
-                    slot,
-                });
-            }
-            Outcome::TooMany => {
-                io.send(&reply("NO [LIMIT] Too many sessions for this user."))
-                    .await?;
-            }
-            Outcome::Refused { message, .. } => {
-                let text = refusal_text(&message, "Authentication failed.");
-                io.send(&reply(&format!("NO [AUTHENTICATIONFAILED] {text}")))
-                    .await?;
-            }
-            Outcome::Unavailable => {
-                io.send(&reply(
-                    "NO [UNAVAILABLE] Server temporarily unavailable, try again later.",
-                ))
-                .await?;
-            }
-        }
-        if budget.error() {
-            io.send(b"* BYE Too many failed logins\r\n").await?;
-            return Ok(PreAuth::Ended("too many errors"));
+        if let ControlFlow::Break(ended) = step {
+            return Ok(ended);
         }
     }
+}
+
+/// What the pre-auth stage keeps from one command to the next.
+struct State {
+    limits: Limits,
+    /// Where the literal the client was told to send (`+ Ready`) starts.
+    acked: usize,
+    /// What the client said in its last ID, passed on to the backend.
+    client_id: IdParams,
+    /// Whether it asked CAPABILITY: the backend is asked too (backend.rs).
+    asked_capability: bool,
+    budget: Budget,
+}
+
+/// The next command, reading more and inviting literals as the parser
+/// asks. A command that does not parse is answered here, and may end the
+/// session (`Break`).
+async fn read_command(
+    io: &mut Io<ClientStream>,
+    s: &mut State,
+) -> Result<ControlFlow<PreAuth, Tagged>, Stop> {
+    loop {
+        match parse(&io.buf, s.acked, &s.limits) {
+            Ok(Next::Incomplete) => io.fill().await?,
+            Ok(Next::Continue { at }) => {
+                s.acked = at;
+                io.send(b"+ Ready for literal data\r\n").await?;
+            }
+            Ok(Next::Command(tagged, used)) => {
+                io.consume(used);
+                s.acked = 0;
+                return Ok(ControlFlow::Continue(tagged));
+            }
+            // Answered once the whole refused command has arrived.
+            Err(refusal) if refusal.discard == Discard::NeedMore => io.fill().await?,
+            Err(refusal) => {
+                if let ControlFlow::Break(ended) = unparsable(io, s, refusal).await? {
+                    return Ok(ControlFlow::Break(ended));
+                }
+            }
+        }
+    }
+}
+
+/// Answers a command that does not parse and drops it; the session ends
+/// if its end cannot be found, or if that spent the error budget.
+async fn unparsable(
+    io: &mut Io<ClientStream>,
+    s: &mut State,
+    refusal: Refusal,
+) -> Result<Step, Stop> {
+    let tag = refusal.tag.as_deref().unwrap_or(b"*");
+    io.send(&tagged(tag, &format!("BAD [CLIENTBUG] {}", refusal.error)))
+        .await?;
+    let over = s.budget.error();
+    match refusal.discard {
+        Discard::Bytes(n) => {
+            io.consume(n);
+            s.acked = 0;
+        }
+        Discard::NeedMore | Discard::Close => {
+            io.send(b"* BYE Cannot tell where that command ends\r\n")
+                .await?;
+            return Ok(ControlFlow::Break(PreAuth::Ended("unparsable command")));
+        }
+    }
+    if over {
+        io.send(INVALID).await?;
+        return Ok(ControlFlow::Break(PreAuth::Ended("too many errors")));
+    }
+    Ok(ControlFlow::Continue(()))
+}
+
+/// `tag text`, a line of its own.
+fn tagged(tag: &[u8], text: &str) -> Vec<u8> {
+    let mut r = tag.to_vec();
+    r.push(b' ');
+    r.extend_from_slice(text.as_bytes());
+    r.extend_from_slice(b"\r\n");
+    r
+}
+
+async fn capability(
+    io: &mut Io<ClientStream>,
+    ctx: &Ctx,
+    s: &mut State,
+    tag: &[u8],
+) -> Result<Step, Stop> {
+    s.asked_capability = true;
+    let caps = capabilities(&ctx.tls);
+    let mut r = format!("* CAPABILITY {caps}\r\n").into_bytes();
+    r.extend(tagged(tag, "OK Capability completed."));
+    answer(io, &r).await
+}
+
+async fn logout(io: &mut Io<ClientStream>, tag: &[u8]) -> Result<Step, Stop> {
+    let mut r = b"* BYE Logging out\r\n".to_vec();
+    r.extend(tagged(tag, "OK Logout completed."));
+    io.send(&r).await?;
+    Ok(ControlFlow::Break(PreAuth::Ended("logout")))
+}
+
+/// ID: what the client says it is goes to the session's log, and to the
+/// backend once logged in.
+async fn id(
+    io: &mut Io<ClientStream>,
+    ctx: &Ctx,
+    s: &mut State,
+    tag: &[u8],
+    params: IdParams,
+) -> Result<Step, Stop> {
+    let name = params
+        .iter()
+        .find(|(f, _)| f.eq_ignore_ascii_case(b"name"))
+        .and_then(|(_, v)| v.as_deref())
+        .map(String::from_utf8_lossy);
+    tracing::debug!(peer = %ctx.peer, client = ?name, "IMAP ID");
+    s.client_id = params;
+    let mut r = b"* ID (\"name\" \"levee\")\r\n".to_vec();
+    r.extend(tagged(tag, "OK ID completed."));
+    answer(io, &r).await
+}
+
+/// LOGIN or AUTHENTICATE's credentials: the session proxies from here, or
+/// the refusal is answered and counted.
+async fn login(
+    io: &mut Io<ClientStream>,
+    ctx: &mut Ctx,
+    s: &mut State,
+    tag: &[u8],
+    credentials: Credentials,
+) -> Result<Step, Stop> {
+    let greet = Greet::Imap {
+        tag,
+        id: &s.client_id,
+        asked_capability: s.asked_capability,
+    };
+    let text = match ctx.login(&credentials, greet).await {
+        Ok(proxy) => return Ok(ControlFlow::Break(proxy)),
+        Err(Denied::TooMany) => "NO [LIMIT] Too many sessions for this user.".to_owned(),
+        Err(Denied::Refused { message, .. }) => {
+            let text = refusal_text(&message, "Authentication failed.");
+            format!("NO [AUTHENTICATIONFAILED] {text}")
+        }
+        Err(Denied::Unavailable) => {
+            "NO [UNAVAILABLE] Server temporarily unavailable, try again later.".to_owned()
+        }
+    };
+    let bye = b"* BYE Too many failed logins\r\n";
+    refuse(io, &mut s.budget, &tagged(tag, &text), bye).await
 }
 
 const SASL: SaslReplies = SaslReplies {

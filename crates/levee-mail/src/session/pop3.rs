@@ -3,9 +3,11 @@
 //! before TLS. With `starttls = "required"`, CAPA offers neither USER nor
 //! SASL and logins are refused until STLS.
 
+use std::ops::ControlFlow;
+
 use super::{
-    Budget, ClientStream, Closing, Ctx, Io, LineLimits, Outcome, PreAuth, SaslReplies, Stop,
-    TlsState, finish, next_command, refusal_text, sasl_exchange, start_tls,
+    Budget, ClientStream, Closing, Ctx, Denied, Io, LineLimits, PreAuth, SaslReplies, Step, Stop,
+    TlsState, answer, finish, next_command, refusal_text, refuse, sasl_exchange, start_tls,
 };
 use crate::backend::Greet;
 use crate::pop3::{Command, parse};
@@ -27,9 +29,12 @@ fn capa(tls: &TlsState) -> Vec<u8> {
 /// A login before TLS on a listener that requires it.
 const TLS_REQUIRED: &[u8] = b"-ERR [AUTH] TLS required before authentication: use STLS\r\n";
 
+/// POP3 says nothing more when the error budget is spent.
+const BYE: &[u8] = b"";
+
 const LIMITS: LineLimits = LineLimits {
     unframed: b"",
-    too_many_errors: b"",
+    too_many_errors: BYE,
     too_many_commands: b"-ERR Too many commands\r\n",
 };
 
@@ -48,6 +53,7 @@ async fn run(io: &mut Io<ClientStream>, ctx: &mut Ctx) -> Result<PreAuth, Stop> 
     let greeting = config.greeting.as_deref().unwrap_or("levee ready");
     io.send(format!("+OK {greeting}\r\n").as_bytes()).await?;
     let mut budget = Budget::new(&config);
+    // The name USER gave, for the PASS that follows.
     let mut user: Option<Vec<u8>> = None;
     loop {
         let parse = |buf: &[u8]| parse(buf, config.max_line);
@@ -56,116 +62,84 @@ async fn run(io: &mut Io<ClientStream>, ctx: &mut Ctx) -> Result<PreAuth, Stop> 
             Ok(command) => command,
             Err(ended) => return Ok(ended),
         };
-        let credentials = match command {
-            Command::Capa => {
-                io.send(&capa(&ctx.tls)).await?;
-                continue;
-            }
+        let step = match command {
+            Command::Capa => answer(io, &capa(&ctx.tls)).await?,
             Command::Stls if ctx.tls.offered() => {
                 io.send(b"+OK Begin TLS negotiation\r\n").await?;
                 start_tls(io, &mut ctx.tls).await?;
                 // RFC 2595 §4: the client starts over, USER included.
                 user = None;
-                continue;
+                ControlFlow::Continue(())
             }
             Command::User(_) | Command::Pass(_) | Command::Auth { .. }
                 if ctx.tls.login_refused() =>
             {
-                io.send(TLS_REQUIRED).await?;
-                if budget.error() {
-                    return Ok(PreAuth::Ended("too many errors"));
-                }
-                continue;
+                refuse(io, &mut budget, TLS_REQUIRED, BYE).await?
             }
-            Command::Noop => {
-                io.send(b"+OK\r\n").await?;
-                continue;
-            }
+            Command::Noop => answer(io, b"+OK\r\n").await?,
             Command::Quit => {
                 io.send(b"+OK Bye\r\n").await?;
-                return Ok(PreAuth::Ended("quit"));
+                ControlFlow::Break(PreAuth::Ended("quit"))
             }
             Command::User(u) => {
                 user = Some(u);
-                io.send(b"+OK\r\n").await?;
-                continue;
+                answer(io, b"+OK\r\n").await?
             }
             Command::Pass(pass) => match user.take() {
-                Some(user) => Credentials {
-                    authzid: Vec::new(),
-                    user,
-                    pass,
-                },
-                None => {
-                    io.send(b"-ERR USER first\r\n").await?;
-                    if budget.error() {
-                        return Ok(PreAuth::Ended("too many errors"));
-                    }
-                    continue;
+                Some(user) => {
+                    let credentials = Credentials {
+                        authzid: Vec::new(),
+                        user,
+                        pass,
+                    };
+                    login(io, ctx, &mut budget, credentials).await?
                 }
+                None => refuse(io, &mut budget, b"-ERR USER first\r\n", BYE).await?,
             },
             Command::Auth {
                 mechanism: None, ..
-            } => {
-                io.send(b"+OK\r\nPLAIN\r\nLOGIN\r\n.\r\n").await?;
-                continue;
-            }
+            } => answer(io, b"+OK\r\nPLAIN\r\nLOGIN\r\n.\r\n").await?,
             Command::Auth {
                 mechanism: Some(m),
                 initial,
             } => match sasl_exchange(io, &m, initial, config.max_line, &SASL).await? {
-                Ok(c) => c,
-                Err(text) => {
-                    io.send(text.as_bytes()).await?;
-                    if budget.error() {
-                        return Ok(PreAuth::Ended("too many errors"));
-                    }
-                    continue;
-                }
+                Ok(credentials) => login(io, ctx, &mut budget, credentials).await?,
+                Err(text) => refuse(io, &mut budget, text.as_bytes(), BYE).await?,
             },
             Command::Stls => {
-                io.send(b"-ERR STLS is not available\r\n").await?;
-                if budget.error() {
-                    return Ok(PreAuth::Ended("too many errors"));
-                }
-                continue;
+                refuse(io, &mut budget, b"-ERR STLS is not available\r\n", BYE).await?
             }
             Command::Other(_) => {
-                io.send(b"-ERR Unknown command or not logged in\r\n")
-                    .await?;
-                if budget.error() {
-                    return Ok(PreAuth::Ended("too many errors"));
-                }
-                continue;
+                let text = b"-ERR Unknown command or not logged in\r\n";
+                refuse(io, &mut budget, text, BYE).await?
             }
         };
-        let name = String::from_utf8_lossy(&credentials.user).into_owned();
-        match ctx.login(&credentials, Greet::Pop3).await {
-            Outcome::Proxy(backend, slot) => {
-                return Ok(PreAuth::Proxy {
-                    backend,
-                    user: name,
-                    slot,
-                });
-            }
-            Outcome::TooMany => {
-                io.send(b"-ERR [IN-USE] Too many sessions for this user.\r\n")
-                    .await?;
-            }
-            Outcome::Refused { message, .. } => {
-                let text = refusal_text(&message, "Authentication failed.");
-                io.send(format!("-ERR [AUTH] {text}\r\n").as_bytes())
-                    .await?;
-            }
-            Outcome::Unavailable => {
-                io.send(b"-ERR [SYS/TEMP] Server temporarily unavailable, try again later.\r\n")
-                    .await?;
-            }
-        }
-        if budget.error() {
-            return Ok(PreAuth::Ended("too many errors"));
+        if let ControlFlow::Break(ended) = step {
+            return Ok(ended);
         }
     }
+}
+
+/// USER and PASS's or AUTH's credentials: the session proxies from here,
+/// or the refusal is answered and counted.
+async fn login(
+    io: &mut Io<ClientStream>,
+    ctx: &mut Ctx,
+    budget: &mut Budget,
+    credentials: Credentials,
+) -> Result<Step, Stop> {
+    let text = match ctx.login(&credentials, Greet::Pop3).await {
+        Ok(proxy) => return Ok(ControlFlow::Break(proxy)),
+        Err(Denied::TooMany) => "-ERR [IN-USE] Too many sessions for this user.\r\n".to_owned(),
+        Err(Denied::Refused { message, .. }) => {
+            let text = refusal_text(&message, "Authentication failed.");
+            format!("-ERR [AUTH] {text}\r\n")
+        }
+        Err(Denied::Unavailable) => {
+            "-ERR [SYS/TEMP] Server temporarily unavailable, try again later.\r\n".to_owned()
+        }
+    };
+    refuse(io, budget, text.as_bytes(), BYE).await
 }
 
 /// SASL over POP3 (`+ ` prompts, RFC 5034).

@@ -6,17 +6,22 @@
 //! `starttls = "required"` EHLO offers no AUTH and AUTH gets `538 5.7.11`
 //! until then.
 
+use std::ops::ControlFlow;
+
 use super::{
-    Budget, ClientStream, Closing, Ctx, Io, LineLimits, Outcome, PreAuth, SaslReplies, Stop,
-    TlsState, finish, next_command, refusal_text, sasl_exchange, start_tls,
+    Budget, ClientStream, Closing, Ctx, Denied, Io, LineLimits, PreAuth, SaslReplies, Step, Stop,
+    TlsState, answer, finish, next_command, refusal_text, refuse, sasl_exchange, start_tls,
 };
 use crate::backend::Greet;
 use crate::sasl::Credentials;
 use crate::smtp::{Command, Extensions, parse};
 
+/// After the refusal that spent the error budget.
+const BYE: &[u8] = b"421 4.7.0 Too many errors\r\n";
+
 const LIMITS: LineLimits = LineLimits {
     unframed: b"421 4.7.0 Closing connection\r\n",
-    too_many_errors: b"421 4.7.0 Too many errors\r\n",
+    too_many_errors: BYE,
     too_many_commands: b"421 4.7.0 Too many commands\r\n",
 };
 
@@ -52,6 +57,7 @@ async fn run(io: &mut Io<ClientStream>, ctx: &mut Ctx) -> Result<PreAuth, Stop> 
     io.send(format!("220 {greeting} ESMTP\r\n").as_bytes())
         .await?;
     let mut budget = Budget::new(&config);
+    // The client's EHLO or HELO name, for the auth service and the backend.
     let mut helo: Vec<u8> = Vec::new();
     loop {
         let reply = |e: &crate::smtp::SmtpError| format!("{}\r\n", e.reply());
@@ -59,104 +65,96 @@ async fn run(io: &mut Io<ClientStream>, ctx: &mut Ctx) -> Result<PreAuth, Stop> 
             Ok(command) => command,
             Err(ended) => return Ok(ended),
         };
-        let mut refuse: Option<&[u8]> = None;
-        let credentials = match command {
+        let step = match command {
             Command::Ehlo(domain) => {
                 helo = domain;
                 let extensions = ctx.front.smtp_extensions(&config);
-                io.send(&ehlo(&ctx.tls, &extensions)).await?;
-                continue;
+                answer(io, &ehlo(&ctx.tls, &extensions)).await?
             }
             Command::Helo(domain) => {
                 helo = domain;
-                io.send(b"250 levee\r\n").await?;
-                continue;
+                answer(io, b"250 levee\r\n").await?
             }
-            Command::Rset | Command::Noop => {
-                io.send(b"250 2.0.0 OK\r\n").await?;
-                continue;
-            }
+            Command::Rset | Command::Noop => answer(io, b"250 2.0.0 OK\r\n").await?,
             Command::Quit => {
                 io.send(b"221 2.0.0 Bye\r\n").await?;
-                return Ok(PreAuth::Ended("quit"));
+                ControlFlow::Break(PreAuth::Ended("quit"))
             }
             Command::StartTls if ctx.tls.offered() => {
                 io.send(b"220 2.0.0 Ready to start TLS\r\n").await?;
                 start_tls(io, &mut ctx.tls).await?;
                 // RFC 3207 §4.2: forget what the client said before; it says EHLO again.
                 helo.clear();
-                continue;
+                ControlFlow::Continue(())
             }
             Command::Auth { .. } if ctx.tls.login_refused() => {
-                refuse = Some(
-                    b"538 5.7.11 Encryption required for requested authentication mechanism\r\n",
-                );
-                Credentials::empty()
+                let text =
+                    b"538 5.7.11 Encryption required for requested authentication mechanism\r\n";
+                refuse(io, &mut budget, text, BYE).await?
             }
             Command::Auth { mechanism, initial } => {
-                let replies = SaslReplies {
-                    prompt: "334 ",
-                    unsupported: "504 5.5.4 Unrecognized authentication type\r\n",
-                    cancelled: "501 5.0.0 Authentication cancelled\r\n",
-                    invalid: "501 5.5.2 Invalid SASL response\r\n",
-                };
-                match sasl_exchange(io, &mechanism, initial, config.max_line, &replies).await? {
-                    Ok(c) => c,
-                    Err(text) => {
-                        refuse = Some(text.as_bytes());
-                        Credentials::empty()
-                    }
+                match sasl_exchange(io, &mechanism, initial, config.max_line, &SASL).await? {
+                    Ok(credentials) => login(io, ctx, &mut budget, &helo, credentials).await?,
+                    Err(text) => refuse(io, &mut budget, text.as_bytes(), BYE).await?,
                 }
             }
             Command::StartTls => {
-                refuse = Some(b"502 5.5.1 STARTTLS is not available\r\n");
-                Credentials::empty()
+                refuse(
+                    io,
+                    &mut budget,
+                    b"502 5.5.1 STARTTLS is not available\r\n",
+                    BYE,
+                )
+                .await?
             }
             Command::Mail => {
-                refuse = Some(b"530 5.7.0 Authentication required\r\n");
-                Credentials::empty()
+                refuse(
+                    io,
+                    &mut budget,
+                    b"530 5.7.0 Authentication required\r\n",
+                    BYE,
+                )
+                .await?
             }
             Command::Other(_) => {
-                refuse = Some(b"502 5.5.2 Command not recognized or not allowed before AUTH\r\n");
-                Credentials::empty()
+                let text = b"502 5.5.2 Command not recognized or not allowed before AUTH\r\n";
+                refuse(io, &mut budget, text, BYE).await?
             }
         };
-        if let Some(text) = refuse {
-            io.send(text).await?;
-            if budget.error() {
-                io.send(b"421 4.7.0 Too many errors\r\n").await?;
-                return Ok(PreAuth::Ended("too many errors"));
-            }
-            continue;
-        }
-        let name = String::from_utf8_lossy(&credentials.user).into_owned();
-        match ctx.login(&credentials, Greet::Smtp { helo: &helo }).await {
-            Outcome::Proxy(backend, slot) => {
-                return Ok(PreAuth::Proxy {
-                    backend,
-                    user: name,
-                    slot,
-                });
-            }
-            Outcome::TooMany => {
-                io.send(b"454 4.7.0 Too many sessions for this user\r\n")
-                    .await?;
-            }
-            Outcome::Refused { message, smtp_code } => {
-                let text = refusal_text(&message, "Authentication credentials invalid");
-                let code = reply_code(smtp_code.as_deref());
-                io.send(format!("{code} {text}\r\n").as_bytes()).await?;
-            }
-            Outcome::Unavailable => {
-                io.send(b"454 4.7.0 Temporary authentication failure\r\n")
-                    .await?;
-            }
-        }
-        if budget.error() {
-            io.send(b"421 4.7.0 Too many errors\r\n").await?;
-            return Ok(PreAuth::Ended("too many errors"));
+        if let ControlFlow::Break(ended) = step {
+            return Ok(ended);
         }
     }
+}
+
+/// SASL over SMTP (`334 ` prompts, RFC 4954).
+const SASL: SaslReplies = SaslReplies {
+    prompt: "334 ",
+    unsupported: "504 5.5.4 Unrecognized authentication type\r\n",
+    cancelled: "501 5.0.0 Authentication cancelled\r\n",
+    invalid: "501 5.5.2 Invalid SASL response\r\n",
+};
+
+/// AUTH's credentials: the session proxies from here, or the refusal is
+/// answered and counted.
+async fn login(
+    io: &mut Io<ClientStream>,
+    ctx: &mut Ctx,
+    budget: &mut Budget,
+    helo: &[u8],
+    credentials: Credentials,
+) -> Result<Step, Stop> {
+    let text = match ctx.login(&credentials, Greet::Smtp { helo }).await {
+        Ok(proxy) => return Ok(ControlFlow::Break(proxy)),
+        Err(Denied::TooMany) => "454 4.7.0 Too many sessions for this user\r\n".to_owned(),
+        Err(Denied::Refused { message, smtp_code }) => {
+            let text = refusal_text(&message, "Authentication credentials invalid");
+            let code = reply_code(smtp_code.as_deref());
+            format!("{code} {text}\r\n")
+        }
+        Err(Denied::Unavailable) => "454 4.7.0 Temporary authentication failure\r\n".to_owned(),
+    };
+    refuse(io, budget, text.as_bytes(), BYE).await
 }
 
 /// The reply code for a refused AUTH: the auth service's `Auth-Error-Code`

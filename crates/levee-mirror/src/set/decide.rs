@@ -1,6 +1,7 @@
 //! A request's answer from a set: the local file, a redirect to a ranked
 //! mirror (with a sampled check of it), or a document listing them.
 
+use std::borrow::Cow;
 use std::time::SystemTime;
 
 use super::{ALTERNATIVES, Answer, Ask, Check, MAX_PENDING_CHECKS, MirrorSet, View, Want};
@@ -41,7 +42,8 @@ impl MirrorSet {
         ranked.into_iter().map(|r| (eligible[r.index], r)).collect()
     }
 
-    /// Decides what answers `ask` (docs/mirrors.md, "What a request gets").
+    /// Decides what answers `ask` (docs/mirrors.md, "What a request gets"):
+    /// the file it names, then a redirect or a document listing mirrors.
     pub fn decide(&self, ask: &Ask<'_>) -> Answer {
         // A guard, not a clone: no reference count shared between workers
         // is touched on the request path.
@@ -58,109 +60,100 @@ impl MirrorSet {
         let Some(meta) = view.tree.meta(id) else {
             return Answer::Local;
         };
-        let settings = self.settings.load();
-        let geo = self.locate(ask.client);
         let client = Client {
             ip: ask.client,
-            geo,
+            geo: self.locate(ask.client),
         };
         let now = self.seconds(ask.now);
         if want == Want::File {
-            let small = meta.size < settings.min_size;
-            let chosen = if small || view.tree.excluded(id) {
-                Vec::new()
-            } else {
-                self.offers(&view, id, &client, ask.https, now, 1 + ALTERNATIVES)
-            };
-            view.tree.count_download(id);
-            self.stats.count(geo.country, SystemTime::now());
-            let Some((first, _)) = chosen.first() else {
-                self.stats
-                    .local
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                return Answer::Local;
-            };
-            first.live.count(meta.size, now);
-            let file_path = view.tree.path(id);
-            let offers = to_offers(&chosen, file_path, ask.https);
-            let location = offers[0].url.clone();
-            self.sample_check(
-                &settings,
-                first,
-                &location,
-                view.tree.generation,
-                id,
-                meta.size,
-            );
-            let mut fields = vec![("Location", location)];
-            let meta4 = format!("/{}.meta4", render::url_path(file_path));
-            fields.extend(render::link_fields(&offers[1..], &meta4));
-            if let Some(sha) = view.tree.digest(id) {
-                fields.extend(render::digest_fields(sha));
-            }
-            return Answer::Redirect { fields };
+            return self.redirect(&view, ask, id, meta.size, &client, now);
         }
         let chosen = self.offers(&view, id, &client, ask.https, now, usize::MAX);
         let file_path = view.tree.path(id);
-        let offers = to_offers(&chosen, file_path, ask.https);
         let scheme = if ask.https { "https" } else { "http" };
         let host = String::from_utf8_lossy(ask.host);
-        let origin = join(&format!("{scheme}://{host}"), file_path);
-        let sha = view.tree.digest(id);
-        let text = String::from_utf8_lossy(file_path);
+        let listed = Listing {
+            offers: to_offers(&chosen, file_path, ask.https),
+            origin: join(&format!("{scheme}://{host}"), file_path),
+            sha: view.tree.digest(id),
+            text: String::from_utf8_lossy(file_path),
+            size: meta.size,
+        };
         match want {
-            Want::Metalink => {
-                let pieces = sha.and_then(|s| self.store.pieces(s));
-                let mut all = offers;
-                all.push(Offer {
-                    mirror: "origin".into(),
-                    url: origin.clone(),
-                    country: None,
-                    priority: all.len() as u32 + 1,
-                    tier: "origin",
-                    distance_km: None,
-                });
-                let name = text.rsplit('/').next().unwrap_or(&text);
-                let doc = render::metalink::render(
-                    &render::metalink::Described {
-                        name,
-                        size: meta.size,
-                        sha256: sha,
-                        pieces: pieces.as_ref().map(|(l, p)| (*l, p.as_slice())),
-                        origin: &format!("{origin}.meta4"),
-                        published: SystemTime::now(),
-                    },
-                    &all,
-                );
-                Answer::Document {
-                    content_type: render::metalink::CONTENT_TYPE,
-                    body: doc.into_bytes(),
-                }
-            }
-            Want::MirrorList | Want::Json => {
-                let country = geo
-                    .country
-                    .map(|c| String::from_utf8_lossy(&c).into_owned());
-                let listed = render::list::Listed {
-                    path: &text,
-                    size: meta.size,
-                    sha256: sha,
-                    origin: &origin,
-                    client_country: country.as_deref(),
-                };
-                if want == Want::Json {
-                    Answer::Document {
-                        content_type: "application/json",
-                        body: render::list::json(&listed, &offers).into_bytes(),
-                    }
-                } else {
-                    Answer::Document {
-                        content_type: "text/html; charset=utf-8",
-                        body: render::list::html(&listed, &offers).into_bytes(),
-                    }
-                }
-            }
+            Want::Metalink => self.metalink(listed),
+            Want::MirrorList | Want::Json => mirror_list(listed, &client, want == Want::Json),
             Want::File => Answer::Local,
+        }
+    }
+
+    /// A download: counted, then redirected to the first ranked mirror (the
+    /// others and the Metalink named in `Link` fields), or served here when
+    /// the file is too small, excluded, or no mirror may serve it.
+    fn redirect(
+        &self,
+        view: &View,
+        ask: &Ask<'_>,
+        id: FileId,
+        size: u64,
+        client: &Client,
+        now: u64,
+    ) -> Answer {
+        let settings = self.settings.load();
+        let chosen = if size < settings.min_size || view.tree.excluded(id) {
+            Vec::new()
+        } else {
+            self.offers(view, id, client, ask.https, now, 1 + ALTERNATIVES)
+        };
+        view.tree.count_download(id);
+        self.stats.count(client.geo.country, SystemTime::now());
+        let Some((first, _)) = chosen.first() else {
+            self.stats
+                .local
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return Answer::Local;
+        };
+        first.live.count(size, now);
+        let file_path = view.tree.path(id);
+        let offers = to_offers(&chosen, file_path, ask.https);
+        let location = offers[0].url.clone();
+        self.sample_check(&settings, first, &location, view.tree.generation, id, size);
+        let mut fields = vec![("Location", location)];
+        let meta4 = format!("/{}.meta4", render::url_path(file_path));
+        fields.extend(render::link_fields(&offers[1..], &meta4));
+        if let Some(sha) = view.tree.digest(id) {
+            fields.extend(render::digest_fields(sha));
+        }
+        Answer::Redirect { fields }
+    }
+
+    /// The file's Metalink: its mirrors, then this server as the origin.
+    fn metalink(&self, listed: Listing<'_>) -> Answer {
+        let pieces = listed.sha.and_then(|s| self.store.pieces(s));
+        let mut all = listed.offers;
+        all.push(Offer {
+            mirror: "origin".into(),
+            url: listed.origin.clone(),
+            country: None,
+            priority: all.len() as u32 + 1,
+            tier: "origin",
+            distance_km: None,
+        });
+        let text = &listed.text;
+        let name = text.rsplit('/').next().unwrap_or(text);
+        let doc = render::metalink::render(
+            &render::metalink::Described {
+                name,
+                size: listed.size,
+                sha256: listed.sha,
+                pieces: pieces.as_ref().map(|(l, p)| (*l, p.as_slice())),
+                origin: &format!("{}.meta4", listed.origin),
+                published: SystemTime::now(),
+            },
+            &all,
+        );
+        Answer::Document {
+            content_type: render::metalink::CONTENT_TYPE,
+            body: doc.into_bytes(),
         }
     }
 
@@ -191,6 +184,43 @@ impl MirrorSet {
                 size,
             });
             self.checks_ready.notify_one();
+        }
+    }
+}
+
+/// What a document about a file lists: its mirrors, ranked, and the file.
+struct Listing<'v> {
+    offers: Vec<Offer>,
+    /// The file's URL on this server.
+    origin: String,
+    sha: Option<&'v [u8; 32]>,
+    /// The file's path, as text.
+    text: Cow<'v, str>,
+    size: u64,
+}
+
+/// The file's mirror list, as HTML or JSON.
+fn mirror_list(listed: Listing<'_>, client: &Client, json: bool) -> Answer {
+    let country = client
+        .geo
+        .country
+        .map(|c| String::from_utf8_lossy(&c).into_owned());
+    let described = render::list::Listed {
+        path: &listed.text,
+        size: listed.size,
+        sha256: listed.sha,
+        origin: &listed.origin,
+        client_country: country.as_deref(),
+    };
+    if json {
+        Answer::Document {
+            content_type: "application/json",
+            body: render::list::json(&described, &listed.offers).into_bytes(),
+        }
+    } else {
+        Answer::Document {
+            content_type: "text/html; charset=utf-8",
+            body: render::list::html(&described, &listed.offers).into_bytes(),
         }
     }
 }

@@ -153,6 +153,61 @@ public_addresses = ["{ip}"]
     }
 }
 
+/// One levee serving DNS on 127.0.0.1 (no fleet), with an admin listener.
+pub struct Single {
+    pub levee: Levee,
+    pub dns: u16,
+    pub admin: u16,
+}
+
+/// Starts a [`Single`] with `dns_extra` in `[dns]` and a zone
+/// `example.test` (`ns1.example.test`) with `zone_extra`.
+pub fn single(dns_extra: &str, zone_extra: &str) -> Single {
+    let setup = LeveeSetup::new();
+    let (dns, admin) = (free_port(), free_port());
+    let config = format!(
+        r#"pid_file = "{pid}"
+[log]
+access = "off"
+
+[[listener]]
+address = "127.0.0.1:{port}"
+
+[[route]]
+respond = "x"
+
+[admin]
+address = "127.0.0.1:{admin}"
+
+[dns]
+listen = "127.0.0.1:{dns}"
+{dns_extra}
+
+[[dns.zone]]
+name = "{ZONE}"
+ns = "ns1.{ZONE}"
+{zone_extra}
+"#,
+        pid = setup.pid_file().display(),
+        port = setup.port,
+    );
+    let mut levee = setup.spawn(&config);
+    levee.wait_port(admin);
+    Single { levee, dns, admin }
+}
+
+impl Single {
+    /// `dig` at this levee with `args`.
+    pub fn dig(&self, args: &[&str]) -> String {
+        dig("127.0.0.1", self.dns, args)
+    }
+
+    /// A series from its `/metrics` (0 when absent).
+    pub fn metric(&self, series: &str) -> f64 {
+        metric(self.admin, series).unwrap_or(0.0)
+    }
+}
+
 /// `dig` at `server`:`port` with `args`; its standard output.
 pub fn dig(server: &str, port: u16, args: &[&str]) -> String {
     let out = Command::new("dig")

@@ -20,6 +20,10 @@ pub const ORIGIN: &str = r#"
         location /c/ { add_header Cache-Control "max-age=60"; }
         location /ns/ { add_header Cache-Control "no-store"; }
         location /short/ { add_header Cache-Control "max-age=1"; }
+        location /refresh/ {
+            add_header Cache-Control "max-age=1";
+            if ($http_if_none_match) { add_header Cache-Control "max-age=60"; }
+        }
         location /swr/ { add_header Cache-Control "max-age=1, stale-while-revalidate=30"; }
         location /mr/ { add_header Cache-Control "max-age=1, must-revalidate"; }
         location /vary/ { add_header Cache-Control "max-age=60"; add_header Vary "Accept-Encoding"; }
@@ -80,7 +84,7 @@ pub const ORIGIN: &str = r#"
             add_header Cache-Control "max-age=1";
             add_header X-Version $http_x_version;
             if ($http_if_none_match) {
-                add_header Cache-Control "max-age=1";
+                add_header Cache-Control "max-age=60";
                 add_header X-Version $http_x_version;
                 add_header Set-Cookie "s=1";
             }
@@ -212,6 +216,7 @@ pub fn start(route: &str, tail: &str) -> Bench {
         "ownns/a.txt",
         "sur/a.txt",
         "upd/a.txt",
+        "refresh/a.txt",
         "hf/a.txt",
         "echo/a.txt",
         "trailer/a.txt",

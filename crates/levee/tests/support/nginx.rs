@@ -17,7 +17,7 @@ const LOG_FORMAT: &str = concat!(
     r#"x_foo="$http_x_foo" x_bar="$http_x_bar" keep_alive="$http_keep_alive" "#,
     r#"te="$http_transfer_encoding" cl="$http_content_length" "#,
     r#"proto="$server_protocol" connection="$http_connection" upgrade="$http_upgrade" "#,
-    r#"xri="$http_x_real_ip" fwd="$http_forwarded""#
+    r#"xri="$http_x_real_ip" fwd="$http_forwarded" sent="$body_bytes_sent""#
 );
 
 /// One line of the test nginx's access log.

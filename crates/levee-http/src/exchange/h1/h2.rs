@@ -14,6 +14,8 @@
 //! The client's own request trailers are not forwarded. An HTTP/1.0
 //! client gets the body unframed and the connection closed after it.
 
+use std::pin::Pin;
+
 use bytes::Bytes;
 use h2::client::ResponseFuture;
 use h2::{Reason, RecvStream, SendStream};
@@ -21,6 +23,7 @@ use tokio::time::timeout;
 
 use super::Client;
 use crate::exchange::h2::send::{self, Fault, Source, Window};
+use crate::exchange::h2_upstream::Downward;
 use crate::exchange::{Next, Relayed, Reply, StreamEnd as End};
 use crate::h1::write::{field, reason};
 use crate::message::{RequestHead, Version, status_has_no_body};
@@ -30,8 +33,8 @@ use crate::site::Site;
 impl Client {
     /// Relays a stream open on an HTTP/2 server for this HTTP/1 client:
     /// its body up, then the response back as HTTP/1.1. `keep_alive`: the
-    /// exchange may leave the connection open.
-    #[allow(clippy::too_many_arguments)]
+    /// exchange may leave the connection open. An intercepted error leaves
+    /// the connection to the exchange's page.
     pub(crate) async fn relay_h2(
         &mut self,
         req: &RequestHead,
@@ -39,49 +42,19 @@ impl Client {
         up: Option<SendStream<Bytes>>,
         site: &Site,
         keep_alive: bool,
-        d: &crate::shape::Dress<'_>,
-        compress: Option<&levee_config::Compress>,
+        down: &Downward<'_>,
     ) -> Relayed {
-        let ended = |end, next| Relayed {
-            end,
-            status: 0,
-            bytes: 0,
-            next,
-        };
         tokio::pin!(response);
-        // A response head that came before the whole body was sent.
-        let mut early = None;
-        // The body was read to its end: the connection may carry another request.
-        let mut body_read = true;
-        if let Some(mut up) = up {
-            let limit = site.timeouts.client_send;
-            if req.expect_continue && self.buf.is_empty() {
-                let _ = self.send(b"HTTP/1.1 100 Continue\r\n\r\n", limit).await;
-            }
-            let mut window = Window::unbounded();
-            let src = Source {
-                rd: &mut self.stream,
-                buf: &mut self.buf,
-                framing: req.framing,
-                read_timeout: Some(site.timeouts.client_body),
-            };
-            tokio::select! {
-                sent = send::relay(src, &mut up, &mut window, None, None) => {
-                    if let Err(Fault::Broken) = sent {
-                        // The client's body broke off or was malformed.
-                        up.send_reset(Reason::CANCEL);
-                        return ended(End::ClientGone, Next::Close);
-                    }
-                    // Err(Fault::Gone): the server's stream ended; its answer
-                    // or reset is read below.
-                    body_read = sent.is_ok();
-                }
-                head = &mut response => {
-                    early = Some(head);
-                    body_read = false;
-                }
-            }
-        }
+        // A response head that came before the whole body was sent, and
+        // whether the body was read to its end (the connection may then
+        // carry another request).
+        let (early, body_read) = match up {
+            Some(up) => match self.request_body(req, up, site, response.as_mut()).await {
+                Ok(sent) => sent,
+                Err(end) => return ended(end, Next::Close),
+            },
+            None => (None, true),
+        };
         let head = match early {
             Some(head) => Ok(head),
             None => tokio::select! {
@@ -93,34 +66,21 @@ impl Client {
         };
         let head = match head {
             Ok(Ok(head)) => head,
-            failed => {
-                let status = if failed.is_err() { 504 } else { 502 };
-                // levee's own error for a request no server answered.
-                let reply = Reply::error(status, &[]).closing();
-                let mut bytes = reply.h1(false, req.is_head());
-                crate::shape::h1_head(&mut bytes, &d.own().no_hsts());
-                let _ = self.send(&bytes, site.timeouts.client_send).await;
-                return ended(End::Answered(status), Next::Linger);
-            }
+            failed => return self.no_response(req, site, down, failed.is_err()).await,
         };
         let (mut parts, recv) = head.into_parts();
         let status = parts.status.as_u16();
+        if down.intercepts(status) {
+            // Dropping `recv` cancels the server's stream; its connection
+            // carries the others on.
+            return Relayed {
+                status,
+                ..ended(End::Intercepted, Next::Close)
+            };
+        }
         let framing = Delimit::of(req, status);
         let keep_alive = keep_alive && body_read && framing != Delimit::UntilClose;
-        // Chunks are framed below, so the encoder's output is not.
-        let fields = parts
-            .headers
-            .iter()
-            .map(|(n, v)| (n.as_str().as_bytes(), v.as_bytes()));
-        let enc = match framing {
-            Delimit::Chunked => crate::compress::encoder_for(compress, req, status, fields, false),
-            _ => None,
-        };
-        if let Some(e) = enc.as_deref() {
-            crate::compress::edit_map(&mut parts.headers, e.coding());
-        }
-        let mut out = head_bytes(&parts, framing, keep_alive);
-        crate::shape::h1_head(&mut out, d);
+        let (out, enc) = client_head(&mut parts, req, down, framing, keep_alive);
         let trailers = wants_trailers(req);
         let (end, bytes) = relay(self, site, out, recv, (framing, enc), trailers).await;
         let next = match end {
@@ -134,6 +94,100 @@ impl Client {
             next,
         }
     }
+
+    /// Sends the client's body up the server's stream, after the `100
+    /// Continue` a client that expects one waits for; a response head that
+    /// comes first stops it, and is returned. The `bool`: the body was read
+    /// to its end. `Err`: the client's body broke off or was malformed
+    /// (the server's stream is reset).
+    async fn request_body(
+        &mut self,
+        req: &RequestHead,
+        mut up: SendStream<Bytes>,
+        site: &Site,
+        response: Pin<&mut ResponseFuture>,
+    ) -> Result<(Option<Head>, bool), End> {
+        let limit = site.timeouts.client_send;
+        if req.expect_continue && self.buf.is_empty() {
+            let _ = self.send(b"HTTP/1.1 100 Continue\r\n\r\n", limit).await;
+        }
+        let mut window = Window::unbounded();
+        let src = Source {
+            rd: &mut self.stream,
+            buf: &mut self.buf,
+            framing: req.framing,
+            read_timeout: Some(site.timeouts.client_body),
+        };
+        tokio::select! {
+            sent = send::relay(src, &mut up, &mut window, None, None) => {
+                if let Err(Fault::Broken) = sent {
+                    up.send_reset(Reason::CANCEL);
+                    return Err(End::ClientGone);
+                }
+                // Err(Fault::Gone): the server's stream ended; its answer
+                // or reset is read next.
+                Ok((None, sent.is_ok()))
+            }
+            head = response => Ok((Some(head), false)),
+        }
+    }
+
+    /// levee's own error for a request no server answered: 504 when no
+    /// head came within `upstream_read`, else 502.
+    async fn no_response(
+        &mut self,
+        req: &RequestHead,
+        site: &Site,
+        down: &Downward<'_>,
+        timed_out: bool,
+    ) -> Relayed {
+        let status = if timed_out { 504 } else { 502 };
+        let reply = Reply::error(status, &[]).closing();
+        let mut bytes = reply.h1(false, req.is_head());
+        crate::shape::h1_head(&mut bytes, &down.dress.own().no_hsts());
+        let _ = self.send(&bytes, site.timeouts.client_send).await;
+        ended(End::Answered(status), Next::Linger)
+    }
+}
+
+/// The server's answer to the stream: its response head, or why none came.
+type Head = Result<http::Response<RecvStream>, h2::Error>;
+
+/// A relay that ended before the server's status was known.
+fn ended(end: End, next: Next) -> Relayed {
+    Relayed {
+        end,
+        status: 0,
+        bytes: 0,
+        next,
+    }
+}
+
+/// The HTTP/1.1 head for the server's, and the encoder of its body when
+/// the route compresses it (chunks are framed by the relay, so the
+/// encoder's output is not); the route's header rules have the last word.
+fn client_head(
+    parts: &mut http::response::Parts,
+    req: &RequestHead,
+    down: &Downward<'_>,
+    framing: Delimit,
+    keep_alive: bool,
+) -> (Vec<u8>, Option<Box<crate::compress::Encoder>>) {
+    let status = parts.status.as_u16();
+    let fields = parts
+        .headers
+        .iter()
+        .map(|(n, v)| (n.as_str().as_bytes(), v.as_bytes()));
+    let enc = match framing {
+        Delimit::Chunked => crate::compress::encoder_for(down.compress, req, status, fields, false),
+        _ => None,
+    };
+    if let Some(e) = enc.as_deref() {
+        crate::compress::edit_map(&mut parts.headers, e.coding());
+    }
+    let mut out = head_bytes(parts, down.lines, framing, keep_alive);
+    crate::shape::h1_head(&mut out, &down.dress);
+    (out, enc)
 }
 
 /// How the response body is delimited towards the client.
@@ -158,8 +212,14 @@ impl Delimit {
     }
 }
 
-/// The HTTP/1.1 response head for the server's HTTP/2 one.
-fn head_bytes(parts: &http::response::Parts, framing: Delimit, keep_alive: bool) -> Vec<u8> {
+/// The HTTP/1.1 response head for the server's HTTP/2 one, with `lines`
+/// of levee's own after the server's fields.
+fn head_bytes(
+    parts: &http::response::Parts,
+    lines: &[u8],
+    framing: Delimit,
+    keep_alive: bool,
+) -> Vec<u8> {
     let status = parts.status.as_u16();
     let mut out = Vec::with_capacity(256);
     out.extend_from_slice(format!("HTTP/1.1 {status} {}\r\n", reason(status)).as_bytes());
@@ -169,6 +229,7 @@ fn head_bytes(parts: &http::response::Parts, framing: Delimit, keep_alive: bool)
         }
         field(&mut out, name.as_str().as_bytes(), value.as_bytes());
     }
+    out.extend_from_slice(lines);
     out.extend_from_slice(match (framing == Delimit::Chunked, keep_alive) {
         (true, true) => b"transfer-encoding: chunked\r\n\r\n".as_slice(),
         (true, false) => b"transfer-encoding: chunked\r\nconnection: close\r\n\r\n",

@@ -27,6 +27,8 @@ use tokio::time::timeout;
 use super::Stream;
 use super::head;
 use super::send::{Fault, Window, coded, cut_slow, data};
+use crate::compress::Encoder;
+use crate::exchange::h2_upstream::Downward;
 use crate::exchange::{Next, Relayed, StreamEnd as End};
 use crate::message::RequestHead;
 use crate::shape::Dress;
@@ -42,29 +44,29 @@ struct Progress {
     bytes: AtomicU64,
 }
 
-/// What bounds the response: how long its head may take, and the HSTS
-/// field a TLS listener adds.
+/// What bounds the response: how long its head may take, and what the
+/// head takes on its way to the client.
 #[derive(Debug, Clone, Copy)]
 struct Terms<'a> {
     head_timeout: Duration,
-    /// How the response head is dressed (shape.rs): HSTS, header rules, the id.
-    dress: Dress<'a>,
-    /// The route's compression and the request it answers (compress.rs).
-    compress: Option<(&'a levee_config::Compress, &'a RequestHead)>,
+    /// Dress, levee's lines, compression, interception (exchange.rs).
+    down: Downward<'a>,
+    /// The request it answers (compress.rs).
+    req: &'a RequestHead,
 }
 
 impl Stream {
     /// Relays a stream open on an HTTP/2 server both ways until it ends:
     /// the client's DATA and trailers up, the server's HEADERS, DATA and
-    /// trailers down; a reset on either side resets the other.
+    /// trailers down; a reset on either side resets the other. An
+    /// intercepted error leaves the stream to the exchange's page.
     pub(crate) async fn relay_h2(
         &mut self,
         head: &RequestHead,
         response: ResponseFuture,
         up: Option<SendStream<Bytes>>,
         site: &Site,
-        d: &Dress<'_>,
-        compress: Option<&levee_config::Compress>,
+        down: &Downward<'_>,
     ) -> Relayed {
         // `expect` is hop by hop, so the server will not answer it: levee
         // does, now that a server has the request.
@@ -76,8 +78,8 @@ impl Stream {
         }
         let terms = Terms {
             head_timeout: site.timeouts.upstream_read,
-            dress: *d,
-            compress: compress.map(|rules| (rules, head)),
+            down: *down,
+            req: head,
         };
         let progress = Progress::default();
         let pre = self.pre.split().freeze();
@@ -90,10 +92,11 @@ impl Stream {
             (&progress, &mut self.window),
         )
         .await;
-        self.headed = true;
         match end {
-            End::ClientGone => self.gone = true,
-            _ => self.closed = true,
+            // Nothing went out: the stream takes the page.
+            End::Intercepted => {}
+            End::ClientGone => (self.headed, self.gone) = (true, true),
+            _ => (self.headed, self.closed) = (true, true),
         }
         Relayed {
             end,
@@ -206,51 +209,99 @@ async fn relay_response(
 ) -> End {
     let Terms {
         head_timeout,
-        dress,
-        compress,
+        down,
+        req,
     } = terms;
+    let head = match response_head(respond, response, head_timeout, &down.dress).await {
+        Ok(head) => head,
+        Err(end) => return end,
+    };
+    let (parts, recv) = head.into_parts();
+    let status = parts.status.as_u16();
+    progress.status.store(status, Relaxed);
+    if down.intercepts(status) {
+        // Dropping `recv` here and the request's side in `run` cancels the
+        // server's stream; its connection carries the others on.
+        return End::Intercepted;
+    }
+    // A trailers-only response (gRPC's error answer) ends with its HEADERS.
+    let end = recv.is_end_stream();
+    let (out, enc) = client_head(parts, &down, req, end);
+    let Ok(send) = respond.send_response(out, end) else {
+        return End::ClientGone;
+    };
+    if end {
+        return End::Complete;
+    }
+    relay_body(send, recv, enc, progress, window).await
+}
+
+/// The server's response head, within `head_timeout`; else (`Err`) how the
+/// stream ended: the client gone, the server's reset passed on, or levee's
+/// own 502 or 504.
+async fn response_head(
+    respond: &mut SendResponse<Bytes>,
+    response: ResponseFuture,
+    head_timeout: Duration,
+    dress: &Dress<'_>,
+) -> Result<http::Response<RecvStream>, End> {
     let waited = tokio::select! {
         r = timeout(head_timeout, response) => r,
-        _ = poll_fn(|cx| respond.poll_reset(cx)) => return End::ClientGone,
+        _ = poll_fn(|cx| respond.poll_reset(cx)) => return Err(End::ClientGone),
     };
-    let head = match waited {
-        Err(_) => return answer(respond, 504, &dress.own()),
+    match waited {
+        Err(_) => Err(answer(respond, 504, &dress.own())),
         Ok(Err(e)) if e.is_reset() => {
             respond.send_reset(reason_for_client(&e));
-            return End::UpstreamReset;
+            Err(End::UpstreamReset)
         }
         // The connection was lost (or refused the stream) before a response.
-        Ok(Err(_)) => return answer(respond, 502, &dress.own()),
-        Ok(Ok(head)) => head,
-    };
-    let (parts, mut recv) = head.into_parts();
-    progress.status.store(parts.status.as_u16(), Relaxed);
+        Ok(Err(_)) => Err(answer(respond, 502, &dress.own())),
+        Ok(Ok(head)) => Ok(head),
+    }
+}
+
+/// The head the client gets, and the encoder of its body when the route
+/// compresses it: the server's fields, the coding's edits, levee's lines,
+/// then the route's header rules, which have the last word.
+fn client_head(
+    parts: http::response::Parts,
+    down: &Downward<'_>,
+    req: &RequestHead,
+    end: bool,
+) -> (http::Response<()>, Option<Box<Encoder>>) {
+    let status = parts.status.as_u16();
     let mut out = http::Response::new(());
     *out.status_mut() = parts.status;
     *out.headers_mut() = parts.headers;
-    // A trailers-only response (gRPC's error answer) ends with its HEADERS.
-    let end = recv.is_end_stream();
-    let mut enc = match compress {
-        Some((rules, req)) if !end => {
+    let enc = match down.compress {
+        Some(rules) if !end => {
             let fields = out
                 .headers()
                 .iter()
                 .map(|(n, v)| (n.as_str().as_bytes(), v.as_bytes()));
-            crate::compress::encoder_for(Some(rules), req, parts.status.as_u16(), fields, false)
+            crate::compress::encoder_for(Some(rules), req, status, fields, false)
         }
         _ => None,
     };
     if let Some(e) = enc.as_deref() {
         crate::compress::edit_map(out.headers_mut(), e.coding());
     }
-    // After compressing's edits: the route's header rules have the last word.
-    crate::shape::h2_head(out.headers_mut(), &dress);
-    let Ok(mut send) = respond.send_response(out, end) else {
-        return End::ClientGone;
-    };
-    if end {
-        return End::Complete;
-    }
+    head::append_lines(out.headers_mut(), down.lines);
+    crate::shape::h2_head(out.headers_mut(), &down.dress);
+    (out, enc)
+}
+
+/// The server's DATA to the client as its window allows (coded, when
+/// compressing), each piece's room given back to the server once the
+/// client took it; then the trailers, or END_STREAM.
+async fn relay_body(
+    mut send: SendStream<Bytes>,
+    mut recv: RecvStream,
+    mut enc: Option<Box<Encoder>>,
+    progress: &Progress,
+    window: &mut Window,
+) -> End {
     loop {
         let next = tokio::select! {
             next = recv.data() => next,

@@ -1,4 +1,4 @@
-//! Unit tests of cache.rs's helpers.
+//! Unit tests of invalidate.rs: which locations are of the same origin.
 
 use super::{Origin, same_origin_path};
 
