@@ -101,52 +101,10 @@ pub async fn serve_from(mut client: Client, listener: Arc<ListenerCtx>, mut serv
     let fd = client.stream.as_raw_fd();
     loop {
         if client.buf.is_empty() {
-            // Idle: hold no buffer while waiting for the next request; the
-            // worker keeps it for the next head read (reuse.rs).
-            let buf = std::mem::take(&mut client.buf);
-            if buf.capacity() > 0 {
-                reuse::give_read(Read::Client, buf, HEAD_CHUNK);
-            }
-            // Only the two it needs: the whole `Timeouts` would sit in the task.
-            let (request_head, keepalive) = {
-                let t = &listener.shared.site.load().timeouts;
-                (idle::head_limit(t.request_head), t.keepalive)
+            client = match next_request(client, &listener, served).await {
+                Some(c) => c,
+                None => return,
             };
-            if served == 0 {
-                if !matches!(
-                    timeout(
-                        request_head,
-                        crate::stream::ready(&mut client.stream, &mut client.buf)
-                    )
-                    .await,
-                    Ok(Ok(()))
-                ) {
-                    return;
-                }
-            } else if keepalive <= idle::PARK_AFTER {
-                let ready = crate::stream::ready(&mut client.stream, &mut client.buf);
-                if !matches!(timeout(keepalive, ready).await, Ok(Ok(()))) {
-                    return;
-                }
-            } else {
-                let quiet = tokio::select! {
-                    biased;
-                    r = crate::stream::ready(&mut client.stream, &mut client.buf) => match r {
-                        Ok(()) => false,
-                        Err(_) => return,
-                    },
-                    () = idle::quiet() => true,
-                };
-                if quiet {
-                    // The wait took one to two park ticks; the clock is
-                    // read here, not on every wait.
-                    let deadline = std::time::Instant::now() + (keepalive - idle::PARK_AFTER);
-                    match idle::park(client, listener.clone(), served, deadline) {
-                        Some(ready) => client = ready,
-                        None => return,
-                    }
-                }
-            }
         }
         let pace = listener.shared.site.load().pace;
         // Inline, not boxed: a box cost a copy of this ~5 KB future per
@@ -172,6 +130,49 @@ pub async fn serve_from(mut client: Client, listener: Arc<ListenerCtx>, mut serv
             Next::Linger => return Box::pin(respond::linger_close(client.stream)).await,
         }
     }
+}
+
+/// Waits for the next request's first bytes holding no buffer (the worker
+/// keeps it for the next head read, reuse.rs), within `request_head` for a
+/// new connection and `keepalive` after a request; past the worker's
+/// second park tick the connection parks without its task (idle.rs). The
+/// client back once bytes came; `None` once it closed or timed out.
+async fn next_request(
+    mut client: Client,
+    listener: &Arc<ListenerCtx>,
+    served: u64,
+) -> Option<Client> {
+    let buf = std::mem::take(&mut client.buf);
+    if buf.capacity() > 0 {
+        reuse::give_read(Read::Client, buf, HEAD_CHUNK);
+    }
+    // Only the two it needs: the whole `Timeouts` would sit in the task.
+    let (request_head, keepalive) = {
+        let t = &listener.shared.site.load().timeouts;
+        (idle::head_limit(t.request_head), t.keepalive)
+    };
+    let ready = crate::stream::ready(&mut client.stream, &mut client.buf);
+    if served == 0 {
+        return matches!(timeout(request_head, ready).await, Ok(Ok(()))).then_some(client);
+    }
+    if keepalive <= idle::PARK_AFTER {
+        return matches!(timeout(keepalive, ready).await, Ok(Ok(()))).then_some(client);
+    }
+    let quiet = tokio::select! {
+        biased;
+        r = ready => match r {
+            Ok(()) => false,
+            Err(_) => return None,
+        },
+        () = idle::quiet() => true,
+    };
+    if !quiet {
+        return Some(client);
+    }
+    // The wait took one to two park ticks; the clock is read here, not on
+    // every wait.
+    let deadline = std::time::Instant::now() + (keepalive - idle::PARK_AFTER);
+    idle::park(client, listener.clone(), served, deadline)
 }
 
 /// Why no request head could be read.

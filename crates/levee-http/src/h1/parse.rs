@@ -158,9 +158,8 @@ const STACK_FIELDS: usize = 128;
 
 /// Where a head ends (just past its empty line), if it is complete.
 pub fn head_end(buf: &[u8], from: usize) -> Option<usize> {
-    // Built once: `memmem::find` builds its searcher on every call, which
-    // cost more than the search (about 400 instructions per head,
-    // bench/README.md, issue 21).
+    // Built once: `memmem::find` builds one per call, which cost more than
+    // the search (bench/README.md, issue 21).
     static END: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
         std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\r\n\r\n"));
     let start = from.saturating_sub(3);
@@ -439,10 +438,9 @@ fn version_error(head: &[u8]) -> HeadError {
     }
 }
 
-/// Every LF follows a CR, and every CR comes before an LF. The second half
-/// is a count: each LF has its own CR before it, so as many CRs as LFs
-/// means none is left over. One vectorised count instead of a search per
-/// CR (bench/README.md, issue 21).
+/// Every LF follows a CR, and every CR comes before an LF: each LF having
+/// its own CR, as many CRs as LFs means none is left over (one vectorised
+/// count, not a search per CR: bench/README.md, issue 21).
 fn check_line_endings(head: &[u8]) -> Result<(), HeadError> {
     let mut lines = 0;
     for i in memchr::memchr_iter(b'\n', head) {
@@ -470,12 +468,9 @@ fn span_in(base: &[u8], part: &[u8]) -> Span {
 /// The fields as positions in `head`, in a list the worker kept (reuse.rs).
 fn collect_fields(head: &[u8], headers: &[httparse::Header<'_>]) -> Vec<Field> {
     let mut list = crate::reuse::fields();
-    list.extend(headers.iter().map(|h| {
-        let value = trim(h.value);
-        Field {
-            name: span_in(head, h.name.as_bytes()),
-            value: span_in(head, value),
-        }
+    list.extend(headers.iter().map(|h| Field {
+        name: span_in(head, h.name.as_bytes()),
+        value: span_in(head, trim(h.value)),
     }));
     list
 }
