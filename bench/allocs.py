@@ -15,11 +15,11 @@ the totals are read again: the differences divided by the requests. The
 counts include every thread, so a background task's allocations in that
 window count too (a few, against tens of thousands).
 """
-import argparse, os, re, subprocess, sys, time
+import os, re, subprocess, sys, time
 
 sys.path.insert(0, os.path.dirname(__file__))
 import peers  # noqa: E402
-from callgrind import h2load  # noqa: E402
+from callgrind import each_binary, h2load, parser  # noqa: E402
 
 LINE = re.compile(r"alloc-count: requests (\d+) allocs (\d+) reallocs (\d+) frees (\d+)")
 
@@ -57,24 +57,10 @@ def measure(binary, name, requests, connections, access_log):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--binary", required=True, help="a levee built with --features alloc-count")
-    ap.add_argument("--baseline", help="another such build, measured the same way")
-    ap.add_argument("--requests", type=int, default=20000)
-    ap.add_argument("--connections", type=int, default=8)
-    ap.add_argument("--access-log", action="store_true", help="levee proxy --access-log (to /dev/null)")
+    ap = parser(__doc__, binary_help="a levee built with --features alloc-count")
     a = ap.parse_args()
-    backend = peers.backend()
-    peers.wait_port(peers.BACKEND)
-    rows = []
-    try:
-        runs = [("levee", a.binary)] + ([("baseline", a.baseline)] if a.baseline else [])
-        for name, binary in runs:
-            rows.append((name, *measure(os.path.abspath(binary), name, a.requests, a.connections,
-                                        a.access_log)))
-    finally:
-        peers.stop([backend])
-        peers.cleanup()
+    rows = [(name, *r) for name, r in each_binary(
+        a, lambda path, name: measure(path, name, a.requests, a.connections, a.access_log))]
     print(f"{'binary':9} {'requests':>9} {'allocs/req':>11} {'reallocs/req':>13} {'frees/req':>10}")
     for name, served, done, (allocs, reallocs, frees) in rows:
         note = "" if served == done else f"  (h2load counted {done})"

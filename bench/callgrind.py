@@ -58,27 +58,41 @@ def measure(binary, name, requests, connections, access_log=False, keep=None):
     return total / max(done, 1), done
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--binary", default="target/release/levee")
+def parser(doc, binary_default=None, binary_help=None):
+    """The options every A/B script over `levee proxy` and h2load takes."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--binary", default=binary_default, required=binary_default is None,
+                    help=binary_help)
     ap.add_argument("--baseline", help="an earlier levee binary, measured the same way")
     ap.add_argument("--requests", type=int, default=20000)
     ap.add_argument("--connections", type=int, default=8)
     ap.add_argument("--access-log", action="store_true", help="levee proxy --access-log (to /dev/null)")
-    ap.add_argument("--keep", metavar="DIR", help="leave the callgrind files in DIR/cg-NAME")
-    a = ap.parse_args()
+    return ap
+
+
+def each_binary(a, measure):
+    """`measure(path, name)` for the binary and the baseline in turn, in
+    front of the benchmark's nginx app server: [(name, result)]."""
     backend = peers.backend()
     peers.wait_port(peers.BACKEND)
     rows = []
     try:
         runs = [("levee", a.binary)] + ([("baseline", a.baseline)] if a.baseline else [])
         for name, binary in runs:
-            per, done = measure(os.path.abspath(binary), name, a.requests, a.connections, a.access_log,
-                                a.keep and os.path.abspath(a.keep))
-            rows.append((name, per, done))
+            rows.append((name, measure(os.path.abspath(binary), name)))
     finally:
         peers.stop([backend])
         peers.cleanup()
+    return rows
+
+
+def main():
+    ap = parser(__doc__, binary_default="target/release/levee")
+    ap.add_argument("--keep", metavar="DIR", help="leave the callgrind files in DIR/cg-NAME")
+    a = ap.parse_args()
+    keep = a.keep and os.path.abspath(a.keep)
+    rows = [(name, *r) for name, r in each_binary(
+        a, lambda path, name: measure(path, name, a.requests, a.connections, a.access_log, keep))]
     print(f"{'binary':9} {'requests':>9} {'instructions/req':>17}")
     for name, per, done in rows:
         print(f"{name:9} {done:>9} {per:>17.0f}")

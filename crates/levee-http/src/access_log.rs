@@ -145,6 +145,14 @@ fn push_seconds(line: &mut Vec<u8>, d: Duration) {
     }
 }
 
+/// [`push_seconds`], or `none` for no time.
+fn push_seconds_or(line: &mut Vec<u8>, d: Option<Duration>, none: &[u8]) {
+    match d {
+        Some(d) => push_seconds(line, d),
+        None => line.extend_from_slice(none),
+    }
+}
+
 fn push_ip(line: &mut Vec<u8>, ip: IpAddr) {
     let mut buf = [0u8; 48];
     line.extend_from_slice(crate::proxy::headers::ip_text(&mut buf, ip));
@@ -192,10 +200,7 @@ fn combined(line: &mut Vec<u8>, e: &Entry<'_>) {
     line.extend_from_slice(b"\" rt=");
     push_seconds(line, e.request_time);
     line.extend_from_slice(b" urt=");
-    match e.upstream_time {
-        Some(t) => push_seconds(line, t),
-        None => line.push(b'-'),
-    }
+    push_seconds_or(line, e.upstream_time, b"-");
     line.extend_from_slice(b" id=");
     if e.request_id.is_empty() {
         line.push(b'-');
@@ -253,10 +258,7 @@ fn json(line: &mut Vec<u8>, e: &Entry<'_>) {
     line.extend_from_slice(b",\"request_time\":");
     push_seconds(line, e.request_time);
     line.extend_from_slice(b",\"upstream_time\":");
-    match e.upstream_time {
-        Some(t) => push_seconds(line, t),
-        None => line.extend_from_slice(b"null"),
-    }
+    push_seconds_or(line, e.upstream_time, b"null");
     line.extend_from_slice(b",\"upstream\":");
     match e.upstream {
         Some(SocketAddr::V4(a)) => {

@@ -112,8 +112,7 @@ impl Shared {
     }
 
     fn add_in_flight(&self, n: i64) {
-        let l = self.in_flight.local();
-        l.cell.add(n as u64, l.own);
+        self.in_flight.add(|c| c, n as u64);
     }
 }
 

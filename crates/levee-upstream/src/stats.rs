@@ -79,8 +79,7 @@ fn class(status: u16) -> usize {
 impl ServerStats {
     /// An attempt sent to the server.
     pub fn request(&self) {
-        let l = self.0.local();
-        l.cell.requests.add(1, l.own);
+        self.0.add(|c| &c.requests, 1);
     }
 
     pub fn requests(&self) -> u64 {
@@ -93,8 +92,7 @@ impl ServerStats {
     }
 
     pub fn error(&self, kind: ErrorKind) {
-        let l = self.0.local();
-        l.cell.errors[kind as usize].add(1, l.own);
+        self.0.add(|c| &c.errors[kind as usize], 1);
     }
 
     pub fn errors(&self, kind: ErrorKind) -> u64 {
@@ -115,8 +113,7 @@ impl ServerStats {
 
     /// A pooled connection more (`1`) or fewer (`-1`).
     pub fn idle_add(&self, delta: i64) {
-        let l = self.0.local();
-        l.cell.idle.add(delta as u64, l.own);
+        self.0.add(|c| &c.idle, delta as u64);
     }
 
     /// Idle pooled connections over all workers.

@@ -23,8 +23,7 @@ struct ListenerCell {
 impl ListenerStats {
     /// A connection accepted.
     pub fn connection(&self) {
-        let l = self.0.local();
-        l.cell.connections.add(1, l.own);
+        self.0.add(|c| &c.connections, 1);
     }
 
     pub fn connections(&self) -> u64 {
@@ -33,8 +32,7 @@ impl ListenerStats {
 
     /// A request read.
     pub fn request(&self) {
-        let l = self.0.local();
-        l.cell.requests.add(1, l.own);
+        self.0.add(|c| &c.requests, 1);
     }
 
     pub fn requests(&self) -> u64 {

@@ -142,6 +142,12 @@ impl<T> PerWorker<T> {
         Local { cell, own }
     }
 
+    /// Adds `n` to the counter `count` picks from the calling thread's cell.
+    pub fn add(&self, count: impl Fn(&T) -> &Count, n: u64) {
+        let l = self.local();
+        count(l.cell).add(n, l.own);
+    }
+
     /// Every cell, the shared one last.
     pub fn cells(&self) -> impl Iterator<Item = &T> {
         self.cells.iter().map(|Padded(cell)| cell)
