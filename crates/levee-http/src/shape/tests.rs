@@ -37,6 +37,21 @@ fn dress<'a>(
     }
 }
 
+/// Response rules: `X-Debug` set to `debug`, `X-Id` added with the
+/// request id, `remove` removed; upstream software hidden.
+fn response_rules(debug: &str, remove: &str) -> Shape {
+    let response = HeaderRules {
+        set: vec![rule("X-Debug", debug)],
+        add: vec![rule("X-Id", "{request_id}")],
+        remove: vec![remove.into()],
+    };
+    let shape = RouteShape {
+        response,
+        ..RouteShape::default()
+    };
+    Shape::build(&shape, true, &Pages::default()).unwrap()
+}
+
 const HEAD: &[u8] = b"HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nX-Powered-By: PHP/8\r\n\
     X-Debug: 1\r\nX-Request-Id: upstream-id\r\nContent-Length: 2\r\n\r\nok";
 
@@ -59,22 +74,10 @@ fn upstream_software_is_hidden_by_default_and_kept_when_asked() {
 
 #[test]
 fn rules_drop_set_and_add_with_variables_and_the_id_replaces_the_servers() {
-    let shape = Shape::build(
-        &RouteShape {
-            response: HeaderRules {
-                set: vec![rule(
-                    "X-Debug",
-                    "{client} via {scheme}://{host} ({upstream})",
-                )],
-                add: vec![rule("X-Id", "{request_id}")],
-                remove: vec!["content-length".into()],
-            },
-            ..RouteShape::default()
-        },
-        true,
-        &Pages::default(),
-    )
-    .unwrap();
+    let shape = response_rules(
+        "{client} via {scheme}://{host} ({upstream})",
+        "content-length",
+    );
     let field = IdField::build(&levee_config::Http::default()).unwrap();
     let mut out = HEAD.to_vec();
     h1_head(
@@ -216,19 +219,7 @@ fn a_head_dressed_as_written_is_the_head_dressed_after() {
     };
     let resp = parts.into_head(bytes::Bytes::copy_from_slice(&raw[..n]));
     let framing = crate::h1::head::client_framing(&resp, &req, true);
-    let rules = Shape::build(
-        &RouteShape {
-            response: HeaderRules {
-                set: vec![rule("X-Debug", "{client}")],
-                add: vec![rule("X-Id", "{request_id}")],
-                remove: vec!["set-cookie".into()],
-            },
-            ..RouteShape::default()
-        },
-        true,
-        &Pages::default(),
-    )
-    .unwrap();
+    let rules = response_rules("{client}", "set-cookie");
     let hide = Shape::build(&RouteShape::default(), true, &Pages::default()).unwrap();
     let keep = Shape::build(&RouteShape::default(), false, &Pages::default()).unwrap();
     let field = IdField::build(&levee_config::Http::default()).unwrap();
