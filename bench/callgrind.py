@@ -6,6 +6,7 @@ time (docs: bench/README.md, "Instructions per request").
     python3 bench/callgrind.py [--binary target/release/levee]
                                [--baseline path/to/earlier/levee]
                                [--requests 20000] [--connections 8]
+                               [--access-log] [--keep DIR]
 
 Each binary runs `levee proxy` under `valgrind --tool=callgrind` in front of
 the benchmark's nginx app server. After a warm-up its counters are zeroed
@@ -13,7 +14,9 @@ the benchmark's nginx app server. After a warm-up its counters are zeroed
 connections, and the counters are dumped (callgrind_control -d): the
 instructions of every levee thread in that window, divided by the requests.
 Startup and warm-up are left out. Kernel time is not counted (see bench.py's
-syscalls per request for that side).
+syscalls per request for that side). --access-log turns levee's access log
+on (stdout, to /dev/null): the line's formatting and its write are counted.
+--keep DIR leaves the callgrind files there, for callgrind_annotate.
 """
 import argparse, glob, os, re, subprocess, sys, time
 
@@ -28,13 +31,14 @@ def h2load(port, n, c):
     return int(ok.group(1)) if ok else 0
 
 
-def measure(binary, name, requests, connections):
-    out_dir = os.path.join(peers.TMP, f"cg-{name}")
+def measure(binary, name, requests, connections, access_log=False, keep=None):
+    out_dir = os.path.join(keep or peers.TMP, f"cg-{name}")
     os.makedirs(out_dir, exist_ok=True)
     port = peers.PORTS[name]
     proc = peers.spawn(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out_dir}/cg.%p",
                         binary, "proxy", "--listen", f"127.0.0.1:{port}",
-                        "--to", f"127.0.0.1:{peers.BACKEND}"])
+                        "--to", f"127.0.0.1:{peers.BACKEND}"]
+                       + (["--access-log"] if access_log else []))
     try:
         if not peers.wait_port(port, timeout=60):
             sys.exit(f"{name} under valgrind is not listening")
@@ -54,24 +58,41 @@ def measure(binary, name, requests, connections):
     return total / max(done, 1), done
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--binary", default="target/release/levee")
+def parser(doc, binary_default=None, binary_help=None):
+    """The options every A/B script over `levee proxy` and h2load takes."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--binary", default=binary_default, required=binary_default is None,
+                    help=binary_help)
     ap.add_argument("--baseline", help="an earlier levee binary, measured the same way")
     ap.add_argument("--requests", type=int, default=20000)
     ap.add_argument("--connections", type=int, default=8)
-    a = ap.parse_args()
+    ap.add_argument("--access-log", action="store_true", help="levee proxy --access-log (to /dev/null)")
+    return ap
+
+
+def each_binary(a, measure):
+    """`measure(path, name)` for the binary and the baseline in turn, in
+    front of the benchmark's nginx app server: [(name, result)]."""
     backend = peers.backend()
     peers.wait_port(peers.BACKEND)
     rows = []
     try:
         runs = [("levee", a.binary)] + ([("baseline", a.baseline)] if a.baseline else [])
         for name, binary in runs:
-            per, done = measure(os.path.abspath(binary), name, a.requests, a.connections)
-            rows.append((name, per, done))
+            rows.append((name, measure(os.path.abspath(binary), name)))
     finally:
         peers.stop([backend])
         peers.cleanup()
+    return rows
+
+
+def main():
+    ap = parser(__doc__, binary_default="target/release/levee")
+    ap.add_argument("--keep", metavar="DIR", help="leave the callgrind files in DIR/cg-NAME")
+    a = ap.parse_args()
+    keep = a.keep and os.path.abspath(a.keep)
+    rows = [(name, *r) for name, r in each_binary(
+        a, lambda path, name: measure(path, name, a.requests, a.connections, a.access_log, keep))]
     print(f"{'binary':9} {'requests':>9} {'instructions/req':>17}")
     for name, per, done in rows:
         print(f"{name:9} {done:>9} {per:>17.0f}")

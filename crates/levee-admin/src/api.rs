@@ -257,8 +257,8 @@ fn server_json(group: &Group, m: &Member, now: Instant) -> Value {
         "weight_override": s.weight_override(),
         "effective_weight": effective,
         "active": s.active(),
-        "idle": s.stats.idle.load(std::sync::atomic::Ordering::Relaxed).max(0),
-        "requests": s.stats.requests.load(std::sync::atomic::Ordering::Relaxed),
+        "idle": s.stats.idle().max(0),
+        "requests": s.stats.requests(),
     })
 }
 

@@ -160,7 +160,7 @@ fn routes(out: &mut String) {
     );
     for (name, r) in &routes {
         let labels = format!("route=\"{}\"", escape(name));
-        let (buckets, sum) = r.latency.read();
+        let (buckets, sum) = r.latency();
         histogram(out, ROUTE_LATENCY, &labels, &buckets, sum);
     }
 }
@@ -312,7 +312,7 @@ fn server_series(
     let s = &m.state;
     match name {
         UPSTREAM_REQUESTS => {
-            let _ = writeln!(out, "{name}{{{labels}}} {}", s.stats.requests.load(Relaxed));
+            let _ = writeln!(out, "{name}{{{labels}}} {}", s.stats.requests());
         }
         UPSTREAM_RESPONSES => {
             for class in 0..5 {
@@ -356,7 +356,7 @@ fn server_series(
             let _ = writeln!(out, "{name}{{{labels}}} {}", s.active());
         }
         UPSTREAM_IDLE => {
-            let idle = s.stats.idle.load(Relaxed).max(0);
+            let idle = s.stats.idle().max(0);
             let _ = writeln!(out, "{name}{{{labels}}} {idle}");
         }
         _ => {}
@@ -419,9 +419,9 @@ fn mirror_series(out: &mut String, name: &str, site: &Site) {
 fn listener_series(out: &mut String, name: &str) {
     for (addr, stats) in levee_http::listener::stats::all_listeners() {
         let value = if name == LISTENER_CONNECTIONS {
-            stats.connections.load(Relaxed)
+            stats.connections()
         } else {
-            stats.requests.load(Relaxed)
+            stats.requests()
         };
         let _ = writeln!(out, "{name}{{listener=\"{addr}\"}} {value}");
     }

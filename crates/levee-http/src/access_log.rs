@@ -46,7 +46,7 @@ pub struct Entry<'a> {
 }
 
 thread_local! {
-    static LINE: RefCell<String> = RefCell::new(String::with_capacity(256));
+    static LINE: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(256));
 }
 
 impl AccessLog {
@@ -111,10 +111,10 @@ impl AccessLog {
                 AccessLogFormat::Combined => combined(&mut line, entry),
                 AccessLogFormat::Json => json(&mut line, entry),
             }
-            line.push('\n');
+            line.push(b'\n');
             // A failed log write must not fail the request; diagnostics would loop.
             let file = out.load();
-            let _ = (&**file).write_all(line.as_bytes());
+            let _ = (&**file).write_all(&line);
         });
     }
 }
@@ -123,74 +123,124 @@ fn lossy(b: &[u8]) -> std::borrow::Cow<'_, str> {
     String::from_utf8_lossy(b)
 }
 
-fn seconds(d: Duration) -> String {
-    format!("{}.{:03}", d.as_secs(), d.subsec_millis())
+// The line is written piece by piece into the worker's buffer: no
+// `format!`, no `String` per field, integers and IPv4 addresses without
+// `fmt`, and the time's text made once per second (bench/README.md,
+// issue 21: 6 allocations per logged request before).
+
+/// `n` in decimal.
+fn push_u64(line: &mut Vec<u8>, n: u64) {
+    let mut digits = [0u8; 20];
+    let text = crate::h1::write::digits(&mut digits, n);
+    line.extend_from_slice(text);
 }
 
-fn combined(line: &mut String, e: &Entry<'_>) {
-    let _ = write!(line, "{} - - [", e.client);
-    clf_time(line, SystemTime::now());
-    line.push_str("] \"");
+/// Seconds with milliseconds: `0.012`.
+fn push_seconds(line: &mut Vec<u8>, d: Duration) {
+    push_u64(line, d.as_secs());
+    let ms = d.subsec_millis();
+    line.push(b'.');
+    for digit in [ms / 100, ms / 10 % 10, ms % 10] {
+        line.push(b'0' + digit as u8);
+    }
+}
+
+/// [`push_seconds`], or `none` for no time.
+fn push_seconds_or(line: &mut Vec<u8>, d: Option<Duration>, none: &[u8]) {
+    match d {
+        Some(d) => push_seconds(line, d),
+        None => line.extend_from_slice(none),
+    }
+}
+
+fn push_ip(line: &mut Vec<u8>, ip: IpAddr) {
+    let mut buf = [0u8; 48];
+    line.extend_from_slice(crate::proxy::headers::ip_text(&mut buf, ip));
+}
+
+/// Text that needs no escaping in either format: printable ASCII, no
+/// quote, no backslash.
+fn plain(raw: &[u8]) -> bool {
+    raw.iter()
+        .all(|&b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
+}
+
+/// `c` in UTF-8.
+fn push_char(line: &mut Vec<u8>, c: char) {
+    line.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes());
+}
+
+fn combined(line: &mut Vec<u8>, e: &Entry<'_>) {
+    push_ip(line, e.client);
+    line.extend_from_slice(b" - - [");
+    push_time(line, &CLF_TIME, SystemTime::now(), clf_time);
+    line.extend_from_slice(b"] \"");
     match e.request {
         Some(r) => {
-            let _ = write!(
-                line,
-                "{} {} {}",
-                escape_clf(&lossy(r.method())),
-                escape_clf(&lossy(r.target())),
-                r.version.as_str()
-            );
+            escape_clf(line, r.method());
+            line.push(b' ');
+            escape_clf(line, r.target());
+            line.push(b' ');
+            line.extend_from_slice(r.version.as_str().as_bytes());
         }
-        None => line.push('-'),
+        None => line.push(b'-'),
     }
-    let field = |name: &str| {
-        e.request
-            .and_then(|r| r.fields.get(name))
-            .map(|v| escape_clf(&lossy(v)))
-            .unwrap_or_else(|| "-".into())
+    line.extend_from_slice(b"\" ");
+    push_u64(line, u64::from(e.status));
+    line.push(b' ');
+    push_u64(line, e.bytes);
+    let field = |line: &mut Vec<u8>, name: &str| match e.request.and_then(|r| r.fields.get(name)) {
+        Some(v) => escape_clf(line, v),
+        None => line.push(b'-'),
     };
-    let _ = write!(
-        line,
-        "\" {} {} \"{}\" \"{}\" rt={} urt={} id={}",
-        e.status,
-        e.bytes,
-        field("referer"),
-        field("user-agent"),
-        seconds(e.request_time),
-        e.upstream_time.map(seconds).unwrap_or_else(|| "-".into()),
-        if e.request_id.is_empty() {
-            "-".into()
-        } else {
-            lossy(e.request_id)
-        },
-    );
+    line.extend_from_slice(b" \"");
+    field(line, "referer");
+    line.extend_from_slice(b"\" \"");
+    field(line, "user-agent");
+    line.extend_from_slice(b"\" rt=");
+    push_seconds(line, e.request_time);
+    line.extend_from_slice(b" urt=");
+    push_seconds_or(line, e.upstream_time, b"-");
+    line.extend_from_slice(b" id=");
+    if e.request_id.is_empty() {
+        line.push(b'-');
+    } else {
+        line.extend_from_slice(lossy(e.request_id).as_bytes());
+    }
 }
 
-fn escape_clf(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
+/// `raw` as it goes between a combined line's quotes: quotes and
+/// backslashes escaped, control characters as `\xHH`.
+fn escape_clf(line: &mut Vec<u8>, raw: &[u8]) {
+    if plain(raw) {
+        line.extend_from_slice(raw);
+        return;
+    }
+    for c in lossy(raw).chars() {
         match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
+            '"' => line.extend_from_slice(b"\\\""),
+            '\\' => line.extend_from_slice(b"\\\\"),
             c if c.is_control() => {
-                let _ = write!(out, "\\x{:02X}", c as u32);
+                let _ = write!(line, "\\x{:02X}", c as u32);
             }
-            c => out.push(c),
+            c => push_char(line, c),
         }
     }
-    out
 }
 
-fn json(line: &mut String, e: &Entry<'_>) {
-    let now = SystemTime::now();
-    line.push_str("{\"time\":\"");
-    iso_time(line, now);
-    let _ = write!(line, "\",\"remote\":\"{}\"", e.client);
+fn json(line: &mut Vec<u8>, e: &Entry<'_>) {
+    line.extend_from_slice(b"{\"time\":\"");
+    push_time(line, &ISO_TIME, SystemTime::now(), iso_time);
+    line.extend_from_slice(b"\",\"remote\":\"");
+    push_ip(line, e.client);
+    line.push(b'"');
     let mut text = |key: &str, value: Option<&[u8]>| {
-        let _ = write!(line, ",\"{key}\":");
+        line.extend_from_slice(b",\"");
+        line.extend_from_slice(key.as_bytes());
+        line.extend_from_slice(b"\":");
         match value {
-            Some(v) => json_str(line, &lossy(v)),
-            None => line.push_str("null"),
+            Some(v) => json_str(line, v),
+            None => line.extend_from_slice(b"null"),
         }
     };
     let r = e.request;
@@ -201,44 +251,79 @@ fn json(line: &mut String, e: &Entry<'_>) {
     text("referer", r.and_then(|r| r.fields.get("referer")));
     text("user_agent", r.and_then(|r| r.fields.get("user-agent")));
     text("request_id", Some(e.request_id).filter(|id| !id.is_empty()));
-    let _ = write!(
-        line,
-        ",\"status\":{},\"bytes\":{},\"request_time\":{}",
-        e.status,
-        e.bytes,
-        seconds(e.request_time)
-    );
-    match e.upstream_time {
-        Some(t) => {
-            let _ = write!(line, ",\"upstream_time\":{}", seconds(t));
-        }
-        None => line.push_str(",\"upstream_time\":null"),
-    }
+    line.extend_from_slice(b",\"status\":");
+    push_u64(line, u64::from(e.status));
+    line.extend_from_slice(b",\"bytes\":");
+    push_u64(line, e.bytes);
+    line.extend_from_slice(b",\"request_time\":");
+    push_seconds(line, e.request_time);
+    line.extend_from_slice(b",\"upstream_time\":");
+    push_seconds_or(line, e.upstream_time, b"null");
+    line.extend_from_slice(b",\"upstream\":");
     match e.upstream {
-        Some(a) => {
-            let _ = write!(line, ",\"upstream\":\"{a}\"");
+        Some(SocketAddr::V4(a)) => {
+            line.push(b'"');
+            push_ip(line, IpAddr::V4(*a.ip()));
+            line.push(b':');
+            push_u64(line, u64::from(a.port()));
+            line.push(b'"');
         }
-        None => line.push_str(",\"upstream\":null"),
+        Some(a) => {
+            let _ = write!(line, "\"{a}\"");
+        }
+        None => line.extend_from_slice(b"null"),
     }
-    line.push('}');
+    line.push(b'}');
 }
 
-fn json_str(line: &mut String, s: &str) {
-    line.push('"');
-    for c in s.chars() {
+/// `raw` as a JSON string (invalid UTF-8 replaced).
+fn json_str(line: &mut Vec<u8>, raw: &[u8]) {
+    line.push(b'"');
+    if plain(raw) {
+        line.extend_from_slice(raw);
+        line.push(b'"');
+        return;
+    }
+    for c in lossy(raw).chars() {
         match c {
-            '"' => line.push_str("\\\""),
-            '\\' => line.push_str("\\\\"),
-            '\n' => line.push_str("\\n"),
-            '\r' => line.push_str("\\r"),
-            '\t' => line.push_str("\\t"),
+            '"' => line.extend_from_slice(b"\\\""),
+            '\\' => line.extend_from_slice(b"\\\\"),
+            '\n' => line.extend_from_slice(b"\\n"),
+            '\r' => line.extend_from_slice(b"\\r"),
+            '\t' => line.extend_from_slice(b"\\t"),
             c if (c as u32) < 0x20 => {
                 let _ = write!(line, "\\u{:04x}", c as u32);
             }
-            c => line.push(c),
+            c => push_char(line, c),
         }
     }
-    line.push('"');
+    line.push(b'"');
+}
+
+thread_local! {
+    /// The second last written in each time format, and its text: every
+    /// line within that second reuses it.
+    static CLF_TIME: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
+    static ISO_TIME: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
+}
+
+/// `now` formatted by `format`, made at most once a second per thread.
+fn push_time(
+    line: &mut Vec<u8>,
+    cache: &'static std::thread::LocalKey<RefCell<(u64, String)>>,
+    now: SystemTime,
+    format: fn(&mut String, SystemTime),
+) {
+    let second = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    cache.with(|cached| {
+        let mut cached = cached.borrow_mut();
+        if cached.0 != second {
+            cached.1.clear();
+            format(&mut cached.1, now);
+            cached.0 = second;
+        }
+        line.extend_from_slice(cached.1.as_bytes());
+    });
 }
 
 /// (year, month 1-12, day, hour, minute, second) in UTC.
@@ -289,10 +374,97 @@ mod tests {
         assert_eq!(s, "2000-02-29T00:00:00Z");
     }
 
+    fn head(raw: &[u8]) -> RequestHead {
+        let limits = crate::h1::HeadLimits {
+            max_request_line: 8192,
+            max_header_bytes: 32 * 1024,
+            max_headers: 100,
+        };
+        match crate::h1::parse_request(raw, 0, &limits) {
+            Ok(crate::h1::Parsed::Complete(parts, len)) => {
+                parts.into_head(bytes::Bytes::copy_from_slice(&raw[..len]))
+            }
+            other => panic!("not a head: {other:?}"),
+        }
+    }
+
+    fn entry<'a>(request: Option<&'a RequestHead>, id: &'a [u8]) -> Entry<'a> {
+        Entry {
+            client: IpAddr::from([192, 0, 2, 7]),
+            request,
+            request_id: id,
+            status: 200,
+            bytes: 12,
+            request_time: Duration::from_micros(12_345),
+            upstream_time: Some(Duration::from_millis(1_500)),
+            upstream: Some(SocketAddr::from(([127, 0, 0, 1], 8080))),
+        }
+    }
+
+    /// The line with its time taken out (checked in `civil_dates`).
+    fn timeless(line: &[u8], open: char, close: char) -> String {
+        let line = std::str::from_utf8(line).expect("UTF-8");
+        let (a, rest) = line.split_once(open).expect("a time");
+        let (_, b) = rest.split_once(close).expect("its end");
+        format!("{a}{open}{close}{b}")
+    }
+
+    #[test]
+    fn a_combined_line_piece_by_piece() {
+        let h = head(
+            "GET /a?b=\"c\\ HTTP/1.1\r\nHost: x\r\nUser-Agent: t\u{e9}st\t1\r\n\r\n".as_bytes(),
+        );
+        let mut line = Vec::new();
+        combined(&mut line, &entry(Some(&h), b"abc"));
+        assert_eq!(
+            timeless(&line, '[', ']'),
+            "192.0.2.7 - - [] \"GET /a?b=\\\"c\\\\ HTTP/1.1\" 200 12 \"-\" \"t\u{e9}st\\x091\" rt=0.012 urt=1.500 id=abc"
+        );
+        let mut line = Vec::new();
+        let e = Entry {
+            upstream_time: None,
+            ..entry(None, b"")
+        };
+        combined(&mut line, &e);
+        assert_eq!(
+            timeless(&line, '[', ']'),
+            "192.0.2.7 - - [] \"-\" 200 12 \"-\" \"-\" rt=0.012 urt=- id=-"
+        );
+    }
+
+    #[test]
+    fn a_json_line_piece_by_piece() {
+        let h = head(b"GET /j?a=b HTTP/1.1\r\nHost: h.example\r\nReferer: r\"q\r\n\r\n");
+        let mut line = Vec::new();
+        json(&mut line, &entry(Some(&h), b"abc"));
+        let line = String::from_utf8(line).expect("UTF-8");
+        let (_, rest) = line.split_once("\"time\":\"").expect("a time");
+        let (time, rest) = rest.split_once('"').expect("its end");
+        assert_eq!(time.len(), "2000-02-29T00:00:00Z".len(), "{time}");
+        assert_eq!(
+            rest,
+            ",\"remote\":\"192.0.2.7\",\"method\":\"GET\",\"uri\":\"/j?a=b\",\"protocol\":\"HTTP/1.1\",\"host\":\"h.example\",\"referer\":\"r\\\"q\",\"user_agent\":null,\"request_id\":\"abc\",\"status\":200,\"bytes\":12,\"request_time\":0.012,\"upstream_time\":1.500,\"upstream\":\"127.0.0.1:8080\"}"
+        );
+    }
+
+    #[test]
+    fn seconds_with_milliseconds() {
+        for (d, text) in [
+            (Duration::ZERO, "0.000"),
+            (Duration::from_millis(5), "0.005"),
+            (Duration::from_micros(1_234_567), "1.234"),
+            (Duration::from_secs(3_600), "3600.000"),
+        ] {
+            let mut s = Vec::new();
+            push_seconds(&mut s, d);
+            assert_eq!(s, text.as_bytes());
+        }
+    }
+
     #[test]
     fn json_escapes_controls_and_quotes() {
-        let mut s = String::new();
-        json_str(&mut s, "a\"b\\c\n\u{1}");
-        assert_eq!(s, "\"a\\\"b\\\\c\\n\\u0001\"");
+        let mut s = Vec::new();
+        json_str(&mut s, "a\"b\\c\n\u{1}".as_bytes());
+        assert_eq!(s, b"\"a\\\"b\\\\c\\n\\u0001\"");
     }
 }

@@ -210,7 +210,7 @@ impl Relay {
         } else {
             out.head.extend_from_slice(bytes);
             let r = pace::write_all(out.dst, &out.head, self.write_timeout).await;
-            out.head = Vec::new();
+            crate::reuse::give_head(std::mem::take(&mut out.head));
             r
         };
         match result {

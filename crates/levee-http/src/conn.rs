@@ -18,7 +18,6 @@ use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::BytesMut;
 use levee_protect::ConnPermit;
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
@@ -31,10 +30,11 @@ use crate::h1::{HeadError, Parsed, parse_request};
 pub use crate::listener::{FirstSteps, ListenerCtx, ListenerTls};
 use crate::message::RequestHead;
 use crate::origin;
+use crate::reuse::{self, Read};
 use crate::serve;
 use crate::site::Site;
 use crate::stream::ClientStream;
-use crate::{idle, pace, respond, timed};
+use crate::{clock, idle, pace, respond, timed};
 
 mod start;
 
@@ -101,55 +101,22 @@ pub async fn serve_from(mut client: Client, listener: Arc<ListenerCtx>, mut serv
     let fd = client.stream.as_raw_fd();
     loop {
         if client.buf.is_empty() {
-            // Idle: hold no buffer while waiting for the next request.
-            client.buf = BytesMut::new();
-            // Only the two it needs: the whole `Timeouts` would sit in the task.
-            let (request_head, keepalive) = {
-                let t = &listener.shared.site.load().timeouts;
-                (idle::head_limit(t.request_head), t.keepalive)
+            client = match next_request(client, &listener, served).await {
+                Some(c) => c,
+                None => return,
             };
-            if served == 0 {
-                if !matches!(
-                    timeout(
-                        request_head,
-                        crate::stream::ready(&mut client.stream, &mut client.buf)
-                    )
-                    .await,
-                    Ok(Ok(()))
-                ) {
-                    return;
-                }
-            } else if keepalive <= idle::PARK_AFTER {
-                let ready = crate::stream::ready(&mut client.stream, &mut client.buf);
-                if !matches!(timeout(keepalive, ready).await, Ok(Ok(()))) {
-                    return;
-                }
-            } else {
-                let quiet = tokio::select! {
-                    biased;
-                    r = crate::stream::ready(&mut client.stream, &mut client.buf) => match r {
-                        Ok(()) => false,
-                        Err(_) => return,
-                    },
-                    () = idle::quiet() => true,
-                };
-                if quiet {
-                    // The wait took one to two park ticks; the clock is
-                    // read here, not on every wait.
-                    let deadline = std::time::Instant::now() + (keepalive - idle::PARK_AFTER);
-                    match idle::park(client, listener.clone(), served, deadline) {
-                        Some(ready) => client = ready,
-                        None => return,
-                    }
-                }
-            }
         }
         let pace = listener.shared.site.load().pace;
         // Inline, not boxed: a box cost a copy of this ~5 KB future per
         // request (3 % of CPU per proxied request in A/B runs). The task
         // is this big only while the connection is busy; an idle one parks.
-        let exchange = exchange(&mut client, &listener, served);
-        let next = pace::scope(fd, pace, exchange).await;
+        let next = {
+            let exchange = exchange(&mut client, &listener, served);
+            let mut exchange = std::pin::pin!(pace::scope(fd, pace, exchange));
+            // One clock reading per poll for all the request's steps
+            // (clock.rs), polled in place: a wrapping future would copy it.
+            std::future::poll_fn(|cx| clock::turn(|| exchange.as_mut().poll(cx))).await
+        };
         served += 1;
         match next {
             // Kept alive even while levee drains (a stop, or a binary
@@ -163,6 +130,49 @@ pub async fn serve_from(mut client: Client, listener: Arc<ListenerCtx>, mut serv
             Next::Linger => return Box::pin(respond::linger_close(client.stream)).await,
         }
     }
+}
+
+/// Waits for the next request's first bytes holding no buffer (the worker
+/// keeps it for the next head read, reuse.rs), within `request_head` for a
+/// new connection and `keepalive` after a request; past the worker's
+/// second park tick the connection parks without its task (idle.rs). The
+/// client back once bytes came; `None` once it closed or timed out.
+async fn next_request(
+    mut client: Client,
+    listener: &Arc<ListenerCtx>,
+    served: u64,
+) -> Option<Client> {
+    let buf = std::mem::take(&mut client.buf);
+    if buf.capacity() > 0 {
+        reuse::give_read(Read::Client, buf, HEAD_CHUNK);
+    }
+    // Only the two it needs: the whole `Timeouts` would sit in the task.
+    let (request_head, keepalive) = {
+        let t = &listener.shared.site.load().timeouts;
+        (idle::head_limit(t.request_head), t.keepalive)
+    };
+    let ready = crate::stream::ready(&mut client.stream, &mut client.buf);
+    if served == 0 {
+        return matches!(timeout(request_head, ready).await, Ok(Ok(()))).then_some(client);
+    }
+    if keepalive <= idle::PARK_AFTER {
+        return matches!(timeout(keepalive, ready).await, Ok(Ok(()))).then_some(client);
+    }
+    let quiet = tokio::select! {
+        biased;
+        r = ready => match r {
+            Ok(()) => false,
+            Err(_) => return None,
+        },
+        () = idle::quiet() => true,
+    };
+    if !quiet {
+        return Some(client);
+    }
+    // The wait took one to two park ticks; the clock is read here, not on
+    // every wait.
+    let deadline = std::time::Instant::now() + (keepalive - idle::PARK_AFTER);
+    idle::park(client, listener.clone(), served, deadline)
 }
 
 /// Why no request head could be read.
@@ -179,7 +189,7 @@ enum HeadRead {
 async fn exchange(client: &mut Client, listener: &ListenerCtx, served: u64) -> Next {
     let shared = &listener.shared;
     let site = shared.site.load_full();
-    let started = Instant::now();
+    let started = clock::now_std();
     let head = match read_head(client, &site).await {
         Ok(head) => head,
         Err(HeadRead::Closed) => return Next::Close,
@@ -250,7 +260,11 @@ async fn read_head(client: &mut Client, site: &Site) -> Result<RequestHead, Head
                 Err(e) => return Err(HeadRead::Bad(e)),
             }
         }
-        client.buf.reserve(HEAD_CHUNK);
+        if client.buf.capacity() == 0 {
+            client.buf = reuse::read_buf(Read::Client, HEAD_CHUNK);
+        } else {
+            client.buf.reserve(HEAD_CHUNK);
+        }
         let read = client.stream.read_buf(&mut client.buf);
         match timed::by(&mut deadline, limit, read).await {
             Err(_) if client.buf.is_empty() => return Err(HeadRead::Closed),

@@ -445,8 +445,7 @@ impl<'c> Exchange<'c> {
         match &mut self.end {
             End::H1(c) => {
                 let framing = crate::h1::head::client_framing(resp, &self.head, self.keep_alive);
-                let mut bytes = crate::h1::head::client_response(resp, &self.head, framing, extra);
-                h1_head(&mut bytes, &d);
+                let bytes = crate::h1::head::client_response(resp, &self.head, framing, extra, &d);
                 let sent = c.send(&bytes, site.timeouts.client_send).await;
                 (sent, framing.keep_alive)
             }
@@ -481,9 +480,8 @@ impl<'c> Exchange<'c> {
                 // A compressed body is chunked whatever the server's framing.
                 framing.chunked |= enc.is_some();
                 let coding = enc.as_deref().map(crate::compress::Encoder::coding);
-                let mut out_head =
-                    crate::h1::head::client_head(resp, &self.head, framing, extra, coding);
-                h1_head(&mut out_head, &d);
+                let out_head =
+                    crate::h1::head::client_head(resp, &self.head, framing, extra, coding, &d);
                 let relay = Relay {
                     framing: resp.framing,
                     output: if enc.is_none()

@@ -75,6 +75,8 @@ pub fn set_trim(trim: fn(bool)) {
 /// connections parked and none resumed (`settling`), and unforced once a
 /// second by the worker, which costs nothing measurable under load.
 pub fn trim(force: bool) {
+    // The worker's kept buffers first, so their pages are freed too.
+    crate::reuse::sweep(force);
     if let Some(trim) = TRIM.get() {
         trim(force);
     }

@@ -20,6 +20,7 @@
 mod access_log;
 mod body;
 pub mod cache;
+mod clock;
 mod compress;
 pub mod conn;
 mod exchange;
@@ -36,6 +37,7 @@ mod pace;
 mod proxy;
 pub mod proxy_protocol;
 mod respond;
+mod reuse;
 mod rewrite;
 mod route;
 mod screen;
@@ -49,9 +51,10 @@ mod stream;
 mod timed;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use arc_swap::ArcSwap;
+use levee_upstream::stats::{Count, PerWorker};
 
 pub use site::Site;
 
@@ -63,7 +66,9 @@ pub struct Shared {
     draining: AtomicBool,
     /// Wakes what waits for the stop (HTTP/2 connections, to send GOAWAY).
     drain: tokio::sync::Notify,
-    in_flight: AtomicUsize,
+    /// Requests in flight, a gauge in a cell per worker: begun and ended
+    /// on the request's worker, with no atomic shared with another core.
+    in_flight: PerWorker<Count>,
 }
 
 impl Shared {
@@ -72,7 +77,7 @@ impl Shared {
             site: ArcSwap::from_pointee(site),
             draining: AtomicBool::new(false),
             drain: tokio::sync::Notify::new(),
-            in_flight: AtomicUsize::new(0),
+            in_flight: PerWorker::default(),
         })
     }
 
@@ -95,22 +100,27 @@ impl Shared {
         woken.await;
     }
 
-    /// Requests between their first byte and their last log line.
+    /// Requests between their first byte and their last log line (the
+    /// stop waits, reading it again, until it is 0).
     pub fn in_flight(&self) -> usize {
-        self.in_flight.load(Ordering::SeqCst)
+        usize::try_from(self.in_flight.sum(|c| c) as i64).unwrap_or(0)
     }
 
-    fn begin(self: &Arc<Self>) -> InFlight {
-        self.in_flight.fetch_add(1, Ordering::SeqCst);
-        InFlight(self.clone())
+    fn begin(&self) -> InFlight<'_> {
+        self.add_in_flight(1);
+        InFlight(self)
+    }
+
+    fn add_in_flight(&self, n: i64) {
+        self.in_flight.add(|c| c, n as u64);
     }
 }
 
 /// Counts a request as in flight while it lives.
-struct InFlight(Arc<Shared>);
+struct InFlight<'a>(&'a Shared);
 
-impl Drop for InFlight {
+impl Drop for InFlight<'_> {
     fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+        self.0.add_in_flight(-1);
     }
 }

@@ -76,6 +76,13 @@ pub struct Fields {
     list: Vec<Field>,
 }
 
+/// The list goes back to the worker for the next head (reuse.rs).
+impl Drop for Fields {
+    fn drop(&mut self) {
+        crate::reuse::give_fields(std::mem::take(&mut self.list));
+    }
+}
+
 impl Fields {
     pub fn new(raw: Bytes, list: Vec<Field>) -> Fields {
         Fields { raw, list }
@@ -260,21 +267,51 @@ pub fn listed(tokens: &[Box<[u8]>], name: &[u8]) -> bool {
 }
 
 /// Fields that describe one hop and are never forwarded (RFC 9110 §7.6.1).
+/// By length first: every field of every relayed head asks.
 pub fn is_hop_by_hop(name: &[u8]) -> bool {
-    const HOP: [&[u8]; 8] = [
-        b"connection",
-        b"keep-alive",
-        b"proxy-connection",
-        b"te",
-        b"trailer",
-        b"transfer-encoding",
-        b"upgrade",
-        b"expect",
-    ];
-    HOP.iter().any(|h| h.eq_ignore_ascii_case(name))
+    let hop: &[&[u8]] = match name.len() {
+        2 => &[b"te"],
+        6 => &[b"expect"],
+        7 => &[b"trailer", b"upgrade"],
+        10 => &[b"connection", b"keep-alive"],
+        16 => &[b"proxy-connection"],
+        17 => &[b"transfer-encoding"],
+        _ => return false,
+    };
+    hop.iter().any(|h| h.eq_ignore_ascii_case(name))
 }
 
 /// Status codes whose responses never carry a body.
 pub fn status_has_no_body(status: u16) -> bool {
     (100..200).contains(&status) || status == 204 || status == 304
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn hop_by_hop_fields_in_any_case_and_no_others() {
+        for name in [
+            "Connection",
+            "keep-alive",
+            "Proxy-Connection",
+            "TE",
+            "trailer",
+            "Transfer-Encoding",
+            "UPGRADE",
+            "expect",
+        ] {
+            assert!(super::is_hop_by_hop(name.as_bytes()), "{name}");
+        }
+        // Same lengths, other names.
+        for name in [
+            "tx",
+            "accept",
+            "referer",
+            "user-agent",
+            "content-location",
+            "x-forwarded-proto",
+        ] {
+            assert!(!super::is_hop_by_hop(name.as_bytes()), "{name}");
+        }
+    }
 }

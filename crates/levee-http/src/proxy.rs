@@ -62,8 +62,10 @@ use levee_upstream::state::{Lease, ServerState};
 use levee_upstream::{Affinity, Dest, Fault, Group, Member, Members, UpstreamStream};
 use tokio::time::Instant;
 
+use crate::clock;
 use crate::exchange::{Exchange, Outcome};
 use crate::message::{Framing, ResponseHead};
+use crate::reuse::{self, ServerBuf};
 use crate::site::Site;
 pub(crate) use h1::{RESPONSE_CHUNK, open_and_send, read_response_head};
 use headers::Forwarding;
@@ -134,8 +136,10 @@ enum Conn {
 /// phases themselves (bench/README.md, "The exchange").
 pub(crate) struct Answer {
     up: UpstreamStream,
-    buf: BytesMut,
+    /// Before `buf`, so that it is dropped first: its fields read from
+    /// `buf`, which goes back to the worker whole (reuse.rs).
     resp: ResponseHead,
+    buf: ServerBuf,
 }
 
 impl Received<'_, '_> {
@@ -183,7 +187,7 @@ pub(crate) async fn send<'m, 's>(
 ) -> Result<Received<'m, 's>, Failed> {
     let group = fwd.group;
     let affinity = choose::affinity(group, &ex.head, ex.origin.ip);
-    let now = Instant::now();
+    let now = clock::now();
     let index = group
         .pick(members, affinity, &[], now)
         .ok_or_else(|| Failed::before_any(Fault::NoServer))?;
@@ -195,13 +199,8 @@ pub(crate) async fn send<'m, 's>(
         prepare(ex, site).await?
     };
     group.budget.record_request(now);
-    // Clock readings cost more than anything else levee does per request
-    // in user space (bench/README.md): reuse one where nothing waited.
-    let started = if http2 || ex.head.framing == Framing::None {
-        now
-    } else {
-        Instant::now()
-    };
+    // The same reading as `now` unless reading the body waited (clock.rs).
+    let started = clock::now();
     let a = Attempts {
         fwd,
         members,
@@ -294,7 +293,7 @@ async fn attempts<'m, 's>(
         fresh_only: false,
     };
     // The HTTP/1 head for the server it was built for (only `Host` can differ).
-    let mut head: Option<(Vec<u8>, usize)> = None;
+    let mut head: Option<(reuse::Head, usize)> = None;
     let resendable = body.is_some();
     loop {
         let member = a
@@ -307,9 +306,10 @@ async fn attempts<'m, 's>(
             Box::pin(attempt_h2(ex, site, &a, member, at.fresh_only)).await?
         } else {
             if needs_head(&head, a.members, member, a.fwd, ex) {
-                head = Some((request_head(ex, a.fwd, member, body.as_deref()), at.index));
+                let built = request_head(ex, a.fwd, member, body.as_deref());
+                head = Some((reuse::Head(built), at.index));
             }
-            let bytes = head.as_ref().map(|(h, _)| &h[..]).unwrap_or_default();
+            let bytes = head.as_ref().map(|(h, _)| &h.0[..]).unwrap_or_default();
             let attempt = attempt_h1(ex, site, &a, &mut at, member, (bytes, resendable), answer);
             attempt.await
         };
@@ -346,11 +346,7 @@ async fn attempt_h1(
     answer: &mut Option<Answer>,
 ) -> Step {
     let group = a.fwd.group;
-    let sent = if at.tried.is_empty() {
-        a.started
-    } else {
-        Instant::now()
-    };
+    let sent = clock::now();
     let header = proxy_header(group, ex);
     let dest = Dest {
         addr: member.addr,
@@ -363,7 +359,7 @@ async fn attempt_h1(
         Err(missed) => return Step::Missed(missed),
     };
     let addr = member.addr;
-    observe_response(group, &member.state, addr, status, sent.elapsed());
+    observe_response(group, &member.state, addr, status, clock::since(sent));
     if retry::on_status(group, status, a.idempotent, in_head) {
         at.tried.push(at.index);
         if let Some(next) = next_server(group, a.members, a.affinity, &at.tried) {
@@ -443,7 +439,7 @@ fn settle_miss(
     let (group, addr) = (a.fwd.group, member.addr);
     let stop = |fault| Failed {
         fault,
-        upstream_time: Some(a.started.elapsed()),
+        upstream_time: Some(clock::since(a.started)),
         upstream: Some(addr),
     };
     let (fault, reused) = match missed {
@@ -479,7 +475,7 @@ fn settle_miss(
 /// Whether the head must be built (again) for `member`: the first
 /// attempt, or a server named otherwise when `Host` is the server's.
 fn needs_head(
-    head: &Option<(Vec<u8>, usize)>,
+    head: &Option<(reuse::Head, usize)>,
     members: &Members,
     member: &Member,
     fwd: &Forward<'_>,
@@ -526,10 +522,7 @@ fn request_head(
 /// A request to the server starts: it is in flight while the lease lives,
 /// and counts in the server's requests.
 pub(crate) fn begin(state: &Arc<ServerState>) -> Lease {
-    state
-        .stats
-        .requests
-        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    state.stats.request();
     state.lease()
 }
 

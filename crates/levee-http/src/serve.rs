@@ -147,7 +147,7 @@ pub(crate) fn log(
     started: Instant,
     route: Option<&RouteStats>,
 ) {
-    let request_time = started.elapsed();
+    let request_time = crate::clock::now_std().saturating_duration_since(started);
     if let Some(route) = route {
         route.observe(outcome.status, request_time);
     }

@@ -298,7 +298,7 @@ impl<'a> Dress<'a> {
         Dress { hsts: None, ..self }
     }
 
-    fn rules(&self) -> Option<&'a Rules> {
+    pub(crate) fn rules(&self) -> Option<&'a Rules> {
         let shape = self.shape?;
         if self.own && !shape.always {
             return None;
@@ -314,11 +314,47 @@ impl<'a> Dress<'a> {
                 .any(|n| n.as_bytes().eq_ignore_ascii_case(name))
     }
 
-    /// A field of the head that does not go out as it is.
-    fn drops(&self, name: &[u8], rules: Option<&Rules>) -> bool {
+    /// A field of the head that does not go out as it is (`rules` are
+    /// [`Dress::rules`], looked up once per head).
+    pub(crate) fn drops(&self, name: &[u8], rules: Option<&Rules>) -> bool {
         self.hides(name)
             || self.id.is_some_and(|(f, _)| f.name.is(name))
             || rules.is_some_and(|r| r.drops(name))
+    }
+
+    /// `Strict-Transport-Security`, the line that follows the status line.
+    pub(crate) fn hsts_line(&self, out: &mut Vec<u8>) {
+        if let Some(max_age) = self.hsts {
+            crate::respond::hsts_line(out, max_age);
+        }
+    }
+
+    /// The lines a dressed head ends with, before its empty line: the
+    /// rules' fields, then the request id.
+    pub(crate) fn tail(&self, out: &mut Vec<u8>, rules: Option<&Rules>) {
+        if let Some(r) = rules {
+            r.each(&self.vars, |name, value| {
+                crate::h1::write::field(out, &name.written, value);
+            });
+        }
+        if let Some((field, value)) = self.id {
+            crate::h1::write::field(out, &field.name.written, value);
+        }
+    }
+
+    /// Whole header `lines` levee adds (a sticky cookie, the cache's),
+    /// less those the dress drops.
+    pub(crate) fn lines(&self, out: &mut Vec<u8>, lines: &[u8], rules: Option<&Rules>) {
+        if self.shape.is_none() && self.id.is_none() {
+            out.extend_from_slice(lines);
+            return;
+        }
+        for line in lines.split_inclusive(|&b| b == b'\n') {
+            let name = line.split(|&b| b == b':').next().unwrap_or_default();
+            if !self.drops(name, rules) {
+                out.extend_from_slice(line);
+            }
+        }
     }
 }
 
@@ -327,64 +363,65 @@ impl<'a> Dress<'a> {
 /// fields and the request id added at the head's end, HSTS after the
 /// status line.
 ///
-/// Cost on the plain proxy path (no rules, the defaults): one pass over the
-/// head's lines comparing each name's length and bytes with `Server`,
-/// `X-Powered-By` and the id's field, and one in-place insertion of the id
-/// line (a move of the head's last two bytes); no allocation while the
-/// head's buffer has room (it is built with 64 bytes spare).
+/// A head levee writes itself is dressed as it is written instead
+/// (`h1::head::client_head`, relayed responses: no second pass over it).
+/// Here, for heads made whole first (levee's own, the cache's): one pass
+/// over the lines comparing each name with `Server`, `X-Powered-By` and
+/// the id's field, then the dress's lines put in before the empty line
+/// with one move of what follows.
 pub(crate) fn h1_head(out: &mut Vec<u8>, d: &Dress<'_>) {
     let rules = d.rules();
     if d.shape.is_some() || d.id.is_some() {
-        let Some(status_end) = memchr::memmem::find(out, b"\r\n") else {
+        let Some(status_end) = memchr::memchr(b'\n', out).map(|i| i + 1) else {
             return;
         };
-        let Some(head_end) = memchr::memmem::find(out, b"\r\n\r\n") else {
+        let Some(end) = crate::h1::parse::head_end(out, 0).map(|e| e - 2) else {
             return;
         };
         // Compacted in place: kept lines move down over dropped ones.
-        let (mut read, mut write) = (status_end + 2, status_end + 2);
-        let end = head_end + 2;
+        let (mut read, mut write) = (status_end, status_end);
         while read < end {
             let line_end = memchr::memchr(b'\n', out.get(read..end).unwrap_or_default())
                 .map_or(end, |i| read + i + 1);
             let line = out.get(read..line_end).unwrap_or_default();
-            let name = line
-                .iter()
-                .position(|&b| b == b':')
-                .and_then(|c| line.get(..c))
-                .unwrap_or_default();
+            let name = line.split(|&b| b == b':').next().unwrap_or_default();
             if !d.drops(name, rules) {
                 out.copy_within(read..line_end, write);
                 write += line_end - read;
             }
             read = line_end;
         }
-        out.drain(write..end);
-        let at = write;
-        // The id first: the rules' lines go in before it.
-        if let Some((field, value)) = d.id {
-            let line = field
-                .name
-                .written
-                .iter()
-                .chain(b": ")
-                .chain(value)
-                .chain(b"\r\n")
-                .copied();
-            out.splice(at..at, line);
-        }
-        if let Some(r) = rules {
-            let mut lines = Vec::new();
-            r.each(&d.vars, |name, value| {
-                lines.extend_from_slice(&name.written);
-                lines.extend_from_slice(b": ");
-                lines.extend_from_slice(value);
-                lines.extend_from_slice(b"\r\n");
-            });
-            out.splice(at..at, lines);
-        }
+        let mut lines = crate::reuse::head(128);
+        d.tail(&mut lines, rules);
+        replace(out, write..end, &lines);
+        crate::reuse::give_head(lines);
     }
-    crate::respond::add_hsts(out, d.hsts);
+    if d.hsts.is_some() {
+        let mut line = crate::reuse::head(64);
+        d.hsts_line(&mut line);
+        let at = memchr::memchr(b'\n', out).map_or(out.len(), |i| i + 1);
+        replace(out, at..at, &line);
+        crate::reuse::give_head(line);
+    }
+}
+
+/// `out` with `range` replaced by `with`: what follows moves once, and
+/// bytes are copied, not pushed one by one (`Vec::splice` did, and cost
+/// more than the rest of the dress).
+fn replace(out: &mut Vec<u8>, range: std::ops::Range<usize>, with: &[u8]) {
+    let (start, end, len) = (range.start, range.end, out.len());
+    if start > end || end > len {
+        return;
+    }
+    let new_end = start + with.len();
+    if new_end > end {
+        out.resize(len + (new_end - end), 0);
+    }
+    out.copy_within(end..len, new_end);
+    out.truncate(len - (end - start) + with.len());
+    if let Some(slot) = out.get_mut(start..new_end) {
+        slot.copy_from_slice(with);
+    }
 }
 
 /// The same for an HTTP/2 response head.

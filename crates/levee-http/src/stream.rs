@@ -40,7 +40,11 @@ pub(crate) async fn ready(stream: &mut ClientStream, buf: &mut BytesMut) -> io::
     match stream {
         ClientStream::Plain(s) => s.readable().await,
         ClientStream::Tls(s) => {
-            buf.reserve(4096);
+            if buf.capacity() == 0 {
+                *buf = crate::reuse::read_buf(crate::reuse::Read::Client, 4096);
+            } else {
+                buf.reserve(4096);
+            }
             match s.read_buf(buf).await? {
                 0 => Err(io::ErrorKind::UnexpectedEof.into()),
                 _ => Ok(()),

@@ -27,9 +27,9 @@ pub(crate) async fn within<F: Future>(
     if let Poll::Ready(out) = poll_once(fut.as_mut()).await {
         return Ok((out, Duration::ZERO));
     }
-    let started = Instant::now();
+    let started = crate::clock::now();
     match tokio::time::timeout_at(far(started, limit), fut).await {
-        Ok(out) => Ok((out, started.elapsed())),
+        Ok(out) => Ok((out, crate::clock::since(started))),
         Err(_) => Err(Elapsed),
     }
 }
@@ -51,7 +51,7 @@ pub(crate) async fn by<F: Future>(
     if let Poll::Ready(out) = poll_once(fut.as_mut()).await {
         return Ok(out);
     }
-    let at = *deadline.get_or_insert_with(|| far(Instant::now(), limit));
+    let at = *deadline.get_or_insert_with(|| far(crate::clock::now(), limit));
     tokio::time::timeout_at(at, fut).await.map_err(|_| Elapsed)
 }
 

@@ -114,7 +114,7 @@ impl Membership {
                 connections: levee_protect::conns::open_all() as u64,
                 requests: levee_http::listener::stats::all_listeners()
                     .iter()
-                    .map(|(_, s)| s.requests.load(Ordering::Relaxed))
+                    .map(|(_, s)| s.requests())
                     .sum(),
                 serving: serving.load(Ordering::Relaxed),
             });

@@ -53,7 +53,11 @@ pub fn spawn(index: usize) -> std::io::Result<Worker> {
         .build()?;
     std::thread::Builder::new()
         .name(format!("levee-worker-{index}"))
-        .spawn(move || runtime.block_on(run(rx)))?;
+        .spawn(move || {
+            // Its metric cells: no atomic shared with another worker.
+            levee_upstream::stats::enter_worker();
+            runtime.block_on(run(rx))
+        })?;
     Ok(Worker { tx })
 }
 
@@ -103,7 +107,7 @@ async fn accept_loop(
             _ = &mut stop => return,
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
-                    stats.connections.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    stats.connection();
                     admit(stream, peer, &ctx, &front);
                 }
                 Err(e) => accept_error(e).await,

@@ -3,13 +3,17 @@
 //! so a quiet upstream can still fail over). A failing upstream therefore
 //! sees at most `1 + percent/100` times its normal load, never a retry storm.
 //!
-//! Counts are kept in one-second buckets of atomics. A retry is counted
+//! Counts are kept in one-second buckets of atomics, a set per worker
+//! (stats/cells.rs): counting a request touches only its worker's cache
+//! line, and a retry's check sums the workers' buckets. A retry is counted
 //! first and taken back if the window is then over budget, so concurrent
 //! workers can undershoot the budget but never exceed it.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
 
 use tokio::time::Instant;
+
+use crate::stats::PerWorker;
 
 /// The window the budget looks back over.
 pub const WINDOW_SECS: u64 = 10;
@@ -28,7 +32,7 @@ struct Bucket {
 pub struct RetryBudget {
     percent: u64,
     epoch: Instant,
-    buckets: [Bucket; WINDOW_SECS as usize],
+    buckets: PerWorker<[Bucket; WINDOW_SECS as usize]>,
 }
 
 impl RetryBudget {
@@ -36,7 +40,7 @@ impl RetryBudget {
         RetryBudget {
             percent: u64::from(percent),
             epoch: now,
-            buckets: Default::default(),
+            buckets: PerWorker::default(),
         }
     }
 
@@ -44,9 +48,10 @@ impl RetryBudget {
         now.saturating_duration_since(self.epoch).as_secs() + 1
     }
 
-    /// The bucket for `second`, cleared if it still held an older second.
+    /// The calling worker's bucket for `second`, cleared if it still held
+    /// an older second.
     fn bucket(&self, second: u64) -> &Bucket {
-        let b = &self.buckets[(second % WINDOW_SECS) as usize];
+        let b = &self.buckets.local().cell[(second % WINDOW_SECS) as usize];
         let seen = b.second.load(Relaxed);
         if seen != second
             && b.second
@@ -64,11 +69,12 @@ impl RetryBudget {
         self.bucket(self.second(now)).requests.fetch_add(1, Relaxed);
     }
 
-    /// (requests, retries) in the window ending at `second`.
+    /// (requests, retries) in the window ending at `second`, all workers'.
     fn window(&self, second: u64) -> (u64, u64) {
         let oldest = second.saturating_sub(WINDOW_SECS - 1);
         self.buckets
-            .iter()
+            .cells()
+            .flatten()
             .filter(|b| (oldest..=second).contains(&b.second.load(Relaxed)))
             .fold((0, 0), |(q, r), b| {
                 (

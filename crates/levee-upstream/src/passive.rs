@@ -53,8 +53,7 @@ impl Group {
         status: u16,
         latency: Duration,
     ) {
-        state.stats.observe(latency);
-        state.stats.response(status);
+        state.stats.answered(status, latency);
         if matches!(self.config.balance, Balance::Latency) {
             state.observe_latency(latency, Instant::now());
         }

@@ -2,14 +2,18 @@
 //! errors by kind, a latency histogram, idle connections) and per route
 //! (responses by class, a latency histogram). A listener's are
 //! levee-http's (`listener/stats.rs`). Names and rendering live in
-//! `levee-admin`'s metrics module; this is only storage, all relaxed
-//! atomics.
+//! `levee-admin`'s metrics module; this is only storage, in a cell per
+//! worker (cells.rs) that readers sum.
 
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+pub mod cells;
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use tokio::time::Instant;
+
+pub use cells::{Count, Local, PerWorker, enter_worker};
 
 /// Upper bounds of the latency histogram's buckets, in seconds.
 pub const LATENCY_BUCKETS: [f64; 12] = [
@@ -51,78 +55,105 @@ impl ErrorKind {
     }
 }
 
+/// A server's counters, a cell per worker.
 #[derive(Debug, Default)]
-pub struct ServerStats {
+pub struct ServerStats(PerWorker<ServerCell>);
+
+#[derive(Debug, Default)]
+struct ServerCell {
     /// Attempts sent to the server (a retried request counts on each server).
-    pub requests: AtomicU64,
+    requests: Count,
     /// Responses by class: index 0 is 1xx … index 4 is 5xx.
-    responses: [AtomicU64; 5],
-    errors: [AtomicU64; 5],
+    responses: [Count; 5],
+    errors: [Count; 5],
     latency: Latency,
-    /// Idle pooled connections over all workers.
-    pub idle: AtomicI64,
+    /// Idle pooled connections (this worker's change to the gauge).
+    idle: Count,
+}
+
+/// The index of `status`'s class: 0 for 1xx … 4 for 5xx.
+fn class(status: u16) -> usize {
+    usize::from(status / 100).clamp(1, 5) - 1
 }
 
 impl ServerStats {
-    pub fn response(&self, status: u16) {
-        let class = usize::from(status / 100).clamp(1, 5) - 1;
-        self.responses[class].fetch_add(1, Relaxed);
+    /// An attempt sent to the server.
+    pub fn request(&self) {
+        self.0.add(|c| &c.requests, 1);
+    }
+
+    pub fn requests(&self) -> u64 {
+        self.0.sum(|c| &c.requests)
     }
 
     pub fn responses(&self, class: usize) -> u64 {
-        self.responses.get(class).map_or(0, |c| c.load(Relaxed))
+        let class = class.min(4);
+        self.0.sum(|c| &c.responses[class])
     }
 
     pub fn error(&self, kind: ErrorKind) {
-        self.errors[kind as usize].fetch_add(1, Relaxed);
+        self.0.add(|c| &c.errors[kind as usize], 1);
     }
 
     pub fn errors(&self, kind: ErrorKind) -> u64 {
-        self.errors[kind as usize].load(Relaxed)
+        self.0.sum(|c| &c.errors[kind as usize])
     }
 
-    /// One response head's latency.
-    pub fn observe(&self, took: Duration) {
-        self.latency.observe(took);
+    /// One response head's status and latency.
+    pub fn answered(&self, status: u16, took: Duration) {
+        let l = self.0.local();
+        l.cell.responses[class(status)].add(1, l.own);
+        l.cell.latency.observe(took, l.own);
     }
 
     /// Cumulative bucket counts (last is `+Inf`, the total) and the sum in seconds.
     pub fn latency(&self) -> ([u64; 13], f64) {
-        self.latency.read()
+        Latency::read(&self.0, |c| &c.latency)
+    }
+
+    /// A pooled connection more (`1`) or fewer (`-1`).
+    pub fn idle_add(&self, delta: i64) {
+        self.0.add(|c| &c.idle, delta as u64);
+    }
+
+    /// Idle pooled connections over all workers.
+    pub fn idle(&self) -> i64 {
+        self.0.sum(|c| &c.idle) as i64
     }
 }
 
-/// A latency histogram over [`LATENCY_BUCKETS`]: one relaxed add per
-/// observation into the first bucket that fits (plus one for the sum);
-/// [`Latency::read`] accumulates on reading.
+/// A worker's part of a latency histogram over [`LATENCY_BUCKETS`]: one
+/// add per observation into the first bucket that fits (plus one for the
+/// sum); [`Latency::read`] sums the workers' and accumulates.
 #[derive(Debug, Default)]
 pub struct Latency {
     /// Counts per bucket of [`LATENCY_BUCKETS`], then `+Inf`.
-    buckets: [AtomicU64; 13],
-    sum_us: AtomicU64,
+    buckets: [Count; 13],
+    sum_us: Count,
 }
 
 impl Latency {
-    pub fn observe(&self, took: Duration) {
+    fn observe(&self, took: Duration, own: bool) {
         let secs = took.as_secs_f64();
         let i = LATENCY_BUCKETS
             .iter()
             .position(|&b| secs <= b)
             .unwrap_or(LATENCY_BUCKETS.len());
-        self.buckets[i].fetch_add(1, Relaxed);
+        self.buckets[i].add(1, own);
         let us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
-        self.sum_us.fetch_add(us, Relaxed);
+        self.sum_us.add(us, own);
     }
 
-    /// Cumulative bucket counts (last is `+Inf`, the total) and the sum in seconds.
-    pub fn read(&self) -> ([u64; 13], f64) {
+    /// The histogram `of` picks from each cell of `cells`: cumulative
+    /// bucket counts (last is `+Inf`, the total) and the sum in seconds.
+    fn read<T>(cells: &PerWorker<T>, of: impl Fn(&T) -> &Latency) -> ([u64; 13], f64) {
         let mut out = [0u64; 13];
         let mut running = 0;
-        for (o, b) in out.iter_mut().zip(&self.buckets) {
-            running += b.load(Relaxed);
+        for (i, o) in out.iter_mut().enumerate() {
+            running += cells.sum(|c| &of(c).buckets[i]);
             *o = running;
         }
-        (out, self.sum_us.load(Relaxed) as f64 / 1e6)
+        (out, cells.sum(|c| &of(c).sum_us) as f64 / 1e6)
     }
 }
 
@@ -188,25 +219,34 @@ impl LogGate {
 
 /// Per route counters: what the client was answered and how long the
 /// whole request took, so the dashboard and `/metrics` show status classes
-/// and latency percentiles per route.
+/// and latency percentiles per route. A cell per worker.
 #[derive(Debug, Default)]
-pub struct RouteStats {
+pub struct RouteStats(PerWorker<RouteCell>);
+
+#[derive(Debug, Default)]
+struct RouteCell {
     /// Responses by class: index 0 is 1xx … index 4 is 5xx.
-    responses: [AtomicU64; 5],
-    pub latency: Latency,
+    responses: [Count; 5],
+    latency: Latency,
 }
 
 impl RouteStats {
-    /// One answered request: two relaxed adds and a bucket search, on the
-    /// request's own log step (no clock reading of its own).
+    /// One answered request: three adds to the worker's cell and a bucket
+    /// search, on the request's own log step (no clock reading of its own).
     pub fn observe(&self, status: u16, took: Duration) {
-        let class = usize::from(status / 100).clamp(1, 5) - 1;
-        self.responses[class].fetch_add(1, Relaxed);
-        self.latency.observe(took);
+        let l = self.0.local();
+        l.cell.responses[class(status)].add(1, l.own);
+        l.cell.latency.observe(took, l.own);
     }
 
     pub fn responses(&self, class: usize) -> u64 {
-        self.responses.get(class).map_or(0, |c| c.load(Relaxed))
+        let class = class.min(4);
+        self.0.sum(|c| &c.responses[class])
+    }
+
+    /// Cumulative bucket counts (last is `+Inf`, the total) and the sum in seconds.
+    pub fn latency(&self) -> ([u64; 13], f64) {
+        Latency::read(&self.0, |c| &c.latency)
     }
 }
 

@@ -130,7 +130,7 @@ impl Source for Counters {
             .map(|(name, s)| RouteSample {
                 name,
                 responses: std::array::from_fn(|i| s.responses(i)),
-                latency: s.latency.read().0,
+                latency: s.latency().0,
             })
             .collect();
         let tables = levee_protect::metrics::tables();
@@ -140,8 +140,8 @@ impl Source for Counters {
                 let address = addr.to_string();
                 let table = tables.iter().find(|t| t.listener == address);
                 ListenerSample {
-                    connections: s.connections.load(Relaxed),
-                    requests: s.requests.load(Relaxed),
+                    connections: s.connections(),
+                    requests: s.requests(),
                     open: table.map(|t| t.open() as u64),
                     idle: table.map(|t| t.idle() as u64),
                     address,
@@ -220,7 +220,7 @@ fn server(g: &levee_upstream::Group, m: &levee_upstream::Member, now: Instant) -
         effective_weight: s.effective_weight(m.weight, now, slow_start) as f64
             / levee_upstream::state::WEIGHT_SCALE as f64,
         active: s.active(),
-        requests: s.stats.requests.load(Relaxed),
+        requests: s.stats.requests(),
         responses: std::array::from_fn(|i| s.stats.responses(i)),
         errors: ErrorKind::ALL.iter().map(|&k| s.stats.errors(k)).sum(),
         latency: s.stats.latency().0,

@@ -1,10 +1,13 @@
 //! The response head an HTTP/1 client gets for a server's response: the
 //! server's fields less hop-by-hop ones and those its `Connection` names,
 //! the framing levee relays the body with, and whether the connection
-//! stays open (no I/O).
+//! stays open (no I/O). The head is dressed as it is written (shape.rs:
+//! fields hidden or dropped, the rules' lines and the request id added,
+//! HSTS), in the same pass over the server's fields.
 
 use crate::h1::write::{field, push_u64, reason};
 use crate::message::{Framing, RequestHead, ResponseHead, Version, is_hop_by_hop, listed};
+use crate::shape::Dress;
 
 /// How the response body reaches the client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,15 +40,16 @@ pub fn client_framing(resp: &ResponseHead, req: &RequestHead, keep_alive: bool) 
     }
 }
 
-/// The response head levee sends the client; `extra` holds whole header
-/// lines levee adds (a sticky `Set-Cookie`), usually none.
-pub fn client_response(
+/// The response head levee sends the client, dressed by `d`; `extra` holds
+/// whole header lines levee adds (a sticky `Set-Cookie`), usually none.
+pub(crate) fn client_response(
     resp: &ResponseHead,
     req: &RequestHead,
     framing: ClientFraming,
     extra: &[u8],
+    d: &Dress<'_>,
 ) -> Vec<u8> {
-    client_head(resp, req, framing, extra, None)
+    client_head(resp, req, framing, extra, None, d)
 }
 
 /// [`client_response`] for a body compressed to `coding` on its way
@@ -56,9 +60,11 @@ pub(crate) fn client_head(
     framing: ClientFraming,
     extra: &[u8],
     coding: Option<levee_config::Coding>,
+    d: &Dress<'_>,
 ) -> Vec<u8> {
     let raw = resp.fields.raw();
-    let mut out = Vec::with_capacity(raw.len() + 64);
+    let rules = d.rules();
+    let mut out = crate::reuse::head(raw.len() + 128);
     out.extend_from_slice(b"HTTP/1.1 ");
     push_u64(&mut out, u64::from(resp.status));
     out.push(b' ');
@@ -69,17 +75,23 @@ pub(crate) fn client_head(
         out.extend_from_slice(upstream_reason);
     }
     out.extend_from_slice(b"\r\n");
+    d.hsts_line(&mut out);
     let chunked_upstream = resp.framing == Framing::Chunked;
     let fields = resp.fields.iter().filter(|(name, _)| {
         !(is_hop_by_hop(name)
             || listed(&resp.connection_tokens, name)
             || (chunked_upstream && name.eq_ignore_ascii_case(b"content-length")))
     });
+    let mut dressed = |name: &[u8], value: &[u8]| {
+        if !d.drops(name, rules) {
+            field(&mut out, name, value);
+        }
+    };
     match coding {
-        None => fields.for_each(|(name, value)| field(&mut out, name, value)),
-        Some(c) => crate::compress::edit_fields(fields, c, |n, v| field(&mut out, n, v)),
+        None => fields.for_each(|(name, value)| dressed(name, value)),
+        Some(c) => crate::compress::edit_fields(fields, c, dressed),
     }
-    out.extend_from_slice(extra);
+    d.lines(&mut out, extra, rules);
     if framing.chunked {
         out.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
     }
@@ -88,6 +100,7 @@ pub(crate) fn client_head(
     } else if req.version == Version::Http10 {
         out.extend_from_slice(b"Connection: keep-alive\r\n");
     }
+    d.tail(&mut out, rules);
     out.extend_from_slice(b"\r\n");
     out
 }

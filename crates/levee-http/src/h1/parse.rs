@@ -158,8 +158,12 @@ const STACK_FIELDS: usize = 128;
 
 /// Where a head ends (just past its empty line), if it is complete.
 pub fn head_end(buf: &[u8], from: usize) -> Option<usize> {
+    // Built once: `memmem::find` builds one per call, which cost more than
+    // the search (bench/README.md, issue 21).
+    static END: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\r\n\r\n"));
     let start = from.saturating_sub(3);
-    memchr::memmem::find(&buf[start..], b"\r\n\r\n").map(|i| start + i + 4)
+    END.find(buf.get(start..)?).map(|i| start + i + 4)
 }
 
 /// Parses a request head. `buf` holds everything read so far; its first
@@ -434,16 +438,19 @@ fn version_error(head: &[u8]) -> HeadError {
     }
 }
 
+/// Every LF follows a CR, and every CR comes before an LF: each LF having
+/// its own CR, as many CRs as LFs means none is left over (one vectorised
+/// count, not a search per CR: bench/README.md, issue 21).
 fn check_line_endings(head: &[u8]) -> Result<(), HeadError> {
+    let mut lines = 0;
     for i in memchr::memchr_iter(b'\n', head) {
         if i == 0 || head[i - 1] != b'\r' {
             return Err(HeadError::BareLf);
         }
+        lines += 1;
     }
-    for i in memchr::memchr_iter(b'\r', head) {
-        if head.get(i + 1) != Some(&b'\n') {
-            return Err(HeadError::BadField);
-        }
+    if memchr::memchr_iter(b'\r', head).count() != lines {
+        return Err(HeadError::BadField);
     }
     Ok(())
 }
@@ -458,17 +465,14 @@ fn span_in(base: &[u8], part: &[u8]) -> Span {
     Span::new(start, start + part.len())
 }
 
+/// The fields as positions in `head`, in a list the worker kept (reuse.rs).
 fn collect_fields(head: &[u8], headers: &[httparse::Header<'_>]) -> Vec<Field> {
-    headers
-        .iter()
-        .map(|h| {
-            let value = trim(h.value);
-            Field {
-                name: span_in(head, h.name.as_bytes()),
-                value: span_in(head, value),
-            }
-        })
-        .collect()
+    let mut list = crate::reuse::fields();
+    list.extend(headers.iter().map(|h| Field {
+        name: span_in(head, h.name.as_bytes()),
+        value: span_in(head, trim(h.value)),
+    }));
+    list
 }
 
 pub(crate) fn trim(v: &[u8]) -> &[u8] {

@@ -58,17 +58,21 @@ pub fn field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
 
 pub fn push_u64(out: &mut Vec<u8>, n: u64) {
     let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    let mut n = n;
+    out.extend_from_slice(self::digits(&mut digits, n));
+}
+
+/// `n` in decimal, written at the end of `buf`: the digits.
+pub(crate) fn digits(buf: &mut [u8; 20], mut n: u64) -> &[u8] {
+    let mut i = buf.len();
     loop {
         i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
+        buf[i] = b'0' + (n % 10) as u8;
         n /= 10;
         if n == 0 {
             break;
         }
     }
-    out.extend_from_slice(&digits[i..]);
+    &buf[i..]
 }
 
 thread_local! {

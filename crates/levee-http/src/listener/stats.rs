@@ -2,18 +2,42 @@
 //! requests served), kept for the life of the process so that a reload
 //! does not reset them. They belong to the listener, not to any upstream.
 //! Names and rendering live in `levee-admin`'s metrics module; this is
-//! only storage, relaxed atomics.
+//! only storage, a cell per worker (`levee_upstream::stats::cells`).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, OnceLock};
+
+use levee_upstream::stats::{Count, PerWorker};
 
 /// Per listener counters.
 #[derive(Debug, Default)]
-pub struct ListenerStats {
-    pub connections: AtomicU64,
-    pub requests: AtomicU64,
+pub struct ListenerStats(PerWorker<ListenerCell>);
+
+#[derive(Debug, Default)]
+struct ListenerCell {
+    connections: Count,
+    requests: Count,
+}
+
+impl ListenerStats {
+    /// A connection accepted.
+    pub fn connection(&self) {
+        self.0.add(|c| &c.connections, 1);
+    }
+
+    pub fn connections(&self) -> u64 {
+        self.0.sum(|c| &c.connections)
+    }
+
+    /// A request read.
+    pub fn request(&self) {
+        self.0.add(|c| &c.requests, 1);
+    }
+
+    pub fn requests(&self) -> u64 {
+        self.0.sum(|c| &c.requests)
+    }
 }
 
 fn listeners() -> &'static Mutex<HashMap<SocketAddr, Arc<ListenerStats>>> {
@@ -53,11 +77,11 @@ pub fn count_request(addr: SocketAddr) {
     LISTENER_CACHE.with(|cache| {
         let mut cache = cache.borrow_mut();
         if let Some((_, s)) = cache.iter().find(|(a, _)| *a == addr) {
-            s.requests.fetch_add(1, Relaxed);
+            s.request();
             return;
         }
         let s = listener(addr);
-        s.requests.fetch_add(1, Relaxed);
+        s.request();
         cache.push((addr, s));
     });
 }

@@ -34,7 +34,8 @@ pub(crate) async fn open_and_send(
     fresh_only: bool,
     t: &levee_config::Timeouts,
 ) -> Result<(UpstreamStream, bool), (Fault, bool)> {
-    let (mut up, reused) = pool::h1::open(dest, fresh_only, t.upstream_connect).await?;
+    let now = crate::clock::now_std();
+    let (mut up, reused) = pool::h1::open(dest, fresh_only, t.upstream_connect, now).await?;
     let write = async {
         if let (Some(h), false) = (dest.proxy_header, reused) {
             up.write_all(h).await?;
@@ -74,7 +75,7 @@ pub(super) async fn attempt(
             _ => Missed::Fault { fault, reused },
         });
     }
-    let mut buf = BytesMut::with_capacity(RESPONSE_CHUNK);
+    let mut buf = crate::reuse::ServerBuf::new();
     loop {
         let resp = tokio::select! {
             biased;

@@ -86,7 +86,7 @@ impl FieldOut for Vec<u8> {
 /// The request head levee sends upstream (always HTTP/1.1, keep-alive).
 pub(crate) fn upstream_request(req: &RequestHead, fwd: &Forwarding<'_>) -> Vec<u8> {
     let raw = req.fields.raw();
-    let mut out = Vec::with_capacity(raw.len() + 160);
+    let mut out = crate::reuse::head(raw.len() + 160);
     out.extend_from_slice(req.method());
     out.push(b' ');
     out.extend_from_slice(req.uri());
@@ -239,7 +239,7 @@ fn for_node(buf: &mut [u8; 56], ip: IpAddr) -> &[u8] {
 /// `ip` as text in `buf`, without allocating. An IPv4 address (the common
 /// client) is written digit by digit: `Display` through `fmt` cost about
 /// 1,000 instructions of the 23,000 a proxied request took (bench/README.md).
-fn ip_text(buf: &mut [u8; 48], ip: IpAddr) -> &[u8] {
+pub(crate) fn ip_text(buf: &mut [u8; 48], ip: IpAddr) -> &[u8] {
     use std::io::Write;
     if let IpAddr::V4(v4) = ip {
         let mut len = 0;

@@ -10,7 +10,6 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use bytes::BytesMut;
 use levee_upstream::UpstreamStream;
 use tokio::io::AsyncWriteExt;
 use tokio::time::{Instant, timeout};
@@ -54,7 +53,7 @@ pub(super) async fn tunnel(
     site: &Site,
     resp: &ResponseHead,
     mut up: UpstreamStream,
-    from_up: BytesMut,
+    from_up: crate::reuse::ServerBuf,
     addr: SocketAddr,
     started: Instant,
 ) -> Outcome {
@@ -72,6 +71,7 @@ pub(super) async fn tunnel(
         upstream: Some(addr),
         ..Outcome::of(101, Next::Close)
     };
+    let from_up = from_up.take();
     if let Some(sent) = ex.tunnel(&head, &mut up, from_up, &site.timeouts).await {
         outcome.bytes = sent;
     }

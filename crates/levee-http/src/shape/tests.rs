@@ -37,6 +37,21 @@ fn dress<'a>(
     }
 }
 
+/// Response rules: `X-Debug` set to `debug`, `X-Id` added with the
+/// request id, `remove` removed; upstream software hidden.
+fn response_rules(debug: &str, remove: &str) -> Shape {
+    let response = HeaderRules {
+        set: vec![rule("X-Debug", debug)],
+        add: vec![rule("X-Id", "{request_id}")],
+        remove: vec![remove.into()],
+    };
+    let shape = RouteShape {
+        response,
+        ..RouteShape::default()
+    };
+    Shape::build(&shape, true, &Pages::default()).unwrap()
+}
+
 const HEAD: &[u8] = b"HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nX-Powered-By: PHP/8\r\n\
     X-Debug: 1\r\nX-Request-Id: upstream-id\r\nContent-Length: 2\r\n\r\nok";
 
@@ -59,22 +74,10 @@ fn upstream_software_is_hidden_by_default_and_kept_when_asked() {
 
 #[test]
 fn rules_drop_set_and_add_with_variables_and_the_id_replaces_the_servers() {
-    let shape = Shape::build(
-        &RouteShape {
-            response: HeaderRules {
-                set: vec![rule(
-                    "X-Debug",
-                    "{client} via {scheme}://{host} ({upstream})",
-                )],
-                add: vec![rule("X-Id", "{request_id}")],
-                remove: vec!["content-length".into()],
-            },
-            ..RouteShape::default()
-        },
-        true,
-        &Pages::default(),
-    )
-    .unwrap();
+    let shape = response_rules(
+        "{client} via {scheme}://{host} ({upstream})",
+        "content-length",
+    );
     let field = IdField::build(&levee_config::Http::default()).unwrap();
     let mut out = HEAD.to_vec();
     h1_head(
@@ -173,4 +176,72 @@ fn a_clients_id_is_taken_only_when_short_and_visible() {
     assert!(RequestId::accept(b"a\r\nb").is_none());
     assert!(RequestId::accept(&[b'a'; 65]).is_none());
     assert!(RequestId::accept(&[b'a'; 64]).is_some());
+}
+
+#[test]
+fn hsts_goes_after_the_status_line_only_when_set() {
+    let original = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".to_vec();
+    let mut unchanged = original.clone();
+    h1_head(&mut unchanged, &dress(None, None, true));
+    assert_eq!(unchanged, original);
+    let mut with = original.clone();
+    let d = Dress {
+        hsts: Some(31536000),
+        ..dress(None, None, true)
+    };
+    h1_head(&mut with, &d);
+    assert_eq!(
+        with,
+        b"HTTP/1.1 200 OK\r\nStrict-Transport-Security: max-age=31536000\r\n\
+          Content-Length: 2\r\n\r\nok"
+    );
+}
+
+/// A relayed head is dressed as it is written (h1/head.rs); the result is
+/// the same as dressing the written head afterwards, as h1_head does.
+#[test]
+fn a_head_dressed_as_written_is_the_head_dressed_after() {
+    let limits = crate::h1::HeadLimits {
+        max_request_line: 8192,
+        max_header_bytes: 32 * 1024,
+        max_headers: 100,
+    };
+    let raw = b"GET / HTTP/1.1\r\nHost: shop.test\r\n\r\n";
+    let Ok(crate::h1::Parsed::Complete(parts, n)) = crate::h1::parse_request(raw, 0, &limits)
+    else {
+        panic!("a request head");
+    };
+    let req = parts.into_head(bytes::Bytes::copy_from_slice(&raw[..n]));
+    let raw = &HEAD[..HEAD.len() - 2];
+    let Ok(crate::h1::Parsed::Complete(parts, n)) = crate::h1::parse_response(raw, 1 << 16, false)
+    else {
+        panic!("a response head");
+    };
+    let resp = parts.into_head(bytes::Bytes::copy_from_slice(&raw[..n]));
+    let framing = crate::h1::head::client_framing(&resp, &req, true);
+    let rules = response_rules("{client}", "set-cookie");
+    let hide = Shape::build(&RouteShape::default(), true, &Pages::default()).unwrap();
+    let keep = Shape::build(&RouteShape::default(), false, &Pages::default()).unwrap();
+    let field = IdField::build(&levee_config::Http::default()).unwrap();
+    let id = Some((&field, &b"mine"[..]));
+    let extra = b"Set-Cookie: sticky=1\r\nX-Cache: HIT\r\n";
+    let plain = dress(None, None, false);
+    for shape in [None, Some(&rules), Some(&hide), Some(&keep)] {
+        for id in [None, id] {
+            for hsts in [None, Some(60)] {
+                let d = Dress {
+                    hsts,
+                    ..dress(shape, id, false)
+                };
+                let written = crate::h1::head::client_response(&resp, &req, framing, extra, &d);
+                let mut after =
+                    crate::h1::head::client_response(&resp, &req, framing, extra, &plain);
+                h1_head(&mut after, &d);
+                assert_eq!(
+                    String::from_utf8_lossy(&written),
+                    String::from_utf8_lossy(&after)
+                );
+            }
+        }
+    }
 }

@@ -12,7 +12,6 @@ use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::Ordering::Relaxed;
 use std::task::{Context, Waker};
 use std::time::{Duration, Instant};
 
@@ -31,7 +30,7 @@ struct Idle {
 
 impl Drop for Idle {
     fn drop(&mut self) {
-        self.server.stats.idle.fetch_sub(1, Relaxed);
+        self.server.stats.idle_add(-1);
     }
 }
 
@@ -59,14 +58,17 @@ fn peer_stirred(stream: &UpstreamStream) -> bool {
 /// `fresh_only` or a PROXY header is due (a connection that began with one
 /// speaks for one client), else a new one. The `bool` says whether it
 /// came from the pool, with the fault too: a failure on a reused
-/// connection may be its staleness (retry.rs).
+/// connection may be its staleness (retry.rs). `now` decides which pooled
+/// ones have expired: the caller's reading (levee-http reads the clock
+/// once per poll of a request).
 pub async fn open(
     dest: &Dest<'_>,
     fresh_only: bool,
     connect_timeout: Duration,
+    now: Instant,
 ) -> Result<(UpstreamStream, bool), (Fault, bool)> {
     let pooled = match (fresh_only, dest.proxy_header) {
-        (false, None) => take(dest.addr, Instant::now()),
+        (false, None) => take(dest.addr, now),
         _ => None,
     };
     match pooled {
@@ -111,7 +113,7 @@ pub fn put(
         while idle.len() >= max_idle {
             idle.pop_front();
         }
-        server.stats.idle.fetch_add(1, Relaxed);
+        server.stats.idle_add(1);
         idle.push_back(Idle {
             stream: Some(stream),
             expires: now + timeout,
