@@ -77,7 +77,7 @@ pub(crate) async fn respond(
     }
     let t = &site.timeouts;
     let (result, client_keeps) = ex.relay_response_h1(resp, &lines, up, buf, tee, t).await;
-    let done = Instant::now();
+    let done = crate::clock::now();
     let upstream_time = Some(done - started);
     drop(lease);
     let (status, reusable) = (resp.status, resp.keep_alive && buf.is_empty());
@@ -142,7 +142,7 @@ async fn intercept(
 ) -> Outcome {
     let out = ex.reply(&Reply::error(status, &[]), site).await;
     Outcome {
-        upstream_time: Some(started.elapsed()),
+        upstream_time: Some(crate::clock::since(started)),
         upstream: Some(addr),
         ..out
     }
@@ -173,11 +173,11 @@ pub(crate) fn answered(received: Received<'_, '_>, group: &Group) -> Outcome {
     };
     // A 304 (or bodiless error) leaves the connection reusable.
     if resp.framing == Framing::None && resp.keep_alive && buf.is_empty() {
-        pool_back(group, member, up, Instant::now());
+        pool_back(group, member, up, crate::clock::now());
     }
     drop(lease);
     Outcome {
-        upstream_time: Some(started.elapsed()),
+        upstream_time: Some(crate::clock::since(started)),
         upstream: Some(member.addr),
         ..Outcome::of(resp.status, Next::KeepAlive)
     }
@@ -190,7 +190,7 @@ fn client_gone(sent: u64, started: Instant, addr: SocketAddr) -> Outcome {
     Outcome {
         status: 499,
         bytes: sent,
-        upstream_time: Some(started.elapsed()),
+        upstream_time: Some(crate::clock::since(started)),
         upstream: Some(addr),
         next: Next::Close,
     }
@@ -200,7 +200,7 @@ fn client_gone(sent: u64, started: Instant, addr: SocketAddr) -> Outcome {
 /// passive health and metrics; the outcome for the log (499: the client
 /// went away). `got`: the server's status, 0 if no response head came.
 fn settle(group: &Group, member: &Member, end: StreamEnd, got: u16, started: Instant) -> Outcome {
-    let elapsed = started.elapsed();
+    let elapsed = crate::clock::since(started);
     if end == StreamEnd::ClientGone {
         crate::gone::count();
     }
