@@ -411,6 +411,9 @@ async fn forward(
         return proxy::respond(ex, site, group, received, &[], None).await;
     };
     let admitted = fill.admit(&ex.head, resp);
+    // An invalidation reaches the shared tier before the client hears of
+    // its success.
+    fill.remove_shared().await;
     match admitted {
         Admit::Answer => proxy::answered(received, group),
         Admit::Relay { copy, status_line } => {

@@ -14,16 +14,10 @@ impl Fill<'_> {
     /// lands, when only the shared tier took it), releases the fleet's
     /// lock, and lands. Call once the exchange is over.
     pub async fn finish(&mut self) {
+        self.remove_shared().await;
         let store = &self.cache.tier.store;
-        if let Some(shared) = &store.shared {
-            let removed = std::mem::take(&mut self.share_remove);
-            if !removed.is_empty() {
-                shared.remove(&removed).await;
-                for key in &removed {
-                    store.unstage(key, &None);
-                }
-            }
-            if let Some(ToShare {
+        if let Some(shared) = &store.shared
+            && let Some(ToShare {
                 key,
                 entry,
                 ttl,
@@ -31,41 +25,40 @@ impl Fill<'_> {
                 staged,
                 purges,
             }) = self.share.take()
-            {
-                // A purge of it since the local store: not sent (it may
-                // have run on the shared tier already). This member's
-                // purges wait for the gate; another member's, heard on the
-                // bus during the puts, may have missed what they wrote:
-                // removed again.
-                let _gate = shared.gate.read().await;
-                let tags = entry.tags().to_vec();
-                let purged = || {
-                    store.purged_since(purges, &key, &tags)
-                        || (marker.is_some() && store.purged_since(purges, &self.key, &[]))
-                };
-                let object = Some(entry);
-                if !purged() && (!staged || store.is_staged(&key, &object)) {
-                    if let Some(entry) = &object {
-                        shared.put(&key, entry, ttl).await;
-                    }
-                    if let Some(names) = &marker {
-                        shared
-                            .put(&self.key, &Entry::Vary(names.clone()), ttl)
-                            .await;
-                    }
-                    if purged() {
-                        let mut keys = vec![key.clone()];
-                        if marker.is_some() {
-                            keys.push(self.key.clone());
-                        }
-                        shared.remove(&keys).await;
-                    }
+        {
+            // A purge of it since the local store: not sent (it may
+            // have run on the shared tier already). This member's
+            // purges wait for the gate; another member's, heard on the
+            // bus during the puts, may have missed what they wrote:
+            // removed again.
+            let _gate = shared.gate.read().await;
+            let tags = entry.tags().to_vec();
+            let purged = || {
+                store.purged_since(purges, &key, &tags)
+                    || (marker.is_some() && store.purged_since(purges, &self.key, &[]))
+            };
+            let object = Some(entry);
+            if !purged() && (!staged || store.is_staged(&key, &object)) {
+                if let Some(entry) = &object {
+                    shared.put(&key, entry, ttl).await;
                 }
-                if staged {
-                    store.unstage(&key, &object);
-                    if let Some(names) = marker {
-                        store.unstage(&self.key, &Some(Entry::Vary(names)));
+                if let Some(names) = &marker {
+                    shared
+                        .put(&self.key, &Entry::Vary(names.clone()), ttl)
+                        .await;
+                }
+                if purged() {
+                    let mut keys = vec![key.clone()];
+                    if marker.is_some() {
+                        keys.push(self.key.clone());
                     }
+                    shared.remove(&keys).await;
+                }
+            }
+            if staged {
+                store.unstage(&key, &object);
+                if let Some(names) = marker {
+                    store.unstage(&self.key, &Some(Entry::Vary(names)));
                 }
             }
         }
@@ -76,6 +69,22 @@ impl Fill<'_> {
             shared.release(lock).await;
         }
         self.land();
+    }
+
+    /// Removes from the shared tier what this exchange invalidated or
+    /// replaced. The proxy calls it before relaying the response head of an
+    /// unsafe method, so the client's next request, to this member or any
+    /// other, cannot find the old response there (read-your-writes).
+    pub async fn remove_shared(&mut self) {
+        let store = &self.cache.tier.store;
+        let Some(shared) = &store.shared else { return };
+        let removed = std::mem::take(&mut self.share_remove);
+        if !removed.is_empty() {
+            shared.remove(&removed).await;
+            for key in &removed {
+                store.unstage(key, &None);
+            }
+        }
     }
 
     /// Releases the fleet's lock without waiting (the response turned out
