@@ -223,9 +223,12 @@ fn a_user_move_closes_the_users_sessions_on_every_member() {
     }
     let took = asked.elapsed();
     assert!(took < WITHIN, "closed after {took:?}");
+    // Logged just after the sessions were told: the line may come after
+    // their BYE.
     for m in &f.members[..2] {
         assert!(
-            m.levee.stderr().contains("closing a moved user's sessions"),
+            m.levee
+                .wait_stderr("closing a moved user's sessions", Duration::from_secs(5)),
             "{}",
             m.levee.stderr()
         );
