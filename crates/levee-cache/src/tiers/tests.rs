@@ -129,6 +129,19 @@ fn purged_since_names_only_what_a_later_purge_matched() {
     assert!(t.purged_since(since, b"http://h/a", red));
 }
 
+/// An invalidation (`Storage::remove`) counts as a purge of the key and
+/// its variants, so a put of an older response that was on its way to the
+/// shared tier is removed again once it lands.
+#[test]
+fn a_removed_key_counts_as_purged_for_puts_on_their_way() {
+    let t = Tiers::new(Arc::new(Memory::new(1 << 20, 64 << 10)), None, None);
+    let since = t.purges();
+    t.remove(b"http://h/a");
+    assert!(t.purged_since(since, b"http://h/a", &[]));
+    assert!(t.purged_since(since, b"http://h/a\x01accept-encoding=gzip", &[]));
+    assert!(!t.purged_since(since, b"http://h/ab", &[]), "another URL");
+}
+
 /// A purge counts what was only staged for the shared tier apart, since
 /// the shared tier's own count does not have it yet: 1 sent and 1 staged
 /// is 2 removed, not the most of 1 and 1.
@@ -147,34 +160,4 @@ fn staged_objects_count_with_the_shared_tiers() {
     );
     assert_eq!(purged.with_shared(0), 2);
     assert_eq!(purged.with_shared(3), 4, "two more only Redis had");
-}
-
-/// An invalidation (`Storage::remove`) in a fleet counts as a purge of the
-/// key and its variants: a store of the old object on its way to the
-/// shared tier is not sent, or is removed again (`Fill::finish`).
-#[test]
-fn a_removed_key_is_purged_for_stores_on_their_way_to_the_shared_tier() {
-    let shared = Arc::new(crate::shared::Shared::new(crate::shared::Settings {
-        max_object_size: 1024,
-        timeout: Duration::from_millis(50),
-        lock_lease: Duration::from_secs(10),
-        lock_wait: Duration::from_secs(2),
-        keep_stale: Duration::from_secs(10),
-        memcached: Vec::new(),
-    }));
-    let t = Tiers::new(Arc::new(Memory::new(1 << 20, 64 << 10)), None, Some(shared));
-    let before = t.purges();
-    t.remove(b"http://h/a");
-    assert!(t.purged_since(before, b"http://h/a", &[]));
-    assert!(t.purged_since(before, b"http://h/a\x01accept-encoding=gzip", &[]));
-    assert!(!t.purged_since(before, b"http://h/b", &[]), "another key");
-    assert!(
-        !t.shared_visible(b"http://h/a"),
-        "hidden until removed there"
-    );
-    // Without a shared tier nothing waits on the log.
-    let alone = Tiers::new(Arc::new(Memory::new(1 << 20, 64 << 10)), None, None);
-    let before = alone.purges();
-    alone.remove(b"http://h/a");
-    assert_eq!(alone.purges(), before);
 }
