@@ -36,7 +36,6 @@ use std::time::Duration;
 
 use redis::Script;
 
-mod inflight;
 mod keys;
 mod memcached;
 
@@ -108,8 +107,6 @@ pub struct Shared {
     release: Script,
     /// The memcached servers, when they hold the objects.
     memcached: Option<Memcached>,
-    /// This member's puts in flight: a remove of their keys waits for them.
-    in_flight: inflight::InFlight,
 }
 
 /// The fleet's lock on a cold key, held by the member that fetches it.
@@ -175,7 +172,6 @@ impl Shared {
             release: Script::new(RELEASE),
             memcached: (!settings.memcached.is_empty())
                 .then(|| Memcached::new(&settings.memcached)),
-            in_flight: inflight::InFlight::default(),
             settings,
         }
     }
@@ -410,8 +406,9 @@ impl Shared {
         };
         let name = fleet.name();
         let url = url_of(key);
-        let _putting = self.in_flight.begin(key);
-        let patient = self.put_bound();
+        // A store is worth a longer wait than a lookup: no request waits
+        // on it (the object is already local).
+        let patient = self.settings.timeout.max(Duration::from_millis(500));
         if let Some(mc) = &self.memcached {
             let ns = namespace(name);
             let r = mc
@@ -457,17 +454,9 @@ impl Shared {
         }
     }
 
-    /// How long a put waits for its store. A store is worth a longer wait
-    /// than a lookup: no request waits on it (the object is already local).
-    fn put_bound(&self) -> Duration {
-        self.settings.timeout.max(Duration::from_millis(500))
-    }
-
     /// Removes the entries under `keys` (invalidation after an unsafe
-    /// method, a retired response), after this member's puts of them in
-    /// flight, so none lands after the delete. Their purge indexes keep
-    /// the names until they expire, which costs a purge a few deletes of
-    /// nothing.
+    /// method, a retired response). Their purge indexes keep the names
+    /// until they expire, which costs a purge a few deletes of nothing.
     pub async fn remove(&self, keys: &[Vec<u8>]) -> bool {
         let Ok(fleet) = Self::fleet() else {
             return false;
@@ -475,7 +464,6 @@ impl Shared {
         if keys.is_empty() {
             return true;
         }
-        self.in_flight.settled(keys, self.put_bound()).await;
         if let Some(mc) = &self.memcached {
             let ns = namespace(fleet.name());
             let mut ok = true;
