@@ -154,6 +154,28 @@ fn cases(dir: &TempDir, port: u16) -> Vec<Case> {
             marker: "ca =",
         },
         Case {
+            what: "a mirrors GeoIP database that does not load",
+            config: format!(
+                "{listener}[[route]]\nmirrors = \"dl\"\n[mirrors.dl]\nroot = \"{root}\"\n\
+                 state_dir = \"{root}/state\"\ngeoip = \"{}\"\n\
+                 [[mirrors.dl.mirror]]\nname = \"a\"\nhttp = \"http://127.0.0.1:1\"\n",
+                not_bcrypt.display()
+            ),
+            key: "mirrors.dl.geoip",
+            marker: "geoip",
+        },
+        Case {
+            what: "a mirrors state directory under a file",
+            config: format!(
+                "{listener}[[route]]\nmirrors = \"dl\"\n[mirrors.dl]\nroot = \"{root}\"\n\
+                 state_dir = \"{}/state\"\n\
+                 [[mirrors.dl.mirror]]\nname = \"a\"\nhttp = \"http://127.0.0.1:1\"\n",
+                bad_map.display()
+            ),
+            key: "mirrors.dl.state_dir",
+            marker: "state_dir",
+        },
+        Case {
             what: "two identical routes",
             config: format!(
                 "{listener}[[route]]\npath = \"/a/\"\nrespond = \"1\"\n[[route]]\npath = \"/a/\"\nrespond = \"2\"\n"
