@@ -243,3 +243,29 @@ fn try_files_serves_the_app_shell_for_missing_paths() {
         }
     }
 }
+
+/// Regression: a directory asked for without its `/` on a route with
+/// `strip_prefix` was sent to the stripped path (`/files/sub` to `/sub/`,
+/// another route's or nothing), not to the client's own path with a `/`.
+#[test]
+fn a_directory_redirect_keeps_the_routes_prefix() {
+    let site = start();
+    for proto in PROTOS {
+        for (path, location) in [
+            ("/files/sub", "/files/sub/"),
+            ("/files/sub?x=1", "/files/sub/?x=1"),
+            ("/files//sub", "/files/sub/"),
+            ("/spa/assets", "/spa/assets/"),
+            ("/dl/pub", "/dl/pub/"),
+            ("/a", "/a/"),
+        ] {
+            let got = site.get(proto, path, &[]);
+            assert_eq!(got.status, 301, "{proto:?} {path}");
+            assert_eq!(
+                got.header("location").as_deref(),
+                Some(location),
+                "{proto:?} {path}"
+            );
+        }
+    }
+}
