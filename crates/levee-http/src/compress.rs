@@ -114,7 +114,7 @@ fn accepted(value: &[u8]) -> impl Iterator<Item = (&[u8], u16)> {
 }
 
 /// RFC 9110 §12.4.2's qvalue: `0`, `1`, `0.xxx`, `1.000`.
-fn qvalue(q: &[u8]) -> Option<u16> {
+pub(crate) fn qvalue(q: &[u8]) -> Option<u16> {
     let (int, frac) = match q.iter().position(|&b| b == b'.') {
         Some(dot) => (&q[..dot], &q[dot + 1..]),
         None => (q, &b""[..]),
