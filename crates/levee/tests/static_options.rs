@@ -219,6 +219,20 @@ fn listings_escape_hostile_names_and_hide_dotfiles() {
         assert!(json.body.contains("\"name\":\"a&b\\\"c\""), "{}", json.body);
         let by_accept = site.get(proto, "/files/sub/", &["-H", "Accept: application/json"]);
         assert_eq!(by_accept.body.trim(), "[]", "{proto:?}");
+        // Regression: JSON refused (`q=0`), or named beside HTML, is HTML,
+        // as for the error pages; any mention of JSON used to be enough.
+        for accept in [
+            "Accept: application/json;q=0",
+            "Accept: text/html, application/json",
+        ] {
+            let html = site.get(proto, "/files/sub/", &["-H", accept]);
+            assert!(
+                html.header("content-type")
+                    .unwrap_or_default()
+                    .starts_with("text/html"),
+                "{proto:?} {accept}"
+            );
+        }
         // A listed name leads to its file.
         let script = site.get(proto, "/files/%3Cscript%3E", &[]);
         assert_eq!((script.status, script.body.as_str()), (200, "s"));

@@ -124,7 +124,16 @@ fn wants_json(req: &RequestHead) -> bool {
         .fields
         .iter()
         .filter(|(n, _)| n.eq_ignore_ascii_case(b"accept"))
-        .flat_map(|(_, v)| v.split(|&b| b == b','));
+        .map(|(_, v)| v);
+    prefers_json(accept)
+}
+
+/// Whether `Accept` values (every `Accept` field of a request) ask for
+/// JSON over HTML: `application/json` named, `text/html` not, a type with
+/// `q=0` not named. The one rule for levee's own pages that come in both
+/// (error pages, directory listings).
+pub(crate) fn prefers_json<'a>(values: impl Iterator<Item = &'a [u8]>) -> bool {
+    let accept = values.flat_map(|v| v.split(|&b| b == b','));
     let (mut json, mut html) = (false, false);
     for item in accept {
         let mut parts = item.split(|&b| b == b';');
