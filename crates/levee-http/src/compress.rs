@@ -270,6 +270,37 @@ pub(crate) fn edit_fields<'a>(
     }
 }
 
+/// The `ETag` a server's 304 goes to the client with, when not its own: a
+/// client revalidating a copy levee compressed names the tag as that
+/// copy's 200 carried it, weak (`If-None-Match: W/"x"`), and the server
+/// answers with the strong `"x"`; relayed as it is, the client would keep
+/// a strong validator for bytes it does not name. A 304 carries the
+/// `ETag` its 200 would have (RFC 9110 §15.4.5), so it goes weak, as the
+/// cache's own 304s do.
+pub(crate) fn etag_for_304(req: &RequestHead, status: u16, etag: &[u8]) -> Option<Vec<u8>> {
+    if status != 304 || etag.starts_with(b"W/") {
+        return None;
+    }
+    let held_weak = req
+        .fields
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case(b"if-none-match"))
+        .flat_map(|(_, v)| v.split(|&b| b == b','))
+        .any(|tag| tag.trim_ascii().strip_prefix(b"W/") == Some(etag));
+    held_weak.then(|| [&b"W/"[..], etag].concat())
+}
+
+/// [`etag_for_304`] on an HTTP/2 head's fields.
+pub(crate) fn etag_for_304_map(req: &RequestHead, status: u16, headers: &mut http::HeaderMap) {
+    let weak = headers
+        .get(http::header::ETAG)
+        .and_then(|v| etag_for_304(req, status, v.as_bytes()))
+        .and_then(|w| http::HeaderValue::from_bytes(&w).ok());
+    if let Some(weak) = weak {
+        headers.insert(http::header::ETAG, weak);
+    }
+}
+
 /// The fields of `Name: value` lines (CRLF or LF ended), values trimmed;
 /// a line without a colon is left out.
 pub(crate) fn lines(text: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {

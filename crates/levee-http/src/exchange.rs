@@ -503,7 +503,17 @@ impl<'c> Exchange<'c> {
             }
             End::H2(s) => {
                 let relayed = s
-                    .relay_response_h1(resp, extra, &d, up, buf, tee, t.upstream_read, enc)
+                    .relay_response_h1(
+                        &self.head,
+                        resp,
+                        extra,
+                        &d,
+                        up,
+                        buf,
+                        tee,
+                        t.upstream_read,
+                        enc,
+                    )
                     .await;
                 (relayed, true)
             }

@@ -65,7 +65,17 @@ pub(crate) async fn serve(ex: &mut Exchange<'_>, site: &Site, action: &StaticAct
             let extra = [("Location", location.as_bytes())];
             ex.reply(&reply(301, &extra), site).await
         }
-        StaticOutcome::NotModified { fields } => {
+        StaticOutcome::NotModified { mut fields } => {
+            // A 304 to the copy levee compressed keeps its weak tag.
+            for (name, value) in &mut fields {
+                if let Some(weak) = name
+                    .eq_ignore_ascii_case("etag")
+                    .then(|| crate::compress::etag_for_304(head, 304, value.as_bytes()))
+                    .flatten()
+                {
+                    *value = String::from_utf8_lossy(&weak).into_owned();
+                }
+            }
             let sent = ex.send_file_head(304, &fields, 0, keep_alive, site).await;
             Outcome::of(304, ex.next_after(sent, keep_alive))
         }

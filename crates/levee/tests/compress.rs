@@ -322,3 +322,44 @@ fn a_slow_response_is_compressed_as_it_arrives_not_at_its_end() {
     assert_eq!(whole, expected);
     assert!(chunks > 2, "{chunks} chunks");
 }
+
+/// Regression: a client revalidating the copy levee compressed (`W/"x"`)
+/// got the server's 304 with the strong `"x"`, so the copy it kept had a
+/// strong validator for bytes that tag does not name; a 304 carries the
+/// `ETag` its 200 would have (RFC 9110 §15.4.5), as the cache's 304s did.
+#[test]
+fn a_304_to_a_compressed_copy_keeps_its_weak_etag() {
+    let h2_port = support::free_port();
+    let nginx = nginx(h2_port);
+    let levee = levee(&nginx, h2_port, "");
+    for (path, client) in [
+        ("/files/page.html", None),
+        ("/files/page.html", Some(H2)),
+        ("/h2/page.html", None),
+        ("/h2/page.html", Some(H2)),
+    ] {
+        let more: Vec<&str> = client.into_iter().collect();
+        let url = levee.url(path);
+        let first = fetch(&url, "gzip", false, &more);
+        let etag = first.header("etag").expect("an ETag");
+        assert!(etag.starts_with("W/\""), "{path} {client:?}: {etag}");
+        let inm = format!("If-None-Match: {etag}");
+        let mut conditional = more.clone();
+        conditional.extend(["-H", &inm]);
+        let again = fetch(&url, "gzip", false, &conditional);
+        let status = again.head.lines().next().unwrap_or_default().to_owned();
+        assert!(status.contains(" 304"), "{path} {client:?}: {}", again.head);
+        assert_eq!(
+            again.header("etag").as_deref(),
+            Some(etag.as_str()),
+            "{path} {client:?}"
+        );
+        // A client holding the identity copy keeps its strong tag.
+        let strong = etag.trim_start_matches("W/").to_owned();
+        let inm = format!("If-None-Match: {strong}");
+        let mut conditional = more.clone();
+        conditional.extend(["-H", &inm]);
+        let plain = fetch(&url, "identity", false, &conditional);
+        assert_eq!(plain.header("etag"), Some(strong), "{path} {client:?}");
+    }
+}
