@@ -323,8 +323,12 @@ impl Storage for Tiers {
 
     /// Removes `key` from the local tiers; with a shared tier, also hides
     /// it there from this member until the caller has removed it from
-    /// Redis ([`Tiers::unstage`] with `None`).
+    /// Redis ([`Tiers::unstage`] with `None`), and counts as a purge of
+    /// the key and its variants: a fill of it whose put to the shared tier
+    /// is still on its way then removes it again once the put has landed
+    /// (an invalidation must not be undone by an older response).
     fn remove(&self, key: &[u8]) {
+        self.log_purge(Some(&Selector::Urls(vec![key.to_vec()])));
         self.memory.remove(key);
         if let Some(d) = &self.disk {
             d.remove(key);

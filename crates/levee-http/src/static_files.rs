@@ -361,21 +361,22 @@ fn real_path(file: &File, opened_as: &Path) -> io::Result<PathBuf> {
     std::fs::canonicalize(opened_as)
 }
 
+/// The index names tried, in order. Index names come from config; a name
+/// that is not a single plain file name would let config reach outside the
+/// directory, so it is skipped.
+pub(crate) fn index_names(index: &[String]) -> impl Iterator<Item = &str> {
+    index.iter().map(String::as_str).filter(|name| {
+        !name.is_empty() && *name != "." && *name != ".." && !name.contains(['/', '\\', '\0'])
+    })
+}
+
 /// The first usable index file of directory `dir`, else [`StaticError::NoIndex`].
 fn open_index(
     jail: &Jail,
     dir: &Path,
     index: &[String],
 ) -> Result<(File, Metadata, PathBuf), StaticError> {
-    // Index names come from config; a name that is not a single plain file
-    // name would let config reach outside the directory, so it is skipped.
-    let plain = |name: &&String| {
-        !name.is_empty()
-            && name.as_str() != "."
-            && name.as_str() != ".."
-            && !name.contains(['/', '\\', '\0'])
-    };
-    for name in index.iter().filter(plain) {
+    for name in index_names(index) {
         let candidate = dir.join(name);
         match jail.open(&candidate) {
             Ok((file, meta)) if meta.is_file() => return Ok((file, meta, candidate)),

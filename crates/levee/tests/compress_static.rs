@@ -21,11 +21,17 @@ fn page() -> Vec<u8> {
 /// they are, so the test can tell them from anything levee compressed.
 const BR_SIBLING: &[u8] = b"pretend-brotli-bytes-of-page.html";
 
+/// What a directory's index sibling holds (not real gzip, as above).
+const GZ_INDEX: &[u8] = b"pretend-gzip-bytes-of-docs/index.html";
+
 fn root() -> TempDir {
     let dir = TempDir::new("static-root");
     fs::write(dir.join("page.html"), page()).expect("write the test root");
     fs::write(dir.join("page.html.br"), BR_SIBLING).expect("write the test root");
     fs::write(dir.join("style.css"), page()).expect("write the test root");
+    fs::create_dir(dir.join("docs")).expect("write the test root");
+    fs::write(dir.join("docs/index.html"), page()).expect("write the test root");
+    fs::write(dir.join("docs/index.html.gz"), GZ_INDEX).expect("write the test root");
     fs::write(dir.join(".env"), b"SECRET=1").expect("write the test root");
     fs::write(dir.join(".env.gz"), b"SECRET=1, gzipped").expect("write the test root");
     // A gzip sibling older than its file: passed over.
@@ -219,5 +225,33 @@ fn a_hidden_file_has_no_sibling_either() {
             &levee.url("/.env"),
         ]);
         assert_eq!(String::from_utf8_lossy(&out.stdout), "404", "{accept}");
+    }
+}
+
+#[test]
+fn a_directory_is_answered_from_its_index_files_sibling() {
+    let root = root();
+    let levee = levee(&root);
+    let url = levee.url("/docs/");
+    for client in [&[][..], &["--http2-prior-knowledge"][..]] {
+        let (head, body) = get(&url, &with(client, &["-H", "Accept-Encoding: gzip"]));
+        assert_eq!(body, GZ_INDEX, "{head}");
+        assert_eq!(field(&head, "content-encoding"), Some("gzip"), "{head}");
+        assert_eq!(
+            field(&head, "content-type"),
+            Some("text/html; charset=utf-8")
+        );
+        assert_eq!(
+            field(&head, "cache-control"),
+            Some("max-age=7200"),
+            "{head}"
+        );
+        // No sibling for Brotli: compressed on the fly, today's page.
+        let (head, body) = get(
+            &url,
+            &with(client, &["-H", "Accept-Encoding: br", "--compressed"]),
+        );
+        assert_eq!(field(&head, "content-encoding"), Some("br"), "{head}");
+        assert_eq!(body, page());
     }
 }

@@ -129,6 +129,19 @@ fn purged_since_names_only_what_a_later_purge_matched() {
     assert!(t.purged_since(since, b"http://h/a", red));
 }
 
+/// An invalidation (`Storage::remove`) counts as a purge of the key and
+/// its variants, so a put of an older response that was on its way to the
+/// shared tier is removed again once it lands.
+#[test]
+fn a_removed_key_counts_as_purged_for_puts_on_their_way() {
+    let t = Tiers::new(Arc::new(Memory::new(1 << 20, 64 << 10)), None, None);
+    let since = t.purges();
+    t.remove(b"http://h/a");
+    assert!(t.purged_since(since, b"http://h/a", &[]));
+    assert!(t.purged_since(since, b"http://h/a\x01accept-encoding=gzip", &[]));
+    assert!(!t.purged_since(since, b"http://h/ab", &[]), "another URL");
+}
+
 /// A purge counts what was only staged for the shared tier apart, since
 /// the shared tier's own count does not have it yet: 1 sent and 1 staged
 /// is 2 removed, not the most of 1 and 1.

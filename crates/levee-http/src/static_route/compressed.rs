@@ -10,7 +10,9 @@
 //! send the old content to most clients while `curl` saw the new. Only a
 //! file that exists has siblings looked up (no `try_files` fallback). A
 //! sibling gets the route's `expires` fields as its original would (by
-//! the original's extension for `expires_by_extension`).
+//! the original's extension for `expires_by_extension`). A directory's
+//! index file has its siblings looked up as the file itself would
+//! (`/docs/` from `/docs/index.html.gz`).
 
 use std::os::unix::fs::FileExt;
 
@@ -20,7 +22,7 @@ use crate::compress::Encoder;
 use crate::exchange::{Exchange, Next, Outcome};
 use crate::message::RequestHead;
 use crate::site::Site;
-use crate::static_files::{self, BodyPlan, StaticOutcome, StaticRequest};
+use crate::static_files::{self, BodyPlan, StaticError, StaticOutcome, StaticRequest};
 
 type Fields = Vec<(&'static str, String)>;
 
@@ -35,23 +37,20 @@ fn modified(fields: &Fields) -> Option<std::time::SystemTime> {
     httpdate::parse_http_date(field(fields, "Last-Modified")?).ok()
 }
 
-/// The answer from a precompressed sibling of the requested file, when the
-/// route has `precompressed`, the client accepts a coding whose sibling
-/// exists, and that sibling is not older than the file. Costs the
-/// original's resolve and one more per coding tried.
+/// The answer from a precompressed sibling of the requested file (or of
+/// the index file a directory is answered with), when the route has
+/// `precompressed`, the client accepts a coding whose sibling exists, and
+/// that sibling is not older than the file. Costs the original's resolve
+/// and one more per coding tried.
 pub(super) fn sibling(
     action: &StaticAction,
     req: &StaticRequest<'_>,
     rules: &Compress,
     head: &RequestHead,
 ) -> Option<StaticOutcome> {
-    // A directory's index is left to on-the-fly compression; a hidden
-    // path to the route's dotfiles rule (static_opts.rs), as is any path
-    // `try_files` would have to find.
-    if !rules.precompressed
-        || req.path.ends_with(b"/")
-        || crate::static_opts::hidden(&action.options, req.path).is_some()
-    {
+    // A hidden path is left to the route's dotfiles rule (static_opts.rs),
+    // as is any path `try_files` would have to find.
+    if !rules.precompressed || crate::static_opts::hidden(&action.options, req.path).is_some() {
         return None;
     }
     let codings = crate::compress::ranked(rules, head);
@@ -59,24 +58,59 @@ pub(super) fn sibling(
         return None;
     }
     // The file itself gives the type and the date its siblings must reach.
-    let plain = StaticRequest {
-        method: b"HEAD",
-        path: req.path,
-        ..StaticRequest::default()
-    };
-    let StaticOutcome::Send {
-        fields: original, ..
-    } = static_files::resolve(action, &plain)
-    else {
+    let (served, original) = original(action, req.path)?;
+    if crate::static_opts::hidden(&action.options, &served).is_some() {
         return None;
-    };
+    }
     let content_type = field(&original, "Content-Type")?.to_owned();
     let since = modified(&original)?;
+    let file = StaticRequest {
+        path: &served,
+        ..*req
+    };
     let mut outcome = codings
         .into_iter()
-        .find_map(|coding| answer(action, req, coding, &content_type, since))?;
+        .find_map(|coding| answer(action, &file, coding, &content_type, since))?;
+    // The expiry a client without the coding gets (a directory's is by its
+    // first index name, static_opts.rs).
     crate::static_opts::expire(action, req.path, &mut outcome);
     Some(outcome)
+}
+
+/// The path of the file that answers `path`, with the fields a HEAD of it
+/// gets: `path` itself, or for a directory (`/docs/`) its first index
+/// file, as `static_files` picks it.
+fn original(action: &StaticAction, path: &[u8]) -> Option<(Vec<u8>, Fields)> {
+    let head = |path: &[u8]| {
+        static_files::resolve(
+            action,
+            &StaticRequest {
+                method: b"HEAD",
+                path,
+                ..StaticRequest::default()
+            },
+        )
+    };
+    if !path.ends_with(b"/") {
+        return match head(path) {
+            StaticOutcome::Send { fields, .. } => Some((path.to_vec(), fields)),
+            _ => None,
+        };
+    }
+    for name in static_files::index_names(&action.index) {
+        let candidate = [path, name.as_bytes()].concat();
+        match head(&candidate) {
+            StaticOutcome::Send { fields, .. } => return Some((candidate, fields)),
+            // Passed over as the index lookup passes them over.
+            StaticOutcome::Redirect { .. }
+            | StaticOutcome::Error {
+                cause: StaticError::NotFound | StaticError::NotRegular,
+                ..
+            } => {}
+            _ => return None,
+        }
+    }
+    None
 }
 
 /// The sibling for `coding` as the answer, if it exists and is fresh.

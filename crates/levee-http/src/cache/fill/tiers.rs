@@ -74,16 +74,29 @@ impl Fill<'_> {
     /// Removes from the shared tier what this exchange invalidated or
     /// replaced. The proxy calls it before relaying the response head of an
     /// unsafe method, so the client's next request, to this member or any
-    /// other, cannot find the old response there (read-your-writes).
+    /// other, cannot find the old response there (read-your-writes). As a
+    /// purge does, it holds the gate: a store of the old response still on
+    /// its way to the shared tier lands first (and, seeing the invalidation
+    /// counted as a purge, removes itself again), never after the delete.
+    /// Until the delete has succeeded the keys stay hidden from this
+    /// member's lookups (staged as removed).
     pub async fn remove_shared(&mut self) {
         let store = &self.cache.tier.store;
         let Some(shared) = &store.shared else { return };
         let removed = std::mem::take(&mut self.share_remove);
-        if !removed.is_empty() {
-            shared.remove(&removed).await;
+        if removed.is_empty() {
+            return;
+        }
+        let _gate = shared.gate.write().await;
+        if shared.remove(&removed).await {
             for key in &removed {
                 store.unstage(key, &None);
             }
+        } else {
+            tracing::warn!(
+                keys = removed.len(),
+                "shared cache invalidation failed; this member keeps looking past the shared tier for those keys"
+            );
         }
     }
 
