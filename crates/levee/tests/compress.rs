@@ -123,18 +123,22 @@ fn fetch(url: &str, accept: &str, decode: bool, more: &[&str]) -> Got {
 
 const H2: &str = "--http2-prior-knowledge";
 
+/// A page from the HTTP/1 and the HTTP/2 server, each to an HTTP/1.1 and
+/// an HTTP/2 client.
+const EVERY_PAIR: [(&str, Option<&str>); 4] = [
+    ("/files/page.html", None),
+    ("/files/page.html", Some(H2)),
+    ("/h2/page.html", None),
+    ("/h2/page.html", Some(H2)),
+];
+
 #[test]
 fn each_coding_as_the_client_asks_over_http1_and_http2_from_http1_and_http2_servers() {
     let h2_port = support::free_port();
     let nginx = nginx(h2_port);
     let levee = levee(&nginx, h2_port, "");
     let page = page();
-    for (path, client) in [
-        ("/files/page.html", None),
-        ("/files/page.html", Some(H2)),
-        ("/h2/page.html", None),
-        ("/h2/page.html", Some(H2)),
-    ] {
+    for (path, client) in EVERY_PAIR {
         let more: Vec<&str> = client.into_iter().collect();
         let url = levee.url(path);
         for (accept, coding) in [
@@ -332,12 +336,7 @@ fn a_304_to_a_compressed_copy_keeps_its_weak_etag() {
     let h2_port = support::free_port();
     let nginx = nginx(h2_port);
     let levee = levee(&nginx, h2_port, "");
-    for (path, client) in [
-        ("/files/page.html", None),
-        ("/files/page.html", Some(H2)),
-        ("/h2/page.html", None),
-        ("/h2/page.html", Some(H2)),
-    ] {
+    for (path, client) in EVERY_PAIR {
         let more: Vec<&str> = client.into_iter().collect();
         let url = levee.url(path);
         let first = fetch(&url, "gzip", false, &more);
