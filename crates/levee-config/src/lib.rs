@@ -36,7 +36,7 @@ pub use locate::Locator;
 pub use model::*;
 pub use names::{check_route_path, check_server_address, parse_host_pattern};
 pub use render::mirrors::mirror as mirror_to_toml;
-pub use render::{dump, to_toml};
+pub use render::{dump, to_toml, to_toml_redacted};
 pub use validate::{BUILTIN_SOURCE, addresses_clash, validate};
 pub use walk::mirrors::{base_url, mirror_from_toml};
 pub use walk::{MAX_WORKERS, parse_origin};

@@ -34,18 +34,25 @@ pub fn to_toml(config: &Config) -> String {
     toml::to_string(&table(config)).unwrap_or_default()
 }
 
-/// What `levee config dump` prints (like `nginx -T`): the effective
-/// config, every default filled in, with the secrets a file may hold
-/// replaced by [`redact::REDACTED`]. Secrets kept in files or variables
+/// [`to_toml`] with the secrets a file may hold replaced by
+/// [`redact::REDACTED`]: what any view of the config shows (`levee config
+/// dump`, the dashboard's config view). Secrets kept in files or variables
 /// (tokens, credentials) are shown by where they come from, as always.
-pub fn dump(config: &Config) -> String {
+pub fn to_toml_redacted(config: &Config) -> String {
     let mut root = table(config);
     redact::secrets(&mut root);
+    toml::to_string(&root).unwrap_or_default()
+}
+
+/// What `levee config dump` prints (like `nginx -T`): the effective
+/// config, every default filled in, secrets redacted
+/// ([`to_toml_redacted`]).
+pub fn dump(config: &Config) -> String {
     let source = config.source.as_ref().map_or_else(
         || crate::validate::BUILTIN_SOURCE.to_owned(),
         |p| p.display().to_string(),
     );
-    let text = toml::to_string(&root).unwrap_or_default();
+    let text = to_toml_redacted(config);
     format!("# levee config dump of {source}: defaults filled in, secrets redacted\n{text}")
 }
 

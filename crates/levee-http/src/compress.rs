@@ -114,7 +114,7 @@ fn accepted(value: &[u8]) -> impl Iterator<Item = (&[u8], u16)> {
 }
 
 /// RFC 9110 §12.4.2's qvalue: `0`, `1`, `0.xxx`, `1.000`.
-fn qvalue(q: &[u8]) -> Option<u16> {
+pub(crate) fn qvalue(q: &[u8]) -> Option<u16> {
     let (int, frac) = match q.iter().position(|&b| b == b'.') {
         Some(dot) => (&q[..dot], &q[dot + 1..]),
         None => (q, &b""[..]),
@@ -267,6 +267,37 @@ pub(crate) fn edit_fields<'a>(
     emit(b"Content-Encoding", coding.token().as_bytes());
     if !varied {
         emit(b"Vary", b"Accept-Encoding");
+    }
+}
+
+/// The `ETag` a server's 304 goes to the client with, when not its own: a
+/// client revalidating a copy levee compressed names the tag as that
+/// copy's 200 carried it, weak (`If-None-Match: W/"x"`), and the server
+/// answers with the strong `"x"`; relayed as it is, the client would keep
+/// a strong validator for bytes it does not name. A 304 carries the
+/// `ETag` its 200 would have (RFC 9110 §15.4.5), so it goes weak, as the
+/// cache's own 304s do.
+pub(crate) fn etag_for_304(req: &RequestHead, status: u16, etag: &[u8]) -> Option<Vec<u8>> {
+    if status != 304 || etag.starts_with(b"W/") {
+        return None;
+    }
+    let held_weak = req
+        .fields
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case(b"if-none-match"))
+        .flat_map(|(_, v)| v.split(|&b| b == b','))
+        .any(|tag| tag.trim_ascii().strip_prefix(b"W/") == Some(etag));
+    held_weak.then(|| [&b"W/"[..], etag].concat())
+}
+
+/// [`etag_for_304`] on an HTTP/2 head's fields.
+pub(crate) fn etag_for_304_map(req: &RequestHead, status: u16, headers: &mut http::HeaderMap) {
+    let weak = headers
+        .get(http::header::ETAG)
+        .and_then(|v| etag_for_304(req, status, v.as_bytes()))
+        .and_then(|w| http::HeaderValue::from_bytes(&w).ok());
+    if let Some(weak) = weak {
+        headers.insert(http::header::ETAG, weak);
     }
 }
 

@@ -226,7 +226,8 @@ impl<'c> Exchange<'c> {
         site: &Site,
     ) -> Option<u64> {
         let pages = self.shaping.shape.map_or(&site.pages, |s| &s.pages);
-        let page = pages.dress(reply, &self.head);
+        let mut fields = Vec::new();
+        let page = pages.dress(reply, &self.head, &mut fields);
         let reply = page.as_ref().unwrap_or(reply);
         let head_only = self.head.is_head();
         let bytes = reply.body_len(head_only);
@@ -502,7 +503,17 @@ impl<'c> Exchange<'c> {
             }
             End::H2(s) => {
                 let relayed = s
-                    .relay_response_h1(resp, extra, &d, up, buf, tee, t.upstream_read, enc)
+                    .relay_response_h1(
+                        &self.head,
+                        resp,
+                        extra,
+                        &d,
+                        up,
+                        buf,
+                        tee,
+                        t.upstream_read,
+                        enc,
+                    )
                     .await;
                 (relayed, true)
             }

@@ -17,8 +17,9 @@ mod compressed;
 use levee_config::StaticAction;
 
 use crate::exchange::{Exchange, Next, Outcome, Reply};
-use crate::message::Framing;
+use crate::message::{Framing, RequestHead};
 use crate::site::Site;
+use crate::static_files::path::CleanPath;
 use crate::static_files::{self, BodyPlan, StaticOutcome, StaticRequest};
 use crate::static_opts::Decided;
 
@@ -59,14 +60,22 @@ pub(crate) async fn serve(ex: &mut Exchange<'_>, site: &Site, action: &StaticAct
                 fields.iter().map(|(n, v)| (*n, v.as_bytes())).collect();
             ex.reply(&reply(status, &extra), site).await
         }
-        StaticOutcome::Redirect { mut location } => {
-            if let Some(q) = head.uri().iter().position(|&b| b == b'?') {
-                location.push_str(&String::from_utf8_lossy(&head.uri()[q..]));
-            }
+        StaticOutcome::Redirect { location } => {
+            let location = directory_location(head).unwrap_or(location);
             let extra = [("Location", location.as_bytes())];
             ex.reply(&reply(301, &extra), site).await
         }
-        StaticOutcome::NotModified { fields } => {
+        StaticOutcome::NotModified { mut fields } => {
+            // A 304 to the copy levee compressed keeps its weak tag.
+            for (name, value) in &mut fields {
+                if let Some(weak) = name
+                    .eq_ignore_ascii_case("etag")
+                    .then(|| crate::compress::etag_for_304(head, 304, value.as_bytes()))
+                    .flatten()
+                {
+                    *value = String::from_utf8_lossy(&weak).into_owned();
+                }
+            }
             let sent = ex.send_file_head(304, &fields, 0, keep_alive, site).await;
             Outcome::of(304, ex.next_after(sent, keep_alive))
         }
@@ -135,6 +144,22 @@ fn resolve(ex: &Exchange<'_>, action: &StaticAction) -> (Decided, bool) {
         accept: head.fields.get("accept"),
     };
     (crate::static_opts::resolve(action, &req, asked), false)
+}
+
+/// Where a directory asked for without its `/` is sent: the client's own
+/// path with a `/` added, and its own query. The path looked up may be
+/// another (`strip_prefix`, `add_prefix`, a rewrite), but the client must
+/// come back through the route it came by. Normalised first, so it can
+/// never start with `//`; `None` for a path that does not normalise
+/// (refused before any route, so not met here).
+fn directory_location(head: &RequestHead) -> Option<String> {
+    let own = head.original_uri();
+    let (path, query) = own.split_at(memchr::memchr(b'?', own).unwrap_or(own.len()));
+    let normal = crate::normal::normalise(path, b"").ok()?;
+    let matched = normal.as_deref().map_or(path, |n| &n.matched);
+    let mut location = CleanPath::parse(matched).ok()?.directory_location();
+    location.push_str(&String::from_utf8_lossy(query));
+    Some(location)
 }
 
 /// A page levee wrote (a listing), which varies by `Accept`.

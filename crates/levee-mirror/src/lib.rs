@@ -56,24 +56,18 @@ pub enum MirrorError {
     Poisoned,
 }
 
-/// What `levee check` and `levee run` both refuse in `[mirrors.NAME]`:
-/// a root that is not a directory, a state directory that cannot be made,
-/// a GeoIP database that does not load. Errors carry the key path.
+/// What `levee check`, `levee run` and a reload all refuse in
+/// `[mirrors.NAME]`, before anything is built: a root that is not a
+/// directory, a state directory that cannot be made, a GeoIP database that
+/// does not load. Each error is at its key, with the file's line and
+/// column.
 pub fn check(config: &levee_config::Config) -> Vec<levee_config::ConfigError> {
-    let file = config
-        .source
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(levee_config::BUILTIN_SOURCE));
+    let at = levee_config::Locator::new(config);
     let mut errors = Vec::new();
     for set in &config.mirrors {
+        let table = levee_config::child_key("mirrors", &set.name);
         let mut report = |key: &str, message: String| {
-            errors.push(levee_config::ConfigError {
-                file: file.clone(),
-                line: 0,
-                column: 0,
-                key: format!("mirrors.{}.{key}", set.name),
-                message,
-            });
+            errors.push(at.error(&format!("{table}.{key}"), message));
         };
         if !set.root.is_dir() {
             report(

@@ -8,6 +8,8 @@
 //!                                       levee check     start             reload
 //! static roots, user maps, log and      error           error             error
 //!   pid file (check_filesystem)
+//! [mirrors] roots, state directories,   error           error             error
+//!   GeoIP databases
 //! htpasswd files, user maps, upstream   error           error             error
 //!   TLS files: loaded
 //! listener TLS files: loaded            error           error             logged; the files
@@ -78,7 +80,6 @@ pub fn machine(config: &Config) -> Findings {
     found.errors.extend(crate::tls::check(config));
     found.errors.extend(levee_admin::access::check(config));
     found.errors.extend(crate::fleet::check(config));
-    found.errors.extend(levee_mirror::check(config));
     found
         .errors
         .extend(levee_dns::load(config).err().unwrap_or_default());
@@ -104,12 +105,14 @@ pub fn machine(config: &Config) -> Findings {
 
 /// The files a start or a reload loads before anything changes, each
 /// problem at the key naming the file: `[acme]`'s among them (its CA root
-/// and EAB files, its storage directory). Listener certificates are left
+/// and EAB files, its storage directory), and `[mirrors.NAME]`'s (root,
+/// state directory, GeoIP databases). Listener certificates are left
 /// to [`crate::tls::check`]: a reload keeps the ones in use.
 pub fn files(config: &Config) -> Vec<ConfigError> {
     let at = Locator::new(config);
     let mut errors = levee_config::check_filesystem(config);
     errors.extend(crate::acme::check(config));
+    errors.extend(levee_mirror::check(config));
     for (i, route) in config.routes.iter().enumerate() {
         if let Some(auth) = &route.protect.auth
             && let Err(e) = levee_protect::BasicAuth::load(&auth.file, &auth.realm)

@@ -154,6 +154,28 @@ fn cases(dir: &TempDir, port: u16) -> Vec<Case> {
             marker: "ca =",
         },
         Case {
+            what: "a mirrors GeoIP database that does not load",
+            config: format!(
+                "{listener}[[route]]\nmirrors = \"dl\"\n[mirrors.dl]\nroot = \"{root}\"\n\
+                 state_dir = \"{root}/state\"\ngeoip = \"{}\"\n\
+                 [[mirrors.dl.mirror]]\nname = \"a\"\nhttp = \"http://127.0.0.1:1\"\n",
+                not_bcrypt.display()
+            ),
+            key: "mirrors.dl.geoip",
+            marker: "geoip",
+        },
+        Case {
+            what: "a mirrors state directory under a file",
+            config: format!(
+                "{listener}[[route]]\nmirrors = \"dl\"\n[mirrors.dl]\nroot = \"{root}\"\n\
+                 state_dir = \"{}/state\"\n\
+                 [[mirrors.dl.mirror]]\nname = \"a\"\nhttp = \"http://127.0.0.1:1\"\n",
+                bad_map.display()
+            ),
+            key: "mirrors.dl.state_dir",
+            marker: "state_dir",
+        },
+        Case {
             what: "two identical routes",
             config: format!(
                 "{listener}[[route]]\npath = \"/a/\"\nrespond = \"1\"\n[[route]]\npath = \"/a/\"\nrespond = \"2\"\n"
@@ -331,4 +353,76 @@ fn a_reload_to_a_missing_static_root_is_refused() {
     );
     assert!(levee.wait_stderr("reload refused", Duration::from_secs(5)));
     assert_eq!(curl_ok(&[&levee.url("/")]), "old root\n");
+}
+
+/// Regression: a password written into a URL was either taken (the mail
+/// auth service's, the ACME directory's, the on-demand `ask`: then shown
+/// by `levee config dump` and in every log line naming the peer) or
+/// refused with the URL, password and all, repeated in the error.
+#[test]
+fn a_url_with_credentials_is_refused_without_repeating_them() {
+    let dir = TempDir::new("check-userinfo");
+    let port = free_port();
+    let secret = "hunter2secret";
+    let listener = format!("[[listener]]\naddress = \"127.0.0.1:{port}\"\n");
+    let auto = format!(
+        "[[listener]]\naddress = \"127.0.0.1:{port}\"\ntls = \"auto\"\n\
+         [[route]]\nhost = \"a.example\"\nrespond = \"x\"\n"
+    );
+    let storage = dir.join("acme").display().to_string();
+    let cases = [
+        (
+            "fleet.redis",
+            format!(
+                "{listener}[[route]]\nrespond = \"x\"\n[fleet]\nname = \"t\"\n\
+                 redis = \"redis://:{secret}@127.0.0.1:6379\"\n"
+            ),
+        ),
+        (
+            "listener[0].mail.auth_http",
+            format!(
+                "{listener}protocol = \"imap\"\n[listener.mail]\n\
+                 auth_http = \"http://u:{secret}@127.0.0.1:9/auth\"\n"
+            ),
+        ),
+        (
+            "acme.directory",
+            format!(
+                "{auto}[acme]\nstorage = \"{storage}\"\n\
+                 directory = \"https://u:{secret}@127.0.0.1:14000/dir\"\n"
+            ),
+        ),
+        (
+            "acme.on_demand.ask",
+            format!(
+                "{auto}[acme]\nstorage = \"{storage}\"\n[acme.on_demand]\n\
+                 ask = \"http://u:{secret}@127.0.0.1:9/ask\"\n"
+            ),
+        ),
+        (
+            "mirrors.dl.mirror[0].http",
+            format!(
+                "{listener}[[route]]\nmirrors = \"dl\"\n[mirrors.dl]\nroot = \"{root}\"\n\
+                 state_dir = \"{root}/state\"\n[[mirrors.dl.mirror]]\nname = \"a\"\n\
+                 http = \"http://u:{secret}@127.0.0.1:1/\"\n",
+                root = dir.path().display()
+            ),
+        ),
+    ];
+    for (key, config) in cases {
+        let setup = LeveeSetup::new();
+        let file = setup.config_path();
+        fs::write(&file, &config).expect("write config");
+        let (passed, stdout, stderr) = check(&file);
+        assert!(!passed, "{key}: `levee check` passed");
+        let line = line_of(&config, secret);
+        assert!(
+            reported(&stderr, &file.display().to_string(), line, key).is_some(),
+            "{key}: not reported at line {line}:\n{stderr}"
+        );
+        assert!(
+            !stderr.contains(secret) && !stdout.contains(secret),
+            "{key}: the password is repeated:\n{stderr}"
+        );
+    }
 }

@@ -123,18 +123,22 @@ fn fetch(url: &str, accept: &str, decode: bool, more: &[&str]) -> Got {
 
 const H2: &str = "--http2-prior-knowledge";
 
+/// A page from the HTTP/1 and the HTTP/2 server, each to an HTTP/1.1 and
+/// an HTTP/2 client.
+const EVERY_PAIR: [(&str, Option<&str>); 4] = [
+    ("/files/page.html", None),
+    ("/files/page.html", Some(H2)),
+    ("/h2/page.html", None),
+    ("/h2/page.html", Some(H2)),
+];
+
 #[test]
 fn each_coding_as_the_client_asks_over_http1_and_http2_from_http1_and_http2_servers() {
     let h2_port = support::free_port();
     let nginx = nginx(h2_port);
     let levee = levee(&nginx, h2_port, "");
     let page = page();
-    for (path, client) in [
-        ("/files/page.html", None),
-        ("/files/page.html", Some(H2)),
-        ("/h2/page.html", None),
-        ("/h2/page.html", Some(H2)),
-    ] {
+    for (path, client) in EVERY_PAIR {
         let more: Vec<&str> = client.into_iter().collect();
         let url = levee.url(path);
         for (accept, coding) in [
@@ -321,4 +325,40 @@ fn a_slow_response_is_compressed_as_it_arrives_not_at_its_end() {
     let whole = decoder.finish().unwrap();
     assert_eq!(whole, expected);
     assert!(chunks > 2, "{chunks} chunks");
+}
+
+/// Regression: a client revalidating the copy levee compressed (`W/"x"`)
+/// got the server's 304 with the strong `"x"`, so the copy it kept had a
+/// strong validator for bytes that tag does not name; a 304 carries the
+/// `ETag` its 200 would have (RFC 9110 §15.4.5), as the cache's 304s did.
+#[test]
+fn a_304_to_a_compressed_copy_keeps_its_weak_etag() {
+    let h2_port = support::free_port();
+    let nginx = nginx(h2_port);
+    let levee = levee(&nginx, h2_port, "");
+    for (path, client) in EVERY_PAIR {
+        let more: Vec<&str> = client.into_iter().collect();
+        let url = levee.url(path);
+        let first = fetch(&url, "gzip", false, &more);
+        let etag = first.header("etag").expect("an ETag");
+        assert!(etag.starts_with("W/\""), "{path} {client:?}: {etag}");
+        let inm = format!("If-None-Match: {etag}");
+        let mut conditional = more.clone();
+        conditional.extend(["-H", &inm]);
+        let again = fetch(&url, "gzip", false, &conditional);
+        let status = again.head.lines().next().unwrap_or_default().to_owned();
+        assert!(status.contains(" 304"), "{path} {client:?}: {}", again.head);
+        assert_eq!(
+            again.header("etag").as_deref(),
+            Some(etag.as_str()),
+            "{path} {client:?}"
+        );
+        // A client holding the identity copy keeps its strong tag.
+        let strong = etag.trim_start_matches("W/").to_owned();
+        let inm = format!("If-None-Match: {strong}");
+        let mut conditional = more.clone();
+        conditional.extend(["-H", &inm]);
+        let plain = fetch(&url, "identity", false, &conditional);
+        assert_eq!(plain.header("etag"), Some(strong), "{path} {client:?}");
+    }
 }

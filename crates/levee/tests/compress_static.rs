@@ -189,6 +189,21 @@ fn files_without_siblings_are_compressed_on_the_fly() {
         );
         assert_eq!(field(&head, "content-encoding"), None, "{head}");
         assert_eq!(body, page()[..10]);
+        // Regression: revalidating the compressed copy, whose 200 had a
+        // weak tag, got a 304 with the strong one.
+        let (head, _) = get(
+            &url,
+            &[client, &["-H", "Accept-Encoding: gzip"][..]].concat(),
+        );
+        let etag = field(&head, "etag").expect("an etag").to_owned();
+        assert!(etag.starts_with("w/\""), "{head}");
+        let inm = format!("If-None-Match: {etag}").replace("w/", "W/");
+        let (head, _) = get(
+            &url,
+            &[client, &["-H", "Accept-Encoding: gzip", "-H", &inm][..]].concat(),
+        );
+        assert!(head.starts_with("http/1.1 304") || head.starts_with("http/2 304"));
+        assert_eq!(field(&head, "etag"), Some(etag.as_str()), "{head}");
     }
 }
 

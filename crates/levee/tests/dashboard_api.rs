@@ -291,3 +291,39 @@ fn live_view_history_stream_and_metrics_come_from_the_same_counters() {
         .collect();
     assert_eq!(diff, ["-rate = \"1/1m\"", "+rate = \"2/1m\""], "{c}");
 }
+
+/// Regression: the config view hid only keys named like a secret, so a
+/// mail auth service's shared key (`auth_http_header`) was shown in
+/// full, where `levee config dump` redacts it.
+#[test]
+fn the_config_view_shows_no_secret_the_dump_hides() {
+    let setup = LeveeSetup::new();
+    let admin = free_port();
+    let imap = free_port();
+    let cfg = format!(
+        r#"pid_file = "{pid}"
+[[listener]]
+address = "127.0.0.1:{port}"
+[[route]]
+respond = "x"
+[[listener]]
+address = "127.0.0.1:{imap}"
+protocol = "imap"
+[listener.mail]
+auth_http = "http://127.0.0.1:9/auth"
+auth_http_header = {{ X-Auth-Key = "s3cr3t-key" }}
+master_user = "master"
+master_password = "s3cr3t-pass"
+[admin]
+address = "127.0.0.1:{admin}"
+"#,
+        pid = setup.pid_file().display(),
+        port = setup.port,
+    );
+    let mut levee = setup.start(&cfg);
+    levee.wait_port(admin);
+    let (status, body) = admin_request(admin, "GET", "/api/dashboard/config", "");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("X-Auth-Key"), "{body}");
+    assert!(!body.contains("s3cr3t"), "{body}");
+}

@@ -181,6 +181,36 @@ fn levees_own_errors_get_the_sites_or_the_routes_page_over_both_protocols() {
     }
 }
 
+/// Regression: a page with a JSON variant was chosen by `Accept` without
+/// saying so (`Vary: Accept`), so a cache in front could hand an API
+/// client's JSON to a browser; and `q=0.000` did not refuse HTML.
+#[test]
+fn a_page_with_a_json_variant_says_it_varies_by_accept() {
+    let s = start();
+    for (n, args) in [&[][..], &["--http2-prior-knowledge"][..]]
+        .iter()
+        .enumerate()
+    {
+        for (accept, body) in [
+            ("Accept: text/html", "<h1>site 502</h1>\n"),
+            ("Accept: application/json", "{\"error\":\"bad gateway\"}"),
+            (
+                "Accept: text/html;q=0.000, application/json",
+                "{\"error\":\"bad gateway\"}",
+            ),
+        ] {
+            let mut with = args.to_vec();
+            with.extend(["-H", accept]);
+            let (head, got) = fetch(&s.levee, &with, &format!("/down/vary{n}"));
+            assert_eq!(got, body, "{accept}: {head}");
+            assert_eq!(field(&head, "vary"), Some("accept"), "{accept}: {head}");
+        }
+        // A page without a JSON variant is the same for every Accept.
+        let (head, _) = fetch(&s.levee, args, &format!("/down-own/vary{n}"));
+        assert_eq!(field(&head, "vary"), None, "{head}");
+    }
+}
+
 #[test]
 fn a_servers_error_gets_the_page_only_where_the_route_intercepts() {
     let s = start();

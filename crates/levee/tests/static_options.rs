@@ -219,6 +219,20 @@ fn listings_escape_hostile_names_and_hide_dotfiles() {
         assert!(json.body.contains("\"name\":\"a&b\\\"c\""), "{}", json.body);
         let by_accept = site.get(proto, "/files/sub/", &["-H", "Accept: application/json"]);
         assert_eq!(by_accept.body.trim(), "[]", "{proto:?}");
+        // Regression: JSON refused (`q=0`), or named beside HTML, is HTML,
+        // as for the error pages; any mention of JSON used to be enough.
+        for accept in [
+            "Accept: application/json;q=0",
+            "Accept: text/html, application/json",
+        ] {
+            let html = site.get(proto, "/files/sub/", &["-H", accept]);
+            assert!(
+                html.header("content-type")
+                    .unwrap_or_default()
+                    .starts_with("text/html"),
+                "{proto:?} {accept}"
+            );
+        }
         // A listed name leads to its file.
         let script = site.get(proto, "/files/%3Cscript%3E", &[]);
         assert_eq!((script.status, script.body.as_str()), (200, "s"));
@@ -238,6 +252,32 @@ fn try_files_serves_the_app_shell_for_missing_paths() {
             assert_eq!(
                 (got.status, got.body.as_str()),
                 (200, "<app-shell>"),
+                "{proto:?} {path}"
+            );
+        }
+    }
+}
+
+/// Regression: a directory asked for without its `/` on a route with
+/// `strip_prefix` was sent to the stripped path (`/files/sub` to `/sub/`,
+/// another route's or nothing), not to the client's own path with a `/`.
+#[test]
+fn a_directory_redirect_keeps_the_routes_prefix() {
+    let site = start();
+    for proto in PROTOS {
+        for (path, location) in [
+            ("/files/sub", "/files/sub/"),
+            ("/files/sub?x=1", "/files/sub/?x=1"),
+            ("/files//sub", "/files/sub/"),
+            ("/spa/assets", "/spa/assets/"),
+            ("/dl/pub", "/dl/pub/"),
+            ("/a", "/a/"),
+        ] {
+            let got = site.get(proto, path, &[]);
+            assert_eq!(got.status, 301, "{proto:?} {path}");
+            assert_eq!(
+                got.header("location").as_deref(),
+                Some(location),
                 "{proto:?} {path}"
             );
         }

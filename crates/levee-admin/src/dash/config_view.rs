@@ -4,9 +4,11 @@
 //! what a reload would change before asking for it. A file that would be
 //! refused shows `levee check`'s errors instead.
 //!
-//! Secrets are never shown: the value of any key named like one
-//! (`password`, `secret`, `token`, `credentials`, `…_password`) is
-//! replaced on both sides before comparing. Keys that name a file or a
+//! Secrets are never shown: both sides are rendered as `levee config
+//! dump` renders them (`to_toml_redacted`: a mail listener's
+//! `master_password` and `auth_http_header` values), and the value of any
+//! key named like a secret (`password`, `secret`, `token`, `credentials`,
+//! `…_password`) is replaced too, before comparing. Keys that name a file or a
 //! variable holding a secret (`token_file`, `password_file`) are kept:
 //! they are paths, not secrets.
 
@@ -44,13 +46,13 @@ pub(super) fn redact(text: &str) -> String {
 
 /// The view for the config now running.
 pub(super) fn view(running: &Config) -> Value {
-    let text = redact(&levee_config::to_toml(running));
+    let text = redact(&levee_config::to_toml_redacted(running));
     let Some(path) = &running.source else {
         return json!({ "running": text, "source": null, "disk": null, "diff": [] });
     };
     match levee_config::load(path) {
         Ok(disk) => {
-            let disk = redact(&levee_config::to_toml(&disk));
+            let disk = redact(&levee_config::to_toml_redacted(&disk));
             json!({
                 "running": text,
                 "source": path.display().to_string(),

@@ -54,6 +54,10 @@ pub(crate) fn acme(sink: &mut Sink<'_>, item: &Item<'_, '_>) -> Option<DraftAcme
         Some(i) => i.text(sink).and_then(|t| match t {
             "letsencrypt" => Some(LETSENCRYPT.to_owned()),
             "letsencrypt-staging" => Some(LETSENCRYPT_STAGING.to_owned()),
+            t if super::basics::has_userinfo(t) => {
+                i.error(sink, super::basics::USERINFO);
+                None
+            }
             t if t.starts_with("https://") => Some(t.to_owned()),
             t => {
                 i.error(
@@ -271,6 +275,10 @@ fn on_demand(sink: &mut Sink<'_>, item: &Item<'_, '_>) -> Option<OnDemand> {
     let fields = Fields::of(sink, item, ON_DEMAND_KEYS)?;
     let ask = fields.get("ask").and_then(|i| {
         let text = i.text(sink)?;
+        if super::basics::has_userinfo(text) {
+            i.error(sink, super::basics::USERINFO);
+            return None;
+        }
         if !text.starts_with("http://") || text.contains('?') || text.contains('#') {
             i.error(
                 sink,

@@ -154,3 +154,17 @@ pub(super) fn timeouts(sink: &mut Sink<'_>, item: &Item<'_, '_>) -> Timeouts {
     }
     t
 }
+
+/// Whether the URL or address `text` carries a user name or password in
+/// its authority (`scheme://user:pass@host/…`). Credentials never go in
+/// the config's URLs: `levee config dump` and every log line naming the
+/// peer would show them.
+pub(crate) fn has_userinfo(text: &str) -> bool {
+    let rest = text.split_once("://").map_or(text, |(_, r)| r);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    authority.contains('@')
+}
+
+/// The error for such a URL. It never repeats the URL, nor so the password.
+pub(crate) const USERINFO: &str = "a user name or password does not go in this URL \
+     (`levee config dump` and the logs would show it; the URL is not repeated here)";

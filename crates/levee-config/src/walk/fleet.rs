@@ -238,9 +238,11 @@ pub(crate) fn parse_addr(
         Some(p) => (&rest[..p], &rest[p + 1..]),
         None => (rest, ""),
     };
-    if authority.contains('@') {
-        return Err(bad(
-            "credentials do not go in the address; use `credentials_file` or `credentials_env`",
+    if super::basics::has_userinfo(text) {
+        // Not `bad`: it would repeat the password.
+        return Err(format!(
+            "invalid Redis address: {}; use `credentials_file` or `credentials_env`",
+            super::basics::USERINFO
         ));
     }
     if path.contains('?') || authority.contains('?') {

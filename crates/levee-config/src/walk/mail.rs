@@ -372,6 +372,10 @@ fn auth_http(sink: &mut Sink<'_>, fields: &Fields<'_, '_>, url: &Item<'_, '_>) -
         }
     }
     let text = url.text(sink)?;
+    if super::basics::has_userinfo(text) {
+        url.error(sink, super::basics::USERINFO);
+        return None;
+    }
     let Some((host, uri, has_port)) = split_url(text) else {
         url.error(
             sink,

@@ -323,8 +323,12 @@ pub fn base_url(scheme: &str, text: &str) -> Result<String, String> {
         Some(at) => rest.split_at(at),
         None => (rest, ""),
     };
-    if authority.contains('@') {
-        return Err(bad("no user name or password"));
+    if super::basics::has_userinfo(text) {
+        // Not `bad`: it would repeat the password.
+        return Err(format!(
+            "not a {scheme} base URL: {}",
+            super::basics::USERINFO
+        ));
     }
     let (host, port) = if authority.starts_with('[') {
         match authority.find(']') {

@@ -392,12 +392,13 @@ impl Stream {
         self.start(response, true, d)
     }
 
-    /// Relays an HTTP/1 server's response: HEADERS (`extra` lines added),
-    /// then its body decoded into DATA, a copy to `tee`. The body bytes
+    /// Relays an HTTP/1 server's response to `req`: HEADERS (`extra` lines
+    /// added), then its body decoded into DATA, a copy to `tee`. The body bytes
     /// relayed, or why it stopped.
     #[allow(clippy::too_many_arguments)]
     pub(crate) async fn relay_response_h1(
         &mut self,
+        req: &RequestHead,
         resp: &ResponseHead,
         extra: &[u8],
         d: &Dress<'_>,
@@ -416,6 +417,7 @@ impl Stream {
         if let Some(e) = enc.as_deref() {
             crate::compress::edit_map(response.headers_mut(), e.coding());
         }
+        crate::compress::etag_for_304_map(req, resp.status, response.headers_mut());
         head::append_lines(response.headers_mut(), extra);
         let empty = matches!(resp.framing, Framing::None | Framing::Length(0));
         if empty {

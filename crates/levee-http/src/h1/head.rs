@@ -83,8 +83,15 @@ pub(crate) fn client_head(
             || (chunked_upstream && name.eq_ignore_ascii_case(b"content-length")))
     });
     let mut dressed = |name: &[u8], value: &[u8]| {
-        if !d.drops(name, rules) {
-            field(&mut out, name, value);
+        if d.drops(name, rules) {
+            return;
+        }
+        match name.eq_ignore_ascii_case(b"etag") {
+            true => match crate::compress::etag_for_304(req, resp.status, value) {
+                Some(weak) => field(&mut out, name, &weak),
+                None => field(&mut out, name, value),
+            },
+            false => field(&mut out, name, value),
         }
     };
     match coding {

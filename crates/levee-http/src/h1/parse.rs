@@ -364,6 +364,11 @@ pub fn parse_response(
     let semantics = Semantics::read(head, &fields)?;
     let framing = if request_was_head || crate::message::status_has_no_body(status) {
         Framing::None
+    } else if let Some(fault) = semantics.te_fault {
+        // A coding levee cannot undo (`gzip, chunked`; `gzip` until close):
+        // relayed, its bytes would reach the client as if they were the
+        // body, since `Transfer-Encoding` is hop-by-hop and not passed on.
+        return Err(fault);
     } else if semantics.chunked_final {
         Framing::Chunked
     } else if semantics.has_te {

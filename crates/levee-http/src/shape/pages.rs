@@ -68,19 +68,41 @@ impl Pages {
     }
 
     /// `reply` (levee's error) with the page for its status, if there is
-    /// one: the JSON variant for a client that asks for JSON.
-    pub(crate) fn dress<'a>(&'a self, reply: &Reply<'a>, req: &RequestHead) -> Option<Reply<'a>> {
+    /// one: the JSON variant for a client that asks for JSON. A page with
+    /// a JSON variant is chosen by `Accept`, and says so (`Vary: Accept`,
+    /// after `reply`'s fields, in `fields`), so no cache in front hands one
+    /// client's variant to another.
+    pub(crate) fn dress<'a>(
+        &'a self,
+        reply: &Reply<'a>,
+        req: &RequestHead,
+        fields: &'a mut Vec<(&'a str, &'a [u8])>,
+    ) -> Option<Reply<'a>> {
         if !reply.error || reply.status < 400 {
             return None;
         }
         let page = self.get(reply.status)?;
-        let (body, content_type) = match &page.json {
-            Some(json) if wants_json(req) => (json.as_slice(), JSON_TYPE),
-            _ => (page.body.as_slice(), page.content_type.as_str()),
+        let (body, content_type, fields) = match &page.json {
+            Some(json) => {
+                fields.extend_from_slice(reply.fields);
+                fields.push(("Vary", b"Accept"));
+                let fields = &fields[..];
+                if wants_json(req) {
+                    (json.as_slice(), JSON_TYPE, fields)
+                } else {
+                    (page.body.as_slice(), page.content_type.as_str(), fields)
+                }
+            }
+            None => (
+                page.body.as_slice(),
+                page.content_type.as_str(),
+                reply.fields,
+            ),
         };
         Some(Reply {
             content_type,
             body: Cow::Borrowed(body),
+            fields,
             error: false,
             ..reply.clone()
         })
@@ -102,15 +124,25 @@ fn wants_json(req: &RequestHead) -> bool {
         .fields
         .iter()
         .filter(|(n, _)| n.eq_ignore_ascii_case(b"accept"))
-        .flat_map(|(_, v)| v.split(|&b| b == b','));
+        .map(|(_, v)| v);
+    prefers_json(accept)
+}
+
+/// Whether `Accept` values (every `Accept` field of a request) ask for
+/// JSON over HTML: `application/json` named, `text/html` not, a type with
+/// `q=0` not named. The one rule for levee's own pages that come in both
+/// (error pages, directory listings).
+pub(crate) fn prefers_json<'a>(values: impl Iterator<Item = &'a [u8]>) -> bool {
+    let accept = values.flat_map(|v| v.split(|&b| b == b','));
     let (mut json, mut html) = (false, false);
     for item in accept {
         let mut parts = item.split(|&b| b == b';');
         let kind = parts.next().unwrap_or_default().trim_ascii();
-        // `q=0` says "not this one".
+        // `q=0` (`q=0.000` …) says "not this one".
         let refused = parts.any(|p| {
             let p = p.trim_ascii();
-            p.eq_ignore_ascii_case(b"q=0") || p.eq_ignore_ascii_case(b"q=0.0")
+            let q = p.strip_prefix(b"q=").or_else(|| p.strip_prefix(b"Q="));
+            q.and_then(crate::compress::qvalue) == Some(0)
         });
         if refused {
             continue;

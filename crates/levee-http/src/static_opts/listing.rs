@@ -51,8 +51,8 @@ pub(super) fn page(action: &StaticAction, path: &[u8], asked: Asked<'_>) -> Deci
     }
 }
 
-/// `?format=json` or `?format=html` decides; else an `Accept` naming
-/// `application/json`.
+/// `?format=json` or `?format=html` decides; else an `Accept` that prefers
+/// JSON, by the error pages' rule (`shape::pages::prefers_json`).
 fn wants_json(asked: Asked<'_>) -> bool {
     for pair in asked.query.split(|&b| b == b'&') {
         match pair {
@@ -61,9 +61,7 @@ fn wants_json(asked: Asked<'_>) -> bool {
             _ => {}
         }
     }
-    asked
-        .accept
-        .is_some_and(|a| memchr::memmem::find(a, b"application/json").is_some())
+    crate::shape::pages::prefers_json(asked.accept.into_iter())
 }
 
 fn entries(action: &StaticAction, path: &[u8]) -> Result<Vec<Entry>, StaticError> {

@@ -147,7 +147,9 @@ fn every_mistake_is_reported_at_its_key() {
             ""
         ),
         [
-            "t.toml:8:9: fleet.redis: invalid Redis address `redis://u:p@h`: credentials do not go in the address; use `credentials_file` or `credentials_env`",
+            "t.toml:8:9: fleet.redis: invalid Redis address: a user name or password does not go in this URL \
+             (`levee config dump` and the logs would show it; the URL is not repeated here); use `credentials_file` or \
+             `credentials_env`",
             "t.toml:9:19: fleet.credentials_env: `A-B` is not an environment variable name",
         ]
     );

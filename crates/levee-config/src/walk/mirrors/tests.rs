@@ -82,7 +82,8 @@ fn errors_name_the_mirror_key_and_position() {
             "t.toml:12:12: mirrors.dl.mirror[0].latitude: expected a number of degrees from -90 to 90",
             "t.toml:14:13: mirrors.dl.mirror[0].continent: expected a continent code: AF, AN, AS, EU, NA, OC, SA",
             "t.toml:15:1: mirrors.dl.mirror[1]: duplicate mirror name `a`",
-            "t.toml:17:9: mirrors.dl.mirror[1].https: `https://u@h/` is not a https base URL: no user name or password",
+            "t.toml:17:9: mirrors.dl.mirror[1].https: not a https base URL: a user name or password does not go in this URL \
+             (`levee config dump` and the logs would show it; the URL is not repeated here)",
         ]
     );
 }

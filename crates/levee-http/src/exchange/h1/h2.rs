@@ -185,6 +185,7 @@ fn client_head(
     if let Some(e) = enc.as_deref() {
         crate::compress::edit_map(&mut parts.headers, e.coding());
     }
+    crate::compress::etag_for_304_map(req, status, &mut parts.headers);
     let mut out = head_bytes(parts, down.lines, framing, keep_alive);
     crate::shape::h1_head(&mut out, &down.dress);
     (out, enc)

@@ -287,6 +287,7 @@ fn client_head(
     if let Some(e) = enc.as_deref() {
         crate::compress::edit_map(out.headers_mut(), e.coding());
     }
+    crate::compress::etag_for_304_map(req, status, out.headers_mut());
     head::append_lines(out.headers_mut(), down.lines);
     crate::shape::h2_head(out.headers_mut(), &down.dress);
     (out, enc)
