@@ -257,6 +257,10 @@ pub(crate) async fn subscribe(
             }
         };
         tracing::debug!(channel, "fleet bus: subscribed");
+        // What was announced while this member was not subscribed (after
+        // an outage the link may be back before the bus is) is not
+        // replayed: the ban lists are read again, not at the next resync.
+        crate::bans::announced();
         let mut stream = ps.on_message();
         let mut check = tokio::time::interval(Duration::from_millis(500));
         loop {

@@ -57,6 +57,28 @@ fn get(port: u16, path: &str, headers: &str) -> Response {
     conn.read_response("GET")
 }
 
+/// Whether every thread of `pid` is traced by `tracer` (strace -f -p has
+/// attached to them all).
+fn traced_by(pid: u32, tracer: u32) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    let by = format!("{tracer}");
+    let mut any = false;
+    for task in tasks.flatten() {
+        let status = std::fs::read_to_string(task.path().join("status")).unwrap_or_default();
+        let tracer_of = status
+            .lines()
+            .find_map(|l| l.strip_prefix("TracerPid:"))
+            .map(str::trim);
+        if tracer_of != Some(by.as_str()) {
+            return false;
+        }
+        any = true;
+    }
+    any
+}
+
 fn bytes(len: usize, seed: u8) -> Vec<u8> {
     (0..len)
         .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
@@ -86,7 +108,10 @@ fn large_objects_are_stored_on_disk_and_sent_with_sendfile() {
         .args(["-p", &levee.pid().to_string()])
         .spawn()
         .expect("strace is installed (scripts/test)");
-    thread::sleep(Duration::from_millis(500));
+    let attached = poll(Duration::from_secs(10), || {
+        traced_by(levee.pid(), strace.id()).then_some(())
+    });
+    assert!(attached.is_some(), "strace never attached to every thread");
     let hit = get(levee.port, "/c/big.bin", "");
     thread::sleep(Duration::from_millis(300));
     let _ = Command::new("kill")

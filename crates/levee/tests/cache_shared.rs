@@ -154,11 +154,16 @@ fn cold_object_fetched_once(on_memcached: bool) {
     );
     if let Some(m) = &memcached {
         assert_eq!(m.objects("f").len(), 1, "the object is in memcached");
-        let locks = m
-            .items()
-            .into_iter()
-            .filter(|(k, _)| k.starts_with("{f}:cl:"));
-        assert_eq!(locks.count(), 0, "the lock was released");
+        // Released once the object is stored there, after the response
+        // (Fill::finish).
+        let locks = || {
+            m.items()
+                .into_iter()
+                .filter(|(k, _)| k.starts_with("{f}:cl:"))
+                .count()
+        };
+        let released = poll(Duration::from_secs(10), || (locks() == 0).then_some(()));
+        assert!(released.is_some(), "the lock was released");
     }
 }
 

@@ -70,7 +70,13 @@ fn wait_resumed(members: &[Member]) {
             m.ip,
             m.levee.stderr()
         );
-        assert!(m.levee.stderr().contains("fleet rate limits resume"));
+        // Logged just after the state (and its metric) changed.
+        assert!(
+            m.levee
+                .wait_stderr("fleet rate limits resume", Duration::from_secs(5)),
+            "{}",
+            m.levee.stderr()
+        );
     }
 }
 

@@ -218,8 +218,10 @@ servers = ["127.0.0.1:{ws}"]
 
     // The old process is still there, for its sessions, which still work.
     assert!(levee.is_running(), "the old process left its sessions");
+    // Logged as the old process begins to stop, which the new one's
+    // serving does not wait for.
     assert!(
-        levee.stderr().contains("upgraded: no new connections here"),
+        levee.wait_stderr("upgraded: no new connections here", Duration::from_secs(10)),
         "{}",
         levee.stderr()
     );

@@ -42,8 +42,10 @@ fn failover_under_load_and_return_through_slow_start() {
     );
     let levee = setup.start(&cfg);
     let load = Load::hello(levee.port, 4);
-    thread::sleep(Duration::from_millis(500));
-    assert!(requests_to(admin, &b_addr) > 0.0, "b got no traffic before");
+    let served = poll(Duration::from_secs(10), || {
+        (requests_to(admin, &b_addr) > 0.0).then_some(())
+    });
+    assert!(served.is_some(), "b got no traffic before");
 
     drop(b);
     let killed = Instant::now();

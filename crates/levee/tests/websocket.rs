@@ -8,6 +8,7 @@ mod certs;
 
 use std::io::{BufRead, BufReader};
 use std::process::Command;
+use std::time::Duration;
 
 use support::{LeveeSetup, curl};
 
@@ -57,7 +58,12 @@ fn an_open_websocket_survives_reload() {
         Some("echo after")
     );
     assert!(child.wait().expect("client").success());
-    assert!(levee.stderr().contains("reloaded"), "{}", levee.stderr());
+    // The reload runs beside the tunnel, which does not wait for it.
+    assert!(
+        levee.wait_stderr("reloaded", Duration::from_secs(10)),
+        "{}",
+        levee.stderr()
+    );
 }
 
 #[test]

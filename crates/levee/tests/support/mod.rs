@@ -70,7 +70,9 @@ const START_TIMEOUT: Duration = Duration::from_secs(15);
 /// no outgoing connection of the tests, levee or a peer can take it
 /// between this call and the bind that uses it, as a port from `bind(0)`
 /// could. Each test process walks its own stretch of the range (by pid),
-/// and a port is handed out once per process.
+/// and a port is handed out once per process, and once on the machine
+/// while the process lives ([`reserve`]): test binaries run at once (two
+/// worktrees' suites) may walk into each other's stretches.
 pub fn free_port() -> u16 {
     const FIRST: u32 = 15_000;
     const SPAN: u32 = 17_000;
@@ -79,11 +81,35 @@ pub fn free_port() -> u16 {
     for _ in 0..SPAN {
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let port = u16::try_from(FIRST + (start + n) % SPAN).expect("port below 32768");
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+        if reserve(port) && TcpListener::bind(("127.0.0.1", port)).is_ok() {
             return port;
         }
     }
     panic!("no free port between {FIRST} and {}", FIRST + SPAN)
+}
+
+/// Holds `port` for this process against other test processes: a lock on
+/// a file named after it, which the kernel drops when the process ends.
+/// Another process's port may be free still (its peer not yet started,
+/// or just restarted on it); `false` then. Without the directory the
+/// port is taken as before, on the bind test alone.
+fn reserve(port: u16) -> bool {
+    static HELD: std::sync::Mutex<Vec<fs::File>> = std::sync::Mutex::new(Vec::new());
+    let dir = std::env::temp_dir().join("levee-test-ports");
+    let _ = fs::create_dir_all(&dir);
+    let Ok(file) = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join(port.to_string()))
+    else {
+        return true;
+    };
+    if file.try_lock().is_err() {
+        return false;
+    }
+    HELD.lock().unwrap_or_else(|p| p.into_inner()).push(file);
+    true
 }
 
 /// Polls `f` every 20 ms until it returns `Some`, or `timeout` passes.
