@@ -65,7 +65,48 @@ pub fn check(config: &Config) -> Findings {
             ));
         }
     }
+    if let Some(disk) = &config.cache.disk
+        && let Err(why) = usable_dir(&disk.path)
+    {
+        found.warnings.push(at.error(
+            "cache.disk.path",
+            format!(
+                "{why} (as the user running this check); levee starts with the memory tier \
+                 only and logs the disk tier's failure (docs/cache.md)"
+            ),
+        ));
+    }
     found
+}
+
+/// Whether the disk tier could make and write `dir`: it is a directory
+/// this process may write into, or its nearest existing ancestor is.
+fn usable_dir(dir: &std::path::Path) -> Result<(), String> {
+    use rustix::fs::{Access, access};
+    let mut at = dir;
+    loop {
+        match std::fs::metadata(at) {
+            Ok(meta) if !meta.is_dir() => {
+                return Err(format!("{} is not a directory", at.display()));
+            }
+            Ok(_) => {
+                return access(at, Access::WRITE_OK | Access::EXEC_OK)
+                    .map_err(|e| format!("{} cannot be written: {e}", at.display()));
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+                ) =>
+            {
+                match at.parent() {
+                    Some(parent) => at = parent,
+                    None => return Err(format!("{} cannot be made", dir.display())),
+                }
+            }
+            Err(e) => return Err(format!("{}: {e}", at.display())),
+        }
+    }
 }
 
 /// What `levee check` holds `config` to but for its server names, whose
@@ -234,6 +275,40 @@ mod tests {
             "{e}"
         );
         assert!(e.message.contains("no such address"), "{e}");
+    }
+
+    #[test]
+    fn a_disk_tier_that_cannot_be_made_is_a_warning() {
+        let file = std::env::temp_dir().join(format!("levee-preflight-{}", std::process::id()));
+        std::fs::write(&file, b"not a directory").expect("write a file");
+        let c = config(&format!(
+            "[[listener]]\naddress = \"127.0.0.1:0\"\n[[route]]\nrespond = \"x\"\n\
+             [cache.disk]\npath = \"{}/cache\"\nmax_size = \"1m\"\n",
+            file.display()
+        ));
+        let found = check(&c);
+        let _ = std::fs::remove_file(&file);
+        assert!(found.errors.is_empty(), "{found:?}");
+        let w: Vec<_> = found
+            .warnings
+            .iter()
+            .filter(|w| w.key == "cache.disk.path")
+            .collect();
+        assert_eq!(w.len(), 1, "{found:?}");
+        assert!(w[0].message.contains("is not a directory"), "{}", w[0]);
+        // A directory that can be made: no warning.
+        let ok = config(&format!(
+            "[[listener]]\naddress = \"127.0.0.1:0\"\n[[route]]\nrespond = \"x\"\n\
+             [cache.disk]\npath = \"{}/new/cache\"\nmax_size = \"1m\"\n",
+            std::env::temp_dir().display()
+        ));
+        assert!(
+            check(&ok)
+                .warnings
+                .iter()
+                .all(|w| w.key != "cache.disk.path"),
+            "a directory that can be made"
+        );
     }
 
     #[test]
