@@ -39,7 +39,7 @@ pub enum HeadError {
     BareLf,
     #[error("request line too long")]
     RequestLineTooLong,
-    #[error("request head too large")]
+    #[error("head too large")]
     HeadTooLarge,
     #[error("too many header fields")]
     TooManyFields,
