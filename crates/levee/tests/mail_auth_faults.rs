@@ -1,0 +1,93 @@
+//! The mail front end against a faulty `auth_http` service: a fake one
+//! written here (a thread with a canned reply), since nginx cannot be made
+//! to answer wrongly on purpose. Each fault must end in a clear answer to
+//! the client, within the session's bounds, and a log line that names the
+//! auth service.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::time::Duration;
+
+use support::*;
+
+/// A fake auth service on a free port: reads each request head and
+/// answers `reply` (or nothing, if empty, holding the connection open).
+fn fake_auth(reply: &'static [u8]) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind fake auth");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || answer(stream, reply));
+        }
+    });
+    port
+}
+
+fn answer(mut stream: TcpStream, reply: &[u8]) {
+    let mut head = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => head.extend_from_slice(&buf[..n]),
+        }
+    }
+    if reply.is_empty() {
+        // Never answers: keeps the connection until levee drops it.
+        let _ = stream.read(&mut buf);
+        return;
+    }
+    let _ = stream.write_all(reply);
+}
+
+/// levee with one IMAP listener asking the auth service on `auth`.
+fn imap_levee(auth: u16, extra: &str) -> Levee {
+    let setup = LeveeSetup::new();
+    let config = format!(
+        "pid_file = \"{pid}\"\n\n[[listener]]\naddress = \"127.0.0.1:{port}\"\nprotocol = \"imap\"\n\
+         [listener.mail]\nauth_http = \"http://127.0.0.1:{auth}/auth\"\nauth_fail_delay = \"0s\"\n{extra}",
+        pid = setup.pid_file().display(),
+        port = setup.port,
+    );
+    setup.start(&config)
+}
+
+/// Logs in as alice and returns everything levee says until it closes;
+/// a session still open after a minute fails the test.
+fn login_until_closed(port: u16) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(60)))
+        .expect("timeout");
+    s.write_all(b"a LOGIN alice secret\r\n").expect("send");
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return String::from_utf8_lossy(&got).into_owned(),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) => panic!(
+                "session still open: {e}; got {:?}",
+                String::from_utf8_lossy(&got)
+            ),
+        }
+    }
+}
+
+#[test]
+fn an_auth_wait_of_years_ends_at_the_preauth_deadline() {
+    let auth = fake_auth(
+        b"HTTP/1.0 200 OK\r\nAuth-Status: Invalid login or password\r\nAuth-Wait: 4000000000\r\n\r\n",
+    );
+    let levee = imap_levee(auth, "preauth_timeout = \"2s\"\n");
+    let got = login_until_closed(levee.port);
+    assert!(
+        got.contains("a NO [AUTHENTICATIONFAILED] Invalid login or password\r\n"),
+        "{got:?}"
+    );
+    assert!(
+        got.ends_with("* BYE Autologout; idle for too long\r\n"),
+        "{got:?}"
+    );
+}
