@@ -54,9 +54,10 @@ fn imap_levee(auth: u16, extra: &str) -> Levee {
     setup.start(&config)
 }
 
-/// Logs in as alice and returns everything levee says until it closes;
-/// a session still open after a minute fails the test.
-fn login_until_closed(port: u16) -> String {
+/// Logs in as alice; what levee says until its reply to the LOGIN (or,
+/// with `to_close`, until it closes). A session that says nothing more for
+/// a minute fails the test.
+fn login(port: u16, to_close: bool) -> String {
     let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(60)))
         .expect("timeout");
@@ -64,13 +65,14 @@ fn login_until_closed(port: u16) -> String {
     let mut got = Vec::new();
     let mut buf = [0u8; 4096];
     loop {
+        let text = String::from_utf8_lossy(&got).into_owned();
+        if !to_close && text.contains("\r\na ") && text.ends_with("\r\n") {
+            return text;
+        }
         match s.read(&mut buf) {
-            Ok(0) => return String::from_utf8_lossy(&got).into_owned(),
+            Ok(0) => return text,
             Ok(n) => got.extend_from_slice(&buf[..n]),
-            Err(e) => panic!(
-                "session still open: {e}; got {:?}",
-                String::from_utf8_lossy(&got)
-            ),
+            Err(e) => panic!("session still open: {e}; got {text:?}"),
         }
     }
 }
@@ -81,7 +83,7 @@ fn an_auth_wait_of_years_ends_at_the_preauth_deadline() {
         b"HTTP/1.0 200 OK\r\nAuth-Status: Invalid login or password\r\nAuth-Wait: 4000000000\r\n\r\n",
     );
     let levee = imap_levee(auth, "preauth_timeout = \"2s\"\n");
-    let got = login_until_closed(levee.port);
+    let got = login(levee.port, true);
     assert!(
         got.contains("a NO [AUTHENTICATIONFAILED] Invalid login or password\r\n"),
         "{got:?}"
@@ -90,4 +92,37 @@ fn an_auth_wait_of_years_ends_at_the_preauth_deadline() {
         got.ends_with("* BYE Autologout; idle for too long\r\n"),
         "{got:?}"
     );
+}
+
+#[test]
+fn a_faulty_auth_service_is_unavailable_and_named_in_the_log() {
+    let huge: &'static [u8] = format!("HTTP/1.0 200 OK\r\nX-Pad: {}\r\n\r\n", "a".repeat(100_000))
+        .into_bytes()
+        .leak();
+    for (fault, reply, reason) in [
+        ("silent", &b""[..], "timed out"),
+        ("garbage", b"\x00\xffnot http\r\n\r\n", "malformed reply"),
+        ("huge head", huge, "too large"),
+        (
+            "OK without Auth-Server",
+            b"HTTP/1.0 200 OK\r\nAuth-Status: OK\r\n\r\n",
+            "without a valid Auth-Server",
+        ),
+    ] {
+        let auth = fake_auth(reply);
+        let levee = imap_levee(auth, "auth_http_timeout = \"1s\"\n");
+        let got = login(levee.port, false);
+        assert!(got.contains("a NO [UNAVAILABLE] "), "{fault}: {got:?}");
+        let named = format!("auth service 127.0.0.1:{auth}: ");
+        let line = poll(Duration::from_secs(10), || {
+            levee
+                .stderr()
+                .lines()
+                .find(|l| l.contains("mail auth unavailable") && l.contains(&named))
+                .map(str::to_owned)
+        });
+        let line = line
+            .unwrap_or_else(|| panic!("{fault}: no log line naming {named}: {}", levee.stderr()));
+        assert!(line.contains(reason), "{fault}: {line}");
+    }
 }

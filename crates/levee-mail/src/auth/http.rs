@@ -67,8 +67,8 @@ pub async fn ask(service: &AuthHttp, attempt: &Attempt<'_>, fail_delay: Duration
     }
     let verdict = match tokio::time::timeout(service.timeout, exchange(service, &bytes)).await {
         Ok(Ok(v)) => v,
-        Ok(Err(why)) => return Decision::Unavailable(why),
-        Err(_) => return Decision::Unavailable("auth service timed out".to_owned()),
+        Ok(Err(why)) => return unavailable(service, &why),
+        Err(_) => return unavailable(service, "timed out"),
     };
     match verdict {
         Verdict::Ok {
@@ -97,6 +97,11 @@ pub async fn ask(service: &AuthHttp, attempt: &Attempt<'_>, fail_delay: Duration
     }
 }
 
+/// The auth service could not be asked: why, naming it for the log line.
+fn unavailable(service: &AuthHttp, why: &str) -> Decision {
+    Decision::Unavailable(format!("auth service {}: {why}", service.address))
+}
+
 /// One request and reply; a pooled connection that turns out closed is
 /// replaced by a new one once.
 async fn exchange(service: &AuthHttp, bytes: &[u8]) -> Result<Verdict, String> {
@@ -107,25 +112,25 @@ async fn exchange(service: &AuthHttp, bytes: &[u8]) -> Result<Verdict, String> {
     }
     let stream = TcpStream::connect(&service.address)
         .await
-        .map_err(|e| format!("auth service {}: {e}", service.address))?;
+        .map_err(|e| e.to_string())?;
     on(service, stream, bytes).await
 }
 
 async fn on(service: &AuthHttp, mut stream: TcpStream, bytes: &[u8]) -> Result<Verdict, String> {
-    let io = |e: std::io::Error| format!("auth service {}: {e}", service.address);
+    let io = |e: std::io::Error| e.to_string();
     stream.write_all(bytes).await.map_err(io)?;
     let mut buf = Vec::with_capacity(1024);
     let (verdict, head_len) = loop {
         if buf.len() > MAX_REPLY {
-            return Err("auth service reply too large".to_owned());
+            return Err("reply too large".to_owned());
         }
         if stream.read_buf(&mut buf).await.map_err(io)? == 0 {
-            return Err("auth service closed the connection".to_owned());
+            return Err("closed the connection".to_owned());
         }
         match reply(&buf) {
             Ok(Parsed::Complete(v, n)) => break (v, n),
             Ok(Parsed::Incomplete) => {}
-            Err(e) => return Err(format!("auth service: {e}")),
+            Err(e) => return Err(e.to_string()),
         }
     };
     if service.keepalive > 0
