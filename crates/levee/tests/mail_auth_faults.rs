@@ -108,6 +108,11 @@ fn a_faulty_auth_service_is_unavailable_and_named_in_the_log() {
             b"HTTP/1.0 200 OK\r\nAuth-Status: OK\r\n\r\n",
             "without a valid Auth-Server",
         ),
+        (
+            "a host name for Auth-Server",
+            b"HTTP/1.0 200 OK\r\nAuth-Status: OK\r\nAuth-Server: imap.invalid\r\nAuth-Port: 143\r\n\r\n",
+            "without a valid Auth-Server",
+        ),
     ] {
         let auth = fake_auth(reply);
         let levee = imap_levee(auth, "auth_http_timeout = \"1s\"\n");
