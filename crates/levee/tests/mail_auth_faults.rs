@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use support::*;
 
-/// A fake auth service on a free port: reads each request head and
-/// answers `reply` (or nothing, if empty, holding the connection open).
+/// A fake auth service on a free port: reads each request head, answers
+/// `reply` (nothing, if empty) and holds the connection open.
 fn fake_auth(reply: &'static [u8]) -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind fake auth");
     let port = listener.local_addr().expect("addr").port();
@@ -34,12 +34,10 @@ fn answer(mut stream: TcpStream, reply: &[u8]) {
             Ok(n) => head.extend_from_slice(&buf[..n]),
         }
     }
-    if reply.is_empty() {
-        // Never answers: keeps the connection until levee drops it.
-        let _ = stream.read(&mut buf);
-        return;
-    }
     let _ = stream.write_all(reply);
+    // Whatever it said (or if nothing), holds the connection until levee
+    // drops it.
+    let _ = stream.read(&mut buf);
 }
 
 /// levee with one IMAP listener asking the auth service on `auth`.
@@ -130,4 +128,22 @@ fn a_faulty_auth_service_is_unavailable_and_named_in_the_log() {
             .unwrap_or_else(|| panic!("{fault}: no log line naming {named}: {}", levee.stderr()));
         assert!(line.contains(reason), "{fault}: {line}");
     }
+}
+
+/// The issue: a kept-alive reply whose body never came was thrown away
+/// at the timeout, verdict and all: a wrong password was answered as
+/// "unavailable" (and not counted as a failure).
+#[test]
+fn a_verdict_stands_when_the_body_promised_never_comes() {
+    let auth = fake_auth(
+        b"HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nContent-Length: 100\r\n\
+          Auth-Status: Invalid login or password\r\n\r\n",
+    );
+    let extra = "auth_http_keepalive = 2\nauth_http_timeout = \"1s\"\n";
+    let levee = imap_levee(auth, extra);
+    let got = login(levee.port, false);
+    assert!(
+        got.contains("a NO [AUTHENTICATIONFAILED] Invalid login or password\r\n"),
+        "{got:?}"
+    );
 }
