@@ -185,7 +185,7 @@ pub enum ReplyError {
     Status(u16),
     #[error("reply has no Auth-Status")]
     NoStatus,
-    #[error("Auth-Status OK without a valid Auth-Server and Auth-Port")]
+    #[error("Auth-Status OK without a valid Auth-Server (an IP address) and Auth-Port")]
     NoServer,
     #[error("reply head too large")]
     TooLarge,
@@ -233,12 +233,16 @@ pub fn reply(buf: &[u8]) -> Result<Parsed<Verdict>, ReplyError> {
     let status = status.ok_or(ReplyError::NoStatus)?;
     let verdict = if status == "OK" {
         match (server, port) {
-            (Some(server), Some(port)) if !server.is_empty() && port != 0 => Verdict::Ok {
-                server,
-                port,
-                user,
-                pass,
-            },
+            // An address, as nginx requires: levee does not resolve a name
+            // the auth service hands it (nor garbage) on a login's path.
+            (Some(server), Some(port)) if server.parse::<IpAddr>().is_ok() && port != 0 => {
+                Verdict::Ok {
+                    server,
+                    port,
+                    user,
+                    pass,
+                }
+            }
             _ => return Err(ReplyError::NoServer),
         }
     } else {
@@ -367,6 +371,16 @@ mod tests {
             reply(b"HTTP/1.0 200 OK\r\nAuth-Status: OK\r\n\r\n"),
             Err(ReplyError::NoServer)
         );
+        for server in ["mail.example.org", "a b/c", "", "[::1]"] {
+            let head = format!(
+                "HTTP/1.0 200 OK\r\nAuth-Status: OK\r\nAuth-Server: {server}\r\nAuth-Port: 143\r\n\r\n"
+            );
+            assert_eq!(
+                reply(head.as_bytes()),
+                Err(ReplyError::NoServer),
+                "{server}"
+            );
+        }
         assert_eq!(
             reply(b"HTTP/1.0 500 Oops\r\n\r\n"),
             Err(ReplyError::Status(500))

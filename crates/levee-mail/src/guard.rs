@@ -28,6 +28,11 @@
 //! gets no more than from one: a `reserve` that checks and increments in one
 //! atomic step (a script), and a `settle` applied in the background. Time is
 //! passed in, so the rules are tested without sleeping.
+//!
+//! A user is counted under one spelling ([`counted_as`]): `Alice`, ` alice`
+//! and `ALICE` are one user to an auth service that ignores case (Dovecot's
+//! default `%Lu`, most SQL collations), so they are one user here too, or
+//! a guesser would get a fresh count per spelling.
 
 mod fleet;
 
@@ -120,6 +125,12 @@ pub trait Ledger: Send + Sync {
     /// Ends a reserved attempt. Never waits: a shared store may apply it
     /// in the background.
     fn settle(&self, keys: Keys, hold: &Self::Hold, outcome: Outcome, rules: Rules, now: Instant);
+}
+
+/// The spelling a user name is counted under: without surrounding
+/// whitespace, ASCII letters in lower case.
+pub fn counted_as(user: &[u8]) -> Vec<u8> {
+    user.trim_ascii().to_ascii_lowercase()
 }
 
 /// The counters' keys hashed with this process's own (random) key.
@@ -371,11 +382,11 @@ impl<L: Ledger> Guard<L> {
     }
 
     fn user_key(&self, user: &[u8]) -> u64 {
-        user_key(&self.hasher, user)
+        user_key(&self.hasher, &counted_as(user))
     }
 
     pub fn keys(&self, ip: IpAddr, user: &[u8]) -> Keys {
-        self.ledger.keys(&self.hasher, ip, user)
+        self.ledger.keys(&self.hasher, ip, &counted_as(user))
     }
 
     /// Reserves a login attempt for `user` from `ip`, after waiting its turn

@@ -9,6 +9,7 @@ use std::time::Duration;
 use levee_config::model::{AuthHttp, MailProtocol};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::time::Instant;
 
 use super::{Attempt, Decision, Route};
 use crate::Parsed;
@@ -65,10 +66,12 @@ pub async fn ask(service: &AuthHttp, attempt: &Attempt<'_>, fail_delay: Duration
         bytes.truncate(bytes.len() - 2);
         bytes.extend_from_slice(b"Connection: keep-alive\r\n\r\n");
     }
-    let verdict = match tokio::time::timeout(service.timeout, exchange(service, &bytes)).await {
+    let deadline = Instant::now() + service.timeout;
+    let verdict = match tokio::time::timeout_at(deadline, exchange(service, &bytes, deadline)).await
+    {
         Ok(Ok(v)) => v,
-        Ok(Err(why)) => return Decision::Unavailable(why),
-        Err(_) => return Decision::Unavailable("auth service timed out".to_owned()),
+        Ok(Err(why)) => return unavailable(service, &why),
+        Err(_) => return unavailable(service, "timed out"),
     };
     match verdict {
         Verdict::Ok {
@@ -97,47 +100,65 @@ pub async fn ask(service: &AuthHttp, attempt: &Attempt<'_>, fail_delay: Duration
     }
 }
 
+/// The auth service could not be asked: why, naming it for the log line.
+fn unavailable(service: &AuthHttp, why: &str) -> Decision {
+    Decision::Unavailable(format!("auth service {}: {why}", service.address))
+}
+
 /// One request and reply; a pooled connection that turns out closed is
 /// replaced by a new one once.
-async fn exchange(service: &AuthHttp, bytes: &[u8]) -> Result<Verdict, String> {
+async fn exchange(service: &AuthHttp, bytes: &[u8], deadline: Instant) -> Result<Verdict, String> {
     if let Some(stream) = pooled(&service.address)
-        && let Ok(v) = on(service, stream, bytes).await
+        && let Ok(v) = on(service, stream, bytes, deadline).await
     {
         return Ok(v);
     }
     let stream = TcpStream::connect(&service.address)
         .await
-        .map_err(|e| format!("auth service {}: {e}", service.address))?;
-    on(service, stream, bytes).await
+        .map_err(|e| e.to_string())?;
+    on(service, stream, bytes, deadline).await
 }
 
-async fn on(service: &AuthHttp, mut stream: TcpStream, bytes: &[u8]) -> Result<Verdict, String> {
-    let io = |e: std::io::Error| format!("auth service {}: {e}", service.address);
+/// The verdict from `stream`. Its connection goes back to the pool once the
+/// body is read by `deadline`; a body that does not come (or fails) costs
+/// the connection, never the verdict already read.
+async fn on(
+    service: &AuthHttp,
+    mut stream: TcpStream,
+    bytes: &[u8],
+    deadline: Instant,
+) -> Result<Verdict, String> {
+    let io = |e: std::io::Error| e.to_string();
     stream.write_all(bytes).await.map_err(io)?;
     let mut buf = Vec::with_capacity(1024);
     let (verdict, head_len) = loop {
         if buf.len() > MAX_REPLY {
-            return Err("auth service reply too large".to_owned());
+            return Err("reply too large".to_owned());
         }
         if stream.read_buf(&mut buf).await.map_err(io)? == 0 {
-            return Err("auth service closed the connection".to_owned());
+            return Err("closed the connection".to_owned());
         }
         match reply(&buf) {
             Ok(Parsed::Complete(v, n)) => break (v, n),
             Ok(Parsed::Incomplete) => {}
-            Err(e) => return Err(format!("auth service: {e}")),
+            Err(e) => return Err(e.to_string()),
         }
     };
     if service.keepalive > 0
         && let Some(body) = reusable_body_len(&buf[..head_len])
         && body <= MAX_REPLY
     {
-        while buf.len() < head_len + body {
-            if stream.read_buf(&mut buf).await.map_err(io)? == 0 {
-                return Ok(verdict);
+        let end = head_len + body;
+        let read = async {
+            while buf.len() < end {
+                if stream.read_buf(&mut buf).await.ok()? == 0 {
+                    return None;
+                }
             }
-        }
-        if buf.len() == head_len + body {
+            Some(())
+        };
+        let read = tokio::time::timeout_at(deadline, read).await;
+        if read == Ok(Some(())) && buf.len() == end {
             give_back(&service.address, stream, service.keepalive);
         }
     }

@@ -223,3 +223,28 @@ fn sessions_per_user_are_capped_and_given_back() {
     assert!(g.open_session(b"alice", 2).is_some());
     assert!(g.open_session(b"alice", 0).is_some(), "0 is no limit");
 }
+
+/// The issue: each spelling of a user name (`Alice`, ` alice`) had counts
+/// of its own, so a guesser got `max_auth_failures` guesses per spelling
+/// against an auth service that ignores case.
+#[test]
+fn every_spelling_of_a_user_is_counted_as_one() {
+    let g: Guard = Guard::default();
+    let now = Instant::now();
+    for user in [&b"alice"[..], b"Alice", b" ALICE"] {
+        assert!(matches!(
+            fail(&g, IP, user, RULES, now),
+            Admission::Ask { .. }
+        ));
+    }
+    assert!(matches!(
+        reserve(&g, IP, b"aLiCe\t", RULES, now),
+        Admission::Blocked { .. }
+    ));
+    let one = g.open_session(b"alice", 1).expect("a first session");
+    assert!(
+        g.open_session(b"ALICE", 1).is_none(),
+        "a second, spelt otherwise"
+    );
+    drop(one);
+}

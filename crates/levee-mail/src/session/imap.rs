@@ -245,7 +245,7 @@ async fn login(
         id: &s.client_id,
         asked_capability: s.asked_capability,
     };
-    let text = match ctx.login(&credentials, greet).await {
+    let text = match ctx.login(&credentials, greet, io.deadline).await {
         Ok(proxy) => return Ok(ControlFlow::Break(proxy)),
         Err(Denied::TooMany) => "NO [LIMIT] Too many sessions for this user.".to_owned(),
         Err(Denied::Refused { message, .. }) => {

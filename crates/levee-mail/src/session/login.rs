@@ -8,9 +8,14 @@
 //!   ─▶ the backend's login (as the master user, if configured)
 //! ```
 //!
-//! A refusal answers after the address's delay, grown by each failure.
+//! A refusal answers after the address's delay, grown by each failure (or
+//! the auth service's `Auth-Wait`), but never past the session's pre-auth
+//! deadline: an auth service that asks for a wait of years cannot hold a
+//! session (and its client) open.
 
 use std::time::Duration;
+
+use tokio::time::Instant;
 
 use super::{Ctx, PreAuth};
 use crate::auth::{Attempt, Decision, Route};
@@ -50,18 +55,20 @@ type GuardTicket<'g> = Ticket<'g, guard::Shared>;
 
 impl Ctx {
     /// Decides `credentials` and, if accepted, logs in to the backend: the
-    /// pre-auth stage ends there, the session relaying to it.
+    /// pre-auth stage ends there, the session relaying to it. A refusal is
+    /// answered after its delay, cut short at `deadline` (the pre-auth one).
     pub(crate) async fn login(
         &mut self,
         credentials: &Credentials,
         greet: Greet<'_>,
+        deadline: Instant,
     ) -> Result<PreAuth, Denied> {
         self.attempts += 1;
         let protocol = self.state.config.protocol;
         let base = self.state.config.auth_fail_delay;
         // Reserved before the auth service is asked, so concurrent attempts
         // are counted exactly (guard.rs).
-        let ticket = match self.admit(credentials).await {
+        let ticket = match self.admit(credentials, deadline).await {
             Ok(ticket) => ticket,
             Err(denied) => return Err(denied),
         };
@@ -74,7 +81,8 @@ impl Ctx {
                 smtp_code,
             } => {
                 metrics::login(protocol, Login::Refused);
-                return Err(refuse(ticket, wait.max(grown), message, smtp_code).await);
+                let wait = wait.max(grown);
+                return Err(refuse(ticket, until(wait, deadline), message, smtp_code).await);
             }
             Decision::Unavailable(why) => {
                 tracing::warn!(peer = %self.peer, reason = %why, "mail auth unavailable");
@@ -108,7 +116,8 @@ impl Ctx {
             Err(BackendError::Refused(text)) => {
                 tracing::info!(peer = %self.peer, backend = %route.backend, "backend refused the login");
                 metrics::login(protocol, Login::Refused);
-                Err(refuse(ticket, base.max(grown), Some(text), None).await)
+                let at = until(base.max(grown), deadline);
+                Err(refuse(ticket, at, Some(text), None).await)
             }
             Err(e) => {
                 self.backend_unavailable(&route, &e);
@@ -120,7 +129,11 @@ impl Ctx {
     /// The guard's reservation for this attempt, or what to answer instead:
     /// a refusal (after the address's delay) for a pair past its limit, an
     /// "unavailable" for a user whose slow lane is full.
-    async fn admit(&self, credentials: &Credentials) -> Result<GuardTicket<'_>, Denied> {
+    async fn admit(
+        &self,
+        credentials: &Credentials,
+        deadline: Instant,
+    ) -> Result<GuardTicket<'_>, Denied> {
         let config = &self.state.config;
         let rules = guard::Rules {
             pair_limit: config.max_auth_failures,
@@ -142,7 +155,8 @@ impl Ctx {
             Err(Refusal::Blocked { address_failures }) => {
                 tracing::info!(peer = %self.peer, "mail login refused: too many failures for this user from this address");
                 metrics::login(config.protocol, Login::Blocked);
-                tokio::time::sleep(guard::delay(config.auth_fail_delay, address_failures)).await;
+                let delay = guard::delay(config.auth_fail_delay, address_failures);
+                tokio::time::sleep_until(until(delay, deadline)).await;
                 Err(Denied::Refused {
                     message: None,
                     smtp_code: None,
@@ -220,14 +234,21 @@ impl Ctx {
     }
 }
 
-/// A refused login: settled as a failure, answered after `wait`.
+/// When a refusal delayed by `wait` is answered: then, or at `deadline` if sooner.
+fn until(wait: Duration, deadline: Instant) -> Instant {
+    Instant::now()
+        .checked_add(wait)
+        .map_or(deadline, |at| at.min(deadline))
+}
+
+/// A refused login: settled as a failure, answered at `at`.
 async fn refuse(
     ticket: GuardTicket<'_>,
-    wait: Duration,
+    at: Instant,
     message: Option<String>,
     smtp_code: Option<String>,
 ) -> Denied {
     ticket.settle(guard::Outcome::Failed);
-    tokio::time::sleep(wait).await;
+    tokio::time::sleep_until(at).await;
     Denied::Refused { message, smtp_code }
 }

@@ -128,7 +128,7 @@ async fn login(
     budget: &mut Budget,
     credentials: Credentials,
 ) -> Result<Step, Stop> {
-    let text = match ctx.login(&credentials, Greet::Pop3).await {
+    let text = match ctx.login(&credentials, Greet::Pop3, io.deadline).await {
         Ok(proxy) => return Ok(ControlFlow::Break(proxy)),
         Err(Denied::TooMany) => "-ERR [IN-USE] Too many sessions for this user.\r\n".to_owned(),
         Err(Denied::Refused { message, .. }) => {

@@ -144,7 +144,10 @@ async fn login(
     helo: &[u8],
     credentials: Credentials,
 ) -> Result<Step, Stop> {
-    let text = match ctx.login(&credentials, Greet::Smtp { helo }).await {
+    let text = match ctx
+        .login(&credentials, Greet::Smtp { helo }, io.deadline)
+        .await
+    {
         Ok(proxy) => return Ok(ControlFlow::Break(proxy)),
         Err(Denied::TooMany) => "454 4.7.0 Too many sessions for this user\r\n".to_owned(),
         Err(Denied::Refused { message, smtp_code }) => {
