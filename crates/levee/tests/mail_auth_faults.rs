@@ -147,3 +147,43 @@ fn a_verdict_stands_when_the_body_promised_never_comes() {
         "{got:?}"
     );
 }
+
+/// AUTH before EHLO (RFC 4954 §4) is refused as Postfix refuses it, and the
+/// auth service is not asked with an empty HELO name; after EHLO the same
+/// AUTH reaches the auth service (whose refusal is the 535).
+#[test]
+fn smtp_auth_before_ehlo_is_a_503() {
+    let auth = fake_auth(
+        b"HTTP/1.0 200 OK\r\nAuth-Status: Invalid login or password\r\nAuth-Wait: 0\r\n\r\n",
+    );
+    let setup = LeveeSetup::new();
+    let config = format!(
+        "pid_file = \"{pid}\"\n\n[[listener]]\naddress = \"127.0.0.1:{port}\"\nprotocol = \"submission\"\n\
+         [listener.mail]\nauth_http = \"http://127.0.0.1:{auth}/auth\"\nauth_fail_delay = \"0s\"\n",
+        pid = setup.pid_file().display(),
+        port = setup.port,
+    );
+    let levee = setup.start(&config);
+    let mut s = TcpStream::connect(("127.0.0.1", levee.port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    let mut said = String::new();
+    let mut reply = |s: &mut TcpStream, send: &[u8], code: &str| {
+        s.write_all(send).expect("send");
+        let mut buf = [0u8; 4096];
+        // A multi-line reply ends with `CODE ` at the start of its last line.
+        while !said.lines().any(|l| l.starts_with(&format!("{code} "))) {
+            match s.read(&mut buf) {
+                Ok(0) | Err(_) => panic!("closed before {code}: {said:?}"),
+                Ok(n) => said.push_str(&String::from_utf8_lossy(&buf[..n])),
+            }
+        }
+        std::mem::take(&mut said)
+    };
+    reply(&mut s, b"", "220");
+    let early = reply(&mut s, b"AUTH PLAIN AGFsaWNlAHNlY3JldA==\r\n", "503");
+    assert!(early.contains("503 5.5.1"), "{early:?}");
+    reply(&mut s, b"EHLO client.test\r\n", "250");
+    let later = reply(&mut s, b"AUTH PLAIN AGFsaWNlAHNlY3JldA==\r\n", "535");
+    assert!(later.starts_with("535 "), "{later:?}");
+}

@@ -87,6 +87,11 @@ async fn run(io: &mut Io<ClientStream>, ctx: &mut Ctx) -> Result<PreAuth, Stop> 
                 helo.clear();
                 ControlFlow::Continue(())
             }
+            // RFC 4954 §4: AUTH only after EHLO (again after STARTTLS), as
+            // Postfix answers; the auth service never sees an empty HELO.
+            Command::Auth { .. } if helo.is_empty() => {
+                refuse(io, &mut budget, b"503 5.5.1 Send EHLO first\r\n", BYE).await?
+            }
             Command::Auth { .. } if ctx.tls.login_refused() => {
                 let text =
                     b"538 5.7.11 Encryption required for requested authentication mechanism\r\n";
