@@ -4,7 +4,7 @@
 //! files levee serves registered, so `levee ctl certs` and `/metrics` show
 //! them beside the obtained ones.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use levee_config::{Config, ConfigError, ConfigErrors, Locator};
 
@@ -19,31 +19,10 @@ pub fn check(config: &Config) -> Vec<ConfigError> {
         Ok(_) => Vec::new(),
         Err(errors) => errors,
     };
-    if let Err(message) = writable(&acme.storage) {
+    if let Err(message) = crate::preflight::writable_dir(&acme.storage) {
         errors.push(Locator::new(config).error("acme.storage", message));
     }
     errors
-}
-
-/// The directory, or the nearest ancestor it would be created in, must be
-/// writable by levee.
-fn writable(dir: &Path) -> Result<(), String> {
-    let mut at = dir;
-    loop {
-        match std::fs::metadata(at) {
-            Ok(m) if !m.is_dir() => {
-                return Err(format!("`{}` is not a directory", at.display()));
-            }
-            Ok(_) => {
-                return rustix::fs::access(at, rustix::fs::Access::WRITE_OK)
-                    .map_err(|e| format!("`{}` is not writable: {e}", at.display()));
-            }
-            Err(_) => match at.parent() {
-                Some(p) if !p.as_os_str().is_empty() => at = p,
-                _ => return Ok(()),
-            },
-        }
-    }
 }
 
 /// Starts, updates or stops the manager for `config` (start-up, reload).

@@ -66,7 +66,7 @@ pub fn check(config: &Config) -> Findings {
         }
     }
     if let Some(disk) = &config.cache.disk
-        && let Err(why) = usable_dir(&disk.path)
+        && let Err(why) = writable_dir(&disk.path)
     {
         found.warnings.push(at.error(
             "cache.disk.path",
@@ -79,32 +79,25 @@ pub fn check(config: &Config) -> Findings {
     found
 }
 
-/// Whether the disk tier could make and write `dir`: it is a directory
-/// this process may write into, or its nearest existing ancestor is.
-fn usable_dir(dir: &std::path::Path) -> Result<(), String> {
+/// Whether levee could make and write `dir`: it is a writable directory,
+/// or the nearest ancestor it would be created in is (the disk tier's
+/// directory, `[acme] storage`).
+pub(crate) fn writable_dir(dir: &std::path::Path) -> Result<(), String> {
     use rustix::fs::{Access, access};
     let mut at = dir;
     loop {
         match std::fs::metadata(at) {
-            Ok(meta) if !meta.is_dir() => {
-                return Err(format!("{} is not a directory", at.display()));
+            Ok(m) if !m.is_dir() => {
+                return Err(format!("`{}` is not a directory", at.display()));
             }
             Ok(_) => {
                 return access(at, Access::WRITE_OK | Access::EXEC_OK)
-                    .map_err(|e| format!("{} cannot be written: {e}", at.display()));
+                    .map_err(|e| format!("`{}` is not writable: {e}", at.display()));
             }
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
-                ) =>
-            {
-                match at.parent() {
-                    Some(parent) => at = parent,
-                    None => return Err(format!("{} cannot be made", dir.display())),
-                }
-            }
-            Err(e) => return Err(format!("{}: {e}", at.display())),
+            Err(_) => match at.parent() {
+                Some(p) if !p.as_os_str().is_empty() => at = p,
+                _ => return Ok(()),
+            },
         }
     }
 }
