@@ -82,15 +82,7 @@ pub async fn serve(
         // that stop at levee from the client.
         let https = ex.origin.https;
         let mut fill = Fill::new(cache, Vec::new(), route, "bypass", None, https);
-        // What it invalidated goes from the shared tier too (finish).
-        return Box::pin(forward_and_finish(
-            ex,
-            site,
-            group,
-            preserve_host,
-            &mut fill,
-        ))
-        .await;
+        return forward_and_finish(ex, site, group, preserve_host, &mut fill).await;
     }
     let cc: Vec<&[u8]> = levee_cache::values(&fields, "cache-control").collect();
     let directives = RequestDirectives::parse(&cc);
@@ -138,17 +130,7 @@ pub async fn serve(
     };
     Counters::add(&STATS.misses, 1);
     let mut fill = fill_for(miss, ex.origin.https, lead, fleet_lock, plain);
-    // Boxed, like the bypass above and the HEAD miss: a fill's state would
-    // otherwise widen every connection's future by ~2 KB (conn.rs's size
-    // test), and a miss allocates far more than this one box anyway.
-    let out = Box::pin(forward_and_finish(
-        ex,
-        site,
-        group,
-        preserve_host,
-        &mut fill,
-    ))
-    .await;
+    let out = forward_and_finish(ex, site, group, preserve_host, &mut fill).await;
     match fill.answer().cloned() {
         Some(answer) => hit(ex, site, route, &Served::from(&answer)).await,
         None => out,
@@ -347,7 +329,9 @@ fn fill_for<'c>(
 }
 
 /// [`forward`], then the fill finished (landed; stored in or purged from
-/// the shared tier): one future, which the caller boxes.
+/// the shared tier). Boxed, as the HEAD miss is: a fill's state would
+/// otherwise widen every connection's future by ~2 KB (conn.rs's size
+/// test), and a miss allocates far more than this one box anyway.
 async fn forward_and_finish(
     ex: &mut Exchange<'_>,
     site: &Site,
@@ -355,9 +339,12 @@ async fn forward_and_finish(
     preserve_host: bool,
     fill: &mut Fill<'_>,
 ) -> Outcome {
-    let out = forward(ex, site, group, preserve_host, fill).await;
-    fill.finish().await;
-    out
+    Box::pin(async move {
+        let out = forward(ex, site, group, preserve_host, fill).await;
+        fill.finish().await;
+        out
+    })
+    .await
 }
 
 /// The proxy's phases with the cache fill between receive and respond:
